@@ -1,0 +1,68 @@
+"""One settings object, read from ``DMS_*`` environment variables.
+
+With nothing set, everything is embedded: a local object store under ``./var/objects``,
+a SQLite catalog at ``./var/catalog.db`` and in-process task execution. Call
+:func:`get_settings` (cached); tests swap settings by clearing the cache after changing
+the environment, or pass a :class:`Settings` explicitly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DMS_", extra="ignore")
+
+    var_dir: Path = Field(Path("var"), description="Working directory of the embedded default.")
+    catalog_url: str | None = Field(
+        None, description="SQLAlchemy URL of the catalog; default sqlite:///<var_dir>/catalog.db."
+    )
+    store: Literal["local", "s3"] = Field("local", description="Object-store backend.")
+    store_root: Path | None = Field(None, description="Local store root; default <var_dir>/objects.")
+    s3_endpoint: str = Field("127.0.0.1:9000", description="host:port of the S3 service.")
+    s3_access_key: str = "minioadmin"
+    s3_secret_key: str = "minioadmin"
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    s3_part_size: int = Field(16 * 1024 * 1024, description="Multipart part size in bytes.")
+    broker_url: str | None = Field(
+        None, description="Celery broker (e.g. redis://127.0.0.1:6379/0); None runs tasks in-process."
+    )
+    result_backend: str | None = None
+    segment_bytes: int = Field(
+        2_000_000_000, description="An _uncal larger than this is split into -segNNN files."
+    )
+    task_max_retries: int = Field(5, description="Retries for transient faults before dead-letter.")
+    task_retry_backoff_max: int = Field(600, description="Upper bound of the retry delay, seconds.")
+    reconcile_after_seconds: float = Field(
+        30.0, description="An outbox event undispatched this long is re-dispatched by the reconciler."
+    )
+    cal_ver: str = Field("0.1.0", description="Software version written as CAL_VER.")
+    source: str = Field("/dms/jwst-dms", description="CloudEvents source of events this system emits.")
+
+    @property
+    def resolved_catalog_url(self) -> str:
+        if self.catalog_url:
+            return self.catalog_url
+        return f"sqlite:///{(self.var_dir / 'catalog.db').resolve()}"
+
+    @property
+    def resolved_store_root(self) -> Path:
+        return (self.store_root or self.var_dir / "objects").resolve()
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker_url is None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

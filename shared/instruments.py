@@ -1,0 +1,274 @@
+"""Instrument and detector facts shared by the simulator and the ingest service.
+
+One place for the geometry and readout timing of every detector the system knows:
+full-frame sizes, reference-pixel borders, amplifier layout, named subarrays, readout
+patterns and frame times. Values follow the public JWST documentation where it gives
+them; where it does not (timing formulas) the choice is stated beside the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DETECTORS",
+    "INSTRUMENTS",
+    "READOUT_PATTERNS",
+    "SUBARRAYS",
+    "DetectorInfo",
+    "ReadoutPattern",
+    "Subarray",
+    "UnknownInstrumentError",
+    "detector",
+    "frame_time",
+    "readout_pattern",
+    "subarray",
+    "exposure_timing",
+]
+
+
+class UnknownInstrumentError(ValueError):
+    """A detector, subarray or readout pattern that this system does not know."""
+
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    """Static facts about one detector.
+
+    ``code`` is the detector number carried in the telemetry secondary header.
+    ``pixel_scale`` is in arcsec/pixel; ``v2_ref``/``v3_ref`` (arcsec) place the
+    detector centre in the telescope (V2, V3) frame for the pointing WCS.
+    """
+
+    name: str
+    instrument: str
+    code: int
+    nx: int
+    ny: int
+    pixel_scale: float
+    v2_ref: float
+    v3_ref: float
+    exp_type: str
+    module: str | None = None
+    channel: str | None = None
+    refpix_border: int = 4
+    n_amplifiers: int = 4
+    # MIRI carries its reference output (REFOUT) as a separate stream.
+    has_refout: bool = False
+
+
+@dataclass(frozen=True)
+class Subarray:
+    """A readout window, 1-based SUBSTRT1/SUBSTRT2 as in the JWST keywords."""
+
+    name: str
+    xstart: int
+    ystart: int
+    xsize: int
+    ysize: int
+    noutputs: int
+
+
+@dataclass(frozen=True)
+class ReadoutPattern:
+    name: str
+    nframes: int
+    groupgap: int
+
+
+def _nircam(name: str, code: int, module: str, channel: str, v2: float, v3: float) -> DetectorInfo:
+    scale = 0.063 if channel == "LONG" else 0.031
+    return DetectorInfo(
+        name=name, instrument="NIRCAM", code=code, nx=2048, ny=2048, pixel_scale=scale,
+        v2_ref=v2, v3_ref=v3, exp_type="NRC_IMAGE", module=module, channel=channel,
+    )
+
+
+DETECTORS: dict[str, DetectorInfo] = {
+    d.name: d
+    for d in (
+        _nircam("NRCA1", 1, "A", "SHORT", 120.6, -527.5),
+        _nircam("NRCA2", 2, "A", "SHORT", 120.0, -459.7),
+        _nircam("NRCA3", 3, "A", "SHORT", 51.3, -527.2),
+        _nircam("NRCA4", 4, "A", "SHORT", 52.0, -459.3),
+        _nircam("NRCALONG", 5, "A", "LONG", 86.1, -493.2),
+        _nircam("NRCB1", 6, "B", "SHORT", -120.6, -459.2),
+        _nircam("NRCB2", 7, "B", "SHORT", -120.0, -527.0),
+        _nircam("NRCB3", 8, "B", "SHORT", -51.8, -459.5),
+        _nircam("NRCB4", 9, "B", "SHORT", -52.6, -527.4),
+        _nircam("NRCBLONG", 10, "B", "LONG", -86.8, -493.4),
+        DetectorInfo("NRS1", "NIRSPEC", 11, 2048, 2048, 0.1, 378.6, -428.2, "NRS_IMAGE"),
+        DetectorInfo("NRS2", "NIRSPEC", 12, 2048, 2048, 0.1, 378.6, -428.2, "NRS_IMAGE"),
+        DetectorInfo(
+            "MIRIMAGE", "MIRI", 13, 1032, 1024, 0.11, -453.4, -373.8, "MIR_IMAGE",
+            refpix_border=4, n_amplifiers=4, has_refout=True,
+        ),
+        DetectorInfo(
+            "MIRIFULONG", "MIRI", 14, 1032, 1024, 0.196, -502.7, -318.7, "MIR_MRS",
+            n_amplifiers=4, has_refout=True,
+        ),
+        DetectorInfo(
+            "MIRIFUSHORT", "MIRI", 15, 1032, 1024, 0.196, -502.7, -318.7, "MIR_MRS",
+            n_amplifiers=4, has_refout=True,
+        ),
+        DetectorInfo("NIS", "NIRISS", 16, 2048, 2048, 0.0656, -290.1, -697.5, "NIS_IMAGE"),
+        DetectorInfo("GUIDER1", "FGS", 17, 2048, 2048, 0.069, 207.2, -697.5, "FGS_IMAGE"),
+        DetectorInfo("GUIDER2", "FGS", 18, 2048, 2048, 0.069, 24.4, -697.6, "FGS_IMAGE"),
+    )
+}
+
+DETECTORS_BY_CODE: dict[int, DetectorInfo] = {d.code: d for d in DETECTORS.values()}
+
+INSTRUMENTS: tuple[str, ...] = ("NIRCAM", "NIRSPEC", "NIRISS", "MIRI", "FGS")
+
+# Named subarrays per instrument: (xstart, ystart, xsize, ysize, noutputs); 1-based starts.
+# Full frames are listed too so that every exposure resolves through one table.
+SUBARRAYS: dict[str, dict[str, Subarray]] = {
+    "NIRCAM": {
+        "FULL": Subarray("FULL", 1, 1, 2048, 2048, 4),
+        "SUB64P": Subarray("SUB64P", 1, 1, 64, 64, 1),
+        "SUB160": Subarray("SUB160", 1, 1, 160, 160, 1),
+        "SUB320": Subarray("SUB320", 1, 1, 320, 320, 1),
+        "SUB640": Subarray("SUB640", 1, 1, 640, 640, 1),
+        "SUB400P": Subarray("SUB400P", 1, 1, 400, 400, 1),
+    },
+    "NIRISS": {
+        "FULL": Subarray("FULL", 1, 1, 2048, 2048, 4),
+        "SUB64": Subarray("SUB64", 1, 1, 64, 64, 1),
+        "SUB128": Subarray("SUB128", 1, 1, 128, 128, 1),
+        "SUB256": Subarray("SUB256", 1, 1, 256, 256, 1),
+    },
+    "NIRSPEC": {
+        "FULL": Subarray("FULL", 1, 1, 2048, 2048, 4),
+    },
+    "FGS": {
+        "FULL": Subarray("FULL", 1, 1, 2048, 2048, 4),
+        "SUB128CNTR": Subarray("SUB128CNTR", 961, 961, 128, 128, 1),
+    },
+    "MIRI": {
+        "FULL": Subarray("FULL", 1, 1, 1032, 1024, 4),
+        "BRIGHTSKY": Subarray("BRIGHTSKY", 457, 51, 576, 512, 4),
+        "SUB256": Subarray("SUB256", 413, 51, 320, 256, 4),
+        "SUB128": Subarray("SUB128", 1, 889, 136, 128, 4),
+        "SUB64": Subarray("SUB64", 1, 779, 72, 64, 4),
+    },
+}
+
+READOUT_PATTERNS: dict[str, ReadoutPattern] = {
+    p.name: p
+    for p in (
+        ReadoutPattern("RAPID", 1, 0),
+        ReadoutPattern("BRIGHT1", 1, 1),
+        ReadoutPattern("BRIGHT2", 2, 0),
+        ReadoutPattern("SHALLOW2", 2, 3),
+        ReadoutPattern("SHALLOW4", 4, 1),
+        ReadoutPattern("MEDIUM2", 2, 8),
+        ReadoutPattern("MEDIUM8", 8, 2),
+        ReadoutPattern("DEEP2", 2, 18),
+        ReadoutPattern("DEEP8", 8, 12),
+        ReadoutPattern("NIS", 4, 0),
+        ReadoutPattern("NISRAPID", 1, 0),
+        ReadoutPattern("FAST", 1, 0),
+        ReadoutPattern("SLOW", 1, 0),
+        ReadoutPattern("FASTR1", 1, 0),
+        ReadoutPattern("SLOWR1", 1, 0),
+    )
+}
+
+# MIRI frame times (s) per subarray in FAST mode (JWST user documentation).
+_MIRI_FAST_TFRAME = {
+    "FULL": 2.77504,
+    "BRIGHTSKY": 0.86528,
+    "SUB256": 0.29952,
+    "SUB128": 0.11904,
+    "SUB64": 0.08524,
+}
+
+
+def detector(name: str) -> DetectorInfo:
+    try:
+        return DETECTORS[name.upper()]
+    except KeyError:
+        raise UnknownInstrumentError(
+            f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}"
+        ) from None
+
+
+def subarray(instrument: str, name: str) -> Subarray:
+    table = SUBARRAYS.get(instrument.upper())
+    if table is None:
+        raise UnknownInstrumentError(f"unknown instrument {instrument!r}")
+    try:
+        return table[name.upper()]
+    except KeyError:
+        raise UnknownInstrumentError(
+            f"unknown subarray {name!r} for {instrument}; known: {', '.join(sorted(table))}"
+        ) from None
+
+
+def readout_pattern(name: str) -> ReadoutPattern:
+    try:
+        return READOUT_PATTERNS[name.upper()]
+    except KeyError:
+        raise UnknownInstrumentError(
+            f"unknown readout pattern {name!r}; known: {', '.join(sorted(READOUT_PATTERNS))}"
+        ) from None
+
+
+def frame_time(instrument: str, sub: Subarray, readpatt: str = "FAST") -> float:
+    """Frame time TFRAME in seconds.
+
+    Near-IR (SIDECAR ASIC, 10 us per pixel): ``(xsize/noutputs + 12) * (ysize + 1) * 1e-5``,
+    which gives 10.737 s for a 4-output full frame. MIRI uses the documented per-subarray
+    values for FAST mode; SLOW mode is 10x slower per frame.
+    """
+    if instrument.upper() == "MIRI":
+        t = _MIRI_FAST_TFRAME.get(sub.name.upper())
+        if t is None:
+            t = _MIRI_FAST_TFRAME["FULL"] * (sub.xsize * sub.ysize) / (1032 * 1024)
+        return t * (10.0 if readpatt.upper().startswith("SLOW") else 1.0)
+    return (sub.xsize / sub.noutputs + 12.0) * (sub.ysize + 1.0) * 1.0e-5
+
+
+@dataclass(frozen=True)
+class ExposureTiming:
+    """Times in seconds for one exposure (keywords TFRAME, TGROUP, EFFINTTM, EFFEXPTM,
+    DURATION, TMEASURE)."""
+
+    tframe: float
+    tgroup: float
+    effinttm: float
+    effexptm: float
+    duration: float
+    tmeasure: float
+
+
+def exposure_timing(
+    instrument: str, sub: Subarray, readpatt: str, ngroups: int, nints: int
+) -> ExposureTiming:
+    """Exposure timing from the readout pattern.
+
+    TGROUP = (NFRAMES + GROUPGAP) * TFRAME. The public documents give no formula for the
+    effective integration time, so this system defines it as the photon-collecting time up
+    to the last read frame: near-IR ``NGROUPS * TGROUP - GROUPGAP * TFRAME`` (the gap
+    after the last group is not read); MIRI ``NGROUPS * TGROUP``. TMEASURE, the time the
+    ramp fit measures over, is ``(NGROUPS - 1) * TGROUP``. DURATION adds one reset frame
+    per integration.
+    """
+    patt = readout_pattern(readpatt)
+    tframe = frame_time(instrument, sub, readpatt)
+    tgroup = (patt.nframes + patt.groupgap) * tframe
+    if instrument.upper() == "MIRI":
+        effinttm = ngroups * tgroup
+    else:
+        effinttm = ngroups * tgroup - patt.groupgap * tframe
+    tmeasure = max(ngroups - 1, 1) * tgroup
+    duration = nints * (ngroups * tgroup + tframe)
+    return ExposureTiming(
+        tframe=tframe,
+        tgroup=tgroup,
+        effinttm=effinttm,
+        effexptm=effinttm * nints,
+        duration=duration,
+        tmeasure=tmeasure,
+    )

@@ -1,0 +1,302 @@
+"""Parse and format every JWST file name this system uses; the only place naming rules live.
+
+Forms (reference: JWST file-naming conventions):
+
+- exposure   ``jw<ppppp><ooo><vvv>_<gg><s><aa>_<eeeee>[-segNNN]_<detector>_<suffix>.fits``
+- 2c         ``jw<ppppp><ooo><vvv>_<gg><s><aa>_<eeeee>_<detector>_<acid>_<suffix>.fits``
+- Level 3    ``jw<ppppp>-<acid>_<t###|s#####…>[-epochX]_<instr>_<optelems>[-<subarray>]_<suffix>.fits``
+- association ``jw<ppppp>-<acid>_<YYYYMMDDtHHMMSS>_<asn_type>_<NNNNN>_asn.json``
+- pool       ``jw<ppppp>_<YYYYMMDDtHHMMSS>_pool.csv``
+
+Every ``parse_*`` raises :class:`BadNameError` saying which part is wrong, and
+``parse_x(name).format() == name`` for every valid name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from shared.instruments import DETECTORS, SUBARRAYS
+
+__all__ = [
+    "ASN_TYPES",
+    "AssociationName",
+    "BadNameError",
+    "ExposureName",
+    "Level3Name",
+    "PoolName",
+    "object_key",
+    "parse_any",
+    "parse_association",
+    "parse_exposure",
+    "parse_level3",
+    "parse_pool",
+]
+
+
+class BadNameError(ValueError):
+    """A file name that does not follow the JWST conventions."""
+
+
+ASN_TYPES = (
+    "image2", "spec2", "tso-image2", "tso-spec2", "nrslamp-spec2", "image3", "spec3",
+    "tso3", "coron3", "ami3", "wfs-image3",
+)
+
+_ACID = r"(?:o\d{3}|c\d{4}|a\d{4})"
+_TIMESTAMP = r"\d{8}t\d{6}"
+_EXT = r"\.(?P<ext>fits|ecsv|json|csv|asdf|png|jpg|html)"
+
+_EXPOSURE_RE = re.compile(
+    r"^jw(?P<program>\d{5})(?P<observation>\d{3})(?P<visit>\d{3})"
+    r"_(?P<visit_group>\d{2})(?P<sequence>\d)(?P<activity>[0-9a-z]{2})"
+    r"_(?P<exposure>\d{5})(?:-seg(?P<segment>\d{3}))?"
+    r"_(?P<detector>[a-z0-9]+)"
+    rf"(?:_(?P<acid>{_ACID}))?"
+    r"_(?P<suffix>[a-z0-9]+)" + _EXT + "$"
+)
+_LEVEL3_RE = re.compile(
+    rf"^jw(?P<program>\d{{5}})-(?P<acid>{_ACID})"
+    r"_(?P<target>t\d{3}|s\d{5,9})(?:-epoch(?P<epoch>\d+))?"
+    r"_(?P<instrument>nircam|nirspec|niriss|miri|fgs)"
+    r"_(?P<optical>[a-z0-9-]+?)"
+    r"_(?P<suffix>[a-z0-9]+)" + _EXT + "$"
+)
+_ASN_RE = re.compile(
+    rf"^jw(?P<program>\d{{5}})-(?P<acid>{_ACID})_(?P<stamp>{_TIMESTAMP})"
+    r"_(?P<asn_type>[a-z0-9-]+)_(?P<sequence>\d{5})_asn\.json$"
+)
+_POOL_RE = re.compile(rf"^jw(?P<program>\d{{5}})_(?P<stamp>{_TIMESTAMP})_pool\.csv$")
+
+_DETECTOR_NAMES = {d.lower() for d in DETECTORS}
+_SUBARRAY_NAMES = {s.lower() for table in SUBARRAYS.values() for s in table if s != "FULL"}
+
+
+def _stamp(when: datetime) -> str:
+    return when.strftime("%Y%m%dt%H%M%S")
+
+
+def _parse_stamp(text: str) -> datetime:
+    return datetime.strptime(text, "%Y%m%dt%H%M%S")
+
+
+def _check_range(name: str, what: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise BadNameError(f"{name!r}: {what} {value} is outside {low}..{high}")
+
+
+@dataclass(frozen=True)
+class ExposureName:
+    """An exposure-level product (stage 0-2), a segment of one, or a 2c product (``acid``)."""
+
+    program: str
+    observation: int
+    visit: int
+    visit_group: int
+    sequence: int
+    activity: str
+    exposure: int
+    detector: str
+    suffix: str
+    segment: int | None = None
+    acid: str | None = None
+    ext: str = "fits"
+
+    @property
+    def visit_id(self) -> str:
+        """``jw<ppppp><ooo><vvv>``: the program, observation and visit part."""
+        return f"jw{self.program}{self.observation:03d}{self.visit:03d}"
+
+    @property
+    def exposure_id(self) -> str:
+        """The exposure's name without segment, asn id or suffix, e.g.
+        ``jw01234001001_01101_00001_nrca1`` (the Level-2 product name)."""
+        return (
+            f"{self.visit_id}_{self.visit_group:02d}{self.sequence}{self.activity}"
+            f"_{self.exposure:05d}_{self.detector.lower()}"
+        )
+
+    def with_suffix(self, suffix: str, ext: str = "fits") -> ExposureName:
+        return replace(self, suffix=suffix, ext=ext)
+
+    def format(self) -> str:
+        seg = f"-seg{self.segment:03d}" if self.segment is not None else ""
+        acid = f"_{self.acid}" if self.acid else ""
+        return (
+            f"{self.visit_id}_{self.visit_group:02d}{self.sequence}{self.activity}"
+            f"_{self.exposure:05d}{seg}_{self.detector.lower()}{acid}_{self.suffix}.{self.ext}"
+        )
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+@dataclass(frozen=True)
+class Level3Name:
+    """A combined (stage 3) product."""
+
+    program: str
+    acid: str
+    target: str
+    instrument: str
+    optical_elements: tuple[str, ...]
+    suffix: str
+    subarray: str | None = None
+    epoch: int | None = None
+    ext: str = "fits"
+
+    @property
+    def product_name(self) -> str:
+        """The name without suffix, as written in an association's ``products[].name``."""
+        epoch = f"-epoch{self.epoch}" if self.epoch is not None else ""
+        opt = "-".join(self.optical_elements) or "clear"
+        sub = f"-{self.subarray}" if self.subarray else ""
+        return f"jw{self.program}-{self.acid}_{self.target}{epoch}_{self.instrument}_{opt}{sub}".lower()
+
+    def format(self) -> str:
+        return f"{self.product_name}_{self.suffix}.{self.ext}"
+
+    def __str__(self) -> str:
+        return self.format()
+
+    @classmethod
+    def build(
+        cls, program: str, acid: str, target: str, instrument: str,
+        filters: list[str | None], subarray: str | None, suffix: str, ext: str = "fits",
+    ) -> Level3Name:
+        """Name a product the way the association rules do: non-empty optical elements
+        sorted and joined, "clear" when none, subarray omitted when FULL."""
+        opt = tuple(sorted({f.lower() for f in filters if f and f.upper() not in ("N/A", "NONE")}))
+        sub = None if not subarray or subarray.upper() == "FULL" else subarray.lower()
+        return cls(program, acid.lower(), target.lower(), instrument.lower(), opt, suffix, sub, None, ext)
+
+
+@dataclass(frozen=True)
+class AssociationName:
+    program: str
+    acid: str
+    created: datetime
+    asn_type: str
+    sequence: int
+
+    def format(self) -> str:
+        return f"jw{self.program}-{self.acid}_{_stamp(self.created)}_{self.asn_type}_{self.sequence:05d}_asn.json"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+@dataclass(frozen=True)
+class PoolName:
+    program: str
+    created: datetime
+
+    def format(self) -> str:
+        return f"jw{self.program}_{_stamp(self.created)}_pool.csv"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def parse_exposure(name: str) -> ExposureName:
+    m = _EXPOSURE_RE.match(name)
+    if not m:
+        raise BadNameError(
+            f"{name!r} is not an exposure name "
+            "jw<ppppp><ooo><vvv>_<gg><s><aa>_<eeeee>[-segNNN]_<detector>[_<acid>]_<suffix>.<ext>"
+        )
+    g = m.groupdict()
+    if g["detector"] not in _DETECTOR_NAMES:
+        raise BadNameError(f"{name!r}: unknown detector {g['detector']!r}")
+    if g["segment"] is not None:
+        _check_range(name, "segment", int(g["segment"]), 1, 999)
+        if g["acid"]:
+            raise BadNameError(f"{name!r}: a 2c product cannot be a segment")
+    return ExposureName(
+        program=g["program"],
+        observation=int(g["observation"]),
+        visit=int(g["visit"]),
+        visit_group=int(g["visit_group"]),
+        sequence=int(g["sequence"]),
+        activity=g["activity"],
+        exposure=int(g["exposure"]),
+        detector=g["detector"],
+        suffix=g["suffix"],
+        segment=int(g["segment"]) if g["segment"] is not None else None,
+        acid=g["acid"],
+        ext=g["ext"],
+    )
+
+
+def parse_level3(name: str) -> Level3Name:
+    m = _LEVEL3_RE.match(name)
+    if not m:
+        raise BadNameError(
+            f"{name!r} is not a Level-3 name "
+            "jw<ppppp>-<acid>_<t###|s#####>[-epochX]_<instrument>_<optelems>[-<subarray>]_<suffix>.<ext>"
+        )
+    g = m.groupdict()
+    parts = g["optical"].split("-")
+    subarray = parts.pop() if len(parts) > 1 and parts[-1] in _SUBARRAY_NAMES else None
+    if not all(parts):
+        raise BadNameError(f"{name!r}: empty optical element in {g['optical']!r}")
+    return Level3Name(
+        program=g["program"],
+        acid=g["acid"],
+        target=g["target"],
+        instrument=g["instrument"],
+        optical_elements=tuple(parts),
+        suffix=g["suffix"],
+        subarray=subarray,
+        epoch=int(g["epoch"]) if g["epoch"] is not None else None,
+        ext=g["ext"],
+    )
+
+
+def parse_association(name: str) -> AssociationName:
+    m = _ASN_RE.match(name)
+    if not m:
+        raise BadNameError(
+            f"{name!r} is not an association name jw<ppppp>-<acid>_<YYYYMMDDtHHMMSS>_<asn_type>_<NNNNN>_asn.json"
+        )
+    g = m.groupdict()
+    if g["asn_type"] not in ASN_TYPES:
+        raise BadNameError(f"{name!r}: unknown asn_type {g['asn_type']!r}; known: {', '.join(ASN_TYPES)}")
+    try:
+        created = _parse_stamp(g["stamp"])
+    except ValueError as exc:
+        raise BadNameError(f"{name!r}: bad timestamp {g['stamp']!r}: {exc}") from None
+    return AssociationName(g["program"], g["acid"], created, g["asn_type"], int(g["sequence"]))
+
+
+def parse_pool(name: str) -> PoolName:
+    m = _POOL_RE.match(name)
+    if not m:
+        raise BadNameError(f"{name!r} is not a pool name jw<ppppp>_<YYYYMMDDtHHMMSS>_pool.csv")
+    try:
+        created = _parse_stamp(m["stamp"])
+    except ValueError as exc:
+        raise BadNameError(f"{name!r}: bad timestamp {m['stamp']!r}: {exc}") from None
+    return PoolName(m["program"], created)
+
+
+def parse_any(name: str) -> ExposureName | Level3Name | AssociationName | PoolName:
+    """Parse a name of any form; the error lists why each form did not fit."""
+    errors = []
+    for parser in (parse_exposure, parse_level3, parse_association, parse_pool):
+        try:
+            return parser(name)
+        except BadNameError as exc:
+            errors.append(str(exc))
+    raise BadNameError(f"{name!r} matches no JWST name form:\n  " + "\n  ".join(errors))
+
+
+def object_key(program: str, observation: int | str, revision: int, filename: str) -> str:
+    """Object-store key ``<program>/<observation>/r<revision>/<filename>``; observation
+    ``000`` holds program-level objects such as plans and pools."""
+    obs = f"{int(observation):03d}" if str(observation).isdigit() else str(observation)
+    if revision < 1:
+        raise ValueError(f"revision must be >= 1, got {revision}")
+    return f"{program}/{obs}/r{revision}/{filename}"

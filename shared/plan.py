@@ -1,0 +1,152 @@
+"""The observation plan: what the observatory was asked to do (APT-like JSON).
+
+The simulator writes it beside the telemetry; ingest reads it to know the shape of each
+exposure and to fill the headers; the association builder (later) reads which exposures
+each candidate expects. Every exposure is listed explicitly with its identifiers, so no
+consumer has to re-derive the visit/exposure numbering.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "PLAN_SCHEMA_VERSION",
+    "DitherPattern",
+    "PlannedExposure",
+    "Observation",
+    "Plan",
+    "Pointing",
+    "Target",
+]
+
+PLAN_SCHEMA_VERSION = 1
+
+Category = Literal["GO", "GTO", "ERS", "DD", "CAL", "ENG"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Target(_Frozen):
+    id: int = Field(ge=1, description="Target number within the program (TARGETID).")
+    name: str = Field(description="Catalog name (TARGNAME).")
+    ra: float = Field(ge=0.0, lt=360.0, description="Right ascension, degrees (TARG_RA).")
+    dec: float = Field(ge=-90.0, le=90.0, description="Declination, degrees (TARG_DEC).")
+    target_type: Literal["FIXED", "MOVING", "GENERIC"] = "FIXED"
+
+
+class DitherPattern(_Frozen):
+    pattern_type: str = Field("NONE", description="PATTTYPE, e.g. 4-POINT-BOX.")
+    offsets: list[tuple[float, float]] = Field(
+        default_factory=lambda: [(0.0, 0.0)],
+        description="Offsets of each dither point in arcsec along detector x and y.",
+    )
+
+    @property
+    def npoints(self) -> int:
+        return len(self.offsets)
+
+
+class Pointing(_Frozen):
+    """Where the aperture reference point of the detector pointed (RA_REF/DEC_REF/ROLL_REF)."""
+
+    ra: float
+    dec: float
+    roll: float = Field(0.0, description="Position angle of detector +y, degrees E of N.")
+
+
+class PlannedExposure(_Frozen):
+    """One exposure of one detector, with every identifier of its file name."""
+
+    visit: int = Field(ge=1, le=999)
+    visit_group: int = Field(1, ge=1, le=99)
+    sequence: int = Field(1, ge=0, le=9, description="Parallel sequence id.")
+    activity: int = Field(1, ge=1, le=99, description="Activity number (base 10 here).")
+    exposure: int = Field(ge=1, le=99999)
+    detector: str
+    dither_point: int = Field(1, ge=1)
+    start_time: datetime = Field(description="Planned start (UTC).")
+    pointing: Pointing
+
+    @field_validator("detector")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+
+class Observation(_Frozen):
+    number: int = Field(ge=1, le=999)
+    target_id: int
+    template: str = Field(description="APT template, e.g. 'NIRCam Imaging'.")
+    instrument: str
+    exp_type: str
+    detectors: list[str]
+    filter: str
+    pupil: str = "CLEAR"
+    readpatt: str
+    ngroups: int = Field(ge=1)
+    nints: int = Field(ge=1)
+    subarray: str = "FULL"
+    dither: DitherPattern = Field(default_factory=DitherPattern)
+    tsovisit: bool = False
+    is_background: bool = False
+    is_psf: bool = False
+    exposures: list[PlannedExposure] = Field(default_factory=list)
+
+    @field_validator("instrument", "exp_type", "filter", "pupil", "readpatt", "subarray")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @field_validator("detectors")
+    @classmethod
+    def _upper_list(cls, v: list[str]) -> list[str]:
+        return [d.upper() for d in v]
+
+
+class Plan(_Frozen):
+    schema_version: int = PLAN_SCHEMA_VERSION
+    program: str = Field(pattern=r"^\d{5}$", description="Five-digit, zero-padded.")
+    title: str
+    pi_name: str
+    category: Category = "GO"
+    eap_months: int = Field(12, ge=0, le=24, description="Exclusive-access months.")
+    authorized_users: list[str] = Field(default_factory=list)
+    targets: list[Target]
+    observations: list[Observation]
+
+    def target(self, target_id: int) -> Target:
+        for t in self.targets:
+            if t.id == target_id:
+                return t
+        raise KeyError(f"program {self.program} has no target {target_id}")
+
+    def observation(self, number: int) -> Observation:
+        for o in self.observations:
+            if o.number == number:
+                return o
+        raise KeyError(f"program {self.program} has no observation {number}")
+
+    def find_exposure(
+        self, observation: int, visit: int, visit_group: int, sequence: int, activity: int,
+        exposure: int, detector: str,
+    ) -> tuple[Observation, PlannedExposure]:
+        """The planned exposure with these identifiers; KeyError names what is missing."""
+        obs = self.observation(observation)
+        for e in obs.exposures:
+            if (
+                e.visit == visit and e.visit_group == visit_group and e.sequence == sequence
+                and e.activity == activity and e.exposure == exposure
+                and e.detector == detector.upper()
+            ):
+                return obs, e
+        raise KeyError(
+            f"plan of program {self.program} observation {observation:03d} has no exposure "
+            f"visit {visit:03d} group {visit_group:02d} seq {sequence} act {activity:02d} "
+            f"exp {exposure:05d} on {detector}"
+        )

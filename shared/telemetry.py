@@ -1,0 +1,333 @@
+"""CCSDS space-packet codec for science telemetry (format in docs/telemetry.md).
+
+A telemetry file is a plain concatenation of packets. Each packet carries a block of
+detector rows of one group of one integration of one exposure:
+
+    primary header (6 B) | secondary header (32 B) | payload | CRC-16 (2 B)
+
+The encoder is used by the simulator, the decoder by ingest. The decoder never raises on
+bad bytes: it yields :class:`Packet` objects for packets it could read and
+:class:`Fault` records for everything it could not, so the caller can decide between a
+flagged product and a rejection, and nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import numpy as np
+
+__all__ = [
+    "APID",
+    "CCSDS_EPOCH",
+    "PRIMARY_HEADER_SIZE",
+    "SECONDARY_HEADER_SIZE",
+    "Fault",
+    "FaultKind",
+    "Packet",
+    "SecondaryHeader",
+    "crc16",
+    "decode_stream",
+    "encode_packet",
+    "from_ccsds_time",
+    "to_ccsds_time",
+]
+
+PRIMARY_HEADER_SIZE = 6
+SECONDARY_HEADER_SIZE = 32
+CRC_SIZE = 2
+MAX_PACKET_DATA = 65536  # the 16-bit length field counts octets minus one
+
+# CCSDS unsegmented time code epoch (TAI and UTC are not distinguished in this system).
+CCSDS_EPOCH = datetime(1958, 1, 1, tzinfo=UTC)
+
+_SECONDARY = struct.Struct(">IHIHHBBBBIHHHHBB")
+assert _SECONDARY.size == SECONDARY_HEADER_SIZE
+
+FLAG_COMPRESSED = 0x01
+
+
+class APID:
+    """Application process identifiers of science streams, one per instrument and kind."""
+
+    SCIENCE = {"NIRCAM": 0x2C1, "NIRSPEC": 0x2C2, "NIRISS": 0x2C3, "MIRI": 0x2C4, "FGS": 0x2C5}
+    ZEROFRAME = {"NIRCAM": 0x2E1, "NIRSPEC": 0x2E2, "NIRISS": 0x2E3, "FGS": 0x2E5}
+    REFOUT = {"MIRI": 0x2D4}
+
+    @classmethod
+    def describe(cls, apid: int) -> tuple[str, str] | None:
+        """(instrument, stream) for a known APID, else None. stream is sci|zeroframe|refout."""
+        for stream, table in (("sci", cls.SCIENCE), ("zeroframe", cls.ZEROFRAME), ("refout", cls.REFOUT)):
+            for instrument, value in table.items():
+                if value == apid:
+                    return instrument, stream
+        return None
+
+
+@dataclass(frozen=True)
+class SecondaryHeader:
+    """Identifies the rows a packet carries.
+
+    ``integration`` and ``group`` are 1-based (group 0 marks a ZEROFRAME row block);
+    ``first_row`` is 0-based within the readout window; ``detector_code`` is
+    :attr:`shared.instruments.DetectorInfo.code`.
+    """
+
+    time_coarse: int
+    time_fine: int
+    program: int
+    observation: int
+    visit: int
+    visit_group: int
+    sequence: int
+    activity: int
+    detector_code: int
+    exposure: int
+    integration: int
+    group: int
+    first_row: int
+    nrows: int
+    flags: int = 0
+
+    def pack(self) -> bytes:
+        return _SECONDARY.pack(
+            self.time_coarse, self.time_fine, self.program, self.observation, self.visit,
+            self.visit_group, self.sequence, self.activity, self.detector_code, self.exposure,
+            self.integration, self.group, self.first_row, self.nrows, self.flags, 0,
+        )
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> SecondaryHeader:
+        fields = _SECONDARY.unpack(raw)
+        return cls(*fields[:15])
+
+    @property
+    def compressed(self) -> bool:
+        return bool(self.flags & FLAG_COMPRESSED)
+
+    @property
+    def time(self) -> datetime:
+        return from_ccsds_time(self.time_coarse, self.time_fine)
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One good packet: CRC verified, payload decompressed into ``(nrows, ncols)`` uint16."""
+
+    offset: int
+    apid: int
+    sequence_count: int
+    header: SecondaryHeader
+    pixels: np.ndarray
+    raw_crc: int
+
+
+class FaultKind(StrEnum):
+    CRC_MISMATCH = "crc_mismatch"
+    TRUNCATED = "truncated"
+    GARBLED = "garbled"  # bytes that do not start a packet; skipped while resynchronising
+    BAD_HEADER = "bad_header"  # version/type/flags wrong, or a length that cannot be
+    UNKNOWN_APID = "unknown_apid"
+    BAD_PAYLOAD = "bad_payload"  # undecompressable, or not a whole number of rows
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Bytes the decoder could not turn into a packet, with where and why."""
+
+    kind: FaultKind
+    offset: int
+    length: int
+    detail: str
+    apid: int | None = None
+    header: SecondaryHeader | None = None
+
+
+def crc16(data: bytes | memoryview, init: int = 0xFFFF) -> int:
+    """CRC-16-CCITT (polynomial 0x1021, initial value 0xFFFF, no reflection, no final XOR):
+    the CCSDS packet error control."""
+    return binascii.crc_hqx(data, init)
+
+
+def to_ccsds_time(when: datetime) -> tuple[int, int]:
+    """(coarse seconds, fine 1/65536 s) since :data:`CCSDS_EPOCH`."""
+    delta = when.astimezone(UTC) - CCSDS_EPOCH
+    total = delta.total_seconds()
+    coarse = int(total)
+    fine = int(round((total - coarse) * 65536.0))
+    if fine == 65536:
+        coarse, fine = coarse + 1, 0
+    return coarse, fine
+
+
+def from_ccsds_time(coarse: int, fine: int) -> datetime:
+    return CCSDS_EPOCH + timedelta(seconds=coarse + fine / 65536.0)
+
+
+def encode_packet(
+    apid: int,
+    sequence_count: int,
+    header: SecondaryHeader,
+    pixels: np.ndarray,
+    *,
+    compress: bool = False,
+) -> bytes:
+    """Encode rows of uint16 pixels as one packet.
+
+    Parameters
+    ----------
+    apid : int
+        11-bit application process identifier (see :class:`APID`).
+    sequence_count : int
+        Per-APID packet counter; stored modulo 16384.
+    header : SecondaryHeader
+        Identifiers; its ``nrows`` must equal ``pixels.shape[0]``.
+    pixels : ndarray, shape (nrows, ncols)
+        Values in DN; written big-endian.
+    compress : bool
+        Deflate (zlib) the payload and set the compression flag.
+    """
+    if pixels.ndim != 2 or pixels.shape[0] != header.nrows:
+        raise ValueError(f"pixels shape {pixels.shape} does not match nrows={header.nrows}")
+    payload = np.ascontiguousarray(pixels, dtype=">u2").tobytes()
+    flags = header.flags & ~FLAG_COMPRESSED
+    if compress:
+        payload = zlib.compress(payload, 6)
+        flags |= FLAG_COMPRESSED
+    if flags != header.flags:
+        header = SecondaryHeader(**{**header.__dict__, "flags": flags})
+    data_len = SECONDARY_HEADER_SIZE + len(payload) + CRC_SIZE
+    if data_len > MAX_PACKET_DATA:
+        raise ValueError(f"packet data field of {data_len} bytes exceeds {MAX_PACKET_DATA}")
+    word0 = (0 << 13) | (0 << 12) | (1 << 11) | (apid & 0x7FF)
+    word1 = (0b11 << 14) | (sequence_count & 0x3FFF)
+    body = struct.pack(">HHH", word0, word1, data_len - 1) + header.pack() + payload
+    return body + struct.pack(">H", crc16(body))
+
+
+def _primary(buf: memoryview, pos: int) -> tuple[int, int, int, int, int] | None:
+    """(version, secondary flag, apid, sequence count, total packet size) or None."""
+    if pos + PRIMARY_HEADER_SIZE > len(buf):
+        return None
+    word0, word1, length = struct.unpack_from(">HHH", buf, pos)
+    version = word0 >> 13
+    ptype = (word0 >> 12) & 1
+    secflag = (word0 >> 11) & 1
+    apid = word0 & 0x7FF
+    seqflags = word1 >> 14
+    if version != 0 or ptype != 0 or seqflags != 0b11:
+        return version, -1, apid, word1 & 0x3FFF, 0
+    return version, secflag, apid, word1 & 0x3FFF, PRIMARY_HEADER_SIZE + length + 1
+
+
+def _header_looks_valid(buf: memoryview, pos: int) -> bool:
+    """A primary header with the right version/flags, a known APID and a sane length."""
+    head = _primary(buf, pos)
+    if head is None:
+        return False
+    _, secflag, apid, _, size = head
+    return (
+        secflag == 1
+        and APID.describe(apid) is not None
+        and size >= PRIMARY_HEADER_SIZE + SECONDARY_HEADER_SIZE + CRC_SIZE
+    )
+
+
+def _plausible_start(buf: memoryview, pos: int) -> bool:
+    """Test used while resynchronising: a valid-looking header whose CRC checks."""
+    if not _header_looks_valid(buf, pos):
+        return False
+    end = pos + _primary(buf, pos)[4]
+    if end > len(buf):
+        return False
+    return crc16(buf[pos : end - CRC_SIZE]) == struct.unpack_from(">H", buf, end - CRC_SIZE)[0]
+
+
+# A packet starts with 0b00001xxx: version 0, telemetry, secondary header present.
+_START_BYTE = re.compile(rb"[\x08-\x0f]")
+
+
+def _resync(buf: memoryview, start: int) -> int:
+    """Offset of the next plausible packet at or after ``start``, or len(buf)."""
+    for match in _START_BYTE.finditer(buf, start):
+        if _plausible_start(buf, match.start()):
+            return match.start()
+    return len(buf)
+
+
+def decode_stream(data: bytes, ncols: int | None = None) -> Iterator[Packet | Fault]:
+    """Decode a telemetry byte stream into packets and faults, in file order.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    ncols : int, optional
+        Expected row length in pixels; a payload that is not ``nrows * ncols`` pixels is a
+        BAD_PAYLOAD fault. When None, the row length is taken from the payload.
+    """
+    buf = memoryview(data)
+    pos = 0
+    n = len(buf)
+    while pos < n:
+        head = _primary(buf, pos)
+        if head is None:
+            yield Fault(FaultKind.TRUNCATED, pos, n - pos, f"{n - pos} trailing bytes, less than a primary header")
+            return
+        _, secflag, apid, seq, size = head
+        if secflag != 1 or size < PRIMARY_HEADER_SIZE + SECONDARY_HEADER_SIZE + CRC_SIZE:
+            nxt = _resync(buf, pos + 1)
+            yield Fault(FaultKind.GARBLED, pos, nxt - pos, "bytes do not start a packet (bad version, type, flags or length); resynchronised")
+            pos = nxt
+            continue
+        end = pos + size
+        if end > n:
+            # Either a cut-off last packet or a corrupted length field: look for a packet
+            # inside the claimed span before calling it truncation.
+            nxt = _resync(buf, pos + 1)
+            if nxt < n:
+                yield Fault(FaultKind.GARBLED, pos, nxt - pos, "packet length runs past the end of the file but a later packet follows; resynchronised", apid)
+                pos = nxt
+                continue
+            yield Fault(FaultKind.TRUNCATED, pos, n - pos, f"last packet cut off: {n - pos} of {size} bytes present", apid)
+            return
+        body = buf[pos : end - CRC_SIZE]
+        (crc,) = struct.unpack_from(">H", buf, end - CRC_SIZE)
+        header = SecondaryHeader.unpack(bytes(buf[pos + PRIMARY_HEADER_SIZE : pos + PRIMARY_HEADER_SIZE + SECONDARY_HEADER_SIZE]))
+        if crc16(body) != crc:
+            # The length may be the corrupted field: trust it only if a packet follows.
+            if end == n or _header_looks_valid(buf, end):
+                yield Fault(FaultKind.CRC_MISMATCH, pos, size, f"CRC {crc:#06x} does not match the packet contents", apid, header)
+                pos = end
+            else:
+                nxt = _resync(buf, pos + 1)
+                yield Fault(FaultKind.GARBLED, pos, nxt - pos, "CRC mismatch and no packet where its length points; resynchronised", apid)
+                pos = nxt
+            continue
+        if APID.describe(apid) is None:
+            yield Fault(FaultKind.UNKNOWN_APID, pos, size, f"APID {apid:#05x} is not a science stream this system knows", apid, header)
+            pos = end
+            continue
+        payload = bytes(buf[pos + PRIMARY_HEADER_SIZE + SECONDARY_HEADER_SIZE : end - CRC_SIZE])
+        try:
+            if header.compressed:
+                payload = zlib.decompress(payload)
+            if header.nrows == 0 or len(payload) % (2 * header.nrows):
+                raise ValueError(f"{len(payload)} payload bytes are not {header.nrows} whole rows")
+            row_len = len(payload) // (2 * header.nrows)
+            if ncols is not None and row_len != ncols:
+                raise ValueError(f"rows of {row_len} pixels where {ncols} were expected")
+        except (zlib.error, ValueError) as exc:
+            yield Fault(FaultKind.BAD_PAYLOAD, pos, size, str(exc), apid, header)
+            pos = end
+            continue
+        pixels = np.frombuffer(payload, dtype=">u2").reshape(header.nrows, row_len)
+        yield Packet(pos, apid, seq, header, pixels, crc)
+        pos = end
