@@ -19,7 +19,7 @@ __all__ = ["Settings", "get_settings"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DMS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DMS_", extra="ignore", frozen=True)
 
     var_dir: Path = Field(Path("var"), description="Working directory of the embedded default.")
     catalog_url: str | None = Field(
@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         None, description="Celery broker (e.g. redis://127.0.0.1:6379/0); None runs tasks in-process."
     )
     result_backend: str | None = None
+    broker_visibility_timeout: int = Field(
+        3600, description="Seconds before an unacknowledged message (worker died) is redelivered."
+    )
     segment_bytes: int = Field(
         2_000_000_000, description="An _uncal larger than this is split into -segNNN files."
     )

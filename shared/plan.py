@@ -21,6 +21,9 @@ __all__ = [
     "Plan",
     "Pointing",
     "Target",
+    "latest_plan_key",
+    "load_latest_plan",
+    "plan_filename",
 ]
 
 PLAN_SCHEMA_VERSION = 1
@@ -150,3 +153,35 @@ class Plan(_Frozen):
             f"visit {visit:03d} group {visit_group:02d} seq {sequence} act {activity:02d} "
             f"exp {exposure:05d} on {detector}"
         )
+
+
+PLAN_BUCKET = "dms-raw"
+
+
+def plan_filename(program: str) -> str:
+    return f"jw{program}_plan.json"
+
+
+def latest_plan_key(store, program: str) -> str | None:
+    """Key of the newest revision of a program's plan in dms-raw, or None.
+
+    Plans live at ``<program>/000/r<revision>/jw<program>_plan.json``.
+    """
+    name = plan_filename(program)
+    best: tuple[int, str] | None = None
+    for key in store.list_keys(PLAN_BUCKET, f"{program}/000/"):
+        parts = key.split("/")
+        if len(parts) == 4 and parts[3] == name and parts[2][1:].isdigit():
+            rev = int(parts[2][1:])
+            if best is None or rev > best[0]:
+                best = (rev, key)
+    return best[1] if best else None
+
+
+def load_latest_plan(store, program: str) -> Plan | None:
+    """The newest delivered plan of a program; None when none was delivered. A stored
+    plan that does not validate raises pydantic's ValidationError."""
+    key = latest_plan_key(store, program)
+    if key is None:
+        return None
+    return Plan.model_validate_json(store.get_bytes(PLAN_BUCKET, key))

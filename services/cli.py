@@ -1,0 +1,308 @@
+"""``dms``: the command line of jwst-dms.
+
+    dms simulate DESCRIPTION --out DIR      write plan, telemetry, truth and reference files
+    dms ingest PATH...                       deliver plans and telemetry; process them
+    dms worker SERVICE                       run a Celery worker for one service
+    dms status                               backlog per queue, products per level, rejections
+    dms demo                                 simulate the demo observation and run it to the end
+    dms reconcile [--loop]                   re-dispatch outbox events left pending
+    dms db upgrade                           bring the catalog schema up to date
+    dms storage init                         create the buckets
+
+With no DMS_BROKER_URL every task runs in this process (the embedded default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from services.ingest.receive import BadPlanError, receive_files
+from services.registry import SERVICES, all_handlers, handlers_for
+from shared.catalog import Artifact, EventRecord, IngestRejection, Product, TaskFailure
+from shared.catalog.queries import product_counts_by_level
+from shared.config import Settings, get_settings
+from shared.routing import QUEUES
+from shared.runtime import InlineTransport, Outcome, ServiceContext, dispatch_events, reconcile
+
+__all__ = ["main"]
+
+log = logging.getLogger("dms")
+
+LEVEL_NAMES = {0: "raw", 1: "uncal", 2: "calibrated", 3: "combined"}
+
+
+def _context(settings: Settings) -> tuple[ServiceContext, InlineTransport | None]:
+    """Context for commands that produce work: in-process transport when embedded."""
+    if settings.embedded:
+        inline = InlineTransport(all_handlers(), max_attempts=settings.task_max_retries + 1)
+        ctx = ServiceContext.from_settings(settings, transport=inline)
+        inline.ctx = ctx
+        ctx.catalog.upgrade()
+        return ctx, inline
+    from shared.celery_app import CeleryTransport, create_app
+
+    ctx = ServiceContext.from_settings(settings, transport=CeleryTransport(create_app(settings)))
+    ctx.catalog.upgrade()
+    return ctx, None
+
+
+def _print_progress(stage: str, done: int, total: int) -> None:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    end = "\n" if done >= total else ""
+    print(f"\r  {stage:<28} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end, flush=True)
+
+
+def _task_progress(task: str, outcome: Outcome) -> None:
+    mark = {"ok": "ok", "failed": "FAILED", "retry": "retry"}[outcome.status]
+    extra = f": {outcome.error}" if outcome.error else ""
+    print(f"  {task:<22} {mark}{extra}", flush=True)
+
+
+# ---------------------------------------------------------------- simulate / ingest
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from services.simulator import simulate
+
+    t0 = time.perf_counter()
+    result = simulate(args.description, Path(args.out), seed=args.seed, progress=_print_progress)
+    print(f"plan:      {result.plan_path}")
+    print(f"telemetry: {len(result.telemetry_paths)} files in {result.telemetry_paths[0].parent if result.telemetry_paths else '-'}")
+    print(f"truth:     {result.truth_dir}")
+    print(f"refs:      {len(result.reference_paths)} reference files")
+    print(f"done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _expand(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and (q.suffix == ".ccsds" or q.name.endswith("_plan.json"))))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or directory")
+    return out
+
+
+def ingest_paths(ctx: ServiceContext, inline: InlineTransport | None, paths: list[Path], *, requeue: bool = False) -> None:
+    received = receive_files(ctx, paths, requeue=requeue)
+    plans = sum(1 for r in received if r.kind == "plan")
+    announced = [r.event_id for r in received if r.event_id]
+    print(f"delivered {plans} plan(s) and {len(received) - plans} telemetry file(s) to dms-raw; "
+          f"{len(announced)} new arrival event(s)")
+    sent = dispatch_events(ctx.catalog, ctx.transport, event_ids=announced)
+    if inline is not None:
+        inline.run_until_idle(progress=_task_progress)
+    else:
+        print(f"queued {sent} event(s) for the workers; follow with `dms status`")
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    ctx, inline = _context(settings)
+    try:
+        ingest_paths(ctx, inline, _expand(args.paths), requeue=args.requeue)
+    except (BadPlanError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# ---------------------------------------------------------------- worker / reconcile / db
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from shared.celery_app import create_app, register_handlers
+
+    settings = get_settings()
+    handlers = handlers_for(args.service)
+    app = create_app(settings)
+    register_handlers(app, settings, handlers)
+    argv = ["worker", "-Q", args.service, "-n", f"{args.service}@%h", "--concurrency", str(args.concurrency),
+            "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"]
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    ctx, inline = _context(settings)
+    while True:
+        n = reconcile(ctx.catalog, ctx.transport, 0 if args.now else settings.reconcile_after_seconds)
+        if n:
+            print(f"re-dispatched {n} pending event(s)", flush=True)
+        if inline is not None:
+            inline.run_until_idle(progress=_task_progress)
+        if not args.loop:
+            return 0
+        time.sleep(args.interval)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    from shared.catalog import upgrade
+
+    upgrade(settings.resolved_catalog_url)
+    print(f"catalog at {settings.resolved_catalog_url.split('@')[-1]} is up to date")
+    return 0
+
+
+def cmd_storage(args: argparse.Namespace) -> int:
+    from shared.storage import BUCKETS, open_store
+
+    open_store(get_settings()).ensure_buckets()
+    print(f"buckets ready: {', '.join(BUCKETS)}")
+    return 0
+
+
+# ---------------------------------------------------------------- status
+
+
+def queue_depths(settings: Settings) -> dict[str, int] | None:
+    """Messages waiting per service queue (Redis broker only)."""
+    if not settings.broker_url or not settings.broker_url.startswith("redis"):
+        return None
+    import redis
+
+    client = redis.Redis.from_url(settings.broker_url)
+    return {q: int(client.llen(q)) for q in QUEUES}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    ctx = ServiceContext.from_settings(settings)
+    ctx.catalog.upgrade()
+    depths = queue_depths(settings)
+    print("backlog")
+    if depths is None:
+        print("  embedded mode: no broker queues")
+    else:
+        for q, n in depths.items():
+            print(f"  {q:<14} {n:>6} waiting")
+    with ctx.catalog.session() as s:
+        pending = s.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.dispatched_at.is_(None)))
+        print(f"  {'outbox':<14} {pending:>6} undispatched event(s)")
+        print("products (current revisions)")
+        counts = product_counts_by_level(s)
+        for level in sorted(counts) or []:
+            print(f"  level {level} ({LEVEL_NAMES.get(level, '?')}): {counts[level]}")
+        if not counts:
+            print("  none")
+        rejections = s.scalars(select(IngestRejection).order_by(IngestRejection.created_at.desc()).limit(args.limit)).all()
+        total = s.scalar(select(func.count()).select_from(IngestRejection))
+        print(f"rejections: {total}")
+        for r in rejections:
+            print(f"  {r.created_at:%Y-%m-%d %H:%M:%S}  {r.raw_filename}  {r.reason}: {r.detail}")
+        failures = s.scalar(select(func.count()).select_from(TaskFailure))
+        print(f"dead-lettered tasks: {failures}")
+        for f in s.scalars(select(TaskFailure).order_by(TaskFailure.created_at.desc()).limit(args.limit)):
+            print(f"  {f.created_at:%Y-%m-%d %H:%M:%S}  {f.task}  {f.reason}")
+    return 0
+
+
+# ---------------------------------------------------------------- demo
+
+
+def product_table(ctx: ServiceContext, suffix: str) -> list[tuple[int, str, int, str]]:
+    with ctx.catalog.session() as s:
+        rows = s.execute(
+            select(Product.id, Product.filename, Artifact.size, Artifact.sha256)
+            .join(Artifact, Artifact.product_id == Product.id)
+            .where(Product.suffix == suffix, Product.is_current, Artifact.kind == "data")
+            .order_by(Product.filename)
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from services.simulator import simulate
+
+    settings = get_settings()
+    t0 = time.perf_counter()
+    out = settings.var_dir / "demo"
+    print(f"1. simulating {args.description} into {out}")
+    result = simulate(args.description, out, seed=args.seed, progress=_print_progress)
+    t1 = time.perf_counter()
+    print(f"2. delivering and ingesting ({'in-process' if settings.embedded else settings.broker_url})")
+    ctx, inline = _context(settings)
+    ingest_paths(ctx, inline, [result.plan_path, *result.telemetry_paths])
+    t2 = time.perf_counter()
+    rows = product_table(ctx, "uncal")
+    print("3. archived _uncal products")
+    print(f"  {'id':>4}  {'name':<52} {'size':>10}  sha256")
+    for pid, name, size, sha in rows:
+        print(f"  {pid:>4}  {name:<52} {size:>10}  {sha}")
+    print(f"simulate {t1 - t0:.1f} s, ingest {t2 - t1:.1f} s, total {time.perf_counter() - t0:.1f} s")
+    print(f"catalog: {settings.resolved_catalog_url}\nobjects: {settings.resolved_store_root}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dms", description="jwst-dms: telemetry to archived JWST products")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("simulate", help="write a plan, telemetry, truth and reference files")
+    s.add_argument("description", help="program description (YAML or JSON), e.g. examples/nircam_imaging.yaml")
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--seed", type=int, default=None, help="random seed (default: the description's)")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("ingest", help="deliver plans and telemetry files (or directories) and process them")
+    s.add_argument("paths", nargs="+")
+    s.add_argument("--requeue", action="store_true",
+                   help="announce files again even if already delivered (e.g. after delivering a missing plan)")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("worker", help="run a Celery worker for one service (needs DMS_BROKER_URL)")
+    s.add_argument("service", choices=sorted(SERVICES))
+    s.add_argument("--concurrency", type=int, default=1)
+    s.add_argument("--loglevel", default="INFO")
+    s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("status", help="backlog per queue, products per level, rejections, dead letters")
+    s.add_argument("--limit", type=int, default=10, help="how many recent rejections and failures to list")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("demo", help="simulate the demo observation and run it through the system")
+    s.add_argument("--description", default="examples/nircam_imaging.yaml")
+    s.add_argument("--seed", type=int, default=None)
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("reconcile", help="re-dispatch outbox events that were not dispatched")
+    s.add_argument("--loop", action="store_true", help="keep running")
+    s.add_argument("--interval", type=float, default=10.0, help="seconds between passes with --loop")
+    s.add_argument("--now", action="store_true", help="include events younger than DMS_RECONCILE_AFTER_SECONDS")
+    s.set_defaults(func=cmd_reconcile)
+
+    s = sub.add_parser("db", help="catalog schema")
+    s.add_argument("action", choices=["upgrade"])
+    s.set_defaults(func=cmd_db)
+
+    s = sub.add_parser("storage", help="object store")
+    s.add_argument("action", choices=["init"])
+    s.set_defaults(func=cmd_storage)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

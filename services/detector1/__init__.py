@@ -1,0 +1,1 @@
+"""calwebb_detector1 and calwebb_dark: raw ramps (``_uncal``) to count-rate images (``_rate``)."""

@@ -1,0 +1,88 @@
+"""linearity: correct the non-linear detector response with a per-pixel polynomial.
+
+Fc = sum_k c_k F^k, k = 0..n, with COEFFS of shape (ncoeffs, ny, nx) in increasing power
+(jwst-conventions.md §4, "Linearity"). Saturated groups are left as they are. Where any
+coefficient is NaN, or the reference DQ says NO_LIN_CORR, the pixel is not corrected and
+NO_LIN_CORR is flagged in PIXELDQ; the reference DQ is ORed into PIXELDQ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ._common import check_image, check_ramp, flags
+
+__all__ = ["LinearityParams", "LinearityResult", "correct_linearity"]
+
+
+class LinearityParams(BaseModel):
+    """linearity has no tunable parameters."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True)
+class LinearityResult:
+    data: np.ndarray  # float32 (nints, ngroups, ny, nx)
+    pixeldq: np.ndarray  # uint32 (ny, nx)
+
+
+def correct_linearity(
+    data: np.ndarray,
+    groupdq: np.ndarray,
+    pixeldq: np.ndarray,
+    coeffs: np.ndarray,
+    lin_dq: np.ndarray | None = None,
+    *,
+    dqflags: Mapping[str, int] | None = None,
+) -> LinearityResult:
+    """Apply the linearity polynomial to every unsaturated group.
+
+    Parameters
+    ----------
+    data : ndarray, float32, shape (nints, ngroups, ny, nx)
+        Ramp in DN (bias subtracted).
+    groupdq : ndarray, uint8, same shape
+    pixeldq : ndarray, uint32, shape (ny, nx)
+    coeffs : ndarray, shape (ncoeffs, ny, nx)
+        LINEARITY COEFFS, increasing power.
+    lin_dq : ndarray, shape (ny, nx), optional
+        LINEARITY DQ.
+    dqflags : mapping, optional
+    """
+    f = flags(dqflags)
+    nints, ngroups, ny, nx = check_ramp(data, groupdq)
+    coeffs = np.asarray(coeffs)
+    if coeffs.ndim != 3 or coeffs.shape[1:] != (ny, nx) or coeffs.shape[0] < 1:
+        raise ValueError(f"coeffs must have shape (ncoeffs, {ny}, {nx}), got {coeffs.shape}")
+    pixeldq = check_image("pixeldq", pixeldq, (ny, nx))
+    ref_dq = (
+        np.zeros((ny, nx), np.uint32)
+        if lin_dq is None
+        else check_image("lin_dq", lin_dq, (ny, nx)).astype(np.uint32)
+    )
+    no_lin = np.uint32(f["NO_LIN_CORR"])
+    skip = ~np.all(np.isfinite(coeffs), axis=0) | ((ref_dq & no_lin) != 0)
+    new_pixeldq = pixeldq.astype(np.uint32) | ref_dq | np.where(skip, no_lin, np.uint32(0))
+
+    # pixels without a correction get the identity polynomial
+    c = np.where(skip[np.newaxis], 0.0, coeffs).astype(np.float64)
+    if c.shape[0] < 2:
+        c = np.concatenate([c, np.zeros((2 - c.shape[0], ny, nx))])
+    c[1][skip] = 1.0
+    sat = np.uint8(f["SATURATED"])
+    out = np.empty_like(data, dtype=np.float32)
+    for i in range(nints):
+        for g in range(ngroups):
+            raw = data[i, g].astype(np.float64)
+            acc = c[-1].copy()
+            for k in range(c.shape[0] - 2, -1, -1):  # Horner
+                acc *= raw
+                acc += c[k]
+            keep = (groupdq[i, g] & sat) != 0
+            out[i, g] = np.where(keep, raw, acc)
+    return LinearityResult(data=out, pixeldq=new_pixeldq)

@@ -1,0 +1,1 @@
+"""Science data processing (SDP): telemetry packets -> archived ``_uncal`` products."""

@@ -1,0 +1,260 @@
+"""Header keywords of an ``_uncal`` from the plan, the telemetry times and the instrument
+tables (pure: values in, a keyword dict out)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import EarthLocation, SkyCoord
+from astropy.time import Time
+
+from shared.instruments import DetectorInfo, ExposureTiming, Subarray, readout_pattern
+from shared.plan import Observation, Plan, PlannedExposure
+from shared.wcs import wcs_keywords
+
+__all__ = [
+    "IntegrationTimes",
+    "exposure_keywords",
+    "exposure_start",
+    "group_table_rows",
+    "int_times_rows",
+    "integration_times",
+    "v1_pointing",
+]
+
+
+@dataclass(frozen=True)
+class IntegrationTimes:
+    """Start, mid and end of each integration (UTC MJD and BJD_TDB) and the end time of
+    each group (UTC MJD)."""
+
+    start: np.ndarray
+    mid: np.ndarray
+    end: np.ndarray
+    start_bjd: np.ndarray
+    mid_bjd: np.ndarray
+    end_bjd: np.ndarray
+    group_end: np.ndarray  # (nints, ngroups)
+
+
+def _mjd(when: datetime) -> float:
+    return Time(when).mjd
+
+
+def _bjd_tdb(mjd_utc: np.ndarray, ra: float, dec: float) -> np.ndarray:
+    """Barycentric Julian Date (TDB) as MJD for a target, with the observatory taken at
+    the geocentre: JWST orbits L2, about 5 light-seconds away, so the values are good to
+    a few seconds (no spacecraft ephemeris is available to this system)."""
+    t = Time(mjd_utc, format="mjd", scale="utc", location=_GEOCENTRE)
+    ltt = t.light_travel_time(SkyCoord(ra, dec, unit="deg"), kind="barycentric")
+    return (t.tdb + ltt).mjd
+
+
+_GEOCENTRE = EarthLocation.from_geocentric(0.0, 0.0, 0.0, unit="m")
+
+
+def integration_times(
+    t0: datetime, timing: ExposureTiming, nints: int, ngroups: int, ra: float, dec: float
+) -> IntegrationTimes:
+    """Times of every integration and group for an exposure whose first integration
+    started at ``t0``. An integration lasts NGROUPS*TGROUP plus one reset frame; group g
+    (1-based) ends g*TGROUP after its integration starts."""
+    t_int = ngroups * timing.tgroup + timing.tframe
+    start0 = _mjd(t0)
+    day = 86400.0
+    starts = start0 + np.arange(nints) * t_int / day
+    ends = starts + ngroups * timing.tgroup / day
+    mids = (starts + ends) / 2.0
+    group_end = starts[:, None] + np.arange(1, ngroups + 1)[None, :] * timing.tgroup / day
+    bjd = _bjd_tdb(np.concatenate([starts, mids, ends]), ra, dec).reshape(3, nints)
+    return IntegrationTimes(starts, mids, ends, bjd[0], bjd[1], bjd[2], group_end)
+
+
+def group_table_rows(
+    times: IntegrationTimes, present: np.ndarray, first: int, last: int, ncols: int, nrows: int
+) -> list[tuple]:
+    """Rows of the GROUP table for integrations ``first``..``last`` (1-based): end time of
+    each group as day of year, milliseconds of day and ISO text; completion code 1
+    (MISSING_ROWS) when any row of the group never arrived."""
+    ngroups = times.group_end.shape[1]
+    ends = Time(times.group_end[first - 1 : last].ravel(), format="mjd", scale="utc")
+    iso = ends.isot
+    rows = []
+    for k, (when, text) in enumerate(zip(ends.to_datetime(), iso, strict=True)):
+        i, g = first + k // ngroups, k % ngroups + 1
+        ms = (when.hour * 3600 + when.minute * 60 + when.second) * 1000 + when.microsecond // 1000
+        complete = bool(present[i - 1, g - 1].all())
+        rows.append((
+            i, g, when.timetuple().tm_yday, ms, 0, text.encode()[:26], ncols, nrows, 0,
+            0 if complete else 1, b"COMPLETE" if complete else b"MISSING_ROWS", 0.0, 0.0,
+        ))
+    return rows
+
+
+def int_times_rows(times: IntegrationTimes) -> list[tuple]:
+    """Rows of the INT_TIMES table for every integration of the exposure."""
+    return [
+        (i + 1, times.start[i], times.mid[i], times.end[i], times.start_bjd[i], times.mid_bjd[i], times.end_bjd[i])
+        for i in range(len(times.start))
+    ]
+
+
+def exposure_start(
+    group_times: dict[tuple[int, int], datetime], timing: ExposureTiming, ngroups: int, planned: datetime
+) -> datetime:
+    """Start of the first integration, from the earliest group time the telemetry carries
+    (packets are stamped at the end of their group's readout); the planned start when no
+    packet arrived."""
+    if not group_times:
+        return planned
+    t_int = ngroups * timing.tgroup + timing.tframe
+    starts = [
+        t - timedelta(seconds=(i - 1) * t_int + g * timing.tgroup) for (i, g), t in group_times.items()
+    ]
+    return min(starts)
+
+
+def v1_pointing(ra_ref: float, dec_ref: float, roll_ref: float, det: DetectorInfo) -> tuple[float, float, float]:
+    """(RA_V1, DEC_V1, PA_V3) from the reference point, treating (V2, V3) as a flat offset
+    frame with V3 along the detector +y axis (adequate at the arcminute scale of one
+    instrument field)."""
+    ref = SkyCoord(ra_ref, dec_ref, unit="deg")
+    # V1 lies at (-v2, -v3) from the reference point in the (V2, V3) frame.
+    sep = math.hypot(det.v2_ref, det.v3_ref) / 3600.0
+    angle_in_v = math.degrees(math.atan2(-det.v2_ref, -det.v3_ref))  # from +V3 towards +V2
+    v1 = ref.directional_offset_by((roll_ref + angle_in_v) * u.deg, sep * u.deg)
+    return float(v1.ra.deg), float(v1.dec.deg), roll_ref
+
+
+def _round_ms(when: datetime) -> datetime:
+    """Nearest millisecond (packet times carry 1/65536 s, MJD floats about 1 us)."""
+    when = when.astimezone(UTC) + timedelta(microseconds=500)
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
+def _iso(when: datetime) -> str:
+    return _round_ms(when).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+
+
+def exposure_keywords(
+    *,
+    plan: Plan,
+    obs: Observation,
+    exp: PlannedExposure,
+    det: DetectorInfo,
+    sub: Subarray,
+    timing: ExposureTiming,
+    times: IntegrationTimes,
+    created: datetime,
+    software_version: str,
+    zero_frame: bool,
+    data_problem: bool,
+) -> dict:
+    """Every keyword of the exposure (segment keywords are added per file)."""
+    target = plan.target(obs.target_id)
+    patt = readout_pattern(obs.readpatt)
+    start = _round_ms(Time(times.start[0], format="mjd").to_datetime(timezone=UTC))
+    end = _round_ms(Time(times.end[-1], format="mjd").to_datetime(timezone=UTC))
+    visit_id = f"{plan.program}{obs.number:03d}{exp.visit:03d}"
+    activity = f"{exp.activity:02d}"
+    dither_index = exp.dither_point - 1
+    xoff, yoff = obs.dither.offsets[dither_index] if dither_index < obs.dither.npoints else (0.0, 0.0)
+    ra_v1, dec_v1, pa_v3 = v1_pointing(exp.pointing.ra, exp.pointing.dec, exp.pointing.roll, det)
+    n_in_visit = sum(1 for e in obs.exposures if e.visit == exp.visit and e.detector == exp.detector)
+    kw = {
+        "DATE": _iso(created),
+        "ORIGIN": "JWST-DMS",
+        "TELESCOP": "JWST",
+        "SDP_VER": software_version,
+        "TITLE": plan.title,
+        "PI_NAME": plan.pi_name,
+        "CATEGORY": plan.category,
+        "PROGRAM": plan.program,
+        "OBSERVTN": f"{obs.number:03d}",
+        "VISIT": f"{exp.visit:03d}",
+        "VISITGRP": f"{exp.visit_group:02d}",
+        "SEQ_ID": str(exp.sequence),
+        "ACT_ID": activity,
+        "EXPOSURE": f"{exp.exposure:05d}",
+        "OBS_ID": f"V{visit_id}P{0:08d}{exp.visit_group:02d}{exp.sequence}{activity}",
+        "VISIT_ID": visit_id,
+        "DATE-OBS": start.strftime("%Y-%m-%d"),
+        "TIME-OBS": start.strftime("%H:%M:%S.%f")[:-3],
+        "DATE-BEG": _iso(start),
+        "DATE-END": _iso(end),
+        "TEMPLATE": obs.template,
+        "BKGDTARG": obs.is_background,
+        "VISITYPE": "PRIME_TARGETED_FIXED",
+        "TSOVISIT": obs.tsovisit,
+        "NEXPOSUR": n_in_visit,
+        "ENGQLPTG": "CALCULATED",
+        "TARGPROP": target.name,
+        "TARGNAME": target.name,
+        "TARGTYPE": target.target_type,
+        "TARG_RA": target.ra,
+        "TARG_DEC": target.dec,
+        "INSTRUME": det.instrument,
+        "DETECTOR": det.name,
+        "MODULE": det.module,
+        "CHANNEL": det.channel,
+        "FILTER": obs.filter,
+        "PUPIL": obs.pupil if det.instrument in ("NIRCAM", "NIRISS") else None,
+        "EXP_TYPE": obs.exp_type,
+        "EXPCOUNT": exp.exposure,
+        "EXPRIPAR": "PRIME",
+        "IS_PSF": obs.is_psf,
+        "READPATT": obs.readpatt,
+        "NOUTPUTS": sub.noutputs,
+        "NINTS": obs.nints,
+        "NGROUPS": obs.ngroups,
+        "NFRAMES": patt.nframes,
+        "GROUPGAP": patt.groupgap,
+        "NRSTSTRT": 1,
+        "NRESETS": 1,
+        "FRMDIVSR": patt.nframes,
+        "TSAMPLE": 10.0,
+        "TFRAME": round(timing.tframe, 6),
+        "TGROUP": round(timing.tgroup, 6),
+        "EFFINTTM": round(timing.effinttm, 6),
+        "EFFEXPTM": round(timing.effexptm, 6),
+        "DURATION": round(timing.duration, 6),
+        "TMEASURE": round(timing.tmeasure, 6),
+        "EXPSTART": float(times.start[0]),
+        "EXPMID": float((times.start[0] + times.end[-1]) / 2.0),
+        "EXPEND": float(times.end[-1]),
+        "ZEROFRAM": zero_frame,
+        "DATAPROB": data_problem,
+        "SUBARRAY": sub.name,
+        "SUBSTRT1": sub.xstart,
+        "SUBSTRT2": sub.ystart,
+        "SUBSIZE1": sub.xsize,
+        "SUBSIZE2": sub.ysize,
+        "FASTAXIS": 1,
+        "SLOWAXIS": 2,
+        "PATTTYPE": obs.dither.pattern_type,
+        "NUMDTHPT": obs.dither.npoints,
+        "PATT_NUM": exp.dither_point,
+        "XOFFSET": float(xoff),
+        "YOFFSET": float(yoff),
+        "APERNAME": f"{det.name}_{sub.name}",
+        "BUNIT": "DN",
+        "XPOSURE": round(timing.effexptm, 6),
+        "MJD-BEG": float(times.start[0]),
+        "MJD-AVG": float((times.start[0] + times.end[-1]) / 2.0),
+        "MJD-END": float(times.end[-1]),
+        "PA_APER": exp.pointing.roll,
+        "RA_V1": ra_v1,
+        "DEC_V1": dec_v1,
+        "PA_V3": pa_v3,
+        "V2_REF": det.v2_ref,
+        "V3_REF": det.v3_ref,
+        "VPARITY": -1,
+        "V3I_YANG": 0.0,
+    }
+    kw.update(wcs_keywords(exp.pointing.ra, exp.pointing.dec, exp.pointing.roll, det.pixel_scale,
+                           sub.xsize, sub.ysize))
+    return kw

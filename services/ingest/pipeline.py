@@ -1,0 +1,239 @@
+"""SDP: one telemetry file -> ``_uncal`` products (segmented when large), or a rejection.
+
+No I/O here: bytes and the plan in, products (in memory) or a :class:`Rejection` out. The
+task stores, registers and announces what this returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from services.ingest.assembly import (
+    ExposureKey,
+    ExposureStreams,
+    RampCube,
+    StreamReport,
+    assemble,
+    split_exposures,
+)
+from services.ingest.headers import (
+    exposure_keywords,
+    exposure_start,
+    group_table_rows,
+    int_times_rows,
+    integration_times,
+)
+from shared.datamodels import FitsProduct, dqflags
+from shared.datamodels.uncal import group_table, int_times_table, uncal_product
+from shared.instruments import DETECTORS_BY_CODE, exposure_timing, subarray
+from shared.naming import ExposureName
+from shared.plan import Plan
+
+__all__ = ["IngestOutput", "Rejection", "UncalFile", "ingest_telemetry", "plan_segments"]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a telemetry file cannot become a product. ``reason`` is a stable code."""
+
+    reason: str
+    detail: str
+    program: str | None = None
+
+
+@dataclass(frozen=True)
+class UncalFile:
+    name: ExposureName
+    product: FitsProduct
+    exposure_fields: dict  # catalog columns of the exposure
+    observation: int
+
+
+@dataclass
+class IngestOutput:
+    files: list[UncalFile] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    report: StreamReport = field(default_factory=StreamReport)
+
+
+def plan_segments(bytes_per_integration: int, nints: int, segment_bytes: int) -> list[tuple[int, int]]:
+    """(first, last) 1-based integrations of each segment; one segment when it all fits.
+
+    A segment holds as many whole integrations as fit in ``segment_bytes`` (at least one).
+    """
+    if bytes_per_integration * nints <= segment_bytes:
+        return [(1, nints)]
+    per = max(1, segment_bytes // bytes_per_integration)
+    return [(start, min(start + per - 1, nints)) for start in range(1, nints + 1, per)]
+
+
+def _program_id(key: ExposureKey) -> str:
+    return f"{key.program:05d}"
+
+
+def ingest_telemetry(
+    data: bytes,
+    plan_for: Callable[[str], Plan | None],
+    *,
+    created: datetime,
+    software_version: str,
+    segment_bytes: int,
+) -> IngestOutput:
+    """Turn a telemetry file into ``_uncal`` products.
+
+    Parameters
+    ----------
+    data : bytes
+        The file as delivered.
+    plan_for : callable
+        Program id -> its observation plan, or None when none has been delivered.
+    created : datetime
+        Creation time written to DATE (the arrival time, so a retry writes the same bytes).
+    software_version : str
+        SDP_VER.
+    segment_bytes : int
+        Maximum size of one ``_uncal``; larger exposures are split into ``-segNNN`` files.
+    """
+    out = IngestOutput()
+    if not data:
+        out.rejections.append(Rejection("empty_file", "the telemetry file is empty (0 bytes)"))
+        return out
+    exposures, report = split_exposures(data)
+    out.report = report
+    if not exposures:
+        faults = ", ".join(f"{n} {k}" for k, n in sorted(report.faults.items())) or "none"
+        out.rejections.append(Rejection(
+            "no_science_packets",
+            f"no readable science packet in {len(data)} bytes (faults: {faults}); "
+            + ("; ".join(report.fault_details[:3]) or ""),
+        ))
+        return out
+    for key in sorted(exposures):
+        result = _ingest_exposure(exposures[key], plan_for(_program_id(key)), report, created, software_version, segment_bytes)
+        if isinstance(result, Rejection):
+            out.rejections.append(result)
+        else:
+            out.files.extend(result)
+    return out
+
+
+def _ingest_exposure(
+    streams: ExposureStreams,
+    plan: Plan | None,
+    report: StreamReport,
+    created: datetime,
+    software_version: str,
+    segment_bytes: int,
+) -> list[UncalFile] | Rejection:
+    key = streams.key
+    program = _program_id(key)
+    det = DETECTORS_BY_CODE.get(key.detector_code)
+    if det is None:
+        return Rejection("unknown_detector", f"detector code {key.detector_code} in the secondary header is not a known detector", program)
+    if det.instrument != streams.instrument:
+        return Rejection(
+            "instrument_mismatch",
+            f"packets of a {streams.instrument} APID carry detector {det.name} ({det.instrument})",
+            program,
+        )
+    if plan is None:
+        return Rejection("missing_plan", f"no observation plan has been delivered for program {program}; deliver it and re-queue this file", program)
+    if plan.program != program:
+        return Rejection("plan_mismatch", f"telemetry of program {program} checked against the plan of program {plan.program}", program)
+    try:
+        obs, exp = plan.find_exposure(key.observation, key.visit, key.visit_group, key.sequence,
+                                      key.activity, key.exposure, det.name)
+    except KeyError as exc:
+        return Rejection("not_in_plan", str(exc.args[0]), program)
+
+    sub = subarray(det.instrument, obs.subarray)
+    nints, ngroups, ny, nx = obs.nints, obs.ngroups, sub.ysize, sub.xsize
+    sci_packets = streams.packets.get("sci", [])
+    if not sci_packets:
+        return Rejection("no_science_packets", f"exposure {key} has only {', '.join(streams.packets)} packets and no science rows", program)
+    bad_width = [p for p in sci_packets if p.pixels.shape[1] != nx]
+    if len(bad_width) == len(sci_packets):
+        return Rejection(
+            "plan_mismatch",
+            f"rows are {sci_packets[0].pixels.shape[1]} pixels wide but the plan's subarray {sub.name} is {nx} wide",
+            program,
+        )
+    sci = assemble(sci_packets, (nints, ngroups, ny, nx), report)
+    zero = assemble(streams.packets["zeroframe"], (nints, ny, nx), report, zeroframe=True) if streams.packets.get("zeroframe") else None
+    refout = None
+    if det.has_refout:
+        refout = assemble(streams.packets.get("refout", []), (nints, ngroups, ny // 4, nx), report)
+    missing = ~sci.present
+    report.missing_rows += int(missing.sum())
+    if refout is not None and not refout.present.all():
+        report.missing_rows += int((~refout.present).sum())
+
+    timing = exposure_timing(det.instrument, sub, obs.readpatt, ngroups, nints)
+    t0 = exposure_start(sci.group_times, timing, ngroups, exp.start_time)
+    target = plan.target(obs.target_id)
+    times = integration_times(t0, timing, nints, ngroups, target.ra, target.dec)
+    keywords = exposure_keywords(
+        plan=plan, obs=obs, exp=exp, det=det, sub=sub, timing=timing, times=times, created=created,
+        software_version=software_version, zero_frame=zero is not None, data_problem=report.data_problem,
+    )
+    exposure_fields = {
+        "visit": exp.visit, "visit_group": exp.visit_group, "sequence": exp.sequence,
+        "activity": f"{exp.activity:02d}", "exposure": exp.exposure, "detector": det.name,
+        "exp_type": obs.exp_type, "filter": obs.filter, "pupil": obs.pupil, "readpatt": obs.readpatt,
+        "subarray": sub.name, "ngroups": ngroups, "nints": nints, "start_time": t0,
+        "ra": exp.pointing.ra, "dec": exp.pointing.dec,
+    }
+    per_int = ngroups * ny * nx * 2 + (ny * nx * 2 if zero else 0) + (ngroups * (ny // 4) * nx * 2 if refout else 0)
+    segments = plan_segments(per_int, nints, segment_bytes)
+    base = ExposureName(
+        program=program, observation=obs.number, visit=exp.visit, visit_group=exp.visit_group,
+        sequence=exp.sequence, activity=f"{exp.activity:02d}", exposure=exp.exposure,
+        detector=det.name.lower(), suffix="uncal",
+    )
+    files = []
+    for number, (first, last) in enumerate(segments, start=1):
+        name = base if len(segments) == 1 else ExposureName(**{**base.__dict__, "segment": number})
+        product = _segment_product(keywords, sci, zero, refout, missing, times, first, last,
+                                   number, len(segments), nx, ny)
+        files.append(UncalFile(name, product, exposure_fields, obs.number))
+    return files
+
+
+def _segment_product(
+    keywords: dict,
+    sci: RampCube,
+    zero: RampCube | None,
+    refout: RampCube | None,
+    missing: np.ndarray,
+    times,
+    first: int,
+    last: int,
+    number: int,
+    total: int,
+    nx: int,
+    ny: int,
+) -> FitsProduct:
+    sl = slice(first - 1, last)
+    kw = dict(keywords)
+    kw.update(EXSEGNUM=number, EXSEGTOT=total, INTSTART=first, INTEND=last)
+    group_rows = group_table_rows(times, sci.present, first, last, nx, ny)
+    int_rows = int_times_rows(times)
+    product = uncal_product(
+        kw,
+        sci.data[sl],
+        group_table(group_rows),
+        int_times_table(int_rows),
+        zeroframe=zero.data[sl] if zero is not None else None,
+        refout=refout.data[sl] if refout is not None else None,
+    )
+    seg_missing = missing[sl]
+    if seg_missing.any():
+        # Carried as GROUPDQ so that a ramp opened from this file starts with DROPOUT set.
+        groupdq = np.zeros(sci.data[sl].shape, dtype=np.uint8)
+        groupdq[seg_missing] = dqflags.GROUP["DROPOUT"] | dqflags.GROUP["DO_NOT_USE"]
+        product.images["GROUPDQ"] = groupdq
+    return product

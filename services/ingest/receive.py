@@ -1,0 +1,105 @@
+"""The downlink receiver: put delivered files into dms-raw, untouched, and announce them.
+
+Plans (``jw<ppppp>_plan.json``) are validated and stored as program-level objects; every
+other file is telemetry, stored under the program and observation its first readable
+packet names (``unsorted/000`` when none is readable, so even garbage is kept) and
+announced with ``dms.telemetry.arrived``. A file delivered again with the same bytes
+changes nothing; with different bytes it becomes a new revision.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from shared.catalog.queries import add_event, upsert_program
+from shared.messages import EventType, ProductRef, new_event
+from shared.naming import object_key
+from shared.plan import PLAN_BUCKET, Plan, plan_filename
+from shared.runtime import ServiceContext
+from shared.storage import ImmutableObjectError, ObjectStore, StoredObject
+from shared.telemetry import Packet, decode_stream
+
+__all__ = ["BadPlanError", "Received", "receive_files", "store_new_revision"]
+
+RAW = "dms-raw"
+_PLAN_NAME = re.compile(r"^jw\d{5}_plan\.json$")
+
+
+class BadPlanError(ValueError):
+    """A delivered plan that does not validate; nothing was stored."""
+
+
+@dataclass(frozen=True)
+class Received:
+    path: Path
+    stored: StoredObject
+    kind: str  # "plan" or "telemetry"
+    event_id: str | None
+
+
+def store_new_revision(store: ObjectStore, bucket: str, program: str, observation: int | str,
+                       path: Path, content_type: str) -> StoredObject:
+    """Store a delivered file at the first revision whose key is free or holds these bytes."""
+    revision = 1
+    while True:
+        try:
+            return store.put_file(bucket, object_key(program, observation, revision, path.name), path, content_type)
+        except ImmutableObjectError:
+            revision += 1
+
+
+def _first_packet_ids(path: Path) -> tuple[str, int] | None:
+    """(program, observation) of the first good packet in the file's first MiB."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    for item in decode_stream(head):
+        if isinstance(item, Packet):
+            return f"{item.header.program:05d}", item.header.observation
+    return None
+
+
+def _receive_plan(ctx: ServiceContext, path: Path) -> Received:
+    try:
+        plan = Plan.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadPlanError(f"{path.name}: invalid plan at {where}: {first['msg']}") from None
+    if path.name != plan_filename(plan.program):
+        raise BadPlanError(f"{path.name}: a plan of program {plan.program} must be named {plan_filename(plan.program)}")
+    stored = store_new_revision(ctx.store, PLAN_BUCKET, plan.program, 0, path, "application/json")
+    with ctx.catalog.session() as s:
+        upsert_program(s, plan)
+    return Received(path, stored, "plan", None)
+
+
+def _receive_telemetry(ctx: ServiceContext, path: Path, requeue: bool) -> Received:
+    ids = _first_packet_ids(path)
+    program, observation = ids if ids else ("unsorted", 0)
+    stored = store_new_revision(ctx.store, RAW, program, observation, path, "application/octet-stream")
+    ref = ProductRef(uri=stored.uri, filename=stored.filename, suffix="telemetry", sha256=stored.sha256,
+                     size=stored.size, program=program if ids else None, observation=observation if ids else None)
+    # The same bytes announced twice are one event, unless an operator re-queues them.
+    event_id = str(uuid.uuid4()) if requeue else str(uuid.uuid5(uuid.NAMESPACE_URL, f"jwst-dms:arrived:{stored.uri}:{stored.sha256}"))
+    ev = new_event(EventType.TELEMETRY_ARRIVED, f"{ctx.settings.source}/receiver", subject=stored.filename,
+                   event_id=event_id, time=datetime.now(UTC).replace(microsecond=0),
+                   data={"telemetry": ref.model_dump(mode="json")})
+    with ctx.catalog.session() as s:
+        row = add_event(s, ev)
+    return Received(path, stored, "telemetry", row.id if row.dispatched_at is None else None)
+
+
+def receive_files(ctx: ServiceContext, paths: list[Path], *, requeue: bool = False) -> list[Received]:
+    """Store plans first, then telemetry; return what was stored and announced."""
+    files = sorted({p.resolve() for p in paths})
+    plans = [p for p in files if _PLAN_NAME.match(p.name)]
+    others = [p for p in files if not _PLAN_NAME.match(p.name)]
+    out = [_receive_plan(ctx, p) for p in plans]
+    out.extend(_receive_telemetry(ctx, p, requeue) for p in others)
+    return out

@@ -1,0 +1,30 @@
+"""The composition root: which handlers each service offers.
+
+Only this module (and the CLI that uses it) knows every service; services never import
+one another.
+"""
+
+from __future__ import annotations
+
+from services.ingest.task import HANDLERS as INGEST_HANDLERS
+from shared.runtime import Handler
+
+__all__ = ["SERVICES", "all_handlers", "handlers_for"]
+
+SERVICES: dict[str, dict[str, Handler]] = {
+    "ingest": INGEST_HANDLERS,
+}
+
+
+def handlers_for(service: str) -> dict[str, Handler]:
+    try:
+        return SERVICES[service]
+    except KeyError:
+        raise ValueError(f"unknown service {service!r}; available: {', '.join(sorted(SERVICES))}") from None
+
+
+def all_handlers() -> dict[str, Handler]:
+    merged: dict[str, Handler] = {}
+    for handlers in SERVICES.values():
+        merged.update(handlers)
+    return merged

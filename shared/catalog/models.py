@@ -1,0 +1,202 @@
+"""Catalog tables (CAOM-inspired): program -> observation -> exposure -> product -> artifact,
+plus the event outbox, ingest rejections and dead-lettered tasks.
+
+Works on SQLite (embedded) and PostgreSQL (deployment); schema changes go through the
+Alembic migrations beside this module.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Artifact",
+    "Base",
+    "EventRecord",
+    "Exposure",
+    "IngestRejection",
+    "Observation",
+    "Product",
+    "Program",
+    "TaskFailure",
+]
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Program(Base):
+    __tablename__ = "program"
+
+    id: Mapped[str] = mapped_column(String(5), primary_key=True, comment="Five-digit program id")
+    title: Mapped[str] = mapped_column(Text, default="")
+    pi_name: Mapped[str] = mapped_column(String(200), default="")
+    category: Mapped[str] = mapped_column(String(8), default="GO")
+    eap_months: Mapped[int] = mapped_column(Integer, default=12)
+    authorized_users: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+
+    observations: Mapped[list[Observation]] = relationship(back_populates="program")
+
+
+class Observation(Base):
+    __tablename__ = "observation"
+    __table_args__ = (UniqueConstraint("program_id", "number", name="uq_observation_program_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("program.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    target_name: Mapped[str] = mapped_column(String(200), default="")
+    target_ra: Mapped[float | None] = mapped_column(Float)
+    target_dec: Mapped[float | None] = mapped_column(Float)
+    instrument: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(100), default="")
+    exp_type: Mapped[str] = mapped_column(String(32), default="")
+    filter: Mapped[str | None] = mapped_column(String(32))
+    pupil: Mapped[str | None] = mapped_column(String(32))
+
+    program: Mapped[Program] = relationship(back_populates="observations")
+    exposures: Mapped[list[Exposure]] = relationship(back_populates="observation")
+
+
+class Exposure(Base):
+    __tablename__ = "exposure"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("observation.id"), index=True)
+    name: Mapped[str] = mapped_column(
+        String(64), unique=True, comment="e.g. jw01234001001_01101_00001_nrca1"
+    )
+    visit: Mapped[int] = mapped_column(Integer)
+    visit_group: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(Integer)
+    activity: Mapped[str] = mapped_column(String(2))
+    exposure: Mapped[int] = mapped_column(Integer)
+    detector: Mapped[str] = mapped_column(String(16))
+    exp_type: Mapped[str] = mapped_column(String(32))
+    filter: Mapped[str | None] = mapped_column(String(32))
+    pupil: Mapped[str | None] = mapped_column(String(32))
+    readpatt: Mapped[str] = mapped_column(String(16))
+    subarray: Mapped[str] = mapped_column(String(32))
+    ngroups: Mapped[int] = mapped_column(Integer)
+    nints: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[datetime | None]
+    ra: Mapped[float | None] = mapped_column(Float)
+    dec: Mapped[float | None] = mapped_column(Float)
+
+    observation: Mapped[Observation] = relationship(back_populates="exposures")
+
+
+class Product(Base):
+    """One product revision (a CAOM plane). Exactly one revision of a filename is current."""
+
+    __tablename__ = "product"
+    __table_args__ = (
+        UniqueConstraint("filename", "revision", name="uq_product_filename_revision"),
+        Index("ix_product_current", "filename", "is_current"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(200), index=True)
+    suffix: Mapped[str] = mapped_column(String(32), index=True)
+    level: Mapped[int] = mapped_column(Integer, comment="CAOM calibration level")
+    product_type: Mapped[str] = mapped_column(String(16), default="SCIENCE")
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("program.id"), index=True)
+    observation_id: Mapped[int | None] = mapped_column(ForeignKey("observation.id"), index=True)
+    exposure_id: Mapped[int | None] = mapped_column(ForeignKey("exposure.id"), index=True)
+    segment: Mapped[int | None] = mapped_column(Integer)
+    archived_at: Mapped[datetime]
+    meta_release: Mapped[datetime]
+    data_release: Mapped[datetime]
+    software_version: Mapped[str] = mapped_column(String(32), default="")
+    reference_context: Mapped[str | None] = mapped_column(String(64))
+    inputs: Mapped[list[Any]] = mapped_column(JSON, default=list, comment="Provenance: input filenames")
+    superseded_at: Mapped[datetime | None]
+
+    artifacts: Mapped[list[Artifact]] = relationship(back_populates="product")
+    exposure: Mapped[Exposure | None] = relationship()
+
+
+class Artifact(Base):
+    """One stored file of a product (the data file; previews later)."""
+
+    __tablename__ = "artifact"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="data")
+    uri: Mapped[str] = mapped_column(String(500), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(100))
+
+    product: Mapped[Product] = relationship(back_populates="artifacts")
+
+
+class EventRecord(Base):
+    """The outbox: written in the same transaction as what it announces, then dispatched."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_pending", "dispatched_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    time: Mapped[datetime]
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    dispatched_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class IngestRejection(Base):
+    """Telemetry that could not be used, kept untouched in dms-raw, with the reason."""
+
+    __tablename__ = "ingest_rejection"
+    __table_args__ = (UniqueConstraint("raw_sha256", "reason", name="uq_rejection_raw_reason"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    raw_uri: Mapped[str] = mapped_column(String(500), index=True)
+    raw_filename: Mapped[str] = mapped_column(String(200))
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64), comment="Machine-readable reason code")
+    detail: Mapped[str] = mapped_column(Text, comment="What a person can act on")
+    program_id: Mapped[str | None] = mapped_column(String(5))
+    created_at: Mapped[datetime]
+    event_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class TaskFailure(Base):
+    """A task that failed for good (bad input or retries exhausted): the dead-letter record."""
+
+    __tablename__ = "task_failure"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(100), index=True)
+    event_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    retriable: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]

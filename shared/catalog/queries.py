@@ -1,0 +1,236 @@
+"""Catalog writes and reads shared by the services. Writes are upserts keyed by content,
+so a retried task registers nothing twice."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from shared.catalog.models import (
+    Artifact,
+    EventRecord,
+    Exposure,
+    IngestRejection,
+    Observation,
+    Product,
+    Program,
+)
+from shared.messages import Event
+from shared.plan import Plan
+from shared.storage import StoredObject
+
+__all__ = [
+    "ProductRevision",
+    "add_event",
+    "add_months",
+    "current_product",
+    "next_revision",
+    "product_counts_by_level",
+    "record_rejection",
+    "register_product",
+    "upsert_exposure",
+    "upsert_program",
+]
+
+
+def add_months(when: datetime, months: int) -> datetime:
+    """``when`` plus a number of calendar months (day clipped to the month's length)."""
+    month0 = when.month - 1 + months
+    year, month = when.year + month0 // 12, month0 % 12 + 1
+    day = min(when.day, calendar.monthrange(year, month)[1])
+    return when.replace(year=year, month=month, day=day)
+
+
+def upsert_program(session: Session, plan: Plan) -> Program:
+    """The program row and its observations, created or refreshed from the plan."""
+    program = session.get(Program, plan.program)
+    if program is None:
+        program = Program(id=plan.program, created_at=datetime.now(UTC))
+        session.add(program)
+    program.title = plan.title
+    program.pi_name = plan.pi_name
+    program.category = plan.category
+    program.eap_months = plan.eap_months
+    program.authorized_users = list(plan.authorized_users)
+    session.flush()
+    for obs in plan.observations:
+        row = session.scalar(
+            select(Observation).where(Observation.program_id == plan.program, Observation.number == obs.number)
+        )
+        if row is None:
+            row = Observation(program_id=plan.program, number=obs.number)
+            session.add(row)
+        target = plan.target(obs.target_id)
+        row.target_name = target.name
+        row.target_ra = target.ra
+        row.target_dec = target.dec
+        row.instrument = obs.instrument
+        row.template = obs.template
+        row.exp_type = obs.exp_type
+        row.filter = obs.filter
+        row.pupil = obs.pupil
+    session.flush()
+    return program
+
+
+def upsert_exposure(session: Session, program: str, observation: int, name: str, **fields) -> Exposure:
+    """The exposure row named ``name`` (e.g. ``jw01234001001_01101_00001_nrca1``)."""
+    obs = session.scalar(
+        select(Observation).where(Observation.program_id == program, Observation.number == observation)
+    )
+    if obs is None:
+        raise LookupError(f"program {program} observation {observation:03d} is not in the catalog")
+    row = session.scalar(select(Exposure).where(Exposure.name == name))
+    if row is None:
+        row = Exposure(name=name, observation_id=obs.id, **fields)
+        session.add(row)
+    else:
+        for k, v in fields.items():
+            setattr(row, k, v)
+    session.flush()
+    return row
+
+
+def current_product(session: Session, filename: str) -> Product | None:
+    return session.scalar(select(Product).where(Product.filename == filename, Product.is_current))
+
+
+@dataclass(frozen=True)
+class ProductRevision:
+    """What to do with a product file: store it at ``revision``, or nothing when an
+    identical one is already current (``existing``)."""
+
+    revision: int
+    existing: Product | None
+
+
+def next_revision(session: Session, filename: str, sha256: str) -> ProductRevision:
+    """Revision for a new file of this name: the current one if its bytes are identical
+    (a retried task), else one more than the newest."""
+    current = current_product(session, filename)
+    if current is not None and any(a.sha256 == sha256 for a in current.artifacts if a.kind == "data"):
+        return ProductRevision(current.revision, current)
+    newest = session.scalar(select(func.max(Product.revision)).where(Product.filename == filename))
+    return ProductRevision((newest or 0) + 1, None)
+
+
+def register_product(
+    session: Session,
+    *,
+    stored: StoredObject,
+    filename: str,
+    suffix: str,
+    level: int,
+    revision: int,
+    program_id: str,
+    observation_id: int | None,
+    exposure_id: int | None,
+    archived_at: datetime,
+    eap_months: int,
+    software_version: str,
+    inputs: list[str],
+    segment: int | None = None,
+    reference_context: str | None = None,
+    product_type: str = "SCIENCE",
+) -> tuple[Product, bool]:
+    """Register a stored product revision; returns (product, created).
+
+    Idempotent: registering the same (filename, revision) again returns the existing row.
+    A new revision becomes current and the previous current one is marked superseded.
+    """
+    existing = session.scalar(
+        select(Product).where(Product.filename == filename, Product.revision == revision)
+    )
+    if existing is not None:
+        return existing, False
+    session.execute(
+        update(Product)
+        .where(Product.filename == filename, Product.is_current)
+        .values(is_current=False, superseded_at=archived_at)
+    )
+    product = Product(
+        filename=filename,
+        suffix=suffix,
+        level=level,
+        product_type=product_type,
+        revision=revision,
+        is_current=True,
+        program_id=program_id,
+        observation_id=observation_id,
+        exposure_id=exposure_id,
+        segment=segment,
+        archived_at=archived_at,
+        meta_release=archived_at,
+        data_release=add_months(archived_at, eap_months),
+        software_version=software_version,
+        reference_context=reference_context,
+        inputs=list(inputs),
+    )
+    product.artifacts.append(
+        Artifact(kind="data", uri=stored.uri, sha256=stored.sha256, size=stored.size,
+                 content_type=stored.content_type)
+    )
+    session.add(product)
+    session.flush()
+    return product, True
+
+
+def add_event(session: Session, event: Event) -> EventRecord:
+    """Put an event in the outbox (same transaction as the change it announces).
+    Adding an id that is already there is a no-op."""
+    row = session.get(EventRecord, event.id)
+    if row is not None:
+        return row
+    row = EventRecord(
+        id=event.id,
+        type=event.type,
+        source=event.source,
+        subject=event.subject,
+        time=event.time,
+        data=event.to_json_dict()["data"],
+        created_at=datetime.now(UTC),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def record_rejection(
+    session: Session,
+    *,
+    raw: StoredObject,
+    reason: str,
+    detail: str,
+    program_id: str | None,
+    event_id: str | None,
+) -> tuple[IngestRejection, bool]:
+    """Record why raw input was refused; (row, created). One row per input and reason."""
+    row = session.scalar(
+        select(IngestRejection).where(IngestRejection.raw_sha256 == raw.sha256, IngestRejection.reason == reason)
+    )
+    if row is not None:
+        return row, False
+    row = IngestRejection(
+        raw_uri=raw.uri,
+        raw_filename=raw.filename,
+        raw_sha256=raw.sha256,
+        reason=reason,
+        detail=detail,
+        program_id=program_id,
+        created_at=datetime.now(UTC),
+        event_id=event_id,
+    )
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def product_counts_by_level(session: Session) -> dict[int, int]:
+    rows = session.execute(
+        select(Product.level, func.count()).where(Product.is_current).group_by(Product.level)
+    )
+    return {level: n for level, n in rows}

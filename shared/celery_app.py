@@ -1,0 +1,89 @@
+"""Celery app factory: one queue per service, late acknowledgement, JSON only.
+
+Reliability policy (DESIGN §7): ``acks_late`` with ``reject_on_worker_lost`` and prefetch 1
+so a task killed mid-way is redelivered, never lost; tasks are idempotent so the
+redelivery is harmless; transient faults retry with exponential backoff and jitter; after
+the last retry the message is dead-lettered in the catalog (``task_failure``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from functools import lru_cache
+
+from celery import Celery
+from kombu import Queue
+
+from shared.config import Settings
+from shared.messages import Event
+from shared.routing import QUEUES, queue_for
+from shared.runtime import Handler, ServiceContext, run_handler
+
+__all__ = ["CeleryTransport", "create_app", "register_handlers", "retry_delay"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Celery:
+    if not settings.broker_url:
+        raise ValueError("DMS_BROKER_URL is not set: Celery needs a broker (e.g. redis://127.0.0.1:6379/0)")
+    app = Celery("jwst-dms", broker=settings.broker_url, backend=settings.result_backend)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(q) for q in QUEUES],
+        task_default_queue="ingest",
+        task_ignore_result=settings.result_backend is None,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+    )
+    return app
+
+
+def retry_delay(retries: int, cap: float) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, 2**retries)] + 1 s."""
+    return 1.0 + random.uniform(0, min(cap, 2.0**retries))
+
+
+class CeleryTransport:
+    """Sends events as task messages to the queue of the task's service."""
+
+    def __init__(self, app: Celery):
+        self.app = app
+
+    def send(self, task: str, event: Event) -> None:
+        self.app.send_task(task, args=[event.to_json_dict()], queue=queue_for(task))
+
+
+@lru_cache(maxsize=1)
+def _worker_context(settings: Settings) -> ServiceContext:
+    # Built lazily in each worker process (after fork): engines and clients are per process.
+    return ServiceContext.from_settings(settings, transport=CeleryTransport(create_app(settings)))
+
+
+def register_handlers(app: Celery, settings: Settings, handlers: dict[str, Handler]) -> None:
+    """Register each handler as a Celery task of the same name (a thin driver)."""
+    max_retries = settings.task_max_retries
+
+    for name, handler in handlers.items():
+
+        def task(self, payload, _name=name, _handler=handler):
+            if (self.request.delivery_info or {}).get("redelivered"):
+                log.info("%s: redelivered message %s; the handler re-checks the catalog", _name, self.request.id)
+            outcome = run_handler(
+                _name, _handler, payload, _worker_context(settings),
+                attempt=self.request.retries + 1, max_attempts=max_retries + 1,
+            )
+            if outcome.status == "retry":
+                raise self.retry(countdown=retry_delay(self.request.retries, settings.task_retry_backoff_max),
+                                 max_retries=max_retries)
+            return {"status": outcome.status, "events": list(outcome.event_ids), "error": outcome.error}
+
+        app.task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True)(task)

@@ -1,0 +1,143 @@
+"""Write and read JWST-layout FITS products.
+
+Layout: an empty PRIMARY HDU holding the keywords, EXTNAME'd image HDUs, binary tables,
+and a final ASDF HDU (one byte column ``ASDF_METADATA``) holding the metadata tree. The
+tree carries only ``meta`` (no ``_fits_hash``), so the public data models read arrays and
+keywords from the FITS HDUs and take the model class from DATAMODL.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asdf
+import numpy as np
+from astropy.io import fits
+
+from shared.datamodels.keywords import KEYWORDS, UnknownKeywordError
+
+__all__ = ["FitsProduct", "MalformedProductError", "meta_tree", "read_product", "write_product"]
+
+ASDF_EXTNAME = "ASDF"
+
+
+class MalformedProductError(ValueError):
+    """A file that is not a readable JWST-layout product; the message says what is wrong."""
+
+
+@dataclass
+class FitsProduct:
+    """A product in memory: keywords by FITS name, image arrays and tables by EXTNAME.
+
+    ``keywords`` hold both PRIMARY and SCI-header keywords; :data:`KEYWORDS` says where
+    each one goes. Insertion order of ``images`` and ``tables`` is HDU order.
+    """
+
+    model_type: str
+    keywords: dict[str, Any] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    tables: dict[str, np.ndarray] = field(default_factory=dict)
+    extra_meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _set_path(tree: dict, path: str, value: Any) -> None:
+    parts = path.split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def meta_tree(keywords: Mapping[str, Any], extra_meta: Mapping[str, Any] | None = None) -> dict:
+    """The ``meta`` tree of the data model for a set of keywords."""
+    tree: dict = {}
+    for name, value in keywords.items():
+        kw = KEYWORDS.get(name)
+        if kw is None:
+            raise UnknownKeywordError(f"keyword {name!r} has no entry in shared.datamodels.keywords")
+        if value is not None:
+            _set_path(tree, kw.path, _plain(value))
+    for path, value in (extra_meta or {}).items():
+        _set_path(tree, path, value)
+    return tree.get("meta", {})
+
+
+def _header_for(hdu_name: str, keywords: Mapping[str, Any]) -> fits.Header:
+    header = fits.Header()
+    for name, value in keywords.items():
+        kw = KEYWORDS.get(name)
+        if kw is None:
+            raise UnknownKeywordError(f"keyword {name!r} has no entry in shared.datamodels.keywords")
+        if kw.hdu == hdu_name and value is not None:
+            header[name] = (_plain(value), _fitting_comment(name, _plain(value), kw.comment))
+    return header
+
+
+def _fitting_comment(name: str, value: Any, comment: str) -> str:
+    """The comment, shortened so the card stays one 80-character line."""
+    room = 80 - len(fits.Card(name, value).image.rstrip()) - 3  # " / " separator
+    return comment if len(comment) <= room else comment[: max(room, 0)]
+
+
+def write_product(path: str | Path, product: FitsProduct) -> Path:
+    """Write ``product`` to ``path`` (overwriting) and return the path.
+
+    The output is a pure function of ``product``: no clock is read here, so the same input
+    gives the same bytes (a retried task stores an identical object).
+    """
+    path = Path(path)
+    keywords = {"DATAMODL": product.model_type, "FILENAME": path.name, **product.keywords}
+    primary = fits.PrimaryHDU(header=_header_for("PRIMARY", keywords))
+    hdus: list[fits.hdu.base.ExtensionHDU] = []
+    for extname, array in product.images.items():
+        header = _header_for(extname, keywords) if extname == "SCI" else fits.Header()
+        hdus.append(fits.ImageHDU(data=array, header=header, name=extname))
+    for extname, table in product.tables.items():
+        hdus.append(fits.BinTableHDU(data=table, name=extname))
+    buf = io.BytesIO()
+    asdf.AsdfFile({"meta": meta_tree(keywords, product.extra_meta)}).write_to(buf)
+    raw = np.frombuffer(buf.getvalue(), dtype=np.uint8)[None, :]
+    asdf_hdu = fits.BinTableHDU.from_columns(
+        [fits.Column(name="ASDF_METADATA", format=f"{raw.shape[1]}B", array=raw)], name=ASDF_EXTNAME
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList([primary, *hdus, asdf_hdu]).writeto(path, overwrite=True, checksum=False)
+    return path
+
+
+def read_product(path: str | Path) -> FitsProduct:
+    """Read a product written by :func:`write_product` (or a compatible JWST file).
+
+    Raises :class:`MalformedProductError` naming the problem for anything unreadable.
+    """
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            primary = hdul[0].header
+            model_type = primary.get("DATAMODL")
+            if not model_type:
+                raise MalformedProductError(f"{path}: PRIMARY header has no DATAMODL keyword")
+            keywords: dict[str, Any] = {k: primary[k] for k in primary if k in KEYWORDS}
+            images: dict[str, np.ndarray] = {}
+            tables: dict[str, np.ndarray] = {}
+            for hdu in hdul[1:]:
+                if hdu.name == ASDF_EXTNAME:
+                    continue
+                if hdu.name == "SCI":
+                    keywords.update({k: hdu.header[k] for k in hdu.header if k in KEYWORDS})
+                if isinstance(hdu, fits.BinTableHDU):
+                    tables[hdu.name] = np.array(hdu.data)
+                elif hdu.data is not None:
+                    images[hdu.name] = np.array(hdu.data)
+    except OSError as exc:
+        raise MalformedProductError(f"{path}: not a readable FITS file ({exc})") from exc
+    return FitsProduct(model_type=model_type, keywords=keywords, images=images, tables=tables)

@@ -1,0 +1,158 @@
+"""Where each FITS keyword lives: its data-model path and its HDU.
+
+The writer places keywords by this table and builds the ASDF metadata tree from the same
+paths, so the FITS headers and the tree can never disagree. Paths and HDUs follow the
+public JWST data-model schemas.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["KEYWORDS", "Keyword", "UnknownKeywordError"]
+
+
+class UnknownKeywordError(KeyError):
+    pass
+
+
+class Keyword(NamedTuple):
+    path: str
+    hdu: str
+    comment: str
+
+
+def _k(path: str, comment: str, hdu: str = "PRIMARY") -> Keyword:
+    return Keyword(path, hdu, comment)
+
+
+KEYWORDS: dict[str, Keyword] = {
+    # file
+    "DATAMODL": _k("meta.model_type", "Type of data model"),
+    "FILENAME": _k("meta.filename", "Name of the file"),
+    "DATE": _k("meta.date", "UTC date file created"),
+    "ORIGIN": _k("meta.origin", "Organization responsible for creating file"),
+    "TELESCOP": _k("meta.telescope", "Telescope used to acquire the data"),
+    "SDP_VER": _k("meta.data_processing_software_version", "Data processing software version"),
+    "CAL_VER": _k("meta.calibration_software_version", "Calibration software version"),
+    "CRDS_CTX": _k("meta.ref_file.crds.context_used", "Reference context used"),
+    # program
+    "TITLE": _k("meta.program.title", "Proposal title"),
+    "PI_NAME": _k("meta.program.pi_name", "Principal investigator name"),
+    "CATEGORY": _k("meta.program.category", "Program category"),
+    # observation identifiers
+    "PROGRAM": _k("meta.observation.program_number", "Program number"),
+    "OBSERVTN": _k("meta.observation.observation_number", "Observation number"),
+    "VISIT": _k("meta.observation.visit_number", "Visit number"),
+    "VISITGRP": _k("meta.observation.visit_group", "Visit group identifier"),
+    "SEQ_ID": _k("meta.observation.sequence_id", "Parallel sequence identifier"),
+    "ACT_ID": _k("meta.observation.activity_id", "Activity identifier"),
+    "EXPOSURE": _k("meta.observation.exposure_number", "Exposure request number"),
+    "OBS_ID": _k("meta.observation.obs_id", "Programmatic observation identifier"),
+    "VISIT_ID": _k("meta.observation.visit_id", "Visit identifier"),
+    "DATE-OBS": _k("meta.observation.date", "UTC date at start of exposure"),
+    "TIME-OBS": _k("meta.observation.time", "UTC time at start of exposure"),
+    "DATE-BEG": _k("meta.observation.date_beg", "Date-time start of exposure"),
+    "DATE-END": _k("meta.observation.date_end", "Date-time end of exposure"),
+    "TEMPLATE": _k("meta.observation.template", "Observation template used"),
+    "BKGDTARG": _k("meta.observation.bkgdtarg", "Background target"),
+    # visit
+    "VISITYPE": _k("meta.visit.type", "Visit type"),
+    "TSOVISIT": _k("meta.visit.tsovisit", "Time Series Observation visit indicator"),
+    "NEXPOSUR": _k("meta.visit.total_exposures", "Total number of planned exposures in visit"),
+    "ENGQLPTG": _k("meta.visit.engdb_pointing_quality", "Quality of pointing information"),
+    # target
+    "TARGPROP": _k("meta.target.proposer_name", "Proposer's name for the target"),
+    "TARGNAME": _k("meta.target.catalog_name", "Standard astronomical catalog name for target"),
+    "TARGTYPE": _k("meta.target.type", "Type of target (fixed, moving, generic)"),
+    "TARG_RA": _k("meta.target.ra", "Target RA at mid time of exposure [deg]"),
+    "TARG_DEC": _k("meta.target.dec", "Target Dec at mid time of exposure [deg]"),
+    # instrument
+    "INSTRUME": _k("meta.instrument.name", "Instrument used to acquire the data"),
+    "DETECTOR": _k("meta.instrument.detector", "Name of detector used to acquire the data"),
+    "MODULE": _k("meta.instrument.module", "NIRCam module: A or B"),
+    "CHANNEL": _k("meta.instrument.channel", "Instrument channel"),
+    "FILTER": _k("meta.instrument.filter", "Name of the filter element used"),
+    "PUPIL": _k("meta.instrument.pupil", "Name of the pupil element used"),
+    # exposure
+    "EXP_TYPE": _k("meta.exposure.type", "Type of data in the exposure"),
+    "EXPCOUNT": _k("meta.exposure.count", "Running count of exposures in visit"),
+    "EXPRIPAR": _k("meta.exposure.prime_parallel", "Prime or parallel exposure"),
+    "IS_PSF": _k("meta.exposure.psf_reference", "PSF reference exposure"),
+    "READPATT": _k("meta.exposure.readpatt", "Readout pattern"),
+    "NOUTPUTS": _k("meta.exposure.noutputs", "Number of detector outputs used"),
+    "NINTS": _k("meta.exposure.nints", "Number of integrations in exposure"),
+    "INTSTART": _k("meta.exposure.integration_start", "Starting integration number in this segment"),
+    "INTEND": _k("meta.exposure.integration_end", "Ending integration number in this segment"),
+    "NGROUPS": _k("meta.exposure.ngroups", "Number of groups in integration"),
+    "NFRAMES": _k("meta.exposure.nframes", "Number of frames per group"),
+    "GROUPGAP": _k("meta.exposure.groupgap", "Number of frames dropped between groups"),
+    "NRSTSTRT": _k("meta.exposure.nresets_at_start", "Number of resets at start of exposure"),
+    "NRESETS": _k("meta.exposure.nresets_between_ints", "Number of resets between integrations"),
+    "FRMDIVSR": _k("meta.exposure.frame_divisor", "Divisor applied to frame-averaged groups"),
+    "TSAMPLE": _k("meta.exposure.sample_time", "Time between samples [us]"),
+    "TFRAME": _k("meta.exposure.frame_time", "[s] Time between frames"),
+    "TGROUP": _k("meta.exposure.group_time", "[s] Time between groups"),
+    "EFFINTTM": _k("meta.exposure.integration_time", "[s] Effective integration time"),
+    "EFFEXPTM": _k("meta.exposure.exposure_time", "[s] Effective exposure time"),
+    "DURATION": _k("meta.exposure.duration", "[s] Total duration of exposure"),
+    "TMEASURE": _k("meta.exposure.measurement_time", "[s] Measurement time"),
+    "EXPSTART": _k("meta.exposure.start_time", "[d] Exposure start time in MJD"),
+    "EXPMID": _k("meta.exposure.mid_time", "[d] Exposure mid time in MJD"),
+    "EXPEND": _k("meta.exposure.end_time", "[d] Exposure end time in MJD"),
+    "EXSEGTOT": _k("meta.exposure.segment_total", "Total number of segments"),
+    "EXSEGNUM": _k("meta.exposure.segment_number", "Segment number"),
+    "ZEROFRAM": _k("meta.exposure.zero_frame", "Zero frame was downlinked separately"),
+    "DATAPROB": _k("meta.exposure.data_problem", "Science telemetry indicated a problem"),
+    # subarray
+    "SUBARRAY": _k("meta.subarray.name", "Subarray used"),
+    "SUBSTRT1": _k("meta.subarray.xstart", "Starting pixel in axis 1 direction"),
+    "SUBSTRT2": _k("meta.subarray.ystart", "Starting pixel in axis 2 direction"),
+    "SUBSIZE1": _k("meta.subarray.xsize", "Number of pixels in axis 1 direction"),
+    "SUBSIZE2": _k("meta.subarray.ysize", "Number of pixels in axis 2 direction"),
+    "FASTAXIS": _k("meta.subarray.fastaxis", "Fast readout axis direction"),
+    "SLOWAXIS": _k("meta.subarray.slowaxis", "Slow readout axis direction"),
+    # dither
+    "PATTTYPE": _k("meta.dither.primary_type", "Primary dither pattern type"),
+    "NUMDTHPT": _k("meta.dither.total_points", "Total number of points in pattern"),
+    "PATT_NUM": _k("meta.dither.position_number", "Position number in primary pattern"),
+    "XOFFSET": _k("meta.dither.x_offset", "x offset from pattern starting position [arcsec]"),
+    "YOFFSET": _k("meta.dither.y_offset", "y offset from pattern starting position [arcsec]"),
+    # aperture and pointing
+    "APERNAME": _k("meta.aperture.name", "PRD science aperture used"),
+    # SCI header
+    "BUNIT": _k("meta.bunit_data", "Units of the data array", "SCI"),
+    "XPOSURE": _k("meta.exposure.effective_exposure_time", "[s] Effective exposure time", "SCI"),
+    "MJD-BEG": _k("meta.exposure.start_time_mjd", "[d] Exposure start time in MJD", "SCI"),
+    "MJD-AVG": _k("meta.exposure.mid_time_mjd", "[d] Exposure mid time in MJD", "SCI"),
+    "MJD-END": _k("meta.exposure.end_time_mjd", "[d] Exposure end time in MJD", "SCI"),
+    "SRCTYPE": _k("meta.target.source_type", "Source type used for calibration", "SCI"),
+    "PA_APER": _k("meta.aperture.position_angle", "[deg] Position angle of aperture used", "SCI"),
+    "RA_V1": _k("meta.pointing.ra_v1", "[deg] RA of telescope V1 axis", "SCI"),
+    "DEC_V1": _k("meta.pointing.dec_v1", "[deg] Dec of telescope V1 axis", "SCI"),
+    "PA_V3": _k("meta.pointing.pa_v3", "[deg] Position angle of telescope V3 axis", "SCI"),
+    "RADESYS": _k("meta.coordinates.reference_frame", "Name of the coordinate reference frame", "SCI"),
+    "WCSAXES": _k("meta.wcsinfo.wcsaxes", "Number of axes in the WCS", "SCI"),
+    "CRPIX1": _k("meta.wcsinfo.crpix1", "Axis 1 coordinate of the reference pixel", "SCI"),
+    "CRPIX2": _k("meta.wcsinfo.crpix2", "Axis 2 coordinate of the reference pixel", "SCI"),
+    "CRVAL1": _k("meta.wcsinfo.crval1", "[deg] RA at the reference pixel", "SCI"),
+    "CRVAL2": _k("meta.wcsinfo.crval2", "[deg] Dec at the reference pixel", "SCI"),
+    "CTYPE1": _k("meta.wcsinfo.ctype1", "Projection type", "SCI"),
+    "CTYPE2": _k("meta.wcsinfo.ctype2", "Projection type", "SCI"),
+    "CUNIT1": _k("meta.wcsinfo.cunit1", "Units of the first axis", "SCI"),
+    "CUNIT2": _k("meta.wcsinfo.cunit2", "Units of the second axis", "SCI"),
+    "CDELT1": _k("meta.wcsinfo.cdelt1", "[deg] Pixel scale along axis 1", "SCI"),
+    "CDELT2": _k("meta.wcsinfo.cdelt2", "[deg] Pixel scale along axis 2", "SCI"),
+    "PC1_1": _k("meta.wcsinfo.pc1_1", "Linear transformation matrix element", "SCI"),
+    "PC1_2": _k("meta.wcsinfo.pc1_2", "Linear transformation matrix element", "SCI"),
+    "PC2_1": _k("meta.wcsinfo.pc2_1", "Linear transformation matrix element", "SCI"),
+    "PC2_2": _k("meta.wcsinfo.pc2_2", "Linear transformation matrix element", "SCI"),
+    "S_REGION": _k("meta.wcsinfo.s_region", "Spatial extent of the exposure", "SCI"),
+    "V2_REF": _k("meta.wcsinfo.v2_ref", "[arcsec] Telescope v2 coordinate of the reference point", "SCI"),
+    "V3_REF": _k("meta.wcsinfo.v3_ref", "[arcsec] Telescope v3 coordinate of the reference point", "SCI"),
+    "VPARITY": _k("meta.wcsinfo.vparity", "Relative sense of rotation between Ideal xy and V2V3", "SCI"),
+    "V3I_YANG": _k("meta.wcsinfo.v3yangle", "[deg] Angle from V3 axis to Ideal y axis", "SCI"),
+    "RA_REF": _k("meta.wcsinfo.ra_ref", "[deg] Right ascension of the reference point", "SCI"),
+    "DEC_REF": _k("meta.wcsinfo.dec_ref", "[deg] Declination of the reference point", "SCI"),
+    "ROLL_REF": _k("meta.wcsinfo.roll_ref", "[deg] V3 roll angle at the ref point (N over E)", "SCI"),
+}

@@ -1,0 +1,53 @@
+"""Which event starts which task: the one routing table of the system.
+
+Adding a stage is a line here, not an edit in the producing service. A task name is
+``<service>.<action>`` and runs on the queue named after its service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.messages import Event, EventType
+
+__all__ = ["QUEUES", "ROUTES", "Route", "queue_for", "routes_for"]
+
+QUEUES = ("ingest", "detector1", "stage2", "associations", "stage3", "preview", "notifier")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Start ``task`` for events of ``event_type`` whose product matches the filters."""
+
+    event_type: str
+    task: str
+    suffixes: frozenset[str] | None = None
+    exp_types: frozenset[str] | None = None
+
+    def matches(self, event: Event) -> bool:
+        if event.type != self.event_type:
+            return False
+        if self.suffixes is None and self.exp_types is None:
+            return True
+        product = event.product
+        if product is None:
+            return False
+        if self.suffixes is not None and product.suffix not in self.suffixes:
+            return False
+        return self.exp_types is None or (product.exp_type or "") in self.exp_types
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(EventType.TELEMETRY_ARRIVED, "ingest.telemetry"),
+)
+
+
+def queue_for(task: str) -> str:
+    service = task.split(".", 1)[0]
+    if service not in QUEUES:
+        raise ValueError(f"task {task!r} names no known service queue ({', '.join(QUEUES)})")
+    return service
+
+
+def routes_for(event: Event, routes: tuple[Route, ...] = ROUTES) -> list[Route]:
+    return [r for r in routes if r.matches(event)]

@@ -1,0 +1,76 @@
+"""Shared fixtures: settings for the embedded default, a fresh PostgreSQL database,
+a Redis database, and (via tests.s3server) an S3-protocol server on loopback."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import psycopg
+import pytest
+import redis
+
+from shared.config import Settings
+
+pytest_plugins = ["tests.s3server"]
+
+PG_ADMIN_URL = os.environ.get("DMS_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("DMS_TEST_REDIS", "redis://127.0.0.1:6379/11")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("DMS_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow; set DMS_RUN_SLOW=1 to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def embedded_settings(tmp_path) -> Settings:
+    """Local object store and SQLite catalog under a temporary directory."""
+    return Settings(var_dir=tmp_path / "var", _env_file=None)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    name = f"dms_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc} (start it; .ci/run does)")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url.replace("postgresql://", "postgresql+psycopg://", 1)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_server_url) -> str:
+    """The session database, emptied before each test."""
+    from shared.catalog import Base, upgrade
+
+    from sqlalchemy import create_engine, text
+
+    upgrade(pg_server_url)
+    engine = create_engine(pg_server_url)
+    with engine.begin() as conn:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return pg_server_url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis database for this test, emptied first."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc} (start it; .ci/run does)")
+    client.flushdb()
+    return REDIS_URL
