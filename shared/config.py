@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     s3_secret_key: str = "minioadmin"
     s3_secure: bool = False
     s3_region: str = "us-east-1"
+    s3_public_endpoint: str | None = Field(
+        None, description="host:port that presigned download URLs are signed for (clients' view)."
+    )
     s3_part_size: int = Field(16 * 1024 * 1024, description="Multipart part size in bytes.")
     broker_url: str | None = Field(
         None, description="Celery broker (e.g. redis://127.0.0.1:6379/0); None runs tasks in-process."

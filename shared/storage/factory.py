@@ -19,6 +19,7 @@ def open_store(settings: Settings) -> ObjectStore:
             secure=settings.s3_secure,
             region=settings.s3_region,
             part_size=settings.s3_part_size,
+            public_endpoint=settings.s3_public_endpoint,
         )
     from shared.storage.local import LocalObjectStore
 

@@ -1,0 +1,311 @@
+"""jump: flag cosmic-ray jumps with the two-point difference method.
+
+Algorithm (jwst-conventions.md §4, "Jump"; stcal ``twopoint_difference``):
+
+1. Data and read noise are multiplied by the gain, so the test runs in electrons. Groups
+   flagged SATURATED or DO_NOT_USE take no part. A pixel with a non-positive or NaN gain gets
+   NO_GAIN_VALUE | DO_NOT_USE in PIXELDQ and is not tested.
+2. Per integration and pixel, the first differences of adjacent groups are formed and their
+   clipped median taken: with >= 4 usable differences the one of largest absolute value is
+   dropped and the median of the rest used; with 3 the plain median; with 2 the one of
+   smaller absolute value.
+3. The expected noise of one difference is ``sigma = sqrt(|median| + RN_CDS^2 / NFRAMES)``
+   (electrons; the READNOISE reference is the CDS noise, i.e. already the noise of a
+   difference of two single frames) and each difference gets ``ratio = |diff - median| / sigma``.
+4. Pixels with at least ``min_diffs_single_pass`` usable differences: every difference with
+   ratio > ``rejection_threshold`` is a jump (one pass). Other pixels: the largest ratio is
+   compared with the threshold for the number of usable differences (``rejection_threshold``
+   for >= 4, ``four_group_rejection_threshold`` for 3, ``three_group_rejection_threshold``
+   for 2); if it is above, that difference is flagged, removed, and the test repeated while at
+   least two differences remain.
+5. A jump in difference k flags group k+1 (0-based) JUMP_DET. With ``flag_4_neighbors`` the
+   four perpendicular neighbours are also flagged in that group when the jump's ratio lies
+   strictly between ``min_jump_to_flag_neighbors`` and ``max_jump_to_flag_neighbors``
+   (neighbour groups already SATURATED or DO_NOT_USE are left alone).
+6. With at least ``minimum_sigclip_groups`` integrations each difference is instead sigma
+   clipped across integrations (median centre, ``rejection_threshold`` sigma).
+
+Fewer than ``minimum_groups`` groups (and too few integrations to sigma clip): the step does
+nothing and says so. The kernel is vectorised: it walks the frame in blocks of pixels and,
+inside a block, iterates over rejection passes, never over pixels.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._common import check_image, check_ramp, flags, iter_blocks, median_of_sorted, sort_columns
+
+__all__ = ["JumpParams", "JumpResult", "detect_jumps", "clipped_median_of_diffs"]
+
+
+class JumpParams(BaseModel):
+    """Parameters of the jump step (defaults of jwst ``JumpStep``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rejection_threshold: float = Field(4.0, gt=0, description="Sigma threshold with >= 4 usable differences.")
+    four_group_rejection_threshold: float = Field(
+        5.0, gt=0, description="Sigma threshold with 3 usable differences (4 groups)."
+    )
+    three_group_rejection_threshold: float = Field(
+        6.0, gt=0, description="Sigma threshold with 2 usable differences (3 groups)."
+    )
+    flag_4_neighbors: bool = Field(True, description="Also flag the 4 perpendicular neighbours of a jump.")
+    max_jump_to_flag_neighbors: float = Field(
+        1000.0, description="Jumps above this ratio (sigma) do not flag neighbours."
+    )
+    min_jump_to_flag_neighbors: float = Field(
+        10.0, description="Jumps below this ratio (sigma) do not flag neighbours."
+    )
+    min_diffs_single_pass: int = Field(
+        10, ge=1, description="Usable differences from which all outliers are flagged in one pass."
+    )
+    minimum_groups: int = Field(3, ge=2, description="Fewest groups per integration to run the test.")
+    minimum_sigclip_groups: int = Field(
+        100, ge=2, description="Integrations from which differences are sigma clipped across integrations."
+    )
+
+
+_DEFAULTS = JumpParams()
+
+
+@dataclass(frozen=True)
+class JumpResult:
+    groupdq: np.ndarray  # uint8 (nints, ngroups, ny, nx)
+    pixeldq: np.ndarray  # uint32 (ny, nx)
+    n_jumps: int  # primary detections (groups flagged by the test itself)
+    n_neighbor_flags: int  # extra groups flagged as neighbours of a jump
+    skipped: bool  # True when the ramp had too few groups to test
+    note: str
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def clipped_median_of_diffs(diffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Clipped median of first differences along axis 0 (NaN = unusable).
+
+    Returns ``(median, count)`` per column, with the rule of step 2 of the module docstring;
+    the median is NaN where fewer than two differences are usable.
+    """
+    ndiff = diffs.shape[0]
+    unusable = np.isnan(diffs)
+    count = ndiff - unusable.sum(axis=0)
+    ordered = np.where(unusable, np.inf, diffs)
+    sort_columns(ordered)
+    lowest = ordered[0]
+    highest = np.take_along_axis(ordered, np.maximum(count - 1, 0)[np.newaxis], axis=0)[0]
+    with np.errstate(invalid="ignore"):
+        drop_lowest = np.abs(lowest) > np.abs(highest)
+    many = count >= 4
+    offset = np.where(many & drop_lowest, 1, 0)
+    used = np.where(many, count - 1, count)
+    median = median_of_sorted(ordered, used, offset)
+    if ndiff >= 2:
+        second = ordered[1]
+        with np.errstate(invalid="ignore"):
+            smaller = np.where(np.abs(lowest) <= np.abs(second), lowest, second)
+        median = np.where(count == 2, smaller, median)
+    median = np.where(count >= 2, median, np.nan)
+    return median.astype(diffs.dtype, copy=False), count
+
+
+def _two_point_block(
+    diffs: np.ndarray,
+    noise2: np.ndarray,
+    thresholds: tuple[float, float, float],
+    min_diffs_single_pass: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flag outlying differences in a block (ndiff, npix) of electron differences.
+
+    ``noise2`` is RN_CDS^2/NFRAMES per pixel (e-^2). ``diffs`` is used as scratch space
+    (flagged differences become NaN). Returns (flagged, ratio_at_flag), both (ndiff, npix).
+    """
+    thr4, thr3, thr2 = thresholds
+    ndiff, npix = diffs.shape
+    flagged = np.zeros((ndiff, npix), bool)
+    flag_ratio = np.zeros((ndiff, npix), np.float32)
+    # first pass over every pixel of the block, later passes only over pixels that just had
+    # a jump removed; flagged differences are set to NaN in ``diffs`` (a private scratch array)
+    sub, rn2, cols = diffs, noise2, np.arange(npix)
+    first_pass = True
+    while True:
+        median, count = clipped_median_of_diffs(sub)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sigma = np.sqrt(np.abs(median) + rn2)
+            ratio = np.abs(sub - median) / sigma
+        ratio = np.where(np.isfinite(ratio) & (sigma > 0), ratio, np.float32(-1.0))
+
+        if first_pass:
+            single = count >= min_diffs_single_pass
+            if single.any():
+                hits = (ratio > thr4) & single
+                flagged |= hits
+                np.copyto(flag_ratio, ratio, where=hits)
+        else:
+            single = np.zeros(count.shape, bool)
+
+        imax = np.argmax(ratio, axis=0)
+        rmax = ratio[imax, np.arange(ratio.shape[1])]
+        thr = np.select([count >= 4, count == 3, count == 2], [thr4, thr3, thr2], np.inf)
+        hit = (rmax > thr) & ~single
+        if not hit.any():
+            break
+        hit_cols = cols[hit]
+        hit_diff = imax[hit]
+        flagged[hit_diff, hit_cols] = True
+        flag_ratio[hit_diff, hit_cols] = rmax[hit]
+        diffs[hit_diff, hit_cols] = np.nan
+        again = count[hit] - 1 >= 2
+        cols = hit_cols[again]
+        if cols.size == 0:
+            break
+        sub, rn2 = diffs[:, cols], noise2[cols]
+        first_pass = False
+    return flagged, flag_ratio
+
+
+def _sigclip_block(diffs: np.ndarray, nsigma: float, maxiter: int = 10) -> np.ndarray:
+    """Flag differences (nints, ndiff, npix) that are > nsigma from the median across integrations."""
+    flagged = np.zeros(diffs.shape, bool)
+    values = diffs.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(maxiter):
+            centre = np.nanmedian(values, axis=0)
+            spread = np.nanstd(values, axis=0)
+            with np.errstate(invalid="ignore"):
+                new = np.abs(values - centre) > nsigma * spread
+            new &= ~np.isnan(values)
+            if not new.any():
+                break
+            flagged |= new
+            values[new] = np.nan
+    return flagged
+
+
+# --------------------------------------------------------------------------- kernel
+
+
+def detect_jumps(
+    data: np.ndarray,
+    groupdq: np.ndarray,
+    pixeldq: np.ndarray,
+    gain: np.ndarray,
+    readnoise: np.ndarray,
+    *,
+    nframes: int,
+    rejection_threshold: float = _DEFAULTS.rejection_threshold,
+    four_group_rejection_threshold: float = _DEFAULTS.four_group_rejection_threshold,
+    three_group_rejection_threshold: float = _DEFAULTS.three_group_rejection_threshold,
+    flag_4_neighbors: bool = _DEFAULTS.flag_4_neighbors,
+    max_jump_to_flag_neighbors: float = _DEFAULTS.max_jump_to_flag_neighbors,
+    min_jump_to_flag_neighbors: float = _DEFAULTS.min_jump_to_flag_neighbors,
+    min_diffs_single_pass: int = _DEFAULTS.min_diffs_single_pass,
+    minimum_groups: int = _DEFAULTS.minimum_groups,
+    minimum_sigclip_groups: int = _DEFAULTS.minimum_sigclip_groups,
+    dqflags: Mapping[str, int] | None = None,
+) -> JumpResult:
+    """Flag jumps (cosmic rays) in GROUPDQ.
+
+    Parameters
+    ----------
+    data : ndarray, float32, shape (nints, ngroups, ny, nx)
+        Ramp in DN (after dark subtraction).
+    groupdq : ndarray, uint8, same shape
+    pixeldq : ndarray, uint32, shape (ny, nx)
+    gain : ndarray, shape (ny, nx)
+        GAIN reference, e-/DN.
+    readnoise : ndarray, shape (ny, nx)
+        READNOISE reference: CDS read noise, DN.
+    nframes : int
+        NFRAMES, frames averaged per group.
+    Other keywords: see :class:`JumpParams`.
+    """
+    f = flags(dqflags)
+    nints, ngroups, ny, nx = check_ramp(data, groupdq)
+    pixeldq = check_image("pixeldq", pixeldq, (ny, nx))
+    gain = check_image("gain", gain, (ny, nx)).astype(np.float32)
+    readnoise = check_image("readnoise", readnoise, (ny, nx)).astype(np.float32)
+    if nframes < 1:
+        raise ValueError("nframes must be >= 1")
+
+    bad_gain = ~np.isfinite(gain) | (gain <= 0)
+    new_pixeldq = pixeldq.astype(np.uint32) | np.where(
+        bad_gain, np.uint32(f["NO_GAIN_VALUE"] | f["DO_NOT_USE"]), np.uint32(0)
+    )
+    new_groupdq = groupdq.copy()
+    sigclip = nints >= minimum_sigclip_groups
+    if ngroups < minimum_groups and not sigclip:
+        note = f"{ngroups} groups < minimum_groups={minimum_groups}: no jump test"
+        return JumpResult(new_groupdq, new_pixeldq, 0, 0, True, note)
+    if ngroups < 2:
+        return JumpResult(new_groupdq, new_pixeldq, 0, 0, True, "one group: no differences")
+
+    npix = ny * nx
+    gain_e = np.where(bad_gain, np.nan, gain).reshape(npix)
+    noise2 = ((readnoise * np.where(bad_gain, np.nan, gain)) ** 2 / nframes).reshape(npix)
+    excluded = np.uint8(f["SATURATED"] | f["DO_NOT_USE"])
+    jump = np.uint8(f["JUMP_DET"])
+    thresholds = (rejection_threshold, four_group_rejection_threshold, three_group_rejection_threshold)
+    gdq_flat = new_groupdq.reshape(nints, ngroups, npix)
+    data_flat = data.reshape(nints, ngroups, npix)
+
+    n_jumps = 0
+    neighbours: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (integration, group, pixel)
+    for blk in iter_blocks(npix):
+        if sigclip:
+            electrons = data_flat[:, :, blk] * gain_e[blk]
+            electrons[(gdq_flat[:, :, blk] & excluded) != 0] = np.nan
+            hits = _sigclip_block(electrons[:, 1:] - electrons[:, :-1], rejection_threshold)
+            gdq_flat[:, 1:, blk] |= np.where(hits, jump, np.uint8(0))
+            n_jumps += int(hits.sum())
+            continue
+        for i in range(nints):
+            electrons = data_flat[i, :, blk] * gain_e[blk]
+            np.copyto(electrons, np.nan, where=(gdq_flat[i, :, blk] & excluded) != 0)
+            diffs = electrons[1:] - electrons[:-1]
+            hits, ratio = _two_point_block(diffs, noise2[blk], thresholds, min_diffs_single_pass)
+            gdq_flat[i, 1:, blk] |= np.where(hits, jump, np.uint8(0))
+            n_jumps += int(hits.sum())
+            if flag_4_neighbors:
+                strong = hits & (ratio > min_jump_to_flag_neighbors) & (ratio < max_jump_to_flag_neighbors)
+                d_idx, p_idx = np.nonzero(strong)
+                if d_idx.size:
+                    neighbours.append((np.full(d_idx.size, i), d_idx + 1, p_idx + blk.start))
+
+    n_neighbor = 0
+    if neighbours:
+        n_neighbor = _flag_neighbours(new_groupdq, neighbours, jump, excluded)
+    note = "sigma clipping across integrations" if sigclip else "two-point difference"
+    return JumpResult(new_groupdq, new_pixeldq, n_jumps, n_neighbor, False, note)
+
+
+def _flag_neighbours(
+    groupdq: np.ndarray,
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    jump: np.uint8,
+    excluded: np.uint8,
+) -> int:
+    """Flag the 4 perpendicular neighbours (in place); returns how many groups were newly flagged."""
+    _, _, ny, nx = groupdq.shape
+    ints = np.concatenate([t[0] for t in found])
+    groups = np.concatenate([t[1] for t in found])
+    pix = np.concatenate([t[2] for t in found])
+    rows, cols = np.divmod(pix, nx)
+    n_new = 0
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        r, c = rows + dr, cols + dc
+        inside = (r >= 0) & (r < ny) & (c >= 0) & (c < nx)
+        ii, gg, r, c = ints[inside], groups[inside], r[inside], c[inside]
+        current = groupdq[ii, gg, r, c]
+        eligible = ((current & excluded) == 0) & ((current & jump) == 0)
+        n_new += int(eligible.sum())  # may double count a pixel between two jumps; informative only
+        groupdq[ii[eligible], gg[eligible], r[eligible], c[eligible]] |= jump
+    return n_new

@@ -1,0 +1,415 @@
+"""The program description: the small YAML/JSON document the simulator starts from.
+
+Validated with pydantic; unknown fields, unknown detectors, subarrays, readout patterns
+and filters, and combinations the instrument cannot do are rejected with an error that
+names the field (``observations[0].detectors[1]: ...``). See ``examples/*.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from shared.instruments import INSTRUMENTS, UnknownInstrumentError, detector, subarray
+
+from .optics import (
+    CLEAR_POSITIONS,
+    FILTERS,
+    IMAGING_EXP_TYPES,
+    NIRCAM_SW_MAX_UM,
+    READOUT_PATTERNS_BY_INSTRUMENT,
+    SIMULATED_INSTRUMENTS,
+)
+
+__all__ = [
+    "DescriptionError",
+    "DitherSpec",
+    "ObservationSpec",
+    "ProgramDescription",
+    "SimulationSpec",
+    "TargetSpec",
+    "load_description",
+    "parse_description",
+]
+
+# Reference files are written with USEAFTER 2022-01-01; exposures must come after it.
+EARLIEST_START = datetime(2022, 1, 1, tzinfo=UTC)
+
+
+class DescriptionError(ValueError):
+    """A program description that cannot be simulated; ``errors`` lists (field, message)."""
+
+    def __init__(self, message: str, errors: list[tuple[str, str]] | None = None):
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetSpec(_Strict):
+    name: str = Field(min_length=1, description="Catalog name (TARGNAME); observations refer to it.")
+    ra: float = Field(ge=0.0, lt=360.0, description="Right ascension, degrees.")
+    dec: float = Field(ge=-90.0, le=90.0, description="Declination, degrees.")
+
+
+_KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "CUSTOM")
+
+
+class DitherSpec(_Strict):
+    """A dither pattern: a known name with a size, or explicit offsets.
+
+    Known names: ``NONE`` (one point), ``4-POINT-BOX`` (corners of a square of side
+    ``size``), ``N-POINT-LINE`` (``npoints`` points ``size`` apart along the detector
+    diagonal), ``CUSTOM`` (``offsets`` required). Any other name needs ``offsets`` and is
+    recorded as the pattern type. Offsets are arcsec along detector x and y: the detector
+    reference point moves by that much on the sky.
+    """
+
+    pattern: str = Field("NONE", description="Pattern name (PATTTYPE).")
+    npoints: int | None = Field(None, ge=1, le=100, description="Number of points (N-POINT-LINE).")
+    size: float = Field(2.0, gt=0.0, le=600.0, description="Box side or line step, arcsec.")
+    offsets: list[tuple[float, float]] | None = Field(
+        None, min_length=1, description="Explicit (dx, dy) offsets, arcsec."
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.strip().upper()
+
+    @model_validator(mode="after")
+    def _check(self) -> DitherSpec:
+        if self.offsets is not None:
+            if self.npoints is not None and self.npoints != len(self.offsets):
+                raise ValueError(
+                    f"npoints={self.npoints} but {len(self.offsets)} offsets are given"
+                )
+            return self
+        if self.pattern not in _KNOWN_PATTERNS or self.pattern == "CUSTOM":
+            raise ValueError(
+                f"pattern {self.pattern!r} needs explicit 'offsets' (patterns generated from a "
+                f"size: {', '.join(p for p in _KNOWN_PATTERNS if p != 'CUSTOM')})"
+            )
+        expected = {"NONE": 1, "4-POINT-BOX": 4}.get(self.pattern)
+        if expected is not None and self.npoints not in (None, expected):
+            raise ValueError(f"pattern {self.pattern} has {expected} points, not npoints={self.npoints}")
+        if self.pattern == "N-POINT-LINE" and self.npoints is None:
+            raise ValueError("pattern N-POINT-LINE needs 'npoints'")
+        return self
+
+    def resolved_offsets(self) -> list[tuple[float, float]]:
+        """The (dx, dy) offsets in arcsec, one per dither point."""
+        if self.offsets is not None:
+            return [(float(x), float(y)) for x, y in self.offsets]
+        if self.pattern == "NONE":
+            return [(0.0, 0.0)]
+        h = self.size / 2.0
+        if self.pattern == "4-POINT-BOX":
+            return [(-h, -h), (h, -h), (h, h), (-h, h)]
+        n = int(self.npoints or 1)
+        step = self.size / 2.0**0.5
+        return [((k - (n - 1) / 2.0) * step, (k - (n - 1) / 2.0) * step) for k in range(n)]
+
+
+class ObservationSpec(_Strict):
+    """One observation: an instrument configuration repeated at each dither point."""
+
+    number: int | None = Field(None, ge=1, le=999, description="Observation number; default: position in the list.")
+    target: str = Field(description="Name of one of the program's targets.")
+    instrument: str
+    template: str | None = Field(None, description="APT template; default '<Instrument> Imaging'.")
+    exp_type: str | None = Field(None, description="EXP_TYPE; default the detector's imaging type.")
+    detectors: list[str] = Field(min_length=1)
+    subarray: str = "FULL"
+    readpatt: str
+    filter: str
+    pupil: str | None = Field(None, description="Pupil wheel element; default CLEAR (N/A for MIRI).")
+    ngroups: int = Field(ge=1, le=1000)
+    nints: int = Field(1, ge=1, le=10000)
+    dither: DitherSpec = Field(default_factory=DitherSpec)
+    roll: float = Field(0.0, ge=0.0, lt=360.0, description="Position angle of detector +y, degrees E of N.")
+    start_time: datetime | None = Field(None, description="UTC start; default: after the previous observation.")
+    tsovisit: bool = False
+    is_background: bool = False
+    is_psf: bool = False
+
+    @field_validator("instrument")
+    @classmethod
+    def _instrument(cls, v: str) -> str:
+        v = v.strip().upper()
+        if v not in INSTRUMENTS:
+            raise ValueError(f"unknown instrument {v!r}; known: {', '.join(INSTRUMENTS)}")
+        if v not in SIMULATED_INSTRUMENTS:
+            raise ValueError(
+                f"instrument {v} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)} only)"
+            )
+        return v
+
+    @field_validator("detectors")
+    @classmethod
+    def _detectors(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        names = [d.strip().upper() for d in v]
+        instrument = info.data.get("instrument")
+        for name in names:
+            det = detector(name)  # UnknownInstrumentError is a ValueError: names the known ones
+            if instrument and det.instrument != instrument:
+                raise ValueError(f"detector {name} belongs to {det.instrument}, not {instrument}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"detectors listed twice: {names}")
+        return names
+
+    @field_validator("subarray")
+    @classmethod
+    def _subarray(cls, v: str, info: ValidationInfo) -> str:
+        v = v.strip().upper()
+        if info.data.get("instrument"):
+            subarray(info.data["instrument"], v)
+        return v
+
+    @field_validator("readpatt")
+    @classmethod
+    def _readpatt(cls, v: str, info: ValidationInfo) -> str:
+        v = v.strip().upper()
+        instrument = info.data.get("instrument")
+        if instrument:
+            allowed = READOUT_PATTERNS_BY_INSTRUMENT[instrument]
+            if v not in allowed:
+                raise ValueError(f"readout pattern {v!r} is not one of {instrument}'s: {', '.join(allowed)}")
+        return v
+
+    @field_validator("exp_type")
+    @classmethod
+    def _exp_type(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
+        v = v.strip().upper()
+        instrument = info.data.get("instrument")
+        if instrument and v not in IMAGING_EXP_TYPES[instrument]:
+            raise ValueError(
+                f"exp_type {v!r} is not simulated for {instrument}; use one of "
+                f"{', '.join(IMAGING_EXP_TYPES[instrument])}"
+            )
+        return v
+
+    @field_validator("filter", "pupil")
+    @classmethod
+    def _upper(cls, v: str | None) -> str | None:
+        return v.strip().upper() if v is not None else None
+
+    @field_validator("start_time")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return None
+        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        if v < EARLIEST_START:
+            raise ValueError(f"start_time {v.isoformat()} is before {EARLIEST_START.date()} (reference-file USEAFTER)")
+        return v
+
+    @model_validator(mode="after")
+    def _optics(self) -> ObservationSpec:
+        if not self.detectors:
+            return self
+        table = FILTERS[self.instrument]
+        clear = CLEAR_POSITIONS[self.instrument]
+        if self.instrument == "MIRI":
+            if self.filter not in table:
+                raise ValueError(f"filter: unknown MIRI filter {self.filter!r}; known: {', '.join(table)}")
+            if self.pupil not in (None, "N/A"):
+                raise ValueError("pupil: MIRI imaging has no pupil wheel; leave pupil out")
+            return self
+        pupil = self.pupil or "CLEAR"
+        if self.filter not in table and not (self.filter in clear and pupil in table):
+            raise ValueError(
+                f"filter: unknown {self.instrument} filter {self.filter!r} (pupil {pupil!r}); known: {', '.join(table)}"
+            )
+        if pupil not in table and pupil not in clear:
+            raise ValueError(f"pupil: {pupil!r} is neither an open position {clear} nor a {self.instrument} filter")
+        if self.instrument == "NIRCAM":
+            wavelength = table.get(pupil, table.get(self.filter))
+            for name in self.detectors:
+                long_channel = detector(name).channel == "LONG"
+                if long_channel != (wavelength >= NIRCAM_SW_MAX_UM):
+                    band = "long" if wavelength >= NIRCAM_SW_MAX_UM else "short"
+                    raise ValueError(
+                        f"filter: {self.filter}/{pupil} is a {band}-wavelength element but detector "
+                        f"{name} is on the {'long' if long_channel else 'short'}-wavelength channel "
+                        "(use NRCALONG/NRCBLONG for F250M and redder)"
+                    )
+        return self
+
+
+class SimulationSpec(_Strict):
+    """Knobs of the simulation; every one has a default."""
+
+    seed: int = Field(1, ge=0, description="Seed of the sky, noise and cosmic rays.")
+    detector_seed: int = Field(
+        2022, ge=0,
+        description="Seed of the detector model (bias, gain, dark, ...); kept apart from 'seed' so "
+        "every program sees the same detectors and the same reference files.",
+    )
+    stars_per_window: float = Field(40.0, ge=0.0, le=1e5, description="Mean number of faint stars per readout window.")
+    bright_stars_per_window: float = Field(2.0, ge=0.0, le=1e4, description="Mean number of bright (usually saturating) stars per window.")
+    star_flux_min: float = Field(30.0, gt=0.0, description="Faintest star, photo-electrons/s.")
+    star_flux_max: float = Field(3.0e5, gt=0.0, description="Brightest faint-population star, e-/s.")
+    star_powerlaw_index: float = Field(0.7, gt=0.0, le=5.0, description="alpha in N(>F) proportional to F**-alpha.")
+    bright_flux_min: float = Field(1.0e6, gt=0.0, description="Bright population, log-uniform from (e-/s).")
+    bright_flux_max: float = Field(1.0e7, gt=0.0, description="Bright population, log-uniform to (e-/s).")
+    sky_level: float | None = Field(None, ge=0.0, description="Flat sky, e-/s/pixel; default per instrument and filter.")
+    cosmic_ray_rate: float = Field(5.0e-5, ge=0.0, le=0.1, description="Cosmic rays per pixel per second.")
+    cosmic_ray_min_dn: float = Field(200.0, gt=0.0, description="Smallest cosmic-ray deposit, DN.")
+    cosmic_ray_max_dn: float = Field(4000.0, gt=0.0, description="Largest cosmic-ray deposit, DN.")
+    compress: bool = Field(False, description="zlib-compress packet payloads.")
+    rows_per_packet: int | None = Field(None, ge=1, le=4096, description="Rows per packet; default keeps payloads near 32 kB.")
+    dither_overhead_s: float = Field(30.0, ge=0.0, description="Slew/settle time between dither points, s.")
+    observation_gap_s: float = Field(600.0, ge=0.0, description="Time between observations without a start_time, s.")
+    write_references: bool = Field(True, description="Write the reference files of the detectors used.")
+    dark_max_frames: int = Field(200, ge=2, le=5000, description="Cap on the frames in a dark reference; longer ramps extrapolate.")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SimulationSpec:
+        for low, high in (
+            ("star_flux_min", "star_flux_max"),
+            ("bright_flux_min", "bright_flux_max"),
+            ("cosmic_ray_min_dn", "cosmic_ray_max_dn"),
+        ):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} ({getattr(self, low)}) exceeds {high} ({getattr(self, high)})")
+        return self
+
+
+Category = Literal["GO", "GTO", "ERS", "DD", "CAL", "ENG"]
+
+
+class ProgramDescription(_Strict):
+    program: int = Field(ge=1, le=99999, description="Program number (written 5-digit zero-padded).")
+    title: str = Field(min_length=1)
+    pi: str = Field(min_length=1, description="Principal investigator.")
+    category: Category = "GO"
+    eap_months: int = Field(12, ge=0, le=24, description="Exclusive-access period, months.")
+    authorized_users: list[str] = Field(default_factory=list)
+    targets: list[TargetSpec] = Field(min_length=1)
+    observations: list[ObservationSpec] = Field(min_length=1)
+    simulation: SimulationSpec = Field(default_factory=SimulationSpec)
+
+    @field_validator("program", mode="before")
+    @classmethod
+    def _program(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().isdigit():
+            return int(v.strip())
+        return v
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _category(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _cross(self) -> ProgramDescription:
+        names = [t.name for t in self.targets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"targets: names must be unique, got {names}")
+        numbers = []
+        for k, obs in enumerate(self.observations):
+            if obs.target not in names:
+                raise ValueError(f"observations[{k}].target: {obs.target!r} is not one of the targets {names}")
+            numbers.append(obs.number or k + 1)
+        if len(set(numbers)) != len(numbers):
+            raise ValueError(f"observations: numbers must be unique, got {numbers}")
+        return self
+
+    @property
+    def program_id(self) -> str:
+        """Five-digit zero-padded program number."""
+        return f"{self.program:05d}"
+
+    def observation_number(self, index: int) -> int:
+        obs = self.observations[index]
+        return obs.number or index + 1
+
+    def target_id(self, name: str) -> int:
+        """1-based position of the named target (TARGETID)."""
+        return [t.name for t in self.targets].index(name) + 1
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(description)"
+
+
+def parse_description(data: Mapping[str, Any], source: str = "description") -> ProgramDescription:
+    """Validate a mapping; raise :class:`DescriptionError` naming every bad field."""
+    if not isinstance(data, Mapping):
+        raise DescriptionError(f"{source}: a program description must be a mapping, got {type(data).__name__}")
+    try:
+        return ProgramDescription.model_validate(dict(data))
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field"
+            errors.append((_field_path(err["loc"]), msg))
+        lines = "\n".join(f"  {path}: {msg}" for path, msg in errors)
+        raise DescriptionError(f"invalid program description ({source}):\n{lines}", errors) from None
+    except UnknownInstrumentError as exc:  # raised outside a validator (should not happen)
+        raise DescriptionError(f"invalid program description ({source}): {exc}") from None
+
+
+def load_description(source: str | os.PathLike[str] | Mapping[str, Any] | ProgramDescription) -> ProgramDescription:
+    """Load and validate a program description.
+
+    Parameters
+    ----------
+    source : path, str, mapping or ProgramDescription
+        A ``.yaml``/``.yml``/``.json`` file, YAML/JSON text (a string with a newline or
+        starting with ``{``), an already parsed mapping, or a description.
+
+    Raises
+    ------
+    DescriptionError
+        The file is missing or unparsable, or a field is invalid (the message names it).
+    """
+    if isinstance(source, ProgramDescription):
+        return source
+    if isinstance(source, Mapping):
+        return parse_description(source)
+    text_like = isinstance(source, str) and ("\n" in source or source.lstrip().startswith("{"))
+    if text_like:
+        return parse_description(_parse_text(source, "<text>", json_first=source.lstrip().startswith("{")), "<text>")
+    path = Path(source)
+    if not path.is_file():
+        raise DescriptionError(f"program description {str(path)!r} not found")
+    text = path.read_text(encoding="utf-8")
+    return parse_description(_parse_text(text, str(path), json_first=path.suffix.lower() == ".json"), str(path))
+
+
+def _parse_text(text: str, source: str, *, json_first: bool) -> Any:
+    try:
+        return json.loads(text) if json_first else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise DescriptionError(f"{source}: not valid JSON: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise DescriptionError(f"{source}: not valid YAML: {exc}") from None

@@ -1,0 +1,105 @@
+"""What the simulator needs to know about filters, PSFs, backgrounds and readout modes.
+
+Pivot wavelengths are the public JWST filter values (micrometres). The PSF is a circular
+Gaussian with the diffraction-limited width of a 6.5 m aperture,
+``FWHM = 0.0317 arcsec * lambda / 1 um`` (about 1.0 lambda/D). Default sky levels are
+round numbers of the right order for the zodiacal (near-IR) and thermal (MIRI)
+backgrounds; a description can set its own.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FILTERS",
+    "NIRCAM_SW_MAX_UM",
+    "READOUT_PATTERNS_BY_INSTRUMENT",
+    "SIMULATED_INSTRUMENTS",
+    "TEMPLATES",
+    "IMAGING_EXP_TYPES",
+    "default_sky_level",
+    "pivot_wavelength",
+    "psf_fwhm_arcsec",
+]
+
+SIMULATED_INSTRUMENTS: tuple[str, ...] = ("NIRCAM", "NIRISS", "MIRI")
+
+FILTERS: dict[str, dict[str, float]] = {
+    "NIRCAM": {
+        "F070W": 0.704, "F090W": 0.901, "F115W": 1.154, "F140M": 1.404, "F150W": 1.501,
+        "F150W2": 1.659, "F162M": 1.626, "F164N": 1.644, "F182M": 1.845, "F187N": 1.874,
+        "F200W": 1.990, "F210M": 2.093, "F212N": 2.120,
+        "F250M": 2.503, "F277W": 2.786, "F300M": 2.996, "F322W2": 3.247, "F323N": 3.237,
+        "F335M": 3.365, "F356W": 3.563, "F360M": 3.621, "F405N": 4.055, "F410M": 4.092,
+        "F430M": 4.280, "F444W": 4.421, "F460M": 4.624, "F466N": 4.654, "F470N": 4.707,
+        "F480M": 4.834,
+    },
+    "NIRISS": {
+        "F090W": 0.902, "F115W": 1.149, "F140M": 1.404, "F150W": 1.497, "F158M": 1.582,
+        "F200W": 1.992, "F277W": 2.777, "F356W": 3.591, "F380M": 3.826, "F430M": 4.282,
+        "F444W": 4.433, "F480M": 4.814,
+    },
+    "MIRI": {
+        "F560W": 5.635, "F770W": 7.639, "F1000W": 9.953, "F1130W": 11.309, "F1280W": 12.810,
+        "F1500W": 15.064, "F1800W": 17.984, "F2100W": 20.795, "F2550W": 25.365,
+    },
+}
+
+# NIRCam short-wavelength detectors (NRCA1-4, NRCB1-4) see 0.6-2.3 um, the long-wavelength
+# ones (NRCALONG, NRCBLONG) 2.4-5.0 um.
+NIRCAM_SW_MAX_UM = 2.4
+
+# Open positions of the pupil/filter wheels (the other wheel then holds the filter).
+CLEAR_POSITIONS = {"NIRCAM": ("CLEAR",), "NIRISS": ("CLEAR", "CLEARP"), "MIRI": ()}
+
+READOUT_PATTERNS_BY_INSTRUMENT: dict[str, tuple[str, ...]] = {
+    "NIRCAM": ("RAPID", "BRIGHT1", "BRIGHT2", "SHALLOW2", "SHALLOW4", "MEDIUM2", "MEDIUM8",
+               "DEEP2", "DEEP8"),
+    "NIRISS": ("NISRAPID", "NIS"),
+    "MIRI": ("FAST", "SLOW", "FASTR1", "SLOWR1"),
+}
+
+IMAGING_EXP_TYPES: dict[str, tuple[str, ...]] = {
+    "NIRCAM": ("NRC_IMAGE", "NRC_TSIMAGE"),
+    "NIRISS": ("NIS_IMAGE",),
+    "MIRI": ("MIR_IMAGE",),
+}
+
+TEMPLATES = {"NIRCAM": "NIRCam Imaging", "NIRISS": "NIRISS Imaging", "MIRI": "MIRI Imaging"}
+
+# FWHM of a diffraction-limited PSF per micrometre of wavelength, arcsec.
+FWHM_ARCSEC_PER_UM = 0.0317
+
+
+def pivot_wavelength(instrument: str, filter_: str, pupil: str | None = None) -> float:
+    """Pivot wavelength in micrometres of the filter that sets the bandpass.
+
+    When the pupil wheel holds a filter (NIRCam narrow bands, NIRISS short-wavelength
+    filters), that filter wins; otherwise the filter-wheel element is used.
+
+    Raises
+    ------
+    KeyError
+        Neither element is a known filter of the instrument.
+    """
+    table = FILTERS[instrument.upper()]
+    for element in (pupil, filter_):
+        if element and element.upper() in table:
+            return table[element.upper()]
+    raise KeyError(f"no known {instrument} filter in filter={filter_!r}, pupil={pupil!r}")
+
+
+def psf_fwhm_arcsec(wavelength_um: float) -> float:
+    """Full width at half maximum of the Gaussian PSF, arcsec."""
+    return FWHM_ARCSEC_PER_UM * wavelength_um
+
+
+def default_sky_level(instrument: str, wavelength_um: float) -> float:
+    """Default flat background, photo-electrons per second per pixel (before the flat).
+
+    Near-IR: 0.2 e-/s below 2.4 um, 1.0 e-/s above (zodiacal light, NIRCam-like pixels).
+    MIRI: ``20 * (lambda / 5.6 um)**3`` e-/s (thermal background rising with wavelength:
+    about 50 e-/s at F770W and 1000 e-/s at F2100W).
+    """
+    if instrument.upper() == "MIRI":
+        return 20.0 * (wavelength_um / 5.6) ** 3
+    return 0.2 if wavelength_um < NIRCAM_SW_MAX_UM else 1.0

@@ -1,0 +1,101 @@
+"""Program description -> observation plan (:class:`shared.plan.Plan`).
+
+Numbering: one visit per observation (visit 1), visit group 1, sequence 1, activity 1;
+the exposure number is the dither point (1..N); one :class:`PlannedExposure` per (dither
+point, detector), the detectors of one dither point being read out at the same time.
+Consecutive dither points start DURATION + ``dither_overhead_s`` apart; an observation
+without a start time starts ``observation_gap_s`` after the previous one ends (the first
+at :data:`DEFAULT_START`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shared.instruments import detector, exposure_timing, subarray
+from shared.plan import DitherPattern, Observation, Plan, PlannedExposure, Target
+
+from .description import DescriptionError, ProgramDescription
+from .optics import TEMPLATES
+from .pointing import detector_pointings
+
+__all__ = ["DEFAULT_START", "build_plan"]
+
+DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def build_plan(desc: ProgramDescription) -> Plan:
+    """The plan of a validated description; every exposure listed explicitly.
+
+    Raises
+    ------
+    DescriptionError
+        Two observations overlap in time.
+    """
+    knobs = desc.simulation
+    targets = [
+        Target(id=k + 1, name=t.name, ra=t.ra, dec=t.dec) for k, t in enumerate(desc.targets)
+    ]
+    observations = []
+    cursor = DEFAULT_START
+    previous_end: datetime | None = None
+    for index, spec in enumerate(desc.observations):
+        number = desc.observation_number(index)
+        target = targets[desc.target_id(spec.target) - 1]
+        dets = [detector(name) for name in spec.detectors]
+        sub = subarray(spec.instrument, spec.subarray)
+        timing = exposure_timing(spec.instrument, sub, spec.readpatt, spec.ngroups, spec.nints)
+        offsets = spec.dither.resolved_offsets()
+        start = spec.start_time or cursor
+        if previous_end is not None and start < previous_end:
+            raise DescriptionError(
+                f"observations[{index}].start_time: {start.isoformat()} is before the previous "
+                f"observation ends ({previous_end.isoformat()})",
+                [(f"observations[{index}].start_time", "overlaps the previous observation")],
+            )
+        step = timedelta(seconds=timing.duration + knobs.dither_overhead_s)
+        pointings = detector_pointings(target.ra, target.dec, spec.roll, dets, sub, offsets)
+        exposures = [
+            PlannedExposure(
+                visit=1, visit_group=1, sequence=1, activity=1,
+                exposure=point + 1, detector=d.name, dither_point=point + 1,
+                start_time=start + point * step,
+                pointing=pointings[point][d.name],
+            )
+            for point in range(len(offsets))
+            for d in dets
+        ]
+        observations.append(
+            Observation(
+                number=number,
+                target_id=target.id,
+                template=spec.template or TEMPLATES[spec.instrument],
+                instrument=spec.instrument,
+                exp_type=spec.exp_type or dets[0].exp_type,
+                detectors=[d.name for d in dets],
+                filter=spec.filter,
+                pupil=spec.pupil or ("N/A" if spec.instrument == "MIRI" else "CLEAR"),
+                readpatt=spec.readpatt,
+                ngroups=spec.ngroups,
+                nints=spec.nints,
+                subarray=sub.name,
+                dither=DitherPattern(pattern_type=spec.dither.pattern, offsets=offsets),
+                tsovisit=spec.tsovisit,
+                is_background=spec.is_background,
+                is_psf=spec.is_psf,
+                exposures=exposures,
+            )
+        )
+        end = start + len(offsets) * step - timedelta(seconds=knobs.dither_overhead_s)
+        previous_end = end
+        cursor = end + timedelta(seconds=knobs.observation_gap_s)
+    return Plan(
+        program=desc.program_id,
+        title=desc.title,
+        pi_name=desc.pi,
+        category=desc.category,
+        eap_months=desc.eap_months,
+        authorized_users=list(desc.authorized_users),
+        targets=targets,
+        observations=observations,
+    )

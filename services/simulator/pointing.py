@@ -1,0 +1,146 @@
+"""Where each detector's readout window points on the sky.
+
+Focal-plane model (a stated simplification, no distortion): every detector's pixel axes
+are parallel to the telescope frame, detector +x along -V2 and +y along +V3, and a pixel
+offset from the detector centre is ``pixel_scale`` arcsec in that frame
+(:attr:`shared.instruments.DetectorInfo.v2_ref`/``v3_ref`` place the centres).
+
+An observation's aperture reference point is the mean (V2, V3) of the centres of the
+readout windows of its detectors; the target sits there at dither offset (0, 0). A dither
+offset (dx, dy) arcsec moves every detector's reference point by dx along detector +x
+and dy along +y on the sky.
+
+Each detector's pointing is the sky position of its window centre (the convention of
+:mod:`shared.wcs`: RA_REF/DEC_REF at 1-based pixel ((xsize+1)/2, (ysize+1)/2), ROLL_REF the
+position angle of detector +y, East of North, East to the left when North is up). The
+roll of each detector is measured at its own pointing, so the focal plane stays rigid on
+the sky even away from the target.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared.instruments import DetectorInfo, Subarray
+from shared.plan import Pointing
+
+__all__ = [
+    "detector_pointings",
+    "offset_radec",
+    "position_angle",
+    "sky_axes",
+    "tangent_project",
+    "window_center_v2v3",
+]
+
+ARCSEC_PER_RAD = 180.0 / np.pi * 3600.0
+
+
+def sky_axes(roll_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors of detector +x and +y in the tangent plane (xi East, eta North).
+
+    Matches the PC matrix of :func:`shared.wcs.pc_matrix`.
+    """
+    r = np.radians(roll_deg)
+    return np.array([-np.cos(r), np.sin(r)]), np.array([np.sin(r), np.cos(r)])
+
+
+def tangent_project(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gnomonic projection about (ra0, dec0).
+
+    Parameters
+    ----------
+    ra0, dec0 : float
+        Tangent point, degrees.
+    ra, dec : array_like
+        Positions, degrees.
+
+    Returns
+    -------
+    xi, eta : ndarray
+        Standard coordinates in arcsec (xi towards East, eta towards North).
+    """
+    a0, d0 = np.radians(ra0), np.radians(dec0)
+    a, d = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
+    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
+    xi = np.cos(d) * np.sin(a - a0) / cosc
+    eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc
+    return xi * ARCSEC_PER_RAD, eta * ARCSEC_PER_RAD
+
+
+def offset_radec(ra0: float, dec0: float, xi: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse gnomonic projection: standard coordinates (arcsec) about (ra0, dec0) to
+    (ra, dec) in degrees, ra in [0, 360)."""
+    a0, d0 = np.radians(ra0), np.radians(dec0)
+    x = np.asarray(xi, float) / ARCSEC_PER_RAD
+    y = np.asarray(eta, float) / ARCSEC_PER_RAD
+    denom = np.cos(d0) - y * np.sin(d0)
+    a = a0 + np.arctan2(x, denom)
+    d = np.arctan2(np.sin(d0) + y * np.cos(d0), np.hypot(x, denom))
+    return np.degrees(a) % 360.0, np.degrees(d)
+
+
+def position_angle(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Position angle (degrees East of North, in [0, 360)) of point 2 seen from point 1."""
+    a1, d1, a2, d2 = np.radians([ra1, dec1, ra2, dec2])
+    da = a2 - a1
+    pa = np.arctan2(np.sin(da) * np.cos(d2), np.cos(d1) * np.sin(d2) - np.sin(d1) * np.cos(d2) * np.cos(da))
+    return float(np.degrees(pa) % 360.0)
+
+
+def window_center_v2v3(det: DetectorInfo, sub: Subarray) -> tuple[float, float]:
+    """(V2, V3) in arcsec of the centre of a readout window of a detector."""
+    xc = sub.xstart - 1 + (sub.xsize - 1) / 2.0
+    yc = sub.ystart - 1 + (sub.ysize - 1) / 2.0
+    dx = xc - (det.nx - 1) / 2.0
+    dy = yc - (det.ny - 1) / 2.0
+    return det.v2_ref - dx * det.pixel_scale, det.v3_ref + dy * det.pixel_scale
+
+
+def detector_pointings(
+    target_ra: float,
+    target_dec: float,
+    roll: float,
+    detectors: list[DetectorInfo],
+    sub: Subarray,
+    offsets: list[tuple[float, float]],
+) -> list[dict[str, Pointing]]:
+    """Pointing of every detector at every dither point.
+
+    Parameters
+    ----------
+    target_ra, target_dec : float
+        Target, degrees; placed at the aperture reference point.
+    roll : float
+        Position angle of detector +y at the target, degrees East of North.
+    detectors : list of DetectorInfo
+        The detectors read out together.
+    sub : Subarray
+        Readout window (the same on every detector).
+    offsets : list of (dx, dy)
+        Dither offsets in arcsec along detector x and y.
+
+    Returns
+    -------
+    list of dict
+        One ``{detector name: Pointing}`` per dither point, in order.
+    """
+    centres = {d.name: window_center_v2v3(d, sub) for d in detectors}
+    v2a = float(np.mean([c[0] for c in centres.values()]))
+    v3a = float(np.mean([c[1] for c in centres.values()]))
+    ex, ey = sky_axes(roll)
+    out = []
+    for dx, dy in offsets:
+        point = {}
+        for d in detectors:
+            v2, v3 = centres[d.name]
+            u = -(v2 - v2a) + dx  # arcsec along detector +x
+            v = (v3 - v3a) + dy  # arcsec along detector +y
+            xi, eta = u * ex + v * ey
+            ra, dec = offset_radec(target_ra, target_dec, xi, eta)
+            # Roll at the detector: the direction of +y, one arcsec further along it.
+            ra_up, dec_up = offset_radec(target_ra, target_dec, xi + ey[0], eta + ey[1])
+            local_roll = position_angle(float(ra), float(dec), float(ra_up), float(dec_up))
+            point[d.name] = Pointing(ra=float(ra), dec=float(dec), roll=local_roll)
+        out.append(point)
+    return out
