@@ -1,0 +1,404 @@
+"""ramp_fit: count rates from up-the-ramp samples, OLS with optimal weighting (Fixsen et al. 2000).
+
+Algorithm (jwst-conventions.md §4, "Ramp fit, OLS"; stcal ``ramp_fitting``):
+
+Segments
+    Per integration and pixel, a group is usable unless it carries any GROUPDQ flag other
+    than JUMP_DET (SATURATED, DO_NOT_USE, ...) or is not finite. Segments are runs of usable
+    groups; a group flagged JUMP_DET starts a new segment (it is the first sample after the
+    jump). If any segment has two or more groups, one-group segments are ignored; if the
+    longest has one group, only the first is used ("one-group integration").
+
+Per segment of n >= 2 groups
+    ``S = d*g / sqrt(rn^2 + d*g)`` with ``d`` = last - first group (DN), negative S -> 0;
+    exponent P = 0, 0.4, 1, 3, 6, 10 for S < 5, < 10, < 20, < 50, < 100, >= 100; weights
+    ``w_i = |(i - m)/m|^P / rn^2`` with ``m = (n-1)/2`` (so 0^0 = 1: equal weights at P = 0,
+    while for P > 0 the midpoint of an odd-length segment gets weight 0); the slope is the
+    weighted least-squares slope divided by TGROUP. Here ``rn = RN_CDS * g / sqrt(2 NFRAMES)``
+    is the read noise of one group in electrons and ``g`` the gain (e-/DN).
+
+    - ``var_R = 12 rn^2 / ((n^3 - n) TGROUP^2 g^2)``
+    - ``var_P = (median_rate + dark) / (TGROUP g (n - 1))``; ``median_rate`` (DN/s) is the median of
+      the clean first differences (both groups usable, the later one not a jump) divided by
+      TGROUP, averaged over integrations; when it is <= 0 only the dark term is used.
+
+    A one-group segment (n = 1) has slope = value / TGROUP and the variances with n treated as 2
+    (``var_R = 12 rn^2 / (6 TGROUP^2 g^2)``, ``var_P = (median_rate + dark) / (TGROUP g)``).
+    NGROUPS = 1 gives value / TGROUP and NGROUPS = 2 the difference / TGROUP as special cases
+    of these rules. With ``suppress_one_group`` (default) a one-group integration of a ramp
+    with NGROUPS > 1 gets no slope.
+
+Combination (segments -> integration -> exposure)
+    Variances combine as inverse-variance sums, separately for read noise and Poisson
+    (segments with ``var_P = 0`` add nothing to the Poisson sum). Slopes are weighted by the
+    read-noise variance only: ``slope = var_R,tot * sum(slope_s / var_R,s)``.
+    ``ERR = sqrt(var_P + var_R)``.
+
+DQ
+    Each output DQ is PIXELDQ, plus NO_GAIN_VALUE | DO_NOT_USE where the gain is not positive,
+    plus JUMP_DET / SATURATED where any group of the integration (exposure) has them.
+    DO_NOT_USE marks an integration with no usable segment (slope NaN, variances and ERR 0);
+    the exposure-level DQ has DO_NOT_USE only where every integration is unusable.
+
+Performance: the frame is processed in blocks of pixels; within a block the loop runs over
+integrations and segment numbers only. The least-squares coefficients depend only on (n, P),
+so they come from a precomputed table instead of per-pixel powers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._common import check_image, check_ramp, flags, iter_blocks, median_of_sorted, sort_columns
+
+__all__ = [
+    "P_EDGES",
+    "P_VALUES",
+    "RampFitParams",
+    "RampFitResult",
+    "fit_ramps",
+    "segment_coefficients",
+]
+
+#: S/N boundaries and the weighting exponents between them (Fixsen et al. 2000 table).
+P_EDGES = (5.0, 10.0, 20.0, 50.0, 100.0)
+P_VALUES = (0.0, 0.4, 1.0, 3.0, 6.0, 10.0)
+_NP = len(P_VALUES)
+
+
+class RampFitParams(BaseModel):
+    """Parameters of the ramp_fit step (OLS with optimal weighting)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    suppress_one_group: bool = Field(
+        True, description="Give no slope to an integration whose fit would rest on a single group."
+    )
+
+
+_DEFAULTS = RampFitParams()
+
+
+@dataclass(frozen=True)
+class RampFitResult:
+    """Exposure-level (``rate``) and per-integration (``rateints``) results, DN/s."""
+
+    rate: np.ndarray  # float32 (ny, nx)
+    err: np.ndarray  # float32 (ny, nx)
+    dq: np.ndarray  # uint32 (ny, nx)
+    var_poisson: np.ndarray  # float32 (ny, nx)
+    var_rnoise: np.ndarray  # float32 (ny, nx)
+    rate_ints: np.ndarray  # float32 (nints, ny, nx)
+    err_ints: np.ndarray  # float32 (nints, ny, nx)
+    dq_ints: np.ndarray  # uint32 (nints, ny, nx)
+    var_poisson_ints: np.ndarray  # float32 (nints, ny, nx)
+    var_rnoise_ints: np.ndarray  # float32 (nints, ny, nx)
+
+
+# --------------------------------------------------------------------------- coefficients
+
+
+def segment_coefficients(n: int, power: float) -> np.ndarray:
+    """Coefficients c_i with slope (per group) = sum_i c_i y_i for an n-group segment.
+
+    Weighted least squares with w_i = |(i - m)/m|^power, m = (n - 1)/2 (the 1/rn^2 factor is
+    common to all samples of a pixel and cancels).
+    """
+    if n < 2:
+        raise ValueError("a slope needs at least two groups")
+    i = np.arange(n, dtype=np.float64)
+    mid = (n - 1) / 2.0
+    w = np.abs((i - mid) / mid) ** power  # numpy: 0.0 ** 0.0 == 1.0
+    xbar = np.sum(w * i) / np.sum(w)
+    dx = i - xbar
+    return w * dx / np.sum(w * dx * dx)
+
+
+@lru_cache(maxsize=16)
+def _coefficient_table(ngroups: int) -> np.ndarray:
+    """Flat float32 table: entry ((n * _NP + p) * ngroups + i) is c_i for length n, exponent p.
+
+    Rows with n < 2 are zero, so index 0 is a safe "no contribution" entry.
+    """
+    table = np.zeros((ngroups + 1, _NP, ngroups), np.float64)
+    for n in range(2, ngroups + 1):
+        for p, power in enumerate(P_VALUES):
+            table[n, p, :n] = segment_coefficients(n, power)
+    flat = table.astype(np.float32).ravel()
+    flat.setflags(write=False)
+    return flat
+
+
+# --------------------------------------------------------------------------- per-block pieces
+
+
+def _usable_groups(gdq: np.ndarray, values: np.ndarray, jump_bit: int) -> tuple[np.ndarray, np.ndarray]:
+    """(usable, jump) boolean masks (ngroups, npix) for one integration of a block."""
+    other_bits = np.uint8(0xFF & ~jump_bit)
+    usable = ((gdq & other_bits) == 0) & np.isfinite(values)
+    jump = (gdq & np.uint8(jump_bit)) != 0
+    return usable, jump
+
+
+def _median_rate(values: np.ndarray, usable: np.ndarray, jump: np.ndarray, tgroup: float) -> np.ndarray:
+    """Median of the clean first differences / TGROUP (DN/s) for one integration; 0 if unknown."""
+    if values.shape[0] == 1:
+        rate = np.where(usable[0], values[0] / tgroup, 0.0)
+        return np.nan_to_num(rate, nan=0.0)
+    clean = usable[1:] & usable[:-1] & ~jump[1:]
+    count = clean.sum(axis=0)
+    diffs = np.where(clean, values[1:] - values[:-1], np.inf).astype(np.float32)
+    sort_columns(diffs)
+    median = median_of_sorted(diffs, count).astype(np.float64) / tgroup
+    # no clean difference: fall back on the first group's value, as stcal does
+    fallback = np.where(usable[0], values[0] / tgroup, 0.0)
+    median = np.where(count > 0, median, fallback)
+    return np.nan_to_num(median, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+@dataclass
+class _IntegrationFit:
+    slope: np.ndarray  # float64 (npix,), DN/s, NaN where unusable
+    inv_var_r: np.ndarray  # sum of 1/var_R over used segments
+    inv_var_p: np.ndarray  # sum of 1/var_P over used segments with var_P > 0
+    weighted_slope: np.ndarray  # sum of slope_s / var_R,s
+    usable: np.ndarray  # bool, integration has a slope
+
+
+def _fit_integration(
+    values: np.ndarray,
+    usable: np.ndarray,
+    jump: np.ndarray,
+    *,
+    gain: np.ndarray,
+    rn2: np.ndarray,
+    median_rate: np.ndarray,
+    dark: np.ndarray,
+    tgroup: float,
+    suppress_one_group: bool,
+) -> _IntegrationFit:
+    ngroups, npix = values.shape
+    table = _coefficient_table(ngroups)
+    clean = np.where(usable, values, np.float32(0.0)).astype(np.float32, copy=False)
+
+    previous = np.zeros_like(usable)
+    previous[1:] = usable[:-1]
+    starts = usable & (jump | ~previous)
+    seg_id = np.cumsum(starts, axis=0, dtype=np.int16)
+    seg_id[~usable] = 0
+    nseg = seg_id.max(axis=0) if ngroups > 1 else seg_id[0]
+
+    # segment membership and lengths; segment s >= 2 only for the pixels that have it
+    segments: list[tuple[int, np.ndarray | None, np.ndarray, np.ndarray]] = []
+    longest = np.zeros(npix, np.int16)
+    for s in range(1, int(nseg.max(initial=0)) + 1):
+        cols = None if s == 1 else np.flatnonzero(nseg >= s)
+        member = (seg_id == s) if cols is None else (seg_id[:, cols] == s)
+        length = member.sum(axis=0, dtype=np.int16)
+        if cols is None:
+            np.maximum(longest, length, out=longest)
+        else:
+            longest[cols] = np.maximum(longest[cols], length)
+        segments.append((s, cols, member, length))
+
+    inv_var_r = np.zeros(npix)
+    inv_var_p = np.zeros(npix)
+    weighted = np.zeros(npix)
+    pos_rate = np.maximum(median_rate, 0.0)
+    rate_term = pos_rate + dark  # DN/s; the dark alone when the median rate is <= 0
+    group_index = np.arange(ngroups, dtype=np.int32)[:, np.newaxis]
+    one_group_allowed = not (suppress_one_group and ngroups > 1)
+
+    for s, cols, member, length in segments:
+        idx = np.arange(npix) if cols is None else cols
+        use = length >= 2
+        if s == 1 and one_group_allowed:
+            use |= (length == 1) & (longest[idx] == 1)
+        if not use.any():
+            continue
+        if not use.all():
+            idx, member, length = idx[use], member[:, use], length[use]
+        y = clean if (cols is None and idx.size == npix) else clean[:, idx]
+        g, r2, term = gain[idx], rn2[idx], rate_term[idx]
+        n = length.astype(np.int32)
+        first = np.argmax(member, axis=0).astype(np.int32)
+        cols_local = np.arange(idx.size)
+        y_first = y[first, cols_local].astype(np.float64)
+
+        multi = n >= 2
+        slope = np.empty(idx.size)
+        inv_r = np.empty(idx.size)
+        var_p = np.empty(idx.size)
+        # one-group segments: value / TGROUP, n treated as 2 in the variances
+        slope[~multi] = y_first[~multi] / tgroup
+        inv_r[~multi] = (6.0 * tgroup**2 * g[~multi] ** 2) / (12.0 * r2[~multi])
+        var_p[~multi] = term[~multi] / (tgroup * g[~multi])
+        if multi.any():
+            y_last = y[first + n - 1, cols_local].astype(np.float64)
+            signal = (y_last - y_first) * g
+            denom = r2 + signal
+            with np.errstate(invalid="ignore", divide="ignore"):
+                snr = np.where((denom > 0) & (g > 0), signal / np.sqrt(denom), 0.0)
+            power = np.searchsorted(P_EDGES, np.maximum(snr, 0.0), side="right").astype(np.int32)
+            base = (n * _NP + power) * ngroups - first
+            tidx = np.where(member, base + group_index, 0)
+            coeff = table.take(tidx)
+            per_group = np.sum((y - y_first.astype(np.float32)) * coeff, axis=0, dtype=np.float64)
+            nm = n[multi].astype(np.float64)
+            slope[multi] = per_group[multi] / tgroup
+            inv_r[multi] = ((nm**3 - nm) * tgroup**2 * g[multi] ** 2) / (12.0 * r2[multi])
+            var_p[multi] = term[multi] / (tgroup * g[multi] * (nm - 1.0))
+
+        inv_var_r[idx] += inv_r
+        weighted[idx] += slope * inv_r
+        with np.errstate(divide="ignore"):
+            inv_var_p[idx] += np.where(var_p > 0, 1.0 / np.where(var_p > 0, var_p, 1.0), 0.0)
+
+    has_slope = inv_var_r > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope_int = np.where(has_slope, weighted / inv_var_r, np.nan)
+    return _IntegrationFit(slope_int, inv_var_r, inv_var_p, weighted, has_slope)
+
+
+# --------------------------------------------------------------------------- kernel
+
+
+def fit_ramps(
+    data: np.ndarray,
+    groupdq: np.ndarray,
+    pixeldq: np.ndarray,
+    gain: np.ndarray,
+    readnoise: np.ndarray,
+    *,
+    group_time: float,
+    nframes: int,
+    average_dark_current: np.ndarray | float | None = None,
+    suppress_one_group: bool = _DEFAULTS.suppress_one_group,
+    dqflags: Mapping[str, int] | None = None,
+) -> RampFitResult:
+    """Fit every ramp and combine into per-integration and exposure count rates.
+
+    Parameters
+    ----------
+    data : ndarray, float32, shape (nints, ngroups, ny, nx)
+        Ramp in DN (fully corrected, jumps flagged).
+    groupdq : ndarray, uint8, same shape
+    pixeldq : ndarray, uint32, shape (ny, nx)
+    gain : ndarray, shape (ny, nx)
+        GAIN reference, e-/DN.
+    readnoise : ndarray, shape (ny, nx)
+        READNOISE reference: CDS read noise, DN.
+    group_time : float
+        TGROUP, seconds.
+    nframes : int
+        NFRAMES.
+    average_dark_current : ndarray (ny, nx) or float, optional
+        Dark current (DN/s) added to the Poisson term; 0 when not given.
+    suppress_one_group : bool
+        See :class:`RampFitParams`.
+    """
+    f = flags(dqflags)
+    nints, ngroups, ny, nx = check_ramp(data, groupdq)
+    pixeldq = check_image("pixeldq", pixeldq, (ny, nx))
+    gain = check_image("gain", gain, (ny, nx)).astype(np.float64)
+    readnoise = check_image("readnoise", readnoise, (ny, nx)).astype(np.float64)
+    if group_time <= 0 or nframes < 1:
+        raise ValueError("group_time must be > 0 and nframes >= 1")
+    npix = ny * nx
+
+    dnu, sat, jump = f["DO_NOT_USE"], f["SATURATED"], f["JUMP_DET"]
+    bad_gain = ~np.isfinite(gain) | (gain <= 0)
+    base_dq = (pixeldq.astype(np.uint32) | np.where(bad_gain, np.uint32(f["NO_GAIN_VALUE"] | dnu), 0)).astype(
+        np.uint32
+    )
+    dead = ((base_dq & np.uint32(dnu)) != 0) | ~np.isfinite(readnoise)
+    gain_flat = np.where(bad_gain, 1.0, gain).reshape(npix)
+    rn_e = readnoise * gain_flat.reshape(ny, nx) / np.sqrt(2.0 * nframes)  # per-group read noise, e-
+    rn2_flat = np.maximum(np.nan_to_num(rn_e**2, nan=1.0), np.finfo(np.float64).tiny).reshape(npix)
+    dark_flat = np.broadcast_to(
+        np.nan_to_num(np.asarray(0.0 if average_dark_current is None else average_dark_current, np.float64)),
+        (ny, nx),
+    ).reshape(npix)
+    dead_flat = dead.reshape(npix)
+    base_flat = base_dq.reshape(npix)
+
+    data_flat = data.reshape(nints, ngroups, npix)
+    gdq_flat = groupdq.reshape(nints, ngroups, npix)
+
+    rate_ints = np.full((nints, npix), np.nan, np.float32)
+    var_p_ints = np.zeros((nints, npix), np.float32)
+    var_r_ints = np.zeros((nints, npix), np.float32)
+    dq_ints = np.zeros((nints, npix), np.uint32)
+    inv_r_tot = np.zeros(npix)
+    inv_p_tot = np.zeros(npix)
+    weighted_tot = np.zeros(npix)
+    dq_any = np.zeros(npix, np.uint32)
+
+    cache_masks = nints * ngroups <= 64
+    for blk in iter_blocks(npix):
+        masks = []
+        median_rate = np.zeros(blk.stop - blk.start)
+        for i in range(nints):
+            values = data_flat[i, :, blk]
+            usable, jumps = _usable_groups(gdq_flat[i, :, blk], values, jump)
+            median_rate += _median_rate(values, usable, jumps, group_time)
+            if cache_masks:
+                masks.append((usable, jumps))
+        median_rate /= nints
+
+        for i in range(nints):
+            values = data_flat[i, :, blk]
+            gdq = gdq_flat[i, :, blk]
+            usable, jumps = masks[i] if cache_masks else _usable_groups(gdq, values, jump)
+            fit = _fit_integration(
+                values,
+                usable,
+                jumps,
+                gain=gain_flat[blk],
+                rn2=rn2_flat[blk],
+                median_rate=median_rate,
+                dark=dark_flat[blk],
+                tgroup=group_time,
+                suppress_one_group=suppress_one_group,
+            )
+            ok = fit.usable & ~dead_flat[blk]
+            flagged = np.bitwise_or.reduce(gdq, axis=0).astype(np.uint32) & np.uint32(jump | sat)
+            dq = base_flat[blk] | flagged | np.where(ok, np.uint32(0), np.uint32(dnu))
+            dq_ints[i, blk] = dq
+            dq_any[blk] |= flagged
+            with np.errstate(divide="ignore"):
+                rate_ints[i, blk] = np.where(ok, fit.slope, np.nan)
+                var_r_ints[i, blk] = np.where(ok, 1.0 / np.where(ok, fit.inv_var_r, 1.0), 0.0)
+                has_p = ok & (fit.inv_var_p > 0)
+                var_p_ints[i, blk] = np.where(has_p, 1.0 / np.where(has_p, fit.inv_var_p, 1.0), 0.0)
+            inv_r_tot[blk] += np.where(ok, fit.inv_var_r, 0.0)
+            inv_p_tot[blk] += np.where(ok, fit.inv_var_p, 0.0)
+            weighted_tot[blk] += np.where(ok, fit.weighted_slope, 0.0)
+
+    any_ok = inv_r_tot > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(any_ok, weighted_tot / inv_r_tot, np.nan)
+        var_r = np.where(any_ok, 1.0 / np.where(any_ok, inv_r_tot, 1.0), 0.0)
+        has_p = any_ok & (inv_p_tot > 0)
+        var_p = np.where(has_p, 1.0 / np.where(has_p, inv_p_tot, 1.0), 0.0)
+    dq = base_flat | dq_any | np.where(any_ok, np.uint32(0), np.uint32(dnu))
+
+    shape2, shape3 = (ny, nx), (nints, ny, nx)
+    err_ints = np.sqrt(var_p_ints + var_r_ints)
+    return RampFitResult(
+        rate=rate.astype(np.float32).reshape(shape2),
+        err=np.sqrt(var_p + var_r).astype(np.float32).reshape(shape2),
+        dq=dq.astype(np.uint32).reshape(shape2),
+        var_poisson=var_p.astype(np.float32).reshape(shape2),
+        var_rnoise=var_r.astype(np.float32).reshape(shape2),
+        rate_ints=rate_ints.reshape(shape3),
+        err_ints=err_ints.astype(np.float32).reshape(shape3),
+        dq_ints=dq_ints.reshape(shape3),
+        var_poisson_ints=var_p_ints.reshape(shape3),
+        var_rnoise_ints=var_r_ints.reshape(shape3),
+    )
