@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import astropy.units as u
 import numpy as np
-from astropy.coordinates import EarthLocation, SkyCoord
+from astropy.constants import c
+from astropy.coordinates import SkyCoord, get_body_barycentric
 from astropy.time import Time
 
 from shared.instruments import DetectorInfo, ExposureTiming, Subarray, readout_pattern
@@ -46,15 +47,16 @@ def _mjd(when: datetime) -> float:
 
 
 def _bjd_tdb(mjd_utc: np.ndarray, ra: float, dec: float) -> np.ndarray:
-    """Barycentric Julian Date (TDB) as MJD for a target, with the observatory taken at
-    the geocentre: JWST orbits L2, about 5 light-seconds away, so the values are good to
-    a few seconds (no spacecraft ephemeris is available to this system)."""
-    t = Time(mjd_utc, format="mjd", scale="utc", location=_GEOCENTRE)
-    ltt = t.light_travel_time(SkyCoord(ra, dec, unit="deg"), kind="barycentric")
-    return (t.tdb + ltt).mjd
-
-
-_GEOCENTRE = EarthLocation.from_geocentric(0.0, 0.0, 0.0, unit="m")
+    """Barycentric Julian Date (TDB) as MJD for a target: TDB plus the Roemer delay of the
+    Earth's barycentric position projected on the target direction. The observatory is
+    taken at the geocentre: JWST orbits L2, about 5 light-seconds away, so the values are
+    good to a few seconds (no spacecraft ephemeris is available to this system)."""
+    t = Time(mjd_utc, format="mjd", scale="utc")
+    earth = get_body_barycentric("earth", t).xyz.to_value(u.m)  # (3, n)
+    r, d = math.radians(ra), math.radians(dec)
+    direction = np.array([math.cos(d) * math.cos(r), math.cos(d) * math.sin(r), math.sin(d)])
+    delay_days = direction @ earth / c.to_value(u.m / u.s) / 86400.0
+    return t.tdb.mjd + delay_days
 
 
 def integration_times(

@@ -211,7 +211,7 @@ def simulate_exposure(
                                  drifts, schedule, generator(*entropy, 4), noiseless=noiseless)
 
     # Star truth: stars that put light in the window.
-    keep = np.flatnonzero(rendered.captured > 0)
+    keep = np.flatnonzero(rendered.captured > 1e-9)
     xk, yk = sx[keep], sy[keep]
     ix, iy = np.floor(xk + 0.5).astype(int), np.floor(yk + 0.5).astype(int)
     inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)

@@ -88,17 +88,9 @@ class JumpResult:
 # --------------------------------------------------------------------------- statistics
 
 
-def clipped_median_of_diffs(diffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Clipped median of first differences along axis 0 (NaN = unusable).
-
-    Returns ``(median, count)`` per column, with the rule of step 2 of the module docstring;
-    the median is NaN where fewer than two differences are usable.
-    """
-    ndiff = diffs.shape[0]
-    unusable = np.isnan(diffs)
-    count = ndiff - unusable.sum(axis=0)
-    ordered = np.where(unusable, np.inf, diffs)
-    sort_columns(ordered)
+def _clipped_median_sorted(ordered: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Clipped median (step 2) from differences sorted along axis 0 (unusable = +inf last)."""
+    ndiff = ordered.shape[0]
     lowest = ordered[0]
     highest = np.take_along_axis(ordered, np.maximum(count - 1, 0)[np.newaxis], axis=0)[0]
     with np.errstate(invalid="ignore"):
@@ -112,7 +104,32 @@ def clipped_median_of_diffs(diffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(invalid="ignore"):
             smaller = np.where(np.abs(lowest) <= np.abs(second), lowest, second)
         median = np.where(count == 2, smaller, median)
-    median = np.where(count >= 2, median, np.nan)
+    return np.where(count >= 2, median, np.nan).astype(ordered.dtype, copy=False)
+
+
+def clipped_median_of_diffs(diffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Clipped median of first differences along axis 0 (NaN = unusable).
+
+    Returns ``(median, count)`` per column, with the rule of step 2 of the module docstring;
+    the median is NaN where fewer than two differences are usable. Columns with every
+    difference usable (the common case) take a fast path with fixed sorted positions.
+    """
+    ndiff = diffs.shape[0]
+    unusable = np.isnan(diffs)
+    count = ndiff - unusable.sum(axis=0)
+    ordered = np.where(unusable, np.inf, diffs)
+    sort_columns(ordered)
+    if ndiff >= 4:
+        # all ndiff usable: drop the end with the larger |value|, median of the other ndiff - 1
+        lo, hi = (ndiff - 2) // 2, (ndiff - 1) // 2
+        keep_low = 0.5 * (ordered[lo] + ordered[hi])
+        keep_high = 0.5 * (ordered[lo + 1] + ordered[hi + 1])
+        median = np.where(np.abs(ordered[0]) > np.abs(ordered[-1]), keep_high, keep_low)
+    else:
+        median = np.full(diffs.shape[1], np.nan, diffs.dtype)
+    partial = np.flatnonzero(count != ndiff) if ndiff >= 4 else np.arange(diffs.shape[1])
+    if partial.size:
+        median[partial] = _clipped_median_sorted(ordered[:, partial], count[partial])
     return median.astype(diffs.dtype, copy=False), count
 
 
@@ -121,54 +138,55 @@ def _two_point_block(
     noise2: np.ndarray,
     thresholds: tuple[float, float, float],
     min_diffs_single_pass: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Flag outlying differences in a block (ndiff, npix) of electron differences.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Find outlying differences in a block (ndiff, npix) of electron differences.
 
     ``noise2`` is RN_CDS^2/NFRAMES per pixel (e-^2). ``diffs`` is used as scratch space
-    (flagged differences become NaN). Returns (flagged, ratio_at_flag), both (ndiff, npix).
+    (flagged differences become NaN). Returns the flagged (difference index, pixel index,
+    ratio) as three 1-D arrays.
     """
     thr4, thr3, thr2 = thresholds
-    ndiff, npix = diffs.shape
-    flagged = np.zeros((ndiff, npix), bool)
-    flag_ratio = np.zeros((ndiff, npix), np.float32)
+    found_diff: list[np.ndarray] = []
+    found_col: list[np.ndarray] = []
+    found_ratio: list[np.ndarray] = []
     # first pass over every pixel of the block, later passes only over pixels that just had
-    # a jump removed; flagged differences are set to NaN in ``diffs`` (a private scratch array)
-    sub, rn2, cols = diffs, noise2, np.arange(npix)
-    first_pass = True
+    # a jump removed
+    sub, rn2, cols = diffs, noise2, None
     while True:
         median, count = clipped_median_of_diffs(sub)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sigma = np.sqrt(np.abs(median) + rn2)
-            ratio = np.abs(sub - median) / sigma
-        ratio = np.where(np.isfinite(ratio) & (sigma > 0), ratio, np.float32(-1.0))
-
-        if first_pass:
+        sigma = np.sqrt(np.abs(median) + rn2)
+        sigma = np.where(sigma > 0, sigma, np.inf)  # NaN sigma (no median) stays NaN
+        ratio = np.abs(sub - median) / sigma  # NaN where a difference is unusable
+        rmax = np.fmax.reduce(ratio, axis=0)
+        thr = np.select([count >= 4, count == 3, count == 2], [thr4, thr3, thr2], np.inf)
+        if cols is None:
             single = count >= min_diffs_single_pass
             if single.any():
-                hits = (ratio > thr4) & single
-                flagged |= hits
-                np.copyto(flag_ratio, ratio, where=hits)
-        else:
-            single = np.zeros(count.shape, bool)
-
-        imax = np.argmax(ratio, axis=0)
-        rmax = ratio[imax, np.arange(ratio.shape[1])]
-        thr = np.select([count >= 4, count == 3, count == 2], [thr4, thr3, thr2], np.inf)
-        hit = (rmax > thr) & ~single
-        if not hit.any():
+                with np.errstate(invalid="ignore"):
+                    d_idx, c_idx = np.nonzero((ratio > thr4) & single)
+                found_diff.append(d_idx)
+                found_col.append(c_idx)
+                found_ratio.append(ratio[d_idx, c_idx])
+                thr = np.where(single, np.inf, thr)
+        with np.errstate(invalid="ignore"):
+            hit = np.flatnonzero(rmax > thr)
+        if hit.size == 0:
             break
-        hit_cols = cols[hit]
-        hit_diff = imax[hit]
-        flagged[hit_diff, hit_cols] = True
-        flag_ratio[hit_diff, hit_cols] = rmax[hit]
+        hit_ratio = np.where(np.isnan(ratio[:, hit]), -1.0, ratio[:, hit])
+        hit_diff = np.argmax(hit_ratio, axis=0)
+        hit_cols = hit if cols is None else cols[hit]
+        found_diff.append(hit_diff)
+        found_col.append(hit_cols)
+        found_ratio.append(rmax[hit])
         diffs[hit_diff, hit_cols] = np.nan
-        again = count[hit] - 1 >= 2
-        cols = hit_cols[again]
+        cols = hit_cols[count[hit] - 1 >= 2]
         if cols.size == 0:
             break
         sub, rn2 = diffs[:, cols], noise2[cols]
-        first_pass = False
-    return flagged, flag_ratio
+    if not found_diff:
+        empty = np.zeros(0, np.intp)
+        return empty, empty, np.zeros(0, np.float32)
+    return np.concatenate(found_diff), np.concatenate(found_col), np.concatenate(found_ratio)
 
 
 def _sigclip_block(diffs: np.ndarray, nsigma: float, maxiter: int = 10) -> np.ndarray:
@@ -268,17 +286,22 @@ def detect_jumps(
             n_jumps += int(hits.sum())
             continue
         for i in range(nints):
+            gdq = gdq_flat[i, :, blk]
             electrons = data_flat[i, :, blk] * gain_e[blk]
-            np.copyto(electrons, np.nan, where=(gdq_flat[i, :, blk] & excluded) != 0)
+            if gdq.any():
+                np.copyto(electrons, np.nan, where=(gdq & excluded) != 0)
             diffs = electrons[1:] - electrons[:-1]
-            hits, ratio = _two_point_block(diffs, noise2[blk], thresholds, min_diffs_single_pass)
-            gdq_flat[i, 1:, blk] |= np.where(hits, jump, np.uint8(0))
-            n_jumps += int(hits.sum())
+            d_idx, p_idx, ratio = _two_point_block(diffs, noise2[blk], thresholds, min_diffs_single_pass)
+            if d_idx.size == 0:
+                continue
+            gdq[d_idx + 1, p_idx] |= jump  # gdq is a view into new_groupdq
+            n_jumps += d_idx.size
             if flag_4_neighbors:
-                strong = hits & (ratio > min_jump_to_flag_neighbors) & (ratio < max_jump_to_flag_neighbors)
-                d_idx, p_idx = np.nonzero(strong)
-                if d_idx.size:
-                    neighbours.append((np.full(d_idx.size, i), d_idx + 1, p_idx + blk.start))
+                strong = (ratio > min_jump_to_flag_neighbors) & (ratio < max_jump_to_flag_neighbors)
+                if strong.any():
+                    neighbours.append(
+                        (np.full(int(strong.sum()), i), d_idx[strong] + 1, p_idx[strong] + blk.start)
+                    )
 
     n_neighbor = 0
     if neighbours:

@@ -161,13 +161,54 @@ def _median_rate(values: np.ndarray, usable: np.ndarray, jump: np.ndarray, tgrou
     return np.nan_to_num(median, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def _median_rate_simple(values: np.ndarray, tgroup: float) -> np.ndarray:
+    """Median first difference / TGROUP for columns whose groups are all usable, no jumps."""
+    diffs = values[1:] - values[:-1]
+    sort_columns(diffs)
+    ndiff = diffs.shape[0]
+    median = 0.5 * (diffs[(ndiff - 1) // 2].astype(np.float64) + diffs[ndiff // 2])
+    return median / tgroup
+
+
+@lru_cache(maxsize=16)
+def _full_length_coefficients(ngroups: int) -> np.ndarray:
+    """(ngroups, len(P_VALUES)) coefficients of a segment spanning all groups."""
+    return np.stack([segment_coefficients(ngroups, p) for p in P_VALUES], axis=1).astype(np.float32)
+
+
+def _fit_simple(
+    values: np.ndarray,
+    *,
+    gain: np.ndarray,
+    rn2: np.ndarray,
+    rate_term: np.ndarray,
+    tgroup: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One segment over all ngroups (>= 2) groups: (slope DN/s, 1/var_R, 1/var_P or 0)."""
+    ngroups = values.shape[0]
+    first = values[0]
+    signal = (values[-1].astype(np.float64) - first) * gain
+    denom = rn2 + signal
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = np.where((denom > 0) & (gain > 0), signal / np.sqrt(denom), 0.0)
+    power = np.searchsorted(P_EDGES, np.maximum(snr, 0.0), side="right")
+    coeff = _full_length_coefficients(ngroups)
+    per_group = np.zeros(values.shape[1], np.float64)
+    for g in range(1, ngroups):  # sum(c) == 0, so the g = 0 term vanishes after removing y0
+        per_group += coeff[g].take(power) * (values[g] - first)
+    n = float(ngroups)
+    inv_r = ((n**3 - n) * tgroup**2 * gain**2) / (12.0 * rn2)
+    var_p = rate_term / (tgroup * gain * (n - 1.0))
+    with np.errstate(divide="ignore"):
+        inv_p = np.where(var_p > 0, 1.0 / np.where(var_p > 0, var_p, 1.0), 0.0)
+    return per_group / tgroup, inv_r, inv_p
+
+
 @dataclass
 class _IntegrationFit:
-    slope: np.ndarray  # float64 (npix,), DN/s, NaN where unusable
-    inv_var_r: np.ndarray  # sum of 1/var_R over used segments
+    slope: np.ndarray  # float64 (npix,), DN/s, NaN where no segment was used
+    inv_var_r: np.ndarray  # sum of 1/var_R over used segments (0 = no slope)
     inv_var_p: np.ndarray  # sum of 1/var_P over used segments with var_P > 0
-    weighted_slope: np.ndarray  # sum of slope_s / var_R,s
-    usable: np.ndarray  # bool, integration has a slope
 
 
 def _fit_integration(
@@ -177,11 +218,11 @@ def _fit_integration(
     *,
     gain: np.ndarray,
     rn2: np.ndarray,
-    median_rate: np.ndarray,
-    dark: np.ndarray,
+    rate_term: np.ndarray,
     tgroup: float,
     suppress_one_group: bool,
 ) -> _IntegrationFit:
+    """General fit of one integration for the given pixels (any flags, jumps, segments)."""
     ngroups, npix = values.shape
     table = _coefficient_table(ngroups)
     clean = np.where(usable, values, np.float32(0.0)).astype(np.float32, copy=False)
@@ -191,7 +232,7 @@ def _fit_integration(
     starts = usable & (jump | ~previous)
     seg_id = np.cumsum(starts, axis=0, dtype=np.int16)
     seg_id[~usable] = 0
-    nseg = seg_id.max(axis=0) if ngroups > 1 else seg_id[0]
+    nseg = seg_id.max(axis=0)
 
     # segment membership and lengths; segment s >= 2 only for the pixels that have it
     segments: list[tuple[int, np.ndarray | None, np.ndarray, np.ndarray]] = []
@@ -209,8 +250,6 @@ def _fit_integration(
     inv_var_r = np.zeros(npix)
     inv_var_p = np.zeros(npix)
     weighted = np.zeros(npix)
-    pos_rate = np.maximum(median_rate, 0.0)
-    rate_term = pos_rate + dark  # DN/s; the dark alone when the median rate is <= 0
     group_index = np.arange(ngroups, dtype=np.int32)[:, np.newaxis]
     one_group_allowed = not (suppress_one_group and ngroups > 1)
 
@@ -262,7 +301,7 @@ def _fit_integration(
     has_slope = inv_var_r > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         slope_int = np.where(has_slope, weighted / inv_var_r, np.nan)
-    return _IntegrationFit(slope_int, inv_var_r, inv_var_p, weighted, has_slope)
+    return _IntegrationFit(slope_int, inv_var_r, inv_var_p)
 
 
 # --------------------------------------------------------------------------- kernel
@@ -305,100 +344,154 @@ def fit_ramps(
     f = flags(dqflags)
     nints, ngroups, ny, nx = check_ramp(data, groupdq)
     pixeldq = check_image("pixeldq", pixeldq, (ny, nx))
-    gain = check_image("gain", gain, (ny, nx)).astype(np.float64)
-    readnoise = check_image("readnoise", readnoise, (ny, nx)).astype(np.float64)
+    gain = check_image("gain", gain, (ny, nx))
+    readnoise = check_image("readnoise", readnoise, (ny, nx))
     if group_time <= 0 or nframes < 1:
         raise ValueError("group_time must be > 0 and nframes >= 1")
     npix = ny * nx
+    dark = np.broadcast_to(np.asarray(0.0 if average_dark_current is None else average_dark_current), (ny, nx))
 
-    dnu, sat, jump = f["DO_NOT_USE"], f["SATURATED"], f["JUMP_DET"]
-    bad_gain = ~np.isfinite(gain) | (gain <= 0)
-    base_dq = (pixeldq.astype(np.uint32) | np.where(bad_gain, np.uint32(f["NO_GAIN_VALUE"] | dnu), 0)).astype(
-        np.uint32
-    )
-    dead = ((base_dq & np.uint32(dnu)) != 0) | ~np.isfinite(readnoise)
-    gain_flat = np.where(bad_gain, 1.0, gain).reshape(npix)
-    rn_e = readnoise * gain_flat.reshape(ny, nx) / np.sqrt(2.0 * nframes)  # per-group read noise, e-
-    rn2_flat = np.maximum(np.nan_to_num(rn_e**2, nan=1.0), np.finfo(np.float64).tiny).reshape(npix)
-    dark_flat = np.broadcast_to(
-        np.nan_to_num(np.asarray(0.0 if average_dark_current is None else average_dark_current, np.float64)),
-        (ny, nx),
-    ).reshape(npix)
-    dead_flat = dead.reshape(npix)
-    base_flat = base_dq.reshape(npix)
-
+    flat = {
+        "pixeldq": pixeldq.reshape(npix),
+        "gain": gain.reshape(npix),
+        "readnoise": readnoise.reshape(npix),
+        "dark": dark.reshape(npix),
+    }
     data_flat = data.reshape(nints, ngroups, npix)
     gdq_flat = groupdq.reshape(nints, ngroups, npix)
+    out = {
+        "rate": np.empty(npix, np.float32),
+        "err": np.empty(npix, np.float32),
+        "dq": np.empty(npix, np.uint32),
+        "var_poisson": np.empty(npix, np.float32),
+        "var_rnoise": np.empty(npix, np.float32),
+        "rate_ints": np.empty((nints, npix), np.float32),
+        "err_ints": np.empty((nints, npix), np.float32),
+        "dq_ints": np.empty((nints, npix), np.uint32),
+        "var_poisson_ints": np.empty((nints, npix), np.float32),
+        "var_rnoise_ints": np.empty((nints, npix), np.float32),
+    }
+    for blk in iter_blocks(npix):
+        _fit_block(
+            data_flat[:, :, blk],
+            gdq_flat[:, :, blk],
+            {name: arr[blk] for name, arr in flat.items()},
+            {name: (arr[blk] if arr.ndim == 1 else arr[:, blk]) for name, arr in out.items()},
+            group_time=group_time,
+            nframes=nframes,
+            suppress_one_group=suppress_one_group,
+            dqflags=f,
+        )
+    shapes = {1: (ny, nx), 2: (nints, ny, nx)}
+    return RampFitResult(**{name: arr.reshape(shapes[arr.ndim]) for name, arr in out.items()})
 
-    rate_ints = np.full((nints, npix), np.nan, np.float32)
-    var_p_ints = np.zeros((nints, npix), np.float32)
-    var_r_ints = np.zeros((nints, npix), np.float32)
-    dq_ints = np.zeros((nints, npix), np.uint32)
+
+def _fit_block(
+    data: np.ndarray,
+    groupdq: np.ndarray,
+    pixel: dict[str, np.ndarray],
+    out: dict[str, np.ndarray],
+    *,
+    group_time: float,
+    nframes: int,
+    suppress_one_group: bool,
+    dqflags: Mapping[str, int],
+) -> None:
+    """Fit a block of pixels: ``data``/``groupdq`` (nints, ngroups, npix); writes into ``out`` views."""
+    nints, ngroups, npix = data.shape
+    dnu, sat, jump = dqflags["DO_NOT_USE"], dqflags["SATURATED"], dqflags["JUMP_DET"]
+    gain = pixel["gain"].astype(np.float64)
+    bad_gain = ~np.isfinite(gain) | (gain <= 0)
+    gain[bad_gain] = 1.0
+    base_dq = pixel["pixeldq"].astype(np.uint32) | np.where(
+        bad_gain, np.uint32(dqflags["NO_GAIN_VALUE"] | dnu), np.uint32(0)
+    )
+    readnoise = pixel["readnoise"].astype(np.float64)
+    dead = ((base_dq & np.uint32(dnu)) != 0) | ~np.isfinite(readnoise)
+    # read noise of one group in electrons: RN_CDS * g / sqrt(2 NFRAMES)
+    rn2 = np.nan_to_num((readnoise * gain) ** 2 / (2.0 * nframes), nan=1.0)
+    rn2 = np.maximum(rn2, np.finfo(np.float64).tiny)
+    dark = np.nan_to_num(pixel["dark"].astype(np.float64), nan=0.0)
+
+    # pass 1: OR of the group flags per integration, the pixels that are not one clean
+    # segment ("complex"), and the median rate averaged over integrations
+    group_bits, complex_cols = [], []
+    median_rate = np.zeros(npix)
+    for i in range(nints):
+        values, gdq = data[i], groupdq[i]
+        bits = np.bitwise_or.reduce(gdq, axis=0)
+        if ngroups < 2:
+            cols = np.arange(npix)
+        else:
+            cols = np.flatnonzero((bits != 0) | ~np.isfinite(values).all(axis=0))
+        group_bits.append(bits)
+        complex_cols.append(cols)
+        rate_i = _median_rate_simple(values, group_time) if ngroups >= 2 else np.zeros(npix)
+        if cols.size:
+            sub = values[:, cols]
+            usable, jumps = _usable_groups(gdq[:, cols], sub, jump)
+            rate_i[cols] = _median_rate(sub, usable, jumps, group_time)
+        median_rate += np.nan_to_num(rate_i, nan=0.0, posinf=0.0, neginf=0.0)
+    median_rate /= nints
+    rate_term = np.maximum(median_rate, 0.0) + dark  # the dark alone when the median rate <= 0
+
+    # pass 2: fit every integration, then combine
     inv_r_tot = np.zeros(npix)
     inv_p_tot = np.zeros(npix)
     weighted_tot = np.zeros(npix)
-    dq_any = np.zeros(npix, np.uint32)
-
-    cache_masks = nints * ngroups <= 64
-    for blk in iter_blocks(npix):
-        masks = []
-        median_rate = np.zeros(blk.stop - blk.start)
-        for i in range(nints):
-            values = data_flat[i, :, blk]
-            usable, jumps = _usable_groups(gdq_flat[i, :, blk], values, jump)
-            median_rate += _median_rate(values, usable, jumps, group_time)
-            if cache_masks:
-                masks.append((usable, jumps))
-        median_rate /= nints
-
-        for i in range(nints):
-            values = data_flat[i, :, blk]
-            gdq = gdq_flat[i, :, blk]
-            usable, jumps = masks[i] if cache_masks else _usable_groups(gdq, values, jump)
+    bits_any = np.zeros(npix, np.uint32)
+    for i in range(nints):
+        values, gdq, cols = data[i], groupdq[i], complex_cols[i]
+        if ngroups >= 2:
+            slope, inv_r, inv_p = _fit_simple(values, gain=gain, rn2=rn2, rate_term=rate_term, tgroup=group_time)
+        else:
+            slope, inv_r, inv_p = np.full(npix, np.nan), np.zeros(npix), np.zeros(npix)
+        if cols.size:
+            sub = values[:, cols]
+            usable, jumps = _usable_groups(gdq[:, cols], sub, jump)
             fit = _fit_integration(
-                values,
+                sub,
                 usable,
                 jumps,
-                gain=gain_flat[blk],
-                rn2=rn2_flat[blk],
-                median_rate=median_rate,
-                dark=dark_flat[blk],
+                gain=gain[cols],
+                rn2=rn2[cols],
+                rate_term=rate_term[cols],
                 tgroup=group_time,
                 suppress_one_group=suppress_one_group,
             )
-            ok = fit.usable & ~dead_flat[blk]
-            flagged = np.bitwise_or.reduce(gdq, axis=0).astype(np.uint32) & np.uint32(jump | sat)
-            dq = base_flat[blk] | flagged | np.where(ok, np.uint32(0), np.uint32(dnu))
-            dq_ints[i, blk] = dq
-            dq_any[blk] |= flagged
-            with np.errstate(divide="ignore"):
-                rate_ints[i, blk] = np.where(ok, fit.slope, np.nan)
-                var_r_ints[i, blk] = np.where(ok, 1.0 / np.where(ok, fit.inv_var_r, 1.0), 0.0)
-                has_p = ok & (fit.inv_var_p > 0)
-                var_p_ints[i, blk] = np.where(has_p, 1.0 / np.where(has_p, fit.inv_var_p, 1.0), 0.0)
-            inv_r_tot[blk] += np.where(ok, fit.inv_var_r, 0.0)
-            inv_p_tot[blk] += np.where(ok, fit.inv_var_p, 0.0)
-            weighted_tot[blk] += np.where(ok, fit.weighted_slope, 0.0)
-
-    any_ok = inv_r_tot > 0
+            slope[cols], inv_r[cols], inv_p[cols] = fit.slope, fit.inv_var_r, fit.inv_var_p
+        ok = (inv_r > 0) & ~dead
+        inv_r[~ok] = 0.0
+        inv_p[~ok] = 0.0
+        bits = group_bits[i].astype(np.uint32) & np.uint32(jump | sat)
+        bits_any |= bits
+        _store(out, i, ok, slope, inv_r, inv_p, base_dq | bits, dnu)
+        inv_r_tot += inv_r
+        inv_p_tot += inv_p
+        weighted_tot += np.where(ok, slope, 0.0) * inv_r
+    ok = inv_r_tot > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.where(any_ok, weighted_tot / inv_r_tot, np.nan)
-        var_r = np.where(any_ok, 1.0 / np.where(any_ok, inv_r_tot, 1.0), 0.0)
-        has_p = any_ok & (inv_p_tot > 0)
-        var_p = np.where(has_p, 1.0 / np.where(has_p, inv_p_tot, 1.0), 0.0)
-    dq = base_flat | dq_any | np.where(any_ok, np.uint32(0), np.uint32(dnu))
+        slope = weighted_tot / inv_r_tot
+    _store(out, None, ok, slope, inv_r_tot, inv_p_tot, base_dq | bits_any, dnu)
 
-    shape2, shape3 = (ny, nx), (nints, ny, nx)
-    err_ints = np.sqrt(var_p_ints + var_r_ints)
-    return RampFitResult(
-        rate=rate.astype(np.float32).reshape(shape2),
-        err=np.sqrt(var_p + var_r).astype(np.float32).reshape(shape2),
-        dq=dq.astype(np.uint32).reshape(shape2),
-        var_poisson=var_p.astype(np.float32).reshape(shape2),
-        var_rnoise=var_r.astype(np.float32).reshape(shape2),
-        rate_ints=rate_ints.reshape(shape3),
-        err_ints=err_ints.astype(np.float32).reshape(shape3),
-        dq_ints=dq_ints.reshape(shape3),
-        var_poisson_ints=var_p_ints.reshape(shape3),
-        var_rnoise_ints=var_r_ints.reshape(shape3),
-    )
+
+def _store(
+    out: dict[str, np.ndarray],
+    integration: int | None,
+    ok: np.ndarray,
+    slope: np.ndarray,
+    inv_r: np.ndarray,
+    inv_p: np.ndarray,
+    dq: np.ndarray,
+    dnu: int,
+) -> None:
+    """Write slope, variances, ERR and DQ (exposure level when ``integration`` is None)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var_r = np.where(ok, 1.0 / inv_r, 0.0)
+        var_p = np.where(ok & (inv_p > 0), 1.0 / inv_p, 0.0)
+    suffix, index = ("", slice(None)) if integration is None else ("_ints", integration)
+    out["rate" + suffix][index] = np.where(ok, slope, np.nan)
+    out["var_rnoise" + suffix][index] = var_r
+    out["var_poisson" + suffix][index] = var_p
+    out["err" + suffix][index] = np.sqrt(var_r + var_p)
+    out["dq" + suffix][index] = dq | np.where(ok, np.uint32(0), np.uint32(dnu))

@@ -1,0 +1,32 @@
+"""`python -m benchmarks [ingest]`: run the benchmarks and print their figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from benchmarks import ingest_bench
+
+BENCHES = {"ingest": ingest_bench.run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks")
+    p.add_argument("names", nargs="*", default=sorted(BENCHES), help=f"which: {', '.join(sorted(BENCHES))}")
+    p.add_argument("--out", default="bench-results", help="directory for the JSON results")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in args.names:
+        if name not in BENCHES:
+            p.error(f"unknown benchmark {name!r}")
+        result = BENCHES[name]()
+        (out / f"{name}.json").write_text(json.dumps(result, indent=2))
+        print(f"results written to {out / (name + '.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Truth files written beside the telemetry, so later stages can be scored.
+
+Per exposure and detector (``<exposure_id>`` as in the telemetry file name):
+
+- ``<exposure_id>_truth_rate.fits``: PRIMARY header (identifiers, timing, definitions, WCS)
+  and image extensions, float32, shape (ny, nx) of the readout window:
+  ``SCI``   DN/s: photo-electrons/s from sky + stars times the flat, divided by the gain;
+            what a perfect detector-1 ``_rate`` holds (dark subtracted);
+  ``DARK``  DN/s: dark current / gain (0 on reference pixels);
+  ``STARS`` DN/s: the stars' part of SCI;
+  ``FLUX``  e-/s: photo-electrons per second per pixel from sky + stars, before the flat;
+  ``FLAT``  relative QE; ``GAIN`` e-/DN.
+- ``<exposure_id>_truth_stars.ecsv``: one row per star that puts light in the window.
+- ``<exposure_id>_truth_jumps.ecsv``: one row per injected cosmic ray.
+
+Per program: ``truth.json`` (seed, parameters, description, files).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from .exposure import ExposureSimulation
+
+__all__ = ["write_exposure_truth", "write_truth_index"]
+
+_IMAGE_UNITS = {
+    "SCI": ("DN/s", "(sky+stars) e-/s * flat / gain: expected slope after dark subtraction"),
+    "DARK": ("DN/s", "dark current / gain"),
+    "STARS": ("DN/s", "stars only: stars e-/s * flat / gain"),
+    "FLUX": ("electron/s", "photo-electrons/s from sky + stars before the flat"),
+    "FLAT": ("", "relative quantum efficiency (0 on dead and reference pixels)"),
+    "GAIN": ("electron/DN", "gain"),
+}
+
+
+def _primary_header(sim: ExposureSimulation) -> fits.Header:
+    t = sim.truth
+    h = fits.Header()
+    h["TELESCOP"] = "JWST"
+    h["ORIGIN"] = "jwst-dms simulator"
+    h["FILETYPE"] = ("TRUTH", "noiseless truth of a simulated exposure")
+    h["EXPID"] = (sim.name.exposure_id, "exposure id of the telemetry file")
+    h["PROGRAM"] = f"{sim.program:05d}"
+    h["OBSERVTN"] = f"{sim.observation.number:03d}"
+    h["VISIT"] = f"{sim.exposure.visit:03d}"
+    h["EXPOSURE"] = f"{sim.exposure.exposure:05d}"
+    h["INSTRUME"] = sim.detector.instrument
+    h["DETECTOR"] = sim.detector.name
+    h["FILTER"] = sim.observation.filter
+    h["PUPIL"] = sim.observation.pupil
+    h["SUBARRAY"] = sim.subarray.name
+    h["SUBSTRT1"] = sim.subarray.xstart
+    h["SUBSTRT2"] = sim.subarray.ystart
+    h["SUBSIZE1"] = sim.subarray.xsize
+    h["SUBSIZE2"] = sim.subarray.ysize
+    h["READPATT"] = sim.observation.readpatt
+    h["NINTS"] = sim.schedule.nints
+    h["NGROUPS"] = sim.schedule.ngroups
+    h["NFRAMES"] = sim.schedule.nframes
+    h["GROUPGAP"] = sim.schedule.groupgap
+    h["TFRAME"] = (sim.schedule.tframe, "[s] frame time")
+    h["TGROUP"] = (sim.schedule.tgroup, "[s] group time")
+    h["EXPSTART"] = (sim.start_time.isoformat(), "UTC start of the first integration")
+    h["SKYLEVEL"] = (t.sky_level, "[electron/s/pixel] sky before the flat")
+    h["PSFFWHM"] = (t.psf_fwhm, "[pixel] FWHM of the Gaussian PSF")
+    h["WAVELEN"] = (t.wavelength, "[um] pivot wavelength")
+    h["NSTARS"] = (len(t.star_table.id), "stars putting light in the window")
+    h["NJUMPS"] = (len(t.jumps), "injected cosmic rays")
+    for key, value in t.wcs.items():
+        h[key] = value
+    h.add_comment("SCI = (sky + stars) [e-/s] * FLAT / GAIN [DN/s]: the slope")
+    h.add_comment("detector-1 should recover after superbias, refpix, linearity and")
+    h.add_comment("dark corrections.")
+    h.add_comment("DARK = dark current / GAIN [DN/s]; STARS = stars-only part of SCI.")
+    h.add_comment("Pixel coordinates are 0-based in the readout window.")
+    return h
+
+
+def write_exposure_truth(sim: ExposureSimulation, directory: Path) -> list[Path]:
+    """Write the three truth files of one exposure; returns their paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = sim.name.exposure_id
+    t = sim.truth
+    hdus = [fits.PrimaryHDU(header=_primary_header(sim))]
+    arrays = {"SCI": t.rate, "DARK": t.dark, "STARS": t.stars, "FLUX": t.flux, "FLAT": t.flat, "GAIN": t.gain}
+    for name, data in arrays.items():
+        hdu = fits.ImageHDU(np.asarray(data, np.float32), name=name)
+        unit, what = _IMAGE_UNITS[name]
+        hdu.header["BUNIT"] = unit
+        hdu.header["CONTENT"] = what[:68]
+        hdus.append(hdu)
+    rate_path = directory / f"{stem}_truth_rate.fits"
+    fits.HDUList(hdus).writeto(rate_path, overwrite=True)
+
+    s = t.star_table
+    stars = Table(
+        {
+            "id": s.id.astype(np.int64), "ra": s.ra, "dec": s.dec, "x": s.x, "y": s.y,
+            "flux": s.flux, "flux_in_window": s.flux_in_window, "rate": s.rate,
+            "peak_dn": s.peak_dn, "saturated": s.saturated.astype(bool),
+        },
+        units={"ra": "deg", "dec": "deg", "x": "pix", "y": "pix", "flux": "electron/s",
+               "flux_in_window": "electron/s", "rate": "DN/s", "peak_dn": "DN"},
+    )
+    stars.meta.update({
+        "exposure_id": stem,
+        "psf_fwhm_pix": t.psf_fwhm,
+        "description": {
+            "x, y": "0-based pixel position of the centre in the readout window",
+            "flux": "whole-star photo-electrons/s (unit flat)",
+            "flux_in_window": "part of flux falling inside the window, e-/s",
+            "rate": "DN/s the star adds to truth_rate SCI (sum of its pixels * flat / gain)",
+            "peak_dn": "linear DN above bias (star+sky+dark) in the centre pixel at the last read frame",
+            "saturated": "the centre pixel reaches the saturation threshold in an integration",
+        },
+    })
+    stars_path = directory / f"{stem}_truth_stars.ecsv"
+    stars.write(stars_path, format="ascii.ecsv", overwrite=True)
+
+    j = t.jumps
+    jumps = Table(
+        {
+            "integration": j.integration.astype(np.int32), "group": j.group.astype(np.int32),
+            "y": j.y.astype(np.int32), "x": j.x.astype(np.int32), "amplitude_dn": j.amplitude_dn,
+        },
+        units={"amplitude_dn": "DN"},
+    )
+    jumps.meta.update({
+        "exposure_id": stem,
+        "description": "cosmic rays: 1-based integration and first group containing the charge, "
+        "0-based y/x in the window, deposit in linear DN (electrons / gain)",
+    })
+    jumps_path = directory / f"{stem}_truth_jumps.ecsv"
+    jumps.write(jumps_path, format="ascii.ecsv", overwrite=True)
+    return [rate_path, stars_path, jumps_path]
+
+
+def write_truth_index(path: Path, index: dict) -> Path:
+    """Write ``truth.json`` (keys sorted, so the same run writes the same bytes)."""
+    path = Path(path)
+    path.write_text(json.dumps(index, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return path
