@@ -40,7 +40,12 @@ def create_app(settings: Settings) -> Celery:
         task_default_queue="ingest",
         task_ignore_result=settings.result_backend is None,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout,
+            # Sweep for messages of dead workers every interval (not every interval x 10).
+            "unacked_restore_interval": settings.broker_restore_interval,
+            "unacked_restore_throttle": 1,
+        },
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
     )

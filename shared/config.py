@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(
         3600, description="Seconds before an unacknowledged message (worker died) is redelivered."
     )
+    broker_restore_interval: int = Field(
+        10, description="Seconds between sweeps that return such messages to their queue."
+    )
     segment_bytes: int = Field(
         2_000_000_000, description="An _uncal larger than this is split into -segNNN files."
     )

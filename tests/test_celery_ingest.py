@@ -74,6 +74,7 @@ def stack(tmp_path, pg_url, redis_url, s3_server):
         "DMS_CATALOG_URL": pg_url,
         "DMS_BROKER_URL": redis_url,
         "DMS_BROKER_VISIBILITY_TIMEOUT": "4",
+        "DMS_BROKER_RESTORE_INTERVAL": "1",
         "DMS_TASK_MAX_RETRIES": "3",
     }
     settings = Settings(**{k.removeprefix("DMS_").lower(): v for k, v in env_settings.items()})

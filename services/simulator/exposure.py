@@ -12,13 +12,26 @@ from datetime import datetime
 
 import numpy as np
 
-from shared.instruments import DetectorInfo, ExposureTiming, Subarray, detector, exposure_timing, subarray
+from shared.instruments import (
+    DetectorInfo,
+    ExposureTiming,
+    Subarray,
+    detector,
+    exposure_timing,
+    subarray,
+)
 from shared.naming import ExposureName
 from shared.plan import Observation, Plan, PlannedExposure
-from shared.wcs import window_wcs, wcs_keywords
+from shared.wcs import wcs_keywords, window_wcs
 
 from .description import SimulationSpec
-from .detector_model import DetectorModel, apply_nonlinearity, make_detector_model, readout_channels, refout_row_parity
+from .detector_model import (
+    DetectorModel,
+    apply_nonlinearity,
+    make_detector_model,
+    readout_channels,
+    refout_row_parity,
+)
 from .optics import default_sky_level, pivot_wavelength, psf_fwhm_arcsec
 from .pointing import tangent_project
 from .ramps import (
@@ -72,7 +85,9 @@ class ExposureTruth:
     ``dark``      DN/s: ``dark current (e-/s) / gain``;
     ``stars``     DN/s from stars only (``rate`` minus the sky);
     ``flat``, ``gain`` the detector model in the window;
-    ``sky_level`` e-/s/pixel; ``psf_fwhm`` pixels; ``wcs`` FITS WCS keywords of the window.
+    ``sky_level`` e-/s/pixel; ``psf_fwhm`` pixels; ``wcs`` FITS WCS keywords of the window;
+    ``drifts`` DN, shape (nints, ngroups, namps, 2): the offset added to every pixel of an
+    amplifier (reference pixels included) per group, by column parity (row parity, MIRI).
     """
 
     flux: np.ndarray
@@ -87,6 +102,7 @@ class ExposureTruth:
     star_table: StarTruth
     jumps: CosmicRays
     wcs: dict
+    drifts: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -230,7 +246,7 @@ def simulate_exposure(
         flux=flux.astype(np.float32), rate=truth_rate.astype(np.float32), dark=truth_dark.astype(np.float32),
         stars=star_rate.astype(np.float32), flat=np.asarray(win.flat), gain=np.asarray(win.gain),
         sky_level=float(sky_level), psf_fwhm=float(fwhm), wavelength=float(wavelength),
-        star_table=star_table, jumps=crs, wcs=wcs_kw,
+        star_table=star_table, jumps=crs, wcs=wcs_kw, drifts=drifts,
     )
     return ExposureSimulation(
         name=exposure_name(plan, obs, exp), program=int(plan.program), observation=obs, exposure=exp,

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.plan import Plan, Target
 from shared.instruments import detector, subarray
+from shared.plan import Plan, Target
 
 from .pointing import offset_radec
 from .seeding import Stream, generator
@@ -76,13 +76,12 @@ def star_population(plan: Plan, target_id: int, knobs) -> StarPopulation:
     """The population of a target: ``knobs.stars_per_window`` faint and
     ``knobs.bright_stars_per_window`` bright stars on average in the smallest readout
     window (arcsec^2) that observes the target."""
-    areas = [
-        subarray(obs.instrument, obs.subarray).xsize * subarray(obs.instrument, obs.subarray).ysize
-        * detector(name).pixel_scale ** 2
-        for obs in plan.observations
-        if obs.target_id == target_id
-        for name in obs.detectors
-    ]
+    areas = []
+    for obs in plan.observations:
+        if obs.target_id != target_id:
+            continue
+        sub = subarray(obs.instrument, obs.subarray)
+        areas += [sub.xsize * sub.ysize * detector(name).pixel_scale**2 for name in obs.detectors]
     area = min(areas) if areas else 1.0
     return StarPopulation(
         faint_density=knobs.stars_per_window / area,

@@ -9,7 +9,10 @@ Per exposure and detector (``<exposure_id>`` as in the telemetry file name):
   ``DARK``  DN/s: dark current / gain (0 on reference pixels);
   ``STARS`` DN/s: the stars' part of SCI;
   ``FLUX``  e-/s: photo-electrons per second per pixel from sky + stars, before the flat;
-  ``FLAT``  relative QE; ``GAIN`` e-/DN.
+  ``FLAT``  relative QE; ``GAIN`` e-/DN;
+  and a ``DRIFTS`` table (INTEGRATION, GROUP 1-based; AMPLIFIER 0-based; PARITY 0 even,
+  1 odd full-frame column, row for MIRI; OFFSET DN added to every pixel of that amplifier
+  and parity, reference pixels included).
 - ``<exposure_id>_truth_stars.ecsv``: one row per star that puts light in the window.
 - ``<exposure_id>_truth_jumps.ecsv``: one row per injected cosmic ray.
 
@@ -19,11 +22,13 @@ Per program: ``truth.json`` (seed, parameters, description, files).
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
+from astropy.time import Time
 
 from .exposure import ExposureSimulation
 
@@ -45,7 +50,7 @@ def _primary_header(sim: ExposureSimulation) -> fits.Header:
     h["TELESCOP"] = "JWST"
     h["ORIGIN"] = "jwst-dms simulator"
     h["FILETYPE"] = ("TRUTH", "noiseless truth of a simulated exposure")
-    h["EXPID"] = (sim.name.exposure_id, "exposure id of the telemetry file")
+    h["EXPID"] = (sim.name.exposure_id, "exposure id")
     h["PROGRAM"] = f"{sim.program:05d}"
     h["OBSERVTN"] = f"{sim.observation.number:03d}"
     h["VISIT"] = f"{sim.exposure.visit:03d}"
@@ -66,7 +71,9 @@ def _primary_header(sim: ExposureSimulation) -> fits.Header:
     h["GROUPGAP"] = sim.schedule.groupgap
     h["TFRAME"] = (sim.schedule.tframe, "[s] frame time")
     h["TGROUP"] = (sim.schedule.tgroup, "[s] group time")
-    h["EXPSTART"] = (sim.start_time.isoformat(), "UTC start of the first integration")
+    start = sim.start_time.astimezone(UTC)
+    h["DATE-BEG"] = (start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3], "UTC start of the exposure")
+    h["EXPSTART"] = (Time(start).mjd, "[d] UTC MJD start of the exposure")
     h["SKYLEVEL"] = (t.sky_level, "[electron/s/pixel] sky before the flat")
     h["PSFFWHM"] = (t.psf_fwhm, "[pixel] FWHM of the Gaussian PSF")
     h["WAVELEN"] = (t.wavelength, "[um] pivot wavelength")
@@ -96,6 +103,20 @@ def write_exposure_truth(sim: ExposureSimulation, directory: Path) -> list[Path]
         hdu.header["BUNIT"] = unit
         hdu.header["CONTENT"] = what[:68]
         hdus.append(hdu)
+    i, g, a, par = (ix.ravel() for ix in np.indices(t.drifts.shape))
+    drifts = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("INTEGRATION", "J", array=i + 1),
+            fits.Column("GROUP", "J", array=g + 1),
+            fits.Column("AMPLIFIER", "J", array=a),
+            fits.Column("PARITY", "J", array=par),
+            fits.Column("OFFSET", "D", unit="DN", array=t.drifts.ravel()),
+        ],
+        name="DRIFTS",
+    )
+    drifts.header["CONTENT"] = "per-group amplifier offsets (refpix drifts)"
+    drifts.header["PARITYOF"] = ("ROW" if sim.detector.instrument == "MIRI" else "COLUMN", "full-frame parity")
+    hdus.append(drifts)
     rate_path = directory / f"{stem}_truth_rate.fits"
     fits.HDUList(hdus).writeto(rate_path, overwrite=True)
 

@@ -38,7 +38,7 @@ class DarkParams(BaseModel):
 class DarkResult:
     data: np.ndarray  # float32 (nints, ngroups, ny, nx)
     pixeldq: np.ndarray  # uint32 (ny, nx)
-    n_frames_extrapolated: int  # dark frames past the end of the reference (0 = none)
+    n_frames_extrapolated: int  # frames the science readout runs past the end of the dark (0 = none)
 
 
 def dark_frames_for_groups(

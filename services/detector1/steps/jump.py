@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._common import check_image, check_ramp, flags, iter_blocks, median_of_sorted, sort_columns
+from ._common import check_image, check_ramp, flags, iter_blocks, median_of_sorted, sorted_rows
 
 __all__ = ["JumpParams", "JumpResult", "detect_jumps", "clipped_median_of_diffs"]
 
@@ -117,19 +117,20 @@ def clipped_median_of_diffs(diffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ndiff = diffs.shape[0]
     unusable = np.isnan(diffs)
     count = ndiff - unusable.sum(axis=0)
-    ordered = np.where(unusable, np.inf, diffs)
-    sort_columns(ordered)
+    rows = sorted_rows(np.where(unusable, np.inf, diffs))
     if ndiff >= 4:
         # all ndiff usable: drop the end with the larger |value|, median of the other ndiff - 1
         lo, hi = (ndiff - 2) // 2, (ndiff - 1) // 2
-        keep_low = 0.5 * (ordered[lo] + ordered[hi])
-        keep_high = 0.5 * (ordered[lo + 1] + ordered[hi + 1])
-        median = np.where(np.abs(ordered[0]) > np.abs(ordered[-1]), keep_high, keep_low)
+        keep_low = 0.5 * (rows[lo] + rows[hi])
+        keep_high = 0.5 * (rows[lo + 1] + rows[hi + 1])
+        median = np.where(np.abs(rows[0]) > np.abs(rows[-1]), keep_high, keep_low)
+        partial = np.flatnonzero(count != ndiff)
     else:
         median = np.full(diffs.shape[1], np.nan, diffs.dtype)
-    partial = np.flatnonzero(count != ndiff) if ndiff >= 4 else np.arange(diffs.shape[1])
+        partial = np.arange(diffs.shape[1])
     if partial.size:
-        median[partial] = _clipped_median_sorted(ordered[:, partial], count[partial])
+        ordered = np.stack([row[partial] for row in rows])
+        median[partial] = _clipped_median_sorted(ordered, count[partial])
     return median.astype(diffs.dtype, copy=False), count
 
 

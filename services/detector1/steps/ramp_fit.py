@@ -54,7 +54,15 @@ from functools import lru_cache
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._common import check_image, check_ramp, flags, iter_blocks, median_of_sorted, sort_columns
+from ._common import (
+    check_image,
+    check_ramp,
+    flags,
+    iter_blocks,
+    median_of_sorted,
+    sort_columns,
+    sorted_rows,
+)
 
 __all__ = [
     "P_EDGES",
@@ -104,10 +112,10 @@ class RampFitResult:
 
 
 def segment_coefficients(n: int, power: float) -> np.ndarray:
-    """Coefficients c_i with slope (per group) = sum_i c_i y_i for an n-group segment.
+    """Coefficients c_i with slope (DN per group) = sum_i c_i y_i for an n-group segment.
 
     Weighted least squares with w_i = |(i - m)/m|^power, m = (n - 1)/2 (the 1/rn^2 factor is
-    common to all samples of a pixel and cancels).
+    common to all samples of a pixel and cancels). sum_i c_i = 0 and sum_i c_i i = 1.
     """
     if n < 2:
         raise ValueError("a slope needs at least two groups")
@@ -134,97 +142,128 @@ def _coefficient_table(ngroups: int) -> np.ndarray:
     return flat
 
 
-# --------------------------------------------------------------------------- per-block pieces
+@lru_cache(maxsize=16)
+def _full_length_coefficients(ngroups: int) -> np.ndarray:
+    """(ngroups - 1, len(P_VALUES)) float32 coefficients c_1.. of a segment spanning all groups."""
+    table = np.stack([segment_coefficients(ngroups, p) for p in P_VALUES], axis=1)
+    out = np.ascontiguousarray(table[1:], dtype=np.float32)
+    out.setflags(write=False)
+    return out
+
+
+_P_EDGES_SQ = tuple(np.float32(e * e) for e in P_EDGES)
+
+
+def _power_index(signal: np.ndarray, rn2: np.ndarray) -> np.ndarray:
+    """Index into P_VALUES from the segment S/N, ``S = signal / sqrt(rn2 + signal)`` (electrons).
+
+    Compares S^2 with the squared edges (no square root); S <= 0 gives index 0.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s2 = np.where(signal > 0, signal * signal / (rn2 + signal), np.float32(0.0))
+    index = np.zeros(signal.shape, np.int8)
+    for edge in _P_EDGES_SQ:
+        index += s2 >= edge
+    return index
+
+
+# --------------------------------------------------------------------------- per-pixel terms
+
+
+@dataclass(frozen=True)
+class _PixelTerms:
+    """Per-pixel constants of a block, so that each segment needs only a multiply.
+
+    ``var_R = 12 rdn2 / ((n^3 - n) TGROUP^2)`` with ``rdn2 = RN_CDS^2 / (2 NFRAMES)`` (DN^2, the
+    read variance of one group) and ``var_P = (median_rate + dark) / (TGROUP g (n - 1))``.
+    """
+
+    gain: np.ndarray  # float32, e-/DN (1 where the gain is bad)
+    rn2: np.ndarray  # float32, read variance of one group in e-^2 (for the S/N)
+    inv_rdn2: np.ndarray  # float64, 1 / rdn2
+    gain_over_rate: np.ndarray  # float64, g / (median_rate+ + dark), 0 where that is <= 0
+
+    def take(self, cols: np.ndarray) -> _PixelTerms:
+        return _PixelTerms(self.gain[cols], self.rn2[cols], self.inv_rdn2[cols], self.gain_over_rate[cols])
+
+    def inverse_variances(self, n: np.ndarray | int, tgroup: float) -> tuple[np.ndarray, np.ndarray]:
+        """(1/var_R, 1/var_P) of n-group segments; n = 1 is treated as 2 (both formulas)."""
+        n = np.maximum(np.asarray(n, np.float64), 2.0)
+        inv_r = (n**3 - n) * (tgroup * tgroup / 12.0) * self.inv_rdn2
+        inv_p = (n - 1.0) * tgroup * self.gain_over_rate
+        return inv_r, inv_p
+
+
+# --------------------------------------------------------------------------- median rate
 
 
 def _usable_groups(gdq: np.ndarray, values: np.ndarray, jump_bit: int) -> tuple[np.ndarray, np.ndarray]:
-    """(usable, jump) boolean masks (ngroups, npix) for one integration of a block."""
+    """(usable, jump) boolean masks (ngroups, npix) for one integration."""
     other_bits = np.uint8(0xFF & ~jump_bit)
     usable = ((gdq & other_bits) == 0) & np.isfinite(values)
     jump = (gdq & np.uint8(jump_bit)) != 0
     return usable, jump
 
 
+def _median_rate_simple(values: np.ndarray, tgroup: float) -> np.ndarray:
+    """Median first difference / TGROUP (DN/s) for pixels with every group usable, no jumps."""
+    ndiff = values.shape[0] - 1
+    rows = sorted_rows(values[1:] - values[:-1])
+    return (0.5 / tgroup) * (rows[(ndiff - 1) // 2].astype(np.float64) + rows[ndiff // 2])
+
+
 def _median_rate(values: np.ndarray, usable: np.ndarray, jump: np.ndarray, tgroup: float) -> np.ndarray:
-    """Median of the clean first differences / TGROUP (DN/s) for one integration; 0 if unknown."""
+    """Median of the clean first differences / TGROUP (DN/s) for one integration, any flags.
+
+    Without a clean difference the first group's value / TGROUP is used (as stcal does), or 0.
+    """
+    fallback = np.where(usable[0], values[0] / tgroup, 0.0)
     if values.shape[0] == 1:
-        rate = np.where(usable[0], values[0] / tgroup, 0.0)
-        return np.nan_to_num(rate, nan=0.0)
+        return fallback
     clean = usable[1:] & usable[:-1] & ~jump[1:]
     count = clean.sum(axis=0)
-    diffs = np.where(clean, values[1:] - values[:-1], np.inf).astype(np.float32)
-    sort_columns(diffs)
+    diffs = sort_columns(np.where(clean, values[1:] - values[:-1], np.inf).astype(np.float32))
     median = median_of_sorted(diffs, count).astype(np.float64) / tgroup
-    # no clean difference: fall back on the first group's value, as stcal does
-    fallback = np.where(usable[0], values[0] / tgroup, 0.0)
-    median = np.where(count > 0, median, fallback)
-    return np.nan_to_num(median, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.where(count > 0, median, fallback)
 
 
-def _median_rate_simple(values: np.ndarray, tgroup: float) -> np.ndarray:
-    """Median first difference / TGROUP for columns whose groups are all usable, no jumps."""
-    diffs = values[1:] - values[:-1]
-    sort_columns(diffs)
-    ndiff = diffs.shape[0]
-    median = 0.5 * (diffs[(ndiff - 1) // 2].astype(np.float64) + diffs[ndiff // 2])
-    return median / tgroup
+def _finite_or_zero(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(x), x, 0.0)
 
 
-@lru_cache(maxsize=16)
-def _full_length_coefficients(ngroups: int) -> np.ndarray:
-    """(ngroups, len(P_VALUES)) coefficients of a segment spanning all groups."""
-    return np.stack([segment_coefficients(ngroups, p) for p in P_VALUES], axis=1).astype(np.float32)
+# --------------------------------------------------------------------------- fitting
 
 
-def _fit_simple(
-    values: np.ndarray,
-    *,
-    gain: np.ndarray,
-    rn2: np.ndarray,
-    rate_term: np.ndarray,
-    tgroup: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One segment over all ngroups (>= 2) groups: (slope DN/s, 1/var_R, 1/var_P or 0)."""
+def _fit_simple(values: np.ndarray, terms: _PixelTerms, tgroup: float) -> tuple[np.ndarray, ...]:
+    """Pixels whose integration is one clean segment of all ngroups (>= 2) groups.
+
+    Returns (slope DN/s, 1/var_R, 1/var_P).
+    """
     ngroups = values.shape[0]
-    first = values[0]
-    signal = (values[-1].astype(np.float64) - first) * gain
-    denom = rn2 + signal
-    with np.errstate(invalid="ignore", divide="ignore"):
-        snr = np.where((denom > 0) & (gain > 0), signal / np.sqrt(denom), 0.0)
-    power = np.searchsorted(P_EDGES, np.maximum(snr, 0.0), side="right")
-    coeff = _full_length_coefficients(ngroups)
-    per_group = np.zeros(values.shape[1], np.float64)
-    for g in range(1, ngroups):  # sum(c) == 0, so the g = 0 term vanishes after removing y0
-        per_group += coeff[g].take(power) * (values[g] - first)
-    n = float(ngroups)
-    inv_r = ((n**3 - n) * tgroup**2 * gain**2) / (12.0 * rn2)
-    var_p = rate_term / (tgroup * gain * (n - 1.0))
-    with np.errstate(divide="ignore"):
-        inv_p = np.where(var_p > 0, 1.0 / np.where(var_p > 0, var_p, 1.0), 0.0)
-    return per_group / tgroup, inv_r, inv_p
+    rel = values[1:] - values[0]  # (ngroups-1, npix); sum(c) == 0 so y0 drops out
+    power = _power_index(rel[-1] * terms.gain, terms.rn2)
+    # all six candidate slopes at once, then pick by exponent (einsum, not BLAS: a threaded
+    # BLAS call on such small matrices only adds thread start-up and contention)
+    candidates = np.einsum("gk,gp->kp", _full_length_coefficients(ngroups), rel)  # (len(P_VALUES), npix)
+    per_group = np.take_along_axis(candidates, power[np.newaxis].astype(np.intp), axis=0)[0]
+    inv_r, inv_p = terms.inverse_variances(ngroups, tgroup)
+    return per_group.astype(np.float64) / tgroup, inv_r, inv_p
 
 
-@dataclass
-class _IntegrationFit:
-    slope: np.ndarray  # float64 (npix,), DN/s, NaN where no segment was used
-    inv_var_r: np.ndarray  # sum of 1/var_R over used segments (0 = no slope)
-    inv_var_p: np.ndarray  # sum of 1/var_P over used segments with var_P > 0
-
-
-def _fit_integration(
+def _fit_general(
     values: np.ndarray,
     usable: np.ndarray,
     jump: np.ndarray,
+    terms: _PixelTerms,
     *,
-    gain: np.ndarray,
-    rn2: np.ndarray,
-    rate_term: np.ndarray,
     tgroup: float,
     suppress_one_group: bool,
-) -> _IntegrationFit:
-    """General fit of one integration for the given pixels (any flags, jumps, segments)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit one integration of any pixels (flags, jumps, several segments).
+
+    Returns (slope DN/s or NaN, sum of 1/var_R, sum of 1/var_P) over the segments used.
+    """
     ngroups, npix = values.shape
-    table = _coefficient_table(ngroups)
     clean = np.where(usable, values, np.float32(0.0)).astype(np.float32, copy=False)
 
     previous = np.zeros_like(usable)
@@ -234,74 +273,48 @@ def _fit_integration(
     seg_id[~usable] = 0
     nseg = seg_id.max(axis=0)
 
-    # segment membership and lengths; segment s >= 2 only for the pixels that have it
-    segments: list[tuple[int, np.ndarray | None, np.ndarray, np.ndarray]] = []
+    # membership and length of segment s (s >= 2 only for the pixels that have one)
+    segments: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     longest = np.zeros(npix, np.int16)
     for s in range(1, int(nseg.max(initial=0)) + 1):
-        cols = None if s == 1 else np.flatnonzero(nseg >= s)
-        member = (seg_id == s) if cols is None else (seg_id[:, cols] == s)
+        cols = np.arange(npix) if s == 1 else np.flatnonzero(nseg >= s)
+        member = seg_id[:, cols] == s
         length = member.sum(axis=0, dtype=np.int16)
-        if cols is None:
-            np.maximum(longest, length, out=longest)
-        else:
-            longest[cols] = np.maximum(longest[cols], length)
+        longest[cols] = np.maximum(longest[cols], length)
         segments.append((s, cols, member, length))
 
-    inv_var_r = np.zeros(npix)
-    inv_var_p = np.zeros(npix)
-    weighted = np.zeros(npix)
+    table = _coefficient_table(ngroups)
     group_index = np.arange(ngroups, dtype=np.int32)[:, np.newaxis]
     one_group_allowed = not (suppress_one_group and ngroups > 1)
-
+    inv_r_sum = np.zeros(npix)
+    inv_p_sum = np.zeros(npix)
+    weighted = np.zeros(npix)
     for s, cols, member, length in segments:
-        idx = np.arange(npix) if cols is None else cols
         use = length >= 2
         if s == 1 and one_group_allowed:
-            use |= (length == 1) & (longest[idx] == 1)
+            use |= (length == 1) & (longest[cols] == 1)
         if not use.any():
             continue
-        if not use.all():
-            idx, member, length = idx[use], member[:, use], length[use]
-        y = clean if (cols is None and idx.size == npix) else clean[:, idx]
-        g, r2, term = gain[idx], rn2[idx], rate_term[idx]
+        cols, member, length = cols[use], member[:, use], length[use]
+        y = clean[:, cols]
+        sub = terms.take(cols)
         n = length.astype(np.int32)
         first = np.argmax(member, axis=0).astype(np.int32)
-        cols_local = np.arange(idx.size)
-        y_first = y[first, cols_local].astype(np.float64)
-
-        multi = n >= 2
-        slope = np.empty(idx.size)
-        inv_r = np.empty(idx.size)
-        var_p = np.empty(idx.size)
-        # one-group segments: value / TGROUP, n treated as 2 in the variances
-        slope[~multi] = y_first[~multi] / tgroup
-        inv_r[~multi] = (6.0 * tgroup**2 * g[~multi] ** 2) / (12.0 * r2[~multi])
-        var_p[~multi] = term[~multi] / (tgroup * g[~multi])
-        if multi.any():
-            y_last = y[first + n - 1, cols_local].astype(np.float64)
-            signal = (y_last - y_first) * g
-            denom = r2 + signal
-            with np.errstate(invalid="ignore", divide="ignore"):
-                snr = np.where((denom > 0) & (g > 0), signal / np.sqrt(denom), 0.0)
-            power = np.searchsorted(P_EDGES, np.maximum(snr, 0.0), side="right").astype(np.int32)
-            base = (n * _NP + power) * ngroups - first
-            tidx = np.where(member, base + group_index, 0)
-            coeff = table.take(tidx)
-            per_group = np.sum((y - y_first.astype(np.float32)) * coeff, axis=0, dtype=np.float64)
-            nm = n[multi].astype(np.float64)
-            slope[multi] = per_group[multi] / tgroup
-            inv_r[multi] = ((nm**3 - nm) * tgroup**2 * g[multi] ** 2) / (12.0 * r2[multi])
-            var_p[multi] = term[multi] / (tgroup * g[multi] * (nm - 1.0))
-
-        inv_var_r[idx] += inv_r
-        weighted[idx] += slope * inv_r
-        with np.errstate(divide="ignore"):
-            inv_var_p[idx] += np.where(var_p > 0, 1.0 / np.where(var_p > 0, var_p, 1.0), 0.0)
-
-    has_slope = inv_var_r > 0
+        local = np.arange(cols.size)
+        y_first = y[first, local]
+        y_last = y[first + n - 1, local]
+        power = _power_index((y_last - y_first) * sub.gain, sub.rn2)
+        tidx = np.where(member, (n * _NP + power) * ngroups - first + group_index, 0)
+        per_group = np.einsum("gp,gp->p", table.take(tidx), y - y_first)
+        # one-group segments: value / TGROUP
+        slope = np.where(n >= 2, per_group, y_first).astype(np.float64) / tgroup
+        inv_r, inv_p = sub.inverse_variances(n, tgroup)
+        inv_r_sum[cols] += inv_r
+        inv_p_sum[cols] += inv_p
+        weighted[cols] += slope * inv_r
     with np.errstate(invalid="ignore", divide="ignore"):
-        slope_int = np.where(has_slope, weighted / inv_var_r, np.nan)
-    return _IntegrationFit(slope_int, inv_var_r, inv_var_p)
+        slope = np.where(inv_r_sum > 0, weighted / inv_r_sum, np.nan)
+    return slope, inv_r_sum, inv_p_sum
 
 
 # --------------------------------------------------------------------------- kernel
@@ -351,7 +364,7 @@ def fit_ramps(
     npix = ny * nx
     dark = np.broadcast_to(np.asarray(0.0 if average_dark_current is None else average_dark_current), (ny, nx))
 
-    flat = {
+    pixel = {
         "pixeldq": pixeldq.reshape(npix),
         "gain": gain.reshape(npix),
         "readnoise": readnoise.reshape(npix),
@@ -375,7 +388,7 @@ def fit_ramps(
         _fit_block(
             data_flat[:, :, blk],
             gdq_flat[:, :, blk],
-            {name: arr[blk] for name, arr in flat.items()},
+            {name: arr[blk] for name, arr in pixel.items()},
             {name: (arr[blk] if arr.ndim == 1 else arr[:, blk]) for name, arr in out.items()},
             group_time=group_time,
             nframes=nframes,
@@ -408,13 +421,11 @@ def _fit_block(
     )
     readnoise = pixel["readnoise"].astype(np.float64)
     dead = ((base_dq & np.uint32(dnu)) != 0) | ~np.isfinite(readnoise)
-    # read noise of one group in electrons: RN_CDS * g / sqrt(2 NFRAMES)
-    rn2 = np.nan_to_num((readnoise * gain) ** 2 / (2.0 * nframes), nan=1.0)
-    rn2 = np.maximum(rn2, np.finfo(np.float64).tiny)
-    dark = np.nan_to_num(pixel["dark"].astype(np.float64), nan=0.0)
+    rdn2 = readnoise**2 / (2.0 * nframes)  # read variance of one group, DN^2
+    rdn2 = np.where(np.isfinite(rdn2) & (rdn2 > 0), rdn2, np.finfo(np.float32).tiny)
 
-    # pass 1: OR of the group flags per integration, the pixels that are not one clean
-    # segment ("complex"), and the median rate averaged over integrations
+    # pass 1: group-flag summary per integration, the pixels that are not one clean segment
+    # ("complex"), and the median rate averaged over integrations
     group_bits, complex_cols = [], []
     median_rate = np.zeros(npix)
     for i in range(nints):
@@ -431,9 +442,17 @@ def _fit_block(
             sub = values[:, cols]
             usable, jumps = _usable_groups(gdq[:, cols], sub, jump)
             rate_i[cols] = _median_rate(sub, usable, jumps, group_time)
-        median_rate += np.nan_to_num(rate_i, nan=0.0, posinf=0.0, neginf=0.0)
+        median_rate += _finite_or_zero(rate_i)
     median_rate /= nints
-    rate_term = np.maximum(median_rate, 0.0) + dark  # the dark alone when the median rate <= 0
+    rate_term = np.maximum(median_rate, 0.0) + _finite_or_zero(pixel["dark"].astype(np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain_over_rate = np.where(rate_term > 0, gain / rate_term, 0.0)
+    terms = _PixelTerms(
+        gain=gain.astype(np.float32),
+        rn2=(rdn2 * gain * gain).astype(np.float32),
+        inv_rdn2=1.0 / rdn2,
+        gain_over_rate=gain_over_rate,
+    )
 
     # pass 2: fit every integration, then combine
     inv_r_tot = np.zeros(npix)
@@ -443,32 +462,30 @@ def _fit_block(
     for i in range(nints):
         values, gdq, cols = data[i], groupdq[i], complex_cols[i]
         if ngroups >= 2:
-            slope, inv_r, inv_p = _fit_simple(values, gain=gain, rn2=rn2, rate_term=rate_term, tgroup=group_time)
+            slope, inv_r, inv_p = _fit_simple(values, terms, group_time)
         else:
             slope, inv_r, inv_p = np.full(npix, np.nan), np.zeros(npix), np.zeros(npix)
         if cols.size:
             sub = values[:, cols]
             usable, jumps = _usable_groups(gdq[:, cols], sub, jump)
-            fit = _fit_integration(
-                sub,
-                usable,
-                jumps,
-                gain=gain[cols],
-                rn2=rn2[cols],
-                rate_term=rate_term[cols],
-                tgroup=group_time,
-                suppress_one_group=suppress_one_group,
+            fit = _fit_general(
+                sub, usable, jumps, terms.take(cols), tgroup=group_time, suppress_one_group=suppress_one_group
             )
-            slope[cols], inv_r[cols], inv_p[cols] = fit.slope, fit.inv_var_r, fit.inv_var_p
+            slope[cols], inv_r[cols], inv_p[cols] = fit
         ok = (inv_r > 0) & ~dead
-        inv_r[~ok] = 0.0
-        inv_p[~ok] = 0.0
+        inv_r = np.where(ok, inv_r, 0.0)
+        inv_p = np.where(ok, inv_p, 0.0)
         bits = group_bits[i].astype(np.uint32) & np.uint32(jump | sat)
         bits_any |= bits
         _store(out, i, ok, slope, inv_r, inv_p, base_dq | bits, dnu)
-        inv_r_tot += inv_r
-        inv_p_tot += inv_p
-        weighted_tot += np.where(ok, slope, 0.0) * inv_r
+        if nints > 1:
+            inv_r_tot += inv_r
+            inv_p_tot += inv_p
+            weighted_tot += np.where(ok, slope, 0.0) * inv_r
+    if nints == 1:  # the exposure is the integration
+        for name in ("rate", "err", "dq", "var_poisson", "var_rnoise"):
+            out[name][...] = out[name + "_ints"][0]
+        return
     ok = inv_r_tot > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = weighted_tot / inv_r_tot
