@@ -51,6 +51,11 @@ def dark_frames_for_groups(
     return [drop_frames1 + g * stride + np.arange(nframes) for g in range(ngroups)]
 
 
+def _clean_frame(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame, np.float32)
+    return np.where(np.isfinite(frame), frame, np.float32(0.0))
+
+
 def _matched_group(dark_ramp: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """Mean of dark frames ``frames`` of one dark integration (nframes_dark, ny, nx), float32.
 
@@ -59,19 +64,18 @@ def _matched_group(dark_ramp: np.ndarray, frames: np.ndarray) -> np.ndarray:
     ndark = dark_ramp.shape[0]
     inside = frames[frames < ndark]
     beyond = frames[frames >= ndark]
-    acc = np.zeros(dark_ramp.shape[1:], np.float64)
+    if beyond.size == 0 and frames.size == 1:
+        return _clean_frame(dark_ramp[frames[0]])
+    acc = np.zeros(dark_ramp.shape[1:], np.float32)
     for f in inside:
-        acc += np.nan_to_num(dark_ramp[f], nan=0.0, posinf=0.0, neginf=0.0)
+        acc += _clean_frame(dark_ramp[f])
     if beyond.size:
-        last = np.nan_to_num(dark_ramp[-1], nan=0.0, posinf=0.0, neginf=0.0).astype(np.float64)
-        if ndark >= 2:
-            prev = np.nan_to_num(dark_ramp[-2], nan=0.0, posinf=0.0, neginf=0.0)
-            step = last - prev
-        else:
-            step = np.zeros_like(last)
+        last = _clean_frame(dark_ramp[-1])
+        step = last - _clean_frame(dark_ramp[-2]) if ndark >= 2 else np.zeros_like(last)
         # sum over missing frames f of: last + (f - (ndark - 1)) * step
-        acc += beyond.size * last + float(np.sum(beyond - (ndark - 1))) * step
-    return (acc / frames.size).astype(np.float32)
+        acc += np.float32(beyond.size) * last + np.float32(np.sum(beyond - (ndark - 1))) * step
+    acc /= np.float32(frames.size)
+    return acc
 
 
 def subtract_dark(

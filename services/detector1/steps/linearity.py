@@ -3,7 +3,8 @@
 Fc = sum_k c_k F^k, k = 0..n, with COEFFS of shape (ncoeffs, ny, nx) in increasing power
 (jwst-conventions.md §4, "Linearity"). Saturated groups are left as they are. Where any
 coefficient is NaN, or the reference DQ says NO_LIN_CORR, the pixel is not corrected and
-NO_LIN_CORR is flagged in PIXELDQ; the reference DQ is ORed into PIXELDQ.
+NO_LIN_CORR is flagged in PIXELDQ; the reference DQ is ORed into PIXELDQ. The polynomial is
+evaluated in float32 (Horner), exact to ~1e-7 relative, far below the read noise.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ._common import check_image, check_ramp, flags
+from ._common import check_image, check_ramp, flags, iter_blocks
 
 __all__ = ["LinearityParams", "LinearityResult", "correct_linearity"]
 
@@ -69,20 +70,26 @@ def correct_linearity(
     skip = ~np.all(np.isfinite(coeffs), axis=0) | ((ref_dq & no_lin) != 0)
     new_pixeldq = pixeldq.astype(np.uint32) | ref_dq | np.where(skip, no_lin, np.uint32(0))
 
-    # pixels without a correction get the identity polynomial
-    c = np.where(skip[np.newaxis], 0.0, coeffs).astype(np.float64)
+    # pixels without a correction get the identity polynomial F -> F
+    npix = ny * nx
+    c = np.where(skip[np.newaxis], 0.0, coeffs).astype(np.float32).reshape(-1, npix)
     if c.shape[0] < 2:
-        c = np.concatenate([c, np.zeros((2 - c.shape[0], ny, nx))])
-    c[1][skip] = 1.0
+        c = np.concatenate([c, np.zeros((2 - c.shape[0], npix), np.float32)])
+    c[1][skip.reshape(npix)] = 1.0
     sat = np.uint8(f["SATURATED"])
-    out = np.empty_like(data, dtype=np.float32)
+    out = np.empty(data.shape, np.float32)
+    data_flat = data.reshape(nints, ngroups, npix)
+    gdq_flat = groupdq.reshape(nints, ngroups, npix)
+    out_flat = out.reshape(nints, ngroups, npix)
     for i in range(nints):
-        for g in range(ngroups):
-            raw = data[i, g].astype(np.float64)
-            acc = c[-1].copy()
+        for blk in iter_blocks(npix):  # cache-sized blocks, all groups at once
+            raw = data_flat[i, :, blk].astype(np.float32, copy=False)
+            acc = np.empty(raw.shape, np.float32)
+            acc[...] = c[-1, blk]
             for k in range(c.shape[0] - 2, -1, -1):  # Horner
                 acc *= raw
-                acc += c[k]
-            keep = (groupdq[i, g] & sat) != 0
-            out[i, g] = np.where(keep, raw, acc)
+                acc += c[k, blk]
+            saturated = (gdq_flat[i, :, blk] & sat) != 0
+            np.copyto(acc, raw, where=saturated)
+            out_flat[i, :, blk] = acc
     return LinearityResult(data=out, pixeldq=new_pixeldq)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._common import check_image, check_ramp, flags
+from ._common import check_image, check_ramp, flags, iter_blocks
 
 __all__ = ["PersistenceParams", "PersistenceResult", "correct_persistence"]
 
@@ -70,12 +70,15 @@ class PersistenceResult:
 
 
 def _peak_signal(data: np.ndarray) -> np.ndarray:
-    """Largest finite, non-negative group value of each pixel (DN), one group at a time."""
-    peak = np.zeros(data.shape[2:], np.float64)
-    for ramp in data:
-        for frame in ramp:
-            np.fmax(peak, np.where(np.isfinite(frame), frame, 0.0), out=peak)
-    return peak
+    """Largest finite, non-negative group value of each pixel (DN), float64 (ny, nx)."""
+    nints, ngroups, ny, nx = data.shape
+    npix = ny * nx
+    flat = data.reshape(nints * ngroups, npix)
+    peak = np.zeros(npix, np.float32)
+    for blk in iter_blocks(npix):
+        block = np.fmax.reduce(flat[:, blk], axis=0)  # NaN only where every group is NaN
+        np.fmax(peak[blk], np.where(np.isfinite(block), block, 0.0), out=peak[blk])
+    return peak.reshape(ny, nx).astype(np.float64)
 
 
 def correct_persistence(
@@ -130,16 +133,19 @@ def correct_persistence(
 
     traps = np.nan_to_num(check_image("trapsfilled", trapsfilled, (ny, nx)).astype(np.float64), nan=0.0)
     traps = np.maximum(traps, 0.0)
+    traps32 = traps.astype(np.float32)
     sat = np.uint8(f["SATURATED"])
     out = data.astype(np.float32, copy=True)
-    largest = np.zeros((ny, nx), np.float64)
+    largest_factor = 0.0
     for n in range(nints):
         t0 = time_since_previous + n * ngroups * group_time
         start = np.exp(-t0 / tau)
         for g in range(ngroups):
-            released = traps * (start - np.exp(-(t0 + (g + 1) * group_time) / tau))
-            np.subtract(out[n, g], released.astype(np.float32), out=out[n, g], where=(groupdq[n, g] & sat) == 0)
-            np.maximum(largest, released, out=largest)
+            # released charge = T * factor, factor growing with g within the integration
+            factor = start - np.exp(-(t0 + (g + 1) * group_time) / tau)
+            largest_factor = max(largest_factor, factor)
+            np.subtract(out[n, g], traps32 * np.float32(factor), out=out[n, g], where=(groupdq[n, g] & sat) == 0)
+    largest = traps * largest_factor
 
     remaining = traps * np.exp(-(time_since_previous + exposure_time) / tau)
     new_traps = np.minimum(trap_capacity, np.maximum(remaining, captured)).astype(np.float32)

@@ -55,6 +55,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._common import (
+    BLOCK_PIXELS,
     check_image,
     check_ramp,
     flags,
@@ -183,7 +184,7 @@ class _PixelTerms:
     inv_rdn2: np.ndarray  # float64, 1 / rdn2
     gain_over_rate: np.ndarray  # float64, g / (median_rate+ + dark), 0 where that is <= 0
 
-    def take(self, cols: np.ndarray) -> _PixelTerms:
+    def take(self, cols: np.ndarray | slice) -> _PixelTerms:
         return _PixelTerms(self.gain[cols], self.rn2[cols], self.inv_rdn2[cols], self.gain_over_rate[cols])
 
     def inverse_variances(self, n: np.ndarray | int, tgroup: float) -> tuple[np.ndarray, np.ndarray]:
@@ -319,6 +320,10 @@ def _fit_general(
 
 # --------------------------------------------------------------------------- kernel
 
+#: Pixels handled together: the general (segmented) fit of the few flagged pixels is batched
+#: over this many, while the fast path walks cache-sized sub-blocks of BLOCK_PIXELS.
+_SUPER_BLOCK = 8 * BLOCK_PIXELS
+
 
 def fit_ramps(
     data: np.ndarray,
@@ -384,7 +389,7 @@ def fit_ramps(
         "var_poisson_ints": np.empty((nints, npix), np.float32),
         "var_rnoise_ints": np.empty((nints, npix), np.float32),
     }
-    for blk in iter_blocks(npix):
+    for blk in iter_blocks(npix, _SUPER_BLOCK):
         _fit_block(
             data_flat[:, :, blk],
             gdq_flat[:, :, blk],
@@ -430,14 +435,17 @@ def _fit_block(
     median_rate = np.zeros(npix)
     for i in range(nints):
         values, gdq = data[i], groupdq[i]
-        bits = np.bitwise_or.reduce(gdq, axis=0)
-        if ngroups < 2:
-            cols = np.arange(npix)
-        else:
-            cols = np.flatnonzero((bits != 0) | ~np.isfinite(values).all(axis=0))
+        bits = np.empty(npix, np.uint8)
+        general = np.ones(npix, bool)
+        rate_i = np.zeros(npix)
+        for sb in iter_blocks(npix):  # cache-sized pieces for the fast path
+            bits[sb] = np.bitwise_or.reduce(gdq[:, sb], axis=0)
+            if ngroups >= 2:
+                general[sb] = (bits[sb] != 0) | ~np.isfinite(values[:, sb]).all(axis=0)
+                rate_i[sb] = _median_rate_simple(values[:, sb], group_time)
+        cols = np.flatnonzero(general)
         group_bits.append(bits)
         complex_cols.append(cols)
-        rate_i = _median_rate_simple(values, group_time) if ngroups >= 2 else np.zeros(npix)
         if cols.size:
             sub = values[:, cols]
             usable, jumps = _usable_groups(gdq[:, cols], sub, jump)
@@ -461,10 +469,10 @@ def _fit_block(
     bits_any = np.zeros(npix, np.uint32)
     for i in range(nints):
         values, gdq, cols = data[i], groupdq[i], complex_cols[i]
+        slope, inv_r, inv_p = np.full(npix, np.nan), np.zeros(npix), np.zeros(npix)
         if ngroups >= 2:
-            slope, inv_r, inv_p = _fit_simple(values, terms, group_time)
-        else:
-            slope, inv_r, inv_p = np.full(npix, np.nan), np.zeros(npix), np.zeros(npix)
+            for sb in iter_blocks(npix):
+                slope[sb], inv_r[sb], inv_p[sb] = _fit_simple(values[:, sb], terms.take(sb), group_time)
         if cols.size:
             sub = values[:, cols]
             usable, jumps = _usable_groups(gdq[:, cols], sub, jump)

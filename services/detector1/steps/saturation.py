@@ -50,21 +50,18 @@ class SaturationResult:
     pixeldq: np.ndarray  # uint32 (ny, nx)
 
 
-def _grow(mask: np.ndarray, n: int) -> np.ndarray:
-    """Dilate a boolean (..., ny, nx) mask with a (2n+1)^2 box (separable max filter)."""
-    if n == 0 or not mask.any():
-        return mask
-    out = mask.copy()
-    for _ in range(n):  # grow along x by one pixel per pass
-        grown = out.copy()
-        grown[..., :, 1:] |= out[..., :, :-1]
-        grown[..., :, :-1] |= out[..., :, 1:]
-        out = grown
-    for _ in range(n):  # then along y
-        grown = out.copy()
-        grown[..., 1:, :] |= out[..., :-1, :]
-        grown[..., :-1, :] |= out[..., 1:, :]
-        out = grown
+def _grow(first: np.ndarray, n: int) -> np.ndarray:
+    """Minimum filter of a 2-D "first saturated group" map over a (2n+1)^2 box (separable)."""
+    out = first
+    for axis in (1, 0):
+        for _ in range(n):
+            grown = out.copy()
+            lo = [slice(None), slice(None)]
+            hi = [slice(None), slice(None)]
+            lo[axis], hi[axis] = slice(1, None), slice(None, -1)
+            np.minimum(grown[tuple(lo)], out[tuple(hi)], out=grown[tuple(lo)])
+            np.minimum(grown[tuple(hi)], out[tuple(lo)], out=grown[tuple(hi)])
+            out = grown
     return out
 
 
@@ -96,7 +93,7 @@ def flag_saturation(
         DQ bit values; defaults to the local table.
     """
     f = flags(dqflags)
-    nints, _, ny, nx = check_ramp(data, groupdq)
+    nints, ngroups, ny, nx = check_ramp(data, groupdq)
     thresh = check_image("sat_thresh", sat_thresh, (ny, nx)).astype(np.float64)
     pixeldq = check_image("pixeldq", pixeldq, (ny, nx))
     no_sat_check = np.uint32(f["NO_SAT_CHECK"])
@@ -113,11 +110,15 @@ def flag_saturation(
     floor_bits = np.uint8(f["AD_FLOOR"] | f["DO_NOT_USE"])
     new_groupdq = groupdq.copy()
     for i in range(nints):
-        saturated = data[i] >= thresh  # (ngroups, ny, nx)
-        # once saturated, saturated for the rest of the integration
-        np.logical_or.accumulate(saturated, axis=0, out=saturated)
-        saturated = _grow(saturated, n_pix_grow_sat)
-        gdq_i = new_groupdq[i]
-        np.bitwise_or(gdq_i, sat_bit, out=gdq_i, where=saturated)
-        np.bitwise_or(gdq_i, floor_bits, out=gdq_i, where=data[i] <= 0)
+        # index of the first group at or above threshold (ngroups = never); every later group
+        # is saturated too, and growing the flag is a minimum filter of this 2-D map
+        first = np.full((ny, nx), ngroups, np.int32)
+        for g in range(ngroups - 1, -1, -1):
+            np.copyto(first, g, where=data[i, g] >= thresh)
+        if n_pix_grow_sat and (first < ngroups).any():
+            first = _grow(first, n_pix_grow_sat)
+        for g in range(ngroups):
+            gdq = new_groupdq[i, g]
+            np.bitwise_or(gdq, sat_bit, out=gdq, where=first <= g)
+            np.bitwise_or(gdq, floor_bits, out=gdq, where=data[i, g] <= 0)
     return SaturationResult(groupdq=new_groupdq, pixeldq=new_pixeldq)
