@@ -20,11 +20,11 @@ from pathlib import Path
 
 from services.ingest.pipeline import ingest_telemetry
 from services.ingest.receive import receive_files
-from services.registry import all_handlers
+from services.registry import embedded_context
 from services.simulator import simulate
 from shared.config import Settings
 from shared.datamodels import write_product
-from shared.runtime import InlineTransport, ServiceContext, dispatch_events
+from shared.runtime import dispatch_events
 from shared.telemetry import decode_stream
 
 DESCRIPTION = {
@@ -74,10 +74,7 @@ def run() -> dict:
         t_write = _timed(lambda: write_product(tmp / out.files[0].name.format(), out.files[0].product))
 
         settings = Settings(var_dir=tmp / "var")
-        inline = InlineTransport(all_handlers())
-        ctx = ServiceContext.from_settings(settings, transport=inline)
-        inline.ctx = ctx
-        ctx.catalog.upgrade()
+        ctx, inline = embedded_context(settings)
         received = receive_files(ctx, [sim.plan_path, tlm])
         dispatch_events(ctx.catalog, inline, event_ids=[r.event_id for r in received if r.event_id])
         t0 = time.perf_counter()

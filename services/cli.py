@@ -23,10 +23,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from services.ingest.receive import BadPlanError, receive_files
-from services.registry import SERVICES, all_handlers, handlers_for
+from services.registry import SERVICES, embedded_context, handlers_for
+from services.simulator import DescriptionError
 from shared.catalog import Artifact, EventRecord, IngestRejection, Product, TaskFailure
 from shared.catalog.queries import product_counts_by_level
 from shared.config import Settings, get_settings
+from shared.errors import ConfigurationError
 from shared.routing import QUEUES
 from shared.runtime import InlineTransport, Outcome, ServiceContext, dispatch_events, reconcile
 
@@ -34,17 +36,16 @@ __all__ = ["main"]
 
 log = logging.getLogger("dms")
 
+# Errors in what the user gave us: reported as one message, exit status 2, no traceback.
+USER_ERRORS = (BadPlanError, DescriptionError, ConfigurationError, FileNotFoundError)
+
 LEVEL_NAMES = {0: "raw", 1: "uncal", 2: "calibrated", 3: "combined"}
 
 
 def _context(settings: Settings) -> tuple[ServiceContext, InlineTransport | None]:
     """Context for commands that produce work: in-process transport when embedded."""
     if settings.embedded:
-        inline = InlineTransport(all_handlers(), max_attempts=settings.task_max_retries + 1)
-        ctx = ServiceContext.from_settings(settings, transport=inline)
-        inline.ctx = ctx
-        ctx.catalog.upgrade()
-        return ctx, inline
+        return embedded_context(settings)
     from shared.celery_app import CeleryTransport, create_app
 
     ctx = ServiceContext.from_settings(settings, transport=CeleryTransport(create_app(settings)))
@@ -109,11 +110,7 @@ def ingest_paths(ctx: ServiceContext, inline: InlineTransport | None, paths: lis
 def cmd_ingest(args: argparse.Namespace) -> int:
     settings = get_settings()
     ctx, inline = _context(settings)
-    try:
-        ingest_paths(ctx, inline, _expand(args.paths), requeue=args.requeue)
-    except (BadPlanError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    ingest_paths(ctx, inline, _expand(args.paths), requeue=args.requeue)
     return 0
 
 
@@ -301,7 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ one another.
 from __future__ import annotations
 
 from services.ingest.task import HANDLERS as INGEST_HANDLERS
-from shared.runtime import Handler
+from shared.config import Settings
+from shared.runtime import Handler, InlineTransport, ServiceContext
 
-__all__ = ["SERVICES", "all_handlers", "handlers_for"]
+__all__ = ["SERVICES", "all_handlers", "embedded_context", "handlers_for"]
 
 SERVICES: dict[str, dict[str, Handler]] = {
     "ingest": INGEST_HANDLERS,
@@ -28,3 +29,13 @@ def all_handlers() -> dict[str, Handler]:
     for handlers in SERVICES.values():
         merged.update(handlers)
     return merged
+
+
+def embedded_context(settings: Settings) -> tuple[ServiceContext, InlineTransport]:
+    """A context whose transport runs every service's handlers in this process (the
+    embedded default, tests and benchmarks), with the catalog schema up to date."""
+    inline = InlineTransport(all_handlers(), max_attempts=settings.task_max_retries + 1)
+    ctx = ServiceContext.from_settings(settings, transport=inline)
+    inline.ctx = ctx
+    ctx.catalog.upgrade()
+    return ctx, inline

@@ -16,6 +16,7 @@ from celery import Celery
 from kombu import Queue
 
 from shared.config import Settings
+from shared.errors import ConfigurationError
 from shared.messages import Event
 from shared.routing import QUEUES, queue_for
 from shared.runtime import Handler, ServiceContext, run_handler
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> Celery:
     if not settings.broker_url:
-        raise ValueError("DMS_BROKER_URL is not set: Celery needs a broker (e.g. redis://127.0.0.1:6379/0)")
+        raise ConfigurationError("DMS_BROKER_URL is not set: Celery needs a broker (e.g. redis://127.0.0.1:6379/0)")
     app = Celery("jwst-dms", broker=settings.broker_url, backend=settings.result_backend)
     app.conf.update(
         task_serializer="json",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["NonRetriableError", "RetriableError", "is_retriable"]
+__all__ = ["ConfigurationError", "NonRetriableError", "RetriableError", "is_retriable"]
+
+
+class ConfigurationError(ValueError):
+    """Settings that cannot work (e.g. a worker without a broker); the message says which."""
 
 
 class RetriableError(RuntimeError):

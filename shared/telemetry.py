@@ -27,6 +27,8 @@ import numpy as np
 __all__ = [
     "APID",
     "CCSDS_EPOCH",
+    "CRC_SIZE",
+    "MAX_PACKET_DATA",
     "PRIMARY_HEADER_SIZE",
     "SECONDARY_HEADER_SIZE",
     "Fault",

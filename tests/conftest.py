@@ -51,9 +51,9 @@ def pg_server_url() -> str:
 @pytest.fixture
 def pg_url(pg_server_url) -> str:
     """The session database, emptied before each test."""
-    from shared.catalog import Base, upgrade
-
     from sqlalchemy import create_engine, text
+
+    from shared.catalog import Base, upgrade
 
     upgrade(pg_server_url)
     engine = create_engine(pg_server_url)

@@ -9,7 +9,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from shared.catalog import Base, Catalog
-from shared.catalog.queries import add_months, next_revision, register_product, upsert_exposure, upsert_program
+from shared.catalog.queries import (
+    add_months,
+    next_revision,
+    register_product,
+    upsert_exposure,
+    upsert_program,
+)
 from shared.storage import StoredObject
 from tests.telemetry_factory import tiny_plan
 

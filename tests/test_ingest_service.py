@@ -8,21 +8,13 @@ from sqlalchemy import func, select
 
 from services.ingest.receive import BadPlanError, receive_files
 from services.ingest.task import handle_telemetry
-from services.registry import all_handlers
+from services.registry import embedded_context
 from shared.catalog import EventRecord, Exposure, IngestRejection, Product, TaskFailure
 from shared.catalog.queries import add_months
 from shared.config import Settings
 from shared.messages import Event, EventType
-from shared.runtime import InlineTransport, ServiceContext, dispatch_events, run_handler
+from shared.runtime import dispatch_events, run_handler
 from tests.telemetry_factory import tiny_exposure, tiny_plan
-
-
-def make_context(settings: Settings) -> tuple[ServiceContext, InlineTransport]:
-    inline = InlineTransport(all_handlers())
-    ctx = ServiceContext.from_settings(settings, transport=inline)
-    inline.ctx = ctx
-    ctx.catalog.upgrade()
-    return ctx, inline
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -31,7 +23,7 @@ def ctx(request, tmp_path):
         settings = Settings(var_dir=tmp_path / "var")
     else:
         settings = Settings(var_dir=tmp_path / "var", catalog_url=request.getfixturevalue("pg_url"))
-    context, inline = make_context(settings)
+    context, inline = embedded_context(settings)
     yield context, inline
     context.catalog.dispose()
 
@@ -162,7 +154,7 @@ def test_changed_redelivery_becomes_new_revision(ctx, tmp_path):
 
 
 def test_bad_plan_is_refused_with_the_field(embedded_settings, tmp_path):
-    context, _ = make_context(embedded_settings)
+    context, _ = embedded_context(embedded_settings)
     path = tmp_path / "jw01234_plan.json"
     data = tiny_plan().model_dump(mode="json")
     data["observations"][0]["ngroups"] = 0
@@ -174,7 +166,7 @@ def test_bad_plan_is_refused_with_the_field(embedded_settings, tmp_path):
 
 
 def test_malformed_message_is_dead_lettered_not_crashing(embedded_settings):
-    context, _ = make_context(embedded_settings)
+    context, _ = embedded_context(embedded_settings)
     outcome = run_handler("ingest.telemetry", handle_telemetry, {"nonsense": True}, context)
     assert outcome.status == "failed" and "malformed message" in outcome.error
     with context.catalog.session() as s:

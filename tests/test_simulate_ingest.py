@@ -17,12 +17,12 @@ from astropy.wcs import WCS
 from sqlalchemy import select
 
 from services.ingest.receive import receive_files
-from services.registry import all_handlers
+from services.registry import embedded_context
 from services.simulator import load_description, simulate, simulate_exposure
 from shared.catalog import Artifact, Product
 from shared.config import Settings
 from shared.naming import parse_exposure
-from shared.runtime import InlineTransport, ServiceContext, dispatch_events
+from shared.runtime import dispatch_events
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -44,10 +44,7 @@ def test_example_program_ingests_into_valid_uncal(example, tmp_path):
     knobs = load_description(desc).simulation
     sim = simulate(desc, tmp_path / "sim")
     settings = Settings(var_dir=tmp_path / "var")
-    inline = InlineTransport(all_handlers())
-    ctx = ServiceContext.from_settings(settings, transport=inline)
-    inline.ctx = ctx
-    ctx.catalog.upgrade()
+    ctx, inline = embedded_context(settings)
     received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
     dispatch_events(ctx.catalog, inline, event_ids=[r.event_id for r in received if r.event_id])
     assert all(o.status == "ok" for _, o in inline.run_until_idle())

@@ -19,6 +19,7 @@ __all__ = [
     "MODEL_TYPE",
     "group_table",
     "int_times_table",
+    "read_uncal",
     "uncal_product",
     "write_uncal",
 ]

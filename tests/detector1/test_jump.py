@@ -237,8 +237,8 @@ def _ref_pixel(e, rn2, thr=(4.0, 5.0, 6.0), single=10):
             return found
 
 
-@pytest.mark.parametrize("ngroups", [3, 4, 6, 11])
-def test_matches_per_pixel_reference(ngroups, dqflags):
+@pytest.mark.parametrize(("ngroups", "miri_frames"), [(3, False), (4, False), (6, False), (11, False), (8, True)])
+def test_matches_per_pixel_reference(ngroups, miri_frames, dqflags):
     rng = np.random.default_rng(100 + ngroups)
     shape = (2, ngroups, 15, 15)
     data = _simulate(rng, shape, rate_e=80.0)
@@ -252,6 +252,9 @@ def test_matches_per_pixel_reference(ngroups, dqflags):
     sat_start = rng.integers(1, ngroups + 3, (2, 15, 15))
     gdq[np.arange(ngroups)[None, :, None, None] >= sat_start[:, None]] |= dqflags["SATURATED"]
     gdq[rng.random(shape) < 0.05] |= dqflags["DO_NOT_USE"]
+    if miri_frames:  # first and last group DO_NOT_USE everywhere, as MIRI firstframe/lastframe set
+        gdq[:, 0] |= dqflags["DO_NOT_USE"]
+        gdq[:, -1] |= dqflags["DO_NOT_USE"]
 
     res = detect_jumps(data, gdq, pdq, gain, rn, nframes=2, flag_4_neighbors=False, dqflags=dqflags)
 

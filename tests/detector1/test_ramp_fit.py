@@ -254,8 +254,11 @@ def _ref_pixel(y, gdq, gain, rn_cds, dark, nframes, suppress, f):
     return rate, (1 / tot_p if tot_p else 0.0), (1 / tot_r if tot_r else 0.0), ints
 
 
-@pytest.mark.parametrize(("nints", "ngroups", "suppress"), [(1, 10, True), (2, 5, False), (3, 4, True), (1, 2, True)])
-def test_matches_per_pixel_reference(nints, ngroups, suppress, dqflags):
+@pytest.mark.parametrize(
+    ("nints", "ngroups", "suppress", "miri_frames"),
+    [(1, 10, True, False), (2, 5, False, False), (3, 4, True, False), (1, 2, True, False), (2, 8, True, True)],
+)
+def test_matches_per_pixel_reference(nints, ngroups, suppress, miri_frames, dqflags):
     rng = np.random.default_rng(nints * 100 + ngroups)
     ny, nx = 12, 12
     truth = rng.uniform(-1.0, 200.0, (ny, nx))
@@ -274,6 +277,9 @@ def test_matches_per_pixel_reference(nints, ngroups, suppress, dqflags):
         gdq[i, g, yy, xx] |= flag
     sat_from = rng.integers(0, ngroups * 3, (nints, ny, nx))
     gdq[np.arange(ngroups)[None, :, None, None] >= sat_from[:, None]] |= dqflags["SATURATED"]
+    if miri_frames:  # first and last group DO_NOT_USE everywhere (MIRI firstframe/lastframe)
+        gdq[:, 0] |= dqflags["DO_NOT_USE"]
+        gdq[:, -1] |= dqflags["DO_NOT_USE"]
 
     res = fit_ramps(
         data, gdq, pdq, gain, rn, group_time=TG, nframes=2, average_dark_current=dark,
@@ -291,3 +297,38 @@ def test_matches_per_pixel_reference(nints, ngroups, suppress, dqflags):
             np.testing.assert_allclose(res.rate_ints[:, yy, xx], ints, rtol=2e-4, atol=2e-4)
             usable_ints = [not np.isnan(v) for v in ints]
             assert bool(res.dq[yy, xx] & dqflags["DO_NOT_USE"]) == (not any(usable_ints))
+
+
+def test_unflagged_nan_group_is_skipped(dqflags):
+    data = _linear(1, 6, 9.0, ny=1, nx=2)
+    data[0, 2, 0, 0] = np.nan
+    gdq, pdq, gain, rn = _inputs(data)
+    res = fit_ramps(data, gdq, pdq, gain, rn, group_time=TG, nframes=1, dqflags=dqflags)
+    assert np.allclose(res.rate, 9.0, rtol=1e-5)
+    w1, w2 = 2**3 - 2, 3**3 - 3  # segments of 2 and 3 groups around the NaN
+    rn2 = (RN * GAIN) ** 2 / 2
+    inv = (w1 + w2) * TG**2 * GAIN**2 / (12 * rn2)
+    assert res.var_rnoise[0, 0] == pytest.approx(1 / inv, rel=1e-5)
+
+
+def test_jump_then_ramp_fit_end_to_end():
+    """Cosmic rays injected into noisy ramps: after jump + ramp_fit the errors stay calibrated."""
+    from services.detector1.steps.jump import detect_jumps
+
+    rng = np.random.default_rng(0)
+    ny = nx = 200
+    ngroups, gain, rn = 10, 2.0, 10.0
+    truth = rng.uniform(0.0, 20.0, (ny, nx))
+    electrons = np.cumsum(rng.poisson(truth * TG * gain, (1, ngroups, ny, nx)), axis=1) / gain
+    data = (1000.0 + electrons + rng.normal(0, rn / np.sqrt(2), (1, ngroups, ny, nx))).astype(np.float32)
+    hit = rng.random((ny, nx)) < 0.03
+    at = rng.integers(1, ngroups, (ny, nx))
+    for y, x in zip(*np.nonzero(hit), strict=True):
+        data[0, at[y, x] :, y, x] += rng.uniform(300, 5000) / gain
+    gdq, pdq, g, r = _inputs(data, gain=gain, rn=rn)
+    jumps = detect_jumps(data, gdq, pdq, g, r, nframes=1)
+    res = fit_ramps(data, jumps.groupdq, jumps.pixeldq, g, r, group_time=TG, nframes=1)
+    z = (res.rate - truth) / res.err
+    assert abs(np.std(z) - 1.0) < 0.08 and abs(np.mean(z)) < 0.05
+    assert abs(np.std(z[hit]) - 1.0) < 0.15 and abs(np.mean(z[hit])) < 0.15
+    assert np.all(res.dq[hit] & 4)  # JUMP_DET passed through

@@ -5,7 +5,8 @@ One module per step (``group_scale``, ``dq_init``, ``saturation``, ``superbias``
 ``jump``, ``ramp_fit``). Each module holds a frozen pydantic parameters model with the
 documented defaults, the kernel function(s), and a frozen result dataclass where a kernel
 returns more than one array. No kernel reads files, touches a data model or mutates its
-inputs. Array conventions:
+inputs (a kernel that changes nothing may hand back its input array, and its result says so).
+Array conventions:
 
 - ``data``: float32, shape (nints, ngroups, ny, nx), DN;
 - ``groupdq``: uint8, same shape;

@@ -39,7 +39,15 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._common import check_image, check_ramp, flags, iter_blocks, median_of_sorted, sorted_rows
+from ._common import (
+    BLOCK_PIXELS,
+    check_image,
+    check_ramp,
+    flags,
+    iter_blocks,
+    median_of_sorted,
+    sorted_rows,
+)
 
 __all__ = ["JumpParams", "JumpResult", "detect_jumps", "clipped_median_of_diffs"]
 
@@ -278,7 +286,9 @@ def detect_jumps(
 
     n_jumps = 0
     neighbours: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (integration, group, pixel)
-    for blk in iter_blocks(npix):
+    # sigma clipping holds every integration of a block at once: shrink the block to match
+    block = max(256, (BLOCK_PIXELS * 4) // nints) if sigclip else BLOCK_PIXELS
+    for blk in iter_blocks(npix, block):
         if sigclip:
             electrons = data_flat[:, :, blk] * gain_e[blk]
             electrons[(gdq_flat[:, :, blk] & excluded) != 0] = np.nan
@@ -288,20 +298,31 @@ def detect_jumps(
             continue
         for i in range(nints):
             gdq = gdq_flat[i, :, blk]
-            electrons = data_flat[i, :, blk] * gain_e[blk]
-            if gdq.any():
-                np.copyto(electrons, np.nan, where=(gdq & excluded) != 0)
+            # groups excluded in every pixel at the start/end (e.g. MIRI first/last frame) only
+            # add NaN differences: leave them out so the block keeps the fast median path
+            lo, hi = 0, ngroups
+            flagged = gdq.any()
+            if flagged:
+                while lo < ngroups and np.all(gdq[lo] & excluded):
+                    lo += 1
+                while hi > lo and np.all(gdq[hi - 1] & excluded):
+                    hi -= 1
+            if hi - lo < 2:
+                continue
+            electrons = data_flat[i, lo:hi, blk] * gain_e[blk]
+            if flagged:
+                np.copyto(electrons, np.nan, where=(gdq[lo:hi] & excluded) != 0)
             diffs = electrons[1:] - electrons[:-1]
             d_idx, p_idx, ratio = _two_point_block(diffs, noise2[blk], thresholds, min_diffs_single_pass)
             if d_idx.size == 0:
                 continue
-            gdq[d_idx + 1, p_idx] |= jump  # gdq is a view into new_groupdq
+            gdq[d_idx + lo + 1, p_idx] |= jump  # gdq is a view into new_groupdq
             n_jumps += d_idx.size
             if flag_4_neighbors:
                 strong = (ratio > min_jump_to_flag_neighbors) & (ratio < max_jump_to_flag_neighbors)
                 if strong.any():
                     neighbours.append(
-                        (np.full(int(strong.sum()), i), d_idx[strong] + 1, p_idx[strong] + blk.start)
+                        (np.full(int(strong.sum()), i), d_idx[strong] + lo + 1, p_idx[strong] + blk.start)
                     )
 
     n_neighbor = 0

@@ -70,26 +70,29 @@ def correct_linearity(
     skip = ~np.all(np.isfinite(coeffs), axis=0) | ((ref_dq & no_lin) != 0)
     new_pixeldq = pixeldq.astype(np.uint32) | ref_dq | np.where(skip, no_lin, np.uint32(0))
 
-    # pixels without a correction get the identity polynomial F -> F
     npix = ny * nx
-    c = np.where(skip[np.newaxis], 0.0, coeffs).astype(np.float32).reshape(-1, npix)
-    if c.shape[0] < 2:
-        c = np.concatenate([c, np.zeros((2 - c.shape[0], npix), np.float32)])
-    c[1][skip.reshape(npix)] = 1.0
+    coeff_flat = coeffs.reshape(coeffs.shape[0], npix)
+    skip_flat = skip.reshape(npix)
     sat = np.uint8(f["SATURATED"])
     out = np.empty(data.shape, np.float32)
     data_flat = data.reshape(nints, ngroups, npix)
     gdq_flat = groupdq.reshape(nints, ngroups, npix)
     out_flat = out.reshape(nints, ngroups, npix)
-    for i in range(nints):
-        for blk in iter_blocks(npix):  # cache-sized blocks, all groups at once
+    for blk in iter_blocks(npix):  # cache-sized blocks, all groups at once
+        c = coeff_flat[:, blk].astype(np.float32)
+        if c.shape[0] < 2:
+            c = np.concatenate([c, np.zeros((2 - c.shape[0], c.shape[1]), np.float32)])
+        skip_b = skip_flat[blk]
+        if skip_b.any():  # the identity polynomial F -> F
+            c[:, skip_b] = 0.0
+            c[1, skip_b] = 1.0
+        for i in range(nints):
             raw = data_flat[i, :, blk].astype(np.float32, copy=False)
             acc = np.empty(raw.shape, np.float32)
-            acc[...] = c[-1, blk]
+            acc[...] = c[-1]
             for k in range(c.shape[0] - 2, -1, -1):  # Horner
                 acc *= raw
-                acc += c[k, blk]
-            saturated = (gdq_flat[i, :, blk] & sat) != 0
-            np.copyto(acc, raw, where=saturated)
+                acc += c[k]
+            np.copyto(acc, raw, where=(gdq_flat[i, :, blk] & sat) != 0)
             out_flat[i, :, blk] = acc
     return LinearityResult(data=out, pixeldq=new_pixeldq)

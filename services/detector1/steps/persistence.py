@@ -62,7 +62,7 @@ _DEFAULTS = PersistenceParams()
 
 @dataclass(frozen=True)
 class PersistenceResult:
-    data: np.ndarray  # float32 (nints, ngroups, ny, nx)
+    data: np.ndarray  # float32 (nints, ngroups, ny, nx); the input itself when nothing was subtracted
     pixeldq: np.ndarray  # uint32 (ny, nx)
     trapsfilled: np.ndarray  # float32 (ny, nx), DN held in traps at the end of this exposure
     persistence: np.ndarray  # float32 (ny, nx), largest correction subtracted, DN
@@ -133,19 +133,28 @@ def correct_persistence(
 
     traps = np.nan_to_num(check_image("trapsfilled", trapsfilled, (ny, nx)).astype(np.float64), nan=0.0)
     traps = np.maximum(traps, 0.0)
-    traps32 = traps.astype(np.float32)
     sat = np.uint8(f["SATURATED"])
-    out = data.astype(np.float32, copy=True)
-    largest_factor = 0.0
+    # released charge in group g of integration n = T * factor[n, g] (see module docstring)
+    factors = np.empty((nints, ngroups))
     for n in range(nints):
         t0 = time_since_previous + n * ngroups * group_time
-        start = np.exp(-t0 / tau)
-        for g in range(ngroups):
-            # released charge = T * factor, factor growing with g within the integration
-            factor = start - np.exp(-(t0 + (g + 1) * group_time) / tau)
-            largest_factor = max(largest_factor, factor)
-            np.subtract(out[n, g], traps32 * np.float32(factor), out=out[n, g], where=(groupdq[n, g] & sat) == 0)
-    largest = traps * largest_factor
+        read_times = t0 + (np.arange(ngroups) + 1) * group_time
+        factors[n] = np.exp(-t0 / tau) - np.exp(-read_times / tau)
+    largest = traps * factors.max()
+    if not traps.any():
+        out = data  # nothing trapped: nothing to subtract
+    else:
+        npix = ny * nx
+        traps_flat = traps.astype(np.float32).reshape(npix)
+        out = np.empty(data.shape, np.float32)
+        data_flat = data.reshape(nints, ngroups, npix)
+        gdq_flat = groupdq.reshape(nints, ngroups, npix)
+        out_flat = out.reshape(nints, ngroups, npix)
+        for blk in iter_blocks(npix):
+            for n in range(nints):
+                released = factors[n].astype(np.float32)[:, np.newaxis] * traps_flat[blk]
+                keep = (gdq_flat[n, :, blk] & sat) != 0
+                np.subtract(data_flat[n, :, blk], np.where(keep, np.float32(0.0), released), out=out_flat[n, :, blk])
 
     remaining = traps * np.exp(-(time_since_previous + exposure_time) / tau)
     new_traps = np.minimum(trap_capacity, np.maximum(remaining, captured)).astype(np.float32)

@@ -228,6 +228,23 @@ def _median_rate(values: np.ndarray, usable: np.ndarray, jump: np.ndarray, tgrou
     return np.where(count > 0, median, fallback)
 
 
+def _common_usable_span(gdq: np.ndarray, jump_bit: int) -> slice:
+    """Groups [lo, hi) of one integration outside which every pixel is unusable.
+
+    Leading and trailing groups flagged (other than JUMP_DET) in every pixel, such as MIRI's
+    first/last frame DO_NOT_USE, cannot take part in any segment; dropping them up front keeps
+    those pixels on the fast one-segment path. No trimming if fewer than two groups would stay.
+    """
+    other = np.uint8(0xFF & ~jump_bit)
+    ngroups = gdq.shape[0]
+    lo, hi = 0, ngroups
+    while lo < ngroups and np.all(gdq[lo] & other):
+        lo += 1
+    while hi > lo and np.all(gdq[hi - 1] & other):
+        hi -= 1
+    return slice(lo, hi) if hi - lo >= 2 else slice(0, ngroups)
+
+
 def _finite_or_zero(x: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(x), x, 0.0)
 
@@ -258,7 +275,7 @@ def _fit_general(
     terms: _PixelTerms,
     *,
     tgroup: float,
-    suppress_one_group: bool,
+    allow_one_group: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit one integration of any pixels (flags, jumps, several segments).
 
@@ -286,13 +303,12 @@ def _fit_general(
 
     table = _coefficient_table(ngroups)
     group_index = np.arange(ngroups, dtype=np.int32)[:, np.newaxis]
-    one_group_allowed = not (suppress_one_group and ngroups > 1)
     inv_r_sum = np.zeros(npix)
     inv_p_sum = np.zeros(npix)
     weighted = np.zeros(npix)
     for s, cols, member, length in segments:
         use = length >= 2
-        if s == 1 and one_group_allowed:
+        if s == 1 and allow_one_group:
             use |= (length == 1) & (longest[cols] == 1)
         if not use.any():
             continue
@@ -431,21 +447,25 @@ def _fit_block(
 
     # pass 1: group-flag summary per integration, the pixels that are not one clean segment
     # ("complex"), and the median rate averaged over integrations
-    group_bits, complex_cols = [], []
+    group_bits, complex_cols, spans = [], [], []
     median_rate = np.zeros(npix)
     for i in range(nints):
-        values, gdq = data[i], groupdq[i]
+        span = _common_usable_span(groupdq[i], jump)
+        values, gdq = data[i, span], groupdq[i, span]
+        nkept = values.shape[0]
         bits = np.empty(npix, np.uint8)
         general = np.ones(npix, bool)
         rate_i = np.zeros(npix)
         for sb in iter_blocks(npix):  # cache-sized pieces for the fast path
-            bits[sb] = np.bitwise_or.reduce(gdq[:, sb], axis=0)
-            if ngroups >= 2:
-                general[sb] = (bits[sb] != 0) | ~np.isfinite(values[:, sb]).all(axis=0)
+            bits[sb] = np.bitwise_or.reduce(groupdq[i][:, sb], axis=0)
+            if nkept >= 2:
+                kept_bits = np.bitwise_or.reduce(gdq[:, sb], axis=0)
+                general[sb] = (kept_bits != 0) | ~np.isfinite(values[:, sb]).all(axis=0)
                 rate_i[sb] = _median_rate_simple(values[:, sb], group_time)
         cols = np.flatnonzero(general)
         group_bits.append(bits)
         complex_cols.append(cols)
+        spans.append(span)
         if cols.size:
             sub = values[:, cols]
             usable, jumps = _usable_groups(gdq[:, cols], sub, jump)
@@ -467,17 +487,18 @@ def _fit_block(
     inv_p_tot = np.zeros(npix)
     weighted_tot = np.zeros(npix)
     bits_any = np.zeros(npix, np.uint32)
+    allow_one_group = not (suppress_one_group and ngroups > 1)
     for i in range(nints):
-        values, gdq, cols = data[i], groupdq[i], complex_cols[i]
+        values, gdq, cols = data[i, spans[i]], groupdq[i, spans[i]], complex_cols[i]
         slope, inv_r, inv_p = np.full(npix, np.nan), np.zeros(npix), np.zeros(npix)
-        if ngroups >= 2:
+        if values.shape[0] >= 2:
             for sb in iter_blocks(npix):
                 slope[sb], inv_r[sb], inv_p[sb] = _fit_simple(values[:, sb], terms.take(sb), group_time)
         if cols.size:
             sub = values[:, cols]
             usable, jumps = _usable_groups(gdq[:, cols], sub, jump)
             fit = _fit_general(
-                sub, usable, jumps, terms.take(cols), tgroup=group_time, suppress_one_group=suppress_one_group
+                sub, usable, jumps, terms.take(cols), tgroup=group_time, allow_one_group=allow_one_group
             )
             slope[cols], inv_r[cols], inv_p[cols] = fit
         ok = (inv_r > 0) & ~dead

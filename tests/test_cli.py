@@ -1,0 +1,61 @@
+"""The `dms` command as a user runs it, on the embedded default."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def dms(tmp_path, *args, check=True):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")} | {"DMS_VAR_DIR": str(tmp_path / "var")}
+    proc = subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dms {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def description(tmp_path):
+    desc = yaml.safe_load((REPO / "examples" / "nircam_imaging.yaml").read_text())
+    desc["observations"][0]["detectors"] = ["NRCA1"]
+    desc["observations"][0]["dither"] = {"pattern": "NONE"}
+    desc["simulation"]["write_references"] = False
+    path = tmp_path / "desc.yaml"
+    path.write_text(yaml.safe_dump(desc))
+    return path
+
+
+def test_simulate_ingest_status(tmp_path, description):
+    out = dms(tmp_path, "simulate", str(description), "--out", str(tmp_path / "sim")).stdout
+    assert "telemetry: 1 files" in out
+    out = dms(tmp_path, "ingest", str(tmp_path / "sim")).stdout
+    assert "delivered 1 plan(s) and 1 telemetry file(s)" in out and "ingest.telemetry       ok" in out
+    bad = tmp_path / "noise.ccsds"
+    bad.write_bytes(b"\xff" * 300)
+    dms(tmp_path, "ingest", str(bad))
+    status = dms(tmp_path, "status").stdout
+    assert "level 1 (uncal): 1" in status
+    assert "rejections: 1" in status and "noise.ccsds  no_science_packets" in status
+
+
+def test_clear_errors(tmp_path, description):
+    proc = dms(tmp_path, "ingest", str(tmp_path / "nope.ccsds"), check=False)
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    bad_plan = tmp_path / "jw01234_plan.json"
+    bad_plan.write_text('{"program": "1234"}')
+    proc = dms(tmp_path, "ingest", str(bad_plan), check=False)
+    assert proc.returncode == 2 and "invalid plan" in proc.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("program: 1234\nobservations: [{instrument: NIRCAM, detectors: [NRCX9]}]\n")
+    proc = dms(tmp_path, "simulate", str(broken), "--out", str(tmp_path / "x"), check=False)
+    assert proc.returncode == 2 and "NRCX9" in proc.stderr
+    proc = dms(tmp_path, "worker", "ingest", check=False)
+    assert proc.returncode == 2 and "DMS_BROKER_URL" in proc.stderr
