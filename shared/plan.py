@@ -117,6 +117,7 @@ class Plan(_Frozen):
     program: str = Field(pattern=r"^\d{5}$", description="Five-digit, zero-padded.")
     title: str
     pi_name: str
+    pi_user: str | None = Field(None, description="PI's identity (e-mail); may grant data access.")
     category: Category = "GO"
     eap_months: int = Field(12, ge=0, le=24, description="Exclusive-access months.")
     authorized_users: list[str] = Field(default_factory=list)

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from shared.catalog import Catalog, EventRecord, TaskFailure
+from shared.catalog.queries import record_task_run
 from shared.config import Settings
 from shared.errors import is_retriable
 from shared.messages import Event
@@ -107,8 +108,21 @@ def run_handler(
     """Run one handler on one message; never raises.
 
     A malformed message or a non-retriable error is dead-lettered at once; a retriable
-    error returns ``retry`` until ``max_attempts`` and is then dead-lettered too.
+    error returns ``retry`` until ``max_attempts`` and is then dead-lettered too. Every
+    run adds its duration to the task's totals (the metrics of the archive API).
     """
+    started = time.perf_counter()
+    outcome = _run(task, handler, payload, ctx, attempt, max_attempts)
+    try:
+        with ctx.catalog.session() as s:
+            record_task_run(s, task, time.perf_counter() - started, outcome.status == "failed")
+    except Exception as exc:  # metrics must never fail a task
+        log.warning("could not record the run of %s: %s", task, exc)
+    return outcome
+
+
+def _run(task: str, handler: Handler, payload: dict[str, Any], ctx: ServiceContext,
+         attempt: int, max_attempts: int) -> Outcome:
     try:
         event = Event.model_validate(payload)
     except ValidationError as exc:

@@ -92,7 +92,8 @@ def ingest_telemetry(
     plan_for : callable
         Program id -> its observation plan, or None when none has been delivered.
     created : datetime
-        Creation time written to DATE (the arrival time, so a retry writes the same bytes).
+        Creation time written to DATE: when the raw file was first stored, so every run over
+        the same bytes writes the same products.
     software_version : str
         SDP_VER.
     segment_bytes : int

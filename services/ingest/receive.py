@@ -88,7 +88,7 @@ def _receive_telemetry(ctx: ServiceContext, path: Path, requeue: bool) -> Receiv
     # The same bytes announced twice are one event, unless an operator re-queues them.
     event_id = str(uuid.uuid4()) if requeue else str(uuid.uuid5(uuid.NAMESPACE_URL, f"jwst-dms:arrived:{stored.uri}:{stored.sha256}"))
     ev = new_event(EventType.TELEMETRY_ARRIVED, f"{ctx.settings.source}/receiver", subject=stored.filename,
-                   event_id=event_id, time=datetime.now(UTC).replace(microsecond=0),
+                   event_id=event_id, time=datetime.now(UTC),
                    data={"telemetry": ref.model_dump(mode="json")})
     with ctx.catalog.session() as s:
         row = add_event(s, ev)

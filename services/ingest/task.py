@@ -71,8 +71,10 @@ def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
             f"stored telemetry sha256 {raw.sha256[:12]}... differs from the announced {ref.sha256[:12]}...",
         )])
     else:
+        # DATE is when the raw file was first stored, so every run over these bytes
+        # (redelivery, re-queue) writes identical products.
         output = ingest_telemetry(
-            data, plan_for, created=event.time, software_version=ctx.settings.cal_ver,
+            data, plan_for, created=raw.created or event.time, software_version=ctx.settings.cal_ver,
             segment_bytes=ctx.settings.segment_bytes,
         )
     event_ids = [_reject(ctx, raw, r, plan_errors, event) for r in output.rejections]

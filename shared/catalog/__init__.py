@@ -2,20 +2,28 @@
 
 from shared.catalog.db import Catalog, upgrade
 from shared.catalog.models import (
+    ApiToken,
     Artifact,
     Base,
+    Delivery,
+    DeliveryAttempt,
     EventRecord,
     Exposure,
     IngestRejection,
     Observation,
     Product,
     Program,
+    Subscription,
     TaskFailure,
+    TaskStat,
 )
 
 __all__ = [
+    "ApiToken",
     "Artifact",
     "Base",
+    "Delivery",
+    "DeliveryAttempt",
     "Catalog",
     "EventRecord",
     "Exposure",
@@ -23,6 +31,8 @@ __all__ = [
     "Observation",
     "Product",
     "Program",
+    "Subscription",
     "TaskFailure",
+    "TaskStat",
     "upgrade",
 ]

@@ -26,15 +26,20 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "ApiToken",
     "Artifact",
     "Base",
+    "Delivery",
+    "DeliveryAttempt",
     "EventRecord",
     "Exposure",
     "IngestRejection",
     "Observation",
     "Product",
     "Program",
+    "Subscription",
     "TaskFailure",
+    "TaskStat",
 ]
 
 
@@ -51,6 +56,7 @@ class Program(Base):
     category: Mapped[str] = mapped_column(String(8), default="GO")
     eap_months: Mapped[int] = mapped_column(Integer, default=12)
     authorized_users: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    pi_user: Mapped[str | None] = mapped_column(String(200), comment="PI's identity; may grant access")
     created_at: Mapped[datetime]
 
     observations: Mapped[list[Observation]] = relationship(back_populates="program")
@@ -131,6 +137,7 @@ class Product(Base):
     reference_context: Mapped[str | None] = mapped_column(String(64))
     inputs: Mapped[list[Any]] = mapped_column(JSON, default=list, comment="Provenance: input filenames")
     superseded_at: Mapped[datetime | None]
+    public_announced_at: Mapped[datetime | None] = mapped_column(comment="When dms.data.public was recorded")
 
     artifacts: Mapped[list[Artifact]] = relationship(back_populates="product")
     exposure: Mapped[Exposure | None] = relationship()
@@ -200,3 +207,89 @@ class TaskFailure(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
+
+
+class TaskStat(Base):
+    """Running totals per task for the metrics endpoint (updated by every handler run)."""
+
+    __tablename__ = "task_stat"
+
+    task: Mapped[str] = mapped_column(String(100), primary_key=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    total_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    max_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    last_run_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A bearer token of the archive API; only its sha256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True, comment="User identity, e.g. an e-mail address")
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Subscription(Base):
+    """What a user wants to hear about, how and how often."""
+
+    __tablename__ = "subscription"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    filters: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, comment="mission, programs, event_types, suffixes, instruments (lists; empty = any)"
+    )
+    channel: Mapped[str] = mapped_column(String(16), comment="webhook or email")
+    target: Mapped[str] = mapped_column(String(500), comment="URL or e-mail address")
+    secret: Mapped[str | None] = mapped_column(String(200), comment="HMAC-SHA256 key of webhook bodies")
+    frequency: Mapped[str] = mapped_column(String(16), default="immediate", comment="immediate, hourly, daily, weekly")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    last_digest_at: Mapped[datetime | None]
+
+
+class Delivery(Base):
+    """One event for one subscription: delivered at most once (unique pair)."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", name="uq_delivery_subscription_event"),
+        Index("ix_delivery_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscription.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(64), index=True)
+    notification_type: Mapped[str] = mapped_column(String(16), comment="new, first, reprocessed, public, reference")
+    status: Mapped[str] = mapped_column(String(16), default="pending", comment="pending, delivered, dead")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    batch_id: Mapped[str | None] = mapped_column(String(64), comment="Digest that carried it")
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryAttempt(Base):
+    """Every try at sending a delivery (or a digest batch), successful or not."""
+
+    __tablename__ = "delivery_attempt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscription.id"), index=True)
+    batch_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    attempted_at: Mapped[datetime]
+    ok: Mapped[bool] = mapped_column(Boolean)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_seconds: Mapped[float] = mapped_column(Float, default=0.0)

@@ -7,7 +7,8 @@ import calendar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.catalog.models import (
@@ -18,6 +19,7 @@ from shared.catalog.models import (
     Observation,
     Product,
     Program,
+    TaskStat,
 )
 from shared.messages import Event
 from shared.plan import Plan
@@ -31,6 +33,7 @@ __all__ = [
     "next_revision",
     "product_counts_by_level",
     "record_rejection",
+    "record_task_run",
     "register_product",
     "upsert_exposure",
     "upsert_program",
@@ -53,6 +56,7 @@ def upsert_program(session: Session, plan: Plan) -> Program:
         session.add(program)
     program.title = plan.title
     program.pi_name = plan.pi_name
+    program.pi_user = plan.pi_user
     program.category = plan.category
     program.eap_months = plan.eap_months
     program.authorized_users = list(plan.authorized_users)
@@ -234,3 +238,23 @@ def product_counts_by_level(session: Session) -> dict[int, int]:
         select(Product.level, func.count()).where(Product.is_current).group_by(Product.level)
     )
     return {level: n for level, n in rows}
+
+
+def record_task_run(session: Session, task: str, seconds: float, failed: bool) -> None:
+    """Add one run to the task's totals (atomic increments, safe across workers)."""
+    now = datetime.now(UTC)
+    values = {
+        "runs": TaskStat.runs + 1,
+        "failures": TaskStat.failures + (1 if failed else 0),
+        "total_seconds": TaskStat.total_seconds + seconds,
+        "max_seconds": case((TaskStat.max_seconds < seconds, seconds), else_=TaskStat.max_seconds),
+        "last_run_at": now,
+    }
+    if session.execute(update(TaskStat).where(TaskStat.task == task).values(**values)).rowcount:
+        return
+    try:
+        with session.begin_nested():
+            session.add(TaskStat(task=task, runs=1, failures=int(failed), total_seconds=seconds,
+                                 max_seconds=seconds, last_run_at=now))
+    except IntegrityError:  # another worker created it first
+        session.execute(update(TaskStat).where(TaskStat.task == task).values(**values))

@@ -11,6 +11,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 __all__ = [
@@ -53,6 +54,7 @@ class StoredObject:
     sha256: str
     size: int
     content_type: str = "application/octet-stream"
+    created: datetime | None = None  # when the key was first written (objects never change)
 
     @property
     def filename(self) -> str:

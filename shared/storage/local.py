@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.storage.base import (
@@ -53,10 +54,12 @@ class LocalObjectStore(ObjectStore):
         dest.parent.mkdir(parents=True, exist_ok=True)
         meta = self._meta_path(bucket, key)
         meta.parent.mkdir(parents=True, exist_ok=True)
-        obj = StoredObject(bucket, key, self.uri(bucket, key), sha256, size, content_type)
+        created = datetime.now(UTC)
+        obj = StoredObject(bucket, key, self.uri(bucket, key), sha256, size, content_type, created)
         # Metadata first: an object without metadata would be unreadable by stat.
         meta_tmp = meta.with_suffix(".json.tmp")
-        meta_tmp.write_text(json.dumps({"sha256": sha256, "size": size, "content_type": content_type}))
+        meta_tmp.write_text(json.dumps({"sha256": sha256, "size": size, "content_type": content_type,
+                                        "created": created.isoformat()}))
         os.replace(meta_tmp, meta)
         os.replace(tmp, dest)
         return obj
@@ -88,7 +91,10 @@ class LocalObjectStore(ObjectStore):
         else:  # placed by hand: describe it from the bytes
             meta = {"sha256": sha256_file(path), "size": path.stat().st_size,
                     "content_type": "application/octet-stream"}
-        return StoredObject(bucket, key, self.uri(bucket, key), meta["sha256"], meta["size"], meta["content_type"])
+        created = meta.get("created")
+        created = datetime.fromisoformat(created) if created else datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        return StoredObject(bucket, key, self.uri(bucket, key), meta["sha256"], meta["size"],
+                            meta["content_type"], created)
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         path = self._path(bucket, key)

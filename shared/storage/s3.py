@@ -326,7 +326,7 @@ class S3ObjectStore(ObjectStore):
                 f"(sha256 {stored.sha256[:12]}..., ours {sha256[:12]}...); the key now holds the "
                 f"other writer's bytes. Outputs of one task must be deterministic."
             )
-        return StoredObject(bucket, key, self.uri(bucket, key), sha256, size, content_type)
+        return stored
 
     # -- reads ------------------------------------------------------------------------
 
@@ -349,7 +349,7 @@ class S3ObjectStore(ObjectStore):
             sha256 = self._stream_sha256(bucket, key)
         return StoredObject(
             bucket, key, self.uri(bucket, key), sha256, int(info.size or 0),
-            info.content_type or "application/octet-stream",
+            info.content_type or "application/octet-stream", created=info.last_modified,
         )
 
     def _stream_sha256(self, bucket: str, key: str) -> str:

@@ -213,12 +213,15 @@ def _median_rate_simple(values: np.ndarray, tgroup: float) -> np.ndarray:
     return (0.5 / tgroup) * (rows[(ndiff - 1) // 2].astype(np.float64) + rows[ndiff // 2])
 
 
-def _median_rate(values: np.ndarray, usable: np.ndarray, jump: np.ndarray, tgroup: float) -> np.ndarray:
+def _median_rate(
+    values: np.ndarray, usable: np.ndarray, jump: np.ndarray, tgroup: float, *, starts_at_group0: bool = True
+) -> np.ndarray:
     """Median of the clean first differences / TGROUP (DN/s) for one integration, any flags.
 
-    Without a clean difference the first group's value / TGROUP is used (as stcal does), or 0.
+    Without a clean difference the value of group 0 / TGROUP is used when group 0 is usable
+    (as stcal does), else 0. ``starts_at_group0`` is False when ``values`` begins later.
     """
-    fallback = np.where(usable[0], values[0] / tgroup, 0.0)
+    fallback = np.where(usable[0] & starts_at_group0, values[0] / tgroup, 0.0)
     if values.shape[0] == 1:
         return fallback
     clean = usable[1:] & usable[:-1] & ~jump[1:]
@@ -253,7 +256,7 @@ def _finite_or_zero(x: np.ndarray) -> np.ndarray:
 
 
 def _fit_simple(values: np.ndarray, terms: _PixelTerms, tgroup: float) -> tuple[np.ndarray, ...]:
-    """Pixels whose integration is one clean segment of all ngroups (>= 2) groups.
+    """Pixels whose integration is one clean segment over all (kept) groups, at least two.
 
     Returns (slope DN/s, 1/var_R, 1/var_P).
     """
@@ -263,7 +266,8 @@ def _fit_simple(values: np.ndarray, terms: _PixelTerms, tgroup: float) -> tuple[
     # all six candidate slopes at once, then pick by exponent (einsum, not BLAS: a threaded
     # BLAS call on such small matrices only adds thread start-up and contention)
     candidates = np.einsum("gk,gp->kp", _full_length_coefficients(ngroups), rel)  # (len(P_VALUES), npix)
-    per_group = np.take_along_axis(candidates, power[np.newaxis].astype(np.intp), axis=0)[0]
+    npix = values.shape[1]
+    per_group = candidates.ravel()[power.astype(np.intp) * npix + np.arange(npix)]
     inv_r, inv_p = terms.inverse_variances(ngroups, tgroup)
     return per_group.astype(np.float64) / tgroup, inv_r, inv_p
 
@@ -338,7 +342,7 @@ def _fit_general(
 
 #: Pixels handled together: the general (segmented) fit of the few flagged pixels is batched
 #: over this many, while the fast path walks cache-sized sub-blocks of BLOCK_PIXELS.
-_SUPER_BLOCK = 8 * BLOCK_PIXELS
+_SUPER_BLOCK = 4 * BLOCK_PIXELS
 
 
 def fit_ramps(
@@ -469,7 +473,7 @@ def _fit_block(
         if cols.size:
             sub = values[:, cols]
             usable, jumps = _usable_groups(gdq[:, cols], sub, jump)
-            rate_i[cols] = _median_rate(sub, usable, jumps, group_time)
+            rate_i[cols] = _median_rate(sub, usable, jumps, group_time, starts_at_group0=span.start == 0)
         median_rate += _finite_or_zero(rate_i)
     median_rate /= nints
     rate_term = np.maximum(median_rate, 0.0) + _finite_or_zero(pixel["dark"].astype(np.float64))
