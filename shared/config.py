@@ -54,6 +54,21 @@ class Settings(BaseSettings):
     reconcile_after_seconds: float = Field(
         30.0, description="An outbox event undispatched this long is re-dispatched by the reconciler."
     )
+    smtp_host: str = Field("127.0.0.1", description="SMTP server for e-mail notifications.")
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = Field("jwst-dms@localhost", description="From address of notifications.")
+    webhook_timeout: float = Field(10.0, description="Seconds before a webhook POST gives up.")
+    notify_max_attempts: int = Field(6, description="Delivery attempts before a notification is dead.")
+    notify_retry_base: float = Field(30.0, description="First retry delay of a failed delivery, seconds (doubles).")
+    archive_host: str = Field("127.0.0.1", description="Address the archive API listens on.")
+    archive_port: int = 8000
+    archive_base_url: str = Field(
+        "http://127.0.0.1:8000", description="How users reach the archive API (links in notifications)."
+    )
+    token_ttl_days: int = Field(60, description="Lifetime of an API token.")
     cal_ver: str = Field("0.1.0", description="Software version written as CAL_VER.")
     source: str = Field("/dms/jwst-dms", description="CloudEvents source of events this system emits.")
 
