@@ -1,11 +1,14 @@
 """Data-quality flags: 32-bit pixel flags and 8-bit group flags, values as in the public
-JWST data models. The only place these bits are defined."""
+JWST data models. The only place these bits are defined; the tables are read-only."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 __all__ = ["GROUP", "PIXEL", "describe"]
 
-PIXEL: dict[str, int] = {
+PIXEL: Mapping[str, int] = MappingProxyType({
     "GOOD": 0,
     "DO_NOT_USE": 1 << 0,
     "SATURATED": 1 << 1,
@@ -39,14 +42,14 @@ PIXEL: dict[str, int] = {
     "MSA_FAILED_OPEN": 1 << 29,
     "OTHER_BAD_PIXEL": 1 << 30,
     "REFERENCE_PIXEL": 1 << 31,
-}
+})
 
-GROUP: dict[str, int] = {
+GROUP: Mapping[str, int] = MappingProxyType({
     name: PIXEL[name]
     for name in ("GOOD", "DO_NOT_USE", "SATURATED", "JUMP_DET", "DROPOUT", "PERSISTENCE", "AD_FLOOR", "CHARGELOSS")
-}
+})
 
 
-def describe(value: int, table: dict[str, int] = PIXEL) -> list[str]:
+def describe(value: int, table: Mapping[str, int] = PIXEL) -> list[str]:
     """Names of the bits set in ``value``."""
     return [name for name, bit in table.items() if bit and value & bit]

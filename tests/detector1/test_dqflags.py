@@ -1,4 +1,4 @@
-"""The temporary local DQ table matches jwst-conventions.md §1, and every step model is sane."""
+"""The DQ table matches jwst-conventions.md §1, and every step model is sane."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import inspect
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from services.detector1.steps import dqflags
+from shared.datamodels import dqflags
 
 from .conftest import DQFLAGS
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import dqflags as _dqflags
+from shared.datamodels import dqflags as _dqflags
 
 __all__ = [
     "BLOCK_PIXELS",
