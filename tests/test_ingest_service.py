@@ -98,12 +98,12 @@ def test_crash_after_store_before_catalog_recovers_exactly_once(ctx, tmp_path, m
         row = s.get(EventRecord, arrival)
         event = Event(id=row.id, source=row.source, type=row.type, time=row.time, subject=row.subject, data=row.data)
 
-    import services.ingest.task as task
+    import shared.archiving
 
     def crash(*args, **kwargs):
         raise ConnectionError("catalog went away")
 
-    monkeypatch.setattr(task, "register_product", crash)
+    monkeypatch.setattr(shared.archiving, "register_product", crash)
     outcome = run_handler("ingest.telemetry", handle_telemetry, event.to_json_dict(), context, max_attempts=1)
     assert outcome.status == "failed"  # retriable, but out of attempts: dead-lettered
     assert count(context, TaskFailure) == 1

@@ -37,6 +37,9 @@ __all__ = [
     "Observation",
     "Product",
     "Program",
+    "ReferenceContext",
+    "ReferenceContextFile",
+    "ReferenceFile",
     "Subscription",
     "TaskFailure",
     "TaskStat",
@@ -293,3 +296,48 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ReferenceFile(Base):
+    """A delivered calibration reference file (immutable: new content needs a new name)."""
+
+    __tablename__ = "reference_file"
+    __table_args__ = (Index("ix_reference_file_lookup", "instrument", "reftype"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(200), unique=True)
+    reftype: Mapped[str] = mapped_column(String(32), comment="REFTYPE, e.g. DARK")
+    instrument: Mapped[str] = mapped_column(String(16), comment="INSTRUME, e.g. NIRCAM")
+    selectors: Mapped[dict[str, Any]] = mapped_column(
+        JSON, comment="Selector keyword -> value or pattern (A|B, ANY, N/A, GENERIC)"
+    )
+    useafter: Mapped[datetime] = mapped_column(comment="Applies to exposures starting at or after this")
+    uri: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    pedigree: Mapped[str] = mapped_column(String(100), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    delivered_at: Mapped[datetime]
+
+
+class ReferenceContext(Base):
+    """One immutable, numbered set of reference files (``dms_NNNN.ctx``)."""
+
+    __tablename__ = "reference_context"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, comment="Context number")
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("reference_context.id"))
+    created_at: Mapped[datetime]
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    files: Mapped[list[ReferenceFile]] = relationship(secondary="reference_context_file", viewonly=True)
+
+
+class ReferenceContextFile(Base):
+    """Membership of a reference file in a context."""
+
+    __tablename__ = "reference_context_file"
+
+    context_id: Mapped[int] = mapped_column(ForeignKey("reference_context.id"), primary_key=True)
+    reference_file_id: Mapped[int] = mapped_column(ForeignKey("reference_file.id"), primary_key=True, index=True)

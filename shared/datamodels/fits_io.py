@@ -34,7 +34,8 @@ class FitsProduct:
     """A product in memory: keywords by FITS name, image arrays and tables by EXTNAME.
 
     ``keywords`` hold both PRIMARY and SCI-header keywords; :data:`KEYWORDS` says where
-    each one goes. Insertion order of ``images`` and ``tables`` is HDU order.
+    each one goes. ``hdu_keywords`` adds cards to other extensions (e.g. BUNIT of ERR).
+    Insertion order of ``images`` and ``tables`` is HDU order.
     """
 
     model_type: str
@@ -42,6 +43,7 @@ class FitsProduct:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     tables: dict[str, np.ndarray] = field(default_factory=dict)
     extra_meta: dict[str, Any] = field(default_factory=dict)
+    hdu_keywords: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _set_path(tree: dict, path: str, value: Any) -> None:
@@ -101,6 +103,8 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
     hdus: list[fits.hdu.base.ExtensionHDU] = []
     for extname, array in product.images.items():
         header = _header_for(extname, keywords) if extname == "SCI" else fits.Header()
+        for name, value in product.hdu_keywords.get(extname, {}).items():
+            header[name] = value
         hdus.append(fits.ImageHDU(data=array, header=header, name=extname))
     for extname, table in product.tables.items():
         hdus.append(fits.BinTableHDU(data=table, name=extname))

@@ -35,7 +35,9 @@ KEYWORDS: dict[str, Keyword] = {
     "TELESCOP": _k("meta.telescope", "Telescope used to acquire the data"),
     "SDP_VER": _k("meta.data_processing_software_version", "Data processing software version"),
     "CAL_VER": _k("meta.calibration_software_version", "Calibration software version"),
+    "CAL_VCS": _k("meta.calibration_software_revision", "Calibration software revision"),
     "CRDS_CTX": _k("meta.ref_file.crds.context_used", "Reference context used"),
+    "CRDS_VER": _k("meta.ref_file.crds.sw_version", "Reference selection software version"),
     # program
     "TITLE": _k("meta.program.title", "Proposal title"),
     "PI_NAME": _k("meta.program.pi_name", "Principal investigator name"),
@@ -120,6 +122,27 @@ KEYWORDS: dict[str, Keyword] = {
     "YOFFSET": _k("meta.dither.y_offset", "y offset from pattern starting position [arcsec]"),
     # aperture and pointing
     "APERNAME": _k("meta.aperture.name", "PRD science aperture used"),
+    # calibration steps: COMPLETE, SKIPPED or FAILED
+    **{
+        kw: _k(f"meta.cal_step.{step}", f"{step} step status")
+        for kw, step in {
+            "S_GRPSCL": "group_scale", "S_DQINIT": "dq_init", "S_SATURA": "saturation",
+            "S_SUPERB": "superbias", "S_REFPIX": "refpix", "S_LINEAR": "linearity",
+            "S_PERSIS": "persistence", "S_DARK": "dark_sub", "S_JUMP": "jump", "S_RAMP": "ramp_fit",
+            "S_FRSTFR": "firstframe", "S_LASTFR": "lastframe", "S_RSCD": "rscd",
+        }.items()
+    },
+    # reference files used: crds://<file> or N/A
+    **{
+        kw: _k(f"meta.ref_file.{reftype}.name", f"{reftype} reference file used")
+        for kw, reftype in {
+            "R_MASK": "mask", "R_SATURA": "saturation", "R_SUPERB": "superbias",
+            "R_LINEAR": "linearity", "R_DARK": "dark", "R_GAIN": "gain", "R_READNO": "readnoise",
+            "R_RSCD": "rscd", "R_PERSAT": "persat", "R_TRPDEN": "trapdensity", "R_TRPPAR": "trappars",
+            "R_REFPIX": "refpix", "R_FLAT": "flat", "R_PHOTOM": "photom", "R_AREA": "area",
+            "R_DISTOR": "distortion",
+        }.items()
+    },
     # SCI header
     "BUNIT": _k("meta.bunit_data", "Units of the data array", "SCI"),
     "XPOSURE": _k("meta.exposure.effective_exposure_time", "[s] Effective exposure time", "SCI"),

@@ -1,0 +1,290 @@
+"""MAST conventions of the archive API in one place: identifiers, field values, times and
+the query syntax of astroquery's criteria (lists ORed, ``!`` negates, ``*``/``%`` wildcards,
+``lo..hi`` / ``>=x`` ranges).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
+
+__all__ = [
+    "MISSION",
+    "MRP_LABEL",
+    "CriterionError",
+    "Range",
+    "aware",
+    "data_rights",
+    "data_uri",
+    "dataproduct_type",
+    "filters_label",
+    "from_mjd",
+    "id_filter",
+    "instrument_name",
+    "like_any",
+    "mjd",
+    "none_if_empty",
+    "normalize_program",
+    "obs_id",
+    "parse_int",
+    "parse_list",
+    "parse_obs_id",
+    "parse_range",
+    "parse_time",
+    "proposal_id",
+    "wildcard_match",
+]
+
+MISSION = "JWST"
+MRP_LABEL = "Minimum Recommended Products"
+_MJD_UNIX_EPOCH = 40587.0
+
+# Observing mode shown after the instrument in ``instrument_name`` (MAST's JWST names).
+_MODES = {
+    "NRC_IMAGE": "IMAGE", "NRC_TSIMAGE": "IMAGE", "NRC_WFSS": "GRISM", "NRC_TSGRISM": "GRISM",
+    "NRC_CORON": "CORON", "NRC_GRISM": "GRISM",
+    "NIS_IMAGE": "IMAGE", "NIS_WFSS": "WFSS", "NIS_SOSS": "SOSS", "NIS_AMI": "AMI",
+    "NRS_MSASPEC": "MSA", "NRS_FIXEDSLIT": "SLIT", "NRS_BRIGHTOBJ": "SLIT", "NRS_IFU": "IFU",
+    "MIR_IMAGE": "IMAGE", "MIR_MRS": "IFU", "MIR_LRS-FIXEDSLIT": "SLIT", "MIR_LRS-SLITLESS": "SLITLESS",
+    "MIR_LYOT": "CORON", "MIR_4QPM": "CORON", "MIR_CORONCAL": "CORON",
+    "FGS_IMAGE": "IMAGE", "FGS_FOCUS": "IMAGE",
+}
+_PRODUCT_TYPES = {
+    "IMAGE": "image", "CORON": "image", "AMI": "image",
+    "GRISM": "spectrum", "WFSS": "spectrum", "SOSS": "timeseries", "MSA": "spectrum",
+    "SLIT": "spectrum", "SLITLESS": "spectrum", "IFU": "cube",
+}
+_NO_ELEMENT = {"CLEAR", "CLEARP", "NONE", "N/A", "OPAQUE", ""}
+
+
+class CriterionError(ValueError):
+    """A query value the API cannot use; the message names the parameter."""
+
+
+def aware(when: datetime | None) -> datetime | None:
+    """UTC-aware datetime (SQLite returns naive ones; every catalog time is UTC)."""
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def mjd(when: datetime | None) -> float | None:
+    """Modified Julian Date (UTC) of a datetime, as MAST gives t_min/t_max/t_obs_release."""
+    when = aware(when)
+    if when is None:
+        return None
+    return round(when.timestamp() / 86400.0 + _MJD_UNIX_EPOCH, 8)
+
+
+def from_mjd(value: float) -> datetime:
+    return datetime.fromtimestamp((value - _MJD_UNIX_EPOCH) * 86400.0, UTC)
+
+
+def obs_id(program_id: str, number: int | None) -> str:
+    """The mission's observation id: ``jw<ppppp><ooo>`` (program-level: ``jw<ppppp>``)."""
+    return f"jw{program_id}" if number is None else f"jw{program_id}{number:03d}"
+
+
+_OBS_ID_RE = re.compile(r"^jw(\d{5})(\d{3})$", re.IGNORECASE)
+
+
+def parse_obs_id(value: str) -> tuple[str, int] | None:
+    m = _OBS_ID_RE.match(value.strip())
+    return (m[1], int(m[2])) if m else None
+
+
+def proposal_id(program_id: str) -> str:
+    """MAST's proposal_id for JWST: the program number without leading zeros."""
+    return str(int(program_id))
+
+
+def normalize_program(value: str, param: str = "program") -> str:
+    value = value.strip()
+    if not value.isdigit() or len(value) > 5 or int(value) == 0:
+        raise CriterionError(f"{param}: {value!r} is not a program number (1 to 99999)")
+    return f"{int(value):05d}"
+
+
+def instrument_name(instrument: str, exp_type: str | None) -> str:
+    """``INSTRUMENT/MODE`` as MAST names JWST modes, e.g. ``NIRCAM/IMAGE``, ``NIRISS/SOSS``."""
+    exp_type = (exp_type or "").upper()
+    mode = _MODES.get(exp_type) or (exp_type.split("_", 1)[1] if "_" in exp_type else exp_type)
+    return f"{instrument.upper()}/{mode}" if mode else instrument.upper()
+
+
+def dataproduct_type(exp_type: str | None) -> str | None:
+    """image, spectrum, cube or timeseries (None when the mode is unknown)."""
+    exp_type = (exp_type or "").upper()
+    if exp_type.split("_", 1)[-1].startswith("TS"):
+        return "timeseries"
+    return _PRODUCT_TYPES.get(_MODES.get(exp_type, ""))
+
+
+def filters_label(filter_: str | None, pupil: str | None) -> str:
+    """The optical elements in the beam, ``;``-joined (filter, then pupil); CLEAR when none."""
+    elements = [e.upper() for e in (filter_, pupil) if e and e.upper() not in _NO_ELEMENT]
+    return ";".join(elements) or "CLEAR"
+
+
+def data_uri(filename: str) -> str:
+    """``dms:JWST/product/<filename>``, the archive's analogue of MAST's ``mast:`` URIs."""
+    return f"dms:{MISSION}/product/{filename}"
+
+
+def data_rights(public: bool) -> str:
+    return "PUBLIC" if public else "EXCLUSIVE_ACCESS"
+
+
+# ------------------------------------------------------------------ criteria syntax
+
+
+def parse_list(values: Sequence[str] | str | None) -> list[str]:
+    """A discrete criterion: repeated parameters and/or comma-separated values."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    out = []
+    for v in values:
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return out
+
+
+def _like_pattern(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def like_any(columns: ColumnElement | Sequence[ColumnElement], values: Sequence[str],
+             param: str) -> ColumnElement[bool] | None:
+    """SQL condition for a discrete criterion on one or more columns (case-insensitive).
+
+    Values are ORed; a ``!`` prefix excludes; ``*`` and ``%`` are wildcards (one
+    wildcarded value per criterion, as MAST allows). None when there are no values.
+    """
+    if not values:
+        return None
+    if not isinstance(columns, Sequence):
+        columns = [columns]
+    if sum(1 for v in values if "*" in v or "%" in v) > 1:
+        raise CriterionError(f"{param}: only one wildcarded value is allowed, got {list(values)}")
+
+    def cond(value: str) -> ColumnElement[bool]:
+        if "*" in value or "%" in value:
+            return or_(*(c.ilike(_like_pattern(value), escape="\\") for c in columns))
+        return or_(*(func.upper(c) == value.upper() for c in columns))
+
+    positives = [v for v in values if not v.startswith("!")]
+    negatives = [v[1:] for v in values if v.startswith("!") and len(v) > 1]
+    parts = []
+    if positives:
+        parts.append(or_(*(cond(v) for v in positives)))
+    parts.extend(not_(cond(v)) for v in negatives)
+    return and_(*parts)
+
+
+def wildcard_match(value: str, patterns: Sequence[str]) -> bool:
+    """Python twin of :func:`like_any` for values computed outside SQL."""
+    def one(p: str) -> bool:
+        rx = "".join(".*" if c in "*%" else re.escape(c) for c in p)
+        return re.fullmatch(rx, value, re.IGNORECASE) is not None
+
+    positives = [p for p in patterns if not p.startswith("!")]
+    negatives = [p[1:] for p in patterns if p.startswith("!")]
+    return (not positives or any(one(p) for p in positives)) and not any(one(p) for p in negatives)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A continuous criterion: bounds (None = open) and whether each is inclusive."""
+
+    lo: Any = None
+    hi: Any = None
+    lo_inclusive: bool = True
+    hi_inclusive: bool = True
+
+    def condition(self, column: ColumnElement) -> ColumnElement[bool]:
+        parts = []
+        if self.lo is not None:
+            parts.append(column >= self.lo if self.lo_inclusive else column > self.lo)
+        if self.hi is not None:
+            parts.append(column <= self.hi if self.hi_inclusive else column < self.hi)
+        return and_(true(), *parts)
+
+    def contains(self, value: Any) -> bool:
+        if value is None:
+            return False
+        if self.lo is not None and (value < self.lo if self.lo_inclusive else value <= self.lo):
+            return False
+        return not (self.hi is not None and (value > self.hi if self.hi_inclusive else value >= self.hi))
+
+
+def parse_range(text: str, convert: Callable[[str], Any], param: str) -> Range:
+    """``lo..hi``, ``lo..``, ``..hi``, ``>=x``, ``>x``, ``<=x``, ``<x`` or a single value
+    (an exact match for numbers; the whole day for a date)."""
+    text = text.strip()
+
+    def conv(part: str) -> Any:
+        try:
+            return convert(part.strip())
+        except (ValueError, OverflowError) as exc:
+            raise CriterionError(f"{param}: cannot read {part.strip()!r}: {exc}") from None
+
+    if ".." in text:
+        lo, _, hi = text.partition("..")
+        r = Range(conv(lo) if lo.strip() else None, conv(hi) if hi.strip() else None)
+        if r.lo is not None and r.hi is not None and r.lo > r.hi:
+            raise CriterionError(f"{param}: the range {text!r} is empty (lower bound above upper)")
+        return r
+    for op, make in ((">=", lambda v: Range(lo=v)), ("<=", lambda v: Range(hi=v)),
+                     (">", lambda v: Range(lo=v, lo_inclusive=False)),
+                     ("<", lambda v: Range(hi=v, hi_inclusive=False))):
+        if text.startswith(op):
+            return make(conv(text[len(op):]))
+    if not text:
+        raise CriterionError(f"{param}: empty value")
+    value = conv(text)
+    if isinstance(value, datetime) and _is_date_only(text):
+        return Range(value, value + timedelta(days=1), True, False)
+    return Range(value, value)
+
+
+def parse_int(text: str) -> int:
+    return int(text)
+
+
+def _is_date_only(text: str) -> bool:
+    return re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) is not None
+
+
+def parse_time(text: str) -> datetime:
+    """A time given as MJD (a number, as MAST's t_min/t_max) or ISO 8601 (UTC if no zone)."""
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(value) or not 0 < value < 200000:
+            raise ValueError("an MJD must be a number between 0 and 200000")
+        return from_mjd(value)
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def none_if_empty(cond: ColumnElement[bool] | None) -> ColumnElement[bool]:
+    return true() if cond is None else cond
+
+
+def id_filter(column: ColumnElement, ids: set[int] | None) -> ColumnElement[bool]:
+    """``column IN ids``; an empty set matches nothing, None matches everything."""
+    if ids is None:
+        return true()
+    if not ids:
+        return false()
+    return column.in_(sorted(ids))

@@ -1,0 +1,129 @@
+"""Reference files for detector1: which types each step needs, loading them from local
+files, and cutting full-frame references to the science readout window."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from shared.errors import NonRetriableError
+
+__all__ = [
+    "DARK_REFTYPES",
+    "REFTYPE_KEYWORDS",
+    "STEP_REFTYPES",
+    "LoadedReference",
+    "Window",
+    "load_reference",
+    "needed_reftypes",
+]
+
+# Reference type of each step (jump and ramp_fit share gain and readnoise).
+STEP_REFTYPES: dict[str, tuple[str, ...]] = {
+    "dq_init": ("mask",),
+    "saturation": ("saturation",),
+    "superbias": ("superbias",),
+    "linearity": ("linearity",),
+    "rscd": ("rscd",),
+    "dark_current": ("dark",),
+    "jump": ("gain", "readnoise"),
+    "ramp_fit": ("gain", "readnoise"),
+}
+
+# The R_* keyword naming each reference type in a product header.
+REFTYPE_KEYWORDS = {
+    "mask": "R_MASK", "saturation": "R_SATURA", "superbias": "R_SUPERB", "linearity": "R_LINEAR",
+    "dark": "R_DARK", "gain": "R_GAIN", "readnoise": "R_READNO", "rscd": "R_RSCD",
+}
+
+DARK_REFTYPES = ("mask", "saturation", "superbias", "linearity", "rscd")
+
+# Which extensions each reference type carries (first one is required).
+_EXTENSIONS = {
+    "mask": ("DQ",),
+    "saturation": ("SCI", "DQ"),
+    "superbias": ("SCI", "DQ"),
+    "linearity": ("COEFFS", "DQ"),
+    "dark": ("SCI", "DQ", "AVDRKCUR"),
+    "gain": ("SCI",),
+    "readnoise": ("SCI",),
+    "rscd": ("SCI",),
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    """The science readout window in full-frame pixels (1-based starts, as SUBSTRT1/2)."""
+
+    xstart: int
+    ystart: int
+    xsize: int
+    ysize: int
+
+    @classmethod
+    def from_keywords(cls, kw: Mapping) -> Window:
+        return cls(int(kw["SUBSTRT1"]), int(kw["SUBSTRT2"]), int(kw["SUBSIZE1"]), int(kw["SUBSIZE2"]))
+
+
+@dataclass(frozen=True)
+class LoadedReference:
+    """A reference file's arrays, already cut to the science window."""
+
+    reftype: str
+    filename: str
+    arrays: dict[str, np.ndarray]
+    header: dict
+
+    def get(self, extname: str) -> np.ndarray | None:
+        return self.arrays.get(extname)
+
+
+def needed_reftypes(steps: list[str]) -> list[str]:
+    """Reference types the given steps need, each once, in step order."""
+    out: list[str] = []
+    for step in steps:
+        for reftype in STEP_REFTYPES.get(step, ()):
+            if reftype not in out:
+                out.append(reftype)
+    return out
+
+
+def _cut(array: np.ndarray, window: Window, full_shape: tuple[int, int], where: str) -> np.ndarray:
+    """The part of ``array`` (last two axes image-like) that covers ``window``."""
+    ny, nx = array.shape[-2:]
+    if (ny, nx) == (window.ysize, window.xsize):
+        return array
+    if (ny, nx) == full_shape:
+        y0, x0 = window.ystart - 1, window.xstart - 1
+        return array[..., y0 : y0 + window.ysize, x0 : x0 + window.xsize]
+    raise NonRetriableError(
+        f"{where}: reference of {nx}x{ny} pixels fits neither the {window.xsize}x{window.ysize} "
+        f"window nor the {full_shape[1]}x{full_shape[0]} full frame"
+    )
+
+
+def load_reference(reftype: str, path: str | Path, window: Window, full_shape: tuple[int, int]) -> LoadedReference:
+    """Read a reference file and cut its arrays to ``window``.
+
+    Raises NonRetriableError naming the file when it is unreadable or lacks its data.
+    """
+    path = Path(path)
+    wanted = _EXTENSIONS.get(reftype)
+    if wanted is None:
+        raise ValueError(f"detector1 does not use reference type {reftype!r}")
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            header = dict(hdul[0].header)
+            arrays = {}
+            for ext in wanted:
+                if ext in hdul and hdul[ext].data is not None:
+                    arrays[ext] = _cut(np.asarray(hdul[ext].data), window, full_shape, path.name)
+    except OSError as exc:
+        raise NonRetriableError(f"reference {path.name} is not a readable FITS file: {exc}") from exc
+    if wanted[0] not in arrays:
+        raise NonRetriableError(f"{reftype} reference {path.name} has no {wanted[0]} extension")
+    return LoadedReference(reftype, path.name, arrays, header)

@@ -1,0 +1,108 @@
+"""Archive one product file: store it, register it and announce it, exactly once.
+
+Every service that makes products ends the same way: pick the revision (the current one
+when the bytes are identical: a retried task), put the file at its deterministic key,
+register product + artifact and record ``dms.product.archived`` in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from shared.catalog.models import Exposure, Program
+from shared.catalog.queries import add_event, next_revision, register_product
+from shared.messages import EventType, ProductRef, new_event
+from shared.naming import object_key
+from shared.runtime import ServiceContext
+from shared.storage import sha256_file
+
+__all__ = ["ARCHIVE_BUCKET", "ArchivedProduct", "archive_product", "event_id_for"]
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_BUCKET = "dms-archive"
+
+
+def event_id_for(kind: str, *parts: object) -> str:
+    """Deterministic event id: the same announcement made twice has one id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "jwst-dms:" + kind + ":" + ":".join(map(str, parts))))
+
+
+@dataclass(frozen=True)
+class ArchivedProduct:
+    ref: ProductRef
+    product_id: int
+    event_id: str | None  # None when an identical product was already archived
+
+
+def archive_product(
+    ctx: ServiceContext,
+    path: Path,
+    *,
+    suffix: str,
+    level: int,
+    program: str,
+    observation: int,
+    exposure: Exposure | None,
+    inputs: list[str],
+    source: str,
+    reference_context: str | None = None,
+    segment: int | None = None,
+    product_type: str = "SCIENCE",
+    content_type: str = "application/fits",
+    extra: dict | None = None,
+) -> ArchivedProduct:
+    """Store ``path`` (named as the product) and register it; see the module docstring.
+
+    ``exposure`` is the catalog row the product belongs to (None for combined products);
+    ``extra`` goes into the event's data beside the product reference.
+    """
+    filename = path.name
+    sha = sha256_file(path)
+    with ctx.catalog.session() as s:
+        rev = next_revision(s, filename, sha)
+        eap_months = s.get(Program, program).eap_months
+    ref_fields = dict(
+        filename=filename, suffix=suffix, program=program, observation=observation,
+        visit=exposure.visit if exposure else None, exposure=exposure.exposure if exposure else None,
+        detector=exposure.detector if exposure else None, exp_type=exposure.exp_type if exposure else None,
+    )
+    if rev.existing is not None:
+        art = next(a for a in rev.existing.artifacts if a.kind == "data")
+        log.info("%s r%d is already archived with identical content", filename, rev.revision)
+        ref = ProductRef(uri=art.uri, sha256=art.sha256, size=art.size, revision=rev.revision, **ref_fields)
+        return ArchivedProduct(ref, rev.existing.id, None)
+    stored = ctx.store.put_file(ARCHIVE_BUCKET, object_key(program, observation, rev.revision, filename), path,
+                                content_type)
+    ref = ProductRef(uri=stored.uri, sha256=stored.sha256, size=stored.size, revision=rev.revision, **ref_fields)
+    archived_at = datetime.now(UTC)
+    with ctx.catalog.session() as s:
+        exposure_id = observation_id = None
+        if exposure is not None:
+            row = s.scalar(select(Exposure).where(Exposure.name == exposure.name))
+            exposure_id, observation_id = row.id, row.observation_id
+        product, created = register_product(
+            s, stored=stored, filename=filename, suffix=suffix, level=level, revision=rev.revision,
+            program_id=program, observation_id=observation_id, exposure_id=exposure_id, archived_at=archived_at,
+            eap_months=eap_months, software_version=ctx.settings.cal_ver, inputs=inputs, segment=segment,
+            reference_context=reference_context, product_type=product_type,
+        )
+        if not created:
+            return ArchivedProduct(ref, product.id, None)
+        ev = new_event(
+            EventType.PRODUCT_ARCHIVED, source, subject=filename,
+            event_id=event_id_for("archived", filename, rev.revision, stored.sha256),
+            data={"product": ref.model_dump(mode="json"), "level": level,
+                  "data_release": product.data_release.isoformat(), **(extra or {})},
+        )
+        add_event(s, ev)
+        product_id = product.id
+    log.info("archived %s r%d (%d bytes)", filename, rev.revision, stored.size)
+    return ArchivedProduct(ref, product_id, ev.id)
+
