@@ -23,12 +23,23 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from services.ingest.receive import BadPlanError, receive_files
+from services.notifier.commands import register_commands as register_notifier_commands
+from services.preview.commands import register_commands as register_preview_commands
 from services.registry import SERVICES, embedded_context, handlers_for
 from services.simulator import DescriptionError
 from shared.catalog import Artifact, EventRecord, IngestRejection, Product, TaskFailure
 from shared.catalog.queries import product_counts_by_level
 from shared.config import Settings, get_settings
 from shared.errors import ConfigurationError
+from shared.refdata import (
+    RefDataError,
+    explain,
+    exposure_header,
+    list_contexts,
+    list_references,
+)
+from shared.refdata import deliver as deliver_references
+from shared.refdata.rules import format_time
 from shared.routing import QUEUES
 from shared.runtime import InlineTransport, Outcome, ServiceContext, dispatch_events, reconcile
 
@@ -37,7 +48,7 @@ __all__ = ["main"]
 log = logging.getLogger("dms")
 
 # Errors in what the user gave us: reported as one message, exit status 2, no traceback.
-USER_ERRORS = (BadPlanError, DescriptionError, ConfigurationError, FileNotFoundError)
+USER_ERRORS = (BadPlanError, DescriptionError, ConfigurationError, FileNotFoundError, RefDataError)
 
 LEVEL_NAMES = {0: "raw", 1: "uncal", 2: "calibrated", 3: "combined"}
 
@@ -161,6 +172,56 @@ def cmd_storage(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- reference data
+
+
+def cmd_refs(args: argparse.Namespace) -> int:
+    ctx, inline = _context(get_settings())
+    if args.action == "deliver":
+        d = deliver_references(ctx, args.files, note=args.note)
+        if inline is not None:
+            inline.run_until_idle(progress=_task_progress)
+        if d.created:
+            print(f"{d.context_name}: {len(d.added)} new file(s), {len(d.replaced)} replaced"
+                  f" (parent {d.parent or 'none'})")
+            for name in d.replaced:
+                print(f"  replaced {name}")
+        else:
+            print(f"nothing new: all {len(d.files)} file(s) are already in {d.context_name}")
+        return 0
+    with ctx.catalog.session() as s:
+        if args.action == "list":
+            rows = list_references(s, args.context, args.reftype, args.instrument)
+            for r in rows:
+                print(f"{r.instrument:<8} {r.reftype:<11} {format_time(r.useafter)}  "
+                      f"{r.describe_selectors():<52} {r.filename}")
+            print(f"{len(rows)} file(s)")
+        elif args.action == "contexts":
+            for c in list_contexts(s):
+                print(f"{c.name}  {c.created_at:%Y-%m-%d %H:%M:%S}  {c.files:>4} files  "
+                      f"+{len(c.added)} -{len(c.removed)}  {c.note}")
+        else:
+            print(explain(s, exposure_header(s, args.source), args.context))
+    return 0
+
+
+def add_refs_parser(sub) -> None:
+    s = sub.add_parser("refs", help="calibration reference files and contexts")
+    refs = s.add_subparsers(dest="action", required=True)
+    r = refs.add_parser("deliver", help="validate and store reference files; make the next context")
+    r.add_argument("files", nargs="+", help="FITS reference files or directories of them")
+    r.add_argument("--note", default="", help="why (kept with the new context)")
+    r = refs.add_parser("list", help="reference files of a context (default: the current one)")
+    r.add_argument("--context", default=None, help="e.g. dms_0003.ctx or 3")
+    r.add_argument("--reftype", default=None)
+    r.add_argument("--instrument", default=None)
+    refs.add_parser("contexts", help="every context with what it added and removed")
+    r = refs.add_parser("best", help="which reference each detector1 step would use, and why")
+    r.add_argument("source", help="an _uncal FITS file, or a stored product filename or exposure name")
+    r.add_argument("--context", default=None)
+    s.set_defaults(func=cmd_refs)
+
+
 # ---------------------------------------------------------------- status
 
 
@@ -171,7 +232,7 @@ def queue_depths(settings: Settings) -> dict[str, int] | None:
     import redis
 
     client = redis.Redis.from_url(settings.broker_url)
-    return {q: int(client.llen(q)) for q in QUEUES}
+    return {q: int(client.llen(settings.broker_key_prefix + q)) for q in QUEUES}
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -220,6 +281,13 @@ def product_table(ctx: ServiceContext, suffix: str) -> list[tuple[int, str, int,
     return [tuple(r) for r in rows]
 
 
+def _print_products(ctx: ServiceContext, suffix: str) -> None:
+    rows = product_table(ctx, suffix)
+    print(f"  {'id':>4}  {'name':<52} {'size':>10}  sha256")
+    for pid, name, size, sha in rows:
+        print(f"  {pid:>4}  {name:<52} {size:>10}  {sha}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from services.simulator import simulate
 
@@ -229,16 +297,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"1. simulating {args.description} into {out}")
     result = simulate(args.description, out, seed=args.seed, progress=_print_progress)
     t1 = time.perf_counter()
-    print(f"2. delivering and ingesting ({'in-process' if settings.embedded else settings.broker_url})")
     ctx, inline = _context(settings)
+    if result.reference_paths:
+        delivery = deliver_references(ctx, result.reference_paths, note="simulator references for the demo")
+        print(f"2. reference files: {len(delivery.files)} delivered, context {delivery.context_name}")
+        if inline is not None:
+            inline.run_until_idle()
+    print(f"3. delivering and processing ({'in-process' if settings.embedded else settings.broker_url})")
     ingest_paths(ctx, inline, [result.plan_path, *result.telemetry_paths])
     t2 = time.perf_counter()
-    rows = product_table(ctx, "uncal")
-    print("3. archived _uncal products")
-    print(f"  {'id':>4}  {'name':<52} {'size':>10}  sha256")
-    for pid, name, size, sha in rows:
-        print(f"  {pid:>4}  {name:<52} {size:>10}  {sha}")
-    print(f"simulate {t1 - t0:.1f} s, ingest {t2 - t1:.1f} s, total {time.perf_counter() - t0:.1f} s")
+    for suffix in ("uncal", "rate", "rateints"):
+        if product_table(ctx, suffix):
+            print(f"archived _{suffix} products")
+            _print_products(ctx, suffix)
+    print(f"simulate {t1 - t0:.1f} s, process {t2 - t1:.1f} s, total {time.perf_counter() - t0:.1f} s")
     print(f"catalog: {settings.resolved_catalog_url}\nobjects: {settings.resolved_store_root}")
     return 0
 
@@ -283,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--interval", type=float, default=10.0, help="seconds between passes with --loop")
     s.add_argument("--now", action="store_true", help="include events younger than DMS_RECONCILE_AFTER_SECONDS")
     s.set_defaults(func=cmd_reconcile)
+
+    add_refs_parser(sub)
+    register_preview_commands(sub)
+    register_notifier_commands(sub, context_factory=_context)
 
     s = sub.add_parser("db", help="catalog schema")
     s.add_argument("action", choices=["upgrade"])

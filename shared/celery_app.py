@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> Celery:
             # Sweep for messages of dead workers every interval (not every interval x 10).
             "unacked_restore_interval": settings.broker_restore_interval,
             "unacked_restore_throttle": 1,
+            **({"global_keyprefix": settings.broker_key_prefix} if settings.broker_key_prefix else {}),
         },
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(
         3600, description="Seconds before an unacknowledged message (worker died) is redelivered."
     )
+    broker_key_prefix: str = Field(
+        "", description="Prefix of every broker key, so several deployments can share one Redis."
+    )
     broker_restore_interval: int = Field(
         10, description="Seconds between sweeps that return such messages to their queue."
     )

@@ -66,11 +66,21 @@ def pg_url(pg_server_url) -> str:
 
 @pytest.fixture
 def redis_url() -> str:
-    """A Redis database for this test, emptied first."""
+    """The test Redis database."""
     client = redis.Redis.from_url(REDIS_URL)
     try:
         client.ping()
     except redis.ConnectionError as exc:
         pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc} (start it; .ci/run does)")
-    client.flushdb()
     return REDIS_URL
+
+
+@pytest.fixture
+def broker_prefix(redis_url) -> str:
+    """A key prefix of this test's own, so concurrent test runs never share a queue; its
+    keys are deleted afterwards."""
+    prefix = f"dmstest-{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)

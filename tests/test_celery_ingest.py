@@ -66,7 +66,7 @@ class Worker:
 
 
 @pytest.fixture
-def stack(tmp_path, pg_url, redis_url, s3_server):
+def stack(tmp_path, pg_url, redis_url, broker_prefix, s3_server):
     s3_server.reset()
     env_settings = {
         **s3_server.env(),
@@ -75,6 +75,7 @@ def stack(tmp_path, pg_url, redis_url, s3_server):
         "DMS_BROKER_URL": redis_url,
         "DMS_BROKER_VISIBILITY_TIMEOUT": "4",
         "DMS_BROKER_RESTORE_INTERVAL": "1",
+        "DMS_BROKER_KEY_PREFIX": broker_prefix,
         "DMS_TASK_MAX_RETRIES": "3",
     }
     settings = Settings(**{k.removeprefix("DMS_").lower(): v for k, v in env_settings.items()})

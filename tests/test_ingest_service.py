@@ -23,7 +23,7 @@ def ctx(request, tmp_path):
         settings = Settings(var_dir=tmp_path / "var")
     else:
         settings = Settings(var_dir=tmp_path / "var", catalog_url=request.getfixturevalue("pg_url"))
-    context, inline = embedded_context(settings)
+    context, inline = embedded_context(settings, services=["ingest"])
     yield context, inline
     context.catalog.dispose()
 
@@ -154,7 +154,7 @@ def test_changed_redelivery_becomes_new_revision(ctx, tmp_path):
 
 
 def test_bad_plan_is_refused_with_the_field(embedded_settings, tmp_path):
-    context, _ = embedded_context(embedded_settings)
+    context, _ = embedded_context(embedded_settings, services=["ingest"])
     path = tmp_path / "jw01234_plan.json"
     data = tiny_plan().model_dump(mode="json")
     data["observations"][0]["ngroups"] = 0
@@ -166,7 +166,7 @@ def test_bad_plan_is_refused_with_the_field(embedded_settings, tmp_path):
 
 
 def test_malformed_message_is_dead_lettered_not_crashing(embedded_settings):
-    context, _ = embedded_context(embedded_settings)
+    context, _ = embedded_context(embedded_settings, services=["ingest"])
     outcome = run_handler("ingest.telemetry", handle_telemetry, {"nonsense": True}, context)
     assert outcome.status == "failed" and "malformed message" in outcome.error
     with context.catalog.session() as s:

@@ -44,7 +44,7 @@ def test_example_program_ingests_into_valid_uncal(example, tmp_path):
     knobs = load_description(desc).simulation
     sim = simulate(desc, tmp_path / "sim")
     settings = Settings(var_dir=tmp_path / "var")
-    ctx, inline = embedded_context(settings)
+    ctx, inline = embedded_context(settings, services=["ingest"])
     received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
     dispatch_events(ctx.catalog, inline, event_ids=[r.event_id for r in received if r.event_id])
     assert all(o.status == "ok" for _, o in inline.run_until_idle())

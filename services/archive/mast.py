@@ -29,9 +29,9 @@ __all__ = [
     "instrument_name",
     "like_any",
     "mjd",
-    "none_if_empty",
     "normalize_program",
     "obs_id",
+    "parse_instant",
     "parse_int",
     "parse_list",
     "parse_obs_id",
@@ -165,15 +165,15 @@ def like_any(columns: ColumnElement | Sequence[ColumnElement], values: Sequence[
              param: str) -> ColumnElement[bool] | None:
     """SQL condition for a discrete criterion on one or more columns (case-insensitive).
 
-    Values are ORed; a ``!`` prefix excludes; ``*`` and ``%`` are wildcards (one
-    wildcarded value per criterion, as MAST allows). None when there are no values.
+    Values are ORed; a ``!`` prefix excludes; ``*`` and ``%`` are wildcards (unlike
+    MAST, several wildcarded values may be given). A NULL column counts as empty, so an
+    exclusion keeps rows that lack the value. None when there are no values.
     """
     if not values:
         return None
     if not isinstance(columns, Sequence):
         columns = [columns]
-    if sum(1 for v in values if "*" in v or "%" in v) > 1:
-        raise CriterionError(f"{param}: only one wildcarded value is allowed, got {list(values)}")
+    columns = [func.coalesce(c, "") for c in columns]
 
     def cond(value: str) -> ColumnElement[bool]:
         if "*" in value or "%" in value:
@@ -277,8 +277,12 @@ def parse_time(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def none_if_empty(cond: ColumnElement[bool] | None) -> ColumnElement[bool]:
-    return true() if cond is None else cond
+def parse_instant(text: str, param: str) -> datetime:
+    """One time (MJD or ISO 8601); CriterionError names ``param`` when unreadable."""
+    try:
+        return parse_time(text.strip())
+    except (ValueError, OverflowError) as exc:
+        raise CriterionError(f"{param}: cannot read {text.strip()!r} as MJD or ISO 8601: {exc}") from None
 
 
 def id_filter(column: ColumnElement, ids: set[int] | None) -> ColumnElement[bool]:

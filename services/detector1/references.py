@@ -106,6 +106,17 @@ def _cut(array: np.ndarray, window: Window, full_shape: tuple[int, int], where: 
     )
 
 
+def _scaled(raw: np.ndarray, header) -> np.ndarray:
+    """Apply BSCALE/BZERO to a section of unscaled data, keeping integer types integer."""
+    bzero, bscale = header.get("BZERO", 0), header.get("BSCALE", 1)
+    if bzero == 0 and bscale == 1:
+        return np.array(raw)
+    bits = raw.dtype.itemsize * 8
+    if bscale == 1 and raw.dtype.kind == "i" and bzero == 2 ** (bits - 1):
+        return (raw.astype(np.int64) + int(bzero)).astype(f"uint{bits}")
+    return (raw * bscale + bzero).astype(np.float32)
+
+
 def load_reference(reftype: str, path: str | Path, window: Window, full_shape: tuple[int, int]) -> LoadedReference:
     """Read a reference file and cut its arrays to ``window``.
 
@@ -116,12 +127,15 @@ def load_reference(reftype: str, path: str | Path, window: Window, full_shape: t
     if wanted is None:
         raise ValueError(f"detector1 does not use reference type {reftype!r}")
     try:
-        with fits.open(path, memmap=False) as hdul:
+        # Memory-mapped and unscaled: only the window's rows of a full-frame reference are
+        # read, and scaling (BZERO for unsigned integers) is applied to that part alone.
+        with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
             header = dict(hdul[0].header)
             arrays = {}
             for ext in wanted:
                 if ext in hdul and hdul[ext].data is not None:
-                    arrays[ext] = _cut(np.asarray(hdul[ext].data), window, full_shape, path.name)
+                    raw = _cut(hdul[ext].data, window, full_shape, path.name)
+                    arrays[ext] = _scaled(raw, hdul[ext].header)
     except OSError as exc:
         raise NonRetriableError(f"reference {path.name} is not a readable FITS file: {exc}") from exc
     if wanted[0] not in arrays:

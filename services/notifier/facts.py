@@ -40,6 +40,11 @@ def is_first_of_program(session: Session, product: Product) -> bool:
     Rows are never deleted and neither key changes, so the answer for a product never
     changes: a redelivered event is classified as before, and exactly one product per
     program is ever "first" (products archived in the same instant are ordered by id).
+
+    One window remains: if two workers archive a new program's first products at once and
+    the earlier ``archived_at`` commits after the other product's event was matched, both
+    are reported first. Closing it needs a per-program claim row (e.g. a
+    ``program.first_archived_at`` set once under a unique/conditional update).
     """
     earliest = session.scalar(
         select(Product.id).where(Product.program_id == product.program_id)
@@ -143,13 +148,14 @@ def _product_files(session: Session, event: Event) -> list[FileFacts]:
 
 
 def _reference_files(event: Event) -> list[FileFacts]:
-    """``dms.reference.delivered`` data: ``{"references": [{"filename", "reftype",
-    "instrument", ...}], "context": "jwst_0001.pmap"}`` (a single ``"reference"`` object
-    is accepted too). References are public the moment they are delivered."""
+    """``dms.reference.delivered`` as shared.refdata.delivery records it:
+    ``{"context": "jwst_0002.pmap", "parent", "note", "files": [{"filename", "reftype",
+    "instrument", "useafter", ...}], "replaced"}`` (``"references"`` is accepted for
+    ``"files"``). References are public the moment they are delivered."""
     data = event.data
-    refs = data.get("references")
+    refs = data.get("files")
     if refs is None:
-        refs = [data["reference"]] if isinstance(data.get("reference"), dict) else []
+        refs = data.get("references") or []
     context = data.get("context")
     out = []
     for r in refs:
@@ -157,7 +163,8 @@ def _reference_files(event: Event) -> list[FileFacts]:
             log.warning("event %s: reference entry without a filename: %r", event.id, r)
             continue
         reftype = str(r["reftype"]).lower() if r.get("reftype") else None
-        extras = {k: v for k, v in (("reftype", reftype), ("context", context)) if v}
+        extras = {k: v for k, v in (("reftype", reftype), ("context", context), ("useafter", r.get("useafter")))
+                  if v}
         out.append(FileFacts(
             filename=str(r["filename"]), suffix=reftype, program=None,
             instrument=str(r["instrument"]).upper() if r.get("instrument") else None,

@@ -48,12 +48,12 @@ def mast_time(when: datetime | None) -> str | None:
 def fileset_of(filename: str) -> str:
     """MAST's ``fileset`` of a file: for exposure-level products the exposure without
     detector, segment or suffix (``jw01234001001_01101_00001``, as in MAST's own rows);
-    for Level-3 products the product name; otherwise the name without its suffix."""
+    for Level-3 products the product name; for associations and pools the name without
+    its suffix; for anything else (reference files) the name without extension."""
     try:
         name = parse_any(filename)
-    except ValueError:
-        stem = filename.rsplit(".", 1)[0]
-        return stem.rsplit("_", 1)[0] if "_" in stem else stem
+    except ValueError:  # not a JWST product name (e.g. a reference file): the name's stem
+        return filename.rsplit(".", 1)[0]
     if isinstance(name, ExposureName):
         return f"{name.visit_id}_{name.visit_group:02d}{name.sequence}{name.activity}_{name.exposure:05d}"
     if isinstance(name, Level3Name):

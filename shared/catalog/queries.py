@@ -144,13 +144,17 @@ def register_product(
     """Register a stored product revision; returns (product, created).
 
     Idempotent: registering the same (filename, revision) again returns the existing row.
-    A new revision becomes current and the previous current one is marked superseded.
+    A new revision becomes current, the previous current one is marked superseded, and the
+    data release date is that of the first revision (archive date + EAP).
     """
     existing = session.scalar(
         select(Product).where(Product.filename == filename, Product.revision == revision)
     )
     if existing is not None:
         return existing, False
+    # Exclusive access runs from the first archiving: a reprocessed revision keeps the
+    # release date of the revisions before it.
+    earlier_release = session.scalar(select(func.min(Product.data_release)).where(Product.filename == filename))
     session.execute(
         update(Product)
         .where(Product.filename == filename, Product.is_current)
@@ -169,7 +173,7 @@ def register_product(
         segment=segment,
         archived_at=archived_at,
         meta_release=archived_at,
-        data_release=add_months(archived_at, eap_months),
+        data_release=earlier_release or add_months(archived_at, eap_months),
         software_version=software_version,
         reference_context=reference_context,
         inputs=list(inputs),

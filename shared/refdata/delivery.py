@@ -174,7 +174,8 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
         Object store (files go to ``dms-refs``), catalog, and the transport that dispatches
         the ``dms.reference.delivered`` event (when there is one).
     paths : iterable of path
-        FITS reference files; each needs REFTYPE, INSTRUME and USEAFTER.
+        FITS reference files (a directory stands for its ``*.fits``); each needs REFTYPE,
+        INSTRUME and USEAFTER.
     note : str
         Why the context was made (kept with it).
 
@@ -187,20 +188,27 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
     DeliveryError
         When any file is refused (every problem listed, one line each); nothing is stored.
     """
-    paths = [Path(p) for p in paths]
-    if not paths:
+    files, problems = [], []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.fits") if p.is_file())
+            files += found
+            if not found:
+                problems.append(f"{path.name}: a directory without .fits files ({path})")
+        else:
+            files.append(path)
+    if not files and not problems:
         raise DeliveryError("nothing to deliver: give one or more reference files")
-    candidates, problems = [], []
-    for path in paths:
+    candidates = []
+    for path in files:
         candidate, found = _inspect(path)
         problems += found
         if candidate is not None:
             candidates.append(candidate)
     candidates, found = _check_together(candidates)
     problems += found
-    if not problems:
-        with ctx.catalog.session() as s:
-            problems += _check_existing(s, ctx.store, candidates)
+    with ctx.catalog.session() as s:
+        problems += _check_existing(s, ctx.store, candidates)
     if problems:
         raise DeliveryError("delivery refused, nothing was stored:\n  " + "\n  ".join(problems))
 
@@ -248,7 +256,8 @@ def _record(session: Session, candidates: list[_Candidate], uris: dict[str, str]
     member_ids = {m.id for m in members}
     new = [r for r in rows if r.id not in member_ids]
     if not new:
-        return Delivery(current.name, files, created=False, parent=current.parent_id and context_name(current.parent_id))
+        parent = context_name(current.parent_id) if current.parent_id else None
+        return Delivery(current.name, files, created=False, parent=parent)
 
     slots = {_slot(r.reftype, r.instrument, r.selectors, r.useafter) for r in new}
     kept = [m for m in members if _slot(m.reftype, m.instrument, m.selectors, m.useafter) not in slots]

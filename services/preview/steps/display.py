@@ -86,10 +86,19 @@ def _flagged(dq: np.ndarray | None, shape: tuple[int, ...], do_not_use: int) -> 
         raise ValueError(f"DQ shape {dq.shape} does not match SCI shape {shape}") from None
 
 
-def _nanmedian0(cube: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN, masked below
-        return np.nanmedian(cube, axis=0)
+def _median_planes(cube: np.ndarray, dq: np.ndarray | None, do_not_use: int, rows: int = 64) -> np.ndarray:
+    """NaN-median over axis 0 with DO_NOT_USE pixels left out, a block of rows at a time
+    in float32, so a large (possibly memory-mapped) cube is never copied whole."""
+    n, ny, nx = cube.shape
+    out = np.empty((ny, nx), dtype=np.float64)
+    for y0 in range(0, ny, rows):
+        block = np.array(cube[:, y0:y0 + rows], dtype=np.float32)
+        if dq is not None:
+            block[(np.asarray(dq[:, y0:y0 + rows]) & do_not_use) != 0] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN, masked below
+            out[y0:y0 + rows] = np.nanmedian(block, axis=0) if n > 1 else block[0]
+    return out
 
 
 def display_image(
@@ -141,11 +150,14 @@ def display_image(
         mask = _flagged(dq, image.shape, do_not_use).copy()
         note = ""
     else:
-        cube = sci.astype(np.float64)
-        cube[_flagged(dq, cube.shape, do_not_use)] = np.nan
-        image = _nanmedian0(cube) if cube.shape[0] > 1 else cube[0]
+        if dq is not None:
+            dq = np.asarray(dq)
+            if dq.shape not in (sci.shape, sci.shape[1:]):
+                raise ValueError(f"DQ shape {dq.shape} does not match SCI shape {sci.shape}")
+            dq = np.broadcast_to(dq, sci.shape)
+        image = _median_planes(sci, dq, do_not_use)
         mask = np.zeros(image.shape, dtype=bool)
-        n = cube.shape[0]
+        n = sci.shape[0]
         note = (f"median of {n} integrations" if method == "median" else f"median over {n} wavelengths")
         if n == 1:
             note = "1 integration" if method == "median" else "1 wavelength plane"

@@ -67,7 +67,7 @@ def _unit(dx: float, dy: float) -> tuple[float, float] | None:
     n = math.hypot(dx, dy)
     if not math.isfinite(n) or n == 0:
         return None
-    return (dx / n, dy / n)
+    return (float(dx / n), float(dy / n))
 
 
 def scale_bar(arcsec_per_pixel: float, width_pixels: int, fraction: float = 0.2) -> ScaleBar | None:

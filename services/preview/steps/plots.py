@@ -172,7 +172,7 @@ def render_plot_png(plot: PlotData, *, title: str, subtitle: str = "") -> bytes:
     ax.set_xlabel(plot.xlabel, fontsize=12)
     ax.set_ylabel(plot.ylabel, fontsize=12)
     ax.grid(True, color="#dddddd", lw=0.6)
-    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useOffset=False)
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-4, 5), useOffset=False, useMathText=True)
     if sum(1 for s in plot.series[:_MAX_SERIES] if s.label) > 1:
         ax.legend(fontsize=9, loc="best")
     fig.text(0.1, 1 - 14 / height, title, ha="left", va="top", fontsize=14, weight="bold")

@@ -22,16 +22,20 @@ def thumbnail_jpeg(
     size: int = THUMB_SIZE,
     background: tuple[int, int, int] = (0, 0, 0),
     quality: int = THUMB_QUALITY,
+    aspect: float | None = None,
 ) -> bytes:
     """JPEG bytes of ``rgb`` (uint8 (h, w, 3), top row first) fitted into ``size`` x ``size``.
 
-    The picture keeps its aspect ratio (Lanczos resampling, up or down) and is centred on a
-    ``background`` square.
+    The picture keeps its aspect ratio (or is shown at ``aspect`` = width / height, as the
+    preview shows a very elongated image), is resampled with Lanczos (up or down) and
+    centred on a ``background`` square.
     """
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ValueError(f"thumbnail needs an (h, w, 3) array, got shape {rgb.shape}")
     h, w = rgb.shape[:2]
+    if aspect is not None:
+        w = h * aspect
     scale = size / max(h, w)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
     picture = Image.fromarray(rgb).resize((new_w, new_h), Image.Resampling.LANCZOS)

@@ -1,0 +1,114 @@
+"""The archive API application: ``create_app(settings)`` builds it; nothing is read or
+opened at import time. The catalog engine and the object store are opened once, when the
+application starts (lifespan), and closed when it stops.
+
+Run it with ``dms serve archive`` or ``uvicorn --factory services.archive.app:create_app``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from services.archive.dependencies import get_settings
+from services.archive.mast import CriterionError
+from services.archive.routers import (
+    download,
+    events,
+    observations,
+    ops,
+    products,
+    programs,
+    subscriptions,
+)
+from shared.catalog import Catalog
+from shared.config import Settings
+from shared.storage import open_store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Search, browse and download the products of the jwst-dms archive, MAST-style.
+
+* **Metadata is public**; data (files, previews) of programs under exclusive access are
+  served only to their PI and authorized users until their release date.
+* Authenticate with an API token: `Authorization: Bearer <token>` (or `Authorization: token
+  <token>`, or the cookie `mast_token`). Tokens are issued with `dms token create`.
+* Searches page with `page` (1-based) and `pagesize` (default 100, max 5000) and always
+  report the `total` number of matches.
+"""
+
+
+def _settings_of(app: FastAPI) -> Settings:
+    return app.dependency_overrides.get(get_settings, get_settings)()
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = _settings_of(app)
+    catalog = Catalog(settings.resolved_catalog_url)
+    app.state.catalog = catalog
+    app.state.store = open_store(settings)
+    log.info("archive API: catalog %s, %s store", settings.resolved_catalog_url.split("@")[-1], settings.store)
+    try:
+        yield
+    finally:
+        catalog.dispose()
+
+
+def _location(loc: tuple) -> str:
+    where = {"query": "query parameter", "path": "path parameter", "body": "body field",
+             "header": "header", "cookie": "cookie"}.get(str(loc[0]), str(loc[0])) if loc else "request"
+    rest = ".".join(str(p) for p in loc[1:])
+    return f"{where} {rest}".strip()
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+              for e in exc.errors()]
+    detail = "; ".join(f"{_location(tuple(e['loc']))}: {e['msg']}" for e in errors)
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=status.HTTP_400_BAD_REQUEST)
+
+
+async def _criterion_error(request: Request, exc: CriterionError) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)
+
+
+async def _catalog_down(request: Request, exc: OperationalError) -> JSONResponse:
+    log.error("catalog error on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": "the catalog is unavailable (down, or its schema is not up to date: "
+                                   "`dms db upgrade`); try again shortly"},
+                        status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The archive API. ``settings`` replaces :func:`shared.config.get_settings` for this
+    application (tests pass their own); without it the environment is read at startup."""
+    app = FastAPI(
+        title="jwst-dms archive API", version="1", description=DESCRIPTION, lifespan=_lifespan,
+        openapi_tags=[
+            {"name": "observations", "description": "Observation search (CAOM/MAST fields)."},
+            {"name": "products", "description": "Product rows, provenance and linkages."},
+            {"name": "download", "description": "Files, previews and bundles (exclusive access enforced)."},
+            {"name": "programs", "description": "Programs and the PI's grants of data access."},
+            {"name": "subscriptions", "description": "Your notification subscriptions (token needed)."},
+            {"name": "events", "description": "Recent archive events."},
+            {"name": "operations", "description": "Health, metrics, identity."},
+        ],
+    )
+    if settings is not None:
+        app.dependency_overrides[get_settings] = lambda: settings
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(CriterionError, _criterion_error)
+    app.add_exception_handler(OperationalError, _catalog_down)
+    for module in (observations, products, download, programs, subscriptions, events, ops):
+        app.include_router(module.router)
+    return app

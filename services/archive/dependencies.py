@@ -1,0 +1,112 @@
+"""What routes receive by injection: settings, the catalog session, the object store and
+the caller's identity.
+
+Identity comes from an API token, given the ways MAST users already send theirs:
+``Authorization: Bearer <token>``, ``Authorization: token <token>`` or the cookie
+``mast_token``. No token means anonymous (metadata and public data only); a token that is
+unknown, expired or revoked is refused with 401 rather than silently treated as anonymous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.orm import Session
+
+from shared.catalog import Catalog
+from shared.config import Settings, get_settings
+from shared.storage import ObjectStore
+from shared.tokens import verify_token
+
+__all__ = [
+    "CurrentUser",
+    "DbSession",
+    "RequiredUser",
+    "SettingsDep",
+    "StoreDep",
+    "current_user",
+    "get_catalog",
+    "get_session",
+    "get_settings",
+    "get_store",
+    "required_user",
+]
+
+TOKEN_COOKIE = "mast_token"
+_SCHEMES = ("bearer", "token")
+REALM = 'Bearer realm="jwst-dms"'
+
+
+def get_catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
+
+
+def get_store(request: Request) -> ObjectStore:
+    return request.app.state.store
+
+
+def get_session(catalog: Annotated[Catalog, Depends(get_catalog)]) -> Iterator[Session]:
+    """A catalog session per request, committed when the route returns (before the
+    response is sent) and rolled back when it raises."""
+    with catalog.session() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
+
+
+def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
+    challenge = REALM + (f', error="{error}"' if error else "")
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": challenge})
+
+
+def _token_from(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() not in _SCHEMES or not token.strip():
+            raise _unauthorized(
+                "the Authorization header must be 'Bearer <token>' or 'token <token>'", "invalid_request"
+            )
+        return token.strip()
+    cookie = request.cookies.get(TOKEN_COOKIE)
+    return cookie.strip() if cookie and cookie.strip() else None
+
+
+def current_user(request: Request, catalog: Annotated[Catalog, Depends(get_catalog)]) -> str | None:
+    """The token owner, or None for an anonymous caller; 401 for a bad token.
+
+    The check runs in its own short transaction so that ``last_used_at`` is recorded even
+    when the route then refuses the request.
+    """
+    token = _token_from(request)
+    if token is None:
+        return None
+    with catalog.session() as s:
+        owner = verify_token(s, token, datetime.now(UTC))
+    if owner is None:
+        raise _unauthorized("the token is unknown, expired or revoked; ask for a new one "
+                            "(`dms token create`)", "invalid_token")
+    return owner
+
+
+CurrentUser = Annotated[str | None, Depends(current_user)]
+
+
+def required_user(user: CurrentUser) -> str:
+    if user is None:
+        raise _unauthorized("this needs a token: send 'Authorization: Bearer <token>'")
+    return user
+
+
+RequiredUser = Annotated[str, Depends(required_user)]
+
+
+def unauthorized(detail: str) -> HTTPException:
+    """401 with the challenge, for routes that refuse an anonymous caller."""
+    return _unauthorized(detail)

@@ -1,0 +1,162 @@
+"""File delivery: /download, /previews, /thumbnails and /bundles.
+
+Data and previews of a product follow one rule (shared.access.may_read_data): public
+from its release date, before that only for the program's PI and authorized users.
+Anonymous callers are refused with 401 (send a token), authenticated ones who lack the
+right with 403; both details say until when the data are exclusive.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+
+from services.archive import mast
+from services.archive.bundles import BundleEntry, curl_script, tar_stream, zip_stream
+from services.archive.dependencies import (
+    CurrentUser,
+    DbSession,
+    SettingsDep,
+    StoreDep,
+    unauthorized,
+)
+from services.archive.files import Served, resolve, serve
+from services.archive.schemas import BundleRequest
+from shared.access import may_read_data
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["download"])
+
+_LISTED = 20  # names quoted in an error about many files
+
+RevisionParam = Annotated[int | None, Query(ge=1, description="A given revision instead of the current one.")]
+
+
+def _exclusive_detail(served: Served) -> str:
+    release = mast.aware(served.product.data_release)
+    return (f"{served.name} is under exclusive access for program {served.program.id} "
+            f"until {release:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def authorize(served: Served, user: str | None, now: datetime) -> None:
+    """Raise 401/403 unless ``user`` may read the file's data now."""
+    if may_read_data(served.product, served.program, user, now):
+        return
+    if user is None:
+        raise unauthorized(f"{_exclusive_detail(served)}; send a token of the PI or an authorized user "
+                           "(Authorization: Bearer <token>)")
+    raise HTTPException(status.HTTP_403_FORBIDDEN,
+                        detail=f"{_exclusive_detail(served)}; {user} is neither its PI nor an authorized user")
+
+
+def _deliver(request: Request, session, store, user, filename: str, kinds: tuple[str, ...],
+             revision: int | None, *, inline: bool, redirect: bool, what: str) -> Response:
+    served = resolve(session, filename, kinds, revision)
+    if served is None:
+        which = f"revision {revision} of " if revision is not None else ""
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {what} {which}{filename}")
+    authorize(served, user, datetime.now(UTC))
+    return serve(store, served, inline=inline, redirect=redirect, head=request.method == "HEAD")
+
+
+@router.head("/download/{filename}", include_in_schema=False)
+@router.get("/download/{filename}", summary="Download a file", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}}},
+                       307: {"description": "Redirect to a presigned URL (S3 store, redirect=true)."},
+                       401: {"description": "Exclusive access: a token is needed."},
+                       403: {"description": "Exclusive access: this user is not authorized."}})
+def download(
+    filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
+    revision: RevisionParam = None,
+    redirect: Annotated[bool, Query(description="With an S3 store: 307 to a presigned URL instead of streaming.")] = False,
+) -> Response:
+    """A product file (or a preview listed in product rows) by its productFilename.
+
+    Headers: ``Content-Length``, ``Content-Disposition``, ``Digest``/``Repr-Digest`` and
+    ``X-Checksum-SHA256`` (the catalogued sha256), ``ETag``, ``X-DMS-Revision``.
+    """
+    return _deliver(request, session, store, user, filename, ("data", "preview", "thumbnail"), revision,
+                    inline=False, redirect=redirect, what="file")
+
+
+@router.head("/previews/{filename}", include_in_schema=False)
+@router.get("/previews/{filename}", summary="Preview image", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}})
+def preview(filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
+            revision: RevisionParam = None, redirect: bool = False) -> Response:
+    """The preview of a product (by the product's name or the preview's own name)."""
+    return _deliver(request, session, store, user, filename, ("preview",), revision,
+                    inline=True, redirect=redirect, what="preview for")
+
+
+@router.head("/thumbnails/{filename}", include_in_schema=False)
+@router.get("/thumbnails/{filename}", summary="Thumbnail image", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})
+def thumbnail(filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
+              revision: RevisionParam = None, redirect: bool = False) -> Response:
+    """The thumbnail of a product (by the product's name or the thumbnail's own name)."""
+    return _deliver(request, session, store, user, filename, ("thumbnail",), revision,
+                    inline=True, redirect=redirect, what="thumbnail for")
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:_LISTED])
+    return shown + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
+
+
+@router.post("/bundles", summary="Many files at once: zip, tar or a curl script",
+             response_class=Response,
+             responses={200: {"content": {"application/zip": {}, "application/x-tar": {},
+                                          "text/x-shellscript": {}}}})
+def bundle(request: BundleRequest, session: DbSession, store: StoreDep, user: CurrentUser,
+           settings: SettingsDep) -> Response:
+    """The files named (duplicates removed), laid out as ``JWST/<obs_id>/<filename>`` with a
+    ``SHA256SUMS`` file.
+
+    ``zip`` and ``tar`` stream the files and are refused as a whole (401/403, listing the
+    files) when any of them is under exclusive access the caller may not read. ``curl``
+    returns a script that downloads each file with the token in ``$DMS_TOKEN`` and checks
+    its sha256; it is given to anyone, since every download is checked again.
+    """
+    now = datetime.now(UTC)
+    names = list(dict.fromkeys(n.strip() for n in request.filenames if n.strip()))
+    served: list[Served] = []
+    missing: list[str] = []
+    for name in names:
+        s = resolve(session, name, ("data", "preview", "thumbnail"))
+        if s is None:
+            missing.append(name)
+        else:
+            served.append(s)
+    if missing:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no such file(s): {_listing(missing)}")
+    entries = [
+        BundleEntry(name=s.name, arcname=f"JWST/{mast.obs_id(s.program.id, s.obs_number)}/{s.name}",
+                    uri=s.artifact.uri, size=s.artifact.size, sha256=s.artifact.sha256,
+                    mtime=mast.aware(s.product.archived_at),
+                    needs_token=not may_read_data(s.product, s.program, None, now))
+        for s in served
+    ]
+    stamp = f"{now:%Y%m%dT%H%M%S}"
+    if request.format == "curl":
+        return PlainTextResponse(
+            curl_script(entries, settings.archive_base_url, now), media_type="text/x-shellscript",
+            headers={"Content-Disposition": f'attachment; filename="jwst-dms_{stamp}.sh"'},
+        )
+    refused = [s for s in served if not may_read_data(s.product, s.program, user, now)]
+    if refused:
+        detail = (f"{len(refused)} of the files are under exclusive access: "
+                  + "; ".join(_exclusive_detail(s) for s in refused[:_LISTED]))
+        if user is None:
+            raise unauthorized(detail + "; send a token of the PI or an authorized user")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{detail}; {user} may not read them")
+    stream, media, ext = ((zip_stream, "application/zip", "zip") if request.format == "zip"
+                          else (tar_stream, "application/x-tar", "tar"))
+    return StreamingResponse(
+        stream(store, entries), media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="jwst-dms_{stamp}.{ext}"'},
+    )

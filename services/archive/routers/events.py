@@ -1,0 +1,63 @@
+"""/events: the archive's recent events (CloudEvents records from the outbox), newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import func, or_, select
+
+from services.archive import mast
+from services.archive.dependencies import DbSession
+from services.archive.routers.common import ListParam, PageParam, PageSizeParam, set_total
+from services.archive.schemas import DEFAULT_PAGESIZE, EventOut, Page
+from shared.catalog import EventRecord
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/events", tags=["events"])
+
+
+def _type_name(value: str) -> str:
+    value = value.strip()
+    return value if value.startswith("dms.") or "*" in value else f"dms.{value}"
+
+
+@router.get("", response_model=Page[EventOut], summary="Recent events")
+def recent(
+    session: DbSession,
+    response: Response,
+    type_: Annotated[list[str] | None, Query(
+        alias="type", description="Event types, e.g. dms.product.archived or product.archived; '*' wildcards.")] = None,
+    program: ListParam = None,
+    subject: ListParam = None,
+    since: Annotated[str | None, Query(description="Events at or after this time (MJD or ISO 8601).")] = None,
+    until: Annotated[str | None, Query(description="Events before this time (MJD or ISO 8601).")] = None,
+    page: PageParam = 1,
+    pagesize: PageSizeParam = DEFAULT_PAGESIZE,
+) -> Page[EventOut]:
+    """``program`` matches events whose subject (a file name) belongs to the program."""
+    conds = []
+    types = [_type_name(t) for t in mast.parse_list(type_)]
+    if (c := mast.like_any(EventRecord.type, types, "type")) is not None:
+        conds.append(c)
+    if (c := mast.like_any(EventRecord.subject, mast.parse_list(subject), "subject")) is not None:
+        conds.append(c)
+    programs = [mast.normalize_program(p) for p in mast.parse_list(program)]
+    if programs:
+        conds.append(or_(*(EventRecord.subject.like(f"jw{p}%") for p in programs)))
+    if since:
+        conds.append(EventRecord.time >= mast.parse_instant(since, "since"))
+    if until:
+        conds.append(EventRecord.time < mast.parse_instant(until, "until"))
+    query = select(EventRecord).where(*conds)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(
+        query.order_by(EventRecord.time.desc(), EventRecord.created_at.desc(), EventRecord.id)
+        .offset((page - 1) * pagesize).limit(pagesize)
+    ).all()
+    set_total(response, total)
+    return Page[EventOut](total=total, page=page, pagesize=pagesize, rows=[
+        EventOut(id=r.id, source=r.source, type=r.type, subject=r.subject, time=mast.aware(r.time), data=r.data)
+        for r in rows
+    ])

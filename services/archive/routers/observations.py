@@ -1,0 +1,121 @@
+"""/observations: search (MAST's CAOM rows), one observation, and its products."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from services.archive import mast
+from services.archive.dependencies import DbSession, SettingsDep
+from services.archive.routers.common import ListParam, PageParam, PageSizeParam, set_total
+from services.archive.schemas import DEFAULT_PAGESIZE, ObservationRow, Page, ProductRow
+from services.archive.search import (
+    ObservationCriteria,
+    ProductCriteria,
+    search_observations,
+    search_products,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/observations", tags=["observations"])
+
+_TIME_HELP = "MJD or ISO 8601 (UTC): 'lo..hi', 'lo..', '..hi', '>=x', '<x', or one date for that whole day."
+
+
+@router.get("", response_model=Page[ObservationRow], summary="Search observations")
+def search(
+    session: DbSession,
+    settings: SettingsDep,
+    response: Response,
+    program: ListParam = None,
+    proposal_id: ListParam = None,
+    obs_id: ListParam = None,
+    obsid: Annotated[list[int] | None, Query(description="Catalog ids.")] = None,
+    instrument_name: ListParam = None,
+    filters: ListParam = None,
+    target_name: ListParam = None,
+    ra: Annotated[float | None, Query(ge=0.0, lt=360.0, description="Cone centre RA, degrees (ICRS).")] = None,
+    dec: Annotated[float | None, Query(ge=-90.0, le=90.0, description="Cone centre Dec, degrees.")] = None,
+    radius: Annotated[float, Query(gt=0.0, le=180.0, description="Cone radius, degrees.")] = 0.2,
+    calib_level: Annotated[list[str] | None, Query(description="Levels: '3', '2,3', '>=2', '1..2'.")] = None,
+    t_min: Annotated[str | None, Query(description=f"Start of the observation. {_TIME_HELP}")] = None,
+    t_max: Annotated[str | None, Query(description=f"End of the observation. {_TIME_HELP}")] = None,
+    t_obs_release: Annotated[str | None, Query(description=f"When its data are public. {_TIME_HELP}")] = None,
+    dataRights: Annotated[str | None, Query(description="PUBLIC or EXCLUSIVE_ACCESS.")] = None,
+    include_planned: Annotated[bool, Query(description="Also list observations with no product yet (calib_level -1).")] = False,
+    page: PageParam = 1,
+    pagesize: PageSizeParam = DEFAULT_PAGESIZE,
+) -> Page[ObservationRow]:
+    """Observations matching every criterion given (criteria are ANDed).
+
+    Cone search: an observation matches when an exposure's pointing, or (with no exposure
+    archived yet) its target, lies within ``radius`` degrees of (``ra``, ``dec``).
+    """
+    criteria = ObservationCriteria(
+        obsid=obsid or [], obs_id=mast.parse_list(obs_id),
+        program=mast.parse_list(program) + mast.parse_list(proposal_id),
+        instrument_name=mast.parse_list(instrument_name), filters=mast.parse_list(filters),
+        target_name=mast.parse_list(target_name), ra=ra, dec=dec, radius=radius,
+        calib_level=mast.parse_list(calib_level), t_min=t_min, t_max=t_max, t_obs_release=t_obs_release,
+        data_rights=dataRights, include_planned=include_planned,
+    )
+    total, rows = search_observations(session, criteria, page, pagesize, datetime.now(UTC),
+                                      settings.archive_base_url)
+    set_total(response, total)
+    return Page[ObservationRow](total=total, page=page, pagesize=pagesize, rows=rows)
+
+
+def observation_criteria(ident: str) -> ObservationCriteria:
+    """Criteria selecting one observation by catalog id (``obsid``) or ``obs_id``."""
+    ident = ident.strip()
+    if ident.isdigit():
+        return ObservationCriteria(obsid=[int(ident)], include_planned=True)
+    if mast.parse_obs_id(ident) is None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                            detail=f"{ident!r} is neither an obsid (number) nor an obs_id like jw01234001")
+    return ObservationCriteria(obs_id=[ident], include_planned=True)
+
+
+def _one(session, ident: str, base_url: str) -> ObservationRow:
+    _, rows = search_observations(session, observation_criteria(ident), 1, 1, datetime.now(UTC), base_url)
+    if not rows:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no observation {ident}")
+    return rows[0]
+
+
+@router.get("/{observation}", response_model=ObservationRow, summary="One observation")
+def get_observation(observation: str, session: DbSession, settings: SettingsDep) -> ObservationRow:
+    """By ``obsid`` (catalog id) or ``obs_id`` (jw01234001)."""
+    return _one(session, observation, settings.archive_base_url)
+
+
+@router.get("/{observation}/products", response_model=Page[ProductRow], summary="Products of an observation")
+def observation_products(
+    observation: str,
+    session: DbSession,
+    settings: SettingsDep,
+    response: Response,
+    productType: ListParam = None,
+    suffix: ListParam = None,
+    productSubGroupDescription: ListParam = None,
+    calib_level: Annotated[list[str] | None, Query(description="Levels: '3', '2,3', '>=2'.")] = None,
+    filename: ListParam = None,
+    mrp_only: Annotated[bool, Query(description="Only the Minimum Recommended Products.")] = False,
+    include_superseded: Annotated[bool, Query(description="Also earlier revisions (is_current false).")] = False,
+    page: PageParam = 1,
+    pagesize: PageSizeParam = DEFAULT_PAGESIZE,
+) -> Page[ProductRow]:
+    """Same filters as ``GET /products``, for one observation (``obsid`` or ``obs_id``)."""
+    obs = _one(session, observation, settings.archive_base_url)
+    criteria = ProductCriteria(
+        obsid=[obs.obsid], product_type=mast.parse_list(productType),
+        suffix=mast.parse_list(suffix) + mast.parse_list(productSubGroupDescription),
+        calib_level=mast.parse_list(calib_level), filename=mast.parse_list(filename),
+        mrp_only=mrp_only, include_superseded=include_superseded,
+    )
+    total, rows = search_products(session, criteria, page, pagesize, datetime.now(UTC))
+    set_total(response, total)
+    return Page[ProductRow](total=total, page=page, pagesize=pagesize, rows=rows)

@@ -1,0 +1,71 @@
+"""/products: product rows across observations, and one product with its provenance and
+linkages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from services.archive import mast
+from services.archive.dependencies import DbSession
+from services.archive.routers.common import ListParam, PageParam, PageSizeParam, set_total
+from services.archive.schemas import DEFAULT_PAGESIZE, Page, ProductDetail, ProductRow
+from services.archive.search import ProductCriteria, product_detail, search_products
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/products", tags=["products"])
+
+
+@router.get("", response_model=Page[ProductRow], summary="Search products")
+def search(
+    session: DbSession,
+    response: Response,
+    obsid: Annotated[list[int] | None, Query(description="Catalog ids of observations.")] = None,
+    obs_id: ListParam = None,
+    program: ListParam = None,
+    proposal_id: ListParam = None,
+    productType: ListParam = None,
+    suffix: ListParam = None,
+    productSubGroupDescription: ListParam = None,
+    calib_level: Annotated[list[str] | None, Query(description="Levels: '3', '2,3', '>=2'.")] = None,
+    filename: ListParam = None,
+    dataRights: Annotated[str | None, Query(description="PUBLIC or EXCLUSIVE_ACCESS.")] = None,
+    mrp_only: Annotated[bool, Query(description="Only the Minimum Recommended Products.")] = False,
+    include_superseded: Annotated[bool, Query(description="Also earlier revisions (is_current false).")] = False,
+    page: PageParam = 1,
+    pagesize: PageSizeParam = DEFAULT_PAGESIZE,
+) -> Page[ProductRow]:
+    """One row per file: each product's data file, and its previews as productType PREVIEW.
+
+    Current revisions only unless ``include_superseded=true``. ``suffix`` and
+    ``productSubGroupDescription`` are the same criterion (case-insensitive).
+    """
+    criteria = ProductCriteria(
+        obsid=obsid or [], obs_id=mast.parse_list(obs_id),
+        program=mast.parse_list(program) + mast.parse_list(proposal_id),
+        product_type=mast.parse_list(productType),
+        suffix=mast.parse_list(suffix) + mast.parse_list(productSubGroupDescription),
+        calib_level=mast.parse_list(calib_level), filename=mast.parse_list(filename),
+        data_rights=dataRights, mrp_only=mrp_only, include_superseded=include_superseded,
+    )
+    total, rows = search_products(session, criteria, page, pagesize, datetime.now(UTC))
+    set_total(response, total)
+    return Page[ProductRow](total=total, page=page, pagesize=pagesize, rows=rows)
+
+
+@router.get("/{filename}", response_model=ProductDetail, summary="One product: metadata, provenance, linkages")
+def get_product(
+    filename: str,
+    session: DbSession,
+    revision: Annotated[int | None, Query(ge=1, description="A given revision instead of the current one.")] = None,
+) -> ProductDetail:
+    """Metadata (public, even under exclusive access), the inputs it was made from, the
+    associations that list it, the products made from it, and every revision of the name."""
+    detail = product_detail(session, filename, revision, datetime.now(UTC))
+    if detail is None:
+        which = f"revision {revision} of " if revision is not None else ""
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no product {which}{filename}")
+    return detail

@@ -1,0 +1,201 @@
+"""Request and response bodies of the archive API (pydantic), kept apart from the catalog's
+ORM tables. Field names follow MAST/astroquery where MAST has one (``obsid``, ``obs_id``,
+``dataURI``, ``productType``, ...), so existing scripts feel at home.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AuthorizationRequest",
+    "BundleRequest",
+    "EventOut",
+    "Health",
+    "Linkages",
+    "ObservationRow",
+    "Page",
+    "ProductDetail",
+    "ProductRow",
+    "ProgramOut",
+    "Provenance",
+    "ProvenanceInput",
+    "RevisionOut",
+    "SubscriptionOut",
+    "WhoAmI",
+]
+
+T = TypeVar("T")
+
+MAX_PAGESIZE = 5000
+DEFAULT_PAGESIZE = 100
+MAX_BUNDLE_FILES = 5000
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a search. ``total`` counts every match, so nothing is cut silently:
+    fetch pages until ``page * pagesize >= total``."""
+
+    total: int = Field(description="Rows matching the criteria, over all pages.")
+    page: int = Field(description="This page, 1-based.")
+    pagesize: int = Field(description="Rows per page.")
+    rows: list[T]
+
+
+class ObservationRow(BaseModel):
+    """An observation, with MAST's CAOM field names."""
+
+    obsid: int = Field(description="Catalog id of the observation (MAST's Product Group ID).")
+    obs_id: str = Field(description="Mission id: jw<program><observation>, e.g. jw01234001.")
+    obs_collection: str = "JWST"
+    intentType: str = "science"
+    instrument_name: str = Field(description="INSTRUMENT/MODE, e.g. NIRCAM/IMAGE.")
+    filters: str = Field(description="Optical elements, ';'-joined, e.g. F200W or F322W2;GRISMR.")
+    exp_type: str
+    template: str
+    target_name: str
+    s_ra: float | None = Field(description="Target right ascension, degrees (ICRS).")
+    s_dec: float | None = Field(description="Target declination, degrees (ICRS).")
+    proposal_id: str = Field(description="Program number without leading zeros, as MAST.")
+    proposal_pi: str
+    obs_title: str
+    calib_level: int = Field(description="Highest calibration level of its current products; -1 planned.")
+    t_min: float | None = Field(description="Start of the first exposure, MJD (UTC).")
+    t_max: float | None = Field(description="End of the last exposure, MJD (UTC).")
+    t_exptime: float | None = Field(description="Effective exposure time summed over exposures, s.")
+    dataproduct_type: str | None = Field(description="image, spectrum, cube or timeseries.")
+    dataRights: str = Field(description="PUBLIC or EXCLUSIVE_ACCESS.")
+    t_obs_release: float | None = Field(description="When all of its data are public, MJD.")
+    jpegURL: str | None = Field(description="Preview of its highest-level product, when one exists.")
+    dataURL: str | None = Field(description="Download URL of its highest-level science product.")
+    n_products: int = Field(description="Current products (files) of the observation.")
+
+
+class ProductRow(BaseModel):
+    """One file: a product revision's data, or one of its previews (productType PREVIEW)."""
+
+    obsID: int | None = Field(description="Catalog id of the observation; null for program-level products.")
+    obs_id: str = Field(description="jw<program><observation> (jw<program> for program-level products).")
+    obs_collection: str = "JWST"
+    proposal_id: str
+    productFilename: str
+    dataURI: str = Field(description="dms:JWST/product/<productFilename>; download at /download/<productFilename>.")
+    productType: str = Field(description="SCIENCE, AUXILIARY, INFO or PREVIEW.")
+    productSubGroupDescription: str = Field(description="File suffix, upper-case: UNCAL, RATE, CAL, I2D, ASN...")
+    productGroupDescription: str | None = Field(description="'Minimum Recommended Products' or null.")
+    calib_level: int
+    size: int = Field(description="Bytes.")
+    sha256: str
+    content_type: str
+    revision: int
+    is_current: bool
+    superseded_date: datetime | None
+    dataRights: str = Field(description="PUBLIC or EXCLUSIVE_ACCESS (of the data; metadata is public).")
+    prvversion: str = Field(description="Pipeline (CAL_VER) version that made it.")
+    crds_context: str | None = Field(description="Reference-file context it was calibrated with.")
+    archived_date: datetime
+    public_release_date: datetime
+
+
+class ProvenanceInput(BaseModel):
+    name: str = Field(description="File name of the input.")
+    dataURI: str | None = Field(description="Set when the input is a product of this archive.")
+    is_product: bool
+
+
+class Provenance(BaseModel):
+    software_version: str
+    reference_context: str | None
+    inputs: list[ProvenanceInput]
+
+
+class Linkages(BaseModel):
+    associations: list[ProductRow] = Field(description="Current association (asn) files listing it as a member.")
+    outputs: list[ProductRow] = Field(description="Current products made from it (their inputs name it).")
+
+
+class RevisionOut(BaseModel):
+    revision: int
+    is_current: bool
+    archived_date: datetime
+    superseded_date: datetime | None
+    sha256: str
+    size: int
+    prvversion: str
+    crds_context: str | None
+
+
+class ProductDetail(BaseModel):
+    product: ProductRow
+    previews: list[ProductRow]
+    provenance: Provenance
+    linkages: Linkages
+    revisions: list[RevisionOut]
+
+
+class BundleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filenames: list[str] = Field(min_length=1, max_length=MAX_BUNDLE_FILES,
+                                 description="productFilename values; duplicates are removed.")
+    format: Literal["zip", "tar", "curl"] = Field(
+        "zip", description="zip or tar: the files, streamed; curl: a shell script that fetches them.")
+
+
+class AuthorizationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, max_length=200, description="Identity to grant (as its tokens' owner).")
+
+
+class ProgramOut(BaseModel):
+    program: str = Field(description="Five-digit program id.")
+    proposal_id: str
+    title: str
+    pi_name: str
+    category: str
+    eap_months: int
+    observations: list[str] = Field(description="obs_id of each observation.")
+    authorized_users: list[str] | None = Field(description="Shown to the PI only.")
+    you_may_read_exclusive_data: bool = Field(description="Whether the caller is the PI or authorized.")
+
+
+class SubscriptionOut(BaseModel):
+    id: int
+    owner: str
+    name: str
+    filters: dict[str, Any]
+    channel: str
+    target: str
+    frequency: str
+    active: bool
+    created_at: datetime
+    secret: str | None = Field(None, description="Webhook HMAC key; returned only when created.")
+
+
+class EventOut(BaseModel):
+    """A CloudEvents 1.0 record from the archive's event log."""
+
+    id: str
+    source: str
+    type: str
+    specversion: str = "1.0"
+    subject: str | None
+    time: datetime
+    datacontenttype: str = "application/json"
+    data: dict[str, Any]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    catalog: str
+    store: str
+    broker: str | None
+
+
+class WhoAmI(BaseModel):
+    anon: bool = Field(description="True when no token was given (astroquery reads this).")
+    user: str | None

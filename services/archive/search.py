@@ -1,0 +1,519 @@
+"""Catalog queries behind the search routes: observations (MAST's CAOM rows) and products
+(MAST's product rows), with paging, the cone search and the Minimum Recommended Products.
+
+Rules implemented here (and documented in docs/archive-api.md):
+
+* **Cone search** — an observation matches when any of its exposures' reference pointing
+  (RA_REF/DEC_REF of each detector, as archived) lies within ``radius`` degrees of
+  (ra, dec); an observation with no archived exposure matches on its target position.
+* **calib_level** of an observation — the highest level among its current products;
+  -1 when it has none yet (planned), and such observations are listed only on request.
+* **Minimum Recommended Products** of an observation — its current SCIENCE products at the
+  highest calibration level any of them reaches, plus its current association files
+  (suffix ``asn``) at that same level (an ASN carries the level of the products it makes).
+  Previews, guide-star and other auxiliary files and superseded revisions never are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from services.archive import mast
+from services.archive.mast import CriterionError, Range
+from services.archive.schemas import (
+    Linkages,
+    ObservationRow,
+    ProductDetail,
+    ProductRow,
+    Provenance,
+    ProvenanceInput,
+    RevisionOut,
+)
+from shared.access import data_is_public
+from shared.catalog import Artifact, Exposure, Observation, Product, Program
+from shared.instruments import UnknownInstrumentError, exposure_timing, subarray
+
+__all__ = [
+    "ObservationCriteria",
+    "ProductCriteria",
+    "basename",
+    "product_detail",
+    "search_observations",
+    "search_products",
+]
+
+# Longest exposure the t_max search allows for (JWST exposures last hours, never days).
+_MAX_EXPOSURE_DURATION = timedelta(days=3)
+_KIND_ORDER = {"data": 0, "preview": 1, "thumbnail": 2}
+
+
+def basename(uri_or_name: str) -> str:
+    return uri_or_name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _levels(values: Sequence[str], column: ColumnElement, param: str = "calib_level") -> ColumnElement[bool] | None:
+    if not values:
+        return None
+    return or_(*(mast.parse_range(v, mast.parse_int, param).condition(column) for v in values))
+
+
+def _time_range(value: str | None, param: str) -> Range | None:
+    return mast.parse_range(value, mast.parse_time, param) if value else None
+
+
+def _programs(values: Sequence[str]) -> list[str]:
+    return [mast.normalize_program(v, "program") for v in values]
+
+
+def _obs_ids(values: Sequence[str]) -> ColumnElement[bool] | None:
+    if not values:
+        return None
+    pairs = []
+    for v in values:
+        parsed = mast.parse_obs_id(v)
+        if parsed is None:
+            raise CriterionError(f"obs_id: {v!r} is not jw<ppppp><ooo>, e.g. jw01234001")
+        pairs.append(and_(Observation.program_id == parsed[0], Observation.number == parsed[1]))
+    return or_(*pairs)
+
+
+def _rights(value: str | None, release: ColumnElement, now: datetime) -> ColumnElement[bool] | None:
+    if not value:
+        return None
+    v = value.strip().upper()
+    if v == "PUBLIC":
+        return release <= now
+    if v in ("EXCLUSIVE_ACCESS", "EXCLUSIVE"):
+        return release > now
+    raise CriterionError(f"dataRights: {value!r} is neither PUBLIC nor EXCLUSIVE_ACCESS")
+
+
+# ------------------------------------------------------------------ observations
+
+
+@dataclass(frozen=True)
+class ObservationCriteria:
+    obsid: list[int] = field(default_factory=list)
+    obs_id: list[str] = field(default_factory=list)
+    program: list[str] = field(default_factory=list)
+    instrument_name: list[str] = field(default_factory=list)
+    filters: list[str] = field(default_factory=list)
+    target_name: list[str] = field(default_factory=list)
+    ra: float | None = None
+    dec: float | None = None
+    radius: float = 0.2
+    calib_level: list[str] = field(default_factory=list)
+    t_min: str | None = None
+    t_max: str | None = None
+    t_obs_release: str | None = None
+    data_rights: str | None = None
+    include_planned: bool = False
+
+
+def _separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Angle between two directions, degrees (haversine: accurate at small angles)."""
+    p1, p2 = math.radians(dec1), math.radians(dec2)
+    dp, dl = p2 - p1, math.radians(ra2 - ra1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
+
+
+def _box(ra_col: ColumnElement, dec_col: ColumnElement, ra: float, dec: float, radius: float) -> ColumnElement[bool]:
+    """A coordinate box that holds the cone (SQL prefilter; exact test follows in Python)."""
+    conds = [dec_col >= dec - radius, dec_col <= dec + radius]
+    cos_dec = math.cos(math.radians(dec))
+    if dec + radius >= 90 or dec - radius <= -90 or math.sin(math.radians(radius)) >= cos_dec:
+        return and_(*conds)
+    half = math.degrees(math.asin(math.sin(math.radians(radius)) / cos_dec)) + 1e-9
+    lo, hi = ra - half, ra + half
+    if lo < 0:
+        conds.append(or_(ra_col >= lo + 360.0, ra_col <= hi))
+    elif hi >= 360:
+        conds.append(or_(ra_col >= lo, ra_col <= hi - 360.0))
+    else:
+        conds.extend([ra_col >= lo, ra_col <= hi])
+    return and_(*conds)
+
+
+def cone_observation_ids(session: Session, ra: float, dec: float, radius: float) -> set[int]:
+    """Observations with an exposure pointing (or, lacking exposures, the target) in the cone."""
+    hits: set[int] = set()
+    rows = session.execute(
+        select(Exposure.observation_id, Exposure.ra, Exposure.dec)
+        .where(Exposure.ra.is_not(None), Exposure.dec.is_not(None), _box(Exposure.ra, Exposure.dec, ra, dec, radius))
+    )
+    for oid, era, edec in rows:
+        if oid not in hits and _separation(ra, dec, era, edec) <= radius:
+            hits.add(oid)
+    pointed = select(Exposure.observation_id).where(Exposure.ra.is_not(None)).distinct()
+    rows = session.execute(
+        select(Observation.id, Observation.target_ra, Observation.target_dec)
+        .where(Observation.target_ra.is_not(None), Observation.target_dec.is_not(None),
+               Observation.id.not_in(pointed),
+               _box(Observation.target_ra, Observation.target_dec, ra, dec, radius))
+    )
+    for oid, tra, tdec in rows:
+        if _separation(ra, dec, tra, tdec) <= radius:
+            hits.add(oid)
+    return hits
+
+
+def _instrument_pairs(session: Session, patterns: Sequence[str]) -> ColumnElement[bool]:
+    """Observations whose INSTRUMENT/MODE matches; a value without '/' names the instrument."""
+    pairs = session.execute(select(Observation.instrument, Observation.exp_type).distinct()).all()
+
+    def matches(instrument: str, exp_type: str, pattern: str) -> bool:
+        name = mast.instrument_name(instrument, exp_type)
+        target = name if "/" in pattern else name.split("/", 1)[0]
+        return mast.wildcard_match(target, [pattern])
+
+    keep = []
+    positives = [p for p in patterns if not p.startswith("!")]
+    negatives = [p[1:] for p in patterns if p.startswith("!")]
+    for instrument, exp_type in pairs:
+        ok = not positives or any(matches(instrument, exp_type, p) for p in positives)
+        if ok and not any(matches(instrument, exp_type, p) for p in negatives):
+            keep.append(and_(Observation.instrument == instrument, Observation.exp_type == exp_type))
+    return or_(*keep) if keep else false()
+
+
+@dataclass(frozen=True)
+class _ExposureTimes:
+    t_min: datetime | None
+    t_max: datetime | None
+    t_exptime: float | None
+
+
+def _exposure_times(session: Session, ids: Sequence[int]) -> dict[int, _ExposureTimes]:
+    """Start, end and summed effective exposure time of each observation's exposures.
+    Detectors read out together count once (one exposure, several files)."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Exposure, Observation.instrument).join(Observation, Observation.id == Exposure.observation_id)
+        .where(Exposure.observation_id.in_(list(ids)))
+    ).all()
+    starts: dict[int, list[datetime]] = defaultdict(list)
+    ends: dict[int, list[datetime]] = defaultdict(list)
+    exptime: dict[int, dict[tuple, float]] = defaultdict(dict)
+    unknown: set[int] = set()
+    for e, instrument in rows:
+        oid = e.observation_id
+        start = mast.aware(e.start_time)
+        try:
+            timing = exposure_timing(instrument, subarray(instrument, e.subarray), e.readpatt, e.ngroups, e.nints)
+        except UnknownInstrumentError:
+            unknown.add(oid)
+            timing = None
+        if start is not None:
+            starts[oid].append(start)
+            ends[oid].append(start + timedelta(seconds=timing.duration if timing else 0.0))
+        if timing is not None:
+            key = (e.visit, e.visit_group, e.sequence, e.activity, e.exposure)
+            exptime[oid][key] = max(exptime[oid].get(key, 0.0), timing.effexptm)
+    out = {}
+    for oid in ids:
+        t = exptime.get(oid)
+        out[oid] = _ExposureTimes(
+            min(starts[oid]) if starts.get(oid) else None,
+            max(ends[oid]) if ends.get(oid) else None,
+            round(sum(t.values()), 6) if t and oid not in unknown else None,
+        )
+    return out
+
+
+def _t_max_ids(session: Session, wanted: Range) -> set[int]:
+    """Observations whose last exposure ends within ``wanted`` (exact, computed from timing)."""
+    last = func.max(Exposure.start_time)
+    query = select(Exposure.observation_id).group_by(Exposure.observation_id)
+    if wanted.lo is not None:
+        query = query.having(last >= wanted.lo - _MAX_EXPOSURE_DURATION)
+    if wanted.hi is not None:
+        query = query.having(last <= wanted.hi)
+    candidates = list(session.scalars(query))
+    times = _exposure_times(session, candidates)
+    return {oid for oid, t in times.items() if wanted.contains(t.t_max)}
+
+
+def search_observations(
+    session: Session, c: ObservationCriteria, page: int, pagesize: int, now: datetime, base_url: str
+) -> tuple[int, list[ObservationRow]]:
+    current = (
+        select(Product.observation_id.label("oid"), func.max(Product.level).label("level"),
+               func.max(Product.data_release).label("release"), func.count(Product.id).label("n"))
+        .where(Product.is_current, Product.observation_id.is_not(None))
+        .group_by(Product.observation_id).subquery()
+    )
+    first = (
+        select(Exposure.observation_id.label("oid"), func.min(Exposure.start_time).label("t0"))
+        .group_by(Exposure.observation_id).subquery()
+    )
+    level = func.coalesce(current.c.level, -1)
+    conds: list[ColumnElement[bool] | None] = []
+    if c.obsid:
+        conds.append(Observation.id.in_(c.obsid))
+    conds.append(_obs_ids(c.obs_id))
+    if c.program:
+        conds.append(Observation.program_id.in_(_programs(c.program)))
+    if c.instrument_name:
+        conds.append(_instrument_pairs(session, c.instrument_name))
+    conds.append(mast.like_any([Observation.filter, Observation.pupil], c.filters, "filters"))
+    conds.append(mast.like_any(Observation.target_name, c.target_name, "target_name"))
+    if (c.ra is None) != (c.dec is None):
+        raise CriterionError("a cone search needs both ra and dec (degrees), and optionally radius")
+    if c.ra is not None:
+        conds.append(mast.id_filter(Observation.id, cone_observation_ids(session, c.ra, c.dec, c.radius)))
+    conds.append(_levels(c.calib_level, level))
+    if (r := _time_range(c.t_min, "t_min")) is not None:
+        conds.append(r.condition(first.c.t0))
+    if (r := _time_range(c.t_max, "t_max")) is not None:
+        conds.append(mast.id_filter(Observation.id, _t_max_ids(session, r)))
+    if (r := _time_range(c.t_obs_release, "t_obs_release")) is not None:
+        conds.append(r.condition(current.c.release))
+    conds.append(_rights(c.data_rights, current.c.release, now))
+    if not c.include_planned and not c.calib_level:  # a calib_level criterion decides for itself
+        conds.append(current.c.level.is_not(None))
+    where = [x for x in conds if x is not None]
+
+    base = (
+        select(Observation, Program, level.label("calib_level"), current.c.release, current.c.n)
+        .join(Program, Program.id == Observation.program_id)
+        .outerjoin(current, current.c.oid == Observation.id)
+        .outerjoin(first, first.c.oid == Observation.id)
+        .where(*where)
+    )
+    total = session.scalar(select(func.count()).select_from(base.with_only_columns(Observation.id).subquery()))
+    rows = session.execute(base.order_by(Observation.id).offset((page - 1) * pagesize).limit(pagesize)).all()
+    ids = [obs.id for obs, *_ in rows]
+    times = _exposure_times(session, ids)
+    links = _top_links(session, ids, base_url)
+    out = []
+    for obs, program, calib_level, release, n in rows:
+        t = times.get(obs.id, _ExposureTimes(None, None, None))
+        release = mast.aware(release)
+        public = release <= now if release is not None else program.eap_months == 0
+        jpeg, data = links.get(obs.id, (None, None))
+        out.append(ObservationRow(
+            obsid=obs.id, obs_id=mast.obs_id(obs.program_id, obs.number),
+            instrument_name=mast.instrument_name(obs.instrument, obs.exp_type),
+            filters=mast.filters_label(obs.filter, obs.pupil), exp_type=obs.exp_type, template=obs.template,
+            target_name=obs.target_name, s_ra=obs.target_ra, s_dec=obs.target_dec,
+            proposal_id=mast.proposal_id(obs.program_id), proposal_pi=program.pi_name, obs_title=program.title,
+            calib_level=calib_level, t_min=mast.mjd(t.t_min), t_max=mast.mjd(t.t_max), t_exptime=t.t_exptime,
+            dataproduct_type=mast.dataproduct_type(obs.exp_type),
+            dataRights=mast.data_rights(public),
+            t_obs_release=mast.mjd(release), jpegURL=jpeg, dataURL=data, n_products=n or 0,
+        ))
+    return total, out
+
+
+def _top_links(session: Session, ids: Sequence[int], base_url: str) -> dict[int, tuple[str | None, str | None]]:
+    """(jpegURL, dataURL) of each observation: its highest-level current science product
+    (a FITS file first: the image or spectrum rather than its catalog)."""
+    if not ids:
+        return {}
+    top = _top_levels()
+    products = session.scalars(
+        select(Product).join(top, top.c.oid == Product.observation_id)
+        .where(Product.observation_id.in_(list(ids)), Product.is_current, Product.level == top.c.top,
+               _is_science(), Product.suffix != "asn")
+        .order_by(Product.observation_id, Product.filename)
+    ).all()
+    base = base_url.rstrip("/")
+    out: dict[int, tuple[str | None, str | None]] = {}
+    for p in sorted(products, key=lambda p: (p.observation_id, not p.filename.endswith(".fits"), p.filename)):
+        jpeg, data = out.get(p.observation_id, (None, None))
+        if data is None:
+            data = f"{base}/download/{p.filename}"
+        if jpeg is None and any(a.kind == "preview" for a in p.artifacts):
+            jpeg = f"{base}/previews/{p.filename}"
+        out[p.observation_id] = (jpeg, data)
+    return out
+
+
+# ------------------------------------------------------------------ products
+
+
+def _is_science() -> ColumnElement[bool]:
+    return func.upper(Product.product_type) == "SCIENCE"
+
+
+def _top_levels():
+    """Highest level of each observation's current science products (the MRP level)."""
+    return (
+        select(Product.observation_id.label("oid"), func.max(Product.level).label("top"))
+        .where(Product.is_current, Product.observation_id.is_not(None), _is_science(), Product.suffix != "asn")
+        .group_by(Product.observation_id).subquery()
+    )
+
+
+@dataclass(frozen=True)
+class ProductCriteria:
+    obsid: list[int] = field(default_factory=list)
+    obs_id: list[str] = field(default_factory=list)
+    program: list[str] = field(default_factory=list)
+    product_type: list[str] = field(default_factory=list)
+    suffix: list[str] = field(default_factory=list)
+    calib_level: list[str] = field(default_factory=list)
+    filename: list[str] = field(default_factory=list)
+    data_rights: str | None = None
+    mrp_only: bool = False
+    include_superseded: bool = False
+
+
+def _product_select(extra: Sequence[ColumnElement[bool]] = ()):
+    top = _top_levels()
+    is_mrp = and_(
+        Artifact.kind == "data", Product.is_current, Product.level == top.c.top,
+        or_(and_(_is_science(), Product.suffix != "asn"), Product.suffix == "asn"),
+    )
+    ptype = case((Artifact.kind == "data", func.upper(Product.product_type)), else_=literal("PREVIEW"))
+    kind_order = case(*((Artifact.kind == k, v) for k, v in _KIND_ORDER.items()), else_=9)
+    query = (
+        select(Product, Artifact, Observation.number, is_mrp.label("mrp"))
+        .join(Artifact, Artifact.product_id == Product.id)
+        .outerjoin(Observation, Observation.id == Product.observation_id)
+        .outerjoin(top, top.c.oid == Product.observation_id)
+        .where(*extra)
+        .order_by(Product.filename, Product.revision.desc(), kind_order, Artifact.id)
+    )
+    return query, is_mrp, ptype
+
+
+def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: bool | None,
+                 now: datetime) -> ProductRow:
+    data = artifact.kind == "data"
+    return ProductRow(
+        obsID=product.observation_id, obs_id=mast.obs_id(product.program_id, number),
+        proposal_id=mast.proposal_id(product.program_id),
+        productFilename=product.filename if data else basename(artifact.uri),
+        dataURI=mast.data_uri(product.filename if data else basename(artifact.uri)),
+        productType=product.product_type.upper() if data else "PREVIEW",
+        productSubGroupDescription=product.suffix.upper(),
+        productGroupDescription=mast.MRP_LABEL if mrp else None,
+        calib_level=product.level, size=artifact.size, sha256=artifact.sha256,
+        content_type=artifact.content_type, revision=product.revision, is_current=product.is_current,
+        superseded_date=mast.aware(product.superseded_at),
+        dataRights=mast.data_rights(data_is_public(product, now)), prvversion=product.software_version,
+        crds_context=product.reference_context, archived_date=mast.aware(product.archived_at),
+        public_release_date=mast.aware(product.data_release),
+    )
+
+
+def _rows(session: Session, query, now: datetime) -> list[ProductRow]:
+    return [_product_row(p, a, n, bool(m), now) for p, a, n, m in session.execute(query).all()]
+
+
+def search_products(
+    session: Session, c: ProductCriteria, page: int, pagesize: int, now: datetime
+) -> tuple[int, list[ProductRow]]:
+    query, is_mrp, ptype = _product_select()
+    conds: list[ColumnElement[bool] | None] = []
+    if c.obsid:
+        conds.append(Product.observation_id.in_(c.obsid))
+    conds.append(_obs_ids(c.obs_id))
+    if c.program:
+        conds.append(Product.program_id.in_(_programs(c.program)))
+    conds.append(mast.like_any(ptype, [v.upper() for v in c.product_type], "productType"))
+    conds.append(mast.like_any(Product.suffix, [v.lower() for v in c.suffix], "suffix"))
+    conds.append(_levels(c.calib_level, Product.level))
+    conds.append(mast.like_any(Product.filename, c.filename, "filename"))
+    conds.append(_rights(c.data_rights, Product.data_release, now))
+    if not c.include_superseded:
+        conds.append(Product.is_current)
+    if c.mrp_only:
+        conds.append(is_mrp)
+    query = query.where(*(x for x in conds if x is not None))
+    total = session.scalar(select(func.count()).select_from(query.with_only_columns(Artifact.id).order_by(None).subquery()))
+    rows = _rows(session, query.offset((page - 1) * pagesize).limit(pagesize), now)
+    return total, rows
+
+
+# ------------------------------------------------------------------ one product
+
+
+def _naming(product_filename: str) -> str:
+    """LIKE pattern for a JSON list element that is this name or a URI ending in it."""
+    escaped = product_filename.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f'%{escaped}"%'
+
+
+def _names_it(inputs: Sequence[str], filename: str) -> bool:
+    return any(i == filename or i.endswith("/" + filename) for i in inputs or ())
+
+
+def _derived(session: Session, product: Product) -> tuple[list[int], list[int]]:
+    """Ids of current products whose inputs name ``product``: (associations, other outputs)."""
+    candidates = session.scalars(
+        select(Product).where(
+            Product.is_current, Product.program_id == product.program_id, Product.id != product.id,
+            cast(Product.inputs, String).like(_naming(product.filename), escape="\\"),
+        )
+    ).all()
+    asns, outputs = [], []
+    for p in candidates:
+        if _names_it(p.inputs, product.filename):
+            (asns if p.suffix == "asn" else outputs).append(p.id)
+    return asns, outputs
+
+
+def product_detail(session: Session, filename: str, revision: int | None, now: datetime) -> ProductDetail | None:
+    where = [Product.filename == filename]
+    where.append(Product.revision == revision if revision is not None else Product.is_current)
+    product = session.scalar(select(Product).where(*where))
+    if product is None:
+        return None
+    query, _, _ = _product_select([Product.id == product.id])
+    rows = _rows(session, query, now)
+    main = next((r for r in rows if r.productType != "PREVIEW"), None)
+    if main is None:
+        return None
+    previews = [r for r in rows if r.productType == "PREVIEW"]
+
+    names = [basename(i) for i in product.inputs or ()]
+    known = set(session.scalars(select(Product.filename).where(Product.filename.in_(names)).distinct())) if names else set()
+    inputs = [ProvenanceInput(name=n, dataURI=mast.data_uri(n) if n in known else None, is_product=n in known)
+              for n in names]
+
+    asn_ids, output_ids = _derived(session, product)
+
+    def data_rows(ids: list[int]) -> list[ProductRow]:
+        if not ids:
+            return []
+        q, _, _ = _product_select([Product.id.in_(ids), Artifact.kind == "data"])
+        return _rows(session, q, now)
+
+    revisions = [
+        RevisionOut(revision=p.revision, is_current=p.is_current, archived_date=mast.aware(p.archived_at),
+                    superseded_date=mast.aware(p.superseded_at), sha256=a.sha256, size=a.size,
+                    prvversion=p.software_version, crds_context=p.reference_context)
+        for p, a in session.execute(
+            select(Product, Artifact).join(Artifact, Artifact.product_id == Product.id)
+            .where(Product.filename == filename, Artifact.kind == "data").order_by(Product.revision.desc())
+        ).all()
+    ]
+    return ProductDetail(
+        product=main, previews=previews,
+        provenance=Provenance(software_version=product.software_version,
+                              reference_context=product.reference_context, inputs=inputs),
+        linkages=Linkages(associations=data_rows(asn_ids), outputs=data_rows(output_ids)),
+        revisions=revisions,
+    )

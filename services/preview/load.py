@@ -1,0 +1,271 @@
+"""Read a product file into what a preview needs (the I/O adapter of the preview steps).
+
+FITS products are opened with astropy (memory-mapped where the data allow): the SCI array and its DQ, the SCI
+header's celestial WCS, and the identification keywords for the subtitle. Of a 4-D ramp
+(``uncal``, ``ramp``) only the first and last group of integration 1 are read, so a 2 GB
+segment costs two frames of memory. Spectra come from the EXTRACT1D table(s), light curves
+from the ECSV table. Anything unreadable raises :class:`UnreadableProductError` saying what
+is wrong; retrying cannot help.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from astropy.time import Time
+from astropy.wcs import WCS
+
+from services.preview.steps.display import IMAGE_SUFFIXES
+from shared.naming import BadNameError, parse_any
+
+__all__ = [
+    "LIGHTCURVE_SUFFIXES",
+    "SPECTRUM_SUFFIXES",
+    "Column",
+    "ImageSource",
+    "LightCurveSource",
+    "SpectrumSource",
+    "UnreadableProductError",
+    "load_source",
+    "suffix_of",
+]
+
+SPECTRUM_SUFFIXES = frozenset({"x1d", "x1dints", "c1d"})
+LIGHTCURVE_SUFFIXES = frozenset({"phot", "whtlt"})
+
+#: Time columns of a light-curve table, in order of preference.
+TIME_COLUMNS = ("BJD_TDB", "MJD", "time", "TIME", "JD")
+#: Flux columns of a light-curve table, in order of preference (``<name>_err`` is its error).
+FLUX_COLUMNS = ("net_aperture_sum", "whitelight_flux", "flux", "aperture_sum")
+
+
+class UnreadableProductError(ValueError):
+    """A product file a preview cannot be made from; the message names the file and why."""
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """An imaging-like product: SCI (2-D, 3-D, or a 4-D ramp cut to its first and last group
+    of integration 1), DQ and group DQ when present, the celestial WCS of SCI if any."""
+
+    suffix: str | None
+    sci: np.ndarray
+    dq: np.ndarray | None = None
+    groupdq: np.ndarray | None = None
+    wcs: WCS | None = None
+    bunit: str | None = None
+    info: str = ""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: values (1-D, or 2-D for one spectrum per row) and its unit."""
+
+    name: str
+    values: np.ndarray
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class SpectrumSource:
+    """Extracted spectra: one entry per EXTRACT1D table, or per row of a table whose
+    columns are arrays (one integration per row)."""
+
+    suffix: str | None
+    wavelength: list[Column]
+    flux: list[Column]
+    error: list[Column | None]
+    dq: list[np.ndarray | None]
+    labels: list[str]
+    info: str = ""
+
+
+@dataclass(frozen=True)
+class LightCurveSource:
+    """A light curve: a time column and one or more flux columns with optional errors."""
+
+    suffix: str | None
+    time: Column
+    fluxes: list[Column]
+    errors: list[Column | None] = field(default_factory=list)
+    info: str = ""
+
+
+Source = ImageSource | SpectrumSource | LightCurveSource
+
+
+def suffix_of(filename: str) -> str | None:
+    """The product suffix of a JWST file name (``..._rate.fits`` -> ``rate``), else the last
+    ``_``-separated word of the stem, else None."""
+    try:
+        return parse_any(filename).suffix
+    except (BadNameError, AttributeError):
+        stem = Path(filename).name.split(".", 1)[0]
+        return stem.rsplit("_", 1)[-1].lower() if "_" in stem else None
+
+
+def load_source(path: str | Path, suffix: str | None = None) -> Source:
+    """Read ``path`` into an image, spectrum or light-curve source.
+
+    ``suffix`` (default: from the file name) decides which; a suffix this module does not
+    know is decided by content (an EXTRACT1D table: spectrum; an SCI array: image; ECSV:
+    light curve).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffix = suffix or suffix_of(path.name)
+    if suffix in LIGHTCURVE_SUFFIXES or (suffix not in SPECTRUM_SUFFIXES and suffix not in IMAGE_SUFFIXES
+                                         and path.name.lower().endswith(".ecsv")):
+        return _load_lightcurve(path, suffix)
+    return _load_fits(path, suffix)
+
+
+def _info(header: fits.Header) -> str:
+    parts = [header.get(k) for k in ("INSTRUME", "DETECTOR", "FILTER", "PUPIL", "GRATING", "EXP_TYPE")]
+    return " ".join(str(p) for p in parts if p not in (None, "", "N/A", "NONE"))
+
+
+def _load_fits(path: Path, suffix: str | None) -> Source:
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with fits.open(path) as hdul:
+                info = _info(hdul[0].header)
+                names = [h.name for h in hdul]
+                if suffix in SPECTRUM_SUFFIXES or (suffix not in IMAGE_SUFFIXES and "EXTRACT1D" in names):
+                    return _spectra(hdul, path, suffix, info)
+                return _image(hdul, path, suffix, info)
+    except UnreadableProductError:
+        raise
+    except Exception as exc:  # astropy raises OSError, TypeError, ValueError... on bad files
+        hint = "; ".join(sorted({str(w.message) for w in caught if "truncated" in str(w.message)}))
+        raise UnreadableProductError(
+            f"{path.name}: not a readable FITS product ({type(exc).__name__}: {exc})" + (f" [{hint}]" if hint else "")
+        ) from exc
+
+
+def _celestial_wcs(header: fits.Header) -> WCS | None:
+    if "CTYPE1" not in header:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # FITSFixedWarning: DATE-OBS/MJD fixes etc.
+            wcs = WCS(header, naxis=2)
+    except Exception:
+        return None
+    return wcs if wcs.has_celestial and wcs.naxis == 2 else None
+
+
+def _image(hdul: fits.HDUList, path: Path, suffix: str | None, info: str) -> ImageSource:
+    if "SCI" not in hdul or hdul["SCI"].header.get("NAXIS", 0) == 0:
+        raise UnreadableProductError(f"{path.name}: has no SCI image array")
+    hdu = hdul["SCI"]
+    ndim = hdu.header["NAXIS"]
+    groupdq = None
+    if ndim == 4:
+        # (1, 2, ny, nx), first and last group of integration 1: all display_image uses
+        groups = (0, -1) if hdu.header["NAXIS3"] > 1 else (0,)
+        sec = hdu.section
+        sci = np.stack([sec[0, g] for g in groups])[None]
+        dq = np.asarray(hdul["PIXELDQ"].data) if "PIXELDQ" in hdul else None
+        if "GROUPDQ" in hdul:
+            gsec = hdul["GROUPDQ"].section
+            groupdq = np.stack([gsec[0, g] for g in groups])[None]
+    else:
+        sci = np.asarray(hdu.data)
+        dq = np.asarray(hdul["DQ"].data) if "DQ" in hdul and hdul["DQ"].data is not None else None
+    return ImageSource(
+        suffix=suffix, sci=sci, dq=dq, groupdq=groupdq, wcs=_celestial_wcs(hdu.header),
+        bunit=hdu.header.get("BUNIT"), info=info,
+    )
+
+
+def _unit(hdu: fits.BinTableHDU, name: str) -> str | None:
+    unit = hdu.columns[name].unit
+    return (str(unit).strip() or None) if unit is not None else None
+
+
+def _spectra(hdul: fits.HDUList, path: Path, suffix: str | None, info: str) -> SpectrumSource:
+    tables = [h for h in hdul if h.name == "EXTRACT1D" and isinstance(h, fits.BinTableHDU)]
+    if not tables:
+        raise UnreadableProductError(f"{path.name}: has no EXTRACT1D table")
+    out = SpectrumSource(suffix=suffix, wavelength=[], flux=[], error=[], dq=[], labels=[], info=info)
+    for i, hdu in enumerate(tables, start=1):
+        data = hdu.data
+        cols = set(hdu.columns.names)
+        if data is None or not {"WAVELENGTH", "FLUX"} <= cols:
+            raise UnreadableProductError(f"{path.name}: EXTRACT1D #{i} lacks WAVELENGTH or FLUX")
+        wave, flux = np.asarray(data["WAVELENGTH"]), np.asarray(data["FLUX"])
+        err = np.asarray(data["FLUX_ERROR"]) if "FLUX_ERROR" in cols else None
+        dq = np.asarray(data["DQ"]) if "DQ" in cols else None
+        label = _spectrum_label(hdu.header, i)
+        rows = range(wave.shape[0]) if wave.ndim == 2 else [None]  # array columns: one row per spectrum
+        for r in rows:
+            out.wavelength.append(Column("WAVELENGTH", _row(wave, r), _unit(hdu, "WAVELENGTH")))
+            out.flux.append(Column("FLUX", _row(flux, r), _unit(hdu, "FLUX")))
+            out.error.append(Column("FLUX_ERROR", _row(err, r), _unit(hdu, "FLUX_ERROR")) if err is not None else None)
+            out.dq.append(_row(dq, r))
+            out.labels.append(label if r is None else f"{label} row {r + 1}")
+    return out
+
+
+def _row(array: np.ndarray | None, row: int | None) -> np.ndarray | None:
+    return array if array is None or row is None else array[row]
+
+
+def _spectrum_label(header: fits.Header, index: int) -> str:
+    parts = []
+    for key, fmt in (("SLTNAME", "{}"), ("SOURCEID", "source {}"), ("SPORDER", "order {}")):
+        if header.get(key) not in (None, ""):
+            parts.append(fmt.format(header[key]))
+    return ", ".join(parts) or f"spectrum {index}"
+
+
+def _load_lightcurve(path: Path, suffix: str | None) -> LightCurveSource:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = Table.read(path, format="ascii.ecsv")
+    except Exception as exc:
+        raise UnreadableProductError(f"{path.name}: not a readable ECSV table ({type(exc).__name__}: {exc})") from exc
+    time_name = next((c for c in TIME_COLUMNS if c in table.colnames), None)
+    if time_name is None:
+        raise UnreadableProductError(
+            f"{path.name}: light curve has no time column (one of {', '.join(TIME_COLUMNS)})"
+        )
+    fluxes = [c for c in FLUX_COLUMNS if c in table.colnames]
+    fluxes = fluxes[:1] or sorted(
+        c for c in table.colnames if c.startswith("whitelight_flux") and not c.endswith("_err")
+    )
+    if not fluxes:
+        raise UnreadableProductError(
+            f"{path.name}: light curve has no flux column (one of {', '.join(FLUX_COLUMNS)})"
+        )
+    meta = table.meta or {}
+    info = " ".join(str(meta[k]) for k in ("instrument", "detector", "filter", "pupil", "exp_type")
+                    if meta.get(k) not in (None, "", "N/A"))
+    return LightCurveSource(
+        suffix=suffix,
+        time=_table_column(table, time_name),
+        fluxes=[_table_column(table, c) for c in fluxes],
+        errors=[_table_column(table, f"{c}_err") if f"{c}_err" in table.colnames else None for c in fluxes],
+        info=info,
+    )
+
+
+def _table_column(table: Table, name: str) -> Column:
+    col = table[name]
+    if isinstance(col, Time):
+        return Column(name, np.asarray(col.mjd, dtype=np.float64), "d")
+    unit = getattr(col, "unit", None)
+    if hasattr(col, "filled"):  # masked entries become NaN, then are left out of the plot
+        col = col.filled(np.nan)
+    values = np.asarray(getattr(col, "value", col), dtype=np.float64)
+    return Column(name, values, str(unit) if unit is not None else None)

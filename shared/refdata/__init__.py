@@ -1,0 +1,59 @@
+"""Calibration reference data: delivery, numbered immutable contexts, selection, local cache.
+
+    deliver(ctx, paths, note="") -> Delivery
+    best_references(session, header, reftypes, context=None) -> dict[str, Selection]
+    fetch(store, selection, cache_dir) -> Path
+    list_references(session, context=None, reftype=None, instrument=None) -> list[ReferenceInfo]
+    list_contexts(session) -> list[ContextInfo]
+    explain(session, header, context=None) -> str
+
+See docs/refdata.md.
+"""
+
+from shared.refdata.cache import ReferenceIntegrityError, fetch
+from shared.refdata.contexts import (
+    ContextInfo,
+    ReferenceInfo,
+    context_name,
+    context_number,
+    list_contexts,
+    list_references,
+)
+from shared.refdata.delivery import REFS_BUCKET, Delivery, deliver, reference_key
+from shared.refdata.errors import DeliveryError, HeaderError, RefDataError, UnknownContextError
+from shared.refdata.rules import REFTYPES, selector_spec
+from shared.refdata.selection import (
+    DETECTOR1_STEPS,
+    Selection,
+    best_references,
+    detector1_steps,
+    explain,
+    exposure_header,
+)
+
+__all__ = [
+    "DETECTOR1_STEPS",
+    "REFS_BUCKET",
+    "REFTYPES",
+    "ContextInfo",
+    "Delivery",
+    "DeliveryError",
+    "HeaderError",
+    "RefDataError",
+    "ReferenceInfo",
+    "ReferenceIntegrityError",
+    "Selection",
+    "UnknownContextError",
+    "best_references",
+    "context_name",
+    "context_number",
+    "deliver",
+    "detector1_steps",
+    "explain",
+    "exposure_header",
+    "fetch",
+    "list_contexts",
+    "list_references",
+    "reference_key",
+    "selector_spec",
+]

@@ -1,0 +1,283 @@
+"""Best references for an exposure, with the reason a person can read.
+
+Within one context, a candidate is a file of the exposure's instrument and the wanted type
+whose every selector matches and whose USEAFTER is not after the exposure start. The
+best candidate has the most exact matches, then the most pattern (``A|B``, glob) matches,
+then the newest USEAFTER; a remaining tie goes to the file delivered last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from astropy.io import fits
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.catalog.models import Exposure, Product, ReferenceFile
+from shared.instruments import subarray
+from shared.refdata.contexts import context_members, resolve_context
+from shared.refdata.errors import HeaderError
+from shared.refdata.rules import (
+    MatchKind,
+    as_utc,
+    exposure_start,
+    format_time,
+    match_value,
+    normalize_header,
+)
+
+__all__ = [
+    "DETECTOR1_STEPS",
+    "Selection",
+    "best_references",
+    "detector1_steps",
+    "explain",
+    "exposure_header",
+]
+
+_MAX_LISTED = 6
+
+DETECTOR1_STEPS: tuple[tuple[str, tuple[str, ...], frozenset[str] | None], ...] = (
+    ("dq_init", ("MASK",), None),
+    ("saturation", ("SATURATION",), None),
+    ("superbias", ("SUPERBIAS",), frozenset({"NIRCAM", "NIRISS", "NIRSPEC", "FGS"})),
+    ("linearity", ("LINEARITY",), None),
+    ("rscd", ("RSCD",), frozenset({"MIRI"})),
+    ("dark_current", ("DARK",), None),
+    ("jump", ("GAIN", "READNOISE"), None),
+    ("ramp_fit", ("GAIN", "READNOISE"), None),
+)
+"""calwebb_detector1 steps that read references: (step, reference types, instruments or
+None for all), in pipeline order."""
+
+
+def detector1_steps(instrument: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The detector1 steps of ``instrument`` that use references, with their types."""
+    inst = instrument.upper()
+    return [(step, types) for step, types, only in DETECTOR1_STEPS if only is None or inst in only]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The reference file chosen for one type (``filename`` None: none applies, and the
+    step that needs it is skipped), with the reason and the context it came from."""
+
+    reftype: str
+    filename: str | None
+    uri: str | None
+    sha256: str | None
+    useafter: datetime | None
+    reason: str
+    context: str | None
+
+    @property
+    def found(self) -> bool:
+        return self.filename is not None
+
+    @property
+    def keyword_value(self) -> str:
+        """The value of the step's R_* keyword: ``crds://<file>`` or ``N/A``."""
+        return f"crds://{self.filename}" if self.filename else "N/A"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    row: ReferenceFile
+    matches: tuple[tuple[str, MatchKind, str], ...]  # (keyword, how, text for the reason)
+    useafter: datetime
+
+    def texts(self, kind: MatchKind) -> list[str]:
+        return [text for _, how, text in self.matches if how is kind]
+
+    def keywords(self, kind: MatchKind) -> set[str]:
+        return {keyword for keyword, how, _ in self.matches if how is kind}
+
+    @property
+    def rank(self) -> tuple:
+        return (len(self.keywords(MatchKind.EXACT)), len(self.keywords(MatchKind.PATTERN)), self.useafter,
+                self.row.id)
+
+
+def _assess(row: ReferenceFile, hdr: Mapping[str, str], start: datetime) -> _Candidate | str:
+    """A candidate, or why the file does not apply."""
+    matches = []
+    for keyword, pat in row.selectors.items():
+        value = hdr.get(keyword)
+        kind = match_value(keyword, pat, value)
+        if kind is None:
+            if value is None:
+                return f"{keyword} {pat} needs a value and the exposure has no {keyword}"
+            return f"{keyword} {pat} does not match {value}"
+        text = {MatchKind.EXACT: f"{keyword}={value}", MatchKind.PATTERN: f"{keyword}={value} via {pat}",
+                MatchKind.WILDCARD: f"{keyword} via {pat}"}[kind]
+        matches.append((keyword, kind, text))
+    useafter = as_utc(row.useafter)
+    if useafter > start:
+        return f"USEAFTER {format_time(useafter)} is after the exposure start"
+    return _Candidate(row, tuple(matches), useafter)
+
+
+def _why_lost(loser: _Candidate, best: _Candidate) -> str:
+    (n_exact, n_pattern), (best_exact, best_pattern) = loser.rank[:2], best.rank[:2]
+    if n_exact < best_exact or n_pattern < best_pattern:
+        looser = sorted((best.keywords(MatchKind.EXACT) | best.keywords(MatchKind.PATTERN))
+                        - loser.keywords(MatchKind.EXACT) - loser.keywords(MatchKind.PATTERN))
+        loose = [text for keyword, _, text in loser.matches if keyword in looser]
+        return "less specific: " + ", ".join(loose or [f"{n_exact} exact matches against {best_exact}"])
+    if loser.useafter < best.useafter:
+        return f"older USEAFTER {format_time(loser.useafter)}"
+    return "equally good, delivered earlier"
+
+
+def _listing(items: list[str]) -> str:
+    shown = items[:_MAX_LISTED]
+    more = len(items) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more else "")
+
+
+def _select(reftype: str, rows: list[ReferenceFile], hdr: Mapping[str, str], start: datetime,
+            context: str, instrument: str) -> Selection:
+    rejected: list[str] = []
+    candidates: list[_Candidate] = []
+    for row in rows:
+        assessed = _assess(row, hdr, start)
+        if isinstance(assessed, str):
+            rejected.append(f"{row.filename} ({assessed})")
+        else:
+            candidates.append(assessed)
+    if not candidates:
+        if not rows:
+            reason = f"{context} has no {instrument} {reftype} reference file"
+        else:
+            reason = (f"no {instrument} {reftype} reference file in {context} applies to this exposure "
+                      f"(start {format_time(start)}): {_listing(rejected)}")
+        return Selection(reftype, None, None, None, None, reason, context)
+    best = max(candidates, key=lambda c: c.rank)
+    exact = best.texts(MatchKind.EXACT)
+    matched = ([", ".join(exact) + " exactly"] if exact else []) + best.texts(MatchKind.PATTERN) \
+        + best.texts(MatchKind.WILDCARD)
+    reason = (f"{best.row.filename} matches {instrument} "
+              + (", ".join(matched) if matched else "(no other selectors)")
+              + f", and its USEAFTER {format_time(best.useafter)} is the newest not after the exposure start "
+              f"{format_time(start)}")
+    others = [f"{c.row.filename} ({_why_lost(c, best)})" for c in sorted(candidates, key=lambda c: c.rank,
+                                                                            reverse=True) if c is not best]
+    if others or rejected:
+        reason += f"; not chosen: {_listing(others + rejected)}"
+    r = best.row
+    return Selection(reftype, r.filename, r.uri, r.sha256, best.useafter, reason, context)
+
+
+def best_references(
+    session: Session,
+    header: Mapping[str, Any],
+    reftypes: Iterable[str],
+    context: str | int | None = None,
+) -> dict[str, Selection]:
+    """The best reference file of each type for an exposure.
+
+    Parameters
+    ----------
+    session : Session
+        Catalog session.
+    header : mapping
+        The exposure's keywords (a FITS header works): INSTRUME and DATE-OBS (+ TIME-OBS)
+        are required; DETECTOR, READPATT, SUBARRAY, FILTER, PUPIL, EXP_TYPE, NOUTPUTS,
+        BAND are used when a rule needs them.
+    reftypes : iterable of str
+        Reference types, any case (``mask``, ``DARK``); the result is keyed as given.
+    context : str or int, optional
+        ``dms_0003.ctx`` (or 3); None for the current context.
+
+    Returns
+    -------
+    dict of str to Selection
+        A Selection per type; ``filename`` None (with the reason) when nothing applies.
+
+    Raises
+    ------
+    HeaderError
+        When the header has no INSTRUME or no usable DATE-OBS.
+    UnknownContextError
+        When ``context`` does not exist.
+    """
+    hdr = normalize_header(header)
+    instrument = hdr.get("INSTRUME")
+    if instrument is None:
+        raise HeaderError("the exposure header has no INSTRUME, so no reference can be selected")
+    start = exposure_start(hdr)
+    wanted = list(reftypes)
+    ctx = resolve_context(session, context)
+    if ctx is None:
+        reason = "no reference context exists yet (no reference files have been delivered)"
+        return {rt: Selection(rt.upper(), None, None, None, None, reason, None) for rt in wanted}
+    rows = context_members(session, ctx, reftypes=wanted, instrument=instrument)
+    return {
+        rt: _select(rt.upper(), [r for r in rows if r.reftype == rt.upper()], hdr, start, ctx.name, instrument)
+        for rt in wanted
+    }
+
+
+def exposure_header(session: Session, source: str | Path) -> dict[str, Any]:
+    """The selection keywords of an exposure: from a FITS file's primary header when
+    ``source`` is an existing file, otherwise from the catalog, where ``source`` is a
+    product filename (e.g. ``..._uncal.fits``) or an exposure name."""
+    path = Path(source)
+    if path.is_file():
+        header = fits.getheader(path, 0)
+        return {k: v for k, v in header.items() if k and k not in ("COMMENT", "HISTORY")}
+    name = str(source)
+    exposure = session.scalar(select(Exposure).where(Exposure.name == name))
+    if exposure is None:
+        product = session.scalar(select(Product).where(Product.filename == name, Product.is_current))
+        exposure = product.exposure if product is not None else None
+    if exposure is None:
+        raise HeaderError(f"{name} is neither a file nor a product or exposure in the catalog")
+    if exposure.start_time is None:
+        raise HeaderError(f"exposure {exposure.name} has no start time in the catalog")
+    instrument = exposure.observation.instrument
+    # The file's DATE-OBS/TIME-OBS are the start rounded to the millisecond: round alike.
+    start = as_utc(exposure.start_time) + timedelta(microseconds=500)
+    header: dict[str, Any] = {
+        "INSTRUME": instrument, "DETECTOR": exposure.detector, "EXP_TYPE": exposure.exp_type,
+        "FILTER": exposure.filter, "PUPIL": exposure.pupil, "READPATT": exposure.readpatt,
+        "SUBARRAY": exposure.subarray, "DATE-OBS": start.strftime("%Y-%m-%d"),
+        "TIME-OBS": start.strftime("%H:%M:%S.%f")[:-3],
+    }
+    try:
+        header["NOUTPUTS"] = subarray(instrument, exposure.subarray).noutputs
+    except ValueError:
+        pass  # an unknown subarray: rules that need NOUTPUTS will say so
+    return header
+
+
+def explain(session: Session, header: Mapping[str, Any], context: str | int | None = None) -> str:
+    """Which reference each calwebb_detector1 step would use for this exposure, and why
+    (printable text)."""
+    hdr = normalize_header(header)
+    instrument = hdr.get("INSTRUME")
+    if instrument is None:
+        raise HeaderError("the exposure header has no INSTRUME, so no reference can be selected")
+    steps = detector1_steps(instrument)
+    reftypes = list(dict.fromkeys(rt for _, types in steps for rt in types))
+    selections = best_references(session, hdr, reftypes, context)
+    shown = " ".join(f"{k}={hdr[k]}" for k in ("DETECTOR", "EXP_TYPE", "READPATT", "SUBARRAY", "NOUTPUTS",
+                                               "FILTER", "PUPIL", "BAND") if k in hdr)
+    any_sel = next(iter(selections.values()), None)
+    lines = [
+        f"exposure: {instrument} {shown} start {format_time(exposure_start(hdr))} UTC",
+        f"context:  {any_sel.context if any_sel and any_sel.context else '(none)'}",
+    ]
+    first_step: dict[str, str] = {}
+    for step, types in steps:
+        for rt in types:
+            sel = selections[rt]
+            lines.append(f"{step:<13} {rt:<11} {sel.filename or 'N/A (step skipped)'}")
+            lines.append(f"{'':<14}" + (f"as for {first_step[rt]}" if rt in first_step else sel.reason))
+            first_step.setdefault(rt, step)
+    return "\n".join(lines)
