@@ -22,6 +22,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from services.archive.commands import register_commands as register_archive_commands
+from services.detector1.commands import register_run_command as register_detector1_run
 from services.ingest.receive import BadPlanError, receive_files
 from services.notifier.commands import register_commands as register_notifier_commands
 from services.preview.commands import register_commands as register_preview_commands
@@ -357,8 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_reconcile)
 
     add_refs_parser(sub)
+    run = sub.add_parser("run", help="run a pipeline on local files, without services")
+    register_detector1_run(run.add_subparsers(dest="pipeline", required=True))
     register_preview_commands(sub)
     register_notifier_commands(sub, context_factory=_context)
+    register_archive_commands(sub)
 
     s = sub.add_parser("db", help="catalog schema")
     s.add_argument("action", choices=["upgrade"])

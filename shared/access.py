@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from shared.catalog.models import Product, Program
 
-__all__ = ["combined_release", "data_is_public", "may_read_data"]
+__all__ = ["combined_release", "data_is_public", "may_read_data", "readers"]
 
 
 def _aware(when: datetime) -> datetime:
@@ -24,13 +24,20 @@ def data_is_public(product: Product, now: datetime | None = None) -> bool:
     return _aware(product.data_release) <= (now or datetime.now(UTC))
 
 
+def readers(program: Program) -> set[str]:
+    """Who may read the program's exclusive data: the PI, the users the plan authorizes
+    and those the PI granted access to."""
+    users = set(program.authorized_users or []) | set(program.granted_users or [])
+    if program.pi_user:
+        users.add(program.pi_user)
+    return users
+
+
 def may_read_data(product: Product, program: Program, user: str | None, now: datetime | None = None) -> bool:
     """True when ``user`` (None: anonymous) may download the product's data or previews."""
     if data_is_public(product, now):
         return True
-    if user is None:
-        return False
-    return user == program.pi_user or user in (program.authorized_users or [])
+    return user is not None and user in readers(program)
 
 
 def combined_release(input_releases: Iterable[datetime]) -> datetime:

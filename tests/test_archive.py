@@ -36,7 +36,7 @@ from shared.catalog.queries import next_revision, register_product
 from shared.config import Settings
 from shared.instruments import exposure_timing, subarray
 from shared.naming import object_key
-from shared.runtime import InlineTransport, ServiceContext, dispatch_events, run_handler
+from shared.runtime import ServiceContext, dispatch_events, run_handler
 from shared.tokens import create_token, issue_token, list_tokens, revoke_token, verify_token
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -107,24 +107,6 @@ def _add_preview(ctx, filename: str, kind: str, name: str, data: bytes, content_
                        size=stored.size, content_type=content_type))
 
 
-class _IngestOnly(InlineTransport):
-    """Runs only the ingest handler; events for later stages count as delivered. The later
-    stages' products are registered by the fixture itself, so the catalog's content does not
-    depend on how far the rest of the pipeline has come."""
-
-    def send(self, task: str, event) -> None:
-        if task in self.handlers:
-            super().send(task, event)
-
-
-def _ingest_only_context(settings: Settings) -> tuple[ServiceContext, InlineTransport]:
-    inline = _IngestOnly({"ingest.telemetry": handle_telemetry})
-    ctx = ServiceContext.from_settings(settings, transport=inline)
-    inline.ctx = ctx
-    ctx.catalog.upgrade()
-    return ctx, inline
-
-
 def _empty_postgres(url: str) -> str:
     from sqlalchemy import create_engine, text
 
@@ -147,13 +129,14 @@ def archive(request, tmp_path_factory) -> Archive:
         catalog_url = _empty_postgres(request.getfixturevalue("pg_server_url"))
     settings = Settings(var_dir=tmp / "var", catalog_url=catalog_url,
                         archive_base_url="https://archive.example.org/api", _env_file=None)
-    ctx, inline = _ingest_only_context(settings)
+    ctx, inline = embedded_context(settings, services=["ingest"])  # later stages registered below
 
     sim_a = simulate(_description("nircam_imaging.yaml",
                                   observation={"dither": {"pattern": "N-POINT-LINE", "npoints": 2, "size": 2.0}}),
                      tmp / "sim_a")
     plan = json.loads(sim_a.plan_path.read_text())
     plan["pi_user"] = PI
+    plan["authorized_users"] = [ADA]
     planned = dict(plan["observations"][0], number=2)  # an observation with no data yet
     plan["observations"].append(planned)
     sim_a.plan_path.write_text(json.dumps(plan))
@@ -647,11 +630,30 @@ def test_health_and_metrics(archive, tmp_path):
         assert r.status_code == 503 and r.json()["store"].startswith("unreachable")
 
 
-@pytest.mark.integration
-def test_metrics_read_queue_depth_from_redis(archive, redis_url):
+@pytest.fixture
+def queue_redis():
+    """A Redis database of its own (not the shared test db, which other suites flush), with
+    the queue lists emptied before and after."""
     import redis
 
-    client = redis.Redis.from_url(redis_url)
+    from shared.routing import QUEUES
+    from tests.conftest import REDIS_URL
+
+    url = REDIS_URL.rsplit("/", 1)[0] + "/14"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis is not reachable at {url}: {exc} (start it; .ci/run does)")
+    client.delete(*QUEUES)
+    yield url, client
+    client.delete(*QUEUES)
+    client.close()
+
+
+@pytest.mark.integration
+def test_metrics_read_queue_depth_from_redis(archive, queue_redis):
+    redis_url, client = queue_redis
     client.rpush("ingest", b"m1", b"m2")
     client.rpush("preview", b"m3")
     settings = archive.settings.model_copy(update={"broker_url": redis_url})

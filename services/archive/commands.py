@@ -42,6 +42,10 @@ def cmd_serve_archive(args: argparse.Namespace) -> int:
 
     settings, catalog = _catalog()  # schema up to date before the first request
     catalog.dispose()
+    if settings.store == "local":  # the embedded default: make its buckets, as the other commands do
+        from shared.storage import open_store
+
+        open_store(settings).ensure_buckets()
     host = args.host or settings.archive_host
     port = args.port if args.port is not None else settings.archive_port
     print(f"archive API on http://{host}:{port} (docs at /docs); users reach it as {settings.archive_base_url}",

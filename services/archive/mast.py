@@ -161,8 +161,7 @@ def _like_pattern(value: str) -> str:
     return escaped.replace("*", "%")
 
 
-def like_any(columns: ColumnElement | Sequence[ColumnElement], values: Sequence[str],
-             param: str) -> ColumnElement[bool] | None:
+def like_any(columns: ColumnElement | Sequence[ColumnElement], values: Sequence[str]) -> ColumnElement[bool] | None:
     """SQL condition for a discrete criterion on one or more columns (case-insensitive).
 
     Values are ORed; a ``!`` prefix excludes; ``*`` and ``%`` are wildcards (unlike

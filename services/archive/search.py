@@ -34,7 +34,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from services.archive import mast
 from services.archive.mast import CriterionError, Range
@@ -275,8 +275,8 @@ def search_observations(
         conds.append(Observation.program_id.in_(_programs(c.program)))
     if c.instrument_name:
         conds.append(_instrument_pairs(session, c.instrument_name))
-    conds.append(mast.like_any([Observation.filter, Observation.pupil], c.filters, "filters"))
-    conds.append(mast.like_any(Observation.target_name, c.target_name, "target_name"))
+    conds.append(mast.like_any([Observation.filter, Observation.pupil], c.filters))
+    conds.append(mast.like_any(Observation.target_name, c.target_name))
     if (c.ra is None) != (c.dec is None):
         raise CriterionError("a cone search needs both ra and dec (degrees), and optionally radius")
     if c.ra is not None:
@@ -335,7 +335,7 @@ def _top_links(session: Session, ids: Sequence[int], base_url: str) -> dict[int,
         select(Product).join(top, top.c.oid == Product.observation_id)
         .where(Product.observation_id.in_(list(ids)), Product.is_current, Product.level == top.c.top,
                _is_science(), Product.suffix != "asn")
-        .order_by(Product.observation_id, Product.filename)
+        .options(selectinload(Product.artifacts))
     ).all()
     base = base_url.rstrip("/")
     out: dict[int, tuple[str | None, str | None]] = {}
@@ -432,10 +432,10 @@ def search_products(
     conds.append(_obs_ids(c.obs_id))
     if c.program:
         conds.append(Product.program_id.in_(_programs(c.program)))
-    conds.append(mast.like_any(ptype, [v.upper() for v in c.product_type], "productType"))
-    conds.append(mast.like_any(Product.suffix, [v.lower() for v in c.suffix], "suffix"))
+    conds.append(mast.like_any(ptype, [v.upper() for v in c.product_type]))
+    conds.append(mast.like_any(Product.suffix, [v.lower() for v in c.suffix]))
     conds.append(_levels(c.calib_level, Product.level))
-    conds.append(mast.like_any(Product.filename, c.filename, "filename"))
+    conds.append(mast.like_any(Product.filename, c.filename))
     conds.append(_rights(c.data_rights, Product.data_release, now))
     if not c.include_superseded:
         conds.append(Product.is_current)

@@ -302,6 +302,7 @@ class ProgramDescription(_Strict):
     program: int = Field(ge=1, le=99999, description="Program number (written 5-digit zero-padded).")
     title: str = Field(min_length=1)
     pi: str = Field(min_length=1, description="Principal investigator.")
+    pi_user: str | None = Field(None, description="The PI's identity (e-mail) in the archive; may grant access.")
     category: Category = "GO"
     eap_months: int = Field(12, ge=0, le=24, description="Exclusive-access period, months.")
     authorized_users: list[str] = Field(default_factory=list)

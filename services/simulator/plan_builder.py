@@ -24,6 +24,24 @@ __all__ = ["DEFAULT_START", "build_plan"]
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
+# PATTTYPE values of the public data models for the description's pattern names.
+_PATTTYPES = {("NIRCAM", "4-POINT-BOX"): "INTRAMODULEBOX", ("NIRISS", "4-POINT-BOX"): "4-POINT",
+              ("MIRI", "4-POINT-BOX"): "4-POINT-SETS"}
+
+
+def patttype(instrument: str, pattern: str, npoints: int) -> str:
+    """The PATTTYPE keyword for a description's dither pattern (an enumerated value in
+    the public data models, so the products validate)."""
+    if pattern == "NONE":
+        return "NONE"
+    if (instrument, pattern) in _PATTTYPES:
+        return _PATTTYPES[(instrument, pattern)]
+    if pattern == "N-POINT-LINE":
+        return {2: "2-POINT", 4: "4-POINT"}.get(npoints, "CYCLING")
+    return pattern if pattern in ("FULL", "FULLBOX", "INTRAMODULE", "INTRAMODULEX", "INTRASCA", "CYCLING",
+                                  "SUBARRAY-DITHER", "2-POINT", "4-POINT") else "N/A"
+
+
 def build_plan(desc: ProgramDescription) -> Plan:
     """The plan of a validated description; every exposure listed explicitly.
 
@@ -79,7 +97,8 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 ngroups=spec.ngroups,
                 nints=spec.nints,
                 subarray=sub.name,
-                dither=DitherPattern(pattern_type=spec.dither.pattern, offsets=offsets),
+                dither=DitherPattern(pattern_type=patttype(spec.instrument, spec.dither.pattern, len(offsets)),
+                                     offsets=offsets),
                 tsovisit=spec.tsovisit,
                 is_background=spec.is_background,
                 is_psf=spec.is_psf,
@@ -93,6 +112,7 @@ def build_plan(desc: ProgramDescription) -> Plan:
         program=desc.program_id,
         title=desc.title,
         pi_name=desc.pi,
+        pi_user=desc.pi_user,
         category=desc.category,
         eap_months=desc.eap_months,
         authorized_users=list(desc.authorized_users),

@@ -59,6 +59,7 @@ class Program(Base):
     category: Mapped[str] = mapped_column(String(8), default="GO")
     eap_months: Mapped[int] = mapped_column(Integer, default=12)
     authorized_users: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    granted_users: Mapped[list[Any]] = mapped_column(JSON, default=list, comment="Granted by the PI through the API")
     pi_user: Mapped[str | None] = mapped_column(String(200), comment="PI's identity; may grant access")
     created_at: Mapped[datetime]
 

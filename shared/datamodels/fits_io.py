@@ -98,7 +98,9 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
     gives the same bytes (a retried task stores an identical object).
     """
     path = Path(path)
-    keywords = {"DATAMODL": product.model_type, "FILENAME": path.name, **product.keywords}
+    # The model type and file name are the product's own, whatever keywords it inherited.
+    inherited = {k: v for k, v in product.keywords.items() if k not in ("DATAMODL", "FILENAME")}
+    keywords = {"DATAMODL": product.model_type, "FILENAME": path.name, **inherited}
     primary = fits.PrimaryHDU(header=_header_for("PRIMARY", keywords))
     hdus: list[fits.hdu.base.ExtensionHDU] = []
     for extname, array in product.images.items():

@@ -29,6 +29,7 @@ from shared.refdata.selection import (
     detector1_steps,
     explain,
     exposure_header,
+    select_from_files,
 )
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "deliver",
     "detector1_steps",
     "explain",
+    "select_from_files",
     "exposure_header",
     "fetch",
     "list_contexts",

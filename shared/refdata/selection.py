@@ -23,12 +23,15 @@ from shared.instruments import subarray
 from shared.refdata.contexts import context_members, resolve_context
 from shared.refdata.errors import HeaderError
 from shared.refdata.rules import (
+    REFTYPES,
     MatchKind,
     as_utc,
     exposure_start,
     format_time,
     match_value,
     normalize_header,
+    parse_time,
+    reference_selectors,
 )
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "detector1_steps",
     "explain",
     "exposure_header",
+    "select_from_files",
 ]
 
 _MAX_LISTED = 6
@@ -281,3 +285,35 @@ def explain(session: Session, header: Mapping[str, Any], context: str | int | No
             lines.append(f"{'':<14}" + (f"as for {first_step[rt]}" if rt in first_step else sel.reason))
             first_step.setdefault(rt, step)
     return "\n".join(lines)
+
+
+def select_from_files(
+    paths: Iterable[str | Path], header: Mapping[str, Any], reftypes: Iterable[str]
+) -> dict[str, Selection]:
+    """Choose among local reference files with the same rules as :func:`best_references`
+    (for running a pipeline on one's own machine, with no catalog). Files that are not
+    reference files (no REFTYPE, INSTRUME or USEAFTER) are ignored."""
+    hdr = normalize_header(header)
+    instrument = hdr.get("INSTRUME")
+    if instrument is None:
+        raise HeaderError("the exposure header has no INSTRUME, so no reference can be selected")
+    start = exposure_start(hdr)
+    rows: list[ReferenceFile] = []
+    for number, path in enumerate(sorted(Path(p) for p in paths)):
+        try:
+            ref = normalize_header(fits.getheader(path, 0))
+            useafter = parse_time(ref["USEAFTER"])
+            reftype = ref["REFTYPE"]
+        except (OSError, KeyError, ValueError):
+            continue
+        if ref.get("INSTRUME") != instrument or reftype not in REFTYPES:
+            continue
+        rows.append(ReferenceFile(
+            id=number, filename=path.name, reftype=reftype, instrument=instrument, useafter=useafter,
+            selectors=reference_selectors(reftype, instrument, ref), uri=path.resolve().as_uri(),
+            sha256=None, size=path.stat().st_size,
+        ))
+    return {
+        rt: _select(rt.upper(), [r for r in rows if r.reftype == rt.upper()], hdr, start, "local files", instrument)
+        for rt in reftypes
+    }

@@ -39,9 +39,9 @@ def recent(
     """``program`` matches events whose subject (a file name) belongs to the program."""
     conds = []
     types = [_type_name(t) for t in mast.parse_list(type_)]
-    if (c := mast.like_any(EventRecord.type, types, "type")) is not None:
+    if (c := mast.like_any(EventRecord.type, types)) is not None:
         conds.append(c)
-    if (c := mast.like_any(EventRecord.subject, mast.parse_list(subject), "subject")) is not None:
+    if (c := mast.like_any(EventRecord.subject, mast.parse_list(subject))) is not None:
         conds.append(c)
     programs = [mast.normalize_program(p) for p in mast.parse_list(program)]
     if programs:

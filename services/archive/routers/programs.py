@@ -14,6 +14,7 @@ from sqlalchemy import select
 from services.archive import mast
 from services.archive.dependencies import CurrentUser, DbSession, RequiredUser
 from services.archive.schemas import AuthorizationRequest, ProgramOut
+from shared.access import readers
 from shared.catalog import Observation, Program
 
 __all__ = ["router"]
@@ -47,8 +48,8 @@ def _out(session, program: Program, user: str | None) -> ProgramOut:
         program=program.id, proposal_id=mast.proposal_id(program.id), title=program.title,
         pi_name=program.pi_name, category=program.category, eap_months=program.eap_months,
         observations=[mast.obs_id(program.id, n) for n in numbers],
-        authorized_users=list(program.authorized_users or []) if is_pi else None,
-        you_may_read_exclusive_data=user is not None and (is_pi or user in (program.authorized_users or [])),
+        authorized_users=sorted(readers(program) - {program.pi_user}) if is_pi else None,
+        you_may_read_exclusive_data=user is not None and user in readers(program),
     )
 
 
@@ -68,12 +69,13 @@ def get_program(program: str, session: DbSession, user: CurrentUser) -> ProgramO
 
 @router.post("/{program}/authorizations", response_model=ProgramOut, summary="Grant data access (PI only)")
 def grant(program: str, body: AuthorizationRequest, session: DbSession, user: RequiredUser) -> ProgramOut:
-    """Add ``user`` to the program's authorized users (no-op when already there)."""
+    """Grant ``user`` access to the program's exclusive data (no-op when they have it).
+    Grants are kept apart from the plan's list, so a new plan revision keeps them."""
     row = _load(session, program, for_update=True)
     _pi_only(row, user)
     grantee = body.user.strip()
-    if grantee not in (row.authorized_users or []):
-        row.authorized_users = [*(row.authorized_users or []), grantee]  # a new list: JSON change tracked
+    if grantee not in readers(row):
+        row.granted_users = [*(row.granted_users or []), grantee]  # a new list: JSON change tracked
         session.flush()
     return _out(session, row, user)
 
@@ -82,9 +84,12 @@ def _revoke(session, program: str, grantee: str, user: str) -> ProgramOut:
     row = _load(session, program, for_update=True)
     _pi_only(row, user)
     grantee = grantee.strip()
-    if grantee not in (row.authorized_users or []):
+    if grantee in (row.authorized_users or []):
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            detail=f"{grantee} is authorized by the plan of program {row.id}; change the plan")
+    if grantee not in (row.granted_users or []):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{grantee} is not authorized for program {row.id}")
-    row.authorized_users = [u for u in row.authorized_users if u != grantee]
+    row.granted_users = [u for u in row.granted_users if u != grantee]
     session.flush()
     return _out(session, row, user)
 
