@@ -88,6 +88,7 @@ class RampState:
     pixeldq: np.ndarray  # uint32 (ny, nx)
     keywords: dict
     trapsfilled_in: np.ndarray | None = None
+    time_since_previous: float = 0.0
     trapsfilled: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -192,7 +193,7 @@ def _linearity(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
 def _persistence(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
     pp = p.persistence
     r = correct_persistence(s.data, s.groupdq, s.pixeldq, s.trapsfilled_in, group_time=float(s.keywords["TGROUP"]),
-                            tau=pp.tau, fill_fraction=pp.fill_fraction, trap_capacity=pp.trap_capacity,
+                            time_since_previous=s.time_since_previous, tau=pp.tau, fill_fraction=pp.fill_fraction, trap_capacity=pp.trap_capacity,
                             flag_pers_cutoff=pp.flag_pers_cutoff)
     s.data, s.pixeldq, s.trapsfilled = r.data, r.pixeldq, r.trapsfilled
     return None if r.applied else "no trap state from a previous exposure; trap state recorded for the next"
@@ -263,6 +264,7 @@ def run_detector1(
     software_version: str,
     created: str,
     trapsfilled: np.ndarray | None = None,
+    time_since_previous: float = 0.0,
     step_hook: Callable[[str], AbstractContextManager] | None = None,
 ) -> Detector1Output:
     """Calibrate one ``_uncal`` (or one segment of it).
@@ -280,6 +282,8 @@ def run_detector1(
         DATE of the outputs (ISO); passed in so the same input gives the same bytes.
     trapsfilled : ndarray, optional
         Trap state left by the previous exposure of this detector (persistence).
+    time_since_previous : float
+        Seconds from the end of that exposure to the start of this one.
     step_hook : callable, optional
         ``step_hook(step_name)`` returns a context manager entered around each step (the
         benchmark measures time and memory per step with it).
@@ -295,6 +299,7 @@ def run_detector1(
         pixeldq=np.zeros(sci.shape[-2:], np.uint32),
         keywords=kw,
         trapsfilled_in=trapsfilled,
+        time_since_previous=time_since_previous,
     )
     steps = step_sequence(kw["INSTRUME"], kw["EXP_TYPE"])
     statuses: dict[str, str] = {}

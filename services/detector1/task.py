@@ -4,22 +4,33 @@ Fetch the ``_uncal`` and the references the current context selects, run the pip
 archive what it made with its provenance (the ``_uncal`` and every reference used).
 Idempotent like every task: the outputs are a pure function of the inputs (DATE is the
 input's archive time), keys are deterministic and registration is keyed by content.
+
+Persistence uses the trap state archived with the latest earlier exposure of the same
+detector (``_trapsfilled``); when exposures are calibrated out of order, an exposure may
+run before its predecessor's state exists and is then not corrected (S_PERSIS SKIPPED).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import tempfile
 from pathlib import Path
 
+import numpy as np
+from astropy.io import fits
+from sqlalchemy import select
+
 from services.detector1.pipeline import (
     DARK_EXP_TYPES,
     Detector1Output,
+    Detector1Params,
     run_detector1,
     step_sequence,
 )
 from services.detector1.references import LoadedReference, Window, load_reference, needed_reftypes
 from shared.archiving import archive_product
+from shared.catalog import Artifact, Exposure, Product
 from shared.catalog.queries import current_product
 from shared.datamodels import FitsProduct, MalformedProductError, read_product, write_product
 from shared.errors import NonRetriableError
@@ -35,6 +46,8 @@ __all__ = ["HANDLERS", "handle_uncal", "output_products"]
 log = logging.getLogger(__name__)
 
 CALIBRATED_LEVEL = 2
+# The trap state is archived so that the next exposure of the detector can be corrected.
+SERVICE_PARAMS = Detector1Params(save_trapsfilled=True)
 
 
 def output_products(result: Detector1Output, exp_type: str) -> list[tuple[str, FitsProduct, str]]:
@@ -68,6 +81,28 @@ def select_references(ctx: ServiceContext, keywords: dict, reftypes: list[str], 
     return refs, context
 
 
+def previous_trap_state(ctx: ServiceContext, exposure: Exposure, keywords: dict) -> tuple[np.ndarray | None, float]:
+    """Trap state left by the latest earlier exposure of this detector (its ``_trapsfilled``)
+    and the seconds from its end to this exposure's start; (None, 0) when there is none
+    or it covers another readout window."""
+    with ctx.catalog.session() as s:
+        uri = s.scalar(
+            select(Artifact.uri).join(Product, Artifact.product_id == Product.id)
+            .join(Exposure, Product.exposure_id == Exposure.id)
+            .where(Product.suffix == "trapsfilled", Product.is_current, Artifact.kind == "data",
+                   Exposure.detector == exposure.detector, Exposure.start_time < exposure.start_time)
+            .order_by(Exposure.start_time.desc()).limit(1)
+        )
+    if uri is None:
+        return None, 0.0
+    with fits.open(io.BytesIO(ctx.store.get_uri(uri))) as hdul:
+        traps = np.array(hdul["SCI"].data[0], dtype=np.float32)
+        ended = float(hdul[0].header["EXPEND"])
+    if traps.shape != (int(keywords["SUBSIZE2"]), int(keywords["SUBSIZE1"])):
+        return None, 0.0
+    return traps, max(0.0, (float(keywords["EXPSTART"]) - ended) * 86400.0)
+
+
 def handle_uncal(event: Event, ctx: ServiceContext) -> list[str]:
     ref: ProductRef | None = event.product
     if ref is None:
@@ -92,7 +127,10 @@ def handle_uncal(event: Event, ctx: ServiceContext) -> list[str]:
         kw = uncal.keywords
         steps = list(step_sequence(kw["INSTRUME"], kw["EXP_TYPE"]))
         refs, context = select_references(ctx, kw, needed_reftypes(steps), ctx.settings.var_dir / "refcache")
-        result = run_detector1(uncal, refs, context=context, software_version=ctx.settings.cal_ver, created=created)
+        traps, since = previous_trap_state(ctx, exposure, kw)
+        result = run_detector1(uncal, refs, params=SERVICE_PARAMS, context=context,
+                               software_version=ctx.settings.cal_ver, created=created, trapsfilled=traps,
+                               time_since_previous=since)
         for note in result.notes:
             log.info("%s: %s", ref.filename, note)
         inputs = [ref.filename, *(f"crds://{f}" for f in result.references.values())]
