@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 from stdatamodels.jwst import datamodels as dm
 
 from shared.datamodels.dqflags import PIXEL
@@ -147,7 +148,12 @@ def _save(model, path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a schema warning means a broken reference file
         model.save(str(path), overwrite=True)
+    useafter = model.meta.useafter
     model.close()
+    # Saving stamps DATE with the clock; stamp the USEAFTER instead, so the same detector
+    # model always gives byte-identical files (a repeated delivery is then a no-op).
+    with fits.open(path, mode="update") as hdul:
+        hdul[0].header["DATE"] = useafter
     return path
 
 
