@@ -74,7 +74,7 @@ def run() -> dict:
         t_write = _timed(lambda: write_product(tmp / out.files[0].name.format(), out.files[0].product))
 
         settings = Settings(var_dir=tmp / "var")
-        ctx, inline = embedded_context(settings)
+        ctx, inline = embedded_context(settings, services=["ingest"])
         received = receive_files(ctx, [sim.plan_path, tlm])
         dispatch_events(ctx.catalog, inline, event_ids=[r.event_id for r in received if r.event_id])
         t0 = time.perf_counter()
