@@ -81,7 +81,12 @@ class Detector1Params(BaseModel):
 
 @dataclass
 class RampState:
-    """The ramp as the steps pass it along."""
+    """The ramp as the steps pass it along.
+
+    ``data`` and ``groupdq`` are private to the run (made from the ``_uncal`` arrays), so the
+    steps work on them in place (their kernels' ``out=`` / ``groupdq_out=``) instead of
+    allocating a new full-size ramp per step.
+    """
 
     data: np.ndarray  # float32 (nints, ngroups, ny, nx), DN
     groupdq: np.ndarray  # uint8, same shape
@@ -128,7 +133,8 @@ def _need(refs: Refs, *types: str) -> list[LoadedReference] | str:
 
 # Each step: (state, refs, params) -> None when COMPLETE, else the reason it was skipped.
 def _group_scale(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    r = scale_groups(s.data, nframes=int(s.keywords["NFRAMES"]), frame_divisor=s.keywords.get("FRMDIVSR"))
+    r = scale_groups(s.data, nframes=int(s.keywords["NFRAMES"]), frame_divisor=s.keywords.get("FRMDIVSR"),
+                     out=s.data)
     s.data = r.data
     return None if r.applied else "FRMDIVSR equals NFRAMES"
 
@@ -137,7 +143,7 @@ def _dq_init(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
     got = _need(refs, "mask")
     if isinstance(got, str):
         return got
-    r = initialize_dq(s.pixeldq, s.groupdq, got[0].get("DQ").astype(np.uint32))
+    r = initialize_dq(s.pixeldq, s.groupdq, got[0].get("DQ").astype(np.uint32), groupdq_out=s.groupdq)
     s.pixeldq, s.groupdq = r.pixeldq, r.groupdq
     return None
 
@@ -148,7 +154,7 @@ def _saturation(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
         return got
     ref = got[0]
     r = flag_saturation(s.data, s.groupdq, s.pixeldq, ref.get("SCI"), ref.get("DQ"),
-                        n_pix_grow_sat=p.saturation.n_pix_grow_sat)
+                        n_pix_grow_sat=p.saturation.n_pix_grow_sat, groupdq_out=s.groupdq)
     s.groupdq, s.pixeldq = r.groupdq, r.pixeldq
     return None
 
@@ -157,7 +163,7 @@ def _superbias(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
     got = _need(refs, "superbias")
     if isinstance(got, str):
         return got
-    r = subtract_superbias(s.data, s.pixeldq, got[0].get("SCI"), got[0].get("DQ"))
+    r = subtract_superbias(s.data, s.pixeldq, got[0].get("SCI"), got[0].get("DQ"), out=s.data)
     s.data, s.pixeldq = r.data, r.pixeldq
     return None
 
@@ -166,12 +172,13 @@ def _refpix(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
     kw = s.keywords
     common = dict(xstart=int(kw["SUBSTRT1"]), ystart=int(kw["SUBSTRT2"]))
     if kw["INSTRUME"] == "MIRI":
-        r = correct_miri_refpix(s.data, s.pixeldq, odd_even_rows=p.refpix.odd_even_rows, **common)
+        r = correct_miri_refpix(s.data, s.pixeldq, odd_even_rows=p.refpix.odd_even_rows, out=s.data, **common)
     else:
         r = correct_nir_refpix(
             s.data, s.pixeldq, noutputs=int(kw.get("NOUTPUTS") or 4),
             odd_even_columns=p.refpix.odd_even_columns, use_side_ref_pixels=p.refpix.use_side_ref_pixels,
-            side_smoothing_length=p.refpix.side_smoothing_length, side_gain=p.refpix.side_gain, **common,
+            side_smoothing_length=p.refpix.side_smoothing_length, side_gain=p.refpix.side_gain, out=s.data,
+            **common,
         )
     s.data = r.data
     if not (r.top_bottom_applied or r.side_applied):
@@ -185,7 +192,7 @@ def _linearity(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
     got = _need(refs, "linearity")
     if isinstance(got, str):
         return got
-    r = correct_linearity(s.data, s.groupdq, s.pixeldq, got[0].get("COEFFS"), got[0].get("DQ"))
+    r = correct_linearity(s.data, s.groupdq, s.pixeldq, got[0].get("COEFFS"), got[0].get("DQ"), out=s.data)
     s.data, s.pixeldq = r.data, r.pixeldq
     return None
 
@@ -194,7 +201,7 @@ def _persistence(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
     pp = p.persistence
     r = correct_persistence(s.data, s.groupdq, s.pixeldq, s.trapsfilled_in, group_time=float(s.keywords["TGROUP"]),
                             time_since_previous=s.time_since_previous, tau=pp.tau, fill_fraction=pp.fill_fraction, trap_capacity=pp.trap_capacity,
-                            flag_pers_cutoff=pp.flag_pers_cutoff)
+                            flag_pers_cutoff=pp.flag_pers_cutoff, out=s.data)
     s.data, s.pixeldq, s.trapsfilled = r.data, r.pixeldq, r.trapsfilled
     return None if r.applied else "no trap state from a previous exposure; trap state recorded for the next"
 
@@ -205,7 +212,7 @@ def _dark_current(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
         return got
     ref = got[0]
     r = subtract_dark(s.data, s.pixeldq, ref.get("SCI"), ref.get("DQ"), nframes=int(s.keywords["NFRAMES"]),
-                      groupgap=int(s.keywords["GROUPGAP"]))
+                      groupgap=int(s.keywords["GROUPGAP"]), out=s.data)
     s.data, s.pixeldq = r.data, r.pixeldq
     if r.n_frames_extrapolated:
         s.notes.append(f"dark_current: {r.n_frames_extrapolated} frames extrapolated past the dark reference")
@@ -240,7 +247,7 @@ def _jump(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
         return got
     gain, rn = got[0].get("SCI"), got[1].get("SCI")
     r = detect_jumps(s.data, s.groupdq, s.pixeldq, gain, rn, nframes=int(s.keywords["NFRAMES"]),
-                     **p.jump.model_dump())
+                     groupdq_out=s.groupdq, **p.jump.model_dump())
     s.groupdq, s.pixeldq = r.groupdq, r.pixeldq
     if r.skipped:
         return r.note or "too few groups"
@@ -365,12 +372,14 @@ def _ramp_fit(state: RampState, refs: Refs, p: Detector1Params):
     return fit, None
 
 
+# The products take the fit's arrays without copying (the fit is private to the run).
 def _image_product(header: dict, rate, err, dq, var_p, var_r) -> FitsProduct:
     return FitsProduct(
         model_type="ImageModel",
         keywords={**header, "BUNIT": "DN/s"},
-        images={"SCI": rate.astype(np.float32), "ERR": err.astype(np.float32), "DQ": dq.astype(np.uint32),
-                "VAR_POISSON": var_p.astype(np.float32), "VAR_RNOISE": var_r.astype(np.float32)},
+        images={"SCI": rate.astype(np.float32, copy=False), "ERR": err.astype(np.float32, copy=False),
+                "DQ": dq.astype(np.uint32, copy=False), "VAR_POISSON": var_p.astype(np.float32, copy=False),
+                "VAR_RNOISE": var_r.astype(np.float32, copy=False)},
         hdu_keywords={"ERR": {"BUNIT": "DN/s"}},
     )
 
@@ -379,9 +388,10 @@ def _cube_product(header: dict, fit, int_times) -> FitsProduct:
     product = FitsProduct(
         model_type="CubeModel",
         keywords={**header, "BUNIT": "DN/s"},
-        images={"SCI": fit.rate_ints.astype(np.float32), "ERR": fit.err_ints.astype(np.float32),
-                "DQ": fit.dq_ints.astype(np.uint32), "VAR_POISSON": fit.var_poisson_ints.astype(np.float32),
-                "VAR_RNOISE": fit.var_rnoise_ints.astype(np.float32)},
+        images={"SCI": fit.rate_ints.astype(np.float32, copy=False), "ERR": fit.err_ints.astype(np.float32, copy=False),
+                "DQ": fit.dq_ints.astype(np.uint32, copy=False),
+                "VAR_POISSON": fit.var_poisson_ints.astype(np.float32, copy=False),
+                "VAR_RNOISE": fit.var_rnoise_ints.astype(np.float32, copy=False)},
         hdu_keywords={"ERR": {"BUNIT": "DN/s"}},
     )
     if int_times is not None:

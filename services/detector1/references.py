@@ -107,10 +107,14 @@ def _cut(array: np.ndarray, window: Window, full_shape: tuple[int, int], where: 
 
 
 def _scaled(raw: np.ndarray, header) -> np.ndarray:
-    """Apply BSCALE/BZERO to a section of unscaled data, keeping integer types integer."""
+    """Apply BSCALE/BZERO to a section of unscaled data, keeping integer types integer.
+
+    The result is in native byte order (FITS stores big-endian): the kernels then run on
+    native arrays instead of byte-swapping on the fly in every operation.
+    """
     bzero, bscale = header.get("BZERO", 0), header.get("BSCALE", 1)
     if bzero == 0 and bscale == 1:
-        return np.array(raw)
+        return np.array(raw, dtype=raw.dtype.newbyteorder("="))
     bits = raw.dtype.itemsize * 8
     if bscale == 1 and raw.dtype.kind == "i" and bzero == 2 ** (bits - 1):
         return (raw.astype(np.int64) + int(bzero)).astype(f"uint{bits}")

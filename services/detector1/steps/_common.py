@@ -16,7 +16,9 @@ from shared.datamodels import dqflags as _dqflags
 
 __all__ = [
     "BLOCK_PIXELS",
+    "check_groupdq_out",
     "check_image",
+    "check_out",
     "check_ramp",
     "clipped_mean",
     "flags",
@@ -56,6 +58,34 @@ def check_image(name: str, array: np.ndarray, shape: tuple[int, int]) -> np.ndar
     if array.shape != shape:
         raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
     return array
+
+
+def check_out(out: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Validate an ``out=`` ramp: float32, C-contiguous, the shape of ``data``, writeable.
+
+    ``out`` may be ``data`` itself (the kernels then work in place).
+    """
+    if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != data.shape:
+        raise ValueError(f"out must be a float32 array of shape {data.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    return out
+
+
+def check_groupdq_out(out: np.ndarray, groupdq: np.ndarray) -> np.ndarray:
+    """Validate a ``groupdq_out=`` array: uint8, C-contiguous, the shape of ``groupdq``, writeable.
+
+    ``out`` may be ``groupdq`` itself (the kernels then work in place).
+    """
+    if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != groupdq.shape:
+        raise ValueError(f"groupdq_out must be a uint8 array of shape {groupdq.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError("groupdq_out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError("groupdq_out is read-only")
+    return out
 
 
 def iter_blocks(npix: int, block: int = BLOCK_PIXELS) -> Iterator[slice]:

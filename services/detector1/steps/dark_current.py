@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ._common import check_image, check_ramp
+from ._common import check_image, check_out, check_ramp
 
 __all__ = ["DarkParams", "DarkResult", "dark_frames_for_groups", "subtract_dark"]
 
@@ -87,6 +87,7 @@ def subtract_dark(
     nframes: int,
     groupgap: int,
     drop_frames1: int = 0,
+    out: np.ndarray | None = None,
 ) -> DarkResult:
     """Subtract the frame-matched dark from every integration.
 
@@ -100,6 +101,9 @@ def subtract_dark(
         DARK DQ: (ny, nx), or with leading axes that are ORed together.
     nframes, groupgap, drop_frames1 : int
         Science readout pattern (NFRAMES, GROUPGAP, DRPFRMS1).
+    out : ndarray, float32, same shape as ``data``, optional
+        Where to write the corrected ramp (may be ``data`` itself, to work in place);
+        by default a new array.
     """
     nints, ngroups, ny, nx = check_ramp(data)
     pixeldq = check_image("pixeldq", pixeldq, (ny, nx))
@@ -118,7 +122,7 @@ def subtract_dark(
             raise ValueError(f"dark_dq shape {ddq.shape} does not end in ({ny}, {nx})")
         new_pixeldq = new_pixeldq | np.bitwise_or.reduce(ddq.reshape(-1, ny, nx), axis=0)
 
-    out = np.empty_like(data, dtype=np.float32)
+    out = np.empty_like(data, dtype=np.float32) if out is None else check_out(out, data)
     per_integration = dark.shape[0] > 1
     for g, frames in enumerate(frame_lists):
         if not per_integration:

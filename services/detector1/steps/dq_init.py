@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ._common import check_image, check_ramp, flags
+from ._common import check_groupdq_out, check_image, check_ramp, flags
 
 __all__ = ["DQInitParams", "DQInitResult", "initialize_dq"]
 
@@ -36,6 +36,7 @@ def initialize_dq(
     mask_dq: np.ndarray,
     *,
     dqflags: Mapping[str, int] | None = None,
+    groupdq_out: np.ndarray | None = None,
 ) -> DQInitResult:
     """OR the MASK DQ into PIXELDQ and copy its DO_NOT_USE bit into GROUPDQ.
 
@@ -49,6 +50,9 @@ def initialize_dq(
         DQ array of the MASK reference, cut to the science window.
     dqflags : mapping, optional
         DQ bit values; defaults to the local table.
+    groupdq_out : ndarray, uint8, same shape as ``groupdq``, optional
+        Where to write the new GROUPDQ (may be ``groupdq`` itself, to work in place); by
+        default a new array.
     """
     f = flags(dqflags)
     _, _, ny, nx = check_ramp(groupdq)
@@ -57,5 +61,9 @@ def initialize_dq(
     new_pixeldq = (pixeldq.astype(np.uint32) | mask).astype(np.uint32)
     dnu = np.uint8(f["DO_NOT_USE"])
     group_bits = np.where((mask & np.uint32(f["DO_NOT_USE"])) != 0, dnu, np.uint8(0))
-    new_groupdq = groupdq | group_bits[np.newaxis, np.newaxis]
-    return DQInitResult(pixeldq=new_pixeldq, groupdq=new_groupdq.astype(np.uint8, copy=False))
+    if groupdq_out is None:
+        new_groupdq = (groupdq | group_bits[np.newaxis, np.newaxis]).astype(np.uint8, copy=False)
+    else:
+        new_groupdq = np.bitwise_or(groupdq, group_bits[np.newaxis, np.newaxis],
+                                    out=check_groupdq_out(groupdq_out, groupdq))
+    return DQInitResult(pixeldq=new_pixeldq, groupdq=new_groupdq)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ._common import check_ramp
+from ._common import check_out, check_ramp
 
 __all__ = ["GroupScaleParams", "GroupScaleResult", "scale_groups"]
 
@@ -36,7 +36,9 @@ class GroupScaleResult:
     factor: float
 
 
-def scale_groups(data: np.ndarray, *, nframes: int, frame_divisor: int | None) -> GroupScaleResult:
+def scale_groups(
+    data: np.ndarray, *, nframes: int, frame_divisor: int | None, out: np.ndarray | None = None
+) -> GroupScaleResult:
     """Multiply a ramp by FRMDIVSR/NFRAMES when the two differ.
 
     Parameters
@@ -47,6 +49,9 @@ def scale_groups(data: np.ndarray, *, nframes: int, frame_divisor: int | None) -
         NFRAMES, frames averaged into each group.
     frame_divisor : int or None
         FRMDIVSR, the divisor the flight software used; None means "same as NFRAMES".
+    out : ndarray, float32, same shape as ``data``, optional
+        Where to write the scaled ramp when scaling applies (may be ``data`` itself, to work
+        in place); by default a new array. Untouched when nothing is applied.
     """
     check_ramp(data)
     if nframes < 1:
@@ -56,5 +61,8 @@ def scale_groups(data: np.ndarray, *, nframes: int, frame_divisor: int | None) -
     if frame_divisor < 1:
         raise ValueError(f"frame_divisor must be >= 1, got {frame_divisor}")
     factor = frame_divisor / nframes
-    scaled = (data * np.float32(factor)).astype(np.float32, copy=False)
+    if out is None:
+        scaled = (data * np.float32(factor)).astype(np.float32, copy=False)
+    else:
+        scaled = np.multiply(data, np.float32(factor), out=check_out(out, data))
     return GroupScaleResult(data=scaled, applied=True, factor=factor)

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._common import (
     BLOCK_PIXELS,
+    check_groupdq_out,
     check_image,
     check_ramp,
     flags,
@@ -238,6 +239,7 @@ def detect_jumps(
     minimum_groups: int = _DEFAULTS.minimum_groups,
     minimum_sigclip_groups: int = _DEFAULTS.minimum_sigclip_groups,
     dqflags: Mapping[str, int] | None = None,
+    groupdq_out: np.ndarray | None = None,
 ) -> JumpResult:
     """Flag jumps (cosmic rays) in GROUPDQ.
 
@@ -253,6 +255,9 @@ def detect_jumps(
         READNOISE reference: CDS read noise, DN.
     nframes : int
         NFRAMES, frames averaged per group.
+    groupdq_out : ndarray, uint8, same shape as ``groupdq``, optional
+        Where to write the new GROUPDQ (may be ``groupdq`` itself, to work in place); by
+        default a copy of ``groupdq``.
     Other keywords: see :class:`JumpParams`.
     """
     f = flags(dqflags)
@@ -267,7 +272,12 @@ def detect_jumps(
     new_pixeldq = pixeldq.astype(np.uint32) | np.where(
         bad_gain, np.uint32(f["NO_GAIN_VALUE"] | f["DO_NOT_USE"]), np.uint32(0)
     )
-    new_groupdq = groupdq.copy()
+    if groupdq_out is None:
+        new_groupdq = groupdq.copy()
+    else:
+        new_groupdq = check_groupdq_out(groupdq_out, groupdq)
+        if new_groupdq is not groupdq:
+            np.copyto(new_groupdq, groupdq)
     sigclip = nints >= minimum_sigclip_groups
     if ngroups < minimum_groups and not sigclip:
         note = f"{ngroups} groups < minimum_groups={minimum_groups}: no jump test"

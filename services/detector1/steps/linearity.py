@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ._common import check_image, check_ramp, flags, iter_blocks
+from ._common import check_image, check_out, check_ramp, flags, iter_blocks
 
 __all__ = ["LinearityParams", "LinearityResult", "correct_linearity"]
 
@@ -40,6 +40,7 @@ def correct_linearity(
     lin_dq: np.ndarray | None = None,
     *,
     dqflags: Mapping[str, int] | None = None,
+    out: np.ndarray | None = None,
 ) -> LinearityResult:
     """Apply the linearity polynomial to every unsaturated group.
 
@@ -54,6 +55,9 @@ def correct_linearity(
     lin_dq : ndarray, shape (ny, nx), optional
         LINEARITY DQ.
     dqflags : mapping, optional
+    out : ndarray, float32, same shape as ``data``, optional
+        Where to write the corrected ramp (may be ``data`` itself, to work in place);
+        by default a new array.
     """
     f = flags(dqflags)
     nints, ngroups, ny, nx = check_ramp(data, groupdq)
@@ -74,7 +78,7 @@ def correct_linearity(
     coeff_flat = coeffs.reshape(coeffs.shape[0], npix)
     skip_flat = skip.reshape(npix)
     sat = np.uint8(f["SATURATED"])
-    out = np.empty(data.shape, np.float32)
+    out = np.empty(data.shape, np.float32) if out is None else check_out(out, data)
     data_flat = data.reshape(nints, ngroups, npix)
     gdq_flat = groupdq.reshape(nints, ngroups, npix)
     out_flat = out.reshape(nints, ngroups, npix)

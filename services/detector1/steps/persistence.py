@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._common import check_image, check_ramp, flags, iter_blocks
+from ._common import check_image, check_out, check_ramp, flags, iter_blocks
 
 __all__ = ["PersistenceParams", "PersistenceResult", "correct_persistence"]
 
@@ -94,6 +94,7 @@ def correct_persistence(
     trap_capacity: float = _DEFAULTS.trap_capacity,
     flag_pers_cutoff: float = _DEFAULTS.flag_pers_cutoff,
     dqflags: Mapping[str, int] | None = None,
+    out: np.ndarray | None = None,
 ) -> PersistenceResult:
     """Subtract the modelled persistence signal and return the updated trap state.
 
@@ -111,6 +112,9 @@ def correct_persistence(
         Seconds from the end of the previous exposure to the start of this one.
     tau, fill_fraction, trap_capacity, flag_pers_cutoff : float
         Model parameters (see module docstring).
+    out : ndarray, float32, same shape as ``data``, optional
+        Where to write the corrected ramp when something is subtracted (may be ``data``
+        itself, to work in place); by default a new array. Untouched otherwise.
     """
     f = flags(dqflags)
     nints, ngroups, ny, nx = check_ramp(data, groupdq)
@@ -146,7 +150,7 @@ def correct_persistence(
     else:
         npix = ny * nx
         traps_flat = traps.astype(np.float32).reshape(npix)
-        out = np.empty(data.shape, np.float32)
+        out = np.empty(data.shape, np.float32) if out is None else check_out(out, data)
         data_flat = data.reshape(nints, ngroups, npix)
         gdq_flat = groupdq.reshape(nints, ngroups, npix)
         out_flat = out.reshape(nints, ngroups, npix)

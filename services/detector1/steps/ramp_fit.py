@@ -95,7 +95,10 @@ _DEFAULTS = RampFitParams()
 
 @dataclass(frozen=True)
 class RampFitResult:
-    """Exposure-level (``rate``) and per-integration (``rateints``) results, DN/s."""
+    """Exposure-level (``rate``) and per-integration (``rateints``) results, DN/s.
+
+    With one integration the exposure-level arrays are views of the per-integration ones.
+    """
 
     rate: np.ndarray  # float32 (ny, nx)
     err: np.ndarray  # float32 (ny, nx)
@@ -409,6 +412,9 @@ def fit_ramps(
         "var_poisson_ints": np.empty((nints, npix), np.float32),
         "var_rnoise_ints": np.empty((nints, npix), np.float32),
     }
+    if nints == 1:  # the exposure is the integration: share the memory rather than copy
+        for name in ("rate", "err", "dq", "var_poisson", "var_rnoise"):
+            out[name] = out[name + "_ints"][0]
     for blk in iter_blocks(npix, _SUPER_BLOCK):
         _fit_block(
             data_flat[:, :, blk],
@@ -515,9 +521,10 @@ def _fit_block(
             inv_r_tot += inv_r
             inv_p_tot += inv_p
             weighted_tot += np.where(ok, slope, 0.0) * inv_r
-    if nints == 1:  # the exposure is the integration
+    if nints == 1:  # the exposure is the integration (fit_ramps makes those arrays views of it)
         for name in ("rate", "err", "dq", "var_poisson", "var_rnoise"):
-            out[name][...] = out[name + "_ints"][0]
+            if not np.shares_memory(out[name], out[name + "_ints"]):
+                out[name][...] = out[name + "_ints"][0]
         return
     ok = inv_r_tot > 0
     with np.errstate(invalid="ignore", divide="ignore"):

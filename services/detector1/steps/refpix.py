@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._common import check_image, check_ramp, clipped_mean, flags, running_median
+from ._common import check_image, check_out, check_ramp, clipped_mean, flags, running_median
 
 __all__ = [
     "RefpixParams",
@@ -102,6 +102,7 @@ def correct_nir_refpix(
     side_smoothing_length: int = _DEFAULTS.side_smoothing_length,
     side_gain: float = _DEFAULTS.side_gain,
     dqflags: Mapping[str, int] | None = None,
+    out: np.ndarray | None = None,
 ) -> RefpixResult:
     """Reference-pixel correction for a NIR (2048 x 2048 HgCdTe) ramp or subarray.
 
@@ -116,6 +117,9 @@ def correct_nir_refpix(
         NOUTPUTS: 4 (amplifiers by 512-column stripe) or 1 (the window is one amplifier).
     odd_even_columns, use_side_ref_pixels, side_smoothing_length, side_gain
         See :class:`RefpixParams`.
+    out : ndarray, float32, same shape as ``data``, optional
+        Where to write the corrected ramp when a correction is made (may be ``data`` itself,
+        to work in place); by default a new array. Untouched when nothing is applied.
     """
     nints, ngroups, ny, nx = check_ramp(data)
     pixeldq = check_image("pixeldq", pixeldq, (ny, nx))
@@ -145,7 +149,10 @@ def correct_nir_refpix(
     class_index = np.searchsorted(classes, col_class)
     bad = (pixeldq & np.uint32(flags(dqflags)["DO_NOT_USE"])) != 0
 
-    out = data.astype(np.float32, copy=True)
+    if out is None:
+        out = data.astype(np.float32, copy=True)
+    elif check_out(out, data) is not data:
+        np.copyto(out, data)
     for i in range(nints):
         ramp = out[i]  # (ngroups, ny, nx), corrected in place
         if row_sets:
@@ -183,6 +190,7 @@ def correct_miri_refpix(
     ystart: int = 1,
     odd_even_rows: bool = _DEFAULTS.odd_even_rows,
     dqflags: Mapping[str, int] | None = None,
+    out: np.ndarray | None = None,
 ) -> RefpixResult:
     """Reference-column correction for a MIRI full-frame ramp (subarrays are skipped).
 
@@ -194,6 +202,8 @@ def correct_miri_refpix(
         1-based window origin; anything but the full frame skips the step.
     odd_even_rows : bool
         Separate means for odd and even rows.
+    out : ndarray, float32, same shape as ``data``, optional
+        As for :func:`correct_nir_refpix`.
     """
     nints, ngroups, ny, nx = check_ramp(data)
     pixeldq = check_image("pixeldq", pixeldq, (ny, nx))
@@ -204,7 +214,7 @@ def correct_miri_refpix(
     row_class = np.arange(ny) % 2 if odd_even_rows else np.zeros(ny, dtype=np.int64)
     nclass = 2 if odd_even_rows else 1
     col_amp = np.arange(nx) % MIRI_NAMPS
-    out = np.empty_like(data, dtype=np.float32)
+    out = np.empty_like(data, dtype=np.float32) if out is None else check_out(out, data)
     ref_cols = np.concatenate([MIRI_LEFT + np.arange(MIRI_NAMPS), MIRI_RIGHT + np.arange(MIRI_NAMPS)])
     for i in range(nints):
         # reference columns relative to group 0 (so group 0 gets no correction)

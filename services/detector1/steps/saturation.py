@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._common import check_image, check_ramp, flags
+from ._common import check_groupdq_out, check_image, check_ramp, flags
 
 __all__ = ["SaturationParams", "SaturationResult", "flag_saturation", "NO_CHECK_THRESHOLD"]
 
@@ -74,6 +74,7 @@ def flag_saturation(
     *,
     n_pix_grow_sat: int = _DEFAULTS.n_pix_grow_sat,
     dqflags: Mapping[str, int] | None = None,
+    groupdq_out: np.ndarray | None = None,
 ) -> SaturationResult:
     """Flag saturated and A/D-floor groups.
 
@@ -91,6 +92,9 @@ def flag_saturation(
         Growth radius in pixels.
     dqflags : mapping, optional
         DQ bit values; defaults to the local table.
+    groupdq_out : ndarray, uint8, same shape as ``groupdq``, optional
+        Where to write the new GROUPDQ (may be ``groupdq`` itself, to work in place); by
+        default a copy of ``groupdq``.
     """
     f = flags(dqflags)
     nints, ngroups, ny, nx = check_ramp(data, groupdq)
@@ -108,7 +112,12 @@ def flag_saturation(
 
     sat_bit = np.uint8(f["SATURATED"])
     floor_bits = np.uint8(f["AD_FLOOR"] | f["DO_NOT_USE"])
-    new_groupdq = groupdq.copy()
+    if groupdq_out is None:
+        new_groupdq = groupdq.copy()
+    else:
+        new_groupdq = check_groupdq_out(groupdq_out, groupdq)
+        if new_groupdq is not groupdq:
+            np.copyto(new_groupdq, groupdq)
     for i in range(nints):
         # index of the first group at or above threshold (ngroups = never); every later group
         # is saturated too, and growing the flag is a minimum filter of this 2-D map

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ._common import check_image, check_ramp
+from ._common import check_image, check_out, check_ramp
 
 __all__ = ["SuperbiasParams", "SuperbiasResult", "subtract_superbias"]
 
@@ -33,6 +33,8 @@ def subtract_superbias(
     pixeldq: np.ndarray,
     bias: np.ndarray,
     bias_dq: np.ndarray | None = None,
+    *,
+    out: np.ndarray | None = None,
 ) -> SuperbiasResult:
     """Subtract ``bias`` (DN, shape (ny, nx)) from every group of every integration.
 
@@ -44,12 +46,18 @@ def subtract_superbias(
         SUPERBIAS SCI, cut to the science window; NaN means "no bias known" and subtracts 0.
     bias_dq : ndarray, shape (ny, nx), optional
         SUPERBIAS DQ, ORed into PIXELDQ.
+    out : ndarray, float32, same shape as ``data``, optional
+        Where to write the corrected ramp (may be ``data`` itself, to work in place);
+        by default a new array.
     """
     _, _, ny, nx = check_ramp(data)
     bias = check_image("bias", bias, (ny, nx))
     pixeldq = check_image("pixeldq", pixeldq, (ny, nx))
     clean = np.where(np.isfinite(bias), bias, 0.0).astype(np.float32)
-    out = (data - clean).astype(np.float32, copy=False)
+    if out is None:
+        out = (data - clean).astype(np.float32, copy=False)
+    else:
+        np.subtract(data, clean, out=check_out(out, data))
     new_pixeldq = pixeldq.astype(np.uint32)
     if bias_dq is not None:
         new_pixeldq = new_pixeldq | check_image("bias_dq", bias_dq, (ny, nx)).astype(np.uint32)
