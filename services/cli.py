@@ -2,6 +2,11 @@
 
     dms simulate DESCRIPTION --out DIR      write plan, telemetry, truth and reference files
     dms ingest PATH...                       deliver plans and telemetry; process them
+    dms refs deliver|list|contexts|best      reference files, contexts and selection
+    dms run detector1 FILE...                calibrate local files without services
+    dms preview FILE...                      render previews of local files
+    dms subscribe | subscriptions | unsubscribe | notify     notifications
+    dms serve archive | token ...            the HTTP API and its tokens
     dms worker SERVICE                       run a Celery worker for one service
     dms status                               backlog per queue, products per level, rejections
     dms demo                                 simulate the demo observation and run it to the end
