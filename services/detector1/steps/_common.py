@@ -16,7 +16,6 @@ from shared.datamodels import dqflags as _dqflags
 
 __all__ = [
     "BLOCK_PIXELS",
-    "check_groupdq_out",
     "check_image",
     "check_out",
     "check_ramp",
@@ -60,31 +59,17 @@ def check_image(name: str, array: np.ndarray, shape: tuple[int, int]) -> np.ndar
     return array
 
 
-def check_out(out: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """Validate an ``out=`` ramp: float32, C-contiguous, the shape of ``data``, writeable.
-
-    ``out`` may be ``data`` itself (the kernels then work in place).
-    """
-    if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != data.shape:
-        raise ValueError(f"out must be a float32 array of shape {data.shape}")
+def check_out(out: np.ndarray, like: np.ndarray, *, dtype=np.float32, name: str = "out") -> np.ndarray:
+    """Validate an output array (``out=`` ramp, float32; ``groupdq_out=``, uint8): the
+    dtype, C-contiguous, the shape of ``like``, writeable. It may be ``like`` itself (the
+    kernel then works in place)."""
+    dtype = np.dtype(dtype)
+    if not isinstance(out, np.ndarray) or out.dtype != dtype or out.shape != like.shape:
+        raise ValueError(f"{name} must be a {dtype} array of shape {like.shape}")
     if not out.flags.c_contiguous:
-        raise ValueError("out must be C-contiguous")
+        raise ValueError(f"{name} must be C-contiguous")
     if not out.flags.writeable:
-        raise ValueError("out is read-only")
-    return out
-
-
-def check_groupdq_out(out: np.ndarray, groupdq: np.ndarray) -> np.ndarray:
-    """Validate a ``groupdq_out=`` array: uint8, C-contiguous, the shape of ``groupdq``, writeable.
-
-    ``out`` may be ``groupdq`` itself (the kernels then work in place).
-    """
-    if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != groupdq.shape:
-        raise ValueError(f"groupdq_out must be a uint8 array of shape {groupdq.shape}")
-    if not out.flags.c_contiguous:
-        raise ValueError("groupdq_out must be C-contiguous")
-    if not out.flags.writeable:
-        raise ValueError("groupdq_out is read-only")
+        raise ValueError(f"{name} is read-only")
     return out
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ._common import check_groupdq_out, check_image, check_ramp, flags
+from ._common import check_image, check_out, check_ramp, flags
 
 __all__ = ["DQInitParams", "DQInitResult", "initialize_dq"]
 
@@ -65,5 +65,5 @@ def initialize_dq(
         new_groupdq = (groupdq | group_bits[np.newaxis, np.newaxis]).astype(np.uint8, copy=False)
     else:
         new_groupdq = np.bitwise_or(groupdq, group_bits[np.newaxis, np.newaxis],
-                                    out=check_groupdq_out(groupdq_out, groupdq))
+                                    out=check_out(groupdq_out, groupdq, dtype=np.uint8, name="groupdq_out"))
     return DQInitResult(pixeldq=new_pixeldq, groupdq=new_groupdq)

@@ -41,8 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._common import (
     BLOCK_PIXELS,
-    check_groupdq_out,
     check_image,
+    check_out,
     check_ramp,
     flags,
     iter_blocks,
@@ -275,7 +275,7 @@ def detect_jumps(
     if groupdq_out is None:
         new_groupdq = groupdq.copy()
     else:
-        new_groupdq = check_groupdq_out(groupdq_out, groupdq)
+        new_groupdq = check_out(groupdq_out, groupdq, dtype=np.uint8, name="groupdq_out")
         if new_groupdq is not groupdq:
             np.copyto(new_groupdq, groupdq)
     sigclip = nints >= minimum_sigclip_groups

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._common import check_groupdq_out, check_image, check_ramp, flags
+from ._common import check_image, check_out, check_ramp, flags
 
 __all__ = ["SaturationParams", "SaturationResult", "flag_saturation", "NO_CHECK_THRESHOLD"]
 
@@ -115,7 +115,7 @@ def flag_saturation(
     if groupdq_out is None:
         new_groupdq = groupdq.copy()
     else:
-        new_groupdq = check_groupdq_out(groupdq_out, groupdq)
+        new_groupdq = check_out(groupdq_out, groupdq, dtype=np.uint8, name="groupdq_out")
         if new_groupdq is not groupdq:
             np.copyto(new_groupdq, groupdq)
     for i in range(nints):
