@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from shared.catalog.models import Exposure, Program
-from shared.catalog.queries import add_event, next_revision, register_product
+from shared.catalog.queries import add_event, current_product, next_revision, register_product
 from shared.messages import EventType, ProductRef, new_event
 from shared.naming import object_key
 from shared.runtime import ServiceContext
@@ -57,11 +57,16 @@ def archive_product(
     product_type: str = "SCIENCE",
     content_type: str = "application/fits",
     extra: dict | None = None,
+    asn_id: str | None = None,
+    data_release: datetime | None = None,
 ) -> ArchivedProduct:
     """Store ``path`` (named as the product) and register it; see the module docstring.
 
     ``exposure`` is the catalog row the product belongs to (None for combined products);
-    ``extra`` goes into the event's data beside the product reference.
+    ``extra`` goes into the event's data beside the product reference; ``asn_id`` names
+    the association the product was made for; ``data_release`` overrides the release
+    date (combined products: :func:`shared.access.combined_release` of their inputs).
+    A new revision that replaces a current one also records ``dms.product.superseded``.
     """
     filename = path.name
     sha = sha256_file(path)
@@ -72,6 +77,7 @@ def archive_product(
         filename=filename, suffix=suffix, program=program, observation=observation,
         visit=exposure.visit if exposure else None, exposure=exposure.exposure if exposure else None,
         detector=exposure.detector if exposure else None, exp_type=exposure.exp_type if exposure else None,
+        asn_id=asn_id,
     )
     if rev.existing is not None:
         art = next(a for a in rev.existing.artifacts if a.kind == "data")
@@ -87,11 +93,13 @@ def archive_product(
         if exposure is not None:
             row = s.scalar(select(Exposure).where(Exposure.name == exposure.name))
             exposure_id, observation_id = row.id, row.observation_id
+        previous = current_product(s, filename)
+        previous_revision = previous.revision if previous is not None else None
         product, created = register_product(
             s, stored=stored, filename=filename, suffix=suffix, level=level, revision=rev.revision,
             program_id=program, observation_id=observation_id, exposure_id=exposure_id, archived_at=archived_at,
             eap_months=eap_months, software_version=ctx.settings.cal_ver, inputs=inputs, segment=segment,
-            reference_context=reference_context, product_type=product_type,
+            reference_context=reference_context, product_type=product_type, data_release=data_release,
         )
         if not created:
             return ArchivedProduct(ref, product.id, None)
@@ -102,6 +110,13 @@ def archive_product(
                   "data_release": product.data_release.isoformat(), **(extra or {})},
         )
         add_event(s, ev)
+        if previous_revision is not None:
+            add_event(s, new_event(
+                EventType.PRODUCT_SUPERSEDED, source, subject=filename,
+                event_id=event_id_for("superseded", filename, previous_revision),
+                data={"filename": filename, "program": program, "revision": previous_revision,
+                      "superseded_by": rev.revision},
+            ))
         product_id = product.id
     log.info("archived %s r%d (%d bytes)", filename, rev.revision, stored.size)
     return ArchivedProduct(ref, product_id, ev.id)

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="How users reach the archive API (links in notifications)."
     )
     token_ttl_days: int = Field(60, description="Lifetime of an API token.")
+    astrometric_catalog_dir: Path | None = Field(
+        None, description="Directory of ECSV star catalogs (ra, dec) that stage 3 aligns mosaics to absolutely.",
+    )
+    discover_associations: bool = Field(
+        False, description="Also build discovered (a3NNN) Level-3 candidates.",
+    )
     cal_ver: str = Field("0.1.0", description="Software version written as CAL_VER.")
     source: str = Field("/dms/jwst-dms", description="CloudEvents source of events this system emits.")
 

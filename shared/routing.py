@@ -23,9 +23,12 @@ class Route:
     task: str
     suffixes: frozenset[str] | None = None
     exp_types: frozenset[str] | None = None
+    asn_types: frozenset[str] | None = None  # of an association file (event data "asn_type")
 
     def matches(self, event: Event) -> bool:
         if event.type != self.event_type:
+            return False
+        if self.asn_types is not None and event.data.get("asn_type") not in self.asn_types:
             return False
         if self.suffixes is None and self.exp_types is None:
             return True

@@ -140,12 +140,14 @@ def register_product(
     segment: int | None = None,
     reference_context: str | None = None,
     product_type: str = "SCIENCE",
+    data_release: datetime | None = None,
 ) -> tuple[Product, bool]:
     """Register a stored product revision; returns (product, created).
 
     Idempotent: registering the same (filename, revision) again returns the existing row.
     A new revision becomes current, the previous current one is marked superseded, and the
-    data release date is that of the first revision (archive date + EAP).
+    data release date is that of the first revision (archive date + EAP), unless
+    ``data_release`` is given (a combined product: released with its latest input).
     """
     existing = session.scalar(
         select(Product).where(Product.filename == filename, Product.revision == revision)
@@ -173,7 +175,7 @@ def register_product(
         segment=segment,
         archived_at=archived_at,
         meta_release=archived_at,
-        data_release=earlier_release or add_months(archived_at, eap_months),
+        data_release=data_release or earlier_release or add_months(archived_at, eap_months),
         software_version=software_version,
         reference_context=reference_context,
         inputs=list(inputs),

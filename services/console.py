@@ -1,0 +1,63 @@
+"""What the command line shares between commands: a context to run work in (in-process
+when embedded, Celery otherwise), delivering files, and progress lines on the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.ingest.receive import receive_files
+from services.registry import embedded_context
+from shared.config import Settings
+from shared.runtime import InlineTransport, Outcome, ServiceContext, dispatch_events
+
+__all__ = ["context_for", "expand_paths", "ingest_paths", "print_progress", "task_progress"]
+
+
+def context_for(settings: Settings) -> tuple[ServiceContext, InlineTransport | None]:
+    """Context for commands that produce work: in-process transport when embedded."""
+    if settings.embedded:
+        return embedded_context(settings)
+    from shared.celery_app import CeleryTransport, create_app
+
+    ctx = ServiceContext.from_settings(settings, transport=CeleryTransport(create_app(settings)))
+    ctx.catalog.upgrade()
+    return ctx, None
+
+
+def print_progress(stage: str, done: int, total: int) -> None:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    end = "\n" if done >= total else ""
+    print(f"\r  {stage:<28} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end, flush=True)
+
+
+def task_progress(task: str, outcome: Outcome) -> None:
+    mark = {"ok": "ok", "failed": "FAILED", "retry": "retry"}[outcome.status]
+    extra = f": {outcome.error}" if outcome.error else ""
+    print(f"  {task:<22} {mark}{extra}", flush=True)
+
+
+
+def expand_paths(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and (q.suffix == ".ccsds" or q.name.endswith("_plan.json"))))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or directory")
+    return out
+
+
+def ingest_paths(ctx: ServiceContext, inline: InlineTransport | None, paths: list[Path], *, requeue: bool = False) -> None:
+    received = receive_files(ctx, paths, requeue=requeue)
+    plans = sum(1 for r in received if r.kind == "plan")
+    announced = [r.event_id for r in received if r.event_id]
+    print(f"delivered {plans} plan(s) and {len(received) - plans} telemetry file(s) to dms-raw; "
+          f"{len(announced)} new arrival event(s)")
+    sent = dispatch_events(ctx.catalog, ctx.transport, event_ids=announced)
+    if inline is not None:
+        inline.run_until_idle(progress=task_progress)
+    else:
+        print(f"queued {sent} event(s) for the workers; follow with `dms status`")

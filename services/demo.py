@@ -1,0 +1,315 @@
+"""``dms demo``: simulate the demo program and run it through the whole system.
+
+It subscribes a webhook and an e-mail digest in this process, processes everything
+(in-process when embedded), prints what was archived down to the Level-3 mosaic, its
+source catalog and the TSO light curve, shows what the subscribers received, and serves
+the archive API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from sqlalchemy import select
+
+from services.console import context_for, ingest_paths, print_progress
+from shared.catalog import Artifact, Product
+from shared.config import get_settings
+from shared.refdata import deliver as deliver_references
+from shared.runtime import ServiceContext
+
+__all__ = ["cmd_demo"]
+
+log = logging.getLogger("dms.demo")
+
+
+def product_table(ctx: ServiceContext, suffix: str) -> list[tuple[int, str, int, str]]:
+    with ctx.catalog.session() as s:
+        rows = s.execute(
+            select(Product.id, Product.filename, Artifact.size, Artifact.sha256)
+            .join(Artifact, Artifact.product_id == Product.id)
+            .where(Product.suffix == suffix, Product.is_current, Artifact.kind == "data")
+            .order_by(Product.filename)
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def _print_products(ctx: ServiceContext, suffix: str) -> None:
+    rows = product_table(ctx, suffix)
+    print(f"  {'id':>4}  {'name':<52} {'size':>10}  sha256")
+    for pid, name, size, sha in rows:
+        print(f"  {pid:>4}  {name:<52} {size:>10}  {sha}")
+
+
+DEMO_OWNER = "demo@jwst-dms.local"  # owner of the demo's own subscriptions
+
+
+class _DemoWebhook:
+    """The demo's subscriber: a loopback HTTP server that checks the ``X-DMS-Signature``
+    of every POST (docs/notifications.md) and keeps the CloudEvents it receives."""
+
+    def __init__(self) -> None:
+        import secrets
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.secret = secrets.token_hex(16)
+        self.received: list[tuple[dict, bool]] = []  # (CloudEvent, signature verified)
+        self._lock = threading.Lock()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                hook._record(body, self.headers.get("X-DMS-Signature"))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/demo-hook"
+        threading.Thread(target=self._server.serve_forever, args=(0.1,), daemon=True, name="demo-webhook").start()
+
+    def _record(self, body: bytes, signature: str | None) -> None:
+        import hashlib
+        import hmac
+
+        expected = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        verified = signature is not None and hmac.compare_digest(expected, signature)
+        try:
+            event = json.loads(body)
+        except ValueError:
+            event = {}
+        with self._lock:
+            self.received.append((event if isinstance(event, dict) else {}, verified))
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _DemoMailbox:
+    """A local SMTP server for the demo's e-mail digest, when aiosmtpd (a test extra) is
+    installed; :meth:`start` gives None otherwise, and the demo goes on without e-mail."""
+
+    def __init__(self, controller, messages: list) -> None:
+        self._controller, self.messages, self.port = controller, messages, controller.port
+
+    @classmethod
+    def start(cls) -> _DemoMailbox | None:
+        try:
+            import email
+            import email.policy
+            import socket
+
+            from aiosmtpd.controller import Controller
+        except ImportError:
+            return None
+        messages: list = []
+
+        class Sink:
+            async def handle_DATA(self, server, session, envelope):
+                messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+                return "250 OK"
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+        try:
+            controller.start()
+        except Exception as exc:  # no e-mail then; the demo does not need it
+            log.info("no local SMTP server for the demo: %s", exc)
+            return None
+        return cls(controller, messages)
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+def _demo_subscribe(ctx: ServiceContext, hook: _DemoWebhook, mailbox: _DemoMailbox | None) -> dict[str, int]:
+    """The demo's subscriptions (leftovers of an interrupted demo are switched off first):
+    every notification by webhook, and a daily e-mail digest when there is a mailbox."""
+    from shared.subscriptions import (
+        SubscriptionSpec,
+        create_subscription,
+        delete_subscription,
+        list_subscriptions,
+    )
+
+    with ctx.catalog.session() as s:
+        for old in list_subscriptions(s, DEMO_OWNER):
+            delete_subscription(s, old.id)
+        ids = {"webhook": create_subscription(s, DEMO_OWNER, SubscriptionSpec(
+            name="make demo: webhook", channel="webhook", target=hook.url, secret=hook.secret)).id}
+        if mailbox is not None:
+            ids["email"] = create_subscription(s, DEMO_OWNER, SubscriptionSpec(
+                name="make demo: daily digest", channel="email", target=DEMO_OWNER, frequency="daily")).id
+    return ids
+
+
+def _demo_unsubscribe(ctx: ServiceContext, ids: dict[str, int]) -> None:
+    """Switch the demo's subscriptions off: their receivers end with the demo."""
+    from shared.subscriptions import delete_subscription
+
+    with ctx.catalog.session() as s:
+        for sub_id in ids.values():
+            delete_subscription(s, sub_id)
+
+
+def _print_notifications(ctx: ServiceContext, hook: _DemoWebhook, mailbox: _DemoMailbox | None,
+                         ids: dict[str, int]) -> None:
+    from collections import Counter
+    from datetime import UTC, datetime, timedelta
+
+    received = list(hook.received)
+    verified = sum(ok for _, ok in received)
+    print(f"4. notifications received by the demo's webhook subscription ({hook.url})")
+    print(f"  {len(received)} CloudEvent(s), {verified} with a verified signature (X-DMS-Signature)")
+    if not received:
+        print("  nothing new was archived in this run (its products were already in the catalog; "
+              f"remove {ctx.settings.var_dir} for a fresh run)")
+    rows = [(event.get("type", "?"), r) for event, _ in received for r in event.get("data") or []
+            if isinstance(r, dict)]
+    for ce_type, count in sorted(Counter(event.get("type", "?") for event, _ in received).items()):
+        kinds = Counter(r.get("event_type") for t, r in rows if t == ce_type)
+        detail = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+        print(f"  {count:>4}  {ce_type:<40} rows: {detail}")
+    files = list(dict.fromkeys(r.get("filename") for _, r in rows if r.get("event_type") == "New"))
+    if files:
+        more = f" (+{len(files) - 3} more)" if len(files) > 3 else ""
+        print(f"  new files: {', '.join(files[:3])}{more}")
+    if mailbox is None or "email" not in ids:
+        return
+    from services.notifier.delivery import deliver_digest
+
+    # The digest is due once a day (`dms notify` sends it); the demo sends it as it would tomorrow.
+    sent = deliver_digest(ctx, ids["email"], datetime.now(UTC) + timedelta(days=1, minutes=1))
+    if sent is None or not mailbox.messages:
+        error = f": {sent.result.error}" if sent is not None and sent.result.error else ""
+        print(f"  e-mail: no daily digest sent{error}")
+        return
+    message = mailbox.messages[-1]
+    attachments = [part.get_filename() for part in message.iter_attachments()]
+    print(f"  e-mail: daily digest (sent now as `dms notify` would tomorrow) to {message['To']} via "
+          f"127.0.0.1:{mailbox.port}: \"{message['Subject']}\", {len(sent.event_ids)} event(s), "
+          f"attached {', '.join(attachments) or 'nothing'}")
+
+
+def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
+    """Run the archive API on a free loopback port in a thread, print where and what to
+    ask it, and keep serving until Ctrl-C when ``keep_serving`` (a terminal is attached)."""
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from services.archive.app import create_app
+    from shared.tokens import create_token
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = create_app(ctx.settings.model_copy(update={"archive_base_url": url}))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="demo-archive-api")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        print("5. the archive API did not start (see above); `dms serve archive` serves this catalog")
+        server.should_exit = True
+        sock.close()
+        return
+    program = plan.program
+    with httpx.Client(base_url=url, timeout=10) as client:
+        page = client.get("/products", params={"program": program, "pagesize": 1000}).json()
+    rows = page.get("rows", [])
+    science = next((r["productFilename"] for r in rows if r.get("productSubGroupDescription") == "RATE"),
+                   next((r["productFilename"] for r in rows if r.get("productType") == "SCIENCE"), None))
+    links = [("/docs", "interactive documentation (Swagger UI)"),
+             (f"/products?program={program}", f"{page.get('total', 0)} rows: products, previews, thumbnails"),
+             (f"/observations?program={program}", "the observations, MAST-style"),
+             (f"/events?program={program}", "the archive's event log (CloudEvents)")]
+    if science:
+        links += [(f"/products/{science}", "one product: provenance, linkages, revisions"),
+                  (f"/previews/{science}", "its preview (PNG; exclusive access, so it needs a token)")]
+    width = max(len(path) for path, _ in links)
+    print(f"5. the archive API is serving at {url}")
+    for path, what in links:
+        print(f"  {url}{path:<{width}}  {what}")
+    if science:
+        if plan.pi_user:
+            with ctx.catalog.session() as s:
+                token = create_token(s, plan.pi_user, 1, "make demo")
+            print(f"  program {program} is under exclusive access: data and previews need a token, e.g. "
+                  f"the PI's ({plan.pi_user}, valid 1 day):")
+            print(f"    curl -fOJ -H 'Authorization: Bearer {token}' {url}/download/{science}")
+    if keep_serving:
+        print("serving until Ctrl-C", flush=True)
+        try:
+            while thread.is_alive():
+                thread.join(0.5)
+        except KeyboardInterrupt:
+            print()
+    else:
+        print("not attached to a terminal, so the API stops here; `dms serve archive` serves this catalog again")
+    server.should_exit = True
+    thread.join(10)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from services.simulator import simulate
+
+    settings = get_settings()
+    t0 = time.perf_counter()
+    out = settings.var_dir / "demo"
+    print(f"1. simulating {args.description} into {out}")
+    result = simulate(args.description, out, seed=args.seed, progress=print_progress)
+    t1 = time.perf_counter()
+    hook = mailbox = None
+    if settings.embedded:  # a subscriber listens in this process; with a broker, workers do the work later
+        hook, mailbox = _DemoWebhook(), _DemoMailbox.start()
+        if mailbox is not None:
+            settings = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": mailbox.port,
+                                                   "smtp_user": None, "smtp_starttls": False})
+    ctx, inline = context_for(settings)
+    ids = _demo_subscribe(ctx, hook, mailbox) if hook is not None else {}
+    try:
+        if result.reference_paths:
+            delivery = deliver_references(ctx, result.reference_paths, note="simulator references for the demo")
+            print(f"2. reference files: {len(delivery.files)} delivered, context {delivery.context_name}")
+            if inline is not None:
+                inline.run_until_idle()
+        print(f"3. delivering and processing ({'in-process' if settings.embedded else settings.broker_url})")
+        ingest_paths(ctx, inline, [result.plan_path, *result.telemetry_paths])
+        t2 = time.perf_counter()
+        for suffix in ("uncal", "rate", "rateints"):
+            if product_table(ctx, suffix):
+                print(f"archived _{suffix} products")
+                _print_products(ctx, suffix)
+        if hook is not None:
+            _print_notifications(ctx, hook, mailbox, ids)
+    finally:
+        if ids:
+            _demo_unsubscribe(ctx, ids)
+        if hook is not None:
+            hook.close()
+        if mailbox is not None:
+            mailbox.stop()
+    print(f"simulate {t1 - t0:.1f} s, process {t2 - t1:.1f} s, total {time.perf_counter() - t0:.1f} s")
+    print(f"catalog: {settings.resolved_catalog_url}\nobjects: {settings.resolved_store_root}")
+    if args.no_serve:
+        print("`dms serve archive` serves this catalog (search, previews, downloads) on "
+              f"http://{settings.archive_host}:{settings.archive_port}")
+    else:
+        _demo_serve(ctx, result.plan, keep_serving=sys.stdin is not None and sys.stdin.isatty())
+    return 0
