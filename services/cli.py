@@ -4,6 +4,7 @@
     dms ingest PATH...                       deliver plans and telemetry; process them
     dms refs deliver|list|contexts|best      reference files, contexts and selection
     dms run detector1 FILE...                calibrate local files without services
+    dms associations PROGRAM                 the pool and associations, and what they wait for
     dms preview FILE...                      render previews of local files
     dms subscribe | subscriptions | unsubscribe | notify     notifications
     dms serve archive | token ...            the HTTP API and its tokens
@@ -28,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from services.archive.commands import register_commands as register_archive_commands
+from services.associations.commands import register_commands as register_association_commands
 from services.console import context_for, expand_paths, ingest_paths, print_progress, task_progress
 from services.demo import cmd_demo
 from services.detector1.commands import register_run_command as register_detector1_run
@@ -279,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_preview_commands(sub)
     register_notifier_commands(sub, context_factory=context_for)
     register_archive_commands(sub)
+    register_association_commands(sub)
 
     s = sub.add_parser("db", help="catalog schema")
     s.add_argument("action", choices=["upgrade"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from services.associations.task import HANDLERS as ASSOCIATIONS_HANDLERS
 from services.detector1.task import HANDLERS as DETECTOR1_HANDLERS
 from services.ingest.task import HANDLERS as INGEST_HANDLERS
 from services.notifier.task import HANDLERS as NOTIFIER_HANDLERS
@@ -20,6 +21,7 @@ __all__ = ["SERVICES", "all_handlers", "embedded_context", "handlers_for"]
 SERVICES: dict[str, dict[str, Handler]] = {
     "ingest": INGEST_HANDLERS,
     "detector1": DETECTOR1_HANDLERS,
+    "associations": ASSOCIATIONS_HANDLERS,
     "preview": PREVIEW_HANDLERS,
     "notifier": NOTIFIER_HANDLERS,
 }

@@ -4,6 +4,7 @@ from shared.catalog.db import Catalog, upgrade
 from shared.catalog.models import (
     ApiToken,
     Artifact,
+    Association,
     Base,
     Delivery,
     DeliveryAttempt,
@@ -24,6 +25,7 @@ from shared.catalog.models import (
 __all__ = [
     "ApiToken",
     "Artifact",
+    "Association",
     "Base",
     "Delivery",
     "DeliveryAttempt",

@@ -1,5 +1,5 @@
 """Catalog tables (CAOM-inspired): program -> observation -> exposure -> product -> artifact,
-plus the event outbox, ingest rejections and dead-lettered tasks.
+plus the event outbox, ingest rejections, dead-lettered tasks and associations.
 
 Works on SQLite (embedded) and PostgreSQL (deployment); schema changes go through the
 Alembic migrations beside this module.
@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 __all__ = [
     "ApiToken",
     "Artifact",
+    "Association",
     "Base",
     "Delivery",
     "DeliveryAttempt",
@@ -342,3 +343,38 @@ class ReferenceContextFile(Base):
 
     context_id: Mapped[int] = mapped_column(ForeignKey("reference_context.id"), primary_key=True)
     reference_file_id: Mapped[int] = mapped_column(ForeignKey("reference_file.id"), primary_key=True, index=True)
+
+
+class Association(Base):
+    """One association of a program (candidate, type, product): which members it needs,
+    which it still waits for, and which members the last ASN file emitted for it had.
+
+    A new ASN is emitted only when the member set (filenames and revisions) differs from
+    ``members``, so a repeated event emits nothing.
+    """
+
+    __tablename__ = "association"
+    __table_args__ = (
+        UniqueConstraint("program_id", "acid", "asn_type", "product_name", name="uq_association_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("program.id"), index=True)
+    acid: Mapped[str] = mapped_column(String(8), comment="Candidate: oNNN, c1NNN or a3NNN")
+    asn_type: Mapped[str] = mapped_column(String(16), comment="image2, tso-image2, image3, tso3, ...")
+    product_name: Mapped[str] = mapped_column(String(200), comment="Lv2: the exposure id; Lv3: the product name")
+    asn_rule: Mapped[str] = mapped_column(String(64), comment="e.g. candidate_Asn_Lv3Image")
+    level: Mapped[int] = mapped_column(Integer, comment="2 or 3")
+    complete: Mapped[bool] = mapped_column(Boolean, default=False, comment="Every required member exists")
+    expected: Mapped[list[Any]] = mapped_column(JSON, default=list, comment="Required member filenames")
+    waiting: Mapped[list[Any]] = mapped_column(JSON, default=list, comment="Required members not archived yet")
+    members: Mapped[list[Any]] = mapped_column(
+        JSON, default=list, comment="[filename, revision, exptype] of each member of the last ASN emitted"
+    )
+    filename: Mapped[str | None] = mapped_column(String(200), index=True, comment="Last ASN file emitted")
+    version_id: Mapped[str | None] = mapped_column(String(16), comment="version_id of the last ASN emitted")
+    pool: Mapped[str | None] = mapped_column(String(64), comment="Pool the last ASN was built from")
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("product.id"), comment="The archived ASN file")
+    emitted_count: Mapped[int] = mapped_column(Integer, default=0, comment="ASNs emitted so far")
+    updated_at: Mapped[datetime]
+    emitted_at: Mapped[datetime | None]

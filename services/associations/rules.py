@@ -1,0 +1,247 @@
+"""Imaging association rules: which associations the plan calls for, and which of their
+members the catalog holds.
+
+- ``image2`` (Asn_Lv2Image): one association per science exposure, its ``_rate`` as the
+  science member (one product per segment) and, when the exposure's observation is in a
+  BACKGROUND candidate, the ``_rate`` of that candidate's background exposures with the
+  same detector, filter, pupil and subarray as background members (acid: the BACKGROUND
+  candidate). Background observations get their own ``image2`` too (Asn_Lv2ImageSpecial),
+  so their ``_cal`` exist; their ``_rate`` serve as background members directly.
+- ``tso-image2`` (Asn_Lv2ImageTSO): the same for TSO exposures, with ``_rateints``.
+- ``image3`` (Asn_Lv3Image): per candidate, science exposures grouped by instrument,
+  filter, pupil, subarray and target; background and TSO excluded. MOSAIC candidates
+  (Asn_Lv3ImageMosaic) group without the target (named ``t000``). Proposal and discovered candidates need
+  two or more observations, and a group with the same members as an earlier one is
+  dropped, so an observation's image3 is made once.
+- ``tso3`` (Asn_Lv3TSO): TSO exposures of an observation candidate, with ``_calints``.
+
+Every planned association is returned, complete or not; ``AsnSpec.waiting`` lists the
+required members that are not archived yet.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.associations.candidates import Candidate, candidate_text, candidates_of, is_imaging
+from services.associations.planned import planned_names
+from services.associations.state import ExposureRecord, ProgramState
+from shared.naming import Level3Name, parse_exposure
+from shared.plan import Observation, Plan
+
+__all__ = ["AsnProduct", "AsnSpec", "Member", "build_specs", "level2_specs", "level3_specs"]
+
+
+@dataclass(frozen=True)
+class Member:
+    expname: str
+    exptype: str  # science or background
+    revision: int
+    archived_at: datetime
+    asn_candidate: str | None = None  # Level 3 only: the exposure's pool ASN_CANDIDATE
+
+
+@dataclass(frozen=True)
+class AsnProduct:
+    name: str
+    members: tuple[Member, ...]
+
+
+@dataclass(frozen=True)
+class AsnSpec:
+    """One association the rules call for and what the catalog holds of it."""
+
+    acid: str
+    asn_type: str
+    asn_rule: str
+    level: int
+    name: str  # Lv2: the exposure id; Lv3: the product name
+    target: str
+    constraints: str
+    products: tuple[AsnProduct, ...]
+    expected: tuple[str, ...]  # required member files
+    waiting: tuple[str, ...]  # required member files not archived yet
+    optional_waiting: tuple[str, ...] = ()  # Lv2 background members not archived yet
+
+    @property
+    def complete(self) -> bool:
+        return not self.waiting and bool(self.products)
+
+    @property
+    def members(self) -> tuple[Member, ...]:
+        return tuple(m for p in self.products for m in p.members)
+
+    @property
+    def signature(self) -> list[list]:
+        """The member set (filename, revision, exptype), sorted: what identifies an ASN's content."""
+        return sorted([m.expname, m.revision, m.exptype] for m in self.members)
+
+
+def is_tso(obs: Observation) -> bool:
+    return obs.tsovisit or obs.exp_type.upper() == "NRC_TSIMAGE"
+
+
+def _suffixes(obs: Observation) -> tuple[str, str]:
+    """(Lv2 input, Lv3 input) suffixes: per-integration products for TSO with NINTS > 1
+    (stage 1 writes ``_rateints`` only then)."""
+    return ("rateints", "calints") if is_tso(obs) and obs.nints > 1 else ("rate", "cal")
+
+
+def _stem(filename: str) -> str:
+    """A file name without its suffix: the Level-2 product name."""
+    name = parse_exposure(filename)
+    return name.format()[: -len(f"_{name.suffix}.{name.ext}")]
+
+
+def _members(rec: ExposureRecord | None, suffix: str, exptype: str, asn_candidate: str | None = None
+             ) -> tuple[Member, ...]:
+    """The members one exposure gives (one per segment), or () until every segment exists."""
+    if rec is None or not rec.has(suffix):
+        return ()
+    return tuple(Member(p.filename, exptype, p.revision, p.archived_at, asn_candidate) for p in rec.files(suffix))
+
+
+def _expected(rec: ExposureRecord | None, name, suffix: str) -> tuple[str, ...]:
+    if rec is None:
+        return (name.with_suffix(suffix).format(),)
+    return tuple(rec.file_name(suffix, seg) for seg in rec.segments)
+
+
+def _constraints(**values) -> str:
+    return "\n".join(f"{k}={str(v).lower()!r}" for k, v in values.items() if v not in (None, ""))
+
+
+def _optical(obs: Observation) -> dict:
+    return dict(instrument=obs.instrument, opt_elem=obs.filter,
+                opt_elem2=obs.pupil if obs.pupil != "N/A" else None, subarray=obs.subarray)
+
+
+def _background_for(plan: Plan, obs: Observation, candidates: list[Candidate]
+                    ) -> tuple[Candidate | None, list[Observation]]:
+    """The first BACKGROUND candidate spanning ``obs`` and its background observations
+    with the same optical path."""
+    for cand in candidates:
+        if cand.type == "BACKGROUND" and obs.number in cand.observations:
+            bkg = [plan.observation(n) for n in cand.observations if _has_obs(plan, n)]
+            return cand, [b for b in bkg if b.is_background and _optical(b) == _optical(obs)]
+    return None, []
+
+
+def _has_obs(plan: Plan, number: int) -> bool:
+    return any(o.number == number for o in plan.observations)
+
+
+def level2_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -> list[AsnSpec]:
+    """One ``image2``/``tso-image2`` association per planned imaging exposure."""
+    specs = []
+    for obs in plan.observations:
+        if not is_imaging(obs):
+            continue
+        tso = is_tso(obs)
+        suffix = _suffixes(obs)[0]
+        bkg_cand, bkg_obs = (None, []) if tso or obs.is_background else _background_for(plan, obs, candidates)
+        acid = bkg_cand.acid if bkg_cand else f"o{obs.number:03d}"
+        rule = ("candidate_Asn_Lv2ImageTSO" if tso else
+                "candidate_Asn_Lv2ImageSpecial" if obs.is_background else "candidate_Asn_Lv2Image")
+        for exp, name in planned_names(plan, obs):
+            rec = state.exposure(name.exposure_id)
+            science = _members(rec, suffix, "science")
+            background: list[Member] = []
+            optional_waiting: list[str] = []
+            for b in bkg_obs:
+                for bexp, bname in planned_names(plan, b):
+                    if bexp.detector != exp.detector:
+                        continue
+                    brec = state.exposure(bname.exposure_id)
+                    found = _members(brec, "rate", "background")
+                    background.extend(found)
+                    if not found:
+                        optional_waiting.extend(_expected(brec, bname, "rate"))
+            products = tuple(AsnProduct(_stem(m.expname), (m, *background)) for m in science)
+            expected = _expected(rec, name, suffix)
+            specs.append(AsnSpec(
+                acid=acid, asn_type="tso-image2" if tso else "image2", asn_rule=rule, level=2,
+                name=name.exposure_id, target=str(obs.target_id),
+                constraints=_constraints(program=int(plan.program), **_optical(obs), exp_type=obs.exp_type,
+                                         asn_candidate=acid),
+                products=products, expected=expected, waiting=() if science else expected,
+                optional_waiting=tuple(optional_waiting),
+            ))
+    return specs
+
+
+def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation]]]:
+    """(asn_type, observations) groups of one candidate, in key order."""
+    observations = [plan.observation(n) for n in cand.observations if _has_obs(plan, n)]
+    imaging = [o for o in observations if is_imaging(o) and not o.is_background]
+    groups: dict[tuple, list[Observation]] = defaultdict(list)
+    for obs in imaging:
+        tso = is_tso(obs)
+        if tso and cand.kind != "o":
+            continue  # Asn_Lv3TSO takes observation candidates only
+        target = None if cand.type == "MOSAIC" else obs.target_id
+        groups[(tso, obs.instrument, obs.filter, obs.pupil, obs.subarray, target or 0)].append(obs)
+    out = []
+    for key in sorted(groups):
+        obs_list = groups[key]
+        if cand.kind != "o" and len({o.number for o in obs_list}) < 2:
+            continue  # multi-observation candidates need more than one observation
+        out.append(("tso3" if key[0] else "image3", obs_list))
+    return out
+
+
+def _lv3_rule(cand: Candidate, asn_type: str) -> str:
+    if asn_type == "tso3":
+        return "candidate_Asn_Lv3TSO"
+    if cand.kind == "a":
+        return "discover_Asn_Lv3Image"
+    return "candidate_Asn_Lv3ImageMosaic" if cand.type == "MOSAIC" else "candidate_Asn_Lv3Image"
+
+
+def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -> list[AsnSpec]:
+    """``image3``/``tso3`` associations of every candidate; complete when every planned
+    member's ``_cal`` (``_calints``) is archived."""
+    specs = []
+    seen: set[tuple[str, frozenset[str]]] = set()
+    for cand in candidates:
+        for asn_type, obs_list in _lv3_groups(plan, cand):
+            planned = [(o, exp, name) for o in obs_list for exp, name in planned_names(plan, o)]
+            key = (asn_type, frozenset(name.exposure_id for _, _, name in planned))
+            if not planned or key in seen:
+                continue
+            seen.add(key)
+            first = obs_list[0]
+            # A mosaic is not constrained on target; the generator names it t000.
+            target = "t000" if cand.type == "MOSAIC" else f"t{first.target_id:03d}"
+            product = Level3Name.build(plan.program, cand.acid, target, first.instrument,
+                                       [first.filter, first.pupil], first.subarray, "i2d").product_name
+            members: list[Member] = []
+            expected: list[str] = []
+            waiting: list[str] = []
+            for obs, _, name in planned:
+                suffix = _suffixes(obs)[1]
+                rec = state.exposure(name.exposure_id)
+                text = candidate_text(candidates_of(obs.number, candidates)).lower()
+                found = _members(rec, suffix, "science", text)
+                members.extend(found)
+                exp_files = _expected(rec, name, suffix)
+                expected.extend(exp_files)
+                if not found:
+                    waiting.extend(exp_files)
+            targets = sorted({o.target_id for o in obs_list})
+            specs.append(AsnSpec(
+                acid=cand.acid, asn_type=asn_type, asn_rule=_lv3_rule(cand, asn_type), level=3, name=product,
+                target=target,
+                constraints=_constraints(program=int(plan.program), **_optical(first),
+                                         target=",".join(map(str, targets)), asn_candidate=cand.acid),
+                products=(AsnProduct(product, tuple(members)),) if members else (),
+                expected=tuple(expected), waiting=tuple(waiting),
+            ))
+    return specs
+
+
+def build_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -> list[AsnSpec]:
+    """Every association the plan calls for: Level 2, then Level 3."""
+    return level2_specs(plan, state, candidates) + level3_specs(plan, state, candidates)

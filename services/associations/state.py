@@ -1,0 +1,140 @@
+"""What the catalog holds for a program: its exposures and their current products.
+
+Everything the builder decides is a function of this snapshot and the plan, so a
+repeated or reordered event leads to the same decisions. Products are matched to their
+exposure by file name (``parse_exposure``), whatever the stage that made them recorded.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.catalog.models import Exposure, Observation, Product
+from shared.naming import BadNameError, ExposureName, parse_exposure
+
+__all__ = ["EXPOSURE_SUFFIXES", "ExposureRecord", "ProductRecord", "ProgramState", "load_state"]
+
+# Exposure-level products the rules use: the raw file (pool), stage 1 (Lv2) and stage 2 (Lv3).
+EXPOSURE_SUFFIXES = ("uncal", "rate", "rateints", "cal", "calints")
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    """The current revision of one exposure-level product (one segment of it)."""
+
+    filename: str
+    suffix: str
+    revision: int
+    segment: int | None
+    archived_at: datetime
+    software_version: str = ""
+
+
+@dataclass(frozen=True)
+class ExposureRecord:
+    """One exposure of one detector as the catalog knows it, with its current products."""
+
+    name: str  # exposure id, e.g. jw01234001001_01101_00001_nrca1
+    program: str
+    observation: int
+    visit: int
+    visit_group: int
+    sequence: int
+    activity: str
+    exposure: int
+    detector: str
+    instrument: str
+    exp_type: str
+    filter: str | None
+    pupil: str | None
+    subarray: str
+    readpatt: str
+    ngroups: int
+    nints: int
+    target_name: str = ""
+    products: dict[str, tuple[ProductRecord, ...]] = field(default_factory=dict)
+
+    def files(self, suffix: str) -> tuple[ProductRecord, ...]:
+        """Current products with this suffix, in segment order."""
+        return self.products.get(suffix, ())
+
+    @property
+    def segments(self) -> tuple[int | None, ...]:
+        """The segments the exposure was delivered in (``(None,)`` when unsegmented)."""
+        raw = self.files("uncal") or self.files("rate")
+        return tuple(p.segment for p in raw) or (None,)
+
+    def has(self, suffix: str) -> bool:
+        """True when a current product with ``suffix`` exists for every segment."""
+        found = {p.segment for p in self.files(suffix)}
+        return bool(found) and set(self.segments) <= found
+
+    def file_name(self, suffix: str, segment: int | None = None) -> str:
+        """The name of this exposure's product with ``suffix`` (e.g. the pool's FILENAME
+        is ``file_name("uncal")``)."""
+        return ExposureName(
+            program=self.program, observation=self.observation, visit=self.visit,
+            visit_group=self.visit_group, sequence=self.sequence, activity=self.activity,
+            exposure=self.exposure, detector=self.detector.lower(), suffix=suffix, segment=segment,
+        ).format()
+
+
+@dataclass(frozen=True)
+class ProgramState:
+    program: str
+    exposures: dict[str, ExposureRecord]
+
+    def exposure(self, name: str) -> ExposureRecord | None:
+        return self.exposures.get(name)
+
+
+def _utc(when: datetime) -> datetime:
+    # SQLite gives naive datetimes (stored as UTC); PostgreSQL gives the session's zone.
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _current_products(session: Session, program: str) -> dict[str, dict[str, list[ProductRecord]]]:
+    rows = session.execute(
+        select(Product.filename, Product.suffix, Product.revision, Product.archived_at, Product.software_version)
+        .where(Product.program_id == program, Product.is_current, Product.suffix.in_(EXPOSURE_SUFFIXES))
+    ).all()
+    out: dict[str, dict[str, list[ProductRecord]]] = defaultdict(lambda: defaultdict(list))
+    for filename, suffix, revision, archived_at, version in rows:
+        try:
+            name = parse_exposure(filename)
+        except BadNameError:
+            continue
+        if name.acid is not None:
+            continue
+        out[name.exposure_id][suffix].append(
+            ProductRecord(filename, suffix, revision, name.segment, _utc(archived_at), version or "")
+        )
+    return out
+
+
+def load_state(session: Session, program: str) -> ProgramState:
+    """The exposures of ``program`` in the catalog and their current products."""
+    products = _current_products(session, program)
+    rows = session.execute(
+        select(Exposure, Observation.number, Observation.instrument, Observation.target_name)
+        .join(Observation, Exposure.observation_id == Observation.id)
+        .where(Observation.program_id == program)
+        .order_by(Exposure.name)
+    ).all()
+    exposures = {}
+    for exp, number, instrument, target_name in rows:
+        found = products.get(exp.name, {})
+        exposures[exp.name] = ExposureRecord(
+            name=exp.name, program=program, observation=number, visit=exp.visit, visit_group=exp.visit_group,
+            sequence=exp.sequence, activity=exp.activity, exposure=exp.exposure, detector=exp.detector.upper(),
+            instrument=instrument.upper(), exp_type=exp.exp_type.upper(), filter=exp.filter, pupil=exp.pupil,
+            subarray=exp.subarray, readpatt=exp.readpatt, ngroups=exp.ngroups, nints=exp.nints,
+            target_name=target_name or "",
+            products={s: tuple(sorted(v, key=lambda p: (p.segment or 0))) for s, v in found.items()},
+        )
+    return ProgramState(program, exposures)

@@ -1,0 +1,124 @@
+"""The associations handler: an exposure product archived -> pool and ASNs re-derived.
+
+Every event is only a trigger: the pool and the associations are rebuilt from the catalog
+and the program's latest plan, so a repeated or reordered event gives the same result.
+The pool is archived when it changed (identical bytes are a no-op); an ASN is archived
+when it is complete and its member set (filenames and revisions) differs from the one
+last emitted for the same candidate, type and product. Its ``dms.product.archived``
+event carries ``asn_type``, ``asn_id``, ``asn_rule`` and ``products`` for the router.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from services.associations.builder import AssociationParams, Evaluation, evaluate, to_emit
+from services.associations.pool import pool_bytes
+from services.associations.records import Emitted, last_emitted, program_lock, save_evaluation
+from services.associations.state import load_state
+from shared.archiving import archive_product
+from shared.errors import NonRetriableError
+from shared.messages import Event
+from shared.naming import BadNameError, parse_exposure
+from shared.plan import Plan, load_latest_plan
+from shared.runtime import ServiceContext
+
+__all__ = ["HANDLERS", "POOL_LEVEL", "handle_product", "update_program"]
+
+log = logging.getLogger(__name__)
+
+POOL_LEVEL = 2  # the pool lists stage-1 exposures; the Level-3 ASNs made from it are level 3
+
+
+def _program_of(event: Event) -> str:
+    ref = event.product
+    if ref is None:
+        raise NonRetriableError(f"event {event.id} names no product; associations.update needs one")
+    if ref.program:
+        return ref.program
+    try:
+        return parse_exposure(ref.filename).program
+    except BadNameError as exc:
+        raise NonRetriableError(f"event {event.id}: cannot tell the program of {ref.filename}: {exc}") from exc
+
+
+def _plan(ctx: ServiceContext, program: str) -> Plan:
+    try:
+        plan = load_latest_plan(ctx.store, program)
+    except ValidationError as exc:
+        raise NonRetriableError(f"the stored plan of program {program} is invalid: {exc.errors()[0]['msg']}; "
+                                "deliver a corrected plan and send the event again") from exc
+    if plan is None:
+        raise NonRetriableError(f"program {program} has no delivered plan; deliver it, then send the event again")
+    return plan
+
+
+def _archive_pool(ctx: ServiceContext, evaluation: Evaluation, tmp: Path) -> list[str]:
+    pool = evaluation.pool
+    path = tmp / pool.filename
+    path.write_bytes(pool_bytes(pool))
+    archived = archive_product(
+        ctx, path, suffix="pool", level=POOL_LEVEL, program=evaluation.program, observation=0, exposure=None,
+        inputs=list(pool.inputs), source=f"{ctx.settings.source}/associations", product_type="AUXILIARY",
+        content_type="text/csv",
+    )
+    return [archived.event_id] if archived.event_id else []
+
+
+def update_program(ctx: ServiceContext, plan: Plan, params: AssociationParams) -> list[str]:
+    """Re-derive the pool and associations of ``plan``'s program; archive what changed.
+    Returns the ids of the events recorded."""
+    program = plan.program
+    event_ids: list[str] = []
+    with program_lock(ctx.catalog, program):
+        with ctx.catalog.session() as s:
+            state = load_state(s, program)
+            last = last_emitted(s, program)
+        evaluation = evaluate(plan, state, params)
+        emitted: list[Emitted] = []
+        with tempfile.TemporaryDirectory(prefix="dms-associations-") as tmp:
+            tmp = Path(tmp)
+            if evaluation.pool is not None:
+                event_ids += _archive_pool(ctx, evaluation, tmp)
+            for item in to_emit(evaluation, last):
+                spec = item.spec
+                path = tmp / item.filename
+                path.write_bytes(item.content(evaluation.pool, ctx.settings.cal_ver))
+                archived = archive_product(
+                    ctx, path, suffix="asn", level=spec.level, program=program,
+                    observation=_observation_of(spec.acid), exposure=None,
+                    inputs=[evaluation.pool.filename, *(m.expname for m in spec.members)],
+                    source=f"{ctx.settings.source}/associations", product_type="AUXILIARY",
+                    content_type="application/json", asn_id=spec.acid,
+                    extra={"asn_type": spec.asn_type, "asn_id": spec.acid, "asn_rule": spec.asn_rule,
+                           "products": [p.name for p in spec.products]},
+                )
+                log.info("%s: %s (%d members)", program, item.filename, len(spec.members))
+                emitted.append(Emitted(item, archived.product_id))
+                if archived.event_id:
+                    event_ids.append(archived.event_id)
+        with ctx.catalog.session() as s:
+            save_evaluation(s, evaluation, emitted, datetime.now(UTC))
+    return event_ids
+
+
+def _observation_of(acid: str) -> int:
+    """Observation number for the object key: an observation candidate's, else 0 (program level)."""
+    return int(acid[1:]) if acid.startswith("o") else 0
+
+
+def service_params(ctx: ServiceContext) -> AssociationParams:
+    return AssociationParams(discover=ctx.settings.discover_associations)
+
+
+def handle_product(event: Event, ctx: ServiceContext) -> list[str]:
+    program = _program_of(event)
+    return update_program(ctx, _plan(ctx, program), service_params(ctx))
+
+
+HANDLERS = {"associations.update": handle_product}
