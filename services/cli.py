@@ -4,6 +4,7 @@
     dms ingest PATH...                       deliver plans and telemetry; process them
     dms refs deliver|list|contexts|best      reference files, contexts and selection
     dms run detector1 FILE...                calibrate local files without services
+    dms run image2 ASN|FILE_rate.fits        calwebb_image2 on local files
     dms associations PROGRAM                 the pool and associations, and what they wait for
     dms preview FILE...                      render previews of local files
     dms subscribe | subscriptions | unsubscribe | notify     notifications
@@ -38,6 +39,7 @@ from services.notifier.commands import register_commands as register_notifier_co
 from services.preview.commands import register_commands as register_preview_commands
 from services.registry import SERVICES, handlers_for
 from services.simulator import DescriptionError
+from services.stage2.commands import register_run_command as register_stage2_run
 from shared.catalog import EventRecord, IngestRejection, TaskFailure
 from shared.catalog.queries import product_counts_by_level
 from shared.config import Settings, get_settings
@@ -277,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_refs_parser(sub)
     run = sub.add_parser("run", help="run a pipeline on local files, without services")
-    register_detector1_run(run.add_subparsers(dest="pipeline", required=True))
+    pipelines = run.add_subparsers(dest="pipeline", required=True)
+    register_detector1_run(pipelines)
+    register_stage2_run(pipelines)
     register_preview_commands(sub)
     register_notifier_commands(sub, context_factory=context_for)
     register_archive_commands(sub)

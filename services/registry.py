@@ -13,6 +13,7 @@ from services.detector1.task import HANDLERS as DETECTOR1_HANDLERS
 from services.ingest.task import HANDLERS as INGEST_HANDLERS
 from services.notifier.task import HANDLERS as NOTIFIER_HANDLERS
 from services.preview.task import HANDLERS as PREVIEW_HANDLERS
+from services.stage2.task import HANDLERS as STAGE2_HANDLERS
 from shared.config import Settings
 from shared.runtime import Handler, InlineTransport, ServiceContext
 
@@ -22,6 +23,7 @@ SERVICES: dict[str, dict[str, Handler]] = {
     "ingest": INGEST_HANDLERS,
     "detector1": DETECTOR1_HANDLERS,
     "associations": ASSOCIATIONS_HANDLERS,
+    "stage2": STAGE2_HANDLERS,
     "preview": PREVIEW_HANDLERS,
     "notifier": NOTIFIER_HANDLERS,
 }

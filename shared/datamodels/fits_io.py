@@ -9,6 +9,7 @@ keywords from the FITS HDUs and take the model class from DATAMODL.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,8 @@ class FitsProduct:
 
     ``keywords`` hold both PRIMARY and SCI-header keywords; :data:`KEYWORDS` says where
     each one goes. ``hdu_keywords`` adds cards to other extensions (e.g. BUNIT of ERR).
-    Insertion order of ``images`` and ``tables`` is HDU order.
+    Insertion order of ``images`` and ``tables`` is HDU order. Reading keeps the PRIMARY
+    and SCI cards the keyword table does not know (SIP terms, ...) in ``hdu_keywords``.
     """
 
     model_type: str
@@ -102,6 +104,8 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
     inherited = {k: v for k, v in product.keywords.items() if k not in ("DATAMODL", "FILENAME")}
     keywords = {"DATAMODL": product.model_type, "FILENAME": path.name, **inherited}
     primary = fits.PrimaryHDU(header=_header_for("PRIMARY", keywords))
+    for name, value in product.hdu_keywords.get("PRIMARY", {}).items():
+        primary.header[name] = value
     hdus: list[fits.hdu.base.ExtensionHDU] = []
     for extname, array in product.images.items():
         header = _header_for(extname, keywords) if extname == "SCI" else fits.Header()
@@ -133,6 +137,7 @@ def read_product(path: str | Path) -> FitsProduct:
             if not model_type:
                 raise MalformedProductError(f"{path}: PRIMARY header has no DATAMODL keyword")
             keywords: dict[str, Any] = {k: primary[k] for k in primary if k in KEYWORDS}
+            other: dict[str, dict[str, Any]] = {"PRIMARY": _other_cards(primary)}
             images: dict[str, np.ndarray] = {}
             tables: dict[str, np.ndarray] = {}
             for hdu in hdul[1:]:
@@ -140,10 +145,22 @@ def read_product(path: str | Path) -> FitsProduct:
                     continue
                 if hdu.name == "SCI":
                     keywords.update({k: hdu.header[k] for k in hdu.header if k in KEYWORDS})
+                    other["SCI"] = _other_cards(hdu.header)
                 if isinstance(hdu, fits.BinTableHDU):
                     tables[hdu.name] = np.array(hdu.data)
                 elif hdu.data is not None:
                     images[hdu.name] = np.array(hdu.data)
     except OSError as exc:
         raise MalformedProductError(f"{path}: not a readable FITS file ({exc})") from exc
-    return FitsProduct(model_type=model_type, keywords=keywords, images=images, tables=tables)
+    return FitsProduct(model_type=model_type, keywords=keywords, images=images, tables=tables,
+                       hdu_keywords={hdu: cards for hdu, cards in other.items() if cards})
+
+
+# Cards that describe the HDU itself (written by astropy), not the data.
+_STRUCTURAL = re.compile(r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|XTENSION|PCOUNT|GCOUNT|EXTNAME|EXTVER|"
+                         r"CHECKSUM|DATASUM|COMMENT|HISTORY|)$")
+
+
+def _other_cards(header: fits.Header) -> dict[str, Any]:
+    """Cards the keyword table does not know (e.g. SIP terms), so a re-write keeps them."""
+    return {k: header[k] for k in header if k not in KEYWORDS and not _STRUCTURAL.match(k)}

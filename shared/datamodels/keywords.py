@@ -130,6 +130,10 @@ KEYWORDS: dict[str, Keyword] = {
             "S_SUPERB": "superbias", "S_REFPIX": "refpix", "S_LINEAR": "linearity",
             "S_PERSIS": "persistence", "S_DARK": "dark_sub", "S_JUMP": "jump", "S_RAMP": "ramp_fit",
             "S_FRSTFR": "firstframe", "S_LASTFR": "lastframe", "S_RSCD": "rscd",
+            "S_BKDSUB": "bkg_subtract", "S_WCS": "assign_wcs", "S_FLAT": "flat_field",
+            "S_PHOTOM": "photom", "S_RESAMP": "resample", "S_TWKREG": "tweakreg",
+            "S_SKYMAT": "skymatch", "S_OUTLIR": "outlier_detection", "S_SRCCAT": "source_catalog",
+            "S_TSPHOT": "tso_photometry",
         }.items()
     },
     # reference files used: crds://<file> or N/A
@@ -143,6 +147,13 @@ KEYWORDS: dict[str, Keyword] = {
             "R_DISTOR": "distortion",
         }.items()
     },
+    # associations and resampling
+    "ASNPOOL": _k("meta.asn.pool_name", "Name of the ASN pool"),
+    "ASNTABLE": _k("meta.asn.table_name", "Name of the ASN table"),
+    "NDRIZ": _k("meta.resample.pointings", "Number of inputs in the resampled product"),
+    "RESWHT": _k("meta.resample.weight_type", "Type of drizzle weighting of the inputs"),
+    "PIXFRAC": _k("meta.resample.pixfrac", "Drizzle pixel shrink factor"),
+    "PXSCLRT": _k("meta.resample.pixel_scale_ratio", "Output over input pixel scale"),
     # SCI header
     "BUNIT": _k("meta.bunit_data", "Units of the data array", "SCI"),
     "XPOSURE": _k("meta.exposure.effective_exposure_time", "[s] Effective exposure time", "SCI"),
@@ -150,6 +161,10 @@ KEYWORDS: dict[str, Keyword] = {
     "MJD-AVG": _k("meta.exposure.mid_time_mjd", "[d] Exposure mid time in MJD", "SCI"),
     "MJD-END": _k("meta.exposure.end_time_mjd", "[d] Exposure end time in MJD", "SCI"),
     "SRCTYPE": _k("meta.target.source_type", "Source type used for calibration", "SCI"),
+    "PHOTMJSR": _k("meta.photometry.conversion_megajanskys", "Flux density (MJy/sr) producing 1 DN/s", "SCI"),
+    "PHOTUJA2": _k("meta.photometry.conversion_microjanskys", "Flux density (uJy/arcsec2) producing 1 DN/s", "SCI"),
+    "PIXAR_SR": _k("meta.photometry.pixelarea_steradians", "Nominal pixel area in steradians", "SCI"),
+    "PIXAR_A2": _k("meta.photometry.pixelarea_arcsecsq", "Nominal pixel area in arcsec^2", "SCI"),
     "PA_APER": _k("meta.aperture.position_angle", "[deg] Position angle of aperture used", "SCI"),
     "RA_V1": _k("meta.pointing.ra_v1", "[deg] RA of telescope V1 axis", "SCI"),
     "DEC_V1": _k("meta.pointing.dec_v1", "[deg] Dec of telescope V1 axis", "SCI"),

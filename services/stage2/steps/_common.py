@@ -1,0 +1,31 @@
+"""Helpers shared by the stage-2 kernels. Private to :mod:`services.stage2.steps`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_image_stack", "check_reference", "total_error"]
+
+
+def check_image_stack(name: str, array: np.ndarray) -> np.ndarray:
+    """``array`` as an ndarray after checking it is an image (ny, nx) or a cube (nints, ny, nx)."""
+    array = np.asarray(array)
+    if array.ndim not in (2, 3):
+        raise ValueError(f"{name} must be 2-D (ny, nx) or 3-D (nints, ny, nx), got shape {array.shape}")
+    return array
+
+
+def check_reference(name: str, array: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A reference image (ny, nx) matching the last two axes of ``shape`` (None passes)."""
+    if array is None:
+        return None
+    array = np.asarray(array)
+    if array.shape != tuple(shape[-2:]):
+        raise ValueError(f"{name} has shape {array.shape}, expected {tuple(shape[-2:])} (cut to the window)")
+    return array
+
+
+def total_error(*variances: np.ndarray | None) -> np.ndarray:
+    """ERR = sqrt of the sum of the variances given (None ones are left out), float32."""
+    present = [np.asarray(v, np.float64) for v in variances if v is not None]
+    return np.sqrt(np.sum(present, axis=0)).astype(np.float32)

@@ -1,0 +1,135 @@
+"""photom: convert count rates (DN/s) to surface brightness (MJy/sr).
+
+Rules (jwst-conventions.md §5, "Photom"; the public pipeline's imaging photom):
+
+- the PHOTOM reference's ``phot_table`` holds one row per optical configuration: NIRCam
+  and NIRISS match FILTER and PUPIL, MIRI matches FILTER and SUBARRAY (a ``GENERIC`` row
+  serves every subarray that has no row of its own); no matching row means no conversion;
+- SCI and ERR are multiplied by PHOTMJSR (MJy/sr per DN/s), variances by PHOTMJSR²;
+- the SCI header gets PHOTMJSR, PHOTUJA2 (µJy/arcsec² per DN/s), and the nominal pixel
+  area PIXAR_SR / PIXAR_A2 from the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ._common import check_image_stack
+
+__all__ = [
+    "MJSR_TO_UJA2",
+    "PhotomParams",
+    "PhotomResult",
+    "PhotomRow",
+    "apply_photom",
+    "photom_keywords",
+    "select_photom_row",
+]
+
+#: 1 MJy/sr in µJy/arcsec²: 1e12 µJy/MJy over the arcsec² in a steradian (4.2545170e10).
+MJSR_TO_UJA2 = 1e12 / 4.2545170296152e10
+
+
+class PhotomParams(BaseModel):
+    """photom has no tunable parameters for imaging."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True)
+class PhotomRow:
+    """The ``phot_table`` row that applies: conversion (MJy/sr per DN/s) and its
+    1-sigma uncertainty, with the row's own selector values for the log."""
+
+    photmjsr: float
+    uncertainty: float
+    selectors: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PhotomResult:
+    """Calibrated arrays, float32, the shapes of the inputs; ``variances`` keyed as given."""
+
+    sci: np.ndarray
+    err: np.ndarray
+    variances: dict[str, np.ndarray]
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return str(value).strip().upper()
+
+
+def select_photom_row(table: np.ndarray, *, filter: str, pupil: str | None = None,
+                      subarray: str | None = None) -> PhotomRow | None:
+    """The row of ``table`` for this configuration, or None when there is none.
+
+    Parameters
+    ----------
+    table : structured ndarray
+        ``phot_table`` with columns ``filter``, ``photmjsr``, ``uncertainty`` and either
+        ``pupil`` (near-IR) or ``subarray`` (MIRI).
+    filter, pupil, subarray : str
+        The exposure's FILTER, PUPIL and SUBARRAY (case-insensitive).
+    """
+    names = table.dtype.names or ()
+    if "filter" not in names or "photmjsr" not in names:
+        raise ValueError("phot_table needs the columns 'filter' and 'photmjsr'")
+    wanted = {"filter": _text(filter)}
+    if "pupil" in names:
+        wanted["pupil"] = _text(pupil or "")
+    generic_ok = "subarray" in names
+    if generic_ok:
+        wanted["subarray"] = _text(subarray or "")
+    fallback = None
+    for row in table:
+        values = {k: _text(row[k]) for k in wanted}
+        exact = values == wanted
+        generic = generic_ok and values["subarray"] == "GENERIC" and all(
+            values[k] == v for k, v in wanted.items() if k != "subarray")
+        if exact or (generic and fallback is None):
+            unc = float(row["uncertainty"]) if "uncertainty" in names else float("nan")
+            found = PhotomRow(float(row["photmjsr"]), unc, values)
+            if exact:
+                return found
+            fallback = found
+    return fallback
+
+
+def apply_photom(sci: np.ndarray, err: np.ndarray, variances: dict[str, np.ndarray],
+                 photmjsr: float) -> PhotomResult:
+    """Multiply SCI and ERR by ``photmjsr`` and each variance by its square.
+
+    Parameters
+    ----------
+    sci, err : ndarray, shape (ny, nx) or (nints, ny, nx)
+        DN/s.
+    variances : dict of str to ndarray
+        (DN/s)², e.g. ``{"VAR_POISSON": ..., "VAR_RNOISE": ..., "VAR_FLAT": ...}``.
+    photmjsr : float
+        MJy/sr per DN/s; must be finite and positive.
+    """
+    if not np.isfinite(photmjsr) or photmjsr <= 0:
+        raise ValueError(f"PHOTMJSR must be finite and positive, got {photmjsr}")
+    sci = check_image_stack("sci", sci)
+    c = np.float64(photmjsr)
+    return PhotomResult(
+        sci=(np.asarray(sci, np.float64) * c).astype(np.float32),
+        err=(np.asarray(err, np.float64) * c).astype(np.float32),
+        variances={k: (np.asarray(v, np.float64) * (c * c)).astype(np.float32) for k, v in variances.items()},
+    )
+
+
+def photom_keywords(photmjsr: float, pixar_sr: float | None, pixar_a2: float | None) -> dict[str, float]:
+    """SCI-header keywords of the conversion: PHOTMJSR, PHOTUJA2 and (when known) PIXAR_SR,
+    PIXAR_A2 (sr and arcsec² of a nominal pixel)."""
+    kw = {"PHOTMJSR": float(photmjsr), "PHOTUJA2": float(photmjsr) * MJSR_TO_UJA2}
+    if pixar_sr is not None:
+        kw["PIXAR_SR"] = float(pixar_sr)
+    if pixar_a2 is not None:
+        kw["PIXAR_A2"] = float(pixar_a2)
+    return kw
