@@ -5,6 +5,7 @@
     dms refs deliver|list|contexts|best      reference files, contexts and selection
     dms run detector1 FILE...                calibrate local files without services
     dms run image2 ASN|FILE_rate.fits        calwebb_image2 on local files
+    dms run image3|tso3 ASN --dir DIR        calwebb_image3 / calwebb_tso3 on local files
     dms associations PROGRAM                 the pool and associations, and what they wait for
     dms preview FILE...                      render previews of local files
     dms subscribe | subscriptions | unsubscribe | notify     notifications
@@ -40,6 +41,7 @@ from services.preview.commands import register_commands as register_preview_comm
 from services.registry import SERVICES, handlers_for
 from services.simulator import DescriptionError
 from services.stage2.commands import register_run_command as register_stage2_run
+from services.stage3.commands import register_run_command as register_stage3_run
 from shared.catalog import EventRecord, IngestRejection, TaskFailure
 from shared.catalog.queries import product_counts_by_level
 from shared.config import Settings, get_settings
@@ -282,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipelines = run.add_subparsers(dest="pipeline", required=True)
     register_detector1_run(pipelines)
     register_stage2_run(pipelines)
+    register_stage3_run(pipelines)
     register_preview_commands(sub)
     register_notifier_commands(sub, context_factory=context_for)
     register_archive_commands(sub)

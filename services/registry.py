@@ -14,6 +14,7 @@ from services.ingest.task import HANDLERS as INGEST_HANDLERS
 from services.notifier.task import HANDLERS as NOTIFIER_HANDLERS
 from services.preview.task import HANDLERS as PREVIEW_HANDLERS
 from services.stage2.task import HANDLERS as STAGE2_HANDLERS
+from services.stage3.task import HANDLERS as STAGE3_HANDLERS
 from shared.config import Settings
 from shared.runtime import Handler, InlineTransport, ServiceContext
 
@@ -24,6 +25,7 @@ SERVICES: dict[str, dict[str, Handler]] = {
     "detector1": DETECTOR1_HANDLERS,
     "associations": ASSOCIATIONS_HANDLERS,
     "stage2": STAGE2_HANDLERS,
+    "stage3": STAGE3_HANDLERS,
     "preview": PREVIEW_HANDLERS,
     "notifier": NOTIFIER_HANDLERS,
 }

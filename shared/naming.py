@@ -212,8 +212,6 @@ def parse_exposure(name: str) -> ExposureName:
         raise BadNameError(f"{name!r}: unknown detector {g['detector']!r}")
     if g["segment"] is not None:
         _check_range(name, "segment", int(g["segment"]), 1, 999)
-        if g["acid"]:
-            raise BadNameError(f"{name!r}: a 2c product cannot be a segment")
     return ExposureName(
         program=g["program"],
         observation=int(g["observation"]),

@@ -47,6 +47,8 @@ ROUTES: tuple[Route, ...] = (
           suffixes=frozenset({"rate", "rateints", "cal", "calints"})),
     Route(EventType.PRODUCT_ARCHIVED, "stage2.run", suffixes=frozenset({"asn"}),
           asn_types=frozenset({"image2", "tso-image2"})),
+    Route(EventType.PRODUCT_ARCHIVED, "stage3.run", suffixes=frozenset({"asn"}),
+          asn_types=frozenset({"image3", "tso3"})),
     Route(EventType.PRODUCT_ARCHIVED, "preview.make", suffixes=frozenset({
         "uncal", "ramp", "rate", "rateints", "cal", "calints", "bsub", "bsubints", "crf", "crfints",
         "i2d", "s2d", "s3d", "x1d", "x1dints", "c1d", "phot", "whtlt", "segm", "psfstack", "psfsub",

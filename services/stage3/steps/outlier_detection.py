@@ -1,0 +1,175 @@
+"""outlier_detection: flag pixels that disagree with the other exposures (cosmic rays
+missed by jump detection, hot pixels, ...).
+
+Imaging (:func:`flag_outliers_imaging`), as the public step does it:
+
+1. every exposure is resampled alone onto the common grid;
+2. pixels whose weight is below ``maskpt`` times the (3-sigma clipped) mean weight of
+   that exposure are ignored, and the median of the exposures is taken per pixel;
+3. the median is blotted back onto each exposure's pixels;
+4. with ``diff = |data - blot - backg|`` and ``deriv`` the largest absolute difference of
+   the blot with its 4 neighbours, a pixel is an outlier when
+   ``diff > scale[1] * deriv + snr[1] * err`` and it, or one of its 8 neighbours, has
+   ``diff > scale[0] * deriv + snr[0] * err`` (defaults snr 5.0/4.0, scale 1.2/0.7).
+
+Time series (:func:`flag_outliers_tso`): per pixel, a rolling median over
+``rolling_window_width`` integrations (plain median when there are not more integrations
+than that), bad pixels ignored; ``|data - median| > snr[0] * err`` is an outlier.
+
+Outliers get DO_NOT_USE|OUTLIER and NaN in SCI, ERR and variances (:func:`apply_outliers`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.stats import sigma_clip
+from astropy.wcs import WCS
+from pydantic import BaseModel, ConfigDict, Field
+from scipy import ndimage
+
+from shared.datamodels.dqflags import PIXEL
+from shared.resample import ResampleInput, blot, derivative, resample
+
+__all__ = [
+    "ImagingOutliers",
+    "OutlierParams",
+    "apply_outliers",
+    "flag_outliers_imaging",
+    "flag_outliers_tso",
+    "rolling_median",
+    "weight_threshold",
+]
+
+OUTLIER_FLAGS = PIXEL["DO_NOT_USE"] | PIXEL["OUTLIER"]
+
+
+class OutlierParams(BaseModel):
+    """Parameters of outlier_detection (public defaults)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    weight_type: str = Field("ivm", description='Resampling weights: "ivm" (1/VAR_RNOISE) or "exptime".')
+    pixfrac: float = Field(1.0, gt=0, le=1, description="Drizzle pixfrac of the single-exposure resampling.")
+    kernel: str = Field("square", description="Drizzle kernel of the single-exposure resampling.")
+    maskpt: float = Field(0.7, ge=0, le=1, description="Ignore resampled pixels below this fraction of the mean weight.")
+    snr: tuple[float, float] = Field((5.0, 4.0), description="S/N thresholds of the first and second pass.")
+    scale: tuple[float, float] = Field((1.2, 0.7), description="Derivative scales of the first and second pass.")
+    backg: float = Field(0.0, description="Background added to the blotted median, data units.")
+    rolling_window_width: int = Field(25, ge=1, description="Integrations in the rolling median (time series).")
+
+
+@dataclass(frozen=True)
+class ImagingOutliers:
+    """``masks`` (one bool (ny, nx) per input, True = outlier) and the ``median`` image
+    on the common grid."""
+
+    masks: list[np.ndarray]
+    median: np.ndarray
+
+
+def weight_threshold(wht: np.ndarray, maskpt: float) -> float:
+    """``maskpt`` times the mean of the 3-sigma clipped, finite, non-zero weights."""
+    values = wht[np.isfinite(wht) & (wht != 0)]
+    if values.size == 0:
+        return 0.0
+    clipped = sigma_clip(values, sigma=3.0, maxiters=5, masked=False)
+    return float(np.mean(clipped, dtype=np.float64)) * maskpt
+
+
+def _resampled_stack(inputs: Sequence[ResampleInput], out_wcs: WCS, out_shape, p: OutlierParams) -> np.ndarray:
+    stack = np.full((len(inputs), *out_shape), np.nan, np.float32)
+    for i, inp in enumerate(inputs):
+        r = resample([inp], out_wcs, out_shape, pixfrac=p.pixfrac, kernel=p.kernel, weight_type=p.weight_type)
+        low = r.wht < weight_threshold(r.wht, p.maskpt)
+        stack[i] = np.where(low | (r.wht <= 0), np.nan, r.data)
+    return stack
+
+
+def _two_pass(data: np.ndarray, err: np.ndarray, blotted: np.ndarray, p: OutlierParams) -> np.ndarray:
+    err0 = np.nan_to_num(err)
+    deriv = derivative(blotted)
+    diff = np.abs(data - blotted - p.backg)
+    with np.errstate(invalid="ignore"):
+        first = diff > p.scale[0] * deriv + p.snr[0] * err0
+        second = diff > p.scale[1] * deriv + p.snr[1] * err0
+    near_first = ndimage.binary_dilation(first, structure=np.ones((3, 3), bool))
+    return near_first & second
+
+
+def flag_outliers_imaging(
+    inputs: Sequence[ResampleInput], errs: Sequence[np.ndarray], out_wcs: WCS, out_shape: tuple[int, int],
+    params: OutlierParams | None = None,
+) -> ImagingOutliers:
+    """Outlier masks of dithered images (see the module docstring).
+
+    Parameters
+    ----------
+    inputs : sequence of ResampleInput
+        The exposures (data surface brightness (ny, nx), aligned WCS, DQ, VAR_RNOISE).
+    errs : sequence of ndarray
+        Their ERR arrays (ny, nx), data units.
+    out_wcs, out_shape : WCS, (ny, nx)
+        The common grid (:func:`shared.resample.output_grid`).
+    """
+    p = params or OutlierParams()
+    stack = _resampled_stack(inputs, out_wcs, out_shape, p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+        median = np.nanmedian(stack, axis=0).astype(np.float32)
+    del stack
+    masks = []
+    for inp, err in zip(inputs, errs, strict=True):
+        blotted = blot(median, out_wcs, inp.wcs, inp.data.shape)
+        mask = _two_pass(inp.data, err, blotted, p) & np.isfinite(blotted) & np.isfinite(inp.data)
+        if inp.dq is not None:
+            mask &= (inp.dq & PIXEL["DO_NOT_USE"]) == 0
+        masks.append(mask)
+    return ImagingOutliers(masks, median)
+
+
+def rolling_median(cube: np.ndarray, width: int) -> np.ndarray:
+    """Median over a window of ``width`` integrations centred on each integration
+    (NaN ignored); the first and last half-windows take the nearest full window's value.
+    Shape of ``cube`` (nints, ny, nx); a plain median when ``width`` >= nints."""
+    n = cube.shape[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if width <= 1 or width >= n:
+            return np.broadcast_to(np.nanmedian(cube, axis=0), cube.shape).astype(np.float32)
+        out = np.empty(cube.shape, np.float32)
+        half = width // 2
+        for start in range(n - width + 1):
+            out[start + half] = np.nanmedian(cube[start:start + width], axis=0)
+    out[:half] = out[half]
+    last = n - width + half
+    out[last + 1:] = out[last]
+    return out
+
+
+def flag_outliers_tso(data: np.ndarray, err: np.ndarray, dq: np.ndarray | None,
+                      params: OutlierParams | None = None) -> np.ndarray:
+    """Outlier mask (nints, ny, nx) of a time series of images (see the module docstring)."""
+    p = params or OutlierParams()
+    good = np.isfinite(data)
+    if dq is not None:
+        good &= (dq & PIXEL["DO_NOT_USE"]) == 0
+    median = rolling_median(np.where(good, data, np.nan), p.rolling_window_width)
+    with np.errstate(invalid="ignore"):
+        mask = np.abs(data - median) > p.snr[0] * np.nan_to_num(err)
+    return mask & good & np.isfinite(median)
+
+
+def apply_outliers(mask: np.ndarray, dq: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """New DQ with DO_NOT_USE|OUTLIER where ``mask``, and copies of ``arrays`` (SCI, ERR,
+    variances) with NaN there."""
+    new_dq = dq | np.where(mask, np.uint32(OUTLIER_FLAGS), np.uint32(0)).astype(dq.dtype)
+    out = []
+    for a in arrays:
+        b = np.array(a, copy=True)
+        b[mask] = np.nan
+        out.append(b)
+    return new_dq, out

@@ -1,0 +1,233 @@
+"""calwebb_image3 and calwebb_tso3 over synthetic members (tests/stage3_scenes.py), and
+the products they write opened with the public data models.
+
+Tolerances: with an absolute catalog, the ``_crf`` WCSs match the truth to 0.02 pixel
+RMS and the ``_cat`` sky positions of isolated S/N > 50 stars to 0.05 pixel RMS; the
+recorded sky levels match the injected ones to a tenth of the pixel noise; >= 90 % of the
+cosmic rays are flagged in the ``_crf``; the ``_phot`` light curve gives the injected 2 %
+transit depth within 5 %.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.coordinates import SkyCoord
+from astropy.table import QTable
+from stdatamodels.jwst import datamodels as dm
+from stdatamodels.jwst.datamodels.util import NoTypeWarning
+
+from services.stage3.pipeline import Image3Params, Tso3Params, run_image3, run_tso3
+from services.stage3.products import (
+    card_value,
+    member_wcs,
+    set_keywords,
+)
+from shared.datamodels import read_product, write_product
+from shared.datamodels.dqflags import PIXEL
+from tests.stage3_scenes import (
+    SCALE,
+    cal_product,
+    calints_product,
+    make_exposures,
+    make_sky,
+    make_time_series,
+)
+
+SKY_LEVELS = [0.0, 0.3, 0.15, 0.45]  # MJy/sr
+POINTING_ERRORS = [(0.05, -0.03), (-0.1, 0.2), (0.25, -0.1), (0.0, 0.3)]
+COMMON = dict(software_version="9.9.9", created="2025-01-01T00:00:00", context="jwst_0042.pmap",
+              asn_table="jw01234-o001_20250101t000000_image3_00001_asn.json")
+ASN = {"asn_pool": "jw01234_20250101t000000_pool.csv"}
+
+
+@pytest.fixture(scope="module")
+def sky():
+    return make_sky(150, radius_arcsec=3.5, seed=3)
+
+
+@pytest.fixture(scope="module")
+def scene(sky):
+    return make_exposures(sky, pointing_errors=POINTING_ERRORS, sky_levels=SKY_LEVELS, n_cr=40)
+
+
+@pytest.fixture(scope="module")
+def members(scene, tmp_path_factory):
+    """The members as stage 3 reads them: written and read back through the FITS layer."""
+    tmp = tmp_path_factory.mktemp("members")
+    out = []
+    for k, exp in enumerate(scene):
+        product = cal_product(exp, exposure_number=k + 1)
+        out.append(read_product(write_product(tmp / product.keywords["FILENAME"], product)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def image3(members, sky):
+    return run_image3(members, ASN, abs_refcat=(sky.ra, sky.dec), **COMMON)
+
+
+def test_image3_statuses_and_member_products(image3, scene):
+    assert image3.statuses == dict.fromkeys(
+        ("tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog"), "COMPLETE")
+    assert len(image3.crf) == 4
+    noise = float(np.median(scene[0].err))
+    hits = crs = 0
+    for crf, exp, level in zip(image3.crf, scene, SKY_LEVELS, strict=True):
+        assert card_value(crf, "S_TWKREG") == "COMPLETE" and card_value(crf, "S_OUTLIR") == "COMPLETE"
+        assert card_value(crf, "TWKREF") == "absolute" and card_value(crf, "TWKNMAT") >= 15
+        assert card_value(crf, "BKGLEVEL") == pytest.approx(level, abs=0.1 * noise)
+        assert card_value(crf, "BKGSUB") is True
+        wcs = member_wcs(crf)
+        yy, xx = np.mgrid[0:160:10, 0:160:10]
+        x, y = exp.true_wcs.world_to_pixel_values(*wcs.pixel_to_world_values(xx.ravel() * 1.0, yy.ravel() * 1.0))
+        assert np.sqrt(np.mean((x - xx.ravel()) ** 2 + (y - yy.ravel()) ** 2)) <= 0.02
+        flagged = (crf.images["DQ"] & PIXEL["OUTLIER"]) > 0
+        assert np.all(np.isnan(crf.images["SCI"][flagged])) and np.all(np.isnan(crf.images["ERR"][flagged]))
+        hits += int((flagged & exp.cr_mask).sum())
+        crs += int(exp.cr_mask.sum())
+        assert card_value(crf, "CAL_VER") == "9.9.9" and card_value(crf, "ASNPOOL") == ASN["asn_pool"]
+    assert hits >= 0.9 * crs
+
+
+def test_image3_level3_keywords(image3, members):
+    i2d = image3.i2d
+    assert set(i2d.images) == {"SCI", "ERR", "CON", "WHT", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT"}
+    assert i2d.images["CON"].dtype == np.int32 and i2d.images["CON"].max() == 15
+    values = {k: card_value(i2d, k) for k in ("NDRIZ", "PIXFRAC", "RESWHT", "BUNIT", "S_RESAMP", "S_SRCCAT",
+                                               "EXPSTART", "EXPEND", "EFFEXPTM", "ASNTABLE", "CRDS_CTX", "CTYPE1")}
+    assert values == {"NDRIZ": 4, "PIXFRAC": 1.0, "RESWHT": "ivm", "BUNIT": "MJy/sr", "S_RESAMP": "COMPLETE",
+                      "S_SRCCAT": "COMPLETE", "EXPSTART": 60000.01, "EXPEND": 60000.05, "EFFEXPTM": 400.0,
+                      "ASNTABLE": COMMON["asn_table"], "CRDS_CTX": "jwst_0042.pmap", "CTYPE1": "RA---TAN"}
+    assert card_value(i2d, "PIXAR_A2") == pytest.approx(SCALE**2, rel=1e-3)
+    assert card_value(i2d, "A_ORDER") is None and card_value(i2d, "S_REGION").startswith("POLYGON ICRS")
+
+
+def test_image3_catalog_positions_on_the_sky(image3, sky):
+    cat = image3.cat
+    truth = SkyCoord(sky.ra, sky.dec, unit="deg")
+    idx, sep, _ = truth.match_to_catalog_sky(cat["sky_centroid"])
+    snr = (cat["aper_total_flux"] / cat["aper_total_flux_err"]).value[idx]
+    xy = np.transpose([np.asarray(cat["xcentroid"]), np.asarray(cat["ycentroid"])])
+    d2 = np.sort(np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1)), axis=1)[:, 1][idx]
+    good = (sep.arcsec < 0.5 * SCALE * 3) & (snr > 50) & (d2 > 4)
+    assert good.sum() >= 15
+    assert np.sqrt(np.mean((sep.arcsec[good] / SCALE) ** 2)) <= 0.05
+
+
+def test_products_open_in_public_models(image3, tmp_path):
+    paths = {"i2d": write_product(tmp_path / "jw01234-o001_t001_nircam_clear-f200w_i2d.fits", image3.i2d),
+             "segm": write_product(tmp_path / "jw01234-o001_t001_nircam_clear-f200w_segm.fits", image3.segm),
+             "crf": write_product(tmp_path / "jw01234001001_02101_00001_nrca1_o001_crf.fits", image3.crf[0])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoTypeWarning)  # DATAMODL must pick the model
+        with dm.open(paths["i2d"]) as m:
+            assert type(m).__name__ == "ImageModel"
+            assert m.meta.cal_step.resample == "COMPLETE" and m.meta.cal_step.tweakreg == "COMPLETE"
+            assert m.meta.resample.pointings == 4 and m.meta.resample.weight_type == "ivm"
+            assert m.meta.asn.pool_name == ASN["asn_pool"] and m.meta.bunit_data == "MJy/sr"
+            assert m.meta.photometry.pixelarea_steradians == pytest.approx(card_value(image3.i2d, "PIXAR_SR"))
+            assert m.con.shape[1:] == m.data.shape and m.wht.shape == m.data.shape
+        with dm.open(paths["segm"]) as m:
+            assert type(m).__name__ == "SegmentationMapModel" and m.data.max() == len(image3.cat)
+        with dm.open(paths["crf"]) as m:
+            assert type(m).__name__ == "ImageModel" and m.meta.background.subtracted is True
+            assert m.meta.cal_step.outlier_detection == "COMPLETE"
+    image3.cat.write(tmp_path / "cat.ecsv", format="ascii.ecsv")
+    back = QTable.read(tmp_path / "cat.ecsv", format="ascii.ecsv")
+    assert back.colnames == image3.cat.colnames and isinstance(back["sky_centroid"], SkyCoord)
+
+
+def test_image3_relative_and_single_member(members):
+    rel = run_image3(members, ASN, **COMMON)
+    assert rel.statuses["tweakreg"] == "COMPLETE"
+    assert {card_value(c, "TWKREF") for c in rel.crf} == {"relative"}
+    one = run_image3(members[:1], ASN, Image3Params(skip=frozenset({"source_catalog"})), **COMMON)
+    assert one.statuses["tweakreg"] == "SKIPPED" and one.statuses["outlier_detection"] == "SKIPPED"
+    assert one.statuses["resample"] == "COMPLETE" and one.statuses["source_catalog"] == "SKIPPED"
+    assert one.cat is None and card_value(one.i2d, "S_OUTLIR") == "SKIPPED"
+    assert any("nothing to align" in n for n in one.notes)
+
+
+def test_image3_rejects_unusable_members(members):
+    with pytest.raises(ValueError, match="unknown step"):
+        Image3Params(skip=frozenset({"jump"}))
+    no_wcs = cal_product(make_exposures(make_sky(5, seed=9), n=1, n_cr=0)[0], exposure_number=9)
+    for name in ("CRVAL1", "CRVAL2", "CTYPE1", "CTYPE2"):
+        no_wcs.keywords.pop(name, None)
+        no_wcs.hdu_keywords.get("SCI", {}).pop(name, None)
+    with pytest.raises(ValueError, match="assign_wcs"):
+        run_image3([members[0], no_wcs], ASN, **COMMON)
+    dn = cal_product(make_exposures(make_sky(5, seed=9), n=1, n_cr=0)[0], exposure_number=9)
+    set_keywords(dn, {"BUNIT": "DN/s"})
+    out = run_image3([dn], ASN, **COMMON)
+    assert out.statuses["source_catalog"] == "SKIPPED" and any("not MJy/sr" in n for n in out.notes)
+
+
+def test_tso3_light_curve(tmp_path):
+    ts = make_time_series()
+    member = read_product(write_product(tmp_path / "jw01234002001_01101_00001_nrca1_calints.fits",
+                                              calints_product(ts)))
+    out = run_tso3([member], ASN, **COMMON)
+    assert out.statuses == {"outlier_detection": "COMPLETE", "tso_photometry": "COMPLETE"}
+    phot = out.phot
+    assert phot.colnames[:12] == ["MJD", "BJD_TDB", "aperture_sum", "aperture_sum_err", "annulus_sum",
+                                  "annulus_sum_err", "annulus_mean", "annulus_mean_err", "aperture_bkg",
+                                  "aperture_bkg_err", "net_aperture_sum", "net_aperture_sum_err"]
+    assert {"aperture_x", "aperture_ra_icrs", "aperture_dec_icrs", "centroid_x", "centroid_y"} <= set(phot.colnames)
+    assert str(phot["net_aperture_sum"].unit) == "Jy" and len(phot) == ts.data.shape[0]
+    assert np.allclose(phot["MJD"], ts.mjd) and np.allclose(phot["BJD_TDB"], ts.mjd + 0.0008)
+    assert np.allclose(phot["aperture_ra_icrs"].value, 53.1, atol=1e-5)
+    flux = np.asarray(phot["net_aperture_sum"].value)
+    depth = 1 - np.median(flux[ts.in_transit]) / np.median(flux[~ts.in_transit])
+    assert depth == pytest.approx(0.02, rel=0.05)
+    crf = out.crfints[0]
+    flagged = (crf.images["DQ"] & PIXEL["OUTLIER"]) > 0
+    assert (flagged & ts.cr_mask).sum() >= 0.9 * ts.cr_mask.sum()
+    path = write_product(tmp_path / "jw01234002001_01101_00001_nrca1_o002_crfints.fits", crf)
+    with dm.open(path) as m:
+        assert type(m).__name__ == "CubeModel" and m.meta.cal_step.outlier_detection == "COMPLETE"
+        assert len(m.int_times) == ts.data.shape[0]
+
+
+def test_tso3_skips_photometry_of_spectra(tmp_path):
+    product = calints_product(make_time_series(nints=30))
+    set_keywords(product, {"EXP_TYPE": "NRC_TSGRISM"})
+    out = run_tso3([product], ASN, Tso3Params(), **COMMON)
+    assert out.statuses["tso_photometry"] == "SKIPPED" and out.phot is None and len(out.crfints) == 1
+
+
+def test_tso3_sums_the_weak_lens_subarray():
+    ts = make_time_series(nints=40)
+    product = calints_product(ts)
+    set_keywords(product, {"PUPIL": "WLP8", "SUBARRAY": "SUB64P"})
+    out = run_tso3([product], ASN, **COMMON)
+    phot = out.phot
+    assert "sum of all pixels" in phot.meta["apertures"] and np.isnan(phot["annulus_mean"].value).all()
+    assert np.all(phot["net_aperture_sum"] == phot["aperture_sum"])
+
+
+def test_dms_run_image3_on_local_files(members, tmp_path, capsys):
+    import argparse
+    import json
+
+    from services.stage3.commands import register_run_command
+
+    for m in members:
+        write_product(tmp_path / m.keywords["FILENAME"], m)
+    asn = {"asn_type": "image3", "asn_id": "o001", "asn_pool": ASN["asn_pool"],
+           "products": [{"name": "jw01234-o001_t001_nircam_clear-f200w-sub160",
+                         "members": [{"expname": m.keywords["FILENAME"], "exptype": "science"} for m in members]}]}
+    asn_path = tmp_path / "jw01234-o001_20250101t000000_image3_00001_asn.json"
+    asn_path.write_text(json.dumps(asn))
+    parser = argparse.ArgumentParser()
+    register_run_command(parser.add_subparsers(dest="pipeline"))
+    args = parser.parse_args(["image3", str(asn_path), "--out", str(tmp_path / "out"), "--skip", "source_catalog"])
+    assert args.func(args) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert "jw01234-o001_t001_nircam_clear-f200w-sub160_i2d.fits" in written
+    assert sum(name.endswith("_o001_crf.fits") for name in written) == 4
+    args = parser.parse_args(["tso3", str(asn_path), "--out", str(tmp_path / "out")])
+    assert args.func(args) == 2 and "use `dms run image3`" in capsys.readouterr().err

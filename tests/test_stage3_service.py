@@ -1,0 +1,195 @@
+"""stage3 as a service: Level-3 associations archived -> ``stage3.run`` -> ``_crf`` per
+member and ``_i2d``/``_cat``/``_segm`` archived with provenance, asn id and the release
+date of the latest member; ``_crfints``/``_phot`` for tso3. Embedded settings (local
+store, SQLite catalog); members are synthetic ``_cal`` products (tests/stage3_scenes.py)
+archived the way stage 2 archives them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import QTable, Table
+from sqlalchemy import select
+
+from services.stage3.task import handle_association, load_astrometric_catalog
+from shared.archiving import archive_product
+from shared.catalog import EventRecord, Product
+from shared.catalog.queries import current_product, upsert_exposure, upsert_program
+from shared.datamodels import write_product
+from shared.errors import NonRetriableError
+from shared.messages import Event
+from shared.naming import parse_exposure
+from shared.runtime import ServiceContext
+from tests.stage3_scenes import (
+    cal_product,
+    calints_product,
+    make_exposures,
+    make_sky,
+    make_time_series,
+)
+from tests.telemetry_factory import tiny_plan
+
+PRODUCT = "jw01234-o001_t001_nircam_clear-f200w-sub160"
+TSO_PRODUCT = "jw01234-o002_t001_nircam_clear-f200w-sub64p"
+
+
+def _asn(asn_type: str, acid: str, product: str, members: list[str]) -> dict:
+    return {
+        "asn_type": asn_type, "asn_rule": "candidate_Asn_Lv3Image" if asn_type == "image3" else "candidate_Asn_Lv3TSO",
+        "version_id": "20250101t000000", "code_version": "0.1.0",
+        "degraded_status": "No known degraded exposures in association.", "program": "01234",
+        "constraints": "test", "asn_id": acid, "target": "t001", "asn_pool": "jw01234_20250101t000000_pool.csv",
+        "products": [{"name": product, "members": [
+            {"expname": m, "exptype": "science", "exposerr": "null", "asn_candidate": f"('{acid}', 'observation')"}
+            for m in members]}],
+    }
+
+
+@pytest.fixture
+def ctx(embedded_settings):
+    context = ServiceContext.from_settings(embedded_settings)
+    context.catalog.upgrade()
+    plan = tiny_plan()
+    plan = plan.model_copy(update={"observations": [plan.observations[0],
+                                                    plan.observations[0].model_copy(update={"number": 2})]})
+    with context.catalog.session() as s:
+        upsert_program(s, plan)
+    return context
+
+
+def _archive_member(ctx, tmp: Path, product, observation: int, release: datetime) -> str:
+    name = product.keywords["FILENAME"]
+    parsed = parse_exposure(name)
+    with ctx.catalog.session() as s:
+        exposure = upsert_exposure(
+            s, "01234", observation, parsed.exposure_id, visit=parsed.visit, visit_group=parsed.visit_group,
+            sequence=parsed.sequence, activity=parsed.activity, exposure=parsed.exposure, detector="NRCA1",
+            exp_type=product.keywords["EXP_TYPE"], filter="F200W", pupil="CLEAR", readpatt="RAPID",
+            subarray="SUB160", ngroups=3, nints=1)
+    path = write_product(tmp / name, product)
+    archived = archive_product(ctx, path, suffix=parsed.suffix, level=2, program="01234",
+                               observation=observation, exposure=exposure, inputs=["x"], source="/test")
+    with ctx.catalog.session() as s:
+        s.get(Product, archived.product_id).data_release = release
+    return name
+
+
+def _archive_asn(ctx, tmp: Path, doc: dict, filename: str, observation: int) -> Event:
+    path = tmp / filename
+    path.write_text(json.dumps(doc, indent=4) + "\n")
+    archived = archive_product(ctx, path, suffix="asn", level=3, program="01234", observation=observation,
+                               exposure=None, inputs=[], source="/test", product_type="AUXILIARY",
+                               content_type="application/json", asn_id=doc["asn_id"],
+                               extra={"asn_type": doc["asn_type"], "asn_id": doc["asn_id"]})
+    with ctx.catalog.session() as s:
+        record = s.get(EventRecord, archived.event_id)
+        return Event(id=record.id, source=record.source, type=record.type, time=record.time, subject=record.subject,
+                     data=record.data)
+
+
+@pytest.fixture
+def image3_setup(ctx, tmp_path):
+    sky = make_sky(150, radius_arcsec=3.5, seed=3)
+    exposures = make_exposures(sky, pointing_errors=[(0.05, -0.03), (-0.1, 0.2), (0.25, -0.1), (0.0, 0.3)], n_cr=20)
+    base = datetime(2026, 6, 1, tzinfo=UTC)
+    names = [_archive_member(ctx, tmp_path, cal_product(e, exposure_number=k + 1), 1, base + timedelta(days=k))
+             for k, e in enumerate(exposures)]
+    return sky, names, base + timedelta(days=len(names) - 1)
+
+
+def _products(ctx) -> dict[str, Product]:
+    with ctx.catalog.session() as s:
+        rows = s.scalars(select(Product).where(Product.is_current)).all()
+        for r in rows:
+            r.artifacts  # noqa: B018 - load while the session is open
+        return {r.filename: r for r in rows}
+
+
+def test_image3_archives_every_product(ctx, tmp_path, image3_setup):
+    sky, names, latest = image3_setup
+    asn_file = "jw01234-o001_20250101t000000_image3_00001_asn.json"
+    event = _archive_asn(ctx, tmp_path, _asn("image3", "o001", PRODUCT, names), asn_file, 1)
+    ids = handle_association(event, ctx)
+    products = _products(ctx)
+    crf = [f"{n.rsplit('_', 1)[0]}_o001_crf.fits" for n in names]
+    level3 = [f"{PRODUCT}_i2d.fits", f"{PRODUCT}_segm.fits", f"{PRODUCT}_cat.ecsv"]
+    assert set(crf + level3) <= set(products)
+    assert len(ids) == len(crf) + len(level3)
+    for name, member in zip(crf, names, strict=True):
+        p = products[name]
+        assert p.level == 3 and p.exposure_id is not None and p.inputs == [member, asn_file]
+        assert p.reference_context == "jwst_0001.pmap"
+    for name in level3:
+        p = products[name]
+        assert p.exposure_id is None and p.inputs == [*names, asn_file]
+        assert p.data_release.replace(tzinfo=UTC) == latest
+    assert products[f"{PRODUCT}_cat.ecsv"].artifacts[0].content_type == "text/plain"
+    # The event carries the association id; the i2d names its association.
+    with ctx.catalog.session() as s:
+        ev = s.get(EventRecord, ids[-1])
+        assert ev.data["product"]["asn_id"] == "o001"
+        uri = products[f"{PRODUCT}_i2d.fits"].artifacts[0].uri
+    local = tmp_path / "i2d.fits"
+    ctx.store.download_uri(uri, local)
+    assert fits.getheader(local)["ASNTABLE"] == asn_file and fits.getheader(local)["S_TWKREG"] == "COMPLETE"
+    cat_local = tmp_path / "cat.ecsv"
+    ctx.store.download_uri(products[f"{PRODUCT}_cat.ecsv"].artifacts[0].uri, cat_local)
+    assert len(QTable.read(cat_local, format="ascii.ecsv")) > 30
+    # A retry stores nothing new.
+    assert handle_association(event, ctx) == []
+
+
+def test_image3_aligns_to_the_configured_catalog(ctx, tmp_path, image3_setup, embedded_settings):
+    sky, names, _ = image3_setup
+    catalogs = tmp_path / "astrometric"
+    catalogs.mkdir()
+    Table({"ra": sky.ra, "dec": sky.dec}).write(catalogs / "field.ecsv", format="ascii.ecsv")
+    (catalogs / "broken.ecsv").write_text("not a table")
+    ctx.settings = embedded_settings.model_copy(update={"astrometric_catalog_dir": catalogs})
+    assert len(load_astrometric_catalog(catalogs)[0]) == len(sky.ra)
+    event = _archive_asn(ctx, tmp_path, _asn("image3", "o001", PRODUCT, names),
+                         "jw01234-o001_20250101t000000_image3_00001_asn.json", 1)
+    handle_association(event, ctx)
+    uri = _products(ctx)[f"{names[0].rsplit('_', 1)[0]}_o001_crf.fits"].artifacts[0].uri
+    local = tmp_path / "crf.fits"
+    ctx.store.download_uri(uri, local)
+    assert fits.getheader(local, "SCI")["TWKREF"] == "absolute"
+
+
+def test_stale_association_and_missing_member(ctx, tmp_path, image3_setup):
+    _, names, _ = image3_setup
+    asn_file = "jw01234-o001_20250101t000000_image3_00001_asn.json"
+    first = _archive_asn(ctx, tmp_path, _asn("image3", "o001", PRODUCT, names[:2]), asn_file, 1)
+    _archive_asn(ctx, tmp_path, _asn("image3", "o001", PRODUCT, names), asn_file, 1)  # revision 2
+    with ctx.catalog.session() as s:
+        assert current_product(s, asn_file).revision == 2
+    assert handle_association(first, ctx) == []
+    missing = _archive_asn(ctx, tmp_path, _asn("image3", "o001", PRODUCT, [*names, "jw01234001001_02101_00009_nrca1_cal.fits"]),
+                           "jw01234-o001_20250101t000000_image3_00002_asn.json", 1)
+    with pytest.raises(NonRetriableError, match="00009_nrca1_cal.fits is not archived"):
+        handle_association(missing, ctx)
+    bad = _asn("spec3", "o001", PRODUCT, names)
+    wrong = _archive_asn(ctx, tmp_path, bad, "jw01234-o001_20250101t000000_spec3_00001_asn.json", 1)
+    with pytest.raises(NonRetriableError, match="stage 3 runs image3, tso3"):
+        handle_association(wrong, ctx)
+
+
+def test_tso3_archives_crfints_and_phot(ctx, tmp_path):
+    ts = make_time_series(nints=60)
+    name = _archive_member(ctx, tmp_path, calints_product(ts), 2, datetime(2026, 6, 1, tzinfo=UTC))
+    event = _archive_asn(ctx, tmp_path, _asn("tso3", "o002", TSO_PRODUCT, [name]),
+                         "jw01234-o002_20250101t000000_tso3_00001_asn.json", 2)
+    ids = handle_association(event, ctx)
+    products = _products(ctx)
+    assert len(ids) == 2
+    assert {"jw01234002001_01101_00001_nrca1_o002_crfints.fits", f"{TSO_PRODUCT}_phot.ecsv"} <= set(products)
+    local = tmp_path / "phot.ecsv"
+    ctx.store.download_uri(products[f"{TSO_PRODUCT}_phot.ecsv"].artifacts[0].uri, local)
+    phot = QTable.read(local, format="ascii.ecsv")
+    assert len(phot) == 60 and np.all(np.isfinite(phot["net_aperture_sum"].value))
