@@ -4,23 +4,32 @@ The simulator writes it beside the telemetry; ingest reads it to know the shape 
 exposure and to fill the headers; the association builder (later) reads which exposures
 each candidate expects. Every exposure is listed explicitly with its identifiers, so no
 consumer has to re-derive the visit/exposure numbering.
+
+Candidates (``Plan.candidates``) are the proposal-defined associations (``c1NNN``) the
+proposer asked for: a MOSAIC groups two or more observations into one Level-3 product; a
+BACKGROUND candidate links science observations with dedicated background ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "PLAN_SCHEMA_VERSION",
+    "CANDIDATE_TYPES",
     "DitherPattern",
     "PlannedExposure",
     "Observation",
     "Plan",
+    "PlannedCandidate",
     "Pointing",
     "Target",
+    "candidate_id",
+    "candidate_problem",
     "latest_plan_key",
     "load_latest_plan",
     "plan_filename",
@@ -112,6 +121,50 @@ class Observation(_Frozen):
         return [d.upper() for d in v]
 
 
+CANDIDATE_TYPES = ("MOSAIC", "BACKGROUND")
+_FIRST_CANDIDATE = 1000
+
+
+def candidate_id(index: int) -> str:
+    """The id of the proposal candidate at 0-based position ``index``: c1000, c1001, ..."""
+    return f"c{_FIRST_CANDIDATE + index}"
+
+
+def candidate_problem(kind: str, observations: Iterable[int], background: Mapping[int, bool]) -> str | None:
+    """Why a candidate cannot be made, or None.
+
+    ``background`` maps every observation number of the program to its is_background
+    flag. The message starts with the field it is about (``observations: ...``).
+    """
+    numbers = list(observations)
+    unknown = [n for n in numbers if n not in background]
+    if unknown:
+        return f"observations: {unknown} are not observations of the program (known: {sorted(background)})"
+    if len(set(numbers)) != len(numbers):
+        return f"observations: listed twice in {numbers}"
+    if kind == "MOSAIC" and len(numbers) < 2:
+        return f"observations: a MOSAIC candidate needs at least 2 observations, got {numbers}"
+    if kind == "BACKGROUND":
+        if not any(background[n] for n in numbers):
+            return f"observations: a BACKGROUND candidate needs an observation with is_background true, got {numbers}"
+        if all(background[n] for n in numbers):
+            return f"observations: a BACKGROUND candidate needs a science observation, got only backgrounds {numbers}"
+    return None
+
+
+class PlannedCandidate(_Frozen):
+    """A proposal-defined association candidate (ASN_CANDIDATE ``(id, type)`` in the pool)."""
+
+    id: str = Field(pattern=r"^c1\d{3}$", description="Candidate id, c1000, c1001, ... in plan order.")
+    type: Literal["MOSAIC", "BACKGROUND"] = Field(description="MOSAIC or BACKGROUND (any case on input).")
+    observations: list[int] = Field(min_length=1, description="Observation numbers in the candidate.")
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _upper(cls, v):
+        return v.strip().upper() if isinstance(v, str) else v
+
+
 class Plan(_Frozen):
     schema_version: int = PLAN_SCHEMA_VERSION
     program: str = Field(pattern=r"^\d{5}$", description="Five-digit, zero-padded.")
@@ -123,6 +176,19 @@ class Plan(_Frozen):
     authorized_users: list[str] = Field(default_factory=list)
     targets: list[Target]
     observations: list[Observation]
+    candidates: list[PlannedCandidate] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _candidates(self) -> Plan:
+        background = {o.number: o.is_background for o in self.observations}
+        for k, cand in enumerate(self.candidates):
+            problem = candidate_problem(cand.type, cand.observations, background)
+            if problem:
+                raise ValueError(f"candidates[{k}].{problem}")
+        ids = [c.id for c in self.candidates]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"candidates: ids must be unique, got {ids}")
+        return self
 
     def target(self, target_id: int) -> Target:
         for t in self.targets:
@@ -135,6 +201,10 @@ class Plan(_Frozen):
             if o.number == number:
                 return o
         raise KeyError(f"program {self.program} has no observation {number}")
+
+    def candidates_of(self, observation: int) -> list[PlannedCandidate]:
+        """The proposal candidates an observation belongs to, in plan order."""
+        return [c for c in self.candidates if observation in c.observations]
 
     def find_exposure(
         self, observation: int, visit: int, visit_group: int, sequence: int, activity: int,

@@ -74,6 +74,7 @@ class Archive:
 def _description(example: str, **changes) -> dict:
     desc = yaml.safe_load((EXAMPLES / example).read_text())
     desc["simulation"]["write_references"] = False
+    desc["observations"] = desc["observations"][:1]  # the imaging observation (the demo adds a TSO one)
     for obs in desc["observations"]:
         obs.update(changes.pop("observation", {}))
     desc.update(changes)

@@ -25,6 +25,7 @@ def dms(tmp_path, *args, check=True):
 @pytest.fixture
 def description(tmp_path):
     desc = yaml.safe_load((REPO / "examples" / "nircam_imaging.yaml").read_text())
+    desc["observations"] = desc["observations"][:1]  # the imaging observation (the demo adds a TSO one)
     desc["observations"][0]["detectors"] = ["NRCA1"]
     desc["observations"][0]["dither"] = {"pattern": "NONE"}
     desc["simulation"]["write_references"] = False

@@ -228,8 +228,8 @@ def _load_refs(sim, kw: dict) -> dict[str, LoadedReference]:
     refs = {}
     for path in sim.reference_paths:
         header = fits.getheader(path)
-        if header["DETECTOR"] != kw["DETECTOR"]:
-            continue
+        if header["DETECTOR"] != kw["DETECTOR"] or header["REFTYPE"].lower() not in REFTYPE_KEYWORDS:
+            continue  # another detector's, or a stage-2 reference (FLAT, PHOTOM, AREA, DISTORTION)
         refs[header["REFTYPE"].lower()] = load_reference(header["REFTYPE"].lower(), path, win, (det.ny, det.nx))
     return refs
 

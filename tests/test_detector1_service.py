@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 def description(**observation) -> dict:
     desc = yaml.safe_load((REPO / "examples" / "nircam_imaging.yaml").read_text())
+    desc["observations"] = desc["observations"][:1]  # the imaging observation (the demo adds a TSO one)
     desc["observations"][0].update(detectors=["NRCA1"], dither={"pattern": "NONE"}, **observation)
     return desc
 
@@ -101,7 +102,7 @@ def test_new_context_changes_the_choice(sim, tmp_path):
         return proc.stdout
 
     refs = sim.truth_dir.parent / "refs"
-    assert "dms_0001.ctx: 7 new file(s)" in dms("refs", "deliver", str(refs))
+    assert "dms_0001.ctx: 11 new file(s)" in dms("refs", "deliver", str(refs))  # 7 detector-1 + 4 stage-2
     dms("ingest", str(sim.plan_path), *map(str, sim.telemetry_paths))
     uncal = "jw01234001001_01101_00001_nrca1_uncal.fits"
     before = dms("refs", "best", uncal)

@@ -415,16 +415,18 @@ def test_simulator_references_serve_an_ingested_exposure(tmp_path):
     from shared.runtime import dispatch_events
 
     desc = yaml.safe_load((EXAMPLES / "nircam_imaging.yaml").read_text())
+    desc["observations"] = desc["observations"][:1]  # the imaging observation (the demo adds a TSO one)
     obs = desc["observations"][0]
     obs.update(detectors=["NRCA1"], ngroups=3, dither={"pattern": "NONE"})
     sim = simulate(desc, tmp_path / "sim")
     ctx, inline = embedded_context(Settings(var_dir=tmp_path / "var", _env_file=None), services=["ingest"])
 
     d = deliver(ctx, [tmp_path / "sim" / "refs"], note="simulator references")  # a directory: its *.fits
-    assert d.context_name == "dms_0001.ctx" and len(d.added) == len(sim.reference_paths) == 7
+    assert d.context_name == "dms_0001.ctx" and len(d.added) == len(sim.reference_paths) == 11
     with ctx.catalog.session() as s:
         listed = {r.reftype: r for r in list_references(s)}
-    assert set(listed) == {"MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "GAIN", "READNOISE", "DARK"}
+    assert set(listed) == {"MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "GAIN", "READNOISE", "DARK",
+                           "FLAT", "PHOTOM", "AREA", "DISTORTION"}
     assert listed["DARK"].selectors == {"DETECTOR": "NRCA1", "EXP_TYPE": "NRC_IMAGE", "NOUTPUTS": "1",
                                         "SUBARRAY": "SUB160"}
     assert listed["SUPERBIAS"].selectors == {"DETECTOR": "NRCA1", "READPATT": "ANY", "SUBARRAY": "GENERIC"}
@@ -445,7 +447,7 @@ def test_simulator_references_serve_an_ingested_exposure(tmp_path):
         from_file = exposure_header(s, uncal)
         text = explain(s, from_file)
         by_file = best_references(s, from_file, ["MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "DARK",
-                                                 "GAIN", "READNOISE"])
+                                                 "GAIN", "READNOISE", "FLAT", "PHOTOM", "AREA", "DISTORTION"])
         by_catalog = best_references(s, from_catalog, list(by_file))
     assert uri.startswith("file://")
     assert by_file == by_catalog

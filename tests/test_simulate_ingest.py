@@ -1,7 +1,8 @@
 """Simulator -> ingest for every example program: each _uncal opens in astropy and in the
 public data models as Level1bModel, is named by the convention, carries the plan's
-keywords, holds exactly the simulated ramp, and its pointing WCS puts the simulator's
-stars where the truth says they are."""
+keywords, holds exactly the simulated ramp, and its pointing WCS is the plan's commanded
+pointing: the truth WCS (true pointing, distortion) puts the simulator's stars where the
+truth says they are, the commanded one within the injected pointing error."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from sqlalchemy import select
 
 from services.ingest.receive import receive_files
 from services.registry import embedded_context
-from services.simulator import load_description, simulate, simulate_exposure
+from services.simulator import host_star, load_description, simulate, simulate_exposure
 from shared.catalog import Artifact, Product
 from shared.config import Settings
+from shared.instruments import detector
 from shared.naming import parse_exposure
 from shared.runtime import dispatch_events
 
@@ -41,7 +43,8 @@ def small(example: str) -> dict:
 @pytest.mark.parametrize("example", ["nircam_imaging.yaml", "niriss_imaging.yaml", "miri_imaging.yaml", "nircam_longwave.yaml"])
 def test_example_program_ingests_into_valid_uncal(example, tmp_path):
     desc = small(example)
-    knobs = load_description(desc).simulation
+    loaded = load_description(desc)
+    knobs = loaded.simulation
     sim = simulate(desc, tmp_path / "sim")
     settings = Settings(var_dir=tmp_path / "var")
     ctx, inline = embedded_context(settings, services=["ingest"])
@@ -53,15 +56,15 @@ def test_example_program_ingests_into_valid_uncal(example, tmp_path):
         rows = s.execute(select(Product.filename, Artifact.uri).join(Artifact)).all()
     assert len(rows) == len(sim.telemetry_paths)
     plan = sim.plan
-    obs = plan.observations[0]
     from stdatamodels.jwst import datamodels
 
     for filename, uri in rows:
         name = parse_exposure(filename)
         assert name.suffix == "uncal" and name.program == plan.program
         path = ctx.store.local_path(*ctx.store.parse_uri(uri))
+        obs = plan.observation(name.observation)
         exposure = next(e for e in obs.exposures if e.detector.lower() == name.detector and e.exposure == name.exposure)
-        expected = simulate_exposure(plan, obs, exposure, knobs)
+        expected = simulate_exposure(plan, obs, exposure, knobs, host=host_star(loaded, obs.number))
         with fits.open(path) as hdul:
             h0, h1 = hdul[0].header, hdul["SCI"].header
             assert h0["DATAMODL"] == "Level1bModel" and h0["FILENAME"] == filename
@@ -74,12 +77,19 @@ def test_example_program_ingests_into_valid_uncal(example, tmp_path):
                 np.testing.assert_array_equal(hdul["REFOUT"].data, expected.refout)
             if expected.zeroframe is not None:
                 np.testing.assert_array_equal(hdul["ZEROFRAME"].data, expected.zeroframe)
-            # the header WCS places the truth stars at their truth pixels
+            # the header WCS is the commanded pointing; the truth WCS (true pointing and distortion)
+            # places the truth stars at their truth pixels (0.01 px), the commanded one within the
+            # injected shift plus the distortion across the window (1 px)
+            assert (h1["RA_REF"], h1["DEC_REF"]) == pytest.approx((exposure.pointing.ra, exposure.pointing.dec))
+            truth_header = fits.getheader(sim.truth_dir / f"{name.exposure_id}_truth_rate.fits")
             truth = Table.read(sim.truth_dir / f"{name.exposure_id}_truth_stars.ecsv")
             inside = truth[(truth["x"] > 2) & (truth["x"] < h0["SUBSIZE1"] - 3) & (truth["y"] > 2) & (truth["y"] < h0["SUBSIZE2"] - 3)]
             if len(inside):
-                x, y = WCS(h1, naxis=2).world_to_pixel_values(inside["ra"], inside["dec"])
+                x, y = WCS(truth_header, naxis=2).all_world2pix(inside["ra"], inside["dec"], 0)
                 assert np.max(np.hypot(x - inside["x"], y - inside["y"])) < 0.01
+                x, y = WCS(h1, naxis=2).world_to_pixel_values(inside["ra"], inside["dec"])
+                shift = np.hypot(truth_header["PNT_DX"], truth_header["PNT_DY"]) / detector(h0["DETECTOR"]).pixel_scale
+                assert np.max(np.hypot(x - inside["x"], y - inside["y"])) < shift + 1.0
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             with datamodels.open(path) as m:

@@ -327,7 +327,7 @@ def test_star_truth_sums_to_the_injected_flux(nircam):
         with fits.open(result.truth_dir / f"{stem}_truth_rate.fits") as hdul:
             star_rate = hdul["STARS"].data.astype(np.float64)
             flux = hdul["FLUX"].data.astype(np.float64)
-            sky = hdul[0].header["SKYLEVEL"]
+            sky = hdul[0].header["SKYLEVEL"] * hdul["AREA"].data.astype(np.float64)  # uniform surface brightness
             rate = hdul["SCI"].data
             flat, gain = hdul["FLAT"].data, hdul["GAIN"].data
             assert hdul["SCI"].header["BUNIT"] == "DN/s"
@@ -440,7 +440,9 @@ def test_nonlinearity_is_inverted_by_the_linearity_coefficients():
 EXPECTED_CLASS = {
     "MASK": dm.MaskModel, "SATURATION": dm.SaturationModel, "SUPERBIAS": dm.SuperBiasModel,
     "LINEARITY": dm.LinearityModel, "GAIN": dm.GainModel, "READNOISE": dm.ReadnoiseModel,
+    "FLAT": dm.FlatModel, "AREA": dm.PixelAreaModel, "DISTORTION": dm.ReferenceFileModel,
 }
+WINDOWLESS = {"PHOTOM", "AREA", "DISTORTION"}  # no SUBARRAY keywords in these schemas
 
 
 def test_reference_files_open_as_the_right_models(nircam, miri):
@@ -453,6 +455,8 @@ def test_reference_files_open_as_the_right_models(nircam, miri):
             seen[det].add(reftype)
             if reftype == "DARK":
                 expected = dm.DarkMIRIModel if det == "MIRIMAGE" else dm.DarkModel
+            elif reftype == "PHOTOM":
+                expected = dm.MirImgPhotomModel if det == "MIRIMAGE" else dm.NrcImgPhotomModel
             else:
                 expected = EXPECTED_CLASS[reftype]
             assert type(model) is expected, (path.name, type(model))
@@ -466,11 +470,12 @@ def test_reference_files_open_as_the_right_models(nircam, miri):
                 sub = subarray(model.meta.instrument.name, model.meta.subarray.name)
                 assert model.data.shape[-2:] == (sub.ysize, sub.xsize)
                 assert model.data.ndim == (4 if det == "MIRIMAGE" else 3)
-            else:
+            elif reftype not in WINDOWLESS:
                 assert model.meta.subarray.name == "GENERIC"
                 array = model.coeffs if reftype == "LINEARITY" else (model.dq if reftype == "MASK" else model.data)
                 assert array.shape[-2:] == full
-    nir = {"MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "GAIN", "READNOISE", "DARK"}
+    nir = {"MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "GAIN", "READNOISE", "DARK", "FLAT", "PHOTOM", "AREA",
+           "DISTORTION"}
     assert seen["NRCA1"] == nir and seen["NRCA2"] == nir
     assert seen["MIRIMAGE"] == nir - {"SUPERBIAS"}  # MIRI has no superbias step
 

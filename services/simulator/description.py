@@ -26,23 +26,29 @@ from pydantic import (
 )
 
 from shared.instruments import INSTRUMENTS, UnknownInstrumentError, detector, subarray
+from shared.plan import CANDIDATE_TYPES, candidate_problem
 
 from .optics import (
     CLEAR_POSITIONS,
     FILTERS,
     IMAGING_EXP_TYPES,
+    NIRCAM_PUPIL_PARTNERS,
     NIRCAM_SW_MAX_UM,
     READOUT_PATTERNS_BY_INSTRUMENT,
     SIMULATED_INSTRUMENTS,
+    WEAK_LENS_FWHM_ARCSEC,
 )
 
 __all__ = [
+    "CandidateSpec",
     "DescriptionError",
     "DitherSpec",
     "ObservationSpec",
     "ProgramDescription",
     "SimulationSpec",
+    "TargetStars",
     "TargetSpec",
+    "TransitSpec",
     "load_description",
     "parse_description",
 ]
@@ -128,6 +134,28 @@ class DitherSpec(_Strict):
         return [((k - (n - 1) / 2.0) * step, (k - (n - 1) / 2.0) * step) for k in range(n)]
 
 
+class TransitSpec(_Strict):
+    """A transit of the host star of a TSO observation: a trapezoid light curve."""
+
+    depth: float = Field(gt=0.0, lt=1.0, description="Fractional flux drop at full transit (0.01 = 1 %).")
+    duration_s: float = Field(gt=0.0, description="Total duration T14 (first to last contact), s.")
+    ingress_s: float | None = Field(None, ge=0.0, description="Ingress (= egress) time, s; default duration_s / 10.")
+    mid_time_s: float | None = Field(
+        None, description="Mid-transit, s after the observation start; default the middle of the observation."
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> TransitSpec:
+        if self.ingress_s is not None and self.ingress_s > self.duration_s / 2.0:
+            raise ValueError(f"ingress_s ({self.ingress_s}) exceeds half of duration_s ({self.duration_s})")
+        return self
+
+    @property
+    def ingress(self) -> float:
+        """Ingress time, s (the default resolved)."""
+        return self.duration_s / 10.0 if self.ingress_s is None else self.ingress_s
+
+
 class ObservationSpec(_Strict):
     """One observation: an instrument configuration repeated at each dither point."""
 
@@ -149,6 +177,10 @@ class ObservationSpec(_Strict):
     tsovisit: bool = False
     is_background: bool = False
     is_psf: bool = False
+    host_flux: float | None = Field(
+        None, gt=0.0, description="TSO: a star of this flux (e-/s) exactly at the target position."
+    )
+    transit: TransitSpec | None = Field(None, description="TSO: a transit of the host star.")
 
     @field_validator("instrument")
     @classmethod
@@ -240,8 +272,16 @@ class ObservationSpec(_Strict):
             raise ValueError(
                 f"filter: unknown {self.instrument} filter {self.filter!r} (pupil {pupil!r}); known: {', '.join(table)}"
             )
-        if pupil not in table and pupil not in clear:
+        weak_lens = self.instrument == "NIRCAM" and pupil in WEAK_LENS_FWHM_ARCSEC
+        if pupil not in table and pupil not in clear and not weak_lens:
             raise ValueError(f"pupil: {pupil!r} is neither an open position {clear} nor a {self.instrument} filter")
+        if weak_lens and table.get(self.filter, 0.0) >= NIRCAM_SW_MAX_UM:
+            raise ValueError(
+                f"pupil: the weak lens {pupil} is in the short-wavelength pupil wheel, not behind {self.filter}"
+            )
+        partner = NIRCAM_PUPIL_PARTNERS.get(pupil) if self.instrument == "NIRCAM" else None
+        if partner and self.filter not in (partner, *clear):
+            raise ValueError(f"pupil: NIRCam {pupil} is used behind filter {partner} (or CLEAR), not {self.filter}")
         if self.instrument == "NIRCAM":
             wavelength = table.get(pupil, table.get(self.filter))
             for name in self.detectors:
@@ -254,6 +294,22 @@ class ObservationSpec(_Strict):
                         "(use NRCALONG/NRCBLONG for F250M and redder)"
                     )
         return self
+
+    @model_validator(mode="after")
+    def _tso(self) -> ObservationSpec:
+        if (self.transit is not None or self.host_flux is not None) and not self.tsovisit:
+            field = "transit" if self.transit is not None else "host_flux"
+            raise ValueError(f"{field}: only a time-series observation (tsovisit: true) has a host star or a transit")
+        if self.transit is not None and self.host_flux is None:
+            raise ValueError("transit: needs host_flux, the flux (e-/s) of the star that is transited")
+        return self
+
+
+class TargetStars(_Strict):
+    """Star densities of one target's sky, replacing the simulation-wide ones."""
+
+    stars_per_window: float | None = Field(None, ge=0.0, le=1e5, description="Mean faint stars per window.")
+    bright_stars_per_window: float | None = Field(None, ge=0.0, le=1e4, description="Mean bright stars per window.")
 
 
 class SimulationSpec(_Strict):
@@ -282,6 +338,22 @@ class SimulationSpec(_Strict):
     observation_gap_s: float = Field(600.0, ge=0.0, description="Time between observations without a start_time, s.")
     write_references: bool = Field(True, description="Write the reference files of the detectors used.")
     dark_max_frames: int = Field(200, ge=2, le=5000, description="Cap on the frames in a dark reference; longer ramps extrapolate.")
+    pointing_error_arcsec: float = Field(
+        0.05, ge=0.0, le=10.0, description="Pointing error, rms per detector axis and exposure, arcsec; 0 disables."
+    )
+    roll_error_deg: float = Field(0.0, ge=0.0, le=1.0, description="Roll error, rms per exposure, degrees.")
+    astrometric_flux_min: float = Field(
+        300.0, gt=0.0, description="Faintest star of the astrometric reference catalog, e-/s."
+    )
+    astrometric_error_mas: float = Field(
+        0.2, ge=0.0, le=1000.0, description="Position error of the astrometric catalog, mas per axis."
+    )
+    astrometric_margin_arcsec: float = Field(
+        2.0, ge=0.0, le=600.0, description="Catalog coverage beyond the planned windows, arcsec."
+    )
+    target_stars: dict[str, TargetStars] = Field(
+        default_factory=dict, description="Per target name: star densities replacing the ones above."
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> SimulationSpec:
@@ -298,6 +370,21 @@ class SimulationSpec(_Strict):
 Category = Literal["GO", "GTO", "ERS", "DD", "CAL", "ENG"]
 
 
+class CandidateSpec(_Strict):
+    """A proposal candidate: observations associated into one Level-3 product (MOSAIC) or
+    science observations with their dedicated backgrounds (BACKGROUND)."""
+
+    type: Literal["MOSAIC", "BACKGROUND"] = Field(description="mosaic or background (any case).")
+    observations: list[int] = Field(min_length=1, description="Observation numbers.")
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().upper() not in CANDIDATE_TYPES:
+            raise ValueError(f"unknown candidate type {v!r}; known: {', '.join(t.lower() for t in CANDIDATE_TYPES)}")
+        return v.strip().upper() if isinstance(v, str) else v
+
+
 class ProgramDescription(_Strict):
     program: int = Field(ge=1, le=99999, description="Program number (written 5-digit zero-padded).")
     title: str = Field(min_length=1)
@@ -308,6 +395,7 @@ class ProgramDescription(_Strict):
     authorized_users: list[str] = Field(default_factory=list)
     targets: list[TargetSpec] = Field(min_length=1)
     observations: list[ObservationSpec] = Field(min_length=1)
+    candidates: list[CandidateSpec] = Field(default_factory=list, description="Proposal candidates (c1000, ...).")
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
 
     @field_validator("program", mode="before")
@@ -334,6 +422,14 @@ class ProgramDescription(_Strict):
             numbers.append(obs.number or k + 1)
         if len(set(numbers)) != len(numbers):
             raise ValueError(f"observations: numbers must be unique, got {numbers}")
+        unknown = sorted(set(self.simulation.target_stars) - set(names))
+        if unknown:
+            raise ValueError(f"simulation.target_stars: {unknown} are not targets {names}")
+        background = {n: obs.is_background for n, obs in zip(numbers, self.observations, strict=True)}
+        for k, cand in enumerate(self.candidates):
+            problem = candidate_problem(cand.type, cand.observations, background)
+            if problem:
+                raise ValueError(f"candidates[{k}].{problem}")
         return self
 
     @property

@@ -21,8 +21,8 @@ from shared.instruments import (
     subarray,
 )
 from shared.naming import ExposureName
-from shared.plan import Observation, Plan, PlannedExposure
-from shared.wcs import wcs_keywords, window_wcs
+from shared.plan import Observation, Plan, PlannedExposure, Pointing
+from shared.wcs import sky_wcs, wcs_header
 
 from .description import SimulationSpec
 from .detector_model import (
@@ -32,8 +32,15 @@ from .detector_model import (
     readout_channels,
     refout_row_parity,
 )
-from .optics import default_sky_level, pivot_wavelength, psf_fwhm_arcsec
-from .pointing import tangent_project
+from .distortion import detector_distortion, relative_area_window
+from .optics import (
+    ab_magnitude,
+    default_sky_level,
+    jy_per_electron,
+    pivot_wavelength,
+    psf_fwhm_arcsec,
+)
+from .pointing import pointing_error, reference_point_offset, tangent_project, true_pointing
 from .ramps import (
     CosmicRays,
     FrameSchedule,
@@ -44,9 +51,19 @@ from .ramps import (
     simulate_refout,
 )
 from .seeding import Stream, generator
-from .sky import render_stars, star_population, stars_in_region
+from .sky import StarList, render_stars, star_population, stars_in_region
+from .transit import HostStar, LightCurve, light_curve
 
-__all__ = ["ExposureSimulation", "ExposureTruth", "StarTruth", "exposure_name", "simulate_exposure"]
+__all__ = [
+    "ExposureSimulation",
+    "ExposureTruth",
+    "HostTruth",
+    "StarTruth",
+    "exposure_name",
+    "host_star_id",
+    "simulate_exposure",
+    "window_box",
+]
 
 _MARGIN_PIX = 2.0  # beyond the PSF radius, when collecting stars around a window
 
@@ -55,7 +72,9 @@ _MARGIN_PIX = 2.0  # beyond the PSF radius, when collecting stars around a windo
 class StarTruth:
     """Stars that put light in the window; all shape (n,).
 
-    ``x``/``y`` 0-based window pixels; ``flux`` e-/s (whole star, unit flat);
+    ``x``/``y`` 0-based window pixels; ``flux`` e-/s (whole star, unit flat; for a TSO
+    host star with a transit, the mean over the integrations); ``flux_jy`` the same in Jy
+    (:func:`optics.jy_per_electron`) and ``abmag`` as an AB magnitude;
     ``flux_in_window`` e-/s landing inside the window; ``rate`` DN/s the star adds to the
     truth rate image (sum over the window of its pixels x flat / gain); ``peak_dn`` linear
     DN above bias (star + sky + dark) in the pixel holding the centre at the last read
@@ -69,6 +88,8 @@ class StarTruth:
     x: np.ndarray
     y: np.ndarray
     flux: np.ndarray
+    flux_jy: np.ndarray
+    abmag: np.ndarray
     flux_in_window: np.ndarray
     rate: np.ndarray
     peak_dn: np.ndarray
@@ -76,18 +97,36 @@ class StarTruth:
 
 
 @dataclass(frozen=True)
+class HostTruth:
+    """The host star of a TSO exposure: ``flux`` e-/s out of transit, ``x``/``y`` 0-based
+    window pixels, and its light curve (relative flux per integration)."""
+
+    id: int
+    flux: float
+    x: float
+    y: float
+    curve: LightCurve
+    host: HostStar
+
+
+@dataclass(frozen=True)
 class ExposureTruth:
     """Noiseless truth of a window, arrays of shape (ny, nx) unless stated.
 
-    ``flux``      photo-electrons/s per pixel from sky + stars, before the flat;
+    ``flux``      photo-electrons/s per pixel from sky + stars, before the flat (the sky
+                  is ``sky_level * area``: uniform surface brightness);
     ``rate``      DN/s: ``flux * flat / gain`` (what a perfect detector-1 slope gives after
-                  dark subtraction);
+                  dark subtraction; the mean over integrations for a variable host star);
     ``dark``      DN/s: ``dark current (e-/s) / gain``;
     ``stars``     DN/s from stars only (``rate`` minus the sky);
-    ``flat``, ``gain`` the detector model in the window;
-    ``sky_level`` e-/s/pixel; ``psf_fwhm`` pixels; ``wcs`` FITS WCS keywords of the window;
+    ``flat``, ``gain`` the detector model in the window; ``area`` relative pixel area;
+    ``sky_level`` e-/s per nominal pixel; ``psf_fwhm`` pixels; ``wcs`` SCI-header WCS
+    keywords of the window at the TRUE pointing, with distortion (TAN-SIP), and its
+    RA_REF/DEC_REF/ROLL_REF; ``pointing`` the true pointing, ``pointing_offset`` (dx, dy)
+    arcsec along detector x/y from the planned one and ``roll_error`` degrees;
     ``drifts`` DN, shape (nints, ngroups, namps, 2): the offset added to every pixel of an
-    amplifier (reference pixels included) per group, by column parity (row parity, MIRI).
+    amplifier (reference pixels included) per group, by column parity (row parity, MIRI);
+    ``host`` the TSO host star (None without one).
     """
 
     flux: np.ndarray
@@ -103,6 +142,11 @@ class ExposureTruth:
     jumps: CosmicRays
     wcs: dict
     drifts: np.ndarray
+    area: np.ndarray
+    pointing: Pointing
+    pointing_offset: tuple[float, float]
+    roll_error: float
+    host: HostTruth | None = None
 
 
 @dataclass(frozen=True)
@@ -142,12 +186,28 @@ def _exposure_entropy(seed: int, plan: Plan, obs: Observation, exp: PlannedExpos
             exp.sequence, exp.activity, exp.exposure, det.code)
 
 
-def _window_box(wcs, target, nx: int, ny: int, margin: float) -> tuple[tuple[float, float], tuple[float, float]]:
+def _pointing_identifiers(plan: Plan, obs: Observation, exp: PlannedExposure) -> tuple[int, ...]:
+    return (int(plan.program), obs.number, exp.visit, exp.visit_group, exp.sequence, exp.activity, exp.exposure)
+
+
+def host_star_id(target_id: int) -> int:
+    """Star id of a target's TSO host star (no sky tile uses tile index -50000)."""
+    return target_id * 10**15
+
+
+def _with_host(stars: StarList, target, flux: float) -> StarList:
+    return StarList(
+        id=np.append(stars.id, np.int64(host_star_id(target.id))), ra=np.append(stars.ra, target.ra),
+        dec=np.append(stars.dec, target.dec), flux=np.append(stars.flux, flux),
+    )
+
+
+def window_box(wcs, target, nx: int, ny: int, margin: float) -> tuple[tuple[float, float], tuple[float, float]]:
     """Bounding box, in the target's standard coordinates (arcsec), of a window grown by
     ``margin`` pixels."""
     xs = np.array([-margin, nx - 1 + margin, nx - 1 + margin, -margin])
     ys = np.array([-margin, -margin, ny - 1 + margin, ny - 1 + margin])
-    ra, dec = wcs.wcs_pix2world(xs, ys, 0)
+    ra, dec = wcs.all_pix2world(xs, ys, 0)
     xi, eta = tangent_project(target.ra, target.dec, ra, dec)
     return (float(xi.min()), float(xi.max())), (float(eta.min()), float(eta.max()))
 
@@ -160,6 +220,7 @@ def simulate_exposure(
     *,
     model: DetectorModel | None = None,
     noiseless: bool = False,
+    host: HostStar | None = None,
 ) -> ExposureSimulation:
     """Simulate one planned exposure of one detector.
 
@@ -168,11 +229,15 @@ def simulate_exposure(
     plan, obs, exp
         The plan, the observation and the exposure (from the plan).
     knobs : SimulationSpec
-        Seeds and sky/cosmic-ray parameters.
+        Seeds, sky, pointing-error and cosmic-ray parameters.
     model : DetectorModel, optional
         Full-frame model of ``exp.detector`` (made from ``knobs.detector_seed`` if absent).
     noiseless : bool
-        No Poisson noise, read noise, drifts or cosmic rays (for tests of the truth).
+        No Poisson noise, read noise, drifts or cosmic rays (for tests of the truth). The
+        pointing error is kept (it is where the telescope pointed, not noise).
+    host : HostStar, optional
+        The TSO host star of the observation (:func:`runner.host_star` builds it from the
+        description); None: no extra star.
     """
     det = detector(exp.detector)
     sub = subarray(obs.instrument, obs.subarray)
@@ -184,24 +249,43 @@ def simulate_exposure(
     win = model.window(sub)
     ny, nx = sub.ysize, sub.xsize
 
-    # Sky: stars through the window's WCS, plus a flat background.
+    # Where the telescope really pointed, and the distorted WCS of the window there.
+    error = pointing_error(knobs.seed, _pointing_identifiers(plan, obs, exp), knobs.pointing_error_arcsec,
+                           knobs.roll_error_deg)
+    offset = reference_point_offset(det, [detector(n) for n in obs.detectors], sub)
+    true, dx, dy = true_pointing(exp.pointing, error, offset)
+    distortion = detector_distortion(det)
+    wcs = sky_wcs(true.ra, true.dec, true.roll, det.pixel_scale, nx, ny, xstart=sub.xstart, ystart=sub.ystart,
+                  distortion=distortion)
+    area = relative_area_window(distortion, sub.xstart, sub.ystart, nx, ny)
+
+    # Sky: stars through the window's WCS, plus a background of uniform surface brightness.
     target = plan.target(obs.target_id)
     wavelength = pivot_wavelength(obs.instrument, obs.filter, obs.pupil)
-    fwhm = psf_fwhm_arcsec(wavelength) / det.pixel_scale
-    wcs = window_wcs(exp.pointing.ra, exp.pointing.dec, exp.pointing.roll, det.pixel_scale, nx, ny)
+    fwhm = psf_fwhm_arcsec(wavelength, obs.pupil) / det.pixel_scale
     psf_radius = 6.0 * fwhm / 2.3548 + 1.0
-    xi_range, eta_range = _window_box(wcs, target, nx, ny, psf_radius + _MARGIN_PIX)
+    xi_range, eta_range = window_box(wcs, target, nx, ny, psf_radius + _MARGIN_PIX)
     stars = stars_in_region(target, knobs.seed, star_population(plan, target.id, knobs), xi_range, eta_range)
-    sx, sy = wcs.wcs_world2pix(stars.ra, stars.dec, 0)
+    curve = light_curve(host, obs, exp.start_time, schedule) if host is not None else None
+    if curve is not None:
+        stars = _with_host(stars, target, host.flux * float(np.mean(curve.relative)))
+    sx, sy = _world_to_pixel(wcs, stars)
     weights = np.divide(win.flat, win.gain, dtype=np.float64)
     rendered = render_stars(sx, sy, stars.flux, fwhm, (ny, nx), weights=weights)
     sky_level = knobs.sky_level if knobs.sky_level is not None else default_sky_level(obs.instrument, wavelength)
-    flux = rendered.image + sky_level
+    flux = rendered.image + sky_level * area
     detected = flux * win.flat
     electron_rate = detected + win.dark
     truth_rate = detected / win.gain
     truth_dark = win.dark / win.gain
     star_rate = rendered.image * weights
+    host_truth = None
+    if curve is not None:
+        host_truth = HostTruth(int(host_star_id(target.id)), host.flux, float(sx[-1]), float(sy[-1]), curve, host)
+        if host.transit is not None:  # the host's flux changes from one integration to the next
+            unit = render_stars(sx[-1:], sy[-1:], np.ones(1), fwhm, (ny, nx)).image * win.flat
+            change = host.flux * (curve.relative - float(np.mean(curve.relative)))
+            electron_rate = electron_rate[None] + change[:, None, None] * unit[None]
 
     # Random streams of this exposure.
     entropy = _exposure_entropy(knobs.seed, plan, obs, exp, det)
@@ -234,22 +318,33 @@ def simulate_exposure(
     ixc, iyc = np.clip(ix, 0, nx - 1), np.clip(iy, 0, ny - 1)
     peak = (truth_rate + truth_dark)[iyc, ixc] * schedule.last_frame_time
     raw_peak = win.bias[iyc, ixc] + apply_nonlinearity(peak, win.nonlin[iyc, ixc])
+    flux_jy = stars.flux[keep] * jy_per_electron(obs.instrument, obs.filter, obs.pupil)
     star_table = StarTruth(
         id=stars.id[keep], ra=stars.ra[keep], dec=stars.dec[keep], x=xk, y=yk,
-        flux=stars.flux[keep], flux_in_window=stars.flux[keep] * rendered.captured[keep],
+        flux=stars.flux[keep], flux_jy=flux_jy, abmag=ab_magnitude(flux_jy),
+        flux_in_window=stars.flux[keep] * rendered.captured[keep],
         rate=rendered.weighted[keep],
         peak_dn=np.where(inside, peak, np.nan),
         saturated=inside & (raw_peak >= win.saturation[iyc, ixc]),
     )
-    wcs_kw = wcs_keywords(exp.pointing.ra, exp.pointing.dec, exp.pointing.roll, det.pixel_scale, nx, ny)
+    wcs_kw = {**wcs_header(wcs), "RA_REF": true.ra, "DEC_REF": true.dec, "ROLL_REF": true.roll}
     truth = ExposureTruth(
         flux=flux.astype(np.float32), rate=truth_rate.astype(np.float32), dark=truth_dark.astype(np.float32),
         stars=star_rate.astype(np.float32), flat=np.asarray(win.flat), gain=np.asarray(win.gain),
         sky_level=float(sky_level), psf_fwhm=float(fwhm), wavelength=float(wavelength),
-        star_table=star_table, jumps=crs, wcs=wcs_kw, drifts=drifts,
+        star_table=star_table, jumps=crs, wcs=wcs_kw, drifts=drifts, area=area.astype(np.float32),
+        pointing=true, pointing_offset=(dx, dy), roll_error=error.droll, host=host_truth,
     )
     return ExposureSimulation(
         name=exposure_name(plan, obs, exp), program=int(plan.program), observation=obs, exposure=exp,
         detector=det, subarray=sub, timing=timing, schedule=schedule, start_time=exp.start_time,
         sci=ramp.sci, zeroframe=ramp.zeroframe, refout=refout, truth=truth,
     )
+
+
+def _world_to_pixel(wcs, stars: StarList) -> tuple[np.ndarray, np.ndarray]:
+    """0-based window pixels of the stars through the full (distorted) WCS."""
+    if len(stars) == 0:
+        return np.zeros(0), np.zeros(0)
+    x, y = wcs.all_world2pix(stars.ra, stars.dec, 0, tolerance=1e-8, maxiter=50)
+    return np.asarray(x, np.float64), np.asarray(y, np.float64)

@@ -2,21 +2,42 @@
 
 Pivot wavelengths are the public JWST filter values (micrometres). The PSF is a circular
 Gaussian with the diffraction-limited width of a 6.5 m aperture,
-``FWHM = 0.0317 arcsec * lambda / 1 um`` (about 1.0 lambda/D). Default sky levels are
-round numbers of the right order for the zodiacal (near-IR) and thermal (MIRI)
-backgrounds; a description can set its own.
+``FWHM = 0.0317 arcsec * lambda / 1 um`` (about 1.0 lambda/D), widened in quadrature by
+the defocus of a weak lens in the pupil wheel (NIRCam WLP8, used for bright time-series
+targets). Default sky levels are round numbers of the right order for the zodiacal
+(near-IR) and thermal (MIRI) backgrounds; a description can set its own.
+
+Photometric calibration (:func:`jy_per_electron`): a source of flat spectrum f_nu (Jy)
+gives ``f_nu * 1e-26 / h * AREA * throughput * (dlambda / lambda)`` photo-electrons per
+second (the photon rate per unit ln(nu) of a flat f_nu is ``f_nu / h``), with the nominal
+collecting area ``COLLECTING_AREA_M2`` = 25.4 m^2, the fractional bandwidth of the filter
+class (wide W 0.25, extra-wide W2 0.5, medium M 0.1, narrow N 0.01) and a round total
+throughput per instrument (telescope + instrument + detector QE: NIRCam 0.3, NIRISS 0.25,
+MIRI 0.2).
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 __all__ = [
+    "AB_ZERO_POINT_JY",
+    "COLLECTING_AREA_M2",
     "FILTERS",
+    "NIRCAM_PUPIL_PARTNERS",
     "NIRCAM_SW_MAX_UM",
     "READOUT_PATTERNS_BY_INSTRUMENT",
     "SIMULATED_INSTRUMENTS",
     "TEMPLATES",
     "IMAGING_EXP_TYPES",
+    "WEAK_LENS_FWHM_ARCSEC",
+    "ab_magnitude",
+    "bandpass_element",
     "default_sky_level",
+    "fractional_bandwidth",
+    "jy_per_electron",
     "pivot_wavelength",
     "psf_fwhm_arcsec",
 ]
@@ -51,6 +72,16 @@ NIRCAM_SW_MAX_UM = 2.4
 # Open positions of the pupil/filter wheels (the other wheel then holds the filter).
 CLEAR_POSITIONS = {"NIRCAM": ("CLEAR",), "NIRISS": ("CLEAR", "CLEARP"), "MIRI": ()}
 
+# NIRCam narrow/medium filters that sit in the pupil wheel, with the filter-wheel element
+# they are used behind.
+NIRCAM_PUPIL_PARTNERS = {"F162M": "F150W2", "F164N": "F150W2", "F323N": "F322W2",
+                         "F405N": "F444W", "F466N": "F444W", "F470N": "F444W"}
+
+# Weak lenses of the NIRCam short-wavelength pupil wheel: extra PSF width (FWHM, arcsec,
+# added in quadrature), a Gaussian stand-in for the defocused image that spreads a bright
+# time-series target over many pixels.
+WEAK_LENS_FWHM_ARCSEC = {"WLP8": 0.34}
+
 READOUT_PATTERNS_BY_INSTRUMENT: dict[str, tuple[str, ...]] = {
     "NIRCAM": ("RAPID", "BRIGHT1", "BRIGHT2", "SHALLOW2", "SHALLOW4", "MEDIUM2", "MEDIUM8",
                "DEEP2", "DEEP8"),
@@ -69,6 +100,12 @@ TEMPLATES = {"NIRCAM": "NIRCam Imaging", "NIRISS": "NIRISS Imaging", "MIRI": "MI
 # FWHM of a diffraction-limited PSF per micrometre of wavelength, arcsec.
 FWHM_ARCSEC_PER_UM = 0.0317
 
+AB_ZERO_POINT_JY = 3631.0
+COLLECTING_AREA_M2 = 25.4
+PLANCK_J_S = 6.62607015e-34
+THROUGHPUT = {"NIRCAM": 0.3, "NIRISS": 0.25, "MIRI": 0.2}
+_BANDWIDTH_BY_CLASS = {"W2": 0.5, "W": 0.25, "M": 0.1, "N": 0.01}
+
 
 def pivot_wavelength(instrument: str, filter_: str, pupil: str | None = None) -> float:
     """Pivot wavelength in micrometres of the filter that sets the bandpass.
@@ -81,16 +118,53 @@ def pivot_wavelength(instrument: str, filter_: str, pupil: str | None = None) ->
     KeyError
         Neither element is a known filter of the instrument.
     """
+    return FILTERS[instrument.upper()][bandpass_element(instrument, filter_, pupil)]
+
+
+def psf_fwhm_arcsec(wavelength_um: float, pupil: str | None = None) -> float:
+    """Full width at half maximum of the Gaussian PSF, arcsec (a weak lens in the pupil
+    wheel widens it in quadrature)."""
+    fwhm = FWHM_ARCSEC_PER_UM * wavelength_um
+    defocus = WEAK_LENS_FWHM_ARCSEC.get((pupil or "").upper(), 0.0)
+    return math.hypot(fwhm, defocus)
+
+
+def bandpass_element(instrument: str, filter_: str, pupil: str | None = None) -> str:
+    """The filter that sets the bandpass: the pupil-wheel element when it is a filter,
+    else the filter-wheel element (KeyError when neither is a known filter)."""
     table = FILTERS[instrument.upper()]
     for element in (pupil, filter_):
         if element and element.upper() in table:
-            return table[element.upper()]
+            return element.upper()
     raise KeyError(f"no known {instrument} filter in filter={filter_!r}, pupil={pupil!r}")
 
 
-def psf_fwhm_arcsec(wavelength_um: float) -> float:
-    """Full width at half maximum of the Gaussian PSF, arcsec."""
-    return FWHM_ARCSEC_PER_UM * wavelength_um
+def fractional_bandwidth(element: str) -> float:
+    """dlambda/lambda of a filter from its class, the letters after the wavelength
+    (F200W: W, F150W2: W2, F210M: M, F187N: N)."""
+    suffix = element.upper().lstrip("F").lstrip("0123456789")
+    try:
+        return _BANDWIDTH_BY_CLASS[suffix]
+    except KeyError:
+        raise KeyError(f"filter {element!r} has no known bandwidth class (W, W2, M, N)") from None
+
+
+def jy_per_electron(instrument: str, filter_: str, pupil: str | None = None) -> float:
+    """Flux density (Jy) of a flat-spectrum source that gives 1 photo-electron per second.
+
+    ``1 / (1e-26 / h * COLLECTING_AREA_M2 * throughput * dlambda/lambda)``; see the module
+    docstring. About 3.5e-8 Jy (AB 27.55) for NIRCam F200W.
+    """
+    element = bandpass_element(instrument, filter_, pupil)
+    electrons_per_jy = (1.0e-26 / PLANCK_J_S * COLLECTING_AREA_M2 * THROUGHPUT[instrument.upper()]
+                        * fractional_bandwidth(element))
+    return 1.0 / electrons_per_jy
+
+
+def ab_magnitude(flux_jy):
+    """AB magnitude of a flux density in Jy (``-2.5 log10(f / 3631 Jy)``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -2.5 * np.log10(np.asarray(flux_jy, float) / AB_ZERO_POINT_JY)
 
 
 def default_sky_level(instrument: str, wavelength_um: float) -> float:

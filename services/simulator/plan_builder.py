@@ -5,7 +5,9 @@ the exposure number is the dither point (1..N); one :class:`PlannedExposure` per
 point, detector), the detectors of one dither point being read out at the same time.
 Consecutive dither points start DURATION + ``dither_overhead_s`` apart; an observation
 without a start time starts ``observation_gap_s`` after the previous one ends (the first
-at :data:`DEFAULT_START`).
+at :data:`DEFAULT_START`). A NIRCam time-series observation (``tsovisit``) without an
+explicit ``exp_type`` is NRC_TSIMAGE. Proposal candidates get ids c1000, c1001, ... in
+the order of the description.
 """
 
 from __future__ import annotations
@@ -13,15 +15,30 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from shared.instruments import detector, exposure_timing, subarray
-from shared.plan import DitherPattern, Observation, Plan, PlannedExposure, Target
+from shared.plan import (
+    DitherPattern,
+    Observation,
+    Plan,
+    PlannedCandidate,
+    PlannedExposure,
+    Target,
+    candidate_id,
+)
 
 from .description import DescriptionError, ProgramDescription
 from .optics import TEMPLATES
 from .pointing import detector_pointings
 
-__all__ = ["DEFAULT_START", "build_plan"]
+__all__ = ["DEFAULT_START", "build_plan", "default_exp_type"]
 
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
+_TSO_EXP_TYPES = {"NIRCAM": "NRC_TSIMAGE"}
+
+
+def default_exp_type(instrument: str, detector_exp_type: str, tsovisit: bool) -> str:
+    """EXP_TYPE of an observation that does not name one: the detector's imaging type, or
+    the time-series imaging type of a TSO visit where the instrument has one."""
+    return _TSO_EXP_TYPES.get(instrument, detector_exp_type) if tsovisit else detector_exp_type
 
 
 # PATTTYPE values of the public data models for the description's pattern names.
@@ -89,7 +106,7 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 target_id=target.id,
                 template=spec.template or TEMPLATES[spec.instrument],
                 instrument=spec.instrument,
-                exp_type=spec.exp_type or dets[0].exp_type,
+                exp_type=spec.exp_type or default_exp_type(spec.instrument, dets[0].exp_type, spec.tsovisit),
                 detectors=[d.name for d in dets],
                 filter=spec.filter,
                 pupil=spec.pupil or ("N/A" if spec.instrument == "MIRI" else "CLEAR"),
@@ -118,4 +135,8 @@ def build_plan(desc: ProgramDescription) -> Plan:
         authorized_users=list(desc.authorized_users),
         targets=targets,
         observations=observations,
+        candidates=[
+            PlannedCandidate(id=candidate_id(k), type=c.type, observations=list(c.observations))
+            for k, c in enumerate(desc.candidates)
+        ],
     )

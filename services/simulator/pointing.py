@@ -15,18 +15,33 @@ Each detector's pointing is the sky position of its window centre (the conventio
 position angle of detector +y, East of North, East to the left when North is up). The
 roll of each detector is measured at its own pointing, so the focal plane stays rigid on
 the sky even away from the target.
+
+Pointing errors (:func:`pointing_error`, :func:`true_pointing`): the plan holds the
+commanded pointing; the telescope lands off by an error drawn per exposure (shared by the
+detectors read out together): a shift (dx, dy) arcsec along detector x/y, Gaussian with
+``pointing_error_arcsec`` rms per axis, and a roll error (``roll_error_deg`` rms) about the
+aperture reference point, which moves a detector whose window centre sits (u, v) arcsec
+from that point by ``(R(droll) - 1)(u, v)`` more.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from shared.instruments import DetectorInfo, Subarray
 from shared.plan import Pointing
 
+from .seeding import Stream, generator
+
 __all__ = [
+    "PointingError",
     "detector_pointings",
     "offset_radec",
+    "pointing_error",
+    "reference_point_offset",
+    "true_pointing",
     "position_angle",
     "sky_axes",
     "tangent_project",
@@ -144,3 +159,78 @@ def detector_pointings(
             point[d.name] = Pointing(ra=float(ra), dec=float(dec), roll=local_roll)
         out.append(point)
     return out
+
+
+def reference_point_offset(det: DetectorInfo, detectors: list[DetectorInfo], sub: Subarray) -> tuple[float, float]:
+    """(u, v) arcsec along detector x/y from the aperture reference point (mean centre of
+    the windows of ``detectors``) to the centre of ``det``'s window."""
+    centres = [window_center_v2v3(d, sub) for d in detectors]
+    v2a = float(np.mean([c[0] for c in centres]))
+    v3a = float(np.mean([c[1] for c in centres]))
+    v2, v3 = window_center_v2v3(det, sub)
+    return -(v2 - v2a), v3 - v3a
+
+
+@dataclass(frozen=True)
+class PointingError:
+    """Error of one exposure: ``dx``/``dy`` arcsec along detector x/y (the telescope's
+    shift, the same for every detector), ``droll`` degrees."""
+
+    dx: float
+    dy: float
+    droll: float
+
+
+def pointing_error(
+    seed: int, identifiers: tuple[int, ...], sigma_arcsec: float, sigma_roll_deg: float
+) -> PointingError:
+    """The pointing error of an exposure, drawn from ``(seed, POINTING, *identifiers)``.
+
+    Parameters
+    ----------
+    seed : int
+        Run seed.
+    identifiers : tuple of int
+        Program, observation, visit, visit group, sequence, activity, exposure (no
+        detector: the detectors of one exposure share the error).
+    sigma_arcsec : float
+        rms per axis, arcsec (0: no shift).
+    sigma_roll_deg : float
+        rms of the roll error, degrees (0: none).
+    """
+    z = generator(seed, Stream.POINTING, *identifiers).standard_normal(3)
+    return PointingError(float(z[0] * sigma_arcsec), float(z[1] * sigma_arcsec), float(z[2] * sigma_roll_deg))
+
+
+def true_pointing(
+    planned: Pointing, error: PointingError, offset: tuple[float, float]
+) -> tuple[Pointing, float, float]:
+    """Where a detector really pointed.
+
+    Parameters
+    ----------
+    planned : Pointing
+        The commanded pointing of the detector's window centre.
+    error : PointingError
+        The exposure's error.
+    offset : (u, v)
+        Arcsec along detector x/y from the aperture reference point to the window centre
+        (:func:`reference_point_offset`); the roll error turns about that point.
+
+    Returns
+    -------
+    pointing, dx, dy
+        The true pointing, and the total shift of this window centre, arcsec along
+        detector x/y (the telescope shift plus what the roll error adds here).
+    """
+    if error.dx == 0.0 and error.dy == 0.0 and error.droll == 0.0:
+        return planned, 0.0, 0.0
+    u, v = offset
+    c, s = np.cos(np.radians(error.droll)), np.sin(np.radians(error.droll))
+    dx = error.dx + (u * c - v * s - u)
+    dy = error.dy + (u * s + v * c - v)
+    ex, ey = sky_axes(planned.roll)
+    xi, eta = dx * ex + dy * ey
+    ra, dec = offset_radec(planned.ra, planned.dec, xi, eta)
+    roll = (planned.roll + error.droll) % 360.0
+    return Pointing(ra=float(ra), dec=float(dec), roll=float(roll)), float(dx), float(dy)

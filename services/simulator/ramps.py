@@ -218,8 +218,9 @@ def simulate_ramp(
 
     Parameters
     ----------
-    electron_rate : ndarray, shape (ny, nx)
-        Charge accumulation rate, e-/s (photo-electrons times flat, plus dark current).
+    electron_rate : ndarray, shape (ny, nx) or (nints, ny, nx)
+        Charge accumulation rate, e-/s (photo-electrons times flat, plus dark current),
+        constant over the exposure or one per integration (a variable source).
     pixels : PixelModel
         Detector properties of the window.
     schedule : FrameSchedule
@@ -243,8 +244,11 @@ def simulate_ramp(
     -------
     RampResult
     """
-    ny, nx = electron_rate.shape
+    ny, nx = electron_rate.shape[-2:]
     nints, ngroups = schedule.nints, schedule.ngroups
+    per_integration = electron_rate.ndim == 3
+    if per_integration and electron_rate.shape[0] != nints:
+        raise ValueError(f"electron_rate has {electron_rate.shape[0]} integrations, the schedule {nints}")
     sci = np.empty((nints, ngroups, ny, nx), np.uint16)
     zero = np.empty((nints, ny, nx), np.uint16) if zeroframe else None
     drift_table = drifts.reshape(nints, ngroups, -1)
@@ -253,7 +257,7 @@ def simulate_ramp(
     def run_block(b: int) -> None:
         r0, r1 = b * BLOCK_ROWS, min(ny, (b + 1) * BLOCK_ROWS)
         rng = np.random.default_rng(seed_sequence(*entropy, spawn_key=(b,)))
-        lam = electron_rate[r0:r1].astype(np.float64) * schedule.tframe
+        rates = electron_rate[..., r0:r1, :].astype(np.float64) * schedule.tframe
         gain = pixels.gain[r0:r1].astype(np.float64)
         bias = pixels.bias[r0:r1].astype(np.float64)
         a = pixels.nonlin[r0:r1].astype(np.float64)
@@ -269,6 +273,7 @@ def simulate_ramp(
             return mean if noiseless else rng.poisson(mean)
 
         for i in range(nints):
+            lam = rates[i] if per_integration else rates
             charge = np.zeros_like(lam)
             for g in range(ngroups):
                 if g > 0 and schedule.groupgap:

@@ -125,7 +125,10 @@ def _dq_def(names: list[str]) -> np.ndarray:
     return np.array(rows, dtype=[("BIT", "<i4"), ("VALUE", "<u4"), ("NAME", "S40"), ("DESCRIPTION", "S80")])
 
 
-def _common(model, reftype: str, det: DetectorModel, description: str, sub: Subarray | None) -> None:
+def _common(model, reftype: str, det: DetectorModel, description: str, sub: Subarray | None,
+            *, window: bool = True) -> None:
+    """Keywords every reference file carries; ``window`` False for models whose schema has
+    no SUBARRAY keywords (PHOTOM, AREA)."""
     info = det.detector
     model.meta.reftype = reftype
     model.meta.instrument.name = info.instrument
@@ -136,6 +139,8 @@ def _common(model, reftype: str, det: DetectorModel, description: str, sub: Suba
     model.meta.pedigree = PEDIGREE
     model.meta.telescope = "JWST"
     model.meta.origin = "jwst-dms"
+    if not window:
+        return
     ny, nx = det.shape if sub is None else (sub.ysize, sub.xsize)
     model.meta.subarray.name = "GENERIC" if sub is None else sub.name
     model.meta.subarray.xstart = 1 if sub is None else sub.xstart

@@ -5,7 +5,9 @@ Layout of ``out_dir``::
     plan/jw<ppppp>_plan.json
     telemetry/<exposure_id>.ccsds
     truth/<exposure_id>_truth_{rate.fits,stars.ecsv,jumps.ecsv}
+    truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
     truth/truth.json
+    catalogs/<program>_<target>_astrometric.ecsv  (one per target)
     refs/jwst_<instrument>_<reftype>_<detector>[...]_sim.fits
 
 Exposures are simulated detector by detector so only one full-frame detector model is in
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +28,20 @@ import numpy as np
 from shared.instruments import detector, frame_time, subarray
 from shared.plan import Plan
 
+from .astrometric import write_astrometric_catalog
 from .description import DescriptionError, ProgramDescription, SimulationSpec, load_description
 from .detector_model import make_detector_model
-from .exposure import simulate_exposure
+from .exposure import ExposureSimulation, simulate_exposure
+from .optical_refs import mean_gain, write_optical_references
+from .optics import jy_per_electron
 from .plan_builder import build_plan
 from .ramps import FrameSchedule
 from .reffiles import DarkRequest, write_reference_files
 from .telemetry_writer import max_rows_per_packet, write_telemetry
-from .truth import write_exposure_truth, write_truth_index
+from .transit import HostStar
+from .truth import write_exposure_truth, write_lightcurve_truth, write_truth_index
 
-__all__ = ["Progress", "SimulationResult", "simulate"]
+__all__ = ["Progress", "SimulationResult", "host_star", "simulate"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -49,6 +55,7 @@ class SimulationResult:
     telemetry_paths: list[Path]
     truth_dir: Path
     reference_paths: list[Path]
+    catalog_paths: list[Path] = field(default_factory=list)
 
     @property
     def truth_index(self) -> Path:
@@ -69,8 +76,22 @@ def _check_packets(plan: Plan, knobs: SimulationSpec) -> None:
             )
 
 
+def host_star(desc: ProgramDescription, observation: int) -> HostStar | None:
+    """The TSO host star of an observation (by number), or None."""
+    for index, spec in enumerate(desc.observations):
+        if desc.observation_number(index) == observation and spec.host_flux is not None:
+            return HostStar(flux=spec.host_flux, transit=spec.transit)
+    return None
+
+
+def _optical_elements(plan: Plan, det_name: str) -> list[tuple[str, str]]:
+    """(filter, pupil) of every observation that uses the detector, in plan order."""
+    return list(dict.fromkeys((o.filter, o.pupil) for o in plan.observations if det_name in o.detectors))
+
+
 def _dark_requests(plan: Plan, det_name: str, knobs: SimulationSpec) -> list[DarkRequest]:
-    """One dark per (window, readout timing) the detector is used with."""
+    """One dark per (window, readout timing) the detector is used with (EXP_TYPE ANY when
+    the window serves several exposure types)."""
     wanted: dict[tuple[str, str], dict[str, Any]] = {}
     for obs in plan.observations:
         if det_name not in obs.detectors:
@@ -83,6 +104,8 @@ def _dark_requests(plan: Plan, det_name: str, knobs: SimulationSpec) -> list[Dar
             {"sub": sub, "tframe": frame_time(obs.instrument, sub, obs.readpatt), "frames": 0, "nints": 1,
              "exp_type": obs.exp_type},
         )
+        if entry["exp_type"] != obs.exp_type:
+            entry["exp_type"] = "ANY"
         entry["frames"] = max(entry["frames"], schedule.frames_per_integration)
         if obs.instrument == "MIRI":
             entry["nints"] = max(entry["nints"], min(obs.nints, 2))
@@ -155,40 +178,38 @@ def simulate(
             "read_noise_median_dn": float(np.median(model.read_noise[sensitive])),
             "bias_mean_dn": float(np.mean(model.bias)),
             "dark_median_e_per_s": float(np.median(model.dark[sensitive])),
+            "g0_e_per_dn": mean_gain(model),
         }
         for n, obs, exp in jobs:
             if exp.detector != det_name:
                 continue
-            sim = simulate_exposure(plan, obs, exp, knobs, model=model)
+            sim = simulate_exposure(plan, obs, exp, knobs, model=model, host=host_star(desc, obs.number))
             path = write_telemetry(sim, tele_dir, rows_per_packet=knobs.rows_per_packet, compress=knobs.compress)
-            rate, stars, jumps = write_exposure_truth(sim, truth_dir)
             telemetry[n] = path
-            entries[n] = {
-                "exposure_id": sim.name.exposure_id,
-                "observation": obs.number,
-                "exposure": exp.exposure,
-                "detector": exp.detector,
-                "subarray": obs.subarray,
-                "telemetry": str(path.relative_to(out)),
-                "truth_rate": str(rate.relative_to(out)),
-                "truth_stars": str(stars.relative_to(out)),
-                "truth_jumps": str(jumps.relative_to(out)),
-                "n_stars": len(sim.truth.star_table.id),
-                "n_saturated_stars": int(np.count_nonzero(sim.truth.star_table.saturated)),
-                "n_jumps": len(sim.truth.jumps),
-                "sky_level_e_per_s": sim.truth.sky_level,
-                "psf_fwhm_pix": sim.truth.psf_fwhm,
-            }
+            entries[n] = _exposure_entry(sim, path, truth_dir, out)
             del sim
             done += 1
             report("exposures", done, len(jobs))
         if knobs.write_references:
-            for ref in write_reference_files(model, ref_dir, _dark_requests(plan, det_name, knobs)):
+            written = write_reference_files(model, ref_dir, _dark_requests(plan, det_name, knobs))
+            written += write_optical_references(model, ref_dir, _optical_elements(plan, det_name))
+            for ref in written:
                 reference_paths.append(ref.path)
                 references.append({"reftype": ref.reftype, "detector": ref.detector, "subarray": ref.subarray,
                                    "path": str(ref.path.relative_to(out))})
             report("references", d + 1, len(detectors))
         del model
+
+    catalogs = []
+    for target in plan.targets:
+        if not any(o.target_id == target.id for o in plan.observations):
+            continue
+        hosts = [host_star(desc, o.number) for o in plan.observations if o.target_id == target.id]
+        host_flux = next((h.flux for h in hosts if h is not None), None)
+        path, count = write_astrometric_catalog(plan, target.id, knobs, out / "catalogs", host_flux)
+        catalogs.append({"target": target.name, "target_id": target.id, "path": str(path.relative_to(out)),
+                         "n_stars": count, "flux_min_e_per_s": knobs.astrometric_flux_min,
+                         "position_error_mas": knobs.astrometric_error_mas})
 
     order = sorted(telemetry)
     write_truth_index(truth_dir / "truth.json", {
@@ -200,13 +221,19 @@ def simulate(
         "plan": str(plan_path.relative_to(out)),
         "exposures": [entries[n] for n in order],
         "references": references,
+        "catalogs": catalogs,
         "detectors": det_summary,
         "units": {
-            "truth_rate SCI": "DN/s = (sky + stars) e-/s * flat / gain",
+            "truth_rate SCI": "DN/s = (sky * area + stars) e-/s * flat / gain",
             "truth_rate DARK": "DN/s = dark e-/s / gain",
             "star flux": "photo-electrons/s (unit flat)",
+            "star flux_jy": "Jy = flux * jy_per_electron (see photometry)",
             "jump amplitude_dn": "linear DN (electrons / gain)",
+            "pointing_offset_arcsec": "true minus planned window centre, arcsec along detector x/y",
+            "FLAT": "QE * area * g0 / gain (g0 = detectors.<det>.g0_e_per_dn)",
+            "PHOTMJSR": "jy_per_electron * 1e-6 * g0 / pixel area (sr), MJy/sr per DN/s",
         },
+        "photometry": _photometry(plan),
     })
     return SimulationResult(
         plan_path=plan_path,
@@ -214,4 +241,49 @@ def simulate(
         telemetry_paths=[telemetry[n] for n in order],
         truth_dir=truth_dir,
         reference_paths=reference_paths,
+        catalog_paths=[out / c["path"] for c in catalogs],
     )
+
+
+def _photometry(plan: Plan) -> dict[str, float]:
+    """Jy per photo-electron/s of every instrument/filter/pupil the plan uses."""
+    return {
+        f"{o.instrument}/{o.filter}/{o.pupil}": jy_per_electron(o.instrument, o.filter, o.pupil)
+        for o in plan.observations
+    }
+
+
+def _exposure_entry(sim: ExposureSimulation, telemetry: Path, truth_dir: Path, out: Path) -> dict[str, Any]:
+    """Write the truth files of one exposure; its entry in truth.json."""
+    rate, stars, jumps = write_exposure_truth(sim, truth_dir)
+    t = sim.truth
+    entry = {
+        "exposure_id": sim.name.exposure_id,
+        "observation": sim.observation.number,
+        "exposure": sim.exposure.exposure,
+        "detector": sim.exposure.detector,
+        "subarray": sim.observation.subarray,
+        "telemetry": str(telemetry.relative_to(out)),
+        "truth_rate": str(rate.relative_to(out)),
+        "truth_stars": str(stars.relative_to(out)),
+        "truth_jumps": str(jumps.relative_to(out)),
+        "n_stars": len(t.star_table.id),
+        "n_saturated_stars": int(np.count_nonzero(t.star_table.saturated)),
+        "n_jumps": len(t.jumps),
+        "sky_level_e_per_s": t.sky_level,
+        "psf_fwhm_pix": t.psf_fwhm,
+        "true_pointing": {"ra": t.pointing.ra, "dec": t.pointing.dec, "roll": t.pointing.roll},
+        "pointing_offset_arcsec": list(t.pointing_offset),
+        "roll_error_deg": t.roll_error,
+    }
+    curve = write_lightcurve_truth(sim, truth_dir)
+    if curve is not None:
+        host = t.host
+        transit = host.host.transit
+        entry["truth_lightcurve"] = str(curve.relative_to(out))
+        entry["host_star"] = {"id": host.id, "flux_e_per_s": host.flux, "x": host.x, "y": host.y}
+        entry["transit"] = None if transit is None else {
+            "depth": transit.depth, "duration_s": transit.duration_s, "ingress_s": transit.ingress,
+            "mid_time_s_after_observation_start": host.curve.mid_time_s,
+        }
+    return entry

@@ -19,6 +19,9 @@ class Stream:
     DETECTOR = 1
     SKY = 2
     EXPOSURE = 3
+    POINTING = 4
+    OPTICS = 5
+    CATALOG = 6
 
 
 def seed_sequence(*keys: int, spawn_key: tuple[int, ...] = ()) -> np.random.SeedSequence:

@@ -75,7 +75,8 @@ class StarList:
 def star_population(plan: Plan, target_id: int, knobs) -> StarPopulation:
     """The population of a target: ``knobs.stars_per_window`` faint and
     ``knobs.bright_stars_per_window`` bright stars on average in the smallest readout
-    window (arcsec^2) that observes the target."""
+    window (arcsec^2) that observes the target (``knobs.target_stars[name]`` replaces
+    either for that target)."""
     areas = []
     for obs in plan.observations:
         if obs.target_id != target_id:
@@ -83,9 +84,13 @@ def star_population(plan: Plan, target_id: int, knobs) -> StarPopulation:
         sub = subarray(obs.instrument, obs.subarray)
         areas += [sub.xsize * sub.ysize * detector(name).pixel_scale**2 for name in obs.detectors]
     area = min(areas) if areas else 1.0
+    own = knobs.target_stars.get(plan.target(target_id).name)
+    faint = own.stars_per_window if own and own.stars_per_window is not None else knobs.stars_per_window
+    bright = (own.bright_stars_per_window if own and own.bright_stars_per_window is not None
+              else knobs.bright_stars_per_window)
     return StarPopulation(
-        faint_density=knobs.stars_per_window / area,
-        bright_density=knobs.bright_stars_per_window / area,
+        faint_density=faint / area,
+        bright_density=bright / area,
         flux_min=knobs.star_flux_min,
         flux_max=knobs.star_flux_max,
         powerlaw_index=knobs.star_powerlaw_index,

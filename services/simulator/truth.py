@@ -8,13 +8,21 @@ Per exposure and detector (``<exposure_id>`` as in the telemetry file name):
             what a perfect detector-1 ``_rate`` holds (dark subtracted);
   ``DARK``  DN/s: dark current / gain (0 on reference pixels);
   ``STARS`` DN/s: the stars' part of SCI;
-  ``FLUX``  e-/s: photo-electrons per second per pixel from sky + stars, before the flat;
-  ``FLAT``  relative QE; ``GAIN`` e-/DN;
+  ``FLUX``  e-/s: photo-electrons per second per pixel from sky + stars, before the flat
+            (the sky is SKYLEVEL x AREA: uniform surface brightness);
+  ``FLAT``  relative QE; ``GAIN`` e-/DN; ``AREA`` relative pixel area (distortion);
   and a ``DRIFTS`` table (INTEGRATION, GROUP 1-based; AMPLIFIER 0-based; PARITY 0 even,
   1 odd full-frame column, row for MIRI; OFFSET DN added to every pixel of that amplifier
   and parity, reference pixels included).
 - ``<exposure_id>_truth_stars.ecsv``: one row per star that puts light in the window.
 - ``<exposure_id>_truth_jumps.ecsv``: one row per injected cosmic ray.
+- ``<exposure_id>_truth_lightcurve.ecsv`` (TSO exposures with a host star): one row per
+  integration: mid time, relative flux and flux of the host star, its pixel position.
+
+The PRIMARY header's WCS is the TRUE one (pointing error and distortion included, TAN-SIP);
+TRUE_RA/TRUE_DEC/TRUE_ROL give the true pointing, PNT_DX/PNT_DY the injected shift of the
+window centre (arcsec along detector x/y) and PNT_DROL the roll error; the ``_uncal``
+headers carry the commanded pointing of the plan.
 
 Per program: ``truth.json`` (seed, parameters, description, files).
 """
@@ -32,7 +40,7 @@ from astropy.time import Time
 
 from .exposure import ExposureSimulation
 
-__all__ = ["write_exposure_truth", "write_truth_index"]
+__all__ = ["write_exposure_truth", "write_lightcurve_truth", "write_truth_index"]
 
 _IMAGE_UNITS = {
     "SCI": ("DN/s", "(sky+stars) e-/s * flat / gain: expected slope after dark subtraction"),
@@ -41,6 +49,7 @@ _IMAGE_UNITS = {
     "FLUX": ("electron/s", "photo-electrons/s from sky + stars before the flat"),
     "FLAT": ("", "relative quantum efficiency (0 on dead and reference pixels)"),
     "GAIN": ("electron/DN", "gain"),
+    "AREA": ("", "pixel area on the sky relative to a nominal pixel (distortion)"),
 }
 
 
@@ -81,6 +90,12 @@ def _primary_header(sim: ExposureSimulation) -> fits.Header:
     h["NJUMPS"] = (len(t.jumps), "injected cosmic rays")
     for key, value in t.wcs.items():
         h[key] = value
+    h["TRUE_RA"] = (t.pointing.ra, "[deg] true RA of the window centre")
+    h["TRUE_DEC"] = (t.pointing.dec, "[deg] true Dec of the window centre")
+    h["TRUE_ROL"] = (t.pointing.roll, "[deg] true roll (PA of detector +y)")
+    h["PNT_DX"] = (t.pointing_offset[0], "[arcsec] injected shift along detector x")
+    h["PNT_DY"] = (t.pointing_offset[1], "[arcsec] injected shift along detector y")
+    h["PNT_DROL"] = (t.roll_error, "[deg] injected roll error")
     h.add_comment("SCI = (sky + stars) [e-/s] * FLAT / GAIN [DN/s]: the slope")
     h.add_comment("detector-1 should recover after superbias, refpix, linearity and")
     h.add_comment("dark corrections.")
@@ -96,7 +111,8 @@ def write_exposure_truth(sim: ExposureSimulation, directory: Path) -> list[Path]
     stem = sim.name.exposure_id
     t = sim.truth
     hdus = [fits.PrimaryHDU(header=_primary_header(sim))]
-    arrays = {"SCI": t.rate, "DARK": t.dark, "STARS": t.stars, "FLUX": t.flux, "FLAT": t.flat, "GAIN": t.gain}
+    arrays = {"SCI": t.rate, "DARK": t.dark, "STARS": t.stars, "FLUX": t.flux, "FLAT": t.flat, "GAIN": t.gain,
+              "AREA": t.area}
     for name, data in arrays.items():
         hdu = fits.ImageHDU(np.asarray(data, np.float32), name=name)
         unit, what = _IMAGE_UNITS[name]
@@ -124,18 +140,20 @@ def write_exposure_truth(sim: ExposureSimulation, directory: Path) -> list[Path]
     stars = Table(
         {
             "id": s.id.astype(np.int64), "ra": s.ra, "dec": s.dec, "x": s.x, "y": s.y,
-            "flux": s.flux, "flux_in_window": s.flux_in_window, "rate": s.rate,
-            "peak_dn": s.peak_dn, "saturated": s.saturated.astype(bool),
+            "flux": s.flux, "flux_jy": s.flux_jy, "abmag": s.abmag, "flux_in_window": s.flux_in_window,
+            "rate": s.rate, "peak_dn": s.peak_dn, "saturated": s.saturated.astype(bool),
         },
-        units={"ra": "deg", "dec": "deg", "x": "pix", "y": "pix", "flux": "electron/s",
-               "flux_in_window": "electron/s", "rate": "DN/s", "peak_dn": "DN"},
+        units={"ra": "deg", "dec": "deg", "x": "pix", "y": "pix", "flux": "electron/s", "flux_jy": "Jy",
+               "abmag": "mag(AB)", "flux_in_window": "electron/s", "rate": "DN/s", "peak_dn": "DN"},
     )
     stars.meta.update({
         "exposure_id": stem,
         "psf_fwhm_pix": t.psf_fwhm,
         "description": {
             "x, y": "0-based pixel position of the centre in the readout window",
-            "flux": "whole-star photo-electrons/s (unit flat)",
+            "flux": "whole-star photo-electrons/s (unit flat; a transited host star: mean over integrations)",
+            "flux_jy": "flux * jy_per_electron(instrument, filter, pupil): flat-spectrum flux density, Jy",
+            "abmag": "-2.5 log10(flux_jy / 3631 Jy)",
             "flux_in_window": "part of flux falling inside the window, e-/s",
             "rate": "DN/s the star adds to truth_rate SCI (sum of its pixels * flat / gain)",
             "peak_dn": "linear DN above bias (star+sky+dark) in the centre pixel at the last read frame",
@@ -167,4 +185,43 @@ def write_truth_index(path: Path, index: dict) -> Path:
     """Write ``truth.json`` (keys sorted, so the same run writes the same bytes)."""
     path = Path(path)
     path.write_text(json.dumps(index, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def write_lightcurve_truth(sim: ExposureSimulation, directory: Path) -> Path | None:
+    """Write ``<exposure_id>_truth_lightcurve.ecsv`` of an exposure with a host star
+    (None without one)."""
+    host = sim.truth.host
+    if host is None:
+        return None
+    start_mjd = Time(sim.start_time.astimezone(UTC)).mjd
+    table = Table(
+        {
+            "integration": np.arange(1, len(host.curve.relative) + 1, dtype=np.int32),
+            "mid_mjd_utc": start_mjd + host.curve.mid_s / 86400.0,
+            "relative_flux": host.curve.relative,
+            "host_flux": host.flux * host.curve.relative,
+            "x": np.full(len(host.curve.relative), host.x),
+            "y": np.full(len(host.curve.relative), host.y),
+        },
+        units={"mid_mjd_utc": "d", "host_flux": "electron/s", "x": "pix", "y": "pix"},
+    )
+    transit = host.host.transit
+    table.meta.update({
+        "exposure_id": sim.name.exposure_id,
+        "host_star_id": host.id,
+        "host_flux_out_of_transit": host.flux,
+        "transit": None if transit is None else {
+            "depth": transit.depth, "duration_s": transit.duration_s, "ingress_s": transit.ingress,
+            "mid_time_s_after_observation_start": host.curve.mid_time_s,
+        },
+        "description": {
+            "mid_mjd_utc": "mid time of the integration (INT_TIMES convention), UTC MJD",
+            "relative_flux": "host flux / out-of-transit flux, constant within the integration",
+            "host_flux": "host star photo-electrons/s in this integration",
+            "x, y": "0-based window pixel of the host star (true pointing)",
+        },
+    })
+    path = Path(directory) / f"{sim.name.exposure_id}_truth_lightcurve.ecsv"
+    table.write(path, format="ascii.ecsv", overwrite=True)
     return path

@@ -1,0 +1,244 @@
+"""Reference files of the optics and the photometric calibration: FLAT, PHOTOM, AREA and
+DISTORTION, written beside the detector references of :mod:`reffiles` (same common
+keywords, PEDIGREE SIMULATION, USEAFTER 2022-01-01, byte-identical on rewrite).
+
+Definitions (g0 = mean gain of the detector over its non-reference pixels, e-/DN;
+Omega = nominal pixel area, sr, ``(pixel_scale / 206264.806")**2``; area = relative pixel
+area from the distortion; QE = the detector model's flat):
+
+- FLAT (FlatModel, per detector, filter and pupil used): ``QE * area * g0 / gain``, so that
+  a ``_rate`` pixel (DN/s) divided by FLAT gives photo-electrons/s per nominal pixel / g0.
+  Where QE is 0 (dead and reference pixels) SCI is NaN and DQ = NO_FLAT_FIELD|DO_NOT_USE;
+  ERR = 0.001 x SCI (0 there).
+- PHOTOM (Nrc/Nis/MirImgPhotomModel, per detector): ``PHOTMJSR = jy_per_electron * 1e-6 *
+  g0 / Omega`` MJy/sr per (DN/s of a flat-fielded pixel), 1 % uncertainty, one row per
+  filter/pupil combination of the instrument (MIRI: per filter and subarray); PIXAR_SR and
+  PIXAR_A2 nominal. Then PHOTUJA2 = PHOTMJSR * 1e12 / 4.2545170e10 (uJy/arcsec^2).
+- AREA (PixelAreaModel, per detector): SCI = relative pixel area on the full frame
+  (reference pixels included: they are pixels of the same geometry); FILTER, PUPIL and
+  EXP_TYPE are ANY (the distortion does not depend on them); PIXAR_SR/PIXAR_A2 nominal.
+- DISTORTION (plain FITS, per detector; DATAMODL ReferenceFileModel so stdatamodels opens
+  it without a warning): an empty PRIMARY HDU whose header holds REFTYPE,
+  INSTRUME, DETECTOR, EXP_TYPE (the instrument's imaging types, ``A|B``), USEAFTER,
+  PEDIGREE, AUTHOR, DESCRIP, TELESCOP, PIXSCALE (arcsec/pixel) and the SIP keywords of
+  :meth:`shared.wcs.SipDistortion.header`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from stdatamodels.jwst import datamodels as dm
+
+from shared.datamodels.dqflags import PIXEL
+from shared.instruments import SUBARRAYS
+
+from .detector_model import DetectorModel
+from .distortion import detector_distortion
+from .optics import (
+    CLEAR_POSITIONS,
+    FILTERS,
+    IMAGING_EXP_TYPES,
+    NIRCAM_PUPIL_PARTNERS,
+    NIRCAM_SW_MAX_UM,
+    WEAK_LENS_FWHM_ARCSEC,
+    jy_per_electron,
+)
+from .reffiles import (
+    AUTHOR,
+    PEDIGREE,
+    USEAFTER,
+    ReferenceFile,
+    _common,
+    _dq_def,
+    _save,
+    reference_filename,
+)
+
+__all__ = [
+    "ARCSEC_PER_RADIAN",
+    "UJY_A2_PER_MJY_SR",
+    "flat_field",
+    "flat_filename",
+    "mean_gain",
+    "nominal_pixel_area_sr",
+    "photmjsr",
+    "photom_elements",
+    "write_optical_references",
+]
+
+ARCSEC_PER_RADIAN = 206264.80624709636
+UJY_A2_PER_MJY_SR = 1.0e12 / 4.2545170e10  # uJy/arcsec^2 per MJy/sr
+_PHOTOM_UNCERTAINTY = 0.01
+_FLAT_ERR = 0.001
+_PHOTOM_MODELS = {"NIRCAM": dm.NrcImgPhotomModel, "NIRISS": dm.NisImgPhotomModel, "MIRI": dm.MirImgPhotomModel}
+
+
+def mean_gain(model: DetectorModel) -> float:
+    """g0: the mean gain (e-/DN) over the non-reference pixels of a full-frame model."""
+    return float(np.mean(model.gain[~model.refpix], dtype=np.float64))
+
+
+def nominal_pixel_area_sr(pixel_scale: float) -> float:
+    """Omega: area of a nominal pixel of ``pixel_scale`` arcsec, steradians."""
+    return (pixel_scale / ARCSEC_PER_RADIAN) ** 2
+
+
+def photmjsr(instrument: str, filter_: str, pupil: str | None, g0: float, pixel_scale: float) -> float:
+    """PHOTMJSR, MJy/sr per DN/s of a flat-fielded pixel: ``jy_per_electron * 1e-6 * g0 / Omega``."""
+    return jy_per_electron(instrument, filter_, pupil) * 1.0e-6 * g0 / nominal_pixel_area_sr(pixel_scale)
+
+
+def flat_field(model: DetectorModel, area: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The FLAT arrays of a full-frame model.
+
+    Parameters
+    ----------
+    model : DetectorModel
+        Full frame.
+    area : ndarray, shape (ny, nx)
+        Relative pixel area.
+
+    Returns
+    -------
+    data, err : ndarray of float32, shape (ny, nx)
+        ``QE * area * g0 / gain`` (NaN where QE is 0) and its nominal error.
+    dq : ndarray of uint32
+        NO_FLAT_FIELD|DO_NOT_USE where QE is 0.
+    """
+    g0 = mean_gain(model)
+    flat = model.flat.astype(np.float64) * area * g0 / model.gain.astype(np.float64)
+    bad = model.flat <= 0
+    data = np.where(bad, np.nan, flat).astype(np.float32)
+    err = np.where(bad, 0.0, _FLAT_ERR * flat).astype(np.float32)
+    dq = np.where(bad, np.uint32(PIXEL["NO_FLAT_FIELD"] | PIXEL["DO_NOT_USE"]), np.uint32(0)).astype(np.uint32)
+    return data, err, dq
+
+
+def flat_filename(instrument: str, detector: str, filter_: str, pupil: str | None) -> str:
+    """``jwst_<inst>_flat_<det>_<filter>[_<pupil>]_sim.fits`` (no pupil for MIRI)."""
+    part = f"_{pupil}" if pupil and pupil.upper() not in ("N/A", "ANY") else ""
+    return f"jwst_{instrument}_flat_{detector}_{filter_}{part}_sim.fits".lower()
+
+
+def photom_elements(instrument: str) -> list[tuple[str, str]]:
+    """(filter, pupil) of every PHOTOM row (MIRI: (filter, subarray)).
+
+    Every filter behind each open position of the other wheel; NIRCam adds the weak lens
+    behind each short-wavelength filter and the pupil-wheel filters behind their partner.
+    """
+    inst = instrument.upper()
+    table = FILTERS[inst]
+    if inst == "MIRI":
+        return [(f, s) for f in table for s in SUBARRAYS["MIRI"]]
+    rows = [(f, c) for f in table for c in CLEAR_POSITIONS[inst]] + [(c, f) for c in CLEAR_POSITIONS[inst]
+                                                                        for f in table]
+    if inst == "NIRCAM":
+        rows += [(f, lens) for lens in WEAK_LENS_FWHM_ARCSEC for f in table if table[f] < NIRCAM_SW_MAX_UM]
+        rows += [(partner, p) for p, partner in NIRCAM_PUPIL_PARTNERS.items()]
+    return list(dict.fromkeys(rows))
+
+
+def _write_flat(model: DetectorModel, out_dir: Path, area: np.ndarray, filter_: str, pupil: str) -> ReferenceFile:
+    info = model.detector
+    data, err, dq = flat_field(model, area)
+    flat = dm.FlatModel(data=data, err=err, dq=dq)
+    element = filter_ if info.instrument == "MIRI" else f"{filter_}/{pupil}"
+    _common(flat, "FLAT", model, f"Simulated flat of {info.name} {element}: QE x area x g0/gain", None)
+    flat.meta.instrument.filter = filter_
+    if info.instrument == "MIRI":
+        flat.meta.instrument.band = "N/A"
+        flat.meta.exposure.readpatt = "ANY"
+    else:
+        flat.meta.instrument.pupil = pupil
+    flat.dq_def = _dq_def(["DO_NOT_USE", "NO_FLAT_FIELD"])
+    path = out_dir / flat_filename(info.instrument, info.name, filter_, None if info.instrument == "MIRI" else pupil)
+    return ReferenceFile("FLAT", info.name, _save(flat, path), "GENERIC")
+
+
+def _write_photom(model: DetectorModel, out_dir: Path) -> ReferenceFile:
+    info = model.detector
+    inst, g0 = info.instrument, mean_gain(model)
+    rows = []
+    for first, second in photom_elements(inst):
+        pupil = None if inst == "MIRI" else second
+        value = photmjsr(inst, first, pupil, g0, info.pixel_scale)
+        rows.append((first, second, value, _PHOTOM_UNCERTAINTY * value))
+    second_column = ("subarray", "S17") if inst == "MIRI" else ("pupil", "S12")
+    table = np.array(rows, dtype=[("filter", "S12"), second_column, ("photmjsr", "<f4"), ("uncertainty", "<f4")])
+    photom = _PHOTOM_MODELS[inst](phot_table=table)
+    _common(photom, "PHOTOM", model, f"Simulated imaging photometric calibration of {info.name}", None,
+            window=False)
+    exp_types = IMAGING_EXP_TYPES[inst]
+    photom.meta.exposure.type = exp_types[0]
+    photom.meta.exposure.p_exptype = "".join(f"{t}|" for t in exp_types)
+    photom.meta.photometry.pixelarea_steradians = nominal_pixel_area_sr(info.pixel_scale)
+    photom.meta.photometry.pixelarea_arcsecsq = info.pixel_scale**2
+    path = out_dir / reference_filename(inst, "photom", info.name)
+    return ReferenceFile("PHOTOM", info.name, _save(photom, path), "GENERIC")
+
+
+def _write_area(model: DetectorModel, out_dir: Path, area: np.ndarray) -> ReferenceFile:
+    info = model.detector
+    pam = dm.PixelAreaModel(data=area.astype(np.float32))
+    _common(pam, "AREA", model, f"Simulated relative pixel area of {info.name} (SIP distortion)", None,
+            window=False)
+    pam.meta.instrument.filter = "ANY"
+    pam.meta.instrument.pupil = "ANY"
+    pam.meta.exposure.type = "ANY"
+    pam.meta.photometry.pixelarea_steradians = nominal_pixel_area_sr(info.pixel_scale)
+    pam.meta.photometry.pixelarea_arcsecsq = info.pixel_scale**2
+    path = out_dir / reference_filename(info.instrument, "area", info.name)
+    return ReferenceFile("AREA", info.name, _save(pam, path), "GENERIC")
+
+
+def _write_distortion(model: DetectorModel, out_dir: Path) -> ReferenceFile:
+    info = model.detector
+    header = fits.Header()
+    header["TELESCOP"] = "JWST"
+    header["DATAMODL"] = ("ReferenceFileModel", "opens as a generic reference in stdatamodels")
+    header["REFTYPE"] = "DISTORTION"
+    header["INSTRUME"] = info.instrument
+    header["DETECTOR"] = info.name
+    header["EXP_TYPE"] = ("|".join(IMAGING_EXP_TYPES[info.instrument]), "imaging exposure types")
+    header["USEAFTER"] = USEAFTER
+    header["PEDIGREE"] = PEDIGREE
+    header["AUTHOR"] = AUTHOR
+    header["DESCRIP"] = f"Simulated SIP distortion of {info.name}"
+    header["PIXSCALE"] = (info.pixel_scale, "[arcsec/pixel] nominal pixel scale")
+    for key, value in detector_distortion(info).header().items():
+        header[key] = value
+    header.add_comment("SIP polynomials A_p_q/B_p_q in full-frame pixels about DCRPIX1/2 (1-based);")
+    header.add_comment("a window's WCS is shared.wcs.sky_wcs(RA_REF, DEC_REF, ROLL_REF, PIXSCALE, ...).")
+    path = out_dir / reference_filename(info.instrument, "distortion", info.name)
+    fits.PrimaryHDU(header=header).writeto(path, overwrite=True)
+    return ReferenceFile("DISTORTION", info.name, path, "GENERIC")
+
+
+def write_optical_references(
+    model: DetectorModel, out_dir: Path, elements: list[tuple[str, str]]
+) -> list[ReferenceFile]:
+    """Write FLAT (one per (filter, pupil) in ``elements``), PHOTOM, AREA and DISTORTION
+    of one detector.
+
+    Parameters
+    ----------
+    model : DetectorModel
+        Full-frame model.
+    out_dir : Path
+        Directory (created if missing).
+    elements : list of (filter, pupil)
+        Optical elements the detector is used with (pupil N/A for MIRI).
+    """
+    if model.subarray is not None:
+        raise ValueError("reference files are written from a full-frame model")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info = model.detector
+    yy, xx = np.indices(model.shape, dtype=np.float64)
+    area = detector_distortion(info).relative_area(xx, yy)
+    written = [_write_flat(model, out_dir, area, f, p) for f, p in dict.fromkeys(elements)]
+    written += [_write_photom(model, out_dir), _write_area(model, out_dir, area), _write_distortion(model, out_dir)]
+    return written

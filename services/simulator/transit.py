@@ -1,0 +1,100 @@
+"""The host star of a time-series observation and its transit light curve.
+
+The host star sits exactly at the target position. Its flux is constant within an
+integration and follows a trapezoid light curve from one integration to the next,
+evaluated at the integration's mid time (the INT_TIMES convention: an integration
+starts ``(i - 1) * (NGROUPS * TGROUP + TFRAME)`` after the exposure start and lasts
+``NGROUPS * TGROUP``; its mid time is half that later).
+
+Trapezoid: 1 outside the transit (``|t - mid| >= T14 / 2``), ``1 - depth`` between second
+and third contact (``|t - mid| <= T14 / 2 - ingress``), linear in between.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from shared.instruments import exposure_timing, subarray
+from shared.plan import Observation
+
+from .description import TransitSpec
+from .ramps import FrameSchedule
+
+__all__ = ["HostStar", "LightCurve", "integration_mid_offsets", "light_curve", "observation_span", "trapezoid"]
+
+
+@dataclass(frozen=True)
+class HostStar:
+    """A star of ``flux`` e-/s at the target position, with an optional transit."""
+
+    flux: float
+    transit: TransitSpec | None = None
+
+
+@dataclass(frozen=True)
+class LightCurve:
+    """Per integration (shape (nints,)): ``mid_s`` seconds after the exposure start and
+    ``relative`` flux; ``mid_time_s`` the transit mid-time, seconds after the observation
+    start (None without a transit)."""
+
+    mid_s: np.ndarray
+    relative: np.ndarray
+    mid_time_s: float | None
+
+
+def trapezoid(t: np.ndarray, mid: float, duration: float, ingress: float, depth: float) -> np.ndarray:
+    """Relative flux of a trapezoid transit.
+
+    Parameters
+    ----------
+    t : ndarray
+        Times, s (any origin shared with ``mid``).
+    mid : float
+        Mid-transit time, s.
+    duration : float
+        T14, first to last contact, s.
+    ingress : float
+        Ingress (= egress) time, s; 0 gives a box.
+    depth : float
+        Fractional flux drop between second and third contact.
+
+    Returns
+    -------
+    ndarray, shape of ``t``
+        Relative flux, 1 out of transit.
+    """
+    dt = np.abs(np.asarray(t, np.float64) - mid)
+    half = duration / 2.0
+    if ingress <= 0.0:
+        return np.where(dt < half, 1.0 - depth, 1.0)
+    fraction = np.clip((half - dt) / ingress, 0.0, 1.0)  # 0 outside, 1 at full depth
+    return 1.0 - depth * fraction
+
+
+def integration_mid_offsets(schedule: FrameSchedule) -> np.ndarray:
+    """Mid time of each integration, s after the exposure start, shape (nints,)."""
+    i = np.arange(schedule.nints, dtype=np.float64)
+    return i * schedule.integration_period + schedule.ngroups * schedule.tgroup / 2.0
+
+
+def observation_span(obs: Observation) -> tuple[datetime, datetime]:
+    """(start, end) of an observation: first exposure start, last exposure end (UTC)."""
+    timing = exposure_timing(obs.instrument, subarray(obs.instrument, obs.subarray), obs.readpatt,
+                             obs.ngroups, obs.nints)
+    starts = [e.start_time for e in obs.exposures]
+    return min(starts), max(starts) + timedelta(seconds=timing.duration)
+
+
+def light_curve(host: HostStar, obs: Observation, exposure_start: datetime, schedule: FrameSchedule) -> LightCurve:
+    """The host star's relative flux in each integration of one exposure."""
+    mids = integration_mid_offsets(schedule)
+    if host.transit is None:
+        return LightCurve(mids, np.ones_like(mids), None)
+    t = host.transit
+    start, end = observation_span(obs)
+    mid_time = t.mid_time_s if t.mid_time_s is not None else (end - start).total_seconds() / 2.0
+    since_obs_start = (exposure_start - start).total_seconds() + mids
+    return LightCurve(mids, trapezoid(since_obs_start, mid_time, t.duration_s, t.ingress, t.depth), mid_time)
