@@ -9,11 +9,15 @@ the archive API.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
 import time
 
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
 from sqlalchemy import select
 
 from services.console import context_for, ingest_paths, print_progress
@@ -22,7 +26,7 @@ from shared.config import get_settings
 from shared.refdata import deliver as deliver_references
 from shared.runtime import ServiceContext
 
-__all__ = ["cmd_demo"]
+__all__ = ["cmd_demo", "fitted_depth"]
 
 log = logging.getLogger("dms.demo")
 
@@ -266,6 +270,71 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
     thread.join(10)
 
 
+# What the demo lists, in flow order: (suffix, what it is).
+_SUMMARY = (
+    ("uncal", "raw exposures (ingest)"), ("rate", "count rates (detector1)"),
+    ("rateints", "per-integration rates (detector1)"), ("pool", "association pool"),
+    ("asn", "associations"), ("cal", "calibrated exposures (image2)"),
+    ("calints", "calibrated integrations (image2, TSO)"), ("i2d", "resampled images (image2, image3)"),
+    ("crf", "outlier-flagged exposures (image3)"), ("crfints", "outlier-flagged integrations (tso3)"),
+    ("cat", "source catalog (image3)"), ("segm", "segmentation map (image3)"),
+    ("phot", "light curve (tso3)"),
+)
+
+
+def _print_summary(ctx: ServiceContext) -> None:
+    print("archived products (current revisions)")
+    for suffix, what in _SUMMARY:
+        rows = product_table(ctx, suffix)
+        if rows:
+            print(f"  {len(rows):>3} _{suffix:<9} {what}")
+    for suffix in ("i2d", "cat", "segm", "phot"):
+        for _, name, size, _ in product_table(ctx, suffix):
+            if name.startswith("jw") and "-" in name.split("_")[0]:  # Level 3: jwPPPPP-<acid>_...
+                print(f"      {name} ({size} bytes)")
+
+
+def _print_level3(ctx: ServiceContext, result) -> None:
+    """The Level-3 mosaic and its catalog, and the TSO transit depth against the truth."""
+    def load(suffix: str):
+        with ctx.catalog.session() as s:
+            uri = s.scalar(select(Artifact.uri).join(Product, Artifact.product_id == Product.id)
+                           .where(Product.suffix == suffix, Product.level == 3, Product.is_current,
+                                  Artifact.kind == "data").order_by(Product.filename).limit(1))
+        return None if uri is None else ctx.store.get_uri(uri)
+
+    mosaic, catalog, phot = load("i2d"), load("cat"), load("phot")
+    if mosaic is not None:
+        with fits.open(io.BytesIO(mosaic)) as hdul:
+            sci = hdul["SCI"].data
+            ndriz = hdul[0].header.get("NDRIZ")
+        print(f"Level-3 mosaic: {sci.shape[1]} x {sci.shape[0]} pixels from {ndriz} exposures, "
+              f"{np.isfinite(sci).mean():.0%} of the grid covered")
+    if catalog is not None:
+        cat = Table.read(io.BytesIO(catalog).read().decode(), format="ascii.ecsv")
+        print(f"Level-3 catalog: {len(cat)} sources")
+    if phot is not None:
+        measured = Table.read(io.BytesIO(phot).read().decode(), format="ascii.ecsv")
+        truth = json.loads(result.truth_index.read_text())
+        entry = next((e for e in truth["exposures"] if e.get("transit")), None)
+        if entry is not None:
+            curve = Table.read(result.truth_dir.parent / entry["truth_lightcurve"], format="ascii.ecsv")
+            depth = fitted_depth(np.asarray(measured["net_aperture_sum"], float),
+                                 np.asarray(curve["relative_flux"], float))
+            print(f"TSO light curve: {len(measured)} integrations, transit depth {depth:.3%} "
+                  f"(injected {entry['transit']['depth']:.3%})")
+
+
+def fitted_depth(flux: np.ndarray, truth_relative: np.ndarray) -> float:
+    """Transit depth from a measured light curve, given the truth's shape: least squares of
+    ``flux = a * (1 - depth * shape)`` where ``shape`` is the injected profile scaled to 1."""
+    shape = (1.0 - truth_relative) / max(1.0 - float(np.min(truth_relative)), 1e-12)
+    good = np.isfinite(flux)
+    design = np.column_stack([np.ones(good.sum()), shape[good]])
+    (a, b), *_ = np.linalg.lstsq(design, flux[good], rcond=None)
+    return float(-b / a)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from services.simulator import simulate
 
@@ -281,6 +350,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if mailbox is not None:
             settings = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": mailbox.port,
                                                    "smtp_user": None, "smtp_starttls": False})
+    if settings.astrometric_catalog_dir is None and result.catalog_paths:
+        # The simulator's star catalog stands in for Gaia: stage 3 aligns the mosaic to it.
+        settings = settings.model_copy(update={"astrometric_catalog_dir": result.catalog_paths[0].parent})
     ctx, inline = context_for(settings)
     ids = _demo_subscribe(ctx, hook, mailbox) if hook is not None else {}
     try:
@@ -292,10 +364,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"3. delivering and processing ({'in-process' if settings.embedded else settings.broker_url})")
         ingest_paths(ctx, inline, [result.plan_path, *result.telemetry_paths])
         t2 = time.perf_counter()
-        for suffix in ("uncal", "rate", "rateints"):
-            if product_table(ctx, suffix):
-                print(f"archived _{suffix} products")
-                _print_products(ctx, suffix)
+        _print_summary(ctx)
+        if settings.embedded:
+            _print_level3(ctx, result)
         if hook is not None:
             _print_notifications(ctx, hook, mailbox, ids)
     finally:

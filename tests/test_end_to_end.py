@@ -1,9 +1,12 @@
 """The demo observation through the whole system, as deployed: real Celery worker
-subprocesses (`dms worker ingest|detector1|preview|notifier`) on real Redis, PostgreSQL and
-an S3 server, and the archive API as `dms serve archive` on a loopback port.
+subprocesses (`dms worker <service>` for ingest, detector1, associations, stage2, stage3,
+preview and notifier) on real Redis, PostgreSQL and an S3 server, and the archive API as
+`dms serve archive` on a loopback port.
 
-A subscriber made through the API receives one signed `new` CloudEvent per archived
-product, each exactly once; a daily e-mail digest reaches a local SMTP server (`dms notify`);
+The telemetry goes down the whole imaging chain: `_uncal`, `_rate`, the association
+pool and ASNs, `_cal`, the Level-3 mosaic, catalog and segmentation map of the dithered
+observation, and the light curve of the time series. A subscriber made through the API
+receives one signed `new` CloudEvent per archived product revision, each exactly once; a daily e-mail digest reaches a local SMTP server (`dms notify`);
 the API lists the products with their previews; an anonymous download of an
 exclusive-access product is refused and the PI's succeeds with the catalog's sha256.
 """
@@ -31,13 +34,14 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from services.ingest.receive import receive_files
 from services.simulator import simulate
-from shared.catalog import Artifact, Product, Subscription
+from shared.catalog import Artifact, Association, EventRecord, Product, Subscription
 from shared.config import Settings
 from shared.refdata import deliver as deliver_references
+from shared.routing import ROUTES
 from shared.runtime import ServiceContext, dispatch_events
 from shared.tokens import create_token
 
@@ -49,7 +53,7 @@ PROGRAM = "01234"
 PI = "ada@example.org"  # pi_user of the demo program
 SUBSCRIBER = "sci@example.org"  # anyone may subscribe: metadata and notices are public
 OUTSIDER = "mallory@example.org"
-WORKERS = ("ingest", "detector1", "preview", "notifier")
+WORKERS = ("ingest", "detector1", "associations", "stage2", "stage3", "preview", "notifier")
 
 
 def free_port() -> int:
@@ -169,6 +173,31 @@ class System:
     def logs(self) -> str:
         return "\n".join(f"----- {p.name} ({p.log}) -----\n{p.tail()}" for p in self.processes)
 
+    @property
+    def catalog_dir(self) -> Path:
+        return Path(self.env["DMS_ASTROMETRIC_CATALOG_DIR"])
+
+    def wait_idle(self, quiet: float = 8.0, timeout: float = 120) -> None:
+        """Wait until nothing new is archived for ``quiet`` seconds and the outbox is empty."""
+        def snapshot() -> tuple:
+            with self.ctx.catalog.session() as s:
+                products = s.scalar(select(func.count()).select_from(Product))
+                pending = s.scalar(select(func.count()).select_from(EventRecord)
+                                   .where(EventRecord.dispatched_at.is_(None)))
+            return products, pending
+
+        deadline = time.monotonic() + timeout
+        last, since = snapshot(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            self.check_alive()
+            now = snapshot()
+            if now != last or now[1]:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+        raise AssertionError(f"the system did not settle within {timeout} s (products, pending events: {last})")
+
     def check_alive(self) -> None:
         dead = [p for p in self.processes if p.proc is not None and not p.alive()]
         if dead:
@@ -202,6 +231,8 @@ def system(request, tmp_path, pg_url, redis_url, broker_prefix, s3_server):
         "DMS_TASK_MAX_RETRIES": "3",
         "DMS_WEBHOOK_TIMEOUT": "5",
         "DMS_ARCHIVE_BASE_URL": f"http://127.0.0.1:{api_port}",
+        # where the test's simulation writes its star catalog; stage 3 aligns mosaics to it
+        "DMS_ASTROMETRIC_CATALOG_DIR": str(tmp_path / "sim" / "catalogs"),
     }
     settings = Settings(**{k.removeprefix("DMS_").lower(): v for k, v in env_settings.items()})
     from shared.celery_app import CeleryTransport, create_app
@@ -242,43 +273,71 @@ def smtp():
 
 
 def demo_description() -> dict:
-    """examples/nircam_imaging.yaml with 2 dither points instead of 4 (and its references)."""
+    """examples/nircam_imaging.yaml with 2 dither points instead of 4 for the imaging
+    observation and 20 integrations for the time series (and its references)."""
     desc = yaml.safe_load(EXAMPLE.read_text())
-    for obs in desc["observations"]:
-        obs["dither"] = {"pattern": "N-POINT-LINE", "npoints": 2, "size": 2.0}
+    imaging, tso = desc["observations"]
+    imaging["dither"] = {"pattern": "N-POINT-LINE", "npoints": 2, "size": 2.0}
+    tso["nints"] = 20
     return desc
 
 
 def current_products(ctx: ServiceContext) -> dict[str, dict]:
-    """Current products of the program: filename -> sha256 of the data, artifact kinds,
-    reference context."""
+    """Current products of the program: filename -> suffix, level, sha256 of the data,
+    artifact kinds, reference context, inputs and data release."""
     out: dict[str, dict] = {}
     with ctx.catalog.session() as s:
         rows = s.execute(
-            select(Product.filename, Product.reference_context, Artifact.kind, Artifact.sha256)
+            select(Product, Artifact.kind, Artifact.sha256)
             .join(Artifact, Artifact.product_id == Product.id)
             .where(Product.program_id == PROGRAM, Product.is_current)
         ).all()
-    for filename, context, kind, sha in rows:
-        entry = out.setdefault(filename, {"kinds": set(), "context": context, "sha256": None})
-        entry["kinds"].add(kind)
-        if kind == "data":
-            entry["sha256"] = sha
+        for product, kind, sha in rows:
+            entry = out.setdefault(product.filename, {
+                "kinds": set(), "context": product.reference_context, "sha256": None, "suffix": product.suffix,
+                "level": product.level, "inputs": list(product.inputs), "release": product.data_release})
+            entry["kinds"].add(kind)
+            if kind == "data":
+                entry["sha256"] = sha
     return out
+
+
+def archived_revisions(ctx: ServiceContext) -> Counter:
+    """How many revisions of each file name were archived (each one is announced once)."""
+    with ctx.catalog.session() as s:
+        return Counter(s.scalars(select(Product.filename).where(Product.program_id == PROGRAM)).all())
+
+
+PREVIEWED = next(r.suffixes for r in ROUTES if r.task == "preview.make")
+
+
+def chain_done(sim) -> Callable[[dict[str, dict]], bool]:
+    """True once every exposure went through stage 2 and both Level-3 products exist,
+    with previews of everything that gets one."""
+    stems = [p.stem for p in sim.telemetry_paths]
+
+    def done(products: dict[str, dict]) -> bool:
+        calibrated = {f"{stem}_{suffix}.fits" for stem in stems for suffix in ("cal", "calints")}
+        if sum(name in products for name in calibrated) < len(stems):
+            return False
+        level3 = {p["suffix"] for p in products.values() if p["level"] == 3}
+        if not {"i2d", "cat", "segm", "phot"} <= level3:
+            return False
+        return all({"data", "preview", "thumbnail"} <= p["kinds"] for p in products.values()
+                   if p["suffix"] in PREVIEWED)
+
+    return done
 
 
 def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
     ctx = system.ctx
     t0 = time.monotonic()
 
-    # the observatory: the demo program, two dither points, with its reference files
+    # the observatory: the demo program (two dither points, a time series), its references
     sim = simulate(demo_description(), tmp_path / "sim")
     assert sim.reference_paths, "the simulator wrote no reference files; detector1 could not calibrate"
-    # per exposure and detector: _uncal (ingest), _rate and the persistence step's
-    # _trapsfilled (detector1); previews for the science products (_uncal, _rate)
-    science = sorted(f"{p.stem}_{suffix}.fits" for p in sim.telemetry_paths for suffix in ("uncal", "rate"))
-    expected = sorted([*science, *(f"{p.stem}_trapsfilled.fits" for p in sim.telemetry_paths)])
-    assert len(science) == 8 and len(expected) == 12
+    assert sim.catalog_paths and sim.catalog_paths[0].parent == system.catalog_dir
+    assert len(sim.telemetry_paths) == 5  # 2 dithers x 2 detectors, and the time series
 
     # the calibration team delivers the references (the event goes to the notifier queue)
     refs = deliver_references(ctx, sim.reference_paths, note="simulator references for the end-to-end test")
@@ -307,22 +366,41 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
         assert dispatch_events(ctx.catalog, ctx.transport,
                                event_ids=[r.event_id for r in received if r.event_id]) == len(sim.telemetry_paths)
 
-        # every product archived, calibrated with the delivered context and previewed
-        def products_done() -> bool:
-            products = current_products(ctx)
-            return sorted(products) == expected and all(
-                {"data", "preview", "thumbnail"} <= products[name]["kinds"] for name in science)
-
-        system.wait_until(products_done, 150, f"{len(expected)} products, previews of {len(science)}",
-                          lambda: {name: sorted(p["kinds"]) for name, p in current_products(ctx).items()})
+        # through every stage: detector1, associations, image2, image3 and tso3, previews
+        system.wait_until(lambda: chain_done(sim)(current_products(ctx)), 420,
+                          "the chain down to the Level-3 mosaic, catalog and light curve",
+                          lambda: sorted((n, sorted(p["kinds"])) for n, p in current_products(ctx).items()))
+        system.wait_idle()
         products = current_products(ctx)
-        assert {products[name]["context"] for name in expected if "_uncal" not in name} == {refs.context_name}
+        by_suffix = Counter(p["suffix"] for p in products.values())
+        for stem in (p.stem for p in sim.telemetry_paths):
+            assert f"{stem}_uncal.fits" in products and f"{stem}_rate.fits" in products
+        assert by_suffix["cal"] == 4 and by_suffix["calints"] == 1 and by_suffix["crf"] == 4, by_suffix
+        assert by_suffix["crfints"] == 1 and by_suffix["pool"] >= 1, by_suffix
+        assert {p["context"] for p in products.values() if p["level"] == 2 and p["suffix"] not in ("asn", "pool")} \
+            == {refs.context_name}
 
-        # one signed `new` CloudEvent per product at the webhook; wait a little for duplicates
-        system.wait_until(lambda: set(webhook.subjects()) >= set(expected), 60,
+        # associations: one image2 per exposure, one tso-image2, the image3 and the tso3
+        with ctx.catalog.session() as s:
+            emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == PROGRAM,
+                                                                         Association.emitted_count > 0)).all())
+        assert emitted == Counter({"image2": 4, "tso-image2": 1, "image3": 1, "tso3": 1}), emitted
+
+        # Level 3: made from every member, released when the latest member is
+        level3 = {name: p for name, p in products.items() if p["level"] == 3 and p["suffix"] != "asn"}
+        mosaic = next(name for name, p in level3.items() if p["suffix"] == "i2d")
+        assert mosaic.startswith("jw01234-o001_t001_nircam_"), mosaic
+        members = [f"{p.stem}_cal.fits" for p in sim.telemetry_paths if f"{p.stem}_cal.fits" in products]
+        assert set(members) <= set(level3[mosaic]["inputs"]), level3[mosaic]["inputs"]
+        assert level3[mosaic]["release"] == max(products[m]["release"] for m in members)
+        assert any(name.endswith("_cat.ecsv") for name in level3) and any(name.endswith("_phot.ecsv") for name in level3)
+
+        # one signed `new` CloudEvent per archived product revision; wait a little for duplicates
+        revisions = archived_revisions(ctx)
+        system.wait_until(lambda: set(webhook.subjects()) >= set(revisions), 90,
                           "a webhook delivery for every product", webhook.subjects)
         time.sleep(4)
-        assert webhook.subjects() == Counter(expected), "each product must reach the webhook exactly once"
+        assert webhook.subjects() == revisions, "each archived product must reach the webhook exactly once"
         firsts = []
         for headers, body in webhook.received():
             assert signature_ok(secret, body, headers.get("X-DMS-Signature")), headers
@@ -351,43 +429,41 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
         [message] = smtp.messages
         assert message["To"] == SUBSCRIBER and message["From"] == "dms@archive.test"
         assert "daily digest" in message["Subject"] and "program 01234" in message["Subject"]
-        text = message.get_body(("plain",)).get_content()
-        assert all(name in text for name in expected), text
         [attachment] = list(message.iter_attachments())
         assert attachment.get_filename().startswith("event_metadata_jwst-program-1234_daily_")
         rows = json.loads(attachment.get_content())
-        assert sorted(r["filename"] for r in rows if r["event_type"] == "New") == expected
+        assert Counter(r["filename"] for r in rows if r["event_type"] == "New") == revisions
         assert len([r for r in rows if r["event_type"] == "First"]) == 1
         assert not [r for r in rows if r["event_type"] == "Public"]  # 12 months of exclusive access
 
         # the archive API lists the products with their previews
-        r = api.get("/products", params={"program": "1234", "pagesize": 500})
+        r = api.get("/products", params={"program": "1234", "pagesize": 1000})
         assert r.status_code == 200, r.text
         listed = r.json()["rows"]
         data_rows = {row["productFilename"]: row for row in listed if row["productType"] != "PREVIEW"}
-        assert sorted(data_rows) == expected
-        assert {row["productSubGroupDescription"] for row in data_rows.values()} == {"UNCAL", "RATE", "TRAPSFILLED"}
+        assert sorted(data_rows) == sorted(products)
+        assert {"UNCAL", "RATE", "CAL", "I2D", "CAT", "PHOT"} <= {
+            row["productSubGroupDescription"] for row in data_rows.values()}
         assert all(row["dataRights"] == "EXCLUSIVE_ACCESS" for row in data_rows.values())
         assert all(row["sha256"] == products[name]["sha256"] for name, row in data_rows.items())
-        previews = sorted(row["productFilename"] for row in listed if row["productType"] == "PREVIEW")
-        assert previews == sorted(f"{name.removesuffix('.fits')}{end}" for name in science
-                                  for end in ("_preview.png", "_thumb.jpg"))
+        previews = {row["productFilename"] for row in listed if row["productType"] == "PREVIEW"}
+        assert f"{mosaic.removesuffix('.fits')}_preview.png" in previews
 
         # exclusive access: anonymous refused, an outsider forbidden, the PI served the bytes
-        uncal = expected[0]
-        r = api.get(f"/download/{uncal}")
-        assert r.status_code == 401, r.text
-        assert "exclusive access" in r.json()["detail"]
-        assert api.get(f"/download/{uncal}", headers=auth[OUTSIDER]).status_code == 403
-        r = api.get(f"/download/{uncal}", headers=auth[PI])
-        assert r.status_code == 200, r.text[:300]
-        assert hashlib.sha256(r.content).hexdigest() == products[uncal]["sha256"] == r.headers["X-Checksum-SHA256"]
-        r = api.get(f"/previews/{uncal}", headers=auth[PI])
+        for name in (f"{sim.telemetry_paths[0].stem}_uncal.fits", mosaic):
+            r = api.get(f"/download/{name}")
+            assert r.status_code == 401, r.text
+            assert "exclusive access" in r.json()["detail"]
+            assert api.get(f"/download/{name}", headers=auth[OUTSIDER]).status_code == 403
+            r = api.get(f"/download/{name}", headers=auth[PI])
+            assert r.status_code == 200, r.text[:300]
+            assert hashlib.sha256(r.content).hexdigest() == products[name]["sha256"] == r.headers["X-Checksum-SHA256"]
+        r = api.get(f"/previews/{mosaic}", headers=auth[PI])
         assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
 
     system.check_alive()
-    print(f"end-to-end: {len(expected)} products, {len(webhook.received())} webhook deliveries, "
-          f"1 digest in {time.monotonic() - t0:.1f} s")
+    print(f"end-to-end: {len(products)} products ({sum(revisions.values())} revisions), "
+          f"{len(webhook.received())} webhook deliveries, 1 digest in {time.monotonic() - t0:.1f} s")
 
 
 def _answers(api: httpx.Client, path: str) -> bool:
