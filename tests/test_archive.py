@@ -198,10 +198,12 @@ def test_observation_rows_carry_mast_fields(archive):
     assert row["n_products"] == 15  # 4 uncal, 4 rate, 4 cal, asn, i2d, cat (current only)
     # t_min is the first exposure's start (2025-03-01T12:00Z = MJD 60735.5); two detectors
     # read out together count once in t_exptime; t_max adds the last exposure's duration
-    timing = exposure_timing("NIRCAM", subarray("NIRCAM", "SUB160"), "RAPID", 5, 1)
+    demo = yaml.safe_load((EXAMPLES / "nircam_imaging.yaml").read_text())["observations"][0]
+    timing = exposure_timing("NIRCAM", subarray("NIRCAM", "SUB160"), "RAPID", demo["ngroups"], 1)
     assert row["t_min"] == pytest.approx(60735.5, abs=1e-8)
     assert row["t_exptime"] == pytest.approx(2 * timing.effexptm, rel=1e-6)
-    assert row["t_max"] == pytest.approx(60735.5 + (31.66152 + timing.duration) / 86400, abs=1e-8)
+    # the second dither point starts 30 s (the dither overhead) after the first one ends
+    assert row["t_max"] == pytest.approx(60735.5 + (2 * timing.duration + 30.0) / 86400, abs=1e-8)
     assert row["t_obs_release"] > 60735.5 + 300
     assert row["jpegURL"] == f"https://archive.example.org/api/previews/{I2D}"
     assert row["dataURL"] == f"https://archive.example.org/api/download/{I2D}"
