@@ -15,14 +15,16 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from shared.catalog.models import Exposure, Program
+from shared.catalog.models import Exposure, Product, Program
 from shared.catalog.queries import add_event, current_product, next_revision, register_product
-from shared.messages import EventType, ProductRef, new_event
+from shared.errors import NonRetriableError
+from shared.messages import Event, EventType, ProductRef, new_event
 from shared.naming import object_key
 from shared.runtime import ServiceContext
 from shared.storage import sha256_file
 
-__all__ = ["ARCHIVE_BUCKET", "ArchivedProduct", "archive_product", "event_id_for"]
+__all__ = ["ARCHIVE_BUCKET", "ArchivedProduct", "archive_product", "event_id_for", "event_product",
+           "fetch_verified"]
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +123,26 @@ def archive_product(
     log.info("archived %s r%d (%d bytes)", filename, rev.revision, stored.size)
     return ArchivedProduct(ref, product_id, ev.id)
 
+
+
+def event_product(ctx: ServiceContext, event: Event) -> tuple[ProductRef, Product] | None:
+    """The product an event announces and its catalog row, or None (logged) when a newer
+    revision replaced it meanwhile: a task then has nothing to do."""
+    ref = event.product
+    if ref is None:
+        raise NonRetriableError(f"event {event.id} names no product")
+    with ctx.catalog.session() as s:
+        product = current_product(s, ref.filename)
+        if product is None or product.revision != ref.revision:
+            log.info("%s r%d is no longer current; nothing to do", ref.filename, ref.revision)
+            return None
+        _ = product.exposure  # loaded now: callers use it after the session
+    return ref, product
+
+
+def fetch_verified(ctx: ServiceContext, uri: str, sha256: str, path: Path) -> Path:
+    """Download ``uri`` to ``path`` and check it has the recorded sha256."""
+    ctx.store.download_uri(uri, path)
+    if sha256_file(path) != sha256:
+        raise NonRetriableError(f"{uri} does not have the sha256 the catalog records")
+    return path

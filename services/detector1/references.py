@@ -3,7 +3,6 @@ files, and cutting full-frame references to the science readout window."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 from astropy.io import fits
 
 from shared.errors import NonRetriableError
+from shared.refdata import Window
 
 __all__ = [
     "DARK_REFTYPES",
@@ -56,20 +56,6 @@ _EXTENSIONS = {
 
 
 @dataclass(frozen=True)
-class Window:
-    """The science readout window in full-frame pixels (1-based starts, as SUBSTRT1/2)."""
-
-    xstart: int
-    ystart: int
-    xsize: int
-    ysize: int
-
-    @classmethod
-    def from_keywords(cls, kw: Mapping) -> Window:
-        return cls(int(kw["SUBSTRT1"]), int(kw["SUBSTRT2"]), int(kw["SUBSIZE1"]), int(kw["SUBSIZE2"]))
-
-
-@dataclass(frozen=True)
 class LoadedReference:
     """A reference file's arrays, already cut to the science window."""
 
@@ -90,20 +76,6 @@ def needed_reftypes(steps: list[str]) -> list[str]:
             if reftype not in out:
                 out.append(reftype)
     return out
-
-
-def _cut(array: np.ndarray, window: Window, full_shape: tuple[int, int], where: str) -> np.ndarray:
-    """The part of ``array`` (last two axes image-like) that covers ``window``."""
-    ny, nx = array.shape[-2:]
-    if (ny, nx) == (window.ysize, window.xsize):
-        return array
-    if (ny, nx) == full_shape:
-        y0, x0 = window.ystart - 1, window.xstart - 1
-        return array[..., y0 : y0 + window.ysize, x0 : x0 + window.xsize]
-    raise NonRetriableError(
-        f"{where}: reference of {nx}x{ny} pixels fits neither the {window.xsize}x{window.ysize} "
-        f"window nor the {full_shape[1]}x{full_shape[0]} full frame"
-    )
 
 
 def _scaled(raw: np.ndarray, header) -> np.ndarray:
@@ -138,7 +110,7 @@ def load_reference(reftype: str, path: str | Path, window: Window, full_shape: t
             arrays = {}
             for ext in wanted:
                 if ext in hdul and hdul[ext].data is not None:
-                    raw = _cut(hdul[ext].data, window, full_shape, path.name)
+                    raw = window.cut(hdul[ext].data, full_shape, path.name)
                     arrays[ext] = _scaled(raw, hdul[ext].header)
     except OSError as exc:
         raise NonRetriableError(f"reference {path.name} is not a readable FITS file: {exc}") from exc

@@ -29,17 +29,15 @@ from services.detector1.pipeline import (
     step_sequence,
 )
 from services.detector1.references import LoadedReference, Window, load_reference, needed_reftypes
-from shared.archiving import archive_product
+from shared.archiving import archive_product, event_product, fetch_verified
 from shared.catalog import Artifact, Exposure, Product
-from shared.catalog.queries import current_product
 from shared.datamodels import FitsProduct, MalformedProductError, read_product, write_product
 from shared.errors import NonRetriableError
 from shared.instruments import detector
-from shared.messages import Event, ProductRef
+from shared.messages import Event
 from shared.naming import parse_exposure
 from shared.refdata import best_references, fetch
 from shared.runtime import ServiceContext
-from shared.storage import sha256_file
 
 __all__ = ["HANDLERS", "handle_uncal", "output_products"]
 
@@ -104,22 +102,16 @@ def previous_trap_state(ctx: ServiceContext, exposure: Exposure, keywords: dict)
 
 
 def handle_uncal(event: Event, ctx: ServiceContext) -> list[str]:
-    ref: ProductRef | None = event.product
-    if ref is None:
-        raise NonRetriableError(f"event {event.id} names no product")
-    with ctx.catalog.session() as s:
-        product = current_product(s, ref.filename)
-        if product is None or product.revision != ref.revision:
-            log.info("%s r%d is no longer current; nothing to do", ref.filename, ref.revision)
-            return []
-        exposure = product.exposure
-        created = product.archived_at.isoformat(timespec="seconds")
+    announced = event_product(ctx, event)
+    if announced is None:
+        return []
+    ref, product = announced
+    exposure = product.exposure
+    created = product.archived_at.isoformat(timespec="seconds")
     name = parse_exposure(ref.filename)
     with tempfile.TemporaryDirectory(prefix="dms-detector1-") as tmp:
         tmp = Path(tmp)
-        path = ctx.store.download_uri(ref.uri, tmp / ref.filename)
-        if sha256_file(path) != ref.sha256:
-            raise NonRetriableError(f"{ref.uri} does not have the sha256 its event announced")
+        path = fetch_verified(ctx, ref.uri, ref.sha256, tmp / ref.filename)
         try:
             uncal = read_product(path)
         except MalformedProductError as exc:

@@ -17,6 +17,7 @@ import numpy as np
 from astropy.io import fits
 
 from shared.errors import NonRetriableError
+from shared.refdata import Window
 from shared.wcs import SipDistortion
 
 __all__ = [
@@ -35,36 +36,6 @@ IMAGE2_REFTYPES = ("distortion", "flat", "photom", "area")
 
 # The R_* keyword naming each reference type in a product header.
 REFTYPE_KEYWORDS = {"distortion": "R_DISTOR", "flat": "R_FLAT", "photom": "R_PHOTOM", "area": "R_AREA"}
-
-
-@dataclass(frozen=True)
-class Window:
-    """The science readout window in full-frame pixels (1-based starts, as SUBSTRT1/2)."""
-
-    xstart: int
-    ystart: int
-    xsize: int
-    ysize: int
-
-    @classmethod
-    def from_keywords(cls, kw: Mapping) -> Window:
-        try:
-            return cls(int(kw["SUBSTRT1"]), int(kw["SUBSTRT2"]), int(kw["SUBSIZE1"]), int(kw["SUBSIZE2"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise NonRetriableError(f"{kw.get('FILENAME', 'the exposure')}: no usable SUBSTRT1/2 and SUBSIZE1/2 "
-                                    f"keywords ({exc})") from exc
-
-    def cut(self, array: np.ndarray, full_shape: tuple[int, int], where: str) -> np.ndarray:
-        """The part of a 2-D ``array`` that covers the window (a view)."""
-        ny, nx = array.shape[-2:]
-        if (ny, nx) == (self.ysize, self.xsize):
-            return array
-        if (ny, nx) == tuple(full_shape):
-            y0, x0 = self.ystart - 1, self.xstart - 1
-            return array[..., y0 : y0 + self.ysize, x0 : x0 + self.xsize]
-        raise NonRetriableError(
-            f"{where}: reference of {nx}x{ny} pixels fits neither the {self.xsize}x{self.ysize} window "
-            f"nor the {full_shape[1]}x{full_shape[0]} full frame")
 
 
 @dataclass(frozen=True)

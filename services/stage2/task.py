@@ -20,17 +20,16 @@ from services.stage2.asn import Level2Association, Level2Product, parse_level2_a
 from services.stage2.pipeline import Image2Output, Image2Params, run_image2
 from services.stage2.products import write_stage2_product
 from services.stage2.references import IMAGE2_REFTYPES, Image2References, Window, load_references
-from shared.archiving import archive_product
+from shared.archiving import archive_product, event_product, fetch_verified
 from shared.catalog import Exposure
 from shared.catalog.queries import current_product
 from shared.datamodels import FitsProduct, MalformedProductError, read_product
 from shared.errors import NonRetriableError
 from shared.instruments import UnknownInstrumentError, detector
-from shared.messages import Event, ProductRef
+from shared.messages import Event
 from shared.naming import BadNameError, ExposureName, parse_exposure
 from shared.refdata import HeaderError, best_references, fetch
 from shared.runtime import ServiceContext
-from shared.storage import sha256_file
 
 __all__ = ["HANDLERS", "handle_association", "output_name", "select_references"]
 
@@ -94,9 +93,7 @@ def _resolve(ctx: ServiceContext, asn: Level2Association, names: list[str]) -> d
 
 
 def _read_member(ctx: ServiceContext, member: Member, tmp: Path) -> FitsProduct:
-    path = ctx.store.download_uri(member.uri, tmp / member.filename)
-    if sha256_file(path) != member.sha256:
-        raise NonRetriableError(f"{member.uri} does not have the sha256 the catalog records")
+    path = fetch_verified(ctx, member.uri, member.sha256, tmp / member.filename)
     try:
         return read_product(path)
     except MalformedProductError as exc:
@@ -136,14 +133,10 @@ def _run_product(ctx: ServiceContext, asn: Level2Association, product: Level2Pro
 
 
 def handle_association(event: Event, ctx: ServiceContext) -> list[str]:
-    ref: ProductRef | None = event.product
-    if ref is None:
-        raise NonRetriableError(f"event {event.id} names no product")
-    with ctx.catalog.session() as s:
-        current = current_product(s, ref.filename)
-        if current is None or current.revision != ref.revision:
-            log.info("%s r%d is no longer current; nothing to do", ref.filename, ref.revision)
-            return []
+    announced = event_product(ctx, event)
+    if announced is None:
+        return []
+    ref, _ = announced
     raw = ctx.store.get_uri(ref.uri)
     if hashlib.sha256(raw).hexdigest() != ref.sha256:
         raise NonRetriableError(f"{ref.uri} does not have the sha256 its event announced")

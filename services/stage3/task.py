@@ -30,14 +30,13 @@ from services.stage3.asn import AsnError, Level3Association, crf_name, parse_lev
 from services.stage3.pipeline import Image3Output, Tso3Output, run_image3, run_tso3
 from services.stage3.products import card_value
 from shared.access import combined_release
-from shared.archiving import archive_product
+from shared.archiving import archive_product, event_product, fetch_verified
 from shared.catalog import Exposure
 from shared.catalog.queries import current_product
 from shared.datamodels import FitsProduct, MalformedProductError, read_product, write_product
 from shared.errors import NonRetriableError
-from shared.messages import Event, ProductRef
+from shared.messages import Event
 from shared.runtime import ServiceContext
-from shared.storage import sha256_file
 
 __all__ = ["HANDLERS", "OutputFile", "handle_association", "load_astrometric_catalog", "output_files", "write_output"]
 
@@ -130,13 +129,6 @@ def _resolve(ctx: ServiceContext, asn: Level3Association) -> dict[str, _Member]:
     return members
 
 
-def _fetch(ctx: ServiceContext, uri: str, sha256: str, path: Path) -> Path:
-    ctx.store.download_uri(uri, path)
-    if sha256_file(path) != sha256:
-        raise NonRetriableError(f"{uri} does not have the sha256 the catalog records")
-    return path
-
-
 def _run(asn: Level3Association, members: list[FitsProduct], ctx: ServiceContext, created: str):
     context = next((str(v) for m in members if (v := card_value(m, "CRDS_CTX")) not in (None, "N/A")), None)
     common = dict(software_version=ctx.settings.cal_ver, created=created, context=context, asn_table=asn.filename)
@@ -154,18 +146,14 @@ def _run(asn: Level3Association, members: list[FitsProduct], ctx: ServiceContext
 
 
 def handle_association(event: Event, ctx: ServiceContext) -> list[str]:
-    ref: ProductRef | None = event.product
-    if ref is None:
-        raise NonRetriableError(f"event {event.id} names no product")
-    with ctx.catalog.session() as s:
-        current = current_product(s, ref.filename)
-        if current is None or current.revision != ref.revision:
-            log.info("%s r%d is no longer current; nothing to do", ref.filename, ref.revision)
-            return []
-        created = current.archived_at.isoformat(timespec="seconds")
+    announced = event_product(ctx, event)
+    if announced is None:
+        return []
+    ref, current = announced
+    created = current.archived_at.isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory(prefix="dms-stage3-") as tmp:
         tmp = Path(tmp)
-        raw = _fetch(ctx, ref.uri, ref.sha256, tmp / ref.filename).read_bytes()
+        raw = fetch_verified(ctx, ref.uri, ref.sha256, tmp / ref.filename).read_bytes()
         try:
             asn = parse_level3_asn(raw, ref.filename)
         except AsnError as exc:
@@ -175,7 +163,7 @@ def handle_association(event: Event, ctx: ServiceContext) -> list[str]:
         for name in asn.science:
             m = resolved[name]
             try:
-                members.append(read_product(_fetch(ctx, m.uri, m.sha256, tmp / name)))
+                members.append(read_product(fetch_verified(ctx, m.uri, m.sha256, tmp / name)))
             except MalformedProductError as exc:
                 raise NonRetriableError(str(exc)) from exc
         result, context = _run(asn, members, ctx, created)

@@ -31,8 +31,10 @@ from shared.refdata.selection import (
     exposure_header,
     select_from_files,
 )
+from shared.refdata.window import Window
 
 __all__ = [
+    "Window",
     "DETECTOR1_STEPS",
     "REFS_BUCKET",
     "REFTYPES",

@@ -1,0 +1,120 @@
+"""The whole imaging chain run once, in process, for accuracy tests.
+
+:func:`run_chain` simulates a program description, delivers the simulator's reference
+files, receives the plan and telemetry and lets every service (ingest, detector1,
+associations, stage2, stage3, preview, notifier) run in this process until nothing is
+left to do, with the simulator's astrometric catalogs as the absolute reference of
+tweakreg. :class:`ChainRun` then finds the current products and the truth files.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table, vstack
+from sqlalchemy import select
+
+from services.ingest.receive import receive_files
+from services.registry import embedded_context
+from services.simulator import SimulationResult, simulate
+from shared.catalog import Artifact, Product
+from shared.config import Settings
+from shared.refdata import deliver
+from shared.runtime import ServiceContext, dispatch_events
+
+__all__ = ["ChainRun", "run_chain"]
+
+
+@dataclass
+class ChainRun:
+    """A finished run: the simulation, the embedded context and what every task did."""
+
+    sim: SimulationResult
+    ctx: ServiceContext
+    outcomes: list[tuple[str, str]]  # (task, status) in the order they ran
+    seconds: dict[str, float]  # wall time of "simulate" and "process"
+
+    # ------------------------------------------------------------------ products
+
+    def filenames(self, suffix: str, level: int | None = None) -> list[str]:
+        """Current products with ``suffix`` (and ``level``), sorted by name."""
+        query = select(Product.filename).where(Product.suffix == suffix, Product.is_current)
+        if level is not None:
+            query = query.where(Product.level == level)
+        with self.ctx.catalog.session() as s:
+            return sorted(s.scalars(query).all())
+
+    def path(self, filename: str) -> Path:
+        """Local path of the current revision of ``filename`` in the object store."""
+        with self.ctx.catalog.session() as s:
+            uri = s.scalar(select(Artifact.uri).join(Product, Artifact.product_id == Product.id).where(
+                Product.filename == filename, Product.is_current, Artifact.kind == "data"))
+        if uri is None:
+            raise LookupError(f"{filename} is not archived")
+        return self.ctx.store.local_path(*self.ctx.store.parse_uri(uri))
+
+    def one(self, suffix: str, level: int | None = None, contains: str = "") -> Path:
+        """The only current product with ``suffix`` (``level``) whose name holds ``contains``."""
+        names = [n for n in self.filenames(suffix, level) if contains in n]
+        if len(names) != 1:
+            raise LookupError(f"expected one _{suffix} (level {level}, {contains!r}), found {names}")
+        return self.path(names[0])
+
+    # ------------------------------------------------------------------ truth
+
+    @property
+    def truth_index(self) -> dict:
+        return json.loads(self.sim.truth_index.read_text())
+
+    def truth_exposures(self, observation: int) -> list[dict]:
+        """truth.json entries of an observation's exposures, in exposure order."""
+        rows = [e for e in self.truth_index["exposures"] if e["observation"] == observation]
+        return sorted(rows, key=lambda e: (e["exposure"], e["detector"]))
+
+    def truth_path(self, entry: Mapping, kind: str) -> Path:
+        """``kind`` (truth_rate, truth_stars, truth_jumps, truth_lightcurve) of an entry."""
+        return self.sim.truth_dir.parent / entry[kind]
+
+    def truth_stars(self, observation: int) -> Table:
+        """The stars of every exposure of an observation, one row per star: ``id``, ``ra``,
+        ``dec``, ``flux`` (e-/s), ``flux_jy`` and ``saturated`` (in any exposure)."""
+        tables = [Table.read(self.truth_path(e, "truth_stars"), format="ascii.ecsv")
+                  for e in self.truth_exposures(observation)]
+        stars = vstack([t["id", "ra", "dec", "flux", "flux_jy", "saturated"] for t in tables], metadata_conflicts="silent")
+        ids, first = np.unique(np.asarray(stars["id"]), return_index=True)
+        out = stars[first]
+        saturated = {i: False for i in ids}
+        for i, sat in zip(np.asarray(stars["id"]), np.asarray(stars["saturated"], bool), strict=True):
+            saturated[i] |= bool(sat)
+        out["saturated"] = [saturated[i] for i in np.asarray(out["id"])]
+        return out
+
+    def truth_header(self, entry: Mapping) -> fits.Header:
+        return fits.getheader(self.truth_path(entry, "truth_rate"))
+
+
+def run_chain(description: Mapping, work_dir: Path) -> ChainRun:
+    """Simulate ``description`` into ``work_dir/sim`` and run every service on it with a
+    local store and SQLite catalog under ``work_dir/var``. Raises AssertionError naming
+    the tasks that did not end ``ok``."""
+    t0 = time.perf_counter()
+    sim = simulate(dict(description), work_dir / "sim")
+    t1 = time.perf_counter()
+    catalogs = sim.catalog_paths[0].parent if sim.catalog_paths else None
+    settings = Settings(var_dir=work_dir / "var", astrometric_catalog_dir=catalogs, _env_file=None)
+    ctx, inline = embedded_context(settings)
+    deliver(ctx, sim.reference_paths, note="simulator references")
+    done = inline.run_until_idle()
+    received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
+    dispatch_events(ctx.catalog, inline, event_ids=[r.event_id for r in received if r.event_id])
+    done += inline.run_until_idle()
+    outcomes = [(task, outcome.status) for task, outcome in done]
+    failed = [(task, outcome) for task, outcome in done if outcome.status != "ok"]
+    assert not failed, f"tasks that did not succeed: {failed}"
+    return ChainRun(sim, ctx, outcomes, {"simulate": t1 - t0, "process": time.perf_counter() - t1})
