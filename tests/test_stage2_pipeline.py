@@ -15,9 +15,9 @@ from stdatamodels.jwst import datamodels as dm
 
 from services.stage2.asn import parse_level2_asn
 from services.stage2.pipeline import Image2Params, run_image2
-from services.stage2.products import write_stage2_product
 from services.stage2.references import Image2References, load_references
 from services.stage2.steps.assign_wcs import exposure_wcs
+from shared.datamodels import write_product
 from shared.datamodels.dqflags import PIXEL
 from shared.errors import NonRetriableError
 from shared.resample import pixel_area_arcsec2
@@ -69,7 +69,7 @@ def test_cal_and_i2d_are_calibrated_and_open_in_the_public_models(refs, tmp_path
     assert out.statuses == {"bkg_subtract": "SKIPPED", "assign_wcs": "COMPLETE", "flat_field": "COMPLETE",
                             "photom": "COMPLETE", "resample": "COMPLETE"}
     assert [s for s, _ in out.products()] == ["cal", "i2d"]
-    cal_path = write_stage2_product(tmp_path / "x_cal.fits", out.cal)
+    cal_path = write_product(tmp_path / "x_cal.fits", out.cal)
     cal = open_strictly(cal_path)
     assert type(cal).__name__ == "ImageModel"
     assert cal.meta.bunit_data == cal.meta.bunit_err == "MJy/sr"
@@ -98,7 +98,7 @@ def test_cal_and_i2d_are_calibrated_and_open_in_the_public_models(refs, tmp_path
                                np.array(expected.all_pix2world(x, y, 0)), atol=1e-10)
     assert header["S_REGION"].startswith("POLYGON ICRS ") and cal.meta.wcsinfo.s_region == header["S_REGION"]
 
-    i2d_path = write_stage2_product(tmp_path / "x_i2d.fits", out.i2d)
+    i2d_path = write_product(tmp_path / "x_i2d.fits", out.i2d)
     i2d = open_strictly(i2d_path)
     assert type(i2d).__name__ == "ImageModel" and i2d.meta.bunit_data == "MJy/sr"
     assert (i2d.meta.resample.pointings, i2d.meta.resample.weight_type, i2d.meta.resample.pixfrac) == (1, "ivm", 1.0)
@@ -131,7 +131,7 @@ def test_without_references_steps_are_skipped_and_the_pointing_wcs_kept(tmp_path
     assert out.statuses["assign_wcs"] == "COMPLETE" and out.references == {}
     assert any("no DISTORTION reference" in n for n in out.notes)
     assert "no DISTORTION reference" in caplog.text and "no FLAT reference" in caplog.text
-    cal = open_strictly(write_stage2_product(tmp_path / "x_cal.fits", out.cal))
+    cal = open_strictly(write_product(tmp_path / "x_cal.fits", out.cal))
     assert cal.meta.bunit_data == "DN/s" and cal.meta.ref_file.flat.name == "N/A"
     np.testing.assert_array_equal(cal.data, rate.images["SCI"])
     header = fits.getheader(tmp_path / "x_cal.fits", "SCI")
@@ -159,7 +159,7 @@ def test_tso_integrations_become_calints_without_i2d(refs, tmp_path):
     out = run_image2(rateints, refs, created="2025-03-01T12:00:00")
     assert out.is_cube and out.i2d is None and "resample" not in out.statuses
     assert [s for s, _ in out.products()] == ["calints"]
-    path = write_stage2_product(tmp_path / "x_calints.fits", out.cal)
+    path = write_product(tmp_path / "x_calints.fits", out.cal)
     cube = open_strictly(path)
     assert type(cube).__name__ == "CubeModel" and cube.data.shape == (3, NY, NX)
     assert cube.meta.bunit_data == "MJy/sr" and len(cube.int_times) == 3
@@ -176,7 +176,7 @@ def test_background_exposures_are_subtracted_and_bsub_saved_on_request(refs, tmp
     out = run_image2(science, refs, backgrounds=backgrounds, params=Image2Params(save_bsub=True))
     assert out.statuses["bkg_subtract"] == "COMPLETE"
     assert [s for s, _ in out.products()] == ["bsub", "cal", "i2d"]
-    bsub = open_strictly(write_stage2_product(tmp_path / "x_bsub.fits", out.bsub))
+    bsub = open_strictly(write_product(tmp_path / "x_bsub.fits", out.bsub))
     assert bsub.meta.bunit_data == "DN/s" and bsub.meta.cal_step.bkg_subtract == "COMPLETE"
     assert abs(np.median(bsub.data)) < 0.01  # sky of 2 DN/s removed
     np.testing.assert_allclose(bsub.var_rnoise, 0.004 + 0.004 / 3, rtol=1e-5)

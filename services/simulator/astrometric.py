@@ -43,8 +43,8 @@ def catalog_filename(program: str, target_name: str) -> str:
     return f"{program}_{safe}_astrometric.ecsv"
 
 
-def _inside_windows(plan: Plan, target: Target, stars: StarList, margin_arcsec: float) -> np.ndarray:
-    keep = np.zeros(len(stars), bool)
+def _planned_windows(plan: Plan, target: Target):
+    """(detector, subarray, WCS at the commanded pointing) of every planned exposure of the target."""
     for obs in plan.observations:
         if obs.target_id != target.id:
             continue
@@ -52,30 +52,27 @@ def _inside_windows(plan: Plan, target: Target, stars: StarList, margin_arcsec: 
         for exp in obs.exposures:
             det = detector(exp.detector)
             p = exp.pointing
-            wcs = sky_wcs(p.ra, p.dec, p.roll, det.pixel_scale, sub.xsize, sub.ysize, xstart=sub.xstart,
-                          ystart=sub.ystart, distortion=detector_distortion(det))
-            m = margin_arcsec / det.pixel_scale
-            x, y = wcs.all_world2pix(stars.ra, stars.dec, 0, tolerance=1e-6, maxiter=50, quiet=True)
-            keep |= (x >= -m) & (x <= sub.xsize - 1 + m) & (y >= -m) & (y <= sub.ysize - 1 + m)
+            yield det, sub, sky_wcs(p.ra, p.dec, p.roll, det.pixel_scale, sub.xsize, sub.ysize, xstart=sub.xstart,
+                                    ystart=sub.ystart, distortion=detector_distortion(det))
+
+
+def _inside_windows(plan: Plan, target: Target, stars: StarList, margin_arcsec: float) -> np.ndarray:
+    keep = np.zeros(len(stars), bool)
+    for det, sub, wcs in _planned_windows(plan, target):
+        m = margin_arcsec / det.pixel_scale
+        x, y = wcs.all_world2pix(stars.ra, stars.dec, 0, tolerance=1e-6, maxiter=50, quiet=True)
+        keep |= (x >= -m) & (x <= sub.xsize - 1 + m) & (y >= -m) & (y <= sub.ysize - 1 + m)
     return keep
 
 
 def _candidate_stars(plan: Plan, target: Target, knobs: SimulationSpec) -> StarList:
     pop = star_population(plan, target.id, knobs)
     parts: dict[int, tuple] = {}
-    for obs in plan.observations:
-        if obs.target_id != target.id:
-            continue
-        sub = subarray(obs.instrument, obs.subarray)
-        for exp in obs.exposures:
-            det = detector(exp.detector)
-            p = exp.pointing
-            wcs = sky_wcs(p.ra, p.dec, p.roll, det.pixel_scale, sub.xsize, sub.ysize, xstart=sub.xstart,
-                          ystart=sub.ystart, distortion=detector_distortion(det))
-            box = window_box(wcs, target, sub.xsize, sub.ysize, knobs.astrometric_margin_arcsec / det.pixel_scale)
-            found = stars_in_region(target, knobs.seed, pop, *box)
-            for k, sid in enumerate(found.id):
-                parts.setdefault(int(sid), (found.ra[k], found.dec[k], found.flux[k]))
+    for det, sub, wcs in _planned_windows(plan, target):
+        box = window_box(wcs, target, sub.xsize, sub.ysize, knobs.astrometric_margin_arcsec / det.pixel_scale)
+        found = stars_in_region(target, knobs.seed, pop, *box)
+        for k, sid in enumerate(found.id):
+            parts.setdefault(int(sid), (found.ra[k], found.dec[k], found.flux[k]))
     ids = np.array(sorted(parts), np.int64)
     values = np.array([parts[i] for i in ids], np.float64).reshape(len(ids), 3)
     return StarList(id=ids, ra=values[:, 0], dec=values[:, 1], flux=values[:, 2])

@@ -12,10 +12,9 @@ from pathlib import Path
 
 from services.stage2.asn import Level2Product, parse_level2_asn
 from services.stage2.pipeline import Image2Params, run_image2
-from services.stage2.products import write_stage2_product
 from services.stage2.references import IMAGE2_REFTYPES, Window, load_references
 from shared.config import get_settings
-from shared.datamodels import MalformedProductError, read_product
+from shared.datamodels import MalformedProductError, read_product, write_product
 from shared.errors import NonRetriableError
 from shared.instruments import UnknownInstrumentError, detector
 from shared.naming import BadNameError, parse_exposure
@@ -93,7 +92,7 @@ def run_local(path: Path, output_dir: Path, overrides: dict[str, Path], refs_dir
         output_dir.mkdir(parents=True, exist_ok=True)
         for suffix, out in result.products():
             name = parse_exposure(product.science).with_suffix(suffix).format()
-            written.append(write_stage2_product(output_dir / name, out))
+            written.append(write_product(output_dir / name, out))
     return written
 
 

@@ -18,7 +18,6 @@ import numpy as np
 from astropy.wcs import WCS
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.stage2.products import set_keywords
 from services.stage2.references import REFTYPE_KEYWORDS, Image2References
 from services.stage2.resampling import ResampleParams, resample_exposure
 from services.stage2.steps.assign_wcs import exposure_wcs, footprint, s_region, wcs_cards
@@ -29,7 +28,7 @@ from services.stage2.steps.bkg_subtract import (
 )
 from services.stage2.steps.flat_field import apply_flat
 from services.stage2.steps.photom import apply_photom, photom_keywords, select_photom_row
-from shared.datamodels import FitsProduct
+from shared.datamodels import FitsProduct, set_cards
 from shared.errors import NonRetriableError
 from shared.instruments import UnknownInstrumentError, detector
 
@@ -241,7 +240,7 @@ def _product(s: CalState, cards: dict, model_type: str, tables: dict) -> FitsPro
         images["AREA"] = s.area.astype(np.float32)
     product = FitsProduct(model_type=model_type, images=images, tables=dict(tables),
                           hdu_keywords={"ERR": {"BUNIT": s.bunit}})
-    set_keywords(product, {**cards, "BUNIT": s.bunit})
+    set_cards(product, {**cards, "BUNIT": s.bunit})
     return product
 
 
@@ -356,5 +355,5 @@ def _resample(s: CalState, header: dict, p: Image2Params) -> tuple[FitsProduct |
         cards.pop("PIXAR_SR", None)
         cards.pop("PIXAR_A2", None)
     product = FitsProduct(model_type="ImageModel", images=result.images, hdu_keywords={"ERR": {"BUNIT": s.bunit}})
-    set_keywords(product, {**cards, "BUNIT": s.bunit})
+    set_cards(product, {**cards, "BUNIT": s.bunit})
     return product, None

@@ -18,12 +18,11 @@ from pathlib import Path
 
 from services.stage2.asn import Level2Association, Level2Product, parse_level2_asn
 from services.stage2.pipeline import Image2Output, Image2Params, run_image2
-from services.stage2.products import write_stage2_product
 from services.stage2.references import IMAGE2_REFTYPES, Image2References, Window, load_references
 from shared.archiving import archive_product, event_product, fetch_verified
 from shared.catalog import Exposure
 from shared.catalog.queries import current_product
-from shared.datamodels import FitsProduct, MalformedProductError, read_product
+from shared.datamodels import FitsProduct, MalformedProductError, read_product, write_product
 from shared.errors import NonRetriableError
 from shared.instruments import UnknownInstrumentError, detector
 from shared.messages import Event
@@ -120,7 +119,7 @@ def _run_product(ctx: ServiceContext, asn: Level2Association, product: Level2Pro
     event_ids = []
     for suffix, out in result.products():
         name = output_name(product.science, suffix)
-        path = write_stage2_product(tmp / "out" / name.format(), out)
+        path = write_product(tmp / "out" / name.format(), out)
         archived = archive_product(
             ctx, path, suffix=suffix, level=CALIBRATED_LEVEL, program=name.program, observation=name.observation,
             exposure=science_member.exposure, inputs=inputs, source=f"{ctx.settings.source}/stage2",

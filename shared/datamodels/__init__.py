@@ -4,9 +4,12 @@ from shared.datamodels import dqflags
 from shared.datamodels.fits_io import (
     FitsProduct,
     MalformedProductError,
+    card_value,
     read_product,
+    set_cards,
     write_product,
 )
 from shared.datamodels.keywords import KEYWORDS
 
-__all__ = ["KEYWORDS", "FitsProduct", "MalformedProductError", "dqflags", "read_product", "write_product"]
+__all__ = ["KEYWORDS", "FitsProduct", "MalformedProductError", "card_value", "dqflags", "read_product", "set_cards",
+           "write_product"]

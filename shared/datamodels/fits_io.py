@@ -21,7 +21,8 @@ from astropy.io import fits
 
 from shared.datamodels.keywords import KEYWORDS, UnknownKeywordError
 
-__all__ = ["FitsProduct", "MalformedProductError", "meta_tree", "read_product", "write_product"]
+__all__ = ["FitsProduct", "MalformedProductError", "card_value", "meta_tree", "read_product", "set_cards",
+           "write_product"]
 
 ASDF_EXTNAME = "ASDF"
 
@@ -164,3 +165,34 @@ _STRUCTURAL = re.compile(r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|XTENSION|PCOUNT|GCOUN
 def _other_cards(header: fits.Header) -> dict[str, Any]:
     """Cards the keyword table does not know (e.g. SIP terms), so a re-write keeps them."""
     return {k: header[k] for k in header if k not in KEYWORDS and not _STRUCTURAL.match(k)}
+
+
+def set_cards(product: FitsProduct, cards: Mapping[str, Any], *, default_hdu: str = "SCI",
+              comments: Mapping[str, str] | None = None) -> None:
+    """Set keywords on ``product``: those the keyword table knows in ``keywords``, any
+    other (WCS terms such as A_2_0, a step's own cards) as a card of ``default_hdu``, with
+    its comment from ``comments``. A value of None removes the card."""
+    for name, value in cards.items():
+        value = _plain(value)
+        if name in KEYWORDS:
+            product.keywords[name] = value
+            continue
+        for hdu in ("PRIMARY", "SCI"):
+            product.hdu_keywords.get(hdu, {}).pop(name, None)
+        if value is None:
+            continue
+        comment = (comments or {}).get(name)
+        product.hdu_keywords.setdefault(default_hdu, {})[name] = (
+            value if comment is None else (value, _fitting_comment(name, value, comment)))
+
+
+def card_value(product: FitsProduct, name: str, default: Any = None) -> Any:
+    """A keyword's value wherever the product holds it (the keyword table, or a card of
+    its PRIMARY or SCI header)."""
+    if name in product.keywords:
+        return product.keywords[name]
+    for hdu in ("SCI", "PRIMARY"):
+        value = product.hdu_keywords.get(hdu, {}).get(name)
+        if value is not None:
+            return value[0] if isinstance(value, tuple) else value
+    return default

@@ -154,6 +154,10 @@ KEYWORDS: dict[str, Keyword] = {
     "RESWHT": _k("meta.resample.weight_type", "Type of drizzle weighting of the inputs"),
     "PIXFRAC": _k("meta.resample.pixfrac", "Drizzle pixel shrink factor"),
     "PXSCLRT": _k("meta.resample.pixel_scale_ratio", "Output over input pixel scale"),
+    # sky background (skymatch)
+    "BKGMETH": _k("meta.background.method", "Background computation method"),
+    "BKGLEVEL": _k("meta.background.level", "Computed constant background level"),
+    "BKGSUB": _k("meta.background.subtracted", "Background subtracted from the data"),
     # SCI header
     "BUNIT": _k("meta.bunit_data", "Units of the data array", "SCI"),
     "XPOSURE": _k("meta.exposure.effective_exposure_time", "[s] Effective exposure time", "SCI"),
