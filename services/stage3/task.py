@@ -134,7 +134,7 @@ def _run(asn: Level3Association, members: list[FitsProduct], ctx: ServiceContext
     common = dict(software_version=ctx.settings.cal_ver, created=created, context=context, asn_table=asn.filename)
     try:
         if asn.asn_type == "image3":
-            refcat = load_astrometric_catalog(getattr(ctx.settings, "astrometric_catalog_dir", None))
+            refcat = load_astrometric_catalog(ctx.settings.astrometric_catalog_dir)
             result = run_image3(members, asn.document, abs_refcat=refcat, **common)
         else:
             result = run_tso3(members, asn.document, **common)
