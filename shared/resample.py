@@ -24,6 +24,7 @@ import numpy as np
 from astropy.wcs import WCS
 from drizzle.resample import Drizzle
 from drizzle.utils import calc_pixmap
+from scipy import ndimage
 
 from shared.datamodels.dqflags import PIXEL
 from shared.wcs import pc_matrix
@@ -37,6 +38,7 @@ __all__ = [
     "output_grid",
     "pixel_area_arcsec2",
     "pixel_scale_arcsec",
+    "PIXMAP_STEP",
     "pixmap",
     "resample",
     "weight_map",
@@ -192,10 +194,34 @@ def output_grid(
     return out, (ny, nx)
 
 
-def pixmap(wcs_from: WCS, wcs_to: WCS, shape: tuple[int, int]) -> np.ndarray:
+PIXMAP_STEP = 8
+
+
+def pixmap(wcs_from: WCS, wcs_to: WCS, shape: tuple[int, int], step: int = PIXMAP_STEP) -> np.ndarray:
     """(ny, nx, 2) positions (x, y) in ``wcs_to`` pixels of every pixel of an image of
-    ``shape`` described by ``wcs_from``."""
-    return calc_pixmap(wcs_from, wcs_to, shape)
+    ``shape`` described by ``wcs_from``.
+
+    Both transforms are smooth (TAN with a low-order SIP distortion), so the positions are
+    computed exactly on every ``step``-th row and column (and the last ones) and bilinearly
+    interpolated in between: within 1e-4 pixel of the exact map for a full frame with the
+    simulator's distortion (tested), for a fraction of the cost. ``step=1`` is exact.
+    """
+    ny, nx = shape
+    if step <= 1 or min(ny, nx) <= 2 * step:
+        return calc_pixmap(wcs_from, wcs_to, shape)
+    ys = np.unique(np.r_[np.arange(0, ny, step), ny - 1])
+    xs = np.unique(np.r_[np.arange(0, nx, step), nx - 1])
+    gx, gy = np.meshgrid(xs.astype(float), ys.astype(float))
+    ra, dec = wcs_from.all_pix2world(gx, gy, 0)
+    cx, cy = wcs_to.all_world2pix(ra, dec, 0)
+    # fractional positions of every full-frame row and column among the grid nodes
+    fy = np.interp(np.arange(ny), ys, np.arange(len(ys)))
+    fx = np.interp(np.arange(nx), xs, np.arange(len(xs)))
+    rows, cols = np.meshgrid(fy, fx, indexing="ij")
+    out = np.empty((ny, nx, 2))
+    for k, grid in enumerate((cx, cy)):
+        out[..., k] = ndimage.map_coordinates(grid, [rows, cols], order=1, mode="nearest")
+    return out
 
 
 # ---------------------------------------------------------------------------- resample

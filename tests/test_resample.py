@@ -118,3 +118,23 @@ def test_derivative_is_largest_neighbour_difference():
     d = derivative(img)
     assert d[2, 2] == 4.0 and d[1, 2] == 4.0 and d[2, 3] == 4.0 and d[1, 1] == 0.0
     assert np.isnan(d[0, 0]) and d[0, 1] == 0.0
+
+
+def test_interpolated_pixmap_matches_the_exact_one():
+    """The pixmap is exact on every 8th pixel and interpolated in between; with a distortion
+    of a few pixels over the frame the interpolation stays within 1e-4 pixel."""
+    from drizzle.utils import calc_pixmap
+
+    from services.simulator.distortion import detector_distortion
+    from shared.instruments import detector
+    from shared.resample import pixmap
+    from shared.wcs import sky_wcs
+
+    det = detector("NRCA1")
+    window = (640, 640)  # SUB640 in the frame's corner, where the distortion is largest
+    w = sky_wcs(53.16, -27.79, 30.0, det.pixel_scale, *window, distortion=detector_distortion(det))
+    out_wcs, out_shape = output_grid([w], [window])
+    for source, target, shape in ((w, out_wcs, window), (out_wcs, w, out_shape)):  # resample and blot
+        exact = calc_pixmap(source, target, shape)
+        assert np.nanmax(np.abs(pixmap(source, target, shape) - exact)) < 1e-4
+        assert np.array_equal(pixmap(source, target, shape, step=1), exact)
