@@ -273,6 +273,7 @@ def resample(
     kernel: str = "square",
     fillval: float = np.nan,
     weight_type: str = "ivm",
+    variances: bool = True,
 ) -> ResampleResult:
     """Drizzle ``inputs`` onto the grid ``out_wcs`` of ``out_shape`` (ny, nx).
 
@@ -292,6 +293,8 @@ def resample(
     correlates neighbours), so the per-pixel variance stays that of one input pixel,
     which is what aperture sums over correlated pixels need; across inputs it is exact,
     and with "ivm" weights on same-scale grids it reduces to ``1 / sum(1 / v_i)``.
+    ``variances=False`` skips them (one drizzle per input instead of up to four); the
+    result's variances and ERR are then None and NaN.
     """
     if not inputs:
         raise ValueError("resample needs at least one input")
@@ -315,7 +318,7 @@ def resample(
         num += mean_i * wht_i
         wht += wht_i
         con[i // 32][wht_i > 0] |= np.array(1 << (i % 32), np.uint32).view(np.int32)
-        for name in _VARIANCES:
+        for name in _VARIANCES if variances else ():
             var = getattr(inp, name)
             if var is None:
                 continue

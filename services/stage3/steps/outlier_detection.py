@@ -83,7 +83,8 @@ def weight_threshold(wht: np.ndarray, maskpt: float) -> float:
 def _resampled_stack(inputs: Sequence[ResampleInput], out_wcs: WCS, out_shape, p: OutlierParams) -> np.ndarray:
     stack = np.full((len(inputs), *out_shape), np.nan, np.float32)
     for i, inp in enumerate(inputs):
-        r = resample([inp], out_wcs, out_shape, pixfrac=p.pixfrac, kernel=p.kernel, weight_type=p.weight_type)
+        r = resample([inp], out_wcs, out_shape, pixfrac=p.pixfrac, kernel=p.kernel, weight_type=p.weight_type,
+                     variances=False)  # the median needs values and weights only
         low = r.wht < weight_threshold(r.wht, p.maskpt)
         stack[i] = np.where(low | (r.wht <= 0), np.nan, r.data)
     return stack
