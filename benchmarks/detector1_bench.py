@@ -30,24 +30,17 @@ The simulated exposure and its ``_uncal`` are cached in ``bench-results/detector
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._child import max_rss_mb, pin_to_one_core, rss_mb, run_in_child
+
 INPUT_DIR = Path("bench-results") / "detector1-input"
 TARGET_SECONDS = 3.0
 TARGET_MB = 1024.0  # 1 GB, in MiB like ru_maxrss
 REPEAT = 3
-SINGLE_THREAD_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "VECLIB_MAXIMUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1",
-}
 SEED = 7
 DESCRIPTION = {
     "program": 9998,
@@ -94,14 +87,8 @@ def _prepare_input(directory: Path) -> Path:
 
 def run() -> dict:
     directory = _prepare_input(INPUT_DIR)
-    env = {**os.environ, **SINGLE_THREAD_ENV}
-    root = Path(__file__).resolve().parents[1]
-    with tempfile.TemporaryDirectory(prefix="dms-bench-d1-") as tmp:
-        result_path = Path(tmp) / "result.json"
-        print("measuring in a child process pinned to one core...", flush=True)
-        subprocess.run([sys.executable, "-m", "benchmarks.detector1_bench", str(directory.resolve()),
-                        str(result_path)], env=env, cwd=root, check=True)
-        result = json.loads(result_path.read_text())
+    print("measuring in a child process pinned to one core...", flush=True)
+    result = run_in_child("benchmarks.detector1_bench", str(directory.resolve()))
     _print(result)
     return result
 
@@ -144,33 +131,22 @@ def _print(r: dict) -> None:
 # --------------------------------------------------------------------------- measurement (child)
 
 
-def _rss_mb() -> float:
-    """Current resident set size, MiB (Linux /proc; NaN elsewhere)."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def _measure(directory: Path, result_path: Path) -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pin_to_one_core()
     import logging
-    import resource
     import tracemalloc
     from contextlib import contextmanager
     from functools import partial
 
     import numpy as np
-    from astropy.io import fits
 
-    from services.detector1.pipeline import Detector1Params, run_detector1
-    from services.detector1.references import Window, load_reference
+    from services.detector1.pipeline import Detector1Params, run_detector1, step_sequence
+    from services.detector1.references import Window, load_reference, needed_reftypes
     from services.detector1.steps.jump import detect_jumps
     from services.detector1.steps.ramp_fit import fit_ramps
     from shared.datamodels import dqflags, read_product, write_product
     from shared.instruments import detector
+    from shared.refdata import choose_local_references
 
     logging.getLogger("services.detector1").setLevel(logging.ERROR)  # the expected SKIPPED warnings
     io: dict[str, float] = {}
@@ -188,20 +164,17 @@ def _measure(directory: Path, result_path: Path) -> None:
     kw = uncal.keywords
     window, det = Window.from_keywords(kw), detector(kw["DETECTOR"])
 
+    reftypes = needed_reftypes(list(step_sequence(kw["INSTRUME"], kw["EXP_TYPE"])))
+    chosen = choose_local_references(kw, reftypes, {}, directory / "sim" / "refs")
+
     def load_refs():
-        refs = {}
-        for path in sorted((directory / "sim" / "refs").glob("*.fits")):
-            header = fits.getheader(path)
-            if header.get("DETECTOR") == kw["DETECTOR"]:
-                refs[header["REFTYPE"].lower()] = load_reference(header["REFTYPE"].lower(), path, window,
-                                                                 (det.ny, det.nx))
-        return refs
+        return {t: load_reference(t, path, window, (det.ny, det.nx)) for t, (path, _) in chosen.items() if path}
 
     io["load references"], refs = best(load_refs, repeat=1)
     common = dict(context="bench", software_version="bench", created="2026-01-01T00:00:00")
 
     # timing runs
-    rss_before = _rss_mb()
+    rss_before = rss_mb()
     inputs_mb = {"_uncal": uncal.images["SCI"].nbytes / 2**20,
                  "references": sum(a.nbytes for r in refs.values() for a in r.arrays.values()) / 2**20}
     best_total, best_steps, out, rss_first = float("inf"), {}, None, None
@@ -223,8 +196,8 @@ def _measure(directory: Path, result_path: Path) -> None:
             best_total, best_steps = total, steps
         del out
         if rss_first is None:  # one exposure in a fresh process
-            rss_first = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+            rss_first = max_rss_mb()
+    max_rss = max_rss_mb()
 
     # traced run
     step_peaks: dict[str, float] = {}

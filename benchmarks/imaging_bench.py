@@ -36,25 +36,17 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchmarks._child import max_rss_mb, pin_to_one_core, rss_mb, run_in_child
+
 INPUT_DIR = Path("bench-results") / "imaging-input"
 PARTS = ("image2", "image3", "resample")
 REPEAT = {"image2": 3, "image3": 2, "resample": 2}
-SINGLE_THREAD_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "VECLIB_MAXIMUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1",
-}
 SEED = 11
 CREATED = "2026-01-01T00:00:00"
 DESCRIPTION = {
@@ -125,13 +117,13 @@ def _detector1_references(kw: dict, refs_dir: Path) -> dict:
     from services.detector1.pipeline import step_sequence
     from services.detector1.references import Window, load_reference, needed_reftypes
     from shared.instruments import detector
-    from shared.refdata import select_from_files
+    from shared.refdata import choose_local_references
 
     reftypes = needed_reftypes(list(step_sequence(kw["INSTRUME"], kw["EXP_TYPE"])))
     det, window = detector(kw["DETECTOR"]), Window.from_keywords(kw)
-    chosen = select_from_files(sorted(refs_dir.glob("*.fits")), kw, reftypes)
-    return {t: (load_reference(t, refs_dir / sel.filename, window, (det.ny, det.nx)) if sel.filename else None)
-            for t, sel in chosen.items()}
+    chosen = choose_local_references(kw, reftypes, {}, refs_dir)
+    return {t: (load_reference(t, path, window, (det.ny, det.nx)) if path else None)
+            for t, (path, _) in chosen.items()}
 
 
 def _run_detector1(uncal, refs):
@@ -146,11 +138,11 @@ def _run_detector1(uncal, refs):
 def _image2_references(kw: dict, refs_dir: Path):
     from services.stage2.references import IMAGE2_REFTYPES, Window, load_references
     from shared.instruments import detector
-    from shared.refdata import select_from_files
+    from shared.refdata import choose_local_references
 
     det = detector(str(kw["DETECTOR"]))
-    chosen = select_from_files(sorted(refs_dir.glob("*.fits")), kw, IMAGE2_REFTYPES)
-    paths = {t: (refs_dir / sel.filename if sel.filename else None) for t, sel in chosen.items()}
+    chosen = choose_local_references(kw, IMAGE2_REFTYPES, {}, refs_dir)
+    paths = {t: path for t, (path, _) in chosen.items()}
     return load_references(paths, Window.from_keywords(kw), (det.ny, det.nx))
 
 
@@ -165,16 +157,10 @@ def _run_image2_without_resample(rate, refs_dir: Path):
 
 def run() -> dict:
     directory = _prepare_input(INPUT_DIR).resolve()
-    env = {**os.environ, **SINGLE_THREAD_ENV}
-    root = Path(__file__).resolve().parents[1]
     result: dict = {"threads": "1 core (affinity), OMP/OPENBLAS/MKL threads 1", "repeat": REPEAT}
-    with tempfile.TemporaryDirectory(prefix="dms-bench-imaging-") as tmp:
-        for part in PARTS:
-            result_path = Path(tmp) / f"{part}.json"
-            print(f"measuring {part} in a child process pinned to one core...", flush=True)
-            subprocess.run([sys.executable, "-m", "benchmarks.imaging_bench", part, str(directory), str(result_path)],
-                           env=env, cwd=root, check=True)
-            result[part] = json.loads(result_path.read_text())
+    for part in PARTS:
+        print(f"measuring {part} in a child process pinned to one core...", flush=True)
+        result[part] = run_in_child("benchmarks.imaging_bench", part, str(directory))
     _print(result)
     return result
 
@@ -219,21 +205,6 @@ def _print(r: dict) -> None:
 
 
 # --------------------------------------------------------------------------- measurement (child)
-
-
-def _rss_mb() -> float:
-    """Current resident set size, MiB (Linux /proc; NaN elsewhere)."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _max_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _best(fn, repeat: int):
@@ -287,7 +258,7 @@ def _measure_runs(run, probe: _Probe, repeat: int) -> dict:
     """Best-of-``repeat`` timing of ``run()`` with its steps, then one traced run."""
     import tracemalloc
 
-    rss_before = _rss_mb()
+    rss_before = rss_mb()
     best_total, best_steps, rss_first, out = float("inf"), {}, None, None
     for _ in range(repeat):
         probe.seconds = {}
@@ -297,8 +268,8 @@ def _measure_runs(run, probe: _Probe, repeat: int) -> dict:
         if total < best_total:
             best_total, best_steps = total, dict(probe.seconds)
         if rss_first is None:  # one run in a fresh process
-            rss_first = _max_rss_mb()
-    max_rss = _max_rss_mb()
+            rss_first = max_rss_mb()
+    max_rss = max_rss_mb()
     del out
     probe.tracing, probe.peaks, probe.absolute = True, {}, []
     tracemalloc.start()
@@ -417,7 +388,7 @@ def _measure_resample(directory: Path) -> dict:
         return driz
 
     t_ours, mine = _best(ours, repeat)
-    max_rss = _max_rss_mb()
+    max_rss = max_rss_mb()
     t_bare, driz = _best(bare, repeat)
 
     peaks = {}
@@ -441,8 +412,7 @@ def _measure_resample(directory: Path) -> dict:
 
 
 def _measure(part: str, directory: Path, result_path: Path) -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pin_to_one_core()
     import logging
 
     logging.getLogger("services").setLevel(logging.ERROR)  # the expected SKIPPED notes

@@ -12,12 +12,12 @@ process's resident high-water mark.
 
 from __future__ import annotations
 
-import resource
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks._child import max_rss_mb
 from services.ingest.pipeline import ingest_telemetry
 from services.ingest.receive import receive_files
 from services.registry import embedded_context
@@ -37,10 +37,6 @@ DESCRIPTION = {
         "readpatt": "RAPID", "filter": "F200W", "ngroups": 10, "nints": 1,
     }],
 }
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _timed(fn, repeat: int = 3) -> float:
@@ -93,10 +89,10 @@ def run() -> dict:
     print(f"  {'stage':<38} {'seconds':>8} {'MB/s':>8}")
     for name, t in rows:
         print(f"  {name:<38} {t:>8.3f} {mb / t:>8.1f}")
-    print(f"  peak resident memory {_peak_mb():.0f} MB")
+    print(f"  peak resident memory {max_rss_mb():.0f} MB")
     return {
         "telemetry_mb": mb,
         "seconds": dict(rows),
         "mb_per_s": {name: mb / t for name, t in rows},
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": max_rss_mb(),
     }

@@ -17,21 +17,9 @@ from shared.datamodels import MalformedProductError, read_product, write_product
 from shared.errors import NonRetriableError
 from shared.instruments import detector
 from shared.naming import BadNameError, parse_exposure
-from shared.refdata import HeaderError, select_from_files
+from shared.refdata import HeaderError, choose_local_references, parse_ref_overrides
 
 __all__ = ["register_run_command", "run_local"]
-
-
-def _overrides(pairs: list[str]) -> dict[str, Path]:
-    out = {}
-    for pair in pairs:
-        reftype, sep, path = pair.partition("=")
-        if not sep or not path:
-            raise ValueError(f"--ref {pair!r}: expected TYPE=PATH, e.g. mask=jwst_nircam_mask.fits")
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"--ref {pair}: no such file")
-        out[reftype.strip().lower()] = Path(path)
-    return out
 
 
 def run_local(path: Path, output_dir: Path, overrides: dict[str, Path], refs_dir: Path | None,
@@ -42,18 +30,11 @@ def run_local(path: Path, output_dir: Path, overrides: dict[str, Path], refs_dir
     uncal = read_product(path)
     kw = uncal.keywords
     reftypes = needed_reftypes(list(step_sequence(kw["INSTRUME"], kw["EXP_TYPE"])))
-    chosen: dict[str, tuple[Path, str]] = {t: (p, "given with --ref") for t, p in overrides.items() if t in reftypes}
-    if refs_dir is not None:
-        rest = [t for t in reftypes if t not in chosen]
-        for reftype, sel in select_from_files(sorted(refs_dir.glob("*.fits")), kw, rest).items():
-            if sel.filename is not None:
-                chosen[reftype] = (refs_dir / sel.filename, sel.reason)
     det = detector(kw["DETECTOR"])
     window = Window.from_keywords(kw)
     refs: dict[str, LoadedReference | None] = {}
-    for reftype in reftypes:
-        if reftype in chosen:
-            ref_path, why = chosen[reftype]
+    for reftype, (ref_path, why) in choose_local_references(kw, reftypes, overrides, refs_dir).items():
+        if ref_path is not None:
             print(f"  {reftype:<10} {ref_path.name}  ({why})")
             refs[reftype] = load_reference(reftype, ref_path, window, (det.ny, det.nx))
         else:
@@ -74,7 +55,7 @@ def cmd_run_detector1(args: argparse.Namespace) -> int:
     params = Detector1Params(skip=frozenset(args.skip), save_ramp=args.save_ramp,
                              save_trapsfilled=args.save_trapsfilled)
     try:
-        overrides = _overrides(args.ref)
+        overrides = parse_ref_overrides(args.ref)
         for f in args.files:
             t0 = time.perf_counter()
             print(f"{f}:")

@@ -9,9 +9,9 @@ science member per product (a ``_rate``, or ``_rateints`` for tso-image2) and op
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
+from shared.asn import AssociationError, load_association, members_by_type
 from shared.errors import NonRetriableError
 
 __all__ = ["IMAGE2_ASN_TYPES", "Level2Association", "Level2Product", "parse_level2_asn"]
@@ -38,10 +38,6 @@ class Level2Association:
     products: tuple[Level2Product, ...]
 
 
-def _fail(filename: str, what: str) -> NonRetriableError:
-    return NonRetriableError(f"association {filename}: {what}")
-
-
 def parse_level2_asn(text: str | bytes, filename: str) -> Level2Association:
     """Parse and check a Level-2 imaging association.
 
@@ -49,32 +45,18 @@ def parse_level2_asn(text: str | bytes, filename: str) -> Level2Association:
     or tso-image2 association, a product without exactly one science member, ...).
     """
     try:
-        doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _fail(filename, f"not valid JSON ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise _fail(filename, "the top level is not a JSON object")
-    asn_type = str(doc.get("asn_type", "")).lower()
-    if asn_type not in IMAGE2_ASN_TYPES:
-        raise _fail(filename, f"asn_type {doc.get('asn_type')!r} is not one stage 2 imaging runs "
-                              f"({', '.join(IMAGE2_ASN_TYPES)})")
-    raw_products = doc.get("products")
-    if not isinstance(raw_products, list) or not raw_products:
-        raise _fail(filename, "has no products")
+        doc = load_association(text, filename, IMAGE2_ASN_TYPES, "stage 2 imaging")
+    except AssociationError as exc:
+        raise NonRetriableError(str(exc)) from exc
     products = []
-    for i, prod in enumerate(raw_products):
-        members = prod.get("members") if isinstance(prod, dict) else None
-        if not isinstance(members, list):
-            raise _fail(filename, f"product {i} has no members list")
-        by_type: dict[str, list[str]] = {}
-        for m in members:
-            if not isinstance(m, dict) or not m.get("expname") or not m.get("exptype"):
-                raise _fail(filename, f"product {i} has a member without expname and exptype: {m!r}")
-            by_type.setdefault(str(m["exptype"]).lower(), []).append(str(m["expname"]))
+    for i, prod in enumerate(doc["products"]):
+        by_type = members_by_type(prod)
         science = by_type.pop("science", [])
         if len(science) != 1:
-            raise _fail(filename, f"product {i} has {len(science)} science members; a Level-2 product has one")
+            raise NonRetriableError(f"association {filename}: product {i} has {len(science)} science members; "
+                                    "a Level-2 product has one")
         backgrounds = tuple(by_type.pop("background", []))
         ignored = tuple(f"{name} ({kind})" for kind, names in by_type.items() for name in names)
         products.append(Level2Product(str(prod.get("name") or ""), science[0], backgrounds, ignored))
-    return Level2Association(filename, asn_type, doc.get("asn_id"), doc.get("asn_pool"), tuple(products))
+    return Level2Association(filename, str(doc["asn_type"]).lower(), doc.get("asn_id"), doc.get("asn_pool"),
+                            tuple(products))

@@ -18,24 +18,9 @@ from shared.datamodels import MalformedProductError, read_product, write_product
 from shared.errors import NonRetriableError
 from shared.instruments import UnknownInstrumentError, detector
 from shared.naming import BadNameError, parse_exposure
-from shared.refdata import HeaderError, select_from_files
+from shared.refdata import HeaderError, choose_local_references, parse_ref_overrides
 
 __all__ = ["register_run_command", "run_local"]
-
-
-def _overrides(pairs: list[str]) -> dict[str, Path]:
-    out = {}
-    for pair in pairs:
-        reftype, sep, path = pair.partition("=")
-        reftype = reftype.strip().lower()
-        if not sep or not path:
-            raise ValueError(f"--ref {pair!r}: expected TYPE=PATH, e.g. flat=jwst_nircam_flat.fits")
-        if reftype not in IMAGE2_REFTYPES:
-            raise ValueError(f"--ref {pair!r}: image2 uses {', '.join(IMAGE2_REFTYPES)}")
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"--ref {pair}: no such file")
-        out[reftype] = Path(path)
-    return out
 
 
 def _products(path: Path) -> tuple[list[Level2Product], str | None, str | None]:
@@ -47,20 +32,10 @@ def _products(path: Path) -> tuple[list[Level2Product], str | None, str | None]:
 
 
 def _choose_references(kw: dict, overrides: dict[str, Path], refs_dir: Path | None) -> dict[str, Path | None]:
-    chosen: dict[str, Path | None] = dict.fromkeys(IMAGE2_REFTYPES)
-    for reftype, ref_path in overrides.items():
-        chosen[reftype] = ref_path
-        print(f"  {reftype:<10} {ref_path.name}  (given with --ref)")
-    rest = [t for t in IMAGE2_REFTYPES if chosen[t] is None]
-    if refs_dir is not None and rest:
-        for reftype, sel in select_from_files(sorted(refs_dir.glob("*.fits")), kw, rest).items():
-            if sel.filename is not None:
-                chosen[reftype] = refs_dir / sel.filename
-                print(f"  {reftype:<10} {sel.filename}  ({sel.reason})")
-    for reftype in IMAGE2_REFTYPES:
-        if chosen[reftype] is None:
-            print(f"  {reftype:<10} none: the step that needs it is skipped")
-    return chosen
+    chosen = choose_local_references(kw, IMAGE2_REFTYPES, overrides, refs_dir)
+    for reftype, (ref_path, why) in chosen.items():
+        print(f"  {reftype:<10} " + (f"{ref_path.name}  ({why})" if ref_path else "none: the step that needs it is skipped"))
+    return {t: ref_path for t, (ref_path, _) in chosen.items()}
 
 
 def run_local(path: Path, output_dir: Path, overrides: dict[str, Path], refs_dir: Path | None,
@@ -99,7 +74,7 @@ def run_local(path: Path, output_dir: Path, overrides: dict[str, Path], refs_dir
 def cmd_run_image2(args: argparse.Namespace) -> int:
     params = Image2Params(skip=frozenset(args.skip), save_bsub=args.save_bsub)
     try:
-        overrides = _overrides(args.ref)
+        overrides = parse_ref_overrides(args.ref, IMAGE2_REFTYPES, "image2")
         for f in args.files:
             t0 = time.perf_counter()
             print(f"{f}:")

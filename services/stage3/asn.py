@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 
+from shared.asn import AssociationError, load_association, members_by_type
 from shared.naming import BadNameError, ExposureName, Level3Name, parse_exposure, parse_level3
 
 __all__ = ["STAGE3_ASN_TYPES", "AsnError", "Level3Association", "crf_name", "parse_level3_asn"]
@@ -12,8 +12,7 @@ __all__ = ["STAGE3_ASN_TYPES", "AsnError", "Level3Association", "crf_name", "par
 STAGE3_ASN_TYPES = ("image3", "tso3")
 
 
-class AsnError(ValueError):
-    """An association stage 3 cannot use; the message says why."""
+AsnError = AssociationError  # an association stage 3 cannot use; the message says why
 
 
 @dataclass(frozen=True)
@@ -49,29 +48,16 @@ def crf_name(member: str, asn_id: str, suffix: str) -> ExposureName:
 
 def parse_level3_asn(raw: bytes, filename: str) -> Level3Association:
     """Parse and check an image3/tso3 association; :class:`AsnError` says what is wrong."""
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AsnError(f"{filename}: not JSON ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise AsnError(f"{filename}: an association is a JSON object")
-    asn_type = doc.get("asn_type")
-    if asn_type not in STAGE3_ASN_TYPES:
-        raise AsnError(f"{filename}: asn_type {asn_type!r}; stage 3 runs {', '.join(STAGE3_ASN_TYPES)}")
-    products = doc.get("products")
-    if not isinstance(products, list) or not products or not isinstance(products[0], dict):
-        raise AsnError(f"{filename}: no products")
-    product = products[0]
+    doc = load_association(raw, filename, STAGE3_ASN_TYPES, "stage 3")
+    product = doc["products"][0]
     name = product.get("name")
-    members = product.get("members")
     if not isinstance(name, str) or not name:
-        raise AsnError(f"{filename}: products[0] has no name")
-    if not isinstance(members, list) or not all(isinstance(m, dict) and m.get("expname") for m in members):
-        raise AsnError(f"{filename}: products[0].members must list objects with an expname")
-    science = tuple(str(m["expname"]) for m in members if str(m.get("exptype", "science")).lower() == "science")
+        raise AsnError(f"association {filename}: products[0] has no name")
+    science = tuple(members_by_type(product).get("science", []))
     if not science:
-        raise AsnError(f"{filename}: no science member")
+        raise AsnError(f"association {filename}: no science member")
     asn_id = str(doc.get("asn_id") or "")
     if not asn_id:
-        raise AsnError(f"{filename}: no asn_id")
-    return Level3Association(filename, asn_type, asn_id.lower(), doc.get("asn_pool"), name, science, doc)
+        raise AsnError(f"association {filename}: no asn_id")
+    return Level3Association(filename, str(doc["asn_type"]).lower(), asn_id.lower(), doc.get("asn_pool"), name,
+                             science, doc)

@@ -21,6 +21,7 @@ from shared.refdata.contexts import (
 )
 from shared.refdata.delivery import REFS_BUCKET, Delivery, deliver, reference_key
 from shared.refdata.errors import DeliveryError, HeaderError, RefDataError, UnknownContextError
+from shared.refdata.local import choose_local_references, parse_ref_overrides
 from shared.refdata.rules import REFTYPES, selector_spec
 from shared.refdata.selection import (
     DETECTOR1_STEPS,
@@ -35,6 +36,8 @@ from shared.refdata.window import Window
 
 __all__ = [
     "Window",
+    "choose_local_references",
+    "parse_ref_overrides",
     "DETECTOR1_STEPS",
     "REFS_BUCKET",
     "REFTYPES",
