@@ -140,15 +140,14 @@ def _measure(directory: Path, result_path: Path) -> None:
 
     import numpy as np
 
-    from services.detector1.pipeline import Detector1Params, run_detector1, step_sequence
-    from services.detector1.references import Window, load_reference, needed_reftypes
+    from services.detector1.pipeline import DETECTOR1, run_detector1
     from services.detector1.steps.jump import detect_jumps
     from services.detector1.steps.ramp_fit import fit_ramps
     from shared.datamodels import dqflags, read_product, write_product
-    from shared.instruments import detector
-    from shared.refdata import choose_local_references
+    from shared.refdata import LocalReferences, load_references
 
-    logging.getLogger("services.detector1").setLevel(logging.ERROR)  # the expected SKIPPED warnings
+    for name in ("shared.pipeline", "shared.refdata"):  # the expected SKIPPED warnings
+        logging.getLogger(name).setLevel(logging.ERROR)
     io: dict[str, float] = {}
 
     def best(fn, repeat=REPEAT):
@@ -162,13 +161,10 @@ def _measure(directory: Path, result_path: Path) -> None:
     uncal_path = directory / "uncal.fits"
     io["read _uncal"], uncal = best(lambda: read_product(uncal_path))
     kw = uncal.keywords
-    window, det = Window.from_keywords(kw), detector(kw["DETECTOR"])
-
-    reftypes = needed_reftypes(list(step_sequence(kw["INSTRUME"], kw["EXP_TYPE"])))
-    chosen = choose_local_references(kw, reftypes, {}, directory / "sim" / "refs")
+    provider = LocalReferences(refs_dir=directory / "sim" / "refs")
 
     def load_refs():
-        return {t: load_reference(t, path, window, (det.ny, det.nx)) for t, (path, _) in chosen.items() if path}
+        return load_references(provider, kw, DETECTOR1.reftypes(kw)).loaded
 
     io["load references"], refs = best(load_refs, repeat=1)
     common = dict(context="bench", software_version="bench", created="2026-01-01T00:00:00")
@@ -248,7 +244,7 @@ def _measure(directory: Path, result_path: Path) -> None:
     except ImportError:
         result["stcal"] = None
     else:
-        pre = run_detector1(uncal, refs, params=Detector1Params(skip=frozenset({"jump", "ramp_fit"}), save_ramp=True),
+        pre = run_detector1(uncal, refs, params=DETECTOR1.params(skip={"jump", "ramp_fit"}, save_ramp=True),
                             **common).ramp
         data, gdq0, pdq0 = pre.images["SCI"], pre.images["GROUPDQ"], pre.images["PIXELDQ"]
         gain = refs["gain"].get("SCI").astype(np.float32)

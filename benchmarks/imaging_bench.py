@@ -21,11 +21,9 @@ alone), pinned to one CPU with OMP/OpenBLAS/MKL threads set to 1 before numpy is
   timed on their own. ``ours/bare`` is the ratio of the two timings; "agreement" is
   |SCI_ours - SCI_bare| / ERR_ours over pixels both cover (should be ~0).
 
-Neither pipeline has a step hook, so per-step time is taken by wrapping, in the child
-process only, the functions each pipeline module calls for its steps (the stage-2
-``STEPS`` table and ``resample_exposure``; the stage-3 kernels ``tweakreg``, ``skymatch``,
-``output_grid``, ``flag_outliers_imaging`` + ``apply_outliers``, ``resample`` and
-``make_catalog``); "other" is the run minus those calls (array copies, headers, products).
+Per-step time comes from the pipelines' step hook (the runner enters it around every
+declared step; image3's output grid is made inside outlier_detection, its first user);
+"other" is the run minus its steps (array copies, headers, products).
 Wall time is the best of a few runs (perf_counter); memory per step comes from a separate
 run under tracemalloc (the peak of traced allocations during the step above what was
 allocated when it started; "total" is the run's peak above its start); max RSS
@@ -34,7 +32,6 @@ allocated when it started; "total" is the run's peak above its start); max RSS
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import sys
@@ -113,17 +110,17 @@ def _prepare_input(directory: Path) -> Path:
     return directory
 
 
-def _detector1_references(kw: dict, refs_dir: Path) -> dict:
-    from services.detector1.pipeline import step_sequence
-    from services.detector1.references import Window, load_reference, needed_reftypes
-    from shared.instruments import detector
-    from shared.refdata import choose_local_references
+def _references(pipeline, kw: dict, refs_dir: Path) -> dict:
+    """The references of ``pipeline`` for an exposure, chosen in ``refs_dir`` by the archive's rules."""
+    from shared.refdata import LocalReferences, load_references
 
-    reftypes = needed_reftypes(list(step_sequence(kw["INSTRUME"], kw["EXP_TYPE"])))
-    det, window = detector(kw["DETECTOR"]), Window.from_keywords(kw)
-    chosen = choose_local_references(kw, reftypes, {}, refs_dir)
-    return {t: (load_reference(t, path, window, (det.ny, det.nx)) if path else None)
-            for t, (path, _) in chosen.items()}
+    return load_references(LocalReferences(refs_dir=refs_dir), kw, pipeline.reftypes(kw)).loaded
+
+
+def _detector1_references(kw: dict, refs_dir: Path) -> dict:
+    from services.detector1.pipeline import DETECTOR1
+
+    return _references(DETECTOR1, kw, refs_dir)
 
 
 def _run_detector1(uncal, refs):
@@ -136,21 +133,16 @@ def _run_detector1(uncal, refs):
 
 
 def _image2_references(kw: dict, refs_dir: Path):
-    from services.stage2.references import IMAGE2_REFTYPES, Window, load_references
-    from shared.instruments import detector
-    from shared.refdata import choose_local_references
+    from services.stage2.pipeline import IMAGE2
 
-    det = detector(str(kw["DETECTOR"]))
-    chosen = choose_local_references(kw, IMAGE2_REFTYPES, {}, refs_dir)
-    paths = {t: path for t, (path, _) in chosen.items()}
-    return load_references(paths, Window.from_keywords(kw), (det.ny, det.nx))
+    return _references(IMAGE2, kw, refs_dir)
 
 
 def _run_image2_without_resample(rate, refs_dir: Path):
-    from services.stage2.pipeline import Image2Params, run_image2
+    from services.stage2.pipeline import IMAGE2, run_image2
 
     refs = _image2_references(rate.keywords, refs_dir)
-    out = run_image2(rate, refs, params=Image2Params(skip=frozenset({"resample"})), context="bench",
+    out = run_image2(rate, refs, params=IMAGE2.params(skip={"resample"}), context="bench",
                      software_version="bench", created=CREATED)
     return out.cal
 
@@ -218,7 +210,7 @@ def _best(fn, repeat: int):
 
 class _Probe:
     """Wall time (summed over calls) or traced-memory peak of each named step, depending
-    on ``tracing``; the wrapped pipeline functions enter it around every call."""
+    on ``tracing``; the pipelines' runner enters it around every step (their step hook)."""
 
     def __init__(self) -> None:
         self.tracing = False
@@ -245,13 +237,6 @@ class _Probe:
             peak = tracemalloc.get_traced_memory()[1]
             self.absolute.append(peak)
             self.peaks[name] = max(self.peaks.get(name, 0.0), (peak - start) / 2**20)
-
-    def wrap(self, fn, name: str):
-        @functools.wraps(fn)
-        def wrapped(*args, **kwargs):
-            with self(name):
-                return fn(*args, **kwargs)
-        return wrapped
 
 
 def _measure_runs(run, probe: _Probe, repeat: int) -> dict:
@@ -296,11 +281,8 @@ def _measure_image2(directory: Path) -> dict:
     io["read _rate"], rate = _best(lambda: read_product(rate_path), REPEAT["image2"])
     io["load references"], refs = _best(lambda: _image2_references(rate.keywords, directory / "sim" / "refs"), 1)
     probe = _Probe()
-    for name in list(image2.STEPS):
-        image2.STEPS[name] = probe.wrap(image2.STEPS[name], name)
-    image2.resample_exposure = probe.wrap(image2.resample_exposure, "resample")
     r = _measure_runs(lambda: image2.run_image2(rate, refs, context="bench", software_version="bench",
-                                                created=CREATED), probe, REPEAT["image2"])
+                                                created=CREATED, step_hook=probe), probe, REPEAT["image2"])
     out = r.pop("output")
     r["seconds"]["io"] = io
     r["statuses"] = dict(out.statuses)
@@ -311,7 +293,7 @@ def _measure_image2(directory: Path) -> dict:
 
 def _measure_image3(directory: Path) -> dict:
     import services.stage3.pipeline as image3
-    from services.stage3.task import load_astrometric_catalog
+    from services.stage3.refcat import load_astrometric_catalog
     from shared.datamodels import read_product
 
     io: dict[str, float] = {}
@@ -319,12 +301,8 @@ def _measure_image3(directory: Path) -> dict:
     io["read 4 _cal"], members = _best(lambda: [read_product(p) for p in cal_paths], 1)
     io["load catalog"], refcat = _best(lambda: load_astrometric_catalog(directory / "sim" / "catalogs"), 1)
     probe = _Probe()
-    for attr, step in (("tweakreg", "tweakreg"), ("skymatch", "skymatch"), ("output_grid", "output_grid"),
-                       ("flag_outliers_imaging", "outlier_detection"), ("apply_outliers", "outlier_detection"),
-                       ("resample", "resample"), ("make_catalog", "source_catalog")):
-        setattr(image3, attr, probe.wrap(getattr(image3, attr), step))
-    r = _measure_runs(lambda: image3.run_image3(members, None, image3.Image3Params(), abs_refcat=refcat,
-                                                software_version="bench", created=CREATED),
+    r = _measure_runs(lambda: image3.run_image3(members, None, abs_refcat=refcat, software_version="bench",
+                                                created=CREATED, step_hook=probe),
                       probe, REPEAT["image3"])
     out = r.pop("output")
     r["seconds"]["io"] = io
@@ -415,7 +393,8 @@ def _measure(part: str, directory: Path, result_path: Path) -> None:
     pin_to_one_core()
     import logging
 
-    logging.getLogger("services").setLevel(logging.ERROR)  # the expected SKIPPED notes
+    for name in ("services", "shared.pipeline", "shared.refdata"):  # the expected SKIPPED notes
+        logging.getLogger(name).setLevel(logging.ERROR)
     measure = {"image2": _measure_image2, "image3": _measure_image3, "resample": _measure_resample}[part]
     result_path.write_text(json.dumps(measure(directory), indent=2))
 

@@ -34,14 +34,11 @@ from services.archive.commands import register_commands as register_archive_comm
 from services.associations.commands import register_commands as register_association_commands
 from services.console import context_for, expand_paths, ingest_paths, print_progress, task_progress
 from services.demo import cmd_demo
-from services.detector1.commands import register_run_command as register_detector1_run
 from services.ingest.receive import BadPlanError
 from services.notifier.commands import register_commands as register_notifier_commands
 from services.preview.commands import register_commands as register_preview_commands
 from services.registry import SERVICES, handlers_for
 from services.simulator import DescriptionError
-from services.stage2.commands import register_run_command as register_stage2_run
-from services.stage3.commands import register_run_command as register_stage3_run
 from shared.catalog import EventRecord, IngestRejection, TaskFailure
 from shared.catalog.queries import product_counts_by_level
 from shared.config import Settings, get_settings
@@ -167,7 +164,8 @@ def cmd_refs(args: argparse.Namespace) -> int:
                 print(f"{c.name}  {c.created_at:%Y-%m-%d %H:%M:%S}  {c.files:>4} files  "
                       f"+{len(c.added)} -{len(c.removed)}  {c.note}")
         else:
-            print(explain(s, exposure_header(s, args.source), args.context))
+            header = exposure_header(s, args.source)
+            print(explain(s, header, reference_steps(header), args.context))
     return 0
 
 
@@ -182,7 +180,7 @@ def add_refs_parser(sub) -> None:
     r.add_argument("--reftype", default=None)
     r.add_argument("--instrument", default=None)
     refs.add_parser("contexts", help="every context with what it added and removed")
-    r = refs.add_parser("best", help="which reference each detector1 step would use, and why")
+    r = refs.add_parser("best", help="which reference each step of every pipeline would use, and why")
     r.add_argument("source", help="an _uncal FITS file, or a stored product filename or exposure name")
     r.add_argument("--context", default=None)
     s.set_defaults(func=cmd_refs)
@@ -233,6 +231,41 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- run
+
+# Pipeline -> (module, its LocalCommand, help); the module is imported when it is used.
+RUN_PIPELINES: dict[str, tuple[str, str, str]] = {
+    "detector1": ("services.detector1.commands", "COMMAND", "calwebb_detector1 (calwebb_dark for darks) on _uncal files"),
+    "image2": ("services.stage2.commands", "COMMAND", "calwebb_image2 on _rate/_rateints files or Level-2 associations"),
+    "image3": ("services.stage3.commands", "IMAGE3_COMMAND", "calwebb_image3 on a Level-3 association"),
+    "tso3": ("services.stage3.commands", "TSO3_COMMAND", "calwebb_tso3 on an imaging time-series association"),
+}
+
+
+def local_command(name: str):
+    """The :class:`shared.runlocal.LocalCommand` of a pipeline (imports its service)."""
+    import importlib
+
+    module, attribute, _ = RUN_PIPELINES[name]
+    return getattr(importlib.import_module(module), attribute)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from shared.runlocal import run_command
+
+    return run_command(local_command(args.pipeline), args.args)
+
+
+def reference_steps(header: dict) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(pipeline, step, reference types) of every pipeline's steps that read references
+    for an exposure with this header, in run order."""
+    out = []
+    for name in RUN_PIPELINES:
+        pipeline = local_command(name).pipeline
+        out += [(pipeline.name, step, types) for step, types in pipeline.reference_steps(header)]
+    return out
+
+
 # ---------------------------------------------------------------- demo
 
 
@@ -280,11 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_reconcile)
 
     add_refs_parser(sub)
-    run = sub.add_parser("run", help="run a pipeline on local files, without services")
-    pipelines = run.add_subparsers(dest="pipeline", required=True)
-    register_detector1_run(pipelines)
-    register_stage2_run(pipelines)
-    register_stage3_run(pipelines)
+    s = sub.add_parser("run", help="run a pipeline on local files, without services (dms run PIPELINE --help)",
+                       description="Run a pipeline on local files. Pipelines: " + ", ".join(
+                           f"{name} ({text})" for name, (_, _, text) in RUN_PIPELINES.items()))
+    s.add_argument("pipeline", choices=sorted(RUN_PIPELINES))
+    s.add_argument("args", nargs=argparse.REMAINDER, help="the pipeline's arguments (see dms run PIPELINE --help)")
+    s.set_defaults(func=cmd_run)
     register_preview_commands(sub)
     register_notifier_commands(sub, context_factory=context_for)
     register_archive_commands(sub)

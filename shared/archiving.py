@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from shared.catalog.models import Exposure, Product, Program
 from shared.catalog.queries import add_event, current_product, next_revision, register_product
-from shared.errors import NonRetriableError
+from shared.datamodels import FitsProduct, content_type, read_product, write_output
+from shared.errors import InputError, NonRetriableError
 from shared.messages import Event, EventType, ProductRef, new_event
 from shared.naming import object_key
 from shared.runtime import ServiceContext
 from shared.storage import sha256_file
 
-__all__ = ["ARCHIVE_BUCKET", "ArchivedProduct", "archive_product", "event_id_for", "event_product",
-           "fetch_verified"]
+__all__ = ["ARCHIVE_BUCKET", "ArchivedProduct", "CurrentInput", "Placement", "archive_outputs", "archive_product",
+           "current_inputs", "event_id_for", "event_product", "fetch_product", "fetch_verified"]
+
+if TYPE_CHECKING:
+    from shared.pipeline import Output
 
 log = logging.getLogger(__name__)
 
@@ -146,3 +152,84 @@ def fetch_verified(ctx: ServiceContext, uri: str, sha256: str, path: Path) -> Pa
     if sha256_file(path) != sha256:
         raise NonRetriableError(f"{uri} does not have the sha256 the catalog records")
     return path
+
+
+@dataclass(frozen=True)
+class CurrentInput:
+    """The current revision of an input product: where it is, its checksum, the exposure
+    and observation it belongs to, and its archive and data-release times."""
+
+    filename: str
+    uri: str
+    sha256: str
+    exposure: Exposure | None
+    observation: int | None
+    archived_at: datetime
+    data_release: datetime
+
+
+def current_inputs(ctx: ServiceContext, names: Iterable[str], *, needed_by: str) -> dict[str, CurrentInput]:
+    """The current revision of each named product, by name.
+
+    Raises InputError naming ``needed_by`` (e.g. the association) when one is not archived.
+    """
+    found = {}
+    with ctx.catalog.session() as s:
+        for name in names:
+            product = current_product(s, name)
+            data = next((a for a in product.artifacts if a.kind == "data"), None) if product else None
+            if data is None:
+                raise InputError(f"{needed_by}: member {name} is not archived; archive it (or fix the "
+                                 "association) and send the association again")
+            exposure = product.exposure
+            found[name] = CurrentInput(name, data.uri, data.sha256, exposure,
+                                       exposure.observation.number if exposure is not None else None,
+                                       product.archived_at, product.data_release)
+    return found
+
+
+def fetch_product(ctx: ServiceContext, uri: str, sha256: str, path: Path) -> FitsProduct:
+    """Download a product to ``path``, check its sha256 and read it."""
+    return read_product(fetch_verified(ctx, uri, sha256, path))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an output belongs in the catalog and what it was made from."""
+
+    program: str
+    observation: int
+    exposure: Exposure | None
+    inputs: Sequence[str]
+    segment: int | None = None
+    data_release: datetime | None = None
+
+
+def archive_outputs(
+    ctx: ServiceContext,
+    outputs: Iterable[Output],
+    workdir: Path,
+    placement: Placement | Callable[[Output], Placement],
+    *,
+    level: int,
+    service: str,
+    reference_context: str | None,
+    asn_id: str | None = None,
+) -> list[str]:
+    """Write each output under ``workdir`` and archive it (:func:`archive_product`) with its
+    placement (one for all, or chosen per output); the ids of the events recorded."""
+    event_ids = []
+    for out in outputs:
+        where = placement(out) if callable(placement) else placement
+        path = write_output(workdir / out.filename, out.content)
+        archived = archive_product(
+            ctx, path, suffix=out.suffix, level=level, program=where.program, observation=where.observation,
+            exposure=where.exposure, inputs=list(where.inputs), source=f"{ctx.settings.source}/{service}",
+            reference_context=None if reference_context in (None, "N/A") else reference_context,
+            segment=where.segment, product_type=out.product_type, content_type=content_type(out.filename),
+            asn_id=asn_id, data_release=where.data_release,
+        )
+        if archived.event_id:
+            event_ids.append(archived.event_id)
+    return event_ids
+

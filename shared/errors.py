@@ -1,12 +1,24 @@
-"""Error classes that say whether retrying may help; tasks map them to retries in one place."""
+"""Error classes that say whether retrying may help; tasks map them to retries in one place.
+
+Domain code raises what went wrong in its own terms: bad input is a ``ValueError``
+(:class:`InputError`, or a module's own subclass such as a malformed product, an unusable
+association or reference file), never a transport error. :func:`is_retriable` is the one
+place that decides: transient faults are retried, everything else is dead-lettered with
+its message as the reason.
+"""
 
 from __future__ import annotations
 
-__all__ = ["ConfigurationError", "NonRetriableError", "RetriableError", "is_retriable"]
+__all__ = ["ConfigurationError", "InputError", "NonRetriableError", "RetriableError", "is_retriable"]
 
 
 class ConfigurationError(ValueError):
     """Settings that cannot work (e.g. a worker without a broker); the message says which."""
+
+
+class InputError(ValueError):
+    """Input that cannot be processed as given (inconsistent arrays, a member that is not
+    archived, ...); the message names the input and says what is wrong with it."""
 
 
 class RetriableError(RuntimeError):

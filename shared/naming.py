@@ -27,7 +27,9 @@ __all__ = [
     "ExposureName",
     "Level3Name",
     "PoolName",
+    "member_output_name",
     "object_key",
+    "output_name",
     "parse_any",
     "parse_association",
     "parse_exposure",
@@ -298,3 +300,31 @@ def object_key(program: str, observation: int | str, revision: int, filename: st
     if revision < 1:
         raise ValueError(f"revision must be >= 1, got {revision}")
     return f"{program}/{obs}/r{revision}/{filename}"
+
+
+def _stem(name: str) -> str:
+    """A file name without its extension and, when it ends in ``_<suffix>``, without that."""
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    head, sep, _tail = stem.rpartition("_")
+    return head if sep and head else stem
+
+
+def output_name(input_name: str, suffix: str, ext: str = "fits") -> str:
+    """The name of the product ``suffix`` made from the file ``input_name``: the input's
+    exposure name with the new suffix (``..._nrca1_uncal.fits`` -> ``..._nrca1_rate.fits``);
+    for a file not named by the convention, its stem without its last ``_part``
+    (``full_uncal.fits`` -> ``full_rate.fits``), as the public pipeline names outputs."""
+    try:
+        return parse_exposure(input_name).with_suffix(suffix, ext).format()
+    except BadNameError:
+        return f"{_stem(input_name)}_{suffix}.{ext}"
+
+
+def member_output_name(member: str, acid: str, suffix: str) -> str:
+    """The 2c name of a product made from association member ``member`` for association
+    ``acid`` (``..._nrca1_cal.fits`` -> ``..._nrca1_o001_crf.fits``; a segment keeps its
+    ``-segNNN``); for a member not named by the convention, ``<stem>_<acid>_<suffix>.fits``."""
+    try:
+        return replace(parse_exposure(member), acid=acid, suffix=suffix, ext="fits").format()
+    except BadNameError:
+        return f"{_stem(member)}_{acid}_{suffix}.fits"

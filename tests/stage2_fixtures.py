@@ -9,8 +9,8 @@ import numpy as np
 from astropy.io import fits
 from stdatamodels.jwst import datamodels as dm
 
-from services.stage2.references import Window
 from shared.datamodels import FitsProduct
+from shared.refdata import Window
 from shared.wcs import SipDistortion, wcs_keywords
 
 NY, NX = 48, 64

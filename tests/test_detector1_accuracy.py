@@ -96,17 +96,12 @@ import yaml
 from astropy.io import fits
 from astropy.table import Table
 
-from services.detector1.pipeline import (
-    STATUS_KEYWORDS,
-    Detector1Params,
-    run_detector1,
-    step_sequence,
-)
-from services.detector1.references import REFTYPE_KEYWORDS, LoadedReference, Window, load_reference
+from services.detector1.pipeline import DETECTOR1, run_detector1
 from services.ingest.pipeline import ingest_telemetry
 from services.simulator import load_description, simulate, simulate_exposure
 from shared.datamodels import FitsProduct, dqflags, write_product
-from shared.instruments import detector
+from shared.datamodels.keywords import reference_keyword
+from shared.refdata import LoadedReference, LocalReferences, load_references
 
 pytestmark = pytest.mark.integration
 
@@ -223,15 +218,9 @@ class Calibrated:
 
 
 def _load_refs(sim, kw: dict) -> dict[str, LoadedReference]:
-    win = Window.from_keywords(kw)
-    det = detector(kw["DETECTOR"])
-    refs = {}
-    for path in sim.reference_paths:
-        header = fits.getheader(path)
-        if header["DETECTOR"] != kw["DETECTOR"] or header["REFTYPE"].lower() not in REFTYPE_KEYWORDS:
-            continue  # another detector's, or a stage-2 reference (FLAT, PHOTOM, AREA, DISTORTION)
-        refs[header["REFTYPE"].lower()] = load_reference(header["REFTYPE"].lower(), path, win, (det.ny, det.nx))
-    return refs
+    """The simulator's references of this exposure, chosen by the archive's selection rules."""
+    provider = LocalReferences(refs_dir=sim.reference_paths[0].parent)
+    return load_references(provider, kw, DETECTOR1.reftypes(kw)).loaded
 
 
 def _calibrate(name: str, out_dir: Path) -> Calibrated:
@@ -244,7 +233,7 @@ def _calibrate(name: str, out_dir: Path) -> Calibrated:
     [uncal_file] = ingested.files
     uncal = uncal_file.product
     refs = _load_refs(sim, uncal.keywords)
-    out = run_detector1(uncal, refs, params=Detector1Params(save_ramp=True), context="jwst_sim_0001.pmap",
+    out = run_detector1(uncal, refs, params=DETECTOR1.params(save_ramp=True), context="jwst_sim_0001.pmap",
                         software_version="test", created=CREATED)
     stem = uncal_file.name.exposure_id
     with fits.open(sim.truth_dir / f"{stem}_truth_rate.fits") as truth:
@@ -446,7 +435,7 @@ def _open_quietly(path: Path):
 def test_rate_products_open_in_public_datamodels(calibrated, tmp_path):
     c = calibrated
     out = c.out
-    steps = step_sequence(c.kw["INSTRUME"], c.kw["EXP_TYPE"])
+    steps = DETECTOR1.sequence(c.kw)
     expected = [("rate", out.rate, "ImageModel", 2)]
     if int(c.kw["NINTS"]) > 1:
         expected.append(("rateints", out.rateints, "CubeModel", 3))
@@ -472,9 +461,9 @@ def test_rate_products_open_in_public_datamodels(calibrated, tmp_path):
             primary = hdul[0].header
             assert hdul["SCI"].header["BUNIT"] == "DN/s"
             for step in steps:
-                assert primary[STATUS_KEYWORDS[step]] in ("COMPLETE", "SKIPPED"), step
-            for reftype, keyword in REFTYPE_KEYWORDS.items():
-                value = primary[keyword]
+                assert primary[step.status_keyword] in ("COMPLETE", "SKIPPED"), step.name
+            for reftype in DETECTOR1.reftypes(c.kw):
+                value = primary[reference_keyword(reftype)]
                 if reftype in out.references:
                     assert value == f"crds://{out.references[reftype]}"
                 else:

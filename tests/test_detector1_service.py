@@ -136,6 +136,6 @@ def test_local_run_like_the_public_pipeline(sim, tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "given with --ref" in proc.stdout and "ramp_fit      COMPLETE" in proc.stdout
+    assert "given with --ref" in proc.stdout and "ramp_fit           COMPLETE" in proc.stdout
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == [f"{out.files[0].name.exposure_id}_{s}.fits" for s in ("ramp", "rate", "rateints")]

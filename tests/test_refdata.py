@@ -29,7 +29,6 @@ from shared.refdata import (
     context_name,
     context_number,
     deliver,
-    detector1_steps,
     explain,
     exposure_header,
     fetch,
@@ -117,9 +116,14 @@ def test_selectors_per_reftype_and_times():
     assert context_number("dms_0003.ctx") == context_number("dms_0003") == context_number("3") == 3
     with pytest.raises(UnknownContextError, match="not a reference context name"):
         context_number("jwst_0003.pmap")
-    assert [s for s, _ in detector1_steps("MIRI")] == [
-        "dq_init", "saturation", "linearity", "rscd", "dark_current", "jump", "ramp_fit"]
-    assert "superbias" in dict(detector1_steps("NIRCAM")) and "rscd" not in dict(detector1_steps("NIRCAM"))
+    from services.detector1.pipeline import DETECTOR1
+
+    miri, nircam = {"INSTRUME": "MIRI", "EXP_TYPE": "MIR_IMAGE"}, {"INSTRUME": "NIRCAM", "EXP_TYPE": "NRC_IMAGE"}
+    assert [s for s, _ in DETECTOR1.reference_steps(miri)] == [
+        "dq_init", "saturation", "linearity", "dark_current", "jump", "ramp_fit"]
+    assert "superbias" in dict(DETECTOR1.reference_steps(nircam))
+    assert DETECTOR1.reftypes(nircam) == ("mask", "saturation", "superbias", "linearity", "dark", "gain", "readnoise")
+    assert "dark" not in DETECTOR1.reftypes({"INSTRUME": "NIRCAM", "EXP_TYPE": "NRC_DARK"})
 
 
 # ---------------------------------------------------------------- delivery
@@ -445,14 +449,17 @@ def test_simulator_references_serve_an_ingested_exposure(tmp_path):
     uncal = ctx.store.download_uri(uncal_uri, tmp_path / uncal_name)
     with ctx.catalog.session() as s:
         from_file = exposure_header(s, uncal)
-        text = explain(s, from_file)
+        from services.cli import reference_steps
+
+        text = explain(s, from_file, reference_steps(from_file))
         by_file = best_references(s, from_file, ["MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "DARK",
                                                  "GAIN", "READNOISE", "FLAT", "PHOTOM", "AREA", "DISTORTION"])
         by_catalog = best_references(s, from_catalog, list(by_file))
     assert uri.startswith("file://")
     assert by_file == by_catalog
     assert {k: v.filename for k, v in by_file.items()} == {k: listed[k].filename for k in listed}
-    assert "dark_current  DARK        jwst_nircam_dark_nrca1_sub160_sim.fits" in text
+    assert "dark_current       DARK        jwst_nircam_dark_nrca1_sub160_sim.fits" in text
+    assert "flat_field         FLAT" in text and "image2:" in text and "detector1:" in text
     assert "context:  dms_0001.ctx" in text and "N/A" not in text
     assert text.splitlines()[0].startswith("exposure: NIRCAM DETECTOR=NRCA1 EXP_TYPE=NRC_IMAGE READPATT=RAPID")
     local = fetch(ctx.store, by_file["DARK"], tmp_path / "cache")

@@ -14,13 +14,13 @@ import yaml
 from astropy.io import fits
 from astropy.table import Table
 
-from services.detector1.pipeline import run_detector1
-from services.detector1.references import REFTYPE_KEYWORDS, Window, load_reference
+from services.detector1.pipeline import calibrate
 from services.ingest.pipeline import ingest_telemetry
 from services.simulator import DescriptionError, build_plan, load_description, simulate
 from services.simulator.exposure import host_star_id
 from services.simulator.transit import trapezoid
-from shared.instruments import detector, exposure_timing, subarray
+from shared.instruments import exposure_timing, subarray
+from shared.refdata import LocalReferences
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DEPTH_TOLERANCE = 0.05  # relative: the demo is designed for ~1.5 % (1 sigma)
@@ -121,14 +121,8 @@ def _calibrate(tso):
                                 created=datetime(2026, 1, 1, tzinfo=UTC), software_version="test",
                                 segment_bytes=2_000_000_000)
     uncal = ingested.files[0].product
-    kw = uncal.keywords
-    window, det = Window.from_keywords(kw), detector(kw["DETECTOR"])
-    refs = {}
-    for path in tso.reference_paths:
-        reftype = fits.getheader(path)["REFTYPE"].lower()
-        if reftype in REFTYPE_KEYWORDS:
-            refs[reftype] = load_reference(reftype, path, window, (det.ny, det.nx))
-    out = run_detector1(uncal, refs, software_version="test", created="2026-01-01T00:00:00")
+    out = calibrate(uncal, LocalReferences(refs_dir=tso.reference_paths[0].parent), software_version="test",
+                    created="2026-01-01T00:00:00")
     return out.rateints.images["SCI"].astype(np.float64)
 
 

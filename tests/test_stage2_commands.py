@@ -3,25 +3,23 @@ references from a directory and from ``--ref``."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 from astropy.io import fits
 
-from services.stage2.commands import register_run_command
+from services.stage2.commands import COMMAND
 from shared.datamodels import write_product
+from shared.runlocal import run_command
 from tests.stage2_fixtures import NX, NY, rate_product, write_reference_files
 
 RATE = "jw01234001001_01101_00001_nrca1_rate.fits"
 BACKGROUND = "jw01234003001_01101_00001_nrca1_rate.fits"
 
 
-def dms_run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="dms run")
-    register_run_command(parser.add_subparsers(dest="pipeline", required=True))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+def dms_run(pipeline: str, *argv: str) -> int:
+    assert pipeline == "image2"
+    return run_command(COMMAND, argv)
 
 
 def test_run_image2_on_a_rate_file_with_a_refs_dir(tmp_path, capsys):
@@ -36,7 +34,7 @@ def test_run_image2_on_a_rate_file_with_a_refs_dir(tmp_path, capsys):
                    "--out", str(out)) == 0
     printed = capsys.readouterr().out
     assert "my_flat.fits  (given with --ref)" in printed and "photom.fits" in printed
-    assert "photom        COMPLETE" in printed and "resample      COMPLETE" in printed
+    assert "photom             COMPLETE" in printed and "resample           COMPLETE" in printed
     assert sorted(p.name for p in out.iterdir()) == [RATE.replace("rate", "cal"), RATE.replace("rate", "i2d")]
     header = fits.getheader(out / RATE.replace("rate", "cal"))
     assert header["R_FLAT"] == "crds://my_flat.fits" and header["CRDS_CTX"] == "local"
@@ -54,7 +52,7 @@ def test_run_image2_on_an_association_with_a_background(tmp_path, capsys):
                                                      {"expname": BACKGROUND, "exptype": "background"}]}]}))
     out = tmp_path / "out"
     assert dms_run("image2", str(asn), "--out", str(out), "--save-bsub", "--skip", "resample") == 0
-    assert "bkg_subtract  COMPLETE" in capsys.readouterr().out
+    assert "bkg_subtract       COMPLETE" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [RATE.replace("rate", "bsub"), RATE.replace("rate", "cal")]
     with fits.open(out / RATE.replace("rate", "cal")) as hdul:
         assert hdul[0].header["ASNTABLE"] == asn.name and hdul[0].header["S_BKDSUB"] == "COMPLETE"

@@ -14,13 +14,15 @@ from astropy.wcs import WCS
 from stdatamodels.jwst import datamodels as dm
 
 from services.stage2.asn import parse_level2_asn
-from services.stage2.pipeline import Image2Params, run_image2
-from services.stage2.references import Image2References, load_references
+from services.stage2.pipeline import IMAGE2, run_image2
 from services.stage2.steps.assign_wcs import exposure_wcs
+from shared.asn import AssociationError
 from shared.datamodels import write_product
 from shared.datamodels.dqflags import PIXEL
-from shared.errors import NonRetriableError
+from shared.errors import InputError
+from shared.refdata import LoadedReference, ReferenceFileError, load_reference
 from shared.resample import pixel_area_arcsec2
+from shared.wcs import SipDistortion
 from tests.stage2_fixtures import (
     DISTORTION,
     FULL,
@@ -40,8 +42,8 @@ def reference_files(tmp_path):
 
 
 @pytest.fixture
-def refs(reference_files) -> Image2References:
-    return load_references(reference_files, WINDOW, FULL)
+def refs(reference_files) -> dict[str, LoadedReference]:
+    return {t: load_reference(t, path, WINDOW, FULL) for t, path in reference_files.items()}
 
 
 def open_strictly(path):
@@ -53,13 +55,14 @@ def open_strictly(path):
 def test_references_are_cut_to_the_window(reference_files, refs):
     with fits.open(reference_files["flat"]) as hdul:
         full = hdul["SCI"].data
-    np.testing.assert_array_equal(refs.flat.data[~np.isnan(refs.flat.data)],
-                                  full[200:248, 100:164][~np.isnan(full[200:248, 100:164])])
-    assert refs.flat.data.shape == refs.area.data.shape == (NY, NX) and refs.flat.err is not None
-    assert refs.photom.pixar_sr == pytest.approx(2.26e-14) and len(refs.photom.table) == 2
-    assert refs.distortion.pixel_scale == 0.031 and refs.distortion.distortion == DISTORTION
-    with pytest.raises(NonRetriableError, match="fits neither"):
-        load_references({"flat": reference_files["flat"]}, WINDOW, (1024, 1024))
+    flat = refs["flat"].get("SCI")
+    np.testing.assert_array_equal(flat[~np.isnan(flat)], full[200:248, 100:164][~np.isnan(full[200:248, 100:164])])
+    assert flat.shape == refs["area"].get("SCI").shape == (NY, NX) and refs["flat"].get("ERR") is not None
+    assert refs["photom"].header["PIXAR_SR"] == pytest.approx(2.26e-14) and len(refs["photom"].tables["PHOTOM"]) == 2
+    assert refs["distortion"].header["PIXSCALE"] == 0.031
+    assert SipDistortion.from_header(refs["distortion"].header) == DISTORTION
+    with pytest.raises(ReferenceFileError, match="fits neither"):
+        load_reference("flat", reference_files["flat"], WINDOW, (1024, 1024))
 
 
 def test_cal_and_i2d_are_calibrated_and_open_in_the_public_models(refs, tmp_path):
@@ -81,13 +84,13 @@ def test_cal_and_i2d_are_calibrated_and_open_in_the_public_models(refs, tmp_path
     assert cal.meta.ref_file.crds.context_used == "dms_0007.ctx" and cal.meta.calibration_software_version == "9.9"
     assert cal.meta.asn.table_name.endswith("_asn.json") and cal.meta.asn.pool_name == "jw01234_pool.csv"
     # SCI / flat * PHOTMJSR, the NaN-flat pixel uncorrected and flagged.
-    flat = refs.flat.data
+    flat = refs["flat"].get("SCI")
     good = np.isfinite(flat)
     np.testing.assert_allclose(cal.data[good], (rate.images["SCI"] / flat * PHOTMJSR)[good], rtol=1e-5)
     assert cal.dq[5, 10] & PIXEL["NO_FLAT_FIELD"] and cal.dq[5, 10] & PIXEL["DO_NOT_USE"]
     assert cal.data[5, 10] == pytest.approx(rate.images["SCI"][5, 10] * PHOTMJSR, rel=1e-5)
     np.testing.assert_allclose(cal.err, np.sqrt(cal.var_poisson + cal.var_rnoise + cal.var_flat), rtol=1e-5)
-    np.testing.assert_allclose(cal.area, refs.area.data)
+    np.testing.assert_allclose(cal.area, refs["area"].get("SCI"))
     # The SCI header WCS is the distorted exposure WCS and S_REGION its footprint.
     header = fits.getheader(cal_path, "SCI")
     assert header["CTYPE1"] == "RA---TAN-SIP" and header["BUNIT"] == "MJy/sr"
@@ -126,7 +129,7 @@ def test_cal_and_i2d_are_calibrated_and_open_in_the_public_models(refs, tmp_path
 
 def test_without_references_steps_are_skipped_and_the_pointing_wcs_kept(tmp_path, caplog):
     rate = rate_product()
-    out = run_image2(rate, Image2References(), created="2025-03-01T12:00:00")
+    out = run_image2(rate, {}, created="2025-03-01T12:00:00")
     assert out.statuses["flat_field"] == out.statuses["photom"] == "SKIPPED"
     assert out.statuses["assign_wcs"] == "COMPLETE" and out.references == {}
     assert any("no DISTORTION reference" in n for n in out.notes)
@@ -163,8 +166,9 @@ def test_tso_integrations_become_calints_without_i2d(refs, tmp_path):
     cube = open_strictly(path)
     assert type(cube).__name__ == "CubeModel" and cube.data.shape == (3, NY, NX)
     assert cube.meta.bunit_data == "MJy/sr" and len(cube.int_times) == 3
-    good = np.isfinite(refs.flat.data)
-    np.testing.assert_allclose(cube.data[2][good], (rateints.images["SCI"][2] / refs.flat.data * PHOTMJSR)[good],
+    flat = refs["flat"].get("SCI")
+    good = np.isfinite(flat)
+    np.testing.assert_allclose(cube.data[2][good], (rateints.images["SCI"][2] / flat * PHOTMJSR)[good],
                                rtol=1e-5)
 
 
@@ -173,7 +177,7 @@ def test_background_exposures_are_subtracted_and_bsub_saved_on_request(refs, tmp
     backgrounds = [rate_product(sky=2.0, seed=s) for s in (10, 11, 12)]
     for b in backgrounds:  # dedicated backgrounds have no star
         b.images["SCI"] = np.full((NY, NX), 2.0, np.float32) + np.random.default_rng(1).normal(0, 0.01, (NY, NX))
-    out = run_image2(science, refs, backgrounds=backgrounds, params=Image2Params(save_bsub=True))
+    out = run_image2(science, refs, backgrounds=backgrounds, params=IMAGE2.params(save_bsub=True))
     assert out.statuses["bkg_subtract"] == "COMPLETE"
     assert [s for s, _ in out.products()] == ["bsub", "cal", "i2d"]
     bsub = open_strictly(write_product(tmp_path / "x_bsub.fits", out.bsub))
@@ -187,16 +191,16 @@ def test_background_exposures_are_subtracted_and_bsub_saved_on_request(refs, tmp
 def test_background_of_another_window_is_refused(refs):
     other = rate_product()
     other.images["SCI"] = other.images["SCI"][:, :32]
-    with pytest.raises(NonRetriableError, match="readout window"):
+    with pytest.raises(InputError, match="readout window"):
         run_image2(rate_product(), refs, backgrounds=[other])
 
 
 def test_skipping_by_parameter(refs):
-    out = run_image2(rate_product(), refs, params=Image2Params(skip=frozenset({"flat_field", "resample"})))
+    out = run_image2(rate_product(), refs, params=IMAGE2.params(skip={"flat_field", "resample"}))
     assert out.statuses["flat_field"] == out.statuses["resample"] == "SKIPPED" and out.i2d is None
     assert out.cal.keywords["R_FLAT"] == "N/A" and "VAR_FLAT" not in out.cal.images
     with pytest.raises(ValueError, match="unknown step"):
-        Image2Params(skip=frozenset({"flatfield"}))
+        IMAGE2.params(skip={"flatfield"})
 
 
 ASN = {
@@ -230,5 +234,5 @@ def test_level2_association_parsing():
         (json.dumps({**ASN, "products": [{"name": "x", "members": [ASN["products"][0]["members"][1]]}]}),
          "0 science members"),
     ]:
-        with pytest.raises(NonRetriableError, match=message):
+        with pytest.raises(AssociationError, match=message):
             parse_level2_asn(broken, "a_asn.json")

@@ -40,7 +40,7 @@ from services.stage2.task import handle_association
 from shared.archiving import archive_product
 from shared.catalog import Artifact, EventRecord, Product
 from shared.config import Settings
-from shared.errors import NonRetriableError
+from shared.errors import InputError, is_retriable
 from shared.instruments import detector
 from shared.messages import Event
 from shared.refdata import deliver
@@ -223,8 +223,9 @@ def test_missing_member_and_stale_association(chain, tmp_path):
     missing = f"{SCIENCE.replace('00001_nrca1', '00009_nrca1')}_rate.fits"
     event = archive_asn(chain, tmp_path, "image2", [(f"{SCIENCE}_rate.fits", "science"), (missing, "background")],
                         sequence=3)
-    with pytest.raises(NonRetriableError, match=missing):
+    with pytest.raises(InputError, match=missing) as raised:
         handle_association(event, chain)
+    assert not is_retriable(raised.value)  # dead-lettered with this reason
     # A newer revision of the same association file makes the old event stale.
     name = event.product.filename
     (tmp_path / name).write_text((tmp_path / name).read_text().replace('"background"', '"sourcecat"'))

@@ -19,7 +19,7 @@ from astropy.table import QTable
 from stdatamodels.jwst import datamodels as dm
 from stdatamodels.jwst.datamodels.util import NoTypeWarning
 
-from services.stage3.pipeline import Image3Params, Tso3Params, run_image3, run_tso3
+from services.stage3.pipeline import IMAGE3, TSO3, run_image3, run_tso3
 from services.stage3.products import (
     card_value,
     member_wcs,
@@ -144,7 +144,7 @@ def test_image3_relative_and_single_member(members):
     rel = run_image3(members, ASN, **COMMON)
     assert rel.statuses["tweakreg"] == "COMPLETE"
     assert {card_value(c, "TWKREF") for c in rel.crf} == {"relative"}
-    one = run_image3(members[:1], ASN, Image3Params(skip=frozenset({"source_catalog"})), **COMMON)
+    one = run_image3(members[:1], ASN, IMAGE3.params(skip={"source_catalog"}), **COMMON)
     assert one.statuses["tweakreg"] == "SKIPPED" and one.statuses["outlier_detection"] == "SKIPPED"
     assert one.statuses["resample"] == "COMPLETE" and one.statuses["source_catalog"] == "SKIPPED"
     assert one.cat is None and card_value(one.i2d, "S_OUTLIR") == "SKIPPED"
@@ -153,7 +153,7 @@ def test_image3_relative_and_single_member(members):
 
 def test_image3_rejects_unusable_members(members):
     with pytest.raises(ValueError, match="unknown step"):
-        Image3Params(skip=frozenset({"jump"}))
+        IMAGE3.params(skip={"jump"})
     no_wcs = cal_product(make_exposures(make_sky(5, seed=9), n=1, n_cr=0)[0], exposure_number=9)
     for name in ("CRVAL1", "CRVAL2", "CTYPE1", "CTYPE2"):
         no_wcs.keywords.pop(name, None)
@@ -195,7 +195,7 @@ def test_tso3_light_curve(tmp_path):
 def test_tso3_skips_photometry_of_spectra(tmp_path):
     product = calints_product(make_time_series(nints=30))
     set_keywords(product, {"EXP_TYPE": "NRC_TSGRISM"})
-    out = run_tso3([product], ASN, Tso3Params(), **COMMON)
+    out = run_tso3([product], ASN, TSO3.params(), **COMMON)
     assert out.statuses["tso_photometry"] == "SKIPPED" and out.phot is None and len(out.crfints) == 1
 
 
@@ -210,10 +210,10 @@ def test_tso3_sums_the_weak_lens_subarray():
 
 
 def test_dms_run_image3_on_local_files(members, tmp_path, capsys):
-    import argparse
     import json
 
-    from services.stage3.commands import register_run_command
+    from services.stage3.commands import IMAGE3_COMMAND, TSO3_COMMAND
+    from shared.runlocal import run_command
 
     for m in members:
         write_product(tmp_path / m.keywords["FILENAME"], m)
@@ -222,12 +222,13 @@ def test_dms_run_image3_on_local_files(members, tmp_path, capsys):
                          "members": [{"expname": m.keywords["FILENAME"], "exptype": "science"} for m in members]}]}
     asn_path = tmp_path / "jw01234-o001_20250101t000000_image3_00001_asn.json"
     asn_path.write_text(json.dumps(asn))
-    parser = argparse.ArgumentParser()
-    register_run_command(parser.add_subparsers(dest="pipeline"))
-    args = parser.parse_args(["image3", str(asn_path), "--out", str(tmp_path / "out"), "--skip", "source_catalog"])
-    assert args.func(args) == 0
-    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    out = tmp_path / "out"
+    assert run_command(IMAGE3_COMMAND, [str(asn_path), "--out", str(out), "--skip", "source_catalog",
+                                        "--steps.outlier_detection.snr=4.5 3.5"]) == 0
+    written = sorted(p.name for p in out.iterdir())
     assert "jw01234-o001_t001_nircam_clear-f200w-sub160_i2d.fits" in written
     assert sum(name.endswith("_o001_crf.fits") for name in written) == 4
-    args = parser.parse_args(["tso3", str(asn_path), "--out", str(tmp_path / "out")])
-    assert args.func(args) == 2 and "use `dms run image3`" in capsys.readouterr().err
+    assert run_command(TSO3_COMMAND, [str(asn_path), "--out", str(out)]) == 2
+    assert "use `dms run image3`" in capsys.readouterr().err
+    assert run_command(IMAGE3_COMMAND, [str(asn_path), "--steps.tweakreg.bogus=1"]) == 2
+    assert "image3.tweakreg has no parameter bogus" in capsys.readouterr().err

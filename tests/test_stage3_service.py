@@ -17,12 +17,14 @@ from astropy.io import fits
 from astropy.table import QTable, Table
 from sqlalchemy import select
 
-from services.stage3.task import handle_association, load_astrometric_catalog
+from services.stage3.refcat import load_astrometric_catalog
+from services.stage3.task import handle_association
 from shared.archiving import archive_product
 from shared.catalog import EventRecord, Product
 from shared.catalog.queries import current_product, upsert_exposure, upsert_program
 from shared.datamodels import write_product
-from shared.errors import NonRetriableError
+from shared.asn import AssociationError
+from shared.errors import InputError, is_retriable
 from shared.messages import Event
 from shared.naming import parse_exposure
 from shared.runtime import ServiceContext
@@ -172,11 +174,12 @@ def test_stale_association_and_missing_member(ctx, tmp_path, image3_setup):
     assert handle_association(first, ctx) == []
     missing = _archive_asn(ctx, tmp_path, _asn("image3", "o001", PRODUCT, [*names, "jw01234001001_02101_00009_nrca1_cal.fits"]),
                            "jw01234-o001_20250101t000000_image3_00002_asn.json", 1)
-    with pytest.raises(NonRetriableError, match="00009_nrca1_cal.fits is not archived"):
+    with pytest.raises(InputError, match="00009_nrca1_cal.fits is not archived") as raised:
         handle_association(missing, ctx)
+    assert not is_retriable(raised.value)
     bad = _asn("spec3", "o001", PRODUCT, names)
     wrong = _archive_asn(ctx, tmp_path, bad, "jw01234-o001_20250101t000000_spec3_00001_asn.json", 1)
-    with pytest.raises(NonRetriableError, match="stage 3 runs image3, tso3"):
+    with pytest.raises(AssociationError, match="stage 3 runs image3, tso3"):
         handle_association(wrong, ctx)
 
 

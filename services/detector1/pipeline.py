@@ -1,82 +1,73 @@
-"""calwebb_detector1 and calwebb_dark: compose the steps over one ``_uncal``.
+"""calwebb_detector1 and calwebb_dark, declared over the kernels of ``steps/``.
 
-No I/O: an ``_uncal`` product and loaded reference files in, products out. Each step runs
-its kernel from ``steps/`` and records COMPLETE or SKIPPED (with the reason) in its S_*
-keyword; a missing reference means SKIPPED and a warning, never a crash; every reference
-used is named in its R_* keyword.
+No I/O: an ``_uncal`` product and loaded reference files in, products out. The steps are
+declared once in :data:`DETECTOR1` (:mod:`shared.pipeline`); the runner records
+COMPLETE or SKIPPED in each S_* keyword (a missing reference skips a step with a
+warning), and every reference used is named in its R_* keyword.
+
+Near-infrared detectors run group_scale, dq_init, saturation, superbias, refpix,
+linearity, persistence, dark_current, jump, ramp_fit; MIRI runs group_scale, dq_init,
+saturation, firstframe (deprecated, skipped by default), lastframe, linearity, rscd,
+dark_current, refpix, jump, ramp_fit. Darks stop before dark_current (calwebb_dark).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.detector1.references import REFTYPE_KEYWORDS, LoadedReference
 from services.detector1.steps.dark_current import subtract_dark
 from services.detector1.steps.dq_init import initialize_dq
 from services.detector1.steps.group_scale import scale_groups
 from services.detector1.steps.jump import JumpParams, detect_jumps
 from services.detector1.steps.linearity import correct_linearity
-from services.detector1.steps.miri_frames import (
-    FirstFrameParams,
-    LastFrameParams,
-    flag_first_frame,
-    flag_last_frame,
-)
+from services.detector1.steps.miri_frames import flag_first_frame, flag_last_frame
 from services.detector1.steps.persistence import PersistenceParams, correct_persistence
-from services.detector1.steps.ramp_fit import RampFitParams, fit_ramps
+from services.detector1.steps.ramp_fit import RampFitParams, RampFitResult, fit_ramps
 from services.detector1.steps.refpix import RefpixParams, correct_miri_refpix, correct_nir_refpix
 from services.detector1.steps.rscd import RscdParams, correct_rscd
 from services.detector1.steps.saturation import SaturationParams, flag_saturation
 from services.detector1.steps.superbias import subtract_superbias
 from shared.datamodels import FitsProduct
+from shared.naming import output_name
+from shared.pipeline import (
+    Output,
+    Pipeline,
+    PipelineParams,
+    RunRecord,
+    Skip,
+    Step,
+    StepArgs,
+    provenance_cards,
+)
+from shared.refdata import LoadedReference, ReferenceProvider, load_references
 
 __all__ = [
     "DARK_EXP_TYPES",
+    "DETECTOR1",
+    "Detector1Options",
     "Detector1Output",
-    "Detector1Params",
     "RampState",
+    "calibrate",
     "run_detector1",
-    "step_sequence",
 ]
 
-log = logging.getLogger(__name__)
-
 DARK_EXP_TYPES = frozenset({"NRC_DARK", "NIS_DARK", "MIR_DARKIMG", "MIR_DARKMRS", "NRS_DARK", "FGS_DARK"})
-
-NIR_STEPS = ("group_scale", "dq_init", "saturation", "superbias", "refpix", "linearity", "persistence",
-             "dark_current", "jump", "ramp_fit")
-MIR_STEPS = ("group_scale", "dq_init", "saturation", "firstframe", "lastframe", "linearity", "rscd",
-             "dark_current", "refpix", "jump", "ramp_fit")
-
-STATUS_KEYWORDS = {
-    "group_scale": "S_GRPSCL", "dq_init": "S_DQINIT", "saturation": "S_SATURA", "superbias": "S_SUPERB",
-    "refpix": "S_REFPIX", "linearity": "S_LINEAR", "persistence": "S_PERSIS", "dark_current": "S_DARK",
-    "jump": "S_JUMP", "ramp_fit": "S_RAMP", "firstframe": "S_FRSTFR", "lastframe": "S_LASTFR", "rscd": "S_RSCD",
-}
+NIR = frozenset({"NIRCAM", "NIRISS", "NIRSPEC", "FGS"})
+MIRI = frozenset({"MIRI"})
 
 
-class Detector1Params(BaseModel):
-    """Parameters of the whole pipeline; each step's defaults follow the public pipeline."""
+class Detector1Options(BaseModel):
+    """Options of the pipeline as a whole."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    skip: frozenset[str] = Field(frozenset(), description="Steps to skip by name.")
-    saturation: SaturationParams = SaturationParams()
-    refpix: RefpixParams = RefpixParams()
-    persistence: PersistenceParams = PersistenceParams()
-    firstframe: FirstFrameParams = FirstFrameParams()
-    lastframe: LastFrameParams = LastFrameParams()
-    rscd: RscdParams = RscdParams()
-    jump: JumpParams = JumpParams()
-    ramp_fit: RampFitParams = RampFitParams()
-    save_ramp: bool = Field(False, description="Also return the fitted-ready ramp (_ramp).")
-    save_trapsfilled: bool = Field(False, description="Also return the persistence trap state (_trapsfilled).")
+    save_ramp: bool = Field(False, description="Also write the calibrated ramp (_ramp).")
+    save_trapsfilled: bool = Field(False, description="Also write the persistence trap state (_trapsfilled).")
 
 
 @dataclass
@@ -95,178 +86,194 @@ class RampState:
     trapsfilled_in: np.ndarray | None = None
     time_since_previous: float = 0.0
     trapsfilled: np.ndarray | None = None
-    notes: list[str] = field(default_factory=list)
+    fit: RampFitResult | None = None
+
+
+# Adapters: (state, args) -> None when COMPLETE, else why the step did nothing.
+def _group_scale(s: RampState, a: StepArgs) -> Skip | None:
+    r = scale_groups(s.data, nframes=int(s.keywords["NFRAMES"]), frame_divisor=s.keywords.get("FRMDIVSR"),
+                     out=s.data)
+    s.data = r.data
+    return None if r.applied else Skip("FRMDIVSR equals NFRAMES")
+
+
+def _dq_init(s: RampState, a: StepArgs) -> Skip | None:
+    r = initialize_dq(s.pixeldq, s.groupdq, a.refs["mask"].get("DQ").astype(np.uint32), groupdq_out=s.groupdq)
+    s.pixeldq, s.groupdq = r.pixeldq, r.groupdq
+    return None
+
+
+def _saturation(s: RampState, a: StepArgs) -> Skip | None:
+    ref = a.refs["saturation"]
+    r = flag_saturation(s.data, s.groupdq, s.pixeldq, ref.get("SCI"), ref.get("DQ"),
+                        n_pix_grow_sat=a.params.n_pix_grow_sat, groupdq_out=s.groupdq)
+    s.groupdq, s.pixeldq = r.groupdq, r.pixeldq
+    return None
+
+
+def _superbias(s: RampState, a: StepArgs) -> Skip | None:
+    ref = a.refs["superbias"]
+    r = subtract_superbias(s.data, s.pixeldq, ref.get("SCI"), ref.get("DQ"), out=s.data)
+    s.data, s.pixeldq = r.data, r.pixeldq
+    return None
+
+
+def _refpix(s: RampState, a: StepArgs) -> Skip | None:
+    kw, p = s.keywords, a.params
+    common = dict(xstart=int(kw["SUBSTRT1"]), ystart=int(kw["SUBSTRT2"]))
+    if kw["INSTRUME"] == "MIRI":
+        r = correct_miri_refpix(s.data, s.pixeldq, odd_even_rows=p.odd_even_rows, out=s.data, **common)
+    else:
+        r = correct_nir_refpix(
+            s.data, s.pixeldq, noutputs=int(kw.get("NOUTPUTS") or 4), odd_even_columns=p.odd_even_columns,
+            use_side_ref_pixels=p.use_side_ref_pixels, side_smoothing_length=p.side_smoothing_length,
+            side_gain=p.side_gain, out=s.data, **common,
+        )
+    s.data = r.data
+    if not (r.top_bottom_applied or r.side_applied):
+        return Skip(r.note or "the readout window holds no reference pixels")
+    if r.note:
+        a.note(f"refpix: {r.note}")
+    return None
+
+
+def _linearity(s: RampState, a: StepArgs) -> Skip | None:
+    ref = a.refs["linearity"]
+    r = correct_linearity(s.data, s.groupdq, s.pixeldq, ref.get("COEFFS"), ref.get("DQ"), out=s.data)
+    s.data, s.pixeldq = r.data, r.pixeldq
+    return None
+
+
+def _persistence(s: RampState, a: StepArgs) -> Skip | None:
+    p = a.params
+    r = correct_persistence(s.data, s.groupdq, s.pixeldq, s.trapsfilled_in, group_time=float(s.keywords["TGROUP"]),
+                            time_since_previous=s.time_since_previous, tau=p.tau, fill_fraction=p.fill_fraction,
+                            trap_capacity=p.trap_capacity, flag_pers_cutoff=p.flag_pers_cutoff, out=s.data)
+    s.data, s.pixeldq, s.trapsfilled = r.data, r.pixeldq, r.trapsfilled
+    return None if r.applied else Skip("no trap state from a previous exposure; trap state recorded for the next")
+
+
+def _dark_current(s: RampState, a: StepArgs) -> Skip | None:
+    ref = a.refs["dark"]
+    r = subtract_dark(s.data, s.pixeldq, ref.get("SCI"), ref.get("DQ"), nframes=int(s.keywords["NFRAMES"]),
+                      groupgap=int(s.keywords["GROUPGAP"]), out=s.data)
+    s.data, s.pixeldq = r.data, r.pixeldq
+    if r.n_frames_extrapolated:
+        a.note(f"dark_current: {r.n_frames_extrapolated} frames extrapolated past the dark reference")
+    return None
+
+
+def _firstframe(s: RampState, a: StepArgs) -> Skip | None:
+    r = flag_first_frame(s.groupdq)
+    s.groupdq = r.groupdq
+    return None if r.applied else Skip("NGROUPS <= 3")
+
+
+def _lastframe(s: RampState, a: StepArgs) -> Skip | None:
+    r = flag_last_frame(s.groupdq)
+    s.groupdq = r.groupdq
+    return None if r.applied else Skip("NGROUPS <= 2")
+
+
+def _rscd(s: RampState, a: StepArgs) -> Skip | None:
+    r = correct_rscd(s.data, s.groupdq, scale=a.params.scale, tau_groups=a.params.tau_groups)
+    s.data = r.data
+    return None if r.applied else Skip("no correction for this exposure (first integration only, or scale 0)")
+
+
+def _jump(s: RampState, a: StepArgs) -> Skip | None:
+    r = detect_jumps(s.data, s.groupdq, s.pixeldq, a.refs["gain"].get("SCI"), a.refs["readnoise"].get("SCI"),
+                     nframes=int(s.keywords["NFRAMES"]), groupdq_out=s.groupdq, **a.params.model_dump())
+    s.groupdq, s.pixeldq = r.groupdq, r.pixeldq
+    if r.skipped:
+        return Skip(r.note or "too few groups")
+    a.note(f"jump: {r.n_jumps} jumps, {r.n_neighbor_flags} neighbour flags")
+    return None
+
+
+def _ramp_fit(s: RampState, a: StepArgs) -> Skip | None:
+    kw, dark = s.keywords, a.refs.get("dark")
+    s.fit = fit_ramps(s.data, s.groupdq, s.pixeldq, a.refs["gain"].get("SCI"), a.refs["readnoise"].get("SCI"),
+                      group_time=float(kw["TGROUP"]), nframes=int(kw["NFRAMES"]),
+                      average_dark_current=dark.get("AVDRKCUR") if dark is not None else None,
+                      suppress_one_group=a.params.suppress_one_group)
+    return None
+
+
+DETECTOR1: Pipeline[RampState] = Pipeline(
+    name="detector1",
+    title="calwebb_detector1 (calwebb_dark for darks)",
+    options=Detector1Options,
+    steps=(
+        Step("group_scale", "S_GRPSCL", _group_scale),
+        Step("dq_init", "S_DQINIT", _dq_init, reftypes=("mask",)),
+        Step("saturation", "S_SATURA", _saturation, reftypes=("saturation",), params=SaturationParams),
+        Step("superbias", "S_SUPERB", _superbias, reftypes=("superbias",), instruments=NIR),
+        Step("refpix", "S_REFPIX", _refpix, params=RefpixParams, instruments=NIR),
+        Step("firstframe", "S_FRSTFR", _firstframe, instruments=MIRI, skip_by_default=True),  # deprecated upstream
+        Step("lastframe", "S_LASTFR", _lastframe, instruments=MIRI),
+        Step("linearity", "S_LINEAR", _linearity, reftypes=("linearity",)),
+        Step("persistence", "S_PERSIS", _persistence, params=PersistenceParams, instruments=NIR),
+        Step("rscd", "S_RSCD", _rscd, params=RscdParams, instruments=MIRI),
+        Step("dark_current", "S_DARK", _dark_current, reftypes=("dark",), except_exp_types=DARK_EXP_TYPES),
+        # MIRI corrects reference pixels after the dark (its reference columns carry the dark too).
+        Step("refpix", "S_REFPIX", _refpix, params=RefpixParams, instruments=MIRI, except_exp_types=DARK_EXP_TYPES),
+        Step("jump", "S_JUMP", _jump, reftypes=("gain", "readnoise"), params=JumpParams,
+             except_exp_types=DARK_EXP_TYPES),
+        Step("ramp_fit", "S_RAMP", _ramp_fit, reftypes=("gain", "readnoise"), optional_reftypes=("dark",),
+             params=RampFitParams, except_exp_types=DARK_EXP_TYPES),
+    ),
+)
 
 
 @dataclass(frozen=True)
 class Detector1Output:
-    """What the pipeline made. ``rate`` is None when ramp fitting could not run (then
-    ``ramp`` holds the calibrated ramp); ``rateints`` only when NINTS > 1."""
+    """What the pipeline made. ``rate`` is None when ramp fitting did not run (then
+    ``ramp`` holds the calibrated ramp: a ``_dark`` for calwebb_dark); ``rateints`` only
+    when NINTS > 1; ``record`` is what the runner recorded."""
 
     rate: FitsProduct | None
     rateints: FitsProduct | None
     ramp: FitsProduct | None
     trapsfilled: FitsProduct | None
-    statuses: dict[str, str]
-    references: dict[str, str]
-    notes: tuple[str, ...]
+    record: RunRecord
+    context: str
+    is_dark: bool
 
+    @property
+    def statuses(self) -> dict[str, str]:
+        return self.record.statuses
 
-def step_sequence(instrument: str, exp_type: str) -> tuple[str, ...]:
-    """Steps in order: calwebb_detector1 for science, calwebb_dark (up to, not including,
-    dark_current) for darks."""
-    steps = MIR_STEPS if instrument.upper() == "MIRI" else NIR_STEPS
-    if exp_type.upper() in DARK_EXP_TYPES:
-        steps = steps[: steps.index("dark_current")]
-    return steps
+    @property
+    def references(self) -> dict[str, str]:
+        """{reference type: file name} of the references used."""
+        return dict(self.record.references)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return tuple(self.record.notes)
+
+    def outputs(self, input_name: str) -> list[Output]:
+        """Everything worth keeping, named after the input file, in order."""
+        ramp_suffix = "dark" if self.is_dark else "ramp"
+        made = [
+            ("rate", self.rate, "SCIENCE"),
+            ("rateints", self.rateints, "SCIENCE"),
+            (ramp_suffix, self.ramp, "SCIENCE" if self.rate is None else "AUXILIARY"),
+            ("trapsfilled", self.trapsfilled, "AUXILIARY"),
+        ]
+        return [Output(output_name(input_name, suffix), suffix, product, kind)
+                for suffix, product, kind in made if product is not None]
 
 
 Refs = Mapping[str, LoadedReference | None]
-
-
-def _need(refs: Refs, *types: str) -> list[LoadedReference] | str:
-    missing = [t for t in types if refs.get(t) is None]
-    if missing:
-        return f"no {' or '.join(missing)} reference"
-    return [refs[t] for t in types]
-
-
-# Each step: (state, refs, params) -> None when COMPLETE, else the reason it was skipped.
-def _group_scale(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    r = scale_groups(s.data, nframes=int(s.keywords["NFRAMES"]), frame_divisor=s.keywords.get("FRMDIVSR"),
-                     out=s.data)
-    s.data = r.data
-    return None if r.applied else "FRMDIVSR equals NFRAMES"
-
-
-def _dq_init(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    got = _need(refs, "mask")
-    if isinstance(got, str):
-        return got
-    r = initialize_dq(s.pixeldq, s.groupdq, got[0].get("DQ").astype(np.uint32), groupdq_out=s.groupdq)
-    s.pixeldq, s.groupdq = r.pixeldq, r.groupdq
-    return None
-
-
-def _saturation(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    got = _need(refs, "saturation")
-    if isinstance(got, str):
-        return got
-    ref = got[0]
-    r = flag_saturation(s.data, s.groupdq, s.pixeldq, ref.get("SCI"), ref.get("DQ"),
-                        n_pix_grow_sat=p.saturation.n_pix_grow_sat, groupdq_out=s.groupdq)
-    s.groupdq, s.pixeldq = r.groupdq, r.pixeldq
-    return None
-
-
-def _superbias(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    got = _need(refs, "superbias")
-    if isinstance(got, str):
-        return got
-    r = subtract_superbias(s.data, s.pixeldq, got[0].get("SCI"), got[0].get("DQ"), out=s.data)
-    s.data, s.pixeldq = r.data, r.pixeldq
-    return None
-
-
-def _refpix(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    kw = s.keywords
-    common = dict(xstart=int(kw["SUBSTRT1"]), ystart=int(kw["SUBSTRT2"]))
-    if kw["INSTRUME"] == "MIRI":
-        r = correct_miri_refpix(s.data, s.pixeldq, odd_even_rows=p.refpix.odd_even_rows, out=s.data, **common)
-    else:
-        r = correct_nir_refpix(
-            s.data, s.pixeldq, noutputs=int(kw.get("NOUTPUTS") or 4),
-            odd_even_columns=p.refpix.odd_even_columns, use_side_ref_pixels=p.refpix.use_side_ref_pixels,
-            side_smoothing_length=p.refpix.side_smoothing_length, side_gain=p.refpix.side_gain, out=s.data,
-            **common,
-        )
-    s.data = r.data
-    if not (r.top_bottom_applied or r.side_applied):
-        return r.note or "the readout window holds no reference pixels"
-    if r.note:
-        s.notes.append(f"refpix: {r.note}")
-    return None
-
-
-def _linearity(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    got = _need(refs, "linearity")
-    if isinstance(got, str):
-        return got
-    r = correct_linearity(s.data, s.groupdq, s.pixeldq, got[0].get("COEFFS"), got[0].get("DQ"), out=s.data)
-    s.data, s.pixeldq = r.data, r.pixeldq
-    return None
-
-
-def _persistence(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    pp = p.persistence
-    r = correct_persistence(s.data, s.groupdq, s.pixeldq, s.trapsfilled_in, group_time=float(s.keywords["TGROUP"]),
-                            time_since_previous=s.time_since_previous, tau=pp.tau, fill_fraction=pp.fill_fraction, trap_capacity=pp.trap_capacity,
-                            flag_pers_cutoff=pp.flag_pers_cutoff, out=s.data)
-    s.data, s.pixeldq, s.trapsfilled = r.data, r.pixeldq, r.trapsfilled
-    return None if r.applied else "no trap state from a previous exposure; trap state recorded for the next"
-
-
-def _dark_current(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    got = _need(refs, "dark")
-    if isinstance(got, str):
-        return got
-    ref = got[0]
-    r = subtract_dark(s.data, s.pixeldq, ref.get("SCI"), ref.get("DQ"), nframes=int(s.keywords["NFRAMES"]),
-                      groupgap=int(s.keywords["GROUPGAP"]), out=s.data)
-    s.data, s.pixeldq = r.data, r.pixeldq
-    if r.n_frames_extrapolated:
-        s.notes.append(f"dark_current: {r.n_frames_extrapolated} frames extrapolated past the dark reference")
-    return None
-
-
-def _firstframe(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    if p.firstframe.skip:
-        return "skipped by default (deprecated step)"
-    r = flag_first_frame(s.groupdq)
-    s.groupdq = r.groupdq
-    return None if r.applied else "NGROUPS <= 3"
-
-
-def _lastframe(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    if p.lastframe.skip:
-        return "skipped by parameter"
-    r = flag_last_frame(s.groupdq)
-    s.groupdq = r.groupdq
-    return None if r.applied else "NGROUPS <= 2"
-
-
-def _rscd(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    r = correct_rscd(s.data, s.groupdq, scale=p.rscd.scale, tau_groups=p.rscd.tau_groups)
-    s.data = r.data
-    return None if r.applied else "no correction for this exposure (first integration only, or scale 0)"
-
-
-def _jump(s: RampState, refs: Refs, p: Detector1Params) -> str | None:
-    got = _need(refs, "gain", "readnoise")
-    if isinstance(got, str):
-        return got
-    gain, rn = got[0].get("SCI"), got[1].get("SCI")
-    r = detect_jumps(s.data, s.groupdq, s.pixeldq, gain, rn, nframes=int(s.keywords["NFRAMES"]),
-                     groupdq_out=s.groupdq, **p.jump.model_dump())
-    s.groupdq, s.pixeldq = r.groupdq, r.pixeldq
-    if r.skipped:
-        return r.note or "too few groups"
-    s.notes.append(f"jump: {r.n_jumps} jumps, {r.n_neighbor_flags} neighbour flags")
-    return None
-
-
-STEPS: dict[str, Callable[[RampState, Refs, Detector1Params], str | None]] = {
-    "group_scale": _group_scale, "dq_init": _dq_init, "saturation": _saturation, "superbias": _superbias,
-    "refpix": _refpix, "linearity": _linearity, "persistence": _persistence, "dark_current": _dark_current,
-    "firstframe": _firstframe, "lastframe": _lastframe, "rscd": _rscd, "jump": _jump,
-}
 
 
 def run_detector1(
     uncal: FitsProduct,
     refs: Refs,
     *,
-    params: Detector1Params | None = None,
+    params: PipelineParams | None = None,
     context: str | None = None,
     software_version: str,
     created: str,
@@ -274,7 +281,7 @@ def run_detector1(
     time_since_previous: float = 0.0,
     step_hook: Callable[[str], AbstractContextManager] | None = None,
 ) -> Detector1Output:
-    """Calibrate one ``_uncal`` (or one segment of it).
+    """Calibrate one ``_uncal`` (or one segment of it) with loaded references.
 
     Parameters
     ----------
@@ -282,7 +289,9 @@ def run_detector1(
         As read by :func:`shared.datamodels.read_product`; SCI uint16 (nints, ngroups, ny, nx),
         and GROUPDQ when ingest flagged missing rows.
     refs : mapping
-        Reference type -> loaded reference (cut to the window) or None when none applies.
+        Reference type -> loaded reference (cut to the window), or None when none applies.
+    params : PipelineParams, optional
+        ``DETECTOR1.params(...)``; defaults when None.
     context : str
         Name of the reference context the references came from (CRDS_CTX).
     created : str
@@ -292,11 +301,9 @@ def run_detector1(
     time_since_previous : float
         Seconds from the end of that exposure to the start of this one.
     step_hook : callable, optional
-        ``step_hook(step_name)`` returns a context manager entered around each step (the
-        benchmark measures time and memory per step with it).
+        ``step_hook(step_name)`` returns a context manager entered around each step.
     """
-    hook = step_hook or (lambda name: nullcontext())
-    p = params or Detector1Params()
+    p = params or DETECTOR1.params()
     kw = dict(uncal.keywords)
     sci = uncal.images["SCI"]
     gdq = uncal.images.get("GROUPDQ")
@@ -308,68 +315,47 @@ def run_detector1(
         trapsfilled_in=trapsfilled,
         time_since_previous=time_since_previous,
     )
-    steps = step_sequence(kw["INSTRUME"], kw["EXP_TYPE"])
-    statuses: dict[str, str] = {}
-    for name in steps:
-        if name == "ramp_fit":
-            continue
-        with hook(name):
-            reason = "skipped by parameter" if name in p.skip else STEPS[name](state, refs, p)
-        statuses[name] = "COMPLETE" if reason is None else "SKIPPED"
-        if reason is not None:
-            # A missing reference deserves attention; a step with nothing to do does not.
-            level = logging.WARNING if "reference" in reason else logging.INFO
-            log.log(level, "%s: %s skipped: %s", kw.get("FILENAME"), name, reason)
-            state.notes.append(f"{name} skipped: {reason}")
+    record = DETECTOR1.run(state, kw, {t: r for t, r in refs.items() if r is not None}, p, step_hook=step_hook)
+    header = {**kw, **provenance_cards(software_version=software_version, context=context, created=created),
+              **record.status_cards(), **record.reference_cards()}
 
-    fit = None
-    if "ramp_fit" in steps:
-        with hook("ramp_fit"):
-            fit, reason = _ramp_fit(state, refs, p)
-        statuses["ramp_fit"] = "COMPLETE" if fit is not None else "SKIPPED"
-        if fit is None:
-            log.warning("%s: ramp_fit skipped: %s", kw.get("FILENAME"), reason)
-            state.notes.append(f"ramp_fit skipped: {reason}")
-
-    used = {t: r.filename for t, r in refs.items() if r is not None}
-    header = dict(kw)
-    header.update(DATE=created, CAL_VER=software_version, CAL_VCS="RELEASE", CRDS_CTX=context or "N/A",
-                  CRDS_VER=software_version)
-    header.update({STATUS_KEYWORDS[name]: status for name, status in statuses.items()})
-    for reftype, keyword in REFTYPE_KEYWORDS.items():
-        header[keyword] = f"crds://{used[reftype]}" if reftype in used else "N/A"
-
+    options: Detector1Options = p.options
+    fit = state.fit
     rate = rateints = ramp = traps = None
     if fit is not None:
         rate = _image_product(header, fit.rate, fit.err, fit.dq, fit.var_poisson, fit.var_rnoise)
         if int(kw["NINTS"]) > 1:
             rateints = _cube_product(header, fit, uncal.tables.get("INT_TIMES"))
-    if p.save_ramp or fit is None:
+    if options.save_ramp or fit is None:
         ramp = FitsProduct(
             model_type="RampModel", keywords={**header, "BUNIT": "DN"},
             images={"SCI": state.data, "PIXELDQ": state.pixeldq, "GROUPDQ": state.groupdq},
             tables={k: v for k, v in uncal.tables.items() if k in ("GROUP", "INT_TIMES")},
         )
-    if p.save_trapsfilled and state.trapsfilled is not None:
+    if options.save_trapsfilled and state.trapsfilled is not None:
         traps = FitsProduct(model_type="TrapsFilledModel", keywords=dict(header),
                             images={"SCI": state.trapsfilled[None].astype(np.float32)})
-    return Detector1Output(rate, rateints, ramp, traps, statuses, used, tuple(state.notes))
+    return Detector1Output(rate, rateints, ramp, traps, record, context or "N/A",
+                           str(kw.get("EXP_TYPE", "")).upper() in DARK_EXP_TYPES)
 
 
-def _ramp_fit(state: RampState, refs: Refs, p: Detector1Params):
-    """(fit result, None) or (None, why it could not run)."""
-    if "ramp_fit" in p.skip:
-        return None, "skipped by parameter"
-    got = _need(refs, "gain", "readnoise")
-    if isinstance(got, str):
-        return None, got
-    dark = refs.get("dark")
-    kw = state.keywords
-    fit = fit_ramps(state.data, state.groupdq, state.pixeldq, got[0].get("SCI"), got[1].get("SCI"),
-                    group_time=float(kw["TGROUP"]), nframes=int(kw["NFRAMES"]),
-                    average_dark_current=dark.get("AVDRKCUR") if dark is not None else None,
-                    suppress_one_group=p.ramp_fit.suppress_one_group)
-    return fit, None
+def calibrate(
+    uncal: FitsProduct,
+    provider: ReferenceProvider,
+    *,
+    params: PipelineParams | None = None,
+    software_version: str,
+    created: str,
+    trapsfilled: np.ndarray | None = None,
+    time_since_previous: float = 0.0,
+    step_hook: Callable[[str], AbstractContextManager] | None = None,
+) -> Detector1Output:
+    """Choose and read the references of this exposure's steps from ``provider`` (the
+    catalog for a worker, local files for ``dms run``) and run :func:`run_detector1`."""
+    refs = load_references(provider, uncal.keywords, DETECTOR1.reftypes(uncal.keywords))
+    return run_detector1(uncal, refs.loaded, params=params, context=refs.context, software_version=software_version,
+                         created=created, trapsfilled=trapsfilled, time_since_previous=time_since_previous,
+                         step_hook=step_hook)
 
 
 # The products take the fit's arrays without copying (the fit is private to the run).
@@ -384,7 +370,7 @@ def _image_product(header: dict, rate, err, dq, var_p, var_r) -> FitsProduct:
     )
 
 
-def _cube_product(header: dict, fit, int_times) -> FitsProduct:
+def _cube_product(header: dict, fit: RampFitResult, int_times) -> FitsProduct:
     product = FitsProduct(
         model_type="CubeModel",
         keywords={**header, "BUNIT": "DN/s"},
@@ -397,4 +383,3 @@ def _cube_product(header: dict, fit, int_times) -> FitsProduct:
     if int_times is not None:
         product.tables["INT_TIMES"] = int_times
     return product
-

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.asn import AssociationError, load_association, members_by_type
-from shared.errors import NonRetriableError
 
 __all__ = ["IMAGE2_ASN_TYPES", "Level2Association", "Level2Product", "parse_level2_asn"]
 
@@ -41,19 +40,16 @@ class Level2Association:
 def parse_level2_asn(text: str | bytes, filename: str) -> Level2Association:
     """Parse and check a Level-2 imaging association.
 
-    Raises NonRetriableError saying what is wrong with the file (not JSON, not an image2
+    Raises AssociationError saying what is wrong with the file (not JSON, not an image2
     or tso-image2 association, a product without exactly one science member, ...).
     """
-    try:
-        doc = load_association(text, filename, IMAGE2_ASN_TYPES, "stage 2 imaging")
-    except AssociationError as exc:
-        raise NonRetriableError(str(exc)) from exc
+    doc = load_association(text, filename, IMAGE2_ASN_TYPES, "stage 2 imaging")
     products = []
     for i, prod in enumerate(doc["products"]):
         by_type = members_by_type(prod)
         science = by_type.pop("science", [])
         if len(science) != 1:
-            raise NonRetriableError(f"association {filename}: product {i} has {len(science)} science members; "
+            raise AssociationError(f"association {filename}: product {i} has {len(science)} science members; "
                                     "a Level-2 product has one")
         backgrounds = tuple(by_type.pop("background", []))
         ignored = tuple(f"{name} ({kind})" for kind, names in by_type.items() for name in names)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from shared.asn import AssociationError, load_association, members_by_type
-from shared.naming import BadNameError, ExposureName, Level3Name, parse_exposure, parse_level3
 
-__all__ = ["STAGE3_ASN_TYPES", "AsnError", "Level3Association", "crf_name", "parse_level3_asn"]
+__all__ = ["STAGE3_ASN_TYPES", "Level3Association", "parse_level3_asn"]
 
 STAGE3_ASN_TYPES = ("image3", "tso3")
-
-
-AsnError = AssociationError  # an association stage 3 cannot use; the message says why
 
 
 @dataclass(frozen=True)
@@ -28,36 +24,23 @@ class Level3Association:
     science: tuple[str, ...]
     document: dict
 
-    def product(self, suffix: str, ext: str = "fits") -> Level3Name:
-        """The name of a Level-3 product of this association."""
-        try:
-            return replace(parse_level3(f"{self.product_name}_{suffix}.{ext}"), suffix=suffix, ext=ext)
-        except BadNameError as exc:
-            raise AsnError(f"{self.filename}: product name {self.product_name!r} is not a Level-3 name: {exc}") from exc
-
-
-def crf_name(member: str, asn_id: str, suffix: str) -> ExposureName:
-    """The 2c name (``_crf``/``_crfints``) of a member made for association ``asn_id``."""
-    try:
-        name = parse_exposure(member)
-    except BadNameError as exc:
-        raise AsnError(f"member {member!r} is not an exposure file name: {exc}") from exc
-    # A segment keeps its -segNNN, as the public 2c names of segmented exposures do.
-    return replace(name, acid=asn_id, suffix=suffix, ext="fits")
+    def product(self, suffix: str, ext: str = "fits") -> str:
+        """The file name of a Level-3 product of this association, ``<product name>_<suffix>``."""
+        return f"{self.product_name}_{suffix}.{ext}"
 
 
 def parse_level3_asn(raw: bytes, filename: str) -> Level3Association:
-    """Parse and check an image3/tso3 association; :class:`AsnError` says what is wrong."""
+    """Parse and check an image3/tso3 association; AssociationError says what is wrong."""
     doc = load_association(raw, filename, STAGE3_ASN_TYPES, "stage 3")
     product = doc["products"][0]
     name = product.get("name")
     if not isinstance(name, str) or not name:
-        raise AsnError(f"association {filename}: products[0] has no name")
+        raise AssociationError(f"association {filename}: products[0] has no name")
     science = tuple(members_by_type(product).get("science", []))
     if not science:
-        raise AsnError(f"association {filename}: no science member")
+        raise AssociationError(f"association {filename}: no science member")
     asn_id = str(doc.get("asn_id") or "")
     if not asn_id:
-        raise AsnError(f"association {filename}: no asn_id")
+        raise AssociationError(f"association {filename}: no asn_id")
     return Level3Association(filename, str(doc["asn_type"]).lower(), asn_id.lower(), doc.get("asn_pool"), name,
                              science, doc)

@@ -17,7 +17,7 @@ from astropy.wcs import WCS
 from services.stage3.products import WCS_CARD, card_value, replace_wcs, set_keywords
 from shared.datamodels import FitsProduct
 
-__all__ = ["i2d_product", "level3_keywords", "s_region", "segm_product"]
+__all__ = ["i2d_product", "level3_keywords", "pixel_area_cards", "s_region", "segm_product"]
 
 SR_PER_ARCSEC2 = (math.pi / 180.0 / 3600.0) ** 2
 # One exposure's keywords that a combined product must not claim.
@@ -65,7 +65,8 @@ def s_region(wcs: WCS, covered: np.ndarray) -> str:
     return "POLYGON ICRS " + " ".join(f"{a % 360.0:.9f} {d:.9f}" for a, d in zip(ra, dec, strict=True))
 
 
-def _pixel_area_cards(wcs: WCS) -> dict:
+def pixel_area_cards(wcs: WCS) -> dict:
+    """PIXAR_A2 and PIXAR_SR of a pixel of ``wcs`` (at its reference point)."""
     area_a2 = float(abs(np.linalg.det(wcs.pixel_scale_matrix))) * 3600.0**2
     return {"PIXAR_A2": area_a2, "PIXAR_SR": area_a2 * SR_PER_ARCSEC2}
 
@@ -79,7 +80,7 @@ def i2d_product(header: dict, other: dict, images: dict[str, np.ndarray], wcs: W
         product.hdu_keywords.setdefault(hdu, {}).update(cards)
     set_keywords(product, {**header, "BUNIT": bunit, **resample_cards})
     replace_wcs(product, wcs)
-    area = _pixel_area_cards(wcs)
+    area = pixel_area_cards(wcs)
     if card_value(product, "PHOTMJSR") is not None or bunit == "MJy/sr":
         set_keywords(product, area)
     set_keywords(product, {"S_REGION": s_region(wcs, np.isfinite(images["SCI"]))})

@@ -5,11 +5,13 @@ from shared.datamodels.fits_io import (
     FitsProduct,
     MalformedProductError,
     card_value,
+    content_type,
     read_product,
     set_cards,
+    write_output,
     write_product,
 )
 from shared.datamodels.keywords import KEYWORDS
 
-__all__ = ["KEYWORDS", "FitsProduct", "MalformedProductError", "card_value", "dqflags", "read_product", "set_cards",
-           "write_product"]
+__all__ = ["KEYWORDS", "FitsProduct", "MalformedProductError", "card_value", "content_type", "dqflags",
+           "read_product", "set_cards", "write_output", "write_product"]

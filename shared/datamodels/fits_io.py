@@ -21,8 +21,8 @@ from astropy.io import fits
 
 from shared.datamodels.keywords import KEYWORDS, UnknownKeywordError
 
-__all__ = ["FitsProduct", "MalformedProductError", "card_value", "meta_tree", "read_product", "set_cards",
-           "write_product"]
+__all__ = ["FitsProduct", "MalformedProductError", "card_value", "content_type", "meta_tree", "read_product",
+           "set_cards", "write_output", "write_product"]
 
 ASDF_EXTNAME = "ASDF"
 
@@ -124,6 +124,25 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fits.HDUList([primary, *hdus, asdf_hdu]).writeto(path, overwrite=True, checksum=False)
     return path
+
+
+def write_output(path: str | Path, content: Any) -> Path:
+    """Write a product: a :class:`FitsProduct` as FITS, a table (astropy) as ECSV."""
+    if isinstance(content, FitsProduct):
+        return write_product(path, content)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content.write(path, format="ascii.ecsv", overwrite=True)
+    return path
+
+
+def content_type(filename: str) -> str:
+    """The media type a product file is stored and served with."""
+    if filename.endswith(".fits"):
+        return "application/fits"
+    if filename.endswith(".json"):
+        return "application/json"
+    return "text/plain"  # ECSV tables, reports
 
 
 def read_product(path: str | Path) -> FitsProduct:

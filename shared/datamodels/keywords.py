@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["KEYWORDS", "Keyword", "UnknownKeywordError"]
+__all__ = ["KEYWORDS", "Keyword", "UnknownKeywordError", "reference_keyword"]
 
 
 class UnknownKeywordError(KeyError):
@@ -24,6 +24,60 @@ class Keyword(NamedTuple):
 
 def _k(path: str, comment: str, hdu: str = "PRIMARY") -> Keyword:
     return Keyword(path, hdu, comment)
+
+
+# The data model's step status keywords (S_*) and the step name of each in the metadata.
+_CAL_STEPS = {
+    "S_AMIANA": "ami_analyze", "S_AMINOR": "ami_normalize", "S_BARSHA": "barshadow",
+    "S_BKDSUB": "bkg_subtract", "S_BPXSLF": "badpix_selfcal", "S_CHGMIG": "charge_migration",
+    "S_CLNFNS": "clean_flicker_noise", "S_COMB1D": "combine_1d", "S_CONTAM": "wfss_contam",
+    "S_DARK": "dark_sub", "S_DQINIT": "dq_init", "S_ERRINI": "err_init", "S_EXTR1D": "extract_1d",
+    "S_EXTR2D": "extract_2d", "S_FLAT": "flat_field", "S_FRINGE": "fringe", "S_FRSTFR": "firstframe",
+    "S_GANSCL": "gain_scale", "S_GRPSCL": "group_scale", "S_GUICDS": "guider_cds",
+    "S_IFUCUB": "cube_build", "S_IMPRNT": "imprint", "S_IPC": "ipc", "S_JUMP": "jump",
+    "S_KLIP": "klip", "S_LASTFR": "lastframe", "S_LINEAR": "linearity", "S_MIREMI": "emicorr",
+    "S_MSAFLG": "msa_flagging", "S_MSBSUB": "master_background", "S_MTWCS": "assign_mtwcs",
+    "S_OUTLIR": "outlier_detection", "S_PCTFRM": "picture_frame", "S_PERSIS": "persistence",
+    "S_PHOTOM": "photom", "S_PSFALI": "align_psfs", "S_PSFSTK": "stack_psfs", "S_PTHLOS": "pathloss",
+    "S_PXREPL": "pixel_replace", "S_RAMP": "ramp_fit", "S_REFPIX": "refpix", "S_RESAMP": "resample",
+    "S_RESET": "reset", "S_RESFRI": "residual_fringe", "S_RSCD": "rscd", "S_SATURA": "saturation",
+    "S_SKYMAT": "skymatch", "S_SPLEAK": "spectral_leak", "S_SRCCAT": "source_catalog",
+    "S_SRCTYP": "srctype", "S_STRAY": "straylight", "S_SUPERB": "superbias",
+    "S_TACNTR": "targ_centroid", "S_TELEMI": "emission", "S_TRCMOD": "adaptive_trace_model",
+    "S_TSPHOT": "tso_photometry", "S_TWKREG": "tweakreg", "S_WAVCOR": "wavecorr",
+    "S_WCS": "assign_wcs", "S_WFSCOM": "wfs_combine", "S_WHTLIT": "white_light",
+}
+
+# The data model's reference file keywords (R_*) and the reference type each names.
+_REF_FILES = {
+    "R_AREA": "area", "R_BARSHA": "barshadow", "R_BKG": "bkg", "R_CAMERA": "camera",
+    "R_CHRCOR": "chromcorr", "R_COLLIM": "collimator", "R_CUBPAR": "cubepar", "R_DARK": "dark",
+    "R_DFLAT": "dflat", "R_DISPER": "disperser", "R_DISTOR": "distortion", "R_EXTR1D": "extract1d",
+    "R_FFLAT": "fflat", "R_FILOFF": "filteroffset", "R_FLAT": "flat", "R_FORE": "fore",
+    "R_FPA": "fpa", "R_FRIFRQ": "fringefreq", "R_FRINGE": "fringe", "R_GAIN": "gain",
+    "R_IFUFOR": "ifufore", "R_IFUPOS": "ifupost", "R_IFUSLI": "ifuslicer", "R_IPC": "ipc",
+    "R_LASTFR": "lastframe", "R_LINEAR": "linearity", "R_MASK": "mask", "R_MIREMI": "emicorr",
+    "R_MRSPT": "mrsptcorr", "R_MRSXAR": "mrsxartcorr", "R_MSA": "msa", "R_MSAOPE": "badshutter",
+    "R_NRM": "nrm", "R_OTE": "ote", "R_PERSAT": "persat", "R_PHOTOM": "photom",
+    "R_PSFMAS": "psfmask", "R_PSTSOS": "pastasoss", "R_PTHLOS": "pathloss", "R_READNO": "readnoise",
+    "R_REFPIX": "refpix", "R_REGION": "regions", "R_RESAMP": "resample", "R_RESET": "reset",
+    "R_RESOL": "resolution", "R_RSCD": "rscd", "R_SATURA": "saturation", "R_SFLAT": "sflat",
+    "R_SIRSKL": "sirskernel", "R_SPCWCS": "specwcs", "R_SPKERN": "speckernel",
+    "R_SPPROF": "specprofile", "R_SPTRAC": "spectrace", "R_STRAY": "straylight",
+    "R_SUPERB": "superbias", "R_THRPUT": "throughput", "R_TRPDEN": "trapdensity",
+    "R_TRPPAR": "trappars", "R_TSPHOT": "tso_photometry", "R_V2V3": "v2v3", "R_WAVCOR": "wavecorr",
+    "R_WAVMAP": "wavemap", "R_WAVRAN": "wavelengthrange",
+}
+_REFTYPE_KEYWORDS = {reftype: kw for kw, reftype in _REF_FILES.items()}
+
+
+def reference_keyword(reftype: str) -> str:
+    """The R_* keyword naming a reference file of ``reftype`` (e.g. ``dark`` -> R_DARK);
+    UnknownKeywordError for a type the data model has no keyword for."""
+    try:
+        return _REFTYPE_KEYWORDS[reftype.lower()]
+    except KeyError:
+        raise UnknownKeywordError(f"the data model has no R_* keyword for reference type {reftype!r}") from None
 
 
 KEYWORDS: dict[str, Keyword] = {
@@ -122,31 +176,10 @@ KEYWORDS: dict[str, Keyword] = {
     "YOFFSET": _k("meta.dither.y_offset", "y offset from pattern starting position [arcsec]"),
     # aperture and pointing
     "APERNAME": _k("meta.aperture.name", "PRD science aperture used"),
-    # calibration steps: COMPLETE, SKIPPED or FAILED
-    **{
-        kw: _k(f"meta.cal_step.{step}", f"{step} step status")
-        for kw, step in {
-            "S_GRPSCL": "group_scale", "S_DQINIT": "dq_init", "S_SATURA": "saturation",
-            "S_SUPERB": "superbias", "S_REFPIX": "refpix", "S_LINEAR": "linearity",
-            "S_PERSIS": "persistence", "S_DARK": "dark_sub", "S_JUMP": "jump", "S_RAMP": "ramp_fit",
-            "S_FRSTFR": "firstframe", "S_LASTFR": "lastframe", "S_RSCD": "rscd",
-            "S_BKDSUB": "bkg_subtract", "S_WCS": "assign_wcs", "S_FLAT": "flat_field",
-            "S_PHOTOM": "photom", "S_RESAMP": "resample", "S_TWKREG": "tweakreg",
-            "S_SKYMAT": "skymatch", "S_OUTLIR": "outlier_detection", "S_SRCCAT": "source_catalog",
-            "S_TSPHOT": "tso_photometry",
-        }.items()
-    },
-    # reference files used: crds://<file> or N/A
-    **{
-        kw: _k(f"meta.ref_file.{reftype}.name", f"{reftype} reference file used")
-        for kw, reftype in {
-            "R_MASK": "mask", "R_SATURA": "saturation", "R_SUPERB": "superbias",
-            "R_LINEAR": "linearity", "R_DARK": "dark", "R_GAIN": "gain", "R_READNO": "readnoise",
-            "R_RSCD": "rscd", "R_PERSAT": "persat", "R_TRPDEN": "trapdensity", "R_TRPPAR": "trappars",
-            "R_REFPIX": "refpix", "R_FLAT": "flat", "R_PHOTOM": "photom", "R_AREA": "area",
-            "R_DISTOR": "distortion",
-        }.items()
-    },
+    # calibration steps: COMPLETE, SKIPPED or FAILED (every meta.cal_step of the public schema)
+    **{kw: _k(f"meta.cal_step.{step}", f"{step} step status") for kw, step in _CAL_STEPS.items()},
+    # reference files used: crds://<file> or N/A (every meta.ref_file of the public schema)
+    **{kw: _k(f"meta.ref_file.{reftype}.name", f"{reftype} reference file used") for kw, reftype in _REF_FILES.items()},
     # associations and resampling
     "ASNPOOL": _k("meta.asn.pool_name", "Name of the ASN pool"),
     "ASNTABLE": _k("meta.asn.table_name", "Name of the ASN table"),

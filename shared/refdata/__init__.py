@@ -5,7 +5,8 @@
     fetch(store, selection, cache_dir) -> Path
     list_references(session, context=None, reftype=None, instrument=None) -> list[ReferenceInfo]
     list_contexts(session) -> list[ContextInfo]
-    explain(session, header, context=None) -> str
+    explain(session, header, steps, context=None) -> str
+    load_references(provider, keywords, reftypes) -> References
 
 See docs/refdata.md.
 """
@@ -20,14 +21,29 @@ from shared.refdata.contexts import (
     list_references,
 )
 from shared.refdata.delivery import REFS_BUCKET, Delivery, deliver, reference_key
-from shared.refdata.errors import DeliveryError, HeaderError, RefDataError, UnknownContextError
+from shared.refdata.errors import (
+    DeliveryError,
+    HeaderError,
+    RefDataError,
+    ReferenceFileError,
+    UnknownContextError,
+)
+from shared.refdata.loading import (
+    FORMATS,
+    CatalogReferences,
+    LoadedReference,
+    LocalReferences,
+    ReferenceChoice,
+    ReferenceProvider,
+    References,
+    load_reference,
+    load_references,
+)
 from shared.refdata.local import choose_local_references, parse_ref_overrides
 from shared.refdata.rules import REFTYPES, selector_spec
 from shared.refdata.selection import (
-    DETECTOR1_STEPS,
     Selection,
     best_references,
-    detector1_steps,
     explain,
     exposure_header,
     select_from_files,
@@ -35,32 +51,40 @@ from shared.refdata.selection import (
 from shared.refdata.window import Window
 
 __all__ = [
-    "Window",
-    "choose_local_references",
-    "parse_ref_overrides",
-    "DETECTOR1_STEPS",
+    "FORMATS",
     "REFS_BUCKET",
     "REFTYPES",
+    "CatalogReferences",
     "ContextInfo",
     "Delivery",
     "DeliveryError",
     "HeaderError",
+    "LoadedReference",
+    "LocalReferences",
     "RefDataError",
+    "ReferenceChoice",
+    "ReferenceFileError",
     "ReferenceInfo",
+    "ReferenceProvider",
+    "References",
     "ReferenceIntegrityError",
     "Selection",
     "UnknownContextError",
+    "Window",
     "best_references",
+    "choose_local_references",
     "context_name",
     "context_number",
     "deliver",
-    "detector1_steps",
     "explain",
     "select_from_files",
     "exposure_header",
     "fetch",
     "list_contexts",
     "list_references",
+    "load_reference",
+    "load_references",
+    "parse_ref_overrides",
     "reference_key",
     "selector_spec",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DeliveryError", "HeaderError", "RefDataError", "UnknownContextError"]
+__all__ = ["DeliveryError", "HeaderError", "RefDataError", "ReferenceFileError", "UnknownContextError"]
 
 
 class RefDataError(ValueError):
@@ -19,3 +19,8 @@ class UnknownContextError(RefDataError):
 
 class HeaderError(RefDataError):
     """An exposure header lacks what selection needs (INSTRUME, DATE-OBS)."""
+
+
+class ReferenceFileError(RefDataError):
+    """A chosen reference file that cannot be used: unreadable, without the data of its
+    type, or fitting neither the science window nor the full frame."""

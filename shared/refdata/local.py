@@ -26,7 +26,7 @@ def parse_ref_overrides(pairs: Iterable[str], allowed: Iterable[str] | None = No
         if not sep or not path:
             raise ValueError(f"--ref {pair!r}: expected TYPE=PATH, e.g. flat=jwst_nircam_flat.fits")
         if known is not None and reftype not in known:
-            raise ValueError(f"--ref {pair!r}: {pipeline} uses {', '.join(known)}")
+            raise ValueError(f"--ref {pair!r}: {pipeline} uses {', '.join(known) or 'no reference files'}")
         if not Path(path).is_file():
             raise FileNotFoundError(f"--ref {pair}: no such file")
         out[reftype] = Path(path)

@@ -8,7 +8,7 @@ then the newest USEAFTER; a remaining tie goes to the file delivered last.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,36 +35,14 @@ from shared.refdata.rules import (
 )
 
 __all__ = [
-    "DETECTOR1_STEPS",
     "Selection",
     "best_references",
-    "detector1_steps",
     "explain",
     "exposure_header",
     "select_from_files",
 ]
 
 _MAX_LISTED = 6
-
-DETECTOR1_STEPS: tuple[tuple[str, tuple[str, ...], frozenset[str] | None], ...] = (
-    ("dq_init", ("MASK",), None),
-    ("saturation", ("SATURATION",), None),
-    ("superbias", ("SUPERBIAS",), frozenset({"NIRCAM", "NIRISS", "NIRSPEC", "FGS"})),
-    ("linearity", ("LINEARITY",), None),
-    ("rscd", ("RSCD",), frozenset({"MIRI"})),
-    ("dark_current", ("DARK",), None),
-    ("jump", ("GAIN", "READNOISE"), None),
-    ("ramp_fit", ("GAIN", "READNOISE"), None),
-)
-"""calwebb_detector1 steps that read references: (step, reference types, instruments or
-None for all), in pipeline order."""
-
-
-def detector1_steps(instrument: str) -> list[tuple[str, tuple[str, ...]]]:
-    """The detector1 steps of ``instrument`` that use references, with their types."""
-    inst = instrument.upper()
-    return [(step, types) for step, types, only in DETECTOR1_STEPS if only is None or inst in only]
-
 
 @dataclass(frozen=True)
 class Selection:
@@ -260,15 +238,18 @@ def exposure_header(session: Session, source: str | Path) -> dict[str, Any]:
     return header
 
 
-def explain(session: Session, header: Mapping[str, Any], context: str | int | None = None) -> str:
-    """Which reference each calwebb_detector1 step would use for this exposure, and why
-    (printable text)."""
+def explain(session: Session, header: Mapping[str, Any], steps: Sequence[tuple[str, str, Sequence[str]]],
+            context: str | int | None = None) -> str:
+    """Which reference each step would use for this exposure, and why (printable text).
+
+    ``steps`` are (pipeline, step, reference types) in run order, as the pipelines'
+    declarations give them for this exposure.
+    """
     hdr = normalize_header(header)
     instrument = hdr.get("INSTRUME")
     if instrument is None:
         raise HeaderError("the exposure header has no INSTRUME, so no reference can be selected")
-    steps = detector1_steps(instrument)
-    reftypes = list(dict.fromkeys(rt for _, types in steps for rt in types))
+    reftypes = list(dict.fromkeys(rt.upper() for _, _, types in steps for rt in types))
     selections = best_references(session, hdr, reftypes, context)
     shown = " ".join(f"{k}={hdr[k]}" for k in ("DETECTOR", "EXP_TYPE", "READPATT", "SUBARRAY", "NOUTPUTS",
                                                "FILTER", "PUPIL", "BAND") if k in hdr)
@@ -278,12 +259,16 @@ def explain(session: Session, header: Mapping[str, Any], context: str | int | No
         f"context:  {any_sel.context if any_sel and any_sel.context else '(none)'}",
     ]
     first_step: dict[str, str] = {}
-    for step, types in steps:
-        for rt in types:
+    pipeline = None
+    for name, step, types in steps:
+        if name != pipeline:
+            lines.append(f"{name}:")
+            pipeline = name
+        for rt in (t.upper() for t in types):
             sel = selections[rt]
-            lines.append(f"{step:<13} {rt:<11} {sel.filename or 'N/A (step skipped)'}")
-            lines.append(f"{'':<14}" + (f"as for {first_step[rt]}" if rt in first_step else sel.reason))
-            first_step.setdefault(rt, step)
+            lines.append(f"  {step:<18} {rt:<11} {sel.filename or 'N/A (step skipped)'}")
+            lines.append(f"{'':<21}" + (f"as for {first_step[rt]}" if rt in first_step else sel.reason))
+            first_step.setdefault(rt, f"{name} {step}")
     return "\n".join(lines)
 
 

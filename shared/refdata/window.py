@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.errors import NonRetriableError
+from shared.refdata.errors import HeaderError, ReferenceFileError
 
 __all__ = ["Window"]
 
@@ -26,7 +26,7 @@ class Window:
         try:
             return cls(int(kw["SUBSTRT1"]), int(kw["SUBSTRT2"]), int(kw["SUBSIZE1"]), int(kw["SUBSIZE2"]))
         except (KeyError, TypeError, ValueError) as exc:
-            raise NonRetriableError(f"{kw.get('FILENAME', 'the exposure')}: no usable SUBSTRT1/2 and SUBSIZE1/2 "
+            raise HeaderError(f"{kw.get('FILENAME', 'the exposure')}: no usable SUBSTRT1/2 and SUBSIZE1/2 "
                                     f"keywords ({exc})") from exc
 
     def cut(self, array: np.ndarray, full_shape: tuple[int, int], where: str) -> np.ndarray:
@@ -38,6 +38,6 @@ class Window:
         if (ny, nx) == tuple(full_shape):
             y0, x0 = self.ystart - 1, self.xstart - 1
             return array[..., y0 : y0 + self.ysize, x0 : x0 + self.xsize]
-        raise NonRetriableError(
+        raise ReferenceFileError(
             f"{where}: reference of {nx}x{ny} pixels fits neither the {self.xsize}x{self.ysize} window "
             f"nor the {full_shape[1]}x{full_shape[0]} full frame")

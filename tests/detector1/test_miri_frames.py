@@ -2,17 +2,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.detector1.steps.miri_frames import (
-    FirstFrameParams,
-    LastFrameParams,
-    flag_first_frame,
-    flag_last_frame,
-)
+from services.detector1.pipeline import DETECTOR1
+from services.detector1.steps.miri_frames import flag_first_frame, flag_last_frame
 
 
-def test_defaults():
-    assert FirstFrameParams().skip is True
-    assert LastFrameParams().skip is False
+def test_firstframe_is_skipped_unless_asked_for():
+    assert "firstframe" in DETECTOR1.params().skip and "lastframe" not in DETECTOR1.params().skip
+    assert "firstframe" not in DETECTOR1.params(steps={"firstframe": {"skip": False}}).skip
+    assert "lastframe" in DETECTOR1.params(skip=["lastframe"]).skip
 
 
 def test_first_frame_needs_more_than_three_groups(dqflags):

@@ -21,17 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ._common import check_image, check_out, check_ramp
 
-__all__ = ["DarkParams", "DarkResult", "dark_frames_for_groups", "subtract_dark"]
+__all__ = ["DarkResult", "dark_frames_for_groups", "subtract_dark"]
 
-
-class DarkParams(BaseModel):
-    """dark_current has no tunable parameters (the readout pattern comes from the exposure)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ._common import check_image, check_out, check_ramp, flags
 
-__all__ = ["DQInitParams", "DQInitResult", "initialize_dq"]
+__all__ = ["DQInitResult", "initialize_dq"]
 
-
-class DQInitParams(BaseModel):
-    """dq_init has no tunable parameters."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 @dataclass(frozen=True)

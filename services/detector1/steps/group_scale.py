@@ -11,17 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ._common import check_out, check_ramp
 
-__all__ = ["GroupScaleParams", "GroupScaleResult", "scale_groups"]
+__all__ = ["GroupScaleResult", "scale_groups"]
 
-
-class GroupScaleParams(BaseModel):
-    """group_scale has no tunable parameters; the factor comes from the exposure keywords."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ._common import check_image, check_out, check_ramp, flags, iter_blocks
 
-__all__ = ["LinearityParams", "LinearityResult", "correct_linearity"]
+__all__ = ["LinearityResult", "correct_linearity"]
 
-
-class LinearityParams(BaseModel):
-    """linearity has no tunable parameters."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 @dataclass(frozen=True)

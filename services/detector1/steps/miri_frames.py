@@ -16,33 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from ._common import check_ramp, flags
 
 __all__ = [
-    "FirstFrameParams",
     "FrameFlagResult",
-    "LastFrameParams",
     "flag_first_frame",
     "flag_last_frame",
 ]
-
-
-class FirstFrameParams(BaseModel):
-    """Parameters of MIRI firstframe."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    skip: bool = Field(True, description="Skip the step (deprecated upstream; skipped by default).")
-
-
-class LastFrameParams(BaseModel):
-    """Parameters of MIRI lastframe."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    skip: bool = Field(False, description="Skip the step.")
 
 
 @dataclass(frozen=True)

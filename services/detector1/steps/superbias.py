@@ -9,17 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ._common import check_image, check_out, check_ramp
 
-__all__ = ["SuperbiasParams", "SuperbiasResult", "subtract_superbias"]
+__all__ = ["SuperbiasResult", "subtract_superbias"]
 
-
-class SuperbiasParams(BaseModel):
-    """superbias has no tunable parameters."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 from astropy.wcs import WCS
-from pydantic import BaseModel, ConfigDict
 
 from shared.wcs import SipDistortion, sky_wcs, wcs_header
 
-__all__ = ["AssignWcsParams", "exposure_wcs", "footprint", "s_region", "wcs_cards"]
+__all__ = ["exposure_wcs", "footprint", "s_region", "wcs_cards"]
 
-
-class AssignWcsParams(BaseModel):
-    """assign_wcs has no tunable parameters for imaging."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 def exposure_wcs(ra_ref: float, dec_ref: float, roll_ref: float, pixel_scale: float, xsize: int, ysize: int,

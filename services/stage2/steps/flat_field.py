@@ -17,19 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from shared.datamodels import dqflags as _dqflags
 
 from ._common import check_image_stack, check_reference, total_error
 
-__all__ = ["FlatFieldParams", "FlatFieldResult", "apply_flat"]
+__all__ = ["FlatFieldResult", "apply_flat"]
 
-
-class FlatFieldParams(BaseModel):
-    """flat_field has no tunable parameters for imaging."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ._common import check_image_stack
 
 __all__ = [
     "MJSR_TO_UJA2",
-    "PhotomParams",
     "PhotomResult",
     "PhotomRow",
     "apply_photom",
@@ -32,11 +30,6 @@ __all__ = [
 #: 1 MJy/sr in µJy/arcsec²: 1e12 µJy/MJy over the arcsec² in a steradian (4.2545170e10).
 MJSR_TO_UJA2 = 1e12 / 4.2545170296152e10
 
-
-class PhotomParams(BaseModel):
-    """photom has no tunable parameters for imaging."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,217 @@
+"""Reading reference files for a pipeline run, and where they come from.
+
+:func:`load_reference` reads one file in its public format: the image extensions of its
+type cut to the science window (memory-mapped and unscaled, so only the window's rows of
+a full-frame reference are read and BZERO/BSCALE apply to that part alone), its tables,
+and its primary header. :data:`FORMATS` says what each type carries.
+
+A *reference provider* chooses the file of each type for an exposure:
+:class:`CatalogReferences` asks the catalog (the current context, or a named one) and
+keeps the files in a local cache; :class:`LocalReferences` takes files given by type and
+otherwise the best match in a directory, by the same selection rules (``dms run``).
+:func:`load_references` asks a provider for a pipeline's types and reads what it chose.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from astropy.io import fits
+
+from shared.instruments import UnknownInstrumentError, detector
+from shared.refdata.errors import HeaderError, ReferenceFileError
+from shared.refdata.local import choose_local_references
+from shared.refdata.window import Window
+
+__all__ = [
+    "FORMATS",
+    "CatalogReferences",
+    "LoadedReference",
+    "LocalReferences",
+    "ReferenceChoice",
+    "ReferenceFormat",
+    "ReferenceProvider",
+    "References",
+    "load_reference",
+    "load_references",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReferenceFormat:
+    """What a reference type carries: image extensions (cut to the window), tables, and
+    the extension (image or table) without which the file is unusable (None: the
+    primary header alone is the reference)."""
+
+    images: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
+    required: str | None = None
+
+
+FORMATS: dict[str, ReferenceFormat] = {
+    "mask": ReferenceFormat(images=("DQ",), required="DQ"),
+    "saturation": ReferenceFormat(images=("SCI", "DQ"), required="SCI"),
+    "superbias": ReferenceFormat(images=("SCI", "DQ"), required="SCI"),
+    "linearity": ReferenceFormat(images=("COEFFS", "DQ"), required="COEFFS"),
+    "dark": ReferenceFormat(images=("SCI", "DQ", "AVDRKCUR"), required="SCI"),
+    "gain": ReferenceFormat(images=("SCI",), required="SCI"),
+    "readnoise": ReferenceFormat(images=("SCI",), required="SCI"),
+    "flat": ReferenceFormat(images=("SCI", "DQ", "ERR"), required="SCI"),
+    "area": ReferenceFormat(images=("SCI",), required="SCI"),
+    "photom": ReferenceFormat(tables=("PHOTOM",), required="PHOTOM"),
+    # PIXSCALE and the SIP keywords of shared.wcs.SipDistortion in the primary header.
+    "distortion": ReferenceFormat(),
+}
+
+
+@dataclass(frozen=True)
+class LoadedReference:
+    """A reference file's arrays cut to the science window (native byte order; integer
+    types kept), its tables, and its primary header."""
+
+    reftype: str
+    filename: str
+    arrays: dict[str, np.ndarray]
+    header: dict[str, Any]
+    tables: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def get(self, extname: str) -> np.ndarray | None:
+        return self.arrays.get(extname)
+
+
+def _scaled(raw: np.ndarray, header) -> np.ndarray:
+    """Apply BSCALE/BZERO to a section of unscaled data, keeping integer types integer,
+    in native byte order (the kernels then never byte-swap on the fly)."""
+    bzero, bscale = header.get("BZERO", 0), header.get("BSCALE", 1)
+    if bzero == 0 and bscale == 1:
+        return np.array(raw, dtype=raw.dtype.newbyteorder("="))
+    bits = raw.dtype.itemsize * 8
+    if bscale == 1 and raw.dtype.kind == "i" and bzero == 2 ** (bits - 1):
+        return (raw.astype(np.int64) + int(bzero)).astype(f"uint{bits}")
+    return (raw * bscale + bzero).astype(np.float32)
+
+
+def load_reference(reftype: str, path: str | Path, window: Window, full_shape: tuple[int, int]) -> LoadedReference:
+    """Read a reference file of ``reftype`` with its images cut to ``window``.
+
+    Raises
+    ------
+    ReferenceFileError
+        The file is unreadable, lacks the data of its type, or fits neither the window
+        nor the full frame ``full_shape`` (ny, nx); the message names the file.
+    """
+    path = Path(path)
+    reftype = reftype.lower()
+    fmt = FORMATS.get(reftype)
+    if fmt is None:
+        raise ReferenceFileError(f"no pipeline reads reference type {reftype!r} (known: {', '.join(FORMATS)})")
+    try:
+        with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
+            header = {k: v for k, v in hdul[0].header.items() if k not in ("COMMENT", "HISTORY", "")}
+            arrays = {ext: _scaled(window.cut(hdul[ext].data, full_shape, path.name), hdul[ext].header)
+                      for ext in fmt.images if ext in hdul and hdul[ext].data is not None}
+            tables = {ext: np.array(hdul[ext].data) for ext in fmt.tables if ext in hdul and hdul[ext].data is not None}
+    except OSError as exc:
+        raise ReferenceFileError(f"reference {path.name} is not a readable FITS file: {exc}") from exc
+    if fmt.required is not None and fmt.required not in arrays and fmt.required not in tables:
+        raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required} extension")
+    return LoadedReference(reftype, path.name, arrays, header, tables)
+
+
+@dataclass(frozen=True)
+class ReferenceChoice:
+    """The file chosen for one type (``path`` None: none applies) and why."""
+
+    reftype: str
+    path: Path | None
+    reason: str
+
+
+class ReferenceProvider(Protocol):
+    """Chooses reference files for an exposure."""
+
+    def choose(self, keywords: Mapping[str, Any], reftypes: Sequence[str]) -> tuple[dict[str, ReferenceChoice], str]:
+        """The choice for each type (local paths) and the name of the context they came from."""
+
+
+@dataclass(frozen=True)
+class CatalogReferences:
+    """The references the catalog selects (the current context, or ``context``), fetched
+    into ``cache_dir`` (checked against their sha256, downloaded once)."""
+
+    catalog: Any  # shared.catalog.Catalog
+    store: Any  # shared.storage.ObjectStore
+    cache_dir: Path
+    context: str | int | None = None
+
+    @classmethod
+    def of(cls, ctx: Any, context: str | int | None = None) -> CatalogReferences:
+        """The catalog's references for a service context (cache under ``<var>/refcache``)."""
+        return cls(ctx.catalog, ctx.store, ctx.settings.var_dir / "refcache", context)
+
+    def choose(self, keywords: Mapping[str, Any], reftypes: Sequence[str]) -> tuple[dict[str, ReferenceChoice], str]:
+        from shared.refdata.cache import fetch
+        from shared.refdata.selection import best_references
+
+        with self.catalog.session() as s:
+            selections = best_references(s, keywords, reftypes, self.context)
+        chosen, context = {}, None
+        for reftype, sel in selections.items():
+            context = context or sel.context
+            path = fetch(self.store, sel, self.cache_dir) if sel.filename is not None else None
+            chosen[reftype] = ReferenceChoice(reftype, path, sel.reason)
+        return chosen, context or "N/A"
+
+
+@dataclass(frozen=True)
+class LocalReferences:
+    """Files given by type (``--ref TYPE=PATH``) first, then the best match in
+    ``refs_dir`` by the archive's selection rules; the context is called ``local``."""
+
+    overrides: Mapping[str, Path] = field(default_factory=dict)
+    refs_dir: Path | None = None
+
+    def choose(self, keywords: Mapping[str, Any], reftypes: Sequence[str]) -> tuple[dict[str, ReferenceChoice], str]:
+        chosen = choose_local_references(keywords, reftypes, self.overrides, self.refs_dir)
+        return {t: ReferenceChoice(t, path, why) for t, (path, why) in chosen.items()}, "local"
+
+
+@dataclass(frozen=True)
+class References:
+    """The references of one run: loaded ones by type, the choice made for every type,
+    and the context (CRDS_CTX)."""
+
+    loaded: dict[str, LoadedReference]
+    choices: dict[str, ReferenceChoice]
+    context: str
+
+
+def load_references(provider: ReferenceProvider, keywords: Mapping[str, Any], reftypes: Sequence[str]) -> References:
+    """Choose and read the references of ``reftypes`` for an exposure, cut to its window.
+
+    A type with no applicable file is left out of ``loaded`` (its steps are skipped) and
+    logged with the reason. Raises HeaderError when the keywords have no usable window or
+    detector, ReferenceFileError for an unusable file.
+    """
+    if not reftypes:
+        return References({}, {}, "N/A")
+    window = Window.from_keywords(keywords)
+    try:
+        det = detector(str(keywords["DETECTOR"]))
+    except (KeyError, UnknownInstrumentError) as exc:
+        raise HeaderError(f"{keywords.get('FILENAME', 'the exposure')}: no known DETECTOR ({exc})") from exc
+    choices, context = provider.choose(keywords, list(reftypes))
+    loaded = {}
+    for reftype, choice in choices.items():
+        if choice.path is None:
+            log.warning("%s: no %s reference: %s", keywords.get("FILENAME"), reftype, choice.reason)
+            continue
+        loaded[reftype] = load_reference(reftype, choice.path, window, (det.ny, det.nx))
+    return References(loaded, choices, context)
