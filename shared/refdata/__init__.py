@@ -19,7 +19,7 @@ from shared.refdata.contexts import (
     list_contexts,
     list_references,
 )
-from shared.refdata.delivery import REFS_BUCKET, Delivery, deliver, reference_key
+from shared.refdata.delivery import Delivery, deliver, reference_key
 from shared.refdata.errors import DeliveryError, HeaderError, RefDataError, UnknownContextError
 from shared.refdata.local import choose_local_references, parse_ref_overrides
 from shared.refdata.rules import REFTYPES, selector_spec
@@ -39,7 +39,6 @@ __all__ = [
     "choose_local_references",
     "parse_ref_overrides",
     "DETECTOR1_STEPS",
-    "REFS_BUCKET",
     "REFTYPES",
     "ContextInfo",
     "Delivery",
