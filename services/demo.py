@@ -21,7 +21,7 @@ from astropy.table import Table
 from sqlalchemy import select
 
 from services.console import context_for, ingest_paths, print_progress
-from shared.catalog import Artifact, Product
+from shared.catalog import Artifact, ArtifactKind, Product
 from shared.config import get_settings
 from shared.refdata import deliver as deliver_references
 from shared.runtime import ServiceContext
@@ -36,7 +36,7 @@ def product_table(ctx: ServiceContext, suffix: str) -> list[tuple[int, str, int,
         rows = s.execute(
             select(Product.id, Product.filename, Artifact.size, Artifact.sha256)
             .join(Artifact, Artifact.product_id == Product.id)
-            .where(Product.suffix == suffix, Product.is_current, Artifact.kind == "data")
+            .where(Product.suffix == suffix, Product.is_current, Artifact.kind == ArtifactKind.DATA)
             .order_by(Product.filename)
         ).all()
     return [tuple(r) for r in rows]
@@ -300,7 +300,7 @@ def _print_level3(ctx: ServiceContext, result) -> None:
         with ctx.catalog.session() as s:
             uri = s.scalar(select(Artifact.uri).join(Product, Artifact.product_id == Product.id)
                            .where(Product.suffix == suffix, Product.level == 3, Product.is_current,
-                                  Artifact.kind == "data").order_by(Product.filename).limit(1))
+                                  Artifact.kind == ArtifactKind.DATA).order_by(Product.filename).limit(1))
         return None if uri is None else ctx.store.get_uri(uri)
 
     mosaic, catalog, phot = load("i2d"), load("cat"), load("phot")

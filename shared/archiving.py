@@ -17,24 +17,29 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from shared.catalog.models import Exposure, Product, Program
+from shared.catalog.models import ArtifactKind, Exposure, Product, Program
 from shared.catalog.queries import add_event, current_product, next_revision, register_product
 from shared.datamodels import FitsProduct, content_type, read_product, write_output
 from shared.errors import InputError, NonRetriableError
-from shared.messages import Event, EventType, ProductRef, new_event
+from shared.messages import (
+    Event,
+    IngestSummary,
+    ProductArchived,
+    ProductRef,
+    ProductSuperseded,
+    new_event,
+)
 from shared.naming import object_key
 from shared.runtime import ServiceContext
-from shared.storage import sha256_file
+from shared.storage import Bucket, sha256_file
 
-__all__ = ["ARCHIVE_BUCKET", "ArchivedProduct", "CurrentInput", "Placement", "archive_outputs", "archive_product",
-           "current_inputs", "event_id_for", "event_product", "fetch_product", "fetch_verified"]
+__all__ = ["ArchivedProduct", "CurrentInput", "Placement", "archive_outputs", "archive_product", "current_inputs",
+           "event_id_for", "event_product", "fetch_product", "fetch_verified"]
 
 if TYPE_CHECKING:
     from shared.pipeline import Output
 
 log = logging.getLogger(__name__)
-
-ARCHIVE_BUCKET = "dms-archive"
 
 
 def event_id_for(kind: str, *parts: object) -> str:
@@ -64,17 +69,30 @@ def archive_product(
     segment: int | None = None,
     product_type: str = "SCIENCE",
     content_type: str = "application/fits",
-    extra: dict | None = None,
     asn_id: str | None = None,
     data_release: datetime | None = None,
+    asn_type: str | None = None,
+    asn_rule: str | None = None,
+    asn_products: Sequence[str] | None = None,
+    ingest: IngestSummary | None = None,
 ) -> ArchivedProduct:
     """Store ``path`` (named as the product) and register it; see the module docstring.
 
     ``exposure`` is the catalog row the product belongs to (None for combined products);
-    ``extra`` goes into the event's data beside the product reference; ``asn_id`` names
-    the association the product was made for; ``data_release`` overrides the release
-    date (combined products: :func:`shared.access.combined_release` of their inputs).
-    A new revision that replaces a current one also records ``dms.product.superseded``.
+    ``asn_id`` names the association the product was made for (an association file: its
+    own id); ``data_release`` overrides the release date (combined products:
+    :func:`shared.access.combined_release` of their inputs). An association file (suffix
+    ``asn``) also gives its ``asn_type``, ``asn_rule`` and ``asn_products`` (the names of the
+    products it makes), and ingest's ``_uncal`` its ``ingest`` counts: they go into the
+    :class:`~shared.messages.ProductArchived` payload. A new revision that replaces a
+    current one also records ``dms.product.superseded``.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        The announcement would not be a valid payload (e.g. an association file without
+        ``asn_type``); nothing is registered (the stored object is harmless: same key and
+        bytes next time).
     """
     filename = path.name
     sha = sha256_file(path)
@@ -88,11 +106,19 @@ def archive_product(
         asn_id=asn_id,
     )
     if rev.existing is not None:
-        art = next(a for a in rev.existing.artifacts if a.kind == "data")
+        art = next(a for a in rev.existing.artifacts if a.kind == ArtifactKind.DATA)
         log.info("%s r%d is already archived with identical content", filename, rev.revision)
         ref = ProductRef(uri=art.uri, sha256=art.sha256, size=art.size, revision=rev.revision, **ref_fields)
         return ArchivedProduct(ref, rev.existing.id, None)
-    stored = ctx.store.put_file(ARCHIVE_BUCKET, object_key(program, observation, rev.revision, filename), path,
+
+    def announcement(ref: ProductRef, release: datetime) -> ProductArchived:
+        return ProductArchived(
+            product=ref, level=level, data_release=release, ingest=ingest,
+            asn_type=asn_type, asn_id=asn_id if asn_type is not None else None, asn_rule=asn_rule,
+            products=tuple(asn_products) if asn_products is not None else None,
+        )
+
+    stored = ctx.store.put_file(Bucket.ARCHIVE, object_key(program, observation, rev.revision, filename), path,
                                 content_type)
     ref = ProductRef(uri=stored.uri, sha256=stored.sha256, size=stored.size, revision=rev.revision, **ref_fields)
     archived_at = datetime.now(UTC)
@@ -112,23 +138,19 @@ def archive_product(
         if not created:
             return ArchivedProduct(ref, product.id, None)
         ev = new_event(
-            EventType.PRODUCT_ARCHIVED, source, subject=filename,
+            announcement(ref, product.data_release), source, subject=filename,
             event_id=event_id_for("archived", filename, rev.revision, stored.sha256),
-            data={"product": ref.model_dump(mode="json"), "level": level,
-                  "data_release": product.data_release.isoformat(), **(extra or {})},
         )
         add_event(s, ev)
         if previous_revision is not None:
             add_event(s, new_event(
-                EventType.PRODUCT_SUPERSEDED, source, subject=filename,
-                event_id=event_id_for("superseded", filename, previous_revision),
-                data={"filename": filename, "program": program, "revision": previous_revision,
-                      "superseded_by": rev.revision},
+                ProductSuperseded(filename=filename, program=program, revision=previous_revision,
+                                  superseded_by=rev.revision),
+                source, subject=filename, event_id=event_id_for("superseded", filename, previous_revision),
             ))
         product_id = product.id
     log.info("archived %s r%d (%d bytes)", filename, rev.revision, stored.size)
     return ArchivedProduct(ref, product_id, ev.id)
-
 
 
 def event_product(ctx: ServiceContext, event: Event) -> tuple[ProductRef, Product] | None:
@@ -177,7 +199,7 @@ def current_inputs(ctx: ServiceContext, names: Iterable[str], *, needed_by: str)
     with ctx.catalog.session() as s:
         for name in names:
             product = current_product(s, name)
-            data = next((a for a in product.artifacts if a.kind == "data"), None) if product else None
+            data = next((a for a in product.artifacts if a.kind == ArtifactKind.DATA), None) if product else None
             if data is None:
                 raise InputError(f"{needed_by}: member {name} is not archived; archive it (or fix the "
                                  "association) and send the association again")

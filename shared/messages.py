@@ -1,30 +1,69 @@
-"""Message schemas: product references and CloudEvents-style events (JSON only).
+"""Message schemas: product references, CloudEvents-style events and their typed payloads.
 
 Every task receives one argument, an :class:`Event` as a JSON-compatible dict. The event's
-``data`` holds references (:class:`ProductRef`) and identifiers, never pixel data.
+``data`` holds references (:class:`ProductRef`) and identifiers, never pixel data. Each
+event type has one frozen payload model (:data:`PAYLOADS`): :func:`new_event` builds an
+event from its payload, and :attr:`Event.payload` validates ``data`` against the model of
+the event's type when a handler reads it. On the wire and in the outbox ``data`` stays a
+JSON object, so stored events and the archive API's ``/events`` read as before.
+
+A payload that does not fit its model raises :class:`PayloadError`, a non-retriable error:
+the task is dead-lettered with the reason (:func:`shared.runtime.run_handler`).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+
+from shared.errors import NonRetriableError
 
 __all__ = [
     "EVENT_TYPES",
+    "PAYLOADS",
     "SCHEMA_VERSION",
+    "AssociationComplete",
+    "DataPublic",
+    "DeliveredReference",
     "Event",
     "EventType",
+    "IngestRejected",
+    "IngestSummary",
+    "Payload",
+    "PayloadError",
+    "ProductArchived",
+    "ProductCreated",
     "ProductRef",
+    "ProductSuperseded",
+    "RawFile",
+    "ReferenceDelivered",
+    "ReprocessingCompleted",
+    "ReprocessingRequested",
+    "TelemetryArrived",
+    "UtcDatetime",
     "new_event",
 ]
 
 SCHEMA_VERSION = 1
 
 
-class EventType:
+class EventType(StrEnum):
+    """The ``type`` of every DMS event (CloudEvents); each has one payload model in :data:`PAYLOADS`."""
+
     TELEMETRY_ARRIVED = "dms.telemetry.arrived"
     PRODUCT_CREATED = "dms.product.created"
     PRODUCT_ARCHIVED = "dms.product.archived"
@@ -37,7 +76,25 @@ class EventType:
     INGEST_REJECTED = "dms.ingest.rejected"
 
 
-EVENT_TYPES = frozenset(v for k, v in vars(EventType).items() if k.isupper())
+EVENT_TYPES = frozenset(EventType)
+
+
+class PayloadError(NonRetriableError):
+    """An event whose ``data`` does not fit the payload model of its type (or whose type has
+    none): retrying cannot help, so the task reading it is dead-lettered with this message."""
+
+
+def _as_utc(when: datetime) -> datetime:
+    """Every catalog time is UTC; a naive one (SQLite hands those back) is taken as UTC."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+UtcDatetime = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    PlainSerializer(lambda when: when.isoformat(), return_type=str, when_used="json"),
+]
+"""A UTC time; ISO 8601 with offset in JSON (``2027-03-01T12:00:00+00:00``); naive input is UTC."""
 
 
 class _Frozen(BaseModel):
@@ -63,8 +120,214 @@ class ProductRef(_Frozen):
     asn_id: str | None = None
 
 
+class RawFile(_Frozen):
+    """A delivered file as stored, untouched, in ``dms-raw``."""
+
+    uri: str
+    filename: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class IngestSummary(_Frozen):
+    """What ingest counted while decoding the telemetry file a product was made from
+    (docs/telemetry.md); every count >= 0, absent means 0. ``fault_<kind>`` counts the
+    undecodable byte runs of each :class:`shared.telemetry.FaultKind`."""
+
+    packets: int = Field(0, ge=0, description="packets decoded")
+    sequence_gaps: int = Field(0, ge=0, description="gaps in the per-APID sequence count")
+    duplicates: int = Field(0, ge=0, description="identical copies dropped")
+    conflicting_duplicates: int = Field(0, ge=0, description="differing copies (the first kept)")
+    reordered: int = Field(0, ge=0, description="packets placed out of arrival order")
+    out_of_range: int = Field(0, ge=0, description="rows outside the planned shape")
+    missing_rows: int = Field(0, ge=0, description="rows that never arrived (flagged DROPOUT)")
+    fault_crc_mismatch: int = Field(0, ge=0)
+    fault_truncated: int = Field(0, ge=0)
+    fault_garbled: int = Field(0, ge=0)
+    fault_bad_header: int = Field(0, ge=0)
+    fault_unknown_apid: int = Field(0, ge=0)
+    fault_bad_payload: int = Field(0, ge=0)
+
+
+class DeliveredReference(_Frozen):
+    """One reference file a new context added (``dms.reference.delivered``)."""
+
+    filename: str
+    reftype: str = Field(description="upper case, e.g. DARK")
+    instrument: str
+    selectors: dict[str, str] = Field(description="the header values it applies to, e.g. DETECTOR")
+    useafter: UtcDatetime
+    uri: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    pedigree: str = ""
+
+
+class Payload(_Frozen):
+    """Base of the event payloads: the ``data`` of one event type (:attr:`event_type`).
+
+    Optional fields (default None) are left out of ``data`` when empty (:meth:`to_data`);
+    required fields are always there, null when they may be.
+    """
+
+    event_type: ClassVar[EventType]
+
+    def to_data(self) -> dict[str, Any]:
+        """The event's ``data``: a JSON-compatible object."""
+        fields = type(self).model_fields
+        return {k: v for k, v in self.model_dump(mode="json").items()
+                if v is not None or fields[k].is_required()}
+
+
+class TelemetryArrived(Payload):
+    """``dms.telemetry.arrived``: a telemetry file was stored in ``dms-raw`` (ingest runs on it).
+    ``telemetry.suffix`` is ``telemetry``; program and observation are those of its first
+    readable packet (None when no packet is readable)."""
+
+    event_type: ClassVar[EventType] = EventType.TELEMETRY_ARRIVED
+    telemetry: ProductRef
+
+
+class ProductCreated(Payload):
+    """``dms.product.created``: a product was written but is not archived yet. Declared by
+    DESIGN §4; nothing produces it today (archiving stores, registers and announces at once)."""
+
+    event_type: ClassVar[EventType] = EventType.PRODUCT_CREATED
+    product: ProductRef
+    level: int = Field(ge=0, le=4, description="CAOM calibration level")
+
+
+class ProductArchived(Payload):
+    """``dms.product.archived``: a product revision was stored and registered (and is current).
+
+    ``asn_type``, ``asn_id``, ``asn_rule`` and ``products`` describe an association file
+    (suffix ``asn``; ``asn_type`` is then required, the router chooses stage 2 or stage 3 by
+    it); ``ingest`` is set on the ``_uncal`` products of ingest.
+    """
+
+    event_type: ClassVar[EventType] = EventType.PRODUCT_ARCHIVED
+    product: ProductRef
+    level: int = Field(ge=0, le=4, description="CAOM calibration level")
+    data_release: UtcDatetime = Field(description="when the data leave exclusive access")
+    asn_type: str | None = Field(None, description="association type, e.g. image2, image3, tso3")
+    asn_id: str | None = Field(None, description="the association's candidate id, e.g. o001 (= product.asn_id)")
+    asn_rule: str | None = Field(None, description="the rule that made the association, e.g. Asn_Lv2Image")
+    products: tuple[str, ...] | None = Field(None, description="names of the products the association makes")
+    ingest: IngestSummary | None = None
+
+    @model_validator(mode="after")
+    def _association_fields(self) -> ProductArchived:
+        asn_fields = (self.asn_type, self.asn_id, self.asn_rule, self.products)
+        if self.product.suffix == "asn":
+            if self.asn_type is None:
+                raise ValueError("an association file (suffix asn) needs asn_type")
+            if self.asn_id is not None and self.asn_id != self.product.asn_id:
+                raise ValueError(f"asn_id {self.asn_id!r} differs from the product's {self.product.asn_id!r}")
+        elif any(v is not None for v in asn_fields):
+            raise ValueError(f"asn_type, asn_id, asn_rule and products describe association files only, "
+                             f"not a {self.product.suffix!r} product")
+        return self
+
+
+class ProductSuperseded(Payload):
+    """``dms.product.superseded``: a new revision of ``filename`` replaced ``revision``."""
+
+    event_type: ClassVar[EventType] = EventType.PRODUCT_SUPERSEDED
+    filename: str
+    program: str
+    revision: int = Field(ge=1, description="the revision that is no longer current")
+    superseded_by: int = Field(ge=2, description="the revision that is current now")
+
+
+class AssociationComplete(Payload):
+    """``dms.association.complete``: every member an association needs exists. Declared by
+    DESIGN §4; nothing produces it today (the association file's ``dms.product.archived``
+    carries what the router needs, see docs/associations.md)."""
+
+    event_type: ClassVar[EventType] = EventType.ASSOCIATION_COMPLETE
+    product: ProductRef = Field(description="the association file (suffix asn)")
+    asn_type: str
+    asn_id: str
+    asn_rule: str
+    products: tuple[str, ...] = Field(description="names of the products the association makes")
+    members: tuple[str, ...] = Field(description="file names of its members")
+
+
+class ReferenceDelivered(Payload):
+    """``dms.reference.delivered``: a new reference context was made (shared.refdata.delivery)."""
+
+    event_type: ClassVar[EventType] = EventType.REFERENCE_DELIVERED
+    context: str = Field(description="the new context, e.g. dms_0002.ctx")
+    parent: str | None = Field(description="the context it derives from; None for the first")
+    note: str
+    files: tuple[DeliveredReference, ...] = Field(description="the files it added")
+    replaced: tuple[str, ...] = Field(description="file names of the parent's files it no longer holds")
+
+
+class DataPublic(Payload):
+    """``dms.data.public``: the data of a current product left exclusive access
+    (recorded by ``dms notify``, once per product revision)."""
+
+    event_type: ClassVar[EventType] = EventType.DATA_PUBLIC
+    product: ProductRef
+    level: int = Field(ge=0, le=4, description="CAOM calibration level")
+    data_release: UtcDatetime = Field(description="the release that passed (a combined product's latest input's)")
+    archived_at: UtcDatetime
+
+
+class ReprocessingRequested(Payload):
+    """``dms.reprocessing.requested``: someone (or a new reference context, by policy) asked
+    for products to be made again (DESIGN §7). Declared; nothing produces it today.
+    Empty ``observations`` and ``products`` mean the whole program."""
+
+    event_type: ClassVar[EventType] = EventType.REPROCESSING_REQUESTED
+    request_id: str
+    program: str
+    observations: tuple[int, ...] = ()
+    products: tuple[str, ...] = Field((), description="file names of the products to remake")
+    from_stage: Literal["detector1", "stage2", "stage3"] = Field(description="the first stage to run again")
+    reference_context: str | None = Field(None, description="None: the current context")
+    reason: str = Field(description="why; recorded with every new revision")
+    requested_by: str | None = None
+
+
+class ReprocessingCompleted(Payload):
+    """``dms.reprocessing.completed``: the products of a request became current together
+    (DESIGN §7). Declared; nothing produces it today."""
+
+    event_type: ClassVar[EventType] = EventType.REPROCESSING_COMPLETED
+    request_id: str
+    program: str
+    products: tuple[ProductRef, ...] = Field(description="the new revisions")
+    unchanged: tuple[str, ...] = Field((), description="file names remade with identical bytes (no new revision)")
+
+
+class IngestRejected(Payload):
+    """``dms.ingest.rejected``: nothing usable could be made of a telemetry file (or of part
+    of it); it stays in ``dms-raw``. ``reason`` is a code of docs/telemetry.md."""
+
+    event_type: ClassVar[EventType] = EventType.INGEST_REJECTED
+    raw: RawFile
+    reason: str
+    detail: str = Field(description="a sentence an operator can act on")
+    program: str | None = Field(description="the program the rejected packets belong to, when known")
+
+
+PAYLOADS: Mapping[EventType, type[Payload]] = MappingProxyType({m.event_type: m for m in (
+    TelemetryArrived, ProductCreated, ProductArchived, ProductSuperseded, AssociationComplete,
+    ReferenceDelivered, DataPublic, ReprocessingRequested, ReprocessingCompleted, IngestRejected,
+)})
+"""The payload model of every event type."""
+
+P = TypeVar("P", bound=Payload)
+
+
 class Event(_Frozen):
-    """A CloudEvents 1.0 envelope; ``dmsschema`` is an extension attribute."""
+    """A CloudEvents 1.0 envelope; ``dmsschema`` is an extension attribute.
+
+    ``data`` is kept as the JSON object it travels as; read it through :attr:`payload`
+    (or :meth:`payload_as`), which validates it against the model of ``type``.
+    """
 
     id: str
     source: str
@@ -80,29 +343,68 @@ class Event(_Frozen):
         return self.model_dump(mode="json")
 
     @property
+    def payload(self) -> Payload:
+        """``data`` as the payload model of this event's type (:data:`PAYLOADS`).
+
+        Raises
+        ------
+        PayloadError
+            The type has no payload model, or ``data`` does not fit it (non-retriable).
+        """
+        model = PAYLOADS.get(self.type)
+        if model is None:
+            raise PayloadError(f"event {self.id} has the unknown type {self.type!r}")
+        try:
+            return model.model_validate(self.data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "data"
+            raise PayloadError(f"event {self.id} ({self.type}) has a malformed payload: "
+                               f"{exc.error_count()} error(s), first at {where}: {first['msg']}") from None
+
+    def payload_as(self, model: type[P]) -> P:
+        """:attr:`payload`, checked to be a ``model`` (the event type a handler expects).
+
+        Raises
+        ------
+        PayloadError
+            The event is of another type, or its payload is malformed.
+        """
+        payload = self.payload
+        if not isinstance(payload, model):
+            raise PayloadError(f"event {self.id} is {self.type}, not {model.event_type}")
+        return payload
+
+    @property
     def product(self) -> ProductRef | None:
-        """The product this event is about, when its data carries one."""
-        raw = self.data.get("product")
-        return ProductRef.model_validate(raw) if raw else None
+        """The product this event is about, when its payload names one (product events,
+        ``dms.data.public``, ``dms.association.complete``).
+
+        Raises
+        ------
+        PayloadError
+            The payload is malformed.
+        """
+        return getattr(self.payload, "product", None)
 
 
 def new_event(
-    type_: str,
+    payload: Payload,
     source: str,
     *,
     subject: str | None = None,
-    data: dict[str, Any] | None = None,
     event_id: str | None = None,
     time: datetime | None = None,
 ) -> Event:
-    """An event with a fresh id; ``event_id`` may be given to make it deterministic."""
-    if type_ not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {type_!r}")
+    """The event carrying ``payload`` (its type is the payload's), with a fresh id;
+    ``event_id`` may be given to make it deterministic."""
+    if type(payload) is not PAYLOADS.get(getattr(payload, "event_type", None)):
+        raise TypeError(f"{type(payload).__name__} is not an event payload (one of shared.messages.PAYLOADS)")
     return Event(
         id=event_id or str(uuid.uuid4()),
         source=source,
-        type=type_,
+        type=payload.event_type,
         time=time or datetime.now(UTC),
         subject=subject,
-        data=data or {},
+        data=payload.to_data(),
     )

@@ -18,6 +18,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.storage import Bucket
+
 __all__ = [
     "PLAN_SCHEMA_VERSION",
     "CANDIDATE_TYPES",
@@ -226,9 +228,6 @@ class Plan(_Frozen):
         )
 
 
-PLAN_BUCKET = "dms-raw"
-
-
 def plan_filename(program: str) -> str:
     return f"jw{program}_plan.json"
 
@@ -240,7 +239,7 @@ def latest_plan_key(store, program: str) -> str | None:
     """
     name = plan_filename(program)
     best: tuple[int, str] | None = None
-    for key in store.list_keys(PLAN_BUCKET, f"{program}/000/"):
+    for key in store.list_keys(Bucket.RAW, f"{program}/000/"):
         parts = key.split("/")
         if len(parts) == 4 and parts[3] == name and parts[2][1:].isdigit():
             rev = int(parts[2][1:])
@@ -255,4 +254,4 @@ def load_latest_plan(store, program: str) -> Plan | None:
     key = latest_plan_key(store, program)
     if key is None:
         return None
-    return Plan.model_validate_json(store.get_bytes(PLAN_BUCKET, key))
+    return Plan.model_validate_json(store.get_bytes(Bucket.RAW, key))

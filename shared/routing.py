@@ -1,14 +1,16 @@
 """Which event starts which task: the one routing table of the system.
 
 Adding a stage is a line here, not an edit in the producing service. A task name is
-``<service>.<action>`` and runs on the queue named after its service.
+``<service>.<action>`` and runs on the queue named after its service. Filters read the
+event's typed payload (:attr:`shared.messages.Event.payload`); an event whose payload is
+malformed raises :class:`shared.messages.PayloadError` (the dispatcher dead-letters it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.messages import Event, EventType
+from shared.messages import AssociationComplete, Event, EventType, ProductArchived
 
 __all__ = ["QUEUES", "ROUTES", "Route", "queue_for", "routes_for"]
 
@@ -23,15 +25,20 @@ class Route:
     task: str
     suffixes: frozenset[str] | None = None
     exp_types: frozenset[str] | None = None
-    asn_types: frozenset[str] | None = None  # of an association file (event data "asn_type")
+    asn_types: frozenset[str] | None = None  # of an association file (payload ``asn_type``)
 
     def matches(self, event: Event) -> bool:
+        """Whether this route takes ``event``; raises PayloadError on a malformed payload
+        when a filter needs to read it."""
         if event.type != self.event_type:
             return False
-        if self.asn_types is not None and event.data.get("asn_type") not in self.asn_types:
-            return False
-        if self.suffixes is None and self.exp_types is None:
+        if self.suffixes is None and self.exp_types is None and self.asn_types is None:
             return True
+        payload = event.payload
+        if self.asn_types is not None:
+            asn_type = payload.asn_type if isinstance(payload, ProductArchived | AssociationComplete) else None
+            if asn_type not in self.asn_types:
+                return False
         product = event.product
         if product is None:
             return False

@@ -4,7 +4,10 @@ the outbox dispatcher that turns recorded events into task messages.
 A handler is ``handler(event, ctx) -> list[str]``: it does its work, records the events
 it announces in the outbox (same transaction as its catalog changes) and returns their
 ids. :func:`run_handler` is the one wrapper around every handler, whether it is called by
-a Celery worker or in-process: decode, call, classify failures, dispatch.
+a Celery worker or in-process: decode, call, classify failures, dispatch. A handler reads
+the event's typed payload (:attr:`shared.messages.Event.payload`); a malformed one raises
+:class:`shared.messages.PayloadError`, which is non-retriable: the message is dead-lettered
+with the reason.
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from shared.catalog import Catalog, EventRecord, TaskFailure
-from shared.catalog.queries import record_task_run
+from shared.catalog.queries import event_from_record, record_task_run
 from shared.config import Settings
 from shared.errors import is_retriable
-from shared.messages import Event
+from shared.messages import Event, PayloadError
 from shared.routing import queue_for, routes_for
 from shared.storage import ObjectStore, open_store
 
 __all__ = [
+    "DISPATCH_TASK",
     "Handler",
     "InlineTransport",
     "Outcome",
@@ -41,6 +45,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+DISPATCH_TASK = "outbox.dispatch"  # the task name of an outbox event dead-lettered by the dispatcher
 
 
 class Transport(Protocol):
@@ -83,17 +89,19 @@ def record_failure(
 ) -> None:
     """Dead-letter a task: a row a person can read, with the message kept whole."""
     with catalog.session() as s:
-        s.add(
-            TaskFailure(
-                task=task,
-                event_id=str(payload.get("id")) if isinstance(payload, dict) else None,
-                reason=reason,
-                retriable=retriable,
-                attempts=attempts,
-                payload=payload if isinstance(payload, dict) else {"raw": repr(payload)},
-                created_at=datetime.now(UTC),
-            )
-        )
+        s.add(_failure(task, payload, reason, retriable=retriable, attempts=attempts))
+
+
+def _failure(task: str, payload: Any, reason: str, *, retriable: bool, attempts: int) -> TaskFailure:
+    return TaskFailure(
+        task=task,
+        event_id=str(payload.get("id")) if isinstance(payload, dict) else None,
+        reason=reason,
+        retriable=retriable,
+        attempts=attempts,
+        payload=payload if isinstance(payload, dict) else {"raw": repr(payload)},
+        created_at=datetime.now(UTC),
+    )
 
 
 def run_handler(
@@ -125,8 +133,11 @@ def _run(task: str, handler: Handler, payload: dict[str, Any], ctx: ServiceConte
          attempt: int, max_attempts: int) -> Outcome:
     try:
         event = Event.model_validate(payload)
-    except ValidationError as exc:
-        reason = f"malformed message for {task}: {exc.error_count()} error(s): {exc.errors()[0]['msg']}"
+        _ = event.payload  # validated where it enters: a malformed payload never reaches the handler
+    except (ValidationError, PayloadError) as exc:
+        detail = (f"{exc.error_count()} error(s): {exc.errors()[0]['msg']}" if isinstance(exc, ValidationError)
+                  else str(exc))
+        reason = f"malformed message for {task}: {detail}"
         log.error(reason)
         record_failure(ctx.catalog, task, payload, reason, retriable=False, attempts=attempt)
         return Outcome("failed", error=reason)
@@ -156,7 +167,9 @@ def dispatch_events(
     limit: int = 500,
 ) -> int:
     """Send undispatched outbox events to the tasks their routes name; returns how many
-    events were dispatched. An event whose send fails stays pending with its error."""
+    events were dispatched. An event whose send fails stays pending with its error; one
+    whose payload is malformed (no route can be chosen, and never will) is dead-lettered
+    as task :data:`DISPATCH_TASK` and marked done with the reason in ``last_error``."""
     with catalog.session() as s:
         query = select(EventRecord).where(EventRecord.dispatched_at.is_(None))
         if event_ids is not None:
@@ -166,11 +179,17 @@ def dispatch_events(
         query = query.order_by(EventRecord.created_at).limit(limit).with_for_update(skip_locked=True)
         sent = 0
         for row in s.scalars(query):
-            event = Event(id=row.id, source=row.source, type=row.type, time=row.time,
-                          subject=row.subject, data=row.data)
+            event = event_from_record(row)
             row.attempts += 1
             try:
-                for route in routes_for(event):
+                routes = routes_for(event)
+            except PayloadError as exc:
+                log.error("outbox event %s dead-lettered: %s", row.id, exc)
+                row.last_error, row.dispatched_at = str(exc), datetime.now(UTC)
+                s.add(_failure(DISPATCH_TASK, event.to_json_dict(), str(exc), retriable=False, attempts=row.attempts))
+                continue
+            try:
+                for route in routes:
                     transport.send(route.task, event)
             except Exception as exc:  # broker down: leave it for the reconciler
                 row.last_error = f"{type(exc).__name__}: {exc}"

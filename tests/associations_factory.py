@@ -10,7 +10,7 @@ from services.associations.planned import planned_name
 from services.associations.state import ExposureRecord, ProductRecord, ProgramState
 from shared.archiving import ArchivedProduct, archive_product
 from shared.catalog.models import EventRecord
-from shared.catalog.queries import upsert_exposure, upsert_program
+from shared.catalog.queries import event_from_record, upsert_exposure, upsert_program
 from shared.messages import Event
 from shared.plan import (
     DitherPattern,
@@ -22,6 +22,7 @@ from shared.plan import (
     Target,
     plan_filename,
 )
+from shared.storage import Bucket
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 PROGRAM = "01234"
@@ -103,7 +104,7 @@ def snapshot(plan: Plan, present: dict[str, list[str]], *, revision: int = 1, se
 def store_plan(ctx, plan: Plan, revision: int = 1) -> None:
     """Deliver the plan where ingest puts it (dms-raw) and register the program."""
     key = f"{plan.program}/000/r{revision}/{plan_filename(plan.program)}"
-    ctx.store.put_bytes("dms-raw", key, plan.model_dump_json().encode(), "application/json")
+    ctx.store.put_bytes(Bucket.RAW, key, plan.model_dump_json().encode(), "application/json")
     with ctx.catalog.session() as s:
         upsert_program(s, plan)
 
@@ -130,6 +131,4 @@ def archive_exposure(ctx, plan: Plan, exposure_id: str, suffix: str, tmp: Path, 
 
 def outbox_event(ctx, event_id: str) -> Event:
     with ctx.catalog.session() as s:
-        row = s.get(EventRecord, event_id)
-        return Event(id=row.id, source=row.source, type=row.type, time=row.time, subject=row.subject,
-                     data=row.data)
+        return event_from_record(s.get(EventRecord, event_id))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -16,8 +17,9 @@ from services.associations.task import HANDLERS, handle_product
 from shared.catalog.models import Association, EventRecord, Product
 from shared.config import Settings
 from shared.errors import NonRetriableError
-from shared.messages import EventType, new_event
+from shared.messages import Event, EventType
 from shared.runtime import ServiceContext
+from shared.storage import Bucket
 from tests.associations_factory import (
     archive_exposure,
     exposure_ids,
@@ -143,8 +145,8 @@ def test_reprocessed_member_and_late_background_make_new_asns(ctx, tmp_path):
 
 
 def test_bad_input_is_refused_with_a_reason(ctx, tmp_path):
-    no_product = new_event(EventType.PRODUCT_ARCHIVED, "/test", data={})
-    with pytest.raises(NonRetriableError, match="names no product"):
+    no_product = Event(id="e-1", source="/test", type=EventType.PRODUCT_ARCHIVED, time=datetime.now(UTC), data={})
+    with pytest.raises(NonRetriableError, match="malformed payload: 3 error"):
         HANDLERS["associations.update"](no_product, ctx)
     plan = plan_with_background()
     with ctx.catalog.session() as s:
@@ -154,7 +156,7 @@ def test_bad_input_is_refused_with_a_reason(ctx, tmp_path):
     archived = archive_exposure(ctx, plan, exposure_ids(plan, 1)[0], "rate", tmp_path)
     with pytest.raises(NonRetriableError, match="program 01234 has no delivered plan"):
         handle_product(outbox_event(ctx, archived.event_id), ctx)
-    ctx.store.put_bytes("dms-raw", "01234/000/r1/jw01234_plan.json", b'{"program": "01234"}', "application/json")
+    ctx.store.put_bytes(Bucket.RAW, "01234/000/r1/jw01234_plan.json", b'{"program": "01234"}', "application/json")
     with pytest.raises(NonRetriableError, match="stored plan of program 01234 is invalid"):
         handle_product(outbox_event(ctx, archived.event_id), ctx)
 

@@ -3,6 +3,8 @@ catalog -> event, on SQLite and on real PostgreSQL; idempotency and crash recove
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from sqlalchemy import func, select
 
@@ -10,10 +12,11 @@ from services.ingest.receive import BadPlanError, receive_files
 from services.ingest.task import handle_telemetry
 from services.registry import embedded_context
 from shared.catalog import EventRecord, Exposure, IngestRejection, Product, TaskFailure
-from shared.catalog.queries import add_months
+from shared.catalog.queries import add_months, event_from_record
 from shared.config import Settings
-from shared.messages import Event, EventType
+from shared.messages import EventType, IngestRejected, ProductArchived
 from shared.runtime import dispatch_events, run_handler
+from shared.storage import Bucket
 from tests.telemetry_factory import tiny_exposure, tiny_plan
 
 
@@ -65,6 +68,9 @@ def test_ingest_archives_registers_and_announces(ctx, tmp_path):
         assert (exposure.name, exposure.detector, exposure.ngroups) == ("jw01234001001_01101_00001_nrca1", "NRCA1", 3)
         [archived] = s.scalars(select(EventRecord).where(EventRecord.type == EventType.PRODUCT_ARCHIVED)).all()
         assert archived.data["product"]["sha256"] == art.sha256 and archived.dispatched_at is not None
+        payload = event_from_record(archived).payload_as(ProductArchived)
+        assert payload.level == 1 and payload.data_release == product.data_release.replace(tzinfo=UTC)
+        assert payload.ingest.packets == len(tiny.packets) and payload.ingest.missing_rows == 0
     bucket, key = context.store.parse_uri(art.uri)
     assert context.store.stat(bucket, key).sha256 == art.sha256
     # raw telemetry is kept, untouched
@@ -85,7 +91,7 @@ def test_redelivery_is_idempotent(ctx, tmp_path):
     assert [o.status for _, o in done] == ["ok"] and done[0][1].event_ids == ()
     assert count(context, Product) == 1
     assert count(context, EventRecord, EventRecord.type == EventType.PRODUCT_ARCHIVED) == 1
-    assert len(list(context.store.list_keys("dms-archive"))) == 1
+    assert len(list(context.store.list_keys(Bucket.ARCHIVE))) == 1
 
 
 @pytest.mark.integration
@@ -96,7 +102,7 @@ def test_crash_after_store_before_catalog_recovers_exactly_once(ctx, tmp_path, m
     arrival = received[1].event_id
     with context.catalog.session() as s:
         row = s.get(EventRecord, arrival)
-        event = Event(id=row.id, source=row.source, type=row.type, time=row.time, subject=row.subject, data=row.data)
+        event = event_from_record(row)
 
     import shared.archiving
 
@@ -107,12 +113,12 @@ def test_crash_after_store_before_catalog_recovers_exactly_once(ctx, tmp_path, m
     outcome = run_handler("ingest.telemetry", handle_telemetry, event.to_json_dict(), context, max_attempts=1)
     assert outcome.status == "failed"  # retriable, but out of attempts: dead-lettered
     assert count(context, TaskFailure) == 1
-    assert len(list(context.store.list_keys("dms-archive"))) == 1 and count(context, Product) == 0
+    assert len(list(context.store.list_keys(Bucket.ARCHIVE))) == 1 and count(context, Product) == 0
     monkeypatch.undo()
     outcome = run_handler("ingest.telemetry", handle_telemetry, event.to_json_dict(), context)
     assert outcome.status == "ok" and len(outcome.event_ids) == 1
     assert count(context, Product) == 1
-    assert len(list(context.store.list_keys("dms-archive"))) == 1
+    assert len(list(context.store.list_keys(Bucket.ARCHIVE))) == 1
 
 
 @pytest.mark.integration
@@ -127,7 +133,9 @@ def test_rejection_keeps_raw_and_records_reason(ctx, tmp_path):
         [rej] = s.scalars(select(IngestRejection)).all()
         assert rej.reason == "missing_plan" and "deliver it and re-queue" in rej.detail
         assert rej.raw_uri == received[0].stored.uri
-        assert s.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.type == EventType.INGEST_REJECTED)) == 1
+        [rejected] = s.scalars(select(EventRecord).where(EventRecord.type == EventType.INGEST_REJECTED)).all()
+        payload = event_from_record(rejected).payload_as(IngestRejected)
+        assert (payload.reason, payload.program, payload.raw.uri) == ("missing_plan", "01234", rej.raw_uri)
     assert context.store.get_uri(rej.raw_uri) == tlm.read_bytes()
     # deliver the plan, re-queue the telemetry: now it is archived
     plan_path = tmp_path / "jw01234_plan.json"

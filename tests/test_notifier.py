@@ -27,6 +27,7 @@ from services.notifier.scheduler import announce_releases, flush_due, public_eve
 from services.notifier.task import HANDLERS, handle_event, match_event
 from shared.catalog import (
     Artifact,
+    ArtifactKind,
     Delivery,
     DeliveryAttempt,
     EventRecord,
@@ -35,9 +36,17 @@ from shared.catalog import (
     Program,
     Subscription,
 )
-from shared.catalog.queries import add_event, add_months
+from shared.catalog.queries import add_event, add_months, event_from_record
 from shared.config import Settings
-from shared.messages import Event, EventType, ProductRef, new_event
+from shared.messages import (
+    DeliveredReference,
+    Event,
+    EventType,
+    ProductArchived,
+    ProductRef,
+    ReferenceDelivered,
+    new_event,
+)
 from shared.runtime import ServiceContext, run_handler
 from shared.subscriptions import SubscriptionFilters, SubscriptionSpec, create_subscription
 
@@ -97,15 +106,14 @@ def archive(ctx, filename, *, program="01234", revision=1, archived_at=T0, eap_m
         product = Product(filename=filename, suffix=suffix, level=level, revision=revision, is_current=True,
                           program_id=program, observation_id=obs.id, archived_at=archived_at,
                           meta_release=archived_at, data_release=release, inputs=list(inputs))
-        product.artifacts.append(Artifact(kind="data", uri=f"file:///archive/{program}/r{revision}/{filename}",
+        product.artifacts.append(Artifact(kind=ArtifactKind.DATA, uri=f"file:///archive/{program}/r{revision}/{filename}",
                                           sha256=sha, size=10, content_type="application/fits"))
         s.add(product)
         s.flush()
         ref = ProductRef(uri=product.artifacts[0].uri, filename=filename, suffix=suffix, sha256=sha, size=10,
                          revision=revision, program=program, observation=1)
-        event = new_event(EventType.PRODUCT_ARCHIVED, "/test/stage", subject=filename, time=archived_at,
-                          data={"product": ref.model_dump(mode="json"), "level": level,
-                                "data_release": release.isoformat()})
+        event = new_event(ProductArchived(product=ref, level=level, data_release=release), "/test/stage",
+                          subject=filename, time=archived_at)
         add_event(s, event)
     return event
 
@@ -542,8 +550,7 @@ def test_announce_releases_once_then_public_notifications(ctx, webhook):
         assert announced["jw01234001001_01101_00002_nrca1_cal.fits"] == T0 + timedelta(minutes=1)
         combined_release = records[2].data["data_release"]
         assert combined_release == add_months(T0 + timedelta(days=40), 12).isoformat()  # its latest input's
-        events = [Event(id=r.id, source=r.source, type=r.type, time=r.time, subject=r.subject, data=r.data)
-                  for r in records]
+        events = [event_from_record(r) for r in records]
     for e in events + events:  # redelivered: each still reaches the subscriber once
         assert run_handler("notifier.match", handle_event, e.to_json_dict(), ctx).status == "ok"
     got = webhook.events()[1:]
@@ -572,11 +579,14 @@ def test_reference_delivery_and_reprocessed(sqlite_ctx, webhook):
     ctx = sqlite_ctx
     everything = subscribe(ctx, target=webhook.url)
     subscribe(ctx, "email", "p@example.org", "daily", programs=["1234"])  # not about references
-    ref_event = new_event(EventType.REFERENCE_DELIVERED, "/test/refdata", time=T0, data={  # as shared.refdata
-        "context": "jwst_0002.pmap", "parent": "jwst_0001.pmap", "note": "new darks", "replaced": [],
-        "files": [{"filename": "jwst_nircam_dark_0042.fits", "reftype": "DARK", "instrument": "nircam",
-                   "useafter": "2026-01-01T00:00:00", "selectors": {"detector": "NRCA1"}},
-                  {"filename": "jwst_miri_flat_0007.fits", "reftype": "FLAT", "instrument": "MIRI"}]})
+    files = [DeliveredReference(filename=name, reftype=reftype, instrument=instrument, selectors=selectors,
+                                useafter=datetime(2026, 1, 1, tzinfo=UTC), uri=f"file:///refs/{name}",
+                                sha256="0" * 64, size=10)
+             for name, reftype, instrument, selectors in (
+                 ("jwst_nircam_dark_0042.fits", "DARK", "nircam", {"detector": "NRCA1"}),
+                 ("jwst_miri_flat_0007.fits", "FLAT", "MIRI", {}))]
+    ref_event = new_event(ReferenceDelivered(context="jwst_0002.pmap", parent="jwst_0001.pmap", note="new darks",
+                                             files=files, replaced=()), "/test/refdata", time=T0)
     with ctx.catalog.session() as s:
         add_event(s, ref_event)
     match_event(ctx, ref_event, T0)
@@ -680,8 +690,7 @@ def test_end_to_end_simulated_program_reaches_webhook_once(tmp_path, webhook):
             products = sorted(s.scalars(select(Product.filename)))
             first_archived = s.scalar(select(Product.filename).order_by(Product.archived_at, Product.id).limit(1))
             records = list(s.scalars(select(EventRecord).where(EventRecord.type == EventType.PRODUCT_ARCHIVED)))
-            archived = [Event(id=r.id, source=r.source, type=r.type, time=r.time, subject=r.subject,
-                              data=r.data).to_json_dict() for r in records]
+            archived = [event_from_record(r).to_json_dict() for r in records]
         uncal = [p for p in products if p.endswith("_uncal.fits")]
         assert len(uncal) == len(sim.telemetry_paths) and len(archived) == len(products)
         for payload in archived + archived:  # at-least-once transport: every message twice

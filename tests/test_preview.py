@@ -32,16 +32,17 @@ from services.preview.steps.plots import axis_label, median_spectrum, spectrum_s
 from services.preview.steps.render_image import MASK_COLOR, grey_rgb, image_layout, render_image_png
 from services.preview.steps.stretch import StretchParams, stretch
 from services.preview.steps.thumbnail import thumbnail_jpeg
-from services.preview.task import PREVIEW_BUCKET, SCIENCE_SUFFIXES, handle_product
+from services.preview.task import SCIENCE_SUFFIXES, handle_product
 from services.registry import embedded_context
 from services.simulator import simulate
 from shared.catalog import Artifact, EventRecord, Product, TaskFailure
 from shared.catalog.queries import register_product
 from shared.config import Settings
 from shared.datamodels import dqflags
-from shared.messages import EventType, ProductRef, new_event
+from shared.messages import EventType, ProductArchived, ProductRef, new_event
 from shared.naming import object_key
 from shared.runtime import dispatch_events, run_handler
+from shared.storage import Bucket
 from shared.wcs import wcs_keywords, window_wcs
 
 DNU = dqflags.PIXEL["DO_NOT_USE"]
@@ -396,13 +397,13 @@ def test_handler_stores_and_registers_preview_and_thumbnail_once(archived):
     stem = ref.filename.removesuffix(".fits")
     by_kind = {a[0]: a for a in arts}
     assert by_kind["preview"][1] == ctx.store.uri(
-        PREVIEW_BUCKET, object_key(ref.program, ref.observation, ref.revision, f"{stem}_preview.png"))
+        Bucket.PREVIEWS, object_key(ref.program, ref.observation, ref.revision, f"{stem}_preview.png"))
     assert (by_kind["preview"][2], by_kind["thumbnail"][2]) == ("image/png", "image/jpeg")
-    keys = sorted(ctx.store.list_keys(PREVIEW_BUCKET, f"{ref.program}/001/r1/{stem}_"))
+    keys = sorted(ctx.store.list_keys(Bucket.PREVIEWS, f"{ref.program}/001/r1/{stem}_"))
     assert keys == [f"01234/001/r1/{stem}_preview.png", f"01234/001/r1/{stem}_thumb.jpg"]
-    png = ctx.store.get_bytes(PREVIEW_BUCKET, keys[0])
-    assert max(_png_size(png)) == 1024 and by_kind["preview"][3:] == (ctx.store.stat(PREVIEW_BUCKET, keys[0]).sha256, len(png))
-    with Image.open(io.BytesIO(ctx.store.get_bytes(PREVIEW_BUCKET, keys[1]))) as im:
+    png = ctx.store.get_bytes(Bucket.PREVIEWS, keys[0])
+    assert max(_png_size(png)) == 1024 and by_kind["preview"][3:] == (ctx.store.stat(Bucket.PREVIEWS, keys[0]).sha256, len(png))
+    with Image.open(io.BytesIO(ctx.store.get_bytes(Bucket.PREVIEWS, keys[1]))) as im:
         assert (im.format, im.size) == ("JPEG", (128, 128))
     # the preview is a pure function of the product: rendering the file again gives the same bytes
     path = ctx.store.local_path(*ctx.store.parse_uri(ref.uri))
@@ -412,15 +413,17 @@ def test_handler_stores_and_registers_preview_and_thumbnail_once(archived):
 def _announce(ctx, filename, data: bytes, suffix="cal", sha256=None):
     """Archive ``data`` as a product of the simulated program and return its event payload."""
     key = object_key("01234", 1, 1, filename)
-    stored = ctx.store.put_bytes("dms-archive", key, data, "application/fits")
+    stored = ctx.store.put_bytes(Bucket.ARCHIVE, key, data, "application/fits")
     with ctx.catalog.session() as s:
-        register_product(s, stored=stored, filename=filename, suffix=suffix, level=2, revision=1,
-                         program_id="01234", observation_id=None, exposure_id=None,
-                         archived_at=datetime.now(UTC), eap_months=12, software_version="test", inputs=[])
+        product, _ = register_product(s, stored=stored, filename=filename, suffix=suffix, level=2, revision=1,
+                                      program_id="01234", observation_id=None, exposure_id=None,
+                                      archived_at=datetime.now(UTC), eap_months=12, software_version="test",
+                                      inputs=[])
+        release = product.data_release
     ref = ProductRef(uri=stored.uri, filename=filename, suffix=suffix, sha256=sha256 or stored.sha256,
                      size=stored.size, program="01234", observation=1)
-    return new_event(EventType.PRODUCT_ARCHIVED, "/test", subject=filename,
-                     data={"product": ref.model_dump(mode="json")}).to_json_dict()
+    return new_event(ProductArchived(product=ref, level=2, data_release=release), "/test",
+                     subject=filename).to_json_dict()
 
 
 @pytest.mark.parametrize("name, data, match", [

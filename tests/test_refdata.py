@@ -17,10 +17,10 @@ from astropy.io import fits
 from sqlalchemy import func, select
 
 from shared.catalog import Artifact, EventRecord, Product, ReferenceContext, ReferenceFile
+from shared.catalog.queries import event_from_record
 from shared.config import Settings
-from shared.messages import EventType
+from shared.messages import EventType, ReferenceDelivered
 from shared.refdata import (
-    REFS_BUCKET,
     DeliveryError,
     HeaderError,
     Selection,
@@ -38,6 +38,7 @@ from shared.refdata import (
 )
 from shared.refdata.rules import MatchKind, match_value, parse_time, reference_selectors
 from shared.runtime import ServiceContext
+from shared.storage import Bucket
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -138,10 +139,10 @@ def test_delivery_makes_numbered_contexts_and_one_event_each(ctx, tmp_path):
     info = first.files[0]
     assert info.selectors == {"DETECTOR": "NRCA1", "SUBARRAY": "GENERIC"}
     assert info.useafter == datetime(2022, 1, 1, tzinfo=UTC)
-    stored = ctx.store.stat(REFS_BUCKET, reference_key("NIRCAM", "mask_generic.fits"))
+    stored = ctx.store.stat(Bucket.REFS, reference_key("NIRCAM", "mask_generic.fits"))
     assert reference_key("NIRCAM", "mask_generic.fits") == "nircam/000/r1/mask_generic.fits"
     assert stored is not None and stored.sha256 == info.sha256 and stored.uri == info.uri
-    assert ctx.store.get_bytes(REFS_BUCKET, stored.key) == mask.read_bytes()  # stored unchanged
+    assert ctx.store.get_bytes(Bucket.REFS, stored.key) == mask.read_bytes()  # stored unchanged
 
     again = deliver(ctx, [gain, mask, mask])  # idempotent, repeated paths collapse
     assert not again.created and again.context_name == "dms_0001.ctx" and again.event_id is None
@@ -161,8 +162,10 @@ def test_delivery_makes_numbered_contexts_and_one_event_each(ctx, tmp_path):
         (f,) = data["files"]
         assert f["filename"] == "mask_sub160.fits" and f["reftype"] == "MASK" and f["instrument"] == "NIRCAM"
         assert f["selectors"] == {"DETECTOR": "NRCA1", "SUBARRAY": "SUB160"}
-        assert f["useafter"] == "2022-01-01T00:00:00" and f["uri"].endswith("mask_sub160.fits")
+        assert f["useafter"] == "2022-01-01T00:00:00+00:00" and f["uri"].endswith("mask_sub160.fits")
         assert len(f["sha256"]) == 64
+        payload = event_from_record(events[1]).payload_as(ReferenceDelivered)
+        assert payload.files[0].useafter == datetime(2022, 1, 1, tzinfo=UTC) and payload.replaced == ()
         contexts = list_contexts(s)
         assert [(c.name, c.parent, c.files, c.added) for c in contexts] == [
             ("dms_0001.ctx", None, 2, ("gain.fits", "mask_generic.fits")),
@@ -224,7 +227,7 @@ def test_bad_files_are_refused_and_nothing_is_stored(ctx, tmp_path):
     ):
         assert expected in msg
     assert "good.fits" not in msg
-    assert list(ctx.store.list_keys(REFS_BUCKET)) == []
+    assert list(ctx.store.list_keys(Bucket.REFS)) == []
     assert count(ctx, ReferenceFile) == count(ctx, ReferenceContext) == count(ctx, EventRecord) == 0
     with pytest.raises(DeliveryError, match="nothing to deliver"):
         deliver(ctx, [])
@@ -243,7 +246,7 @@ def test_reference_files_are_immutable(ctx, tmp_path):
     with pytest.raises(DeliveryError, match=r"dark.fits: already delivered with different content .*immutable"):
         deliver(ctx, [other, changed])
     assert count(ctx, ReferenceFile) == 1 and count(ctx, ReferenceContext) == 1
-    assert not ctx.store.exists(REFS_BUCKET, reference_key("NIRCAM", "gain.fits"))
+    assert not ctx.store.exists(Bucket.REFS, reference_key("NIRCAM", "gain.fits"))
     twin = write_ref(second, "dark_twin.fits", value=6.0, REFTYPE="DARK", EXP_TYPE="NRC_IMAGE", NOUTPUTS=1,
                      SUBARRAY="SUB160")
     third = tmp_path / "c"

@@ -1,4 +1,4 @@
-"""Outbox dispatch, reconciliation, routing and the Celery policy settings."""
+"""Outbox dispatch, reconciliation, routing, typed event payloads and the Celery policy settings."""
 
 from __future__ import annotations
 
@@ -7,13 +7,34 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from shared.catalog import Catalog, EventRecord
-from shared.catalog.queries import add_event
+from shared.catalog import Catalog, EventRecord, TaskFailure
+from shared.catalog.queries import add_event, event_from_record
 from shared.config import Settings
-from shared.errors import RetriableError
-from shared.messages import EventType, ProductRef, new_event
+from shared.errors import NonRetriableError, RetriableError
+from shared.messages import (
+    PAYLOADS,
+    Event,
+    EventType,
+    IngestSummary,
+    PayloadError,
+    ProductArchived,
+    ProductRef,
+    ReferenceDelivered,
+    TelemetryArrived,
+    new_event,
+)
 from shared.routing import ROUTES, Route, queue_for, routes_for
-from shared.runtime import InlineTransport, ServiceContext, dispatch_events, reconcile
+from shared.runtime import (
+    DISPATCH_TASK,
+    InlineTransport,
+    ServiceContext,
+    dispatch_events,
+    reconcile,
+    run_handler,
+)
+from shared.telemetry import FaultKind
+
+SHA = "0" * 64
 
 
 class Recorder:
@@ -35,7 +56,15 @@ def catalog(tmp_path):
 
 
 def arrival(n=0):
-    return new_event(EventType.TELEMETRY_ARRIVED, "/test", subject=f"f{n}", data={"telemetry": {}})
+    ref = ProductRef(uri=f"file:///raw/f{n}", filename=f"f{n}", suffix="telemetry", sha256=SHA, size=1)
+    return new_event(TelemetryArrived(telemetry=ref), "/test", subject=f"f{n}")
+
+
+def archived(suffix="uncal", **fields):
+    ref = ProductRef(uri=f"file:///x_{suffix}", filename=f"x_{suffix}.fits", suffix=suffix, sha256=SHA, size=1,
+                     asn_id=fields.get("asn_id"))
+    return new_event(ProductArchived(product=ref, level=1, data_release=datetime(2027, 1, 1, tzinfo=UTC),
+                                     **fields), "/t")
 
 
 def test_dispatch_marks_sent_and_keeps_failures_pending(catalog):
@@ -72,18 +101,113 @@ def test_add_event_is_idempotent(catalog):
         assert len(s.scalars(select(EventRecord)).all()) == 1
 
 
-def test_routes_filter_on_suffix():
-    ref = ProductRef(uri="file:///x", filename="x_uncal.fits", suffix="uncal", sha256="0" * 64, size=1)
-    ev = new_event(EventType.PRODUCT_ARCHIVED, "/t", data={"product": ref.model_dump()})
+def test_routes_filter_on_suffix_and_asn_type():
+    ev = archived()
     table = (Route(EventType.PRODUCT_ARCHIVED, "detector1.run", suffixes=frozenset({"uncal"})),
              Route(EventType.PRODUCT_ARCHIVED, "preview.make", suffixes=frozenset({"rate"})))
     assert [r.task for r in routes_for(ev, table)] == ["detector1.run"]
     assert [r.task for r in routes_for(arrival(), ROUTES)] == ["ingest.telemetry"]
+    image3 = archived("asn", asn_type="image3", asn_id="o001", asn_rule="Asn_Lv3Image", products=("jw01234-o001",))
+    assert [r.task for r in routes_for(image3, ROUTES)] == ["stage3.run", "notifier.match"]
     assert queue_for("ingest.telemetry") == "ingest"
     with pytest.raises(ValueError):
         queue_for("nowhere.task")
-    with pytest.raises(ValueError):
-        new_event("dms.bogus", "/t")
+
+
+# ---------------------------------------------------------------- typed payloads
+
+
+def test_every_event_type_has_a_frozen_strict_payload():
+    assert set(PAYLOADS) == set(EventType)
+    for event_type, model in PAYLOADS.items():
+        assert model.event_type == event_type
+        assert model.model_config["frozen"] and model.model_config["extra"] == "forbid"
+    # the ingest counts name every fault kind the decoder knows
+    assert {f"fault_{k.value}" for k in FaultKind} <= set(IngestSummary.model_fields)
+
+
+def test_payload_is_validated_where_built_and_read():
+    ev = archived(ingest=IngestSummary(packets=12, missing_rows=3))
+    assert ev.type == EventType.PRODUCT_ARCHIVED == "dms.product.archived"
+    # on the wire: a CloudEvents envelope whose data is a plain JSON object, optional fields left out
+    wire = ev.to_json_dict()
+    assert set(wire["data"]) == {"product", "level", "data_release", "ingest"}
+    assert wire["data"]["data_release"] == "2027-01-01T00:00:00+00:00"
+    back = Event.model_validate(wire)
+    payload = back.payload_as(ProductArchived)
+    assert payload == ev.payload and payload.ingest.missing_rows == 3 and back.product == payload.product
+    with pytest.raises(Exception, match="frozen"):
+        payload.level = 2
+    with pytest.raises(PayloadError, match="is dms.product.archived, not dms.telemetry.arrived"):
+        back.payload_as(TelemetryArrived)
+    # built: the model refuses what the router could not use, and new_event takes only payloads
+    with pytest.raises(ValueError, match="needs asn_type"):
+        archived("asn", asn_id="o001")
+    with pytest.raises(ValueError, match="association files only"):
+        archived("rate", asn_type="image2")
+    with pytest.raises(ValueError, match="extra"):
+        ProductArchived(product=ev.product, level=1, data_release=datetime.now(UTC), color="red")
+    with pytest.raises(TypeError, match="not an event payload"):
+        new_event(ev.product, "/t")
+    # read: naive times (SQLite) are UTC; an unknown type or a bad payload is a non-retriable PayloadError
+    naive = Event.model_validate({**wire, "data": {**wire["data"], "data_release": "2027-01-01T00:00:00"}})
+    assert naive.payload.data_release == datetime(2027, 1, 1, tzinfo=UTC)
+    bad = Event.model_validate({**wire, "data": {**wire["data"], "level": "high"}})
+    with pytest.raises(PayloadError, match=r"dms.product.archived\) has a malformed payload: 1 error\(s\), first at level"):
+        _ = bad.product
+    assert issubclass(PayloadError, NonRetriableError)
+    with pytest.raises(PayloadError, match="unknown type 'dms.bogus'"):
+        _ = Event.model_validate({**wire, "type": "dms.bogus"}).payload
+
+
+def test_reference_delivered_reads_events_stored_before_typing():
+    """An outbox row as shared.refdata wrote it before payloads were typed still reads."""
+    stored = {"context": "dms_0002.ctx", "parent": "dms_0001.ctx", "note": "", "replaced": [],
+              "files": [{"filename": "dark.fits", "reftype": "DARK", "instrument": "NIRCAM",
+                         "selectors": {"DETECTOR": "NRCA1"}, "useafter": "2025-01-01T00:00:00",
+                         "uri": "file:///r/dark.fits", "sha256": SHA, "size": 10, "pedigree": "GROUND"}]}
+    ev = Event(id="e", source="/t", type=EventType.REFERENCE_DELIVERED, time=datetime.now(UTC), data=stored)
+    [ref] = ev.payload_as(ReferenceDelivered).files
+    assert ref.useafter == datetime(2025, 1, 1, tzinfo=UTC) and ev.product is None
+
+
+def test_malformed_payload_is_dead_lettered_with_a_reason(tmp_path):
+    settings = Settings(var_dir=tmp_path / "var", _env_file=None)
+    ctx = ServiceContext.from_settings(settings)
+    ctx.catalog.upgrade()
+    calls = []
+    wire = archived().to_json_dict()
+    wire["data"]["product"] = {**wire["data"]["product"], "sha256": "not-a-checksum"}
+    outcome = run_handler("detector1.run", lambda event, c: calls.append(event), wire, ctx)
+    assert outcome.status == "failed" and not calls  # the handler never saw it
+    assert "malformed message for detector1.run" in outcome.error and "first at product.sha256" in outcome.error
+    # a handler that reads a payload of the wrong type fails the same way, without crashing the worker
+    outcome = run_handler("ingest.telemetry", lambda event, c: [event.payload_as(TelemetryArrived)],
+                          archived().to_json_dict(), ctx)
+    assert outcome.status == "failed" and outcome.error.startswith("PayloadError: ")
+    with ctx.catalog.session() as s:
+        failures = s.scalars(select(TaskFailure).order_by(TaskFailure.id)).all()
+        assert [(f.task, f.retriable) for f in failures] == [("detector1.run", False), ("ingest.telemetry", False)]
+        assert "sha256" in failures[0].reason and failures[0].payload == wire  # the message kept whole
+    ctx.catalog.dispose()
+
+
+def test_dispatcher_dead_letters_an_outbox_event_it_cannot_route(catalog):
+    good = archived()
+    with catalog.session() as s:
+        add_event(s, good)
+        row = add_event(s, archived("rate"))
+        row.data = {"product": {"uri": "file:///x_rate"}}  # a row no producer could have written
+    rec = Recorder()
+    assert dispatch_events(catalog, rec) == 1  # the routes filter on the suffix: they must read it
+    assert rec.sent == [("detector1.run", good.id), ("preview.make", good.id), ("notifier.match", good.id)]
+    with catalog.session() as s:
+        row = s.get(EventRecord, row.id)
+        assert row.dispatched_at is not None and "malformed payload" in row.last_error
+        [failure] = s.scalars(select(TaskFailure)).all()
+        assert failure.task == DISPATCH_TASK and failure.event_id == row.id and not failure.retriable
+        assert event_from_record(row).data == row.data
+    assert dispatch_events(catalog, rec) == 0  # not retried for ever
 
 
 def test_inline_transport_retries_transient_faults_then_dead_letters(tmp_path):

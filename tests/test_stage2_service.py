@@ -38,7 +38,8 @@ from services.simulator import simulate
 from services.stage2.steps.assign_wcs import exposure_wcs
 from services.stage2.task import handle_association
 from shared.archiving import archive_product
-from shared.catalog import Artifact, EventRecord, Product
+from shared.catalog import Artifact, ArtifactKind, EventRecord, Product
+from shared.catalog.queries import event_from_record
 from shared.config import Settings
 from shared.errors import InputError, is_retriable
 from shared.instruments import detector
@@ -106,16 +107,15 @@ def archive_asn(ctx, tmp_path: Path, asn_type: str, members: list[tuple[str, str
     path.write_text(json.dumps(doc, indent=2))
     archived = archive_product(ctx, path, suffix="asn", level=2, program="01234", observation=observation,
                                exposure=None, inputs=[n for n, _ in members], source="/test/associations",
-                               content_type="application/json", extra={"asn_type": asn_type}, asn_id=doc["asn_id"])
+                               content_type="application/json", asn_type=asn_type, asn_id=doc["asn_id"])
     with ctx.catalog.session() as s:
-        row = s.get(EventRecord, archived.event_id)
-        return Event(id=row.id, source=row.source, type=row.type, time=row.time, subject=row.subject, data=row.data)
+        return event_from_record(s.get(EventRecord, archived.event_id))
 
 
 def product_file(ctx, filename: str) -> tuple[Product, Path]:
     with ctx.catalog.session() as s:
         product, uri = s.execute(select(Product, Artifact.uri).join(Artifact).where(
-            Product.filename == filename, Product.is_current, Artifact.kind == "data")).one()
+            Product.filename == filename, Product.is_current, Artifact.kind == ArtifactKind.DATA)).one()
     return product, ctx.store.local_path(*ctx.store.parse_uri(uri))
 
 
@@ -231,5 +231,5 @@ def test_missing_member_and_stale_association(chain, tmp_path):
     (tmp_path / name).write_text((tmp_path / name).read_text().replace('"background"', '"sourcecat"'))
     archive_product(chain, tmp_path / name, suffix="asn", level=2, program="01234", observation=1, exposure=None,
                     inputs=[], source="/test/associations", content_type="application/json",
-                    extra={"asn_type": "image2"})
+                    asn_type="image2")
     assert handle_association(event, chain) == []

@@ -20,10 +20,15 @@ from sqlalchemy import select
 from services.stage3.refcat import load_astrometric_catalog
 from services.stage3.task import handle_association
 from shared.archiving import archive_product
-from shared.catalog import EventRecord, Product
-from shared.catalog.queries import current_product, upsert_exposure, upsert_program
-from shared.datamodels import write_product
 from shared.asn import AssociationError
+from shared.catalog import EventRecord, Product
+from shared.catalog.queries import (
+    current_product,
+    event_from_record,
+    upsert_exposure,
+    upsert_program,
+)
+from shared.datamodels import write_product
 from shared.errors import InputError, is_retriable
 from shared.messages import Event
 from shared.naming import parse_exposure
@@ -87,12 +92,9 @@ def _archive_asn(ctx, tmp: Path, doc: dict, filename: str, observation: int) -> 
     path.write_text(json.dumps(doc, indent=4) + "\n")
     archived = archive_product(ctx, path, suffix="asn", level=3, program="01234", observation=observation,
                                exposure=None, inputs=[], source="/test", product_type="AUXILIARY",
-                               content_type="application/json", asn_id=doc["asn_id"],
-                               extra={"asn_type": doc["asn_type"], "asn_id": doc["asn_id"]})
+                               content_type="application/json", asn_id=doc["asn_id"], asn_type=doc["asn_type"])
     with ctx.catalog.session() as s:
-        record = s.get(EventRecord, archived.event_id)
-        return Event(id=record.id, source=record.source, type=record.type, time=record.time, subject=record.subject,
-                     data=record.data)
+        return event_from_record(s.get(EventRecord, archived.event_id))
 
 
 @pytest.fixture

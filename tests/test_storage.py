@@ -19,6 +19,7 @@ from minio.error import S3Error
 
 from shared.storage.base import (
     BUCKETS,
+    Bucket,
     ImmutableObjectError,
     ObjectNotFoundError,
     ObjectStore,
@@ -30,7 +31,7 @@ from shared.storage.local import LocalObjectStore
 from shared.storage.s3 import MIN_PART_SIZE, S3ObjectStore
 
 MiB = 1024 * 1024
-RAW, ARCHIVE = "dms-raw", "dms-archive"
+RAW, ARCHIVE = Bucket.RAW, Bucket.ARCHIVE
 KEY = "01234/001/r1/jw01234001001_02101_00001_nrca1_uncal.fits"
 
 

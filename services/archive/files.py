@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from services.archive.search import basename
-from shared.catalog import Artifact, Observation, Product, Program
+from shared.catalog import Artifact, ArtifactKind, Observation, Product, Program
 from shared.storage import ObjectNotFoundError, ObjectStore, StorageError
 
 __all__ = ["Served", "artifact_headers", "open_artifact", "resolve", "serve"]
@@ -60,7 +60,7 @@ def resolve(session: Session, filename: str, kinds: Sequence[str], revision: int
     if product is not None:
         arts = sorted((a for a in product.artifacts if a.kind in rank), key=lambda a: (rank[a.kind], a.id))
         return _served(session, product, arts[0]) if arts else None
-    derived = [k for k in kinds if k != "data"]
+    derived = [k for k in kinds if k != ArtifactKind.DATA]
     if not derived:
         return None
     escaped = filename.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -79,7 +79,7 @@ def _served(session: Session, product: Product, artifact: Artifact) -> Served:
     program = session.get(Program, product.program_id)
     number = session.scalar(select(Observation.number).where(Observation.id == product.observation_id)) \
         if product.observation_id is not None else None
-    name = product.filename if artifact.kind == "data" else basename(artifact.uri)
+    name = product.filename if artifact.kind == ArtifactKind.DATA else basename(artifact.uri)
     return Served(product, program, artifact, name, number)
 
 

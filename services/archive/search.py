@@ -48,7 +48,7 @@ from services.archive.schemas import (
     RevisionOut,
 )
 from shared.access import data_is_public
-from shared.catalog import Artifact, Exposure, Observation, Product, Program
+from shared.catalog import Artifact, ArtifactKind, Exposure, Observation, Product, Program
 from shared.instruments import UnknownInstrumentError, exposure_timing, subarray
 
 __all__ = [
@@ -62,7 +62,7 @@ __all__ = [
 
 # Longest exposure the t_max search allows for (JWST exposures last hours, never days).
 _MAX_EXPOSURE_DURATION = timedelta(days=3)
-_KIND_ORDER = {"data": 0, "preview": 1, "thumbnail": 2}
+_KIND_ORDER = {ArtifactKind.DATA: 0, ArtifactKind.PREVIEW: 1, ArtifactKind.THUMBNAIL: 2}
 
 
 def basename(uri_or_name: str) -> str:
@@ -343,7 +343,7 @@ def _top_links(session: Session, ids: Sequence[int], base_url: str) -> dict[int,
         jpeg, data = out.get(p.observation_id, (None, None))
         if data is None:
             data = f"{base}/download/{p.filename}"
-        if jpeg is None and any(a.kind == "preview" for a in p.artifacts):
+        if jpeg is None and any(a.kind == ArtifactKind.PREVIEW for a in p.artifacts):
             jpeg = f"{base}/previews/{p.filename}"
         out[p.observation_id] = (jpeg, data)
     return out
@@ -382,10 +382,10 @@ class ProductCriteria:
 def _product_select(extra: Sequence[ColumnElement[bool]] = ()):
     top = _top_levels()
     is_mrp = and_(
-        Artifact.kind == "data", Product.is_current, Product.level == top.c.top,
+        Artifact.kind == ArtifactKind.DATA, Product.is_current, Product.level == top.c.top,
         or_(and_(_is_science(), Product.suffix != "asn"), Product.suffix == "asn"),
     )
-    ptype = case((Artifact.kind == "data", func.upper(Product.product_type)), else_=literal("PREVIEW"))
+    ptype = case((Artifact.kind == ArtifactKind.DATA, func.upper(Product.product_type)), else_=literal("PREVIEW"))
     kind_order = case(*((Artifact.kind == k, v) for k, v in _KIND_ORDER.items()), else_=9)
     query = (
         select(Product, Artifact, Observation.number, is_mrp.label("mrp"))
@@ -400,7 +400,7 @@ def _product_select(extra: Sequence[ColumnElement[bool]] = ()):
 
 def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: bool | None,
                  now: datetime) -> ProductRow:
-    data = artifact.kind == "data"
+    data = artifact.kind == ArtifactKind.DATA
     return ProductRow(
         obsID=product.observation_id, obs_id=mast.obs_id(product.program_id, number),
         proposal_id=mast.proposal_id(product.program_id),
@@ -498,7 +498,7 @@ def product_detail(session: Session, filename: str, revision: int | None, now: d
     def data_rows(ids: list[int]) -> list[ProductRow]:
         if not ids:
             return []
-        q, _, _ = _product_select([Product.id.in_(ids), Artifact.kind == "data"])
+        q, _, _ = _product_select([Product.id.in_(ids), Artifact.kind == ArtifactKind.DATA])
         return _rows(session, q, now)
 
     revisions = [
@@ -507,7 +507,7 @@ def product_detail(session: Session, filename: str, revision: int | None, now: d
                     prvversion=p.software_version, crds_context=p.reference_context)
         for p, a in session.execute(
             select(Product, Artifact).join(Artifact, Artifact.product_id == Product.id)
-            .where(Product.filename == filename, Artifact.kind == "data").order_by(Product.revision.desc())
+            .where(Product.filename == filename, Artifact.kind == ArtifactKind.DATA).order_by(Product.revision.desc())
         ).all()
     ]
     return ProductDetail(

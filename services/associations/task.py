@@ -94,9 +94,8 @@ def update_program(ctx: ServiceContext, plan: Plan, params: AssociationParams) -
                     observation=_observation_of(spec.acid), exposure=None,
                     inputs=[evaluation.pool.filename, *(m.expname for m in spec.members)],
                     source=f"{ctx.settings.source}/associations", product_type="AUXILIARY",
-                    content_type="application/json", asn_id=spec.acid,
-                    extra={"asn_type": spec.asn_type, "asn_id": spec.acid, "asn_rule": spec.asn_rule,
-                           "products": [p.name for p in spec.products]},
+                    content_type="application/json", asn_id=spec.acid, asn_type=spec.asn_type,
+                    asn_rule=spec.asn_rule, asn_products=[p.name for p in spec.products],
                 )
                 log.info("%s: %s (%d members)", program, item.filename, len(spec.members))
                 emitted.append(Emitted(item, archived.product_id))

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from services.detector1.pipeline import DETECTOR1, calibrate
 from shared.archiving import Placement, archive_outputs, event_product, fetch_product
-from shared.catalog import Artifact, Exposure, Product
+from shared.catalog import Artifact, ArtifactKind, Exposure, Product
 from shared.messages import Event
 from shared.naming import parse_exposure
 from shared.refdata import CatalogReferences
@@ -43,7 +43,7 @@ def previous_trap_state(ctx: ServiceContext, exposure: Exposure, keywords: dict)
         uri = s.scalar(
             select(Artifact.uri).join(Product, Artifact.product_id == Product.id)
             .join(Exposure, Product.exposure_id == Exposure.id)
-            .where(Product.suffix == "trapsfilled", Product.is_current, Artifact.kind == "data",
+            .where(Product.suffix == "trapsfilled", Product.is_current, Artifact.kind == ArtifactKind.DATA,
                    Exposure.detector == exposure.detector, Exposure.start_time < exposure.start_time)
             .order_by(Exposure.start_time.desc()).limit(1)
         )

@@ -18,16 +18,15 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from shared.catalog.queries import add_event, upsert_program
-from shared.messages import EventType, ProductRef, new_event
+from shared.messages import ProductRef, TelemetryArrived, new_event
 from shared.naming import object_key
-from shared.plan import PLAN_BUCKET, Plan, plan_filename
+from shared.plan import Plan, plan_filename
 from shared.runtime import ServiceContext
-from shared.storage import ImmutableObjectError, ObjectStore, StoredObject
+from shared.storage import Bucket, ImmutableObjectError, ObjectStore, StoredObject
 from shared.telemetry import Packet, decode_stream
 
 __all__ = ["BadPlanError", "Received", "receive_files", "store_new_revision"]
 
-RAW = "dms-raw"
 _PLAN_NAME = re.compile(r"^jw\d{5}_plan\.json$")
 
 
@@ -73,7 +72,7 @@ def _receive_plan(ctx: ServiceContext, path: Path) -> Received:
         raise BadPlanError(f"{path.name}: invalid plan at {where}: {first['msg']}") from None
     if path.name != plan_filename(plan.program):
         raise BadPlanError(f"{path.name}: a plan of program {plan.program} must be named {plan_filename(plan.program)}")
-    stored = store_new_revision(ctx.store, PLAN_BUCKET, plan.program, 0, path, "application/json")
+    stored = store_new_revision(ctx.store, Bucket.RAW, plan.program, 0, path, "application/json")
     with ctx.catalog.session() as s:
         upsert_program(s, plan)
     return Received(path, stored, "plan", None)
@@ -82,14 +81,13 @@ def _receive_plan(ctx: ServiceContext, path: Path) -> Received:
 def _receive_telemetry(ctx: ServiceContext, path: Path, requeue: bool) -> Received:
     ids = _first_packet_ids(path)
     program, observation = ids if ids else ("unsorted", 0)
-    stored = store_new_revision(ctx.store, RAW, program, observation, path, "application/octet-stream")
+    stored = store_new_revision(ctx.store, Bucket.RAW, program, observation, path, "application/octet-stream")
     ref = ProductRef(uri=stored.uri, filename=stored.filename, suffix="telemetry", sha256=stored.sha256,
                      size=stored.size, program=program if ids else None, observation=observation if ids else None)
     # The same bytes announced twice are one event, unless an operator re-queues them.
     event_id = str(uuid.uuid4()) if requeue else str(uuid.uuid5(uuid.NAMESPACE_URL, f"jwst-dms:arrived:{stored.uri}:{stored.sha256}"))
-    ev = new_event(EventType.TELEMETRY_ARRIVED, f"{ctx.settings.source}/receiver", subject=stored.filename,
-                   event_id=event_id, time=datetime.now(UTC),
-                   data={"telemetry": ref.model_dump(mode="json")})
+    ev = new_event(TelemetryArrived(telemetry=ref), f"{ctx.settings.source}/receiver", subject=stored.filename,
+                   event_id=event_id, time=datetime.now(UTC))
     with ctx.catalog.session() as s:
         row = add_event(s, ev)
     return Received(path, stored, "telemetry", row.id if row.dispatched_at is None else None)

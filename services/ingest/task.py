@@ -14,17 +14,25 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from services.ingest.assembly import StreamReport
 from services.ingest.pipeline import IngestOutput, Rejection, UncalFile, ingest_telemetry
 from shared.archiving import archive_product, event_id_for
 from shared.catalog.queries import add_event, record_rejection, upsert_exposure, upsert_program
 from shared.datamodels import write_product
 from shared.errors import NonRetriableError
-from shared.messages import Event, EventType, ProductRef, new_event
+from shared.messages import (
+    Event,
+    IngestRejected,
+    IngestSummary,
+    RawFile,
+    TelemetryArrived,
+    new_event,
+)
 from shared.plan import Plan, load_latest_plan
 from shared.runtime import ServiceContext
 from shared.storage import StoredObject
 
-__all__ = ["HANDLERS", "handle_telemetry"]
+__all__ = ["HANDLERS", "handle_telemetry", "ingest_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +40,7 @@ UNCAL_LEVEL = 1  # CAOM calibration level of _uncal
 
 
 def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
-    ref = ProductRef.model_validate(event.data.get("telemetry") or {})
+    ref = event.payload_as(TelemetryArrived).telemetry
     bucket, key = ctx.store.parse_uri(ref.uri)
     raw = ctx.store.stat(bucket, key)
     if raw is None:
@@ -64,7 +72,7 @@ def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
         )
     event_ids = [_reject(ctx, raw, r, plan_errors, event) for r in output.rejections]
     if output.files:
-        summary = output.report.summary()
+        summary = ingest_summary(output.report)
         with tempfile.TemporaryDirectory(prefix="dms-ingest-") as tmp:
             for f in output.files:
                 plan = plans[f.name.program]
@@ -74,16 +82,21 @@ def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
     return [e for e in event_ids if e]
 
 
+def ingest_summary(report: StreamReport) -> IngestSummary:
+    """The counts of a decoding report as the ``ingest`` field of ``dms.product.archived``."""
+    return IngestSummary(**report.summary())
+
+
 def _reject(ctx: ServiceContext, raw: StoredObject, rejection: Rejection, plan_errors: dict, event: Event) -> str | None:
     detail = rejection.detail
     if rejection.reason == "missing_plan" and rejection.program in plan_errors:
         detail = plan_errors[rejection.program]
     ev = new_event(
-        EventType.INGEST_REJECTED, f"{ctx.settings.source}/ingest", subject=raw.filename,
+        IngestRejected(raw=RawFile(uri=raw.uri, filename=raw.filename, sha256=raw.sha256, size=raw.size),
+                       reason=rejection.reason, detail=detail, program=rejection.program),
+        f"{ctx.settings.source}/ingest", subject=raw.filename,
         event_id=event_id_for("rejected", raw.sha256, rejection.reason, rejection.program),
         time=event.time,
-        data={"raw": {"uri": raw.uri, "filename": raw.filename, "sha256": raw.sha256, "size": raw.size},
-              "reason": rejection.reason, "detail": detail, "program": rejection.program},
     )
     with ctx.catalog.session() as s:
         _, created = record_rejection(s, raw=raw, reason=rejection.reason, detail=detail,
@@ -95,7 +108,8 @@ def _reject(ctx: ServiceContext, raw: StoredObject, rejection: Rejection, plan_e
     return ev.id
 
 
-def _archive(ctx: ServiceContext, f: UncalFile, plan: Plan, tmp: Path, raw: StoredObject, summary: dict) -> str | None:
+def _archive(ctx: ServiceContext, f: UncalFile, plan: Plan, tmp: Path, raw: StoredObject,
+             summary: IngestSummary) -> str | None:
     path = write_product(tmp / f.name.format(), f.product)
     with ctx.catalog.session() as s:
         upsert_program(s, plan)
@@ -103,7 +117,7 @@ def _archive(ctx: ServiceContext, f: UncalFile, plan: Plan, tmp: Path, raw: Stor
     archived = archive_product(
         ctx, path, suffix="uncal", level=UNCAL_LEVEL, program=plan.program, observation=f.observation,
         exposure=exposure, inputs=[raw.uri], source=f"{ctx.settings.source}/ingest", segment=f.name.segment,
-        extra={"ingest": summary},
+        ingest=summary,
     )
     return archived.event_id
 

@@ -47,6 +47,7 @@ from services.notifier.payload import (
     mast_row,
 )
 from shared.catalog.models import Delivery, DeliveryAttempt, EventRecord, Subscription
+from shared.catalog.queries import event_from_record
 from shared.messages import Event
 from shared.runtime import ServiceContext
 
@@ -144,11 +145,6 @@ def due(now: datetime):
     return or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)
 
 
-def _event(record: EventRecord) -> Event:
-    return Event(id=record.id, source=record.source, type=record.type, time=record.time,
-                 subject=record.subject, data=record.data)
-
-
 def _notices(session: Session, subscription: Subscription, delivery: Delivery, event: Event) -> list[Notice]:
     """What this delivery reports: the event re-classified (deterministic, see facts.py)
     and filtered again; if nothing passes any more, what was matched when it was created."""
@@ -169,7 +165,7 @@ def _payload(session: Session, subscription: Subscription, deliveries: list[Deli
             d.last_error = f"event {d.event_id} is not in the outbox any more; nothing to send"
             log.error("delivery %d: %s", d.id, d.last_error)
             continue
-        event = _event(record)
+        event = event_from_record(record)
         chosen = _notices(session, subscription, d, event)
         rows += [mast_row(n, event.id) for n in chosen]
         notices += chosen

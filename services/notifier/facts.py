@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,7 +17,7 @@ from services.notifier.classify import FileFacts, as_utc
 from shared.access import combined_release
 from shared.catalog.models import Observation, Product
 from shared.instruments import UnknownInstrumentError, detector
-from shared.messages import Event, EventType, ProductRef
+from shared.messages import DataPublic, Event, ProductArchived, ProductRef, ReferenceDelivered
 from shared.naming import BadNameError, parse_level3
 
 __all__ = [
@@ -117,19 +116,8 @@ def product_facts(session: Session, product: Product, ref: ProductRef | None = N
     )
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return as_utc(value)
-    if isinstance(value, str) and value:
-        return as_utc(datetime.fromisoformat(value))
-    return None
-
-
-def _product_files(session: Session, event: Event) -> list[FileFacts]:
-    ref = event.product
-    if ref is None:
-        log.warning("event %s (%s) names no product; nothing to notify", event.id, event.type)
-        return []
+def _product_files(session: Session, event: Event, payload: ProductArchived | DataPublic) -> list[FileFacts]:
+    ref = payload.product
     product = session.scalar(
         select(Product).where(Product.filename == ref.filename, Product.revision == ref.revision)
     )
@@ -139,44 +127,37 @@ def _product_files(session: Session, event: Event) -> list[FileFacts]:
     # was pruned or an event from elsewhere: notify from what the event says.
     log.warning("event %s: %s r%d is not in the catalog; using the event's data",
                 event.id, ref.filename, ref.revision)
+    archived_at = payload.archived_at if isinstance(payload, DataPublic) else as_utc(event.time)
     return [FileFacts(
         filename=ref.filename, suffix=ref.suffix, program=ref.program,
         instrument=instrument_of(session, None, ref), revision=ref.revision,
-        level=event.data.get("level"), archived_at=_parse_time(event.data.get("archived_at")) or as_utc(event.time),
-        data_release=_parse_time(event.data.get("data_release")),
+        level=payload.level, archived_at=archived_at, data_release=payload.data_release,
     )]
 
 
-def _reference_files(event: Event) -> list[FileFacts]:
-    """``dms.reference.delivered`` as shared.refdata.delivery records it:
-    ``{"context": "jwst_0002.pmap", "parent", "note", "files": [{"filename", "reftype",
-    "instrument", "useafter", ...}], "replaced"}`` (``"references"`` is accepted for
-    ``"files"``). References are public the moment they are delivered."""
-    data = event.data
-    refs = data.get("files")
-    if refs is None:
-        refs = data.get("references") or []
-    context = data.get("context")
-    out = []
-    for r in refs:
-        if not isinstance(r, dict) or not r.get("filename"):
-            log.warning("event %s: reference entry without a filename: %r", event.id, r)
-            continue
-        reftype = str(r["reftype"]).lower() if r.get("reftype") else None
-        extras = {k: v for k, v in (("reftype", reftype), ("context", context), ("useafter", r.get("useafter")))
-                  if v}
-        out.append(FileFacts(
-            filename=str(r["filename"]), suffix=reftype, program=None,
-            instrument=str(r["instrument"]).upper() if r.get("instrument") else None,
-            archived_at=as_utc(event.time), data_release=as_utc(event.time), extras=extras,
-        ))
-    return out
+def _reference_files(event: Event, payload: ReferenceDelivered) -> list[FileFacts]:
+    """One file per reference of a ``dms.reference.delivered`` event (shared.refdata.delivery);
+    references are public the moment they are delivered. ``useafter`` is given as reference
+    files write it (UTC, no offset)."""
+    return [FileFacts(
+        filename=r.filename, suffix=r.reftype.lower(), program=None, instrument=r.instrument.upper(),
+        archived_at=as_utc(event.time), data_release=as_utc(event.time),
+        extras={"reftype": r.reftype.lower(), "context": payload.context,
+                "useafter": r.useafter.replace(tzinfo=None).isoformat()},
+    ) for r in payload.files]
 
 
 def event_files(session: Session, event: Event) -> list[FileFacts]:
-    """The files an event is about, with what classification and payloads need."""
-    if event.type in (EventType.PRODUCT_ARCHIVED, EventType.DATA_PUBLIC):
-        return _product_files(session, event)
-    if event.type == EventType.REFERENCE_DELIVERED:
-        return _reference_files(event)
+    """The files an event is about, with what classification and payloads need.
+
+    Raises
+    ------
+    shared.messages.PayloadError
+        The event's payload is malformed.
+    """
+    payload = event.payload
+    if isinstance(payload, ProductArchived | DataPublic):
+        return _product_files(session, event, payload)
+    if isinstance(payload, ReferenceDelivered):
+        return _reference_files(event, payload)
     return []

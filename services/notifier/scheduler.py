@@ -17,9 +17,9 @@ from sqlalchemy import select
 from services.notifier.classify import as_utc
 from services.notifier.delivery import DIGEST_PERIODS, Sent, deliver_digest, deliver_one, due
 from services.notifier.facts import effective_release
-from shared.catalog.models import Delivery, Observation, Product, Subscription
+from shared.catalog.models import ArtifactKind, Delivery, Observation, Product, Subscription
 from shared.catalog.queries import add_event
-from shared.messages import Event, EventType, ProductRef, new_event
+from shared.messages import DataPublic, Event, ProductRef, new_event
 from shared.runtime import InlineTransport, Outcome, ServiceContext, dispatch_events
 
 __all__ = ["FlushReport", "NotifyReport", "announce_releases", "flush_due", "notify_once", "public_event_id"]
@@ -59,7 +59,7 @@ def public_event_id(filename: str, revision: int) -> str:
 
 
 def _public_event(ctx: ServiceContext, session, product: Product, release: datetime, now: datetime) -> Event | None:
-    data_file = next((a for a in product.artifacts if a.kind == "data"), None)
+    data_file = next((a for a in product.artifacts if a.kind == ArtifactKind.DATA), None)
     if data_file is None:
         log.error("%s r%d has no data artifact; not announcing it public", product.filename, product.revision)
         return None
@@ -73,11 +73,9 @@ def _public_event(ctx: ServiceContext, session, product: Product, release: datet
         detector=exposure.detector if exposure else None, exp_type=exposure.exp_type if exposure else None,
     )
     return new_event(
-        EventType.DATA_PUBLIC, f"{ctx.settings.source}/notifier", subject=product.filename,
+        DataPublic(product=ref, level=product.level, data_release=release, archived_at=product.archived_at),
+        f"{ctx.settings.source}/notifier", subject=product.filename,
         event_id=public_event_id(product.filename, product.revision), time=now,
-        data={"product": ref.model_dump(mode="json"), "level": product.level,
-              "data_release": as_utc(release).isoformat(),
-              "archived_at": as_utc(product.archived_at).isoformat()},
     )
 
 

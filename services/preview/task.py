@@ -15,23 +15,20 @@ import logging
 import tempfile
 from pathlib import Path
 
-from pydantic import ValidationError
 from sqlalchemy import select
 
 from services.preview.load import UnreadableProductError, load_source
 from services.preview.pipeline import make_preview
-from shared.catalog import Artifact, Observation, Product
+from shared.catalog import Artifact, ArtifactKind, Observation, Product
 from shared.errors import NonRetriableError
 from shared.messages import Event, ProductRef
 from shared.naming import object_key
 from shared.runtime import ServiceContext
-from shared.storage import StoredObject, sha256_file
+from shared.storage import Bucket, StoredObject, sha256_file
 
-__all__ = ["HANDLERS", "PREVIEW_BUCKET", "SCIENCE_SUFFIXES", "handle_product", "preview_names"]
+__all__ = ["HANDLERS", "SCIENCE_SUFFIXES", "handle_product", "preview_names"]
 
 log = logging.getLogger(__name__)
-
-PREVIEW_BUCKET = "dms-previews"
 
 #: Products that get a preview; the route to ``preview.make`` lists the same suffixes.
 SCIENCE_SUFFIXES = frozenset({
@@ -51,10 +48,7 @@ def preview_names(filename: str) -> tuple[str, str]:
 
 
 def handle_product(event: Event, ctx: ServiceContext) -> list[str]:
-    try:
-        ref = event.product
-    except ValidationError as exc:
-        raise NonRetriableError(f"event {event.id} carries an invalid product reference: {exc.errors()[0]['msg']}") from exc
+    ref = event.product  # a malformed payload raises PayloadError (non-retriable)
     if ref is None:
         raise NonRetriableError(f"event {event.id} ({event.type}) names no product")
     if ref.suffix not in SCIENCE_SUFFIXES:
@@ -70,8 +64,8 @@ def handle_product(event: Event, ctx: ServiceContext) -> list[str]:
         registered = {a.uri for a in product.artifacts}
     png_name, jpg_name = preview_names(ref.filename)
     keys = {kind: object_key(program, observation, ref.revision, name)
-            for kind, name in (("preview", png_name), ("thumbnail", jpg_name))}
-    if all(ctx.store.uri(PREVIEW_BUCKET, key) in registered for key in keys.values()):
+            for kind, name in ((ArtifactKind.PREVIEW, png_name), (ArtifactKind.THUMBNAIL, jpg_name))}
+    if all(ctx.store.uri(Bucket.PREVIEWS, key) in registered for key in keys.values()):
         log.info("%s r%d already has its preview and thumbnail", ref.filename, ref.revision)
         return []
 
@@ -83,8 +77,8 @@ def handle_product(event: Event, ctx: ServiceContext) -> list[str]:
             raise NonRetriableError(f"cannot make a preview of {ref.filename} r{ref.revision}: {exc}") from exc
 
     stored = {
-        "preview": _put(ctx, keys["preview"], preview.png, PNG),
-        "thumbnail": _put(ctx, keys["thumbnail"], preview.jpeg, JPEG),
+        ArtifactKind.PREVIEW: _put(ctx, keys[ArtifactKind.PREVIEW], preview.png, PNG),
+        ArtifactKind.THUMBNAIL: _put(ctx, keys[ArtifactKind.THUMBNAIL], preview.jpeg, JPEG),
     }
     with ctx.catalog.session() as s:
         product = _product(s, ref)
@@ -126,8 +120,8 @@ def _put(ctx: ServiceContext, key: str, data: bytes, content_type: str) -> Store
     # An object already under this key is a preview of the same product bytes (an earlier
     # delivery that stopped before registering). Keep it rather than fail on bytes that a
     # newer matplotlib or Pillow might encode differently.
-    existing = ctx.store.stat(PREVIEW_BUCKET, key)
-    return existing or ctx.store.put_bytes(PREVIEW_BUCKET, key, data, content_type)
+    existing = ctx.store.stat(Bucket.PREVIEWS, key)
+    return existing or ctx.store.put_bytes(Bucket.PREVIEWS, key, data, content_type)
 
 
 HANDLERS = {"preview.make": handle_product}

@@ -4,6 +4,7 @@ from shared.catalog.db import Catalog, upgrade
 from shared.catalog.models import (
     ApiToken,
     Artifact,
+    ArtifactKind,
     Association,
     Base,
     Delivery,
@@ -25,6 +26,7 @@ from shared.catalog.models import (
 __all__ = [
     "ApiToken",
     "Artifact",
+    "ArtifactKind",
     "Association",
     "Base",
     "Delivery",

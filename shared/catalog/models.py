@@ -8,6 +8,7 @@ Alembic migrations beside this module.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 __all__ = [
     "ApiToken",
     "Artifact",
+    "ArtifactKind",
     "Association",
     "Base",
     "Delivery",
@@ -148,14 +150,22 @@ class Product(Base):
     exposure: Mapped[Exposure | None] = relationship()
 
 
+class ArtifactKind(StrEnum):
+    """What an artifact of a product is; a member is the value stored in ``artifact.kind``."""
+
+    DATA = "data"  # the product file itself (in dms-archive)
+    PREVIEW = "preview"  # PNG preview (in dms-previews)
+    THUMBNAIL = "thumbnail"  # small JPEG (in dms-previews)
+
+
 class Artifact(Base):
-    """One stored file of a product (the data file; previews later)."""
+    """One stored file of a product: its data file, and its preview and thumbnail."""
 
     __tablename__ = "artifact"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16), default="data")
+    kind: Mapped[str] = mapped_column(String(16), default=ArtifactKind.DATA)  # an ArtifactKind value
     uri: Mapped[str] = mapped_column(String(500), unique=True)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)

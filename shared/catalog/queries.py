@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from shared.catalog.models import (
     Artifact,
+    ArtifactKind,
     EventRecord,
     Exposure,
     IngestRejection,
@@ -30,6 +31,7 @@ __all__ = [
     "add_event",
     "add_months",
     "current_product",
+    "event_from_record",
     "next_revision",
     "product_counts_by_level",
     "record_rejection",
@@ -116,7 +118,7 @@ def next_revision(session: Session, filename: str, sha256: str) -> ProductRevisi
     """Revision for a new file of this name: the current one if its bytes are identical
     (a retried task), else one more than the newest."""
     current = current_product(session, filename)
-    if current is not None and any(a.sha256 == sha256 for a in current.artifacts if a.kind == "data"):
+    if current is not None and any(a.sha256 == sha256 for a in current.artifacts if a.kind == ArtifactKind.DATA):
         return ProductRevision(current.revision, current)
     newest = session.scalar(select(func.max(Product.revision)).where(Product.filename == filename))
     return ProductRevision((newest or 0) + 1, None)
@@ -181,7 +183,7 @@ def register_product(
         inputs=list(inputs),
     )
     product.artifacts.append(
-        Artifact(kind="data", uri=stored.uri, sha256=stored.sha256, size=stored.size,
+        Artifact(kind=ArtifactKind.DATA, uri=stored.uri, sha256=stored.sha256, size=stored.size,
                  content_type=stored.content_type)
     )
     session.add(product)
@@ -207,6 +209,11 @@ def add_event(session: Session, event: Event) -> EventRecord:
     session.add(row)
     session.flush()
     return row
+
+
+def event_from_record(row: EventRecord) -> Event:
+    """The event an outbox row holds (its payload is validated when it is read)."""
+    return Event(id=row.id, source=row.source, type=row.type, time=row.time, subject=row.subject, data=row.data)
 
 
 def record_rejection(

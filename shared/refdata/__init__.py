@@ -20,7 +20,7 @@ from shared.refdata.contexts import (
     list_contexts,
     list_references,
 )
-from shared.refdata.delivery import REFS_BUCKET, Delivery, deliver, reference_key
+from shared.refdata.delivery import Delivery, deliver, reference_key
 from shared.refdata.errors import (
     DeliveryError,
     HeaderError,
@@ -52,7 +52,6 @@ from shared.refdata.window import Window
 
 __all__ = [
     "FORMATS",
-    "REFS_BUCKET",
     "REFTYPES",
     "CatalogReferences",
     "ContextInfo",

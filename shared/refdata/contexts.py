@@ -13,14 +13,14 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.catalog.models import ReferenceContext, ReferenceContextFile, ReferenceFile
+from shared.messages import DeliveredReference
 from shared.refdata.errors import UnknownContextError
-from shared.refdata.rules import as_utc, format_time
+from shared.refdata.rules import as_utc
 
 __all__ = [
     "ContextInfo",
@@ -82,12 +82,13 @@ class ReferenceInfo:
             delivered_at=as_utc(row.delivered_at) if row.delivered_at else None,
         )
 
-    def to_json_dict(self) -> dict[str, Any]:
-        return {
-            "filename": self.filename, "reftype": self.reftype, "instrument": self.instrument,
-            "selectors": dict(self.selectors), "useafter": format_time(self.useafter), "uri": self.uri,
-            "sha256": self.sha256, "size": self.size, "pedigree": self.pedigree,
-        }
+    def delivered(self) -> DeliveredReference:
+        """This file as a ``dms.reference.delivered`` event lists it."""
+        return DeliveredReference(
+            filename=self.filename, reftype=self.reftype, instrument=self.instrument,
+            selectors=dict(self.selectors), useafter=self.useafter, uri=self.uri, sha256=self.sha256,
+            size=self.size, pedigree=self.pedigree,
+        )
 
     def describe_selectors(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.selectors.items())

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from shared.catalog.models import ReferenceContext, ReferenceContextFile, ReferenceFile
 from shared.catalog.queries import add_event
-from shared.messages import EventType, new_event
+from shared.messages import ReferenceDelivered, new_event
 from shared.naming import object_key
 from shared.refdata.contexts import ReferenceInfo, context_members, context_name, resolve_context
 from shared.refdata.errors import DeliveryError
@@ -35,13 +35,12 @@ from shared.refdata.rules import (
     reference_selectors,
 )
 from shared.runtime import ServiceContext, dispatch_events
-from shared.storage import ImmutableObjectError, ObjectStore, sha256_file
+from shared.storage import Bucket, ImmutableObjectError, ObjectStore, sha256_file
 
-__all__ = ["REFS_BUCKET", "Delivery", "deliver", "reference_key"]
+__all__ = ["Delivery", "deliver", "reference_key"]
 
 log = logging.getLogger(__name__)
 
-REFS_BUCKET = "dms-refs"
 _FITS_BLOCK = 2880
 _EVENT_NAMESPACE = uuid.UUID("6f1c2a6e-3b7e-4c36-9a57-2f6d0d3c8e11")
 
@@ -155,7 +154,7 @@ def _check_existing(session: Session, store: ObjectStore, candidates: list[_Cand
     problems = []
     for c in candidates:
         row = session.scalar(select(ReferenceFile).where(ReferenceFile.filename == c.filename))
-        stored = store.stat(REFS_BUCKET, c.key)
+        stored = store.stat(Bucket.REFS, c.key)
         old = row.sha256 if row is not None else stored.sha256 if stored is not None else None
         if old is not None and old != c.sha256:
             problems.append(
@@ -215,7 +214,7 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
     uris = {}
     for c in candidates:
         try:
-            uris[c.filename] = ctx.store.put_file(REFS_BUCKET, c.key, c.path, "application/fits").uri
+            uris[c.filename] = ctx.store.put_file(Bucket.REFS, c.key, c.path, "application/fits").uri
         except ImmutableObjectError as exc:  # lost a race with another delivery of other bytes
             raise DeliveryError(f"{c.filename}: {exc}") from exc
 
@@ -270,15 +269,9 @@ def _record(session: Session, candidates: list[_Candidate], uris: dict[str, str]
     session.add_all(ReferenceContextFile(context_id=number, reference_file_id=r.id) for r in kept + new)
     added = tuple(r.filename for r in new)
     event = new_event(
-        EventType.REFERENCE_DELIVERED, source, subject=name,
-        event_id=str(uuid.uuid5(_EVENT_NAMESPACE, name)), time=now,
-        data={
-            "context": name,
-            "parent": current.name if current else None,
-            "note": note,
-            "files": [ReferenceInfo.from_row(r).to_json_dict() for r in new],
-            "replaced": list(replaced),
-        },
+        ReferenceDelivered(context=name, parent=current.name if current else None, note=note,
+                           files=tuple(ReferenceInfo.from_row(r).delivered() for r in new), replaced=replaced),
+        source, subject=name, event_id=str(uuid.uuid5(_EVENT_NAMESPACE, name)), time=now,
     )
     add_event(session, event)
     return Delivery(name, files, created=True, parent=current.name if current else None, added=added,

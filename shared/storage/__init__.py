@@ -2,6 +2,7 @@
 
 from shared.storage.base import (
     BUCKETS,
+    Bucket,
     ImmutableObjectError,
     ObjectNotFoundError,
     ObjectStore,
@@ -13,6 +14,7 @@ from shared.storage.factory import open_store
 
 __all__ = [
     "BUCKETS",
+    "Bucket",
     "ImmutableObjectError",
     "ObjectNotFoundError",
     "ObjectStore",

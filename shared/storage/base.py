@@ -12,10 +12,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 
 __all__ = [
     "BUCKETS",
+    "Bucket",
     "ImmutableObjectError",
     "ObjectNotFoundError",
     "ObjectStore",
@@ -25,7 +27,18 @@ __all__ = [
     "sha256_file",
 ]
 
-BUCKETS = ("dms-raw", "dms-archive", "dms-previews", "dms-refs")
+
+
+class Bucket(StrEnum):
+    """The buckets of the system (DESIGN §5); a member is its bucket name."""
+
+    RAW = "dms-raw"  # telemetry and plans as delivered, never modified
+    ARCHIVE = "dms-archive"  # products
+    PREVIEWS = "dms-previews"  # previews and thumbnails
+    REFS = "dms-refs"  # calibration reference files
+
+
+BUCKETS: tuple[Bucket, ...] = tuple(Bucket)
 
 _CHUNK = 8 * 1024 * 1024
 

@@ -26,12 +26,14 @@ from services.archive.dependencies import (
 from services.archive.files import Served, resolve, serve
 from services.archive.schemas import BundleRequest
 from shared.access import may_read_data
+from shared.catalog import ArtifactKind
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["download"])
 
 _LISTED = 20  # names quoted in an error about many files
+_ANY_KIND = (ArtifactKind.DATA, ArtifactKind.PREVIEW, ArtifactKind.THUMBNAIL)  # by a name: the product's file first
 
 RevisionParam = Annotated[int | None, Query(ge=1, description="A given revision instead of the current one.")]
 
@@ -79,7 +81,7 @@ def download(
     Headers: ``Content-Length``, ``Content-Disposition``, ``Digest``/``Repr-Digest`` and
     ``X-Checksum-SHA256`` (the catalogued sha256), ``ETag``, ``X-DMS-Revision``.
     """
-    return _deliver(request, session, store, user, filename, ("data", "preview", "thumbnail"), revision,
+    return _deliver(request, session, store, user, filename, _ANY_KIND, revision,
                     inline=False, redirect=redirect, what="file")
 
 
@@ -89,7 +91,7 @@ def download(
 def preview(filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
             revision: RevisionParam = None, redirect: bool = False) -> Response:
     """The preview of a product (by the product's name or the preview's own name)."""
-    return _deliver(request, session, store, user, filename, ("preview",), revision,
+    return _deliver(request, session, store, user, filename, (ArtifactKind.PREVIEW,), revision,
                     inline=True, redirect=redirect, what="preview for")
 
 
@@ -99,7 +101,7 @@ def preview(filename: str, request: Request, session: DbSession, store: StoreDep
 def thumbnail(filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
               revision: RevisionParam = None, redirect: bool = False) -> Response:
     """The thumbnail of a product (by the product's name or the thumbnail's own name)."""
-    return _deliver(request, session, store, user, filename, ("thumbnail",), revision,
+    return _deliver(request, session, store, user, filename, (ArtifactKind.THUMBNAIL,), revision,
                     inline=True, redirect=redirect, what="thumbnail for")
 
 
@@ -127,7 +129,7 @@ def bundle(request: BundleRequest, session: DbSession, store: StoreDep, user: Cu
     served: list[Served] = []
     missing: list[str] = []
     for name in names:
-        s = resolve(session, name, ("data", "preview", "thumbnail"))
+        s = resolve(session, name, _ANY_KIND)
         if s is None:
             missing.append(name)
         else:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from services.archive.dependencies import CurrentUser, DbSession, SettingsDep
 from services.archive.metrics import CONTENT_TYPE, queue_depths, render_metrics
 from services.archive.schemas import Health, WhoAmI
-from shared.storage import BUCKETS
+from shared.storage import Bucket
 
 __all__ = ["router"]
 
@@ -34,9 +34,9 @@ def _check_store(request: Request) -> str:
     store = request.app.state.store
     try:
         local_path = getattr(store, "local_path", None)
-        if local_path is not None and not local_path(BUCKETS[1], "x").parent.is_dir():
-            return f"unreachable: bucket {BUCKETS[1]} does not exist"
-        store.stat(BUCKETS[1], ".health-probe")  # None when absent; raises when unreachable
+        if local_path is not None and not local_path(Bucket.ARCHIVE, "x").parent.is_dir():
+            return f"unreachable: bucket {Bucket.ARCHIVE} does not exist"
+        store.stat(Bucket.ARCHIVE, ".health-probe")  # None when absent; raises when unreachable
     except Exception as exc:
         log.warning("health: object store unreachable: %s", exc)
         return f"unreachable: {type(exc).__name__}: {exc}"
