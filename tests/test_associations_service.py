@@ -16,7 +16,7 @@ from services.associations.commands import describe_program
 from services.associations.task import HANDLERS, handle_product
 from shared.catalog.models import Association, EventRecord, Product
 from shared.config import Settings
-from shared.errors import NonRetriableError
+from shared.errors import InputError, NonRetriableError
 from shared.messages import Event, EventType
 from shared.runtime import ServiceContext
 from shared.storage import Bucket
@@ -157,7 +157,7 @@ def test_bad_input_is_refused_with_a_reason(ctx, tmp_path):
     with pytest.raises(NonRetriableError, match="program 01234 has no delivered plan"):
         handle_product(outbox_event(ctx, archived.event_id), ctx)
     ctx.store.put_bytes(Bucket.RAW, "01234/000/r1/jw01234_plan.json", b'{"program": "01234"}', "application/json")
-    with pytest.raises(NonRetriableError, match="stored plan of program 01234 is invalid"):
+    with pytest.raises(InputError, match="stored plan of program 01234 is invalid"):
         handle_product(outbox_event(ctx, archived.event_id), ctx)
 
 

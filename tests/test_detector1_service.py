@@ -139,3 +139,20 @@ def test_local_run_like_the_public_pipeline(sim, tmp_path):
     assert "given with --ref" in proc.stdout and "ramp_fit           COMPLETE" in proc.stdout
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == [f"{out.files[0].name.exposure_id}_{s}.fits" for s in ("ramp", "rate", "rateints")]
+
+    # Any file name, as the public pipeline takes: outputs are named after its stem.
+    from astropy.io import fits as _fits
+
+    from services.detector1.commands import COMMAND
+    from shared.runlocal import run_command
+
+    odd = tmp_path / "full_uncal.fits"
+    odd.write_bytes(uncal.read_bytes())
+    assert run_command(COMMAND, [str(odd), "--output-dir", str(tmp_path / "odd"), "--refs-dir", str(refs),
+                                 "--steps.jump.rejection_threshold=6", "--skip", "persistence"]) == 0
+    assert sorted(p.name for p in (tmp_path / "odd").iterdir()) == ["full_rate.fits", "full_rateints.fits"]
+    header = _fits.getheader(tmp_path / "odd" / "full_rate.fits")
+    assert header["S_PERSIS"] == "SKIPPED" and header["S_JUMP"] == "COMPLETE" and header["CRDS_CTX"] == "local"
+    assert run_command(COMMAND, [str(odd), "--skip", "jmup"]) == 2
+    assert run_command(COMMAND, [str(odd), "--steps.jump.rejection_thresold=6"]) == 2
+    assert run_command(COMMAND, [str(odd), "--ref", "flat=/nonexistent.fits"]) == 2

@@ -22,7 +22,7 @@ from services.associations.pool import pool_bytes
 from services.associations.records import Emitted, last_emitted, program_lock, save_evaluation
 from services.associations.state import load_state
 from shared.archiving import archive_product
-from shared.errors import NonRetriableError
+from shared.errors import InputError, NonRetriableError
 from shared.messages import Event
 from shared.naming import BadNameError, parse_exposure
 from shared.plan import Plan, load_latest_plan
@@ -44,14 +44,14 @@ def _program_of(event: Event) -> str:
     try:
         return parse_exposure(ref.filename).program
     except BadNameError as exc:
-        raise NonRetriableError(f"event {event.id}: cannot tell the program of {ref.filename}: {exc}") from exc
+        raise InputError(f"event {event.id}: cannot tell the program of {ref.filename}: {exc}") from exc
 
 
 def _plan(ctx: ServiceContext, program: str) -> Plan:
     try:
         plan = load_latest_plan(ctx.store, program)
     except ValidationError as exc:
-        raise NonRetriableError(f"the stored plan of program {program} is invalid: {exc.errors()[0]['msg']}; "
+        raise InputError(f"the stored plan of program {program} is invalid: {exc.errors()[0]['msg']}; "
                                 "deliver a corrected plan and send the event again") from exc
     if plan is None:
         raise NonRetriableError(f"program {program} has no delivered plan; deliver it, then send the event again")

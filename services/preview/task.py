@@ -20,7 +20,7 @@ from sqlalchemy import select
 from services.preview.load import UnreadableProductError, load_source
 from services.preview.pipeline import make_preview
 from shared.catalog import Artifact, ArtifactKind, Observation, Product
-from shared.errors import NonRetriableError
+from shared.errors import InputError, NonRetriableError
 from shared.messages import Event, ProductRef
 from shared.naming import object_key
 from shared.runtime import ServiceContext
@@ -74,7 +74,7 @@ def handle_product(event: Event, ctx: ServiceContext) -> list[str]:
         try:
             preview = make_preview(load_source(path, ref.suffix), title=ref.filename)
         except (UnreadableProductError, ValueError) as exc:
-            raise NonRetriableError(f"cannot make a preview of {ref.filename} r{ref.revision}: {exc}") from exc
+            raise InputError(f"cannot make a preview of {ref.filename} r{ref.revision}: {exc}") from exc
 
     stored = {
         ArtifactKind.PREVIEW: _put(ctx, keys[ArtifactKind.PREVIEW], preview.png, PNG),
@@ -103,7 +103,7 @@ def _fetch(ctx: ServiceContext, ref: ProductRef, tmp: Path) -> Path:
     try:
         bucket, key = ctx.store.parse_uri(ref.uri)
     except ValueError as exc:
-        raise NonRetriableError(f"product URI {ref.uri!r} is not in this object store: {exc}") from exc
+        raise InputError(f"product URI {ref.uri!r} is not in this object store: {exc}") from exc
     local = getattr(ctx.store, "local_path", None)  # local store: read in place, no copy
     path = local(bucket, key) if local is not None else ctx.store.download(bucket, key, tmp / ref.filename)
     if not path.is_file():

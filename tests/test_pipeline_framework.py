@@ -1,0 +1,183 @@
+"""The declared-steps framework (shared.pipeline) on a toy pipeline, and the facts every
+real pipeline derives from its declarations."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.pipeline import (
+    Pipeline,
+    Skip,
+    SkipKind,
+    Step,
+    StepArgs,
+    StepFailed,
+    UnknownStepError,
+    provenance_cards,
+)
+
+
+@dataclass
+class Toy:
+    value: float = 1.0
+    ndim: int = 2
+    log: list[str] = field(default_factory=list)
+
+
+class ScaleParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    factor: float = Field(2.0, gt=0, description="Multiplier.")
+    window: tuple[int, int] = Field((1, 2), description="Two numbers.")
+
+
+@dataclass(frozen=True)
+class Ref:
+    filename: str
+
+
+def _scale(s: Toy, a: StepArgs) -> Skip | None:
+    s.value *= a.params.factor
+    s.log.append(f"scale {a.params.window}")
+    return None
+
+
+def _flat(s: Toy, a: StepArgs) -> Skip | None:
+    s.log.append(f"flat {sorted(a.refs)}")
+    return None
+
+
+def _nothing(s: Toy, a: StepArgs) -> Skip | None:
+    a.note("looked, found nothing")
+    return Skip("nothing to do here")
+
+
+def _broken(s: Toy, a: StepArgs) -> Skip | None:
+    raise StepFailed("the fit diverged")
+
+
+def _deprecated(s: Toy, a: StepArgs) -> Skip | None:
+    s.log.append("deprecated ran")
+    return None
+
+
+TOY = Pipeline(
+    name="toy",
+    title="a toy pipeline",
+    steps=(
+        Step("group_scale", "S_GRPSCL", _scale, params=ScaleParams),
+        Step("flat_field", "S_FLAT", _flat, reftypes=("flat",), optional_reftypes=("area",)),
+        Step("superbias", "S_SUPERB", _nothing, instruments=frozenset({"NIRCAM"})),
+        Step("photom", "S_PHOTOM", _broken, except_exp_types=frozenset({"NRC_DARK"})),
+        Step("firstframe", "S_FRSTFR", _deprecated, skip_by_default=True),
+        Step("resample", "S_RESAMP", _scale, params=ScaleParams, when=lambda s: s.ndim == 2),
+    ),
+)
+NIRCAM = {"INSTRUME": "NIRCAM", "EXP_TYPE": "NRC_IMAGE", "FILENAME": "x_rate.fits"}
+
+
+def test_runner_records_every_outcome_with_a_typed_reason(caplog):
+    state = Toy()
+    with caplog.at_level(logging.INFO, logger="shared.pipeline"):
+        record = TOY.run(state, NIRCAM, {"flat": Ref("f.fits"), "area": Ref("a.fits")})
+    assert record.statuses == {"group_scale": "COMPLETE", "flat_field": "COMPLETE", "superbias": "SKIPPED",
+                               "photom": "FAILED", "firstframe": "SKIPPED", "resample": "COMPLETE"}
+    assert state.value == 4.0 and state.log == ["scale (1, 2)", "flat ['area', 'flat']", "scale (1, 2)"]
+    assert record.results["superbias"].kind is SkipKind.NOT_APPLICABLE
+    assert record.results["firstframe"].reason == "skipped by default"
+    assert record.results["photom"].reason == "the fit diverged"
+    assert "looked, found nothing" in record.notes and "photom failed: the fit diverged" in record.notes
+    levels = {r.getMessage().split(": ", 1)[1].split()[0]: r.levelno for r in caplog.records}
+    assert levels == {"superbias": logging.INFO, "photom": logging.WARNING, "firstframe": logging.INFO}
+    assert record.references == {"flat": "f.fits", "area": "a.fits"}
+    assert record.status_cards("flat_field") == {"S_GRPSCL": "COMPLETE", "S_FLAT": "COMPLETE"}
+    assert record.reference_cards() == {"R_FLAT": "crds://f.fits", "R_AREA": "crds://a.fits"}
+    assert record.reference_cards("group_scale") == {"R_FLAT": "N/A", "R_AREA": "N/A"}
+    assert record.reference_uris() == ["crds://f.fits", "crds://a.fits"]
+
+
+def test_missing_reference_skips_with_a_warning_and_applicability_follows_the_declarations(caplog):
+    dark = {"INSTRUME": "MIRI", "EXP_TYPE": "NRC_DARK", "FILENAME": "d_uncal.fits"}
+    with caplog.at_level(logging.INFO, logger="shared.pipeline"):
+        record = TOY.run(Toy(ndim=3), dark, {"area": Ref("a.fits")})
+    # superbias is NIRCAM only, photom not for darks, resample not for cubes: none recorded
+    assert list(record.statuses) == ["group_scale", "flat_field", "firstframe"]
+    flat = record.results["flat_field"]
+    assert (flat.status, flat.reason, flat.kind) == ("SKIPPED", "no FLAT reference", SkipKind.NO_REFERENCE)
+    assert any(r.levelno == logging.WARNING and "no FLAT reference" in r.getMessage() for r in caplog.records)
+    assert record.references == {} and record.reference_cards() == {"R_FLAT": "N/A", "R_AREA": "N/A"}
+    assert TOY.reftypes(dark) == ("flat", "area") and TOY.all_reftypes == ("flat", "area")
+    assert [s.name for s in TOY.sequence(NIRCAM)] == list(TOY.step_names)
+
+
+def test_parameters_are_validated_against_the_declarations():
+    p = TOY.params(skip=["photom"], steps={"group_scale": {"factor": "3", "window": "4 5"},
+                                           "firstframe": {"skip": "false"}})
+    assert p.skip == {"photom"} and p.step("group_scale").factor == 3.0 and p.step("group_scale").window == (4, 5)
+    state = Toy()
+    record = TOY.run(state, NIRCAM, {"flat": Ref("f.fits")}, p)
+    assert record.statuses["firstframe"] == "COMPLETE" and record.results["photom"].reason == "skipped by parameter"
+    assert state.value == 6.0  # group_scale x3, resample keeps its default x2
+    with pytest.raises(UnknownStepError, match="unknown step.*jmup; toy steps: group_scale, flat_field"):
+        TOY.params(skip=["jmup"])
+    with pytest.raises(UnknownStepError, match="unknown step"):
+        TOY.params(steps={"jmup": {"x": 1}})
+    with pytest.raises(UnknownStepError, match="toy.group_scale has no parameter fctor"):
+        TOY.params(steps={"group_scale": {"fctor": 1}})
+    with pytest.raises(UnknownStepError, match="toy.group_scale: factor"):
+        TOY.params(steps={"group_scale": {"factor": -1}})
+    with pytest.raises(UnknownStepError, match="must be true or false"):
+        TOY.params(steps={"flat_field": {"skip": "maybe"}})
+    with pytest.raises(UnknownStepError, match="toy: save_everything"):
+        TOY.params(save_everything=True)
+    with pytest.raises(ValueError, match="parameters of other given to toy"):
+        TOY.run(Toy(), NIRCAM, {}, Pipeline("other", "other", ()).params())
+
+
+def test_declarations_are_checked_when_made():
+    with pytest.raises(ValueError, match="S_NOPE is not a cal_step keyword"):
+        Step("x", "S_NOPE", _scale)
+    with pytest.raises(KeyError, match="no R_\\* keyword for reference type 'flux'"):
+        Step("x", "S_FLAT", _scale, reftypes=("flux",))
+    with pytest.raises(ValueError, match="declared twice with different parameters"):
+        Pipeline("p", "p", (Step("refpix", "S_REFPIX", _scale, params=ScaleParams), Step("refpix", "S_REFPIX", _scale)))
+    twice = Pipeline("p", "p", (Step("refpix", "S_REFPIX", _scale), Step("refpix", "S_REFPIX", _scale)))
+    with pytest.raises(ValueError, match="applies twice"):
+        twice.sequence(NIRCAM)
+
+
+def test_provenance_cards():
+    assert provenance_cards(software_version="1.2", context=None) == {
+        "CAL_VER": "1.2", "CAL_VCS": "RELEASE", "CRDS_VER": "1.2", "CRDS_CTX": "N/A"}
+    cards = provenance_cards(software_version="1.2", context="dms_0003.ctx", created="2026-01-01T00:00:00",
+                             asn_table="a_asn.json", asn_pool="p.csv")
+    assert cards["CRDS_CTX"] == "dms_0003.ctx" and cards["DATE"] == "2026-01-01T00:00:00"
+    assert (cards["ASNTABLE"], cards["ASNPOOL"]) == ("a_asn.json", "p.csv")
+
+
+def test_the_real_pipelines_follow_the_public_step_orders():
+    from services.detector1.pipeline import DETECTOR1
+    from services.stage2.pipeline import IMAGE2
+    from services.stage3.pipeline import IMAGE3, TSO3
+
+    def names(pipeline, **kw):
+        return [s.name for s in pipeline.sequence(kw)]
+
+    assert names(DETECTOR1, INSTRUME="NIRCAM", EXP_TYPE="NRC_IMAGE") == [
+        "group_scale", "dq_init", "saturation", "superbias", "refpix", "linearity", "persistence", "dark_current",
+        "jump", "ramp_fit"]
+    assert names(DETECTOR1, INSTRUME="MIRI", EXP_TYPE="MIR_IMAGE") == [
+        "group_scale", "dq_init", "saturation", "firstframe", "lastframe", "linearity", "rscd", "dark_current",
+        "refpix", "jump", "ramp_fit"]
+    assert names(DETECTOR1, INSTRUME="MIRI", EXP_TYPE="MIR_DARKIMG") == [
+        "group_scale", "dq_init", "saturation", "firstframe", "lastframe", "linearity", "rscd"]
+    assert names(IMAGE2, INSTRUME="NIRCAM") == ["bkg_subtract", "assign_wcs", "flat_field", "photom", "resample"]
+    assert IMAGE2.all_reftypes == ("distortion", "flat", "photom", "area")
+    assert IMAGE3.step_names == ("tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog")
+    assert TSO3.step_names == ("outlier_detection", "tso_photometry")
+    with pytest.raises(UnknownStepError, match="unknown step.*jmup"):
+        DETECTOR1.params(skip={"jmup"})  # refused in every pipeline, detector1 included
