@@ -114,7 +114,7 @@ def _references(pipeline, kw: dict, refs_dir: Path) -> dict:
     """The references of ``pipeline`` for an exposure, chosen in ``refs_dir`` by the archive's rules."""
     from shared.refdata import LocalReferences, load_references
 
-    return load_references(LocalReferences(refs_dir=refs_dir), kw, pipeline.reftypes(kw)).loaded
+    return load_references(LocalReferences(refs_dir=refs_dir), kw, pipeline.reftypes(kw)).found
 
 
 def _detector1_references(kw: dict, refs_dir: Path) -> dict:

@@ -410,8 +410,9 @@ class Pipeline(Generic[S]):
         keywords : mapping
             The exposure's keywords (INSTRUME, EXP_TYPE pick the steps).
         refs : mapping
-            Reference type -> loaded reference, for those found (a missing type skips the
-            steps that need it).
+            Reference type -> reference (:class:`shared.refdata.Reference`), for those found
+            (a missing type skips the steps that need it); each step's references are
+            released when it ends.
         params : PipelineParams, optional
             From :meth:`params`; defaults when None.
         step_hook : callable, optional
@@ -456,6 +457,11 @@ class Pipeline(Generic[S]):
             outcome = step.adapter(state, args)
         except StepFailed as exc:
             return StepResult(StepStatus.FAILED, str(exc))
+        finally:
+            for ref in args.refs.values():  # what the step read is not kept for the rest of the run
+                release = getattr(ref, "release", None)
+                if release is not None:
+                    release()
         if outcome is None:
             return StepResult(StepStatus.COMPLETE, references={t: r.filename for t, r in args.refs.items()})
         return StepResult(StepStatus.SKIPPED, outcome.reason, outcome.kind)

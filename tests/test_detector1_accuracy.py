@@ -101,7 +101,7 @@ from services.ingest.pipeline import ingest_telemetry
 from services.simulator import load_description, simulate, simulate_exposure
 from shared.datamodels import FitsProduct, dqflags, write_product
 from shared.datamodels.keywords import reference_keyword
-from shared.refdata import LoadedReference, LocalReferences, load_references
+from shared.refdata import LocalReferences, Reference, load_references
 
 pytestmark = pytest.mark.integration
 
@@ -181,7 +181,7 @@ class Calibrated:
 
     name: str
     uncal: FitsProduct
-    refs: dict[str, LoadedReference]
+    refs: dict[str, Reference]
     out: object  # Detector1Output
     truth_rate: np.ndarray  # DN/s
     truth_dark: np.ndarray  # DN/s
@@ -217,10 +217,10 @@ class Calibrated:
         return cube
 
 
-def _load_refs(sim, kw: dict) -> dict[str, LoadedReference]:
+def _load_refs(sim, kw: dict) -> dict[str, Reference]:
     """The simulator's references of this exposure, chosen by the archive's selection rules."""
     provider = LocalReferences(refs_dir=sim.reference_paths[0].parent)
-    return load_references(provider, kw, DETECTOR1.reftypes(kw)).loaded
+    return load_references(provider, kw, DETECTOR1.reftypes(kw)).found
 
 
 def _calibrate(name: str, out_dir: Path) -> Calibrated:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,9 +36,13 @@ class ScaleParams(BaseModel):
     window: tuple[int, int] = Field((1, 2), description="Two numbers.")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ref:
     filename: str
+    released: int = 0
+
+    def release(self) -> None:
+        self.released += 1
 
 
 def _scale(s: Toy, a: StepArgs) -> Skip | None:
@@ -98,6 +103,25 @@ def test_runner_records_every_outcome_with_a_typed_reason(caplog):
     assert record.reference_cards() == {"R_FLAT": "crds://f.fits", "R_AREA": "crds://a.fits"}
     assert record.reference_cards("group_scale") == {"R_FLAT": "N/A", "R_AREA": "N/A"}
     assert record.reference_uris() == ["crds://f.fits", "crds://a.fits"]
+
+
+def test_each_step_releases_its_references_when_it_ends(tmp_path):
+    flat, area = Ref("f.fits"), Ref("a.fits")
+    TOY.run(Toy(), NIRCAM, {"flat": flat, "area": area})
+    assert (flat.released, area.released) == (1, 1)  # read for flat_field, not held for the rest of the run
+
+    from astropy.io import fits
+
+    from shared.refdata import Window, load_reference
+
+    path = tmp_path / "gain.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.arange(64.0, dtype=">f4").reshape(8, 8), name="SCI")]).writeto(path)
+    ref = load_reference("gain", path, Window(3, 2, 4, 5), (8, 8))
+    assert ref.extensions == ("SCI",) and ref._arrays == {}  # checked, not yet read
+    sci = ref.get("SCI")
+    assert sci.shape == (5, 4) and sci.dtype == np.dtype("=f4") and sci[0, 0] == 10.0
+    ref.release()
+    assert ref._arrays == {} and ref.get("SCI")[0, 0] == 10.0
 
 
 def test_missing_reference_skips_with_a_warning_and_applicability_follows_the_declarations(caplog):

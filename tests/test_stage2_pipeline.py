@@ -20,7 +20,7 @@ from shared.asn import AssociationError
 from shared.datamodels import write_product
 from shared.datamodels.dqflags import PIXEL
 from shared.errors import InputError
-from shared.refdata import LoadedReference, ReferenceFileError, load_reference
+from shared.refdata import Reference, ReferenceFileError, load_reference
 from shared.resample import pixel_area_arcsec2
 from shared.wcs import SipDistortion
 from tests.stage2_fixtures import (
@@ -42,7 +42,7 @@ def reference_files(tmp_path):
 
 
 @pytest.fixture
-def refs(reference_files) -> dict[str, LoadedReference]:
+def refs(reference_files) -> dict[str, Reference]:
     return {t: load_reference(t, path, WINDOW, FULL) for t, path in reference_files.items()}
 
 

@@ -44,7 +44,7 @@ from shared.pipeline import (
     StepArgs,
     provenance_cards,
 )
-from shared.refdata import LoadedReference, ReferenceProvider, load_references
+from shared.refdata import Reference, ReferenceProvider, load_references
 
 __all__ = [
     "DARK_EXP_TYPES",
@@ -266,7 +266,7 @@ class Detector1Output:
                 for suffix, product, kind in made if product is not None]
 
 
-Refs = Mapping[str, LoadedReference | None]
+Refs = Mapping[str, Reference | None]
 
 
 def run_detector1(
@@ -353,7 +353,7 @@ def calibrate(
     """Choose and read the references of this exposure's steps from ``provider`` (the
     catalog for a worker, local files for ``dms run``) and run :func:`run_detector1`."""
     refs = load_references(provider, uncal.keywords, DETECTOR1.reftypes(uncal.keywords))
-    return run_detector1(uncal, refs.loaded, params=params, context=refs.context, software_version=software_version,
+    return run_detector1(uncal, refs.found, params=params, context=refs.context, software_version=software_version,
                          created=created, trapsfilled=trapsfilled, time_since_previous=time_since_previous,
                          step_hook=step_hook)
 

@@ -44,7 +44,7 @@ from shared.pipeline import (
     StepArgs,
     provenance_cards,
 )
-from shared.refdata import LoadedReference, ReferenceFileError, ReferenceProvider, load_references
+from shared.refdata import Reference, ReferenceFileError, ReferenceProvider, load_references
 from shared.wcs import SipDistortion
 
 __all__ = ["IMAGE2", "CalState", "Image2Options", "Image2Output", "calibrate", "run_image2"]
@@ -140,7 +140,7 @@ def _pixel_scale(kw: dict) -> float:
         raise InputError(f"{kw.get('FILENAME')}: no CDELT1 and no known DETECTOR for the pixel scale") from exc
 
 
-def _distortion(ref: LoadedReference) -> tuple[SipDistortion, float]:
+def _distortion(ref: Reference) -> tuple[SipDistortion, float]:
     """The SIP distortion and pixel scale (arcsec/pixel) a DISTORTION reference declares."""
     try:
         return SipDistortion.from_header(ref.header), float(ref.header["PIXSCALE"])
@@ -294,7 +294,7 @@ def _i2d_product(s: CalState, header: dict) -> FitsProduct:
 
 def run_image2(
     science: FitsProduct,
-    refs: Mapping[str, LoadedReference | None],
+    refs: Mapping[str, Reference | None],
     *,
     backgrounds: Sequence[FitsProduct] = (),
     params: PipelineParams | None = None,
@@ -366,5 +366,5 @@ def calibrate(
     """Choose and read the references of this exposure's steps from ``provider`` (the
     catalog for a worker, local files for ``dms run``) and run :func:`run_image2`."""
     refs = load_references(provider, science.keywords, IMAGE2.reftypes(science.keywords))
-    return run_image2(science, refs.loaded, backgrounds=backgrounds, params=params, context=refs.context,
+    return run_image2(science, refs.found, backgrounds=backgrounds, params=params, context=refs.context,
                       software_version=software_version, created=created, asn_table=asn_table, asn_pool=asn_pool)

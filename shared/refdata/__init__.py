@@ -31,8 +31,8 @@ from shared.refdata.errors import (
 from shared.refdata.loading import (
     FORMATS,
     CatalogReferences,
-    LoadedReference,
     LocalReferences,
+    Reference,
     ReferenceChoice,
     ReferenceProvider,
     References,
@@ -58,7 +58,7 @@ __all__ = [
     "Delivery",
     "DeliveryError",
     "HeaderError",
-    "LoadedReference",
+    "Reference",
     "LocalReferences",
     "RefDataError",
     "ReferenceChoice",

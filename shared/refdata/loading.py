@@ -1,15 +1,16 @@
 """Reading reference files for a pipeline run, and where they come from.
 
-:func:`load_reference` reads one file in its public format: the image extensions of its
-type cut to the science window (memory-mapped and unscaled, so only the window's rows of
-a full-frame reference are read and BZERO/BSCALE apply to that part alone), its tables,
-and its primary header. :data:`FORMATS` says what each type carries.
+:func:`load_reference` checks one file in its public format and returns a
+:class:`Reference`: its tables and primary header, and its image extensions read when a
+step asks for them, cut to the science window (memory-mapped and unscaled, so only the
+window's rows of a full-frame reference are read and BZERO/BSCALE apply to that part
+alone). :data:`FORMATS` says what each type carries.
 
 A *reference provider* chooses the file of each type for an exposure:
 :class:`CatalogReferences` asks the catalog (the current context, or a named one) and
 keeps the files in a local cache; :class:`LocalReferences` takes files given by type and
 otherwise the best match in a directory, by the same selection rules (``dms run``).
-:func:`load_references` asks a provider for a pipeline's types and reads what it chose.
+:func:`load_references` asks a provider for a pipeline's types and checks what it chose.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from shared.refdata.window import Window
 __all__ = [
     "FORMATS",
     "CatalogReferences",
-    "LoadedReference",
     "LocalReferences",
     "ReferenceChoice",
     "ReferenceFormat",
+    "Reference",
     "ReferenceProvider",
     "References",
     "load_reference",
@@ -71,21 +72,6 @@ FORMATS: dict[str, ReferenceFormat] = {
 }
 
 
-@dataclass(frozen=True)
-class LoadedReference:
-    """A reference file's arrays cut to the science window (native byte order; integer
-    types kept), its tables, and its primary header."""
-
-    reftype: str
-    filename: str
-    arrays: dict[str, np.ndarray]
-    header: dict[str, Any]
-    tables: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def get(self, extname: str) -> np.ndarray | None:
-        return self.arrays.get(extname)
-
-
 def _scaled(raw: np.ndarray, header) -> np.ndarray:
     """Apply BSCALE/BZERO to a section of unscaled data, keeping integer types integer,
     in native byte order (the kernels then never byte-swap on the fly)."""
@@ -98,14 +84,62 @@ def _scaled(raw: np.ndarray, header) -> np.ndarray:
     return (raw * bscale + bzero).astype(np.float32)
 
 
-def load_reference(reftype: str, path: str | Path, window: Window, full_shape: tuple[int, int]) -> LoadedReference:
-    """Read a reference file of ``reftype`` with its images cut to ``window``.
+class Reference:
+    """A checked reference file of one type whose image extensions are read when a step
+    first asks for them (:meth:`get`), cut to the science window, and forgotten again by
+    :meth:`release`: the runner releases a step's references when the step ends, so a run
+    holds only the references of the step at hand. Tables and the primary header are read
+    when the file is checked."""
+
+    def __init__(self, reftype: str, path: Path, window: Window, full_shape: tuple[int, int],
+                 header: dict[str, Any], tables: dict[str, np.ndarray], images: tuple[str, ...]):
+        self.reftype = reftype
+        self.path = path
+        self.filename = path.name
+        self.window = window
+        self.full_shape = full_shape
+        self.header = header
+        self.tables = tables
+        self._images = images  # the image extensions the file has, of those its type carries
+        self._arrays: dict[str, np.ndarray] = {}
+
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        """The image extensions the file has, of those its type carries."""
+        return self._images
+
+    def get(self, extname: str) -> np.ndarray | None:
+        """The extension's array cut to the window (native byte order, integer types kept),
+        or None when the file has no such extension."""
+        if extname not in self._images:
+            return None
+        if extname not in self._arrays:
+            try:
+                with fits.open(self.path, memmap=True, do_not_scale_image_data=True) as hdul:
+                    hdu = hdul[extname]
+                    self._arrays[extname] = _scaled(self.window.cut(hdu.data, self.full_shape, self.filename),
+                                                    hdu.header)
+            except OSError as exc:
+                raise ReferenceFileError(f"reference {self.filename} is not a readable FITS file: {exc}") from exc
+        return self._arrays[extname]
+
+    def release(self) -> None:
+        """Forget the arrays read so far (they are read again when asked for)."""
+        self._arrays.clear()
+
+    def __repr__(self) -> str:
+        return f"Reference({self.reftype!r}, {self.filename!r})"
+
+
+def load_reference(reftype: str, path: str | Path, window: Window, full_shape: tuple[int, int]) -> Reference:
+    """Check a reference file of ``reftype`` for ``window`` and return it, ready to read.
 
     Raises
     ------
     ReferenceFileError
-        The file is unreadable, lacks the data of its type, or fits neither the window
-        nor the full frame ``full_shape`` (ny, nx); the message names the file.
+        The file is unreadable, lacks the data of its type, or has an image that fits
+        neither the window nor the full frame ``full_shape`` (ny, nx); the message names
+        the file.
     """
     path = Path(path)
     reftype = reftype.lower()
@@ -115,14 +149,15 @@ def load_reference(reftype: str, path: str | Path, window: Window, full_shape: t
     try:
         with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
             header = {k: v for k, v in hdul[0].header.items() if k not in ("COMMENT", "HISTORY", "")}
-            arrays = {ext: _scaled(window.cut(hdul[ext].data, full_shape, path.name), hdul[ext].header)
-                      for ext in fmt.images if ext in hdul and hdul[ext].data is not None}
+            images = tuple(ext for ext in fmt.images if ext in hdul and hdul[ext].header.get("NAXIS", 0) > 0)
+            for ext in images:
+                window.check(tuple(hdul[ext].shape), full_shape, path.name)
             tables = {ext: np.array(hdul[ext].data) for ext in fmt.tables if ext in hdul and hdul[ext].data is not None}
     except OSError as exc:
         raise ReferenceFileError(f"reference {path.name} is not a readable FITS file: {exc}") from exc
-    if fmt.required is not None and fmt.required not in arrays and fmt.required not in tables:
+    if fmt.required is not None and fmt.required not in images and fmt.required not in tables:
         raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required} extension")
-    return LoadedReference(reftype, path.name, arrays, header, tables)
+    return Reference(reftype, path, window, full_shape, header, tables, images)
 
 
 @dataclass(frozen=True)
@@ -185,18 +220,18 @@ class LocalReferences:
 
 @dataclass(frozen=True)
 class References:
-    """The references of one run: loaded ones by type, the choice made for every type,
-    and the context (CRDS_CTX)."""
+    """The references of one run: the files found, by type (checked, read on demand), the
+    choice made for every type, and the context (CRDS_CTX)."""
 
-    loaded: dict[str, LoadedReference]
+    found: dict[str, Reference]
     choices: dict[str, ReferenceChoice]
     context: str
 
 
 def load_references(provider: ReferenceProvider, keywords: Mapping[str, Any], reftypes: Sequence[str]) -> References:
-    """Choose and read the references of ``reftypes`` for an exposure, cut to its window.
+    """Choose the references of ``reftypes`` for an exposure and check them for its window.
 
-    A type with no applicable file is left out of ``loaded`` (its steps are skipped) and
+    A type with no applicable file is left out of ``found`` (its steps are skipped) and
     logged with the reason. Raises HeaderError when the keywords have no usable window or
     detector, ReferenceFileError for an unusable file.
     """
@@ -208,10 +243,10 @@ def load_references(provider: ReferenceProvider, keywords: Mapping[str, Any], re
     except (KeyError, UnknownInstrumentError) as exc:
         raise HeaderError(f"{keywords.get('FILENAME', 'the exposure')}: no known DETECTOR ({exc})") from exc
     choices, context = provider.choose(keywords, list(reftypes))
-    loaded = {}
+    found = {}
     for reftype, choice in choices.items():
         if choice.path is None:
             log.warning("%s: no %s reference: %s", keywords.get("FILENAME"), reftype, choice.reason)
             continue
-        loaded[reftype] = load_reference(reftype, choice.path, window, (det.ny, det.nx))
-    return References(loaded, choices, context)
+        found[reftype] = load_reference(reftype, choice.path, window, (det.ny, det.nx))
+    return References(found, choices, context)
