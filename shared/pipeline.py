@@ -29,6 +29,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -199,9 +200,10 @@ class PipelineParams:
 
 @dataclass(frozen=True)
 class StepResult:
-    """How one step ended: its status and, unless COMPLETE, the reason and its kind; the
-    reference files it used ({type: file name}, when COMPLETE)."""
+    """How one step ended: its S_* keyword and status and, unless COMPLETE, the reason and
+    its kind; the reference files it used ({type: file name}, when COMPLETE)."""
 
+    keyword: str
     status: StepStatus
     reason: str | None = None
     kind: SkipKind | None = None
@@ -217,7 +219,6 @@ class RunRecord:
     results: dict[str, StepResult] = field(default_factory=dict)
     reftypes: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
-    _keywords: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def statuses(self) -> dict[str, str]:
@@ -234,7 +235,7 @@ class RunRecord:
 
     def status_cards(self, through: str | None = None) -> dict[str, str]:
         """S_* keywords of the steps run (up to and including ``through``)."""
-        return {self._keywords[name]: result.status.value for name, result in self._upto(through)}
+        return {result.keyword: result.status.value for _, result in self._upto(through)}
 
     def used_references(self, through: str | None = None) -> dict[str, str]:
         """{reference type: file name} of the references completed steps used (up to and
@@ -431,7 +432,6 @@ class Pipeline(Generic[S]):
         for step in sequence:
             if step.when is not None and not step.when(state):
                 continue
-            record._keywords[step.name] = step.status_keyword
             with hook(step.name):
                 result = self._run_step(step, state, keywords, refs, p, record.notes)
             record.results[step.name] = result
@@ -444,27 +444,28 @@ class Pipeline(Generic[S]):
 
     @staticmethod
     def _run_step(step: Step[S], state: S, keywords, refs, p: PipelineParams, notes: list[str]) -> StepResult:
+        skipped = partial(StepResult, step.status_keyword, StepStatus.SKIPPED)
         if step.name in p.skip:
-            reason = "skipped by default" if step.skip_by_default else "skipped by parameter"
-            return StepResult(StepStatus.SKIPPED, reason, SkipKind.PARAMETER)
+            return skipped("skipped by default" if step.skip_by_default else "skipped by parameter",
+                           SkipKind.PARAMETER)
         missing = [t for t in step.reftypes if refs.get(t) is None]
         if missing:
-            return StepResult(StepStatus.SKIPPED, f"no {' or '.join(t.upper() for t in missing)} reference",
-                              SkipKind.NO_REFERENCE)
+            return skipped(f"no {' or '.join(t.upper() for t in missing)} reference", SkipKind.NO_REFERENCE)
         args = StepArgs({t: refs[t] for t in step.all_reftypes if refs.get(t) is not None}, p.step(step.name),
                         p.options, keywords, notes)
         try:
             outcome = step.adapter(state, args)
         except StepFailed as exc:
-            return StepResult(StepStatus.FAILED, str(exc))
+            return StepResult(step.status_keyword, StepStatus.FAILED, str(exc))
         finally:
             for ref in args.refs.values():  # what the step read is not kept for the rest of the run
                 release = getattr(ref, "release", None)
                 if release is not None:
                     release()
         if outcome is None:
-            return StepResult(StepStatus.COMPLETE, references={t: r.filename for t, r in args.refs.items()})
-        return StepResult(StepStatus.SKIPPED, outcome.reason, outcome.kind)
+            return StepResult(step.status_keyword, StepStatus.COMPLETE,
+                              references={t: r.filename for t, r in args.refs.items()})
+        return skipped(outcome.reason, outcome.kind)
 
 
 def _as_bool(value: Any, what: str) -> bool:

@@ -161,7 +161,8 @@ def run_command(command: LocalCommand, argv: Sequence[str]) -> int:
             print(f"{f}:")
             created = datetime.now(UTC).isoformat(timespec="seconds")
             for result in command.run(Path(f), params, provider, created, options):
-                print(f"  {result.label}")
+                if result.label != Path(f).name:  # one of several products of an association
+                    print(f"  {result.label}")
                 for step, status in result.record.statuses.items():
                     print(f"  {step:<18} {status}")
                 for note in result.record.notes:
