@@ -42,6 +42,7 @@ __all__ = [
     "Output",
     "Pipeline",
     "PipelineParams",
+    "Recorded",
     "RunRecord",
     "Skip",
     "SkipKind",
@@ -274,6 +275,26 @@ class Output:
     content: Any
     product_type: str = "SCIENCE"
     member: str | None = None
+
+
+class Recorded:
+    """What a pipeline's result says of its run, from its ``record``."""
+
+    record: RunRecord
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        """{step: COMPLETE | SKIPPED | FAILED}, in run order."""
+        return self.record.statuses
+
+    @property
+    def references(self) -> dict[str, str]:
+        """{reference type: file name} of the references used."""
+        return self.record.references
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return tuple(self.record.notes)
 
 
 def provenance_cards(*, software_version: str, context: str | None, created: str | None = None,

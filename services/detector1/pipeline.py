@@ -38,6 +38,7 @@ from shared.pipeline import (
     Output,
     Pipeline,
     PipelineParams,
+    Recorded,
     RunRecord,
     Skip,
     Step,
@@ -227,7 +228,7 @@ DETECTOR1: Pipeline[RampState] = Pipeline(
 
 
 @dataclass(frozen=True)
-class Detector1Output:
+class Detector1Output(Recorded):
     """What the pipeline made. ``rate`` is None when ramp fitting did not run (then
     ``ramp`` holds the calibrated ramp: a ``_dark`` for calwebb_dark); ``rateints`` only
     when NINTS > 1; ``record`` is what the runner recorded."""
@@ -239,19 +240,6 @@ class Detector1Output:
     record: RunRecord
     context: str
     is_dark: bool
-
-    @property
-    def statuses(self) -> dict[str, str]:
-        return self.record.statuses
-
-    @property
-    def references(self) -> dict[str, str]:
-        """{reference type: file name} of the references used."""
-        return dict(self.record.references)
-
-    @property
-    def notes(self) -> tuple[str, ...]:
-        return tuple(self.record.notes)
 
     def outputs(self, input_name: str) -> list[Output]:
         """Everything worth keeping, named after the input file, in order."""

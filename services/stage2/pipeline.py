@@ -37,6 +37,7 @@ from shared.pipeline import (
     Output,
     Pipeline,
     PipelineParams,
+    Recorded,
     RunRecord,
     Skip,
     SkipKind,
@@ -231,7 +232,7 @@ IMAGE2: Pipeline[CalState] = Pipeline(
 
 
 @dataclass(frozen=True)
-class Image2Output:
+class Image2Output(Recorded):
     """What the pipeline made: ``cal`` (``_cal``, or ``_calints`` when ``is_cube``),
     ``bsub`` on request, ``i2d`` when resample ran; ``record`` what the runner recorded."""
 
@@ -242,17 +243,8 @@ class Image2Output:
     record: RunRecord
     context: str
 
-    @property
-    def statuses(self) -> dict[str, str]:
-        return self.record.statuses
 
-    @property
-    def references(self) -> dict[str, str]:
-        return self.record.references
 
-    @property
-    def notes(self) -> tuple[str, ...]:
-        return tuple(self.record.notes)
 
     def products(self) -> list[tuple[str, FitsProduct]]:
         """(suffix, product) of everything made, in order."""

@@ -42,6 +42,7 @@ from shared.pipeline import (
     Output,
     Pipeline,
     PipelineParams,
+    Recorded,
     RunRecord,
     Skip,
     SkipKind,
@@ -262,7 +263,7 @@ IMAGE3: Pipeline[Image3State] = Pipeline(
 
 
 @dataclass(frozen=True)
-class Image3Output:
+class Image3Output(Recorded):
     """``crf`` one product per member (input order); ``i2d``; ``cat`` (None when no
     source was found or the step was skipped) and ``segm``; what the runner recorded, and
     the tweakreg alignment of each member."""
@@ -273,14 +274,6 @@ class Image3Output:
     segm: FitsProduct | None
     record: RunRecord
     alignments: list[Alignment] = field(default_factory=list)
-
-    @property
-    def statuses(self) -> dict[str, str]:
-        return self.record.statuses
-
-    @property
-    def notes(self) -> tuple[str, ...]:
-        return tuple(self.record.notes)
 
     def outputs(self, asn: Level3Association) -> list[Output]:
         """Everything worth archiving, named for the association, in order (2c first)."""
@@ -437,20 +430,12 @@ TSO3: Pipeline[Tso3State] = Pipeline(
 
 
 @dataclass(frozen=True)
-class Tso3Output:
+class Tso3Output(Recorded):
     """``crfints`` one product per member; ``phot`` (None when skipped); the record."""
 
     crfints: list[FitsProduct]
     phot: QTable | None
     record: RunRecord
-
-    @property
-    def statuses(self) -> dict[str, str]:
-        return self.record.statuses
-
-    @property
-    def notes(self) -> tuple[str, ...]:
-        return tuple(self.record.notes)
 
     def outputs(self, asn: Level3Association) -> list[Output]:
         """Everything worth archiving, named for the association, in order (2c first)."""
