@@ -61,11 +61,6 @@ class Selection:
     def found(self) -> bool:
         return self.filename is not None
 
-    @property
-    def keyword_value(self) -> str:
-        """The value of the step's R_* keyword: ``crds://<file>`` or ``N/A``."""
-        return f"crds://{self.filename}" if self.filename else "N/A"
-
 
 @dataclass(frozen=True)
 class _Candidate:
