@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 from benchmarks._child import ROOT
+from services.registry import SERVICES
 
 __all__ = ["run"]
 
@@ -34,9 +35,6 @@ HELP_TARGET_S = 0.5
 WORKER_TARGET_S = 2.0
 READY_TIMEOUT_S = 120.0
 REDIS_URL = os.environ.get("DMS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-# Every service a worker can run (services/registry.py); a static list so the parent
-# process measures nothing it imported itself.
-SERVICES = ("associations", "detector1", "ingest", "notifier", "preview", "stage2", "stage3")
 
 
 def _dms() -> list[str]:
@@ -131,7 +129,7 @@ def run() -> dict:
             help_fig = _figures([time_help(env) for _ in range(REPEAT)], HELP_TARGET_S)
             help_fig["imported"] = probe(["--help"], env)
             workers = {}
-            for service in SERVICES:
+            for service in sorted(SERVICES):
                 fig = _figures([time_worker(service, env) for _ in range(REPEAT)], WORKER_TARGET_S)
                 imported = probe(["worker", service, "--loglevel", "INFO"], env)
                 fig["imported"] = imported
