@@ -28,8 +28,10 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# ruff, then the layer contracts of DESIGN.md §2 ([tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check shared services tests benchmarks
+	$(BIN)/lint-imports --no-cache --no-logo
 
 clean:
 	rm -rf var .pytest_cache

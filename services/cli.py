@@ -5,7 +5,7 @@
     dms refs deliver|list|contexts|best      reference files, contexts and selection
     dms run detector1 FILE...                calibrate local files without services
     dms run image2 ASN|FILE_rate.fits        calwebb_image2 on local files
-    dms run image3|tso3 ASN --dir DIR        calwebb_image3 / calwebb_tso3 on local files
+    dms run image3|tso3 ASN                  calwebb_image3 / calwebb_tso3 on an association's files
     dms associations PROGRAM                 the pool and associations, and what they wait for
     dms preview FILE...                      render previews of local files
     dms subscribe | subscriptions | unsubscribe | notify     notifications
@@ -26,49 +26,74 @@ import argparse
 import logging
 import sys
 import time
+from importlib import import_module
 from pathlib import Path
 
-from sqlalchemy import func, select
-
-from services.archive.commands import register_commands as register_archive_commands
-from services.associations.commands import register_commands as register_association_commands
-from services.console import context_for, expand_paths, ingest_paths, print_progress, task_progress
-from services.demo import cmd_demo
-from services.ingest.receive import BadPlanError
-from services.notifier.commands import register_commands as register_notifier_commands
-from services.preview.commands import register_commands as register_preview_commands
 from services.registry import SERVICES, handlers_for
-from services.simulator import DescriptionError
-from shared.catalog import EventRecord, IngestRejection, TaskFailure
-from shared.catalog.queries import product_counts_by_level
-from shared.config import Settings, get_settings
-from shared.errors import ConfigurationError
-from shared.refdata import (
-    RefDataError,
-    explain,
-    exposure_header,
-    list_contexts,
-    list_references,
-)
-from shared.refdata import deliver as deliver_references
-from shared.refdata.rules import format_time
-from shared.routing import QUEUES
-from shared.runtime import ServiceContext, reconcile
 
-__all__ = ["main"]
+__all__ = ["RUN_PIPELINES", "SERVICE_COMMANDS", "build_parser", "main"]
 
 log = logging.getLogger("dms")
 
+# Building the parser imports nothing but the standard library and the registry's table:
+# `dms --help` answers at once, and `dms worker SERVICE` loads that service only. A
+# command's implementation is imported when the command runs.
+
+# Commands a service defines: "module:function" of what adds them to a sub-parsers object
+# (the service's register_commands), and the one-line help of `dms --help`. The service's
+# module is imported, and its parser built, only when one of its commands runs.
+SERVICE_COMMANDS: dict[str, tuple[str, str]] = {
+    "preview": ("services.preview.commands:register_commands",
+                "render product files (FITS or ECSV) to a PNG preview and a JPEG thumbnail"),
+    "subscribe": ("services.cli:register_notifier_commands", "subscribe to notifications (webhook or e-mail)"),
+    "subscriptions": ("services.cli:register_notifier_commands", "list subscriptions"),
+    "unsubscribe": ("services.cli:register_notifier_commands", "deactivate a subscription"),
+    "notify": ("services.cli:register_notifier_commands", "announce releases, send due digests and retries"),
+    "serve": ("services.archive.commands:register_commands", "run an HTTP service: the archive API"),
+    "token": ("services.archive.commands:register_commands", "API tokens of the archive"),
+    "associations": ("services.associations.commands:register_commands",
+                     "a program's pool, candidates and associations, and what they wait for"),
+}
+
+# `dms run PIPELINE ARGS...`: "module:attribute" of the pipeline's LocalCommand
+# (shared.runlocal), imported when the pipeline runs, and the one-line help.
+RUN_PIPELINES: dict[str, tuple[str, str]] = {
+    "detector1": ("services.detector1.commands:COMMAND", "calwebb_detector1 (calwebb_dark for darks) on _uncal files"),
+    "image2": ("services.stage2.commands:COMMAND", "calwebb_image2 on _rate/_rateints files or Level-2 associations"),
+    "image3": ("services.stage3.commands:IMAGE3_COMMAND", "calwebb_image3 on a Level-3 association"),
+    "tso3": ("services.stage3.commands:TSO3_COMMAND", "calwebb_tso3 on an imaging time-series association"),
+}
+
 # Errors in what the user gave us: reported as one message, exit status 2, no traceback.
-USER_ERRORS = (BadPlanError, DescriptionError, ConfigurationError, FileNotFoundError, RefDataError)
+# Named by module, so that none is imported to be caught (an error of a module that was
+# never imported cannot have been raised).
+USER_ERRORS = (
+    ("services.ingest.receive", "BadPlanError"),
+    ("services.simulator.description", "DescriptionError"),
+    ("shared.errors", "ConfigurationError"),
+    ("shared.refdata.errors", "RefDataError"),
+    ("builtins", "FileNotFoundError"),
+)
 
 LEVEL_NAMES = {0: "raw", 1: "uncal", 2: "calibrated", 3: "combined"}
+
+
+def _resolve(target: str):
+    """The object named by ``"module:attribute"``, importing its module."""
+    module, _, attribute = target.partition(":")
+    return getattr(import_module(module), attribute)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    classes = [getattr(sys.modules[m], name) for m, name in USER_ERRORS if m in sys.modules]
+    return isinstance(exc, tuple(classes))
 
 
 # ---------------------------------------------------------------- simulate / ingest
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from services.console import print_progress
     from services.simulator import simulate
 
     t0 = time.perf_counter()
@@ -82,6 +107,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from services.console import context_for, expand_paths, ingest_paths
+    from shared.config import get_settings
+
     settings = get_settings()
     ctx, inline = context_for(settings)
     ingest_paths(ctx, inline, expand_paths(args.paths), requeue=args.requeue)
@@ -93,6 +121,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from shared.celery_app import create_app, register_handlers
+    from shared.config import get_settings
 
     settings = get_settings()
     handlers = handlers_for(args.service)
@@ -105,6 +134,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
+    from services.console import context_for, task_progress
+    from shared.config import get_settings
+    from shared.runtime import reconcile
+
     settings = get_settings()
     ctx, inline = context_for(settings)
     while True:
@@ -119,15 +152,17 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    settings = get_settings()
     from shared.catalog import upgrade
+    from shared.config import get_settings
 
+    settings = get_settings()
     upgrade(settings.resolved_catalog_url)
     print(f"catalog at {settings.resolved_catalog_url.split('@')[-1]} is up to date")
     return 0
 
 
 def cmd_storage(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
     from shared.storage import BUCKETS, open_store
 
     open_store(get_settings()).ensure_buckets()
@@ -139,6 +174,12 @@ def cmd_storage(args: argparse.Namespace) -> int:
 
 
 def cmd_refs(args: argparse.Namespace) -> int:
+    from services.console import context_for, task_progress
+    from shared.config import get_settings
+    from shared.refdata import deliver as deliver_references
+    from shared.refdata import explain, exposure_header, list_contexts, list_references
+    from shared.refdata.rules import format_time
+
     ctx, inline = context_for(get_settings())
     if args.action == "deliver":
         d = deliver_references(ctx, args.files, note=args.note)
@@ -189,17 +230,26 @@ def add_refs_parser(sub) -> None:
 # ---------------------------------------------------------------- status
 
 
-def queue_depths(settings: Settings) -> dict[str, int] | None:
+def queue_depths(settings) -> dict[str, int] | None:
     """Messages waiting per service queue (Redis broker only)."""
     if not settings.broker_url or not settings.broker_url.startswith("redis"):
         return None
     import redis
+
+    from shared.routing import QUEUES
 
     client = redis.Redis.from_url(settings.broker_url)
     return {q: int(client.llen(settings.broker_key_prefix + q)) for q in QUEUES}
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+
+    from shared.catalog import EventRecord, IngestRejection, TaskFailure
+    from shared.catalog.queries import product_counts_by_level
+    from shared.config import get_settings
+    from shared.runtime import ServiceContext
+
     settings = get_settings()
     ctx = ServiceContext.from_settings(settings)
     ctx.catalog.upgrade()
@@ -231,42 +281,39 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- run
-
-# Pipeline -> (module, its LocalCommand, help); the module is imported when it is used.
-RUN_PIPELINES: dict[str, tuple[str, str, str]] = {
-    "detector1": ("services.detector1.commands", "COMMAND", "calwebb_detector1 (calwebb_dark for darks) on _uncal files"),
-    "image2": ("services.stage2.commands", "COMMAND", "calwebb_image2 on _rate/_rateints files or Level-2 associations"),
-    "image3": ("services.stage3.commands", "IMAGE3_COMMAND", "calwebb_image3 on a Level-3 association"),
-    "tso3": ("services.stage3.commands", "TSO3_COMMAND", "calwebb_tso3 on an imaging time-series association"),
-}
+# ---------------------------------------------------------------- commands of services
 
 
-def local_command(name: str):
-    """The :class:`shared.runlocal.LocalCommand` of a pipeline (imports its service)."""
-    import importlib
+def register_notifier_commands(subparsers: argparse._SubParsersAction) -> None:
+    """The notifier's commands; ``dms notify`` runs, embedded, with every service's
+    handlers (what it announces may start any of them)."""
+    from services.console import context_for
+    from services.notifier.commands import register_commands
 
-    module, attribute, _ = RUN_PIPELINES[name]
-    return getattr(importlib.import_module(module), attribute)
+    register_commands(subparsers, context_factory=context_for)
+
+
+def _service_command(command: str, argv: list[str], verbose: bool) -> argparse.Namespace:
+    """Parse ``dms COMMAND ARGV...`` with the parser its service builds."""
+    parser = argparse.ArgumentParser(prog="dms")
+    _resolve(SERVICE_COMMANDS[command][0])(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args([command, *argv], argparse.Namespace(verbose=verbose))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from shared.runlocal import run_command
 
-    return run_command(local_command(args.pipeline), args.args)
+    return run_command(_resolve(RUN_PIPELINES[args.pipeline][0]), args.argv)
 
 
 def reference_steps(header: dict) -> list[tuple[str, str, tuple[str, ...]]]:
     """(pipeline, step, reference types) of every pipeline's steps that read references
-    for an exposure with this header, in run order."""
+    for an exposure with this header, in run order (imports every pipeline)."""
     out = []
-    for name in RUN_PIPELINES:
-        pipeline = local_command(name).pipeline
+    for target, _ in RUN_PIPELINES.values():
+        pipeline = _resolve(target).pipeline
         out += [(pipeline.name, step, types) for step, types in pipeline.reference_steps(header)]
     return out
-
-
-# ---------------------------------------------------------------- demo
 
 
 # ---------------------------------------------------------------- parser
@@ -304,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--no-serve", action="store_true",
                    help="do not start the archive API at the end (by default it serves until Ctrl-C on a terminal)")
-    s.set_defaults(func=cmd_demo)
+    s.set_defaults(func="services.demo:cmd_demo")
 
     s = sub.add_parser("reconcile", help="re-dispatch outbox events that were not dispatched")
     s.add_argument("--loop", action="store_true", help="keep running")
@@ -313,16 +360,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_reconcile)
 
     add_refs_parser(sub)
-    s = sub.add_parser("run", help="run a pipeline on local files, without services (dms run PIPELINE --help)",
-                       description="Run a pipeline on local files. Pipelines: " + ", ".join(
-                           f"{name} ({text})" for name, (_, _, text) in RUN_PIPELINES.items()))
-    s.add_argument("pipeline", choices=sorted(RUN_PIPELINES))
-    s.add_argument("args", nargs=argparse.REMAINDER, help="the pipeline's arguments (see dms run PIPELINE --help)")
+    s = sub.add_parser("run", help="run a pipeline on local files, without services",
+                       description="Run a pipeline on local files, without services. Pipelines:\n"
+                                   + "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in RUN_PIPELINES.items())
+                                   + "\n`dms run PIPELINE --help` shows a pipeline's options.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("pipeline", choices=list(RUN_PIPELINES), metavar="PIPELINE",
+                   help=f"one of {', '.join(RUN_PIPELINES)}")
+    s.add_argument("argv", nargs=argparse.REMAINDER, metavar="ARGS", help="the pipeline's arguments and options")
     s.set_defaults(func=cmd_run)
-    register_preview_commands(sub)
-    register_notifier_commands(sub, context_factory=context_for)
-    register_archive_commands(sub)
-    register_association_commands(sub)
+
+    # Each parses its own arguments (main, second pass); `dms COMMAND --help` shows them.
+    for name, (_, help_) in SERVICE_COMMANDS.items():
+        sub.add_parser(name, help=help_, add_help=False)
 
     s = sub.add_parser("db", help="catalog schema")
     s.add_argument("action", choices=["upgrade"])
@@ -335,12 +385,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command in SERVICE_COMMANDS:
+        args = _service_command(args.command, rest, args.verbose)
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    func = _resolve(args.func) if isinstance(args.func, str) else args.func
     try:
-        return args.func(args)
-    except USER_ERRORS as exc:
+        return func(args)
+    except Exception as exc:
+        if not _is_user_error(exc):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.ingest.receive import receive_files
 from services.registry import embedded_context
 from shared.config import Settings
 from shared.runtime import InlineTransport, Outcome, ServiceContext, dispatch_events
@@ -37,7 +36,6 @@ def task_progress(task: str, outcome: Outcome) -> None:
     print(f"  {task:<22} {mark}{extra}", flush=True)
 
 
-
 def expand_paths(paths: list[str]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
@@ -51,6 +49,8 @@ def expand_paths(paths: list[str]) -> list[Path]:
 
 
 def ingest_paths(ctx: ServiceContext, inline: InlineTransport | None, paths: list[Path], *, requeue: bool = False) -> None:
+    from services.ingest.receive import receive_files
+
     received = receive_files(ctx, paths, requeue=requeue)
     plans = sum(1 for r in received if r.kind == "plan")
     announced = [r.event_id for r in received if r.event_id]

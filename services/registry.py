@@ -1,47 +1,47 @@
 """The composition root: which handlers each service offers.
 
 Only this module (and the CLI that uses it) knows every service; services never import
-one another.
+one another. A service is named here by the module of its handlers and imported only
+when it is asked for, so a worker loads its own service and nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-from services.associations.task import HANDLERS as ASSOCIATIONS_HANDLERS
-from services.detector1.task import HANDLERS as DETECTOR1_HANDLERS
-from services.ingest.task import HANDLERS as INGEST_HANDLERS
-from services.notifier.task import HANDLERS as NOTIFIER_HANDLERS
-from services.preview.task import HANDLERS as PREVIEW_HANDLERS
-from services.stage2.task import HANDLERS as STAGE2_HANDLERS
-from services.stage3.task import HANDLERS as STAGE3_HANDLERS
-from shared.config import Settings
-from shared.runtime import Handler, InlineTransport, ServiceContext
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.runtime import Handler, InlineTransport, ServiceContext
 
 __all__ = ["SERVICES", "all_handlers", "embedded_context", "handlers_for"]
 
-SERVICES: dict[str, dict[str, Handler]] = {
-    "ingest": INGEST_HANDLERS,
-    "detector1": DETECTOR1_HANDLERS,
-    "associations": ASSOCIATIONS_HANDLERS,
-    "stage2": STAGE2_HANDLERS,
-    "stage3": STAGE3_HANDLERS,
-    "preview": PREVIEW_HANDLERS,
-    "notifier": NOTIFIER_HANDLERS,
+# service name -> the module whose HANDLERS (task name -> handler) the service runs
+SERVICES: dict[str, str] = {
+    "ingest": "services.ingest.task",
+    "detector1": "services.detector1.task",
+    "associations": "services.associations.task",
+    "stage2": "services.stage2.task",
+    "stage3": "services.stage3.task",
+    "preview": "services.preview.task",
+    "notifier": "services.notifier.task",
 }
 
 
 def handlers_for(service: str) -> dict[str, Handler]:
+    """The handlers of one service; imports that service (only)."""
     try:
-        return SERVICES[service]
+        module = SERVICES[service]
     except KeyError:
         raise ValueError(f"unknown service {service!r}; available: {', '.join(sorted(SERVICES))}") from None
+    return import_module(module).HANDLERS
 
 
 def all_handlers() -> dict[str, Handler]:
     merged: dict[str, Handler] = {}
-    for handlers in SERVICES.values():
-        merged.update(handlers)
+    for service in SERVICES:
+        merged.update(handlers_for(service))
     return merged
 
 
@@ -54,6 +54,8 @@ def embedded_context(
     ``services`` limits which services run (tests of one service); messages for the
     others are dropped. None runs them all.
     """
+    from shared.runtime import InlineTransport, ServiceContext
+
     if services is None:
         inline = InlineTransport(all_handlers(), max_attempts=settings.task_max_retries + 1)
     else:

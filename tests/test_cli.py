@@ -60,3 +60,19 @@ def test_clear_errors(tmp_path, description):
     assert proc.returncode == 2 and "NRCX9" in proc.stderr
     proc = dms(tmp_path, "worker", "ingest", check=False)
     assert proc.returncode == 2 and "DMS_BROKER_URL" in proc.stderr
+
+
+def test_commands_parse_their_own_arguments(tmp_path):
+    # `run` hands the rest of the line to the pipeline's module; a service's commands are
+    # parsed by the parser its module builds (imported only then).
+    out = dms(tmp_path, "run", "image3", "--help").stdout
+    assert out.startswith("usage: dms run image3") and "--abs-refcat" in out
+    out = dms(tmp_path, "subscribe", "--help").stdout
+    assert out.startswith("usage: dms subscribe") and "--webhook" in out
+    assert "usage: dms token" in dms(tmp_path, "token", "--help").stdout
+    proc = dms(tmp_path, "run", "image4", "x.json", check=False)
+    assert proc.returncode == 2 and "invalid choice: 'image4'" in proc.stderr
+    proc = dms(tmp_path, "subscriptions", "--bogus", check=False)
+    assert proc.returncode == 2 and "unrecognized arguments: --bogus" in proc.stderr
+    proc = dms(tmp_path, "status", "--bogus", check=False)
+    assert proc.returncode == 2 and "unrecognized arguments: --bogus" in proc.stderr

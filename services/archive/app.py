@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError
 
 from services.archive.dependencies import get_settings
@@ -31,9 +32,11 @@ from shared.catalog import Catalog
 from shared.config import Settings
 from shared.storage import open_store
 
-__all__ = ["create_app"]
+__all__ = ["DOCS_STATIC_URL", "create_app"]
 
 log = logging.getLogger(__name__)
+
+DOCS_STATIC_URL = "/docs/static"  # where the Swagger UI and ReDoc assets are served
 
 DESCRIPTION = """\
 Search, browse and download the products of the jwst-dms archive, MAST-style.
@@ -91,8 +94,13 @@ async def _catalog_down(request: Request, exc: OperationalError) -> JSONResponse
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The archive API. ``settings`` replaces :func:`shared.config.get_settings` for this
-    application (tests pass their own); without it the environment is read at startup."""
-    app = FastAPI(
+    application (tests pass their own); without it the environment is read at startup.
+
+    ``/docs`` (Swagger UI) and ``/redoc`` load their scripts and styles from this server,
+    under ``/docs/static`` (the ``fastapi-offline`` package), not from a CDN: they work
+    with no internet."""
+    app = FastAPIOffline(
+        static_url=DOCS_STATIC_URL,
         title="jwst-dms archive API", version="1", description=DESCRIPTION, lifespan=_lifespan,
         openapi_tags=[
             {"name": "observations", "description": "Observation search (CAOM/MAST fields)."},

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["Catalog", "alembic_config", "upgrade"]
 
@@ -17,6 +19,10 @@ _HERE = Path(__file__).resolve().parent
 
 
 def alembic_config(url: str) -> Config:
+    # alembic is imported here, not with the module: only schema upgrades need it, and a
+    # worker that never upgrades starts faster without it.
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_HERE / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -27,6 +33,8 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Bring the catalog schema at ``url`` up to ``revision``."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
