@@ -1,4 +1,4 @@
-"""`python -m benchmarks [ingest] [detector1] [imaging]`: run the benchmarks and print their figures."""
+"""`python -m benchmarks [ingest] [detector1] [imaging] [whole]`: run the benchmarks and print their figures."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import detector1_bench, imaging_bench, ingest_bench
+from benchmarks import detector1_bench, imaging_bench, ingest_bench, whole_process_bench
 
-BENCHES = {"ingest": ingest_bench.run, "detector1": detector1_bench.run, "imaging": imaging_bench.run}
+BENCHES = {"ingest": ingest_bench.run, "detector1": detector1_bench.run, "imaging": imaging_bench.run,
+           "whole": whole_process_bench.run}
 
 
 def main(argv: list[str] | None = None) -> int:
