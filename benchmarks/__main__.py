@@ -1,4 +1,4 @@
-"""`python -m benchmarks [ingest] [detector1] [imaging] [startup]`: run the benchmarks and print their figures."""
+"""`python -m benchmarks [ingest] [detector1] [imaging] [startup] [whole]`: run the benchmarks and print their figures."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import detector1_bench, imaging_bench, ingest_bench, startup_bench
+from benchmarks import (
+    detector1_bench,
+    imaging_bench,
+    ingest_bench,
+    startup_bench,
+    whole_process_bench,
+)
 
 BENCHES = {"ingest": ingest_bench.run, "detector1": detector1_bench.run, "imaging": imaging_bench.run,
-           "startup": startup_bench.run}
+           "startup": startup_bench.run, "whole": whole_process_bench.run}
 
 
 def main(argv: list[str] | None = None) -> int:
