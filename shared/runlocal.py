@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.datamodels import write_output
 from shared.pipeline import Output, Pipeline, PipelineParams, RunRecord
-from shared.refdata import LocalReferences, ReferenceChoice, parse_ref_overrides
+from shared.refdata import LocalReferences, ReferenceChoice, ReferenceProvider, parse_ref_overrides
 
 __all__ = ["LocalCommand", "LocalResult", "NoCommandOptions", "run_command"]
 
@@ -51,7 +51,7 @@ class LocalResult:
 
 
 # run(path, params, provider, created, command options) -> results
-LocalRun = Callable[[Path, PipelineParams, "AnnouncingReferences", str, Any], list[LocalResult]]
+LocalRun = Callable[[Path, PipelineParams, ReferenceProvider, str, Any], list[LocalResult]]
 
 
 @dataclass(frozen=True)
