@@ -84,6 +84,7 @@ import time
 from pathlib import Path
 
 from benchmarks._child import ROOT, SINGLE_THREAD_ENV
+from benchmarks._jwst import crds_env, network_isolation, step_overrides, strun_arguments
 
 REPEAT = 3
 TARGET_RATIO = 4.0
@@ -110,15 +111,6 @@ JWST_NOT_APPLICABLE = {
     ("refpix", "sirskernel"): "refpix_algorithm 'sirs' only (default 'median')",
 }
 JWST_PARAMS = {"jump": {"maximum_cores": "1"}, "ramp_fit": {"maximum_cores": "1"}}
-SERVER_CONFIG = {  # what CRDS reads instead of asking a server (see the module docstring)
-    "observatory": "jwst",
-    "operational_context": "jwst_0000.pmap",
-    "edit_context": "jwst_0000.pmap",
-    "last_synced": "never (offline benchmark)",
-    "force_remote_mode": False,
-    "bad_files": "",
-    "bad_files_list": [],
-}
 
 
 # --------------------------------------------------------------------------- measuring one command
@@ -150,16 +142,6 @@ def _measure(argv: list[str], env: dict[str, str], log: Path) -> dict:
     return result
 
 
-def _network_isolation() -> list[str]:
-    """``unshare --net --map-root-user`` when it works here (an empty network namespace)."""
-    prefix = ["unshare", "--net", "--map-root-user"]
-    try:
-        ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    return prefix if ok else []
-
-
 def _script(name: str) -> str:
     path = Path(sys.executable).with_name(name)
     if not path.exists():
@@ -178,52 +160,13 @@ def _our_command(uncal: Path, refs: dict[str, Path], out: Path) -> list[str]:
 def _jwst_arguments(refs: dict[str, Path]) -> tuple[list[str], dict[str, list[str]]]:
     """strun's step options, derived from jwst's own step list and checked against it; and
     which steps run or are skipped."""
-    from jwst.pipeline import Detector1Pipeline
-
-    args: list[str] = []
-    ran: list[str] = []
-    for step, cls in Detector1Pipeline.step_defs.items():
-        if step in JWST_SKIP:
-            args.append(f"--steps.{step}.skip=true")
-            continue
-        ran.append(step)
-        for reftype in cls.reference_file_types:
-            if reftype in refs:
-                args.append(f"--steps.{step}.override_{reftype}={refs[reftype]}")
-            elif (step, reftype) in JWST_NOT_APPLICABLE:
-                args.append(f"--steps.{step}.override_{reftype}=N/A")
-            else:
-                raise RuntimeError(f"jwst's {step} step needs a {reftype!r} reference this benchmark does not "
-                                   "provide; running it would ask CRDS. Add it to JWST_SKIP or provide it.")
-        args += [f"--steps.{step}.{p}={v}" for p, v in JWST_PARAMS.get(step, {}).items()]
-    unknown = set(JWST_SKIP) - set(Detector1Pipeline.step_defs)
-    if unknown:
-        raise RuntimeError(f"JWST_SKIP names steps jwst does not have: {sorted(unknown)}")
-    return args, {"ran": ran, "skipped": [f"{s} ({why})" for s, why in JWST_SKIP.items()]}
+    steps, ran = step_overrides("calwebb_detector1", refs, JWST_SKIP, JWST_NOT_APPLICABLE, JWST_PARAMS)
+    return strun_arguments(steps), {"ran": ran, "skipped": [f"{s} ({why})" for s, why in JWST_SKIP.items()]}
 
 
 def _jwst_command(uncal: Path, step_args: list[str], out: Path) -> list[str]:
     return [_script("strun"), "--disable-crds-steppars", "calwebb_detector1", str(uncal),
             f"--output_dir={out}", *step_args]
-
-
-def _crds_env(crds_path: Path) -> dict[str, str]:
-    from crds.client import proxy
-
-    config = crds_path / "config" / "jwst" / "server_config"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(repr({**SERVER_CONFIG, "download_metadata": proxy.crds_encode({})}))
-    return {
-        "CRDS_PATH": str(crds_path),
-        "CRDS_SERVER_URL": "https://jwst-serverless-mode.stsci.edu",
-        "CRDS_OBSERVATORY": "jwst",
-        "CRDS_MODE": "local",
-        "CRDS_CONTEXT": SERVER_CONFIG["operational_context"],
-        "CRDS_READONLY_CACHE": "1",
-        "CRDS_CLIENT_RETRY_COUNT": "1",
-        "CRDS_CLIENT_RETRY_DELAY_SECONDS": "0",
-        "STPIPE_DISABLE_CRDS_STEPPARS": "true",
-    }
 
 
 # --------------------------------------------------------------------------- scoring the outputs
@@ -299,17 +242,17 @@ def run() -> dict:
             while f.read(1 << 24):
                 pass
 
-    isolate = _network_isolation()
+    isolate = network_isolation()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("CRDS_", "STPIPE_"))}
     base_env.update(SINGLE_THREAD_ENV)
     logs = (ROOT / LOG_DIR).resolve()
     logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dms-bench-whole-") as tmp:
         tmp_path = Path(tmp)
-        crds_env = _crds_env(tmp_path / "crds")
+        crds = crds_env(tmp_path / "crds")
         sides = {
             "ours": (_our_command(uncal, refs, tmp_path / "out-ours"), base_env),
-            "jwst": (_jwst_command(uncal, step_args, tmp_path / "out-jwst"), {**base_env, **crds_env}),
+            "jwst": (_jwst_command(uncal, step_args, tmp_path / "out-jwst"), {**base_env, **crds}),
         }
         floor = json.loads(subprocess.run(
             [sys.executable, "-m", "benchmarks.whole_process_bench", "--spawn",
@@ -338,7 +281,7 @@ def run() -> dict:
     ours["command"] = sides["ours"][0]
     ours["env"] = dict(SINGLE_THREAD_ENV)
     jwst["command"] = sides["jwst"][0]
-    jwst["env"] = {**SINGLE_THREAD_ENV, **{k: v for k, v in crds_env.items() if k != "CRDS_PATH"},
+    jwst["env"] = {**SINGLE_THREAD_ENV, **{k: v for k, v in crds.items() if k != "CRDS_PATH"},
                    "CRDS_PATH": "<fresh temporary directory holding only config/jwst/server_config>"}
     jwst["steps"] = jwst_steps
     jwst["log_warnings"] = _log_lines(logs / "jwst.log")
