@@ -78,6 +78,7 @@ def test_image3_statuses_and_member_products(image3, scene):
     for crf, exp, level in zip(image3.crf, scene, SKY_LEVELS, strict=True):
         assert card_value(crf, "S_TWKREG") == "COMPLETE" and card_value(crf, "S_OUTLIR") == "COMPLETE"
         assert card_value(crf, "TWKREF") == "absolute" and card_value(crf, "TWKNMAT") >= 15
+        assert card_value(crf, "TWKABS") == "ALIGNED" and card_value(crf, "TWKANOTE") is None
         assert card_value(crf, "BKGLEVEL") == pytest.approx(level, abs=0.1 * noise)
         assert card_value(crf, "BKGSUB") is True
         wcs = member_wcs(crf)
@@ -149,6 +150,40 @@ def test_image3_relative_and_single_member(members):
     assert one.statuses["resample"] == "COMPLETE" and one.statuses["source_catalog"] == "SKIPPED"
     assert one.cat is None and card_value(one.i2d, "S_OUTLIR") == "SKIPPED"
     assert any("nothing to align" in n for n in one.notes)
+
+
+def test_failed_absolute_alignment_is_reported(members, sky, tmp_path, caplog, capsys):
+    import json
+    import logging
+
+    from astropy.table import Table
+
+    from services.stage3.commands import IMAGE3_COMMAND
+    from shared.runlocal import run_command
+
+    few = (sky.ra[:3], sky.dec[:3])  # too few stars to fit
+    with caplog.at_level(logging.WARNING, logger="services.stage3.pipeline"):
+        out = run_image3(members, ASN, IMAGE3.params(skip={"source_catalog"}), abs_refcat=few, **COMMON)
+    assert out.statuses["tweakreg"] == "COMPLETE"  # the relative alignment is kept
+    for product in (*out.crf, out.i2d):
+        assert card_value(product, "TWKABS") == "FAILED"
+        assert "matched" in card_value(product, "TWKANOTE") or "sources" in card_value(product, "TWKANOTE")
+    assert {card_value(c, "TWKREF") for c in out.crf} == {"relative"}
+    assert any("WARNING absolute alignment failed" in n for n in out.notes)
+    assert any("absolute alignment failed" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    # dms run prints it
+    for m in members:
+        write_product(tmp_path / m.keywords["FILENAME"], m)
+    Table({"ra": few[0], "dec": few[1]}).write(tmp_path / "few.ecsv", format="ascii.ecsv")
+    asn_path = tmp_path / "jw01234-o001_20250101t000000_image3_00001_asn.json"
+    asn_path.write_text(json.dumps({"asn_type": "image3", "asn_id": "o001", "asn_pool": ASN["asn_pool"],
+                                    "products": [{"name": "jw01234-o001_t001_nircam_clear-f200w-sub160",
+                                                  "members": [{"expname": m.keywords["FILENAME"], "exptype": "science"}
+                                                              for m in members]}]}))
+    capsys.readouterr()
+    assert run_command(IMAGE3_COMMAND, [str(asn_path), "--out", str(tmp_path / "out"), "--abs-refcat",
+                                        str(tmp_path / "few.ecsv"), "--skip", "source_catalog"]) == 0
+    assert "note: tweakreg: WARNING absolute alignment failed" in capsys.readouterr().out
 
 
 def test_image3_rejects_unusable_members(members):

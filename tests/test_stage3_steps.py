@@ -256,3 +256,26 @@ def test_tso_photometry_recovers_transit_depth():
     assert np.allclose(plain.net_aperture_sum, np.nansum(cube * to_jy, axis=(1, 2)), rtol=1e-5)
     assert np.isnan(plain.annulus_mean).all()
 
+
+
+def test_skymatch_fits_one_level_per_exposure_by_default():
+    # Two exposures of two detectors; the second detector of each sits 0.3 higher.
+    rng = np.random.default_rng(5)
+    skies = [1.0, 1.3, 0.6, 0.9]
+    images = [(level + rng.normal(0, 0.01, (60, 80))).astype(np.float32) for level in skies]
+    dqs = [np.zeros((60, 80), np.uint32)] * 4
+    exposures = ["e1", "e1", "e2", "e2"]
+    r = skymatch(images, dqs, groups=exposures)
+    assert r.groups == [0, 0, 1, 1]
+    np.testing.assert_allclose(r.measured, skies, atol=0.005)
+    # global+match: exposure means 1.15 and 0.75 matched (deltas 0.4, 0), then the lowest
+    # remaining sky (0.6, both) removed: each exposure's detectors share one level.
+    np.testing.assert_allclose(r.subtracted, [1.0, 1.0, 0.6, 0.6], atol=0.005)
+    expected = {"local": [1.0, 1.0, 0.6, 0.6], "global": [0.6] * 4, "match": [0.4, 0.4, 0.0, 0.0]}
+    for method, levels in expected.items():
+        got = skymatch(images, dqs, SkyMatchParams(skymethod=method), groups=exposures).subtracted
+        np.testing.assert_allclose(got, levels, atol=0.005, err_msg=method)
+    per_detector = skymatch(images, dqs, SkyMatchParams(grouping="detector"), groups=exposures)
+    assert per_detector.groups == [0, 1, 2, 3]
+    np.testing.assert_allclose(per_detector.subtracted, skies, atol=0.005)
+    assert skymatch(images, dqs).groups == [0, 1, 2, 3]  # no groups given: every image alone

@@ -178,13 +178,32 @@ class Image3State:
         return self._grid
 
 
+def _record_absolute(s: Image3State, a: StepArgs, aligned: bool, note: str) -> None:
+    """TWKABS (and TWKANOTE, why it failed) on every member; a failure is also a warning
+    in the log and the notes (``dms run`` prints them), never silent."""
+    if aligned:
+        for m in s.members:
+            m.cards.update(TWKABS="ALIGNED", TWKANOTE=None)
+        return
+    why = note.removeprefix("absolute alignment failed: ") or "no fit"
+    for m in s.members:
+        m.cards.update(TWKABS="FAILED", TWKANOTE=why[:68])
+    names = ", ".join(m.name for m in s.members)
+    log.warning("tweakreg: absolute alignment failed: %s; %s keep their relative alignment (TWKABS=FAILED)",
+                why, names)
+    a.note(f"tweakreg: WARNING absolute alignment failed: {why}; the exposures keep their relative alignment "
+           "(TWKABS=FAILED in every product)")
+
+
 def _tweakreg(s: Image3State, a: StepArgs) -> Skip | None:
     ms = s.members
     if len(ms) < 2 and s.abs_refcat is None:
         return Skip("one exposure and no absolute catalog: nothing to align")
     result = tweakreg([TweakregInput(m.sci, m.err, m.dq, m.wcs) for m in ms], a.params, s.abs_refcat)
     s.alignments = result.alignments
-    if result.absolute_note:
+    if s.abs_refcat is not None:
+        _record_absolute(s, a, result.absolute is not None, result.absolute_note)
+    elif result.absolute_note:
         a.note(f"tweakreg: {result.absolute_note}")
     kind = "absolute" if result.absolute is not None else "relative"
     moved = 0
@@ -204,11 +223,27 @@ def _tweakreg(s: Image3State, a: StepArgs) -> Skip | None:
     return None if moved else Skip("no exposure could be aligned")
 
 
+# The keywords that name an exposure (jwst's group_id: its detectors are fitted together).
+_EXPOSURE_KEYS = ("PROGRAM", "OBSERVTN", "VISIT", "VISITGRP", "SEQ_ID", "ACT_ID", "EXPOSURE")
+
+
+def _exposure_of(m: _Member) -> tuple:
+    """The member's exposure (``_EXPOSURE_KEYS``); its file name when one is missing."""
+    values = tuple(card_value(m.product, k) for k in _EXPOSURE_KEYS)
+    return values if all(v is not None for v in values) else (m.name,)
+
+
 def _skymatch(s: Image3State, a: StepArgs) -> Skip | None:
-    result = skymatch([m.sci for m in s.members], [m.dq for m in s.members], a.params)
+    p = a.params
+    result = skymatch([m.sci for m in s.members], [m.dq for m in s.members], p,
+                      groups=[_exposure_of(m) for m in s.members])
     for m, level, data in zip(s.members, result.subtracted, result.data, strict=True):
         m.sci = data
-        m.cards.update(BKGMETH=a.params.skymethod, BKGLEVEL=float(level), BKGSUB=bool(a.params.subtract))
+        m.cards.update(BKGMETH=p.skymethod, BKGLEVEL=float(level), BKGSUB=bool(p.subtract))
+    n_groups = len(set(result.groups))
+    per = "exposure" if p.grouping == "exposure" else "detector image"
+    a.note(f"skymatch: {p.skymethod}, one level per {per} ({n_groups} for {len(s.members)} images): "
+           + ", ".join(f"{level:.4g}" for level in dict(zip(result.groups, result.subtracted, strict=True)).values()))
     return None
 
 
