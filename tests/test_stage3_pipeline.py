@@ -65,8 +65,19 @@ def members(scene, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def image3(members, sky):
-    return run_image3(members, ASN, abs_refcat=(sky.ra, sky.dec), **COMMON)
+def catalog_refs(tmp_path_factory):
+    """The simulator's NIRCam APCORR and ABVEGAOFFSET, loaded as a pipeline gets them."""
+    from services.simulator.optical_refs import write_catalog_references
+    from shared.refdata import Window, load_reference
+
+    written = write_catalog_references("NIRCAM", tmp_path_factory.mktemp("catalog_refs"))
+    return {r.reftype.lower(): load_reference(r.reftype.lower(), r.path, Window(950, 900, 160, 160), (2048, 2048))
+            for r in written}
+
+
+@pytest.fixture(scope="module")
+def image3(members, sky, catalog_refs):
+    return run_image3(members, ASN, abs_refcat=(sky.ra, sky.dec), refs=catalog_refs, **COMMON)
 
 
 def test_image3_statuses_and_member_products(image3, scene):
@@ -126,6 +137,8 @@ def test_products_open_in_public_models(image3, tmp_path):
         warnings.simplefilter("error", NoTypeWarning)  # DATAMODL must pick the model
         with dm.open(paths["i2d"]) as m:
             assert type(m).__name__ == "ImageModel"
+            assert m.meta.ref_file.apcorr.name == "crds://jwst_nircam_apcorr_sim.fits"
+            assert m.meta.ref_file.abvegaoffset.name == "crds://jwst_nircam_abvegaoffset_sim.asdf"
             assert m.meta.cal_step.resample == "COMPLETE" and m.meta.cal_step.tweakreg == "COMPLETE"
             assert m.meta.resample.pointings == 4 and m.meta.resample.weight_type == "ivm"
             assert m.meta.asn.pool_name == ASN["asn_pool"] and m.meta.bunit_data == "MJy/sr"
@@ -139,6 +152,20 @@ def test_products_open_in_public_models(image3, tmp_path):
     image3.cat.write(tmp_path / "cat.ecsv", format="ascii.ecsv")
     back = QTable.read(tmp_path / "cat.ecsv", format="ascii.ecsv")
     assert back.colnames == image3.cat.colnames and isinstance(back["sky_centroid"], SkyCoord)
+
+
+def test_catalog_reads_its_references_or_says_it_does_without(image3, members):
+    cat = image3.cat
+    assert cat.meta["aperture_source"] == "jwst_nircam_apcorr_sim.fits"
+    assert cat.meta["abvega_offset"] == pytest.approx(1.695, abs=1e-3)
+    assert card_value(image3.i2d, "R_APCORR") == "crds://jwst_nircam_apcorr_sim.fits"
+    assert card_value(image3.segm, "R_ABVEGA") == "crds://jwst_nircam_abvegaoffset_sim.asdf"
+    assert card_value(image3.crf[0], "R_APCORR") is None  # the 2c products used no reference
+    rel = run_image3(members, ASN, IMAGE3.params(skip={"outlier_detection"}), **COMMON)
+    assert rel.statuses["source_catalog"] == "COMPLETE"
+    assert "measured on the image" in rel.cat.meta["aperture_source"] and rel.cat.meta["abvega_offset"] == 0.0
+    assert any("no APCORR reference" in n for n in rel.notes) and any("no ABVEGAOFFSET" in n for n in rel.notes)
+    assert card_value(rel.i2d, "R_APCORR") == "N/A"
 
 
 def test_image3_relative_and_single_member(members):
