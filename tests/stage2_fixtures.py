@@ -68,6 +68,8 @@ def write_reference_files(directory: Path, shape: tuple[int, int] = FULL) -> dic
     flat.meta.instrument.filter = "F200W"
     flat.meta.instrument.pupil = "CLEAR"
     flat.meta.subarray.name = "GENERIC"
+    flat.meta.subarray.xstart, flat.meta.subarray.ystart = 1, 1  # where jwst's flat_field cuts the window
+    flat.meta.subarray.xsize, flat.meta.subarray.ysize = shape[1], shape[0]
     flat.save(directory / "flat.fits")
     photom = dm.NrcImgPhotomModel(phot_table=np.array(
         [("F200W", "CLEAR", PHOTMJSR, 0.002), ("F150W", "CLEAR", 0.3, 0.003)],

@@ -208,7 +208,7 @@ def measure_field(run: ChainRun) -> Field:
     scale = float(np.sqrt(header["PIXAR_A2"]))  # arcsec per output pixel
     cat = QTable.read(run.one("cat", 3, "-o001_"), format="ascii.ecsv")
     aperture = cat.meta["aperture_params"]
-    r70, apcorr = aperture["aperture_radii"][-1], aperture["aperture_corrections"][0]
+    r70, apcorr = aperture["aperture_radii"][-1], aperture["aperture_corrections"][-1]
 
     stars = run.truth_stars(FIELD)
     flux = np.asarray(stars["flux_jy"], float)
@@ -282,6 +282,33 @@ def test_catalog_fluxes(field):
             p90_abs_error=float(np.percentile(error, 90)))
     assert sel.sum() >= MIN_STARS["flux"], f"only {sel.sum()} clean matched stars above S/N {FLUX_MIN_SNR}"
     assert median <= FLUX_MEDIAN_ERROR, f"median flux error {median:.2%} over {sel.sum()} stars"
+
+
+def test_catalog_uses_the_apcorr_and_abvegaoffset_references(run):
+    """The catalog's apertures are the APCORR reference's (the simulator's, for F200W/CLEAR
+    at the mosaic's pixel scale ratio 1) and its Vega magnitudes are AB minus the
+    ABVEGAOFFSET reference's offset; the _i2d names both files (R_APCORR, R_ABVEGA)."""
+    from services.simulator.optical_refs import apcorr_rows
+    from services.simulator.optics import vega_ab_offset
+
+    cat = QTable.read(run.one("cat", 3, "-o001_"), format="ascii.ecsv")
+    aperture = cat.meta["aperture_params"]
+    rows = {round(ee * 100): (r, c, i, o) for f, p, ee, r, c, i, o in apcorr_rows("NIRCAM")
+            if (f, p) == ("F200W", "CLEAR")}
+    assert cat.meta["aperture_source"] == "jwst_nircam_apcorr_sim.fits"
+    np.testing.assert_allclose(aperture["aperture_radii"], [rows[e][0] for e in (30, 50, 70)], rtol=2e-3)
+    np.testing.assert_allclose(aperture["aperture_corrections"], [rows[e][1] for e in (30, 50, 70)], rtol=1e-6)
+    assert aperture["bkg_aperture_inner_radius"] == pytest.approx(rows[70][2], rel=2e-3)
+    offset = vega_ab_offset("NIRCAM", "F200W", "CLEAR")
+    assert cat.meta["abvega_offset"] == pytest.approx(offset, rel=1e-6)
+    for name in ("aper30", "aper70", "aper_total", "isophotal"):
+        good = np.isfinite(cat[f"{name}_abmag"])
+        np.testing.assert_allclose(cat[f"{name}_vegamag"][good], cat[f"{name}_abmag"][good] - offset, atol=1e-6)
+    header = fits.getheader(run.one("i2d", 3, "-o001_"))
+    assert header["R_APCORR"] == "crds://jwst_nircam_apcorr_sim.fits"
+    assert header["R_ABVEGA"] == "crds://jwst_nircam_abvegaoffset_sim.asdf"
+    _report("catalog references", radii=[round(r, 3) for r in aperture["aperture_radii"]],
+            correction=aperture["aperture_corrections"][-1], abvega_offset=round(offset, 4))
 
 
 def test_catalog_completeness(field):

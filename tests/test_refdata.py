@@ -111,6 +111,10 @@ def test_selectors_per_reftype_and_times():
     assert reference_selectors("DISTORTION", "NIRCAM", {"DETECTOR": "NRCA1"}) == {"DETECTOR": "NRCA1"}
     assert reference_selectors("FLAT", "MIRI", {"DETECTOR": "MIRIMAGE", "FILTER": "F770W"}) == {
         "DETECTOR": "MIRIMAGE", "FILTER": "F770W", "BAND": "ANY", "READPATT": "ANY", "SUBARRAY": "ANY"}
+    # APCORR, ABVEGAOFFSET: by EXP_TYPE, a CRDS pattern keyword P_EXP_TY standing for it
+    assert reference_selectors("APCORR", "NIRCAM", {"EXP_TYPE": "NRC_IMAGE", "P_EXP_TY": "NRC_IMAGE|NRC_TSIMAGE|"}) \
+        == {"EXP_TYPE": "NRC_IMAGE|NRC_TSIMAGE"}
+    assert reference_selectors("ABVEGAOFFSET", "MIRI", {"EXP_TYPE": "MIR_IMAGE"}) == {"EXP_TYPE": "MIR_IMAGE"}
     assert parse_time("Jan 01 2022 00:00:00") == datetime(2022, 1, 1, tzinfo=UTC)
     assert parse_time("2022-01-01 00:00:00") == parse_time("2022-01-01T00:00:00") == parse_time("2022-01-01")
     assert context_name(3) == "dms_0003.ctx" and context_name(12345) == "dms_12345.ctx"
@@ -231,6 +235,48 @@ def test_bad_files_are_refused_and_nothing_is_stored(ctx, tmp_path):
     assert count(ctx, ReferenceFile) == count(ctx, ReferenceContext) == count(ctx, EventRecord) == 0
     with pytest.raises(DeliveryError, match="nothing to deliver"):
         deliver(ctx, [])
+
+
+def test_asdf_references_deliver_load_and_are_checked(ctx, tmp_path):
+    """ABVEGAOFFSET is an ASDF file (its public format): delivered and chosen by its meta
+    tree, loaded with its table; a broken one or one without the table is refused."""
+    from services.simulator.optical_refs import write_catalog_references
+    from shared.refdata import (
+        LocalReferences,
+        ReferenceFileError,
+        Window,
+        load_reference,
+        load_references,
+    )
+
+    written = {r.reftype: r.path for r in write_catalog_references("NIRCAM", tmp_path / "refs")}
+    broken = tmp_path / "broken.asdf"
+    broken.write_bytes(b"#ASDF 1.0.0\n%YAML 1.1\n--- [unclosed\n")
+    with pytest.raises(DeliveryError, match="broken.asdf: .*not a readable ASDF file"):
+        deliver(ctx, [written["ABVEGAOFFSET"], broken])
+    d = deliver(ctx, [tmp_path / "refs"])  # a directory: its *.fits and *.asdf
+    assert sorted(d.added) == ["jwst_nircam_abvegaoffset_sim.asdf", "jwst_nircam_apcorr_sim.fits"]
+    header = {"INSTRUME": "NIRCAM", "DETECTOR": "NRCA1", "EXP_TYPE": "NRC_TSIMAGE", "FILTER": "F200W",
+              "PUPIL": "CLEAR", "SUBARRAY": "SUB160", "SUBSTRT1": 1, "SUBSTRT2": 1, "SUBSIZE1": 160,
+              "SUBSIZE2": 160, "DATE-OBS": "2025-01-01", "TIME-OBS": "00:00:00"}
+    with ctx.catalog.session() as s:
+        chosen = best_references(s, header, ["APCORR", "ABVEGAOFFSET"])
+    assert chosen["ABVEGAOFFSET"].filename == "jwst_nircam_abvegaoffset_sim.asdf"
+    refs = load_references(LocalReferences(refs_dir=tmp_path / "refs"), header, ["apcorr", "abvegaoffset"])
+    offsets = refs.found["abvegaoffset"].tables["abvega_offset"]
+    assert {"filter", "pupil", "abvega_offset"} <= set(offsets.dtype.names) and len(offsets) > 50
+    assert refs.found["abvegaoffset"].header["REFTYPE"] == "ABVEGAOFFSET"
+    assert len(refs.found["apcorr"].tables["APCORR"]) == 9 * len(offsets)  # EE 10-90 % per row
+    with pytest.raises(ReferenceFileError, match="has no abvega_offset table"):
+        load_reference("abvegaoffset", _asdf_without_table(tmp_path), Window(1, 1, 160, 160), (2048, 2048))
+
+
+def _asdf_without_table(tmp_path: Path) -> Path:
+    import asdf
+
+    path = tmp_path / "empty.asdf"
+    asdf.AsdfFile({"meta": {"reftype": "ABVEGAOFFSET", "instrument": {"name": "NIRCAM"}}}).write_to(path)
+    return path
 
 
 def test_reference_files_are_immutable(ctx, tmp_path):
@@ -427,12 +473,14 @@ def test_simulator_references_serve_an_ingested_exposure(tmp_path):
     sim = simulate(desc, tmp_path / "sim")
     ctx, inline = embedded_context(Settings(var_dir=tmp_path / "var", _env_file=None), services=["ingest"])
 
-    d = deliver(ctx, [tmp_path / "sim" / "refs"], note="simulator references")  # a directory: its *.fits
-    assert d.context_name == "dms_0001.ctx" and len(d.added) == len(sim.reference_paths) == 11
+    d = deliver(ctx, [tmp_path / "sim" / "refs"], note="simulator references")  # a directory: *.fits, *.asdf
+    assert d.context_name == "dms_0001.ctx" and len(d.added) == len(sim.reference_paths) == 13
     with ctx.catalog.session() as s:
         listed = {r.reftype: r for r in list_references(s)}
     assert set(listed) == {"MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "GAIN", "READNOISE", "DARK",
-                           "FLAT", "PHOTOM", "AREA", "DISTORTION"}
+                           "FLAT", "PHOTOM", "AREA", "DISTORTION", "APCORR", "ABVEGAOFFSET"}
+    assert listed["ABVEGAOFFSET"].filename.endswith(".asdf")
+    assert listed["APCORR"].selectors == listed["ABVEGAOFFSET"].selectors == {"EXP_TYPE": "NRC_IMAGE|NRC_TSIMAGE"}
     assert listed["DARK"].selectors == {"DETECTOR": "NRCA1", "EXP_TYPE": "NRC_IMAGE", "NOUTPUTS": "1",
                                         "SUBARRAY": "SUB160"}
     assert listed["SUPERBIAS"].selectors == {"DETECTOR": "NRCA1", "READPATT": "ANY", "SUBARRAY": "GENERIC"}
@@ -455,13 +503,15 @@ def test_simulator_references_serve_an_ingested_exposure(tmp_path):
 
         text = explain(s, from_file, reference_steps(from_file))
         by_file = best_references(s, from_file, ["MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "DARK",
-                                                 "GAIN", "READNOISE", "FLAT", "PHOTOM", "AREA", "DISTORTION"])
+                                                 "GAIN", "READNOISE", "FLAT", "PHOTOM", "AREA", "DISTORTION",
+                                                 "APCORR", "ABVEGAOFFSET"])
         by_catalog = best_references(s, from_catalog, list(by_file))
     assert uri.startswith("file://")
     assert by_file == by_catalog
     assert {k: v.filename for k, v in by_file.items()} == {k: listed[k].filename for k in listed}
     assert "dark_current       DARK        jwst_nircam_dark_nrca1_sub160_sim.fits" in text
     assert "flat_field         FLAT" in text and "image2:" in text and "detector1:" in text
+    assert "source_catalog     APCORR      jwst_nircam_apcorr_sim.fits" in text and "image3:" in text
     assert "context:  dms_0001.ctx" in text and "N/A" not in text
     assert text.splitlines()[0].startswith("exposure: NIRCAM DETECTOR=NRCA1 EXP_TYPE=NRC_IMAGE READPATT=RAPID")
     local = fetch(ctx.store, by_file["DARK"], tmp_path / "cache")

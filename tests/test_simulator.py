@@ -443,6 +443,10 @@ EXPECTED_CLASS = {
     "FLAT": dm.FlatModel, "AREA": dm.PixelAreaModel, "DISTORTION": dm.ReferenceFileModel,
 }
 WINDOWLESS = {"PHOTOM", "AREA", "DISTORTION"}  # no SUBARRAY keywords in these schemas
+CATALOG_CLASS = {  # the source catalog's, one file per instrument
+    "APCORR": {"NIRCAM": dm.NrcImgApcorrModel, "MIRI": dm.MirImgApcorrModel},
+    "ABVEGAOFFSET": {"NIRCAM": dm.ABVegaOffsetModel, "MIRI": dm.ABVegaOffsetModel},
+}
 
 
 def test_reference_files_open_as_the_right_models(nircam, miri):
@@ -451,6 +455,12 @@ def test_reference_files_open_as_the_right_models(nircam, miri):
     for path in result.reference_paths + miri.reference_paths:
         with dm.open(path) as model:
             reftype = model.meta.reftype
+            if reftype in CATALOG_CLASS:  # one per instrument, no detector
+                instrument = model.meta.instrument.name
+                assert type(model) is CATALOG_CLASS[reftype][instrument], (path.name, type(model))
+                assert model.meta.useafter == "2022-01-01T00:00:00" and model.meta.pedigree == "SIMULATION"
+                seen[instrument].add(reftype)
+                continue
             det = model.meta.instrument.detector
             seen[det].add(reftype)
             if reftype == "DARK":
@@ -478,6 +488,7 @@ def test_reference_files_open_as_the_right_models(nircam, miri):
            "DISTORTION"}
     assert seen["NRCA1"] == nir and seen["NRCA2"] == nir
     assert seen["MIRIMAGE"] == nir - {"SUPERBIAS"}  # MIRI has no superbias step
+    assert seen["NIRCAM"] == seen["MIRI"] == set(CATALOG_CLASS)
 
 
 def test_mask_flags_reference_and_dead_pixels(nircam):

@@ -1,6 +1,7 @@
-"""Stage-2 reference files of the simulator (FLAT, PHOTOM, AREA, DISTORTION): their
-content follows the photometric definitions of docs/simulator.md, they open cleanly in
-stdatamodels, deliver, and are selected for the exposures that need them."""
+"""Stage-2 reference files of the simulator (FLAT, PHOTOM, AREA, DISTORTION) and the
+catalog's (APCORR, ABVEGAOFFSET): their content follows the definitions of
+docs/simulator.md, they open cleanly in stdatamodels (and jwst's source-catalog reader),
+deliver, and are selected for the exposures that need them."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ from services.simulator.optics import jy_per_electron
 from shared.config import Settings
 from shared.instruments import detector, subarray
 from shared.refdata import best_references, deliver
+from shared.refdata.asdf_files import reference_header
 from shared.wcs import SipDistortion
 
 STAGE2 = ("FLAT", "PHOTOM", "AREA", "DISTORTION")
+CATALOG = ("APCORR", "ABVEGAOFFSET")
 
 
 def nircam_description() -> dict:
@@ -60,11 +63,11 @@ def nrca1():
     return make_detector_model(detector("NRCA1"), 2022)
 
 
-def stage2_paths(result) -> dict[str, list]:
+def stage2_paths(result, reftypes=STAGE2) -> dict[str, list]:
     out: dict[str, list] = {}
     for path in result.reference_paths:
-        reftype = fits.getheader(path)["REFTYPE"]
-        if reftype in STAGE2:
+        reftype = reference_header(path)["REFTYPE"]
+        if reftype in reftypes:
             out.setdefault(reftype, []).append(path)
     return out
 
@@ -111,7 +114,7 @@ def test_files_open_without_warnings_and_hold_the_definitions(sims, nrca1):
         value, sigma = rows[key]
         assert value == pytest.approx(jy_per_electron("NIRCAM", *key) * 1e-6 * g0 / omega, rel=1e-6)
         assert sigma == pytest.approx(0.01 * value, rel=1e-6)
-    [dark] = [p for p in sims["NIRCAM"].reference_paths if fits.getheader(p)["REFTYPE"] == "DARK"]
+    [dark] = [p for p in sims["NIRCAM"].reference_paths if reference_header(p)["REFTYPE"] == "DARK"]
     assert fits.getheader(dark)["EXP_TYPE"] == "ANY"  # SUB64P serves NRC_IMAGE and NRC_TSIMAGE
     header = fits.getheader(paths["DISTORTION"][0])
     assert header["PIXSCALE"] == 0.031 and header["EXP_TYPE"] == "NRC_IMAGE|NRC_TSIMAGE"
@@ -154,9 +157,74 @@ def test_files_deliver_and_are_selected_for_their_exposures(sims, tmp_path):
 
 def test_rewritten_files_are_byte_identical(sims, tmp_path):
     again = simulate(nircam_description(), tmp_path / "again")
-    for reftype, paths in stage2_paths(again).items():
+    for reftype, paths in stage2_paths(again, STAGE2 + CATALOG).items():
         for path in paths:
             assert path.read_bytes() == (sims["NIRCAM"].truth_dir.parent / "refs" / path.name).read_bytes(), reftype
+
+
+def test_catalog_references_hold_the_psf_and_vega_definitions(sims, tmp_path):
+    """APCORR (FITS) and ABVEGAOFFSET (ASDF), one per instrument: they open without a
+    warning in stdatamodels and in jwst's source-catalog reader, the radii are those of the
+    Gaussian PSF in a mosaic (sigma^2 = (FWHM/2.3548)^2 + 4/12 px^2; 1e-5), the correction
+    1/EE, the offset Vega's AB magnitude; they deliver and are chosen by INSTRUME and
+    EXP_TYPE (the P_EXP_TY pattern)."""
+    import math
+
+    from services.registry import embedded_context
+    from services.simulator.optical_refs import APCORR_EE, MOSAIC_BLUR_PX2
+    from services.simulator.optics import psf_fwhm_arcsec, vega_ab_offset
+
+    paths = {**stage2_paths(sims["NIRCAM"], CATALOG)}
+    assert [p.name for p in paths["APCORR"]] == ["jwst_nircam_apcorr_sim.fits"]
+    assert [p.name for p in paths["ABVEGAOFFSET"]] == ["jwst_nircam_abvegaoffset_sim.asdf"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with dm.open(paths["APCORR"][0]) as apcorr:
+            assert type(apcorr) is dm.NrcImgApcorrModel and apcorr.meta.exposure.p_exptype == "NRC_IMAGE|NRC_TSIMAGE|"
+            raw = np.asarray(apcorr.apcorr_table)
+            table = {name: (np.char.decode(raw[name]) if raw[name].dtype.kind == "S" else np.asarray(raw[name]))
+                     for name in raw.dtype.names}
+        with dm.open(paths["ABVEGAOFFSET"][0]) as abvega:
+            assert type(abvega) is dm.ABVegaOffsetModel
+            offsets = {(r["filter"], r["pupil"]): float(r["abvega_offset"]) for r in abvega.abvega_offset}
+    for (filt, pupil, px) in (("F200W", "CLEAR", 0.031), ("F210M", "WLP8", 0.031), ("F444W", "CLEAR", 0.063)):
+        keep = (table["filter"] == filt) & (table["pupil"] == pupil)
+        rows = {name: column[keep] for name, column in table.items()}
+        assert np.allclose(rows["eefraction"], APCORR_EE)
+        sigma = math.sqrt((psf_fwhm_arcsec({"F200W": 1.990, "F210M": 2.093, "F444W": 4.421}[filt], pupil) / px
+                           / 2.3548200450309493) ** 2 + MOSAIC_BLUR_PX2)
+        np.testing.assert_allclose(rows["radius"], sigma * np.sqrt(-2 * np.log(1 - np.asarray(APCORR_EE))), rtol=1e-5)
+        np.testing.assert_allclose(rows["apcorr"], 1 / np.asarray(APCORR_EE), rtol=1e-6)
+        assert len(set(rows["skyin"])) == 1 and rows["skyin"][0] >= 3 * 2.3548 * sigma
+        assert offsets[(filt, pupil)] == pytest.approx(vega_ab_offset("NIRCAM", filt, pupil), rel=1e-6)
+    assert offsets[("F200W", "CLEAR")] == pytest.approx(1.70, abs=0.03)  # the published NIRCam value, to 0.03
+
+    jwst_reader = pytest.importorskip("jwst.source_catalog.reference_data")
+    model = dm.ImageModel(data=np.zeros((4, 4), np.float32))
+    model.meta.instrument.name, model.meta.instrument.filter, model.meta.instrument.pupil = "NIRCAM", "F200W", "CLEAR"
+    model.meta.resample.pixel_scale_ratio = 1.0
+    ref = jwst_reader.ReferenceData(model, [str(paths["APCORR"][0]), str(paths["ABVEGAOFFSET"][0])], (30, 50, 70))
+    r70 = table["radius"][(table["filter"] == "F200W") & (table["pupil"] == "CLEAR")
+                          & (np.round(table["eefraction"] * 100) == 70)]
+    assert ref.aperture_params["aperture_radii"][-1] == pytest.approx(float(r70[0]))
+    assert ref.abvega_offset == pytest.approx(offsets[("F200W", "CLEAR")])
+
+    ctx, _ = embedded_context(Settings(var_dir=tmp_path / "var", _env_file=None), services=["ingest"])
+    try:
+        files = [p for r in sims.values() for group in stage2_paths(r, CATALOG).values() for p in group]
+        assert len(deliver(ctx, files, note="catalog references").added) == 4
+        plan = sims["NIRCAM"].plan
+        with ctx.catalog.session() as s:
+            for obs in plan.observations:  # NRC_IMAGE and NRC_TSIMAGE
+                chosen = best_references(s, rate_header(plan, obs, obs.exposures[0]), CATALOG)
+                assert {k: v.filename for k, v in chosen.items()} == {
+                    "APCORR": "jwst_nircam_apcorr_sim.fits", "ABVEGAOFFSET": "jwst_nircam_abvegaoffset_sim.asdf"}
+            miri = sims["MIRI"].plan
+            chosen = best_references(s, rate_header(miri, miri.observations[0], miri.observations[0].exposures[0]),
+                                     CATALOG)
+            assert chosen["ABVEGAOFFSET"].filename == "jwst_miri_abvegaoffset_sim.asdf"
+    finally:
+        ctx.catalog.dispose()
 
 
 def test_calibrated_sky_is_flat_and_star_flux_adds_up_in_jansky(sims, nrca1):

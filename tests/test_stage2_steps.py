@@ -16,6 +16,7 @@ from services.stage2.steps.bkg_subtract import (
     subtract_background,
 )
 from services.stage2.steps.flat_field import apply_flat
+from services.stage2.steps.invalid import mark_invalid
 from services.stage2.steps.photom import apply_photom, photom_keywords, select_photom_row
 from shared.datamodels.dqflags import PIXEL
 from shared.wcs import SipDistortion, sky_wcs
@@ -36,7 +37,8 @@ def test_flat_divides_and_propagates_variances():
     np.testing.assert_allclose(r.sci, sci / flat, rtol=1e-6)
     np.testing.assert_allclose(r.var_poisson, vp / flat**2, rtol=1e-6)
     np.testing.assert_allclose(r.var_rnoise, vr / flat**2, rtol=1e-6)
-    np.testing.assert_allclose(r.var_flat, sci**2 * flat_err**2 / flat**2, rtol=1e-6)
+    # jwst: the flat-fielded SCI squared, times the flat's relative variance
+    np.testing.assert_allclose(r.var_flat, (sci / flat) ** 2 * flat_err**2 / flat**2, rtol=1e-6)
     np.testing.assert_allclose(r.err, np.sqrt(r.var_poisson + r.var_rnoise + r.var_flat), rtol=1e-6)
     assert r.n_no_flat == 0 and not r.dq.any()
 
@@ -64,6 +66,24 @@ def test_flat_applies_to_every_integration_of_a_cube():
     np.testing.assert_allclose(r.sci[2], 3.0 / flat, rtol=1e-6)
     with pytest.raises(ValueError, match="cut to the window"):
         apply_flat(cube, np.zeros(cube.shape, np.uint32), cube, cube, np.ones((4, 3), np.float32))
+
+
+def test_mark_invalid_makes_nan_and_do_not_use_agree():
+    dq = np.array([[DNU, 0, 0], [0, PIXEL["JUMP_DET"], 0]], np.uint32)
+    sci = np.array([[1.0, np.nan, 3.0], [4.0, 5.0, 6.0]], np.float32)
+    err = np.ones((2, 3), np.float32)
+    var = np.array([[1.0, 1.0, 1.0], [1.0, 1.0, np.nan]], np.float32)
+    r = mark_invalid(dq, {"sci": sci, "err": err, "var_flat": var, "var_poisson": None})
+    bad = np.array([[True, True, False], [False, False, True]])
+    assert r.n_invalid == 3 and r.arrays["var_poisson"] is None
+    for name in ("sci", "err", "var_flat"):
+        np.testing.assert_array_equal(np.isnan(r.arrays[name]), bad)
+        assert r.arrays[name].dtype == np.float32
+    np.testing.assert_array_equal((r.dq & DNU) != 0, bad)
+    assert r.dq[1, 1] == PIXEL["JUMP_DET"]  # other flags kept
+    assert not np.isnan(sci[0, 0]) and dq[0, 1] == 0  # inputs untouched
+    cube = mark_invalid(np.zeros((2, 2, 3), np.uint32) | dq, {"sci": np.ones((2, 2, 3), np.float32)})
+    assert cube.n_invalid == 2 and np.isnan(cube.arrays["sci"][:, 0, 0]).all()
 
 
 # ---------------------------------------------------------------- photom

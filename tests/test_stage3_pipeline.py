@@ -65,8 +65,19 @@ def members(scene, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def image3(members, sky):
-    return run_image3(members, ASN, abs_refcat=(sky.ra, sky.dec), **COMMON)
+def catalog_refs(tmp_path_factory):
+    """The simulator's NIRCam APCORR and ABVEGAOFFSET, loaded as a pipeline gets them."""
+    from services.simulator.optical_refs import write_catalog_references
+    from shared.refdata import Window, load_reference
+
+    written = write_catalog_references("NIRCAM", tmp_path_factory.mktemp("catalog_refs"))
+    return {r.reftype.lower(): load_reference(r.reftype.lower(), r.path, Window(950, 900, 160, 160), (2048, 2048))
+            for r in written}
+
+
+@pytest.fixture(scope="module")
+def image3(members, sky, catalog_refs):
+    return run_image3(members, ASN, abs_refcat=(sky.ra, sky.dec), refs=catalog_refs, **COMMON)
 
 
 def test_image3_statuses_and_member_products(image3, scene):
@@ -78,6 +89,7 @@ def test_image3_statuses_and_member_products(image3, scene):
     for crf, exp, level in zip(image3.crf, scene, SKY_LEVELS, strict=True):
         assert card_value(crf, "S_TWKREG") == "COMPLETE" and card_value(crf, "S_OUTLIR") == "COMPLETE"
         assert card_value(crf, "TWKREF") == "absolute" and card_value(crf, "TWKNMAT") >= 15
+        assert card_value(crf, "TWKABS") == "ALIGNED" and card_value(crf, "TWKANOTE") is None
         assert card_value(crf, "BKGLEVEL") == pytest.approx(level, abs=0.1 * noise)
         assert card_value(crf, "BKGSUB") is True
         wcs = member_wcs(crf)
@@ -125,6 +137,8 @@ def test_products_open_in_public_models(image3, tmp_path):
         warnings.simplefilter("error", NoTypeWarning)  # DATAMODL must pick the model
         with dm.open(paths["i2d"]) as m:
             assert type(m).__name__ == "ImageModel"
+            assert m.meta.ref_file.apcorr.name == "crds://jwst_nircam_apcorr_sim.fits"
+            assert m.meta.ref_file.abvegaoffset.name == "crds://jwst_nircam_abvegaoffset_sim.asdf"
             assert m.meta.cal_step.resample == "COMPLETE" and m.meta.cal_step.tweakreg == "COMPLETE"
             assert m.meta.resample.pointings == 4 and m.meta.resample.weight_type == "ivm"
             assert m.meta.asn.pool_name == ASN["asn_pool"] and m.meta.bunit_data == "MJy/sr"
@@ -140,6 +154,20 @@ def test_products_open_in_public_models(image3, tmp_path):
     assert back.colnames == image3.cat.colnames and isinstance(back["sky_centroid"], SkyCoord)
 
 
+def test_catalog_reads_its_references_or_says_it_does_without(image3, members):
+    cat = image3.cat
+    assert cat.meta["aperture_source"] == "jwst_nircam_apcorr_sim.fits"
+    assert cat.meta["abvega_offset"] == pytest.approx(1.695, abs=1e-3)
+    assert card_value(image3.i2d, "R_APCORR") == "crds://jwst_nircam_apcorr_sim.fits"
+    assert card_value(image3.segm, "R_ABVEGA") == "crds://jwst_nircam_abvegaoffset_sim.asdf"
+    assert card_value(image3.crf[0], "R_APCORR") is None  # the 2c products used no reference
+    rel = run_image3(members, ASN, IMAGE3.params(skip={"outlier_detection"}), **COMMON)
+    assert rel.statuses["source_catalog"] == "COMPLETE"
+    assert "measured on the image" in rel.cat.meta["aperture_source"] and rel.cat.meta["abvega_offset"] == 0.0
+    assert any("no APCORR reference" in n for n in rel.notes) and any("no ABVEGAOFFSET" in n for n in rel.notes)
+    assert card_value(rel.i2d, "R_APCORR") == "N/A"
+
+
 def test_image3_relative_and_single_member(members):
     rel = run_image3(members, ASN, **COMMON)
     assert rel.statuses["tweakreg"] == "COMPLETE"
@@ -149,6 +177,40 @@ def test_image3_relative_and_single_member(members):
     assert one.statuses["resample"] == "COMPLETE" and one.statuses["source_catalog"] == "SKIPPED"
     assert one.cat is None and card_value(one.i2d, "S_OUTLIR") == "SKIPPED"
     assert any("nothing to align" in n for n in one.notes)
+
+
+def test_failed_absolute_alignment_is_reported(members, sky, tmp_path, caplog, capsys):
+    import json
+    import logging
+
+    from astropy.table import Table
+
+    from services.stage3.commands import IMAGE3_COMMAND
+    from shared.runlocal import run_command
+
+    few = (sky.ra[:3], sky.dec[:3])  # too few stars to fit
+    with caplog.at_level(logging.WARNING, logger="services.stage3.pipeline"):
+        out = run_image3(members, ASN, IMAGE3.params(skip={"source_catalog"}), abs_refcat=few, **COMMON)
+    assert out.statuses["tweakreg"] == "COMPLETE"  # the relative alignment is kept
+    for product in (*out.crf, out.i2d):
+        assert card_value(product, "TWKABS") == "FAILED"
+        assert "matched" in card_value(product, "TWKANOTE") or "sources" in card_value(product, "TWKANOTE")
+    assert {card_value(c, "TWKREF") for c in out.crf} == {"relative"}
+    assert any("WARNING absolute alignment failed" in n for n in out.notes)
+    assert any("absolute alignment failed" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    # dms run prints it
+    for m in members:
+        write_product(tmp_path / m.keywords["FILENAME"], m)
+    Table({"ra": few[0], "dec": few[1]}).write(tmp_path / "few.ecsv", format="ascii.ecsv")
+    asn_path = tmp_path / "jw01234-o001_20250101t000000_image3_00001_asn.json"
+    asn_path.write_text(json.dumps({"asn_type": "image3", "asn_id": "o001", "asn_pool": ASN["asn_pool"],
+                                    "products": [{"name": "jw01234-o001_t001_nircam_clear-f200w-sub160",
+                                                  "members": [{"expname": m.keywords["FILENAME"], "exptype": "science"}
+                                                              for m in members]}]}))
+    capsys.readouterr()
+    assert run_command(IMAGE3_COMMAND, [str(asn_path), "--out", str(tmp_path / "out"), "--abs-refcat",
+                                        str(tmp_path / "few.ecsv"), "--skip", "source_catalog"]) == 0
+    assert "note: tweakreg: WARNING absolute alignment failed" in capsys.readouterr().out
 
 
 def test_image3_rejects_unusable_members(members):

@@ -21,6 +21,7 @@ from photutils.aperture import CircularAperture, aperture_photometry
 from scipy.spatial import cKDTree
 
 from services.stage3.steps._matching import RShift, fit_rshift
+from services.stage3.steps.catalog_refs import ReferenceRowError, abvega_offset, apcorr_apertures
 from services.stage3.steps.outlier_detection import (
     OutlierParams,
     apply_outliers,
@@ -226,6 +227,82 @@ def test_source_catalog_against_truth(sky):
     assert result.segm.dtype == np.int32 and set(np.unique(result.segm)) == {0, *np.asarray(cat["label"])}
 
 
+def _apcorr_table(sigma: float) -> np.ndarray:
+    """An APCORR-like table: F200W/CLEAR rows of a Gaussian EE of ``sigma`` px (and a
+    decoy F150W row), MIRI-free."""
+    rows = []
+    for filt, s in (("F200W", sigma), ("F150W", 0.5 * sigma)):
+        for ee in (0.3, 0.5, 0.7, 0.8):
+            rows.append((filt, "CLEAR", ee, s * np.sqrt(-2 * np.log(1 - ee)), 1 / ee, 7.5 * s, 11.0 * s))
+    return np.array(rows, dtype=[("filter", "S12"), ("pupil", "S15"), ("eefraction", "f4"), ("radius", "f4"),
+                                 ("apcorr", "f4"), ("skyin", "f4"), ("skyout", "f4")])
+
+
+def test_catalog_references_pick_rows_as_the_public_step():
+    table = _apcorr_table(1.0)
+    ap = apcorr_apertures(table, instrument="NIRCAM", filter="f200w", pupil="CLEAR", subarray="SUB160",
+                          aperture_ee=(30, 50, 70), pixel_scale_ratio=0.5, source="apcorr.fits")
+    np.testing.assert_allclose(ap.radii, np.sqrt(-2 * np.log([0.7, 0.5, 0.3])) / 0.5, rtol=1e-6)
+    np.testing.assert_allclose(ap.corrections, [1 / 0.3, 2.0, 1 / 0.7], rtol=1e-6)
+    assert (ap.bkg_inner, ap.bkg_outer, ap.ee, ap.source) == (15.0, 22.0, (30, 50, 70), "apcorr.fits")
+    with pytest.raises(ReferenceRowError, match="no row for FILTER=F444W PUPIL=CLEAR"):
+        apcorr_apertures(table, instrument="NIRCAM", filter="F444W", pupil="CLEAR", subarray=None,
+                         aperture_ee=(30, 50, 70))
+    with pytest.raises(ReferenceRowError, match="0 rows for an encircled energy of 90"):
+        apcorr_apertures(table, instrument="NIRCAM", filter="F200W", pupil="CLEAR", subarray=None,
+                         aperture_ee=(50, 70, 90))
+    miri = np.array([("F770W", "FULL", 0.5, 2.0, 2.0, 8.0, 12.0), ("F770W", "SUB128", 0.5, 2.1, 2.0, 8.0, 12.0)],
+                    dtype=[("filter", "S12"), ("subarray", "S17"), ("eefraction", "f4"), ("radius", "f4"),
+                           ("apcorr", "f4"), ("skyin", "f4"), ("skyout", "f4")])
+    sub = apcorr_apertures(miri, instrument="MIRI", filter="F770W", pupil=None, subarray="SUB128", aperture_ee=(50,))
+    assert sub.radii == pytest.approx((2.1,))
+    offsets = np.array([("F200W", "CLEAR", 1.7), ("F200W", "F187N", 2.0)],
+                       dtype=[("filter", "U12"), ("pupil", "U15"), ("abvega_offset", "f4")])
+    assert abvega_offset(offsets, instrument="NIRCAM", filter="F200W", pupil="F187N", detector="NRCA1") == \
+        pytest.approx(2.0)
+    with pytest.raises(ReferenceRowError):
+        abvega_offset(offsets, instrument="NIRCAM", filter="F090W", pupil="CLEAR", detector="NRCA1")
+
+
+def test_source_catalog_with_reference_apertures(sky):
+    """Apertures from an APCORR table of the scene's PSF as the mosaic sees it (the
+    pixel-integrated Gaussian, sigma^2 + 4/12 px^2 from apertures over pixels and the
+    rotated drizzle): fluxes within 2 % (median) and 1 % (bias) of the truth; Vega = AB -
+    the offset."""
+    exposures = make_exposures(sky, n_cr=0)
+    inputs = [ResampleInput(e.data, e.true_wcs, e.dq, e.var_rnoise, e.var_poisson) for e in exposures]
+    grid, shape = output_grid([e.true_wcs for e in exposures], [e.data.shape for e in exposures])
+    r = resample(inputs, grid, shape)
+    pixar = pixel_area_arcsec2(grid, shape[1] / 2, shape[0] / 2) * SR_PER_ARCSEC2
+    sigma = np.sqrt((2.0 / 2.3548) ** 2 + 4 / 12)
+    ap = apcorr_apertures(_apcorr_table(sigma), instrument="NIRCAM", filter="F200W", pupil="CLEAR", subarray=None,
+                          aperture_ee=(30, 50, 70), source="test_apcorr.fits")
+    result = make_catalog(r.data, r.err, r.wht, pixar_sr=pixar, wcs=grid, apertures=ap, abvega_offset=1.7)
+    cat = result.catalog
+    assert result.psf is None and result.apertures == ap
+    assert cat.meta["aperture_source"] == "test_apcorr.fits" and cat.meta["abvega_offset"] == 1.7
+    assert cat.meta["aperture_params"]["aperture_corrections"] == pytest.approx([1 / 0.3, 2.0, 1 / 0.7])
+    assert any("apertures (test_apcorr.fits)" in n for n in result.notes)
+    good = np.isfinite(cat["aper_total_abmag"])
+    np.testing.assert_allclose(cat["aper_total_vegamag"][good], cat["aper_total_abmag"][good] - 1.7, atol=1e-6)
+    tx, ty = grid.world_to_pixel_values(sky.ra, sky.dec)
+    ny, nx = r.data.shape
+    d2, j2 = cKDTree(np.transpose([tx, ty])).query(np.transpose([tx, ty]), k=2)
+    isolated = d2[:, 1] > 6.0
+    inside = (tx > 12) & (tx < nx - 13) & (ty > 12) & (ty < ny - 13)
+    dist, idx = cKDTree(np.transpose([cat["xcentroid"], cat["ycentroid"]])).query(np.transpose([tx, ty]))
+    flux_snr = np.asarray(cat["aper_total_flux"] / cat["aper_total_flux_err"])[idx]
+    bright = inside & isolated & (dist < 1.0) & (flux_snr > 50)
+    assert bright.sum() >= 15
+    ratio = np.asarray(cat["aper_total_flux"].value)[idx[bright]] / sky.flux[bright]
+    print(f"\n[catalog with APCORR] n={bright.sum()} median |error| {np.median(np.abs(ratio - 1)):.4f} "
+          f"bias {np.median(ratio) - 1:+.4f}")
+    assert np.median(np.abs(ratio - 1)) <= 0.02 and abs(np.median(ratio) - 1) <= 0.01
+    with pytest.raises(ValueError, match="apertures for EE"):
+        make_catalog(r.data, r.err, r.wht, pixar_sr=pixar, wcs=grid, apertures=ap,
+                     params=SourceCatalogParams(aperture_ee=(20, 50, 80)))
+
+
 def test_source_catalog_finds_nothing_in_noise():
     rng = np.random.default_rng(4)
     noise = rng.normal(0, 1e-3, (80, 80)).astype(np.float32)
@@ -256,3 +333,26 @@ def test_tso_photometry_recovers_transit_depth():
     assert np.allclose(plain.net_aperture_sum, np.nansum(cube * to_jy, axis=(1, 2)), rtol=1e-5)
     assert np.isnan(plain.annulus_mean).all()
 
+
+
+def test_skymatch_fits_one_level_per_exposure_by_default():
+    # Two exposures of two detectors; the second detector of each sits 0.3 higher.
+    rng = np.random.default_rng(5)
+    skies = [1.0, 1.3, 0.6, 0.9]
+    images = [(level + rng.normal(0, 0.01, (60, 80))).astype(np.float32) for level in skies]
+    dqs = [np.zeros((60, 80), np.uint32)] * 4
+    exposures = ["e1", "e1", "e2", "e2"]
+    r = skymatch(images, dqs, groups=exposures)
+    assert r.groups == [0, 0, 1, 1]
+    np.testing.assert_allclose(r.measured, skies, atol=0.005)
+    # global+match: exposure means 1.15 and 0.75 matched (deltas 0.4, 0), then the lowest
+    # remaining sky (0.6, both) removed: each exposure's detectors share one level.
+    np.testing.assert_allclose(r.subtracted, [1.0, 1.0, 0.6, 0.6], atol=0.005)
+    expected = {"local": [1.0, 1.0, 0.6, 0.6], "global": [0.6] * 4, "match": [0.4, 0.4, 0.0, 0.0]}
+    for method, levels in expected.items():
+        got = skymatch(images, dqs, SkyMatchParams(skymethod=method), groups=exposures).subtracted
+        np.testing.assert_allclose(got, levels, atol=0.005, err_msg=method)
+    per_detector = skymatch(images, dqs, SkyMatchParams(grouping="detector"), groups=exposures)
+    assert per_detector.groups == [0, 1, 2, 3]
+    np.testing.assert_allclose(per_detector.subtracted, skies, atol=0.005)
+    assert skymatch(images, dqs).groups == [0, 1, 2, 3]  # no groups given: every image alone

@@ -22,18 +22,35 @@ area from the distortion; QE = the detector model's flat):
   INSTRUME, DETECTOR, EXP_TYPE (the instrument's imaging types, ``A|B``), USEAFTER,
   PEDIGREE, AUTHOR, DESCRIP, TELESCOP, PIXSCALE (arcsec/pixel) and the SIP keywords of
   :meth:`shared.wcs.SipDistortion.header`.
+
+Per instrument (:func:`write_catalog_references`; selected by INSTRUME and EXP_TYPE, the
+imaging types in P_EXP_TY, as in CRDS):
+
+- APCORR (Nrc/Nis/MirImgApcorrModel, FITS, table APCORR): per PHOTOM row (filter/pupil;
+  MIRI filter/subarray) and encircled energy 10-90 %, the radius in detector pixels, the
+  aperture correction 1/EE and the background annulus. The PSF is the simulator's
+  Gaussian (:func:`optics.psf_fwhm_arcsec`) as the source catalog sees it in a mosaic at
+  the native scale: variance sigma_psf^2 + :data:`MOSAIC_BLUR_PX2` per axis, so
+  ``radius = sigma * sqrt(-2 ln(1 - EE))``; annulus from max(3 FWHM, r90 + 2) to that plus
+  max(3, 1.5 FWHM) (FWHM of that Gaussian), where the PSF holds < 1e-9 of its flux, so
+  the correction is exactly 1/EE.
+- ABVEGAOFFSET (ABVegaOffsetModel, ASDF as CRDS has them, table ``abvega_offset``): per
+  filter/pupil (MIRI filter) the AB - Vega magnitude :func:`optics.vega_ab_offset`.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import asdf
 import numpy as np
 from astropy.io import fits
+from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
 from shared.datamodels.dqflags import PIXEL
-from shared.instruments import SUBARRAYS
+from shared.instruments import SUBARRAYS, detector
 
 from .detector_model import DetectorModel
 from .distortion import detector_distortion
@@ -45,6 +62,9 @@ from .optics import (
     NIRCAM_SW_MAX_UM,
     WEAK_LENS_FWHM_ARCSEC,
     jy_per_electron,
+    pivot_wavelength,
+    psf_fwhm_arcsec,
+    vega_ab_offset,
 )
 from .reffiles import (
     AUTHOR,
@@ -58,7 +78,10 @@ from .reffiles import (
 )
 
 __all__ = [
+    "APCORR_EE",
     "ARCSEC_PER_RADIAN",
+    "MOSAIC_BLUR_PX2",
+    "apcorr_rows",
     "UJY_A2_PER_MJY_SR",
     "flat_field",
     "flat_filename",
@@ -66,6 +89,7 @@ __all__ = [
     "nominal_pixel_area_sr",
     "photmjsr",
     "photom_elements",
+    "write_catalog_references",
     "write_optical_references",
 ]
 
@@ -74,6 +98,14 @@ UJY_A2_PER_MJY_SR = 1.0e12 / 4.2545170e10  # uJy/arcsec^2 per MJy/sr
 _PHOTOM_UNCERTAINTY = 0.01
 _FLAT_ERR = 0.001
 _PHOTOM_MODELS = {"NIRCAM": dm.NrcImgPhotomModel, "NIRISS": dm.NisImgPhotomModel, "MIRI": dm.MirImgPhotomModel}
+_APCORR_MODELS = {"NIRCAM": dm.NrcImgApcorrModel, "NIRISS": dm.NisImgApcorrModel, "MIRI": dm.MirImgApcorrModel}
+APCORR_EE = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Variance (detector pixels squared, per axis) the catalog's image adds to the PSF's: the
+#: pixel (1/12), circular apertures over square pixels (1/12) and the drizzle of a rotated
+#: or sub-pixel-shifted exposure onto the mosaic grid (2/12, the linear interpolation that
+#: pixfrac 1 amounts to); measured on simulated mosaics through shared.resample.
+MOSAIC_BLUR_PX2 = 4.0 / 12.0
+_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
 def mean_gain(model: DetectorModel) -> float:
@@ -215,6 +247,92 @@ def _write_distortion(model: DetectorModel, out_dir: Path) -> ReferenceFile:
     path = out_dir / reference_filename(info.instrument, "distortion", info.name)
     fits.PrimaryHDU(header=header).writeto(path, overwrite=True)
     return ReferenceFile("DISTORTION", info.name, path, "GENERIC")
+
+
+def _imaging_pixel_scale(instrument: str, wavelength_um: float) -> float:
+    """Native pixel scale (arcsec) of the imager that sees ``wavelength_um``."""
+    name = {"NIRISS": "NIS", "MIRI": "MIRIMAGE"}.get(instrument)
+    if name is None:  # NIRCam: the short- or long-wavelength channel
+        name = "NRCA1" if wavelength_um < NIRCAM_SW_MAX_UM else "NRCALONG"
+    return detector(name).pixel_scale
+
+
+def apcorr_rows(instrument: str) -> list[tuple[str, str, float, float, float, float, float]]:
+    """(filter, pupil or subarray, eefraction, radius, apcorr, skyin, skyout) of every
+    APCORR row of ``instrument`` (radii in native detector pixels; see the module docstring)."""
+    inst = instrument.upper()
+    rows = []
+    for first, second in photom_elements(inst):
+        pupil = None if inst == "MIRI" else second
+        wavelength = pivot_wavelength(inst, first, pupil)
+        fwhm_px = psf_fwhm_arcsec(wavelength, pupil) / _imaging_pixel_scale(inst, wavelength)
+        sigma = math.sqrt((fwhm_px / _FWHM_PER_SIGMA) ** 2 + MOSAIC_BLUR_PX2)
+        radii = [sigma * math.sqrt(-2.0 * math.log(1.0 - ee)) for ee in APCORR_EE]
+        fwhm = sigma * _FWHM_PER_SIGMA
+        skyin = max(3.0 * fwhm, radii[-1] + 2.0)
+        skyout = skyin + max(3.0, 1.5 * fwhm)
+        rows += [(first, second, ee, r, 1.0 / ee, skyin, skyout) for ee, r in zip(APCORR_EE, radii, strict=True)]
+    return rows
+
+
+def _catalog_reference_meta(model, reftype: str, instrument: str, description: str) -> None:
+    model.meta.reftype = reftype
+    model.meta.instrument.name = instrument
+    model.meta.useafter = USEAFTER
+    model.meta.description = description
+    model.meta.author = AUTHOR
+    model.meta.pedigree = PEDIGREE
+    model.meta.telescope = "JWST"
+    model.meta.origin = "jwst-dms"
+
+
+def _write_apcorr(instrument: str, out_dir: Path) -> ReferenceFile:
+    second = ("subarray", "S17") if instrument == "MIRI" else ("pupil", "S15")
+    table = np.array(apcorr_rows(instrument), dtype=[
+        ("filter", "S12"), second, ("eefraction", "<f4"), ("radius", "<f4"), ("apcorr", "<f4"), ("skyin", "<f4"),
+        ("skyout", "<f4")])
+    model = _APCORR_MODELS[instrument](apcorr_table=table)
+    _catalog_reference_meta(model, "APCORR", instrument,
+                            f"Simulated {instrument} imaging aperture corrections (Gaussian PSF in a mosaic)")
+    exp_types = IMAGING_EXP_TYPES[instrument]
+    model.meta.exposure.type = exp_types[0]
+    model.meta.exposure.p_exptype = "".join(f"{t}|" for t in exp_types)
+    path = out_dir / f"jwst_{instrument}_apcorr_sim.fits".lower()
+    return ReferenceFile("APCORR", "ANY", _save(model, path), "GENERIC")
+
+
+def _write_abvegaoffset(instrument: str, out_dir: Path) -> ReferenceFile:
+    rows = dict.fromkeys(photom_elements(instrument)) if instrument != "MIRI" else dict.fromkeys(
+        (f, None) for f in FILTERS["MIRI"])
+    columns: dict[str, list] = {"filter": [f for f, _ in rows]}
+    if instrument != "MIRI":
+        columns["pupil"] = [p for _, p in rows]
+    columns["abvega_offset"] = np.array([vega_ab_offset(instrument, f, p) for f, p in rows], np.float32)
+    model = dm.ABVegaOffsetModel()
+    model.abvega_offset = Table(columns)
+    _catalog_reference_meta(model, "ABVEGAOFFSET", instrument,
+                            f"Simulated {instrument} AB - Vega offsets (Vega's flux density at the pivot wavelength)")
+    exp_types = IMAGING_EXP_TYPES[instrument]
+    model.meta.instance["exposure"] = {"type": exp_types[0], "p_exptype": "".join(f"{t}|" for t in exp_types)}
+    path = out_dir / f"jwst_{instrument}_abvegaoffset_sim.asdf".lower()
+    model.save(str(path))
+    model.close()
+    # Saving stamps DATE with the clock; stamp the USEAFTER instead (byte-identical rewrites).
+    with asdf.open(path, lazy_load=False, memmap=False) as af:
+        af.tree["meta"]["date"] = USEAFTER
+        af.write_to(path)
+    return ReferenceFile("ABVEGAOFFSET", "ANY", path, "GENERIC")
+
+
+def write_catalog_references(instrument: str, out_dir: Path) -> list[ReferenceFile]:
+    """Write the APCORR and ABVEGAOFFSET references of an imager (NIRCAM, NIRISS, MIRI),
+    which the image3 source catalog reads (see the module docstring)."""
+    inst = instrument.upper()
+    if inst not in _APCORR_MODELS:
+        return []
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [_write_apcorr(inst, out_dir), _write_abvegaoffset(inst, out_dir)]
 
 
 def write_optical_references(

@@ -7,6 +7,11 @@ the defocus of a weak lens in the pupil wheel (NIRCam WLP8, used for bright time
 targets). Default sky levels are round numbers of the right order for the zodiacal
 (near-IR) and thermal (MIRI) backgrounds; a description can set its own.
 
+Vega magnitudes (:func:`vega_ab_offset`): the AB magnitude of Vega in a filter, i.e. the
+AB - Vega offset of the ABVEGAOFFSET reference, from Vega's flux density at the filter's
+pivot wavelength, interpolated log-log in published zero points (:data:`VEGA_ZERO_POINTS_JY`),
+as for the simulator's flat-spectrum sources.
+
 Photometric calibration (:func:`jy_per_electron`): a source of flat spectrum f_nu (Jy)
 gives ``f_nu * 1e-26 / h * AREA * throughput * (dlambda / lambda)`` photo-electrons per
 second (the photon rate per unit ln(nu) of a flat f_nu is ``f_nu / h``), with the nominal
@@ -32,6 +37,7 @@ __all__ = [
     "SIMULATED_INSTRUMENTS",
     "TEMPLATES",
     "IMAGING_EXP_TYPES",
+    "VEGA_ZERO_POINTS_JY",
     "WEAK_LENS_FWHM_ARCSEC",
     "ab_magnitude",
     "bandpass_element",
@@ -40,6 +46,8 @@ __all__ = [
     "jy_per_electron",
     "pivot_wavelength",
     "psf_fwhm_arcsec",
+    "vega_ab_offset",
+    "vega_flux_jy",
 ]
 
 SIMULATED_INSTRUMENTS: tuple[str, ...] = ("NIRCAM", "NIRISS", "MIRI")
@@ -165,6 +173,34 @@ def ab_magnitude(flux_jy):
     """AB magnitude of a flux density in Jy (``-2.5 log10(f / 3631 Jy)``)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return -2.5 * np.log10(np.asarray(flux_jy, float) / AB_ZERO_POINT_JY)
+
+
+# Vega's flux density (Jy) at effective wavelengths (um): Johnson-Cousins V, R, I (Bessell,
+# Castelli & Plez 1998), 2MASS J, H, Ks (Cohen, Wheaton & Megeath 2003), Spitzer IRAC
+# (Reach et al. 2005), WISE W3, W4 (Jarrett et al. 2011) and MIPS 24 um (Engelbracht et
+# al. 2007).
+VEGA_ZERO_POINTS_JY: tuple[tuple[float, float], ...] = (
+    (0.545, 3636.0), (0.641, 3064.0), (0.798, 2416.0), (1.235, 1594.0), (1.662, 1024.0), (2.159, 666.7),
+    (3.550, 280.9), (4.493, 179.7), (5.731, 115.0), (7.872, 64.13), (11.56, 31.67), (22.08, 8.363),
+    (23.68, 7.17),
+)
+
+
+def vega_flux_jy(wavelength_um: float) -> float:
+    """Vega's flux density (Jy) at ``wavelength_um``: log-log interpolation in
+    :data:`VEGA_ZERO_POINTS_JY`, extended past either end along the end segment."""
+    lam = np.log([w for w, _ in VEGA_ZERO_POINTS_JY])
+    flux = np.log([f for _, f in VEGA_ZERO_POINTS_JY])
+    x = math.log(wavelength_um)
+    i = int(np.clip(np.searchsorted(lam, x) - 1, 0, len(lam) - 2))
+    slope = (flux[i + 1] - flux[i]) / (lam[i + 1] - lam[i])
+    return float(math.exp(flux[i] + slope * (x - lam[i])))
+
+
+def vega_ab_offset(instrument: str, filter_: str, pupil: str | None = None) -> float:
+    """AB - Vega magnitude of the filter: the AB magnitude of Vega's flux density at the
+    pivot wavelength (about 1.7 at NIRCam F200W, 4.3 at MIRI F770W)."""
+    return float(ab_magnitude(vega_flux_jy(pivot_wavelength(instrument, filter_, pupil))))
 
 
 def default_sky_level(instrument: str, wavelength_um: float) -> float:

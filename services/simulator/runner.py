@@ -32,7 +32,7 @@ from .astrometric import write_astrometric_catalog
 from .description import DescriptionError, ProgramDescription, SimulationSpec, load_description
 from .detector_model import make_detector_model
 from .exposure import ExposureSimulation, simulate_exposure
-from .optical_refs import mean_gain, write_optical_references
+from .optical_refs import mean_gain, write_catalog_references, write_optical_references
 from .optics import jy_per_electron
 from .plan_builder import build_plan
 from .ramps import FrameSchedule
@@ -169,6 +169,7 @@ def simulate(
     references: list[dict[str, str]] = []
     reference_paths: list[Path] = []
     det_summary: dict[str, dict[str, float]] = {}
+    catalog_refs_written: set[str] = set()
     done = 0
     for d, det_name in enumerate(detectors):
         model = make_detector_model(detector(det_name), knobs.detector_seed)
@@ -193,6 +194,10 @@ def simulate(
         if knobs.write_references:
             written = write_reference_files(model, ref_dir, _dark_requests(plan, det_name, knobs))
             written += write_optical_references(model, ref_dir, _optical_elements(plan, det_name))
+            instrument = model.detector.instrument
+            if instrument not in catalog_refs_written:  # APCORR, ABVEGAOFFSET: one per instrument
+                catalog_refs_written.add(instrument)
+                written += write_catalog_references(instrument, ref_dir)
             for ref in written:
                 reference_paths.append(ref.path)
                 references.append({"reftype": ref.reftype, "detector": ref.detector, "subarray": ref.subarray,

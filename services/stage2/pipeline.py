@@ -28,6 +28,7 @@ from services.stage2.steps.bkg_subtract import (
     subtract_background,
 )
 from services.stage2.steps.flat_field import apply_flat
+from services.stage2.steps.invalid import mark_invalid
 from services.stage2.steps.photom import apply_photom, photom_keywords, select_photom_row
 from shared.datamodels import FitsProduct, set_cards
 from shared.errors import InputError
@@ -169,6 +170,18 @@ def _assign_wcs(s: CalState, a: StepArgs) -> Skip | None:
     return None
 
 
+def _mark_invalid(s: CalState) -> int:
+    """NaN in SCI, ERR and the variances wherever one of them is NaN or DQ says
+    DO_NOT_USE, and DO_NOT_USE wherever one is NaN (how flat_field and photom end in the
+    public pipeline); returns the number of such pixels."""
+    r = mark_invalid(s.dq, {"sci": s.sci, "err": s.err, "var_poisson": s.var_poisson,
+                            "var_rnoise": s.var_rnoise, "var_flat": s.var_flat})
+    s.dq = r.dq
+    s.sci, s.err, s.var_poisson = r.arrays["sci"], r.arrays["err"], r.arrays["var_poisson"]
+    s.var_rnoise, s.var_flat = r.arrays["var_rnoise"], r.arrays["var_flat"]
+    return r.n_invalid
+
+
 def _flat_field(s: CalState, a: StepArgs) -> Skip | None:
     flat = a.refs["flat"]
     dq, err = flat.get("DQ"), flat.get("ERR")
@@ -178,6 +191,9 @@ def _flat_field(s: CalState, a: StepArgs) -> Skip | None:
     s.var_poisson, s.var_rnoise, s.var_flat = r.var_poisson, r.var_rnoise, r.var_flat
     if r.n_no_flat:
         a.note(f"flat_field: {r.n_no_flat} pixel(s) without a flat value (NO_FLAT_FIELD)")
+    n_invalid = _mark_invalid(s)
+    if n_invalid:
+        a.note(f"flat_field: {n_invalid} DO_NOT_USE pixel(s) set to NaN in SCI, ERR and the variances")
     return None
 
 
@@ -202,6 +218,7 @@ def _photom(s: CalState, a: StepArgs) -> Skip | None:
     if "area" in a.refs:
         s.area = a.refs["area"].get("SCI").astype(np.float32)
     s.bunit = "MJy/sr"
+    _mark_invalid(s)
     return None
 
 

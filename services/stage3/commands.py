@@ -42,7 +42,8 @@ def _runner(pipeline: Pipeline):
             refcat = (read_catalog(options.abs_refcat) if options.abs_refcat
                       else load_astrometric_catalog(get_settings().astrometric_catalog_dir))
         result = calibrate(asn, [read_product(path.parent / m) for m in asn.science], params=params,
-                           abs_refcat=refcat, software_version=get_settings().cal_ver, created=created)
+                           abs_refcat=refcat, software_version=get_settings().cal_ver, created=created,
+                           provider=provider)
         return [LocalResult(path.name, result.record, result.outputs(asn))]
 
     return run

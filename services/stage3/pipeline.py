@@ -13,7 +13,7 @@ tso3 (imaging): outlier_detection (-> ``_crfints`` per member) -> tso_photometry
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
@@ -25,6 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.stage3.asn import Level3Association
 from services.stage3.level3 import i2d_product, level3_keywords, pixel_area_cards, segm_product
 from services.stage3.products import card_value, member_wcs, replace_wcs, set_keywords
+from services.stage3.steps.catalog_refs import (
+    ApertureParams,
+    ReferenceRowError,
+    abvega_offset,
+    apcorr_apertures,
+)
 from services.stage3.steps.outlier_detection import (
     OutlierParams,
     apply_outliers,
@@ -50,7 +56,8 @@ from shared.pipeline import (
     StepArgs,
     provenance_cards,
 )
-from shared.resample import ResampleInput, ResampleResult, output_grid, resample
+from shared.refdata import Reference, ReferenceProvider, load_references
+from shared.resample import ResampleInput, ResampleResult, output_grid, pixel_scale_arcsec, resample
 
 __all__ = [
     "IMAGE3",
@@ -155,6 +162,7 @@ class Image3State:
     members: list[_Member]
     grid_params: ResampleParams
     abs_refcat: tuple[np.ndarray, np.ndarray] | None = None
+    label: str = "image3"  # names the run in warnings (the association)
     alignments: list[Alignment] = field(default_factory=list)
     resampled: ResampleResult | None = None
     weight_type: str | None = None
@@ -178,13 +186,32 @@ class Image3State:
         return self._grid
 
 
+def _record_absolute(s: Image3State, a: StepArgs, aligned: bool, note: str) -> None:
+    """TWKABS (and TWKANOTE, why it failed) on every member; a failure is also a warning
+    in the log and the notes (``dms run`` prints them), never silent."""
+    if aligned:
+        for m in s.members:
+            m.cards.update(TWKABS="ALIGNED", TWKANOTE=None)
+        return
+    why = note.removeprefix("absolute alignment failed: ") or "no fit"
+    for m in s.members:
+        m.cards.update(TWKABS="FAILED", TWKANOTE=why[:68])
+    names = ", ".join(m.name for m in s.members)
+    log.warning("%s: tweakreg: absolute alignment failed: %s; %s keep their relative alignment (TWKABS=FAILED)",
+                s.label, why, names)
+    a.note(f"tweakreg: WARNING absolute alignment failed: {why}; the exposures keep their relative alignment "
+           "(TWKABS=FAILED in every product)")
+
+
 def _tweakreg(s: Image3State, a: StepArgs) -> Skip | None:
     ms = s.members
     if len(ms) < 2 and s.abs_refcat is None:
         return Skip("one exposure and no absolute catalog: nothing to align")
     result = tweakreg([TweakregInput(m.sci, m.err, m.dq, m.wcs) for m in ms], a.params, s.abs_refcat)
     s.alignments = result.alignments
-    if result.absolute_note:
+    if s.abs_refcat is not None:
+        _record_absolute(s, a, result.absolute is not None, result.absolute_note)
+    elif result.absolute_note:
         a.note(f"tweakreg: {result.absolute_note}")
     kind = "absolute" if result.absolute is not None else "relative"
     moved = 0
@@ -204,11 +231,27 @@ def _tweakreg(s: Image3State, a: StepArgs) -> Skip | None:
     return None if moved else Skip("no exposure could be aligned")
 
 
+# The keywords that name an exposure (jwst's group_id: its detectors are fitted together).
+_EXPOSURE_KEYS = ("PROGRAM", "OBSERVTN", "VISIT", "VISITGRP", "SEQ_ID", "ACT_ID", "EXPOSURE")
+
+
+def _exposure_of(m: _Member) -> tuple:
+    """The member's exposure (``_EXPOSURE_KEYS``); its file name when one is missing."""
+    values = tuple(card_value(m.product, k) for k in _EXPOSURE_KEYS)
+    return values if all(v is not None for v in values) else (m.name,)
+
+
 def _skymatch(s: Image3State, a: StepArgs) -> Skip | None:
-    result = skymatch([m.sci for m in s.members], [m.dq for m in s.members], a.params)
+    p = a.params
+    result = skymatch([m.sci for m in s.members], [m.dq for m in s.members], p,
+                      groups=[_exposure_of(m) for m in s.members])
     for m, level, data in zip(s.members, result.subtracted, result.data, strict=True):
         m.sci = data
-        m.cards.update(BKGMETH=a.params.skymethod, BKGLEVEL=float(level), BKGSUB=bool(a.params.subtract))
+        m.cards.update(BKGMETH=p.skymethod, BKGLEVEL=float(level), BKGSUB=bool(p.subtract))
+    n_groups = len(set(result.groups))
+    per = "exposure" if p.grouping == "exposure" else "detector image"
+    a.note(f"skymatch: {p.skymethod}, one level per {per} ({n_groups} for {len(s.members)} images): "
+           + ", ".join(f"{level:.4g}" for level in dict(zip(result.groups, result.subtracted, strict=True)).values()))
     return None
 
 
@@ -231,6 +274,38 @@ def _resample(s: Image3State, a: StepArgs) -> Skip | None:
     return None
 
 
+def _catalog_references(s: Image3State, a: StepArgs) -> tuple[ApertureParams | None, float | None]:
+    """The apertures (APCORR) and AB - Vega offset (ABVEGAOFFSET) for the catalog, from the
+    first member's FILTER, PUPIL, SUBARRAY and DETECTOR; None (with a note) for what no
+    reference gives, so the catalog measures its apertures on the image or leaves Vega = AB."""
+    first = s.members[0]
+    kw = {k: card_value(first.product, k) for k in ("INSTRUME", "FILTER", "PUPIL", "SUBARRAY", "DETECTOR")}
+    instrument = str(kw["INSTRUME"] or "")
+    apertures = offset = None
+    ref = a.refs.get("apcorr")
+    if ref is None:
+        a.note("source_catalog: no APCORR reference: aperture radii and correction measured on the image")
+    else:
+        out_wcs = s.grid()[0]
+        ratio = pixel_scale_arcsec(out_wcs) / pixel_scale_arcsec(first.wcs, first.sci.shape)
+        try:
+            apertures = apcorr_apertures(ref.tables["APCORR"], instrument=instrument, filter=kw["FILTER"],
+                                         pupil=kw["PUPIL"], subarray=kw["SUBARRAY"], aperture_ee=a.params.aperture_ee,
+                                         pixel_scale_ratio=ratio, source=ref.filename)
+        except ReferenceRowError as exc:
+            a.note(f"source_catalog: {exc}: aperture radii and correction measured on the image")
+    ref = a.refs.get("abvegaoffset")
+    if ref is None:
+        a.note("source_catalog: no ABVEGAOFFSET reference: Vega magnitudes equal AB")
+    else:
+        try:
+            offset = abvega_offset(ref.tables["abvega_offset"], instrument=instrument, filter=kw["FILTER"],
+                                   pupil=kw["PUPIL"], detector=kw["DETECTOR"], source=ref.filename)
+        except ReferenceRowError as exc:
+            a.note(f"source_catalog: {exc}: Vega magnitudes equal AB")
+    return apertures, offset
+
+
 def _source_catalog(s: Image3State, a: StepArgs) -> Skip | None:
     if s.resampled is None:
         return Skip("no resampled image", SkipKind.NO_INPUT)
@@ -238,8 +313,9 @@ def _source_catalog(s: Image3State, a: StepArgs) -> Skip | None:
         return Skip(f"the resampled image is in {s.bunit}, not MJy/sr (photom did not run)", SkipKind.NO_INPUT)
     wcs = s.grid()[0]
     r = s.resampled
+    apertures, offset = _catalog_references(s, a)
     result = make_catalog(r.data, r.err, r.wht, pixar_sr=pixel_area_cards(wcs)["PIXAR_SR"], wcs=wcs,
-                          params=a.params)
+                          params=a.params, apertures=apertures, abvega_offset=offset)
     for n in result.notes:
         a.note(f"source_catalog: {n}")
     s.segm = result.segm
@@ -257,7 +333,8 @@ IMAGE3: Pipeline[Image3State] = Pipeline(
         Step("skymatch", "S_SKYMAT", _skymatch, params=SkyMatchParams),
         Step("outlier_detection", "S_OUTLIR", _outliers_imaging, params=OutlierParams),
         Step("resample", "S_RESAMP", _resample, params=ResampleParams),
-        Step("source_catalog", "S_SRCCAT", _source_catalog, params=SourceCatalogParams),
+        Step("source_catalog", "S_SRCCAT", _source_catalog, params=SourceCatalogParams,
+             optional_reftypes=("apcorr", "abvegaoffset")),
     ),
 )
 
@@ -290,7 +367,7 @@ class Image3Output(Recorded):
 def run_image3(
     members: Sequence[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
     abs_refcat: tuple[np.ndarray, np.ndarray] | None = None, software_version: str, created: str | None = None,
-    context: str | None = None, asn_table: str | None = None,
+    context: str | None = None, asn_table: str | None = None, refs: Mapping[str, Reference | None] | None = None,
     step_hook: Callable[[str], AbstractContextManager] | None = None,
 ) -> Image3Output:
     """calwebb_image3 over the science members of a Level-3 association.
@@ -312,6 +389,9 @@ def run_image3(
         The reference context the members were calibrated with (CRDS_CTX).
     asn_table : str, optional
         The association's file name (ASNTABLE).
+    refs : mapping, optional
+        Reference type -> loaded reference (``apcorr``, ``abvegaoffset`` for the catalog),
+        or None; without them the catalog measures its apertures and Vega = AB.
     step_hook : callable, optional
         ``step_hook(step_name)`` returns a context manager entered around each step.
 
@@ -323,13 +403,15 @@ def run_image3(
     p = params or IMAGE3.params()
     if not members:
         raise InputError("image3 needs at least one member")
-    state = Image3State([_member(m, 2, need_wcs=True) for m in members], p.step("resample"), abs_refcat)
-    record = IMAGE3.run(state, members[0].keywords, {}, p, label=asn_table or "image3", step_hook=step_hook)
+    state = Image3State([_member(m, 2, need_wcs=True) for m in members], p.step("resample"), abs_refcat,
+                        label=asn_table or "image3")
+    found = {t: r for t, r in (refs or {}).items() if r is not None}
+    record = IMAGE3.run(state, members[0].keywords, found, p, label=asn_table or "image3", step_hook=step_hook)
     prov = provenance_cards(software_version=software_version, created=created, context=context,
                             asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool"))
     crf = [_member_product(m, "ImageModel", {**prov, **record.status_cards("outlier_detection")})
            for m in state.members]
-    common = {**prov, **record.status_cards()}
+    common = {**prov, **record.status_cards(), **record.reference_cards()}
     header, other = level3_keywords(crf)
     i2d = segm = None
     if state.resampled is not None:
@@ -468,13 +550,19 @@ def run_tso3(
 
 def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params: PipelineParams | None = None,
               abs_refcat: tuple[np.ndarray, np.ndarray] | None = None, software_version: str,
-              created: str | None) -> Image3Output | Tso3Output:
+              created: str | None, provider: ReferenceProvider | None = None) -> Image3Output | Tso3Output:
     """Run the association's pipeline (image3 or tso3) on its science members, in order;
-    ``abs_refcat`` (ra, dec degrees) is what image3 aligns to absolutely."""
+    ``abs_refcat`` (ra, dec degrees) is what image3 aligns to absolutely. The references of
+    its steps (image3's catalog: APCORR, ABVEGAOFFSET) are chosen by ``provider`` for the
+    first member, as the public pipeline asks CRDS with its first science member; None:
+    no references."""
     common = dict(software_version=software_version, created=created, context=members_context(members),
                   asn_table=asn.filename)
     if asn.asn_type == "image3":
-        return run_image3(members, asn.document, params, abs_refcat=abs_refcat, **common)
+        refs = {}
+        if provider is not None and members:
+            refs = load_references(provider, members[0].keywords, IMAGE3.reftypes(members[0].keywords)).found
+        return run_image3(members, asn.document, params, abs_refcat=abs_refcat, refs=refs, **common)
     return run_tso3(members, asn.document, params, **common)
 
 

@@ -31,6 +31,8 @@ TWEAKREG_COMMENTS: dict[str, str] = {
     "TWKROT": "[deg] tweakreg rotation",
     "TWKRMS": "[pix] rms of the tweakreg fit residuals",
     "TWKNMAT": "Sources matched in the tweakreg fit",
+    "TWKABS": "absolute alignment: ALIGNED or FAILED",
+    "TWKANOTE": "why the absolute alignment failed",
 }
 
 WCS_CARD = re.compile(

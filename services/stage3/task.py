@@ -13,6 +13,11 @@ newer) members: nothing to do. A member that is not archived is bad input.
 
 Absolute astrometry: when the setting ``astrometric_catalog_dir`` names a directory,
 the ``ra``/``dec`` columns of its ECSV files are the catalog tweakreg aligns to.
+
+References (image3's catalog: APCORR, ABVEGAOFFSET) come from the catalog, in the
+context the members were calibrated with (the current one when the catalog does not have
+it). Notes of the run are logged (a failed absolute alignment is also a warning of the
+pipeline).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from shared.archiving import (
 )
 from shared.messages import Event
 from shared.pipeline import Output
+from shared.refdata import CatalogReferences, RefDataError
+from shared.refdata.contexts import resolve_context
 from shared.runtime import ServiceContext
 
 __all__ = ["HANDLERS", "handle_association"]
@@ -58,13 +65,29 @@ def handle_association(event: Event, ctx: ServiceContext) -> list[str]:
         members = [fetch_product(ctx, m.uri, m.sha256, tmp / name) for name, m in resolved.items()]
         refcat = load_astrometric_catalog(ctx.settings.astrometric_catalog_dir) if asn.asn_type == "image3" else None
         result = calibrate(asn, members, abs_refcat=refcat, software_version=ctx.settings.cal_ver,
-                           created=current.archived_at.isoformat(timespec="seconds"))
+                           created=current.archived_at.isoformat(timespec="seconds"),
+                           provider=CatalogReferences.of(ctx, _members_context(ctx, members)))
         for note in result.notes:
             log.info("%s: %s", asn.filename, note)
         program = str(ref.program or asn.document.get("program") or asn.product_name[2:7])
         return archive_outputs(ctx, result.outputs(asn), tmp / "out", _placement(asn, resolved, program, ref),
                                level=LEVEL, service="stage3", reference_context=members_context(members),
                                asn_id=asn.asn_id)
+
+
+def _members_context(ctx: ServiceContext, members) -> str | None:
+    """The reference context the members were calibrated with, when the catalog has it
+    (stage 3 then reads its references from the same context, and a retry gives the same
+    products); else None, the current one."""
+    name = members_context(members)
+    if name is None:
+        return None
+    with ctx.catalog.session() as s:
+        try:
+            resolve_context(s, name)
+        except RefDataError:
+            return None
+    return name
 
 
 def _placement(asn: Level3Association, resolved: dict[str, CurrentInput], program: str, ref):

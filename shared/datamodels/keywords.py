@@ -67,6 +67,9 @@ _REF_FILES = {
     "R_SUPERB": "superbias", "R_THRPUT": "throughput", "R_TRPDEN": "trapdensity",
     "R_TRPPAR": "trappars", "R_TSPHOT": "tso_photometry", "R_V2V3": "v2v3", "R_WAVCOR": "wavecorr",
     "R_WAVMAP": "wavemap", "R_WAVRAN": "wavelengthrange",
+    # Not in the public schema (jwst's source_catalog records neither file): our own
+    # cards, at the path the public ones use, so the _i2d and _segm name them.
+    "R_APCORR": "apcorr", "R_ABVEGA": "abvegaoffset",
 }
 _REFTYPE_KEYWORDS = {reftype: kw for kw, reftype in _REF_FILES.items()}
 

@@ -24,6 +24,7 @@ from shared.catalog.models import ReferenceContext, ReferenceContextFile, Refere
 from shared.catalog.queries import add_event
 from shared.messages import ReferenceDelivered, new_event
 from shared.naming import object_key
+from shared.refdata.asdf_files import REFERENCE_SUFFIXES, asdf_header, is_asdf
 from shared.refdata.contexts import ReferenceInfo, context_members, context_name, resolve_context
 from shared.refdata.errors import DeliveryError
 from shared.refdata.rules import (
@@ -98,12 +99,18 @@ def _inspect(path: Path) -> tuple[_Candidate | None, list[str]]:
     if not path.is_file():
         return None, [f"{name}: no such file ({path})"]
     size = path.stat().st_size
-    if size == 0 or size % _FITS_BLOCK:
+    if size and is_asdf(path):  # the public format of some types (ABVEGAOFFSET)
+        try:
+            header = asdf_header(path)
+        except OSError as exc:
+            return None, [f"{name}: {exc}"]
+    elif size == 0 or size % _FITS_BLOCK:
         return None, [f"{name}: not a FITS file (its {size} bytes are not whole 2880-byte FITS blocks)"]
-    try:
-        header = fits.getheader(path, 0)
-    except Exception as exc:  # astropy raises OSError, ValueError, ... on non-FITS input
-        return None, [f"{name}: not a FITS file ({exc})"]
+    else:
+        try:
+            header = fits.getheader(path, 0)
+        except Exception as exc:  # astropy raises OSError, ValueError, ... on non-FITS input
+            return None, [f"{name}: not a FITS file ({exc})"]
     hdr = normalize_header(header)
     problems = [f"{name}: {k} is missing from the primary header" for k in ("REFTYPE", "INSTRUME", "USEAFTER")
                 if k not in hdr]
@@ -173,8 +180,9 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
         Object store (files go to ``dms-refs``), catalog, and the transport that dispatches
         the ``dms.reference.delivered`` event (when there is one).
     paths : iterable of path
-        FITS reference files (a directory stands for its ``*.fits``); each needs REFTYPE,
-        INSTRUME and USEAFTER.
+        Reference files, FITS or ASDF (a directory stands for its ``*.fits`` and
+        ``*.asdf``); each needs REFTYPE, INSTRUME and USEAFTER (an ASDF file's
+        ``meta.reftype``, ``meta.instrument.name``, ``meta.useafter``).
     note : str
         Why the context was made (kept with it).
 
@@ -190,10 +198,10 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
     files, problems = [], []
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(p for p in path.glob("*.fits") if p.is_file())
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in REFERENCE_SUFFIXES)
             files += found
             if not found:
-                problems.append(f"{path.name}: a directory without .fits files ({path})")
+                problems.append(f"{path.name}: a directory without .fits or .asdf files ({path})")
         else:
             files.append(path)
     if not files and not problems:
@@ -214,7 +222,8 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
     uris = {}
     for c in candidates:
         try:
-            uris[c.filename] = ctx.store.put_file(Bucket.REFS, c.key, c.path, "application/fits").uri
+            content_type = "application/asdf" if c.filename.lower().endswith(".asdf") else "application/fits"
+            uris[c.filename] = ctx.store.put_file(Bucket.REFS, c.key, c.path, content_type).uri
         except ImmutableObjectError as exc:  # lost a race with another delivery of other bytes
             raise DeliveryError(f"{c.filename}: {exc}") from exc
 

@@ -25,6 +25,7 @@ import numpy as np
 from astropy.io import fits
 
 from shared.instruments import UnknownInstrumentError, detector
+from shared.refdata.asdf_files import asdf_header, asdf_tables, is_asdf
 from shared.refdata.errors import HeaderError, ReferenceFileError
 from shared.refdata.local import choose_local_references
 from shared.refdata.window import Window
@@ -69,6 +70,10 @@ FORMATS: dict[str, ReferenceFormat] = {
     "photom": ReferenceFormat(tables=("PHOTOM",), required="PHOTOM"),
     # PIXSCALE and the SIP keywords of shared.wcs.SipDistortion in the primary header.
     "distortion": ReferenceFormat(),
+    # source_catalog: the APCORR table (FITS, as CRDS has them) and the ABVEGAOFFSET
+    # table (an ASDF file, the tree's abvega_offset, as CRDS has them).
+    "apcorr": ReferenceFormat(tables=("APCORR",), required="APCORR"),
+    "abvegaoffset": ReferenceFormat(tables=("abvega_offset",), required="abvega_offset"),
 }
 
 
@@ -146,6 +151,8 @@ def load_reference(reftype: str, path: str | Path, window: Window, full_shape: t
     fmt = FORMATS.get(reftype)
     if fmt is None:
         raise ReferenceFileError(f"no pipeline reads reference type {reftype!r} (known: {', '.join(FORMATS)})")
+    if path.is_file() and is_asdf(path):
+        return _load_asdf(reftype, fmt, path, window, full_shape)
     try:
         with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
             header = {k: v for k, v in hdul[0].header.items() if k not in ("COMMENT", "HISTORY", "")}
@@ -158,6 +165,18 @@ def load_reference(reftype: str, path: str | Path, window: Window, full_shape: t
     if fmt.required is not None and fmt.required not in images and fmt.required not in tables:
         raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required} extension")
     return Reference(reftype, path, window, full_shape, header, tables, images)
+
+
+def _load_asdf(reftype: str, fmt: ReferenceFormat, path: Path, window: Window,
+               full_shape: tuple[int, int]) -> Reference:
+    """An ASDF reference: its meta keywords and tables (no image extensions are read)."""
+    try:
+        header, tables = asdf_header(path), asdf_tables(path, fmt.tables)
+    except OSError as exc:
+        raise ReferenceFileError(f"reference {path.name}: {exc}") from exc
+    if fmt.required is not None and fmt.required not in tables:
+        raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required} table")
+    return Reference(reftype, path, window, full_shape, header, tables, ())
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,10 @@ class SelectorSpec:
 
 
 _SPECS: dict[str, SelectorSpec] = {
+    # APCORR and ABVEGAOFFSET: one file per instrument and exposure type; the step picks the
+    # row of its FILTER/PUPIL (MIRI: FILTER/SUBARRAY) in the file's table.
+    "ABVEGAOFFSET": SelectorSpec(("EXP_TYPE",)),
+    "APCORR": SelectorSpec(("EXP_TYPE",)),
     "AREA": SelectorSpec(("DETECTOR", "FILTER", "PUPIL", "EXP_TYPE")),
     "DARK": SelectorSpec(("DETECTOR", "READPATT", "SUBARRAY")),
     "DISTORTION": SelectorSpec(("DETECTOR",), optional=("EXP_TYPE", "FILTER")),
@@ -107,9 +111,18 @@ def normalize_header(header: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+# CRDS pattern keywords: a reference's P_EXP_TY (e.g. "NRC_IMAGE|NRC_TSIMAGE|") is the
+# pattern its rmap entry matches EXP_TYPE with, in place of the single EXP_TYPE value.
+_PATTERN_KEYWORDS = {"EXP_TYPE": "P_EXP_TY"}
+
+
 def reference_selectors(reftype: str, instrument: str, header: Mapping[str, Any]) -> dict[str, str]:
-    """The selectors a reference file's header declares: {keyword: value or pattern}."""
+    """The selectors a reference file's header declares: {keyword: value or pattern}; a
+    CRDS pattern keyword (P_EXP_TY) stands for its keyword (EXP_TYPE) when present."""
     hdr = normalize_header(header)
+    for keyword, pattern in _PATTERN_KEYWORDS.items():
+        if pattern in hdr:
+            hdr[keyword] = hdr[pattern].strip("|")
     spec = selector_spec(reftype, instrument)
     selectors = {k: hdr.get(k, "ANY") for k in spec.keywords}
     selectors.update({k: hdr[k] for k in spec.optional if k in hdr})

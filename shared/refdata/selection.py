@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from shared.catalog.models import Exposure, Product, ReferenceFile
 from shared.instruments import subarray
+from shared.refdata.asdf_files import reference_header
 from shared.refdata.contexts import context_members, resolve_context
 from shared.refdata.errors import HeaderError
 from shared.refdata.rules import (
@@ -281,7 +282,7 @@ def select_from_files(
     rows: list[ReferenceFile] = []
     for number, path in enumerate(sorted(Path(p) for p in paths)):
         try:
-            ref = normalize_header(fits.getheader(path, 0))
+            ref = normalize_header(reference_header(path))
             useafter = parse_time(ref["USEAFTER"])
             reftype = ref["REFTYPE"]
         except (OSError, KeyError, ValueError):

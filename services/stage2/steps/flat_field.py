@@ -3,12 +3,17 @@
 Rules (jwst-conventions.md §5, "Flat field"; the public pipeline's imaging flat):
 
 - SCI / flat; VAR_POISSON and VAR_RNOISE / flat²;
-- VAR_FLAT = SCI² · flatERR² / flat², with SCI the *input* (not yet divided) slope, as
-  the public pipeline computes it;
+- VAR_FLAT = SCI² · flatERR² / flat², with SCI the flat-fielded (already divided) value:
+  the variance of SCI_in / flat from the flat's relative error (flatERR / flat)², as the
+  public pipeline computes it (jwst ``flatfield/flat_field.py`` ``apply_flat_field``
+  divides the data first, then squares it);
 - ERR = sqrt(VAR_POISSON + VAR_RNOISE + VAR_FLAT);
 - a flat value that is NaN or 0, or whose reference DQ says NO_FLAT_FIELD, flags
   NO_FLAT_FIELD | DO_NOT_USE and the pixel is left uncorrected (flat taken as 1);
 - the flat's DQ is ORed into the science DQ; a non-finite flat ERR counts as 0.
+
+Making NaN and DO_NOT_USE agree afterwards (as the public step ends) is
+:func:`services.stage2.steps.invalid.mark_invalid`, called by the pipeline.
 """
 
 from __future__ import annotations
@@ -88,9 +93,10 @@ def apply_flat(
     sci64 = np.asarray(sci, np.float64)
     var_p = (np.asarray(var_poisson, np.float64) / flat2).astype(np.float32)
     var_r = (np.asarray(var_rnoise, np.float64) / flat2).astype(np.float32)
-    var_f = (sci64 * sci64 * err * err / flat2).astype(np.float32)
+    out = sci64 / flat
+    var_f = (out * out * err * err / flat2).astype(np.float32)
     return FlatFieldResult(
-        sci=(sci64 / flat).astype(np.float32),
+        sci=out.astype(np.float32),
         err=total_error(var_p, var_r, var_f),
         dq=np.asarray(dq, np.uint32) | ref_dq,
         var_poisson=var_p,

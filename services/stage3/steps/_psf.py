@@ -1,7 +1,7 @@
 """The PSF as the source catalog needs it: FWHM, the radii enclosing 30/50/70 % of a
 point source's flux, and the aperture correction to infinity.
 
-Measured on the image itself (there is no aperture-correction reference here): the curve
+Measured on the image itself, when no APCORR reference gives the apertures: the curve
 of growth of bright, isolated, compact stars, each background-subtracted with a local
 annulus and normalised at ``r_max = max(2 FWHM, 4 px)``; the median curve, freed of a
 residual background term (see :func:`_remove_background_term`) and normalised to its

@@ -1,21 +1,37 @@
-"""skymatch: one constant sky level per exposure, measured and subtracted.
+"""skymatch: one constant sky level per exposure (or per detector image), measured and
+subtracted.
 
-Simplified from the public step (which matches sky in the overlaps of exposures on a
-common grid). Here every exposure's level ``s_i`` is the sigma-clipped median (3 sigma,
-5 iterations) of its good pixels (finite, not DO_NOT_USE), after pixels more than
-``source_snr`` sigma above a first clipped median, grown by ``source_grow`` pixels, are
-masked as sources. Then, with ``m = min(s_i)``, the subtracted level is:
+Simplified from the public step, which matches sky in the overlaps of the images on the
+sky (stcal ``skymatch``); here the skies are taken as constant over each image.
 
-- ``"local"``: ``s_i`` (each exposure to zero);
-- ``"global"``: ``m`` for every exposure (one common sky removed, relative offsets kept);
-- ``"match"``: ``s_i - m`` (all brought to the lowest level, which stays);
-- ``"global+match"`` (default): ``(s_i - m) + m = s_i``; for skies constant across each
-  exposure this is what matching in overlaps and then removing the global minimum gives.
+1. Every image's sky ``s_i`` is the sigma-clipped median (3 sigma, 5 iterations) of its
+   good pixels (finite, not DO_NOT_USE), after pixels more than ``source_snr`` sigma
+   above a first clipped median, grown by ``source_grow`` pixels, are masked as sources;
+   ``n_i`` is the number of sky pixels it used.
+2. Images are grouped: with ``grouping="exposure"`` (default) the images of one exposure
+   (its detectors) form one group whose level is fitted and subtracted together, as the
+   public step does (jwst ``SkyMatchStep`` makes one ``SkyGroup`` per exposure of its
+   ``ModelLibrary``: program, observation, visit, visit group, sequence, activity and
+   exposure number); with ``grouping="detector"`` every image is its own group. The
+   caller gives the group of each image.
+3. Levels, as stcal computes them for skies constant over each image (``m`` = lowest):
+
+   - a group's own sky ``L_g`` is the lowest ``s_i`` of its images (stcal ``SkyGroup``
+     without an overlap); its sky where it overlaps others ``M_g`` is the pixel-weighted
+     mean ``sum(n_i s_i) / sum(n_i)`` of its images (stcal weights each member's overlap
+     sky by its pixels);
+   - ``"local"``: ``L_g``;
+   - ``"global"``: ``min_g L_g`` for every group (one common sky, offsets kept);
+   - ``"match"``: ``d_g = M_g - min_h M_h`` (all brought to the lowest, which stays);
+   - ``"global+match"`` (default): ``d_g + min_h min_{i in h} (s_i - d_h)``: matched,
+     then the lowest remaining sky removed from all.
+
+   With one image per group these are ``s_i``, ``min s``, ``s_i - min s`` and ``s_i``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,7 +42,7 @@ from scipy import ndimage
 
 from shared.datamodels.dqflags import PIXEL
 
-__all__ = ["SkyMatchParams", "SkyMatchResult", "measure_sky", "skymatch"]
+__all__ = ["SkyMatchParams", "SkyMatchResult", "group_levels", "measure_sky", "skymatch"]
 
 
 class SkyMatchParams(BaseModel):
@@ -36,6 +52,8 @@ class SkyMatchParams(BaseModel):
 
     skymethod: Literal["local", "global", "match", "global+match"] = Field(
         "global+match", description="How levels combine; see the module docstring.")
+    grouping: Literal["exposure", "detector"] = Field(
+        "exposure", description="One level per exposure (its detectors together, as the public step) or per detector.")
     source_snr: float = Field(3.0, gt=0, description="Pixels this many sigma above the sky are masked as sources.")
     source_grow: int = Field(2, ge=0, description="Grow the source mask by this many pixels.")
     subtract: bool = Field(True, description="Subtract the level from the data (else only report it).")
@@ -43,23 +61,25 @@ class SkyMatchParams(BaseModel):
 
 @dataclass(frozen=True)
 class SkyMatchResult:
-    """Per exposure: ``measured`` sky level s_i and ``subtracted`` level (data units);
-    ``data`` the images after subtraction (inputs unchanged when ``subtract`` is False)."""
+    """Per image: ``measured`` sky s_i and ``subtracted`` level (its group's; data
+    units); ``data`` the images after subtraction (inputs unchanged when ``subtract`` is
+    False); ``groups`` the group index of each image, in order of first appearance."""
 
     measured: list[float]
     subtracted: list[float]
     data: list[np.ndarray]
+    groups: list[int]
 
 
 def measure_sky(data: np.ndarray, dq: np.ndarray | None = None, *, source_snr: float = 3.0,
-                source_grow: int = 2) -> float:
-    """Sigma-clipped median of the sky pixels of one image (data units); NaN when it has
-    no good pixel."""
+                source_grow: int = 2) -> tuple[float, int]:
+    """Sigma-clipped median of the sky pixels of one image (data units) and the number of
+    pixels it was taken over; (NaN, 0) when the image has no good pixel."""
     good = np.isfinite(data)
     if dq is not None:
         good &= (dq & PIXEL["DO_NOT_USE"]) == 0
     if not good.any():
-        return float("nan")
+        return float("nan"), 0
     _, median, std = sigma_clipped_stats(data[good], sigma=3.0, maxiters=5)
     sources = good & (data > median + source_snr * std)
     if source_grow:
@@ -68,26 +88,62 @@ def measure_sky(data: np.ndarray, dq: np.ndarray | None = None, *, source_snr: f
     if sky.sum() < 0.05 * good.sum():
         sky = good  # a field full of sources: fall back to all good pixels
     _, median, _ = sigma_clipped_stats(data[sky], sigma=3.0, maxiters=5)
-    return float(median)
+    return float(median), int(sky.sum())
+
+
+def group_levels(measured: Sequence[float], npix: Sequence[int], groups: Sequence[int],
+                 skymethod: str) -> list[float]:
+    """The level subtracted from each image (module docstring, step 3): ``measured``
+    skies, their pixel counts and group indices (0..G-1) in, one level per image out (0
+    for a group with no measured sky)."""
+    s = np.asarray(measured, float)
+    n = np.asarray(npix, float)
+    g = np.asarray(groups, int)
+    ids = sorted(set(g.tolist()))
+    ok = np.isfinite(s)
+    own = {k: float(np.min(s[(g == k) & ok])) for k in ids if np.any((g == k) & ok)}
+    if not own:
+        return [0.0] * len(s)
+    level: dict[int, float]
+    if skymethod == "local":
+        level = own
+    elif skymethod == "global":
+        level = dict.fromkeys(own, min(own.values()))
+    else:
+        mean = {k: float(np.average(s[(g == k) & ok], weights=np.maximum(n[(g == k) & ok], 1))) for k in own}
+        low = min(mean.values())
+        level = {k: m - low for k, m in mean.items()}
+        if skymethod == "global+match":
+            rest = min(float(np.min(s[(g == k) & ok])) - d for k, d in level.items())
+            level = {k: d + rest for k, d in level.items()}
+    return [level.get(k, 0.0) for k in g.tolist()]
 
 
 def skymatch(images: Sequence[np.ndarray], dqs: Sequence[np.ndarray | None], params: SkyMatchParams | None = None,
-             ) -> SkyMatchResult:
-    """Measure and subtract the sky of every image (see the module docstring)."""
+             groups: Sequence[Hashable] | None = None) -> SkyMatchResult:
+    """Measure the sky of every image and subtract its group's level (module docstring).
+
+    Parameters
+    ----------
+    images : sequence of ndarray (ny, nx)
+        Surface brightness.
+    dqs : sequence of ndarray or None
+        DQ of each image (DO_NOT_USE pixels are not sky).
+    params : SkyMatchParams, optional
+    groups : sequence of hashable, optional
+        The exposure of each image (images with equal keys are fitted together); None,
+        or ``params.grouping == "detector"``, puts every image in its own group.
+    """
     p = params or SkyMatchParams()
-    measured = [measure_sky(img, dq, source_snr=p.source_snr, source_grow=p.source_grow)
-                for img, dq in zip(images, dqs, strict=True)]
-    finite = [s for s in measured if np.isfinite(s)]
-    low = min(finite) if finite else 0.0
-    levels = []
-    for s in measured:
-        if not np.isfinite(s):
-            levels.append(0.0)
-        elif p.skymethod == "global":
-            levels.append(low)
-        elif p.skymethod == "match":
-            levels.append(s - low)
-        else:  # local, global+match
-            levels.append(s)
-    data = [(img - np.float32(level)).astype(img.dtype) if p.subtract else img for img, level in zip(images, levels, strict=True)]
-    return SkyMatchResult(measured, levels, data)
+    keys = list(range(len(images))) if groups is None or p.grouping == "detector" else list(groups)
+    if len(keys) != len(images):
+        raise ValueError(f"{len(keys)} group keys for {len(images)} images")
+    index: dict[Hashable, int] = {}
+    group_of = [index.setdefault(k, len(index)) for k in keys]
+    sky = [measure_sky(img, dq, source_snr=p.source_snr, source_grow=p.source_grow)
+           for img, dq in zip(images, dqs, strict=True)]
+    measured = [m for m, _ in sky]
+    levels = group_levels(measured, [n for _, n in sky], group_of, p.skymethod)
+    data = [(img - np.float32(level)).astype(img.dtype) if p.subtract else img
+            for img, level in zip(images, levels, strict=True)]
+    return SkyMatchResult(measured, levels, data, group_of)

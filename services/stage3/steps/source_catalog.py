@@ -16,13 +16,16 @@
 4. Centroids: a pixel-integrated Gaussian fitted at every source, ignoring the pixels of
    other segments (falling back to the isophotal barycentre when the fit fails or moves
    by more than 1.5 pixels).
-5. PSF (see ``_psf``): the EE 30/50/70 radii and the aperture correction from the curve
-   of growth of bright isolated stars, or a Gaussian of the measured FWHM.
+5. Apertures: as the public step, from the APCORR reference when the caller gives them
+   (``apertures``, see ``catalog_refs``: the EE 30/50/70 radii, their corrections to the
+   total flux, the background annulus); otherwise measured on the image (see ``_psf``:
+   the curve of growth of bright isolated stars, or a Gaussian of the measured FWHM) with
+   the correction 1/EE, and a note says so.
 6. Photometry: circular apertures at those radii minus the local background (sigma-
-   clipped median in an annulus, ``aper_bkg_flux`` per pixel); ``aper_total_flux`` is the
-   largest aperture's flux times the aperture correction. AB magnitudes are
-   ``-2.5 log10(F / 3631 Jy)``; Vega magnitudes are AB minus ``abvega_offset``
-   (0 without an ABVEGAOFFSET reference, so they equal AB).
+   clipped median in the annulus, ``aper_bkg_flux`` per pixel); ``aper_total_flux`` is the
+   largest aperture's flux times its correction. AB magnitudes are
+   ``-2.5 log10(F / 3631 Jy)``; Vega magnitudes are AB minus ``abvega_offset`` (from the
+   ABVEGAOFFSET reference; without it 0, so they equal AB, and a note says so).
 7. Shapes from the segments (isophotal flux and area, second moments), DAOFIND
    sharpness/roundness, nearest neighbours, and sky coordinates through the WCS.
 
@@ -49,6 +52,7 @@ from scipy.spatial import cKDTree
 from services.stage3.steps._centroid import fit_gaussians
 from services.stage3.steps._psf import PsfModel, measure_psf
 from services.stage3.steps._shape import position_angle, sharpness_roundness
+from services.stage3.steps.catalog_refs import ApertureParams
 
 __all__ = ["CatalogResult", "SourceCatalogParams", "make_catalog"]
 
@@ -71,16 +75,17 @@ class SourceCatalogParams(BaseModel):
     bkg_boxsize: int = Field(1000, ge=1, description="Background mesh box size, pixels.")
     aperture_ee: tuple[int, int, int] = Field((30, 50, 70), description="Encircled energies (%) of the apertures.")
     ci_star_thresholds: tuple[float, float] = Field((2.0, 1.8), description="CI_50_30 and CI_70_50 limits of a star.")
-    abvega_offset: float = Field(0.0, description="AB minus Vega magnitude (no ABVEGAOFFSET reference: 0).")
 
 
 @dataclass(frozen=True)
 class CatalogResult:
     """The ``catalog`` (QTable, possibly empty), the ``segm`` image (int32 labels, 0 =
-    background), the ``psf`` used, and ``notes``."""
+    background), the ``apertures`` used, the ``psf`` measured on the image when they came
+    from it (None when APCORR gave them), and ``notes``."""
 
     catalog: QTable
     segm: np.ndarray
+    apertures: ApertureParams | None
     psf: PsfModel | None
     notes: tuple[str, ...]
 
@@ -126,21 +131,21 @@ def _abmag(flux: np.ndarray, flux_err: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.where(bad, np.nan, mag), np.where(bad, np.nan, err)
 
 
-def _aperture_photometry(data, error, mask, x, y, psf: PsfModel):
+def _aperture_photometry(data, error, mask, x, y, ap: ApertureParams):
     """(flux, flux_err) per aperture radius (Jy), and the local background per pixel
     with its error, all background-subtracted."""
     pos = np.transpose([x, y])
-    annulus = CircularAnnulus(pos, psf.bkg_inner, psf.bkg_outer)
+    annulus = CircularAnnulus(pos, ap.bkg_inner, ap.bkg_outer)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         stats = ApertureStats(data, annulus, mask=mask, sigma_clip=SigmaClip(sigma=3.0), sum_method="center")
         n = np.asarray(stats.sum_aper_area.value, float)
         bkg = np.nan_to_num(np.asarray(stats.median, float))
         bkg_err = np.sqrt(np.pi / (2.0 * np.maximum(n, 1))) * np.nan_to_num(np.asarray(stats.std, float))
-    table = aperture_photometry(data, [CircularAperture(pos, r) for r in psf.radii], error=error, mask=mask,
+    table = aperture_photometry(data, [CircularAperture(pos, r) for r in ap.radii], error=error, mask=mask,
                                 method="exact")
     fluxes = []
-    for k, r in enumerate(psf.radii):
+    for k, r in enumerate(ap.radii):
         flux = np.asarray(table[f"aperture_sum_{k}"], float) - bkg * math.pi * r * r
         fluxes.append((flux, np.asarray(table[f"aperture_sum_err_{k}"], float)))
     return fluxes, bkg, bkg_err
@@ -159,7 +164,8 @@ def _psf_fwhm_guess(data: np.ndarray, error: np.ndarray, mask: np.ndarray, rms: 
 
 
 def make_catalog(sci: np.ndarray, err: np.ndarray, wht: np.ndarray | None, *, pixar_sr: float, wcs: WCS,
-                 params: SourceCatalogParams | None = None) -> CatalogResult:
+                 params: SourceCatalogParams | None = None, apertures: ApertureParams | None = None,
+                 abvega_offset: float | None = None) -> CatalogResult:
     """The source catalog of a resampled image (see the module docstring).
 
     Parameters
@@ -172,6 +178,12 @@ def make_catalog(sci: np.ndarray, err: np.ndarray, wht: np.ndarray | None, *, pi
         Solid angle of one pixel of this image, sr.
     wcs : WCS
         The image's WCS (0-based pixels), for the sky columns.
+    params : SourceCatalogParams, optional
+    apertures : ApertureParams, optional
+        From the APCORR reference (radii in this image's pixels), for ``params.aperture_ee``;
+        None: measured on the image.
+    abvega_offset : float, optional
+        m_AB - m_Vega from the ABVEGAOFFSET reference; None: 0 (Vega = AB), with a note.
     """
     # photutils.segmentation (and scipy.signal with it) is imported here, not with the
     # module: a stage-3 worker starts ~0.5 s sooner, and only image3 catalogs need it.
@@ -180,6 +192,10 @@ def make_catalog(sci: np.ndarray, err: np.ndarray, wht: np.ndarray | None, *, pi
 
     p = params or SourceCatalogParams()
     notes: list[str] = []
+    if apertures is not None and tuple(apertures.ee) != tuple(p.aperture_ee):
+        raise ValueError(f"apertures for EE {apertures.ee} given, the catalog asks for {p.aperture_ee}")
+    if abvega_offset is None:
+        notes.append("no AB - Vega offset: Vega magnitudes equal AB")
     to_jy = 1e6 * pixar_sr
     mask = ~np.isfinite(sci) | ~np.isfinite(err)
     if wht is not None:
@@ -204,19 +220,26 @@ def make_catalog(sci: np.ndarray, err: np.ndarray, wht: np.ndarray | None, *, pi
         warnings.simplefilter("ignore", NoDetectionsWarning)  # reported in the notes instead
         segm = detect_sources(convolved, p.snr_threshold * rms, npixels, connectivity=p.connectivity, mask=mask)
     if segm is None:
-        return CatalogResult(QTable(), np.zeros(sci.shape, np.int32), None, (*notes, "no source detected"))
+        return CatalogResult(QTable(), np.zeros(sci.shape, np.int32), apertures, None, (*notes, "no source detected"))
     if p.deblend:
         deblend_data = convolved
         if p.deblend_kernel_fwhm is not None:
             deblend_data = ndimage.gaussian_filter(data, p.deblend_kernel_fwhm / 2.3548, mode="constant")
         segm = _deblend(deblend_data, segm, max(2, npixels // 2) if p.adapt_npixels else npixels, p)
     cat = SourceCatalog(data, segm, convolved_data=convolved, error=error, mask=mask, wcs=wcs)
-    table, psf = _measure(cat, data, error, mask, wcs, p, fwhm_guess, notes, np.asarray(segm.data))
-    return CatalogResult(table, np.asarray(segm.data, np.int32), psf, tuple(notes))
+    table, apertures, psf = _measure(cat, data, error, mask, wcs, p, fwhm_guess, notes, np.asarray(segm.data),
+                                     apertures, abvega_offset or 0.0)
+    return CatalogResult(table, np.asarray(segm.data, np.int32), apertures, psf, tuple(notes))
+
+
+def _measured_apertures(psf: PsfModel, ee: tuple[int, ...]) -> ApertureParams:
+    """Apertures from the PSF measured on the image: the EE radii and corrections 1/EE."""
+    return ApertureParams(tuple(ee), tuple(psf.radii), tuple(100.0 / e for e in ee), psf.bkg_inner, psf.bkg_outer,
+                          f"measured on the image: {psf.method}")
 
 
 def _measure(cat, data, error, mask, wcs, p: SourceCatalogParams, fwhm_guess: float, notes: list[str],
-             segm_data: np.ndarray):
+             segm_data: np.ndarray, apertures: ApertureParams | None, abvega: float):
     label = np.asarray(cat.label)
     bx = np.asarray(_attr(cat, "x_centroid", "xcentroid"), float)
     by = np.asarray(_attr(cat, "y_centroid", "ycentroid"), float)
@@ -235,11 +258,16 @@ def _measure(cat, data, error, mask, wcs, p: SourceCatalogParams, fwhm_guess: fl
         nn_dist, nn_label = dist[:, 1], label[idx[:, 1]]
     else:
         nn_dist, nn_label = np.full(n, np.nan), np.full(n, -1)
-    ee = tuple(e / 100.0 for e in p.aperture_ee)
-    psf = measure_psf(data, mask, x, y, snr, nn_dist, fit.fwhm, use_fit, ee=ee, fallback_fwhm=fwhm_guess)
-    notes.append(f"PSF: {psf.method}; EE radii {', '.join(f'{r:.2f}' for r in psf.radii)} px")
-    fluxes, bkg, bkg_err = _aperture_photometry(data, error, mask, x, y, psf)
-    total, total_err = fluxes[-1][0] * psf.aperture_correction, fluxes[-1][1] * psf.aperture_correction
+    psf = None
+    if apertures is None:
+        ee = tuple(e / 100.0 for e in p.aperture_ee)
+        psf = measure_psf(data, mask, x, y, snr, nn_dist, fit.fwhm, use_fit, ee=ee, fallback_fwhm=fwhm_guess)
+        apertures = _measured_apertures(psf, tuple(p.aperture_ee))
+    notes.append(f"apertures ({apertures.source}): EE radii {', '.join(f'{r:.2f}' for r in apertures.radii)} px, "
+                 f"correction {apertures.corrections[-1]:.4g}")
+    fluxes, bkg, bkg_err = _aperture_photometry(data, error, mask, x, y, apertures)
+    correction = apertures.corrections[-1]
+    total, total_err = fluxes[-1][0] * correction, fluxes[-1][1] * correction
 
     t = QTable()
     t["label"] = label.astype(np.int32)
@@ -257,7 +285,7 @@ def _measure(cat, data, error, mask, wcs, p: SourceCatalogParams, fwhm_guess: fl
     for name, (m, me) in zip(names, mags, strict=True):
         t[f"{name}_abmag"], t[f"{name}_abmag_err"] = m, me
     for name, (m, me) in zip(names, mags, strict=True):
-        t[f"{name}_vegamag"], t[f"{name}_vegamag_err"] = m - p.abvega_offset, me
+        t[f"{name}_vegamag"], t[f"{name}_vegamag_err"] = m - abvega, me
     e1, e2, e3 = p.aperture_ee
     with np.errstate(divide="ignore", invalid="ignore"):
         ci = {f"CI_{e2}_{e1}": fluxes[1][0] / fluxes[0][0], f"CI_{e3}_{e2}": fluxes[2][0] / fluxes[1][0],
@@ -272,7 +300,7 @@ def _measure(cat, data, error, mask, wcs, p: SourceCatalogParams, fwhm_guess: fl
     iso_mag, iso_mag_err = _abmag(iso_flux, iso_err)
     t["isophotal_flux"], t["isophotal_flux_err"] = iso_flux * u.Jy, iso_err * u.Jy
     t["isophotal_abmag"], t["isophotal_abmag_err"] = iso_mag, iso_mag_err
-    t["isophotal_vegamag"], t["isophotal_vegamag_err"] = iso_mag - p.abvega_offset, iso_mag_err
+    t["isophotal_vegamag"], t["isophotal_vegamag_err"] = iso_mag - abvega, iso_mag_err
     t["isophotal_area"] = u.Quantity(cat.area).value * u.pix**2
     t["semimajor_sigma"] = u.Quantity(_attr(cat, "semimajor_axis", "semimajor_sigma")).value * u.pix
     t["semiminor_sigma"] = u.Quantity(_attr(cat, "semiminor_axis", "semiminor_sigma")).value * u.pix
@@ -282,10 +310,12 @@ def _measure(cat, data, error, mask, wcs, p: SourceCatalogParams, fwhm_guess: fl
     t["sky_orientation"] = position_angle(wcs, x, y, orientation) * u.deg
     for corner in ("ll", "ul", "lr", "ur"):
         t[f"sky_bbox_{corner}"] = getattr(cat, f"sky_bbox_{corner}")
-    t.meta.update({
-        "aperture_params": {"aperture_ee": list(p.aperture_ee), "aperture_radii": [float(r) for r in psf.radii],
-                            "aperture_corrections": [float(psf.aperture_correction)],
-                            "bkg_aperture_inner_radius": psf.bkg_inner, "bkg_aperture_outer_radius": psf.bkg_outer},
-        "abvega_offset": p.abvega_offset, "psf_fwhm_pix": psf.fwhm, "psf_method": psf.method,
+    t.meta.update({  # aperture_params and abvega_offset as the public catalog records them
+        "aperture_params": {"aperture_ee": list(apertures.ee), "aperture_radii": [float(r) for r in apertures.radii],
+                            "aperture_corrections": [float(c) for c in apertures.corrections],
+                            "bkg_aperture_inner_radius": float(apertures.bkg_inner),
+                            "bkg_aperture_outer_radius": float(apertures.bkg_outer)},
+        "abvega_offset": float(abvega), "aperture_source": apertures.source,
+        "psf_fwhm_pix": float(psf.fwhm if psf is not None else fwhm_guess),
     })
-    return t, psf
+    return t, apertures, psf
