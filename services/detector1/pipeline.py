@@ -123,7 +123,8 @@ def _refpix(s: RampState, a: StepArgs) -> Skip | None:
     kw, p = s.keywords, a.params
     common = dict(xstart=int(kw["SUBSTRT1"]), ystart=int(kw["SUBSTRT2"]))
     if kw["INSTRUME"] == "MIRI":
-        r = correct_miri_refpix(s.data, s.pixeldq, odd_even_rows=p.odd_even_rows, out=s.data, **common)
+        r = correct_miri_refpix(s.data, s.pixeldq, odd_even_rows=p.odd_even_rows, miri_subarrays=p.miri_subarrays,
+                                out=s.data, **common)
     else:
         r = correct_nir_refpix(
             s.data, s.pixeldq, noutputs=int(kw.get("NOUTPUTS") or 4), odd_even_columns=p.odd_even_columns,
