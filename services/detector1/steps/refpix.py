@@ -42,9 +42,11 @@ MIRI (1032 x 1024; reference columns 0-3 and 1028-1031)
     is jwst's full-frame rule. jwst skips every MIRI subarray; here a subarray that holds
     reference columns is corrected the same way (``miri_subarrays``, on by default), and
     one without is left alone. Better against the truth: MIRI's imaging subarrays start at
-    column 1 (SUB128, SUB64 hold columns 0-3), and on the simulator's SUB128 exposures the
-    drifts left in by skipping (a common slope error of several DN/s per amplifier at a
-    0.12 s group time) bias the rates by ~1.5 sigma and triple the false jump flags.
+    column 1 (SUB128, SUB64 hold columns 0-3), and on the simulator's SUB128 example the
+    drifts left in by skipping (8.8 DN rms per group; a common slope error of several DN/s
+    per amplifier at a 0.12 s group time) shift the rates by 1.5 sigma on average and
+    make the jump test flag 388 clean group samples; corrected (1.0 DN rms left), 0.04
+    sigma and 1.
 """
 
 from __future__ import annotations
