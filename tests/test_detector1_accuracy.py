@@ -406,10 +406,9 @@ def test_saturated_pixels_keep_a_slope(calibrated):
     assert (np.abs(z) <= SATURATED_MAX_Z).all()
 
 
-def test_miri_later_integrations_are_corrected_for_rscd(calibrated):
-    c = calibrated
-    if c.kw["INSTRUME"] != "MIRI":
-        pytest.skip("RSCD is a MIRI effect")
+@pytest.mark.parametrize("name", ["miri", "miri_full"])
+def test_miri_later_integrations_are_corrected_for_rscd(exposures, name):
+    c = exposures(name)
     assert c.out.statuses["rscd"] == "COMPLETE" and c.out.references["rscd"].startswith("jwst_miri_rscd")
     unsaturated = (c.noiseless < c.saturation - SATURATION_MARGIN_DN).all(axis=(0, 1))
     bright = (c.out.rate.images["DQ"] == 0) & (_sigma_rel(c) <= BRIGHT_SIGMA_REL) & unsaturated & (c.truth_rate > 0)
