@@ -125,7 +125,8 @@ def test_selectors_per_reftype_and_times():
 
     miri, nircam = {"INSTRUME": "MIRI", "EXP_TYPE": "MIR_IMAGE"}, {"INSTRUME": "NIRCAM", "EXP_TYPE": "NRC_IMAGE"}
     assert [s for s, _ in DETECTOR1.reference_steps(miri)] == [
-        "dq_init", "saturation", "linearity", "dark_current", "jump", "ramp_fit"]
+        "dq_init", "saturation", "linearity", "rscd", "dark_current", "jump", "ramp_fit"]
+    assert "rscd" in DETECTOR1.reftypes(miri) and "rscd" not in DETECTOR1.reftypes(nircam)
     assert "superbias" in dict(DETECTOR1.reference_steps(nircam))
     assert DETECTOR1.reftypes(nircam) == ("mask", "saturation", "superbias", "linearity", "dark", "gain", "readnoise")
     assert "dark" not in DETECTOR1.reftypes({"INSTRUME": "NIRCAM", "EXP_TYPE": "NRC_DARK"})
@@ -517,3 +518,29 @@ def test_simulator_references_serve_an_ingested_exposure(tmp_path):
     local = fetch(ctx.store, by_file["DARK"], tmp_path / "cache")
     with fits.open(local) as hdul:
         assert hdul["SCI"].data.shape[1:] == (160, 160)
+
+
+@pytest.fixture(scope="module")
+def miri_sim(tmp_path_factory):
+    from services.simulator import simulate
+
+    desc = yaml.safe_load((EXAMPLES / "miri_imaging.yaml").read_text())
+    desc["observations"][0].update(subarray="SUB64", ngroups=5, nints=2, dither={"pattern": "NONE"})
+    return simulate(desc, tmp_path_factory.mktemp("miri"))
+
+
+def test_miri_rscd_reference_is_delivered_selected_and_read(ctx, miri_sim, tmp_path):
+    from shared.refdata import load_reference
+    from shared.refdata.window import Window
+
+    d = deliver(ctx, [miri_sim.reference_paths[0].parent], note="MIRI simulator references")
+    assert "jwst_miri_rscd_mirimage_sim.fits" in d.added
+    header = exposure(INSTRUME="MIRI", DETECTOR="MIRIMAGE", READPATT="FAST", SUBARRAY="SUB64", EXP_TYPE="MIR_IMAGE",
+                      NOUTPUTS=None, FILTER="F770W", PUPIL=None, SUBSTRT1=1, SUBSTRT2=779, SUBSIZE1=72, SUBSIZE2=64)
+    with ctx.catalog.session() as s:
+        sel = best_references(s, header, ["RSCD"])["RSCD"]
+    assert sel.filename == "jwst_miri_rscd_mirimage_sim.fits" and "DETECTOR=MIRIMAGE" in sel.reason
+    ref = load_reference("rscd", fetch(ctx.store, sel, tmp_path / "cache"), Window.from_keywords(header), (1024, 1032))
+    assert set(ref.tables) == {"RSCD_GROUP_SKIP", "RSCD_DECAY"}
+    row = ref.tables["RSCD_DECAY"][0]
+    assert row["SCALE"] > 0 and row["TAU"] > 0 and row["LEVEL_MAX"] > 0

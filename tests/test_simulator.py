@@ -31,9 +31,10 @@ from services.simulator.detector_model import (
     linearity_coefficients,
     make_detector_model,
 )
+from services.simulator.ramps import ResetDecay
 from services.simulator.reffiles import dark_signal
 from services.simulator.sky import render_stars
-from shared.instruments import detector, exposure_timing, subarray
+from shared.instruments import SUBARRAYS, detector, exposure_timing, subarray
 from shared.plan import Plan
 from shared.telemetry import APID, Fault, Packet, decode_stream
 
@@ -440,9 +441,9 @@ def test_nonlinearity_is_inverted_by_the_linearity_coefficients():
 EXPECTED_CLASS = {
     "MASK": dm.MaskModel, "SATURATION": dm.SaturationModel, "SUPERBIAS": dm.SuperBiasModel,
     "LINEARITY": dm.LinearityModel, "GAIN": dm.GainModel, "READNOISE": dm.ReadnoiseModel,
-    "FLAT": dm.FlatModel, "AREA": dm.PixelAreaModel, "DISTORTION": dm.ReferenceFileModel,
+    "FLAT": dm.FlatModel, "AREA": dm.PixelAreaModel, "DISTORTION": dm.ReferenceFileModel, "RSCD": dm.RSCDModel,
 }
-WINDOWLESS = {"PHOTOM", "AREA", "DISTORTION"}  # no SUBARRAY keywords in these schemas
+WINDOWLESS = {"PHOTOM", "AREA", "DISTORTION", "RSCD"}  # no SUBARRAY keywords in these schemas
 CATALOG_CLASS = {  # the source catalog's, one file per instrument
     "APCORR": {"NIRCAM": dm.NrcImgApcorrModel, "MIRI": dm.MirImgApcorrModel},
     "ABVEGAOFFSET": {"NIRCAM": dm.ABVegaOffsetModel, "MIRI": dm.ABVegaOffsetModel},
@@ -487,8 +488,50 @@ def test_reference_files_open_as_the_right_models(nircam, miri):
     nir = {"MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "GAIN", "READNOISE", "DARK", "FLAT", "PHOTOM", "AREA",
            "DISTORTION"}
     assert seen["NRCA1"] == nir and seen["NRCA2"] == nir
-    assert seen["MIRIMAGE"] == nir - {"SUPERBIAS"}  # MIRI has no superbias step
+    assert seen["MIRIMAGE"] == nir - {"SUPERBIAS"} | {"RSCD"}  # MIRI: no superbias step, an rscd one
     assert seen["NIRCAM"] == seen["MIRI"] == set(CATALOG_CLASS)
+
+
+def test_miri_rscd_and_its_reference_file(tmp_path, models):
+    """Integrations 2.. of a noiseless MIRI exposure differ from the first by the reset-switch
+    charge decay of the detector model; detector-1's rscd kernel with the parameters of the
+    written RSCD file (RSCD_DECAY row of the exposure's SUBARRAY/READPATT) removes it to the
+    accuracy of the linearity inverse (1e-4 relative) and quantization."""
+    from services.detector1.steps.rscd import correct_rscd, decay_parameters
+    from services.simulator.reffiles import rscd_group_skip
+
+    desc = miri_description(sky_level=30000.0, cosmic_ray_rate=0.0)
+    desc["observations"][0].update(nints=3, ngroups=6)
+    result = simulate(desc, tmp_path)
+    plan = result.plan
+    obs, exp = plan.observations[0], plan.observations[0].exposures[0]
+    knobs = load_description(desc).simulation
+    sim = simulate_exposure(plan, obs, exp, knobs, model=models("MIRIMAGE"), noiseless=True)
+    params = models("MIRIMAGE").params
+    assert sim.truth.reset_decay == ResetDecay(params.rscd_scale, params.rscd_tau, params.rscd_level_max)
+    [path] = [p for p in result.reference_paths if "_rscd_" in p.name]
+    with dm.open(path) as rscd:
+        skip = {(r["subarray"], r["readpatt"]): (r["group_skip1"], r["group_skip"]) for r in rscd.rscd_group_skip_table}
+        assert skip[("SUB128", "FAST")] == (0, rscd_group_skip(sim.truth.reset_decay, 8.0)) == (0, 4)
+        assert set(skip) == {(s, p) for s in SUBARRAYS["MIRI"] for p in ("FAST", "SLOW", "FASTR1", "SLOWR1")}
+    with fits.open(path) as hdul:
+        decay = decay_parameters(np.array(hdul["RSCD_DECAY"].data), "SUB128", "FAST")
+    assert (decay.scale, decay.tau, decay.level_max) == (params.rscd_scale, params.rscd_tau, params.rscd_level_max)
+
+    sub = sim.subarray
+    cut = (slice(sub.ystart - 1, sub.ystart - 1 + sub.ysize), slice(sub.xstart - 1, sub.xstart - 1 + sub.xsize))
+    with dm.open(next(p for p in result.reference_paths if "_linearity_" in p.name)) as lin:
+        coeffs = np.asarray(lin.coeffs[(slice(None),) + cut], np.float64)
+    with dm.open(next(p for p in result.reference_paths if "_saturation_" in p.name)) as sat:
+        unsaturated = (sim.sci < np.asarray(sat.data[cut])).all(axis=(0, 1))
+    ramp = np.stack([_linearize(sim.sci[n].astype(np.float64), coeffs) for n in range(3)]).astype(np.float32)
+    collected = ramp[0, -1] - ramp[0, 0]
+    assert np.median(collected[unsaturated]) > 1000  # enough signal for a visible offset
+    change = ramp[1:] - ramp[0]
+    assert np.all(change[:, 0][:, unsaturated] > 0.9 * decay.scale * np.minimum(collected, 15000)[unsaturated] - 1)
+    corrected = correct_rscd(ramp, np.zeros(ramp.shape, np.uint8), decay).data
+    tol = 1.0 + 1e-4 * np.abs(ramp[0])
+    assert np.all((np.abs(corrected[1:] - ramp[0]) <= tol)[:, :, unsaturated])
 
 
 def test_mask_flags_reference_and_dead_pixels(nircam):

@@ -29,7 +29,7 @@ from services.detector1.steps.miri_frames import flag_first_frame, flag_last_fra
 from services.detector1.steps.persistence import PersistenceParams, correct_persistence
 from services.detector1.steps.ramp_fit import RampFitParams, RampFitResult, fit_ramps
 from services.detector1.steps.refpix import RefpixParams, correct_miri_refpix, correct_nir_refpix
-from services.detector1.steps.rscd import RscdParams, correct_rscd
+from services.detector1.steps.rscd import correct_rscd, decay_parameters
 from services.detector1.steps.saturation import SaturationParams, flag_saturation
 from services.detector1.steps.superbias import subtract_superbias
 from shared.datamodels import FitsProduct
@@ -41,6 +41,7 @@ from shared.pipeline import (
     Recorded,
     RunRecord,
     Skip,
+    SkipKind,
     Step,
     StepArgs,
     provenance_cards,
@@ -123,7 +124,8 @@ def _refpix(s: RampState, a: StepArgs) -> Skip | None:
     kw, p = s.keywords, a.params
     common = dict(xstart=int(kw["SUBSTRT1"]), ystart=int(kw["SUBSTRT2"]))
     if kw["INSTRUME"] == "MIRI":
-        r = correct_miri_refpix(s.data, s.pixeldq, odd_even_rows=p.odd_even_rows, out=s.data, **common)
+        r = correct_miri_refpix(s.data, s.pixeldq, odd_even_rows=p.odd_even_rows, miri_subarrays=p.miri_subarrays,
+                                out=s.data, **common)
     else:
         r = correct_nir_refpix(
             s.data, s.pixeldq, noutputs=int(kw.get("NOUTPUTS") or 4), odd_even_columns=p.odd_even_columns,
@@ -177,9 +179,18 @@ def _lastframe(s: RampState, a: StepArgs) -> Skip | None:
 
 
 def _rscd(s: RampState, a: StepArgs) -> Skip | None:
-    r = correct_rscd(s.data, s.groupdq, scale=a.params.scale, tau_groups=a.params.tau_groups)
+    kw, ref = s.keywords, a.refs["rscd"]
+    subarray, readpatt = str(kw.get("SUBARRAY", "")), str(kw.get("READPATT", ""))
+    parameters = decay_parameters(ref.tables.get("RSCD_DECAY"), subarray, readpatt)
+    if parameters is None:
+        return Skip(f"RSCD reference {ref.filename} has no RSCD_DECAY row for SUBARRAY={subarray} "
+                    f"READPATT={readpatt}", SkipKind.NO_REFERENCE)
+    r = correct_rscd(s.data, s.groupdq, parameters, out=s.data)
     s.data = r.data
-    return None if r.applied else Skip("no correction for this exposure (first integration only, or scale 0)")
+    if not r.applied:
+        return Skip("one integration: no reset between integrations to correct")
+    a.note(f"rscd: scale {parameters.scale:g}, tau {parameters.tau:g} groups, level_max {parameters.level_max:g} DN")
+    return None
 
 
 def _jump(s: RampState, a: StepArgs) -> Skip | None:
@@ -215,7 +226,7 @@ DETECTOR1: Pipeline[RampState] = Pipeline(
         Step("lastframe", "S_LASTFR", _lastframe, instruments=MIRI),
         Step("linearity", "S_LINEAR", _linearity, reftypes=("linearity",)),
         Step("persistence", "S_PERSIS", _persistence, params=PersistenceParams, instruments=NIR),
-        Step("rscd", "S_RSCD", _rscd, params=RscdParams, instruments=MIRI),
+        Step("rscd", "S_RSCD", _rscd, reftypes=("rscd",), instruments=MIRI),
         Step("dark_current", "S_DARK", _dark_current, reftypes=("dark",), except_exp_types=DARK_EXP_TYPES),
         # MIRI corrects reference pixels after the dark (its reference columns carry the dark too).
         Step("refpix", "S_REFPIX", _refpix, params=RefpixParams, instruments=MIRI, except_exp_types=DARK_EXP_TYPES),

@@ -73,6 +73,9 @@ class DetectorParameters:
     drift_common: float = 5.0  # DN per group, shared by all amplifiers
     drift_amplifier: float = 3.0  # DN per group and amplifier
     drift_parity: float = 2.0  # DN per group, amplifier and column (row, MIRI) parity
+    rscd_scale: float = 0.0  # reset-switch charge decay (MIRI): fraction of the previous integration's signal
+    rscd_tau: float = 1.0  # its e-folding length, groups
+    rscd_level_max: float = 15000.0  # cap on the previous integration's signal, DN
 
 
 PARAMETERS: dict[str, DetectorParameters] = {
@@ -86,7 +89,7 @@ PARAMETERS: dict[str, DetectorParameters] = {
     ),
     "MIRI": DetectorParameters(
         gain=4.0, gain_scatter=0.02, read_noise=8.0, read_noise_scatter=0.08, bias=12000.0,
-        dark=0.3, warm_range=(3.0, 10.0), hot_range=(10.0, 300.0),
+        dark=0.3, warm_range=(3.0, 10.0), hot_range=(10.0, 300.0), rscd_scale=0.02,
     ),
 }
 

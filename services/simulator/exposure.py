@@ -45,6 +45,7 @@ from .ramps import (
     CosmicRays,
     FrameSchedule,
     PixelModel,
+    ResetDecay,
     draw_cosmic_rays,
     draw_drifts,
     simulate_ramp,
@@ -126,7 +127,8 @@ class ExposureTruth:
     arcsec along detector x/y from the planned one and ``roll_error`` degrees;
     ``drifts`` DN, shape (nints, ngroups, namps, 2): the offset added to every pixel of an
     amplifier (reference pixels included) per group, by column parity (row parity, MIRI);
-    ``host`` the TSO host star (None without one).
+    ``host`` the TSO host star (None without one); ``reset_decay`` the MIRI reset-switch
+    charge decay applied to integrations 2..NINTS (None: none).
     """
 
     flux: np.ndarray
@@ -147,6 +149,7 @@ class ExposureTruth:
     pointing_offset: tuple[float, float]
     roll_error: float
     host: HostTruth | None = None
+    reset_decay: ResetDecay | None = None
 
 
 @dataclass(frozen=True)
@@ -303,8 +306,10 @@ def simulate_exposure(
         drifts = np.zeros_like(drifts)
     pixels = PixelModel(gain=win.gain, bias=win.bias, read_noise=win.read_noise, nonlin=win.nonlin,
                         full_well=win.full_well, channels=channels)
+    reset_decay = ResetDecay.of(p) if obs.nints > 1 else None
     ramp = simulate_ramp(electron_rate, pixels, schedule, drifts, crs, (*entropy, 3),
-                         zeroframe=det.instrument in ("NIRCAM", "NIRISS"), noiseless=noiseless)
+                         zeroframe=det.instrument in ("NIRCAM", "NIRISS"), noiseless=noiseless,
+                         reset_decay=reset_decay)
     refout = None
     if det.has_refout:
         refout = simulate_refout(win.refout_level(), float(np.median(win.read_noise)), refout_row_parity(sub),
@@ -334,6 +339,7 @@ def simulate_exposure(
         sky_level=float(sky_level), psf_fwhm=float(fwhm), wavelength=float(wavelength),
         star_table=star_table, jumps=crs, wcs=wcs_kw, drifts=drifts, area=area.astype(np.float32),
         pointing=true, pointing_offset=(dx, dy), roll_error=error.droll, host=host_truth,
+        reset_decay=reset_decay,
     )
     return ExposureSimulation(
         name=exposure_name(plan, obs, exp), program=int(plan.program), observation=obs, exposure=exp,

@@ -16,6 +16,13 @@ Per frame and pixel (all vectorised over rows; the physics is in :func:`simulate
 4. raw = min(raw, full_well)  (hard clip);
 then group value = round(mean of its NFRAMES raw frames), clipped to [0, 65535].
 
+MIRI reset-switch charge decay (:class:`ResetDecay`, integrations 2..NINTS): before the
+non-linearity of step 2, group g (0-based) of integration n adds
+``scale * A * exp(-g / tau)`` DN to the linear signal, where ``A`` is the linear signal
+(charge / gain, group means) the pixel collected between the first and the last group of
+integration n-1, capped at ``level_max``. It is the model of detector-1's rscd step,
+whose parameters the simulator's RSCD reference file carries.
+
 Rows are simulated in blocks of :data:`BLOCK_ROWS`, each with its own random stream, on a
 thread pool: results do not depend on the number of threads.
 """
@@ -30,7 +37,7 @@ import numpy as np
 
 from shared.instruments import Subarray, exposure_timing, readout_pattern
 
-from .detector_model import apply_nonlinearity
+from .detector_model import DetectorParameters, apply_nonlinearity
 from .seeding import seed_sequence
 
 __all__ = [
@@ -39,6 +46,7 @@ __all__ = [
     "FrameSchedule",
     "PixelModel",
     "RampResult",
+    "ResetDecay",
     "draw_cosmic_rays",
     "draw_drifts",
     "quantize",
@@ -190,6 +198,29 @@ class PixelModel:
 
 
 @dataclass(frozen=True)
+class ResetDecay:
+    """MIRI reset-switch charge decay (see the module docstring): ``scale`` (fraction),
+    ``tau`` (groups), ``level_max`` (DN)."""
+
+    scale: float
+    tau: float
+    level_max: float
+
+    @classmethod
+    def of(cls, params: DetectorParameters) -> ResetDecay | None:
+        """The decay of a detector's parameters (None where its scale is 0: near-IR)."""
+        if params.rscd_scale <= 0:
+            return None
+        return cls(params.rscd_scale, params.rscd_tau, params.rscd_level_max)
+
+    def offsets(self, collected: np.ndarray, ngroups: int) -> np.ndarray:
+        """Offsets (ngroups, ...) DN after an integration that collected ``collected`` DN."""
+        amplitude = np.clip(collected, 0.0, self.level_max)
+        decay = np.exp(-np.arange(ngroups) / self.tau).reshape((ngroups,) + (1,) * amplitude.ndim)
+        return self.scale * decay * amplitude
+
+
+@dataclass(frozen=True)
 class RampResult:
     """``sci`` uint16 (nints, ngroups, ny, nx); ``zeroframe`` uint16 (nints, ny, nx) or None."""
 
@@ -212,6 +243,7 @@ def simulate_ramp(
     *,
     zeroframe: bool = False,
     noiseless: bool = False,
+    reset_decay: ResetDecay | None = None,
     workers: int | None = None,
 ) -> RampResult:
     """Simulate the groups of every integration of one exposure of one window.
@@ -237,6 +269,8 @@ def simulate_ramp(
     noiseless : bool
         Replace Poisson draws by their mean and read noise by zero (drifts and cosmic rays
         are whatever is passed).
+    reset_decay : ResetDecay, optional
+        MIRI reset-switch charge decay of integrations 2..NINTS; None: none.
     workers : int, optional
         Threads; default the CPU count.
 
@@ -272,9 +306,11 @@ def simulate_ramp(
         def accumulate(mean: np.ndarray) -> np.ndarray:
             return mean if noiseless else rng.poisson(mean)
 
+        rscd = None  # (ngroups, rows, nx) offsets of the current integration, DN
         for i in range(nints):
             lam = rates[i] if per_integration else rates
             charge = np.zeros_like(lam)
+            first_signal = last_signal = None
             for g in range(ngroups):
                 if g > 0 and schedule.groupgap:
                     charge += accumulate(lam * schedule.groupgap)
@@ -283,9 +319,14 @@ def simulate_ramp(
                     np.add.at(charge, (cr_y[hits], cr_x[hits]), cr_e[hits])
                 offset = drift_table[i, g][channels]
                 total = np.zeros_like(lam)
+                signal = np.zeros_like(lam)
                 for f in range(schedule.nframes):
                     charge += accumulate(lam)
-                    raw = bias + offset + apply_nonlinearity(charge / gain, a)
+                    linear = charge / gain
+                    signal += linear
+                    if rscd is not None:
+                        linear = linear + rscd[g]
+                    raw = bias + offset + apply_nonlinearity(linear, a)
                     if not noiseless:
                         raw += sigma_read * rng.standard_normal(raw.shape)
                     np.minimum(raw, full_well, out=raw)
@@ -293,6 +334,12 @@ def simulate_ramp(
                         zero[i, r0:r1] = quantize(raw)
                     total += raw
                 sci[i, g, r0:r1] = quantize(total / schedule.nframes)
+                if g == 0:
+                    first_signal = signal / schedule.nframes
+                if g == ngroups - 1:
+                    last_signal = signal / schedule.nframes
+            if reset_decay is not None:
+                rscd = reset_decay.offsets(last_signal - first_signal, ngroups)
 
     workers = workers or os.cpu_count() or 1
     if workers == 1 or nblocks == 1:

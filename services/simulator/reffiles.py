@@ -14,6 +14,14 @@ Written per detector (``jwst_<instrument>_<reftype>_<detector>_sim.fits``):
   above bias (near-IR) or raw DN with the bias passed through (MIRI).
 - GAIN (GainModel): SCI e-/DN.
 - READNOISE (ReadnoiseModel): SCI CDS read noise, DN.
+- RSCD (RSCDModel; MIRI only): the reset-switch charge decay the simulator applies to
+  integrations 2..NINTS (``ramps.ResetDecay``). One row per MIRI subarray and readout
+  pattern in the public table RSCD_GROUP_SKIP (SUBARRAY, READPATT, GROUP_SKIP1 = 0,
+  GROUP_SKIP = ``ceil(tau * ln(scale * level_max / (read_noise / sqrt(2))))``, the groups
+  the largest offset takes to fall below one read's noise: what jwst's rscd step flags
+  DO_NOT_USE) and in the extension RSCD_DECAY (SUBARRAY, READPATT, SCALE, TAU in groups,
+  LEVEL_MAX in DN: the model's parameters, which detector-1's rscd step corrects with;
+  the public schema has no columns for them, ``stdatamodels`` keeps the extension).
 - DARK per window, ``jwst_<instrument>_dark_<detector>_<subarray>[_<readpatt>]_sim.fits``:
   DarkModel (near-IR, SCI (nframes, ny, nx)) or DarkMIRIModel (SCI (nints, nframes, ny, nx)),
   NFRAMES=1, GROUPGAP=0: plane k (0-based) is the dark signal ``dark_rate/gain * (k+1) * TFRAME``
@@ -35,9 +43,11 @@ from astropy.io import fits
 from stdatamodels.jwst import datamodels as dm
 
 from shared.datamodels.dqflags import PIXEL
-from shared.instruments import Subarray
+from shared.instruments import SUBARRAYS, Subarray
 
 from .detector_model import DetectorModel, linearity_coefficients
+from .optics import READOUT_PATTERNS_BY_INSTRUMENT
+from .ramps import ResetDecay
 
 __all__ = [
     "USEAFTER",
@@ -46,6 +56,7 @@ __all__ = [
     "dark_filename",
     "dark_signal",
     "reference_filename",
+    "rscd_group_skip",
     "write_reference_files",
 ]
 
@@ -235,9 +246,47 @@ def write_reference_files(
     rn.meta.bunit_data = "DN"
     record("READNOISE", _save(rn, out_dir / reference_filename(inst, "readnoise", name)))
 
+    decay = ResetDecay.of(model.params)
+    if decay is not None:
+        record("RSCD", _write_rscd(model, decay, out_dir / reference_filename(inst, "rscd", name)))
+
     for request in darks:
         written.append(_write_dark(model, out_dir, request, nominal))
     return written
+
+
+def rscd_group_skip(decay: ResetDecay, read_noise_cds: float) -> int:
+    """Groups until the largest RSCD offset (``scale * level_max``) falls below the noise
+    of one read (``read_noise_cds / sqrt(2)``)."""
+    ratio = decay.scale * decay.level_max / (read_noise_cds / np.sqrt(2.0))
+    return int(np.ceil(decay.tau * np.log(ratio))) if ratio > 1 else 0
+
+
+def _write_rscd(model: DetectorModel, decay: ResetDecay, path: Path) -> Path:
+    info = model.detector
+    modes = [(sub, patt) for sub in SUBARRAYS[info.instrument]
+             for patt in READOUT_PATTERNS_BY_INSTRUMENT[info.instrument]]
+    skip = rscd_group_skip(decay, float(np.median(model.read_noise[~model.refpix])))
+    table = np.array([(sub, patt, 0, skip) for sub, patt in modes],
+                     dtype=[("subarray", "S17"), ("readpatt", "S12"), ("group_skip1", "<i4"), ("group_skip", "<i4")])
+    rscd = dm.RSCDModel(rscd_group_skip_table=table)
+    _common(rscd, "RSCD", model, f"Simulated reset-switch charge decay of {info.name}", None, window=False)
+    _save(rscd, path)
+    n = len(modes)
+    decay_table = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("SUBARRAY", "17A", array=[sub for sub, _ in modes]),
+            fits.Column("READPATT", "12A", array=[patt for _, patt in modes]),
+            fits.Column("SCALE", "D", array=np.full(n, decay.scale)),
+            fits.Column("TAU", "D", unit="group", array=np.full(n, decay.tau)),
+            fits.Column("LEVEL_MAX", "D", unit="DN", array=np.full(n, decay.level_max)),
+        ],
+        name="RSCD_DECAY",
+    )
+    decay_table.header["CONTENT"] = "offset[n,g] = SCALE * min(A[n-1], LEVEL_MAX) * exp(-g / TAU)"
+    with fits.open(path, mode="append") as hdul:
+        hdul.append(decay_table)
+    return path
 
 
 def _write_dark(model: DetectorModel, out_dir: Path, request: DarkRequest, nominal: float) -> ReferenceFile:

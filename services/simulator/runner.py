@@ -281,6 +281,9 @@ def _exposure_entry(sim: ExposureSimulation, telemetry: Path, truth_dir: Path, o
         "pointing_offset_arcsec": list(t.pointing_offset),
         "roll_error_deg": t.roll_error,
     }
+    if t.reset_decay is not None:
+        entry["rscd"] = {"scale": t.reset_decay.scale, "tau_groups": t.reset_decay.tau,
+                         "level_max_dn": t.reset_decay.level_max}
     curve = write_lightcurve_truth(sim, truth_dir)
     if curve is not None:
         host = t.host

@@ -96,6 +96,10 @@ def _primary_header(sim: ExposureSimulation) -> fits.Header:
     h["PNT_DX"] = (t.pointing_offset[0], "[arcsec] injected shift along detector x")
     h["PNT_DY"] = (t.pointing_offset[1], "[arcsec] injected shift along detector y")
     h["PNT_DROL"] = (t.roll_error, "[deg] injected roll error")
+    if t.reset_decay is not None:
+        h["RSCDSCAL"] = (t.reset_decay.scale, "RSCD offset / previous int. signal at group 1")
+        h["RSCDTAU"] = (t.reset_decay.tau, "[group] RSCD e-folding length")
+        h["RSCDLMAX"] = (t.reset_decay.level_max, "[DN] cap on the previous int. signal")
     h.add_comment("SCI = (sky + stars) [e-/s] * FLAT / GAIN [DN/s]: the slope")
     h.add_comment("detector-1 should recover after superbias, refpix, linearity and")
     h.add_comment("dark corrections.")

@@ -68,6 +68,9 @@ FORMATS: dict[str, ReferenceFormat] = {
     "flat": ReferenceFormat(images=("SCI", "DQ", "ERR"), required="SCI"),
     "area": ReferenceFormat(images=("SCI",), required="SCI"),
     "photom": ReferenceFormat(tables=("PHOTOM",), required="PHOTOM"),
+    # MIRI RSCD: the public RSCD_GROUP_SKIP table (what jwst reads) and this project's
+    # RSCD_DECAY (SUBARRAY, READPATT, SCALE, TAU, LEVEL_MAX; services/detector1/steps/rscd.py).
+    "rscd": ReferenceFormat(tables=("RSCD_GROUP_SKIP", "RSCD_DECAY"), required="RSCD_GROUP_SKIP"),
     # PIXSCALE and the SIP keywords of shared.wcs.SipDistortion in the primary header.
     "distortion": ReferenceFormat(),
     # source_catalog: the APCORR table (FITS, as CRDS has them) and the ABVEGAOFFSET

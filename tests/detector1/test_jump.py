@@ -207,65 +207,87 @@ def _ref_median(d):
     return np.nan
 
 
-def _ref_pixel(e, rn2, thr=(4.0, 5.0, 6.0), single=10):
-    """Straightforward per-pixel transcription of the documented algorithm; returns {diff: ratio}."""
-    d = np.diff(e)
-    found = {}
-    k = int(np.sum(~np.isnan(d)))
-    if k >= single:
-        med = _ref_median(d)
+def _ref_pixel(d, rn2, single, thr=(4.0, 5.0, 6.0)):
+    """Straightforward per-pixel transcription of the documented rule on all the differences
+    ``d`` of one pixel (every integration, NaN = unusable); returns the flagged indices."""
+    d = d.copy()
+    if single:
+        if np.isnan(d).all():
+            return set()
+        med = np.nanmedian(d)
         sigma = np.sqrt(abs(med) + rn2)
-        for i in np.flatnonzero(~np.isnan(d)):
-            r = abs(d[i] - med) / sigma
-            if r > thr[0]:
-                found[i] = r
-        return found
+        return {i for i in np.flatnonzero(~np.isnan(d)) if abs(d[i] - med) / sigma > thr[0]}
+    a, found = np.abs(d), set()
     while True:
-        k = int(np.sum(~np.isnan(d)))
+        k = int(np.sum(~np.isnan(a)))
         if k < 2:
             return found
-        med = _ref_median(d)
+        med = _ref_median(a)
         sigma = np.sqrt(abs(med) + rn2)
-        r = np.where(np.isnan(d), -1.0, np.abs(d - med) / sigma)
+        r = np.where(np.isnan(a), -1.0, np.abs(a - med) / sigma)
         i = int(np.argmax(r))
-        limit = thr[0] if k >= 4 else (thr[1] if k == 3 else thr[2])
-        if r[i] <= limit:
+        if r[i] <= (thr[0] if k >= 4 else (thr[1] if k == 3 else thr[2])):
             return found
-        found[i] = r[i]
-        d[i] = np.nan
-        if k - 1 < 2:
-            return found
+        found.add(i)
+        a[i] = np.nan
 
 
-@pytest.mark.parametrize(("ngroups", "miri_frames"), [(3, False), (4, False), (6, False), (11, False), (8, True)])
-def test_matches_per_pixel_reference(ngroups, miri_frames, dqflags):
-    rng = np.random.default_rng(100 + ngroups)
-    shape = (2, ngroups, 15, 15)
+@pytest.mark.parametrize(("ngroups", "nints", "miri_frames"),
+                         [(3, 1, False), (4, 2, False), (6, 1, False), (6, 3, False), (11, 2, False), (8, 2, True),
+                          (12, 2, True)])
+def test_matches_per_pixel_reference(ngroups, nints, miri_frames, dqflags):
+    rng = np.random.default_rng(100 + ngroups + nints)
+    shape = (nints, ngroups, 15, 15)
     data = _simulate(rng, shape, rate_e=80.0)
     gdq, pdq, gain, rn = _arrays(data)
     gain[:] = rng.uniform(1.5, 2.5, gain.shape)
     rn[:] = rng.uniform(4.0, 9.0, rn.shape)
+    data[:, :, :5] = _simulate(rng, (nints, ngroups, 5, 15), rate_e=2.0)  # faint rows: |diff| matters
     # jumps of various sizes, saturation and DO_NOT_USE groups
     for _ in range(120):
-        i, g, y, x = rng.integers(0, 2), rng.integers(1, ngroups), rng.integers(0, 15), rng.integers(0, 15)
+        i, g, y, x = rng.integers(0, nints), rng.integers(1, ngroups), rng.integers(0, 15), rng.integers(0, 15)
         data[i, g:, y, x] += rng.uniform(5, 400)
-    sat_start = rng.integers(1, ngroups + 3, (2, 15, 15))
+    sat_start = rng.integers(1, ngroups + 3, (nints, 15, 15))
     gdq[np.arange(ngroups)[None, :, None, None] >= sat_start[:, None]] |= dqflags["SATURATED"]
     gdq[rng.random(shape) < 0.05] |= dqflags["DO_NOT_USE"]
     if miri_frames:  # first and last group DO_NOT_USE everywhere, as MIRI firstframe/lastframe set
         gdq[:, 0] |= dqflags["DO_NOT_USE"]
         gdq[:, -1] |= dqflags["DO_NOT_USE"]
+    single = ngroups - 2 * miri_frames - 1 >= 10  # usable differences per integration
 
     res = detect_jumps(data, gdq, pdq, gain, rn, nframes=2, flag_4_neighbors=False, dqflags=dqflags)
 
     expected = np.zeros(shape, bool)
     excluded = (gdq & (dqflags["SATURATED"] | dqflags["DO_NOT_USE"])) != 0
-    for i in range(2):
-        for y in range(15):
-            for x in range(15):
-                e = data[i, :, y, x].astype(np.float64) * gain[y, x]
-                e[excluded[i, :, y, x]] = np.nan
-                rn2 = (rn[y, x] * gain[y, x]) ** 2 / 2
-                for k in _ref_pixel(e, rn2):
-                    expected[i, k + 1, y, x] = True
+    for y in range(15):
+        for x in range(15):
+            e = data[:, :, y, x].astype(np.float64) * gain[y, x]
+            e[excluded[:, :, y, x]] = np.nan
+            d = np.diff(e, axis=1).ravel()  # every integration's differences, in order
+            for k in _ref_pixel(d, (rn[y, x] * gain[y, x]) ** 2 / 2, single):
+                i, j = divmod(k, ngroups - 1)
+                expected[i, j + 1, y, x] = True
+    assert res.note.endswith("single pass" if single else "iterative")
     assert np.array_equal(_jumped(res.groupdq), expected)
+
+
+def test_integrations_share_one_median(dqflags):
+    """A pixel's differences are judged together across integrations: 6 usable differences
+    (threshold 4 sigma), not 2 per integration (threshold 6 sigma)."""
+    # sigma = sqrt(40 + 14^2) = 15.4 e-; the 80 e- jump is 5.2 sigma
+    diffs = np.array([[20.0, 20.0], [20.0, 20.0 + 40.0], [20.0, 20.0]])  # 3 integrations x 2 diffs, DN
+    ramp = np.concatenate([np.full((3, 1), 1000.0), 1000.0 + np.cumsum(diffs, axis=1)], axis=1)
+    data = ramp[:, :, None, None].astype(np.float32)
+    gdq, pdq, gain, rn = _arrays(data)
+    res = detect_jumps(data, gdq, pdq, gain, rn, nframes=1, dqflags=dqflags)
+    assert np.argwhere(_jumped(res.groupdq)[:, :, 0, 0]).tolist() == [[1, 2]]
+
+
+def test_pure_noise_rarely_flagged_on_short_faint_ramps(dqflags):
+    """Iterative mode tests |diff|: on pure read noise a difference must exceed the median
+    |diff| (~0.67 sigma) by the threshold, so false flags stay near the 4.7-sigma tail."""
+    rng = np.random.default_rng(21)
+    data = _simulate(rng, (1, 5, 200, 200), rate_e=0.0)
+    gdq, pdq, gain, rn = _arrays(data)
+    res = detect_jumps(data, gdq, pdq, gain, rn, nframes=1, flag_4_neighbors=False, dqflags=dqflags)
+    assert _jumped(res.groupdq).sum() / (200 * 200 * 4) < 1e-4

