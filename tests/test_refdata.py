@@ -35,6 +35,7 @@ from shared.refdata import (
     list_contexts,
     list_references,
     reference_key,
+    select_from_files,
 )
 from shared.refdata.rules import MatchKind, match_value, parse_time, reference_selectors
 from shared.runtime import ServiceContext
@@ -233,6 +234,46 @@ def test_bad_files_are_refused_and_nothing_is_stored(ctx, tmp_path):
         deliver(ctx, [])
 
 
+def write_asdf_ref(path: Path, meta: dict, **tree) -> Path:
+    """A tiny ASDF reference: its ``meta`` (as stdatamodels writes it) and other entries."""
+    import asdf
+
+    asdf.AsdfFile({"meta": meta, **tree}).write_to(path)
+    return path
+
+
+def test_asdf_references_deliver_and_select_by_their_meta(ctx, tmp_path):
+    """An ASDF file's meta stands for the header (P_EXPTYPE for EXP_TYPE, as in CRDS): it
+    is delivered (stored as application/asdf), listed with its selectors and chosen;
+    an ASDF file without REFTYPE is refused, naming the meta."""
+    from shared.refdata.files import reference_header
+
+    meta = {"reftype": "distortion", "instrument": {"name": "NIRCAM", "detector": "NRCA1", "filter": "N/A"},
+            "exposure": {"type": "NRC_IMAGE", "p_exptype": "NRC_IMAGE|NRC_TSIMAGE|"},
+            "useafter": "2022-01-01T00:00:00", "pedigree": "SIMULATION", "description": "test distortion"}
+    good = write_asdf_ref(tmp_path / "dist.asdf", meta, model={"not": "used here"})
+    header = reference_header(good)
+    assert header["REFTYPE"] == "distortion" and header["EXP_TYPE"] == "NRC_IMAGE|NRC_TSIMAGE"
+    no_reftype = write_asdf_ref(tmp_path / "no_reftype.asdf", {k: v for k, v in meta.items() if k != "reftype"})
+    with pytest.raises(DeliveryError, match="no_reftype.asdf: REFTYPE is missing from the ASDF meta"):
+        deliver(ctx, [good, no_reftype])
+    d = deliver(ctx, [tmp_path / "dist.asdf"])
+    assert d.created and d.added == ("dist.asdf",)
+    assert ctx.store.stat(Bucket.REFS, reference_key("NIRCAM", "dist.asdf")).content_type == "application/asdf"
+    with ctx.catalog.session() as s:
+        [row] = list_references(s)
+        assert (row.reftype, row.selectors) == ("DISTORTION", {"DETECTOR": "NRCA1", "EXP_TYPE": "NRC_IMAGE|NRC_TSIMAGE",
+                                                               "FILTER": "N/A"})
+        for exp_type in ("NRC_TSIMAGE", "NRC_IMAGE"):
+            exposure = {"INSTRUME": "NIRCAM", "DETECTOR": "NRCA1", "EXP_TYPE": exp_type, "DATE-OBS": "2025-01-01"}
+            assert best_references(s, exposure, ["distortion"])["distortion"].filename == "dist.asdf"
+        other = {"INSTRUME": "NIRCAM", "DETECTOR": "NRCA1", "EXP_TYPE": "NRC_CORON", "DATE-OBS": "2025-01-01"}
+        assert not best_references(s, other, ["distortion"])["distortion"].found
+    local = select_from_files([good, tmp_path / "no_reftype.asdf"], {**other, "EXP_TYPE": "NRC_TSIMAGE"},
+                              ["distortion"])
+    assert local["distortion"].filename == "dist.asdf"
+
+
 def test_reference_files_are_immutable(ctx, tmp_path):
     first = tmp_path / "a"
     first.mkdir()
@@ -427,12 +468,15 @@ def test_simulator_references_serve_an_ingested_exposure(tmp_path):
     sim = simulate(desc, tmp_path / "sim")
     ctx, inline = embedded_context(Settings(var_dir=tmp_path / "var", _env_file=None), services=["ingest"])
 
-    d = deliver(ctx, [tmp_path / "sim" / "refs"], note="simulator references")  # a directory: its *.fits
-    assert d.context_name == "dms_0001.ctx" and len(d.added) == len(sim.reference_paths) == 11
+    d = deliver(ctx, [tmp_path / "sim" / "refs"], note="simulator references")  # a directory: *.fits, *.asdf
+    assert d.context_name == "dms_0001.ctx" and len(d.added) == len(sim.reference_paths) == 12
     with ctx.catalog.session() as s:
         listed = {r.reftype: r for r in list_references(s)}
     assert set(listed) == {"MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "GAIN", "READNOISE", "DARK",
-                           "FLAT", "PHOTOM", "AREA", "DISTORTION"}
+                           "FLAT", "PHOTOM", "AREA", "DISTORTION", "FILTEROFFSET"}
+    # ASDF references select by their meta; P_EXPTYPE stands for EXP_TYPE, as in CRDS.
+    assert listed["DISTORTION"].selectors == {"DETECTOR": "NRCA1", "EXP_TYPE": "NRC_IMAGE|NRC_TSIMAGE"}
+    assert listed["DISTORTION"].filename.endswith(".asdf") and listed["FILTEROFFSET"].filename.endswith(".asdf")
     assert listed["DARK"].selectors == {"DETECTOR": "NRCA1", "EXP_TYPE": "NRC_IMAGE", "NOUTPUTS": "1",
                                         "SUBARRAY": "SUB160"}
     assert listed["SUPERBIAS"].selectors == {"DETECTOR": "NRCA1", "READPATT": "ANY", "SUBARRAY": "GENERIC"}
@@ -455,7 +499,8 @@ def test_simulator_references_serve_an_ingested_exposure(tmp_path):
 
         text = explain(s, from_file, reference_steps(from_file))
         by_file = best_references(s, from_file, ["MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "DARK",
-                                                 "GAIN", "READNOISE", "FLAT", "PHOTOM", "AREA", "DISTORTION"])
+                                                 "GAIN", "READNOISE", "FLAT", "PHOTOM", "AREA", "DISTORTION",
+                                                 "FILTEROFFSET"])
         by_catalog = best_references(s, from_catalog, list(by_file))
     assert uri.startswith("file://")
     assert by_file == by_catalog

@@ -440,9 +440,10 @@ def test_nonlinearity_is_inverted_by_the_linearity_coefficients():
 EXPECTED_CLASS = {
     "MASK": dm.MaskModel, "SATURATION": dm.SaturationModel, "SUPERBIAS": dm.SuperBiasModel,
     "LINEARITY": dm.LinearityModel, "GAIN": dm.GainModel, "READNOISE": dm.ReadnoiseModel,
-    "FLAT": dm.FlatModel, "AREA": dm.PixelAreaModel, "DISTORTION": dm.ReferenceFileModel,
+    "FLAT": dm.FlatModel, "AREA": dm.PixelAreaModel, "DISTORTION": dm.DistortionModel,
+    "FILTEROFFSET": dm.FilteroffsetModel,
 }
-WINDOWLESS = {"PHOTOM", "AREA", "DISTORTION"}  # no SUBARRAY keywords in these schemas
+WINDOWLESS = {"PHOTOM", "AREA", "DISTORTION", "FILTEROFFSET"}  # no SUBARRAY keywords in these files
 
 
 def test_reference_files_open_as_the_right_models(nircam, miri):
@@ -450,7 +451,7 @@ def test_reference_files_open_as_the_right_models(nircam, miri):
     seen = defaultdict(set)
     for path in result.reference_paths + miri.reference_paths:
         with dm.open(path) as model:
-            reftype = model.meta.reftype
+            reftype = model.meta.reftype.upper()  # DistortionModel writes its type in lower case
             det = model.meta.instrument.detector
             seen[det].add(reftype)
             if reftype == "DARK":
@@ -475,7 +476,7 @@ def test_reference_files_open_as_the_right_models(nircam, miri):
                 array = model.coeffs if reftype == "LINEARITY" else (model.dq if reftype == "MASK" else model.data)
                 assert array.shape[-2:] == full
     nir = {"MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "GAIN", "READNOISE", "DARK", "FLAT", "PHOTOM", "AREA",
-           "DISTORTION"}
+           "DISTORTION", "FILTEROFFSET"}
     assert seen["NRCA1"] == nir and seen["NRCA2"] == nir
     assert seen["MIRIMAGE"] == nir - {"SUPERBIAS"}  # MIRI has no superbias step
 

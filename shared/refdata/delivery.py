@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from astropy.io import fits
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -26,6 +25,7 @@ from shared.messages import ReferenceDelivered, new_event
 from shared.naming import object_key
 from shared.refdata.contexts import ReferenceInfo, context_members, context_name, resolve_context
 from shared.refdata.errors import DeliveryError
+from shared.refdata.files import is_asdf, media_type, reference_files, reference_header
 from shared.refdata.rules import (
     REFTYPES,
     as_utc,
@@ -98,14 +98,17 @@ def _inspect(path: Path) -> tuple[_Candidate | None, list[str]]:
     if not path.is_file():
         return None, [f"{name}: no such file ({path})"]
     size = path.stat().st_size
-    if size == 0 or size % _FITS_BLOCK:
-        return None, [f"{name}: not a FITS file (its {size} bytes are not whole 2880-byte FITS blocks)"]
+    asdf_file = size > 0 and is_asdf(path)
+    if not asdf_file and (size == 0 or size % _FITS_BLOCK):
+        return None, [f"{name}: not a FITS file (its {size} bytes are not whole 2880-byte FITS blocks) "
+                      f"nor an ASDF file"]
     try:
-        header = fits.getheader(path, 0)
-    except Exception as exc:  # astropy raises OSError, ValueError, ... on non-FITS input
-        return None, [f"{name}: not a FITS file ({exc})"]
+        header = reference_header(path)
+    except Exception as exc:  # astropy and asdf raise OSError, ValueError, ... on bad input
+        return None, [f"{name}: {'not a readable ASDF file' if asdf_file else 'not a FITS file'} ({exc})"]
+    where = "ASDF meta" if asdf_file else "primary header"
     hdr = normalize_header(header)
-    problems = [f"{name}: {k} is missing from the primary header" for k in ("REFTYPE", "INSTRUME", "USEAFTER")
+    problems = [f"{name}: {k} is missing from the {where}" for k in ("REFTYPE", "INSTRUME", "USEAFTER")
                 if k not in hdr]
     reftype, instrument = hdr.get("REFTYPE"), hdr.get("INSTRUME")
     if reftype is not None and reftype not in REFTYPES:
@@ -173,8 +176,9 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
         Object store (files go to ``dms-refs``), catalog, and the transport that dispatches
         the ``dms.reference.delivered`` event (when there is one).
     paths : iterable of path
-        FITS reference files (a directory stands for its ``*.fits``); each needs REFTYPE,
-        INSTRUME and USEAFTER.
+        Reference files, FITS or ASDF (a directory stands for its ``*.fits`` and
+        ``*.asdf``); each needs REFTYPE, INSTRUME and USEAFTER (in the primary header, or
+        the ASDF ``meta``: :func:`shared.refdata.files.reference_header`).
     note : str
         Why the context was made (kept with it).
 
@@ -190,10 +194,10 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
     files, problems = [], []
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(p for p in path.glob("*.fits") if p.is_file())
+            found = reference_files(path)
             files += found
             if not found:
-                problems.append(f"{path.name}: a directory without .fits files ({path})")
+                problems.append(f"{path.name}: a directory without .fits or .asdf files ({path})")
         else:
             files.append(path)
     if not files and not problems:
@@ -214,7 +218,7 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
     uris = {}
     for c in candidates:
         try:
-            uris[c.filename] = ctx.store.put_file(Bucket.REFS, c.key, c.path, "application/fits").uri
+            uris[c.filename] = ctx.store.put_file(Bucket.REFS, c.key, c.path, media_type(c.path)).uri
         except ImmutableObjectError as exc:  # lost a race with another delivery of other bytes
             raise DeliveryError(f"{c.filename}: {exc}") from exc
 

@@ -4,7 +4,8 @@
 :class:`Reference`: its tables and primary header, and its image extensions read when a
 step asks for them, cut to the science window (memory-mapped and unscaled, so only the
 window's rows of a full-frame reference are read and BZERO/BSCALE apply to that part
-alone). :data:`FORMATS` says what each type carries.
+alone); for the ASDF types (DISTORTION, FILTEROFFSET) the entries of the tree the type
+carries, with the ``meta`` as header. :data:`FORMATS` says what each type carries.
 
 A *reference provider* chooses the file of each type for an exposure:
 :class:`CatalogReferences` asks the catalog (the current context, or a named one) and
@@ -49,11 +50,14 @@ log = logging.getLogger(__name__)
 class ReferenceFormat:
     """What a reference type carries: image extensions (cut to the window), tables, and
     the extension (image or table) without which the file is unusable (None: the
-    primary header alone is the reference)."""
+    primary header alone is the reference). A type with ``tree`` entries is an ASDF file
+    (the public pipeline's ``DistortionModel``, ...): those entries of its tree are read,
+    the ``required`` one must be there, and its ``meta`` stands for the header."""
 
     images: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
     required: str | None = None
+    tree: tuple[str, ...] = ()
 
 
 FORMATS: dict[str, ReferenceFormat] = {
@@ -67,8 +71,10 @@ FORMATS: dict[str, ReferenceFormat] = {
     "flat": ReferenceFormat(images=("SCI", "DQ", "ERR"), required="SCI"),
     "area": ReferenceFormat(images=("SCI",), required="SCI"),
     "photom": ReferenceFormat(tables=("PHOTOM",), required="PHOTOM"),
-    # PIXSCALE and the SIP keywords of shared.wcs.SipDistortion in the primary header.
-    "distortion": ReferenceFormat(),
+    # ASDF: the transform from full-frame pixels to V2/V3 (shared.imaging_wcs), and the
+    # filter-dependent pixel shifts (a list of {filter, [pupil,] column_offset, row_offset}).
+    "distortion": ReferenceFormat(tree=("model",), required="model"),
+    "filteroffset": ReferenceFormat(tree=("filters",), required="filters"),
 }
 
 
@@ -92,7 +98,8 @@ class Reference:
     when the file is checked."""
 
     def __init__(self, reftype: str, path: Path, window: Window, full_shape: tuple[int, int],
-                 header: dict[str, Any], tables: dict[str, np.ndarray], images: tuple[str, ...]):
+                 header: dict[str, Any], tables: dict[str, np.ndarray], images: tuple[str, ...],
+                 tree: dict[str, Any] | None = None):
         self.reftype = reftype
         self.path = path
         self.filename = path.name
@@ -101,6 +108,7 @@ class Reference:
         self.header = header
         self.tables = tables
         self._images = images  # the image extensions the file has, of those its type carries
+        self.tree = tree or {}  # an ASDF reference's entries its type carries (e.g. "model")
         self._arrays: dict[str, np.ndarray] = {}
 
     @property
@@ -146,6 +154,8 @@ def load_reference(reftype: str, path: str | Path, window: Window, full_shape: t
     fmt = FORMATS.get(reftype)
     if fmt is None:
         raise ReferenceFileError(f"no pipeline reads reference type {reftype!r} (known: {', '.join(FORMATS)})")
+    if fmt.tree:
+        return _load_asdf_reference(reftype, fmt, path, window, full_shape)
     try:
         with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
             header = {k: v for k, v in hdul[0].header.items() if k not in ("COMMENT", "HISTORY", "")}
@@ -158,6 +168,23 @@ def load_reference(reftype: str, path: str | Path, window: Window, full_shape: t
     if fmt.required is not None and fmt.required not in images and fmt.required not in tables:
         raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required} extension")
     return Reference(reftype, path, window, full_shape, header, tables, images)
+
+
+def _load_asdf_reference(reftype: str, fmt: ReferenceFormat, path: Path, window: Window,
+                         full_shape: tuple[int, int]) -> Reference:
+    import asdf
+
+    from shared.refdata.files import reference_header
+
+    try:
+        header = reference_header(path)
+        with asdf.open(path, lazy_load=False, memmap=False) as af:
+            tree = {key: af.tree[key] for key in fmt.tree if key in af.tree}
+    except Exception as exc:  # not ASDF, or a tree asdf cannot convert (asdf, yaml and OSError)
+        raise ReferenceFileError(f"reference {path.name} is not a readable ASDF file: {exc}") from exc
+    if fmt.required is not None and fmt.required not in tree:
+        raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required!r} in its ASDF tree")
+    return Reference(reftype, path, window, full_shape, header, {}, (), tree)
 
 
 @dataclass(frozen=True)

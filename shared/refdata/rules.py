@@ -59,6 +59,7 @@ _SPECS: dict[str, SelectorSpec] = {
     "AREA": SelectorSpec(("DETECTOR", "FILTER", "PUPIL", "EXP_TYPE")),
     "DARK": SelectorSpec(("DETECTOR", "READPATT", "SUBARRAY")),
     "DISTORTION": SelectorSpec(("DETECTOR",), optional=("EXP_TYPE", "FILTER")),
+    "FILTEROFFSET": SelectorSpec(("DETECTOR",), optional=("EXP_TYPE",)),
     "FLAT": SelectorSpec(("DETECTOR", "FILTER", "PUPIL")),
     "GAIN": SelectorSpec(("DETECTOR", "SUBARRAY")),
     "LINEARITY": SelectorSpec(("DETECTOR", "SUBARRAY")),
