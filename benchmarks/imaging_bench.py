@@ -9,8 +9,8 @@ are unchanged).
 Each part is measured in its own child process (so each max RSS is that of the part
 alone), pinned to one CPU with OMP/OpenBLAS/MKL threads set to 1 before numpy is imported:
 
-- ``image2``: ``run_image2`` on one ``_rate`` with the simulator's FLAT, PHOTOM, AREA and
-  DISTORTION references, resample to ``_i2d`` included;
+- ``image2``: ``run_image2`` on one ``_rate`` with the simulator's FLAT, PHOTOM, AREA,
+  DISTORTION and FILTEROFFSET references, resample to ``_i2d`` included;
 - ``image3``: ``run_image3`` on the 4 ``_cal`` with the simulator's astrometric catalog as
   the absolute reference of tweakreg;
 - ``resample``: ``shared.resample.resample`` of the 4 ``_cal`` onto their common grid

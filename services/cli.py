@@ -214,7 +214,7 @@ def add_refs_parser(sub) -> None:
     s = sub.add_parser("refs", help="calibration reference files and contexts")
     refs = s.add_subparsers(dest="action", required=True)
     r = refs.add_parser("deliver", help="validate and store reference files; make the next context")
-    r.add_argument("files", nargs="+", help="FITS reference files or directories of them")
+    r.add_argument("files", nargs="+", help="reference files (FITS or ASDF) or directories of them")
     r.add_argument("--note", default="", help="why (kept with the new context)")
     r = refs.add_parser("list", help="reference files of a context (default: the current one)")
     r.add_argument("--context", default=None, help="e.g. dms_0003.ctx or 3")

@@ -67,11 +67,14 @@ class DitherPattern(_Frozen):
 
 
 class Pointing(_Frozen):
-    """Where the aperture reference point of the detector pointed (RA_REF/DEC_REF/ROLL_REF)."""
+    """Where the aperture reference point of the detector pointed (RA_REF/DEC_REF/ROLL_REF),
+    and where that point is in the telescope frame (V2_REF/V3_REF)."""
 
     ra: float
     dec: float
-    roll: float = Field(0.0, description="Position angle of detector +y, degrees E of N.")
+    roll: float = Field(0.0, description="Position angle of +V3 (detector +y), degrees E of N.")
+    v2_ref: float | None = Field(None, description="V2 of the aperture reference point (the window centre), arcsec.")
+    v3_ref: float | None = Field(None, description="V3 of the aperture reference point (the window centre), arcsec.")
 
 
 class PlannedExposure(_Frozen):

@@ -1,7 +1,7 @@
 """Resample images onto a common sky grid (drizzle), and back (blot).
 
-Pure functions over numpy arrays and astropy WCSs (TAN, or TAN-SIP as made by
-:func:`shared.wcs.sky_wcs`): no files, no data models. Stage 2 uses :func:`resample` for
+Pure functions over numpy arrays and astropy WCSs (TAN, or TAN-SIP as stage 2 writes it:
+:func:`shared.imaging_wcs.fits_approximation`): no files, no data models. Stage 2 uses :func:`resample` for
 the single-exposure ``_i2d``; stage 3 for the Level-3 ``_i2d`` and, with :func:`blot` and
 :func:`derivative`, for outlier detection.
 

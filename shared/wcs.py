@@ -1,17 +1,15 @@
-"""The pointing WCS of a detector readout window: one definition for the simulator
-(placing stars) and ingest (writing the WCS keywords).
+"""The pointing WCS of a detector readout window (what ingest writes), and the SIP
+polynomial a detector's optical distortion is made of.
 
 Convention: the pointing (RA_REF, DEC_REF) is the sky position of the centre of the
 readout window, 1-based pixel ((xsize + 1) / 2, (ysize + 1) / 2); ROLL_REF is the position
 angle of the detector +y axis, degrees from North through East; sky parity is the usual
-one (East to the left when North is up). Gnomonic (TAN) projection.
+one (East to the left when North is up). Gnomonic (TAN) projection, no distortion.
 
-Distortion (:class:`SipDistortion`): a detector's optical distortion is a SIP polynomial
-in full-frame pixels about a fixed full-frame reference pixel. With distortion, the
-tangent point (CRVAL) sits at that reference pixel, the PC matrix is the roll of the ideal
-(undistorted) frame there, and CRVAL is solved so that the window centre still lands on
-(RA_REF, DEC_REF). :func:`sky_wcs` is the one definition the simulator places stars with
-and stage 2 (assign_wcs) writes into calibrated products.
+Distortion (:class:`SipDistortion`): a SIP polynomial in full-frame pixels about a fixed
+full-frame reference pixel. :mod:`shared.imaging_wcs` builds on it the DISTORTION model
+(pixels to the telescope's V2/V3) and the gwcs the simulator places stars with and
+stage 2 (assign_wcs) writes into calibrated products.
 """
 
 from __future__ import annotations
@@ -20,9 +18,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from astropy.wcs import WCS, Sip
+from astropy.wcs import WCS
 
-__all__ = ["SipDistortion", "pc_matrix", "sky_wcs", "wcs_header", "window_wcs", "wcs_keywords"]
+__all__ = ["SipDistortion", "pc_matrix", "wcs_header", "window_wcs", "wcs_keywords"]
 
 
 def pc_matrix(roll_deg: float) -> tuple[float, float, float, float]:
@@ -89,14 +87,6 @@ class SipDistortion:
     a: dict[tuple[int, int], float] = field(default_factory=dict)
     b: dict[tuple[int, int], float] = field(default_factory=dict)
 
-    def _matrix(self, coeffs: dict[tuple[int, int], float]) -> np.ndarray:
-        m = np.zeros((self.order + 1, self.order + 1))
-        for (p, q), value in coeffs.items():
-            if not 2 <= p + q <= self.order:
-                raise ValueError(f"SIP term ({p}, {q}) is outside orders 2..{self.order}")
-            m[p, q] = value
-        return m
-
     def correction(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(du, dv) added to (u, v), pixels."""
         u, v = np.asarray(u, float), np.asarray(v, float)
@@ -120,63 +110,6 @@ class SipDistortion:
             return out
 
         return (1.0 + partial(self.a, True)) * (1.0 + partial(self.b, False)) - partial(self.a, False) * partial(self.b, True)
-
-    def header(self) -> dict:
-        """FITS keywords (SIP convention) describing this distortion."""
-        kw: dict = {"A_ORDER": self.order, "B_ORDER": self.order, "DCRPIX1": self.crpix[0], "DCRPIX2": self.crpix[1]}
-        kw.update({f"A_{p}_{q}": c for (p, q), c in sorted(self.a.items())})
-        kw.update({f"B_{p}_{q}": c for (p, q), c in sorted(self.b.items())})
-        return kw
-
-    @classmethod
-    def from_header(cls, header) -> SipDistortion:
-        """Read :meth:`header` keywords back; KeyError names a missing keyword."""
-        order = int(header["A_ORDER"])
-        a, b = {}, {}
-        for p in range(order + 1):
-            for q in range(order + 1 - p):
-                if p + q >= 2:
-                    if f"A_{p}_{q}" in header:
-                        a[(p, q)] = float(header[f"A_{p}_{q}"])
-                    if f"B_{p}_{q}" in header:
-                        b[(p, q)] = float(header[f"B_{p}_{q}"])
-        return cls(order, (float(header["DCRPIX1"]), float(header["DCRPIX2"])), a, b)
-
-
-def sky_wcs(
-    ra: float, dec: float, roll: float, pixel_scale: float, xsize: int, ysize: int,
-    *, xstart: int = 1, ystart: int = 1, distortion: SipDistortion | None = None,
-) -> WCS:
-    """The WCS of a readout window whose centre points at (``ra``, ``dec``).
-
-    Without ``distortion`` this is :func:`window_wcs`. With it, the SIP polynomial applies
-    about the detector's reference pixel, expressed in window pixels through ``xstart`` and
-    ``ystart`` (1-based full-frame position of the window's first pixel).
-    """
-    if distortion is None:
-        return window_wcs(ra, dec, roll, pixel_scale, xsize, ysize)
-    crpix = (distortion.crpix[0] - (xstart - 1), distortion.crpix[1] - (ystart - 1))
-    w = WCS(naxis=2)
-    w.wcs.crpix = list(crpix)
-    w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
-    w.wcs.cunit = ["deg", "deg"]
-    w.wcs.cdelt = [pixel_scale / 3600.0] * 2
-    pc11, pc12, pc21, pc22 = pc_matrix(roll)
-    w.wcs.pc = [[pc11, pc12], [pc21, pc22]]
-    w.wcs.radesys = "ICRS"
-    w.sip = Sip(distortion._matrix(distortion.a), distortion._matrix(distortion.b), None, None, list(crpix))
-    centre = ((xsize - 1) / 2.0, (ysize - 1) / 2.0)  # 0-based
-    w.wcs.crval = [ra, dec]
-    for _ in range(8):  # fixed point: move the tangent point until the centre lands on (ra, dec)
-        w.wcs.set()
-        rc, dc = w.all_pix2world([centre[0]], [centre[1]], 0)
-        dra = ((ra - float(rc[0]) + 180.0) % 360.0) - 180.0
-        ddec = dec - float(dc[0])
-        if abs(dra) * math.cos(math.radians(dec)) < 1e-12 and abs(ddec) < 1e-12:
-            break
-        w.wcs.crval = [(w.wcs.crval[0] + dra) % 360.0, w.wcs.crval[1] + ddec]
-    w.wcs.set()
-    return w
 
 
 def wcs_header(w: WCS) -> dict:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
+from astropy import units as u
 from stdatamodels.jwst import datamodels as dm
 
 from shared.datamodels import FitsProduct
+from shared.imaging_wcs import distortion_model, window_reference
 from shared.refdata import Window
 from shared.wcs import SipDistortion, wcs_keywords
 
@@ -18,6 +19,9 @@ WINDOW = Window(xstart=101, ystart=201, xsize=NX, ysize=NY)
 FULL = (512, 512)  # a small stand-in "full frame" for the reference files
 PHOTMJSR = 0.25
 DISTORTION = SipDistortion(3, (256.5, 256.5), {(2, 0): 3e-5, (1, 1): -2e-5}, {(0, 2): 4e-5, (2, 1): 1e-7})
+V2V3 = (120.6, -527.5)  # of the stand-in frame's reference pixel, arcsec
+DISTORTION_MODEL = distortion_model(DISTORTION, 0.031, *V2V3, FULL)
+FILTER_OFFSET = (0.25, -0.5)  # FILTEROFFSET of F200W/CLEAR, column and row pixels
 
 
 def rate_product(*, nints: int | None = None, sky: float = 2.0, seed: int = 3) -> FitsProduct:
@@ -32,6 +36,8 @@ def rate_product(*, nints: int | None = None, sky: float = 2.0, seed: int = 3) -
               SUBSTRT2=WINDOW.ystart, SUBSIZE1=NX, SUBSIZE2=NY, TMEASURE=21.0, BUNIT="DN/s", NINTS=nints or 1,
               **{"DATE-OBS": "2025-03-01", "TIME-OBS": "12:00:00.000"})
     kw.update(wcs_keywords(53.16, -27.78, 30.0, 0.031, NX, NY))
+    v2, v3 = window_reference(DISTORTION_MODEL, WINDOW.xstart, WINDOW.ystart, NX, NY)
+    kw.update(V2_REF=v2, V3_REF=v3, VPARITY=-1, V3I_YANG=0.0)
     dq = np.zeros(shape, np.uint32)
     product = FitsProduct("CubeModel" if nints else "ImageModel", keywords=kw, images=dict(
         SCI=sci, ERR=np.full(shape, 0.1, np.float32), DQ=dq, VAR_POISSON=np.full(shape, 0.006, np.float32),
@@ -57,8 +63,9 @@ def _ref_meta(model, reftype: str) -> None:
 
 
 def write_reference_files(directory: Path, shape: tuple[int, int] = FULL) -> dict[str, Path]:
-    """FLAT, PHOTOM, AREA and DISTORTION files with arrays of ``shape`` (FULL: the stand-in
-    full frame, cut to WINDOW; (NY, NX): the window itself)."""
+    """FLAT, PHOTOM, AREA (FITS) files with arrays of ``shape`` (FULL: the stand-in full
+    frame, cut to WINDOW; (NY, NX): the window itself), and DISTORTION (DISTORTION_MODEL)
+    and FILTEROFFSET (FILTER_OFFSET for F200W/CLEAR) ASDF files."""
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     flat_data = (0.8 + 0.4 * xx / shape[1]).astype(np.float32)
     nan_at = (205, 110) if shape == FULL else (5, 10)
@@ -81,9 +88,17 @@ def write_reference_files(directory: Path, shape: tuple[int, int] = FULL) -> dic
     area = dm.PixelAreaModel(data=(1.0 + 0.01 * yy / shape[0]).astype(np.float32))
     _ref_meta(area, "AREA")
     area.save(directory / "area.fits")
-    header = fits.Header({"REFTYPE": "DISTORTION", "INSTRUME": "NIRCAM", "DETECTOR": "NRCA1", "PIXSCALE": 0.031,
-                          **DISTORTION.header()})
-    header["USEAFTER"] = "2022-01-01T00:00:00"
-    header["EXP_TYPE"] = "NRC_IMAGE"
-    fits.PrimaryHDU(header=header).writeto(directory / "distortion.fits")
-    return {t: directory / f"{t}.fits" for t in ("flat", "photom", "area", "distortion")}
+    distortion = dm.DistortionModel(model=DISTORTION_MODEL, input_units=u.pix, output_units=u.arcsec)
+    _ref_meta(distortion, "DISTORTION")
+    distortion.meta.exposure.type = "NRC_IMAGE"
+    distortion.meta.instrument.module, distortion.meta.instrument.channel = "A", "SHORT"
+    distortion.meta.instrument.p_pupil = "ANY|"
+    distortion.save(directory / "distortion.asdf")
+    offsets = dm.FilteroffsetModel(instrument="NIRCAM", filters=[
+        {"filter": "F200W", "pupil": "CLEAR", "column_offset": FILTER_OFFSET[0], "row_offset": FILTER_OFFSET[1]},
+        {"filter": "F150W", "pupil": "CLEAR", "column_offset": 3.0, "row_offset": 3.0}])
+    _ref_meta(offsets, "FILTEROFFSET")
+    offsets.meta.instrument.module, offsets.meta.instrument.channel = "A", "SHORT"
+    offsets.save(directory / "filteroffset.asdf")
+    paths = {t: directory / f"{t}.fits" for t in ("flat", "photom", "area")}
+    return {**paths, "distortion": directory / "distortion.asdf", "filteroffset": directory / "filteroffset.asdf"}

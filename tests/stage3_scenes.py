@@ -5,6 +5,10 @@ Images are surface brightness (MJy/sr) of stars rendered as pixel-integrated Gau
 a star of flux F (Jy) puts F / (1e6 * pixel solid angle) MJy/sr summed over its pixels,
 with the solid angle of each pixel taken from its true WCS (distortion included), so
 flux = sum(SB * solid angle) holds exactly on every grid.
+
+WCSs are made as stage 2 makes them (:func:`window_wcs_pair`): a gwcs of a SUB160-like
+window at (950, 900) of a 2048 frame through a DISTORTION model, and its TAN-SIP
+approximation; a ``_cal`` carries both (SCI header and ``meta.wcs``).
 """
 
 from __future__ import annotations
@@ -18,8 +22,16 @@ from scipy.special import erf
 
 from services.stage3.products import set_keywords
 from shared.datamodels import FitsProduct
+from shared.imaging_wcs import (
+    TelescopePointing,
+    distortion_model,
+    fits_approximation,
+    fits_gwcs,
+    imaging_gwcs,
+    window_reference,
+)
 from shared.resample import pixel_area_arcsec2
-from shared.wcs import SipDistortion, sky_wcs, wcs_header
+from shared.wcs import SipDistortion, wcs_header, window_wcs
 
 SCALE = 0.031  # arcsec / pixel
 SR_PER_ARCSEC2 = (math.pi / 180.0 / 3600.0) ** 2
@@ -30,6 +42,23 @@ DISTORTION = SipDistortion(
     {(2, 0): 4e-6, (1, 1): -2e-6, (0, 2): 3e-6, (3, 0): 2e-10},
     {(2, 0): -1e-6, (1, 1): 3e-6, (0, 2): 2e-6, (0, 3): -1e-10},
 )
+DISTORTION_MODEL = distortion_model(DISTORTION, SCALE, 120.6, -527.5, (2048, 2048))
+WINDOW_START = (950, 900)
+
+
+def window_wcs_pair(ra: float, dec: float, roll: float, shape: tuple[int, int], *,
+                    model=DISTORTION_MODEL, start: tuple[int, int] = WINDOW_START):
+    """(gwcs, its TAN-SIP approximation) of a window of ``shape`` whose centre points at
+    (``ra``, ``dec``) with +V3 at position angle ``roll``; no distortion (TAN, exact gwcs)
+    when ``model`` is None."""
+    ny, nx = shape
+    if model is None:
+        wcs = window_wcs(ra, dec, roll, SCALE, nx, ny)
+        return fits_gwcs(wcs, shape), wcs
+    v2v3 = window_reference(model, *start, nx, ny)
+    gw = imaging_gwcs(model, TelescopePointing(ra, dec, roll, *v2v3), xstart=start[0], ystart=start[1], xsize=nx,
+                      ysize=ny)
+    return gw, fits_approximation(gw, shape)
 
 
 @dataclass
@@ -55,6 +84,7 @@ class Exposure:
     true_wcs: WCS
     cr_mask: np.ndarray
     keywords: dict = field(default_factory=dict)
+    gwcs: object = None  # the gwcs ``wcs`` approximates (meta.wcs of the _cal)
 
 
 def make_sky(n: int, *, radius_arcsec: float = 5.0, flux_range=(2e-8, 2e-6), seed: int = 1,
@@ -97,7 +127,7 @@ def render(wcs: WCS, shape: tuple[int, int], sky: Sky, fwhm: float) -> np.ndarra
 def make_exposures(
     sky: Sky, *, n: int = 4, shape=(160, 160), fwhm: float = 2.0, dithers=None, pointing_errors=None,
     roll: float = 30.0, roll_errors=None, sky_levels=None, n_cr: int = 30, seed: int = 2,
-    noise_jy: float = 2e-9, gain_jy: float = 1e-10, distortion: SipDistortion | None = DISTORTION,
+    noise_jy: float = 2e-9, gain_jy: float = 1e-10, distortion=DISTORTION_MODEL,
 ) -> list[Exposure]:
     """``n`` dithered exposures of ``sky``.
 
@@ -105,6 +135,7 @@ def make_exposures(
     ``pointing_errors`` (arcsec) are what the claimed WCS gets wrong, ``roll_errors``
     (deg) its roll error. Noise: read noise ``noise_jy`` per pixel (as a flux) plus
     Poisson noise with ``gain_jy`` Jy per electron. ``n_cr`` cosmic rays per exposure.
+    ``distortion``: a DISTORTION model, or None for undistorted (TAN) windows.
     """
     rng = np.random.default_rng(seed)
     ny, nx = shape
@@ -120,9 +151,9 @@ def make_exposures(
         era, edec = pointing_errors[k]
         ra = RA0 + dra / 3600.0 / cosd
         dec = DEC0 + ddec / 3600.0
-        common = dict(xstart=950, ystart=900, distortion=distortion)
-        true_wcs = sky_wcs(ra, dec, roll, SCALE, nx, ny, **common)
-        claimed = sky_wcs(ra + era / 3600.0 / cosd, dec + edec / 3600.0, roll + roll_errors[k], SCALE, nx, ny, **common)
+        _, true_wcs = window_wcs_pair(ra, dec, roll, shape, model=distortion)
+        claimed_gwcs, claimed = window_wcs_pair(ra + era / 3600.0 / cosd, dec + edec / 3600.0, roll + roll_errors[k],
+                                                shape, model=distortion)
         model = render(true_wcs, shape, sky, fwhm) + sky_levels[k]
         var_r = np.full(shape, (noise_jy * to_sb) ** 2)
         var_p = np.maximum(model, 0) * gain_jy * to_sb
@@ -133,7 +164,8 @@ def make_exposures(
         data[cr] += rng.uniform(30, 300, n_cr) * noise_jy * to_sb
         dq = np.zeros(shape, np.uint32)
         out.append(Exposure(data.astype(np.float32), np.sqrt(var_r + var_p).astype(np.float32), dq,
-                            var_r.astype(np.float32), var_p.astype(np.float32), claimed, true_wcs, cr))
+                            var_r.astype(np.float32), var_p.astype(np.float32), claimed, true_wcs, cr,
+                            gwcs=claimed_gwcs))
     return out
 
 
@@ -157,6 +189,7 @@ def cal_product(exp: Exposure, *, exposure_number: int, keywords: dict | None = 
         images={"SCI": exp.data, "ERR": exp.err, "DQ": exp.dq, "VAR_POISSON": exp.var_poisson,
                 "VAR_RNOISE": exp.var_rnoise, "VAR_FLAT": np.zeros_like(exp.data)},
         hdu_keywords={"ERR": {"BUNIT": "MJy/sr"}},
+        extra_meta={} if exp.gwcs is None else {"meta.wcs": exp.gwcs},
     )
     set_keywords(product, {**kw, **header})
     return product
@@ -187,7 +220,7 @@ def make_time_series(*, nints: int = 120, shape=(48, 48), depth: float = 0.02, s
     and read noise, and ``n_cr`` cosmic rays (some on the star)."""
     rng = np.random.default_rng(seed)
     ny, nx = shape
-    wcs = sky_wcs(RA0, DEC0, 10.0, SCALE, nx, ny)
+    wcs = window_wcs(RA0, DEC0, 10.0, SCALE, nx, ny)
     mjd = 60000.0 + np.arange(nints) * 30.0 / 86400.0
     in_transit = (np.arange(nints) >= nints // 3) & (np.arange(nints) < 2 * nints // 3)
     cube = np.zeros((nints, ny, nx))
@@ -224,6 +257,7 @@ def calints_product(ts: TimeSeries) -> FitsProduct:
         images={"SCI": ts.data, "ERR": ts.err, "DQ": ts.dq,
                 "VAR_POISSON": (ts.err**2 * 0.5).astype(np.float32), "VAR_RNOISE": (ts.err**2 * 0.5).astype(np.float32)},
         tables={"INT_TIMES": int_times}, hdu_keywords={"ERR": {"BUNIT": "MJy/sr"}},
+        extra_meta={"meta.wcs": fits_gwcs(ts.wcs, ts.data.shape[-2:])},
     )
     kw = {"TELESCOP": "JWST", "INSTRUME": "NIRCAM", "DETECTOR": "NRCA1", "FILTER": "F200W", "PUPIL": "CLEAR",
           "EXP_TYPE": "NRC_TSIMAGE", "PROGRAM": "01234", "OBSERVTN": "002", "VISIT": "001", "VISITGRP": "01",

@@ -102,7 +102,7 @@ def test_new_context_changes_the_choice(sim, tmp_path):
         return proc.stdout
 
     refs = sim.truth_dir.parent / "refs"
-    assert "dms_0001.ctx: 13 new file(s)" in dms("refs", "deliver", str(refs))  # 7 detector-1, 4 stage-2, 2 catalog
+    assert "dms_0001.ctx: 14 new file(s)" in dms("refs", "deliver", str(refs))  # 7 detector-1, 5 stage-2, 2 catalog
     dms("ingest", str(sim.plan_path), *map(str, sim.telemetry_paths))
     uncal = "jw01234001001_01101_00001_nrca1_uncal.fits"
     before = dms("refs", "best", uncal)

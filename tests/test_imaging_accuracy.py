@@ -47,11 +47,12 @@ Criteria and tolerances:
 3. completeness: matched fraction of well-covered stars of S/N > 10: >= 95 % (at least
    100 stars);
 4. alignment: per exposure, the ``_crf`` SCI WCS against the truth WCS (truth_rate header:
-   TAN-SIP at TRUE_RA/TRUE_DEC/TRUE_ROL with the simulator's distortion) on a 16-px grid
-   over the window: rms pixel offset <= 0.02 px, with >= 15 tweakreg matches (TWKNMAT) and
-   the unaligned ``_cal`` WCS off by > 0.3 px (the injected error is there to recover); the
-   truth header's WCS is first checked against ``shared.wcs.sky_wcs`` at TRUE_RA/TRUE_DEC/
-   TRUE_ROL with the DISTORTION reference (1e-4 px);
+   the TAN-SIP approximation of the gwcs at TRUE_RA/TRUE_DEC/TRUE_ROL through the simulator's
+   distortion) on a 16-px grid over the window: rms pixel offset <= 0.02 px, with >= 15
+   tweakreg matches (TWKNMAT) and the unaligned ``_cal`` WCS off by > 0.3 px (the injected
+   error is there to recover); the truth header's WCS is first checked against the gwcs
+   rebuilt from the DISTORTION reference at TRUE_RA/TRUE_DEC/TRUE_ROL and V2_REF/V3_REF
+   (1e-4 px), and each ``_crf``'s ``meta.wcs`` (stdatamodels) against its SCI WCS (1 mas);
 5. outliers: cosmic rays of truth_jumps.ecsv in groups >= 2 (group-1 hits are offsets)
    whose pixel has no JUMP_DET and no DO_NOT_USE in the ``_rate``/``_cal`` DQ and whose
    effect on the rate is significant, ``(rate - truth SCI) / ERR > 5`` (each pixel once):
@@ -64,8 +65,9 @@ Criteria and tolerances:
 6. TSO: the transit depth fitted to the ``_phot`` ``net_aperture_sum`` with the truth light
    curve's shape (``services.demo.fitted_depth``) within 5 % of the injected 1 %;
 7. products: every ASN loads with ``jwst.associations.load_asn``; the ``_cal`` and the
-   Level-3 ``_i2d`` open in ``stdatamodels.jwst.datamodels.open`` as ImageModel (skipped
-   when jwst or stdatamodels is missing).
+   Level-3 ``_i2d`` open in ``stdatamodels.jwst.datamodels.open`` as ImageModel, their
+   ``meta.wcs`` within 1 mas of the SCI-header WCS (skipped when jwst or stdatamodels is
+   missing).
 
 Measured figures are printed (``pytest -s``).
 """
@@ -88,7 +90,7 @@ from scipy.spatial import cKDTree
 from services.demo import fitted_depth
 from services.simulator.description import SimulationSpec
 from shared.datamodels.dqflags import PIXEL
-from shared.wcs import SipDistortion, sky_wcs
+from shared.imaging_wcs import TelescopePointing, imaging_gwcs, max_separation_mas
 from tests.imaging_chain import ChainRun, run_chain
 
 FIELD, TSO, SHORT = 1, 2, 3
@@ -330,15 +332,18 @@ def _grid_rms(header: fits.Header, ra: np.ndarray, dec: np.ndarray, gx: np.ndarr
     return float(np.sqrt(np.mean((x - gx) ** 2 + (y - gy) ** 2)))
 
 
-def _rebuilt_truth_wcs(run: ChainRun, truth: fits.Header) -> WCS:
-    """The true window WCS as docs/simulator.md defines it: ``sky_wcs`` at the true
-    pointing with the detector's DISTORTION reference."""
+def _rebuilt_truth_gwcs(run: ChainRun, truth: fits.Header):
+    """The true window gwcs as docs/simulator.md defines it: the detector's DISTORTION
+    reference at the true pointing of the window centre (V2_REF/V3_REF)."""
+    datamodels = pytest.importorskip("stdatamodels.jwst.datamodels")
     reference = next(p for p in run.sim.reference_paths
-                     if "_distortion_" in p.name and fits.getval(p, "DETECTOR") == truth["DETECTOR"])
-    ref = fits.getheader(reference)
-    return sky_wcs(truth["TRUE_RA"], truth["TRUE_DEC"], truth["TRUE_ROL"], float(ref["PIXSCALE"]),
-                   int(truth["SUBSIZE1"]), int(truth["SUBSIZE2"]), xstart=int(truth["SUBSTRT1"]),
-                   ystart=int(truth["SUBSTRT2"]), distortion=SipDistortion.from_header(ref))
+                     if "_distortion_" in p.name and f"_{truth['DETECTOR'].lower()}_" in p.name)
+    with datamodels.DistortionModel(str(reference)) as ref:
+        model = ref.model
+    pointing = TelescopePointing(truth["TRUE_RA"], truth["TRUE_DEC"], truth["TRUE_ROL"], truth["V2_REF"],
+                                 truth["V3_REF"])
+    return imaging_gwcs(model, pointing, xstart=int(truth["SUBSTRT1"]), ystart=int(truth["SUBSTRT2"]),
+                        xsize=int(truth["SUBSIZE1"]), ysize=int(truth["SUBSIZE2"]))
 
 
 def test_tweakreg_recovers_the_pointing_errors(run):
@@ -351,10 +356,15 @@ def test_tweakreg_recovers_the_pointing_errors(run):
         ny, nx = crf_header["NAXIS2"], crf_header["NAXIS1"]
         gy, gx = (a.ravel().astype(float) for a in np.mgrid[0:ny:GRID_STEP_PX, 0:nx:GRID_STEP_PX])
         ra, dec = true_wcs.all_pix2world(gx, gy, 0)
-        rebuilt = _rebuilt_truth_wcs(run, truth).all_world2pix(ra, dec, 0, tolerance=1e-8)
-        assert np.max(np.hypot(rebuilt[0] - gx, rebuilt[1] - gy)) < 1e-4, f"{eid}: truth WCS is not sky_wcs"
+        rebuilt = _rebuilt_truth_gwcs(run, truth).invert(ra, dec, with_bounding_box=False)
+        assert np.max(np.hypot(rebuilt[0] - gx, rebuilt[1] - gy)) < 1e-4, f"{eid}: truth WCS is not the gwcs"
         aligned, unaligned = (_grid_rms(h, ra, dec, gx, gy) for h in (crf_header, cal_header))
-        _report(f"tweakreg {eid}", rms_px=aligned, before_px=unaligned, twkref=crf_header.get("TWKREF"),
+        datamodels = pytest.importorskip("stdatamodels.jwst.datamodels")
+        with datamodels.open(run.one("crf", 3, eid)) as crf:
+            gwcs_mas = max_separation_mas(crf.meta.wcs, _wcs(crf_header), (ny, nx))
+        assert gwcs_mas < 1.0, f"{eid}: _crf meta.wcs off its SCI WCS by {gwcs_mas:.3g} mas"
+        _report(f"tweakreg {eid}", rms_px=aligned, before_px=unaligned, crf_gwcs_mas=gwcs_mas,
+                twkref=crf_header.get("TWKREF"),
                 twknmat=crf_header.get("TWKNMAT"), twkrms=crf_header.get("TWKRMS"))
         assert unaligned > MIN_INJECTED_OFFSET_PX, f"{eid}: no pointing error to recover ({unaligned:.3f} px)"
         assert int(crf_header.get("TWKNMAT", 0)) >= MIN_TWEAKREG_MATCHES, f"{eid}: TWKNMAT {crf_header.get('TWKNMAT')}"
@@ -454,8 +464,11 @@ def test_asn_and_products_open_in_the_public_tools(run):
             asn = associations.load_asn(handle)
         assert asn["products"] and asn["products"][0]["members"], name
     paths = [run.path(n) for n in run.filenames("cal", 2)] + [run.path(n) for n in run.filenames("i2d", 3)]
+    worst = 0.0
     for path in paths:
         with datamodels.open(path) as model:
             assert type(model).__name__ == "ImageModel", path.name
             assert model.data.shape == fits.getdata(path, "SCI").shape
-    _report("public tools", asn_files=len(names), image_models=len(paths))
+            worst = max(worst, max_separation_mas(model.meta.wcs, _wcs(fits.getheader(path, "SCI")), model.data.shape))
+    _report("public tools", asn_files=len(names), image_models=len(paths), gwcs_vs_fits_wcs_max_mas=worst)
+    assert worst < 1.0

@@ -200,7 +200,7 @@ def test_the_real_pipelines_follow_the_public_step_orders():
     assert names(DETECTOR1, INSTRUME="MIRI", EXP_TYPE="MIR_DARKIMG") == [
         "group_scale", "dq_init", "saturation", "firstframe", "lastframe", "linearity", "rscd"]
     assert names(IMAGE2, INSTRUME="NIRCAM") == ["bkg_subtract", "assign_wcs", "flat_field", "photom", "resample"]
-    assert IMAGE2.all_reftypes == ("distortion", "flat", "photom", "area")
+    assert IMAGE2.all_reftypes == ("distortion", "filteroffset", "flat", "photom", "area")
     assert IMAGE3.step_names == ("tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog")
     assert TSO3.step_names == ("outlier_detection", "tso_photometry")
     with pytest.raises(UnknownStepError, match="unknown step.*jmup"):

@@ -35,6 +35,7 @@ from shared.refdata import (
     list_contexts,
     list_references,
     reference_key,
+    select_from_files,
 )
 from shared.refdata.rules import MatchKind, match_value, parse_time, reference_selectors
 from shared.runtime import ServiceContext
@@ -111,8 +112,9 @@ def test_selectors_per_reftype_and_times():
     assert reference_selectors("DISTORTION", "NIRCAM", {"DETECTOR": "NRCA1"}) == {"DETECTOR": "NRCA1"}
     assert reference_selectors("FLAT", "MIRI", {"DETECTOR": "MIRIMAGE", "FILTER": "F770W"}) == {
         "DETECTOR": "MIRIMAGE", "FILTER": "F770W", "BAND": "ANY", "READPATT": "ANY", "SUBARRAY": "ANY"}
-    # APCORR, ABVEGAOFFSET: by EXP_TYPE, a CRDS pattern keyword P_EXP_TY standing for it
-    assert reference_selectors("APCORR", "NIRCAM", {"EXP_TYPE": "NRC_IMAGE", "P_EXP_TY": "NRC_IMAGE|NRC_TSIMAGE|"}) \
+    # APCORR, ABVEGAOFFSET: by EXP_TYPE (a CRDS pattern keyword P_EXP_TY stands for it in
+    # the header reference_header gives: test_asdf_references_deliver_and_select_by_their_meta)
+    assert reference_selectors("APCORR", "NIRCAM", {"EXP_TYPE": "NRC_IMAGE|NRC_TSIMAGE"}) \
         == {"EXP_TYPE": "NRC_IMAGE|NRC_TSIMAGE"}
     assert reference_selectors("ABVEGAOFFSET", "MIRI", {"EXP_TYPE": "MIR_IMAGE"}) == {"EXP_TYPE": "MIR_IMAGE"}
     assert parse_time("Jan 01 2022 00:00:00") == datetime(2022, 1, 1, tzinfo=UTC)
@@ -268,7 +270,7 @@ def test_asdf_references_deliver_load_and_are_checked(ctx, tmp_path):
     assert {"filter", "pupil", "abvega_offset"} <= set(offsets.dtype.names) and len(offsets) > 50
     assert refs.found["abvegaoffset"].header["REFTYPE"] == "ABVEGAOFFSET"
     assert len(refs.found["apcorr"].tables["APCORR"]) == 9 * len(offsets)  # EE 10-90 % per row
-    with pytest.raises(ReferenceFileError, match="has no abvega_offset table"):
+    with pytest.raises(ReferenceFileError, match="has no 'abvega_offset' in its ASDF tree"):
         load_reference("abvegaoffset", _asdf_without_table(tmp_path), Window(1, 1, 160, 160), (2048, 2048))
 
 
@@ -278,6 +280,47 @@ def _asdf_without_table(tmp_path: Path) -> Path:
     path = tmp_path / "empty.asdf"
     asdf.AsdfFile({"meta": {"reftype": "ABVEGAOFFSET", "instrument": {"name": "NIRCAM"}}}).write_to(path)
     return path
+
+
+
+def write_asdf_ref(path: Path, meta: dict, **tree) -> Path:
+    """A tiny ASDF reference: its ``meta`` (as stdatamodels writes it) and other entries."""
+    import asdf
+
+    asdf.AsdfFile({"meta": meta, **tree}).write_to(path)
+    return path
+
+
+def test_asdf_references_deliver_and_select_by_their_meta(ctx, tmp_path):
+    """An ASDF file's meta stands for the header (P_EXPTYPE for EXP_TYPE, as in CRDS): it
+    is delivered (stored as application/asdf), listed with its selectors and chosen;
+    an ASDF file without REFTYPE is refused, naming the meta."""
+    from shared.refdata.files import reference_header
+
+    meta = {"reftype": "distortion", "instrument": {"name": "NIRCAM", "detector": "NRCA1", "filter": "N/A"},
+            "exposure": {"type": "NRC_IMAGE", "p_exptype": "NRC_IMAGE|NRC_TSIMAGE|"},
+            "useafter": "2022-01-01T00:00:00", "pedigree": "SIMULATION", "description": "test distortion"}
+    good = write_asdf_ref(tmp_path / "dist.asdf", meta, model={"not": "used here"})
+    header = reference_header(good)
+    assert header["REFTYPE"] == "distortion" and header["EXP_TYPE"] == "NRC_IMAGE|NRC_TSIMAGE"
+    no_reftype = write_asdf_ref(tmp_path / "no_reftype.asdf", {k: v for k, v in meta.items() if k != "reftype"})
+    with pytest.raises(DeliveryError, match="no_reftype.asdf: REFTYPE is missing from the ASDF meta"):
+        deliver(ctx, [good, no_reftype])
+    d = deliver(ctx, [tmp_path / "dist.asdf"])
+    assert d.created and d.added == ("dist.asdf",)
+    assert ctx.store.stat(Bucket.REFS, reference_key("NIRCAM", "dist.asdf")).content_type == "application/asdf"
+    with ctx.catalog.session() as s:
+        [row] = list_references(s)
+        assert (row.reftype, row.selectors) == ("DISTORTION", {"DETECTOR": "NRCA1", "EXP_TYPE": "NRC_IMAGE|NRC_TSIMAGE",
+                                                               "FILTER": "N/A"})
+        for exp_type in ("NRC_TSIMAGE", "NRC_IMAGE"):
+            exposure = {"INSTRUME": "NIRCAM", "DETECTOR": "NRCA1", "EXP_TYPE": exp_type, "DATE-OBS": "2025-01-01"}
+            assert best_references(s, exposure, ["distortion"])["distortion"].filename == "dist.asdf"
+        other = {"INSTRUME": "NIRCAM", "DETECTOR": "NRCA1", "EXP_TYPE": "NRC_CORON", "DATE-OBS": "2025-01-01"}
+        assert not best_references(s, other, ["distortion"])["distortion"].found
+    local = select_from_files([good, tmp_path / "no_reftype.asdf"], {**other, "EXP_TYPE": "NRC_TSIMAGE"},
+                              ["distortion"])
+    assert local["distortion"].filename == "dist.asdf"
 
 
 def test_reference_files_are_immutable(ctx, tmp_path):
@@ -475,11 +518,14 @@ def test_simulator_references_serve_an_ingested_exposure(tmp_path):
     ctx, inline = embedded_context(Settings(var_dir=tmp_path / "var", _env_file=None), services=["ingest"])
 
     d = deliver(ctx, [tmp_path / "sim" / "refs"], note="simulator references")  # a directory: *.fits, *.asdf
-    assert d.context_name == "dms_0001.ctx" and len(d.added) == len(sim.reference_paths) == 13
+    assert d.context_name == "dms_0001.ctx" and len(d.added) == len(sim.reference_paths) == 14
     with ctx.catalog.session() as s:
         listed = {r.reftype: r for r in list_references(s)}
     assert set(listed) == {"MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "GAIN", "READNOISE", "DARK",
-                           "FLAT", "PHOTOM", "AREA", "DISTORTION", "APCORR", "ABVEGAOFFSET"}
+                           "FLAT", "PHOTOM", "AREA", "DISTORTION", "FILTEROFFSET", "APCORR", "ABVEGAOFFSET"}
+    # ASDF references select by their meta; P_EXPTYPE stands for EXP_TYPE, as in CRDS.
+    assert listed["DISTORTION"].selectors == {"DETECTOR": "NRCA1", "EXP_TYPE": "NRC_IMAGE|NRC_TSIMAGE"}
+    assert listed["DISTORTION"].filename.endswith(".asdf") and listed["FILTEROFFSET"].filename.endswith(".asdf")
     assert listed["ABVEGAOFFSET"].filename.endswith(".asdf")
     assert listed["APCORR"].selectors == listed["ABVEGAOFFSET"].selectors == {"EXP_TYPE": "NRC_IMAGE|NRC_TSIMAGE"}
     assert listed["DARK"].selectors == {"DETECTOR": "NRCA1", "EXP_TYPE": "NRC_IMAGE", "NOUTPUTS": "1",
@@ -505,7 +551,7 @@ def test_simulator_references_serve_an_ingested_exposure(tmp_path):
         text = explain(s, from_file, reference_steps(from_file))
         by_file = best_references(s, from_file, ["MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "DARK",
                                                  "GAIN", "READNOISE", "FLAT", "PHOTOM", "AREA", "DISTORTION",
-                                                 "APCORR", "ABVEGAOFFSET"])
+                                                 "FILTEROFFSET", "APCORR", "ABVEGAOFFSET"])
         by_catalog = best_references(s, from_catalog, list(by_file))
     assert uri.startswith("file://")
     assert by_file == by_catalog

@@ -24,15 +24,13 @@ from shared.resample import (
     resample,
     weight_map,
 )
-from tests.stage3_scenes import DISTORTION, SCALE, SR_PER_ARCSEC2, make_exposures, make_sky
+from tests.stage3_scenes import SR_PER_ARCSEC2, make_exposures, make_sky, window_wcs_pair
 
 SHAPE = (120, 120)
 
 
 def _wcs(dra: float = 0.0, ddec: float = 0.0, roll: float = 30.0):
-    from shared.wcs import sky_wcs
-    return sky_wcs(53.1 + dra / 3600.0, -27.8 + ddec / 3600.0, roll, SCALE, SHAPE[1], SHAPE[0],
-                   xstart=950, ystart=900, distortion=DISTORTION)
+    return window_wcs_pair(53.1 + dra / 3600.0, -27.8 + ddec / 3600.0, roll, SHAPE)[1]
 
 
 def test_output_grid_covers_every_input_at_their_scale():
@@ -125,14 +123,13 @@ def test_interpolated_pixmap_matches_the_exact_one():
     of a few pixels over the frame the interpolation stays within 1e-4 pixel."""
     from drizzle.utils import calc_pixmap
 
-    from services.simulator.distortion import detector_distortion
+    from services.simulator.distortion import detector_distortion_model
     from shared.instruments import detector
     from shared.resample import pixmap
-    from shared.wcs import sky_wcs
 
-    det = detector("NRCA1")
     window = (640, 640)  # SUB640 in the frame's corner, where the distortion is largest
-    w = sky_wcs(53.16, -27.79, 30.0, det.pixel_scale, *window, distortion=detector_distortion(det))
+    w = window_wcs_pair(53.16, -27.79, 30.0, window, model=detector_distortion_model(detector("NRCA1")),
+                        start=(1, 1))[1]
     out_wcs, out_shape = output_grid([w], [window])
     for source, target, shape in ((w, out_wcs, window), (out_wcs, w, out_shape)):  # resample and blot
         exact = calc_pixmap(source, target, shape)

@@ -441,9 +441,10 @@ def test_nonlinearity_is_inverted_by_the_linearity_coefficients():
 EXPECTED_CLASS = {
     "MASK": dm.MaskModel, "SATURATION": dm.SaturationModel, "SUPERBIAS": dm.SuperBiasModel,
     "LINEARITY": dm.LinearityModel, "GAIN": dm.GainModel, "READNOISE": dm.ReadnoiseModel,
-    "FLAT": dm.FlatModel, "AREA": dm.PixelAreaModel, "DISTORTION": dm.ReferenceFileModel, "RSCD": dm.RSCDModel,
+    "FLAT": dm.FlatModel, "AREA": dm.PixelAreaModel, "DISTORTION": dm.DistortionModel,
+    "FILTEROFFSET": dm.FilteroffsetModel, "RSCD": dm.RSCDModel,
 }
-WINDOWLESS = {"PHOTOM", "AREA", "DISTORTION", "RSCD"}  # no SUBARRAY keywords in these schemas
+WINDOWLESS = {"PHOTOM", "AREA", "DISTORTION", "FILTEROFFSET", "RSCD"}  # no SUBARRAY keywords in these files
 CATALOG_CLASS = {  # the source catalog's, one file per instrument
     "APCORR": {"NIRCAM": dm.NrcImgApcorrModel, "MIRI": dm.MirImgApcorrModel},
     "ABVEGAOFFSET": {"NIRCAM": dm.ABVegaOffsetModel, "MIRI": dm.ABVegaOffsetModel},
@@ -455,7 +456,7 @@ def test_reference_files_open_as_the_right_models(nircam, miri):
     seen = defaultdict(set)
     for path in result.reference_paths + miri.reference_paths:
         with dm.open(path) as model:
-            reftype = model.meta.reftype
+            reftype = model.meta.reftype.upper()  # DistortionModel writes its type in lower case
             if reftype in CATALOG_CLASS:  # one per instrument, no detector
                 instrument = model.meta.instrument.name
                 assert type(model) is CATALOG_CLASS[reftype][instrument], (path.name, type(model))
@@ -486,7 +487,7 @@ def test_reference_files_open_as_the_right_models(nircam, miri):
                 array = model.coeffs if reftype == "LINEARITY" else (model.dq if reftype == "MASK" else model.data)
                 assert array.shape[-2:] == full
     nir = {"MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "GAIN", "READNOISE", "DARK", "FLAT", "PHOTOM", "AREA",
-           "DISTORTION"}
+           "DISTORTION", "FILTEROFFSET"}
     assert seen["NRCA1"] == nir and seen["NRCA2"] == nir
     assert seen["MIRIMAGE"] == nir - {"SUPERBIAS"} | {"RSCD"}  # MIRI: no superbias step, an rscd one
     assert seen["NIRCAM"] == seen["MIRI"] == set(CATALOG_CLASS)

@@ -1,5 +1,5 @@
-"""Stage-2 reference files of the simulator (FLAT, PHOTOM, AREA, DISTORTION) and the
-catalog's (APCORR, ABVEGAOFFSET): their content follows the definitions of
+"""Stage-2 reference files of the simulator (FLAT, PHOTOM, AREA, DISTORTION, FILTEROFFSET) and
+the catalog's (APCORR, ABVEGAOFFSET): their content follows the definitions of
 docs/simulator.md, they open cleanly in stdatamodels (and jwst's source-catalog reader),
 deliver, and are selected for the exposures that need them."""
 
@@ -15,16 +15,15 @@ from stdatamodels.jwst import datamodels as dm
 
 from services.simulator import build_plan, host_star, load_description, simulate, simulate_exposure
 from services.simulator.detector_model import make_detector_model
-from services.simulator.distortion import detector_distortion
+from services.simulator.distortion import detector_distortion, detector_distortion_model
 from services.simulator.optical_refs import UJY_A2_PER_MJY_SR, mean_gain, nominal_pixel_area_sr
 from services.simulator.optics import jy_per_electron
 from shared.config import Settings
 from shared.instruments import detector, subarray
 from shared.refdata import best_references, deliver
-from shared.refdata.asdf_files import reference_header
-from shared.wcs import SipDistortion
+from shared.refdata.files import reference_header
 
-STAGE2 = ("FLAT", "PHOTOM", "AREA", "DISTORTION")
+STAGE2 = ("FLAT", "PHOTOM", "AREA", "DISTORTION", "FILTEROFFSET")
 CATALOG = ("APCORR", "ABVEGAOFFSET")
 
 
@@ -66,7 +65,7 @@ def nrca1():
 def stage2_paths(result, reftypes=STAGE2) -> dict[str, list]:
     out: dict[str, list] = {}
     for path in result.reference_paths:
-        reftype = reference_header(path)["REFTYPE"]
+        reftype = str(reference_header(path)["REFTYPE"]).upper()
         if reftype in reftypes:
             out.setdefault(reftype, []).append(path)
     return out
@@ -84,7 +83,8 @@ def rate_header(plan, obs, exp) -> dict:
 def test_files_open_without_warnings_and_hold_the_definitions(sims, nrca1):
     """FLAT = QE x area x g0 / gain (float32, 1e-6), NaN and NO_FLAT_FIELD|DO_NOT_USE where
     QE is 0; PHOTMJSR = jy_per_electron x 1e-6 x g0 / Omega for every filter row (1e-6);
-    AREA = the distortion's relative area; DISTORTION holds the SIP polynomial and scale."""
+    AREA = the distortion's relative area; DISTORTION (ASDF) holds the detector's transform
+    to V2/V3; FILTEROFFSET (ASDF) zero offsets for every filter."""
     paths = stage2_paths(sims["NIRCAM"])
     assert sorted(p.name for p in paths["FLAT"]) == ["jwst_nircam_flat_nrca1_f200w_clear_sim.fits",
                                                      "jwst_nircam_flat_nrca1_f210m_wlp8_sim.fits"]
@@ -116,13 +116,21 @@ def test_files_open_without_warnings_and_hold_the_definitions(sims, nrca1):
         assert sigma == pytest.approx(0.01 * value, rel=1e-6)
     [dark] = [p for p in sims["NIRCAM"].reference_paths if reference_header(p)["REFTYPE"] == "DARK"]
     assert fits.getheader(dark)["EXP_TYPE"] == "ANY"  # SUB64P serves NRC_IMAGE and NRC_TSIMAGE
-    header = fits.getheader(paths["DISTORTION"][0])
-    assert header["PIXSCALE"] == 0.031 and header["EXP_TYPE"] == "NRC_IMAGE|NRC_TSIMAGE"
-    assert SipDistortion.from_header(header) == detector_distortion(detector("NRCA1"))
+    assert [p.name for p in paths["DISTORTION"]] == ["jwst_nircam_distortion_nrca1_sim.asdf"]
+    assert reference_header(paths["DISTORTION"][0])["EXP_TYPE"] == "NRC_IMAGE|NRC_TSIMAGE"
+    x, y = np.array([0.0, 1023.5, 2047.0]), np.array([5.0, 1023.5, 2000.0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with dm.open(paths["DISTORTION"][0]) as ref:
-            assert ref.meta.reftype == "DISTORTION" and ref.meta.pedigree == "SIMULATION"
+            assert type(ref) is dm.DistortionModel and ref.meta.pedigree == "SIMULATION"
+            assert ref.meta.reftype.upper() == "DISTORTION" and ref.meta.instrument.channel == "SHORT"
+            assert (str(ref.meta.input_units), str(ref.meta.output_units)) == ("pix", "arcsec")
+            np.testing.assert_allclose(ref.model(x, y), detector_distortion_model(detector("NRCA1"))(x, y), atol=1e-12)
+            np.testing.assert_allclose(ref.model(1023.5, 1023.5), (120.6, -527.5), atol=1e-12)  # NRCA1's V2/V3
+        for sim, n in ((sims["NIRCAM"], 77), (sims["MIRI"], 9)):
+            with dm.open(stage2_paths(sim)["FILTEROFFSET"][0]) as offsets:
+                assert type(offsets) is dm.FilteroffsetModel and len(offsets.filters) == n
+                assert all(f.column_offset == f.row_offset == 0.0 for f in offsets.filters)
         with dm.open(stage2_paths(sims["MIRI"])["PHOTOM"][0]) as photom:
             assert type(photom) is dm.MirImgPhotomModel
             assert {r["subarray"] for r in photom.phot_table} >= {"FULL", "SUB64"}
@@ -135,7 +143,7 @@ def test_files_deliver_and_are_selected_for_their_exposures(sims, tmp_path):
     try:
         paths = [p for r in sims.values() for group in stage2_paths(r).values() for p in group]
         delivery = deliver(ctx, paths, note="stage-2 references")
-        assert delivery.created and len(delivery.added) == len(paths) == 9  # 2 + 3 + 4 (NRCA1 has two flats)
+        assert delivery.created and len(delivery.added) == len(paths) == 11  # 2 + 4 + 5 (NRCA1 has two flats)
         plan = sims["NIRCAM"].plan
         with ctx.catalog.session() as s:
             for obs, flat in zip(plan.observations, ("f200w_clear", "f210m_wlp8"), strict=True):
@@ -143,7 +151,8 @@ def test_files_deliver_and_are_selected_for_their_exposures(sims, tmp_path):
                 assert {k: v.filename for k, v in chosen.items()} == {
                     "FLAT": f"jwst_nircam_flat_nrca1_{flat}_sim.fits", "PHOTOM": "jwst_nircam_photom_nrca1_sim.fits",
                     "AREA": "jwst_nircam_area_nrca1_sim.fits",
-                    "DISTORTION": "jwst_nircam_distortion_nrca1_sim.fits"}, chosen
+                    "DISTORTION": "jwst_nircam_distortion_nrca1_sim.asdf",
+                    "FILTEROFFSET": "jwst_nircam_filteroffset_nrca1_sim.asdf"}, chosen
             miri = sims["MIRI"].plan
             obs = miri.observations[0]
             chosen = best_references(s, rate_header(miri, obs, obs.exposures[0]), STAGE2)

@@ -64,4 +64,4 @@ def test_run_image2_reports_bad_input(tmp_path, capsys):
     assert dms_run("image2", str(tmp_path / "x_asn.json")) == 2
     assert "not valid JSON" in capsys.readouterr().err
     assert dms_run("image2", str(tmp_path / RATE), "--ref", "flatt=x.fits") == 2
-    assert "image2 uses distortion, flat, photom, area" in capsys.readouterr().err
+    assert "image2 uses distortion, filteroffset, flat, photom, area" in capsys.readouterr().err

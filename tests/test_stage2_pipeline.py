@@ -15,16 +15,16 @@ from stdatamodels.jwst import datamodels as dm
 
 from services.stage2.asn import parse_level2_asn
 from services.stage2.pipeline import IMAGE2, run_image2
-from services.stage2.steps.assign_wcs import exposure_wcs
 from shared.asn import AssociationError
 from shared.datamodels import write_product
 from shared.datamodels.dqflags import PIXEL
 from shared.errors import InputError
+from shared.imaging_wcs import TelescopePointing, imaging_gwcs, max_separation_mas
 from shared.refdata import Reference, ReferenceFileError, load_reference
 from shared.resample import pixel_area_arcsec2
-from shared.wcs import SipDistortion
 from tests.stage2_fixtures import (
-    DISTORTION,
+    DISTORTION_MODEL,
+    FILTER_OFFSET,
     FULL,
     NX,
     NY,
@@ -37,7 +37,7 @@ from tests.stage2_fixtures import (
 
 @pytest.fixture
 def reference_files(tmp_path):
-    """FLAT, PHOTOM, AREA and DISTORTION files (full-frame arrays of FULL)."""
+    """FLAT, PHOTOM, AREA (full-frame arrays of FULL), DISTORTION and FILTEROFFSET files."""
     return write_reference_files(tmp_path)
 
 
@@ -59,8 +59,15 @@ def test_references_are_cut_to_the_window(reference_files, refs):
     np.testing.assert_array_equal(flat[~np.isnan(flat)], full[200:248, 100:164][~np.isnan(full[200:248, 100:164])])
     assert flat.shape == refs["area"].get("SCI").shape == (NY, NX) and refs["flat"].get("ERR") is not None
     assert refs["photom"].header["PIXAR_SR"] == pytest.approx(2.26e-14) and len(refs["photom"].tables["PHOTOM"]) == 2
-    assert refs["distortion"].header["PIXSCALE"] == 0.031
-    assert SipDistortion.from_header(refs["distortion"].header) == DISTORTION
+    # ASDF references: the tree entries the steps use, and the meta under FITS names.
+    assert refs["distortion"].header["REFTYPE"].upper() == "DISTORTION" and refs["distortion"].header["DETECTOR"] == "NRCA1"
+    x, y = np.array([0.0, 100.0, 511.0]), np.array([0.0, 300.0, 511.0])
+    np.testing.assert_allclose(refs["distortion"].tree["model"](x, y), DISTORTION_MODEL(x, y), rtol=0, atol=1e-12)
+    assert refs["filteroffset"].tree["filters"][0]["column_offset"] == FILTER_OFFSET[0]
+    with pytest.raises(ReferenceFileError, match="is not an ASDF file, its public format"):
+        load_reference("distortion", reference_files["flat"], WINDOW, FULL)
+    with pytest.raises(ReferenceFileError, match="has no 'model' in its ASDF tree"):
+        load_reference("distortion", reference_files["filteroffset"], WINDOW, FULL)
     with pytest.raises(ReferenceFileError, match="fits neither"):
         load_reference("flat", reference_files["flat"], WINDOW, (1024, 1024))
 
@@ -80,7 +87,7 @@ def test_cal_and_i2d_are_calibrated_and_open_in_the_public_models(refs, tmp_path
     assert cal.meta.photometry.pixelarea_steradians == pytest.approx(2.26e-14)
     assert (cal.meta.cal_step.assign_wcs, cal.meta.cal_step.flat_field, cal.meta.cal_step.photom,
             cal.meta.cal_step.bkg_subtract) == ("COMPLETE", "COMPLETE", "COMPLETE", "SKIPPED")
-    assert cal.meta.ref_file.flat.name == "crds://flat.fits" and cal.meta.ref_file.distortion.name == "crds://distortion.fits"
+    assert cal.meta.ref_file.flat.name == "crds://flat.fits" and cal.meta.ref_file.distortion.name == "crds://distortion.asdf"
     assert cal.meta.ref_file.crds.context_used == "dms_0007.ctx" and cal.meta.calibration_software_version == "9.9"
     assert cal.meta.asn.table_name.endswith("_asn.json") and cal.meta.asn.pool_name == "jw01234_pool.csv"
     # SCI / flat * PHOTMJSR; the NaN-flat pixel flagged, and NaN in SCI, ERR and the
@@ -95,14 +102,26 @@ def test_cal_and_i2d_are_calibrated_and_open_in_the_public_models(refs, tmp_path
         np.testing.assert_array_equal(np.isnan(array), unusable)
     np.testing.assert_allclose(cal.err, np.sqrt(cal.var_poisson + cal.var_rnoise + cal.var_flat), rtol=1e-5)
     np.testing.assert_allclose(cal.area, refs["area"].get("SCI"))
-    # The SCI header WCS is the distorted exposure WCS and S_REGION its footprint.
+    # meta.wcs is the gwcs of the window through the DISTORTION model (with the F200W filter
+    # offset) at the header's pointing; the SCI header holds its TAN-SIP approximation.
+    assert cal.meta.ref_file.filteroffset.name == "crds://filteroffset.asdf"
     header = fits.getheader(cal_path, "SCI")
     assert header["CTYPE1"] == "RA---TAN-SIP" and header["BUNIT"] == "MJy/sr"
-    expected = exposure_wcs(53.16, -27.78, 30.0, 0.031, NX, NY, xstart=WINDOW.xstart, ystart=WINDOW.ystart,
-                            distortion=DISTORTION)
-    x, y = np.meshgrid(np.arange(0, NX, 7.0), np.arange(0, NY, 7.0))
-    np.testing.assert_allclose(np.array(WCS(header).all_pix2world(x, y, 0)),
-                               np.array(expected.all_pix2world(x, y, 0)), atol=1e-10)
+    pointing = TelescopePointing.from_keywords(rate.keywords)
+    expected = imaging_gwcs(DISTORTION_MODEL, pointing, xstart=WINDOW.xstart, ystart=WINDOW.ystart, xsize=NX,
+                            ysize=NY, filter_offset=FILTER_OFFSET)
+    assert cal.meta.wcs.available_frames == ["detector", "v2v3", "v2v3vacorr", "world"]
+    assert cal.meta.wcs.bounding_box.bounding_box(order="F") == ((-0.5, NX - 0.5), (-0.5, NY - 0.5))
+    x, y = np.meshgrid(np.arange(-0.5, NX, 7.0), np.arange(-0.5, NY, 7.0))
+    np.testing.assert_allclose(np.array(cal.meta.wcs(x, y)), np.array(expected(x, y)), rtol=0, atol=1e-12)
+    assert max_separation_mas(cal.meta.wcs, WCS(header), (NY, NX), step=2.0) < 1e-3
+    # Without the filter offset the window centre would be at RA_REF/DEC_REF; with it,
+    # 0.25 px and -0.5 px (times the 0.031" pixels, turned by the distortion) away.
+    no_offset = imaging_gwcs(DISTORTION_MODEL, pointing, xstart=WINDOW.xstart, ystart=WINDOW.ystart, xsize=NX,
+                             ysize=NY)
+    np.testing.assert_allclose(no_offset((NX - 1) / 2, (NY - 1) / 2), (53.16, -27.78), rtol=0, atol=1e-11)
+    assert max_separation_mas(expected, WCS(header), (NY, NX)) < 1e-3
+    assert 0.3 * 31 < max_separation_mas(no_offset, WCS(header), (NY, NX)) < 0.7 * 31
     assert header["S_REGION"].startswith("POLYGON ICRS ") and cal.meta.wcsinfo.s_region == header["S_REGION"]
 
     i2d_path = write_product(tmp_path / "x_i2d.fits", out.i2d)
@@ -112,6 +131,8 @@ def test_cal_and_i2d_are_calibrated_and_open_in_the_public_models(refs, tmp_path
     assert i2d.meta.cal_step.resample == "COMPLETE" and i2d.wht.shape == i2d.data.shape and i2d.con.max() == 1
     i2d_wcs = WCS(fits.getheader(i2d_path, "SCI"))
     assert "SIP" not in i2d_wcs.wcs.ctype[0]
+    assert i2d.meta.wcs.available_frames == ["detector", "world"]
+    assert max_separation_mas(i2d.meta.wcs, i2d_wcs, i2d.data.shape, step=3.0) < 1e-4
     # Surface brightness is kept, and the star's flux (surface brightness x pixel solid
     # angle, sky subtracted) is conserved within 0.5 % although the distortion changes
     # pixel areas by a few percent here.
@@ -149,6 +170,8 @@ def test_without_references_steps_are_skipped_and_the_pointing_wcs_kept(tmp_path
     x, y = np.meshgrid(np.arange(0, NX, 9.0), np.arange(0, NY, 9.0))
     np.testing.assert_allclose(np.array(WCS(header).all_pix2world(x, y, 0)),
                                np.array(ingest_wcs.all_pix2world(x, y, 0)), atol=1e-12)
+    assert cal.meta.wcs.available_frames == ["detector", "world"]
+    assert max_separation_mas(cal.meta.wcs, ingest_wcs, (NY, NX), step=3.0) < 1e-4
 
 
 def test_photom_without_a_row_for_the_filter_is_skipped(refs):

@@ -1,5 +1,6 @@
 """Stage-2 imaging kernels on tiny synthetic arrays: flat field, photom, background
-subtraction and the assign_wcs WCS (round trip against shared.wcs.sky_wcs)."""
+subtraction and the assign_wcs WCS (the gwcs through a DISTORTION model, its FITS
+approximation and the header round trip)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from services.stage2.steps.assign_wcs import exposure_wcs, footprint, s_region, wcs_cards
+from services.stage2.steps.assign_wcs import (
+    exposure_wcs,
+    filter_offset,
+    footprint,
+    pointing_wcs,
+    s_region,
+    wcs_cards,
+)
 from services.stage2.steps.bkg_subtract import (
     BkgSubtractParams,
     average_background,
@@ -19,7 +27,13 @@ from services.stage2.steps.flat_field import apply_flat
 from services.stage2.steps.invalid import mark_invalid
 from services.stage2.steps.photom import apply_photom, photom_keywords, select_photom_row
 from shared.datamodels.dqflags import PIXEL
-from shared.wcs import SipDistortion, sky_wcs
+from shared.imaging_wcs import (
+    TelescopePointing,
+    distortion_model,
+    max_separation_mas,
+    window_reference,
+)
+from shared.wcs import SipDistortion, window_wcs
 
 DNU = PIXEL["DO_NOT_USE"]
 NO_FLAT = PIXEL["NO_FLAT_FIELD"]
@@ -178,33 +192,65 @@ def test_background_subtraction_of_an_image_and_of_a_cube():
 
 DISTORTION = SipDistortion(3, (1024.5, 1024.5), {(2, 0): 2e-6, (1, 1): -1.5e-6, (3, 0): 1e-10},
                            {(0, 2): 2.5e-6, (1, 1): 1e-6, (1, 2): -1e-10})
+MODEL = distortion_model(DISTORTION, 0.031, 120.6, -527.5, (2048, 2048))
 
 
-@pytest.mark.parametrize("distortion", [None, DISTORTION])
-def test_wcs_header_round_trips_to_sky_wcs(distortion):
-    # A 160x160 window starting at full-frame pixel (1201, 301).
-    args = (53.16, -27.78, 30.0, 0.031, 160, 160)
-    w = exposure_wcs(*args, xstart=1201, ystart=301, distortion=distortion)
-    header = fits.Header(wcs_cards(w))
-    reread = WCS(header)
-    truth = sky_wcs(*args, xstart=1201, ystart=301, distortion=distortion)
-    x, y = np.meshgrid(np.linspace(-0.5, 159.5, 9), np.linspace(-0.5, 159.5, 9))
-    ra, dec = reread.all_pix2world(x, y, 0)
-    ra_t, dec_t = truth.all_pix2world(x, y, 0)
-    # 1e-9 deg is 0.1 milli-pixel at 31 mas/pixel.
-    np.testing.assert_allclose(ra, ra_t, atol=1e-9)
-    np.testing.assert_allclose(dec, dec_t, atol=1e-9)
-    xb, yb = reread.all_world2pix(ra_t, dec_t, 0, tolerance=1e-8)
-    assert np.max(np.hypot(xb - x, yb - y)) < 1e-4
-    # The window centre lands on the pointing whatever the distortion.
-    rc, dc = reread.all_pix2world([79.5], [79.5], 0)
-    assert abs(rc[0] - 53.16) * np.cos(np.radians(27.78)) < 1e-9 and abs(dc[0] + 27.78) < 1e-9
-    assert ("A_ORDER" in header) == (distortion is not None)
+def _window(xstart: int, ystart: int, n: int, offset=None):
+    pointing = TelescopePointing(53.16, -27.78, 30.0, *window_reference(MODEL, xstart, ystart, n, n))
+    return exposure_wcs(MODEL, pointing, xstart=xstart, ystart=ystart, xsize=n, ysize=n, offset=offset)
+
+
+def test_distortion_model_and_its_inverse():
+    x, y = np.meshgrid(np.linspace(-200, 2247, 13), np.linspace(-200, 2247, 13))
+    v2, v3 = MODEL(x, y)
+    xb, yb = MODEL.inverse(v2, v3)
+    assert np.max(np.hypot(xb - x, yb - y)) < 1e-6
+    # The reference pixel (1-based 1024.5) is at (v2_ref, v3_ref); +x goes to -V2, +y to +V3.
+    np.testing.assert_allclose(MODEL(1023.5, 1023.5), (120.6, -527.5), rtol=0, atol=1e-12)
+    assert MODEL(1024.5, 1023.5)[0] < 120.6 and MODEL(1023.5, 1024.5)[1] > -527.5
+
+
+@pytest.mark.parametrize("window", [(1201, 301, 160), (1, 1, 2048)])
+def test_exposure_wcs_is_a_gwcs_with_its_fits_approximation_in_the_header(window):
+    xstart, ystart, n = window
+    gw, w = _window(xstart, ystart, n)
+    assert gw.available_frames == ["detector", "v2v3", "v2v3vacorr", "world"]
+    assert gw.bounding_box.bounding_box(order="F") == ((-0.5, n - 0.5), (-0.5, n - 0.5))
+    reread = WCS(fits.Header(wcs_cards(w)))
+    assert reread.wcs.ctype[0] == "RA---TAN-SIP" and reread.wcs.crpix[0] == (n + 1) / 2
+    assert max_separation_mas(gw, reread, (n, n), step=n / 16) < 1e-3
+    # The window centre lands on the pointing, in both.
+    for ra, dec in (gw((n - 1) / 2, (n - 1) / 2), reread.all_pix2world([(n - 1) / 2], [(n - 1) / 2], 0)):
+        assert abs(float(np.squeeze(ra)) - 53.16) * np.cos(np.radians(27.78)) < 1e-10
+        assert abs(float(np.squeeze(dec)) + 27.78) < 1e-10
+    x, y = np.meshgrid(np.linspace(-0.5, n - 0.5, 9), np.linspace(-0.5, n - 0.5, 9))
+    xb, yb = gw.invert(*gw(x, y), with_bounding_box=False)
+    assert np.max(np.hypot(xb - x, yb - y)) < 1e-6
+
+
+def test_filter_offset_shifts_the_pixels_before_the_distortion():
+    rows = [{"filter": "F200W", "pupil": "CLEAR", "column_offset": 0.5, "row_offset": -0.25},
+            {"filter": "F560W", "column_offset": 1.0, "row_offset": 2.0}]
+    assert filter_offset(rows, "F200W", "CLEAR") == (0.5, -0.25)
+    assert filter_offset(rows, "F200W", "WLP8") is None and filter_offset(rows, "F150W", "CLEAR") is None
+    assert filter_offset(rows, "F560W", None) == (1.0, 2.0)
+    plain, _ = _window(1201, 301, 160)
+    shifted, w = _window(1201, 301, 160, offset=(0.5, -0.25))
+    x, y = np.array([0.0, 80.0, 159.0]), np.array([0.0, 30.0, 159.0])
+    np.testing.assert_allclose(np.array(shifted(x, y)), np.array(plain(x + 0.5, y - 0.25)), rtol=0, atol=1e-12)
+    assert max_separation_mas(shifted, w, (160, 160), step=10) < 1e-3
+
+
+def test_pointing_wcs_without_distortion_is_the_ingest_wcs():
+    gw, w = pointing_wcs(53.16, -27.78, 30.0, 0.031, 64, 48)
+    assert gw.available_frames == ["detector", "world"] and "SIP" not in w.wcs.ctype[0]
+    ingest = window_wcs(53.16, -27.78, 30.0, 0.031, 64, 48)
+    assert max_separation_mas(gw, ingest, (48, 64), step=4) < 1e-4
 
 
 def test_distortion_moves_corner_pixels_and_s_region_lists_the_corners():
-    plain = exposure_wcs(53.16, -27.78, 30.0, 0.031, 2048, 2048)
-    distorted = exposure_wcs(53.16, -27.78, 30.0, 0.031, 2048, 2048, distortion=DISTORTION)
+    _, plain = pointing_wcs(53.16, -27.78, 30.0, 0.031, 2048, 2048)
+    _, distorted = _window(1, 1, 2048)
     ra, dec = distorted.all_pix2world([0.0], [0.0], 0)
     x, y = plain.all_world2pix(ra, dec, 0)
     assert np.hypot(x[0], y[0]) > 1.0  # pixels of displacement at a full-frame corner

@@ -5,7 +5,9 @@ Tolerances: with an absolute catalog, the ``_crf`` WCSs match the truth to 0.02 
 RMS and the ``_cat`` sky positions of isolated S/N > 50 stars to 0.05 pixel RMS; the
 recorded sky levels match the injected ones to a tenth of the pixel noise; >= 90 % of the
 cosmic rays are flagged in the ``_crf``; the ``_phot`` light curve gives the injected 2 %
-transit depth within 5 %.
+transit depth within 5 %. Every product with a WCS carries a gwcs (``meta.wcs``) that
+agrees with its SCI-header WCS to 1e-3 mas: the ``_crf`` the member's gwcs turned by the
+tweakreg correction, the ``_i2d``/``_segm`` the grid's.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import warnings
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
+from astropy.io import fits
 from astropy.table import QTable
+from astropy.wcs import WCS, FITSFixedWarning
 from stdatamodels.jwst import datamodels as dm
 from stdatamodels.jwst.datamodels.util import NoTypeWarning
 
@@ -27,6 +31,7 @@ from services.stage3.products import (
 )
 from shared.datamodels import read_product, write_product
 from shared.datamodels.dqflags import PIXEL
+from shared.imaging_wcs import max_separation_mas
 from tests.stage3_scenes import (
     SCALE,
     cal_product,
@@ -96,6 +101,11 @@ def test_image3_statuses_and_member_products(image3, scene):
         yy, xx = np.mgrid[0:160:10, 0:160:10]
         x, y = exp.true_wcs.world_to_pixel_values(*wcs.pixel_to_world_values(xx.ravel() * 1.0, yy.ravel() * 1.0))
         assert np.sqrt(np.mean((x - xx.ravel()) ** 2 + (y - yy.ravel()) ** 2)) <= 0.02
+        # The gwcs turned with the FITS WCS: the _crf's meta.wcs is the aligned one, frames kept.
+        gw = crf.extra_meta["meta.wcs"]
+        assert gw.available_frames == ["detector", "v2v3", "v2v3vacorr", "world"]
+        assert max_separation_mas(gw, wcs, (160, 160)) < 1e-3
+        assert max_separation_mas(exp.gwcs, wcs, (160, 160)) > 10.0  # it did move
         flagged = (crf.images["DQ"] & PIXEL["OUTLIER"]) > 0
         assert np.all(np.isnan(crf.images["SCI"][flagged])) and np.all(np.isnan(crf.images["ERR"][flagged]))
         hits += int((flagged & exp.cr_mask).sum())
@@ -129,6 +139,12 @@ def test_image3_catalog_positions_on_the_sky(image3, sky):
     assert np.sqrt(np.mean((sep.arcsec[good] / SCALE) ** 2)) <= 0.05
 
 
+def _header_wcs(path) -> WCS:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)  # astropy fills DATE-* from MJD-*
+        return WCS(fits.getheader(path, "SCI"))
+
+
 def test_products_open_in_public_models(image3, tmp_path):
     paths = {"i2d": write_product(tmp_path / "jw01234-o001_t001_nircam_clear-f200w_i2d.fits", image3.i2d),
              "segm": write_product(tmp_path / "jw01234-o001_t001_nircam_clear-f200w_segm.fits", image3.segm),
@@ -139,6 +155,7 @@ def test_products_open_in_public_models(image3, tmp_path):
             assert type(m).__name__ == "ImageModel"
             assert m.meta.ref_file.apcorr.name == "crds://jwst_nircam_apcorr_sim.fits"
             assert m.meta.ref_file.abvegaoffset.name == "crds://jwst_nircam_abvegaoffset_sim.asdf"
+            assert max_separation_mas(m.meta.wcs, _header_wcs(paths["i2d"]), m.data.shape, 16) < 1e-3
             assert m.meta.cal_step.resample == "COMPLETE" and m.meta.cal_step.tweakreg == "COMPLETE"
             assert m.meta.resample.pointings == 4 and m.meta.resample.weight_type == "ivm"
             assert m.meta.asn.pool_name == ASN["asn_pool"] and m.meta.bunit_data == "MJy/sr"
@@ -146,8 +163,10 @@ def test_products_open_in_public_models(image3, tmp_path):
             assert m.con.shape[1:] == m.data.shape and m.wht.shape == m.data.shape
         with dm.open(paths["segm"]) as m:
             assert type(m).__name__ == "SegmentationMapModel" and m.data.max() == len(image3.cat)
+            assert m.meta.wcs.bounding_box.bounding_box(order="F")[0] == (-0.5, m.data.shape[1] - 0.5)
         with dm.open(paths["crf"]) as m:
             assert type(m).__name__ == "ImageModel" and m.meta.background.subtracted is True
+            assert max_separation_mas(m.meta.wcs, _header_wcs(paths["crf"]), m.data.shape) < 1e-3
             assert m.meta.cal_step.outlier_detection == "COMPLETE"
     image3.cat.write(tmp_path / "cat.ecsv", format="ascii.ecsv")
     back = QTable.read(tmp_path / "cat.ecsv", format="ascii.ecsv")
@@ -251,6 +270,7 @@ def test_tso3_light_curve(tmp_path):
     path = write_product(tmp_path / "jw01234002001_01101_00001_nrca1_o002_crfints.fits", crf)
     with dm.open(path) as m:
         assert type(m).__name__ == "CubeModel" and m.meta.cal_step.outlier_detection == "COMPLETE"
+        assert max_separation_mas(m.meta.wcs, ts.wcs, m.data.shape[1:], 4) < 1e-3
         assert len(m.int_times) == ts.data.shape[0]
 
 

@@ -120,14 +120,14 @@ def exposure_start(
     return min(starts)
 
 
-def v1_pointing(ra_ref: float, dec_ref: float, roll_ref: float, det: DetectorInfo) -> tuple[float, float, float]:
-    """(RA_V1, DEC_V1, PA_V3) from the reference point, treating (V2, V3) as a flat offset
-    frame with V3 along the detector +y axis (adequate at the arcminute scale of one
-    instrument field)."""
+def v1_pointing(ra_ref: float, dec_ref: float, roll_ref: float, v2_ref: float, v3_ref: float) -> tuple[float, float, float]:
+    """(RA_V1, DEC_V1, PA_V3) from the reference point at (``v2_ref``, ``v3_ref``) arcsec,
+    treating (V2, V3) as a flat offset frame with V3 along the detector +y axis (adequate
+    at the arcminute scale of one instrument field)."""
     ref = SkyCoord(ra_ref, dec_ref, unit="deg")
     # V1 lies at (-v2, -v3) from the reference point in the (V2, V3) frame.
-    sep = math.hypot(det.v2_ref, det.v3_ref) / 3600.0
-    angle_in_v = math.degrees(math.atan2(-det.v2_ref, -det.v3_ref))  # from +V3 towards +V2
+    sep = math.hypot(v2_ref, v3_ref) / 3600.0
+    angle_in_v = math.degrees(math.atan2(-v2_ref, -v3_ref))  # from +V3 towards +V2
     v1 = ref.directional_offset_by((roll_ref + angle_in_v) * u.deg, sep * u.deg)
     return float(v1.ra.deg), float(v1.dec.deg), roll_ref
 
@@ -165,7 +165,12 @@ def exposure_keywords(
     activity = f"{exp.activity:02d}"
     dither_index = exp.dither_point - 1
     xoff, yoff = obs.dither.offsets[dither_index] if dither_index < obs.dither.npoints else (0.0, 0.0)
-    ra_v1, dec_v1, pa_v3 = v1_pointing(exp.pointing.ra, exp.pointing.dec, exp.pointing.roll, det)
+    # The aperture reference point in the telescope frame: the plan's (the window centre),
+    # else (older plans) the detector's.
+    p = exp.pointing
+    v2_ref, v3_ref = (p.v2_ref, p.v3_ref) if p.v2_ref is not None and p.v3_ref is not None else (det.v2_ref,
+                                                                                                  det.v3_ref)
+    ra_v1, dec_v1, pa_v3 = v1_pointing(p.ra, p.dec, p.roll, v2_ref, v3_ref)
     n_in_visit = sum(1 for e in obs.exposures if e.visit == exp.visit and e.detector == exp.detector)
     kw = {
         "DATE": _iso(created),
@@ -252,8 +257,8 @@ def exposure_keywords(
         "RA_V1": ra_v1,
         "DEC_V1": dec_v1,
         "PA_V3": pa_v3,
-        "V2_REF": det.v2_ref,
-        "V3_REF": det.v3_ref,
+        "V2_REF": v2_ref,
+        "V3_REF": v3_ref,
         "VPARITY": -1,
         "V3I_YANG": 0.0,
     }

@@ -22,11 +22,9 @@ from astropy.table import Table
 
 from shared.instruments import detector, subarray
 from shared.plan import Plan, Target
-from shared.wcs import sky_wcs
 
 from .description import SimulationSpec
-from .distortion import detector_distortion
-from .exposure import host_star_id, window_box
+from .exposure import host_star_id, window_box, window_gwcs
 from .pointing import offset_radec
 from .seeding import Stream, generator
 from .sky import StarList, star_population, stars_in_region
@@ -44,23 +42,21 @@ def catalog_filename(program: str, target_name: str) -> str:
 
 
 def _planned_windows(plan: Plan, target: Target):
-    """(detector, subarray, WCS at the commanded pointing) of every planned exposure of the target."""
+    """(detector, subarray, gwcs at the commanded pointing) of every planned exposure of the target."""
     for obs in plan.observations:
         if obs.target_id != target.id:
             continue
         sub = subarray(obs.instrument, obs.subarray)
         for exp in obs.exposures:
             det = detector(exp.detector)
-            p = exp.pointing
-            yield det, sub, sky_wcs(p.ra, p.dec, p.roll, det.pixel_scale, sub.xsize, sub.ysize, xstart=sub.xstart,
-                                    ystart=sub.ystart, distortion=detector_distortion(det))
+            yield det, sub, window_gwcs(det, sub, exp.pointing)
 
 
 def _inside_windows(plan: Plan, target: Target, stars: StarList, margin_arcsec: float) -> np.ndarray:
     keep = np.zeros(len(stars), bool)
     for det, sub, wcs in _planned_windows(plan, target):
         m = margin_arcsec / det.pixel_scale
-        x, y = wcs.all_world2pix(stars.ra, stars.dec, 0, tolerance=1e-6, maxiter=50, quiet=True)
+        x, y = wcs.invert(stars.ra, stars.dec, with_bounding_box=False)
         keep |= (x >= -m) & (x <= sub.xsize - 1 + m) & (y >= -m) & (y <= sub.ysize - 1 + m)
     return keep
 

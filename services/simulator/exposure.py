@@ -12,6 +12,7 @@ from datetime import datetime
 
 import numpy as np
 
+from shared.imaging_wcs import TelescopePointing, fits_approximation, imaging_gwcs
 from shared.instruments import (
     DetectorInfo,
     ExposureTiming,
@@ -22,7 +23,7 @@ from shared.instruments import (
 )
 from shared.naming import ExposureName
 from shared.plan import Observation, Plan, PlannedExposure, Pointing
-from shared.wcs import sky_wcs, wcs_header
+from shared.wcs import wcs_header
 
 from .description import SimulationSpec
 from .detector_model import (
@@ -32,7 +33,12 @@ from .detector_model import (
     readout_channels,
     refout_row_parity,
 )
-from .distortion import detector_distortion, relative_area_window
+from .distortion import (
+    detector_distortion,
+    detector_distortion_model,
+    relative_area_window,
+    window_v2v3,
+)
 from .optics import (
     ab_magnitude,
     default_sky_level,
@@ -64,6 +70,7 @@ __all__ = [
     "host_star_id",
     "simulate_exposure",
     "window_box",
+    "window_gwcs",
 ]
 
 _MARGIN_PIX = 2.0  # beyond the PSF radius, when collecting stars around a window
@@ -122,8 +129,9 @@ class ExposureTruth:
     ``stars``     DN/s from stars only (``rate`` minus the sky);
     ``flat``, ``gain`` the detector model in the window; ``area`` relative pixel area;
     ``sky_level`` e-/s per nominal pixel; ``psf_fwhm`` pixels; ``wcs`` SCI-header WCS
-    keywords of the window at the TRUE pointing, with distortion (TAN-SIP), and its
-    RA_REF/DEC_REF/ROLL_REF; ``pointing`` the true pointing, ``pointing_offset`` (dx, dy)
+    keywords of the window at the TRUE pointing: the TAN-SIP approximation of the gwcs the
+    stars were placed through (distortion included), and its RA_REF/DEC_REF/ROLL_REF/
+    V2_REF/V3_REF; ``pointing`` the true pointing, ``pointing_offset`` (dx, dy)
     arcsec along detector x/y from the planned one and ``roll_error`` degrees;
     ``drifts`` DN, shape (nints, ngroups, namps, 2): the offset added to every pixel of an
     amplifier (reference pixels included) per group, by column parity (row parity, MIRI);
@@ -205,12 +213,21 @@ def _with_host(stars: StarList, target, flux: float) -> StarList:
     )
 
 
-def window_box(wcs, target, nx: int, ny: int, margin: float) -> tuple[tuple[float, float], tuple[float, float]]:
+def window_gwcs(det: DetectorInfo, sub: Subarray, pointing: Pointing):
+    """The gwcs of a readout window whose centre (V2/V3 of the detector's distortion model)
+    points at ``pointing`` (RA, Dec, roll of +V3): how the optics put the sky on it."""
+    v2_ref, v3_ref = window_v2v3(det, sub)
+    return imaging_gwcs(detector_distortion_model(det),
+                        TelescopePointing(pointing.ra, pointing.dec, pointing.roll, v2_ref, v3_ref),
+                        xstart=sub.xstart, ystart=sub.ystart, xsize=sub.xsize, ysize=sub.ysize)
+
+
+def window_box(gw, target, nx: int, ny: int, margin: float) -> tuple[tuple[float, float], tuple[float, float]]:
     """Bounding box, in the target's standard coordinates (arcsec), of a window grown by
-    ``margin`` pixels."""
+    ``margin`` pixels (``gw``: the window's gwcs)."""
     xs = np.array([-margin, nx - 1 + margin, nx - 1 + margin, -margin])
     ys = np.array([-margin, -margin, ny - 1 + margin, ny - 1 + margin])
-    ra, dec = wcs.all_pix2world(xs, ys, 0)
+    ra, dec = gw(xs, ys, with_bounding_box=False)
     xi, eta = tangent_project(target.ra, target.dec, ra, dec)
     return (float(xi.min()), float(xi.max())), (float(eta.min()), float(eta.max()))
 
@@ -252,27 +269,27 @@ def simulate_exposure(
     win = model.window(sub)
     ny, nx = sub.ysize, sub.xsize
 
-    # Where the telescope really pointed, and the distorted WCS of the window there.
+    # Where the telescope really pointed, and the window's gwcs there: the detector's
+    # distortion to (V2, V3), then the true pointing of the window centre (V2_REF, V3_REF).
     error = pointing_error(knobs.seed, _pointing_identifiers(plan, obs, exp), knobs.pointing_error_arcsec,
                            knobs.roll_error_deg)
     offset = reference_point_offset(det, [detector(n) for n in obs.detectors], sub)
     true, dx, dy = true_pointing(exp.pointing, error, offset)
-    distortion = detector_distortion(det)
-    wcs = sky_wcs(true.ra, true.dec, true.roll, det.pixel_scale, nx, ny, xstart=sub.xstart, ystart=sub.ystart,
-                  distortion=distortion)
-    area = relative_area_window(distortion, sub.xstart, sub.ystart, nx, ny)
+    gw = window_gwcs(det, sub, true)
+    v2_ref, v3_ref = window_v2v3(det, sub)
+    area = relative_area_window(detector_distortion(det), sub.xstart, sub.ystart, nx, ny)
 
     # Sky: stars through the window's WCS, plus a background of uniform surface brightness.
     target = plan.target(obs.target_id)
     wavelength = pivot_wavelength(obs.instrument, obs.filter, obs.pupil)
     fwhm = psf_fwhm_arcsec(wavelength, obs.pupil) / det.pixel_scale
     psf_radius = 6.0 * fwhm / 2.3548 + 1.0
-    xi_range, eta_range = window_box(wcs, target, nx, ny, psf_radius + _MARGIN_PIX)
+    xi_range, eta_range = window_box(gw, target, nx, ny, psf_radius + _MARGIN_PIX)
     stars = stars_in_region(target, knobs.seed, star_population(plan, target.id, knobs), xi_range, eta_range)
     curve = light_curve(host, obs, exp.start_time, schedule) if host is not None else None
     if curve is not None:
         stars = _with_host(stars, target, host.flux * float(np.mean(curve.relative)))
-    sx, sy = _world_to_pixel(wcs, stars)
+    sx, sy = _world_to_pixel(gw, stars)
     weights = np.divide(win.flat, win.gain, dtype=np.float64)
     rendered = render_stars(sx, sy, stars.flux, fwhm, (ny, nx), weights=weights)
     sky_level = knobs.sky_level if knobs.sky_level is not None else default_sky_level(obs.instrument, wavelength)
@@ -332,7 +349,8 @@ def simulate_exposure(
         peak_dn=np.where(inside, peak, np.nan),
         saturated=inside & (raw_peak >= win.saturation[iyc, ixc]),
     )
-    wcs_kw = {**wcs_header(wcs), "RA_REF": true.ra, "DEC_REF": true.dec, "ROLL_REF": true.roll}
+    wcs_kw = {**wcs_header(fits_approximation(gw, (ny, nx))), "RA_REF": true.ra, "DEC_REF": true.dec,
+              "ROLL_REF": true.roll, "V2_REF": v2_ref, "V3_REF": v3_ref}
     truth = ExposureTruth(
         flux=flux.astype(np.float32), rate=truth_rate.astype(np.float32), dark=truth_dark.astype(np.float32),
         stars=star_rate.astype(np.float32), flat=np.asarray(win.flat), gain=np.asarray(win.gain),
@@ -348,9 +366,10 @@ def simulate_exposure(
     )
 
 
-def _world_to_pixel(wcs, stars: StarList) -> tuple[np.ndarray, np.ndarray]:
-    """0-based window pixels of the stars through the full (distorted) WCS."""
+def _world_to_pixel(gw, stars: StarList) -> tuple[np.ndarray, np.ndarray]:
+    """0-based window pixels of the stars through the window's gwcs (its inverse: the
+    distortion's fitted inverse, better than 1e-6 pixel)."""
     if len(stars) == 0:
         return np.zeros(0), np.zeros(0)
-    x, y = wcs.all_world2pix(stars.ra, stars.dec, 0, tolerance=1e-8, maxiter=50)
+    x, y = gw.invert(stars.ra, stars.dec, with_bounding_box=False)
     return np.asarray(x, np.float64), np.asarray(y, np.float64)

@@ -1,5 +1,5 @@
-"""Reference files of the optics and the photometric calibration: FLAT, PHOTOM, AREA and
-DISTORTION, written beside the detector references of :mod:`reffiles` (same common
+"""Reference files of the optics and the photometric calibration: FLAT, PHOTOM, AREA,
+DISTORTION and FILTEROFFSET, written beside the detector references of :mod:`reffiles` (same common
 keywords, PEDIGREE SIMULATION, USEAFTER 2022-01-01, byte-identical on rewrite).
 
 Definitions (g0 = mean gain of the detector over its non-reference pixels, e-/DN;
@@ -17,11 +17,18 @@ area from the distortion; QE = the detector model's flat):
 - AREA (PixelAreaModel, per detector): SCI = relative pixel area on the full frame
   (reference pixels included: they are pixels of the same geometry); FILTER, PUPIL and
   EXP_TYPE are ANY (the distortion does not depend on them); PIXAR_SR/PIXAR_A2 nominal.
-- DISTORTION (plain FITS, per detector; DATAMODL ReferenceFileModel so stdatamodels opens
-  it without a warning): an empty PRIMARY HDU whose header holds REFTYPE,
-  INSTRUME, DETECTOR, EXP_TYPE (the instrument's imaging types, ``A|B``), USEAFTER,
-  PEDIGREE, AUTHOR, DESCRIP, TELESCOP, PIXSCALE (arcsec/pixel) and the SIP keywords of
-  :meth:`shared.wcs.SipDistortion.header`.
+- DISTORTION (DistortionModel, ASDF ``jwst_<inst>_distortion_<det>_sim.asdf``, per
+  detector): ``model`` = :func:`services.simulator.distortion.detector_distortion_model`,
+  full-frame 0-based pixels to (V2, V3) arcsec with its fitted inverse; input units pixel,
+  output arcsec; EXP_TYPE the first imaging type and P_EXPTYPE all of them (``A|B|``);
+  NIRCam also MODULE, CHANNEL and PUPIL/P_PUPIL ANY.
+- FILTEROFFSET (FilteroffsetModel, ASDF ``jwst_<inst>_filteroffset_<det>_sim.asdf``, per
+  detector): one row per filter (MIRI) or filter/pupil pair (NIRCam, NIRISS: those of
+  PHOTOM), column and row offsets 0: the simulated optics have no filter-dependent
+  shifts. jwst's MIRI imaging WCS needs the file; NIRCam and NIRISS use it when there.
+
+The ASDF files are validated against their schemas and written with DATE = USEAFTER,
+byte-identical on rewrite, like the FITS ones.
 
 Per instrument (:func:`write_catalog_references`; selected by INSTRUME and EXP_TYPE, the
 imaging types in P_EXP_TY, as in CRDS):
@@ -40,12 +47,14 @@ imaging types in P_EXP_TY, as in CRDS):
 
 from __future__ import annotations
 
+import io
 import math
+import warnings
 from pathlib import Path
 
 import asdf
 import numpy as np
-from astropy.io import fits
+from astropy import units as u
 from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
@@ -53,7 +62,7 @@ from shared.datamodels.dqflags import PIXEL
 from shared.instruments import SUBARRAYS, detector
 
 from .detector_model import DetectorModel
-from .distortion import detector_distortion
+from .distortion import detector_distortion, detector_distortion_model
 from .optics import (
     CLEAR_POSITIONS,
     FILTERS,
@@ -226,27 +235,65 @@ def _write_area(model: DetectorModel, out_dir: Path, area: np.ndarray) -> Refere
     return ReferenceFile("AREA", info.name, _save(pam, path), "GENERIC")
 
 
+def _asdf_filename(instrument: str, reftype: str, detector: str) -> str:
+    return reference_filename(instrument, reftype, detector).removesuffix(".fits") + ".asdf"
+
+
+def _save_asdf(model, path: Path) -> Path:
+    """Validate (a schema warning means a broken file) and write an ASDF reference with
+    DATE = USEAFTER, so the same optics always give the same bytes."""
+    first = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.to_asdf(first)  # validates; stamps DATE with the clock (most models)
+    useafter = model.meta.useafter
+    model.close()
+    first.seek(0)
+    out = io.BytesIO()
+    with asdf.open(first, lazy_load=False, memmap=False) as af:
+        af.tree["meta"]["date"] = useafter
+        af.write_to(out)
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def _imaging_meta(model, info) -> None:
+    """EXP_TYPE/P_EXPTYPE of the instrument's imaging types; NIRCam's MODULE and CHANNEL."""
+    exp_types = IMAGING_EXP_TYPES[info.instrument]
+    model.meta.exposure.type = exp_types[0]
+    model.meta.exposure.p_exptype = "".join(f"{t}|" for t in exp_types)
+    if info.instrument == "NIRCAM":
+        model.meta.instrument.module = info.module
+        model.meta.instrument.channel = info.channel
+
+
 def _write_distortion(model: DetectorModel, out_dir: Path) -> ReferenceFile:
     info = model.detector
-    header = fits.Header()
-    header["TELESCOP"] = "JWST"
-    header["DATAMODL"] = ("ReferenceFileModel", "opens as a generic reference in stdatamodels")
-    header["REFTYPE"] = "DISTORTION"
-    header["INSTRUME"] = info.instrument
-    header["DETECTOR"] = info.name
-    header["EXP_TYPE"] = ("|".join(IMAGING_EXP_TYPES[info.instrument]), "imaging exposure types")
-    header["USEAFTER"] = USEAFTER
-    header["PEDIGREE"] = PEDIGREE
-    header["AUTHOR"] = AUTHOR
-    header["DESCRIP"] = f"Simulated SIP distortion of {info.name}"
-    header["PIXSCALE"] = (info.pixel_scale, "[arcsec/pixel] nominal pixel scale")
-    for key, value in detector_distortion(info).header().items():
-        header[key] = value
-    header.add_comment("SIP polynomials A_p_q/B_p_q in full-frame pixels about DCRPIX1/2 (1-based);")
-    header.add_comment("a window's WCS is shared.wcs.sky_wcs(RA_REF, DEC_REF, ROLL_REF, PIXSCALE, ...).")
-    path = out_dir / reference_filename(info.instrument, "distortion", info.name)
-    fits.PrimaryHDU(header=header).writeto(path, overwrite=True)
-    return ReferenceFile("DISTORTION", info.name, path, "GENERIC")
+    ref = dm.DistortionModel(model=detector_distortion_model(info), input_units=u.pix, output_units=u.arcsec)
+    _common(ref, "DISTORTION", model, f"Simulated distortion of {info.name}: full-frame pixels to V2/V3 arcsec",
+            None, window=False)
+    _imaging_meta(ref, info)
+    if info.instrument == "NIRCAM":
+        ref.meta.instrument.pupil = "ANY"
+        ref.meta.instrument.p_pupil = "ANY|"
+    path = out_dir / _asdf_filename(info.instrument, "distortion", info.name)
+    return ReferenceFile("DISTORTION", info.name, _save_asdf(ref, path), "GENERIC")
+
+
+def _write_filteroffset(model: DetectorModel, out_dir: Path) -> ReferenceFile:
+    info = model.detector
+    inst = info.instrument
+    if inst == "MIRI":
+        rows = [{"filter": f, "column_offset": 0.0, "row_offset": 0.0} for f in FILTERS[inst]]
+    else:
+        rows = [{"filter": f, "pupil": p, "column_offset": 0.0, "row_offset": 0.0} for f, p in photom_elements(inst)]
+    ref = dm.FilteroffsetModel(filters=rows, instrument=inst)
+    _common(ref, "FILTEROFFSET", model, f"Simulated filter offsets of {info.name}: none (0 pixels)", None,
+            window=False)
+    _imaging_meta(ref, info)
+    ref.meta.input_units = "pixel"
+    path = out_dir / _asdf_filename(inst, "filteroffset", info.name)
+    return ReferenceFile("FILTEROFFSET", info.name, _save_asdf(ref, path), "GENERIC")
 
 
 def _imaging_pixel_scale(instrument: str, wavelength_um: float) -> float:
@@ -315,13 +362,7 @@ def _write_abvegaoffset(instrument: str, out_dir: Path) -> ReferenceFile:
     exp_types = IMAGING_EXP_TYPES[instrument]
     model.meta.instance["exposure"] = {"type": exp_types[0], "p_exptype": "".join(f"{t}|" for t in exp_types)}
     path = out_dir / f"jwst_{instrument}_abvegaoffset_sim.asdf".lower()
-    model.save(str(path))
-    model.close()
-    # Saving stamps DATE with the clock; stamp the USEAFTER instead (byte-identical rewrites).
-    with asdf.open(path, lazy_load=False, memmap=False) as af:
-        af.tree["meta"]["date"] = USEAFTER
-        af.write_to(path)
-    return ReferenceFile("ABVEGAOFFSET", "ANY", path, "GENERIC")
+    return ReferenceFile("ABVEGAOFFSET", "ANY", _save_asdf(model, path), "GENERIC")
 
 
 def write_catalog_references(instrument: str, out_dir: Path) -> list[ReferenceFile]:
@@ -338,8 +379,8 @@ def write_catalog_references(instrument: str, out_dir: Path) -> list[ReferenceFi
 def write_optical_references(
     model: DetectorModel, out_dir: Path, elements: list[tuple[str, str]]
 ) -> list[ReferenceFile]:
-    """Write FLAT (one per (filter, pupil) in ``elements``), PHOTOM, AREA and DISTORTION
-    of one detector.
+    """Write FLAT (one per (filter, pupil) in ``elements``), PHOTOM, AREA, DISTORTION and
+    FILTEROFFSET of one detector.
 
     Parameters
     ----------
@@ -358,5 +399,6 @@ def write_optical_references(
     yy, xx = np.indices(model.shape, dtype=np.float64)
     area = detector_distortion(info).relative_area(xx, yy)
     written = [_write_flat(model, out_dir, area, f, p) for f, p in dict.fromkeys(elements)]
-    written += [_write_photom(model, out_dir), _write_area(model, out_dir, area), _write_distortion(model, out_dir)]
+    written += [_write_photom(model, out_dir), _write_area(model, out_dir, area), _write_distortion(model, out_dir),
+                _write_filteroffset(model, out_dir)]
     return written

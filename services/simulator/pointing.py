@@ -1,20 +1,22 @@
 """Where each detector's readout window points on the sky.
 
-Focal-plane model (a stated simplification, no distortion): every detector's pixel axes
-are parallel to the telescope frame, detector +x along -V2 and +y along +V3, and a pixel
-offset from the detector centre is ``pixel_scale`` arcsec in that frame
-(:attr:`shared.instruments.DetectorInfo.v2_ref`/``v3_ref`` place the centres).
+Focal-plane model: a window's centre sits in the telescope frame at the (V2, V3) its
+detector's distortion model gives it (:func:`services.simulator.distortion.window_v2v3`:
+the aperture reference point, V2_REF/V3_REF of the exposure); offsets between window
+centres are taken along detector +x = -V2 and +y = +V3 (VPARITY -1, V3I_YANG 0), one
+arcsec of V2/V3 per arcsec on the sky (true to a fraction of a milliarcsecond over an
+instrument's field).
 
 An observation's aperture reference point is the mean (V2, V3) of the centres of the
 readout windows of its detectors; the target sits there at dither offset (0, 0). A dither
 offset (dx, dy) arcsec moves every detector's reference point by dx along detector +x
 and dy along +y on the sky.
 
-Each detector's pointing is the sky position of its window centre (the convention of
-:mod:`shared.wcs`: RA_REF/DEC_REF at 1-based pixel ((xsize+1)/2, (ysize+1)/2), ROLL_REF the
-position angle of detector +y, East of North, East to the left when North is up). The
-roll of each detector is measured at its own pointing, so the focal plane stays rigid on
-the sky even away from the target.
+Each detector's pointing is the sky position of its window centre (RA_REF/DEC_REF at
+1-based pixel ((xsize+1)/2, (ysize+1)/2), where V2_REF/V3_REF are; ROLL_REF the position
+angle of +V3, detector +y, East of North, East to the left when North is up: the
+convention of :mod:`shared.imaging_wcs`). The roll of each detector is measured at its own
+pointing, so the focal plane stays rigid on the sky even away from the target.
 
 Pointing errors (:func:`pointing_error`, :func:`true_pointing`): the plan holds the
 commanded pointing; the telescope lands off by an error drawn per exposure (shared by the
@@ -33,6 +35,7 @@ import numpy as np
 from shared.instruments import DetectorInfo, Subarray
 from shared.plan import Pointing
 
+from .distortion import window_v2v3
 from .seeding import Stream, generator
 
 __all__ = [
@@ -104,12 +107,9 @@ def position_angle(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
 
 
 def window_center_v2v3(det: DetectorInfo, sub: Subarray) -> tuple[float, float]:
-    """(V2, V3) in arcsec of the centre of a readout window of a detector."""
-    xc = sub.xstart - 1 + (sub.xsize - 1) / 2.0
-    yc = sub.ystart - 1 + (sub.ysize - 1) / 2.0
-    dx = xc - (det.nx - 1) / 2.0
-    dy = yc - (det.ny - 1) / 2.0
-    return det.v2_ref - dx * det.pixel_scale, det.v3_ref + dy * det.pixel_scale
+    """(V2, V3) in arcsec of the centre of a readout window of a detector (through its
+    distortion)."""
+    return window_v2v3(det, sub)
 
 
 def detector_pointings(
@@ -156,7 +156,7 @@ def detector_pointings(
             # Roll at the detector: the direction of +y, one arcsec further along it.
             ra_up, dec_up = offset_radec(target_ra, target_dec, xi + ey[0], eta + ey[1])
             local_roll = position_angle(float(ra), float(dec), float(ra_up), float(dec_up))
-            point[d.name] = Pointing(ra=float(ra), dec=float(dec), roll=local_roll)
+            point[d.name] = Pointing(ra=float(ra), dec=float(dec), roll=local_roll, v2_ref=v2, v3_ref=v3)
         out.append(point)
     return out
 
@@ -233,4 +233,5 @@ def true_pointing(
     xi, eta = dx * ex + dy * ey
     ra, dec = offset_radec(planned.ra, planned.dec, xi, eta)
     roll = (planned.roll + error.droll) % 360.0
-    return Pointing(ra=float(ra), dec=float(dec), roll=float(roll)), float(dx), float(dy)
+    moved = planned.model_copy(update={"ra": float(ra), "dec": float(dec), "roll": float(roll)})
+    return moved, float(dx), float(dy)

@@ -15,13 +15,22 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from astropy.modeling import Model
 from astropy.wcs import WCS
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.stage2.resampling import I2dImages, ResampleParams, resample_exposure
-from services.stage2.steps.assign_wcs import exposure_wcs, footprint, s_region, wcs_cards
+from services.stage2.steps.assign_wcs import (
+    exposure_wcs,
+    filter_offset,
+    footprint,
+    pointing_wcs,
+    s_region,
+    wcs_cards,
+)
 from services.stage2.steps.bkg_subtract import (
     BkgSubtractParams,
     average_background,
@@ -32,6 +41,7 @@ from services.stage2.steps.invalid import mark_invalid
 from services.stage2.steps.photom import apply_photom, photom_keywords, select_photom_row
 from shared.datamodels import FitsProduct, set_cards
 from shared.errors import InputError
+from shared.imaging_wcs import TelescopePointing, fits_gwcs, window_reference
 from shared.instruments import UnknownInstrumentError, detector
 from shared.naming import output_name
 from shared.pipeline import (
@@ -47,7 +57,6 @@ from shared.pipeline import (
     provenance_cards,
 )
 from shared.refdata import Reference, ReferenceFileError, ReferenceProvider, load_references
-from shared.wcs import SipDistortion
 
 __all__ = ["IMAGE2", "CalState", "Image2Options", "Image2Output", "calibrate", "run_image2"]
 
@@ -76,7 +85,8 @@ class CalState:
     backgrounds: Sequence[FitsProduct] = ()
     var_flat: np.ndarray | None = None
     area: np.ndarray | None = None
-    wcs: WCS | None = None
+    wcs: WCS | None = None  # the FITS (TAN-SIP) approximation of gwcs: what the steps use
+    gwcs: Any = None  # gwcs.WCS, meta.wcs of the products
     bunit: str = "DN/s"
     bsub: CalState | None = None  # the state right after bkg_subtract (save_bsub)
     i2d: I2dImages | None = None
@@ -142,12 +152,12 @@ def _pixel_scale(kw: dict) -> float:
         raise InputError(f"{kw.get('FILENAME')}: no CDELT1 and no known DETECTOR for the pixel scale") from exc
 
 
-def _distortion(ref: Reference) -> tuple[SipDistortion, float]:
-    """The SIP distortion and pixel scale (arcsec/pixel) a DISTORTION reference declares."""
-    try:
-        return SipDistortion.from_header(ref.header), float(ref.header["PIXSCALE"])
-    except (KeyError, ValueError) as exc:
-        raise ReferenceFileError(f"DISTORTION reference {ref.filename} lacks a usable keyword: {exc}") from exc
+def _distortion_model(ref: Reference) -> Model:
+    """The DISTORTION reference's transform (full-frame pixels to V2/V3 arcsec)."""
+    model = ref.tree.get("model")
+    if not isinstance(model, Model) or (model.n_inputs, model.n_outputs) != (2, 2):
+        raise ReferenceFileError(f"DISTORTION reference {ref.filename}: its model is not a 2-D transform")
+    return model
 
 
 def _assign_wcs(s: CalState, a: StepArgs) -> Skip | None:
@@ -160,11 +170,18 @@ def _assign_wcs(s: CalState, a: StepArgs) -> Skip | None:
     if ref is None:
         a.note("assign_wcs: no DISTORTION reference, the pointing WCS (no distortion) is kept")
         log.warning("%s: assign_wcs: no DISTORTION reference; the pointing WCS is kept without distortion", s.name)
-        distortion, scale = None, _pixel_scale(kw)
+        s.gwcs, s.wcs = pointing_wcs(*map(float, pointing), _pixel_scale(kw), nx, ny)
     else:
-        distortion, scale = _distortion(ref)
-    s.wcs = exposure_wcs(*map(float, pointing), scale, nx, ny, xstart=int(kw.get("SUBSTRT1", 1)),
-                         ystart=int(kw.get("SUBSTRT2", 1)), distortion=distortion)
+        model = _distortion_model(ref)
+        window = dict(xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)), xsize=nx, ysize=ny)
+        v2v3 = None
+        if kw.get("V2_REF") is None or kw.get("V3_REF") is None:
+            v2v3 = window_reference(model, **window)
+            a.note("assign_wcs: no V2_REF/V3_REF; the window centre's (V2, V3) from the DISTORTION reference used")
+        offset = None
+        if "filteroffset" in a.refs:
+            offset = filter_offset(a.refs["filteroffset"].tree.get("filters") or [], kw.get("FILTER"), kw.get("PUPIL"))
+        s.gwcs, s.wcs = exposure_wcs(model, TelescopePointing.from_keywords(kw, v2v3=v2v3), offset=offset, **window)
     s.keywords.update(wcs_cards(s.wcs))
     s.keywords["S_REGION"] = s_region(footprint(s.wcs, (ny, nx)))
     return None
@@ -239,7 +256,7 @@ IMAGE2: Pipeline[CalState] = Pipeline(
     options=Image2Options,
     steps=(
         Step("bkg_subtract", "S_BKDSUB", _bkg_subtract, params=BkgSubtractParams),
-        Step("assign_wcs", "S_WCS", _assign_wcs, optional_reftypes=("distortion",)),
+        Step("assign_wcs", "S_WCS", _assign_wcs, optional_reftypes=("distortion", "filteroffset")),
         Step("flat_field", "S_FLAT", _flat_field, reftypes=("flat",)),
         Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), optional_reftypes=("area",)),
         # Integrations (_rateints, TSO) are not resampled, as in the public pipeline.
@@ -277,26 +294,30 @@ class Image2Output(Recorded):
 
 
 def _product(s: CalState, cards: dict, tables: dict) -> FitsProduct:
-    """A product of the state's arrays in the ImageModel/CubeModel layout."""
+    """A product of the state's arrays in the ImageModel/CubeModel layout (its gwcs, when
+    assign_wcs made one, as ``meta.wcs``)."""
     images = {"SCI": s.sci, "ERR": s.err, "DQ": s.dq, "VAR_POISSON": s.var_poisson, "VAR_RNOISE": s.var_rnoise}
     if s.var_flat is not None:
         images["VAR_FLAT"] = s.var_flat
     if s.area is not None:
         images["AREA"] = s.area.astype(np.float32)
     product = FitsProduct(model_type="CubeModel" if s.sci.ndim == 3 else "ImageModel", images=images,
-                          tables=dict(tables), hdu_keywords={"ERR": {"BUNIT": s.bunit}})
+                          tables=dict(tables), hdu_keywords={"ERR": {"BUNIT": s.bunit}},
+                          extra_meta={} if s.gwcs is None else {"meta.wcs": s.gwcs})
     set_cards(product, {**cards, "BUNIT": s.bunit})
     return product
 
 
 def _i2d_product(s: CalState, header: dict) -> FitsProduct:
-    """The ``_i2d``: the exposure's keywords without its distortion terms, then the grid's WCS."""
+    """The ``_i2d``: the exposure's keywords without its distortion terms, then the grid's
+    WCS (and its gwcs as ``meta.wcs``)."""
     cards = {k: v for k, v in header.items() if not k.startswith(("A_", "B_", "AP_", "BP_"))}
     cards.update(s.i2d.keywords)
     if "PHOTMJSR" not in cards:  # no photometric calibration: the grid's area is not claimed either
         cards.pop("PIXAR_SR", None)
         cards.pop("PIXAR_A2", None)
-    product = FitsProduct(model_type="ImageModel", images=s.i2d.images, hdu_keywords={"ERR": {"BUNIT": s.bunit}})
+    product = FitsProduct(model_type="ImageModel", images=s.i2d.images, hdu_keywords={"ERR": {"BUNIT": s.bunit}},
+                          extra_meta={"meta.wcs": fits_gwcs(s.i2d.wcs, s.i2d.images["SCI"].shape)})
     set_cards(product, {**cards, "BUNIT": s.bunit})
     return product
 

@@ -47,10 +47,12 @@ _DEFAULT_PARAMS = ResampleParams()
 
 @dataclass(frozen=True)
 class I2dImages:
-    """The ``_i2d`` arrays by EXTNAME (SCI, ERR, CON, WHT, VAR_*) and its keywords."""
+    """The ``_i2d`` arrays by EXTNAME (SCI, ERR, CON, WHT, VAR_*), its keywords and the
+    grid's WCS (TAN)."""
 
     images: dict[str, np.ndarray]
     keywords: dict
+    wcs: WCS
 
 
 def resample_exposure(
@@ -104,4 +106,4 @@ def resample_exposure(
                     else scale / pixel_scale_arcsec(wcs, shape)),
         "PIXAR_A2": scale * scale, "PIXAR_SR": scale * scale / ARCSEC2_PER_SR,
     }
-    return I2dImages(images, keywords)
+    return I2dImages(images, keywords, out_wcs)

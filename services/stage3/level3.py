@@ -16,6 +16,7 @@ from astropy.wcs import WCS
 
 from services.stage3.products import WCS_CARD, card_value, replace_wcs, set_keywords
 from shared.datamodels import FitsProduct
+from shared.imaging_wcs import fits_gwcs
 
 __all__ = ["i2d_product", "level3_keywords", "pixel_area_cards", "s_region", "segm_product"]
 
@@ -74,8 +75,9 @@ def pixel_area_cards(wcs: WCS) -> dict:
 def i2d_product(header: dict, other: dict, images: dict[str, np.ndarray], wcs: WCS, resample_cards: dict,
                 bunit: str) -> FitsProduct:
     """The ``_i2d`` (ImageModel layout of resampled products: SCI, ERR, CON, WHT, VAR_*)
-    with the grid's WCS and pixel area in the SCI header."""
-    product = FitsProduct(model_type="ImageModel", images=images, hdu_keywords={"ERR": {"BUNIT": bunit}})
+    with the grid's WCS and pixel area in the SCI header, and its gwcs as ``meta.wcs``."""
+    product = FitsProduct(model_type="ImageModel", images=images, hdu_keywords={"ERR": {"BUNIT": bunit}},
+                          extra_meta={"meta.wcs": fits_gwcs(wcs, images["SCI"].shape)})
     for hdu, cards in other.items():
         product.hdu_keywords.setdefault(hdu, {}).update(cards)
     set_keywords(product, {**header, "BUNIT": bunit, **resample_cards})
@@ -88,8 +90,10 @@ def i2d_product(header: dict, other: dict, images: dict[str, np.ndarray], wcs: W
 
 
 def segm_product(header: dict, other: dict, labels: np.ndarray, wcs: WCS) -> FitsProduct:
-    """The ``_segm``: SegmentationMapModel, SCI = int32 labels (0 = no source)."""
-    product = FitsProduct(model_type="SegmentationMapModel", images={"SCI": labels.astype(np.int32)})
+    """The ``_segm``: SegmentationMapModel, SCI = int32 labels (0 = no source), the grid's
+    WCS (and gwcs)."""
+    product = FitsProduct(model_type="SegmentationMapModel", images={"SCI": labels.astype(np.int32)},
+                          extra_meta={"meta.wcs": fits_gwcs(wcs, labels.shape)})
     for hdu, cards in other.items():
         product.hdu_keywords.setdefault(hdu, {}).update({k: v for k, v in cards.items() if hdu == "PRIMARY"})
     set_keywords(product, {k: v for k, v in header.items() if k != "BUNIT"})

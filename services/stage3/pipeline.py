@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from astropy.table import QTable, vstack
@@ -43,6 +44,7 @@ from services.stage3.steps.tso_photometry import TsoPhotometryParams, phot_table
 from services.stage3.steps.tweakreg import Alignment, TweakregInput, TweakregParams, tweakreg
 from shared.datamodels import FitsProduct
 from shared.errors import InputError
+from shared.imaging_wcs import fits_gwcs, rotate_gwcs, sky_rotation
 from shared.naming import member_output_name
 from shared.pipeline import (
     Output,
@@ -101,6 +103,20 @@ class _Member:
     variances: dict[str, np.ndarray]
     wcs: WCS | None
     cards: dict = field(default_factory=dict)
+    gwcs: Any = None  # gwcs.WCS of the member (its meta.wcs), corrected as wcs is
+
+    def aligned(self, new: WCS) -> str | None:
+        """Take tweakreg's corrected WCS, and turn the gwcs by the same rotation of the sky;
+        a gwcs that cannot be turned so is rebuilt from ``new`` (the note says so)."""
+        old, self.wcs = self.wcs, new
+        if self.gwcs is None:
+            return None
+        try:
+            self.gwcs = rotate_gwcs(self.gwcs, sky_rotation(old, new))
+            return None
+        except ValueError as exc:
+            self.gwcs = fits_gwcs(new, self.sci.shape)
+            return f"{self.name}: meta.wcs rebuilt from the aligned FITS WCS ({exc})"
 
     @property
     def name(self) -> str:
@@ -132,7 +148,8 @@ def _member(product: FitsProduct, ndim: int, need_wcs: bool) -> _Member:
     variances = {v: np.array(product.images[v], np.float32) for v in _VARIANCES if v in product.images}
     wcs = member_wcs(product) if need_wcs else None
     return _Member(product, sci, np.array(product.images["ERR"], np.float32),
-                   np.array(product.images["DQ"], np.uint32), variances, wcs)
+                   np.array(product.images["DQ"], np.uint32), variances, wcs,
+                   gwcs=product.extra_meta.get("meta.wcs"))
 
 
 def _member_product(m: _Member, model_type: str, common: dict) -> FitsProduct:
@@ -145,6 +162,7 @@ def _member_product(m: _Member, model_type: str, common: dict) -> FitsProduct:
     set_keywords(product, {**common, **m.cards})
     if m.wcs is not None:
         replace_wcs(product, m.wcs)
+        product.extra_meta["meta.wcs"] = m.gwcs if m.gwcs is not None else fits_gwcs(m.wcs, m.sci.shape[-2:])
     return product
 
 
@@ -226,7 +244,8 @@ def _tweakreg(s: Image3State, a: StepArgs) -> Skip | None:
         m.cards.update(TWKREF=kind, TWKDX=round(float(ox - cx), 5), TWKDY=round(float(oy - cy), 5),
                        TWKROT=round(float(np.degrees(al.transform.theta)), 7),
                        TWKRMS=round(float(al.rms / scale), 5), TWKNMAT=int(al.nmatch))
-        m.wcs = new
+        if (why := m.aligned(new)) is not None:
+            a.note(f"tweakreg: {why}")
         moved += al.note != "reference exposure" or result.absolute is not None
     return None if moved else Skip("no exposure could be aligned")
 

@@ -3,7 +3,9 @@
 Layout: an empty PRIMARY HDU holding the keywords, EXTNAME'd image HDUs, binary tables,
 and a final ASDF HDU (one byte column ``ASDF_METADATA``) holding the metadata tree. The
 tree carries only ``meta`` (no ``_fits_hash``), so the public data models read arrays and
-keywords from the FITS HDUs and take the model class from DATAMODL.
+keywords from the FITS HDUs and take the model class from DATAMODL; what has no FITS
+keyword rides in the tree (``FitsProduct.extra_meta``), above all the gwcs at
+``meta.wcs``, where stdatamodels keeps it. :func:`read_product` reads that gwcs back.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class FitsProduct:
 
     ``keywords`` hold both PRIMARY and SCI-header keywords; :data:`KEYWORDS` says where
     each one goes. ``hdu_keywords`` adds cards to other extensions (e.g. BUNIT of ERR).
+    ``extra_meta`` maps paths of the ``meta`` tree (``"meta.wcs"``: a ``gwcs.WCS``) to
+    values written into the ASDF HDU only.
     Insertion order of ``images`` and ``tables`` is HDU order. Reading keeps the PRIMARY
     and SCI cards the keyword table does not know (SIP terms, ...) in ``hdu_keywords``.
     """
@@ -160,8 +164,10 @@ def read_product(path: str | Path) -> FitsProduct:
             other: dict[str, dict[str, Any]] = {"PRIMARY": _other_cards(primary)}
             images: dict[str, np.ndarray] = {}
             tables: dict[str, np.ndarray] = {}
+            extra_meta: dict[str, Any] = {}
             for hdu in hdul[1:]:
                 if hdu.name == ASDF_EXTNAME:
+                    extra_meta = _tree_extras(hdu, path)
                     continue
                 if hdu.name == "SCI":
                     keywords.update({k: hdu.header[k] for k in hdu.header if k in KEYWORDS})
@@ -173,7 +179,24 @@ def read_product(path: str | Path) -> FitsProduct:
     except OSError as exc:
         raise MalformedProductError(f"{path}: not a readable FITS file ({exc})") from exc
     return FitsProduct(model_type=model_type, keywords=keywords, images=images, tables=tables,
-                       hdu_keywords={hdu: cards for hdu, cards in other.items() if cards})
+                       extra_meta=extra_meta, hdu_keywords={hdu: cards for hdu, cards in other.items() if cards})
+
+
+_GWCS_TAG = b"tag:stsci.edu:gwcs/wcs-"
+
+
+def _tree_extras(hdu: fits.BinTableHDU, path: str | Path) -> dict[str, Any]:
+    """``{"meta.wcs": gwcs}`` when the ASDF HDU holds a gwcs there, else empty (the tree
+    is parsed only then)."""
+    raw = hdu.data["ASDF_METADATA"][0].tobytes() if hdu.data is not None and len(hdu.data) else b""
+    if _GWCS_TAG not in raw:
+        return {}
+    try:
+        with asdf.open(io.BytesIO(raw), lazy_load=False, memmap=False) as af:
+            wcs = (af.tree.get("meta") or {}).get("wcs")
+    except Exception as exc:  # asdf, yaml and the gwcs converters raise their own
+        raise MalformedProductError(f"{path}: the ASDF extension does not parse ({exc})") from exc
+    return {} if wcs is None else {"meta.wcs": wcs}
 
 
 # Cards that describe the HDU itself (written by astropy), not the data.

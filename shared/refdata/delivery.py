@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from astropy.io import fits
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,9 +23,9 @@ from shared.catalog.models import ReferenceContext, ReferenceContextFile, Refere
 from shared.catalog.queries import add_event
 from shared.messages import ReferenceDelivered, new_event
 from shared.naming import object_key
-from shared.refdata.asdf_files import REFERENCE_SUFFIXES, asdf_header, is_asdf
 from shared.refdata.contexts import ReferenceInfo, context_members, context_name, resolve_context
 from shared.refdata.errors import DeliveryError
+from shared.refdata.files import is_asdf, media_type, reference_files, reference_header
 from shared.refdata.rules import (
     REFTYPES,
     as_utc,
@@ -99,20 +98,17 @@ def _inspect(path: Path) -> tuple[_Candidate | None, list[str]]:
     if not path.is_file():
         return None, [f"{name}: no such file ({path})"]
     size = path.stat().st_size
-    if size and is_asdf(path):  # the public format of some types (ABVEGAOFFSET)
-        try:
-            header = asdf_header(path)
-        except OSError as exc:
-            return None, [f"{name}: {exc}"]
-    elif size == 0 or size % _FITS_BLOCK:
-        return None, [f"{name}: not a FITS file (its {size} bytes are not whole 2880-byte FITS blocks)"]
-    else:
-        try:
-            header = fits.getheader(path, 0)
-        except Exception as exc:  # astropy raises OSError, ValueError, ... on non-FITS input
-            return None, [f"{name}: not a FITS file ({exc})"]
+    asdf_file = size > 0 and is_asdf(path)
+    if not asdf_file and (size == 0 or size % _FITS_BLOCK):
+        return None, [f"{name}: not a FITS file (its {size} bytes are not whole 2880-byte FITS blocks) "
+                      f"nor an ASDF file"]
+    try:
+        header = reference_header(path)
+    except Exception as exc:  # astropy and asdf raise OSError, ValueError, ... on bad input
+        return None, [f"{name}: {'not a readable ASDF file' if asdf_file else 'not a FITS file'} ({exc})"]
+    where = "ASDF meta" if asdf_file else "primary header"
     hdr = normalize_header(header)
-    problems = [f"{name}: {k} is missing from the primary header" for k in ("REFTYPE", "INSTRUME", "USEAFTER")
+    problems = [f"{name}: {k} is missing from the {where}" for k in ("REFTYPE", "INSTRUME", "USEAFTER")
                 if k not in hdr]
     reftype, instrument = hdr.get("REFTYPE"), hdr.get("INSTRUME")
     if reftype is not None and reftype not in REFTYPES:
@@ -181,8 +177,8 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
         the ``dms.reference.delivered`` event (when there is one).
     paths : iterable of path
         Reference files, FITS or ASDF (a directory stands for its ``*.fits`` and
-        ``*.asdf``); each needs REFTYPE, INSTRUME and USEAFTER (an ASDF file's
-        ``meta.reftype``, ``meta.instrument.name``, ``meta.useafter``).
+        ``*.asdf``); each needs REFTYPE, INSTRUME and USEAFTER (in the primary header, or
+        the ASDF ``meta``: :func:`shared.refdata.files.reference_header`).
     note : str
         Why the context was made (kept with it).
 
@@ -198,7 +194,7 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
     files, problems = [], []
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in REFERENCE_SUFFIXES)
+            found = reference_files(path)
             files += found
             if not found:
                 problems.append(f"{path.name}: a directory without .fits or .asdf files ({path})")
@@ -222,8 +218,7 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
     uris = {}
     for c in candidates:
         try:
-            content_type = "application/asdf" if c.filename.lower().endswith(".asdf") else "application/fits"
-            uris[c.filename] = ctx.store.put_file(Bucket.REFS, c.key, c.path, content_type).uri
+            uris[c.filename] = ctx.store.put_file(Bucket.REFS, c.key, c.path, media_type(c.path)).uri
         except ImmutableObjectError as exc:  # lost a race with another delivery of other bytes
             raise DeliveryError(f"{c.filename}: {exc}") from exc
 

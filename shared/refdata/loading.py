@@ -4,7 +4,8 @@
 :class:`Reference`: its tables and primary header, and its image extensions read when a
 step asks for them, cut to the science window (memory-mapped and unscaled, so only the
 window's rows of a full-frame reference are read and BZERO/BSCALE apply to that part
-alone). :data:`FORMATS` says what each type carries.
+alone); for the ASDF types (DISTORTION, FILTEROFFSET) the entries of the tree the type
+carries, with the ``meta`` as header. :data:`FORMATS` says what each type carries.
 
 A *reference provider* chooses the file of each type for an exposure:
 :class:`CatalogReferences` asks the catalog (the current context, or a named one) and
@@ -25,8 +26,8 @@ import numpy as np
 from astropy.io import fits
 
 from shared.instruments import UnknownInstrumentError, detector
-from shared.refdata.asdf_files import asdf_header, asdf_tables, is_asdf
 from shared.refdata.errors import HeaderError, ReferenceFileError
+from shared.refdata.files import is_asdf, reference_header
 from shared.refdata.local import choose_local_references
 from shared.refdata.window import Window
 
@@ -50,11 +51,14 @@ log = logging.getLogger(__name__)
 class ReferenceFormat:
     """What a reference type carries: image extensions (cut to the window), tables, and
     the extension (image or table) without which the file is unusable (None: the
-    primary header alone is the reference)."""
+    primary header alone is the reference). A type with ``tree`` entries is an ASDF file
+    (the public pipeline's ``DistortionModel``, ...): those entries of its tree are read,
+    the ``required`` one must be there, and its ``meta`` stands for the header."""
 
     images: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
     required: str | None = None
+    tree: tuple[str, ...] = ()
 
 
 FORMATS: dict[str, ReferenceFormat] = {
@@ -71,8 +75,10 @@ FORMATS: dict[str, ReferenceFormat] = {
     # MIRI RSCD: the public RSCD_GROUP_SKIP table (what jwst reads) and this project's
     # RSCD_DECAY (SUBARRAY, READPATT, SCALE, TAU, LEVEL_MAX; services/detector1/steps/rscd.py).
     "rscd": ReferenceFormat(tables=("RSCD_GROUP_SKIP", "RSCD_DECAY"), required="RSCD_GROUP_SKIP"),
-    # PIXSCALE and the SIP keywords of shared.wcs.SipDistortion in the primary header.
-    "distortion": ReferenceFormat(),
+    # ASDF: the transform from full-frame pixels to V2/V3 (shared.imaging_wcs), and the
+    # filter-dependent pixel shifts (a list of {filter, [pupil,] column_offset, row_offset}).
+    "distortion": ReferenceFormat(tree=("model",), required="model"),
+    "filteroffset": ReferenceFormat(tree=("filters",), required="filters"),
     # source_catalog: the APCORR table (FITS, as CRDS has them) and the ABVEGAOFFSET
     # table (an ASDF file, the tree's abvega_offset, as CRDS has them).
     "apcorr": ReferenceFormat(tables=("APCORR",), required="APCORR"),
@@ -100,7 +106,8 @@ class Reference:
     when the file is checked."""
 
     def __init__(self, reftype: str, path: Path, window: Window, full_shape: tuple[int, int],
-                 header: dict[str, Any], tables: dict[str, np.ndarray], images: tuple[str, ...]):
+                 header: dict[str, Any], tables: dict[str, np.ndarray], images: tuple[str, ...],
+                 tree: dict[str, Any] | None = None):
         self.reftype = reftype
         self.path = path
         self.filename = path.name
@@ -109,6 +116,7 @@ class Reference:
         self.header = header
         self.tables = tables
         self._images = images  # the image extensions the file has, of those its type carries
+        self.tree = tree or {}  # an ASDF reference's entries its type carries (e.g. "model")
         self._arrays: dict[str, np.ndarray] = {}
 
     @property
@@ -155,7 +163,9 @@ def load_reference(reftype: str, path: str | Path, window: Window, full_shape: t
     if fmt is None:
         raise ReferenceFileError(f"no pipeline reads reference type {reftype!r} (known: {', '.join(FORMATS)})")
     if path.is_file() and is_asdf(path):
-        return _load_asdf(reftype, fmt, path, window, full_shape)
+        return _load_asdf_reference(reftype, fmt, path, window, full_shape)
+    if fmt.tree:
+        raise ReferenceFileError(f"{reftype.upper()} reference {path.name} is not an ASDF file, its public format")
     try:
         with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
             header = {k: v for k, v in hdul[0].header.items() if k not in ("COMMENT", "HISTORY", "")}
@@ -170,16 +180,32 @@ def load_reference(reftype: str, path: str | Path, window: Window, full_shape: t
     return Reference(reftype, path, window, full_shape, header, tables, images)
 
 
-def _load_asdf(reftype: str, fmt: ReferenceFormat, path: Path, window: Window,
-               full_shape: tuple[int, int]) -> Reference:
-    """An ASDF reference: its meta keywords and tables (no image extensions are read)."""
+def _load_asdf_reference(reftype: str, fmt: ReferenceFormat, path: Path, window: Window,
+                         full_shape: tuple[int, int]) -> Reference:
+    """An ASDF reference: its ``meta`` as the header, the tree entries and tables its type
+    carries (no image extensions are read)."""
+    import asdf
+
     try:
-        header, tables = asdf_header(path), asdf_tables(path, fmt.tables)
-    except OSError as exc:
-        raise ReferenceFileError(f"reference {path.name}: {exc}") from exc
-    if fmt.required is not None and fmt.required not in tables:
-        raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required} table")
-    return Reference(reftype, path, window, full_shape, header, tables, ())
+        header = reference_header(path)
+        with asdf.open(path, lazy_load=False, memmap=False) as af:
+            tree = {key: af.tree[key] for key in fmt.tree if key in af.tree}
+            tables = {name: table for name in fmt.tables if (table := _structured(af.tree.get(name))) is not None}
+    except Exception as exc:  # not ASDF, or a tree asdf cannot convert (asdf, yaml and OSError)
+        raise ReferenceFileError(f"reference {path.name} is not a readable ASDF file: {exc}") from exc
+    if fmt.required is not None and fmt.required not in tree and fmt.required not in tables:
+        raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required!r} in its ASDF tree")
+    return Reference(reftype, path, window, full_shape, header, tables, (), tree)
+
+
+def _structured(value: Any) -> np.ndarray | None:
+    """A table of an ASDF tree (an astropy Table or a structured array) as a structured
+    array; None when it is neither."""
+    if value is None:
+        return None
+    as_array = getattr(value, "as_array", None)  # an astropy Table
+    array = np.array(as_array() if as_array is not None else value)
+    return array if array.dtype.names else None
 
 
 @dataclass(frozen=True)

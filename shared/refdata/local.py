@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from shared.refdata.asdf_files import REFERENCE_SUFFIXES
+from shared.refdata.files import reference_files
 from shared.refdata.selection import select_from_files
 
 __all__ = ["choose_local_references", "parse_ref_overrides"]
@@ -44,7 +44,6 @@ def choose_local_references(
         t: (overrides[t], "given with --ref") for t in reftypes if t in overrides}
     rest = [t for t in reftypes if t not in chosen]
     if refs_dir is not None and rest:
-        files = sorted(p for p in Path(refs_dir).iterdir() if p.suffix.lower() in REFERENCE_SUFFIXES)
-        for reftype, sel in select_from_files(files, header, rest).items():
+        for reftype, sel in select_from_files(reference_files(refs_dir), header, rest).items():
             chosen[reftype] = (Path(refs_dir) / sel.filename if sel.filename else None, sel.reason)
     return {t: chosen.get(t, (None, "no reference directory given")) for t in reftypes}

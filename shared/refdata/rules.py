@@ -63,6 +63,7 @@ _SPECS: dict[str, SelectorSpec] = {
     "AREA": SelectorSpec(("DETECTOR", "FILTER", "PUPIL", "EXP_TYPE")),
     "DARK": SelectorSpec(("DETECTOR", "READPATT", "SUBARRAY")),
     "DISTORTION": SelectorSpec(("DETECTOR",), optional=("EXP_TYPE", "FILTER")),
+    "FILTEROFFSET": SelectorSpec(("DETECTOR",), optional=("EXP_TYPE",)),
     "FLAT": SelectorSpec(("DETECTOR", "FILTER", "PUPIL")),
     "GAIN": SelectorSpec(("DETECTOR", "SUBARRAY")),
     "LINEARITY": SelectorSpec(("DETECTOR", "SUBARRAY")),
@@ -111,18 +112,11 @@ def normalize_header(header: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-# CRDS pattern keywords: a reference's P_EXP_TY (e.g. "NRC_IMAGE|NRC_TSIMAGE|") is the
-# pattern its rmap entry matches EXP_TYPE with, in place of the single EXP_TYPE value.
-_PATTERN_KEYWORDS = {"EXP_TYPE": "P_EXP_TY"}
-
-
 def reference_selectors(reftype: str, instrument: str, header: Mapping[str, Any]) -> dict[str, str]:
-    """The selectors a reference file's header declares: {keyword: value or pattern}; a
-    CRDS pattern keyword (P_EXP_TY) stands for its keyword (EXP_TYPE) when present."""
+    """The selectors a reference file's header declares: {keyword: value or pattern}
+    (a CRDS pattern keyword such as P_EXP_TY already stands for its keyword in the header
+    :func:`shared.refdata.files.reference_header` gives)."""
     hdr = normalize_header(header)
-    for keyword, pattern in _PATTERN_KEYWORDS.items():
-        if pattern in hdr:
-            hdr[keyword] = hdr[pattern].strip("|")
     spec = selector_spec(reftype, instrument)
     selectors = {k: hdr.get(k, "ANY") for k in spec.keywords}
     selectors.update({k: hdr[k] for k in spec.optional if k in hdr})

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from shared.catalog.models import Exposure, Product, ReferenceFile
 from shared.instruments import subarray
-from shared.refdata.asdf_files import reference_header
 from shared.refdata.contexts import context_members, resolve_context
 from shared.refdata.errors import HeaderError
+from shared.refdata.files import reference_header
 from shared.refdata.rules import (
     REFTYPES,
     MatchKind,
@@ -273,7 +273,7 @@ def select_from_files(
 ) -> dict[str, Selection]:
     """Choose among local reference files with the same rules as :func:`best_references`
     (for running a pipeline on one's own machine, with no catalog). Files that are not
-    reference files (no REFTYPE, INSTRUME or USEAFTER) are ignored."""
+    reference files (FITS or ASDF with REFTYPE, INSTRUME and USEAFTER) are ignored."""
     hdr = normalize_header(header)
     instrument = hdr.get("INSTRUME")
     if instrument is None:
@@ -285,7 +285,7 @@ def select_from_files(
             ref = normalize_header(reference_header(path))
             useafter = parse_time(ref["USEAFTER"])
             reftype = ref["REFTYPE"]
-        except (OSError, KeyError, ValueError):
+        except Exception:  # unreadable (astropy, asdf and yaml raise their own), or not a reference file
             continue
         if ref.get("INSTRUME") != instrument or reftype not in REFTYPES:
             continue
