@@ -116,6 +116,20 @@ def test_tweakreg_reports_what_it_cannot_align(exposures, sky):
     assert far.absolute is None and "no star in the field" in far.absolute_note
 
 
+def test_weighted_fit_judges_each_residual_by_its_own_error():
+    """Bright stars (errors 1 mas) and faint ones (20 mas) with residuals as their errors say:
+    clipping must keep the faint ones (their residuals are large only against the weighted
+    rms the bright stars set) and drop a real mismatch."""
+    rng = np.random.default_rng(3)
+    src = rng.uniform(-2.5, 2.5, (40, 2))
+    err = np.where(np.arange(40) < 10, 0.001, 0.020)
+    ref = RShift(1e-4, (0.05, -0.03)).apply(src) + rng.normal(0.0, 1.0, (40, 2)) * err[:, None]
+    ref[39] += 0.3  # one wrong pair
+    fit, keep = fit_rshift(ref, src, 1.0 / err**2, nclip=3, sigma=3.0)
+    assert not keep[39] and keep[:39].sum() >= 37
+    assert fit.shift == pytest.approx((0.05, -0.03), abs=1e-3) and fit.theta == pytest.approx(1e-4, abs=1e-3)
+
+
 def test_corrected_wcs_applies_the_transform_exactly(exposures):
     exp = exposures[1]
     tangent = (53.1003, -27.8002)

@@ -76,8 +76,11 @@ def mutual_matches(ref: np.ndarray, src: np.ndarray, tolerance: float) -> tuple[
 def fit_rshift(ref: np.ndarray, src: np.ndarray, weights: np.ndarray | None = None, *, nclip: int = 3,
                sigma: float = 3.0) -> tuple[RShift, np.ndarray]:
     """Weighted least-squares shift + rotation taking ``src`` onto ``ref`` (closed form),
-    refitted ``nclip`` times without pairs whose residual exceeds ``sigma`` times the rms
-    on either axis. Returns the fit and the mask of kept pairs."""
+    refitted ``nclip`` times without pairs whose residual, in units of its own error
+    (``1 / sqrt(weight)``), exceeds ``sigma`` times the rms of those normalized residuals
+    on either axis: a faint star's larger residual is judged against its larger error, not
+    against the bright stars that dominate the weighted rms. Returns the fit and the mask of
+    kept pairs; the fit's ``rms`` is the weighted rms of the kept residuals (arcsec)."""
     w = np.ones(len(ref)) if weights is None else np.asarray(weights, float)
     keep = np.ones(len(ref), bool)
     fit = RShift()
@@ -100,7 +103,9 @@ def fit_rshift(ref: np.ndarray, src: np.ndarray, weights: np.ndarray | None = No
         fit = RShift(fit.theta, fit.shift, float(np.sqrt(np.sum(rms_xy**2))), int(keep.sum()))
         if it == nclip:
             break
-        new_keep = keep & np.all(np.abs(resid) <= sigma * np.maximum(rms_xy, 1e-12), axis=1)
+        chi = resid * np.sqrt(w)[:, None]
+        chi_rms = np.sqrt(np.sum(keep[:, None] * chi**2, axis=0) / keep.sum())
+        new_keep = keep & np.all(np.abs(chi) <= sigma * np.maximum(chi_rms, 1e-12), axis=1)
         if np.array_equal(new_keep, keep):
             break
         keep = new_keep
