@@ -187,12 +187,13 @@ _GWCS_TAG = b"tag:stsci.edu:gwcs/wcs-"
 
 def _tree_extras(hdu: fits.BinTableHDU, path: str | Path) -> dict[str, Any]:
     """``{"meta.wcs": gwcs}`` when the ASDF HDU holds a gwcs there, else empty (the tree
-    is parsed only then)."""
+    is parsed only then). The tree is read lazily: a file the public pipeline wrote refers
+    to its FITS arrays from the tree, and only ``meta.wcs`` is converted here."""
     raw = hdu.data["ASDF_METADATA"][0].tobytes() if hdu.data is not None and len(hdu.data) else b""
     if _GWCS_TAG not in raw:
         return {}
     try:
-        with asdf.open(io.BytesIO(raw), lazy_load=False, memmap=False) as af:
+        with asdf.open(io.BytesIO(raw), lazy_load=True, lazy_tree=True, memmap=False) as af:
             wcs = (af.tree.get("meta") or {}).get("wcs")
     except Exception as exc:  # asdf, yaml and the gwcs converters raise their own
         raise MalformedProductError(f"{path}: the ASDF extension does not parse ({exc})") from exc
