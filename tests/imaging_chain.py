@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from astropy.io import fits
-from astropy.table import Table, vstack
+from astropy.table import Table
 from sqlalchemy import select
 
 from services.ingest.receive import receive_files
@@ -27,6 +26,7 @@ from shared.catalog import Artifact, Product
 from shared.config import Settings
 from shared.refdata import deliver
 from shared.runtime import ServiceContext, dispatch_events
+from tests.catalog_scoring import truth_stars
 
 __all__ = ["ChainRun", "run_chain"]
 
@@ -84,16 +84,7 @@ class ChainRun:
     def truth_stars(self, observation: int) -> Table:
         """The stars of every exposure of an observation, one row per star: ``id``, ``ra``,
         ``dec``, ``flux`` (e-/s), ``flux_jy`` and ``saturated`` (in any exposure)."""
-        tables = [Table.read(self.truth_path(e, "truth_stars"), format="ascii.ecsv")
-                  for e in self.truth_exposures(observation)]
-        stars = vstack([t["id", "ra", "dec", "flux", "flux_jy", "saturated"] for t in tables], metadata_conflicts="silent")
-        ids, first = np.unique(np.asarray(stars["id"]), return_index=True)
-        out = stars[first]
-        saturated = {i: False for i in ids}
-        for i, sat in zip(np.asarray(stars["id"]), np.asarray(stars["saturated"], bool), strict=True):
-            saturated[i] |= bool(sat)
-        out["saturated"] = [saturated[i] for i in np.asarray(out["id"])]
-        return out
+        return truth_stars([self.truth_path(e, "truth_stars") for e in self.truth_exposures(observation)])
 
     def truth_header(self, entry: Mapping) -> fits.Header:
         return fits.getheader(self.truth_path(entry, "truth_rate"))

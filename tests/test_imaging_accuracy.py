@@ -75,22 +75,18 @@ Measured figures are printed (``pytest -s``).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import QTable, Table
 from astropy.wcs import WCS, FITSFixedWarning
-from photutils.aperture import CircularAperture, aperture_photometry
-from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from services.demo import fitted_depth
 from services.simulator.description import SimulationSpec
 from shared.datamodels.dqflags import PIXEL
 from shared.imaging_wcs import TelescopePointing, imaging_gwcs, max_separation_mas
+from tests.catalog_scoring import Field, score_catalog
 from tests.imaging_chain import ChainRun, run_chain
 
 FIELD, TSO, SHORT = 1, 2, 3
@@ -138,10 +134,6 @@ DEFAULT_RAY_DN = SimulationSpec.model_fields["cosmic_ray_min_dn"].default
 DEPTH_RELATIVE_ERROR = 0.05
 
 # scoring choices (see the module docstring)
-EDGE_PX = 3.0
-BLEND_RADIUS_PX = 4.0
-BLEND_FLUX_RATIO = 0.1
-MATCH_RADIUS_PX = 1.0
 GRID_STEP_PX = 16
 
 F = PIXEL
@@ -169,81 +161,8 @@ def _report(what: str, **figures) -> None:
 # --------------------------------------------------------------------------- the field
 
 
-@dataclass(frozen=True)
-class Field:
-    """Truth stars of observation 1 on the Level-3 mosaic, with what the criteria need
-    (arrays are per truth star)."""
-
-    stars: Table
-    snr: np.ndarray
-    clean: np.ndarray  # the scored stars (module docstring)
-    literal: np.ndarray  # the brighter-neighbour-within-3-px exclusion instead of blends
-    well_covered: np.ndarray
-    matched: np.ndarray
-    offset_px: np.ndarray  # (n, 2) catalog - truth, output pixels (east, north)
-    flux_ratio: np.ndarray  # aper_total_flux / flux_jy of the matched source
-
-
-def _neighbours(x: np.ndarray, y: np.ndarray, flux: np.ndarray, radius: float, ratio: float,
-                brighter_only: bool) -> np.ndarray:
-    """True where another star within ``radius`` has >= ``ratio`` x the flux (only
-    brighter ones with ``brighter_only``)."""
-    out = np.zeros(len(x), bool)
-    for i, j in cKDTree(np.transpose([x, y])).query_pairs(radius):
-        for a, b in ((i, j), (j, i)):
-            if flux[b] >= ratio * flux[a] and (not brighter_only or flux[b] > flux[a]):
-                out[a] = True
-    return out
-
-
-def _contributors(con: np.ndarray, yi: np.ndarray, xi: np.ndarray) -> np.ndarray:
-    """Number of inputs set in the CON bit planes at (yi, xi)."""
-    bits = con[:, yi, xi].astype(np.uint32)  # (planes, n)
-    return sum(((bits >> k) & 1).sum(axis=0) for k in range(32))
-
-
 def measure_field(run: ChainRun) -> Field:
-    with fits.open(run.one("i2d", 3, "-o001_")) as hdul:
-        sci, err, wht, con = (hdul[e].data for e in ("SCI", "ERR", "WHT", "CON"))
-        header, ndriz = hdul["SCI"].header, int(hdul[0].header["NDRIZ"])
-    wcs, pixar_sr = _wcs(header), float(header["PIXAR_SR"])
-    scale = float(np.sqrt(header["PIXAR_A2"]))  # arcsec per output pixel
-    cat = QTable.read(run.one("cat", 3, "-o001_"), format="ascii.ecsv")
-    aperture = cat.meta["aperture_params"]
-    r70, apcorr = aperture["aperture_radii"][-1], aperture["aperture_corrections"][-1]
-
-    stars = run.truth_stars(FIELD)
-    flux = np.asarray(stars["flux_jy"], float)
-    x, y = wcs.world_to_pixel_values(np.asarray(stars["ra"]), np.asarray(stars["dec"]))
-    ny, nx = sci.shape
-    inside = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
-    xi, yi = np.clip(np.round(x).astype(int), 0, nx - 1), np.clip(np.round(y).astype(int), 0, ny - 1)
-    data = np.isfinite(sci) & (wht > 0)
-    edge = ndimage.distance_transform_edt(np.pad(data, 1))[1:-1, 1:-1]  # off the image counts as no data
-    far_from_edge = inside & (edge[yi, xi] >= EDGE_PX)
-
-    to_jy = 1e6 * pixar_sr
-    var_jy = np.where(data, (err * to_jy) ** 2, 0.0)
-    noise = np.sqrt(np.asarray(aperture_photometry(var_jy, CircularAperture(np.transpose([x, y]), r70),
-                                                   method="exact")["aperture_sum"], float)) * apcorr
-    with np.errstate(divide="ignore"):
-        snr = np.where(inside & (noise > 0), flux / noise, 0.0)
-
-    saturated = np.asarray(stars["saturated"], bool)
-    blended = _neighbours(x, y, flux, BLEND_RADIUS_PX, BLEND_FLUX_RATIO, brighter_only=False)
-    brighter = _neighbours(x, y, flux, 3.0, 1.0, brighter_only=True)
-    clean = far_from_edge & ~saturated & ~blended
-    literal = far_from_edge & ~saturated & ~brighter
-    well_covered = clean & (_contributors(con, yi, xi) == ndriz)
-
-    truth = SkyCoord(np.asarray(stars["ra"]), np.asarray(stars["dec"]), unit="deg")
-    found = cat["sky_centroid"]
-    idx, sep, _ = truth.match_to_catalog_sky(found)
-    matched = sep.arcsec / scale < MATCH_RADIUS_PX
-    east, north = truth.spherical_offsets_to(found[idx])
-    offset = np.transpose([east.arcsec, north.arcsec]) / scale
-    ratio = np.asarray(cat["aper_total_flux"].to_value("Jy"), float)[idx] / flux
-    return Field(stars, snr, clean, literal, well_covered, matched, offset, ratio)
+    return score_catalog(run.one("i2d", 3, "-o001_"), run.one("cat", 3, "-o001_"), run.truth_stars(FIELD))
 
 
 @pytest.fixture(scope="module")
@@ -252,13 +171,11 @@ def field(run) -> Field:
 
 
 def _position_rms(f: Field, base: np.ndarray) -> tuple[float, int]:
-    sel = base & f.matched & (f.snr > POSITION_MIN_SNR)
-    return float(np.sqrt(np.mean(np.sum(f.offset_px[sel] ** 2, axis=1)))), int(sel.sum())
+    return f.position_rms(POSITION_MIN_SNR, base)
 
 
 def _completeness(f: Field, base: np.ndarray) -> tuple[float, int]:
-    sel = base & (f.snr > COMPLETENESS_MIN_SNR)
-    return float(f.matched[sel].mean()), int(sel.sum())
+    return f.completeness(COMPLETENESS_MIN_SNR, base)
 
 
 # --------------------------------------------------------------------------- 1-3: the catalog

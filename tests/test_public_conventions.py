@@ -93,7 +93,7 @@ def _sky_scene(seed: int = 2):
     ny, nx, scale = 100, 120, 0.031
     skies = {("e1", "A"): 0.50, ("e1", "B"): 0.62, ("e2", "A"): 0.71, ("e2", "B"): 0.80}
     images, wcss, exposures = [], [], []
-    for (exposure, det), level in skies.items():
+    for (exposure, _detector), level in skies.items():
         dra = (2.0 if exposure == "e2" else 0.0) / 3600.0
         w = window_wcs(53.1 + dra, -27.8, 0.0, scale, nx, ny)  # the two detectors see the same sky
         data = level + rng.normal(0.0, 0.02, (ny, nx))
