@@ -9,11 +9,11 @@ the same reference files:
 
 - ``calwebb_detector1`` on our ``_uncal`` (the steps we do not have, or that need a
   reference type the simulator does not make, are skipped: ipc, emicorr, reset,
-  charge_migration, picture_frame, clean_flicker_noise, persistence and gain_scale;
+  charge_migration, picture_frame, clean_flicker_noise and persistence;
   MIRI has no superbias; jwst's rscd is skipped: its RSCD reference reads only the
   RSCD_GROUP_SKIP table, ours corrects the decay the simulator applies);
-- ``calwebb_image2`` on our ``_rate`` (every step but bkg_subtract: there are no
-  background exposures), with our DISTORTION, FILTEROFFSET, FLAT, PHOTOM and AREA;
+- ``calwebb_image2`` on our ``_rate``, every step (bkg_subtract has no background
+  exposures to subtract), with our DISTORTION, FILTEROFFSET, FLAT, PHOTOM and AREA;
 - ``calwebb_image3`` on our image3 association of our ``_cal``, every step, with our
   APCORR and ABVEGAOFFSET, both pipelines aligning to the simulator's astrometric
   catalog, jwst's with our image3's parameters where the defaults differ for these small
@@ -75,12 +75,12 @@ DETECTOR1_SKIP = {
     "charge_migration": "skipped by default upstream",
     "picture_frame": "skipped by default upstream",
     "clean_flicker_noise": "skipped by default upstream",
-    "gain_scale": "no GAINFACT: nothing to do",
 }
 NOT_APPLICABLE = {("refpix", "refpix"), ("refpix", "sirskernel")}
 SINGLE_CORE = {"jump": {"maximum_cores": "1"}, "ramp_fit": {"maximum_cores": "1"}}
-# Reference types of jwst's image2 steps that belong to spectroscopy or NIRSpec only.
-IMAGE2_NA = {("assign_wcs", t) for t in ("specwcs", "regions", "wavelengthrange", "camera", "chromcorr",
+# Reference types of jwst's image2 steps that belong to spectroscopy, NIRSpec or WFSS only
+# (bkg_subtract has no background members here and does nothing).
+IMAGE2_NA = {("bkg_subtract", "bkg"), ("bkg_subtract", "wavelengthrange")} | {("assign_wcs", t) for t in ("specwcs", "regions", "wavelengthrange", "camera", "chromcorr",
                                          "collimator", "disperser", "fore", "fpa", "msa", "ote", "ifupost",
                                          "ifufore", "ifuslicer")} | {("flat_field", t) for t in ("fflat", "sflat",
                                                                                                 "dflat")}
@@ -185,7 +185,7 @@ def _stage2(chain: Chain, provider: LocalReferences) -> None:
         for o in result.outputs(path.name):
             write_output(chain.ours(o.filename), o.content)
     refs = chain.references(IMAGE2.all_reftypes)
-    steps, _ = step_overrides("calwebb_image2", refs, {"bkg_subtract": "no background exposures"}, IMAGE2_NA)
+    steps, _ = step_overrides("calwebb_image2", refs, not_applicable=IMAGE2_NA)
     run_pipeline("calwebb_image2", rates, steps, chain.root / "jwst", chain.root / "crds",
                  chain.root / "jwst-image2.log")
 
