@@ -141,9 +141,12 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     settings = get_settings()
     ctx, inline = context_for(settings)
     while True:
-        n = reconcile(ctx.catalog, ctx.transport, 0 if args.now else settings.reconcile_after_seconds)
-        if n:
-            print(f"re-dispatched {n} pending event(s)", flush=True)
+        done = reconcile(ctx.catalog, ctx.transport, 0 if args.now else settings.reconcile_after_seconds,
+                         start_timeout_seconds=settings.work_start_timeout_seconds,
+                         max_attempts=settings.work_max_attempts)
+        if done:
+            print(f"dispatched {done.events} pending event(s); sent {done.resent} task(s) again "
+                  f"({done.expired} lease(s) expired); failed {done.failed} task(s)", flush=True)
         if inline is not None:
             inline.run_until_idle(progress=task_progress)
         if not args.loop:

@@ -83,14 +83,14 @@ def register_handlers(app: Celery, settings: Settings, handlers: dict[str, Handl
 
         def task(self, payload, _name=name, _handler=handler):
             if (self.request.delivery_info or {}).get("redelivered"):
-                log.info("%s: redelivered message %s; the handler re-checks the catalog", _name, self.request.id)
+                log.info("%s: redelivered message %s; its work item says whether it is done", _name, self.request.id)
+            countdown = retry_delay(self.request.retries, settings.task_retry_backoff_max)
             outcome = run_handler(
                 _name, _handler, payload, _worker_context(settings),
-                attempt=self.request.retries + 1, max_attempts=max_retries + 1,
+                attempt=self.request.retries + 1, max_attempts=max_retries + 1, retry_in=countdown,
             )
             if outcome.status == "retry":
-                raise self.retry(countdown=retry_delay(self.request.retries, settings.task_retry_backoff_max),
-                                 max_retries=max_retries)
+                raise self.retry(countdown=countdown, max_retries=max_retries)
             return {"status": outcome.status, "events": list(outcome.event_ids), "error": outcome.error}
 
         app.task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True)(task)
