@@ -82,12 +82,15 @@ def register_handlers(app: Celery, settings: Settings, handlers: dict[str, Handl
     for name, handler in handlers.items():
 
         def task(self, payload, _name=name, _handler=handler):
-            if (self.request.delivery_info or {}).get("redelivered"):
-                log.info("%s: redelivered message %s; its work item says whether it is done", _name, self.request.id)
+            redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+            if redelivered:
+                log.info("%s: redelivered message %s (its consumer died); its work item says whether it is done",
+                         _name, self.request.id)
             countdown = retry_delay(self.request.retries, settings.task_retry_backoff_max)
             outcome = run_handler(
                 _name, _handler, payload, _worker_context(settings),
                 attempt=self.request.retries + 1, max_attempts=max_retries + 1, retry_in=countdown,
+                redelivered=redelivered,
             )
             if outcome.status == "retry":
                 raise self.retry(countdown=countdown, max_retries=max_retries)

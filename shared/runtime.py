@@ -140,12 +140,14 @@ def run_handler(
     attempt: int = 1,
     max_attempts: int = 1,
     retry_in: float = 0.0,
+    redelivered: bool = False,
 ) -> Outcome:
     """Run one handler on one message; never raises.
 
     The message's work item is claimed first: when it is done already (a duplicate or a
     redelivery) or another worker holds it under a live lease, nothing runs and the
-    outcome is ``ok`` with a note. A malformed message or a non-retriable error is
+    outcome is ``ok`` with a note; a message the broker ``redelivered`` (its consumer
+    died) takes the item over from the worker that held it. A malformed message or a non-retriable error is
     dead-lettered at once; a retriable error returns ``retry`` (the work item pending
     again, due in ``retry_in`` seconds) until ``max_attempts`` and is then dead-lettered
     too. Every run adds its duration to the task's totals (the metrics of the archive API).
@@ -154,7 +156,7 @@ def run_handler(
     lease = timedelta(seconds=ctx.settings.work_lease_seconds)
     event_id = payload.get("id") if isinstance(payload, dict) else None
     try:
-        taken = _claim(ctx.catalog, event_id, task, lease)
+        taken = _claim(ctx.catalog, event_id, task, lease, take_over=redelivered)
     except Exception as exc:  # the catalog does not answer: nothing can be recorded either
         reason = f"could not claim the work item: {type(exc).__name__}: {exc}"
         log.warning("%s on event %s: %s", task, event_id, reason)
@@ -178,11 +180,11 @@ def run_handler(
     return outcome
 
 
-def _claim(catalog: Catalog, event_id: Any, task: str, lease: timedelta) -> ledger.ClaimResult:
+def _claim(catalog: Catalog, event_id: Any, task: str, lease: timedelta, *, take_over: bool) -> ledger.ClaimResult:
     if not isinstance(event_id, str):
         return ledger.ClaimResult("untracked")  # malformed: _run dead-letters it
     with catalog.session() as s:
-        taken = ledger.claim(s, event_id, task, worker_id(), lease)
+        taken = ledger.claim(s, event_id, task, worker_id(), lease, take_over=take_over)
     if taken.status == "untracked":
         log.info("%s on event %s: no work item (a message sent outside the ledger); running it", task, event_id)
     return taken

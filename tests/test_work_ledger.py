@@ -126,6 +126,25 @@ def test_claim_is_exclusive_and_done_means_duplicate(catalog):
     assert row.state == WorkState.DONE and row.finished_at is not None and row.lease_until is None
 
 
+def test_a_redelivered_message_takes_over_from_a_dead_consumer(catalog, tmp_path):
+    """The broker redelivers a message when its consumer died without acknowledging it:
+    the new consumer takes the item over at once instead of waiting for the lease."""
+    ctx = make_ctx(catalog, tmp_path)
+    ev = arrival()
+    with catalog.session() as s:
+        add_event(s, ev)
+        dead = ledger.claim(s, ev.id, "ingest.telemetry", "gone:1", LEASE).claim
+    ran = []
+    busy = run_handler("ingest.telemetry", lambda e, c: ran.append(1) or [], ev.to_json_dict(), ctx)
+    assert busy.status == "ok" and busy.note == "running under gone:1's live lease" and not ran
+    out = run_handler("ingest.telemetry", lambda e, c: ran.append(c.work.attempt) or [], ev.to_json_dict(), ctx,
+                      redelivered=True)
+    assert out.status == "ok" and out.note is None and ran == [2]
+    with catalog.session() as s:
+        assert not ledger.extend_lease(s, dead, LEASE)
+    assert items(catalog)["ingest.telemetry"].state == WorkState.DONE
+
+
 def test_concurrent_claims_have_one_winner(catalog):
     ev = arrival()
     with catalog.session() as s:
@@ -324,3 +343,54 @@ def test_done_is_committed_with_the_last_output(catalog, tmp_path):
         assert s.scalar(select(Product.filename)) == path.name
         rate_event = s.scalar(select(WorkItem.event_id).where(WorkItem.task == "associations.update"))
     assert rate_event is not None  # the product's own event brought its work rows
+
+
+def _dms_status(tmp_path, **env):
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    full = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")} | {"DMS_VAR_DIR": str(tmp_path / "var")}
+    return subprocess.run([sys.executable, "-m", "services.cli", "status"], cwd=repo, env=full | env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_status_shows_work_by_state_and_age_and_names_what_is_down(tmp_path):
+    import socket
+
+    catalog = Catalog(f"sqlite:///{tmp_path / 'var' / 'catalog.db'}")
+    catalog.upgrade()
+    a, b = arrival(1), arrival(2)
+    with catalog.session() as s:
+        add_event(s, a)
+        add_event(s, b)
+    dispatch_events(catalog, Recorder())
+    with catalog.session() as s:
+        ledger.claim(s, a.id, "ingest.telemetry", "host:1", LEASE)
+        s.execute(update(WorkItem).where(WorkItem.event_id == b.id)
+                  .values(created_at=datetime.now(UTC) - timedelta(minutes=7, seconds=5)))
+    catalog.dispose()
+
+    ok = _dms_status(tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    line = next(ln for ln in ok.stdout.splitlines() if ln.strip().startswith("ingest.telemetry"))
+    pending, pending_age, running, _, done, failed = line.split()[1:]
+    assert (pending, running, done, failed) == ("1", "1", "0", "0") and pending_age.startswith("7m0")
+    assert "catalog        ok" in ok.stdout and "DOWN" not in ok.stdout
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    broker_down = _dms_status(tmp_path, DMS_BROKER_URL=f"redis://127.0.0.1:{dead}/0")
+    assert broker_down.returncode == 1 and "Traceback" not in broker_down.stderr
+    assert "broker         unreachable: ConnectionError" in broker_down.stdout
+    assert "DOWN: broker" in broker_down.stdout
+    again = next(ln for ln in broker_down.stdout.splitlines() if ln.strip().startswith("ingest.telemetry"))
+    assert again.split()[1] == "1" and again.split()[3] == "1"  # the work is still shown
+
+    catalog_down = _dms_status(tmp_path, DMS_CATALOG_URL=f"postgresql+psycopg://dms@127.0.0.1:{dead}/dms")
+    assert catalog_down.returncode == 1 and "Traceback" not in catalog_down.stderr, catalog_down.stderr
+    assert "catalog        unreachable: OperationalError" in catalog_down.stdout
+    assert "work, products, rejections and dead letters: not available" in catalog_down.stdout
+    assert "store          ok" in catalog_down.stdout and "DOWN: catalog" in catalog_down.stdout

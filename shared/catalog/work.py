@@ -88,14 +88,20 @@ def add_work(session: Session, event: Event) -> list[WorkItem]:
     return rows
 
 
-def claim(session: Session, event_id: str, task: str, worker: str, lease: timedelta) -> ClaimResult:
+def claim(session: Session, event_id: str, task: str, worker: str, lease: timedelta, *,
+          take_over: bool = False) -> ClaimResult:
     """Take the work item of (``event_id``, ``task``) for ``worker``: atomically, when it
-    is pending, failed (a dead letter sent again) or running under an expired lease."""
+    is pending, failed (a dead letter sent again) or running under an expired lease.
+
+    ``take_over`` also takes it from a worker whose lease has not expired yet: the broker
+    redelivered the message because the consumer that had it died (or did not acknowledge
+    within the broker's visibility timeout)."""
     now = _now()
+    running = WorkItem.state == WorkState.RUNNING
     claimable = and_(
         WorkItem.event_id == event_id, WorkItem.task == task,
         or_(WorkItem.state.in_([WorkState.PENDING, WorkState.FAILED]),
-            and_(WorkItem.state == WorkState.RUNNING, WorkItem.lease_until < now)),
+            running if take_over else and_(running, WorkItem.lease_until < now)),
     )
     taken = session.execute(
         update(WorkItem).where(claimable).values(
