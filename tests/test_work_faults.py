@@ -331,13 +331,17 @@ def test_worker_hung_past_its_lease(stack, tmp_path):
 
     # The lease expires; the reconciler gives the task to the other worker, which does it.
     time.sleep(LEASE + 0.5)
-    done = reconcile(st.ctx.catalog, st.ctx.transport, 3600, start_timeout_seconds=START_TIMEOUT, max_attempts=4)
+    # (no preview or notifier worker runs here: leave their items alone, start timeout 1 h)
+    done = reconcile(st.ctx.catalog, st.ctx.transport, 3600, start_timeout_seconds=3600, max_attempts=4)
     assert (done.expired, done.resent, done.failed) == (1, 1, 0), done
-    st.wait_until(lambda: any(suffix == "rate" for _, suffix, _, _ in st.products()), 120,
-                  "the other worker to make the _rate")
-    with st.ctx.catalog.session() as s:
-        row = s.get(WorkItem, item.id)
-        assert row.state == WorkState.DONE and row.attempts == 2 and row.worker != item.worker
+    def item_now():
+        with st.ctx.catalog.session() as s:
+            return s.get(WorkItem, item.id)
+
+    st.wait_until(lambda: item_now().state == WorkState.DONE, 120, "the other worker to finish the task")
+    row = item_now()
+    assert row.attempts == 2 and row.worker != item.worker
+    assert any(suffix == "rate" for _, suffix, _, _ in st.products())
 
     # The hung worker resumes and finishes its copy: same bytes, nothing new.
     os.killpg(hung.proc.pid, signal.SIGCONT)
