@@ -49,7 +49,10 @@ def create_app(settings: Settings) -> Celery:
             **({"global_keyprefix": settings.broker_key_prefix} if settings.broker_key_prefix else {}),
         },
         worker_hijack_root_logger=False,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A task running when the broker connection drops finishes (its work item is done
+        # with its outputs; the acknowledgement may be lost, a redelivery finds it done)
+        # instead of being killed mid-write and redone after its lease expires.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     return app
 

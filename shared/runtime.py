@@ -254,6 +254,7 @@ def _run(task: str, handler: Handler, payload: dict[str, Any], ctx: ServiceConte
     try:
         event_ids = tuple(handler(event, ctx) or ())
     except Exception as exc:  # classified below; a worker must never crash on one message
+        _reraise_termination(exc)
         retriable = is_retriable(exc)
         reason = f"{type(exc).__name__}: {exc}"
         if retriable and attempt < max_attempts:
@@ -264,6 +265,18 @@ def _run(task: str, handler: Handler, payload: dict[str, Any], ctx: ServiceConte
         record_failure(ctx.catalog, task, payload, reason, retriable=retriable, attempts=attempt, work=ctx.work)
         return Outcome("failed", error=reason)
     return Outcome("ok", event_ids=event_ids)
+
+
+def _reraise_termination(exc: Exception) -> None:
+    """A process being terminated (SystemExit raised by a signal handler mid-query) can
+    surface as the database error of the cleanup it interrupted: that is no verdict on
+    the task. Let the termination proceed; the lease expires and the task is sent again."""
+    seen, cause = set(), exc.__context__ or exc.__cause__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, SystemExit | KeyboardInterrupt):
+            raise cause
+        seen.add(id(cause))
+        cause = cause.__context__ or cause.__cause__
 
 
 def dispatch_events(

@@ -394,3 +394,52 @@ def test_status_shows_work_by_state_and_age_and_names_what_is_down(tmp_path):
     assert "catalog        unreachable: OperationalError" in catalog_down.stdout
     assert "work, products, rejections and dead letters: not available" in catalog_down.stdout
     assert "store          ok" in catalog_down.stdout and "DOWN: catalog" in catalog_down.stdout
+
+
+def test_a_terminated_process_is_not_dead_lettered(catalog, tmp_path):
+    """SystemExit raised mid-query (a signal handler) can surface as the database error of
+    the cleanup it interrupted; that is no verdict on the task: the termination goes on,
+    the item stays running and its lease will expire."""
+    ctx = make_ctx(catalog, tmp_path)
+    ev = arrival()
+    with catalog.session() as s:
+        add_event(s, ev)
+
+    def terminated(event, ctx):
+        try:
+            raise SystemExit(143)
+        except SystemExit:
+            raise RuntimeError("can't change 'autocommit' now: connection in transaction status ACTIVE") from None
+
+    with pytest.raises(SystemExit):
+        run_handler("ingest.telemetry", terminated, ev.to_json_dict(), ctx)
+    row = items(catalog)["ingest.telemetry"]
+    assert row.state == WorkState.RUNNING and row.last_error is None
+    with catalog.session() as s:
+        assert s.scalar(select(TaskFailure)) is None
+
+
+def test_a_product_written_in_another_process_has_the_same_bytes(tmp_path):
+    """A task run again by another worker must store identical bytes, or it makes a new
+    revision: the ASDF metadata used to list its extensions in a per-process order."""
+    import hashlib
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, sys\n"
+        "import numpy as np\n"
+        "from astropy import units as u\n"
+        "from astropy.coordinates import SkyCoord\n"
+        "from shared.datamodels import FitsProduct, write_output\n"
+        "p = FitsProduct(model_type='ImageModel', keywords={'TELESCOP': 'JWST'},\n"
+        "                images={'SCI': np.ones((4, 4), dtype=np.float32)},\n"
+        "                extra_meta={'meta.q': 3 * u.m, 'meta.c': SkyCoord(1, 2, unit='deg'), 'meta.arr': np.arange(3)})\n"
+        "path = write_output(sys.argv[1], p)\n"
+        "print(hashlib.sha256(path.read_bytes()).hexdigest())\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    digests = {subprocess.run([sys.executable, "-c", code, str(tmp_path / f"{n}" / "x_cal.fits")], cwd=repo,
+                              capture_output=True, text=True, check=True).stdout.strip() for n in range(4)}
+    assert len(digests) == 1, digests
+    assert len(next(iter(digests))) == len(hashlib.sha256().hexdigest())
