@@ -142,13 +142,14 @@ def run_handler(
     retry_in: float = 0.0,
     redelivered: bool = False,
 ) -> Outcome:
-    """Run one handler on one message; never raises.
+    """Run one handler on one message; never raises (but lets the termination of its
+    process proceed).
 
     The message's work item is claimed first: when it is done already (a duplicate or a
     redelivery) or another worker holds it under a live lease, nothing runs and the
     outcome is ``ok`` with a note; a message the broker ``redelivered`` (its consumer
-    died) takes the item over from the worker that held it. A malformed message or a non-retriable error is
-    dead-lettered at once; a retriable error returns ``retry`` (the work item pending
+    died) takes the item over from the worker that held it. A malformed message or a
+    non-retriable error is dead-lettered at once; a retriable error returns ``retry`` (the work item pending
     again, due in ``retry_in`` seconds) until ``max_attempts`` and is then dead-lettered
     too. Every run adds its duration to the task's totals (the metrics of the archive API).
     """
