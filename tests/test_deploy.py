@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.resources
 import importlib.util
 import json
@@ -181,6 +183,11 @@ def test_entrypoint_roles_are_real_dms_commands():
 
 
 def _compose() -> dict:
+    return copy.deepcopy(_parsed_compose())
+
+
+@functools.lru_cache(maxsize=1)
+def _parsed_compose() -> dict:
     return yaml.safe_load((DOCKER / "compose.yaml").read_text())
 
 
@@ -279,7 +286,12 @@ def _kustomization(folder: Path) -> dict:
 
 
 def _manifests() -> dict[str, list[dict]]:
-    """Every object of every kustomization, by file (relative to k8s/)."""
+    """Every object of every kustomization, by file (relative to k8s/); a copy to change."""
+    return copy.deepcopy(_parsed_manifests())
+
+
+@functools.lru_cache(maxsize=1)
+def _parsed_manifests() -> dict[str, list[dict]]:
     out = {}
     for folder in (K8S, K8S / "autoscaling"):
         for name in _kustomization(folder)["resources"]:
