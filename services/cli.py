@@ -384,13 +384,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed ``dms`` command line (exits with a usage message when it is wrong)."""
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command in SERVICE_COMMANDS:
-        args = _service_command(args.command, rest, args.verbose)
-    elif rest:
+        return _service_command(args.command, rest, args.verbose)
+    if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     func = _resolve(args.func) if isinstance(args.func, str) else args.func
