@@ -11,13 +11,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError
 
-from services.archive.dependencies import get_settings
+from services.archive.dependencies import check_request, get_settings
 from services.archive.mast import CriterionError
 from services.archive.routers import (
     download,
@@ -47,7 +48,17 @@ Search, browse and download the products of the jwst-dms archive, MAST-style.
   <token>`, or the cookie `mast_token`). Tokens are issued with `dms token create`.
 * Searches page with `page` (1-based) and `pagesize` (default 100, max 5000) and always
   report the `total` number of matches.
+* A token that is unknown, expired or revoked is refused with 401 on every route; no token
+  means anonymous. A bad parameter is a 400 naming it; the API never answers 5xx for input.
 """
+
+_ERROR = {"$ref": "#/components/schemas/ErrorOut"}
+# Answers any route may give, declared on every operation so the OpenAPI document is complete.
+_COMMON_RESPONSES = {
+    "400": "A parameter or the body is malformed or out of range (the detail names it).",
+    "401": "The token sent is unknown, expired or revoked, or the Authorization header is malformed.",
+    "503": "The catalog is unavailable.",
+}
 
 
 def _settings_of(app: FastAPI) -> Settings:
@@ -92,6 +103,33 @@ async def _catalog_down(request: Request, exc: OperationalError) -> JSONResponse
                         status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
+def _complete_openapi(app: FastAPI) -> dict:
+    """The OpenAPI document with the errors every route may answer (ErrorOut, 400 rather
+    than FastAPI's default 422 for validation), so a client, or a conformance check, knows
+    every status the API gives."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes, tags=app.openapi_tags)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    from services.archive.schemas import ErrorOut
+
+    components["ErrorOut"] = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            generated = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if generated.get("$ref", "").endswith("/HTTPValidationError"):
+                del responses["422"]
+            for code, description in _COMMON_RESPONSES.items():
+                responses.setdefault(code, {"description": description,
+                                            "content": {"application/json": {"schema": _ERROR}}})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    app.openapi_schema = schema
+    return schema
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The archive API. ``settings`` replaces :func:`shared.config.get_settings` for this
     application (tests pass their own); without it the environment is read at startup.
@@ -102,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(
         static_url=DOCS_STATIC_URL,
         title="jwst-dms archive API", version="1", description=DESCRIPTION, lifespan=_lifespan,
+        dependencies=[Depends(check_request)],
         openapi_tags=[
             {"name": "observations", "description": "Observation search (CAOM/MAST fields)."},
             {"name": "products", "description": "Product rows, provenance and linkages."},
@@ -119,4 +158,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(OperationalError, _catalog_down)
     for module in (observations, products, download, programs, subscriptions, events, ops):
         app.include_router(module.router)
+    app.openapi = lambda: _complete_openapi(app)
     return app

@@ -24,6 +24,7 @@ from services.archive.dependencies import (
     unauthorized,
 )
 from services.archive.files import Served, resolve, serve
+from services.archive.routers.common import RevisionParam
 from services.archive.schemas import BundleRequest
 from shared.access import may_read_data
 from shared.catalog import ArtifactKind
@@ -35,7 +36,6 @@ router = APIRouter(tags=["download"])
 _LISTED = 20  # names quoted in an error about many files
 _ANY_KIND = (ArtifactKind.DATA, ArtifactKind.PREVIEW, ArtifactKind.THUMBNAIL)  # by a name: the product's file first
 
-RevisionParam = Annotated[int | None, Query(ge=1, description="A given revision instead of the current one.")]
 
 
 def _exclusive_detail(served: Served) -> str:
