@@ -115,12 +115,15 @@ def _complete_openapi(app: FastAPI) -> dict:
     from services.archive.schemas import ErrorOut
 
     components["ErrorOut"] = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
-    for operations in schema.get("paths", {}).values():
+    for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             generated = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
             if generated.get("$ref", "").endswith("/HTTPValidationError"):
                 del responses["422"]
+            if "{" in path:
+                responses.setdefault("404", {"description": "No such thing (the detail names it).",
+                                             "content": {"application/json": {"schema": _ERROR}}})
             for code, description in _COMMON_RESPONSES.items():
                 responses.setdefault(code, {"description": description,
                                             "content": {"application/json": {"schema": _ERROR}}})
