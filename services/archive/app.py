@@ -32,6 +32,7 @@ from services.archive.routers import (
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.storage import open_store
+from shared.webhooks import WebhookPolicy
 
 __all__ = ["DOCS_STATIC_URL", "create_app"]
 
@@ -68,6 +69,7 @@ def _settings_of(app: FastAPI) -> Settings:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = _settings_of(app)
+    WebhookPolicy.from_settings(settings)  # a bad DMS_WEBHOOK_ALLOW stops the start, with the reason
     catalog = Catalog(settings.resolved_catalog_url)
     app.state.catalog = catalog
     app.state.store = open_store(settings)
@@ -103,6 +105,39 @@ async def _catalog_down(request: Request, exc: OperationalError) -> JSONResponse
                         status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
+MAX_BODY = 2 * 1024 * 1024  # bytes of a request body: 5000 bundle names fit, 10 MB secrets do not
+
+
+class _BodyLimit:
+    """Refuse a request whose declared body is larger than :data:`MAX_BODY` (413) before
+    anything reads it; a body sent without Content-Length is cut at the same size (413)."""
+
+    def __init__(self, app, limit: int = MAX_BODY):
+        self.app, self.limit = app, limit
+
+    async def _refuse(self, send, detail: str, status_code: int = 413) -> None:
+        await JSONResponse({"detail": detail}, status_code=status_code)({"type": "http"}, None, send)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self._refuse(send, f"the request body is larger than {self.limit} bytes")
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    return {"type": "http.disconnect"}  # the app stops reading; nothing is processed
+            return message
+
+        return await self.app(scope, limited if length is None else receive, send)
+
+
 def _complete_openapi(app: FastAPI) -> dict:
     """The OpenAPI document with the errors every route may answer (ErrorOut, 400 rather
     than FastAPI's default 422 for validation), so a client, or a conformance check, knows
@@ -123,6 +158,9 @@ def _complete_openapi(app: FastAPI) -> dict:
                 del responses["422"]
             if "{" in path:
                 responses.setdefault("404", {"description": "No such thing (the detail names it).",
+                                             "content": {"application/json": {"schema": _ERROR}}})
+            if "requestBody" in operation:
+                responses.setdefault("413", {"description": f"The body is larger than {MAX_BODY} bytes.",
                                              "content": {"application/json": {"schema": _ERROR}}})
             for code, description in _COMMON_RESPONSES.items():
                 responses.setdefault(code, {"description": description,
@@ -162,4 +200,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (observations, products, download, programs, subscriptions, events, ops):
         app.include_router(module.router)
     app.openapi = lambda: _complete_openapi(app)
+    app.add_middleware(_BodyLimit)
     return app
