@@ -80,16 +80,17 @@ def _token_from(request: Request) -> str | None:
     return cookie.strip() if cookie and cookie.strip() else None
 
 
-def current_user(request: Request, catalog: Annotated[Catalog, Depends(get_catalog)]) -> str | None:
+def current_user(request: Request) -> str | None:
     """The token owner, or None for an anonymous caller; 401 for a bad token.
 
     The check runs in its own short transaction so that ``last_used_at`` is recorded even
-    when the route then refuses the request.
+    when the route then refuses the request. Without a token the catalog is not touched
+    (the documentation pages are served before, or without, one).
     """
     token = _token_from(request)
     if token is None:
         return None
-    with catalog.session() as s:
+    with get_catalog(request).session() as s:
         owner = verify_token(s, token, datetime.now(UTC))
     if owner is None:
         raise _unauthorized("the token is unknown, expired or revoked; ask for a new one "
