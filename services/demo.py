@@ -50,6 +50,7 @@ def _print_products(ctx: ServiceContext, suffix: str) -> None:
 
 
 DEMO_OWNER = "demo@jwst-dms.local"  # owner of the demo's own subscriptions
+DEMO_MAILBOX = "demo@example.org"    # where its digest goes: only the demo's own SMTP server hears it
 
 
 class _DemoWebhook:
@@ -157,7 +158,7 @@ def _demo_subscribe(ctx: ServiceContext, hook: _DemoWebhook, mailbox: _DemoMailb
             name="make demo: webhook", channel="webhook", target=hook.url, secret=hook.secret), policy=policy).id}
         if mailbox is not None:  # the demo's own mailbox: no confirmation link needed
             ids["email"] = create_subscription(s, DEMO_OWNER, SubscriptionSpec(
-                name="make demo: daily digest", channel="email", target=DEMO_OWNER, frequency="daily"),
+                name="make demo: daily digest", channel="email", target=DEMO_MAILBOX, frequency="daily"),
                 policy=policy, confirmed=True).id
     return ids
 
