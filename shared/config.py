@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     mail_from: str = Field("jwst-dms@localhost", description="From address of notifications.")
     webhook_timeout: float = Field(10.0, description="Seconds before a webhook POST gives up.")
+    webhook_allow: str = Field(
+        "", description="Comma-separated CIDRs and host names a webhook may reach although they are "
+                        "private, loopback, link-local or otherwise not public (default: none).",
+    )
+    subscription_limit: int = Field(20, ge=1, description="Active subscriptions one owner may have.")
+    confirm_days: int = Field(7, ge=1, description="Days an e-mail subscription's confirmation link is valid.")
     notify_max_attempts: int = Field(6, description="Delivery attempts before a notification is dead.")
     notify_retry_base: float = Field(30.0, description="First retry delay of a failed delivery, seconds (doubles).")
     archive_host: str = Field("127.0.0.1", description="Address the archive API listens on.")
