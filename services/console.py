@@ -54,8 +54,12 @@ def ingest_paths(ctx: ServiceContext, inline: InlineTransport | None, paths: lis
     received = receive_files(ctx, paths, requeue=requeue)
     plans = sum(1 for r in received if r.kind == "plan")
     announced = [r.event_id for r in received if r.event_id]
+    arrivals = sum(1 for r in received if r.event_id and r.kind == "telemetry")
     print(f"delivered {plans} plan(s) and {len(received) - plans} telemetry file(s) to dms-raw; "
-          f"{len(announced)} new arrival event(s)")
+          f"{arrivals} new arrival event(s)")
+    for r in received:
+        if r.rejection:
+            print(f"  REJECTED {r.path.name} (kept at {r.stored.uri}): {r.rejection}")
     sent = dispatch_events(ctx.catalog, ctx.transport, event_ids=announced)
     if inline is not None:
         inline.run_until_idle(progress=task_progress)
