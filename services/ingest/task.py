@@ -19,7 +19,7 @@ from services.ingest.assembly import StreamReport
 from services.ingest.pipeline import IngestOutput, Rejection, UncalFile, ingest_telemetry
 from services.ingest.quarantine import quarantine
 from shared.archiving import archive_product
-from shared.catalog.queries import upsert_exposure, upsert_program
+from shared.catalog.queries import latest_rejection, upsert_exposure, upsert_program
 from shared.datamodels import write_product
 from shared.errors import NonRetriableError
 from shared.messages import Event, IngestSummary, TelemetryArrived
@@ -88,6 +88,13 @@ def _reject(ctx: ServiceContext, raw: StoredObject, rejection: Rejection, plan_e
     reason, detail = rejection.reason, rejection.detail
     if reason == "missing_plan" and rejection.program in plan_errors:
         reason, detail = "invalid_plan", plan_errors[rejection.program]
+    elif reason == "missing_plan":
+        with ctx.catalog.session() as s:
+            refused = latest_rejection(s, rejection.program, "invalid_plan")
+            if refused is not None:
+                detail = (f"no valid observation plan of program {rejection.program} has been stored: "
+                          f"{refused.raw_filename} delivered {refused.created_at:%Y-%m-%d %H:%M} was refused "
+                          f"({refused.detail}); deliver a corrected plan and re-queue this file")
     return quarantine(ctx, raw, reason, detail, rejection.program, event.time)
 
 
