@@ -17,12 +17,17 @@ import time
 import zlib
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
-
 from services.ingest.pipeline import ingest_telemetry
 from shared.instruments import detector, exposure_timing, subarray
 from shared.plan import Observation, Plan, PlannedExposure, Pointing, Target
-from shared.telemetry import APID, CRC_SIZE, SECONDARY_HEADER_SIZE, SecondaryHeader, crc16, to_ccsds_time
+from shared.telemetry import (
+    APID,
+    CRC_SIZE,
+    SECONDARY_HEADER_SIZE,
+    SecondaryHeader,
+    crc16,
+    to_ccsds_time,
+)
 
 START = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
