@@ -395,7 +395,7 @@ def test_one_bad_plan_does_not_stop_the_other_files(embedded_settings, tmp_path,
     (tmp_path / "good.ccsds").write_bytes(b"".join(good.packets))
     (tmp_path / "bad.ccsds").write_bytes(b"".join(bad.packets))
     ingest_paths(ctx, inline, sorted(tmp_path.iterdir()))
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "REJECTED jw02222_plan.json" in out and "unknown subarray 'BOGUS'" in out
     with ctx.catalog.session() as s:
         assert [p.program_id for p in s.scalars(select(Product))] == ["01111"]
