@@ -112,8 +112,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     ctx, inline = context_for(settings)
-    ingest_paths(ctx, inline, expand_paths(args.paths), requeue=args.requeue)
-    return 0
+    received = ingest_paths(ctx, inline, expand_paths(args.paths), requeue=args.requeue)
+    return 2 if any(r.rejection for r in received) else 0
 
 
 # ---------------------------------------------------------------- worker / reconcile / db

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.instruments import MAX_EXPOSURE_BYTES
+
 __all__ = ["Settings", "get_settings"]
 
 
@@ -51,6 +53,14 @@ class Settings(BaseSettings):
     )
     segment_bytes: int = Field(
         2_000_000_000, description="An _uncal larger than this is split into -segNNN files."
+    )
+    ingest_max_inflated_bytes: int = Field(
+        MAX_EXPOSURE_BYTES,
+        description="Hard cap on what one telemetry file's compressed payloads may expand to (default: the "
+        "largest exposure a plan may have); beyond it the file is refused.",
+    )
+    ingest_time_tolerance_s: float = Field(
+        86400.0, ge=0.0, description="How far packet times may lie outside the plan's visit window, seconds."
     )
     task_max_retries: int = Field(5, description="Retries for transient faults before dead-letter.")
     task_retry_backoff_max: int = Field(600, description="Upper bound of the retry delay, seconds.")
