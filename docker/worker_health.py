@@ -4,8 +4,9 @@
 
 ``dms worker SERVICE`` names its node ``SERVICE@%h`` (the full hostname: the container id
 under compose, the pod name under Kubernetes), so the check asks exactly this container's
-worker, through the broker in ``DMS_BROKER_URL``. Used by docker/compose.yaml and the
-liveness probes in k8s/workers.yaml; copied into the image by docker/Dockerfile.
+worker, through the broker in ``DMS_BROKER_URL``. Used by the readiness and liveness
+probes in k8s/workers.yaml and by ``entrypoint.py health`` (the image's HEALTHCHECK, which
+compose uses); copied into the image by docker/Dockerfile.
 """
 
 from __future__ import annotations

@@ -113,8 +113,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     ctx, inline = context_for(settings)
-    ingest_paths(ctx, inline, expand_paths(args.paths), requeue=args.requeue)
-    return 0
+    received = ingest_paths(ctx, inline, expand_paths(args.paths), requeue=args.requeue)
+    return 2 if any(r.rejection for r in received) else 0
 
 
 # ---------------------------------------------------------------- worker / reconcile / db
@@ -264,14 +264,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         catalog.upgrade()  # as every command does (the embedded catalog is created on first use)
     except Exception as exc:
         log.info("catalog schema not upgraded: %s", exc)
-    health = {"catalog": check_catalog(catalog)}
+    health = {"catalog": check_catalog(catalog, detail=True)}
     try:
         store = open_store(settings)
         store.ensure_buckets()
-        health["store"] = check_store(store)
+        health["store"] = check_store(store, detail=True)
     except Exception as exc:  # a store that cannot be opened or does not answer
         health["store"] = f"unreachable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    broker = check_broker(settings)
+    broker = check_broker(settings, detail=True)
     health["broker"] = broker if broker is not None else (
         "none (embedded: tasks run in-process)" if settings.embedded else "not probed (not Redis)")
     down = [name for name, state in health.items() if state.startswith("unreachable")]
@@ -452,13 +452,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed ``dms`` command line (exits with a usage message when it is wrong)."""
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command in SERVICE_COMMANDS:
-        args = _service_command(args.command, rest, args.verbose)
-    elif rest:
+        return _service_command(args.command, rest, args.verbose)
+    if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     func = _resolve(args.func) if isinstance(args.func, str) else args.func

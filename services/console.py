@@ -3,6 +3,7 @@ when embedded, Celery otherwise), delivering files, and progress lines on the te
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from services.registry import embedded_context
@@ -48,16 +49,24 @@ def expand_paths(paths: list[str]) -> list[Path]:
     return out
 
 
-def ingest_paths(ctx: ServiceContext, inline: InlineTransport | None, paths: list[Path], *, requeue: bool = False) -> None:
+def ingest_paths(ctx: ServiceContext, inline: InlineTransport | None, paths: list[Path], *,
+                 requeue: bool = False) -> list:
+    """Deliver files and process them; the list of :class:`services.ingest.receive.Received`.
+    Files refused at delivery (plans that do not validate) are named on stderr."""
     from services.ingest.receive import receive_files
 
     received = receive_files(ctx, paths, requeue=requeue)
     plans = sum(1 for r in received if r.kind == "plan")
     announced = [r.event_id for r in received if r.event_id]
+    arrivals = sum(1 for r in received if r.event_id and r.kind == "telemetry")
     print(f"delivered {plans} plan(s) and {len(received) - plans} telemetry file(s) to dms-raw; "
-          f"{len(announced)} new arrival event(s)")
+          f"{arrivals} new arrival event(s)")
+    for r in received:
+        if r.rejection:
+            print(f"REJECTED {r.path.name} (kept at {r.stored.uri}): {r.rejection}", file=sys.stderr)
     sent = dispatch_events(ctx.catalog, ctx.transport, event_ids=announced)
     if inline is not None:
         inline.run_until_idle(progress=task_progress)
     else:
         print(f"queued {sent} event(s) for the workers; follow with `dms status`")
+    return received

@@ -50,6 +50,7 @@ def _print_products(ctx: ServiceContext, suffix: str) -> None:
 
 
 DEMO_OWNER = "demo@jwst-dms.local"  # owner of the demo's own subscriptions
+DEMO_MAILBOX = "demo@example.org"    # where its digest goes: only the demo's own SMTP server hears it
 
 
 class _DemoWebhook:
@@ -146,15 +147,19 @@ def _demo_subscribe(ctx: ServiceContext, hook: _DemoWebhook, mailbox: _DemoMailb
         delete_subscription,
         list_subscriptions,
     )
+    from shared.webhooks import WebhookPolicy
 
+    # The demo's webhook is its own, on loopback, which its settings allow (see demo()).
+    policy = WebhookPolicy.from_settings(ctx.settings)
     with ctx.catalog.session() as s:
         for old in list_subscriptions(s, DEMO_OWNER):
             delete_subscription(s, old.id)
         ids = {"webhook": create_subscription(s, DEMO_OWNER, SubscriptionSpec(
-            name="make demo: webhook", channel="webhook", target=hook.url, secret=hook.secret)).id}
-        if mailbox is not None:
+            name="make demo: webhook", channel="webhook", target=hook.url, secret=hook.secret), policy=policy).id}
+        if mailbox is not None:  # the demo's own mailbox: no confirmation link needed
             ids["email"] = create_subscription(s, DEMO_OWNER, SubscriptionSpec(
-                name="make demo: daily digest", channel="email", target=DEMO_OWNER, frequency="daily")).id
+                name="make demo: daily digest", channel="email", target=DEMO_MAILBOX, frequency="daily"),
+                policy=policy, confirmed=True).id
     return ids
 
 
@@ -347,6 +352,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     hook = mailbox = None
     if settings.embedded:  # a subscriber listens in this process; with a broker, workers do the work later
         hook, mailbox = _DemoWebhook(), _DemoMailbox.start()
+        # the demo's webhook listens on loopback, which webhooks may not reach by default
+        allow = ",".join(a for a in (settings.webhook_allow, "127.0.0.1/32") if a)
+        settings = settings.model_copy(update={"webhook_allow": allow})
         if mailbox is not None:
             settings = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": mailbox.port,
                                                    "smtp_user": None, "smtp_starttls": False})

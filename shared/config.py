@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.instruments import MAX_EXPOSURE_BYTES
+
 __all__ = ["Settings", "get_settings"]
 
 
@@ -52,6 +54,14 @@ class Settings(BaseSettings):
     segment_bytes: int = Field(
         2_000_000_000, description="An _uncal larger than this is split into -segNNN files."
     )
+    ingest_max_inflated_bytes: int = Field(
+        MAX_EXPOSURE_BYTES,
+        description="Hard cap on what one telemetry file's compressed payloads may expand to (default: the "
+        "largest exposure a plan may have); beyond it the file is refused.",
+    )
+    ingest_time_tolerance_s: float = Field(
+        86400.0, ge=0.0, description="How far packet times may lie outside the plan's visit window, seconds."
+    )
     task_max_retries: int = Field(5, description="Retries for transient faults before dead-letter.")
     task_retry_backoff_max: int = Field(600, description="Upper bound of the retry delay, seconds.")
     reconcile_after_seconds: float = Field(
@@ -73,6 +83,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     mail_from: str = Field("jwst-dms@localhost", description="From address of notifications.")
     webhook_timeout: float = Field(10.0, description="Seconds before a webhook POST gives up.")
+    webhook_allow: str = Field(
+        "", description="Comma-separated CIDRs and host names a webhook may reach although they are "
+                        "private, loopback, link-local or otherwise not public (default: none).",
+    )
+    subscription_limit: int = Field(20, ge=1, description="Active subscriptions one owner may have.")
+    confirm_days: int = Field(7, ge=1, description="Days an e-mail subscription's confirmation link is valid.")
     notify_max_attempts: int = Field(6, description="Delivery attempts before a notification is dead.")
     notify_retry_base: float = Field(30.0, description="First retry delay of a failed delivery, seconds (doubles).")
     archive_host: str = Field("127.0.0.1", description="Address the archive API listens on.")

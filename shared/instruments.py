@@ -12,8 +12,15 @@ from dataclasses import dataclass
 
 __all__ = [
     "DETECTORS",
+    "EXP_TYPE_PREFIX",
     "INSTRUMENTS",
+    "MAX_EXPOSURE_BYTES",
+    "MAX_NGROUPS",
+    "MAX_NINTS",
+    "MAX_ROW_PIXELS",
+    "MAX_WINDOW_ROWS",
     "READOUT_PATTERNS",
+    "READOUT_PATTERNS_BY_INSTRUMENT",
     "SUBARRAYS",
     "DetectorInfo",
     "ReadoutPattern",
@@ -23,6 +30,7 @@ __all__ = [
     "frame_time",
     "readout_pattern",
     "subarray",
+    "exposure_bytes",
     "exposure_timing",
 ]
 
@@ -172,8 +180,42 @@ READOUT_PATTERNS: dict[str, ReadoutPattern] = {
         ReadoutPattern("SLOW", 1, 0),
         ReadoutPattern("FASTR1", 1, 0),
         ReadoutPattern("SLOWR1", 1, 0),
+        ReadoutPattern("NRS", 4, 0),
+        ReadoutPattern("NRSRAPID", 1, 0),
+        ReadoutPattern("NRSIRS2", 5, 0),
+        ReadoutPattern("NRSIRS2RAPID", 1, 0),
+        ReadoutPattern("FGS", 4, 0),
+        ReadoutPattern("FGSRAPID", 1, 0),
     )
 }
+
+# The readout patterns each instrument offers for science exposures.
+READOUT_PATTERNS_BY_INSTRUMENT: dict[str, tuple[str, ...]] = {
+    "NIRCAM": ("RAPID", "BRIGHT1", "BRIGHT2", "SHALLOW2", "SHALLOW4", "MEDIUM2", "MEDIUM8",
+               "DEEP2", "DEEP8"),
+    "NIRISS": ("NISRAPID", "NIS"),
+    "MIRI": ("FAST", "SLOW", "FASTR1", "SLOWR1"),
+    "NIRSPEC": ("NRSRAPID", "NRS", "NRSIRS2RAPID", "NRSIRS2"),
+    "FGS": ("FGSRAPID", "FGS"),
+}
+
+# EXP_TYPE values start with the instrument's prefix (NRC_IMAGE, MIR_LRS-FIXEDSLIT, ...).
+EXP_TYPE_PREFIX: dict[str, str] = {"NIRCAM": "NRC_", "NIRSPEC": "NRS_", "NIRISS": "NIS_", "MIRI": "MIR_",
+                                   "FGS": "FGS_"}
+
+# Acceptance limits of a planned exposure. NINTS and NGROUPS travel in 16-bit fields of the
+# telemetry secondary header, so 65535 is the format's bound; NIRCam's readout patterns have
+# at most 20 groups (public NIRCam readout documentation); the other instruments are held to
+# 1000 groups, this system's bound (the simulator's too). The total size bound keeps one
+# exposure within what an ingest worker assembles in memory: 16 GiB is NIRCam FULL with 10
+# groups and 200 integrations.
+MAX_NINTS = 65535
+MAX_NGROUPS: dict[str, int] = {"NIRCAM": 20, "NIRSPEC": 1000, "NIRISS": 1000, "MIRI": 1000, "FGS": 1000}
+MAX_EXPOSURE_BYTES = 16 * 1024**3
+
+# The widest and tallest readout window of any detector: bounds what one packet may carry.
+MAX_ROW_PIXELS = max(d.nx for d in DETECTORS.values())
+MAX_WINDOW_ROWS = max(d.ny for d in DETECTORS.values())
 
 # MIRI frame times (s) per subarray in FAST mode (JWST user documentation).
 _MIRI_FAST_TFRAME = {
@@ -213,6 +255,18 @@ def readout_pattern(name: str) -> ReadoutPattern:
         raise UnknownInstrumentError(
             f"unknown readout pattern {name!r}; known: {', '.join(sorted(READOUT_PATTERNS))}"
         ) from None
+
+
+def exposure_bytes(det: DetectorInfo, sub: Subarray, ngroups: int, nints: int) -> int:
+    """Bytes of an exposure's uint16 pixels as ingest assembles them: SCI, the ZEROFRAME of a
+    near-IR detector (one frame per integration) and MIRI's REFOUT (a quarter of the rows)."""
+    frame = sub.xsize * sub.ysize * 2
+    per_int = ngroups * frame
+    if det.has_refout:
+        per_int += ngroups * (sub.ysize // 4) * sub.xsize * 2
+    else:
+        per_int += frame
+    return nints * per_int
 
 
 def frame_time(instrument: str, sub: Subarray, readpatt: str = "FAST") -> float:

@@ -141,6 +141,7 @@ class IngestSummary(_Frozen):
     reordered: int = Field(0, ge=0, description="packets placed out of arrival order")
     out_of_range: int = Field(0, ge=0, description="rows outside the planned shape")
     missing_rows: int = Field(0, ge=0, description="rows that never arrived (flagged DROPOUT)")
+    missing_zeroframe_rows: int = Field(0, ge=0, description="ZEROFRAME rows that never arrived (left 0)")
     fault_crc_mismatch: int = Field(0, ge=0)
     fault_truncated: int = Field(0, ge=0)
     fault_garbled: int = Field(0, ge=0)

@@ -13,11 +13,31 @@ BACKGROUND candidate links science observations with dedicated background ones.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from shared.instruments import (
+    DETECTORS,
+    EXP_TYPE_PREFIX,
+    INSTRUMENTS,
+    MAX_EXPOSURE_BYTES,
+    MAX_NGROUPS,
+    MAX_NINTS,
+    READOUT_PATTERNS_BY_INSTRUMENT,
+    SUBARRAYS,
+    exposure_bytes,
+    exposure_timing,
+)
 from shared.storage import Bucket
 
 __all__ = [
@@ -35,9 +55,14 @@ __all__ = [
     "latest_plan_key",
     "load_latest_plan",
     "plan_filename",
+    "validation_summary",
 ]
 
 PLAN_SCHEMA_VERSION = 1
+
+# Planned exposure times must fall between the observatory's launch and a sane horizon.
+EARLIEST_EXPOSURE = datetime(2021, 12, 25, tzinfo=UTC)
+LATEST_EXPOSURE = datetime(2060, 1, 1, tzinfo=UTC)
 
 Category = Literal["GO", "GTO", "ERS", "DD", "CAL", "ENG"]
 
@@ -70,9 +95,9 @@ class Pointing(_Frozen):
     """Where the aperture reference point of the detector pointed (RA_REF/DEC_REF/ROLL_REF),
     and where that point is in the telescope frame (V2_REF/V3_REF)."""
 
-    ra: float
-    dec: float
-    roll: float = Field(0.0, description="Position angle of +V3 (detector +y), degrees E of N.")
+    ra: float = Field(ge=0.0, le=360.0, description="RA_REF, degrees.")
+    dec: float = Field(ge=-90.0, le=90.0, description="DEC_REF, degrees.")
+    roll: float = Field(0.0, ge=-360.0, le=360.0, description="Position angle of +V3 (detector +y), degrees E of N.")
     v2_ref: float | None = Field(None, description="V2 of the aperture reference point (the window centre), arcsec.")
     v3_ref: float | None = Field(None, description="V3 of the aperture reference point (the window centre), arcsec.")
 
@@ -92,8 +117,20 @@ class PlannedExposure(_Frozen):
 
     @field_validator("detector")
     @classmethod
-    def _upper(cls, v: str) -> str:
-        return v.upper()
+    def _detector(cls, v: str) -> str:
+        v = v.upper()
+        if v not in DETECTORS:
+            raise ValueError(f"unknown detector {v!r}; known: {', '.join(sorted(DETECTORS))}")
+        return v
+
+    @field_validator("start_time")
+    @classmethod
+    def _start(cls, v: datetime) -> datetime:
+        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        if not EARLIEST_EXPOSURE <= v < LATEST_EXPOSURE:
+            raise ValueError(f"start time {v.isoformat()} is outside {EARLIEST_EXPOSURE.date()} .. "
+                             f"{LATEST_EXPOSURE.date()} (launch .. the plan's horizon)")
+        return v
 
 
 class Observation(_Frozen):
@@ -115,15 +152,109 @@ class Observation(_Frozen):
     is_psf: bool = False
     exposures: list[PlannedExposure] = Field(default_factory=list)
 
-    @field_validator("instrument", "exp_type", "filter", "pupil", "readpatt", "subarray")
+    @field_validator("filter", "pupil")
     @classmethod
     def _upper(cls, v: str) -> str:
         return v.upper()
 
+    @field_validator("instrument")
+    @classmethod
+    def _instrument(cls, v: str) -> str:
+        v = v.upper()
+        if v not in INSTRUMENTS:
+            raise ValueError(f"unknown instrument {v!r}; known: {', '.join(INSTRUMENTS)}")
+        return v
+
+    @field_validator("exp_type")
+    @classmethod
+    def _exp_type(cls, v: str, info: ValidationInfo) -> str:
+        v = v.upper()
+        prefix = EXP_TYPE_PREFIX.get(info.data.get("instrument", ""))
+        if prefix and not v.startswith(prefix):
+            raise ValueError(f"EXP_TYPE {v!r} is not a {info.data['instrument']} type (those start with {prefix})")
+        return v
+
     @field_validator("detectors")
     @classmethod
-    def _upper_list(cls, v: list[str]) -> list[str]:
-        return [d.upper() for d in v]
+    def _detectors(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        names = [d.upper() for d in v]
+        if not names:
+            raise ValueError("an observation needs at least one detector")
+        instrument = info.data.get("instrument")
+        for name in names:
+            det = DETECTORS.get(name)
+            if det is None:
+                raise ValueError(f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}")
+            if instrument and det.instrument != instrument:
+                raise ValueError(f"detector {name} belongs to {det.instrument}, not to this observation's {instrument}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"detectors listed twice: {names}")
+        return names
+
+    @field_validator("readpatt")
+    @classmethod
+    def _readpatt(cls, v: str, info: ValidationInfo) -> str:
+        v = v.upper()
+        instrument = info.data.get("instrument")
+        allowed = READOUT_PATTERNS_BY_INSTRUMENT.get(instrument or "", ())
+        if instrument and v not in allowed:
+            raise ValueError(f"readout pattern {v!r} is not one of {instrument}'s: {', '.join(allowed)}")
+        return v
+
+    @field_validator("ngroups")
+    @classmethod
+    def _ngroups(cls, v: int, info: ValidationInfo) -> int:
+        limit = MAX_NGROUPS.get(info.data.get("instrument", ""), min(MAX_NGROUPS.values()))
+        if v > limit:
+            raise ValueError(f"{v} groups per integration; {info.data.get('instrument', 'the instrument')} allows at most {limit}")
+        return v
+
+    @field_validator("nints")
+    @classmethod
+    def _nints(cls, v: int) -> int:
+        if v > MAX_NINTS:
+            raise ValueError(f"{v} integrations; at most {MAX_NINTS} (a 16-bit field of the telemetry)")
+        return v
+
+    @field_validator("subarray")
+    @classmethod
+    def _subarray(cls, v: str, info: ValidationInfo) -> str:
+        v = v.upper()
+        table = SUBARRAYS.get(info.data.get("instrument", ""))
+        if table is not None and v not in table:
+            raise ValueError(f"unknown subarray {v!r} for {info.data['instrument']}; known: {', '.join(sorted(table))}")
+        return v
+
+    @model_validator(mode="after")
+    def _exposures(self) -> Observation:
+        sub = SUBARRAYS[self.instrument][self.subarray]
+        for name in self.detectors:
+            size = exposure_bytes(DETECTORS[name], sub, self.ngroups, self.nints)
+            if size > MAX_EXPOSURE_BYTES:
+                raise ValueError(
+                    f"nints: {self.nints} integrations of {self.ngroups} groups of {sub.name} on {name} make "
+                    f"{size / 2**30:.1f} GiB, more than the {MAX_EXPOSURE_BYTES / 2**30:.0f} GiB an exposure may have"
+                )
+        seen = set()
+        for k, e in enumerate(self.exposures):
+            if e.detector not in self.detectors:
+                raise ValueError(f"exposures.{k}.detector: {e.detector} is not one of this observation's "
+                                 f"detectors {self.detectors}")
+            ident = (e.visit, e.visit_group, e.sequence, e.activity, e.exposure, e.detector)
+            if ident in seen:
+                raise ValueError(f"exposures.{k}: visit {e.visit} exposure {e.exposure} on {e.detector} is planned twice")
+            seen.add(ident)
+        return self
+
+    def visit_window(self, visit: int) -> tuple[datetime, datetime]:
+        """(first planned start, last planned end) of this observation's exposures in ``visit``:
+        when its telemetry should have been taken."""
+        starts = [e.start_time for e in self.exposures if e.visit == visit]
+        if not starts:
+            raise KeyError(f"observation {self.number:03d} plans no exposure in visit {visit:03d}")
+        timing = exposure_timing(self.instrument, SUBARRAYS[self.instrument][self.subarray], self.readpatt,
+                                 self.ngroups, self.nints)
+        return min(starts), max(starts) + timedelta(seconds=timing.duration)
 
 
 CANDIDATE_TYPES = ("MOSAIC", "BACKGROUND")
@@ -171,7 +302,7 @@ class PlannedCandidate(_Frozen):
 
 
 class Plan(_Frozen):
-    schema_version: int = PLAN_SCHEMA_VERSION
+    schema_version: Literal[1] = PLAN_SCHEMA_VERSION
     program: str = Field(pattern=r"^\d{5}$", description="Five-digit, zero-padded.")
     title: str
     pi_name: str
@@ -182,6 +313,19 @@ class Plan(_Frozen):
     targets: list[Target]
     observations: list[Observation]
     candidates: list[PlannedCandidate] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Plan:
+        targets = {t.id for t in self.targets}
+        if len(targets) != len(self.targets):
+            raise ValueError(f"targets: ids must be unique, got {[t.id for t in self.targets]}")
+        numbers = [o.number for o in self.observations]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError(f"observations: numbers must be unique, got {numbers}")
+        for k, o in enumerate(self.observations):
+            if o.target_id not in targets:
+                raise ValueError(f"observations.{k}.target_id: target {o.target_id} is not in targets {sorted(targets)}")
+        return self
 
     @model_validator(mode="after")
     def _candidates(self) -> Plan:
@@ -229,6 +373,17 @@ class Plan(_Frozen):
             f"visit {visit:03d} group {visit_group:02d} seq {sequence} act {activity:02d} "
             f"exp {exposure:05d} on {detector}"
         )
+
+
+def validation_summary(exc: ValidationError, limit: int = 3) -> str:
+    """The first problems of a failed validation as ``where: what`` phrases a person can act on."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
 def plan_filename(program: str) -> str:

@@ -9,6 +9,11 @@ The encoder is used by the simulator, the decoder by ingest. The decoder never r
 bad bytes: it yields :class:`Packet` objects for packets it could read and
 :class:`Fault` records for everything it could not, so the caller can decide between a
 flagged product and a rejection, and nothing is silently dropped.
+
+Payloads are not expanded while decoding: a :class:`Packet` keeps its payload as
+transmitted (a view of the file) and :meth:`Packet.rows` inflates it when the caller knows
+where its rows go, never to more than the rows the packet declares (plus a per-file
+:class:`InflateBudget`), so a small file cannot expand into a large memory footprint.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from shared.instruments import MAX_ROW_PIXELS, MAX_WINDOW_ROWS
+
 __all__ = [
     "APID",
     "CCSDS_EPOCH",
@@ -33,7 +40,10 @@ __all__ = [
     "SECONDARY_HEADER_SIZE",
     "Fault",
     "FaultKind",
+    "InflateBudget",
+    "InflateLimitError",
     "Packet",
+    "PayloadError",
     "SecondaryHeader",
     "crc16",
     "decode_stream",
@@ -119,16 +129,109 @@ class SecondaryHeader:
         return from_ccsds_time(self.time_coarse, self.time_fine)
 
 
+class PayloadError(ValueError):
+    """A payload that is not the rows its packet declares. ``width`` is the row length in
+    pixels when the payload is whole rows of another width, else None."""
+
+    def __init__(self, message: str, width: int | None = None):
+        super().__init__(message)
+        self.width = width
+
+
+class InflateLimitError(ValueError):
+    """Decompression stopped at a hard cap: ``scope`` is ``packet`` (a payload expanding past
+    the rows its header declares) or ``file`` (the file's total past its budget)."""
+
+    def __init__(self, message: str, scope: str):
+        super().__init__(message)
+        self.scope = scope
+
+
+class InflateBudget:
+    """How many bytes the compressed payloads of one file may expand to, in total."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)
+
+
+def _inflate(payload: memoryview, cap: int) -> bytes:
+    """zlib-inflate ``payload`` into at most ``cap`` bytes; InflateLimitError beyond, PayloadError
+    for a stream that is not complete deflate data."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(payload, cap + 1)
+    except zlib.error as exc:
+        raise PayloadError(f"payload does not decompress: {exc}") from None
+    if len(out) > cap:
+        raise InflateLimitError(f"compressed payload of {len(payload)} bytes expands beyond {cap} bytes", "packet")
+    if not inflater.eof:
+        raise PayloadError(f"compressed payload of {len(payload)} bytes ends before its deflate stream does")
+    if inflater.unused_data:
+        raise PayloadError(f"{len(inflater.unused_data)} bytes after the end of the deflate stream")
+    return out
+
+
 @dataclass(frozen=True)
 class Packet:
-    """One good packet: CRC verified, payload decompressed into ``(nrows, ncols)`` uint16."""
+    """One good packet: CRC verified, header read. ``payload`` is as transmitted (deflate
+    data when ``header.compressed``), a view of the decoded file."""
 
     offset: int
     apid: int
     sequence_count: int
     header: SecondaryHeader
-    pixels: np.ndarray
+    payload: memoryview
     raw_crc: int
+
+    def rows(self, ncols: int | None = None, budget: InflateBudget | None = None) -> np.ndarray:
+        """The payload as ``(nrows, ncols)`` uint16 pixels.
+
+        A compressed payload is inflated to at most what its header's ``nrows`` rows of the
+        widest detector row can hold, and counted against ``budget``.
+        Raises :class:`InflateLimitError` past either cap, :class:`PayloadError` when the
+        bytes are not ``nrows`` whole rows of ``ncols`` pixels.
+        """
+        nrows = self.header.nrows
+        declared = nrows * MAX_ROW_PIXELS * 2
+        if self.header.compressed:
+            remaining = declared if budget is None else budget.remaining
+            try:
+                data = _inflate(self.payload, min(declared, remaining))
+            except InflateLimitError:
+                if remaining < declared:
+                    raise InflateLimitError(
+                        f"the file's compressed payloads expand to more than {budget.limit} bytes "
+                        f"(reached in the packet at byte {self.offset})", "file") from None
+                raise InflateLimitError(
+                    f"the compressed payload of the packet at byte {self.offset} ({len(self.payload)} bytes) "
+                    f"expands beyond the {declared} bytes that the {nrows} rows its header declares can hold "
+                    f"(rows of at most {MAX_ROW_PIXELS} pixels)", "packet") from None
+            if budget is not None:
+                budget.used += len(data)
+        else:
+            data = self.payload
+        width = _row_width(len(data), nrows)
+        if width is None:
+            raise PayloadError(f"{len(data)} payload bytes are not {nrows} whole rows")
+        if ncols is not None and width != ncols:
+            raise PayloadError(f"rows of {width} pixels where {ncols} were expected", width)
+        return np.frombuffer(data, dtype=">u2").reshape(nrows, width)
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The rows, at whatever width the payload has (inflated under the packet's cap)."""
+        return self.rows()
+
+
+def _row_width(nbytes: int, nrows: int) -> int | None:
+    if nrows == 0 or nbytes % (2 * nrows):
+        return None
+    return nbytes // (2 * nrows)
 
 
 class FaultKind(StrEnum):
@@ -272,8 +375,9 @@ def decode_stream(data: bytes, ncols: int | None = None) -> Iterator[Packet | Fa
     data : bytes
         The whole file.
     ncols : int, optional
-        Expected row length in pixels; a payload that is not ``nrows * ncols`` pixels is a
-        BAD_PAYLOAD fault. When None, the row length is taken from the payload.
+        Expected row length in pixels; an uncompressed payload that is not ``nrows * ncols``
+        pixels is a BAD_PAYLOAD fault. When None, the row length is taken from the payload.
+        Compressed payloads are checked only when inflated (:meth:`Packet.rows`).
     """
     buf = memoryview(data)
     pos = 0
@@ -317,19 +421,24 @@ def decode_stream(data: bytes, ncols: int | None = None) -> Iterator[Packet | Fa
             yield Fault(FaultKind.UNKNOWN_APID, pos, size, f"APID {apid:#05x} is not a science stream this system knows", apid, header)
             pos = end
             continue
-        payload = bytes(buf[pos + PRIMARY_HEADER_SIZE + SECONDARY_HEADER_SIZE : end - CRC_SIZE])
-        try:
-            if header.compressed:
-                payload = zlib.decompress(payload)
-            if header.nrows == 0 or len(payload) % (2 * header.nrows):
-                raise ValueError(f"{len(payload)} payload bytes are not {header.nrows} whole rows")
-            row_len = len(payload) // (2 * header.nrows)
-            if ncols is not None and row_len != ncols:
-                raise ValueError(f"rows of {row_len} pixels where {ncols} were expected")
-        except (zlib.error, ValueError) as exc:
-            yield Fault(FaultKind.BAD_PAYLOAD, pos, size, str(exc), apid, header)
+        if header.nrows == 0 or header.first_row + header.nrows > MAX_WINDOW_ROWS:
+            yield Fault(FaultKind.BAD_HEADER, pos, size, f"rows {header.first_row}+{header.nrows} are not within a "
+                        f"readout window of at most {MAX_WINDOW_ROWS} rows", apid, header)
             pos = end
             continue
-        pixels = np.frombuffer(payload, dtype=">u2").reshape(header.nrows, row_len)
-        yield Packet(pos, apid, seq, header, pixels, crc)
+        payload = buf[pos + PRIMARY_HEADER_SIZE + SECONDARY_HEADER_SIZE : end - CRC_SIZE]
+        if not header.compressed:
+            width = _row_width(len(payload), header.nrows)
+            problem = None
+            if width is None:
+                problem = f"{len(payload)} payload bytes are not {header.nrows} whole rows"
+            elif ncols is not None and width != ncols:
+                problem = f"rows of {width} pixels where {ncols} were expected"
+            elif width > MAX_ROW_PIXELS:
+                problem = f"rows of {width} pixels are wider than any detector ({MAX_ROW_PIXELS})"
+            if problem:
+                yield Fault(FaultKind.BAD_PAYLOAD, pos, size, problem, apid, header)
+                pos = end
+                continue
+        yield Packet(pos, apid, seq, header, payload, crc)
         pos = end

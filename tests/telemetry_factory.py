@@ -3,6 +3,8 @@ each fault can be injected byte-exactly."""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +12,17 @@ import numpy as np
 
 from shared.instruments import detector, exposure_timing, subarray
 from shared.plan import Observation, Plan, PlannedExposure, Pointing, Target
-from shared.telemetry import APID, SecondaryHeader, encode_packet, to_ccsds_time
+from shared.telemetry import (
+    APID,
+    CRC_SIZE,
+    FLAG_COMPRESSED,
+    PRIMARY_HEADER_SIZE,
+    SECONDARY_HEADER_SIZE,
+    SecondaryHeader,
+    crc16,
+    encode_packet,
+    to_ccsds_time,
+)
 
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -47,12 +59,14 @@ def tiny_plan(
 class TinyExposure:
     plan: Plan
     cube: np.ndarray  # (nints, ngroups, ny, nx) uint16
-    packets: list[bytes]  # science packets in order
+    packets: list[bytes]  # every packet in order (ZEROFRAME and REFOUT packets beside SCI)
     refout: np.ndarray | None = None
+    zeroframe: np.ndarray | None = None  # (nints, ny, nx) uint16
 
 
 def tiny_exposure(plan: Plan | None = None, *, exposure: int = 1, rows_per_packet: int = 8,
-                  compress: bool = False, seed: int = 1) -> TinyExposure:
+                  compress: bool = False, seed: int = 1, zeroframe: bool = False,
+                  first_sequence: int = 0) -> TinyExposure:
     plan = plan or tiny_plan()
     obs = plan.observations[0]
     exp = obs.exposures[exposure - 1]
@@ -64,7 +78,7 @@ def tiny_exposure(plan: Plan | None = None, *, exposure: int = 1, rows_per_packe
     ramp = np.arange(1, obs.ngroups + 1)[None, :, None, None] * rng.integers(5, 50, size=(1, 1, sub.ysize, sub.xsize))
     cube = (base[None, None] + ramp + np.zeros((obs.nints, 1, 1, 1), int)).astype(np.uint16)
     t_int = obs.ngroups * timing.tgroup + timing.tframe
-    seq = {}
+    seq: dict[int, int] = {}
     packets = []
 
     def emit(apid, i, g, first, block):
@@ -72,17 +86,96 @@ def tiny_exposure(plan: Plan | None = None, *, exposure: int = 1, rows_per_packe
         coarse, fine = to_ccsds_time(t)
         h = SecondaryHeader(coarse, fine, int(plan.program), obs.number, exp.visit, exp.visit_group,
                             exp.sequence, exp.activity, det.code, exp.exposure, i, g, first, block.shape[0])
-        packets.append(encode_packet(apid, seq.setdefault(apid, 0), h, block, compress=compress))
+        packets.append(encode_packet(apid, seq.setdefault(apid, first_sequence), h, block, compress=compress))
         seq[apid] += 1
 
     refout = None
     if det.has_refout:
         refout = (cube[:, :, : sub.ysize // 4, :] // 2).astype(np.uint16)
+    zero = (cube[:, 0] - 3).astype(np.uint16) if zeroframe else None
     for i in range(1, obs.nints + 1):
+        if zero is not None:
+            for first in range(0, sub.ysize, rows_per_packet):
+                emit(APID.ZEROFRAME[obs.instrument], i, 0, first, zero[i - 1, first : first + rows_per_packet])
         for g in range(1, obs.ngroups + 1):
             for first in range(0, sub.ysize, rows_per_packet):
                 emit(APID.SCIENCE[obs.instrument], i, g, first, cube[i - 1, g - 1, first : first + rows_per_packet])
             if refout is not None:
                 for first in range(0, sub.ysize // 4, rows_per_packet):
                     emit(APID.REFOUT["MIRI"], i, g, first, refout[i - 1, g - 1, first : first + rows_per_packet])
-    return TinyExposure(plan, cube, packets, refout)
+    return TinyExposure(plan, cube, packets, refout, zero)
+
+
+# ---------------------------------------------------------------- fault injection
+
+
+def header_of(packet: bytes) -> SecondaryHeader:
+    return SecondaryHeader.unpack(packet[PRIMARY_HEADER_SIZE : PRIMARY_HEADER_SIZE + SECONDARY_HEADER_SIZE])
+
+
+def _seal(body: bytes | bytearray) -> bytes:
+    """A packet body with its CRC appended (so a fault is in the content, not the CRC)."""
+    return bytes(body) + struct.pack(">H", crc16(bytes(body)))
+
+
+def flip(packet: bytes, offset: int) -> bytes:
+    """One byte changed, CRC left as it was."""
+    b = bytearray(packet)
+    b[offset] ^= 0x5A
+    return bytes(b)
+
+
+def with_header(packet: bytes, **changes) -> bytes:
+    """The packet with changed secondary-header fields and a valid CRC."""
+    body = packet[:-CRC_SIZE]
+    h = SecondaryHeader(**{**header_of(packet).__dict__, **changes})
+    return _seal(body[:PRIMARY_HEADER_SIZE] + h.pack() + body[PRIMARY_HEADER_SIZE + SECONDARY_HEADER_SIZE :])
+
+
+def with_apid(packet: bytes, apid: int) -> bytes:
+    body = bytearray(packet[:-CRC_SIZE])
+    word0 = struct.unpack_from(">H", body, 0)[0]
+    struct.pack_into(">H", body, 0, (word0 & ~0x7FF) | apid)
+    return _seal(body)
+
+
+def with_primary(packet: bytes, *, word0_or: int = 0, word0_and: int = 0xFFFF, word1_and: int = 0xFFFF,
+                 sequence: int | None = None) -> bytes:
+    """Primary-header bits changed (version, type, flags, sequence count), CRC recomputed."""
+    body = bytearray(packet[:-CRC_SIZE])
+    w0, w1 = struct.unpack_from(">HH", body, 0)
+    w0 = (w0 & word0_and) | word0_or
+    w1 &= word1_and
+    if sequence is not None:
+        w1 = (w1 & 0xC000) | (sequence & 0x3FFF)
+    struct.pack_into(">HH", body, 0, w0, w1)
+    return _seal(body)
+
+
+def with_payload(packet: bytes, payload: bytes, *, compressed: bool | None = None) -> bytes:
+    """The packet carrying ``payload`` instead, length field and CRC made consistent."""
+    h = header_of(packet)
+    if compressed is not None:
+        h = SecondaryHeader(**{**h.__dict__, "flags": (h.flags & ~FLAG_COMPRESSED) | (FLAG_COMPRESSED if compressed else 0)})
+    word0, word1 = struct.unpack_from(">HH", packet, 0)
+    body = struct.pack(">HHH", word0, word1, SECONDARY_HEADER_SIZE + len(payload) + CRC_SIZE - 1) + h.pack() + payload
+    return _seal(body)
+
+
+def payload_of(packet: bytes) -> bytes:
+    return packet[PRIMARY_HEADER_SIZE + SECONDARY_HEADER_SIZE : -CRC_SIZE]
+
+
+def bomb(packet: bytes, expanded_bytes: int) -> bytes:
+    """The packet with a deflate payload of ``expanded_bytes`` zero bytes, whatever rows it declares."""
+    return with_payload(packet, zlib.compress(bytes(expanded_bytes), 9), compressed=True)
+
+
+def at_time(packet: bytes, coarse: int, fine: int = 0) -> bytes:
+    return with_header(packet, time_coarse=coarse, time_fine=fine)
+
+
+def shifted(packet: bytes, seconds: float) -> bytes:
+    h = header_of(packet)
+    total = h.time_coarse + h.time_fine / 65536.0 + seconds
+    return at_time(packet, int(total), int((total - int(total)) * 65536))

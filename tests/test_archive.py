@@ -128,7 +128,7 @@ def archive(request, tmp_path_factory) -> Archive:
     catalog_url = None
     if request.param == "postgresql":
         catalog_url = _empty_postgres(request.getfixturevalue("pg_server_url"))
-    settings = Settings(var_dir=tmp / "var", catalog_url=catalog_url,
+    settings = Settings(var_dir=tmp / "var", catalog_url=catalog_url, webhook_allow="192.0.2.0/24",
                         archive_base_url="https://archive.example.org/api", _env_file=None)
     ctx, inline = embedded_context(settings, services=["ingest"])  # later stages registered below
 
@@ -546,7 +546,7 @@ def test_bundles_zip_tar_and_curl(archive):
 
 def test_subscriptions_are_scoped_to_the_owner(archive):
     one, two = archive.auth("sub1@example.org"), archive.auth("sub2@example.org")
-    spec = {"name": "my program", "channel": "webhook", "target": "https://example.org/hook",
+    spec = {"name": "my program", "channel": "webhook", "target": "https://192.0.2.10/hook",
             "filters": {"programs": ["1234"], "event_types": ["new", "public"]}}
     assert archive.client.get("/subscriptions").status_code == 401
     r = archive.client.post("/subscriptions", json=spec, headers=one)

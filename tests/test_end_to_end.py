@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -230,6 +231,7 @@ def system(request, tmp_path, pg_url, redis_url, broker_prefix, s3_server):
         "DMS_BROKER_RESTORE_INTERVAL": "5",
         "DMS_TASK_MAX_RETRIES": "3",
         "DMS_WEBHOOK_TIMEOUT": "5",
+        "DMS_WEBHOOK_ALLOW": "127.0.0.0/8",  # the subscriber's webhook listens on loopback
         "DMS_ARCHIVE_BASE_URL": f"http://127.0.0.1:{api_port}",
         # where the test's simulation writes its star catalog; stage 3 aligns mosaics to it
         "DMS_ASTROMETRIC_CATALOG_DIR": str(tmp_path / "sim" / "catalogs"),
@@ -360,6 +362,20 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
             "filters": {"programs": ["1234"]}})
         assert r.status_code == 201, r.text
         digest_id = r.json()["id"]
+        assert r.json()["confirmed"] is False  # nothing goes to the address before it confirms
+
+        # `dms notify` mails the confirmation link; the subscriber follows it
+        notify_env = system.env | {"DMS_SMTP_HOST": "127.0.0.1", "DMS_SMTP_PORT": str(smtp.port),
+                                   "DMS_MAIL_FROM": "dms@archive.test"}
+        done = subprocess.run([sys.executable, "-m", "services.cli", "notify"], cwd=REPO, env=notify_env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and len(smtp.messages) == 1, done.stdout + done.stderr
+        [confirmation] = smtp.messages
+        assert confirmation["To"] == SUBSCRIBER and "Confirm" in confirmation["Subject"]
+        link = re.search(r"(http://\S+/subscriptions/\d+/confirm\?token=\S+)", confirmation.get_content())[1]
+        r = api.get(link)
+        assert r.status_code == 200 and r.json()["confirmed"] is True, r.text
+        smtp.messages.clear()
 
         # the downlink: plan and telemetry into dms-raw, arrival events to the ingest queue
         received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
@@ -420,8 +436,6 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
         with ctx.catalog.session() as s:
             s.execute(update(Subscription).where(Subscription.id == digest_id)
                       .values(created_at=datetime.now(UTC) - timedelta(days=1, minutes=5)))
-        notify_env = system.env | {"DMS_SMTP_HOST": "127.0.0.1", "DMS_SMTP_PORT": str(smtp.port),
-                                   "DMS_MAIL_FROM": "dms@archive.test"}
         done = subprocess.run([sys.executable, "-m", "services.cli", "notify"], cwd=REPO, env=notify_env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr

@@ -22,7 +22,7 @@ from shared.telemetry import (
     crc16,
     encode_packet,
 )
-from tests.telemetry_factory import tiny_exposure, tiny_plan
+from tests.telemetry_factory import flip, tiny_exposure, tiny_plan, with_apid, with_header
 
 CREATED = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -101,28 +101,6 @@ def test_segmentation_splits_whole_integrations():
 # ---------------------------------------------------------------- the bad-telemetry corpus
 
 
-def _flip(packet: bytes, offset: int) -> bytes:
-    b = bytearray(packet)
-    b[offset] ^= 0x5A
-    return bytes(b)
-
-
-def _with_header(packet: bytes, **changes) -> bytes:
-    """Re-encode a packet with changed secondary-header fields and a valid CRC."""
-    body = packet[:-CRC_SIZE]
-    h = SecondaryHeader.unpack(body[PRIMARY_HEADER_SIZE : PRIMARY_HEADER_SIZE + SECONDARY_HEADER_SIZE])
-    h = SecondaryHeader(**{**h.__dict__, **changes})
-    body = body[:PRIMARY_HEADER_SIZE] + h.pack() + body[PRIMARY_HEADER_SIZE + SECONDARY_HEADER_SIZE :]
-    return body + struct.pack(">H", crc16(body))
-
-
-def _with_apid(packet: bytes, apid: int) -> bytes:
-    body = bytearray(packet[:-CRC_SIZE])
-    word0 = struct.unpack_from(">H", body, 0)[0]
-    struct.pack_into(">H", body, 0, (word0 & ~0x7FF) | apid)
-    return bytes(body) + struct.pack(">H", crc16(bytes(body)))
-
-
 def _corrupt_compressed(packet: bytes) -> bytes:
     body = bytearray(packet[:-CRC_SIZE])
     body[-5:] = b"\x00\x00\x00\x00\x00"  # breaks the deflate stream; CRC recomputed
@@ -140,22 +118,22 @@ CORPUS = {
     "empty_file": (b"", "empty_file", {}),
     "random_garbage": (np.random.default_rng(5).bytes(5000), "no_science_packets", {"fault_garbled"}),
     "truncated_last_packet": (b"".join(P)[:-100], None, {"fault_truncated", "missing_rows"}),
-    "crc_error": (b"".join(P[:3] + [_flip(P[3], 60)] + P[4:]), None, {"fault_crc_mismatch", "missing_rows"}),
+    "crc_error": (b"".join(P[:3] + [flip(P[3], 60)] + P[4:]), None, {"fault_crc_mismatch", "missing_rows"}),
     "dropped_packets": (b"".join(P[:5] + P[8:]), None, {"sequence_gaps", "missing_rows"}),
     "duplicated_packets": (b"".join(P[:6] + P[4:6] + P[6:]), None, {"duplicates"}),
     "reordered_packets": (b"".join(P[:4] + [P[6], P[4], P[5]] + P[7:]), None, {"reordered"}),
-    "corrupted_length_field": (b"".join(P[:2] + [_flip(P[2], 4)] + P[3:]), None, {"fault_garbled", "missing_rows"}),
+    "corrupted_length_field": (b"".join(P[:2] + [flip(P[2], 4)] + P[3:]), None, {"fault_garbled", "missing_rows"}),
     "garbage_between_packets": (b"".join(P[:3]) + b"\x0a\xc1junk" + b"".join(P[3:]), None, {"fault_garbled"}),
-    "unknown_apid_only": (b"".join(_with_apid(p, 0x123) for p in P), "no_science_packets", {"fault_unknown_apid"}),
-    "unknown_apid_mixed": (b"".join(P[:2] + [_with_apid(P[2], 0x123)] + P[3:]), None, {"fault_unknown_apid", "missing_rows"}),
+    "unknown_apid_only": (b"".join(with_apid(p, 0x123) for p in P), "no_science_packets", {"fault_unknown_apid"}),
+    "unknown_apid_mixed": (b"".join(P[:2] + [with_apid(P[2], 0x123)] + P[3:]), None, {"fault_unknown_apid", "missing_rows"}),
     "bad_compressed_payload": (b"".join(TC.packets[:1] + [_corrupt_compressed(TC.packets[1])] + TC.packets[2:]), None, {"fault_bad_payload", "missing_rows"}),
     "conflicting_duplicate": (b"".join(P + [encode_packet(0x2C1, N, SecondaryHeader.unpack(P[0][6:38]), np.zeros((8, 64), np.uint16))]), None, {"conflicting_duplicates"}),
-    "rows_out_of_range": (b"".join(P + [_with_header(P[0], integration=9)]), None, {"out_of_range"}),
-    "not_in_plan": (b"".join(_with_header(p, exposure=77) for p in P), "not_in_plan", {}),
+    "rows_out_of_range": (b"".join(P + [with_header(P[0], integration=9)]), None, {"out_of_range"}),
+    "not_in_plan": (b"".join(with_header(p, exposure=77) for p in P), "not_in_plan", {}),
     "missing_plan": (b"".join(P), "missing_plan", {}),
     "wrong_row_width": (b"".join(encode_packet(0x2C1, k, SecondaryHeader.unpack(p[6:38]), np.zeros((8, 32), np.uint16)) for k, p in enumerate(P)), "plan_mismatch", {}),
-    "unknown_detector": (b"".join(_with_header(p, detector_code=99) for p in P), "unknown_detector", {}),
-    "instrument_mismatch": (b"".join(_with_apid(p, 0x2C4) for p in P), "instrument_mismatch", {}),
+    "unknown_detector": (b"".join(with_header(p, detector_code=99) for p in P), "unknown_detector", {}),
+    "instrument_mismatch": (b"".join(with_apid(p, 0x2C4) for p in P), "instrument_mismatch", {}),
 }
 
 

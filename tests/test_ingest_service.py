@@ -8,7 +8,7 @@ from datetime import UTC
 import pytest
 from sqlalchemy import func, select
 
-from services.ingest.receive import BadPlanError, receive_files
+from services.ingest.receive import receive_files
 from services.ingest.task import handle_telemetry
 from services.registry import embedded_context
 from shared.catalog import EventRecord, Exposure, IngestRejection, Product, TaskFailure
@@ -169,8 +169,13 @@ def test_bad_plan_is_refused_with_the_field(embedded_settings, tmp_path):
     import json
 
     path.write_text(json.dumps(data))
-    with pytest.raises(BadPlanError, match="observations.0.ngroups"):
-        receive_files(context, [path])
+    [received] = receive_files(context, [path])
+    assert received.rejection.startswith("invalid_plan: ") and "observations.0.ngroups" in received.rejection
+    with context.catalog.session() as s:
+        [rej] = s.scalars(select(IngestRejection)).all()
+        assert (rej.reason, rej.program_id, rej.raw_uri) == ("invalid_plan", "01234", received.stored.uri)
+    assert "/01234/rejected/r1/" in received.stored.uri
+    assert context.store.get_uri(received.stored.uri) == path.read_bytes()
 
 
 def test_malformed_message_is_dead_lettered_not_crashing(embedded_settings):

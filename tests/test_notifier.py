@@ -49,6 +49,7 @@ from shared.messages import (
 )
 from shared.runtime import ServiceContext, run_handler
 from shared.subscriptions import SubscriptionFilters, SubscriptionSpec, create_subscription
+from shared.webhooks import WebhookPolicy
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -59,7 +60,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def make_ctx(tmp_path, catalog_url=None, **overrides) -> ServiceContext:
     settings = Settings(var_dir=tmp_path / "var", catalog_url=catalog_url, notify_retry_base=10.0,
-                        notify_max_attempts=3, webhook_timeout=5.0, _env_file=None, **overrides)
+                        notify_max_attempts=3, webhook_timeout=5.0, webhook_allow="127.0.0.0/8",
+                        _env_file=None, **overrides)
     ctx = ServiceContext.from_settings(settings)
     ctx.catalog.upgrade()
     return ctx
@@ -119,12 +121,15 @@ def archive(ctx, filename, *, program="01234", revision=1, archived_at=T0, eap_m
 
 
 def subscribe(ctx, channel="webhook", target="http://127.0.0.1:9/hook", frequency="immediate",
-              created_at=T0, secret="s3cret", **filters) -> int:
+              created_at=T0, secret="s3cret-s3cret-s3cret", **filters) -> int:
     spec = SubscriptionSpec(channel=channel, target=target, frequency=frequency,
                             secret=secret if channel == "webhook" else None,
                             filters=SubscriptionFilters(**filters))
     with ctx.catalog.session() as s:
-        row = create_subscription(s, "sci@example.org", spec)
+        # the tests' addresses are their own SMTP sink: confirmed (tests/test_api_hardening.py
+        # covers the confirmation link)
+        row = create_subscription(s, "sci@example.org", spec, policy=WebhookPolicy.from_settings(ctx.settings),
+                                  confirmed=True)
         row.created_at = created_at
         return row.id
 
@@ -335,7 +340,7 @@ def test_first_is_stable_under_reprocessing_and_redelivery(sqlite_ctx):
 def test_webhook_signed_cloudevent_with_retries_and_backoff(sqlite_ctx, webhook):
     ctx = sqlite_ctx
     webhook.fail = 2
-    sub = subscribe(ctx, target=webhook.url, secret="k3y", programs=["01234"])
+    sub = subscribe(ctx, target=webhook.url, secret="k3y-k3y-k3y-k3y-k3y", programs=["01234"])
     event = archive(ctx, "jw01234001001_01101_00001_nrca1_uncal.fits")
 
     created, sent = match_event(ctx, event, T0)  # immediate: first attempt now -> 500
@@ -364,7 +369,7 @@ def test_webhook_signed_cloudevent_with_retries_and_backoff(sqlite_ctx, webhook)
     # three POSTs of the same signed CloudEvent (same id: a subscriber can drop repeats)
     assert len(webhook.requests) == 3
     for headers, body in webhook.requests:
-        assert verify("k3y", body, headers["X-DMS-Signature"])
+        assert verify("k3y-k3y-k3y-k3y-k3y", body, headers["X-DMS-Signature"])
         assert not verify("wrong", body, headers["X-DMS-Signature"])
         assert headers["Content-Type"].startswith("application/cloudevents+json")
         assert headers["X-DMS-Delivery"] == done.batch_id
@@ -620,6 +625,7 @@ def test_cli_subscribe_list_unsubscribe_notify(tmp_path, monkeypatch, capsys, we
     from shared.routing import ROUTES, Route
 
     monkeypatch.setenv("DMS_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("DMS_WEBHOOK_ALLOW", "127.0.0.0/8")
     get_settings.cache_clear()
     parser = argparse.ArgumentParser(prog="dms")
     register_commands(parser.add_subparsers(dest="command", required=True))
@@ -639,6 +645,8 @@ def test_cli_subscribe_list_unsubscribe_notify(tmp_path, monkeypatch, capsys, we
         assert run("subscribe", "--owner", "x", "--program", "123456", "--email", "a@b.c") == 2
         assert "program '123456'" in capsys.readouterr().err
         assert run("subscribe", "--owner", "x", "--webhook", "http://h/", "--frequency", "daily") == 2
+        assert run("subscribe", "--owner", "x", "--webhook", "http://169.254.169.254/") == 2
+        assert "cloud metadata" in capsys.readouterr().err
         assert run("subscriptions", "--owner", "sci@example.org") == 0
         out = capsys.readouterr().out
         assert "program=01234 event=public" in out and "instrument=NIRCAM" in out and "weekly" in out
@@ -678,10 +686,10 @@ def test_end_to_end_simulated_program_reaches_webhook_once(tmp_path, webhook):
     desc["simulation"]["write_references"] = False
     sim = simulate(desc, tmp_path / "sim")
 
-    ctx, inline = embedded_context(Settings(var_dir=tmp_path / "var", _env_file=None))
+    ctx, inline = embedded_context(Settings(var_dir=tmp_path / "var", webhook_allow="127.0.0.0/8", _env_file=None))
     try:
-        subscribe(ctx, target=webhook.url, secret="e2e", programs=[sim.plan.program])
-        subscribe(ctx, target=webhook.url, secret="e2e", programs=["99999"])  # someone else's
+        subscribe(ctx, target=webhook.url, secret="e2e-e2e-e2e-e2e-e2e", programs=[sim.plan.program])
+        subscribe(ctx, target=webhook.url, secret="e2e-e2e-e2e-e2e-e2e", programs=["99999"])  # someone else's
         received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
         dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
         done = inline.run_until_idle()  # ingest, and whatever later stages are routed today
@@ -699,7 +707,7 @@ def test_end_to_end_simulated_program_reaches_webhook_once(tmp_path, webhook):
         events = webhook.events()
         assert len(events) == len(products)  # one CloudEvent per product, each once
         for (headers, body), ce in zip(webhook.requests, events, strict=True):
-            assert verify("e2e", body, headers["X-DMS-Signature"])
+            assert verify("e2e-e2e-e2e-e2e-e2e", body, headers["X-DMS-Signature"])
             assert ce["type"] == "org.jwstdms.archive.product.new"
             assert ce["source"] == f"/archive/jwst/program/{sim.plan.program}"
         rows = [r for ce in events for r in ce["data"]]

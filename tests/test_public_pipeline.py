@@ -10,8 +10,8 @@ the same reference files:
 - ``calwebb_detector1`` on our ``_uncal`` (the steps we do not have, or that need a
   reference type the simulator does not make, are skipped: ipc, emicorr, reset,
   charge_migration, picture_frame, clean_flicker_noise and persistence;
-  MIRI has no superbias; jwst's rscd is skipped: its RSCD reference reads only the
-  RSCD_GROUP_SKIP table, ours corrects the decay the simulator applies);
+  MIRI has no superbias; jwst's rscd runs: it flags the leading groups our RSCD
+  reference's RSCD_GROUP_SKIP table names, where ours corrects the decay);
 - ``calwebb_image2`` on our ``_rate``, every step (bkg_subtract has no background
   exposures to subtract), with our DISTORTION, FILTEROFFSET, FLAT, PHOTOM and AREA;
 - ``calwebb_image3`` on our image3 association of our ``_cal``, every step, with our
@@ -22,8 +22,8 @@ the same reference files:
 and the products are compared with the tolerances stated in each test. On MIRI our
 products depart from jwst's on purpose (refpix corrects MIRI subarrays, which jwst leaves
 alone, and rscd corrects the decay): there they must be closer to the truth than jwst's,
-and our pipeline run with jwst's choices (``--steps.refpix.miri_subarrays=false``, rscd
-skipped) must agree with jwst's. Figures are printed (``-s``).
+and our pipeline run with jwst's choices (``--steps.refpix.miri_subarrays=false``,
+``--steps.rscd.method=flag``) must agree with jwst's. Figures are printed (``-s``).
 """
 
 from __future__ import annotations
@@ -160,8 +160,8 @@ def chain(request, tmp_path_factory) -> Chain:
     skip = dict(DETECTOR1_SKIP)
     miri = chain.keywords["INSTRUME"] == "MIRI"
     if miri:
-        skip.update(superbias="MIRI has no superbias", rscd="jwst reads only RSCD_GROUP_SKIP of our reference")
-        like_jwst = DETECTOR1.params(skip={"rscd"}, steps={"refpix": {"miri_subarrays": False}})
+        skip.update(superbias="MIRI has no superbias")
+        like_jwst = DETECTOR1.params(steps={"refpix": {"miri_subarrays": False}, "rscd": {"method": "flag"}})
         for path in chain.uncal:
             result = detector1(read_product(path), provider, params=like_jwst, software_version="test",
                                created=CREATED)
@@ -244,7 +244,7 @@ def test_detector1_rates_agree_and_meet_the_truth(chain):
     (the same algorithms; what is left is float rounding); JUMP_DET pixels within 5 % + 3
     of jwst's; the spread of (rate - truth) / ERR within 5 % of 1 for both.
     MIRI: our products against the truth have a spread within 5 % of 1 and no larger than
-    jwst's, and our pipeline with jwst's choices (no MIRI-subarray refpix, no rscd) agrees
+    jwst's, and our pipeline with jwst's choices (no MIRI-subarray refpix, rscd flagging groups) agrees
     with jwst as the near-infrared ones do.
     """
     miri = chain.keywords["INSTRUME"] == "MIRI"

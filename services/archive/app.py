@@ -11,13 +11,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError
 
-from services.archive.dependencies import get_settings
+from services.archive.dependencies import check_request, get_settings
 from services.archive.mast import CriterionError
 from services.archive.routers import (
     download,
@@ -31,6 +32,7 @@ from services.archive.routers import (
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.storage import open_store
+from shared.webhooks import WebhookPolicy
 
 __all__ = ["DOCS_STATIC_URL", "create_app"]
 
@@ -47,7 +49,17 @@ Search, browse and download the products of the jwst-dms archive, MAST-style.
   <token>`, or the cookie `mast_token`). Tokens are issued with `dms token create`.
 * Searches page with `page` (1-based) and `pagesize` (default 100, max 5000) and always
   report the `total` number of matches.
+* A token that is unknown, expired or revoked is refused with 401 on every route; no token
+  means anonymous. A bad parameter is a 400 naming it; the API never answers 5xx for input.
 """
+
+_ERROR = {"$ref": "#/components/schemas/ErrorOut"}
+# Answers any route may give, declared on every operation so the OpenAPI document is complete.
+_COMMON_RESPONSES = {
+    "400": "A parameter or the body is malformed or out of range (the detail names it).",
+    "401": "The token sent is unknown, expired or revoked, or the Authorization header is malformed.",
+    "503": "The catalog is unavailable.",
+}
 
 
 def _settings_of(app: FastAPI) -> Settings:
@@ -57,6 +69,7 @@ def _settings_of(app: FastAPI) -> Settings:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = _settings_of(app)
+    WebhookPolicy.from_settings(settings)  # a bad DMS_WEBHOOK_ALLOW stops the start, with the reason
     catalog = Catalog(settings.resolved_catalog_url)
     app.state.catalog = catalog
     app.state.store = open_store(settings)
@@ -92,6 +105,72 @@ async def _catalog_down(request: Request, exc: OperationalError) -> JSONResponse
                         status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
+MAX_BODY = 2 * 1024 * 1024  # bytes of a request body: 5000 bundle names fit, 10 MB secrets do not
+
+
+class _BodyLimit:
+    """Refuse a request whose declared body is larger than :data:`MAX_BODY` (413) before
+    anything reads it; a body sent without Content-Length is cut at the same size (413)."""
+
+    def __init__(self, app, limit: int = MAX_BODY):
+        self.app, self.limit = app, limit
+
+    async def _refuse(self, send, detail: str, status_code: int = 413) -> None:
+        await JSONResponse({"detail": detail}, status_code=status_code)({"type": "http"}, None, send)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self._refuse(send, f"the request body is larger than {self.limit} bytes")
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    return {"type": "http.disconnect"}  # the app stops reading; nothing is processed
+            return message
+
+        return await self.app(scope, limited if length is None else receive, send)
+
+
+def _complete_openapi(app: FastAPI) -> dict:
+    """The OpenAPI document with the errors every route may answer (ErrorOut, 400 rather
+    than FastAPI's default 422 for validation), so a client, or a conformance check, knows
+    every status the API gives."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes, tags=app.openapi_tags)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    from services.archive.schemas import ErrorOut
+
+    components["ErrorOut"] = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            generated = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if generated.get("$ref", "").endswith("/HTTPValidationError"):
+                del responses["422"]
+            if "{" in path:
+                responses.setdefault("404", {"description": "No such thing (the detail names it).",
+                                             "content": {"application/json": {"schema": _ERROR}}})
+            if "requestBody" in operation:
+                responses.setdefault("413", {"description": f"The body is larger than {MAX_BODY} bytes.",
+                                             "content": {"application/json": {"schema": _ERROR}}})
+            for code, description in _COMMON_RESPONSES.items():
+                responses.setdefault(code, {"description": description,
+                                            "content": {"application/json": {"schema": _ERROR}}})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    app.openapi_schema = schema
+    return schema
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The archive API. ``settings`` replaces :func:`shared.config.get_settings` for this
     application (tests pass their own); without it the environment is read at startup.
@@ -102,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(
         static_url=DOCS_STATIC_URL,
         title="jwst-dms archive API", version="1", description=DESCRIPTION, lifespan=_lifespan,
+        dependencies=[Depends(check_request)],
         openapi_tags=[
             {"name": "observations", "description": "Observation search (CAOM/MAST fields)."},
             {"name": "products", "description": "Product rows, provenance and linkages."},
@@ -119,4 +199,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(OperationalError, _catalog_down)
     for module in (observations, products, download, programs, subscriptions, events, ops):
         app.include_router(module.router)
+    app.openapi = lambda: _complete_openapi(app)
+    app.add_middleware(_BodyLimit)
     return app

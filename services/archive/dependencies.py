@@ -4,7 +4,8 @@ the caller's identity.
 Identity comes from an API token, given the ways MAST users already send theirs:
 ``Authorization: Bearer <token>``, ``Authorization: token <token>`` or the cookie
 ``mast_token``. No token means anonymous (metadata and public data only); a token that is
-unknown, expired or revoked is refused with 401 rather than silently treated as anonymous.
+unknown, expired or revoked is refused with 401 rather than silently treated as anonymous —
+on every route (:func:`check_request` is a dependency of the whole application).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from shared.tokens import verify_token
 
 __all__ = [
     "CurrentUser",
+    "check_request",
     "DbSession",
     "RequiredUser",
     "SettingsDep",
@@ -78,16 +80,17 @@ def _token_from(request: Request) -> str | None:
     return cookie.strip() if cookie and cookie.strip() else None
 
 
-def current_user(request: Request, catalog: Annotated[Catalog, Depends(get_catalog)]) -> str | None:
+def current_user(request: Request) -> str | None:
     """The token owner, or None for an anonymous caller; 401 for a bad token.
 
     The check runs in its own short transaction so that ``last_used_at`` is recorded even
-    when the route then refuses the request.
+    when the route then refuses the request. Without a token the catalog is not touched
+    (the documentation pages are served before, or without, one).
     """
     token = _token_from(request)
     if token is None:
         return None
-    with catalog.session() as s:
+    with get_catalog(request).session() as s:
         owner = verify_token(s, token, datetime.now(UTC))
     if owner is None:
         raise _unauthorized("the token is unknown, expired or revoked; ask for a new one "
@@ -96,6 +99,27 @@ def current_user(request: Request, catalog: Annotated[Catalog, Depends(get_catal
 
 
 CurrentUser = Annotated[str | None, Depends(current_user)]
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
+def check_request(request: Request, user: CurrentUser) -> None:
+    """Run before every route: a token, when one is sent, must be valid (401 otherwise,
+    through :func:`current_user`), and no path segment or query value may carry control
+    characters (NUL, CR, LF...; 400), which no identifier or criterion of the archive has."""
+    where = None
+    if _has_control_characters(request.url.path) or any(
+            _has_control_characters(v) for v in request.path_params.values() if isinstance(v, str)):
+        where = "the path"
+    else:
+        for key, value in request.query_params.multi_items():
+            if _has_control_characters(key) or _has_control_characters(value):
+                where = f"query parameter {key!r}"
+                break
+    if where is not None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"{where} contains control characters")
 
 
 def required_user(user: CurrentUser) -> str:

@@ -105,8 +105,11 @@ def _missing(served: Served) -> HTTPException:
 
 
 def _unavailable(served: Served, exc: StorageError) -> HTTPException:
+    # the error names buckets, keys and endpoints: the log has it, the caller does not
+    log.error("object store cannot deliver %s (%s): %s", served.name, served.artifact.uri, exc)
     return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                         detail=f"the object store cannot deliver {served.name} now: {exc}")
+                         detail=f"the object store cannot deliver {served.name} now ({type(exc).__name__}); "
+                                "try again shortly")
 
 
 def serve(store: ObjectStore, served: Served, *, inline: bool = False, redirect: bool = False,

@@ -15,6 +15,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
 
 __all__ = [
+    "MAX_INT",
+    "MAX_PATTERNS",
+    "MAX_VALUES",
+    "MAX_VALUE_LENGTH",
     "MISSION",
     "MRP_LABEL",
     "CriterionError",
@@ -65,6 +69,15 @@ _NO_ELEMENT = {"CLEAR", "CLEARP", "NONE", "N/A", "OPAQUE", ""}
 
 class CriterionError(ValueError):
     """A query value the API cannot use; the message names the parameter."""
+
+
+# Bounds of what one request may ask (a 400 names the bound, never a 5xx or a slow query).
+MAX_VALUES = 100        # values of one discrete criterion (repeated and comma-separated)
+MAX_VALUE_LENGTH = 200  # characters of one value
+MAX_PATTERNS = 20       # wildcarded values of one criterion
+MAX_INT = 2**31 - 1     # catalog ids, revisions and levels are 32-bit integers
+# Times a criterion may name: MJD 0 (1858-11-17) to MJD 200000 (2406), as MAST's MJD values.
+_MJD_LIMIT = 200000.0
 
 
 def aware(when: datetime | None) -> datetime | None:
@@ -144,8 +157,10 @@ def data_rights(public: bool) -> str:
 # ------------------------------------------------------------------ criteria syntax
 
 
-def parse_list(values: Sequence[str] | str | None) -> list[str]:
-    """A discrete criterion: repeated parameters and/or comma-separated values."""
+def parse_list(values: Sequence[str] | str | None, param: str = "criterion") -> list[str]:
+    """A discrete criterion: repeated parameters and/or comma-separated values; at most
+    :data:`MAX_VALUES` values of :data:`MAX_VALUE_LENGTH` characters, of which at most
+    :data:`MAX_PATTERNS` carry wildcards."""
     if values is None:
         return []
     if isinstance(values, str):
@@ -153,6 +168,13 @@ def parse_list(values: Sequence[str] | str | None) -> list[str]:
     out = []
     for v in values:
         out.extend(p.strip() for p in v.split(",") if p.strip())
+    if len(out) > MAX_VALUES:
+        raise CriterionError(f"{param}: {len(out)} values; a criterion takes at most {MAX_VALUES}")
+    if any(len(v) > MAX_VALUE_LENGTH for v in out):
+        raise CriterionError(f"{param}: a value is longer than {MAX_VALUE_LENGTH} characters")
+    patterns = sum(1 for v in out if "*" in v or "%" in v)
+    if patterns > MAX_PATTERNS:
+        raise CriterionError(f"{param}: {patterns} wildcarded values; at most {MAX_PATTERNS} in one criterion")
     return out
 
 
@@ -188,11 +210,29 @@ def like_any(columns: ColumnElement | Sequence[ColumnElement], values: Sequence[
     return and_(*parts)
 
 
+def _glob(value: str, pattern: str) -> bool:
+    """Whether ``value`` matches ``pattern`` ('*' or '%' for any run of characters),
+    case-insensitively, in O(len(value) * len(pattern)) at worst (no regex backtracking)."""
+    value, pattern = value.casefold(), pattern.casefold()
+    v = p = 0
+    star = mark = -1
+    while v < len(value):
+        if p < len(pattern) and pattern[p] not in "*%" and pattern[p] == value[v]:
+            v, p = v + 1, p + 1
+        elif p < len(pattern) and pattern[p] in "*%":
+            star, mark, p = p, v, p + 1
+        elif star >= 0:
+            mark += 1
+            v, p = mark, star + 1
+        else:
+            return False
+    return all(c in "*%" for c in pattern[p:])
+
+
 def wildcard_match(value: str, patterns: Sequence[str]) -> bool:
     """Python twin of :func:`like_any` for values computed outside SQL."""
     def one(p: str) -> bool:
-        rx = "".join(".*" if c in "*%" else re.escape(c) for c in p)
-        return re.fullmatch(rx, value, re.IGNORECASE) is not None
+        return _glob(value, p)
 
     positives = [p for p in patterns if not p.startswith("!")]
     negatives = [p[1:] for p in patterns if p.startswith("!")]
@@ -255,7 +295,11 @@ def parse_range(text: str, convert: Callable[[str], Any], param: str) -> Range:
 
 
 def parse_int(text: str) -> int:
-    return int(text)
+    """An integer that fits the catalog's 32-bit columns."""
+    value = int(text)
+    if abs(value) > MAX_INT:
+        raise ValueError(f"out of range (at most {MAX_INT} in magnitude)")
+    return value
 
 
 def _is_date_only(text: str) -> bool:
@@ -269,11 +313,18 @@ def parse_time(text: str) -> datetime:
     except ValueError:
         pass
     else:
-        if not math.isfinite(value) or not 0 < value < 200000:
+        if not math.isfinite(value) or not 0 < value < _MJD_LIMIT:
             raise ValueError("an MJD must be a number between 0 and 200000")
         return from_mjd(value)
     when = datetime.fromisoformat(text)
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        utc = when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
+    if not from_mjd(0.0) <= utc <= from_mjd(_MJD_LIMIT - 1):
+        raise ValueError(f"out of range: times run from {from_mjd(0.0):%Y-%m-%d} to {from_mjd(_MJD_LIMIT - 1):%Y-%m-%d}")
+    return when
 
 
 def parse_instant(text: str, param: str) -> datetime:

@@ -6,13 +6,15 @@ ORM tables. Field names follow MAST/astroquery where MAST has one (``obsid``, ``
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "AuthorizationRequest",
     "BundleRequest",
+    "ConfirmationOut",
+    "ErrorOut",
     "EventOut",
     "Health",
     "Linkages",
@@ -33,6 +35,16 @@ T = TypeVar("T")
 MAX_PAGESIZE = 5000
 DEFAULT_PAGESIZE = 100
 MAX_BUNDLE_FILES = 5000
+MAX_PAGE = 1_000_000  # page * pagesize stays far inside the catalog's 64-bit offsets
+MAX_FILENAME = 200
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: ``detail`` says what is wrong and, for a bad parameter, which;
+    ``errors`` lists each problem of a request that failed validation."""
+
+    detail: str
+    errors: list[dict[str, Any]] | None = None
 
 
 class Page(BaseModel, Generic[T]):
@@ -139,8 +151,9 @@ class ProductDetail(BaseModel):
 class BundleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    filenames: list[str] = Field(min_length=1, max_length=MAX_BUNDLE_FILES,
-                                 description="productFilename values; duplicates are removed.")
+    filenames: list[Annotated[str, Field(min_length=1, max_length=MAX_FILENAME, pattern=r"^[^\x00-\x1f\x7f]*$")]] = Field(
+        min_length=1, max_length=MAX_BUNDLE_FILES,
+        description=f"productFilename values (no wildcards), at most {MAX_BUNDLE_FILES}; duplicates are removed.")
     format: Literal["zip", "tar", "curl"] = Field(
         "zip", description="zip or tar: the files, streamed; curl: a shell script that fetches them.")
 
@@ -148,7 +161,8 @@ class BundleRequest(BaseModel):
 class AuthorizationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user: str = Field(min_length=1, max_length=200, description="Identity to grant (as its tokens' owner).")
+    user: str = Field(min_length=1, max_length=200, pattern=r"^\S+$",
+                      description="Identity to grant (as its tokens' owner), without spaces.")
 
 
 class ProgramOut(BaseModel):
@@ -173,7 +187,16 @@ class SubscriptionOut(BaseModel):
     frequency: str
     active: bool
     created_at: datetime
-    secret: str | None = Field(None, description="Webhook HMAC key; returned only when created.")
+    confirmed: bool = Field(description="False while an e-mail address has not followed its confirmation link; "
+                                        "nothing is sent to it before.")
+    secret: str | None = Field(None, description="Webhook HMAC key: only in the answer of the request that set "
+                                                 "or generated it, never again.")
+
+
+class ConfirmationOut(BaseModel):
+    id: int
+    target: str
+    confirmed: bool
 
 
 class EventOut(BaseModel):

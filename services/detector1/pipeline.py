@@ -29,7 +29,13 @@ from services.detector1.steps.miri_frames import flag_first_frame, flag_last_fra
 from services.detector1.steps.persistence import PersistenceParams, correct_persistence
 from services.detector1.steps.ramp_fit import RampFitParams, RampFitResult, fit_ramps
 from services.detector1.steps.refpix import RefpixParams, correct_miri_refpix, correct_nir_refpix
-from services.detector1.steps.rscd import correct_rscd, decay_parameters
+from services.detector1.steps.rscd import (
+    RscdParams,
+    correct_rscd,
+    decay_parameters,
+    flag_rscd_groups,
+    group_skip_counts,
+)
 from services.detector1.steps.saturation import SaturationParams, flag_saturation
 from services.detector1.steps.superbias import subtract_superbias
 from shared.datamodels import FitsProduct
@@ -181,6 +187,18 @@ def _lastframe(s: RampState, a: StepArgs) -> Skip | None:
 def _rscd(s: RampState, a: StepArgs) -> Skip | None:
     kw, ref = s.keywords, a.refs["rscd"]
     subarray, readpatt = str(kw.get("SUBARRAY", "")), str(kw.get("READPATT", ""))
+    if a.params.method == "flag":
+        counts = group_skip_counts(ref.tables.get("RSCD_GROUP_SKIP"), subarray, readpatt)
+        if counts is None:
+            return Skip(f"RSCD reference {ref.filename} has no RSCD_GROUP_SKIP row for SUBARRAY={subarray} "
+                        f"READPATT={readpatt}", SkipKind.NO_REFERENCE)
+        f = flag_rscd_groups(s.groupdq, s.pixeldq, *counts, integration_start=int(kw.get("INTSTART") or 1))
+        if not f.applied:
+            return Skip("NGROUPS < 3: too few groups to flag")
+        s.groupdq, s.pixeldq = f.groupdq, f.pixeldq
+        a.note(f"rscd: flagged {f.skip_first} leading group(s) of integration 1, {f.skip_later} of the others; "
+               f"{f.backed_off} pixel(s) kept more for saturation")
+        return None
     parameters = decay_parameters(ref.tables.get("RSCD_DECAY"), subarray, readpatt)
     if parameters is None:
         return Skip(f"RSCD reference {ref.filename} has no RSCD_DECAY row for SUBARRAY={subarray} "
@@ -226,7 +244,7 @@ DETECTOR1: Pipeline[RampState] = Pipeline(
         Step("lastframe", "S_LASTFR", _lastframe, instruments=MIRI),
         Step("linearity", "S_LINEAR", _linearity, reftypes=("linearity",)),
         Step("persistence", "S_PERSIS", _persistence, params=PersistenceParams, instruments=NIR),
-        Step("rscd", "S_RSCD", _rscd, reftypes=("rscd",), instruments=MIRI),
+        Step("rscd", "S_RSCD", _rscd, reftypes=("rscd",), params=RscdParams, instruments=MIRI),
         Step("dark_current", "S_DARK", _dark_current, reftypes=("dark",), except_exp_types=DARK_EXP_TYPES),
         # MIRI corrects reference pixels after the dark (its reference columns carry the dark too).
         Step("refpix", "S_REFPIX", _refpix, params=RefpixParams, instruments=MIRI, except_exp_types=DARK_EXP_TYPES),

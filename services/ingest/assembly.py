@@ -14,7 +14,15 @@ from datetime import datetime
 
 import numpy as np
 
-from shared.telemetry import APID, Fault, Packet, decode_stream
+from shared.telemetry import (
+    APID,
+    Fault,
+    FaultKind,
+    InflateBudget,
+    Packet,
+    PayloadError,
+    decode_stream,
+)
 
 __all__ = ["ExposureKey", "ExposureStreams", "RampCube", "StreamReport", "assemble", "split_exposures"]
 
@@ -46,12 +54,13 @@ class StreamReport:
     reordered: int = 0
     out_of_range: int = 0
     missing_rows: int = 0
+    missing_zeroframe_rows: int = 0
 
     @property
     def data_problem(self) -> bool:
         return bool(
             sum(self.faults.values()) or self.sequence_gaps or self.conflicting_duplicates
-            or self.out_of_range or self.missing_rows
+            or self.out_of_range or self.missing_rows or self.missing_zeroframe_rows
         )
 
     def summary(self) -> dict[str, int]:
@@ -60,6 +69,7 @@ class StreamReport:
             packets=self.packets, sequence_gaps=self.sequence_gaps, duplicates=self.duplicates,
             conflicting_duplicates=self.conflicting_duplicates, reordered=self.reordered,
             out_of_range=self.out_of_range, missing_rows=self.missing_rows,
+            missing_zeroframe_rows=self.missing_zeroframe_rows,
         )
         return {k: v for k, v in out.items() if v}
 
@@ -110,15 +120,20 @@ class RampCube:
     data: np.ndarray  # uint16, (nints, ngroups, nrows, ncols) or (nints, nrows, ncols) for zeroframe
     present: np.ndarray  # bool, data.shape[:-1]: row arrived
     group_times: dict[tuple[int, int], datetime]
+    wrong_width: Counter = field(default_factory=Counter)  # row width -> packets of that other width
 
 
 def assemble(
-    packets: list[Packet], shape: tuple[int, ...], report: StreamReport, *, zeroframe: bool = False
+    packets: list[Packet], shape: tuple[int, ...], report: StreamReport, *, zeroframe: bool = False,
+    budget: InflateBudget | None = None,
 ) -> RampCube:
     """Place packets into a cube of ``shape`` by their (integration, group, first_row).
 
     ``shape`` is (nints, ngroups, nrows, ncols), or (nints, nrows, ncols) for a zero frame
     (whose packets carry group 0). Rows never received stay 0 and ``present`` False.
+    Payloads are inflated one packet at a time, straight into the cube, under the packet's
+    declared geometry and ``budget``: :class:`shared.telemetry.InflateLimitError` propagates
+    (the file is refused); a payload that is not the planned rows is a ``bad_payload`` fault.
     """
     data = np.zeros(shape, dtype=np.uint16)
     present = np.zeros(shape[:-1], dtype=bool)
@@ -126,6 +141,7 @@ def assemble(
     ngroups = 1 if zeroframe else shape[1]
     nrows, ncols = shape[-2], shape[-1]
     times: dict[tuple[int, int], datetime] = {}
+    wrong_width: Counter = Counter()
     last_pos = (-1, -1, -1)
     for p in packets:
         h = p.header
@@ -135,9 +151,15 @@ def assemble(
             or not 1 <= group <= ngroups
             or (zeroframe and h.group != 0)
             or h.first_row + h.nrows > nrows
-            or p.pixels.shape[1] != ncols
         ):
             report.out_of_range += 1
+            continue
+        try:
+            pixels = p.rows(ncols, budget)
+        except PayloadError as exc:
+            if exc.width is not None:
+                wrong_width[exc.width] += 1
+            report.note(Fault(FaultKind.BAD_PAYLOAD, p.offset, len(p.payload), str(exc), p.apid, h))
             continue
         pos = (h.integration, group, h.first_row)
         if pos < last_pos:
@@ -147,18 +169,18 @@ def assemble(
         target = (i, rows) if zeroframe else (i, g, rows)
         seen = present[target]
         if seen.any():
-            if np.array_equal(data[target][seen], p.pixels[seen]):
+            if np.array_equal(data[target][seen], pixels[seen]):
                 report.duplicates += 1
             else:
                 report.conflicting_duplicates += 1
             fresh = ~seen
             if fresh.any():  # overlapping block: keep only the rows not yet filled
                 block = data[target]
-                block[fresh] = p.pixels[fresh]
+                block[fresh] = pixels[fresh]
                 data[target] = block
                 present[target] = True
             continue
-        data[target] = p.pixels
+        data[target] = pixels
         present[target] = True
         times[(h.integration, group)] = max(times.get((h.integration, group), h.time), h.time)
-    return RampCube(data, present, times)
+    return RampCube(data, present, times, wrong_width)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -29,11 +29,29 @@ from services.ingest.headers import (
 )
 from shared.datamodels import FitsProduct, dqflags
 from shared.datamodels.uncal import group_table, int_times_table, uncal_product
-from shared.instruments import DETECTORS_BY_CODE, exposure_timing, subarray
+from shared.instruments import DETECTORS_BY_CODE, MAX_EXPOSURE_BYTES, exposure_timing, subarray
 from shared.naming import ExposureName
 from shared.plan import Plan
+from shared.telemetry import (
+    InflateBudget,
+    InflateLimitError,
+    Packet,
+    from_ccsds_time,
+    to_ccsds_time,
+)
 
-__all__ = ["IngestOutput", "Rejection", "UncalFile", "ingest_telemetry", "plan_segments"]
+__all__ = [
+    "DEFAULT_TIME_TOLERANCE",
+    "IngestOutput",
+    "Rejection",
+    "UncalFile",
+    "ingest_telemetry",
+    "plan_segments",
+]
+
+# How far packet times may lie outside the plan's visit window (first planned start to
+# last planned end of the visit's exposures): schedules slip, clocks do not jump by years.
+DEFAULT_TIME_TOLERANCE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,8 @@ def ingest_telemetry(
     created: datetime,
     software_version: str,
     segment_bytes: int,
+    max_inflated_bytes: int = MAX_EXPOSURE_BYTES,
+    time_tolerance: timedelta = DEFAULT_TIME_TOLERANCE,
 ) -> IngestOutput:
     """Turn a telemetry file into ``_uncal`` products.
 
@@ -98,6 +118,13 @@ def ingest_telemetry(
         SDP_VER.
     segment_bytes : int
         Maximum size of one ``_uncal``; larger exposures are split into ``-segNNN`` files.
+    max_inflated_bytes : int
+        Hard cap on what the file's compressed payloads may expand to in total (each
+        payload is also capped by the rows its header declares); beyond it the whole file
+        is refused (``decompression_bomb`` or ``decompression_limit``).
+    time_tolerance : timedelta
+        How far packet times may lie outside the plan's visit window before the exposure
+        is refused (``time_outside_window``).
     """
     out = IngestOutput()
     if not data:
@@ -113,13 +140,28 @@ def ingest_telemetry(
             + ("; ".join(report.fault_details[:3]) or ""),
         ))
         return out
+    budget = InflateBudget(max_inflated_bytes)
     for key in sorted(exposures):
-        result = _ingest_exposure(exposures[key], plan_for(_program_id(key)), report, created, software_version, segment_bytes)
+        try:
+            result = _ingest_exposure(exposures[key], plan_for(_program_id(key)), report, created, software_version,
+                                      segment_bytes, budget, time_tolerance)
+        except InflateLimitError as exc:
+            # A payload that expands past its cap makes the whole file suspect: nothing of it
+            # is archived, the raw file is kept for inspection.
+            reason = "decompression_bomb" if exc.scope == "packet" else "decompression_limit"
+            return IngestOutput(rejections=[Rejection(reason, f"{exc}; the file was not ingested",
+                                                      _program_id(key))], report=report)
         if isinstance(result, Rejection):
             out.rejections.append(result)
         else:
             out.files.extend(result)
     return out
+
+
+def _outside_window(packets: list[Packet], start: datetime, end: datetime) -> list[Packet]:
+    """Packets stamped before ``start`` or after ``end`` (compared in whole CCSDS seconds)."""
+    lo, hi = to_ccsds_time(start)[0], to_ccsds_time(end)[0] + 1
+    return [p for p in packets if not lo <= p.header.time_coarse <= hi]
 
 
 def _ingest_exposure(
@@ -129,6 +171,8 @@ def _ingest_exposure(
     created: datetime,
     software_version: str,
     segment_bytes: int,
+    budget: InflateBudget,
+    time_tolerance: timedelta,
 ) -> list[UncalFile] | Rejection:
     key = streams.key
     program = _program_id(key)
@@ -156,18 +200,36 @@ def _ingest_exposure(
     sci_packets = streams.packets.get("sci", [])
     if not sci_packets:
         return Rejection("no_science_packets", f"exposure {key} has only {', '.join(streams.packets)} packets and no science rows", program)
-    bad_width = [p for p in sci_packets if p.pixels.shape[1] != nx]
-    if len(bad_width) == len(sci_packets):
+    first, last = obs.visit_window(exp.visit)
+    every = [p for packets in streams.packets.values() for p in packets]
+    late_or_early = _outside_window(every, first - time_tolerance, last + time_tolerance)
+    if late_or_early:
+        p = late_or_early[0]
+        when = from_ccsds_time(p.header.time_coarse, p.header.time_fine)
         return Rejection(
-            "plan_mismatch",
-            f"rows are {sci_packets[0].pixels.shape[1]} pixels wide but the plan's subarray {sub.name} is {nx} wide",
+            "time_outside_window",
+            f"{len(late_or_early)} of {len(every)} packets carry times outside the plan's window for visit "
+            f"{exp.visit:03d} of observation {obs.number:03d} ({first.isoformat()} .. {last.isoformat()}, "
+            f"tolerance {time_tolerance}); the first, at byte {p.offset}, says {when.isoformat()}",
             program,
         )
-    sci = assemble(sci_packets, (nints, ngroups, ny, nx), report)
-    zero = assemble(streams.packets["zeroframe"], (nints, ny, nx), report, zeroframe=True) if streams.packets.get("zeroframe") else None
+    sci = assemble(sci_packets, (nints, ngroups, ny, nx), report, budget=budget)
+    if sci.wrong_width and not sci.present.any():
+        width = sci.wrong_width.most_common(1)[0][0]
+        return Rejection(
+            "plan_mismatch",
+            f"rows are {width} pixels wide but the plan's subarray {sub.name} is {nx} wide",
+            program,
+        )
+    zero = None
+    if streams.packets.get("zeroframe"):
+        zero = assemble(streams.packets["zeroframe"], (nints, ny, nx), report, zeroframe=True, budget=budget)
+        # A zero-frame row that never arrived stays 0, which the public pipeline reads as
+        # "no zero frame for this pixel"; counting it sets DATAPROB.
+        report.missing_zeroframe_rows += int((~zero.present).sum())
     refout = None
     if det.has_refout:
-        refout = assemble(streams.packets.get("refout", []), (nints, ngroups, ny // 4, nx), report)
+        refout = assemble(streams.packets.get("refout", []), (nints, ngroups, ny // 4, nx), report, budget=budget)
     missing = ~sci.present
     report.missing_rows += int(missing.sum())
     if refout is not None and not refout.present.all():

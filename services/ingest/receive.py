@@ -1,14 +1,17 @@
 """The downlink receiver: put delivered files into dms-raw, untouched, and announce them.
 
-Plans (``jw<ppppp>_plan.json``) are validated and stored as program-level objects; every
-other file is telemetry, stored under the program and observation its first readable
-packet names (``unsorted/000`` when none is readable, so even garbage is kept) and
-announced with ``dms.telemetry.arrived``. A file delivered again with the same bytes
-changes nothing; with different bytes it becomes a new revision.
+Plans (``jw<ppppp>_plan.json``) are validated and stored as program-level objects; a plan
+that does not validate is kept at ``<program>/rejected/r<revision>/`` (where no reader
+takes it for the program's plan) and refused with ``invalid_plan``, and the other files of
+the delivery go on. Every other file is telemetry, stored under the program and
+observation its first readable packet names (``unsorted/000`` when none is readable, so
+even garbage is kept) and announced with ``dms.telemetry.arrived``. A file delivered again
+with the same bytes changes nothing; with different bytes it becomes a new revision.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -17,10 +20,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from services.ingest.quarantine import quarantine
 from shared.catalog.queries import add_event, upsert_program
 from shared.messages import ProductRef, TelemetryArrived, new_event
 from shared.naming import object_key
-from shared.plan import Plan, plan_filename
+from shared.plan import Plan, plan_filename, validation_summary
 from shared.runtime import ServiceContext
 from shared.storage import Bucket, ImmutableObjectError, ObjectStore, StoredObject
 from shared.telemetry import Packet, decode_stream
@@ -31,7 +35,7 @@ _PLAN_NAME = re.compile(r"^jw\d{5}_plan\.json$")
 
 
 class BadPlanError(ValueError):
-    """A delivered plan that does not validate; nothing was stored."""
+    """A delivered plan that does not validate."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Received:
     stored: StoredObject
     kind: str  # "plan" or "telemetry"
     event_id: str | None
+    rejection: str | None = None  # "reason: detail" when the file was refused (kept in dms-raw)
 
 
 def store_new_revision(store: ObjectStore, bucket: str, program: str, observation: int | str,
@@ -63,15 +68,35 @@ def _first_packet_ids(path: Path) -> tuple[str, int] | None:
     return None
 
 
-def _receive_plan(ctx: ServiceContext, path: Path) -> Received:
+def _validate_plan(path: Path, data: bytes) -> Plan:
     try:
-        plan = Plan.model_validate_json(path.read_bytes())
+        plan = Plan.model_validate_json(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BadPlanError(f"{path.name}: invalid plan at {where}: {first['msg']}") from None
+        raise BadPlanError(f"{path.name}: invalid plan: {validation_summary(exc)}") from None
     if path.name != plan_filename(plan.program):
         raise BadPlanError(f"{path.name}: a plan of program {plan.program} must be named {plan_filename(plan.program)}")
+    return plan
+
+
+def _claimed_program(data: bytes) -> str | None:
+    """The five-digit program a plan that does not validate says it is for, if any."""
+    try:
+        program = json.loads(data).get("program")
+    except (ValueError, AttributeError):
+        return None
+    return program if isinstance(program, str) and re.fullmatch(r"\d{5}", program) else None
+
+
+def _receive_plan(ctx: ServiceContext, path: Path) -> Received:
+    data = path.read_bytes()
+    try:
+        plan = _validate_plan(path, data)
+    except BadPlanError as exc:
+        program = _claimed_program(data)
+        stored = store_new_revision(ctx.store, Bucket.RAW, program or "unsorted", "rejected", path, "application/json")
+        detail = f"{exc}; the plan in force is unchanged: deliver a corrected plan"
+        event_id = quarantine(ctx, stored, "invalid_plan", detail, program, datetime.now(UTC))
+        return Received(path, stored, "plan", event_id, rejection=f"invalid_plan: {detail}")
     stored = store_new_revision(ctx.store, Bucket.RAW, plan.program, 0, path, "application/json")
     with ctx.catalog.session() as s:
         upsert_program(s, plan)
@@ -94,7 +119,8 @@ def _receive_telemetry(ctx: ServiceContext, path: Path, requeue: bool) -> Receiv
 
 
 def receive_files(ctx: ServiceContext, paths: list[Path], *, requeue: bool = False) -> list[Received]:
-    """Store plans first, then telemetry; return what was stored and announced."""
+    """Store plans first, then telemetry; return what was stored and announced. A plan that
+    does not validate is kept and refused (``Received.rejection``); the other files still go."""
     files = sorted({p.resolve() for p in paths})
     plans = [p for p in files if _PLAN_NAME.match(p.name)]
     others = [p for p in files if not _PLAN_NAME.match(p.name)]

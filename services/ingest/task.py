@@ -10,25 +10,20 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from services.ingest.assembly import StreamReport
 from services.ingest.pipeline import IngestOutput, Rejection, UncalFile, ingest_telemetry
-from shared.archiving import archive_product, event_id_for
-from shared.catalog.queries import add_event, record_rejection, upsert_exposure, upsert_program
+from services.ingest.quarantine import quarantine
+from shared.archiving import archive_product
+from shared.catalog.queries import latest_rejection, upsert_exposure, upsert_program
 from shared.datamodels import write_product
 from shared.errors import NonRetriableError
-from shared.messages import (
-    Event,
-    IngestRejected,
-    IngestSummary,
-    RawFile,
-    TelemetryArrived,
-    new_event,
-)
-from shared.plan import Plan, load_latest_plan
+from shared.messages import Event, IngestSummary, TelemetryArrived
+from shared.plan import Plan, load_latest_plan, validation_summary
 from shared.runtime import ServiceContext
 from shared.storage import StoredObject
 
@@ -55,7 +50,8 @@ def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
                 plans[program] = load_latest_plan(ctx.store, program)
             except ValidationError as exc:
                 plans[program] = None
-                plan_errors[program] = f"the stored plan of program {program} is invalid: {exc.errors()[0]['msg']}"
+                plan_errors[program] = (f"the newest stored plan of program {program} is invalid: "
+                                        f"{validation_summary(exc)}; deliver a corrected plan and re-queue this file")
         return plans[program]
 
     if raw.sha256 != ref.sha256:
@@ -68,7 +64,8 @@ def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
         # (redelivery, re-queue) writes identical products.
         output = ingest_telemetry(
             data, plan_for, created=raw.created or event.time, software_version=ctx.settings.cal_ver,
-            segment_bytes=ctx.settings.segment_bytes,
+            segment_bytes=ctx.settings.segment_bytes, max_inflated_bytes=ctx.settings.ingest_max_inflated_bytes,
+            time_tolerance=timedelta(seconds=ctx.settings.ingest_time_tolerance_s),
         )
     event_ids = [_reject(ctx, raw, r, plan_errors, event) for r in output.rejections]
     if output.files:
@@ -88,24 +85,17 @@ def ingest_summary(report: StreamReport) -> IngestSummary:
 
 
 def _reject(ctx: ServiceContext, raw: StoredObject, rejection: Rejection, plan_errors: dict, event: Event) -> str | None:
-    detail = rejection.detail
-    if rejection.reason == "missing_plan" and rejection.program in plan_errors:
-        detail = plan_errors[rejection.program]
-    ev = new_event(
-        IngestRejected(raw=RawFile(uri=raw.uri, filename=raw.filename, sha256=raw.sha256, size=raw.size),
-                       reason=rejection.reason, detail=detail, program=rejection.program),
-        f"{ctx.settings.source}/ingest", subject=raw.filename,
-        event_id=event_id_for("rejected", raw.sha256, rejection.reason, rejection.program),
-        time=event.time,
-    )
-    with ctx.catalog.session() as s:
-        _, created = record_rejection(s, raw=raw, reason=rejection.reason, detail=detail,
-                                      program_id=rejection.program, event_id=ev.id)
-        if not created:
-            return None
-        add_event(s, ev)
-    log.warning("rejected %s: %s: %s (raw kept at %s)", raw.filename, rejection.reason, detail, raw.uri)
-    return ev.id
+    reason, detail = rejection.reason, rejection.detail
+    if reason == "missing_plan" and rejection.program in plan_errors:
+        reason, detail = "invalid_plan", plan_errors[rejection.program]
+    elif reason == "missing_plan":
+        with ctx.catalog.session() as s:
+            refused = latest_rejection(s, rejection.program, "invalid_plan")
+            if refused is not None:
+                detail = (f"no valid observation plan of program {rejection.program} has been stored: "
+                          f"{refused.raw_filename} delivered {refused.created_at:%Y-%m-%d %H:%M} was refused "
+                          f"({refused.detail}); deliver a corrected plan and re-queue this file")
+    return quarantine(ctx, raw, reason, detail, rejection.program, event.time)
 
 
 def _archive(ctx: ServiceContext, f: UncalFile, plan: Plan, tmp: Path, raw: StoredObject,

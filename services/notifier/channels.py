@@ -2,7 +2,12 @@
 
 Each send returns a :class:`SendResult` and never raises for a failure of the far end
 (unreachable, refused, non-2xx, SMTP error): the caller records it as a failed attempt
-and schedules the retry.
+and schedules the retry, or, when ``permanent``, dead-letters it at once.
+
+A webhook is POSTed to the address :class:`shared.webhooks.WebhookPolicy` checked just
+before (the connection is pinned to it: no second DNS look-up), with the URL's host in the
+``Host`` header and, for https, in TLS (SNI and certificate check). Redirects are not
+followed, no proxy is used, and at most :data:`MAX_ANSWER` bytes of the answer are read.
 """
 
 from __future__ import annotations
@@ -15,14 +20,16 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-import httpx
+import httpcore
 
 from shared.config import Settings
+from shared.webhooks import CheckedTarget
 
-__all__ = ["SIGNATURE_HEADER", "DELIVERY_HEADER", "SendResult", "post_webhook", "send_email", "sign"]
+__all__ = ["DELIVERY_HEADER", "MAX_ANSWER", "SIGNATURE_HEADER", "SendResult", "post_webhook", "send_email", "sign"]
 
 SIGNATURE_HEADER = "X-DMS-Signature"
 DELIVERY_HEADER = "X-DMS-Delivery"
+MAX_ANSWER = 4096  # bytes of a webhook's answer read (for the error message); the rest is dropped
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class SendResult:
     status_code: int | None = None
     error: str | None = None
     duration_seconds: float = 0.0
+    permanent: bool = False  # retrying cannot help (e.g. the target is refused by policy)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -38,29 +46,56 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def post_webhook(url: str, body: bytes, *, secret: str | None, batch_id: str, content_type: str,
+class _PinnedBackend(httpcore.SyncBackend):
+    """Connects to one checked address whatever host name the request names."""
+
+    def __init__(self, address: str):
+        self.address = address
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        return super().connect_tcp(self.address, port, timeout=timeout, local_address=local_address,
+                                   socket_options=socket_options)
+
+
+def post_webhook(target: CheckedTarget, body: bytes, *, secret: str | None, batch_id: str, content_type: str,
                  timeout: float, user_agent: str = "jwst-dms-notifier") -> SendResult:
-    """POST ``body``; any 2xx is delivered, anything else (or no answer) a failure."""
-    headers = {"Content-Type": content_type, DELIVERY_HEADER: batch_id, "User-Agent": user_agent}
+    """POST ``body`` to the checked address of ``target``; any 2xx is delivered, anything
+    else (or no answer) a failure. A 3xx is a failure too: redirects are not followed."""
+    url = target.url
+    headers = [(b"Host", url.host_header.encode("ascii")), (b"Content-Type", content_type.encode("ascii")),
+               (b"Content-Length", str(len(body)).encode("ascii")), (DELIVERY_HEADER.encode(), batch_id.encode()),
+               (b"User-Agent", user_agent.encode("ascii"))]
     if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, body)
+        headers.append((SIGNATURE_HEADER.encode(), sign(secret, body).encode("ascii")))
+    request_url = httpcore.URL(scheme=url.scheme.encode(), host=url.host.encode("ascii"), port=url.port,
+                               target=url.target.encode("ascii"))
     started = time.perf_counter()
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
-    except httpx.HTTPError as exc:
-        return SendResult(False, None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+        with httpcore.ConnectionPool(network_backend=_PinnedBackend(target.address), max_connections=1) as pool:
+            with pool.stream("POST", request_url, headers=headers, content=body,
+                             extensions={"timeout": {k: timeout for k in ("connect", "read", "write", "pool")}}
+                             ) as response:
+                status, answer = response.status, b""
+                for chunk in response.iter_stream():
+                    answer += chunk
+                    if len(answer) >= MAX_ANSWER:
+                        break
+    except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
+        name = type(exc).__name__
+        return SendResult(False, None, f"{name}: {exc} ({target.address})" if str(exc) else f"{name} ({target.address})",
                           time.perf_counter() - started)
     elapsed = time.perf_counter() - started
-    if 200 <= response.status_code < 300:
-        return SendResult(True, response.status_code, None, elapsed)
-    snippet = response.text[:200].strip()
-    return SendResult(False, response.status_code,
-                      f"HTTP {response.status_code}{': ' + snippet if snippet else ''}", elapsed)
+    if 200 <= status < 300:
+        return SendResult(True, status, None, elapsed)
+    snippet = answer[:200].decode("utf-8", "replace").strip()
+    if 300 <= status < 400:
+        snippet = "redirects are not followed" + (f"; {snippet}" if snippet else "")
+    return SendResult(False, status, f"HTTP {status}{': ' + snippet if snippet else ''}", elapsed)
 
 
-def send_email(settings: Settings, to: str, subject: str, text: str, *, attachment_name: str,
-               attachment: bytes, batch_id: str) -> SendResult:
-    """Send a text e-mail with one JSON attachment through ``settings.smtp_host``
+def send_email(settings: Settings, to: str, subject: str, text: str, *, attachment_name: str | None = None,
+               attachment: bytes | None = None, batch_id: str) -> SendResult:
+    """Send a text e-mail, with one JSON attachment when given, through ``settings.smtp_host``
     (STARTTLS and login when configured; ``settings.webhook_timeout`` bounds the session)."""
     msg = EmailMessage()
     msg["From"] = settings.mail_from
@@ -70,7 +105,8 @@ def send_email(settings: Settings, to: str, subject: str, text: str, *, attachme
     msg["Message-ID"] = make_msgid(idstring=batch_id, domain=settings.mail_from.rsplit("@", 1)[-1] or None)
     msg[DELIVERY_HEADER] = batch_id
     msg.set_content(text)
-    msg.add_attachment(attachment, maintype="application", subtype="json", filename=attachment_name)
+    if attachment is not None:
+        msg.add_attachment(attachment, maintype="application", subtype="json", filename=attachment_name)
     started = time.perf_counter()
     try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.webhook_timeout) as smtp:

@@ -24,11 +24,14 @@ from shared.runtime import InlineTransport, ServiceContext
 from shared.subscriptions import (
     NOTIFICATION_TYPES,
     SubscriptionFilters,
+    SubscriptionLimitReached,
     SubscriptionSpec,
+    TargetRefused,
     create_subscription,
     delete_subscription,
     list_subscriptions,
 )
+from shared.webhooks import WebhookPolicy
 
 __all__ = ["ContextFactory", "default_context", "register_commands"]
 
@@ -88,17 +91,26 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
                                     frequency=args.frequency or "immediate")
     except ValidationError as exc:
         return _error(_validation_message(exc))
-    catalog = _catalog(get_settings())
+    settings = get_settings()
+    try:
+        policy = WebhookPolicy.from_settings(settings)
+    except ValueError as exc:
+        return _error(str(exc))
+    catalog = _catalog(settings)
     try:
         with catalog.session() as s:
-            row = create_subscription(s, args.owner, spec)
+            row = create_subscription(s, args.owner, spec, policy=policy, limit=settings.subscription_limit)
             sub_id, secret = row.id, row.secret
+    except (TargetRefused, SubscriptionLimitReached) as exc:
+        return _error(str(exc))
     finally:
         catalog.dispose()
     print(f"subscription {sub_id}: {spec.channel} {spec.target} ({spec.frequency})")
     if spec.channel == "webhook":
         print(f"secret: {secret}")
         print("  bodies are signed: X-DMS-Signature: sha256=<hex HMAC-SHA256 of the body with this secret>")
+    else:
+        print("  nothing is sent before the address confirms: `dms notify` mails it a confirmation link")
     return 0
 
 
@@ -118,6 +130,7 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
             lines = [
                 f"{r.id:>5}  {'active' if r.active else 'off':<6}  {r.owner:<28} {r.channel:<7} "
                 f"{r.frequency:<9} {r.target}  [{_describe_filters(r.filters)}]"
+                + ("  (unconfirmed)" if r.active and r.confirmed_at is None else "")
                 + (f"  \"{r.name}\"" if r.name else "")
                 for r in rows
             ]
@@ -154,8 +167,9 @@ def _make_notify(context_factory: ContextFactory) -> Callable[[argparse.Namespac
             while True:
                 report = notify_once(ctx, datetime.now(UTC), inline)
                 f = report.flushed
-                if report.announced or f.sent or not args.loop:
-                    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}  announced public: {len(report.announced)}, "
+                if report.announced or f.sent or report.confirmations or not args.loop:
+                    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}  confirmation links: {len(report.confirmations)}, "
+                          f"announced public: {len(report.announced)}, "
                           f"digests: {len(f.digests)}, retries: {len(f.retries)}, delivered: {f.delivered}, "
                           f"failed: {f.failed}, dead: {f.dead}", flush=True)
                 if not args.loop:

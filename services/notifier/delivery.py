@@ -11,7 +11,12 @@ Life of a ``delivery`` row (one DMS event for one subscription, unique pair):
 - each send writes a ``delivery_attempt`` row (ok, status code, error, duration) and
   then marks the delivery ``delivered``, or schedules the retry
   ``notify_retry_base * 2**(attempts-1)`` seconds (+0-10% jitter) later, or after
-  ``notify_max_attempts`` failed attempts marks it ``dead`` with ``last_error``.
+  ``notify_max_attempts`` failed attempts marks it ``dead`` with ``last_error``; a
+  webhook whose target the policy refuses at send time (shared/webhooks.py) is ``dead``
+  at once, with the reason, since retrying cannot help.
+
+Nothing is sent to a subscription that is not confirmed (an e-mail address whose
+confirmation link was not followed).
 
 An immediate delivery keeps one batch id (``uuid5`` of subscription and event) across its
 retries: it is the CloudEvent ``id`` and the ``X-DMS-Delivery`` header, so a subscriber
@@ -50,6 +55,7 @@ from shared.catalog.models import Delivery, DeliveryAttempt, EventRecord, Subscr
 from shared.catalog.queries import event_from_record
 from shared.messages import Event
 from shared.runtime import ServiceContext
+from shared.webhooks import TargetRefused, TargetUnresolved, WebhookPolicy
 
 __all__ = [
     "DIGEST_PERIODS",
@@ -190,8 +196,14 @@ def _send_channel(ctx: ServiceContext, sub: Subscription, batch_id: str, rows: l
                   notices: list[Notice], when: datetime, now: datetime) -> SendResult:
     settings = ctx.settings
     if sub.channel == "webhook":
+        try:  # checked again now: the host's addresses may have changed since it subscribed
+            target = WebhookPolicy.from_settings(settings).check(sub.target)
+        except TargetUnresolved as exc:
+            return SendResult(False, None, str(exc))  # DNS may come back: retried
+        except TargetRefused as exc:
+            return SendResult(False, None, f"refused: {exc}", permanent=True)
         body = encode(cloud_event(batch_id, rows, primary_type(notices), when))
-        return post_webhook(sub.target, body, secret=sub.secret, batch_id=batch_id,
+        return post_webhook(target, body, secret=sub.secret, batch_id=batch_id,
                             content_type=CE_CONTENT_TYPE, timeout=settings.webhook_timeout,
                             user_agent=f"jwst-dms-notifier/{settings.cal_ver}")
     name = attachment_name(rows, sub.frequency, now)
@@ -220,7 +232,7 @@ def _record(ctx: ServiceContext, sub: Subscription, batch_id: str, delivery_ids:
             d.batch_id = batch_id
             if result.ok:
                 d.status, d.delivered_at, d.next_attempt_at, d.last_error = "delivered", now, None, None
-            elif d.attempts >= max_attempts:
+            elif d.attempts >= max_attempts or result.permanent:
                 d.status, d.next_attempt_at, d.last_error = "dead", None, result.error
                 dead.append(d.event_id)
             else:
@@ -231,8 +243,8 @@ def _record(ctx: ServiceContext, sub: Subscription, batch_id: str, delivery_ids:
     if result.ok:
         log.info("subscription %d: delivered %d event(s) in %s", sub.id, len(event_ids), batch_id)
     elif dead:
-        log.error("subscription %d: %d delivery(ies) dead after %d attempts: %s",
-                  sub.id, len(dead), max_attempts, result.error)
+        log.error("subscription %d: %d delivery(ies) dead after %d attempt(s): %s",
+                  sub.id, len(dead), max(d.attempts for d in deliveries), result.error)
     else:
         log.warning("subscription %d: delivery %s failed, will retry: %s", sub.id, batch_id, result.error)
     return Sent(sub.id, batch_id, event_ids, result, tuple(dead))
@@ -248,7 +260,7 @@ def deliver_one(ctx: ServiceContext, delivery_id: int, now: datetime, *,
         if d is None:
             return None
         sub = s.get(Subscription, d.subscription_id)
-        if not sub.active:
+        if not sub.active or sub.confirmed_at is None:
             return None
         batch_id = d.batch_id or delivery_batch_id(sub.id, d.event_id)
         claimed = s.execute(
@@ -274,7 +286,7 @@ def deliver_digest(ctx: ServiceContext, subscription_id: int, now: datetime, *,
     None when nothing was sent."""
     with ctx.catalog.session() as s:
         sub = s.get(Subscription, subscription_id)
-        if sub is None or not sub.active or sub.frequency not in DIGEST_PERIODS:
+        if sub is None or not sub.active or sub.confirmed_at is None or sub.frequency not in DIGEST_PERIODS:
             return None
         closes = digest_anchor(sub.frequency, sub.last_digest_at or sub.created_at, now)
         if closes is None:

@@ -1,5 +1,6 @@
-"""The notifier's periodic work (``dms notify``): announce data that became public, send
-digests whose period has elapsed, and retry failed immediate deliveries that are due.
+"""The notifier's periodic work (``dms notify``): send the confirmation links of new e-mail
+subscriptions, announce data that became public, send digests whose period has elapsed,
+and retry failed immediate deliveries that are due.
 
 Every function takes ``now`` so tests (and operators replaying a period) control the clock.
 """
@@ -15,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from services.notifier.classify import as_utc
+from services.notifier.confirmations import Confirmation, send_confirmations
 from services.notifier.delivery import DIGEST_PERIODS, Sent, deliver_digest, deliver_one, due
 from services.notifier.facts import effective_release
 from shared.catalog.models import ArtifactKind, Delivery, Observation, Product, Subscription
@@ -128,12 +130,13 @@ def flush_due(ctx: ServiceContext, now: datetime) -> FlushReport:
     with ctx.catalog.session() as s:
         retry_ids = list(s.scalars(
             select(Delivery.id).join(Subscription, Subscription.id == Delivery.subscription_id)
-            .where(Subscription.active, Subscription.frequency == "immediate",
+            .where(Subscription.active, Subscription.confirmed_at.is_not(None), Subscription.frequency == "immediate",
                    Delivery.status == "pending", due(now))
             .order_by(Delivery.next_attempt_at, Delivery.id)
         ))
         digest_ids = list(s.scalars(
-            select(Subscription.id).where(Subscription.active, Subscription.frequency.in_(list(DIGEST_PERIODS)))
+            select(Subscription.id).where(Subscription.active, Subscription.confirmed_at.is_not(None),
+                                          Subscription.frequency.in_(list(DIGEST_PERIODS)))
             .order_by(Subscription.id)
         ))
     for delivery_id in retry_ids:
@@ -153,14 +156,17 @@ class NotifyReport:
     dispatched: int
     handled: list[tuple[str, Outcome]]
     flushed: FlushReport
+    confirmations: list[Confirmation] = field(default_factory=list)
 
 
 def notify_once(ctx: ServiceContext, now: datetime, inline: InlineTransport | None = None,
                 progress: Callable[[str, Outcome], None] | None = None) -> NotifyReport:
-    """One pass of ``dms notify``: announce releases, dispatch those events through the
-    context's transport (run them here when it is in-process), then flush what is due."""
+    """One pass of ``dms notify``: send confirmation links, announce releases, dispatch
+    those events through the context's transport (run them here when it is in-process),
+    then flush what is due."""
+    confirmations = send_confirmations(ctx, now)
     announced = announce_releases(ctx, now)
     dispatched = dispatch_events(ctx.catalog, ctx.transport, event_ids=announced) if (
         announced and ctx.transport is not None) else 0
     handled = inline.run_until_idle(progress=progress) if inline is not None else []
-    return NotifyReport(announced, dispatched, handled, flush_due(ctx, now))
+    return NotifyReport(announced, dispatched, handled, flush_due(ctx, now), confirmations)

@@ -36,8 +36,8 @@ def match_event(ctx: ServiceContext, event: Event, now: datetime) -> tuple[list[
         if not notices:
             return [], []
         for sub in list_subscriptions(s):
-            if not sub.active:
-                continue
+            if not sub.active or sub.confirmed_at is None:
+                continue  # an e-mail address that has not confirmed hears nothing
             chosen = wanted(sub.filters, notices)
             if not chosen:
                 continue

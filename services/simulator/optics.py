@@ -27,6 +27,8 @@ import math
 
 import numpy as np
 
+from shared.instruments import READOUT_PATTERNS_BY_INSTRUMENT
+
 __all__ = [
     "AB_ZERO_POINT_JY",
     "COLLECTING_AREA_M2",
@@ -89,13 +91,6 @@ NIRCAM_PUPIL_PARTNERS = {"F162M": "F150W2", "F164N": "F150W2", "F323N": "F322W2"
 # added in quadrature), a Gaussian stand-in for the defocused image that spreads a bright
 # time-series target over many pixels.
 WEAK_LENS_FWHM_ARCSEC = {"WLP8": 0.34}
-
-READOUT_PATTERNS_BY_INSTRUMENT: dict[str, tuple[str, ...]] = {
-    "NIRCAM": ("RAPID", "BRIGHT1", "BRIGHT2", "SHALLOW2", "SHALLOW4", "MEDIUM2", "MEDIUM8",
-               "DEEP2", "DEEP8"),
-    "NIRISS": ("NISRAPID", "NIS"),
-    "MIRI": ("FAST", "SLOW", "FASTR1", "SLOWR1"),
-}
 
 IMAGING_EXP_TYPES: dict[str, tuple[str, ...]] = {
     "NIRCAM": ("NRC_IMAGE", "NRC_TSIMAGE"),

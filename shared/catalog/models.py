@@ -310,6 +310,13 @@ class Subscription(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     last_digest_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None] = mapped_column(
+        comment="when the target confirmed it (e-mail: the link was followed); nothing is sent before"
+    )
+    confirm_token_sha256: Mapped[str | None] = mapped_column(
+        String(64), comment="sha256 of the confirmation link's token, while one is out"
+    )
+    confirm_sent_at: Mapped[datetime | None] = mapped_column(comment="when that link was sent")
 
 
 class Delivery(Base):

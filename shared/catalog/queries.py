@@ -33,6 +33,7 @@ __all__ = [
     "add_months",
     "current_product",
     "event_from_record",
+    "latest_rejection",
     "next_revision",
     "product_counts_by_level",
     "record_rejection",
@@ -247,6 +248,16 @@ def record_rejection(
     session.add(row)
     session.flush()
     return row, True
+
+
+def latest_rejection(session: Session, program_id: str, reason: str) -> IngestRejection | None:
+    """The newest refusal of a program's input for ``reason``."""
+    return session.scalar(
+        select(IngestRejection)
+        .where(IngestRejection.program_id == program_id, IngestRejection.reason == reason)
+        .order_by(IngestRejection.created_at.desc(), IngestRejection.id.desc())
+        .limit(1)
+    )
 
 
 def product_counts_by_level(session: Session) -> dict[int, int]:

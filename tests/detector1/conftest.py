@@ -22,6 +22,7 @@ DQFLAGS = {
     "UNRELIABLE_DARK": 2**23,
     "HOT": 2048,
     "DEAD": 1024,
+    "FLUX_ESTIMATED": 2**28,
 }
 
 

@@ -9,6 +9,8 @@ from services.detector1.steps.rscd import (
     RscdParameters,
     correct_rscd,
     decay_parameters,
+    flag_rscd_groups,
+    group_skip_counts,
     rscd_offsets,
 )
 
@@ -72,3 +74,65 @@ def test_parameters_from_the_decay_table():
     assert decay_parameters(None, "FULL", "FAST") is None
     with pytest.raises(ValueError):
         correct_rscd(np.zeros((2, 3, 2, 2), np.float32), np.zeros((2, 3, 2, 2), np.uint8), RscdParameters(0.1, 0, 1))
+
+
+# ---------------------------------------------------------------- method "flag" (jwst 3.0's rscd)
+
+def test_flag_method_flags_leading_groups_per_integration(dqflags):
+    gdq = np.zeros((3, 10, 4, 4), np.uint8)
+    pdq = np.zeros((4, 4), np.uint32)
+    res = flag_rscd_groups(gdq, pdq, 0, 4, dqflags=dqflags)
+    dnu = (res.groupdq & dqflags["DO_NOT_USE"]) != 0
+    assert res.applied and (res.skip_first, res.skip_later) == (0, 4)
+    assert not dnu[0].any()
+    assert dnu[1:, :4].all() and not dnu[1:, 4:].any()
+    assert not gdq.any()  # the input is not modified
+    # a segment that starts later has no first integration: every integration is "later"
+    seg = flag_rscd_groups(gdq, pdq, 0, 4, integration_start=5, dqflags=dqflags)
+    assert ((seg.groupdq[:, :4] & dqflags["DO_NOT_USE"]) != 0).all() and seg.skip_first == 0
+
+
+def test_flag_method_limits_and_saturation_back_off(dqflags):
+    pdq = np.zeros((2, 2), np.uint32)
+    assert not flag_rscd_groups(np.zeros((2, 2, 2, 2), np.uint8), pdq, 1, 3, dqflags=dqflags).applied
+    few = flag_rscd_groups(np.zeros((2, 5, 2, 2), np.uint8), pdq, 2, 4, dqflags=dqflags)
+    assert (few.skip_first, few.skip_later) == (1, 1)  # <= 5 groups: one group each
+    capped = flag_rscd_groups(np.zeros((2, 7, 2, 2), np.uint8), pdq, -1, 6, dqflags=dqflags)
+    assert (capped.skip_first, capped.skip_later) == (1, 4)  # an old file's -1 counts as 1; 3 groups left
+    gdq = np.zeros((2, 10, 2, 2), np.uint8)
+    gdq[1, 3:, 0, 0] = dqflags["SATURATED"]  # saturates at group index 3, within the 4 counted + 1
+    gdq[1, :, 1, 1] = dqflags["SATURATED"]  # saturated from the first group: nothing to save
+    res = flag_rscd_groups(gdq, pdq, 0, 4, dqflags=dqflags)
+    dnu = (res.groupdq[1] & dqflags["DO_NOT_USE"]) != 0
+    assert dnu[:1, 0, 0].all() and not dnu[1:, 0, 0].any()  # max(3 - 2, 0) = 1 group flagged
+    assert dnu[:4, 1, 1].all() and dnu[:4, 0, 1].all()
+    assert res.backed_off == 1 and res.pixeldq[0, 0] & dqflags["FLUX_ESTIMATED"]
+    assert not res.pixeldq[1, 1] & dqflags["FLUX_ESTIMATED"]
+
+
+def test_flag_method_matches_jwst_on_random_saturation(dqflags):
+    """The same arrays through jwst's own rscd functions give the same flags."""
+    rscd_sub = pytest.importorskip("jwst.rscd.rscd_sub")
+    datamodels = pytest.importorskip("stdatamodels.jwst.datamodels")
+    rng = np.random.default_rng(7)
+    nints, ngroups = 3, 9
+    first_sat = rng.integers(0, ngroups + 3, size=(16, 16))  # >= ngroups: never saturates
+    gdq = np.zeros((nints, ngroups, 16, 16), np.uint8)
+    for n in range(nints):
+        gdq[n] = np.where(np.arange(ngroups)[:, None, None] >= (first_sat - n)[None], dqflags["SATURATED"], 0)
+    pdq = np.zeros((16, 16), np.uint32)
+    ours = flag_rscd_groups(gdq, pdq, 1, 4, dqflags=dqflags)
+    model = datamodels.RampModel(data=np.zeros(gdq.shape, np.float32), groupdq=gdq.copy(), pixeldq=pdq.copy())
+    model.meta.exposure.ngroups, model.meta.exposure.nints = ngroups, nints
+    theirs = rscd_sub.correction_skip_groups(model, 1, 4)
+    assert np.array_equal(ours.groupdq, theirs.groupdq)
+    assert np.array_equal(ours.pixeldq, theirs.pixeldq)
+
+
+def test_group_skip_counts_reads_the_public_table():
+    table = np.array([("FULL", "FASTR1", 0, 3), ("SLITLESSPRISM", "FASTR1", 1, 5)],
+                     dtype=[("SUBARRAY", "S16"), ("READPATT", "S16"), ("GROUP_SKIP1", "i4"), ("GROUP_SKIP", "i4")])
+    assert group_skip_counts(table, "FULL", "fastr1") == (0, 3)
+    assert group_skip_counts(table, "SUBPRISM", "FASTR1") == (1, 5)
+    assert group_skip_counts(table, "BRIGHTSKY", "FASTR1") is None
+    assert group_skip_counts(None, "FULL", "FASTR1") is None

@@ -5,17 +5,24 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Query, Response
+from pydantic import Field
 
-from services.archive.schemas import DEFAULT_PAGESIZE, MAX_PAGESIZE
+from services.archive.mast import MAX_INT, MAX_VALUES
+from services.archive.schemas import DEFAULT_PAGESIZE, MAX_PAGE, MAX_PAGESIZE
 
-__all__ = ["ListParam", "PageParam", "PageSizeParam", "set_total"]
+__all__ = ["IdsParam", "ListParam", "PageParam", "PageSizeParam", "RevisionParam", "set_total"]
 
 ListParam = Annotated[
     list[str] | None,
     Query(description="One or more values (repeat the parameter or separate with commas); "
                       "ORed; '*' wildcards; a '!' prefix excludes."),
 ]
-PageParam = Annotated[int, Query(ge=1, description="Page number, 1-based.")]
+PageParam = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page number, 1-based (at most {MAX_PAGE}).")]
+IdsParam = Annotated[
+    list[Annotated[int, Field(ge=1, le=MAX_INT)]] | None,
+    Query(max_length=MAX_VALUES, description=f"Catalog ids (at most {MAX_VALUES})."),
+]
+RevisionParam = Annotated[int | None, Query(ge=1, le=MAX_INT, description="A given revision instead of the current one.")]
 PageSizeParam = Annotated[
     int, Query(ge=1, le=MAX_PAGESIZE, description=f"Rows per page (default {DEFAULT_PAGESIZE}, max {MAX_PAGESIZE}).")
 ]

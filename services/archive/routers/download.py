@@ -24,7 +24,8 @@ from services.archive.dependencies import (
     unauthorized,
 )
 from services.archive.files import Served, resolve, serve
-from services.archive.schemas import BundleRequest
+from services.archive.routers.common import RevisionParam
+from services.archive.schemas import BundleRequest, ErrorOut
 from shared.access import may_read_data
 from shared.catalog import ArtifactKind
 
@@ -33,9 +34,11 @@ __all__ = ["router"]
 router = APIRouter(tags=["download"])
 
 _LISTED = 20  # names quoted in an error about many files
+_EXCLUSIVE = {401: {"model": ErrorOut, "description": "Exclusive access: a token is needed (or a bad token)."},
+              403: {"model": ErrorOut, "description": "Exclusive access: this user is not authorized."}}
+_REDIRECT = {"description": "Redirect to a presigned URL (S3 store, redirect=true)."}
 _ANY_KIND = (ArtifactKind.DATA, ArtifactKind.PREVIEW, ArtifactKind.THUMBNAIL)  # by a name: the product's file first
 
-RevisionParam = Annotated[int | None, Query(ge=1, description="A given revision instead of the current one.")]
 
 
 def _exclusive_detail(served: Served) -> str:
@@ -69,8 +72,7 @@ def _deliver(request: Request, session, store, user, filename: str, kinds: tuple
 @router.get("/download/{filename}", summary="Download a file", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}},
                        307: {"description": "Redirect to a presigned URL (S3 store, redirect=true)."},
-                       401: {"description": "Exclusive access: a token is needed."},
-                       403: {"description": "Exclusive access: this user is not authorized."}})
+                       **_EXCLUSIVE})
 def download(
     filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
     revision: RevisionParam = None,
@@ -87,7 +89,7 @@ def download(
 
 @router.head("/previews/{filename}", include_in_schema=False)
 @router.get("/previews/{filename}", summary="Preview image", response_class=Response,
-            responses={200: {"content": {"image/png": {}}}})
+            responses={200: {"content": {"image/png": {}}}, 307: _REDIRECT, **_EXCLUSIVE})
 def preview(filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
             revision: RevisionParam = None, redirect: bool = False) -> Response:
     """The preview of a product (by the product's name or the preview's own name)."""
@@ -97,7 +99,7 @@ def preview(filename: str, request: Request, session: DbSession, store: StoreDep
 
 @router.head("/thumbnails/{filename}", include_in_schema=False)
 @router.get("/thumbnails/{filename}", summary="Thumbnail image", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}}})
+            responses={200: {"content": {"image/jpeg": {}}}, 307: _REDIRECT, **_EXCLUSIVE})
 def thumbnail(filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
               revision: RevisionParam = None, redirect: bool = False) -> Response:
     """The thumbnail of a product (by the product's name or the thumbnail's own name)."""
@@ -113,7 +115,9 @@ def _listing(names: list[str]) -> str:
 @router.post("/bundles", summary="Many files at once: zip, tar or a curl script",
              response_class=Response,
              responses={200: {"content": {"application/zip": {}, "application/x-tar": {},
-                                          "text/x-shellscript": {}}}})
+                                          "text/x-shellscript": {}}},
+                        404: {"model": ErrorOut, "description": "Some names are no file of the archive (listed)."},
+                        **_EXCLUSIVE})
 def bundle(request: BundleRequest, session: DbSession, store: StoreDep, user: CurrentUser,
            settings: SettingsDep) -> Response:
     """The files named (duplicates removed), laid out as ``JWST/<obs_id>/<filename>`` with a

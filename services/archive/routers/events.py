@@ -1,8 +1,16 @@
-"""/events: the archive's recent events (CloudEvents records from the outbox), newest first."""
+"""/events: the archive's recent events (CloudEvents records from the outbox), newest first.
+
+Event payloads carry where things are stored (``uri``: ``s3://...`` or ``file:///...``)
+for the services; the public never sees that (:func:`public_data`): a product's ``uri``
+becomes its ``dataURI`` (``dms:JWST/product/<filename>``), a reference file's
+``dms:JWST/reference/<filename>``, a raw telemetry file's is dropped (raw files are not
+served), and any storage URI left in a text is cut to its file name.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import func, or_, select
@@ -16,6 +24,33 @@ from shared.catalog import EventRecord
 __all__ = ["router"]
 
 router = APIRouter(prefix="/events", tags=["events"])
+
+
+_STORAGE_URI = re.compile(r"\b(?:s3|file|minio|gs|az)://[^\s'\"<>]*", re.IGNORECASE)
+_RAW_KEYS = ("raw", "telemetry")  # payload keys whose files the archive does not serve
+
+
+def _public_uri(holder: str | None, node: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in node.items() if k != "uri"}
+    name = node.get("filename")
+    if holder in _RAW_KEYS or not isinstance(name, str):
+        return out
+    kind = "reference" if holder == "files" else "product"
+    out["dataURI"] = f"dms:{mast.MISSION}/{kind}/{name}"
+    return out
+
+
+def public_data(value: Any, holder: str | None = None) -> Any:
+    """An event's ``data`` without storage locations (see the module docstring)."""
+    if isinstance(value, dict):
+        if "uri" in value:
+            value = _public_uri(holder, value)
+        return {k: public_data(v, k if not isinstance(v, str) else holder) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [public_data(v, holder) for v in value]
+    if isinstance(value, str):
+        return _STORAGE_URI.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], value)
+    return value
 
 
 def _type_name(value: str) -> str:
@@ -38,12 +73,12 @@ def recent(
 ) -> Page[EventOut]:
     """``program`` matches events whose subject (a file name) belongs to the program."""
     conds = []
-    types = [_type_name(t) for t in mast.parse_list(type_)]
+    types = [_type_name(t) for t in mast.parse_list(type_, "type")]
     if (c := mast.like_any(EventRecord.type, types)) is not None:
         conds.append(c)
-    if (c := mast.like_any(EventRecord.subject, mast.parse_list(subject))) is not None:
+    if (c := mast.like_any(EventRecord.subject, mast.parse_list(subject, "subject"))) is not None:
         conds.append(c)
-    programs = [mast.normalize_program(p) for p in mast.parse_list(program)]
+    programs = [mast.normalize_program(p) for p in mast.parse_list(program, "program")]
     if programs:
         conds.append(or_(*(EventRecord.subject.like(f"jw{p}%") for p in programs)))
     if since:
@@ -58,6 +93,7 @@ def recent(
     ).all()
     set_total(response, total)
     return Page[EventOut](total=total, page=page, pagesize=pagesize, rows=[
-        EventOut(id=r.id, source=r.source, type=r.type, subject=r.subject, time=mast.aware(r.time), data=r.data)
+        EventOut(id=r.id, source=r.source, type=r.type, subject=public_data(r.subject), time=mast.aware(r.time),
+                 data=public_data(r.data))
         for r in rows
     ])

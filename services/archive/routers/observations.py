@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from services.archive import mast
 from services.archive.dependencies import DbSession, SettingsDep
-from services.archive.routers.common import ListParam, PageParam, PageSizeParam, set_total
+from services.archive.routers.common import IdsParam, ListParam, PageParam, PageSizeParam, set_total
 from services.archive.schemas import DEFAULT_PAGESIZE, ObservationRow, Page, ProductRow
 from services.archive.search import (
     ObservationCriteria,
@@ -33,7 +33,7 @@ def search(
     program: ListParam = None,
     proposal_id: ListParam = None,
     obs_id: ListParam = None,
-    obsid: Annotated[list[int] | None, Query(description="Catalog ids.")] = None,
+    obsid: IdsParam = None,
     instrument_name: ListParam = None,
     filters: ListParam = None,
     target_name: ListParam = None,
@@ -55,11 +55,11 @@ def search(
     archived yet) its target, lies within ``radius`` degrees of (``ra``, ``dec``).
     """
     criteria = ObservationCriteria(
-        obsid=obsid or [], obs_id=mast.parse_list(obs_id),
-        program=mast.parse_list(program) + mast.parse_list(proposal_id),
-        instrument_name=mast.parse_list(instrument_name), filters=mast.parse_list(filters),
-        target_name=mast.parse_list(target_name), ra=ra, dec=dec, radius=radius,
-        calib_level=mast.parse_list(calib_level), t_min=t_min, t_max=t_max, t_obs_release=t_obs_release,
+        obsid=obsid or [], obs_id=mast.parse_list(obs_id, "obs_id"),
+        program=mast.parse_list(program, "program") + mast.parse_list(proposal_id, "proposal_id"),
+        instrument_name=mast.parse_list(instrument_name, "instrument_name"), filters=mast.parse_list(filters, "filters"),
+        target_name=mast.parse_list(target_name, "target_name"), ra=ra, dec=dec, radius=radius,
+        calib_level=mast.parse_list(calib_level, "calib_level"), t_min=t_min, t_max=t_max, t_obs_release=t_obs_release,
         data_rights=dataRights, include_planned=include_planned,
     )
     total, rows = search_observations(session, criteria, page, pagesize, datetime.now(UTC),
@@ -72,6 +72,8 @@ def observation_criteria(ident: str) -> ObservationCriteria:
     """Criteria selecting one observation by catalog id (``obsid``) or ``obs_id``."""
     ident = ident.strip()
     if ident.isdigit():
+        if not 1 <= int(ident) <= mast.MAX_INT:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no observation {ident}")
         return ObservationCriteria(obsid=[int(ident)], include_planned=True)
     if mast.parse_obs_id(ident) is None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST,
@@ -111,9 +113,9 @@ def observation_products(
     """Same filters as ``GET /products``, for one observation (``obsid`` or ``obs_id``)."""
     obs = _one(session, observation, settings.archive_base_url)
     criteria = ProductCriteria(
-        obsid=[obs.obsid], product_type=mast.parse_list(productType),
-        suffix=mast.parse_list(suffix) + mast.parse_list(productSubGroupDescription),
-        calib_level=mast.parse_list(calib_level), filename=mast.parse_list(filename),
+        obsid=[obs.obsid], product_type=mast.parse_list(productType, "productType"),
+        suffix=mast.parse_list(suffix, "suffix") + mast.parse_list(productSubGroupDescription, "productSubGroupDescription"),
+        calib_level=mast.parse_list(calib_level, "calib_level"), filename=mast.parse_list(filename, "filename"),
         mrp_only=mrp_only, include_superseded=include_superseded,
     )
     total, rows = search_products(session, criteria, page, pagesize, datetime.now(UTC))

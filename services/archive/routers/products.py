@@ -10,7 +10,14 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from services.archive import mast
 from services.archive.dependencies import DbSession
-from services.archive.routers.common import ListParam, PageParam, PageSizeParam, set_total
+from services.archive.routers.common import (
+    IdsParam,
+    ListParam,
+    PageParam,
+    PageSizeParam,
+    RevisionParam,
+    set_total,
+)
 from services.archive.schemas import DEFAULT_PAGESIZE, Page, ProductDetail, ProductRow
 from services.archive.search import ProductCriteria, product_detail, search_products
 
@@ -23,7 +30,7 @@ router = APIRouter(prefix="/products", tags=["products"])
 def search(
     session: DbSession,
     response: Response,
-    obsid: Annotated[list[int] | None, Query(description="Catalog ids of observations.")] = None,
+    obsid: IdsParam = None,
     obs_id: ListParam = None,
     program: ListParam = None,
     proposal_id: ListParam = None,
@@ -44,11 +51,11 @@ def search(
     ``productSubGroupDescription`` are the same criterion (case-insensitive).
     """
     criteria = ProductCriteria(
-        obsid=obsid or [], obs_id=mast.parse_list(obs_id),
-        program=mast.parse_list(program) + mast.parse_list(proposal_id),
-        product_type=mast.parse_list(productType),
-        suffix=mast.parse_list(suffix) + mast.parse_list(productSubGroupDescription),
-        calib_level=mast.parse_list(calib_level), filename=mast.parse_list(filename),
+        obsid=obsid or [], obs_id=mast.parse_list(obs_id, "obs_id"),
+        program=mast.parse_list(program, "program") + mast.parse_list(proposal_id, "proposal_id"),
+        product_type=mast.parse_list(productType, "productType"),
+        suffix=mast.parse_list(suffix, "suffix") + mast.parse_list(productSubGroupDescription, "productSubGroupDescription"),
+        calib_level=mast.parse_list(calib_level, "calib_level"), filename=mast.parse_list(filename, "filename"),
         data_rights=dataRights, mrp_only=mrp_only, include_superseded=include_superseded,
     )
     total, rows = search_products(session, criteria, page, pagesize, datetime.now(UTC))
@@ -60,7 +67,7 @@ def search(
 def get_product(
     filename: str,
     session: DbSession,
-    revision: Annotated[int | None, Query(ge=1, description="A given revision instead of the current one.")] = None,
+    revision: RevisionParam = None,
 ) -> ProductDetail:
     """Metadata (public, even under exclusive access), the inputs it was made from, the
     associations that list it, the products made from it, and every revision of the name."""

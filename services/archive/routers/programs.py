@@ -13,13 +13,16 @@ from sqlalchemy import select
 
 from services.archive import mast
 from services.archive.dependencies import CurrentUser, DbSession, RequiredUser
-from services.archive.schemas import AuthorizationRequest, ProgramOut
+from services.archive.schemas import AuthorizationRequest, ErrorOut, ProgramOut
 from shared.access import readers
 from shared.catalog import Observation, Program
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/programs", tags=["programs"])
+
+_PI_ONLY = {403: {"model": ErrorOut, "description": "Only the program's PI may change who reads its data."}}
+_FROM_PLAN = {409: {"model": ErrorOut, "description": "The user is authorized by the plan; change the plan."}}
 
 
 def _program_id(value: str) -> str:
@@ -67,7 +70,8 @@ def get_program(program: str, session: DbSession, user: CurrentUser) -> ProgramO
     return _out(session, _load(session, program), user)
 
 
-@router.post("/{program}/authorizations", response_model=ProgramOut, summary="Grant data access (PI only)")
+@router.post("/{program}/authorizations", response_model=ProgramOut, summary="Grant data access (PI only)",
+             responses=_PI_ONLY)
 def grant(program: str, body: AuthorizationRequest, session: DbSession, user: RequiredUser) -> ProgramOut:
     """Grant ``user`` access to the program's exclusive data (no-op when they have it).
     Grants are kept apart from the plan's list, so a new plan revision keeps them."""
@@ -95,13 +99,13 @@ def _revoke(session, program: str, grantee: str, user: str) -> ProgramOut:
 
 
 @router.delete("/{program}/authorizations/{grantee}", response_model=ProgramOut,
-               summary="Withdraw data access (PI only)")
+               summary="Withdraw data access (PI only)", responses={**_PI_ONLY, **_FROM_PLAN})
 def revoke(program: str, grantee: str, session: DbSession, user: RequiredUser) -> ProgramOut:
     return _revoke(session, program, grantee, user)
 
 
 @router.delete("/{program}/authorizations", response_model=ProgramOut,
-               summary="Withdraw data access, user in the body (PI only)")
+               summary="Withdraw data access, user in the body (PI only)", responses={**_PI_ONLY, **_FROM_PLAN})
 def revoke_body(program: str, body: Annotated[AuthorizationRequest, Body()], session: DbSession,
                 user: RequiredUser) -> ProgramOut:
     return _revoke(session, program, body.user, user)

@@ -40,18 +40,49 @@ fills GROUP_SKIP1 with 0 (no RSCD in integration 1) and GROUP_SKIP with the grou
 largest offset (``scale * level_max``) takes to decay below one group's read noise.
 A file without a row for the exposure's mode, or without ``RSCD_DECAY`` (a public jwst
 file), leaves the step SKIPPED with a warning.
+
+The step's parameter ``method`` chooses between this correction (``decay``, the default)
+and what jwst 3.0 does (``flag``, :func:`flag_rscd_groups`): the leading groups of each
+integration, GROUP_SKIP1 in the first and GROUP_SKIP in the others, become DO_NOT_USE, so
+ramp fitting starts after them. The public rules around it: nothing with fewer than 3
+groups; one group each with 5 groups or fewer; a count leaves at least 3 groups; a pixel
+whose ramp saturates within the counted groups (or the group after them) keeps all but
+the group before its first saturated group (at least group 1 is kept usable), and gets
+FLUX_ESTIMATED in PIXELDQ; a negative GROUP_SKIP1 (an old file) counts as 1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from ._common import check_out, check_ramp, flags
 
-__all__ = ["RscdParameters", "RscdResult", "correct_rscd", "decay_parameters", "rscd_offsets"]
+__all__ = [
+    "RscdFlagResult",
+    "RscdParameters",
+    "RscdParams",
+    "RscdResult",
+    "correct_rscd",
+    "decay_parameters",
+    "flag_rscd_groups",
+    "group_skip_counts",
+    "rscd_offsets",
+]
+
+
+class RscdParams(BaseModel):
+    """Parameters of the rscd step."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["decay", "flag"] = Field(
+        "decay", description="decay: subtract the modelled decay (RSCD_DECAY); flag: set the leading groups "
+        "DO_NOT_USE as jwst 3.0 does (RSCD_GROUP_SKIP).")
 
 
 @dataclass(frozen=True)
@@ -84,6 +115,84 @@ def decay_parameters(table: np.ndarray | None, subarray: str, readpatt: str) -> 
         if _text(row[names["SUBARRAY"]]) == subarray.upper() and _text(row[names["READPATT"]]) == readpatt.upper():
             return RscdParameters(float(row[names["SCALE"]]), float(row[names["TAU"]]), float(row[names["LEVEL_MAX"]]))
     return None
+
+
+def group_skip_counts(table: np.ndarray | None, subarray: str, readpatt: str) -> tuple[int, int] | None:
+    """(GROUP_SKIP1, GROUP_SKIP) of the RSCD_GROUP_SKIP row of an exposure's SUBARRAY and
+    READPATT (None: no table or no row). SUBPRISM is looked up as SLITLESSPRISM, as jwst does."""
+    if table is None:
+        return None
+    names = {n.upper(): n for n in table.dtype.names or ()}
+    if not {"SUBARRAY", "READPATT", "GROUP_SKIP"} <= set(names):
+        return None
+    subarray = "SLITLESSPRISM" if subarray.upper() == "SUBPRISM" else subarray.upper()
+    for row in table:
+        if _text(row[names["SUBARRAY"]]) == subarray and _text(row[names["READPATT"]]) == readpatt.upper():
+            first = int(row[names["GROUP_SKIP1"]]) if "GROUP_SKIP1" in names else -1
+            return first, int(row[names["GROUP_SKIP"]])
+    return None
+
+
+@dataclass(frozen=True)
+class RscdFlagResult:
+    groupdq: np.ndarray  # uint8 (nints, ngroups, ny, nx); the input itself when nothing was applied
+    pixeldq: np.ndarray  # uint32 (ny, nx)
+    applied: bool
+    skip_first: int  # groups flagged in the first integration (0 when it is not in this segment)
+    skip_later: int  # groups flagged in integrations 2..NINTS
+    backed_off: int  # pixels given fewer flagged groups because they saturate early
+
+
+def _per_pixel_skip(groupdq: np.ndarray, skip: int, sat: int) -> np.ndarray:
+    """How many leading groups to flag per integration and pixel (n, ny, nx): ``skip``, or
+    for a pixel whose first saturated group ``s`` is within 1..skip+1 (group 0 unsaturated),
+    ``max(s - 2, 0)``."""
+    n, ngroups = groupdq.shape[:2]
+    counts = np.full((n,) + groupdq.shape[2:], skip, dtype=np.int32)
+    if skip == 0:
+        return counts
+    saturated = (groupdq[:, : min(skip + 2, ngroups)] & sat) != 0
+    first_sat = np.where(saturated.any(axis=1), saturated.argmax(axis=1), ngroups)
+    early = (first_sat >= 1) & (first_sat <= skip + 1)
+    counts[early] = np.maximum(first_sat[early] - 2, 0)
+    return counts
+
+
+def flag_rscd_groups(
+    groupdq: np.ndarray,
+    pixeldq: np.ndarray,
+    skip_first: int,
+    skip_later: int,
+    *,
+    integration_start: int = 1,
+    dqflags: Mapping[str, int] | None = None,
+) -> RscdFlagResult:
+    """Flag the RSCD-affected leading groups DO_NOT_USE (the ``flag`` method; rules in the
+    module docstring). ``integration_start`` is INTSTART of a segment (1 when unsegmented):
+    only a segment that starts at integration 1 has a first integration."""
+    nints, ngroups, _, _ = check_ramp(groupdq)
+    if ngroups < 3:
+        return RscdFlagResult(groupdq, pixeldq, False, 0, 0, 0)
+    f = flags(dqflags)
+    skip_first = 1 if skip_first < 0 else skip_first
+    if ngroups <= 5:
+        skip_first = skip_later = 1
+    skip_first, skip_later = (min(s, max(0, ngroups - 3)) for s in (skip_first, skip_later))
+    first = 1 if integration_start == 1 else 0
+    ranges = [(0, first, skip_first)] if first else []
+    if nints > first:
+        ranges.append((first, nints, skip_later))
+    out_gdq, out_pdq = groupdq.copy(), pixeldq.copy()
+    backed = np.zeros(pixeldq.shape, bool)
+    group_index = np.arange(ngroups)[np.newaxis, :, np.newaxis, np.newaxis]
+    for start, stop, skip in ranges:
+        counts = _per_pixel_skip(groupdq[start:stop], skip, f["SATURATED"])
+        backed |= (counts < skip).any(axis=0)
+        flagged = group_index < counts[:, np.newaxis]
+        out_gdq[start:stop][flagged] |= np.uint8(f["DO_NOT_USE"])
+    out_pdq[backed] |= np.uint32(f["FLUX_ESTIMATED"])
+    return RscdFlagResult(out_gdq, out_pdq, True, skip_first if first else 0,
+                          skip_later if nints > first else 0, int(backed.sum()))
 
 
 def rscd_offsets(previous: np.ndarray, ngroups: int, p: RscdParameters) -> np.ndarray:

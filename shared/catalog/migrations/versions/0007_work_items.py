@@ -1,7 +1,7 @@
 """work items: one row per routed task (branch work-ledger)
 
 Revision ID: 0006_work_ledger
-Revises: 0005
+Revises: c4e1a9d27b06
 Create Date: 2026-12-04 03:40:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0006_work_ledger'
-down_revision = '0005'
+down_revision = 'c4e1a9d27b06'
 branch_labels = None
 depends_on = None
 
