@@ -11,9 +11,10 @@
     dms subscribe | subscriptions | unsubscribe | notify     notifications
     dms serve archive | token ...            the HTTP API and its tokens
     dms worker SERVICE                       run a Celery worker for one service
-    dms status                               backlog per queue, products per level, rejections
+    dms status                               dependencies, backlog, work by state and age, products,
+                                             rejections, dead letters (exit 1 when a dependency is down)
     dms demo                                 simulate the demo observation and run it to the end
-    dms reconcile [--loop]                   re-dispatch outbox events left pending
+    dms reconcile [--loop]                   re-dispatch events and work left pending, lost or expired
     dms db upgrade                           bring the catalog schema up to date
     dms storage init                         create the buckets
 
@@ -141,9 +142,12 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     settings = get_settings()
     ctx, inline = context_for(settings)
     while True:
-        n = reconcile(ctx.catalog, ctx.transport, 0 if args.now else settings.reconcile_after_seconds)
-        if n:
-            print(f"re-dispatched {n} pending event(s)", flush=True)
+        done = reconcile(ctx.catalog, ctx.transport, 0 if args.now else settings.reconcile_after_seconds,
+                         start_timeout_seconds=settings.work_start_timeout_seconds,
+                         max_attempts=settings.work_max_attempts)
+        if done:
+            print(f"dispatched {done.events} pending event(s); sent {done.resent} task(s) again "
+                  f"({done.expired} lease(s) expired); failed {done.failed} task(s)", flush=True)
         if inline is not None:
             inline.run_until_idle(progress=task_progress)
         if not args.loop:
@@ -230,55 +234,117 @@ def add_refs_parser(sub) -> None:
 # ---------------------------------------------------------------- status
 
 
-def queue_depths(settings) -> dict[str, int] | None:
-    """Messages waiting per service queue (Redis broker only)."""
-    if not settings.broker_url or not settings.broker_url.startswith("redis"):
-        return None
-    import redis
-
-    from shared.routing import QUEUES
-
-    client = redis.Redis.from_url(settings.broker_url)
-    return {q: int(client.llen(settings.broker_key_prefix + q)) for q in QUEUES}
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """Dependencies, backlog, work per task and state, products, rejections, dead letters.
+    Never a traceback: a dependency that is down is named, and what the others can tell is
+    still shown; the exit status is then 1."""
+    from datetime import UTC, datetime
+
+    from shared.catalog import Catalog
+    from shared.config import get_settings
+    from shared.health import check_broker, check_catalog, check_store, queue_depths
+    from shared.storage import open_store
+
+    if not args.verbose:  # what is down is printed below; no log lines beside it
+        logging.getLogger("shared.health").setLevel(logging.ERROR)
+    settings = get_settings()
+    catalog = Catalog(settings.resolved_catalog_url)
+    try:
+        catalog.upgrade()  # as every command does (the embedded catalog is created on first use)
+    except Exception as exc:
+        log.info("catalog schema not upgraded: %s", exc)
+    health = {"catalog": check_catalog(catalog, detail=True)}
+    try:
+        store = open_store(settings)
+        store.ensure_buckets()
+        health["store"] = check_store(store, detail=True)
+    except Exception as exc:  # a store that cannot be opened or does not answer
+        health["store"] = f"unreachable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    broker = check_broker(settings, detail=True)
+    health["broker"] = broker if broker is not None else (
+        "none (embedded: tasks run in-process)" if settings.embedded else "not probed (not Redis)")
+    down = [name for name, state in health.items() if state.startswith("unreachable")]
+    print("dependencies")
+    for name, state in health.items():
+        print(f"  {name:<14} {state}")
+
+    print("backlog (messages in the broker's queues)")
+    if health["broker"] == "ok":
+        for q, n in (queue_depths(settings) or {}).items():
+            print(f"  {q:<14} {n:>6} waiting")
+    else:
+        print(f"  not available: broker {health['broker']}")
+
+    if health["catalog"] == "ok":
+        try:
+            with catalog.session() as s:
+                _print_catalog_status(s, args.limit, datetime.now(UTC))
+        except Exception as exc:  # it went away meanwhile
+            health["catalog"] = f"unreachable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            down.append("catalog")
+    if "catalog" in down:
+        print(f"work, products, rejections and dead letters: not available (catalog {health['catalog']})")
+    catalog.dispose()
+    if down:
+        print(f"DOWN: {', '.join(dict.fromkeys(down))}")
+        return 1
+    return 0
+
+
+def _print_catalog_status(s, limit: int, now) -> None:
     from sqlalchemy import func, select
 
-    from shared.catalog import EventRecord, IngestRejection, TaskFailure
+    from shared.catalog import EventRecord, IngestRejection, TaskFailure, WorkState
     from shared.catalog.queries import product_counts_by_level
-    from shared.config import get_settings
-    from shared.runtime import ServiceContext
+    from shared.catalog.work import work_summary
 
-    settings = get_settings()
-    ctx = ServiceContext.from_settings(settings)
-    ctx.catalog.upgrade()
-    depths = queue_depths(settings)
-    print("backlog")
-    if depths is None:
-        print("  embedded mode: no broker queues")
+    pending = s.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.dispatched_at.is_(None)))
+    print(f"outbox: {pending} undispatched event(s)")
+    print("work (per task: items by state; age of the oldest pending and running)")
+    work = work_summary(s)
+    if not work:
+        print("  none")
     else:
-        for q, n in depths.items():
-            print(f"  {q:<14} {n:>6} waiting")
-    with ctx.catalog.session() as s:
-        pending = s.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.dispatched_at.is_(None)))
-        print(f"  {'outbox':<14} {pending:>6} undispatched event(s)")
-        print("products (current revisions)")
-        counts = product_counts_by_level(s)
-        for level in sorted(counts) or []:
-            print(f"  level {level} ({LEVEL_NAMES.get(level, '?')}): {counts[level]}")
-        if not counts:
-            print("  none")
-        rejections = s.scalars(select(IngestRejection).order_by(IngestRejection.created_at.desc()).limit(args.limit)).all()
-        total = s.scalar(select(func.count()).select_from(IngestRejection))
-        print(f"rejections: {total}")
-        for r in rejections:
-            print(f"  {r.created_at:%Y-%m-%d %H:%M:%S}  {r.raw_filename}  {r.reason}: {r.detail}")
-        failures = s.scalar(select(func.count()).select_from(TaskFailure))
-        print(f"dead-lettered tasks: {failures}")
-        for f in s.scalars(select(TaskFailure).order_by(TaskFailure.created_at.desc()).limit(args.limit)):
-            print(f"  {f.created_at:%Y-%m-%d %H:%M:%S}  {f.task}  {f.reason}")
-    return 0
+        tasks = sorted({w.task for w in work})
+        print(f"  {'task':<22} {'pending':>8} {'oldest':>8} {'running':>8} {'oldest':>8} {'done':>7} {'failed':>7}")
+        for task in tasks:
+            row = {w.state: w for w in work if w.task == task}
+
+            def cell(state, row=row):
+                w = row.get(state)
+                n = w.count if w else 0
+                age = _age((now - w.oldest).total_seconds()) if w and w.oldest else "-"
+                return n, age
+
+            (np, ap), (nr, ar) = cell(WorkState.PENDING), cell(WorkState.RUNNING)
+            print(f"  {task:<22} {np:>8} {ap:>8} {nr:>8} {ar:>8} {cell(WorkState.DONE)[0]:>7} "
+                  f"{cell(WorkState.FAILED)[0]:>7}")
+    print("products (current revisions)")
+    counts = product_counts_by_level(s)
+    for level in sorted(counts):
+        print(f"  level {level} ({LEVEL_NAMES.get(level, '?')}): {counts[level]}")
+    if not counts:
+        print("  none")
+    rejections = s.scalars(select(IngestRejection).order_by(IngestRejection.created_at.desc()).limit(limit)).all()
+    total = s.scalar(select(func.count()).select_from(IngestRejection))
+    print(f"rejections: {total}")
+    for r in rejections:
+        print(f"  {r.created_at:%Y-%m-%d %H:%M:%S}  {r.raw_filename}  {r.reason}: {r.detail}")
+    failures = s.scalar(select(func.count()).select_from(TaskFailure))
+    print(f"dead-lettered tasks: {failures}")
+    for f in s.scalars(select(TaskFailure).order_by(TaskFailure.created_at.desc()).limit(limit)):
+        print(f"  {f.created_at:%Y-%m-%d %H:%M:%S}  {f.task}  {f.reason}")
 
 
 # ---------------------------------------------------------------- commands of services
@@ -342,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--loglevel", default="INFO")
     s.set_defaults(func=cmd_worker)
 
-    s = sub.add_parser("status", help="backlog per queue, products per level, rejections, dead letters")
+    s = sub.add_parser("status", help="dependencies, backlog, work by state and age, products, rejections, "
+                                      "dead letters; exit status 1 when a dependency is down")
     s.add_argument("--limit", type=int, default=10, help="how many recent rejections and failures to list")
     s.set_defaults(func=cmd_status)
 
@@ -353,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not start the archive API at the end (by default it serves until Ctrl-C on a terminal)")
     s.set_defaults(func="services.demo:cmd_demo")
 
-    s = sub.add_parser("reconcile", help="re-dispatch outbox events that were not dispatched")
+    s = sub.add_parser("reconcile", help="re-dispatch outbox events not dispatched, and work sent but never "
+                                         "started or whose lease expired")
     s.add_argument("--loop", action="store_true", help="keep running")
     s.add_argument("--interval", type=float, default=10.0, help="seconds between passes with --loop")
     s.add_argument("--now", action="store_true", help="include events younger than DMS_RECONCILE_AFTER_SECONDS")

@@ -33,7 +33,7 @@ def print_progress(stage: str, done: int, total: int) -> None:
 
 def task_progress(task: str, outcome: Outcome) -> None:
     mark = {"ok": "ok", "failed": "FAILED", "retry": "retry"}[outcome.status]
-    extra = f": {outcome.error}" if outcome.error else ""
+    extra = f": {outcome.error}" if outcome.error else (f" ({outcome.note})" if outcome.note else "")
     print(f"  {task:<22} {mark}{extra}", flush=True)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from shared.catalog.models import ArtifactKind, Exposure, Product, Program
 from shared.catalog.queries import add_event, current_product, next_revision, register_product
+from shared.catalog.work import complete as complete_work
 from shared.datamodels import FitsProduct, content_type, read_product, write_output
 from shared.errors import InputError, NonRetriableError
 from shared.messages import (
@@ -75,6 +76,7 @@ def archive_product(
     asn_rule: str | None = None,
     asn_products: Sequence[str] | None = None,
     ingest: IngestSummary | None = None,
+    completes_work: bool = False,
 ) -> ArchivedProduct:
     """Store ``path`` (named as the product) and register it; see the module docstring.
 
@@ -85,7 +87,9 @@ def archive_product(
     ``asn``) also gives its ``asn_type``, ``asn_rule`` and ``asn_products`` (the names of the
     products it makes), and ingest's ``_uncal`` its ``ingest`` counts: they go into the
     :class:`~shared.messages.ProductArchived` payload. A new revision that replaces a
-    current one also records ``dms.product.superseded``.
+    current one also records ``dms.product.superseded``. With ``completes_work`` (the last
+    output of a task) the work item the context holds is marked done in the same
+    transaction (:func:`shared.catalog.work.complete`).
 
     Raises
     ------
@@ -148,6 +152,8 @@ def archive_product(
                                   superseded_by=rev.revision),
                 source, subject=filename, event_id=event_id_for("superseded", filename, previous_revision),
             ))
+        if completes_work and ctx.work is not None:
+            complete_work(s, ctx.work)
         product_id = product.id
     log.info("archived %s r%d (%d bytes)", filename, rev.revision, stored.size)
     return ArchivedProduct(ref, product_id, ev.id)
@@ -237,11 +243,17 @@ def archive_outputs(
     service: str,
     reference_context: str | None,
     asn_id: str | None = None,
+    final: bool = True,
 ) -> list[str]:
     """Write each output under ``workdir`` and archive it (:func:`archive_product`) with its
-    placement (one for all, or chosen per output); the ids of the events recorded."""
+    placement (one for all, or chosen per output); the ids of the events recorded.
+
+    When ``final`` (these are the task's last outputs; False for a task that archives
+    more after), the task's work item is marked done in the transaction that registers
+    the last one."""
     event_ids = []
-    for out in outputs:
+    outputs = list(outputs)
+    for i, out in enumerate(outputs):
         where = placement(out) if callable(placement) else placement
         path = write_output(workdir / out.filename, out.content)
         archived = archive_product(
@@ -249,7 +261,7 @@ def archive_outputs(
             exposure=where.exposure, inputs=list(where.inputs), source=f"{ctx.settings.source}/{service}",
             reference_context=None if reference_context in (None, "N/A") else reference_context,
             segment=where.segment, product_type=out.product_type, content_type=content_type(out.filename),
-            asn_id=asn_id, data_release=where.data_release,
+            asn_id=asn_id, data_release=where.data_release, completes_work=final and i == len(outputs) - 1,
         )
         if archived.event_id:
             event_ids.append(archived.event_id)

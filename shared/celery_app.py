@@ -49,7 +49,10 @@ def create_app(settings: Settings) -> Celery:
             **({"global_keyprefix": settings.broker_key_prefix} if settings.broker_key_prefix else {}),
         },
         worker_hijack_root_logger=False,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A task running when the broker connection drops finishes (its work item is done
+        # with its outputs; the acknowledgement may be lost, a redelivery finds it done)
+        # instead of being killed mid-write and redone after its lease expires.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     return app
 
@@ -82,15 +85,18 @@ def register_handlers(app: Celery, settings: Settings, handlers: dict[str, Handl
     for name, handler in handlers.items():
 
         def task(self, payload, _name=name, _handler=handler):
-            if (self.request.delivery_info or {}).get("redelivered"):
-                log.info("%s: redelivered message %s; the handler re-checks the catalog", _name, self.request.id)
+            redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+            if redelivered:
+                log.info("%s: redelivered message %s (its consumer died); its work item says whether it is done",
+                         _name, self.request.id)
+            countdown = retry_delay(self.request.retries, settings.task_retry_backoff_max)
             outcome = run_handler(
                 _name, _handler, payload, _worker_context(settings),
-                attempt=self.request.retries + 1, max_attempts=max_retries + 1,
+                attempt=self.request.retries + 1, max_attempts=max_retries + 1, retry_in=countdown,
+                redelivered=redelivered,
             )
             if outcome.status == "retry":
-                raise self.retry(countdown=retry_delay(self.request.retries, settings.task_retry_backoff_max),
-                                 max_retries=max_retries)
+                raise self.retry(countdown=countdown, max_retries=max_retries)
             return {"status": outcome.status, "events": list(outcome.event_ids), "error": outcome.error}
 
         app.task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True)(task)

@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     reconcile_after_seconds: float = Field(
         30.0, description="An outbox event undispatched this long is re-dispatched by the reconciler."
     )
+    work_lease_seconds: float = Field(
+        120.0, description="Lease of a running task; its worker extends it every third of this while it runs.",
+    )
+    work_start_timeout_seconds: float = Field(
+        600.0, description="A task sent this long ago and not started is sent again (then twice as long, ...).",
+    )
+    work_max_attempts: int = Field(
+        5, description="Claims of a task whose lease expired (worker died or hung) before it is failed.",
+    )
     smtp_host: str = Field("127.0.0.1", description="SMTP server for e-mail notifications.")
     smtp_port: int = 25
     smtp_user: str | None = None

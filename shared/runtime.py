@@ -4,26 +4,39 @@ the outbox dispatcher that turns recorded events into task messages.
 A handler is ``handler(event, ctx) -> list[str]``: it does its work, records the events
 it announces in the outbox (same transaction as its catalog changes) and returns their
 ids. :func:`run_handler` is the one wrapper around every handler, whether it is called by
-a Celery worker or in-process: decode, call, classify failures, dispatch. A handler reads
-the event's typed payload (:attr:`shared.messages.Event.payload`); a malformed one raises
+a Celery worker or in-process: claim the work item, decode, call, classify failures, settle
+the work item, dispatch. A handler reads the event's typed payload
+(:attr:`shared.messages.Event.payload`); a malformed one raises
 :class:`shared.messages.PayloadError`, which is non-retriable: the message is dead-lettered
 with the reason.
+
+The catalog, not the broker, records the work (:mod:`shared.catalog.work`): every routed
+task is a work item written with its event. The wrapper claims the item before the
+handler runs (a message whose item is already done is a duplicate: acknowledged, nothing
+done), extends its lease while the handler runs, and marks it done, failed or pending
+again (a retry) after. :func:`reconcile` sends again what was sent and never started and
+what was started under a lease that expired, so a broker that loses its data delays work
+but never loses it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
-from shared.catalog import Catalog, EventRecord, TaskFailure
+from shared.catalog import Catalog, EventRecord, TaskFailure, WorkItem, WorkState
+from shared.catalog import work as ledger
 from shared.catalog.queries import event_from_record, record_task_run
 from shared.config import Settings
 from shared.errors import is_retriable
@@ -36,6 +49,7 @@ __all__ = [
     "Handler",
     "InlineTransport",
     "Outcome",
+    "Reconciled",
     "ServiceContext",
     "Transport",
     "dispatch_events",
@@ -56,12 +70,15 @@ class Transport(Protocol):
 
 @dataclass
 class ServiceContext:
-    """What a handler needs: settings, the object store, the catalog and a transport."""
+    """What a handler needs: settings, the object store, the catalog and a transport; and,
+    while a handler runs, the work item it holds (``work``: marked done with its outputs,
+    :func:`shared.archiving.archive_outputs`)."""
 
     settings: Settings
     store: ObjectStore
     catalog: Catalog
     transport: Transport | None = None
+    work: ledger.Claim | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, transport: Transport | None = None) -> ServiceContext:
@@ -77,19 +94,24 @@ Handler = Callable[[Event, ServiceContext], list[str] | None]
 @dataclass(frozen=True)
 class Outcome:
     """How one handler call ended: ``ok``, ``retry`` (transient fault, try again) or
-    ``failed`` (dead-lettered)."""
+    ``failed`` (dead-lettered). ``note`` says why an ``ok`` did nothing (a duplicate)."""
 
     status: str
     event_ids: tuple[str, ...] = ()
     error: str | None = None
+    note: str | None = None
 
 
 def record_failure(
-    catalog: Catalog, task: str, payload: dict[str, Any], reason: str, *, retriable: bool, attempts: int
+    catalog: Catalog, task: str, payload: dict[str, Any], reason: str, *, retriable: bool, attempts: int,
+    work: ledger.Claim | None = None,
 ) -> None:
-    """Dead-letter a task: a row a person can read, with the message kept whole."""
+    """Dead-letter a task: a row a person can read, with the message kept whole; the work
+    item it held is failed with the reason in the same transaction."""
     with catalog.session() as s:
         s.add(_failure(task, payload, reason, retriable=retriable, attempts=attempts))
+        if work is not None:
+            ledger.fail(s, work, reason)
 
 
 def _failure(task: str, payload: Any, reason: str, *, retriable: bool, attempts: int) -> TaskFailure:
@@ -104,6 +126,11 @@ def _failure(task: str, payload: Any, reason: str, *, retriable: bool, attempts:
     )
 
 
+def worker_id() -> str:
+    """host:pid of this process (each prefork child of a Celery worker is its own)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def run_handler(
     task: str,
     handler: Handler,
@@ -112,21 +139,105 @@ def run_handler(
     *,
     attempt: int = 1,
     max_attempts: int = 1,
+    retry_in: float = 0.0,
+    redelivered: bool = False,
 ) -> Outcome:
-    """Run one handler on one message; never raises.
+    """Run one handler on one message; never raises (but lets the termination of its
+    process proceed).
 
-    A malformed message or a non-retriable error is dead-lettered at once; a retriable
-    error returns ``retry`` until ``max_attempts`` and is then dead-lettered too. Every
-    run adds its duration to the task's totals (the metrics of the archive API).
+    The message's work item is claimed first: when it is done already (a duplicate or a
+    redelivery) or another worker holds it under a live lease, nothing runs and the
+    outcome is ``ok`` with a note; a message the broker ``redelivered`` (its consumer
+    died) takes the item over from the worker that held it. A malformed message or a
+    non-retriable error is dead-lettered at once; a retriable error returns ``retry`` (the work item pending
+    again, due in ``retry_in`` seconds) until ``max_attempts`` and is then dead-lettered
+    too. Every run adds its duration to the task's totals (the metrics of the archive API).
     """
     started = time.perf_counter()
-    outcome = _run(task, handler, payload, ctx, attempt, max_attempts)
+    lease = timedelta(seconds=ctx.settings.work_lease_seconds)
+    event_id = payload.get("id") if isinstance(payload, dict) else None
+    try:
+        taken = _claim(ctx.catalog, event_id, task, lease, take_over=redelivered)
+    except Exception as exc:  # the catalog does not answer: nothing can be recorded either
+        reason = f"could not claim the work item: {type(exc).__name__}: {exc}"
+        log.warning("%s on event %s: %s", task, event_id, reason)
+        return Outcome("retry" if is_retriable(exc) and attempt < max_attempts else "failed", error=reason)
+    if taken.status in ("done", "busy"):
+        note = ("already done" if taken.status == "done" else f"running under {taken.holder}'s live lease")
+        log.info("%s on event %s: %s; message acknowledged, nothing done", task, event_id, note)
+        return Outcome("ok", note=note)
+    claim = taken.claim
+    with _Heartbeat(ctx.catalog, claim, lease):
+        outcome = _run(task, handler, payload, replace(ctx, work=claim), attempt, max_attempts)
+    if claim is not None:
+        _settle(ctx.catalog, claim, outcome, retry_in)
+    if outcome.status == "ok" and ctx.transport is not None and outcome.event_ids:
+        dispatch_events(ctx.catalog, ctx.transport, event_ids=outcome.event_ids)
     try:
         with ctx.catalog.session() as s:
             record_task_run(s, task, time.perf_counter() - started, outcome.status == "failed")
     except Exception as exc:  # metrics must never fail a task
         log.warning("could not record the run of %s: %s", task, exc)
     return outcome
+
+
+def _claim(catalog: Catalog, event_id: Any, task: str, lease: timedelta, *, take_over: bool) -> ledger.ClaimResult:
+    if not isinstance(event_id, str):
+        return ledger.ClaimResult("untracked")  # malformed: _run dead-letters it
+    with catalog.session() as s:
+        taken = ledger.claim(s, event_id, task, worker_id(), lease, take_over=take_over)
+    if taken.status == "untracked":
+        log.info("%s on event %s: no work item (a message sent outside the ledger); running it", task, event_id)
+    return taken
+
+
+def _settle(catalog: Catalog, claim: ledger.Claim, outcome: Outcome, retry_in: float) -> None:
+    """Record how the run ended in the work item (a dead letter already failed it)."""
+    try:
+        with catalog.session() as s:
+            if outcome.status == "ok":
+                ledger.complete(s, claim)
+            elif outcome.status == "retry":
+                ledger.release(s, claim, outcome.error or "retry",
+                               datetime.now(UTC) + timedelta(seconds=retry_in))
+    except Exception as exc:  # the lease expires and the reconciler sends it again
+        log.warning("could not record the end of %s on event %s (%s): %s",
+                    claim.task, claim.event_id, outcome.status, exc)
+
+
+class _Heartbeat:
+    """Extends a claim's lease every third of the lease while the handler runs, from a
+    thread; stops when the claim was given to another worker (it expired: this one hung)."""
+
+    def __init__(self, catalog: Catalog, claim: ledger.Claim | None, lease: timedelta):
+        self.catalog, self.claim, self.lease = catalog, claim, lease
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Heartbeat:
+        if self.claim is not None:
+            self.thread = threading.Thread(target=self._beat, name=f"lease of {self.claim.task}", daemon=True)
+            self.thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.lease.total_seconds() / 3):
+            try:
+                with self.catalog.session() as s:
+                    kept = ledger.extend_lease(s, self.claim, self.lease)
+            except Exception as exc:  # try again at the next beat; the lease may expire meanwhile
+                log.warning("could not extend the lease of %s on event %s: %s",
+                            self.claim.task, self.claim.event_id, exc)
+                continue
+            if not kept:
+                log.warning("%s on event %s: the lease expired and the task was given to another worker",
+                            self.claim.task, self.claim.event_id)
+                return
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
 
 
 def _run(task: str, handler: Handler, payload: dict[str, Any], ctx: ServiceContext,
@@ -139,11 +250,12 @@ def _run(task: str, handler: Handler, payload: dict[str, Any], ctx: ServiceConte
                   else str(exc))
         reason = f"malformed message for {task}: {detail}"
         log.error(reason)
-        record_failure(ctx.catalog, task, payload, reason, retriable=False, attempts=attempt)
+        record_failure(ctx.catalog, task, payload, reason, retriable=False, attempts=attempt, work=ctx.work)
         return Outcome("failed", error=reason)
     try:
         event_ids = tuple(handler(event, ctx) or ())
     except Exception as exc:  # classified below; a worker must never crash on one message
+        _reraise_termination(exc)
         retriable = is_retriable(exc)
         reason = f"{type(exc).__name__}: {exc}"
         if retriable and attempt < max_attempts:
@@ -151,11 +263,21 @@ def _run(task: str, handler: Handler, payload: dict[str, Any], ctx: ServiceConte
                         task, event.id, attempt, max_attempts, reason)
             return Outcome("retry", error=reason)
         log.exception("%s on event %s failed for good: %s", task, event.id, reason)
-        record_failure(ctx.catalog, task, payload, reason, retriable=retriable, attempts=attempt)
+        record_failure(ctx.catalog, task, payload, reason, retriable=retriable, attempts=attempt, work=ctx.work)
         return Outcome("failed", error=reason)
-    if ctx.transport is not None and event_ids:
-        dispatch_events(ctx.catalog, ctx.transport, event_ids=event_ids)
     return Outcome("ok", event_ids=event_ids)
+
+
+def _reraise_termination(exc: Exception) -> None:
+    """A process being terminated (SystemExit raised by a signal handler mid-query) can
+    surface as the database error of the cleanup it interrupted: that is no verdict on
+    the task. Let the termination proceed; the lease expires and the task is sent again."""
+    seen, cause = set(), exc.__context__ or exc.__cause__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, SystemExit | KeyboardInterrupt):
+            raise cause
+        seen.add(id(cause))
+        cause = cause.__context__ or cause.__cause__
 
 
 def dispatch_events(
@@ -167,9 +289,14 @@ def dispatch_events(
     limit: int = 500,
 ) -> int:
     """Send undispatched outbox events to the tasks their routes name; returns how many
-    events were dispatched. An event whose send fails stays pending with its error; one
-    whose payload is malformed (no route can be chosen, and never will) is dead-lettered
-    as task :data:`DISPATCH_TASK` and marked done with the reason in ``last_error``."""
+    events were dispatched.
+
+    Each route's work item (written with the event; created here for an event recorded
+    before there were work items) is sent once, when it is pending and was never sent,
+    and stamped with the time. An event whose send fails stays pending with its error;
+    one whose payload is malformed (no route can be chosen, and never will) is
+    dead-lettered as task :data:`DISPATCH_TASK` and marked done with the reason in
+    ``last_error``."""
     with catalog.session() as s:
         query = select(EventRecord).where(EventRecord.dispatched_at.is_(None))
         if event_ids is not None:
@@ -182,15 +309,16 @@ def dispatch_events(
             event = event_from_record(row)
             row.attempts += 1
             try:
-                routes = routes_for(event)
+                routes_for(event)
             except PayloadError as exc:
                 log.error("outbox event %s dead-lettered: %s", row.id, exc)
                 row.last_error, row.dispatched_at = str(exc), datetime.now(UTC)
                 s.add(_failure(DISPATCH_TASK, event.to_json_dict(), str(exc), retriable=False, attempts=row.attempts))
                 continue
             try:
-                for route in routes:
-                    transport.send(route.task, event)
+                for item in ledger.add_work(s, event):
+                    if item.state == WorkState.PENDING and item.dispatched_at is None:
+                        _send(transport, item, event)
             except Exception as exc:  # broker down: leave it for the reconciler
                 row.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("could not dispatch event %s: %s", row.id, row.last_error)
@@ -201,9 +329,89 @@ def dispatch_events(
         return sent
 
 
-def reconcile(catalog: Catalog, transport: Transport, older_than_seconds: float) -> int:
-    """Re-dispatch events left pending (a crash between commit and publish)."""
-    return dispatch_events(catalog, transport, older_than=timedelta(seconds=older_than_seconds))
+def _send(transport: Transport, item: WorkItem, event: Event) -> None:
+    transport.send(item.task, event)
+    item.dispatched_at = datetime.now(UTC)
+    item.sends += 1
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What one pass of :func:`reconcile` did: outbox events dispatched, work items sent
+    again (never started, or their lease expired), leases found expired, items failed
+    because their lease expired too often."""
+
+    events: int = 0
+    resent: int = 0
+    expired: int = 0
+    failed: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.resent or self.expired or self.failed)
+
+
+def reconcile(
+    catalog: Catalog,
+    transport: Transport,
+    older_than_seconds: float,
+    *,
+    start_timeout_seconds: float = 600.0,
+    max_attempts: int = 5,
+    limit: int = 500,
+) -> Reconciled:
+    """One pass of the reconciler; it needs nothing from the broker.
+
+    - Outbox events left undispatched for ``older_than_seconds`` (a crash between commit
+      and publish) are dispatched.
+    - A running work item whose lease expired (its worker died or hung) becomes pending
+      and is sent again, or is failed (and dead-lettered) once it was claimed
+      ``max_attempts`` times.
+    - A pending item sent ``start_timeout_seconds`` ago and not started (the broker lost
+      the message) is sent again; the wait doubles with each send (up to 32 times), so a
+      long queue is not flooded with copies (a copy finds the item taken and does nothing).
+    """
+    events = dispatch_events(catalog, transport, older_than=timedelta(seconds=older_than_seconds), limit=limit)
+    now = datetime.now(UTC)
+    expired = failed = resent = 0
+    with catalog.session() as s:
+        for item in s.scalars(select(WorkItem).where(WorkItem.state == WorkState.RUNNING, WorkItem.lease_until < now)
+                              .order_by(WorkItem.lease_until).limit(limit).with_for_update(skip_locked=True)):
+            held = f"worker {item.worker}, attempt {item.attempts}"
+            if item.attempts >= max_attempts:
+                reason = (f"lease expired on each of {item.attempts} attempt(s), the last held by {item.worker}: "
+                          "the task kills or hangs its worker")
+                item.state, item.finished_at, item.lease_until, item.last_error = WorkState.FAILED, now, None, reason
+                s.add(_failure(item.task, event_from_record(s.get(EventRecord, item.event_id)).to_json_dict(), reason,
+                               retriable=False, attempts=item.attempts))
+                log.error("%s on event %s failed: %s", item.task, item.event_id, reason)
+                failed += 1
+            else:
+                item.state, item.lease_until, item.dispatched_at = WorkState.PENDING, None, None
+                item.last_error = f"lease expired ({held}): the worker died or hung"
+                log.warning("%s on event %s: %s; sending it again", item.task, item.event_id, item.last_error)
+                expired += 1
+        s.flush()
+        start_timeout = timedelta(seconds=start_timeout_seconds)
+        lost = (select(WorkItem).join(EventRecord, EventRecord.id == WorkItem.event_id)
+                .where(WorkItem.state == WorkState.PENDING, EventRecord.dispatched_at.is_not(None),
+                       or_(WorkItem.dispatched_at.is_(None), WorkItem.dispatched_at < now - start_timeout))
+                .order_by(WorkItem.id).limit(limit).with_for_update(skip_locked=True, of=WorkItem))
+        for item in s.scalars(lost):
+            if item.dispatched_at is not None and now - _aware(item.dispatched_at) < start_timeout * 2 ** min(
+                    max(item.sends - 1, 0), 5):
+                continue
+            try:
+                _send(transport, item, event_from_record(s.get(EventRecord, item.event_id)))
+            except Exception as exc:  # broker down: next pass
+                log.warning("could not send %s on event %s again: %s", item.task, item.event_id, exc)
+                break
+            resent += 1
+    return Reconciled(events, resent, expired, failed)
+
+
+def _aware(when: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 @dataclass

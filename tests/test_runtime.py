@@ -88,8 +88,8 @@ def test_reconcile_only_takes_stale_events(catalog):
         old.created_at = datetime.now(UTC) - timedelta(minutes=5)
         add_event(s, arrival(2))
     rec = Recorder()
-    assert reconcile(catalog, rec, older_than_seconds=60) == 1
-    assert reconcile(catalog, rec, older_than_seconds=0) == 1
+    assert reconcile(catalog, rec, older_than_seconds=60).events == 1
+    assert reconcile(catalog, rec, older_than_seconds=0).events == 1
 
 
 def test_add_event_is_idempotent(catalog):

@@ -1,41 +1,28 @@
 """Prometheus text exposition (format 0.0.4) of the system's state, read from the catalog
-and the broker at scrape time: backlog per queue, outbox, products per level, rejections,
-dead letters and per-task run statistics."""
+and the broker at scrape time: backlog per queue, outbox, work items per task and state
+(and the age of the oldest pending/running one), products per level, rejections, dead
+letters and per-task run statistics."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.catalog import EventRecord, IngestRejection, TaskFailure, TaskStat
+from shared.catalog import EventRecord, IngestRejection, TaskFailure, TaskStat, WorkState
 from shared.catalog.queries import product_counts_by_level
+from shared.catalog.work import work_summary
 from shared.config import Settings
-from shared.routing import QUEUES
+from shared.health import queue_depths
 
-__all__ = ["CONTENT_TYPE", "queue_depths", "render_metrics"]
+__all__ = ["CONTENT_TYPE", "render_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_BROKER_TIMEOUT = 2.0  # seconds; a scrape must not hang on a dead broker
 
 log = logging.getLogger(__name__)
-
-
-def queue_depths(settings: Settings) -> dict[str, int] | None:
-    """Messages waiting per service queue (a Redis list per queue); None without a Redis
-    broker. Raises the client's error when the broker does not answer."""
-    if not settings.broker_url or not settings.broker_url.startswith("redis"):
-        return None
-    import redis
-
-    client = redis.Redis.from_url(settings.broker_url, socket_timeout=_BROKER_TIMEOUT,
-                                  socket_connect_timeout=_BROKER_TIMEOUT)
-    try:
-        return {q: int(client.llen(q)) for q in QUEUES}
-    finally:
-        client.close()
 
 
 def _escape(value: str) -> str:
@@ -77,6 +64,14 @@ def render_metrics(session: Session, settings: Settings) -> str:
         w.family("dms_broker_up", "gauge", "1 when the broker answered this scrape, else 0.", [({}, broker_up)])
     pending = session.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.dispatched_at.is_(None)))
     w.family("dms_outbox_pending", "gauge", "Events recorded but not yet dispatched.", [({}, pending or 0)])
+    work = work_summary(session)
+    w.family("dms_work", "gauge", "Work items (routed tasks) per task and state.",
+             (({"task": t.task, "state": t.state}, t.count) for t in work))
+    now = datetime.now(UTC)
+    w.family("dms_work_oldest_seconds", "gauge",
+             "Age of the oldest pending (since recorded) or running (since started) work item per task.",
+             (({"task": t.task, "state": t.state}, round((now - t.oldest).total_seconds(), 3)) for t in work
+              if t.state in (WorkState.PENDING, WorkState.RUNNING) and t.oldest is not None))
     counts = product_counts_by_level(session)
     w.family("dms_products", "gauge", "Current product revisions per CAOM calibration level.",
              (({"level": str(level)}, counts[level]) for level in sorted(counts)))

@@ -37,7 +37,8 @@ CALIBRATED_LEVEL = 2
 SERVICE_PARAMS = IMAGE2.params()
 
 
-def _run_product(ctx: ServiceContext, asn: Level2Association, product: Level2Product, tmp: Path) -> list[str]:
+def _run_product(ctx: ServiceContext, asn: Level2Association, product: Level2Product, tmp: Path, *,
+                 last: bool) -> list[str]:
     members = current_inputs(ctx, [product.science, *product.backgrounds], needed_by=f"association {asn.filename}")
     for ignored in product.ignored:
         log.info("%s: member %s is not used by imaging", asn.filename, ignored)
@@ -53,7 +54,7 @@ def _run_product(ctx: ServiceContext, asn: Level2Association, product: Level2Pro
                           [product.science, *product.backgrounds, asn.filename, *result.record.reference_uris()],
                           segment=name.segment)
     return archive_outputs(ctx, result.outputs(product.science), tmp / "out", placement, level=CALIBRATED_LEVEL,
-                           service="stage2", reference_context=result.context, asn_id=asn.asn_id)
+                           service="stage2", reference_context=result.context, asn_id=asn.asn_id, final=last)
 
 
 def handle_association(event: Event, ctx: ServiceContext) -> list[str]:
@@ -66,8 +67,8 @@ def handle_association(event: Event, ctx: ServiceContext) -> list[str]:
         tmp = Path(tmp)
         asn = parse_level2_asn(fetch_verified(ctx, ref.uri, ref.sha256, tmp / ref.filename).read_bytes(),
                                ref.filename)
-        for product in asn.products:
-            event_ids += _run_product(ctx, asn, product, tmp)
+        for i, product in enumerate(asn.products):
+            event_ids += _run_product(ctx, asn, product, tmp, last=i == len(asn.products) - 1)
     return event_ids
 
 

@@ -21,6 +21,8 @@ from shared.catalog.models import (
     Subscription,
     TaskFailure,
     TaskStat,
+    WorkItem,
+    WorkState,
 )
 
 __all__ = [
@@ -45,4 +47,6 @@ __all__ = [
     "TaskFailure",
     "TaskStat",
     "upgrade",
+    "WorkItem",
+    "WorkState",
 ]

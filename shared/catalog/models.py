@@ -46,6 +46,8 @@ __all__ = [
     "Subscription",
     "TaskFailure",
     "TaskStat",
+    "WorkItem",
+    "WorkState",
 ]
 
 
@@ -189,6 +191,44 @@ class EventRecord(Base):
     created_at: Mapped[datetime]
     dispatched_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkState(StrEnum):
+    """Where a routed task stands: ``pending`` (recorded, maybe sent), ``running`` (claimed
+    by a worker under a lease), ``done`` (its outputs are committed) or ``failed``
+    (dead-lettered, or its lease expired too often)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class WorkItem(Base):
+    """One routed task: the event that causes it and the task it starts, written in the
+    same transaction as the event. The catalog, not the broker, is the record of what
+    must happen (shared.work has the state changes)."""
+
+    __tablename__ = "work_item"
+    __table_args__ = (
+        UniqueConstraint("event_id", "task", name="uq_work_item_event_task"),
+        Index("ix_work_item_state_task", "state", "task"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("event.id"), index=True)
+    task: Mapped[str] = mapped_column(String(100), comment="e.g. detector1.run")
+    state: Mapped[str] = mapped_column(String(16), default=WorkState.PENDING, comment="pending, running, done, failed")
+    created_at: Mapped[datetime]
+    dispatched_at: Mapped[datetime | None] = mapped_column(
+        comment="When its message was last sent (a retry: when the delayed message falls due)")
+    sends: Mapped[int] = mapped_column(Integer, default=0, comment="Messages sent for it")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, comment="Times a worker claimed it")
+    worker: Mapped[str | None] = mapped_column(String(200), comment="host:pid of the last worker to claim it")
+    started_at: Mapped[datetime | None] = mapped_column(comment="When the last claim began")
+    lease_until: Mapped[datetime | None] = mapped_column(comment="A running claim expires then unless extended")
+    finished_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
 
 

@@ -22,6 +22,7 @@ from shared.catalog.models import (
     Program,
     TaskStat,
 )
+from shared.catalog.work import add_work
 from shared.messages import Event
 from shared.plan import Plan
 from shared.storage import StoredObject
@@ -193,8 +194,9 @@ def register_product(
 
 
 def add_event(session: Session, event: Event) -> EventRecord:
-    """Put an event in the outbox (same transaction as the change it announces).
-    Adding an id that is already there is a no-op."""
+    """Put an event in the outbox (same transaction as the change it announces), with a
+    work item for each task it routes to (:func:`shared.catalog.work.add_work`). Adding an
+    id that is already there is a no-op."""
     row = session.get(EventRecord, event.id)
     if row is not None:
         return row
@@ -209,6 +211,7 @@ def add_event(session: Session, event: Event) -> EventRecord:
     )
     session.add(row)
     session.flush()
+    add_work(session, event)
     return row
 
 

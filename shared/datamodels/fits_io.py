@@ -119,15 +119,32 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
         hdus.append(fits.ImageHDU(data=array, header=header, name=extname))
     for extname, table in product.tables.items():
         hdus.append(fits.BinTableHDU(data=table, name=extname))
-    buf = io.BytesIO()
-    asdf.AsdfFile({"meta": meta_tree(keywords, product.extra_meta)}).write_to(buf)
-    raw = np.frombuffer(buf.getvalue(), dtype=np.uint8)[None, :]
+    raw = np.frombuffer(_asdf_bytes({"meta": meta_tree(keywords, product.extra_meta)}), dtype=np.uint8)[None, :]
     asdf_hdu = fits.BinTableHDU.from_columns(
         [fits.Column(name="ASDF_METADATA", format=f"{raw.shape[1]}B", array=raw)], name=ASDF_EXTNAME
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fits.HDUList([primary, *hdus, asdf_hdu]).writeto(path, overwrite=True, checksum=False)
     return path
+
+
+def _asdf_bytes(tree: dict[str, Any]) -> bytes:
+    """The ASDF file of ``tree``, the same bytes in every process.
+
+    asdf lists the extensions it used in ``history.extensions`` in the order of a set of
+    extension objects, which differs from one process to the next: a task run again by
+    another worker would store different bytes (a new revision) for the same product. A
+    first pass finds the extensions; the second writes them in a fixed order (asdf updates
+    listed entries in place)."""
+    probe = io.BytesIO()
+    asdf.AsdfFile(dict(tree)).write_to(probe)
+    probe.seek(0)
+    with asdf.open(probe, lazy_load=False, memmap=False) as written:
+        used = sorted((dict(e) for e in written.tree.get("history", {}).get("extensions", [])),
+                      key=lambda e: (str(e.get("extension_uri")), str(e.get("extension_class"))))
+    buf = io.BytesIO()
+    asdf.AsdfFile({**tree, "history": {"extensions": used}}).write_to(buf)
+    return buf.getvalue()
 
 
 def write_output(path: str | Path, content: Any) -> Path:
