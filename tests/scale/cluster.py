@@ -17,8 +17,10 @@ address. The test process itself reaches Redis and PostgreSQL through their Unix
 (in the run's directory), for checks only; the operator's commands (``dms refs deliver``,
 ``dms ingest``) run on the services host.
 
-Cutting a worker host off is ``ip link set eth0 down`` in its namespace: its TCP
-connections stall, as they would if a cable were pulled.
+Cutting a worker host off is ``ip link set eth0 down`` in its namespace (the host sees
+its network unreachable: its sockets fail at once) or ``ip link set <host> down`` on the
+bridge's side (a switch port goes dark: the host's packets vanish and its TCP connections
+stall, as if a cable were pulled).
 """
 
 from __future__ import annotations
@@ -181,6 +183,23 @@ class Network:
             sh("ip", "-n", host.netns, "link", "set", "eth0", "up")
             sh("ip", "-n", host.netns, "link", "set", "lo", "up")
         return self
+
+    def set_link(self, host: Host, up: bool, side: str = "host") -> None:
+        """Set a host's link down or up: its own end (``host``: eth0 in its namespace; its
+        sockets fail at once, the network being unreachable) or the bridge's end (``switch``:
+        a port of the switch; its packets vanish and its connections stall)."""
+        if side == "host":
+            host.set_link(up)
+        elif side == "switch":
+            sh("ip", "-n", self.switch, "link", "set", host.name, "up" if up else "down")
+        else:
+            raise ValueError(f"side must be 'host' or 'switch', not {side!r}")
+
+    def heal(self) -> None:
+        """Every link up again, on both sides."""
+        for host in self.hosts.values():
+            for side in ("host", "switch"):
+                self.set_link(host, True, side)
 
     def down(self) -> None:
         for host in self.hosts.values():
@@ -365,9 +384,10 @@ class Cluster:
             sys.executable, "-m", "services.cli", "worker", service, "--concurrency", str(concurrency),
             "--loglevel", "INFO"], env, log)
 
-    def start_reconciler(self, host: Host, env: dict[str, str], interval: float = 2.0) -> Daemon:
-        return host.spawn("reconciler", [sys.executable, "-m", "services.cli", "reconcile", "--loop",
-                                         "--interval", str(interval)], env, self.workdir / f"{host.name}-reconcile.log")
+    def start_reconciler(self, host: Host, env: dict[str, str], tag: str = "", interval: float = 2.0) -> Daemon:
+        return host.spawn(f"reconciler{tag}", [sys.executable, "-m", "services.cli", "reconcile", "--loop",
+                                               "--interval", str(interval)], env,
+                          self.workdir / f"{host.name}-reconcile{tag}.log")
 
     def workers(self) -> list[Daemon]:
         return [d for h in self.worker_hosts for d in h.daemons if "worker" in d.name]

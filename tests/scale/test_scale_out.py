@@ -58,13 +58,19 @@ def wait_idle(catalog: Catalog, redis, prefix: str, quiet: float, timeout: float
     raise AssertionError(f"not idle after {timeout} s (products, pending events, queued, unacked): {last}")
 
 
-def test_workers_on_three_hosts_one_cut_off(cluster, simulation, tmp_path):
+@pytest.mark.parametrize("side", ["host", "switch"])
+def test_workers_on_three_hosts_one_cut_off(cluster, simulation, tmp_path, side):
+    """``host``: eth0 set down on the worker host (its sockets fail: network unreachable);
+    ``switch``: its port on the bridge set down (its packets vanish, connections stall)."""
     t0 = time.monotonic()
     expected = Expected.from_plan(simulation.plan)
     assert len(expected.exposures) == len(simulation.telemetry_paths) == 16
 
-    database, prefix = "dms_scale", "scale:"
+    # a fresh catalog, object store and broker: the program is the same in every case
+    database, prefix = f"dms_scale_{side}", f"scale-{side}:"
     cluster.create_database(database)
+    cluster.reset_s3()
+    cluster.redis_client().flushall()
     catalog = Catalog(cluster.local_catalog_url(database))
     redis = cluster.redis_client()
     catalog_dir = str(simulation.catalog_paths[0].parent)
@@ -74,10 +80,20 @@ def test_workers_on_three_hosts_one_cut_off(cluster, simulation, tmp_path):
                            astrometric_catalog_dir=catalog_dir, **TIMEOUTS)
 
     # every queue's worker on each of the three worker hosts, and a reconciler on each
-    workers = {host.name: [cluster.start_worker(host, service, env(host)) for service in SERVICES]
+    workers = {host.name: [cluster.start_worker(host, service, env(host), tag=f"-{side}") for service in SERVICES]
                for host in cluster.worker_hosts}
-    for host in cluster.worker_hosts:
-        cluster.start_reconciler(host, env(host))
+    reconcilers = [cluster.start_reconciler(host, env(host), tag=f"-{side}") for host in cluster.worker_hosts]
+    everyone = [w for ws in workers.values() for w in ws]
+    try:
+        run_and_cut(cluster, simulation, expected, catalog, redis, prefix, env, workers, side, t0)
+    finally:
+        cluster.network.heal()
+        for daemon in [*everyone, *reconcilers]:
+            daemon.stop()
+        catalog.dispose()
+
+
+def run_and_cut(cluster, simulation, expected, catalog, redis, prefix, env, workers, side, t0) -> None:
     everyone = [w for ws in workers.values() for w in ws]
     cluster.wait_ready(everyone)
 
@@ -98,10 +114,10 @@ def test_workers_on_three_hosts_one_cut_off(cluster, simulation, tmp_path):
     wait_for(lambda: bool(calibrating()), 240, f"{victim.name} to hold a calibration task",
              lambda: expected.progress(catalog))
     held = cluster.in_flight(workers[victim.name])
-    victim.set_link(False)
+    cluster.network.set_link(victim, False, side)
     cut_at = time.monotonic()
     assert not victim.reaches(cluster.svc.address, 6379)
-    print(f"{victim.name} cut off at {cut_at - t0:.0f} s holding {sorted(held.values())}")
+    print(f"{victim.name} cut off ({side} side) at {cut_at - t0:.0f} s holding {sorted(held.values())}")
 
     # the two other hosts finish the program
     survivors = [w for host, ws in workers.items() if host != victim.name for w in ws]
@@ -112,7 +128,7 @@ def test_workers_on_three_hosts_one_cut_off(cluster, simulation, tmp_path):
     print(f"Level 3 complete {finished - cut_at:.0f} s after the cut")
 
     # the link comes back; the cut host's workers finish or give up what they held
-    victim.set_link(True)
+    cluster.network.set_link(victim, True, side)
     wait_for(lambda: victim.reaches(cluster.svc.address, 6379), 30, f"{victim.name} back on the network")
     wait_idle(catalog, redis, prefix, quiet=15, timeout=240)
     cluster.check_alive(everyone)
@@ -159,6 +175,5 @@ def test_workers_on_three_hosts_one_cut_off(cluster, simulation, tmp_path):
     assert not failures, failures
     products, pending, queued, unacked = settled(catalog, redis, prefix)
     assert (pending, queued, unacked) == (0, 0, 0)
-    catalog.dispose()
     print(f"scale-out: {len(rows)} products of {len(expected.exposures)} exposures on "
           f"{len(cluster.worker_hosts)} worker hosts, one cut off; {time.monotonic() - t0:.0f} s")
