@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast bench lint clean install
+.PHONY: demo test test-fast scale-test scale-bench bench lint clean install
 
 install: $(STAMP)
 
@@ -24,6 +24,14 @@ test: $(STAMP)
 # Unit tests only: no Redis, PostgreSQL, S3 server or workers.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
+
+# Services and workers on network namespaces of their own (tests/scale): needs root and iproute2.
+scale-test: $(STAMP)
+	$(BIN)/python -m pytest tests/scale
+
+# Exposures per minute with 1, 2 and 4 worker processes per stage, on the same namespaces.
+scale-bench: $(STAMP)
+	$(BIN)/python -m benchmarks scale
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -16,7 +16,7 @@ from celery import Celery
 from kombu import Queue
 
 from shared.config import Settings
-from shared.errors import ConfigurationError
+from shared.errors import ConfigurationError, is_retriable
 from shared.messages import Event
 from shared.routing import QUEUES, queue_for
 from shared.runtime import Handler, ServiceContext, run_handler
@@ -90,8 +90,19 @@ def register_handlers(app: Celery, settings: Settings, handlers: dict[str, Handl
                 log.info("%s: redelivered message %s (its consumer died); its work item says whether it is done",
                          _name, self.request.id)
             countdown = retry_delay(self.request.retries, settings.task_retry_backoff_max)
+            try:
+                ctx = _worker_context(settings)
+            except Exception as exc:
+                # The catalog or the object store is out of reach: nothing of the message was
+                # done. Failing would acknowledge it (late acks ack a failed task) and lose
+                # it; it waits instead, for as long as the outage lasts.
+                if not is_retriable(exc):
+                    raise
+                log.warning("%s: cannot build the worker context (%s); message %s retried later",
+                            _name, exc, self.request.id)
+                raise self.retry(countdown=countdown, max_retries=None) from exc
             outcome = run_handler(
-                _name, _handler, payload, _worker_context(settings),
+                _name, _handler, payload, ctx,
                 attempt=self.request.retries + 1, max_attempts=max_retries + 1, retry_in=countdown,
                 redelivered=redelivered,
             )
