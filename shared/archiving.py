@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from shared.catalog.models import ArtifactKind, Exposure, Product, Program
-from shared.catalog.queries import add_event, current_product, next_revision, register_product
+from shared.catalog.queries import add_event, current_product, next_revision, register_product, supersede_products
 from shared.datamodels import FitsProduct, content_type, read_product, write_output
 from shared.errors import InputError, NonRetriableError
 from shared.messages import (
@@ -75,6 +75,7 @@ def archive_product(
     asn_rule: str | None = None,
     asn_products: Sequence[str] | None = None,
     ingest: IngestSummary | None = None,
+    replaces: Sequence[str] = (),
 ) -> ArchivedProduct:
     """Store ``path`` (named as the product) and register it; see the module docstring.
 
@@ -85,7 +86,10 @@ def archive_product(
     ``asn``) also gives its ``asn_type``, ``asn_rule`` and ``asn_products`` (the names of the
     products it makes), and ingest's ``_uncal`` its ``ingest`` counts: they go into the
     :class:`~shared.messages.ProductArchived` payload. A new revision that replaces a
-    current one also records ``dms.product.superseded``.
+    current one also records ``dms.product.superseded``; so does each current product
+    named in ``replaces`` (products of other names this one replaces: an older pool, an
+    association re-made under a newer pool), which stops being current in the same
+    transaction.
 
     Raises
     ------
@@ -148,6 +152,13 @@ def archive_product(
                                   superseded_by=rev.revision),
                 source, subject=filename, event_id=event_id_for("superseded", filename, previous_revision),
             ))
+        for old in supersede_products(s, (n for n in replaces if n != filename), archived_at):
+            add_event(s, new_event(
+                ProductSuperseded(filename=old.filename, program=program, revision=old.revision,
+                                  superseded_by=rev.revision, replaced_by=filename),
+                source, subject=old.filename, event_id=event_id_for("superseded", old.filename, old.revision),
+            ))
+            log.info("%s r%d replaced by %s", old.filename, old.revision, filename)
         product_id = product.id
     log.info("archived %s r%d (%d bytes)", filename, rev.revision, stored.size)
     return ArchivedProduct(ref, product_id, ev.id)
