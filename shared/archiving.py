@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from shared.catalog.models import ArtifactKind, Exposure, Product, Program
-from shared.catalog.queries import add_event, current_product, next_revision, register_product, supersede_products
+from shared.catalog.queries import (
+    add_event,
+    current_product,
+    next_revision,
+    register_product,
+    supersede_products,
+)
 from shared.datamodels import FitsProduct, content_type, read_product, write_output
 from shared.errors import InputError, NonRetriableError
 from shared.messages import (
