@@ -17,6 +17,7 @@ one SUB160 detector) down to Level 3, with a webhook subscriber to count notific
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -146,6 +147,10 @@ class ObjectStoreServer:
             stop_process(self.moto)
 
 
+_RECEIVED = re.compile(r"Task ([\w.]+)\[([0-9a-f-]+)\] received")
+_ENDED = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] (?:succeeded|failed|retry|raised)")
+
+
 def terminate_backends(admin_url: str, database: str) -> int:
     """Terminate every connection to ``database`` but this one; how many were."""
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
@@ -179,7 +184,7 @@ class Harness:
             "DMS_CATALOG_URL": self.pg_url,
             "DMS_BROKER_URL": self.broker.url,
             # a task whose worker died comes back after this long (and a slow one runs twice)
-            "DMS_BROKER_VISIBILITY_TIMEOUT": "30",
+            "DMS_BROKER_VISIBILITY_TIMEOUT": "15",
             "DMS_BROKER_RESTORE_INTERVAL": "2",
             "DMS_RECONCILE_AFTER_SECONDS": "5",
             "DMS_TASK_MAX_RETRIES": "6",
@@ -211,6 +216,25 @@ class Harness:
         if dispatch:
             dispatch_events(self.ctx.catalog, self.ctx.transport, event_ids=ids)
         return ids
+
+    def kill_mid_task(self, service: str, timeout: float = 120) -> str:
+        """SIGKILL the worker of ``service`` while it runs a task (its log says the task
+        was received and not yet that it ended), start a new one; the task's name."""
+        worker = self.system.workers[service]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = worker.log.read_text(errors="replace") if worker.log.exists() else ""
+            ended = set(_ENDED.findall(log))
+            running = [(name, tid) for name, tid in _RECEIVED.findall(log) if tid not in ended]
+            if running:
+                worker.kill()
+                fresh = type(worker)(worker.name, worker.argv, worker.env, worker.log).start()
+                self.system.processes[self.system.processes.index(worker)] = fresh
+                self.system.workers[service] = fresh
+                return running[0][0]
+            self.system.check_alive()
+            time.sleep(0.02)
+        raise AssertionError(f"the {service} worker ran no task within {timeout} s")
 
     def stop(self) -> None:
         for step in (self.system.stop, self.webhook.close, self.s3.stop, self.broker.stop, self.ctx.catalog.dispose):
