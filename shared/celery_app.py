@@ -3,7 +3,9 @@
 Reliability policy (DESIGN §7): ``acks_late`` with ``reject_on_worker_lost`` and prefetch 1
 so a task killed mid-way is redelivered, never lost; tasks are idempotent so the
 redelivery is harmless; transient faults retry with exponential backoff and jitter; after
-the last retry the message is dead-lettered in the catalog (``task_failure``).
+the last retry the message is dead-lettered in the catalog (``task_failure``). A worker
+that cannot reach the store or the catalog to start a task retries the message until it
+can: nothing about the message is wrong, and a failed task would be acknowledged.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from celery import Celery
 from kombu import Queue
 
 from shared.config import Settings
-from shared.errors import ConfigurationError
+from shared.errors import ConfigurationError, is_retriable
 from shared.messages import Event
 from shared.routing import QUEUES, queue_for
 from shared.runtime import Handler, ServiceContext, run_handler
@@ -84,8 +86,20 @@ def register_handlers(app: Celery, settings: Settings, handlers: dict[str, Handl
         def task(self, payload, _name=name, _handler=handler):
             if (self.request.delivery_info or {}).get("redelivered"):
                 log.info("%s: redelivered message %s; the handler re-checks the catalog", _name, self.request.id)
+            try:
+                ctx = _worker_context(settings)
+            except Exception as exc:
+                if not is_retriable(exc):
+                    raise
+                # The store or the catalog is unreachable before the handler could start: the
+                # message is not at fault, so it waits (as long as it takes) instead of failing,
+                # which would acknowledge it and lose it.
+                log.warning("%s: cannot reach the store or catalog yet (%s); message %s waits",
+                            _name, exc, self.request.id)
+                raise self.retry(countdown=retry_delay(min(self.request.retries, 4), settings.task_retry_backoff_max),
+                                 max_retries=None) from exc
             outcome = run_handler(
-                _name, _handler, payload, _worker_context(settings),
+                _name, _handler, payload, ctx,
                 attempt=self.request.retries + 1, max_attempts=max_retries + 1,
             )
             if outcome.status == "retry":
