@@ -106,7 +106,8 @@ class ObjectStoreServer:
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
-        self.port = free_port()
+        self.port = free_port()  # the forwarder's: the endpoint the system uses
+        self._moto_port: int | None = None
         self.moto: subprocess.Popen | None = None
         self.proxy: subprocess.Popen | None = None
         self.server: S3Server | None = None
