@@ -58,6 +58,12 @@ class ArchivedProduct:
     ref: ProductRef
     product_id: int
     event_id: str | None  # None when an identical product was already archived
+    superseded_ids: tuple[str, ...] = ()  # the dms.product.superseded events recorded with it
+
+    @property
+    def event_ids(self) -> list[str]:
+        """Every event recorded with the product, to dispatch."""
+        return ([self.event_id] if self.event_id else []) + list(self.superseded_ids)
 
 
 def archive_product(
@@ -152,22 +158,23 @@ def archive_product(
             event_id=event_id_for("archived", filename, rev.revision, stored.sha256),
         )
         add_event(s, ev)
+        superseded = []
         if previous_revision is not None:
-            add_event(s, new_event(
+            superseded.append(add_event(s, new_event(
                 ProductSuperseded(filename=filename, program=program, revision=previous_revision,
                                   superseded_by=rev.revision),
                 source, subject=filename, event_id=event_id_for("superseded", filename, previous_revision),
-            ))
+            )).id)
         for old in supersede_products(s, (n for n in replaces if n != filename), archived_at):
-            add_event(s, new_event(
+            superseded.append(add_event(s, new_event(
                 ProductSuperseded(filename=old.filename, program=program, revision=old.revision,
                                   superseded_by=rev.revision, replaced_by=filename),
                 source, subject=old.filename, event_id=event_id_for("superseded", old.filename, old.revision),
-            ))
+            )).id)
             log.info("%s r%d replaced by %s", old.filename, old.revision, filename)
         product_id = product.id
     log.info("archived %s r%d (%d bytes)", filename, rev.revision, stored.size)
-    return ArchivedProduct(ref, product_id, ev.id)
+    return ArchivedProduct(ref, product_id, ev.id, tuple(superseded))
 
 
 def event_product(ctx: ServiceContext, event: Event) -> tuple[ProductRef, Product] | None:
@@ -268,7 +275,6 @@ def archive_outputs(
             segment=where.segment, product_type=out.product_type, content_type=content_type(out.filename),
             asn_id=asn_id, data_release=where.data_release,
         )
-        if archived.event_id:
-            event_ids.append(archived.event_id)
+        event_ids += archived.event_ids
     return event_ids
 

@@ -63,7 +63,7 @@ def events(ctx, ids):
 
 
 def asn_events(ctx, ids, asn_type=None):
-    return [e for e in events(ctx, ids) if e.data["product"]["suffix"] == "asn"
+    return [e for e in events(ctx, ids) if e.type == EventType.PRODUCT_ARCHIVED and e.data["product"]["suffix"] == "asn"
             and (asn_type is None or e.data["asn_type"] == asn_type)]
 
 
@@ -87,7 +87,7 @@ def test_level2_then_level3_once_complete_and_idempotent(ctx, tmp_path):
             "c1000", "candidate_Asn_Lv2Image", "c1000")
         assert e.data["level"] == 2 and e.type == EventType.PRODUCT_ARCHIVED
     assert not asn_events(ctx, new, "image3")
-    pools = [e for e in events(ctx, new) if e.data["product"]["suffix"] == "pool"]
+    pools = [e for e in events(ctx, new) if e.type == EventType.PRODUCT_ARCHIVED and e.data["product"]["suffix"] == "pool"]
     assert pools and all(e.data["level"] == 2 for e in pools)
     # the same event again, and an older one: nothing new
     with ctx.catalog.session() as s:

@@ -75,7 +75,7 @@ def _archive_pool(ctx: ServiceContext, evaluation: Evaluation, tmp: Path) -> lis
         inputs=list(pool.inputs), source=f"{ctx.settings.source}/associations", product_type="AUXILIARY",
         content_type="text/csv", replaces=earlier,
     )
-    return [archived.event_id] if archived.event_id else []
+    return archived.event_ids
 
 
 def update_program(ctx: ServiceContext, plan: Plan, params: AssociationParams) -> list[str]:
@@ -109,8 +109,7 @@ def update_program(ctx: ServiceContext, plan: Plan, params: AssociationParams) -
                 )
                 log.info("%s: %s (%d members)", program, item.filename, len(spec.members))
                 emitted.append(Emitted(item, archived.product_id))
-                if archived.event_id:
-                    event_ids.append(archived.event_id)
+                event_ids += archived.event_ids
         with ctx.catalog.session() as s:
             save_evaluation(s, evaluation, emitted, datetime.now(UTC))
     return event_ids
