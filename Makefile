@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast scale-test scale-bench bench lint clean install
+.PHONY: demo test test-fast fault-test scale-test scale-bench bench lint clean install
 
 install: $(STAMP)
 
@@ -20,6 +20,12 @@ demo: $(STAMP)
 # Needs Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (.ci/run starts them).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The fault tests (tests/faults, docs/operations.md): the whole system while a worker is
+# killed, the object store is down, database connections drop or telemetry comes twice.
+# About 20 minutes on 2 cores (11 tests); .ci/run runs them after `make test`.
+fault-test: $(STAMP)
+	DMS_RUN_FAULTS=1 $(BIN)/python -m pytest -m faults tests/faults
 
 # Unit tests only: no Redis, PostgreSQL, S3 server or workers.
 test-fast: $(STAMP)

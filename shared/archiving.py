@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from shared.catalog.models import ArtifactKind, Exposure, Product, Program
-from shared.catalog.queries import add_event, current_product, next_revision, register_product
+from shared.catalog.queries import (
+    add_event,
+    current_product,
+    next_revision,
+    register_product,
+    supersede_products,
+)
 from shared.catalog.work import complete as complete_work
 from shared.datamodels import FitsProduct, content_type, read_product, write_output
 from shared.errors import InputError, NonRetriableError
@@ -53,6 +59,12 @@ class ArchivedProduct:
     ref: ProductRef
     product_id: int
     event_id: str | None  # None when an identical product was already archived
+    superseded_ids: tuple[str, ...] = ()  # the dms.product.superseded events recorded with it
+
+    @property
+    def event_ids(self) -> list[str]:
+        """Every event recorded with the product, to dispatch."""
+        return ([self.event_id] if self.event_id else []) + list(self.superseded_ids)
 
 
 def archive_product(
@@ -77,6 +89,7 @@ def archive_product(
     asn_products: Sequence[str] | None = None,
     ingest: IngestSummary | None = None,
     completes_work: bool = False,
+    replaces: Sequence[str] = (),
 ) -> ArchivedProduct:
     """Store ``path`` (named as the product) and register it; see the module docstring.
 
@@ -87,9 +100,11 @@ def archive_product(
     ``asn``) also gives its ``asn_type``, ``asn_rule`` and ``asn_products`` (the names of the
     products it makes), and ingest's ``_uncal`` its ``ingest`` counts: they go into the
     :class:`~shared.messages.ProductArchived` payload. A new revision that replaces a
-    current one also records ``dms.product.superseded``. With ``completes_work`` (the last
-    output of a task) the work item the context holds is marked done in the same
-    transaction (:func:`shared.catalog.work.complete`).
+    current one also records ``dms.product.superseded``; so does each current product
+    named in ``replaces`` (products of other names this one replaces: an older pool, an
+    association re-made under a newer pool), which stops being current in the same
+    transaction. With ``completes_work`` (the last output of a task) the work item the
+    context holds is marked done in the same transaction (:func:`shared.catalog.work.complete`).
 
     Raises
     ------
@@ -146,17 +161,25 @@ def archive_product(
             event_id=event_id_for("archived", filename, rev.revision, stored.sha256),
         )
         add_event(s, ev)
+        superseded = []
         if previous_revision is not None:
-            add_event(s, new_event(
+            superseded.append(add_event(s, new_event(
                 ProductSuperseded(filename=filename, program=program, revision=previous_revision,
                                   superseded_by=rev.revision),
                 source, subject=filename, event_id=event_id_for("superseded", filename, previous_revision),
-            ))
+            )).id)
+        for old in supersede_products(s, (n for n in replaces if n != filename), archived_at):
+            superseded.append(add_event(s, new_event(
+                ProductSuperseded(filename=old.filename, program=program, revision=old.revision,
+                                  superseded_by=rev.revision, replaced_by=filename),
+                source, subject=old.filename, event_id=event_id_for("superseded", old.filename, old.revision),
+            )).id)
+            log.info("%s r%d replaced by %s", old.filename, old.revision, filename)
         if completes_work and ctx.work is not None:
             complete_work(s, ctx.work)
         product_id = product.id
     log.info("archived %s r%d (%d bytes)", filename, rev.revision, stored.size)
-    return ArchivedProduct(ref, product_id, ev.id)
+    return ArchivedProduct(ref, product_id, ev.id, tuple(superseded))
 
 
 def event_product(ctx: ServiceContext, event: Event) -> tuple[ProductRef, Product] | None:
@@ -263,7 +286,6 @@ def archive_outputs(
             segment=where.segment, product_type=out.product_type, content_type=content_type(out.filename),
             asn_id=asn_id, data_release=where.data_release, completes_work=final and i == len(outputs) - 1,
         )
-        if archived.event_id:
-            event_ids.append(archived.event_id)
+        event_ids += archived.event_ids
     return event_ids
 

@@ -3,7 +3,9 @@
 Reliability policy (DESIGN §7): ``acks_late`` with ``reject_on_worker_lost`` and prefetch 1
 so a task killed mid-way is redelivered, never lost; tasks are idempotent so the
 redelivery is harmless; transient faults retry with exponential backoff and jitter; after
-the last retry the message is dead-lettered in the catalog (``task_failure``).
+the last retry the message is dead-lettered in the catalog (``task_failure``). A worker
+that cannot reach the store or the catalog to start a task retries the message until it
+can: nothing about the message is wrong, and a failed task would be acknowledged.
 """
 
 from __future__ import annotations

@@ -231,13 +231,16 @@ class ProductArchived(Payload):
 
 
 class ProductSuperseded(Payload):
-    """``dms.product.superseded``: a new revision of ``filename`` replaced ``revision``."""
+    """``dms.product.superseded``: a new revision of ``filename``, or the product
+    ``replaced_by``, replaced ``revision``."""
 
     event_type: ClassVar[EventType] = EventType.PRODUCT_SUPERSEDED
     filename: str
     program: str
     revision: int = Field(ge=1, description="the revision that is no longer current")
-    superseded_by: int = Field(ge=2, description="the revision that is current now")
+    superseded_by: int = Field(ge=1, description="the revision that is current now (of ``replaced_by`` when given)")
+    replaced_by: str | None = Field(None, description="the product of another name that replaces this one "
+                                    "(a pool or association re-made under a newer time stamp)")
 
 
 class AssociationComplete(Payload):

@@ -19,12 +19,15 @@ REDIS_URL = os.environ.get("DMS_TEST_REDIS", "redis://127.0.0.1:6379/11")
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("DMS_RUN_SLOW") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow; set DMS_RUN_SLOW=1 to run")
+    skips = {}
+    if os.environ.get("DMS_RUN_SLOW") != "1":
+        skips["slow"] = pytest.mark.skip(reason="slow; set DMS_RUN_SLOW=1 to run")
+    if os.environ.get("DMS_RUN_FAULTS") != "1":
+        skips["faults"] = pytest.mark.skip(reason="fault test; `make fault-test` runs them (DMS_RUN_FAULTS=1)")
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        for marker, skip in skips.items():
+            if marker in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture

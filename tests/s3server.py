@@ -40,7 +40,7 @@ from minio.deleteobjects import DeleteObject
 from shared.storage.base import BUCKETS
 from shared.storage.s3 import MIN_PART_SIZE, S3ObjectStore
 
-__all__ = ["S3Server", "s3_server", "s3_store"]
+__all__ = ["S3Server", "s3_server", "s3_store", "start_moto", "stop_process"]
 
 _START_TIMEOUT = 30.0  # seconds for moto to import and bind
 _STOP_TIMEOUT = 10.0
@@ -113,7 +113,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _start_moto(log_path: Path) -> tuple[subprocess.Popen, int]:
+def start_moto(log_path: Path) -> tuple[subprocess.Popen, int]:
     """Start moto on a free port; try a few ports in case one is taken between the probe
     and the bind."""
     env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
@@ -131,12 +131,12 @@ def _start_moto(log_path: Path) -> tuple[subprocess.Popen, int]:
             if _answers(f"http://127.0.0.1:{port}/moto-api/"):
                 return proc, port
             time.sleep(0.1)
-        _stop(proc)
+        stop_process(proc)
     tail = log_path.read_text(errors="replace")[-2000:]
     raise RuntimeError(f"moto server did not start (is moto[server] installed?); log {log_path}:\n{tail}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
     if proc.poll() is not None:
         return
     proc.terminate()
@@ -159,11 +159,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         )
         return
     log_path = tmp_path_factory.mktemp("moto-server") / "moto.log"
-    proc, port = _start_moto(log_path)
+    proc, port = start_moto(log_path)
     try:
         yield S3Server(endpoint=f"127.0.0.1:{port}", access_key="testing", secret_key="testing")
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -62,7 +63,7 @@ def events(ctx, ids):
 
 
 def asn_events(ctx, ids, asn_type=None):
-    return [e for e in events(ctx, ids) if e.data["product"]["suffix"] == "asn"
+    return [e for e in events(ctx, ids) if e.type == EventType.PRODUCT_ARCHIVED and e.data["product"]["suffix"] == "asn"
             and (asn_type is None or e.data["asn_type"] == asn_type)]
 
 
@@ -86,7 +87,7 @@ def test_level2_then_level3_once_complete_and_idempotent(ctx, tmp_path):
             "c1000", "candidate_Asn_Lv2Image", "c1000")
         assert e.data["level"] == 2 and e.type == EventType.PRODUCT_ARCHIVED
     assert not asn_events(ctx, new, "image3")
-    pools = [e for e in events(ctx, new) if e.data["product"]["suffix"] == "pool"]
+    pools = [e for e in events(ctx, new) if e.type == EventType.PRODUCT_ARCHIVED and e.data["product"]["suffix"] == "pool"]
     assert pools and all(e.data["level"] == 2 for e in pools)
     # the same event again, and an older one: nothing new
     with ctx.catalog.session() as s:
@@ -142,6 +143,47 @@ def test_reprocessed_member_and_late_background_make_new_asns(ctx, tmp_path):
     assert [(m["expname"], m["exptype"]) for m in members] == [
         (f"{o1[0]}_rate.fits", "science"), *((f"{b}_rate.fits", "background") for b in bkg_a1)]
     assert not asn_events(ctx, new, "image3")  # Level 3 does not use backgrounds
+
+
+def current_auxiliary(ctx, suffix) -> list[str]:
+    with ctx.catalog.session() as s:
+        return sorted(s.scalars(select(Product.filename).where(Product.suffix == suffix, Product.is_current)))
+
+
+def test_superseded_pools_and_asns_stop_being_current(ctx, tmp_path):
+    """Every new pool (a newer time stamp, so a new name) replaces the earlier one, and an
+    ASN made again under the newer pool replaces the one it re-makes: one current pool,
+    and exactly the ASNs the association rows last emitted are current."""
+    plan = plan_with_background()
+    store_plan(ctx, plan)
+    o1, o2 = exposure_ids(plan, 1), exposure_ids(plan, 2)
+    deliver(ctx, plan, tmp_path, o1, "rate")
+    deliver(ctx, plan, tmp_path, o1, "cal")
+    first_lv2 = {e.data["products"][0]: e.subject for e in asn_events(ctx, _archived_ids(ctx), "image2")}
+    bkg_a1 = [b for b in o2 if b.endswith("nrca1")]
+    time.sleep(1.1)  # the pool's time stamp has a resolution of a second: a newer pool, a new name
+    new = [i for i in deliver(ctx, plan, tmp_path, bkg_a1, "rate") if i in set(_archived_ids(ctx))]
+    remade = {e.data["products"][0]: e.subject for e in asn_events(ctx, new, "image2")
+              if e.data["products"][0] in first_lv2}
+    assert remade and all(remade[p] != first_lv2[p] for p in remade)
+
+    with ctx.catalog.session() as s:
+        emitted = sorted(s.scalars(select(Association.filename).where(Association.filename.is_not(None))))
+        superseded = {e.subject: e.data for e in s.scalars(
+            select(EventRecord).where(EventRecord.type == EventType.PRODUCT_SUPERSEDED))}
+    assert len(current_auxiliary(ctx, "pool")) == 1, current_auxiliary(ctx, "pool")
+    assert current_auxiliary(ctx, "asn") == emitted
+    for product, old in ((p, first_lv2[p]) for p in remade):
+        assert old not in current_auxiliary(ctx, "asn")
+        assert superseded[old]["replaced_by"] == remade[product]
+    # the same event again changes nothing
+    assert handle_product(outbox_event(ctx, new[0]), ctx) == []
+    assert current_auxiliary(ctx, "asn") == emitted
+
+
+def _archived_ids(ctx):
+    with ctx.catalog.session() as s:
+        return list(s.scalars(select(EventRecord.id).where(EventRecord.type == EventType.PRODUCT_ARCHIVED)))
 
 
 def test_bad_input_is_refused_with_a_reason(ctx, tmp_path):

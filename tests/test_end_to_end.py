@@ -20,31 +20,28 @@ import hmac
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from services.ingest.receive import receive_files
 from services.simulator import simulate
-from shared.catalog import Artifact, Association, EventRecord, Product, Subscription
+from shared.catalog import Artifact, Association, Product, Subscription
 from shared.config import Settings
 from shared.refdata import deliver as deliver_references
 from shared.routing import ROUTES
 from shared.runtime import ServiceContext, dispatch_events
 from shared.tokens import create_token
+from tests.system import WORKERS, System, WebhookReceiver, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -54,88 +51,12 @@ PROGRAM = "01234"
 PI = "ada@example.org"  # pi_user of the demo program
 SUBSCRIBER = "sci@example.org"  # anyone may subscribe: metadata and notices are public
 OUTSIDER = "mallory@example.org"
-WORKERS = ("ingest", "detector1", "associations", "stage2", "stage3", "preview", "notifier")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
     """What a subscriber does (docs/notifications.md)."""
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return header is not None and hmac.compare_digest(expected, header)
-
-
-class Process:
-    """A `python -m services.cli ...` subprocess in its own process group, logging to a file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path):
-        self.name, self.argv, self.env, self.log = name, argv, env, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Process:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", *self.argv], cwd=REPO, env=self.env,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def tail(self, chars: int = 4000) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return text[-chars:]
-
-    def stop(self) -> None:
-        if not self.alive():
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-
-class WebhookReceiver:
-    """A subscriber's HTTP endpoint on loopback: records every POST (headers, raw body)."""
-
-    def __init__(self):
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with outer.lock:
-                    outer.requests.append((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwst-hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def received(self) -> list[tuple[dict[str, str], bytes]]:
-        with self.lock:
-            return list(self.requests)
-
-    def subjects(self) -> Counter:
-        return Counter(json.loads(body).get("subject") for _, body in self.received())
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class SmtpSink:
@@ -147,74 +68,6 @@ class SmtpSink:
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 OK"
-
-
-class System:
-    """Everything the test runs: in-process context (Celery transport), workers, API."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str], ctx: ServiceContext, api_port: int):
-        self.tmp_path, self.env, self.ctx = tmp_path, env, ctx
-        self.api = f"http://127.0.0.1:{api_port}"
-        self.processes: list[Process] = []
-        for service in WORKERS:
-            self.processes.append(Process(
-                f"worker {service}", ["worker", service, "--loglevel", "INFO"], env, tmp_path / f"{service}.log"))
-        self.processes.append(Process(
-            "archive API", ["serve", "archive", "--port", str(api_port), "--log-level", "warning"], env,
-            tmp_path / "archive.log"))
-
-    def start(self) -> None:
-        for p in self.processes:
-            p.start()
-
-    def stop(self) -> None:
-        for p in self.processes:
-            p.stop()
-
-    def logs(self) -> str:
-        return "\n".join(f"----- {p.name} ({p.log}) -----\n{p.tail()}" for p in self.processes)
-
-    @property
-    def catalog_dir(self) -> Path:
-        return Path(self.env["DMS_ASTROMETRIC_CATALOG_DIR"])
-
-    def wait_idle(self, quiet: float = 8.0, timeout: float = 120) -> None:
-        """Wait until nothing new is archived for ``quiet`` seconds and the outbox is empty."""
-        def snapshot() -> tuple:
-            with self.ctx.catalog.session() as s:
-                products = s.scalar(select(func.count()).select_from(Product))
-                pending = s.scalar(select(func.count()).select_from(EventRecord)
-                                   .where(EventRecord.dispatched_at.is_(None)))
-            return products, pending
-
-        deadline = time.monotonic() + timeout
-        last, since = snapshot(), time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(1.0)
-            self.check_alive()
-            now = snapshot()
-            if now != last or now[1]:
-                last, since = now, time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                return
-        raise AssertionError(f"the system did not settle within {timeout} s (products, pending events: {last})")
-
-    def check_alive(self) -> None:
-        dead = [p for p in self.processes if p.proc is not None and not p.alive()]
-        if dead:
-            raise AssertionError(f"{', '.join(p.name for p in dead)} exited "
-                                 f"({', '.join(str(p.proc.returncode) for p in dead)})")
-
-    def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str,
-                   state: Callable[[], object] | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            self.check_alive()
-            time.sleep(0.25)
-        now = f"; state: {state()}" if state is not None else ""
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}{now}")
 
 
 @pytest.fixture
@@ -243,7 +96,7 @@ def system(request, tmp_path, pg_url, redis_url, broker_prefix, s3_server):
     ctx.catalog.upgrade()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")} | env_settings
     env["PYTHONPATH"] = str(REPO)
-    sut = System(tmp_path, env, ctx, api_port)
+    sut = System(tmp_path, env, ctx, WORKERS, api_port=api_port)
     failed_before = request.session.testsfailed
     try:
         sut.start()

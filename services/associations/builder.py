@@ -99,6 +99,7 @@ class LastEmitted:
 
     signature: list
     version: str | None
+    filename: str | None = None  # the ASN file emitted; a new one under another name replaces it
 
 
 def _after(version: str, last: str | None) -> str:

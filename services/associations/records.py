@@ -36,7 +36,7 @@ def program_lock(catalog: Catalog, program: str) -> Iterator[None]:
 def last_emitted(session: Session, program: str) -> dict[SpecKey, LastEmitted]:
     """Key -> member signature and version of the last ASN emitted for it."""
     rows = session.scalars(select(Association).where(Association.program_id == program))
-    return {(r.acid, r.asn_type, r.product_name): LastEmitted(r.members, r.version_id) for r in rows if r.filename}
+    return {(r.acid, r.asn_type, r.product_name): LastEmitted(r.members, r.version_id, r.filename) for r in rows if r.filename}
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 Every event is only a trigger: the pool and the associations are rebuilt from the catalog
 and the program's latest plan, so a repeated or reordered event gives the same result.
-The pool is archived when it changed (identical bytes are a no-op); an ASN is archived
-when it is complete and its member set (filenames and revisions) differs from the one
-last emitted for the same candidate, type and product. Its ``dms.product.archived``
+The pool is archived when it changed (identical bytes are a no-op) and replaces the
+program's earlier pools; an ASN is archived when it is complete and its member set
+(filenames and revisions) differs from the one last emitted for the same candidate, type
+and product, and replaces that one (superseded, no longer current) when its name differs. Its ``dms.product.archived``
 event carries ``asn_type``, ``asn_id``, ``asn_rule`` and ``products`` for the router.
 """
 
@@ -16,12 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy import select
 
-from services.associations.builder import AssociationParams, Evaluation, evaluate, to_emit
+from services.associations.builder import AssociationParams, Evaluation, evaluate, spec_key, to_emit
 from services.associations.pool import pool_bytes
 from services.associations.records import Emitted, last_emitted, program_lock, save_evaluation
 from services.associations.state import load_state
 from shared.archiving import archive_product
+from shared.catalog.models import Product
 from shared.errors import InputError, NonRetriableError
 from shared.messages import Event
 from shared.naming import BadNameError, parse_exposure
@@ -59,15 +62,20 @@ def _plan(ctx: ServiceContext, program: str) -> Plan:
 
 
 def _archive_pool(ctx: ServiceContext, evaluation: Evaluation, tmp: Path) -> list[str]:
+    """Archive the pool; it replaces the program's earlier pools (their names carry an
+    older time stamp), which stop being current."""
     pool = evaluation.pool
     path = tmp / pool.filename
     path.write_bytes(pool_bytes(pool))
+    with ctx.catalog.session() as s:
+        earlier = s.scalars(select(Product.filename).where(
+            Product.program_id == evaluation.program, Product.suffix == "pool", Product.is_current)).all()
     archived = archive_product(
         ctx, path, suffix="pool", level=POOL_LEVEL, program=evaluation.program, observation=0, exposure=None,
         inputs=list(pool.inputs), source=f"{ctx.settings.source}/associations", product_type="AUXILIARY",
-        content_type="text/csv",
+        content_type="text/csv", replaces=earlier,
     )
-    return [archived.event_id] if archived.event_id else []
+    return archived.event_ids
 
 
 def update_program(ctx: ServiceContext, plan: Plan, params: AssociationParams) -> list[str]:
@@ -87,6 +95,7 @@ def update_program(ctx: ServiceContext, plan: Plan, params: AssociationParams) -
                 event_ids += _archive_pool(ctx, evaluation, tmp)
             for item in to_emit(evaluation, last):
                 spec = item.spec
+                before = last.get(spec_key(spec))
                 path = tmp / item.filename
                 path.write_bytes(item.content(evaluation.pool, ctx.settings.cal_ver))
                 archived = archive_product(
@@ -96,11 +105,11 @@ def update_program(ctx: ServiceContext, plan: Plan, params: AssociationParams) -
                     source=f"{ctx.settings.source}/associations", product_type="AUXILIARY",
                     content_type="application/json", asn_id=spec.acid, asn_type=spec.asn_type,
                     asn_rule=spec.asn_rule, asn_products=[p.name for p in spec.products],
+                    replaces=[before.filename] if before is not None and before.filename else [],
                 )
                 log.info("%s: %s (%d members)", program, item.filename, len(spec.members))
                 emitted.append(Emitted(item, archived.product_id))
-                if archived.event_id:
-                    event_ids.append(archived.event_id)
+                event_ids += archived.event_ids
         with ctx.catalog.session() as s:
             save_evaluation(s, evaluation, emitted, datetime.now(UTC))
     return event_ids

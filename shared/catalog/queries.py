@@ -4,6 +4,7 @@ so a retried task registers nothing twice."""
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,6 +40,7 @@ __all__ = [
     "record_rejection",
     "record_task_run",
     "register_product",
+    "supersede_products",
     "upsert_exposure",
     "upsert_program",
 ]
@@ -191,6 +193,20 @@ def register_product(
     session.add(product)
     session.flush()
     return product, True
+
+
+def supersede_products(session: Session, filenames: Iterable[str], at: datetime) -> list[Product]:
+    """Mark the current revision of each named product superseded (no longer current);
+    returns the rows marked. For a product replaced by one of another name: a pool or an
+    association made again under a newer time stamp."""
+    names = list(filenames)
+    if not names:
+        return []
+    rows = list(session.scalars(select(Product).where(Product.filename.in_(names), Product.is_current)))
+    for row in rows:
+        row.is_current, row.superseded_at = False, at
+    session.flush()
+    return rows
 
 
 def add_event(session: Session, event: Event) -> EventRecord:
