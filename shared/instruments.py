@@ -236,6 +236,19 @@ def detector(name: str) -> DetectorInfo:
         ) from None
 
 
+def instrument_detectors(instrument: str | None, names: list[str]) -> list[str]:
+    """``names`` upper-cased, after checking each is a known detector of ``instrument`` (when
+    given) and none is listed twice; a ValueError names what is wrong."""
+    names = [n.strip().upper() for n in names]
+    for name in names:
+        det = detector(name)
+        if instrument and det.instrument != instrument:
+            raise ValueError(f"detector {name} belongs to {det.instrument}, not to this observation's {instrument}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"detectors listed twice: {names}")
+    return names
+
+
 def subarray(instrument: str, name: str) -> Subarray:
     table = SUBARRAYS.get(instrument.upper())
     if table is None:

@@ -37,6 +37,7 @@ from shared.instruments import (
     SUBARRAYS,
     exposure_bytes,
     exposure_timing,
+    instrument_detectors,
 )
 from shared.storage import Bucket
 
@@ -177,19 +178,9 @@ class Observation(_Frozen):
     @field_validator("detectors")
     @classmethod
     def _detectors(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        names = [d.upper() for d in v]
-        if not names:
+        if not v:
             raise ValueError("an observation needs at least one detector")
-        instrument = info.data.get("instrument")
-        for name in names:
-            det = DETECTORS.get(name)
-            if det is None:
-                raise ValueError(f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}")
-            if instrument and det.instrument != instrument:
-                raise ValueError(f"detector {name} belongs to {det.instrument}, not to this observation's {instrument}")
-        if len(set(names)) != len(names):
-            raise ValueError(f"detectors listed twice: {names}")
-        return names
+        return instrument_detectors(info.data.get("instrument"), v)
 
     @field_validator("readpatt")
     @classmethod

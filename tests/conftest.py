@@ -87,3 +87,13 @@ def broker_prefix(redis_url) -> str:
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(f"{prefix}*"):
         client.delete(key)
+
+
+@pytest.fixture
+def smtp():
+    """An SMTP server on loopback that keeps what it receives (``.port``, ``.messages``)."""
+    from tests.system import SmtpSink
+
+    sink = SmtpSink()
+    yield sink
+    sink.close()

@@ -8,8 +8,6 @@ wildcard floods, unknown tokens 401 on every route, and no storage URI in /event
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 import re
 import socket
@@ -92,25 +90,6 @@ def hook():
     yield server
     server.close()
 
-
-@pytest.fixture
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    class Sink:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-            return "250 OK"
-
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    sink.port = controller.port
-    yield sink
-    controller.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -13,8 +13,6 @@ exclusive-access product is refused and the PI's succeeds with the catalog's sha
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 import hmac
 import json
@@ -58,16 +56,6 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return header is not None and hmac.compare_digest(expected, header)
 
-
-class SmtpSink:
-    """aiosmtpd handler keeping every message."""
-
-    def __init__(self):
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 OK"
 
 
 @pytest.fixture
@@ -114,17 +102,6 @@ def webhook():
     yield receiver
     receiver.close()
 
-
-@pytest.fixture
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    sink = SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    sink.port = controller.port
-    yield sink
-    controller.stop()
 
 
 def demo_description() -> dict:

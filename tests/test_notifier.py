@@ -5,8 +5,6 @@ end run from simulated telemetry to a subscriber's webhook."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 import hmac
 import json
@@ -198,25 +196,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
-
-@pytest.fixture
-def smtp_server():
-    from aiosmtpd.controller import Controller
-
-    class Sink:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-            return "250 OK"
-
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    sink.port = controller.port
-    yield sink
-    controller.stop()
 
 
 def verify(secret: str, body: bytes, header: str) -> bool:
@@ -447,20 +426,20 @@ def test_claimed_delivery_is_not_sent_twice(sqlite_ctx, webhook):
 # ---------------------------------------------------------------- e-mail
 
 
-def test_daily_email_digest_with_mast_json_attachment(sqlite_ctx, smtp_server):
-    ctx = with_settings(sqlite_ctx, smtp_port=smtp_server.port, mail_from="dms@archive.test")
+def test_daily_email_digest_with_mast_json_attachment(sqlite_ctx, smtp):
+    ctx = with_settings(sqlite_ctx, smtp_port=smtp.port, mail_from="dms@archive.test")
     sub = subscribe(ctx, "email", "sci@example.org", "daily", programs=["1234"])
     e1 = archive(ctx, "jw01234001001_01101_00001_nrca1_uncal.fits", archived_at=T0 + timedelta(hours=1))
     e2 = archive(ctx, "jw01234001001_01101_00002_nrca1_uncal.fits", archived_at=T0 + timedelta(hours=2),
                  eap_months=0)
     match_event(ctx, e1, T0 + timedelta(hours=1))
     match_event(ctx, e2, T0 + timedelta(hours=2))
-    assert flush_due(ctx, T0 + timedelta(hours=23)).sent == [] and smtp_server.messages == []
+    assert flush_due(ctx, T0 + timedelta(hours=23)).sent == [] and smtp.messages == []
 
     when = T0 + timedelta(hours=25, minutes=3)
     report = flush_due(ctx, when)
     assert len(report.digests) == 1 and report.delivered == 2
-    [msg] = smtp_server.messages
+    [msg] = smtp.messages
     assert msg["To"] == "sci@example.org" and msg["From"] == "dms@archive.test"
     assert "daily digest" in msg["Subject"] and "program 01234" in msg["Subject"]
     text = msg.get_body(("plain",)).get_content()
@@ -484,11 +463,11 @@ def test_daily_email_digest_with_mast_json_attachment(sqlite_ctx, smtp_server):
     match_event(ctx, e3, T0 + timedelta(hours=30))
     assert flush_due(ctx, T0 + timedelta(hours=47)).sent == []
     assert flush_due(ctx, T0 + timedelta(hours=48)).delivered == 1
-    assert len(smtp_server.messages) == 2
+    assert len(smtp.messages) == 2
     assert len(attempts(ctx)) == 2
 
 
-def test_digest_failure_backs_off_then_carries_everything(sqlite_ctx, smtp_server):
+def test_digest_failure_backs_off_then_carries_everything(sqlite_ctx, smtp):
     ctx = with_settings(sqlite_ctx, smtp_port=free_port())  # nobody listens there yet
     subscribe(ctx, "email", "sci@example.org", "hourly")
     e1 = archive(ctx, "jw01234001001_01101_00001_nrca1_uncal.fits")
@@ -499,20 +478,20 @@ def test_digest_failure_backs_off_then_carries_everything(sqlite_ctx, smtp_serve
     assert aware(d.next_attempt_at) >= T0 + timedelta(hours=1, seconds=10)
     e2 = archive(ctx, "jw01234001001_01101_00002_nrca1_uncal.fits")
     match_event(ctx, e2, T0 + timedelta(hours=1, seconds=1))
-    with_settings(ctx, smtp_port=smtp_server.port)
+    with_settings(ctx, smtp_port=smtp.port)
     assert flush_due(ctx, T0 + timedelta(hours=1, seconds=5)).sent == []  # still backing off
     report = flush_due(ctx, T0 + timedelta(hours=1, minutes=1))
-    assert report.delivered == 2 and len(smtp_server.messages) == 1
+    assert report.delivered == 2 and len(smtp.messages) == 1
     assert [(a.ok, len(a.event_ids)) for a in attempts(ctx)] == [(False, 1), (True, 2)]
 
 
-def test_immediate_email_one_message_per_event(sqlite_ctx, smtp_server):
-    ctx = with_settings(sqlite_ctx, smtp_port=smtp_server.port)
+def test_immediate_email_one_message_per_event(sqlite_ctx, smtp):
+    ctx = with_settings(sqlite_ctx, smtp_port=smtp.port)
     subscribe(ctx, "email", "sci@example.org", "immediate")
     event = archive(ctx, "jw01234001001_01101_00001_nrca1_uncal.fits", program="00042")
     _, sent = match_event(ctx, event, T0)
     assert [s.ok for s in sent] == [True]
-    [msg] = smtp_server.messages
+    [msg] = smtp.messages
     assert list(msg.iter_attachments())[0].get_filename() == \
         "event_metadata_jwst-program-42_immediate_20260301_120000.json"
 

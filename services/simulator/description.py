@@ -25,7 +25,13 @@ from pydantic import (
     model_validator,
 )
 
-from shared.instruments import INSTRUMENTS, UnknownInstrumentError, detector, subarray
+from shared.instruments import (
+    INSTRUMENTS,
+    UnknownInstrumentError,
+    detector,
+    instrument_detectors,
+    subarray,
+)
 from shared.plan import CANDIDATE_TYPES, candidate_problem
 
 from .optics import (
@@ -197,15 +203,7 @@ class ObservationSpec(_Strict):
     @field_validator("detectors")
     @classmethod
     def _detectors(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        names = [d.strip().upper() for d in v]
-        instrument = info.data.get("instrument")
-        for name in names:
-            det = detector(name)  # UnknownInstrumentError is a ValueError: names the known ones
-            if instrument and det.instrument != instrument:
-                raise ValueError(f"detector {name} belongs to {det.instrument}, not {instrument}")
-        if len(set(names)) != len(names):
-            raise ValueError(f"detectors listed twice: {names}")
-        return names
+        return instrument_detectors(info.data.get("instrument"), v)
 
     @field_validator("subarray")
     @classmethod
