@@ -23,7 +23,7 @@ from shared.catalog import Catalog, TaskFailure, TaskStat
 from shared.celery_app import CeleryTransport, create_app
 from shared.config import Settings
 from shared.messages import ReferenceDelivered, new_event
-from tests.s3server import _free_port, _stop
+from tests.s3server import _free_port, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -95,5 +95,5 @@ def test_message_waits_for_the_object_store(tmp_path, pg_url, redis_url, broker_
                 os.killpg(worker.pid, signal.SIGKILL)
                 worker.wait(timeout=10)
         if s3 is not None:
-            _stop(s3)
+            stop_process(s3)
         catalog.dispose()
