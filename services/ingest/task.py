@@ -73,7 +73,7 @@ def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
         with tempfile.TemporaryDirectory(prefix="dms-ingest-") as tmp:
             for f in output.files:
                 plan = plans[f.name.program]
-                event_ids.append(_archive(ctx, f, plan, Path(tmp), raw, summary))
+                event_ids += _archive(ctx, f, plan, Path(tmp), raw, summary)
     if output.report.data_problem:
         log.warning("ingest of %s: data problems %s", raw.filename, output.report.summary())
     return [e for e in event_ids if e]
@@ -99,7 +99,7 @@ def _reject(ctx: ServiceContext, raw: StoredObject, rejection: Rejection, plan_e
 
 
 def _archive(ctx: ServiceContext, f: UncalFile, plan: Plan, tmp: Path, raw: StoredObject,
-             summary: IngestSummary) -> str | None:
+             summary: IngestSummary) -> list[str]:
     path = write_product(tmp / f.name.format(), f.product)
     with ctx.catalog.session() as s:
         upsert_program(s, plan)
@@ -109,7 +109,7 @@ def _archive(ctx: ServiceContext, f: UncalFile, plan: Plan, tmp: Path, raw: Stor
         exposure=exposure, inputs=[raw.uri], source=f"{ctx.settings.source}/ingest", segment=f.name.segment,
         ingest=summary,
     )
-    return archived.event_id
+    return archived.event_ids  # with the dms.product.superseded of a revision it replaces
 
 
 HANDLERS = {"ingest.telemetry": handle_telemetry}
