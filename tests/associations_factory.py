@@ -35,7 +35,8 @@ def observation(number: int, *, filter: str = "F200W", detectors=("NRCA1", "NRCA
     return Observation(
         number=number, target_id=target, template=f"{instrument.title()} Imaging", instrument=instrument,
         exp_type=exp_type, detectors=list(detectors), filter=filter,
-        pupil="CLEAR" if instrument == "NIRCAM" else "N/A", readpatt="RAPID", ngroups=3, nints=nints,
+        pupil="CLEAR" if instrument == "NIRCAM" else "N/A", readpatt={"NIRCAM": "RAPID", "MIRI": "FAST"}[instrument],
+        ngroups=3, nints=nints,
         subarray=subarray, tsovisit=tsovisit, is_background=is_background,
         dither=DitherPattern(pattern_type="4-POINT" if npoints > 1 else "NONE",
                              offsets=[(0.5 * k, 0.25 * k) for k in range(npoints)]),

@@ -175,7 +175,12 @@ def test_superseded_pools_and_asns_stop_being_current(ctx, tmp_path):
     assert current_auxiliary(ctx, "asn") == emitted
     for product, old in ((p, first_lv2[p]) for p in remade):
         assert old not in current_auxiliary(ctx, "asn")
-        assert superseded[old]["replaced_by"] == remade[product]
+        # on a slow machine the delivery may span several pool time stamps: the ASN is then
+        # re-made more than once, and the chain of replacements leads to the last one
+        chain = [old]
+        while superseded.get(chain[-1], {}).get("replaced_by") and len(chain) < 10:
+            chain.append(superseded[chain[-1]]["replaced_by"])
+        assert chain[-1] == remade[product], chain
     # the same event again changes nothing
     assert handle_product(outbox_event(ctx, new[0]), ctx) == []
     assert current_auxiliary(ctx, "asn") == emitted
