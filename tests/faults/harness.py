@@ -35,6 +35,7 @@ from shared.config import Settings
 from shared.refdata import deliver as deliver_references
 from shared.runtime import ServiceContext, dispatch_events
 from shared.subscriptions import SubscriptionSpec, create_subscription
+from shared.webhooks import WebhookPolicy
 from tests.s3server import S3Server, start_moto, stop_process
 from tests.system import REPO, WORKERS, System, WebhookReceiver, free_port
 
@@ -191,6 +192,7 @@ class Harness:
             "DMS_TASK_MAX_RETRIES": "6",
             "DMS_TASK_RETRY_BACKOFF_MAX": "8",
             "DMS_WEBHOOK_TIMEOUT": "5",
+            "DMS_WEBHOOK_ALLOW": "127.0.0.0/8",  # the subscriber's webhook listens on loopback
             "DMS_ASTROMETRIC_CATALOG_DIR": str(self.sim.catalog_paths[0].parent),
             **settings_overrides,
         }
@@ -211,7 +213,8 @@ class Harness:
         with self.ctx.catalog.session() as s:
             self.subscription_id = create_subscription(s, "sci@example.org", SubscriptionSpec(
                 name="everything of the program", channel="webhook", target=self.webhook.url,
-                filters={"programs": [str(int(self.sim.plan.program))], "event_types": ["new"]})).id
+                filters={"programs": [str(int(self.sim.plan.program))], "event_types": ["new"]}),
+                policy=WebhookPolicy.from_settings(self.ctx.settings)).id
         received = receive_files(self.ctx, [self.sim.plan_path, *self.sim.telemetry_paths])
         ids = [r.event_id for r in received if r.event_id]
         if dispatch:
