@@ -10,7 +10,7 @@
     dms preview FILE...                      render previews of local files
     dms subscribe | subscriptions | unsubscribe | notify     notifications
     dms serve archive | token ...            the HTTP API and its tokens
-    dms worker SERVICE                       run a Celery worker for one service
+    dms worker QUEUE                         run a Celery worker for one service (or its reprocessing queue)
     dms status                               dependencies, backlog, work by state and age, products,
                                              rejections, dead letters (exit 1 when a dependency is down)
     dms demo                                 simulate the demo observation and run it to the end
@@ -123,12 +123,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from shared.celery_app import create_app, register_handlers
     from shared.config import get_settings
+    from shared.routing import service_of_queue
 
+    try:
+        service = service_of_queue(args.queue)
+    except ValueError as exc:
+        print(f"dms worker: {exc}", file=sys.stderr)
+        return 2
     settings = get_settings()
-    handlers = handlers_for(args.service)
+    handlers = handlers_for(service)
     app = create_app(settings)
     register_handlers(app, settings, handlers)
-    argv = ["worker", "-Q", args.service, "-n", f"{args.service}@%h", "--concurrency", str(args.concurrency),
+    argv = ["worker", "-Q", args.queue, "-n", f"{args.queue}@%h", "--concurrency", str(args.concurrency),
             "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"]
     app.worker_main(argv)
     return 0
@@ -402,8 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="announce files again even if already delivered (e.g. after delivering a missing plan)")
     s.set_defaults(func=cmd_ingest)
 
-    s = sub.add_parser("worker", help="run a Celery worker for one service (needs DMS_BROKER_URL)")
-    s.add_argument("service", choices=sorted(SERVICES))
+    s = sub.add_parser("worker", help="run a Celery worker for one service's queue (needs DMS_BROKER_URL)")
+    s.add_argument("queue", metavar="QUEUE",
+                   help=f"a service ({', '.join(sorted(SERVICES))}) or the reprocessing queue of "
+                        "detector1, stage2 or stage3 (e.g. detector1-reprocess: lower priority, its own workers)")
     s.add_argument("--concurrency", type=int, default=1)
     s.add_argument("--loglevel", default="INFO")
     s.set_defaults(func=cmd_worker)

@@ -8,6 +8,7 @@ register product + artifact and record ``dms.product.archived`` in one transacti
 from __future__ import annotations
 
 import logging
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from shared.catalog.queries import (
     current_product,
     next_revision,
     register_product,
+    staged_product,
     supersede_products,
 )
 from shared.catalog.work import complete as complete_work
-from shared.datamodels import FitsProduct, content_type, read_product, write_output
+from shared.datamodels import FitsProduct, content_type, read_product, set_cards, write_output
 from shared.errors import InputError, NonRetriableError
 from shared.messages import (
     Event,
@@ -115,8 +117,9 @@ def archive_product(
     """
     filename = path.name
     sha = sha256_file(path)
+    request = ctx.request
     with ctx.catalog.session() as s:
-        rev = next_revision(s, filename, sha)
+        rev = next_revision(s, filename, sha, request.request_id if request is not None else None)
         eap_months = s.get(Program, program).eap_months
     ref_fields = dict(
         filename=filename, suffix=suffix, program=program, observation=observation,
@@ -141,6 +144,11 @@ def archive_product(
                                 content_type)
     ref = ProductRef(uri=stored.uri, sha256=stored.sha256, size=stored.size, revision=rev.revision, **ref_fields)
     archived_at = datetime.now(UTC)
+    if request is not None:
+        return _stage_product(ctx, path, ref, stored, suffix=suffix, level=level, exposure=exposure, inputs=inputs,
+                              reference_context=reference_context, segment=segment, product_type=product_type,
+                              data_release=data_release, eap_months=eap_months, archived_at=archived_at,
+                              completes_work=completes_work)
     with ctx.catalog.session() as s:
         exposure_id = observation_id = None
         if exposure is not None:
@@ -182,6 +190,53 @@ def archive_product(
     return ArchivedProduct(ref, product_id, ev.id, tuple(superseded))
 
 
+def _stage_product(ctx: ServiceContext, path: Path, ref: ProductRef, stored, *, suffix: str, level: int,
+                   exposure: Exposure | None, inputs: list[str], reference_context: str | None, segment: int | None,
+                   product_type: str, data_release: datetime | None, eap_months: int, archived_at: datetime,
+                   completes_work: bool) -> ArchivedProduct:
+    """Register a revision a reprocessing request made: not current, no announcement (the
+    request makes its unit current at once when the unit is complete,
+    :func:`shared.reprocessing.complete_unit`), with why it was made and how it differs
+    from the current revision (:func:`shared.changes.compare_files`)."""
+    from shared.changes import compare_files
+
+    request = ctx.request
+    with ctx.catalog.session() as s:
+        previous = current_product(s, ref.filename)
+        old = (next((a for a in previous.artifacts if a.kind == ArtifactKind.DATA), None), previous.reference_context,
+               list(previous.inputs or [])) if previous is not None else None
+    changes = None
+    if old is not None and old[0] is not None:
+        with tempfile.TemporaryDirectory(prefix="dms-compare-") as tmp:
+            before = fetch_verified(ctx, old[0].uri, old[0].sha256, Path(tmp) / ref.filename)
+            changes = compare_files(before, path)
+    reason = {
+        "request_id": request.request_id, "reason": request.reason,
+        "old_context": old[1] if old is not None else None, "new_context": reference_context,
+        "references": sorted(set(inputs) - set(old[2])) if old is not None else [],
+    }
+    with ctx.catalog.session() as s:
+        exposure_id = observation_id = None
+        if exposure is not None:
+            row = s.scalar(select(Exposure).where(Exposure.name == exposure.name))
+            exposure_id, observation_id = row.id, row.observation_id
+        product, created = register_product(
+            s, stored=stored, filename=ref.filename, suffix=suffix, level=level, revision=ref.revision,
+            program_id=ref.program, observation_id=observation_id, exposure_id=exposure_id, archived_at=archived_at,
+            eap_months=eap_months, software_version=ctx.settings.cal_ver, inputs=inputs, segment=segment,
+            reference_context=reference_context, product_type=product_type, data_release=data_release, staged=True,
+        )
+        if created:
+            product.request_id, product.request_unit = request.request_id, request.unit
+            product.reason, product.changes = reason, changes
+        if completes_work and ctx.work is not None:
+            complete_work(s, ctx.work)
+        product_id = product.id
+    log.info("staged %s r%d for reprocessing request %s (%d bytes)", ref.filename, ref.revision,
+             request.request_id, stored.size)
+    return ArchivedProduct(ref, product_id, None)
+
+
 def event_product(ctx: ServiceContext, event: Event) -> tuple[ProductRef, Product] | None:
     """The product an event announces and its catalog row, or None (logged) when a newer
     revision replaced it meanwhile: a task then has nothing to do."""
@@ -220,14 +275,17 @@ class CurrentInput:
 
 
 def current_inputs(ctx: ServiceContext, names: Iterable[str], *, needed_by: str) -> dict[str, CurrentInput]:
-    """The current revision of each named product, by name.
+    """The current revision of each named product, by name (for a reprocessing request:
+    the revision it staged, when it made one).
 
     Raises InputError naming ``needed_by`` (e.g. the association) when one is not archived.
     """
     found = {}
+    request = ctx.request
     with ctx.catalog.session() as s:
         for name in names:
-            product = current_product(s, name)
+            product = (staged_product(s, name, request.request_id) if request is not None else None) \
+                or current_product(s, name)
             data = next((a for a in product.artifacts if a.kind == ArtifactKind.DATA), None) if product else None
             if data is None:
                 raise InputError(f"{needed_by}: member {name} is not archived; archive it (or fix the "
@@ -256,6 +314,17 @@ class Placement:
     data_release: datetime | None = None
 
 
+def _mark_reprocessed(content, request) -> None:
+    """Record in the product itself which request made it and why (a FITS product: the
+    primary header's DMSREQID and DMSREASN; a table: its metadata)."""
+    if isinstance(content, FitsProduct):
+        set_cards(content, {"DMSREQID": request.request_id, "DMSREASN": request.reason[:60] or None},
+                  default_hdu="PRIMARY", comments={"DMSREQID": "reprocessing request that made this revision",
+                                                   "DMSREASN": "why it was requested"})
+    else:
+        content.meta["reprocessing"] = {"request_id": request.request_id, "reason": request.reason}
+
+
 def archive_outputs(
     ctx: ServiceContext,
     outputs: Iterable[Output],
@@ -278,6 +347,8 @@ def archive_outputs(
     outputs = list(outputs)
     for i, out in enumerate(outputs):
         where = placement(out) if callable(placement) else placement
+        if ctx.request is not None:
+            _mark_reprocessed(out.content, ctx.request)
         path = write_output(workdir / out.filename, out.content)
         archived = archive_product(
             ctx, path, suffix=out.suffix, level=level, program=where.program, observation=where.observation,

@@ -53,6 +53,9 @@ __all__ = [
     "ReferenceDelivered",
     "ReprocessingCompleted",
     "ReprocessingRequested",
+    "ReprocessingStep",
+    "Reprocessed",
+    "Stage",
     "TelemetryArrived",
     "UtcDatetime",
     "new_event",
@@ -73,6 +76,7 @@ class EventType(StrEnum):
     DATA_PUBLIC = "dms.data.public"
     REPROCESSING_REQUESTED = "dms.reprocessing.requested"
     REPROCESSING_COMPLETED = "dms.reprocessing.completed"
+    REPROCESSING_STEP = "dms.reprocessing.step"
     INGEST_REJECTED = "dms.ingest.rejected"
 
 
@@ -198,6 +202,19 @@ class ProductCreated(Payload):
     level: int = Field(ge=0, le=4, description="CAOM calibration level")
 
 
+class Reprocessed(_Frozen):
+    """Why a reprocessing request made a product revision, and what changed against the
+    revision it replaced (``changes``: :mod:`shared.changes`; None for a product new to
+    the archive)."""
+
+    request_id: str
+    reason: str
+    old_context: str | None = None
+    new_context: str | None = None
+    references: tuple[str, ...] = Field((), description="the reference files used now that the replaced revision did not use")
+    changes: dict[str, Any] | None = None
+
+
 class ProductArchived(Payload):
     """``dms.product.archived``: a product revision was stored and registered (and is current).
 
@@ -215,6 +232,7 @@ class ProductArchived(Payload):
     asn_rule: str | None = Field(None, description="the rule that made the association, e.g. Asn_Lv2Image")
     products: tuple[str, ...] | None = Field(None, description="names of the products the association makes")
     ingest: IngestSummary | None = None
+    reprocessing: Reprocessed | None = Field(None, description="set when a reprocessing request made it")
 
     @model_validator(mode="after")
     def _association_fields(self) -> ProductArchived:
@@ -279,30 +297,47 @@ class DataPublic(Payload):
     archived_at: UtcDatetime
 
 
+Stage = Literal["detector1", "stage2", "stage3"]
+
+
 class ReprocessingRequested(Payload):
     """``dms.reprocessing.requested``: someone (or a new reference context, by policy) asked
-    for products to be made again (DESIGN §7). Declared; nothing produces it today.
-    Empty ``observations`` and ``products`` mean the whole program."""
+    for products to be made again (shared.reprocessing). ``units`` names what becomes
+    current together: exposures and association files."""
 
     event_type: ClassVar[EventType] = EventType.REPROCESSING_REQUESTED
     request_id: str
     program: str
-    observations: tuple[int, ...] = ()
-    products: tuple[str, ...] = Field((), description="file names of the products to remake")
-    from_stage: Literal["detector1", "stage2", "stage3"] = Field(description="the first stage to run again")
-    reference_context: str | None = Field(None, description="None: the current context")
+    scope: dict[str, Any] = Field(description="observations, exposures, products or association asked for")
+    from_stage: Stage = Field(description="the first stage to run again")
+    reference_context: str = Field(description="the context the new revisions are calibrated with")
     reason: str = Field(description="why; recorded with every new revision")
     requested_by: str | None = None
+    units: tuple[str, ...] = ()
+
+
+class ReprocessingStep(Payload):
+    """``dms.reprocessing.step``: one stage of one unit of a request is due (routed to the
+    stage's reprocessing task, on its low-priority queue). ``product`` is the input: the
+    ``_uncal`` (detector1) or the association file (stage2, stage3)."""
+
+    event_type: ClassVar[EventType] = EventType.REPROCESSING_STEP
+    request_id: str
+    stage: Stage
+    unit: str = Field(description="the exposure or association file the step belongs to")
+    product: ProductRef
+    reference_context: str
 
 
 class ReprocessingCompleted(Payload):
-    """``dms.reprocessing.completed``: the products of a request became current together
-    (DESIGN §7). Declared; nothing produces it today."""
+    """``dms.reprocessing.completed``: a request ended (``state`` done, failed or
+    cancelled); the products of each unit that finished became current together."""
 
     event_type: ClassVar[EventType] = EventType.REPROCESSING_COMPLETED
     request_id: str
     program: str
-    products: tuple[ProductRef, ...] = Field(description="the new revisions")
+    state: Literal["done", "failed", "cancelled"] = "done"
+    products: tuple[ProductRef, ...] = Field(description="the new revisions made current")
     unchanged: tuple[str, ...] = Field((), description="file names remade with identical bytes (no new revision)")
 
 
@@ -319,7 +354,8 @@ class IngestRejected(Payload):
 
 PAYLOADS: Mapping[EventType, type[Payload]] = MappingProxyType({m.event_type: m for m in (
     TelemetryArrived, ProductCreated, ProductArchived, ProductSuperseded, AssociationComplete,
-    ReferenceDelivered, DataPublic, ReprocessingRequested, ReprocessingCompleted, IngestRejected,
+    ReferenceDelivered, DataPublic, ReprocessingRequested, ReprocessingStep, ReprocessingCompleted,
+    IngestRejected,
 )})
 """The payload model of every event type."""
 

@@ -1,7 +1,10 @@
 """Which event starts which task: the one routing table of the system.
 
 Adding a stage is a line here, not an edit in the producing service. A task name is
-``<service>.<action>`` and runs on the queue named after its service. Filters read the
+``<service>.<action>`` and runs on the queue named after its service; a service's
+``reprocess`` task runs on its reprocessing queue, ``<service>-reprocess``, served by
+workers of its own (``dms worker detector1-reprocess``) so that a reprocessing backlog
+never delays operational work. Filters read the
 event's typed payload (:attr:`shared.messages.Event.payload`); an event whose payload is
 malformed raises :class:`shared.messages.PayloadError` (the dispatcher dead-letters it).
 """
@@ -10,11 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.messages import AssociationComplete, Event, EventType, ProductArchived
+from shared.messages import AssociationComplete, Event, EventType, ProductArchived, ReprocessingStep
 
-__all__ = ["QUEUES", "ROUTES", "Route", "queue_for", "routes_for"]
+__all__ = ["QUEUES", "REPROCESSING_QUEUES", "ROUTES", "Route", "queue_for", "routes_for", "service_of_queue"]
 
-QUEUES = ("ingest", "detector1", "stage2", "associations", "stage3", "preview", "notifier")
+REPROCESSING_SERVICES = ("detector1", "stage2", "stage3")
+REPROCESSING_QUEUES = tuple(f"{s}-reprocess" for s in REPROCESSING_SERVICES)
+QUEUES = ("ingest", "detector1", "stage2", "associations", "stage3", "preview", "notifier", *REPROCESSING_QUEUES)
 
 
 @dataclass(frozen=True)
@@ -26,12 +31,23 @@ class Route:
     suffixes: frozenset[str] | None = None
     exp_types: frozenset[str] | None = None
     asn_types: frozenset[str] | None = None  # of an association file (payload ``asn_type``)
+    stage: str | None = None  # of a reprocessing step (payload ``stage``)
+    # False: not for a product a reprocessing request made current (its unit is complete
+    # already; only previews and notifications follow)
+    reprocessed: bool = True
 
     def matches(self, event: Event) -> bool:
         """Whether this route takes ``event``; raises PayloadError on a malformed payload
         when a filter needs to read it."""
         if event.type != self.event_type:
             return False
+        if self.stage is not None:
+            payload = event.payload
+            return isinstance(payload, ReprocessingStep) and payload.stage == self.stage
+        if not self.reprocessed:
+            payload = event.payload
+            if isinstance(payload, ProductArchived) and payload.reprocessing is not None:
+                return False
         if self.suffixes is None and self.exp_types is None and self.asn_types is None:
             return True
         payload = event.payload
@@ -49,13 +65,16 @@ class Route:
 
 ROUTES: tuple[Route, ...] = (
     Route(EventType.TELEMETRY_ARRIVED, "ingest.telemetry"),
-    Route(EventType.PRODUCT_ARCHIVED, "detector1.run", suffixes=frozenset({"uncal"})),
+    Route(EventType.PRODUCT_ARCHIVED, "detector1.run", suffixes=frozenset({"uncal"}), reprocessed=False),
     Route(EventType.PRODUCT_ARCHIVED, "associations.update",
-          suffixes=frozenset({"rate", "rateints", "cal", "calints"})),
+          suffixes=frozenset({"rate", "rateints", "cal", "calints"}), reprocessed=False),
     Route(EventType.PRODUCT_ARCHIVED, "stage2.run", suffixes=frozenset({"asn"}),
-          asn_types=frozenset({"image2", "tso-image2"})),
+          asn_types=frozenset({"image2", "tso-image2"}), reprocessed=False),
     Route(EventType.PRODUCT_ARCHIVED, "stage3.run", suffixes=frozenset({"asn"}),
-          asn_types=frozenset({"image3", "tso3"})),
+          asn_types=frozenset({"image3", "tso3"}), reprocessed=False),
+    Route(EventType.REPROCESSING_STEP, "detector1.reprocess", stage="detector1"),
+    Route(EventType.REPROCESSING_STEP, "stage2.reprocess", stage="stage2"),
+    Route(EventType.REPROCESSING_STEP, "stage3.reprocess", stage="stage3"),
     Route(EventType.PRODUCT_ARCHIVED, "preview.make", suffixes=frozenset({
         "uncal", "ramp", "rate", "rateints", "cal", "calints", "bsub", "bsubints", "crf", "crfints",
         "i2d", "s2d", "s3d", "x1d", "x1dints", "c1d", "phot", "whtlt", "segm", "psfstack", "psfsub",
@@ -67,10 +86,18 @@ ROUTES: tuple[Route, ...] = (
 
 
 def queue_for(task: str) -> str:
-    service = task.split(".", 1)[0]
-    if service not in QUEUES:
+    service, _, action = task.partition(".")
+    queue = f"{service}-reprocess" if action == "reprocess" else service
+    if queue not in QUEUES:
         raise ValueError(f"task {task!r} names no known service queue ({', '.join(QUEUES)})")
-    return service
+    return queue
+
+
+def service_of_queue(queue: str) -> str:
+    """The service whose handlers serve ``queue`` (``stage2-reprocess`` -> ``stage2``)."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; available: {', '.join(QUEUES)}")
+    return queue.removesuffix("-reprocess")
 
 
 def routes_for(event: Event, routes: tuple[Route, ...] = ROUTES) -> list[Route]:

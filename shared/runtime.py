@@ -50,6 +50,7 @@ __all__ = [
     "InlineTransport",
     "Outcome",
     "Reconciled",
+    "RequestScope",
     "ServiceContext",
     "Transport",
     "dispatch_events",
@@ -68,17 +69,32 @@ class Transport(Protocol):
         """Deliver ``event`` to ``task`` (on the task's service queue)."""
 
 
+@dataclass(frozen=True)
+class RequestScope:
+    """The reprocessing request a handler works for (shared.reprocessing): what it makes
+    is staged under ``request_id`` and ``unit`` (not current until the unit is complete),
+    its inputs are the request's staged revisions where there are, and its references
+    come from ``reference_context``."""
+
+    request_id: str
+    unit: str
+    reference_context: str
+    reason: str
+
+
 @dataclass
 class ServiceContext:
     """What a handler needs: settings, the object store, the catalog and a transport; and,
     while a handler runs, the work item it holds (``work``: marked done with its outputs,
-    :func:`shared.archiving.archive_outputs`)."""
+    :func:`shared.archiving.archive_outputs`) and the reprocessing request it works for
+    (``request``)."""
 
     settings: Settings
     store: ObjectStore
     catalog: Catalog
     transport: Transport | None = None
     work: ledger.Claim | None = None
+    request: RequestScope | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, transport: Transport | None = None) -> ServiceContext:
@@ -107,11 +123,16 @@ def record_failure(
     work: ledger.Claim | None = None,
 ) -> None:
     """Dead-letter a task: a row a person can read, with the message kept whole; the work
-    item it held is failed with the reason in the same transaction."""
+    item it held is failed with the reason in the same transaction, and so is the unit of
+    a reprocessing request the task worked for (:func:`shared.reprocessing.fail_step`)."""
     with catalog.session() as s:
         s.add(_failure(task, payload, reason, retriable=retriable, attempts=attempts))
         if work is not None:
             ledger.fail(s, work, reason)
+        if task.endswith(".reprocess"):
+            from shared.reprocessing import fail_step  # it builds on this module
+
+            fail_step(s, payload, reason)  # its events wait for the reconciler's sweep
 
 
 def _failure(task: str, payload: Any, reason: str, *, retriable: bool, attempts: int) -> TaskFailure:

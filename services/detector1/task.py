@@ -1,4 +1,5 @@
-"""The detector1 handler: ``_uncal`` archived -> ``_rate`` (+ ``_rateints``) archived.
+"""The detector1 handlers: ``_uncal`` archived -> ``_rate`` (+ ``_rateints``) archived;
+and the same for a reprocessing request's step (``detector1.reprocess``, shared.reprocessing).
 
 Fetch the ``_uncal``, calibrate it with the references the current context selects, and
 archive what it made with its provenance (the ``_uncal`` and every reference used).
@@ -23,12 +24,13 @@ from sqlalchemy import select
 from services.detector1.pipeline import DETECTOR1, calibrate
 from shared.archiving import Placement, archive_outputs, event_product, fetch_product
 from shared.catalog import Artifact, ArtifactKind, Exposure, Product
-from shared.messages import Event
+from shared.messages import Event, ProductRef
 from shared.naming import parse_exposure
 from shared.refdata import CatalogReferences
+from shared.reprocessing import reprocess_handler
 from shared.runtime import ServiceContext
 
-__all__ = ["HANDLERS", "handle_uncal", "previous_trap_state"]
+__all__ = ["HANDLERS", "calibrate_uncal", "handle_uncal", "previous_trap_state"]
 
 CALIBRATED_LEVEL = 2
 # The trap state is archived so that the next exposure of the detector can be corrected.
@@ -61,7 +63,12 @@ def handle_uncal(event: Event, ctx: ServiceContext) -> list[str]:
     announced = event_product(ctx, event)
     if announced is None:
         return []
-    ref, product = announced
+    return calibrate_uncal(ctx, *announced)
+
+
+def calibrate_uncal(ctx: ServiceContext, ref: ProductRef, product: Product) -> list[str]:
+    """Calibrate one archived ``_uncal`` and archive what it made (staged, for a
+    reprocessing request)."""
     exposure = product.exposure
     with tempfile.TemporaryDirectory(prefix="dms-detector1-") as tmp:
         tmp = Path(tmp)
@@ -78,4 +85,4 @@ def handle_uncal(event: Event, ctx: ServiceContext) -> list[str]:
                                service="detector1", reference_context=result.context)
 
 
-HANDLERS = {"detector1.run": handle_uncal}
+HANDLERS = {"detector1.run": handle_uncal, "detector1.reprocess": reprocess_handler(calibrate_uncal)}

@@ -1,5 +1,6 @@
 """The stage2 handler: a Level-2 imaging association archived -> ``_cal``/``_calints``
-(+ ``_i2d``, and ``_bsub`` on request) archived.
+(+ ``_i2d``, and ``_bsub`` on request) archived; and the same for a reprocessing
+request's step (``stage2.reprocess``, shared.reprocessing).
 
 Fetch the association and the current revision of every member it names (checked against
 its sha256), calibrate each product with the references the current context selects, and
@@ -24,12 +25,13 @@ from shared.archiving import (
     fetch_product,
     fetch_verified,
 )
-from shared.messages import Event
+from shared.messages import Event, ProductRef
 from shared.naming import parse_exposure
 from shared.refdata import CatalogReferences
+from shared.reprocessing import reprocess_handler
 from shared.runtime import ServiceContext
 
-__all__ = ["HANDLERS", "handle_association"]
+__all__ = ["HANDLERS", "calibrate_association", "handle_association"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,12 @@ def handle_association(event: Event, ctx: ServiceContext) -> list[str]:
     announced = event_product(ctx, event)
     if announced is None:
         return []
-    ref, _ = announced
+    return calibrate_association(ctx, *announced)
+
+
+def calibrate_association(ctx: ServiceContext, ref: ProductRef, _product=None) -> list[str]:
+    """Calibrate every product of one archived Level-2 association and archive what it
+    made (staged, for a reprocessing request)."""
     event_ids: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dms-stage2-") as tmp:
         tmp = Path(tmp)
@@ -72,4 +79,4 @@ def handle_association(event: Event, ctx: ServiceContext) -> list[str]:
     return event_ids
 
 
-HANDLERS = {"stage2.run": handle_association}
+HANDLERS = {"stage2.run": handle_association, "stage2.reprocess": reprocess_handler(calibrate_association)}

@@ -39,13 +39,15 @@ from shared.archiving import (
     fetch_product,
     fetch_verified,
 )
-from shared.messages import Event
+from shared.catalog import Product
+from shared.messages import Event, ProductRef
 from shared.pipeline import Output
 from shared.refdata import CatalogReferences, RefDataError
 from shared.refdata.contexts import resolve_context
+from shared.reprocessing import reprocess_handler
 from shared.runtime import ServiceContext
 
-__all__ = ["HANDLERS", "handle_association"]
+__all__ = ["HANDLERS", "combine_association", "handle_association"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,12 @@ def handle_association(event: Event, ctx: ServiceContext) -> list[str]:
     announced = event_product(ctx, event)
     if announced is None:
         return []
-    ref, current = announced
+    return combine_association(ctx, *announced)
+
+
+def combine_association(ctx: ServiceContext, ref: ProductRef, current: Product) -> list[str]:
+    """Run one archived Level-3 association and archive what it made (staged, for a
+    reprocessing request)."""
     with tempfile.TemporaryDirectory(prefix="dms-stage3-") as tmp:
         tmp = Path(tmp)
         asn = parse_level3_asn(fetch_verified(ctx, ref.uri, ref.sha256, tmp / ref.filename).read_bytes(),
@@ -108,4 +115,4 @@ def _placement(asn: Level3Association, resolved: dict[str, CurrentInput], progra
     return where
 
 
-HANDLERS = {"stage3.run": handle_association}
+HANDLERS = {"stage3.run": handle_association, "stage3.reprocess": reprocess_handler(combine_association)}

@@ -43,6 +43,10 @@ __all__ = [
     "ReferenceContext",
     "ReferenceContextFile",
     "ReferenceFile",
+    "ReferenceImpact",
+    "ReprocessingRequest",
+    "ReprocessingUnit",
+    "RequestState",
     "Subscription",
     "TaskFailure",
     "TaskStat",
@@ -147,6 +151,17 @@ class Product(Base):
     inputs: Mapped[list[Any]] = mapped_column(JSON, default=list, comment="Provenance: input filenames")
     superseded_at: Mapped[datetime | None]
     public_announced_at: Mapped[datetime | None] = mapped_column(comment="When dms.data.public was recorded")
+    request_id: Mapped[str | None] = mapped_column(
+        ForeignKey("reprocessing_request.id"), index=True,
+        comment="The reprocessing request that made this revision (None: operational processing)")
+    request_unit: Mapped[str | None] = mapped_column(
+        String(200), comment="The unit of that request it belongs to (an exposure, an association)")
+    abandoned_at: Mapped[datetime | None] = mapped_column(
+        comment="A request's revision that never became current (the request failed or was cancelled)")
+    reason: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, comment="Why a reprocessed revision was made: request, contexts, references that differ")
+    changes: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, comment="How it differs from the revision it replaces (shared.changes)")
 
     artifacts: Mapped[list[Artifact]] = relationship(back_populates="product")
     exposure: Mapped[Exposure | None] = relationship()
@@ -192,6 +207,84 @@ class EventRecord(Base):
     dispatched_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class RequestState(StrEnum):
+    """Where a reprocessing request (or one of its units) stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ReprocessingRequest(Base):
+    """A request to make products again (shared.reprocessing): its scope, the stage it
+    starts from, the reference context, why, and where it stands. ``key`` makes requests
+    idempotent: the same scope, stage and context is the same request."""
+
+    __tablename__ = "reprocessing_request"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True, comment="sha256 of scope, stage and context")
+    program_id: Mapped[str] = mapped_column(ForeignKey("program.id"), index=True)
+    scope: Mapped[dict[str, Any]] = mapped_column(JSON, comment="observations, exposures, products, association")
+    from_stage: Mapped[str] = mapped_column(String(16), comment="detector1, stage2 or stage3")
+    reference_context: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    software_reason: Mapped[str | None] = mapped_column(Text, comment="A software change that motivates it")
+    requested_by: Mapped[str | None] = mapped_column(String(200))
+    origin: Mapped[str] = mapped_column(String(16), default="user", comment="user, operator or reference (policy)")
+    state: Mapped[str] = mapped_column(String(16), default=RequestState.QUEUED, index=True)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    units: Mapped[list[ReprocessingUnit]] = relationship(back_populates="request", order_by="ReprocessingUnit.id")
+
+
+class ReprocessingUnit(Base):
+    """What becomes current together: an exposure's chain (``exposure``, named by the
+    exposure) or an association's products (``association``, named by its ASN file)."""
+
+    __tablename__ = "reprocessing_unit"
+    __table_args__ = (UniqueConstraint("request_id", "kind", "name", name="uq_reprocessing_unit"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("reprocessing_request.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), comment="exposure or association")
+    name: Mapped[str] = mapped_column(String(200))
+    stage: Mapped[str] = mapped_column(String(16), comment="The stage it runs (or ran) last")
+    state: Mapped[str] = mapped_column(String(16), default=RequestState.QUEUED)
+    pending: Mapped[list[Any]] = mapped_column(
+        JSON, default=list, comment="Inputs whose step of this stage is still due (segments, ASN files)")
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    request: Mapped[ReprocessingRequest] = relationship(back_populates="units")
+
+
+class ReferenceImpact(Base):
+    """One archived exposure a new reference context would calibrate with a different
+    file: which stage it would start from and which references differ."""
+
+    __tablename__ = "reference_impact"
+    __table_args__ = (UniqueConstraint("context", "exposure_name", name="uq_reference_impact"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    context: Mapped[str] = mapped_column(String(64), index=True, comment="The new context")
+    parent: Mapped[str | None] = mapped_column(String(64), comment="The context the exposure was calibrated with")
+    program_id: Mapped[str] = mapped_column(ForeignKey("program.id"), index=True)
+    exposure_name: Mapped[str] = mapped_column(String(64))
+    first_stage: Mapped[str] = mapped_column(String(16), comment="detector1, stage2 or stage3")
+    references: Mapped[list[Any]] = mapped_column(
+        JSON, default=list, comment="[{reftype, step, old, new}] of each reference that differs")
+    request_id: Mapped[str | None] = mapped_column(
+        ForeignKey("reprocessing_request.id"), comment="The request the policy opened for it")
+    created_at: Mapped[datetime]
 
 
 class WorkState(StrEnum):

@@ -40,6 +40,7 @@ __all__ = [
     "record_rejection",
     "record_task_run",
     "register_product",
+    "staged_product",
     "supersede_products",
     "upsert_exposure",
     "upsert_program",
@@ -109,6 +110,13 @@ def current_product(session: Session, filename: str) -> Product | None:
     return session.scalar(select(Product).where(Product.filename == filename, Product.is_current))
 
 
+def staged_product(session: Session, filename: str, request_id: str) -> Product | None:
+    """The revision of ``filename`` a reprocessing request staged (not current yet), if any."""
+    return session.scalar(select(Product).where(
+        Product.filename == filename, Product.request_id == request_id, Product.abandoned_at.is_(None),
+        Product.superseded_at.is_(None)).order_by(Product.revision.desc()).limit(1))
+
+
 @dataclass(frozen=True)
 class ProductRevision:
     """What to do with a product file: store it at ``revision``, or nothing when an
@@ -118,9 +126,16 @@ class ProductRevision:
     existing: Product | None
 
 
-def next_revision(session: Session, filename: str, sha256: str) -> ProductRevision:
+def next_revision(session: Session, filename: str, sha256: str, request_id: str | None = None) -> ProductRevision:
     """Revision for a new file of this name: the current one if its bytes are identical
-    (a retried task), else one more than the newest."""
+    (a retried task), else one more than the newest. For a reprocessing request
+    (``request_id``), a revision it staged already with these bytes comes first."""
+    if request_id is not None:
+        staged = session.scalar(select(Product).where(
+            Product.filename == filename, Product.request_id == request_id, Product.abandoned_at.is_(None),
+            Product.artifacts.any((Artifact.kind == ArtifactKind.DATA) & (Artifact.sha256 == sha256))))
+        if staged is not None:
+            return ProductRevision(staged.revision, staged)
     current = current_product(session, filename)
     if current is not None and any(a.sha256 == sha256 for a in current.artifacts if a.kind == ArtifactKind.DATA):
         return ProductRevision(current.revision, current)
@@ -147,6 +162,7 @@ def register_product(
     reference_context: str | None = None,
     product_type: str = "SCIENCE",
     data_release: datetime | None = None,
+    staged: bool = False,
 ) -> tuple[Product, bool]:
     """Register a stored product revision; returns (product, created).
 
@@ -154,6 +170,8 @@ def register_product(
     A new revision becomes current, the previous current one is marked superseded, and the
     data release date is that of the first revision (archive date + EAP), unless
     ``data_release`` is given (a combined product: released with its latest input).
+    A ``staged`` revision (made by a reprocessing request) is registered not current and
+    supersedes nothing: :func:`shared.reprocessing.complete_unit` switches it in.
     """
     existing = session.scalar(
         select(Product).where(Product.filename == filename, Product.revision == revision)
@@ -163,18 +181,19 @@ def register_product(
     # Exclusive access runs from the first archiving: a reprocessed revision keeps the
     # release date of the revisions before it.
     earlier_release = session.scalar(select(func.min(Product.data_release)).where(Product.filename == filename))
-    session.execute(
-        update(Product)
-        .where(Product.filename == filename, Product.is_current)
-        .values(is_current=False, superseded_at=archived_at)
-    )
+    if not staged:
+        session.execute(
+            update(Product)
+            .where(Product.filename == filename, Product.is_current)
+            .values(is_current=False, superseded_at=archived_at)
+        )
     product = Product(
         filename=filename,
         suffix=suffix,
         level=level,
         product_type=product_type,
         revision=revision,
-        is_current=True,
+        is_current=not staged,
         program_id=program_id,
         observation_id=observation_id,
         exposure_id=exposure_id,

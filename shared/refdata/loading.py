@@ -236,7 +236,11 @@ class CatalogReferences:
 
     @classmethod
     def of(cls, ctx: Any, context: str | int | None = None) -> CatalogReferences:
-        """The catalog's references for a service context (cache under ``<var>/refcache``)."""
+        """The catalog's references for a service context (cache under ``<var>/refcache``);
+        a context working for a reprocessing request uses the request's context."""
+        request = getattr(ctx, "request", None)
+        if request is not None:
+            context = request.reference_context
         return cls(ctx.catalog, ctx.store, ctx.settings.var_dir / "refcache", context)
 
     def choose(self, keywords: Mapping[str, Any], reftypes: Sequence[str]) -> tuple[dict[str, ReferenceChoice], str]:
