@@ -475,12 +475,30 @@ def complete_unit(session: Session, request: ReprocessingRequest, unit: Reproces
                 ProductSuperseded(filename=product.filename, program=product.program_id, revision=previous.revision,
                                   superseded_by=product.revision), source, subject=product.filename,
                 event_id=event_id_for("superseded", product.filename, previous.revision))).id)
+    _follow_members(session, request.program_id, {p.filename: p.revision for p in staged})
     if unit.kind == ASSOCIATION:
         ids += _supersede_departed(session, request, unit, {p.filename for p in staged}, now)
     unit.state, unit.finished_at = RequestState.DONE, now
     log.info("reprocessing request %s: unit %s complete, %d new revision(s) current", request.id, unit.name,
              len(staged))
     return ids
+
+
+def _follow_members(session: Session, program: str, revisions: dict[str, int]) -> None:
+    """The association rows record the member revisions of the ASN each emitted last; a
+    member the request made anew is that member still (its ASN names it, not a revision),
+    so the rows follow it, and the next association update of the program does not take
+    the new revision for a changed member set and remake what the request just made."""
+    if not revisions:
+        return
+    for asn in session.scalars(select(Association).where(Association.program_id == program)):
+        members = [list(m) for m in (asn.members or [])]
+        changed = False
+        for m in members:
+            if m[0] in revisions and m[1] != revisions[m[0]]:
+                m[1], changed = revisions[m[0]], True
+        if changed:
+            asn.members = members
 
 
 def _supersede_departed(session: Session, request: ReprocessingRequest, unit: ReprocessingUnit,
