@@ -95,6 +95,13 @@ def test_stage2_request_remakes_exactly_the_chain_below_it(system):
     assert {e.data["reprocessing"]["request_id"] for e in new_archived} == {view["id"]}
     assert {p["filename"] for p in rep["products"]} == remade
     assert all(p["state"] == "current" and p["replaces"] == p["revision"] - 1 for p in rep["products"])
+    # same software, same references: what changed is nothing but the request's own cards
+    changes = {p["filename"]: p["changes"] for p in rep["products"]}
+    cal_changes = [c for n, c in changes.items() if n.endswith("_cal.fits")]
+    assert cal_changes and all(c["comparable"] and c["sci"]["median_rel"] == 0 and c["sci"]["p99_rel"] == 0
+                               and c["dq_changed_fraction"] == 0 for c in cal_changes)
+    cat = next(c for n, c in changes.items() if n.endswith("_cat.ecsv"))
+    assert cat["added"] == cat["lost"] == 0 and cat["matched"] == cat["sources_old"] > 0
     # the product itself says which request made it
     cal = next(n for n in remade if n.endswith("_cal.fits"))
     from tests.imaging_chain import ChainRun
