@@ -147,8 +147,7 @@ def archive_product(
     if request is not None:
         return _stage_product(ctx, path, ref, stored, suffix=suffix, level=level, exposure=exposure, inputs=inputs,
                               reference_context=reference_context, segment=segment, product_type=product_type,
-                              data_release=data_release, eap_months=eap_months, archived_at=archived_at,
-                              completes_work=completes_work)
+                              data_release=data_release, eap_months=eap_months, archived_at=archived_at)
     with ctx.catalog.session() as s:
         exposure_id = observation_id = None
         if exposure is not None:
@@ -192,12 +191,14 @@ def archive_product(
 
 def _stage_product(ctx: ServiceContext, path: Path, ref: ProductRef, stored, *, suffix: str, level: int,
                    exposure: Exposure | None, inputs: list[str], reference_context: str | None, segment: int | None,
-                   product_type: str, data_release: datetime | None, eap_months: int, archived_at: datetime,
-                   completes_work: bool) -> ArchivedProduct:
+                   product_type: str, data_release: datetime | None, eap_months: int,
+                   archived_at: datetime) -> ArchivedProduct:
     """Register a revision a reprocessing request made: not current, no announcement (the
     request makes its unit current at once when the unit is complete,
     :func:`shared.reprocessing.complete_unit`), with why it was made and how it differs
-    from the current revision (:func:`shared.changes.compare_files`)."""
+    from the current revision (:func:`shared.changes.compare_files`). The work item stays
+    open: the step's end (:func:`shared.reprocessing.step_done`) closes it in the
+    transaction that advances the request, so a crash in between runs the step again."""
     from shared.changes import compare_files
 
     request = ctx.request
@@ -229,8 +230,6 @@ def _stage_product(ctx: ServiceContext, path: Path, ref: ProductRef, stored, *, 
         if created:
             product.request_id, product.request_unit = request.request_id, request.unit
             product.reason, product.changes = reason, changes
-        if completes_work and ctx.work is not None:
-            complete_work(s, ctx.work)
         product_id = product.id
     log.info("staged %s r%d for reprocessing request %s (%d bytes)", ref.filename, ref.revision,
              request.request_id, stored.size)

@@ -287,8 +287,10 @@ def submit(
         if from_stage != "stage3":
             for name in exposures:
                 inputs = _uncals(s, name) if from_stage == "detector1" else _level2_asns(s, program, name)
-                if not inputs:
-                    continue  # nothing archived to start from (e.g. no Level-2 ASN yet)
+                if not inputs:  # nothing archived to start from (not ingested, no Level-2 ASN yet)
+                    log.info("reprocessing request %s: %s has no current %s; not in the request", request.id,
+                             name, "_uncal" if from_stage == "detector1" else "Level-2 ASN")
+                    continue
                 unit = ReprocessingUnit(request_id=request.id, kind=EXPOSURE, name=name, stage=from_stage,
                                         state=RequestState.RUNNING, pending=[p.filename for p in inputs],
                                         started_at=now)
