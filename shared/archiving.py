@@ -313,15 +313,23 @@ class Placement:
     data_release: datetime | None = None
 
 
-def _mark_reprocessed(content, request) -> None:
-    """Record in the product itself which request made it and why (a FITS product: the
-    primary header's DMSREQID and DMSREASN; a table: its metadata)."""
+def _mark_reprocessed(ctx: ServiceContext, filename: str, content) -> None:
+    """Record in the product itself which request made it, why, and the context of the
+    revision it replaces (a FITS product: the primary header's DMSREQID, DMSREASN and
+    DMSPRCTX; a table: its metadata)."""
+    request = ctx.request
+    with ctx.catalog.session() as s:
+        previous = current_product(s, filename)
+        replaced_context = previous.reference_context if previous is not None else None
     if isinstance(content, FitsProduct):
-        set_cards(content, {"DMSREQID": request.request_id, "DMSREASN": request.reason[:60] or None},
+        set_cards(content, {"DMSREQID": request.request_id, "DMSREASN": request.reason[:60] or None,
+                            "DMSPRCTX": replaced_context},
                   default_hdu="PRIMARY", comments={"DMSREQID": "reprocessing request that made this revision",
-                                                   "DMSREASN": "why it was requested"})
+                                                   "DMSREASN": "why it was requested",
+                                                   "DMSPRCTX": "reference context of the revision replaced"})
     else:
-        content.meta["reprocessing"] = {"request_id": request.request_id, "reason": request.reason}
+        content.meta["reprocessing"] = {"request_id": request.request_id, "reason": request.reason,
+                                        "replaced_context": replaced_context}
 
 
 def archive_outputs(
@@ -347,7 +355,7 @@ def archive_outputs(
     for i, out in enumerate(outputs):
         where = placement(out) if callable(placement) else placement
         if ctx.request is not None:
-            _mark_reprocessed(out.content, ctx.request)
+            _mark_reprocessed(ctx, out.filename, out.content)
         path = write_output(workdir / out.filename, out.content)
         archived = archive_product(
             ctx, path, suffix=out.suffix, level=level, program=where.program, observation=where.observation,
