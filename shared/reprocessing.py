@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.archiving import event_id_for
@@ -69,6 +69,7 @@ from shared.runtime import Handler, RequestScope, ServiceContext
 __all__ = [
     "STAGES",
     "RequestError",
+    "RequestsSummary",
     "Scope",
     "cancel",
     "complete_unit",
@@ -81,6 +82,7 @@ __all__ = [
     "step_done",
     "step_input",
     "submit",
+    "summary",
 ]
 
 log = logging.getLogger(__name__)
@@ -684,6 +686,27 @@ def list_requests(session: Session, *, program: str | None = None, programs: Seq
     if state is not None:
         query = query.where(ReprocessingRequest.state == state)
     return [_view(session, r) for r in session.scalars(query)]
+
+
+@dataclass(frozen=True)
+class RequestsSummary:
+    """Requests per state (every :class:`RequestState`, zeros included) and the view of
+    the running request that started first (None when none runs), for ``dms status``."""
+
+    by_state: dict[str, int]
+    oldest_running: dict[str, Any] | None
+
+
+def summary(session: Session) -> RequestsSummary:
+    """How many requests are in each state, and the oldest running one with its progress."""
+    counts = dict(session.execute(select(ReprocessingRequest.state, func.count())
+                                  .group_by(ReprocessingRequest.state)).all())
+    oldest = session.scalar(
+        select(ReprocessingRequest).where(ReprocessingRequest.state == RequestState.RUNNING)
+        .order_by(func.coalesce(ReprocessingRequest.started_at, ReprocessingRequest.created_at),
+                  ReprocessingRequest.id).limit(1))
+    return RequestsSummary({state.value: counts.get(state.value, 0) for state in RequestState},
+                           None if oldest is None else _view(session, oldest))
 
 
 def report(session: Session, request_id: str) -> dict[str, Any]:
