@@ -40,11 +40,12 @@ def format_request(view: dict[str, Any]) -> str:
     """One request, its progress and its units, as ``dms reprocess status ID`` prints it."""
     p = view["progress"]
     eta = f", about {p['eta_seconds']:.0f} s left" if p["eta_seconds"] is not None else ""
-    scope = {k: v for k, v in (view["scope"] or {}).items() if v}
+    scope = "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                      for k, v in (view["scope"] or {}).items() if v)
     lines = [
         f"request {view['id']}: {view['state']}",
         f"  program {view['program']}, from {view['from_stage']} with {view['reference_context']}, "
-        f"scope {scope or 'the whole program'}",
+        f"scope: {scope or 'the whole program'}",
         f"  reason: {view['reason']}" + (f" (software: {view['software_reason']})" if view["software_reason"] else ""),
         f"  requested by {view['requested_by'] or '-'} ({view['origin']}) at {_when(view['created_at'])} UTC"
         + (f", ended {_when(view['finished_at'])} UTC" if view["finished_at"] else ""),

@@ -143,7 +143,8 @@ def create(body: ReprocessingIn, request: Request, response: Response, user: Req
     return view
 
 
-@router.get("", response_model=list[ReprocessingOut], summary="Reprocessing requests you may follow")
+@router.get("", response_model=list[ReprocessingOut], summary="Reprocessing requests you may follow",
+            responses={**_FORBIDDEN, 404: {"model": ErrorOut, "description": "No such program."}})
 def list_all(
     session: DbSession, user: RequiredUser, settings: SettingsDep,
     program: Annotated[str | None, Query(max_length=16, description="Only this program's requests.")] = None,
