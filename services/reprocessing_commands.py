@@ -32,6 +32,12 @@ def _program(value: str) -> str:
     return program
 
 
+def _observation(value: str) -> int:
+    if not value.strip().isdigit() or not 1 <= int(value) <= 999:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an observation number (1 to 999)")
+    return int(value)
+
+
 def _when(value: str | None) -> str:
     return value[:19].replace("T", " ") if value else "-"
 
@@ -138,7 +144,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     actions = s.add_subparsers(dest="action", required=True)
     r = actions.add_parser("submit", help="request reprocessing (embedded: run it to the end here)")
     r.add_argument("program", type=_program, help="program number, e.g. 1234 or 01234")
-    r.add_argument("--observation", type=int, action="append", default=[], metavar="N",
+    r.add_argument("--observation", type=_observation, action="append", default=[], metavar="N",
                    help="an observation number (repeat for more)")
     r.add_argument("--exposure", action="append", default=[], metavar="NAME",
                    help="an exposure, e.g. jw01234001001_01101_00001_nrca1 (repeat for more)")

@@ -127,8 +127,9 @@ def test_who_may_submit_and_bad_requests(chain, api):
     assert r.json()["detail"] == "program 01234 has no exposure jw01234001001_01101_00009_nrca1"
     r = api.post("/reprocessing", PI, request_body(scope={"observations": [7]}))
     assert r.status_code == 400 and "has no observation 7" in r.json()["detail"]
-    r = api.post("/reprocessing", PI, request_body(reference_context="dms_0099.ctx", scope=body["scope"]))
-    assert r.status_code == 400 and "dms_0099" in r.json()["detail"]
+    for context in ("dms_0099.ctx", "dms_99999999999999999999.ctx", "latest"):
+        r = api.post("/reprocessing", PI, request_body(reference_context=context, scope=body["scope"]))
+        assert r.status_code == 400 and context in r.json()["detail"], r.json()
     for bad, where in ((request_body(from_stage="stage9"), "from_stage"), (request_body(reason=" "), "reason"),
                        ({"program": "1234", "from_stage": "stage2"}, "reason"),
                        (request_body(scope={"exposure": [exposure]}), "scope.exposure"),
