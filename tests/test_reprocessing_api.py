@@ -309,3 +309,22 @@ def test_cli_submit_runs_the_request_to_its_end(chain, cli):
     assert status == 0 and f"request {rid}: done" in out
     status, out, _ = cli("status", "--state", "done")
     assert rid in out and "cancelled" not in out
+
+
+def test_cli_submit_with_a_broker_only_queues(chain, cli, monkeypatch, redis_url, broker_prefix):
+    import redis
+
+    monkeypatch.setenv("DMS_BROKER_URL", redis_url)
+    monkeypatch.setenv("DMS_BROKER_KEY_PREFIX", broker_prefix)
+    get_settings.cache_clear()
+    exposure = exposures(chain)[1]
+    status, out, _ = cli("submit", "1234", "--exposure", exposure, "--from", "stage2", "--reason", "queued only")
+    assert status == 0 and "queued for the reprocessing workers" in out, out
+    rid = out.split()[2]
+    with chain.ctx.catalog.session() as s:
+        made = s.scalars(select(Product.filename).where(Product.request_id == rid)).all()
+    assert made == []  # nothing ran here
+    queued = redis.Redis.from_url(redis_url).llen(f"{broker_prefix}stage2-reprocess")
+    assert queued == 1  # the exposure's stage-2 step, on the low-priority queue
+    status, out, _ = cli("cancel", rid)
+    assert status == 0 and f"request {rid}: cancelled" in out
