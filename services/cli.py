@@ -10,6 +10,7 @@
     dms preview FILE...                      render previews of local files
     dms subscribe | subscriptions | unsubscribe | notify     notifications
     dms serve archive | token ...            the HTTP API and its tokens
+    dms reprocess submit|status|cancel|report    reprocessing requests
     dms worker QUEUE                         run a Celery worker for one service (or its reprocessing queue)
     dms status                               dependencies, backlog, reprocessing requests, work by state
                                              and age, products, rejections, dead letters (exit 1 when a
@@ -41,9 +42,10 @@ log = logging.getLogger("dms")
 # `dms --help` answers at once, and `dms worker SERVICE` loads that service only. A
 # command's implementation is imported when the command runs.
 
-# Commands a service defines: "module:function" of what adds them to a sub-parsers object
-# (the service's register_commands), and the one-line help of `dms --help`. The service's
-# module is imported, and its parser built, only when one of its commands runs.
+# Commands a service (or the composition root) defines: "module:function" of what adds them
+# to a sub-parsers object (the service's register_commands), and the one-line help of
+# `dms --help`. The module is imported, and its parser built, only when one of its
+# commands runs.
 SERVICE_COMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("services.preview.commands:register_commands",
                 "render product files (FITS or ECSV) to a PNG preview and a JPEG thumbnail"),
@@ -55,6 +57,8 @@ SERVICE_COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("services.archive.commands:register_commands", "API tokens of the archive"),
     "associations": ("services.associations.commands:register_commands",
                      "a program's pool, candidates and associations, and what they wait for"),
+    "reprocess": ("services.reprocessing_commands:register_commands",
+                  "reprocessing requests: submit (embedded: run it here), status, cancel, report"),
 }
 
 # `dms run PIPELINE ARGS...`: "module:attribute" of the pipeline's LocalCommand
@@ -74,6 +78,7 @@ USER_ERRORS = (
     ("services.simulator.description", "DescriptionError"),
     ("shared.errors", "ConfigurationError"),
     ("shared.refdata.errors", "RefDataError"),
+    ("shared.reprocessing", "RequestError"),
     ("builtins", "FileNotFoundError"),
 )
 

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.access import revision_state
 from shared.archiving import event_id_for
 from shared.catalog import (
     ArtifactKind,
@@ -722,8 +723,7 @@ def report(session: Session, request_id: str) -> dict[str, Any]:
         replaced = session.scalar(select(Product.revision).where(
             Product.filename == p.filename, Product.revision < p.revision, Product.request_id.is_distinct_from(
                 request_id)).order_by(Product.revision.desc()).limit(1))
-        state = ("current" if p.is_current else "abandoned" if p.abandoned_at is not None
-                 else "superseded" if p.superseded_at is not None else "staged")
+        state = revision_state(p)
         products.append({
             "filename": p.filename, "suffix": p.suffix, "revision": p.revision, "replaces": replaced,
             "state": state, "unit": p.request_unit, "reference_context": p.reference_context,

@@ -6,7 +6,8 @@ A row is MAST's notification row (mast_notebooks ``subscriptions/JWST.json``):
 public_release_date``, with MAST's value formats (program as a number, capitalised
 event type, UTC times without offset, milliseconds), followed by our extras:
 ``dataURI, suffix, revision, level, instrument`` (and ``reftype``/``context`` for
-reference files).
+reference files; ``reprocessing_request``/``reprocessing_reason``/``changes`` for a
+revision a reprocessing request made).
 """
 
 from __future__ import annotations
@@ -163,6 +164,9 @@ def email_text(rows: list[dict[str, Any]], *, frequency: str, subscription_name:
             program = f"program {r['program']:05d}" if isinstance(r["program"], int) else "reference"
             lines.append(f"  {r['filename']}")
             lines.append(f"      {program}, archived {r['archived_date']} UTC, public from {r['public_release_date']} UTC")
+            if r.get("reprocessing_request"):
+                lines.append(f"      reprocessed by request {r['reprocessing_request']}: {r['reprocessing_reason']}")
+                lines.append(f"      changes: {r['changes'] or 'not compared'}")
         lines.append("")
     lines += [
         f"The attachment {attachment} holds these rows as JSON (MAST's notification format).",
