@@ -338,7 +338,6 @@ class ReprocessingCompleted(Payload):
     program: str
     state: Literal["done", "failed", "cancelled"] = "done"
     products: tuple[ProductRef, ...] = Field(description="the new revisions made current")
-    unchanged: tuple[str, ...] = Field((), description="file names remade with identical bytes (no new revision)")
 
 
 class IngestRejected(Payload):
