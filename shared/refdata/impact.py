@@ -18,8 +18,9 @@ type and instrument: ``off`` types are not compared, ``notify`` ones are recorde
 announced, and for ``reprocess`` ones :func:`open_requests` opens one reprocessing request
 per program right after the delivery commits (a request needs the committed context).
 
-Only types the delivery touched are compared: what an earlier context changed is that
-context's impact. The work is a handful of queries whatever the number of exposures
+Only references whose choice the delivery changed (context N selects another file than
+its parent for the exposure) are compared: what an earlier context changed is that
+context's impact, listed with it. The work is a handful of queries whatever the number of exposures
 (products, exposures and reference names are read once) and the matching of reference
 files is shared by exposures with the same selector values.
 """
@@ -165,13 +166,24 @@ def record_impact(session: Session, context: ReferenceContext, delivered: Iterab
         if exposure.name in used and exposure.start_time is not None:
             headers[exposure.name] = catalog_header(exposure, instrument)
             owners[exposure.name] = (instrument.upper(), program)
-    members = [m for m in context_members(session, context, reftypes=sorted({t for _, t in touched}))
-               if (m.instrument, m.reftype) in touched]
-    chosen = best_filenames(members, headers, sorted({t for _, t in touched}))
+    types = sorted({t for _, t in touched})
+
+    def choices(ctx_row: ReferenceContext | None) -> dict:
+        if ctx_row is None:
+            return {name: {} for name in headers}
+        members = [m for m in context_members(session, ctx_row, reftypes=types) if (m.instrument, m.reftype) in touched]
+        return best_filenames(members, headers, types)
+
+    chosen = choices(context)
+    before = choices(session.get(ReferenceContext, context.parent_id) if context.parent_id else None)
     counts: Counter[tuple[str, str, str]] = Counter()
     for name in sorted(headers):
         instrument, program = owners[name]
-        relevant = {stage: {t: files for t, files in by_type.items() if (instrument, t) in touched}
+        # Types whose choice this delivery changed for the exposure (an earlier context's
+        # change is that context's impact).
+        changed = {t for _, t in touched if (instrument, t) in touched
+                   and chosen[name].get(t) != before[name].get(t)}
+        relevant = {stage: {t: files for t, files in by_type.items() if t in changed}
                     for stage, by_type in used[name].items()}
         diffs = _differences(relevant, chosen[name], instrument, policy)
         if not diffs:
