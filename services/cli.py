@@ -185,7 +185,7 @@ def cmd_storage(args: argparse.Namespace) -> int:
 
 
 def cmd_refs(args: argparse.Namespace) -> int:
-    from services.console import context_for, task_progress
+    from services.console import context_for, print_impact, task_progress
     from shared.config import get_settings
     from shared.refdata import deliver as deliver_references
     from shared.refdata import explain, exposure_header, list_contexts, list_impact, list_references
@@ -228,22 +228,6 @@ def cmd_refs(args: argparse.Namespace) -> int:
             header = exposure_header(s, args.source)
             print(explain(s, header, reference_steps(header), args.context))
     return 0
-
-
-def print_impact(rows, context: str | None) -> None:
-    """The exposures a context would calibrate differently, one line per reference."""
-    if not rows:
-        print(f"{context or 'the current context'}: no archived exposure would be calibrated with other files")
-        return
-    print(f"{rows[0].context}: {len(rows)} archived exposure(s) would be calibrated with other files")
-    print(f"{'EXPOSURE':<34} {'PROGRAM':<7}  {'FIRST':<9}  REFERENCE  OLD -> NEW")
-    for r in rows:
-        for i, ref in enumerate(r.references):
-            lead = f"{r.exposure:<34} {r.program:<7}  {r.first_stage:<9}" if i == 0 else " " * 53
-            print(f"{lead}  {ref['reftype']:<9}  {ref['old']} -> {ref['new'] or 'none'} "
-                  f"({ref['stage']}, {ref['policy']})")
-        if r.request_id:
-            print(f"{'':<53}  reprocessing request {r.request_id}")
 
 
 def add_refs_parser(sub) -> None:
