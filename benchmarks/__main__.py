@@ -1,4 +1,4 @@
-"""`python -m benchmarks [ingest] [detector1] [imaging] [startup] [whole] [scale]`: run the benchmarks and print their figures."""
+"""`python -m benchmarks [ingest] [detector1] [imaging] [startup] [whole] [scale] [reprocess]`: run the benchmarks and print their figures."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from benchmarks import (
     detector1_bench,
     imaging_bench,
     ingest_bench,
+    reprocess_bench,
     scale_bench,
     startup_bench,
     whole_process_bench,
 )
 
 BENCHES = {"ingest": ingest_bench.run, "detector1": detector1_bench.run, "imaging": imaging_bench.run,
-           "startup": startup_bench.run, "whole": whole_process_bench.run, "scale": scale_bench.run}
+           "startup": startup_bench.run, "whole": whole_process_bench.run, "scale": scale_bench.run,
+           "reprocess": reprocess_bench.run}
 
 
 def main(argv: list[str] | None = None) -> int:

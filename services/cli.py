@@ -11,9 +11,11 @@
     dms preview FILE...                      render previews of local files
     dms subscribe | subscriptions | unsubscribe | notify     notifications
     dms serve archive | token ...            the HTTP API and its tokens
+    dms reprocess submit|status|cancel|report    reprocessing requests
     dms worker QUEUE                         run a Celery worker for one service (or its reprocessing queue)
-    dms status                               dependencies, backlog, work by state and age, products,
-                                             rejections, dead letters (exit 1 when a dependency is down)
+    dms status                               dependencies, backlog, reprocessing requests, work by state
+                                             and age, products, rejections, dead letters (exit 1 when a
+                                             dependency is down)
     dms demo                                 simulate the demo observation and run it to the end
     dms reconcile [--loop]                   re-dispatch events and work left pending, lost or expired
     dms db upgrade                           bring the catalog schema up to date
@@ -41,9 +43,10 @@ log = logging.getLogger("dms")
 # `dms --help` answers at once, and `dms worker SERVICE` loads that service only. A
 # command's implementation is imported when the command runs.
 
-# Commands a service defines: "module:function" of what adds them to a sub-parsers object
-# (the service's register_commands), and the one-line help of `dms --help`. The service's
-# module is imported, and its parser built, only when one of its commands runs.
+# Commands a service (or the composition root) defines: "module:function" of what adds them
+# to a sub-parsers object (the service's register_commands), and the one-line help of
+# `dms --help`. The module is imported, and its parser built, only when one of its
+# commands runs.
 SERVICE_COMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("services.preview.commands:register_commands",
                 "render product files (FITS or ECSV) to a PNG preview and a JPEG thumbnail"),
@@ -55,6 +58,8 @@ SERVICE_COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("services.archive.commands:register_commands", "API tokens of the archive"),
     "associations": ("services.associations.commands:register_commands",
                      "a program's pool, candidates and associations, and what they wait for"),
+    "reprocess": ("services.reprocessing_commands:register_commands",
+                  "reprocessing requests: submit (embedded: run it here), status, cancel, report"),
 }
 
 # `dms run PIPELINE ARGS...`: "module:attribute" of the pipeline's LocalCommand
@@ -74,6 +79,7 @@ USER_ERRORS = (
     ("services.simulator.description", "DescriptionError"),
     ("shared.errors", "ConfigurationError"),
     ("shared.refdata.errors", "RefDataError"),
+    ("shared.reprocessing", "RequestError"),
     ("builtins", "FileNotFoundError"),
 )
 
@@ -265,14 +271,15 @@ def _age(seconds: float) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Dependencies, backlog, work per task and state, products, rejections, dead letters.
-    Never a traceback: a dependency that is down is named, and what the others can tell is
-    still shown; the exit status is then 1."""
+    """Dependencies, backlog, reprocessing requests, work per task and state, products,
+    rejections, dead letters. Never a traceback: a dependency that is down is named, and
+    what the others can tell is still shown; the exit status is then 1."""
     from datetime import UTC, datetime
 
     from shared.catalog import Catalog
     from shared.config import get_settings
     from shared.health import check_broker, check_catalog, check_store, queue_depths
+    from shared.routing import QUEUES
     from shared.storage import open_store
 
     if not args.verbose:  # what is down is printed below; no log lines beside it
@@ -298,10 +305,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     for name, state in health.items():
         print(f"  {name:<14} {state}")
 
-    print("backlog (messages in the broker's queues)")
+    print("backlog (messages in the broker's queues; *-reprocess: reprocessing requests)")
     if health["broker"] == "ok":
+        width = max(map(len, QUEUES))
         for q, n in (queue_depths(settings) or {}).items():
-            print(f"  {q:<14} {n:>6} waiting")
+            print(f"  {q:<{width}} {n:>6} waiting")
     else:
         print(f"  not available: broker {health['broker']}")
 
@@ -313,7 +321,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             health["catalog"] = f"unreachable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             down.append("catalog")
     if "catalog" in down:
-        print(f"work, products, rejections and dead letters: not available (catalog {health['catalog']})")
+        print(f"reprocessing requests, work, products, rejections and dead letters: not available "
+              f"(catalog {health['catalog']})")
     catalog.dispose()
     if down:
         print(f"DOWN: {', '.join(dict.fromkeys(down))}")
@@ -328,6 +337,7 @@ def _print_catalog_status(s, limit: int, now) -> None:
     from shared.catalog.queries import product_counts_by_level
     from shared.catalog.work import work_summary
 
+    _print_reprocessing_status(s, now)
     pending = s.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.dispatched_at.is_(None)))
     print(f"outbox: {pending} undispatched event(s)")
     print("work (per task: items by state; age of the oldest pending and running)")
@@ -364,6 +374,28 @@ def _print_catalog_status(s, limit: int, now) -> None:
     print(f"dead-lettered tasks: {failures}")
     for f in s.scalars(select(TaskFailure).order_by(TaskFailure.created_at.desc()).limit(limit)):
         print(f"  {f.created_at:%Y-%m-%d %H:%M:%S}  {f.task}  {f.reason}")
+
+
+def _print_reprocessing_status(s, now) -> None:
+    """Requests by state; the oldest running one with its units done of all."""
+    from datetime import datetime
+
+    from shared.catalog import RequestState
+    from shared.reprocessing import summary
+
+    requests = summary(s)
+    n = requests.by_state
+    print(f"reprocessing requests: {n[RequestState.RUNNING]} running, {n[RequestState.QUEUED]} queued "
+          f"({n[RequestState.DONE]} done, {n[RequestState.FAILED]} failed, {n[RequestState.CANCELLED]} cancelled)")
+    view = requests.oldest_running
+    if view is not None:
+        progress = view["progress"]
+        since = datetime.fromisoformat(view["started_at"] or view["created_at"])
+        failed = f", {progress['failed']} failed" if progress["failed"] else ""
+        eta = f"; about {_age(progress['eta_seconds'])} to go" if progress["eta_seconds"] is not None else ""
+        print(f"  oldest running: {view['id']} (program {view['program']}, from {view['from_stage']}), "
+              f"started {_age((now - since).total_seconds())} ago")
+        print(f"    units: {progress['done']}/{progress['units']} done{failed}{eta}")
 
 
 # ---------------------------------------------------------------- commands of services

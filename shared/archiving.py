@@ -147,8 +147,7 @@ def archive_product(
     if request is not None:
         return _stage_product(ctx, path, ref, stored, suffix=suffix, level=level, exposure=exposure, inputs=inputs,
                               reference_context=reference_context, segment=segment, product_type=product_type,
-                              data_release=data_release, eap_months=eap_months, archived_at=archived_at,
-                              completes_work=completes_work)
+                              data_release=data_release, eap_months=eap_months, archived_at=archived_at)
     with ctx.catalog.session() as s:
         exposure_id = observation_id = None
         if exposure is not None:
@@ -192,12 +191,14 @@ def archive_product(
 
 def _stage_product(ctx: ServiceContext, path: Path, ref: ProductRef, stored, *, suffix: str, level: int,
                    exposure: Exposure | None, inputs: list[str], reference_context: str | None, segment: int | None,
-                   product_type: str, data_release: datetime | None, eap_months: int, archived_at: datetime,
-                   completes_work: bool) -> ArchivedProduct:
+                   product_type: str, data_release: datetime | None, eap_months: int,
+                   archived_at: datetime) -> ArchivedProduct:
     """Register a revision a reprocessing request made: not current, no announcement (the
     request makes its unit current at once when the unit is complete,
     :func:`shared.reprocessing.complete_unit`), with why it was made and how it differs
-    from the current revision (:func:`shared.changes.compare_files`)."""
+    from the current revision (:func:`shared.changes.compare_files`). The work item stays
+    open: the step's end (:func:`shared.reprocessing.step_done`) closes it in the
+    transaction that advances the request, so a crash in between runs the step again."""
     from shared.changes import compare_files
 
     request = ctx.request
@@ -229,8 +230,6 @@ def _stage_product(ctx: ServiceContext, path: Path, ref: ProductRef, stored, *, 
         if created:
             product.request_id, product.request_unit = request.request_id, request.unit
             product.reason, product.changes = reason, changes
-        if completes_work and ctx.work is not None:
-            complete_work(s, ctx.work)
         product_id = product.id
     log.info("staged %s r%d for reprocessing request %s (%d bytes)", ref.filename, ref.revision,
              request.request_id, stored.size)
@@ -314,15 +313,23 @@ class Placement:
     data_release: datetime | None = None
 
 
-def _mark_reprocessed(content, request) -> None:
-    """Record in the product itself which request made it and why (a FITS product: the
-    primary header's DMSREQID and DMSREASN; a table: its metadata)."""
+def _mark_reprocessed(ctx: ServiceContext, filename: str, content) -> None:
+    """Record in the product itself which request made it, why, and the context of the
+    revision it replaces (a FITS product: the primary header's DMSREQID, DMSREASN and
+    DMSPRCTX; a table: its metadata)."""
+    request = ctx.request
+    with ctx.catalog.session() as s:
+        previous = current_product(s, filename)
+        replaced_context = previous.reference_context if previous is not None else None
     if isinstance(content, FitsProduct):
-        set_cards(content, {"DMSREQID": request.request_id, "DMSREASN": request.reason[:60] or None},
+        set_cards(content, {"DMSREQID": request.request_id, "DMSREASN": request.reason[:60] or None,
+                            "DMSPRCTX": replaced_context},
                   default_hdu="PRIMARY", comments={"DMSREQID": "reprocessing request that made this revision",
-                                                   "DMSREASN": "why it was requested"})
+                                                   "DMSREASN": "why it was requested",
+                                                   "DMSPRCTX": "reference context of the revision replaced"})
     else:
-        content.meta["reprocessing"] = {"request_id": request.request_id, "reason": request.reason}
+        content.meta["reprocessing"] = {"request_id": request.request_id, "reason": request.reason,
+                                        "replaced_context": replaced_context}
 
 
 def archive_outputs(
@@ -348,7 +355,7 @@ def archive_outputs(
     for i, out in enumerate(outputs):
         where = placement(out) if callable(placement) else placement
         if ctx.request is not None:
-            _mark_reprocessed(out.content, ctx.request)
+            _mark_reprocessed(ctx, out.filename, out.content)
         path = write_output(workdir / out.filename, out.content)
         archived = archive_product(
             ctx, path, suffix=out.suffix, level=level, program=where.program, observation=where.observation,

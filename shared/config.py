@@ -97,6 +97,10 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="How users reach the archive API (links in notifications)."
     )
     token_ttl_days: int = Field(60, description="Lifetime of an API token.")
+    operators: str = Field(
+        "", description="Comma-separated token owners who are archive operators: they may submit, follow and "
+                        "cancel reprocessing requests of any program and read revisions not (yet) published.",
+    )
     astrometric_catalog_dir: Path | None = Field(
         None, description="Directory of ECSV star catalogs (ra, dec) that stage 3 aligns mosaics to absolutely.",
     )
@@ -137,6 +141,11 @@ class Settings(BaseSettings):
     @property
     def resolved_store_root(self) -> Path:
         return (self.store_root or self.var_dir / "objects").resolve()
+
+    @property
+    def operator_users(self) -> frozenset[str]:
+        """The identities named by ``DMS_OPERATORS``."""
+        return frozenset(u.strip() for u in self.operators.split(",") if u.strip())
 
     @property
     def embedded(self) -> bool:

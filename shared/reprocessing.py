@@ -32,9 +32,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.access import revision_state
 from shared.archiving import event_id_for
 from shared.catalog import (
     ArtifactKind,
@@ -69,6 +70,7 @@ from shared.runtime import Handler, RequestScope, ServiceContext
 __all__ = [
     "STAGES",
     "RequestError",
+    "RequestsSummary",
     "Scope",
     "cancel",
     "complete_unit",
@@ -81,6 +83,7 @@ __all__ = [
     "step_done",
     "step_input",
     "submit",
+    "summary",
 ]
 
 log = logging.getLogger(__name__)
@@ -287,8 +290,10 @@ def submit(
         if from_stage != "stage3":
             for name in exposures:
                 inputs = _uncals(s, name) if from_stage == "detector1" else _level2_asns(s, program, name)
-                if not inputs:
-                    continue  # nothing archived to start from (e.g. no Level-2 ASN yet)
+                if not inputs:  # nothing archived to start from (not ingested, no Level-2 ASN yet)
+                    log.info("reprocessing request %s: %s has no current %s; not in the request", request.id,
+                             name, "_uncal" if from_stage == "detector1" else "Level-2 ASN")
+                    continue
                 unit = ReprocessingUnit(request_id=request.id, kind=EXPOSURE, name=name, stage=from_stage,
                                         state=RequestState.RUNNING, pending=[p.filename for p in inputs],
                                         started_at=now)
@@ -475,12 +480,30 @@ def complete_unit(session: Session, request: ReprocessingRequest, unit: Reproces
                 ProductSuperseded(filename=product.filename, program=product.program_id, revision=previous.revision,
                                   superseded_by=product.revision), source, subject=product.filename,
                 event_id=event_id_for("superseded", product.filename, previous.revision))).id)
+    _follow_members(session, request.program_id, {p.filename: p.revision for p in staged})
     if unit.kind == ASSOCIATION:
         ids += _supersede_departed(session, request, unit, {p.filename for p in staged}, now)
     unit.state, unit.finished_at = RequestState.DONE, now
     log.info("reprocessing request %s: unit %s complete, %d new revision(s) current", request.id, unit.name,
              len(staged))
     return ids
+
+
+def _follow_members(session: Session, program: str, revisions: dict[str, int]) -> None:
+    """The association rows record the member revisions of the ASN each emitted last; a
+    member the request made anew is that member still (its ASN names it, not a revision),
+    so the rows follow it, and the next association update of the program does not take
+    the new revision for a changed member set and remake what the request just made."""
+    if not revisions:
+        return
+    for asn in session.scalars(select(Association).where(Association.program_id == program)):
+        members = [list(m) for m in (asn.members or [])]
+        changed = False
+        for m in members:
+            if m[0] in revisions and m[1] != revisions[m[0]]:
+                m[1], changed = revisions[m[0]], True
+        if changed:
+            asn.members = members
 
 
 def _supersede_departed(session: Session, request: ReprocessingRequest, unit: ReprocessingUnit,
@@ -666,6 +689,27 @@ def list_requests(session: Session, *, program: str | None = None, programs: Seq
     return [_view(session, r) for r in session.scalars(query)]
 
 
+@dataclass(frozen=True)
+class RequestsSummary:
+    """Requests per state (every :class:`RequestState`, zeros included) and the view of
+    the running request that started first (None when none runs), for ``dms status``."""
+
+    by_state: dict[str, int]
+    oldest_running: dict[str, Any] | None
+
+
+def summary(session: Session) -> RequestsSummary:
+    """How many requests are in each state, and the oldest running one with its progress."""
+    counts = dict(session.execute(select(ReprocessingRequest.state, func.count())
+                                  .group_by(ReprocessingRequest.state)).all())
+    oldest = session.scalar(
+        select(ReprocessingRequest).where(ReprocessingRequest.state == RequestState.RUNNING)
+        .order_by(func.coalesce(ReprocessingRequest.started_at, ReprocessingRequest.created_at),
+                  ReprocessingRequest.id).limit(1))
+    return RequestsSummary({state.value: counts.get(state.value, 0) for state in RequestState},
+                           None if oldest is None else _view(session, oldest))
+
+
 def report(session: Session, request_id: str) -> dict[str, Any]:
     """What a request made and what changed: per product revision it made, whether it is
     current, staged or abandoned, the revision it replaced, why it was made and how it
@@ -679,8 +723,7 @@ def report(session: Session, request_id: str) -> dict[str, Any]:
         replaced = session.scalar(select(Product.revision).where(
             Product.filename == p.filename, Product.revision < p.revision, Product.request_id.is_distinct_from(
                 request_id)).order_by(Product.revision.desc()).limit(1))
-        state = ("current" if p.is_current else "abandoned" if p.abandoned_at is not None
-                 else "superseded" if p.superseded_at is not None else "staged")
+        state = revision_state(p)
         products.append({
             "filename": p.filename, "suffix": p.suffix, "revision": p.revision, "replaces": replaced,
             "state": state, "unit": p.request_unit, "reference_context": p.reference_context,

@@ -1,8 +1,9 @@
 """A property-based run of the archive API against its own OpenAPI document (schemathesis):
 every operation is called with generated parameters and bodies, in-process over ASGI, on a
-PostgreSQL catalog holding a program, an observation, a product with its preview, events
-and a subscription. Each answer must be no server error, have a status the document
-declares, match the declared schema, and never show a storage URI (s3://, file://).
+PostgreSQL catalog holding a program, an observation, a product with its preview, events,
+a subscription and a reprocessing request. Each answer must be no server error, have a
+status the document declares, match the declared schema, and never show a storage URI
+(s3://, file://).
 
 Bounded: a fixed number of examples per operation, derandomized (the same cases each run),
 so it stays within a minute or two on two cores."""
@@ -31,6 +32,8 @@ from shared.catalog import (
     Observation,
     Product,
     Program,
+    ReprocessingRequest,
+    ReprocessingUnit,
     upgrade,
 )
 from shared.catalog.queries import add_event
@@ -85,6 +88,15 @@ def _seed(catalog: Catalog) -> str:
         add_event(s, new_event(IngestRejected(raw=raw, reason="no_science_packets", program=None,
                                               detail="nothing in file:///var/objects/dms-raw/noise.ccsds"),
                                "/test", subject="noise.ccsds", time=T0 + timedelta(minutes=1)))
+        request = ReprocessingRequest(
+            id="5d1c7a52-8a0e-4d1b-9c55-0d3f6c2b7e11", key="0" * 64, program_id="01234",
+            scope={"observations": [1], "exposures": [], "products": [], "association": None}, from_stage="stage2",
+            reference_context="dms_0001.ctx", reason="seeded", requested_by=OWNER, state="done", created_at=T0,
+            started_at=T0, finished_at=T0)
+        request.units.append(ReprocessingUnit(kind="exposure", name="jw01234001001_01101_00001_nrca1",
+                                              stage="stage2", state="done", pending=[], started_at=T0,
+                                              finished_at=T0))
+        s.add(request)
         create_subscription(s, OWNER, SubscriptionSpec(channel="webhook", target="http://192.0.2.10/hook"),
                             policy=WebhookPolicy.from_text("192.0.2.0/24"))
         return create_token(s, OWNER, 1, "schema test")
@@ -143,9 +155,10 @@ def test_api_conforms_to_its_openapi(api_schema, token, mode):
     it (invalid): no 5xx, declared statuses, declared schemas, no storage URI."""
     failures = []
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) >= 18, [op.label for op in operations]
+    assert len(operations) >= 23, [op.label for op in operations]
     for operation in operations:
-        headers = {"Authorization": f"Bearer {token}"} if operation.path.startswith("/subscriptions") else None
+        headers = ({"Authorization": f"Bearer {token}"}
+                   if operation.path.startswith(("/subscriptions", "/reprocessing")) else None)
 
         try:
             _fuzz(operation, mode, headers)()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,50 @@ def test_simulate_ingest_status(tmp_path, description):
     status = dms(tmp_path, "status").stdout
     assert "level 1 (uncal): 1" in status
     assert "rejections: 1" in status and "noise.ccsds  no_science_packets" in status
+
+
+def test_status_shows_reprocessing_requests(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from shared.catalog import Catalog, Program, ReprocessingRequest, ReprocessingUnit, RequestState
+    from shared.config import Settings
+
+    catalog = Catalog(Settings(var_dir=tmp_path / "var").resolved_catalog_url)
+    catalog.upgrade()
+    now = datetime.now(UTC)
+
+    ids = {name: str(uuid.uuid4()) for name in "abcde"}
+
+    def request(s, name, state, minutes_ago, units=()):
+        rid, since = ids[name], now - timedelta(minutes=minutes_ago)
+        s.add(ReprocessingRequest(id=rid, key=rid.replace("-", "") * 2, program_id="01234", scope={},
+                                  from_stage="stage2", reference_context="jwst_0002.pmap", state=state,
+                                  created_at=since, started_at=None if state == RequestState.QUEUED else since))
+        for i, unit_state in enumerate(units):
+            s.add(ReprocessingUnit(request_id=rid, kind="exposure", name=f"jw01234001001_01101_0000{i + 1}_nrca1",
+                                   stage="stage2", state=unit_state))
+
+    done, failed, running = RequestState.DONE, RequestState.FAILED, RequestState.RUNNING
+    with catalog.session() as s:
+        s.add(Program(id="01234", created_at=now))
+        s.flush()
+        request(s, "a", running, 125, [done, done, failed, running, running])  # the oldest running
+        request(s, "b", running, 10, [running])
+        request(s, "c", RequestState.QUEUED, 1)
+        request(s, "d", done, 300, [done])
+        request(s, "e", RequestState.CANCELLED, 400, [RequestState.CANCELLED])
+    catalog.dispose()
+
+    status = dms(tmp_path, "status").stdout
+    lines = status.splitlines()
+    line = lines.index("reprocessing requests: 2 running, 1 queued (1 done, 0 failed, 1 cancelled)")
+    assert lines[line - 1].startswith("  not available: broker none"), "right after the backlog"
+    assert re.fullmatch(rf"  oldest running: {ids['a']} \(program 01234, from stage2\), started 2h0[45]m ago",
+                        lines[line + 1]), lines[line + 1]
+    # 3 of 5 units ended in about 125 minutes: the other 2 in about 83 more
+    assert re.fullmatch(r"    units: 2/5 done, 1 failed; about 1h2[23]m to go", lines[line + 2]), lines[line + 2]
+    assert ids["b"] not in status
+    assert lines[line + 3].startswith("outbox: ")
 
 
 def test_clear_errors(tmp_path, description):

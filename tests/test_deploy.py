@@ -38,7 +38,7 @@ import yaml
 
 from services import cli
 from shared.config import Settings
-from shared.routing import QUEUES
+from shared.routing import QUEUES, REPROCESSING_QUEUES, service_of_queue
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -47,6 +47,8 @@ BIN = Path(sys.executable).parent  # hadolint and kubectl come with the [test] e
 KUBERNETES_VERSION = "1.33.0"       # the oldest Kubernetes the manifests are meant for
 IMAGE = "jwst-dms"
 LOOP_ROLES = {"api": "archive", "reconciler": "reconciler", "notify": "notify"}
+DOCKER_CPU_SHARES = 1024            # a container's CPU weight when compose sets none
+OPERATIONAL, REPROCESSING = "jwst-dms-operational", "jwst-dms-reprocessing"  # k8s/priority.yaml
 
 
 def _tool(name: str) -> str:
@@ -269,6 +271,19 @@ def test_compose_settings_are_real_and_valid(monkeypatch):
         assert grace < visibility, f"{q}: a task still running at {grace} s would be redelivered at {visibility} s"
 
 
+def test_compose_reprocessing_workers_yield_the_cpu():
+    """A reprocessing worker is its service's container with a lower CPU weight."""
+    services = _compose()["services"]
+    for q in QUEUES:
+        if q not in REPROCESSING_QUEUES:
+            assert services[q].get("cpu_shares", DOCKER_CPU_SHARES) == DOCKER_CPU_SHARES, q
+    for q in REPROCESSING_QUEUES:
+        worker, operational = services[q], services[service_of_queue(q)]
+        assert 2 <= int(worker["cpu_shares"]) < DOCKER_CPU_SHARES, q
+        assert {k: v for k, v in worker.items() if k not in ("command", "cpu_shares")} == \
+            {k: v for k, v in operational.items() if k != "command"}, f"{q}: otherwise as its service"
+
+
 def test_a_wrong_setting_is_noticed(monkeypatch):
     from pydantic import ValidationError
 
@@ -479,6 +494,47 @@ def test_every_role_runs_with_requests_limits_probes_and_no_root():
         grace = deployments[q]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         assert grace < visibility, q
         assert grace == _duration_seconds(compose[q]["stop_grace_period"]), f"{q}: same grace in compose and k8s"
+
+
+def test_reprocessing_yields_to_operational_work():
+    """Every pod names a PriorityClass: the reprocessing workers the lower one, which never
+    preempts; every other pod the operational one, which may preempt them. The reprocessing
+    workers are their services' Deployments with a smaller CPU request (hence CPU share)
+    and autoscaling from zero."""
+    classes = {pc["metadata"]["name"]: pc for pc in _objects("PriorityClass")}
+    assert set(classes) == {OPERATIONAL, REPROCESSING}
+    assert all("namespace" not in pc["metadata"] for pc in classes.values()), "PriorityClass is cluster-scoped"
+    assert not any(pc.get("globalDefault") for pc in classes.values()), "no class is the cluster's default"
+    assert classes[REPROCESSING]["value"] < classes[OPERATIONAL]["value"]
+    assert classes[REPROCESSING]["preemptionPolicy"] == "Never"
+    assert classes[OPERATIONAL].get("preemptionPolicy", "PreemptLowerPriority") == "PreemptLowerPriority"
+    for w in _workloads():
+        name = w["metadata"]["name"]
+        expected = REPROCESSING if name in REPROCESSING_QUEUES else OPERATIONAL
+        assert w["spec"]["template"]["spec"].get("priorityClassName") == expected, name
+
+    deployments = {d["metadata"]["name"]: d for d in _objects("Deployment")}
+    scaled = {so["spec"]["scaleTargetRef"]["name"]: so["spec"] for so in _objects("ScaledObject")}
+    pdbs = {p["metadata"]["name"] for p in _objects("PodDisruptionBudget")}
+    for q in REPROCESSING_QUEUES:
+        service = service_of_queue(q)
+        worker, operational = (deployments[n]["spec"]["template"]["spec"] for n in (q, service))
+        (c,), (op,) = worker["containers"], operational["containers"]
+        cpu = {n: _cores(x["resources"]["requests"]["cpu"]) for n, x in ((q, c), (service, op))}
+        assert cpu[q] < cpu[service], f"{q}: a smaller CPU request than {service}"
+        assert c["resources"]["requests"]["memory"] == op["resources"]["requests"]["memory"], q
+        assert c["resources"]["limits"] == op["resources"]["limits"], q
+        for key in ("envFrom", "env", "volumeMounts", "securityContext"):
+            assert c.get(key) == op.get(key), (q, key)
+        for key in ("volumes", "terminationGracePeriodSeconds", "securityContext"):
+            assert worker.get(key) == operational.get(key), (q, key)
+        assert scaled[q]["minReplicaCount"] == 0 and scaled[q]["maxReplicaCount"] <= scaled[service]["maxReplicaCount"]
+        assert q in pdbs, f"{q}: a PodDisruptionBudget as its service has"
+
+
+def _cores(cpu: str) -> float:
+    """A CPU quantity (``250m``, ``1``, ``1.5``) in cores."""
+    return float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
 
 
 def _matches(selector: dict, labels: dict) -> bool:

@@ -43,6 +43,7 @@ from shared.messages import (
     ProductArchived,
     ProductRef,
     ReferenceDelivered,
+    Reprocessed,
     new_event,
 )
 from shared.runtime import ServiceContext, run_handler
@@ -86,7 +87,7 @@ def with_settings(ctx: ServiceContext, **update) -> ServiceContext:
 
 
 def archive(ctx, filename, *, program="01234", revision=1, archived_at=T0, eap_months=12, level=1,
-            suffix=None, instrument="NIRCAM", inputs=(), data_release=None) -> Event:
+            suffix=None, instrument="NIRCAM", inputs=(), data_release=None, reprocessing=None) -> Event:
     """Register a product (program, observation, product, artifact) the way a stage does,
     with its dms.product.archived event in the outbox; returns the event."""
     suffix = suffix or filename.rsplit("_", 1)[1].split(".")[0]
@@ -112,8 +113,8 @@ def archive(ctx, filename, *, program="01234", revision=1, archived_at=T0, eap_m
         s.flush()
         ref = ProductRef(uri=product.artifacts[0].uri, filename=filename, suffix=suffix, sha256=sha, size=10,
                          revision=revision, program=program, observation=1)
-        event = new_event(ProductArchived(product=ref, level=level, data_release=release), "/test/stage",
-                          subject=filename, time=archived_at)
+        event = new_event(ProductArchived(product=ref, level=level, data_release=release, reprocessing=reprocessing),
+                          "/test/stage", subject=filename, time=archived_at)
         add_event(s, event)
     return event
 
@@ -590,6 +591,37 @@ def test_reference_delivery_and_reprocessed(sqlite_ctx, webhook):
                     archived_at=T0 + timedelta(days=90))
     match_event(ctx, again, T0 + timedelta(days=90))
     assert [r["event_type"] for r in webhook.events()[-1]["data"]] == ["Reprocessed"]  # was public already
+
+
+def test_reprocessed_rows_carry_the_request_reason_and_changes(sqlite_ctx, webhook, smtp):
+    from shared.changes import summary
+
+    ctx = with_settings(sqlite_ctx, smtp_port=smtp.port)
+    subscribe(ctx, target=webhook.url)
+    subscribe(ctx, "email", "pi@example.org", "immediate", event_types=["reprocessed"])
+    name = "jw01234001001_01101_00001_nrca1_cal.fits"
+    archive(ctx, name)
+    changes = {"kind": "image", "sci": {"pixels": 25600, "max_abs": 0.4, "median_rel": 0.012, "p99_rel": 0.05},
+               "dq_changed_fraction": 0.0}
+    why = Reprocessed(request_id="0b7f2a8e-1111-4c3b-9d7e-5a0e6f1c2d3e", reason="new flats for NRCA1",
+                      old_context="dms_0001.ctx", new_context="dms_0002.ctx", changes=changes)
+    again = archive(ctx, name, revision=2, archived_at=T0 + timedelta(days=3), reprocessing=why)
+    match_event(ctx, again, T0 + timedelta(days=3))
+    [ce] = webhook.events()
+    [row] = ce["data"]
+    assert row["event_type"] == "Reprocessed" and row["revision"] == 2
+    assert row["reprocessing_request"] == why.request_id
+    assert row["reprocessing_reason"] == "new flats for NRCA1"
+    assert row["changes"] == summary(changes) and row["changes"]
+    [message] = smtp.messages
+    body = message.get_body(("plain",)).get_content()
+    assert f"reprocessed by request {why.request_id}: new flats for NRCA1" in body
+    assert f"changes: {summary(changes)}" in body
+    # an ordinary new revision (no request) has none of these fields
+    plain = archive(ctx, "jw01234001001_01101_00002_nrca1_cal.fits")
+    match_event(ctx, plain, T0)
+    [new_row] = webhook.events()[-1]["data"]
+    assert new_row["event_type"] == "New" and "reprocessing_request" not in new_row
 
 
 # ---------------------------------------------------------------- CLI

@@ -28,6 +28,7 @@ from services.archive.routers import (
     products,
     programs,
     references,
+    reprocessing,
     subscriptions,
 )
 from shared.catalog import Catalog
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "download", "description": "Files, previews and bundles (exclusive access enforced)."},
             {"name": "programs", "description": "Programs and the PI's grants of data access."},
             {"name": "subscriptions", "description": "Your notification subscriptions (token needed)."},
+            {"name": "reprocessing", "description": "Reprocessing requests of your programs (token needed)."},
             {"name": "events", "description": "Recent archive events."},
             {"name": "operations", "description": "Health, metrics, identity."},
         ],
@@ -198,7 +200,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
-    for module in (observations, products, download, programs, references, subscriptions, events, ops):
+    for module in (observations, products, download, programs, references, subscriptions, reprocessing, events,
+                   ops):
         app.include_router(module.router)
     app.openapi = lambda: _complete_openapi(app)
     app.add_middleware(_BodyLimit)

@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
+from shared import access
 from shared.catalog import Catalog
 from shared.config import Settings, get_settings
 from shared.storage import ObjectStore
@@ -26,6 +27,7 @@ __all__ = [
     "CurrentUser",
     "check_request",
     "DbSession",
+    "Operator",
     "RequiredUser",
     "SettingsDep",
     "StoreDep",
@@ -34,6 +36,7 @@ __all__ = [
     "get_session",
     "get_settings",
     "get_store",
+    "is_operator",
     "required_user",
 ]
 
@@ -134,3 +137,11 @@ RequiredUser = Annotated[str, Depends(required_user)]
 def unauthorized(detail: str) -> HTTPException:
     """401 with the challenge, for routes that refuse an anonymous caller."""
     return _unauthorized(detail)
+
+
+def is_operator(user: CurrentUser, settings: SettingsDep) -> bool:
+    """Whether the caller is an archive operator (``DMS_OPERATORS``)."""
+    return access.is_operator(user, settings.operator_users)
+
+
+Operator = Annotated[bool, Depends(is_operator)]

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from services.archive.search import basename
+from shared.access import published_revision
 from shared.catalog import Artifact, ArtifactKind, Observation, Product, Program
 from shared.storage import ObjectNotFoundError, ObjectStore, StorageError
 
@@ -51,10 +52,14 @@ def _kind_rank(kinds: Sequence[str]) -> dict[str, int]:
     return {k: i for i, k in enumerate(kinds)}
 
 
-def resolve(session: Session, filename: str, kinds: Sequence[str], revision: int | None = None) -> Served | None:
+def resolve(session: Session, filename: str, kinds: Sequence[str], revision: int | None = None, *,
+            unpublished: bool = False) -> Served | None:
     """The artifact called ``filename`` (current revision unless ``revision``), preferring
-    ``kinds`` in order when the name is a product's."""
+    ``kinds`` in order when the name is a product's. A revision never published (staged or
+    abandoned by a reprocessing request) only with ``unpublished`` (operators)."""
     which = Product.revision == revision if revision is not None else Product.is_current
+    if not unpublished:
+        which = which & published_revision()
     rank = _kind_rank(kinds)
     product = session.scalar(select(Product).where(Product.filename == filename, which))
     if product is not None:

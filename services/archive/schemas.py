@@ -27,6 +27,10 @@ __all__ = [
     "Provenance",
     "ProvenanceInput",
     "ReferenceChangeOut",
+    "ReprocessingIn",
+    "ReprocessingOut",
+    "ReprocessingReportOut",
+    "ReprocessingScope",
     "RevisionOut",
     "SubscriptionOut",
     "WhoAmI",
@@ -134,6 +138,9 @@ class Linkages(BaseModel):
 class RevisionOut(BaseModel):
     revision: int
     is_current: bool
+    state: Literal["current", "superseded", "staged", "abandoned"] = Field(
+        description="staged (a reprocessing request made it, not current yet) and abandoned (its request "
+                    "failed or was cancelled) revisions are listed to operators only.")
     archived_date: datetime
     superseded_date: datetime | None
     sha256: str
@@ -247,3 +254,102 @@ class Health(BaseModel):
 class WhoAmI(BaseModel):
     anon: bool = Field(description="True when no token was given (astroquery reads this).")
     user: str | None
+
+
+# ------------------------------------------------------------------ reprocessing
+
+_NAME = Annotated[str, Field(min_length=1, max_length=MAX_FILENAME, pattern=r"^[^\x00-\x1f\x7f\s]+$")]
+MAX_SCOPE = 1000  # names or numbers in one list of a scope
+RequestState = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
+class ReprocessingScope(BaseModel):
+    """What to remake. All empty: the whole program. Observations, exposures and products
+    add up; an association adds its members' exposures and the association itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    observations: list[Annotated[int, Field(ge=1, le=999)]] = Field(
+        [], max_length=MAX_SCOPE, description="Observation numbers, e.g. [1, 3].")
+    exposures: list[_NAME] = Field(
+        [], max_length=MAX_SCOPE, description="Exposures, e.g. jw01234001001_01101_00001_nrca1.")
+    products: list[_NAME] = Field(
+        [], max_length=MAX_SCOPE, description="File names of current products; the exposure or association "
+                                              "that makes each is remade.")
+    association: _NAME | None = Field(None, description="An association file name (…_asn.json).")
+
+
+class ReprocessingIn(BaseModel):
+    """A reprocessing request. The same program, scope, stage and reference context is the
+    same request: submitting it again answers the request made before (200)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program: str = Field(min_length=1, max_length=16, description="Program number, e.g. 1234 or 01234.")
+    scope: ReprocessingScope = Field(default_factory=ReprocessingScope)
+    from_stage: Literal["detector1", "stage2", "stage3"] = Field(
+        description="The first stage to run again: detector1 (from the _uncal), stage2 (from the Level-2 "
+                    "associations) or stage3 (from the Level-3 associations).")
+    reference_context: str | None = Field(
+        None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f\s]+$",
+        description="A reference context (e.g. dms_0002.ctx or 2); the newest when omitted.")
+    reason: str = Field(min_length=1, max_length=2000, pattern=r"\S",
+                        description="Why; recorded with every new revision and sent with its notification.")
+    software_reason: str | None = Field(None, max_length=2000, description="A software change that motivates it.")
+
+
+class ReprocessingProgress(BaseModel):
+    units: int = Field(description="Units of the request (exposures and Level-3 associations).")
+    done: int = Field(description="Units whose new revisions are current.")
+    failed: int = Field(description="Units that failed (their staged revisions abandoned, the old ones current).")
+    ended: int = Field(description="Units done, failed or cancelled.")
+    eta_seconds: float | None = Field(description="Estimated seconds to the end, from the pace so far "
+                                                  "(null before a unit is done, and after the end).")
+
+
+class ReprocessingUnitOut(BaseModel):
+    kind: Literal["exposure", "association"]
+    name: str = Field(description="The exposure, or the association file.")
+    stage: str = Field(description="The stage it runs (or ran) last.")
+    state: RequestState
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    products: list[str] = Field(description="'<filename> r<revision>' of each revision it made.")
+
+
+class ReprocessingOut(BaseModel):
+    id: str
+    program: str
+    scope: dict[str, Any]
+    from_stage: str
+    reference_context: str
+    reason: str
+    software_reason: str | None
+    requested_by: str | None
+    origin: str = Field(description="user, operator or reference (opened by policy for a new context).")
+    state: RequestState
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    progress: ReprocessingProgress
+    units: list[ReprocessingUnitOut]
+
+
+class ReprocessedProduct(BaseModel):
+    filename: str
+    suffix: str
+    revision: int
+    replaces: int | None = Field(description="The revision it replaces; null for a file new to the archive.")
+    state: Literal["current", "superseded", "staged", "abandoned"]
+    unit: str | None
+    reference_context: str | None
+    reason: dict[str, Any] | None = Field(description="request, reason, old and new context, references "
+                                                      "used now that the replaced revision did not use.")
+    changes: dict[str, Any] | None = Field(description="How it differs from the revision it replaces.")
+    summary: str | None = Field(description="The changes in one line.")
+
+
+class ReprocessingReportOut(ReprocessingOut):
+    products: list[ReprocessedProduct]

@@ -47,7 +47,7 @@ from services.archive.schemas import (
     ProvenanceInput,
     RevisionOut,
 )
-from shared.access import data_is_public
+from shared.access import data_is_public, published_revision, revision_state
 from shared.catalog import Artifact, ArtifactKind, Exposure, Observation, Product, Program
 from shared.instruments import UnknownInstrumentError, exposure_timing, subarray
 
@@ -377,6 +377,7 @@ class ProductCriteria:
     data_rights: str | None = None
     mrp_only: bool = False
     include_superseded: bool = False
+    unpublished: bool = False  # with include_superseded: also staged and abandoned revisions (operators)
 
 
 def _product_select(extra: Sequence[ColumnElement[bool]] = ()):
@@ -439,6 +440,8 @@ def search_products(
     conds.append(_rights(c.data_rights, Product.data_release, now))
     if not c.include_superseded:
         conds.append(Product.is_current)
+    elif not c.unpublished:
+        conds.append(published_revision())
     if c.mrp_only:
         conds.append(is_mrp)
     query = query.where(*(x for x in conds if x is not None))
@@ -475,9 +478,15 @@ def _derived(session: Session, product: Product) -> tuple[list[int], list[int]]:
     return asns, outputs
 
 
-def product_detail(session: Session, filename: str, revision: int | None, now: datetime) -> ProductDetail | None:
+def product_detail(session: Session, filename: str, revision: int | None, now: datetime, *,
+                   unpublished: bool = False) -> ProductDetail | None:
+    """One product (its current revision, or ``revision``) with its previews, provenance,
+    linkages and revisions. Revisions never published (staged or abandoned by a
+    reprocessing request) are found and listed only with ``unpublished`` (operators)."""
     where = [Product.filename == filename]
     where.append(Product.revision == revision if revision is not None else Product.is_current)
+    shown = [] if unpublished else [published_revision()]
+    where += shown
     product = session.scalar(select(Product).where(*where))
     if product is None:
         return None
@@ -502,12 +511,13 @@ def product_detail(session: Session, filename: str, revision: int | None, now: d
         return _rows(session, q, now)
 
     revisions = [
-        RevisionOut(revision=p.revision, is_current=p.is_current, archived_date=mast.aware(p.archived_at),
-                    superseded_date=mast.aware(p.superseded_at), sha256=a.sha256, size=a.size,
-                    prvversion=p.software_version, crds_context=p.reference_context)
+        RevisionOut(revision=p.revision, is_current=p.is_current, state=revision_state(p),
+                    archived_date=mast.aware(p.archived_at), superseded_date=mast.aware(p.superseded_at),
+                    sha256=a.sha256, size=a.size, prvversion=p.software_version, crds_context=p.reference_context)
         for p, a in session.execute(
             select(Product, Artifact).join(Artifact, Artifact.product_id == Product.id)
-            .where(Product.filename == filename, Artifact.kind == ArtifactKind.DATA).order_by(Product.revision.desc())
+            .where(Product.filename == filename, Artifact.kind == ArtifactKind.DATA, *shown)
+            .order_by(Product.revision.desc())
         ).all()
     ]
     return ProductDetail(

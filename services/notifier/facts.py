@@ -8,6 +8,7 @@ redelivery or when a retry rebuilds the payload, gives the same result.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -17,7 +18,14 @@ from services.notifier.classify import FileFacts, as_utc
 from shared.access import combined_release
 from shared.catalog.models import Observation, Product
 from shared.instruments import UnknownInstrumentError, detector
-from shared.messages import DataPublic, Event, ProductArchived, ProductRef, ReferenceDelivered
+from shared.messages import (
+    DataPublic,
+    Event,
+    ProductArchived,
+    ProductRef,
+    ReferenceDelivered,
+    Reprocessed,
+)
 from shared.naming import BadNameError, parse_level3
 
 __all__ = [
@@ -27,6 +35,7 @@ __all__ = [
     "is_first_of_program",
     "previously_public",
     "product_facts",
+    "reprocessing_extras",
 ]
 
 log = logging.getLogger(__name__)
@@ -116,13 +125,25 @@ def product_facts(session: Session, product: Product, ref: ProductRef | None = N
     )
 
 
+def reprocessing_extras(why: Reprocessed) -> dict[str, str | None]:
+    """The row fields of a revision a reprocessing request made: the request, its reason
+    and what changed against the revision it replaces, in one line (None when it was
+    not compared: a file new to the archive, or a kind that is not compared)."""
+    from shared.changes import summary
+
+    return {"reprocessing_request": why.request_id, "reprocessing_reason": why.reason,
+            "changes": summary(why.changes) if why.changes else None}
+
+
 def _product_files(session: Session, event: Event, payload: ProductArchived | DataPublic) -> list[FileFacts]:
     ref = payload.product
     product = session.scalar(
         select(Product).where(Product.filename == ref.filename, Product.revision == ref.revision)
     )
+    why = payload.reprocessing if isinstance(payload, ProductArchived) else None
+    extras = reprocessing_extras(why) if why is not None else {}
     if product is not None:
-        return [product_facts(session, product, ref)]
+        return [replace(product_facts(session, product, ref), extras=extras)]
     # The outbox row and the product are written together, so this means a catalog that
     # was pruned or an event from elsewhere: notify from what the event says.
     log.warning("event %s: %s r%d is not in the catalog; using the event's data",
@@ -131,7 +152,7 @@ def _product_files(session: Session, event: Event, payload: ProductArchived | Da
     return [FileFacts(
         filename=ref.filename, suffix=ref.suffix, program=ref.program,
         instrument=instrument_of(session, None, ref), revision=ref.revision,
-        level=payload.level, archived_at=archived_at, data_release=payload.data_release,
+        level=payload.level, archived_at=archived_at, data_release=payload.data_release, extras=extras,
     )]
 
 

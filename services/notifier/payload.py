@@ -6,7 +6,9 @@ A row is MAST's notification row (mast_notebooks ``subscriptions/JWST.json``):
 public_release_date``, with MAST's value formats (program as a number, capitalised
 event type, UTC times without offset, milliseconds), followed by our extras:
 ``dataURI, suffix, revision, level, instrument`` (and ``reftype``/``context``/``useafter``
-for reference files, with ``impact``: what the new context changes for archived exposures).
+for reference files, with ``impact``: what the new context changes for archived exposures;
+``reprocessing_request``/``reprocessing_reason``/``changes`` for a revision a reprocessing
+request made).
 """
 
 from __future__ import annotations
@@ -176,6 +178,9 @@ def email_text(rows: list[dict[str, Any]], *, frequency: str, subscription_name:
             lines.append(f"      {program}, archived {r['archived_date']} UTC, public from {r['public_release_date']} UTC")
             if r.get("impact") is not None:
                 lines.append(f"      {impact_text(r['context'], r['impact'])}")
+            if r.get("reprocessing_request"):
+                lines.append(f"      reprocessed by request {r['reprocessing_request']}: {r['reprocessing_reason']}")
+                lines.append(f"      changes: {r['changes'] or 'not compared'}")
         lines.append("")
     lines += [
         f"The attachment {attachment} holds these rows as JSON (MAST's notification format).",

@@ -33,6 +33,7 @@ __all__ = [
     "resolve_context",
 ]
 
+MAX_CONTEXT = 2**31 - 1  # context numbers are the catalog's 32-bit keys
 _NAME = re.compile(r"^(?:dms_)?(\d+)(?:\.ctx)?$", re.IGNORECASE)
 
 
@@ -54,6 +55,8 @@ def context_number(name: str | int) -> int:
         number = int(m.group(1))
     if number < 1:
         raise UnknownContextError(f"{name!r} is not a reference context: numbers start at 1")
+    if number > MAX_CONTEXT:
+        raise UnknownContextError(f"{name!r} is not a reference context: numbers end at {MAX_CONTEXT}")
     return number
 
 

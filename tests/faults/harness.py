@@ -167,6 +167,7 @@ class Harness:
     tmp_path: Path
     pg_url: str
     sim: SimulationResult
+    workers: tuple[str, ...] = WORKERS  # the queues served, one worker each
     broker: Broker = field(init=False)
     s3: ObjectStoreServer = field(init=False)
     system: System = field(init=False)
@@ -203,7 +204,7 @@ class Harness:
         self.ctx.catalog.upgrade()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")} | env_settings
         env["PYTHONPATH"] = str(REPO)
-        self.system = System(self.tmp_path, env, self.ctx, WORKERS, reconciler=True)
+        self.system = System(self.tmp_path, env, self.ctx, self.workers, reconciler=True)
         self.system.start()
 
     def submit(self, *, dispatch: bool = True) -> list[str]:

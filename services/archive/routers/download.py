@@ -19,6 +19,7 @@ from services.archive.bundles import BundleEntry, curl_script, tar_stream, zip_s
 from services.archive.dependencies import (
     CurrentUser,
     DbSession,
+    Operator,
     SettingsDep,
     StoreDep,
     unauthorized,
@@ -58,9 +59,9 @@ def authorize(served: Served, user: str | None, now: datetime) -> None:
                         detail=f"{_exclusive_detail(served)}; {user} is neither its PI nor an authorized user")
 
 
-def _deliver(request: Request, session, store, user, filename: str, kinds: tuple[str, ...],
+def _deliver(request: Request, session, store, user, operator: bool, filename: str, kinds: tuple[str, ...],
              revision: int | None, *, inline: bool, redirect: bool, what: str) -> Response:
-    served = resolve(session, filename, kinds, revision)
+    served = resolve(session, filename, kinds, revision, unpublished=operator)
     if served is None:
         which = f"revision {revision} of " if revision is not None else ""
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {what} {which}{filename}")
@@ -74,7 +75,7 @@ def _deliver(request: Request, session, store, user, filename: str, kinds: tuple
                        307: {"description": "Redirect to a presigned URL (S3 store, redirect=true)."},
                        **_EXCLUSIVE})
 def download(
-    filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
+    filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser, operator: Operator,
     revision: RevisionParam = None,
     redirect: Annotated[bool, Query(description="With an S3 store: 307 to a presigned URL instead of streaming.")] = False,
 ) -> Response:
@@ -83,7 +84,7 @@ def download(
     Headers: ``Content-Length``, ``Content-Disposition``, ``Digest``/``Repr-Digest`` and
     ``X-Checksum-SHA256`` (the catalogued sha256), ``ETag``, ``X-DMS-Revision``.
     """
-    return _deliver(request, session, store, user, filename, _ANY_KIND, revision,
+    return _deliver(request, session, store, user, operator, filename, _ANY_KIND, revision,
                     inline=False, redirect=redirect, what="file")
 
 
@@ -91,9 +92,9 @@ def download(
 @router.get("/previews/{filename}", summary="Preview image", response_class=Response,
             responses={200: {"content": {"image/png": {}}}, 307: _REDIRECT, **_EXCLUSIVE})
 def preview(filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
-            revision: RevisionParam = None, redirect: bool = False) -> Response:
+            operator: Operator, revision: RevisionParam = None, redirect: bool = False) -> Response:
     """The preview of a product (by the product's name or the preview's own name)."""
-    return _deliver(request, session, store, user, filename, (ArtifactKind.PREVIEW,), revision,
+    return _deliver(request, session, store, user, operator, filename, (ArtifactKind.PREVIEW,), revision,
                     inline=True, redirect=redirect, what="preview for")
 
 
@@ -101,9 +102,9 @@ def preview(filename: str, request: Request, session: DbSession, store: StoreDep
 @router.get("/thumbnails/{filename}", summary="Thumbnail image", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}, 307: _REDIRECT, **_EXCLUSIVE})
 def thumbnail(filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
-              revision: RevisionParam = None, redirect: bool = False) -> Response:
+              operator: Operator, revision: RevisionParam = None, redirect: bool = False) -> Response:
     """The thumbnail of a product (by the product's name or the thumbnail's own name)."""
-    return _deliver(request, session, store, user, filename, (ArtifactKind.THUMBNAIL,), revision,
+    return _deliver(request, session, store, user, operator, filename, (ArtifactKind.THUMBNAIL,), revision,
                     inline=True, redirect=redirect, what="thumbnail for")
 
 

@@ -8,8 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from services.archive import mast
-from services.archive.dependencies import DbSession, SettingsDep
-from services.archive.routers.common import IdsParam, ListParam, PageParam, PageSizeParam, set_total
+from services.archive.dependencies import DbSession, Operator, SettingsDep
+from services.archive.routers.common import (
+    IdsParam,
+    IncludeSupersededParam,
+    ListParam,
+    PageParam,
+    PageSizeParam,
+    set_total,
+)
 from services.archive.schemas import DEFAULT_PAGESIZE, ObservationRow, Page, ProductRow
 from services.archive.search import (
     ObservationCriteria,
@@ -100,13 +107,14 @@ def observation_products(
     session: DbSession,
     settings: SettingsDep,
     response: Response,
+    operator: Operator,
     productType: ListParam = None,
     suffix: ListParam = None,
     productSubGroupDescription: ListParam = None,
     calib_level: Annotated[list[str] | None, Query(description="Levels: '3', '2,3', '>=2'.")] = None,
     filename: ListParam = None,
     mrp_only: Annotated[bool, Query(description="Only the Minimum Recommended Products.")] = False,
-    include_superseded: Annotated[bool, Query(description="Also earlier revisions (is_current false).")] = False,
+    include_superseded: IncludeSupersededParam = False,
     page: PageParam = 1,
     pagesize: PageSizeParam = DEFAULT_PAGESIZE,
 ) -> Page[ProductRow]:
@@ -116,7 +124,7 @@ def observation_products(
         obsid=[obs.obsid], product_type=mast.parse_list(productType, "productType"),
         suffix=mast.parse_list(suffix, "suffix") + mast.parse_list(productSubGroupDescription, "productSubGroupDescription"),
         calib_level=mast.parse_list(calib_level, "calib_level"), filename=mast.parse_list(filename, "filename"),
-        mrp_only=mrp_only, include_superseded=include_superseded,
+        mrp_only=mrp_only, include_superseded=include_superseded, unpublished=operator,
     )
     total, rows = search_products(session, criteria, page, pagesize, datetime.now(UTC))
     set_total(response, total)

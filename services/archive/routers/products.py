@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from services.archive import mast
-from services.archive.dependencies import DbSession
+from services.archive.dependencies import DbSession, Operator
 from services.archive.routers.common import (
     IdsParam,
+    IncludeSupersededParam,
     ListParam,
     PageParam,
     PageSizeParam,
@@ -30,6 +31,7 @@ router = APIRouter(prefix="/products", tags=["products"])
 def search(
     session: DbSession,
     response: Response,
+    operator: Operator,
     obsid: IdsParam = None,
     obs_id: ListParam = None,
     program: ListParam = None,
@@ -41,13 +43,14 @@ def search(
     filename: ListParam = None,
     dataRights: Annotated[str | None, Query(description="PUBLIC or EXCLUSIVE_ACCESS.")] = None,
     mrp_only: Annotated[bool, Query(description="Only the Minimum Recommended Products.")] = False,
-    include_superseded: Annotated[bool, Query(description="Also earlier revisions (is_current false).")] = False,
+    include_superseded: IncludeSupersededParam = False,
     page: PageParam = 1,
     pagesize: PageSizeParam = DEFAULT_PAGESIZE,
 ) -> Page[ProductRow]:
     """One row per file: each product's data file, and its previews as productType PREVIEW.
 
-    Current revisions only unless ``include_superseded=true``. ``suffix`` and
+    Current revisions only unless ``include_superseded=true`` (earlier revisions too; those
+    a reprocessing request staged or abandoned, for operators only). ``suffix`` and
     ``productSubGroupDescription`` are the same criterion (case-insensitive).
     """
     criteria = ProductCriteria(
@@ -56,7 +59,7 @@ def search(
         product_type=mast.parse_list(productType, "productType"),
         suffix=mast.parse_list(suffix, "suffix") + mast.parse_list(productSubGroupDescription, "productSubGroupDescription"),
         calib_level=mast.parse_list(calib_level, "calib_level"), filename=mast.parse_list(filename, "filename"),
-        data_rights=dataRights, mrp_only=mrp_only, include_superseded=include_superseded,
+        data_rights=dataRights, mrp_only=mrp_only, include_superseded=include_superseded, unpublished=operator,
     )
     total, rows = search_products(session, criteria, page, pagesize, datetime.now(UTC))
     set_total(response, total)
@@ -67,11 +70,13 @@ def search(
 def get_product(
     filename: str,
     session: DbSession,
+    operator: Operator,
     revision: RevisionParam = None,
 ) -> ProductDetail:
     """Metadata (public, even under exclusive access), the inputs it was made from, the
-    associations that list it, the products made from it, and every revision of the name."""
-    detail = product_detail(session, filename, revision, datetime.now(UTC))
+    associations that list it, the products made from it, and every revision of the name
+    (revisions a reprocessing request staged or abandoned: operators only)."""
+    detail = product_detail(session, filename, revision, datetime.now(UTC), unpublished=operator)
     if detail is None:
         which = f"revision {revision} of " if revision is not None else ""
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no product {which}{filename}")
