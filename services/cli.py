@@ -2,7 +2,8 @@
 
     dms simulate DESCRIPTION --out DIR      write plan, telemetry, truth and reference files
     dms ingest PATH...                       deliver plans and telemetry; process them
-    dms refs deliver|list|contexts|best      reference files, contexts and selection
+    dms refs deliver|list|contexts|best|impact   reference files, contexts, selection and
+                                             what a context changes for archived exposures
     dms run detector1 FILE...                calibrate local files without services
     dms run image2 ASN|FILE_rate.fits        calwebb_image2 on local files
     dms run image3|tso3 ASN                  calwebb_image3 / calwebb_tso3 on an association's files
@@ -190,10 +191,10 @@ def cmd_storage(args: argparse.Namespace) -> int:
 
 
 def cmd_refs(args: argparse.Namespace) -> int:
-    from services.console import context_for, task_progress
+    from services.console import context_for, print_impact, task_progress
     from shared.config import get_settings
     from shared.refdata import deliver as deliver_references
-    from shared.refdata import explain, exposure_header, list_contexts, list_references
+    from shared.refdata import explain, exposure_header, list_contexts, list_impact, list_references
     from shared.refdata.rules import format_time
 
     ctx, inline = context_for(get_settings())
@@ -206,6 +207,13 @@ def cmd_refs(args: argparse.Namespace) -> int:
                   f" (parent {d.parent or 'none'})")
             for name in d.replaced:
                 print(f"  replaced {name}")
+            if d.impact is not None:
+                print(f"impact: {d.impact.exposures} archived exposure(s) would be calibrated with other files"
+                      + (f"; see dms refs impact {d.context_name}" if d.impact.exposures else ""))
+                for c in d.impact.counts:
+                    print(f"  program {c.program}: {c.exposures} from {c.first_stage} ({c.policy})")
+            for request in d.requests:
+                print(f"reprocessing request {request} opened")
         else:
             print(f"nothing new: all {len(d.files)} file(s) are already in {d.context_name}")
         return 0
@@ -220,6 +228,8 @@ def cmd_refs(args: argparse.Namespace) -> int:
             for c in list_contexts(s):
                 print(f"{c.name}  {c.created_at:%Y-%m-%d %H:%M:%S}  {c.files:>4} files  "
                       f"+{len(c.added)} -{len(c.removed)}  {c.note}")
+        elif args.action == "impact":
+            print_impact(list_impact(s, args.context), args.context)
         else:
             header = exposure_header(s, args.source)
             print(explain(s, header, reference_steps(header), args.context))
@@ -237,6 +247,9 @@ def add_refs_parser(sub) -> None:
     r.add_argument("--reftype", default=None)
     r.add_argument("--instrument", default=None)
     refs.add_parser("contexts", help="every context with what it added and removed")
+    r = refs.add_parser("impact", help="archived exposures a context would calibrate with other files "
+                                       "(recorded when it was delivered), and the reprocessing it opened")
+    r.add_argument("context", nargs="?", default=None, help="e.g. dms_0003.ctx or 3 (default: the current one)")
     r = refs.add_parser("best", help="which reference each step of every pipeline would use, and why")
     r.add_argument("source", help="an _uncal FITS file, or a stored product filename or exposure name")
     r.add_argument("--context", default=None)
@@ -511,10 +524,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return func(args)
     except Exception as exc:
+        if _is_settings_error(exc):
+            print(f"error: {_settings_problems(exc)}", file=sys.stderr)
+            return 2
         if not _is_user_error(exc):
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _is_settings_error(exc: BaseException) -> bool:
+    """A DMS_* environment variable that does not parse (pydantic names the model)."""
+    from pydantic import ValidationError
+
+    return isinstance(exc, ValidationError) and exc.title == "Settings"
+
+
+def _settings_problems(exc) -> str:
+    return "; ".join(f"DMS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+                     for e in exc.errors())
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
 """What the command line shares between commands: a context to run work in (in-process
-when embedded, Celery otherwise), delivering files, and progress lines on the terminal."""
+when embedded, Celery otherwise), delivering files, progress lines on the terminal, and the
+impact list of a reference context."""
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 from services.registry import embedded_context
 from shared.config import Settings
 from shared.runtime import InlineTransport, Outcome, ServiceContext, dispatch_events
 
-__all__ = ["context_for", "expand_paths", "ingest_paths", "print_progress", "task_progress"]
+__all__ = ["context_for", "expand_paths", "ingest_paths", "print_impact", "print_progress", "task_progress"]
 
 
 def context_for(settings: Settings) -> tuple[ServiceContext, InlineTransport | None]:
@@ -70,3 +72,21 @@ def ingest_paths(ctx: ServiceContext, inline: InlineTransport | None, paths: lis
     else:
         print(f"queued {sent} event(s) for the workers; follow with `dms status`")
     return received
+
+
+def print_impact(rows, context: str | None) -> None:
+    """The exposures a context would calibrate differently (``shared.refdata.list_impact``),
+    one line per reference that differs."""
+    if not rows:
+        print(f"{context or 'the current context'}: no archived exposure would be calibrated with other files")
+        return
+    print(f"{rows[0].context}: {len(rows)} archived exposure(s) would be calibrated with other files")
+    print(f"{'EXPOSURE':<34} {'PROGRAM':<7}  {'FIRST':<9}  REFERENCE  OLD -> NEW")
+    for r in rows:
+        for i, ref in enumerate(r.references):
+            lead = f"{r.exposure:<34} {r.program:<7}  {r.first_stage:<9}" if i == 0 else " " * 53
+            print(f"{lead}  {ref['reftype']:<9}  {ref['old']} -> {ref['new'] or 'none'} "
+                  f"({ref['stage']}, {ref['policy']})")
+    requests = Counter(r.request_id for r in rows if r.request_id)
+    for request, count in requests.items():
+        print(f"reprocessing request {request} for {count} of them")

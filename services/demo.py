@@ -2,28 +2,32 @@
 
 It subscribes a webhook and an e-mail digest in this process, processes everything
 (in-process when embedded), prints what was archived down to the Level-3 mosaic, its
-source catalog and the TSO light curve, shows what the subscribers received, and serves
-the archive API.
+source catalog and the TSO light curve, shows what the subscribers received, delivers an
+improved flat field under the ``reprocess`` policy and shows the exposures it affects and
+the reprocessing it triggered, and serves the archive API.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 from sqlalchemy import select
 
-from services.console import context_for, ingest_paths, print_progress
+from services.console import context_for, ingest_paths, print_impact, print_progress
 from shared.catalog import Artifact, ArtifactKind, Product
 from shared.config import get_settings
 from shared.refdata import deliver as deliver_references
+from shared.refdata import list_impact
 from shared.runtime import ServiceContext
 
 __all__ = ["cmd_demo", "fitted_depth"]
@@ -234,7 +238,7 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     if not server.started:
-        print("5. the archive API did not start (see above); `dms serve archive` serves this catalog")
+        print("6. the archive API did not start (see above); `dms serve archive` serves this catalog")
         server.should_exit = True
         sock.close()
         return
@@ -252,7 +256,7 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
         links += [(f"/products/{science}", "one product: provenance, linkages, revisions"),
                   (f"/previews/{science}", "its preview (PNG; exclusive access, so it needs a token)")]
     width = max(len(path) for path, _ in links)
-    print(f"5. the archive API is serving at {url}")
+    print(f"6. the archive API is serving at {url}")
     for path, what in links:
         print(f"  {url}{path:<{width}}  {what}")
     if science:
@@ -285,6 +289,55 @@ _SUMMARY = (
     ("cat", "source catalog (image3)"), ("segm", "segmentation map (image3)"),
     ("phot", "light curve (tso3)"),
 )
+
+
+# The improved reference: the imaging observation's flat field, 0.5 % brighter in every pixel.
+IMPROVED_FLAT_FACTOR = 1.005
+IMPROVED_POLICY = "FLAT:NIRCAM=reprocess,*=notify"
+
+
+def _demo_improved_flat(ctx: ServiceContext, inline, result, out) -> None:
+    """Deliver an improved flat field of the imaging observation (NRCA1, F200W/CLEAR) under
+    the ``reprocess`` policy for flats; print the exposures it affects, the request it
+    opened and, when it ran here, what changed."""
+    from services.simulator.reffiles import revise_reference
+    from shared.reprocessing import report, request_view
+
+    flat = next((p for p in result.reference_paths if "_flat_nrca1_f200w_clear" in p.name), None)
+    if flat is None:
+        return
+    improved = revise_reference(flat, out / "improved", factor=IMPROVED_FLAT_FACTOR,
+                                name=flat.name.replace("_sim.fits", "_improved.fits"),
+                                description="Demo flat of NRCA1 F200W/CLEAR, improved: 0.5 % brighter")
+    policy_ctx = replace(ctx, settings=ctx.settings.model_copy(update={"reprocess_policy": IMPROVED_POLICY}))
+    delivery = deliver_references(policy_ctx, [improved], note="improved NRCA1 F200W flat (demo)")
+    print(f"5. an improved flat field, {improved.name} (x{IMPROVED_FLAT_FACTOR}), delivered under "
+          f"DMS_REPROCESS_POLICY={IMPROVED_POLICY}")
+    if not delivery.created:
+        print(f"  already in {delivery.context_name} (an earlier demo delivered it); nothing new to reprocess")
+        return
+    if inline is not None:
+        inline.run_until_idle()
+    with ctx.catalog.session() as s:
+        print("  " + "\n  ".join(_captured(print_impact, list_impact(s, delivery.context_name),
+                                           delivery.context_name)))
+        for request_id in delivery.requests:
+            view = request_view(s, request_id)
+            units = ", ".join(f"{u['name']} {u['state']}" for u in view["units"])
+            print(f"  reprocessing request {request_id}: {view['state']}, from {view['from_stage']}, "
+                  f"{view['progress']['done']}/{view['progress']['units']} unit(s) done: {units}")
+            for p in report(s, request_id)["products"]:
+                replaces = f"replaces r{p['replaces']}" if p["replaces"] else "new"
+                print(f"    {p['filename']:<58} r{p['revision']} {p['state']:<9} {replaces}"
+                      + (f": {p['summary']}" if p["summary"] else ""))
+
+
+def _captured(func, *args) -> list[str]:
+    """The lines ``func`` prints."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        func(*args)
+    return buffer.getvalue().rstrip("\n").splitlines()
 
 
 def _print_summary(ctx: ServiceContext) -> None:
@@ -377,6 +430,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             _print_level3(ctx, result)
         if hook is not None:
             _print_notifications(ctx, hook, mailbox, ids)
+        t3 = time.perf_counter()
+        _demo_improved_flat(ctx, inline, result, out)
+        t4 = time.perf_counter()
     finally:
         if ids:
             _demo_unsubscribe(ctx, ids)
@@ -384,7 +440,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             hook.close()
         if mailbox is not None:
             mailbox.stop()
-    print(f"simulate {t1 - t0:.1f} s, process {t2 - t1:.1f} s, total {time.perf_counter() - t0:.1f} s")
+    print(f"simulate {t1 - t0:.1f} s, process {t2 - t1:.1f} s, reprocess {t4 - t3:.1f} s, "
+          f"total {time.perf_counter() - t0:.1f} s")
     print(f"catalog: {settings.resolved_catalog_url}\nobjects: {settings.resolved_store_root}")
     if args.no_serve:
         print("`dms serve archive` serves this catalog (search, previews, downloads) on "

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.instruments import MAX_EXPOSURE_BYTES
@@ -109,6 +109,28 @@ class Settings(BaseSettings):
     )
     cal_ver: str = Field("0.1.0", description="Software version written as CAL_VER.")
     source: str = Field("/dms/jwst-dms", description="CloudEvents source of events this system emits.")
+    reprocess_policy: str = Field(
+        "*=notify",
+        description="What a new reference context does to the archived exposures it would calibrate "
+        "differently, per reference type and instrument: REFTYPE[:INSTRUMENT]=off|notify|reprocess, "
+        "comma-separated, * for any type (e.g. FLAT:NIRCAM=reprocess,*=notify); see docs/refdata.md.",
+    )
+
+    @field_validator("reprocess_policy")
+    @classmethod
+    def _check_policy(cls, value: str) -> str:
+        # Imported here: shared.refdata imports the runtime, which imports this module.
+        from shared.refdata.policy import ReprocessPolicy
+
+        ReprocessPolicy.parse(value)
+        return value
+
+    @property
+    def policy(self):
+        """The parsed :attr:`reprocess_policy` (a :class:`shared.refdata.policy.ReprocessPolicy`)."""
+        from shared.refdata.policy import ReprocessPolicy
+
+        return ReprocessPolicy.parse(self.reprocess_policy)
 
     @property
     def resolved_catalog_url(self) -> str:

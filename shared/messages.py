@@ -41,6 +41,8 @@ __all__ = [
     "DeliveredReference",
     "Event",
     "EventType",
+    "ImpactCount",
+    "ImpactSummary",
     "IngestRejected",
     "IngestSummary",
     "Payload",
@@ -152,6 +154,28 @@ class IngestSummary(_Frozen):
     fault_bad_header: int = Field(0, ge=0)
     fault_unknown_apid: int = Field(0, ge=0)
     fault_bad_payload: int = Field(0, ge=0)
+
+
+Stage = Literal["detector1", "stage2", "stage3"]
+
+
+class ImpactCount(_Frozen):
+    """How many archived exposures of a program a new context would calibrate differently,
+    from which stage, and what the reprocessing policy does about them."""
+
+    program: str
+    first_stage: Stage = Field(description="the earliest stage whose products used a reference that changed")
+    exposures: int = Field(ge=1)
+    policy: Literal["notify", "reprocess"] = Field(description="reprocess: a request was opened for them")
+
+
+class ImpactSummary(_Frozen):
+    """What a new context changes for archived exposures (shared.refdata.impact): the
+    exposures in total and the counts per program and first stage; the list itself is
+    served by ``GET /references/{context}/impact`` and ``dms refs impact``."""
+
+    exposures: int = Field(ge=0)
+    counts: tuple[ImpactCount, ...] = ()
 
 
 class DeliveredReference(_Frozen):
@@ -284,6 +308,9 @@ class ReferenceDelivered(Payload):
     note: str
     files: tuple[DeliveredReference, ...] = Field(description="the files it added")
     replaced: tuple[str, ...] = Field(description="file names of the parent's files it no longer holds")
+    impact: ImpactSummary | None = Field(
+        None, description="the archived exposures it would calibrate with other files (reference types "
+        "whose policy is off are not counted)")
 
 
 class DataPublic(Payload):
@@ -295,9 +322,6 @@ class DataPublic(Payload):
     level: int = Field(ge=0, le=4, description="CAOM calibration level")
     data_release: UtcDatetime = Field(description="the release that passed (a combined product's latest input's)")
     archived_at: UtcDatetime
-
-
-Stage = Literal["detector1", "stage2", "stage3"]
 
 
 class ReprocessingRequested(Payload):

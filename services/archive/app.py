@@ -27,6 +27,7 @@ from services.archive.routers import (
     ops,
     products,
     programs,
+    references,
     reprocessing,
     subscriptions,
 )
@@ -199,7 +200,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
-    for module in (observations, products, download, programs, subscriptions, reprocessing, events, ops):
+    for module in (observations, products, download, programs, references, subscriptions, reprocessing, events,
+                   ops):
         app.include_router(module.router)
     app.openapi = lambda: _complete_openapi(app)
     app.add_middleware(_BodyLimit)

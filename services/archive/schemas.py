@@ -17,6 +17,7 @@ __all__ = [
     "ErrorOut",
     "EventOut",
     "Health",
+    "ImpactOut",
     "Linkages",
     "ObservationRow",
     "Page",
@@ -25,6 +26,7 @@ __all__ = [
     "ProgramOut",
     "Provenance",
     "ProvenanceInput",
+    "ReferenceChangeOut",
     "ReprocessingIn",
     "ReprocessingOut",
     "ReprocessingReportOut",
@@ -204,6 +206,29 @@ class ConfirmationOut(BaseModel):
     id: int
     target: str
     confirmed: bool
+
+
+class ReferenceChangeOut(BaseModel):
+    """One reference an exposure's products used that a new context replaces."""
+
+    reftype: str = Field(description="Reference type, e.g. FLAT.")
+    stage: str = Field(description="The stage whose products used it: detector1, stage2 or stage3.")
+    old: str = Field(description="The file the products used.")
+    new: str | None = Field(description="The file the new context selects (null: none applies).")
+    policy: str = Field(description="What the reprocessing policy does about it: notify or reprocess.")
+
+
+class ImpactOut(BaseModel):
+    """An archived exposure a reference context would calibrate with other files."""
+
+    context: str = Field(description="The new context, e.g. dms_0002.ctx.")
+    parent: str | None = Field(description="The context the exposure's first affected products were made with.")
+    program: str
+    exposure: str = Field(description="Exposure name, e.g. jw01234001001_01101_00001_nrca1.")
+    first_stage: str = Field(description="The earliest stage whose products used a reference that changed.")
+    references: list[ReferenceChangeOut]
+    request_id: str | None = Field(description="The reprocessing request the policy opened for it.")
+    created_at: datetime
 
 
 class EventOut(BaseModel):

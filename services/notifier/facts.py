@@ -159,12 +159,16 @@ def _product_files(session: Session, event: Event, payload: ProductArchived | Da
 def _reference_files(event: Event, payload: ReferenceDelivered) -> list[FileFacts]:
     """One file per reference of a ``dms.reference.delivered`` event (shared.refdata.delivery);
     references are public the moment they are delivered. ``useafter`` is given as reference
-    files write it (UTC, no offset)."""
+    files write it (UTC, no offset); ``impact``, when the event has it, is the context's
+    summary of the archived exposures it would calibrate with other files (the same on
+    every row of the event)."""
+    impact = payload.impact.model_dump(mode="json") if payload.impact is not None else None
     return [FileFacts(
         filename=r.filename, suffix=r.reftype.lower(), program=None, instrument=r.instrument.upper(),
         archived_at=as_utc(event.time), data_release=as_utc(event.time),
         extras={"reftype": r.reftype.lower(), "context": payload.context,
-                "useafter": r.useafter.replace(tzinfo=None).isoformat()},
+                "useafter": r.useafter.replace(tzinfo=None).isoformat(),
+                **({"impact": impact} if impact is not None else {})},
     ) for r in payload.files]
 
 

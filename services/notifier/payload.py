@@ -5,9 +5,10 @@ A row is MAST's notification row (mast_notebooks ``subscriptions/JWST.json``):
 ``event_id, mission, fileset, filename, program, event_type, archived_date,
 public_release_date``, with MAST's value formats (program as a number, capitalised
 event type, UTC times without offset, milliseconds), followed by our extras:
-``dataURI, suffix, revision, level, instrument`` (and ``reftype``/``context`` for
-reference files; ``reprocessing_request``/``reprocessing_reason``/``changes`` for a
-revision a reprocessing request made).
+``dataURI, suffix, revision, level, instrument`` (and ``reftype``/``context``/``useafter``
+for reference files, with ``impact``: what the new context changes for archived exposures;
+``reprocessing_request``/``reprocessing_reason``/``changes`` for a revision a reprocessing
+request made).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "email_text",
     "encode",
     "fileset_of",
+    "impact_text",
     "mast_row",
     "mast_time",
 ]
@@ -134,6 +136,16 @@ def attachment_name(rows: list[dict[str, Any]], frequency: str, when: datetime) 
     return f"event_metadata_jwst-program-{label}_{frequency}_{as_utc(when):%Y%m%d_%H%M%S}.json"
 
 
+def impact_text(context: str, impact: dict[str, Any]) -> str:
+    """One line on what a reference context changes for archived exposures."""
+    if not impact["exposures"]:
+        return f"{context} calibrates no archived exposure differently"
+    counts = "; ".join(f"program {c['program']}: {c['exposures']} from {c['first_stage']}"
+                       + (" (reprocessing requested)" if c["policy"] == "reprocess" else "")
+                       for c in impact["counts"])
+    return f"{context} would calibrate {impact['exposures']} archived exposure(s) with other files: {counts}"
+
+
 def _summary(rows: list[dict[str, Any]]) -> str:
     counts = Counter(r["event_type"] for r in rows)
     return ", ".join(f"{n} {t}" for t, n in sorted(counts.items(), key=lambda kv: list(ROW_EVENT_TYPES.values()).index(kv[0])))
@@ -164,6 +176,8 @@ def email_text(rows: list[dict[str, Any]], *, frequency: str, subscription_name:
             program = f"program {r['program']:05d}" if isinstance(r["program"], int) else "reference"
             lines.append(f"  {r['filename']}")
             lines.append(f"      {program}, archived {r['archived_date']} UTC, public from {r['public_release_date']} UTC")
+            if r.get("impact") is not None:
+                lines.append(f"      {impact_text(r['context'], r['impact'])}")
             if r.get("reprocessing_request"):
                 lines.append(f"      reprocessed by request {r['reprocessing_request']}: {r['reprocessing_reason']}")
                 lines.append(f"      changes: {r['changes'] or 'not compared'}")

@@ -320,3 +320,27 @@ def _write_dark(model: DetectorModel, out_dir: Path, request: DarkRequest, nomin
     dark.dq_def = _dq_def(["DO_NOT_USE", "HOT", "WARM"])
     path = out_dir / dark_filename(info.instrument, info.name, sub, request.readpatt)
     return ReferenceFile("DARK", info.name, _save(dark, path), sub.name)
+
+
+def revise_reference(path: Path, out_dir: Path, *, name: str | None = None, factor: float = 1.0,
+                     useafter: str | None = None, detector: str | None = None, filter_: str | None = None,
+                     description: str | None = None) -> Path:
+    """A new version of a reference file, as a calibration team delivers one: a copy whose
+    SCI is multiplied by ``factor`` (a small, known change), optionally with another
+    USEAFTER (ISO 8601, UTC), DETECTOR or FILTER; written to ``out_dir`` as ``name``
+    (default: ``<stem>_v2.fits``). Reference files are immutable, so a new version needs
+    a new name."""
+    from stdatamodels.jwst import datamodels
+
+    out = Path(out_dir) / (name or f"{Path(path).stem}_v2.fits")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = datamodels.open(str(path))
+    model.data = (model.data * factor).astype(model.data.dtype)
+    if useafter is not None:
+        model.meta.useafter = useafter
+    if detector is not None:
+        model.meta.instrument.detector = detector
+    if filter_ is not None:
+        model.meta.instrument.filter = filter_
+    model.meta.description = description or f"{model.meta.description} (revised: SCI x {factor:g})"
+    return _save(model, out)

@@ -77,7 +77,8 @@ def combine_association(ctx: ServiceContext, ref: ProductRef, current: Product) 
         for note in result.notes:
             log.info("%s: %s", asn.filename, note)
         program = str(ref.program or asn.document.get("program") or asn.product_name[2:7])
-        return archive_outputs(ctx, result.outputs(asn), tmp / "out", _placement(asn, resolved, program, ref),
+        where = _placement(asn, resolved, program, ref, result.record.reference_uris())
+        return archive_outputs(ctx, result.outputs(asn), tmp / "out", where,
                                level=LEVEL, service="stage3", reference_context=members_context(members),
                                asn_id=asn.asn_id)
 
@@ -97,12 +98,14 @@ def _members_context(ctx: ServiceContext, members) -> str | None:
     return name
 
 
-def _placement(asn: Level3Association, resolved: dict[str, CurrentInput], program: str, ref):
+def _placement(asn: Level3Association, resolved: dict[str, CurrentInput], program: str, ref,
+               references: list[str]):
     """Where each output goes: a 2c product with its member's exposure and release; a
-    Level-3 product with the lowest observation and the latest release of its members."""
+    Level-3 product with the lowest observation and the latest release of its members,
+    and the references the run used in its provenance (``crds://<file>``)."""
     observations = [m.observation for m in resolved.values() if m.observation is not None]
     lowest = min(observations) if observations else int(ref.observation or 0)
-    combined = Placement(program, lowest, None, [*asn.science, asn.filename],
+    combined = Placement(program, lowest, None, [*asn.science, asn.filename, *references],
                          data_release=combined_release(m.data_release for m in resolved.values()))
 
     def where(out: Output) -> Placement:

@@ -5,6 +5,7 @@
     fetch(store, selection, cache_dir) -> Path
     list_references(session, context=None, reftype=None, instrument=None) -> list[ReferenceInfo]
     list_contexts(session) -> list[ContextInfo]
+    list_impact(session, context=None) -> list[ImpactInfo]
     explain(session, header, steps, context=None) -> str
     load_references(provider, keywords, reftypes) -> References
 
@@ -28,6 +29,7 @@ from shared.refdata.errors import (
     ReferenceFileError,
     UnknownContextError,
 )
+from shared.refdata.impact import ImpactInfo, list_impact
 from shared.refdata.loading import (
     FORMATS,
     CatalogReferences,
@@ -40,6 +42,7 @@ from shared.refdata.loading import (
     load_references,
 )
 from shared.refdata.local import choose_local_references, parse_ref_overrides
+from shared.refdata.policy import Action, PolicyError, ReprocessPolicy
 from shared.refdata.rules import REFTYPES, selector_spec
 from shared.refdata.selection import (
     Selection,
@@ -53,18 +56,22 @@ from shared.refdata.window import Window
 __all__ = [
     "FORMATS",
     "REFTYPES",
+    "Action",
     "CatalogReferences",
     "ContextInfo",
     "Delivery",
     "DeliveryError",
     "HeaderError",
+    "ImpactInfo",
     "Reference",
     "LocalReferences",
+    "PolicyError",
     "RefDataError",
     "ReferenceChoice",
     "ReferenceFileError",
     "ReferenceInfo",
     "ReferenceProvider",
+    "ReprocessPolicy",
     "References",
     "ReferenceIntegrityError",
     "Selection",
@@ -80,6 +87,7 @@ __all__ = [
     "exposure_header",
     "fetch",
     "list_contexts",
+    "list_impact",
     "list_references",
     "load_reference",
     "load_references",

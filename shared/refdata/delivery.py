@@ -2,7 +2,9 @@
 make the next context, announcing it with ``dms.reference.delivered``.
 
 A delivery is all or nothing: every file is checked before any is stored, and the rows,
-the new context and the outbox event are written in one transaction.
+the new context, its impact on archived exposures (:mod:`shared.refdata.impact`) and the
+outbox event are written in one transaction. The reprocessing requests the policy asks
+for are opened right after it commits.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,11 +23,13 @@ from sqlalchemy.orm import Session
 
 from shared.catalog.models import ReferenceContext, ReferenceContextFile, ReferenceFile
 from shared.catalog.queries import add_event
-from shared.messages import ReferenceDelivered, new_event
+from shared.messages import ImpactSummary, ReferenceDelivered, new_event
 from shared.naming import object_key
 from shared.refdata.contexts import ReferenceInfo, context_members, context_name, resolve_context
 from shared.refdata.errors import DeliveryError
 from shared.refdata.files import is_asdf, media_type, reference_files, reference_header
+from shared.refdata.impact import open_requests, record_impact
+from shared.refdata.policy import Action, ReprocessPolicy
 from shared.refdata.rules import (
     REFTYPES,
     as_utc,
@@ -52,6 +56,9 @@ class Delivery:
     ``context_name`` is the new context, or the current one when every file was already in
     it (``created`` False: nothing changed). ``files`` are the delivered files, ``added``
     the ones new to the context, ``replaced`` the members they took the place of.
+    ``impact`` summarizes the archived exposures the new context would calibrate with other
+    files (:mod:`shared.refdata.impact`), ``requests`` the reprocessing requests the
+    policy opened for them.
     """
 
     context_name: str
@@ -61,6 +68,8 @@ class Delivery:
     added: tuple[str, ...] = ()
     replaced: tuple[str, ...] = ()
     event_id: str | None = None
+    impact: ImpactSummary | None = None
+    requests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,7 +234,7 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
     for attempt in range(1, 4):
         try:
             with ctx.catalog.session() as s:
-                result = _record(s, candidates, uris, note, ctx.settings.source)
+                result = _record(s, candidates, uris, note, ctx.settings.source, ctx.settings.policy)
             break
         except IntegrityError:  # a concurrent delivery took the context number; re-read
             if attempt == 3:
@@ -233,11 +242,13 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
             log.info("reference delivery raced another one; retrying (attempt %d)", attempt + 1)
     if result.event_id is not None and ctx.transport is not None:
         dispatch_events(ctx.catalog, ctx.transport, event_ids=[result.event_id])
+    if result.impact is not None and any(c.policy == Action.REPROCESS for c in result.impact.counts):
+        result = replace(result, requests=tuple(open_requests(ctx, result.context_name)))
     return result
 
 
 def _record(session: Session, candidates: list[_Candidate], uris: dict[str, str], note: str,
-            source: str) -> Delivery:
+            source: str, policy: ReprocessPolicy) -> Delivery:
     current = resolve_context(session, None)
     members = context_members(session, current) if current is not None else []
     now = datetime.now(UTC)
@@ -267,16 +278,20 @@ def _record(session: Session, candidates: list[_Candidate], uris: dict[str, str]
     replaced = tuple(m.filename for m in members if m not in kept)
     number = current.id + 1 if current is not None else 1
     name = context_name(number)
-    session.add(ReferenceContext(id=number, name=name, parent_id=current.id if current else None,
-                                 created_at=now, note=note))
+    context = ReferenceContext(id=number, name=name, parent_id=current.id if current else None, created_at=now,
+                               note=note)
+    session.add(context)
     session.flush()
     session.add_all(ReferenceContextFile(context_id=number, reference_file_id=r.id) for r in kept + new)
+    session.flush()
+    impact = record_impact(session, context, new, policy, now)
     added = tuple(r.filename for r in new)
     event = new_event(
         ReferenceDelivered(context=name, parent=current.name if current else None, note=note,
-                           files=tuple(ReferenceInfo.from_row(r).delivered() for r in new), replaced=replaced),
+                           files=tuple(ReferenceInfo.from_row(r).delivered() for r in new), replaced=replaced,
+                           impact=impact),
         source, subject=name, event_id=str(uuid.uuid5(_EVENT_NAMESPACE, name)), time=now,
     )
     add_event(session, event)
     return Delivery(name, files, created=True, parent=current.name if current else None, added=added,
-                    replaced=replaced, event_id=event.id)
+                    replaced=replaced, event_id=event.id, impact=impact)

@@ -8,9 +8,9 @@ then the newest USEAFTER; a remaining tie goes to the file delivered last.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,14 @@ from shared.refdata.rules import (
     normalize_header,
     parse_time,
     reference_selectors,
+    selector_spec,
 )
 
 __all__ = [
     "Selection",
     "best_references",
+    "best_filenames",
+    "catalog_header",
     "explain",
     "exposure_header",
     "select_from_files",
@@ -201,6 +204,42 @@ def best_references(
     }
 
 
+def best_filenames(
+    rows: Iterable[ReferenceFile], headers: Mapping[Hashable, Mapping[str, Any]], reftypes: Iterable[str],
+) -> dict[Hashable, dict[str, str | None]]:
+    """The file :func:`best_references` would choose, by the same rules, for many
+    exposures at once: {key: {reftype: file name, or None when nothing applies}}.
+
+    ``rows`` are the files of one context (of every instrument and type wanted);
+    ``headers`` the exposures' keywords by any key. Exposures with the same instrument
+    and selector values share the matching work; only USEAFTER is compared per exposure.
+    """
+    wanted = [rt.upper() for rt in reftypes]
+    by_type: dict[tuple[str, str], list[ReferenceFile]] = {}
+    for row in rows:
+        by_type.setdefault((row.instrument, row.reftype), []).append(row)
+    never = datetime.max.replace(tzinfo=UTC)
+    groups: dict[tuple, list[_Candidate]] = {}
+    out: dict[Hashable, dict[str, str | None]] = {}
+    for key, header in headers.items():
+        hdr = normalize_header(header)
+        instrument = hdr.get("INSTRUME")
+        if instrument is None:
+            raise HeaderError(f"{key}: the exposure header has no INSTRUME, so no reference can be selected")
+        start = exposure_start(hdr)
+        chosen: dict[str, str | None] = {}
+        for reftype in wanted:
+            spec = selector_spec(reftype, instrument)
+            group = (instrument, reftype, tuple(hdr.get(k) for k in spec.all))
+            if group not in groups:  # which files match, whatever the start
+                assessed = (_assess(r, hdr, never) for r in by_type.get((instrument, reftype), ()))
+                groups[group] = [c for c in assessed if not isinstance(c, str)]
+            applicable = [c for c in groups[group] if c.useafter <= start]
+            chosen[reftype] = max(applicable, key=lambda c: c.rank).row.filename if applicable else None
+        out[key] = chosen
+    return out
+
+
 def exposure_header(session: Session, source: str | Path) -> dict[str, Any]:
     """The selection keywords of an exposure: from a FITS file's primary header when
     ``source`` is an existing file, otherwise from the catalog, where ``source`` is a
@@ -218,7 +257,13 @@ def exposure_header(session: Session, source: str | Path) -> dict[str, Any]:
         raise HeaderError(f"{name} is neither a file nor a product or exposure in the catalog")
     if exposure.start_time is None:
         raise HeaderError(f"exposure {exposure.name} has no start time in the catalog")
-    instrument = exposure.observation.instrument
+    return catalog_header(exposure, exposure.observation.instrument)
+
+
+def catalog_header(exposure: Exposure, instrument: str) -> dict[str, Any]:
+    """The selection keywords of a catalog exposure (with a start time) of ``instrument``,
+    as its ``_uncal`` header gives them (:func:`exposure_header` for one exposure;
+    :mod:`shared.refdata.impact` for many, without a query each)."""
     # The file's DATE-OBS/TIME-OBS are the start rounded to the millisecond: round alike.
     start = as_utc(exposure.start_time) + timedelta(microseconds=500)
     header: dict[str, Any] = {
