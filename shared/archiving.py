@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from shared.catalog.models import ArtifactKind, Exposure, Product, Program
+from shared.catalog.models import ArtifactKind, Exposure, Observation, Product, Program
 from shared.catalog.queries import (
     add_event,
     current_product,
@@ -95,7 +96,9 @@ def archive_product(
 ) -> ArchivedProduct:
     """Store ``path`` (named as the product) and register it; see the module docstring.
 
-    ``exposure`` is the catalog row the product belongs to (None for combined products);
+    ``exposure`` is the catalog row the product belongs to (None for combined products and
+    associations, which belong to ``observation``, the number of an observation of
+    ``program``, when the catalog has it; 0: to the program);
     ``asn_id`` names the association the product was made for (an association file: its
     own id); ``data_release`` overrides the release date (combined products:
     :func:`shared.access.combined_release` of their inputs). An association file (suffix
@@ -149,10 +152,7 @@ def archive_product(
                               reference_context=reference_context, segment=segment, product_type=product_type,
                               data_release=data_release, eap_months=eap_months, archived_at=archived_at)
     with ctx.catalog.session() as s:
-        exposure_id = observation_id = None
-        if exposure is not None:
-            row = s.scalar(select(Exposure).where(Exposure.name == exposure.name))
-            exposure_id, observation_id = row.id, row.observation_id
+        exposure_id, observation_id = _catalog_place(s, program, observation, exposure)
         previous = current_product(s, filename)
         previous_revision = previous.revision if previous is not None else None
         product, created = register_product(
@@ -189,6 +189,20 @@ def archive_product(
     return ArchivedProduct(ref, product_id, ev.id, tuple(superseded))
 
 
+def _catalog_place(s: Session, program: str, observation: int | None,
+                   exposure: Exposure | None) -> tuple[int | None, int | None]:
+    """Catalog ids (exposure, observation) a product belongs to: its exposure's; a product
+    of no exposure (a Level-3 product, an observation's association) belongs to the
+    observation it is placed in, when the catalog has it (0: the program itself)."""
+    if exposure is not None:
+        row = s.scalar(select(Exposure).where(Exposure.name == exposure.name))
+        return row.id, row.observation_id
+    if not observation:
+        return None, None
+    return None, s.scalar(select(Observation.id).where(Observation.program_id == program,
+                                                       Observation.number == observation))
+
+
 def _stage_product(ctx: ServiceContext, path: Path, ref: ProductRef, stored, *, suffix: str, level: int,
                    exposure: Exposure | None, inputs: list[str], reference_context: str | None, segment: int | None,
                    product_type: str, data_release: datetime | None, eap_months: int,
@@ -217,10 +231,7 @@ def _stage_product(ctx: ServiceContext, path: Path, ref: ProductRef, stored, *, 
         "references": sorted(set(inputs) - set(old[2])) if old is not None else [],
     }
     with ctx.catalog.session() as s:
-        exposure_id = observation_id = None
-        if exposure is not None:
-            row = s.scalar(select(Exposure).where(Exposure.name == exposure.name))
-            exposure_id, observation_id = row.id, row.observation_id
+        exposure_id, observation_id = _catalog_place(s, ref.program, ref.observation, exposure)
         product, created = register_product(
             s, stored=stored, filename=ref.filename, suffix=suffix, level=level, revision=ref.revision,
             program_id=ref.program, observation_id=observation_id, exposure_id=exposure_id, archived_at=archived_at,

@@ -1,7 +1,7 @@
 """stage3 as a service: Level-3 associations archived -> ``stage3.run`` -> ``_crf`` per
-member and ``_i2d``/``_cat``/``_segm`` archived with provenance, asn id and the release
-date of the latest member; ``_crfints``/``_phot`` for tso3. Embedded settings (local
-store, SQLite catalog); members are synthetic ``_cal`` products (tests/stage3_scenes.py)
+member and ``_i2d``/``_cat``/``_segm`` archived with provenance, asn id, their observation
+and the release date of the latest member (``_crf`` and ``_segm`` as AUXILIARY);
+``_crfints``/``_phot`` for tso3. Embedded settings (local store, SQLite catalog); members are synthetic ``_cal`` products (tests/stage3_scenes.py)
 archived the way stage 2 archives them.
 """
 
@@ -125,14 +125,22 @@ def test_image3_archives_every_product(ctx, tmp_path, image3_setup):
     level3 = [f"{PRODUCT}_i2d.fits", f"{PRODUCT}_segm.fits", f"{PRODUCT}_cat.ecsv"]
     assert set(crf + level3) <= set(products)
     assert len(ids) == len(crf) + len(level3)
+    observations = {products[m].observation_id for m in names}
+    assert len(observations) == 1 and None not in observations
     for name, member in zip(crf, names, strict=True):
         p = products[name]
         assert p.level == 3 and p.exposure_id is not None and p.inputs == [member, asn_file]
         assert p.reference_context == "jwst_0001.pmap"
+        # 2c: an intermediate, released with the association's latest member (not its own)
+        assert p.product_type == "AUXILIARY" and p.data_release.replace(tzinfo=UTC) == latest
+    assert products[crf[0]].data_release > products[names[0]].data_release
     for name in level3:
         p = products[name]
         assert p.exposure_id is None and p.inputs == [*names, asn_file]
         assert p.data_release.replace(tzinfo=UTC) == latest
+        assert p.observation_id in observations  # belongs to its members' observation
+    assert {n: products[n].product_type for n in level3} == {
+        f"{PRODUCT}_i2d.fits": "SCIENCE", f"{PRODUCT}_segm.fits": "AUXILIARY", f"{PRODUCT}_cat.ecsv": "SCIENCE"}
     assert products[f"{PRODUCT}_cat.ecsv"].artifacts[0].content_type == "text/plain"
     # The event carries the association id; the i2d names its association.
     with ctx.catalog.session() as s:

@@ -18,6 +18,8 @@ __all__ = [
     "EventOut",
     "Health",
     "ImpactOut",
+    "LinkageKind",
+    "LinkageNode",
     "Linkages",
     "ObservationRow",
     "Page",
@@ -37,6 +39,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+LinkageKind = Literal["aggregation", "composition", "prerequisite", "linked", "antecedent",
+                      "contemporaneous calibration"]
+"""The linkage kinds the archive uses (the seed's vocabulary; a product row's link to its
+observation, and the edges of a product's linkage tree)."""
 
 MAX_PAGESIZE = 5000
 DEFAULT_PAGESIZE = 100
@@ -104,6 +111,10 @@ class ProductRow(BaseModel):
     productType: str = Field(description="SCIENCE, AUXILIARY, INFO or PREVIEW.")
     productSubGroupDescription: str = Field(description="File suffix, upper-case: UNCAL, RATE, CAL, I2D, ASN...")
     productGroupDescription: str | None = Field(description="'Minimum Recommended Products' or null.")
+    linkage: LinkageKind = Field(
+        description="How it belongs to its observation: aggregation (a product of one of its exposures), "
+                    "composition (a combined product of its exposures), prerequisite (an association or "
+                    "pool, what re-running needs), linked (a program-level product, no observation).")
     calib_level: int
     size: int = Field(description="Bytes.")
     sha256: str
@@ -130,9 +141,33 @@ class Provenance(BaseModel):
     inputs: list[ProvenanceInput]
 
 
+class LinkageNode(BaseModel):
+    """One product in a linkage tree, with how it is linked to the product above it."""
+
+    kind: LinkageKind = Field(
+        description="The link between it and the product above it: antecedent (one was made from the other), "
+                    "composition (a combined product and the 2c products it is composed of), prerequisite "
+                    "(the association that made the step), contemporaneous calibration (a background "
+                    "exposure calibrated with the science).")
+    productFilename: str
+    dataURI: str
+    productType: str
+    productSubGroupDescription: str
+    calib_level: int
+    revision: int
+    links: list[LinkageNode] = Field(description="The next level of the same tree (antecedents or children).")
+
+
 class Linkages(BaseModel):
+    observation: str = Field(description="obs_id of the observation it belongs to (jw<program> for program level).")
+    linkage: LinkageKind = Field(description="How it belongs to that observation (as ProductRow.linkage).")
     associations: list[ProductRow] = Field(description="Current association (asn) files listing it as a member.")
     outputs: list[ProductRow] = Field(description="Current products made from it (their inputs name it).")
+    antecedents: list[LinkageNode] = Field(
+        description="What it was made from, walked down to the raw products (a Level-3 product: its 2c "
+                    "products, their calibrated exposures, ... down to the _uncal), each step with the "
+                    "association that made it.")
+    children: list[LinkageNode] = Field(description="What was made from it, walked up to the Level-3 products.")
 
 
 class RevisionOut(BaseModel):

@@ -11,7 +11,9 @@ Rules implemented here (and documented in docs/archive-api.md):
 * **Minimum Recommended Products** of an observation — its current SCIENCE products at the
   highest calibration level any of them reaches, plus its current association files
   (suffix ``asn``) at that same level (an ASN carries the level of the products it makes).
-  Previews, guide-star and other auxiliary files and superseded revisions never are.
+  Previews, guide-star and other auxiliary files (the intermediates ``_crf`` and ``_segm``
+  among them) and superseded revisions never are.
+* **Linkages** — services/archive/linkages.py.
 """
 
 from __future__ import annotations
@@ -24,10 +26,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import (
     ColumnElement,
-    String,
     and_,
     case,
-    cast,
     false,
     func,
     literal,
@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, selectinload
 
 from services.archive import mast
+from services.archive.linkages import Walk, basename, derived, observation_linkage
 from services.archive.mast import CriterionError, Range
 from services.archive.schemas import (
     Linkages,
@@ -56,6 +57,7 @@ __all__ = [
     "ProductCriteria",
     "basename",
     "product_detail",
+    "product_linkages",
     "search_observations",
     "search_products",
 ]
@@ -63,10 +65,6 @@ __all__ = [
 # Longest exposure the t_max search allows for (JWST exposures last hours, never days).
 _MAX_EXPOSURE_DURATION = timedelta(days=3)
 _KIND_ORDER = {ArtifactKind.DATA: 0, ArtifactKind.PREVIEW: 1, ArtifactKind.THUMBNAIL: 2}
-
-
-def basename(uri_or_name: str) -> str:
-    return uri_or_name.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _levels(values: Sequence[str], column: ColumnElement, param: str = "calib_level") -> ColumnElement[bool] | None:
@@ -409,7 +407,7 @@ def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: 
         dataURI=mast.data_uri(product.filename if data else basename(artifact.uri)),
         productType=product.product_type.upper() if data else "PREVIEW",
         productSubGroupDescription=product.suffix.upper(),
-        productGroupDescription=mast.MRP_LABEL if mrp else None,
+        productGroupDescription=mast.MRP_LABEL if mrp else None, linkage=observation_linkage(product),
         calib_level=product.level, size=artifact.size, sha256=artifact.sha256,
         content_type=artifact.content_type, revision=product.revision, is_current=product.is_current,
         superseded_date=mast.aware(product.superseded_at),
@@ -453,31 +451,6 @@ def search_products(
 # ------------------------------------------------------------------ one product
 
 
-def _naming(product_filename: str) -> str:
-    """LIKE pattern for a JSON list element that is this name or a URI ending in it."""
-    escaped = product_filename.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f'%{escaped}"%'
-
-
-def _names_it(inputs: Sequence[str], filename: str) -> bool:
-    return any(i == filename or i.endswith("/" + filename) for i in inputs or ())
-
-
-def _derived(session: Session, product: Product) -> tuple[list[int], list[int]]:
-    """Ids of current products whose inputs name ``product``: (associations, other outputs)."""
-    candidates = session.scalars(
-        select(Product).where(
-            Product.is_current, Product.program_id == product.program_id, Product.id != product.id,
-            cast(Product.inputs, String).like(_naming(product.filename), escape="\\"),
-        )
-    ).all()
-    asns, outputs = [], []
-    for p in candidates:
-        if _names_it(p.inputs, product.filename):
-            (asns if p.suffix == "asn" else outputs).append(p.id)
-    return asns, outputs
-
-
 def product_detail(session: Session, filename: str, revision: int | None, now: datetime, *,
                    unpublished: bool = False) -> ProductDetail | None:
     """One product (its current revision, or ``revision``) with its previews, provenance,
@@ -502,7 +475,7 @@ def product_detail(session: Session, filename: str, revision: int | None, now: d
     inputs = [ProvenanceInput(name=n, dataURI=mast.data_uri(n) if n in known else None, is_product=n in known)
               for n in names]
 
-    asn_ids, output_ids = _derived(session, product)
+    asn_ids, output_ids = derived(session, product)
 
     def data_rows(ids: list[int]) -> list[ProductRow]:
         if not ids:
@@ -524,6 +497,20 @@ def product_detail(session: Session, filename: str, revision: int | None, now: d
         product=main, previews=previews,
         provenance=Provenance(software_version=product.software_version,
                               reference_context=product.reference_context, inputs=inputs),
-        linkages=Linkages(associations=data_rows(asn_ids), outputs=data_rows(output_ids)),
+        linkages=_linkages(session, product, main, data_rows(asn_ids), data_rows(output_ids)),
         revisions=revisions,
     )
+
+
+def _linkages(session: Session, product: Product, row: ProductRow, associations: list[ProductRow],
+              outputs: list[ProductRow]) -> Linkages:
+    walk = Walk(session)
+    return Linkages(observation=row.obs_id, linkage=row.linkage, associations=associations, outputs=outputs,
+                    antecedents=walk.tree(product, "antecedents"), children=walk.tree(product, "children"))
+
+
+def product_linkages(session: Session, filename: str, revision: int | None, now: datetime, *,
+                     unpublished: bool = False) -> Linkages | None:
+    """The linkages of one product (as :func:`product_detail` gives them), or None."""
+    detail = product_detail(session, filename, revision, now, unpublished=unpublished)
+    return detail.linkages if detail is not None else None

@@ -61,6 +61,10 @@ from shared.pipeline import (
 from shared.refdata import Reference, ReferenceProvider, load_references
 from shared.resample import ResampleInput, ResampleResult, output_grid, pixel_scale_arcsec, resample
 
+INTERMEDIATE = "AUXILIARY"
+"""Product type of what stage 3 makes on the way (the 2c ``_crf``/``_crfints``, the
+``_segm`` map): archived and linked, never a Minimum Recommended Product."""
+
 __all__ = [
     "IMAGE3",
     "TSO3",
@@ -373,11 +377,12 @@ class Image3Output(Recorded):
 
     def outputs(self, asn: Level3Association) -> list[Output]:
         """Everything worth archiving, named for the association, in order (2c first)."""
-        out = [Output(member_output_name(member, asn.asn_id, "crf"), "crf", product, member=member)
+        out = [Output(member_output_name(member, asn.asn_id, "crf"), "crf", product, INTERMEDIATE, member=member)
                for member, product in zip(asn.science, self.crf, strict=True)]
-        out += [Output(asn.product(suffix), suffix, content) for suffix, content in (("i2d", self.i2d),
-                                                                                     ("segm", self.segm))
-                if content is not None]
+        if self.i2d is not None:
+            out.append(Output(asn.product("i2d"), "i2d", self.i2d))
+        if self.segm is not None:
+            out.append(Output(asn.product("segm"), "segm", self.segm, INTERMEDIATE))
         if self.cat is not None:
             out.append(Output(asn.product("cat", "ecsv"), "cat", self.cat))
         return out
@@ -540,7 +545,8 @@ class Tso3Output(Recorded):
 
     def outputs(self, asn: Level3Association) -> list[Output]:
         """Everything worth archiving, named for the association, in order (2c first)."""
-        out = [Output(member_output_name(member, asn.asn_id, "crfints"), "crfints", product, member=member)
+        out = [Output(member_output_name(member, asn.asn_id, "crfints"), "crfints", product, INTERMEDIATE,
+                      member=member)
                for member, product in zip(asn.science, self.crfints, strict=True)]
         if self.phot is not None:
             out.append(Output(asn.product("phot", "ecsv"), "phot", self.phot))

@@ -4,8 +4,8 @@ archived.
 Fetch the ASN and every science member it names (the current revision of each, checked
 against its sha256), run the pipeline, and archive: one ``_crf``/``_crfints`` per member
 (2c, with the member's exposure) and the Level-3 products (``_i2d``, ``_cat``, ``_segm``
-or ``_phot``), each with its provenance (members and the ASN) and the data release of
-its most recent contributing exposure. Idempotent: DATE is the ASN's archive time, so
+or ``_phot``, in the observation of their lowest member), each with its provenance
+(members and the ASN) and the data release of the association's most recent member. Idempotent: DATE is the ASN's archive time, so
 the outputs are a pure function of the inputs and a retry stores nothing new.
 
 An ASN revision that is no longer current has been superseded by one with more (or
@@ -100,9 +100,11 @@ def _members_context(ctx: ServiceContext, members) -> str | None:
 
 def _placement(asn: Level3Association, resolved: dict[str, CurrentInput], program: str, ref,
                references: list[str]):
-    """Where each output goes: a 2c product with its member's exposure and release; a
-    Level-3 product with the lowest observation and the latest release of its members,
-    and the references the run used in its provenance (``crds://<file>``)."""
+    """Where each output goes: a 2c product with its member's exposure, a Level-3 product
+    with the lowest observation of its members and the references the run used in its
+    provenance (``crds://<file>``); every one released with the association's latest
+    member (a 2c product is made from them all: outlier detection compares each member
+    with the others)."""
     observations = [m.observation for m in resolved.values() if m.observation is not None]
     lowest = min(observations) if observations else int(ref.observation or 0)
     combined = Placement(program, lowest, None, [*asn.science, asn.filename, *references],
@@ -113,7 +115,7 @@ def _placement(asn: Level3Association, resolved: dict[str, CurrentInput], progra
             return combined
         m = resolved[out.member]
         return Placement(program, m.observation if m.observation is not None else lowest, m.exposure,
-                         [out.member, asn.filename], data_release=m.data_release)
+                         [out.member, asn.filename], data_release=combined.data_release)
 
     return where
 

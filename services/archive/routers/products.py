@@ -19,8 +19,13 @@ from services.archive.routers.common import (
     RevisionParam,
     set_total,
 )
-from services.archive.schemas import DEFAULT_PAGESIZE, Page, ProductDetail, ProductRow
-from services.archive.search import ProductCriteria, product_detail, search_products
+from services.archive.schemas import DEFAULT_PAGESIZE, Linkages, Page, ProductDetail, ProductRow
+from services.archive.search import (
+    ProductCriteria,
+    product_detail,
+    product_linkages,
+    search_products,
+)
 
 __all__ = ["router"]
 
@@ -81,3 +86,20 @@ def get_product(
         which = f"revision {revision} of " if revision is not None else ""
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no product {which}{filename}")
     return detail
+
+
+@router.get("/{filename}/linkages", response_model=Linkages, summary="One product's linkages")
+def get_linkages(
+    filename: str,
+    session: DbSession,
+    operator: Operator,
+    revision: RevisionParam = None,
+) -> Linkages:
+    """How the product belongs to its observation, the associations that list it, and the
+    trees of what it was made from (antecedents, down to the ``_uncal``, with the
+    association that made each step) and of what was made from it (children)."""
+    linkages = product_linkages(session, filename, revision, datetime.now(UTC), unpublished=operator)
+    if linkages is None:
+        which = f"revision {revision} of " if revision is not None else ""
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no product {which}{filename}")
+    return linkages

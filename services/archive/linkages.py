@@ -1,0 +1,182 @@
+"""Product linkages: how a product belongs to its observation, and the tree of products
+it was made from (antecedents) and that were made from it (children).
+
+The catalog records provenance by name (``Product.inputs``: input file names and
+reference URIs); the links are read from it:
+
+* **to its observation** — ``aggregation``: a product of one of the observation's exposures
+  (``_uncal``, ``_rate``, ``_cal``, the 2c ``_crf``); ``composition``: a combined product
+  (Level 3) composed from its exposures; ``prerequisite``: an association or pool, what
+  re-running the pipeline needs; ``linked``: a program-level product, in no observation.
+* **between products** — ``antecedent``: one was made from the other (``_rate`` from
+  ``_uncal``); ``composition``: a Level-3 product and the 2c products of its association
+  (the ``_crf`` of each member), which stand between it and the members its provenance
+  names; ``prerequisite``: the association that made a step (a leaf: its own members are
+  the step's other antecedents); ``contemporaneous calibration``: a background exposure
+  calibrated with the science (an input of another exposure than the product's own).
+
+So the tree of a Level-3 ``_i2d`` reads L3 <- 2c ``_crf`` <- ``_cal`` <- ``_rate`` <- ``_uncal``,
+with the Level-3 ASN beside the 2c step and the Level-2 ASN beside the ``_cal``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import String, cast, select
+from sqlalchemy.orm import Session
+
+from services.archive import mast
+from services.archive.schemas import LinkageKind, LinkageNode
+from shared.catalog import Product
+
+__all__ = ["AUXILIARY_SUFFIXES", "Walk", "basename", "derived", "names_it", "observation_linkage"]
+
+AUXILIARY_SUFFIXES = frozenset({"asn", "pool"})
+"""Files that say how products are made (associations, pools): prerequisites, not data."""
+
+_MAX_DEPTH = 8  # uncal -> rate -> cal -> crf -> i2d -> cat is five steps
+
+
+def basename(uri_or_name: str) -> str:
+    """The file name of a URI (or a name)."""
+    return uri_or_name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def observation_linkage(product: Product) -> LinkageKind:
+    """How ``product`` belongs to its observation (see the module docstring)."""
+    if product.suffix in AUXILIARY_SUFFIXES:
+        return "prerequisite"
+    if product.observation_id is None:
+        return "linked"
+    return "aggregation" if product.exposure_id is not None else "composition"
+
+
+def _naming(product_filename: str) -> str:
+    """LIKE pattern for a JSON list element that is this name or a URI ending in it."""
+    escaped = product_filename.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f'%{escaped}"%'
+
+
+def names_it(inputs: Sequence[str] | None, filename: str) -> bool:
+    return any(i == filename or i.endswith("/" + filename) for i in inputs or ())
+
+
+def _naming_products(session: Session, product: Product) -> list[Product]:
+    """Current products of the program (other than ``product``) whose inputs name it."""
+    candidates = session.scalars(
+        select(Product).where(
+            Product.is_current, Product.program_id == product.program_id, Product.id != product.id,
+            cast(Product.inputs, String).like(_naming(product.filename), escape="\\"),
+        ).order_by(Product.filename)
+    ).all()
+    return [p for p in candidates if names_it(p.inputs, product.filename)]
+
+
+def derived(session: Session, product: Product) -> tuple[list[int], list[int]]:
+    """Ids of current products whose inputs name ``product``: (associations, other outputs)."""
+    asns, outputs = [], []
+    for p in _naming_products(session, product):
+        (asns if p.suffix == "asn" else outputs).append(p.id)
+    return asns, outputs
+
+
+def _is_combined(p: Product) -> bool:
+    return p.exposure_id is None and p.suffix not in AUXILIARY_SUFFIXES
+
+
+def _is_2c(p: Product) -> bool:
+    """A product made for one member of a Level-3 association (``_crf``): an exposure's
+    product whose own provenance names an association of combined products."""
+    return p.exposure_id is not None and p.level == 3
+
+
+class Walk:
+    """The linkage trees of products of one catalog session (current revisions)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._current: dict[str, Product | None] = {}
+
+    def _product(self, name: str) -> Product | None:
+        if name not in self._current:
+            self._current[name] = self.session.scalar(
+                select(Product).where(Product.filename == name, Product.is_current))
+        return self._current[name]
+
+    def _inputs(self, product: Product) -> list[Product]:
+        names = [basename(i) for i in product.inputs or ()]
+        return [p for p in (self._product(n) for n in dict.fromkeys(names)) if p is not None and p.id != product.id]
+
+    def _made_for_members(self, asn: str) -> list[Product]:
+        """The 2c products an association made (their provenance names it)."""
+        found = self.session.scalars(
+            select(Product).where(Product.is_current, Product.exposure_id.is_not(None), Product.level == 3,
+                                  cast(Product.inputs, String).like(_naming(asn), escape="\\"))
+            .order_by(Product.filename)
+        ).all()
+        return [p for p in found if names_it(p.inputs, asn) and p.suffix not in AUXILIARY_SUFFIXES]
+
+    @staticmethod
+    def _edge(product: Product, made_from: Product) -> LinkageKind:
+        """The link between ``product`` and an input it was made from."""
+        if made_from.suffix in AUXILIARY_SUFFIXES or product.suffix in AUXILIARY_SUFFIXES:
+            return "prerequisite"
+        if (product.exposure_id is not None and made_from.exposure_id is not None
+                and made_from.exposure_id != product.exposure_id):
+            return "contemporaneous calibration"
+        return "antecedent"
+
+    def antecedent_links(self, product: Product) -> list[tuple[LinkageKind, Product]]:
+        """What ``product`` was made from, one level down."""
+        inputs = self._inputs(product)
+        links: list[tuple[LinkageKind, Product]] = []
+        if _is_combined(product):
+            for asn in (p for p in inputs if p.suffix == "asn"):
+                parts = self._made_for_members(asn.filename)
+                covered = {basename(p.inputs[0]) for p in parts if p.inputs}
+                links += [("composition", p) for p in parts]
+                inputs = [p for p in inputs if p.filename not in covered]
+        links += [(self._edge(product, p), p) for p in inputs]
+        return links
+
+    def child_links(self, product: Product) -> list[tuple[LinkageKind, Product]]:
+        """What was made from ``product``, one level up."""
+        naming = _naming_products(self.session, product)
+        # A combined product made through 2c products of this one hangs under them.
+        through = {a.id for p in naming if _is_2c(p) for a in self._asns(p)}
+        links: list[tuple[LinkageKind, Product]] = []
+        for p in naming:
+            if _is_combined(p) and through & {a.id for a in self._asns(p)}:
+                continue
+            links.append(("prerequisite" if p.suffix in AUXILIARY_SUFFIXES else self._edge(p, product), p))
+        if _is_2c(product) and product.inputs:
+            member = basename(product.inputs[0])
+            for asn in self._asns(product):
+                links += [("composition", p) for p in _naming_products(self.session, asn)
+                          if _is_combined(p) and names_it(p.inputs, member)]
+        return links
+
+    def _asns(self, product: Product) -> list[Product]:
+        """The associations among ``product``'s inputs (the one that made it)."""
+        return [p for p in self._inputs(product) if p.suffix == "asn"]
+
+    def tree(self, product: Product, direction: str, depth: int = 0,
+             path: frozenset[int] = frozenset()) -> list[LinkageNode]:
+        """The tree of ``direction`` ("antecedents" or "children") below ``product``."""
+        if depth >= _MAX_DEPTH:
+            return []
+        links = self.antecedent_links(product) if direction == "antecedents" else self.child_links(product)
+        path = path | {product.id}
+        nodes = []
+        for kind, p in links:
+            if p.id in path:
+                continue
+            leaf = p.suffix in AUXILIARY_SUFFIXES  # an association's own inputs are the step's other links
+            nodes.append(LinkageNode(
+                kind=kind, productFilename=p.filename, dataURI=mast.data_uri(p.filename),
+                productType=p.product_type.upper(), productSubGroupDescription=p.suffix.upper(),
+                calib_level=p.level, revision=p.revision,
+                links=[] if leaf else self.tree(p, direction, depth + 1, path),
+            ))
+        return nodes
