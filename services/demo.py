@@ -255,6 +255,10 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
     if science:
         links += [(f"/products/{science}", "one product: provenance, linkages, revisions"),
                   (f"/previews/{science}", "its preview (PNG; exclusive access, so it needs a token)")]
+    mosaic = next((r["productFilename"] for r in rows
+                   if r.get("calib_level") == 3 and r.get("productSubGroupDescription") == "I2D"), None)
+    if mosaic:
+        links.append((f"/products/{mosaic}/linkages", "the Level-3 mosaic's linkages, down to the _uncal files"))
     width = max(len(path) for path, _ in links)
     print(f"6. the archive API is serving at {url}")
     for path, what in links:
