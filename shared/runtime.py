@@ -430,7 +430,8 @@ class InlineTransport:
     """Runs handlers in this process, first in first out: the embedded default and tests.
 
     Same handlers, same wrapper as a Celery worker; retries happen at once (no sleep) up
-    to the configured number of attempts.
+    to the configured number of attempts. A task still meeting an outage then is left
+    pending for the reconciler, not dead-lettered.
     """
 
     handlers: dict[str, Handler]
