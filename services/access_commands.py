@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 
 __all__ = ["register_commands"]
 
+_KINDS = {"waive": "waiver", "extend": "extension", "embargo": "embargo", "lift": "lift"}
+
 
 def _program(value: str) -> str:
     program = value.strip().zfill(5)
@@ -106,7 +108,7 @@ def cmd_access(args: argparse.Namespace) -> int:
     by = args.by or getpass.getuser()
     try:
         with ctx.catalog.session() as s:
-            change = change_access(s, args.program, args.action if args.action != "extend" else "extension",
+            change = change_access(s, args.program, _KINDS[args.action],
                                    requested_by=by, reason=args.reason, operators=frozenset({by}),
                                    months=getattr(args, "months", None), effective_at=getattr(args, "start", None),
                                    now=now)
