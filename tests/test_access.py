@@ -209,22 +209,27 @@ def test_operator_reads_everything_and_is_audited(api):
 
 def test_embargo_refuses_the_pi_until_lifted(api):
     ctx, call = api
+    assert call("POST", "/programs/1234/access", PI, json={"kind": "waiver", "reason": "r"}).status_code == 201
+    assert call("GET", f"/download/{CAL1}").status_code == 200  # public: the embargo hides even that
     r = call("POST", "/programs/1234/access", PI, json={"kind": "embargo", "reason": "press release"})
     assert r.status_code == 403 and "only an operator may embargo" in r.json()["detail"]
     r = call("POST", "/programs/1234/access", OPERATOR, json={"kind": "embargo", "reason": "press release"})
     assert r.status_code == 201 and r.json()["kind"] == "embargo"
     assert call("GET", "/programs/1234", PI).json()["embargoed"] is True
+    assert call("GET", f"/products/{CAL1}").json()["product"]["dataRights"] == "EXCLUSIVE_ACCESS"
     for url in (f"/download/{CAL1}", f"/previews/{CAL1}"):
         r = call("GET", url, PI)
         assert r.status_code == 403 and "under embargo" in r.json()["detail"], url
+    assert call("GET", f"/download/{CAL1}").status_code == 401
     assert call("GET", f"/download/{CAL1}", OPERATOR).status_code == 200
     assert [r["why"] for r in call("GET", "/access/reads", OPERATOR).json()] == ["embargoed"]
     r = call("POST", "/programs/1234/access", OPERATOR, json={"kind": "embargo", "reason": "again"})
     assert r.status_code == 400 and "already under embargo" in r.json()["detail"]
     assert call("POST", "/programs/1234/access", OPERATOR, json={"kind": "lift", "reason": "published"}).status_code == 201
     assert call("GET", f"/download/{CAL1}", PI).status_code == 200
+    assert call("GET", f"/download/{CAL1}").status_code == 200
     view = call("GET", "/programs/1234/access").json()
-    assert view["embargoed"] is False and [c["kind"] for c in view["changes"]] == ["embargo", "lift"]
+    assert view["embargoed"] is False and [c["kind"] for c in view["changes"]] == ["waiver", "embargo", "lift"]
 
 
 def test_pi_waiver_through_the_api_then_announced_once(api):
@@ -236,6 +241,7 @@ def test_pi_waiver_through_the_api_then_announced_once(api):
     r = call("POST", "/programs/1234/access", PI, json={"kind": "waiver", "reason": "share with the community"})
     assert r.status_code == 201 and r.json()["moved"] == 2 and r.json()["requested_by"] == PI
     assert call("GET", f"/download/{CAL1}").status_code == 200  # public now, no token needed
+    assert call("GET", f"/products/{CAL1}").json()["product"]["dataRights"] == "PUBLIC"
     assert call("GET", "/programs/1234/access").json()["exclusive_products"] == 0
     now = datetime.now(UTC)
     assert sorted(announce_releases(ctx, now)) == sorted(public_event_id(n, 1) for n in (CAL1, CAL2))
