@@ -30,6 +30,7 @@ from shared.config import Settings
 from shared.messages import EventType
 from shared.naming import object_key
 from shared.plan import Plan
+from shared.storage import StoredObject
 from shared.tokens import create_token
 from tests.telemetry_factory import tiny_plan
 from tests.test_notifier import T0, archive, make_ctx
@@ -153,6 +154,28 @@ def test_extension_moves_release_dates_but_public_data_stay_public(ctx):
                                                          "operators": {OPERATOR}, "now": now, **bad})
         with pytest.raises(LookupError, match="no program 09999"):
             change_access(s, "09999", "waiver", requested_by=OPERATOR, reason="r", operators={OPERATOR})
+
+
+def test_products_archived_after_a_change_follow_it(ctx):
+    archive(ctx, UNCAL)
+    with ctx.catalog.session() as s:
+        change_access(s, "01234", "extension", requested_by=OPERATOR, reason="anomaly", operators={OPERATOR},
+                      months=2, now=T0 + timedelta(days=1))
+        change_access(s, "01234", "waiver", requested_by=OPERATOR, reason="public", operators={OPERATOR},
+                      effective_at=T0 + timedelta(days=20), now=T0 + timedelta(days=1))
+
+    def register(name, at):
+        stored = StoredObject(bucket="dms-archive", key=name, uri=f"file:///archive/{name}", sha256=name[:8],
+                              size=1, content_type="application/fits")
+        with ctx.catalog.session() as s:
+            product, _ = register_product(
+                s, stored=stored, filename=name, suffix="cal", level=2, revision=1, program_id="01234",
+                observation_id=None, exposure_id=None, archived_at=at, eap_months=12, software_version="t", inputs=[])
+            return product.data_release if product.data_release.tzinfo else product.data_release.replace(tzinfo=UTC)
+
+    assert register(CAL1, T0 + timedelta(days=5)) == T0 + timedelta(days=20)  # extended, then waived
+    assert register(CAL2, T0 + timedelta(days=30)) == T0 + timedelta(days=30)  # public on arrival
+    assert releases(ctx)[(UNCAL, 1)] == T0 + timedelta(days=20)
 
 
 # ---------------------------------------------------------------- the API

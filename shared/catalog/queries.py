@@ -177,6 +177,9 @@ def register_product(
     # release date of the revisions before it.
     earlier_release = session.scalar(select(func.min(Product.data_release)).where(Product.filename == filename))
     if data_release is None and earlier_release is None:
+        # Shares the program row with other archiving, and waits for an access change
+        # being recorded (it holds the row for update): then its change is seen here.
+        session.execute(select(Program.id).where(Program.id == program_id).with_for_update(read=True))
         changes = session.scalars(select(AccessChange).where(AccessChange.program_id == program_id)).all()
         data_release = release_for(archived_at, eap_months, changes)
     if not staged:
