@@ -58,6 +58,8 @@ SERVICE_COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("services.archive.commands:register_commands", "API tokens of the archive"),
     "associations": ("services.associations.commands:register_commands",
                      "a program's pool, candidates and associations, and what they wait for"),
+    "access": ("services.access_commands:register_commands",
+               "exclusive access: show, waive, extend, embargo, lift; operators' reads of exclusive data"),
     "reprocess": ("services.reprocessing_commands:register_commands",
                   "reprocessing requests: submit (embedded: run it here), status, cancel, report"),
 }

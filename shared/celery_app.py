@@ -3,9 +3,13 @@
 Reliability policy (DESIGN §7): ``acks_late`` with ``reject_on_worker_lost`` and prefetch 1
 so a task killed mid-way is redelivered, never lost; tasks are idempotent so the
 redelivery is harmless; transient faults retry with exponential backoff and jitter; after
-the last retry the message is dead-lettered in the catalog (``task_failure``). A worker
-that cannot reach the store or the catalog to start a task retries the message until it
-can: nothing about the message is wrong, and a failed task would be acknowledged.
+the last retry the message is dead-lettered in the catalog (``task_failure``). An
+outage is not the task's fault and spends none of its retries: a worker that cannot reach
+the store or the catalog to start a task, or whose handler finds the store unavailable
+(:func:`shared.errors.is_unavailable`), retries the message until it can -- a failed task
+would be acknowledged and its message lost. The retry message counts the outages it
+waited out (``outages``), so the attempt a handler sees is ``retries + 1 - outages``, and
+:func:`shared.runtime.run_handler` is the one place that spends the budget.
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ def register_handlers(app: Celery, settings: Settings, handlers: dict[str, Handl
 
     for name, handler in handlers.items():
 
-        def task(self, payload, _name=name, _handler=handler):
+        def task(self, payload, outages=0, _name=name, _handler=handler):
             redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
             if redelivered:
                 log.info("%s: redelivered message %s (its consumer died); its work item says whether it is done",
@@ -102,14 +106,17 @@ def register_handlers(app: Celery, settings: Settings, handlers: dict[str, Handl
                     raise
                 log.warning("%s: cannot build the worker context (%s); message %s retried later",
                             _name, exc, self.request.id)
-                raise self.retry(countdown=countdown, max_retries=None) from exc
+                raise self.retry(args=[payload], kwargs={"outages": outages + 1}, countdown=countdown) from exc
             outcome = run_handler(
                 _name, _handler, payload, ctx,
-                attempt=self.request.retries + 1, max_attempts=max_retries + 1, retry_in=countdown,
+                attempt=self.request.retries + 1 - outages, max_attempts=max_retries + 1, retry_in=countdown,
                 redelivered=redelivered,
             )
             if outcome.status == "retry":
-                raise self.retry(countdown=countdown, max_retries=max_retries)
+                raise self.retry(args=[payload], kwargs={"outages": outages + outcome.unavailable}, countdown=countdown)
             return {"status": outcome.status, "events": list(outcome.event_ids), "error": outcome.error}
 
-        app.task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True)(task)
+        # No retry limit of Celery's own: its default (3) bounds even retry(max_retries=None),
+        # which lost the message of a task still waiting for the store after four tries.
+        # run_handler dead-letters a task whose attempts are spent.
+        app.task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)(task)

@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     ingest_time_tolerance_s: float = Field(
         86400.0, ge=0.0, description="How far packet times may lie outside the plan's visit window, seconds."
     )
-    task_max_retries: int = Field(5, description="Retries for transient faults before dead-letter.")
+    task_max_retries: int = Field(
+        5, description="Retries for transient faults before dead-letter (an object-store outage is waited out uncounted).",
+    )
     task_retry_backoff_max: int = Field(600, description="Upper bound of the retry delay, seconds.")
     reconcile_after_seconds: float = Field(
         30.0, description="An outbox event undispatched this long is re-dispatched by the reconciler."

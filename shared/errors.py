@@ -4,12 +4,14 @@ Domain code raises what went wrong in its own terms: bad input is a ``ValueError
 (:class:`InputError`, or a module's own subclass such as a malformed product, an unusable
 association or reference file), never a transport error. :func:`is_retriable` is the one
 place that decides: transient faults are retried, everything else is dead-lettered with
-its message as the reason.
+its message as the reason; :func:`is_unavailable` singles out the retriable faults that
+are an outage of a service (the object store down), which a task waits out however long
+it lasts instead of spending its retries on it.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigurationError", "InputError", "NonRetriableError", "RetriableError", "is_retriable"]
+__all__ = ["ConfigurationError", "InputError", "NonRetriableError", "RetriableError", "is_retriable", "is_unavailable"]
 
 
 class ConfigurationError(ValueError):
@@ -47,3 +49,12 @@ def is_retriable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         return bool(exc.connection_invalidated)
     return isinstance(exc, ConnectionError | TimeoutError)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for an outage rather than a fault of the task: the object store could not be
+    reached or answered that it is unavailable (a MinIO restart). Retrying is the only
+    thing to do, for as long as it lasts; it says nothing about the task."""
+    from shared.storage import StorageError
+
+    return isinstance(exc, StorageError) and exc.retriable and exc.unavailable

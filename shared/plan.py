@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.access import default_eap_months, eap_problem
 from shared.instruments import (
     DETECTORS,
     EXP_TYPE_PREFIX,
@@ -299,11 +300,32 @@ class Plan(_Frozen):
     pi_name: str
     pi_user: str | None = Field(None, description="PI's identity (e-mail); may grant data access.")
     category: Category = "GO"
-    eap_months: int = Field(12, ge=0, le=24, description="Exclusive-access months.")
+    eap_months: int | None = Field(None, ge=0, le=24, description=(
+        "Exclusive-access months; default: the category's (GO/GTO 12, others 0). GO/GTO may ask "
+        "for 3 or 6, or 0 with eap_waiver (shared.access.eap_problem)."))
+    eap_waiver: str | None = Field(None, description="The PI's reason for waiving the exclusive access (EAP 0).")
     authorized_users: list[str] = Field(default_factory=list)
     targets: list[Target]
     observations: list[Observation]
     candidates: list[PlannedCandidate] = Field(default_factory=list)
+
+    @property
+    def exclusive_months(self) -> int:
+        """The program's exclusive-access months: the plan's, else its category's."""
+        if self.eap_months is not None:
+            return self.eap_months
+        return 0 if self.eap_waiver else default_eap_months(self.category)
+
+    @model_validator(mode="after")
+    def _exclusive_access(self) -> Plan:
+        if self.eap_waiver is not None and not self.eap_waiver.strip():
+            raise ValueError("eap_waiver: give the reason for the waiver")
+        problem = eap_problem(self.category, self.exclusive_months, waived=self.eap_waiver is not None)
+        if problem:
+            raise ValueError(f"eap_months: {problem}")
+        if self.eap_waiver is not None and self.exclusive_months != 0:
+            raise ValueError(f"eap_waiver: a waiver means no exclusive access, but eap_months is {self.eap_months}")
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> Plan:

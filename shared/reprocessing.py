@@ -28,7 +28,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -356,8 +356,6 @@ def request_scope(ctx: ServiceContext, event: Event) -> tuple[ReprocessingStep, 
 
 
 def _with_request(ctx: ServiceContext, scope: RequestScope) -> ServiceContext:
-    from dataclasses import replace
-
     return replace(ctx, request=scope)
 
 

@@ -39,7 +39,7 @@ from shared.catalog import Catalog, EventRecord, TaskFailure, WorkItem, WorkStat
 from shared.catalog import work as ledger
 from shared.catalog.queries import event_from_record, record_task_run
 from shared.config import Settings
-from shared.errors import is_retriable
+from shared.errors import is_retriable, is_unavailable
 from shared.messages import Event, PayloadError
 from shared.routing import queue_for, routes_for
 from shared.storage import ObjectStore, open_store
@@ -110,12 +110,15 @@ Handler = Callable[[Event, ServiceContext], list[str] | None]
 @dataclass(frozen=True)
 class Outcome:
     """How one handler call ended: ``ok``, ``retry`` (transient fault, try again) or
-    ``failed`` (dead-lettered). ``note`` says why an ``ok`` did nothing (a duplicate)."""
+    ``failed`` (dead-lettered). ``note`` says why an ``ok`` did nothing (a duplicate);
+    ``unavailable`` marks a retry caused by an outage (the object store or the catalog out
+    of reach), which does not count against the task's attempts."""
 
     status: str
     event_ids: tuple[str, ...] = ()
     error: str | None = None
     note: str | None = None
+    unavailable: bool = False
 
 
 def record_failure(
@@ -172,17 +175,21 @@ def run_handler(
     died) takes the item over from the worker that held it. A malformed message or a
     non-retriable error is dead-lettered at once; a retriable error returns ``retry`` (the work item pending
     again, due in ``retry_in`` seconds) until ``max_attempts`` and is then dead-lettered
-    too. Every run adds its duration to the task's totals (the metrics of the archive API).
+    too. An outage (:func:`shared.errors.is_unavailable`, or a catalog that cannot be
+    reached to claim the item) returns ``retry`` marked ``unavailable`` whatever the
+    attempt: the caller retries it without counting it, so a store restart of any length
+    delays work and never dead-letters it. Every run adds its duration to the task's totals (the metrics of the archive API).
     """
     started = time.perf_counter()
     lease = timedelta(seconds=ctx.settings.work_lease_seconds)
     event_id = payload.get("id") if isinstance(payload, dict) else None
     try:
         taken = _claim(ctx.catalog, event_id, task, lease, take_over=redelivered)
-    except Exception as exc:  # the catalog does not answer: nothing can be recorded either
+    except Exception as exc:  # the catalog does not answer: nothing was done, nothing can be recorded
         reason = f"could not claim the work item: {type(exc).__name__}: {exc}"
         log.warning("%s on event %s: %s", task, event_id, reason)
-        return Outcome("retry" if is_retriable(exc) and attempt < max_attempts else "failed", error=reason)
+        retriable = is_retriable(exc)
+        return Outcome("retry" if retriable else "failed", error=reason, unavailable=retriable)
     if taken.status in ("done", "busy"):
         note = ("already done" if taken.status == "done" else f"running under {taken.holder}'s live lease")
         log.info("%s on event %s: %s; message acknowledged, nothing done", task, event_id, note)
@@ -277,8 +284,12 @@ def _run(task: str, handler: Handler, payload: dict[str, Any], ctx: ServiceConte
         event_ids = tuple(handler(event, ctx) or ())
     except Exception as exc:  # classified below; a worker must never crash on one message
         _reraise_termination(exc)
-        retriable = is_retriable(exc)
+        retriable, unavailable = is_retriable(exc), is_unavailable(exc)
         reason = f"{type(exc).__name__}: {exc}"
+        if unavailable:
+            log.warning("%s on event %s: a service is out of reach (attempt %d/%d, not counted), will retry: %s",
+                        task, event.id, attempt, max_attempts, reason)
+            return Outcome("retry", error=reason, unavailable=True)
         if retriable and attempt < max_attempts:
             log.warning("%s on event %s failed (attempt %d/%d), will retry: %s",
                         task, event.id, attempt, max_attempts, reason)
@@ -440,7 +451,8 @@ class InlineTransport:
     """Runs handlers in this process, first in first out: the embedded default and tests.
 
     Same handlers, same wrapper as a Celery worker; retries happen at once (no sleep) up
-    to the configured number of attempts.
+    to the configured number of attempts. A task still meeting an outage then is left
+    pending for the reconciler, not dead-lettered.
     """
 
     handlers: dict[str, Handler]

@@ -141,7 +141,7 @@ def archive(request, tmp_path_factory) -> Archive:
     planned = dict(plan["observations"][0], number=2)  # an observation with no data yet
     plan["observations"].append(planned)
     sim_a.plan_path.write_text(json.dumps(plan))
-    sim_b = simulate(_description("niriss_imaging.yaml", eap_months=0, observation={"dither": {"pattern": "NONE"}}),
+    sim_b = simulate(_description("niriss_imaging.yaml", eap_months=0, eap_waiver="public at once", observation={"dither": {"pattern": "NONE"}}),
                      tmp / "sim_b")
     junk = tmp / "noise.ccsds"
     junk.write_bytes(b"\xff" * 300)

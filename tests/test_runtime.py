@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from shared.catalog import Catalog, EventRecord, TaskFailure
+from shared.catalog import Catalog, EventRecord, TaskFailure, WorkItem, WorkState
 from shared.catalog.queries import add_event, event_from_record
 from shared.config import Settings
-from shared.errors import NonRetriableError, RetriableError
+from shared.errors import NonRetriableError, RetriableError, is_retriable, is_unavailable
 from shared.messages import (
     PAYLOADS,
     Event,
@@ -32,6 +32,7 @@ from shared.runtime import (
     reconcile,
     run_handler,
 )
+from shared.storage import StorageError
 from shared.telemetry import FaultKind
 
 SHA = "0" * 64
@@ -232,6 +233,37 @@ def test_inline_transport_retries_transient_faults_then_dead_letters(tmp_path):
     done = inline.run_until_idle()
     assert [o.status for _, o in done] == ["ok", "failed"]
     assert len(calls) == 3
+
+
+def test_an_outage_spends_no_attempt_and_is_never_dead_lettered(tmp_path):
+    """The object store out of reach on the last attempt: a retry marked ``unavailable``
+    (the Celery task does not count it), the work item pending again; any other transient
+    fault on the last attempt is dead-lettered."""
+    settings = Settings(var_dir=tmp_path / "var", _env_file=None)
+    ctx = ServiceContext.from_settings(settings)
+    ctx.catalog.upgrade()
+    down, hiccup = StorageError("cannot talk to the S3 service"), StorageError("InternalError")
+    down.unavailable = True
+    assert is_unavailable(down) and not is_unavailable(hiccup) and is_retriable(hiccup)
+    first, second = arrival(1), arrival(2)
+    with ctx.catalog.session() as s:
+        add_event(s, first)
+        add_event(s, second)
+
+    def raises(exc):
+        def handler(event, c):
+            raise exc
+        return handler
+
+    outcome = run_handler("ingest.telemetry", raises(down), first.to_json_dict(), ctx, attempt=3, max_attempts=3)
+    assert (outcome.status, outcome.unavailable) == ("retry", True)
+    outcome = run_handler("ingest.telemetry", raises(hiccup), second.to_json_dict(), ctx, attempt=3, max_attempts=3)
+    assert (outcome.status, outcome.unavailable) == ("failed", False)
+    with ctx.catalog.session() as s:
+        states = dict(s.execute(select(WorkItem.event_id, WorkItem.state)).all())
+        assert states == {first.id: WorkState.PENDING, second.id: WorkState.FAILED}
+        assert [f.event_id for f in s.scalars(select(TaskFailure))] == [second.id]
+    ctx.catalog.dispose()
 
 
 def test_celery_policy():

@@ -280,7 +280,7 @@ def test_s3_unreachable_endpoint_is_retriable():
     store = S3ObjectStore(f"127.0.0.1:{port}", "ak", "sk")
     with pytest.raises(StorageError) as err:
         store.get_bytes(RAW, KEY)
-    assert err.value.retriable is True
+    assert err.value.retriable is True and err.value.unavailable is True  # an outage: waited out, never spent
     assert f"127.0.0.1:{port}" in str(err.value) and "DMS_S3_ENDPOINT" in str(err.value)
 
 
@@ -326,6 +326,7 @@ def test_s3_error_classification(code, status, error, retriable):
             raise S3Error(response, code, "message", "/r", "req", "host")
     assert type(err.value) is error
     assert err.value.retriable is retriable
+    assert err.value.unavailable is (status == 503)  # the service says it is unavailable (a restart, throttling)
     assert f"s3://{ARCHIVE}/{KEY}" in str(err.value) and "127.0.0.1:9" in str(err.value)
     if code == "AccessDenied":
         assert "DMS_S3_ACCESS_KEY" in str(err.value)

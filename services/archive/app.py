@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from services.archive.dependencies import check_request, get_settings
 from services.archive.mast import CriterionError
 from services.archive.routers import (
+    access,
     download,
     events,
     observations,
@@ -200,7 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
-    for module in (observations, products, download, programs, references, subscriptions, reprocessing, events,
+    for module in (observations, products, download, programs, access, references, subscriptions, reprocessing, events,
                    ops):
         app.include_router(module.router)
     app.openapi = lambda: _complete_openapi(app)

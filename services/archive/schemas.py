@@ -11,11 +11,14 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "AccessChangeIn",
+    "AccessChangeOut",
     "AuthorizationRequest",
     "BundleRequest",
     "ConfirmationOut",
     "ErrorOut",
     "EventOut",
+    "ExclusiveReadOut",
     "Health",
     "ImpactOut",
     "LinkageKind",
@@ -25,6 +28,7 @@ __all__ = [
     "Page",
     "ProductDetail",
     "ProductRow",
+    "ProgramAccessOut",
     "ProgramOut",
     "Provenance",
     "ProvenanceInput",
@@ -219,6 +223,53 @@ class ProgramOut(BaseModel):
     observations: list[str] = Field(description="obs_id of each observation.")
     authorized_users: list[str] | None = Field(description="Shown to the PI only.")
     you_may_read_exclusive_data: bool = Field(description="Whether the caller is the PI or authorized.")
+    embargoed: bool = Field(False, description="Data and previews readable by operators only.")
+
+
+class AccessChangeIn(BaseModel):
+    """A dated change of a program's exclusive access: the PI's ``waiver`` (no EAP from
+    ``effective``, default now), an operator's ``extension`` (+``months`` on releases still
+    due), ``embargo`` or ``lift`` (operators)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["waiver", "extension", "embargo", "lift"]
+    reason: str = Field(min_length=1, max_length=2000, description="Why; kept with the change.")
+    months: int | None = Field(None, ge=1, le=24, description="Extension only: months added.")
+    effective: datetime | None = Field(None, description="From when (UTC); default now. Waivers may be back-dated.")
+
+
+class AccessChangeOut(BaseModel):
+    id: int
+    program: str
+    kind: str
+    effective: datetime
+    months: int | None
+    reason: str
+    requested_by: str
+    created: datetime
+    moved: int = Field(description="Archived product revisions whose release date it moved.")
+
+
+class ProgramAccessOut(BaseModel):
+    program: str
+    category: str
+    category_eap_months: int = Field(description="The category's exclusive-access months.")
+    eap_months: int = Field(description="The program's (its plan's) exclusive-access months.")
+    embargoed: bool
+    changes: list[AccessChangeOut] = Field(description="Dated changes, oldest first.")
+    exclusive_products: int = Field(description="Current products whose data are not public yet.")
+    next_release: datetime | None = Field(description="The earliest release still due.")
+
+
+class ExclusiveReadOut(BaseModel):
+    id: int
+    user: str
+    program: str
+    filename: str
+    revision: int
+    why: str = Field(description="exclusive (before the release) or embargoed.")
+    read_at: datetime
 
 
 class SubscriptionOut(BaseModel):

@@ -398,7 +398,7 @@ def _product_select(extra: Sequence[ColumnElement[bool]] = ()):
 
 
 def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: bool | None,
-                 now: datetime) -> ProductRow:
+                 now: datetime, embargoed: bool = False) -> ProductRow:
     data = artifact.kind == ArtifactKind.DATA
     return ProductRow(
         obsID=product.observation_id, obs_id=mast.obs_id(product.program_id, number),
@@ -411,14 +411,16 @@ def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: 
         calib_level=product.level, size=artifact.size, sha256=artifact.sha256,
         content_type=artifact.content_type, revision=product.revision, is_current=product.is_current,
         superseded_date=mast.aware(product.superseded_at),
-        dataRights=mast.data_rights(data_is_public(product, now)), prvversion=product.software_version,
+        dataRights=mast.data_rights(data_is_public(product, now) and not embargoed), prvversion=product.software_version,
         crds_context=product.reference_context, archived_date=mast.aware(product.archived_at),
         public_release_date=mast.aware(product.data_release),
     )
 
 
 def _rows(session: Session, query, now: datetime) -> list[ProductRow]:
-    return [_product_row(p, a, n, bool(m), now) for p, a, n, m in session.execute(query).all()]
+    rows = session.execute(query).all()
+    embargoed = set(session.scalars(select(Program.id).where(Program.embargoed))) if rows else set()
+    return [_product_row(p, a, n, bool(m), now, p.program_id in embargoed) for p, a, n, m in rows]
 
 
 def search_products(

@@ -389,7 +389,9 @@ class ProgramDescription(_Strict):
     pi: str = Field(min_length=1, description="Principal investigator.")
     pi_user: str | None = Field(None, description="The PI's identity (e-mail) in the archive; may grant access.")
     category: Category = "GO"
-    eap_months: int = Field(12, ge=0, le=24, description="Exclusive-access period, months.")
+    eap_months: int | None = Field(None, ge=0, le=24, description=(
+        "Exclusive-access period, months (default: the category's; see shared.access.eap_problem)."))
+    eap_waiver: str | None = Field(None, description="The PI's reason for waiving the exclusive access.")
     authorized_users: list[str] = Field(default_factory=list)
     targets: list[TargetSpec] = Field(min_length=1)
     observations: list[ObservationSpec] = Field(min_length=1)

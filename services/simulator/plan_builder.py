@@ -132,6 +132,7 @@ def build_plan(desc: ProgramDescription) -> Plan:
         pi_user=desc.pi_user,
         category=desc.category,
         eap_months=desc.eap_months,
+        eap_waiver=desc.eap_waiver,
         authorized_users=list(desc.authorized_users),
         targets=targets,
         observations=observations,

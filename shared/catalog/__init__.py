@@ -2,6 +2,8 @@
 
 from shared.catalog.db import Catalog, upgrade
 from shared.catalog.models import (
+    AccessChange,
+    AccessKind,
     ApiToken,
     Artifact,
     ArtifactKind,
@@ -10,6 +12,7 @@ from shared.catalog.models import (
     Delivery,
     DeliveryAttempt,
     EventRecord,
+    ExclusiveRead,
     Exposure,
     IngestRejection,
     Observation,
@@ -30,6 +33,8 @@ from shared.catalog.models import (
 )
 
 __all__ = [
+    "AccessChange",
+    "AccessKind",
     "ApiToken",
     "Artifact",
     "ArtifactKind",
@@ -39,6 +44,7 @@ __all__ = [
     "DeliveryAttempt",
     "Catalog",
     "EventRecord",
+    "ExclusiveRead",
     "Exposure",
     "IngestRejection",
     "Observation",

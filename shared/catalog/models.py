@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AccessChange",
+    "AccessKind",
     "ApiToken",
     "Artifact",
     "ArtifactKind",
@@ -35,6 +37,7 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "EventRecord",
+    "ExclusiveRead",
     "Exposure",
     "IngestRejection",
     "Observation",
@@ -70,9 +73,54 @@ class Program(Base):
     authorized_users: Mapped[list[Any]] = mapped_column(JSON, default=list)
     granted_users: Mapped[list[Any]] = mapped_column(JSON, default=list, comment="Granted by the PI through the API")
     pi_user: Mapped[str | None] = mapped_column(String(200), comment="PI's identity; may grant access")
+    embargoed: Mapped[bool] = mapped_column(
+        Boolean, default=False, comment="Data and previews readable by operators only (shared.access)")
     created_at: Mapped[datetime]
 
     observations: Mapped[list[Observation]] = relationship(back_populates="program")
+
+
+class AccessKind(StrEnum):
+    """A dated change of a program's exclusive access (``program_access_change.kind``)."""
+
+    WAIVER = "waiver"  # the PI waives the EAP from ``effective_at``: 0 months
+    EXTENSION = "extension"  # an operator adds ``months`` to releases still due at ``effective_at``
+    EMBARGO = "embargo"  # an operator makes the program's data readable by operators only
+    LIFT = "lift"  # an operator lifts the embargo
+
+
+class AccessChange(Base):
+    """One dated change of a program's exclusive access: who made it, why, and what it
+    did to the program's archived products (shared.access.change_access)."""
+
+    __tablename__ = "program_access_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("program.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), comment="waiver, extension, embargo or lift (AccessKind)")
+    effective_at: Mapped[datetime] = mapped_column(comment="From when it applies")
+    months: Mapped[int | None] = mapped_column(Integer, comment="An extension's months")
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    moved: Mapped[int] = mapped_column(Integer, default=0, comment="Product revisions whose release date it moved")
+
+
+class ExclusiveRead(Base):
+    """The audit of operators' reads of data nobody else could read then (exclusive or
+    embargoed): who read which file of which product revision, and when."""
+
+    __tablename__ = "exclusive_read"
+    __table_args__ = (Index("ix_exclusive_read_time", "read_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(200), index=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("program.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id"))
+    filename: Mapped[str] = mapped_column(String(200), comment="The file served (data, preview or thumbnail)")
+    revision: Mapped[int] = mapped_column(Integer)
+    why: Mapped[str] = mapped_column(String(16), comment="exclusive or embargoed")
+    read_at: Mapped[datetime]
 
 
 class Observation(Base):

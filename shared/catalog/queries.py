@@ -3,7 +3,6 @@ so a retried task registers nothing twice."""
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,7 +11,9 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.access import add_months, release_for
 from shared.catalog.models import (
+    AccessChange,
     Artifact,
     ArtifactKind,
     EventRecord,
@@ -47,14 +48,6 @@ __all__ = [
 ]
 
 
-def add_months(when: datetime, months: int) -> datetime:
-    """``when`` plus a number of calendar months (day clipped to the month's length)."""
-    month0 = when.month - 1 + months
-    year, month = when.year + month0 // 12, month0 % 12 + 1
-    day = min(when.day, calendar.monthrange(year, month)[1])
-    return when.replace(year=year, month=month, day=day)
-
-
 def upsert_program(session: Session, plan: Plan) -> Program:
     """The program row and its observations, created or refreshed from the plan."""
     program = session.get(Program, plan.program)
@@ -65,7 +58,7 @@ def upsert_program(session: Session, plan: Plan) -> Program:
     program.pi_name = plan.pi_name
     program.pi_user = plan.pi_user
     program.category = plan.category
-    program.eap_months = plan.eap_months
+    program.eap_months = plan.exclusive_months
     program.authorized_users = list(plan.authorized_users)
     session.flush()
     for obs in plan.observations:
@@ -169,7 +162,9 @@ def register_product(
     Idempotent: registering the same (filename, revision) again returns the existing row.
     A new revision becomes current, the previous current one is marked superseded, and the
     data release date is that of the first revision (archive date + EAP), unless
-    ``data_release`` is given (a combined product: released with its latest input).
+    ``data_release`` is given (a combined product: released with its latest input). The
+    first revision's date follows the program's dated access changes too
+    (:func:`shared.access.release_for`: a waiver in force makes it public on arrival).
     A ``staged`` revision (made by a reprocessing request) is registered not current and
     supersedes nothing: :func:`shared.reprocessing.complete_unit` switches it in.
     """
@@ -181,6 +176,12 @@ def register_product(
     # Exclusive access runs from the first archiving: a reprocessed revision keeps the
     # release date of the revisions before it.
     earlier_release = session.scalar(select(func.min(Product.data_release)).where(Product.filename == filename))
+    if data_release is None and earlier_release is None:
+        # Shares the program row with other archiving, and waits for an access change
+        # being recorded (it holds the row for update): then its change is seen here.
+        session.execute(select(Program.id).where(Program.id == program_id).with_for_update(read=True))
+        changes = session.scalars(select(AccessChange).where(AccessChange.program_id == program_id)).all()
+        data_release = release_for(archived_at, eap_months, changes)
     if not staged:
         session.execute(
             update(Product)
@@ -200,7 +201,7 @@ def register_product(
         segment=segment,
         archived_at=archived_at,
         meta_release=archived_at,
-        data_release=data_release or earlier_release or add_months(archived_at, eap_months),
+        data_release=data_release or earlier_release,
         software_version=software_version,
         reference_context=reference_context,
         inputs=list(inputs),

@@ -44,9 +44,12 @@ _CHUNK = 8 * 1024 * 1024
 
 
 class StorageError(RuntimeError):
-    """A storage operation failed; ``retriable`` says whether trying again may help."""
+    """A storage operation failed; ``retriable`` says whether trying again may help, and
+    ``unavailable`` whether the service itself could not be reached or said it is
+    unavailable (an outage: nothing about the request is wrong)."""
 
     retriable = True
+    unavailable = False
 
 
 class ObjectNotFoundError(StorageError):

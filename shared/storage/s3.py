@@ -80,9 +80,10 @@ _CREDENTIAL_CODES = frozenset({
 })
 
 
-def _error(message: str, *, retriable: bool, cls: type[StorageError] = StorageError) -> StorageError:
+def _error(message: str, *, retriable: bool, cls: type[StorageError] = StorageError,
+           unavailable: bool = False) -> StorageError:
     err = cls(message)
-    err.retriable = retriable
+    err.retriable, err.unavailable = retriable, unavailable
     return err
 
 
@@ -210,14 +211,14 @@ class S3ObjectStore(ObjectStore):
         except ServerError as exc:
             raise _error(
                 f"{action} {self._where(bucket, key)}: server answered HTTP {exc.status_code}",
-                retriable=exc.status_code >= 500 or exc.status_code == 429,
+                retriable=exc.status_code >= 500 or exc.status_code == 429, unavailable=exc.status_code == 503,
             ) from exc
         except InvalidResponseError as exc:
             status = getattr(exc, "_code", 0) or 0
             raise _error(
                 f"{action} {self._where(bucket, key)}: the service gave a non-S3 answer "
                 f"(HTTP {status}); is DMS_S3_ENDPOINT={self.endpoint} an S3 service? ({exc})",
-                retriable=status >= 500 or status == 429,
+                retriable=status >= 500 or status == 429, unavailable=status == 503,
             ) from exc
         except Urllib3HTTPError as exc:
             reason = exc.reason if isinstance(exc, MaxRetryError) else exc
@@ -230,7 +231,7 @@ class S3ObjectStore(ObjectStore):
             raise _error(
                 f"{action} {self._where(bucket, key)}: cannot talk to the S3 service ({reason}); "
                 f"is it running and is DMS_S3_ENDPOINT={self.endpoint} right?",
-                retriable=True,
+                retriable=True, unavailable=True,
             ) from exc
 
     def _from_s3_error(
@@ -260,7 +261,8 @@ class S3ObjectStore(ObjectStore):
             )
         retriable = code in _RETRIABLE_CODES or status >= 500 or status == 429
         hint = "; it may succeed later" if retriable else ""
-        return _error(f"{action} {where}: {code}: {exc.message}{hint}", retriable=retriable)
+        return _error(f"{action} {where}: {code}: {exc.message}{hint}", retriable=retriable,
+                      unavailable=status == 503)
 
     # -- buckets ----------------------------------------------------------------------
 

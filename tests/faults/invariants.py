@@ -26,16 +26,25 @@ from urllib.parse import urlparse
 from sqlalchemy import func, select
 
 from services.associations.planned import planned_name
-from shared.catalog import Artifact, Association, EventRecord, Product, TaskFailure
+from shared.catalog import (
+    Artifact,
+    Association,
+    EventRecord,
+    Product,
+    TaskFailure,
+    WorkItem,
+    WorkState,
+)
 from shared.catalog.models import Delivery
 from shared.naming import member_output_name
 from shared.routing import ROUTES
 from shared.storage import Bucket
 from tests.faults.harness import Harness
 
-__all__ = ["check_invariants", "chain_complete", "expected_products"]
+__all__ = ["chain_complete", "chain_state", "check_invariants", "expected_products", "missing_products"]
 
 PREVIEWED = next(r.suffixes for r in ROUTES if r.task == "preview.make")
+PREVIEW_KINDS = {"data", "preview", "thumbnail"}
 LEVEL3_SUFFIXES = ("i2d", "cat", "segm")
 AUXILIARY = ("pool", "asn")
 
@@ -71,19 +80,45 @@ def _current(harness: Harness) -> list[Product]:
         return rows
 
 
-def chain_complete(harness: Harness) -> bool:
-    """Every expected product current, and every product that gets previews has them."""
+def missing_products(harness: Harness) -> list[str]:
+    """What keeps the chain from being complete: expected file names not current, Level-3
+    products (prefix and suffix) not current, current products without their previews."""
     names, level3, _ = expected_products(harness.sim.plan)
     current = _current(harness)
-    by_name = {p.filename: p for p in current}
-    if not names <= set(by_name):
-        return False
+    missing = sorted(names - {p.filename for p in current})
     for key in level3:
         prefix, suffix = key.split("|")
         if not any(p.filename.startswith(prefix) and p.suffix == suffix for p in current):
-            return False
-    return all({"data", "preview", "thumbnail"} <= {a.kind for a in p.artifacts}
-               for p in current if p.suffix in PREVIEWED)
+            missing.append(f"{prefix}*_{suffix}")
+    missing += sorted(f"{p.filename} (no {'/'.join(sorted(PREVIEW_KINDS - {a.kind for a in p.artifacts}))})"
+                      for p in current if p.suffix in PREVIEWED and not PREVIEW_KINDS <= {a.kind for a in p.artifacts})
+    return missing
+
+
+def chain_complete(harness: Harness) -> bool:
+    """Every expected product current, and every product that gets previews has them."""
+    return not missing_products(harness)
+
+
+def _short(items: list, n: int = 6) -> str:
+    return "; ".join(map(str, items[:n])) + (f"; ... {len(items) - n} more" if len(items) > n else "")
+
+
+def chain_state(harness: Harness) -> str:
+    """Why the chain is not complete, for a timeout's message: the products missing, the
+    work items not done (task, state, attempts, sends, last error), the outbox events not
+    dispatched and the dead letters; each list cut short."""
+    with harness.ctx.catalog.session() as s:
+        work = [f"{w.task} {w.state} attempts={w.attempts} sends={w.sends} event={w.event_id[:8]}"
+                + (f" error={w.last_error[:120]!r}" if w.last_error else "")
+                for w in s.scalars(select(WorkItem).where(WorkItem.state != WorkState.DONE).order_by(WorkItem.id))]
+        pending = [f"{e.type} {e.id[:8]} attempts={e.attempts}" + (f" error={e.last_error[:80]!r}" if e.last_error else "")
+                   for e in s.scalars(select(EventRecord).where(EventRecord.dispatched_at.is_(None))
+                                      .order_by(EventRecord.created_at))]
+        failures = [f"{f.task} attempts={f.attempts}: {f.reason[:160]}"
+                    for f in s.scalars(select(TaskFailure).order_by(TaskFailure.id))]
+    return (f"missing: [{_short(missing_products(harness))}]; work not done: [{_short(work)}]; "
+            f"outbox not dispatched: [{_short(pending)}]; dead letters: [{_short(failures)}]")
 
 
 def _objects(client, bucket: str) -> set[str]:

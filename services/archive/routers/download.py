@@ -1,9 +1,12 @@
 """File delivery: /download, /previews, /thumbnails and /bundles.
 
-Data and previews of a product follow one rule (shared.access.may_read_data): public
-from its release date, before that only for the program's PI and authorized users.
-Anonymous callers are refused with 401 (send a token), authenticated ones who lack the
-right with 403; both details say until when the data are exclusive.
+Data and previews of a product follow one rule (shared.access.read_grant): public
+from its release date, before that only for the program's PI and authorized users; an
+embargoed program's for operators only. Operators (``DMS_OPERATORS``) read everything, and
+each of their reads of data nobody else could read then is recorded
+(``GET /access/reads``). Anonymous callers are refused with 401 (send a token),
+authenticated ones who lack the right with 403; both details say until when the data are
+exclusive, or that the program is under embargo.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from services.archive.dependencies import (
 from services.archive.files import Served, resolve, serve
 from services.archive.routers.common import RevisionParam
 from services.archive.schemas import BundleRequest, ErrorOut
-from shared.access import may_read_data
+from shared.access import ReadGrant, may_read_data, read_grant, record_exclusive_read
 from shared.catalog import ArtifactKind
 
 __all__ = ["router"]
@@ -43,15 +46,26 @@ _ANY_KIND = (ArtifactKind.DATA, ArtifactKind.PREVIEW, ArtifactKind.THUMBNAIL)  #
 
 
 def _exclusive_detail(served: Served) -> str:
+    if served.program.embargoed:
+        return f"{served.name} belongs to program {served.program.id}, which is under embargo (operators only)"
     release = mast.aware(served.product.data_release)
     return (f"{served.name} is under exclusive access for program {served.program.id} "
             f"until {release:%Y-%m-%d %H:%M:%S} UTC")
 
 
-def authorize(served: Served, user: str | None, now: datetime) -> None:
-    """Raise 401/403 unless ``user`` may read the file's data now."""
-    if may_read_data(served.product, served.program, user, now):
+def authorize(session, served: Served, user: str | None, now: datetime, operators: frozenset[str]) -> None:
+    """Raise 401/403 unless ``user`` may read the file's data now; record an operator's
+    read of data nobody else could read."""
+    grant = read_grant(served.product, served.program, user, now, operators)
+    if grant in ReadGrant.AUDITED:
+        record_exclusive_read(session, served.product, user, served.name, grant, now)
         return
+    if grant is not None:
+        return
+    if served.program.embargoed:
+        if user is None:
+            raise unauthorized(f"{_exclusive_detail(served)}; send an operator's token")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{_exclusive_detail(served)}; {user} is no operator")
     if user is None:
         raise unauthorized(f"{_exclusive_detail(served)}; send a token of the PI or an authorized user "
                            "(Authorization: Bearer <token>)")
@@ -59,13 +73,13 @@ def authorize(served: Served, user: str | None, now: datetime) -> None:
                         detail=f"{_exclusive_detail(served)}; {user} is neither its PI nor an authorized user")
 
 
-def _deliver(request: Request, session, store, user, operator: bool, filename: str, kinds: tuple[str, ...],
-             revision: int | None, *, inline: bool, redirect: bool, what: str) -> Response:
+def _deliver(request: Request, session, store, settings, user, operator: bool, filename: str,
+             kinds: tuple[str, ...], revision: int | None, *, inline: bool, redirect: bool, what: str) -> Response:
     served = resolve(session, filename, kinds, revision, unpublished=operator)
     if served is None:
         which = f"revision {revision} of " if revision is not None else ""
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {what} {which}{filename}")
-    authorize(served, user, datetime.now(UTC))
+    authorize(session, served, user, datetime.now(UTC), frozenset(settings.operator_users))
     return serve(store, served, inline=inline, redirect=redirect, head=request.method == "HEAD")
 
 
@@ -76,7 +90,7 @@ def _deliver(request: Request, session, store, user, operator: bool, filename: s
                        **_EXCLUSIVE})
 def download(
     filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser, operator: Operator,
-    revision: RevisionParam = None,
+    settings: SettingsDep, revision: RevisionParam = None,
     redirect: Annotated[bool, Query(description="With an S3 store: 307 to a presigned URL instead of streaming.")] = False,
 ) -> Response:
     """A product file (or a preview listed in product rows) by its productFilename.
@@ -84,7 +98,7 @@ def download(
     Headers: ``Content-Length``, ``Content-Disposition``, ``Digest``/``Repr-Digest`` and
     ``X-Checksum-SHA256`` (the catalogued sha256), ``ETag``, ``X-DMS-Revision``.
     """
-    return _deliver(request, session, store, user, operator, filename, _ANY_KIND, revision,
+    return _deliver(request, session, store, settings, user, operator, filename, _ANY_KIND, revision,
                     inline=False, redirect=redirect, what="file")
 
 
@@ -92,9 +106,10 @@ def download(
 @router.get("/previews/{filename}", summary="Preview image", response_class=Response,
             responses={200: {"content": {"image/png": {}}}, 307: _REDIRECT, **_EXCLUSIVE})
 def preview(filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
-            operator: Operator, revision: RevisionParam = None, redirect: bool = False) -> Response:
+            operator: Operator, settings: SettingsDep, revision: RevisionParam = None,
+            redirect: bool = False) -> Response:
     """The preview of a product (by the product's name or the preview's own name)."""
-    return _deliver(request, session, store, user, operator, filename, (ArtifactKind.PREVIEW,), revision,
+    return _deliver(request, session, store, settings, user, operator, filename, (ArtifactKind.PREVIEW,), revision,
                     inline=True, redirect=redirect, what="preview for")
 
 
@@ -102,9 +117,10 @@ def preview(filename: str, request: Request, session: DbSession, store: StoreDep
 @router.get("/thumbnails/{filename}", summary="Thumbnail image", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}, 307: _REDIRECT, **_EXCLUSIVE})
 def thumbnail(filename: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
-              operator: Operator, revision: RevisionParam = None, redirect: bool = False) -> Response:
+              operator: Operator, settings: SettingsDep, revision: RevisionParam = None,
+            redirect: bool = False) -> Response:
     """The thumbnail of a product (by the product's name or the thumbnail's own name)."""
-    return _deliver(request, session, store, user, operator, filename, (ArtifactKind.THUMBNAIL,), revision,
+    return _deliver(request, session, store, settings, user, operator, filename, (ArtifactKind.THUMBNAIL,), revision,
                     inline=True, redirect=redirect, what="thumbnail for")
 
 
@@ -154,13 +170,18 @@ def bundle(request: BundleRequest, session: DbSession, store: StoreDep, user: Cu
             curl_script(entries, settings.archive_base_url, now), media_type="text/x-shellscript",
             headers={"Content-Disposition": f'attachment; filename="jwst-dms_{stamp}.sh"'},
         )
-    refused = [s for s in served if not may_read_data(s.product, s.program, user, now)]
+    operators = frozenset(settings.operator_users)
+    grants = [read_grant(s.product, s.program, user, now, operators) for s in served]
+    refused = [s for s, grant in zip(served, grants, strict=True) if grant is None]
     if refused:
         detail = (f"{len(refused)} of the files are under exclusive access: "
                   + "; ".join(_exclusive_detail(s) for s in refused[:_LISTED]))
         if user is None:
             raise unauthorized(detail + "; send a token of the PI or an authorized user")
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{detail}; {user} may not read them")
+    for s, grant in zip(served, grants, strict=True):
+        if grant in ReadGrant.AUDITED:
+            record_exclusive_read(session, s.product, user, s.name, grant, now)
     stream, media, ext = ((zip_stream, "application/zip", "zip") if request.format == "zip"
                           else (tar_stream, "application/x-tar", "tar"))
     return StreamingResponse(

@@ -53,6 +53,7 @@ def _out(session, program: Program, user: str | None) -> ProgramOut:
         observations=[mast.obs_id(program.id, n) for n in numbers],
         authorized_users=sorted(readers(program) - {program.pi_user}) if is_pi else None,
         you_may_read_exclusive_data=user is not None and user in readers(program),
+        embargoed=program.embargoed,
     )
 
 
