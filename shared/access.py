@@ -235,7 +235,9 @@ def recompute_releases(session: Session, program: Program, now: datetime) -> int
 
     A file's revisions share the release of its first archiving; a combined product (no
     exposure of its own, inputs that are products) takes the latest of its inputs'
-    releases. A release already passed at ``now`` stays: public data stay public."""
+    releases, and so does a 2c product (a level-3 product of one exposure, made from its
+    member and the association: released with the association's latest member). A
+    release already passed at ``now`` stays: public data stay public."""
     changes = list(session.scalars(select(AccessChange).where(AccessChange.program_id == program.id)))
     rows = list(session.scalars(
         select(Product).where(Product.program_id == program.id).order_by(Product.archived_at, Product.id)
@@ -252,7 +254,7 @@ def recompute_releases(session: Session, program: Program, now: datetime) -> int
             return releases[name]
         product = next(p for p in rows if p.filename == name)
         inputs = [n for n in _input_names(product) if n in first]
-        if product.exposure_id is None and inputs and depth < 8:
+        if (product.exposure_id is None or product.level == 3) and inputs and depth < 8:
             found = combined_release(release_of(n, depth + 1) for n in inputs)
         else:
             found = own[name]

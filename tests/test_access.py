@@ -25,7 +25,7 @@ from shared.catalog import (
     Product,
     Program,
 )
-from shared.catalog.queries import add_months, next_revision, register_product
+from shared.catalog.queries import add_months, next_revision, register_product, upsert_exposure
 from shared.config import Settings
 from shared.messages import EventType
 from shared.naming import object_key
@@ -154,6 +154,32 @@ def test_extension_moves_release_dates_but_public_data_stay_public(ctx):
                                                          "operators": {OPERATOR}, "now": now, **bad})
         with pytest.raises(LookupError, match="no program 09999"):
             change_access(s, "09999", "waiver", requested_by=OPERATOR, reason="r", operators={OPERATOR})
+
+
+def test_2c_products_keep_the_latest_member_release_through_a_change(ctx):
+    """A 2c _crf belongs to its member's exposure but is released with the association's
+    latest member, before and after a change re-computes the releases."""
+    asn = "jw01234-o001_20250301t130000_image3_00001_asn.json"
+    crf1 = "jw01234001001_01101_00001_nrca1_o001_crf.fits"
+    archive(ctx, CAL1, level=2)
+    archive(ctx, CAL2, level=2, archived_at=T0 + timedelta(days=5))
+    with ctx.catalog.session() as s:  # the association, as the associations service registers it
+        s.add(Product(filename=asn, suffix="asn", level=3, program_id="01234", observation_id=None,
+                      archived_at=T0 + timedelta(days=5), meta_release=T0, product_type="AUXILIARY",
+                      data_release=add_months(T0 + timedelta(days=5), 12), inputs=[CAL1, CAL2]))
+    latest = add_months(T0 + timedelta(days=5), 12)
+    archive(ctx, crf1, level=3, archived_at=T0 + timedelta(days=6), inputs=[CAL1, asn], data_release=latest)
+    with ctx.catalog.session() as s:
+        exposure = upsert_exposure(s, "01234", 1, CAL1.removesuffix("_cal.fits"), visit=1, visit_group=1,
+                                   sequence=1, activity="01", exposure=1, detector="NRCA1", exp_type="NRC_IMAGE",
+                                   readpatt="RAPID", subarray="FULL", ngroups=2, nints=1)
+        s.scalar(select(Product).where(Product.filename == crf1)).exposure_id = exposure.id
+    with ctx.catalog.session() as s:
+        change_access(s, "01234", "extension", requested_by=OPERATOR, reason="anomaly", operators={OPERATOR},
+                      months=6, now=T0 + timedelta(days=10))
+    after = releases(ctx)
+    assert after[(CAL1, 1)] < after[(CAL2, 1)] == add_months(T0 + timedelta(days=5), 18)
+    assert after[(crf1, 1)] == after[(CAL2, 1)]  # the latest member's, not its own nor its member's
 
 
 def test_products_archived_after_a_change_follow_it(ctx):
