@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from shared.catalog.models import AccessChange, AccessKind, ExclusiveRead, Product, Program
+from shared.naming import is_2c
 
 __all__ = [
     "DEFAULT_EAP_MONTHS",
@@ -235,8 +236,8 @@ def recompute_releases(session: Session, program: Program, now: datetime) -> int
 
     A file's revisions share the release of its first archiving; a combined product (no
     exposure of its own, inputs that are products) takes the latest of its inputs'
-    releases, and so does a 2c product (a level-3 product of one exposure, made from its
-    member and the association: released with the association's latest member). A
+    releases, and so does a 2c product (made from its member and the association: released
+    with the association's latest member). A
     release already passed at ``now`` stays: public data stay public."""
     changes = list(session.scalars(select(AccessChange).where(AccessChange.program_id == program.id)))
     rows = list(session.scalars(
@@ -254,7 +255,7 @@ def recompute_releases(session: Session, program: Program, now: datetime) -> int
             return releases[name]
         product = next(p for p in rows if p.filename == name)
         inputs = [n for n in _input_names(product) if n in first]
-        if (product.exposure_id is None or product.level == 3) and inputs and depth < 8:
+        if (product.exposure_id is None or is_2c(product.filename)) and inputs and depth < 8:
             found = combined_release(release_of(n, depth + 1) for n in inputs)
         else:
             found = own[name]

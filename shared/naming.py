@@ -27,6 +27,7 @@ __all__ = [
     "ExposureName",
     "Level3Name",
     "PoolName",
+    "is_2c",
     "member_output_name",
     "object_key",
     "output_name",
@@ -291,6 +292,15 @@ def parse_any(name: str) -> ExposureName | Level3Name | AssociationName | PoolNa
         except BadNameError as exc:
             errors.append(str(exc))
     raise BadNameError(f"{name!r} matches no JWST name form:\n  " + "\n  ".join(errors))
+
+
+def is_2c(name: str) -> bool:
+    """True for a 2c product name (an exposure's product made for a Level-3 association:
+    ``..._<detector>_<acid>_crf.fits``)."""
+    try:
+        return parse_exposure(name).acid is not None
+    except BadNameError:
+        return False
 
 
 def object_key(program: str, observation: int | str, revision: int, filename: str) -> str:

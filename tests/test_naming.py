@@ -4,6 +4,7 @@ from shared.naming import (
     BadNameError,
     ExposureName,
     Level3Name,
+    is_2c,
     object_key,
     parse_any,
     parse_association,
@@ -98,3 +99,12 @@ def test_object_key():
 def test_format_zero_pads():
     n = ExposureName("00042", 7, 3, 2, 1, "05", 12, "NRCB2", "cal")
     assert n.format() == "jw00042007003_02105_00012_nrcb2_cal.fits"
+
+
+def test_is_2c_names_only_a_members_product_of_a_level3_association():
+    assert is_2c("jw01234001001_01101_00001_nrca1_o001_crf.fits")
+    assert is_2c("jw01234002001_01101_00001_nrca1_o002_crfints.fits")
+    assert not is_2c("jw01234001001_01101_00001_nrca1_cal.fits")
+    assert not is_2c("jw01234-o001_t001_nircam_clear-f200w_i2d.fits")
+    assert not is_2c("jw01234-o001_20250301t130000_image3_00001_asn.json")
+    assert not is_2c("not a product name")

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from services.archive import mast
 from services.archive.schemas import LinkageKind, LinkageNode
 from shared.catalog import Product
+from shared.naming import is_2c
 
 __all__ = ["AUXILIARY_SUFFIXES", "Walk", "basename", "derived", "names_it", "observation_linkage"]
 
@@ -86,9 +87,8 @@ def _is_combined(p: Product) -> bool:
 
 
 def _is_2c(p: Product) -> bool:
-    """A product made for one member of a Level-3 association (``_crf``): an exposure's
-    product whose own provenance names an association of combined products."""
-    return p.exposure_id is not None and p.level == 3
+    """A product made for one member of a Level-3 association (``_crf``)."""
+    return is_2c(p.filename)
 
 
 class Walk:
@@ -111,11 +111,11 @@ class Walk:
     def _made_for_members(self, asn: str) -> list[Product]:
         """The 2c products an association made (their provenance names it)."""
         found = self.session.scalars(
-            select(Product).where(Product.is_current, Product.exposure_id.is_not(None), Product.level == 3,
+            select(Product).where(Product.is_current, Product.exposure_id.is_not(None),
                                   cast(Product.inputs, String).like(_naming(asn), escape="\\"))
             .order_by(Product.filename)
         ).all()
-        return [p for p in found if names_it(p.inputs, asn) and p.suffix not in AUXILIARY_SUFFIXES]
+        return [p for p in found if names_it(p.inputs, asn) and _is_2c(p)]
 
     @staticmethod
     def _edge(product: Product, made_from: Product) -> LinkageKind:
