@@ -152,14 +152,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from services.console import context_for, task_progress
     from shared.config import get_settings
+    from shared.errors import is_retriable
     from shared.runtime import reconcile
 
     settings = get_settings()
     ctx, inline = context_for(settings)
     while True:
-        done = reconcile(ctx.catalog, ctx.transport, 0 if args.now else settings.reconcile_after_seconds,
-                         start_timeout_seconds=settings.work_start_timeout_seconds,
-                         max_attempts=settings.work_max_attempts)
+        try:
+            done = reconcile(ctx.catalog, ctx.transport, 0 if args.now else settings.reconcile_after_seconds,
+                             start_timeout_seconds=settings.work_start_timeout_seconds,
+                             max_attempts=settings.work_max_attempts)
+        except Exception as exc:
+            # The catalog or the broker dropped out mid-sweep: the sweep's changes rolled
+            # back, and the next sweep does them again. A loop keeps going.
+            if not (args.loop and is_retriable(exc)):
+                raise
+            log.warning("reconcile: sweep interrupted (%s: %s); trying again in %s s", type(exc).__name__,
+                        str(exc).splitlines()[0], args.interval)
+            time.sleep(args.interval)
+            continue
         if done:
             print(f"dispatched {done.events} pending event(s); sent {done.resent} task(s) again "
                   f"({done.expired} lease(s) expired); failed {done.failed} task(s)", flush=True)

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared.catalog import Catalog, EventRecord, TaskFailure, WorkItem, WorkState
 from shared.catalog import work as ledger
@@ -200,7 +201,11 @@ def run_handler(
     if claim is not None:
         _settle(ctx.catalog, claim, outcome, retry_in)
     if outcome.status == "ok" and ctx.transport is not None and outcome.event_ids:
-        dispatch_events(ctx.catalog, ctx.transport, event_ids=outcome.event_ids)
+        try:
+            dispatch_events(ctx.catalog, ctx.transport, event_ids=outcome.event_ids)
+        except Exception as exc:  # the work is done and its events recorded: the reconciler sends them
+            log.warning("%s on event %s: its events stay in the outbox for the reconciler (%s: %s)", task,
+                        event_id, type(exc).__name__, str(exc).splitlines()[0])
     try:
         with ctx.catalog.session() as s:
             record_task_run(s, task, time.perf_counter() - started, outcome.status == "failed")
@@ -351,6 +356,8 @@ def dispatch_events(
                 for item in ledger.add_work(s, event):
                     if item.state == WorkState.PENDING and item.dispatched_at is None:
                         _send(transport, item, event)
+            except SQLAlchemyError:
+                raise  # the catalog failed: this transaction is lost, the whole dispatch with it
             except Exception as exc:  # broker down: leave it for the reconciler
                 row.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("could not dispatch event %s: %s", row.id, row.last_error)
