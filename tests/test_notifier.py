@@ -424,6 +424,23 @@ def test_claimed_delivery_is_not_sent_twice(sqlite_ctx, webhook):
     assert len(webhook.requests) == 1
 
 
+def test_a_retried_message_sends_the_delivery_its_first_try_recorded(sqlite_ctx, webhook):
+    """The first try recorded the immediate delivery, then lost the catalog before sending
+    it: the message's retry sends it (once), without waiting for the scheduler."""
+    ctx = sqlite_ctx
+    subscribe(ctx, target=webhook.url)
+    event = archive(ctx, "jw01234001001_01101_00001_nrca1_uncal.fits")
+    with ctx.catalog.session() as s:
+        from services.notifier.delivery import create_delivery
+
+        sub = s.scalar(select(Subscription).where(Subscription.channel == "webhook"))
+        create_delivery(s, sub, event.id, "new", T0)
+    created, sent = match_event(ctx, event, T0)
+    assert created == [] and [r.ok for r in sent] == [True]
+    assert match_event(ctx, event, T0) == ([], [])  # sent: a third try does nothing
+    assert len(webhook.requests) == 1
+
+
 # ---------------------------------------------------------------- e-mail
 
 

@@ -6,8 +6,8 @@ active subscription whose filters pass at least one (file, type) notice
 unique (subscription, event) pair makes a redelivered message a no-op), commits, and then
 sends the immediate ones at once. A send that fails is recorded and left to
 :func:`services.notifier.scheduler.flush_due`; a crash after the commit leaves the
-deliveries pending and due, so the scheduler sends them. Digest deliveries wait for
-their period.
+deliveries pending and due, so the scheduler sends them; so does the message's retry,
+for an immediate delivery never attempted. Digest deliveries wait for their period.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from sqlalchemy import select
+
 from services.notifier.classify import notices_for, primary_type, wanted
 from services.notifier.delivery import Sent, create_delivery, deliver_one
 from services.notifier.facts import event_files
+from shared.catalog.models import Delivery
 from shared.messages import Event
 from shared.runtime import ServiceContext
 from shared.subscriptions import list_subscriptions
@@ -43,7 +46,13 @@ def match_event(ctx: ServiceContext, event: Event, now: datetime) -> tuple[list[
                 continue
             delivery_id = create_delivery(s, sub, event.id, primary_type(chosen), now)
             if delivery_id is None:
-                continue  # this event already reached this subscription
+                # this event already reached this subscription; an immediate delivery an
+                # earlier try recorded and could not send (the catalog dropped out) goes now
+                if sub.frequency == "immediate":
+                    immediate += s.scalars(select(Delivery.id).where(
+                        Delivery.subscription_id == sub.id, Delivery.event_id == event.id,
+                        Delivery.status == "pending", Delivery.attempts == 0)).all()
+                continue
             created.append(delivery_id)
             if sub.frequency == "immediate":
                 immediate.append(delivery_id)
