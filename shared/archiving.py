@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.catalog.models import ArtifactKind, Exposure, Observation, Product, Program
+from shared.catalog.models import ArtifactKind, Association, Exposure, Observation, Product, Program
 from shared.catalog.queries import (
     add_event,
     current_product,
@@ -44,7 +44,7 @@ from shared.runtime import ServiceContext
 from shared.storage import Bucket, sha256_file
 
 __all__ = ["ArchivedProduct", "CurrentInput", "Placement", "archive_outputs", "archive_product", "current_inputs",
-           "event_id_for", "event_product", "fetch_product", "fetch_verified"]
+           "event_id_for", "event_product", "fetch_product", "fetch_verified", "product_ref"]
 
 if TYPE_CHECKING:
     from shared.pipeline import Output
@@ -245,6 +245,25 @@ def _stage_product(ctx: ServiceContext, path: Path, ref: ProductRef, stored, *, 
     log.info("staged %s r%d for reprocessing request %s (%d bytes)", ref.filename, ref.revision,
              request.request_id, stored.size)
     return ArchivedProduct(ref, product_id, None)
+
+
+def product_ref(session: Session, product: Product) -> ProductRef:
+    """The reference to an archived product revision (its data file), from its catalog row;
+    an association file's ``asn_id`` is its candidate id."""
+    data = next(a for a in product.artifacts if a.kind == ArtifactKind.DATA)
+    exposure = product.exposure
+    observation = (session.scalar(select(Observation.number).where(Observation.id == product.observation_id))
+                   if product.observation_id is not None else None)
+    asn_id = None
+    if product.suffix == "asn":
+        asn_id = session.scalar(select(Association.acid).where(Association.filename == product.filename).limit(1))
+    return ProductRef(
+        uri=data.uri, filename=product.filename, suffix=product.suffix, sha256=data.sha256, size=data.size,
+        revision=product.revision, program=product.program_id, observation=observation,
+        visit=exposure.visit if exposure else None, exposure=exposure.exposure if exposure else None,
+        detector=exposure.detector if exposure else None, exp_type=exposure.exp_type if exposure else None,
+        asn_id=asn_id,
+    )
 
 
 def event_product(ctx: ServiceContext, event: Event) -> tuple[ProductRef, Product] | None:

@@ -36,9 +36,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.access import revision_state
-from shared.archiving import event_id_for
+from shared.archiving import event_id_for, product_ref
 from shared.catalog import (
-    ArtifactKind,
     Association,
     Exposure,
     Observation,
@@ -129,23 +128,6 @@ class Scope:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _ref(session: Session, product: Product) -> ProductRef:
-    data = next(a for a in product.artifacts if a.kind == ArtifactKind.DATA)
-    exposure = product.exposure
-    observation = (session.scalar(select(Observation.number).where(Observation.id == product.observation_id))
-                   if product.observation_id is not None else None)
-    asn_id = None
-    if product.suffix == "asn":
-        asn_id = session.scalar(select(Association.acid).where(Association.filename == product.filename).limit(1))
-    return ProductRef(
-        uri=data.uri, filename=product.filename, suffix=product.suffix, sha256=data.sha256, size=data.size,
-        revision=product.revision, program=product.program_id, observation=observation,
-        visit=exposure.visit if exposure else None, exposure=exposure.exposure if exposure else None,
-        detector=exposure.detector if exposure else None, exp_type=exposure.exp_type if exposure else None,
-        asn_id=asn_id,
-    )
 
 
 def _exposure_of(filename: str) -> str | None:
@@ -325,7 +307,7 @@ def submit(
 
 
 def _step(session: Session, request: ReprocessingRequest, unit: ReprocessingUnit, product: Product) -> Event:
-    ref = _ref(session, product)
+    ref = product_ref(session, product)
     return new_event(
         ReprocessingStep(request_id=request.id, stage=unit.stage, unit=unit.name, product=ref,
                          reference_context=request.reference_context),
@@ -367,7 +349,7 @@ def step_input(ctx: ServiceContext, step: ReprocessingStep) -> tuple[ProductRef,
         if product is None:
             raise RequestError(f"{step.product.filename} is no longer archived; the step cannot run")
         _ = product.exposure
-        return _ref(s, product), product
+        return product_ref(s, product), product
 
 
 def reprocess_handler(make: Callable[[ServiceContext, ProductRef, Product], object]) -> Handler:
@@ -463,7 +445,7 @@ def complete_unit(session: Session, request: ReprocessingRequest, unit: Reproces
             previous.is_current, previous.superseded_at = False, now
         session.flush()
         product.is_current = True
-        ref = _ref(session, product)
+        ref = product_ref(session, product)
         reason = product.reason or {}
         payload = ProductArchived(
             product=ref, level=product.level, data_release=product.data_release,
@@ -567,7 +549,7 @@ def _completed_event(session: Session, request: ReprocessingRequest) -> str:
     made = list(session.scalars(select(Product).where(Product.request_id == request.id, Product.is_current)
                                 .order_by(Product.filename)))
     payload = ReprocessingCompleted(request_id=request.id, program=request.program_id, state=request.state,
-                                    products=tuple(_ref(session, p) for p in made))
+                                    products=tuple(product_ref(session, p) for p in made))
     log.info("reprocessing request %s %s: %d new revision(s) current", request.id, request.state, len(made))
     return add_event(session, new_event(payload, SOURCE, subject=request.id,
                                         event_id=event_id_for("reprocessing-completed", request.id))).id

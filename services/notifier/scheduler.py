@@ -19,9 +19,10 @@ from services.notifier.classify import as_utc
 from services.notifier.confirmations import Confirmation, send_confirmations
 from services.notifier.delivery import DIGEST_PERIODS, Sent, deliver_digest, deliver_one, due
 from services.notifier.facts import effective_release
-from shared.catalog.models import ArtifactKind, Delivery, Observation, Product, Subscription
+from shared.archiving import product_ref
+from shared.catalog.models import ArtifactKind, Delivery, Product, Subscription
 from shared.catalog.queries import add_event
-from shared.messages import DataPublic, Event, ProductRef, new_event
+from shared.messages import DataPublic, Event, new_event
 from shared.runtime import InlineTransport, Outcome, ServiceContext, dispatch_events
 
 __all__ = ["FlushReport", "NotifyReport", "announce_releases", "flush_due", "notify_once", "public_event_id"]
@@ -65,15 +66,7 @@ def _public_event(ctx: ServiceContext, session, product: Product, release: datet
     if data_file is None:
         log.error("%s r%d has no data artifact; not announcing it public", product.filename, product.revision)
         return None
-    exposure = product.exposure
-    observation = (session.scalar(select(Observation.number).where(Observation.id == product.observation_id))
-                   if product.observation_id is not None else None)
-    ref = ProductRef(
-        uri=data_file.uri, filename=product.filename, suffix=product.suffix, sha256=data_file.sha256,
-        size=data_file.size, revision=product.revision, program=product.program_id, observation=observation,
-        visit=exposure.visit if exposure else None, exposure=exposure.exposure if exposure else None,
-        detector=exposure.detector if exposure else None, exp_type=exposure.exp_type if exposure else None,
-    )
+    ref = product_ref(session, product)
     return new_event(
         DataPublic(product=ref, level=product.level, data_release=release, archived_at=product.archived_at),
         f"{ctx.settings.source}/notifier", subject=product.filename,
