@@ -135,3 +135,34 @@ def test_unknown_product_linkages_is_404(api):
     assert "jw09999001001_01101_00001_nrca1_cal.fits" in answer.json()["detail"]
     assert api.get("/products/jw01234-o001_t001_nircam_clear-f200w_i2d.fits/linkages",
                    params={"revision": "x"}).status_code == 400
+
+
+def test_multiplicity_links_segments_and_detectors_of_one_exposure(tmp_path, monkeypatch):
+    """One exposure read out by two detectors, each ``_uncal`` split in two segments: every
+    file of it names the others holding the same product (its other segment, the other
+    detector's segments) as ``multiplicity``; a ``_rate`` names the other detector's."""
+    desc = small_program()
+    imaging = desc["observations"][0]
+    imaging["detectors"] = ["NRCA1", "NRCA2"]
+    imaging["dither"] = {"pattern": "NONE"}
+    imaging["nints"] = 2
+    monkeypatch.setenv("DMS_SEGMENT_BYTES", "60000")  # one integration of SUB160 per segment
+    run = run_chain(desc, tmp_path)
+    with TestClient(create_app(run.ctx.settings)) as client:
+        rows = _rows(client)
+        uncals = sorted(n for n in rows if n.endswith("_uncal.fits"))
+        assert len(uncals) == 4 and all("-seg00" in n for n in uncals), uncals
+        for name in uncals:
+            linkages = client.get(f"/products/{name}/linkages").json()
+            assert _pairs(linkages["multiplicity"]) == {("multiplicity", n) for n in uncals if n != name}
+            assert all(n["links"] == [] for n in linkages["multiplicity"])
+        rates = sorted(n for n in rows if n.endswith("_rate.fits") or n.endswith("_rateints.fits"))
+        assert rates, sorted(rows)
+        for name in rates:
+            suffix = name.rsplit("_", 1)[1]
+            same = {n for n in rates if n != name and n.endswith("_" + suffix)}
+            assert {n["productFilename"] for n in client.get(f"/products/{name}/linkages").json()["multiplicity"]} == same
+        # A combined product has no exposure, so no multiplicity
+        i2d = next((n for n, r in rows.items() if n.endswith("_i2d.fits") and r["calib_level"] == 3), None)
+        if i2d is not None:
+            assert client.get(f"/products/{i2d}/linkages").json()["multiplicity"] == []

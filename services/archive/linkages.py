@@ -13,7 +13,9 @@ reference URIs); the links are read from it:
   (the ``_crf`` of each member), which stand between it and the members its provenance
   names; ``prerequisite``: the association that made a step (a leaf: its own members are
   the step's other antecedents); ``contemporaneous calibration``: a background exposure
-  calibrated with the science (an input of another exposure than the product's own).
+  calibrated with the science (an input of another exposure than the product's own);
+  ``multiplicity``: the other files holding the same product of one exposure — its other
+  segments (``-segNNN``) and the same product of the other detectors read out with it.
 
 So the tree of a Level-3 ``_i2d`` reads L3 <- 2c ``_crf`` <- ``_cal`` <- ``_rate`` <- ``_uncal``,
 with the Level-3 ASN beside the 2c step and the Level-2 ASN beside the ``_cal``.
@@ -28,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from services.archive import mast
 from services.archive.schemas import LinkageKind, LinkageNode
-from shared.catalog import Product
+from shared.catalog import Exposure, Product
 from shared.naming import is_2c
 
 __all__ = ["AUXILIARY_SUFFIXES", "Walk", "basename", "derived", "names_it", "observation_linkage"]
@@ -157,6 +159,22 @@ class Walk:
                           if _is_combined(p) and names_it(p.inputs, member)]
         return links
 
+    def multiplicity(self, product: Product) -> list[Product]:
+        """The same product (suffix) of the same exposure in other files: its other
+        segments, and the other detectors read out in that exposure."""
+        if product.exposure_id is None:
+            return []
+        own = product.exposure or self.session.get(Exposure, product.exposure_id)
+        return list(self.session.scalars(
+            select(Product).join(Exposure, Exposure.id == Product.exposure_id)
+            .where(Product.is_current, Product.id != product.id, Product.suffix == product.suffix,
+                   Product.program_id == product.program_id,
+                   Exposure.observation_id == own.observation_id, Exposure.visit == own.visit,
+                   Exposure.visit_group == own.visit_group, Exposure.sequence == own.sequence,
+                   Exposure.activity == own.activity, Exposure.exposure == own.exposure)
+            .order_by(Product.filename)
+        ))
+
     def _asns(self, product: Product) -> list[Product]:
         """The associations among ``product``'s inputs (the one that made it)."""
         return [p for p in self._inputs(product) if p.suffix == "asn"]
@@ -173,10 +191,14 @@ class Walk:
             if p.id in path:
                 continue
             leaf = p.suffix in AUXILIARY_SUFFIXES  # an association's own inputs are the step's other links
-            nodes.append(LinkageNode(
-                kind=kind, productFilename=p.filename, dataURI=mast.data_uri(p.filename),
-                productType=p.product_type.upper(), productSubGroupDescription=p.suffix.upper(),
-                calib_level=p.level, revision=p.revision,
-                links=[] if leaf else self.tree(p, direction, depth + 1, path),
-            ))
+            nodes.append(self.node(kind, p, [] if leaf else self.tree(p, direction, depth + 1, path)))
         return nodes
+
+    @staticmethod
+    def node(kind: LinkageKind, p: Product, links: list[LinkageNode] | None = None) -> LinkageNode:
+        """``p`` as a node of a linkage tree, linked to the product above it by ``kind``."""
+        return LinkageNode(
+            kind=kind, productFilename=p.filename, dataURI=mast.data_uri(p.filename),
+            productType=p.product_type.upper(), productSubGroupDescription=p.suffix.upper(),
+            calib_level=p.level, revision=p.revision, links=links or [],
+        )

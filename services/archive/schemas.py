@@ -45,7 +45,7 @@ __all__ = [
 T = TypeVar("T")
 
 LinkageKind = Literal["aggregation", "composition", "prerequisite", "linked", "antecedent",
-                      "contemporaneous calibration"]
+                      "contemporaneous calibration", "multiplicity"]
 """The linkage kinds the archive uses (the seed's vocabulary; a product row's link to its
 observation, and the edges of a product's linkage tree)."""
 
@@ -172,6 +172,10 @@ class Linkages(BaseModel):
                     "products, their calibrated exposures, ... down to the _uncal), each step with the "
                     "association that made it.")
     children: list[LinkageNode] = Field(description="What was made from it, walked up to the Level-3 products.")
+    multiplicity: list[LinkageNode] = Field(
+        default_factory=list,
+        description="The same product of the same exposure in other files: its other segments (-segNNN) and "
+                    "the other detectors read out in that exposure (kind multiplicity, no deeper links).")
 
 
 class RevisionOut(BaseModel):

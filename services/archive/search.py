@@ -508,7 +508,8 @@ def _linkages(session: Session, product: Product, row: ProductRow, associations:
               outputs: list[ProductRow]) -> Linkages:
     walk = Walk(session)
     return Linkages(observation=row.obs_id, linkage=row.linkage, associations=associations, outputs=outputs,
-                    antecedents=walk.tree(product, "antecedents"), children=walk.tree(product, "children"))
+                    antecedents=walk.tree(product, "antecedents"), children=walk.tree(product, "children"),
+                    multiplicity=[walk.node("multiplicity", p) for p in walk.multiplicity(product)])
 
 
 def product_linkages(session: Session, filename: str, revision: int | None, now: datetime, *,
