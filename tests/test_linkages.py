@@ -8,10 +8,11 @@ intermediates, the ``_crf`` released with the association's latest member."""
 from __future__ import annotations
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from services.archive.app import create_app
-from tests.faults.harness import small_program
+from tests.faults.harness import REPO, small_program
 from tests.imaging_chain import run_chain
 
 
@@ -166,3 +167,31 @@ def test_multiplicity_links_segments_and_detectors_of_one_exposure(tmp_path, mon
         i2d = next((n for n, r in rows.items() if n.endswith("_i2d.fits") and r["calib_level"] == 3), None)
         if i2d is not None:
             assert client.get(f"/products/{i2d}/linkages").json()["multiplicity"] == []
+
+
+def test_background_exposure_is_a_contemporaneous_calibration_of_the_science(tmp_path):
+    """The dedicated-background example (observation 3 is the background of observation 1):
+    each science ``_cal`` of observation 1 has the background ``_rate`` among its antecedents
+    as ``contemporaneous calibration`` (beside its own ``_rate`` and the c1001 image2 ASN),
+    and that ``_rate`` has the science ``_cal`` among its children with the same kind;
+    observation 2, outside the BACKGROUND candidate, has none."""
+    desc = yaml.safe_load((REPO / "examples" / "nircam_mosaic_background.yaml").read_text())
+    desc["observations"][0]["dither"] = {"pattern": "N-POINT-LINE", "npoints": 2, "size": 1.0}
+    run = run_chain(desc, tmp_path)
+    with TestClient(create_app(run.ctx.settings)) as client:
+        rows = _rows(client)
+        background = _one(rows, "jw01236003001_01101_00001_nrca1_rate.fits")
+        science = sorted(n for n in rows if n.startswith("jw01236001") and n.endswith("_cal.fits"))
+        assert len(science) == 2
+        for cal in science:
+            top = client.get(f"/products/{cal}/linkages").json()["antecedents"]
+            own = cal.replace("_cal.fits", "_rate.fits")
+            assert ("antecedent", own) in _pairs(top)
+            assert ("contemporaneous calibration", background) in _pairs(top)
+            asn, = (n["productFilename"] for n in top if n["kind"] == "prerequisite")
+            assert "-c1001_" in asn and "_image2_" in asn
+        children = client.get(f"/products/{background}/linkages").json()["children"]
+        assert {c for c in science} <= {n for k, n in _pairs(children) if k == "contemporaneous calibration"}
+        for cal in (n for n in rows if n.startswith("jw01236002") and n.endswith("_cal.fits")):
+            kinds = {k for k, _ in _pairs(client.get(f"/products/{cal}/linkages").json()["antecedents"])}
+            assert "contemporaneous calibration" not in kinds
