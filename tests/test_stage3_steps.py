@@ -27,6 +27,7 @@ from services.stage3.steps.outlier_detection import (
     apply_outliers,
     flag_outliers_imaging,
     flag_outliers_tso,
+    nanmedian_stack,
     rolling_median,
 )
 from services.stage3.steps.skymatch import SkyMatchParams, skymatch
@@ -172,6 +173,23 @@ def test_outlier_detection_flags_cosmic_rays(exposures):
     flagged = found.masks[0]
     assert np.all(dq[flagged] & (PIXEL["DO_NOT_USE"] | PIXEL["OUTLIER"]))
     assert np.isnan(sci[flagged]).all() and np.isfinite(exposures[0].data).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("depth", [1, 2, 3, 4, 7])
+def test_nanmedian_stack_is_numpys_nanmedian_to_the_bit(dtype, depth):
+    rng = np.random.default_rng(depth)
+    stack = rng.normal(100.0, 30.0, (depth, 40, 50)).astype(dtype)
+    stack[rng.random(stack.shape) < 0.3] = np.nan  # every count of finite values 0..depth
+    stack[:, :5] = np.nan  # empty mosaic pixels
+    stack[:, 5:8] = stack[:1, 5:8]  # ties
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(stack, axis=0).astype(np.float32)
+    got = nanmedian_stack(stack)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="empty stack"):
+        nanmedian_stack(stack[:0])
 
 
 def test_rolling_median_and_tso_outliers():

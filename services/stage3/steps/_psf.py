@@ -120,7 +120,8 @@ def measure_psf(
     bkg = _local_background(data, mask, x[idx], y[idx], r_in, r_out)
     sums -= bkg[:, None] * (math.pi * radii**2)[None, :]
     # Stars with a masked pixel inside r_max (e.g. a saturated core) bias the curve.
-    masked = np.array([np.any(m.get_values(mask.astype(float)) > 0)
+    masked_pixels = mask.astype(np.float32)  # once: get_values cuts each star's window out of it
+    masked = np.array([np.any(m.get_values(masked_pixels) > 0)
                        for m in CircularAperture(pos, r_max).to_mask(method="center")])
     usable = (~masked) & (sums[:, -1] > 0)
     if usable.sum() < MIN_STARS:

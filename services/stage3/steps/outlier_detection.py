@@ -21,7 +21,6 @@ Outliers get DO_NOT_USE|OUTLIER and NaN in SCI, ERR and variances (:func:`apply_
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +39,7 @@ __all__ = [
     "apply_outliers",
     "flag_outliers_imaging",
     "flag_outliers_tso",
+    "nanmedian_stack",
     "rolling_median",
     "weight_threshold",
 ]
@@ -80,6 +80,23 @@ def weight_threshold(wht: np.ndarray, maskpt: float) -> float:
     return float(np.mean(clipped, dtype=np.float64)) * maskpt
 
 
+def nanmedian_stack(stack: np.ndarray) -> np.ndarray:
+    """Median along axis 0 ignoring NaN, float32: ``np.nanmedian(stack, axis=0)`` to the
+    bit (the mean of the two middle values for an even count), NaN where every value is
+    NaN — without its per-slice work and warnings, which dominate on a mosaic with many
+    empty pixels. One sort along the short axis puts the NaN last; the middle of each
+    pixel's finite values is then picked by index."""
+    if stack.shape[0] == 0:
+        raise ValueError("the median of an empty stack")
+    ordered = np.sort(stack, axis=0)
+    count = np.count_nonzero(~np.isnan(stack), axis=0)
+    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[None], axis=0)[0]
+    high = np.take_along_axis(ordered, (count // 2).clip(max=stack.shape[0] - 1)[None], axis=0)[0]
+    median = ((low.astype(np.float64) + high) / 2.0).astype(np.float32)
+    median[count == 0] = np.nan
+    return median
+
+
 def _resampled_stack(inputs: Sequence[ResampleInput], out_wcs: WCS, out_shape, p: OutlierParams) -> np.ndarray:
     stack = np.full((len(inputs), *out_shape), np.nan, np.float32)
     for i, inp in enumerate(inputs):
@@ -118,9 +135,7 @@ def flag_outliers_imaging(
     """
     p = params or OutlierParams()
     stack = _resampled_stack(inputs, out_wcs, out_shape, p)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
-        median = np.nanmedian(stack, axis=0).astype(np.float32)
+    median = nanmedian_stack(stack)
     del stack
     masks = []
     for inp, err in zip(inputs, errs, strict=True):
@@ -137,14 +152,12 @@ def rolling_median(cube: np.ndarray, width: int) -> np.ndarray:
     (NaN ignored); the first and last half-windows take the nearest full window's value.
     Shape of ``cube`` (nints, ny, nx); a plain median when ``width`` >= nints."""
     n = cube.shape[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if width <= 1 or width >= n:
-            return np.broadcast_to(np.nanmedian(cube, axis=0), cube.shape).astype(np.float32)
-        out = np.empty(cube.shape, np.float32)
-        half = width // 2
-        for start in range(n - width + 1):
-            out[start + half] = np.nanmedian(cube[start:start + width], axis=0)
+    if width <= 1 or width >= n:
+        return np.broadcast_to(nanmedian_stack(cube), cube.shape).astype(np.float32)
+    out = np.empty(cube.shape, np.float32)
+    half = width // 2
+    for start in range(n - width + 1):
+        out[start + half] = nanmedian_stack(cube[start:start + width])
     out[:half] = out[half]
     last = n - width + half
     out[last + 1:] = out[last]
