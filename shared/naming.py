@@ -7,6 +7,7 @@ Forms (reference: JWST file-naming conventions):
 - Level 3    ``jw<ppppp>-<acid>_<t###|s#####…>[-epochX]_<instr>_<optelems>[-<subarray>]_<suffix>.fits``
 - association ``jw<ppppp>-<acid>_<YYYYMMDDtHHMMSS>_<asn_type>_<NNNNN>_asn.json``
 - pool       ``jw<ppppp>_<YYYYMMDDtHHMMSS>_pool.csv``
+- association report ``jw<ppppp>_<YYYYMMDDtHHMMSS>_asn-report.html`` (time stamp of its pool)
 
 Every ``parse_*`` raises :class:`BadNameError` saying which part is wrong, and
 ``parse_x(name).format() == name`` for every valid name.
@@ -27,6 +28,7 @@ __all__ = [
     "ExposureName",
     "Level3Name",
     "PoolName",
+    "ReportName",
     "is_2c",
     "member_output_name",
     "object_key",
@@ -36,6 +38,7 @@ __all__ = [
     "parse_exposure",
     "parse_level3",
     "parse_pool",
+    "parse_report",
 ]
 
 
@@ -72,6 +75,7 @@ _ASN_RE = re.compile(
     r"_(?P<asn_type>[a-z0-9-]+)_(?P<sequence>\d{5})_asn\.json$"
 )
 _POOL_RE = re.compile(rf"^jw(?P<program>\d{{5}})_(?P<stamp>{_TIMESTAMP})_pool\.csv$")
+_REPORT_RE = re.compile(rf"^jw(?P<program>\d{{5}})_(?P<stamp>{_TIMESTAMP})_asn-report\.html$")
 
 _DETECTOR_NAMES = {d.lower() for d in DETECTORS}
 _SUBARRAY_NAMES = {s.lower() for table in SUBARRAYS.values() for s in table if s != "FULL"}
@@ -203,6 +207,22 @@ class PoolName:
         return self.format()
 
 
+@dataclass(frozen=True)
+class ReportName:
+    """A program's association summary report, stamped with the pool it describes."""
+
+    program: str
+    created: datetime
+
+    SUFFIX = "asn-report"
+
+    def format(self) -> str:
+        return f"jw{self.program}_{_stamp(self.created)}_{self.SUFFIX}.html"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
 def parse_exposure(name: str) -> ExposureName:
     m = _EXPOSURE_RE.match(name)
     if not m:
@@ -281,6 +301,17 @@ def parse_pool(name: str) -> PoolName:
     except ValueError as exc:
         raise BadNameError(f"{name!r}: bad timestamp {m['stamp']!r}: {exc}") from None
     return PoolName(m["program"], created)
+
+
+def parse_report(name: str) -> ReportName:
+    m = _REPORT_RE.match(name)
+    if not m:
+        raise BadNameError(f"{name!r} is not an association report name jw<ppppp>_<YYYYMMDDtHHMMSS>_asn-report.html")
+    try:
+        created = _parse_stamp(m["stamp"])
+    except ValueError as exc:
+        raise BadNameError(f"{name!r}: bad timestamp {m['stamp']!r}: {exc}") from None
+    return ReportName(m["program"], created)
 
 
 def parse_any(name: str) -> ExposureName | Level3Name | AssociationName | PoolName:

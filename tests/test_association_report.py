@@ -1,0 +1,265 @@
+"""The association summary report: made by the associations service over a real catalog
+(SQLite and PostgreSQL) and object store, archived as a program product, a new revision
+only when its content changes, naming every association with its rule, members and what
+it waits for, with one footprint per member; served by the archive API; and the report
+of the demo's imaging program through the embedded chain."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from services.archive.app import create_app
+from services.associations.builder import evaluate
+from services.associations.state import load_state
+from services.associations.task import handle_product
+from shared.archiving import archive_product
+from shared.catalog.models import EventRecord, Product
+from shared.config import Settings
+from shared.messages import EventType
+from shared.naming import parse_report
+from shared.runtime import ServiceContext
+from tests.associations_factory import (
+    archive_exposure,
+    exposure_ids,
+    make_plan,
+    observation,
+    outbox_event,
+    store_plan,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Section:
+    attrs: dict
+    rule: str = ""
+    members: list[tuple[str, str]] = field(default_factory=list)  # (file, state)
+    polygons: list[tuple[str, str]] = field(default_factory=list)  # (member, class)
+    products: list[str] = field(default_factory=list)
+    state: str = ""
+
+
+class ReportParser(HTMLParser):
+    """What the report shows, read back with the standard library's parser."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections: list[Section] = []
+        self.stack: list[str] = []
+        self.cell: list[str] | None = None
+        self.row: list[str] = []
+        self.row_class = ""
+        self.td_class = ""
+        self.svgs = 0
+        self.timeline_rects = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.stack.append(tag)
+        if tag == "section":
+            self.sections.append(Section(a))
+        elif tag == "svg":
+            self.svgs += 1
+        elif tag == "polygon" and self.sections:
+            self.sections[-1].polygons.append((a["data-member"], a["class"]))
+        elif tag == "rect":
+            self.timeline_rects += 1
+        elif tag == "tr":
+            self.row, self.row_class = [], a.get("class", "")
+        elif tag == "td":
+            self.cell, self.td_class = [], a.get("class", "")
+
+    def handle_endtag(self, tag):
+        while self.stack and self.stack.pop() != tag:
+            pass
+        if tag == "td" and self.cell is not None:
+            text = "".join(self.cell).strip()
+            self.row.append(text)
+            if self.sections and self.td_class == "rule":
+                self.sections[-1].rule = text
+            if self.sections and self.td_class == "state" and not self.sections[-1].state:
+                self.sections[-1].state = text
+            self.cell = None
+        elif tag == "tr" and self.sections and "section" in self.stack:
+            if self.row_class.startswith("member"):
+                self.sections[-1].members.append((self.row[0], self.row[2]))
+            elif self.row_class == "product":
+                self.sections[-1].products.append(self.row[0])
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def parse(html: str) -> ReportParser:
+    p = ReportParser()
+    p.feed(html)
+    p.close()
+    return p
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ctx(request, tmp_path):
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    context = ServiceContext.from_settings(Settings(var_dir=tmp_path / "var", catalog_url=url, _env_file=None))
+    context.catalog.upgrade()
+    yield context
+    context.catalog.dispose()
+
+
+def deliver(ctx, plan, tmp_path, ids, suffix, **kw):
+    out = []
+    for eid in ids:
+        archived = archive_exposure(ctx, plan, eid, suffix, tmp_path, **kw)
+        if archived.event_id:
+            out += handle_product(outbox_event(ctx, archived.event_id), ctx)
+    return out
+
+
+def reports(ctx) -> list[Product]:
+    """Every revision of every report, oldest first."""
+    with ctx.catalog.session() as s:
+        rows = s.scalars(select(Product).where(Product.suffix == "asn-report").order_by(Product.id)).all()
+        for r in rows:
+            _ = r.artifacts
+        return rows
+
+
+def current_report(ctx) -> tuple[Product, str]:
+    (row,) = [r for r in reports(ctx) if r.is_current]
+    return row, ctx.store.get_uri(row.artifacts[0].uri).decode()
+
+
+def report_events(ctx, ids):
+    with ctx.catalog.session() as s:
+        return [(e.type, e.subject) for e in (s.get(EventRecord, i) for i in ids) if "asn-report" in (e.subject or "")]
+
+
+def test_report_names_every_association_and_follows_the_pool(ctx, tmp_path):
+    plan = make_plan([observation(1)])  # 2 dither points x NRCA1, NRCA2: 4 image2 and 1 image3
+    store_plan(ctx, plan)
+    o1 = exposure_ids(plan, 1)
+    # one exposure (both detectors) of two delivered
+    first = [i for i in o1 if "_00001_" in i]
+    new = deliver(ctx, plan, tmp_path, first, "rate")
+    row, html = current_report(ctx)
+    assert parse_report(row.filename).program == "01234"
+    assert row.product_type == "INFO" and row.observation_id is None and row.artifacts[0].content_type == "text/html"
+    assert row.data_release.replace(tzinfo=UTC) <= datetime.now(UTC)  # metadata only: public at once
+    assert (EventType.PRODUCT_ARCHIVED, row.filename) in report_events(ctx, new)
+
+    page = parse(html)
+    with ctx.catalog.session() as s:
+        evaluation = evaluate(plan, load_state(s, "01234"))
+    assert len(page.sections) == len(evaluation.associations) == 5
+    by_name = {sec.attrs["id"]: sec for sec in page.sections}
+    for item in evaluation.associations:
+        spec = item.spec
+        sec = by_name[f"asn-{spec.acid}-{spec.asn_type}-{item.sequence:05d}"]
+        assert sec.rule == spec.asn_rule and spec.name in html
+        # one footprint per member, archived or awaited, named as the member
+        assert sorted(m for m, _ in sec.polygons) == sorted(m for m, _ in sec.members)
+    image3 = next(s for s in page.sections if s.attrs["data-asn-type"] == "image3")
+    assert image3.attrs["class"] == "association waiting"
+    assert image3.state == "waiting for 4 of 4 members"
+    assert {m for m, st in image3.members if st == "waiting"} == {f"{i}_cal.fits" for i in o1}
+    assert all(c == "footprint waiting" for _, c in image3.polygons)
+    lv2 = {s.attrs["id"]: s for s in page.sections if s.attrs["data-asn-type"] == "image2"}
+    waiting_lv2 = [s for s in lv2.values() if s.state.startswith("waiting")]
+    assert len(waiting_lv2) == 2 and all(st == "waiting" for s in waiting_lv2 for _, st in s.members)
+    assert page.svgs == 1 + 2 * 5  # the pool's timeline, and per association footprints and timeline
+
+    # the same events again: no new revision, nothing announced
+    made = len(reports(ctx))
+    with ctx.catalog.session() as s:
+        triggers = s.scalars(select(EventRecord.id).where(EventRecord.subject.like("%_rate.fits"))).all()
+    assert len(triggers) == 2 and all(handle_product(outbox_event(ctx, i), ctx) == [] for i in triggers)
+    assert len(reports(ctx)) == made
+
+    # the second exposure joins the pool: the new pool's report replaces the old one (a new
+    # name, or a new revision when both pools fall in the same second)
+    before = current_report(ctx)[0]
+    new = deliver(ctx, plan, tmp_path, [i for i in o1 if i not in first], "rate")
+    after, html = current_report(ctx)
+    assert (after.filename, after.revision) != (before.filename, before.revision)
+    with ctx.catalog.session() as s:
+        pool = s.scalar(select(Product.filename).where(Product.suffix == "pool", Product.is_current))
+    assert after.filename == pool.replace("_pool.csv", "_asn-report.html")
+    assert (EventType.PRODUCT_SUPERSEDED, before.filename) in report_events(ctx, new)
+    page = parse(html)
+    assert all(s.state.startswith("complete") for s in page.sections if s.attrs["data-asn-type"] == "image2")
+
+    # three _cal of four: same pool, a new revision of the same report; image3 waits for the last
+    before = current_report(ctx)[0]
+    deliver(ctx, plan, tmp_path, o1[:3], "cal")
+    after, html = current_report(ctx)
+    assert after.filename == before.filename and after.revision > before.revision
+    image3 = next(s for s in parse(html).sections if s.attrs["data-asn-type"] == "image3")
+    assert image3.state == "waiting for 1 of 4 members"
+    assert [m for m, st in image3.members if st == "waiting"] == [f"{o1[3]}_cal.fits"]
+    assert sorted(c for _, c in image3.polygons) == ["footprint archived"] * 3 + ["footprint waiting"]
+
+
+def test_report_lists_products_made_by_each_association(ctx, tmp_path):
+    plan = make_plan([observation(1, detectors=("NRCA1",))])
+    store_plan(ctx, plan)
+    o1 = exposure_ids(plan, 1)
+    deliver(ctx, plan, tmp_path, o1, "rate")
+    deliver(ctx, plan, tmp_path, o1, "cal")
+    with ctx.catalog.session() as s:
+        asn = s.scalar(select(Product.filename).where(Product.filename.like("%image3%"), Product.is_current))
+    # stage 3 makes its Level-3 product from the ASN (its provenance names it)
+    i2d = tmp_path / "jw01234-o001_t001_nircam_clear-f200w-sub64p_i2d.fits"
+    i2d.write_bytes(b"mosaic")
+    made = archive_product(ctx, i2d, suffix="i2d", level=3, program="01234", observation=1, exposure=None,
+                           inputs=[*(f"{i}_cal.fits" for i in o1), asn], source="/test/stage3")
+    ids = handle_product(outbox_event(ctx, made.event_id), ctx)
+    assert report_events(ctx, ids)  # the report is made again with the product
+    _, html = current_report(ctx)
+    image3 = next(s for s in parse(html).sections if s.attrs["data-asn-type"] == "image3")
+    assert image3.products == [i2d.name] and image3.state.startswith("complete")
+    assert asn in html
+    # release date of the product, not its data
+    assert "mosaic" not in html
+
+
+def test_report_escapes_what_it_shows(ctx, tmp_path):
+    plan = make_plan([observation(1, detectors=("NRCA1",), npoints=1)])
+    plan = plan.model_copy(update={"title": "<script>alert('x')</script> & more"})
+    store_plan(ctx, plan)
+    deliver(ctx, plan, tmp_path, exposure_ids(plan, 1), "rate")
+    _, html = current_report(ctx)
+    assert "<script>" not in html and "&lt;script&gt;" in html and "&amp; more" in html
+
+
+def test_api_serves_the_report(ctx, tmp_path):
+    plan = make_plan([observation(1, detectors=("NRCA1",))])
+    store_plan(ctx, plan)
+    settings = Settings(var_dir=tmp_path / "var", catalog_url=ctx.settings.catalog_url, _env_file=None)
+    with TestClient(create_app(settings)) as client:
+        r = client.get("/programs/01234/associations/report")
+        assert r.status_code == 404 and "no association report yet" in r.json()["detail"]
+        deliver(ctx, plan, tmp_path, exposure_ids(plan, 1), "rate")
+        row, html = current_report(ctx)
+        r = client.get("/programs/1234/associations/report")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert r.text == html and r.headers["x-dms-revision"] == str(row.revision)
+        assert "default-src 'none'" in r.headers["content-security-policy"]
+        assert r.headers["x-checksum-sha256"] == hashlib.sha256(html.encode()).hexdigest()
+        assert client.get("/programs/09999/associations/report").status_code == 404
+        bad = client.get("/programs/abc/associations/report")
+        assert bad.status_code == 400 and bad.json()["detail"]
+        # it is one of the program's products, public although the program is under exclusive access
+        found = client.get("/products", params={"program": "01234", "productSubGroupDescription": "ASN-REPORT"})
+        (listed,) = found.json()["rows"]
+        assert (listed["productFilename"], listed["productType"], listed["linkage"], listed["dataRights"]) == (
+            row.filename, "INFO", "linked", "PUBLIC")
+        assert client.get(f"/download/{row.filename}").status_code == 200
