@@ -20,7 +20,7 @@ from services.associations.builder import evaluate
 from services.associations.state import load_state
 from services.associations.task import handle_product
 from shared.archiving import archive_product
-from shared.catalog.models import EventRecord, Product
+from shared.catalog.models import Association, EventRecord, Product
 from shared.config import Settings
 from shared.messages import EventType
 from shared.naming import parse_report
@@ -151,7 +151,7 @@ def test_report_names_every_association_and_follows_the_pool(ctx, tmp_path):
     first = [i for i in o1 if "_00001_" in i]
     new = deliver(ctx, plan, tmp_path, first, "rate")
     row, html = current_report(ctx)
-    assert parse_report(row.filename).program == "01234"
+    assert parse_report(row.filename).program == "01234" and row.revision == len(first)
     assert row.product_type == "INFO" and row.observation_id is None and row.artifacts[0].content_type == "text/html"
     assert row.data_release.replace(tzinfo=UTC) <= datetime.now(UTC)  # metadata only: public at once
     assert (EventType.PRODUCT_ARCHIVED, row.filename) in report_events(ctx, new)
@@ -184,24 +184,23 @@ def test_report_names_every_association_and_follows_the_pool(ctx, tmp_path):
     assert len(triggers) == 2 and all(handle_product(outbox_event(ctx, i), ctx) == [] for i in triggers)
     assert len(reports(ctx)) == made
 
-    # the second exposure joins the pool: the new pool's report replaces the old one (a new
-    # name, or a new revision when both pools fall in the same second)
+    # the second exposure joins the pool: a new revision, the old one superseded
     before = current_report(ctx)[0]
     new = deliver(ctx, plan, tmp_path, [i for i in o1 if i not in first], "rate")
     after, html = current_report(ctx)
-    assert (after.filename, after.revision) != (before.filename, before.revision)
+    assert after.filename == before.filename == "jw01234_asn-report.html" and after.revision > before.revision
+    assert (EventType.PRODUCT_SUPERSEDED, before.filename) in report_events(ctx, new)
     with ctx.catalog.session() as s:
         pool = s.scalar(select(Product.filename).where(Product.suffix == "pool", Product.is_current))
-    assert after.filename == pool.replace("_pool.csv", "_asn-report.html")
-    assert (EventType.PRODUCT_SUPERSEDED, before.filename) in report_events(ctx, new)
+    assert pool in html
     page = parse(html)
     assert all(s.state.startswith("complete") for s in page.sections if s.attrs["data-asn-type"] == "image2")
 
-    # three _cal of four: same pool, a new revision of the same report; image3 waits for the last
+    # three _cal of four (the pool is unchanged): a new revision; image3 waits for the last
     before = current_report(ctx)[0]
     deliver(ctx, plan, tmp_path, o1[:3], "cal")
     after, html = current_report(ctx)
-    assert after.filename == before.filename and after.revision > before.revision
+    assert after.revision > before.revision
     image3 = next(s for s in parse(html).sections if s.attrs["data-asn-type"] == "image3")
     assert image3.state == "waiting for 1 of 4 members"
     assert [m for m, st in image3.members if st == "waiting"] == [f"{o1[3]}_cal.fits"]
@@ -263,3 +262,82 @@ def test_api_serves_the_report(ctx, tmp_path):
         assert (listed["productFilename"], listed["productType"], listed["linkage"], listed["dataRights"]) == (
             row.filename, "INFO", "linked", "PUBLIC")
         assert client.get(f"/download/{row.filename}").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def demo_chain(tmp_path_factory):
+    from tests.faults.harness import small_program
+    from tests.imaging_chain import run_chain
+
+    run = run_chain(small_program(), tmp_path_factory.mktemp("asn-report-chain"))
+    yield run
+    run.ctx.catalog.dispose()
+
+
+def test_report_of_the_demo_program_through_the_chain(demo_chain, tmp_path):
+    """The demo's imaging observation (two dither points, one detector) through every
+    service: the report lists each association of the catalog with its rule, members
+    and the products stage 2 and stage 3 made, one footprint per member; the API serves it."""
+    ctx = demo_chain.ctx
+    program = demo_chain.sim.plan.program
+    (name,) = demo_chain.filenames("asn-report")
+    assert name == f"jw{program}_asn-report.html"
+    html = demo_chain.path(name).read_text()
+    page = parse(html)
+    with ctx.catalog.session() as s:
+        rows = s.scalars(select(Association).where(Association.program_id == program)).all()
+        current = set(s.scalars(select(Product.filename).where(Product.program_id == program, Product.is_current)))
+    assert rows and len(page.sections) == len(rows)
+    sections = {(sec.attrs["data-acid"], sec.attrs["data-asn-type"], sec.attrs["data-product"]): sec
+                for sec in page.sections}
+    for row in rows:
+        sec = sections[(row.acid, row.asn_type, row.product_name)]
+        assert sec.rule == row.asn_rule and row.filename in html
+        assert sec.state.startswith("complete") and all(st == "archived" for _, st in sec.members)
+        assert sorted(m for m, _ in sec.members) == sorted(m[0] for m in row.members)
+        assert sorted(m for m, _ in sec.polygons) == sorted(m for m, _ in sec.members)
+        assert sec.products and set(sec.products) <= current
+    image3 = next(sec for sec in page.sections if sec.attrs["data-asn-type"] == "image3")
+    assert {p.rsplit("_", 1)[-1] for p in image3.products} >= {"i2d.fits", "cat.ecsv", "segm.fits", "crf.fits"}
+    for sec in page.sections:
+        if sec.attrs["data-asn-type"] == "image2":
+            assert any(p.endswith("_cal.fits") for p in sec.products)
+    # the report was made again as products arrived, and its last revision is current
+    with ctx.catalog.session() as s:
+        revisions = s.scalars(select(Product.revision).where(Product.filename == name)).all()
+    assert len(revisions) > 1
+
+    settings = Settings(var_dir=ctx.settings.var_dir, _env_file=None)
+    with TestClient(create_app(settings)) as client:
+        r = client.get(f"/programs/{program}/associations/report")
+        assert r.status_code == 200 and r.text == html
+
+
+def test_cli_writes_the_report_or_says_why_not(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from services.associations.commands import register_commands
+    from shared.config import get_settings
+
+    monkeypatch.setenv("DMS_VAR_DIR", str(tmp_path / "var"))
+    get_settings.cache_clear()
+    try:
+        parser = argparse.ArgumentParser()
+        register_commands(parser.add_subparsers(dest="command"))
+        out = tmp_path / "report.html"
+        args = parser.parse_args(["associations", "1234", "--report", str(out)])
+        assert args.func(args) == 2 and "no delivered plan" in capsys.readouterr().err and not out.exists()
+        ctx = ServiceContext.from_settings(get_settings())
+        ctx.catalog.upgrade()
+        plan = make_plan([observation(1, detectors=("NRCA1",))])
+        store_plan(ctx, plan)
+        archived = archive_exposure(ctx, plan, exposure_ids(plan, 1)[0], "rate", tmp_path)
+        handle_product(outbox_event(ctx, archived.event_id), ctx)
+        _, html = current_report(ctx)
+        ctx.catalog.dispose()
+        assert args.func(args) == 0 and f"report written to {out}" in capsys.readouterr().out
+        assert out.read_text() == html  # the same page the service archived
+        args = parser.parse_args(["associations", "1234", "--report", str(tmp_path / "no" / "such" / "dir.html")])
+        assert args.func(args) == 2 and "No such file or directory" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()

@@ -158,15 +158,19 @@ text.axis{font-size:9px;fill:#555}.note{color:#777;font-style:italic}
 """
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _status(item: PlannedAsn, emitted: tuple[str, list] | None) -> tuple[str, str]:
     """(class, text) of an association's completion state."""
     spec = item.spec
     if not spec.complete:
         return "waiting", f"waiting for {len(spec.waiting)} of {len(spec.expected)} members"
     if emitted is not None and emitted[1] == spec.signature:
-        text = f"complete ({len(spec.members)} members)"
+        text = f"complete ({_count(len(spec.members), 'member')})"
     else:
-        text = f"complete ({len(spec.members)} members), ASN not archived yet"
+        text = f"complete ({_count(len(spec.members), 'member')}), ASN not archived yet"
     if spec.optional_waiting:
         text += f"; {len(spec.optional_waiting)} background members not archived yet"
     return "complete", text
@@ -206,7 +210,7 @@ def _association(data: ReportInput, item: PlannedAsn) -> str:
     title = f"{spec.acid} {spec.asn_type} {spec.name}"
     return (
         f'<section class="association {state}" id="{_anchor(item)}" data-acid="{escape(spec.acid)}" '
-        f'data-asn-type="{escape(spec.asn_type)}" data-rule="{escape(spec.asn_rule)}">'
+        f'data-asn-type="{escape(spec.asn_type)}" data-rule="{escape(spec.asn_rule)}" data-product="{escape(spec.name)}">'
         f"<h3>{escape(title)}</h3>"
         f'<table class="facts"><tr><th>rule</th><td class="rule">{escape(spec.asn_rule)}</td></tr>'
         f"<tr><th>level</th><td>{spec.level}</td></tr>"

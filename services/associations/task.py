@@ -128,25 +128,22 @@ def update_program(ctx: ServiceContext, plan: Plan, params: AssociationParams) -
 
 
 def _archive_report(ctx: ServiceContext, plan: Plan, evaluation: Evaluation) -> list[str]:
-    """Archive the program's association report when its content changed. Named after
-    the pool it describes, it replaces the reports of earlier pools; under the same pool a
-    changed report is a new revision. It holds metadata only, so its data are public
-    from the start (``data_release``: now)."""
+    """Archive the program's association report when its content changed (a new revision
+    of ``jw<ppppp>_asn-report.html``; identical bytes are a no-op). It holds metadata
+    only, so its data are public from the start (``data_release``: now)."""
     program = evaluation.program
     with ctx.catalog.session() as s:
         emitted = {key: (e.filename, e.signature) for key, e in last_emitted(s, program).items()}
         made = made_from_associations(s, program)
-        earlier = s.scalars(select(Product.filename).where(
-            Product.program_id == program, Product.suffix == REPORT_SUFFIX, Product.is_current)).all()
     html = render_report(report_input(plan, evaluation, emitted, made))
-    name = ReportName(program, evaluation.pool.created).format()
+    name = ReportName(program).format()
     with tempfile.TemporaryDirectory(prefix="dms-asn-report-") as tmp:
         path = Path(tmp) / name
         path.write_text(html, encoding="utf-8")
         archived = archive_product(
             ctx, path, suffix=REPORT_SUFFIX, level=POOL_LEVEL, program=program, observation=0, exposure=None,
             inputs=[evaluation.pool.filename], source=f"{ctx.settings.source}/associations", product_type="INFO",
-            content_type="text/html", data_release=datetime.now(UTC), replaces=earlier,
+            content_type="text/html", data_release=datetime.now(UTC),
         )
     if archived.event_id:
         log.info("%s: association report %s r%d", program, name, archived.ref.revision)
