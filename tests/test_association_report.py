@@ -7,9 +7,11 @@ of the demo's imaging program through the embedded chain."""
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from xml.etree import ElementTree
 
 import pytest
 from fastapi.testclient import TestClient
@@ -176,6 +178,8 @@ def test_report_names_every_association_and_follows_the_pool(ctx, tmp_path):
     waiting_lv2 = [s for s in lv2.values() if s.state.startswith("waiting")]
     assert len(waiting_lv2) == 2 and all(st == "waiting" for s in waiting_lv2 for _, st in s.members)
     assert page.svgs == 1 + 2 * 5  # the pool's timeline, and per association footprints and timeline
+    svgs = re.findall(r"<svg .*?</svg>", html)
+    assert len(svgs) == page.svgs and all(ElementTree.fromstring(svg).tag.endswith("svg") for svg in svgs)
 
     # the same events again: no new revision, nothing announced
     made = len(reports(ctx))
@@ -341,3 +345,36 @@ def test_cli_writes_the_report_or_says_why_not(tmp_path, monkeypatch, capsys):
         assert args.func(args) == 2 and "No such file or directory" in capsys.readouterr().err
     finally:
         get_settings.cache_clear()
+
+
+def test_graphics_put_east_left_north_up_and_time_to_the_right():
+    from datetime import timedelta
+
+    from services.associations.graphics import Bar, Footprint, footprint_svg, timeline_svg
+
+    def square(ra, dec, d=0.001):
+        return ((ra - d, dec - d), (ra + d, dec - d), (ra + d, dec + d), (ra - d, dec + d))
+
+    def centre(svg, name):
+        points = re.search(rf'data-member="{re.escape(name)}" points="([^"]+)"', svg).group(1)
+        xy = [tuple(map(float, p.split(","))) for p in points.split()]
+        return sum(x for x, _ in xy) / 4, sum(y for _, y in xy) / 4
+
+    # across RA = 0: "east" is at RA 0.002, "west" at 359.998
+    svg = footprint_svg([Footprint("east", square(0.002, 10.0), "archived"),
+                         Footprint("west", square(359.998, 10.0), "waiting"),
+                         Footprint("north", square(0.0, 10.004), "archived")], "t")
+    (ex, ey), (wx, wy), (nx, ny) = centre(svg, "east"), centre(svg, "west"), centre(svg, "north")
+    assert ex < nx < wx and abs(ey - wy) < 0.5 and ny < ey  # east left, north up (SVG y grows down)
+    assert 'class="footprint waiting" data-member="west"' in svg
+    assert all(0 <= float(v) <= 220 for v in re.findall(r"(-?[\d.]+),", svg))  # inside the drawing
+    assert footprint_svg([], "t") == '<p class="note">no footprint known</p>'
+
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    svg = timeline_svg([Bar("late", t0 + timedelta(hours=1), t0 + timedelta(hours=2), "waiting"),
+                        Bar("early", t0, t0 + timedelta(minutes=30), "archived")], "t", width=300)
+    late = float(re.search(r'data-exposure="late" x="([\d.]+)"', svg).group(1))
+    early = float(re.search(r'data-exposure="early" x="([\d.]+)"', svg).group(1))
+    assert early < late and "2026-03-01 00:00:00" in svg and "2026-03-01 02:00:00 UTC" in svg
+    assert '<rect class="exposure waiting" data-exposure="late"' in svg
+    assert "&lt;x&gt;" in timeline_svg([Bar("<x>", t0, t0 + timedelta(seconds=1), "archived")], "t")
