@@ -295,7 +295,8 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
         assert sorted(data_rows) == sorted(products)
         assert {"UNCAL", "RATE", "CAL", "I2D", "CAT", "PHOT"} <= {
             row["productSubGroupDescription"] for row in data_rows.values()}
-        assert all(row["dataRights"] == "EXCLUSIVE_ACCESS" for row in data_rows.values())
+        assert all(row["dataRights"] == "EXCLUSIVE_ACCESS" for name, row in data_rows.items() if name != report)
+        assert data_rows[report]["dataRights"] == "PUBLIC" and data_rows[report]["productType"] == "INFO"
         assert all(row["sha256"] == products[name]["sha256"] for name, row in data_rows.items())
         previews = {row["productFilename"] for row in listed if row["productType"] == "PREVIEW"}
         assert f"{mosaic.removesuffix('.fits')}_preview.png" in previews
@@ -311,6 +312,10 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
             assert hashlib.sha256(r.content).hexdigest() == products[name]["sha256"] == r.headers["X-Checksum-SHA256"]
         r = api.get(f"/previews/{mosaic}", headers=auth[PI])
         assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+        # the association report, anonymously: every association complete, no data in it
+        r = api.get("/programs/1234/associations/report")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert r.text.count('<section class="association complete"') == sum(emitted.values())
 
     system.check_alive()
     print(f"end-to-end: {len(products)} products ({sum(revisions.values())} revisions), "

@@ -130,7 +130,9 @@ def update_program(ctx: ServiceContext, plan: Plan, params: AssociationParams) -
 def _archive_report(ctx: ServiceContext, plan: Plan, evaluation: Evaluation) -> list[str]:
     """Archive the program's association report when its content changed (a new revision
     of ``jw<ppppp>_asn-report.html``; identical bytes are a no-op). It holds metadata
-    only, so its data are public from the start (``data_release``: now)."""
+    only, so its data are public from the start (``data_release``: now). It names no
+    input: it is read from the catalog and the plan, and a product made from inputs is
+    released with them (the pool, under exclusive access), which it need not be."""
     program = evaluation.program
     with ctx.catalog.session() as s:
         emitted = {key: (e.filename, e.signature) for key, e in last_emitted(s, program).items()}
@@ -142,7 +144,7 @@ def _archive_report(ctx: ServiceContext, plan: Plan, evaluation: Evaluation) -> 
         path.write_text(html, encoding="utf-8")
         archived = archive_product(
             ctx, path, suffix=REPORT_SUFFIX, level=POOL_LEVEL, program=program, observation=0, exposure=None,
-            inputs=[evaluation.pool.filename], source=f"{ctx.settings.source}/associations", product_type="INFO",
+            inputs=[], source=f"{ctx.settings.source}/associations", product_type="INFO",
             content_type="text/html", data_release=datetime.now(UTC),
         )
     if archived.event_id:
