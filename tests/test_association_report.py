@@ -268,25 +268,74 @@ def test_api_serves_the_report(ctx, tmp_path):
         assert client.get(f"/download/{row.filename}").status_code == 200
 
 
+@dataclass
+class StagedChain:
+    run: object  # tests.imaging_chain.ChainRun after both exposures
+    half: tuple[Product, str]  # the report (row, page) after the first exposure only
+
+
 @pytest.fixture(scope="module")
 def demo_chain(tmp_path_factory):
+    """The demo's imaging observation cut down (two dither points of NRCA1) through every
+    service in process, its two exposures delivered one after the other."""
+    from services.ingest.receive import receive_files
+    from services.registry import embedded_context
+    from services.simulator import simulate
+    from shared.refdata import deliver as deliver_references
+    from shared.runtime import dispatch_events
     from tests.faults.harness import small_program
-    from tests.imaging_chain import run_chain
+    from tests.imaging_chain import ChainRun
 
-    run = run_chain(small_program(), tmp_path_factory.mktemp("asn-report-chain"))
-    yield run
-    run.ctx.catalog.dispose()
+    work = tmp_path_factory.mktemp("asn-report-chain")
+    sim = simulate(small_program(), work / "sim")
+    catalogs = sim.catalog_paths[0].parent if sim.catalog_paths else None
+    ctx, inline = embedded_context(Settings(var_dir=work / "var", astrometric_catalog_dir=catalogs, _env_file=None))
+    deliver_references(ctx, sim.reference_paths, note="simulator references")
+    done = inline.run_until_idle()
+    first, *rest = sorted(sim.telemetry_paths)
+    assert rest, "the small program has two exposures"
+    half = None
+    for paths in ([sim.plan_path, first], rest):
+        received = receive_files(ctx, paths)
+        dispatch_events(ctx.catalog, inline, event_ids=[r.event_id for r in received if r.event_id])
+        done += inline.run_until_idle()
+        if half is None:
+            half = current_report(ctx)
+    assert all(outcome.status == "ok" for _, outcome in done), done
+    yield StagedChain(ChainRun(sim, ctx, [(t, o.status) for t, o in done], {}), half)
+    ctx.catalog.dispose()
+
+
+def test_report_waits_for_the_missing_exposure_through_the_chain(demo_chain):
+    """One exposure of two delivered: its image2 is complete with its products, the other
+    image2 and the image3 wait for what the missing exposure will give."""
+    row, html = demo_chain.half
+    page = parse(html)
+    by_type = {}
+    for sec in page.sections:
+        by_type.setdefault(sec.attrs["data-asn-type"], []).append(sec)
+    done, waiting = sorted(by_type["image2"], key=lambda sec: not sec.state.startswith("complete"))
+    assert done.state == "complete (1 member)" and any(p.endswith("_cal.fits") for p in done.products)
+    assert waiting.state == "waiting for 1 of 1 members" and waiting.members[0][1] == "waiting"
+    (image3,) = by_type["image3"]
+    assert image3.state == "waiting for 1 of 2 members" and image3.products == []
+    (missing,) = [m for m, st in image3.members if st == "waiting"]
+    assert missing.endswith("_cal.fits") and "_00002_" in missing
+    assert sorted(c for _, c in image3.polygons) == ["footprint archived", "footprint waiting"]
+    final, _ = current_report(demo_chain.run.ctx)
+    assert final.filename == row.filename and final.revision > row.revision
 
 
 def test_report_of_the_demo_program_through_the_chain(demo_chain, tmp_path):
     """The demo's imaging observation (two dither points, one detector) through every
     service: the report lists each association of the catalog with its rule, members
     and the products stage 2 and stage 3 made, one footprint per member; the API serves it."""
-    ctx = demo_chain.ctx
-    program = demo_chain.sim.plan.program
-    (name,) = demo_chain.filenames("asn-report")
+    chain = demo_chain.run
+    ctx = chain.ctx
+    program = chain.sim.plan.program
+    (name,) = chain.filenames("asn-report")
     assert name == f"jw{program}_asn-report.html"
-    html = demo_chain.path(name).read_text()
+    html = chain.path(name).read_text()
     page = parse(html)
     with ctx.catalog.session() as s:
         rows = s.scalars(select(Association).where(Association.program_id == program)).all()
