@@ -22,7 +22,7 @@ from services.associations.builder import evaluate
 from services.associations.state import load_state
 from services.associations.task import handle_product
 from shared.archiving import archive_product
-from shared.catalog.models import Association, EventRecord, Product
+from shared.catalog.models import Association, EventRecord, Product, Program
 from shared.config import Settings
 from shared.messages import EventType
 from shared.naming import parse_report
@@ -266,6 +266,13 @@ def test_api_serves_the_report(ctx, tmp_path):
         assert (listed["productFilename"], listed["productType"], listed["linkage"], listed["dataRights"]) == (
             row.filename, "INFO", "linked", "PUBLIC")
         assert client.get(f"/download/{row.filename}").status_code == 200
+        head = client.head("/programs/01234/associations/report")
+        assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == r.headers["etag"]
+        # an embargoed program's files, this one too, are for operators only
+        with ctx.catalog.session() as s:
+            s.get(Program, "01234").embargoed = True
+        r = client.get("/programs/01234/associations/report")
+        assert r.status_code == 401 and "embargo" in r.json()["detail"]
 
 
 @dataclass
