@@ -434,3 +434,14 @@ def test_graphics_put_east_left_north_up_and_time_to_the_right():
     assert early < late and "2026-03-01 00:00:00" in svg and "2026-03-01 02:00:00 UTC" in svg
     assert '<rect class="exposure waiting" data-exposure="late"' in svg
     assert "&lt;x&gt;" in timeline_svg([Bar("<x>", t0, t0 + timedelta(seconds=1), "archived")], "t")
+
+
+def test_report_name_round_trips_and_refuses_other_names():
+    from shared.naming import BadNameError, ReportName
+
+    assert parse_report("jw01234_asn-report.html") == ReportName("01234")
+    assert ReportName("01234").format() == "jw01234_asn-report.html"
+    for bad in ("jw1234_asn-report.html", "jw01234_asn-report.htm", "jw01234_20260301t120000_pool.csv",
+                "jw01234-o001_asn-report.html"):
+        with pytest.raises(BadNameError, match="association report name"):
+            parse_report(bad)
