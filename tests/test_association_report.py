@@ -22,7 +22,7 @@ from services.associations.builder import evaluate
 from services.associations.state import load_state
 from services.associations.task import handle_product
 from shared.archiving import archive_product
-from shared.catalog.models import Association, EventRecord, Product, Program
+from shared.catalog.models import Association, EventRecord, Exposure, Product, Program
 from shared.config import Settings
 from shared.messages import EventType
 from shared.naming import parse_report
@@ -362,6 +362,12 @@ def test_report_of_the_demo_program_through_the_chain(demo_chain, tmp_path):
     for sec in page.sections:
         if sec.attrs["data-asn-type"] == "image2":
             assert any(p.endswith("_cal.fits") for p in sec.products)
+    # the timeline starts each exposure when the telemetry says it started
+    with ctx.catalog.session() as s:
+        starts = dict(s.execute(select(Exposure.name, Exposure.start_time)).all())
+    assert starts and all(when is not None for when in starts.values())
+    for name_, when in starts.items():
+        assert re.search(rf'data-exposure="{name_}" [^>]*><title>{name_}: {when:%Y-%m-%d %H:%M:%S} to ', html)
     # the report was made again as products arrived, and its last revision is current
     with ctx.catalog.session() as s:
         revisions = s.scalars(select(Product.revision).where(Product.filename == name)).all()
@@ -445,3 +451,24 @@ def test_report_name_round_trips_and_refuses_other_names():
                 "jw01234-o001_asn-report.html"):
         with pytest.raises(BadNameError, match="association report name"):
             parse_report(bad)
+
+
+def test_exposure_views_take_the_measured_start_and_the_planned_pointing():
+    from datetime import timedelta
+
+    from services.associations.report import exposure_views
+    from shared.instruments import exposure_timing, subarray
+
+    plan = make_plan([observation(1, detectors=("NRCA1",))])
+    first, second = exposure_ids(plan, 1)
+    measured = datetime(2026, 3, 1, 13, 10, 7, tzinfo=UTC)
+    views = exposure_views(plan, {first: measured})
+    obs = plan.observation(1)
+    seconds = exposure_timing("NIRCAM", subarray("NIRCAM", "SUB64P"), obs.readpatt, obs.ngroups, obs.nints).duration
+    assert views[first].start == measured and views[first].end == measured + timedelta(seconds=seconds)
+    assert views[second].start == obs.exposures[1].start_time  # not ingested: the plan's
+    # a SUB64P window of NRCA1 (0.031"/px): about 2" on a side around the pointing
+    ras = [ra for ra, _ in views[first].corners]
+    decs = [dec for _, dec in views[first].corners]
+    assert abs(sum(ras) / 4 - 53.16) < 1e-6 and abs(sum(decs) / 4 + 27.78) < 1e-6
+    assert 1.5 < (max(decs) - min(decs)) * 3600 < 2.5

@@ -22,7 +22,7 @@ from services.associations.builder import (
     evaluate,
     spec_key,
 )
-from services.associations.records import last_emitted, made_from_associations
+from services.associations.records import exposure_starts, last_emitted, made_from_associations
 from services.associations.report import render_report, report_input
 from services.associations.state import load_state
 from shared.catalog.models import Association
@@ -96,8 +96,9 @@ def report_html(ctx: ServiceContext, program: str, discover: bool = False) -> st
         state = load_state(s, program)
         emitted = {key: (e.filename, e.signature) for key, e in last_emitted(s, program).items()}
         made = made_from_associations(s, program)
+        starts = exposure_starts(s, program)
     evaluation = evaluate(plan, state, AssociationParams(discover=discover))
-    return render_report(report_input(plan, evaluation, emitted, made))
+    return render_report(report_input(plan, evaluation, emitted, made, starts))
 
 
 def cmd_associations(args: argparse.Namespace) -> int:

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from services.associations.builder import Evaluation, LastEmitted, PlannedAsn, SpecKey, spec_key
 from services.associations.report import MadeProduct
 from shared.catalog import Catalog
-from shared.catalog.models import Association, Product
+from shared.catalog.models import Association, Exposure, Observation, Product
 
-__all__ = ["Emitted", "last_emitted", "made_from_associations", "program_lock", "save_evaluation"]
+__all__ = ["Emitted", "exposure_starts", "last_emitted", "made_from_associations", "program_lock", "save_evaluation"]
 
 # Namespace of the PostgreSQL advisory locks taken here (first key of the pair).
 _LOCK_NAMESPACE = 0x41534E  # "ASN"
@@ -97,3 +97,12 @@ def made_from_associations(session: Session, program: str) -> list[tuple[MadePro
 
 def _utc(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def exposure_starts(session: Session, program: str) -> dict[str, datetime]:
+    """Exposure id -> start time the catalog records (ingest's, from the telemetry)."""
+    rows = session.execute(
+        select(Exposure.name, Exposure.start_time).join(Observation, Exposure.observation_id == Observation.id)
+        .where(Observation.program_id == program, Exposure.start_time.is_not(None))
+    ).all()
+    return {name: _utc(start) for name, start in rows}

@@ -45,8 +45,8 @@ __all__ = [
 @dataclass(frozen=True)
 class ExposureView:
     """Where and when one planned exposure (one detector) looked: the outer corners of its
-    window on the sky (ra, dec degrees, from the planned pointing) and its planned start
-    and end (start + DURATION) in UTC."""
+    window on the sky (ra, dec degrees, from the planned pointing), its start (measured,
+    once ingested; else planned) and end (start + DURATION) in UTC."""
 
     exposure_id: str
     observation: int
@@ -84,8 +84,11 @@ class ReportInput:
     exposures: Mapping[str, ExposureView]  # by exposure id
 
 
-def exposure_views(plan: Plan) -> dict[str, ExposureView]:
-    """Footprint and times of every planned exposure, by exposure id."""
+def exposure_views(plan: Plan, starts: Mapping[str, datetime] | None = None) -> dict[str, ExposureView]:
+    """Footprint and times of every planned exposure, by exposure id; an exposure's start
+    is the one in ``starts`` (the catalog's, measured from the telemetry) when given, else
+    the planned one."""
+    starts = starts or {}
     out = {}
     for obs in plan.observations:
         sub = subarray(obs.instrument, obs.subarray)
@@ -97,8 +100,9 @@ def exposure_views(plan: Plan) -> dict[str, ExposureView]:
             wcs = window_wcs(p.ra, p.dec, p.roll, detector(exp.detector).pixel_scale, sub.xsize, sub.ysize)
             ra, dec = wcs.all_pix2world(x, y, 0)
             corners = tuple((round(float(r) % 360.0, 7), round(float(d), 7)) for r, d in zip(ra, dec, strict=True))
-            out[name.exposure_id] = ExposureView(name.exposure_id, obs.number, corners, exp.start_time,
-                                                 exp.start_time + timedelta(seconds=seconds))
+            start = starts.get(name.exposure_id, exp.start_time)
+            out[name.exposure_id] = ExposureView(name.exposure_id, obs.number, corners, start,
+                                                 start + timedelta(seconds=seconds))
     return out
 
 
@@ -250,7 +254,8 @@ def render_report(data: ReportInput) -> str:
         f"<title>{escape(heading)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{escape(heading)}</h1><p class=\"program-title\">{escape(data.title)}</p>"
         f'<p class="pool">{pool_text}; {done} of {len(ev.associations)} associations complete.</p>'
-        "<p class=\"note\">Metadata only: footprints and times are those of the plan; the data of products "
+        "<p class=\"note\">Metadata only: footprints from the planned pointings, start times as measured "
+        "(planned for exposures not archived yet); the data of products "
         "under exclusive access are served by the archive to authorized users only, from the date shown.</p>"
         f"<h2>Exposure timeline</h2>{timeline_svg(bars, f'exposures of program {data.program}')}"
         "<h2>Associations</h2>"
@@ -262,8 +267,10 @@ def render_report(data: ReportInput) -> str:
 
 
 def report_input(plan: Plan, evaluation: Evaluation, emitted: Mapping[SpecKey, tuple[str, list]],
-                 made_rows: Iterable[tuple[MadeProduct, Sequence[str]]]) -> ReportInput:
+                 made_rows: Iterable[tuple[MadeProduct, Sequence[str]]],
+                 starts: Mapping[str, datetime] | None = None) -> ReportInput:
     """Everything :func:`render_report` shows, from the plan, the evaluation, the last
-    emitted ASN of each association and the current products with their inputs."""
+    emitted ASN of each association, the current products with their inputs and the
+    exposures' start times the catalog records."""
     return ReportInput(plan.program, plan.title, evaluation, dict(emitted),
-                       assign_products(evaluation, made_rows), exposure_views(plan))
+                       assign_products(evaluation, made_rows), exposure_views(plan, starts))

@@ -25,6 +25,7 @@ from services.associations.builder import AssociationParams, Evaluation, evaluat
 from services.associations.pool import pool_bytes
 from services.associations.records import (
     Emitted,
+    exposure_starts,
     last_emitted,
     made_from_associations,
     program_lock,
@@ -137,7 +138,8 @@ def _archive_report(ctx: ServiceContext, plan: Plan, evaluation: Evaluation) -> 
     with ctx.catalog.session() as s:
         emitted = {key: (e.filename, e.signature) for key, e in last_emitted(s, program).items()}
         made = made_from_associations(s, program)
-    html = render_report(report_input(plan, evaluation, emitted, made))
+        starts = exposure_starts(s, program)
+    html = render_report(report_input(plan, evaluation, emitted, made, starts))
     name = ReportName(program).format()
     with tempfile.TemporaryDirectory(prefix="dms-asn-report-") as tmp:
         path = Path(tmp) / name
