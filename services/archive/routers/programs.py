@@ -99,7 +99,7 @@ def association_report(program: str, request: Request, session: DbSession, store
     """The current revision of the program's association summary report: every
     association with its rule, members, completion state (what it still waits for), the
     products made, the members' footprints and exposure timeline. It is also one of the
-    program's products (``jw<ppppp>_<YYYYMMDDtHHMMSS>_asn-report.html``), with its
+    program's products (``jw<ppppp>_asn-report.html``), with its
     earlier revisions."""
     row = _load(session, program)
     filename = session.scalar(
