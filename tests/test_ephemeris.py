@@ -16,7 +16,12 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy.constants import c
-from astropy.coordinates import CartesianRepresentation, EarthLocation, SkyCoord, get_body_barycentric
+from astropy.coordinates import (
+    CartesianRepresentation,
+    EarthLocation,
+    SkyCoord,
+    get_body_barycentric,
+)
 from astropy.table import Table
 from astropy.time import Time
 from pydantic import ValidationError

@@ -31,9 +31,9 @@ from services.ingest.headers import (
 from services.ingest.observer import observer_keywords
 from shared.datamodels import FitsProduct, dqflags
 from shared.datamodels.uncal import group_table, int_times_table, uncal_product
+from shared.ephemeris import Ephemeris
 from shared.instruments import DETECTORS_BY_CODE, MAX_EXPOSURE_BYTES, exposure_timing, subarray
 from shared.naming import ExposureName
-from shared.ephemeris import Ephemeris
 from shared.plan import Plan
 from shared.telemetry import (
     InflateBudget,

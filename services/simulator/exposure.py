@@ -40,6 +40,7 @@ from .distortion import (
     relative_area_window,
     window_v2v3,
 )
+from .ephemeris import simulated_ephemeris
 from .optics import (
     ab_magnitude,
     default_sky_level,
@@ -60,7 +61,6 @@ from .ramps import (
 )
 from .seeding import Stream, generator
 from .sky import StarList, render_stars, star_population, stars_in_region
-from .ephemeris import simulated_ephemeris
 from .transit import HostStar, LightCurve, light_curve
 
 __all__ = [

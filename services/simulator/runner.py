@@ -33,6 +33,7 @@ from shared.plan import Plan
 from .astrometric import write_astrometric_catalog
 from .description import DescriptionError, ProgramDescription, SimulationSpec, load_description
 from .detector_model import make_detector_model
+from .ephemeris import simulated_ephemeris
 from .exposure import ExposureSimulation, simulate_exposure
 from .optical_refs import mean_gain, write_catalog_references, write_optical_references
 from .optics import jy_per_electron
@@ -40,7 +41,6 @@ from .plan_builder import build_plan
 from .ramps import FrameSchedule
 from .reffiles import DarkRequest, write_reference_files
 from .telemetry_writer import max_rows_per_packet, write_telemetry
-from .ephemeris import simulated_ephemeris
 from .transit import HostStar
 from .truth import write_exposure_truth, write_lightcurve_truth, write_truth_index
 

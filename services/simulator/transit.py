@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-
 from astropy.time import Time
 
 from shared.ephemeris import Ephemeris, bjd_tdb
