@@ -274,3 +274,62 @@ def test_mid_transit_recovered_from_the_product_matches_the_truth(tso):
     # The geocentric labels are early by the observatory's lead on the Earth along this
     # target (about 3 s for the demo host in January): the fit misses by that much.
     assert abs(error_geo) > 10 * MID_TRANSIT_TOLERANCE_S
+
+
+def test_delivery_refuses_a_bad_ephemeris_and_a_good_one_replaces_the_fallback(embedded_settings, tmp_path):
+    """An ephemeris in m/s is refused at delivery (``invalid_ephemeris``, kept in dms-raw);
+    the telemetry is still ingested, flagged EPH_TYPE ``NONE (GEOCENTRE)``; once a valid
+    ephemeris is delivered and the telemetry re-queued, the new revision carries JWST_*
+    and the observatory's times."""
+    from astropy.io import fits
+    from sqlalchemy import select
+
+    from services.ingest.receive import receive_files
+    from services.registry import embedded_context
+    from services.simulator.ephemeris import simulated_ephemeris
+    from shared.catalog import IngestRejection, Product
+    from shared.runtime import dispatch_events
+    from tests.telemetry_factory import tiny_exposure
+
+    context, inline = embedded_context(embedded_settings, services=["ingest"])
+    tiny = tiny_exposure()
+    plan_path = tmp_path / f"jw{tiny.plan.program}_plan.json"
+    plan_path.write_text(tiny.plan.model_dump_json())
+    tlm = tmp_path / "jw01234001001_01101_00001_nrca1.ccsds"
+    tlm.write_bytes(b"".join(tiny.packets))
+    good = simulated_ephemeris(tiny.plan)
+    bad = good.model_dump(mode="json")
+    bad["velocity_km_s"] = [[v * 1e3 for v in row] for row in bad["velocity_km_s"]]
+    eph_path = tmp_path / f"jw{tiny.plan.program}_ephem.json"
+    eph_path.write_text(json.dumps(bad))
+
+    def deliver(paths, requeue=False):
+        received = receive_files(context, paths, requeue=requeue)
+        dispatch_events(context.catalog, context.transport, event_ids=[r.event_id for r in received if r.event_id])
+        inline.run_until_idle()
+        return received
+
+    def current_header():
+        with context.catalog.session() as s:
+            product = s.scalar(select(Product).where(Product.is_current))
+            uri = product.artifacts[0].uri
+        path = tmp_path / "current_uncal.fits"
+        path.write_bytes(context.store.get_uri(uri))
+        return fits.getheader(path, 0), fits.getheader(path, "SCI")
+
+    received = deliver([plan_path, eph_path, tlm])
+    [refused] = [r for r in received if r.kind == "ephemeris"]
+    assert refused.rejection.startswith("invalid_ephemeris: ") and "velocity_km_s.0" in refused.rejection
+    assert "/rejected/" in refused.stored.uri
+    with context.catalog.session() as s:
+        assert [r.reason for r in s.scalars(select(IngestRejection))] == ["invalid_ephemeris"]
+    primary, sci = current_header()
+    assert sci["EPH_TYPE"] == GEOCENTRE_FALLBACK and "JWST_X" not in sci
+    eph_path.write_text(good.model_dump_json())
+    deliver([eph_path, tlm], requeue=True)
+    primary2, sci2 = current_header()
+    assert sci2["EPH_TYPE"] == "Definitive"
+    pos, _ = good.state(sci2["MJD-AVG"])
+    assert sci2["JWST_X"] == pytest.approx(pos[0][0], abs=1e-6)
+    assert primary2["BSTRTIME"] != primary["BSTRTIME"]
+    context.catalog.dispose()
