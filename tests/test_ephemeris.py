@@ -1,7 +1,7 @@
 """The observatory's ephemeris: the simulated L2 halo orbit, its validation and
 interpolation, the barycentric times against astropy's own light-travel time, the
 velocity aberration against the public pipeline's, the header keywords an SDP writes from
-it, and a transit mid-time recovered from a product against the simulator's truth
+it, and a transit mid-time recovered from the tso3 product against the simulator's truth
 (tolerances stated beside each check)."""
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from services.ingest.observer import GEOCENTRE_FALLBACK
 from services.ingest.pipeline import ingest_telemetry
 from services.simulator import simulate
 from services.simulator.ephemeris import halo_position
-from services.simulator.exposure import host_star_id
-from shared.datamodels import write_product
+from services.stage2.pipeline import calibrate as calibrate_image2
+from services.stage3.pipeline import run_tso3
+from shared.datamodels import read_product, write_product
 from shared.ephemeris import (
     Ephemeris,
     EphemerisCoverageError,
@@ -43,7 +44,7 @@ from shared.ephemeris import (
 from shared.refdata import LocalReferences
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_simulator_tso import APERTURE_PIX, HOST_TARGET, demo_tso  # noqa: E402
+from test_simulator_tso import demo_tso  # noqa: E402
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 L2_VS_EARTH_MIN_S = 3.0  # the demo host lies near the anti-Sun direction: L2 is ~4-5 light-s nearer
@@ -243,37 +244,44 @@ def _fit_mid_time(bjd: np.ndarray, flux: np.ndarray, duration: float, ingress: f
     return bjd[0] + grid[int(np.argmin(chi))] / 86400.0
 
 
-def test_mid_transit_recovered_from_the_product_matches_the_truth(tso):
-    """The host's aperture sums on the detector-1 _rateints against INT_TIMES
-    int_mid_BJD_TDB give the truth's BJD_TDB mid-transit within 0.1 s; the same fit on the
-    geocentric times misses it by more than ten times that (3.0 s)."""
+def _tso3_phot(tso, uncal, tmp_path: Path) -> Table:
+    """detector1 -> image2 -> tso3 of one TSO exposure: its ``_phot`` table."""
+    refs = LocalReferences(refs_dir=tso.reference_paths[0].parent)
+    common = {"software_version": "test", "created": "2026-01-01T00:00:00"}
+    rateints = calibrate(uncal, refs, **common).rateints
+    calints = calibrate_image2(rateints, refs, **common)
+    assert calints.is_cube and calints.statuses["photom"] == "COMPLETE"
+    member = read_product(write_product(tmp_path / "jw01234002001_01101_00001_nrca1_calints.fits", calints.cal))
+    out = run_tso3([member], software_version="test", created="2026-01-01T00:00:00")
+    assert out.statuses["tso_photometry"] == "COMPLETE"
+    return out.phot
+
+
+def test_mid_transit_recovered_from_the_tso3_product_matches_the_truth(tso, tmp_path):
+    """Ingest -> detector1 -> image2 -> tso3: the _phot table's net aperture sums against
+    its BJD_TDB give the truth's BJD_TDB mid-transit within 0.1 s (measured 6 ms); the same
+    chain from an ingest at the geocentre misses it by more than ten times that (3.0 s for
+    the demo host in January)."""
     [telemetry] = tso.telemetry_paths
     index = json.loads((tso.truth_dir / "truth.json").read_text())
     [entry] = index["exposures"]
     transit = entry["transit"]
     truth_mid = transit["mid_time_bjd_tdb"]
     curve = Table.read(tso.truth_dir / f"{telemetry.stem}_truth_lightcurve.ecsv")
-    assert entry["host_star"]["id"] == host_star_id(HOST_TARGET)
-    refs = LocalReferences(refs_dir=tso.reference_paths[0].parent)
-    results = {}
+    errors = {}
     for with_ephemeris in (True, False):
         uncal = _ingest(tso, with_ephemeris)
-        bjd = np.asarray(uncal.tables["INT_TIMES"]["int_mid_BJD_TDB"], float)
-        if with_ephemeris:
+        phot = _tso3_phot(tso, uncal, tmp_path)
+        bjd = np.asarray(phot["BJD_TDB"], float)
+        np.testing.assert_allclose(bjd, uncal.tables["INT_TIMES"]["int_mid_BJD_TDB"], rtol=0, atol=1e-6 / 86400)
+        if with_ephemeris:  # the product's times are the truth's light-arrival times (1 ms)
             np.testing.assert_allclose(bjd, curve["mid_bjd_tdb"], rtol=0, atol=1e-3 / 86400)
-            rateints = calibrate(uncal, refs, software_version="test", created="2026-01-01T00:00:00")
-            cube = rateints.rateints.images["SCI"].astype(np.float64)
-            yy, xx = np.indices(cube.shape[1:])
-            aperture = np.hypot(xx - curve["x"][0], yy - curve["y"][0]) <= APERTURE_PIX
-            sums = np.nansum(cube[:, aperture], axis=1)
-        results[with_ephemeris] = _fit_mid_time(bjd, sums, transit["duration_s"], transit["ingress_s"])
-    error_l2 = (results[True] - truth_mid) * 86400
-    error_geo = (results[False] - truth_mid) * 86400
-    print(f"mid-transit error: observatory {error_l2:+.3f} s, geocentre {error_geo:+.3f} s")
-    assert abs(error_l2) < MID_TRANSIT_TOLERANCE_S
-    # The geocentric labels are early by the observatory's lead on the Earth along this
-    # target (about 3 s for the demo host in January): the fit misses by that much.
-    assert abs(error_geo) > 10 * MID_TRANSIT_TOLERANCE_S
+        flux = np.asarray(phot["net_aperture_sum"].value, float)
+        mid = _fit_mid_time(bjd, flux, transit["duration_s"], transit["ingress_s"])
+        errors[with_ephemeris] = (mid - truth_mid) * 86400
+    print(f"mid-transit error: observatory {errors[True]:+.3f} s, geocentre {errors[False]:+.3f} s")
+    assert abs(errors[True]) < MID_TRANSIT_TOLERANCE_S
+    assert abs(errors[False]) > 10 * MID_TRANSIT_TOLERANCE_S
 
 
 def test_delivery_refuses_a_bad_ephemeris_and_a_good_one_replaces_the_fallback(embedded_settings, tmp_path):
