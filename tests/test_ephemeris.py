@@ -27,7 +27,7 @@ from astropy.time import Time
 from pydantic import ValidationError
 
 from services.detector1.pipeline import calibrate
-from services.ingest.observer import GEOCENTRE_FALLBACK
+from services.ingest.observer import GEOCENTRE_FALLBACK, observer
 from services.ingest.pipeline import ingest_telemetry
 from services.simulator import simulate
 from services.simulator.ephemeris import halo_position
@@ -214,14 +214,25 @@ def test_uncal_keywords_from_the_ephemeris(tso, tmp_path):
 
 
 def test_without_an_ephemeris_the_header_says_geocentre(tso):
-    """No ephemeris: BJD_TDB at the geocentre (3 s off for this target), EPH_TYPE
-    says so, and no state vector or aberration keyword is written."""
+    """No ephemeris, or one that does not cover the exposure: BJD_TDB at the geocentre (3 s
+    off for this target), EPH_TYPE says so, and no state vector or aberration keyword is
+    written."""
     kw_l2 = _ingest(tso).keywords
     product = _ingest(tso, with_ephemeris=False)
     kw = product.keywords
     assert kw["EPH_TYPE"] == GEOCENTRE_FALLBACK
     assert not {"JWST_X", "JWST_DX", "OBSGEO-X", "VA_SCALE", "VA_RA", "EPH_TIME"} & set(kw)
     assert (kw_l2["BMIDTIME"] - kw["BMIDTIME"]) * 86400 > 2.5
+    # an ephemeris that ends before the exposure is never extrapolated: the same fallback
+    early = Ephemeris(type="DEFINITIVE", mjd=tso.ephemeris.mjd[:3], position_km=tso.ephemeris.position_km[:3],
+                      velocity_km_s=tso.ephemeris.velocity_km_s[:3])
+    where = observer(early, kw_l2["EXPSTART"], kw_l2["EXPEND"])
+    assert where.ephemeris is None and "not the exposure's" in where.why
+    [telemetry] = tso.telemetry_paths
+    out = ingest_telemetry(telemetry.read_bytes(), lambda program: tso.plan, ephemeris_for=lambda program: early,
+                           created=CREATED, software_version="test", segment_bytes=2_000_000_000)
+    assert out.files[0].product.keywords["EPH_TYPE"] == GEOCENTRE_FALLBACK
+    assert out.files[0].product.keywords["BMIDTIME"] == kw["BMIDTIME"]
 
 
 def _fit_mid_time(bjd: np.ndarray, flux: np.ndarray, duration: float, ingress: float) -> float:
