@@ -208,7 +208,7 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
         smtp.messages.clear()
 
         # the downlink: plan and telemetry into dms-raw, arrival events to the ingest queue
-        received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
+        received = receive_files(ctx, [sim.plan_path, sim.ephemeris_path, *sim.telemetry_paths])
         assert dispatch_events(ctx.catalog, ctx.transport,
                                event_ids=[r.event_id for r in received if r.event_id]) == len(sim.telemetry_paths)
 
