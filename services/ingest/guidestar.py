@@ -31,7 +31,13 @@ from shared.datamodels import FitsProduct, dqflags
 from shared.instruments import DETECTORS_BY_CODE
 from shared.naming import GUIDE_MODES, GuideStarName
 from shared.plan import GuideStar, Observation, Plan
-from shared.telemetry import InflateBudget, Packet, PayloadError, centroids_from_rows, from_ccsds_time
+from shared.telemetry import (
+    InflateBudget,
+    Packet,
+    PayloadError,
+    centroids_from_rows,
+    from_ccsds_time,
+)
 
 __all__ = [
     "MODEL_TYPE",

@@ -39,6 +39,7 @@ from .distortion import (
     relative_area_window,
     window_v2v3,
 )
+from .guiding import exposure_blur, visit_jitter
 from .optics import (
     ab_magnitude,
     default_sky_level,
@@ -46,7 +47,6 @@ from .optics import (
     pivot_wavelength,
     psf_fwhm_arcsec,
 )
-from .guiding import exposure_blur, visit_jitter
 from .pointing import pointing_error, reference_point_offset, tangent_project, true_pointing
 from .ramps import (
     CosmicRays,

@@ -1,0 +1,232 @@
+"""Guide-star products: names, the centroid codec, and the small imaging program (two dither
+points of one detector, one guided visit) run through every service: the visit's ID, ACQ1,
+ACQ2 and TRACK products and one fine-guide product per exposure open in the public
+GuiderRawModel, carry the simulator's centroids, are AUXILIARY (never MRP) and are linked
+to the exposures they guided, both ways; the science headers carry the guide star and the
+jitter statistics."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from datetime import datetime
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from fastapi.testclient import TestClient
+
+from services.archive.app import create_app
+from services.ingest.assembly import StreamReport, split_exposures
+from services.ingest.guidestar import decode_centroids, guide_streams
+from services.simulator.guiding import centroid_noise_mas, visit_jitter
+from shared.naming import BadNameError, GuideStarName, parse_any, parse_guidestar
+from shared.telemetry import APID, PayloadError, centroid_rows, centroids_from_rows
+from tests.faults.harness import small_program
+from tests.imaging_chain import run_chain
+
+PUBLIC_NAMES = [
+    "jw01029001001_gs-acq1_2022142180746_uncal.fits",
+    "jw01029001001_gs-fg_2022142181502_uncal.fits",
+    "jw01029001001_gs-id_1_image_uncal.fits",
+    "jw01029001001_gs-id_1_stacked_uncal.fits",
+    "jw01029001001_gs-track_2022142180900_cal.fits",
+]
+
+
+@pytest.mark.parametrize("name", PUBLIC_NAMES)
+def test_public_guide_star_names_parse_and_format(name):
+    parsed = parse_guidestar(name)
+    assert parsed.format() == name
+    assert parse_any(name) == parsed
+    assert parsed.program == "01029" and parsed.observation == 1 and parsed.visit == 1
+
+
+def test_guide_star_name_fields_and_errors():
+    fg = parse_guidestar("jw01029001001_gs-fg_2022142181502_uncal.fits")
+    assert fg.exp_type == "FGS_FINEGUIDE" and fg.kind == "gs-fg"
+    assert fg.start == datetime(2022, 5, 22, 18, 15, 2)  # day 142 of 2022
+    assert parse_guidestar("jw01029001001_gs-id_2_stacked_uncal.fits").exp_type == "FGS_ID-STACK"
+    for bad in ("jw01029001001_gs-fg_2022400181502_uncal.fits",  # day 400
+                "jw01029001001_gs-xx_2022142181502_uncal.fits",
+                "jw01029000001_gs-acq1_2022142180746_uncal.fits",  # visit 0
+                "jw01029001001_gs-id_image_uncal.fits"):
+        with pytest.raises(BadNameError):
+            parse_guidestar(bad)
+    with pytest.raises(BadNameError):
+        GuideStarName("01029", 1, 1, "acq1", "uncal")  # no start time
+
+
+def test_centroid_rows_round_trip_and_reject_other_widths():
+    rng = np.random.default_rng(3)
+    dt = rng.integers(0, 2**32, 50, dtype=np.uint64)
+    x, y = rng.integers(-2**31, 2**31, 50), rng.integers(-2**31, 2**31, 50)
+    counts, quality = rng.integers(0, 65536, 50), rng.integers(0, 4, 50)
+    back = centroids_from_rows(centroid_rows(dt, x, y, counts, quality))
+    assert np.array_equal(back["dt_us"], dt) and np.array_equal(back["x_uas"], x)
+    assert np.array_equal(back["y_uas"], y) and np.array_equal(back["counts_100"], counts)
+    assert np.array_equal(back["quality"], quality)
+    with pytest.raises(PayloadError):
+        centroids_from_rows(np.zeros((3, 7), dtype=np.uint16))
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    return run_chain(small_program(), tmp_path_factory.mktemp("guidestar"))
+
+
+@pytest.fixture(scope="module")
+def api(chain):
+    with TestClient(create_app(chain.ctx.settings)) as client:
+        yield client
+
+
+def _gs_names(chain) -> dict[str, list[str]]:
+    from sqlalchemy import select
+
+    from shared.catalog import Product
+    with chain.ctx.catalog.session() as s:
+        rows = s.execute(select(Product.suffix, Product.filename).where(Product.is_current,
+                                                                       Product.suffix.like("gs-%"))).all()
+    out: dict[str, list[str]] = {}
+    for suffix, name in rows:
+        out.setdefault(suffix, []).append(name)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_every_guided_visit_has_its_guide_star_products(chain):
+    plan = chain.sim.plan
+    names = _gs_names(chain)
+    for obs in plan.observations:
+        assert obs.guide_stars, f"observation {obs.number} is guided and has a guide star"
+        for gs in obs.guide_stars:
+            visit = f"jw{plan.program}{obs.number:03d}{gs.visit:03d}"
+            for kind in ("gs-id-image", "gs-acq1", "gs-acq2", "gs-track"):
+                assert [n for n in names[kind] if n.startswith(visit)], (kind, names)
+            exposures = {e.exposure for e in obs.exposures if e.visit == gs.visit}
+            assert len([n for n in names["gs-fg"] if n.startswith(visit)]) == len(exposures)
+
+
+def test_guide_star_products_open_as_guider_raw_model(chain):
+    from stdatamodels.jwst import datamodels
+
+    expected = {"gs-id-image": ("FGS_ID-IMAGE", (2, 2, 128, 128)), "gs-acq1": ("FGS_ACQ1", (6, 2, 64, 64)),
+                "gs-acq2": ("FGS_ACQ2", (5, 2, 32, 32)), "gs-track": ("FGS_TRACK", (16, 2, 32, 32))}
+    gs = chain.sim.plan.observations[0].guide_stars[0]
+    for kind, names in _gs_names(chain).items():
+        for name in names:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # no validation warning from the public model
+                model = datamodels.open(chain.path(name))
+                model.validate()
+            assert type(model).__name__ == "GuiderRawModel", name
+            assert model.meta.instrument.name == "FGS" and model.meta.instrument.detector == gs.detector
+            assert model.meta.guidestar.gs_id == gs.id and model.meta.guidestar.gs_mag == gs.fgs_mag
+            assert model.planned_star_table["reference_star_id"][0] == gs.id
+            if kind == "gs-fg":
+                assert model.meta.exposure.type == "FGS_FINEGUIDE"
+                assert model.data.shape[1:] == (2, 8, 8) and len(model.centroid_table) > 0
+                continue
+            exp_type, shape = expected[kind]
+            assert model.meta.exposure.type == exp_type and model.data.shape == shape
+            # The star the simulator put in the window is where the flight table says.
+            flight = model.flight_star_table[0]
+            centre = (shape[-1] - 1) / 2
+            tolerance = {"gs-id-image": 25.0, "gs-acq1": 6.0}.get(kind, 1.0)
+            assert abs(flight["id_x"] - centre) < tolerance and abs(flight["id_y"] - centre) < tolerance
+
+
+def test_fine_guide_centroids_are_the_simulated_ones(chain):
+    from stdatamodels.jwst import datamodels
+
+    plan = chain.sim.plan
+    knobs = chain.truth_index["parameters"]
+    obs = plan.observations[0]
+    jitter = visit_jitter(plan, obs, 1, knobs["seed"], knobs["jitter_mas"], knobs["jitter_time_s"])
+    gs = obs.guide_star(1)
+    for name in _gs_names(chain)["gs-fg"]:
+        model = datamodels.open(chain.path(name))
+        table = model.centroid_table
+        start = datetime.fromisoformat(table["centroid_time"][0]).replace(tzinfo=jitter.start.tzinfo)
+        sl = jitter.window(start, len(table) / 16.0)
+        assert sl.stop - sl.start == len(table)
+        assert np.allclose((table["guide_star_position_x"] - gs.ideal_x) * 1000, jitter.meas_x[sl], atol=1e-3)
+        assert np.allclose((table["guide_star_position_y"] - gs.ideal_y) * 1000, jitter.meas_y[sl], atol=1e-3)
+        r = np.hypot(model.pointing_table["jitter"], 0)
+        assert math.isclose(model.meta.jitter_average, float(np.sqrt(np.mean(r**2))), rel_tol=1e-9)
+        assert math.isclose(model.meta.jitter_max, float(r.max()), rel_tol=1e-9)
+
+
+def test_science_headers_carry_the_guide_star_and_jitter(chain):
+    plan = chain.sim.plan
+    obs = plan.observations[0]
+    gs = obs.guide_star(1)
+    noise = centroid_noise_mas(gs.fgs_mag)
+    fg = _gs_names(chain)["gs-fg"]
+    for entry in chain.truth_exposures(1):
+        name = f"{entry['exposure_id']}_uncal.fits"
+        header = fits.getheader(chain.path(name))
+        assert header["GDSTARID"] == gs.id and header["GS_ORDER"] == 1 and header["PCS_MODE"] == "FINEGUIDE"
+        assert header["GS_RA"] == pytest.approx(gs.ra) and header["GS_MAG"] == pytest.approx(gs.fgs_mag)
+        assert header["GSJITNUM"] == entry["jitter_samples"]
+        # Measured = true jitter + centroid noise: the rms adds in quadrature.
+        expected = math.sqrt(entry["jitter_rms_mas"] ** 2 + 2 * noise**2)
+        assert header["GSJITRMS"] == pytest.approx(expected, rel=0.4)
+        assert header["GSJITMAX"] >= header["GSJITRMS"]
+        assert abs(header["GSCENTX"] - gs.ideal_x) < 0.01 and abs(header["GSCENTY"] - gs.ideal_y) < 0.01
+        # ... the same statistics as the fine-guide product of that exposure says
+        stamp = datetime.fromisoformat(header["GSSTRTTM"]).strftime("%Y%j%H%M%S")
+        (mine,) = [n for n in fg if stamp in n]
+        pointing = fits.getheader(chain.path(mine), "Pointing")
+        assert pointing["JITTRAVG"] == pytest.approx(header["GSJITRMS"], abs=1e-4)
+
+
+def test_guide_star_products_are_auxiliary_and_linked_to_the_exposures_they_guided(chain, api):
+    names = _gs_names(chain)
+    uncal = chain.filenames("uncal")
+    assert len(uncal) == 2
+    rows = {r["productFilename"]: r for r in api.get("/products", params={"pagesize": 1000}).json()["rows"]}
+    visit_level = [n for k in ("gs-id-image", "gs-acq1", "gs-acq2", "gs-track") for n in names[k]]
+    for name in visit_level + names["gs-fg"]:
+        assert rows[name]["productType"] == "AUXILIARY" and rows[name]["productGroupDescription"] is None
+        assert rows[name]["linkage"] == "aggregation"
+    mrp = api.get("/products", params={"pagesize": 1000, "mrp_only": "true"}).json()["rows"]
+    assert not [r for r in mrp if "_gs-" in r["productFilename"]]
+    # A visit's acquisition guided both exposures; each fine-guide product its own.
+    for name in visit_level:
+        linked = api.get(f"/products/{name}/linkages").json()["guiding"]
+        assert {(n["kind"], n["productFilename"]) for n in linked} == {("linked", u) for u in uncal}
+    by_exposure = {}
+    for name in names["gs-fg"]:
+        linked = api.get(f"/products/{name}/linkages").json()["guiding"]
+        assert len(linked) == 1 and linked[0]["productFilename"] in uncal
+        by_exposure[linked[0]["productFilename"]] = name
+    assert sorted(by_exposure) == uncal
+    # ... and the other way: every product of a guided exposure lists its guide-star data.
+    for u in uncal:
+        for product in (u, u.replace("_uncal", "_rate"), u.replace("_uncal", "_cal")):
+            linked = {n["productFilename"] for n in api.get(f"/products/{product}/linkages").json()["guiding"]}
+            assert linked == set(visit_level) | {by_exposure[u]}, product
+
+
+def test_guiding_is_ingested_whatever_order_the_files_arrive_in(chain):
+    """The fine guiding of an exposure travels in the exposure's file, the visit's
+    acquisition in a file of its own: each decodes alone, and the packets of a file in
+    reverse order give the same centroids."""
+    for path in chain.sim.delivered_paths:
+        data = path.read_bytes()
+        exposures, report = split_exposures(data)
+        guiding = [s for s in exposures.values() if guide_streams(s)]
+        assert len(guiding) == 1, path.name
+        streams = guiding[0]
+        if path.name.endswith("_gs.ccsds"):
+            assert set(streams.packets) == {"gs-id-image", "gs-acq1", "gs-acq2", "gs-track"}
+            continue
+        assert set(streams.packets) == {"gs-centroid", "gs-fg"}
+        forward = decode_centroids(streams.packets["gs-centroid"], StreamReport())
+        backward = decode_centroids(streams.packets["gs-centroid"][::-1], StreamReport())
+        assert forward.time == backward.time and np.array_equal(forward.x, backward.x)
+        twice = StreamReport()
+        doubled = decode_centroids(streams.packets["gs-centroid"] * 2, twice)
+        assert doubled.time == forward.time and twice.duplicates == len(forward)
+        assert all(p.apid == APID.GUIDE_CENTROID for p in streams.packets["gs-centroid"])
