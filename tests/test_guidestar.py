@@ -230,3 +230,32 @@ def test_guiding_is_ingested_whatever_order_the_files_arrive_in(chain):
         doubled = decode_centroids(streams.packets["gs-centroid"] * 2, twice)
         assert doubled.time == forward.time and twice.duplicates == len(forward)
         assert all(p.apid == APID.GUIDE_CENTROID for p in streams.packets["gs-centroid"])
+
+
+def test_fine_guide_products_get_a_preview_of_the_jitter(chain):
+    from sqlalchemy import select
+
+    from services.preview.load import load_source
+    from services.preview.pipeline import jitter_plot
+    from shared.catalog import Artifact, Product
+
+    names = _gs_names(chain)
+    with chain.ctx.catalog.session() as s:
+        kinds = {}
+        for product, artifact in s.execute(select(Product, Artifact).join(Artifact, Artifact.product_id == Product.id)
+                                           .where(Product.is_current, Product.suffix.like("gs-%"))):
+            kinds.setdefault(product.filename, set()).add(artifact.kind)
+    for name in names["gs-fg"]:
+        assert kinds[name] == {"data", "preview", "thumbnail"}, name
+    for kind in ("gs-id-image", "gs-acq1", "gs-acq2", "gs-track"):  # no jitter to show
+        assert all(kinds[n] == {"data"} for n in names[kind])
+    # The plot is the centroids' offsets from their mean, in mas, against time.
+    path = chain.path(names["gs-fg"][0])
+    source = load_source(path, "gs-fg")
+    plot = jitter_plot(source)
+    table = fits.getdata(path, "FGS Centroid Packet")
+    x = table["guide_star_position_x"]
+    assert np.allclose(plot.series[0].y, (x - x.mean()) * 1000)
+    assert plot.series[0].x[0] == 0 and np.allclose(np.diff(plot.series[0].x), 1 / 16, atol=1e-3)
+    header = fits.getheader(path, "Pointing")
+    assert f"rms radial {header['JITTRAVG']:.3g} mas" in plot.note
