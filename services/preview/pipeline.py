@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.preview.load import ImageSource, JitterSource, LightCurveSource, Source, SpectrumSource
+from services.preview.load import (
+    ImageSource,
+    JitterSource,
+    LightCurveSource,
+    Source,
+    SpectrumSource,
+)
 from services.preview.steps.display import display_image, downsample
 from services.preview.steps.orientation import sky_orientation
 from services.preview.steps.plots import (
