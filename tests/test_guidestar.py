@@ -259,3 +259,73 @@ def test_fine_guide_products_get_a_preview_of_the_jitter(chain):
     assert plot.series[0].x[0] == 0 and np.allclose(np.diff(plot.series[0].x), 1 / 16, atol=1e-3)
     header = fits.getheader(path, "Pointing")
     assert f"rms radial {header['JITTRAVG']:.3g} mas" in plot.note
+
+
+@pytest.mark.parametrize("kind", ["gs-acq1", "gs-acq2", "gs-track"])
+def test_public_guider_cds_measures_the_simulated_guide_star(chain, kind):
+    """The public calwebb_guider count-rate step (jwst.guider_cds) runs on the products as
+    written and finds the guide star at the rate the simulator gave it; the product's own
+    Flight Reference Stars rate is the same measurement."""
+    pytest.importorskip("jwst")
+    from jwst.guider_cds.guider_cds import guider_cds
+    from stdatamodels.jwst import datamodels
+
+    from services.simulator.guiding import FGS_GAIN, FGS_READ_NOISE_DN, count_rate
+
+    gs = chain.sim.plan.observations[0].guide_star(1)
+    (name,) = _gs_names(chain)[kind]
+    raw = datamodels.GuiderRawModel(str(chain.path(name)))
+    shape = raw.data.shape[-2:]
+    refs = []
+    for model_type, value in ((datamodels.GainModel, FGS_GAIN), (datamodels.ReadnoiseModel, FGS_READ_NOISE_DN)):
+        ref = model_type(data=np.full(shape, value, dtype=np.float32))
+        ref.meta.subarray.xstart, ref.meta.subarray.ystart = 1, 1
+        ref.meta.subarray.xsize, ref.meta.subarray.ysize = shape[1], shape[0]
+        refs.append(ref)
+    cal = guider_cds(raw, *refs)
+    assert type(cal).__name__ == "GuiderCalModel" and cal.meta.bunit_data == "DN/s"
+    assert cal.data.shape == (raw.data.shape[0], *shape) and np.all(np.isfinite(cal.err))
+    last = cal.data[-1] - np.median(cal.data[-1])
+    iy, ix = np.unravel_index(np.argmax(last), last.shape)
+    box = last[max(iy - 2, 0):iy + 3, max(ix - 2, 0):ix + 3]
+    expected = count_rate(gs.fgs_mag) / FGS_GAIN  # DN/s of the whole star
+    # A 5x5 box holds > 99% of a 1.3-pixel FWHM star; Poisson noise of one short read pair.
+    noise = math.sqrt(expected / (raw.meta.exposure.group_time * FGS_GAIN)) * 3 + 0.02 * expected
+    assert abs(box.sum() - expected) < noise, (box.sum(), expected)
+    flight = raw.flight_star_table[0]
+    # (the same up to the packet clock's 1/65536 s in the read time)
+    assert flight["count_rate"] == pytest.approx(float(np.clip(box, 0, None).sum()), rel=1e-3)
+
+
+def test_guiding_the_plan_does_not_account_for_is_refused_with_a_reason(chain):
+    from services.ingest.pipeline import ingest_telemetry
+
+    plan = chain.sim.plan
+    obs = plan.observations[0]
+    visit_file = next(p for p in chain.sim.guide_paths).read_bytes()
+    exposure_file = chain.sim.telemetry_paths[0].read_bytes()
+    kwargs = dict(created=datetime(2025, 3, 2), software_version="test", segment_bytes=2**31)
+
+    def run(data, the_plan):
+        return ingest_telemetry(data, lambda program: the_plan, **kwargs)
+
+    good = run(visit_file, plan)
+    assert not good.rejections and sorted(f.name.mode for f in good.guide_files) == [
+        "acq1", "acq2", "id-image", "track"]
+    assert [r.reason for r in run(visit_file, None).rejections] == ["missing_plan"]
+    unguided = plan.model_copy(update={"observations": [obs.model_copy(update={"guide_stars": []})]})
+    refused = run(visit_file, unguided)
+    assert [r.reason for r in refused.rejections] == ["guiding_mismatch"] and not refused.guide_files
+    assert "does not guide" in refused.rejections[0].detail
+    other = "GUIDER2" if obs.guide_stars[0].detector == "GUIDER1" else "GUIDER1"
+    swapped = plan.model_copy(update={"observations": [obs.model_copy(update={"guide_stars": [
+        obs.guide_stars[0].model_copy(update={"detector": other})]})]})
+    assert [r.reason for r in run(visit_file, swapped).rejections] == ["guiding_mismatch"]
+    # An exposure whose fine guiding is refused keeps its science product, without jitter keywords.
+    out = run(exposure_file, unguided)
+    assert [r.reason for r in out.rejections] == ["guiding_mismatch"] and len(out.files) == 1
+    assert "GSJITRMS" not in out.files[0].product.keywords
+    both = run(exposure_file, plan)
+    assert not both.rejections and len(both.files) == 1 and [g.name.mode for g in both.guide_files] == ["fg"]
+    assert both.files[0].product.keywords["GSJITNUM"] == len(
+        both.guide_files[0].product.tables["FGS Centroid Packet"])

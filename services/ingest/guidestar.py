@@ -218,6 +218,14 @@ def _measured_star(cube: np.ndarray, times: dict, present: np.ndarray) -> tuple[
     return float((xx * box).sum() / total), float((yy * box).sum() / total), total / dt if dt else math.nan
 
 
+def _group_time(times: dict) -> float | None:
+    """Median time between consecutive reads of an integration (s), rounded to the packet
+    clock (1/65536 s); None with fewer than two reads."""
+    steps = [(times[(i, g + 1)] - times[(i, g)]).total_seconds() for (i, g) in times if (i, g + 1) in times]
+    steps = [t for t in steps if t > 0]
+    return round(float(np.median(steps)) * 65536) / 65536 if steps else None
+
+
 def _common_keywords(plan: Plan, obs: Observation, visit: int, gs: GuideStar, mode: str, created: datetime,
                      software_version: str, start: datetime, end: datetime) -> dict:
     visit_id = f"{plan.program}{obs.number:03d}{visit:03d}"
@@ -367,8 +375,11 @@ def _product(keywords: dict, packets: list[Packet], report: StreamReport, budget
         x, y, rate = _measured_star(cube.data, cube.group_times, cube.present)
         flight = np.array([(b"GS", x, y, rate)], dtype=FLIGHT_DTYPE)
     nints, ngroups, ny, nx = sci.shape
-    keywords = {**keywords, "NINTS": nints, "NGROUPS": ngroups, "SUBSTRT1": 1, "SUBSTRT2": 1, "SUBSIZE1": nx,
-                "SUBSIZE2": ny, "BUNIT": "DN"}
+    keywords = {**keywords, "NINTS": nints, "NGROUPS": ngroups, "NFRAMES": 1, "GROUPGAP": 0, "SUBSTRT1": 1,
+                "SUBSTRT2": 1, "SUBSIZE1": nx, "SUBSIZE2": ny, "BUNIT": "DN"}
+    tgroup = _group_time(cube.group_times) if cube is not None else None
+    if tgroup is not None:  # the read-to-read time, as the packet times give it
+        keywords.update(TFRAME=tgroup, TGROUP=tgroup)
     product = FitsProduct(model_type=MODEL_TYPE, keywords=keywords, images={"SCI": sci, "DQ": dq},
                           tables={"Planned Reference Stars": planned, "Flight Reference Stars": flight})
     product.hdu_keywords["Flight Reference Stars"] = {"NUMREFST": len(flight)}
