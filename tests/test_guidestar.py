@@ -329,3 +329,24 @@ def test_guiding_the_plan_does_not_account_for_is_refused_with_a_reason(chain):
     assert not both.rejections and len(both.files) == 1 and [g.name.mode for g in both.guide_files] == ["fg"]
     assert both.files[0].product.keywords["GSJITNUM"] == len(
         both.guide_files[0].product.tables["FGS Centroid Packet"])
+
+
+def test_fine_guiding_of_a_two_detector_exposure_makes_one_product_and_the_same_keywords(tmp_path):
+    """Every detector's file of an exposure carries its fine guiding: each science header
+    gets the same jitter statistics; only the first detector's file makes the gs-fg product."""
+    from services.ingest.pipeline import ingest_telemetry
+    from services.simulator import simulate
+
+    desc = small_program()
+    desc["observations"][0].update(detectors=["NRCA1", "NRCA2"], dither={"pattern": "NONE"})
+    desc["simulation"]["write_references"] = False
+    sim = simulate(desc, tmp_path / "sim")
+    assert [p.name.rsplit("_", 1)[-1] for p in sim.telemetry_paths] == ["nrca1.ccsds", "nrca2.ccsds"]
+    outputs = [ingest_telemetry(p.read_bytes(), lambda program: sim.plan, created=datetime(2025, 3, 2),
+                                software_version="test", segment_bytes=2**31) for p in sim.telemetry_paths]
+    assert all(not o.rejections and len(o.files) == 1 for o in outputs)
+    assert [len(o.guide_files) for o in outputs] == [1, 0]
+    cards = [{k: o.files[0].product.keywords.get(k) for k in ("GDSTARID", "GSJITRMS", "GSJITMAX", "GSJITNUM",
+                                                               "GSCENTX", "GSSTRTTM")} for o in outputs]
+    assert cards[0] == cards[1] and cards[0]["GSJITNUM"] > 0
+    assert outputs[0].guide_files[0].guided == (1, 1, 1, 1)
