@@ -350,3 +350,51 @@ def test_fine_guiding_of_a_two_detector_exposure_makes_one_product_and_the_same_
                                                                "GSCENTX", "GSSTRTTM")} for o in outputs]
     assert cards[0] == cards[1] and cards[0]["GSJITNUM"] > 0
     assert outputs[0].guide_files[0].guided == (1, 1, 1, 1)
+
+
+def test_links_hold_when_the_visit_guiding_arrives_before_the_science(tmp_path):
+    """Ingest the visit's guiding file first: its products stand alone until the science
+    arrives, then the linkage walk finds both ways; nothing is re-made or re-announced."""
+    from sqlalchemy import func, select
+
+    from services.archive.linkages import Walk
+    from services.ingest.receive import receive_files
+    from services.registry import embedded_context
+    from services.simulator import simulate
+    from shared.catalog import EventRecord, Product
+    from shared.config import Settings
+    from shared.messages import EventType
+    from shared.runtime import dispatch_events
+
+    desc = small_program()
+    desc["simulation"]["write_references"] = False
+    sim = simulate(desc, tmp_path / "sim")
+    ctx, inline = embedded_context(Settings(var_dir=tmp_path / "var", _env_file=None), services=["ingest"])
+
+    def deliver(paths):
+        received = receive_files(ctx, paths)
+        dispatch_events(ctx.catalog, inline, event_ids=[r.event_id for r in received if r.event_id])
+        assert all(o.status == "ok" for _, o in inline.run_until_idle())
+
+    def walk(name):
+        with ctx.catalog.session() as s:
+            product = s.scalar(select(Product).where(Product.filename == name, Product.is_current))
+            return sorted(p.filename for p in Walk(s).guiding(product))
+
+    deliver([sim.plan_path, *sim.guide_paths])
+    with ctx.catalog.session() as s:
+        acq1 = s.scalar(select(Product.filename).where(Product.suffix == "gs-acq1"))
+    assert acq1 is not None and walk(acq1) == []
+    deliver(sim.telemetry_paths)
+    uncal = [f"{p.stem}_uncal.fits" for p in sim.telemetry_paths]
+    assert walk(acq1) == sorted(uncal)
+    with ctx.catalog.session() as s:
+        fg = s.scalars(select(Product.filename).where(Product.suffix == "gs-fg")).all()
+        assert s.scalar(select(func.count()).select_from(Product).where(Product.suffix.like("gs-%"))) == 6
+        # the visit's products were made and announced once, before the science
+        assert s.scalar(select(func.count()).select_from(Product).where(Product.filename == acq1)) == 1
+        assert s.scalar(select(func.count()).select_from(EventRecord).where(
+            EventRecord.subject == acq1, EventRecord.type == EventType.PRODUCT_ARCHIVED)) == 1
+    for name in uncal:
+        linked = walk(name)
+        assert len(linked) == 5 and acq1 in linked and len(set(linked) & set(fg)) == 1
