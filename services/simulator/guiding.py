@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import lfilter
 from scipy.special import erf
 
 from shared.instruments import detector, exposure_timing, subarray
@@ -171,10 +172,8 @@ def visit_jitter(plan: Plan, obs: Observation, visit: int, seed: int, rms_mas: f
     rng = generator(seed, Stream.GUIDING, int(plan.program), obs.number, visit, 1)
     a = math.exp(-1.0 / (GUIDE_RATE_HZ * tau_s))
     drive = rng.standard_normal((2, n)) * rms_mas * math.sqrt(1.0 - a * a)
-    true = np.empty((2, n))
-    true[:, 0] = rng.standard_normal(2) * rms_mas
-    for k in range(1, n):  # a first-order recursion: n is a few thousand per visit
-        true[:, k] = a * true[:, k - 1] + drive[:, k]
+    drive[:, 0] = rng.standard_normal(2) * rms_mas  # x[0] from the stationary distribution
+    true = lfilter([1.0], [1.0, -a], drive, axis=1)  # x[k] = a x[k-1] + drive[k]
     noise = rng.standard_normal((2, n)) * centroid_noise_mas(gs.fgs_mag)
     return VisitJitter(start, true[0], true[1], true[0] + noise[0], true[1] + noise[1])
 
