@@ -398,3 +398,18 @@ def test_links_hold_when_the_visit_guiding_arrives_before_the_science(tmp_path):
     for name in uncal:
         linked = walk(name)
         assert len(linked) == 5 and acq1 in linked and len(set(linked) & set(fg)) == 1
+
+
+def test_guide_images_that_do_not_form_a_window_are_refused(chain):
+    from services.ingest.pipeline import ingest_telemetry
+    from shared.telemetry import SecondaryHeader, decode_stream, encode_packet
+
+    data = chain.sim.guide_paths[0].read_bytes()
+    first = next(p for p in decode_stream(data) if p.apid == APID.GUIDE_IMAGE["acq1"])
+    h = first.header
+    third_read = SecondaryHeader(**{**h.__dict__, "group": 3})
+    bad = data + encode_packet(first.apid, 9999, third_read, first.rows())
+    out = ingest_telemetry(bad, lambda program: chain.sim.plan, created=datetime(2025, 3, 2),
+                           software_version="test", segment_bytes=2**31)
+    assert [r.reason for r in out.rejections] == ["guiding_mismatch"] and not out.guide_files
+    assert "FGS_ACQ1 images" in out.rejections[0].detail and "at most 2" in out.rejections[0].detail

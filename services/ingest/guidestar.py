@@ -346,7 +346,11 @@ def guiding_products(
             continue
         times = sorted(p.header.time for p in packets)
         kw = _common_keywords(plan, obs, key.visit, gs, mode, created, software_version, times[0], times[-1])
-        product = _product(kw, packets, report, budget, gs)
+        cube = _image_cube(packets, report, budget)
+        if cube is None:
+            return (f"{GUIDE_MODES[mode]} images of observation {key.observation:03d} visit {key.visit:03d} do not "
+                    "form a window: integrations, reads (at most 2) or rows out of range, or an unreadable payload")
+        product = _product(kw, packets, report, budget, gs, cube)
         if mode == "id-image":
             name = GuideStarName(plan.program, obs.number, key.visit, mode, "uncal", attempt=1)
         else:
@@ -357,11 +361,14 @@ def guiding_products(
 
 
 def _product(keywords: dict, packets: list[Packet], report: StreamReport, budget: InflateBudget | None,
-             gs: GuideStar) -> FitsProduct:
+             gs: GuideStar, cube=None) -> FitsProduct:
+    """A GuiderRawModel product; without images (a fine-guide product whose images are
+    missing or unusable) SCI is one DO_NOT_USE pixel and the centroid tables carry it."""
     planned = np.zeros(1, dtype=PLANNED_DTYPE)
     planned[0] = (1, 0, gs.id[:12].encode(), gs.ra, gs.dec, gs.ideal_x, gs.ideal_y, gs.fgs_mag,
                   gs.fgs_mag_uncert, math.nan, math.nan)  # the plan gives no planned count rate
-    cube = _image_cube(packets, report, budget) if packets else None
+    if cube is None and packets:
+        cube = _image_cube(packets, report, budget)
     if cube is None:
         sci = np.zeros((1, 1, 1, 1), dtype=np.float32)
         dq = np.full((1, 1), dqflags.PIXEL["DO_NOT_USE"], dtype=np.uint32)
