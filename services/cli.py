@@ -85,7 +85,7 @@ USER_ERRORS = (
     ("builtins", "FileNotFoundError"),
 )
 
-LEVEL_NAMES = {0: "raw", 1: "uncal", 2: "calibrated", 3: "combined"}
+LEVEL_NAMES = {0: "raw", 1: "uncal, guide star", 2: "calibrated", 3: "combined"}
 
 
 def _resolve(target: str):
@@ -111,6 +111,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"plan:      {result.plan_path}")
     print(f"ephemeris: {result.ephemeris_path}")
     print(f"telemetry: {len(result.telemetry_paths)} files in {result.telemetry_paths[0].parent if result.telemetry_paths else '-'}")
+    print(f"guiding:   {len(result.guide_paths)} files (guide-star acquisition of each guided visit)")
     print(f"truth:     {result.truth_dir}")
     print(f"refs:      {len(result.reference_paths)} reference files")
     print(f"done in {time.perf_counter() - t0:.1f} s")

@@ -8,6 +8,9 @@ Forms (reference: JWST file-naming conventions):
 - association ``jw<ppppp>-<acid>_<YYYYMMDDtHHMMSS>_<asn_type>_<NNNNN>_asn.json``
 - pool       ``jw<ppppp>_<YYYYMMDDtHHMMSS>_pool.csv``
 - association report ``jw<ppppp>_asn-report.html`` (one per program; a change is a new revision)
+- guide star ``jw<ppppp><ooo><vvv>_gs-<mode>_<yyyydddhhmmss>_<suffix>.fits`` (``acq1``, ``acq2``,
+  ``track``, ``fg``: the UTC start of the activity as year, day of year, hours, minutes,
+  seconds) and ``jw<ppppp><ooo><vvv>_gs-id_<attempt>_<image|stacked>_<suffix>.fits``
 
 Every ``parse_*`` raises :class:`BadNameError` saying which part is wrong, and
 ``parse_x(name).format() == name`` for every valid name.
@@ -25,7 +28,9 @@ __all__ = [
     "ASN_TYPES",
     "AssociationName",
     "BadNameError",
+    "GUIDE_MODES",
     "ExposureName",
+    "GuideStarName",
     "Level3Name",
     "PoolName",
     "ReportName",
@@ -36,6 +41,7 @@ __all__ = [
     "parse_any",
     "parse_association",
     "parse_exposure",
+    "parse_guidestar",
     "parse_level3",
     "parse_pool",
     "parse_report",
@@ -76,6 +82,19 @@ _ASN_RE = re.compile(
 )
 _POOL_RE = re.compile(rf"^jw(?P<program>\d{{5}})_(?P<stamp>{_TIMESTAMP})_pool\.csv$")
 _REPORT_RE = re.compile(r"^jw(?P<program>\d{5})_asn-report\.html$")
+
+_GUIDESTAR_RE = re.compile(
+    r"^jw(?P<program>\d{5})(?P<observation>\d{3})(?P<visit>\d{3})"
+    r"_gs-(?:id_(?P<attempt>\d{1,2})_(?P<id_kind>image|stacked)|(?P<mode>acq1|acq2|track|fg)_(?P<stamp>\d{13}))"
+    r"_(?P<suffix>[a-z0-9]+)" + _EXT + "$"
+)
+
+GUIDE_MODES = {
+    # mode in the name -> EXP_TYPE of the public guider products
+    "id-image": "FGS_ID-IMAGE", "id-stack": "FGS_ID-STACK", "acq1": "FGS_ACQ1", "acq2": "FGS_ACQ2",
+    "track": "FGS_TRACK", "fg": "FGS_FINEGUIDE",
+}
+"""Guide-star activities, by the mode a product name carries, and their EXP_TYPE."""
 
 _DETECTOR_NAMES = {d.lower() for d in DETECTORS}
 _SUBARRAY_NAMES = {s.lower() for table in SUBARRAYS.values() for s in table if s != "FULL"}
@@ -223,6 +242,79 @@ class ReportName:
         return self.format()
 
 
+@dataclass(frozen=True)
+class GuideStarName:
+    """A guide-star product of a visit: ``mode`` is a key of :data:`GUIDE_MODES`; the ID
+    products are numbered by ``attempt``, the others stamped with their ``start`` (UTC,
+    whole seconds)."""
+
+    program: str
+    observation: int
+    visit: int
+    mode: str
+    suffix: str
+    start: datetime | None = None
+    attempt: int | None = None
+    ext: str = "fits"
+
+    def __post_init__(self) -> None:
+        if self.mode not in GUIDE_MODES:
+            raise BadNameError(f"guide-star mode {self.mode!r} is not one of {', '.join(GUIDE_MODES)}")
+        if self.mode.startswith("id-") and self.attempt is None:
+            raise BadNameError(f"a gs-{self.mode} name needs an attempt number")
+        if not self.mode.startswith("id-") and self.start is None:
+            raise BadNameError(f"a gs-{self.mode} name needs a start time")
+
+    @property
+    def visit_id(self) -> str:
+        return f"jw{self.program}{self.observation:03d}{self.visit:03d}"
+
+    @property
+    def exp_type(self) -> str:
+        return GUIDE_MODES[self.mode]
+
+    @property
+    def kind(self) -> str:
+        """``gs-<mode>``: the product kind the catalog records as the suffix."""
+        return f"gs-{self.mode}"
+
+    def with_suffix(self, suffix: str, ext: str = "fits") -> GuideStarName:
+        return replace(self, suffix=suffix, ext=ext)
+
+    def format(self) -> str:
+        if self.mode.startswith("id-"):
+            middle = f"gs-id_{self.attempt}_{'image' if self.mode == 'id-image' else 'stacked'}"
+        else:
+            middle = f"gs-{self.mode}_{self.start:%Y%j%H%M%S}"
+        return f"{self.visit_id}_{middle}_{self.suffix}.{self.ext}"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def parse_guidestar(name: str) -> GuideStarName:
+    m = _GUIDESTAR_RE.match(name)
+    if not m:
+        raise BadNameError(
+            f"{name!r} is not a guide-star name "
+            "jw<ppppp><ooo><vvv>_gs-<acq1|acq2|track|fg>_<yyyydddhhmmss>_<suffix>.fits or "
+            "jw<ppppp><ooo><vvv>_gs-id_<n>_<image|stacked>_<suffix>.fits"
+        )
+    obs, visit = int(m["observation"]), int(m["visit"])
+    _check_range(name, "observation", obs, 1, 999)
+    _check_range(name, "visit", visit, 1, 999)
+    if m["attempt"] is not None:
+        attempt = int(m["attempt"])
+        _check_range(name, "ID attempt", attempt, 1, 99)
+        mode = "id-image" if m["id_kind"] == "image" else "id-stack"
+        return GuideStarName(m["program"], obs, visit, mode, m["suffix"], attempt=attempt, ext=m["ext"])
+    try:
+        start = datetime.strptime(m["stamp"], "%Y%j%H%M%S")
+    except ValueError as exc:
+        raise BadNameError(f"{name!r}: bad time stamp {m['stamp']!r} (yyyydddhhmmss): {exc}") from None
+    return GuideStarName(m["program"], obs, visit, m["mode"], m["suffix"], start=start, ext=m["ext"])
+
+
 def parse_exposure(name: str) -> ExposureName:
     m = _EXPOSURE_RE.match(name)
     if not m:
@@ -310,10 +402,10 @@ def parse_report(name: str) -> ReportName:
     return ReportName(m["program"])
 
 
-def parse_any(name: str) -> ExposureName | Level3Name | AssociationName | PoolName:
+def parse_any(name: str) -> ExposureName | Level3Name | AssociationName | PoolName | GuideStarName:
     """Parse a name of any form; the error lists why each form did not fit."""
     errors = []
-    for parser in (parse_exposure, parse_level3, parse_association, parse_pool):
+    for parser in (parse_exposure, parse_level3, parse_association, parse_pool, parse_guidestar):
         try:
             return parser(name)
         except BadNameError as exc:

@@ -46,6 +46,7 @@ __all__ = [
     "PLAN_SCHEMA_VERSION",
     "CANDIDATE_TYPES",
     "DitherPattern",
+    "GuideStar",
     "PlannedExposure",
     "Observation",
     "Plan",
@@ -135,6 +136,23 @@ class PlannedExposure(_Frozen):
         return v
 
 
+class GuideStar(_Frozen):
+    """The guide star selected for one visit of an observation (GS_ORDER 1): what the
+    observatory acquires and tracks with the FGS while the visit's exposures are taken."""
+
+    visit: int = Field(ge=1, le=999)
+    id: str = Field(min_length=1, max_length=24, description="Guide star catalog identifier (GDSTARID).")
+    ra: float = Field(ge=0.0, lt=360.0, description="GS_RA, degrees.")
+    dec: float = Field(ge=-90.0, le=90.0, description="GS_DEC, degrees.")
+    ra_uncert: float = Field(0.0, ge=0.0, description="GS_URA, degrees.")
+    dec_uncert: float = Field(0.0, ge=0.0, description="GS_UDEC, degrees.")
+    fgs_mag: float = Field(description="GS_MAG: magnitude in the FGS band.")
+    fgs_mag_uncert: float = Field(0.0, ge=0.0, description="GS_UMAG.")
+    detector: Literal["GUIDER1", "GUIDER2"] = "GUIDER1"
+    ideal_x: float = Field(description="GSIDL_X: planned position in the FGS ideal frame, arcsec.")
+    ideal_y: float = Field(description="GSIDL_Y: planned position in the FGS ideal frame, arcsec.")
+
+
 class Observation(_Frozen):
     number: int = Field(ge=1, le=999)
     target_id: int
@@ -153,6 +171,8 @@ class Observation(_Frozen):
     is_background: bool = False
     is_psf: bool = False
     exposures: list[PlannedExposure] = Field(default_factory=list)
+    guide_stars: list[GuideStar] = Field(default_factory=list, description=(
+        "The guide star of each guided visit; none for unguided (dark) observations."))
 
     @field_validator("filter", "pupil")
     @classmethod
@@ -237,6 +257,10 @@ class Observation(_Frozen):
                 raise ValueError(f"exposures.{k}: visit {e.visit} exposure {e.exposure} on {e.detector} is planned twice")
             seen.add(ident)
         return self
+
+    def guide_star(self, visit: int) -> GuideStar | None:
+        """The guide star selected for ``visit`` (None: an unguided visit)."""
+        return next((g for g in self.guide_stars if g.visit == visit), None)
 
     def visit_window(self, visit: int) -> tuple[datetime, datetime]:
         """(first planned start, last planned end) of this observation's exposures in ``visit``:

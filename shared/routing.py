@@ -81,6 +81,7 @@ ROUTES: tuple[Route, ...] = (
     Route(EventType.PRODUCT_ARCHIVED, "preview.make", suffixes=frozenset({
         "uncal", "ramp", "rate", "rateints", "cal", "calints", "bsub", "bsubints", "crf", "crfints",
         "i2d", "s2d", "s3d", "x1d", "x1dints", "c1d", "phot", "whtlt", "segm", "psfstack", "psfsub",
+        "gs-fg",  # the pointing jitter of a fine-guide product
     })),
     Route(EventType.PRODUCT_ARCHIVED, "notifier.match"),
     Route(EventType.DATA_PUBLIC, "notifier.match"),

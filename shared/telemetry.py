@@ -34,6 +34,7 @@ from shared.instruments import MAX_ROW_PIXELS, MAX_WINDOW_ROWS
 __all__ = [
     "APID",
     "CCSDS_EPOCH",
+    "CENTROID_WORDS",
     "CRC_SIZE",
     "MAX_PACKET_DATA",
     "PRIMARY_HEADER_SIZE",
@@ -45,6 +46,8 @@ __all__ = [
     "Packet",
     "PayloadError",
     "SecondaryHeader",
+    "centroid_rows",
+    "centroids_from_rows",
     "crc16",
     "decode_stream",
     "encode_packet",
@@ -72,15 +75,59 @@ class APID:
     SCIENCE = {"NIRCAM": 0x2C1, "NIRSPEC": 0x2C2, "NIRISS": 0x2C3, "MIRI": 0x2C4, "FGS": 0x2C5}
     ZEROFRAME = {"NIRCAM": 0x2E1, "NIRSPEC": 0x2E2, "NIRISS": 0x2E3, "FGS": 0x2E5}
     REFOUT = {"MIRI": 0x2D4}
+    # FGS guiding: subarray images of each guide-star activity (rows of pixels, like the
+    # science streams) and the fine-guide centroid samples (rows of CENTROID_WORDS words).
+    GUIDE_IMAGE = {"id-image": 0x2F0, "acq1": 0x2F1, "acq2": 0x2F2, "track": 0x2F3, "fg": 0x2F4}
+    GUIDE_CENTROID = 0x2F8
 
     @classmethod
     def describe(cls, apid: int) -> tuple[str, str] | None:
-        """(instrument, stream) for a known APID, else None. stream is sci|zeroframe|refout."""
+        """(instrument, stream) for a known APID, else None. stream is sci|zeroframe|refout,
+        ``gs-<mode>`` for guide-star images or ``gs-centroid`` for fine-guide centroids."""
         for stream, table in (("sci", cls.SCIENCE), ("zeroframe", cls.ZEROFRAME), ("refout", cls.REFOUT)):
             for instrument, value in table.items():
                 if value == apid:
                     return instrument, stream
+        for mode, value in cls.GUIDE_IMAGE.items():
+            if value == apid:
+                return "FGS", f"gs-{mode}"
+        if apid == cls.GUIDE_CENTROID:
+            return "FGS", "gs-centroid"
         return None
+
+
+# A fine-guide centroid sample is one payload row of big-endian uint16 words:
+# [0:2] uint32 microseconds after the packet time, [2:4] int32 x offset, [4:6] int32 y offset
+# (microarcseconds, FGS ideal frame, from the guide star's planned position), [6] guide
+# star counts in units of 100 e-/s, [7] quality flags (0: good).
+CENTROID_WORDS = 8
+
+
+def centroid_rows(dt_us: np.ndarray, x_uas: np.ndarray, y_uas: np.ndarray, counts_100: np.ndarray,
+                  quality: np.ndarray) -> np.ndarray:
+    """Centroid samples as ``(n, CENTROID_WORDS)`` uint16 payload rows."""
+    n = len(dt_us)
+    words = np.zeros((n, CENTROID_WORDS), dtype=np.uint16)
+    for k, (values, dtype) in enumerate(((dt_us, np.uint32), (x_uas, np.int32), (y_uas, np.int32))):
+        raw = np.asarray(values).astype(dtype).view(np.uint32)
+        words[:, 2 * k] = raw >> 16
+        words[:, 2 * k + 1] = raw & 0xFFFF
+    words[:, 6] = np.clip(np.asarray(counts_100), 0, 0xFFFF).astype(np.uint16)
+    words[:, 7] = np.asarray(quality, dtype=np.uint16)
+    return words
+
+
+def centroids_from_rows(rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The fields of centroid payload rows (inverse of :func:`centroid_rows`)."""
+    if rows.ndim != 2 or rows.shape[1] != CENTROID_WORDS:
+        raise PayloadError(f"centroid rows must have {CENTROID_WORDS} words, got shape {rows.shape}")
+    w = rows.astype(np.uint32)
+
+    def joined(k: int) -> np.ndarray:
+        return (w[:, 2 * k] << 16) | w[:, 2 * k + 1]
+
+    return {"dt_us": joined(0), "x_uas": joined(1).view(np.int32), "y_uas": joined(2).view(np.int32),
+            "counts_100": w[:, 6].astype(np.uint16), "quality": w[:, 7].astype(np.uint16)}
 
 
 @dataclass(frozen=True)

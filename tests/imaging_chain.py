@@ -102,7 +102,7 @@ def run_chain(description: Mapping, work_dir: Path) -> ChainRun:
     ctx, inline = embedded_context(settings)
     deliver(ctx, sim.reference_paths, note="simulator references")
     done = inline.run_until_idle()
-    received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
+    received = receive_files(ctx, [sim.plan_path, *sim.delivered_paths])
     dispatch_events(ctx.catalog, inline, event_ids=[r.event_id for r in received if r.event_id])
     done += inline.run_until_idle()
     outcomes = [(task, outcome.status) for task, outcome in done]

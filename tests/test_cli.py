@@ -38,14 +38,15 @@ def description(tmp_path):
 
 def test_simulate_ingest_status(tmp_path, description):
     out = dms(tmp_path, "simulate", str(description), "--out", str(tmp_path / "sim")).stdout
-    assert "telemetry: 1 files" in out
+    assert "telemetry: 1 files" in out and "guiding:   1 files" in out
     out = dms(tmp_path, "ingest", str(tmp_path / "sim")).stdout
-    assert "delivered 1 plan(s), 1 ephemeris file(s) and 1 telemetry file(s)" in out and "ingest.telemetry       ok" in out
+    assert "delivered 1 plan(s), 1 ephemeris file(s) and 2 telemetry file(s)" in out and "ingest.telemetry       ok" in out
     bad = tmp_path / "noise.ccsds"
     bad.write_bytes(b"\xff" * 300)
     dms(tmp_path, "ingest", str(bad))
     status = dms(tmp_path, "status").stdout
-    assert "level 1 (uncal): 1" in status
+    # the _uncal, the visit's gs-id, gs-acq1, gs-acq2, gs-track and the exposure's gs-fg
+    assert "level 1 (uncal, guide star): 6" in status
     assert "rejections: 1" in status and "noise.ccsds  no_science_packets" in status
 
 

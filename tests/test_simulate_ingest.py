@@ -53,8 +53,11 @@ def test_example_program_ingests_into_valid_uncal(example, tmp_path):
     assert all(o.status == "ok" for _, o in inline.run_until_idle())
 
     with ctx.catalog.session() as s:
-        rows = s.execute(select(Product.filename, Artifact.uri).join(Artifact)).all()
+        rows = s.execute(select(Product.filename, Artifact.uri).join(Artifact).where(Product.suffix == "uncal")).all()
+        # ... and each exposure's fine guiding (on any number of detectors) its guide-star product
+        guiding = s.scalars(select(Product.filename).where(Product.suffix == "gs-fg")).all()
     assert len(rows) == len(sim.telemetry_paths)
+    assert len(guiding) == len({p.stem.rsplit("_", 1)[0] for p in sim.telemetry_paths})
     plan = sim.plan
     from stdatamodels.jwst import datamodels
 

@@ -208,9 +208,15 @@ def test_telemetry_decodes_and_matches_the_simulated_cube(nircam, models):
         by_apid = defaultdict(list)
         for p in packets:
             by_apid[p.apid].append(p)
-        assert set(by_apid) == {APID.SCIENCE["NIRCAM"], APID.ZEROFRAME["NIRCAM"]}
+        # The science streams, then the exposure's fine guiding (docs/telemetry.md).
+        assert set(by_apid) == {APID.SCIENCE["NIRCAM"], APID.ZEROFRAME["NIRCAM"], APID.GUIDE_CENTROID,
+                                APID.GUIDE_IMAGE["fg"]}
         for stream in by_apid.values():  # per-APID counters from 0, step 1
             assert [p.sequence_count for p in stream] == list(range(len(stream)))
+        guider = detector(obs.guide_star(exp.visit).detector).code
+        assert all(p.header.detector_code == guider for a in (APID.GUIDE_CENTROID, APID.GUIDE_IMAGE["fg"])
+                   for p in by_apid.pop(a))
+        packets = [p for p in packets if p.apid in by_apid]
         for p in packets:
             h = p.header
             assert (h.program, h.observation, h.visit, h.visit_group, h.sequence, h.activity) == (4321, 1, 1, 1, 1, 1)
@@ -242,7 +248,8 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
         assert pa.read_bytes() != pc.read_bytes()
     for name in ("truth.json",):
         assert (a.truth_dir / name).read_bytes() == (b.truth_dir / name).read_bytes()
-    packets = decode(a.telemetry_paths[0])
+    # The science rows are compressed as asked; the fine guiding (small) never is.
+    packets = [p for p in decode(a.telemetry_paths[0]) if APID.describe(p.apid)[1] == "sci"]
     assert all(p.header.compressed for p in packets)
     assert {p.header.nrows for p in packets} == {16}
 
@@ -252,7 +259,8 @@ def test_miri_telemetry_carries_refout(miri, models):
     obs, exp = find(plan, miri.telemetry_paths[0].stem)
     packets = decode(miri.telemetry_paths[0])
     apids = {p.apid for p in packets}
-    assert apids == {APID.SCIENCE["MIRI"], APID.REFOUT["MIRI"]}  # no zero frame for MIRI
+    # no zero frame for MIRI; the exposure's fine guiding rides along
+    assert apids == {APID.SCIENCE["MIRI"], APID.REFOUT["MIRI"], APID.GUIDE_CENTROID, APID.GUIDE_IMAGE["fg"]}
     sub = subarray("MIRI", "SUB128")
     refout = assemble([p for p in packets if p.apid == APID.REFOUT["MIRI"]], (1, 6, sub.ysize // 4, sub.xsize))
     sci = assemble([p for p in packets if p.apid == APID.SCIENCE["MIRI"]], (1, 6, sub.ysize, sub.xsize))

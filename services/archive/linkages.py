@@ -16,6 +16,13 @@ reference URIs); the links are read from it:
   calibrated with the science (an input of another exposure than the product's own);
   ``multiplicity``: the other files holding the same product of one exposure — its other
   segments (``-segNNN``) and the same product of the other detectors read out with it.
+* **guiding** — ``linked``: a guide-star product (``gs-*``, auxiliary, of its observation)
+  and the exposures it guided, both ways: the visit's ID/ACQ1/ACQ2/TRACK products guided
+  every exposure of the visit, a fine-guide product (``gs-fg``, of the exposure's first
+  detector) the exposure it ran through, on every detector. From a guide-star product the
+  walk lists the raw (``_uncal``) products of those exposures; from any product of an
+  exposure, the guide-star products that guided it. The links are read from the catalog
+  at request time, so they hold whichever file arrived first.
 
 So the tree of a Level-3 ``_i2d`` reads L3 <- 2c ``_crf`` <- ``_cal`` <- ``_rate`` <- ``_uncal``,
 with the Level-3 ASN beside the 2c step and the Level-2 ASN beside the ``_cal``.
@@ -31,9 +38,9 @@ from sqlalchemy.orm import Session
 from services.archive import mast
 from services.archive.schemas import LinkageKind, LinkageNode
 from shared.catalog import Exposure, Product
-from shared.naming import is_2c
+from shared.naming import BadNameError, is_2c, parse_guidestar
 
-__all__ = ["AUXILIARY_SUFFIXES", "Walk", "basename", "derived", "names_it", "observation_linkage"]
+__all__ = ["AUXILIARY_SUFFIXES", "Walk", "basename", "derived", "is_guide_star", "names_it", "observation_linkage"]
 
 AUXILIARY_SUFFIXES = frozenset({"asn", "pool"})
 """Files that say how products are made (associations, pools): prerequisites, not data."""
@@ -46,10 +53,17 @@ def basename(uri_or_name: str) -> str:
     return uri_or_name.rstrip("/").rsplit("/", 1)[-1]
 
 
+def is_guide_star(product: Product) -> bool:
+    """A guide-star product (``gs-id-image``, ``gs-acq1``, ..., ``gs-fg``)."""
+    return product.suffix.startswith("gs-")
+
+
 def observation_linkage(product: Product) -> LinkageKind:
     """How ``product`` belongs to its observation (see the module docstring)."""
     if product.suffix in AUXILIARY_SUFFIXES:
         return "prerequisite"
+    if is_guide_star(product) and product.observation_id is not None:
+        return "aggregation"  # a product of one of the observation's visits
     if product.observation_id is None:
         return "linked"
     return "aggregation" if product.exposure_id is not None else "composition"
@@ -85,7 +99,7 @@ def derived(session: Session, product: Product) -> tuple[list[int], list[int]]:
 
 
 def _is_combined(p: Product) -> bool:
-    return p.exposure_id is None and p.suffix not in AUXILIARY_SUFFIXES
+    return p.exposure_id is None and p.suffix not in AUXILIARY_SUFFIXES and not is_guide_star(p)
 
 
 def _is_2c(p: Product) -> bool:
@@ -174,6 +188,51 @@ class Walk:
                    Exposure.activity == own.activity, Exposure.exposure == own.exposure)
             .order_by(Product.filename)
         ))
+
+    def _visit_of(self, product: Product) -> int | None:
+        """The visit of a guide-star product (from its name) or of an exposure's product."""
+        if is_guide_star(product):
+            try:
+                return parse_guidestar(product.filename).visit
+            except BadNameError:
+                return None
+        own = self._exposure(product)
+        return own.visit if own is not None else None
+
+    def _exposure(self, product: Product) -> Exposure | None:
+        if product.exposure_id is None:
+            return None
+        return product.exposure or self.session.get(Exposure, product.exposure_id)
+
+    def guiding(self, product: Product) -> list[Product]:
+        """Guide-star product: the raw products of the exposures it guided; a product of an
+        exposure: the guide-star products that guided it (see the module docstring)."""
+        visit = self._visit_of(product)
+        if visit is None or product.observation_id is None:
+            return []
+        own = self._exposure(product)
+        same_visit = [Product.is_current, Product.program_id == product.program_id,
+                      Exposure.observation_id == product.observation_id, Exposure.visit == visit]
+        if is_guide_star(product):
+            query = select(Product).join(Exposure, Exposure.id == Product.exposure_id).where(
+                *same_visit, Product.suffix == "uncal")
+            if own is not None:  # fine guiding: the exposure it ran through, every detector
+                query = query.where(Exposure.visit_group == own.visit_group, Exposure.sequence == own.sequence,
+                                    Exposure.activity == own.activity, Exposure.exposure == own.exposure)
+            return list(self.session.scalars(query.order_by(Product.filename)))
+        if own is None:
+            return []
+        visit_level = [p for p in self.session.scalars(
+            select(Product).where(Product.is_current, Product.program_id == product.program_id,
+                                  Product.observation_id == product.observation_id, Product.exposure_id.is_(None),
+                                  Product.suffix.like("gs-%")).order_by(Product.filename))
+            if self._visit_of(p) == visit]
+        fine = self.session.scalars(
+            select(Product).join(Exposure, Exposure.id == Product.exposure_id).where(
+                *same_visit, Product.suffix == "gs-fg", Exposure.visit_group == own.visit_group,
+                Exposure.sequence == own.sequence, Exposure.activity == own.activity,
+                Exposure.exposure == own.exposure).order_by(Product.filename))
+        return visit_level + list(fine)
 
     def _asns(self, product: Product) -> list[Product]:
         """The associations among ``product``'s inputs (the one that made it)."""

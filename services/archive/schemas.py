@@ -176,6 +176,11 @@ class Linkages(BaseModel):
         default_factory=list,
         description="The same product of the same exposure in other files: its other segments (-segNNN) and "
                     "the other detectors read out in that exposure (kind multiplicity, no deeper links).")
+    guiding: list[LinkageNode] = Field(
+        default_factory=list,
+        description="Guide-star data linked to it (kind linked, no deeper links): for a guide-star product "
+                    "(gs-id, gs-acq1, gs-acq2, gs-track, gs-fg), the raw (_uncal) products of the exposures it "
+                    "guided; for a product of an exposure, the guide-star products that guided it.")
 
 
 class RevisionOut(BaseModel):

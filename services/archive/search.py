@@ -509,7 +509,8 @@ def _linkages(session: Session, product: Product, row: ProductRow, associations:
     walk = Walk(session)
     return Linkages(observation=row.obs_id, linkage=row.linkage, associations=associations, outputs=outputs,
                     antecedents=walk.tree(product, "antecedents"), children=walk.tree(product, "children"),
-                    multiplicity=[walk.node("multiplicity", p) for p in walk.multiplicity(product)])
+                    multiplicity=[walk.node("multiplicity", p) for p in walk.multiplicity(product)],
+                    guiding=[walk.node("linked", p) for p in walk.guiding(product)])
 
 
 def product_linkages(session: Session, filename: str, revision: int | None, now: datetime, *,

@@ -21,6 +21,14 @@ from services.ingest.assembly import (
     assemble,
     split_exposures,
 )
+from services.ingest.guidestar import (
+    Centroids,
+    GuideStarFile,
+    decode_centroids,
+    guide_star_keywords,
+    guide_streams,
+    guiding_products,
+)
 from services.ingest.headers import (
     exposure_keywords,
     exposure_start,
@@ -79,6 +87,7 @@ class UncalFile:
 @dataclass
 class IngestOutput:
     files: list[UncalFile] = field(default_factory=list)
+    guide_files: list[GuideStarFile] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     report: StreamReport = field(default_factory=StreamReport)
 
@@ -151,12 +160,27 @@ def ingest_telemetry(
         ))
         return out
     budget = InflateBudget(max_inflated_bytes)
-    for key in sorted(exposures):
+    guiding = {key: streams for key, streams in exposures.items() if guide_streams(streams)}
+    science = {key: streams for key, streams in exposures.items() if key not in guiding}
+    for key in sorted(guiding):
+        try:
+            result = _ingest_guiding(guiding[key], science, plan_for(_program_id(key)), report, created,
+                                     software_version, budget, time_tolerance)
+        except InflateLimitError as exc:
+            reason = "decompression_bomb" if exc.scope == "packet" else "decompression_limit"
+            return IngestOutput(rejections=[Rejection(reason, f"{exc}; the file was not ingested",
+                                                      _program_id(key))], report=report)
+        if isinstance(result, Rejection):
+            out.rejections.append(result)
+        else:
+            out.guide_files.extend(result)
+    for key in sorted(science):
+        fine_guiding = next((streams for k, streams in guiding.items() if _same_exposure(k, key)), None)
         try:
             program = _program_id(key)
-            result = _ingest_exposure(exposures[key], plan_for(program), report, created, software_version,
+            result = _ingest_exposure(science[key], plan_for(program), report, created, software_version,
                                       segment_bytes, budget, time_tolerance,
-                                      ephemeris_for(program) if ephemeris_for is not None else None)
+                                      ephemeris_for(program) if ephemeris_for is not None else None, fine_guiding)
         except InflateLimitError as exc:
             # A payload that expands past its cap makes the whole file suspect: nothing of it
             # is archived, the raw file is kept for inspection.
@@ -168,6 +192,51 @@ def ingest_telemetry(
         else:
             out.files.extend(result)
     return out
+
+
+def _same_exposure(a: ExposureKey, b: ExposureKey) -> bool:
+    """Whether two keys name the same exposure (on any detectors)."""
+    return (a.program, a.observation, a.visit, a.visit_group, a.sequence, a.activity, a.exposure) == \
+        (b.program, b.observation, b.visit, b.visit_group, b.sequence, b.activity, b.exposure)
+
+
+def _ingest_guiding(
+    streams: ExposureStreams,
+    science: dict[ExposureKey, ExposureStreams],
+    plan: Plan | None,
+    report: StreamReport,
+    created: datetime,
+    software_version: str,
+    budget: InflateBudget,
+    time_tolerance: timedelta,
+) -> list[GuideStarFile] | Rejection:
+    """The guide-star products of a visit's guiding, or of one exposure's fine guiding."""
+    key = streams.key
+    program = _program_id(key)
+    if plan is None:
+        return Rejection("missing_plan", f"no observation plan has been delivered for program {program}; deliver it and re-queue this file", program)
+    if plan.program != program:
+        return Rejection("plan_mismatch", f"telemetry of program {program} checked against the plan of program {plan.program}", program)
+    try:
+        obs = plan.observation(key.observation)
+        first, last = obs.visit_window(key.visit)
+    except KeyError as exc:
+        return Rejection("not_in_plan", f"guiding telemetry: {exc.args[0]}", program)
+    every = [p for packets in streams.packets.values() for p in packets]
+    late_or_early = _outside_window(every, first - time_tolerance, last + time_tolerance)
+    if late_or_early:
+        return Rejection(
+            "time_outside_window",
+            f"{len(late_or_early)} of {len(every)} guiding packets carry times outside the plan's window for visit "
+            f"{key.visit:03d} of observation {key.observation:03d} ({first.isoformat()} .. {last.isoformat()}, "
+            f"tolerance {time_tolerance})", program)
+    carrier = next((DETECTORS_BY_CODE[k.detector_code].name for k in sorted(science)
+                    if _same_exposure(k, key) and k.detector_code in DETECTORS_BY_CODE), None)
+    result = guiding_products(streams, plan, report, created=created, software_version=software_version,
+                              budget=budget, science_detector=carrier)
+    if isinstance(result, str):
+        return Rejection("guiding_mismatch", result, program)
+    return result
 
 
 def _outside_window(packets: list[Packet], start: datetime, end: datetime) -> list[Packet]:
@@ -186,6 +255,7 @@ def _ingest_exposure(
     budget: InflateBudget,
     time_tolerance: timedelta,
     ephemeris: Ephemeris | None = None,
+    fine_guiding: ExposureStreams | None = None,
 ) -> list[UncalFile] | Rejection:
     key = streams.key
     program = _program_id(key)
@@ -260,6 +330,14 @@ def _ingest_exposure(
                                       target.ra, target.dec, keywords["RA_REF"], keywords["DEC_REF"]))
     if times.observer.why:
         log.warning("exposure %s: BJD_TDB at the geocentre, %s", key, times.observer.why)
+    gs = obs.guide_star(exp.visit)
+    if gs is not None:
+        centroids: Centroids | None = None
+        if fine_guiding is not None and fine_guiding.packets.get("gs-centroid"):
+            # The file's fine guiding measured this exposure: its own report, so that the
+            # science product's DATAPROB does not count the guiding's faults twice.
+            centroids = decode_centroids(fine_guiding.packets["gs-centroid"], StreamReport(), budget)
+        keywords.update(guide_star_keywords(gs, centroids))
     exposure_fields = {
         "visit": exp.visit, "visit_group": exp.visit_group, "sequence": exp.sequence,
         "activity": f"{exp.activity:02d}", "exposure": exp.exposure, "detector": det.name,

@@ -14,11 +14,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from services.ingest.assembly import StreamReport
+from services.ingest.guidestar import GuideStarFile
 from services.ingest.pipeline import IngestOutput, Rejection, UncalFile, ingest_telemetry
 from services.ingest.quarantine import quarantine
 from shared.archiving import archive_product
+from shared.catalog import Exposure
 from shared.catalog.queries import latest_rejection, upsert_exposure, upsert_program
 from shared.datamodels import write_product
 from shared.ephemeris import Ephemeris, load_latest_ephemeris
@@ -78,12 +81,15 @@ def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
             time_tolerance=timedelta(seconds=ctx.settings.ingest_time_tolerance_s),
         )
     event_ids = [_reject(ctx, raw, r, plan_errors, event) for r in output.rejections]
-    if output.files:
+    if output.files or output.guide_files:
         summary = ingest_summary(output.report)
         with tempfile.TemporaryDirectory(prefix="dms-ingest-") as tmp:
             for f in output.files:
                 plan = plans[f.name.program]
                 event_ids += _archive(ctx, f, plan, Path(tmp), raw, summary)
+            # After the science: a fine-guide product belongs to the exposure it guided.
+            for g in output.guide_files:
+                event_ids += _archive_guiding(ctx, g, plans[g.name.program], Path(tmp), raw)
     if output.report.data_problem:
         log.warning("ingest of %s: data problems %s", raw.filename, output.report.summary())
     return [e for e in event_ids if e]
@@ -120,6 +126,26 @@ def _archive(ctx: ServiceContext, f: UncalFile, plan: Plan, tmp: Path, raw: Stor
         ingest=summary,
     )
     return archived.event_ids  # with the dms.product.superseded of a revision it replaces
+
+
+def _archive_guiding(ctx: ServiceContext, g: GuideStarFile, plan: Plan, tmp: Path, raw: StoredObject) -> list[str]:
+    """Archive a guide-star product: AUXILIARY, of its observation; a fine-guide product
+    belongs to the exposure it guided (the catalog row of the exposure's first detector,
+    when that exposure has been ingested)."""
+    path = write_product(tmp / g.name.format(), g.product)
+    exposure = None
+    with ctx.catalog.session() as s:
+        upsert_program(s, plan)
+        if g.guided is not None:
+            obs = plan.observation(g.observation)
+            vg, seq, act, num = g.guided
+            name = (f"{g.name.visit_id}_{vg:02d}{seq}{act:02d}_{num:05d}_{obs.detectors[0].lower()}")
+            exposure = s.scalar(select(Exposure).where(Exposure.name == name))
+    archived = archive_product(
+        ctx, path, suffix=g.name.kind, level=UNCAL_LEVEL, program=plan.program, observation=g.observation,
+        exposure=exposure, inputs=[raw.uri], source=f"{ctx.settings.source}/ingest", product_type="AUXILIARY",
+    )
+    return archived.event_ids
 
 
 HANDLERS = {"ingest.telemetry": handle_telemetry}

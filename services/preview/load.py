@@ -4,7 +4,8 @@ FITS products are opened with astropy (memory-mapped where the data allow): the 
 header's celestial WCS, and the identification keywords for the subtitle. Of a 4-D ramp
 (``uncal``, ``ramp``) only the first and last group of integration 1 are read, so a 2 GB
 segment costs two frames of memory. Spectra come from the EXTRACT1D table(s), light curves
-from the ECSV table. Anything unreadable raises :class:`UnreadableProductError` saying what
+from the ECSV table, the pointing jitter of a fine-guide product (``gs-fg``) from its
+``FGS Centroid Packet`` table. Anything unreadable raises :class:`UnreadableProductError` saying what
 is wrong; retrying cannot help.
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "SPECTRUM_SUFFIXES",
     "Column",
     "ImageSource",
+    "JitterSource",
     "LightCurveSource",
     "SpectrumSource",
     "UnreadableProductError",
@@ -37,6 +39,8 @@ __all__ = [
 
 SPECTRUM_SUFFIXES = frozenset({"x1d", "x1dints", "c1d"})
 LIGHTCURVE_SUFFIXES = frozenset({"phot", "whtlt"})
+JITTER_SUFFIXES = frozenset({"gs-fg"})
+CENTROID_TABLE = "FGS Centroid Packet"
 
 #: Time columns of a light-curve table, in order of preference.
 TIME_COLUMNS = ("BJD_TDB", "MJD", "time", "TIME", "JD")
@@ -96,7 +100,22 @@ class LightCurveSource:
     info: str = ""
 
 
-Source = ImageSource | SpectrumSource | LightCurveSource
+@dataclass(frozen=True)
+class JitterSource:
+    """The guide star's measured position over time: ``seconds`` since ``start`` (ISO UTC),
+    ``x``/``y`` its position in the FGS ideal frame (arcsec), ``good`` the samples without
+    a quality flag."""
+
+    suffix: str | None
+    start: str
+    seconds: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    good: np.ndarray
+    info: str = ""
+
+
+Source = ImageSource | SpectrumSource | LightCurveSource | JitterSource
 
 
 def suffix_of(filename: str) -> str | None:
@@ -139,6 +158,8 @@ def _load_fits(path: Path, suffix: str | None) -> Source:
             with fits.open(path) as hdul:
                 info = _info(hdul[0].header)
                 names = [h.name for h in hdul]
+                if suffix in JITTER_SUFFIXES:
+                    return _jitter(hdul, path, suffix, info)
                 if suffix in SPECTRUM_SUFFIXES or (suffix not in IMAGE_SUFFIXES and "EXTRACT1D" in names):
                     return _spectra(hdul, path, suffix, info)
                 return _image(hdul, path, suffix, info)
@@ -149,6 +170,28 @@ def _load_fits(path: Path, suffix: str | None) -> Source:
         raise UnreadableProductError(
             f"{path.name}: not a readable FITS product ({type(exc).__name__}: {exc})" + (f" [{hint}]" if hint else "")
         ) from exc
+
+
+def _jitter(hdul: fits.HDUList, path: Path, suffix: str | None, info: str) -> JitterSource:
+    if CENTROID_TABLE.upper() not in [h.name.upper() for h in hdul]:
+        raise UnreadableProductError(f"{path.name}: fine-guide product without a {CENTROID_TABLE!r} table")
+    table = hdul[CENTROID_TABLE].data
+    missing = {"centroid_time", "guide_star_position_x", "guide_star_position_y", "data_quality"} - set(
+        table.names if table is not None else ())
+    if table is None or missing or len(table) == 0:
+        raise UnreadableProductError(f"{path.name}: the {CENTROID_TABLE!r} table has no centroids"
+                                     + (f" (missing columns {', '.join(sorted(missing))})" if missing else ""))
+    try:
+        times = Time([str(t).strip() for t in table["centroid_time"]], format="isot", scale="utc")
+    except ValueError as exc:
+        raise UnreadableProductError(f"{path.name}: centroid times are not ISO times ({exc})") from exc
+    seconds = np.asarray((times - times[0]).sec, dtype=np.float64)
+    return JitterSource(
+        suffix=suffix, start=times[0].isot, seconds=seconds,
+        x=np.asarray(table["guide_star_position_x"], dtype=np.float64),
+        y=np.asarray(table["guide_star_position_y"], dtype=np.float64),
+        good=np.asarray(table["data_quality"]) == 0, info=info,
+    )
 
 
 def _celestial_wcs(header: fits.Header) -> WCS | None:

@@ -4,6 +4,7 @@
     segm       display_image -> labels to colours -> PNG + thumbnail
     spectrum   spectrum_series (-> median for x1dints) -> plot PNG + line thumbnail
     lightcurve time_axis + series -> plot PNG + point thumbnail
+    jitter     centroid offsets from their mean (x, y, mas) vs time -> plot PNG + line thumbnail
 
 Pure over its inputs: the same source and title give the same bytes.
 """
@@ -14,7 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.preview.load import ImageSource, LightCurveSource, Source, SpectrumSource
+from services.preview.load import (
+    ImageSource,
+    JitterSource,
+    LightCurveSource,
+    Source,
+    SpectrumSource,
+)
 from services.preview.steps.display import display_image, downsample
 from services.preview.steps.orientation import sky_orientation
 from services.preview.steps.plots import (
@@ -31,7 +38,7 @@ from services.preview.steps.render_image import grey_rgb, image_layout, label_rg
 from services.preview.steps.stretch import StretchParams, stretch
 from services.preview.steps.thumbnail import thumbnail_jpeg
 
-__all__ = ["Preview", "make_preview"]
+__all__ = ["Preview", "jitter_plot", "make_preview"]
 
 _DOT = " \u00b7 "
 
@@ -56,6 +63,8 @@ def make_preview(source: Source, *, title: str, params: StretchParams | None = N
         return _plot(_spectrum_plot(source), "spectrum", title, source.info)
     if isinstance(source, LightCurveSource):
         return _plot(_lightcurve_plot(source), "lightcurve", title, source.info)
+    if isinstance(source, JitterSource):
+        return _plot(jitter_plot(source), "jitter", title, source.info)
     raise TypeError(f"no preview for {type(source).__name__}")
 
 
@@ -124,6 +133,23 @@ def _lightcurve_plot(src: LightCurveSource) -> PlotData:
     ylabel = axis_label(names if len(src.fluxes) == 1 else "Flux", src.fluxes[0].unit)
     return PlotData(series=tuple(s for s in series if s.x.size), xlabel=xlabel, ylabel=ylabel,
                     style="points", note=f"{len(x)} points")
+
+
+def jitter_plot(src: JitterSource) -> PlotData:
+    """The pointing jitter: the guide star's offsets from its mean position along the FGS
+    ideal x and y (mas) against seconds since the first centroid; flagged samples left out."""
+    good = src.good & np.isfinite(src.x) & np.isfinite(src.y)
+    if not good.any():
+        return PlotData(series=(), xlabel=f"Time since {src.start} [s]", ylabel="Offset [mas]", note="no good centroid")
+    dx = (src.x - src.x[good].mean()) * 1000.0
+    dy = (src.y - src.y[good].mean()) * 1000.0
+    rms = float(np.sqrt(np.mean(dx[good] ** 2 + dy[good] ** 2)))
+    t = src.seconds[good]
+    return PlotData(
+        series=(Series(t, dx[good], None, "ideal x"), Series(t, dy[good], None, "ideal y")),
+        xlabel=f"Time since {src.start} [s]", ylabel="Guide star offset [mas]", style="line",
+        note=f"{int(good.sum())} centroids, rms radial {rms:.3g} mas",
+    )
 
 
 def _plot(plot: PlotData, kind: str, title: str, info: str) -> Preview:

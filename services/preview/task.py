@@ -1,6 +1,7 @@
 """The preview handler: fetch product -> render -> store PNG + JPEG -> register artifacts.
 
-Runs on ``dms.product.archived`` for science products (:data:`SCIENCE_SUFFIXES`); any other
+Runs on ``dms.product.archived`` for science products (:data:`SCIENCE_SUFFIXES`) and the
+fine-guide products (:data:`GUIDING_SUFFIXES`, a plot of the pointing jitter); any other
 product is skipped with a log line. Idempotent: the rendering is a pure function of the
 product bytes, object keys are deterministic, and artifact rows are added only when their
 URI is not registered yet, so a redelivered message stores and registers nothing twice.
@@ -26,7 +27,7 @@ from shared.naming import object_key
 from shared.runtime import ServiceContext
 from shared.storage import Bucket, StoredObject, sha256_file
 
-__all__ = ["HANDLERS", "SCIENCE_SUFFIXES", "handle_product", "preview_names"]
+__all__ = ["GUIDING_SUFFIXES", "HANDLERS", "SCIENCE_SUFFIXES", "handle_product", "preview_names"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ SCIENCE_SUFFIXES = frozenset({
     "crf", "crfints", "i2d", "s2d", "s3d", "x1d", "x1dints", "c1d",
     "phot", "whtlt", "segm", "psfstack", "psfsub",
 })
+
+#: Auxiliary products that get a preview too: the pointing jitter of a fine-guide product.
+GUIDING_SUFFIXES = frozenset({"gs-fg"})
 
 PNG = "image/png"
 JPEG = "image/jpeg"
@@ -51,7 +55,7 @@ def handle_product(event: Event, ctx: ServiceContext) -> list[str]:
     ref = event.product  # a malformed payload raises PayloadError (non-retriable)
     if ref is None:
         raise NonRetriableError(f"event {event.id} ({event.type}) names no product")
-    if ref.suffix not in SCIENCE_SUFFIXES:
+    if ref.suffix not in SCIENCE_SUFFIXES | GUIDING_SUFFIXES:
         log.info("no preview for %s: suffix %r is not a science product", ref.filename, ref.suffix)
         return []
     with ctx.catalog.session() as s:

@@ -341,6 +341,11 @@ class SimulationSpec(_Strict):
         0.05, ge=0.0, le=10.0, description="Pointing error, rms per detector axis and exposure, arcsec; 0 disables."
     )
     roll_error_deg: float = Field(0.0, ge=0.0, le=1.0, description="Roll error, rms per exposure, degrees.")
+    jitter_mas: float = Field(
+        1.0, ge=0.0, le=50.0,
+        description="Pointing jitter while fine guiding, rms per axis, milliarcsec; 0 disables.")
+    jitter_time_s: float = Field(
+        2.0, gt=0.0, le=600.0, description="Correlation time of the pointing jitter (a damped random walk), s.")
     astrometric_flux_min: float = Field(
         300.0, gt=0.0, description="Faintest star of the astrometric reference catalog, e-/s."
     )

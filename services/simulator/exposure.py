@@ -41,6 +41,7 @@ from .distortion import (
     window_v2v3,
 )
 from .ephemeris import simulated_ephemeris
+from .guiding import exposure_blur, visit_jitter
 from .optics import (
     ab_magnitude,
     default_sky_level,
@@ -138,7 +139,9 @@ class ExposureTruth:
     ``drifts`` DN, shape (nints, ngroups, namps, 2): the offset added to every pixel of an
     amplifier (reference pixels included) per group, by column parity (row parity, MIRI);
     ``host`` the TSO host star (None without one); ``reset_decay`` the MIRI reset-switch
-    charge decay applied to integrations 2..NINTS (None: none).
+    charge decay applied to integrations 2..NINTS (None: none); ``jitter_rms_mas`` the rms
+    radial pointing jitter about its mean over the exposure (true, not as measured) from
+    ``jitter_samples`` 16 Hz samples, by which ``psf_fwhm`` was widened (0: unguided).
     """
 
     flux: np.ndarray
@@ -160,6 +163,8 @@ class ExposureTruth:
     roll_error: float
     host: HostTruth | None = None
     reset_decay: ResetDecay | None = None
+    jitter_rms_mas: float = 0.0
+    jitter_samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -289,6 +294,14 @@ def simulate_exposure(
     target = plan.target(obs.target_id)
     wavelength = pivot_wavelength(obs.instrument, obs.filter, obs.pupil)
     fwhm = psf_fwhm_arcsec(wavelength, obs.pupil) / det.pixel_scale
+    # Fine guidance: the pointing wanders by the jitter during the exposure, which widens
+    # the PSF by the jitter's variance over the exposure's time.
+    jitter_var, jitter_rms, jitter_samples = 0.0, 0.0, 0
+    if obs.guide_star(exp.visit) is not None and knobs.jitter_mas > 0:
+        jitter = visit_jitter(plan, obs, exp.visit, knobs.seed, knobs.jitter_mas, knobs.jitter_time_s)
+        jitter_var, jitter_rms, jitter_samples = exposure_blur(jitter, exp.start_time, timing.duration)
+        sigma_pix2 = jitter_var / (1000.0 * det.pixel_scale) ** 2
+        fwhm = float(np.sqrt(fwhm**2 + 8.0 * np.log(2.0) * sigma_pix2))
     psf_radius = 6.0 * fwhm / 2.3548 + 1.0
     xi_range, eta_range = window_box(gw, target, nx, ny, psf_radius + _MARGIN_PIX)
     stars = stars_in_region(target, knobs.seed, star_population(plan, target.id, knobs), xi_range, eta_range)
@@ -365,7 +378,7 @@ def simulate_exposure(
         sky_level=float(sky_level), psf_fwhm=float(fwhm), wavelength=float(wavelength),
         star_table=star_table, jumps=crs, wcs=wcs_kw, drifts=drifts, area=area.astype(np.float32),
         pointing=true, pointing_offset=(dx, dy), roll_error=error.droll, host=host_truth,
-        reset_decay=reset_decay,
+        reset_decay=reset_decay, jitter_rms_mas=jitter_rms, jitter_samples=jitter_samples,
     )
     return ExposureSimulation(
         name=exposure_name(plan, obs, exp), program=int(plan.program), observation=obs, exposure=exp,

@@ -7,7 +7,8 @@ Consecutive dither points start DURATION + ``dither_overhead_s`` apart; an obser
 without a start time starts ``observation_gap_s`` after the previous one ends (the first
 at :data:`DEFAULT_START`). A NIRCam time-series observation (``tsovisit``) without an
 explicit ``exp_type`` is NRC_TSIMAGE. Proposal candidates get ids c1000, c1001, ... in
-the order of the description.
+the order of the description. Every visit of an observation that is not a dark gets a
+guide star (:func:`guiding.select_guide_star`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from shared.plan import (
 )
 
 from .description import DescriptionError, ProgramDescription
+from .guiding import guided, select_guide_star
 from .optics import TEMPLATES
 from .pointing import detector_pointings
 
@@ -100,7 +102,7 @@ def build_plan(desc: ProgramDescription) -> Plan:
             for point in range(len(offsets))
             for d in dets
         ]
-        observations.append(
+        observation = (
             Observation(
                 number=number,
                 target_id=target.id,
@@ -122,6 +124,14 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 exposures=exposures,
             )
         )
+        if guided(observation):
+            first = {}
+            for e in exposures:
+                first.setdefault(e.visit, e)
+            observation = observation.model_copy(update={"guide_stars": [
+                select_guide_star(knobs.seed, int(desc.program_id), number, visit, e.pointing.ra, e.pointing.dec)
+                for visit, e in sorted(first.items())]})
+        observations.append(observation)
         end = start + len(offsets) * step - timedelta(seconds=knobs.dither_overhead_s)
         previous_end = end
         cursor = end + timedelta(seconds=knobs.observation_gap_s)

@@ -4,7 +4,8 @@ Layout of ``out_dir``::
 
     plan/jw<ppppp>_plan.json
     plan/jw<ppppp>_ephem.json                     the observatory's definitive ephemeris
-    telemetry/<exposure_id>.ccsds
+    telemetry/<exposure_id>.ccsds                 (science, with the exposure's fine guiding)
+    telemetry/<visit_id>_gs.ccsds                 (guide-star ID/ACQ1/ACQ2/TRACK of a guided visit)
     truth/<exposure_id>_truth_{rate.fits,stars.ecsv,jumps.ecsv}
     truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
     truth/truth.json
@@ -35,6 +36,7 @@ from .description import DescriptionError, ProgramDescription, SimulationSpec, l
 from .detector_model import make_detector_model
 from .ephemeris import simulated_ephemeris
 from .exposure import ExposureSimulation, simulate_exposure
+from .guiding import fine_guide_packets, write_visit_guiding
 from .optical_refs import mean_gain, write_catalog_references, write_optical_references
 from .optics import jy_per_electron
 from .plan_builder import build_plan
@@ -61,6 +63,13 @@ class SimulationResult:
     truth_dir: Path
     reference_paths: list[Path]
     catalog_paths: list[Path] = field(default_factory=list)
+    guide_paths: list[Path] = field(default_factory=list)  # <visit_id>_gs.ccsds of the guided visits
+
+    @property
+    def delivered_paths(self) -> list[Path]:
+        """Everything the observatory delivers besides the plan: its ephemeris, then every
+        telemetry file (the exposures' and the guided visits')."""
+        return [self.ephemeris_path, *self.telemetry_paths, *self.guide_paths]
 
     @property
     def truth_index(self) -> Path:
@@ -178,6 +187,7 @@ def simulate(
     reference_paths: list[Path] = []
     det_summary: dict[str, dict[str, float]] = {}
     catalog_refs_written: set[str] = set()
+    guide_entries: list[dict[str, Any]] = []
     done = 0
     for d, det_name in enumerate(detectors):
         model = make_detector_model(detector(det_name), knobs.detector_seed)
@@ -194,7 +204,9 @@ def simulate(
                 continue
             sim = simulate_exposure(plan, obs, exp, knobs, model=model, host=host_star(desc, obs.number),
                                     ephemeris=ephemeris)
-            path = write_telemetry(sim, tele_dir, rows_per_packet=knobs.rows_per_packet, compress=knobs.compress)
+            guiding = fine_guide_packets(plan, obs, exp, knobs.seed, knobs.jitter_mas, knobs.jitter_time_s)
+            path = write_telemetry(sim, tele_dir, rows_per_packet=knobs.rows_per_packet, compress=knobs.compress,
+                                   guiding=guiding)
             telemetry[n] = path
             entries[n] = _exposure_entry(sim, path, truth_dir, out)
             del sim
@@ -213,6 +225,18 @@ def simulate(
                                    "path": str(ref.path.relative_to(out))})
             report("references", d + 1, len(detectors))
         del model
+
+    guide_paths = []
+    for obs in plan.observations:
+        for gs in obs.guide_stars:
+            path = write_visit_guiding(plan, obs, gs.visit, tele_dir, knobs.seed, knobs.jitter_mas,
+                                       knobs.jitter_time_s)
+            guide_paths.append(path)
+            guide_entries.append({
+                "observation": obs.number, "visit": gs.visit, "telemetry": str(path.relative_to(out)),
+                "guide_star": gs.model_dump(mode="json"), "jitter_rms_mas_per_axis": knobs.jitter_mas,
+                "jitter_time_s": knobs.jitter_time_s,
+            })
 
     catalogs = []
     for target in plan.targets:
@@ -237,6 +261,7 @@ def simulate(
         "exposures": [entries[n] for n in order],
         "references": references,
         "catalogs": catalogs,
+        "guiding": guide_entries,
         "detectors": det_summary,
         "units": {
             "truth_rate SCI": "DN/s = (sky * area + stars) e-/s * flat / gain",
@@ -245,6 +270,7 @@ def simulate(
             "star flux_jy": "Jy = flux * jy_per_electron (see photometry)",
             "jump amplitude_dn": "linear DN (electrons / gain)",
             "pointing_offset_arcsec": "true minus planned window centre, arcsec along detector x/y",
+            "jitter_rms_mas": "rms radial pointing jitter about its mean during the exposure (true), mas",
             "FLAT": "QE * area * g0 / gain (g0 = detectors.<det>.g0_e_per_dn)",
             "PHOTMJSR": "jy_per_electron * 1e-6 * g0 / pixel area (sr), MJy/sr per DN/s",
         },
@@ -256,6 +282,7 @@ def simulate(
         ephemeris_path=ephemeris_path,
         ephemeris=ephemeris,
         telemetry_paths=[telemetry[n] for n in order],
+        guide_paths=guide_paths,
         truth_dir=truth_dir,
         reference_paths=reference_paths,
         catalog_paths=[out / c["path"] for c in catalogs],
@@ -292,6 +319,8 @@ def _exposure_entry(sim: ExposureSimulation, telemetry: Path, truth_dir: Path, o
         "true_pointing": {"ra": t.pointing.ra, "dec": t.pointing.dec, "roll": t.pointing.roll},
         "pointing_offset_arcsec": list(t.pointing_offset),
         "roll_error_deg": t.roll_error,
+        "jitter_rms_mas": t.jitter_rms_mas,
+        "jitter_samples": t.jitter_samples,
     }
     if t.reset_decay is not None:
         entry["rscd"] = {"scale": t.reset_decay.scale, "tau_groups": t.reset_decay.tau,

@@ -11,7 +11,7 @@ run per APID from 0 within the file. Time stamps: group g of integration i at
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -105,13 +105,18 @@ def telemetry_packets(
 
 
 def write_telemetry(
-    sim: ExposureSimulation, directory: Path, *, rows_per_packet: int | None = None, compress: bool = False
+    sim: ExposureSimulation, directory: Path, *, rows_per_packet: int | None = None, compress: bool = False,
+    guiding: Iterable[bytes] = (),
 ) -> Path:
-    """Write ``<exposure_id>.ccsds`` into ``directory``; returns its path."""
+    """Write ``<exposure_id>.ccsds`` into ``directory``; returns its path. ``guiding``: the
+    exposure's fine-guide packets (:func:`guiding.fine_guide_packets`), written after the
+    science packets."""
     path = Path(directory) / f"{sim.name.exposure_id}.ccsds"
     tmp = path.with_suffix(".ccsds.part")
     with open(tmp, "wb") as fh:
         for packet in telemetry_packets(sim, rows_per_packet=rows_per_packet, compress=compress):
+            fh.write(packet)
+        for packet in guiding:
             fh.write(packet)
     tmp.replace(path)
     return path

@@ -118,7 +118,10 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
             header[name] = value
         hdus.append(fits.ImageHDU(data=array, header=header, name=extname))
     for extname, table in product.tables.items():
-        hdus.append(fits.BinTableHDU(data=table, name=extname))
+        hdu = fits.BinTableHDU(data=table, name=extname)
+        for name, value in product.hdu_keywords.get(extname, {}).items():
+            hdu.header[name] = value
+        hdus.append(hdu)
     raw = np.frombuffer(_asdf_bytes({"meta": meta_tree(keywords, product.extra_meta)}), dtype=np.uint8)[None, :]
     asdf_hdu = fits.BinTableHDU.from_columns(
         [fits.Column(name="ASDF_METADATA", format=f"{raw.shape[1]}B", array=raw)], name=ASDF_EXTNAME

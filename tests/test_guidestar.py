@@ -1,0 +1,415 @@
+"""Guide-star products: names, the centroid codec, and the small imaging program (two dither
+points of one detector, one guided visit) run through every service: the visit's ID, ACQ1,
+ACQ2 and TRACK products and one fine-guide product per exposure open in the public
+GuiderRawModel, carry the simulator's centroids, are AUXILIARY (never MRP) and are linked
+to the exposures they guided, both ways; the science headers carry the guide star and the
+jitter statistics."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from datetime import datetime
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from fastapi.testclient import TestClient
+
+from services.archive.app import create_app
+from services.ingest.assembly import StreamReport, split_exposures
+from services.ingest.guidestar import decode_centroids, guide_streams
+from services.simulator.guiding import centroid_noise_mas, visit_jitter
+from shared.naming import BadNameError, GuideStarName, parse_any, parse_guidestar
+from shared.telemetry import APID, PayloadError, centroid_rows, centroids_from_rows
+from tests.faults.harness import small_program
+from tests.imaging_chain import run_chain
+
+PUBLIC_NAMES = [
+    "jw01029001001_gs-acq1_2022142180746_uncal.fits",
+    "jw01029001001_gs-fg_2022142181502_uncal.fits",
+    "jw01029001001_gs-id_1_image_uncal.fits",
+    "jw01029001001_gs-id_1_stacked_uncal.fits",
+    "jw01029001001_gs-track_2022142180900_cal.fits",
+]
+
+
+@pytest.mark.parametrize("name", PUBLIC_NAMES)
+def test_public_guide_star_names_parse_and_format(name):
+    parsed = parse_guidestar(name)
+    assert parsed.format() == name
+    assert parse_any(name) == parsed
+    assert parsed.program == "01029" and parsed.observation == 1 and parsed.visit == 1
+
+
+def test_guide_star_name_fields_and_errors():
+    fg = parse_guidestar("jw01029001001_gs-fg_2022142181502_uncal.fits")
+    assert fg.exp_type == "FGS_FINEGUIDE" and fg.kind == "gs-fg"
+    assert fg.start == datetime(2022, 5, 22, 18, 15, 2)  # day 142 of 2022
+    assert parse_guidestar("jw01029001001_gs-id_2_stacked_uncal.fits").exp_type == "FGS_ID-STACK"
+    for bad in ("jw01029001001_gs-fg_2022400181502_uncal.fits",  # day 400
+                "jw01029001001_gs-xx_2022142181502_uncal.fits",
+                "jw01029000001_gs-acq1_2022142180746_uncal.fits",  # visit 0
+                "jw01029001001_gs-id_image_uncal.fits"):
+        with pytest.raises(BadNameError):
+            parse_guidestar(bad)
+    with pytest.raises(BadNameError):
+        GuideStarName("01029", 1, 1, "acq1", "uncal")  # no start time
+
+
+def test_centroid_rows_round_trip_and_reject_other_widths():
+    rng = np.random.default_rng(3)
+    dt = rng.integers(0, 2**32, 50, dtype=np.uint64)
+    x, y = rng.integers(-2**31, 2**31, 50), rng.integers(-2**31, 2**31, 50)
+    counts, quality = rng.integers(0, 65536, 50), rng.integers(0, 4, 50)
+    back = centroids_from_rows(centroid_rows(dt, x, y, counts, quality))
+    assert np.array_equal(back["dt_us"], dt) and np.array_equal(back["x_uas"], x)
+    assert np.array_equal(back["y_uas"], y) and np.array_equal(back["counts_100"], counts)
+    assert np.array_equal(back["quality"], quality)
+    with pytest.raises(PayloadError):
+        centroids_from_rows(np.zeros((3, 7), dtype=np.uint16))
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    return run_chain(small_program(), tmp_path_factory.mktemp("guidestar"))
+
+
+@pytest.fixture(scope="module")
+def api(chain):
+    with TestClient(create_app(chain.ctx.settings)) as client:
+        yield client
+
+
+def _gs_names(chain) -> dict[str, list[str]]:
+    from sqlalchemy import select
+
+    from shared.catalog import Product
+    with chain.ctx.catalog.session() as s:
+        rows = s.execute(select(Product.suffix, Product.filename).where(Product.is_current,
+                                                                       Product.suffix.like("gs-%"))).all()
+    out: dict[str, list[str]] = {}
+    for suffix, name in rows:
+        out.setdefault(suffix, []).append(name)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_every_guided_visit_has_its_guide_star_products(chain):
+    plan = chain.sim.plan
+    names = _gs_names(chain)
+    for obs in plan.observations:
+        assert obs.guide_stars, f"observation {obs.number} is guided and has a guide star"
+        for gs in obs.guide_stars:
+            visit = f"jw{plan.program}{obs.number:03d}{gs.visit:03d}"
+            for kind in ("gs-id-image", "gs-acq1", "gs-acq2", "gs-track"):
+                assert [n for n in names[kind] if n.startswith(visit)], (kind, names)
+            exposures = {e.exposure for e in obs.exposures if e.visit == gs.visit}
+            assert len([n for n in names["gs-fg"] if n.startswith(visit)]) == len(exposures)
+
+
+def test_guide_star_products_open_as_guider_raw_model(chain):
+    from stdatamodels.jwst import datamodels
+
+    expected = {"gs-id-image": ("FGS_ID-IMAGE", (2, 2, 128, 128)), "gs-acq1": ("FGS_ACQ1", (6, 2, 64, 64)),
+                "gs-acq2": ("FGS_ACQ2", (5, 2, 32, 32)), "gs-track": ("FGS_TRACK", (16, 2, 32, 32))}
+    gs = chain.sim.plan.observations[0].guide_stars[0]
+    for kind, names in _gs_names(chain).items():
+        for name in names:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # no validation warning from the public model
+                model = datamodels.open(chain.path(name))
+                model.validate()
+            assert type(model).__name__ == "GuiderRawModel", name
+            assert model.meta.instrument.name == "FGS" and model.meta.instrument.detector == gs.detector
+            assert model.meta.guidestar.gs_id == gs.id and model.meta.guidestar.gs_mag == gs.fgs_mag
+            assert model.planned_star_table["reference_star_id"][0] == gs.id
+            if kind == "gs-fg":
+                assert model.meta.exposure.type == "FGS_FINEGUIDE"
+                assert model.data.shape[1:] == (2, 8, 8) and len(model.centroid_table) > 0
+                continue
+            exp_type, shape = expected[kind]
+            assert model.meta.exposure.type == exp_type and model.data.shape == shape
+            # The star the simulator put in the window is where the flight table says.
+            flight = model.flight_star_table[0]
+            centre = (shape[-1] - 1) / 2
+            tolerance = {"gs-id-image": 25.0, "gs-acq1": 6.0}.get(kind, 1.0)
+            assert abs(flight["id_x"] - centre) < tolerance and abs(flight["id_y"] - centre) < tolerance
+
+
+def test_fine_guide_centroids_are_the_simulated_ones(chain):
+    from stdatamodels.jwst import datamodels
+
+    plan = chain.sim.plan
+    knobs = chain.truth_index["parameters"]
+    obs = plan.observations[0]
+    jitter = visit_jitter(plan, obs, 1, knobs["seed"], knobs["jitter_mas"], knobs["jitter_time_s"])
+    gs = obs.guide_star(1)
+    for name in _gs_names(chain)["gs-fg"]:
+        model = datamodels.open(chain.path(name))
+        table = model.centroid_table
+        start = datetime.fromisoformat(table["centroid_time"][0]).replace(tzinfo=jitter.start.tzinfo)
+        sl = jitter.window(start, len(table) / 16.0)
+        assert sl.stop - sl.start == len(table)
+        assert np.allclose((table["guide_star_position_x"] - gs.ideal_x) * 1000, jitter.meas_x[sl], atol=1e-3)
+        assert np.allclose((table["guide_star_position_y"] - gs.ideal_y) * 1000, jitter.meas_y[sl], atol=1e-3)
+        r = np.hypot(model.pointing_table["jitter"], 0)
+        assert math.isclose(model.meta.jitter_average, float(np.sqrt(np.mean(r**2))), rel_tol=1e-9)
+        assert math.isclose(model.meta.jitter_max, float(r.max()), rel_tol=1e-9)
+
+
+def test_science_headers_carry_the_guide_star_and_jitter(chain):
+    plan = chain.sim.plan
+    obs = plan.observations[0]
+    gs = obs.guide_star(1)
+    noise = centroid_noise_mas(gs.fgs_mag)
+    fg = _gs_names(chain)["gs-fg"]
+    for entry in chain.truth_exposures(1):
+        name = f"{entry['exposure_id']}_uncal.fits"
+        header = fits.getheader(chain.path(name))
+        assert header["GDSTARID"] == gs.id and header["GS_ORDER"] == 1 and header["PCS_MODE"] == "FINEGUIDE"
+        assert header["GS_RA"] == pytest.approx(gs.ra) and header["GS_MAG"] == pytest.approx(gs.fgs_mag)
+        assert header["GSJITNUM"] == entry["jitter_samples"]
+        # Measured = true jitter + centroid noise: the rms adds in quadrature.
+        expected = math.sqrt(entry["jitter_rms_mas"] ** 2 + 2 * noise**2)
+        assert header["GSJITRMS"] == pytest.approx(expected, rel=0.4)
+        assert header["GSJITMAX"] >= header["GSJITRMS"]
+        assert abs(header["GSCENTX"] - gs.ideal_x) < 0.01 and abs(header["GSCENTY"] - gs.ideal_y) < 0.01
+        # ... the same statistics as the fine-guide product of that exposure says
+        stamp = datetime.fromisoformat(header["GSSTRTTM"]).strftime("%Y%j%H%M%S")
+        (mine,) = [n for n in fg if stamp in n]
+        pointing = fits.getheader(chain.path(mine), "Pointing")
+        assert pointing["JITTRAVG"] == pytest.approx(header["GSJITRMS"], abs=1e-4)
+
+
+def test_guide_star_products_are_auxiliary_and_linked_to_the_exposures_they_guided(chain, api):
+    names = _gs_names(chain)
+    uncal = chain.filenames("uncal")
+    assert len(uncal) == 2
+    rows = {r["productFilename"]: r for r in api.get("/products", params={"pagesize": 1000}).json()["rows"]}
+    visit_level = [n for k in ("gs-id-image", "gs-acq1", "gs-acq2", "gs-track") for n in names[k]]
+    for name in visit_level + names["gs-fg"]:
+        assert rows[name]["productType"] == "AUXILIARY" and rows[name]["productGroupDescription"] is None
+        assert rows[name]["linkage"] == "aggregation"
+    mrp = api.get("/products", params={"pagesize": 1000, "mrp_only": "true"}).json()["rows"]
+    assert not [r for r in mrp if "_gs-" in r["productFilename"]]
+    # A visit's acquisition guided both exposures; each fine-guide product its own.
+    for name in visit_level:
+        linked = api.get(f"/products/{name}/linkages").json()["guiding"]
+        assert {(n["kind"], n["productFilename"]) for n in linked} == {("linked", u) for u in uncal}
+    by_exposure = {}
+    for name in names["gs-fg"]:
+        linked = api.get(f"/products/{name}/linkages").json()["guiding"]
+        assert len(linked) == 1 and linked[0]["productFilename"] in uncal
+        by_exposure[linked[0]["productFilename"]] = name
+    assert sorted(by_exposure) == uncal
+    # ... and the other way: every product of a guided exposure lists its guide-star data.
+    for u in uncal:
+        for product in (u, u.replace("_uncal", "_rate"), u.replace("_uncal", "_cal")):
+            linked = {n["productFilename"] for n in api.get(f"/products/{product}/linkages").json()["guiding"]}
+            assert linked == set(visit_level) | {by_exposure[u]}, product
+
+
+def test_guiding_is_ingested_whatever_order_the_files_arrive_in(chain):
+    """The fine guiding of an exposure travels in the exposure's file, the visit's
+    acquisition in a file of its own: each decodes alone, and the packets of a file in
+    reverse order give the same centroids."""
+    for path in chain.sim.delivered_paths:
+        data = path.read_bytes()
+        exposures, report = split_exposures(data)
+        guiding = [s for s in exposures.values() if guide_streams(s)]
+        assert len(guiding) == 1, path.name
+        streams = guiding[0]
+        if path.name.endswith("_gs.ccsds"):
+            assert set(streams.packets) == {"gs-id-image", "gs-acq1", "gs-acq2", "gs-track"}
+            continue
+        assert set(streams.packets) == {"gs-centroid", "gs-fg"}
+        forward = decode_centroids(streams.packets["gs-centroid"], StreamReport())
+        backward = decode_centroids(streams.packets["gs-centroid"][::-1], StreamReport())
+        assert forward.time == backward.time and np.array_equal(forward.x, backward.x)
+        twice = StreamReport()
+        doubled = decode_centroids(streams.packets["gs-centroid"] * 2, twice)
+        assert doubled.time == forward.time and twice.duplicates == len(forward)
+        assert all(p.apid == APID.GUIDE_CENTROID for p in streams.packets["gs-centroid"])
+
+
+def test_fine_guide_products_get_a_preview_of_the_jitter(chain):
+    from sqlalchemy import select
+
+    from services.preview.load import load_source
+    from services.preview.pipeline import jitter_plot
+    from shared.catalog import Artifact, Product
+
+    names = _gs_names(chain)
+    with chain.ctx.catalog.session() as s:
+        kinds = {}
+        for product, artifact in s.execute(select(Product, Artifact).join(Artifact, Artifact.product_id == Product.id)
+                                           .where(Product.is_current, Product.suffix.like("gs-%"))):
+            kinds.setdefault(product.filename, set()).add(artifact.kind)
+    for name in names["gs-fg"]:
+        assert kinds[name] == {"data", "preview", "thumbnail"}, name
+    for kind in ("gs-id-image", "gs-acq1", "gs-acq2", "gs-track"):  # no jitter to show
+        assert all(kinds[n] == {"data"} for n in names[kind])
+    # The plot is the centroids' offsets from their mean, in mas, against time.
+    path = chain.path(names["gs-fg"][0])
+    source = load_source(path, "gs-fg")
+    plot = jitter_plot(source)
+    table = fits.getdata(path, "FGS Centroid Packet")
+    x = table["guide_star_position_x"]
+    assert np.allclose(plot.series[0].y, (x - x.mean()) * 1000)
+    assert plot.series[0].x[0] == 0 and np.allclose(np.diff(plot.series[0].x), 1 / 16, atol=1e-3)
+    header = fits.getheader(path, "Pointing")
+    assert f"rms radial {header['JITTRAVG']:.3g} mas" in plot.note
+
+
+@pytest.mark.parametrize("kind", ["gs-acq1", "gs-acq2", "gs-track"])
+def test_public_guider_cds_measures_the_simulated_guide_star(chain, kind):
+    """The public calwebb_guider count-rate step (jwst.guider_cds) runs on the products as
+    written and finds the guide star at the rate the simulator gave it; the product's own
+    Flight Reference Stars rate is the same measurement."""
+    pytest.importorskip("jwst")
+    from jwst.guider_cds.guider_cds import guider_cds
+    from stdatamodels.jwst import datamodels
+
+    from services.simulator.guiding import FGS_GAIN, FGS_READ_NOISE_DN, count_rate
+
+    gs = chain.sim.plan.observations[0].guide_star(1)
+    (name,) = _gs_names(chain)[kind]
+    raw = datamodels.GuiderRawModel(str(chain.path(name)))
+    shape = raw.data.shape[-2:]
+    refs = []
+    for model_type, value in ((datamodels.GainModel, FGS_GAIN), (datamodels.ReadnoiseModel, FGS_READ_NOISE_DN)):
+        ref = model_type(data=np.full(shape, value, dtype=np.float32))
+        ref.meta.subarray.xstart, ref.meta.subarray.ystart = 1, 1
+        ref.meta.subarray.xsize, ref.meta.subarray.ysize = shape[1], shape[0]
+        refs.append(ref)
+    cal = guider_cds(raw, *refs)
+    assert type(cal).__name__ == "GuiderCalModel" and cal.meta.bunit_data == "DN/s"
+    assert cal.data.shape == (raw.data.shape[0], *shape) and np.all(np.isfinite(cal.err))
+    last = cal.data[-1] - np.median(cal.data[-1])
+    iy, ix = np.unravel_index(np.argmax(last), last.shape)
+    box = last[max(iy - 2, 0):iy + 3, max(ix - 2, 0):ix + 3]
+    expected = count_rate(gs.fgs_mag) / FGS_GAIN  # DN/s of the whole star
+    # A 5x5 box holds > 99% of a 1.3-pixel FWHM star; Poisson noise of one short read pair.
+    noise = math.sqrt(expected / (raw.meta.exposure.group_time * FGS_GAIN)) * 3 + 0.02 * expected
+    assert abs(box.sum() - expected) < noise, (box.sum(), expected)
+    flight = raw.flight_star_table[0]
+    # (the same up to the packet clock's 1/65536 s in the read time)
+    assert flight["count_rate"] == pytest.approx(float(np.clip(box, 0, None).sum()), rel=1e-3)
+
+
+def test_guiding_the_plan_does_not_account_for_is_refused_with_a_reason(chain):
+    from services.ingest.pipeline import ingest_telemetry
+
+    plan = chain.sim.plan
+    obs = plan.observations[0]
+    visit_file = next(p for p in chain.sim.guide_paths).read_bytes()
+    exposure_file = chain.sim.telemetry_paths[0].read_bytes()
+    kwargs = dict(created=datetime(2025, 3, 2), software_version="test", segment_bytes=2**31)
+
+    def run(data, the_plan):
+        return ingest_telemetry(data, lambda program: the_plan, **kwargs)
+
+    good = run(visit_file, plan)
+    assert not good.rejections and sorted(f.name.mode for f in good.guide_files) == [
+        "acq1", "acq2", "id-image", "track"]
+    assert [r.reason for r in run(visit_file, None).rejections] == ["missing_plan"]
+    unguided = plan.model_copy(update={"observations": [obs.model_copy(update={"guide_stars": []})]})
+    refused = run(visit_file, unguided)
+    assert [r.reason for r in refused.rejections] == ["guiding_mismatch"] and not refused.guide_files
+    assert "does not guide" in refused.rejections[0].detail
+    other = "GUIDER2" if obs.guide_stars[0].detector == "GUIDER1" else "GUIDER1"
+    swapped = plan.model_copy(update={"observations": [obs.model_copy(update={"guide_stars": [
+        obs.guide_stars[0].model_copy(update={"detector": other})]})]})
+    assert [r.reason for r in run(visit_file, swapped).rejections] == ["guiding_mismatch"]
+    # An exposure whose fine guiding is refused keeps its science product, without jitter keywords.
+    out = run(exposure_file, unguided)
+    assert [r.reason for r in out.rejections] == ["guiding_mismatch"] and len(out.files) == 1
+    assert "GSJITRMS" not in out.files[0].product.keywords
+    both = run(exposure_file, plan)
+    assert not both.rejections and len(both.files) == 1 and [g.name.mode for g in both.guide_files] == ["fg"]
+    assert both.files[0].product.keywords["GSJITNUM"] == len(
+        both.guide_files[0].product.tables["FGS Centroid Packet"])
+
+
+def test_fine_guiding_of_a_two_detector_exposure_makes_one_product_and_the_same_keywords(tmp_path):
+    """Every detector's file of an exposure carries its fine guiding: each science header
+    gets the same jitter statistics; only the first detector's file makes the gs-fg product."""
+    from services.ingest.pipeline import ingest_telemetry
+    from services.simulator import simulate
+
+    desc = small_program()
+    desc["observations"][0].update(detectors=["NRCA1", "NRCA2"], dither={"pattern": "NONE"})
+    desc["simulation"]["write_references"] = False
+    sim = simulate(desc, tmp_path / "sim")
+    assert [p.name.rsplit("_", 1)[-1] for p in sim.telemetry_paths] == ["nrca1.ccsds", "nrca2.ccsds"]
+    outputs = [ingest_telemetry(p.read_bytes(), lambda program: sim.plan, created=datetime(2025, 3, 2),
+                                software_version="test", segment_bytes=2**31) for p in sim.telemetry_paths]
+    assert all(not o.rejections and len(o.files) == 1 for o in outputs)
+    assert [len(o.guide_files) for o in outputs] == [1, 0]
+    cards = [{k: o.files[0].product.keywords.get(k) for k in ("GDSTARID", "GSJITRMS", "GSJITMAX", "GSJITNUM",
+                                                               "GSCENTX", "GSSTRTTM")} for o in outputs]
+    assert cards[0] == cards[1] and cards[0]["GSJITNUM"] > 0
+    assert outputs[0].guide_files[0].guided == (1, 1, 1, 1)
+
+
+def test_links_hold_when_the_visit_guiding_arrives_before_the_science(tmp_path):
+    """Ingest the visit's guiding file first: its products stand alone until the science
+    arrives, then the linkage walk finds both ways; nothing is re-made or re-announced."""
+    from sqlalchemy import func, select
+
+    from services.archive.linkages import Walk
+    from services.ingest.receive import receive_files
+    from services.registry import embedded_context
+    from services.simulator import simulate
+    from shared.catalog import EventRecord, Product
+    from shared.config import Settings
+    from shared.messages import EventType
+    from shared.runtime import dispatch_events
+
+    desc = small_program()
+    desc["simulation"]["write_references"] = False
+    sim = simulate(desc, tmp_path / "sim")
+    ctx, inline = embedded_context(Settings(var_dir=tmp_path / "var", _env_file=None), services=["ingest"])
+
+    def deliver(paths):
+        received = receive_files(ctx, paths)
+        dispatch_events(ctx.catalog, inline, event_ids=[r.event_id for r in received if r.event_id])
+        assert all(o.status == "ok" for _, o in inline.run_until_idle())
+
+    def walk(name):
+        with ctx.catalog.session() as s:
+            product = s.scalar(select(Product).where(Product.filename == name, Product.is_current))
+            return sorted(p.filename for p in Walk(s).guiding(product))
+
+    deliver([sim.plan_path, *sim.guide_paths])
+    with ctx.catalog.session() as s:
+        acq1 = s.scalar(select(Product.filename).where(Product.suffix == "gs-acq1"))
+    assert acq1 is not None and walk(acq1) == []
+    deliver(sim.telemetry_paths)
+    uncal = [f"{p.stem}_uncal.fits" for p in sim.telemetry_paths]
+    assert walk(acq1) == sorted(uncal)
+    with ctx.catalog.session() as s:
+        fg = s.scalars(select(Product.filename).where(Product.suffix == "gs-fg")).all()
+        assert s.scalar(select(func.count()).select_from(Product).where(Product.suffix.like("gs-%"))) == 6
+        # the visit's products were made and announced once, before the science
+        assert s.scalar(select(func.count()).select_from(Product).where(Product.filename == acq1)) == 1
+        assert s.scalar(select(func.count()).select_from(EventRecord).where(
+            EventRecord.subject == acq1, EventRecord.type == EventType.PRODUCT_ARCHIVED)) == 1
+    for name in uncal:
+        linked = walk(name)
+        assert len(linked) == 5 and acq1 in linked and len(set(linked) & set(fg)) == 1
+
+
+def test_guide_images_that_do_not_form_a_window_are_refused(chain):
+    from services.ingest.pipeline import ingest_telemetry
+    from shared.telemetry import SecondaryHeader, decode_stream, encode_packet
+
+    data = chain.sim.guide_paths[0].read_bytes()
+    first = next(p for p in decode_stream(data) if p.apid == APID.GUIDE_IMAGE["acq1"])
+    h = first.header
+    third_read = SecondaryHeader(**{**h.__dict__, "group": 3})
+    bad = data + encode_packet(first.apid, 9999, third_read, first.rows())
+    out = ingest_telemetry(bad, lambda program: chain.sim.plan, created=datetime(2025, 3, 2),
+                           software_version="test", segment_bytes=2**31)
+    assert [r.reason for r in out.rejections] == ["guiding_mismatch"] and not out.guide_files
+    assert "FGS_ACQ1 images" in out.rejections[0].detail and "at most 2" in out.rejections[0].detail
