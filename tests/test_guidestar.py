@@ -213,7 +213,7 @@ def test_guiding_is_ingested_whatever_order_the_files_arrive_in(chain):
     """The fine guiding of an exposure travels in the exposure's file, the visit's
     acquisition in a file of its own: each decodes alone, and the packets of a file in
     reverse order give the same centroids."""
-    for path in chain.sim.delivered_paths:
+    for path in [*chain.sim.telemetry_paths, *chain.sim.guide_paths]:
         data = path.read_bytes()
         exposures, report = split_exposures(data)
         guiding = [s for s in exposures.values() if guide_streams(s)]
