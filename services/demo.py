@@ -259,6 +259,10 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
                    if r.get("calib_level") == 3 and r.get("productSubGroupDescription") == "I2D"), None)
     if mosaic:
         links.append((f"/products/{mosaic}/linkages", "the Level-3 mosaic's linkages, down to the _uncal files"))
+    guide = next((r["productFilename"] for r in rows if r.get("productSubGroupDescription") == "GS-FG"), None)
+    if guide:
+        links.append((f"/products/{guide}/linkages", "a fine-guide product and the exposure it guided"))
+    links.append((f"/programs/{program}/associations/report", "the association report (HTML)"))
     width = max(len(path) for path, _ in links)
     print(f"6. the archive API is serving at {url}")
     for path, what in links:
