@@ -15,6 +15,8 @@ __all__ = [
     "AccessChangeOut",
     "AuthorizationRequest",
     "BundleRequest",
+    "ContextLink",
+    "ContributingReference",
     "ConfirmationOut",
     "ErrorOut",
     "EventOut",
@@ -33,6 +35,7 @@ __all__ = [
     "Provenance",
     "ProvenanceInput",
     "ReferenceChangeOut",
+    "ReferenceRow",
     "ReprocessingIn",
     "ReprocessingOut",
     "ReprocessingReportOut",
@@ -45,7 +48,7 @@ __all__ = [
 T = TypeVar("T")
 
 LinkageKind = Literal["aggregation", "composition", "prerequisite", "linked", "antecedent",
-                      "contemporaneous calibration", "multiplicity"]
+                      "contemporaneous calibration", "multiplicity", "contributing"]
 """The linkage kinds the archive uses (the seed's vocabulary; a product row's link to its
 observation, and the edges of a product's linkage tree)."""
 
@@ -162,6 +165,30 @@ class LinkageNode(BaseModel):
     links: list[LinkageNode] = Field(description="The next level of the same tree (antecedents or children).")
 
 
+class ContributingReference(BaseModel):
+    """A reference file a product was calibrated with (a contributing product)."""
+
+    kind: Literal["contributing"] = "contributing"
+    productFilename: str = Field(description="The reference file's name, e.g. jwst_nircam_flat_nrca1_f200w_clear_sim.fits.")
+    productType: Literal["REFERENCE"] = "REFERENCE"
+    reftype: str | None = Field(description="REFTYPE, e.g. FLAT; null when the catalog does not hold the file.")
+    dataURI: str = Field(description="dms:JWST/reference/<productFilename>.")
+    dataURL: str | None = Field(description="Download URL (/references/<productFilename>); null when the "
+                                            "catalog does not hold the file.")
+    sha256: str | None
+    size: int | None = Field(description="Bytes.")
+    in_context: bool = Field(description="Whether the product's reference context holds this file (false: a "
+                                         "file chosen outside the context, e.g. an override).")
+
+
+class ContextLink(BaseModel):
+    """The reference context a product was calibrated with."""
+
+    name: str = Field(description="e.g. dms_0001.ctx.")
+    filesURL: str = Field(description="The context's reference files: /references?context=<name>.")
+    known: bool = Field(description="Whether the catalog holds the context.")
+
+
 class Linkages(BaseModel):
     observation: str = Field(description="obs_id of the observation it belongs to (jw<program> for program level).")
     linkage: LinkageKind = Field(description="How it belongs to that observation (as ProductRow.linkage).")
@@ -176,6 +203,12 @@ class Linkages(BaseModel):
         default_factory=list,
         description="The same product of the same exposure in other files: its other segments (-segNNN) and "
                     "the other detectors read out in that exposure (kind multiplicity, no deeper links).")
+    reference_context: ContextLink | None = Field(
+        None, description="The reference context it was calibrated with (null: none, e.g. an _uncal).")
+    contributing: list[ContributingReference] = Field(
+        default_factory=list,
+        description="The exact reference files it was calibrated with, as its provenance records them (kind "
+                    "contributing), each with its download URL.")
 
 
 class RevisionOut(BaseModel):
@@ -306,6 +339,27 @@ class ReferenceChangeOut(BaseModel):
     old: str = Field(description="The file the products used.")
     new: str | None = Field(description="The file the new context selects (null: none applies).")
     policy: str = Field(description="What the reprocessing policy does about it: notify or reprocess.")
+
+
+class ReferenceRow(BaseModel):
+    """A delivered reference file (public: metadata and data)."""
+
+    filename: str
+    dataURI: str = Field(description="dms:JWST/reference/<filename>.")
+    dataURL: str = Field(description="Download URL: /references/<filename>.")
+    reftype: str = Field(description="REFTYPE, e.g. DARK.")
+    instrument: str
+    detector: str | None = Field(description="Its DETECTOR selector (a pattern A|B, ANY, N/A); null when it has none.")
+    selectors: dict[str, str] = Field(description="Every selector keyword and its value or pattern.")
+    useafter: datetime = Field(description="Applies to exposures starting at or after this (UTC).")
+    pedigree: str
+    description: str
+    contexts: list[str] = Field(description="The reference contexts that hold it, oldest first.")
+    sha256: str
+    size: int = Field(description="Bytes.")
+    content_type: str
+    delivered_date: datetime | None
+    dataRights: Literal["PUBLIC"] = "PUBLIC"
 
 
 class ImpactOut(BaseModel):

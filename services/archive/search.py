@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, selectinload
 
 from services.archive import mast
+from services.archive.contributing import contributing_references, reference_context_link
 from services.archive.linkages import Walk, basename, derived, observation_linkage
 from services.archive.mast import CriterionError, Range
 from services.archive.schemas import (
@@ -454,10 +455,11 @@ def search_products(
 
 
 def product_detail(session: Session, filename: str, revision: int | None, now: datetime, *,
-                   unpublished: bool = False) -> ProductDetail | None:
+                   unpublished: bool = False, base_url: str = "") -> ProductDetail | None:
     """One product (its current revision, or ``revision``) with its previews, provenance,
     linkages and revisions. Revisions never published (staged or abandoned by a
-    reprocessing request) are found and listed only with ``unpublished`` (operators)."""
+    reprocessing request) are found and listed only with ``unpublished`` (operators).
+    ``base_url`` starts the download URLs of the reference files it used."""
     where = [Product.filename == filename]
     where.append(Product.revision == revision if revision is not None else Product.is_current)
     shown = [] if unpublished else [published_revision()]
@@ -499,21 +501,23 @@ def product_detail(session: Session, filename: str, revision: int | None, now: d
         product=main, previews=previews,
         provenance=Provenance(software_version=product.software_version,
                               reference_context=product.reference_context, inputs=inputs),
-        linkages=_linkages(session, product, main, data_rows(asn_ids), data_rows(output_ids)),
+        linkages=_linkages(session, product, main, data_rows(asn_ids), data_rows(output_ids), base_url),
         revisions=revisions,
     )
 
 
 def _linkages(session: Session, product: Product, row: ProductRow, associations: list[ProductRow],
-              outputs: list[ProductRow]) -> Linkages:
+              outputs: list[ProductRow], base_url: str) -> Linkages:
     walk = Walk(session)
     return Linkages(observation=row.obs_id, linkage=row.linkage, associations=associations, outputs=outputs,
                     antecedents=walk.tree(product, "antecedents"), children=walk.tree(product, "children"),
-                    multiplicity=[walk.node("multiplicity", p) for p in walk.multiplicity(product)])
+                    multiplicity=[walk.node("multiplicity", p) for p in walk.multiplicity(product)],
+                    reference_context=reference_context_link(session, product, base_url),
+                    contributing=contributing_references(session, product, base_url))
 
 
 def product_linkages(session: Session, filename: str, revision: int | None, now: datetime, *,
-                     unpublished: bool = False) -> Linkages | None:
+                     unpublished: bool = False, base_url: str = "") -> Linkages | None:
     """The linkages of one product (as :func:`product_detail` gives them), or None."""
-    detail = product_detail(session, filename, revision, now, unpublished=unpublished)
+    detail = product_detail(session, filename, revision, now, unpublished=unpublished, base_url=base_url)
     return detail.linkages if detail is not None else None
