@@ -26,6 +26,7 @@ __all__ = [
     "BadNameError",
     "ExposureName",
     "Level3Name",
+    "MsaMetadataName",
     "PoolName",
     "is_2c",
     "member_output_name",
@@ -35,6 +36,7 @@ __all__ = [
     "parse_association",
     "parse_exposure",
     "parse_level3",
+    "parse_msa_metadata",
     "parse_pool",
 ]
 
@@ -338,3 +340,36 @@ def member_output_name(member: str, acid: str, suffix: str) -> str:
         return replace(parse_exposure(member), acid=acid, suffix=suffix, ext="fits").format()
     except BadNameError:
         return f"{_stem(member)}_{acid}_{suffix}.fits"
+
+
+# ------------------------------------------------------------------ MSA metadata files
+
+_MSA_RE = re.compile(r"^jw(?P<program>\d{5})(?P<observation>\d{3})(?P<visit>\d{3})_(?P<config>\d{2})_msa\.fits$")
+
+
+@dataclass(frozen=True)
+class MsaMetadataName:
+    """A NIRSpec MSA metadata file (MSAMETFL): ``jw<ppppp><ooo><vvv>_<cc>_msa.fits``, the
+    shutter configuration ``cc`` planned for a visit of a MOS observation."""
+
+    program: str
+    observation: int
+    visit: int = 1
+    config: int = 1
+
+    def format(self) -> str:
+        return f"jw{self.program}{self.observation:03d}{self.visit:03d}_{self.config:02d}_msa.fits"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def parse_msa_metadata(name: str) -> MsaMetadataName:
+    m = _MSA_RE.match(name)
+    if not m:
+        raise BadNameError(f"{name!r} is not an MSA metadata name jw<ppppp><ooo><vvv>_<cc>_msa.fits")
+    observation, visit, config = int(m["observation"]), int(m["visit"]), int(m["config"])
+    _check_range(name, "observation", observation, 1, 999)
+    _check_range(name, "visit", visit, 1, 999)
+    _check_range(name, "configuration", config, 1, 99)
+    return MsaMetadataName(m["program"], observation, visit, config)

@@ -120,8 +120,9 @@ class ProductRow(BaseModel):
     productGroupDescription: str | None = Field(description="'Minimum Recommended Products' or null.")
     linkage: LinkageKind = Field(
         description="How it belongs to its observation: aggregation (a product of one of its exposures), "
-                    "composition (a combined product of its exposures), prerequisite (an association or "
-                    "pool, what re-running needs), linked (a program-level product, no observation).")
+                    "composition (a combined product of its exposures), prerequisite (an association, "
+                    "pool or MSA metadata file, what re-running needs, or a product of the observation's "
+                    "pre-image), linked (a program-level product, no observation).")
     calib_level: int
     size: int = Field(description="Bytes.")
     sha256: str
@@ -203,6 +204,10 @@ class Linkages(BaseModel):
         default_factory=list,
         description="The same product of the same exposure in other files: its other segments (-segNNN) and "
                     "the other detectors read out in that exposure (kind multiplicity, no deeper links).")
+    prerequisite_of: list[str] = Field(
+        default_factory=list,
+        description="obs_id of the observations it is a prerequisite of: a pre-image's products, listed "
+                    "with those observations' products (linkage prerequisite).")
     reference_context: ContextLink | None = Field(
         None, description="The reference context it was calibrated with (null: none, e.g. an _uncal).")
     contributing: list[ContributingReference] = Field(

@@ -23,6 +23,7 @@ from shared.catalog.queries import latest_rejection, upsert_exposure, upsert_pro
 from shared.datamodels import write_product
 from shared.errors import NonRetriableError
 from shared.messages import Event, IngestSummary, TelemetryArrived
+from shared.naming import parse_msa_metadata
 from shared.plan import Plan, load_latest_plan, validation_summary
 from shared.runtime import ServiceContext
 from shared.storage import StoredObject
@@ -41,6 +42,8 @@ def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
     if raw is None:
         raise NonRetriableError(f"telemetry {ref.uri} named by event {event.id} is not in the object store")
     data = ctx.store.get_bytes(bucket, key)
+    if ref.suffix == "msa":
+        return _ingest_msa(ctx, raw, data, event)
     plans: dict[str, Plan | None] = {}
     plan_errors: dict[str, str] = {}
 
@@ -110,6 +113,71 @@ def _archive(ctx: ServiceContext, f: UncalFile, plan: Plan, tmp: Path, raw: Stor
         ingest=summary,
     )
     return archived.event_ids  # with the dms.product.superseded of a revision it replaces
+
+
+MSA_LEVEL = 1  # an MSA metadata file is planning input, archived beside the _uncal
+MSA_TABLES = {
+    "SHUTTER_INFO": ("slitlet_id", "msa_metadata_id", "shutter_quadrant", "shutter_row", "shutter_column",
+                     "source_id", "background", "shutter_state", "dither_point_index", "primary_source"),
+    "SOURCE_INFO": ("program", "source_id", "source_name", "ra", "dec"),
+}
+
+
+def msa_problem(path: Path, program: str) -> str | None:
+    """Why a file is not an MSA metadata file of ``program`` in the public layout, or None."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            header_program = str(hdul[0].header.get("PROGRAM", "")).strip()
+            if header_program.zfill(5) != program:
+                return f"its PROGRAM keyword is {header_program!r}, not {program}"
+            for extname, columns in MSA_TABLES.items():
+                if extname not in hdul:
+                    return f"it has no {extname} table"
+                names = {c.lower() for c in hdul[extname].columns.names}
+                missing = [c for c in columns if c not in names]
+                if missing:
+                    return f"its {extname} table lacks {', '.join(missing)}"
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        return f"it is not a readable FITS file ({exc})"
+    return None
+
+
+def _ingest_msa(ctx: ServiceContext, raw: StoredObject, data: bytes, event: Event) -> list[str]:
+    """Archive an MSA metadata file as an AUXILIARY prerequisite of the MOS observation
+    whose plan names it; refuse it with a reason otherwise."""
+    name = parse_msa_metadata(raw.filename)
+    try:
+        plan = load_latest_plan(ctx.store, name.program)
+    except ValidationError as exc:
+        plan, invalid = None, validation_summary(exc)
+    else:
+        invalid = None
+    if plan is None:
+        detail = (f"the newest stored plan of program {name.program} is invalid: {invalid}" if invalid
+                  else f"no plan of program {name.program} has been stored")
+        return [e for e in [quarantine(ctx, raw, "missing_plan", detail + "; deliver the plan and re-queue this file",
+                                       name.program, event.time)] if e]
+    obs = plan.msa_observation(raw.filename)
+    if obs is None:
+        detail = (f"the plan of program {name.program} names no observation with MSA metadata file "
+                  f"{raw.filename}")
+        return [e for e in [quarantine(ctx, raw, "unplanned_msa", detail, name.program, event.time)] if e]
+    with tempfile.TemporaryDirectory(prefix="dms-ingest-") as tmp:
+        path = Path(tmp) / raw.filename
+        path.write_bytes(data)
+        problem = msa_problem(path, plan.program)
+        if problem:
+            return [e for e in [quarantine(ctx, raw, "invalid_msa", f"{raw.filename}: {problem}", plan.program,
+                                           event.time)] if e]
+        with ctx.catalog.session() as s:
+            upsert_program(s, plan)
+        archived = archive_product(
+            ctx, path, suffix="msa", level=MSA_LEVEL, program=plan.program, observation=obs.number, exposure=None,
+            inputs=[raw.uri], source=f"{ctx.settings.source}/ingest", product_type="AUXILIARY",
+        )
+    return archived.event_ids
 
 
 HANDLERS = {"ingest.telemetry": handle_telemetry}

@@ -8,6 +8,7 @@ Layout of ``out_dir``::
     truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
     truth/truth.json
     catalogs/<program>_<target>_astrometric.ecsv  (one per target)
+    msa/jw<ppppp><ooo>001_01_msa.fits             (NIRSpec MOS observations: planned, not simulated)
     refs/jwst_<instrument>_<reftype>_<detector>[...]_sim.fits
 
 Exposures are simulated detector by detector so only one full-frame detector model is in
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy.table import Table
 
 from shared.instruments import detector, frame_time, subarray
 from shared.plan import Plan
@@ -32,6 +34,7 @@ from .astrometric import write_astrometric_catalog
 from .description import DescriptionError, ProgramDescription, SimulationSpec, load_description
 from .detector_model import make_detector_model
 from .exposure import ExposureSimulation, simulate_exposure
+from .msa import write_msa_metadata
 from .optical_refs import mean_gain, write_catalog_references, write_optical_references
 from .optics import jy_per_electron
 from .plan_builder import build_plan
@@ -56,6 +59,12 @@ class SimulationResult:
     truth_dir: Path
     reference_paths: list[Path]
     catalog_paths: list[Path] = field(default_factory=list)
+    msa_paths: list[Path] = field(default_factory=list)  # MSA metadata files, delivered with the plan
+
+    @property
+    def delivery(self) -> list[Path]:
+        """What the observatory delivers: the plan, its MSA metadata files and the telemetry."""
+        return [self.plan_path, *self.msa_paths, *self.telemetry_paths]
 
     @property
     def truth_index(self) -> Path:
@@ -161,7 +170,8 @@ def simulate(
     plan_path.write_text(plan.model_dump_json(indent=2) + "\n", encoding="utf-8")
     report("plan", 1, 1)
 
-    pairs = [(obs, exp) for obs in plan.observations for exp in obs.exposures]
+    # NIRSpec MOS observations are planned (with their MSA metadata file), not simulated
+    pairs = [(obs, exp) for obs in plan.observations if obs.msa_metadata is None for exp in obs.exposures]
     jobs = [(n, obs, exp) for n, (obs, exp) in enumerate(pairs)]
     detectors = list(dict.fromkeys(exp.detector for _, _, exp in jobs))
     telemetry: dict[int, Path] = {}
@@ -216,6 +226,12 @@ def simulate(
                          "n_stars": count, "flux_min_e_per_s": knobs.astrometric_flux_min,
                          "position_error_mas": knobs.astrometric_error_mas})
 
+    msa_paths = []
+    for obs in (o for o in plan.observations if o.msa_metadata is not None):
+        catalog = next(c for c in catalogs if c["target_id"] == obs.target_id)
+        msa_paths.append(write_msa_metadata(plan, obs, Table.read(out / catalog["path"], format="ascii.ecsv"),
+                                            out / "msa", desc.observations[_spec_index(desc, obs.number)].msa_sources))
+
     order = sorted(telemetry)
     write_truth_index(truth_dir / "truth.json", {
         "program": plan.program,
@@ -247,14 +263,19 @@ def simulate(
         truth_dir=truth_dir,
         reference_paths=reference_paths,
         catalog_paths=[out / c["path"] for c in catalogs],
+        msa_paths=msa_paths,
     )
+
+
+def _spec_index(desc: ProgramDescription, number: int) -> int:
+    return next(i for i in range(len(desc.observations)) if desc.observation_number(i) == number)
 
 
 def _photometry(plan: Plan) -> dict[str, float]:
     """Jy per photo-electron/s of every instrument/filter/pupil the plan uses."""
     return {
         f"{o.instrument}/{o.filter}/{o.pupil}": jy_per_electron(o.instrument, o.filter, o.pupil)
-        for o in plan.observations
+        for o in plan.observations if o.msa_metadata is None
     }
 
 

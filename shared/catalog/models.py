@@ -138,6 +138,8 @@ class Observation(Base):
     exp_type: Mapped[str] = mapped_column(String(32), default="")
     filter: Mapped[str | None] = mapped_column(String(32))
     pupil: Mapped[str | None] = mapped_column(String(32))
+    pre_image_for: Mapped[list[Any] | None] = mapped_column(
+        JSON, default=list, comment="Observation numbers this one is the pre-image of (prerequisite products)")
 
     program: Mapped[Program] = relationship(back_populates="observations")
     exposures: Mapped[list[Exposure]] = relationship(back_populates="observation")
