@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from astropy.io import fits
 from astropy.table import Table
