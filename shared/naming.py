@@ -27,6 +27,7 @@ __all__ = [
     "ExposureName",
     "Level3Name",
     "MsaMetadataName",
+    "OpdName",
     "PoolName",
     "is_2c",
     "member_output_name",
@@ -37,6 +38,7 @@ __all__ = [
     "parse_exposure",
     "parse_level3",
     "parse_msa_metadata",
+    "parse_opd",
     "parse_pool",
 ]
 
@@ -373,3 +375,37 @@ def parse_msa_metadata(name: str) -> MsaMetadataName:
     _check_range(name, "visit", visit, 1, 999)
     _check_range(name, "configuration", config, 1, 99)
     return MsaMetadataName(m["program"], observation, visit, config)
+
+
+# ------------------------------------------------------------------ wavefront-sensing OPD files
+
+_OPD_RE = re.compile(r"^R(?P<day>\d{8})(?P<sequence>\d{2})-(?P<aperture>[A-Z0-9]+_[A-Z0-9]+)-(?P<corr>\d{1,3})\.fits$")
+
+
+@dataclass(frozen=True)
+class OpdName:
+    """A wavefront-sensing OPD file, named as the public ones:
+    ``R<YYYYMMDD><NN>-<aperture>-<correction>.fits`` (the ``NN``-th sensing of the day, the
+    field point it was measured at, e.g. NRCA3_FP1, and the correction id)."""
+
+    day: datetime
+    sequence: int
+    aperture: str
+    correction: int = 1
+
+    def format(self) -> str:
+        return f"R{self.day:%Y%m%d}{self.sequence:02d}-{self.aperture}-{self.correction}.fits"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def parse_opd(name: str) -> OpdName:
+    m = _OPD_RE.match(name)
+    if not m:
+        raise BadNameError(f"{name!r} is not an OPD name R<YYYYMMDD><NN>-<aperture>-<correction>.fits")
+    try:
+        day = datetime.strptime(m["day"], "%Y%m%d")
+    except ValueError as exc:
+        raise BadNameError(f"{name!r}: bad date {m['day']!r}: {exc}") from None
+    return OpdName(day, int(m["sequence"]), m["aperture"], int(m["corr"]))

@@ -8,12 +8,17 @@ observation, run through every service and read back through the archive API:
   read by the public pipeline's MSA reader;
 * the pre-image's Level-3 science products are listed with the MOS observation's products
   as ``prerequisite`` (not MRP), and are protected like any data under exclusive access;
-* every linkage kind of the program shows through the API.
+* every linkage kind of the program shows through the API;
+* the wavefront-sensing OPD files of the time (a program-independent collection, public)
+  are archived, searchable by date and downloadable, and each exposure's products link the
+  OPD nearest in time as ``contributing``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+from datetime import UTC, datetime
 
 import pytest
 from astropy.io import fits
@@ -25,7 +30,7 @@ from services.ingest.receive import receive_files
 from services.ingest.task import msa_problem
 from services.simulator import simulate
 from services.simulator.description import DescriptionError
-from shared.catalog import IngestRejection
+from shared.catalog import Exposure, IngestRejection
 from shared.runtime import dispatch_events
 from shared.tokens import create_token
 from tests.faults.harness import small_program
@@ -46,6 +51,7 @@ def mos_program() -> dict:
         "pupil": "G235M", "readpatt": "NRSIRS2RAPID", "ngroups": 10, "msa_sources": 6,
         "dither": {"pattern": "N-POINT-LINE", "npoints": 3, "size": 0.5},
     })
+    desc["simulation"]["wavefront_cadence_hours"] = 48.0
     return desc
 
 
@@ -182,3 +188,73 @@ def test_bad_prerequisites_are_refused_with_a_reason(tmp_path, change, words):
     change(desc)
     with pytest.raises(DescriptionError, match=words):
         simulate(desc, tmp_path / "sim")
+
+
+# ------------------------------------------------------------------ wavefront collection
+
+
+def test_opd_files_have_the_public_layout(chain):
+    run, _, _ = chain
+    names = [p.name for p in run.sim.opd_paths]
+    assert names == ["R2025022801-NRCA3_FP1-1.fits", "R2025030201-NRCA3_FP1-1.fits"]  # before and after
+    with fits.open(run.sim.opd_paths[0]) as hdul:
+        header, opd = hdul[0].header, hdul[0].data
+        assert opd.shape == (256, 256) and header["BUNIT"] == "m" and header["APERNAME"] == "NRCA3_FP1"
+        assert header["PUPLSCAL"] == pytest.approx(header["PUPLDIAM"] / 256)
+        pupil = opd != 0
+        rms_nm = (opd[pupil] ** 2).mean() ** 0.5 * 1e9
+        assert 20 < rms_nm < 200 and header["WFE_RMS"] == pytest.approx(rms_nm, abs=1e-3)
+        assert abs(opd).max() < 1e-6  # metres: a fraction of a micrometre
+        assert hdul["RESULT_PHASE"].data == pytest.approx(opd * 1e6, rel=1e-5, abs=1e-6)  # micrometres
+
+
+def test_wavefront_collection_is_searchable_by_date(chain):
+    _, api, _ = chain
+    every = api.get("/wavefront").json()
+    assert every["total"] == 2
+    first, second = every["rows"]
+    assert first["date_obs"].startswith("2025-02-28") and second["date_obs"].startswith("2025-03-02")
+    assert first["dataRights"] == "PUBLIC" and first["apername"] == "NRCA3_FP1" and first["rms_nm"] > 0
+    near = api.get("/wavefront", params={"date": "2025-03-01T20:00:00"}).json()["rows"]
+    assert [r["filename"] for r in near] == [second["filename"], first["filename"]]
+    assert near[0]["delta_days"] == pytest.approx(4 / 24, abs=1e-6) and near[1]["delta_days"] == pytest.approx(-44 / 24, abs=1e-6)
+    assert api.get("/wavefront", params={"date": str(first["date_obs_mjd"])}).json()["rows"][0]["delta_days"] == 0
+    within = api.get("/wavefront", params={"t_min": "2025-03-01..2025-03-03"}).json()
+    assert [r["filename"] for r in within["rows"]] == [second["filename"]]
+    bad = api.get("/wavefront", params={"date": "yesterday-ish"})
+    assert bad.status_code == 400 and "date" in bad.json()["detail"]
+    got = api.get(f"/wavefront/{first['filename']}")  # public: no token
+    assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == first["sha256"]
+    assert api.get("/wavefront/R2099010101-NRCA3_FP1-1.fits").status_code == 404
+
+
+def test_exposure_products_link_the_nearest_opd(chain):
+    run, api, _ = chain
+    rate = run.filenames("rate")[0]
+    with run.ctx.catalog.session() as s:
+        start = s.scalar(select(Exposure.start_time).where(Exposure.name == rate.removesuffix("_rate.fits")))
+    start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+    rows = api.get("/wavefront").json()["rows"]
+    nearest = min(rows, key=lambda r: abs((datetime.fromisoformat(r["date_obs"]) - start).total_seconds()))
+    opd, = (n for n in api.get(f"/products/{rate}/linkages").json()["contributing"] if n["productType"] == "WAVEFRONT")
+    assert (opd["kind"], opd["productFilename"], opd["reftype"]) == ("contributing", nearest["filename"], "OPD")
+    assert opd["dataURL"].endswith(f"/wavefront/{nearest['filename']}") and not opd["in_context"]
+    assert opd["delta_days"] == pytest.approx(
+        (datetime.fromisoformat(nearest["date_obs"]) - start).total_seconds() / 86400, abs=1e-5)
+    i2d = run.filenames("i2d", 3)[0]  # a combined product: its exposures' OPDs are theirs
+    assert all(n["productType"] == "REFERENCE" for n in api.get(f"/products/{i2d}/linkages").json()["contributing"])
+
+
+def test_bad_opd_file_is_refused_with_a_reason(chain, tmp_path):
+    run, _, _ = chain
+    bad = tmp_path / "R2025030102-NRCA3_FP1-1.fits"
+    with fits.open(run.sim.opd_paths[0]) as hdul:
+        hdul[0].header["BUNIT"] = "um"
+        hdul.writeto(bad)
+    received = receive_files(run.ctx, [bad])
+    assert received[0].kind == "opd"
+    dispatch_events(run.ctx.catalog, run.inline, event_ids=[r.event_id for r in received if r.event_id])
+    run.inline.run_until_idle()
+    with run.ctx.catalog.session() as s:
+        rejection = s.scalar(select(IngestRejection).where(IngestRejection.raw_filename == bad.name))
+    assert rejection.reason == "invalid_opd" and "BUNIT" in rejection.detail

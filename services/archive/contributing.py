@@ -7,26 +7,39 @@ product was calibrated with, read from its provenance (``crds://<file>`` in
   USEAFTER, the contexts that hold it, sha256 and size; filtered by name, reftype,
   instrument, detector (files that apply to it), context and USEAFTER, paged.
 * ``GET /references/{file}`` downloads one.
-* A product's linkages list each reference it used as kind ``contributing``.
+* A product's linkages list each reference it used as kind ``contributing``, and, for a
+  product of an exposure, the wavefront-sensing OPD nearest in time to its start.
+* ``GET /wavefront`` lists the wavefront-sensing OPD files (program-independent, public) by
+  sensing time; ``date`` orders them by nearness to a time, ``t_min``/``t_max`` bound it;
+  ``GET /wavefront/{file}`` downloads one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.archive import mast
 from services.archive.mast import CriterionError
-from services.archive.schemas import ContextLink, ContributingReference, ReferenceRow
-from shared.catalog import Product, ReferenceContext, ReferenceContextFile, ReferenceFile
+from services.archive.schemas import ContextLink, ContributingReference, ReferenceRow, WavefrontRow
+from shared.catalog import (
+    Exposure,
+    Product,
+    ReferenceContext,
+    ReferenceContextFile,
+    ReferenceFile,
+    WavefrontOpd,
+)
 from shared.refdata import UnknownContextError, contexts_holding, used_references
 from shared.refdata.contexts import resolve_context
 from shared.refdata.rules import as_utc
 
-__all__ = ["ReferenceCriteria", "applies_to_detector", "contributing_references", "reference_context_link", "reference_file",
+__all__ = ["ReferenceCriteria", "WavefrontCriteria", "applies_to_detector", "contributing_references", "nearest_opd",
+           "opd_file", "search_wavefront", "wavefront_uri", "reference_context_link", "reference_file",
            "reference_media_type", "reference_uri", "reference_url", "search_references"]
 
 _ANY_DETECTOR = frozenset({"ANY", "GENERIC", "N/A", ""})
@@ -132,11 +145,11 @@ def reference_context_link(session: Session, product: Product, base_url: str) ->
 
 def contributing_references(session: Session, product: Product, base_url: str) -> list[ContributingReference]:
     """The reference files ``product`` was calibrated with, in the order its provenance
-    names them, each with its download URL and whether its context holds it."""
+    names them, each with its download URL and whether its context holds it; then, for a
+    product of an exposure, the wavefront-sensing OPD nearest in time to the exposure."""
     names = used_references(product.inputs)
-    if not names:
-        return []
-    files = {f.filename: f for f in session.scalars(select(ReferenceFile).where(ReferenceFile.filename.in_(names)))}
+    files = {f.filename: f for f in session.scalars(select(ReferenceFile).where(ReferenceFile.filename.in_(names)))} \
+        if names else {}
     in_context: set[int] = set()
     if product.reference_context and files:
         in_context = set(session.scalars(
@@ -152,5 +165,76 @@ def contributing_references(session: Session, product: Product, base_url: str) -
             dataURL=reference_url(base_url, name) if f else None, sha256=f.sha256 if f else None,
             size=f.size if f else None, in_context=f is not None and f.id in in_context,
         ))
+    opd = _exposure_opd(session, product, base_url)
+    if opd is not None:
+        out.append(opd)
     return out
 
+
+# ------------------------------------------------------------------ wavefront collection
+
+
+def wavefront_uri(filename: str) -> str:
+    return f"dms:{mast.MISSION}/wavefront/{filename}"
+
+
+@dataclass(frozen=True)
+class WavefrontCriteria:
+    date: str | None = None  # an instant: rows nearest first, with delta_days
+    t_min: str | None = None  # a range of sensing times
+    t_max: str | None = None
+    apername: list[str] = field(default_factory=list)
+
+
+def nearest_opd(session: Session, when: datetime) -> WavefrontOpd | None:
+    """The OPD sensed nearest in time to ``when`` (the earlier one on a tie)."""
+    before = session.scalar(select(WavefrontOpd).where(WavefrontOpd.date_obs <= when)
+                            .order_by(WavefrontOpd.date_obs.desc()).limit(1))
+    after = session.scalar(select(WavefrontOpd).where(WavefrontOpd.date_obs > when)
+                           .order_by(WavefrontOpd.date_obs).limit(1))
+    found = [o for o in (before, after) if o is not None]
+    return min(found, key=lambda o: abs((as_utc(o.date_obs) - when).total_seconds())) if found else None
+
+
+def _exposure_opd(session: Session, product: Product, base_url: str) -> ContributingReference | None:
+    """The OPD nearest the start of the product's exposure (products of one exposure only)."""
+    if product.exposure_id is None:
+        return None
+    start = session.scalar(select(Exposure.start_time).where(Exposure.id == product.exposure_id))
+    if start is None:
+        return None
+    start = as_utc(start)
+    opd = nearest_opd(session, start)
+    if opd is None:
+        return None
+    return ContributingReference(
+        productFilename=opd.filename, productType="WAVEFRONT", reftype="OPD", dataURI=wavefront_uri(opd.filename),
+        dataURL=f"{base_url.rstrip('/')}/wavefront/{opd.filename}", sha256=opd.sha256, size=opd.size,
+        in_context=False, delta_days=round((as_utc(opd.date_obs) - start).total_seconds() / 86400.0, 6),
+    )
+
+
+def search_wavefront(session: Session, c: WavefrontCriteria, page: int, pagesize: int,
+                     base_url: str) -> tuple[int, list[WavefrontRow]]:
+    """One page of the OPD files matching ``c`` (by sensing time, or nearest ``date`` first)."""
+    conds = [mast.like_any(WavefrontOpd.aperture, [a.upper() for a in c.apername])]
+    for value, param in ((c.t_min, "t_min"), (c.t_max, "t_max")):
+        if value:
+            conds.append(mast.parse_range(value, mast.parse_time, param).condition(WavefrontOpd.date_obs))
+    rows = list(session.scalars(select(WavefrontOpd).where(*(x for x in conds if x is not None))
+                                .order_by(WavefrontOpd.date_obs, WavefrontOpd.filename)))
+    when = mast.aware(mast.parse_instant(c.date, "date")) if c.date else None
+    if when is not None:
+        rows.sort(key=lambda o: abs((as_utc(o.date_obs) - when).total_seconds()))
+    shown = rows[(page - 1) * pagesize:page * pagesize]
+    base = base_url.rstrip("/")
+    return len(rows), [WavefrontRow(
+        filename=o.filename, dataURI=wavefront_uri(o.filename), dataURL=f"{base}/wavefront/{o.filename}",
+        date_obs=as_utc(o.date_obs), date_obs_mjd=mast.mjd(as_utc(o.date_obs)), apername=o.aperture,
+        rms_nm=o.rms_nm, sha256=o.sha256, size=o.size,
+        delta_days=round((as_utc(o.date_obs) - when).total_seconds() / 86400.0, 6) if when else None,
+    ) for o in shown]
+
+
+def opd_file(session: Session, filename: str) -> WavefrontOpd | None:
+    return session.scalar(select(WavefrontOpd).where(WavefrontOpd.filename == filename))

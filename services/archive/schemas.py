@@ -36,6 +36,7 @@ __all__ = [
     "ProvenanceInput",
     "ReferenceChangeOut",
     "ReferenceRow",
+    "WavefrontRow",
     "ReprocessingIn",
     "ReprocessingOut",
     "ReprocessingReportOut",
@@ -171,15 +172,19 @@ class ContributingReference(BaseModel):
 
     kind: Literal["contributing"] = "contributing"
     productFilename: str = Field(description="The reference file's name, e.g. jwst_nircam_flat_nrca1_f200w_clear_sim.fits.")
-    productType: Literal["REFERENCE"] = "REFERENCE"
-    reftype: str | None = Field(description="REFTYPE, e.g. FLAT; null when the catalog does not hold the file.")
-    dataURI: str = Field(description="dms:JWST/reference/<productFilename>.")
-    dataURL: str | None = Field(description="Download URL (/references/<productFilename>); null when the "
-                                            "catalog does not hold the file.")
+    productType: Literal["REFERENCE", "WAVEFRONT"] = Field(
+        "REFERENCE", description="REFERENCE: a reference file; WAVEFRONT: the wavefront-sensing OPD nearest in "
+                                 "time to the exposure.")
+    reftype: str | None = Field(description="REFTYPE, e.g. FLAT (OPD for a wavefront map); null when the catalog "
+                                            "does not hold the file.")
+    dataURI: str = Field(description="dms:JWST/reference/<productFilename> (dms:JWST/wavefront/<productFilename>).")
+    dataURL: str | None = Field(description="Download URL (/references/<productFilename>, /wavefront/<productFilename>); "
+                                            "null when the catalog does not hold the file.")
     sha256: str | None
     size: int | None = Field(description="Bytes.")
     in_context: bool = Field(description="Whether the product's reference context holds this file (false: a "
-                                         "file chosen outside the context, e.g. an override).")
+                                         "file chosen outside the context, e.g. an override, or a wavefront map).")
+    delta_days: float | None = Field(None, description="WAVEFRONT: sensing time minus the exposure start, days.")
 
 
 class ContextLink(BaseModel):
@@ -364,6 +369,22 @@ class ReferenceRow(BaseModel):
     size: int = Field(description="Bytes.")
     content_type: str
     delivered_date: datetime | None
+    dataRights: Literal["PUBLIC"] = "PUBLIC"
+
+
+class WavefrontRow(BaseModel):
+    """A wavefront-sensing OPD file (program-independent, public)."""
+
+    filename: str
+    dataURI: str = Field(description="dms:JWST/wavefront/<filename>.")
+    dataURL: str = Field(description="Download URL: /wavefront/<filename>.")
+    date_obs: datetime = Field(description="When the wavefront was sensed (UTC).")
+    date_obs_mjd: float = Field(description="The same, MJD (UTC).")
+    apername: str = Field(description="Field point it was sensed at, e.g. NRCA3_FP1.")
+    rms_nm: float = Field(description="rms OPD over the pupil, nm.")
+    sha256: str
+    size: int = Field(description="Bytes.")
+    delta_days: float | None = Field(description="With date=: date_obs minus that date, days.")
     dataRights: Literal["PUBLIC"] = "PUBLIC"
 
 

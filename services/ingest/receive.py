@@ -6,7 +6,9 @@ takes it for the program's plan) and refused with ``invalid_plan``, and the othe
 the delivery go on. An MSA metadata file (``jw<ppppp><ooo><vvv>_<cc>_msa.fits``, planned with
 a NIRSpec MOS observation) is stored under the program and observation its name gives and
 announced like telemetry (``dms.telemetry.arrived``, suffix ``msa``): ingest checks it
-against the plan and archives it. Every other file is telemetry, stored under the program and
+against the plan and archives it. A wavefront-sensing OPD file (``R<YYYYMMDD><NN>-<aperture>-<c>.fits``)
+belongs to no program: it is stored under ``wavefront/opd/`` and announced the same way
+(suffix ``opd``). Every other file is telemetry, stored under the program and
 observation its first readable packet names (``unsorted/000`` when none is readable, so
 even garbage is kept) and announced with ``dms.telemetry.arrived``. A file delivered again
 with the same bytes changes nothing; with different bytes it becomes a new revision.
@@ -26,7 +28,7 @@ from pydantic import ValidationError
 from services.ingest.quarantine import quarantine
 from shared.catalog.queries import add_event, upsert_program
 from shared.messages import ProductRef, TelemetryArrived, new_event
-from shared.naming import BadNameError, object_key, parse_msa_metadata
+from shared.naming import BadNameError, object_key, parse_msa_metadata, parse_opd
 from shared.plan import Plan, plan_filename, validation_summary
 from shared.runtime import ServiceContext
 from shared.storage import Bucket, ImmutableObjectError, ObjectStore, StoredObject
@@ -45,7 +47,7 @@ class BadPlanError(ValueError):
 class Received:
     path: Path
     stored: StoredObject
-    kind: str  # "plan", "msa" or "telemetry"
+    kind: str  # "plan", "msa", "opd" or "telemetry"
     event_id: str | None
     rejection: str | None = None  # "reason: detail" when the file was refused (kept in dms-raw)
 
@@ -106,21 +108,28 @@ def _receive_plan(ctx: ServiceContext, path: Path) -> Received:
     return Received(path, stored, "plan", None)
 
 
-def _is_msa(path: Path) -> bool:
+def _named(parse, path: Path) -> bool:
     try:
-        parse_msa_metadata(path.name)
+        parse(path.name)
     except BadNameError:
         return False
     return True
 
 
+WAVEFRONT = ("wavefront", "opd")  # where OPD files are kept: program-independent
+
+
 def _receive_telemetry(ctx: ServiceContext, path: Path, requeue: bool) -> Received:
-    if _is_msa(path):
+    if _named(parse_msa_metadata, path):
         name = parse_msa_metadata(path.name)
         ids, kind, media = (name.program, name.observation), "msa", "application/fits"
+        program, observation = ids
+    elif _named(parse_opd, path):
+        ids, kind, media = None, "opd", "application/fits"
+        program, observation = WAVEFRONT
     else:
         ids, kind, media = _first_packet_ids(path), "telemetry", "application/octet-stream"
-    program, observation = ids if ids else ("unsorted", 0)
+        program, observation = ids if ids else ("unsorted", 0)
     stored = store_new_revision(ctx.store, Bucket.RAW, program, observation, path, media)
     ref = ProductRef(uri=stored.uri, filename=stored.filename, suffix=kind, sha256=stored.sha256,
                      size=stored.size, program=program if ids else None, observation=observation if ids else None)

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from services.ingest.assembly import StreamReport
 from services.ingest.pipeline import IngestOutput, Rejection, UncalFile, ingest_telemetry
 from services.ingest.quarantine import quarantine
+from services.ingest.receive import WAVEFRONT
 from shared.archiving import archive_product
+from shared.catalog import WavefrontOpd
 from shared.catalog.queries import latest_rejection, upsert_exposure, upsert_program
 from shared.datamodels import write_product
 from shared.errors import NonRetriableError
 from shared.messages import Event, IngestSummary, TelemetryArrived
-from shared.naming import parse_msa_metadata
+from shared.naming import object_key, parse_msa_metadata, parse_opd
 from shared.plan import Plan, load_latest_plan, validation_summary
 from shared.runtime import ServiceContext
-from shared.storage import StoredObject
+from shared.storage import Bucket, ImmutableObjectError, StoredObject
 
 __all__ = ["HANDLERS", "handle_telemetry", "ingest_summary"]
 
@@ -44,6 +47,8 @@ def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
     data = ctx.store.get_bytes(bucket, key)
     if ref.suffix == "msa":
         return _ingest_msa(ctx, raw, data, event)
+    if ref.suffix == "opd":
+        return _ingest_opd(ctx, raw, data, event)
     plans: dict[str, Plan | None] = {}
     plan_errors: dict[str, str] = {}
 
@@ -178,6 +183,58 @@ def _ingest_msa(ctx: ServiceContext, raw: StoredObject, data: bytes, event: Even
             inputs=[raw.uri], source=f"{ctx.settings.source}/ingest", product_type="AUXILIARY",
         )
     return archived.event_ids
+
+
+def opd_facts(path: Path) -> tuple[datetime, float]:
+    """(sensing time, rms OPD in nm) of an OPD file in the public layout: a 2-D PRIMARY
+    image in metres (BUNIT m), finite, with DATE-OBS and TIME-OBS. ValueError says what is
+    wrong."""
+    import numpy as np
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            header, opd = hdul[0].header, hdul[0].data
+            if opd is None or opd.ndim != 2:
+                raise ValueError("its PRIMARY HDU holds no 2-D OPD image")
+            if str(header.get("BUNIT", "")).strip().lower() not in ("m", "meter", "meters"):
+                raise ValueError(f"its BUNIT is {header.get('BUNIT')!r}, not m (the OPD is in metres)")
+            if not np.all(np.isfinite(opd)):
+                raise ValueError("its OPD has non-finite values")
+            try:
+                when = datetime.fromisoformat(f"{header['DATE-OBS']}T{header.get('TIME-OBS', '00:00:00')}")
+            except (KeyError, ValueError):
+                raise ValueError("it has no valid DATE-OBS/TIME-OBS") from None
+            pupil = opd != 0
+            rms = float(np.sqrt(np.mean(np.asarray(opd, float)[pupil] ** 2)) * 1e9) if pupil.any() else 0.0
+    except OSError as exc:
+        raise ValueError(f"it is not a readable FITS file ({exc})") from None
+    return when.replace(tzinfo=UTC), rms
+
+
+def _ingest_opd(ctx: ServiceContext, raw: StoredObject, data: bytes, event: Event) -> list[str]:
+    """Archive a wavefront-sensing OPD file in the program-independent wavefront
+    collection (``wavefront_opd``, public); refuse it with a reason when it is not one."""
+    name = parse_opd(raw.filename)
+    with tempfile.TemporaryDirectory(prefix="dms-ingest-") as tmp:
+        path = Path(tmp) / raw.filename
+        path.write_bytes(data)
+        try:
+            when, rms = opd_facts(path)
+        except ValueError as exc:
+            return [e for e in [quarantine(ctx, raw, "invalid_opd", f"{raw.filename}: {exc}", None, event.time)] if e]
+        try:
+            stored = ctx.store.put_file(Bucket.ARCHIVE, object_key(*WAVEFRONT, 1, raw.filename), path,
+                                        "application/fits")
+        except ImmutableObjectError:
+            detail = f"{raw.filename}: another OPD file of this name, with other content, is archived"
+            return [e for e in [quarantine(ctx, raw, "opd_conflict", detail, None, event.time)] if e]
+    with ctx.catalog.session() as s:
+        if s.scalar(select(WavefrontOpd.id).where(WavefrontOpd.filename == raw.filename)) is None:
+            s.add(WavefrontOpd(filename=raw.filename, date_obs=when, aperture=name.aperture, rms_nm=rms,
+                               uri=stored.uri, sha256=stored.sha256, size=stored.size, archived_at=datetime.now(UTC)))
+    log.info("archived wavefront OPD %s (sensed %s, %.1f nm rms)", raw.filename, when, rms)
+    return []
 
 
 HANDLERS = {"ingest.telemetry": handle_telemetry}

@@ -263,6 +263,19 @@ class ObservationSpec(_Strict):
             raise ValueError(f"start_time {v.isoformat()} is before {EARLIEST_START.date()} (reference-file USEAFTER)")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _planned_only_instrument(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            instrument = str(data.get("instrument") or "").strip().upper()
+            exp_type = str(data.get("exp_type") or "").strip().upper()
+            if instrument in PLANNED_ONLY and exp_type not in PLANNED_ONLY[instrument]:
+                raise ValueError(
+                    f"instrument: {instrument} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)} only); "
+                    f"a {instrument} observation is planned, not simulated, as exp_type "
+                    f"{' or '.join(PLANNED_ONLY[instrument])} with its MSA metadata file")
+        return data
+
     @property
     def planned_only(self) -> bool:
         """A NIRSpec MOS observation: planned with its MSA metadata file, not simulated."""
@@ -364,6 +377,9 @@ class SimulationSpec(_Strict):
     dither_overhead_s: float = Field(30.0, ge=0.0, description="Slew/settle time between dither points, s.")
     observation_gap_s: float = Field(600.0, ge=0.0, description="Time between observations without a start_time, s.")
     write_references: bool = Field(True, description="Write the reference files of the detectors used.")
+    wavefront_cadence_hours: float = Field(0.0, ge=0.0, le=720.0, description=(
+        "Write a wavefront-sensing OPD file every this many hours around the program's exposures "
+        "(JWST senses every 48 h); 0: none."))
     dark_max_frames: int = Field(200, ge=2, le=5000, description="Cap on the frames in a dark reference; longer ramps extrapolate.")
     pointing_error_arcsec: float = Field(
         0.05, ge=0.0, le=10.0, description="Pointing error, rms per detector axis and exposure, arcsec; 0 disables."

@@ -9,6 +9,7 @@ Layout of ``out_dir``::
     truth/truth.json
     catalogs/<program>_<target>_astrometric.ecsv  (one per target)
     msa/jw<ppppp><ooo>001_01_msa.fits             (NIRSpec MOS observations: planned, not simulated)
+    wavefront/R<YYYYMMDD><NN>-NRCA3_FP1-1.fits     (OPD files, with simulation.wavefront_cadence_hours)
     refs/jwst_<instrument>_<reftype>_<detector>[...]_sim.fits
 
 Exposures are simulated detector by detector so only one full-frame detector model is in
@@ -43,6 +44,7 @@ from .reffiles import DarkRequest, write_reference_files
 from .telemetry_writer import max_rows_per_packet, write_telemetry
 from .transit import HostStar
 from .truth import write_exposure_truth, write_lightcurve_truth, write_truth_index
+from .wavefront import write_opd_files
 
 __all__ = ["Progress", "SimulationResult", "host_star", "simulate"]
 
@@ -60,11 +62,13 @@ class SimulationResult:
     reference_paths: list[Path]
     catalog_paths: list[Path] = field(default_factory=list)
     msa_paths: list[Path] = field(default_factory=list)  # MSA metadata files, delivered with the plan
+    opd_paths: list[Path] = field(default_factory=list)  # wavefront-sensing OPD files (program-independent)
 
     @property
     def delivery(self) -> list[Path]:
-        """What the observatory delivers: the plan, its MSA metadata files and the telemetry."""
-        return [self.plan_path, *self.msa_paths, *self.telemetry_paths]
+        """What the observatory delivers: the plan, its MSA metadata files, the telemetry and
+        the wavefront-sensing OPD files."""
+        return [self.plan_path, *self.msa_paths, *self.telemetry_paths, *self.opd_paths]
 
     @property
     def truth_index(self) -> Path:
@@ -232,6 +236,8 @@ def simulate(
         msa_paths.append(write_msa_metadata(plan, obs, Table.read(out / catalog["path"], format="ascii.ecsv"),
                                             out / "msa", desc.observations[_spec_index(desc, obs.number)].msa_sources))
 
+    opd_paths = write_opd_files(plan, knobs.seed, knobs.wavefront_cadence_hours, out / "wavefront")
+
     order = sorted(telemetry)
     write_truth_index(truth_dir / "truth.json", {
         "program": plan.program,
@@ -264,6 +270,7 @@ def simulate(
         reference_paths=reference_paths,
         catalog_paths=[out / c["path"] for c in catalogs],
         msa_paths=msa_paths,
+        opd_paths=opd_paths,
     )
 
 

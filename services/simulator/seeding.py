@@ -22,6 +22,7 @@ class Stream:
     POINTING = 4
     OPTICS = 5
     CATALOG = 6
+    WAVEFRONT = 7
 
 
 def seed_sequence(*keys: int, spawn_key: tuple[int, ...] = ()) -> np.random.SeedSequence:
