@@ -258,3 +258,16 @@ def test_bad_opd_file_is_refused_with_a_reason(chain, tmp_path):
     with run.ctx.catalog.session() as s:
         rejection = s.scalar(select(IngestRejection).where(IngestRejection.raw_filename == bad.name))
     assert rejection.reason == "invalid_opd" and "BUNIT" in rejection.detail
+
+
+def test_example_plans_a_pre_image_a_mos_observation_and_wavefront_sensing():
+    from services.simulator.description import load_description
+    from services.simulator.plan_builder import build_plan
+    from services.simulator.wavefront import sensing_times
+    from tests.system import REPO
+
+    desc = load_description(REPO / "examples" / "nirspec_mos_preimaging.yaml")
+    plan = build_plan(desc)
+    assert plan.observation(1).pre_image_for == [2]
+    assert plan.observation(2).msa_metadata == "jw02468002001_01_msa.fits"
+    assert len(sensing_times(plan, desc.simulation.wavefront_cadence_hours)) == 2
