@@ -88,6 +88,10 @@ def test_msa_file_is_an_auxiliary_prerequisite_and_mrp_of_its_observation(chain)
     assert list(mrp) == [MSA] and mrp[MSA]["productGroupDescription"] == "Minimum Recommended Products"
     linkages = api.get(f"/products/{MSA}/linkages").json()
     assert (linkages["observation"], linkages["linkage"]) == ("jw01234002", "prerequisite")
+    # the observation itself is still planned: its MSA file is planning input, not data
+    assert [o["obs_id"] for o in api.get("/observations").json()["rows"]] == ["jw01234001"]
+    mos = api.get("/observations/jw01234002").json()
+    assert (mos["calib_level"], mos["n_products"], mos["instrument_name"]) == (-1, 1, "NIRSPEC/MSA")
 
 
 def test_msa_file_is_protected_and_read_by_the_public_pipeline(chain, tmp_path):

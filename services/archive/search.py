@@ -6,8 +6,9 @@ Rules implemented here (and documented in docs/archive-api.md):
 * **Cone search** — an observation matches when any of its exposures' reference pointing
   (RA_REF/DEC_REF of each detector, as archived) lies within ``radius`` degrees of
   (ra, dec); an observation with no archived exposure matches on its target position.
-* **calib_level** of an observation — the highest level among its current products;
-  -1 when it has none yet (planned), and such observations are listed only on request.
+* **calib_level** of an observation — the highest level among its current products (an
+  MSA metadata file, planning input, does not count); -1 when it has none yet (planned),
+  and such observations are listed only on request.
 * **Minimum Recommended Products** of an observation — its current SCIENCE products at the
   highest calibration level any of them reaches, plus its current association files
   (suffix ``asn``) at that same level (an ASN carries the level of the products it makes),
@@ -260,7 +261,9 @@ def search_observations(
     session: Session, c: ObservationCriteria, page: int, pagesize: int, now: datetime, base_url: str
 ) -> tuple[int, list[ObservationRow]]:
     current = (
-        select(Product.observation_id.label("oid"), func.max(Product.level).label("level"),
+        # the MSA metadata file is planning input: an observation with nothing else is still planned
+        select(Product.observation_id.label("oid"),
+               func.max(case((Product.suffix == "msa", None), else_=Product.level)).label("level"),
                func.max(Product.data_release).label("release"), func.count(Product.id).label("n"))
         .where(Product.is_current, Product.observation_id.is_not(None))
         .group_by(Product.observation_id).subquery()
