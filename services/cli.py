@@ -109,6 +109,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = simulate(args.description, Path(args.out), seed=args.seed, progress=print_progress)
     print(f"plan:      {result.plan_path}")
+    print(f"ephemeris: {result.ephemeris_path}")
     print(f"telemetry: {len(result.telemetry_paths)} files in {result.telemetry_paths[0].parent if result.telemetry_paths else '-'}")
     print(f"truth:     {result.truth_dir}")
     print(f"refs:      {len(result.reference_paths)} reference files")

@@ -43,7 +43,7 @@ def expand_paths(paths: list[str]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and (q.suffix == ".ccsds" or q.name.endswith("_plan.json"))))
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and (q.suffix == ".ccsds" or q.name.endswith(("_plan.json", "_ephem.json")))))
         elif p.is_file():
             out.append(p)
         else:
@@ -59,13 +59,15 @@ def ingest_paths(ctx: ServiceContext, inline: InlineTransport | None, paths: lis
 
     received = receive_files(ctx, paths, requeue=requeue)
     plans = sum(1 for r in received if r.kind == "plan")
+    ephemerides = sum(1 for r in received if r.kind == "ephemeris")
     telemetry = sum(1 for r in received if r.kind == "telemetry")
     announced = [r.event_id for r in received if r.event_id]
-    arrivals = sum(1 for r in received if r.event_id and r.kind != "plan")
+    arrivals = sum(1 for r in received if r.event_id and r.kind not in ("plan", "ephemeris"))
+    also = f", {ephemerides} ephemeris file(s)" if ephemerides else ""
     others = {kind: sum(1 for r in received if r.kind == kind) for kind in ("msa", "opd")}
     extra = "".join(f", {n} {'MSA metadata' if kind == 'msa' else 'wavefront OPD'} file(s)"
                     for kind, n in others.items() if n)
-    print(f"delivered {plans} plan(s) and {telemetry} telemetry file(s){extra} to dms-raw; "
+    print(f"delivered {plans} plan(s){also} and {telemetry} telemetry file(s){extra} to dms-raw; "
           f"{arrivals} new arrival event(s)")
     for r in received:
         if r.rejection:

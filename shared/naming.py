@@ -7,6 +7,7 @@ Forms (reference: JWST file-naming conventions):
 - Level 3    ``jw<ppppp>-<acid>_<t###|s#####…>[-epochX]_<instr>_<optelems>[-<subarray>]_<suffix>.fits``
 - association ``jw<ppppp>-<acid>_<YYYYMMDDtHHMMSS>_<asn_type>_<NNNNN>_asn.json``
 - pool       ``jw<ppppp>_<YYYYMMDDtHHMMSS>_pool.csv``
+- association report ``jw<ppppp>_asn-report.html`` (one per program; a change is a new revision)
 
 Every ``parse_*`` raises :class:`BadNameError` saying which part is wrong, and
 ``parse_x(name).format() == name`` for every valid name.
@@ -29,6 +30,7 @@ __all__ = [
     "MsaMetadataName",
     "OpdName",
     "PoolName",
+    "ReportName",
     "is_2c",
     "member_output_name",
     "object_key",
@@ -40,6 +42,7 @@ __all__ = [
     "parse_msa_metadata",
     "parse_opd",
     "parse_pool",
+    "parse_report",
 ]
 
 
@@ -76,6 +79,7 @@ _ASN_RE = re.compile(
     r"_(?P<asn_type>[a-z0-9-]+)_(?P<sequence>\d{5})_asn\.json$"
 )
 _POOL_RE = re.compile(rf"^jw(?P<program>\d{{5}})_(?P<stamp>{_TIMESTAMP})_pool\.csv$")
+_REPORT_RE = re.compile(r"^jw(?P<program>\d{5})_asn-report\.html$")
 
 _DETECTOR_NAMES = {d.lower() for d in DETECTORS}
 _SUBARRAY_NAMES = {s.lower() for table in SUBARRAYS.values() for s in table if s != "FULL"}
@@ -207,6 +211,22 @@ class PoolName:
         return self.format()
 
 
+@dataclass(frozen=True)
+class ReportName:
+    """A program's association summary report: one file per program, whose revisions
+    follow the program's pool and associations."""
+
+    program: str
+
+    SUFFIX = "asn-report"
+
+    def format(self) -> str:
+        return f"jw{self.program}_{self.SUFFIX}.html"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
 def parse_exposure(name: str) -> ExposureName:
     m = _EXPOSURE_RE.match(name)
     if not m:
@@ -285,6 +305,13 @@ def parse_pool(name: str) -> PoolName:
     except ValueError as exc:
         raise BadNameError(f"{name!r}: bad timestamp {m['stamp']!r}: {exc}") from None
     return PoolName(m["program"], created)
+
+
+def parse_report(name: str) -> ReportName:
+    m = _REPORT_RE.match(name)
+    if not m:
+        raise BadNameError(f"{name!r} is not an association report name jw<ppppp>_asn-report.html")
+    return ReportName(m["program"])
 
 
 def parse_any(name: str) -> ExposureName | Level3Name | AssociationName | PoolName:

@@ -68,6 +68,9 @@ ROUTES: tuple[Route, ...] = (
     Route(EventType.PRODUCT_ARCHIVED, "detector1.run", suffixes=frozenset({"uncal"}), reprocessed=False),
     Route(EventType.PRODUCT_ARCHIVED, "associations.update",
           suffixes=frozenset({"rate", "rateints", "cal", "calints"}), reprocessed=False),
+    # products made from an association: the program's association report lists them
+    Route(EventType.PRODUCT_ARCHIVED, "associations.update", reprocessed=False,
+          suffixes=frozenset({"i2d", "crf", "crfints", "cat", "segm", "phot", "whtlt"})),
     Route(EventType.PRODUCT_ARCHIVED, "stage2.run", suffixes=frozenset({"asn"}),
           asn_types=frozenset({"image2", "tso-image2"}), reprocessed=False),
     Route(EventType.PRODUCT_ARCHIVED, "stage3.run", suffixes=frozenset({"asn"}),

@@ -40,7 +40,7 @@ def test_simulate_ingest_status(tmp_path, description):
     out = dms(tmp_path, "simulate", str(description), "--out", str(tmp_path / "sim")).stdout
     assert "telemetry: 1 files" in out
     out = dms(tmp_path, "ingest", str(tmp_path / "sim")).stdout
-    assert "delivered 1 plan(s) and 1 telemetry file(s)" in out and "ingest.telemetry       ok" in out
+    assert "delivered 1 plan(s), 1 ephemeris file(s) and 1 telemetry file(s)" in out and "ingest.telemetry       ok" in out
     bad = tmp_path / "noise.ccsds"
     bad.write_bytes(b"\xff" * 300)
     dms(tmp_path, "ingest", str(bad))

@@ -208,7 +208,7 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
         smtp.messages.clear()
 
         # the downlink: plan and telemetry into dms-raw, arrival events to the ingest queue
-        received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
+        received = receive_files(ctx, [sim.plan_path, sim.ephemeris_path, *sim.telemetry_paths])
         assert dispatch_events(ctx.catalog, ctx.transport,
                                event_ids=[r.event_id for r in received if r.event_id]) == len(sim.telemetry_paths)
 
@@ -223,7 +223,8 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
             assert f"{stem}_uncal.fits" in products and f"{stem}_rate.fits" in products
         assert by_suffix["cal"] == 4 and by_suffix["calints"] == 1 and by_suffix["crf"] == 4, by_suffix
         assert by_suffix["crfints"] == 1 and by_suffix["pool"] >= 1, by_suffix
-        assert {p["context"] for p in products.values() if p["level"] == 2 and p["suffix"] not in ("asn", "pool")} \
+        assert {p["context"] for p in products.values()
+                if p["level"] == 2 and p["suffix"] not in ("asn", "pool", "asn-report")} \
             == {refs.context_name}
 
         # associations: one image2 per exposure, one tso-image2, the image3 and the tso3
@@ -242,7 +243,10 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
         assert any(name.endswith("_cat.ecsv") for name in level3) and any(name.endswith("_phot.ecsv") for name in level3)
 
         # one signed `new` CloudEvent per archived product revision; wait a little for duplicates
+        # (the association report is a page about the program, not data: never announced)
         revisions = archived_revisions(ctx)
+        report = f"jw{PROGRAM}_asn-report.html"
+        assert revisions.pop(report) >= 1
         system.wait_until(lambda: set(webhook.subjects()) >= set(revisions), 90,
                           "a webhook delivery for every product", webhook.subjects)
         time.sleep(4)
@@ -278,7 +282,10 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
         rows = json.loads(attachment.get_content())
         assert Counter(r["filename"] for r in rows if r["event_type"] == "New") == revisions
         assert len([r for r in rows if r["event_type"] == "First"]) == 1
-        assert not [r for r in rows if r["event_type"] == "Public"]  # 12 months of exclusive access
+        # 12 months of exclusive access: nothing public yet (the association report, public at
+        # once, is never announced)
+        assert [r["filename"] for r in rows if r["event_type"] == "Public"] == []
+        assert report not in {r["filename"] for r in rows}
 
         # the archive API lists the products with their previews
         r = api.get("/products", params={"program": "1234", "pagesize": 1000})
@@ -288,7 +295,8 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
         assert sorted(data_rows) == sorted(products)
         assert {"UNCAL", "RATE", "CAL", "I2D", "CAT", "PHOT"} <= {
             row["productSubGroupDescription"] for row in data_rows.values()}
-        assert all(row["dataRights"] == "EXCLUSIVE_ACCESS" for row in data_rows.values())
+        assert all(row["dataRights"] == "EXCLUSIVE_ACCESS" for name, row in data_rows.items() if name != report)
+        assert data_rows[report]["dataRights"] == "PUBLIC" and data_rows[report]["productType"] == "INFO"
         assert all(row["sha256"] == products[name]["sha256"] for name, row in data_rows.items())
         previews = {row["productFilename"] for row in listed if row["productType"] == "PREVIEW"}
         assert f"{mosaic.removesuffix('.fits')}_preview.png" in previews
@@ -304,6 +312,10 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
             assert hashlib.sha256(r.content).hexdigest() == products[name]["sha256"] == r.headers["X-Checksum-SHA256"]
         r = api.get(f"/previews/{mosaic}", headers=auth[PI])
         assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+        # the association report, anonymously: every association complete, no data in it
+        r = api.get("/programs/1234/associations/report")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert r.text.count('<section class="association complete"') == sum(emitted.values())
 
     system.check_alive()
     print(f"end-to-end: {len(products)} products ({sum(revisions.values())} revisions), "

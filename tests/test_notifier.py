@@ -232,6 +232,14 @@ def test_classification_table(event_type, facts, expected):
     assert notification_types(event_type, f) == expected
 
 
+@pytest.mark.parametrize("event_type", [EventType.PRODUCT_ARCHIVED, EventType.DATA_PUBLIC])
+@pytest.mark.parametrize("revision", [1, 2])
+def test_the_association_report_is_never_announced(event_type, revision):
+    f = FileFacts(filename="jw01234_asn-report.html", suffix="asn-report", program="01234", revision=revision,
+                  archived_at=T0, data_release=T0, first_of_program=True)
+    assert notification_types(event_type, f) == ()
+
+
 def test_primary_type_and_retry_schedule():
     f = FileFacts(filename="x_uncal.fits")
     assert primary_type([Notice(f, "public"), Notice(f, "first"), Notice(f, "new")]) == "new"

@@ -48,7 +48,7 @@ def test_example_program_ingests_into_valid_uncal(example, tmp_path):
     sim = simulate(desc, tmp_path / "sim")
     settings = Settings(var_dir=tmp_path / "var")
     ctx, inline = embedded_context(settings, services=["ingest"])
-    received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
+    received = receive_files(ctx, [sim.plan_path, sim.ephemeris_path, *sim.telemetry_paths])
     dispatch_events(ctx.catalog, inline, event_ids=[r.event_id for r in received if r.event_id])
     assert all(o.status == "ok" for _, o in inline.run_until_idle())
 
@@ -81,6 +81,8 @@ def test_example_program_ingests_into_valid_uncal(example, tmp_path):
             # places the truth stars at their truth pixels (0.01 px), the commanded one within the
             # injected shift plus the distortion across the window (1 px)
             assert (h1["RA_REF"], h1["DEC_REF"]) == pytest.approx((exposure.pointing.ra, exposure.pointing.dec))
+            # the observatory's state from the delivered ephemeris (not the geocentre fallback)
+            assert h1["EPH_TYPE"] == "Definitive" and 1.2e9 < np.linalg.norm([h1[f"OBSGEO-{a}"] for a in "XYZ"]) < 1.9e9
             truth_header = fits.getheader(sim.truth_dir / f"{name.exposure_id}_truth_rate.fits")
             truth = Table.read(sim.truth_dir / f"{name.exposure_id}_truth_stars.ecsv")
             inside = truth[(truth["x"] > 2) & (truth["x"] < h0["SUBSIZE1"] - 3) & (truth["y"] > 2) & (truth["y"] < h0["SUBSIZE2"] - 3)]

@@ -87,7 +87,7 @@ def test_light_curve_truth(tso):
     [telemetry] = tso.telemetry_paths
     stem = telemetry.stem
     curve = Table.read(tso.truth_dir / f"{stem}_truth_lightcurve.ecsv")
-    assert curve.colnames == ["integration", "mid_mjd_utc", "relative_flux", "host_flux", "x", "y"]
+    assert curve.colnames == ["integration", "mid_mjd_utc", "mid_bjd_tdb", "relative_flux", "host_flux", "x", "y"]
     assert len(curve) == 60 and list(curve["integration"]) == list(range(1, 61))
     rel = np.asarray(curve["relative_flux"])
     assert rel.min() == pytest.approx(0.99, abs=1e-12) and rel.max() == 1.0

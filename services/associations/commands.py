@@ -1,5 +1,6 @@
-"""``dms associations <program> [--discover]``: the pool, the candidates and every
-association with its state (emitted, ready, or waiting for which members).
+"""``dms associations <program> [--discover] [--report FILE]``: the pool, the candidates
+and every association with its state (emitted, ready, or waiting for which members); with
+``--report``, also the association report (HTML) of that state written to FILE.
 
 Read-only: it evaluates the rules over the catalog and the plan as the handler would and
 compares with what was last emitted; nothing is archived.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -20,13 +22,15 @@ from services.associations.builder import (
     evaluate,
     spec_key,
 )
+from services.associations.records import exposure_starts, last_emitted, made_from_associations
+from services.associations.report import render_report, report_input
 from services.associations.state import load_state
 from shared.catalog.models import Association
 from shared.config import get_settings
 from shared.plan import load_latest_plan
 from shared.runtime import ServiceContext
 
-__all__ = ["cmd_associations", "describe_program", "register_commands"]
+__all__ = ["cmd_associations", "describe_program", "register_commands", "report_html"]
 
 _SHOWN = 4  # member names listed per waiting association
 
@@ -82,6 +86,21 @@ def describe_program(ctx: ServiceContext, program: str, discover: bool = False) 
     return format_evaluation(evaluate(plan, state, AssociationParams(discover=discover)), rows)
 
 
+def report_html(ctx: ServiceContext, program: str, discover: bool = False) -> str:
+    """The association report of the program's current state, as the handler archives it.
+    Raises LookupError when the program has no plan."""
+    plan = load_latest_plan(ctx.store, program)
+    if plan is None:
+        raise LookupError(f"program {program} has no delivered plan")
+    with ctx.catalog.session() as s:
+        state = load_state(s, program)
+        emitted = {key: (e.filename, e.signature) for key, e in last_emitted(s, program).items()}
+        made = made_from_associations(s, program)
+        starts = exposure_starts(s, program)
+    evaluation = evaluate(plan, state, AssociationParams(discover=discover))
+    return render_report(report_input(plan, evaluation, emitted, made, starts))
+
+
 def cmd_associations(args: argparse.Namespace) -> int:
     settings = get_settings()
     program = args.program.zfill(5)
@@ -90,9 +109,13 @@ def cmd_associations(args: argparse.Namespace) -> int:
         return 2
     ctx = ServiceContext.from_settings(settings)
     ctx.catalog.upgrade()
+    discover = args.discover or settings.discover_associations
     try:
-        print(describe_program(ctx, program, args.discover or settings.discover_associations))
-    except (LookupError, ValidationError) as exc:
+        print(describe_program(ctx, program, discover))
+        if args.report is not None:
+            args.report.write_text(report_html(ctx, program, discover), encoding="utf-8")
+            print(f"report written to {args.report}")
+    except (LookupError, ValidationError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -105,4 +128,6 @@ def register_commands(sub) -> None:
     s = sub.add_parser("associations", help="a program's pool, candidates and associations, and what they wait for")
     s.add_argument("program", help="program number, e.g. 01234")
     s.add_argument("--discover", action="store_true", help="also show discovered (a3NNN) candidates")
+    s.add_argument("--report", type=Path, metavar="FILE",
+                   help="also write the association report (HTML) of the current state to FILE")
     s.set_defaults(func=cmd_associations)

@@ -6,16 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from services.associations.builder import Evaluation, LastEmitted, PlannedAsn, SpecKey, spec_key
+from services.associations.report import MadeProduct
 from shared.catalog import Catalog
-from shared.catalog.models import Association
+from shared.catalog.models import Association, Exposure, Observation, Product
 
-__all__ = ["Emitted", "last_emitted", "program_lock", "save_evaluation"]
+__all__ = ["Emitted", "exposure_starts", "last_emitted", "made_from_associations", "program_lock", "save_evaluation"]
 
 # Namespace of the PostgreSQL advisory locks taken here (first key of the pair).
 _LOCK_NAMESPACE = 0x41534E  # "ASN"
@@ -79,3 +80,29 @@ def save_evaluation(session: Session, evaluation: Evaluation, emitted: list[Emit
         if changed:
             row.updated_at = now
     session.flush()
+
+
+def made_from_associations(session: Session, program: str) -> list[tuple[MadeProduct, list[str]]]:
+    """Current products of ``program`` whose provenance names an association file, with
+    their inputs (what the report lists as made by each association)."""
+    rows = session.scalars(
+        select(Product).where(Product.program_id == program, Product.is_current,
+                              Product.suffix.not_in(("asn", "pool")),
+                              cast(Product.inputs, String).like("%\\_asn.json%", escape="\\"))
+        .order_by(Product.filename)
+    ).all()
+    return [(MadeProduct(p.filename, p.suffix, p.level, p.revision, _utc(p.data_release)),
+             [str(i) for i in p.inputs or ()]) for p in rows]
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def exposure_starts(session: Session, program: str) -> dict[str, datetime]:
+    """Exposure id -> start time the catalog records (ingest's, from the telemetry)."""
+    rows = session.execute(
+        select(Exposure.name, Exposure.start_time).join(Observation, Exposure.observation_id == Observation.id)
+        .where(Observation.program_id == program, Exposure.start_time.is_not(None))
+    ).all()
+    return {name: _utc(start) for name, start in rows}

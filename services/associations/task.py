@@ -7,6 +7,8 @@ program's earlier pools; an ASN is archived when it is complete and its member s
 (filenames and revisions) differs from the one last emitted for the same candidate, type
 and product, and replaces that one (superseded, no longer current) when its name differs. Its ``dms.product.archived``
 event carries ``asn_type``, ``asn_id``, ``asn_rule`` and ``products`` for the router.
+Last, the program's association report (:mod:`services.associations.report`) is archived
+when its content changed.
 """
 
 from __future__ import annotations
@@ -21,21 +23,30 @@ from sqlalchemy import select
 
 from services.associations.builder import AssociationParams, Evaluation, evaluate, spec_key, to_emit
 from services.associations.pool import pool_bytes
-from services.associations.records import Emitted, last_emitted, program_lock, save_evaluation
+from services.associations.records import (
+    Emitted,
+    exposure_starts,
+    last_emitted,
+    made_from_associations,
+    program_lock,
+    save_evaluation,
+)
+from services.associations.report import render_report, report_input
 from services.associations.state import load_state
 from shared.archiving import archive_product
 from shared.catalog.models import Product
 from shared.errors import InputError, NonRetriableError
 from shared.messages import Event
-from shared.naming import BadNameError, parse_exposure
+from shared.naming import BadNameError, ReportName, parse_exposure
 from shared.plan import Plan, load_latest_plan
 from shared.runtime import ServiceContext
 
-__all__ = ["HANDLERS", "POOL_LEVEL", "handle_product", "update_program"]
+__all__ = ["HANDLERS", "POOL_LEVEL", "REPORT_SUFFIX", "handle_product", "update_program"]
 
 log = logging.getLogger(__name__)
 
 POOL_LEVEL = 2  # the pool lists stage-1 exposures; the Level-3 ASNs made from it are level 3
+REPORT_SUFFIX = ReportName.SUFFIX
 
 
 def _program_of(event: Event) -> str:
@@ -112,7 +123,35 @@ def update_program(ctx: ServiceContext, plan: Plan, params: AssociationParams) -
                 event_ids += archived.event_ids
         with ctx.catalog.session() as s:
             save_evaluation(s, evaluation, emitted, datetime.now(UTC))
+        if evaluation.pool is not None:
+            event_ids += _archive_report(ctx, plan, evaluation)
     return event_ids
+
+
+def _archive_report(ctx: ServiceContext, plan: Plan, evaluation: Evaluation) -> list[str]:
+    """Archive the program's association report when its content changed (a new revision
+    of ``jw<ppppp>_asn-report.html``; identical bytes are a no-op). It holds metadata
+    only, so its data are public from the start (``data_release``: now). It names no
+    input: it is read from the catalog and the plan, and a product made from inputs is
+    released with them (the pool, under exclusive access), which it need not be."""
+    program = evaluation.program
+    with ctx.catalog.session() as s:
+        emitted = {key: (e.filename, e.signature) for key, e in last_emitted(s, program).items()}
+        made = made_from_associations(s, program)
+        starts = exposure_starts(s, program)
+    html = render_report(report_input(plan, evaluation, emitted, made, starts))
+    name = ReportName(program).format()
+    with tempfile.TemporaryDirectory(prefix="dms-asn-report-") as tmp:
+        path = Path(tmp) / name
+        path.write_text(html, encoding="utf-8")
+        archived = archive_product(
+            ctx, path, suffix=REPORT_SUFFIX, level=POOL_LEVEL, program=program, observation=0, exposure=None,
+            inputs=[], source=f"{ctx.settings.source}/associations", product_type="INFO",
+            content_type="text/html", data_release=datetime.now(UTC),
+        )
+    if archived.event_id:
+        log.info("%s: association report %s r%d", program, name, archived.ref.revision)
+    return archived.event_ids
 
 
 def _observation_of(acid: str) -> int:

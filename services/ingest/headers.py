@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import astropy.units as u
 import numpy as np
-from astropy.constants import c
-from astropy.coordinates import SkyCoord, get_body_barycentric
+from astropy.coordinates import SkyCoord
 from astropy.time import Time
 
+from services.ingest.observer import Observer, observer
+from shared.ephemeris import Ephemeris
 from shared.instruments import DetectorInfo, ExposureTiming, Subarray, readout_pattern
 from shared.plan import Observation, Plan, PlannedExposure
 from shared.wcs import wcs_keywords
@@ -30,8 +31,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class IntegrationTimes:
-    """Start, mid and end of each integration (UTC MJD and BJD_TDB) and the end time of
-    each group (UTC MJD)."""
+    """Start, mid and end of each integration (UTC MJD and BJD_TDB), the end time of
+    each group (UTC MJD) and where the BJD_TDB were computed from."""
 
     start: np.ndarray
     mid: np.ndarray
@@ -40,31 +41,23 @@ class IntegrationTimes:
     mid_bjd: np.ndarray
     end_bjd: np.ndarray
     group_end: np.ndarray  # (nints, ngroups)
+    observer: Observer
 
 
 def _mjd(when: datetime) -> float:
     return Time(when).mjd
 
 
-def _bjd_tdb(mjd_utc: np.ndarray, ra: float, dec: float) -> np.ndarray:
-    """Barycentric Julian Date (TDB) as MJD for a target: TDB plus the Roemer delay of the
-    Earth's barycentric position projected on the target direction. The observatory is
-    taken at the geocentre: JWST orbits L2, about 5 light-seconds away, so the values are
-    good to a few seconds (no spacecraft ephemeris is available to this system)."""
-    t = Time(mjd_utc, format="mjd", scale="utc")
-    earth = get_body_barycentric("earth", t).xyz.to_value(u.m)  # (3, n)
-    r, d = math.radians(ra), math.radians(dec)
-    direction = np.array([math.cos(d) * math.cos(r), math.cos(d) * math.sin(r), math.sin(d)])
-    delay_days = direction @ earth / c.to_value(u.m / u.s) / 86400.0
-    return t.tdb.mjd + delay_days
-
-
 def integration_times(
-    t0: datetime, timing: ExposureTiming, nints: int, ngroups: int, ra: float, dec: float
+    t0: datetime, timing: ExposureTiming, nints: int, ngroups: int, ra: float, dec: float,
+    ephemeris: Ephemeris | None = None,
 ) -> IntegrationTimes:
     """Times of every integration and group for an exposure whose first integration
     started at ``t0``. An integration lasts NGROUPS*TGROUP plus one reset frame; group g
-    (1-based) ends g*TGROUP after its integration starts."""
+    (1-based) ends g*TGROUP after its integration starts. BJD_TDB are those of light
+    reaching the observatory on its ``ephemeris`` from (``ra``, ``dec``); without an
+    ephemeris that covers the exposure, at the geocentre (``IntegrationTimes.observer``
+    says which)."""
     t_int = ngroups * timing.tgroup + timing.tframe
     start0 = _mjd(t0)
     day = 86400.0
@@ -72,8 +65,9 @@ def integration_times(
     ends = starts + ngroups * timing.tgroup / day
     mids = (starts + ends) / 2.0
     group_end = starts[:, None] + np.arange(1, ngroups + 1)[None, :] * timing.tgroup / day
-    bjd = _bjd_tdb(np.concatenate([starts, mids, ends]), ra, dec).reshape(3, nints)
-    return IntegrationTimes(starts, mids, ends, bjd[0], bjd[1], bjd[2], group_end)
+    where = observer(ephemeris, float(starts[0]), float(ends[-1]))
+    bjd = where.bjd_tdb(np.concatenate([starts, mids, ends]), ra, dec).reshape(3, nints)
+    return IntegrationTimes(starts, mids, ends, bjd[0], bjd[1], bjd[2], group_end, where)
 
 
 def group_table_rows(

@@ -6,6 +6,7 @@ task stores, registers and announces what this returns.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,8 +28,10 @@ from services.ingest.headers import (
     int_times_rows,
     integration_times,
 )
+from services.ingest.observer import observer_keywords
 from shared.datamodels import FitsProduct, dqflags
 from shared.datamodels.uncal import group_table, int_times_table, uncal_product
+from shared.ephemeris import Ephemeris
 from shared.instruments import DETECTORS_BY_CODE, MAX_EXPOSURE_BYTES, exposure_timing, subarray
 from shared.naming import ExposureName
 from shared.plan import Plan
@@ -39,6 +42,8 @@ from shared.telemetry import (
     from_ccsds_time,
     to_ccsds_time,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_TIME_TOLERANCE",
@@ -97,6 +102,7 @@ def ingest_telemetry(
     data: bytes,
     plan_for: Callable[[str], Plan | None],
     *,
+    ephemeris_for: Callable[[str], Ephemeris | None] | None = None,
     created: datetime,
     software_version: str,
     segment_bytes: int,
@@ -111,6 +117,10 @@ def ingest_telemetry(
         The file as delivered.
     plan_for : callable
         Program id -> its observation plan, or None when none has been delivered.
+    ephemeris_for : callable, optional
+        Program id -> the observatory's ephemeris delivered with it, or None. Without one
+        that covers an exposure, its times are computed at the geocentre and EPH_TYPE says
+        so (:mod:`services.ingest.observer`).
     created : datetime
         Creation time written to DATE: when the raw file was first stored, so every run over
         the same bytes writes the same products.
@@ -143,8 +153,10 @@ def ingest_telemetry(
     budget = InflateBudget(max_inflated_bytes)
     for key in sorted(exposures):
         try:
-            result = _ingest_exposure(exposures[key], plan_for(_program_id(key)), report, created, software_version,
-                                      segment_bytes, budget, time_tolerance)
+            program = _program_id(key)
+            result = _ingest_exposure(exposures[key], plan_for(program), report, created, software_version,
+                                      segment_bytes, budget, time_tolerance,
+                                      ephemeris_for(program) if ephemeris_for is not None else None)
         except InflateLimitError as exc:
             # A payload that expands past its cap makes the whole file suspect: nothing of it
             # is archived, the raw file is kept for inspection.
@@ -173,6 +185,7 @@ def _ingest_exposure(
     segment_bytes: int,
     budget: InflateBudget,
     time_tolerance: timedelta,
+    ephemeris: Ephemeris | None = None,
 ) -> list[UncalFile] | Rejection:
     key = streams.key
     program = _program_id(key)
@@ -238,11 +251,15 @@ def _ingest_exposure(
     timing = exposure_timing(det.instrument, sub, obs.readpatt, ngroups, nints)
     t0 = exposure_start(sci.group_times, timing, ngroups, exp.start_time)
     target = plan.target(obs.target_id)
-    times = integration_times(t0, timing, nints, ngroups, target.ra, target.dec)
+    times = integration_times(t0, timing, nints, ngroups, target.ra, target.dec, ephemeris)
     keywords = exposure_keywords(
         plan=plan, obs=obs, exp=exp, det=det, sub=sub, timing=timing, times=times, created=created,
         software_version=software_version, zero_frame=zero is not None, data_problem=report.data_problem,
     )
+    keywords.update(observer_keywords(times.observer, float(times.start[0]), float(times.end[-1]),
+                                      target.ra, target.dec, keywords["RA_REF"], keywords["DEC_REF"]))
+    if times.observer.why:
+        log.warning("exposure %s: BJD_TDB at the geocentre, %s", key, times.observer.why)
     exposure_fields = {
         "visit": exp.visit, "visit_group": exp.visit_group, "sequence": exp.sequence,
         "activity": f"{exp.activity:02d}", "exposure": exp.exposure, "detector": det.name,

@@ -3,7 +3,9 @@
 Plans (``jw<ppppp>_plan.json``) are validated and stored as program-level objects; a plan
 that does not validate is kept at ``<program>/rejected/r<revision>/`` (where no reader
 takes it for the program's plan) and refused with ``invalid_plan``, and the other files of
-the delivery go on. An MSA metadata file (``jw<ppppp><ooo><vvv>_<cc>_msa.fits``, planned with
+the delivery go on. The observatory's ephemeris delivered for a program
+(``jw<ppppp>_ephem.json``, :mod:`shared.ephemeris`) is stored and refused the same way
+(``invalid_ephemeris``). An MSA metadata file (``jw<ppppp><ooo><vvv>_<cc>_msa.fits``, planned with
 a NIRSpec MOS observation) is stored under the program and observation its name gives and
 announced like telemetry (``dms.telemetry.arrived``, suffix ``msa``): ingest checks it
 against the plan and archives it. A wavefront-sensing OPD file (``R<YYYYMMDD><NN>-<aperture>-<c>.fits``)
@@ -27,6 +29,7 @@ from pydantic import ValidationError
 
 from services.ingest.quarantine import quarantine
 from shared.catalog.queries import add_event, upsert_program
+from shared.ephemeris import Ephemeris
 from shared.messages import ProductRef, TelemetryArrived, new_event
 from shared.naming import BadNameError, object_key, parse_msa_metadata, parse_opd
 from shared.plan import Plan, plan_filename, validation_summary
@@ -37,6 +40,7 @@ from shared.telemetry import Packet, decode_stream
 __all__ = ["BadPlanError", "Received", "receive_files", "store_new_revision"]
 
 _PLAN_NAME = re.compile(r"^jw\d{5}_plan\.json$")
+_EPHEMERIS_NAME = re.compile(r"^jw(\d{5})_ephem\.json$")
 
 
 class BadPlanError(ValueError):
@@ -47,7 +51,7 @@ class BadPlanError(ValueError):
 class Received:
     path: Path
     stored: StoredObject
-    kind: str  # "plan", "msa", "opd" or "telemetry"
+    kind: str  # "plan", "ephemeris", "msa", "opd" or "telemetry"
     event_id: str | None
     rejection: str | None = None  # "reason: detail" when the file was refused (kept in dms-raw)
 
@@ -108,6 +112,24 @@ def _receive_plan(ctx: ServiceContext, path: Path) -> Received:
     return Received(path, stored, "plan", None)
 
 
+def _receive_ephemeris(ctx: ServiceContext, path: Path) -> Received:
+    data = path.read_bytes()
+    named = _EPHEMERIS_NAME.match(path.name).group(1)
+    try:
+        eph = Ephemeris.model_validate_json(data)
+        if eph.program is not None and eph.program != named:
+            raise ValueError(f"it says it is for program {eph.program}")
+    except (ValidationError, ValueError) as exc:
+        why = validation_summary(exc) if isinstance(exc, ValidationError) else str(exc)
+        stored = store_new_revision(ctx.store, Bucket.RAW, named, "rejected", path, "application/json")
+        detail = (f"{path.name}: invalid ephemeris: {why}; the ephemeris in force is unchanged: "
+                  "deliver a corrected one and re-queue the program's telemetry")
+        event_id = quarantine(ctx, stored, "invalid_ephemeris", detail, named, datetime.now(UTC))
+        return Received(path, stored, "ephemeris", event_id, rejection=f"invalid_ephemeris: {detail}")
+    stored = store_new_revision(ctx.store, Bucket.RAW, named, 0, path, "application/json")
+    return Received(path, stored, "ephemeris", None)
+
+
 def _named(parse, path: Path) -> bool:
     try:
         parse(path.name)
@@ -143,11 +165,14 @@ def _receive_telemetry(ctx: ServiceContext, path: Path, requeue: bool) -> Receiv
 
 
 def receive_files(ctx: ServiceContext, paths: list[Path], *, requeue: bool = False) -> list[Received]:
-    """Store plans first, then telemetry; return what was stored and announced. A plan that
-    does not validate is kept and refused (``Received.rejection``); the other files still go."""
+    """Store plans and ephemerides first, then telemetry; return what was stored and
+    announced. A plan or ephemeris that does not validate is kept and refused
+    (``Received.rejection``); the other files still go."""
     files = sorted({p.resolve() for p in paths})
     plans = [p for p in files if _PLAN_NAME.match(p.name)]
-    others = [p for p in files if not _PLAN_NAME.match(p.name)]
+    ephemerides = [p for p in files if _EPHEMERIS_NAME.match(p.name)]
+    others = [p for p in files if not _PLAN_NAME.match(p.name) and not _EPHEMERIS_NAME.match(p.name)]
     out = [_receive_plan(ctx, p) for p in plans]
+    out.extend(_receive_ephemeris(ctx, p) for p in ephemerides)
     out.extend(_receive_telemetry(ctx, p, requeue) for p in others)
     return out

@@ -24,6 +24,7 @@ from shared.archiving import archive_product
 from shared.catalog import WavefrontOpd
 from shared.catalog.queries import latest_rejection, upsert_exposure, upsert_program
 from shared.datamodels import write_product
+from shared.ephemeris import Ephemeris, load_latest_ephemeris
 from shared.errors import NonRetriableError
 from shared.messages import Event, IngestSummary, TelemetryArrived
 from shared.naming import object_key, parse_msa_metadata, parse_opd
@@ -62,6 +63,15 @@ def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
                                         f"{validation_summary(exc)}; deliver a corrected plan and re-queue this file")
         return plans[program]
 
+    def ephemeris_for(program: str) -> Ephemeris | None:
+        # Delivery refuses an ephemeris that does not validate, so a stored one does;
+        # should it not, the exposure falls back to the geocentre and says so.
+        try:
+            return load_latest_ephemeris(ctx.store, program)
+        except ValidationError as exc:
+            log.error("the newest stored ephemeris of program %s is invalid: %s", program, validation_summary(exc))
+            return None
+
     if raw.sha256 != ref.sha256:
         output = IngestOutput(rejections=[Rejection(
             "checksum_mismatch",
@@ -71,7 +81,7 @@ def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
         # DATE is when the raw file was first stored, so every run over these bytes
         # (redelivery, re-queue) writes identical products.
         output = ingest_telemetry(
-            data, plan_for, created=raw.created or event.time, software_version=ctx.settings.cal_ver,
+            data, plan_for, ephemeris_for=ephemeris_for, created=raw.created or event.time, software_version=ctx.settings.cal_ver,
             segment_bytes=ctx.settings.segment_bytes, max_inflated_bytes=ctx.settings.ingest_max_inflated_bytes,
             time_tolerance=timedelta(seconds=ctx.settings.ingest_time_tolerance_s),
         )

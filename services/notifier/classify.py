@@ -16,6 +16,10 @@ DMS event                   notification types (per file)
 ``dms.reference.delivered`` ``reference`` for every reference file it names
 anything else               nothing
 ==========================  =========================================================
+
+A program's association report (``_asn-report.html``) raises nothing: it is a page about
+the program's associations, rewritten as they change, not data; subscribers hear of the
+products themselves.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.messages import EventType
+from shared.naming import ReportName
 from shared.subscriptions import NOTIFICATION_TYPES, matches
 
 __all__ = [
@@ -82,6 +87,8 @@ class Notice:
 def notification_types(event_type: str, facts: FileFacts) -> tuple[str, ...]:
     """The notification types ``facts`` raises for an event of ``event_type``, in the
     order of :data:`shared.subscriptions.NOTIFICATION_TYPES`."""
+    if facts.suffix == ReportName.SUFFIX:
+        return ()
     if event_type == EventType.PRODUCT_ARCHIVED:
         types = [NEW, FIRST] if facts.revision == 1 and facts.first_of_program else (
             [NEW] if facts.revision == 1 else [REPROCESSED])

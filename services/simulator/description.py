@@ -153,7 +153,8 @@ class TransitSpec(_Strict):
     duration_s: float = Field(gt=0.0, description="Total duration T14 (first to last contact), s.")
     ingress_s: float | None = Field(None, ge=0.0, description="Ingress (= egress) time, s; default duration_s / 10.")
     mid_time_s: float | None = Field(
-        None, description="Mid-transit, s after the observation start; default the middle of the observation."
+        None, description=("Mid-transit, s after the observation start (UTC at the observatory); default the "
+                           "middle of the observation. The truth also gives it as a BJD_TDB.")
     )
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import numpy as np
 
+from shared.ephemeris import Ephemeris
 from shared.imaging_wcs import TelescopePointing, fits_approximation, imaging_gwcs
 from shared.instruments import (
     DetectorInfo,
@@ -39,6 +40,7 @@ from .distortion import (
     relative_area_window,
     window_v2v3,
 )
+from .ephemeris import simulated_ephemeris
 from .optics import (
     ab_magnitude,
     default_sky_level,
@@ -241,6 +243,7 @@ def simulate_exposure(
     model: DetectorModel | None = None,
     noiseless: bool = False,
     host: HostStar | None = None,
+    ephemeris: Ephemeris | None = None,
 ) -> ExposureSimulation:
     """Simulate one planned exposure of one detector.
 
@@ -258,6 +261,9 @@ def simulate_exposure(
     host : HostStar, optional
         The TSO host star of the observation (:func:`runner.host_star` builds it from the
         description); None: no extra star.
+    ephemeris : Ephemeris, optional
+        The observatory's ephemeris, which times the host's light curve (default: the
+        simulated halo orbit over the plan, :func:`ephemeris.simulated_ephemeris`).
     """
     det = detector(exp.detector)
     sub = subarray(obs.instrument, obs.subarray)
@@ -286,7 +292,9 @@ def simulate_exposure(
     psf_radius = 6.0 * fwhm / 2.3548 + 1.0
     xi_range, eta_range = window_box(gw, target, nx, ny, psf_radius + _MARGIN_PIX)
     stars = stars_in_region(target, knobs.seed, star_population(plan, target.id, knobs), xi_range, eta_range)
-    curve = light_curve(host, obs, exp.start_time, schedule) if host is not None else None
+    curve = None
+    if host is not None:
+        curve = light_curve(host, obs, target, exp.start_time, schedule, ephemeris or simulated_ephemeris(plan))
     if curve is not None:
         stars = _with_host(stars, target, host.flux * float(np.mean(curve.relative)))
     sx, sy = _world_to_pixel(gw, stars)

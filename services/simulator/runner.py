@@ -3,6 +3,7 @@
 Layout of ``out_dir``::
 
     plan/jw<ppppp>_plan.json
+    plan/jw<ppppp>_ephem.json                     the observatory's definitive ephemeris
     telemetry/<exposure_id>.ccsds
     truth/<exposure_id>_truth_{rate.fits,stars.ecsv,jumps.ecsv}
     truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
@@ -28,12 +29,14 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
+from shared.ephemeris import Ephemeris, ephemeris_filename
 from shared.instruments import detector, frame_time, subarray
 from shared.plan import Plan
 
 from .astrometric import write_astrometric_catalog
 from .description import DescriptionError, ProgramDescription, SimulationSpec, load_description
 from .detector_model import make_detector_model
+from .ephemeris import simulated_ephemeris
 from .exposure import ExposureSimulation, simulate_exposure
 from .msa import write_msa_metadata
 from .optical_refs import mean_gain, write_catalog_references, write_optical_references
@@ -57,6 +60,8 @@ class SimulationResult:
 
     plan_path: Path
     plan: Plan
+    ephemeris_path: Path
+    ephemeris: Ephemeris
     telemetry_paths: list[Path]
     truth_dir: Path
     reference_paths: list[Path]
@@ -66,9 +71,9 @@ class SimulationResult:
 
     @property
     def delivery(self) -> list[Path]:
-        """What the observatory delivers: the plan, its MSA metadata files, the telemetry and
-        the wavefront-sensing OPD files."""
-        return [self.plan_path, *self.msa_paths, *self.telemetry_paths, *self.opd_paths]
+        """What the observatory delivers: the plan, the ephemeris, the MSA metadata files,
+        the telemetry and the wavefront-sensing OPD files."""
+        return [self.plan_path, self.ephemeris_path, *self.msa_paths, *self.telemetry_paths, *self.opd_paths]
 
     @property
     def truth_index(self) -> Path:
@@ -172,6 +177,9 @@ def simulate(
         d.mkdir(parents=True, exist_ok=True)
     plan_path = plan_dir / f"jw{plan.program}_plan.json"
     plan_path.write_text(plan.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    ephemeris = simulated_ephemeris(plan)
+    ephemeris_path = plan_dir / ephemeris_filename(plan.program)
+    ephemeris_path.write_text(ephemeris.model_dump_json() + "\n", encoding="utf-8")
     report("plan", 1, 1)
 
     # NIRSpec MOS observations are planned (with their MSA metadata file), not simulated
@@ -198,7 +206,8 @@ def simulate(
         for n, obs, exp in jobs:
             if exp.detector != det_name:
                 continue
-            sim = simulate_exposure(plan, obs, exp, knobs, model=model, host=host_star(desc, obs.number))
+            sim = simulate_exposure(plan, obs, exp, knobs, model=model, host=host_star(desc, obs.number),
+                                    ephemeris=ephemeris)
             path = write_telemetry(sim, tele_dir, rows_per_packet=knobs.rows_per_packet, compress=knobs.compress)
             telemetry[n] = path
             entries[n] = _exposure_entry(sim, path, truth_dir, out)
@@ -246,6 +255,7 @@ def simulate(
         "parameters": knobs.model_dump(mode="json"),
         "description": desc.model_dump(mode="json"),
         "plan": str(plan_path.relative_to(out)),
+        "ephemeris": str(ephemeris_path.relative_to(out)),
         "exposures": [entries[n] for n in order],
         "references": references,
         "catalogs": catalogs,
@@ -265,6 +275,8 @@ def simulate(
     return SimulationResult(
         plan_path=plan_path,
         plan=plan,
+        ephemeris_path=ephemeris_path,
+        ephemeris=ephemeris,
         telemetry_paths=[telemetry[n] for n in order],
         truth_dir=truth_dir,
         reference_paths=reference_paths,
@@ -321,5 +333,6 @@ def _exposure_entry(sim: ExposureSimulation, telemetry: Path, truth_dir: Path, o
         entry["transit"] = None if transit is None else {
             "depth": transit.depth, "duration_s": transit.duration_s, "ingress_s": transit.ingress,
             "mid_time_s_after_observation_start": host.curve.mid_time_s,
+            "mid_time_bjd_tdb": host.curve.mid_time_bjd_tdb,
         }
     return entry

@@ -6,6 +6,12 @@ evaluated at the integration's mid time (the INT_TIMES convention: an integratio
 starts ``(i - 1) * (NGROUPS * TGROUP + TFRAME)`` after the exposure start and lasts
 ``NGROUPS * TGROUP``; its mid time is half that later).
 
+The transit happens on the barycentric clock: its mid-time is a BJD_TDB, and each
+integration sees the star at the BJD_TDB of the light reaching the observatory, from the
+observatory's position in its ephemeris (the one delivered with the plan). The mid-time a
+description gives in seconds after the observation start is placed on that clock as the
+BJD_TDB of light arriving at that instant.
+
 Trapezoid: 1 outside the transit (``|t - mid| >= T14 / 2``), ``1 - depth`` between second
 and third contact (``|t - mid| <= T14 / 2 - ingress``), linear in between.
 """
@@ -16,9 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+from astropy.time import Time
 
+from shared.ephemeris import Ephemeris, bjd_tdb
 from shared.instruments import exposure_timing, subarray
-from shared.plan import Observation
+from shared.plan import Observation, Target
 
 from .description import TransitSpec
 from .ramps import FrameSchedule
@@ -36,13 +44,17 @@ class HostStar:
 
 @dataclass(frozen=True)
 class LightCurve:
-    """Per integration (shape (nints,)): ``mid_s`` seconds after the exposure start and
+    """Per integration (shape (nints,)): ``mid_s`` seconds after the exposure start,
+    ``mid_bjd_tdb`` the BJD_TDB (as MJD) of its mid time at the observatory and
     ``relative`` flux; ``mid_time_s`` the transit mid-time, seconds after the observation
-    start (None without a transit)."""
+    start, and ``mid_time_bjd_tdb`` the same instant as a BJD_TDB (MJD) (None without a
+    transit)."""
 
     mid_s: np.ndarray
+    mid_bjd_tdb: np.ndarray
     relative: np.ndarray
     mid_time_s: float | None
+    mid_time_bjd_tdb: float | None = None
 
 
 def trapezoid(t: np.ndarray, mid: float, duration: float, ingress: float, depth: float) -> np.ndarray:
@@ -88,13 +100,23 @@ def observation_span(obs: Observation) -> tuple[datetime, datetime]:
     return min(starts), max(starts) + timedelta(seconds=timing.duration)
 
 
-def light_curve(host: HostStar, obs: Observation, exposure_start: datetime, schedule: FrameSchedule) -> LightCurve:
-    """The host star's relative flux in each integration of one exposure."""
+def _bjd(ephemeris: Ephemeris, target: Target, mjd_utc: np.ndarray) -> np.ndarray:
+    position, _ = ephemeris.state(mjd_utc)
+    return bjd_tdb(mjd_utc, target.ra, target.dec, position)
+
+
+def light_curve(host: HostStar, obs: Observation, target: Target, exposure_start: datetime,
+                schedule: FrameSchedule, ephemeris: Ephemeris) -> LightCurve:
+    """The host star's relative flux in each integration of one exposure, seen from the
+    observatory on its ``ephemeris`` (EphemerisCoverageError when it does not cover the
+    exposure)."""
     mids = integration_mid_offsets(schedule)
+    mid_bjd = _bjd(ephemeris, target, Time(exposure_start).mjd + mids / 86400.0)
     if host.transit is None:
-        return LightCurve(mids, np.ones_like(mids), None)
+        return LightCurve(mids, mid_bjd, np.ones_like(mids), None)
     t = host.transit
     start, end = observation_span(obs)
     mid_time = t.mid_time_s if t.mid_time_s is not None else (end - start).total_seconds() / 2.0
-    since_obs_start = (exposure_start - start).total_seconds() + mids
-    return LightCurve(mids, trapezoid(since_obs_start, mid_time, t.duration_s, t.ingress, t.depth), mid_time)
+    mid_time_bjd = float(_bjd(ephemeris, target, np.array([Time(start).mjd + mid_time / 86400.0]))[0])
+    relative = trapezoid((mid_bjd - mid_time_bjd) * 86400.0, 0.0, t.duration_s, t.ingress, t.depth)
+    return LightCurve(mids, mid_bjd, relative, mid_time, mid_time_bjd)

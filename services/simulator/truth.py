@@ -203,12 +203,13 @@ def write_lightcurve_truth(sim: ExposureSimulation, directory: Path) -> Path | N
         {
             "integration": np.arange(1, len(host.curve.relative) + 1, dtype=np.int32),
             "mid_mjd_utc": start_mjd + host.curve.mid_s / 86400.0,
+            "mid_bjd_tdb": host.curve.mid_bjd_tdb,
             "relative_flux": host.curve.relative,
             "host_flux": host.flux * host.curve.relative,
             "x": np.full(len(host.curve.relative), host.x),
             "y": np.full(len(host.curve.relative), host.y),
         },
-        units={"mid_mjd_utc": "d", "host_flux": "electron/s", "x": "pix", "y": "pix"},
+        units={"mid_mjd_utc": "d", "mid_bjd_tdb": "d", "host_flux": "electron/s", "x": "pix", "y": "pix"},
     )
     transit = host.host.transit
     table.meta.update({
@@ -218,9 +219,12 @@ def write_lightcurve_truth(sim: ExposureSimulation, directory: Path) -> Path | N
         "transit": None if transit is None else {
             "depth": transit.depth, "duration_s": transit.duration_s, "ingress_s": transit.ingress,
             "mid_time_s_after_observation_start": host.curve.mid_time_s,
+            "mid_time_bjd_tdb": host.curve.mid_time_bjd_tdb,
         },
         "description": {
             "mid_mjd_utc": "mid time of the integration (INT_TIMES convention), UTC MJD",
+            "mid_bjd_tdb": "the same instant at the solar-system barycentre (light arrival at the observatory, "
+                           "its ephemeris), TDB, as MJD",
             "relative_flux": "host flux / out-of-transit flux, constant within the integration",
             "host_flux": "host star photo-electrons/s in this integration",
             "x, y": "0-based window pixel of the host star (true pointing)",

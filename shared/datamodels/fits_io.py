@@ -128,22 +128,31 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
     return path
 
 
-def _asdf_bytes(tree: dict[str, Any]) -> bytes:
-    """The ASDF file of ``tree``, the same bytes in every process.
+class _OrderedHistoryAsdf(asdf.AsdfFile):
+    """An AsdfFile that lists the extensions it used in a fixed order.
 
-    asdf lists the extensions it used in ``history.extensions`` in the order of a set of
-    extension objects, which differs from one process to the next: a task run again by
-    another worker would store different bytes (a new revision) for the same product. A
-    first pass finds the extensions; the second writes them in a fixed order (asdf updates
-    listed entries in place)."""
-    probe = io.BytesIO()
-    asdf.AsdfFile(dict(tree)).write_to(probe)
-    probe.seek(0)
-    with asdf.open(probe, lazy_load=False, memmap=False) as written:
-        used = sorted((dict(e) for e in written.tree.get("history", {}).get("extensions", [])),
-                      key=lambda e: (str(e.get("extension_uri")), str(e.get("extension_class"))))
+    asdf records them in ``history.extensions`` in the order of a set of extension
+    objects, which differs from one process to the next: a task run again by another
+    worker would store different bytes (a new revision) for the same product. asdf
+    knows what it used only once the tree is serialized; this sorts the list at that
+    point (by extension URI, then class), so one pass writes the file."""
+
+    def _update_extension_history(self, tree, serialization_context):
+        super()._update_extension_history(tree, serialization_context)
+        history = tree.get("history")
+        if isinstance(history, dict) and isinstance(history.get("extensions"), list):
+            history["extensions"].sort(key=_extension_order)
+
+
+def _extension_order(entry: Mapping[str, Any]) -> tuple[str, str]:
+    return str(entry.get("extension_uri")), str(entry.get("extension_class"))
+
+
+def _asdf_bytes(tree: dict[str, Any]) -> bytes:
+    """The ASDF file of ``tree``, the same bytes in every process (see
+    :class:`_OrderedHistoryAsdf`)."""
     buf = io.BytesIO()
-    asdf.AsdfFile({**tree, "history": {"extensions": used}}).write_to(buf)
+    _OrderedHistoryAsdf(dict(tree)).write_to(buf)
     return buf.getvalue()
 
 

@@ -1,21 +1,35 @@
-"""/programs: a program's public description, and the PI's grants of data access.
+"""/programs: a program's public description, its association report, and the PI's grants
+of data access.
 
 Only the program's PI (``pi_user``, as the owner of their token) may add or remove
-authorized users; the list itself is shown to the PI only.
+authorized users; the list itself is shown to the PI only. The association report is a
+product of the program (metadata only, public from its archiving); it is served under
+the same read rule as any file (an embargoed program's to operators only).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, Request, status
+from fastapi.responses import Response
 from sqlalchemy import select
 
 from services.archive import mast
-from services.archive.dependencies import CurrentUser, DbSession, RequiredUser
+from services.archive.dependencies import (
+    CurrentUser,
+    DbSession,
+    RequiredUser,
+    SettingsDep,
+    StoreDep,
+)
+from services.archive.files import resolve, serve
+from services.archive.routers.download import authorize
 from services.archive.schemas import AuthorizationRequest, ErrorOut, ProgramOut
-from shared.access import readers
-from shared.catalog import Observation, Program
+from shared.access import published_revision, readers
+from shared.catalog import ArtifactKind, Observation, Product, Program
+from shared.naming import ReportName
 
 __all__ = ["router"]
 
@@ -69,6 +83,39 @@ def _pi_only(program: Program, user: str) -> None:
 @router.get("/{program}", response_model=ProgramOut, summary="A program")
 def get_program(program: str, session: DbSession, user: CurrentUser) -> ProgramOut:
     return _out(session, _load(session, program), user)
+
+
+# The report is one self-contained page: no script, no external resource may run or load.
+_REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+@router.head("/{program}/associations/report", include_in_schema=False)
+@router.get("/{program}/associations/report", summary="The program's association report (HTML)",
+            response_class=Response,
+            responses={200: {"content": {"text/html": {}}},
+                       404: {"model": ErrorOut, "description": "No such program, or no report yet."}})
+def association_report(program: str, request: Request, session: DbSession, store: StoreDep, user: CurrentUser,
+                       settings: SettingsDep) -> Response:
+    """The current revision of the program's association summary report: every
+    association with its rule, members, completion state (what it still waits for), the
+    products made, the members' footprints and exposure timeline. It is also one of the
+    program's products (``jw<ppppp>_asn-report.html``), with its
+    earlier revisions."""
+    row = _load(session, program)
+    filename = session.scalar(
+        select(Product.filename).where(Product.program_id == row.id, Product.suffix == ReportName.SUFFIX,
+                                       Product.is_current, published_revision())
+        .order_by(Product.archived_at.desc()).limit(1))
+    served = resolve(session, filename, (ArtifactKind.DATA,)) if filename is not None else None
+    if served is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"program {row.id} has no association report yet: it is made once an "
+                                   "exposure of the program is archived")
+    authorize(session, served, user, datetime.now(UTC), frozenset(settings.operator_users))
+    response = serve(store, served, inline=True, head=request.method == "HEAD")
+    response.headers["Content-Security-Policy"] = _REPORT_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @router.post("/{program}/authorizations", response_model=ProgramOut, summary="Grant data access (PI only)",
