@@ -60,10 +60,14 @@ def ingest_paths(ctx: ServiceContext, inline: InlineTransport | None, paths: lis
     received = receive_files(ctx, paths, requeue=requeue)
     plans = sum(1 for r in received if r.kind == "plan")
     ephemerides = sum(1 for r in received if r.kind == "ephemeris")
+    telemetry = sum(1 for r in received if r.kind == "telemetry")
     announced = [r.event_id for r in received if r.event_id]
-    arrivals = sum(1 for r in received if r.event_id and r.kind == "telemetry")
+    arrivals = sum(1 for r in received if r.event_id and r.kind not in ("plan", "ephemeris"))
     also = f", {ephemerides} ephemeris file(s)" if ephemerides else ""
-    print(f"delivered {plans} plan(s){also} and {len(received) - plans - ephemerides} telemetry file(s) to dms-raw; "
+    others = {kind: sum(1 for r in received if r.kind == kind) for kind in ("msa", "opd")}
+    extra = "".join(f", {n} {'MSA metadata' if kind == 'msa' else 'wavefront OPD'} file(s)"
+                    for kind, n in others.items() if n)
+    print(f"delivered {plans} plan(s){also} and {telemetry} telemetry file(s){extra} to dms-raw; "
           f"{arrivals} new arrival event(s)")
     for r in received:
         if r.rejection:

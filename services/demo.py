@@ -431,7 +431,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if inline is not None:
                 inline.run_until_idle()
         print(f"3. delivering and processing ({'in-process' if settings.embedded else settings.broker_url})")
-        ingest_paths(ctx, inline, [result.plan_path, *result.delivered_paths])
+        ingest_paths(ctx, inline, result.delivery)
         t2 = time.perf_counter()
         _print_summary(ctx)
         if settings.embedded:

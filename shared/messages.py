@@ -211,7 +211,9 @@ class Payload(_Frozen):
 class TelemetryArrived(Payload):
     """``dms.telemetry.arrived``: a telemetry file was stored in ``dms-raw`` (ingest runs on it).
     ``telemetry.suffix`` is ``telemetry``; program and observation are those of its first
-    readable packet (None when no packet is readable)."""
+    readable packet (None when no packet is readable). An MSA metadata file delivered with
+    the plan arrives the same way, with suffix ``msa`` and the program and observation of
+    its name."""
 
     event_type: ClassVar[EventType] = EventType.TELEMETRY_ARRIVED
     telemetry: ProductRef

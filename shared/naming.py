@@ -32,6 +32,8 @@ __all__ = [
     "ExposureName",
     "GuideStarName",
     "Level3Name",
+    "MsaMetadataName",
+    "OpdName",
     "PoolName",
     "ReportName",
     "is_2c",
@@ -43,6 +45,8 @@ __all__ = [
     "parse_exposure",
     "parse_guidestar",
     "parse_level3",
+    "parse_msa_metadata",
+    "parse_opd",
     "parse_pool",
     "parse_report",
 ]
@@ -457,3 +461,70 @@ def member_output_name(member: str, acid: str, suffix: str) -> str:
         return replace(parse_exposure(member), acid=acid, suffix=suffix, ext="fits").format()
     except BadNameError:
         return f"{_stem(member)}_{acid}_{suffix}.fits"
+
+
+# ------------------------------------------------------------------ MSA metadata files
+
+_MSA_RE = re.compile(r"^jw(?P<program>\d{5})(?P<observation>\d{3})(?P<visit>\d{3})_(?P<config>\d{2})_msa\.fits$")
+
+
+@dataclass(frozen=True)
+class MsaMetadataName:
+    """A NIRSpec MSA metadata file (MSAMETFL): ``jw<ppppp><ooo><vvv>_<cc>_msa.fits``, the
+    shutter configuration ``cc`` planned for a visit of a MOS observation."""
+
+    program: str
+    observation: int
+    visit: int = 1
+    config: int = 1
+
+    def format(self) -> str:
+        return f"jw{self.program}{self.observation:03d}{self.visit:03d}_{self.config:02d}_msa.fits"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def parse_msa_metadata(name: str) -> MsaMetadataName:
+    m = _MSA_RE.match(name)
+    if not m:
+        raise BadNameError(f"{name!r} is not an MSA metadata name jw<ppppp><ooo><vvv>_<cc>_msa.fits")
+    observation, visit, config = int(m["observation"]), int(m["visit"]), int(m["config"])
+    _check_range(name, "observation", observation, 1, 999)
+    _check_range(name, "visit", visit, 1, 999)
+    _check_range(name, "configuration", config, 1, 99)
+    return MsaMetadataName(m["program"], observation, visit, config)
+
+
+# ------------------------------------------------------------------ wavefront-sensing OPD files
+
+_OPD_RE = re.compile(r"^R(?P<day>\d{8})(?P<sequence>\d{2})-(?P<aperture>[A-Z0-9]+_[A-Z0-9]+)-(?P<corr>\d{1,3})\.fits$")
+
+
+@dataclass(frozen=True)
+class OpdName:
+    """A wavefront-sensing OPD file, named as the public ones:
+    ``R<YYYYMMDD><NN>-<aperture>-<correction>.fits`` (the ``NN``-th sensing of the day, the
+    field point it was measured at, e.g. NRCA3_FP1, and the correction id)."""
+
+    day: datetime
+    sequence: int
+    aperture: str
+    correction: int = 1
+
+    def format(self) -> str:
+        return f"R{self.day:%Y%m%d}{self.sequence:02d}-{self.aperture}-{self.correction}.fits"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def parse_opd(name: str) -> OpdName:
+    m = _OPD_RE.match(name)
+    if not m:
+        raise BadNameError(f"{name!r} is not an OPD name R<YYYYMMDD><NN>-<aperture>-<correction>.fits")
+    try:
+        day = datetime.strptime(m["day"], "%Y%m%d")
+    except ValueError as exc:
+        raise BadNameError(f"{name!r}: bad date {m['day']!r}: {exc}") from None
+    return OpdName(day, int(m["sequence"]), m["aperture"], int(m["corr"]))

@@ -40,6 +40,7 @@ from shared.instruments import (
     exposure_timing,
     instrument_detectors,
 )
+from shared.naming import BadNameError, parse_msa_metadata
 from shared.storage import Bucket
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "latest_plan_key",
     "load_latest_plan",
     "plan_filename",
+    "prerequisite_problem",
     "validation_summary",
 ]
 
@@ -170,6 +172,12 @@ class Observation(_Frozen):
     tsovisit: bool = False
     is_background: bool = False
     is_psf: bool = False
+    pre_image_for: list[int] = Field(default_factory=list, description=(
+        "Observations this imaging observation is the pre-image of (their MSA configurations are "
+        "planned from it): its products are prerequisites of theirs."))
+    msa_metadata: str | None = Field(None, description=(
+        "MSAMETFL of a NIRSpec MOS observation (NRS_MSASPEC): its MSA metadata file, "
+        "jw<ppppp><ooo><vvv>_<cc>_msa.fits, delivered with the plan."))
     exposures: list[PlannedExposure] = Field(default_factory=list)
     guide_stars: list[GuideStar] = Field(default_factory=list, description=(
         "The guide star of each guided visit; none for unguided (dark) observations."))
@@ -304,6 +312,29 @@ def candidate_problem(kind: str, observations: Iterable[int], background: Mappin
     return None
 
 
+def prerequisite_problem(program: str, obs: Observation, numbers: set[int]) -> str | None:
+    """Why an observation's prerequisites (``pre_image_for``, ``msa_metadata``) are wrong,
+    or None; the message starts with the field it is about."""
+    for n in obs.pre_image_for:
+        if n == obs.number:
+            return f"pre_image_for: observation {n} cannot be its own pre-image"
+        if n not in numbers:
+            return f"pre_image_for: {n} is not an observation of the program (known: {sorted(numbers)})"
+    if obs.pre_image_for and not obs.exp_type.endswith("_IMAGE"):
+        return f"pre_image_for: a pre-image is an imaging observation, not {obs.exp_type}"
+    if obs.msa_metadata is not None:
+        if obs.exp_type != "NRS_MSASPEC":
+            return f"msa_metadata: only a NIRSpec MOS observation (NRS_MSASPEC) has one, not {obs.exp_type}"
+        try:
+            name = parse_msa_metadata(obs.msa_metadata)
+        except BadNameError as exc:
+            return f"msa_metadata: {exc}"
+        if (name.program, name.observation) != (program, obs.number):
+            return (f"msa_metadata: {obs.msa_metadata} names program {name.program} observation "
+                    f"{name.observation:03d}, not this observation ({program} {obs.number:03d})")
+    return None
+
+
 class PlannedCandidate(_Frozen):
     """A proposal-defined association candidate (ASN_CANDIDATE ``(id, type)`` in the pool)."""
 
@@ -363,6 +394,19 @@ class Plan(_Frozen):
             if o.target_id not in targets:
                 raise ValueError(f"observations.{k}.target_id: target {o.target_id} is not in targets {sorted(targets)}")
         return self
+
+    @model_validator(mode="after")
+    def _prerequisites(self) -> Plan:
+        numbers = {o.number for o in self.observations}
+        for k, o in enumerate(self.observations):
+            problem = prerequisite_problem(self.program, o, numbers)
+            if problem:
+                raise ValueError(f"observations.{k}.{problem}")
+        return self
+
+    def msa_observation(self, msa_file: str) -> Observation | None:
+        """The observation whose MSA metadata file is ``msa_file``, or None."""
+        return next((o for o in self.observations if o.msa_metadata == msa_file), None)
 
     @model_validator(mode="after")
     def _candidates(self) -> Plan:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from astropy.io import fits
 from astropy.table import Table
@@ -39,6 +40,7 @@ class ChainRun:
     ctx: ServiceContext
     outcomes: list[tuple[str, str]]  # (task, status) in the order they ran
     seconds: dict[str, float]  # wall time of "simulate" and "process"
+    inline: Any = None  # the in-process dispatcher, to run more work after the chain
 
     # ------------------------------------------------------------------ products
 
@@ -102,10 +104,10 @@ def run_chain(description: Mapping, work_dir: Path) -> ChainRun:
     ctx, inline = embedded_context(settings)
     deliver(ctx, sim.reference_paths, note="simulator references")
     done = inline.run_until_idle()
-    received = receive_files(ctx, [sim.plan_path, *sim.delivered_paths])
+    received = receive_files(ctx, sim.delivery)
     dispatch_events(ctx.catalog, inline, event_ids=[r.event_id for r in received if r.event_id])
     done += inline.run_until_idle()
     outcomes = [(task, outcome.status) for task, outcome in done]
     failed = [(task, outcome) for task, outcome in done if outcome.status != "ok"]
     assert not failed, f"tasks that did not succeed: {failed}"
-    return ChainRun(sim, ctx, outcomes, {"simulate": t1 - t0, "process": time.perf_counter() - t1})
+    return ChainRun(sim, ctx, outcomes, {"simulate": t1 - t0, "process": time.perf_counter() - t1}, inline)

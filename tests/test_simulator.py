@@ -575,7 +575,7 @@ def _bad(**changes) -> dict:
         (_bad(ngroup=5), ["observations[0].ngroup", "unknown field"]),
         (_bad(ngroups=0), ["observations[0].ngroups"]),
         (_bad(dither={"pattern": "SPIRAL"}), ["observations[0].dither", "offsets"]),
-        (_bad(instrument="NIRSPEC", detectors=["NRS1"]), ["observations[0].instrument", "not simulated"]),
+        (_bad(instrument="NIRSPEC", detectors=["NRS1"]), ["observations[0]", "instrument: NIRSPEC is not simulated"]),
     ],
 )
 def test_bad_description_names_the_field(desc, words):

@@ -31,6 +31,7 @@ from services.archive.routers import (
     references,
     reprocessing,
     subscriptions,
+    wavefront,
 )
 from shared.catalog import Catalog
 from shared.config import Settings
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "programs", "description": "Programs and the PI's grants of data access."},
             {"name": "subscriptions", "description": "Your notification subscriptions (token needed)."},
             {"name": "reprocessing", "description": "Reprocessing requests of your programs (token needed)."},
+            {"name": "wavefront", "description": "Wavefront-sensing OPD files (program-independent, public)."},
             {"name": "events", "description": "Recent archive events."},
             {"name": "operations", "description": "Health, metrics, identity."},
         ],
@@ -201,8 +203,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
-    for module in (observations, products, download, programs, access, references, subscriptions, reprocessing, events,
-                   ops):
+    for module in (observations, products, download, programs, access, references, wavefront, subscriptions,
+                   reprocessing, events, ops):
         app.include_router(module.router)
     app.openapi = lambda: _complete_openapi(app)
     app.add_middleware(_BodyLimit)

@@ -30,7 +30,8 @@ from shared.access import published_revision
 from shared.catalog import Artifact, ArtifactKind, Observation, Product, Program
 from shared.storage import ObjectNotFoundError, ObjectStore, StorageError
 
-__all__ = ["Served", "artifact_headers", "open_artifact", "resolve", "serve"]
+__all__ = ["Served", "StoredFile", "artifact_headers", "checksum_headers", "open_artifact", "resolve", "serve",
+           "serve_file"]
 
 PRESIGN_SECONDS = 3600
 
@@ -88,70 +89,102 @@ def _served(session: Session, product: Product, artifact: Artifact) -> Served:
     return Served(product, program, artifact, name, number)
 
 
-def artifact_headers(artifact: Artifact, revision: int) -> dict[str, str]:
-    """Checksum headers: RFC 3230 ``Digest``, RFC 9530 ``Repr-Digest``, plain hex and ETag."""
-    b64 = base64.b64encode(bytes.fromhex(artifact.sha256)).decode("ascii")
-    return {
+def artifact_headers(artifact: Artifact, revision: int | None) -> dict[str, str]:
+    """Checksum headers: RFC 3230 ``Digest``, RFC 9530 ``Repr-Digest``, plain hex and ETag
+    (and ``X-DMS-Revision`` for a product revision)."""
+    return checksum_headers(artifact.sha256, revision)
+
+
+def checksum_headers(sha256: str, revision: int | None = None) -> dict[str, str]:
+    """The headers :func:`artifact_headers` gives, from a sha256 (hex)."""
+    b64 = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
+    headers = {
         "Digest": f"sha-256={b64}",
         "Repr-Digest": f"sha-256=:{b64}:",
-        "X-Checksum-SHA256": artifact.sha256,
-        "ETag": f'"{artifact.sha256}"',
-        "X-DMS-Revision": str(revision),
+        "X-Checksum-SHA256": sha256,
+        "ETag": f'"{sha256}"',
     }
+    if revision is not None:
+        headers["X-DMS-Revision"] = str(revision)
+    return headers
 
 
-def _missing(served: Served) -> HTTPException:
-    log.error("catalogued object missing from the store: %s (%s)", served.artifact.uri, served.name)
+@dataclass(frozen=True)
+class StoredFile:
+    """A stored object the API hands out: its name, where it is and what it holds."""
+
+    name: str
+    uri: str
+    sha256: str
+    size: int
+    content_type: str
+    revision: int | None = None  # a product's revision; None for a reference file
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (revision {self.revision})" if self.revision is not None else self.name
+
+
+def _missing(stored: StoredFile) -> HTTPException:
+    log.error("catalogued object missing from the store: %s (%s)", stored.uri, stored.name)
     return HTTPException(
         status.HTTP_500_INTERNAL_SERVER_ERROR,
-        detail=f"{served.name} (revision {served.product.revision}) is catalogued but its file is "
+        detail=f"{stored.label} is catalogued but its file is "
                "missing from the object store; please report this to the archive operators",
     )
 
 
-def _unavailable(served: Served, exc: StorageError) -> HTTPException:
+def _unavailable(stored: StoredFile, exc: StorageError) -> HTTPException:
     # the error names buckets, keys and endpoints: the log has it, the caller does not
-    log.error("object store cannot deliver %s (%s): %s", served.name, served.artifact.uri, exc)
+    log.error("object store cannot deliver %s (%s): %s", stored.name, stored.uri, exc)
     return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                         detail=f"the object store cannot deliver {served.name} now ({type(exc).__name__}); "
+                         detail=f"the object store cannot deliver {stored.name} now ({type(exc).__name__}); "
                                 "try again shortly")
 
 
 def serve(store: ObjectStore, served: Served, *, inline: bool = False, redirect: bool = False,
           head: bool = False) -> Response:
-    """The response that delivers a file: the local file, a redirect, or a checked copy
-    (``head``: only the headers, without reading a remote object)."""
-    headers = artifact_headers(served.artifact, served.product.revision)
+    """The response that delivers a product's file (:func:`serve_file`)."""
+    a = served.artifact
+    return serve_file(store, StoredFile(served.name, a.uri, a.sha256, a.size, a.content_type, served.product.revision),
+                      inline=inline, redirect=redirect, head=head)
+
+
+def serve_file(store: ObjectStore, stored: StoredFile, *, inline: bool = False, redirect: bool = False,
+               head: bool = False) -> Response:
+    """The response that delivers a stored file: the local file, a redirect, or a checked
+    copy (``head``: only the headers, without reading a remote object)."""
+    headers = checksum_headers(stored.sha256, stored.revision)
     disposition = "inline" if inline else "attachment"
-    bucket, key = store.parse_uri(served.artifact.uri)
+    bucket, key = store.parse_uri(stored.uri)
     local_path = getattr(store, "local_path", None)
     if local_path is not None:
         path = Path(local_path(bucket, key))
         if not path.is_file():
-            raise _missing(served)
-        return FileResponse(path, media_type=served.artifact.content_type, filename=served.name,
+            raise _missing(stored)
+        return FileResponse(path, media_type=stored.content_type, filename=stored.name,
                             headers=headers, content_disposition_type=disposition)
     if head:
-        headers["Content-Length"] = str(served.artifact.size)
-        headers["Content-Disposition"] = f'{disposition}; filename="{served.name}"'
-        return Response(headers=headers, media_type=served.artifact.content_type)
+        headers["Content-Length"] = str(stored.size)
+        headers["Content-Disposition"] = f'{disposition}; filename="{stored.name}"'
+        return Response(headers=headers, media_type=stored.content_type)
     presign = getattr(store, "presigned_get_url", None)
     if redirect and presign is not None:
         try:
             url = presign(bucket, key, PRESIGN_SECONDS)
         except StorageError as exc:
-            raise _unavailable(served, exc) from exc
+            raise _unavailable(stored, exc) from exc
         return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT, headers=headers)
     tmpdir = Path(tempfile.mkdtemp(prefix="dms-archive-"))
     try:
-        path = store.download(bucket, key, tmpdir / served.name)
+        path = store.download(bucket, key, tmpdir / stored.name)
     except ObjectNotFoundError as exc:
         shutil.rmtree(tmpdir, ignore_errors=True)
-        raise _missing(served) from exc
+        raise _missing(stored) from exc
     except StorageError as exc:
         shutil.rmtree(tmpdir, ignore_errors=True)
-        raise _unavailable(served, exc) from exc
-    return FileResponse(path, media_type=served.artifact.content_type, filename=served.name, headers=headers,
+        raise _unavailable(stored, exc) from exc
+    return FileResponse(path, media_type=stored.content_type, filename=stored.name, headers=headers,
                         content_disposition_type=disposition,
                         background=BackgroundTask(shutil.rmtree, tmpdir, ignore_errors=True))
 

@@ -7,7 +7,10 @@ reference URIs); the links are read from it:
 * **to its observation** — ``aggregation``: a product of one of the observation's exposures
   (``_uncal``, ``_rate``, ``_cal``, the 2c ``_crf``); ``composition``: a combined product
   (Level 3) composed from its exposures; ``prerequisite``: an association or pool, what
-  re-running the pipeline needs; ``linked``: a program-level product, in no observation.
+  re-running the pipeline needs, and an MSA metadata file (``_msa``), which re-running a
+  NIRSpec MOS observation needs; the products of its pre-image (another observation whose
+  plan names it in ``pre_image_for``) are listed with its products as ``prerequisite`` too
+  (services/archive/search.py); ``linked``: a program-level product, in no observation.
 * **between products** — ``antecedent``: one was made from the other (``_rate`` from
   ``_uncal``); ``composition``: a Level-3 product and the 2c products of its association
   (the ``_crf`` of each member), which stand between it and the members its provenance
@@ -42,8 +45,9 @@ from shared.naming import BadNameError, is_2c, parse_guidestar
 
 __all__ = ["AUXILIARY_SUFFIXES", "Walk", "basename", "derived", "is_guide_star", "names_it", "observation_linkage"]
 
-AUXILIARY_SUFFIXES = frozenset({"asn", "pool"})
-"""Files that say how products are made (associations, pools): prerequisites, not data."""
+AUXILIARY_SUFFIXES = frozenset({"asn", "pool", "msa"})
+"""Files that say how products are made (associations, pools, MSA metadata files):
+prerequisites, not data."""
 
 _MAX_DEPTH = 8  # uncal -> rate -> cal -> crf -> i2d -> cat is five steps
 

@@ -15,6 +15,8 @@ __all__ = [
     "AccessChangeOut",
     "AuthorizationRequest",
     "BundleRequest",
+    "ContextLink",
+    "ContributingReference",
     "ConfirmationOut",
     "ErrorOut",
     "EventOut",
@@ -33,6 +35,8 @@ __all__ = [
     "Provenance",
     "ProvenanceInput",
     "ReferenceChangeOut",
+    "ReferenceRow",
+    "WavefrontRow",
     "ReprocessingIn",
     "ReprocessingOut",
     "ReprocessingReportOut",
@@ -45,7 +49,7 @@ __all__ = [
 T = TypeVar("T")
 
 LinkageKind = Literal["aggregation", "composition", "prerequisite", "linked", "antecedent",
-                      "contemporaneous calibration", "multiplicity"]
+                      "contemporaneous calibration", "multiplicity", "contributing"]
 """The linkage kinds the archive uses (the seed's vocabulary; a product row's link to its
 observation, and the edges of a product's linkage tree)."""
 
@@ -117,8 +121,9 @@ class ProductRow(BaseModel):
     productGroupDescription: str | None = Field(description="'Minimum Recommended Products' or null.")
     linkage: LinkageKind = Field(
         description="How it belongs to its observation: aggregation (a product of one of its exposures), "
-                    "composition (a combined product of its exposures), prerequisite (an association or "
-                    "pool, what re-running needs), linked (a program-level product, no observation).")
+                    "composition (a combined product of its exposures), prerequisite (an association, "
+                    "pool or MSA metadata file, what re-running needs, or a product of the observation's "
+                    "pre-image), linked (a program-level product, no observation).")
     calib_level: int
     size: int = Field(description="Bytes.")
     sha256: str
@@ -162,6 +167,34 @@ class LinkageNode(BaseModel):
     links: list[LinkageNode] = Field(description="The next level of the same tree (antecedents or children).")
 
 
+class ContributingReference(BaseModel):
+    """A reference file a product was calibrated with (a contributing product)."""
+
+    kind: Literal["contributing"] = "contributing"
+    productFilename: str = Field(description="The reference file's name, e.g. jwst_nircam_flat_nrca1_f200w_clear_sim.fits.")
+    productType: Literal["REFERENCE", "WAVEFRONT"] = Field(
+        "REFERENCE", description="REFERENCE: a reference file; WAVEFRONT: the wavefront-sensing OPD nearest in "
+                                 "time to the exposure.")
+    reftype: str | None = Field(description="REFTYPE, e.g. FLAT (OPD for a wavefront map); null when the catalog "
+                                            "does not hold the file.")
+    dataURI: str = Field(description="dms:JWST/reference/<productFilename> (dms:JWST/wavefront/<productFilename>).")
+    dataURL: str | None = Field(description="Download URL (/references/<productFilename>, /wavefront/<productFilename>); "
+                                            "null when the catalog does not hold the file.")
+    sha256: str | None
+    size: int | None = Field(description="Bytes.")
+    in_context: bool = Field(description="Whether the product's reference context holds this file (false: a "
+                                         "file chosen outside the context, e.g. an override, or a wavefront map).")
+    delta_days: float | None = Field(None, description="WAVEFRONT: sensing time minus the exposure start, days.")
+
+
+class ContextLink(BaseModel):
+    """The reference context a product was calibrated with."""
+
+    name: str = Field(description="e.g. dms_0001.ctx.")
+    filesURL: str = Field(description="The context's reference files: /references?context=<name>.")
+    known: bool = Field(description="Whether the catalog holds the context.")
+
+
 class Linkages(BaseModel):
     observation: str = Field(description="obs_id of the observation it belongs to (jw<program> for program level).")
     linkage: LinkageKind = Field(description="How it belongs to that observation (as ProductRow.linkage).")
@@ -181,6 +214,16 @@ class Linkages(BaseModel):
         description="Guide-star data linked to it (kind linked, no deeper links): for a guide-star product "
                     "(gs-id, gs-acq1, gs-acq2, gs-track, gs-fg), the raw (_uncal) products of the exposures it "
                     "guided; for a product of an exposure, the guide-star products that guided it.")
+    prerequisite_of: list[str] = Field(
+        default_factory=list,
+        description="obs_id of the observations it is a prerequisite of: a pre-image's products, listed "
+                    "with those observations' products (linkage prerequisite).")
+    reference_context: ContextLink | None = Field(
+        None, description="The reference context it was calibrated with (null: none, e.g. an _uncal).")
+    contributing: list[ContributingReference] = Field(
+        default_factory=list,
+        description="The exact reference files it was calibrated with, as its provenance records them (kind "
+                    "contributing), each with its download URL.")
 
 
 class RevisionOut(BaseModel):
@@ -311,6 +354,43 @@ class ReferenceChangeOut(BaseModel):
     old: str = Field(description="The file the products used.")
     new: str | None = Field(description="The file the new context selects (null: none applies).")
     policy: str = Field(description="What the reprocessing policy does about it: notify or reprocess.")
+
+
+class ReferenceRow(BaseModel):
+    """A delivered reference file (public: metadata and data)."""
+
+    filename: str
+    dataURI: str = Field(description="dms:JWST/reference/<filename>.")
+    dataURL: str = Field(description="Download URL: /references/<filename>.")
+    reftype: str = Field(description="REFTYPE, e.g. DARK.")
+    instrument: str
+    detector: str | None = Field(description="Its DETECTOR selector (a pattern A|B, ANY, N/A); null when it has none.")
+    selectors: dict[str, str] = Field(description="Every selector keyword and its value or pattern.")
+    useafter: datetime = Field(description="Applies to exposures starting at or after this (UTC).")
+    pedigree: str
+    description: str
+    contexts: list[str] = Field(description="The reference contexts that hold it, oldest first.")
+    sha256: str
+    size: int = Field(description="Bytes.")
+    content_type: str
+    delivered_date: datetime | None
+    dataRights: Literal["PUBLIC"] = "PUBLIC"
+
+
+class WavefrontRow(BaseModel):
+    """A wavefront-sensing OPD file (program-independent, public)."""
+
+    filename: str
+    dataURI: str = Field(description="dms:JWST/wavefront/<filename>.")
+    dataURL: str = Field(description="Download URL: /wavefront/<filename>.")
+    date_obs: datetime = Field(description="When the wavefront was sensed (UTC).")
+    date_obs_mjd: float = Field(description="The same, MJD (UTC).")
+    apername: str = Field(description="Field point it was sensed at, e.g. NRCA3_FP1.")
+    rms_nm: float = Field(description="rms OPD over the pupil, nm.")
+    sha256: str
+    size: int = Field(description="Bytes.")
+    delta_days: float | None = Field(description="With date=: date_obs minus that date, days.")
+    dataRights: Literal["PUBLIC"] = "PUBLIC"
 
 
 class ImpactOut(BaseModel):

@@ -6,13 +6,18 @@ Rules implemented here (and documented in docs/archive-api.md):
 * **Cone search** — an observation matches when any of its exposures' reference pointing
   (RA_REF/DEC_REF of each detector, as archived) lies within ``radius`` degrees of
   (ra, dec); an observation with no archived exposure matches on its target position.
-* **calib_level** of an observation — the highest level among its current products;
-  -1 when it has none yet (planned), and such observations are listed only on request.
+* **calib_level** of an observation — the highest level among its current products (an
+  MSA metadata file, planning input, does not count); -1 when it has none yet (planned),
+  and such observations are listed only on request.
 * **Minimum Recommended Products** of an observation — its current SCIENCE products at the
   highest calibration level any of them reaches, plus its current association files
-  (suffix ``asn``) at that same level (an ASN carries the level of the products it makes).
-  Previews, guide-star and other auxiliary files (the intermediates ``_crf`` and ``_segm``
-  among them) and superseded revisions never are.
+  (suffix ``asn``) at that same level (an ASN carries the level of the products it makes),
+  and its current MSA metadata file (suffix ``msa``), which re-running a NIRSpec MOS
+  observation needs. Previews, guide-star and other auxiliary files (the intermediates
+  ``_crf`` and ``_segm`` among them), pre-images and superseded revisions never are.
+* **Pre-images** — the products of an observation are listed with the current science
+  products (Level 3 when it has them: the highest level reached) of each observation whose
+  plan names it in ``pre_image_for``, as ``prerequisite`` (protected like any data).
 * **Linkages** — services/archive/linkages.py.
 """
 
@@ -37,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, selectinload
 
 from services.archive import mast
+from services.archive.contributing import contributing_references, reference_context_link
 from services.archive.linkages import Walk, basename, derived, observation_linkage
 from services.archive.mast import CriterionError, Range
 from services.archive.schemas import (
@@ -255,7 +261,9 @@ def search_observations(
     session: Session, c: ObservationCriteria, page: int, pagesize: int, now: datetime, base_url: str
 ) -> tuple[int, list[ObservationRow]]:
     current = (
-        select(Product.observation_id.label("oid"), func.max(Product.level).label("level"),
+        # the MSA metadata file is planning input: an observation with nothing else is still planned
+        select(Product.observation_id.label("oid"),
+               func.max(case((Product.suffix == "msa", None), else_=Product.level)).label("level"),
                func.max(Product.data_release).label("release"), func.count(Product.id).label("n"))
         .where(Product.is_current, Product.observation_id.is_not(None))
         .group_by(Product.observation_id).subquery()
@@ -381,8 +389,10 @@ class ProductCriteria:
 def _product_select(extra: Sequence[ColumnElement[bool]] = ()):
     top = _top_levels()
     is_mrp = and_(
-        Artifact.kind == ArtifactKind.DATA, Product.is_current, Product.level == top.c.top,
-        or_(and_(_is_science(), Product.suffix != "asn"), Product.suffix == "asn"),
+        Artifact.kind == ArtifactKind.DATA, Product.is_current,
+        or_(and_(Product.level == top.c.top, or_(and_(_is_science(), Product.suffix != "asn"),
+                                                 Product.suffix == "asn")),
+            and_(Product.suffix == "msa", Product.observation_id.is_not(None))),
     )
     ptype = case((Artifact.kind == ArtifactKind.DATA, func.upper(Product.product_type)), else_=literal("PREVIEW"))
     kind_order = case(*((Artifact.kind == k, v) for k, v in _KIND_ORDER.items()), else_=9)
@@ -398,7 +408,7 @@ def _product_select(extra: Sequence[ColumnElement[bool]] = ()):
 
 
 def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: bool | None,
-                 now: datetime, embargoed: bool = False) -> ProductRow:
+                 now: datetime, embargoed: bool = False, prerequisite: bool = False) -> ProductRow:
     data = artifact.kind == ArtifactKind.DATA
     return ProductRow(
         obsID=product.observation_id, obs_id=mast.obs_id(product.program_id, number),
@@ -407,7 +417,8 @@ def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: 
         dataURI=mast.data_uri(product.filename if data else basename(artifact.uri)),
         productType=product.product_type.upper() if data else "PREVIEW",
         productSubGroupDescription=product.suffix.upper(),
-        productGroupDescription=mast.MRP_LABEL if mrp else None, linkage=observation_linkage(product),
+        productGroupDescription=mast.MRP_LABEL if mrp and not prerequisite else None,
+        linkage="prerequisite" if prerequisite else observation_linkage(product),
         calib_level=product.level, size=artifact.size, sha256=artifact.sha256,
         content_type=artifact.content_type, revision=product.revision, is_current=product.is_current,
         superseded_date=mast.aware(product.superseded_at),
@@ -417,10 +428,44 @@ def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: 
     )
 
 
-def _rows(session: Session, query, now: datetime) -> list[ProductRow]:
+def _rows(session: Session, query, now: datetime, prerequisites: set[int] = frozenset()) -> list[ProductRow]:
+    """Product rows; the products in ``prerequisites`` (pre-images of the observations
+    asked for) are linked as ``prerequisite`` and never MRP."""
     rows = session.execute(query).all()
     embargoed = set(session.scalars(select(Program.id).where(Program.embargoed))) if rows else set()
-    return [_product_row(p, a, n, bool(m), now, p.program_id in embargoed) for p, a, n, m in rows]
+    return [_product_row(p, a, n, bool(m), now, p.program_id in embargoed, p.id in prerequisites)
+            for p, a, n, m in rows]
+
+
+def pre_image_observations(session: Session, observation_ids: Sequence[int]) -> set[int]:
+    """Ids of the observations whose plan names one of ``observation_ids`` in ``pre_image_for``."""
+    if not observation_ids:
+        return set()
+    wanted = session.execute(select(Observation.program_id, Observation.number)
+                             .where(Observation.id.in_(list(observation_ids)))).all()
+    numbers: dict[str, set[int]] = defaultdict(set)
+    for program, number in wanted:
+        numbers[program].add(number)
+    found = set()
+    for oid, program, pre_image_for in session.execute(
+            select(Observation.id, Observation.program_id, Observation.pre_image_for)
+            .where(Observation.program_id.in_(list(numbers)))):
+        if set(pre_image_for or ()) & numbers[program]:
+            found.add(oid)
+    return found
+
+
+def pre_image_products(session: Session, observation_ids: Sequence[int]) -> set[int]:
+    """Ids of the pre-image products of ``observation_ids``: the current science products
+    (no associations) of their pre-image observations at the highest level each reaches."""
+    pre = pre_image_observations(session, observation_ids)
+    if not pre:
+        return set()
+    top = _top_levels()
+    return set(session.scalars(
+        select(Product.id).join(top, top.c.oid == Product.observation_id)
+        .where(Product.observation_id.in_(sorted(pre)), Product.is_current, Product.level == top.c.top,
+               _is_science(), Product.suffix != "asn")))
 
 
 def search_products(
@@ -428,9 +473,16 @@ def search_products(
 ) -> tuple[int, list[ProductRow]]:
     query, is_mrp, ptype = _product_select()
     conds: list[ColumnElement[bool] | None] = []
-    if c.obsid:
-        conds.append(Product.observation_id.in_(c.obsid))
-    conds.append(_obs_ids(c.obs_id))
+    prerequisites: set[int] = set()
+    if c.obsid or c.obs_id:
+        # the observations asked for, and (unless only MRP are wanted) their pre-images' products
+        chosen = select(Observation.id).where(*(x for x in (
+            Observation.id.in_(c.obsid) if c.obsid else None, _obs_ids(c.obs_id)) if x is not None))
+        observation_ids = list(session.scalars(chosen))
+        if not c.mrp_only:
+            prerequisites = pre_image_products(session, observation_ids)
+        conds.append(or_(Product.observation_id.in_(observation_ids), Product.id.in_(sorted(prerequisites)))
+                     if prerequisites else Product.observation_id.in_(observation_ids))
     if c.program:
         conds.append(Product.program_id.in_(_programs(c.program)))
     conds.append(mast.like_any(ptype, [v.upper() for v in c.product_type]))
@@ -446,7 +498,7 @@ def search_products(
         conds.append(is_mrp)
     query = query.where(*(x for x in conds if x is not None))
     total = session.scalar(select(func.count()).select_from(query.with_only_columns(Artifact.id).order_by(None).subquery()))
-    rows = _rows(session, query.offset((page - 1) * pagesize).limit(pagesize), now)
+    rows = _rows(session, query.offset((page - 1) * pagesize).limit(pagesize), now, prerequisites)
     return total, rows
 
 
@@ -454,10 +506,11 @@ def search_products(
 
 
 def product_detail(session: Session, filename: str, revision: int | None, now: datetime, *,
-                   unpublished: bool = False) -> ProductDetail | None:
+                   unpublished: bool = False, base_url: str = "") -> ProductDetail | None:
     """One product (its current revision, or ``revision``) with its previews, provenance,
     linkages and revisions. Revisions never published (staged or abandoned by a
-    reprocessing request) are found and listed only with ``unpublished`` (operators)."""
+    reprocessing request) are found and listed only with ``unpublished`` (operators).
+    ``base_url`` starts the download URLs of the reference files it used."""
     where = [Product.filename == filename]
     where.append(Product.revision == revision if revision is not None else Product.is_current)
     shown = [] if unpublished else [published_revision()]
@@ -499,22 +552,39 @@ def product_detail(session: Session, filename: str, revision: int | None, now: d
         product=main, previews=previews,
         provenance=Provenance(software_version=product.software_version,
                               reference_context=product.reference_context, inputs=inputs),
-        linkages=_linkages(session, product, main, data_rows(asn_ids), data_rows(output_ids)),
+        linkages=_linkages(session, product, main, data_rows(asn_ids), data_rows(output_ids), base_url),
         revisions=revisions,
     )
 
 
 def _linkages(session: Session, product: Product, row: ProductRow, associations: list[ProductRow],
-              outputs: list[ProductRow]) -> Linkages:
+              outputs: list[ProductRow], base_url: str) -> Linkages:
     walk = Walk(session)
     return Linkages(observation=row.obs_id, linkage=row.linkage, associations=associations, outputs=outputs,
                     antecedents=walk.tree(product, "antecedents"), children=walk.tree(product, "children"),
                     multiplicity=[walk.node("multiplicity", p) for p in walk.multiplicity(product)],
-                    guiding=[walk.node("linked", p) for p in walk.guiding(product)])
+                    guiding=[walk.node("linked", p) for p in walk.guiding(product)],
+                    prerequisite_of=_prerequisite_of(session, product),
+                    reference_context=reference_context_link(session, product, base_url),
+                    contributing=contributing_references(session, product, base_url))
+
+
+def _prerequisite_of(session: Session, product: Product) -> list[str]:
+    """obs_id of the observations whose products list ``product`` as a pre-image."""
+    obs = session.get(Observation, product.observation_id) if product.observation_id is not None else None
+    if obs is None or not obs.pre_image_for or product.id not in pre_image_products(session, _numbered(
+            session, obs.program_id, obs.pre_image_for)):
+        return []
+    return [mast.obs_id(obs.program_id, n) for n in sorted(obs.pre_image_for)]
+
+
+def _numbered(session: Session, program: str, numbers: Sequence[int]) -> list[int]:
+    return list(session.scalars(select(Observation.id).where(Observation.program_id == program,
+                                                             Observation.number.in_(list(numbers)))))
 
 
 def product_linkages(session: Session, filename: str, revision: int | None, now: datetime, *,
-                     unpublished: bool = False) -> Linkages | None:
+                     unpublished: bool = False, base_url: str = "") -> Linkages | None:
     """The linkages of one product (as :func:`product_detail` gives them), or None."""
-    detail = product_detail(session, filename, revision, now, unpublished=unpublished)
+    detail = product_detail(session, filename, revision, now, unpublished=unpublished, base_url=base_url)
     return detail.linkages if detail is not None else None

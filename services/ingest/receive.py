@@ -5,7 +5,12 @@ that does not validate is kept at ``<program>/rejected/r<revision>/`` (where no 
 takes it for the program's plan) and refused with ``invalid_plan``, and the other files of
 the delivery go on. The observatory's ephemeris delivered for a program
 (``jw<ppppp>_ephem.json``, :mod:`shared.ephemeris`) is stored and refused the same way
-(``invalid_ephemeris``). Every other file is telemetry, stored under the program and
+(``invalid_ephemeris``). An MSA metadata file (``jw<ppppp><ooo><vvv>_<cc>_msa.fits``, planned with
+a NIRSpec MOS observation) is stored under the program and observation its name gives and
+announced like telemetry (``dms.telemetry.arrived``, suffix ``msa``): ingest checks it
+against the plan and archives it. A wavefront-sensing OPD file (``R<YYYYMMDD><NN>-<aperture>-<c>.fits``)
+belongs to no program: it is stored under ``wavefront/opd/`` and announced the same way
+(suffix ``opd``). Every other file is telemetry, stored under the program and
 observation its first readable packet names (``unsorted/000`` when none is readable, so
 even garbage is kept) and announced with ``dms.telemetry.arrived``. A file delivered again
 with the same bytes changes nothing; with different bytes it becomes a new revision.
@@ -26,7 +31,7 @@ from services.ingest.quarantine import quarantine
 from shared.catalog.queries import add_event, upsert_program
 from shared.ephemeris import Ephemeris
 from shared.messages import ProductRef, TelemetryArrived, new_event
-from shared.naming import object_key
+from shared.naming import BadNameError, object_key, parse_msa_metadata, parse_opd
 from shared.plan import Plan, plan_filename, validation_summary
 from shared.runtime import ServiceContext
 from shared.storage import Bucket, ImmutableObjectError, ObjectStore, StoredObject
@@ -46,7 +51,7 @@ class BadPlanError(ValueError):
 class Received:
     path: Path
     stored: StoredObject
-    kind: str  # "plan", "ephemeris" or "telemetry"
+    kind: str  # "plan", "ephemeris", "msa", "opd" or "telemetry"
     event_id: str | None
     rejection: str | None = None  # "reason: detail" when the file was refused (kept in dms-raw)
 
@@ -125,11 +130,30 @@ def _receive_ephemeris(ctx: ServiceContext, path: Path) -> Received:
     return Received(path, stored, "ephemeris", None)
 
 
+def _named(parse, path: Path) -> bool:
+    try:
+        parse(path.name)
+    except BadNameError:
+        return False
+    return True
+
+
+WAVEFRONT = ("wavefront", "opd")  # where OPD files are kept: program-independent
+
+
 def _receive_telemetry(ctx: ServiceContext, path: Path, requeue: bool) -> Received:
-    ids = _first_packet_ids(path)
-    program, observation = ids if ids else ("unsorted", 0)
-    stored = store_new_revision(ctx.store, Bucket.RAW, program, observation, path, "application/octet-stream")
-    ref = ProductRef(uri=stored.uri, filename=stored.filename, suffix="telemetry", sha256=stored.sha256,
+    if _named(parse_msa_metadata, path):
+        name = parse_msa_metadata(path.name)
+        ids, kind, media = (name.program, name.observation), "msa", "application/fits"
+        program, observation = ids
+    elif _named(parse_opd, path):
+        ids, kind, media = None, "opd", "application/fits"
+        program, observation = WAVEFRONT
+    else:
+        ids, kind, media = _first_packet_ids(path), "telemetry", "application/octet-stream"
+        program, observation = ids if ids else ("unsorted", 0)
+    stored = store_new_revision(ctx.store, Bucket.RAW, program, observation, path, media)
+    ref = ProductRef(uri=stored.uri, filename=stored.filename, suffix=kind, sha256=stored.sha256,
                      size=stored.size, program=program if ids else None, observation=observation if ids else None)
     # The same bytes announced twice are one event, unless an operator re-queues them.
     event_id = str(uuid.uuid4()) if requeue else str(uuid.uuid5(uuid.NAMESPACE_URL, f"jwst-dms:arrived:{stored.uri}:{stored.sha256}"))
@@ -137,7 +161,7 @@ def _receive_telemetry(ctx: ServiceContext, path: Path, requeue: bool) -> Receiv
                    event_id=event_id, time=datetime.now(UTC))
     with ctx.catalog.session() as s:
         row = add_event(s, ev)
-    return Received(path, stored, "telemetry", row.id if row.dispatched_at is None else None)
+    return Received(path, stored, kind, row.id if row.dispatched_at is None else None)
 
 
 def receive_files(ctx: ServiceContext, paths: list[Path], *, requeue: bool = False) -> list[Received]:

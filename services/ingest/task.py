@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -20,16 +20,18 @@ from services.ingest.assembly import StreamReport
 from services.ingest.guidestar import GuideStarFile
 from services.ingest.pipeline import IngestOutput, Rejection, UncalFile, ingest_telemetry
 from services.ingest.quarantine import quarantine
+from services.ingest.receive import WAVEFRONT
 from shared.archiving import archive_product
-from shared.catalog import Exposure
+from shared.catalog import Exposure, WavefrontOpd
 from shared.catalog.queries import latest_rejection, upsert_exposure, upsert_program
 from shared.datamodels import write_product
 from shared.ephemeris import Ephemeris, load_latest_ephemeris
 from shared.errors import NonRetriableError
 from shared.messages import Event, IngestSummary, TelemetryArrived
+from shared.naming import object_key, parse_msa_metadata, parse_opd
 from shared.plan import Plan, load_latest_plan, validation_summary
 from shared.runtime import ServiceContext
-from shared.storage import StoredObject
+from shared.storage import Bucket, ImmutableObjectError, StoredObject
 
 __all__ = ["HANDLERS", "handle_telemetry", "ingest_summary"]
 
@@ -45,6 +47,10 @@ def handle_telemetry(event: Event, ctx: ServiceContext) -> list[str]:
     if raw is None:
         raise NonRetriableError(f"telemetry {ref.uri} named by event {event.id} is not in the object store")
     data = ctx.store.get_bytes(bucket, key)
+    if ref.suffix == "msa":
+        return _ingest_msa(ctx, raw, data, event)
+    if ref.suffix == "opd":
+        return _ingest_opd(ctx, raw, data, event)
     plans: dict[str, Plan | None] = {}
     plan_errors: dict[str, str] = {}
 
@@ -146,6 +152,123 @@ def _archive_guiding(ctx: ServiceContext, g: GuideStarFile, plan: Plan, tmp: Pat
         exposure=exposure, inputs=[raw.uri], source=f"{ctx.settings.source}/ingest", product_type="AUXILIARY",
     )
     return archived.event_ids
+
+
+MSA_LEVEL = 1  # an MSA metadata file is planning input, archived beside the _uncal
+MSA_TABLES = {
+    "SHUTTER_INFO": ("slitlet_id", "msa_metadata_id", "shutter_quadrant", "shutter_row", "shutter_column",
+                     "source_id", "background", "shutter_state", "dither_point_index", "primary_source"),
+    "SOURCE_INFO": ("program", "source_id", "source_name", "ra", "dec"),
+}
+
+
+def msa_problem(path: Path, program: str) -> str | None:
+    """Why a file is not an MSA metadata file of ``program`` in the public layout, or None."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            header_program = str(hdul[0].header.get("PROGRAM", "")).strip()
+            if header_program.zfill(5) != program:
+                return f"its PROGRAM keyword is {header_program!r}, not {program}"
+            for extname, columns in MSA_TABLES.items():
+                if extname not in hdul:
+                    return f"it has no {extname} table"
+                names = {c.lower() for c in hdul[extname].columns.names}
+                missing = [c for c in columns if c not in names]
+                if missing:
+                    return f"its {extname} table lacks {', '.join(missing)}"
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        return f"it is not a readable FITS file ({exc})"
+    return None
+
+
+def _ingest_msa(ctx: ServiceContext, raw: StoredObject, data: bytes, event: Event) -> list[str]:
+    """Archive an MSA metadata file as an AUXILIARY prerequisite of the MOS observation
+    whose plan names it; refuse it with a reason otherwise."""
+    name = parse_msa_metadata(raw.filename)
+    try:
+        plan = load_latest_plan(ctx.store, name.program)
+    except ValidationError as exc:
+        plan, invalid = None, validation_summary(exc)
+    else:
+        invalid = None
+    if plan is None:
+        detail = (f"the newest stored plan of program {name.program} is invalid: {invalid}" if invalid
+                  else f"no plan of program {name.program} has been stored")
+        return [e for e in [quarantine(ctx, raw, "missing_plan", detail + "; deliver the plan and re-queue this file",
+                                       name.program, event.time)] if e]
+    obs = plan.msa_observation(raw.filename)
+    if obs is None:
+        detail = (f"the plan of program {name.program} names no observation with MSA metadata file "
+                  f"{raw.filename}")
+        return [e for e in [quarantine(ctx, raw, "unplanned_msa", detail, name.program, event.time)] if e]
+    with tempfile.TemporaryDirectory(prefix="dms-ingest-") as tmp:
+        path = Path(tmp) / raw.filename
+        path.write_bytes(data)
+        problem = msa_problem(path, plan.program)
+        if problem:
+            return [e for e in [quarantine(ctx, raw, "invalid_msa", f"{raw.filename}: {problem}", plan.program,
+                                           event.time)] if e]
+        with ctx.catalog.session() as s:
+            upsert_program(s, plan)
+        archived = archive_product(
+            ctx, path, suffix="msa", level=MSA_LEVEL, program=plan.program, observation=obs.number, exposure=None,
+            inputs=[raw.uri], source=f"{ctx.settings.source}/ingest", product_type="AUXILIARY",
+        )
+    return archived.event_ids
+
+
+def opd_facts(path: Path) -> tuple[datetime, float]:
+    """(sensing time, rms OPD in nm) of an OPD file in the public layout: a 2-D PRIMARY
+    image in metres (BUNIT m), finite, with DATE-OBS and TIME-OBS. ValueError says what is
+    wrong."""
+    import numpy as np
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            header, opd = hdul[0].header, hdul[0].data
+            if opd is None or opd.ndim != 2:
+                raise ValueError("its PRIMARY HDU holds no 2-D OPD image")
+            if str(header.get("BUNIT", "")).strip().lower() not in ("m", "meter", "meters"):
+                raise ValueError(f"its BUNIT is {header.get('BUNIT')!r}, not m (the OPD is in metres)")
+            if not np.all(np.isfinite(opd)):
+                raise ValueError("its OPD has non-finite values")
+            try:
+                when = datetime.fromisoformat(f"{header['DATE-OBS']}T{header.get('TIME-OBS', '00:00:00')}")
+            except (KeyError, ValueError):
+                raise ValueError("it has no valid DATE-OBS/TIME-OBS") from None
+            pupil = opd != 0
+            rms = float(np.sqrt(np.mean(np.asarray(opd, float)[pupil] ** 2)) * 1e9) if pupil.any() else 0.0
+    except OSError as exc:
+        raise ValueError(f"it is not a readable FITS file ({exc})") from None
+    return when.replace(tzinfo=UTC), rms
+
+
+def _ingest_opd(ctx: ServiceContext, raw: StoredObject, data: bytes, event: Event) -> list[str]:
+    """Archive a wavefront-sensing OPD file in the program-independent wavefront
+    collection (``wavefront_opd``, public); refuse it with a reason when it is not one."""
+    name = parse_opd(raw.filename)
+    with tempfile.TemporaryDirectory(prefix="dms-ingest-") as tmp:
+        path = Path(tmp) / raw.filename
+        path.write_bytes(data)
+        try:
+            when, rms = opd_facts(path)
+        except ValueError as exc:
+            return [e for e in [quarantine(ctx, raw, "invalid_opd", f"{raw.filename}: {exc}", None, event.time)] if e]
+        try:
+            stored = ctx.store.put_file(Bucket.ARCHIVE, object_key(*WAVEFRONT, 1, raw.filename), path,
+                                        "application/fits")
+        except ImmutableObjectError:
+            detail = f"{raw.filename}: another OPD file of this name, with other content, is archived"
+            return [e for e in [quarantine(ctx, raw, "opd_conflict", detail, None, event.time)] if e]
+    with ctx.catalog.session() as s:
+        if s.scalar(select(WavefrontOpd.id).where(WavefrontOpd.filename == raw.filename)) is None:
+            s.add(WavefrontOpd(filename=raw.filename, date_obs=when, aperture=name.aperture, rms_nm=rms,
+                               uri=stored.uri, sha256=stored.sha256, size=stored.size, archived_at=datetime.now(UTC)))
+    log.info("archived wavefront OPD %s (sensed %s, %.1f nm rms)", raw.filename, when, rms)
+    return []
 
 
 HANDLERS = {"ingest.telemetry": handle_telemetry}

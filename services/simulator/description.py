@@ -59,6 +59,12 @@ __all__ = [
     "parse_description",
 ]
 
+# Observations the simulator plans but does not simulate (no telemetry): NIRSpec MOS, whose
+# MSA metadata file it delivers with the plan (services/simulator/msa.py).
+PLANNED_ONLY: dict[str, tuple[str, ...]] = {"NIRSPEC": ("NRS_MSASPEC",)}
+NIRSPEC_FILTERS = ("CLEAR", "F070LP", "F100LP", "F170LP", "F290LP")
+NIRSPEC_GRATINGS = ("PRISM", "G140M", "G235M", "G395M", "G140H", "G235H", "G395H")  # given as pupil
+
 # Reference files are written with USEAFTER 2022-01-01; exposures must come after it.
 EARLIEST_START = datetime(2022, 1, 1, tzinfo=UTC)
 
@@ -188,6 +194,11 @@ class ObservationSpec(_Strict):
         None, gt=0.0, description="TSO: a star of this flux (e-/s) exactly at the target position."
     )
     transit: TransitSpec | None = Field(None, description="TSO: a transit of the host star.")
+    pre_image_for: list[int] = Field(default_factory=list, description=(
+        "Imaging only: the observations this one is the pre-image of (e.g. NIRSpec MOS observations "
+        "whose MSA configuration is planned from it)."))
+    msa_sources: int = Field(10, ge=1, le=500, description=(
+        "NIRSpec MOS (NRS_MSASPEC): sources given a slitlet in its MSA metadata file."))
 
     @field_validator("instrument")
     @classmethod
@@ -195,9 +206,10 @@ class ObservationSpec(_Strict):
         v = v.strip().upper()
         if v not in INSTRUMENTS:
             raise ValueError(f"unknown instrument {v!r}; known: {', '.join(INSTRUMENTS)}")
-        if v not in SIMULATED_INSTRUMENTS:
+        if v not in SIMULATED_INSTRUMENTS and v not in PLANNED_ONLY:
             raise ValueError(
-                f"instrument {v} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)} only)"
+                f"instrument {v} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)} only; "
+                "NIRSPEC MOS observations are planned, with their MSA metadata file, not simulated)"
             )
         return v
 
@@ -232,11 +244,9 @@ class ObservationSpec(_Strict):
             return None
         v = v.strip().upper()
         instrument = info.data.get("instrument")
-        if instrument and v not in IMAGING_EXP_TYPES[instrument]:
-            raise ValueError(
-                f"exp_type {v!r} is not simulated for {instrument}; use one of "
-                f"{', '.join(IMAGING_EXP_TYPES[instrument])}"
-            )
+        allowed = IMAGING_EXP_TYPES.get(instrument or "", ()) + PLANNED_ONLY.get(instrument or "", ())
+        if instrument and v not in allowed:
+            raise ValueError(f"exp_type {v!r} is not simulated for {instrument}; use one of {', '.join(allowed)}")
         return v
 
     @field_validator("filter", "pupil")
@@ -254,9 +264,41 @@ class ObservationSpec(_Strict):
             raise ValueError(f"start_time {v.isoformat()} is before {EARLIEST_START.date()} (reference-file USEAFTER)")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _planned_only_instrument(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            instrument = str(data.get("instrument") or "").strip().upper()
+            exp_type = str(data.get("exp_type") or "").strip().upper()
+            if instrument in PLANNED_ONLY and exp_type not in PLANNED_ONLY[instrument]:
+                raise ValueError(
+                    f"instrument: {instrument} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)} only); "
+                    f"a {instrument} observation is planned, not simulated, as exp_type "
+                    f"{' or '.join(PLANNED_ONLY[instrument])} with its MSA metadata file")
+        return data
+
+    @property
+    def planned_only(self) -> bool:
+        """A NIRSpec MOS observation: planned with its MSA metadata file, not simulated."""
+        return self.instrument in PLANNED_ONLY
+
+    @model_validator(mode="after")
+    def _mos(self) -> ObservationSpec:
+        if self.pre_image_for and self.planned_only:
+            raise ValueError("pre_image_for: a pre-image is an imaging observation")
+        if not self.planned_only:
+            return self
+        if self.exp_type not in PLANNED_ONLY[self.instrument]:
+            raise ValueError(f"exp_type: a {self.instrument} observation is {' or '.join(PLANNED_ONLY[self.instrument])}")
+        if self.filter not in NIRSPEC_FILTERS:
+            raise ValueError(f"filter: unknown NIRSpec filter {self.filter!r}; known: {', '.join(NIRSPEC_FILTERS)}")
+        if self.pupil not in NIRSPEC_GRATINGS:
+            raise ValueError(f"pupil: give the NIRSpec grating or prism, one of {', '.join(NIRSPEC_GRATINGS)}")
+        return self
+
     @model_validator(mode="after")
     def _optics(self) -> ObservationSpec:
-        if not self.detectors:
+        if not self.detectors or self.planned_only:
             return self
         table = FILTERS[self.instrument]
         clear = CLEAR_POSITIONS[self.instrument]
@@ -336,6 +378,9 @@ class SimulationSpec(_Strict):
     dither_overhead_s: float = Field(30.0, ge=0.0, description="Slew/settle time between dither points, s.")
     observation_gap_s: float = Field(600.0, ge=0.0, description="Time between observations without a start_time, s.")
     write_references: bool = Field(True, description="Write the reference files of the detectors used.")
+    wavefront_cadence_hours: float = Field(0.0, ge=0.0, le=720.0, description=(
+        "Write a wavefront-sensing OPD file every this many hours around the program's exposures "
+        "(JWST senses every 48 h); 0: none."))
     dark_max_frames: int = Field(200, ge=2, le=5000, description="Cap on the frames in a dark reference; longer ramps extrapolate.")
     pointing_error_arcsec: float = Field(
         0.05, ge=0.0, le=10.0, description="Pointing error, rms per detector axis and exposure, arcsec; 0 disables."
@@ -431,6 +476,13 @@ class ProgramDescription(_Strict):
         unknown = sorted(set(self.simulation.target_stars) - set(names))
         if unknown:
             raise ValueError(f"simulation.target_stars: {unknown} are not targets {names}")
+        for k, (number, obs) in enumerate(zip(numbers, self.observations, strict=True)):
+            for n in obs.pre_image_for:
+                if n == number:
+                    raise ValueError(f"observations[{k}].pre_image_for: observation {n} cannot be its own pre-image")
+                if n not in numbers:
+                    raise ValueError(f"observations[{k}].pre_image_for: {n} is not an observation of the "
+                                     f"program (known: {sorted(numbers)})")
         background = {n: obs.is_background for n, obs in zip(numbers, self.observations, strict=True)}
         for k, cand in enumerate(self.candidates):
             problem = candidate_problem(cand.type, cand.observations, background)

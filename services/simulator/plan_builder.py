@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from shared.instruments import detector, exposure_timing, subarray
+from shared.naming import MsaMetadataName
 from shared.plan import (
     DitherPattern,
     Observation,
@@ -31,10 +32,11 @@ from .guiding import guided, select_guide_star
 from .optics import TEMPLATES
 from .pointing import detector_pointings
 
-__all__ = ["DEFAULT_START", "build_plan", "default_exp_type"]
+__all__ = ["DEFAULT_START", "MOS_EXP_TYPE", "build_plan", "default_exp_type"]
 
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 _TSO_EXP_TYPES = {"NIRCAM": "NRC_TSIMAGE"}
+MOS_EXP_TYPE = "NRS_MSASPEC"  # a NIRSpec MOS observation: planned with its MSA metadata file
 
 
 def default_exp_type(instrument: str, detector_exp_type: str, tsovisit: bool) -> str:
@@ -102,13 +104,14 @@ def build_plan(desc: ProgramDescription) -> Plan:
             for point in range(len(offsets))
             for d in dets
         ]
+        exp_type = spec.exp_type or default_exp_type(spec.instrument, dets[0].exp_type, spec.tsovisit)
         observation = (
             Observation(
                 number=number,
                 target_id=target.id,
-                template=spec.template or TEMPLATES[spec.instrument],
+                template=spec.template or TEMPLATES.get(spec.instrument, "NIRSpec MultiObject Spectroscopy"),
                 instrument=spec.instrument,
-                exp_type=spec.exp_type or default_exp_type(spec.instrument, dets[0].exp_type, spec.tsovisit),
+                exp_type=exp_type,
                 detectors=[d.name for d in dets],
                 filter=spec.filter,
                 pupil=spec.pupil or ("N/A" if spec.instrument == "MIRI" else "CLEAR"),
@@ -121,6 +124,9 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 tsovisit=spec.tsovisit,
                 is_background=spec.is_background,
                 is_psf=spec.is_psf,
+                pre_image_for=list(spec.pre_image_for),
+                msa_metadata=MsaMetadataName(desc.program_id, number).format() if exp_type.upper() == MOS_EXP_TYPE
+                else None,
                 exposures=exposures,
             )
         )

@@ -10,6 +10,8 @@ Layout of ``out_dir``::
     truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
     truth/truth.json
     catalogs/<program>_<target>_astrometric.ecsv  (one per target)
+    msa/jw<ppppp><ooo>001_01_msa.fits             (NIRSpec MOS observations: planned, not simulated)
+    wavefront/R<YYYYMMDD><NN>-NRCA3_FP1-1.fits     (OPD files, with simulation.wavefront_cadence_hours)
     refs/jwst_<instrument>_<reftype>_<detector>[...]_sim.fits
 
 Exposures are simulated detector by detector so only one full-frame detector model is in
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy.table import Table
 
 from shared.ephemeris import Ephemeris, ephemeris_filename
 from shared.instruments import detector, frame_time, subarray
@@ -37,6 +40,7 @@ from .detector_model import make_detector_model
 from .ephemeris import simulated_ephemeris
 from .exposure import ExposureSimulation, simulate_exposure
 from .guiding import fine_guide_packets, write_visit_guiding
+from .msa import write_msa_metadata
 from .optical_refs import mean_gain, write_catalog_references, write_optical_references
 from .optics import jy_per_electron
 from .plan_builder import build_plan
@@ -45,6 +49,7 @@ from .reffiles import DarkRequest, write_reference_files
 from .telemetry_writer import max_rows_per_packet, write_telemetry
 from .transit import HostStar
 from .truth import write_exposure_truth, write_lightcurve_truth, write_truth_index
+from .wavefront import write_opd_files
 
 __all__ = ["Progress", "SimulationResult", "host_star", "simulate"]
 
@@ -64,12 +69,16 @@ class SimulationResult:
     reference_paths: list[Path]
     catalog_paths: list[Path] = field(default_factory=list)
     guide_paths: list[Path] = field(default_factory=list)  # <visit_id>_gs.ccsds of the guided visits
+    msa_paths: list[Path] = field(default_factory=list)  # MSA metadata files, delivered with the plan
+    opd_paths: list[Path] = field(default_factory=list)  # wavefront-sensing OPD files (program-independent)
 
     @property
-    def delivered_paths(self) -> list[Path]:
-        """Everything the observatory delivers besides the plan: its ephemeris, then every
-        telemetry file (the exposures' and the guided visits')."""
-        return [self.ephemeris_path, *self.telemetry_paths, *self.guide_paths]
+    def delivery(self) -> list[Path]:
+        """What the observatory delivers: the plan, the ephemeris, the MSA metadata files,
+        the telemetry (the exposures' and the guided visits') and the wavefront-sensing OPD
+        files."""
+        return [self.plan_path, self.ephemeris_path, *self.msa_paths, *self.telemetry_paths, *self.guide_paths,
+                *self.opd_paths]
 
     @property
     def truth_index(self) -> Path:
@@ -178,7 +187,8 @@ def simulate(
     ephemeris_path.write_text(ephemeris.model_dump_json() + "\n", encoding="utf-8")
     report("plan", 1, 1)
 
-    pairs = [(obs, exp) for obs in plan.observations for exp in obs.exposures]
+    # NIRSpec MOS observations are planned (with their MSA metadata file), not simulated
+    pairs = [(obs, exp) for obs in plan.observations if obs.msa_metadata is None for exp in obs.exposures]
     jobs = [(n, obs, exp) for n, (obs, exp) in enumerate(pairs)]
     detectors = list(dict.fromkeys(exp.detector for _, _, exp in jobs))
     telemetry: dict[int, Path] = {}
@@ -228,6 +238,8 @@ def simulate(
 
     guide_paths = []
     for obs in plan.observations:
+        if obs.msa_metadata is not None:
+            continue  # planned, not simulated: no visit took place, so no guiding either
         for gs in obs.guide_stars:
             path = write_visit_guiding(plan, obs, gs.visit, tele_dir, knobs.seed, knobs.jitter_mas,
                                        knobs.jitter_time_s)
@@ -248,6 +260,14 @@ def simulate(
         catalogs.append({"target": target.name, "target_id": target.id, "path": str(path.relative_to(out)),
                          "n_stars": count, "flux_min_e_per_s": knobs.astrometric_flux_min,
                          "position_error_mas": knobs.astrometric_error_mas})
+
+    msa_paths = []
+    for obs in (o for o in plan.observations if o.msa_metadata is not None):
+        catalog = next(c for c in catalogs if c["target_id"] == obs.target_id)
+        msa_paths.append(write_msa_metadata(plan, obs, Table.read(out / catalog["path"], format="ascii.ecsv"),
+                                            out / "msa", desc.observations[_spec_index(desc, obs.number)].msa_sources))
+
+    opd_paths = write_opd_files(plan, knobs.seed, knobs.wavefront_cadence_hours, out / "wavefront")
 
     order = sorted(telemetry)
     write_truth_index(truth_dir / "truth.json", {
@@ -286,14 +306,20 @@ def simulate(
         truth_dir=truth_dir,
         reference_paths=reference_paths,
         catalog_paths=[out / c["path"] for c in catalogs],
+        msa_paths=msa_paths,
+        opd_paths=opd_paths,
     )
+
+
+def _spec_index(desc: ProgramDescription, number: int) -> int:
+    return next(i for i in range(len(desc.observations)) if desc.observation_number(i) == number)
 
 
 def _photometry(plan: Plan) -> dict[str, float]:
     """Jy per photo-electron/s of every instrument/filter/pupil the plan uses."""
     return {
         f"{o.instrument}/{o.filter}/{o.pupil}": jy_per_electron(o.instrument, o.filter, o.pupil)
-        for o in plan.observations
+        for o in plan.observations if o.msa_metadata is None
     }
 
 

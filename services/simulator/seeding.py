@@ -23,6 +23,7 @@ class Stream:
     OPTICS = 5
     CATALOG = 6
     GUIDING = 7
+    WAVEFRONT = 8
 
 
 def seed_sequence(*keys: int, spawn_key: tuple[int, ...] = ()) -> np.random.SeedSequence:

@@ -28,6 +28,7 @@ from shared.catalog.models import (
     Subscription,
     TaskFailure,
     TaskStat,
+    WavefrontOpd,
     WorkItem,
     WorkState,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "ReferenceContext",
     "ReferenceContextFile",
     "ReferenceFile",
+    "WavefrontOpd",
     "ReferenceImpact",
     "ReprocessingRequest",
     "ReprocessingUnit",

@@ -53,6 +53,7 @@ __all__ = [
     "Subscription",
     "TaskFailure",
     "TaskStat",
+    "WavefrontOpd",
     "WorkItem",
     "WorkState",
 ]
@@ -138,6 +139,8 @@ class Observation(Base):
     exp_type: Mapped[str] = mapped_column(String(32), default="")
     filter: Mapped[str | None] = mapped_column(String(32))
     pupil: Mapped[str | None] = mapped_column(String(32))
+    pre_image_for: Mapped[list[Any] | None] = mapped_column(
+        JSON, default=list, comment="Observation numbers this one is the pre-image of (prerequisite products)")
 
     program: Mapped[Program] = relationship(back_populates="observations")
     exposures: Mapped[list[Exposure]] = relationship(back_populates="observation")
@@ -576,3 +579,20 @@ class Association(Base):
     emitted_count: Mapped[int] = mapped_column(Integer, default=0, comment="ASNs emitted so far")
     updated_at: Mapped[datetime]
     emitted_at: Mapped[datetime | None]
+
+
+class WavefrontOpd(Base):
+    """A wavefront-sensing OPD file of the observatory (program-independent, public): when
+    it was sensed, where, and where the archived file is."""
+
+    __tablename__ = "wavefront_opd"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(200), unique=True)
+    date_obs: Mapped[datetime] = mapped_column(index=True, comment="When the wavefront was sensed (UTC)")
+    aperture: Mapped[str] = mapped_column(String(32), comment="Field point, e.g. NRCA3_FP1")
+    rms_nm: Mapped[float] = mapped_column(Float, comment="rms OPD over the pupil, nm")
+    uri: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    archived_at: Mapped[datetime]

@@ -77,6 +77,7 @@ def upsert_program(session: Session, plan: Plan) -> Program:
         row.exp_type = obs.exp_type
         row.filter = obs.filter
         row.pupil = obs.pupil
+        row.pre_image_for = list(obs.pre_image_for)
     session.flush()
     return program
 

@@ -18,8 +18,10 @@ from shared.refdata.contexts import (
     ReferenceInfo,
     context_name,
     context_number,
+    contexts_holding,
     list_contexts,
     list_references,
+    used_references,
 )
 from shared.refdata.delivery import Delivery, deliver, reference_key
 from shared.refdata.errors import (
@@ -81,6 +83,7 @@ __all__ = [
     "choose_local_references",
     "context_name",
     "context_number",
+    "contexts_holding",
     "deliver",
     "explain",
     "select_from_files",
@@ -94,4 +97,5 @@ __all__ = [
     "parse_ref_overrides",
     "reference_key",
     "selector_spec",
+    "used_references",
 ]

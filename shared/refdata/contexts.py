@@ -28,11 +28,14 @@ __all__ = [
     "context_members",
     "context_name",
     "context_number",
+    "contexts_holding",
+    "used_references",
     "list_contexts",
     "list_references",
     "resolve_context",
 ]
 
+REFERENCE_SCHEME = "crds://"  # how a product's provenance (Product.inputs) names a reference file
 MAX_CONTEXT = 2**31 - 1  # context numbers are the catalog's 32-bit keys
 _NAME = re.compile(r"^(?:dms_)?(\d+)(?:\.ctx)?$", re.IGNORECASE)
 
@@ -178,4 +181,26 @@ def list_contexts(session: Session) -> list[ContextInfo]:
             created_at=as_utc(c.created_at), note=c.note, files=len(mine),
             added=tuple(sorted(mine - parent)), removed=tuple(sorted(parent - mine)),
         ))
+    return out
+
+
+def used_references(inputs: list[str] | None) -> list[str]:
+    """The reference files a product's provenance names (``crds://<file>``), in order."""
+    names = [i[len(REFERENCE_SCHEME):] for i in inputs or () if i.startswith(REFERENCE_SCHEME)]
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def contexts_holding(session: Session, file_ids: list[int]) -> dict[int, list[str]]:
+    """Reference file id -> the names of the contexts that hold it, oldest first."""
+    out: dict[int, list[str]] = defaultdict(list)
+    if not file_ids:
+        return out
+    rows = session.execute(
+        select(ReferenceContextFile.reference_file_id, ReferenceContext.name)
+        .join(ReferenceContext, ReferenceContext.id == ReferenceContextFile.context_id)
+        .where(ReferenceContextFile.reference_file_id.in_(file_ids))
+        .order_by(ReferenceContext.id)
+    )
+    for file_id, name in rows:
+        out[file_id].append(name)
     return out

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from services.archive import mast
-from services.archive.dependencies import DbSession, Operator
+from services.archive.dependencies import DbSession, Operator, SettingsDep
 from services.archive.routers.common import (
     IdsParam,
     IncludeSupersededParam,
@@ -76,12 +76,14 @@ def get_product(
     filename: str,
     session: DbSession,
     operator: Operator,
+    settings: SettingsDep,
     revision: RevisionParam = None,
 ) -> ProductDetail:
     """Metadata (public, even under exclusive access), the inputs it was made from, the
     associations that list it, the products made from it, and every revision of the name
     (revisions a reprocessing request staged or abandoned: operators only)."""
-    detail = product_detail(session, filename, revision, datetime.now(UTC), unpublished=operator)
+    detail = product_detail(session, filename, revision, datetime.now(UTC), unpublished=operator,
+                            base_url=settings.archive_base_url)
     if detail is None:
         which = f"revision {revision} of " if revision is not None else ""
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no product {which}{filename}")
@@ -93,12 +95,15 @@ def get_linkages(
     filename: str,
     session: DbSession,
     operator: Operator,
+    settings: SettingsDep,
     revision: RevisionParam = None,
 ) -> Linkages:
     """How the product belongs to its observation, the associations that list it, and the
     trees of what it was made from (antecedents, down to the ``_uncal``, with the
-    association that made each step) and of what was made from it (children)."""
-    linkages = product_linkages(session, filename, revision, datetime.now(UTC), unpublished=operator)
+    association that made each step) and of what was made from it (children), and the
+    reference files and context it was calibrated with (contributing)."""
+    linkages = product_linkages(session, filename, revision, datetime.now(UTC), unpublished=operator,
+                                base_url=settings.archive_base_url)
     if linkages is None:
         which = f"revision {revision} of " if revision is not None else ""
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no product {which}{filename}")

@@ -1,20 +1,30 @@
-"""/references: what a reference context changes for archived exposures (public metadata).
+"""/references: the delivered reference files (contributing products, public) and what a
+reference context changes for archived exposures (public metadata).
 
-``GET /references/{context}/impact`` lists the exposures the context would calibrate with
-other reference files than their current products used, as recorded when it was
-delivered (:mod:`shared.refdata.impact`); ``current`` stands for the newest context.
+``GET /references`` lists reference files and ``GET /references/{file}`` downloads one
+(:mod:`services.archive.contributing`). ``GET /references/{context}/impact`` lists the
+exposures the context would calibrate with other reference files than their current
+products used, as recorded when it was delivered (:mod:`shared.refdata.impact`);
+``current`` stands for the newest context.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from services.archive import mast
-from services.archive.dependencies import DbSession
-from services.archive.routers.common import PageParam, PageSizeParam, set_total
-from services.archive.schemas import DEFAULT_PAGESIZE, ErrorOut, ImpactOut, Page
+from services.archive.contributing import (
+    ReferenceCriteria,
+    reference_file,
+    reference_media_type,
+    search_references,
+)
+from services.archive.dependencies import DbSession, SettingsDep, StoreDep
+from services.archive.files import StoredFile, serve_file
+from services.archive.routers.common import ListParam, PageParam, PageSizeParam, set_total
+from services.archive.schemas import DEFAULT_PAGESIZE, ErrorOut, ImpactOut, Page, ReferenceRow
 from shared.refdata import UnknownContextError, list_impact
 
 __all__ = ["router"]
@@ -22,6 +32,56 @@ __all__ = ["router"]
 router = APIRouter(prefix="/references", tags=["references"])
 
 _UNKNOWN = {404: {"model": ErrorOut, "description": "No such reference context."}}
+
+
+@router.get("", response_model=Page[ReferenceRow], summary="Search reference files (contributing products)")
+def search(
+    session: DbSession,
+    response: Response,
+    settings: SettingsDep,
+    filename: ListParam = None,
+    reftype: ListParam = None,
+    instrument: ListParam = None,
+    detector: Annotated[list[str] | None, Query(description=(
+        "Detectors (e.g. NRCA1): files whose DETECTOR selector names one, and files that apply to any "
+        "detector (no DETECTOR selector, ANY, GENERIC, N/A)."))] = None,
+    context: Annotated[str | None, Query(max_length=64, description=(
+        "Only the files of this context (dms_0002.ctx, dms_0002, 2 or current).")),
+    ] = None,
+    useafter: Annotated[str | None, Query(max_length=100, description=(
+        "USEAFTER range: '2022-01-01..2023-01-01', '>=2022-06-01'.")),
+    ] = None,
+    page: PageParam = 1,
+    pagesize: PageSizeParam = DEFAULT_PAGESIZE,
+) -> Page[ReferenceRow]:
+    """Every delivered reference file (by default of any context), with the contexts that
+    hold it and its download URL. Reference files are public."""
+    criteria = ReferenceCriteria(
+        filename=mast.parse_list(filename, "filename"), reftype=mast.parse_list(reftype, "reftype"),
+        instrument=mast.parse_list(instrument, "instrument"), detector=mast.parse_list(detector, "detector"),
+        context=context, useafter=useafter,
+    )
+    total, rows = search_references(session, criteria, page, pagesize, settings.archive_base_url)
+    set_total(response, total)
+    return Page[ReferenceRow](total=total, page=page, pagesize=pagesize, rows=rows)
+
+
+@router.head("/{filename}", include_in_schema=False)
+@router.get("/{filename}", summary="Download a reference file", response_class=Response,
+            responses={200: {"content": {"application/fits": {}, "application/asdf": {}}},
+                       307: {"description": "Redirect to a presigned URL (S3 store, redirect=true)."},
+                       404: {"model": ErrorOut, "description": "No reference file of that name."}})
+def download(
+    filename: str, request: Request, session: DbSession, store: StoreDep,
+    redirect: Annotated[bool, Query(description="With an S3 store: 307 to a presigned URL instead of streaming.")] = False,
+) -> Response:
+    """A delivered reference file, by name (public; no token needed). Headers as
+    ``/download``: ``Digest``/``Repr-Digest``, ``X-Checksum-SHA256``, ``ETag``."""
+    ref = reference_file(session, filename)
+    if ref is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no reference file {filename}")
+    stored = StoredFile(ref.filename, ref.uri, ref.sha256, ref.size, reference_media_type(ref.filename))
+    return serve_file(store, stored, redirect=redirect, head=request.method == "HEAD")
 
 
 @router.get("/{context}/impact", response_model=Page[ImpactOut], responses=_UNKNOWN,
