@@ -26,8 +26,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from services.archive.app import create_app
+from services.ingest.auxiliary import msa_problem
 from services.ingest.receive import receive_files
-from services.ingest.task import msa_problem
 from services.simulator import simulate
 from services.simulator.description import DescriptionError
 from shared.catalog import Exposure, IngestRejection
