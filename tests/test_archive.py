@@ -60,6 +60,8 @@ class Archive:
     uncal_a: list[str] = field(default_factory=list)
     uncal_b: str = ""
     cal_a: list[str] = field(default_factory=list)
+    guide_a: list[str] = field(default_factory=list)  # the fine-guide products of program A's exposures
+    guide_b: list[str] = field(default_factory=list)
 
     def auth(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
@@ -152,8 +154,13 @@ def archive(request, tmp_path_factory) -> Archive:
     run_handler("ingest.telemetry", handle_telemetry, {"nonsense": True}, ctx)  # one dead letter
 
     with ctx.catalog.session() as s:
-        uncal_a = sorted(s.scalars(select(Product.filename).where(Product.program_id == A)))
-        [uncal_b] = s.scalars(select(Product.filename).where(Product.program_id == B)).all()
+        # the _uncal files (each exposure's telemetry also made its fine-guide gs-fg product)
+        uncal_a = sorted(s.scalars(select(Product.filename).where(Product.program_id == A, Product.suffix == "uncal")))
+        [uncal_b] = s.scalars(select(Product.filename).where(Product.program_id == B, Product.suffix == "uncal")).all()
+        guide_a, guide_b = (sorted(s.scalars(select(Product.filename).where(Product.program_id == p,
+                                                                             Product.suffix == "gs-fg")))
+                            for p in (A, B))
+    assert len(guide_a) == 2 and len(guide_b) == 1  # one per exposure, whatever its detectors
     assert len(uncal_a) == 4
     cals = []
     for uncal in uncal_a:
@@ -169,7 +176,8 @@ def archive(request, tmp_path_factory) -> Archive:
     _add_preview(ctx, I2D, "preview", PNG, b"\x89PNG\r\n\x1a\nnot really", "image/png")
     _add_preview(ctx, I2D, "thumbnail", JPG, b"\xff\xd8\xffjpeg-ish", "image/jpeg")
 
-    arch = Archive(settings=settings, client=None, ctx=ctx, uncal_a=uncal_a, uncal_b=uncal_b, cal_a=cals)
+    arch = Archive(settings=settings, client=None, ctx=ctx, uncal_a=uncal_a, uncal_b=uncal_b, cal_a=cals,
+                   guide_a=guide_a, guide_b=guide_b)
     with ctx.catalog.session() as s:
         for user in (PI, ADA, MALLORY, "bob@example.org", "sub1@example.org", "sub2@example.org"):
             arch.tokens[user] = create_token(s, user, 30, "tests")
@@ -195,7 +203,7 @@ def test_observation_rows_carry_mast_fields(archive):
     assert row["target_name"] == "DEMO-FIELD-1" and (row["s_ra"], row["s_dec"]) == TARGET_A
     assert row["proposal_pi"] == "Ada Lovelace" and row["dataproduct_type"] == "image"
     assert row["calib_level"] == 3 and row["dataRights"] == "EXCLUSIVE_ACCESS"
-    assert row["n_products"] == 15  # 4 uncal, 4 rate, 4 cal, asn, i2d, cat (current only)
+    assert row["n_products"] == 17  # 4 uncal, 2 gs-fg, 4 rate, 4 cal, asn, i2d, cat (current only)
     # t_min is the first exposure's start (2025-03-01T12:00Z = MJD 60735.5); two detectors
     # read out together count once in t_exptime; t_max adds the last exposure's duration
     demo = yaml.safe_load((EXAMPLES / "nircam_imaging.yaml").read_text())["observations"][0]
@@ -320,7 +328,7 @@ def test_product_rows_and_filters(archive):
     obsid = get(archive, "/observations/jw01234001").json()["obsid"]
     url = f"/observations/{obsid}/products"
     body = _products(archive, url)
-    assert body["total"] == 17 == len(body["rows"])  # 15 files + preview + thumbnail
+    assert body["total"] == 19 == len(body["rows"])  # 15 files, 2 gs-fg, preview + thumbnail
     rows = {r["productFilename"]: r for r in body["rows"]}
     uncal = rows[archive.uncal_a[0]]
     assert uncal["dataURI"] == f"dms:JWST/product/{archive.uncal_a[0]}"
@@ -337,7 +345,7 @@ def test_product_rows_and_filters(archive):
 
     assert names(productType="PREVIEW") == sorted([PNG, JPG])
     assert len(names(productType="SCIENCE")) == 14
-    assert names(productType="AUXILIARY,INFO") == [ASN]
+    assert names(productType="AUXILIARY,INFO") == sorted([ASN, *archive.guide_a])
     assert names(suffix="cal") == sorted(archive.cal_a) == names(productSubGroupDescription="CAL")
     assert names(calib_level="3", productType="!PREVIEW") == sorted([ASN, CAT, I2D])
     assert names(filename="*_cat.ecsv") == [CAT]
@@ -353,19 +361,21 @@ def test_product_rows_and_filters(archive):
     assert [(r["revision"], r["is_current"]) for r in both] == [(2, True), (1, False)]
     assert both[1]["superseded_date"] is not None and both[1]["productGroupDescription"] is None
     assert both[1]["sha256"] == archive.sha256(I2D, revision=1)
-    assert _products(archive, url, include_superseded="true")["total"] == 18
+    assert _products(archive, url, include_superseded="true")["total"] == 20
 
 
 def test_products_across_observations_and_paging(archive):
     public = _products(archive, "/products", program="2345")
-    assert [r["productFilename"] for r in public["rows"]] == [archive.uncal_b]
-    assert public["rows"][0]["dataRights"] == "PUBLIC"
-    assert public["rows"][0]["productGroupDescription"] == "Minimum Recommended Products"  # its top level is 1
-    assert _products(archive, "/products", dataRights="PUBLIC")["total"] == 1
+    assert [r["productFilename"] for r in public["rows"]] == sorted([archive.uncal_b, *archive.guide_b])
+    rows = {r["productFilename"]: r for r in public["rows"]}
+    assert {r["dataRights"] for r in rows.values()} == {"PUBLIC"}
+    assert rows[archive.uncal_b]["productGroupDescription"] == "Minimum Recommended Products"  # its top level is 1
+    assert rows[archive.guide_b[0]]["productGroupDescription"] is None  # guide-star data: AUXILIARY, never MRP
+    assert _products(archive, "/products", dataRights="PUBLIC")["total"] == 2
     total = _products(archive, "/products")["total"]
-    assert total == 18  # 17 files of jw01234001 + 1 of jw02345001
+    assert total == 21  # 19 files of jw01234001 + 2 of jw02345001
     seen = []
-    for page in range(1, 6):
+    for page in range(1, 7):
         body = _products(archive, "/products", pagesize=4, page=page)
         assert body["total"] == total
         seen += [(r["productFilename"], r["revision"]) for r in body["rows"]]
@@ -577,7 +587,7 @@ def test_subscriptions_are_scoped_to_the_owner(archive):
 
 def test_events_filters(archive):
     body = _products(archive, "/events", type="product.archived", program="1234")
-    assert body["total"] == 4 and {e["subject"] for e in body["rows"]} == set(archive.uncal_a)
+    assert body["total"] == 6 and {e["subject"] for e in body["rows"]} == {*archive.uncal_a, *archive.guide_a}
     assert all(e["type"] == "dms.product.archived" and e["specversion"] == "1.0" for e in body["rows"])
     rejected = _products(archive, "/events", type="dms.ingest.rejected")
     assert rejected["total"] == 1 and rejected["rows"][0]["subject"] == "noise.ccsds"
@@ -613,7 +623,7 @@ def test_health_and_metrics(archive, tmp_path):
     r = get(archive, "/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
     m = _metrics(r.text)
-    assert m['dms_products{level="1"}'] == 5 and m['dms_products{level="2"}'] == 8
+    assert m['dms_products{level="1"}'] == 8 and m['dms_products{level="2"}'] == 8  # 5 uncal, 3 gs-fg
     assert m['dms_products{level="3"}'] == 3  # asn, i2d r2, cat
     assert m["dms_outbox_pending"] == 0 and m["dms_ingest_rejections_total"] == 1
     assert m["dms_task_failures_total"] == 1
