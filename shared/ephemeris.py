@@ -27,6 +27,7 @@ from astropy.coordinates import get_body_barycentric
 from astropy.time import Time
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.plan import latest_program_file_key
 from shared.storage import Bucket
 
 __all__ = [
@@ -209,15 +210,7 @@ def ephemeris_filename(program: str) -> str:
 def latest_ephemeris_key(store, program: str) -> str | None:
     """Key of the newest revision of the ephemeris delivered for a program, or None
     (``<program>/000/r<revision>/jw<program>_ephem.json``)."""
-    name = ephemeris_filename(program)
-    best: tuple[int, str] | None = None
-    for key in store.list_keys(Bucket.RAW, f"{program}/000/"):
-        parts = key.split("/")
-        if len(parts) == 4 and parts[3] == name and parts[2][1:].isdigit():
-            rev = int(parts[2][1:])
-            if best is None or rev > best[0]:
-                best = (rev, key)
-    return best[1] if best else None
+    return latest_program_file_key(store, program, ephemeris_filename(program))
 
 
 def load_latest_ephemeris(store, program: str) -> Ephemeris | None:

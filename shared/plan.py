@@ -57,6 +57,7 @@ __all__ = [
     "candidate_id",
     "candidate_problem",
     "latest_plan_key",
+    "latest_program_file_key",
     "load_latest_plan",
     "plan_filename",
     "prerequisite_problem",
@@ -476,7 +477,12 @@ def latest_plan_key(store, program: str) -> str | None:
 
     Plans live at ``<program>/000/r<revision>/jw<program>_plan.json``.
     """
-    name = plan_filename(program)
+    return latest_program_file_key(store, program, plan_filename(program))
+
+
+def latest_program_file_key(store, program: str, name: str) -> str | None:
+    """Key of the newest revision of a file delivered for a whole program (its plan, its
+    ephemeris) in dms-raw: ``<program>/000/r<revision>/<name>``; None when none was."""
     best: tuple[int, str] | None = None
     for key in store.list_keys(Bucket.RAW, f"{program}/000/"):
         parts = key.split("/")

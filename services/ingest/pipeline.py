@@ -167,9 +167,7 @@ def ingest_telemetry(
             result = _ingest_guiding(guiding[key], science, plan_for(_program_id(key)), report, created,
                                      software_version, budget, time_tolerance)
         except InflateLimitError as exc:
-            reason = "decompression_bomb" if exc.scope == "packet" else "decompression_limit"
-            return IngestOutput(rejections=[Rejection(reason, f"{exc}; the file was not ingested",
-                                                      _program_id(key))], report=report)
+            return _too_large(exc, key, report)
         if isinstance(result, Rejection):
             out.rejections.append(result)
         else:
@@ -182,16 +180,20 @@ def ingest_telemetry(
                                       segment_bytes, budget, time_tolerance,
                                       ephemeris_for(program) if ephemeris_for is not None else None, fine_guiding)
         except InflateLimitError as exc:
-            # A payload that expands past its cap makes the whole file suspect: nothing of it
-            # is archived, the raw file is kept for inspection.
-            reason = "decompression_bomb" if exc.scope == "packet" else "decompression_limit"
-            return IngestOutput(rejections=[Rejection(reason, f"{exc}; the file was not ingested",
-                                                      _program_id(key))], report=report)
+            return _too_large(exc, key, report)
         if isinstance(result, Rejection):
             out.rejections.append(result)
         else:
             out.files.extend(result)
     return out
+
+
+def _too_large(exc: InflateLimitError, key: ExposureKey, report: StreamReport) -> IngestOutput:
+    """A payload that expands past its cap makes the whole file suspect: nothing of it is
+    archived (the raw file is kept for inspection)."""
+    reason = "decompression_bomb" if exc.scope == "packet" else "decompression_limit"
+    return IngestOutput(rejections=[Rejection(reason, f"{exc}; the file was not ingested", _program_id(key))],
+                        report=report)
 
 
 def _same_exposure(a: ExposureKey, b: ExposureKey) -> bool:
