@@ -152,9 +152,16 @@ def run_and_cut(cluster, simulation, expected, catalog, redis, prefix, env, work
         {n: current[n] for n in expected.products if current[n] != 1}
     # ... nothing doubled: no second revision, no product the plan does not imply besides
     # the associations and the pool, one association of each kind per exposure/observation
+    # (the program's association report is rewritten as the chain advances: a revision a change,
+    # one current; each exposure's telemetry also makes its fine-guide product, once)
+    report = f"jw{PROGRAM_ID}_asn-report.html"
+    assert [current for _rev, current in rows.pop(report, [])].count(True) == 1, "no current association report"
+    guiding = sorted(n for n in rows if "_gs-fg_" in n)
+    assert len(guiding) == len({e.rsplit("_", 1)[0] for e in expected.exposures}), guiding
     revised = {name: revs for name, revs in rows.items() if len(revs) != 1 or revs[0][0] != 1}
     assert not revised, f"products with more than one revision: {revised}"
-    extra = sorted(n for n in rows if n not in expected.products and not n.endswith(("_asn.json", "_pool.csv")))
+    extra = sorted(n for n in rows if n not in expected.products and n not in guiding
+                   and not n.endswith(("_asn.json", "_pool.csv")))
     assert not extra, f"unexpected products: {extra}"
     assert emitted_associations(catalog) == expected.associations
     asn_files = [n for n in rows if n.endswith("_asn.json")]
