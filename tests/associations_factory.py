@@ -133,3 +133,16 @@ def archive_exposure(ctx, plan: Plan, exposure_id: str, suffix: str, tmp: Path, 
 def outbox_event(ctx, event_id: str) -> Event:
     with ctx.catalog.session() as s:
         return event_from_record(s.get(EventRecord, event_id))
+
+
+def deliver(ctx, plan: Plan, tmp: Path, ids, suffix: str, **kw) -> list[str]:
+    """Archive products and run the associations handler on each event; returns the new
+    event ids."""
+    from services.associations.task import handle_product
+
+    out = []
+    for eid in ids:
+        archived = archive_exposure(ctx, plan, eid, suffix, tmp, **kw)
+        if archived.event_id:
+            out += handle_product(outbox_event(ctx, archived.event_id), ctx)
+    return out

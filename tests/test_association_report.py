@@ -29,6 +29,7 @@ from shared.naming import parse_report
 from shared.runtime import ServiceContext
 from tests.associations_factory import (
     archive_exposure,
+    deliver,
     exposure_ids,
     make_plan,
     observation,
@@ -115,15 +116,6 @@ def ctx(request, tmp_path):
     context.catalog.upgrade()
     yield context
     context.catalog.dispose()
-
-
-def deliver(ctx, plan, tmp_path, ids, suffix, **kw):
-    out = []
-    for eid in ids:
-        archived = archive_exposure(ctx, plan, eid, suffix, tmp_path, **kw)
-        if archived.event_id:
-            out += handle_product(outbox_event(ctx, archived.event_id), ctx)
-    return out
 
 
 def reports(ctx) -> list[Product]:

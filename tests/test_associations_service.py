@@ -23,6 +23,7 @@ from shared.runtime import ServiceContext
 from shared.storage import Bucket
 from tests.associations_factory import (
     archive_exposure,
+    deliver,
     exposure_ids,
     make_plan,
     observation,
@@ -45,16 +46,6 @@ def ctx(request, tmp_path):
     context.catalog.upgrade()
     yield context
     context.catalog.dispose()
-
-
-def deliver(ctx, plan, tmp_path, ids, suffix, **kw):
-    """Archive products and run the handler on each event; returns the new event ids."""
-    out = []
-    for eid in ids:
-        archived = archive_exposure(ctx, plan, eid, suffix, tmp_path, **kw)
-        if archived.event_id:
-            out += handle_product(outbox_event(ctx, archived.event_id), ctx)
-    return out
 
 
 def events(ctx, ids):
