@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
+from shared.catalog.caom import refresh_program
 from shared.catalog.models import AccessChange, AccessKind, ExclusiveRead, Product, Program
 from shared.naming import is_2c
 
@@ -271,6 +272,8 @@ def recompute_releases(session: Session, program: Program, now: datetime) -> int
             p.data_release = new
             moved += 1
     session.flush()
+    if moved:
+        refresh_program(session, program.id)  # their t_obs_release follows
     return moved
 
 

@@ -31,6 +31,7 @@ from shared.catalog.queries import (
 from shared.catalog.work import complete as complete_work
 from shared.datamodels import FitsProduct, content_type, read_product, set_cards, write_output
 from shared.errors import InputError, NonRetriableError
+from shared.footprints import file_region
 from shared.messages import (
     Event,
     IngestSummary,
@@ -120,6 +121,7 @@ def archive_product(
     """
     filename = path.name
     sha = sha256_file(path)
+    region = file_region(path)
     request = ctx.request
     with ctx.catalog.session() as s:
         rev = next_revision(s, filename, sha, request.request_id if request is not None else None)
@@ -150,7 +152,8 @@ def archive_product(
     if request is not None:
         return _stage_product(ctx, path, ref, stored, suffix=suffix, level=level, exposure=exposure, inputs=inputs,
                               reference_context=reference_context, segment=segment, product_type=product_type,
-                              data_release=data_release, eap_months=eap_months, archived_at=archived_at)
+                              data_release=data_release, eap_months=eap_months, archived_at=archived_at,
+                              s_region=region)
     with ctx.catalog.session() as s:
         exposure_id, observation_id = _catalog_place(s, program, observation, exposure)
         previous = current_product(s, filename)
@@ -160,6 +163,7 @@ def archive_product(
             program_id=program, observation_id=observation_id, exposure_id=exposure_id, archived_at=archived_at,
             eap_months=eap_months, software_version=ctx.settings.cal_ver, inputs=inputs, segment=segment,
             reference_context=reference_context, product_type=product_type, data_release=data_release,
+            s_region=region,
         )
         if not created:
             return ArchivedProduct(ref, product.id, None)
@@ -206,7 +210,7 @@ def _catalog_place(s: Session, program: str, observation: int | None,
 def _stage_product(ctx: ServiceContext, path: Path, ref: ProductRef, stored, *, suffix: str, level: int,
                    exposure: Exposure | None, inputs: list[str], reference_context: str | None, segment: int | None,
                    product_type: str, data_release: datetime | None, eap_months: int,
-                   archived_at: datetime) -> ArchivedProduct:
+                   archived_at: datetime, s_region: str | None = None) -> ArchivedProduct:
     """Register a revision a reprocessing request made: not current, no announcement (the
     request makes its unit current at once when the unit is complete,
     :func:`shared.reprocessing.complete_unit`), with why it was made and how it differs
@@ -237,6 +241,7 @@ def _stage_product(ctx: ServiceContext, path: Path, ref: ProductRef, stored, *, 
             program_id=ref.program, observation_id=observation_id, exposure_id=exposure_id, archived_at=archived_at,
             eap_months=eap_months, software_version=ctx.settings.cal_ver, inputs=inputs, segment=segment,
             reference_context=reference_context, product_type=product_type, data_release=data_release, staged=True,
+            s_region=s_region,
         )
         if created:
             product.request_id, product.request_unit = request.request_id, request.unit

@@ -48,6 +48,7 @@ from shared.catalog import (
     RequestState,
 )
 from shared.catalog import work as ledger
+from shared.catalog.caom import refresh_program
 from shared.catalog.queries import add_event, current_product
 from shared.errors import InputError
 from shared.messages import (
@@ -463,6 +464,7 @@ def complete_unit(session: Session, request: ReprocessingRequest, unit: Reproces
     _follow_members(session, request.program_id, {p.filename: p.revision for p in staged})
     if unit.kind == ASSOCIATION:
         ids += _supersede_departed(session, request, unit, {p.filename for p in staged}, now)
+    refresh_program(session, request.program_id)  # its CAOM rows follow what became current
     unit.state, unit.finished_at = RequestState.DONE, now
     log.info("reprocessing request %s: unit %s complete, %d new revision(s) current", request.id, unit.name,
              len(staged))

@@ -14,6 +14,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
 
+# MAST's names of JWST modes and optical elements: the catalog's CAOM rows use them too.
+from shared.catalog.caom import dataproduct_type, filters_label, instrument_name
+
 __all__ = [
     "MAX_INT",
     "MAX_PATTERNS",
@@ -48,23 +51,6 @@ __all__ = [
 MISSION = "JWST"
 MRP_LABEL = "Minimum Recommended Products"
 _MJD_UNIX_EPOCH = 40587.0
-
-# Observing mode shown after the instrument in ``instrument_name`` (MAST's JWST names).
-_MODES = {
-    "NRC_IMAGE": "IMAGE", "NRC_TSIMAGE": "IMAGE", "NRC_WFSS": "GRISM", "NRC_TSGRISM": "GRISM",
-    "NRC_CORON": "CORON", "NRC_GRISM": "GRISM",
-    "NIS_IMAGE": "IMAGE", "NIS_WFSS": "WFSS", "NIS_SOSS": "SOSS", "NIS_AMI": "AMI",
-    "NRS_MSASPEC": "MSA", "NRS_FIXEDSLIT": "SLIT", "NRS_BRIGHTOBJ": "SLIT", "NRS_IFU": "IFU",
-    "MIR_IMAGE": "IMAGE", "MIR_MRS": "IFU", "MIR_LRS-FIXEDSLIT": "SLIT", "MIR_LRS-SLITLESS": "SLITLESS",
-    "MIR_LYOT": "CORON", "MIR_4QPM": "CORON", "MIR_CORONCAL": "CORON",
-    "FGS_IMAGE": "IMAGE", "FGS_FOCUS": "IMAGE",
-}
-_PRODUCT_TYPES = {
-    "IMAGE": "image", "CORON": "image", "AMI": "image",
-    "GRISM": "spectrum", "WFSS": "spectrum", "SOSS": "timeseries", "MSA": "spectrum",
-    "SLIT": "spectrum", "SLITLESS": "spectrum", "IFU": "cube",
-}
-_NO_ELEMENT = {"CLEAR", "CLEARP", "NONE", "N/A", "OPAQUE", ""}
 
 
 class CriterionError(ValueError):
@@ -122,27 +108,6 @@ def normalize_program(value: str, param: str = "program") -> str:
     if not value.isdigit() or len(value) > 5 or int(value) == 0:
         raise CriterionError(f"{param}: {value!r} is not a program number (1 to 99999)")
     return f"{int(value):05d}"
-
-
-def instrument_name(instrument: str, exp_type: str | None) -> str:
-    """``INSTRUMENT/MODE`` as MAST names JWST modes, e.g. ``NIRCAM/IMAGE``, ``NIRISS/SOSS``."""
-    exp_type = (exp_type or "").upper()
-    mode = _MODES.get(exp_type) or (exp_type.split("_", 1)[1] if "_" in exp_type else exp_type)
-    return f"{instrument.upper()}/{mode}" if mode else instrument.upper()
-
-
-def dataproduct_type(exp_type: str | None) -> str | None:
-    """image, spectrum, cube or timeseries (None when the mode is unknown)."""
-    exp_type = (exp_type or "").upper()
-    if exp_type.split("_", 1)[-1].startswith("TS"):
-        return "timeseries"
-    return _PRODUCT_TYPES.get(_MODES.get(exp_type, ""))
-
-
-def filters_label(filter_: str | None, pupil: str | None) -> str:
-    """The optical elements in the beam, ``;``-joined (filter, then pupil); CLEAR when none."""
-    elements = [e.upper() for e in (filter_, pupil) if e and e.upper() not in _NO_ELEMENT]
-    return ";".join(elements) or "CLEAR"
 
 
 def data_uri(filename: str) -> str:

@@ -36,6 +36,30 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
+    if revision == "head":
+        _backfill_caom(url)
+
+
+def _backfill_caom(url: str) -> None:
+    """Build the CAOM rows of a catalog archived before they existed (migration
+    0012_caom_observations made their tables empty): computed here, with the models of the
+    schema now in place, once, when a catalog has products but no rows."""
+    from sqlalchemy import exists, select
+
+    from shared.catalog.caom import backfill
+    from shared.catalog.models import CaomObservation, Product
+
+    catalog = Catalog(url)
+    try:
+        with catalog.session() as s:
+            if s.scalar(select(exists().where(CaomObservation.id.is_not(None)))):
+                return
+            if not s.scalar(select(exists().where(Product.is_current, Product.level >= 1,
+                                                   Product.program_id.is_not(None)))):
+                return
+            backfill(s)
+    finally:
+        catalog.dispose()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -34,6 +34,10 @@ __all__ = [
     "ArtifactKind",
     "Association",
     "Base",
+    "CaomMember",
+    "CaomObservation",
+    "CaomObservationLink",
+    "CaomProduct",
     "Delivery",
     "DeliveryAttempt",
     "EventRecord",
@@ -213,6 +217,8 @@ class Product(Base):
         JSON, comment="Why a reprocessed revision was made: request, contexts, references that differ")
     changes: Mapped[dict[str, Any] | None] = mapped_column(
         JSON, comment="How it differs from the revision it replaces (shared.changes)")
+    s_region: Mapped[str | None] = mapped_column(
+        Text, comment="Sky footprint (S_REGION of the file, or of its pointing): POLYGON ICRS ra dec ...")
 
     artifacts: Mapped[list[Artifact]] = relationship(back_populates="product")
     exposure: Mapped[Exposure | None] = relationship()
@@ -596,3 +602,69 @@ class WavefrontOpd(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     archived_at: Mapped[datetime]
+
+
+class CaomObservation(Base):
+    """One observation row as MAST presents JWST (shared.catalog.caom keeps them): one per
+    Level-3 product (``obs_id`` its product name, e.g. ``jw01234-o001_t001_nircam_clear-f200w``)
+    and one per exposure and detector (``obs_id`` e.g. ``jw01234001001_02101_00001_nrca1``).
+    Maintained in the transaction that registers or supersedes its products."""
+
+    __tablename__ = "caom_observation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, comment="MAST's obsid (Product Group ID)")
+    obs_id: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True, comment="exposure or level3")
+    program_id: Mapped[str] = mapped_column(ForeignKey("program.id"), index=True)
+    observation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("observation.id"), index=True, comment="Its (first) program observation")
+    exposure_id: Mapped[int | None] = mapped_column(ForeignKey("exposure.id"), unique=True)
+    association_id: Mapped[int | None] = mapped_column(
+        ForeignKey("association.id"), comment="Level 3: the association that made it")
+    calib_level: Mapped[int] = mapped_column(Integer, index=True)
+    instrument_name: Mapped[str] = mapped_column(String(64), comment="INSTRUMENT/MODE, e.g. NIRCAM/IMAGE")
+    filters: Mapped[str] = mapped_column(String(64))
+    target_name: Mapped[str] = mapped_column(String(200), default="")
+    dataproduct_type: Mapped[str | None] = mapped_column(String(16))
+    s_ra: Mapped[float | None] = mapped_column(Float, index=True)
+    s_dec: Mapped[float | None] = mapped_column(Float)
+    s_region: Mapped[str | None] = mapped_column(Text)
+    t_min: Mapped[datetime | None]
+    t_max: Mapped[datetime | None]
+    t_exptime: Mapped[float | None] = mapped_column(Float, comment="Effective exposure time, s")
+    em_min: Mapped[float | None] = mapped_column(Float, comment="Shortest wavelength, nm")
+    em_max: Mapped[float | None] = mapped_column(Float, comment="Longest wavelength, nm")
+    t_obs_release: Mapped[datetime | None] = mapped_column(comment="Latest data release of its current products")
+    top_filename: Mapped[str | None] = mapped_column(
+        String(200), comment="Its highest-level science product: dataURL, and jpegURL when it has a preview")
+    n_products: Mapped[int] = mapped_column(Integer, default=0, comment="Current files of its own")
+    updated_at: Mapped[datetime]
+
+
+class CaomProduct(Base):
+    """A file (by name: every revision) in a CAOM row's own product list."""
+
+    __tablename__ = "caom_product"
+
+    caom_id: Mapped[int] = mapped_column(ForeignKey("caom_observation.id", ondelete="CASCADE"), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+
+
+class CaomMember(Base):
+    """A Level-3 row's member: the exposure row of one exposure it combines."""
+
+    __tablename__ = "caom_member"
+
+    caom_id: Mapped[int] = mapped_column(ForeignKey("caom_observation.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("caom_observation.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class CaomObservationLink(Base):
+    """Every program observation a CAOM row belongs to (a multi-observation Level-3 product:
+    each observation it combines)."""
+
+    __tablename__ = "caom_observation_link"
+
+    caom_id: Mapped[int] = mapped_column(ForeignKey("caom_observation.id", ondelete="CASCADE"), primary_key=True)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("observation.id"), primary_key=True, index=True)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.access import add_months, release_for
+from shared.catalog.caom import refresh_for
 from shared.catalog.models import (
     AccessChange,
     Artifact,
@@ -157,6 +158,7 @@ def register_product(
     product_type: str = "SCIENCE",
     data_release: datetime | None = None,
     staged: bool = False,
+    s_region: str | None = None,
 ) -> tuple[Product, bool]:
     """Register a stored product revision; returns (product, created).
 
@@ -168,6 +170,9 @@ def register_product(
     (:func:`shared.access.release_for`: a waiver in force makes it public on arrival).
     A ``staged`` revision (made by a reprocessing request) is registered not current and
     supersedes nothing: :func:`shared.reprocessing.complete_unit` switches it in.
+    ``s_region`` is the file's sky footprint (:func:`shared.footprints.file_region`). The
+    CAOM rows the product belongs to follow in the same transaction
+    (:func:`shared.catalog.caom.refresh_for`).
     """
     existing = session.scalar(
         select(Product).where(Product.filename == filename, Product.revision == revision)
@@ -206,6 +211,7 @@ def register_product(
         software_version=software_version,
         reference_context=reference_context,
         inputs=list(inputs),
+        s_region=s_region,
     )
     product.artifacts.append(
         Artifact(kind=ArtifactKind.DATA, uri=stored.uri, sha256=stored.sha256, size=stored.size,
@@ -213,6 +219,8 @@ def register_product(
     )
     session.add(product)
     session.flush()
+    if not staged:
+        refresh_for(session, [product])
     return product, True
 
 
@@ -227,6 +235,7 @@ def supersede_products(session: Session, filenames: Iterable[str], at: datetime)
     for row in rows:
         row.is_current, row.superseded_at = False, at
     session.flush()
+    refresh_for(session, rows)
     return rows
 
 

@@ -1,0 +1,132 @@
+"""Sky footprints (S_REGION, as STC-S strings in degrees) of product files and exposures.
+
+* A product file's footprint (:func:`file_region`): the ``S_REGION`` keyword its WCS step
+  wrote (SCI header, else primary); before calibration (``_uncal``, ``_rate``) the polygon
+  of the readout window about its pointing (RA_REF, DEC_REF, ROLL_REF of the SCI header;
+  SUBSIZE1/2 and DETECTOR of the primary), as :mod:`shared.wcs` places it (no distortion).
+* Where only a position is known (a catalog older than the footprints): a circle about it
+  (:func:`circle_region`), of the window's half diagonal.
+* :func:`region_centre` and :func:`region_contains` read these strings back (a polygon's
+  centre is the mean of its vertices, RA averaged on the circle; containment on the
+  tangent plane at the tested point, fine for the arcminute footprints of JWST).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["circle_region", "file_region", "parse_region", "polygon_region", "region_centre", "region_contains",
+           "window_region"]
+
+
+def polygon_region(corners: Sequence[tuple[float, float]]) -> str:
+    """``POLYGON ICRS ra1 dec1 ra2 dec2 ...`` (degrees) through ``corners``."""
+    return "POLYGON ICRS " + " ".join(f"{ra % 360.0:.9f} {dec:.9f}" for ra, dec in corners)
+
+
+def circle_region(ra: float, dec: float, radius: float) -> str:
+    """``CIRCLE ICRS ra dec radius`` (degrees)."""
+    return f"CIRCLE ICRS {ra % 360.0:.9f} {dec:.9f} {radius:.9f}"
+
+
+def window_region(ra: float, dec: float, roll: float, pixel_scale: float, xsize: int, ysize: int) -> str:
+    """Polygon through the outer pixel corners of a readout window of ``xsize`` x ``ysize``
+    pixels centred on (``ra``, ``dec``), +y at position angle ``roll`` (degrees);
+    ``pixel_scale`` arcsec/pixel."""
+    from shared.wcs import window_wcs
+
+    wcs = window_wcs(ra, dec, roll, pixel_scale, int(xsize), int(ysize))
+    x = [-0.5, xsize - 0.5, xsize - 0.5, -0.5]
+    y = [-0.5, -0.5, ysize - 0.5, ysize - 0.5]
+    ras, decs = wcs.all_pix2world(x, y, 0)
+    return polygon_region([(float(r), float(d)) for r, d in zip(ras, decs, strict=True)])
+
+
+def file_region(path: Path) -> str | None:
+    """The footprint of a FITS product file (see the module docstring); None for another
+    file, or a FITS file that says nothing of where it looked."""
+    if path.suffix.lower() != ".fits":
+        return None
+    from astropy.io import fits
+
+    from shared.instruments import UnknownInstrumentError, detector
+
+    with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
+        primary = hdus[0].header
+        sci = hdus["SCI"].header if "SCI" in hdus else primary
+        for header in (sci, primary):
+            value = header.get("S_REGION")
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        try:
+            ra, dec, roll = (float(sci[k]) for k in ("RA_REF", "DEC_REF", "ROLL_REF"))
+            xsize, ysize = int(primary["SUBSIZE1"]), int(primary["SUBSIZE2"])
+            scale = detector(str(primary["DETECTOR"])).pixel_scale
+        except (KeyError, TypeError, ValueError, UnknownInstrumentError):
+            return None
+    if not (math.isfinite(ra) and math.isfinite(dec) and math.isfinite(roll)) or xsize < 1 or ysize < 1:
+        return None
+    return window_region(ra, dec, roll, scale, xsize, ysize)
+
+
+def parse_region(region: str) -> tuple[str, list[float]]:
+    """(shape, numbers) of ``POLYGON ICRS ...`` or ``CIRCLE ICRS ...`` (the frame is optional).
+
+    Raises ValueError for another shape or a malformed list."""
+    words = region.split()
+    if not words:
+        raise ValueError("empty region")
+    shape = words[0].upper()
+    rest = words[1:]
+    if rest and not _is_number(rest[0]):
+        rest = rest[1:]  # the frame
+    numbers = [float(w) for w in rest]
+    if shape == "POLYGON" and len(numbers) >= 6 and len(numbers) % 2 == 0:
+        return shape, numbers
+    if shape == "CIRCLE" and len(numbers) == 3:
+        return shape, numbers
+    raise ValueError(f"not a POLYGON or CIRCLE region: {region!r}")
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+def region_centre(region: str) -> tuple[float, float]:
+    """(ra, dec) of a circle's centre or the mean of a polygon's vertices, degrees."""
+    shape, n = parse_region(region)
+    if shape == "CIRCLE":
+        return n[0] % 360.0, n[1]
+    ras, decs = n[0::2], n[1::2]
+    x = sum(math.cos(math.radians(r)) for r in ras)
+    y = sum(math.sin(math.radians(r)) for r in ras)
+    return math.degrees(math.atan2(y, x)) % 360.0, sum(decs) / len(decs)
+
+
+def _offsets(ra0: float, dec0: float, ra: float, dec: float) -> tuple[float, float]:
+    """Gnomonic (east, north) of (ra, dec) about (ra0, dec0), radians."""
+    a0, d0, a, d = map(math.radians, (ra0, dec0, ra, dec))
+    cos_c = math.sin(d0) * math.sin(d) + math.cos(d0) * math.cos(d) * math.cos(a - a0)
+    x = math.cos(d) * math.sin(a - a0) / cos_c
+    y = (math.cos(d0) * math.sin(d) - math.sin(d0) * math.cos(d) * math.cos(a - a0)) / cos_c
+    return x, y
+
+
+def region_contains(region: str, ra: float, dec: float) -> bool:
+    """Whether (ra, dec) lies inside the region (on its edge counts as inside)."""
+    shape, n = parse_region(region)
+    if shape == "CIRCLE":
+        x, y = _offsets(ra, dec, n[0], n[1])
+        return math.degrees(math.atan(math.hypot(x, y))) <= n[2] + 1e-12
+    points = [_offsets(ra, dec, r, d) for r, d in zip(n[0::2], n[1::2], strict=True)]
+    inside = False
+    for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1], strict=True):
+        if (y1 > 0) != (y2 > 0) and 0 < x1 + (0 - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
