@@ -92,15 +92,16 @@ class ChainRun:
         return fits.getheader(self.truth_path(entry, "truth_rate"))
 
 
-def run_chain(description: Mapping, work_dir: Path) -> ChainRun:
+def run_chain(description: Mapping, work_dir: Path, catalog_url: str | None = None) -> ChainRun:
     """Simulate ``description`` into ``work_dir/sim`` and run every service on it with a
-    local store and SQLite catalog under ``work_dir/var``. Raises AssertionError naming
-    the tasks that did not end ``ok``."""
+    local store and SQLite catalog under ``work_dir/var`` (or the catalog at
+    ``catalog_url``). Raises AssertionError naming the tasks that did not end ``ok``."""
     t0 = time.perf_counter()
     sim = simulate(dict(description), work_dir / "sim")
     t1 = time.perf_counter()
     catalogs = sim.catalog_paths[0].parent if sim.catalog_paths else None
-    settings = Settings(var_dir=work_dir / "var", astrometric_catalog_dir=catalogs, _env_file=None)
+    settings = Settings(var_dir=work_dir / "var", astrometric_catalog_dir=catalogs, catalog_url=catalog_url,
+                        _env_file=None)
     ctx, inline = embedded_context(settings)
     deliver(ctx, sim.reference_paths, note="simulator references")
     done = inline.run_until_idle()

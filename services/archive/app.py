@@ -22,6 +22,7 @@ from services.archive.dependencies import check_request, get_settings
 from services.archive.mast import CriterionError
 from services.archive.routers import (
     access,
+    caom,
     download,
     events,
     observations,
@@ -194,6 +195,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "subscriptions", "description": "Your notification subscriptions (token needed)."},
             {"name": "reprocessing", "description": "Reprocessing requests of your programs (token needed)."},
             {"name": "wavefront", "description": "Wavefront-sensing OPD files (program-independent, public)."},
+            {"name": "caom", "description": "Observation rows as MAST presents JWST: one per Level-3 product, "
+                                            "one per exposure and detector, with their product lists."},
             {"name": "events", "description": "Recent archive events."},
             {"name": "operations", "description": "Health, metrics, identity."},
         ],
@@ -203,7 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
-    for module in (observations, products, download, programs, access, references, wavefront, subscriptions,
+    for module in (observations, caom, products, download, programs, access, references, wavefront, subscriptions,
                    reprocessing, events, ops):
         app.include_router(module.router)
     app.openapi = lambda: _complete_openapi(app)

@@ -15,6 +15,8 @@ __all__ = [
     "AccessChangeOut",
     "AuthorizationRequest",
     "BundleRequest",
+    "CaomObservationRow",
+    "CaomProductRow",
     "ContextLink",
     "ContributingReference",
     "ConfirmationOut",
@@ -105,6 +107,10 @@ class ObservationRow(BaseModel):
     jpegURL: str | None = Field(description="Preview of its highest-level product, when one exists.")
     dataURL: str | None = Field(description="Download URL of its highest-level science product.")
     n_products: int = Field(description="Current products (files) of the observation.")
+    n_caom_rows: int | None = Field(None, description=(
+        "Its rows as MAST presents JWST (one per Level-3 product, one per exposure and detector): "
+        "GET caomURL."))
+    caomURL: str | None = Field(None, description="/caom/observations?observation=<obs_id>: those rows.")
 
 
 class ProductRow(BaseModel):
@@ -528,3 +534,46 @@ class ReprocessedProduct(BaseModel):
 
 class ReprocessingReportOut(ReprocessingOut):
     products: list[ReprocessedProduct]
+
+
+class CaomObservationRow(BaseModel):
+    """An observation as MAST presents JWST: one Level-3 product (calib_level 3, ``obs_id``
+    its product name) or one exposure on one detector (calib_level 1 or 2, ``obs_id`` the
+    exposure's file-name root). CAOM field names, as astroquery's ``Observations`` returns them."""
+
+    obsid: int = Field(description="MAST's Product Group ID of the row: get_product_list takes it.")
+    obs_id: str = Field(description="jw01234-o001_t001_nircam_clear-f200w (Level 3) or "
+                                    "jw01234001001_02101_00001_nrca1 (an exposure on one detector).")
+    obs_collection: str = "JWST"
+    intentType: str = "science"
+    dataproduct_type: str | None = Field(description="image, spectrum, cube or timeseries.")
+    calib_level: int = Field(description="3: a Level-3 product; 1 or 2: the highest level of an exposure's own files.")
+    instrument_name: str = Field(description="INSTRUMENT/MODE, e.g. NIRCAM/IMAGE.")
+    filters: str = Field(description="Optical elements, ';'-joined, e.g. F200W or F322W2;GRISMR.")
+    target_name: str
+    s_ra: float | None = Field(description="Centre of s_region, degrees (ICRS).")
+    s_dec: float | None = Field(description="Centre of s_region, degrees (ICRS).")
+    s_region: str | None = Field(description="Footprint, STC-S (POLYGON ICRS ... or CIRCLE ICRS ...), degrees.")
+    t_min: float | None = Field(description="Start of its first exposure, MJD (UTC).")
+    t_max: float | None = Field(description="End of its last exposure, MJD (UTC).")
+    t_exptime: float | None = Field(description="Effective exposure time, s (detectors read out together once).")
+    em_min: float | None = Field(description="Shortest wavelength, nm (null: not recorded).")
+    em_max: float | None = Field(description="Longest wavelength, nm (null: not recorded).")
+    proposal_id: str = Field(description="Program number without leading zeros, as MAST.")
+    proposal_pi: str
+    obs_title: str
+    dataRights: str = Field(description="PUBLIC or EXCLUSIVE_ACCESS: whether all of its data are public now.")
+    t_obs_release: float | None = Field(description="When all of its current files are public, MJD.")
+    jpegURL: str | None = Field(description="Preview of its highest-level science product, when one exists.")
+    dataURL: str | None = Field(description="Download URL of its highest-level science product.")
+    n_products: int = Field(description="Its own current files (a Level-3 row's product list adds its members').")
+    n_members: int = Field(description="Level 3: the exposure rows it combines; 0 for an exposure row.")
+    observations: list[str] = Field(description="obs_id of each program observation it belongs to (jw01234001); "
+                                                "a mosaic of several observations names each.")
+
+
+class CaomProductRow(ProductRow):
+    """One file of a CAOM row's product list: ``obsID``/``obs_id`` name the CAOM row the file
+    belongs to (a member exposure's, in a Level-3 row's list), ``parent_obsid`` the row asked for."""
+
+    parent_obsid: int = Field(description="obsid of the row whose product list this is.")

@@ -23,8 +23,10 @@ a Level-3 row is its own files and its members' files. Every row names each prog
 observation it belongs to (``caom_observation_link``): a mosaic of several observations (a
 ``c1NNN`` candidate) is one row linked to each.
 
-Fields: ``t_obs_release`` is the latest data release of the row's current files (a Level-3
-product is released with its latest member, :func:`shared.access.combined_release`);
+Fields: ``t_obs_release`` is the latest data release of the row's own current products (a
+Level-3 product is released with its latest member, :func:`shared.access.combined_release`;
+associations, guide-star files of the visit and 2c products are listed with a row but dated
+by their own rules, so they do not count);
 ``s_region`` the footprint of its highest-level product that has one (the S_REGION of the
 file, :mod:`shared.footprints`), else a circle about the exposure's pointing (exposure
 rows) or one enclosing the members' footprints (Level-3 rows); ``s_ra``/``s_dec`` the
@@ -312,7 +314,7 @@ def _fill(row: CaomObservation, files: list[Product], own: list[Product], region
     """The fields every row derives from its current files the same way."""
     top = _top(own)
     row.top_filename = top.filename if top is not None else None
-    row.t_obs_release = max(_aware(p.data_release) for p in files)
+    row.t_obs_release = max(_aware(p.data_release) for p in own)
     row.n_products = len(files)
     row.s_region = region
     row.s_ra, row.s_dec = region_centre(region) if region else (None, None)

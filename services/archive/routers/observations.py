@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from services.archive import mast
+from services.archive.caom import caom_counts
 from services.archive.dependencies import DbSession, Operator, SettingsDep
 from services.archive.routers.common import (
     IdsParam,
@@ -71,6 +72,7 @@ def search(
     )
     total, rows = search_observations(session, criteria, page, pagesize, datetime.now(UTC),
                                       settings.archive_base_url)
+    _name_caom_rows(session, rows, settings.archive_base_url)
     set_total(response, total)
     return Page[ObservationRow](total=total, page=page, pagesize=pagesize, rows=rows)
 
@@ -88,10 +90,19 @@ def observation_criteria(ident: str) -> ObservationCriteria:
     return ObservationCriteria(obs_id=[ident], include_planned=True)
 
 
+def _name_caom_rows(session, rows: list[ObservationRow], base_url: str) -> None:
+    """Each observation names its CAOM rows (/caom/observations): how many, and where."""
+    counts = caom_counts(session, [r.obsid for r in rows])
+    for r in rows:
+        r.n_caom_rows = counts.get(r.obsid, 0)
+        r.caomURL = f"{base_url.rstrip('/')}/caom/observations?observation={r.obs_id}"
+
+
 def _one(session, ident: str, base_url: str) -> ObservationRow:
     _, rows = search_observations(session, observation_criteria(ident), 1, 1, datetime.now(UTC), base_url)
     if not rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no observation {ident}")
+    _name_caom_rows(session, rows, base_url)
     return rows[0]
 
 

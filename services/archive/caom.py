@@ -1,0 +1,256 @@
+"""Queries behind /caom: the observation rows as MAST presents JWST (one per Level-3
+product, one per exposure and detector; kept in the catalog by shared.catalog.caom) and the
+product list of one row.
+
+Rules (documented in docs/archive-api.md):
+
+* **Criteria** are those of ``/observations`` where they apply, read from the rows' own
+  columns: a cone matches a row whose s_ra/s_dec lies within ``radius``; ``obs_id`` names
+  rows of either kind (wildcards allowed); ``observation`` selects the rows of a program
+  observation (jw01234001), a mosaic of several observations being a row of each.
+* **Product list** of a row: its own files and, for a Level-3 row, its members' files,
+  each file once, with the ``obsID``/``obs_id`` of the row it belongs to and
+  ``parent_obsid`` the row asked for (as MAST's get_product_list answers).
+* **Minimum Recommended Products** of a row: the files of its own list at its calib_level
+  that are current science products or associations (a Level-3 row: its Level-3 science
+  products and the association that made them; an exposure row: its highest-level science
+  files and its Level-2 association). Members' files, previews, guide-star and other
+  auxiliary files never are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session
+
+from services.archive import mast
+from services.archive.mast import CriterionError
+from services.archive.schemas import CaomObservationRow, CaomProductRow
+from services.archive.search import (
+    _box,
+    _levels,
+    _product_row,
+    _product_select,
+    _programs,
+    _rights,
+    _separation,
+)
+from shared.access import published_revision
+from shared.catalog import (
+    Artifact,
+    ArtifactKind,
+    CaomMember,
+    CaomObservation,
+    CaomObservationLink,
+    CaomProduct,
+    Observation,
+    Product,
+    Program,
+)
+
+__all__ = ["CaomCriteria", "ProductListCriteria", "caom_counts", "caom_products", "find_row", "search_caom"]
+
+
+@dataclass(frozen=True)
+class CaomCriteria:
+    obsid: list[int] = field(default_factory=list)
+    obs_id: list[str] = field(default_factory=list)
+    observation: list[str] = field(default_factory=list)
+    program: list[str] = field(default_factory=list)
+    instrument_name: list[str] = field(default_factory=list)
+    filters: list[str] = field(default_factory=list)
+    target_name: list[str] = field(default_factory=list)
+    dataproduct_type: list[str] = field(default_factory=list)
+    ra: float | None = None
+    dec: float | None = None
+    radius: float = 0.2
+    calib_level: list[str] = field(default_factory=list)
+    t_min: str | None = None
+    t_max: str | None = None
+    t_obs_release: str | None = None
+    data_rights: str | None = None
+
+
+def _instrument_patterns(values: Sequence[str]) -> list[str]:
+    """A value without '/' names the instrument, in any mode (NIRCAM matches NIRCAM/IMAGE)."""
+    out = []
+    for v in values:
+        out.append(v)
+        if "/" not in v:
+            out.append(v + "/*")
+    return out
+
+
+def _filter_patterns(values: Sequence[str]) -> list[str]:
+    """A value matches one of the ';'-joined optical elements."""
+    out = []
+    for v in values:
+        neg, bare = ("!", v[1:]) if v.startswith("!") else ("", v)
+        out += [v, f"{neg}{bare};*", f"{neg}*;{bare}"]
+    return out
+
+
+def _observations(values: Sequence[str]) -> ColumnElement[bool]:
+    """Rows linked to the program observations named (jw01234001, or an obsid number)."""
+    conds = []
+    for v in values:
+        if v.isdigit():
+            conds.append(CaomObservationLink.observation_id == mast.parse_int(v))
+            continue
+        parsed = mast.parse_obs_id(v)
+        if parsed is None:
+            raise CriterionError(f"observation: {v!r} is neither a program observation's obs_id (jw01234001) "
+                                 "nor its obsid")
+        conds.append(CaomObservationLink.observation_id.in_(select(Observation.id).where(
+            Observation.program_id == parsed[0], Observation.number == parsed[1])))
+    return CaomObservation.id.in_(select(CaomObservationLink.caom_id).where(or_(*conds)))
+
+
+def _cone_ids(session: Session, ra: float, dec: float, radius: float) -> set[int]:
+    rows = session.execute(select(CaomObservation.id, CaomObservation.s_ra, CaomObservation.s_dec).where(
+        CaomObservation.s_ra.is_not(None), _box(CaomObservation.s_ra, CaomObservation.s_dec, ra, dec, radius)))
+    return {i for i, r, d in rows if _separation(ra, dec, r, d) <= radius}
+
+
+def _time(value: str | None, param: str, column) -> ColumnElement[bool] | None:
+    return mast.parse_range(value, mast.parse_time, param).condition(column) if value else None
+
+
+def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now: datetime,
+                base_url: str) -> tuple[int, list[CaomObservationRow]]:
+    """One page of the rows matching every criterion, by obsid."""
+    row = CaomObservation
+    conds: list[ColumnElement[bool] | None] = []
+    if c.obsid:
+        conds.append(row.id.in_(c.obsid))
+    conds.append(mast.like_any(row.obs_id, c.obs_id))
+    if c.observation:
+        conds.append(_observations(c.observation))
+    if c.program:
+        conds.append(row.program_id.in_(_programs(c.program)))
+    conds.append(mast.like_any(row.instrument_name, _instrument_patterns(c.instrument_name)))
+    conds.append(mast.like_any(row.filters, _filter_patterns(c.filters)))
+    conds.append(mast.like_any(row.target_name, c.target_name))
+    conds.append(mast.like_any(row.dataproduct_type, c.dataproduct_type))
+    if (c.ra is None) != (c.dec is None):
+        raise CriterionError("a cone search needs both ra and dec (degrees), and optionally radius")
+    if c.ra is not None:
+        conds.append(mast.id_filter(row.id, _cone_ids(session, c.ra, c.dec, c.radius)))
+    conds.append(_levels(c.calib_level, row.calib_level))
+    conds.append(_time(c.t_min, "t_min", row.t_min))
+    conds.append(_time(c.t_max, "t_max", row.t_max))
+    conds.append(_time(c.t_obs_release, "t_obs_release", row.t_obs_release))
+    conds.append(_rights(c.data_rights, row.t_obs_release, now))
+    base = select(row, Program).join(Program, Program.id == row.program_id).where(
+        *(x for x in conds if x is not None))
+    total = session.scalar(select(func.count()).select_from(base.with_only_columns(row.id).subquery()))
+    found = session.execute(base.order_by(row.id).offset((page - 1) * pagesize).limit(pagesize)).all()
+    return total, _observation_rows(session, found, now, base_url)
+
+
+def _observation_rows(session: Session, found, now: datetime, base_url: str) -> list[CaomObservationRow]:
+    ids = [r.id for r, _ in found]
+    if not ids:
+        return []
+    links: dict[int, list[str]] = {}
+    for caom_id, program_id, number in session.execute(
+            select(CaomObservationLink.caom_id, Observation.program_id, Observation.number)
+            .join(Observation, Observation.id == CaomObservationLink.observation_id)
+            .where(CaomObservationLink.caom_id.in_(ids)).order_by(Observation.program_id, Observation.number)):
+        links.setdefault(caom_id, []).append(mast.obs_id(program_id, number))
+    members = dict(session.execute(select(CaomMember.caom_id, func.count()).where(CaomMember.caom_id.in_(ids))
+                                   .group_by(CaomMember.caom_id)).all())
+    tops = [r.top_filename for r, _ in found if r.top_filename]
+    previewed = set(session.scalars(
+        select(Product.filename).join(Artifact, Artifact.product_id == Product.id)
+        .where(Product.filename.in_(tops), Product.is_current, Artifact.kind == ArtifactKind.PREVIEW))) if tops else set()
+    base = base_url.rstrip("/")
+    out = []
+    for r, program in found:
+        release = mast.aware(r.t_obs_release)
+        out.append(CaomObservationRow(
+            obsid=r.id, obs_id=r.obs_id, dataproduct_type=r.dataproduct_type, calib_level=r.calib_level,
+            instrument_name=r.instrument_name, filters=r.filters, target_name=r.target_name,
+            s_ra=r.s_ra, s_dec=r.s_dec, s_region=r.s_region, t_min=mast.mjd(r.t_min), t_max=mast.mjd(r.t_max),
+            t_exptime=r.t_exptime, em_min=r.em_min, em_max=r.em_max,
+            proposal_id=mast.proposal_id(r.program_id), proposal_pi=program.pi_name, obs_title=program.title,
+            dataRights=mast.data_rights(release is not None and release <= now), t_obs_release=mast.mjd(release),
+            jpegURL=f"{base}/previews/{r.top_filename}" if r.top_filename in previewed else None,
+            dataURL=f"{base}/download/{r.top_filename}" if r.top_filename else None,
+            n_products=r.n_products, n_members=members.get(r.id, 0), observations=links.get(r.id, []),
+        ))
+    return out
+
+
+def find_row(session: Session, ident: str) -> CaomObservation | None:
+    """A row by obsid (a number) or obs_id (either kind)."""
+    ident = ident.strip()
+    if ident.isdigit():
+        return session.get(CaomObservation, int(ident)) if 1 <= int(ident) <= mast.MAX_INT else None
+    return session.scalar(select(CaomObservation).where(func.lower(CaomObservation.obs_id) == ident.lower()))
+
+
+def caom_counts(session: Session, observation_ids: Sequence[int]) -> dict[int, int]:
+    """How many CAOM rows each program observation has."""
+    if not observation_ids:
+        return {}
+    return dict(session.execute(
+        select(CaomObservationLink.observation_id, func.count())
+        .where(CaomObservationLink.observation_id.in_(list(observation_ids)))
+        .group_by(CaomObservationLink.observation_id)).all())
+
+
+@dataclass(frozen=True)
+class ProductListCriteria:
+    product_type: list[str] = field(default_factory=list)
+    suffix: list[str] = field(default_factory=list)
+    calib_level: list[str] = field(default_factory=list)
+    filename: list[str] = field(default_factory=list)
+    data_rights: str | None = None
+    mrp_only: bool = False
+    include_superseded: bool = False
+    unpublished: bool = False  # with include_superseded: also staged and abandoned revisions (operators)
+
+
+def caom_products(session: Session, parent: CaomObservation, c: ProductListCriteria, page: int, pagesize: int,
+                  now: datetime) -> tuple[int, list[CaomProductRow]]:
+    """The product list of ``parent`` (see the module docstring), one page."""
+    homes: dict[str, tuple[int, str]] = {}
+    rows = [(parent.id, parent.obs_id)] + list(session.execute(
+        select(CaomObservation.id, CaomObservation.obs_id).join(CaomMember, CaomMember.member_id == CaomObservation.id)
+        .where(CaomMember.caom_id == parent.id).order_by(CaomObservation.obs_id)).all())
+    for caom_id, obs_id in rows:
+        for name in session.scalars(select(CaomProduct.filename).where(CaomProduct.caom_id == caom_id)
+                                    .order_by(CaomProduct.filename)):
+            homes.setdefault(name, (caom_id, obs_id))
+    if not homes:
+        return 0, []
+    query, _, ptype = _product_select()
+    conds: list[ColumnElement[bool] | None] = [Product.filename.in_(sorted(homes))]
+    conds.append(mast.like_any(ptype, [v.upper() for v in c.product_type]))
+    conds.append(mast.like_any(Product.suffix, [v.lower() for v in c.suffix]))
+    conds.append(_levels(c.calib_level, Product.level))
+    conds.append(mast.like_any(Product.filename, c.filename))
+    conds.append(_rights(c.data_rights, Product.data_release, now))
+    if not c.include_superseded:
+        conds.append(Product.is_current)
+    elif not c.unpublished:
+        conds.append(published_revision())
+    found = session.execute(query.where(*(x for x in conds if x is not None))).all()
+    embargoed = set(session.scalars(select(Program.id).where(Program.embargoed))) if found else set()
+    out = []
+    for product, artifact, number, _ in found:
+        caom_id, obs_id = homes[product.filename]
+        science = product.product_type.upper() == "SCIENCE" and product.suffix != "asn"
+        mrp = (caom_id == parent.id and artifact.kind == ArtifactKind.DATA and product.is_current
+               and product.level == parent.calib_level and (science or product.suffix == "asn"))
+        if c.mrp_only and not mrp:
+            continue
+        base = _product_row(product, artifact, number, mrp, now, product.program_id in embargoed)
+        out.append(CaomProductRow(**{**base.model_dump(), "obsID": caom_id, "obs_id": obs_id,
+                                     "parent_obsid": parent.id}))
+    return len(out), out[(page - 1) * pagesize: page * pagesize]

@@ -1,0 +1,274 @@
+"""MAST's observation rows of JWST (/caom/observations) over a real archived program: the
+small imaging program (two dither points of one detector) run through every service, on
+SQLite and on PostgreSQL. One row per Level-3 product and one per exposure and detector,
+with MAST's fields; a Level-3 row's product list holds its own files and its members';
+a reprocessed revision updates the rows; a catalog made before the rows gets them when it
+is upgraded."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic import command
+from astropy.io import fits
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select, text
+
+from services.archive import mast
+from services.archive.app import create_app
+from shared.catalog import (
+    Base,
+    CaomMember,
+    CaomObservation,
+    CaomProduct,
+    Observation,
+    Product,
+    upgrade,
+)
+from shared.catalog.db import alembic_config
+from shared.catalog.queries import next_revision, register_product, supersede_products
+from shared.footprints import parse_region, region_contains
+from shared.naming import object_key, parse_level3
+from tests.faults.harness import small_program
+from tests.imaging_chain import ChainRun, run_chain
+
+
+def _empty_postgres(url: str) -> str:
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def chain(request, tmp_path_factory):
+    url = _empty_postgres(request.getfixturevalue("pg_server_url")) if request.param == "postgresql" else None
+    run = run_chain(small_program(), tmp_path_factory.mktemp("caom"), catalog_url=url)
+    with TestClient(create_app(run.ctx.settings)) as client:
+        yield run, client
+    run.ctx.catalog.dispose()
+
+
+def _rows(client, **params) -> dict[str, dict]:
+    answer = client.get("/caom/observations", params={"pagesize": 1000, **params})
+    assert answer.status_code == 200, answer.text
+    return {r["obs_id"]: r for r in answer.json()["rows"]}
+
+
+def _products(client, ident, **params) -> list[dict]:
+    answer = client.get(f"/caom/observations/{ident}/products", params={"pagesize": 1000, **params})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["rows"]
+
+
+def _base(run: ChainRun) -> str:
+    return run.ctx.settings.archive_base_url.rstrip("/")
+
+
+def _level3(run: ChainRun) -> str:
+    (i2d,) = run.filenames("i2d", 3)
+    return i2d
+
+
+def _exposures(run: ChainRun) -> list[str]:
+    return [n.removesuffix("_uncal.fits") for n in run.filenames("uncal") if "_gs-" not in n]
+
+
+def test_one_row_per_level3_product_and_per_exposure(chain):
+    run, client = chain
+    rows = _rows(client, program="1234")
+    level3 = parse_level3(_level3(run)).product_name
+    exposures = _exposures(run)
+    assert len(exposures) == 2
+    assert set(rows) == {level3, *exposures}
+    assert rows[level3]["calib_level"] == 3 and rows[level3]["n_members"] == 2
+    for name in exposures:
+        assert rows[name]["calib_level"] == 2 and rows[name]["n_members"] == 0
+    for row in rows.values():
+        assert row["instrument_name"] == "NIRCAM/IMAGE" and row["filters"] == "F200W"
+        assert row["dataproduct_type"] == "image" and row["observations"] == ["jw01234001"]
+        assert row["proposal_id"] == "1234" and row["target_name"]
+    # t_min/t_max: the mosaic spans its members
+    assert rows[level3]["t_min"] == min(rows[n]["t_min"] for n in exposures)
+    assert rows[level3]["t_max"] == max(rows[n]["t_max"] for n in exposures)
+    assert rows[level3]["t_exptime"] == pytest.approx(sum(rows[n]["t_exptime"] for n in exposures))
+
+
+def test_level3_product_list_holds_its_own_files_and_its_members(chain):
+    run, client = chain
+    level3 = parse_level3(_level3(run)).product_name
+    row = _rows(client, obs_id=level3)[level3]
+    listed = _products(client, row["obsid"])
+    data = [p for p in listed if p["productType"] != "PREVIEW"]
+    names = [p["productFilename"] for p in data]
+    assert len(names) == len(set(names)), "a file is listed once"
+    assert all(p["parent_obsid"] == row["obsid"] for p in listed)
+    home = {p["productFilename"]: p["obs_id"] for p in data}
+    for suffix in ("i2d", "cat", "segm"):
+        (name,) = [n for n in run.filenames(suffix, 3) if not n.startswith("jw01234001")]
+        assert home[name] == level3
+    (asn3,) = [n for n in run.filenames("asn") if "image3" in n]
+    assert home[asn3] == level3
+    members = _exposures(run)
+    member_rows = _rows(client, obs_id=",".join(members))
+    for exposure in members:
+        for suffix in ("uncal", "rate", "cal"):
+            assert home[f"{exposure}_{suffix}.fits"] == exposure
+        (crf,) = [n for n in run.filenames("crf") if n.startswith(exposure)]
+        assert home[crf] == exposure
+        assert {p["obsID"] for p in data if p["obs_id"] == exposure} == {member_rows[exposure]["obsid"]}
+    lv2 = [n for n, o in home.items() if n.endswith("_asn.json") and "image2" in n]
+    assert sorted(home[n] for n in lv2) == sorted(members)
+    # an exposure row's own list: its files, not the mosaic's
+    own = {p["productFilename"] for p in _products(client, members[0]) if p["productType"] != "PREVIEW"}
+    assert f"{members[0]}_cal.fits" in own and _level3(run) not in own
+    # Minimum Recommended Products of the Level-3 row: its science products and its association
+    mrp = {p["productFilename"] for p in _products(client, level3, mrp_only=True)}
+    assert mrp == {_level3(run), _level3(run).replace("_i2d.fits", "_cat.ecsv"), asn3}
+
+
+def test_row_fields_follow_release_footprint_and_previews(chain):
+    run, client = chain
+    now = datetime.now(UTC)
+    level3 = parse_level3(_level3(run)).product_name
+    rows = _rows(client, program="1234")
+    listed = {p["productFilename"]: p for p in _products(client, level3) if p["productType"] != "PREVIEW"}
+    cal_releases = [listed[f"{e}_cal.fits"]["public_release_date"] for e in _exposures(run)]
+    latest = max(datetime.fromisoformat(r) for r in cal_releases)
+    # a Level-3 product is released with its latest member; the row with its latest file
+    assert rows[level3]["t_obs_release"] == pytest.approx(mast.mjd(latest), abs=1e-8)
+    with run.ctx.catalog.session() as s:
+        eap = s.scalar(select(Observation).where(Observation.program_id == "01234")).program.eap_months
+    assert eap == 12
+    for name, row in rows.items():
+        release = mast.from_mjd(row["t_obs_release"])
+        assert release > now + timedelta(days=300)  # a GO program's data: 12 months of exclusive access
+        assert row["dataRights"] == "EXCLUSIVE_ACCESS"
+        shape, _ = parse_region(row["s_region"])
+        assert shape == "POLYGON"
+        assert region_contains(row["s_region"], row["s_ra"], row["s_dec"]), name
+        assert not region_contains(row["s_region"], row["s_ra"] + 0.05, row["s_dec"])
+    # the footprint is the S_REGION the pipeline wrote into the highest-level product
+    sci = fits.getheader(run.path(_level3(run)), "SCI")
+    assert rows[level3]["s_region"] == sci["S_REGION"]
+    assert rows[level3]["jpegURL"] == f"{_base(run)}/previews/{_level3(run)}"
+    assert rows[level3]["dataURL"] == f"{_base(run)}/download/{_level3(run)}"
+    for exposure in _exposures(run):
+        assert rows[exposure]["jpegURL"] == f"{_base(run)}/previews/{exposure}_cal.fits"
+        sci = fits.getheader(run.path(f"{exposure}_cal.fits"), "SCI")
+        assert rows[exposure]["s_region"] == sci["S_REGION"]
+
+
+def test_program_observation_names_its_caom_rows_and_criteria(chain):
+    run, client = chain
+    obs = client.get("/observations/jw01234001").json()
+    assert obs["n_caom_rows"] == 3
+    assert obs["caomURL"] == f"{_base(run)}/caom/observations?observation=jw01234001"
+    assert len(client.get(obs["caomURL"]).json()["rows"]) == 3
+    level3 = parse_level3(_level3(run)).product_name
+    assert set(_rows(client, calib_level="3")) == {level3}
+    assert set(_rows(client, calib_level="1..2")) == set(_exposures(run))
+    assert set(_rows(client, obs_id="jw01234-o001_*")) == {level3}
+    assert set(_rows(client, obs_id="!jw01234-*", program="1234")) == set(_exposures(run))
+    assert len(_rows(client, instrument_name="NIRCAM")) == 3 and not _rows(client, instrument_name="MIRI")
+    assert len(_rows(client, filters="F200W")) == 3 and not _rows(client, filters="F444W")
+    centre = _rows(client, obs_id=level3)[level3]
+    assert len(_rows(client, ra=centre["s_ra"], dec=centre["s_dec"], radius=0.01)) == 3
+    assert not _rows(client, ra=(centre["s_ra"] + 1) % 360, dec=centre["s_dec"], radius=0.01)
+    assert len(_rows(client, dataRights="EXCLUSIVE_ACCESS")) == 3 and not _rows(client, dataRights="PUBLIC")
+    one = client.get(f"/caom/observations/{level3}").json()
+    assert one["obs_id"] == level3 and client.get(f"/caom/observations/{one['obsid']}").json() == one
+    for bad, params in (("/caom/observations", {"observation": "jw1"}),
+                        ("/caom/observations", {"dataRights": "SOMETIMES"}),
+                        ("/caom/observations", {"ra": "10"})):
+        answer = client.get(bad, params=params)
+        assert answer.status_code == 400 and answer.json()["detail"], answer.text
+    for missing in ("/caom/observations/jw09999-o001_t001_nircam_clear-f200w",
+                    "/caom/observations/99999999/products"):
+        answer = client.get(missing)
+        assert answer.status_code == 404 and "obs_id" in answer.json()["detail"]
+
+
+def test_migration_gives_an_existing_catalog_its_rows(chain, tmp_path):
+    run, _ = chain
+    if not run.ctx.catalog.url.startswith("sqlite"):
+        pytest.skip("the upgrade of an existing catalog file is checked on SQLite")
+    copy = tmp_path / "catalog.db"
+    source = sqlite3.connect(run.ctx.catalog.url.removeprefix("sqlite:///"))
+    with sqlite3.connect(copy) as target:
+        source.backup(target)
+    source.close()
+    url = f"sqlite:///{copy}"
+
+    def snapshot():
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            rows = {r.obs_id: r for r in conn.execute(select(CaomObservation))}
+            files = {(o, f) for o, f in conn.execute(select(CaomObservation.obs_id, CaomProduct.filename)
+                                                        .join(CaomProduct))}
+            members = conn.execute(select(CaomMember)).all()
+        engine.dispose()
+        return rows, files, len(members)
+
+    before = snapshot()
+    command.downgrade(alembic_config(url), "0011_prerequisites")  # the catalog as it was before the rows
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert "caom_observation" not in {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}
+    engine.dispose()
+    upgrade(url)
+    after = snapshot()
+    assert set(after[0]) == set(before[0]) and after[1] == before[1] and after[2] == before[2] == 2
+    for obs_id, row in after[0].items():
+        old = before[0][obs_id]
+        for column in ("kind", "calib_level", "t_obs_release", "top_filename", "n_products", "t_min", "t_max",
+                       "instrument_name", "filters"):
+            assert getattr(row, column) == getattr(old, column), (obs_id, column)
+        # the files' footprints went with the downgrade: a circle about the pointing (or the members)
+        assert parse_region(row.s_region)[0] == "CIRCLE"
+        assert region_contains(row.s_region, row.s_ra, row.s_dec)
+        assert region_contains(row.s_region, old.s_ra, old.s_dec)
+
+
+def test_reprocessed_revision_updates_the_rows(chain):
+    """Last in this module: it changes the archive the other tests read."""
+    run, client = chain
+    ctx = run.ctx
+    i2d = _level3(run)
+    level3 = parse_level3(i2d).product_name
+    before = _rows(client, obs_id=level3)[level3]
+    data = b"a reprocessed mosaic"
+    later = datetime.now(UTC) + timedelta(days=800)
+    with ctx.catalog.session() as s:
+        rev = next_revision(s, i2d, "0" * 64).revision
+    stored = ctx.store.put_bytes("dms-archive", object_key("01234", 1, rev, i2d), data, "application/fits")
+    with ctx.catalog.session() as s:
+        old = s.scalar(select(Product).where(Product.filename == i2d, Product.is_current))
+        register_product(
+            s, stored=stored, filename=i2d, suffix="i2d", level=3, revision=rev, program_id="01234",
+            observation_id=old.observation_id, exposure_id=None, archived_at=datetime.now(UTC), eap_months=12,
+            software_version="9.9", inputs=list(old.inputs), product_type="SCIENCE", data_release=later,
+            s_region="POLYGON ICRS 10 10 10.1 10 10.1 10.1 10 10.1",
+        )
+    after = _rows(client, obs_id=level3)[level3]
+    assert after["obsid"] == before["obsid"]
+    assert after["t_obs_release"] == pytest.approx(mast.mjd(later), abs=1e-8)
+    assert after["s_region"].startswith("POLYGON ICRS 10.0") and region_contains(after["s_region"], after["s_ra"],
+                                                                                   after["s_dec"])
+    assert after["jpegURL"] is None  # the new revision has no preview yet
+    revisions = [p["revision"] for p in _products(client, level3, filename=i2d, include_superseded=True)
+                 if p["productType"] != "PREVIEW"]
+    assert sorted(revisions) == [1, rev]
+    assert [p["revision"] for p in _products(client, level3, filename=i2d)] == [rev]
+    # superseded with nothing in their place (its association made again elsewhere): the row goes
+    own = [p["productFilename"] for p in _products(client, level3) if p["obs_id"] == level3
+           and not p["productFilename"].endswith("_asn.json") and p["productType"] != "PREVIEW"]
+    with ctx.catalog.session() as s:
+        supersede_products(s, own, datetime.now(UTC))
+    assert level3 not in _rows(client, program="1234")
+    assert client.get("/observations/jw01234001").json()["n_caom_rows"] == 2
