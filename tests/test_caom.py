@@ -258,8 +258,8 @@ def test_reprocessed_revision_updates_the_rows(chain):
     after = _rows(client, obs_id=level3)[level3]
     assert after["obsid"] == before["obsid"]
     assert after["t_obs_release"] == pytest.approx(mast.mjd(later), abs=1e-8)
-    assert after["s_region"].startswith("POLYGON ICRS 10.0") and region_contains(after["s_region"], after["s_ra"],
-                                                                                   after["s_dec"])
+    assert after["s_region"] == "POLYGON ICRS 10 10 10.1 10 10.1 10.1 10 10.1"  # the new revision's footprint
+    assert region_contains(after["s_region"], after["s_ra"], after["s_dec"])
     assert after["jpegURL"] is None  # the new revision has no preview yet
     revisions = [p["revision"] for p in _products(client, level3, filename=i2d, include_superseded=True)
                  if p["productType"] != "PREVIEW"]
