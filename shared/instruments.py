@@ -22,11 +22,15 @@ __all__ = [
     "READOUT_PATTERNS",
     "READOUT_PATTERNS_BY_INSTRUMENT",
     "SUBARRAYS",
+    "FILTERS",
     "DetectorInfo",
     "ReadoutPattern",
     "Subarray",
     "UnknownInstrumentError",
+    "bandpass_element",
     "detector",
+    "filter_band",
+    "fractional_bandwidth",
     "frame_time",
     "readout_pattern",
     "subarray",
@@ -339,3 +343,63 @@ def exposure_timing(
         duration=duration,
         tmeasure=tmeasure,
     )
+
+
+# ------------------------------------------------------------------ filters
+
+# Pivot wavelengths of the public JWST filters, micrometres.
+FILTERS: dict[str, dict[str, float]] = {
+    "NIRCAM": {
+        "F070W": 0.704, "F090W": 0.901, "F115W": 1.154, "F140M": 1.404, "F150W": 1.501,
+        "F150W2": 1.659, "F162M": 1.626, "F164N": 1.644, "F182M": 1.845, "F187N": 1.874,
+        "F200W": 1.990, "F210M": 2.093, "F212N": 2.120,
+        "F250M": 2.503, "F277W": 2.786, "F300M": 2.996, "F322W2": 3.247, "F323N": 3.237,
+        "F335M": 3.365, "F356W": 3.563, "F360M": 3.621, "F405N": 4.055, "F410M": 4.092,
+        "F430M": 4.280, "F444W": 4.421, "F460M": 4.624, "F466N": 4.654, "F470N": 4.707,
+        "F480M": 4.834,
+    },
+    "NIRISS": {
+        "F090W": 0.902, "F115W": 1.149, "F140M": 1.404, "F150W": 1.497, "F158M": 1.582,
+        "F200W": 1.992, "F277W": 2.777, "F356W": 3.591, "F380M": 3.826, "F430M": 4.282,
+        "F444W": 4.433, "F480M": 4.814,
+    },
+    "MIRI": {
+        "F560W": 5.635, "F770W": 7.639, "F1000W": 9.953, "F1130W": 11.309, "F1280W": 12.810,
+        "F1500W": 15.064, "F1800W": 17.984, "F2100W": 20.795, "F2550W": 25.365,
+    },
+}
+
+
+_BANDWIDTH_BY_CLASS = {"W2": 0.5, "W": 0.25, "M": 0.1, "N": 0.01}
+
+
+def bandpass_element(instrument: str, filter_: str, pupil: str | None = None) -> str:
+    """The filter that sets the bandpass: the pupil-wheel element when it is a filter,
+    else the filter-wheel element (KeyError when neither is a known filter)."""
+    table = FILTERS[instrument.upper()]
+    for element in (pupil, filter_):
+        if element and element.upper() in table:
+            return element.upper()
+    raise KeyError(f"no known {instrument} filter in filter={filter_!r}, pupil={pupil!r}")
+
+
+def fractional_bandwidth(element: str) -> float:
+    """dlambda/lambda of a filter from its class, the letters after the wavelength
+    (F200W: W, F150W2: W2, F210M: M, F187N: N)."""
+    suffix = element.upper().lstrip("F").lstrip("0123456789")
+    try:
+        return _BANDWIDTH_BY_CLASS[suffix]
+    except KeyError:
+        raise KeyError(f"filter {element!r} has no known bandwidth class (W, W2, M, N)") from None
+
+
+def filter_band(instrument: str, filter_: str | None, pupil: str | None = None) -> tuple[float, float] | None:
+    """(shortest, longest) wavelength in micrometres of the bandpass the elements set: the
+    pivot wavelength -/+ half the bandwidth of the filter's class; None when neither element
+    is a known filter of the instrument (a grism alone, an unknown instrument)."""
+    try:
+        element = bandpass_element(instrument, filter_ or "", pupil)
+        pivot, width = FILTERS[instrument.upper()][element], fractional_bandwidth(element)
+    except KeyError:
+        return None
+    return pivot * (1 - width / 2), pivot * (1 + width / 2)

@@ -93,6 +93,7 @@ def test_one_row_per_level3_product_and_per_exposure(chain):
         assert row["instrument_name"] == "NIRCAM/IMAGE" and row["filters"] == "F200W"
         assert row["dataproduct_type"] == "image" and row["observations"] == ["jw01234001"]
         assert row["proposal_id"] == "1234" and row["target_name"]
+        assert row["em_min"] == pytest.approx(1741.25) and row["em_max"] == pytest.approx(2238.75)  # F200W, W class
     # t_min/t_max: the mosaic spans its members
     assert rows[level3]["t_min"] == min(rows[n]["t_min"] for n in exposures)
     assert rows[level3]["t_max"] == max(rows[n]["t_max"] for n in exposures)

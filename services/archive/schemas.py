@@ -557,8 +557,8 @@ class CaomObservationRow(BaseModel):
     t_min: float | None = Field(description="Start of its first exposure, MJD (UTC).")
     t_max: float | None = Field(description="End of its last exposure, MJD (UTC).")
     t_exptime: float | None = Field(description="Effective exposure time, s (detectors read out together once).")
-    em_min: float | None = Field(description="Shortest wavelength, nm (null: not recorded).")
-    em_max: float | None = Field(description="Longest wavelength, nm (null: not recorded).")
+    em_min: float | None = Field(description="Shortest wavelength of the filter's bandpass, nm.")
+    em_max: float | None = Field(description="Longest wavelength of the filter's bandpass, nm.")
     proposal_id: str = Field(description="Program number without leading zeros, as MAST.")
     proposal_pi: str
     obs_title: str

@@ -31,7 +31,9 @@ by their own rules, so they do not count);
 file, :mod:`shared.footprints`), else a circle about the exposure's pointing (exposure
 rows) or one enclosing the members' footprints (Level-3 rows); ``s_ra``/``s_dec`` the
 centre of ``s_region``; ``t_min``/``t_max``/``t_exptime`` from the exposures' start and
-timing (detectors read out together count once in ``t_exptime``); ``top_filename`` the
+timing (detectors read out together count once in ``t_exptime``); ``em_min``/``em_max``
+(nm) the bandpass of the filter in the beam (:func:`shared.instruments.filter_band`: pivot
+wavelength -/+ half its class's width), spanning a mosaic's members; ``top_filename`` the
 highest-level current science product (a FITS file first): dataURL, and jpegURL when it
 has a preview.
 
@@ -62,7 +64,13 @@ from shared.catalog.models import (
     Product,
 )
 from shared.footprints import circle_region, parse_region, region_centre
-from shared.instruments import UnknownInstrumentError, detector, exposure_timing, subarray
+from shared.instruments import (
+    UnknownInstrumentError,
+    detector,
+    exposure_timing,
+    filter_band,
+    subarray,
+)
 from shared.naming import BadNameError, is_2c, parse_guidestar, parse_level3
 
 __all__ = [
@@ -310,6 +318,13 @@ def _enclosing_circle(regions: list[str]) -> str | None:
     return circle_region(ra0, dec0, radius)
 
 
+def _band(bands: list[tuple[float, float] | None]) -> tuple[float | None, float | None]:
+    """(em_min, em_max) in nm spanning the bands (micrometres); None when one is unknown."""
+    if not bands or any(b is None for b in bands):
+        return None, None
+    return round(min(b[0] for b in bands) * 1000.0, 3), round(max(b[1] for b in bands) * 1000.0, 3)
+
+
 def _fill(row: CaomObservation, files: list[Product], own: list[Product], region: str | None) -> None:
     """The fields every row derives from its current files the same way."""
     top = _top(own)
@@ -360,7 +375,7 @@ def _refresh_exposure(session: Session, exposure_id: int) -> None:
     row.dataproduct_type = dataproduct_type(exposure.exp_type)
     timing = _timing(exposure, obs.instrument)
     row.t_min, row.t_max, row.t_exptime = timing.start, timing.end, timing.effexptm
-    row.em_min = row.em_max = None
+    row.em_min, row.em_max = _band([filter_band(obs.instrument, exposure.filter, exposure.pupil)])
     main = [p for p in own if not is_2c(p.filename)] or own
     _fill(row, files, main, _best_region(main, _top(main)) or _pointing_circle(exposure, obs.instrument))
     session.flush()
@@ -430,7 +445,8 @@ def _refresh_level3(session: Session, program_id: str, product_name: str) -> Non
             exptime[key] = max(exptime.get(key, 0.0), m.t_exptime)
     row.t_exptime = round(sum(exptime.values()), 6) if exptime and all(
         m.t_exptime is not None for m in members) else None
-    row.em_min = row.em_max = None
+    row.em_min, row.em_max = _band([filter_band(instrument, e.filter, e.pupil) for e in exposures.values()] or [
+        filter_band(instrument, obs.filter, obs.pupil) if obs is not None else None])
     region = _best_region(own, top) or _enclosing_circle([m.s_region for m in members if m.s_region])
     _fill(row, files, own, region)
     session.flush()
