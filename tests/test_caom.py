@@ -23,6 +23,7 @@ from shared.catalog import (
     CaomMember,
     CaomObservation,
     CaomProduct,
+    Exposure,
     Observation,
     Product,
     upgrade,
@@ -274,3 +275,51 @@ def test_reprocessed_revision_updates_the_rows(chain):
         supersede_products(s, own, datetime.now(UTC))
     assert level3 not in _rows(client, program="1234")
     assert client.get("/observations/jw01234001").json()["n_caom_rows"] == 2
+
+
+def test_a_mosaic_of_two_observations_is_one_row_of_each(chain):
+    """A proposal candidate's product (c1NNN) combining exposures of observations 1 and 2 is
+    one row, linked to both (its catalog product names only the first)."""
+    run, client = chain
+    ctx = run.ctx
+    exposure = _exposures(run)[0]
+    other = exposure.replace("jw01234001001", "jw01234002001")
+    mosaic = "jw01234-c1000_t001_nircam_clear-f200w-sub160_i2d.fits"
+    with ctx.catalog.session() as s:
+        obs1 = s.scalar(select(Observation).where(Observation.program_id == "01234", Observation.number == 1))
+        obs2 = Observation(program_id="01234", number=2, target_name=obs1.target_name, instrument="NIRCAM",
+                           exp_type="NRC_IMAGE", filter="F200W", pupil="CLEAR")
+        s.add(obs2)
+        s.flush()
+        template = s.scalar(select(Product).where(Product.filename == f"{exposure}_cal.fits", Product.is_current))
+        e1 = template.exposure
+        fields = {k: getattr(e1, k) for k in ("visit", "visit_group", "sequence", "activity", "exposure", "detector",
+                                              "exp_type", "filter", "pupil", "readpatt", "subarray", "ngroups",
+                                              "nints", "start_time", "ra", "dec")}
+        e2 = Exposure(name=other, observation_id=obs2.id, **{**fields, "dec": e1.dec + 0.01})
+        s.add(e2)
+        s.flush()
+        ids = (obs1.id, obs2.id, e2.id)
+
+    def add(filename: str, suffix: str, level: int, exposure_id, observation_id, inputs, release=None):
+        data = filename.encode()
+        stored = ctx.store.put_bytes("dms-archive", object_key("01234", 2, 1, filename), data, "application/fits")
+        with ctx.catalog.session() as s:
+            register_product(s, stored=stored, filename=filename, suffix=suffix, level=level, revision=1,
+                             program_id="01234", observation_id=observation_id, exposure_id=exposure_id,
+                             archived_at=datetime.now(UTC), eap_months=12, software_version="0.2.0", inputs=inputs,
+                             data_release=release)
+
+    add(f"{other}_cal.fits", "cal", 2, ids[2], ids[1], [])
+    add(mosaic, "i2d", 3, None, ids[0], [f"{exposure}_cal.fits", f"{other}_cal.fits"])
+    name = parse_level3(mosaic).product_name
+    row = _rows(client, obs_id=name)[name]
+    assert row["observations"] == ["jw01234001", "jw01234002"] and row["n_members"] == 2
+    assert name in _rows(client, observation="jw01234002") and name in _rows(client, observation="jw01234001")
+    homes = {p["productFilename"]: p["obs_id"] for p in _products(client, name) if p["productType"] != "PREVIEW"}
+    assert homes[mosaic] == name and homes[f"{other}_cal.fits"] == other and homes[f"{exposure}_cal.fits"] == exposure
+    # no footprint recorded for either: a circle that holds both exposures' pointings
+    assert parse_region(row["s_region"])[0] == "CIRCLE"
+    with ctx.catalog.session() as s:
+        pointings = [(e.ra, e.dec) for e in s.scalars(select(Exposure).where(Exposure.name.in_([exposure, other])))]
+    assert all(region_contains(row["s_region"], ra, dec) for ra, dec in pointings)

@@ -343,7 +343,9 @@ def _current(session: Session, names: set[str]) -> list[Product]:
 
 
 def _refresh_exposure(session: Session, exposure_id: int) -> None:
-    exposure = session.get(Exposure, exposure_id)
+    # Two workers archiving products of one exposure refresh its row one after the other:
+    # the second reads the catalog once the first has committed (PostgreSQL; SQLite has one writer).
+    exposure = session.scalar(select(Exposure).where(Exposure.id == exposure_id).with_for_update())
     row = session.scalar(select(CaomObservation).where(CaomObservation.exposure_id == exposure_id))
     if exposure is None:
         _drop(session, row)
@@ -385,6 +387,9 @@ def _refresh_exposure(session: Session, exposure_id: int) -> None:
 
 
 def _refresh_level3(session: Session, program_id: str, product_name: str) -> None:
+    asn = session.scalar(select(Association).where(  # locked: one refresh of a mosaic's row at a time
+        Association.program_id == program_id, Association.level == 3, Association.product_name == product_name)
+        .order_by(Association.id).limit(1).with_for_update())
     row = session.scalar(select(CaomObservation).where(CaomObservation.obs_id == product_name))
     escaped = product_name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     candidates = session.scalars(select(Product).where(
@@ -396,9 +401,6 @@ def _refresh_level3(session: Session, program_id: str, product_name: str) -> Non
         _drop(session, row)
         return
     names = {p.filename for p in mine}
-    asn = session.scalar(select(Association).where(
-        Association.program_id == program_id, Association.level == 3, Association.product_name == product_name)
-        .order_by(Association.id).limit(1))
     inputs = {_basename(i) for p in own for i in p.inputs or ()}
     names |= {n for n in inputs if n.endswith("_asn.json")}
     if asn is not None and asn.filename:
