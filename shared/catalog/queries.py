@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.access import add_months, release_for
+from shared.catalog.db import note_new_event
 from shared.catalog.models import (
     AccessChange,
     Artifact,
@@ -249,6 +250,7 @@ def add_event(session: Session, event: Event) -> EventRecord:
     session.add(row)
     session.flush()
     add_work(session, event)
+    note_new_event(session, event.id)
     return row
 
 
