@@ -230,7 +230,7 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = create_app(ctx.settings.model_copy(update={"archive_base_url": url}))
+    app = create_app(ctx.settings)  # the URLs it answers follow the port it listens on
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="demo-archive-api")
     thread.start()
