@@ -32,7 +32,10 @@ from fastapi.testclient import TestClient
 from services.archive.app import create_app
 from services.archive.exports import negotiate
 from services.archive.schemas import ObservationRow, ProductRow
-from tests.test_archive import ADA, PI, archive  # noqa: F401  (the fixture)
+from tests import test_archive
+from tests.test_archive import ADA, PI
+
+archive = test_archive.archive  # the fixture: two small archived programs, on SQLite and PostgreSQL
 
 SEARCHES = [
     ("/observations", {"include_planned": "true"}),
@@ -323,3 +326,13 @@ def test_notification_links_use_the_configured_or_listening_address():
     assert Settings(_env_file=None, archive_port=8123).archive_link_base == "http://127.0.0.1:8123"
     assert Settings(_env_file=None, archive_base_url="https://a.example/api/").archive_link_base == \
         "https://a.example/api"
+
+
+def test_the_simulated_example_resolves_by_its_alias(archive):
+    """examples/nircam_imaging.yaml gives its field an alias; simulated, ingested and
+    archived, the alias resolves to the field."""
+    r = archive.client.get("/resolve", params={"name": "hubble ultra-deep field"})
+    assert r.status_code == 200, r.text
+    [row] = r.json()["resolvedCoordinate"]
+    assert row["canonicalName"] == "DEMO-FIELD-1" and row["matchedAlias"] == "Hubble Ultra Deep Field"
+    assert row["programs"] == ["01234"] and (row["ra"], row["decl"]) == (53.1625, -27.7914)

@@ -26,6 +26,8 @@ __all__ = [
     "LinkageKind",
     "LinkageNode",
     "Linkages",
+    "NameLookup",
+    "NameNotFound",
     "ObservationRow",
     "Page",
     "ProductDetail",
@@ -36,6 +38,7 @@ __all__ = [
     "ProvenanceInput",
     "ReferenceChangeOut",
     "ReferenceRow",
+    "ResolvedCoordinate",
     "WavefrontRow",
     "ReprocessingIn",
     "ReprocessingOut",
@@ -430,6 +433,39 @@ class Health(BaseModel):
 class WhoAmI(BaseModel):
     anon: bool = Field(description="True when no token was given (astroquery reads this).")
     user: str | None
+
+
+class ResolvedCoordinate(BaseModel):
+    """One target a name resolves to (the fields of MAST's ``Mast.Name.Lookup`` rows, and
+    which alias matched and which programs observe it)."""
+
+    searchString: str = Field(description="The name asked for, as given.")
+    canonicalName: str = Field(description="The target's name in its programs' plans (TARGNAME).")
+    ra: float | None = Field(description="Right ascension, degrees (ICRS).", json_schema_extra={"unit": "deg"})
+    decl: float | None = Field(description="Declination, degrees (ICRS).", json_schema_extra={"unit": "deg"})
+    resolver: str = Field(description="jwst-dms: the archive's own programs' targets and their aliases (offline).")
+    matchedAlias: str | None = Field(description="The alias that matched, as the plan spells it; null when the "
+                                                 "name itself matched.")
+    aliases: list[str] = Field(description="Every alias of the target.")
+    programs: list[str] = Field(description="Five-digit ids of the programs that observe it.")
+    proposal_id: list[str] = Field(description="The same, without leading zeros, as MAST.")
+
+
+class NameLookup(BaseModel):
+    """The answer of ``GET /resolve`` (as MAST's ``Mast.Name.Lookup``)."""
+
+    searchString: str
+    resolvedCoordinate: list[ResolvedCoordinate] = Field(description="The targets the name names, those "
+                                                                     "named by their own name first.")
+    status: str = ""
+
+
+class NameNotFound(BaseModel):
+    """``GET /resolve`` of a name no target has: the closest names the archive knows."""
+
+    detail: str
+    searchString: str
+    suggestions: list[str] = Field(description="The closest target names and aliases (difflib ratio), best first.")
 
 
 # ------------------------------------------------------------------ reprocessing

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from services.archive import mast
+from services.archive import mast, resolver
 from services.archive.dependencies import BaseUrl, DbSession, Operator
 from services.archive.exports import EXPORT_RESPONSES, ExportDep
 from services.archive.routers.common import (
@@ -42,7 +42,9 @@ def search(
     obsid: IdsParam = None,
     instrument_name: ListParam = None,
     filters: ListParam = None,
-    target_name: ListParam = None,
+    target_name: Annotated[list[str] | None, Query(description=(
+        "Target names or aliases (the plans' aliases; a plain value also matches whatever the name "
+        "resolves to, case, spaces and punctuation ignored); ORed; '*' wildcards; a '!' prefix excludes."))] = None,
     ra: Annotated[float | None, Query(ge=0.0, lt=360.0, description="Cone centre RA, degrees (ICRS).")] = None,
     dec: Annotated[float | None, Query(ge=-90.0, le=90.0, description="Cone centre Dec, degrees.")] = None,
     radius: Annotated[float, Query(gt=0.0, le=180.0, description="Cone radius, degrees.")] = 0.2,
@@ -64,7 +66,7 @@ def search(
         obsid=obsid or [], obs_id=mast.parse_list(obs_id, "obs_id"),
         program=mast.parse_list(program, "program") + mast.parse_list(proposal_id, "proposal_id"),
         instrument_name=mast.parse_list(instrument_name, "instrument_name"), filters=mast.parse_list(filters, "filters"),
-        target_name=mast.parse_list(target_name, "target_name"), ra=ra, dec=dec, radius=radius,
+        target_name=resolver.expand_target_names(session, mast.parse_list(target_name, "target_name")), ra=ra, dec=dec, radius=radius,
         calib_level=mast.parse_list(calib_level, "calib_level"), t_min=t_min, t_max=t_max, t_obs_release=t_obs_release,
         data_rights=dataRights, include_planned=include_planned,
     )
