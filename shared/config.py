@@ -129,6 +129,18 @@ class Settings(BaseSettings):
         "comma-separated, * for any type (e.g. FLAT:NIRCAM=reprocess,*=notify); see docs/refdata.md.",
     )
 
+    @field_validator("archive_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is no http(s) URL of the archive API (e.g. https://archive.example.org/api)")
+        return value.strip().rstrip("/")
+
     @field_validator("reprocess_policy")
     @classmethod
     def _check_policy(cls, value: str) -> str:

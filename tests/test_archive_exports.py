@@ -326,6 +326,9 @@ def test_notification_links_use_the_configured_or_listening_address():
     assert Settings(_env_file=None, archive_port=8123).archive_link_base == "http://127.0.0.1:8123"
     assert Settings(_env_file=None, archive_base_url="https://a.example/api/").archive_link_base == \
         "https://a.example/api"
+    assert Settings(_env_file=None, archive_base_url="").archive_base_url is None  # empty: unset
+    with pytest.raises(ValueError, match="no http"):
+        Settings(_env_file=None, archive_base_url="archive.example.org:8000")
 
 
 def test_the_simulated_example_resolves_by_its_alias(archive):

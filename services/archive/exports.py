@@ -182,13 +182,15 @@ def _array(col: Column, values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _table(model: type[BaseModel], rows: list[BaseModel], meta: dict[str, Any]):
-    from astropy.table import MaskedColumn, Table
+    from astropy.table import Column, MaskedColumn, Table
 
     cols, records = _records(model, rows)
     table = Table(meta=dict(meta))
     for i, col in enumerate(cols):
         data, mask = _array(col, [r[i] for r in records])
-        table[col.name] = MaskedColumn(data, mask=mask, name=col.name, unit=col.unit, description=col.description)
+        # a column with no null is a plain one: the ECSV writer reads masked items one by one, slowly
+        table[col.name] = (MaskedColumn(data, mask=mask, name=col.name, unit=col.unit, description=col.description)
+                           if mask.any() else Column(data, name=col.name, unit=col.unit, description=col.description))
     return cols, table
 
 
