@@ -6,8 +6,9 @@ A name matches a target's name or one of its aliases when both have the same
 :func:`shared.plan.target_key` (case, spaces and punctuation ignored: ``NGC 1234`` is
 ``ngc1234``). A name that matches nothing gets the closest names and aliases the archive
 knows (difflib's ratio over the same keys) as suggestions. ``GET /resolve`` answers with
-these functions, in the shape of MAST's ``Mast.Name.Lookup``; a MAST protocol endpoint and
-the ``target_name`` criterion of ``/observations`` call them too.
+:func:`lookup`, in the shape of MAST's ``Mast.Name.Lookup`` (a MAST protocol endpoint can
+answer the same); the ``target_name`` criterion of ``/observations`` uses
+:func:`expand_target_names`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.archive.schemas import NameLookup, NameNotFound, ResolvedCoordinate
 from shared.catalog import Observation
 from shared.plan import target_key
 
-__all__ = ["RESOLVER", "KnownTarget", "Match", "expand_target_names", "known_targets", "resolve", "suggest"]
+__all__ = ["RESOLVER", "KnownTarget", "Match", "UnknownName", "expand_target_names", "known_targets", "lookup",
+           "resolve", "suggest"]
 
 RESOLVER = "jwst-dms"  # the ``resolver`` of an answer: the archive's own programs
 SUGGESTIONS = 5
@@ -96,6 +99,34 @@ def suggest(session: Session, name: str, targets: Sequence[KnownTarget] | None =
                 if ratio >= MIN_SIMILARITY:
                     scored[candidate] = max(ratio, scored.get(candidate, 0.0))
     return [c for c, _ in sorted(scored.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+class UnknownName(LookupError):
+    """No target has the name; :attr:`answer` holds the detail and the suggestions."""
+
+    def __init__(self, answer: NameNotFound):
+        super().__init__(answer.detail)
+        self.answer = answer
+
+
+def lookup(session: Session, name: str) -> NameLookup:
+    """The answer to a name lookup: every target ``name`` names (MAST's ``resolvedCoordinate``
+    rows); :class:`UnknownName` with the closest names when there is none."""
+    targets = known_targets(session)
+    matches = resolve(session, name, targets)
+    if not matches:
+        suggestions = suggest(session, name, targets)
+        hint = f"; closest: {', '.join(suggestions)}" if suggestions else "; the archive knows no similar name"
+        raise UnknownName(NameNotFound(
+            detail=f"no target of the archive's programs is called {name!r} (names and aliases, case, spaces "
+                   f"and punctuation ignored){hint}", searchString=name, suggestions=suggestions))
+    return NameLookup(searchString=name, resolvedCoordinate=[
+        ResolvedCoordinate(searchString=name, canonicalName=m.target.name, ra=m.target.ra, decl=m.target.dec,
+                           resolver=RESOLVER, matchedAlias=m.matched if m.alias else None,
+                           aliases=list(m.target.aliases), programs=list(m.target.programs),
+                           proposal_id=[str(int(p)) for p in m.target.programs])
+        for m in matches
+    ])
 
 
 def expand_target_names(session: Session, values: Sequence[str]) -> list[str]:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from services.archive import resolver
 from services.archive.dependencies import DbSession
-from services.archive.schemas import NameLookup, NameNotFound, ResolvedCoordinate
+from services.archive.schemas import NameLookup, NameNotFound
 
 __all__ = ["router"]
 
@@ -28,18 +28,7 @@ def resolve(
     """The targets of the archive's programs whose name or alias is ``name``: position,
     canonical name, the alias that matched and the programs observing it. Nothing is asked
     of SIMBAD or NED. An unknown name is a 404 listing the closest names the archive knows."""
-    targets = resolver.known_targets(session)
-    matches = resolver.resolve(session, name, targets)
-    if not matches:
-        suggestions = resolver.suggest(session, name, targets)
-        hint = f"; closest: {', '.join(suggestions)}" if suggestions else "; the archive knows no similar name"
-        return JSONResponse(status_code=404, content=NameNotFound(
-            detail=f"no target of the archive's programs is called {name!r} (names and aliases, case, spaces "
-                   f"and punctuation ignored){hint}", searchString=name, suggestions=suggestions).model_dump())
-    return NameLookup(searchString=name, resolvedCoordinate=[
-        ResolvedCoordinate(searchString=name, canonicalName=m.target.name, ra=m.target.ra, decl=m.target.dec,
-                           resolver=resolver.RESOLVER, matchedAlias=m.matched if m.alias else None,
-                           aliases=list(m.target.aliases), programs=list(m.target.programs),
-                           proposal_id=[str(int(p)) for p in m.target.programs])
-        for m in matches
-    ])
+    try:
+        return resolver.lookup(session, name)
+    except resolver.UnknownName as exc:
+        return JSONResponse(status_code=404, content=exc.answer.model_dump())
