@@ -73,6 +73,7 @@ def upsert_program(session: Session, plan: Plan) -> Program:
         row.target_name = target.name
         row.target_ra = target.ra
         row.target_dec = target.dec
+        row.target_aliases = list(target.aliases)
         row.instrument = obs.instrument
         row.template = obs.template
         row.exp_type = obs.exp_type
