@@ -28,7 +28,7 @@ from astropy.time import Time
 
 from services.ingest.assembly import ExposureStreams, StreamReport, assemble
 from shared.datamodels import FitsProduct, dqflags
-from shared.instruments import DETECTORS_BY_CODE
+from shared.instruments import DETECTORS_BY_CODE, guide_window
 from shared.naming import GUIDE_MODES, GuideStarName
 from shared.plan import GuideStar, Observation, Plan
 from shared.telemetry import (
@@ -382,8 +382,11 @@ def _product(keywords: dict, packets: list[Packet], report: StreamReport, budget
         x, y, rate = _measured_star(cube.data, cube.group_times, cube.present)
         flight = np.array([(b"GS", x, y, rate)], dtype=FLIGHT_DTYPE)
     nints, ngroups, ny, nx = sci.shape
-    keywords = {**keywords, "NINTS": nints, "NGROUPS": ngroups, "NFRAMES": 1, "GROUPGAP": 0, "SUBSTRT1": 1,
-                "SUBSTRT2": 1, "SUBSIZE1": nx, "SUBSIZE2": ny, "BUNIT": "DN"}
+    # Where the window sits on the guider: around the guide star's planned position.
+    window = guide_window(gs.detector, gs.ideal_x, gs.ideal_y, nx) if nx == ny else None
+    keywords = {**keywords, "NINTS": nints, "NGROUPS": ngroups, "NFRAMES": 1, "GROUPGAP": 0,
+                "SUBSTRT1": window.xstart if window else 1, "SUBSTRT2": window.ystart if window else 1,
+                "SUBSIZE1": nx, "SUBSIZE2": ny, "BUNIT": "DN"}
     tgroup = _group_time(cube.group_times) if cube is not None else None
     if tgroup is not None:  # the read-to-read time, as the packet times give it
         keywords.update(TFRAME=tgroup, TGROUP=tgroup)
