@@ -325,6 +325,11 @@ def test_every_guide_star_product_has_its_cal_from_calwebb_guider(chain, kind):
             assert cal.meta.jitter_average == pytest.approx(raw.meta.jitter_average)
         else:
             assert cal.data.shape == GS_SHAPES[kind]
+        if kind == "gs-track":  # the window TRACK read, per integration
+            table = raw.track_sub_table
+            assert len(table) == 16 and len(cal.track_sub_table) == 16
+            assert set(table["x_corner"]) == {raw.meta.subarray.xstart} and set(table["x_size"]) == {32}
+            assert set(table["y_corner"]) == {raw.meta.subarray.ystart} and set(table["y_size"]) == {32}
         assert cal.err.shape == cal.data.shape and cal.dq.shape == cal.data.shape[1:] and np.all(cal.err > 0)
         assert cal.meta.exposure.type == raw.meta.exposure.type and cal.meta.guidestar.gs_id == gs.id
         assert cal.planned_star_table["reference_star_id"][0] == gs.id
@@ -573,3 +578,21 @@ def test_guide_images_that_do_not_form_a_window_are_refused(chain):
                            software_version="test", segment_bytes=2**31)
     assert [r.reason for r in out.rejections] == ["guiding_mismatch"] and not out.guide_files
     assert "FGS_ACQ1 images" in out.rejections[0].detail and "at most 2" in out.rejections[0].detail
+
+
+def test_dms_run_guider_on_a_local_file_gives_the_archived_cal(chain, tmp_path):
+    """``dms run guider`` with the simulator's reference directory makes the same count rate
+    as the worker did (the same pipeline, references chosen by the same rules)."""
+    from services.detector1.commands import GUIDER_COMMAND
+    from shared.runlocal import run_command
+
+    raw = chain.path(_gs_names(chain)["gs-acq2"][0])
+    refs = chain.sim.truth_dir.parent / "refs"
+    assert run_command(GUIDER_COMMAND, [str(raw), "--output-dir", str(tmp_path), "--refs-dir", str(refs)]) == 0
+    (made,) = tmp_path.iterdir()
+    assert made.name == raw.name.replace("_uncal", "_cal")
+    archived = chain.path(made.name)
+    assert np.array_equal(fits.getdata(made, "SCI"), fits.getdata(archived, "SCI"))
+    assert np.array_equal(fits.getdata(made, "DQ"), fits.getdata(archived, "DQ"))
+    assert fits.getheader(made)["S_FLAT"] == "COMPLETE" and fits.getheader(made)["CRDS_CTX"] == "local"
+    assert run_command(GUIDER_COMMAND, [str(raw), "--skip", "guider_cdz"]) == 2
