@@ -586,7 +586,8 @@ def test_dms_run_guider_on_a_local_file_gives_the_archived_cal(chain, tmp_path):
     from services.detector1.commands import GUIDER_COMMAND
     from shared.runlocal import run_command
 
-    raw = chain.path(_gs_names(chain)["gs-acq2"][0])
+    cal_name = _gs_names(chain, calibrated=True)["gs-acq2-cal"][0]  # (not the malformed one of the test above)
+    raw = chain.path(cal_name.replace("_cal.fits", "_uncal.fits"))
     refs = chain.sim.truth_dir.parent / "refs"
     assert run_command(GUIDER_COMMAND, [str(raw), "--output-dir", str(tmp_path), "--refs-dir", str(refs)]) == 0
     (made,) = tmp_path.iterdir()
