@@ -255,6 +255,11 @@ def test_fine_guide_products_get_a_preview_of_the_jitter(chain):
         assert kinds[name] == {"data", "preview", "thumbnail"}, name
     for kind in ("gs-id-image", "gs-acq1", "gs-acq2", "gs-track"):  # no jitter to show
         assert all(kinds[n] == {"data"} for n in names[kind])
+    # ... and so for their _cal: the fine-guide one carries the centroids, so the same plot
+    cals = _gs_names(chain, calibrated=True)
+    assert all(kinds[n] == {"data", "preview", "thumbnail"} for n in cals["gs-fg-cal"]) and cals["gs-fg-cal"]
+    assert all(kinds[n] == {"data"} for k in ("gs-id-image", "gs-acq1", "gs-acq2", "gs-track")
+               for n in cals[f"{k}-cal"])
     # The plot is the centroids' offsets from their mean, in mas, against time.
     path = chain.path(names["gs-fg"][0])
     source = load_source(path, "gs-fg")
