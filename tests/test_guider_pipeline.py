@@ -160,3 +160,18 @@ def test_guide_star_products_are_routed_to_calwebb_guider_and_their_cal_nowhere_
     # never associations, stage 2 or detector1 again; a fine-guide _cal gets its jitter preview
     assert tasks == sorted(["notifier.match"] + (["preview.make"] if suffix == "gs-fg" else []))
     assert EventType.PRODUCT_ARCHIVED == cal.type
+
+
+@pytest.mark.parametrize("raw, cal, suffix", [
+    ("jw01234001001_gs-acq1_2025060120032_uncal.fits", "jw01234001001_gs-acq1_2025060120032_cal.fits", "gs-acq1-cal"),
+    ("jw01234001001_gs-id_1_image_uncal.fits", "jw01234001001_gs-id_1_image_cal.fits", "gs-id-image-cal"),
+    ("jw01234001001_gs-fg_2025060120032_uncal.fits", "jw01234001001_gs-fg_2025060120032_cal.fits", "gs-fg-cal"),
+    ("full_uncal.fits", "full_cal.fits", "cal"),  # a local file not named by the convention
+])
+def test_the_cal_is_named_after_its_raw_product_and_auxiliary(raw, cal, suffix):
+    from services.detector1.guider import GuiderOutput
+    from shared.pipeline import RunRecord
+
+    (out,) = GuiderOutput(FitsProduct("GuiderCalModel"), RunRecord("guider"), "N/A").outputs(raw)
+    assert (out.filename, out.suffix, out.product_type) == (cal, suffix, "AUXILIARY")
+    assert GuiderOutput(None, RunRecord("guider"), "N/A").outputs(raw) == []

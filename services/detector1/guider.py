@@ -29,7 +29,7 @@ from services.detector1.steps.guider_cds import RATE_MODES, GuiderRate, guider_c
 from shared.datamodels import FitsProduct
 from shared.errors import InputError
 from shared.flatfield import apply_flat
-from shared.naming import BadNameError, parse_guidestar
+from shared.naming import BadNameError, output_name, parse_guidestar
 from shared.pipeline import (
     Output,
     Pipeline,
@@ -116,12 +116,11 @@ class GuiderOutput(Recorded):
         ``..._gs-acq1_<time>_cal.fits``), AUXILIARY as every guide-star product."""
         if self.cal is None:
             return []
+        filename = output_name(input_name, "cal")
         try:
-            name = parse_guidestar(input_name).with_suffix("cal")
-            filename, suffix = name.format(), name.kind
+            suffix = parse_guidestar(filename).kind
         except BadNameError:  # a local file not named by the convention
-            stem = input_name.rsplit(".", 1)[0]
-            filename, suffix = f"{stem.rsplit('_', 1)[0] if '_' in stem else stem}_cal.fits", "cal"
+            suffix = "cal"
         return [Output(filename, suffix, self.cal, "AUXILIARY")]
 
 
