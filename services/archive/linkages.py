@@ -233,7 +233,7 @@ class Walk:
             if self._visit_of(p) == visit]
         fine = self.session.scalars(
             select(Product).join(Exposure, Exposure.id == Product.exposure_id).where(
-                *same_visit, Product.suffix == "gs-fg", Exposure.visit_group == own.visit_group,
+                *same_visit, Product.suffix.in_(("gs-fg", "gs-fg-cal")), Exposure.visit_group == own.visit_group,
                 Exposure.sequence == own.sequence, Exposure.activity == own.activity,
                 Exposure.exposure == own.exposure).order_by(Product.filename))
         return visit_level + list(fine)
