@@ -175,7 +175,7 @@ async def _measure(base: str, paths: list[str], concurrency: int, warmup: int) -
     latencies: list[float] = []
     queue = list(paths)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=600, limits=limits) as client:
         for p in queue[:warmup]:
             (await client.get(p)).raise_for_status()
         queue = queue[warmup:]

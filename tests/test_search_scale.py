@@ -14,7 +14,12 @@ import pytest
 from sqlalchemy import func, select, update
 
 from shared.catalog import Catalog, Exposure, Observation, Product, sky, upgrade
-from shared.catalog.queries import register_product, supersede_products, upsert_exposure, upsert_program
+from shared.catalog.queries import (
+    register_product,
+    supersede_products,
+    upsert_exposure,
+    upsert_program,
+)
 from shared.catalog.summary import SUMMARY_COLUMNS, refresh_observations
 from shared.storage import StoredObject
 from tests.telemetry_factory import tiny_plan

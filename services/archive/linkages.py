@@ -125,17 +125,23 @@ class Walk:
         return self._current[name]
 
     def _inputs(self, product: Product) -> list[Product]:
-        names = [basename(i) for i in product.inputs or ()]
-        return [p for p in (self._product(n) for n in dict.fromkeys(names)) if p is not None and p.id != product.id]
+        names = list(dict.fromkeys(basename(i) for i in product.inputs or ()))
+        unknown = [n for n in names if n not in self._current]
+        if len(unknown) > 1:  # one query for them all, not one per name
+            found = {p.filename: p for p in self.session.scalars(
+                select(Product).where(Product.filename.in_(unknown), Product.is_current))}
+            self._current.update({n: found.get(n) for n in unknown})
+        return [p for p in (self._product(n) for n in names) if p is not None and p.id != product.id]
 
-    def _made_for_members(self, asn: str) -> list[Product]:
-        """The 2c products an association made (their provenance names it)."""
+    def _made_for_members(self, asn: Product) -> list[Product]:
+        """The 2c products an association made (their provenance names it; of its program)."""
         found = self.session.scalars(
-            select(Product).where(Product.is_current, Product.exposure_id.is_not(None),
-                                  cast(Product.inputs, String).like(_naming(asn), escape="\\"))
+            select(Product).where(Product.is_current, Product.program_id == asn.program_id,
+                                  Product.exposure_id.is_not(None),
+                                  cast(Product.inputs, String).like(_naming(asn.filename), escape="\\"))
             .order_by(Product.filename)
         ).all()
-        return [p for p in found if names_it(p.inputs, asn) and _is_2c(p)]
+        return [p for p in found if names_it(p.inputs, asn.filename) and _is_2c(p)]
 
     @staticmethod
     def _edge(product: Product, made_from: Product) -> LinkageKind:
@@ -153,7 +159,7 @@ class Walk:
         links: list[tuple[LinkageKind, Product]] = []
         if _is_combined(product):
             for asn in (p for p in inputs if p.suffix == "asn"):
-                parts = self._made_for_members(asn.filename)
+                parts = self._made_for_members(asn)
                 covered = {basename(p.inputs[0]) for p in parts if p.inputs}
                 links += [("composition", p) for p in parts]
                 inputs = [p for p in inputs if p.filename not in covered]

@@ -199,22 +199,31 @@ def _exposure_times(session: Session, ids: Sequence[int]) -> dict[int, _Exposure
     Detectors read out together count once (one exposure, several files)."""
     if not ids:
         return {}
-    rows = session.execute(
-        select(Exposure, Observation.instrument).join(Observation, Observation.id == Exposure.observation_id)
+    rows = session.execute(  # the columns used, not whole rows: a page may hold thousands of exposures
+        select(Exposure.observation_id, Exposure.start_time, Exposure.subarray, Exposure.readpatt, Exposure.ngroups,
+               Exposure.nints, Exposure.visit, Exposure.visit_group, Exposure.sequence, Exposure.activity,
+               Exposure.exposure, Observation.instrument)
+        .join(Observation, Observation.id == Exposure.observation_id)
         .where(Exposure.observation_id.in_(list(ids)))
     ).all()
     starts: dict[int, list[datetime]] = defaultdict(list)
     ends: dict[int, list[datetime]] = defaultdict(list)
     exptime: dict[int, dict[tuple, float]] = defaultdict(dict)
     unknown: set[int] = set()
-    for e, instrument in rows:
-        oid = e.observation_id
+    timings: dict[tuple, object] = {}  # the exposures of an observation mostly share one readout
+    for e in rows:
+        oid, instrument = e.observation_id, e.instrument
         start = mast.aware(e.start_time)
-        try:
-            timing = exposure_timing(instrument, subarray(instrument, e.subarray), e.readpatt, e.ngroups, e.nints)
-        except UnknownInstrumentError:
+        readout = (instrument, e.subarray, e.readpatt, e.ngroups, e.nints)
+        if readout not in timings:
+            try:
+                timings[readout] = exposure_timing(instrument, subarray(instrument, e.subarray), e.readpatt,
+                                                   e.ngroups, e.nints)
+            except UnknownInstrumentError:
+                timings[readout] = None
+        timing = timings[readout]
+        if timing is None:
             unknown.add(oid)
-            timing = None
         if start is not None:
             starts[oid].append(start)
             ends[oid].append(start + timedelta(seconds=timing.duration if timing else 0.0))
