@@ -397,9 +397,10 @@ def _product_select(extra: Sequence[ColumnElement[bool]] = ()):
     ptype = case((Artifact.kind == ArtifactKind.DATA, func.upper(Product.product_type)), else_=literal("PREVIEW"))
     kind_order = case(*((Artifact.kind == k, v) for k, v in _KIND_ORDER.items()), else_=9)
     query = (
-        select(Product, Artifact, Observation.number, is_mrp.label("mrp"))
+        select(Product, Artifact, Observation.number, is_mrp.label("mrp"), Program.embargoed)
         .join(Artifact, Artifact.product_id == Product.id)
         .outerjoin(Observation, Observation.id == Product.observation_id)
+        .outerjoin(Program, Program.id == Product.program_id)
         .where(*extra)
         .order_by(Product.filename, Product.revision.desc(), kind_order, Artifact.id)
     )
@@ -430,10 +431,8 @@ def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: 
 def _rows(session: Session, query, now: datetime, prerequisites: set[int] = frozenset()) -> list[ProductRow]:
     """Product rows; the products in ``prerequisites`` (pre-images of the observations
     asked for) are linked as ``prerequisite`` and never MRP."""
-    rows = session.execute(query).all()
-    embargoed = set(session.scalars(select(Program.id).where(Program.embargoed))) if rows else set()
-    return [_product_row(p, a, n, bool(m), now, p.program_id in embargoed, p.id in prerequisites)
-            for p, a, n, m in rows]
+    return [_product_row(p, a, n, bool(m), now, bool(embargoed), p.id in prerequisites)
+            for p, a, n, m, embargoed in session.execute(query).all()]
 
 
 def pre_image_observations(session: Session, observation_ids: Sequence[int]) -> set[int]:
