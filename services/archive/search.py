@@ -39,7 +39,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from services.archive import mast
 from services.archive.contributing import contributing_references, reference_context_link
@@ -345,21 +345,23 @@ def _top_links(session: Session, ids: Sequence[int], base_url: str) -> dict[int,
     (a FITS file first: the image or spectrum rather than its catalog)."""
     if not ids:
         return {}
-    products = session.scalars(
-        select(Product).join(Observation, Observation.id == Product.observation_id)
+    has_preview = select(Artifact.id).where(Artifact.product_id == Product.id,
+                                            Artifact.kind == ArtifactKind.PREVIEW).exists()
+    products = session.execute(  # names and a flag, not whole rows: a page may hold hundreds
+        select(Product.observation_id, Product.filename, has_preview)
+        .join(Observation, Observation.id == Product.observation_id)
         .where(Product.observation_id.in_(list(ids)), Product.is_current, Product.level == Observation.mrp_level,
                _is_science(), Product.suffix != "asn")
-        .options(selectinload(Product.artifacts))
     ).all()
     base = base_url.rstrip("/")
     out: dict[int, tuple[str | None, str | None]] = {}
-    for p in sorted(products, key=lambda p: (p.observation_id, not p.filename.endswith(".fits"), p.filename)):
-        jpeg, data = out.get(p.observation_id, (None, None))
+    for oid, filename, preview in sorted(products, key=lambda p: (p[0], not p[1].endswith(".fits"), p[1])):
+        jpeg, data = out.get(oid, (None, None))
         if data is None:
-            data = f"{base}/download/{p.filename}"
-        if jpeg is None and any(a.kind == ArtifactKind.PREVIEW for a in p.artifacts):
-            jpeg = f"{base}/previews/{p.filename}"
-        out[p.observation_id] = (jpeg, data)
+            data = f"{base}/download/{filename}"
+        if jpeg is None and preview:
+            jpeg = f"{base}/previews/{filename}"
+        out[oid] = (jpeg, data)
     return out
 
 
