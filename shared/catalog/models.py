@@ -135,6 +135,8 @@ class Observation(Base):
     target_name: Mapped[str] = mapped_column(String(200), default="")
     target_ra: Mapped[float | None] = mapped_column(Float)
     target_dec: Mapped[float | None] = mapped_column(Float)
+    target_aliases: Mapped[list[Any] | None] = mapped_column(
+        JSON, default=list, comment="Other names of the target, from the plan (name resolution)")
     instrument: Mapped[str] = mapped_column(String(16))
     template: Mapped[str] = mapped_column(String(100), default="")
     exp_type: Mapped[str] = mapped_column(String(32), default="")
