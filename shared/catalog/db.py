@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.catalog.summary import install as maintain_derived_columns
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -85,6 +87,7 @@ class Catalog:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        maintain_derived_columns(self._sessions)  # what the archive's searches read
 
     def upgrade(self) -> None:
         upgrade(self.url)
