@@ -31,7 +31,7 @@ from services.archive import mast
 from services.archive.mast import CriterionError
 from services.archive.schemas import CaomObservationRow, CaomProductRow
 from services.archive.search import (
-    _box,
+    _in_cone_pixels,
     _levels,
     _product_row,
     _product_select,
@@ -112,7 +112,7 @@ def _observations(values: Sequence[str]) -> ColumnElement[bool]:
 
 def _cone_ids(session: Session, ra: float, dec: float, radius: float) -> set[int]:
     rows = session.execute(select(CaomObservation.id, CaomObservation.s_ra, CaomObservation.s_dec).where(
-        CaomObservation.s_ra.is_not(None), _box(CaomObservation.s_ra, CaomObservation.s_dec, ra, dec, radius)))
+        CaomObservation.hpx.is_not(None), _in_cone_pixels(CaomObservation.hpx, ra, dec, radius)))
     return {i for i, r, d in rows if _separation(ra, dec, r, d) <= radius}
 
 
