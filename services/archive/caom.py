@@ -241,16 +241,15 @@ def caom_products(session: Session, parent: CaomObservation, c: ProductListCrite
     elif not c.unpublished:
         conds.append(published_revision())
     found = session.execute(query.where(*(x for x in conds if x is not None))).all()
-    embargoed = set(session.scalars(select(Program.id).where(Program.embargoed))) if found else set()
     out = []
-    for product, artifact, number, _ in found:
+    for product, artifact, number, _, embargoed in found:
         caom_id, obs_id = homes[product.filename]
         science = product.product_type.upper() == "SCIENCE" and product.suffix != "asn"
         mrp = (caom_id == parent.id and artifact.kind == ArtifactKind.DATA and product.is_current
                and product.level == parent.calib_level and (science or product.suffix == "asn"))
         if c.mrp_only and not mrp:
             continue
-        base = _product_row(product, artifact, number, mrp, now, product.program_id in embargoed)
+        base = _product_row(product, artifact, number, mrp, now, bool(embargoed))
         out.append(CaomProductRow(**{**base.model_dump(), "obsID": caom_id, "obs_id": obs_id,
                                      "parent_obsid": parent.id}))
     return len(out), out[(page - 1) * pagesize: page * pagesize]
