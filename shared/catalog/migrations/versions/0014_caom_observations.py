@@ -5,7 +5,7 @@ Existing catalogs get their rows when the schema reaches head
 (:func:`shared.catalog.db.upgrade` runs :func:`shared.catalog.caom.backfill`): the rows are
 computed from the catalog with the models of the head schema, which a migration cannot rely on.
 
-Revision ID: 0012_caom_observations
+Revision ID: 0014_caom_observations
 Revises: 0013_search_indexes
 Create Date: 2026-12-04 16:00:00.000000
 """
@@ -13,7 +13,7 @@ Create Date: 2026-12-04 16:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012_caom_observations'
+revision = '0014_caom_observations'
 down_revision = '0013_search_indexes'
 branch_labels = None
 depends_on = None
