@@ -147,6 +147,53 @@ def test_the_catalog_keeps_each_observations_summary_and_pixels(catalog):
 
 
 @pytest.mark.integration
+def test_two_workers_archiving_products_of_one_exposure_do_not_deadlock(pg_url):
+    """Each transaction that archives a product holds key-share locks on its observation
+    and exposure (the foreign keys) before it locks them to refresh their derived rows (the
+    observation's summary, the exposure's CAOM row). Locked FOR UPDATE, two such
+    transactions each waited for the other's key share: PostgreSQL's deadlock, a retried
+    task, and (on a retried reprocessing step) a revision stored twice."""
+    import threading
+
+    catalog = Catalog(pg_url)
+    catalog.upgrade()
+    plan = tiny_plan(exposures=1)
+    with catalog.session() as s:
+        upsert_program(s, plan)
+        exp = upsert_exposure(s, "01234", 1, "jw01234001001_01101_00001_nrca1", visit=1, visit_group=1, sequence=1,
+                              activity="01", exposure=1, detector="NRCA1", exp_type="NRC_IMAGE", filter="F200W",
+                              pupil="CLEAR", readpatt="RAPID", subarray="SUB64P", ngroups=3, nints=2,
+                              ra=53.16, dec=-27.78)
+        oid, eid = exp.observation_id, exp.id
+    both_hold_key_shares = threading.Barrier(2, timeout=30)
+    errors: list[BaseException] = []
+
+    def archive(name: str) -> None:
+        try:
+            with catalog.session() as s:
+                # what an earlier statement of the same transaction holds (a product row inserted)
+                s.execute(select(Observation.id).where(Observation.id == oid).with_for_update(read=True, key_share=True))
+                s.execute(select(Exposure.id).where(Exposure.id == eid).with_for_update(read=True, key_share=True))
+                both_hold_key_shares.wait()
+                register_product(s, stored=_stored(name), filename=name, suffix="rate", level=2, revision=1,
+                                 program_id="01234", observation_id=oid, exposure_id=eid,
+                                 archived_at=datetime(2026, 1, 31, tzinfo=UTC), eap_months=12, software_version="t",
+                                 inputs=[], product_type="SCIENCE")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=archive, args=(f"{n}_rate.fits",)) for n in ("a", "b")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    assert errors == [], [f"{type(e).__name__}: {str(e).splitlines()[0]}" for e in errors]
+    with catalog.session() as s:
+        assert _summary(s, oid)[3] == 2 and _same(_summary(s, oid), _recomputed(s, oid))
+    catalog.dispose()
+
+
+@pytest.mark.integration
 def test_the_migration_fills_the_summaries_of_rows_already_archived(pg_server_url):
     """Rows written before 0013 (bulk, bypassing the session) get their pixels and
     summaries when the schema is upgraded; refresh_observations recomputes them too."""

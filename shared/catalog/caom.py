@@ -347,7 +347,9 @@ def _current(session: Session, names: set[str]) -> list[Product]:
 def _refresh_exposure(session: Session, exposure_id: int) -> None:
     # Two workers archiving products of one exposure refresh its row one after the other:
     # the second reads the catalog once the first has committed (PostgreSQL; SQLite has one writer).
-    exposure = session.scalar(select(Exposure).where(Exposure.id == exposure_id).with_for_update())
+    # FOR NO KEY UPDATE: each holds a key-share lock on the exposure already (the product it
+    # inserted), which FOR UPDATE would wait for: a deadlock (shared.catalog.summary).
+    exposure = session.scalar(select(Exposure).where(Exposure.id == exposure_id).with_for_update(key_share=True))
     row = session.scalar(select(CaomObservation).where(CaomObservation.exposure_id == exposure_id))
     if exposure is None:
         _drop(session, row)
@@ -391,7 +393,7 @@ def _refresh_exposure(session: Session, exposure_id: int) -> None:
 def _refresh_level3(session: Session, program_id: str, product_name: str) -> None:
     asn = session.scalar(select(Association).where(  # locked: one refresh of a mosaic's row at a time
         Association.program_id == program_id, Association.level == 3, Association.product_name == product_name)
-        .order_by(Association.id).limit(1).with_for_update())
+        .order_by(Association.id).limit(1).with_for_update(key_share=True))
     row = session.scalar(select(CaomObservation).where(CaomObservation.obs_id == product_name))
     escaped = product_name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     candidates = session.scalars(select(Product).where(

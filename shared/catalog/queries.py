@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from shared.access import add_months, release_for
 from shared.catalog.caom import refresh_for
@@ -130,7 +130,8 @@ def next_revision(session: Session, filename: str, sha256: str, request_id: str 
     if request_id is not None:
         staged = session.scalar(select(Product).where(
             Product.filename == filename, Product.request_id == request_id, Product.abandoned_at.is_(None),
-            Product.artifacts.any((Artifact.kind == ArtifactKind.DATA) & (Artifact.sha256 == sha256))))
+            Product.artifacts.any((Artifact.kind == ArtifactKind.DATA) & (Artifact.sha256 == sha256)))
+            .options(selectinload(Product.artifacts)))  # read by the caller after the session
         if staged is not None:
             return ProductRevision(staged.revision, staged)
     current = current_product(session, filename)

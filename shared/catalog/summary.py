@@ -55,7 +55,12 @@ def summary_values(observation=None, product=None) -> dict:
 
 def refresh_observations(connection: Connection, ids: Iterable[int] | None = None) -> None:
     """Recompute the summary of the observations ``ids`` (None: all) through ``connection``,
-    locking their rows first on PostgreSQL."""
+    locking their rows first on PostgreSQL.
+
+    The lock is FOR NO KEY UPDATE, not FOR UPDATE: the transaction has just inserted a
+    product of the observation, which holds a key-share lock on its row (the foreign key),
+    and so has any other transaction archiving a product of it; FOR UPDATE conflicts with
+    those and two such transactions deadlock, each waiting for the other's key share."""
     table = Observation.__table__
     stmt = table.update().values(**summary_values())
     if ids is not None:
@@ -63,7 +68,8 @@ def refresh_observations(connection: Connection, ids: Iterable[int] | None = Non
         if not wanted:
             return
         if connection.dialect.name == "postgresql":
-            connection.execute(select(table.c.id).where(table.c.id.in_(wanted)).order_by(table.c.id).with_for_update())
+            connection.execute(select(table.c.id).where(table.c.id.in_(wanted)).order_by(table.c.id)
+                               .with_for_update(key_share=True))
         stmt = stmt.where(table.c.id.in_(wanted))
     connection.execute(stmt)
 
