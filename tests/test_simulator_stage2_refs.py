@@ -63,10 +63,12 @@ def nrca1():
 
 
 def stage2_paths(result, reftypes=STAGE2) -> dict[str, list]:
+    """The science detectors' stage-2 references (the guiders' FLAT is calwebb_guider's)."""
     out: dict[str, list] = {}
     for path in result.reference_paths:
-        reftype = str(reference_header(path)["REFTYPE"]).upper()
-        if reftype in reftypes:
+        header = reference_header(path)
+        reftype = str(header["REFTYPE"]).upper()
+        if reftype in reftypes and header["INSTRUME"] != "FGS":
             out.setdefault(reftype, []).append(path)
     return out
 
