@@ -331,7 +331,7 @@ def test_product_rows_and_filters(archive):
     assert body["total"] == 19 == len(body["rows"])  # 15 files, 2 gs-fg, preview + thumbnail
     rows = {r["productFilename"]: r for r in body["rows"]}
     uncal = rows[archive.uncal_a[0]]
-    assert uncal["dataURI"] == f"dms:JWST/product/{archive.uncal_a[0]}"
+    assert uncal["dataURI"] == f"mast:JWST/product/{archive.uncal_a[0]}"
     assert (uncal["productType"], uncal["productSubGroupDescription"], uncal["calib_level"]) == ("SCIENCE", "UNCAL", 1)
     assert uncal["sha256"] == archive.sha256(archive.uncal_a[0]) and uncal["size"] > 0
     assert (uncal["obsID"], uncal["obs_id"], uncal["revision"], uncal["is_current"]) == (obsid, "jw01234001", 1, True)
@@ -388,7 +388,7 @@ def test_product_detail_provenance_and_linkages(archive):
     rate = cal.replace("_cal", "_rate")
     detail = get(archive, f"/products/{cal}").json()
     assert detail["product"]["productFilename"] == cal and detail["product"]["calib_level"] == 2
-    assert detail["provenance"]["inputs"] == [{"name": rate, "dataURI": f"dms:JWST/product/{rate}", "is_product": True}]
+    assert detail["provenance"]["inputs"] == [{"name": rate, "dataURI": f"mast:JWST/product/{rate}", "is_product": True}]
     assert detail["provenance"]["software_version"] == "0.2.0"
     assert [r["productFilename"] for r in detail["linkages"]["associations"]] == [ASN]
     assert [r["productFilename"] for r in detail["linkages"]["outputs"]] == [I2D]

@@ -121,7 +121,8 @@ class ProductRow(BaseModel):
     obs_collection: str = "JWST"
     proposal_id: str
     productFilename: str
-    dataURI: str = Field(description="dms:JWST/product/<productFilename>; download at /download/<productFilename>.")
+    dataURI: str = Field(description="mast:JWST/product/<productFilename> (as MAST); download at /download/<productFilename> "
+                                     "or /api/v0.1/Download/file?uri=<dataURI>.")
     productType: str = Field(description="SCIENCE, AUXILIARY, INFO or PREVIEW.")
     productSubGroupDescription: str = Field(description="File suffix, upper-case: UNCAL, RATE, CAL, I2D, ASN...")
     productGroupDescription: str | None = Field(description="'Minimum Recommended Products' or null.")
