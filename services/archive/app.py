@@ -25,6 +25,7 @@ from services.archive.routers import (
     caom,
     download,
     events,
+    mast_api,
     observations,
     ops,
     products,
@@ -197,6 +198,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "wavefront", "description": "Wavefront-sensing OPD files (program-independent, public)."},
             {"name": "caom", "description": "Observation rows as MAST presents JWST: one per Level-3 product, "
                                             "one per exposure and detector, with their product lists."},
+            {"name": "mast", "description": "MAST's own protocol, as astroquery.mast speaks it: /api/v0/invoke, the "
+                                            "column configuration, downloads by dataURI."},
             {"name": "events", "description": "Recent archive events."},
             {"name": "operations", "description": "Health, metrics, identity."},
         ],
@@ -206,7 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
-    for module in (observations, caom, products, download, programs, access, references, wavefront, subscriptions,
+    for module in (observations, caom, mast_api, products, download, programs, access, references, wavefront, subscriptions,
                    reprocessing, events, ops):
         app.include_router(module.router)
     app.openapi = lambda: _complete_openapi(app)

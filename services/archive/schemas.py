@@ -433,9 +433,20 @@ class Health(BaseModel):
     broker: str | None
 
 
+class WhoAmIAttributes(BaseModel):
+    display_name: str | None = Field(description="The token owner (astroquery's login greets them by it).")
+    ezid: str | None = Field(description="The same, as MAST names its user id.")
+
+
 class WhoAmI(BaseModel):
+    """The caller, as MAST's ``/whoami`` answers it (astroquery's MastAuth reads ``anon`` and
+    ``attrib.display_name``)."""
+
     anon: bool = Field(description="True when no token was given (astroquery reads this).")
     user: str | None
+    ezid: str = Field(description="The token owner, or 'anonymous'.")
+    attrib: WhoAmIAttributes
+    scopes: list[str] = Field(description="mast:exclusive_access for a token (it reads exclusive data the owner may read).")
 
 
 # ------------------------------------------------------------------ reprocessing
