@@ -448,10 +448,13 @@ def test_tokens_decide_who_reads_exclusive_data(archive):
     archive.client.cookies.set("mast_token", archive.tokens[ADA])
     try:
         assert archive.client.get(f"/download/{name}").status_code == 200
-        assert archive.client.get("/whoami").json() == {"anon": False, "user": ADA}
+        assert archive.client.get("/whoami").json() == {
+            "anon": False, "user": ADA, "ezid": ADA, "attrib": {"display_name": ADA, "ezid": ADA},
+            "scopes": ["mast:exclusive_access"]}
     finally:
         archive.client.cookies.clear()
-    assert get(archive, "/whoami").json() == {"anon": True, "user": None}
+    assert get(archive, "/whoami").json() == {"anon": True, "user": None, "ezid": "anonymous",
+                                              "attrib": {"display_name": None, "ezid": None}, "scopes": []}
     # bad, expired and revoked tokens are refused, never treated as anonymous
     for header in ("Bearer nonsense", "Basic YWRhOnB3", "Bearer"):
         r = archive.client.get(f"/download/{archive.uncal_b}", headers={"Authorization": header})

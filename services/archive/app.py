@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.archive.dependencies import check_request, get_settings
 from services.archive.mast import CriterionError
@@ -102,6 +104,14 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _criterion_error(request: Request, exc: CriterionError) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's answer, except a refused token on ``/whoami``: MAST's clients read ``anon``
+    there (astroquery's login then says the token is invalid), so the 401 carries it too."""
+    if exc.status_code == status.HTTP_401_UNAUTHORIZED and request.url.path == "/whoami":
+        return JSONResponse({"detail": exc.detail, "anon": True}, status_code=exc.status_code, headers=exc.headers)
+    return await http_exception_handler(request, exc)
 
 
 async def _catalog_down(request: Request, exc: OperationalError) -> JSONResponse:
@@ -207,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
     for module in (observations, caom, mast_api, products, download, programs, access, references, wavefront, subscriptions,

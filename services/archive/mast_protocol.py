@@ -49,6 +49,7 @@ __all__ = [
     "product_obsids",
     "product_values",
     "reply",
+    "with_columns",
 ]
 
 FILTERED = "Mast.Caom.Filtered"
@@ -256,8 +257,13 @@ def parse_request(text: str | None) -> MastRequest:
         pagesize=_int(body.get("pagesize", MAX_PAGESIZE), "pagesize", 1, MAX_PAGESIZE),
         page=_int(body.get("page", 1), "page", 1, MAX_PAGE),
         removenullcolumns=bool(body.get("removenullcolumns", False)),
-        columns=_columns(params.get("columns"), service),
     )
+
+
+def with_columns(req: MastRequest) -> MastRequest:
+    """The request with its ``params.columns`` read: '*' (every column), a comma-separated
+    list of the service's columns, or ``COUNT_BIG(*)`` (the number of matching rows)."""
+    return replace(req, columns=_columns(req.params.get("columns"), req.service))
 
 
 # ------------------------------------------------------------------ filters -> criteria

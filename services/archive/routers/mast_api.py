@@ -106,6 +106,7 @@ def invoke(fields: FormFields, session: DbSession, settings: SettingsDep, operat
     except mp.MastError as exc:
         return _mast_error(str(exc), status.HTTP_400_BAD_REQUEST)
     try:
+        req = mp.with_columns(req)
         if req.service == mp.PRODUCTS:
             answer = _products(session, req, operator)
         elif req.service == mp.NAME_LOOKUP:
