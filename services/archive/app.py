@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
@@ -154,6 +155,23 @@ class _BodyLimit:
         return await self.app(scope, limited if length is None else receive, send)
 
 
+class _AbsoluteForm:
+    """Accept a request target in absolute form (``GET http://host/path?q HTTP/1.1``), as an
+    HTTP/1.1 server must (RFC 9112 §3.2.2): route it by its path. Clients send that form
+    when the archive stands in for a host they are configured to reach through a proxy
+    (astroquery's name resolver, see docs/archive-api.md)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(("http://", "https://")):
+            parts = urlsplit(path)
+            scope = {**scope, "path": parts.path or "/", "raw_path": (parts.path or "/").encode("latin-1")}
+        return await self.app(scope, receive, send)
+
+
 def _complete_openapi(app: FastAPI) -> dict:
     """The OpenAPI document with the errors every route may answer (ErrorOut, 400 rather
     than FastAPI's default 422 for validation), so a client, or a conformance check, knows
@@ -225,4 +243,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.openapi = lambda: _complete_openapi(app)
     app.add_middleware(_BodyLimit)
+    app.add_middleware(_AbsoluteForm)
     return app
