@@ -1,4 +1,4 @@
-"""`python -m benchmarks [ingest] [detector1] [imaging] [startup] [whole] [scale] [reprocess]`: run the benchmarks and print their figures."""
+"""`python -m benchmarks [ingest] [detector1] [imaging] [startup] [whole] [scale] [reprocess] [catalog]`: run the benchmarks and print their figures."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import (
+    catalog_bench,
     detector1_bench,
     imaging_bench,
     ingest_bench,
@@ -19,7 +20,7 @@ from benchmarks import (
 
 BENCHES = {"ingest": ingest_bench.run, "detector1": detector1_bench.run, "imaging": imaging_bench.run,
            "startup": startup_bench.run, "whole": whole_process_bench.run, "scale": scale_bench.run,
-           "reprocess": reprocess_bench.run}
+           "reprocess": reprocess_bench.run, "catalog": catalog_bench.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,5 +52,16 @@ def rss_mb() -> float:
 
 
 def max_rss_mb() -> float:
-    """The process's resident high-water mark (ru_maxrss), MiB."""
+    """This process's resident high-water mark, MiB: ``VmHWM`` of its own address space
+    (Linux /proc), else ru_maxrss.
+
+    Not ru_maxrss where /proc has it: Linux carries the parent's high-water mark into a
+    child's ru_maxrss through fork and exec, so a child started by a parent that had just
+    simulated a full-frame exposure reported the parent's 1.7 GB as its own peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, IndexError, ValueError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

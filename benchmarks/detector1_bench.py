@@ -15,7 +15,7 @@ before numpy is imported (the parent only prepares the input):
 - memory per step in a separate run under tracemalloc (it slows numpy allocation, so it is
   not mixed with the timing): the peak of traced allocations during the step above what was
   allocated when the step started, and the peak of the whole run above its start; plus the
-  process's resident high-water mark (ru_maxrss) after the first run (one exposure in a fresh
+  process's resident high-water mark (VmHWM) after the first run (one exposure in a fresh
   process: what the target is compared with) and after all timing runs (the allocator keeps
   some freed memory); it also holds the interpreter and the ``_uncal`` ("references" is what
   the run would hold if it kept every reference at once);
@@ -42,7 +42,7 @@ from benchmarks._child import max_rss_mb, pin_to_one_core, rss_mb, run_in_child
 
 INPUT_DIR = Path("bench-results") / "detector1-input"
 TARGET_SECONDS = 3.0
-TARGET_MB = 1024.0  # 1 GB, in MiB like ru_maxrss
+TARGET_MB = 1024.0  # 1 GB, in MiB
 REPEAT = 3
 SEED = 7
 DESCRIPTION = {

@@ -27,7 +27,7 @@ declared step; image3's output grid is made inside outlier_detection, its first 
 Wall time is the best of a few runs (perf_counter); memory per step comes from a separate
 run under tracemalloc (the peak of traced allocations during the step above what was
 allocated when it started; "total" is the run's peak above its start); max RSS
-(ru_maxrss) is taken after the first timing run, with the inputs and references loaded.
+(VmHWM) is taken after the first timing run, with the inputs and references loaded.
 """
 
 from __future__ import annotations

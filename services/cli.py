@@ -5,6 +5,7 @@
     dms refs deliver|list|contexts|best|impact   reference files, contexts, selection and
                                              what a context changes for archived exposures
     dms run detector1 FILE...                calibrate local files without services
+    dms run guider FILE...                   calwebb_guider on local guide-star products
     dms run image2 ASN|FILE_rate.fits        calwebb_image2 on local files
     dms run image3|tso3 ASN                  calwebb_image3 / calwebb_tso3 on an association's files
     dms associations PROGRAM                 the pool and associations, and what they wait for
@@ -68,6 +69,7 @@ SERVICE_COMMANDS: dict[str, tuple[str, str]] = {
 # (shared.runlocal), imported when the pipeline runs, and the one-line help.
 RUN_PIPELINES: dict[str, tuple[str, str]] = {
     "detector1": ("services.detector1.commands:COMMAND", "calwebb_detector1 (calwebb_dark for darks) on _uncal files"),
+    "guider": ("services.detector1.commands:GUIDER_COMMAND", "calwebb_guider on guide-star _uncal files"),
     "image2": ("services.stage2.commands:COMMAND", "calwebb_image2 on _rate/_rateints files or Level-2 associations"),
     "image3": ("services.stage3.commands:IMAGE3_COMMAND", "calwebb_image3 on a Level-3 association"),
     "tso3": ("services.stage3.commands:TSO3_COMMAND", "calwebb_tso3 on an imaging time-series association"),

@@ -17,6 +17,7 @@ import logging
 import sys
 import time
 from dataclasses import replace
+from urllib.parse import quote
 
 import numpy as np
 from astropy.io import fits
@@ -230,7 +231,8 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = create_app(ctx.settings.model_copy(update={"archive_base_url": url}))
+    # no public base URL: the URLs it answers (rows, curl scripts) follow the port it listens on
+    app = create_app(ctx.settings.model_copy(update={"archive_base_url": None}))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="demo-archive-api")
     thread.start()
@@ -250,6 +252,7 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
                    next((r["productFilename"] for r in rows if r.get("productType") == "SCIENCE"), None))
     links = [("/docs", "interactive documentation (Swagger UI)"),
              (f"/products?program={program}", f"{page.get('total', 0)} rows: products, previews, thumbnails"),
+             (f"/products?program={program}&format=csv", "the same rows as CSV (also format=ecsv, votable)"),
              (f"/observations?program={program}", "the observations, MAST-style"),
              (f"/events?program={program}", "the archive's event log (CloudEvents)")]
     if science:
@@ -263,6 +266,9 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
     if guide:
         links.append((f"/products/{guide}/linkages", "a fine-guide product and the exposure it guided"))
     links.append((f"/programs/{program}/associations/report", "the association report (HTML)"))
+    alias = next((a for t in plan.targets for a in t.aliases), None)
+    if alias:
+        links.append((f"/resolve?name={quote(alias)}", "a target resolved by its alias, offline"))
     width = max(len(path) for path, _ in links)
     print(f"6. the archive API is serving at {url}")
     for path, what in links:

@@ -95,8 +95,19 @@ class Settings(BaseSettings):
     notify_retry_base: float = Field(30.0, description="First retry delay of a failed delivery, seconds (doubles).")
     archive_host: str = Field("127.0.0.1", description="Address the archive API listens on.")
     archive_port: int = 8000
-    archive_base_url: str = Field(
-        "http://127.0.0.1:8000", description="How users reach the archive API (links in notifications)."
+    archive_base_url: str | None = Field(
+        None, description="Public address of the archive API (e.g. https://archive.example.org/api). When "
+                          "set, every URL the API returns starts with it; when not, each URL follows the "
+                          "address the request reached. Links in notifications (sent outside any request) "
+                          "use it, or http://<archive_host>:<archive_port> when unset.",
+    )
+    archive_behind_proxy: bool = Field(
+        False, description="The archive API is reached through a reverse proxy: URLs it returns follow the "
+                           "X-Forwarded-Proto and X-Forwarded-Host headers (only when archive_base_url is unset).",
+    )
+    bundle_max_bytes: int = Field(
+        5_120_000_000, ge=1, description="Largest total of the files of one zip or tar bundle, bytes (MAST's "
+                                         "basket cap, 5.12 GB); a curl script has no cap.",
     )
     token_ttl_days: int = Field(60, description="Lifetime of an API token.")
     operators: str = Field(
@@ -117,6 +128,18 @@ class Settings(BaseSettings):
         "differently, per reference type and instrument: REFTYPE[:INSTRUMENT]=off|notify|reprocess, "
         "comma-separated, * for any type (e.g. FLAT:NIRCAM=reprocess,*=notify); see docs/refdata.md.",
     )
+
+    @field_validator("archive_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is no http(s) URL of the archive API (e.g. https://archive.example.org/api)")
+        return value.strip().rstrip("/")
 
     @field_validator("reprocess_policy")
     @classmethod
@@ -148,6 +171,21 @@ class Settings(BaseSettings):
     def operator_users(self) -> frozenset[str]:
         """The identities named by ``DMS_OPERATORS``."""
         return frozenset(u.strip() for u in self.operators.split(",") if u.strip())
+
+    @property
+    def archive_link_base(self) -> str:
+        """Where links made outside a request (notifications, confirmation links) send users:
+        :attr:`archive_base_url`, or the address the API listens on when that is unset (the
+        machine's name for a wildcard address)."""
+        if self.archive_base_url:
+            return self.archive_base_url.rstrip("/")
+        host = self.archive_host
+        if host in ("0.0.0.0", "::", ""):
+            import socket
+
+            host = socket.getfqdn()
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.archive_port}"
 
     @property
     def embedded(self) -> bool:

@@ -36,6 +36,7 @@ __all__ = [
     "subarray",
     "exposure_bytes",
     "exposure_timing",
+    "guide_window",
 ]
 
 
@@ -263,6 +264,30 @@ def subarray(instrument: str, name: str) -> Subarray:
         raise UnknownInstrumentError(
             f"unknown subarray {name!r} for {instrument}; known: {', '.join(sorted(table))}"
         ) from None
+
+
+def guide_window(detector_name: str, ideal_x: float, ideal_y: float, size: int) -> Subarray:
+    """The ``size`` x ``size`` window a guider reads around a guide star planned at
+    (``ideal_x``, ``ideal_y``) arcsec of the FGS ideal frame: the ideal frame's origin is
+    the detector centre and its axes run along the detector's columns and rows, at the
+    guider's pixel scale; the window is centred on the pixel nearest the planned position
+    and kept inside the light-sensitive area (clear of the reference-pixel border).
+    ``name`` is ``GS<size>``; the simulator and ingest both place windows with it, so a
+    guide-star product's SUBSTRT1/2 cut its reference files.
+    """
+    det = detector(detector_name)
+    if det.instrument != "FGS":
+        raise UnknownInstrumentError(f"{detector_name} is not an FGS guider")
+    b = det.refpix_border
+    if not 1 <= size <= min(det.nx, det.ny) - 2 * b:
+        raise ValueError(f"a guide window of {size} pixels does not fit {detector_name}")
+
+    def start(ideal: float, n: int) -> int:
+        centre = (n - 1) / 2.0 + ideal / det.pixel_scale  # 0-based pixel of the planned position
+        first = int(round(centre)) - size // 2
+        return min(max(first, b), n - b - size) + 1
+
+    return Subarray(f"GS{size}", start(ideal_x, det.nx), start(ideal_y, det.ny), size, size, 1)
 
 
 def readout_pattern(name: str) -> ReadoutPattern:

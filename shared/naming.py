@@ -279,8 +279,10 @@ class GuideStarName:
 
     @property
     def kind(self) -> str:
-        """``gs-<mode>``: the product kind the catalog records as the suffix."""
-        return f"gs-{self.mode}"
+        """The product kind the catalog records as the suffix: ``gs-<mode>`` for the raw
+        product (``uncal``), ``gs-<mode>-<suffix>`` for one calwebb_guider made from it
+        (``gs-acq1-cal``), so routes and searches tell them apart."""
+        return f"gs-{self.mode}" if self.suffix == "uncal" else f"gs-{self.mode}-{self.suffix}"
 
     def with_suffix(self, suffix: str, ext: str = "fits") -> GuideStarName:
         return replace(self, suffix=suffix, ext=ext)

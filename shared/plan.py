@@ -58,6 +58,7 @@ __all__ = [
     "candidate_problem",
     "latest_plan_key",
     "latest_program_file_key",
+    "target_key",
     "load_latest_plan",
     "plan_filename",
     "prerequisite_problem",
@@ -77,12 +78,44 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def target_key(name: str) -> str:
+    """What two target names must share to be the same name: letters and digits only,
+    case-folded (after Unicode compatibility normalization), so ``NGC 1234``, ``ngc1234`` and
+    ``N.G.C.-1234`` are one name. The archive's name resolution matches names and aliases by it."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKD", name).casefold()
+    return "".join(c for c in folded if c.isalnum())
+
+
+MAX_ALIASES = 20
+
+
 class Target(_Frozen):
     id: int = Field(ge=1, description="Target number within the program (TARGETID).")
     name: str = Field(description="Catalog name (TARGNAME).")
     ra: float = Field(ge=0.0, lt=360.0, description="Right ascension, degrees (TARG_RA).")
     dec: float = Field(ge=-90.0, le=90.0, description="Declination, degrees (TARG_DEC).")
     target_type: Literal["FIXED", "MOVING", "GENERIC"] = "FIXED"
+    aliases: list[str] = Field(default_factory=list, max_length=MAX_ALIASES, description=(
+        "Other names of the target (e.g. HUDF for a field named after its program), by which the "
+        "archive also resolves it; case, spaces and punctuation do not count."))
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        keys = {target_key(info.data.get("name", ""))}
+        out = []
+        for alias in v:
+            alias = " ".join(alias.split())
+            if not target_key(alias) or len(alias) > 200:
+                raise ValueError(f"alias {alias!r}: an alias needs a letter or digit, and at most 200 characters")
+            if target_key(alias) in keys:
+                raise ValueError(f"alias {alias!r} is the target's name, or another of its aliases, again "
+                                 "(case, spaces and punctuation do not count)")
+            keys.add(target_key(alias))
+            out.append(alias)
+        return out
 
 
 class DitherPattern(_Frozen):
@@ -381,6 +414,17 @@ class Plan(_Frozen):
             raise ValueError(f"eap_months: {problem}")
         if self.eap_waiver is not None and self.exclusive_months != 0:
             raise ValueError(f"eap_waiver: a waiver means no exclusive access, but eap_months is {self.eap_months}")
+        return self
+
+    @model_validator(mode="after")
+    def _target_names(self) -> Plan:
+        owner: dict[str, str] = {}
+        for t in self.targets:
+            for name in (t.name, *t.aliases):
+                other = owner.setdefault(target_key(name), t.name)
+                if other != t.name:
+                    raise ValueError(f"targets: {name!r} (of target {t.name!r}) is also a name or alias of target "
+                                     f"{other!r}; a name must say which target it is")
         return self
 
     @model_validator(mode="after")

@@ -66,6 +66,10 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route(EventType.TELEMETRY_ARRIVED, "ingest.telemetry"),
     Route(EventType.PRODUCT_ARCHIVED, "detector1.run", suffixes=frozenset({"uncal"}), reprocessed=False),
+    # a guide-star product (raw) -> calwebb_guider; its _cal (gs-<mode>-cal) goes nowhere but
+    # to previews and subscribers: guide-star data never enter associations or stage 2
+    Route(EventType.PRODUCT_ARCHIVED, "detector1.run", reprocessed=False, suffixes=frozenset({
+        "gs-id-image", "gs-id-stack", "gs-acq1", "gs-acq2", "gs-track", "gs-fg"})),
     Route(EventType.PRODUCT_ARCHIVED, "associations.update",
           suffixes=frozenset({"rate", "rateints", "cal", "calints"}), reprocessed=False),
     # products made from an association: the program's association report lists them
@@ -81,7 +85,7 @@ ROUTES: tuple[Route, ...] = (
     Route(EventType.PRODUCT_ARCHIVED, "preview.make", suffixes=frozenset({
         "uncal", "ramp", "rate", "rateints", "cal", "calints", "bsub", "bsubints", "crf", "crfints",
         "i2d", "s2d", "s3d", "x1d", "x1dints", "c1d", "phot", "whtlt", "segm", "psfstack", "psfsub",
-        "gs-fg",  # the pointing jitter of a fine-guide product
+        "gs-fg", "gs-fg-cal",  # the pointing jitter of a fine-guide product
     })),
     Route(EventType.PRODUCT_ARCHIVED, "notifier.match"),
     Route(EventType.DATA_PUBLIC, "notifier.match"),

@@ -5,7 +5,9 @@ A handler is ``handler(event, ctx) -> list[str]``: it does its work, records the
 it announces in the outbox (same transaction as its catalog changes) and returns their
 ids. :func:`run_handler` is the one wrapper around every handler, whether it is called by
 a Celery worker or in-process: claim the work item, decode, call, classify failures, settle
-the work item, dispatch. A handler reads the event's typed payload
+the work item. Events are dispatched as soon as the transaction that records them commits,
+while the handler still runs (:func:`shared.catalog.db.dispatch_on_commit`), so the next
+task starts on the first product of a long task, not after its last. A handler reads the event's typed payload
 (:attr:`shared.messages.Event.payload`); a malformed one raises
 :class:`shared.messages.PayloadError`, which is non-retriable: the message is dead-lettered
 with the reason.
@@ -28,6 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -38,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.catalog import Catalog, EventRecord, TaskFailure, WorkItem, WorkState
 from shared.catalog import work as ledger
+from shared.catalog.db import dispatch_on_commit
 from shared.catalog.queries import event_from_record, record_task_run
 from shared.config import Settings
 from shared.errors import is_retriable, is_unavailable
@@ -196,10 +200,12 @@ def run_handler(
         log.info("%s on event %s: %s; message acknowledged, nothing done", task, event_id, note)
         return Outcome("ok", note=note)
     claim = taken.claim
-    with _Heartbeat(ctx.catalog, claim, lease):
+    with _Heartbeat(ctx.catalog, claim, lease), _dispatching(ctx):
         outcome = _run(task, handler, payload, replace(ctx, work=claim), attempt, max_attempts)
     if claim is not None:
         _settle(ctx.catalog, claim, outcome, retry_in)
+    # what the handler's transactions did not dispatch as they committed (one in a thread
+    # of its own, or a send that failed then)
     if outcome.status == "ok" and ctx.transport is not None and outcome.event_ids:
         try:
             dispatch_events(ctx.catalog, ctx.transport, event_ids=outcome.event_ids)
@@ -212,6 +218,16 @@ def run_handler(
     except Exception as exc:  # metrics must never fail a task
         log.warning("could not record the run of %s: %s", task, exc)
     return outcome
+
+
+def _dispatching(ctx: ServiceContext) -> AbstractContextManager[None]:
+    """Events a handler records are sent as soon as the transaction recording them commits
+    (a ``_crf`` goes on before its association's mosaic is made, a superseded revision is
+    announced at once), not when the handler returns."""
+    transport = ctx.transport
+    if transport is None:
+        return nullcontext()
+    return dispatch_on_commit(lambda ids: dispatch_events(ctx.catalog, transport, event_ids=ids))
 
 
 def _claim(catalog: Catalog, event_id: Any, task: str, lease: timedelta, *, take_over: bool) -> ledger.ClaimResult:

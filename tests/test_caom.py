@@ -220,7 +220,7 @@ def test_migration_gives_an_existing_catalog_its_rows(chain, tmp_path):
         return rows, files, len(members)
 
     before = snapshot()
-    command.downgrade(alembic_config(url), "0011_prerequisites")  # the catalog as it was before the rows
+    command.downgrade(alembic_config(url), "0013_search_indexes")  # the catalog as it was before the rows
     engine = create_engine(url)
     assert "caom_observation" not in inspect(engine).get_table_names()
     engine.dispose()

@@ -102,7 +102,8 @@ def test_new_context_changes_the_choice(sim, tmp_path):
         return proc.stdout
 
     refs = sim.truth_dir.parent / "refs"
-    assert "dms_0001.ctx: 14 new file(s)" in dms("refs", "deliver", str(refs))  # 7 detector-1, 5 stage-2, 2 catalog
+    # 7 detector-1, 5 stage-2, 2 catalog, and the guider's 4 (calwebb_guider)
+    assert "dms_0001.ctx: 18 new file(s)" in dms("refs", "deliver", str(refs))
     dms("ingest", str(sim.plan_path), *map(str, sim.telemetry_paths))
     uncal = "jw01234001001_01101_00001_nrca1_uncal.fits"
     before = dms("refs", "best", uncal)

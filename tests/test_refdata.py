@@ -518,7 +518,8 @@ def test_simulator_references_serve_an_ingested_exposure(tmp_path):
     ctx, inline = embedded_context(Settings(var_dir=tmp_path / "var", _env_file=None), services=["ingest"])
 
     d = deliver(ctx, [tmp_path / "sim" / "refs"], note="simulator references")  # a directory: *.fits, *.asdf
-    assert d.context_name == "dms_0001.ctx" and len(d.added) == len(sim.reference_paths) == 14
+    # 14 of NRCA1, and MASK, GAIN, READNOISE and FLAT of the guider of the visit
+    assert d.context_name == "dms_0001.ctx" and len(d.added) == len(sim.reference_paths) == 18
     with ctx.catalog.session() as s:
         listed = {r.reftype: r for r in list_references(s)}
     assert set(listed) == {"MASK", "SATURATION", "SUPERBIAS", "LINEARITY", "GAIN", "READNOISE", "DARK",

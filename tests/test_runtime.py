@@ -278,3 +278,58 @@ def test_celery_policy():
     assert all(1.0 <= d <= 601.0 for d in delays)
     with pytest.raises(ValueError, match="DMS_BROKER_URL"):
         create_app(Settings())
+
+
+def test_events_are_sent_as_their_transaction_commits_while_the_handler_runs(tmp_path):
+    """A handler's first product goes on while the handler still works on the next (a
+    ``_crf`` before its association's mosaic); an event the handler does not return (a
+    superseded revision) is sent too; a transaction that rolls back sends nothing."""
+    rec = Recorder()
+    settings = Settings(var_dir=tmp_path / "var", _env_file=None)
+    ctx = ServiceContext.from_settings(settings, transport=rec)
+    ctx.catalog.upgrade()
+    first, second, lost = archived("cal"), arrival(7), arrival(8)
+    seen_while_running = []
+
+    def handler(event, c):
+        with c.catalog.session() as s:
+            add_event(s, first)
+        seen_while_running.append(list(rec.sent))
+        with pytest.raises(RuntimeError), c.catalog.session() as s:
+            add_event(s, lost)
+            raise RuntimeError("this transaction rolls back")
+        with c.catalog.session() as s:
+            add_event(s, second)
+        return [first.id]  # the second is not returned: it still goes at its commit
+
+    outcome = run_handler("ingest.telemetry", handler, arrival(1).to_json_dict(), ctx)
+    assert outcome.status == "ok"
+    assert [eid for _, eid in seen_while_running[0]] == [first.id] * 3  # before the handler returned
+    assert {eid for _, eid in rec.sent} == {first.id, second.id}
+    assert len(rec.sent) == 4  # each route once: the dispatch at the end sends nothing again
+    with ctx.catalog.session() as s:
+        assert s.get(EventRecord, lost.id) is None
+        assert all(r.dispatched_at is not None for r in s.scalars(select(EventRecord)))
+    # outside a handler, a transaction records its events and leaves them for an explicit dispatch
+    with ctx.catalog.session() as s:
+        add_event(s, arrival(9))
+    assert len(rec.sent) == 4
+    ctx.catalog.dispose()
+
+
+def test_a_broker_down_at_commit_fails_nothing_and_leaves_the_event_pending(tmp_path):
+    settings = Settings(var_dir=tmp_path / "var", _env_file=None)
+    ctx = ServiceContext.from_settings(settings, transport=Recorder(fail=True))
+    ctx.catalog.upgrade()
+    made = arrival(3)
+
+    def handler(event, c):
+        with c.catalog.session() as s:
+            add_event(s, made)
+        return [made.id]
+
+    assert run_handler("ingest.telemetry", handler, arrival(1).to_json_dict(), ctx).status == "ok"
+    with ctx.catalog.session() as s:
+        row = s.get(EventRecord, made.id)
+        assert row.dispatched_at is None and "unreachable" in row.last_error  # the reconciler sends it
+    ctx.catalog.dispose()

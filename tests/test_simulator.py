@@ -473,6 +473,13 @@ def test_reference_files_open_as_the_right_models(nircam, miri):
                 continue
             det = model.meta.instrument.detector
             seen[det].add(reftype)
+            if det.startswith("GUIDER"):  # the guider of the guided visits: calwebb_guider's references
+                assert type(model) is EXPECTED_CLASS[reftype] and model.meta.instrument.name == "FGS"
+                assert path.name == f"jwst_fgs_{reftype.lower()}_{det.lower()}_sim.fits"
+                assert model.meta.subarray.name == "GENERIC" and model.meta.pedigree == "SIMULATION"
+                array = model.dq if reftype == "MASK" else model.data
+                assert array.shape == (2048, 2048)
+                continue
             if reftype == "DARK":
                 expected = dm.DarkMIRIModel if det == "MIRIMAGE" else dm.DarkModel
             elif reftype == "PHOTOM":
@@ -499,6 +506,8 @@ def test_reference_files_open_as_the_right_models(nircam, miri):
     assert seen["NRCA1"] == nir and seen["NRCA2"] == nir
     assert seen["MIRIMAGE"] == nir - {"SUPERBIAS"} | {"RSCD"}  # MIRI: no superbias step, an rscd one
     assert seen["NIRCAM"] == seen["MIRI"] == set(CATALOG_CLASS)
+    guiders = {d for d in seen if d.startswith("GUIDER")}
+    assert guiders and all(seen[d] == {"MASK", "GAIN", "READNOISE", "FLAT"} for d in guiders)
 
 
 def test_miri_rscd_and_its_reference_file(tmp_path, models):

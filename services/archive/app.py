@@ -35,6 +35,7 @@ from services.archive.routers import (
     programs,
     references,
     reprocessing,
+    resolve,
     subscriptions,
     wavefront,
 )
@@ -57,7 +58,9 @@ Search, browse and download the products of the jwst-dms archive, MAST-style.
 * Authenticate with an API token: `Authorization: Bearer <token>` (or `Authorization: token
   <token>`, or the cookie `mast_token`). Tokens are issued with `dms token create`.
 * Searches page with `page` (1-based) and `pagesize` (default 100, max 5000) and always
-  report the `total` number of matches.
+  report the `total` number of matches (also in `X-Total-Count`, with a `Link` header to the
+  other pages); `format=csv|ecsv|votable` (or the `Accept` header) exports a page.
+* `GET /resolve?name=` resolves a target name or alias against the programs' own targets.
 * A token that is unknown, expired or revoked is refused with 401 on every route; no token
   means anonymous. A bad parameter is a 400 naming it; the API never answers 5xx for input.
 """
@@ -238,8 +241,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
-    for module in (observations, caom, mast_api, products, download, programs, access, references, wavefront, subscriptions,
-                   reprocessing, events, ops):
+    for module in (observations, caom, mast_api, resolve, products, download, programs, access, references,
+                   wavefront, subscriptions, reprocessing, events, ops):
         app.include_router(module.router)
     app.openapi = lambda: _complete_openapi(app)
     app.add_middleware(_BodyLimit)

@@ -1,5 +1,6 @@
-"""Bundles of several files: a zip or tar streamed as it is built (memory stays at one
-chunk, whatever the total), or a curl script that fetches each file and checks its sha256.
+"""Bundles of several files: a zip, tar or gzip-compressed tar streamed as it is built
+(memory stays at one chunk, whatever the total), or a curl script that fetches each file
+and checks its sha256.
 
 Every bundle lays files out as ``JWST/<obs_id>/<filename>`` (like astroquery's
 ``mastDownload/JWST/<obs_id>/``) with a ``SHA256SUMS`` file at the top, so
@@ -11,6 +12,7 @@ from __future__ import annotations
 import shlex
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +21,7 @@ from urllib.parse import quote
 from services.archive.files import open_artifact
 from shared.storage import ObjectStore
 
-__all__ = ["BundleEntry", "curl_script", "sha256sums", "tar_stream", "zip_stream"]
+__all__ = ["BundleEntry", "curl_script", "human_size", "sha256sums", "tar_stream", "targz_stream", "zip_stream"]
 
 CHUNK = 1024 * 1024
 _ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
@@ -119,6 +121,27 @@ def tar_stream(store: ObjectStore, entries: Sequence[BundleEntry]) -> Iterator[b
     tail = header + sums + b"\0" * (-len(sums) % tarfile.BLOCKSIZE) + b"\0" * (2 * tarfile.BLOCKSIZE)
     written += len(tail)
     yield tail + b"\0" * (-written % tarfile.RECORDSIZE)
+
+
+GZIP_LEVEL = 1  # FITS pixels are mostly noise: a higher level costs CPU for a few per cent
+
+
+def targz_stream(store: ObjectStore, entries: Sequence[BundleEntry]) -> Iterator[bytes]:
+    """:func:`tar_stream` compressed on the fly into one gzip member (``tar -xzf`` reads it)."""
+    gz = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip header and trailer
+    for chunk in tar_stream(store, entries):
+        if out := gz.compress(chunk):
+            yield out
+    yield gz.flush()
+
+
+def human_size(n: int) -> str:
+    """Bytes in decimal units, as MAST states its basket cap (5.12 GB)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.2f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
 
 
 def curl_script(entries: Sequence[BundleEntry], base_url: str, now: datetime) -> str:

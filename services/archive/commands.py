@@ -48,9 +48,12 @@ def cmd_serve_archive(args: argparse.Namespace) -> int:
         open_store(settings).ensure_buckets()
     host = args.host or settings.archive_host
     port = args.port if args.port is not None else settings.archive_port
-    print(f"archive API on http://{host}:{port} (docs at /docs); users reach it as {settings.archive_base_url}",
-          flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level, proxy_headers=True)
+    links = (f"links it answers start with {settings.archive_base_url}" if settings.archive_base_url else
+             "links it answers follow the address each request reached"
+             + (" (X-Forwarded-* of the proxy)" if settings.archive_behind_proxy else ""))
+    print(f"archive API on http://{host}:{port} (docs at /docs); {links}", flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level,
+                proxy_headers=settings.archive_behind_proxy)
     return 0
 
 

@@ -10,6 +10,7 @@ on every route (:func:`check_request` is a dependency of the whole application).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated
@@ -24,6 +25,7 @@ from shared.storage import ObjectStore
 from shared.tokens import verify_token
 
 __all__ = [
+    "BaseUrl",
     "CurrentUser",
     "check_request",
     "DbSession",
@@ -37,6 +39,7 @@ __all__ = [
     "get_settings",
     "get_store",
     "is_operator",
+    "public_base_url",
     "required_user",
 ]
 
@@ -63,6 +66,54 @@ def get_session(catalog: Annotated[Catalog, Depends(get_catalog)]) -> Iterator[S
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
+
+
+_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+
+
+def _first(value: str) -> str:
+    """The first of a proxy header's comma-separated values (the one the client reached)."""
+    return value.split(",")[0].strip()
+
+
+def public_base_url(request: Request, settings: SettingsDep) -> str:
+    """The address every URL the API returns starts with (no trailing slash):
+    ``DMS_ARCHIVE_BASE_URL`` when it is set; otherwise the scheme, host and port the request
+    reached (its ``Host`` header, and the mount path), or, with ``DMS_ARCHIVE_BEHIND_PROXY``,
+    those the proxy says the client reached (``X-Forwarded-Proto``, ``X-Forwarded-Host``,
+    ``X-Forwarded-Port``, ``X-Forwarded-Prefix``). A header that is no host or scheme is a 400."""
+    if settings.archive_base_url:
+        return settings.archive_base_url.rstrip("/")
+    scheme, host = request.url.scheme, request.headers.get("host") or request.url.netloc
+    prefix = request.scope.get("root_path", "")
+    if settings.archive_behind_proxy:
+        headers = request.headers
+        if (proto := headers.get("x-forwarded-proto")) is not None:
+            scheme = _first(proto).lower()
+            if scheme not in ("http", "https"):
+                raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                                    detail=f"header X-Forwarded-Proto: {proto!r} is neither http nor https")
+        if (forwarded := headers.get("x-forwarded-host")) is not None:
+            host = _first(forwarded)
+        if (port := headers.get("x-forwarded-port")) is not None:
+            port = _first(port)
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"header X-Forwarded-Port: {port!r} is no port")
+            host = re.sub(r":[0-9]+$", "", host) if not host.endswith("]") else host
+            default = {"http": 80, "https": 443}[scheme]
+            host = host if int(port) == default else f"{host}:{port}"
+        if (forwarded_prefix := headers.get("x-forwarded-prefix")) is not None:
+            prefix = "/" + _first(forwarded_prefix).strip("/")
+    if not _HOST.match(host):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"the host {host!r} the request names is no "
+                                                                "host[:port]; links cannot be made from it")
+    if any(c in prefix for c in " ?#\"\\") or _has_control_characters(prefix):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"the path prefix {prefix!r} is no URL path")
+    return f"{scheme}://{host}{prefix.rstrip('/')}"
+
+
+BaseUrl = Annotated[str, Depends(public_base_url)]
+"""The address URLs in answers start with (:func:`public_base_url`)."""
 
 
 def _unauthorized(detail: str, error: str | None = None) -> HTTPException:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import String, cast, select
+from sqlalchemy import String, and_, cast, or_, select
 from sqlalchemy.orm import Session
 
 from services.archive import mast
@@ -112,11 +112,17 @@ def _is_2c(p: Product) -> bool:
 
 
 class Walk:
-    """The linkage trees of products of one catalog session (current revisions)."""
+    """The linkage trees of products of one catalog session (current revisions).
+
+    The walk reads what the products of one tree level link to together (their inputs by
+    name, the products naming them) before it descends: a few statements per level,
+    not several per product."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self._current: dict[str, Product | None] = {}
+        self._naming: dict[int, list[Product]] = {}
+        self._link_cache: dict[tuple[str, int], list[tuple[LinkageKind, Product]]] = {}
 
     def _product(self, name: str) -> Product | None:
         if name not in self._current:
@@ -124,18 +130,53 @@ class Walk:
                 select(Product).where(Product.filename == name, Product.is_current))
         return self._current[name]
 
-    def _inputs(self, product: Product) -> list[Product]:
-        names = [basename(i) for i in product.inputs or ()]
-        return [p for p in (self._product(n) for n in dict.fromkeys(names)) if p is not None and p.id != product.id]
+    def prefetch_inputs(self, products: Sequence[Product]) -> None:
+        """Read the current products named as inputs of ``products``, in one statement."""
+        unknown = list(dict.fromkeys(n for p in products for n in (basename(i) for i in p.inputs or ())
+                                     if n not in self._current))
+        if unknown:
+            found = {p.filename: p for p in self.session.scalars(
+                select(Product).where(Product.filename.in_(unknown), Product.is_current))}
+            self._current.update({n: found.get(n) for n in unknown})
 
-    def _made_for_members(self, asn: str) -> list[Product]:
-        """The 2c products an association made (their provenance names it)."""
+    def _inputs(self, product: Product) -> list[Product]:
+        self.prefetch_inputs([product])
+        names = list(dict.fromkeys(basename(i) for i in product.inputs or ()))
+        return [p for p in (self._product(n) for n in names) if p is not None and p.id != product.id]
+
+    def prefetch_naming(self, products: Sequence[Product]) -> None:
+        """Read the current products whose inputs name one of ``products`` (of its program),
+        in one statement."""
+        wanted = list({p.id: p for p in products if p.id not in self._naming}.values())
+        if not wanted:
+            return
+        if len(wanted) == 1:
+            self._naming[wanted[0].id] = _naming_products(self.session, wanted[0])
+            return
+        text = cast(Product.inputs, String)
+        candidates = self.session.scalars(
+            select(Product).where(Product.is_current, or_(*(
+                and_(Product.program_id == p.program_id, text.like(_naming(p.filename), escape="\\"))
+                for p in wanted))).order_by(Product.filename)
+        ).all()
+        for p in wanted:
+            self._naming[p.id] = [c for c in candidates if c.id != p.id and c.program_id == p.program_id
+                                  and names_it(c.inputs, p.filename)]
+
+    def naming(self, product: Product) -> list[Product]:
+        """Current products of the program (other than ``product``) whose inputs name it."""
+        self.prefetch_naming([product])
+        return self._naming[product.id]
+
+    def _made_for_members(self, asn: Product) -> list[Product]:
+        """The 2c products an association made (their provenance names it; of its program)."""
         found = self.session.scalars(
-            select(Product).where(Product.is_current, Product.exposure_id.is_not(None),
-                                  cast(Product.inputs, String).like(_naming(asn), escape="\\"))
+            select(Product).where(Product.is_current, Product.program_id == asn.program_id,
+                                  Product.exposure_id.is_not(None),
+                                  cast(Product.inputs, String).like(_naming(asn.filename), escape="\\"))
             .order_by(Product.filename)
         ).all()
-        return [p for p in found if names_it(p.inputs, asn) and _is_2c(p)]
+        return [p for p in found if names_it(p.inputs, asn.filename) and _is_2c(p)]
 
     @staticmethod
     def _edge(product: Product, made_from: Product) -> LinkageKind:
@@ -153,7 +194,7 @@ class Walk:
         links: list[tuple[LinkageKind, Product]] = []
         if _is_combined(product):
             for asn in (p for p in inputs if p.suffix == "asn"):
-                parts = self._made_for_members(asn.filename)
+                parts = self._made_for_members(asn)
                 covered = {basename(p.inputs[0]) for p in parts if p.inputs}
                 links += [("composition", p) for p in parts]
                 inputs = [p for p in inputs if p.filename not in covered]
@@ -162,7 +203,8 @@ class Walk:
 
     def child_links(self, product: Product) -> list[tuple[LinkageKind, Product]]:
         """What was made from ``product``, one level up."""
-        naming = _naming_products(self.session, product)
+        naming = self.naming(product)
+        self.prefetch_inputs(naming)
         # A combined product made through 2c products of this one hangs under them.
         through = {a.id for p in naming if _is_2c(p) for a in self._asns(p)}
         links: list[tuple[LinkageKind, Product]] = []
@@ -173,7 +215,7 @@ class Walk:
         if _is_2c(product) and product.inputs:
             member = basename(product.inputs[0])
             for asn in self._asns(product):
-                links += [("composition", p) for p in _naming_products(self.session, asn)
+                links += [("composition", p) for p in self.naming(asn)
                           if _is_combined(p) and names_it(p.inputs, member)]
         return links
 
@@ -233,10 +275,37 @@ class Walk:
             if self._visit_of(p) == visit]
         fine = self.session.scalars(
             select(Product).join(Exposure, Exposure.id == Product.exposure_id).where(
-                *same_visit, Product.suffix == "gs-fg", Exposure.visit_group == own.visit_group,
+                *same_visit, Product.suffix.in_(("gs-fg", "gs-fg-cal")), Exposure.visit_group == own.visit_group,
                 Exposure.sequence == own.sequence, Exposure.activity == own.activity,
                 Exposure.exposure == own.exposure).order_by(Product.filename))
         return visit_level + list(fine)
+
+    def _links(self, product: Product, direction: str) -> list[tuple[LinkageKind, Product]]:
+        key = (direction, product.id)
+        if key not in self._link_cache:
+            self._link_cache[key] = (self.antecedent_links(product) if direction == "antecedents"
+                                     else self.child_links(product))
+        return self._link_cache[key]
+
+    def _load(self, root: Product, direction: str) -> None:
+        """Read the tree below ``root`` level by level: what every product of a level links
+        to in one or two statements, before the next level."""
+        level, seen = [root], {root.id}
+        for _ in range(_MAX_DEPTH):
+            if direction == "antecedents":
+                self.prefetch_inputs(level)
+            else:
+                self.prefetch_naming(level)
+                self.prefetch_inputs([q for p in level for q in self._naming[p.id]])
+            below = []
+            for p in level:
+                for _, q in self._links(p, direction):
+                    if q.id not in seen and q.suffix not in AUXILIARY_SUFFIXES:
+                        seen.add(q.id)
+                        below.append(q)
+            if not below:
+                return
+            level = below
 
     def _asns(self, product: Product) -> list[Product]:
         """The associations among ``product``'s inputs (the one that made it)."""
@@ -247,7 +316,9 @@ class Walk:
         """The tree of ``direction`` ("antecedents" or "children") below ``product``."""
         if depth >= _MAX_DEPTH:
             return []
-        links = self.antecedent_links(product) if direction == "antecedents" else self.child_links(product)
+        if depth == 0:
+            self._load(product, direction)
+        links = self._links(product, direction)
         path = path | {product.id}
         nodes = []
         for kind, p in links:

@@ -149,8 +149,16 @@ def _like_pattern(value: str) -> str:
     return escaped.replace("*", "%")
 
 
+def _text(column: ColumnElement) -> ColumnElement:
+    """A column as text to compare: NULL as empty, unless the column is NOT NULL (then the
+    comparison stays one an index of ``lower(column)`` serves)."""
+    nullable = getattr(getattr(column, "expression", column), "nullable", True)
+    return column if nullable is False else func.coalesce(column, "")
+
+
 def like_any(columns: ColumnElement | Sequence[ColumnElement], values: Sequence[str]) -> ColumnElement[bool] | None:
-    """SQL condition for a discrete criterion on one or more columns (case-insensitive).
+    """SQL condition for a discrete criterion on one or more columns (case-insensitive:
+    ``lower(column)`` is compared, which the catalog indexes where it matters).
 
     Values are ORed; a ``!`` prefix excludes; ``*`` and ``%`` are wildcards (unlike
     MAST, several wildcarded values may be given). A NULL column counts as empty, so an
@@ -160,12 +168,12 @@ def like_any(columns: ColumnElement | Sequence[ColumnElement], values: Sequence[
         return None
     if not isinstance(columns, Sequence):
         columns = [columns]
-    columns = [func.coalesce(c, "") for c in columns]
+    columns = [func.lower(_text(c)) for c in columns]
 
     def cond(value: str) -> ColumnElement[bool]:
         if "*" in value or "%" in value:
-            return or_(*(c.ilike(_like_pattern(value), escape="\\") for c in columns))
-        return or_(*(func.upper(c) == value.upper() for c in columns))
+            return or_(*(c.like(_like_pattern(value.lower()), escape="\\") for c in columns))
+        return or_(*(c == value.lower() for c in columns))
 
     positives = [v for v in values if not v.startswith("!")]
     negatives = [v[1:] for v in values if v.startswith("!") and len(v) > 1]

@@ -28,6 +28,8 @@ __all__ = [
     "LinkageKind",
     "LinkageNode",
     "Linkages",
+    "NameLookup",
+    "NameNotFound",
     "ObservationRow",
     "Page",
     "ProductDetail",
@@ -38,6 +40,7 @@ __all__ = [
     "ProvenanceInput",
     "ReferenceChangeOut",
     "ReferenceRow",
+    "ResolvedCoordinate",
     "WavefrontRow",
     "ReprocessingIn",
     "ReprocessingOut",
@@ -92,18 +95,18 @@ class ObservationRow(BaseModel):
     exp_type: str
     template: str
     target_name: str
-    s_ra: float | None = Field(description="Target right ascension, degrees (ICRS).")
-    s_dec: float | None = Field(description="Target declination, degrees (ICRS).")
+    s_ra: float | None = Field(description="Target right ascension, degrees (ICRS).", json_schema_extra={"unit": "deg", "ucd": "pos.eq.ra"})
+    s_dec: float | None = Field(description="Target declination, degrees (ICRS).", json_schema_extra={"unit": "deg", "ucd": "pos.eq.dec"})
     proposal_id: str = Field(description="Program number without leading zeros, as MAST.")
     proposal_pi: str
     obs_title: str
     calib_level: int = Field(description="Highest calibration level of its current products; -1 planned.")
-    t_min: float | None = Field(description="Start of the first exposure, MJD (UTC).")
-    t_max: float | None = Field(description="End of the last exposure, MJD (UTC).")
-    t_exptime: float | None = Field(description="Effective exposure time summed over exposures, s.")
+    t_min: float | None = Field(description="Start of the first exposure, MJD (UTC).", json_schema_extra={"unit": "d", "ucd": "time.start;obs.exposure"})
+    t_max: float | None = Field(description="End of the last exposure, MJD (UTC).", json_schema_extra={"unit": "d", "ucd": "time.end;obs.exposure"})
+    t_exptime: float | None = Field(description="Effective exposure time summed over exposures, s.", json_schema_extra={"unit": "s", "ucd": "time.duration;obs.exposure"})
     dataproduct_type: str | None = Field(description="image, spectrum, cube or timeseries.")
     dataRights: str = Field(description="PUBLIC or EXCLUSIVE_ACCESS.")
-    t_obs_release: float | None = Field(description="When all of its data are public, MJD.")
+    t_obs_release: float | None = Field(description="When all of its data are public, MJD.", json_schema_extra={"unit": "d", "ucd": "time.release"})
     jpegURL: str | None = Field(description="Preview of its highest-level product, when one exists.")
     dataURL: str | None = Field(description="Download URL of its highest-level science product.")
     n_products: int = Field(description="Current products (files) of the observation.")
@@ -132,7 +135,7 @@ class ProductRow(BaseModel):
                     "pool or MSA metadata file, what re-running needs, or a product of the observation's "
                     "pre-image), linked (a program-level product, no observation).")
     calib_level: int
-    size: int = Field(description="Bytes.")
+    size: int = Field(description="Bytes.", json_schema_extra={"unit": "byte"})
     sha256: str
     content_type: str
     revision: int
@@ -261,8 +264,9 @@ class BundleRequest(BaseModel):
     filenames: list[Annotated[str, Field(min_length=1, max_length=MAX_FILENAME, pattern=r"^[^\x00-\x1f\x7f]*$")]] = Field(
         min_length=1, max_length=MAX_BUNDLE_FILES,
         description=f"productFilename values (no wildcards), at most {MAX_BUNDLE_FILES}; duplicates are removed.")
-    format: Literal["zip", "tar", "curl"] = Field(
-        "zip", description="zip or tar: the files, streamed; curl: a shell script that fetches them.")
+    format: Literal["zip", "tar", "tar.gz", "curl"] = Field(
+        "zip", description="zip, tar or tar.gz: the files, streamed (up to the bundle cap, 5.12 GB by "
+                           "default); curl: a shell script that fetches them (no cap).")
 
 
 class AuthorizationRequest(BaseModel):
@@ -378,7 +382,7 @@ class ReferenceRow(BaseModel):
     description: str
     contexts: list[str] = Field(description="The reference contexts that hold it, oldest first.")
     sha256: str
-    size: int = Field(description="Bytes.")
+    size: int = Field(description="Bytes.", json_schema_extra={"unit": "byte"})
     content_type: str
     delivered_date: datetime | None
     dataRights: Literal["PUBLIC"] = "PUBLIC"
@@ -391,12 +395,12 @@ class WavefrontRow(BaseModel):
     dataURI: str = Field(description="dms:JWST/wavefront/<filename>.")
     dataURL: str = Field(description="Download URL: /wavefront/<filename>.")
     date_obs: datetime = Field(description="When the wavefront was sensed (UTC).")
-    date_obs_mjd: float = Field(description="The same, MJD (UTC).")
+    date_obs_mjd: float = Field(description="The same, MJD (UTC).", json_schema_extra={"unit": "d"})
     apername: str = Field(description="Field point it was sensed at, e.g. NRCA3_FP1.")
-    rms_nm: float = Field(description="rms OPD over the pupil, nm.")
+    rms_nm: float = Field(description="rms OPD over the pupil, nm.", json_schema_extra={"unit": "nm"})
     sha256: str
-    size: int = Field(description="Bytes.")
-    delta_days: float | None = Field(description="With date=: date_obs minus that date, days.")
+    size: int = Field(description="Bytes.", json_schema_extra={"unit": "byte"})
+    delta_days: float | None = Field(description="With date=: date_obs minus that date, days.", json_schema_extra={"unit": "d"})
     dataRights: Literal["PUBLIC"] = "PUBLIC"
 
 
@@ -447,6 +451,39 @@ class WhoAmI(BaseModel):
     ezid: str = Field(description="The token owner, or 'anonymous'.")
     attrib: WhoAmIAttributes
     scopes: list[str] = Field(description="mast:exclusive_access for a token (it reads exclusive data the owner may read).")
+
+
+class ResolvedCoordinate(BaseModel):
+    """One target a name resolves to (the fields of MAST's ``Mast.Name.Lookup`` rows, and
+    which alias matched and which programs observe it)."""
+
+    searchString: str = Field(description="The name asked for, as given.")
+    canonicalName: str = Field(description="The target's name in its programs' plans (TARGNAME).")
+    ra: float | None = Field(description="Right ascension, degrees (ICRS).", json_schema_extra={"unit": "deg"})
+    decl: float | None = Field(description="Declination, degrees (ICRS).", json_schema_extra={"unit": "deg"})
+    resolver: str = Field(description="jwst-dms: the archive's own programs' targets and their aliases (offline).")
+    matchedAlias: str | None = Field(description="The alias that matched, as the plan spells it; null when the "
+                                                 "name itself matched.")
+    aliases: list[str] = Field(description="Every alias of the target.")
+    programs: list[str] = Field(description="Five-digit ids of the programs that observe it.")
+    proposal_id: list[str] = Field(description="The same, without leading zeros, as MAST.")
+
+
+class NameLookup(BaseModel):
+    """The answer of ``GET /resolve`` (as MAST's ``Mast.Name.Lookup``)."""
+
+    searchString: str
+    resolvedCoordinate: list[ResolvedCoordinate] = Field(description="The targets the name names, those "
+                                                                     "named by their own name first.")
+    status: str = ""
+
+
+class NameNotFound(BaseModel):
+    """``GET /resolve`` of a name no target has: the closest names the archive knows."""
+
+    detail: str
+    searchString: str
+    suggestions: list[str] = Field(description="The closest target names and aliases (difflib ratio), best first.")
 
 
 # ------------------------------------------------------------------ reprocessing

@@ -39,7 +39,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from services.archive import mast
 from services.archive.contributing import contributing_references, reference_context_link
@@ -55,7 +55,7 @@ from services.archive.schemas import (
     RevisionOut,
 )
 from shared.access import data_is_public, published_revision, revision_state
-from shared.catalog import Artifact, ArtifactKind, Exposure, Observation, Product, Program
+from shared.catalog import Artifact, ArtifactKind, Exposure, Observation, Product, Program, sky
 from shared.instruments import UnknownInstrumentError, exposure_timing, subarray
 
 __all__ = [
@@ -140,21 +140,10 @@ def _separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
     return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
 
 
-def _box(ra_col: ColumnElement, dec_col: ColumnElement, ra: float, dec: float, radius: float) -> ColumnElement[bool]:
-    """A coordinate box that holds the cone (SQL prefilter; exact test follows in Python)."""
-    conds = [dec_col >= dec - radius, dec_col <= dec + radius]
-    cos_dec = math.cos(math.radians(dec))
-    if dec + radius >= 90 or dec - radius <= -90 or math.sin(math.radians(radius)) >= cos_dec:
-        return and_(*conds)
-    half = math.degrees(math.asin(math.sin(math.radians(radius)) / cos_dec)) + 1e-9
-    lo, hi = ra - half, ra + half
-    if lo < 0:
-        conds.append(or_(ra_col >= lo + 360.0, ra_col <= hi))
-    elif hi >= 360:
-        conds.append(or_(ra_col >= lo, ra_col <= hi - 360.0))
-    else:
-        conds.extend([ra_col >= lo, ra_col <= hi])
-    return and_(*conds)
+def _in_cone_pixels(column: ColumnElement, ra: float, dec: float, radius: float) -> ColumnElement[bool]:
+    """The pixels (shared.catalog.sky) that cover the cone: an index range prefilter; the
+    exact test follows in Python."""
+    return or_(*(and_(column >= lo, column < hi) for lo, hi in sky.cone_ranges(ra, dec, radius)))
 
 
 def cone_observation_ids(session: Session, ra: float, dec: float, radius: float) -> set[int]:
@@ -162,17 +151,16 @@ def cone_observation_ids(session: Session, ra: float, dec: float, radius: float)
     hits: set[int] = set()
     rows = session.execute(
         select(Exposure.observation_id, Exposure.ra, Exposure.dec)
-        .where(Exposure.ra.is_not(None), Exposure.dec.is_not(None), _box(Exposure.ra, Exposure.dec, ra, dec, radius))
+        .where(Exposure.ra.is_not(None), Exposure.dec.is_not(None), _in_cone_pixels(Exposure.hpx, ra, dec, radius))
     )
     for oid, era, edec in rows:
         if oid not in hits and _separation(ra, dec, era, edec) <= radius:
             hits.add(oid)
-    pointed = select(Exposure.observation_id).where(Exposure.ra.is_not(None)).distinct()
+    pointed = select(Exposure.observation_id).where(Exposure.observation_id == Observation.id, Exposure.ra.is_not(None))
     rows = session.execute(
         select(Observation.id, Observation.target_ra, Observation.target_dec)
         .where(Observation.target_ra.is_not(None), Observation.target_dec.is_not(None),
-               Observation.id.not_in(pointed),
-               _box(Observation.target_ra, Observation.target_dec, ra, dec, radius))
+               _in_cone_pixels(Observation.target_hpx, ra, dec, radius), ~pointed.exists())
     )
     for oid, tra, tdec in rows:
         if _separation(ra, dec, tra, tdec) <= radius:
@@ -211,22 +199,31 @@ def _exposure_times(session: Session, ids: Sequence[int]) -> dict[int, _Exposure
     Detectors read out together count once (one exposure, several files)."""
     if not ids:
         return {}
-    rows = session.execute(
-        select(Exposure, Observation.instrument).join(Observation, Observation.id == Exposure.observation_id)
+    rows = session.execute(  # the columns used, not whole rows: a page may hold thousands of exposures
+        select(Exposure.observation_id, Exposure.start_time, Exposure.subarray, Exposure.readpatt, Exposure.ngroups,
+               Exposure.nints, Exposure.visit, Exposure.visit_group, Exposure.sequence, Exposure.activity,
+               Exposure.exposure, Observation.instrument)
+        .join(Observation, Observation.id == Exposure.observation_id)
         .where(Exposure.observation_id.in_(list(ids)))
     ).all()
     starts: dict[int, list[datetime]] = defaultdict(list)
     ends: dict[int, list[datetime]] = defaultdict(list)
     exptime: dict[int, dict[tuple, float]] = defaultdict(dict)
     unknown: set[int] = set()
-    for e, instrument in rows:
-        oid = e.observation_id
+    timings: dict[tuple, object] = {}  # the exposures of an observation mostly share one readout
+    for e in rows:
+        oid, instrument = e.observation_id, e.instrument
         start = mast.aware(e.start_time)
-        try:
-            timing = exposure_timing(instrument, subarray(instrument, e.subarray), e.readpatt, e.ngroups, e.nints)
-        except UnknownInstrumentError:
+        readout = (instrument, e.subarray, e.readpatt, e.ngroups, e.nints)
+        if readout not in timings:
+            try:
+                timings[readout] = exposure_timing(instrument, subarray(instrument, e.subarray), e.readpatt,
+                                                   e.ngroups, e.nints)
+            except UnknownInstrumentError:
+                timings[readout] = None
+        timing = timings[readout]
+        if timing is None:
             unknown.add(oid)
-            timing = None
         if start is not None:
             starts[oid].append(start)
             ends[oid].append(start + timedelta(seconds=timing.duration if timing else 0.0))
@@ -244,12 +241,26 @@ def _exposure_times(session: Session, ids: Sequence[int]) -> dict[int, _Exposure
     return out
 
 
+def _started_within(lo: datetime | None, hi: datetime | None):
+    """Observations with an exposure starting within [lo, hi] (None: open), through the
+    index of exposure start times."""
+    query = select(Exposure.observation_id).distinct()
+    if lo is not None:
+        query = query.where(Exposure.start_time >= lo)
+    if hi is not None:
+        query = query.where(Exposure.start_time <= hi)
+    return query
+
+
 def _t_max_ids(session: Session, wanted: Range) -> set[int]:
-    """Observations whose last exposure ends within ``wanted`` (exact, computed from timing)."""
+    """Observations whose last exposure ends within ``wanted`` (exact, computed from timing).
+    Only an observation with an exposure starting in [lo - longest exposure, hi] can."""
     last = func.max(Exposure.start_time)
-    query = select(Exposure.observation_id).group_by(Exposure.observation_id)
-    if wanted.lo is not None:
-        query = query.having(last >= wanted.lo - _MAX_EXPOSURE_DURATION)
+    lo = wanted.lo - _MAX_EXPOSURE_DURATION if wanted.lo is not None else None
+    query = (select(Exposure.observation_id).where(Exposure.observation_id.in_(_started_within(lo, wanted.hi)))
+             .group_by(Exposure.observation_id))
+    if lo is not None:
+        query = query.having(last >= lo)
     if wanted.hi is not None:
         query = query.having(last <= wanted.hi)
     candidates = list(session.scalars(query))
@@ -257,22 +268,22 @@ def _t_max_ids(session: Session, wanted: Range) -> set[int]:
     return {oid for oid, t in times.items() if wanted.contains(t.t_max)}
 
 
+def _t_min_condition(wanted: Range) -> ColumnElement[bool]:
+    """The first exposure of the observation starts within ``wanted``: among the
+    observations with an exposure starting there, those with none before."""
+    first = func.min(Exposure.start_time)
+    starts = (select(Exposure.observation_id).where(Exposure.observation_id.in_(_started_within(wanted.lo, wanted.hi)))
+              .group_by(Exposure.observation_id).having(wanted.condition(first)))
+    return Observation.id.in_(starts)
+
+
 def search_observations(
     session: Session, c: ObservationCriteria, page: int, pagesize: int, now: datetime, base_url: str
 ) -> tuple[int, list[ObservationRow]]:
-    current = (
-        # the MSA metadata file is planning input: an observation with nothing else is still planned
-        select(Product.observation_id.label("oid"),
-               func.max(case((Product.suffix == "msa", None), else_=Product.level)).label("level"),
-               func.max(Product.data_release).label("release"), func.count(Product.id).label("n"))
-        .where(Product.is_current, Product.observation_id.is_not(None))
-        .group_by(Product.observation_id).subquery()
-    )
-    first = (
-        select(Exposure.observation_id.label("oid"), func.min(Exposure.start_time).label("t0"))
-        .group_by(Exposure.observation_id).subquery()
-    )
-    level = func.coalesce(current.c.level, -1)
+    # an observation's summary of its current products (shared.catalog.summary): the MSA
+    # metadata file is planning input, an observation with nothing else is still planned
+    level = func.coalesce(Observation.current_level, -1)
+    release = Observation.current_release
     conds: list[ColumnElement[bool] | None] = []
     if c.obsid:
         conds.append(Observation.id.in_(c.obsid))
@@ -289,24 +300,22 @@ def search_observations(
         conds.append(mast.id_filter(Observation.id, cone_observation_ids(session, c.ra, c.dec, c.radius)))
     conds.append(_levels(c.calib_level, level))
     if (r := _time_range(c.t_min, "t_min")) is not None:
-        conds.append(r.condition(first.c.t0))
+        conds.append(_t_min_condition(r))
     if (r := _time_range(c.t_max, "t_max")) is not None:
         conds.append(mast.id_filter(Observation.id, _t_max_ids(session, r)))
     if (r := _time_range(c.t_obs_release, "t_obs_release")) is not None:
-        conds.append(r.condition(current.c.release))
-    conds.append(_rights(c.data_rights, current.c.release, now))
+        conds.append(r.condition(release))
+    conds.append(_rights(c.data_rights, release, now))
     if not c.include_planned and not c.calib_level:  # a calib_level criterion decides for itself
-        conds.append(current.c.level.is_not(None))
+        conds.append(Observation.current_level.is_not(None))
     where = [x for x in conds if x is not None]
 
     base = (
-        select(Observation, Program, level.label("calib_level"), current.c.release, current.c.n)
+        select(Observation, Program, level.label("calib_level"), release, Observation.current_products)
         .join(Program, Program.id == Observation.program_id)
-        .outerjoin(current, current.c.oid == Observation.id)
-        .outerjoin(first, first.c.oid == Observation.id)
         .where(*where)
     )
-    total = session.scalar(select(func.count()).select_from(base.with_only_columns(Observation.id).subquery()))
+    total = session.scalar(base.with_only_columns(func.count(Observation.id)))
     rows = session.execute(base.order_by(Observation.id).offset((page - 1) * pagesize).limit(pagesize)).all()
     ids = [obs.id for obs, *_ in rows]
     times = _exposure_times(session, ids)
@@ -336,22 +345,23 @@ def _top_links(session: Session, ids: Sequence[int], base_url: str) -> dict[int,
     (a FITS file first: the image or spectrum rather than its catalog)."""
     if not ids:
         return {}
-    top = _top_levels()
-    products = session.scalars(
-        select(Product).join(top, top.c.oid == Product.observation_id)
-        .where(Product.observation_id.in_(list(ids)), Product.is_current, Product.level == top.c.top,
+    has_preview = select(Artifact.id).where(Artifact.product_id == Product.id,
+                                            Artifact.kind == ArtifactKind.PREVIEW).exists()
+    products = session.execute(  # names and a flag, not whole rows: a page may hold hundreds
+        select(Product.observation_id, Product.filename, has_preview)
+        .join(Observation, Observation.id == Product.observation_id)
+        .where(Product.observation_id.in_(list(ids)), Product.is_current, Product.level == Observation.mrp_level,
                _is_science(), Product.suffix != "asn")
-        .options(selectinload(Product.artifacts))
     ).all()
     base = base_url.rstrip("/")
     out: dict[int, tuple[str | None, str | None]] = {}
-    for p in sorted(products, key=lambda p: (p.observation_id, not p.filename.endswith(".fits"), p.filename)):
-        jpeg, data = out.get(p.observation_id, (None, None))
+    for oid, filename, preview in sorted(products, key=lambda p: (p[0], not p[1].endswith(".fits"), p[1])):
+        jpeg, data = out.get(oid, (None, None))
         if data is None:
-            data = f"{base}/download/{p.filename}"
-        if jpeg is None and any(a.kind == ArtifactKind.PREVIEW for a in p.artifacts):
-            jpeg = f"{base}/previews/{p.filename}"
-        out[p.observation_id] = (jpeg, data)
+            data = f"{base}/download/{filename}"
+        if jpeg is None and preview:
+            jpeg = f"{base}/previews/{filename}"
+        out[oid] = (jpeg, data)
     return out
 
 
@@ -360,15 +370,6 @@ def _top_links(session: Session, ids: Sequence[int], base_url: str) -> dict[int,
 
 def _is_science() -> ColumnElement[bool]:
     return func.upper(Product.product_type) == "SCIENCE"
-
-
-def _top_levels():
-    """Highest level of each observation's current science products (the MRP level)."""
-    return (
-        select(Product.observation_id.label("oid"), func.max(Product.level).label("top"))
-        .where(Product.is_current, Product.observation_id.is_not(None), _is_science(), Product.suffix != "asn")
-        .group_by(Product.observation_id).subquery()
-    )
 
 
 @dataclass(frozen=True)
@@ -387,20 +388,21 @@ class ProductCriteria:
 
 
 def _product_select(extra: Sequence[ColumnElement[bool]] = ()):
-    top = _top_levels()
+    # the MRP level of each observation: the highest level of its current science products
+    # (Observation.mrp_level, kept by shared.catalog.summary)
     is_mrp = and_(
         Artifact.kind == ArtifactKind.DATA, Product.is_current,
-        or_(and_(Product.level == top.c.top, or_(and_(_is_science(), Product.suffix != "asn"),
+        or_(and_(Product.level == Observation.mrp_level, or_(and_(_is_science(), Product.suffix != "asn"),
                                                  Product.suffix == "asn")),
             and_(Product.suffix == "msa", Product.observation_id.is_not(None))),
     )
     ptype = case((Artifact.kind == ArtifactKind.DATA, func.upper(Product.product_type)), else_=literal("PREVIEW"))
     kind_order = case(*((Artifact.kind == k, v) for k, v in _KIND_ORDER.items()), else_=9)
     query = (
-        select(Product, Artifact, Observation.number, is_mrp.label("mrp"))
+        select(Product, Artifact, Observation.number, is_mrp.label("mrp"), Program.embargoed)
         .join(Artifact, Artifact.product_id == Product.id)
         .outerjoin(Observation, Observation.id == Product.observation_id)
-        .outerjoin(top, top.c.oid == Product.observation_id)
+        .outerjoin(Program, Program.id == Product.program_id)
         .where(*extra)
         .order_by(Product.filename, Product.revision.desc(), kind_order, Artifact.id)
     )
@@ -431,10 +433,8 @@ def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: 
 def _rows(session: Session, query, now: datetime, prerequisites: set[int] = frozenset()) -> list[ProductRow]:
     """Product rows; the products in ``prerequisites`` (pre-images of the observations
     asked for) are linked as ``prerequisite`` and never MRP."""
-    rows = session.execute(query).all()
-    embargoed = set(session.scalars(select(Program.id).where(Program.embargoed))) if rows else set()
-    return [_product_row(p, a, n, bool(m), now, p.program_id in embargoed, p.id in prerequisites)
-            for p, a, n, m in rows]
+    return [_product_row(p, a, n, bool(m), now, bool(embargoed), p.id in prerequisites)
+            for p, a, n, m, embargoed in session.execute(query).all()]
 
 
 def pre_image_observations(session: Session, observation_ids: Sequence[int]) -> set[int]:
@@ -461,10 +461,9 @@ def pre_image_products(session: Session, observation_ids: Sequence[int]) -> set[
     pre = pre_image_observations(session, observation_ids)
     if not pre:
         return set()
-    top = _top_levels()
     return set(session.scalars(
-        select(Product.id).join(top, top.c.oid == Product.observation_id)
-        .where(Product.observation_id.in_(sorted(pre)), Product.is_current, Product.level == top.c.top,
+        select(Product.id).join(Observation, Observation.id == Product.observation_id)
+        .where(Product.observation_id.in_(sorted(pre)), Product.is_current, Product.level == Observation.mrp_level,
                _is_science(), Product.suffix != "asn")))
 
 

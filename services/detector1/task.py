@@ -1,5 +1,8 @@
 """The detector1 handlers: ``_uncal`` archived -> ``_rate`` (+ ``_rateints``) archived;
-and the same for a reprocessing request's step (``detector1.reprocess``, shared.reprocessing).
+a guide-star ``_uncal`` (catalog suffix ``gs-<mode>``) -> its ``_cal`` by calwebb_guider
+(:mod:`services.detector1.guider`), AUXILIARY, placed like the raw product (its
+observation, and for fine guiding the exposure it guided); and the same for a reprocessing
+request's step (``detector1.reprocess``, shared.reprocessing).
 
 Fetch the ``_uncal``, calibrate it with the references the current context selects, and
 archive what it made with its provenance (the ``_uncal`` and every reference used).
@@ -21,16 +24,17 @@ import numpy as np
 from astropy.io import fits
 from sqlalchemy import select
 
+from services.detector1.guider import calibrate_guider
 from services.detector1.pipeline import DETECTOR1, calibrate
 from shared.archiving import Placement, archive_outputs, event_product, fetch_product
 from shared.catalog import Artifact, ArtifactKind, Exposure, Product
 from shared.messages import Event, ProductRef
-from shared.naming import parse_exposure
+from shared.naming import parse_exposure, parse_guidestar
 from shared.refdata import CatalogReferences
 from shared.reprocessing import reprocess_handler
 from shared.runtime import ServiceContext
 
-__all__ = ["HANDLERS", "calibrate_uncal", "handle_uncal", "previous_trap_state"]
+__all__ = ["HANDLERS", "calibrate_guide_star", "calibrate_uncal", "handle_uncal", "previous_trap_state"]
 
 CALIBRATED_LEVEL = 2
 # The trap state is archived so that the next exposure of the detector can be corrected.
@@ -69,6 +73,8 @@ def handle_uncal(event: Event, ctx: ServiceContext) -> list[str]:
 def calibrate_uncal(ctx: ServiceContext, ref: ProductRef, product: Product) -> list[str]:
     """Calibrate one archived ``_uncal`` and archive what it made (staged, for a
     reprocessing request)."""
+    if product.suffix.startswith("gs-"):
+        return calibrate_guide_star(ctx, ref, product)
     exposure = product.exposure
     with tempfile.TemporaryDirectory(prefix="dms-detector1-") as tmp:
         tmp = Path(tmp)
@@ -81,6 +87,22 @@ def calibrate_uncal(ctx: ServiceContext, ref: ProductRef, product: Product) -> l
         name = parse_exposure(ref.filename)
         placement = Placement(name.program, name.observation, exposure,
                               [ref.filename, *result.record.reference_uris()], segment=name.segment)
+        return archive_outputs(ctx, result.outputs(ref.filename), tmp / "out", placement, level=CALIBRATED_LEVEL,
+                               service="detector1", reference_context=result.context)
+
+
+def calibrate_guide_star(ctx: ServiceContext, ref: ProductRef, product: Product) -> list[str]:
+    """Run calwebb_guider on one archived guide-star ``_uncal`` and archive its ``_cal``
+    beside it: AUXILIARY, of the same observation and (fine guiding) exposure, so the
+    archive links it as it links the raw product."""
+    name = parse_guidestar(ref.filename)
+    with tempfile.TemporaryDirectory(prefix="dms-guider-") as tmp:
+        tmp = Path(tmp)
+        raw = fetch_product(ctx, ref.uri, ref.sha256, tmp / ref.filename)
+        result = calibrate_guider(raw, CatalogReferences.of(ctx), software_version=ctx.settings.cal_ver,
+                                  created=product.archived_at.isoformat(timespec="seconds"), label=ref.filename)
+        placement = Placement(name.program, name.observation, product.exposure,
+                              [ref.filename, *result.record.reference_uris()])
         return archive_outputs(ctx, result.outputs(ref.filename), tmp / "out", placement, level=CALIBRATED_LEVEL,
                                service="detector1", reference_context=result.context)
 

@@ -7,6 +7,8 @@ DATAMODL ``GuiderRawModel``):
 * ``jw<visit>_gs-id_1_image_uncal.fits`` (FGS_ID-IMAGE), ``_gs-acq1_<yyyydddhhmmss>_uncal``
   (FGS_ACQ1), ``_gs-acq2_..._uncal`` (FGS_ACQ2), ``_gs-track_..._uncal`` (FGS_TRACK): one per
   guided visit, from the visit's guiding file;
+* the TRACK product also carries the ``Track subarray table`` (one row per integration: its
+  first read's time, the window's corner and size);
 * ``_gs-fg_<yyyydddhhmmss>_uncal`` (FGS_FINEGUIDE): one per guided exposure, from the
   exposure's own telemetry, with the 16 Hz centroids (``FGS Centroid Packet`` table) and
   the pointing jitter (``Pointing`` table, JITTRAVG/JITTRMAX/JITTRMIN).
@@ -28,7 +30,7 @@ from astropy.time import Time
 
 from services.ingest.assembly import ExposureStreams, StreamReport, assemble
 from shared.datamodels import FitsProduct, dqflags
-from shared.instruments import DETECTORS_BY_CODE
+from shared.instruments import DETECTORS_BY_CODE, guide_window
 from shared.naming import GUIDE_MODES, GuideStarName
 from shared.plan import GuideStar, Observation, Plan
 from shared.telemetry import (
@@ -65,6 +67,8 @@ POINTING_DTYPE = np.dtype([
     ("delta_aperture_pa", ">f8"), ("delta_v1_ra", ">f8"), ("delta_v1_dec", ">f8"), ("delta_v3_pa", ">f8"),
     ("delta_j1_ra", ">f8"), ("delta_j1_dec", ">f8"), ("delta_j3_pa", ">f8"), ("HGA_motion", "S16"),
 ])
+TRACK_SUBARRAY_DTYPE = np.dtype([("observatory_time", "S23"), ("x_corner", ">f8"), ("y_corner", ">f8"),
+                                 ("x_size", ">i4"), ("y_size", ">i4")])
 CENTROID_DTYPE = np.dtype([
     ("observatory_time", "S23"), ("centroid_time", "S23"), ("guide_star_position_x", ">f8"),
     ("guide_star_position_y", ">f8"), ("guide_star_instrument_counts_per_sec", ">f8"),
@@ -260,6 +264,20 @@ def _pointing_table(c: Centroids, roll_deg: float) -> np.ndarray:
     return table
 
 
+def _track_subarray_table(cube, gs: GuideStar) -> np.ndarray:
+    """One row per TRACK integration: the time of its first read and the window it read
+    (corner = SUBSTRT1/SUBSTRT2, 1-based full-frame pixels; the simulated TRACK window does
+    not move)."""
+    nints, _, ny, nx = cube.data.shape
+    window = guide_window(gs.detector, gs.ideal_x, gs.ideal_y, nx)
+    table = np.zeros(nints, dtype=TRACK_SUBARRAY_DTYPE)
+    table["observatory_time"] = [_iso(cube.group_times[(i + 1, 1)]).encode() if (i + 1, 1) in cube.group_times
+                                 else b"" for i in range(nints)]
+    table["x_corner"], table["y_corner"] = window.xstart, window.ystart
+    table["x_size"], table["y_size"] = nx, ny
+    return table
+
+
 def _centroid_table(c: Centroids, gs: GuideStar) -> np.ndarray:
     table = np.zeros(len(c), dtype=CENTROID_DTYPE)
     stamps = [_iso(t).encode() for t in c.time]
@@ -351,6 +369,8 @@ def guiding_products(
             return (f"{GUIDE_MODES[mode]} images of observation {key.observation:03d} visit {key.visit:03d} do not "
                     "form a window: integrations, reads (at most 2) or rows out of range, or an unreadable payload")
         product = _product(kw, packets, report, budget, gs, cube)
+        if mode == "track":
+            product.tables["Track subarray table"] = _track_subarray_table(cube, gs)
         if mode == "id-image":
             name = GuideStarName(plan.program, obs.number, key.visit, mode, "uncal", attempt=1)
         else:
@@ -382,8 +402,11 @@ def _product(keywords: dict, packets: list[Packet], report: StreamReport, budget
         x, y, rate = _measured_star(cube.data, cube.group_times, cube.present)
         flight = np.array([(b"GS", x, y, rate)], dtype=FLIGHT_DTYPE)
     nints, ngroups, ny, nx = sci.shape
-    keywords = {**keywords, "NINTS": nints, "NGROUPS": ngroups, "NFRAMES": 1, "GROUPGAP": 0, "SUBSTRT1": 1,
-                "SUBSTRT2": 1, "SUBSIZE1": nx, "SUBSIZE2": ny, "BUNIT": "DN"}
+    # Where the window sits on the guider: around the guide star's planned position.
+    window = guide_window(gs.detector, gs.ideal_x, gs.ideal_y, nx) if nx == ny else None
+    keywords = {**keywords, "NINTS": nints, "NGROUPS": ngroups, "NFRAMES": 1, "GROUPGAP": 0,
+                "SUBSTRT1": window.xstart if window else 1, "SUBSTRT2": window.ystart if window else 1,
+                "SUBSIZE1": nx, "SUBSIZE2": ny, "BUNIT": "DN"}
     tgroup = _group_time(cube.group_times) if cube is not None else None
     if tgroup is not None:  # the read-to-read time, as the packet times give it
         keywords.update(TFRAME=tgroup, TGROUP=tgroup)

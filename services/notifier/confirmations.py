@@ -73,7 +73,7 @@ def send_confirmations(ctx: ServiceContext, now: datetime) -> list[Confirmation]
                 continue
             sub = s.get(Subscription, sub_id)
             to, text = sub.target, confirmation_text(
-                sub, f"{settings.archive_base_url.rstrip('/')}/subscriptions/{sub_id}/confirm?token={token}",
+                sub, f"{settings.archive_link_base}/subscriptions/{sub_id}/confirm?token={token}",
                 settings.confirm_days)
         batch_id = f"{CONFIRM_BATCH_PREFIX}{uuid.uuid4()}"
         result = send_email(settings, to, "Confirm your jwst-dms archive subscription", text, batch_id=batch_id)

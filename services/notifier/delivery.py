@@ -208,7 +208,7 @@ def _send_channel(ctx: ServiceContext, sub: Subscription, batch_id: str, rows: l
                             user_agent=f"jwst-dms-notifier/{settings.cal_ver}")
     name = attachment_name(rows, sub.frequency, now)
     text = email_text(rows, frequency=sub.frequency, subscription_name=sub.name, subscription_id=sub.id,
-                      attachment=name, archive_base_url=settings.archive_base_url, when=now)
+                      attachment=name, archive_base_url=settings.archive_link_base, when=now)
     return send_email(settings, sub.target, email_subject(rows, sub.frequency), text,
                       attachment_name=name, attachment=json.dumps(rows, indent=2).encode("utf-8"),
                       batch_id=batch_id)

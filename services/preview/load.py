@@ -39,7 +39,7 @@ __all__ = [
 
 SPECTRUM_SUFFIXES = frozenset({"x1d", "x1dints", "c1d"})
 LIGHTCURVE_SUFFIXES = frozenset({"phot", "whtlt"})
-JITTER_SUFFIXES = frozenset({"gs-fg"})
+JITTER_SUFFIXES = frozenset({"gs-fg", "gs-fg-cal"})
 CENTROID_TABLE = "FGS Centroid Packet"
 
 #: Time columns of a light-curve table, in order of preference.

@@ -38,8 +38,9 @@ SCIENCE_SUFFIXES = frozenset({
     "phot", "whtlt", "segm", "psfstack", "psfsub",
 })
 
-#: Auxiliary products that get a preview too: the pointing jitter of a fine-guide product.
-GUIDING_SUFFIXES = frozenset({"gs-fg"})
+#: Auxiliary products that get a preview too: the pointing jitter of a fine-guide product
+#: (raw, and its calwebb_guider _cal, which carries the same centroids).
+GUIDING_SUFFIXES = frozenset({"gs-fg", "gs-fg-cal"})
 
 PNG = "image/png"
 JPEG = "image/jpeg"

@@ -85,6 +85,7 @@ class TargetSpec(_Strict):
     name: str = Field(min_length=1, description="Catalog name (TARGNAME); observations refer to it.")
     ra: float = Field(ge=0.0, lt=360.0, description="Right ascension, degrees.")
     dec: float = Field(ge=-90.0, le=90.0, description="Declination, degrees.")
+    aliases: list[str] = Field(default_factory=list, description="Other names the archive resolves to it.")
 
 
 _KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "CUSTOM")

@@ -87,6 +87,11 @@ PARAMETERS: dict[str, DetectorParameters] = {
         gain=1.61, gain_scatter=0.03, read_noise=13.5, read_noise_scatter=0.08, bias=12000.0,
         dark=0.01, warm_range=(0.1, 0.5), hot_range=(0.5, 50.0),
     ),
+    # The guiders: the gain, CDS read noise and bias their guide-star images are read with.
+    "FGS": DetectorParameters(
+        gain=2.0, gain_scatter=0.03, read_noise=8.0, read_noise_scatter=0.08, bias=4000.0,
+        dark=0.01, warm_range=(0.1, 0.5), hot_range=(0.5, 50.0),
+    ),
     "MIRI": DetectorParameters(
         gain=4.0, gain_scatter=0.02, read_noise=8.0, read_noise_scatter=0.08, bias=12000.0,
         dark=0.3, warm_range=(3.0, 10.0), hot_range=(10.0, 300.0), rscd_scale=0.02,

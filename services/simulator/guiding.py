@@ -12,6 +12,14 @@ exposures: an 8x8 window read at 16 Hz, of which each centroid is downlinked and
 2-group image per second. Each activity lasts its integrations, starting
 :data:`ACTIVITY_LEAD` seconds before the first exposure.
 
+The images are read through the guider's detector model (:mod:`.detector_model`, the same
+model its reference files are written from): each window (:func:`shared.instruments.guide_window`,
+around the guide star's planned position) sees the pixels' quantum efficiency (the flat;
+dead pixels see nothing), dark current (hot and warm pixels), gain, bias and CDS read noise,
+so the calibrated guide-star products can be scored against the truth: the star gives
+``count_rate(fgs_mag) / g0`` DN/s once flat-fielded (g0 the guider's mean gain, as for the
+science detectors).
+
 The pointing jitter is a damped random walk (Ornstein-Uhlenbeck process) per axis of the
 FGS ideal frame with rms ``jitter_mas`` and correlation time ``jitter_time_s``, sampled at
 16 Hz from the start of TRACK to the end of the visit's last exposure. The science
@@ -32,7 +40,7 @@ and no file depends on another's arrival.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,10 +49,11 @@ import numpy as np
 from scipy.signal import lfilter
 from scipy.special import erf
 
-from shared.instruments import detector, exposure_timing, subarray
+from shared.instruments import detector, exposure_timing, guide_window, subarray
 from shared.plan import GuideStar, Observation, Plan, PlannedExposure
 from shared.telemetry import APID, SecondaryHeader, centroid_rows, encode_packet, to_ccsds_time
 
+from .detector_model import DetectorModel
 from .pointing import offset_radec
 from .seeding import Stream, generator
 
@@ -68,9 +77,7 @@ GUIDE_RATE_HZ = 16.0  # FG and TRACK centroid rate
 FG_IMAGE_PERIOD = 1.0  # s between downlinked fine-guide images
 FGS_PIXEL_ARCSEC = 0.069
 FGS_FWHM_PIX = 1.3
-FGS_GAIN = 2.0  # e-/DN
-FGS_BIAS_DN = 4000.0
-FGS_READ_NOISE_DN = 8.0
+FGS_SKY = 2.0  # e-/s/pixel
 FGS_ZERO_POINT = 27.0  # FGS magnitude giving 1 e-/s
 
 
@@ -198,21 +205,38 @@ def _star_image(size: int, cx: float, cy: float, electrons: float) -> np.ndarray
     return electrons * np.outer(fy, fx)
 
 
-def _cds_ramp(rng: np.random.Generator, size: int, nints: int, tframe: float, rate: float,
+def _cds_ramp(rng: np.random.Generator, pixels: DetectorModel, nints: int, tframe: float, rate: float,
               offsets_pix: np.ndarray) -> np.ndarray:
-    """uint16 (nints, 2, size, size): a reset-read / read pair per integration, the star
-    at the window centre plus ``offsets_pix`` (nints, 2) and a sky of 2 e-/s/pixel."""
+    """uint16 (nints, 2, size, size): a reset-read / read pair per integration of the
+    window ``pixels`` (a window of the guider's detector model), the star at the window
+    centre plus ``offsets_pix`` (nints, 2), a sky of :data:`FGS_SKY` e-/s/pixel, both seen
+    through the pixels' QE (the model's flat), the dark current, Poisson noise in
+    electrons, the gain, the bias and a read noise of ``read_noise / sqrt(2)`` per read
+    (``read_noise`` is the CDS noise)."""
+    size = pixels.shape[0]
     out = np.empty((nints, 2, size, size), dtype=np.uint16)
     centre = (size - 1) / 2.0
+    qe = pixels.flat.astype(np.float64)
+    gain = pixels.gain.astype(np.float64)
+    bias = pixels.bias.astype(np.float64)
+    read = pixels.read_noise.astype(np.float64) / math.sqrt(2.0)
     for i in range(nints):
-        expected = _star_image(size, centre + offsets_pix[i, 0], centre + offsets_pix[i, 1], rate * tframe) \
-            + 2.0 * tframe
-        signal = rng.poisson(expected) / FGS_GAIN
-        first = FGS_BIAS_DN + rng.normal(0.0, FGS_READ_NOISE_DN, (size, size))
-        second = first + signal + rng.normal(0.0, FGS_READ_NOISE_DN / math.sqrt(2), (size, size))
+        light = _star_image(size, centre + offsets_pix[i, 0], centre + offsets_pix[i, 1], rate * tframe) \
+            + FGS_SKY * tframe
+        expected = light * qe + pixels.dark * tframe
+        signal = rng.poisson(expected) / gain
+        first = bias + rng.normal(0.0, 1.0, (size, size)) * read
+        second = bias + signal + rng.normal(0.0, 1.0, (size, size)) * read
         out[i, 0] = np.clip(np.rint(first), 0, 65535)
         out[i, 1] = np.clip(np.rint(second), 0, 65535)
     return out
+
+
+def _window(model: DetectorModel, gs: GuideStar, size: int) -> DetectorModel:
+    """The detector model of the ``size`` x ``size`` window read around ``gs``."""
+    if model.detector.name != gs.detector:
+        raise ValueError(f"guide star on {gs.detector}, detector model of {model.detector.name}")
+    return model.window(guide_window(gs.detector, gs.ideal_x, gs.ideal_y, size))
 
 
 class _Counter:
@@ -243,8 +267,9 @@ def _visit_ident(plan: Plan, obs: Observation, visit: int) -> dict:
 
 
 def visit_guide_packets(plan: Plan, obs: Observation, visit: int, seed: int, rms_mas: float,
-                        tau_s: float) -> Iterator[bytes]:
-    """The ID, ACQ1, ACQ2 and TRACK telemetry of a guided visit, in time order."""
+                        tau_s: float, model: DetectorModel) -> Iterator[bytes]:
+    """The ID, ACQ1, ACQ2 and TRACK telemetry of a guided visit, in time order, read
+    through ``model``, the full-frame detector model of the visit's guider."""
     gs = obs.guide_star(visit)
     jitter = visit_jitter(plan, obs, visit, seed, rms_mas, tau_s)
     first = min(e.start_time for e in obs.exposures if e.visit == visit)
@@ -265,14 +290,15 @@ def visit_guide_packets(plan: Plan, obs: Observation, visit: int, seed: int, rms
             scale = {"id-image": 1.0, "acq1": 0.2, "acq2": 0.05}[activity.mode]
             offsets = np.tile(acquired * scale, (activity.nints, 1))
             period = None
-        cube = _cds_ramp(rng, activity.size, activity.nints, activity.tframe, rate, offsets)
+        cube = _cds_ramp(rng, _window(model, gs, activity.size), activity.nints, activity.tframe, rate, offsets)
         yield from _image_packets(APID.GUIDE_IMAGE[activity.mode], counter, cube, when, activity.tframe,
                                   _visit_ident(plan, obs, visit), code, period)
 
 
 def fine_guide_packets(plan: Plan, obs: Observation, exp: PlannedExposure, seed: int, rms_mas: float,
-                       tau_s: float) -> Iterator[bytes]:
-    """The fine-guide centroids (16 Hz) and images (one per second) of one exposure."""
+                       tau_s: float, models: Mapping[str, DetectorModel]) -> Iterator[bytes]:
+    """The fine-guide centroids (16 Hz) and images (one per second) of one exposure;
+    ``models`` holds the full-frame detector model of each guider, by name."""
     gs = obs.guide_star(exp.visit)
     if gs is None:
         return
@@ -304,18 +330,19 @@ def fine_guide_packets(plan: Plan, obs: Observation, exp: PlannedExposure, seed:
     pick = np.minimum((np.arange(nimg) * FG_IMAGE_PERIOD * GUIDE_RATE_HZ).astype(int), max(len(times) - 1, 0))
     tx, ty = (jitter.true_x[sl], jitter.true_y[sl]) if len(times) else (np.zeros(1), np.zeros(1))
     offsets = np.stack([tx[pick], ty[pick]], axis=1) / 1000.0 / FGS_PIXEL_ARCSEC
-    cube = _cds_ramp(rng, FG_SIZE, nimg, 1.0 / GUIDE_RATE_HZ, rate, offsets)
+    cube = _cds_ramp(rng, _window(models[gs.detector], gs, FG_SIZE), nimg, 1.0 / GUIDE_RATE_HZ, rate, offsets)
     yield from _image_packets(APID.GUIDE_IMAGE["fg"], counter, cube, exp.start_time, 1.0 / GUIDE_RATE_HZ,
                               ident, code, FG_IMAGE_PERIOD)
 
 
 def write_visit_guiding(plan: Plan, obs: Observation, visit: int, directory: Path, seed: int, rms_mas: float,
-                        tau_s: float) -> Path:
-    """Write ``<visit_id>_gs.ccsds`` (ID, ACQ1, ACQ2, TRACK) into ``directory``."""
+                        tau_s: float, model: DetectorModel) -> Path:
+    """Write ``<visit_id>_gs.ccsds`` (ID, ACQ1, ACQ2, TRACK) into ``directory``, read
+    through ``model`` (the visit's guider)."""
     path = Path(directory) / f"jw{plan.program}{obs.number:03d}{visit:03d}_gs.ccsds"
     tmp = path.with_suffix(".ccsds.part")
     with open(tmp, "wb") as fh:
-        for packet in visit_guide_packets(plan, obs, visit, seed, rms_mas, tau_s):
+        for packet in visit_guide_packets(plan, obs, visit, seed, rms_mas, tau_s, model):
             fh.write(packet)
     tmp.replace(path)
     return path

@@ -27,6 +27,12 @@ area from the distortion; QE = the detector model's flat):
   PHOTOM), column and row offsets 0: the simulated optics have no filter-dependent
   shifts. jwst's MIRI imaging WCS needs the file; NIRCam and NIRISS use it when there.
 
+The guiders (:func:`write_guider_references`, GUIDER1/GUIDER2, for the guide-star products
+that calwebb_guider calibrates): MASK, GAIN and READNOISE as :mod:`reffiles` writes them for
+any detector, and one FLAT, ``jwst_fgs_flat_<guider>_sim.fits``, ``QE * g0 / gain`` (no
+filter or pupil: the guiders have none; no pixel-area term: the guide-star windows are
+calibrated in detector pixels), with the same NaN/NO_FLAT_FIELD rule.
+
 The ASDF files are validated against their schemas and written with DATE = USEAFTER,
 byte-identical on rewrite, like the FITS ones.
 
@@ -84,6 +90,9 @@ from .reffiles import (
     _dq_def,
     _save,
     reference_filename,
+    write_gain,
+    write_mask,
+    write_readnoise,
 )
 
 __all__ = [
@@ -99,6 +108,7 @@ __all__ = [
     "photmjsr",
     "photom_elements",
     "write_catalog_references",
+    "write_guider_references",
     "write_optical_references",
 ]
 
@@ -402,3 +412,21 @@ def write_optical_references(
     written += [_write_photom(model, out_dir), _write_area(model, out_dir, area), _write_distortion(model, out_dir),
                 _write_filteroffset(model, out_dir)]
     return written
+
+
+def write_guider_references(model: DetectorModel, out_dir: Path) -> list[ReferenceFile]:
+    """Write MASK, GAIN, READNOISE and FLAT of a guider (see the module docstring)."""
+    info = model.detector
+    if info.instrument != "FGS" or model.subarray is not None:
+        raise ValueError("guider references are written from the full-frame model of GUIDER1 or GUIDER2")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data, err, dq = flat_field(model, np.ones(model.shape))
+    flat = dm.FlatModel(data=data, err=err, dq=dq)
+    _common(flat, "FLAT", model, f"Simulated flat of {info.name}: QE x g0/gain", None)
+    flat.dq_def = _dq_def(["DO_NOT_USE", "NO_FLAT_FIELD"])
+    flat_path = _save(flat, out_dir / reference_filename(info.instrument, "flat", info.name))
+    return [ReferenceFile("MASK", info.name, write_mask(model, out_dir), "GENERIC"),
+            ReferenceFile("GAIN", info.name, write_gain(model, out_dir), "GENERIC"),
+            ReferenceFile("READNOISE", info.name, write_readnoise(model, out_dir), "GENERIC"),
+            ReferenceFile("FLAT", info.name, flat_path, "GENERIC")]

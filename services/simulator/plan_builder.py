@@ -73,7 +73,7 @@ def build_plan(desc: ProgramDescription) -> Plan:
     """
     knobs = desc.simulation
     targets = [
-        Target(id=k + 1, name=t.name, ra=t.ra, dec=t.dec) for k, t in enumerate(desc.targets)
+        Target(id=k + 1, name=t.name, ra=t.ra, dec=t.dec, aliases=t.aliases) for k, t in enumerate(desc.targets)
     ]
     observations = []
     cursor = DEFAULT_START

@@ -57,6 +57,9 @@ __all__ = [
     "dark_signal",
     "reference_filename",
     "rscd_group_skip",
+    "write_gain",
+    "write_mask",
+    "write_readnoise",
     "write_reference_files",
 ]
 
@@ -205,10 +208,7 @@ def write_reference_files(
     def record(reftype: str, path: Path, sub: str = "GENERIC") -> None:
         written.append(ReferenceFile(reftype, name, path, sub))
 
-    mask = dm.MaskModel(dq=model.dq)
-    _common(mask, "MASK", model, f"Simulated bad-pixel mask of {name}", None)
-    mask.dq_def = _dq_def(["DO_NOT_USE", "DEAD", "HOT", "WARM", "LOW_QE", "REFERENCE_PIXEL"])
-    record("MASK", _save(mask, out_dir / reference_filename(inst, "mask", name)))
+    record("MASK", write_mask(model, out_dir))
 
     sat = dm.SaturationModel(data=model.saturation, dq=np.zeros(model.shape, np.uint32))
     _common(sat, "SATURATION", model, f"Simulated saturation thresholds (raw DN) of {name}", None)
@@ -235,16 +235,8 @@ def write_reference_files(
     lin.dq_def = _dq_def(["DO_NOT_USE", "NO_LIN_CORR"])
     record("LINEARITY", _save(lin, out_dir / reference_filename(inst, "linearity", name)))
 
-    gain = dm.GainModel(data=model.gain)
-    _common(gain, "GAIN", model, f"Simulated gain of {name}", None)
-    gain.meta.bunit_data = "electrons/DN"
-    record("GAIN", _save(gain, out_dir / reference_filename(inst, "gain", name)))
-
-    rn = dm.ReadnoiseModel(data=model.read_noise)
-    _common(rn, "READNOISE", model, f"Simulated CDS read noise of {name}", None)
-    rn.meta.exposure.readpatt = "ANY"
-    rn.meta.bunit_data = "DN"
-    record("READNOISE", _save(rn, out_dir / reference_filename(inst, "readnoise", name)))
+    record("GAIN", write_gain(model, out_dir))
+    record("READNOISE", write_readnoise(model, out_dir))
 
     decay = ResetDecay.of(model.params)
     if decay is not None:
@@ -253,6 +245,34 @@ def write_reference_files(
     for request in darks:
         written.append(_write_dark(model, out_dir, request, nominal))
     return written
+
+
+def write_mask(model: DetectorModel, out_dir: Path) -> Path:
+    """MASK (MaskModel) of a full-frame model."""
+    info = model.detector
+    mask = dm.MaskModel(dq=model.dq)
+    _common(mask, "MASK", model, f"Simulated bad-pixel mask of {info.name}", None)
+    mask.dq_def = _dq_def(["DO_NOT_USE", "DEAD", "HOT", "WARM", "LOW_QE", "REFERENCE_PIXEL"])
+    return _save(mask, Path(out_dir) / reference_filename(info.instrument, "mask", info.name))
+
+
+def write_gain(model: DetectorModel, out_dir: Path) -> Path:
+    """GAIN (GainModel, e-/DN) of a full-frame model."""
+    info = model.detector
+    gain = dm.GainModel(data=model.gain)
+    _common(gain, "GAIN", model, f"Simulated gain of {info.name}", None)
+    gain.meta.bunit_data = "electrons/DN"
+    return _save(gain, Path(out_dir) / reference_filename(info.instrument, "gain", info.name))
+
+
+def write_readnoise(model: DetectorModel, out_dir: Path) -> Path:
+    """READNOISE (ReadnoiseModel, CDS DN) of a full-frame model."""
+    info = model.detector
+    rn = dm.ReadnoiseModel(data=model.read_noise)
+    _common(rn, "READNOISE", model, f"Simulated CDS read noise of {info.name}", None)
+    rn.meta.exposure.readpatt = "ANY"
+    rn.meta.bunit_data = "DN"
+    return _save(rn, Path(out_dir) / reference_filename(info.instrument, "readnoise", info.name))
 
 
 def rscd_group_skip(decay: ResetDecay, read_noise_cds: float) -> int:

@@ -41,7 +41,12 @@ from .ephemeris import simulated_ephemeris
 from .exposure import ExposureSimulation, simulate_exposure
 from .guiding import fine_guide_packets, write_visit_guiding
 from .msa import write_msa_metadata
-from .optical_refs import mean_gain, write_catalog_references, write_optical_references
+from .optical_refs import (
+    mean_gain,
+    write_catalog_references,
+    write_guider_references,
+    write_optical_references,
+)
 from .optics import jy_per_electron
 from .plan_builder import build_plan
 from .ramps import FrameSchedule
@@ -198,23 +203,20 @@ def simulate(
     det_summary: dict[str, dict[str, float]] = {}
     catalog_refs_written: set[str] = set()
     guide_entries: list[dict[str, Any]] = []
+    # The guiders of the guided visits: their images are read through their detector models.
+    guiders = {name: make_detector_model(detector(name), knobs.detector_seed) for name in dict.fromkeys(
+        gs.detector for obs in plan.observations if obs.msa_metadata is None for gs in obs.guide_stars)}
     done = 0
     for d, det_name in enumerate(detectors):
         model = make_detector_model(detector(det_name), knobs.detector_seed)
-        sensitive = ~model.refpix
-        det_summary[det_name] = {
-            "gain_mean_e_per_dn": float(np.mean(model.gain[sensitive])),
-            "read_noise_median_dn": float(np.median(model.read_noise[sensitive])),
-            "bias_mean_dn": float(np.mean(model.bias)),
-            "dark_median_e_per_s": float(np.median(model.dark[sensitive])),
-            "g0_e_per_dn": mean_gain(model),
-        }
+        det_summary[det_name] = _detector_summary(model)
         for n, obs, exp in jobs:
             if exp.detector != det_name:
                 continue
             sim = simulate_exposure(plan, obs, exp, knobs, model=model, host=host_star(desc, obs.number),
                                     ephemeris=ephemeris)
-            guiding = fine_guide_packets(plan, obs, exp, knobs.seed, knobs.jitter_mas, knobs.jitter_time_s)
+            guiding = fine_guide_packets(plan, obs, exp, knobs.seed, knobs.jitter_mas, knobs.jitter_time_s,
+                                         guiders)
             path = write_telemetry(sim, tele_dir, rows_per_packet=knobs.rows_per_packet, compress=knobs.compress,
                                    guiding=guiding)
             telemetry[n] = path
@@ -242,13 +244,22 @@ def simulate(
             continue  # planned, not simulated: no visit took place, so no guiding either
         for gs in obs.guide_stars:
             path = write_visit_guiding(plan, obs, gs.visit, tele_dir, knobs.seed, knobs.jitter_mas,
-                                       knobs.jitter_time_s)
+                                       knobs.jitter_time_s, guiders[gs.detector])
             guide_paths.append(path)
             guide_entries.append({
                 "observation": obs.number, "visit": gs.visit, "telemetry": str(path.relative_to(out)),
                 "guide_star": gs.model_dump(mode="json"), "jitter_rms_mas_per_axis": knobs.jitter_mas,
                 "jitter_time_s": knobs.jitter_time_s,
             })
+
+    for name, model in guiders.items():
+        det_summary[name] = _detector_summary(model)
+        if knobs.write_references:
+            for ref in write_guider_references(model, ref_dir):
+                reference_paths.append(ref.path)
+                references.append({"reftype": ref.reftype, "detector": ref.detector, "subarray": ref.subarray,
+                                   "path": str(ref.path.relative_to(out))})
+    del guiders
 
     catalogs = []
     for target in plan.targets:
@@ -293,6 +304,7 @@ def simulate(
             "jitter_rms_mas": "rms radial pointing jitter about its mean during the exposure (true), mas",
             "FLAT": "QE * area * g0 / gain (g0 = detectors.<det>.g0_e_per_dn)",
             "PHOTMJSR": "jy_per_electron * 1e-6 * g0 / pixel area (sr), MJy/sr per DN/s",
+            "guide star": "guiding.count_rate(GS_MAG) e-/s; count_rate / g0 of its guider DN/s once flat-fielded",
         },
         "photometry": _photometry(plan),
     })
@@ -309,6 +321,18 @@ def simulate(
         msa_paths=msa_paths,
         opd_paths=opd_paths,
     )
+
+
+def _detector_summary(model) -> dict[str, float]:
+    """The truth's summary of a detector model."""
+    sensitive = ~model.refpix
+    return {
+        "gain_mean_e_per_dn": float(np.mean(model.gain[sensitive])),
+        "read_noise_median_dn": float(np.median(model.read_noise[sensitive])),
+        "bias_mean_dn": float(np.mean(model.bias)),
+        "dark_median_e_per_s": float(np.median(model.dark[sensitive])),
+        "g0_e_per_dn": mean_gain(model),
+    }
 
 
 def _spec_index(desc: ProgramDescription, number: int) -> int:

@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.catalog.summary import install as maintain_derived_columns
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["Catalog", "alembic_config", "upgrade"]
+__all__ = ["Catalog", "alembic_config", "dispatch_on_commit", "note_new_event", "upgrade"]
+
+log = logging.getLogger(__name__)
 
 _HERE = Path(__file__).resolve().parent
+
+# Called with the ids of the outbox events a transaction recorded, once it has committed
+# (set while a handler runs: shared.runtime dispatches them at once).
+_on_commit: ContextVar[Callable[[Sequence[str]], None] | None] = ContextVar("dms_on_commit", default=None)
+_NEW_EVENTS = "dms_new_events"
+
+
+def note_new_event(session: Session, event_id: str) -> None:
+    """Remember that ``session``'s transaction records outbox event ``event_id``."""
+    session.info.setdefault(_NEW_EVENTS, []).append(event_id)
+
+
+@contextmanager
+def dispatch_on_commit(callback: Callable[[Sequence[str]], None]) -> Iterator[None]:
+    """While the block runs (in this thread or task context), every catalog transaction
+    that records outbox events calls ``callback`` with their ids once it has committed.
+    A callback that fails is logged, never raised: the events are committed and the
+    reconciler sends what was not sent."""
+    token = _on_commit.set(callback)
+    try:
+        yield
+    finally:
+        _on_commit.reset(token)
 
 
 def alembic_config(url: str) -> Config:
@@ -82,15 +111,27 @@ class Catalog:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        maintain_derived_columns(self._sessions)  # what the archive's searches read
 
     def upgrade(self) -> None:
         upgrade(self.url)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on error."""
-        with self._sessions() as s, s.begin():
-            yield s
+        """A session whose transaction commits on success and rolls back on error; the
+        outbox events it recorded go to the :func:`dispatch_on_commit` callback, if any,
+        after the commit."""
+        with self._sessions() as s:
+            with s.begin():
+                yield s
+            recorded = s.info.pop(_NEW_EVENTS, None)
+        callback = _on_commit.get()
+        if recorded and callback is not None:
+            try:
+                callback(recorded)
+            except Exception as exc:  # committed: the reconciler sends what this did not
+                log.warning("could not dispatch %d event(s) at commit: %s: %s", len(recorded),
+                            type(exc).__name__, exc)
 
     def dispose(self) -> None:
         self.engine.dispose()

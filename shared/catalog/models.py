@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -138,6 +139,8 @@ class Observation(Base):
     target_name: Mapped[str] = mapped_column(String(200), default="")
     target_ra: Mapped[float | None] = mapped_column(Float)
     target_dec: Mapped[float | None] = mapped_column(Float)
+    target_aliases: Mapped[list[Any] | None] = mapped_column(
+        JSON, default=list, comment="Other names of the target, from the plan (name resolution)")
     instrument: Mapped[str] = mapped_column(String(16))
     template: Mapped[str] = mapped_column(String(100), default="")
     exp_type: Mapped[str] = mapped_column(String(32), default="")
@@ -145,6 +148,17 @@ class Observation(Base):
     pupil: Mapped[str | None] = mapped_column(String(32))
     pre_image_for: Mapped[list[Any] | None] = mapped_column(
         JSON, default=list, comment="Observation numbers this one is the pre-image of (prerequisite products)")
+    # Derived (shared.catalog.summary): what the searches would otherwise aggregate over every product.
+    target_hpx: Mapped[int | None] = mapped_column(
+        BigInteger, index=True, comment="Derived: HEALPix pixel of the target (shared.catalog.sky)")
+    current_level: Mapped[int | None] = mapped_column(
+        Integer, comment="Derived: highest level of its current products (no MSA file); NULL: planned")
+    mrp_level: Mapped[int | None] = mapped_column(
+        Integer, comment="Derived: highest level of its current science products (no ASN): the MRP level")
+    current_release: Mapped[datetime | None] = mapped_column(
+        comment="Derived: latest data release date of its current products")
+    current_products: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", comment="Derived: number of its current products")
 
     program: Mapped[Program] = relationship(back_populates="observations")
     exposures: Mapped[list[Exposure]] = relationship(back_populates="observation")
@@ -152,6 +166,7 @@ class Observation(Base):
 
 class Exposure(Base):
     __tablename__ = "exposure"
+    __table_args__ = (Index("ix_exposure_hpx", "hpx", "observation_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     observation_id: Mapped[int] = mapped_column(ForeignKey("observation.id"), index=True)
@@ -171,9 +186,11 @@ class Exposure(Base):
     subarray: Mapped[str] = mapped_column(String(32))
     ngroups: Mapped[int] = mapped_column(Integer)
     nints: Mapped[int] = mapped_column(Integer)
-    start_time: Mapped[datetime | None]
+    start_time: Mapped[datetime | None] = mapped_column(index=True)
     ra: Mapped[float | None] = mapped_column(Float)
     dec: Mapped[float | None] = mapped_column(Float)
+    hpx: Mapped[int | None] = mapped_column(
+        BigInteger, comment="Derived: HEALPix pixel of the pointing (shared.catalog.sky)")
 
     observation: Mapped[Observation] = relationship(back_populates="exposures")
 
@@ -602,6 +619,16 @@ class WavefrontOpd(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     archived_at: Mapped[datetime]
+
+
+# The archive's case-insensitive criteria compare lower(column) (services/archive/mast.like_any):
+# prefix patterns of file names use the btree (text_pattern_ops), other patterns the trigram
+# index (PostgreSQL with pg_trgm; migration 0013_search_indexes).
+Index("ix_product_lower_suffix", func.lower(Product.suffix))
+Index("ix_product_lower_filename", func.lower(Product.filename).label("lower_filename"),
+      postgresql_ops={"lower_filename": "text_pattern_ops"})
+Index("ix_product_filename_trgm", func.lower(Product.filename).label("lower_filename_trgm"),
+      postgresql_using="gin", postgresql_ops={"lower_filename_trgm": "gin_trgm_ops"})
 
 
 class CaomObservation(Base):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from shared.access import add_months, release_for
 from shared.catalog.caom import refresh_for
+from shared.catalog.db import note_new_event
 from shared.catalog.models import (
     AccessChange,
     Artifact,
@@ -73,6 +74,7 @@ def upsert_program(session: Session, plan: Plan) -> Program:
         row.target_name = target.name
         row.target_ra = target.ra
         row.target_dec = target.dec
+        row.target_aliases = list(target.aliases)
         row.instrument = obs.instrument
         row.template = obs.template
         row.exp_type = obs.exp_type
@@ -258,6 +260,7 @@ def add_event(session: Session, event: Event) -> EventRecord:
     session.add(row)
     session.flush()
     add_work(session, event)
+    note_new_event(session, event.id)
     return row
 
 

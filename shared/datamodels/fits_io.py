@@ -203,6 +203,9 @@ def read_product(path: str | Path) -> FitsProduct:
                     other["SCI"] = _other_cards(hdu.header)
                 if isinstance(hdu, fits.BinTableHDU):
                     tables[hdu.name] = np.array(hdu.data)
+                    cards = _other_cards(hdu.header, table=True)
+                    if cards:  # a table's own keywords (the guider Pointing table's JITTRAVG, ...)
+                        other[hdu.name] = cards
                 elif hdu.data is not None:
                     images[hdu.name] = np.array(hdu.data)
     except OSError as exc:
@@ -234,9 +237,14 @@ _STRUCTURAL = re.compile(r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|XTENSION|PCOUNT|GCOUN
                          r"CHECKSUM|DATASUM|COMMENT|HISTORY|)$")
 
 
-def _other_cards(header: fits.Header) -> dict[str, Any]:
-    """Cards the keyword table does not know (e.g. SIP terms), so a re-write keeps them."""
-    return {k: header[k] for k in header if k not in KEYWORDS and not _STRUCTURAL.match(k)}
+_TABLE_STRUCTURAL = re.compile(r"^(TFIELDS|THEAP|(TTYPE|TFORM|TUNIT|TNULL|TSCAL|TZERO|TDISP|TDIM|TBCOL)\d+)$")
+
+
+def _other_cards(header: fits.Header, *, table: bool = False) -> dict[str, Any]:
+    """Cards the keyword table does not know (e.g. SIP terms), so a re-write keeps them;
+    of a table HDU (``table``), without the cards that describe its columns."""
+    return {k: header[k] for k in header if k not in KEYWORDS and not _STRUCTURAL.match(k)
+            and not (table and _TABLE_STRUCTURAL.match(k))}
 
 
 def set_cards(product: FitsProduct, cards: Mapping[str, Any], *, default_hdu: str = "SCI",

@@ -153,11 +153,14 @@ def run_and_cut(cluster, simulation, expected, catalog, redis, prefix, env, work
     # ... nothing doubled: no second revision, no product the plan does not imply besides
     # the associations and the pool, one association of each kind per exposure/observation
     # (the program's association report is rewritten as the chain advances: a revision a change,
-    # one current; each exposure's telemetry also makes its fine-guide product, once)
+    # one current; each exposure's telemetry also makes its fine-guide product, once, and
+    # calwebb_guider its _cal)
     report = f"jw{PROGRAM_ID}_asn-report.html"
     assert [current for _rev, current in rows.pop(report, [])].count(True) == 1, "no current association report"
-    guiding = sorted(n for n in rows if "_gs-fg_" in n)
+    guiding = sorted(n for n in rows if "_gs-fg_" in n and n.endswith("_uncal.fits"))
     assert len(guiding) == len({e.rsplit("_", 1)[0] for e in expected.exposures}), guiding
+    guiding += [n.replace("_uncal.fits", "_cal.fits") for n in guiding]
+    assert all(n in rows for n in guiding), sorted(n for n in guiding if n not in rows)
     revised = {name: revs for name, revs in rows.items() if len(revs) != 1 or revs[0][0] != 1}
     assert not revised, f"products with more than one revision: {revised}"
     extra = sorted(n for n in rows if n not in expected.products and n not in guiding

@@ -16,7 +16,7 @@ from services.archive.caom import (
     find_row,
     search_caom,
 )
-from services.archive.dependencies import DbSession, Operator, SettingsDep
+from services.archive.dependencies import BaseUrl, DbSession, Operator
 from services.archive.routers.common import (
     IdsParam,
     IncludeSupersededParam,
@@ -37,7 +37,7 @@ _TIME_HELP = "MJD or ISO 8601 (UTC): 'lo..hi', 'lo..', '..hi', '>=x', '<x', or o
 @router.get("", response_model=Page[CaomObservationRow], summary="Search MAST's observation rows")
 def search(
     session: DbSession,
-    settings: SettingsDep,
+    base: BaseUrl,
     response: Response,
     obs_id: Annotated[list[str] | None, Query(description=(
         "Row ids of either kind: a Level-3 product name (jw01234-o001_t001_nircam_clear-f200w) or an exposure "
@@ -74,7 +74,7 @@ def search(
         calib_level=mast.parse_list(calib_level, "calib_level"), t_min=t_min, t_max=t_max,
         t_obs_release=t_obs_release, data_rights=dataRights,
     )
-    total, rows = search_caom(session, criteria, page, pagesize, datetime.now(UTC), settings.archive_base_url)
+    total, rows = search_caom(session, criteria, page, pagesize, datetime.now(UTC), base)
     set_total(response, total)
     return Page[CaomObservationRow](total=total, page=page, pagesize=pagesize, rows=rows)
 
@@ -89,11 +89,10 @@ def _row(session, ident: str):
 
 
 @router.get("/{row}", response_model=CaomObservationRow, summary="One of MAST's observation rows")
-def get_row(row: str, session: DbSession, settings: SettingsDep) -> CaomObservationRow:
+def get_row(row: str, session: DbSession, base: BaseUrl) -> CaomObservationRow:
     """By ``obsid`` or ``obs_id`` (either kind)."""
     found = _row(session, row)
-    _, rows = search_caom(session, CaomCriteria(obsid=[found.id]), 1, 1, datetime.now(UTC),
-                          settings.archive_base_url)
+    _, rows = search_caom(session, CaomCriteria(obsid=[found.id]), 1, 1, datetime.now(UTC), base)
     return rows[0]
 
 

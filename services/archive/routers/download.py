@@ -18,8 +18,16 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from services.archive import mast
-from services.archive.bundles import BundleEntry, curl_script, tar_stream, zip_stream
+from services.archive.bundles import (
+    BundleEntry,
+    curl_script,
+    human_size,
+    tar_stream,
+    targz_stream,
+    zip_stream,
+)
 from services.archive.dependencies import (
+    BaseUrl,
     CurrentUser,
     DbSession,
     Operator,
@@ -129,21 +137,30 @@ def _listing(names: list[str]) -> str:
     return shown + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
 
 
-@router.post("/bundles", summary="Many files at once: zip, tar or a curl script",
+_STREAMS = {"zip": (zip_stream, "application/zip", "zip"), "tar": (tar_stream, "application/x-tar", "tar"),
+            "tar.gz": (targz_stream, "application/gzip", "tar.gz")}
+
+
+@router.post("/bundles", summary="Many files at once: zip, tar, tar.gz or a curl script",
              response_class=Response,
-             responses={200: {"content": {"application/zip": {}, "application/x-tar": {},
+             responses={200: {"content": {"application/zip": {}, "application/x-tar": {}, "application/gzip": {},
                                           "text/x-shellscript": {}}},
                         404: {"model": ErrorOut, "description": "Some names are no file of the archive (listed)."},
+                        413: {"model": ErrorOut, "description": "The files of a zip or tar bundle total more than "
+                                                                "the cap (DMS_BUNDLE_MAX_BYTES, 5.12 GB), or the "
+                                                                "body is too large."},
                         **_EXCLUSIVE})
 def bundle(request: BundleRequest, session: DbSession, store: StoreDep, user: CurrentUser,
-           settings: SettingsDep) -> Response:
+           settings: SettingsDep, base: BaseUrl) -> Response:
     """The files named (duplicates removed), laid out as ``JWST/<obs_id>/<filename>`` with a
     ``SHA256SUMS`` file.
 
-    ``zip`` and ``tar`` stream the files and are refused as a whole (401/403, listing the
-    files) when any of them is under exclusive access the caller may not read. ``curl``
-    returns a script that downloads each file with the token in ``$DMS_TOKEN`` and checks
-    its sha256; it is given to anyone, since every download is checked again.
+    ``zip``, ``tar`` and ``tar.gz`` stream the files and are refused as a whole (401/403,
+    listing the files) when any of them is under exclusive access the caller may not read,
+    and (413, before anything is sent) when the files total more than the bundle cap
+    (``DMS_BUNDLE_MAX_BYTES``, by default MAST's 5.12 GB). ``curl`` returns a script that
+    downloads each file with the token in ``$DMS_TOKEN`` and checks its sha256; it is given
+    to anyone, since every download is checked again, and has no cap.
     """
     now = datetime.now(UTC)
     names = list(dict.fromkeys(n.strip() for n in request.filenames if n.strip()))
@@ -167,9 +184,16 @@ def bundle(request: BundleRequest, session: DbSession, store: StoreDep, user: Cu
     stamp = f"{now:%Y%m%dT%H%M%S}"
     if request.format == "curl":
         return PlainTextResponse(
-            curl_script(entries, settings.archive_base_url, now), media_type="text/x-shellscript",
+            curl_script(entries, base, now), media_type="text/x-shellscript",
             headers={"Content-Disposition": f'attachment; filename="jwst-dms_{stamp}.sh"'},
         )
+    total = sum(e.size for e in entries)
+    if total > settings.bundle_max_bytes:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=(
+            f"the {len(entries)} file(s) total {human_size(total)} ({total} bytes), more than the "
+            f"{request.format} bundle cap of {human_size(settings.bundle_max_bytes)} "
+            f"({settings.bundle_max_bytes} bytes); ask for fewer files per bundle, or for format "
+            "'curl' (a script that fetches each file; no cap)"))
     operators = frozenset(settings.operator_users)
     grants = [read_grant(s.product, s.program, user, now, operators) for s in served]
     refused = [s for s, grant in zip(served, grants, strict=True) if grant is None]
@@ -182,8 +206,7 @@ def bundle(request: BundleRequest, session: DbSession, store: StoreDep, user: Cu
     for s, grant in zip(served, grants, strict=True):
         if grant in ReadGrant.AUDITED:
             record_exclusive_read(session, s.product, user, s.name, grant, now)
-    stream, media, ext = ((zip_stream, "application/zip", "zip") if request.format == "zip"
-                          else (tar_stream, "application/x-tar", "tar"))
+    stream, media, ext = _STREAMS[request.format]
     return StreamingResponse(
         stream(store, entries), media_type=media,
         headers={"Content-Disposition": f'attachment; filename="jwst-dms_{stamp}.{ext}"'},

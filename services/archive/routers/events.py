@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 from sqlalchemy import func, or_, select
 
 from services.archive import mast
 from services.archive.dependencies import DbSession
-from services.archive.routers.common import ListParam, PageParam, PageSizeParam, set_total
+from services.archive.exports import EXPORT_RESPONSES, ExportDep
+from services.archive.routers.common import ListParam, PageParam, PageSizeParam
 from services.archive.schemas import DEFAULT_PAGESIZE, EventOut, Page
 from shared.catalog import EventRecord
 
@@ -57,10 +58,10 @@ def _type_name(value: str) -> str:
     return value if value.startswith("dms.") or "*" in value else f"dms.{value}"
 
 
-@router.get("", response_model=Page[EventOut], summary="Recent events")
+@router.get("", response_model=Page[EventOut], responses=EXPORT_RESPONSES, summary="Recent events")
 def recent(
     session: DbSession,
-    response: Response,
+    export: ExportDep,
     type_: Annotated[list[str] | None, Query(
         alias="type", description="Event types, e.g. dms.product.archived or product.archived; '*' wildcards.")] = None,
     program: ListParam = None,
@@ -90,8 +91,7 @@ def recent(
         query.order_by(EventRecord.time.desc(), EventRecord.created_at.desc(), EventRecord.id)
         .offset((page - 1) * pagesize).limit(pagesize)
     ).all()
-    set_total(response, total)
-    return Page[EventOut](total=total, page=page, pagesize=pagesize, rows=[
+    return export.page(EventOut, total, page, pagesize, [
         EventOut(id=r.id, source=r.source, type=r.type, subject=public_data(r.subject), time=mast.aware(r.time),
                  data=public_data(r.data))
         for r in rows

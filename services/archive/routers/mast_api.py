@@ -25,7 +25,14 @@ from pydantic import ValidationError
 from services.archive import mast
 from services.archive import mast_protocol as mp
 from services.archive.caom import ProductListCriteria, caom_products, find_row, search_caom
-from services.archive.dependencies import CurrentUser, DbSession, Operator, SettingsDep, StoreDep
+from services.archive.dependencies import (
+    BaseUrl,
+    CurrentUser,
+    DbSession,
+    Operator,
+    SettingsDep,
+    StoreDep,
+)
 from services.archive.mast import CriterionError
 from services.archive.routers import download
 from services.archive.schemas import MAX_BUNDLE_FILES, BundleRequest, ErrorOut
@@ -36,7 +43,7 @@ router = APIRouter(tags=["mast"])
 
 MAX_FORM_BYTES = 1024 * 1024
 _URI_PREFIX = f"mast:{mast.MISSION}/product/"
-_BUNDLE_FORMATS = {".sh": "curl", ".zip": "zip", ".tar": "tar"}
+_BUNDLE_FORMATS = {".sh": "curl", ".zip": "zip", ".tar": "tar", ".tar.gz": "tar.gz"}
 
 
 async def form_fields(request: Request) -> list[tuple[str, str]]:
@@ -60,12 +67,12 @@ def _first(fields: list[tuple[str, str]], name: str) -> str | None:
     return next((v for k, v in fields if k == name), None)
 
 
-def _observations(session, req: mp.MastRequest, settings) -> mp.Answer:
+def _observations(session, req: mp.MastRequest, base: str) -> mp.Answer:
     criteria, possible = mp.observation_criteria(req)
     if not possible:
         return mp.Answer(mp.OBSERVATION_COLUMNS)
     now = datetime.now(UTC)
-    total, rows = search_caom(session, criteria, req.page, req.pagesize, now, settings.archive_base_url)
+    total, rows = search_caom(session, criteria, req.page, req.pagesize, now, base)
     return mp.Answer(mp.OBSERVATION_COLUMNS, [mp.observation_values(r) for r in rows], total)
 
 
@@ -94,7 +101,7 @@ def _mast_error(message: str, code: int = status.HTTP_200_OK) -> JSONResponse:
              responses={200: {"description": "MAST's reply: status, msg, fields, data, paging (status ERROR and "
                                              "the reason in msg when the request cannot be answered)."},
                         400: {"description": "No MAST request: status ERROR, the reason in msg."}})
-def invoke(fields: FormFields, session: DbSession, settings: SettingsDep, operator: Operator) -> JSONResponse:
+def invoke(fields: FormFields, session: DbSession, base: BaseUrl, operator: Operator) -> JSONResponse:
     """The form field ``request``: ``{"service": ..., "params": {...}, "format": "json",
     "pagesize": n, "page": n}``. Services: ``Mast.Caom.Filtered`` (params.filters: a list of
     ``{"paramName", "values": [...] | [{"min", "max"}], "freeText"}``), ``Mast.Caom.Filtered.Position``
@@ -112,7 +119,7 @@ def invoke(fields: FormFields, session: DbSession, settings: SettingsDep, operat
         elif req.service == mp.NAME_LOOKUP:
             return _mast_error(f"{mp.NAME_LOOKUP} is not served yet")
         else:
-            answer = _observations(session, req, settings)
+            answer = _observations(session, req, base)
     except (mp.MastError, CriterionError) as exc:
         return _mast_error(str(exc))
     return JSONResponse(mp.reply(req, answer))
@@ -163,14 +170,14 @@ def download_file(
              responses={200: {"content": {"text/x-shellscript": {}, "application/zip": {}, "application/x-tar": {}}},
                         400: {"model": ErrorOut, "description": "A uri is no product URI of this archive."}})
 def download_bundle(ext: str, fields: FormFields, session: DbSession, store: StoreDep, user: CurrentUser,
-                    settings: SettingsDep) -> Response:
+                    settings: SettingsDep, base: BaseUrl) -> Response:
     """Form fields ``uri`` (repeated), as astroquery's ``download_products(curl_flag=True)``
     posts them to ``bundle.sh``; ``bundle.zip`` and ``bundle.tar`` stream the files. The
     same bundle, checks and access rule as ``POST /bundles``."""
     fmt = _BUNDLE_FORMATS.get(ext)
     if fmt is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND,
-                            detail=f"no bundle{ext}: ask for bundle.sh (curl script), bundle.zip or bundle.tar")
+                            detail=f"no bundle{ext}: ask for bundle.sh (curl script), bundle.zip, bundle.tar or bundle.tar.gz")
     uris = [v for k, v in fields if k == "uri"]
     if not uris:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="send one or more form fields uri=<dataURI>")
@@ -181,5 +188,5 @@ def download_bundle(ext: str, fields: FormFields, session: DbSession, store: Sto
         body = BundleRequest(filenames=[_filename(u) for u in uris], format=fmt)
     except ValidationError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"bad uri: {exc.errors()[0]['msg']}") from None
-    return download.bundle(body, session, store, user, settings)
+    return download.bundle(body, session, store, user, settings, base)
 

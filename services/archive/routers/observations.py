@@ -5,18 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, status
 
-from services.archive import mast
+from services.archive import mast, resolver
 from services.archive.caom import caom_counts
-from services.archive.dependencies import DbSession, Operator, SettingsDep
+from services.archive.dependencies import BaseUrl, DbSession, Operator
+from services.archive.exports import EXPORT_RESPONSES, ExportDep
 from services.archive.routers.common import (
     IdsParam,
     IncludeSupersededParam,
     ListParam,
     PageParam,
     PageSizeParam,
-    set_total,
 )
 from services.archive.schemas import DEFAULT_PAGESIZE, ObservationRow, Page, ProductRow
 from services.archive.search import (
@@ -33,18 +33,19 @@ router = APIRouter(prefix="/observations", tags=["observations"])
 _TIME_HELP = "MJD or ISO 8601 (UTC): 'lo..hi', 'lo..', '..hi', '>=x', '<x', or one date for that whole day."
 
 
-@router.get("", response_model=Page[ObservationRow], summary="Search observations")
+@router.get("", response_model=Page[ObservationRow], responses=EXPORT_RESPONSES, summary="Search observations")
 def search(
     session: DbSession,
-    settings: SettingsDep,
-    response: Response,
+    export: ExportDep,
     program: ListParam = None,
     proposal_id: ListParam = None,
     obs_id: ListParam = None,
     obsid: IdsParam = None,
     instrument_name: ListParam = None,
     filters: ListParam = None,
-    target_name: ListParam = None,
+    target_name: Annotated[list[str] | None, Query(description=(
+        "Target names or aliases (the plans' aliases; a plain value also matches whatever the name "
+        "resolves to, case, spaces and punctuation ignored); ORed; '*' wildcards; a '!' prefix excludes."))] = None,
     ra: Annotated[float | None, Query(ge=0.0, lt=360.0, description="Cone centre RA, degrees (ICRS).")] = None,
     dec: Annotated[float | None, Query(ge=-90.0, le=90.0, description="Cone centre Dec, degrees.")] = None,
     radius: Annotated[float, Query(gt=0.0, le=180.0, description="Cone radius, degrees.")] = 0.2,
@@ -66,15 +67,13 @@ def search(
         obsid=obsid or [], obs_id=mast.parse_list(obs_id, "obs_id"),
         program=mast.parse_list(program, "program") + mast.parse_list(proposal_id, "proposal_id"),
         instrument_name=mast.parse_list(instrument_name, "instrument_name"), filters=mast.parse_list(filters, "filters"),
-        target_name=mast.parse_list(target_name, "target_name"), ra=ra, dec=dec, radius=radius,
+        target_name=resolver.expand_target_names(session, mast.parse_list(target_name, "target_name")), ra=ra, dec=dec, radius=radius,
         calib_level=mast.parse_list(calib_level, "calib_level"), t_min=t_min, t_max=t_max, t_obs_release=t_obs_release,
         data_rights=dataRights, include_planned=include_planned,
     )
-    total, rows = search_observations(session, criteria, page, pagesize, datetime.now(UTC),
-                                      settings.archive_base_url)
-    _name_caom_rows(session, rows, settings.archive_base_url)
-    set_total(response, total)
-    return Page[ObservationRow](total=total, page=page, pagesize=pagesize, rows=rows)
+    total, rows = search_observations(session, criteria, page, pagesize, datetime.now(UTC), export.base_url)
+    _name_caom_rows(session, rows, export.base_url)
+    return export.page(ObservationRow, total, page, pagesize, rows)
 
 
 def observation_criteria(ident: str) -> ObservationCriteria:
@@ -107,17 +106,17 @@ def _one(session, ident: str, base_url: str) -> ObservationRow:
 
 
 @router.get("/{observation}", response_model=ObservationRow, summary="One observation")
-def get_observation(observation: str, session: DbSession, settings: SettingsDep) -> ObservationRow:
+def get_observation(observation: str, session: DbSession, base: BaseUrl) -> ObservationRow:
     """By ``obsid`` (catalog id) or ``obs_id`` (jw01234001)."""
-    return _one(session, observation, settings.archive_base_url)
+    return _one(session, observation, base)
 
 
-@router.get("/{observation}/products", response_model=Page[ProductRow], summary="Products of an observation")
+@router.get("/{observation}/products", response_model=Page[ProductRow], responses=EXPORT_RESPONSES,
+            summary="Products of an observation")
 def observation_products(
     observation: str,
     session: DbSession,
-    settings: SettingsDep,
-    response: Response,
+    export: ExportDep,
     operator: Operator,
     productType: ListParam = None,
     suffix: ListParam = None,
@@ -130,7 +129,7 @@ def observation_products(
     pagesize: PageSizeParam = DEFAULT_PAGESIZE,
 ) -> Page[ProductRow]:
     """Same filters as ``GET /products``, for one observation (``obsid`` or ``obs_id``)."""
-    obs = _one(session, observation, settings.archive_base_url)
+    obs = _one(session, observation, export.base_url)
     criteria = ProductCriteria(
         obsid=[obs.obsid], product_type=mast.parse_list(productType, "productType"),
         suffix=mast.parse_list(suffix, "suffix") + mast.parse_list(productSubGroupDescription, "productSubGroupDescription"),
@@ -138,5 +137,4 @@ def observation_products(
         mrp_only=mrp_only, include_superseded=include_superseded, unpublished=operator,
     )
     total, rows = search_products(session, criteria, page, pagesize, datetime.now(UTC))
-    set_total(response, total)
-    return Page[ProductRow](total=total, page=page, pagesize=pagesize, rows=rows)
+    return export.page(ProductRow, total, page, pagesize, rows)

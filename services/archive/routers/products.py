@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, status
 
 from services.archive import mast
-from services.archive.dependencies import DbSession, Operator, SettingsDep
+from services.archive.dependencies import BaseUrl, DbSession, Operator
+from services.archive.exports import EXPORT_RESPONSES, ExportDep
 from services.archive.routers.common import (
     IdsParam,
     IncludeSupersededParam,
@@ -17,7 +18,6 @@ from services.archive.routers.common import (
     PageParam,
     PageSizeParam,
     RevisionParam,
-    set_total,
 )
 from services.archive.schemas import DEFAULT_PAGESIZE, Linkages, Page, ProductDetail, ProductRow
 from services.archive.search import (
@@ -32,10 +32,10 @@ __all__ = ["router"]
 router = APIRouter(prefix="/products", tags=["products"])
 
 
-@router.get("", response_model=Page[ProductRow], summary="Search products")
+@router.get("", response_model=Page[ProductRow], responses=EXPORT_RESPONSES, summary="Search products")
 def search(
     session: DbSession,
-    response: Response,
+    export: ExportDep,
     operator: Operator,
     obsid: IdsParam = None,
     obs_id: ListParam = None,
@@ -67,8 +67,7 @@ def search(
         data_rights=dataRights, mrp_only=mrp_only, include_superseded=include_superseded, unpublished=operator,
     )
     total, rows = search_products(session, criteria, page, pagesize, datetime.now(UTC))
-    set_total(response, total)
-    return Page[ProductRow](total=total, page=page, pagesize=pagesize, rows=rows)
+    return export.page(ProductRow, total, page, pagesize, rows)
 
 
 @router.get("/{filename}", response_model=ProductDetail, summary="One product: metadata, provenance, linkages")
@@ -76,14 +75,14 @@ def get_product(
     filename: str,
     session: DbSession,
     operator: Operator,
-    settings: SettingsDep,
+    base: BaseUrl,
     revision: RevisionParam = None,
 ) -> ProductDetail:
     """Metadata (public, even under exclusive access), the inputs it was made from, the
     associations that list it, the products made from it, and every revision of the name
     (revisions a reprocessing request staged or abandoned: operators only)."""
     detail = product_detail(session, filename, revision, datetime.now(UTC), unpublished=operator,
-                            base_url=settings.archive_base_url)
+                            base_url=base)
     if detail is None:
         which = f"revision {revision} of " if revision is not None else ""
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no product {which}{filename}")
@@ -95,7 +94,7 @@ def get_linkages(
     filename: str,
     session: DbSession,
     operator: Operator,
-    settings: SettingsDep,
+    base: BaseUrl,
     revision: RevisionParam = None,
 ) -> Linkages:
     """How the product belongs to its observation, the associations that list it, and the
@@ -103,7 +102,7 @@ def get_linkages(
     association that made each step) and of what was made from it (children), and the
     reference files and context it was calibrated with (contributing)."""
     linkages = product_linkages(session, filename, revision, datetime.now(UTC), unpublished=operator,
-                                base_url=settings.archive_base_url)
+                                base_url=base)
     if linkages is None:
         which = f"revision {revision} of " if revision is not None else ""
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no product {which}{filename}")

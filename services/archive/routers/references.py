@@ -21,9 +21,10 @@ from services.archive.contributing import (
     reference_media_type,
     search_references,
 )
-from services.archive.dependencies import DbSession, SettingsDep, StoreDep
+from services.archive.dependencies import DbSession, StoreDep
+from services.archive.exports import EXPORT_RESPONSES, ExportDep
 from services.archive.files import StoredFile, serve_file
-from services.archive.routers.common import ListParam, PageParam, PageSizeParam, set_total
+from services.archive.routers.common import ListParam, PageParam, PageSizeParam
 from services.archive.schemas import DEFAULT_PAGESIZE, ErrorOut, ImpactOut, Page, ReferenceRow
 from shared.refdata import UnknownContextError, list_impact
 
@@ -34,11 +35,11 @@ router = APIRouter(prefix="/references", tags=["references"])
 _UNKNOWN = {404: {"model": ErrorOut, "description": "No such reference context."}}
 
 
-@router.get("", response_model=Page[ReferenceRow], summary="Search reference files (contributing products)")
+@router.get("", response_model=Page[ReferenceRow], responses=EXPORT_RESPONSES,
+            summary="Search reference files (contributing products)")
 def search(
     session: DbSession,
-    response: Response,
-    settings: SettingsDep,
+    export: ExportDep,
     filename: ListParam = None,
     reftype: ListParam = None,
     instrument: ListParam = None,
@@ -61,9 +62,8 @@ def search(
         instrument=mast.parse_list(instrument, "instrument"), detector=mast.parse_list(detector, "detector"),
         context=context, useafter=useafter,
     )
-    total, rows = search_references(session, criteria, page, pagesize, settings.archive_base_url)
-    set_total(response, total)
-    return Page[ReferenceRow](total=total, page=page, pagesize=pagesize, rows=rows)
+    total, rows = search_references(session, criteria, page, pagesize, export.base_url)
+    return export.page(ReferenceRow, total, page, pagesize, rows)
 
 
 @router.head("/{filename}", include_in_schema=False)
@@ -84,12 +84,12 @@ def download(
     return serve_file(store, stored, redirect=redirect, head=request.method == "HEAD")
 
 
-@router.get("/{context}/impact", response_model=Page[ImpactOut], responses=_UNKNOWN,
+@router.get("/{context}/impact", response_model=Page[ImpactOut], responses={**_UNKNOWN, **EXPORT_RESPONSES},
             summary="Exposures a reference context would calibrate differently")
 def impact(
     context: str,
     session: DbSession,
-    response: Response,
+    export: ExportDep,
     program: Annotated[list[str] | None, Query(
         description="Program numbers (repeat the parameter or separate with commas).")] = None,
     page: PageParam = 1,
@@ -104,9 +104,8 @@ def impact(
     programs = {mast.normalize_program(p) for p in mast.parse_list(program, "program")}
     if programs:
         rows = [r for r in rows if r.program in programs]
-    set_total(response, len(rows))
     shown = rows[(page - 1) * pagesize:page * pagesize]
-    return Page[ImpactOut](total=len(rows), page=page, pagesize=pagesize, rows=[
+    return export.page(ImpactOut, len(rows), page, pagesize, [
         ImpactOut(context=r.context, parent=r.parent, program=r.program, exposure=r.exposure,
                   first_stage=r.first_stage, references=list(r.references), request_id=r.request_id,
                   created_at=r.created_at)

@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from services.archive import mast
 from services.archive.contributing import WavefrontCriteria, opd_file, search_wavefront
-from services.archive.dependencies import DbSession, SettingsDep, StoreDep
+from services.archive.dependencies import DbSession, StoreDep
+from services.archive.exports import EXPORT_RESPONSES, ExportDep
 from services.archive.files import StoredFile, serve_file
-from services.archive.routers.common import ListParam, PageParam, PageSizeParam, set_total
+from services.archive.routers.common import ListParam, PageParam, PageSizeParam
 from services.archive.schemas import DEFAULT_PAGESIZE, ErrorOut, Page, WavefrontRow
 
 __all__ = ["router"]
@@ -21,11 +22,11 @@ router = APIRouter(prefix="/wavefront", tags=["wavefront"])
 _TIME = "MJD or ISO 8601 (UTC)"
 
 
-@router.get("", response_model=Page[WavefrontRow], summary="Search wavefront-sensing OPD files")
+@router.get("", response_model=Page[WavefrontRow], responses=EXPORT_RESPONSES,
+            summary="Search wavefront-sensing OPD files")
 def search(
     session: DbSession,
-    response: Response,
-    settings: SettingsDep,
+    export: ExportDep,
     date: Annotated[str | None, Query(max_length=64, description=(
         f"A time ({_TIME}): the OPD files nearest to it first, each with delta_days."))] = None,
     t_min: Annotated[str | None, Query(max_length=100, description=(
@@ -39,9 +40,8 @@ def search(
     with ``date``, nearest to it first. Public: no token needed."""
     criteria = WavefrontCriteria(date=date, t_min=t_min, t_max=t_max,
                                  apername=mast.parse_list(apername, "apername"))
-    total, rows = search_wavefront(session, criteria, page, pagesize, settings.archive_base_url)
-    set_total(response, total)
-    return Page[WavefrontRow](total=total, page=page, pagesize=pagesize, rows=rows)
+    total, rows = search_wavefront(session, criteria, page, pagesize, export.base_url)
+    return export.page(WavefrontRow, total, page, pagesize, rows)
 
 
 @router.head("/{filename}", include_in_schema=False)

@@ -6,7 +6,7 @@ Existing catalogs get their rows when the schema reaches head
 computed from the catalog with the models of the head schema, which a migration cannot rely on.
 
 Revision ID: 0012_caom_observations
-Revises: 0011_prerequisites
+Revises: 0013_search_indexes (after the search indexes and target aliases)
 Create Date: 2026-12-04 16:00:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0012_caom_observations'
-down_revision = '0011_prerequisites'
+down_revision = '0013_search_indexes'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,70 @@
+"""The catalog's spatial index: HEALPix (nested scheme) pixel numbers of pointings, and the
+pixel ranges that cover a cone, so a cone search reads an index range instead of every row.
+
+Each exposure pointing (``exposure.hpx``) and each observation's target
+(``observation.target_hpx``) carries the number of the order-:data:`ORDER` pixel that holds
+it (about 0.86 arcmin across). In the nested scheme the order-:data:`ORDER` pixels inside
+one pixel of a coarser order ``k`` are the contiguous range ``[p * 4**(ORDER-k),
+(p + 1) * 4**(ORDER-k))``, so a cone is covered by the coarse pixels that overlap it
+(astropy-healpix finds them), turned into ranges of stored numbers. The ranges hold every
+pointing in the cone and some outside it: the exact angular test follows.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["ORDER", "cone_ranges", "pixel", "pixels"]
+
+ORDER = 12  # nside 4096: 201,326,592 pixels of 0.86 arcmin
+
+
+def _healpix(order: int):
+    # imported when used: workers that store no pointing never load it
+    from astropy_healpix import HEALPix
+
+    return HEALPix(nside=2**order, order="nested")
+
+
+def pixels(ra, dec):
+    """Order-:data:`ORDER` nested pixel numbers of positions (degrees; arrays of the same shape)."""
+    import astropy.units as u
+    import numpy as np
+
+    lon = np.asarray(ra, dtype=float) % 360.0
+    lat = np.clip(np.asarray(dec, dtype=float), -90.0, 90.0)
+    return _healpix(ORDER).lonlat_to_healpix(lon * u.deg, lat * u.deg).astype(np.int64)
+
+
+def pixel(ra: float | None, dec: float | None) -> int | None:
+    """The pixel number of one position (degrees), or None when it has no position."""
+    if ra is None or dec is None or not (math.isfinite(ra) and math.isfinite(dec)):
+        return None
+    return int(pixels([ra], [dec])[0])
+
+
+def _coarse_order(radius: float) -> int:
+    """The order whose pixels are about half the radius across (a cone covers a few tens of them)."""
+    size = 58.6  # degrees across a pixel of order 0, about
+    return max(0, min(ORDER, int(math.floor(math.log2(size / max(radius, 1e-6)))) + 1))
+
+
+def cone_ranges(ra: float, dec: float, radius: float) -> list[tuple[int, int]]:
+    """Half-open ranges ``[lo, hi)`` of pixel numbers covering the cone (degrees), merged."""
+    import astropy.units as u
+    import numpy as np
+
+    if radius >= 180.0:
+        return [(0, 12 * 4**ORDER)]
+    order = _coarse_order(radius)
+    found = _healpix(order).cone_search_lonlat((ra % 360.0) * u.deg, max(-90.0, min(90.0, dec)) * u.deg,
+                                               radius=radius * u.deg)
+    shift = 2 * (ORDER - order)
+    ranges: list[tuple[int, int]] = []
+    for p in np.unique(np.asarray(found, dtype=np.int64)).tolist():
+        lo, hi = p << shift, (p + 1) << shift
+        if ranges and ranges[-1][1] == lo:
+            ranges[-1] = (ranges[-1][0], hi)
+        else:
+            ranges.append((lo, hi))
+    return ranges
