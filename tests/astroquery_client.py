@@ -84,6 +84,19 @@ def anonymous(workdir: Path) -> dict[str, Any]:
     return out
 
 
+def names(workdir: Path, target: str, alias: str) -> dict[str, Any]:
+    """query_object and objectname criteria: astroquery 0.4.11 resolves names at MAST's
+    resolver host, which this process reaches through the archive (its proxy setting)."""
+    from astroquery.mast import Mast, Observations
+
+    out: dict[str, Any] = {"object": rows(Observations.query_object(target, radius=0.05))}
+    out["object_alias"] = rows(Observations.query_object(alias, radius="0.05 deg"))
+    out["criteria_objectname"] = rows(Observations.query_criteria(objectname=target, radius=0.05, calib_level=3))
+    out["lookup"] = rows(Mast.service_request("Mast.Name.Lookup", {"input": alias, "format": "json"}))
+    out["error_unknown"] = _error(lambda: Observations.query_object("No Such Field Anywhere"))
+    return out
+
+
 def token(workdir: Path, secret: str) -> dict[str, Any]:
     from astroquery.mast import Observations
 
@@ -120,7 +133,7 @@ def public(workdir: Path) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     phase, workdir = argv[0], Path(argv[1])
     args = argv[2:]
-    result = {"anonymous": anonymous, "token": token, "bad_token": bad_token, "public": public}[phase](workdir, *args)
+    result = {"anonymous": anonymous, "names": names, "token": token, "bad_token": bad_token, "public": public}[phase](workdir, *args)
     print(json.dumps(result, default=str))
     return 0
 

@@ -68,7 +68,9 @@ def _products(client, ident, **params) -> list[dict]:
 
 
 def _base(run: ChainRun) -> str:
-    return run.ctx.settings.archive_base_url.rstrip("/")
+    """Where links in answers start: the configured base URL, else the address the
+    request reached (the test client's)."""
+    return (run.ctx.settings.archive_base_url or "http://testserver").rstrip("/")
 
 
 def _level3(run: ChainRun) -> str:

@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from services.archive.app import create_app
 from shared.access import change_access
-from shared.catalog import Artifact, ArtifactKind, CaomObservation, Product, Program
+from shared.catalog import Artifact, ArtifactKind, CaomObservation, Observation, Product, Program
 from shared.tokens import create_token
 from tests.faults.harness import small_program
 from tests.imaging_chain import ChainRun, run_chain
@@ -68,14 +68,18 @@ class Archive:
         with run.ctx.catalog.session() as s:
             self.tokens = {PI: create_token(s, PI, 30, "tests"), STRANGER: create_token(s, STRANGER, 30, "tests")}
 
-    def astroquery(self, phase: str, *args: str) -> dict:
-        """Run a phase of tests/astroquery_client.py; what astroquery returned, as JSON."""
+    def astroquery(self, phase: str, *args: str, resolver_via_archive: bool = False) -> dict:
+        """Run a phase of tests/astroquery_client.py; what astroquery returned, as JSON.
+        ``resolver_via_archive``: MAST's resolver host (fixed in astroquery 0.4.11, plain
+        http) is reached through the archive, named as the process's HTTP proxy."""
         workdir = self.home / f"work-{phase}"
         workdir.mkdir(exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAST_") and k.lower() not in
                ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
         env.update({"XDG_CONFIG_HOME": str(self.home / "config"), "PYTHONPATH": str(REPO),
                     "no_proxy": "127.0.0.1,localhost"})
+        if resolver_via_archive:
+            env["http_proxy"] = self.server.url
         done = subprocess.run([sys.executable, "-m", "tests.astroquery_client", phase, str(workdir), *args],
                               cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-4000:]
@@ -186,6 +190,29 @@ def test_astroquery_searches_lists_and_downloads(archive):
     assert "not-a-program" in got["error_bad_value"] and "RemoteServiceError" in got["error_bad_value"]
     assert "400" in got["error_service"]
     assert "RemoteServiceError" in got["error_products_obs_id"] and "obs_id" in got["error_products_obs_id"]
+
+
+def test_query_object_resolves_the_archive_targets(archive):
+    with archive.run.ctx.catalog.session() as s:
+        target, aliases, ra, dec = s.execute(select(
+            Observation.target_name, Observation.target_aliases, Observation.target_ra, Observation.target_dec)
+            .where(Observation.program_id == "01234")).first()
+    assert aliases, "the example plan gives its target an alias"
+    got = archive.astroquery("names", target, aliases[0], resolver_via_archive=True)
+    caom = _caom_rows(archive)
+    level3 = next(r for r in caom.values() if r.calib_level == 3)
+    # the target's position resolves; the rows of the program lie about it
+    assert level3.obs_id in {r["obs_id"] for r in got["object"]}
+    assert {r["obs_id"] for r in got["object_alias"]} == {r["obs_id"] for r in got["object"]}
+    assert [r["obs_id"] for r in got["criteria_objectname"]] == [level3.obs_id]
+    (lookup,) = got["lookup"]
+    assert lookup["canonicalName"] == target and lookup["matchedAlias"] == aliases[0]
+    assert lookup["ra"] == pytest.approx(ra) and lookup["decl"] == pytest.approx(dec)
+    assert got["error_unknown"].startswith("ResolverError") and "No Such Field Anywhere" in got["error_unknown"]
+    # the resolver's own answer: the closest names of an unknown one
+    answer = httpx.get(f"{archive.server.url}/Santa-war/query",
+                       params={"name": target.replace("-", " ").lower() + "x", "outputFormat": "json"}).json()
+    assert answer["resolvedCoordinate"] == [] and target in answer["notFound"][0]["suggestions"]
 
 
 def test_login_with_a_token_downloads_exclusive_data(archive):

@@ -20,18 +20,18 @@ Rules (documented in docs/archive-api.md):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.archive import mast
 from services.archive.mast import CriterionError
 from services.archive.schemas import CaomObservationRow, CaomProductRow
 from services.archive.search import (
-    _box,
     _levels,
     _product_row,
     _product_select,
@@ -108,6 +108,23 @@ def _observations(values: Sequence[str]) -> ColumnElement[bool]:
         conds.append(CaomObservationLink.observation_id.in_(select(Observation.id).where(
             Observation.program_id == parsed[0], Observation.number == parsed[1])))
     return CaomObservation.id.in_(select(CaomObservationLink.caom_id).where(or_(*conds)))
+
+
+def _box(ra_col, dec_col, ra: float, dec: float, radius: float) -> ColumnElement[bool]:
+    """A coordinate box that holds the cone (SQL prefilter; the exact test follows in Python)."""
+    conds = [dec_col >= dec - radius, dec_col <= dec + radius]
+    cos_dec = math.cos(math.radians(dec))
+    if dec + radius >= 90 or dec - radius <= -90 or math.sin(math.radians(radius)) >= cos_dec:
+        return and_(*conds)
+    half = math.degrees(math.asin(math.sin(math.radians(radius)) / cos_dec)) + 1e-9
+    lo, hi = ra - half, ra + half
+    if lo < 0:
+        conds.append(or_(ra_col >= lo + 360.0, ra_col <= hi))
+    elif hi >= 360:
+        conds.append(or_(ra_col >= lo, ra_col <= hi - 360.0))
+    else:
+        conds.extend([ra_col >= lo, ra_col <= hi])
+    return and_(*conds)
 
 
 def _cone_ids(session: Session, ra: float, dec: float, radius: float) -> set[int]:
@@ -241,16 +258,15 @@ def caom_products(session: Session, parent: CaomObservation, c: ProductListCrite
     elif not c.unpublished:
         conds.append(published_revision())
     found = session.execute(query.where(*(x for x in conds if x is not None))).all()
-    embargoed = set(session.scalars(select(Program.id).where(Program.embargoed))) if found else set()
     out = []
-    for product, artifact, number, _ in found:
+    for product, artifact, number, _, embargoed in found:
         caom_id, obs_id = homes[product.filename]
         science = product.product_type.upper() == "SCIENCE" and product.suffix != "asn"
         mrp = (caom_id == parent.id and artifact.kind == ArtifactKind.DATA and product.is_current
                and product.level == parent.calib_level and (science or product.suffix == "asn"))
         if c.mrp_only and not mrp:
             continue
-        base = _product_row(product, artifact, number, mrp, now, product.program_id in embargoed)
+        base = _product_row(product, artifact, number, mrp, now, bool(embargoed))
         out.append(CaomProductRow(**{**base.model_dump(), "obsID": caom_id, "obs_id": obs_id,
                                      "parent_obsid": parent.id}))
     return len(out), out[(page - 1) * pagesize: page * pagesize]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from services.archive import mast
+from services.archive import mast, resolver
 from services.archive.caom import CaomCriteria
 from services.archive.schemas import MAX_PAGE, MAX_PAGESIZE, CaomObservationRow, CaomProductRow
 
@@ -42,7 +42,10 @@ __all__ = [
     "MastRequest",
     "column_config",
     "error_reply",
+    "lookup_input",
     "observation_criteria",
+    "name_lookup",
+    "name_lookup_reply",
     "observation_values",
     "page_of",
     "parse_request",
@@ -173,8 +176,18 @@ PRODUCT_COLUMNS: tuple[Column, ...] = (
     Column("sha256", "string", "SHA-256", "Checksum of the file (hex)"),
 )
 
+NAME_COLUMNS: tuple[Column, ...] = (
+    Column("searchString", "string", "Search String", "The name asked for"),
+    Column("canonicalName", "string", "Canonical Name", "The target's name in its programs' plans"),
+    Column("ra", "float", "RA", "Right ascension (ICRS)", unit="deg"),
+    Column("decl", "float", "Dec", "Declination (ICRS)", unit="deg"),
+    Column("resolver", "string", "Resolver", "jwst-dms: the archive's own programs' targets and aliases"),
+    Column("matchedAlias", "string", "Matched Alias", "The alias that matched, when not the name"),
+    Column("proposal_id", "string", "Proposal ID", "Programs observing it, ';'-joined"),
+)
+
 _CONFIGS = {FILTERED: OBSERVATION_COLUMNS, FILTERED_POSITION: OBSERVATION_COLUMNS, CONE: OBSERVATION_COLUMNS,
-            PRODUCTS: PRODUCT_COLUMNS}
+            PRODUCTS: PRODUCT_COLUMNS, NAME_LOOKUP: NAME_COLUMNS}
 
 
 def column_config(config_id: str) -> dict[str, dict[str, Any]]:
@@ -426,6 +439,38 @@ def product_obsids(req: MastRequest) -> list[int]:
     if len(out) > MAX_OBSIDS:
         raise MastError(f"{len(out)} obsid values; at most {MAX_OBSIDS} in one request")
     return list(dict.fromkeys(out))
+
+
+def lookup_input(req: MastRequest) -> str:
+    """The name of a ``Mast.Name.Lookup`` request (``params.input``)."""
+    name = req.params.get("input")
+    if not isinstance(name, str) or not name.strip():
+        raise MastError(f"{NAME_LOOKUP} needs params.input, the target name to resolve")
+    if len(name) > mast.MAX_VALUE_LENGTH:
+        raise MastError(f"params.input is longer than {mast.MAX_VALUE_LENGTH} characters")
+    return name.strip()
+
+
+def name_lookup(session, name: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """What :func:`services.archive.resolver.lookup` finds for ``name`` (the targets that have
+    a position), as MAST's ``resolvedCoordinate`` rows; for an unknown name, the reason and
+    the closest names the archive knows."""
+    try:
+        answer = resolver.lookup(session, name)
+    except resolver.UnknownName as exc:
+        return [], {"msg": exc.answer.detail, "suggestions": exc.answer.suggestions}
+    return [r.model_dump() for r in answer.resolvedCoordinate if r.ra is not None and r.decl is not None], {}
+
+
+def name_lookup_reply(req: MastRequest, found: list[dict[str, Any]], unknown: dict[str, Any]) -> dict[str, Any]:
+    """``Mast.Name.Lookup``'s reply: MAST's ``resolvedCoordinate`` list (what MAST's name
+    lookup clients read), and the same rows as a table (``fields``, ``data``), which
+    astroquery's ``Mast.service_request`` reads."""
+    table = [{**r, "proposal_id": ";".join(r.get("proposal_id") or [])} for r in found]
+    out = reply(req, Answer(NAME_COLUMNS, page_of(table, req), len(table)))
+    out["resolvedCoordinate"] = found
+    out.update(unknown)
+    return out
 
 
 # ------------------------------------------------------------------ rows and replies

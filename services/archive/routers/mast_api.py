@@ -117,12 +117,43 @@ def invoke(fields: FormFields, session: DbSession, base: BaseUrl, operator: Oper
         if req.service == mp.PRODUCTS:
             answer = _products(session, req, operator)
         elif req.service == mp.NAME_LOOKUP:
-            return _mast_error(f"{mp.NAME_LOOKUP} is not served yet")
+            return JSONResponse(mp.name_lookup_reply(req, *mp.name_lookup(session, mp.lookup_input(req))))
         else:
             answer = _observations(session, req, base)
     except (mp.MastError, CriterionError) as exc:
         return _mast_error(str(exc))
     return JSONResponse(mp.reply(req, answer))
+
+
+@router.get("/Santa-war/query", summary="Name resolution as MAST's resolver answers it (astroquery's query_object)")
+def santa_query(
+    session: DbSession,
+    name: Annotated[list[str], Query(min_length=1, max_length=30, description=(
+        "Target names or aliases (repeat for several); case, spaces and punctuation do not count."))],
+    outputFormat: Annotated[str, Query(description="json (the only format served).")] = "json",
+    resolveAll: Annotated[bool, Query(description="Accepted; there is one resolver, the archive's own targets.")] = False,
+    resolver: Annotated[str | None, Query(description=(
+        "Accepted; every answer comes from the resolver 'jwst-dms' (the programs' targets and aliases), "
+        "so asking astroquery for SIMBAD or NED finds nothing."))] = None,
+) -> JSONResponse:
+    """The answer of MAST's name resolver (SANTA), which ``astroquery.mast`` asks for
+    ``query_object`` and for ``objectname=`` criteria: ``resolvedCoordinate`` rows with the
+    lower-cased ``searchString``, ``canonicalName``, ``ra``, ``decl`` and ``resolver``, from
+    the archive's own targets and their aliases (``GET /resolve``). A name no target has gets
+    no row (astroquery then says it could not resolve it) and its closest names in
+    ``notFound``. astroquery 0.4.11 asks a fixed host for this; see docs/archive-api.md."""
+    if outputFormat.lower() != "json":
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"outputFormat {outputFormat!r}: only json is served")
+    found, not_found = [], []
+    for one in name:
+        if not one.strip() or len(one) > mast.MAX_VALUE_LENGTH:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                                detail=f"name {one[:40]!r}: give a target name of 1 to {mast.MAX_VALUE_LENGTH} characters")
+        rows, unknown = mp.name_lookup(session, one)
+        found += [{**r, "searchString": one.lower()} for r in rows]
+        if unknown:
+            not_found.append({"searchString": one.lower(), **unknown})
+    return JSONResponse({"resolvedCoordinate": found, "notFound": not_found, "status": ""})
 
 
 @router.post("/portal/Mashup/Mashup.asmx/columnsconfig", summary="MAST's column configuration of a service")
