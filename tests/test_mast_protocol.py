@@ -278,6 +278,7 @@ def _invoke(arch: Archive, body: str | None, **form) -> httpx.Response:
     ('{"service": "Mast.Caom.Filtered.Position", "params": {"filters": [], "position": "10, 20"}}', 200,
      "position"),
     ('{"service": "Mast.Caom.Products", "params": {"obsid": "jw01234001001_02101_00001_nrca1"}}', 200, "obs_id"),
+    ('{"service": "Mast.Name.Lookup", "params": {"format": "json"}}', 200, "params.input"),
     ('{"service": "Mast.Caom.Filtered", "params": {"columns": "obs_id, colour", '
      '"filters": [{"paramName": "obs_collection", "values": ["JWST"]}]}}', 200, "colour"),
 ])
