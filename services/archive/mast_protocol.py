@@ -359,14 +359,13 @@ def _apply(criteria: CaomCriteria, entry: Any, matches_nothing: list[str]) -> Ca
         raise MastError(f"filter {column.name!r}: this archive does not search on it; the searchable columns are "
                         + ", ".join(c.name for c in OBSERVATION_COLUMNS if c.criterion))
     key = column.criterion
-    if column.type == "float" or (key == "calib_level" and any(isinstance(v, dict) for v in entry.get("values") or [])):
-        text = _range(entry, column.name)
-        if key == "calib_level":
-            return replace(criteria, calib_level=criteria.calib_level + [text])
-        if key == "t_obs_release" or key in ("t_min", "t_max"):
-            if getattr(criteria, key) is not None:
-                raise MastError(f"filter {column.name}: given twice")
-            return replace(criteria, **{key: text})
+    ranged = isinstance(entry.get("values"), list) and any(isinstance(v, dict) for v in entry["values"])
+    if key == "calib_level" and ranged:  # an integer column: discrete values, or a range
+        return replace(criteria, calib_level=criteria.calib_level + [_range(entry, column.name)])
+    if column.type == "float":  # t_min, t_max, t_obs_release: one range each
+        if getattr(criteria, key) is not None:
+            raise MastError(f"filter {column.name}: given twice")
+        return replace(criteria, **{key: _range(entry, column.name)})
     values = _discrete(entry, column.name)
     if not values:
         return criteria
