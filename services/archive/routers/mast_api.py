@@ -63,6 +63,21 @@ async def form_fields(request: Request) -> list[tuple[str, str]]:
 FormFields = Annotated[list[tuple[str, str]], Depends(form_fields)]
 
 
+def _form(fields: dict[str, dict], required: list[str]) -> dict:
+    """The OpenAPI description of a form body (the routes read it themselves)."""
+    return {"requestBody": {"required": False, "content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "properties": fields, "required": required}}}}}
+
+
+_INVOKE_FORM = _form({"request": {"type": "string", "description": (
+    'A JSON object: {"service": "Mast.Caom.Filtered", "params": {...}, "format": "json", "pagesize": n, '
+    '"page": n}.')}}, ["request"])
+_CONFIG_FORM = _form({"colConfigId": {"type": "string", "description": "Mast.Caom.Cone or Mast.Caom.Products."}},
+                     ["colConfigId"])
+_BUNDLE_FORM = _form({"uri": {"type": "array", "items": {"type": "string"},
+                              "description": "dataURI values, mast:JWST/product/<productFilename>."}}, ["uri"])
+
+
 def _first(fields: list[tuple[str, str]], name: str) -> str | None:
     return next((v for k, v in fields if k == name), None)
 
@@ -100,7 +115,8 @@ def _mast_error(message: str, code: int = status.HTTP_200_OK) -> JSONResponse:
 @router.post("/api/v0/invoke", summary="MAST's service request (astroquery.mast)",
              responses={200: {"description": "MAST's reply: status, msg, fields, data, paging (status ERROR and "
                                              "the reason in msg when the request cannot be answered)."},
-                        400: {"description": "No MAST request: status ERROR, the reason in msg."}})
+                        400: {"description": "No MAST request: status ERROR, the reason in msg."}},
+             openapi_extra=_INVOKE_FORM)
 def invoke(fields: FormFields, session: DbSession, base: BaseUrl, operator: Operator) -> JSONResponse:
     """The form field ``request``: ``{"service": ..., "params": {...}, "format": "json",
     "pagesize": n, "page": n}``. Services: ``Mast.Caom.Filtered`` (params.filters: a list of
@@ -156,7 +172,8 @@ def santa_query(
     return JSONResponse({"resolvedCoordinate": found, "notFound": not_found, "status": ""})
 
 
-@router.post("/portal/Mashup/Mashup.asmx/columnsconfig", summary="MAST's column configuration of a service")
+@router.post("/portal/Mashup/Mashup.asmx/columnsconfig", summary="MAST's column configuration of a service",
+             openapi_extra=_CONFIG_FORM)
 @router.get("/portal/Mashup/Mashup.asmx/columnsconfig", include_in_schema=False)
 def columns_config(fields: FormFields) -> JSONResponse:
     """``colConfigId`` (form field or query parameter): the columns of a service, keyed by
@@ -199,7 +216,8 @@ def download_file(
 @router.post("/api/v0.1/Download/bundle{ext}", summary="Many files by their dataURIs: curl script, zip or tar",
              response_class=Response,
              responses={200: {"content": {"text/x-shellscript": {}, "application/zip": {}, "application/x-tar": {}}},
-                        400: {"model": ErrorOut, "description": "A uri is no product URI of this archive."}})
+                        400: {"model": ErrorOut, "description": "A uri is no product URI of this archive."}},
+             openapi_extra=_BUNDLE_FORM)
 def download_bundle(ext: str, fields: FormFields, session: DbSession, store: StoreDep, user: CurrentUser,
                     settings: SettingsDep, base: BaseUrl) -> Response:
     """Form fields ``uri`` (repeated), as astroquery's ``download_products(curl_flag=True)``
