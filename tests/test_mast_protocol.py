@@ -145,7 +145,9 @@ def test_astroquery_searches_lists_and_downloads(archive):
     assert got["criteria_other_mission"] == []
 
     # query_region: the cone holds the rows centred near the mosaic; 5 degrees away, none
-    assert level3.obs_id in {r["obs_id"] for r in got["region"]}
+    region = {r["obs_id"]: r for r in got["region"]}
+    assert region[level3.obs_id]["distance"] == pytest.approx(0.0, abs=1e-3)  # arcsec from the centre asked for
+    assert all(0 <= r["distance"] <= 0.05 * 3600 for r in region.values())
     assert got["region_far"] == []
     assert [r["obs_id"] for r in got["criteria_position"]] == [level3.obs_id]
 

@@ -29,10 +29,12 @@ from services.archive.schemas import MAX_PAGE, MAX_PAGESIZE, CaomObservationRow,
 
 __all__ = [
     "CONE",
+    "DISTANCE",
     "FILTERED",
     "FILTERED_POSITION",
     "NAME_LOOKUP",
     "OBSERVATION_COLUMNS",
+    "POSITION_COLUMNS",
     "PRODUCTS",
     "PRODUCT_COLUMNS",
     "SERVICES",
@@ -151,6 +153,11 @@ OBSERVATION_COLUMNS: tuple[Column, ...] = (
            criterion="obsid"),
 )
 
+# Position services add it: the separation of each row's centre from the position asked for.
+DISTANCE = Column("distance", "float", 'Distance (")', "Angular separation between searched coordinates and "
+                  "center of observation", unit="arcsec")
+POSITION_COLUMNS = (*OBSERVATION_COLUMNS, DISTANCE)
+
 PRODUCT_COLUMNS: tuple[Column, ...] = (
     Column("obsID", "string", "Product Group ID", "obsid of the observation row the file belongs to"),
     Column("obs_collection", "string", "Mission", "Collection"),
@@ -186,7 +193,7 @@ NAME_COLUMNS: tuple[Column, ...] = (
     Column("proposal_id", "string", "Proposal ID", "Programs observing it, ';'-joined"),
 )
 
-_CONFIGS = {FILTERED: OBSERVATION_COLUMNS, FILTERED_POSITION: OBSERVATION_COLUMNS, CONE: OBSERVATION_COLUMNS,
+_CONFIGS = {FILTERED: OBSERVATION_COLUMNS, FILTERED_POSITION: POSITION_COLUMNS, CONE: POSITION_COLUMNS,
             PRODUCTS: PRODUCT_COLUMNS, NAME_LOOKUP: NAME_COLUMNS}
 
 
@@ -343,7 +350,7 @@ def _range(entry: dict[str, Any], name: str) -> str:
     return f"{text(lo)}..{text(hi)}"
 
 
-_BY_NAME = {c.name.lower(): c for c in OBSERVATION_COLUMNS}
+_BY_NAME = {c.name.lower(): c for c in POSITION_COLUMNS}
 _ONLY = {"collection": mast.MISSION, "intent": "science"}  # what every row of this archive has
 
 
@@ -475,9 +482,10 @@ def name_lookup_reply(req: MastRequest, found: list[dict[str, Any]], unknown: di
 # ------------------------------------------------------------------ rows and replies
 
 
-def observation_values(row: CaomObservationRow) -> dict[str, Any]:
-    """An observation row with MAST's columns (:data:`OBSERVATION_COLUMNS`)."""
-    return {
+def observation_values(row: CaomObservationRow, distance: float | None = None) -> dict[str, Any]:
+    """An observation row with MAST's columns (:data:`OBSERVATION_COLUMNS`, and ``distance``
+    in arcsec for a position service)."""
+    return {"distance": distance, **{
         "intentType": row.intentType, "obs_collection": row.obs_collection, "provenance_name": "CALJWST",
         "instrument_name": row.instrument_name, "project": mast.MISSION, "filters": row.filters,
         "wavelength_region": "INFRARED", "target_name": row.target_name, "target_classification": None,
@@ -488,7 +496,7 @@ def observation_values(row: CaomObservationRow) -> dict[str, Any]:
         "jpegURL": row.jpegURL,
         "dataURL": mast.data_uri(row.dataURL.rsplit("/", 1)[-1]) if row.dataURL else None,
         "dataRights": row.dataRights, "obsid": str(row.obsid),
-    }
+    }}
 
 
 def product_values(row: CaomProductRow, dataproduct_type: str | None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from services.archive.dependencies import (
 from services.archive.mast import CriterionError
 from services.archive.routers import download
 from services.archive.schemas import MAX_BUNDLE_FILES, BundleRequest, ErrorOut
+from services.archive.search import _separation
 
 __all__ = ["router"]
 
@@ -85,10 +86,15 @@ def _first(fields: list[tuple[str, str]], name: str) -> str | None:
 def _observations(session, req: mp.MastRequest, base: str) -> mp.Answer:
     criteria, possible = mp.observation_criteria(req)
     if not possible:
-        return mp.Answer(mp.OBSERVATION_COLUMNS)
+        return mp.Answer(mp.OBSERVATION_COLUMNS if criteria.ra is None else mp.POSITION_COLUMNS)
     now = datetime.now(UTC)
     total, rows = search_caom(session, criteria, req.page, req.pagesize, now, base)
-    return mp.Answer(mp.OBSERVATION_COLUMNS, [mp.observation_values(r) for r in rows], total)
+    if criteria.ra is None:
+        return mp.Answer(mp.OBSERVATION_COLUMNS, [mp.observation_values(r) for r in rows], total)
+    return mp.Answer(mp.POSITION_COLUMNS, [
+        mp.observation_values(r, None if r.s_ra is None else
+                              round(_separation(criteria.ra, criteria.dec, r.s_ra, r.s_dec) * 3600.0, 3))
+        for r in rows], total)
 
 
 def _products(session, req: mp.MastRequest, operator: bool) -> mp.Answer:
