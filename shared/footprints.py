@@ -53,19 +53,22 @@ def file_region(path: Path) -> str | None:
 
     from shared.instruments import UnknownInstrumentError, detector
 
-    with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
-        primary = hdus[0].header
-        sci = hdus["SCI"].header if "SCI" in hdus else primary
-        for header in (sci, primary):
-            value = header.get("S_REGION")
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-        try:
-            ra, dec, roll = (float(sci[k]) for k in ("RA_REF", "DEC_REF", "ROLL_REF"))
-            xsize, ysize = int(primary["SUBSIZE1"]), int(primary["SUBSIZE2"])
-            scale = detector(str(primary["DETECTOR"])).pixel_scale
-        except (KeyError, TypeError, ValueError, UnknownInstrumentError):
-            return None
+    try:
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
+            primary = hdus[0].header
+            sci = hdus["SCI"].header if "SCI" in hdus else primary
+    except (OSError, ValueError, IndexError):
+        return None  # not a FITS file this can read: the footprint is unknown, the product no less archived
+    for header in (sci, primary):
+        value = header.get("S_REGION")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    try:
+        ra, dec, roll = (float(sci[k]) for k in ("RA_REF", "DEC_REF", "ROLL_REF"))
+        xsize, ysize = int(primary["SUBSIZE1"]), int(primary["SUBSIZE2"])
+        scale = detector(str(primary["DETECTOR"])).pixel_scale
+    except (KeyError, TypeError, ValueError, UnknownInstrumentError):
+        return None
     if not (math.isfinite(ra) and math.isfinite(dec) and math.isfinite(roll)) or xsize < 1 or ysize < 1:
         return None
     return window_region(ra, dec, roll, scale, xsize, ysize)

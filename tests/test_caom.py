@@ -68,8 +68,7 @@ def _products(client, ident, **params) -> list[dict]:
 
 
 def _base(run: ChainRun) -> str:
-    """Where links in answers start: the configured base URL, else the address the
-    request reached (the test client's)."""
+    """The address the API's URLs start with: the test client's (no DMS_ARCHIVE_BASE_URL set)."""
     return (run.ctx.settings.archive_base_url or "http://testserver").rstrip("/")
 
 

@@ -32,7 +32,7 @@ def api(request, tmp_path):
     url = None if request.param == "sqlite" else request.getfixturevalue("pg_url")
     settings = Settings(var_dir=tmp_path / "var", catalog_url=url, _env_file=None)
     catalog = Catalog(settings.resolved_catalog_url)
-    catalog.upgrade()  # through 0014_target_aliases
+    catalog.upgrade()  # through 0012_target_aliases
     with catalog.session() as s:
         upsert_program(s, _plan("01234", [GALAXY, CLUSTER]))  # observes the galaxy
         upsert_program(s, _plan("02345", [GALAXY, CLUSTER], target_id=2))  # observes the cluster

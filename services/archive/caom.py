@@ -20,18 +20,18 @@ Rules (documented in docs/archive-api.md):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.archive import mast
 from services.archive.mast import CriterionError
 from services.archive.schemas import CaomObservationRow, CaomProductRow
 from services.archive.search import (
+    _in_cone_pixels,
     _levels,
     _product_row,
     _product_select,
@@ -110,26 +110,9 @@ def _observations(values: Sequence[str]) -> ColumnElement[bool]:
     return CaomObservation.id.in_(select(CaomObservationLink.caom_id).where(or_(*conds)))
 
 
-def _box(ra_col, dec_col, ra: float, dec: float, radius: float) -> ColumnElement[bool]:
-    """A coordinate box that holds the cone (SQL prefilter; the exact test follows in Python)."""
-    conds = [dec_col >= dec - radius, dec_col <= dec + radius]
-    cos_dec = math.cos(math.radians(dec))
-    if dec + radius >= 90 or dec - radius <= -90 or math.sin(math.radians(radius)) >= cos_dec:
-        return and_(*conds)
-    half = math.degrees(math.asin(math.sin(math.radians(radius)) / cos_dec)) + 1e-9
-    lo, hi = ra - half, ra + half
-    if lo < 0:
-        conds.append(or_(ra_col >= lo + 360.0, ra_col <= hi))
-    elif hi >= 360:
-        conds.append(or_(ra_col >= lo, ra_col <= hi - 360.0))
-    else:
-        conds.extend([ra_col >= lo, ra_col <= hi])
-    return and_(*conds)
-
-
 def _cone_ids(session: Session, ra: float, dec: float, radius: float) -> set[int]:
     rows = session.execute(select(CaomObservation.id, CaomObservation.s_ra, CaomObservation.s_dec).where(
-        CaomObservation.s_ra.is_not(None), _box(CaomObservation.s_ra, CaomObservation.s_dec, ra, dec, radius)))
+        CaomObservation.hpx.is_not(None), _in_cone_pixels(CaomObservation.hpx, ra, dec, radius)))
     return {i for i, r, d in rows if _separation(ra, dec, r, d) <= radius}
 
 

@@ -53,6 +53,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from shared.catalog import sky
 from shared.catalog.models import (
     Association,
     CaomMember,
@@ -333,6 +334,7 @@ def _fill(row: CaomObservation, files: list[Product], own: list[Product], region
     row.n_products = len(files)
     row.s_region = region
     row.s_ra, row.s_dec = region_centre(region) if region else (None, None)
+    row.hpx = sky.pixel(row.s_ra, row.s_dec)
     row.updated_at = datetime.now(UTC)
 
 

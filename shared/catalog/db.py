@@ -71,7 +71,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def _backfill_caom(url: str) -> None:
     """Build the CAOM rows of a catalog archived before they existed (migration
-    0012_caom_observations made their tables empty): computed here, with the models of the
+    0014_caom_observations made their tables empty): computed here, with the models of the
     schema now in place, once, when a catalog has products but no rows."""
     from sqlalchemy import exists, select
 

@@ -653,8 +653,10 @@ class CaomObservation(Base):
     filters: Mapped[str] = mapped_column(String(64))
     target_name: Mapped[str] = mapped_column(String(200), default="")
     dataproduct_type: Mapped[str | None] = mapped_column(String(16))
-    s_ra: Mapped[float | None] = mapped_column(Float, index=True)
+    s_ra: Mapped[float | None] = mapped_column(Float)
     s_dec: Mapped[float | None] = mapped_column(Float)
+    hpx: Mapped[int | None] = mapped_column(
+        BigInteger, index=True, comment="HEALPix pixel of (s_ra, s_dec) (shared.catalog.sky): the cone's index")
     s_region: Mapped[str | None] = mapped_column(Text)
     t_min: Mapped[datetime | None]
     t_max: Mapped[datetime | None]

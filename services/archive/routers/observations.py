@@ -1,4 +1,4 @@
-"""/observations: search (MAST's CAOM rows), one observation, and its products."""
+"""/observations: search (one row per program observation, MAST field names), one observation, and its products."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 current products, indexes of the archive's searches (filename patterns, suffixes, times)
 
 Revision ID: 0013_search_indexes
-Revises: 0014_target_aliases
+Revises: 0012_target_aliases
 Create Date: 2026-12-04 16:00:00.000000
 
 The derived columns are filled here for the rows already archived (shared.catalog.summary
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0013_search_indexes'
-down_revision = '0014_target_aliases'
+down_revision = '0012_target_aliases'
 branch_labels = None
 depends_on = None
 

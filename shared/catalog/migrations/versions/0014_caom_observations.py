@@ -5,15 +5,15 @@ Existing catalogs get their rows when the schema reaches head
 (:func:`shared.catalog.db.upgrade` runs :func:`shared.catalog.caom.backfill`): the rows are
 computed from the catalog with the models of the head schema, which a migration cannot rely on.
 
-Revision ID: 0012_caom_observations
-Revises: 0013_search_indexes (after the search indexes and target aliases)
+Revision ID: 0014_caom_observations
+Revises: 0013_search_indexes
 Create Date: 2026-12-04 16:00:00.000000
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012_caom_observations'
+revision = '0014_caom_observations'
 down_revision = '0013_search_indexes'
 branch_labels = None
 depends_on = None
@@ -39,6 +39,8 @@ def upgrade() -> None:
     sa.Column('dataproduct_type', sa.String(length=16), nullable=True),
     sa.Column('s_ra', sa.Float(), nullable=True),
     sa.Column('s_dec', sa.Float(), nullable=True),
+    sa.Column('hpx', sa.BigInteger(), nullable=True,
+              comment='HEALPix pixel of (s_ra, s_dec) (shared.catalog.sky): the cone\'s index'),
     sa.Column('s_region', sa.Text(), nullable=True),
     sa.Column('t_min', sa.DateTime(timezone=True), nullable=True),
     sa.Column('t_max', sa.DateTime(timezone=True), nullable=True),
@@ -64,7 +66,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_caom_observation_kind'), ['kind'], unique=False)
         batch_op.create_index(batch_op.f('ix_caom_observation_observation_id'), ['observation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_caom_observation_program_id'), ['program_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_caom_observation_s_ra'), ['s_ra'], unique=False)
+        batch_op.create_index(batch_op.f('ix_caom_observation_hpx'), ['hpx'], unique=False)
     op.create_table('caom_product',
     sa.Column('caom_id', sa.Integer(), nullable=False),
     sa.Column('filename', sa.String(length=200), nullable=False),
@@ -100,7 +102,7 @@ def downgrade() -> None:
             batch_op.drop_index(batch_op.f(f'ix_{table}_{index}'))
         op.drop_table(table)
     with op.batch_alter_table('caom_observation', schema=None) as batch_op:
-        for column in ('s_ra', 'program_id', 'observation_id', 'kind', 'calib_level'):
+        for column in ('hpx', 'program_id', 'observation_id', 'kind', 'calib_level'):
             batch_op.drop_index(batch_op.f(f'ix_caom_observation_{column}'))
     op.drop_table('caom_observation')
     with op.batch_alter_table('product', schema=None) as batch_op:

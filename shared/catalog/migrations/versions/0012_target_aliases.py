@@ -1,6 +1,6 @@
 """target aliases: other names of an observation's target, from the plan (name resolution)
 
-Revision ID: 0014_target_aliases
+Revision ID: 0012_target_aliases
 Revises: 0011_prerequisites
 Create Date: 2026-12-04 16:00:00.000000
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-04 16:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0014_target_aliases'
+revision = '0012_target_aliases'
 down_revision = '0011_prerequisites'
 branch_labels = None
 depends_on = None

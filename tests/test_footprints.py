@@ -1,0 +1,73 @@
+"""Sky footprints of product files (S_REGION, or the readout window about the pointing) and
+reading them back (centre, containment), on tiny files written here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from shared.footprints import (
+    circle_region,
+    file_region,
+    parse_region,
+    region_centre,
+    region_contains,
+)
+from shared.instruments import detector
+
+
+def _write(path, primary: dict, sci: dict | None) -> None:
+    hdus = [fits.PrimaryHDU()]
+    hdus[0].header.update(primary)
+    if sci is not None:
+        hdus.append(fits.ImageHDU(np.zeros((2, 2), np.float32), name="SCI"))
+        hdus[1].header.update(sci)
+    fits.HDUList(hdus).writeto(path)
+
+
+def test_the_s_region_keyword_wins(tmp_path):
+    region = "POLYGON ICRS 10.0 20.0 10.1 20.0 10.1 20.1 10.0 20.1"
+    _write(tmp_path / "a_cal.fits", {"SUBSIZE1": 160, "SUBSIZE2": 160, "DETECTOR": "NRCA1"},
+           {"S_REGION": region, "RA_REF": 50.0, "DEC_REF": 0.0, "ROLL_REF": 0.0})
+    assert file_region(tmp_path / "a_cal.fits") == region
+
+
+def test_before_calibration_the_window_about_its_pointing(tmp_path):
+    _write(tmp_path / "a_uncal.fits", {"SUBSIZE1": 160, "SUBSIZE2": 80, "DETECTOR": "NRCA1"},
+           {"RA_REF": 359.999, "DEC_REF": -27.5, "ROLL_REF": 30.0})
+    region = file_region(tmp_path / "a_uncal.fits")
+    shape, numbers = parse_region(region)
+    assert shape == "POLYGON" and len(numbers) == 8
+    ra, dec = region_centre(region)  # across RA 0/360
+    assert ra == pytest.approx(359.999, abs=1e-6) and dec == pytest.approx(-27.5, abs=1e-6)
+    assert region_contains(region, 359.999, -27.5)
+    # the window's sides: 160 and 80 pixels of the detector's scale
+    corners = np.radians(np.reshape(numbers, (4, 2)))
+    scale = detector("NRCA1").pixel_scale
+
+    def side(a, b):
+        return np.degrees(np.arccos(np.sin(a[1]) * np.sin(b[1]) + np.cos(a[1]) * np.cos(b[1]) * np.cos(a[0] - b[0])))
+
+    assert side(corners[0], corners[1]) * 3600 == pytest.approx(160 * scale, rel=1e-4)
+    assert side(corners[1], corners[2]) * 3600 == pytest.approx(80 * scale, rel=1e-4)
+    outside = 359.999 + 100 * scale / 3600 / np.cos(np.radians(27.5))
+    assert not region_contains(region, outside % 360, -27.5)
+
+
+def test_files_that_say_nothing_of_the_sky_have_no_footprint(tmp_path):
+    (tmp_path / "junk.fits").write_bytes(b"not a FITS file")
+    _write(tmp_path / "table.fits", {"DETECTOR": "NRCA1"}, None)
+    (tmp_path / "a_cat.ecsv").write_text("# %ECSV 1.0\n")
+    for name in ("junk.fits", "table.fits", "a_cat.ecsv"):
+        assert file_region(tmp_path / name) is None
+
+
+def test_circles_and_bad_regions():
+    region = circle_region(10.0, 89.99, 0.02)
+    assert region_contains(region, 190.0, 89.995)  # across the pole
+    assert not region_contains(region, 10.0, 89.95)
+    assert region_centre(region) == (10.0, 89.99)
+    for bad in ("", "BOX ICRS 1 2 3 4", "POLYGON ICRS 1 2 3", "CIRCLE 1 2"):
+        with pytest.raises(ValueError):
+            parse_region(bad)
