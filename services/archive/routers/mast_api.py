@@ -2,7 +2,8 @@
 ``request`` form field), the column configuration astroquery reads before a query
 (``/portal/Mashup/Mashup.asmx/columnsconfig``), one file by its dataURI
 (``/api/v0.1/Download/file?uri=mast:JWST/product/<file>``) and many at once
-(``/api/v0.1/Download/bundle.sh|.zip|.tar``).
+(``/api/v0.1/Download/bundle.sh|.zip|.tar|.tar.gz``), and name resolution as MAST's resolver
+answers it (``/Santa-war/query``).
 
 Thin drivers: the request is read by :mod:`services.archive.mast_protocol`, answered by the
 queries of ``/caom/observations`` and by the download routes (the same access rule, the
