@@ -496,7 +496,7 @@ def test_events_show_no_storage_uri(site):
     body = r.text
     assert "file://" not in body and "s3://" not in body and str(ctx.settings.resolved_store_root) not in body
     archived = next(e for e in r.json()["rows"] if e["type"] == "dms.product.archived")
-    assert archived["data"]["product"]["dataURI"] == ("dms:JWST/product/"
+    assert archived["data"]["product"]["dataURI"] == ("mast:JWST/product/"
                                                       "jw01234001001_01101_00001_nrca1_uncal.fits")
     rejected = next(e for e in r.json()["rows"] if e["type"] == "dms.ingest.rejected")
     assert rejected["data"]["raw"] == {"filename": "noise.ccsds", "sha256": "0" * 64, "size": 3}

@@ -331,7 +331,7 @@ def test_product_rows_and_filters(archive):
     assert body["total"] == 19 == len(body["rows"])  # 15 files, 2 gs-fg, preview + thumbnail
     rows = {r["productFilename"]: r for r in body["rows"]}
     uncal = rows[archive.uncal_a[0]]
-    assert uncal["dataURI"] == f"dms:JWST/product/{archive.uncal_a[0]}"
+    assert uncal["dataURI"] == f"mast:JWST/product/{archive.uncal_a[0]}"
     assert (uncal["productType"], uncal["productSubGroupDescription"], uncal["calib_level"]) == ("SCIENCE", "UNCAL", 1)
     assert uncal["sha256"] == archive.sha256(archive.uncal_a[0]) and uncal["size"] > 0
     assert (uncal["obsID"], uncal["obs_id"], uncal["revision"], uncal["is_current"]) == (obsid, "jw01234001", 1, True)
@@ -388,7 +388,7 @@ def test_product_detail_provenance_and_linkages(archive):
     rate = cal.replace("_cal", "_rate")
     detail = get(archive, f"/products/{cal}").json()
     assert detail["product"]["productFilename"] == cal and detail["product"]["calib_level"] == 2
-    assert detail["provenance"]["inputs"] == [{"name": rate, "dataURI": f"dms:JWST/product/{rate}", "is_product": True}]
+    assert detail["provenance"]["inputs"] == [{"name": rate, "dataURI": f"mast:JWST/product/{rate}", "is_product": True}]
     assert detail["provenance"]["software_version"] == "0.2.0"
     assert [r["productFilename"] for r in detail["linkages"]["associations"]] == [ASN]
     assert [r["productFilename"] for r in detail["linkages"]["outputs"]] == [I2D]
@@ -448,10 +448,13 @@ def test_tokens_decide_who_reads_exclusive_data(archive):
     archive.client.cookies.set("mast_token", archive.tokens[ADA])
     try:
         assert archive.client.get(f"/download/{name}").status_code == 200
-        assert archive.client.get("/whoami").json() == {"anon": False, "user": ADA}
+        assert archive.client.get("/whoami").json() == {
+            "anon": False, "user": ADA, "ezid": ADA, "attrib": {"display_name": ADA, "ezid": ADA},
+            "scopes": ["mast:exclusive_access"]}
     finally:
         archive.client.cookies.clear()
-    assert get(archive, "/whoami").json() == {"anon": True, "user": None}
+    assert get(archive, "/whoami").json() == {"anon": True, "user": None, "ezid": "anonymous",
+                                              "attrib": {"display_name": None, "ezid": None}, "scopes": []}
     # bad, expired and revoked tokens are refused, never treated as anonymous
     for header in ("Bearer nonsense", "Basic YWRhOnB3", "Bearer"):
         r = archive.client.get(f"/download/{archive.uncal_b}", headers={"Authorization": header})

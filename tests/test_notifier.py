@@ -257,7 +257,7 @@ def test_mast_rows_and_cloud_event():
         "event_id": "e-1", "mission": "JWST", "fileset": "jw01234001001_01101_00001",
         "filename": "jw01234001001_01101_00001-seg001_nrca1_uncal.fits", "program": 1234, "event_type": "New",
         "archived_date": "2026-03-01T12:00:00.123", "public_release_date": "2027-03-01T12:00:00.000",
-        "dataURI": "dms:JWST/product/jw01234001001_01101_00001-seg001_nrca1_uncal.fits", "suffix": "uncal",
+        "dataURI": "mast:JWST/product/jw01234001001_01101_00001-seg001_nrca1_uncal.fits", "suffix": "uncal",
         "revision": 1, "level": 1, "instrument": "NIRCAM",
     }
     ce = cloud_event("b-1", [row], "new", T0)

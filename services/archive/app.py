@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.archive.dependencies import check_request, get_settings
 from services.archive.mast import CriterionError
@@ -25,6 +28,7 @@ from services.archive.routers import (
     caom,
     download,
     events,
+    mast_api,
     observations,
     ops,
     products,
@@ -106,6 +110,14 @@ async def _criterion_error(request: Request, exc: CriterionError) -> JSONRespons
     return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)
 
 
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's answer, except a refused token on ``/whoami``: MAST's clients read ``anon``
+    there (astroquery's login then says the token is invalid), so the 401 carries it too."""
+    if exc.status_code == status.HTTP_401_UNAUTHORIZED and request.url.path == "/whoami":
+        return JSONResponse({"detail": exc.detail, "anon": True}, status_code=exc.status_code, headers=exc.headers)
+    return await http_exception_handler(request, exc)
+
+
 async def _catalog_down(request: Request, exc: OperationalError) -> JSONResponse:
     log.error("catalog error on %s %s: %s", request.method, request.url.path, exc)
     return JSONResponse({"detail": "the catalog is unavailable (down, or its schema is not up to date: "
@@ -144,6 +156,23 @@ class _BodyLimit:
             return message
 
         return await self.app(scope, limited if length is None else receive, send)
+
+
+class _AbsoluteForm:
+    """Accept a request target in absolute form (``GET http://host/path?q HTTP/1.1``), as an
+    HTTP/1.1 server must (RFC 9112 §3.2.2): route it by its path. Clients send that form
+    when the archive stands in for a host they are configured to reach through a proxy
+    (astroquery's name resolver, see docs/archive-api.md)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(("http://", "https://")):
+            parts = urlsplit(path)
+            scope = {**scope, "path": parts.path or "/", "raw_path": (parts.path or "/").encode("latin-1")}
+        return await self.app(scope, receive, send)
 
 
 def _complete_openapi(app: FastAPI) -> dict:
@@ -200,6 +229,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "wavefront", "description": "Wavefront-sensing OPD files (program-independent, public)."},
             {"name": "caom", "description": "Observation rows as MAST presents JWST: one per Level-3 product, "
                                             "one per exposure and detector, with their product lists."},
+            {"name": "mast", "description": "MAST's own protocol, as astroquery.mast speaks it: /api/v0/invoke, the "
+                                            "column configuration, downloads by dataURI."},
             {"name": "events", "description": "Recent archive events."},
             {"name": "operations", "description": "Health, metrics, identity."},
         ],
@@ -207,11 +238,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
-    for module in (observations, caom, resolve, products, download, programs, access, references, wavefront,
-                   subscriptions, reprocessing, events, ops):
+    for module in (observations, caom, mast_api, resolve, products, download, programs, access, references,
+                   wavefront, subscriptions, reprocessing, events, ops):
         app.include_router(module.router)
     app.openapi = lambda: _complete_openapi(app)
     app.add_middleware(_BodyLimit)
+    app.add_middleware(_AbsoluteForm)
     return app

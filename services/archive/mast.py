@@ -111,8 +111,9 @@ def normalize_program(value: str, param: str = "program") -> str:
 
 
 def data_uri(filename: str) -> str:
-    """``dms:JWST/product/<filename>``, the archive's analogue of MAST's ``mast:`` URIs."""
-    return f"dms:{MISSION}/product/{filename}"
+    """``mast:JWST/product/<filename>``, a product's URI as MAST gives it (and as
+    ``GET /api/v0.1/Download/file?uri=`` takes it)."""
+    return f"mast:{MISSION}/product/{filename}"
 
 
 def data_rights(public: bool) -> str:

@@ -124,7 +124,8 @@ class ProductRow(BaseModel):
     obs_collection: str = "JWST"
     proposal_id: str
     productFilename: str
-    dataURI: str = Field(description="dms:JWST/product/<productFilename>; download at /download/<productFilename>.")
+    dataURI: str = Field(description="mast:JWST/product/<productFilename> (as MAST); download at /download/<productFilename> "
+                                     "or /api/v0.1/Download/file?uri=<dataURI>.")
     productType: str = Field(description="SCIENCE, AUXILIARY, INFO or PREVIEW.")
     productSubGroupDescription: str = Field(description="File suffix, upper-case: UNCAL, RATE, CAL, I2D, ASN...")
     productGroupDescription: str | None = Field(description="'Minimum Recommended Products' or null.")
@@ -436,9 +437,20 @@ class Health(BaseModel):
     broker: str | None
 
 
+class WhoAmIAttributes(BaseModel):
+    display_name: str | None = Field(description="The token owner (astroquery's login greets them by it).")
+    ezid: str | None = Field(description="The same, as MAST names its user id.")
+
+
 class WhoAmI(BaseModel):
+    """The caller, as MAST's ``/whoami`` answers it (astroquery's MastAuth reads ``anon`` and
+    ``attrib.display_name``)."""
+
     anon: bool = Field(description="True when no token was given (astroquery reads this).")
     user: str | None
+    ezid: str = Field(description="The token owner, or 'anonymous'.")
+    attrib: WhoAmIAttributes
+    scopes: list[str] = Field(description="mast:exclusive_access for a token (it reads exclusive data the owner may read).")
 
 
 class ResolvedCoordinate(BaseModel):

@@ -78,7 +78,7 @@ def mast_row(notice: Notice, event_id: str) -> dict[str, Any]:
         "event_type": ROW_EVENT_TYPES[notice.notification_type],
         "archived_date": mast_time(f.archived_at),
         "public_release_date": mast_time(f.data_release),
-        "dataURI": f"dms:{MISSION}/{'reference' if reference else 'product'}/{f.filename}",
+        "dataURI": f"dms:{MISSION}/reference/{f.filename}" if reference else f"mast:{MISSION}/product/{f.filename}",
         "suffix": f.suffix,
         "revision": f.revision,
         "level": f.level,

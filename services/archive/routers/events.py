@@ -2,7 +2,7 @@
 
 Event payloads carry where things are stored (``uri``: ``s3://...`` or ``file:///...``)
 for the services; the public never sees that (:func:`public_data`): a product's ``uri``
-becomes its ``dataURI`` (``dms:JWST/product/<filename>``), a reference file's
+becomes its ``dataURI`` (``mast:JWST/product/<filename>``, as MAST), a reference file's
 ``dms:JWST/reference/<filename>``, a raw telemetry file's is dropped (raw files are not
 served), and any storage URI left in a text is cut to its file name.
 """
@@ -36,8 +36,7 @@ def _public_uri(holder: str | None, node: dict[str, Any]) -> dict[str, Any]:
     name = node.get("filename")
     if holder in _RAW_KEYS or not isinstance(name, str):
         return out
-    kind = "reference" if holder == "files" else "product"
-    out["dataURI"] = f"dms:{mast.MISSION}/{kind}/{name}"
+    out["dataURI"] = f"dms:{mast.MISSION}/reference/{name}" if holder == "files" else mast.data_uri(name)
     return out
 
 

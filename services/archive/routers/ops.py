@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from services.archive.dependencies import CurrentUser, DbSession, SettingsDep
 from services.archive.metrics import CONTENT_TYPE, render_metrics
-from services.archive.schemas import Health, WhoAmI
+from services.archive.schemas import Health, WhoAmI, WhoAmIAttributes
 from shared.health import check_broker, check_catalog, check_store
 
 __all__ = ["router"]
@@ -42,4 +42,7 @@ def metrics(session: DbSession, settings: SettingsDep) -> PlainTextResponse:
 
 @router.get("/whoami", response_model=WhoAmI, summary="Who the token says you are")
 def whoami(user: CurrentUser) -> WhoAmI:
-    return WhoAmI(anon=user is None, user=user)
+    """As MAST answers it, for anonymous callers and token users alike."""
+    return WhoAmI(anon=user is None, user=user, ezid=user or "anonymous",
+                  attrib=WhoAmIAttributes(display_name=user, ezid=user),
+                  scopes=[] if user is None else ["mast:exclusive_access"])
