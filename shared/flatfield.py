@@ -26,30 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shared.arrays import check_image_stack, check_reference, total_error
 from shared.datamodels import dqflags as _dqflags
 
 __all__ = ["FlatFieldResult", "apply_flat"]
-
-
-
-def _image_stack(name: str, array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array)
-    if array.ndim not in (2, 3):
-        raise ValueError(f"{name} must be 2-D (ny, nx) or 3-D (nints, ny, nx), got shape {array.shape}")
-    return array
-
-
-def _reference(name: str, array: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
-    if array is None:
-        return None
-    array = np.asarray(array)
-    if array.shape != tuple(shape[-2:]):
-        raise ValueError(f"{name} has shape {array.shape}, expected {tuple(shape[-2:])} (cut to the window)")
-    return array
-
-
-def _total_error(*variances: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.sum([np.asarray(v, np.float64) for v in variances], axis=0)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -99,15 +79,15 @@ def apply_flat(
     -------
     FlatFieldResult
     """
-    sci = _image_stack("sci", sci)
-    flat = _reference("flat", flat, sci.shape).astype(np.float64)
-    ref_dq = _reference("flat_dq", flat_dq, sci.shape)
+    sci = check_image_stack("sci", sci)
+    flat = check_reference("flat", flat, sci.shape).astype(np.float64)
+    ref_dq = check_reference("flat_dq", flat_dq, sci.shape)
     ref_dq = np.zeros(flat.shape, np.uint32) if ref_dq is None else ref_dq.astype(np.uint32)
     no_flat = np.uint32(dqflags["NO_FLAT_FIELD"])
     bad = ~np.isfinite(flat) | (flat == 0.0) | ((ref_dq & no_flat) != 0)
     ref_dq = ref_dq | np.where(bad, no_flat | np.uint32(dqflags["DO_NOT_USE"]), np.uint32(0))
     flat = np.where(bad, 1.0, flat)
-    err = _reference("flat_err", flat_err, sci.shape)
+    err = check_reference("flat_err", flat_err, sci.shape)
     err = np.zeros(flat.shape) if err is None else np.where(np.isfinite(err), err, 0.0).astype(np.float64)
 
     flat2 = flat * flat
@@ -118,7 +98,7 @@ def apply_flat(
     var_f = (out * out * err * err / flat2).astype(np.float32)
     return FlatFieldResult(
         sci=out.astype(np.float32),
-        err=_total_error(var_p, var_r, var_f),
+        err=total_error(var_p, var_r, var_f),
         dq=np.asarray(dq, np.uint32) | ref_dq,
         var_poisson=var_p,
         var_rnoise=var_r,

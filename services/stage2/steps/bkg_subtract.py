@@ -22,9 +22,8 @@ import numpy as np
 from astropy.stats import sigma_clip
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.arrays import check_image_stack, check_reference, total_error
 from shared.datamodels import dqflags as _dqflags
-
-from ._common import check_image_stack, check_reference, total_error
 
 __all__ = ["BackgroundImage", "BkgSubtractParams", "BkgSubtractResult", "average_background", "subtract_background"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import check_image_stack
+from shared.arrays import check_image_stack
 
 __all__ = [
     "MJSR_TO_UJA2",

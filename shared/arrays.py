@@ -1,4 +1,5 @@
-"""Helpers shared by the stage-2 kernels. Private to :mod:`services.stage2.steps`."""
+"""Checks of the arrays a science kernel is given, shared by the pipelines' steps (stage 2's
+kernels, the flat-field kernel of :mod:`shared.flatfield`). Pure: arrays in, arrays out."""
 
 from __future__ import annotations
 
