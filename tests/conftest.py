@@ -51,20 +51,25 @@ def pg_server_url() -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def pg_url(pg_server_url) -> str:
-    """The session database, emptied before each test."""
+def empty_catalog(url: str) -> str:
+    """The PostgreSQL catalog at ``url`` at the newest schema with every table emptied; the url."""
     from sqlalchemy import create_engine, text
 
     from shared.catalog import Base, upgrade
 
-    upgrade(pg_server_url)
-    engine = create_engine(pg_server_url)
+    upgrade(url)
+    engine = create_engine(url)
     with engine.begin() as conn:
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
-    return pg_server_url
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_server_url) -> str:
+    """The session database, emptied before each test."""
+    return empty_catalog(pg_server_url)
 
 
 @pytest.fixture

@@ -21,20 +21,17 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
-from sqlalchemy import create_engine, text
 
 from services.archive.app import create_app
 from shared.catalog import (
     Artifact,
     ArtifactKind,
-    Base,
     Catalog,
     Observation,
     Product,
     Program,
     ReprocessingRequest,
     ReprocessingUnit,
-    upgrade,
 )
 from shared.catalog.queries import add_event
 from shared.config import Settings
@@ -43,6 +40,7 @@ from shared.storage import open_store
 from shared.subscriptions import SubscriptionSpec, create_subscription
 from shared.tokens import create_token
 from shared.webhooks import WebhookPolicy
+from tests.conftest import empty_catalog
 
 pytestmark = pytest.mark.integration
 
@@ -50,16 +48,6 @@ EXAMPLES = 25
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 OWNER = "fuzz@example.org"
 STORAGE_SCHEMES = (b"s3://", b"file://")
-
-
-def _empty_database(url: str) -> str:
-    upgrade(url)
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-    return url
 
 
 def _seed(catalog: Catalog) -> str:
@@ -104,7 +92,7 @@ def _seed(catalog: Catalog) -> str:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory, pg_server_url):
-    url = _empty_database(pg_server_url)
+    url = empty_catalog(pg_server_url)
     tmp = tmp_path_factory.mktemp("schema")
     settings = Settings(var_dir=tmp / "var", catalog_url=url, subscription_limit=5, _env_file=None)
     catalog = Catalog(url)

@@ -38,6 +38,7 @@ from shared.instruments import exposure_timing, subarray
 from shared.naming import object_key
 from shared.runtime import ServiceContext, dispatch_events, run_handler
 from shared.tokens import create_token, issue_token, list_tokens, revoke_token, verify_token
+from tests.conftest import empty_catalog
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -110,26 +111,12 @@ def _add_preview(ctx, filename: str, kind: str, name: str, data: bytes, content_
                        size=stored.size, content_type=content_type))
 
 
-def _empty_postgres(url: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    from shared.catalog import Base, upgrade
-
-    upgrade(url)
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-    return url
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def archive(request, tmp_path_factory) -> Archive:
     tmp = tmp_path_factory.mktemp("archive")
     catalog_url = None
     if request.param == "postgresql":
-        catalog_url = _empty_postgres(request.getfixturevalue("pg_server_url"))
+        catalog_url = empty_catalog(request.getfixturevalue("pg_server_url"))
     settings = Settings(var_dir=tmp / "var", catalog_url=catalog_url, webhook_allow="192.0.2.0/24",
                         archive_base_url="https://archive.example.org/api", _env_file=None)
     ctx, inline = embedded_context(settings, services=["ingest"])  # later stages registered below

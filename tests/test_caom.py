@@ -14,12 +14,11 @@ import pytest
 from alembic import command
 from astropy.io import fits
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, inspect, select
 
 from services.archive import mast
 from services.archive.app import create_app
 from shared.catalog import (
-    Base,
     CaomMember,
     CaomObservation,
     CaomProduct,
@@ -32,23 +31,14 @@ from shared.catalog.db import alembic_config
 from shared.catalog.queries import next_revision, register_product, supersede_products
 from shared.footprints import parse_region, region_contains
 from shared.naming import object_key, parse_level3
+from tests.conftest import empty_catalog
 from tests.faults.harness import small_program
 from tests.imaging_chain import ChainRun, run_chain
 
 
-def _empty_postgres(url: str) -> str:
-    upgrade(url)
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-    return url
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def chain(request, tmp_path_factory):
-    url = _empty_postgres(request.getfixturevalue("pg_server_url")) if request.param == "postgresql" else None
+    url = empty_catalog(request.getfixturevalue("pg_server_url")) if request.param == "postgresql" else None
     run = run_chain(small_program(), tmp_path_factory.mktemp("caom"), catalog_url=url)
     with TestClient(create_app(run.ctx.settings)) as client:
         yield run, client
