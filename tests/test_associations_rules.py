@@ -3,10 +3,11 @@ ASN JSON, completion, and agreement with the public association generator."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -20,7 +21,7 @@ from services.associations.builder import (
 )
 from services.associations.candidates import all_candidates
 from services.associations.pool import POOL_COLUMNS, pool_bytes
-from services.associations.state import ProgramState
+from services.associations.state import CurrentPool, ProgramState
 from shared.naming import parse_association, parse_level3, parse_pool
 from tests.associations_factory import T0, exposure_ids, make_plan, observation, snapshot
 
@@ -99,6 +100,28 @@ def test_pool_name_and_bytes_depend_only_on_the_exposures():
     c = evaluate(plan, snapshot(plan, {"uncal": ids + exposure_ids(plan, 2)[:1], "rate": ids}))
     assert c.pool.filename != a.pool.filename
     assert evaluate(plan, snapshot(plan, {})).pool is None
+
+
+def test_a_different_pool_in_the_same_second_gets_a_later_name():
+    # Two exposures archived within one second: the second pool must not reuse the first
+    # one's name (a second revision of a pool is no pool of its own), while the same pool
+    # evaluated again keeps its name.
+    plan = science_and_background_plan()
+    ids = exposure_ids(plan, 1)
+    first = evaluate(plan, snapshot(plan, {"uncal": ids[:1]}))
+    made = CurrentPool(first.pool.name, hashlib.sha256(pool_bytes(first.pool)).hexdigest())
+    later_input = snapshot(plan, {"uncal": ids[:2]})
+    in_that_second = ProgramState(plan.program, {k: replace(r, products={
+        s: tuple(replace(p, archived_at=first.pool.created.replace(tzinfo=UTC, microsecond=500_000))
+                 for p in files) for s, files in r.products.items()}) for k, r in later_input.exposures.items()},
+        pool=made)
+    second = evaluate(plan, in_that_second)
+    assert second.pool.created == first.pool.created + timedelta(seconds=1)
+    assert parse_pool(second.pool.filename).created > parse_pool(first.pool.filename).created
+    again = evaluate(plan, replace(snapshot(plan, {"uncal": ids[:1]}), pool=made))
+    assert again.pool.filename == first.pool.filename
+    # a pool whose inputs are later than the current one's keeps the stamp of its inputs
+    assert evaluate(plan, replace(later_input, pool=made)).pool.filename == evaluate(plan, later_input).pool.filename
 
 
 def test_pool_reads_back_in_the_public_pool_reader(tmp_path):

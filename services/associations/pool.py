@@ -4,14 +4,17 @@ Written as the real pools are: an ASCII table with ``|`` as delimiter, a header 
 columns of a current operations pool in their order, ``NULL`` for unknown values and
 ``T``/``F`` for flags. The public ``AssociationPool.read`` loads it. Deterministic: the
 pool's time stamp is the latest archive time among its ``_uncal``/``_rate`` products, so
-the same exposures give the same file name and bytes.
+the same exposures give the same file name and bytes; a pool whose bytes differ from the
+program's current pool is stamped later than it (one second after, when its inputs all
+fall in that pool's second), so two different pools never share a name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from astropy.table import Table
 
@@ -145,12 +148,22 @@ def build_pool(plan: Plan, state: ProgramState, candidates: list[Candidate]) -> 
     stamped = [p for r in records for suffix in ("uncal", "rate") for p in r.files(suffix)]
     created = max(p.archived_at for p in stamped).replace(microsecond=0, tzinfo=None)
     rows = tuple(pool_row(plan, r, candidates) for r in records)
+    current = state.pool
+    if current is not None and created <= current.name.created:
+        if hashlib.sha256(_table_bytes(rows)).hexdigest() == current.sha256:
+            created = current.name.created
+        else:
+            created = current.name.created + timedelta(seconds=1)
     return Pool(PoolName(state.program, created), rows, tuple(p.filename for p in raw))
 
 
 def pool_bytes(pool: Pool) -> bytes:
     """The pool file: ``|``-delimited, header row, one line per exposure."""
-    table = Table(rows=[[row[c] for c in POOL_COLUMNS] for row in pool.rows], names=POOL_COLUMNS,
+    return _table_bytes(pool.rows)
+
+
+def _table_bytes(rows: tuple[dict[str, str], ...]) -> bytes:
+    table = Table(rows=[[row[c] for c in POOL_COLUMNS] for row in rows], names=POOL_COLUMNS,
                   dtype=[str] * len(POOL_COLUMNS))
     out = io.StringIO()
     table.write(out, format="ascii.basic", delimiter="|")

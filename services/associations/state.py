@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.catalog.models import Exposure, Observation, Product
-from shared.naming import BadNameError, ExposureName, parse_exposure
+from shared.catalog.models import Artifact, ArtifactKind, Exposure, Observation, Product
+from shared.naming import BadNameError, ExposureName, PoolName, parse_exposure, parse_pool
 
-__all__ = ["EXPOSURE_SUFFIXES", "ExposureRecord", "ProductRecord", "ProgramState", "load_state"]
+__all__ = ["EXPOSURE_SUFFIXES", "CurrentPool", "ExposureRecord", "ProductRecord", "ProgramState", "load_state"]
 
 # Exposure-level products the rules use: the raw file (pool), stage 1 (Lv2) and stage 2 (Lv3).
 EXPOSURE_SUFFIXES = ("uncal", "rate", "rateints", "cal", "calints")
@@ -85,9 +85,18 @@ class ExposureRecord:
 
 
 @dataclass(frozen=True)
+class CurrentPool:
+    """The program's current pool: its name and the sha256 of its bytes."""
+
+    name: PoolName
+    sha256: str
+
+
+@dataclass(frozen=True)
 class ProgramState:
     program: str
     exposures: dict[str, ExposureRecord]
+    pool: CurrentPool | None = None
 
     def exposure(self, name: str) -> ExposureRecord | None:
         return self.exposures.get(name)
@@ -137,4 +146,19 @@ def load_state(session: Session, program: str) -> ProgramState:
             target_name=target_name or "",
             products={s: tuple(sorted(v, key=lambda p: (p.segment or 0))) for s, v in found.items()},
         )
-    return ProgramState(program, exposures)
+    return ProgramState(program, exposures, _current_pool(session, program))
+
+
+def _current_pool(session: Session, program: str) -> CurrentPool | None:
+    row = session.execute(
+        select(Product.filename, Artifact.sha256).join(Artifact, Artifact.product_id == Product.id)
+        .where(Product.program_id == program, Product.suffix == "pool", Product.is_current,
+               Artifact.kind == ArtifactKind.DATA)
+        .order_by(Product.filename.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    try:
+        return CurrentPool(parse_pool(row.filename), row.sha256)
+    except BadNameError:
+        return None
