@@ -14,7 +14,7 @@ import pytest
 from alembic import command
 from astropy.io import fits
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import create_engine, inspect, select, text
 
 from services.archive import mast
 from services.archive.app import create_app
@@ -28,6 +28,7 @@ from shared.catalog import (
     upgrade,
 )
 from shared.catalog.db import alembic_config
+from shared.catalog.obscore import COLUMNS, obs_id_of, obscore_select
 from shared.catalog.queries import next_revision, register_product, supersede_products
 from shared.footprints import parse_region, region_contains
 from shared.naming import object_key, parse_level3
@@ -314,3 +315,33 @@ def test_a_mosaic_of_two_observations_is_one_row_of_each(chain):
     with ctx.catalog.session() as s:
         pointings = [(e.ra, e.dec) for e in s.scalars(select(Exposure).where(Exposure.name.in_([exposure, other])))]
     assert all(region_contains(row["s_region"], ra, dec) for ra, dec in pointings)
+
+
+def test_obscore_rows_are_the_caom_rows_in_obscore_units(chain):
+    # One ObsCore row per CAOM row, times in MJD and wavelengths in metres; on PostgreSQL the
+    # view ivoa.obscore gives exactly what the SELECT gives.
+    run, client = chain
+    caom = _rows(client, program="1234")
+    with run.ctx.catalog.session() as s:
+        found = {r.obs_id: r for r in s.execute(obscore_select())}
+        if s.bind.dialect.name == "postgresql":
+            viewed = {r.obs_id: r for r in s.execute(text("SELECT * FROM ivoa.obscore"))}
+            assert list(next(iter(viewed.values()))._fields) == [c.name for c in COLUMNS]
+            assert viewed.keys() == found.keys()
+            for obs_id, row in viewed.items():
+                for name, value in row._asdict().items():
+                    expected = getattr(found[obs_id], name)
+                    if isinstance(value, float):
+                        assert value == pytest.approx(expected, rel=1e-12), (obs_id, name)
+                    else:
+                        assert value == expected, (obs_id, name)
+    assert set(found) == set(caom)
+    for obs_id, row in found.items():
+        mast_row = caom[obs_id]
+        assert row.calib_level == mast_row["calib_level"] and row.obs_collection == "JWST"
+        assert row.t_min == pytest.approx(mast_row["t_min"], abs=1e-6)  # MAST's are MJD too
+        assert row.t_max == pytest.approx(mast_row["t_max"], abs=1e-6)
+        assert row.em_min == pytest.approx(mast_row["em_min"] * 1e-9) and row.em_max > row.em_min
+        assert obs_id_of(row.obs_publisher_did) == obs_id
+        assert row.access_url == f"/vo/datalink?ID={row.obs_publisher_did}"
+        assert row.proposal_id == "01234" and row.s_region == mast_row["s_region"]

@@ -67,6 +67,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
     if revision == "head":
         _backfill_caom(url)
+        _create_obscore(url)
 
 
 def _backfill_caom(url: str) -> None:
@@ -87,6 +88,21 @@ def _backfill_caom(url: str) -> None:
                                                    Product.program_id.is_not(None)))):
                 return
             backfill(s)
+    finally:
+        catalog.dispose()
+
+
+def _create_obscore(url: str) -> None:
+    """(Re)create the ObsCore view of a PostgreSQL catalog (shared.catalog.obscore): derived
+    from the head schema's tables, so made here rather than by a migration."""
+    if not url.startswith("postgresql"):
+        return
+    from shared.catalog.obscore import create_view
+
+    catalog = Catalog(url)
+    try:
+        with catalog.engine.begin() as conn:
+            create_view(conn)
     finally:
         catalog.dispose()
 
