@@ -16,13 +16,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from services.archive.app import create_app
@@ -31,35 +28,11 @@ from shared.catalog import Artifact, ArtifactKind, CaomObservation, Observation,
 from shared.tokens import create_token
 from tests.faults.harness import small_program
 from tests.imaging_chain import ChainRun, run_chain
-from tests.system import free_port
+from tests.system import Server, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PI = "ada@example.org"
 STRANGER = "eve@example.org"
-
-
-class Server:
-    """The archive API on a free loopback port, served by uvicorn in a thread."""
-
-    def __init__(self, app, port: int):
-        self.port = port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the archive API did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 class Archive:
