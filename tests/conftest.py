@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -39,6 +41,13 @@ def embedded_settings(tmp_path) -> Settings:
 @pytest.fixture(scope="session")
 def pg_server_url() -> str:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    with scratch_database() as url:
+        yield url
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database (its SQLAlchemy URL), dropped on leaving."""
     name = f"dms_test_{uuid.uuid4().hex[:10]}"
     try:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
@@ -46,9 +55,11 @@ def pg_server_url() -> str:
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc} (start it; .ci/run does)")
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url.replace("postgresql://", "postgresql+psycopg://", 1)
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield url.replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def empty_catalog(url: str) -> str:
@@ -102,3 +113,11 @@ def smtp():
     sink = SmtpSink()
     yield sink
     sink.close()
+
+
+@pytest.fixture(scope="session")
+def vo_archive(tmp_path_factory):
+    """The live archive of the Virtual Observatory tests (tests/vo_archive.py), made once."""
+    from tests.vo_archive import serve_vo_archive
+
+    yield from serve_vo_archive(tmp_path_factory)
