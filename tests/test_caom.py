@@ -175,11 +175,16 @@ def test_program_observation_names_its_caom_rows_and_criteria(chain):
     assert len(_rows(client, ra=centre["s_ra"], dec=centre["s_dec"], radius=0.01)) == 3
     assert not _rows(client, ra=(centre["s_ra"] + 1) % 360, dec=centre["s_dec"], radius=0.01)
     assert len(_rows(client, dataRights="EXCLUSIVE_ACCESS")) == 3 and not _rows(client, dataRights="PUBLIC")
+    assert set(_rows(client, s_ra=f"{centre['s_ra'] - 1e-6}..{centre['s_ra'] + 1e-6}")) == {level3}
+    assert len(_rows(client, em_min=f"<={centre['em_min']}", em_max=f">={centre['em_max']}")) == 3
+    assert len(_rows(client, proposal_pi="Ada*", obs_title="*NIRCam*")) == 3 and not _rows(client, proposal_pi="Grace*")
+    assert not _rows(client, t_exptime=f">{centre['t_exptime'] * 10}")
     one = client.get(f"/caom/observations/{level3}").json()
     assert one["obs_id"] == level3 and client.get(f"/caom/observations/{one['obsid']}").json() == one
     for bad, params in (("/caom/observations", {"observation": "jw1"}),
                         ("/caom/observations", {"dataRights": "SOMETIMES"}),
-                        ("/caom/observations", {"ra": "10"})):
+                        ("/caom/observations", {"ra": "10"}),
+                        ("/caom/observations", {"t_exptime": "long"})):
         answer = client.get(bad, params=params)
         assert answer.status_code == 400 and answer.json()["detail"], answer.text
     for missing in ("/caom/observations/jw09999-o001_t001_nircam_clear-f200w",

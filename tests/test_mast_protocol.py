@@ -246,8 +246,8 @@ def _invoke(arch: Archive, body: str | None, **form) -> httpx.Response:
      '"values": [{"min": 60000, "max": 50000}]}]}}', 200, "above max"),
     ('{"service": "Mast.Caom.Filtered", "params": {"filters": [{"paramName": "proposal_id", "values": ["abc"]}]}}',
      200, "program number"),
-    ('{"service": "Mast.Caom.Filtered", "params": {"filters": [{"paramName": "s_ra", '
-     '"values": [{"min": 1, "max": 2}]}]}}', 200, "does not search"),
+    ('{"service": "Mast.Caom.Filtered", "params": {"filters": [{"paramName": "jpegURL", '
+     '"values": ["x"]}]}}', 200, "does not search"),
     ('{"service": "Mast.Caom.Filtered", "params": {"filters": []}}', 200, "at least one filter"),
     ('{"service": "Mast.Caom.Cone", "params": {"ra": 10, "dec": 95, "radius": 0.1}}', 200, "dec"),
     ('{"service": "Mast.Caom.Filtered.Position", "params": {"filters": [], "position": "10, 20"}}', 200,
@@ -297,3 +297,32 @@ def test_reply_shape_paging_columns_and_downloads_by_uri(archive):
     assert who.json()["anon"] is False and who.json()["ezid"] == PI
     with archive.run.ctx.catalog.session() as s:
         assert s.scalar(select(Program.pi_user).where(Program.id == "01234")) == PI
+
+
+def test_every_numeric_and_program_column_is_a_filter(archive):
+    # s_ra, s_dec, t_exptime, em_min, em_max are ranges; proposal_pi and obs_title wildcards
+    rows = _caom_rows(archive)
+    level3 = next(r for r in rows.values() if r.calib_level == 3)
+
+    def found(*filters) -> set[str]:
+        reply = _invoke(archive, json.dumps({"service": "Mast.Caom.Filtered", "params": {
+            "columns": "obs_id", "filters": list(filters)}})).json()
+        assert reply["status"] == "COMPLETE", reply
+        return {r["obs_id"] for r in reply["data"]}
+
+    def around(name: str, value: float, width: float) -> dict:
+        return {"paramName": name, "values": [{"min": value - width, "max": value + width}]}
+
+    assert found(around("s_ra", level3.s_ra, 1e-6), around("s_dec", level3.s_dec, 1e-6)) == {level3.obs_id}
+    assert found(around("s_ra", (level3.s_ra + 10) % 360, 1e-3)) == set()
+    assert found(around("em_min", level3.em_min, 1.0), around("em_max", level3.em_max, 1.0)) == set(rows)
+    assert found({"paramName": "em_min", "values": [{"min": level3.em_max + 1}]}) == set()
+    exposure = min((r for r in rows.values() if r.calib_level != 3), key=lambda r: r.obs_id)
+    assert exposure.obs_id in found(around("t_exptime", exposure.t_exptime, 0.01))
+    assert found({"paramName": "t_exptime", "values": [{"min": level3.t_exptime * 10 + 1}]}) == set()
+    assert found({"paramName": "proposal_pi", "values": ["Ada*"]}) == set(rows)
+    assert found({"paramName": "obs_title", "values": ["*imaging*"]}) == set(rows)
+    assert found({"paramName": "proposal_pi", "values": ["Grace*"]}) == set()
+    bad = _invoke(archive, json.dumps({"service": "Mast.Caom.Filtered", "params": {
+        "columns": "obs_id", "filters": [{"paramName": "em_min", "values": [{"min": "blue"}]}]}})).json()
+    assert bad["status"] == "ERROR" and "em_min" in bad["msg"], bad

@@ -73,6 +73,14 @@ class CaomCriteria:
     t_max: str | None = None
     t_obs_release: str | None = None
     data_rights: str | None = None
+    # numeric ranges ('lo..hi', '>=x'...) in the rows' units: degrees, seconds, nm
+    s_ra: str | None = None
+    s_dec: str | None = None
+    t_exptime: str | None = None
+    em_min: str | None = None
+    em_max: str | None = None
+    proposal_pi: list[str] = field(default_factory=list)
+    obs_title: list[str] = field(default_factory=list)
 
 
 def _instrument_patterns(values: Sequence[str]) -> list[str]:
@@ -120,6 +128,10 @@ def _time(value: str | None, param: str, column) -> ColumnElement[bool] | None:
     return mast.parse_range(value, mast.parse_time, param).condition(column) if value else None
 
 
+def _number(value: str | None, param: str, column) -> ColumnElement[bool] | None:
+    return mast.parse_range(value, mast.parse_float, param).condition(column) if value else None
+
+
 def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now: datetime,
                 base_url: str) -> tuple[int, list[CaomObservationRow]]:
     """One page of the rows matching every criterion, by obsid."""
@@ -145,6 +157,10 @@ def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now
     conds.append(_time(c.t_max, "t_max", row.t_max))
     conds.append(_time(c.t_obs_release, "t_obs_release", row.t_obs_release))
     conds.append(_rights(c.data_rights, row.t_obs_release, now))
+    for name in ("s_ra", "s_dec", "t_exptime", "em_min", "em_max"):
+        conds.append(_number(getattr(c, name), name, getattr(row, name)))
+    conds.append(mast.like_any(Program.pi_name, c.proposal_pi))
+    conds.append(mast.like_any(Program.title, c.obs_title))
     base = select(row, Program).join(Program, Program.id == row.program_id).where(
         *(x for x in conds if x is not None))
     total = session.scalar(select(func.count()).select_from(base.with_only_columns(row.id).subquery()))

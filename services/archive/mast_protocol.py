@@ -126,19 +126,20 @@ OBSERVATION_COLUMNS: tuple[Column, ...] = (
     Column("target_classification", "string", "Target Classification", "Type of target"),
     Column("obs_id", "string", "Observation ID", "Observation identifier, given by mission",
            example="jw01234-o001_t001_nircam_clear-f200w, jw01234001001_02101_00001_nrca1", criterion="obs_id"),
-    Column("s_ra", "float", "RA", "Observation Right Ascension (ICRS)", unit="deg"),
-    Column("s_dec", "float", "Dec", "Observation Declination (ICRS)", unit="deg"),
+    Column("s_ra", "float", "RA", "Observation Right Ascension (ICRS)", unit="deg", criterion="s_ra"),
+    Column("s_dec", "float", "Dec", "Observation Declination (ICRS)", unit="deg", criterion="s_dec"),
     Column("dataproduct_type", "string", "Product Type", "Type of product",
            example="image, spectrum, cube, timeseries", criterion="dataproduct_type"),
-    Column("proposal_pi", "string", "Principal Investigator", "Principal investigator"),
+    Column("proposal_pi", "string", "Principal Investigator", "Principal investigator", criterion="proposal_pi"),
     Column("calib_level", "int", "Calibration Level", "Calibration level",
            example="1 = uncalibrated, 2 = calibrated, 3 = science product", criterion="calib_level"),
     Column("t_min", "float", "Start Time", "Observation start time", unit="MJD", criterion="t_min"),
     Column("t_max", "float", "End Time", "Observation end time", unit="MJD", criterion="t_max"),
-    Column("t_exptime", "float", "Exposure Length", "Exposure time", unit="sec"),
-    Column("em_min", "float", "Min. Wavelength", "Minimum wavelength", unit="nm"),
-    Column("em_max", "float", "Max. Wavelength", "Maximum wavelength", unit="nm"),
-    Column("obs_title", "string", "Observation Title", "Observation description from proposal"),
+    Column("t_exptime", "float", "Exposure Length", "Exposure time", unit="sec", criterion="t_exptime"),
+    Column("em_min", "float", "Min. Wavelength", "Minimum wavelength", unit="nm", criterion="em_min"),
+    Column("em_max", "float", "Max. Wavelength", "Maximum wavelength", unit="nm", criterion="em_max"),
+    Column("obs_title", "string", "Observation Title", "Observation description from proposal",
+           criterion="obs_title"),
     Column("t_obs_release", "float", "Release Date", "Dataset release date", unit="MJD",
            criterion="t_obs_release"),
     Column("proposal_id", "string", "Proposal ID", "Proposal ID (the program number)", example="1234",
@@ -369,7 +370,7 @@ def _apply(criteria: CaomCriteria, entry: Any, matches_nothing: list[str]) -> Ca
     ranged = isinstance(entry.get("values"), list) and any(isinstance(v, dict) for v in entry["values"])
     if key == "calib_level" and ranged:  # an integer column: discrete values, or a range
         return replace(criteria, calib_level=criteria.calib_level + [_range(entry, column.name)])
-    if column.type == "float":  # t_min, t_max, t_obs_release: one range each
+    if column.type == "float":  # times, positions, exposure time, wavelengths: one range each
         if getattr(criteria, key) is not None:
             raise MastError(f"filter {column.name}: given twice")
         return replace(criteria, **{key: _range(entry, column.name)})

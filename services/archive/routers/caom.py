@@ -31,6 +31,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/caom/observations", tags=["caom"])
 
+_RANGE_HELP = "A number or 'lo..hi', 'lo..', '..hi', '>=x', '<x'."
 _TIME_HELP = "MJD or ISO 8601 (UTC): 'lo..hi', 'lo..', '..hi', '>=x', '<x', or one date for that whole day."
 
 
@@ -59,6 +60,13 @@ def search(
     t_max: Annotated[str | None, Query(description=f"End of the row's last exposure. {_TIME_HELP}")] = None,
     t_obs_release: Annotated[str | None, Query(description=f"When its data are public. {_TIME_HELP}")] = None,
     dataRights: Annotated[str | None, Query(description="PUBLIC or EXCLUSIVE_ACCESS.")] = None,
+    s_ra: Annotated[str | None, Query(description=f"Centre RA, degrees. {_RANGE_HELP}")] = None,
+    s_dec: Annotated[str | None, Query(description=f"Centre Dec, degrees. {_RANGE_HELP}")] = None,
+    t_exptime: Annotated[str | None, Query(description=f"Exposure time, s. {_RANGE_HELP}")] = None,
+    em_min: Annotated[str | None, Query(description=f"Shortest wavelength, nm. {_RANGE_HELP}")] = None,
+    em_max: Annotated[str | None, Query(description=f"Longest wavelength, nm. {_RANGE_HELP}")] = None,
+    proposal_pi: Annotated[list[str] | None, Query(description="The program's PI; '*' wildcards.")] = None,
+    obs_title: Annotated[list[str] | None, Query(description="The program's title; '*' wildcards.")] = None,
     page: PageParam = 1,
     pagesize: PageSizeParam = DEFAULT_PAGESIZE,
 ) -> Page[CaomObservationRow]:
@@ -72,7 +80,9 @@ def search(
         target_name=mast.parse_list(target_name, "target_name"),
         dataproduct_type=mast.parse_list(dataproduct_type, "dataproduct_type"), ra=ra, dec=dec, radius=radius,
         calib_level=mast.parse_list(calib_level, "calib_level"), t_min=t_min, t_max=t_max,
-        t_obs_release=t_obs_release, data_rights=dataRights,
+        t_obs_release=t_obs_release, data_rights=dataRights, s_ra=s_ra, s_dec=s_dec, t_exptime=t_exptime,
+        em_min=em_min, em_max=em_max, proposal_pi=mast.parse_list(proposal_pi, "proposal_pi"),
+        obs_title=mast.parse_list(obs_title, "obs_title"),
     )
     total, rows = search_caom(session, criteria, page, pagesize, datetime.now(UTC), base)
     set_total(response, total)
