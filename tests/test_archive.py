@@ -292,8 +292,8 @@ def test_cone_search_matches_exposure_pointings(archive):
         from shared.catalog import Exposure
         pointings = s.execute(select(Exposure.ra, Exposure.dec).join(Observation)
                               .where(Observation.program_id == A)).all()
-    from services.archive.search import _separation
-    nearest = min(_separation(ra, dec, r, d) for r, d in pointings)
+    from shared.catalog import sky
+    nearest = min(sky.separation(ra, dec, r, d) for r, d in pointings)
     assert _ids(archive, ra=ra, dec=dec, radius=nearest * 0.9) == []
     assert _ids(archive, ra=ra, dec=dec, radius=nearest * 0.9, include_planned="true") == ["jw01234002"]
     assert _ids(archive, ra=ra, dec=dec, radius=nearest * 1.1) == ["jw01234001"]

@@ -31,13 +31,11 @@ from services.archive import mast
 from services.archive.mast import CriterionError
 from services.archive.schemas import CaomObservationRow, CaomProductRow
 from services.archive.search import (
-    _in_cone_pixels,
     _levels,
     _product_row,
     _product_select,
     _programs,
     _rights,
-    _separation,
 )
 from shared.access import published_revision
 from shared.catalog import (
@@ -50,9 +48,10 @@ from shared.catalog import (
     Observation,
     Product,
     Program,
+    sky,
 )
 
-__all__ = ["CaomCriteria", "ProductListCriteria", "caom_counts", "caom_products", "find_row", "search_caom"]
+__all__ = ["CaomCriteria", "ProductListCriteria", "caom_counts", "caom_products", "cone_ids", "find_row", "search_caom"]
 
 
 @dataclass(frozen=True)
@@ -118,10 +117,11 @@ def _observations(values: Sequence[str]) -> ColumnElement[bool]:
     return CaomObservation.id.in_(select(CaomObservationLink.caom_id).where(or_(*conds)))
 
 
-def _cone_ids(session: Session, ra: float, dec: float, radius: float) -> set[int]:
+def cone_ids(session: Session, ra: float, dec: float, radius: float) -> set[int]:
+    """Ids of the CAOM rows whose centre (s_ra, s_dec) lies within ``radius`` degrees of (ra, dec)."""
     rows = session.execute(select(CaomObservation.id, CaomObservation.s_ra, CaomObservation.s_dec).where(
-        CaomObservation.hpx.is_not(None), _in_cone_pixels(CaomObservation.hpx, ra, dec, radius)))
-    return {i for i, r, d in rows if _separation(ra, dec, r, d) <= radius}
+        CaomObservation.hpx.is_not(None), sky.in_cone_pixels(CaomObservation.hpx, ra, dec, radius)))
+    return {i for i, r, d in rows if sky.separation(ra, dec, r, d) <= radius}
 
 
 def _time(value: str | None, param: str, column) -> ColumnElement[bool] | None:
@@ -151,7 +151,7 @@ def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now
     if (c.ra is None) != (c.dec is None):
         raise CriterionError("a cone search needs both ra and dec (degrees), and optionally radius")
     if c.ra is not None:
-        conds.append(mast.id_filter(row.id, _cone_ids(session, c.ra, c.dec, c.radius)))
+        conds.append(mast.id_filter(row.id, cone_ids(session, c.ra, c.dec, c.radius)))
     conds.append(_levels(c.calib_level, row.calib_level))
     conds.append(_time(c.t_min, "t_min", row.t_min))
     conds.append(_time(c.t_max, "t_max", row.t_max))

@@ -23,7 +23,6 @@ Rules implemented here (and documented in docs/archive-api.md):
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -132,38 +131,24 @@ class ObservationCriteria:
     include_planned: bool = False
 
 
-def _separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    """Angle between two directions, degrees (haversine: accurate at small angles)."""
-    p1, p2 = math.radians(dec1), math.radians(dec2)
-    dp, dl = p2 - p1, math.radians(ra2 - ra1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
-
-
-def _in_cone_pixels(column: ColumnElement, ra: float, dec: float, radius: float) -> ColumnElement[bool]:
-    """The pixels (shared.catalog.sky) that cover the cone: an index range prefilter; the
-    exact test follows in Python."""
-    return or_(*(and_(column >= lo, column < hi) for lo, hi in sky.cone_ranges(ra, dec, radius)))
-
-
 def cone_observation_ids(session: Session, ra: float, dec: float, radius: float) -> set[int]:
     """Observations with an exposure pointing (or, lacking exposures, the target) in the cone."""
     hits: set[int] = set()
     rows = session.execute(
         select(Exposure.observation_id, Exposure.ra, Exposure.dec)
-        .where(Exposure.ra.is_not(None), Exposure.dec.is_not(None), _in_cone_pixels(Exposure.hpx, ra, dec, radius))
+        .where(Exposure.ra.is_not(None), Exposure.dec.is_not(None), sky.in_cone_pixels(Exposure.hpx, ra, dec, radius))
     )
     for oid, era, edec in rows:
-        if oid not in hits and _separation(ra, dec, era, edec) <= radius:
+        if oid not in hits and sky.separation(ra, dec, era, edec) <= radius:
             hits.add(oid)
     pointed = select(Exposure.observation_id).where(Exposure.observation_id == Observation.id, Exposure.ra.is_not(None))
     rows = session.execute(
         select(Observation.id, Observation.target_ra, Observation.target_dec)
         .where(Observation.target_ra.is_not(None), Observation.target_dec.is_not(None),
-               _in_cone_pixels(Observation.target_hpx, ra, dec, radius), ~pointed.exists())
+               sky.in_cone_pixels(Observation.target_hpx, ra, dec, radius), ~pointed.exists())
     )
     for oid, tra, tdec in rows:
-        if _separation(ra, dec, tra, tdec) <= radius:
+        if sky.separation(ra, dec, tra, tdec) <= radius:
             hits.add(oid)
     return hits
 

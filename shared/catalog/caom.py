@@ -295,12 +295,6 @@ def _pointing_circle(exposure: Exposure, instrument: str) -> str | None:
     return circle_region(exposure.ra, exposure.dec, math.hypot(sub.xsize, sub.ysize) / 2 * scale / 3600.0)
 
 
-def _separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    p1, p2 = math.radians(dec1), math.radians(dec2)
-    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(ra2 - ra1) / 2) ** 2
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
-
-
 def _enclosing_circle(regions: list[str]) -> str | None:
     """A circle holding every region (about the mean of their centres)."""
     if not regions:
@@ -313,9 +307,9 @@ def _enclosing_circle(regions: list[str]) -> str | None:
     for region in regions:
         shape, n = parse_region(region)
         if shape == "CIRCLE":
-            radius = max(radius, _separation(ra0, dec0, n[0], n[1]) + n[2])
+            radius = max(radius, sky.separation(ra0, dec0, n[0], n[1]) + n[2])
         else:
-            radius = max([radius] + [_separation(ra0, dec0, r, d) for r, d in zip(n[0::2], n[1::2], strict=True)])
+            radius = max([radius] + [sky.separation(ra0, dec0, r, d) for r, d in zip(n[0::2], n[1::2], strict=True)])
     return circle_region(ra0, dec0, radius)
 
 

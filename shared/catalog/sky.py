@@ -7,14 +7,14 @@ it (about 0.86 arcmin across). In the nested scheme the order-:data:`ORDER` pixe
 one pixel of a coarser order ``k`` are the contiguous range ``[p * 4**(ORDER-k),
 (p + 1) * 4**(ORDER-k))``, so a cone is covered by the coarse pixels that overlap it
 (astropy-healpix finds them), turned into ranges of stored numbers. The ranges hold every
-pointing in the cone and some outside it: the exact angular test follows.
+pointing in the cone and some outside it: the exact angular test (:func:`separation`) follows.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["ORDER", "cone_ranges", "pixel", "pixels"]
+__all__ = ["ORDER", "cone_ranges", "in_cone_pixels", "pixel", "pixels", "separation"]
 
 ORDER = 12  # nside 4096: 201,326,592 pixels of 0.86 arcmin
 
@@ -68,3 +68,19 @@ def cone_ranges(ra: float, dec: float, radius: float) -> list[tuple[int, int]]:
         else:
             ranges.append((lo, hi))
     return ranges
+
+
+def in_cone_pixels(column, ra: float, dec: float, radius: float):
+    """SQL condition: ``column`` (pixel numbers) lies in one of the ranges that cover the cone,
+    an index-range prefilter; the exact test (:func:`separation`) follows in Python."""
+    from sqlalchemy import and_, or_
+
+    return or_(*(and_(column >= lo, column < hi) for lo, hi in cone_ranges(ra, dec, radius)))
+
+
+def separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Angle between two directions, degrees (haversine: accurate at small angles)."""
+    p1, p2 = math.radians(dec1), math.radians(dec2)
+    dp, dl = p2 - p1, math.radians(ra2 - ra1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))

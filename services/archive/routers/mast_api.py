@@ -37,7 +37,7 @@ from services.archive.dependencies import (
 from services.archive.mast import CriterionError
 from services.archive.routers import download
 from services.archive.schemas import MAX_BUNDLE_FILES, BundleRequest, ErrorOut
-from services.archive.search import _separation
+from shared.catalog import sky
 
 __all__ = ["router"]
 
@@ -94,7 +94,7 @@ def _observations(session, req: mp.MastRequest, base: str) -> mp.Answer:
         return mp.Answer(mp.OBSERVATION_COLUMNS, [mp.observation_values(r) for r in rows], total)
     return mp.Answer(mp.POSITION_COLUMNS, [
         mp.observation_values(r, None if r.s_ra is None else
-                              round(_separation(criteria.ra, criteria.dec, r.s_ra, r.s_dec) * 3600.0, 3))
+                              round(sky.separation(criteria.ra, criteria.dec, r.s_ra, r.s_dec) * 3600.0, 3))
         for r in rows], total)
 
 
