@@ -36,6 +36,8 @@ from services.archive.routers import (
     references,
     reprocessing,
     resolve,
+    scs,
+    sia,
     subscriptions,
     wavefront,
 )
@@ -231,6 +233,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                             "one per exposure and detector, with their product lists."},
             {"name": "mast", "description": "MAST's own protocol, as astroquery.mast speaks it: /api/v0/invoke, the "
                                             "column configuration, downloads by dataURI."},
+            {"name": "vo", "description": "The Virtual Observatory: SIA 2.0 (/vo/sia2) and Simple Cone Search "
+                                          "(/vo/scs) over the ObsCore rows, answered as VOTables."},
             {"name": "events", "description": "Recent archive events."},
             {"name": "operations", "description": "Health, metrics, identity."},
         ],
@@ -242,7 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
     for module in (observations, caom, mast_api, resolve, products, download, programs, access, references,
-                   wavefront, subscriptions, reprocessing, events, ops):
+                   wavefront, subscriptions, reprocessing, events, ops, sia, scs):
         app.include_router(module.router)
     app.openapi = lambda: _complete_openapi(app)
     app.add_middleware(_BodyLimit)

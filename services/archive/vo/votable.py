@@ -20,7 +20,8 @@ from fastapi.responses import Response
 
 from shared.catalog.obscore import COLUMNS, ObsCoreColumn
 
-__all__ = ["VOTABLE", "VOField", "VOTableResponse", "error_votable", "obscore_fields", "result_votable"]
+__all__ = ["VOTABLE", "VOField", "VOTableResponse", "error_votable", "obscore_fields", "result_votable",
+           "scs_error_votable"]
 
 VOTABLE = "application/x-votable+xml"
 
@@ -124,4 +125,15 @@ def result_votable(fields: Sequence[VOField], rows: Iterable[Sequence[Any]], *, 
 def error_votable(message: str) -> bytes:
     """An error document: ``QUERY_STATUS`` ERROR with ``message`` (pyvo raises it as a DALQueryError)."""
     vot, _ = _document("ERROR", message, {})
+    return _bytes(vot)
+
+
+def scs_error_votable(message: str) -> bytes:
+    """A Simple Cone Search 1.03 error document: ``INFO name="Error"`` with the reason as its
+    value, a child of VOTABLE (where SCS wants it, and pyvo's SCS client looks first), and the
+    DALI ``QUERY_STATUS`` ERROR in the resource for clients that read that instead."""
+    from astropy.io.votable.tree import Info
+
+    vot, _ = _document("ERROR", message, {})
+    vot.infos.append(Info(ID="Error", name="Error", value=message))
     return _bytes(vot)

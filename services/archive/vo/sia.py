@@ -1,0 +1,465 @@
+"""Simple Image Access 2.0 over the ObsCore rows (:func:`shared.catalog.obscore.obscore_select`).
+
+The parameters are those of IVOA SIA 2.0 (§2.1 of the standard); names are case-insensitive,
+values are not. A parameter given several times matches rows that satisfy any of its values;
+different parameters must all hold:
+
+* ``POS`` — ``CIRCLE ra dec radius``, ``RANGE ra1 ra2 dec1 dec2`` (bounds may be ``-Inf`` /
+  ``+Inf``; ``ra1 > ra2`` wraps through 0) or ``POLYGON ra1 dec1 ra2 dec2 ra3 dec3 ...``
+  (degrees, ICRS; a polygon must fit in a hemisphere). A row matches when its centre
+  (``s_ra``, ``s_dec``) lies in the region; footprints (``s_region``) are not intersected.
+* ``BAND`` (metres) and ``TIME`` (MJD) — an interval ``lo hi`` (or one value) that must
+  overlap the row's ``em_min..em_max`` / ``t_min..t_max``.
+* ``FOV`` (deg), ``SPATRES`` (arcsec), ``EXPTIME`` (s), ``TIMERES`` (s), ``SPECRP`` — an
+  interval that must hold the row's ``s_fov``, ``s_resolution``, ``t_exptime``,
+  ``t_resolution``, ``em_res_power`` (a row without the value never matches).
+* ``POL`` — a polarization state among ``pol_states``.
+* ``ID`` (``obs_publisher_did``, exact), ``COLLECTION``, ``FACILITY``, ``INSTRUMENT`` (the
+  instrument, ``NIRCAM``, or instrument and mode, ``NIRCAM/IMAGE``), ``DPTYPE`` (``image``
+  or ``cube``; both when absent: SIA serves images), ``CALIB`` (0–4), ``TARGET``,
+  ``FORMAT`` (``access_format``) — equal, ignoring case except for ``ID``.
+* ``MAXREC`` — at most this many rows (default :data:`DEFAULT_MAXREC`, at most
+  :data:`MAX_MAXREC`); a cut answer says ``OVERFLOW``; 0 asks for the columns only.
+  ``RESPONSEFORMAT`` may only name VOTable.
+
+Unknown parameters are ignored, as DALI asks. A value that cannot be used raises
+:class:`ParameterError`, whose message starts with the parameter's name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy.orm import Session
+
+from services.archive.caom import cone_ids
+from shared.catalog import CaomObservation, sky
+from shared.catalog.obscore import COLUMNS, absolute_url, obscore_select
+
+__all__ = [
+    "DEFAULT_MAXREC",
+    "MAX_MAXREC",
+    "Circle",
+    "ParameterError",
+    "Polygon",
+    "RaDecRange",
+    "SiaQuery",
+    "grouped",
+    "parse_interval",
+    "parse_maxrec",
+    "parse_pos",
+    "parse_sia",
+    "parse_response_format",
+    "run_query",
+    "sia_search",
+    "sia_select",
+]
+
+DEFAULT_MAXREC = 1000   # rows of an answer when the caller sets no MAXREC
+MAX_MAXREC = 10000      # the most rows one answer holds, whatever MAXREC asks
+MAX_VALUES = 100        # values of one parameter
+POLARIZATION_STATES = ("I", "Q", "U", "V", "RR", "LL", "RL", "LR", "XX", "YY", "XY", "YX", "POLI", "POLA")
+SIA_DPTYPES = ("image", "cube")
+VOTABLE_FORMATS = ("votable", "application/x-votable+xml", "text/xml")
+
+
+class ParameterError(ValueError):
+    """A parameter value the service cannot use; the message names the parameter."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(f"{param}: {message}")
+        self.param = param
+
+
+def grouped(items: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """Request parameters by upper-cased name (DALI: names are case-insensitive), in order."""
+    out: dict[str, list[str]] = {}
+    for key, value in items:
+        out.setdefault(key.strip().upper(), []).append(value)
+    return out
+
+
+def _number(text: str, param: str, *, infinite: bool = False) -> float:
+    word = text.strip()
+    try:
+        value = float(word)
+    except ValueError:
+        raise ParameterError(param, f"{word!r} is not a number") from None
+    if math.isnan(value) or (math.isinf(value) and not infinite):
+        raise ParameterError(param, f"{word!r} is not a finite number")
+    return value
+
+
+# ------------------------------------------------------------------ POS
+
+
+def _check_ra(value: float, param: str) -> float:
+    if math.isfinite(value) and not 0.0 <= value <= 360.0:
+        raise ParameterError(param, f"right ascension {value:g} is outside 0..360 degrees")
+    return value
+
+
+def _check_dec(value: float, param: str) -> float:
+    if math.isfinite(value) and not -90.0 <= value <= 90.0:
+        raise ParameterError(param, f"declination {value:g} is outside -90..90 degrees")
+    return value
+
+
+@dataclass(frozen=True)
+class Circle:
+    ra: float
+    dec: float
+    radius: float
+
+    def matching_ids(self, session: Session) -> set[int]:
+        return cone_ids(session, self.ra, self.dec, self.radius)
+
+
+@dataclass(frozen=True)
+class RaDecRange:
+    """``RANGE``: bounds in degrees, None where open (±Inf); ``ra_lo > ra_hi`` wraps through 0."""
+
+    ra_lo: float | None
+    ra_hi: float | None
+    dec_lo: float | None
+    dec_hi: float | None
+
+    def condition(self) -> ColumnElement[bool]:
+        c = CaomObservation
+        parts = [c.s_ra.is_not(None), c.s_dec.is_not(None)]
+        if self.dec_lo is not None:
+            parts.append(c.s_dec >= self.dec_lo)
+        if self.dec_hi is not None:
+            parts.append(c.s_dec <= self.dec_hi)
+        if self.ra_lo is not None and self.ra_hi is not None and self.ra_lo > self.ra_hi:
+            parts.append(or_(c.s_ra >= self.ra_lo, c.s_ra <= self.ra_hi))
+        else:
+            if self.ra_lo is not None:
+                parts.append(c.s_ra >= self.ra_lo)
+            if self.ra_hi is not None:
+                parts.append(c.s_ra <= self.ra_hi)
+        return and_(*parts)
+
+
+def _unit(ra: float, dec: float) -> tuple[float, float, float]:
+    a, d = math.radians(ra), math.radians(dec)
+    return (math.cos(d) * math.cos(a), math.cos(d) * math.sin(a), math.sin(d))
+
+
+def _dot(u, v) -> float:
+    return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
+
+
+def _cross(u, v) -> tuple[float, float, float]:
+    return (u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0])
+
+
+def _normalized(u) -> tuple[float, float, float]:
+    n = math.sqrt(_dot(u, u))
+    return (u[0] / n, u[1] / n, u[2] / n)
+
+
+@dataclass(frozen=True)
+class Polygon:
+    """A spherical polygon (vertices in degrees, joined by great circles) smaller than a
+    hemisphere. Containment is tested in the gnomonic projection about the vertices' mean
+    direction, which maps great circles to straight lines, so the test is exact."""
+
+    vertices: tuple[tuple[float, float], ...]
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        x, y, z = _normalized(tuple(sum(c) for c in zip(*(_unit(r, d) for r, d in self.vertices), strict=True)))
+        return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.asin(max(-1.0, min(1.0, z))))
+
+    @property
+    def radius(self) -> float:
+        """Largest distance from the centre to a vertex: the polygon lies in that cone."""
+        ra, dec = self.centre
+        return max(sky.separation(ra, dec, r, d) for r, d in self.vertices)
+
+    def _plane(self):
+        c = _unit(*self.centre)
+        helper = (0.0, 0.0, 1.0) if abs(c[2]) < 0.9 else (1.0, 0.0, 0.0)
+        e1 = _normalized(_cross(helper, c))
+        e2 = _cross(c, e1)
+
+        def project(ra: float, dec: float) -> tuple[float, float] | None:
+            p = _unit(ra, dec)
+            w = _dot(p, c)
+            return None if w <= 1e-12 else (_dot(p, e1) / w, _dot(p, e2) / w)
+
+        return project
+
+    def contains(self, ra: float, dec: float) -> bool:
+        project = self._plane()
+        point = project(ra, dec)
+        if point is None:
+            return False
+        x, y = point
+        corners = [project(r, d) for r, d in self.vertices]
+        inside = False
+        for (x1, y1), (x2, y2) in zip(corners, corners[1:] + corners[:1], strict=True):
+            if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+                inside = not inside
+        return inside
+
+    def matching_ids(self, session: Session) -> set[int]:
+        ra, dec = self.centre
+        c = CaomObservation
+        rows = session.execute(select(c.id, c.s_ra, c.s_dec).where(
+            c.hpx.is_not(None), sky.in_cone_pixels(c.hpx, ra, dec, self.radius)))
+        return {i for i, r, d in rows if self.contains(r, d)}
+
+
+Shape = Circle | RaDecRange | Polygon
+
+
+def parse_pos(text: str, param: str = "POS") -> Shape:
+    """One ``POS`` value: ``CIRCLE``, ``RANGE`` or ``POLYGON`` (SIA 2.0 §2.1.1)."""
+    words = text.split()
+    if not words:
+        raise ParameterError(param, "empty value; expected CIRCLE ra dec radius, RANGE ra1 ra2 dec1 dec2 "
+                                    "or POLYGON ra1 dec1 ra2 dec2 ra3 dec3 ...")
+    kind, numbers = words[0].upper(), words[1:]
+    if kind == "CIRCLE":
+        if len(numbers) != 3:
+            raise ParameterError(param, f"CIRCLE takes ra dec radius (3 numbers), not {len(numbers)}")
+        ra, dec, radius = (_number(n, param) for n in numbers)
+        if not 0.0 <= radius <= 180.0:
+            raise ParameterError(param, f"radius {radius:g} is outside 0..180 degrees")
+        return Circle(_check_ra(ra, param), _check_dec(dec, param), radius)
+    if kind == "RANGE":
+        if len(numbers) != 4:
+            raise ParameterError(param, f"RANGE takes ra1 ra2 dec1 dec2 (4 numbers), not {len(numbers)}")
+        ra1, ra2, dec1, dec2 = (_number(n, param, infinite=True) for n in numbers)
+        for v in (ra1, ra2):
+            _check_ra(v, param)
+        for v in (dec1, dec2):
+            _check_dec(v, param)
+        if dec1 > dec2:
+            raise ParameterError(param, f"the declination range {dec1:g} {dec2:g} is empty")
+        if (ra1 == math.inf) or (ra2 == -math.inf) or (dec1 == math.inf) or (dec2 == -math.inf):
+            raise ParameterError(param, "a lower bound cannot be +Inf nor an upper bound -Inf")
+
+        def bound(v: float) -> float | None:
+            return v if math.isfinite(v) else None
+
+        return RaDecRange(bound(ra1), bound(ra2), bound(dec1), bound(dec2))
+    if kind == "POLYGON":
+        if len(numbers) < 6 or len(numbers) % 2:
+            raise ParameterError(param, "POLYGON takes at least 3 vertices as ra dec pairs "
+                                        f"(an even count of 6 or more numbers), not {len(numbers)} numbers")
+        values = [_number(n, param) for n in numbers]
+        vertices = tuple((_check_ra(r, param), _check_dec(d, param)) for r, d in zip(values[0::2], values[1::2],
+                                                                                      strict=True))
+        try:
+            polygon = Polygon(vertices)
+            radius = polygon.radius
+        except (ZeroDivisionError, ValueError):
+            raise ParameterError(param, "the polygon's vertices cancel out (it spans the sky)") from None
+        if radius >= 90.0:
+            raise ParameterError(param, "the polygon must fit in a hemisphere (every vertex less than 90 degrees "
+                                        "from their mean direction)")
+        return polygon
+    raise ParameterError(param, f"{words[0]!r} is not CIRCLE, RANGE or POLYGON")
+
+
+# ------------------------------------------------------------------ intervals and values
+
+
+def parse_interval(text: str, param: str) -> tuple[float | None, float | None]:
+    """``lo hi`` (±Inf for an open side) or one value (``lo = hi``); None for an open side."""
+    words = text.split()
+    if len(words) not in (1, 2):
+        raise ParameterError(param, f"{text.strip()!r} is not an interval 'lo hi' (two numbers, -Inf/+Inf for "
+                                    "an open side) nor one number")
+    lo, hi = (_number(w, param, infinite=True) for w in (words * 2)[:2])
+    if lo > hi:
+        raise ParameterError(param, f"the interval {lo:g} {hi:g} is empty (lower bound above upper)")
+    if lo == math.inf or hi == -math.inf:
+        raise ParameterError(param, "a lower bound cannot be +Inf nor an upper bound -Inf")
+    return (lo if math.isfinite(lo) else None, hi if math.isfinite(hi) else None)
+
+
+def parse_maxrec(values: Sequence[str], default: int = DEFAULT_MAXREC, limit: int = MAX_MAXREC) -> int:
+    """The rows an answer may hold: MAXREC (its last value), at most ``limit``."""
+    if not values:
+        return default
+    text = values[-1].strip()
+    if not text.isdigit():
+        raise ParameterError("MAXREC", f"{text!r} is not a non-negative integer")
+    return min(int(text), limit)
+
+
+def parse_response_format(values: Sequence[str]) -> None:
+    """Only VOTable is served (DALI RESPONSEFORMAT)."""
+    for value in values:
+        if value.split(";")[0].strip().lower() not in VOTABLE_FORMATS:
+            raise ParameterError("RESPONSEFORMAT", f"{value!r} is not served; ask for votable "
+                                                   "(application/x-votable+xml)")
+
+
+@dataclass(frozen=True)
+class SiaQuery:
+    """The constraints of one SIA 2.0 request (:func:`parse_sia`)."""
+
+    pos: tuple[Shape, ...] = ()
+    intervals: dict[str, tuple[tuple[float | None, float | None], ...]] = field(default_factory=dict)
+    pol: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+    text: dict[str, tuple[str, ...]] = field(default_factory=dict)  # COLLECTION, FACILITY, ...: values
+    dptype: tuple[str, ...] = SIA_DPTYPES
+    calib: tuple[int, ...] = ()
+    maxrec: int = DEFAULT_MAXREC
+
+
+# interval parameters: which ObsCore columns, and whether the interval overlaps a range of
+# the row (BAND, TIME) or holds its value (the others)
+_OVERLAPS = {"BAND": ("em_min", "em_max"), "TIME": ("t_min", "t_max")}
+_HOLDS = {"FOV": "s_fov", "SPATRES": "s_resolution", "EXPTIME": "t_exptime", "TIMERES": "t_resolution",
+          "SPECRP": "em_res_power"}
+_TEXT = {"COLLECTION": "obs_collection", "FACILITY": "facility_name", "INSTRUMENT": "instrument_name",
+         "TARGET": "target_name", "FORMAT": "access_format"}
+
+
+def _values(params: Mapping[str, Sequence[str]], name: str) -> list[str]:
+    values = list(params.get(name, ()))
+    if len(values) > MAX_VALUES:
+        raise ParameterError(name, f"{len(values)} values; at most {MAX_VALUES}")
+    return values
+
+
+def _word(value: str, name: str) -> str:
+    word = value.strip()
+    if not word:
+        raise ParameterError(name, "empty value")
+    return word
+
+
+def parse_sia(params: Mapping[str, Sequence[str]]) -> SiaQuery:
+    """The constraints of a request's parameters (grouped by upper-cased name, :func:`grouped`)."""
+    parse_response_format(params.get("RESPONSEFORMAT", ()))
+    intervals = {name: tuple(parse_interval(v, name) for v in _values(params, name))
+                 for name in (*_OVERLAPS, *_HOLDS) if name in params}
+    pol = []
+    for v in _values(params, "POL"):
+        word = _word(v, "POL").upper()
+        if word not in POLARIZATION_STATES:
+            raise ParameterError("POL", f"{v.strip()!r} is not a polarization state ({' '.join(POLARIZATION_STATES)})")
+        pol.append(word)
+    dptype = []
+    for v in _values(params, "DPTYPE"):
+        word = _word(v, "DPTYPE").lower()
+        if word not in SIA_DPTYPES:
+            raise ParameterError("DPTYPE", f"{v.strip()!r} is neither image nor cube (SIA serves images and cubes; "
+                                           "other data products are found with TAP)")
+        dptype.append(word)
+    calib = []
+    for v in _values(params, "CALIB"):
+        word = _word(v, "CALIB")
+        if word not in ("0", "1", "2", "3", "4"):
+            raise ParameterError("CALIB", f"{word!r} is not a calibration level (0, 1, 2, 3 or 4)")
+        calib.append(int(word))
+    return SiaQuery(
+        pos=tuple(parse_pos(v) for v in _values(params, "POS")),
+        intervals=intervals,
+        pol=tuple(pol),
+        ids=tuple(_word(v, "ID") for v in _values(params, "ID")),
+        text={name: tuple(_word(v, name) for v in _values(params, name)) for name in _TEXT if name in params},
+        dptype=tuple(dptype) or SIA_DPTYPES,
+        calib=tuple(calib),
+        maxrec=parse_maxrec(params.get("MAXREC", ())),
+    )
+
+
+# ------------------------------------------------------------------ the query
+
+
+def _text_condition(name: str, column: ColumnElement, values: Sequence[str]) -> ColumnElement[bool]:
+    upper = func.upper(column)
+    conds = []
+    for v in values:
+        conds.append(upper == v.upper())
+        if name == "INSTRUMENT" and "/" not in v:  # NIRCAM matches NIRCAM/IMAGE, NIRCAM/GRISM, ...
+            conds.append(upper.startswith(v.upper() + "/", autoescape=True))
+    return or_(*conds)
+
+
+def _interval_condition(name: str, columns, lo: float | None, hi: float | None) -> ColumnElement[bool]:
+    if name in _OVERLAPS:
+        low, high = (columns[c] for c in _OVERLAPS[name])
+        parts = [low.is_not(None), high.is_not(None)]
+        if hi is not None:
+            parts.append(low <= hi)
+        if lo is not None:
+            parts.append(high >= lo)
+        return and_(*parts)
+    value = columns[_HOLDS[name]]
+    parts = [value.is_not(None)]
+    if lo is not None:
+        parts.append(value >= lo)
+    if hi is not None:
+        parts.append(value <= hi)
+    return and_(*parts)
+
+
+def _position_condition(session: Session, shapes: Sequence[Shape]) -> ColumnElement[bool]:
+    conds = []
+    ids: set[int] = set()
+    for shape in shapes:
+        if isinstance(shape, RaDecRange):
+            conds.append(shape.condition())
+        else:
+            ids |= shape.matching_ids(session)
+    if ids:
+        conds.append(CaomObservation.id.in_(sorted(ids)))
+    return or_(*conds) if conds else false()  # no region holds a row
+
+
+def sia_select(session: Session, q: SiaQuery) -> Select:
+    """The ObsCore SELECT of the rows ``q`` asks for, ordered by ``obs_id`` (no limit)."""
+    query = obscore_select()
+    columns = query.selected_columns
+    conds: list[ColumnElement[bool]] = [columns["dataproduct_type"].in_(q.dptype)]
+    if q.pos:
+        conds.append(_position_condition(session, q.pos))
+    for name, intervals in q.intervals.items():
+        conds.append(or_(*(_interval_condition(name, columns, lo, hi) for lo, hi in intervals)))
+    if q.pol:
+        conds.append(or_(*(columns["pol_states"].contains(f"/{p}/", autoescape=True) for p in q.pol)))
+    if q.ids:
+        conds.append(columns["obs_publisher_did"].in_(q.ids))
+    for name, values in q.text.items():
+        conds.append(_text_condition(name, columns[_TEXT[name]], values))
+    if q.calib:
+        conds.append(CaomObservation.calib_level.in_(q.calib))
+    return query.where(*conds).order_by(CaomObservation.obs_id)
+
+
+_ACCESS_URL = [c.name for c in COLUMNS].index("access_url")
+
+
+def run_query(session: Session, query: Select, maxrec: int, base_url: str) -> tuple[list[tuple], bool]:
+    """At most ``maxrec`` rows of an ObsCore SELECT, with absolute access URLs, and whether
+    more matched (OVERFLOW). ``maxrec`` 0 reads no row."""
+    if maxrec == 0:
+        return [], False
+    rows = [tuple(r) for r in session.execute(query.limit(maxrec + 1))]
+    overflow = len(rows) > maxrec
+    return [_absolute(r, base_url) for r in rows[:maxrec]], overflow
+
+
+def _absolute(row: tuple, base_url: str) -> tuple:
+    i = _ACCESS_URL
+    return row[:i] + (absolute_url(row[i], base_url),) + row[i + 1:]
+
+
+def sia_search(session: Session, params: Mapping[str, Sequence[str]], base_url: str) -> tuple[list[tuple], bool]:
+    """The ObsCore rows (tuples in :data:`~shared.catalog.obscore.COLUMNS` order) an SIA 2.0
+    request asks for, and whether MAXREC cut them short."""
+    q = parse_sia(params)
+    return run_query(session, sia_select(session, q), q.maxrec, base_url)
