@@ -1,6 +1,6 @@
 """Simple Cone Search 1.03 over the ObsCore rows: every row whose centre (``s_ra``,
 ``s_dec``) lies within ``SR`` degrees of (``RA``, ``DEC``), ICRS, whatever its data
-product type.
+product type, in catalog order.
 
 ``VERB`` chooses the columns: 1 the identifier and position only (``obs_id``, ``s_ra``,
 ``s_dec``), 2 (the default) the principal ObsCore columns, 3 every ObsCore column. The
@@ -23,12 +23,12 @@ from services.archive.caom import cone_ids
 from services.archive.vo.sia import (
     DEFAULT_MAXREC,
     ParameterError,
+    id_chunks,
     parse_maxrec,
     parse_response_format,
-    run_query,
+    run_queries,
 )
 from services.archive.vo.votable import VOField, obscore_fields
-from shared.catalog import CaomObservation
 from shared.catalog.obscore import COLUMNS, obscore_select
 
 __all__ = ["MAX_SR", "ConeQuery", "parse_scs", "scs_fields", "scs_search"]
@@ -114,7 +114,7 @@ def scs_search(session: Session, params: Mapping[str, Sequence[str]],
     fields = scs_fields(q.verb)
     if q.sr == 0.0:
         return fields, [], False
-    query = obscore_select().where(CaomObservation.id.in_(sorted(cone_ids(session, q.ra, q.dec, q.sr))))
-    rows, overflow = run_query(session, query.order_by(CaomObservation.obs_id), q.maxrec, base_url)
+    queries = [obscore_select().where(ids) for ids in id_chunks(cone_ids(session, q.ra, q.dec, q.sr))]
+    rows, overflow = run_queries(session, queries, q.maxrec, base_url)
     keep = _columns(q.verb)
     return fields, [tuple(r[i] for i in keep) for r in rows], overflow

@@ -32,7 +32,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.archive.caom import cone_ids
@@ -53,9 +53,10 @@ __all__ = [
     "parse_pos",
     "parse_sia",
     "parse_response_format",
-    "run_query",
+    "id_chunks",
+    "run_queries",
+    "sia_queries",
     "sia_search",
-    "sia_select",
 ]
 
 DEFAULT_MAXREC = 1000   # rows of an answer when the caller sets no MAXREC
@@ -407,26 +408,33 @@ def _interval_condition(name: str, columns, lo: float | None, hi: float | None) 
     return and_(*parts)
 
 
-def _position_condition(session: Session, shapes: Sequence[Shape]) -> ColumnElement[bool]:
-    conds = []
+ID_CHUNK = 5000  # row ids in one IN list (bound parameters: PostgreSQL allows 65535, SQLite 32766)
+
+
+def _position_alternatives(session: Session, shapes: Sequence[Shape]) -> list[ColumnElement[bool]]:
+    """Conditions of which a row must meet one: each RANGE, and the ids of the rows in the
+    circles and polygons, cut in lists of :data:`ID_CHUNK` (a wide region may hold more rows
+    than one statement may bind)."""
+    alternatives = [shape.condition() for shape in shapes if isinstance(shape, RaDecRange)]
     ids: set[int] = set()
     for shape in shapes:
-        if isinstance(shape, RaDecRange):
-            conds.append(shape.condition())
-        else:
+        if not isinstance(shape, RaDecRange):
             ids |= shape.matching_ids(session)
-    if ids:
-        conds.append(CaomObservation.id.in_(sorted(ids)))
-    return or_(*conds) if conds else false()  # no region holds a row
+    return alternatives + id_chunks(ids)
 
 
-def sia_select(session: Session, q: SiaQuery) -> Select:
-    """The ObsCore SELECT of the rows ``q`` asks for, ordered by ``obs_id`` (no limit)."""
+def id_chunks(ids: set[int]) -> list[ColumnElement[bool]]:
+    """``id IN (...)`` conditions, one per :data:`ID_CHUNK` ids, which together cover ``ids``."""
+    ordered = sorted(ids)
+    return [CaomObservation.id.in_(ordered[i:i + ID_CHUNK]) for i in range(0, len(ordered), ID_CHUNK)]
+
+
+def sia_queries(session: Session, q: SiaQuery) -> list[Select]:
+    """ObsCore SELECTs (no limit) whose rows together are those ``q`` asks for: one, or one
+    per position alternative (:func:`_position_alternatives`)."""
     query = obscore_select()
     columns = query.selected_columns
     conds: list[ColumnElement[bool]] = [columns["dataproduct_type"].in_(q.dptype)]
-    if q.pos:
-        conds.append(_position_condition(session, q.pos))
     for name, intervals in q.intervals.items():
         conds.append(or_(*(_interval_condition(name, columns, lo, hi) for lo, hi in intervals)))
     if q.pol:
@@ -437,20 +445,29 @@ def sia_select(session: Session, q: SiaQuery) -> Select:
         conds.append(_text_condition(name, columns[_TEXT[name]], values))
     if q.calib:
         conds.append(CaomObservation.calib_level.in_(q.calib))
-    return query.where(*conds).order_by(CaomObservation.obs_id)
+    query = query.where(*conds)
+    if not q.pos:
+        return [query]
+    return [query.where(alternative) for alternative in _position_alternatives(session, q.pos)]
 
 
 _ACCESS_URL = [c.name for c in COLUMNS].index("access_url")
 
 
-def run_query(session: Session, query: Select, maxrec: int, base_url: str) -> tuple[list[tuple], bool]:
-    """At most ``maxrec`` rows of an ObsCore SELECT, with absolute access URLs, and whether
-    more matched (OVERFLOW). ``maxrec`` 0 reads no row."""
+def run_queries(session: Session, queries: Sequence[Select], maxrec: int,
+                base_url: str) -> tuple[list[tuple], bool]:
+    """At most ``maxrec`` rows of the union of ObsCore SELECTs, in catalog order (the rows'
+    ids), with absolute access URLs, and whether more matched (OVERFLOW). ``maxrec`` 0
+    reads no row."""
     if maxrec == 0:
         return [], False
-    rows = [tuple(r) for r in session.execute(query.limit(maxrec + 1))]
-    overflow = len(rows) > maxrec
-    return [_absolute(r, base_url) for r in rows[:maxrec]], overflow
+    found: dict[int, tuple] = {}
+    for query in queries:
+        keyed = query.add_columns(CaomObservation.id).order_by(CaomObservation.id).limit(maxrec + 1)
+        for row in session.execute(keyed):
+            found.setdefault(row[-1], tuple(row[:-1]))
+    rows = [found[key] for key in sorted(found)]
+    return [_absolute(r, base_url) for r in rows[:maxrec]], len(rows) > maxrec
 
 
 def _absolute(row: tuple, base_url: str) -> tuple:
@@ -462,4 +479,4 @@ def sia_search(session: Session, params: Mapping[str, Sequence[str]], base_url: 
     """The ObsCore rows (tuples in :data:`~shared.catalog.obscore.COLUMNS` order) an SIA 2.0
     request asks for, and whether MAXREC cut them short."""
     q = parse_sia(params)
-    return run_query(session, sia_select(session, q), q.maxrec, base_url)
+    return run_queries(session, sia_queries(session, q), q.maxrec, base_url)
