@@ -290,6 +290,11 @@ def test_pyvo_sia2_cone_returns_the_rows_centred_in_it(live):
     assert record.access_url.startswith(archive.url + "/vo/datalink?ID=ivo://jwst-dms/jwst?")
     assert result["obs_publisher_did"][0] == publisher_did(str(result["obs_id"][0]))
     assert _ids(service.search(pos=(ra + 90.0, -dec, 0.5))) == []
+    # pyvo sends 4 numbers as a RANGE and 6 or more as a POLYGON
+    images = _in_circle(rows, ra, dec, 1.0)
+    assert _ids(service.search(pos=(ra - 0.5, ra + 0.5, dec - 0.5, dec + 0.5))) == images
+    assert _ids(service.search(pos=(ra - 0.5, dec - 0.5, ra + 0.5, dec - 0.5, ra, dec + 0.5))) == images
+    assert _ids(service.search(pos=(ra + 0.5, ra + 1.5, dec - 0.5, dec + 0.5))) == []
 
 
 def test_pyvo_sia2_filters(live):
