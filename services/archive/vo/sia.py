@@ -184,8 +184,8 @@ class Polygon:
 
     def _plane(self):
         c = _unit(*self.centre)
-        helper = (0.0, 0.0, 1.0) if abs(c[2]) < 0.9 else (1.0, 0.0, 0.0)
-        e1 = _normalized(_cross(helper, c))
+        axis = (0.0, 0.0, 1.0) if abs(c[2]) < 0.9 else (1.0, 0.0, 0.0)  # any direction not along c
+        e1 = _normalized(_cross(axis, c))
         e2 = _cross(c, e1)
 
         def project(ra: float, dec: float) -> tuple[float, float] | None:
