@@ -26,6 +26,7 @@ from services.archive.mast import CriterionError
 from services.archive.routers import (
     access,
     caom,
+    datalink,
     download,
     events,
     mast_api,
@@ -234,7 +235,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "mast", "description": "MAST's own protocol, as astroquery.mast speaks it: /api/v0/invoke, the "
                                             "column configuration, downloads by dataURI."},
             {"name": "vo", "description": "The Virtual Observatory: SIA 2.0 (/vo/sia2) and Simple Cone Search "
-                                          "(/vo/scs) over the ObsCore rows, answered as VOTables."},
+                                          "(/vo/scs) over the ObsCore rows, answered as VOTables, and DataLink "
+                                          "(/vo/datalink): the links of ObsCore rows and files."},
             {"name": "events", "description": "Recent archive events."},
             {"name": "operations", "description": "Health, metrics, identity."},
         ],
@@ -246,7 +248,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
     for module in (observations, caom, mast_api, resolve, products, download, programs, access, references,
-                   wavefront, subscriptions, reprocessing, events, ops, sia, scs):
+                   wavefront, subscriptions, reprocessing, events, ops, sia, scs, datalink):
         app.include_router(module.router)
     app.openapi = lambda: _complete_openapi(app)
     app.add_middleware(_BodyLimit)

@@ -25,13 +25,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
+from services.archive import mast
 from services.archive.search import basename
 from shared.access import published_revision
 from shared.catalog import Artifact, ArtifactKind, Observation, Product, Program
 from shared.storage import ObjectNotFoundError, ObjectStore, StorageError
 
-__all__ = ["Served", "StoredFile", "artifact_headers", "checksum_headers", "open_artifact", "resolve", "serve",
-           "serve_file"]
+__all__ = ["Served", "StoredFile", "artifact_headers", "checksum_headers", "exclusive_detail", "open_artifact",
+           "resolve", "serve", "serve_file"]
 
 PRESIGN_SECONDS = 3600
 
@@ -47,6 +48,16 @@ class Served:
     artifact: Artifact
     name: str
     obs_number: int | None
+
+
+def exclusive_detail(served: Served) -> str:
+    """Why the file is not public now: its program's embargo, or its exclusive access and
+    until when (what a refused download, or a DataLink row, says)."""
+    if served.program.embargoed:
+        return f"{served.name} belongs to program {served.program.id}, which is under embargo (operators only)"
+    release = mast.aware(served.product.data_release)
+    return (f"{served.name} is under exclusive access for program {served.program.id} "
+            f"until {release:%Y-%m-%d %H:%M:%S} UTC")
 
 
 def _kind_rank(kinds: Sequence[str]) -> dict[str, int]:

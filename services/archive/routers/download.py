@@ -35,7 +35,7 @@ from services.archive.dependencies import (
     StoreDep,
     unauthorized,
 )
-from services.archive.files import Served, resolve, serve
+from services.archive.files import Served, exclusive_detail, resolve, serve
 from services.archive.routers.common import RevisionParam
 from services.archive.schemas import BundleRequest, ErrorOut
 from shared.access import ReadGrant, may_read_data, read_grant, record_exclusive_read
@@ -53,14 +53,6 @@ _ANY_KIND = (ArtifactKind.DATA, ArtifactKind.PREVIEW, ArtifactKind.THUMBNAIL)  #
 
 
 
-def _exclusive_detail(served: Served) -> str:
-    if served.program.embargoed:
-        return f"{served.name} belongs to program {served.program.id}, which is under embargo (operators only)"
-    release = mast.aware(served.product.data_release)
-    return (f"{served.name} is under exclusive access for program {served.program.id} "
-            f"until {release:%Y-%m-%d %H:%M:%S} UTC")
-
-
 def authorize(session, served: Served, user: str | None, now: datetime, operators: frozenset[str]) -> None:
     """Raise 401/403 unless ``user`` may read the file's data now; record an operator's
     read of data nobody else could read."""
@@ -72,13 +64,13 @@ def authorize(session, served: Served, user: str | None, now: datetime, operator
         return
     if served.program.embargoed:
         if user is None:
-            raise unauthorized(f"{_exclusive_detail(served)}; send an operator's token")
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{_exclusive_detail(served)}; {user} is no operator")
+            raise unauthorized(f"{exclusive_detail(served)}; send an operator's token")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{exclusive_detail(served)}; {user} is no operator")
     if user is None:
-        raise unauthorized(f"{_exclusive_detail(served)}; send a token of the PI or an authorized user "
+        raise unauthorized(f"{exclusive_detail(served)}; send a token of the PI or an authorized user "
                            "(Authorization: Bearer <token>)")
     raise HTTPException(status.HTTP_403_FORBIDDEN,
-                        detail=f"{_exclusive_detail(served)}; {user} is neither its PI nor an authorized user")
+                        detail=f"{exclusive_detail(served)}; {user} is neither its PI nor an authorized user")
 
 
 def _deliver(request: Request, session, store, settings, user, operator: bool, filename: str,
@@ -199,7 +191,7 @@ def bundle(request: BundleRequest, session: DbSession, store: StoreDep, user: Cu
     refused = [s for s, grant in zip(served, grants, strict=True) if grant is None]
     if refused:
         detail = (f"{len(refused)} of the files are under exclusive access: "
-                  + "; ".join(_exclusive_detail(s) for s in refused[:_LISTED]))
+                  + "; ".join(exclusive_detail(s) for s in refused[:_LISTED]))
         if user is None:
             raise unauthorized(detail + "; send a token of the PI or an authorized user")
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{detail}; {user} may not read them")
