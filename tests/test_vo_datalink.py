@@ -23,6 +23,7 @@ from pyvo.dal.adhoc import DatalinkResults, DatalinkService
 from pyvo.utils import vocabularies
 from sqlalchemy import select, text
 
+from services.archive.vo.datalink import MAX_IDS
 from services.archive.vo.votable import obscore_fields, result_votable
 from shared.catalog import Artifact, ArtifactKind, CaomObservation, Product
 from shared.catalog.obscore import ACCESS_FORMAT, absolute_url, publisher_did
@@ -281,3 +282,14 @@ def test_a_multipart_post_is_refused(vo_archive):
     assert got.status_code == 400 and b"x-www-form-urlencoded" in got.content
     with pytest.raises(DALQueryError, match="UsageFault: ID is required"):
         _service(vo_archive).search(id=None)  # pyvo reads the error document of the 400
+
+
+def test_more_ids_than_one_request_answers_overflow(vo_archive):
+    ids = [publisher_did(f"jw09999001001_01101_{n:05d}_nrca1") for n in range(MAX_IDS + 5)]
+    got = requests.post(vo_archive.url + "/vo/datalink", data=[("ID", i) for i in ids], timeout=60)
+    assert got.status_code == 200
+    document = parse_votable(io.BytesIO(got.content))
+    status = {i.name: i for i in document.resources[0].infos}["QUERY_STATUS"]
+    assert status.value == "OVERFLOW"
+    answered = list(document.get_first_table().to_table()["ID"])
+    assert answered == ids[:MAX_IDS]  # the first ones, in order: a client asks again for the rest
