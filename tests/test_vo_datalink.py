@@ -18,8 +18,10 @@ from urllib.parse import quote
 import pytest
 import requests
 from astropy.io.votable import parse as parse_votable
+from pyvo.auth import AuthSession
 from pyvo.dal import DALQueryError, DALServiceError, TAPResults
 from pyvo.dal.adhoc import DatalinkResults, DatalinkService
+from pyvo.io import vosi
 from pyvo.utils import vocabularies
 from sqlalchemy import select, text
 
@@ -293,3 +295,27 @@ def test_more_ids_than_one_request_answers_overflow(vo_archive):
     assert status.value == "OVERFLOW"
     answered = list(document.get_first_table().to_table()["ID"])
     assert answered == ids[:MAX_IDS]  # the first ones, in order: a client asks again for the rest
+
+
+def test_vosi_and_pyvo_auth_session_with_the_token_cookie(vo_archive, level3):
+    """pyvo's AuthSession reads the capabilities, then sends the archive's token cookie to the
+    DataLink endpoint and to the file routes its links lead to (and to nothing else)."""
+    auth = AuthSession()
+    auth.credentials.set_cookie("mast_token", vo_archive.tokens[PI])
+    service = DatalinkService(vo_archive.url + "/vo/datalink", session=auth)  # reads the capabilities
+    standards = {c.standardid for c in service.capabilities}
+    assert {"ivo://ivoa.net/std/DataLink#links-1.1", "ivo://ivoa.net/std/VOSI#capabilities",
+            "ivo://ivoa.net/std/VOSI#availability"} <= standards
+    links = service.search(id=publisher_did(level3.obs_id))
+    i2d = next(links.bysemantics("#this"))
+    assert i2d["link_authorized"] and not i2d.error_message
+    got = auth.get(i2d.getdataurl())
+    assert got.status_code == 200 and _sha256(got.content) == _artifact(vo_archive, level3.top_filename).sha256
+
+    # without the cookie the same session is anonymous
+    anonymous = DatalinkService(vo_archive.url + "/vo/datalink", session=AuthSession())
+    assert next(anonymous.search(id=publisher_did(level3.obs_id)).bysemantics("#this")).error_message
+
+    available = requests.get(vo_archive.url + "/vo/datalink/availability", timeout=60)
+    assert available.status_code == 200 and available.headers["content-type"].startswith("text/xml")
+    assert vosi.parse_availability(io.BytesIO(available.content).read).available

@@ -6,6 +6,9 @@ form-encoded, unknown parameters are ignored. ``RESPONSEFORMAT`` may only ask fo
 A request without an ID, or with an unusable one, is a 400 with a VOTable error
 (``UsageFault``); an identifier the archive does not know is a row of the answer with
 ``NotFoundFault``, not an HTTP error.
+
+VOSI: ``/vo/datalink/capabilities`` (with the security methods pyvo's ``AuthSession`` reads
+to send the token cookie) and ``/vo/datalink/availability``.
 """
 
 from __future__ import annotations
@@ -15,9 +18,19 @@ from typing import Annotated
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import Response
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.archive.dependencies import BaseUrl, CurrentUser, DbSession, SettingsDep
-from services.archive.vo.datalink import FIELDS, MAX_IDS, links_of
+from services.archive.vo.datalink import (
+    FIELDS,
+    LINKS_STANDARD,
+    MAX_IDS,
+    availability,
+    capabilities,
+    links_of,
+)
 from services.archive.vo.votable import VOTABLE, VOTableResponse, error_votable, result_votable
 from shared.catalog.obscore import ACCESS_FORMAT, DATALINK_PATH
 
@@ -111,8 +124,32 @@ def datalink_links(params: Parameters, session: DbSession, user: CurrentUser, se
     except UsageFault as fault:
         return _usage_fault(str(fault))
     links, overflow = links_of(session, ids, user, datetime.now(UTC), settings.operator_users, base)
-    infos = {"standardID": "ivo://ivoa.net/std/DataLink#links-1.1"}
+    infos = {"standardID": LINKS_STANDARD}
     if overflow:
         infos["MAX_IDS"] = MAX_IDS
     body = result_votable(FIELDS, [link.row() for link in links], overflow=overflow, name="links", infos=infos)
     return VOTableResponse(body, media_type=ACCESS_FORMAT)
+
+
+_XML = {200: {"content": {"text/xml": {}}}}
+
+
+@router.get(DATALINK_PATH + "/capabilities", summary="VOSI capabilities of the DataLink service",
+            response_class=Response, responses=_XML)
+def datalink_capabilities(base: BaseUrl) -> Response:
+    """The endpoints of the DataLink service and where its links lead, each with its security
+    methods (anonymous, or the token cookie ``mast_token``: what pyvo's ``AuthSession``
+    sends once given the cookie)."""
+    return Response(capabilities(base), media_type="text/xml")
+
+
+@router.get(DATALINK_PATH + "/availability", summary="VOSI availability of the DataLink service",
+            response_class=Response, responses=_XML)
+def datalink_availability(session: DbSession) -> Response:
+    """Whether the service can answer: the catalog it reads is reachable."""
+    try:
+        session.execute(text("SELECT 1"))
+        up, note = True, "the DataLink service is accepting requests"
+    except SQLAlchemyError:
+        up, note = False, "the catalog is unavailable; try again shortly"
+    return Response(availability(up, note), media_type="text/xml")
