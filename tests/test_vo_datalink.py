@@ -147,6 +147,7 @@ def test_pi_downloads_through_access_url_and_others_are_refused(vo_archive, leve
     assert got.status_code == 200
     assert _sha256(got.content) == _artifact(vo_archive, level3.top_filename).sha256 == got.headers["X-Checksum-SHA256"]
     assert len(got.content) == i2d.content_length
+    assert _sha256(links.getdataset().read()) == _sha256(got.content)  # pyvo's own: the first #this
 
     preview = next(r for r in _by(links, "#preview") if level3.top_filename in r.description)
     shown = pi.get(preview.getdataurl(), timeout=60)

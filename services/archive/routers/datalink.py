@@ -80,8 +80,7 @@ def _ids(params: list[tuple[str, str]]) -> list[str]:
     for value in formats:
         if value.replace(" ", "").lower() not in _FORMATS:
             raise UsageFault(f"RESPONSEFORMAT {value!r} is not offered: only {VOTABLE} (votable)")
-    ids = [v.strip() for k, v in params if k == "ID"]
-    ids = [i for i in ids if i]
+    ids = [v for k, v in params if k == "ID" and v.strip()]  # echoed as sent: clients match links by ID
     if not ids:
         raise UsageFault("ID is required: an obs_publisher_did (the ObsCore column) or a product URI "
                          "(mast:JWST/product/<filename>); it may be repeated")

@@ -266,14 +266,17 @@ def _not_found(ident: str, why: str) -> Link:
 
 
 def _links_of_id(session: Session, ident: str, caller: _Caller) -> list[Link]:
-    obs_id = obs_id_of(ident)
+    """The links of one identifier; every row's ID is ``ident`` as given (spaces about it
+    are ignored when looking it up)."""
+    key = ident.strip()
+    obs_id = obs_id_of(key)
     if obs_id is not None:
         row = session.scalar(select(CaomObservation).where(CaomObservation.obs_id == obs_id))
         if row is None:
             return [_not_found(ident, f"no observation {obs_id!r} in the archive")]
         return _links_of_row(session, ident, row, caller)
-    if ident.startswith(PRODUCT_URI_PREFIX):
-        filename = ident[len(PRODUCT_URI_PREFIX):]
+    if key.startswith(PRODUCT_URI_PREFIX):
+        filename = key[len(PRODUCT_URI_PREFIX):]
         served = resolve(session, filename, (ArtifactKind.DATA, ArtifactKind.PREVIEW, ArtifactKind.THUMBNAIL)) \
             if filename and "/" not in filename else None
         if served is None:
