@@ -247,6 +247,12 @@ def test_product_uris_repeated_and_unknown_ids(vo_archive, level3, exposures):
     assert "jw09999-o001_t001_nircam_clear-f200w" in errors[unknown]
     assert "obs_publisher_did" in errors["ivo://elsewhere/obs?x"]
 
+    # odd identifiers are unknown ones, not server errors
+    odd = [PRODUCT + "../../etc/passwd", PRODUCT, publisher_did("jw01234\u00e9\u2603"), "ivo://jwst-dms/jwst?",
+           "x" * 1000]
+    answered = {r.id: r.error_message for r in _service(vo_archive).search(id=odd)}
+    assert set(answered) == set(odd) and all(m.startswith("NotFoundFault: ") for m in answered.values())
+
     # the same as a POST, form-encoded (how pyvo asks for many IDs), and a lower-case name
     posted = requests.post(vo_archive.url + "/vo/datalink", data=[("ID", uri), ("id", row)], timeout=60)
     assert posted.status_code == 200 and posted.headers["content-type"].startswith(ACCESS_FORMAT)
