@@ -19,20 +19,19 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import Response
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from services.archive.dependencies import BaseUrl, CurrentUser, DbSession, SettingsDep
 from services.archive.vo.datalink import (
     FIELDS,
     LINKS_STANDARD,
     MAX_IDS,
-    availability,
     capabilities,
     links_of,
 )
+from services.archive.vo.vosi import XML, availability_xml, capabilities_xml
 from services.archive.vo.votable import VOTABLE, VOTableResponse, error_votable, result_votable
 from shared.catalog.obscore import ACCESS_FORMAT, DATALINK_PATH
+from shared.health import check_catalog
 
 __all__ = ["router"]
 
@@ -130,25 +129,19 @@ def datalink_links(params: Parameters, session: DbSession, user: CurrentUser, se
     return VOTableResponse(body, media_type=ACCESS_FORMAT)
 
 
-_XML = {200: {"content": {"text/xml": {}}}}
-
-
 @router.get(DATALINK_PATH + "/capabilities", summary="VOSI capabilities of the DataLink service",
-            response_class=Response, responses=_XML)
+            response_class=Response, responses={200: {"content": {XML: {}}}})
 def datalink_capabilities(base: BaseUrl) -> Response:
     """The endpoints of the DataLink service and where its links lead, each with its security
     methods (anonymous, or the token cookie ``mast_token``: what pyvo's ``AuthSession``
     sends once given the cookie)."""
-    return Response(capabilities(base), media_type="text/xml")
+    return Response(capabilities_xml(capabilities(base)), media_type=XML)
 
 
 @router.get(DATALINK_PATH + "/availability", summary="VOSI availability of the DataLink service",
-            response_class=Response, responses=_XML)
-def datalink_availability(session: DbSession) -> Response:
+            response_class=Response, responses={200: {"content": {XML: {}}}})
+def datalink_availability(request: Request) -> Response:
     """Whether the service can answer: the catalog it reads is reachable."""
-    try:
-        session.execute(text("SELECT 1"))
-        up, note = True, "the DataLink service is accepting requests"
-    except SQLAlchemyError:
-        up, note = False, "the catalog is unavailable; try again shortly"
-    return Response(availability(up, note), media_type="text/xml")
+    state = check_catalog(request.app.state.catalog)
+    note = "the service is accepting requests" if state == "ok" else f"the catalog is {state}"
+    return Response(availability_xml(state == "ok", note), media_type=XML)

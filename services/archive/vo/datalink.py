@@ -34,7 +34,6 @@ from collections.abc import Collection, Sequence
 from dataclasses import astuple, dataclass
 from datetime import datetime
 from urllib.parse import quote
-from xml.etree import ElementTree
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,6 +41,7 @@ from sqlalchemy.orm import Session
 from services.archive import mast
 from services.archive.files import Served, exclusive_detail, resolve
 from services.archive.search import basename
+from services.archive.vo.vosi import Capability, service_capabilities
 from services.archive.vo.votable import VOField
 from shared.access import published_revision, read_grant
 from shared.catalog import (
@@ -55,7 +55,8 @@ from shared.catalog import (
 )
 from shared.catalog.obscore import ACCESS_FORMAT, DATALINK_PATH, obs_id_of, publisher_did
 
-__all__ = ["FIELDS", "MAX_IDS", "PRODUCT_URI_PREFIX", "Link", "availability", "capabilities", "links_of"]
+__all__ = ["COOKIE_METHOD", "FIELDS", "LINKS_STANDARD", "MAX_IDS", "PRODUCT_URI_PREFIX", "Link", "capabilities",
+           "links_of"]
 
 PRODUCT_URI_PREFIX = f"mast:{mast.MISSION}/product/"
 
@@ -301,59 +302,23 @@ def links_of(session: Session, ids: Sequence[str], user: str | None, now: dateti
 # ------------------------------------------------------------------ VOSI
 
 
-_VOSI_CAPABILITIES = "http://www.ivoa.net/xml/VOSICapabilities/v1.0"
-_VOSI_AVAILABILITY = "http://www.ivoa.net/xml/VOSIAvailability/v1.0"
-_XSI = "http://www.w3.org/2001/XMLSchema-instance"
-_VS = "http://www.ivoa.net/xml/VODataService/v1.1"
 LINKS_STANDARD = "ivo://ivoa.net/std/DataLink#links-1.1"
 COOKIE_METHOD = "ivo://ivoa.net/sso#cookie"
 """The security method of the archive's token cookie (``mast_token``): what pyvo's
 ``AuthSession`` sends once given it (``credentials.set_cookie``)."""
 
-
-def _xml(root: ElementTree.Element) -> bytes:
-    return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+_SECURITY = (None, COOKIE_METHOD)  # anonymous, or the token cookie
 
 
-def _capability(parent: ElementTree.Element, standard: str | None, url: str, use: str, *,
-                secured: bool = False, description: str | None = None) -> None:
-    cap = ElementTree.SubElement(parent, "capability", {"standardID": standard} if standard else {})
-    if description:
-        ElementTree.SubElement(cap, "description").text = description
-    attrs = {f"{{{_XSI}}}type": "vs:ParamHTTP"}
-    if standard == LINKS_STANDARD:
-        attrs.update(role="std", version="1.1")
-    interface = ElementTree.SubElement(cap, "interface", attrs)
-    ElementTree.SubElement(interface, "accessURL", use=use).text = url
-    if secured:
-        ElementTree.SubElement(interface, "securityMethod")  # anonymous
-        ElementTree.SubElement(interface, "securityMethod", standardID=COOKIE_METHOD)
-
-
-def capabilities(base_url: str) -> bytes:
-    """The VOSI capabilities of the DataLink service: the links endpoint, the VOSI resources,
-    and where its links lead (the file routes), each with the ways to call it (anonymously,
-    or with the token cookie)."""
-    ElementTree.register_namespace("vosi", _VOSI_CAPABILITIES)
-    ElementTree.register_namespace("xsi", _XSI)
-    ElementTree.register_namespace("vs", _VS)
+def capabilities(base_url: str) -> list[Capability]:
+    """The VOSI capabilities of the DataLink service: its VOSI resources, the links endpoint
+    and, as capabilities of no standard, the file routes its links lead to, with the ways
+    to call them (anonymously, or with the token cookie)."""
     base = base_url.rstrip("/")
-    root = ElementTree.Element(f"{{{_VOSI_CAPABILITIES}}}capabilities")
-    root.set("xmlns:vs", _VS)  # the prefix of the xsi:type values
-    _capability(root, "ivo://ivoa.net/std/VOSI#capabilities", f"{base}{DATALINK_PATH}/capabilities", "full")
-    _capability(root, "ivo://ivoa.net/std/VOSI#availability", f"{base}{DATALINK_PATH}/availability", "full")
-    _capability(root, LINKS_STANDARD, f"{base}{DATALINK_PATH}", "base", secured=True)
-    for route, what in (("download", "files"), ("previews", "previews"), ("thumbnails", "thumbnails")):
-        _capability(root, None, f"{base}/{route}/", "base", secured=True,
-                    description=f"Where the links lead: {what} (exclusive data need the PI's or an "
-                                "authorized user's token)")
-    return _xml(root)
-
-
-def availability(available: bool, note: str) -> bytes:
-    """A VOSI availability document."""
-    ElementTree.register_namespace("vosi", _VOSI_AVAILABILITY)
-    root = ElementTree.Element(f"{{{_VOSI_AVAILABILITY}}}availability")
-    ElementTree.SubElement(root, f"{{{_VOSI_AVAILABILITY}}}available").text = "true" if available else "false"
-    ElementTree.SubElement(root, f"{{{_VOSI_AVAILABILITY}}}note").text = note
-    return _xml(root)
+    links = Capability(LINKS_STANDARD, f"{base}{DATALINK_PATH}", use="base", version="1.1", std=True,
+                       security=_SECURITY)
+    files = [Capability(None, f"{base}/{route}/", use="base", security=_SECURITY,
+                        description=f"Where the links lead: {what} (exclusive data need the PI's or an "
+                                    "authorized user's token)")
+             for route, what in (("download", "files"), ("previews", "previews"), ("thumbnails", "thumbnails"))]
+    return [*service_capabilities(f"{base}{DATALINK_PATH}", links), *files]

@@ -24,9 +24,11 @@ XML = "text/xml"
 class Capability:
     """One capability: its standard, the URL of its interface, and, for a standard
     interface, the role and version; ``extra`` are child elements after the interface
-    (name, text) and ``xsi_type`` the capability's own type (e.g. ``cs:ConeSearch``)."""
+    (name, text) and ``xsi_type`` the capability's own type (e.g. ``cs:ConeSearch``);
+    ``security`` the interface's security methods (their standardIDs, None for anonymous),
+    which pyvo's ``AuthSession`` reads to know what credentials a URL takes."""
 
-    standard_id: str
+    standard_id: str | None  # None: a capability of no standard (e.g. where a service's links lead)
     url: str
     use: str = "full"
     version: str | None = None
@@ -34,6 +36,8 @@ class Capability:
     xsi_type: str | None = None
     namespaces: dict[str, str] = field(default_factory=dict)
     extra: Sequence[tuple[str, str]] = ()
+    security: Sequence[str | None] = ()  # the interface's securityMethods; None: anonymous
+    description: str | None = None
 
 
 def service_capabilities(base: str, standard: Capability) -> list[Capability]:
@@ -50,10 +54,12 @@ def capabilities_xml(capabilities: Sequence[Capability]) -> bytes:
         namespaces.update(cap.namespaces)
     root = ET.Element("vosi:capabilities", {f"xmlns:{k}": v for k, v in namespaces.items()})
     for cap in capabilities:
-        attrs = {"standardID": cap.standard_id}
+        attrs = {"standardID": cap.standard_id} if cap.standard_id else {}
         if cap.xsi_type:
             attrs["xsi:type"] = cap.xsi_type
         element = ET.SubElement(root, "capability", attrs)
+        if cap.description:
+            ET.SubElement(element, "description").text = cap.description
         iface = {"xsi:type": "vs:ParamHTTP"}
         if cap.std:
             iface["role"] = "std"
@@ -61,6 +67,8 @@ def capabilities_xml(capabilities: Sequence[Capability]) -> bytes:
             iface["version"] = cap.version
         interface = ET.SubElement(element, "interface", iface)
         ET.SubElement(interface, "accessURL", {"use": cap.use}).text = cap.url
+        for method in cap.security:
+            ET.SubElement(interface, "securityMethod", {"standardID": method} if method else {})
         for name, text in cap.extra:
             ET.SubElement(element, name).text = text
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
