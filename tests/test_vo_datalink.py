@@ -2,7 +2,8 @@
 read by pyvo as a user would: the links of a Level-3 row and of an exposure row, of a product
 URI, several IDs at once; exclusive access (the PI downloads through ``access_url`` and gets
 the catalogued sha256, a stranger and an anonymous caller get error rows and 401/403 on the
-raw download); unknown IDs (NotFoundFault rows) and bad requests (400, a VOTable error).
+raw download); unknown IDs (NotFoundFault rows) and bad requests (400, a VOTable error);
+VOSI capabilities, which let pyvo's AuthSession send the token cookie.
 
 The program stays under exclusive access: nothing here changes the shared catalog's access
 state. The public case is the program's association report (public from the start).
