@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     work_max_attempts: int = Field(
         5, description="Claims of a task whose lease expired (worker died or hung) before it is failed.",
     )
+    tap_timeout_seconds: float = Field(
+        10.0, gt=0, description="A TAP (ADQL) query running longer than this is cancelled and answered with an error.",
+    )
+    tap_max_rec: int = Field(
+        10000, ge=1, description="Rows a TAP query returns at most (its MAXREC default and hard limit).",
+    )
     smtp_host: str = Field("127.0.0.1", description="SMTP server for e-mail notifications.")
     smtp_port: int = 25
     smtp_user: str | None = None

@@ -102,8 +102,9 @@ def _hadolint(path: Path) -> list[dict]:
     return findings
 
 
-def test_dockerfile_passes_hadolint():
-    findings = _hadolint(DOCKER / "Dockerfile")
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.postgres"])
+def test_dockerfile_passes_hadolint(dockerfile):
+    findings = _hadolint(DOCKER / dockerfile)
     assert findings == [], "\n".join(f"line {f['line']}: {f['code']} {f['message']}" for f in findings)
 
 

@@ -40,8 +40,10 @@ from services.archive.routers import (
     scs,
     sia,
     subscriptions,
+    tap,
     wavefront,
 )
+from services.archive.vo.uws import JobStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.storage import open_store
@@ -235,8 +237,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "mast", "description": "MAST's own protocol, as astroquery.mast speaks it: /api/v0/invoke, the "
                                             "column configuration, downloads by dataURI."},
             {"name": "vo", "description": "The Virtual Observatory: SIA 2.0 (/vo/sia2) and Simple Cone Search "
-                                          "(/vo/scs) over the ObsCore rows, answered as VOTables, and DataLink "
-                                          "(/vo/datalink): the links of ObsCore rows and files."},
+                                          "(/vo/scs) over the ObsCore rows, answered as VOTables, DataLink "
+                                          "(/vo/datalink): the links of ObsCore rows and files, and TAP "
+                                          "(/vo/tap): ADQL over ivoa.obscore and tap_schema, sync and async."},
             {"name": "events", "description": "Recent archive events."},
             {"name": "operations", "description": "Health, metrics, identity."},
         ],
@@ -248,8 +251,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
     for module in (observations, caom, mast_api, resolve, products, download, programs, access, references,
-                   wavefront, subscriptions, reprocessing, events, ops, sia, scs, datalink):
+                   wavefront, subscriptions, reprocessing, events, ops, sia, scs, datalink, tap):
         app.include_router(module.router)
+    app.state.tap_jobs = JobStore()  # asynchronous TAP jobs live in the process (docs/archive-api.md)
     app.openapi = lambda: _complete_openapi(app)
     app.add_middleware(_BodyLimit)
     app.add_middleware(_AbsoluteForm)

@@ -162,13 +162,18 @@ def _has_control_characters(text: str) -> bool:
 def check_request(request: Request, user: CurrentUser) -> None:
     """Run before every route: a token, when one is sent, must be valid (401 otherwise,
     through :func:`current_user`), and no path segment or query value may carry control
-    characters (NUL, CR, LF...; 400), which no identifier or criterion of the archive has."""
+    characters (NUL, CR, LF...; 400), which no identifier or criterion of the archive has.
+    The one text that may span lines is an ADQL query: a TAP ``QUERY`` may hold tabs and line
+    breaks (not other control characters)."""
     where = None
     if _has_control_characters(request.url.path) or any(
             _has_control_characters(v) for v in request.path_params.values() if isinstance(v, str)):
         where = "the path"
     else:
+        adql = request.url.path.startswith("/vo/tap")
         for key, value in request.query_params.multi_items():
+            if adql and key.upper() == "QUERY":
+                value = value.replace("\t", " ").replace("\n", " ").replace("\r", " ")
             if _has_control_characters(key) or _has_control_characters(value):
                 where = f"query parameter {key!r}"
                 break

@@ -93,16 +93,19 @@ def _backfill_caom(url: str) -> None:
 
 
 def _create_obscore(url: str) -> None:
-    """(Re)create the ObsCore view of a PostgreSQL catalog (shared.catalog.obscore): derived
-    from the head schema's tables, so made here rather than by a migration."""
+    """(Re)create the ObsCore view of a PostgreSQL catalog (shared.catalog.obscore) and the
+    TAP_SCHEMA tables describing it (shared.catalog.tap_schema): derived from the head
+    schema's tables, so made here rather than by a migration."""
     if not url.startswith("postgresql"):
         return
     from shared.catalog.obscore import create_view
+    from shared.catalog.tap_schema import create_tap_schema
 
     catalog = Catalog(url)
     try:
         with catalog.engine.begin() as conn:
             create_view(conn)
+            create_tap_schema(conn)
     finally:
         catalog.dispose()
 

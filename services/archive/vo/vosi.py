@@ -1,6 +1,6 @@
 """VOSI documents of a VO service (IVOA VOSI 1.1): its capabilities, what a client reads to
-find the query endpoint (pyvo's ``SIA2Service(url)`` reads ``<url>/capabilities``), and its
-availability.
+find the query endpoint (pyvo's ``SIA2Service(url)`` reads ``<url>/capabilities``), its
+availability, and, for TAP, its tableset (the published tables and columns).
 """
 
 from __future__ import annotations
@@ -9,13 +9,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
-__all__ = ["Capability", "availability_xml", "capabilities_xml", "service_capabilities"]
+from shared.catalog.tap_schema import PublishedTable
+
+__all__ = ["Capability", "availability_xml", "capabilities_xml", "service_capabilities", "tableset_xml",
+           "tap_capability"]
 
 _VOSI_CAP = "http://www.ivoa.net/xml/VOSICapabilities/v1.0"
 _VOSI_AVAIL = "http://www.ivoa.net/xml/VOSIAvailability/v1.0"
 _VS = "http://www.ivoa.net/xml/VODataService/v1.1"
 _VR = "http://www.ivoa.net/xml/VOResource/v1.0"
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
+_VOSI_TABLES = "http://www.ivoa.net/xml/VOSITables/v1.0"
+_TR = "http://www.ivoa.net/xml/TAPRegExt/v1.0"
 
 XML = "text/xml"
 
@@ -36,6 +41,7 @@ class Capability:
     xsi_type: str | None = None
     namespaces: dict[str, str] = field(default_factory=dict)
     extra: Sequence[tuple[str, str]] = ()
+    elements: Sequence[ET.Element] = ()
     security: Sequence[str | None] = ()  # the interface's securityMethods; None: anonymous
     description: str | None = None
 
@@ -71,6 +77,7 @@ def capabilities_xml(capabilities: Sequence[Capability]) -> bytes:
             ET.SubElement(interface, "securityMethod", {"standardID": method} if method else {})
         for name, text in cap.extra:
             ET.SubElement(element, name).text = text
+        element.extend(cap.elements)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
 
 
@@ -79,4 +86,75 @@ def availability_xml(available: bool, note: str | None = None) -> bytes:
     ET.SubElement(root, "vosi:available").text = "true" if available else "false"
     if note:
         ET.SubElement(root, "vosi:note").text = note
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrib: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attrib)
+    if text is not None:
+        element.text = text
+    return element
+
+
+GEOMETRY_FUNCTIONS = ("POINT", "CIRCLE", "BOX", "POLYGON", "CONTAINS", "INTERSECTS", "DISTANCE")
+"""ADQL geometry queryparser-python3 translates to pg_sphere."""
+
+
+def tap_capability(tap_url: str, *, max_rec: int, timeout_seconds: float, retention_seconds: int) -> Capability:
+    """The TAP 1.1 capability (TAPRegExt) of the service at ``tap_url``: ADQL 2.0 with its
+    geometry, VOTable output, MAXREC default and hard limit, execution duration, retention."""
+    language = ET.Element("language")
+    _sub(language, "name", "ADQL")
+    _sub(language, "version", "2.0", **{"ivo-id": "ivo://ivoa.net/std/ADQL#v2.0"})
+    _sub(language, "description", "ADQL 2.0, translated to PostgreSQL with pg_sphere geometry")
+    features = _sub(language, "languageFeatures", type="ivo://ivoa.net/std/TAPRegExt#features-adqlgeo")
+    for form in GEOMETRY_FUNCTIONS:
+        _sub(_sub(features, "feature"), "form", form)
+    model = ET.Element("dataModel", {"ivo-id": "ivo://ivoa.net/std/ObsCore#core-1.1"})
+    model.text = "ObsCore-1.1"
+    fmt = ET.Element("outputFormat", {"ivo-id": "ivo://ivoa.net/std/TAPRegExt#output-votable-td"})
+    _sub(fmt, "mime", "application/x-votable+xml")
+    _sub(fmt, "alias", "votable")
+    retention = ET.Element("retentionPeriod")
+    _sub(retention, "default", str(retention_seconds))
+    duration = ET.Element("executionDuration")
+    _sub(duration, "default", f"{timeout_seconds:g}")
+    limit = ET.Element("outputLimit")
+    _sub(limit, "default", str(max_rec), unit="row")
+    _sub(limit, "hard", str(max_rec), unit="row")
+    return Capability("ivo://ivoa.net/std/TAP", tap_url, use="base", version="1.1", std=True,
+                      xsi_type="tr:TableAccess", namespaces={"tr": _TR},
+                      elements=(model, language, fmt, retention, duration, limit))
+
+
+def tableset_xml(schemas: dict[str, str], tables: Sequence[PublishedTable]) -> bytes:
+    """The VOSI tableset of ``tables``, grouped under ``schemas`` (name -> description): every column's datatype, unit, UCD,
+    utype and flags."""
+    root = ET.Element("vtm:tableset", {"xmlns:vtm": _VOSI_TABLES, "xmlns:vs": _VS, "xmlns:xsi": _XSI})
+    for schema_name, description in schemas.items():
+        schema = _sub(root, "schema")
+        _sub(schema, "name", schema_name)
+        _sub(schema, "description", description)
+        for table in (t for t in tables if t.schema == schema_name):
+            element = _sub(schema, "table", type=table.table_type)
+            _sub(element, "name", table.qualified)
+            _sub(element, "description", table.description)
+            if table.utype:
+                _sub(element, "utype", table.utype)
+            for c in table.columns:
+                column = _sub(element, "column", std="true" if c.std else "false")
+                _sub(column, "name", c.name)
+                _sub(column, "description", c.description)
+                for tag in ("unit", "ucd", "utype"):
+                    if getattr(c, tag):
+                        _sub(column, tag, getattr(c, tag))
+                attrib = {"xsi:type": "vs:VOTableType"}
+                if c.arraysize:
+                    attrib["arraysize"] = c.arraysize
+                if c.xtype:
+                    attrib["extendedType"] = c.xtype
+                _sub(column, "dataType", c.datatype, **attrib)
+                for flag in ("indexed", "principal"):
+                    if getattr(c, flag):
+                        _sub(column, "flag", flag)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)

@@ -2,8 +2,10 @@
 
 The view is derived from the head schema's tables and its column list lives in
 :mod:`shared.catalog.obscore`, so :func:`shared.catalog.db.upgrade` (re)creates it each time
-the schema reaches head. This revision marks where it begins: going below it drops the view
-(and the pg_sphere position index), which would otherwise hold the tables it reads.
+the schema reaches head, with the TAP_SCHEMA tables describing it
+(:mod:`shared.catalog.tap_schema`). This revision marks where they begin: going below it drops
+the view, the schema ``tap_schema`` and the pg_sphere position index, which would otherwise
+hold the tables they read.
 
 Revision ID: 0015_obscore_view
 Revises: 0014_caom_observations
@@ -25,4 +27,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
         op.execute('DROP VIEW IF EXISTS ivoa.obscore')
+        op.execute('DROP SCHEMA IF EXISTS tap_schema CASCADE')
         op.execute('DROP INDEX IF EXISTS ix_caom_observation_spoint')

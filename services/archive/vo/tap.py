@@ -1,0 +1,293 @@
+"""TAP: ADQL queries over ``ivoa.obscore`` and ``tap_schema`` (TAP 1.1, DALI 1.1).
+
+A request is its parameters (names case-insensitive, :func:`parse_request`); the ADQL is
+translated to PostgreSQL with pg_sphere geometry by queryparser-python3
+(:func:`translate`), which also reports every table the query reads: a table that is not
+published (:data:`shared.catalog.tap_schema.PUBLISHED`) is refused, and so is more than one
+statement. :func:`execute` then runs the translated SQL in a READ ONLY transaction under a
+statement timeout, reads at most MAXREC rows (one more tells OVERFLOW) and writes the VOTable:
+a column that PostgreSQL reports as a plain reference to a published column keeps that
+column's metadata (ObsCore's units and UCDs), under its alias too; a computed one gets a
+datatype from PostgreSQL's type of the result. ``access_url`` values become absolute.
+
+Every refusal is a :class:`TapError`, whose message says what to change; the route answers it
+with HTTP 400 and a VOTable error document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import Engine
+
+from services.archive.vo.votable import VOField, error_votable, obscore_fields, result_votable
+from shared.catalog.obscore import absolute_url
+from shared.catalog.tap_schema import PUBLISHED, PublishedColumn, PublishedTable, published_table
+
+__all__ = ["FORMATS", "LANGUAGES", "TapError", "TapQuery", "TapUnavailable", "execute", "parse_request",
+           "translate"]
+
+LANGUAGES = ("ADQL", "ADQL-2.0", "ADQL-2.1")
+"""What LANG may say (ADQL, as queryparser-python3 reads it)."""
+
+FORMATS = ("votable", "application/x-votable+xml", "text/xml",
+           "application/x-votable+xml;serialization=tabledata")
+"""What FORMAT/RESPONSEFORMAT may say: every one is a VOTable."""
+
+
+class TapError(Exception):
+    """A query or parameter the service cannot answer; the message says why (HTTP 400)."""
+
+
+class TapUnavailable(Exception):
+    """The catalog cannot run TAP queries (SQLite, or the database failed): HTTP 503."""
+
+
+@dataclass(frozen=True)
+class TapQuery:
+    """A validated TAP request."""
+
+    adql: str
+    maxrec: int
+
+
+def _params(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Parameters by upper-cased name; the last value of a repeated one wins."""
+    return {k.upper(): v for k, v in items}
+
+
+def parse_request(items: Iterable[tuple[str, str]], default_maxrec: int) -> TapQuery:
+    """The TAP query that ``items`` (name, value pairs of the query string and form) ask for.
+
+    ``default_maxrec`` is also the hard limit: a larger MAXREC is lowered to it."""
+    params = _params(items)
+    request = params.get("REQUEST", "doQuery").strip()
+    if request.lower() != "doquery":
+        raise TapError(f"REQUEST={request!r} is not supported: the only request is doQuery")
+    lang = params.get("LANG", "ADQL").strip()
+    if lang.upper() not in LANGUAGES:
+        raise TapError(f"LANG={lang!r} is not supported: this service speaks ADQL (LANG=ADQL)")
+    for name in ("RESPONSEFORMAT", "FORMAT"):
+        fmt = params.get(name)
+        if fmt is not None and fmt.strip().lower().replace(" ", "") not in FORMATS:
+            raise TapError(f"{name}={fmt!r} is not supported: results are VOTables ({name}=votable)")
+    adql = params.get("QUERY", "").strip()
+    if not adql:
+        raise TapError("QUERY is missing: give an ADQL query, e.g. QUERY=SELECT TOP 10 * FROM ivoa.obscore")
+    maxrec = default_maxrec
+    if (text := params.get("MAXREC")) is not None:
+        try:
+            maxrec = int(text.strip())
+        except ValueError:
+            raise TapError(f"MAXREC={text!r} is not an integer") from None
+        if maxrec < 0:
+            raise TapError(f"MAXREC={text!r} is negative: give a number of rows, 0 or more")
+        maxrec = min(maxrec, default_maxrec)
+    return TapQuery(adql, maxrec)
+
+
+def _single_statement(adql: str) -> str:
+    """``adql`` without a final ``;``; a ``;`` before anything else is a second statement."""
+    quote = None
+    for i, ch in enumerate(adql):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == ";":
+            if adql[i + 1:].strip():
+                raise TapError("the query holds more than one statement: send one SELECT")
+            return adql[:i]
+    return adql
+
+
+_SYNTAX = re.compile(r"\((\d+), (\d+), '((?:[^'\\]|\\.)*)'\)")
+
+
+def _syntax_message(exc: Exception, adql: str) -> str:
+    where = [f"line {line}, column {col} near {token!r}" for line, col, token in _SYNTAX.findall(str(exc))]
+    if where:
+        return f"ADQL syntax error at {'; '.join(where)} (query: {adql})"
+    return f"ADQL not understood: {exc} (query: {adql})"
+
+
+_FROM = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][\w.\"]*)", re.IGNORECASE)
+
+
+def _published_names() -> str:
+    return ", ".join(t.qualified for t in PUBLISHED)
+
+
+@dataclass(frozen=True)
+class Translation:
+    sql: str
+    tables: tuple[PublishedTable, ...]
+
+
+def translate(adql: str) -> Translation:
+    """The PostgreSQL of the ADQL query ``adql``, and the published tables it reads.
+
+    Raises
+    ------
+    TapError
+        for a syntax error, more than one statement, or a table that is not published.
+    """
+    from queryparser.adql import ADQLQueryTranslator
+    from queryparser.exceptions import QueryError, QuerySyntaxError
+    from queryparser.postgresql import PostgreSQLQueryProcessor
+
+    adql = _single_statement(adql).strip()
+    try:
+        sql = ADQLQueryTranslator(adql).to_postgresql()
+    except QuerySyntaxError as exc:
+        raise TapError(_syntax_message(exc, adql)) from None
+    except Exception as exc:  # the translator's failures on input it cannot read are of many kinds
+        raise TapError(f"ADQL not understood: {exc or type(exc).__name__} (query: {adql})") from None
+    sql = _single_statement(sql).strip()
+    processor = PostgreSQLQueryProcessor()
+    try:
+        processor.set_query(sql)
+        processor.process_query()
+    except QuerySyntaxError as exc:
+        raise TapError(_syntax_message(exc, adql) + "; only ADQL functions may be called") from None
+    except QueryError as exc:
+        if "schema" in str(exc).lower():
+            names = ", ".join(sorted({n for n in _FROM.findall(adql) if "." not in n})) or "a table"
+            raise TapError(f"{names} is not a table of this service (name tables with their schema): "
+                           f"only {_published_names()} may be queried") from None
+        raise TapError(f"ADQL not understood: {exc} (query: {adql})") from None
+    except Exception as exc:  # as above: input the processor cannot read
+        raise TapError(f"ADQL not understood: {exc or type(exc).__name__} (query: {adql})") from None
+    tables = []
+    for schema, name in processor.tables:
+        table = published_table(schema, name) if name else None
+        if table is None:
+            qualified = f"{schema}.{name}" if schema else str(name)
+            raise TapError(f"{qualified} is not a table of this service: only {_published_names()} may be queried")
+        tables.append(table)
+    return Translation(sql, tuple(dict.fromkeys(tables)))
+
+
+# PostgreSQL type OIDs of a result column -> VOTable datatype (anything else is written as text)
+_OID_DATATYPES = {16: "boolean", 20: "long", 21: "short", 23: "int", 26: "long", 700: "float", 701: "double",
+                  1700: "double"}
+_TIMESTAMPS = {1082, 1114, 1184}
+_NUMERIC = {"boolean", "short", "int", "long", "float", "double"}  # VOTable types written as numbers
+
+
+def _published_field(name: str, column: PublishedColumn) -> VOField:
+    return VOField(name, "unicodeChar" if column.datatype == "char" else column.datatype, column.unit,
+                   column.ucd, column.utype, column.description, column.xtype)
+
+
+def _obscore_fields() -> dict[str, VOField]:
+    return {f.name: f for f in obscore_fields()}
+
+
+def _field(out: str, oid: int, origin: tuple[str, str, str] | None, obscore: dict[str, VOField]) -> VOField:
+    """The FIELD of a result column written as ``out``, of PostgreSQL type ``oid``: the metadata
+    of the published column it shows as it is (``origin``: schema, table, column, as PostgreSQL
+    reports it for a plain column reference), else only a datatype from ``oid``."""
+    table = published_table(origin[0], origin[1]) if origin else None
+    column = next((c for c in table.columns if c.name == origin[2]), None) if table else None
+    if column is not None and table.qualified == "ivoa.obscore":
+        base = obscore[column.name]
+        return VOField(out, base.datatype, base.unit, base.ucd, base.utype, base.description, base.xtype)
+    if column is not None:
+        return _published_field(out, column)
+    return VOField(out, _OID_DATATYPES.get(oid, "unicodeChar"), xtype="timestamp" if oid in _TIMESTAMPS else None)
+
+
+def _origins(cur, result) -> list[tuple[str, str, str] | None]:
+    """For each result column, the (schema, table, column) it is a plain reference to, or None
+    for a computed one: PostgreSQL's own account (the table OID and column number of the row
+    description ``result``), resolved to names with a catalog query on ``cur``."""
+    refs = [(result.ftable(i), result.ftablecol(i)) for i in range(result.nfields)]
+    oids = sorted({oid for oid, _ in refs if oid})
+    if not oids:
+        return [None] * len(refs)
+    cur.execute("SELECT a.attrelid::bigint, a.attnum, n.nspname, c.relname, a.attname FROM pg_attribute AS a "
+                "JOIN pg_class AS c ON c.oid = a.attrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+                "WHERE a.attrelid = ANY(%s::oid[]) AND a.attnum > 0", [oids])
+    names = {(oid, num): (schema, table, column) for oid, num, schema, table, column in cur.fetchall()}
+    return [names.get(ref) for ref in refs]
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        n = seen.get(name, 0) + 1
+        seen[name] = n
+        out.append(name if n == 1 else f"{name}_{n}")
+    return out
+
+
+def _value(value: Any, datatype: str) -> Any:
+    if value is None:
+        return None
+    if datatype in ("double", "float") and not isinstance(value, float):
+        return float(value)
+    if datatype not in _NUMERIC and not isinstance(value, str):
+        return value if hasattr(value, "isoformat") else str(value)
+    return value
+
+
+def execute(engine: Engine, query: TapQuery, *, timeout_seconds: float, base_url: str) -> bytes:
+    """Run ``query`` on the catalog ``engine`` (read only, under ``timeout_seconds``); the
+    VOTable of its rows. Raises :class:`TapError` for what the caller can fix and
+    :class:`TapUnavailable` when the catalog cannot answer."""
+    if engine.dialect.name != "postgresql":
+        raise TapUnavailable("TAP needs a PostgreSQL catalog (ivoa.obscore and ADQL geometry); "
+                             "this archive's catalog is SQLite")
+    translation = translate(query.adql)
+    sql = f"SELECT * FROM ({translation.sql}) AS tap_result LIMIT {query.maxrec + 1}"
+    with engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        try:
+            with dbapi.cursor() as cur:
+                cur.execute("SET TRANSACTION READ ONLY")
+                cur.execute(f"SET LOCAL statement_timeout = {max(1, round(timeout_seconds * 1000))}")
+                cur.execute(sql)
+                description = cur.description or []
+                result = cur.pgresult
+                rows = cur.fetchall()
+                origins = _origins(cur, result) if result is not None else [None] * len(description)
+        except psycopg.errors.QueryCanceled:
+            raise TapError(f"the query ran longer than {timeout_seconds:g} s and was cancelled: restrict it "
+                           "(a WHERE on indexed columns, CONTAINS on positions, or TOP)") from None
+        except psycopg.Error as exc:
+            state = exc.sqlstate or ""
+            if state[:2] in ("42", "22", "21", "0A", "25", "2F", "38", "39", "54", "P0") or state.startswith("XX0"):
+                message = exc.diag.message_primary or str(exc)
+                hint = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
+                raise TapError(f"the query cannot run: {message}{hint}") from None
+            raise TapUnavailable(f"the catalog could not run the query: {exc.diag.message_primary or exc}") from exc
+        finally:
+            with contextlib.suppress(psycopg.Error):  # a broken connection is discarded by the pool
+                dbapi.rollback()
+    obscore = _obscore_fields()
+    names = _unique([d.name for d in description])
+    fields = [_field(names[i], d.type_code, origins[i], obscore) for i, d in enumerate(description)]
+    overflow = len(rows) > query.maxrec
+    rows = rows[:query.maxrec]
+    urls = [i for i, f in enumerate(fields) if f.ucd == "meta.ref.url"]
+    out = []
+    for row in rows:
+        values = [_value(v, fields[i].datatype) for i, v in enumerate(row)]
+        for i in urls:
+            if isinstance(values[i], str):
+                values[i] = absolute_url(values[i], base_url)
+        out.append(values)
+    return result_votable(fields, out, overflow=overflow, infos={"QUERY": query.adql})
+
+
+def error_document(exc: Exception) -> bytes:
+    """The VOTable error document of a refusal."""
+    return error_votable(str(exc))
