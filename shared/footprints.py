@@ -8,7 +8,10 @@
   (:func:`circle_region`), of the window's half diagonal.
 * :func:`region_centre` and :func:`region_contains` read these strings back (a polygon's
   centre is the mean of its vertices, RA averaged on the circle; containment on the
-  tangent plane at the tested point, fine for the arcminute footprints of JWST).
+  tangent plane at the tested point, fine for the arcminute footprints of JWST);
+  :func:`regions_overlap` tells whether two regions share any point (on the tangent plane
+  at the first one's centre, where great circles are straight lines and a circle of radius
+  r one of radius tan r: exact for polygons, for circles to the projection's precision).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["circle_region", "file_region", "parse_region", "polygon_region", "region_centre", "region_contains",
-           "window_region"]
+           "regions_overlap", "window_region"]
 
 
 def polygon_region(corners: Sequence[tuple[float, float]]) -> str:
@@ -133,3 +136,58 @@ def region_contains(region: str, ra: float, dec: float) -> bool:
         if (y1 > 0) != (y2 > 0) and 0 < x1 + (0 - y1) * (x2 - x1) / (y2 - y1):
             inside = not inside
     return inside
+
+
+def _segment_distance(p: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Distance on the plane from ``p`` to the segment ``a``–``b``."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    length2 = dx * dx + dy * dy
+    t = 0.0 if length2 == 0 else max(0.0, min(1.0, ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / length2))
+    return math.hypot(p[0] - (a[0] + t * dx), p[1] - (a[1] + t * dy))
+
+
+def _inside(p: tuple[float, float], polygon: list[tuple[float, float]]) -> bool:
+    inside = False
+    for (x1, y1), (x2, y2) in zip(polygon, polygon[1:] + polygon[:1], strict=True):
+        if (y1 > p[1]) != (y2 > p[1]) and p[0] < x1 + (p[1] - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
+
+
+def _cross(o, a, b) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _segments_cross(a1, a2, b1, b2) -> bool:
+    d1, d2 = _cross(b1, b2, a1), _cross(b1, b2, a2)
+    d3, d4 = _cross(a1, a2, b1), _cross(a1, a2, b2)
+    return ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0))
+
+
+def _edges(polygon: list[tuple[float, float]]):
+    return zip(polygon, polygon[1:] + polygon[:1], strict=True)
+
+
+def regions_overlap(a: str, b: str) -> bool:
+    """Whether the regions ``a`` and ``b`` (``POLYGON``/``CIRCLE`` strings, degrees) share a
+    point; touching counts. Both must lie within 90 degrees of ``a``'s centre.
+
+    Raises ValueError for a malformed region."""
+    ra0, dec0 = region_centre(a)
+    shapes = []
+    for region in (a, b):
+        shape, n = parse_region(region)
+        if shape == "CIRCLE":
+            centre = _offsets(ra0, dec0, n[0], n[1])
+            shapes.append(("CIRCLE", centre, math.tan(math.radians(min(n[2], 89.0)))))
+        else:
+            shapes.append(("POLYGON", [_offsets(ra0, dec0, r, d) for r, d in zip(n[0::2], n[1::2], strict=True)], 0.0))
+    (kind_a, geo_a, r_a), (kind_b, geo_b, r_b) = shapes
+    if kind_a == "CIRCLE" and kind_b == "CIRCLE":
+        return math.dist(geo_a, geo_b) <= r_a + r_b + 1e-12
+    if kind_a == "CIRCLE" or kind_b == "CIRCLE":
+        (centre, radius), polygon = ((geo_a, r_a), geo_b) if kind_a == "CIRCLE" else ((geo_b, r_b), geo_a)
+        return _inside(centre, polygon) or any(_segment_distance(centre, p, q) <= radius + 1e-12
+                                               for p, q in _edges(polygon))
+    return (_inside(geo_a[0], geo_b) or _inside(geo_b[0], geo_a)
+            or any(_segments_cross(p, q, u, v) for p, q in _edges(geo_a) for u, v in _edges(geo_b)))

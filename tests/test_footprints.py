@@ -13,6 +13,7 @@ from shared.footprints import (
     parse_region,
     region_centre,
     region_contains,
+    regions_overlap,
 )
 from shared.instruments import detector
 
@@ -71,3 +72,23 @@ def test_circles_and_bad_regions():
     for bad in ("", "BOX ICRS 1 2 3 4", "POLYGON ICRS 1 2 3", "CIRCLE 1 2"):
         with pytest.raises(ValueError):
             parse_region(bad)
+
+
+def test_regions_overlap_by_edges_corners_and_containment():
+    square = "POLYGON ICRS 10 10 10.1 10 10.1 10.1 10 10.1"
+    # a circle inside, one reaching an edge (0.1 deg of RA at dec 10 is 0.0985 deg), one short of it
+    assert regions_overlap("CIRCLE ICRS 10.05 10.05 0.01", square)
+    assert regions_overlap("CIRCLE ICRS 10.2 10.05 0.1", square)
+    assert not regions_overlap("CIRCLE ICRS 10.2 10.05 0.09", square)
+    # a circle covering the whole square, and the square as the first region
+    assert regions_overlap("CIRCLE ICRS 10.05 10.05 1", square) and regions_overlap(square, "CIRCLE ICRS 10.05 10.05 1")
+    # polygons: crossing edges, one inside the other, apart
+    assert regions_overlap(square, "POLYGON ICRS 10.05 10.05 10.2 10.05 10.2 10.2")
+    assert regions_overlap("POLYGON ICRS 9 9 11 9 11 11 9 11", square)
+    assert regions_overlap(square, "POLYGON ICRS 9 9 11 9 11 11 9 11")
+    assert not regions_overlap(square, "POLYGON ICRS 10.2 10.2 10.3 10.2 10.3 10.3")
+    # circles: by the sum of their radii
+    assert regions_overlap("CIRCLE ICRS 0 0 1", "CIRCLE ICRS 1.9 0 1")
+    assert not regions_overlap("CIRCLE ICRS 0 0 1", "CIRCLE ICRS 2.1 0 1")
+    # across RA 0
+    assert regions_overlap("CIRCLE ICRS 359.99 0 0.02", "POLYGON ICRS 0 -0.01 0.01 -0.01 0.01 0.01 0 0.01")

@@ -6,8 +6,9 @@ different parameters must all hold:
 
 * ``POS`` — ``CIRCLE ra dec radius``, ``RANGE ra1 ra2 dec1 dec2`` (bounds may be ``-Inf`` /
   ``+Inf``; ``ra1 > ra2`` wraps through 0) or ``POLYGON ra1 dec1 ra2 dec2 ra3 dec3 ...``
-  (degrees, ICRS; a polygon must fit in a hemisphere). A row matches when its centre
-  (``s_ra``, ``s_dec``) lies in the region; footprints (``s_region``) are not intersected.
+  (degrees, ICRS; a polygon must fit in a hemisphere). A row matches when its footprint
+  (``s_region``) overlaps a circle or polygon (its centre, for a row without one), and when
+  its centre (``s_ra``, ``s_dec``) lies in a range.
 * ``BAND`` (metres) and ``TIME`` (MJD) — an interval ``lo hi`` (or one value) that must
   overlap the row's ``em_min..em_max`` / ``t_min..t_max``.
 * ``FOV`` (deg), ``SPATRES`` (arcsec), ``EXPTIME`` (s), ``TIMERES`` (s), ``SPECRP`` — an
@@ -35,9 +36,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from services.archive.caom import cone_ids
 from shared.catalog import CaomObservation, sky
 from shared.catalog.obscore import COLUMNS, absolute_url, obscore_select
+from shared.footprints import circle_region, polygon_region, regions_overlap
 
 __all__ = [
     "DEFAULT_MAXREC",
@@ -115,8 +116,15 @@ class Circle:
     dec: float
     radius: float
 
+    @property
+    def region(self) -> str:
+        return circle_region(self.ra, self.dec, self.radius)
+
+    def contains(self, ra: float, dec: float) -> bool:
+        return sky.separation(self.ra, self.dec, ra, dec) <= self.radius
+
     def matching_ids(self, session: Session) -> set[int]:
-        return cone_ids(session, self.ra, self.dec, self.radius)
+        return _overlapping(session, self, self.ra, self.dec, self.radius)
 
 
 @dataclass(frozen=True)
@@ -208,15 +216,41 @@ class Polygon:
                 inside = not inside
         return inside
 
+    @property
+    def region(self) -> str:
+        return polygon_region(self.vertices)
+
     def matching_ids(self, session: Session) -> set[int]:
         ra, dec = self.centre
-        c = CaomObservation
-        rows = session.execute(select(c.id, c.s_ra, c.s_dec).where(
-            c.hpx.is_not(None), sky.in_cone_pixels(c.hpx, ra, dec, self.radius)))
-        return {i for i, r, d in rows if self.contains(r, d)}
+        return _overlapping(session, self, ra, dec, self.radius)
 
 
 Shape = Circle | RaDecRange | Polygon
+
+FOOTPRINT_REACH = 1.0
+"""Degrees: how far beyond a circle or polygon a row's centre may lie for its footprint to be
+tested against it (JWST footprints, mosaics included, are well within it)."""
+
+
+def _overlapping(session: Session, shape: Circle | Polygon, ra: float, dec: float, radius: float) -> set[int]:
+    """Ids of the rows whose footprint (``s_region``) overlaps ``shape``, bounded by the cone
+    (``ra``, ``dec``, ``radius``); a row without a usable footprint matches by its centre."""
+    c = CaomObservation
+    rows = session.execute(select(c.id, c.s_ra, c.s_dec, c.s_region).where(
+        c.hpx.is_not(None), sky.in_cone_pixels(c.hpx, ra, dec, min(radius + FOOTPRINT_REACH, 180.0))))
+    region = shape.region
+    found = set()
+    for row_id, row_ra, row_dec, footprint in rows:
+        if footprint:
+            try:
+                if regions_overlap(region, footprint):
+                    found.add(row_id)
+                continue
+            except (ValueError, ZeroDivisionError):
+                pass  # not a region we read: its centre decides
+        if shape.contains(row_ra, row_dec):
+            found.add(row_id)
+    return found
 
 
 def parse_pos(text: str, param: str = "POS") -> Shape:
