@@ -18,6 +18,15 @@ Queries (each answered 200, or the run stops):
 - filename wildcard: ``GET /products?filename=jwPPPPPOOO*_cal.fits``
 - cone 1 degree: ``GET /observations?ra=..&dec=..&radius=1`` (centred on a target)
 
+and the same questions through MAST's protocol and the Virtual Observatory (the clients'
+requests as astroquery and pyvo send them):
+
+- MAST program: ``POST /api/v0/invoke`` ``Mast.Caom.Filtered`` with ``proposal_id`` (a page of 5000)
+- MAST cone 1 degree: ``POST /api/v0/invoke`` ``Mast.Caom.Cone`` (radius 1)
+- TAP cone 1 degree: ``GET /vo/tap/sync`` with ``CONTAINS(POINT(...), CIRCLE(..., 1)) = 1``
+- SIA2 cone 1 degree: ``GET /vo/sia2/query?POS=CIRCLE ra dec 1``
+- SCS cone 1 degree: ``GET /vo/scs?RA=..&DEC=..&SR=1``
+
 ``python -m benchmarks.catalog_bench [--sizes 10000 1000000] [--explain]``; ``make bench``
 runs it with the others (``python -m benchmarks catalog``).
 """
@@ -34,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -41,7 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("DMS_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE = "dms_bench_catalog"
 QUERIES = ["one product", "program's observations", "products filtered", "products, archive-wide filter",
-           "filename wildcard", "cone 1 degree"]
+           "filename wildcard", "cone 1 degree", "MAST program", "MAST cone 1 degree", "TAP cone 1 degree",
+           "SIA2 cone 1 degree", "SCS cone 1 degree"]
 
 
 def _db_url(name: str, driver: str = "postgresql+psycopg") -> str:
@@ -111,6 +122,16 @@ def samples(name: str, seed: int = 7, n: int = 400) -> dict[str, list[str]]:
     def pick(values: list, k: int) -> list:
         return [values[i] for i in rng.integers(len(values), size=k)]
 
+    def invoke(request: dict) -> tuple[str, str, dict]:
+        return "POST", "/api/v0/invoke", {"request": json.dumps({"format": "json", "pagesize": 5000, "page": 1,
+                                                                   "removenullcolumns": True, **request})}
+
+    def adql(ra: float, dec: float) -> str:
+        return ("/vo/tap/sync?LANG=ADQL&REQUEST=doQuery&QUERY=" + quote(
+            "SELECT obs_id, s_ra, s_dec, calib_level, access_url FROM ivoa.obscore WHERE "
+            f"CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', {ra:.5f}, {dec:.5f}, 1)) = 1"))
+
+    cones = pick(observations, n)
     paths = {
         "one product": [f"/products/{f}" for f in pick(files, n)],
         "program's observations": [f"/observations?program={p}" for p in pick(programs, n)],
@@ -120,6 +141,13 @@ def samples(name: str, seed: int = 7, n: int = 400) -> dict[str, list[str]]:
         "filename wildcard": [f"/products?filename=jw{p}{o:03d}*_cal.fits" for p, o, _, _ in pick(observations, n)],
         "cone 1 degree": [f"/observations?ra={ra:.5f}&dec={dec:.5f}&radius=1" for _, _, ra, dec in
                           pick(observations, n)],
+        "MAST program": [invoke({"service": "Mast.Caom.Filtered", "params": {"columns": "*", "filters": [
+            {"paramName": "proposal_id", "values": [str(int(p))]}]}}) for p in pick(programs, n)],
+        "MAST cone 1 degree": [invoke({"service": "Mast.Caom.Cone", "params": {"ra": ra, "dec": dec, "radius": 1}})
+                               for _, _, ra, dec in cones],
+        "TAP cone 1 degree": [adql(ra, dec) for _, _, ra, dec in cones],
+        "SIA2 cone 1 degree": ["/vo/sia2/query?POS=" + quote(f"CIRCLE {ra:.5f} {dec:.5f} 1") for _, _, ra, dec in cones],
+        "SCS cone 1 degree": [f"/vo/scs?RA={ra:.5f}&DEC={dec:.5f}&SR=1" for _, _, ra, dec in cones],
     }
     return paths
 
@@ -169,7 +197,30 @@ class Server:
         self.tmp.cleanup()
 
 
-async def _measure(base: str, paths: list[str], concurrency: int, warmup: int) -> list[float]:
+Request = str | tuple[str, str, dict]  # a GET path, or (method, path, form)
+
+
+def _check(request: Request, answer) -> None:
+    """Raise unless ``answer`` is a 200 with a successful body (MAST status, VOTable QUERY_STATUS)."""
+    if answer.status_code != 200:
+        raise RuntimeError(f"{request}: {answer.status_code} {answer.text[:300]}")
+    if "votable" in answer.headers.get("content-type", ""):
+        if b'name="QUERY_STATUS" value="ERROR"' in answer.content:
+            raise RuntimeError(f"{request}: {answer.text[:500]}")
+        return
+    body = answer.json()
+    if isinstance(body, dict) and body.get("status") == "ERROR":
+        raise RuntimeError(f"{request}: {body.get('msg')}")
+
+
+async def _send(client, request: Request):
+    if isinstance(request, str):
+        return await client.get(request)
+    method, path, form = request
+    return await client.request(method, path, data=form)
+
+
+async def _measure(base: str, paths: list[Request], concurrency: int, warmup: int) -> list[float]:
     import httpx
 
     latencies: list[float] = []
@@ -177,18 +228,18 @@ async def _measure(base: str, paths: list[str], concurrency: int, warmup: int) -
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=600, limits=limits) as client:
         for p in queue[:warmup]:
-            (await client.get(p)).raise_for_status()
+            answer = await _send(client, p)
+            answer.raise_for_status()
+            _check(p, answer)
         queue = queue[warmup:]
 
         async def worker() -> None:
             while queue:
-                path = queue.pop()
+                request = queue.pop()
                 t0 = time.perf_counter()
-                r = await client.get(path)
+                r = await _send(client, request)
                 latencies.append(time.perf_counter() - t0)
-                if r.status_code != 200:
-                    raise RuntimeError(f"GET {path}: {r.status_code} {r.text[:300]}")
-                r.json()
+                _check(request, r)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies
@@ -238,17 +289,18 @@ def explain(name: str, queries: list[str] | None = None, top: int = 2) -> str:
                 seen.append((time.perf_counter() - conn.info["t0"], statement, parameters))
 
             for q in queries or QUERIES:
-                path = paths[q][0]
-                client.get(path)  # warm the caches
+                request = paths[q][0]
+                method, path, form = ("GET", request, None) if isinstance(request, str) else request
+                client.request(method, path, data=form)  # warm the caches
                 event.listen(engine, "before_cursor_execute", before)
                 event.listen(engine, "after_cursor_execute", after)
                 seen.clear()
                 t0 = time.perf_counter()
-                r = client.get(path)
+                r = client.request(method, path, data=form)
                 elapsed = time.perf_counter() - t0
                 event.remove(engine, "before_cursor_execute", before)
                 event.remove(engine, "after_cursor_execute", after)
-                out.append(f"### {q}: GET {path} -> {r.status_code}, {elapsed * 1000:.0f} ms in process, "
+                out.append(f"### {q}: {method} {path} -> {r.status_code}, {elapsed * 1000:.0f} ms in process, "
                            f"{len(seen)} statements ({sum(s[0] for s in seen) * 1000:.0f} ms in the database)\n")
                 for seconds, statement, parameters in sorted(seen, key=lambda s: -s[0])[:top]:
                     with engine.connect() as conn:

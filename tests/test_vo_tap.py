@@ -11,6 +11,7 @@ search shows the GiST position index.
 from __future__ import annotations
 
 import math
+import re
 
 import httpx
 import pytest
@@ -247,3 +248,22 @@ def test_a_query_may_span_lines_and_name_tables_in_any_case(vo_archive):
     assert 'value="OK"' in r.text and r.text.count("<TR>") == 2
     nul = httpx.get(vo_archive.url + "/vo/tap/sync", params={"QUERY": "SELECT obs_id\x00 FROM ivoa.obscore"})
     assert nul.status_code == 400
+
+
+def test_queries_differing_in_their_numbers_share_one_translation():
+    # the second query of a shape costs a substitution, and gives what translating it would
+    def numbers_as_floats(sql: str) -> str:
+        return re.sub(r"(?<![\w.])\d+\.?\d*(?![\w.])", lambda m: repr(float(m.group(0))), sql)
+
+    shape = ("SELECT TOP {top} obs_id, DISTANCE(POINT('ICRS', s_ra, s_dec), POINT('ICRS', {ra}, {dec})) AS d "
+             "FROM ivoa.obscore WHERE CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', {ra}, {dec}, {r})) = 1 "
+             "AND calib_level >= {level} AND target_name = 'NGC 1 2' ORDER BY d")
+    tap_module._translate_cached.cache_clear()
+    for values in ({"top": 5, "ra": 10.5, "dec": -20.25, "r": 0.1, "level": 2},
+                   {"top": 50, "ra": 200, "dec": 3, "r": 1, "level": 3},
+                   {"top": 1, "ra": 0.125, "dec": -89.5, "r": 0.001, "level": 1}):
+        adql = shape.format(**values)
+        assert numbers_as_floats(tap_module.translate(adql).sql) == numbers_as_floats(tap_module._translate(adql).sql)
+    assert tap_module._translate_cached.cache_info().misses == 1
+    # a number inside a string is the string's, not a literal
+    assert "'NGC 1 2'" in tap_module.translate(shape.format(top=2, ra=1, dec=1, r=1, level=1)).sql
