@@ -206,35 +206,15 @@ _VOTABLE_TYPE = {"int": "long", "float": "double", "bool": "boolean"}
 
 
 def to_votable(model: type[BaseModel], rows: list[BaseModel], info: dict[str, Any], overflow: bool) -> bytes:
-    """A VOTable 1.4 (astropy.io.votable) with one RESOURCE of type results holding the
-    table; its INFO elements carry ``QUERY_STATUS`` (OK, or OVERFLOW when more pages follow)
-    and ``info``."""
-    from astropy.io.votable.tree import Field, Info, Resource, TableElement, VOTableFile
+    """A VOTable 1.4 (:func:`services.archive.vo.votable.result_votable`) with one RESOURCE of
+    type results holding the table; its INFO elements carry ``QUERY_STATUS`` (OK, or
+    OVERFLOW when more pages follow) and ``info``."""
+    from services.archive.vo.votable import VOField, result_votable
 
     cols, records = _records(model, rows)
-    vot = VOTableFile()
-    resource = Resource(type="results")
-    vot.resources.append(resource)
-    resource.infos.append(Info(name="QUERY_STATUS", value="OVERFLOW" if overflow else "OK"))
-    for key, value in info.items():
-        resource.infos.append(Info(name=key, value=str(value)))
-    table = TableElement(vot, name=model.__name__)
-    resource.tables.append(table)
-    for col in cols:
-        datatype = _VOTABLE_TYPE.get(col.kind, "unicodeChar")
-        field = Field(vot, name=col.name, datatype=datatype, arraysize=None if col.kind in _VOTABLE_TYPE else "*",
-                      unit=col.unit, ucd=col.ucd, xtype="timestamp" if col.kind == "time" else None)
-        if col.description:
-            field.description = col.description
-        table.fields.append(field)
-    table.create_arrays(len(records))
-    for i, col in enumerate(cols):
-        data, mask = _array(col, [r[i] for r in records])
-        table.array[col.name] = data.astype(object) if col.kind not in _VOTABLE_TYPE else data
-        table.array.mask[col.name] = mask
-    out = io.BytesIO()
-    vot.to_xml(out)
-    return out.getvalue()
+    fields = [VOField(c.name, _VOTABLE_TYPE.get(c.kind, "unicodeChar"), c.unit, c.ucd, None, c.description,
+                      "timestamp" if c.kind == "time" else None) for c in cols]
+    return result_votable(fields, records, overflow=overflow, infos=info, name=model.__name__)
 
 
 def _route_path(request: Request) -> str:
