@@ -168,7 +168,10 @@ class Server:
                "DMS_ARCHIVE_BASE_URL": f"http://127.0.0.1:{self.port}"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "services.archive.app:create_app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
+             "--port", str(self.port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+             # the client's pooled connections may sit idle while a slow query runs on another: a
+             # server closing them after uvicorn's 5 s default races the client reusing one
+             "--timeout-keep-alive", "120"],
             cwd=ROOT, env=env)
 
     def wait(self, timeout: float = 60.0) -> str:

@@ -8,6 +8,7 @@ Run it with ``dms serve archive`` or ``uvicorn --factory services.archive.app:cr
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -43,6 +44,7 @@ from services.archive.routers import (
     tap,
     wavefront,
 )
+from services.archive.vo.tap import warm_translation
 from services.archive.vo.uws import JobStore
 from shared.catalog import Catalog
 from shared.config import Settings
@@ -91,6 +93,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.catalog = catalog
     app.state.store = open_store(settings)
     log.info("archive API: catalog %s, %s store", settings.resolved_catalog_url.split("@")[-1], settings.store)
+    if catalog.engine.dialect.name == "postgresql":  # TAP serves: ready its ADQL parser
+        threading.Thread(target=warm_translation, name="adql-warm-up", daemon=True).start()
     try:
         yield
     finally:

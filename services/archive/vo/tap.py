@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ from shared.catalog.obscore import absolute_url
 from shared.catalog.tap_schema import PUBLISHED, PublishedColumn, PublishedTable, published_table
 
 __all__ = ["FORMATS", "LANGUAGES", "TapError", "TapQuery", "TapUnavailable", "execute", "parse_request",
-           "translate"]
+           "translate", "warm_translation"]
+
+log = logging.getLogger(__name__)
 
 LANGUAGES = ("ADQL", "ADQL-2.0", "ADQL-2.1")
 """What LANG may say (ADQL, as queryparser-python3 reads it)."""
@@ -232,6 +235,18 @@ def _translate(adql: str) -> Translation:
 
 
 _translate_cached = functools.lru_cache(maxsize=256)(_translate)
+
+_WARM_UP = ("SELECT TOP 100 obs_id, s_ra, s_dec, calib_level, access_url FROM ivoa.obscore WHERE "
+            "CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 10.0, -20.0, 1.0)) = 1 AND calib_level >= 2")
+
+
+def warm_translation() -> None:
+    """Translate a cone query once, so the process's first TAP query does not also pay for
+    loading and warming queryparser's grammars (1 to 2 s of CPU); run at the API's start."""
+    try:
+        translate(_WARM_UP)
+    except Exception:  # a warm-up only: the first query will say what is wrong
+        log.exception("could not warm the ADQL translation")
 
 
 # PostgreSQL type OIDs of a result column -> VOTable datatype (anything else is written as text)
