@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.catalog.models import ArtifactKind, Association, Exposure, Observation, Product, Program
+from shared.catalog.models import (
+    Artifact,
+    ArtifactKind,
+    Association,
+    Exposure,
+    Observation,
+    Product,
+    Program,
+)
 from shared.catalog.queries import (
     add_event,
     current_product,
@@ -42,7 +50,7 @@ from shared.messages import (
 )
 from shared.naming import object_key
 from shared.runtime import ServiceContext
-from shared.storage import Bucket, sha256_file
+from shared.storage import Bucket, ImmutableObjectError, sha256_file
 
 __all__ = ["ArchivedProduct", "CurrentInput", "Placement", "archive_outputs", "archive_product", "current_inputs",
            "event_id_for", "event_product", "fetch_product", "fetch_verified", "product_ref"]
@@ -71,6 +79,19 @@ class ArchivedProduct:
         return ([self.event_id] if self.event_id else []) + list(self.superseded_ids)
 
 
+def _reclaim(ctx: ServiceContext, key: str) -> bool:
+    """Remove the object at ``key`` of the archive when no artifact refers to it: what an
+    earlier attempt of this writer stored before its registration failed (a dropped
+    connection), whose bytes the new attempt no longer has. True when removed."""
+    uri = ctx.store.uri(Bucket.ARCHIVE, key)
+    with ctx.catalog.session() as s:
+        if s.scalar(select(Artifact.id).where(Artifact.uri == uri).limit(1)) is not None:
+            return False
+    log.warning("%s: removing an unregistered object of an earlier attempt, whose bytes differ", uri)
+    ctx.store.remove(Bucket.ARCHIVE, key)
+    return True
+
+
 def archive_product(
     ctx: ServiceContext,
     path: Path,
@@ -94,6 +115,7 @@ def archive_product(
     ingest: IngestSummary | None = None,
     completes_work: bool = False,
     replaces: Sequence[str] = (),
+    sole_writer: bool = False,
 ) -> ArchivedProduct:
     """Store ``path`` (named as the product) and register it; see the module docstring.
 
@@ -111,6 +133,11 @@ def archive_product(
     association re-made under a newer pool), which stops being current in the same
     transaction. With ``completes_work`` (the last output of a task) the work item the
     context holds is marked done in the same transaction (:func:`shared.catalog.work.complete`).
+    ``sole_writer``: the caller holds a lock under which nothing else writes this product
+    (the association builder's program lock); an object at the revision's key that no
+    artifact refers to is then its own earlier attempt's, stored before the registration
+    failed, and when its bytes differ (the file depends on the catalog, which moved since)
+    it is removed and written anew, rather than failing every retry.
 
     Raises
     ------
@@ -145,8 +172,13 @@ def archive_product(
             products=tuple(asn_products) if asn_products is not None else None,
         )
 
-    stored = ctx.store.put_file(Bucket.ARCHIVE, object_key(program, observation, rev.revision, filename), path,
-                                content_type)
+    key = object_key(program, observation, rev.revision, filename)
+    try:
+        stored = ctx.store.put_file(Bucket.ARCHIVE, key, path, content_type)
+    except ImmutableObjectError:
+        if not sole_writer or not _reclaim(ctx, key):
+            raise
+        stored = ctx.store.put_file(Bucket.ARCHIVE, key, path, content_type)
     ref = ProductRef(uri=stored.uri, sha256=stored.sha256, size=stored.size, revision=rev.revision, **ref_fields)
     archived_at = datetime.now(UTC)
     if request is not None:

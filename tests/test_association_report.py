@@ -22,11 +22,12 @@ from services.associations.builder import evaluate
 from services.associations.state import load_state
 from services.associations.task import handle_product
 from shared.archiving import archive_product
-from shared.catalog.models import Association, EventRecord, Exposure, Product, Program
+from shared.catalog.models import Artifact, Association, EventRecord, Exposure, Product, Program
 from shared.config import Settings
 from shared.messages import EventType
-from shared.naming import parse_report
+from shared.naming import object_key, parse_report
 from shared.runtime import ServiceContext
+from shared.storage import Bucket, ImmutableObjectError
 from tests.associations_factory import (
     archive_exposure,
     deliver,
@@ -464,3 +465,29 @@ def test_exposure_views_take_the_measured_start_and_the_planned_pointing():
     decs = [dec for _, dec in views[first].corners]
     assert abs(sum(ras) / 4 - 53.16) < 1e-6 and abs(sum(decs) / 4 + 27.78) < 1e-6
     assert 1.5 < (max(decs) - min(decs)) * 3600 < 2.5
+
+
+def test_a_revision_stored_but_not_registered_is_written_anew_with_other_bytes(ctx, tmp_path):
+    # An attempt stored the report's next revision, then lost its catalog connection before
+    # registering it; the retry makes the report from a catalog that moved on (other bytes).
+    # Under the program's lock the builder is the report's only writer: the unregistered
+    # object is its own, removed and written anew, and nothing is left over.
+    plan = make_plan([observation(1)])
+    store_plan(ctx, plan)
+    o1 = exposure_ids(plan, 1)
+    deliver(ctx, plan, tmp_path, o1[:1], "rate")
+    row, _ = current_report(ctx)
+    stale_key = object_key("01234", 0, row.revision + 1, row.filename)
+    ctx.store.put_bytes(Bucket.ARCHIVE, stale_key, b"<html>an attempt that never registered</html>", "text/html")
+    stale = tmp_path / row.filename
+    stale.write_text("<html>other bytes</html>")
+    with pytest.raises(ImmutableObjectError):  # another writer's object is never replaced
+        archive_product(ctx, stale, suffix="asn-report", level=0, program="01234", observation=0, exposure=None,
+                        inputs=[], source="tests", product_type="INFO", content_type="text/html")
+    deliver(ctx, plan, tmp_path, o1[1:2], "rate")  # the builder, whose report now differs again
+    after, html = current_report(ctx)
+    assert after.revision == row.revision + 1 and "never registered" not in html
+    assert ctx.store.get_uri(after.artifacts[0].uri).decode() == html
+    with ctx.catalog.session() as s:
+        referenced = {ctx.store.parse_uri(u)[1] for u in s.scalars(select(Artifact.uri))}
+    assert set(ctx.store.list_keys(Bucket.ARCHIVE)) <= referenced

@@ -330,3 +330,14 @@ def test_s3_error_classification(code, status, error, retriable):
     assert f"s3://{ARCHIVE}/{KEY}" in str(err.value) and "127.0.0.1:9" in str(err.value)
     if code == "AccessDenied":
         assert "DMS_S3_ACCESS_KEY" in str(err.value)
+
+
+def test_remove_deletes_the_object_and_is_quiet_when_there_is_none(store: ObjectStore):
+    store.put_bytes("dms-archive", "p/r1/gone.txt", b"bytes", "text/plain")
+    store.put_bytes("dms-archive", "p/r1/kept.txt", b"bytes", "text/plain")
+    store.remove("dms-archive", "p/r1/gone.txt")
+    assert store.stat("dms-archive", "p/r1/gone.txt") is None
+    assert list(store.list_keys("dms-archive", "p/")) == ["p/r1/kept.txt"]
+    store.remove("dms-archive", "p/r1/gone.txt")  # again: nothing to do
+    # the key is free again: other bytes may be written there
+    assert store.put_bytes("dms-archive", "p/r1/gone.txt", b"other", "text/plain").size == 5

@@ -84,7 +84,7 @@ def _archive_pool(ctx: ServiceContext, evaluation: Evaluation, tmp: Path) -> lis
     archived = archive_product(
         ctx, path, suffix="pool", level=POOL_LEVEL, program=evaluation.program, observation=0, exposure=None,
         inputs=list(pool.inputs), source=f"{ctx.settings.source}/associations", product_type="AUXILIARY",
-        content_type="text/csv", replaces=earlier,
+        content_type="text/csv", replaces=earlier, sole_writer=True,
     )
     return archived.event_ids
 
@@ -117,6 +117,7 @@ def update_program(ctx: ServiceContext, plan: Plan, params: AssociationParams) -
                     content_type="application/json", asn_id=spec.acid, asn_type=spec.asn_type,
                     asn_rule=spec.asn_rule, asn_products=[p.name for p in spec.products],
                     replaces=[before.filename] if before is not None and before.filename else [],
+                    sole_writer=True,
                 )
                 log.info("%s: %s (%d members)", program, item.filename, len(spec.members))
                 emitted.append(Emitted(item, archived.product_id))
@@ -147,7 +148,7 @@ def _archive_report(ctx: ServiceContext, plan: Plan, evaluation: Evaluation) -> 
         archived = archive_product(
             ctx, path, suffix=REPORT_SUFFIX, level=POOL_LEVEL, program=program, observation=0, exposure=None,
             inputs=[], source=f"{ctx.settings.source}/associations", product_type="INFO",
-            content_type="text/html", data_release=datetime.now(UTC),
+            content_type="text/html", data_release=datetime.now(UTC), sole_writer=True,
         )
     if archived.event_id:
         log.info("%s: association report %s r%d", program, name, archived.ref.revision)

@@ -115,6 +115,11 @@ class ObjectStore(ABC):
         """The stored object, or None when the key does not exist."""
 
     @abstractmethod
+    def remove(self, bucket: str, key: str) -> None:
+        """Delete the object (nothing when it does not exist). Objects are immutable: only
+        what no catalog row refers to may be removed (a write whose registration failed)."""
+
+    @abstractmethod
     def get_bytes(self, bucket: str, key: str) -> bytes:
         """The whole object; raises ObjectNotFoundError."""
 

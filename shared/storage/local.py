@@ -96,6 +96,10 @@ class LocalObjectStore(ObjectStore):
         return StoredObject(bucket, key, self.uri(bucket, key), meta["sha256"], meta["size"],
                             meta["content_type"], created)
 
+    def remove(self, bucket: str, key: str) -> None:
+        self._path(bucket, key).unlink(missing_ok=True)
+        self._meta_path(bucket, key).unlink(missing_ok=True)
+
     def get_bytes(self, bucket: str, key: str) -> bytes:
         path = self._path(bucket, key)
         try:

@@ -354,6 +354,11 @@ class S3ObjectStore(ObjectStore):
             info.content_type or "application/octet-stream", created=info.last_modified,
         )
 
+    def remove(self, bucket: str, key: str) -> None:
+        _check_key(key)
+        with self._translate("removing", bucket, key):
+            self._client.remove_object(bucket, key)
+
     def _stream_sha256(self, bucket: str, key: str) -> str:
         h = hashlib.sha256()
         with self._open(bucket, key) as response:
