@@ -93,15 +93,17 @@ def test_computed_columns_and_distance(vo_archive):
     assert result["d"][0] == pytest.approx(0.0, abs=1e-9)
     assert list(result["d"]) == sorted(result["d"])
     assert {int(v) for v in result["twice"]} <= {2, 4, 6}
-    # a column shown as it is keeps its ObsCore metadata under an alias; a computed one has only a type
+    # a column shown under its own name keeps its ObsCore metadata; a computed one has only a type
     fields = {f.name: f for f in result.fielddescs}
     assert fields["d"].unit is None and fields["d"].datatype == "double"
-    counted = _service(vo_archive).search("SELECT COUNT(s_ra) AS n, MAX(calib_level) AS highest, s_ra AS ra "
-                                          "FROM ivoa.obscore GROUP BY s_ra")
+    counted = _service(vo_archive).search("SELECT COUNT(s_ra) AS n, MAX(calib_level) AS highest, s_ra, "
+                                          "COUNT(s_dec) AS s_dec FROM ivoa.obscore GROUP BY s_ra")
     fields = {f.name: f for f in counted.fielddescs}
     assert fields["n"].datatype == "long" and fields["n"].unit is None and fields["n"].ucd is None
     assert fields["highest"].ucd is None
-    assert str(fields["ra"].unit) == "deg" and fields["ra"].ucd == "pos.eq.ra"
+    assert str(fields["s_ra"].unit) == "deg" and fields["s_ra"].ucd == "pos.eq.ra"
+    # a count named like a position is no position: its type differs
+    assert fields["s_dec"].datatype == "long" and fields["s_dec"].unit is None
 
 
 def test_top_and_maxrec(vo_archive):

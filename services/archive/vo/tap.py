@@ -20,6 +20,7 @@ import contextlib
 import functools
 import logging
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -190,12 +191,13 @@ def translate(adql: str) -> Translation:
     """
     adql = _single_statement(adql).strip()
     template, literals = _template(adql)
-    try:
-        cached = _translate_cached(template)
-    except TapError:
-        return _translate(adql)  # the error, told of the query as it was sent
-    sql = _restore(cached.sql, literals)
-    return Translation(sql, cached.tables) if sql is not None else _translate(adql)
+    with _PARSING:
+        try:
+            cached = _translate_cached(template)
+        except TapError:
+            return _translate(adql)  # the error, told of the query as it was sent
+        sql = _restore(cached.sql, literals)
+        return Translation(sql, cached.tables) if sql is not None else _translate(adql)
 
 
 def _translate(adql: str) -> Translation:
@@ -236,6 +238,10 @@ def _translate(adql: str) -> Translation:
 
 _translate_cached = functools.lru_cache(maxsize=256)(_translate)
 
+# One translation at a time per process: a miss is CPU-bound (the GIL serializes it anyway), and
+# concurrent misses of one shape would each pay for it
+_PARSING = threading.Lock()
+
 _WARM_UP = ("SELECT TOP 100 obs_id, s_ra, s_dec, calib_level, access_url FROM ivoa.obscore WHERE "
             "CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 10.0, -20.0, 1.0)) = 1 AND calib_level >= 2")
 
@@ -265,33 +271,25 @@ def _obscore_fields() -> dict[str, VOField]:
     return {f.name: f for f in obscore_fields()}
 
 
-def _field(out: str, oid: int, origin: tuple[str, str, str] | None, obscore: dict[str, VOField]) -> VOField:
-    """The FIELD of a result column written as ``out``, of PostgreSQL type ``oid``: the metadata
-    of the published column it shows as it is (``origin``: schema, table, column, as PostgreSQL
-    reports it for a plain column reference), else only a datatype from ``oid``."""
-    table = published_table(origin[0], origin[1]) if origin else None
-    column = next((c for c in table.columns if c.name == origin[2]), None) if table else None
-    if column is not None and table.qualified == "ivoa.obscore":
-        base = obscore[column.name]
-        return VOField(out, base.datatype, base.unit, base.ucd, base.utype, base.description, base.xtype)
-    if column is not None:
-        return _published_field(out, column)
-    return VOField(out, _OID_DATATYPES.get(oid, "unicodeChar"), xtype="timestamp" if oid in _TIMESTAMPS else None)
+def _family(datatype: str) -> str:
+    if datatype in ("short", "int", "long"):
+        return "integer"
+    return "real" if datatype in ("float", "double") else datatype if datatype == "boolean" else "text"
 
 
-def _origins(cur, result) -> list[tuple[str, str, str] | None]:
-    """For each result column, the (schema, table, column) it is a plain reference to, or None
-    for a computed one: PostgreSQL's own account (the table OID and column number of the row
-    description ``result``), resolved to names with a catalog query on ``cur``."""
-    refs = [(result.ftable(i), result.ftablecol(i)) for i in range(result.nfields)]
-    oids = sorted({oid for oid, _ in refs if oid})
-    if not oids:
-        return [None] * len(refs)
-    cur.execute("SELECT a.attrelid::bigint, a.attnum, n.nspname, c.relname, a.attname FROM pg_attribute AS a "
-                "JOIN pg_class AS c ON c.oid = a.attrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-                "WHERE a.attrelid = ANY(%s::oid[]) AND a.attnum > 0", [oids])
-    names = {(oid, num): (schema, table, column) for oid, num, schema, table, column in cur.fetchall()}
-    return [names.get(ref) for ref in refs]
+def _field(out: str, oid: int, tables: Sequence[PublishedTable], obscore: dict[str, VOField]) -> VOField:
+    """The FIELD of a result column named ``out``, of PostgreSQL type ``oid``: the metadata of
+    the column of that name of a table the query reads, when its type agrees (a column shown
+    under its own name), else only a datatype from ``oid`` (a computed or renamed column)."""
+    datatype = _OID_DATATYPES.get(oid, "unicodeChar")
+    for table in tables:
+        column = next((c for c in table.columns if c.name == out), None)
+        if column is None:
+            continue
+        field = obscore[column.name] if table.qualified == "ivoa.obscore" else _published_field(out, column)
+        if _family(field.datatype) == _family(datatype) or field.xtype == "timestamp":
+            return VOField(out, field.datatype, field.unit, field.ucd, field.utype, field.description, field.xtype)
+    return VOField(out, datatype, xtype="timestamp" if oid in _TIMESTAMPS else None)
 
 
 def _unique(names: Sequence[str]) -> list[str]:
@@ -331,9 +329,7 @@ def execute(engine: Engine, query: TapQuery, *, timeout_seconds: float, base_url
                 cur.execute(f"SET LOCAL statement_timeout = {max(1, round(timeout_seconds * 1000))}")
                 cur.execute(sql)
                 description = cur.description or []
-                result = cur.pgresult
                 rows = cur.fetchall()
-                origins = _origins(cur, result) if result is not None else [None] * len(description)
         except psycopg.errors.QueryCanceled:
             raise TapError(f"the query ran longer than {timeout_seconds:g} s and was cancelled: restrict it "
                            "(a WHERE on indexed columns, CONTAINS on positions, or TOP)") from None
@@ -349,7 +345,7 @@ def execute(engine: Engine, query: TapQuery, *, timeout_seconds: float, base_url
                 dbapi.rollback()
     obscore = _obscore_fields()
     names = _unique([d.name for d in description])
-    fields = [_field(names[i], d.type_code, origins[i], obscore) for i, d in enumerate(description)]
+    fields = [_field(names[i], d.type_code, translation.tables, obscore) for i, d in enumerate(description)]
     overflow = len(rows) > query.maxrec
     rows = rows[:query.maxrec]
     urls = [i for i, f in enumerate(fields) if f.ucd == "meta.ref.url"]
