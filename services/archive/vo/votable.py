@@ -92,8 +92,11 @@ def _document(status: str, message: str | None, infos: dict[str, Any]):
 
 
 def _bytes(vot) -> bytes:
+    """The document, its TABLEDATA written by astropy's Python writer: its C writer overran a
+    buffer on the archive's tables (heap corruption, a crashed API process; seen with TAP's
+    answers under load)."""
     out = io.BytesIO()
-    vot.to_xml(out)
+    vot.to_xml(out, _debug_python_based_parser=True)
     return out.getvalue()
 
 
