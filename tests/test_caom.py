@@ -350,3 +350,46 @@ def test_obscore_rows_are_the_caom_rows_in_obscore_units(chain):
         assert obs_id_of(row.obs_publisher_did) == obs_id
         assert row.access_url == f"/vo/datalink?ID={row.obs_publisher_did}"
         assert row.proposal_id == "01234" and row.s_region == mast_row["s_region"]
+
+
+def test_bulk_backfill_makes_the_rows_a_refresh_makes():
+    """The upgrade builds a catalog's rows in bulk, a program at a time; refreshing every
+    program afterwards (the path archiving takes, row by row) changes nothing. Over the
+    benchmark's synthetic catalog: imaging and IFU, detectors, dithers, reprocessed revisions,
+    guide-star products of each visit and Level-3 products with their associations."""
+    from benchmarks.catalog_load import BASE_SCHEMA, load
+    from shared.catalog import Catalog
+    from shared.catalog.caom import refresh_program
+    from tests.conftest import scratch_database
+
+    def snapshot(s):
+        rows = {r.obs_id: {c: getattr(r, c) for c in CaomObservation.__table__.columns.keys()
+                           if c not in ("id", "updated_at")} for r in s.scalars(select(CaomObservation))}
+        obs_ids = dict(s.execute(select(CaomObservation.id, CaomObservation.obs_id)).all())
+        files = {(obs_ids[c], f) for c, f in s.execute(select(CaomProduct.caom_id, CaomProduct.filename))}
+        members = {(obs_ids[c], obs_ids[m]) for c, m in s.execute(select(CaomMember.caom_id, CaomMember.member_id))}
+        return rows, files, members
+
+    with scratch_database() as url:
+        upgrade(url, BASE_SCHEMA)
+        import psycopg
+
+        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
+            loaded = load(conn, 2500, seed=11)
+        upgrade(url)
+        cat = Catalog(url)
+        try:
+            with cat.session() as s:
+                built = snapshot(s)
+                programs = sorted({r["program_id"] for r in built[0].values()})
+                for program_id in programs:
+                    refresh_program(s, program_id)
+                refreshed = snapshot(s)
+        finally:
+            cat.dispose()
+    rows, files, members = built
+    kinds = [r["kind"] for r in rows.values()]
+    assert kinds.count("level3") >= loaded.observations and kinds.count("exposure") == loaded.exposures
+    assert members and len(files) > loaded.products * 0.9
+    assert rows == refreshed[0]
+    assert files == refreshed[1] and members == refreshed[2]

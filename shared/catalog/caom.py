@@ -46,11 +46,13 @@ a catalog made before them (shared.catalog.db.upgrade).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from shared.catalog import sky
@@ -218,10 +220,110 @@ def refresh_program(session: Session, program_id: str) -> None:
 
 
 def backfill(session: Session) -> int:
-    """Build the rows of every program that has products; the number of rows after."""
-    for program_id in session.scalars(select(Product.program_id).distinct()):
-        refresh_program(session, program_id)
+    """Build the rows of every program that has products (a catalog archived before them);
+    the number of rows after. A program without rows is built from a few queries of its
+    products, exposures and associations (the fields of :func:`refresh_program`, written in
+    bulk); one that has rows already is refreshed."""
+    having = set(session.scalars(select(CaomObservation.program_id).distinct()))
+    for program_id in session.scalars(select(Product.program_id).distinct()).all():
+        if program_id in having:
+            refresh_program(session, program_id)
+        else:
+            _build_program(session, program_id)
     return session.scalar(select(func.count()).select_from(CaomObservation)) or 0
+
+
+# What the rows read of a product (attribute access, as of the ORM objects the refresh reads).
+_PRODUCT_COLUMNS = (Product.filename, Product.suffix, Product.level, Product.product_type, Product.is_current,
+                    Product.exposure_id, Product.observation_id, Product.data_release, Product.s_region,
+                    Product.inputs)
+
+
+def _build_program(session: Session, program_id: str) -> None:
+    """The rows of a program that has none, as :func:`refresh_program` would make them."""
+    products = session.execute(select(*_PRODUCT_COLUMNS).where(Product.program_id == program_id)).all()
+    observations = {o.id: o for o in session.scalars(select(Observation).where(Observation.program_id == program_id))}
+    exposures = {e.id: e for e in session.scalars(select(Exposure).join(Observation).where(
+        Observation.program_id == program_id))}
+    associations = list(session.scalars(select(Association).where(Association.program_id == program_id)
+                                         .order_by(Association.id)))
+    current: dict[str, list] = defaultdict(list)
+    of_exposure: dict[int, set[str]] = defaultdict(set)
+    exposure_of: dict[str, int] = {}
+    guide: dict[tuple[int, int], set[str]] = defaultdict(set)
+    level3: dict[str, list] = defaultdict(list)
+    level3_keys: set[str] = set()
+    for p in products:
+        if p.is_current:
+            current[p.filename].append(p)
+        if p.exposure_id is not None:
+            of_exposure[p.exposure_id].add(p.filename)
+            exposure_of[p.filename] = p.exposure_id
+            continue
+        if p.suffix.startswith("gs-") and p.observation_id is not None and (visit := _visit(p.filename)) is not None:
+            guide[(p.observation_id, visit)].add(p.filename)
+        if (name := _level3_name(p.filename)) is not None:
+            level3[name].append(p)
+            if p.level == 3 and p.suffix != "asn":
+                level3_keys.add(name)
+    level2_asn: dict[str, set[str]] = defaultdict(set)
+    level3_asn: dict[str, Association] = {}
+    for a in associations:
+        if a.level == 2 and a.filename is not None:
+            level2_asn[a.product_name].add(a.filename)
+        elif a.level == 3:
+            level3_asn.setdefault(a.product_name, a)
+
+    def files_of(names: set[str]) -> list:
+        return [p for n in sorted(names) for p in current.get(n, ())]
+
+    built = []
+    for exposure_id in sorted(of_exposure):
+        exposure = exposures.get(exposure_id)
+        if exposure is None:
+            continue
+        names = of_exposure[exposure_id] | level2_asn.get(exposure.name, set()) | guide.get(
+            (exposure.observation_id, exposure.visit), set())
+        files = files_of(names)
+        own = [p for p in files if p.exposure_id == exposure_id]
+        if own:
+            obs = observations[exposure.observation_id]
+            built.append((_exposure_row(exposure, obs, files, own), names, {obs.id}, set()))
+    members_of = {m.exposure_id: m for m in _insert(session, built)}
+
+    built = []
+    for name in sorted(level3_keys):
+        asn = level3_asn.get(name)
+        own, names, member_files = _level3_files(level3[name], asn)
+        if not own:
+            continue
+        exposure_ids = sorted({exposure_of[f] for f in member_files if f in exposure_of})
+        members = sorted((members_of[i] for i in exposure_ids if i in members_of), key=lambda m: m.obs_id)
+        fields, linked = _level3_row(program_id, name, own, files_of(names), asn, members,
+                                     {i: exposures[i] for i in exposure_ids}, observations.get)
+        built.append((fields, names, linked, {m.id for m in members}))
+    _insert(session, built)
+    for loaded in (*observations.values(), *exposures.values(), *associations):
+        session.expunge(loaded)
+
+
+def _insert(session: Session, built: list[tuple[dict, set[str], set[int], set[int]]]) -> list[SimpleNamespace]:
+    """Insert rows (fields, file names, observation ids, member row ids) in bulk; the rows
+    written, with their ids."""
+    if not built:
+        return []
+    ids = dict(session.execute(insert(CaomObservation).returning(CaomObservation.obs_id, CaomObservation.id),
+                               [fields for fields, *_ in built]).all())
+    products, links, members = [], [], []
+    for fields, names, observations, member_ids in built:
+        caom_id = ids[fields["obs_id"]]
+        products += [{"caom_id": caom_id, "filename": n} for n in sorted(names)]
+        links += [{"caom_id": caom_id, "observation_id": o} for o in sorted(observations)]
+        members += [{"caom_id": caom_id, "member_id": m} for m in sorted(member_ids)]
+    for model, values in ((CaomProduct, products), (CaomObservationLink, links), (CaomMember, members)):
+        if values:
+            session.execute(insert(model), values)
+    return [SimpleNamespace(id=ids[fields["obs_id"]], **fields) for fields, *_ in built]
 
 
 # ------------------------------------------------------------------ one row
@@ -320,22 +422,104 @@ def _band(bands: list[tuple[float, float] | None]) -> tuple[float | None, float 
     return round(min(b[0] for b in bands) * 1000.0, 3), round(max(b[1] for b in bands) * 1000.0, 3)
 
 
-def _fill(row: CaomObservation, files: list[Product], own: list[Product], region: str | None) -> None:
-    """The fields every row derives from its current files the same way."""
+def _derived(files: list, own: list, region: str | None) -> dict:
+    """The fields every row derives from its current files the same way (``own``: the row's
+    own current products; ``files``: every current file listed with it)."""
     top = _top(own)
-    row.top_filename = top.filename if top is not None else None
-    row.t_obs_release = max(_aware(p.data_release) for p in own)
-    row.n_products = len(files)
-    row.s_region = region
-    row.s_ra, row.s_dec = region_centre(region) if region else (None, None)
-    row.hpx = sky.pixel(row.s_ra, row.s_dec)
-    row.updated_at = datetime.now(UTC)
+    s_ra, s_dec = region_centre(region) if region else (None, None)
+    return {"top_filename": top.filename if top is not None else None,
+            "t_obs_release": max(_aware(p.data_release) for p in own), "n_products": len(files),
+            "s_region": region, "s_ra": s_ra, "s_dec": s_dec, "hpx": sky.pixel(s_ra, s_dec),
+            "updated_at": datetime.now(UTC)}
+
+
+def _exposure_row(exposure: Exposure, obs: Observation, files: list, own: list) -> dict:
+    """The fields of an exposure's row from its current files (``own``: the exposure's own)."""
+    levels = [p.level for p in own if not is_2c(p.filename) and not p.suffix.startswith("gs-")]
+    timing = _timing(exposure, obs.instrument)
+    em_min, em_max = _band([filter_band(obs.instrument, exposure.filter, exposure.pupil)])
+    main = [p for p in own if not is_2c(p.filename)] or own
+    region = _best_region(main, _top(main)) or _pointing_circle(exposure, obs.instrument)
+    return {"obs_id": exposure.name, "kind": EXPOSURE, "program_id": obs.program_id, "exposure_id": exposure.id,
+            "observation_id": obs.id, "association_id": None, "calib_level": max(levels or [p.level for p in own]),
+            "instrument_name": instrument_name(obs.instrument, exposure.exp_type),
+            "filters": filters_label(exposure.filter, exposure.pupil), "target_name": obs.target_name,
+            "dataproduct_type": dataproduct_type(exposure.exp_type), "t_min": timing.start, "t_max": timing.end,
+            "t_exptime": timing.effexptm, "em_min": em_min, "em_max": em_max, **_derived(files, main, region)}
+
+
+def _level3_files(mine: list, asn: Association | None) -> tuple[list, set[str], set[str]]:
+    """Of a Level-3 product's files (``mine``: every revision, its ASN files too) and its
+    association: its own current products, the file names its row lists, and the file
+    names of its members (provenance and association)."""
+    own = [p for p in mine if p.is_current and p.suffix != "asn"]
+    names = {p.filename for p in mine}
+    inputs = {_basename(i) for p in own for i in p.inputs or ()}
+    names |= {n for n in inputs if n.endswith("_asn.json")}
+    if asn is not None and asn.filename:
+        names.add(asn.filename)
+    members = inputs | {m[0] for m in (asn.members if asn is not None else []) or () if m}
+    return own, names, members
+
+
+def _level3_row(program_id: str, product_name: str, own: list, files: list, asn: Association | None,
+                members: list, exposures: dict[int, Exposure],
+                observation: Callable[[int], Observation | None]) -> tuple[dict, set[int]]:
+    """The fields of a Level-3 product's row and the program observations it belongs to.
+    ``members``: the rows of its member exposures (ordered by obs_id), ``exposures`` theirs."""
+    top = _top(own)
+    observations = {p.observation_id for p in own if p.observation_id is not None} | {
+        m.observation_id for m in members if m.observation_id is not None}
+    primary_id = top.observation_id if top is not None and top.observation_id is not None else (
+        min(observations) if observations else None)
+    obs = observation(primary_id) if primary_id is not None else None
+    first = exposures[members[0].exposure_id] if members else None
+    instrument = obs.instrument if obs is not None else parse_level3(own[0].filename).instrument.upper()
+    exp_type = first.exp_type if first is not None else (obs.exp_type if obs is not None else None)
+    starts = [_aware(m.t_min) for m in members if m.t_min is not None]
+    ends = [_aware(m.t_max) for m in members if m.t_max is not None]
+    exptime: dict[tuple, float] = {}
+    for m in members:  # detectors read out together are one exposure
+        e = exposures[m.exposure_id]
+        key = (e.observation_id, e.visit, e.visit_group, e.sequence, e.activity, e.exposure)
+        if m.t_exptime is not None:
+            exptime[key] = max(exptime.get(key, 0.0), m.t_exptime)
+    em_min, em_max = _band([filter_band(instrument, e.filter, e.pupil) for e in exposures.values()] or [
+        filter_band(instrument, obs.filter, obs.pupil) if obs is not None else None])
+    region = _best_region(own, top) or _enclosing_circle([m.s_region for m in members if m.s_region])
+    fields = {
+        "obs_id": product_name, "kind": LEVEL3, "program_id": program_id, "observation_id": primary_id,
+        "exposure_id": None, "association_id": asn.id if asn is not None else None,
+        "calib_level": max(p.level for p in own), "instrument_name": instrument_name(instrument, exp_type),
+        "filters": (filters_label(first.filter, first.pupil) if first is not None
+                    else filters_label(obs.filter if obs else None, obs.pupil if obs else None)),
+        "target_name": obs.target_name if obs is not None else "", "dataproduct_type": dataproduct_type(exp_type),
+        "t_min": min(starts) if starts else None, "t_max": max(ends) if ends else None,
+        "t_exptime": round(sum(exptime.values()), 6) if exptime and all(
+            m.t_exptime is not None for m in members) else None,
+        "em_min": em_min, "em_max": em_max, **_derived(files, own, region)}
+    return fields, observations
 
 
 def _current(session: Session, names: set[str]) -> list[Product]:
     if not names:
         return []
     return list(session.scalars(select(Product).where(Product.filename.in_(sorted(names)), Product.is_current)))
+
+
+def _store(session: Session, row: CaomObservation | None, fields: dict, names: set[str], observations: set[int],
+           members: set[int]) -> None:
+    """Write a row's fields and its files, observations and members (a new row when ``row`` is None)."""
+    if row is None:
+        row = CaomObservation(**fields)
+        session.add(row)
+    else:
+        for column, value in fields.items():
+            setattr(row, column, value)
+    session.flush()
+    _sync(session, CaomProduct, row.id, "filename", names)
+    _sync(session, CaomObservationLink, row.id, "observation_id", observations)
+    _sync(session, CaomMember, row.id, "member_id", members)
 
 
 def _refresh_exposure(session: Session, exposure_id: int) -> None:
@@ -361,27 +545,7 @@ def _refresh_exposure(session: Session, exposure_id: int) -> None:
     if not own:
         _drop(session, row)
         return
-    if row is None:
-        row = CaomObservation(obs_id=exposure.name, kind=EXPOSURE, program_id=obs.program_id, exposure_id=exposure_id,
-                              updated_at=datetime.now(UTC))
-        session.add(row)
-    row.observation_id = obs.id
-    row.association_id = None
-    levels = [p.level for p in own if not is_2c(p.filename) and not p.suffix.startswith("gs-")]
-    row.calib_level = max(levels or [p.level for p in own])
-    row.instrument_name = instrument_name(obs.instrument, exposure.exp_type)
-    row.filters = filters_label(exposure.filter, exposure.pupil)
-    row.target_name = obs.target_name
-    row.dataproduct_type = dataproduct_type(exposure.exp_type)
-    timing = _timing(exposure, obs.instrument)
-    row.t_min, row.t_max, row.t_exptime = timing.start, timing.end, timing.effexptm
-    row.em_min, row.em_max = _band([filter_band(obs.instrument, exposure.filter, exposure.pupil)])
-    main = [p for p in own if not is_2c(p.filename)] or own
-    _fill(row, files, main, _best_region(main, _top(main)) or _pointing_circle(exposure, obs.instrument))
-    session.flush()
-    _sync(session, CaomProduct, row.id, "filename", names)
-    _sync(session, CaomObservationLink, row.id, "observation_id", {obs.id})
-    _sync(session, CaomMember, row.id, "member_id", set())
+    _store(session, row, _exposure_row(exposure, obs, files, own), names, {obs.id}, set())
 
 
 def _refresh_level3(session: Session, program_id: str, product_name: str) -> None:
@@ -393,66 +557,21 @@ def _refresh_level3(session: Session, program_id: str, product_name: str) -> Non
     candidates = session.scalars(select(Product).where(
         Product.program_id == program_id, Product.exposure_id.is_(None),
         Product.filename.like(escaped + "\\_%", escape="\\")))
-    mine = [p for p in candidates if _level3_name(p.filename) == product_name]
-    own = [p for p in mine if p.is_current and p.suffix != "asn"]
+    own, names, member_files = _level3_files([p for p in candidates if _level3_name(p.filename) == product_name], asn)
     if not own:
         _drop(session, row)
         return
-    names = {p.filename for p in mine}
-    inputs = {_basename(i) for p in own for i in p.inputs or ()}
-    names |= {n for n in inputs if n.endswith("_asn.json")}
-    if asn is not None and asn.filename:
-        names.add(asn.filename)
-    member_files = inputs | {m[0] for m in (asn.members if asn is not None else []) or () if m}
-    exposure_ids = set(session.scalars(select(Product.exposure_id).where(
-        Product.filename.in_(sorted(member_files)), Product.exposure_id.is_not(None)).distinct())) \
-        if member_files else set()
+    exposure_ids = sorted(set(session.scalars(select(Product.exposure_id).where(
+        Product.filename.in_(sorted(member_files)), Product.exposure_id.is_not(None)).distinct()))) \
+        if member_files else []
     members = list(session.scalars(select(CaomObservation).where(
-        CaomObservation.exposure_id.in_(sorted(exposure_ids))).order_by(CaomObservation.obs_id))) \
-        if exposure_ids else []
-    exposures = {e.id: e for e in session.scalars(select(Exposure).where(Exposure.id.in_(sorted(exposure_ids))))} \
+        CaomObservation.exposure_id.in_(exposure_ids)).order_by(CaomObservation.obs_id))) if exposure_ids else []
+    exposures = {e.id: e for e in session.scalars(select(Exposure).where(Exposure.id.in_(exposure_ids)))} \
         if exposure_ids else {}
     files = _current(session, names)
-    top = _top(own)
-    observations = {p.observation_id for p in own if p.observation_id is not None} | {
-        m.observation_id for m in members if m.observation_id is not None}
-    primary_id = top.observation_id if top is not None and top.observation_id is not None else (
-        min(observations) if observations else None)
-    obs = session.get(Observation, primary_id) if primary_id is not None else None
-    if row is None:
-        row = CaomObservation(obs_id=product_name, kind=LEVEL3, program_id=program_id, updated_at=datetime.now(UTC))
-        session.add(row)
-    row.observation_id = primary_id
-    row.exposure_id = None
-    row.association_id = asn.id if asn is not None else None
-    row.calib_level = max(p.level for p in own)
-    first = exposures[members[0].exposure_id] if members else None
-    instrument = obs.instrument if obs is not None else parse_level3(own[0].filename).instrument.upper()
-    exp_type = first.exp_type if first is not None else (obs.exp_type if obs is not None else None)
-    row.instrument_name = instrument_name(instrument, exp_type)
-    row.filters = (filters_label(first.filter, first.pupil) if first is not None
-                   else filters_label(obs.filter if obs else None, obs.pupil if obs else None))
-    row.target_name = obs.target_name if obs is not None else ""
-    row.dataproduct_type = dataproduct_type(exp_type)
-    starts = [_aware(m.t_min) for m in members if m.t_min is not None]
-    ends = [_aware(m.t_max) for m in members if m.t_max is not None]
-    row.t_min, row.t_max = (min(starts) if starts else None), (max(ends) if ends else None)
-    exptime: dict[tuple, float] = {}
-    for m in members:  # detectors read out together are one exposure
-        e = exposures[m.exposure_id]
-        key = (e.observation_id, e.visit, e.visit_group, e.sequence, e.activity, e.exposure)
-        if m.t_exptime is not None:
-            exptime[key] = max(exptime.get(key, 0.0), m.t_exptime)
-    row.t_exptime = round(sum(exptime.values()), 6) if exptime and all(
-        m.t_exptime is not None for m in members) else None
-    row.em_min, row.em_max = _band([filter_band(instrument, e.filter, e.pupil) for e in exposures.values()] or [
-        filter_band(instrument, obs.filter, obs.pupil) if obs is not None else None])
-    region = _best_region(own, top) or _enclosing_circle([m.s_region for m in members if m.s_region])
-    _fill(row, files, own, region)
-    session.flush()
-    _sync(session, CaomProduct, row.id, "filename", names)
-    _sync(session, CaomObservationLink, row.id, "observation_id", observations)
-    _sync(session, CaomMember, row.id, "member_id", {m.id for m in members})
+    fields, observations = _level3_row(program_id, product_name, own, files, asn, members, exposures,
+                                       lambda i: session.get(Observation, i))
+    _store(session, row, fields, names, observations, {m.id for m in members})
 
 
 def caom_rows_of(session: Session, observation_id: int) -> int:
