@@ -51,7 +51,7 @@ from shared.catalog import (
     sky,
 )
 
-__all__ = ["CaomCriteria", "ProductListCriteria", "caom_counts", "caom_products", "cone_ids", "find_row", "search_caom"]
+__all__ = ["CaomCriteria", "ProductListCriteria", "caom_counts", "caom_products", "find_row", "in_cone", "search_caom"]
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,10 @@ def _observations(values: Sequence[str]) -> ColumnElement[bool]:
     return CaomObservation.id.in_(select(CaomObservationLink.caom_id).where(or_(*conds)))
 
 
-def cone_ids(session: Session, ra: float, dec: float, radius: float) -> set[int]:
-    """Ids of the CAOM rows whose centre (s_ra, s_dec) lies within ``radius`` degrees of (ra, dec)."""
-    rows = session.execute(select(CaomObservation.id, CaomObservation.s_ra, CaomObservation.s_dec).where(
-        CaomObservation.hpx.is_not(None), sky.in_cone_pixels(CaomObservation.hpx, ra, dec, radius)))
-    return {i for i, r, d in rows if sky.separation(ra, dec, r, d) <= radius}
+def in_cone(ra: float, dec: float, radius: float) -> ColumnElement[bool]:
+    """The CAOM rows whose centre (s_ra, s_dec) lies within ``radius`` degrees of (ra, dec)."""
+    row = CaomObservation
+    return sky.in_cone(row.hpx, row.s_ra, row.s_dec, ra, dec, radius)
 
 
 def _time(value: str | None, param: str, column) -> ColumnElement[bool] | None:
@@ -151,7 +150,7 @@ def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now
     if (c.ra is None) != (c.dec is None):
         raise CriterionError("a cone search needs both ra and dec (degrees), and optionally radius")
     if c.ra is not None:
-        conds.append(mast.id_filter(row.id, cone_ids(session, c.ra, c.dec, c.radius)))
+        conds.append(in_cone(c.ra, c.dec, c.radius))
     conds.append(_levels(c.calib_level, row.calib_level))
     conds.append(_time(c.t_min, "t_min", row.t_min))
     conds.append(_time(c.t_max, "t_max", row.t_max))

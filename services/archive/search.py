@@ -131,26 +131,14 @@ class ObservationCriteria:
     include_planned: bool = False
 
 
-def cone_observation_ids(session: Session, ra: float, dec: float, radius: float) -> set[int]:
-    """Observations with an exposure pointing (or, lacking exposures, the target) in the cone."""
-    hits: set[int] = set()
-    rows = session.execute(
-        select(Exposure.observation_id, Exposure.ra, Exposure.dec)
-        .where(Exposure.ra.is_not(None), Exposure.dec.is_not(None), sky.in_cone_pixels(Exposure.hpx, ra, dec, radius))
-    )
-    for oid, era, edec in rows:
-        if oid not in hits and sky.separation(ra, dec, era, edec) <= radius:
-            hits.add(oid)
+def in_cone(ra: float, dec: float, radius: float) -> ColumnElement[bool]:
+    """Observations with an exposure pointing (or, lacking pointed exposures, the target) in the cone."""
     pointed = select(Exposure.observation_id).where(Exposure.observation_id == Observation.id, Exposure.ra.is_not(None))
-    rows = session.execute(
-        select(Observation.id, Observation.target_ra, Observation.target_dec)
-        .where(Observation.target_ra.is_not(None), Observation.target_dec.is_not(None),
-               sky.in_cone_pixels(Observation.target_hpx, ra, dec, radius), ~pointed.exists())
-    )
-    for oid, tra, tdec in rows:
-        if sky.separation(ra, dec, tra, tdec) <= radius:
-            hits.add(oid)
-    return hits
+    return or_(
+        Observation.id.in_(select(Exposure.observation_id).where(
+            sky.in_cone(Exposure.hpx, Exposure.ra, Exposure.dec, ra, dec, radius))),
+        and_(sky.in_cone(Observation.target_hpx, Observation.target_ra, Observation.target_dec, ra, dec, radius),
+             ~pointed.exists()))
 
 
 def _instrument_pairs(session: Session, patterns: Sequence[str]) -> ColumnElement[bool]:
@@ -282,7 +270,7 @@ def search_observations(
     if (c.ra is None) != (c.dec is None):
         raise CriterionError("a cone search needs both ra and dec (degrees), and optionally radius")
     if c.ra is not None:
-        conds.append(mast.id_filter(Observation.id, cone_observation_ids(session, c.ra, c.dec, c.radius)))
+        conds.append(in_cone(c.ra, c.dec, c.radius))
     conds.append(_levels(c.calib_level, level))
     if (r := _time_range(c.t_min, "t_min")) is not None:
         conds.append(_t_min_condition(r))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -115,6 +117,11 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    try:  # cone searches test separations in SQL (shared.catalog.sky.in_cone)
+        cur.execute("SELECT sin(0.5) + cos(0.5) + radians(1.0)")
+    except sqlite3.OperationalError:  # an SQLite built without its math functions
+        for name, fn in (("sin", math.sin), ("cos", math.cos), ("radians", math.radians)):
+            dbapi_conn.create_function(name, 1, lambda x, fn=fn: None if x is None else fn(x), deterministic=True)
     cur.close()
 
 

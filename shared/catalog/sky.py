@@ -7,14 +7,16 @@ it (about 0.86 arcmin across). In the nested scheme the order-:data:`ORDER` pixe
 one pixel of a coarser order ``k`` are the contiguous range ``[p * 4**(ORDER-k),
 (p + 1) * 4**(ORDER-k))``, so a cone is covered by the coarse pixels that overlap it
 (astropy-healpix finds them), turned into ranges of stored numbers. The ranges hold every
-pointing in the cone and some outside it: the exact angular test (:func:`separation`) follows.
+pointing in the cone and some outside it: the exact angular test follows, in the database
+(:func:`in_cone`: both in one condition, so a search pages and counts in SQL) or in Python
+(:func:`separation`).
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["ORDER", "cone_ranges", "in_cone_pixels", "pixel", "pixels", "separation"]
+__all__ = ["ORDER", "cone_ranges", "in_cone", "in_cone_pixels", "pixel", "pixels", "separation"]
 
 ORDER = 12  # nside 4096: 201,326,592 pixels of 0.86 arcmin
 
@@ -72,7 +74,7 @@ def cone_ranges(ra: float, dec: float, radius: float) -> list[tuple[int, int]]:
 
 def in_cone_pixels(column, ra: float, dec: float, radius: float):
     """SQL condition: ``column`` (pixel numbers) lies in one of the ranges that cover the cone,
-    an index-range prefilter; the exact test (:func:`separation`) follows in Python."""
+    an index-range prefilter (the exact test: :func:`in_cone`, or :func:`separation` in Python)."""
     from sqlalchemy import and_, or_
 
     return or_(*(and_(column >= lo, column < hi) for lo, hi in cone_ranges(ra, dec, radius)))
@@ -84,3 +86,19 @@ def separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
     dp, dl = p2 - p1, math.radians(ra2 - ra1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
+
+
+def in_cone(pixel_column, ra_column, dec_column, ra: float, dec: float, radius: float):
+    """SQL condition: the position (``ra_column``, ``dec_column``, degrees) lies within
+    ``radius`` degrees of (ra, dec): the pixel ranges of the cone (an index range scan), then
+    the haversine test of :func:`separation` on what they hold, in the database
+    (hav(d) <= hav(radius), with hav(x) = sin(x/2)**2; no inverse function needed)."""
+    from sqlalchemy import and_, func
+
+    dec0 = math.radians(dec)
+    half_ddec = func.sin((func.radians(dec_column) - dec0) / 2.0)
+    half_dra = func.sin((func.radians(ra_column) - math.radians(ra)) / 2.0)
+    hav = half_ddec * half_ddec + math.cos(dec0) * func.cos(func.radians(dec_column)) * half_dra * half_dra
+    limit = math.sin(math.radians(min(radius, 180.0)) / 2.0) ** 2
+    return and_(ra_column.is_not(None), dec_column.is_not(None), in_cone_pixels(pixel_column, ra, dec, radius),
+                hav <= limit)

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from services.archive.caom import cone_ids
+from services.archive.caom import in_cone
 from services.archive.vo.sia import (
     DEFAULT_MAXREC,
     ParameterError,
-    id_chunks,
     parse_maxrec,
     parse_response_format,
     run_queries,
@@ -114,7 +113,7 @@ def scs_search(session: Session, params: Mapping[str, Sequence[str]],
     fields = scs_fields(q.verb)
     if q.sr == 0.0:
         return fields, [], False
-    queries = [obscore_select().where(ids) for ids in id_chunks(cone_ids(session, q.ra, q.dec, q.sr))]
+    queries = [obscore_select().where(in_cone(q.ra, q.dec, q.sr))]
     rows, overflow = run_queries(session, queries, q.maxrec, base_url)
     keep = _columns(q.verb)
     return fields, [tuple(r[i] for i in keep) for r in rows], overflow
