@@ -115,6 +115,10 @@ class Settings(BaseSettings):
         5_120_000_000, ge=1, description="Largest total of the files of one zip or tar bundle, bytes (MAST's "
                                          "basket cap, 5.12 GB); a curl script has no cap.",
     )
+    export_max_rows: int = Field(
+        100_000, ge=1, description="Most rows an export of every page of a search (page=all: CSV, ECSV or "
+                                   "VOTable) may hold; a search matching more is refused (400).",
+    )
     token_ttl_days: int = Field(60, description="Lifetime of an API token.")
     operators: str = Field(
         "", description="Comma-separated token owners who are archive operators: they may submit, follow and "

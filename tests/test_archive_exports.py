@@ -1,5 +1,7 @@
 """Search results a person can take away: every search page as CSV, ECSV and VOTable (read
 back with the csv module, astropy.table and astropy.io.votable, the same rows as the JSON),
+every page of a search in one file (page=all: the rows of all the JSON pages, read a few at a
+time; refused beyond the row cap, for JSON and for a bad page),
 bundles as zip, tar, tar.gz and curl (unpacked and checked against SHA256SUMS; the size cap
 refused before anything is sent), and every URL the API answers built from the address the
 request reached (a real server on a free port, and the curl script run against it).
@@ -29,6 +31,7 @@ from astropy.io import votable
 from astropy.table import Table
 from fastapi.testclient import TestClient
 
+from services.archive import exports
 from services.archive.app import create_app
 from services.archive.exports import negotiate
 from services.archive.schemas import ObservationRow, ProductRow
@@ -191,6 +194,151 @@ def test_link_headers_walk_the_pages(archive):
     # following "next" gives the next rows
     again = client.get(nxt.path.removeprefix("/api"), params=query, headers=archive.auth(PI))
     assert again.status_code == 200 and again.text != r.text
+
+
+# ------------------------------------------------------------------ every page in one file
+
+
+ALL_SEARCHES = [
+    ("/products", {"program": "1234,2345"}),
+    ("/observations", {"include_planned": "true"}),
+    ("/observations/jw01234001/products", {"include_superseded": "true"}),
+    ("/references", {}),
+    ("/wavefront", {}),
+    ("/events", {}),
+]
+CHUNK = 3  # rows read at a time in these tests: every search here is exported in several reads
+
+
+def _every_page(client, path: str, params: dict, headers: dict, pagesize: int = 2) -> tuple[int, list[dict]]:
+    """Every row of the search, fetched as JSON pages of ``pagesize``."""
+    rows, page = [], 1
+    while True:
+        body = client.get(path, params={**params, "page": page, "pagesize": pagesize}, headers=headers).json()
+        rows += body["rows"]
+        if page * pagesize >= body["total"]:
+            return body["total"], rows
+        page += 1
+
+
+def _exported_rows(r, fmt: str, total: int) -> list[dict]:
+    """The rows of an export of every page, checked to be ``total`` once read back with astropy."""
+    if fmt == "csv":
+        assert r.headers["content-type"].startswith("text/csv")
+        assert len(Table.read(r.text, format="ascii.csv", guess=False, fast_reader=False)) == total
+        return list(csv.DictReader(io.StringIO(r.text)))
+    if fmt == "ecsv":
+        table = Table.read(r.text, format="ascii.ecsv")
+        assert len(table) == total and table.meta["total"] == total and table.meta["page"] == "all"
+        assert "page=all" in table.meta["query"]
+        return _table_rows(table)
+    assert r.headers["content-type"].startswith("application/x-votable+xml")
+    parsed = votable.parse(io.BytesIO(r.content))
+    infos = {i.name: i.value for i in parsed.resources[0].infos}
+    assert infos["QUERY_STATUS"] == "OK" and infos["total"] == str(total) and infos["page"] == "all"
+    table = parsed.get_first_table().to_table()
+    assert len(table) == total
+    return _table_rows(table)
+
+
+@pytest.mark.parametrize("path,params", ALL_SEARCHES)
+def test_page_all_exports_every_row_of_the_search_in_one_file(stocked, monkeypatch, path, params):
+    monkeypatch.setattr(exports, "CHUNK_ROWS", CHUNK)
+    client, headers = stocked.client, stocked.auth(PI)
+    total, expected = _every_page(client, path, params, headers)
+    assert total >= 2, f"{path}: rows to export"
+    for fmt in ("csv", "ecsv", "votable"):
+        r = client.get(path, params={**params, "page": "all", "format": fmt}, headers=headers)
+        assert r.status_code == 200, (fmt, r.text)
+        assert r.headers["X-Total-Count"] == str(total) and "Link" not in r.headers
+        suffix = {"csv": "csv", "ecsv": "ecsv", "votable": "xml"}[fmt]
+        assert r.headers["Content-Disposition"].endswith(f'_all.{suffix}"')
+        assert "_p1." not in r.headers["Content-Disposition"]
+        _check_rows(_exported_rows(r, fmt, total), expected, f"{path} page=all {fmt}")
+    # chosen by the Accept header as well
+    r = client.get(path, params={**params, "page": "ALL"}, headers={**headers, "Accept": "text/x-ecsv"})
+    assert r.status_code == 200 and len(Table.read(r.text, format="ascii.ecsv")) == total
+
+
+def test_page_all_reads_the_search_a_chunk_at_a_time(archive, monkeypatch):
+    """The search runs once for the count, then once per chunk (the file is written as they
+    come); none reads more than a chunk."""
+    from services.archive.routers import products
+
+    reads = []
+    real = products.search_products
+
+    def counted(session, criteria, page, pagesize, now):
+        total, rows = real(session, criteria, page, pagesize, now)
+        reads.append((page, pagesize, len(rows)))
+        return total, rows
+
+    monkeypatch.setattr(exports, "CHUNK_ROWS", CHUNK)
+    monkeypatch.setattr(products, "search_products", counted)
+    r = archive.client.get("/products", params={"page": "all", "format": "csv"}, headers=archive.auth(PI))
+    assert r.status_code == 200
+    total = int(r.headers["X-Total-Count"])
+    assert total > 2 * CHUNK and len(list(csv.DictReader(io.StringIO(r.text)))) == total
+    assert reads[0] == (1, 1, 1)  # the count, before anything is sent
+    chunks = reads[1:]
+    assert [page for page, _, _ in chunks] == list(range(1, len(chunks) + 1))
+    assert {size for _, size, _ in chunks} == {CHUNK}
+    assert sum(n for _, _, n in chunks) == total and len(chunks) in (-(-total // CHUNK), -(-total // CHUNK) + 1)
+
+
+def test_page_all_beyond_the_cap_is_refused_naming_cap_and_total(archive):
+    params = {"program": "1234", "page": "all"}
+    total = int(archive.client.get("/products", params={"program": "1234"}, headers=archive.auth(PI))
+                .headers["X-Total-Count"])
+    cap = total - 1
+    settings = archive.settings.model_copy(update={"export_max_rows": cap})
+    with TestClient(create_app(settings)) as client:
+        for fmt in ("csv", "ecsv", "votable"):
+            r = client.get("/products", params={**params, "format": fmt}, headers=archive.auth(PI))
+            assert r.status_code == 400 and r.headers["content-type"].startswith("application/json")
+            detail = r.json()["detail"]
+            assert f"matches {total} rows" in detail and f"the {cap} one export" in detail
+            assert "DMS_EXPORT_MAX_ROWS" in detail
+        r = client.get("/products", params={**params, "program": "1234,2345", "format": "csv"},
+                       headers=archive.auth(PI))
+        assert r.status_code == 400  # more rows still
+        r = client.get("/products", params={**params, "format": "csv"}, headers=archive.auth(PI))
+        assert r.status_code == 400
+    settings = archive.settings.model_copy(update={"export_max_rows": total})
+    with TestClient(create_app(settings)) as client:  # at the cap: given whole
+        r = client.get("/products", params={**params, "format": "csv"}, headers=archive.auth(PI))
+        assert r.status_code == 200 and len(list(csv.DictReader(io.StringIO(r.text)))) == total
+
+
+def test_page_all_of_a_search_matching_nothing_is_an_empty_file(archive):
+    for fmt in ("csv", "ecsv", "votable"):
+        r = archive.client.get("/products", params={"program": "9999", "page": "all", "format": fmt})
+        assert r.status_code == 200 and r.headers["X-Total-Count"] == "0"
+        assert _exported_rows(r, fmt, 0) == []
+    header = archive.client.get("/products", params={"program": "9999", "page": "all", "format": "csv"}).text
+    assert header.splitlines() == [",".join(ProductRow.model_fields)]
+
+
+def test_default_export_cap():
+    from shared.config import Settings
+
+    assert Settings(_env_file=None).export_max_rows == 100_000
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "x", "1.5", "al", "1000001", "", "all pages"])
+def test_a_bad_page_is_a_400_naming_the_valid_values(archive, page):
+    for path in ("/products", "/observations", "/events"):
+        r = archive.client.get(path, params={"page": page, "format": "csv"})
+        assert r.status_code == 400, (path, page, r.text)
+        assert "query parameter page" in r.json()["detail"] and "'all'" in r.json()["detail"]
+
+
+def test_page_all_in_json_is_refused_pointing_to_the_file_formats(archive):
+    for params, headers in (({"page": "all"}, {}), ({"page": "all", "format": "json"}, {"Accept": "text/csv"})):
+        r = archive.client.get("/products", params=params, headers=headers)
+        assert r.status_code == 400
+        assert "csv, ecsv or votable" in r.json()["detail"] and "pagesize" in r.json()["detail"]
+    assert archive.client.get("/products", params={"page": "2", "pagesize": 1}).json()["page"] == 2
 
 
 # ------------------------------------------------------------------ bundles

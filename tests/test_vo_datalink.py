@@ -2,17 +2,22 @@
 read by pyvo as a user would: the links of a Level-3 row and of an exposure row, of a product
 URI, several IDs at once; exclusive access (the PI downloads through ``access_url`` and gets
 the catalogued sha256, a stranger and an anonymous caller get error rows and 401/403 on the
-raw download); unknown IDs (NotFoundFault rows) and bad requests (400, a VOTable error);
+raw download); an operator's reads of exclusive data (links authorized, downloads audited);
+an embargo (no access_url for anyone but operators, the PI included, downloads refused);
+unknown IDs (NotFoundFault rows) and bad requests (400, a VOTable error);
 VOSI capabilities, which let pyvo's AuthSession send the token cookie.
 
-The program stays under exclusive access: nothing here changes the shared catalog's access
-state. The public case is the program's association report (public from the start).
+The program stays under exclusive access: the one change of the shared catalog's access
+state, the embargo test's, is lifted again before that test ends (embargo and lift move no
+release date). The public case is the program's association report (public from the start).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from urllib.parse import quote
 
@@ -30,7 +35,7 @@ from services.archive.vo.datalink import MAX_IDS
 from services.archive.vo.votable import obscore_fields, result_votable
 from shared.catalog import Artifact, ArtifactKind, CaomObservation, Product
 from shared.catalog.obscore import ACCESS_FORMAT, absolute_url, publisher_did
-from tests.vo_archive import PI, STRANGER
+from tests.vo_archive import OPERATOR, PI, STRANGER
 
 PRODUCT = "mast:JWST/product/"
 
@@ -327,3 +332,111 @@ def test_vosi_and_pyvo_auth_session_with_the_token_cookie(vo_archive, level3):
     available = requests.get(vo_archive.url + "/vo/datalink/availability", timeout=60)
     assert available.status_code == 200 and available.headers["content-type"].startswith("text/xml")
     assert vosi.parse_availability(io.BytesIO(available.content).read).available
+
+
+# ------------------------------------------------------------------ operators and embargoes
+
+
+def _reads(arch, filename: str) -> list[dict]:
+    """The audit of the operator's reads of ``filename`` (GET /access/reads)."""
+    got = arch.session(OPERATOR).get(arch.url + "/access/reads", params={"reader": OPERATOR, "program": "01234"},
+                                     timeout=60)
+    assert got.status_code == 200, got.text
+    return [r for r in got.json() if r["filename"] == filename]
+
+
+def _report(arch) -> str:
+    with arch.run.ctx.catalog.session() as s:
+        return s.scalar(select(Product.filename).where(Product.product_type == "INFO", Product.is_current))
+
+
+def test_an_operator_reads_exclusive_data_and_each_read_is_audited(vo_archive, level3):
+    did = publisher_did(level3.obs_id)
+    operator = vo_archive.session(OPERATOR)
+    links = _service(vo_archive, OPERATOR).search(id=did)
+    files = [r for r in links if r.content_type != ACCESS_FORMAT]
+    assert files
+    for rec in files:
+        assert rec.access_url and not rec.error_message and rec["link_authorized"], rec.description
+    i2d = next(links.bysemantics("#this"))
+    assert i2d["link_auth"] == "true"  # the file is still exclusive: others need a token
+    assert i2d.getdataurl() == f"{vo_archive.url}/download/{level3.top_filename}"
+
+    before = len(_reads(vo_archive, level3.top_filename))
+    got = operator.get(i2d.getdataurl(), timeout=60)
+    assert got.status_code == 200
+    assert _sha256(got.content) == _artifact(vo_archive, level3.top_filename).sha256
+    reads = _reads(vo_archive, level3.top_filename)
+    assert len(reads) == before + 1 and reads[0]["why"] == "exclusive" and reads[0]["user"] == OPERATOR
+
+    # the PI's read of the same file is no exclusive read of an operator's: not in the audit
+    assert vo_archive.session(PI).get(i2d.getdataurl(), timeout=60).status_code == 200
+    assert len(_reads(vo_archive, level3.top_filename)) == before + 1
+    # the operator's links lead where a stranger is still refused
+    assert vo_archive.session(STRANGER).get(i2d.getdataurl(), timeout=60).status_code == 403
+
+
+@contextmanager
+def _embargo(arch) -> Iterator[None]:
+    """The program under an operator's embargo (through the archive's own route), lifted on
+    leaving whatever happens inside."""
+    operator = arch.session(OPERATOR)
+    got = operator.post(arch.url + "/programs/01234/access", json={"kind": "embargo", "reason": "a test embargo"},
+                        timeout=60)
+    assert got.status_code == 201, got.text
+    try:
+        yield
+    finally:
+        lifted = operator.post(arch.url + "/programs/01234/access", json={"kind": "lift", "reason": "test over"},
+                               timeout=60)
+        assert lifted.status_code == 201, lifted.text
+
+
+def test_an_embargo_keeps_everyone_but_operators_out(vo_archive, level3):
+    did = publisher_did(level3.obs_id)
+    report = _report(vo_archive)
+    with _embargo(vo_archive):
+        for user in (None, PI, STRANGER):
+            links = _service(vo_archive, user).search(id=[did, PRODUCT + report])
+            files = [r for r in links if r.content_type != ACCESS_FORMAT]
+            assert len(files) > 3
+            for rec in files:
+                assert not rec["access_url"], (user, rec.description)
+                assert rec["link_auth"] == "true" and not rec["link_authorized"]
+                assert rec.error_message.startswith("DefaultFault: ")
+                assert "belongs to program 01234, which is under embargo (operators only)" in rec.error_message
+                if user is None:
+                    assert "send an operator's token" in rec.error_message
+                else:
+                    assert f"{user} is no operator" in rec.error_message
+                    assert "neither its PI" not in rec.error_message
+            # metadata stay public: the member rows' DataLink documents are still linked
+            assert all(r.access_url and r["link_authorized"] for r in links if r.content_type == ACCESS_FORMAT)
+            assert [r for r in links if r.content_type == ACCESS_FORMAT]
+
+        # even the public report: an embargo closes data whatever their release date
+        this = next(r for r in _service(vo_archive).search(id=PRODUCT + report) if r.semantics == "#this")
+        assert not this["access_url"] and not this["link_authorized"]
+
+        # the operator's links lead to the files; the same URLs refuse everyone else
+        links = _service(vo_archive, OPERATOR).search(id=did)
+        files = [r for r in links if r.content_type != ACCESS_FORMAT]
+        assert all(r.access_url and r["link_authorized"] and not r.error_message for r in files)
+        i2d = next(links.bysemantics("#this"))
+        got = vo_archive.session(OPERATOR).get(i2d.getdataurl(), timeout=60)
+        assert got.status_code == 200
+        assert _sha256(got.content) == _artifact(vo_archive, level3.top_filename).sha256
+        assert _reads(vo_archive, level3.top_filename)[0]["why"] == "embargoed"
+        preview = next(r for r in _by(links, "#preview") if level3.top_filename in r.description)
+        for rec in (i2d, preview):
+            refused = vo_archive.session(PI).get(rec.access_url, timeout=60)
+            assert refused.status_code == 403 and "under embargo" in refused.json()["detail"]
+            assert vo_archive.session(STRANGER).get(rec.access_url, timeout=60).status_code == 403
+            assert requests.get(rec.access_url, timeout=60).status_code == 401
+        assert requests.get(f"{vo_archive.url}/download/{report}", timeout=60).status_code == 401
+
+    # lifted: the PI reads again, the report is public again
+    i2d = next(_service(vo_archive, PI).search(id=did).bysemantics("#this"))
+    assert i2d["link_authorized"] and vo_archive.session(PI).get(i2d.getdataurl(), timeout=60).status_code == 200
+    this = next(r for r in _service(vo_archive).search(id=PRODUCT + report) if r.semantics == "#this")
+    assert this["link_auth"] == "false" and this["link_authorized"]

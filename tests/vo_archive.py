@@ -2,7 +2,8 @@
 every service into a PostgreSQL catalog of its own (the ``ivoa.obscore`` view needs
 PostgreSQL), served by uvicorn on a loopback port with no configured base URL, so every URL
 in an answer comes from the address the request reached. The program is under exclusive
-access (its PI may read its data; a stranger may not). Session-scoped: made once for every
+access (its PI may read its data; a stranger may not); one archive operator
+(``DMS_OPERATORS``) may read everything. Session-scoped: made once for every
 ``tests/test_vo_*.py`` module (the fixture ``vo_archive`` of tests/conftest.py).
 """
 
@@ -22,6 +23,7 @@ from tests.system import Server, free_port
 
 PI = "ada@example.org"
 STRANGER = "eve@example.org"
+OPERATOR = "otto@example.org"  # an archive operator (settings.operators)
 
 
 @dataclass
@@ -45,9 +47,10 @@ class VOArchive:
 def serve_vo_archive(tmp_path_factory) -> Iterator[VOArchive]:
     with scratch_database() as url:
         run = run_chain(small_program(), tmp_path_factory.mktemp("vo"), catalog_url=url)
-        settings = run.ctx.settings.model_copy(update={"archive_base_url": None})
+        operators = ",".join(sorted(run.ctx.settings.operator_users | {OPERATOR}))
+        settings = run.ctx.settings.model_copy(update={"archive_base_url": None, "operators": operators})
         with run.ctx.catalog.session() as s:
-            tokens = {PI: create_token(s, PI, 30, "tests"), STRANGER: create_token(s, STRANGER, 30, "tests")}
+            tokens = {user: create_token(s, user, 30, "tests") for user in (PI, STRANGER, OPERATOR)}
         try:
             with Server(create_app(settings), free_port()) as server:
                 yield VOArchive(run, server, tokens)

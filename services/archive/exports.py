@@ -13,6 +13,14 @@ Every search page, whatever its format, carries ``X-Total-Count`` (every match) 
 address the request reached (:func:`services.archive.dependencies.public_base_url`); ECSV
 and VOTable also carry the total in their metadata (VOTable ``INFO`` elements, with
 ``QUERY_STATUS`` ``OVERFLOW`` when more pages follow).
+
+``page=all`` asks for every matching row in one CSV, ECSV or VOTable file (JSON is one page:
+refused with a 400). The search runs :data:`CHUNK_ROWS` rows at a time, each chunk written
+as it comes (a streaming response: memory holds one chunk, whatever the total), in one
+snapshot of the catalog on PostgreSQL (a repeatable-read transaction of its own, so rows
+archived meanwhile shift no chunk). A search matching more than ``DMS_EXPORT_MAX_ROWS`` rows
+(``Settings.export_max_rows``, 100,000 by default) is refused with a 400 naming the cap and
+the total, before anything is sent.
 """
 
 from __future__ import annotations
@@ -21,8 +29,10 @@ import csv
 import io
 import json
 import math
+import re
 import types
 import typing
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -30,13 +40,16 @@ from urllib.parse import urlencode
 
 import numpy as np
 from fastapi import Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+from sqlalchemy.orm import Session
 
-from services.archive.dependencies import BaseUrl
-from services.archive.schemas import MAX_PAGE, Page
+from services.archive.dependencies import BaseUrl, SettingsDep, get_catalog
+from services.archive.schemas import MAX_PAGE, MAX_PAGESIZE, Page
 
-__all__ = ["EXPORT_RESPONSES", "FORMATS", "Column", "Export", "ExportDep", "FormatParam", "columns", "negotiate", "to_csv", "to_ecsv", "to_votable"]
+__all__ = ["ALL_PAGES", "CHUNK_ROWS", "EXPORT_RESPONSES", "FORMATS", "Column", "Export", "ExportDep", "Fetch",
+           "FormatParam", "PagesParam", "columns", "negotiate", "page_number", "to_csv", "to_ecsv", "to_votable"]
 
 FORMATS: dict[str, str] = {
     "json": "application/json",
@@ -62,7 +75,37 @@ FormatParam = Annotated[str | None, Query(
     description="json (default), csv, ecsv or votable (also chosen by the Accept header: text/csv, "
                 "text/x-ecsv, application/x-votable+xml).")]
 
+ALL_PAGES = "all"
+"""The ``page`` value that asks for every matching row in one file."""
+
+CHUNK_ROWS = 2000
+"""Rows an export of every page reads from the catalog, and writes, at a time."""
+
+PagesParam = Annotated[str, Query(
+    max_length=16,
+    description=f"Page number, 1-based (at most {MAX_PAGE}); or 'all': every matching row in one CSV, ECSV "
+                "or VOTable file (not JSON), streamed, up to DMS_EXPORT_MAX_ROWS rows (100000 by default).")]
+
+Fetch = Callable[[Session, int, int], tuple[int, Sequence[Any]]]
+"""A search run as ``fetch(session, page, pagesize) -> (total, rows)``."""
+
+_NUMBER = re.compile(r"[0-9]{1,16}")
+
 Kind = Literal["int", "float", "bool", "str", "time", "list", "json"]
+
+
+def page_number(value: str | int) -> int | None:
+    """The page a ``page`` parameter asks for, or None for every page (``all``); a 400
+    naming what is valid for anything else."""
+    text = str(value).strip().lower()
+    if text == ALL_PAGES:
+        return None
+    if _NUMBER.fullmatch(text) and 1 <= int(text) <= MAX_PAGE:
+        return int(text)
+    raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                        detail=f"query parameter page: {str(value)!r} is no page; give a number from 1 to "
+                               f"{MAX_PAGE}, or '{ALL_PAGES}' (every matching row in one csv, ecsv or votable "
+                               "file)")
 
 
 def negotiate(requested: str | None, accept: str | None) -> str:
@@ -158,12 +201,14 @@ def _records(model: type[BaseModel], rows: list[BaseModel]) -> tuple[list[Column
     return cols, [[_cell(c, d.get(c.name)) for c in cols] for d in dumped]
 
 
-def to_csv(model: type[BaseModel], rows: list[BaseModel]) -> str:
-    """RFC 4180 CSV: a header line of the field names, then one line per row."""
+def to_csv(model: type[BaseModel], rows: list[BaseModel], header: bool = True) -> str:
+    """RFC 4180 CSV: a header line of the field names (unless not ``header``), then one
+    line per row."""
     cols, records = _records(model, rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([c.name for c in cols])
+    if header:
+        writer.writerow([c.name for c in cols])
     for record in records:
         writer.writerow(["" if v is None else ("true" if v is True else "false" if v is False else v)
                          for v in record])
@@ -202,6 +247,15 @@ def to_ecsv(model: type[BaseModel], rows: list[BaseModel], meta: dict[str, Any])
     return out.getvalue()
 
 
+def _ecsv_data(text: str) -> str:
+    """The data lines of an ECSV document: what follows its ``#`` header and the line of
+    column names (values holding a line break are quoted, so lines are not cut here)."""
+    at = 0
+    while text.startswith("#", at):
+        at = text.index("\n", at) + 1
+    return text[text.index("\n", at) + 1:]
+
+
 _VOTABLE_TYPE = {"int": "long", "float": "double", "bool": "boolean"}
 
 
@@ -222,14 +276,79 @@ def _route_path(request: Request) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
+def _in_one_snapshot(session: Session) -> None:
+    """Make the session's transaction read one snapshot of the catalog (PostgreSQL's
+    repeatable read; SQLite has none to offer a reader that runs query after query)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def _chunks(request: Request, fetch: Fetch, total: int, chunk: int) -> Iterator[list]:
+    """The rows of every page of a search, ``chunk`` at a time, at most ``total`` (the count
+    announced in the headers), read in a catalog session of their own (the route's one is
+    closed once it returns, before the body is sent)."""
+    with get_catalog(request).session() as session:
+        _in_one_snapshot(session)
+        page, sent = 1, 0
+        while sent < total:
+            _, found = fetch(session, page, chunk)
+            rows = list(found)[:total - sent]
+            if not rows:
+                return
+            yield rows
+            sent += len(rows)
+            if len(found) < chunk:
+                return
+            page += 1
+            session.expunge_all()  # what the chunk loaded is not kept for the next one
+
+
+def _csv_stream(model: type[BaseModel], chunks: Iterator[list]) -> Iterator[str]:
+    yield to_csv(model, [])
+    for rows in chunks:
+        yield to_csv(model, rows, header=False)
+
+
+def _ecsv_stream(model: type[BaseModel], chunks: Iterator[list], meta: dict[str, Any]) -> Iterator[str]:
+    # every chunk is written by astropy with the same header (the columns' types come from
+    # the row schema, not the values); the first chunk's is kept, the others' cut off
+    first = True
+    for rows in chunks:
+        text = to_ecsv(model, rows, meta)
+        yield text if first else _ecsv_data(text)
+        first = False
+    if first:
+        yield to_ecsv(model, [], meta)
+
+
+_TABLEDATA, _END_TABLEDATA = b"<TABLEDATA>", b"</TABLEDATA>"
+
+
+def _votable_stream(model: type[BaseModel], chunks: Iterator[list], info: dict[str, Any]) -> Iterator[bytes]:
+    # every chunk is a document of its own; the first gives everything before its rows'
+    # end, the others their rows (TABLEDATA), and the first's end closes the file (the
+    # FIELDs do not depend on the values; no value can hold the escaped closing tag)
+    tail = None
+    for rows in chunks:
+        document = to_votable(model, rows, info, False)
+        end = document.rindex(_END_TABLEDATA)
+        if tail is None:
+            tail = document[end:]
+            yield document[:end]
+        else:
+            yield document[document.index(_TABLEDATA) + len(_TABLEDATA):end]
+    yield tail if tail is not None else to_votable(model, [], info, False)
+
+
 @dataclass
 class Export:
-    """What a search route needs to answer a page in the format asked for."""
+    """What a search route needs to answer a page, or every page, in the format asked for."""
 
     request: Request
     response: Response
     format: str
     base_url: str
+    max_rows: int = 100_000
 
     def _url(self, page: int) -> str:
         params = [(k, v) for k, v in self.request.query_params.multi_items() if k != "page"] + [("page", str(page))]
@@ -246,6 +365,51 @@ class Export:
         return {"X-Total-Count": str(total), "Vary": "Accept",
                 "Link": ", ".join(f'<{self._url(p)}>; rel="{rel}"' for p, rel in links)}
 
+    def _disposition(self, which: str) -> str:
+        what = _route_path(self.request).strip("/").replace("/", "_") or "rows"
+        stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        return f'attachment; filename="jwst-dms_{what}_{stamp}_{which}.{_SUFFIX[self.format]}"'
+
+    def _query_url(self) -> str:
+        return f"{self.base_url}{_route_path(self.request)}?{self.request.url.query}".rstrip("?")
+
+    def answer(self, model: type[BaseModel], session: Session, fetch: Fetch, page: str | int,
+               pagesize: int) -> Any:
+        """The ``page`` asked for (a number, or ``all``: :meth:`all_pages`) of the search
+        ``fetch`` runs."""
+        number = page_number(page)
+        if number is None:
+            return self.all_pages(model, session, fetch)
+        total, rows = fetch(session, number, pagesize)
+        return self.page(model, total, number, pagesize, list(rows))
+
+    def all_pages(self, model: type[BaseModel], session: Session, fetch: Fetch) -> Response:
+        """Every row of the search in one CSV, ECSV or VOTable file, streamed
+        :data:`CHUNK_ROWS` rows at a time; a 400 for JSON, and for a search matching more
+        than :attr:`max_rows` rows (before anything is sent)."""
+        if self.format == "json":
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=(
+                f"page={ALL_PAGES} gives every row in one csv, ecsv or votable file (format=csv, format=ecsv "
+                "or format=votable, or an Accept header naming one); JSON comes one page at a time: "
+                f"page=1, 2, ... with pagesize up to {MAX_PAGESIZE}"))
+        total, _ = fetch(session, 1, 1)
+        if total > self.max_rows:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=(
+                f"the search matches {total} rows, more than the {self.max_rows} one export of all pages "
+                f"may hold (DMS_EXPORT_MAX_ROWS); narrow the search, or fetch it page by page (pagesize up "
+                f"to {MAX_PAGESIZE})"))
+        headers = {"X-Total-Count": str(total), "Vary": "Accept", "Content-Disposition": self._disposition("all")}
+        meta = {"total": total, "page": ALL_PAGES, "query": self._query_url()}
+        chunks = _chunks(self.request, fetch, total, CHUNK_ROWS)
+        if self.format == "csv":
+            body: Iterator[str] | Iterator[bytes] = _csv_stream(model, chunks)
+        elif self.format == "ecsv":
+            body = _ecsv_stream(model, chunks, meta)
+        else:
+            body = _votable_stream(model, chunks, meta)
+        media = FORMATS[self.format] + ("; charset=utf-8" if self.format != "votable" else "")
+        return StreamingResponse(body, media_type=media, headers=headers)
+
     def page(self, model: type[BaseModel], total: int, page: int, pagesize: int, rows: list) -> Any:
         """The page as ``Page[model]`` (JSON) or as a CSV, ECSV or VOTable response, with the
         paging headers on either."""
@@ -253,13 +417,9 @@ class Export:
         if self.format == "json":
             self.response.headers.update(headers)
             return Page[model](total=total, page=page, pagesize=pagesize, rows=rows)
-        what = _route_path(self.request).strip("/").replace("/", "_") or "rows"
-        stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
-        headers["Content-Disposition"] = (f'attachment; filename="jwst-dms_{what}_{stamp}_p{page}.'
-                                          f'{_SUFFIX[self.format]}"')
+        headers["Content-Disposition"] = self._disposition(f"p{page}")
         overflow = page * pagesize < total
-        meta = {"total": total, "page": page, "pagesize": pagesize,
-                "query": f"{self.base_url}{_route_path(self.request)}?{self.request.url.query}".rstrip("?")}
+        meta = {"total": total, "page": page, "pagesize": pagesize, "query": self._query_url()}
         if self.format == "csv":
             body: str | bytes = to_csv(model, rows)
         elif self.format == "ecsv":
@@ -270,16 +430,20 @@ class Export:
         return Response(body, media_type=media, headers=headers)
 
 
-def _export(request: Request, response: Response, base_url: BaseUrl, requested: FormatParam = None) -> Export:
-    return Export(request, response, negotiate(requested, request.headers.get("accept")), base_url)
+def _export(request: Request, response: Response, base_url: BaseUrl, settings: SettingsDep,
+            requested: FormatParam = None) -> Export:
+    return Export(request, response, negotiate(requested, request.headers.get("accept")), base_url,
+                  settings.export_max_rows)
 
 
 ExportDep = Annotated[Export, Depends(_export)]
-"""Inject into a search route; end it with ``return export.page(Model, total, page, pagesize, rows)``."""
+"""Inject into a search route (with ``page: PagesParam``); end it with
+``return export.answer(Model, session, fetch, page, pagesize)``."""
 
 EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "One page of rows; also as CSV, ECSV or VOTable (format=, or Accept). Headers: "
-                         "X-Total-Count (every match) and Link (first, prev, next, last pages).",
+    200: {"description": "One page of rows; also as CSV, ECSV or VOTable (format=, or Accept), and with "
+                         "page=all every row in one CSV, ECSV or VOTable file. Headers: X-Total-Count (every "
+                         "match) and, for one page, Link (first, prev, next, last pages).",
           "content": {media: {} for name, media in FORMATS.items() if name != "json"}},
 }
 """``responses=`` of a search route: the other media types its 200 may have."""

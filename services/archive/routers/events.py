@@ -17,8 +17,8 @@ from sqlalchemy import func, or_, select
 
 from services.archive import mast
 from services.archive.dependencies import DbSession
-from services.archive.exports import EXPORT_RESPONSES, ExportDep
-from services.archive.routers.common import ListParam, PageParam, PageSizeParam
+from services.archive.exports import EXPORT_RESPONSES, ExportDep, PagesParam
+from services.archive.routers.common import ListParam, PageSizeParam
 from services.archive.schemas import DEFAULT_PAGESIZE, EventOut, Page
 from shared.catalog import EventRecord
 
@@ -68,7 +68,7 @@ def recent(
     subject: ListParam = None,
     since: Annotated[str | None, Query(description="Events at or after this time (MJD or ISO 8601).")] = None,
     until: Annotated[str | None, Query(description="Events before this time (MJD or ISO 8601).")] = None,
-    page: PageParam = 1,
+    page: PagesParam = "1",
     pagesize: PageSizeParam = DEFAULT_PAGESIZE,
 ) -> Page[EventOut]:
     """``program`` matches events whose subject (a file name) belongs to the program."""
@@ -86,13 +86,14 @@ def recent(
     if until:
         conds.append(EventRecord.time < mast.parse_instant(until, "until"))
     query = select(EventRecord).where(*conds)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(
-        query.order_by(EventRecord.time.desc(), EventRecord.created_at.desc(), EventRecord.id)
-        .offset((page - 1) * pagesize).limit(pagesize)
-    ).all()
-    return export.page(EventOut, total, page, pagesize, [
-        EventOut(id=r.id, source=r.source, type=r.type, subject=public_data(r.subject), time=mast.aware(r.time),
-                 data=public_data(r.data))
-        for r in rows
-    ])
+
+    def fetch(s, number: int, size: int) -> tuple[int, list[EventOut]]:
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        rows = s.scalars(
+            query.order_by(EventRecord.time.desc(), EventRecord.created_at.desc(), EventRecord.id)
+            .offset((number - 1) * size).limit(size)
+        ).all()
+        return total, [EventOut(id=r.id, source=r.source, type=r.type, subject=public_data(r.subject),
+                                time=mast.aware(r.time), data=public_data(r.data)) for r in rows]
+
+    return export.answer(EventOut, session, fetch, page, pagesize)

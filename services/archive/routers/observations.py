@@ -10,12 +10,11 @@ from fastapi import APIRouter, HTTPException, Query, status
 from services.archive import mast, resolver
 from services.archive.caom import caom_counts
 from services.archive.dependencies import BaseUrl, DbSession, Operator
-from services.archive.exports import EXPORT_RESPONSES, ExportDep
+from services.archive.exports import EXPORT_RESPONSES, ExportDep, PagesParam
 from services.archive.routers.common import (
     IdsParam,
     IncludeSupersededParam,
     ListParam,
-    PageParam,
     PageSizeParam,
 )
 from services.archive.schemas import DEFAULT_PAGESIZE, ObservationRow, Page, ProductRow
@@ -55,7 +54,7 @@ def search(
     t_obs_release: Annotated[str | None, Query(description=f"When its data are public. {_TIME_HELP}")] = None,
     dataRights: Annotated[str | None, Query(description="PUBLIC or EXCLUSIVE_ACCESS.")] = None,
     include_planned: Annotated[bool, Query(description="Also list observations with no product yet (calib_level -1).")] = False,
-    page: PageParam = 1,
+    page: PagesParam = "1",
     pagesize: PageSizeParam = DEFAULT_PAGESIZE,
 ) -> Page[ObservationRow]:
     """Observations matching every criterion given (criteria are ANDed).
@@ -71,9 +70,14 @@ def search(
         calib_level=mast.parse_list(calib_level, "calib_level"), t_min=t_min, t_max=t_max, t_obs_release=t_obs_release,
         data_rights=dataRights, include_planned=include_planned,
     )
-    total, rows = search_observations(session, criteria, page, pagesize, datetime.now(UTC), export.base_url)
-    _name_caom_rows(session, rows, export.base_url)
-    return export.page(ObservationRow, total, page, pagesize, rows)
+    now, base = datetime.now(UTC), export.base_url
+
+    def fetch(s, number: int, size: int) -> tuple[int, list[ObservationRow]]:
+        total, rows = search_observations(s, criteria, number, size, now, base)
+        _name_caom_rows(s, rows, base)
+        return total, rows
+
+    return export.answer(ObservationRow, session, fetch, page, pagesize)
 
 
 def observation_criteria(ident: str) -> ObservationCriteria:
@@ -125,7 +129,7 @@ def observation_products(
     filename: ListParam = None,
     mrp_only: Annotated[bool, Query(description="Only the Minimum Recommended Products.")] = False,
     include_superseded: IncludeSupersededParam = False,
-    page: PageParam = 1,
+    page: PagesParam = "1",
     pagesize: PageSizeParam = DEFAULT_PAGESIZE,
 ) -> Page[ProductRow]:
     """Same filters as ``GET /products``, for one observation (``obsid`` or ``obs_id``)."""
@@ -136,5 +140,6 @@ def observation_products(
         calib_level=mast.parse_list(calib_level, "calib_level"), filename=mast.parse_list(filename, "filename"),
         mrp_only=mrp_only, include_superseded=include_superseded, unpublished=operator,
     )
-    total, rows = search_products(session, criteria, page, pagesize, datetime.now(UTC))
-    return export.page(ProductRow, total, page, pagesize, rows)
+    now = datetime.now(UTC)
+    return export.answer(ProductRow, session, lambda s, p, n: search_products(s, criteria, p, n, now), page,
+                         pagesize)

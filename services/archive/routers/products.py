@@ -10,12 +10,11 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from services.archive import mast
 from services.archive.dependencies import BaseUrl, DbSession, Operator
-from services.archive.exports import EXPORT_RESPONSES, ExportDep
+from services.archive.exports import EXPORT_RESPONSES, ExportDep, PagesParam
 from services.archive.routers.common import (
     IdsParam,
     IncludeSupersededParam,
     ListParam,
-    PageParam,
     PageSizeParam,
     RevisionParam,
 )
@@ -49,7 +48,7 @@ def search(
     dataRights: Annotated[str | None, Query(description="PUBLIC or EXCLUSIVE_ACCESS.")] = None,
     mrp_only: Annotated[bool, Query(description="Only the Minimum Recommended Products.")] = False,
     include_superseded: IncludeSupersededParam = False,
-    page: PageParam = 1,
+    page: PagesParam = "1",
     pagesize: PageSizeParam = DEFAULT_PAGESIZE,
 ) -> Page[ProductRow]:
     """One row per file: each product's data file, and its previews as productType PREVIEW.
@@ -66,8 +65,9 @@ def search(
         calib_level=mast.parse_list(calib_level, "calib_level"), filename=mast.parse_list(filename, "filename"),
         data_rights=dataRights, mrp_only=mrp_only, include_superseded=include_superseded, unpublished=operator,
     )
-    total, rows = search_products(session, criteria, page, pagesize, datetime.now(UTC))
-    return export.page(ProductRow, total, page, pagesize, rows)
+    now = datetime.now(UTC)
+    return export.answer(ProductRow, session, lambda s, p, n: search_products(s, criteria, p, n, now), page,
+                         pagesize)
 
 
 @router.get("/{filename}", response_model=ProductDetail, summary="One product: metadata, provenance, linkages")

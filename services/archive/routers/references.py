@@ -22,9 +22,9 @@ from services.archive.contributing import (
     search_references,
 )
 from services.archive.dependencies import DbSession, StoreDep
-from services.archive.exports import EXPORT_RESPONSES, ExportDep
+from services.archive.exports import EXPORT_RESPONSES, ExportDep, PagesParam
 from services.archive.files import StoredFile, serve_file
-from services.archive.routers.common import ListParam, PageParam, PageSizeParam
+from services.archive.routers.common import ListParam, PageSizeParam
 from services.archive.schemas import DEFAULT_PAGESIZE, ErrorOut, ImpactOut, Page, ReferenceRow
 from shared.refdata import UnknownContextError, list_impact
 
@@ -52,7 +52,7 @@ def search(
     useafter: Annotated[str | None, Query(max_length=100, description=(
         "USEAFTER range: '2022-01-01..2023-01-01', '>=2022-06-01'.")),
     ] = None,
-    page: PageParam = 1,
+    page: PagesParam = "1",
     pagesize: PageSizeParam = DEFAULT_PAGESIZE,
 ) -> Page[ReferenceRow]:
     """Every delivered reference file (by default of any context), with the contexts that
@@ -62,8 +62,9 @@ def search(
         instrument=mast.parse_list(instrument, "instrument"), detector=mast.parse_list(detector, "detector"),
         context=context, useafter=useafter,
     )
-    total, rows = search_references(session, criteria, page, pagesize, export.base_url)
-    return export.page(ReferenceRow, total, page, pagesize, rows)
+    base = export.base_url
+    return export.answer(ReferenceRow, session, lambda s, p, n: search_references(s, criteria, p, n, base), page,
+                         pagesize)
 
 
 @router.head("/{filename}", include_in_schema=False)
@@ -92,7 +93,7 @@ def impact(
     export: ExportDep,
     program: Annotated[list[str] | None, Query(
         description="Program numbers (repeat the parameter or separate with commas).")] = None,
-    page: PageParam = 1,
+    page: PagesParam = "1",
     pagesize: PageSizeParam = DEFAULT_PAGESIZE,
 ) -> Page[ImpactOut]:
     """``context`` is ``dms_0002.ctx``, ``dms_0002``, ``2`` or ``current``. Rows are by
@@ -104,10 +105,14 @@ def impact(
     programs = {mast.normalize_program(p) for p in mast.parse_list(program, "program")}
     if programs:
         rows = [r for r in rows if r.program in programs]
-    shown = rows[(page - 1) * pagesize:page * pagesize]
-    return export.page(ImpactOut, len(rows), page, pagesize, [
-        ImpactOut(context=r.context, parent=r.parent, program=r.program, exposure=r.exposure,
-                  first_stage=r.first_stage, references=list(r.references), request_id=r.request_id,
-                  created_at=r.created_at)
-        for r in shown
-    ])
+
+    def fetch(_session, number: int, size: int) -> tuple[int, list[ImpactOut]]:
+        # the impact is worked out whole, above; a page is a slice of it
+        return len(rows), [
+            ImpactOut(context=r.context, parent=r.parent, program=r.program, exposure=r.exposure,
+                      first_stage=r.first_stage, references=list(r.references), request_id=r.request_id,
+                      created_at=r.created_at)
+            for r in rows[(number - 1) * size:number * size]
+        ]
+
+    return export.answer(ImpactOut, session, fetch, page, pagesize)

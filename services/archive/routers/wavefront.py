@@ -10,9 +10,9 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from services.archive import mast
 from services.archive.contributing import WavefrontCriteria, opd_file, search_wavefront
 from services.archive.dependencies import DbSession, StoreDep
-from services.archive.exports import EXPORT_RESPONSES, ExportDep
+from services.archive.exports import EXPORT_RESPONSES, ExportDep, PagesParam
 from services.archive.files import StoredFile, serve_file
-from services.archive.routers.common import ListParam, PageParam, PageSizeParam
+from services.archive.routers.common import ListParam, PageSizeParam
 from services.archive.schemas import DEFAULT_PAGESIZE, ErrorOut, Page, WavefrontRow
 
 __all__ = ["router"]
@@ -33,15 +33,16 @@ def search(
         f"Sensing time range ({_TIME}): '60734..60736', '>=2025-03-01'."))] = None,
     t_max: Annotated[str | None, Query(max_length=100, description="Another bound, as t_min.")] = None,
     apername: ListParam = None,
-    page: PageParam = 1,
+    page: PagesParam = "1",
     pagesize: PageSizeParam = DEFAULT_PAGESIZE,
 ) -> Page[WavefrontRow]:
     """The wavefront maps (OPD, metres, in the public OPD file layout), by sensing time;
     with ``date``, nearest to it first. Public: no token needed."""
     criteria = WavefrontCriteria(date=date, t_min=t_min, t_max=t_max,
                                  apername=mast.parse_list(apername, "apername"))
-    total, rows = search_wavefront(session, criteria, page, pagesize, export.base_url)
-    return export.page(WavefrontRow, total, page, pagesize, rows)
+    base = export.base_url
+    return export.answer(WavefrontRow, session, lambda s, p, n: search_wavefront(s, criteria, p, n, base), page,
+                         pagesize)
 
 
 @router.head("/{filename}", include_in_schema=False)

@@ -23,8 +23,10 @@ Semantics (http://www.ivoa.net/rdf/datalink/core) of a row's links:
 
 Metadata are public, data and previews are not (``shared.access.read_grant``, the rule of
 the download routes): a file the caller may not read now has no ``access_url`` but an
-``error_message`` that says until when it is exclusive and who may read it, with
-``link_auth`` ``true`` and ``link_authorized`` false. An identifier the archive does not know
+``error_message`` that says until when it is exclusive and who may read it (under an
+embargo: that only operators may, the program's PI included), with ``link_auth`` ``true``
+and ``link_authorized`` false. Operators (``DMS_OPERATORS``) get every ``access_url``; their
+downloads of data nobody else could read are audited by the download routes. An identifier the archive does not know
 gets one row whose ``error_message`` starts ``NotFoundFault:``.
 """
 
@@ -138,8 +140,8 @@ def _file_link(ident: str, served: Served, semantics: str, description: str, cal
     if grant is not None:
         return Link(access_url=url, **common)
     message = f"DefaultFault: {exclusive_detail(served)}"
-    if served.program.embargoed:
-        pass  # the detail says that only operators may read it
+    if served.program.embargoed:  # the PI and authorized users too: operators only (as the download says)
+        message += "; send an operator's token" if caller.user is None else f"; {caller.user} is no operator"
     elif caller.user is None:
         message += ("; only its PI and authorized users may read it: send the token of one of them "
                     "(Authorization: Bearer <token>)")
