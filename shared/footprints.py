@@ -6,11 +6,11 @@
   SUBSIZE1/2 and DETECTOR of the primary), as :mod:`shared.wcs` places it (no distortion).
 * Where only a position is known (a catalog older than the footprints): a circle about it
   (:func:`circle_region`), of the window's half diagonal.
-* :func:`region_centre` and :func:`region_contains` read these strings back (a polygon's
-  centre is the mean of its vertices, RA averaged on the circle); :func:`regions_overlap`
-  tells whether two regions share any point.
+* :func:`region_centre` and :func:`region_contains` read these strings back (the centre, a
+  catalog row's position, is a polygon's vertices' mean, RA averaged on the circle: not the
+  tangent point below); :func:`regions_overlap` tells whether two regions share any point.
 
-Polygon edges are great-circle arcs. The tests work on a gnomonic (tangent-plane) projection,
+Polygon edges are great-circle arcs. Containment and overlap are decided on a gnomonic projection,
 which maps every great circle through the front hemisphere to a straight line, so a polygon
 stays a polygon and the plane's answer is exact. Which tangent point is right:
 
