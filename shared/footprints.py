@@ -6,12 +6,26 @@
   SUBSIZE1/2 and DETECTOR of the primary), as :mod:`shared.wcs` places it (no distortion).
 * Where only a position is known (a catalog older than the footprints): a circle about it
   (:func:`circle_region`), of the window's half diagonal.
-* :func:`region_centre` and :func:`region_contains` read these strings back (a polygon's
-  centre is the mean of its vertices, RA averaged on the circle; containment on the
-  tangent plane at the tested point, fine for the arcminute footprints of JWST);
-  :func:`regions_overlap` tells whether two regions share any point (on the tangent plane
-  at the first one's centre, where great circles are straight lines and a circle of radius
-  r one of radius tan r: exact for polygons, for circles to the projection's precision).
+* :func:`region_centre` and :func:`region_contains` read these strings back (the centre, a
+  catalog row's position, is a polygon's vertices' mean, RA averaged on the circle: not the
+  tangent point below); :func:`regions_overlap` tells whether two regions share any point.
+
+Polygon edges are great-circle arcs. Containment and overlap are decided on a gnomonic projection,
+which maps every great circle through the front hemisphere to a straight line, so a polygon
+stays a polygon and the plane's answer is exact. Which tangent point is right:
+
+* **About the polygon's centre** (its vertices' mean direction, :func:`polygon_centre`) for
+  containment (:func:`polygon_contains`, which :func:`region_contains` and the SIA ``POS``
+  polygons use): right for a tested point anywhere on the sky, as long as the polygon fits
+  in the hemisphere about its centre (every vertex less than 90 degrees from it); a point 90
+  degrees or more from the centre is outside.
+* **About the tested point** is right only while every vertex lies less than 90 degrees from
+  that point. Farther, a vertex is behind the tangent plane and projects through the sphere's
+  centre onto its antipode's place: a point near the antipode of a footprint would be found
+  inside it. So containment does not project there.
+* **About the first region's centre** for :func:`regions_overlap`: both regions must lie
+  within 90 degrees of it (a circle of radius r becomes one of radius tan r there: exact for
+  polygons, for circles to the projection's precision).
 """
 
 from __future__ import annotations
@@ -20,8 +34,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["circle_region", "file_region", "parse_region", "polygon_region", "region_centre", "region_contains",
-           "regions_overlap", "window_region"]
+__all__ = ["circle_region", "file_region", "parse_region", "polygon_centre", "polygon_contains", "polygon_radius",
+           "polygon_region", "region_centre", "region_contains", "regions_overlap", "separation", "window_region"]
 
 
 def polygon_region(corners: Sequence[tuple[float, float]]) -> str:
@@ -124,18 +138,86 @@ def _offsets(ra0: float, dec0: float, ra: float, dec: float) -> tuple[float, flo
     return x, y
 
 
+def separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Angle between two directions, degrees (haversine: accurate at small angles)."""
+    p1, p2 = math.radians(dec1), math.radians(dec2)
+    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(ra2 - ra1) / 2) ** 2
+    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
+
+
+def _unit(ra: float, dec: float) -> tuple[float, float, float]:
+    a, d = math.radians(ra), math.radians(dec)
+    return (math.cos(d) * math.cos(a), math.cos(d) * math.sin(a), math.sin(d))
+
+
+def _dot(u, v) -> float:
+    return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
+
+
+def _vector_product(u, v) -> tuple[float, float, float]:
+    return (u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0])
+
+
+def _normalized(u) -> tuple[float, float, float]:
+    n = math.sqrt(_dot(u, u))
+    if n < 1e-12:
+        raise ValueError("the directions cancel out: they have no mean direction")
+    return (u[0] / n, u[1] / n, u[2] / n)
+
+
+def polygon_centre(vertices: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """(ra, dec) of the mean direction of ``vertices`` (degrees): the tangent point of
+    :func:`polygon_contains`. Raises ValueError when the vertices cancel out (they span the
+    sky, e.g. three points 120 degrees apart on the equator)."""
+    mean = [sum(c) for c in zip(*(_unit(r, d) for r, d in vertices), strict=True)]
+    x, y, z = _normalized(mean)
+    return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.asin(max(-1.0, min(1.0, z))))
+
+
+def polygon_radius(vertices: Sequence[tuple[float, float]]) -> float:
+    """Largest angle from :func:`polygon_centre` to a vertex, degrees: the polygon lies in the
+    cone of that radius about its centre; :func:`polygon_contains` needs it below 90."""
+    ra, dec = polygon_centre(vertices)
+    return max(separation(ra, dec, r, d) for r, d in vertices)
+
+
+def polygon_contains(vertices: Sequence[tuple[float, float]], ra: float, dec: float) -> bool:
+    """Whether (``ra``, ``dec``) lies inside the spherical polygon through ``vertices``
+    (degrees, in order, joined by great-circle arcs).
+
+    Tested on the gnomonic projection about the polygon's centre (:func:`polygon_centre`;
+    the module docstring says why there): exact for any point of the sky; a point 90
+    degrees or more from the centre is outside. A point on an edge may fall either side.
+
+    Raises ValueError for vertices that cancel out or a polygon that does not fit in the
+    hemisphere about its centre (:func:`polygon_radius` 90 degrees or more)."""
+    c = _unit(*polygon_centre(vertices))
+    axis = (0.0, 0.0, 1.0) if abs(c[2]) < 0.9 else (1.0, 0.0, 0.0)  # any direction not along c
+    e1 = _normalized(_vector_product(axis, c))
+    e2 = _vector_product(c, e1)
+
+    def project(r: float, d: float) -> tuple[float, float] | None:
+        p = _unit(r, d)
+        w = _dot(p, c)
+        return None if w <= 1e-12 else (_dot(p, e1) / w, _dot(p, e2) / w)
+
+    corners = [project(r, d) for r, d in vertices]
+    if any(corner is None for corner in corners):
+        raise ValueError("the polygon does not fit in a hemisphere: a vertex is 90 degrees or more from "
+                         "the vertices' mean direction")
+    point = project(ra, dec)
+    return point is not None and _inside(point, corners)
+
+
 def region_contains(region: str, ra: float, dec: float) -> bool:
-    """Whether (ra, dec) lies inside the region (on its edge counts as inside)."""
+    """Whether (ra, dec) lies inside the region: within a circle's radius (its edge counts as
+    inside), or inside a polygon (:func:`polygon_contains`).
+
+    Raises ValueError for a malformed region or a polygon larger than a hemisphere."""
     shape, n = parse_region(region)
     if shape == "CIRCLE":
-        x, y = _offsets(ra, dec, n[0], n[1])
-        return math.degrees(math.atan(math.hypot(x, y))) <= n[2] + 1e-12
-    points = [_offsets(ra, dec, r, d) for r, d in zip(n[0::2], n[1::2], strict=True)]
-    inside = False
-    for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1], strict=True):
-        if (y1 > 0) != (y2 > 0) and 0 < x1 + (0 - y1) * (x2 - x1) / (y2 - y1):
-            inside = not inside
-    return inside
+        return separation(n[0], n[1], ra, dec) <= n[2] + 1e-12
+    return polygon_contains(list(zip(n[0::2], n[1::2], strict=True)), ra, dec)
 
 
 def _segment_distance(p: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:

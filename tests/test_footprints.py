@@ -11,6 +11,9 @@ from shared.footprints import (
     circle_region,
     file_region,
     parse_region,
+    polygon_centre,
+    polygon_contains,
+    polygon_radius,
     region_centre,
     region_contains,
     regions_overlap,
@@ -92,3 +95,33 @@ def test_regions_overlap_by_edges_corners_and_containment():
     assert not regions_overlap("CIRCLE ICRS 0 0 1", "CIRCLE ICRS 2.1 0 1")
     # across RA 0
     assert regions_overlap("CIRCLE ICRS 359.99 0 0.02", "POLYGON ICRS 0 -0.01 0.01 -0.01 0.01 0.01 0 0.01")
+
+
+def test_containment_is_for_points_near_the_region_and_far_from_it():
+    square = "POLYGON ICRS 10 10 10.1 10 10.1 10.1 10 10.1"
+    assert region_contains(square, 10.05, 10.05)
+    # the antipode of the square's centre, and a point a quarter of the sky away, are outside
+    # (on a tangent plane about the tested point the square's vertices fall behind the plane and
+    # project onto their antipodes' places: the antipode was found inside)
+    assert not region_contains(square, 190.05, -10.05)
+    assert not region_contains(square, 100.05, 10.05)
+    # a circle, likewise: its antipode is 180 degrees away, not 0
+    assert region_contains("CIRCLE ICRS 10 10 1", 10.5, 10.2)
+    assert not region_contains("CIRCLE ICRS 10 10 1", 190.0, -10.0)
+    assert not region_contains("CIRCLE ICRS 10 10 1", 190.5, -10.2)
+
+
+def test_polygon_edges_are_great_circle_arcs_about_the_centre():
+    # an edge from (0, 60) to (90, 60) bulges north of dec 60 along its great circle
+    vertices = [(0.0, 60.0), (90.0, 60.0), (45.0, 40.0)]
+    assert polygon_contains(vertices, 45.0, 61.0) and not polygon_contains(vertices, 45.0, 72.0)
+    # across the pole and across RA 0; the centre is the vertices' mean direction
+    cap = [(0.0, 80.0), (90.0, 80.0), (180.0, 80.0), (270.0, 80.0)]
+    assert polygon_contains(cap, 123.0, 89.0) and not polygon_contains(cap, 45.0, 70.0)
+    assert polygon_centre(cap)[1] == pytest.approx(90.0)
+    assert polygon_radius(cap) == pytest.approx(10.0)
+    assert polygon_contains([(359.9, -0.1), (0.1, -0.1), (0.1, 0.1), (359.9, 0.1)], 0.0, 0.0)
+    with pytest.raises(ValueError, match="cancel out"):
+        polygon_contains([(0.0, 0.0), (120.0, 0.0), (240.0, 0.0)], 0.0, 90.0)
+    with pytest.raises(ValueError, match="hemisphere"):
+        polygon_contains([(0.0, 0.0), (90.0, 0.0), (180.0, 0.0), (270.0, 0.0), (45.0, -10.0)], 0.0, 0.0)

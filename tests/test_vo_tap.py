@@ -26,6 +26,7 @@ from services.archive.vo.tap import TapError, TapQuery, TapUnavailable, execute,
 from shared.catalog import CaomObservation
 from shared.catalog.obscore import COLUMNS, POSITION_INDEX
 from shared.config import Settings
+from tests.system import Server, free_port
 from tests.vo_archive import PI, STRANGER
 
 CONE = ("SELECT obs_id, s_ra, s_dec, access_url, proposal_id FROM ivoa.obscore "
@@ -146,6 +147,35 @@ def test_async_jobs(vo_archive):
     # an async query TAP refuses ends in ERROR with the reason
     with pytest.raises(DALQueryError, match="not a table of this service"):
         service.run_async("SELECT * FROM public.program")
+
+
+def test_async_jobs_are_the_archive_s_not_one_process_s(vo_archive):
+    """Two API processes on one catalog, as uvicorn's workers or the deployment's replicas: a
+    job made through one is run, read and deleted through the other, and outlives the process
+    that made it."""
+    pi, stranger = vo_archive.session(PI), vo_archive.session(STRANGER)
+    here = vo_archive.url + "/vo/tap/async"
+    with Server(create_app(vo_archive.settings), free_port()) as other:
+        there = other.url + "/vo/tap/async"
+        made = pi.post(here, data={"QUERY": "SELECT TOP 1 obs_id FROM ivoa.obscore"}, allow_redirects=False)
+        assert made.status_code == 303
+        job_id = made.headers["location"].rsplit("/", 1)[1]
+        job = pyvo.dal.AsyncTAPJob(f"{there}/{job_id}", session=pi)  # pyvo, through the other process
+        assert job.phase == "PENDING"
+        job.run().wait()
+        assert pi.get(f"{here}/{job_id}/phase").text == "COMPLETED"
+        assert len(pyvo.dal.AsyncTAPJob(f"{here}/{job_id}", session=pi).fetch_result()) == 1
+        assert job_id in pi.get(there).text and job_id not in stranger.get(there).text
+        for url in (here, there):
+            assert stranger.get(f"{url}/{job_id}").status_code == 404
+        assert pi.delete(f"{there}/{job_id}", allow_redirects=False).status_code == 303
+        assert pi.get(f"{here}/{job_id}").status_code == 404
+        # a job made through a process that then stops
+        kept = pi.post(there, data={"QUERY": "SELECT TOP 1 obs_id FROM ivoa.obscore", "PHASE": "RUN"},
+                       allow_redirects=False).headers["location"].rsplit("/", 1)[1]
+    assert pi.get(f"{here}/{kept}/phase").text == "COMPLETED"
+    assert pi.get(f"{here}/{kept}/results/result").text.count("<TR>") == 1
+    pi.delete(f"{here}/{kept}")
 
 
 @pytest.mark.filterwarnings("ignore:The .*availab.* function is deprecated")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import requests
 
 from services.archive.app import create_app
+from shared.config import Settings
 from shared.tokens import create_token
 from tests.conftest import scratch_database
 from tests.faults.harness import small_program
@@ -31,6 +32,7 @@ class VOArchive:
     run: ChainRun
     server: Server
     tokens: dict[str, str]  # user -> API token
+    settings: Settings  # the served application's: another one made from them shares its catalog
 
     @property
     def url(self) -> str:
@@ -53,6 +55,6 @@ def serve_vo_archive(tmp_path_factory) -> Iterator[VOArchive]:
             tokens = {user: create_token(s, user, 30, "tests") for user in (PI, STRANGER, OPERATOR)}
         try:
             with Server(create_app(settings), free_port()) as server:
-                yield VOArchive(run, server, tokens)
+                yield VOArchive(run, server, tokens, settings)
         finally:
             run.ctx.catalog.dispose()

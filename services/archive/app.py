@@ -45,7 +45,6 @@ from services.archive.routers import (
     wavefront,
 )
 from services.archive.vo.tap import warm_translation
-from services.archive.vo.uws import JobStore
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.storage import open_store
@@ -257,7 +256,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (observations, caom, mast_api, resolve, products, download, programs, access, references,
                    wavefront, subscriptions, reprocessing, events, ops, sia, scs, datalink, tap):
         app.include_router(module.router)
-    app.state.tap_jobs = JobStore()  # asynchronous TAP jobs live in the process (docs/archive-api.md)
     app.openapi = lambda: _complete_openapi(app)
     app.add_middleware(_BodyLimit)
     app.add_middleware(_AbsoluteForm)

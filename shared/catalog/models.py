@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -56,6 +57,7 @@ __all__ = [
     "ReprocessingUnit",
     "RequestState",
     "Subscription",
+    "TapJob",
     "TaskFailure",
     "TaskStat",
     "WavefrontOpd",
@@ -457,6 +459,29 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class TapJob(Base):
+    """An asynchronous TAP query (UWS 1.1; services.archive.vo.uws keeps them): kept here, not
+    in an API process, so that every process of the archive answers for it and it outlives
+    the process that made it. Removed once past its destruction time."""
+
+    __tablename__ = "tap_job"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, comment="The UWS job id (random)")
+    owner: Mapped[str | None] = mapped_column(
+        String(200), index=True, comment="The token owner who made it; none: anyone who knows the id")
+    parameters: Mapped[list[Any]] = mapped_column(JSON, default=list, comment="[name, value] pairs, as sent")
+    execution_duration: Mapped[float] = mapped_column(Float, comment="Seconds the query may run")
+    phase: Mapped[str] = mapped_column(String(16), default="PENDING",
+                                       comment="PENDING, EXECUTING, COMPLETED, ERROR or ABORTED")
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    destruction_at: Mapped[datetime] = mapped_column(index=True, comment="Removed after this time")
+    runner: Mapped[str | None] = mapped_column(String(200), comment="host:pid of the API process that ran it")
+    result: Mapped[bytes | None] = mapped_column(LargeBinary, comment="The VOTable of a COMPLETED job")
+    error: Mapped[str | None] = mapped_column(Text, comment="Why a job in ERROR failed")
 
 
 class Subscription(Base):

@@ -53,9 +53,9 @@ async def _parameters(request: Request) -> list[tuple[str, str]]:
 Parameters = Annotated[list[tuple[str, str]], Depends(_parameters)]
 
 
-def _jobs(request: Request) -> uws.JobStore:
-    """The asynchronous jobs of this application (``app.state.tap_jobs``, made by create_app)."""
-    return request.app.state.tap_jobs
+def _jobs(catalog: CatalogDep) -> uws.JobStore:
+    """The asynchronous jobs of the archive, in its catalog (every API process sees them all)."""
+    return uws.JobStore(catalog)
 
 
 Jobs = Annotated[uws.JobStore, Depends(_jobs)]
@@ -164,13 +164,12 @@ def _job_or_404(jobs: uws.JobStore, job_id: str, user: str | None) -> uws.Job:
     return job
 
 
-def _phase(job: uws.Job, value: str, run) -> None:
+def _phase(jobs: uws.JobStore, job: uws.Job, value: str, run: uws.Runner) -> None:
     value = value.strip().upper()
     if value == "RUN":
-        uws.run_job(job, run)
+        jobs.run(job.job_id, run)
     elif value == "ABORT":
-        if job.phase in ("PENDING", "QUEUED", "EXECUTING"):
-            job.phase = "ABORTED"
+        jobs.abort(job.job_id)
     else:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"PHASE={value!r}: give RUN or ABORT")
 
@@ -193,7 +192,7 @@ def create_job(parameters: Parameters, jobs: Jobs, user: CurrentUser, catalog: C
     job_parameters = [(k, v) for k, v in parameters if k.upper() != "PHASE"]
     job = jobs.create(user, job_parameters, settings.tap_timeout_seconds)
     if (phase := _upper(parameters).get("PHASE")) is not None:
-        _phase(job, phase, lambda p: _run(catalog, settings, base_url, p))
+        _phase(jobs, job, phase, lambda p: _run(catalog, settings, base_url, p))
     return RedirectResponse(f"{base_url}{PREFIX}/async/{job.job_id}", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -234,16 +233,17 @@ def job_phase(job_id: str, jobs: Jobs, user: CurrentUser) -> Response:
 def change_phase(job_id: str, parameters: Parameters, jobs: Jobs, user: CurrentUser, catalog: CatalogDep,
                  settings: SettingsDep, base_url: BaseUrl) -> Response:
     job = _job_or_404(jobs, job_id, user)
-    _phase(job, _upper(parameters).get("PHASE", ""), lambda p: _run(catalog, settings, base_url, p))
+    _phase(jobs, job, _upper(parameters).get("PHASE", ""), lambda p: _run(catalog, settings, base_url, p))
     return RedirectResponse(f"{base_url}{PREFIX}/async/{job.job_id}", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.get("/async/{job_id}/results/result", response_class=VOTableResponse, summary="TAP async: the result")
 def job_result(job_id: str, jobs: Jobs, user: CurrentUser) -> Response:
     job = _job_or_404(jobs, job_id, user)
-    if job.result is None:
+    result = jobs.result(job_id) if job.has_result else None
+    if result is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"TAP job {job_id!r} has no result (phase {job.phase})")
-    return VOTableResponse(job.result)
+    return VOTableResponse(result)
 
 
 @router.get("/async/{job_id}/error", response_class=VOTableResponse, summary="TAP async: the error")

@@ -38,7 +38,14 @@ from sqlalchemy.orm import Session
 
 from shared.catalog import CaomObservation, sky
 from shared.catalog.obscore import COLUMNS, absolute_url, obscore_select
-from shared.footprints import circle_region, polygon_region, regions_overlap
+from shared.footprints import (
+    circle_region,
+    polygon_centre,
+    polygon_contains,
+    polygon_radius,
+    polygon_region,
+    regions_overlap,
+)
 
 __all__ = [
     "DEFAULT_MAXREC",
@@ -153,68 +160,25 @@ class RaDecRange:
         return and_(*parts)
 
 
-def _unit(ra: float, dec: float) -> tuple[float, float, float]:
-    a, d = math.radians(ra), math.radians(dec)
-    return (math.cos(d) * math.cos(a), math.cos(d) * math.sin(a), math.sin(d))
-
-
-def _dot(u, v) -> float:
-    return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
-
-
-def _cross(u, v) -> tuple[float, float, float]:
-    return (u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0])
-
-
-def _normalized(u) -> tuple[float, float, float]:
-    n = math.sqrt(_dot(u, u))
-    return (u[0] / n, u[1] / n, u[2] / n)
-
-
 @dataclass(frozen=True)
 class Polygon:
     """A spherical polygon (vertices in degrees, joined by great circles) smaller than a
-    hemisphere. Containment is tested in the gnomonic projection about the vertices' mean
-    direction, which maps great circles to straight lines, so the test is exact."""
+    hemisphere; containment is :func:`shared.footprints.polygon_contains` (exact: on the
+    tangent plane at the vertices' mean direction)."""
 
     vertices: tuple[tuple[float, float], ...]
 
     @property
     def centre(self) -> tuple[float, float]:
-        x, y, z = _normalized(tuple(sum(c) for c in zip(*(_unit(r, d) for r, d in self.vertices), strict=True)))
-        return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.asin(max(-1.0, min(1.0, z))))
+        return polygon_centre(self.vertices)
 
     @property
     def radius(self) -> float:
         """Largest distance from the centre to a vertex: the polygon lies in that cone."""
-        ra, dec = self.centre
-        return max(sky.separation(ra, dec, r, d) for r, d in self.vertices)
-
-    def _plane(self):
-        c = _unit(*self.centre)
-        axis = (0.0, 0.0, 1.0) if abs(c[2]) < 0.9 else (1.0, 0.0, 0.0)  # any direction not along c
-        e1 = _normalized(_cross(axis, c))
-        e2 = _cross(c, e1)
-
-        def project(ra: float, dec: float) -> tuple[float, float] | None:
-            p = _unit(ra, dec)
-            w = _dot(p, c)
-            return None if w <= 1e-12 else (_dot(p, e1) / w, _dot(p, e2) / w)
-
-        return project
+        return polygon_radius(self.vertices)
 
     def contains(self, ra: float, dec: float) -> bool:
-        project = self._plane()
-        point = project(ra, dec)
-        if point is None:
-            return False
-        x, y = point
-        corners = [project(r, d) for r, d in self.vertices]
-        inside = False
-        for (x1, y1), (x2, y2) in zip(corners, corners[1:] + corners[:1], strict=True):
-            if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
-                inside = not inside
-        return inside
+        return polygon_contains(self.vertices, ra, dec)
 
     @property
     def region(self) -> str:
