@@ -160,7 +160,9 @@ def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now
         conds.append(_number(getattr(c, name), name, getattr(row, name)))
     conds.append(mast.like_any(Program.pi_name, c.proposal_pi))
     conds.append(mast.like_any(Program.title, c.obs_title))
-    base = select(row, Program).join(Program, Program.id == row.program_id).where(
+    previewed = select(Product.id).join(Artifact, Artifact.product_id == Product.id).where(
+        Product.filename == row.top_filename, Product.is_current, Artifact.kind == ArtifactKind.PREVIEW).exists()
+    base = select(row, Program, previewed.label("previewed")).join(Program, Program.id == row.program_id).where(
         *(x for x in conds if x is not None))
     total = session.scalar(select(func.count()).select_from(base.with_only_columns(row.id).subquery()))
     found = session.execute(base.order_by(row.id).offset((page - 1) * pagesize).limit(pagesize)).all()
@@ -168,7 +170,7 @@ def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now
 
 
 def _observation_rows(session: Session, found, now: datetime, base_url: str) -> list[CaomObservationRow]:
-    ids = [r.id for r, _ in found]
+    ids = [r.id for r, _, _ in found]
     if not ids:
         return []
     links: dict[int, list[str]] = {}
@@ -179,13 +181,9 @@ def _observation_rows(session: Session, found, now: datetime, base_url: str) -> 
         links.setdefault(caom_id, []).append(mast.obs_id(program_id, number))
     members = dict(session.execute(select(CaomMember.caom_id, func.count()).where(CaomMember.caom_id.in_(ids))
                                    .group_by(CaomMember.caom_id)).all())
-    tops = [r.top_filename for r, _ in found if r.top_filename]
-    previewed = set(session.scalars(
-        select(Product.filename).join(Artifact, Artifact.product_id == Product.id)
-        .where(Product.filename.in_(tops), Product.is_current, Artifact.kind == ArtifactKind.PREVIEW))) if tops else set()
     base = base_url.rstrip("/")
     out = []
-    for r, program in found:
+    for r, program, previewed in found:
         release = mast.aware(r.t_obs_release)
         out.append(CaomObservationRow(
             obsid=r.id, obs_id=r.obs_id, dataproduct_type=r.dataproduct_type, calib_level=r.calib_level,
@@ -194,7 +192,7 @@ def _observation_rows(session: Session, found, now: datetime, base_url: str) -> 
             t_exptime=r.t_exptime, em_min=r.em_min, em_max=r.em_max,
             proposal_id=mast.proposal_id(r.program_id), proposal_pi=program.pi_name, obs_title=program.title,
             dataRights=mast.data_rights(release is not None and release <= now), t_obs_release=mast.mjd(release),
-            jpegURL=f"{base}/previews/{r.top_filename}" if r.top_filename in previewed else None,
+            jpegURL=f"{base}/previews/{r.top_filename}" if previewed else None,
             dataURL=f"{base}/download/{r.top_filename}" if r.top_filename else None,
             n_products=r.n_products, n_members=members.get(r.id, 0), observations=links.get(r.id, []),
         ))
