@@ -23,13 +23,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, String, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.archive import mast
 from services.archive.mast import CriterionError
-from services.archive.schemas import CaomObservationRow, CaomProductRow
+from services.archive.schemas import CaomProductRow
 from services.archive.search import (
     _levels,
     _product_row,
@@ -131,9 +132,11 @@ def _number(value: str | None, param: str, column) -> ColumnElement[bool] | None
     return mast.parse_range(value, mast.parse_float, param).condition(column) if value else None
 
 
-def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now: datetime,
-                base_url: str) -> tuple[int, list[CaomObservationRow]]:
-    """One page of the rows matching every criterion, by obsid."""
+def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now: datetime, base_url: str, *,
+                linkage: bool = True) -> tuple[int, list[dict[str, Any]]]:
+    """One page of the rows matching every criterion, by obsid: each row's
+    :class:`~services.archive.schemas.CaomObservationRow` fields (``n_members`` and
+    ``observations`` only with ``linkage``: MAST's columns do not hold them)."""
     row = CaomObservation
     conds: list[ColumnElement[bool] | None] = []
     if c.obsid:
@@ -160,43 +163,52 @@ def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now
         conds.append(_number(getattr(c, name), name, getattr(row, name)))
     conds.append(mast.like_any(Program.pi_name, c.proposal_pi))
     conds.append(mast.like_any(Program.title, c.obs_title))
-    previewed = select(Product.id).join(Artifact, Artifact.product_id == Product.id).where(
-        Product.filename == row.top_filename, Product.is_current, Artifact.kind == ArtifactKind.PREVIEW).exists()
-    base = select(row, Program, previewed.label("previewed")).join(Program, Program.id == row.program_id).where(
+    base = select(*_ROW_COLUMNS, *(_LINKAGE if linkage else ())).join(Program, Program.id == row.program_id).where(
         *(x for x in conds if x is not None))
     total = session.scalar(select(func.count()).select_from(base.with_only_columns(row.id).subquery()))
     found = session.execute(base.order_by(row.id).offset((page - 1) * pagesize).limit(pagesize)).all()
-    return total, _observation_rows(session, found, now, base_url)
+    base_url = base_url.rstrip("/")
+    return total, [_values(r, now, base_url, linkage) for r in found]
 
 
-def _observation_rows(session: Session, found, now: datetime, base_url: str) -> list[CaomObservationRow]:
-    ids = [r.id for r, _, _ in found]
-    if not ids:
-        return []
-    links: dict[int, list[str]] = {}
-    for caom_id, program_id, number in session.execute(
-            select(CaomObservationLink.caom_id, Observation.program_id, Observation.number)
-            .join(Observation, Observation.id == CaomObservationLink.observation_id)
-            .where(CaomObservationLink.caom_id.in_(ids)).order_by(Observation.program_id, Observation.number)):
-        links.setdefault(caom_id, []).append(mast.obs_id(program_id, number))
-    members = dict(session.execute(select(CaomMember.caom_id, func.count()).where(CaomMember.caom_id.in_(ids))
-                                   .group_by(CaomMember.caom_id)).all())
-    base = base_url.rstrip("/")
-    out = []
-    for r, program, previewed in found:
-        release = mast.aware(r.t_obs_release)
-        out.append(CaomObservationRow(
-            obsid=r.id, obs_id=r.obs_id, dataproduct_type=r.dataproduct_type, calib_level=r.calib_level,
-            instrument_name=r.instrument_name, filters=r.filters, target_name=r.target_name,
-            s_ra=r.s_ra, s_dec=r.s_dec, s_region=r.s_region, t_min=mast.mjd(r.t_min), t_max=mast.mjd(r.t_max),
-            t_exptime=r.t_exptime, em_min=r.em_min, em_max=r.em_max,
-            proposal_id=mast.proposal_id(r.program_id), proposal_pi=program.pi_name, obs_title=program.title,
-            dataRights=mast.data_rights(release is not None and release <= now), t_obs_release=mast.mjd(release),
-            jpegURL=f"{base}/previews/{r.top_filename}" if previewed else None,
-            dataURL=f"{base}/download/{r.top_filename}" if r.top_filename else None,
-            n_products=r.n_products, n_members=members.get(r.id, 0), observations=links.get(r.id, []),
-        ))
-    return out
+# What a search row reads: the row's columns, its program's, and per row (index lookups, no
+# list of the page's ids): whether its top file has a preview; with linkage, its members and
+# its observations.
+_ROW_COLUMNS = (
+    *CaomObservation.__table__.columns, Program.pi_name, Program.title,
+    select(Product.id).join(Artifact, Artifact.product_id == Product.id).where(
+        Product.filename == CaomObservation.top_filename, Product.is_current,
+        Artifact.kind == ArtifactKind.PREVIEW).exists().label("previewed"),
+)
+_LINKAGE = (
+    select(func.count()).where(CaomMember.caom_id == CaomObservation.id).scalar_subquery().label("members"),
+    select(func.aggregate_strings(Observation.program_id + ":" + cast(Observation.number, String), ","))
+    .join(CaomObservationLink, CaomObservationLink.observation_id == Observation.id)
+    .where(CaomObservationLink.caom_id == CaomObservation.id).scalar_subquery().label("linked"),
+)
+
+
+def _linked(text: str | None) -> list[str]:
+    """The obs_ids of the program observations in ``program:number,...``, in order."""
+    pairs = sorted((p, int(n)) for p, n in (item.split(":") for item in text.split(","))) if text else []
+    return [mast.obs_id(p, n) for p, n in pairs]
+
+
+def _values(r, now: datetime, base: str, linkage: bool) -> dict[str, Any]:
+    release = mast.aware(r.t_obs_release)
+    values = {
+        "obsid": r.id, "obs_id": r.obs_id, "obs_collection": mast.MISSION, "intentType": "science",
+        "dataproduct_type": r.dataproduct_type, "calib_level": r.calib_level, "instrument_name": r.instrument_name,
+        "filters": r.filters, "target_name": r.target_name, "s_ra": r.s_ra, "s_dec": r.s_dec, "s_region": r.s_region,
+        "t_min": mast.mjd(r.t_min), "t_max": mast.mjd(r.t_max), "t_exptime": r.t_exptime, "em_min": r.em_min,
+        "em_max": r.em_max, "proposal_id": mast.proposal_id(r.program_id), "proposal_pi": r.pi_name,
+        "obs_title": r.title, "dataRights": mast.data_rights(release is not None and release <= now),
+        "t_obs_release": mast.mjd(release),
+        "jpegURL": f"{base}/previews/{r.top_filename}" if r.previewed else None,
+        "dataURL": f"{base}/download/{r.top_filename}" if r.top_filename else None, "n_products": r.n_products}
+    if linkage:
+        values.update(n_members=r.members, observations=_linked(r.linked))
+    return values
 
 
 def find_row(session: Session, ident: str) -> CaomObservation | None:

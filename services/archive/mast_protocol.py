@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from services.archive import mast, resolver
 from services.archive.caom import CaomCriteria
-from services.archive.schemas import MAX_PAGE, MAX_PAGESIZE, CaomObservationRow, CaomProductRow
+from services.archive.schemas import MAX_PAGE, MAX_PAGESIZE, CaomProductRow
 
 __all__ = [
     "CONE",
@@ -483,21 +483,24 @@ def name_lookup_reply(req: MastRequest, found: list[dict[str, Any]], unknown: di
 # ------------------------------------------------------------------ rows and replies
 
 
-def observation_values(row: CaomObservationRow, distance: float | None = None) -> dict[str, Any]:
-    """An observation row with MAST's columns (:data:`OBSERVATION_COLUMNS`, and ``distance``
-    in arcsec for a position service)."""
-    return {"distance": distance, **{
-        "intentType": row.intentType, "obs_collection": row.obs_collection, "provenance_name": "CALJWST",
-        "instrument_name": row.instrument_name, "project": mast.MISSION, "filters": row.filters,
-        "wavelength_region": "INFRARED", "target_name": row.target_name, "target_classification": None,
-        "obs_id": row.obs_id, "s_ra": row.s_ra, "s_dec": row.s_dec, "dataproduct_type": row.dataproduct_type,
-        "proposal_pi": row.proposal_pi, "calib_level": row.calib_level, "t_min": row.t_min, "t_max": row.t_max,
-        "t_exptime": row.t_exptime, "em_min": row.em_min, "em_max": row.em_max, "obs_title": row.obs_title,
-        "t_obs_release": row.t_obs_release, "proposal_id": row.proposal_id, "s_region": row.s_region,
-        "jpegURL": row.jpegURL,
-        "dataURL": mast.data_uri(row.dataURL.rsplit("/", 1)[-1]) if row.dataURL else None,
-        "dataRights": row.dataRights, "obsid": str(row.obsid),
-    }}
+def observation_values(row: Mapping[str, Any], distance: float | None = None) -> dict[str, Any]:
+    """An observation row (the :class:`~services.archive.schemas.CaomObservationRow` fields
+    of :func:`~services.archive.caom.search_caom`) with MAST's columns
+    (:data:`OBSERVATION_COLUMNS`, and ``distance`` in arcsec for a position service)."""
+    data_url = row["dataURL"]
+    return {
+        "distance": distance, "intentType": row["intentType"], "obs_collection": row["obs_collection"],
+        "provenance_name": "CALJWST", "instrument_name": row["instrument_name"], "project": mast.MISSION,
+        "filters": row["filters"], "wavelength_region": "INFRARED", "target_name": row["target_name"],
+        "target_classification": None, "obs_id": row["obs_id"], "s_ra": row["s_ra"], "s_dec": row["s_dec"],
+        "dataproduct_type": row["dataproduct_type"], "proposal_pi": row["proposal_pi"],
+        "calib_level": row["calib_level"], "t_min": row["t_min"], "t_max": row["t_max"],
+        "t_exptime": row["t_exptime"], "em_min": row["em_min"], "em_max": row["em_max"],
+        "obs_title": row["obs_title"], "t_obs_release": row["t_obs_release"], "proposal_id": row["proposal_id"],
+        "s_region": row["s_region"], "jpegURL": row["jpegURL"],
+        "dataURL": mast.data_uri(data_url.rsplit("/", 1)[-1]) if data_url else None,
+        "dataRights": row["dataRights"], "obsid": str(row["obsid"]),
+    }
 
 
 def product_values(row: CaomProductRow, dataproduct_type: str | None) -> dict[str, Any]:
@@ -542,7 +545,8 @@ def reply(req: MastRequest, answer: Answer) -> dict[str, Any]:
         columns = [by_name[n] for n in req.columns]
     if req.removenullcolumns and answer.rows:
         columns = [c for c in columns if any(r.get(c.name) is not None for r in answer.rows)]
-    data = [{c.name: r.get(c.name) for c in columns} for r in answer.rows]
+    names = [c.name for c in columns]
+    data = [dict(zip(names, map(r.get, names), strict=True)) for r in answer.rows]
     return {"status": "COMPLETE", "msg": "", "fields": [{"name": c.name, "type": c.type} for c in columns],
             "data": data, "paging": _paging(req.page, req.pagesize, len(data), answer.total)}
 

@@ -103,7 +103,7 @@ def get_row(row: str, session: DbSession, base: BaseUrl) -> CaomObservationRow:
     """By ``obsid`` or ``obs_id`` (either kind)."""
     found = _row(session, row)
     _, rows = search_caom(session, CaomCriteria(obsid=[found.id]), 1, 1, datetime.now(UTC), base)
-    return rows[0]
+    return CaomObservationRow(**rows[0])
 
 
 @router.get("/{row}/products", response_model=Page[CaomProductRow], summary="A row's product list (MAST's)")

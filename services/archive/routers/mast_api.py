@@ -89,12 +89,12 @@ def _observations(session, req: mp.MastRequest, base: str) -> mp.Answer:
     if not possible:
         return mp.Answer(mp.OBSERVATION_COLUMNS if criteria.ra is None else mp.POSITION_COLUMNS)
     now = datetime.now(UTC)
-    total, rows = search_caom(session, criteria, req.page, req.pagesize, now, base)
+    total, rows = search_caom(session, criteria, req.page, req.pagesize, now, base, linkage=False)
     if criteria.ra is None:
         return mp.Answer(mp.OBSERVATION_COLUMNS, [mp.observation_values(r) for r in rows], total)
     return mp.Answer(mp.POSITION_COLUMNS, [
-        mp.observation_values(r, None if r.s_ra is None else
-                              round(sky.separation(criteria.ra, criteria.dec, r.s_ra, r.s_dec) * 3600.0, 3))
+        mp.observation_values(r, None if r["s_ra"] is None else
+                              round(sky.separation(criteria.ra, criteria.dec, r["s_ra"], r["s_dec"]) * 3600.0, 3))
         for r in rows], total)
 
 
