@@ -175,20 +175,26 @@ class Server:
             cwd=ROOT, env=env)
 
     def wait(self, timeout: float = 60.0) -> str:
+        """The base URL once the API answers and each of its processes has warmed its ADQL
+        translator (``tap`` ready in ten answers in a row, each on a new connection: the
+        processes share the socket), so no warm-up runs while the queries are timed."""
         import httpx
 
         base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + timeout
+        ready = 0
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the archive API exited with {self.proc.returncode}")
-            try:
-                httpx.get(f"{base}/health", timeout=5)  # up (the local store may report itself empty)
-                return base
+            try:  # up (the local store may report itself empty)
+                ready = ready + 1 if httpx.get(f"{base}/health", timeout=5).json().get("tap") == "ready" else 0
+                if ready >= 10:
+                    return base
+                continue
             except httpx.HTTPError:
-                pass
+                ready = 0
             time.sleep(0.3)
-        raise RuntimeError("the archive API did not answer in time")
+        raise RuntimeError("the archive API did not answer (or warm up) in time")
 
     def stop(self) -> None:
         self.proc.terminate()

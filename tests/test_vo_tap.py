@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
 import httpx
 import pytest
@@ -299,3 +300,12 @@ def test_queries_differing_in_their_numbers_share_one_translation():
     assert tap_module._translate_cached.cache_info().misses == 1
     # a number inside a string is the string's, not a literal
     assert "'NGC 1 2'" in tap_module.translate(shape.format(top=2, ra=1, dec=1, r=1, level=1)).sql
+
+
+def test_health_reports_the_adql_translator_ready_once_warmed(vo_archive):
+    """Each API process warms its ADQL translator in the background at its start and /health
+    says when it is done (what a readiness probe or a benchmark waits for)."""
+    deadline = time.monotonic() + 60
+    while (state := httpx.get(vo_archive.url + "/health", timeout=10).json()["tap"]) != "ready":
+        assert state == "warming" and time.monotonic() < deadline, state
+        time.sleep(0.2)

@@ -435,6 +435,9 @@ class Health(BaseModel):
     catalog: str
     store: str
     broker: str | None
+    tap: Literal["ready", "warming"] | None = Field(
+        None, description="This API process's ADQL translator (PostgreSQL catalogs): warming for a second or two "
+                          "after the start, then ready. Reported; it does not decide the status.")
 
 
 class WhoAmIAttributes(BaseModel):

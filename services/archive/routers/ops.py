@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from services.archive.dependencies import CurrentUser, DbSession, SettingsDep
 from services.archive.metrics import CONTENT_TYPE, render_metrics
 from services.archive.schemas import Health, WhoAmI, WhoAmIAttributes
+from services.archive.vo.tap import translation_state
 from shared.health import check_broker, check_catalog, check_store
 
 __all__ = ["router"]
@@ -22,12 +23,13 @@ log = logging.getLogger(__name__)
 @router.get("/health", response_model=Health, summary="Liveness of the catalog and the object store",
             responses={503: {"model": Health, "description": "The catalog or the store is unreachable."}})
 def health(request: Request, settings: SettingsDep) -> JSONResponse:
-    """200 when both the catalog and the object store answer, 503 otherwise. The broker is
-    reported but does not decide: the API serves without it."""
+    """200 when both the catalog and the object store answer, 503 otherwise. The broker and
+    the TAP translator's warm-up are reported but do not decide: the API serves without them."""
     catalog, store = check_catalog(request.app.state.catalog), check_store(request.app.state.store)
     ok = catalog == "ok" and store == "ok"
+    tap = translation_state() if request.app.state.catalog.engine.dialect.name == "postgresql" else None
     body = Health(status="ok" if ok else "unavailable", catalog=catalog, store=store,
-                  broker=check_broker(settings))
+                  broker=check_broker(settings), tap=tap)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 

@@ -33,7 +33,7 @@ from shared.catalog.obscore import absolute_url
 from shared.catalog.tap_schema import PUBLISHED, PublishedColumn, PublishedTable, published_table
 
 __all__ = ["FORMATS", "LANGUAGES", "TapError", "TapQuery", "TapUnavailable", "execute", "parse_request",
-           "translate", "warm_translation"]
+           "translate", "translation_state", "warm_translation"]
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,9 @@ _WARM_UP = ("SELECT TOP 100 obs_id, s_ra, s_dec, calib_level, access_url FROM iv
             "CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 10.0, -20.0, 1.0)) = 1 AND calib_level >= 2")
 
 
+_WARMED = threading.Event()
+
+
 def warm_translation() -> None:
     """Translate a cone query once, so the process's first TAP query does not also pay for
     loading and warming queryparser's grammars (1 to 2 s of CPU); run at the API's start."""
@@ -253,6 +256,13 @@ def warm_translation() -> None:
         translate(_WARM_UP)
     except Exception:  # a warm-up only: the first query will say what is wrong
         log.exception("could not warm the ADQL translation")
+    finally:
+        _WARMED.set()
+
+
+def translation_state() -> str:
+    """``ready`` once this process's warm-up (:func:`warm_translation`) has ended, else ``warming``."""
+    return "ready" if _WARMED.is_set() else "warming"
 
 
 # PostgreSQL type OIDs of a result column -> VOTable datatype (anything else is written as text)
