@@ -130,8 +130,15 @@ class Circle:
     def contains(self, ra: float, dec: float) -> bool:
         return sky.separation(self.ra, self.dec, ra, dec) <= self.radius
 
+    def condition(self) -> ColumnElement[bool]:
+        """The rows whose centre lies in the circle: their footprints overlap it (a footprint
+        holds its centre), decided in the database."""
+        c = CaomObservation
+        return sky.in_cone(c.hpx, c.s_ra, c.s_dec, self.ra, self.dec, self.radius)
+
     def matching_ids(self, session: Session) -> set[int]:
-        return _overlapping(session, self, self.ra, self.dec, self.radius)
+        """The rows whose centre lies outside the circle but whose footprint reaches into it."""
+        return _overlapping(session, self, self.ra, self.dec, self.radius, besides=self.condition())
 
 
 @dataclass(frozen=True)
@@ -196,12 +203,16 @@ FOOTPRINT_REACH = 1.0
 tested against it (JWST footprints, mosaics included, are well within it)."""
 
 
-def _overlapping(session: Session, shape: Circle | Polygon, ra: float, dec: float, radius: float) -> set[int]:
+def _overlapping(session: Session, shape: Circle | Polygon, ra: float, dec: float, radius: float,
+                 besides: ColumnElement[bool] | None = None) -> set[int]:
     """Ids of the rows whose footprint (``s_region``) overlaps ``shape``, bounded by the cone
-    (``ra``, ``dec``, ``radius``); a row without a usable footprint matches by its centre."""
+    (``ra``, ``dec``, ``radius``); a row without a usable footprint matches by its centre.
+    Rows meeting ``besides`` (matched by the caller in SQL) are not read."""
     c = CaomObservation
+    reach = min(radius + FOOTPRINT_REACH, 180.0)
     rows = session.execute(select(c.id, c.s_ra, c.s_dec, c.s_region).where(
-        c.hpx.is_not(None), sky.in_cone_pixels(c.hpx, ra, dec, min(radius + FOOTPRINT_REACH, 180.0))))
+        c.hpx.is_not(None), sky.in_cone_pixels(c.hpx, ra, dec, reach),
+        *(() if besides is None else (~besides,))))
     region = shape.region
     found = set()
     for row_id, row_ra, row_dec, footprint in rows:
@@ -410,10 +421,10 @@ ID_CHUNK = 5000  # row ids in one IN list (bound parameters: PostgreSQL allows 6
 
 
 def _position_alternatives(session: Session, shapes: Sequence[Shape]) -> list[ColumnElement[bool]]:
-    """Conditions of which a row must meet one: each RANGE, and the ids of the rows in the
-    circles and polygons, cut in lists of :data:`ID_CHUNK` (a wide region may hold more rows
-    than one statement may bind)."""
-    alternatives = [shape.condition() for shape in shapes if isinstance(shape, RaDecRange)]
+    """Conditions of which a row must meet one: each RANGE and each CIRCLE's centres (SQL),
+    and the ids of the other rows whose footprints reach into a circle or a polygon, cut in
+    lists of :data:`ID_CHUNK` (a wide region may hold more rows than one statement may bind)."""
+    alternatives = [shape.condition() for shape in shapes if isinstance(shape, (RaDecRange, Circle))]
     ids: set[int] = set()
     for shape in shapes:
         if not isinstance(shape, RaDecRange):
