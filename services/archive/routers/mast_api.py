@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -115,6 +116,12 @@ def _products(session, req: mp.MastRequest, operator: bool) -> mp.Answer:
     return mp.Answer(mp.PRODUCT_COLUMNS, mp.page_of(rows, req), len(rows))
 
 
+def _json(body: dict[str, Any]) -> Response:
+    """A reply serialized by orjson: a page of 5000 rows is 4 MB of JSON (45 ms with the
+    standard library, 5 with orjson)."""
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 def _mast_error(message: str, code: int = status.HTTP_200_OK) -> JSONResponse:
     return JSONResponse(mp.error_reply(message), status_code=code)
 
@@ -124,7 +131,7 @@ def _mast_error(message: str, code: int = status.HTTP_200_OK) -> JSONResponse:
                                              "the reason in msg when the request cannot be answered)."},
                         400: {"description": "No MAST request: status ERROR, the reason in msg."}},
              openapi_extra=_INVOKE_FORM)
-def invoke(fields: FormFields, session: DbSession, base: BaseUrl, operator: Operator) -> JSONResponse:
+def invoke(fields: FormFields, session: DbSession, base: BaseUrl, operator: Operator) -> Response:
     """The form field ``request``: ``{"service": ..., "params": {...}, "format": "json",
     "pagesize": n, "page": n}``. Services: ``Mast.Caom.Filtered`` (params.filters: a list of
     ``{"paramName", "values": [...] | [{"min", "max"}], "freeText"}``), ``Mast.Caom.Filtered.Position``
@@ -145,7 +152,7 @@ def invoke(fields: FormFields, session: DbSession, base: BaseUrl, operator: Oper
             answer = _observations(session, req, base)
     except (mp.MastError, CriterionError) as exc:
         return _mast_error(str(exc))
-    return JSONResponse(mp.reply(req, answer))
+    return _json(mp.reply(req, answer))
 
 
 @router.get("/Santa-war/query", summary="Name resolution as MAST's resolver answers it (astroquery's query_object)")
