@@ -237,3 +237,70 @@ def test_coarse_order_keeps_cones_to_a_few_tens_of_pixels():
         assert 1 <= n <= 60, (radius, n)
     assert sky.cone_ranges(0.0, 0.0, 180.0) == [(0, 12 * 4**sky.ORDER)]
     assert math.isclose(sky.ORDER, 12)
+
+
+def test_cones_decided_in_sql_agree_with_the_angular_separation(catalog):
+    """sky.in_cone (pixel ranges, then the haversine test in SQL) selects exactly the
+    pointings that sky.separation puts in the cone, across RA 0, near a pole and in a
+    small cone, on SQLite and PostgreSQL."""
+    from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, Table, insert
+
+    rng = np.random.default_rng(12)
+    table = Table("cone_points", MetaData(), Column("id", Integer, primary_key=True), Column("ra", Float),
+                  Column("dec", Float), Column("hpx", BigInteger))
+    cones = [(0.2, 10.0, 1.0), (120.0, 89.5, 0.8), (53.16, -27.79, 0.05)]
+    rows, n = [], 0
+    for ra, dec, radius in cones:
+        dist = radius * 1.5 * np.sqrt(rng.uniform(0, 1, 3000))
+        angle = rng.uniform(0, 2 * np.pi, 3000)
+        lat = np.clip(dec + dist * np.cos(angle), -90, 90)
+        lon = (ra + dist * np.sin(angle) / np.maximum(np.cos(np.radians(lat)), 1e-3)) % 360
+        for r, d, p in zip(lon.tolist(), lat.tolist(), sky.pixels(lon, lat).tolist(), strict=True):
+            n += 1
+            rows.append({"id": n, "ra": r, "dec": d, "hpx": p})
+    table.create(catalog.engine)
+    try:
+        with catalog.engine.begin() as conn:
+            conn.execute(insert(table), rows)
+            for ra, dec, radius in cones:
+                found = set(conn.scalars(select(table.c.id).where(
+                    sky.in_cone(table.c.hpx, table.c.ra, table.c.dec, ra, dec, radius))))
+                seps = {r["id"]: sky.separation(ra, dec, r["ra"], r["dec"]) for r in rows}
+                inside = {i for i, s in seps.items() if s <= radius - 1e-9}
+                outside = {i for i, s in seps.items() if s > radius + 1e-9}
+                assert len(inside) > 500, (ra, dec)
+                assert inside <= found and not (found & outside), (ra, dec, radius)
+    finally:
+        table.drop(catalog.engine)
+
+
+def test_an_sqlite_without_math_functions_gets_them():
+    """Cones test separations in SQL; an SQLite built without its math functions has them
+    registered on each connection (shared.catalog.db)."""
+    import sqlite3
+
+    from shared.catalog.db import _sqlite_pragmas
+
+    class NoMathCursor(sqlite3.Cursor):
+        def execute(self, sql, *args):
+            if "sin(" in sql and not self.connection.registered:
+                raise sqlite3.OperationalError("no such function: sin")
+            return super().execute(sql, *args)
+
+    class NoMath(sqlite3.Connection):
+        registered: set[str]
+
+        def cursor(self, factory=NoMathCursor):
+            return super().cursor(factory)
+
+        def create_function(self, name, narg, func, *, deterministic=False):
+            self.registered.add(name)
+            return super().create_function(name, narg, func, deterministic=deterministic)
+
+    conn = sqlite3.connect(":memory:", factory=NoMath)
+    conn.registered = set()
+    _sqlite_pragmas(conn, None)
+    assert conn.registered == {"sin", "cos", "radians"}
+    value = conn.cursor().execute("SELECT sin(radians(30.0)), cos(NULL)").fetchone()
+    assert math.isclose(value[0], 0.5) and value[1] is None
+    conn.close()

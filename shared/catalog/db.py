@@ -117,12 +117,18 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+    check = dbapi_conn.cursor()
     try:  # cone searches test separations in SQL (shared.catalog.sky.in_cone)
-        cur.execute("SELECT sin(0.5) + cos(0.5) + radians(1.0)")
+        check.execute("SELECT sin(0.5) + cos(0.5) + radians(1.0)").fetchall()
+        has_math = True
     except sqlite3.OperationalError:  # an SQLite built without its math functions
+        has_math = False
+    finally:
+        check.close()
+    if not has_math:  # (no statement may be open while functions are created)
         for name, fn in (("sin", math.sin), ("cos", math.cos), ("radians", math.radians)):
             dbapi_conn.create_function(name, 1, lambda x, fn=fn: None if x is None else fn(x), deterministic=True)
-    cur.close()
 
 
 class Catalog:
