@@ -190,12 +190,12 @@ class Server:
                 raise RuntimeError(f"the archive API exited with {self.proc.returncode}")
             try:  # up (the local store may report itself empty)
                 ready = ready + 1 if httpx.get(f"{base}/health", timeout=5).json().get("tap") == "ready" else 0
-                if ready >= 10:
-                    return base
-                continue
             except httpx.HTTPError:
                 ready = 0
-            time.sleep(0.3)
+            if ready >= 10:
+                return base
+            if ready == 0:  # not up or still warming: wait rather than take CPU from the warm-up
+                time.sleep(0.3)
         raise RuntimeError("the archive API did not answer (or warm up) in time")
 
     def stop(self) -> None:
