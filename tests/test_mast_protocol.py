@@ -11,7 +11,9 @@ that then downloads exclusive data, and the errors a bad request gets.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -237,7 +239,8 @@ def _invoke(arch: Archive, body: str | None, **form) -> httpx.Response:
     ("{not json", 400, "not valid JSON"),
     ('["Mast.Caom.Filtered"]', 400, "JSON object"),
     ('{"service": "Mast.Caom.Nothing", "params": {}}', 400, "unknown service"),
-    ('{"service": "Mast.Caom.Filtered", "params": {}, "format": "votable"}', 400, "format"),
+    ('{"service": "Mast.Caom.Filtered", "params": {}, "format": "xml"}', 400, "format"),
+    ('{"service": "Mast.Name.Lookup", "params": {"input": "M 31"}, "format": "csv"}', 400, "json"),
     ('{"service": "Mast.Caom.Filtered", "params": {"filters": [{"paramName": "colour", "values": ["red"]}]}}',
      200, "no such column"),
     ('{"service": "Mast.Caom.Filtered", "params": {"filters": [{"paramName": "t_min", "values": ["x"]}]}}',
@@ -263,6 +266,38 @@ def test_malformed_requests_get_mast_error_replies(archive, body, code, words):
     reply = answer.json()
     assert reply["status"] == "ERROR" and words in reply["msg"], reply
     assert reply["data"] == [] and reply["fields"] == []
+
+
+def test_csv_and_votable_replies_hold_the_json_reply_rows(archive):
+    from astropy.io.votable import parse
+
+    request = {"service": "Mast.Caom.Filtered", "pagesize": 2, "page": 1, "params": {
+        "columns": "obsid, obs_id, calib_level, s_ra, t_obs_release, jpegURL",
+        "filters": [{"paramName": "proposal_id", "values": ["1234"]}]}}
+    rows = _invoke(archive, json.dumps({**request, "format": "json"})).json()["data"]
+    assert len(rows) == 2
+    names = list(rows[0])
+    text = _invoke(archive, json.dumps({**request, "format": "csv"}))
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/csv")
+    lines = list(csv.reader(io.StringIO(text.text)))
+    assert lines[0] == names and len(lines) == 3
+    for line, row in zip(lines[1:], rows, strict=True):
+        assert line == ["" if row[n] is None else str(row[n]) for n in names]
+    vot = _invoke(archive, json.dumps({**request, "format": "votable"}))
+    assert vot.headers["content-type"].startswith("application/x-votable+xml")
+    document = parse(io.BytesIO(vot.content))
+    table = document.get_first_table()
+    assert [f.name for f in table.fields] == names
+    assert table.get_field_by_id_or_name("s_ra").unit == "deg"
+    assert table.get_field_by_id_or_name("calib_level").datatype == "int"
+    for got, row in zip(table.array, rows, strict=True):
+        assert str(got["obs_id"]) == row["obs_id"] and int(got["calib_level"]) == row["calib_level"]
+        assert float(got["s_ra"]) == pytest.approx(row["s_ra"], abs=1e-9)
+    infos = {i.name: i.value for i in document.resources[0].infos}
+    assert infos["QUERY_STATUS"] == "OVERFLOW" and infos["rowsFiltered"] == "3"  # a second page follows
+    count = _invoke(archive, json.dumps({**request, "format": "csv", "params": {
+        **request["params"], "columns": "COUNT_BIG(*)"}}))
+    assert count.text.split() == ["Column1", "3"]
 
 
 def test_reply_shape_paging_columns_and_downloads_by_uri(archive):

@@ -32,7 +32,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -49,7 +49,8 @@ from services.archive.dependencies import BaseUrl, SettingsDep, get_catalog
 from services.archive.schemas import MAX_PAGE, MAX_PAGESIZE, Page
 
 __all__ = ["ALL_PAGES", "CHUNK_ROWS", "EXPORT_RESPONSES", "FORMATS", "Column", "Export", "ExportDep", "Fetch",
-           "FormatParam", "PagesParam", "columns", "negotiate", "page_number", "to_csv", "to_ecsv", "to_votable"]
+           "FormatParam", "PagesParam", "columns", "csv_text", "negotiate", "page_number", "to_csv", "to_ecsv",
+           "to_votable"]
 
 FORMATS: dict[str, str] = {
     "json": "application/json",
@@ -201,18 +202,24 @@ def _records(model: type[BaseModel], rows: list[BaseModel]) -> tuple[list[Column
     return cols, [[_cell(c, d.get(c.name)) for c in cols] for d in dumped]
 
 
-def to_csv(model: type[BaseModel], rows: list[BaseModel], header: bool = True) -> str:
-    """RFC 4180 CSV: a header line of the field names (unless not ``header``), then one
-    line per row."""
-    cols, records = _records(model, rows)
+def csv_text(names: Sequence[str] | None, records: Iterable[Sequence[Any]]) -> str:
+    """RFC 4180 CSV: a header line of ``names`` (none when None), then one line per record
+    (a null is an empty cell, a boolean ``true``/``false``)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    if header:
-        writer.writerow([c.name for c in cols])
+    if names is not None:
+        writer.writerow(names)
     for record in records:
         writer.writerow(["" if v is None else ("true" if v is True else "false" if v is False else v)
                          for v in record])
     return out.getvalue()
+
+
+def to_csv(model: type[BaseModel], rows: list[BaseModel], header: bool = True) -> str:
+    """RFC 4180 CSV (:func:`csv_text`): a header line of the field names (unless not
+    ``header``), then one line per row."""
+    cols, records = _records(model, rows)
+    return csv_text([c.name for c in cols] if header else None, records)
 
 
 def _array(col: Column, values: list[Any]) -> tuple[np.ndarray, np.ndarray]:

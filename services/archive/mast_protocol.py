@@ -31,6 +31,7 @@ __all__ = [
     "CONE",
     "DISTANCE",
     "FILTERED",
+    "FORMATS",
     "FILTERED_POSITION",
     "NAME_LOOKUP",
     "OBSERVATION_COLUMNS",
@@ -54,6 +55,8 @@ __all__ = [
     "product_obsids",
     "product_values",
     "reply",
+    "reply_csv",
+    "reply_votable",
     "with_columns",
 ]
 
@@ -63,6 +66,8 @@ CONE = "Mast.Caom.Cone"
 PRODUCTS = "Mast.Caom.Products"
 NAME_LOOKUP = "Mast.Name.Lookup"
 SERVICES = (FILTERED, FILTERED_POSITION, CONE, PRODUCTS, NAME_LOOKUP)
+FORMATS = ("json", "csv", "votable")
+"""The reply formats of ``/api/v0/invoke`` (``Mast.Name.Lookup``: json only)."""
 
 COUNT_COLUMN = "COUNT_BIG(*)"  # astroquery's query_criteria_count asks for it
 MAX_REQUEST_CHARS = 200_000
@@ -158,6 +163,7 @@ OBSERVATION_COLUMNS: tuple[Column, ...] = (
 DISTANCE = Column("distance", "float", 'Distance (")', "Angular separation between searched coordinates and "
                   "center of observation", unit="arcsec")
 POSITION_COLUMNS = (*OBSERVATION_COLUMNS, DISTANCE)
+COUNT = Column("Column1", "int", "Count", "The number of rows matching the request (columns COUNT_BIG(*))")
 
 PRODUCT_COLUMNS: tuple[Column, ...] = (
     Column("obsID", "string", "Product Group ID", "obsid of the observation row the file belongs to"),
@@ -248,7 +254,7 @@ def _columns(value: Any, service: str) -> tuple[str, ...] | None:
 
 def parse_request(text: str | None) -> MastRequest:
     """The ``request`` form field of ``/api/v0/invoke``: a JSON object with ``service``,
-    ``params``, ``format`` (json), ``pagesize``, ``page``, ``removenullcolumns`` and
+    ``params``, ``format`` (:data:`FORMATS`), ``pagesize``, ``page``, ``removenullcolumns`` and
     ``timeout`` (accepted and unused: every answer is complete); ``cacheBreaker``,
     ``clearcache`` and ``removecache`` are accepted and ignored."""
     if text is None or not text.strip():
@@ -271,8 +277,10 @@ def parse_request(text: str | None) -> MastRequest:
     if not isinstance(params, dict):
         raise MastError("params must be a JSON object")
     fmt = body.get("format", "json")
-    if fmt != "json":
-        raise MastError(f"format {fmt!r} is not served; ask for format 'json'")
+    if fmt not in FORMATS:
+        raise MastError(f"format {fmt!r} is not served; ask for one of {', '.join(map(repr, FORMATS))}")
+    if service == NAME_LOOKUP and fmt != "json":
+        raise MastError(f"{NAME_LOOKUP} answers in format 'json' only")
     return MastRequest(
         service=service, params=params, format=fmt,
         pagesize=_int(body.get("pagesize", MAX_PAGESIZE), "pagesize", 1, MAX_PAGESIZE),
@@ -533,12 +541,10 @@ def _paging(page: int, pagesize: int, rows: int, total: int) -> dict[str, int]:
             "rowsFiltered": total, "rowsTotal": total}
 
 
-def reply(req: MastRequest, answer: Answer) -> dict[str, Any]:
-    """MAST's reply: ``status`` COMPLETE, ``msg``, ``fields`` ({name, type}), ``data`` (one
-    object per row) and ``paging``; ``columns`` and ``removenullcolumns`` applied."""
+def _shaped(req: MastRequest, answer: Answer) -> tuple[list[Column], list[dict[str, Any]], dict[str, int]]:
+    """The reply's columns (``columns`` and ``removenullcolumns`` applied), rows and paging."""
     if req.columns == (COUNT_COLUMN,):
-        return {"status": "COMPLETE", "msg": "", "fields": [{"name": "Column1", "type": "int"}],
-                "data": [{"Column1": answer.total}], "paging": _paging(1, req.pagesize, 1, 1)}
+        return [COUNT], [{COUNT.name: answer.total}], _paging(1, req.pagesize, 1, 1)
     columns = list(answer.columns)
     if req.columns is not None:
         by_name = {c.name: c for c in columns}
@@ -547,8 +553,41 @@ def reply(req: MastRequest, answer: Answer) -> dict[str, Any]:
         columns = [c for c in columns if any(r.get(c.name) is not None for r in answer.rows)]
     names = [c.name for c in columns]
     data = [dict(zip(names, map(r.get, names), strict=True)) for r in answer.rows]
+    return columns, data, _paging(req.page, req.pagesize, len(data), answer.total)
+
+
+def reply(req: MastRequest, answer: Answer) -> dict[str, Any]:
+    """MAST's reply: ``status`` COMPLETE, ``msg``, ``fields`` ({name, type}), ``data`` (one
+    object per row) and ``paging``; ``columns`` and ``removenullcolumns`` applied."""
+    columns, data, paging = _shaped(req, answer)
     return {"status": "COMPLETE", "msg": "", "fields": [{"name": c.name, "type": c.type} for c in columns],
-            "data": data, "paging": _paging(req.page, req.pagesize, len(data), answer.total)}
+            "data": data, "paging": paging}
+
+
+def reply_csv(req: MastRequest, answer: Answer) -> str:
+    """The reply's rows as CSV (``format`` csv): a header line of the column names, then a
+    line per row (a null is an empty cell); the paging is not in the file (ask the count
+    with ``columns`` ``COUNT_BIG(*)``)."""
+    from services.archive.exports import csv_text
+
+    columns, data, _ = _shaped(req, answer)
+    names = [c.name for c in columns]
+    return csv_text(names, ([r[n] for n in names] for r in data))
+
+
+def reply_votable(req: MastRequest, answer: Answer) -> bytes:
+    """The reply's rows as a VOTable (``format`` votable): a FIELD per column with MAST's
+    type, unit and description, and the paging in INFO elements (``QUERY_STATUS``
+    OVERFLOW when more pages follow)."""
+    from services.archive.vo.votable import VOField, result_votable
+
+    columns, data, paging = _shaped(req, answer)
+    fields = [VOField(c.name, "unicodeChar" if c.type == "string" else c.votable_type, c.unit or None,
+                      description=c.description) for c in columns]
+    names = [c.name for c in columns]
+    more = paging["page"] < paging["pagesFiltered"]
+    return result_votable(fields, ([r[n] for n in names] for r in data), overflow=more,
+                          infos={k: str(v) for k, v in paging.items()}, name=req.service)
 
 
 def error_reply(message: str) -> dict[str, Any]:

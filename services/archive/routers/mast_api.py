@@ -38,6 +38,7 @@ from services.archive.dependencies import (
 from services.archive.mast import CriterionError
 from services.archive.routers import download
 from services.archive.schemas import MAX_BUNDLE_FILES, BundleRequest, ErrorOut
+from services.archive.vo.votable import VOTABLE
 from shared.catalog import sky
 
 __all__ = ["router"]
@@ -133,7 +134,8 @@ def _mast_error(message: str, code: int = status.HTTP_200_OK) -> JSONResponse:
              openapi_extra=_INVOKE_FORM)
 def invoke(fields: FormFields, session: DbSession, base: BaseUrl, operator: Operator) -> Response:
     """The form field ``request``: ``{"service": ..., "params": {...}, "format": "json",
-    "pagesize": n, "page": n}``. Services: ``Mast.Caom.Filtered`` (params.filters: a list of
+    "pagesize": n, "page": n}`` (format json, csv or votable: the rows of the page as a CSV
+    file or a VOTable; errors are MAST's JSON error reply whatever the format). Services: ``Mast.Caom.Filtered`` (params.filters: a list of
     ``{"paramName", "values": [...] | [{"min", "max"}], "freeText"}``), ``Mast.Caom.Filtered.Position``
     (and params.position ``"ra, dec, radius"``), ``Mast.Caom.Cone`` (params.ra, dec, radius),
     ``Mast.Caom.Products`` (params.obsid, comma-separated) and ``Mast.Name.Lookup``
@@ -152,6 +154,10 @@ def invoke(fields: FormFields, session: DbSession, base: BaseUrl, operator: Oper
             answer = _observations(session, req, base)
     except (mp.MastError, CriterionError) as exc:
         return _mast_error(str(exc))
+    if req.format == "csv":
+        return Response(mp.reply_csv(req, answer), media_type="text/csv")
+    if req.format == "votable":
+        return Response(mp.reply_votable(req, answer), media_type=VOTABLE)
     return _json(mp.reply(req, answer))
 
 
