@@ -274,9 +274,9 @@ def test_csv_and_votable_replies_hold_the_json_reply_rows(archive):
     request = {"service": "Mast.Caom.Filtered", "pagesize": 2, "page": 1, "params": {
         "columns": "obsid, obs_id, calib_level, s_ra, t_obs_release, jpegURL",
         "filters": [{"paramName": "proposal_id", "values": ["1234"]}]}}
-    rows = _invoke(archive, json.dumps({**request, "format": "json"})).json()["data"]
-    assert len(rows) == 2
-    names = list(rows[0])
+    reply = _invoke(archive, json.dumps({**request, "format": "json"})).json()
+    rows, names = reply["data"], [f["name"] for f in reply["fields"]]
+    assert len(rows) == 2 and set(rows[0]) == set(names)
     text = _invoke(archive, json.dumps({**request, "format": "csv"}))
     assert text.status_code == 200 and text.headers["content-type"].startswith("text/csv")
     lines = list(csv.reader(io.StringIO(text.text)))

@@ -270,6 +270,9 @@ def test_cones_decided_in_sql_agree_with_the_angular_separation(catalog):
                 outside = {i for i, s in seps.items() if s > radius + 1e-9}
                 assert len(inside) > 500, (ra, dec)
                 assert inside <= found and not (found & outside), (ra, dec, radius)
+                # the page's distances, all at once, are the same angles
+                assert np.allclose(sky.separations(ra, dec, [r["ra"] for r in rows], [r["dec"] for r in rows]),
+                                   list(seps.values()), rtol=0, atol=1e-9)
     finally:
         table.drop(catalog.engine)
 
@@ -304,3 +307,37 @@ def test_an_sqlite_without_math_functions_gets_them():
     value = conn.cursor().execute("SELECT sin(radians(30.0)), cos(NULL)").fetchone()
     assert math.isclose(value[0], 0.5) and value[1] is None
     conn.close()
+
+
+def test_a_page_and_its_total_count_only_when_the_page_cannot_tell(catalog):
+    """counted_page: a page short of pagesize tells the total itself (no count statement);
+    a full page, or an empty page after the first, counts."""
+    from sqlalchemy import Column, Integer, MetaData, Table, event, insert
+    from sqlalchemy.orm import Session
+
+    from services.archive.search import counted_page
+
+    table = Table("paged_rows", MetaData(), Column("id", Integer, primary_key=True))
+    table.create(catalog.engine)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *rest):
+        statements.append(statement)
+
+    event.listen(catalog.engine, "before_cursor_execute", seen)
+    try:
+        with catalog.engine.begin() as conn:
+            conn.execute(insert(table), [{"id": i} for i in range(1, 8)])  # 7 rows
+        query, count = select(table.c.id).order_by(table.c.id), select(func.count()).select_from(table)
+        with Session(catalog.engine) as session:
+            for page, pagesize, total, ids, counted in [
+                (1, 10, 7, list(range(1, 8)), False), (1, 7, 7, list(range(1, 8)), True),
+                (1, 3, 7, [1, 2, 3], True), (3, 3, 7, [7], False), (4, 3, 7, [], True), (2, 7, 7, [], True),
+            ]:
+                statements.clear()
+                got_total, rows = counted_page(session, query, count, page, pagesize)
+                assert (got_total, [r.id for r in rows]) == (total, ids), (page, pagesize)
+                assert any("count(" in x.lower() for x in statements) == counted, (page, pagesize, statements)
+    finally:
+        event.remove(catalog.engine, "before_cursor_execute", seen)
+        table.drop(catalog.engine)

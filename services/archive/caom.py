@@ -37,6 +37,7 @@ from services.archive.search import (
     _product_select,
     _programs,
     _rights,
+    counted_page,
 )
 from shared.access import published_revision
 from shared.catalog import (
@@ -165,17 +166,24 @@ def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now
     conds.append(mast.like_any(Program.title, c.obs_title))
     base = select(*_ROW_COLUMNS, *(_LINKAGE if linkage else ())).join(Program, Program.id == row.program_id).where(
         *(x for x in conds if x is not None))
-    total = session.scalar(select(func.count()).select_from(base.with_only_columns(row.id).subquery()))
-    found = session.execute(base.order_by(row.id).offset((page - 1) * pagesize).limit(pagesize)).all()
+    total, found = counted_page(session, base.order_by(row.id), select(func.count()).select_from(
+        base.with_only_columns(row.id).subquery()), page, pagesize)
     base_url = base_url.rstrip("/")
-    return total, [_values(r, now, base_url, linkage) for r in found]
+    # read by name from plain dicts: a SQLAlchemy row's attributes cost a third of a
+    # microsecond each, a deep field's page of 5,000 rows 45 ms
+    names = found[0]._fields if found else ()
+    return total, [_values(dict(zip(names, r, strict=True)), now, base_url, linkage) for r in found]
 
 
-# What a search row reads: the row's columns, its program's, and per row (index lookups, no
+# What a search row reads: the row's columns it shows, its program's, and per row (index lookups, no
 # list of the page's ids): whether its top file has a preview; with linkage, its members and
 # its observations.
 _ROW_COLUMNS = (
-    *CaomObservation.__table__.columns, Program.pi_name, Program.title,
+    *(CaomObservation.__table__.c[name] for name in (
+        "id", "obs_id", "program_id", "calib_level", "instrument_name", "filters", "target_name", "dataproduct_type",
+        "s_ra", "s_dec", "s_region", "t_min", "t_max", "t_exptime", "em_min", "em_max", "t_obs_release",
+        "top_filename", "n_products")),
+    Program.pi_name, Program.title,
     select(Product.id).join(Artifact, Artifact.product_id == Product.id).where(
         Product.filename == CaomObservation.top_filename, Product.is_current,
         Artifact.kind == ArtifactKind.PREVIEW).exists().label("previewed"),
@@ -194,20 +202,21 @@ def _linked(text: str | None) -> list[str]:
     return [mast.obs_id(p, n) for p, n in pairs]
 
 
-def _values(r, now: datetime, base: str, linkage: bool) -> dict[str, Any]:
-    release = mast.aware(r.t_obs_release)
+def _values(r: dict[str, Any], now: datetime, base: str, linkage: bool) -> dict[str, Any]:
+    release = mast.aware(r["t_obs_release"])
+    top = r["top_filename"]
     values = {
-        "obsid": r.id, "obs_id": r.obs_id, "obs_collection": mast.MISSION, "intentType": "science",
-        "dataproduct_type": r.dataproduct_type, "calib_level": r.calib_level, "instrument_name": r.instrument_name,
-        "filters": r.filters, "target_name": r.target_name, "s_ra": r.s_ra, "s_dec": r.s_dec, "s_region": r.s_region,
-        "t_min": mast.mjd(r.t_min), "t_max": mast.mjd(r.t_max), "t_exptime": r.t_exptime, "em_min": r.em_min,
-        "em_max": r.em_max, "proposal_id": mast.proposal_id(r.program_id), "proposal_pi": r.pi_name,
-        "obs_title": r.title, "dataRights": mast.data_rights(release is not None and release <= now),
-        "t_obs_release": mast.mjd(release),
-        "jpegURL": f"{base}/previews/{r.top_filename}" if r.previewed else None,
-        "dataURL": f"{base}/download/{r.top_filename}" if r.top_filename else None, "n_products": r.n_products}
+        "obsid": r["id"], "obs_id": r["obs_id"], "obs_collection": mast.MISSION, "intentType": "science",
+        "dataproduct_type": r["dataproduct_type"], "calib_level": r["calib_level"],
+        "instrument_name": r["instrument_name"], "filters": r["filters"], "target_name": r["target_name"],
+        "s_ra": r["s_ra"], "s_dec": r["s_dec"], "s_region": r["s_region"], "t_min": mast.mjd(r["t_min"]),
+        "t_max": mast.mjd(r["t_max"]), "t_exptime": r["t_exptime"], "em_min": r["em_min"], "em_max": r["em_max"],
+        "proposal_id": mast.proposal_id(r["program_id"]), "proposal_pi": r["pi_name"], "obs_title": r["title"],
+        "dataRights": mast.data_rights(release is not None and release <= now), "t_obs_release": mast.mjd(release),
+        "jpegURL": f"{base}/previews/{top}" if r["previewed"] else None,
+        "dataURL": f"{base}/download/{top}" if top else None, "n_products": r["n_products"]}
     if linkage:
-        values.update(n_members=r.members, observations=_linked(r.linked))
+        values.update(n_members=r["members"], observations=_linked(r["linked"]))
     return values
 
 

@@ -552,7 +552,16 @@ def _shaped(req: MastRequest, answer: Answer) -> tuple[list[Column], list[dict[s
     if req.removenullcolumns and answer.rows:
         columns = [c for c in columns if any(r.get(c.name) is not None for r in answer.rows)]
     names = [c.name for c in columns]
-    data = [dict(zip(names, map(r.get, names), strict=True)) for r in answer.rows]
+    data = answer.rows
+    if data and list(data[0]) != names:  # the rows' own dicts, their other keys dropped (the rows share keys)
+        wanted = set(names)
+        extra = [k for k in data[0] if k not in wanted]
+        missing = [n for n in names if n not in data[0]]
+        for r in data:
+            for k in extra:
+                del r[k]
+            for n in missing:
+                r[n] = None
     return columns, data, _paging(req.page, req.pagesize, len(data), answer.total)
 
 

@@ -30,6 +30,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
+    Select,
     and_,
     case,
     false,
@@ -61,6 +63,7 @@ __all__ = [
     "ObservationCriteria",
     "ProductCriteria",
     "basename",
+    "counted_page",
     "product_detail",
     "product_linkages",
     "search_observations",
@@ -70,6 +73,17 @@ __all__ = [
 # Longest exposure the t_max search allows for (JWST exposures last hours, never days).
 _MAX_EXPOSURE_DURATION = timedelta(days=3)
 _KIND_ORDER = {ArtifactKind.DATA: 0, ArtifactKind.PREVIEW: 1, ArtifactKind.THUMBNAIL: 2}
+
+
+def counted_page(session: Session, query: Select, count: Select, page: int, pagesize: int) -> tuple[int, list[Row]]:
+    """Page ``page`` of ``query``'s rows (``pagesize`` a page) and how many rows it has in
+    all: the page first, then ``count`` only when the page cannot tell (a full page, or an
+    empty one after the first). Most searches fit in one page and run one statement; a
+    deep field's cone or an archive-wide filter counts what it matched."""
+    rows = list(session.execute(query.offset((page - 1) * pagesize).limit(pagesize)).all())
+    if len(rows) < pagesize and (rows or page == 1):
+        return (page - 1) * pagesize + len(rows), rows
+    return session.scalar(count) or 0, rows
 
 
 def _levels(values: Sequence[str], column: ColumnElement, param: str = "calib_level") -> ColumnElement[bool] | None:
@@ -288,8 +302,8 @@ def search_observations(
         .join(Program, Program.id == Observation.program_id)
         .where(*where)
     )
-    total = session.scalar(base.with_only_columns(func.count(Observation.id)))
-    rows = session.execute(base.order_by(Observation.id).offset((page - 1) * pagesize).limit(pagesize)).all()
+    total, rows = counted_page(session, base.order_by(Observation.id), base.with_only_columns(
+        func.count(Observation.id)), page, pagesize)
     ids = [obs.id for obs, *_ in rows]
     times = _exposure_times(session, ids)
     links = _top_links(session, ids, base_url)
@@ -403,11 +417,16 @@ def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: 
     )
 
 
-def _rows(session: Session, query, now: datetime, prerequisites: set[int] = frozenset()) -> list[ProductRow]:
-    """Product rows; the products in ``prerequisites`` (pre-images of the observations
-    asked for) are linked as ``prerequisite`` and never MRP."""
+def _product_rows(found: Sequence[Row], now: datetime, prerequisites: set[int] = frozenset()) -> list[ProductRow]:
+    """Product rows of what :func:`_product_select` found; the products in
+    ``prerequisites`` (pre-images of the observations asked for) are linked as
+    ``prerequisite`` and never MRP."""
     return [_product_row(p, a, n, bool(m), now, bool(embargoed), p.id in prerequisites)
-            for p, a, n, m, embargoed in session.execute(query).all()]
+            for p, a, n, m, embargoed in found]
+
+
+def _rows(session: Session, query, now: datetime) -> list[ProductRow]:
+    return _product_rows(session.execute(query).all(), now)
 
 
 def pre_image_observations(session: Session, observation_ids: Sequence[int]) -> set[int]:
@@ -469,9 +488,9 @@ def search_products(
     if c.mrp_only:
         conds.append(is_mrp)
     query = query.where(*(x for x in conds if x is not None))
-    total = session.scalar(select(func.count()).select_from(query.with_only_columns(Artifact.id).order_by(None).subquery()))
-    rows = _rows(session, query.offset((page - 1) * pagesize).limit(pagesize), now, prerequisites)
-    return total, rows
+    total, found = counted_page(session, query, select(func.count()).select_from(
+        query.with_only_columns(Artifact.id).order_by(None).subquery()), page, pagesize)
+    return total, _product_rows(found, now, prerequisites)
 
 
 # ------------------------------------------------------------------ one product

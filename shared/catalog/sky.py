@@ -15,8 +15,13 @@ pointing in the cone and some outside it: the exact angular test follows, in the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-__all__ = ["ORDER", "cone_ranges", "in_cone", "in_cone_pixels", "pixel", "pixels", "separation"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["ORDER", "cone_ranges", "in_cone", "in_cone_pixels", "pixel", "pixels", "separation", "separations"]
 
 ORDER = 12  # nside 4096: 201,326,592 pixels of 0.86 arcmin
 
@@ -86,6 +91,18 @@ def separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
     dp, dl = p2 - p1, math.radians(ra2 - ra1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
+
+
+def separations(ra: float, dec: float, ras: Sequence[float | None], decs: Sequence[float | None]) -> np.ndarray:
+    """:func:`separation` from (ra, dec) to each of the directions (``ras``, ``decs``),
+    degrees, at once (NaN where a coordinate is None)."""
+    import numpy as np
+
+    lon = np.radians(np.array(ras, dtype=float))
+    lat = np.radians(np.array(decs, dtype=float))
+    p1 = math.radians(dec)
+    h = np.sin((lat - p1) / 2) ** 2 + math.cos(p1) * np.cos(lat) * np.sin((lon - math.radians(ra)) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.minimum(1.0, h))))
 
 
 def in_cone(pixel_column, ra_column, dec_column, ra: float, dec: float, radius: float):

@@ -15,6 +15,7 @@ archive cannot answer (a bad filter, a bad position) gets MAST's error reply wit
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -94,10 +95,10 @@ def _observations(session, req: mp.MastRequest, base: str) -> mp.Answer:
     total, rows = search_caom(session, criteria, req.page, req.pagesize, now, base, linkage=False)
     if criteria.ra is None:
         return mp.Answer(mp.OBSERVATION_COLUMNS, [mp.observation_values(r) for r in rows], total)
-    return mp.Answer(mp.POSITION_COLUMNS, [
-        mp.observation_values(r, None if r["s_ra"] is None else
-                              round(sky.separation(criteria.ra, criteria.dec, r["s_ra"], r["s_dec"]) * 3600.0, 3))
-        for r in rows], total)
+    arcsec = (sky.separations(criteria.ra, criteria.dec, [r["s_ra"] for r in rows], [r["s_dec"] for r in rows])
+              * 3600.0).round(3).tolist()
+    return mp.Answer(mp.POSITION_COLUMNS, [mp.observation_values(r, None if math.isnan(d) else d)
+                                           for r, d in zip(rows, arcsec, strict=True)], total)
 
 
 def _products(session, req: mp.MastRequest, operator: bool) -> mp.Answer:

@@ -21,7 +21,7 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,15 +249,20 @@ _WARM_UP = ("SELECT TOP 100 obs_id, s_ra, s_dec, calib_level, access_url FROM iv
 _WARMED = threading.Event()
 
 
-def warm_translation() -> None:
+def warm_translation(then: Callable[[], None] | None = None) -> None:
     """Translate a cone query once, so the process's first TAP query does not also pay for
-    loading and warming queryparser's grammars (1 to 2 s of CPU); run at the API's start."""
+    loading and warming queryparser's grammars (1 to 2 s of CPU); run at the API's start.
+    ``then`` runs after it, before the process says it is ready."""
     try:
         translate(_WARM_UP)
     except Exception:  # a warm-up only: the first query will say what is wrong
         log.exception("could not warm the ADQL translation")
     finally:
-        _WARMED.set()
+        try:
+            if then is not None:
+                then()
+        finally:
+            _WARMED.set()
 
 
 def translation_state() -> str:
