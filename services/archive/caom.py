@@ -32,12 +32,12 @@ from services.archive import mast
 from services.archive.mast import CriterionError
 from services.archive.schemas import CaomProductRow
 from services.archive.search import (
-    _levels,
-    _product_row,
-    _product_select,
-    _programs,
-    _rights,
+    calib_levels,
     counted_page,
+    data_rights_condition,
+    product_row,
+    product_select,
+    program_ids,
 )
 from shared.access import published_revision
 from shared.catalog import (
@@ -146,7 +146,7 @@ def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now
     if c.observation:
         conds.append(_observations(c.observation))
     if c.program:
-        conds.append(row.program_id.in_(_programs(c.program)))
+        conds.append(row.program_id.in_(program_ids(c.program)))
     conds.append(mast.like_any(row.instrument_name, _instrument_patterns(c.instrument_name)))
     conds.append(mast.like_any(row.filters, _filter_patterns(c.filters)))
     conds.append(mast.like_any(row.target_name, c.target_name))
@@ -155,11 +155,11 @@ def search_caom(session: Session, c: CaomCriteria, page: int, pagesize: int, now
         raise CriterionError("a cone search needs both ra and dec (degrees), and optionally radius")
     if c.ra is not None:
         conds.append(in_cone(c.ra, c.dec, c.radius))
-    conds.append(_levels(c.calib_level, row.calib_level))
+    conds.append(calib_levels(c.calib_level, row.calib_level))
     conds.append(_time(c.t_min, "t_min", row.t_min))
     conds.append(_time(c.t_max, "t_max", row.t_max))
     conds.append(_time(c.t_obs_release, "t_obs_release", row.t_obs_release))
-    conds.append(_rights(c.data_rights, row.t_obs_release, now))
+    conds.append(data_rights_condition(c.data_rights, row.t_obs_release, now))
     for name in ("s_ra", "s_dec", "t_exptime", "em_min", "em_max"):
         conds.append(_number(getattr(c, name), name, getattr(row, name)))
     conds.append(mast.like_any(Program.pi_name, c.proposal_pi))
@@ -263,13 +263,13 @@ def caom_products(session: Session, parent: CaomObservation, c: ProductListCrite
             homes.setdefault(name, (caom_id, obs_id))
     if not homes:
         return 0, []
-    query, _, ptype = _product_select()
+    query, _, ptype = product_select()
     conds: list[ColumnElement[bool] | None] = [Product.filename.in_(sorted(homes))]
     conds.append(mast.like_any(ptype, [v.upper() for v in c.product_type]))
     conds.append(mast.like_any(Product.suffix, [v.lower() for v in c.suffix]))
-    conds.append(_levels(c.calib_level, Product.level))
+    conds.append(calib_levels(c.calib_level, Product.level))
     conds.append(mast.like_any(Product.filename, c.filename))
-    conds.append(_rights(c.data_rights, Product.data_release, now))
+    conds.append(data_rights_condition(c.data_rights, Product.data_release, now))
     if not c.include_superseded:
         conds.append(Product.is_current)
     elif not c.unpublished:
@@ -283,7 +283,7 @@ def caom_products(session: Session, parent: CaomObservation, c: ProductListCrite
                and product.level == parent.calib_level and (science or product.suffix == "asn"))
         if c.mrp_only and not mrp:
             continue
-        base = _product_row(product, artifact, number, mrp, now, bool(embargoed))
+        base = product_row(product, artifact, number, mrp, now, bool(embargoed))
         out.append(CaomProductRow(**{**base.model_dump(), "obsID": caom_id, "obs_id": obs_id,
                                      "parent_obsid": parent.id}))
     return len(out), out[(page - 1) * pagesize: page * pagesize]

@@ -63,9 +63,14 @@ __all__ = [
     "ObservationCriteria",
     "ProductCriteria",
     "basename",
+    "calib_levels",
     "counted_page",
+    "data_rights_condition",
     "product_detail",
     "product_linkages",
+    "product_row",
+    "product_select",
+    "program_ids",
     "search_observations",
     "search_products",
 ]
@@ -86,7 +91,9 @@ def counted_page(session: Session, query: Select, count: Select, page: int, page
     return session.scalar(count) or 0, rows
 
 
-def _levels(values: Sequence[str], column: ColumnElement, param: str = "calib_level") -> ColumnElement[bool] | None:
+def calib_levels(values: Sequence[str], column: ColumnElement,
+                 param: str = "calib_level") -> ColumnElement[bool] | None:
+    """SQL condition: ``column`` matches one of the levels or ranges (``2``, ``2..3``, ``>=2``)."""
     if not values:
         return None
     return or_(*(mast.parse_range(v, mast.parse_int, param).condition(column) for v in values))
@@ -96,7 +103,8 @@ def _time_range(value: str | None, param: str) -> Range | None:
     return mast.parse_range(value, mast.parse_time, param) if value else None
 
 
-def _programs(values: Sequence[str]) -> list[str]:
+def program_ids(values: Sequence[str]) -> list[str]:
+    """The catalog's program ids (``01234``) of program numbers as a user writes them (``1234``)."""
     return [mast.normalize_program(v, "program") for v in values]
 
 
@@ -112,7 +120,9 @@ def _obs_ids(values: Sequence[str]) -> ColumnElement[bool] | None:
     return or_(*pairs)
 
 
-def _rights(value: str | None, release: ColumnElement, now: datetime) -> ColumnElement[bool] | None:
+def data_rights_condition(value: str | None, release: ColumnElement, now: datetime) -> ColumnElement[bool] | None:
+    """SQL condition of a ``dataRights`` criterion (PUBLIC or EXCLUSIVE_ACCESS) on the
+    ``release`` date column, at ``now``."""
     if not value:
         return None
     v = value.strip().upper()
@@ -276,7 +286,7 @@ def search_observations(
         conds.append(Observation.id.in_(c.obsid))
     conds.append(_obs_ids(c.obs_id))
     if c.program:
-        conds.append(Observation.program_id.in_(_programs(c.program)))
+        conds.append(Observation.program_id.in_(program_ids(c.program)))
     if c.instrument_name:
         conds.append(_instrument_pairs(session, c.instrument_name))
     conds.append(mast.like_any([Observation.filter, Observation.pupil], c.filters))
@@ -285,14 +295,14 @@ def search_observations(
         raise CriterionError("a cone search needs both ra and dec (degrees), and optionally radius")
     if c.ra is not None:
         conds.append(in_cone(c.ra, c.dec, c.radius))
-    conds.append(_levels(c.calib_level, level))
+    conds.append(calib_levels(c.calib_level, level))
     if (r := _time_range(c.t_min, "t_min")) is not None:
         conds.append(_t_min_condition(r))
     if (r := _time_range(c.t_max, "t_max")) is not None:
         conds.append(mast.id_filter(Observation.id, _t_max_ids(session, r)))
     if (r := _time_range(c.t_obs_release, "t_obs_release")) is not None:
         conds.append(r.condition(release))
-    conds.append(_rights(c.data_rights, release, now))
+    conds.append(data_rights_condition(c.data_rights, release, now))
     if not c.include_planned and not c.calib_level:  # a calib_level criterion decides for itself
         conds.append(Observation.current_level.is_not(None))
     where = [x for x in conds if x is not None]
@@ -374,7 +384,10 @@ class ProductCriteria:
     unpublished: bool = False  # with include_superseded: also staged and abandoned revisions (operators)
 
 
-def _product_select(extra: Sequence[ColumnElement[bool]] = ()):
+def product_select(extra: Sequence[ColumnElement[bool]] = ()):
+    """The product search's statement (each product revision with its artifacts, the
+    observation number, whether it is an MRP and whether its program is embargoed; rows for
+    :func:`product_row`), the MRP condition and the productType expression."""
     # the MRP level of each observation: the highest level of its current science products
     # (Observation.mrp_level, kept by shared.catalog.summary)
     is_mrp = and_(
@@ -396,8 +409,9 @@ def _product_select(extra: Sequence[ColumnElement[bool]] = ()):
     return query, is_mrp, ptype
 
 
-def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: bool | None,
-                 now: datetime, embargoed: bool = False, prerequisite: bool = False) -> ProductRow:
+def product_row(product: Product, artifact: Artifact, number: int | None, mrp: bool | None,
+                now: datetime, embargoed: bool = False, prerequisite: bool = False) -> ProductRow:
+    """The product row of one artifact of a product revision."""
     data = artifact.kind == ArtifactKind.DATA
     return ProductRow(
         obsID=product.observation_id, obs_id=mast.obs_id(product.program_id, number),
@@ -418,10 +432,10 @@ def _product_row(product: Product, artifact: Artifact, number: int | None, mrp: 
 
 
 def _product_rows(found: Sequence[Row], now: datetime, prerequisites: set[int] = frozenset()) -> list[ProductRow]:
-    """Product rows of what :func:`_product_select` found; the products in
+    """Product rows of what :func:`product_select` found; the products in
     ``prerequisites`` (pre-images of the observations asked for) are linked as
     ``prerequisite`` and never MRP."""
-    return [_product_row(p, a, n, bool(m), now, bool(embargoed), p.id in prerequisites)
+    return [product_row(p, a, n, bool(m), now, bool(embargoed), p.id in prerequisites)
             for p, a, n, m, embargoed in found]
 
 
@@ -462,7 +476,7 @@ def pre_image_products(session: Session, observation_ids: Sequence[int]) -> set[
 def search_products(
     session: Session, c: ProductCriteria, page: int, pagesize: int, now: datetime
 ) -> tuple[int, list[ProductRow]]:
-    query, is_mrp, ptype = _product_select()
+    query, is_mrp, ptype = product_select()
     conds: list[ColumnElement[bool] | None] = []
     prerequisites: set[int] = set()
     if c.obsid or c.obs_id:
@@ -475,12 +489,12 @@ def search_products(
         conds.append(or_(Product.observation_id.in_(observation_ids), Product.id.in_(sorted(prerequisites)))
                      if prerequisites else Product.observation_id.in_(observation_ids))
     if c.program:
-        conds.append(Product.program_id.in_(_programs(c.program)))
+        conds.append(Product.program_id.in_(program_ids(c.program)))
     conds.append(mast.like_any(ptype, [v.upper() for v in c.product_type]))
     conds.append(mast.like_any(Product.suffix, [v.lower() for v in c.suffix]))
-    conds.append(_levels(c.calib_level, Product.level))
+    conds.append(calib_levels(c.calib_level, Product.level))
     conds.append(mast.like_any(Product.filename, c.filename))
-    conds.append(_rights(c.data_rights, Product.data_release, now))
+    conds.append(data_rights_condition(c.data_rights, Product.data_release, now))
     if not c.include_superseded:
         conds.append(Product.is_current)
     elif not c.unpublished:
@@ -509,7 +523,7 @@ def product_detail(session: Session, filename: str, revision: int | None, now: d
     product = session.scalar(select(Product).where(*where))
     if product is None:
         return None
-    query, _, _ = _product_select([Product.id == product.id])
+    query, _, _ = product_select([Product.id == product.id])
     rows = _rows(session, query, now)
     main = next((r for r in rows if r.productType != "PREVIEW"), None)
     if main is None:
@@ -526,7 +540,7 @@ def product_detail(session: Session, filename: str, revision: int | None, now: d
     def data_rows(ids: list[int]) -> list[ProductRow]:
         if not ids:
             return []
-        q, _, _ = _product_select([Product.id.in_(ids), Artifact.kind == ArtifactKind.DATA])
+        q, _, _ = product_select([Product.id.in_(ids), Artifact.kind == ArtifactKind.DATA])
         return _rows(session, q, now)
 
     revisions = [
