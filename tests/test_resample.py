@@ -135,3 +135,29 @@ def test_interpolated_pixmap_matches_the_exact_one():
         exact = calc_pixmap(source, target, shape)
         assert np.nanmax(np.abs(pixmap(source, target, shape) - exact)) < 1e-4
         assert np.array_equal(pixmap(source, target, shape, step=1), exact)
+
+
+def test_pixmap_interpolation_is_the_bilinear_one():
+    """The separable interpolation between the exact nodes gives what a 2-D bilinear
+    interpolation of the nodes (scipy's, order 1) gives, to rounding, on a frame whose size
+    is no multiple of the node spacing (the last row and column are nodes of their own)."""
+    from scipy import ndimage
+
+    from shared.resample import PIXMAP_STEP, pixmap
+
+    shape = (203, 157)
+    w = window_wcs_pair(53.16, -27.79, 30.0, shape, start=(1, 1))[1]
+    out_wcs, _ = output_grid([w], [shape], rotation=12.0)
+    ny, nx = shape
+    ys = np.unique(np.r_[np.arange(0, ny, PIXMAP_STEP), ny - 1])
+    xs = np.unique(np.r_[np.arange(0, nx, PIXMAP_STEP), nx - 1])
+    exact = pixmap(w, out_wcs, shape, step=1)
+    rows = np.interp(np.arange(ny), ys, np.arange(len(ys)))
+    cols = np.interp(np.arange(nx), xs, np.arange(len(xs)))
+    grid_rows, grid_cols = np.meshgrid(rows, cols, indexing="ij")
+    got = pixmap(w, out_wcs, shape)
+    for k in (0, 1):
+        nodes = exact[np.ix_(ys, xs)][..., k]
+        bilinear = ndimage.map_coordinates(nodes, [grid_rows, grid_cols], order=1, mode="nearest")
+        assert np.max(np.abs(got[..., k] - bilinear)) < 1e-9
+    assert np.array_equal(got[np.ix_(ys, xs)], exact[np.ix_(ys, xs)])  # exact on the nodes
