@@ -31,8 +31,8 @@ __all__ = [
     "CONE",
     "DISTANCE",
     "FILTERED",
-    "FORMATS",
     "FILTERED_POSITION",
+    "FORMATS",
     "NAME_LOOKUP",
     "OBSERVATION_COLUMNS",
     "POSITION_COLUMNS",
@@ -528,7 +528,8 @@ def product_values(row: CaomProductRow, dataproduct_type: str | None) -> dict[st
 
 @dataclass
 class Answer:
-    """Rows of one page and what MAST's ``paging`` reports about them."""
+    """Rows of one page and what MAST's ``paging`` reports about them (the reply takes
+    the rows' dicts as they are: its columns' keys are kept, the others dropped)."""
 
     columns: Sequence[Column]
     rows: list[dict[str, Any]] = field(default_factory=list)
