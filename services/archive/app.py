@@ -85,12 +85,19 @@ def _settings_of(app: FastAPI) -> Settings:
     return app.dependency_overrides.get(get_settings, get_settings)()
 
 
+_settled = threading.Event()
+
+
 def _settle() -> None:
     """Take what the process has built to serve (modules, the application, the ADQL
     grammars) out of the garbage collector's view. A full collection otherwise walks those
     few hundred thousand objects, about 100 ms, inside whichever request triggers it: seen
     as the p99 of a deep field's MAST page, whose 5,000 rows' dicts trigger one every few
-    requests."""
+    requests. Once per process (a process that starts the application again, as tests do,
+    keeps collecting what it made since)."""
+    if _settled.is_set():
+        return
+    _settled.set()
     gc.collect()
     gc.freeze()
 
