@@ -214,8 +214,8 @@ def pixmap(wcs_from: WCS, wcs_to: WCS, shape: tuple[int, int], step: int = PIXMA
     ra, dec = wcs_from.all_pix2world(gx, gy, 0)
     cx, cy = wcs_to.all_world2pix(ra, dec, 0)
     # bilinear interpolation is separable: along each row of nodes to every column, then
-    # between those rows to every row (the same values as a 2-D bilinear interpolation,
-    # a tenth of the time of scipy's general one on a full frame)
+    # between those rows to every row (the same values as a 2-D bilinear interpolation;
+    # 0.08 s a full frame, against 0.25 to 0.57 s with scipy's general one)
     x0, fx = _between(xs, nx)
     y0, fy = _between(ys, ny)
     fy = fy[:, None]

@@ -509,3 +509,35 @@ def test_subscriptions_table_records_confirmation(site):
     with ctx.catalog.session() as s:
         row = s.get(Subscription, r.json()["id"])
         assert row.confirmed_at is not None and row.confirm_token_sha256 is None
+
+
+def test_the_api_freezes_its_start_up_objects_once_per_process(tmp_path):
+    """A full garbage collection would walk every object the process built to serve (about
+    100 ms inside a request); the API takes them out of the collector once it is ready, in
+    the first start of the application only (a process starting it again is not frozen
+    again)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = f"""
+import gc
+from fastapi.testclient import TestClient
+from services.archive.app import create_app
+from shared.config import Settings
+settings = Settings(var_dir={str(tmp_path / "var")!r}, _env_file=None)
+before = gc.get_freeze_count()
+with TestClient(create_app(settings)):
+    pass
+first = gc.get_freeze_count()
+junk = [[i] for i in range(10000)]
+with TestClient(create_app(settings)):
+    pass
+print(before, first, gc.get_freeze_count())
+"""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True,
+                         cwd=root)
+    before, first, second = map(int, out.stdout.split()[-3:])
+    assert before == 0 and first > 10000, (before, first)
+    assert second == first  # the second start froze nothing more

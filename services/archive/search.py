@@ -80,12 +80,12 @@ _MAX_EXPOSURE_DURATION = timedelta(days=3)
 _KIND_ORDER = {ArtifactKind.DATA: 0, ArtifactKind.PREVIEW: 1, ArtifactKind.THUMBNAIL: 2}
 
 
-def counted_page(session: Session, query: Select, count: Select, page: int, pagesize: int) -> tuple[int, list[Row]]:
+def counted_page(session: Session, query: Select, count: Select, page: int, pagesize: int) -> tuple[int, Sequence[Row]]:
     """Page ``page`` of ``query``'s rows (``pagesize`` a page) and how many rows it has in
     all: the page first, then ``count`` only when the page cannot tell (a full page, or an
     empty one after the first). Most searches fit in one page and run one statement; a
     deep field's cone or an archive-wide filter counts what it matched."""
-    rows = list(session.execute(query.offset((page - 1) * pagesize).limit(pagesize)).all())
+    rows = session.execute(query.offset((page - 1) * pagesize).limit(pagesize)).all()
     if len(rows) < pagesize and (rows or page == 1):
         return (page - 1) * pagesize + len(rows), rows
     return session.scalar(count) or 0, rows
