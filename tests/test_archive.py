@@ -6,6 +6,7 @@ with uvicorn on a loopback port."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -261,6 +262,61 @@ def test_observation_paging_reports_totals(archive):
         assert (body["total"], body["page"], body["pagesize"]) == (3, page, 2)
         seen += [r["obs_id"] for r in body["rows"]]
     assert seen == ["jw01234001", "jw01234002", "jw02345001"]  # page 3 is empty, nothing repeated
+
+
+def _sorted_ids(arch, sort: str, pagesize: int) -> list[str]:
+    """obs_id of every observation (planned ones too) in ``sort`` order, page by page."""
+    seen, page = [], 1
+    while True:
+        body = get(arch, "/observations", include_planned="true", sort=sort, pagesize=pagesize, page=page).json()
+        assert body["total"] == 3
+        if not body["rows"]:
+            return seen
+        seen += [r["obs_id"] for r in body["rows"]]
+        page += 1
+
+
+@pytest.mark.parametrize("sort, expected", [
+    # jw01234001: NIRCam, level 3, exclusive, first exposure 2025-03-01; jw01234002: the same
+    # plan's observation with nothing archived (level -1, no exposure, no release date);
+    # jw02345001: NIRISS, level 1, public, first exposure 2025-01-01
+    ("t_min", ["jw02345001", "jw01234001", "jw01234002"]),
+    ("-t_min", ["jw01234001", "jw02345001", "jw01234002"]),  # NULLs last in both directions
+    ("t_obs_release", ["jw02345001", "jw01234001", "jw01234002"]),
+    ("-t_obs_release", ["jw01234001", "jw02345001", "jw01234002"]),
+    ("calib_level", ["jw01234002", "jw02345001", "jw01234001"]),
+    ("-calib_level,obs_id", ["jw01234001", "jw02345001", "jw01234002"]),
+    ("target_name,-obs_id", ["jw01234002", "jw01234001", "jw02345001"]),  # one target, then by obs_id
+    ("-instrument_name", ["jw02345001", "jw01234001", "jw01234002"]),  # ties go by obsid, ascending
+    ("dataRights", ["jw01234001", "jw01234002", "jw02345001"]),  # EXCLUSIVE_ACCESS before PUBLIC
+    ("-proposal_id, filters", ["jw02345001", "jw01234001", "jw01234002"]),
+    ("-obsid", ["jw02345001", "jw01234002", "jw01234001"]),
+])
+def test_observation_sort_is_consistent_across_pages(archive, sort, expected):
+    assert _sorted_ids(archive, sort, 100) == expected
+    assert _sorted_ids(archive, sort, 1) == expected  # page by page: every row once, in the same order
+    assert _sorted_ids(archive, sort, 2) == expected
+
+
+def test_observation_sort_in_exports(archive):
+    for page in ("1", "all"):
+        r = get(archive, "/observations", include_planned="true", sort="-t_min", format="csv", page=page)
+        assert r.status_code == 200, r.text
+        assert [row["obs_id"] for row in csv.DictReader(io.StringIO(r.text))] == [
+            "jw01234001", "jw02345001", "jw01234002"]
+    assert _ids(archive) == ["jw01234001", "jw02345001"]  # no sort: by obsid, as before
+
+
+@pytest.mark.parametrize("sort, words", [
+    ("t_max", ["sort", "'t_max'", "obs_id", "t_min", "dataRights"]),  # computed after the query: not sortable
+    ("-nonsense", ["sort", "'-nonsense'", "target_name"]),
+    ("t_min,-t_min", ["sort", "t_min", "more than once"]),
+])
+def test_bad_sort_is_400_naming_the_columns(archive, sort, words):
+    for fmt in ("json", "csv"):
+        r = get(archive, "/observations", sort=sort, format=fmt, page="all" if fmt == "csv" else "1")
+        assert r.status_code == 400, r.text
+        assert all(w in r.json()["detail"] for w in words), r.json()["detail"]
 
 
 @pytest.mark.parametrize("params, words", [

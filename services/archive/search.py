@@ -18,6 +18,10 @@ Rules implemented here (and documented in docs/archive-api.md):
 * **Pre-images** — the products of an observation are listed with the current science
   products (Level 3 when it has them: the highest level reached) of each observation whose
   plan names it in ``pre_image_for``, as ``prerequisite`` (protected like any data).
+* **Sort** of the observation search — :data:`OBSERVATION_SORT_COLUMNS`: each key in the
+  order given, NULLs last whichever the direction, then ``Observation.id`` (so pages never
+  overlap or skip); text in code-point order on either database (``instrument_name`` and
+  ``filters`` ranked by their labels as the rows show them).
 * **Linkages** — services/archive/linkages.py.
 """
 
@@ -60,12 +64,15 @@ from shared.catalog import Artifact, ArtifactKind, Exposure, Observation, Produc
 from shared.instruments import UnknownInstrumentError, exposure_timing, subarray
 
 __all__ = [
+    "OBSERVATION_SORT_COLUMNS",
     "ObservationCriteria",
     "ProductCriteria",
+    "SortKey",
     "basename",
     "calib_levels",
     "counted_page",
     "data_rights_condition",
+    "parse_observation_sort",
     "product_detail",
     "product_linkages",
     "product_row",
@@ -137,6 +144,42 @@ def data_rights_condition(value: str | None, release: ColumnElement, now: dateti
 
 
 @dataclass(frozen=True)
+class SortKey:
+    """One key of a sort: a column name, ascending unless ``descending``."""
+
+    column: str
+    descending: bool = False
+
+
+OBSERVATION_SORT_COLUMNS = (
+    "obsid", "obs_id", "proposal_id", "target_name", "s_ra", "s_dec", "instrument_name", "filters",
+    "exp_type", "template", "proposal_pi", "obs_title", "calib_level", "t_min", "t_obs_release",
+    "dataRights", "n_products",
+)
+"""The ObservationRow columns the observation search sorts on (in the catalog). ``t_max``
+and ``t_exptime`` are not among them: they are computed from each exposure's readout
+timing after the query, not held in the catalog."""
+
+_NULLABLE_SORT_COLUMNS = frozenset({"s_ra", "s_dec", "t_min", "t_obs_release"})  # the others are never NULL
+
+
+def parse_observation_sort(values: Sequence[str] | str | None) -> tuple[SortKey, ...]:
+    """The ``sort`` parameter: column names (:data:`OBSERVATION_SORT_COLUMNS`), comma-separated
+    or repeated, each ascending or, with a ``-`` prefix, descending."""
+    keys: list[SortKey] = []
+    for value in mast.parse_list(values, "sort"):
+        descending = value.startswith("-")
+        name = value[1:].strip() if descending else value
+        if name not in OBSERVATION_SORT_COLUMNS:
+            raise CriterionError(f"sort: {value!r} is not a column to sort on; use {', '.join(OBSERVATION_SORT_COLUMNS)} "
+                                 "(a '-' prefix sorts descending)")
+        if any(k.column == name for k in keys):
+            raise CriterionError(f"sort: {name} is named more than once")
+        keys.append(SortKey(name, descending))
+    return tuple(keys)
+
+
+@dataclass(frozen=True)
 class ObservationCriteria:
     obsid: list[int] = field(default_factory=list)
     obs_id: list[str] = field(default_factory=list)
@@ -153,6 +196,7 @@ class ObservationCriteria:
     t_obs_release: str | None = None
     data_rights: str | None = None
     include_planned: bool = False
+    sort: tuple[SortKey, ...] = ()  # parse_observation_sort; empty: by catalog id
 
 
 def in_cone(ra: float, dec: float, radius: float) -> ColumnElement[bool]:
@@ -312,7 +356,8 @@ def search_observations(
         .join(Program, Program.id == Observation.program_id)
         .where(*where)
     )
-    total, rows = counted_page(session, base.order_by(Observation.id), base.with_only_columns(
+    order = _observation_order(session, c.sort, level, release, now)
+    total, rows = counted_page(session, base.order_by(*order), base.with_only_columns(
         func.count(Observation.id)), page, pagesize)
     ids = [obs.id for obs, *_ in rows]
     times = _exposure_times(session, ids)
@@ -335,6 +380,61 @@ def search_observations(
             t_obs_release=mast.mjd(release), jpegURL=jpeg, dataURL=data, n_products=n or 0,
         ))
     return total, out
+
+
+def _ranked(pairs: Sequence[tuple], columns: Sequence[ColumnElement], label) -> ColumnElement[int]:
+    """The rank, in the code-point order of ``label(*pair)``, of each row's value pair of
+    ``columns`` (``pairs``: the distinct pairs in the catalog)."""
+    ranks = {label_: i for i, label_ in enumerate(sorted({label(*p) for p in pairs}))}
+    whens = [(and_(*(col.is_(None) if v is None else col == v for col, v in zip(columns, p, strict=True))),
+              ranks[label(*p)]) for p in pairs]
+    return case(*whens, else_=len(ranks)) if whens else literal(0)
+
+
+def _observation_order(session: Session, keys: Sequence[SortKey], level: ColumnElement,
+                       release: ColumnElement, now: datetime) -> list[ColumnElement]:
+    """ORDER BY of the observation search: each key (NULLs last either way), then the catalog id."""
+    if not keys:
+        return [Observation.id]
+    binary = "C" if session.get_bind().dialect.name == "postgresql" else "BINARY"
+
+    def codepoints(column: ColumnElement) -> ColumnElement:
+        return column.collate(binary)  # code points, as on SQLite, whatever the database's collation
+
+    def expressions(name: str) -> list[ColumnElement]:
+        if name == "obs_id":
+            return [Observation.program_id, Observation.number]
+        if name == "instrument_name":
+            pairs = session.execute(select(Observation.instrument, Observation.exp_type).distinct()).all()
+            return [_ranked(pairs, [Observation.instrument, Observation.exp_type], mast.instrument_name)]
+        if name == "filters":
+            pairs = session.execute(select(Observation.filter, Observation.pupil).distinct()).all()
+            return [_ranked(pairs, [Observation.filter, Observation.pupil], mast.filters_label)]
+        if name == "t_min":
+            return [select(func.min(Exposure.start_time)).where(Exposure.observation_id == Observation.id)
+                    .scalar_subquery()]
+        if name == "dataRights":  # EXCLUSIVE_ACCESS before PUBLIC, as the words sort
+            public = case((release.is_not(None), case((release <= now, 1), else_=0)),
+                          (Program.eap_months == 0, 1), else_=0)
+            return [public]
+        simple = {
+            "obsid": Observation.id, "proposal_id": Observation.program_id,  # zero-padded: numeric order
+            "target_name": codepoints(Observation.target_name), "s_ra": Observation.target_ra,
+            "s_dec": Observation.target_dec, "exp_type": codepoints(Observation.exp_type),
+            "template": codepoints(Observation.template), "proposal_pi": codepoints(Program.pi_name),
+            "obs_title": codepoints(Program.title), "calib_level": level, "t_obs_release": release,
+            "n_products": Observation.current_products,
+        }
+        return [simple[name]]
+
+    order: list[ColumnElement] = []
+    for key in keys:
+        for expr in expressions(key.column):
+            if key.column in _NULLABLE_SORT_COLUMNS:
+                order.append(case((expr.is_(None), 1), else_=0))  # NULLs last, in both directions
+            order.append(expr.desc() if key.descending else expr.asc())
+    order.append(Observation.id)
+    return order
 
 
 def _top_links(session: Session, ids: Sequence[int], base_url: str) -> dict[int, tuple[str | None, str | None]]:
@@ -593,3 +693,4 @@ def product_linkages(session: Session, filename: str, revision: int | None, now:
     """The linkages of one product (as :func:`product_detail` gives them), or None."""
     detail = product_detail(session, filename, revision, now, unpublished=unpublished, base_url=base_url)
     return detail.linkages if detail is not None else None
+

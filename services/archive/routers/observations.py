@@ -19,8 +19,10 @@ from services.archive.routers.common import (
 )
 from services.archive.schemas import DEFAULT_PAGESIZE, ObservationRow, Page, ProductRow
 from services.archive.search import (
+    OBSERVATION_SORT_COLUMNS,
     ObservationCriteria,
     ProductCriteria,
+    parse_observation_sort,
     search_observations,
     search_products,
 )
@@ -54,6 +56,10 @@ def search(
     t_obs_release: Annotated[str | None, Query(description=f"When its data are public. {_TIME_HELP}")] = None,
     dataRights: Annotated[str | None, Query(description="PUBLIC or EXCLUSIVE_ACCESS.")] = None,
     include_planned: Annotated[bool, Query(description="Also list observations with no product yet (calib_level -1).")] = False,
+    sort: Annotated[list[str] | None, Query(description=(
+        "Columns to sort on, in order, comma-separated; a '-' prefix sorts descending, e.g. '-t_min,obs_id'. "
+        f"One of: {', '.join(OBSERVATION_SORT_COLUMNS)}. NULLs come last either way; ties (and no sort) "
+        "go by obsid."))] = None,
     page: PagesParam = "1",
     pagesize: PageSizeParam = DEFAULT_PAGESIZE,
 ) -> Page[ObservationRow]:
@@ -68,7 +74,7 @@ def search(
         instrument_name=mast.parse_list(instrument_name, "instrument_name"), filters=mast.parse_list(filters, "filters"),
         target_name=resolver.expand_target_names(session, mast.parse_list(target_name, "target_name")), ra=ra, dec=dec, radius=radius,
         calib_level=mast.parse_list(calib_level, "calib_level"), t_min=t_min, t_max=t_max, t_obs_release=t_obs_release,
-        data_rights=dataRights, include_planned=include_planned,
+        data_rights=dataRights, include_planned=include_planned, sort=parse_observation_sort(sort),
     )
     now, base = datetime.now(UTC), export.base_url
 
