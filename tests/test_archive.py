@@ -32,7 +32,7 @@ from services.ingest.receive import receive_files
 from services.ingest.task import handle_telemetry
 from services.registry import embedded_context
 from services.simulator import simulate
-from shared.catalog import Artifact, Observation, Product
+from shared.catalog import Artifact, Delivery, DeliveryAttempt, EventRecord, Observation, Product
 from shared.catalog.queries import next_revision, register_product
 from shared.config import Settings
 from shared.instruments import exposure_timing, subarray
@@ -631,6 +631,57 @@ def test_subscriptions_are_scoped_to_the_owner(archive):
     assert gone["active"] is False
 
 
+def test_subscription_deliveries_newest_first_to_the_owner_only(archive):
+    owner, stranger = "deliveries@example.org", "stranger@example.org"
+    with archive.ctx.catalog.session() as s:
+        for user in (owner, stranger):
+            archive.tokens[user] = create_token(s, user, 30, "tests")
+    spec = {"channel": "webhook", "target": "https://192.0.2.20/hook", "filters": {"programs": ["1234"]}}
+    sid = archive.client.post("/subscriptions", json=spec, headers=archive.auth(owner)).json()["id"]
+    other = archive.client.post("/subscriptions", json=spec, headers=archive.auth(stranger)).json()["id"]
+    t0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    with archive.ctx.catalog.session() as s:
+        event = s.scalars(select(EventRecord).where(EventRecord.subject == archive.uncal_a[0])).first()
+        s.add(Delivery(subscription_id=sid, event_id=event.id, notification_type="new", status="delivered",
+                       attempts=2, created_at=t0, delivered_at=t0 + timedelta(minutes=2), batch_id="batch-1"))
+        s.add(Delivery(subscription_id=sid, event_id="gone-from-the-outbox", notification_type="public",
+                       status="dead", attempts=1, created_at=t0 + timedelta(hours=1), last_error="HTTP 500"))
+        s.add(Delivery(subscription_id=sid, event_id="later", notification_type="new", status="pending",
+                       attempts=0, created_at=t0 + timedelta(hours=2)))
+        s.add(Delivery(subscription_id=other, event_id=event.id, notification_type="new", status="pending",
+                       attempts=0, created_at=t0))
+        s.add(DeliveryAttempt(subscription_id=sid, batch_id="batch-1", event_ids=[event.id], attempted_at=t0,
+                              ok=False, status_code=503, error="HTTP 503", duration_seconds=0.5))
+        s.add(DeliveryAttempt(subscription_id=sid, batch_id="batch-1", event_ids=[event.id],
+                              attempted_at=t0 + timedelta(minutes=2), ok=True, status_code=200, duration_seconds=0.1))
+    url = f"/subscriptions/{sid}/deliveries"
+    r = archive.client.get(url, headers=archive.auth(owner))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == 3 and r.headers["X-Total-Count"] == "3"
+    assert [d["event_id"] for d in body["rows"]] == ["later", "gone-from-the-outbox", event.id]  # newest first
+    later, dead, done = body["rows"]
+    assert later["status"] == "pending" and later["attempt_log"] == [] and later["delivered_at"] is None
+    assert dead["status"] == "dead" and dead["last_error"] == "HTTP 500" and dead["event_type"] is None
+    assert done["event_type"] == "dms.product.archived" and done["event_subject"] == archive.uncal_a[0]
+    assert done["status"] == "delivered" and done["attempts"] == 2 and done["notification_type"] == "new"
+    assert [(a["ok"], a["status_code"]) for a in done["attempt_log"]] == [(False, 503), (True, 200)]
+    paged = [archive.client.get(url, params={"pagesize": 2, "page": p}, headers=archive.auth(owner)).json()
+             for p in (1, 2)]
+    assert [d["id"] for p in paged for d in p["rows"]] == [d["id"] for d in body["rows"]]
+    # a stranger is answered as for any subscription not theirs; nobody without a token
+    theirs = archive.client.get(f"/subscriptions/{sid}", headers=archive.auth(stranger))
+    r = archive.client.get(url, headers=archive.auth(stranger))
+    assert r.status_code == theirs.status_code == 404 and str(sid) in r.json()["detail"]
+    assert archive.client.get(url).status_code == archive.client.get(f"/subscriptions/{sid}").status_code == 401
+    assert archive.client.get("/subscriptions/999999/deliveries", headers=archive.auth(owner)).status_code == 404
+    [mine] = archive.client.get(f"/subscriptions/{other}/deliveries", headers=archive.auth(stranger)).json()["rows"]
+    assert mine["event_id"] == event.id
+    # a deleted subscription keeps its history
+    assert archive.client.delete(f"/subscriptions/{sid}", headers=archive.auth(owner)).status_code == 204
+    assert archive.client.get(url, headers=archive.auth(owner)).json()["total"] == 3
+
+
 def test_events_filters(archive):
     body = _products(archive, "/events", type="product.archived", program="1234")
     assert body["total"] == 6 and {e["subject"] for e in body["rows"]} == {*archive.uncal_a, *archive.guide_a}
@@ -737,7 +788,8 @@ def test_openapi_documents_every_route(archive):
     for path in ("/observations", "/observations/{observation}/products", "/products", "/products/{filename}",
                  "/download/{filename}", "/previews/{filename}", "/thumbnails/{filename}", "/bundles",
                  "/programs/{program}", "/programs/{program}/authorizations", "/subscriptions",
-                 "/subscriptions/{subscription_id}", "/events", "/health", "/metrics", "/whoami"):
+                 "/subscriptions/{subscription_id}", "/subscriptions/{subscription_id}/deliveries", "/events",
+                 "/health", "/metrics", "/whoami"):
         assert path in spec["paths"], path
     assert "dataURI" in spec["components"]["schemas"]["ProductRow"]["properties"]
 

@@ -351,6 +351,36 @@ class SubscriptionOut(BaseModel):
                                                  "or generated it, never again.")
 
 
+class DeliveryAttemptOut(BaseModel):
+    """One try at sending the message that carried a delivery."""
+
+    attempted_at: datetime = Field(description="When it was tried.")
+    ok: bool = Field(description="Whether the far end accepted it.")
+    status_code: int | None = Field(description="The webhook's HTTP status, when it answered one.")
+    error: str | None = Field(description="Why it failed, when it did.")
+    duration_seconds: float = Field(description="How long the try took, s.")
+
+
+class DeliveryOut(BaseModel):
+    """One archive event for one subscription, and how its sending went."""
+
+    id: int = Field(description="Catalog id of the delivery.")
+    event_id: str = Field(description="The CloudEvent id of the event it delivers (GET /events lists events).")
+    event_type: str | None = Field(description="The event's type, e.g. dms.product.archived; null when the event "
+                                               "is no longer in the catalog.")
+    event_subject: str | None = Field(description="The event's subject (a file name); null when the event is no "
+                                                  "longer in the catalog or has none.")
+    notification_type: str = Field(description="new, first, reprocessed, public or reference.")
+    status: str = Field(description="pending, delivered or dead (given up, see last_error).")
+    attempts: int = Field(description="How many times it was tried.")
+    created_at: datetime = Field(description="When the event was matched to the subscription.")
+    delivered_at: datetime | None = Field(description="When it was delivered; null until then.")
+    last_error: str | None = Field(description="Why the last try failed; null once delivered.")
+    attempt_log: list[DeliveryAttemptOut] = Field(description=(
+        "The tries of the message that last carried it, oldest first: every try of an immediate delivery; "
+        "for a digest, the tries of the digest it went out in (earlier failed digests are not listed)."))
+
+
 class ConfirmationOut(BaseModel):
     id: int
     target: str

@@ -51,6 +51,8 @@ from services.archive.contributing import contributing_references, reference_con
 from services.archive.linkages import Walk, basename, derived, observation_linkage
 from services.archive.mast import CriterionError, Range
 from services.archive.schemas import (
+    DeliveryAttemptOut,
+    DeliveryOut,
     Linkages,
     ObservationRow,
     ProductDetail,
@@ -60,7 +62,18 @@ from services.archive.schemas import (
     RevisionOut,
 )
 from shared.access import data_is_public, published_revision, revision_state
-from shared.catalog import Artifact, ArtifactKind, Exposure, Observation, Product, Program, sky
+from shared.catalog import (
+    Artifact,
+    ArtifactKind,
+    Delivery,
+    DeliveryAttempt,
+    EventRecord,
+    Exposure,
+    Observation,
+    Product,
+    Program,
+    sky,
+)
 from shared.instruments import UnknownInstrumentError, exposure_timing, subarray
 
 __all__ = [
@@ -80,6 +93,7 @@ __all__ = [
     "program_ids",
     "search_observations",
     "search_products",
+    "subscription_deliveries",
 ]
 
 # Longest exposure the t_max search allows for (JWST exposures last hours, never days).
@@ -694,3 +708,39 @@ def product_linkages(session: Session, filename: str, revision: int | None, now:
     detail = product_detail(session, filename, revision, now, unpublished=unpublished, base_url=base_url)
     return detail.linkages if detail is not None else None
 
+
+# ------------------------------------------------------------------ a subscription's deliveries
+
+
+def subscription_deliveries(session: Session, subscription_id: int, page: int,
+                            pagesize: int) -> tuple[int, list[DeliveryOut]]:
+    """Page ``page`` of a subscription's deliveries, newest first, each with its event's type
+    and subject (when the event is still in the catalog) and the tries of the message that
+    last carried it (its batch)."""
+    query = (
+        select(Delivery, EventRecord.type, EventRecord.subject)
+        .outerjoin(EventRecord, EventRecord.id == Delivery.event_id)
+        .where(Delivery.subscription_id == subscription_id)
+        .order_by(Delivery.created_at.desc(), Delivery.id.desc())
+    )
+    count = select(func.count(Delivery.id)).where(Delivery.subscription_id == subscription_id)
+    total, rows = counted_page(session, query, count, page, pagesize)
+    batches = sorted({d.batch_id for d, *_ in rows if d.batch_id})
+    tries: dict[str, list[DeliveryAttempt]] = defaultdict(list)
+    if batches:
+        for a in session.scalars(select(DeliveryAttempt).where(
+                DeliveryAttempt.subscription_id == subscription_id, DeliveryAttempt.batch_id.in_(batches))
+                .order_by(DeliveryAttempt.attempted_at, DeliveryAttempt.id)):
+            tries[a.batch_id].append(a)
+    out = []
+    for d, event_type, subject in rows:
+        log = [DeliveryAttemptOut(attempted_at=mast.aware(a.attempted_at), ok=a.ok, status_code=a.status_code,
+                                  error=a.error, duration_seconds=a.duration_seconds)
+               for a in tries.get(d.batch_id or "", ()) if d.event_id in (a.event_ids or ())]
+        out.append(DeliveryOut(
+            id=d.id, event_id=d.event_id, event_type=event_type, event_subject=subject,
+            notification_type=d.notification_type, status=d.status, attempts=d.attempts,
+            created_at=mast.aware(d.created_at), delivered_at=mast.aware(d.delivered_at), last_error=d.last_error,
+            attempt_log=log,
+        ))
+    return total, out

@@ -1,5 +1,5 @@
 """/subscriptions: a token owner's own subscriptions (create, list, read, replace, delete),
-and the confirmation link of an e-mail subscription.
+their delivery history, and the confirmation link of an e-mail subscription.
 
 Another owner's subscription is answered with 404, exactly as one that does not exist.
 Webhook targets go through shared.webhooks (422 with the reason when refused); an owner
@@ -12,12 +12,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from services.archive.dependencies import DbSession, RequiredUser, SettingsDep
 from services.archive.mast import MAX_INT
-from services.archive.schemas import ConfirmationOut, ErrorOut, SubscriptionOut
+from services.archive.routers.common import PageParam, PageSizeParam, set_total
+from services.archive.routers.events import public_data
+from services.archive.schemas import (
+    DEFAULT_PAGESIZE,
+    ConfirmationOut,
+    DeliveryOut,
+    ErrorOut,
+    Page,
+    SubscriptionOut,
+)
+from services.archive.search import subscription_deliveries
 from shared.catalog import Subscription
 from shared.subscriptions import (
     ConfirmationError,
@@ -93,6 +103,24 @@ def create(spec: SubscriptionSpec, session: DbSession, user: RequiredUser, setti
             responses=_NOT_YOURS)
 def read(subscription_id: SubscriptionId, session: DbSession, user: RequiredUser) -> SubscriptionOut:
     return _out(_own(session, subscription_id, user))
+
+
+@router.get("/{subscription_id}/deliveries", response_model=Page[DeliveryOut],
+            summary="Deliveries of one of your subscriptions", responses=_NOT_YOURS)
+def deliveries(
+    subscription_id: SubscriptionId, session: DbSession, user: RequiredUser, response: Response,
+    page: PageParam = 1, pagesize: PageSizeParam = DEFAULT_PAGESIZE,
+) -> Page[DeliveryOut]:
+    """Every event matched to it (a deleted one's too), newest first: its status, tries and
+    last error, and the event's type and subject."""
+    _own(session, subscription_id, user)
+    total, rows = subscription_deliveries(session, subscription_id, page, pagesize)
+    for row in rows:  # no storage location in an answer (as /events)
+        row.event_subject, row.last_error = public_data(row.event_subject), public_data(row.last_error)
+        for a in row.attempt_log:
+            a.error = public_data(a.error)
+    set_total(response, total)
+    return Page[DeliveryOut](total=total, page=page, pagesize=pagesize, rows=rows)
 
 
 @router.put("/{subscription_id}", response_model=SubscriptionOut, summary="Replace a subscription",
