@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast fault-test scale-test scale-bench bench lint clean install
+.PHONY: demo test test-fast fault-test scale-test scale-bench bench lint clean install portal-screenshots
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ scale-test: $(STAMP)
 # Exposures per minute with 1, 2 and 4 worker processes per stage, on the same namespaces.
 scale-bench: $(STAMP)
 	$(BIN)/python -m benchmarks scale
+
+# The portal's browser tests, keeping their screenshots in docs/img (docs/portal.md).
+portal-screenshots: $(STAMP)
+	DMS_PORTAL_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_portal.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

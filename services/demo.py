@@ -250,7 +250,8 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
     rows = page.get("rows", [])
     science = next((r["productFilename"] for r in rows if r.get("productSubGroupDescription") == "RATE"),
                    next((r["productFilename"] for r in rows if r.get("productType") == "SCIENCE"), None))
-    links = [("/docs", "interactive documentation (Swagger UI)"),
+    links = [(f"/portal#/search?program={int(program)}", "the portal: search, observations, basket (in a browser)"),
+             ("/docs", "interactive documentation (Swagger UI)"),
              (f"/products?program={program}", f"{page.get('total', 0)} rows: products, previews, thumbnails"),
              (f"/products?program={program}&format=csv", "the same rows as CSV (also format=ecsv, votable)"),
              (f"/observations?program={program}", "the observations, MAST-style"),
@@ -280,6 +281,7 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
             print(f"  program {program} is under exclusive access: data and previews need a token, e.g. "
                   f"the PI's ({plan.pi_user}, valid 1 day):")
             print(f"    curl -fOJ -H 'Authorization: Bearer {token}' {url}/download/{science}")
+            print("  (the portal takes the same token: Sign in, then paste it)")
     if keep_serving:
         print("serving until Ctrl-C", flush=True)
         try:

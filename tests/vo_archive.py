@@ -9,7 +9,7 @@ access (its PI may read its data; a stranger may not); one archive operator
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import requests
@@ -46,9 +46,12 @@ class VOArchive:
         return s
 
 
-def serve_vo_archive(tmp_path_factory) -> Iterator[VOArchive]:
+def serve_vo_archive(tmp_path_factory, prepare: Callable[[ChainRun], None] | None = None) -> Iterator[VOArchive]:
+    """Run the program, then ``prepare(run)`` (more work on the archive before it is served)."""
     with scratch_database() as url:
         run = run_chain(small_program(), tmp_path_factory.mktemp("vo"), catalog_url=url)
+        if prepare is not None:
+            prepare(run)
         operators = ",".join(sorted(run.ctx.settings.operator_users | {OPERATOR}))
         settings = run.ctx.settings.model_copy(update={"archive_base_url": None, "operators": operators})
         with run.ctx.catalog.session() as s:

@@ -34,6 +34,7 @@ from services.archive.routers import (
     mast_api,
     observations,
     ops,
+    portal,
     products,
     programs,
     references,
@@ -265,6 +266,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                           "(/vo/tap): ADQL over ivoa.obscore and tap_schema, sync and async."},
             {"name": "events", "description": "Recent archive events."},
             {"name": "operations", "description": "Health, metrics, identity."},
+            {"name": "portal", "description": "The archive's page for people (/portal), a client of this API."},
         ],
     )
     if settings is not None:
@@ -274,8 +276,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(CriterionError, _criterion_error)
     app.add_exception_handler(OperationalError, _catalog_down)
     for module in (observations, caom, mast_api, resolve, products, download, programs, access, references,
-                   wavefront, subscriptions, reprocessing, events, ops, sia, scs, datalink, tap):
+                   wavefront, subscriptions, reprocessing, events, ops, sia, scs, datalink, tap, portal):
         app.include_router(module.router)
+    app.mount(portal.STATIC_URL, portal.static_files(), name="portal-static")
     app.openapi = lambda: _complete_openapi(app)
     app.add_middleware(_BodyLimit)
     app.add_middleware(_AbsoluteForm)

@@ -248,6 +248,10 @@ class RevisionOut(BaseModel):
     size: int
     prvversion: str
     crds_context: str | None
+    reason: str | None = Field(None, description="Why it was made: its reprocessing request's reason (null: made by "
+                                                 "operational processing).")
+    changes: str | None = Field(None, description="How it differs from the revision it replaces, in one line (as the "
+                                                  "reprocessed notification says it); null when not compared.")
 
 
 class ProductDetail(BaseModel):

@@ -74,6 +74,7 @@ from shared.catalog import (
     Program,
     sky,
 )
+from shared.changes import summary
 from shared.instruments import UnknownInstrumentError, exposure_timing, subarray
 
 __all__ = [
@@ -660,7 +661,8 @@ def product_detail(session: Session, filename: str, revision: int | None, now: d
     revisions = [
         RevisionOut(revision=p.revision, is_current=p.is_current, state=revision_state(p),
                     archived_date=mast.aware(p.archived_at), superseded_date=mast.aware(p.superseded_at),
-                    sha256=a.sha256, size=a.size, prvversion=p.software_version, crds_context=p.reference_context)
+                    sha256=a.sha256, size=a.size, prvversion=p.software_version, crds_context=p.reference_context,
+                    reason=(p.reason or {}).get("reason"), changes=summary(p.changes) if p.changes else None)
         for p, a in session.execute(
             select(Product, Artifact).join(Artifact, Artifact.product_id == Product.id)
             .where(Product.filename == filename, Artifact.kind == ArtifactKind.DATA, *shown)
