@@ -25,7 +25,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from shared.catalog import Product, Program
+from shared.catalog import Observation, Product, Program
 from shared.reprocessing import Scope, submit
 from shared.runtime import dispatch_events
 from tests.imaging_chain import ChainRun
@@ -169,6 +169,20 @@ def test_search_lists_the_program_with_footprints_sorting_and_export(page, progr
     accessible(page, "search page")
 
 
+def test_search_by_target_name_and_by_position(page, program, archive):
+    with archive.run.ctx.catalog.session() as s:
+        target, ra, dec = s.execute(select(Observation.target_name, Observation.target_ra, Observation.target_dec)).one()
+    page.goto(f"/portal#/search?target_name={target}")
+    page.get_by_role("heading", name="1 observation").wait_for()
+    # A position draws the searched circle around it; a position far away finds nothing.
+    page.goto(f"/portal#/search?ra={ra}&dec={dec}&radius=0.05")
+    page.get_by_role("heading", name="1 observation").wait_for()
+    page.wait_for_selector("figure.sky svg circle.cone")
+    assert f"RA {ra:.4f}" in page.locator("figure.sky figcaption").inner_text()
+    page.goto(f"/portal#/search?ra={(ra + 10) % 360}&dec={dec}&radius=0.05")
+    page.get_by_role("heading", name="0 observations").wait_for()
+
+
 def test_a_bad_search_is_refused_with_its_reason(page):
     page.goto("/portal#/search?ra=400&dec=0")
     alert = page.get_by_role("alert")
@@ -264,8 +278,12 @@ def test_following_a_linkage_from_level3_down_to_the_raw_exposure(page, program,
     tree = page.locator("section.detail").inner_text()
     assert "_uncal.fits" in tree and program["level3"][0] in tree
     assert "association that made it" in tree
+    # The guide-star products that guided the exposure are linked to it.
+    page.get_by_role("heading", name="Guide-star data").wait_for()
+    assert "_gs-fg_" in tree and "_gs-track_" in tree
     page.get_by_role("heading", name="Provenance").wait_for()
     assert "Reference context" in page.locator("section.detail").inner_text()
+    accessible(page, "product page")
 
 
 def test_keyboard_alone_reaches_search_results_and_an_observation(page, program):

@@ -562,6 +562,7 @@ function tangent(ra0, dec0, ra, dec) {
   const d0 = dec0 * RAD;
   const d = dec * RAD;
   const cosc = Math.sin(d0) * Math.sin(d) + Math.cos(d0) * Math.cos(d) * Math.cos(a);
+  if (cosc <= 0.01) return [NaN, NaN]; // on or behind the plane's horizon: not drawn
   return [Math.cos(d) * Math.sin(a) / cosc / RAD, (Math.cos(d0) * Math.sin(d) - Math.sin(d0) * Math.cos(d) * Math.cos(a)) / cosc / RAD];
 }
 
@@ -625,8 +626,16 @@ async function skyPlot(container, rows, params) {
   const links = drawn.map((s) => {
     const target = s.row.observations && s.row.observations[0];
     const label = `${s.row.obs_id} (level ${s.row.calib_level}, ${s.row.filters})`;
-    const shape = svg("polygon", { class: `footprint level${s.row.calib_level}`, points: s.xy.map(px).join(" ") },
-      svg("title", {}, label));
+    const xs = s.xy.map(([x]) => x * scale);
+    const ys = s.xy.map(([, y]) => y * scale);
+    const tiny = Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys)) < 4;
+    const middle = [xs.reduce((t, v) => t + v, 0) / xs.length / scale, ys.reduce((t, v) => t + v, 0) / ys.length / scale];
+    const [cx, cy] = px(middle).split(",");
+    // A footprint too small to see at this scale (results spread over the sky) is a dot.
+    const shape = tiny
+      ? svg("circle", { class: `footprint level${s.row.calib_level}`, cx, cy, r: 4 }, svg("title", {}, label))
+      : svg("polygon", { class: `footprint level${s.row.calib_level}`, points: s.xy.map(px).join(" ") },
+        svg("title", {}, label));
     return target ? svg("a", { href: `#/observation/${encodeURIComponent(target)}`, "aria-label": label }, shape) : shape;
   });
   const bar = niceBar(extent);
