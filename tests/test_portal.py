@@ -15,6 +15,7 @@ docs/img/), else to the test's temporary directory.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -167,6 +168,11 @@ def test_search_lists_the_program_with_footprints_sorting_and_export(page, progr
     assert "format=csv" in href and "page=all" in href
     assert text.splitlines()[0].startswith("obsid,obs_id") and program["obs_id"] in text
     accessible(page, "search page")
+    # An observation's recommended products go into the basket from the results.
+    page.get_by_role("button", name=f"Add the recommended products of {program['obs_id']} to the basket").click()
+    added = page.get_by_role("button", name=f"of {program['obs_id']} added to the basket")
+    added.wait_for()
+    assert int(page.locator("#basket-count").inner_text()) == int(added.inner_text().split()[0]) > 0
 
 
 def test_search_by_target_name_and_by_position(page, program, archive):
@@ -259,6 +265,14 @@ def test_observation_page_mrp_and_revisions_with_what_changed(page, program, arc
     newest, oldest = (r.inner_text() for r in revisions.locator("tbody tr").all())
     assert newest.startswith("2\tcurrent") and REPROCESSED in newest and "SCI" in newest
     assert oldest.startswith("1\tsuperseded") and "first revision" in oldest
+    # The superseded revision is still served, on request.
+    name = detail.locator("#detail-heading").inner_text()
+    with page.expect_download() as got:
+        revisions.get_by_role("button", name=f"Download revision 1 of {name}").click()
+    with archive.run.ctx.catalog.session() as s:
+        old = s.scalars(select(Product).where(Product.filename == name, Product.revision == 1)).one()
+        sha = next(a.sha256 for a in old.artifacts if a.kind == "data")
+    assert hashlib.sha256(Path(got.value.path()).read_bytes()).hexdigest() == sha
 
 
 def test_following_a_linkage_from_level3_down_to_the_raw_exposure(page, program, archive):

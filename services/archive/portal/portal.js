@@ -483,7 +483,8 @@ async function runSearch(state, params) {
       const next = direction === "ascending" ? `-${key}` : key;
       return h("th", { scope: "col", class: cls, "aria-sort": direction || "none" },
         h("button", { type: "button", class: "sort", onclick: () => go(hashWith({ sort: next, page: 1 })) }, text));
-    }));
+    }),
+    h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Basket")));
   const body = h("tbody", {}, answer.rows.map(resultRow));
   const table = h("table", {}, h("caption", { class: "visually-hidden" }, "Observations found; column headers sort"),
     h("thead", {}, header), body);
@@ -514,7 +515,23 @@ function resultRow(row) {
     h("td", { class: "num" }, row.t_exptime === null ? "" : row.t_exptime.toFixed(1)),
     h("td", {}, mjdToIso(row.t_obs_release, false)),
     h("td", {}, row.dataRights === "PUBLIC" ? h("span", { class: "badge public" }, "Public")
-      : h("span", { class: "badge exclusive" }, "Exclusive")));
+      : h("span", { class: "badge exclusive" }, "Exclusive")),
+    h("td", {}, h("button", {
+      type: "button", class: "secondary", "aria-label": `Add the recommended products of ${row.obs_id} to the basket`,
+      onclick: async (event) => {
+        const button = event.currentTarget;
+        try {
+          const { rows } = await allRows(`observations/${encodeURIComponent(row.obs_id)}/products`, []);
+          const mrp = rows.filter((r) => r.productGroupDescription === MRP && r.productType !== "PREVIEW");
+          basket.add(mrp);
+          button.textContent = `${mrp.length} added`;
+          button.setAttribute("aria-label", `${mrp.length} recommended products of ${row.obs_id} added to the basket`);
+          announce(`${mrp.length} recommended products of ${row.obs_id} added to the basket`);
+        } catch (exc) {
+          button.replaceWith(h("span", { class: "note" }, `Not added: ${exc.detail}`));
+        }
+      },
+    }, "Add MRP")));
 }
 
 // ---- the sky plot ----------------------------------------------------------------------
@@ -811,7 +828,7 @@ async function productDetail(container, filename, headingLevel) {
   }
   const showSuperseded = h("input", { type: "checkbox", id: "superseded" });
   const revisions = h("div", {});
-  const renderRevisions = () => fill(revisions, revisionTable(detail.revisions, showSuperseded.checked));
+  const renderRevisions = () => fill(revisions, revisionTable(filename, detail.revisions, showSuperseded.checked));
   showSuperseded.addEventListener("change", renderRevisions);
   renderRevisions();
   const links = detail.linkages;
@@ -828,7 +845,7 @@ async function productDetail(container, filename, headingLevel) {
           fact("SHA-256", h("code", {}, product.sha256)),
           fact("Archived", `${String(product.archived_date).slice(0, 19).replace("T", " ")} UTC`),
           fact("Data", rightsBadge(product.dataRights, dateOnly(product.public_release_date)))),
-        h("div", { class: "toolbar" }, downloadButton(product), basketToggle(product))),
+        h("div", { class: "toolbar" }, downloadButton(product.productFilename), basketToggle(product))),
       image ? h("div", {}, image) : h("div", {})),
     h(sub, {}, "Linkages"),
     linkageSection(minor, "Made from", links.antecedents, "Nothing: a raw product."),
@@ -880,7 +897,7 @@ const REVISION_FIELDS = [["prvversion", "software"], ["crds_context", "context"]
 /** Every revision of a product, newest first; superseded ones on request. Each says why it
  *  was made and what changed from the one before: the archive's comparison of the two
  *  files, and the software or reference context when they differ. */
-function revisionTable(revisions, showSuperseded) {
+function revisionTable(filename, revisions, showSuperseded) {
   const ordered = [...revisions].sort((a, b) => a.revision - b.revision);
   const changes = new Map();
   for (let i = 1; i < ordered.length; i += 1) {
@@ -897,29 +914,34 @@ function revisionTable(revisions, showSuperseded) {
   const when = (value) => (value ? String(value).slice(0, 16).replace("T", " ") : "");
   return h("div", {},
     h("table", {}, h("thead", {}, h("tr", {}, ["Revision", "State", "Archived", "Superseded", "Software", "Context",
-      "Why", "What changed"].map((t) => h("th", { scope: "col" }, t)))),
+      "Why", "What changed", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "File"))))),
     h("tbody", {}, shown.map((r) => h("tr", {},
       h("td", { class: "num" }, r.revision), h("td", {}, r.state),
       h("td", {}, when(r.archived_date)), h("td", {}, when(r.superseded_date)),
       h("td", {}, r.prvversion), h("td", {}, r.crds_context || ""),
       h("td", {}, r.reason || (r.revision === 1 ? "" : "operational processing")),
-      h("td", {}, changes.get(r.revision) || "first revision"))))),
+      h("td", {}, changes.get(r.revision) || "first revision"),
+      h("td", {}, r.is_current ? null : downloadButton(filename, { revision: r.revision, secondary: true })))))),
     hidden ? h("p", { class: "note" }, `${hidden} superseded revision${hidden === 1 ? "" : "s"} hidden.`) : null);
 }
 
-function downloadButton(product) {
+/** A button that downloads a product's file (its current revision, or ``revision``). */
+function downloadButton(filename, { revision = null, label = "Download", secondary = false } = {}) {
   const status = h("span", { role: "status" });
   const button = h("button", {
-    type: "button", onclick: async () => {
+    type: "button", class: secondary ? "secondary" : null,
+    "aria-label": revision === null ? null : `Download revision ${revision} of ${filename}`,
+    onclick: async () => {
       status.replaceChildren();
       try {
-        const response = await api(`download/${encodeURIComponent(product.productFilename)}`, { raw: true });
-        await saveAs(response, product.productFilename);
+        const params = revision === null ? [] : [["revision", revision]];
+        const response = await api(`download/${encodeURIComponent(filename)}`, { raw: true, params });
+        await saveAs(response, filename);
       } catch (exc) {
         fill(status, message("error", `Download refused: ${exc.detail}`));
       }
     },
-  }, "Download");
+  }, label);
   return h("span", {}, button, status);
 }
 
