@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -80,13 +82,15 @@ def browser():
 
 @pytest.fixture
 def page(browser, archive):
-    """A new browser context (its own storage) on the portal; console errors fail the test."""
+    """A new browser context (its own storage) on the portal; a script error or a breach of the
+    page's content security policy fails the test."""
     context = browser.new_context(base_url=archive.url, viewport={"width": 1360, "height": 900},
                                   accept_downloads=True)
     context.set_default_timeout(TIMEOUT_MS)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     tab.goto("/portal")
     tab.wait_for_selector("body[data-ready=true]")
     yield tab
@@ -135,11 +139,35 @@ def search(tab, proposal_id: str) -> None:
     tab.get_by_role("heading", name="1 observation").wait_for()
 
 
+def eventually(tab, expression: str, arg=None, timeout: float = TIMEOUT_MS / 1000) -> None:
+    """Wait until ``expression`` (a function of ``arg``) is true in the page. Polled from here:
+    Playwright's own waiting evaluates strings in the page, which its security policy forbids."""
+    deadline = time.monotonic() + timeout
+    while not tab.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            pytest.fail(f"not true within {timeout} s: {expression}")
+        time.sleep(0.1)
+
+
 def image_shown(tab, selector: str) -> bool:
     """Whether an image under ``selector`` is decoded and has pixels."""
-    tab.wait_for_function("s => [...document.querySelectorAll(s)].some(i => i.complete && i.naturalWidth > 0)",
-                          arg=selector)
+    eventually(tab, "s => [...document.querySelectorAll(s)].some(i => i.complete && i.naturalWidth > 0)", selector)
     return True
+
+
+def test_the_page_is_served_whole_from_the_archive(archive):
+    page = requests.get(f"{archive.url}/portal", timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    # Everything it loads is this server's own: no CDN, nothing absolute.
+    assert not re.findall(r'(?:src|href)="(?:https?:)?//', page.text)
+    for asset, kind in (("portal.js", "javascript"), ("portal.css", "text/css"), ("icon.svg", "image/svg+xml")):
+        got = requests.get(f"{archive.url}/portal/static/{asset}", timeout=30)
+        assert got.status_code == 200 and kind in got.headers["content-type"], asset
+    assert requests.get(f"{archive.url}/portal/static/%2e%2e/routers/portal.py", timeout=30).status_code == 404
+    limits = requests.get(f"{archive.url}/portal/config", timeout=30).json()
+    assert limits == {"bundle_max_bytes": archive.settings.bundle_max_bytes, "bundle_max_files": 5000}
 
 
 def test_search_lists_the_program_with_footprints_sorting_and_export(page, program):
@@ -324,7 +352,7 @@ def test_keyboard_alone_reaches_search_results_and_an_observation(page, program)
     page.keyboard.press("Enter")
     page.get_by_role("heading", name=f"Observation {program['obs_id']}").wait_for()
     # The new page's heading has the focus, so a screen reader starts there.
-    page.wait_for_function("document.activeElement.tagName === 'H1'")
+    eventually(page, "() => document.activeElement.tagName === 'H1'")
 
 
 def test_a_stranger_is_refused_and_the_pi_subscribes_and_requests_reprocessing(page, program, archive, shots):

@@ -493,7 +493,7 @@ async function runSearch(state, params) {
     heading,
     h("div", { class: "toolbar" }, pager, h("span", {}, "Export every page: "), exportLink("csv", "CSV"),
       exportLink("votable", "VOTable")),
-    h("div", { class: "layout" }, h("div", { style: "overflow-x:auto" }, table), plot),
+    h("div", { class: "layout" }, h("div", { class: "scroll" }, table), plot),
   );
   results.removeAttribute("aria-busy");
   announce(`${answer.total} observations found; page ${page} of ${pages}`);
@@ -792,7 +792,7 @@ function productTables(rows, onSelect) {
           announce(`${group.length} products added to the basket`);
         },
       }, `Add all ${group.length} to basket`)),
-      h("div", { style: "overflow-x:auto" }, h("table", {},
+      h("div", { class: "scroll" }, h("table", {},
         h("thead", {}, h("tr", {}, ["File", "Type", "Size", "Data", "Revision", ""].map((t, i) => h("th", {
           scope: "col", class: i === 2 || i === 4 ? "num" : null,
         }, t || h("span", { class: "visually-hidden" }, "Basket"))))),
@@ -1005,7 +1005,7 @@ async function basketPage(main) {
         h("button", { type: "button", class: "danger", onclick: () => { basket.save({}); render(); announce("The basket is empty"); } },
           "Empty the basket")),
       outcome,
-      h("div", { style: "overflow-x:auto" }, h("table", {},
+      h("div", { class: "scroll" }, h("table", {},
         h("thead", {}, h("tr", {}, ["File", "Observation", "Type", "Level", "Size", "Data", ""].map((t, i) => h("th", {
           scope: "col", class: i === 3 || i === 4 ? "num" : null,
         }, t || h("span", { class: "visually-hidden" }, "Remove"))))),
@@ -1165,7 +1165,7 @@ async function reprocessingSection(section, state, params) {
     field("re-stage", "From stage", select([["detector1", "detector1 (from raw)"], ["stage2", "stage 2"],
       ["stage3", "stage 3"]], "stage2")),
     field("re-context", "Reference context", h("input", { placeholder: "newest" })),
-    h("div", { class: "field", style: "grid-column: 1 / -1" }, h("label", { for: "re-reason" }, "Reason"),
+    h("div", { class: "field wide" }, h("label", { for: "re-reason" }, "Reason"),
       h("textarea", { id: "re-reason", name: "re-reason", rows: 2, required: true })),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Request reprocessing")));
   form.addEventListener("submit", async (event) => {

@@ -27,8 +27,17 @@ STATIC_URL = "/portal/static"
 
 router = APIRouter(tags=["portal"])
 
-# The page names its script and style by content-free URLs; a browser revalidates them.
-_NO_STALE = {"Cache-Control": "no-cache"}
+# The page names its script and style by content-free URLs; a browser revalidates them. It
+# runs only its own script and style, talks only to this server, and shows images from it
+# (as blobs when fetched with a token); no other site may frame it.
+_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+                               "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 class PortalConfig(BaseModel):
@@ -43,7 +52,7 @@ class PortalConfig(BaseModel):
 def portal() -> FileResponse:
     """Search, observation pages with previews and linkages, a download basket, and for a
     signed-in user subscriptions and reprocessing requests (docs/portal.md)."""
-    return FileResponse(ASSETS / "index.html", media_type="text/html; charset=utf-8", headers=_NO_STALE)
+    return FileResponse(ASSETS / "index.html", media_type="text/html; charset=utf-8", headers=_HEADERS)
 
 
 @router.get("/portal/config", response_model=PortalConfig, summary="The limits the portal shows")
