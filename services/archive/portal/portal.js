@@ -1092,12 +1092,13 @@ async function subscriptionSection(section) {
       const made = await api("subscriptions", { method: "POST", body });
       const note = made.secret ? ` Its webhook secret, shown this once: ${made.secret}`
         : made.channel === "email" ? " Follow the confirmation link sent to the address before anything is delivered." : "";
+      await refresh(); // listed before it is announced
       fill(outcome, message("info", `Subscribed (subscription ${made.id}).${note}`));
-      await load();
     } catch (exc) {
       fill(outcome, message("error", `Not subscribed: ${exc.detail}`));
     }
   });
+  const refresh = () => load().catch((exc) => fill(list, message("error", `Could not list your subscriptions: ${exc.detail}`)));
   const load = async () => {
     const rows = await api("subscriptions");
     if (!rows.length) {
@@ -1117,7 +1118,7 @@ async function subscriptionSection(section) {
             type: "button", class: "danger", "aria-label": `Unsubscribe ${row.name}`, onclick: async () => {
               try {
                 await api(`subscriptions/${row.id}`, { method: "DELETE" });
-                await load();
+                await refresh();
               } catch (exc) {
                 fill(outcome, message("error", `Not unsubscribed: ${exc.detail}`));
               }
@@ -1126,11 +1127,7 @@ async function subscriptionSection(section) {
   };
   section.append(h("h2", { id: "subs-heading" }, "Subscriptions"), list, history, h("h3", {}, "Subscribe to a program"),
     form, outcome);
-  try {
-    await load();
-  } catch (exc) {
-    fill(list, message("error", `Could not list your subscriptions: ${exc.detail}`));
-  }
+  await refresh();
 }
 
 async function showDeliveries(subscription, container) {
@@ -1183,13 +1180,14 @@ async function reprocessingSection(section, state, params) {
     if (el["re-context"].value.trim()) body.reference_context = el["re-context"].value.trim();
     try {
       const made = await api("reprocessing", { method: "POST", body });
+      await refresh();
       fill(outcome, message("info", `Reprocessing request ${made.id}: ${made.state}.`));
-      await load();
     } catch (exc) {
       fill(outcome, message("error", `Not requested: ${exc.detail}`));
     }
   });
   let timer = null;
+  const refresh = () => load().catch((exc) => fill(list, message("error", `Could not list reprocessing requests: ${exc.detail}`)));
   const load = async () => {
     clearTimeout(timer);
     const rows = await api("reprocessing", { params: [["limit", 20]] });
@@ -1208,7 +1206,7 @@ async function reprocessingSection(section, state, params) {
           type: "button", class: "danger", onclick: async () => {
             try {
               await api(`reprocessing/${row.id}/cancel`, { method: "POST" });
-              await load();
+              await refresh();
             } catch (exc) {
               fill(outcome, message("error", `Not cancelled: ${exc.detail}`));
             }
@@ -1216,15 +1214,11 @@ async function reprocessingSection(section, state, params) {
         }, "Cancel") : null)))))
       : h("p", { class: "note" }, "No reprocessing requests of your programs."));
     if (rows.some((row) => ["queued", "running"].includes(row.state)) && current === state) {
-      timer = setTimeout(() => load().catch(() => {}), 5000);
+      timer = setTimeout(refresh, 5000);
     }
   };
   section.append(h("h2", { id: "repro-heading" }, "Reprocessing"), list, h("h3", {}, "Request reprocessing"), form, outcome);
-  try {
-    await load();
-  } catch (exc) {
-    fill(list, message("error", `Could not list reprocessing requests: ${exc.detail}`));
-  }
+  await refresh();
 }
 
 // ---- start ------------------------------------------------------------------------------
