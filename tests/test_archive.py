@@ -536,6 +536,18 @@ def test_pi_grants_and_withdraws_access(archive):
     assert r.status_code == 403  # NIRISS program names no PI user
 
 
+def test_programs_every_one_or_yours(archive):
+    every = get(archive, "/programs").json()
+    assert [p["program"] for p in every] == sorted(p["program"] for p in every) and A in [p["program"] for p in every]
+    assert not any(p["you_may_read_exclusive_data"] for p in every)
+    assert get(archive, "/programs", mine="true").status_code == 401
+    assert [p["program"] for p in get(archive, "/programs", PI, mine="true").json()] == [A]
+    assert [p["program"] for p in get(archive, "/programs", ADA, mine="true").json()] == [A]  # authorized by the plan
+    assert get(archive, "/programs", MALLORY, mine="true").json() == []
+    mine = get(archive, "/programs", PI, mine="true").json()[0]
+    assert mine == get(archive, f"/programs/{A}", PI).json()
+
+
 def test_previews_follow_the_data_rule(archive):
     assert get(archive, f"/previews/{I2D}").status_code == 401
     assert get(archive, f"/previews/{I2D}", MALLORY).status_code == 403

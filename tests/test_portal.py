@@ -361,20 +361,25 @@ def test_a_stranger_is_refused_and_the_pi_subscribes_and_requests_reprocessing(p
     page.get_by_role("heading", name="Previews").wait_for()
     page.get_by_text("is neither its PI nor an authorized user").first.wait_for()  # previews refused, with why
     page.goto("/portal#/account")
+    page.get_by_text("You are no program's PI or authorized user").wait_for()
     page.get_by_role("button", name="Sign out").click()
 
     sign_in(page, archive.tokens[PI])
-    page.get_by_label("Program").first.fill(program["proposal_id"])
-    page.get_by_label("Address").fill("ada@example.org")
-    page.get_by_role("button", name="Subscribe", exact=True).click()
+    subscribe = page.get_by_role("form", name="Subscribe")
+    subscribe.get_by_label("Program").fill(program["proposal_id"])
+    subscribe.get_by_label("Address").fill("ada@example.org")
+    subscribe.get_by_role("button", name="Subscribe", exact=True).click()
     page.get_by_text("Follow the confirmation link").wait_for()
     row = page.locator("section[aria-labelledby=subs-heading] tbody tr").first
     assert f"program {program['proposal_id']}" in row.inner_text()
     row.get_by_role("button", name="Deliveries").click()
     page.get_by_role("heading", name="Deliveries of").wait_for()
 
+    yours = page.locator("section[aria-labelledby=programs-heading] tbody tr")
+    assert yours.count() == 1 and "its PI" in yours.inner_text()
+    yours.get_by_role("button", name=f"Reprocess program {program['proposal_id']}").click()
     form = page.get_by_role("form", name="Request reprocessing")
-    form.get_by_label("Program").fill(program["proposal_id"])
+    assert form.get_by_label("Program").input_value() == program["proposal_id"]
     form.get_by_label("From stage").select_option("stage3")
     form.get_by_label("Reason").fill("portal test: a new drizzle kernel")
     form.get_by_role("button", name="Request reprocessing").click()

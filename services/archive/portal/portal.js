@@ -1057,8 +1057,43 @@ async function accountPage(main, state, query) {
     h("p", {}, h("button", { type: "button", class: "secondary", onclick: () => { signOut(); route(); } }, "Sign out")));
   const subscriptions = h("section", { "aria-labelledby": "subs-heading" });
   const reprocessing = h("section", { "aria-labelledby": "repro-heading" });
-  main.append(subscriptions, reprocessing);
-  await Promise.all([subscriptionSection(subscriptions), reprocessingSection(reprocessing, state, params)]);
+  const programs = h("section", { "aria-labelledby": "programs-heading" });
+  main.append(programs, subscriptions, reprocessing);
+  await Promise.all([programSection(programs), subscriptionSection(subscriptions),
+    reprocessingSection(reprocessing, state, params)]);
+}
+
+/** The programs whose PI or authorized user the signed-in user is: what they may read
+ *  before its release, and reprocess. */
+async function programSection(section) {
+  section.append(h("h2", { id: "programs-heading" }, "Your programs"));
+  let rows;
+  try {
+    rows = await api("programs", { params: [["mine", "true"]] });
+  } catch (exc) {
+    section.append(message("error", `Could not list your programs: ${exc.detail}`));
+    return;
+  }
+  if (!rows.length) {
+    section.append(h("p", { class: "note" }, "You are no program's PI or authorized user: you read public data only."));
+    return;
+  }
+  section.append(h("datalist", { id: "your-programs" }, rows.map((p) => h("option", { value: p.proposal_id }, p.title))),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Program", "Title", "You are", "Observations", ""]
+      .map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Actions"))))),
+    h("tbody", {}, rows.map((p) => h("tr", {},
+      h("td", {}, h("a", { href: `#/search?program=${p.proposal_id}` }, p.program)),
+      h("td", {}, p.title),
+      h("td", {}, p.authorized_users === null ? "authorized" : "its PI"),
+      h("td", {}, p.observations.map((o, i) => [i ? ", " : "", h("a", { href: `#/observation/${o}` }, o)])),
+      h("td", {}, h("button", {
+        type: "button", class: "secondary", "aria-label": `Reprocess program ${p.proposal_id}`,
+        onclick: () => {
+          const form = document.querySelector("form[aria-label='Request reprocessing']");
+          form.elements["re-program"].value = p.proposal_id;
+          form.elements["re-reason"].focus();
+        },
+      }, "Reprocess…")))))));
 }
 
 accountPage.nav = "account";
@@ -1156,7 +1191,9 @@ async function reprocessingSection(section, state, params) {
   const list = h("div", {});
   const outcome = h("div", { "aria-live": "polite" });
   const form = h("form", { class: "search", "aria-label": "Request reprocessing" },
-    field("re-program", "Program", h("input", { inputmode: "numeric", required: true, value: params.get("program") || "" })),
+    field("re-program", "Program", h("input", {
+      inputmode: "numeric", required: true, value: params.get("program") || "", list: "your-programs",
+    })),
     field("re-observations", "Observations", h("input", { value: params.get("observation") || "", placeholder: "all, or 1, 2" }),
       "(numbers)"),
     field("re-stage", "From stage", select([["detector1", "detector1 (from raw)"], ["stage2", "stage 2"],

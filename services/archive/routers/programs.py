@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Request, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 from fastapi.responses import Response
 from sqlalchemy import select
 
@@ -23,6 +23,7 @@ from services.archive.dependencies import (
     RequiredUser,
     SettingsDep,
     StoreDep,
+    unauthorized,
 )
 from services.archive.files import resolve, serve
 from services.archive.routers.download import authorize
@@ -57,18 +58,31 @@ def _load(session, program: str, *, for_update: bool = False) -> Program:
     return row
 
 
+def _outs(session, programs: list[Program], user: str | None) -> list[ProgramOut]:
+    """The public description of each program, as ``user`` sees it (one query for all their
+    observations)."""
+    numbers: dict[str, list[int]] = {p.id: [] for p in programs}
+    if programs:
+        for pid, number in session.execute(
+                select(Observation.program_id, Observation.number)
+                .where(Observation.program_id.in_(list(numbers))).order_by(Observation.number)):
+            numbers[pid].append(number)
+    out = []
+    for program in programs:
+        is_pi = user is not None and user == program.pi_user
+        out.append(ProgramOut(
+            program=program.id, proposal_id=mast.proposal_id(program.id), title=program.title,
+            pi_name=program.pi_name, category=program.category, eap_months=program.eap_months,
+            observations=[mast.obs_id(program.id, n) for n in numbers[program.id]],
+            authorized_users=sorted(readers(program) - {program.pi_user}) if is_pi else None,
+            you_may_read_exclusive_data=user is not None and user in readers(program),
+            embargoed=program.embargoed,
+        ))
+    return out
+
+
 def _out(session, program: Program, user: str | None) -> ProgramOut:
-    numbers = session.scalars(select(Observation.number).where(Observation.program_id == program.id)
-                              .order_by(Observation.number)).all()
-    is_pi = user is not None and user == program.pi_user
-    return ProgramOut(
-        program=program.id, proposal_id=mast.proposal_id(program.id), title=program.title,
-        pi_name=program.pi_name, category=program.category, eap_months=program.eap_months,
-        observations=[mast.obs_id(program.id, n) for n in numbers],
-        authorized_users=sorted(readers(program) - {program.pi_user}) if is_pi else None,
-        you_may_read_exclusive_data=user is not None and user in readers(program),
-        embargoed=program.embargoed,
-    )
+    return _outs(session, [program], user)[0]
 
 
 def _pi_only(program: Program, user: str) -> None:
@@ -78,6 +92,20 @@ def _pi_only(program: Program, user: str) -> None:
     if user != program.pi_user:
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             detail=f"only the PI of program {program.id} may change who reads its data")
+
+
+@router.get("", response_model=list[ProgramOut], summary="Programs: every one, or yours",
+            responses={401: {"model": ErrorOut, "description": "mine=true without a token."}})
+def list_programs(
+    session: DbSession, user: CurrentUser,
+    mine: Annotated[bool, Query(description="Only the programs whose PI or authorized user you are (a token "
+                                            "needed): those whose exclusive data you read and may reprocess.")] = False,
+) -> list[ProgramOut]:
+    """Public descriptions of the archive's programs, by program number."""
+    if mine and user is None:
+        raise unauthorized("mine=true lists the programs of a token's owner; send a token")
+    programs = session.scalars(select(Program).order_by(Program.id)).all()
+    return _outs(session, [p for p in programs if not mine or user in readers(p)], user)
 
 
 @router.get("/{program}", response_model=ProgramOut, summary="A program")
