@@ -92,8 +92,7 @@ function dateOnly(value) {
 
 function rightsBadge(rights, release) {
   if (rights === "PUBLIC") return h("span", { class: "badge public" }, "Public");
-  const until = release ? ` until ${release}` : "";
-  return h("span", { class: "badge exclusive" }, `Exclusive access${until}`);
+  return h("span", { class: "badge exclusive" }, release ? `Exclusive until ${release}` : "Exclusive access");
 }
 
 function basename(url) {
@@ -435,7 +434,7 @@ function observationQuery(params) {
 const COLUMNS = [
   ["obs_id", "Observation"], ["target_name", "Target"], ["instrument_name", "Instrument"], ["filters", "Filters"],
   ["calib_level", "Level", "num"], ["t_min", "Start (UTC)"], [null, "Exposure (s)", "num"],
-  ["t_obs_release", "Release"], ["dataRights", "Rights"],
+  ["t_obs_release", "Data"],
 ];
 
 async function runSearch(state, params) {
@@ -513,9 +512,7 @@ function resultRow(row) {
     h("td", { class: "num" }, row.calib_level),
     h("td", {}, mjdToIso(row.t_min)),
     h("td", { class: "num" }, row.t_exptime === null ? "" : row.t_exptime.toFixed(1)),
-    h("td", {}, mjdToIso(row.t_obs_release, false)),
-    h("td", {}, row.dataRights === "PUBLIC" ? h("span", { class: "badge public" }, "Public")
-      : h("span", { class: "badge exclusive" }, "Exclusive")),
+    h("td", {}, rightsBadge(row.dataRights, mjdToIso(row.t_obs_release, false))),
     h("td", {}, h("button", {
       type: "button", class: "secondary", "aria-label": `Add the recommended products of ${row.obs_id} to the basket`,
       onclick: async (event) => {
