@@ -285,12 +285,14 @@ function showAccount() {
 
 // ---- routing ---------------------------------------------------------------------------
 
+// Each page is called with (view, state, name, query): the name in the path (an observation,
+// a product), URL-decoded, and the query string as it stands (URLSearchParams decodes it).
 const ROUTES = [
-  [/^#\/observation\/([^?]+)(?:\?(.*))?$/, observationPage],
-  [/^#\/product\/([^?]+)$/, productPage],
+  [/^#\/observation\/(?<name>[^?]+)(?:\?(?<query>.*))?$/, observationPage],
+  [/^#\/product\/(?<name>[^?]+)$/, productPage],
   [/^#\/basket$/, basketPage],
-  [/^#\/account(?:\?(.*))?$/, accountPage],
-  [/^#\/search(?:\?(.*))?$/, searchPage],
+  [/^#\/account(?:\?(?<query>.*))?$/, accountPage],
+  [/^#\/search(?:\?(?<query>.*))?$/, searchPage],
 ];
 
 let current = null; // {page, form}: what is on screen, so a new search keeps its form
@@ -301,7 +303,8 @@ async function route() {
   for (const [pattern, page] of ROUTES) {
     const match = pattern.exec(hash);
     if (!match) continue;
-    const args = match.slice(1).map((part) => (part === undefined ? undefined : decodeURIComponent(part)));
+    const groups = match.groups || {};
+    const args = [groups.name === undefined ? undefined : decodeURIComponent(groups.name), groups.query];
     for (const link of document.querySelectorAll("[data-nav]")) {
       if (link.dataset.nav === page.nav) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
@@ -311,16 +314,18 @@ async function route() {
       await page.update(current, ...args);
       return;
     }
-    main.replaceChildren();
+    // A page draws into a view of its own: one left behind by a quicker move draws nowhere.
+    const view = h("div", {});
+    main.replaceChildren(view);
     const state = { page };
     current = state;
     try {
-      await page(main, state, ...args);
+      await page(view, state, ...args);
     } catch (exc) {
-      main.append(message("error", `Could not show this page: ${exc.detail || exc.message}`));
+      view.append(message("error", `Could not show this page: ${exc.detail || exc.message}`));
     }
-    const heading = main.querySelector("h1");
-    if (heading) {
+    const heading = view.querySelector("h1");
+    if (heading && current === state) {
       document.title = `${heading.textContent} · jwst-dms archive`;
       heading.setAttribute("tabindex", "-1");
       // After a move inside the page, focus goes to the new page's heading (a screen reader
@@ -355,7 +360,7 @@ function select(options, value) {
   return h("select", {}, options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)));
 }
 
-async function searchPage(main, state, query) {
+async function searchPage(main, state, _name, query) {
   const params = searchParamsOf(query);
   const value = (name) => params.get(name) || "";
   const form = h("form", { class: "search", role: "search", "aria-label": "Search observations" },
@@ -405,7 +410,7 @@ async function searchPage(main, state, query) {
 }
 
 searchPage.nav = "search";
-searchPage.update = async (state, query) => {
+searchPage.update = async (state, _name, query) => {
   const params = searchParamsOf(query);
   for (const name of [...SEARCH_FIELDS, "pagesize"]) {
     const input = state.form.elements[name];
@@ -1026,7 +1031,7 @@ basketPage.nav = "basket";
 
 // ---- the account page: sign in, subscriptions, reprocessing -------------------------------
 
-async function accountPage(main, state, query) {
+async function accountPage(main, state, _name, query) {
   const params = searchParamsOf(query);
   if (!whoami) {
     main.append(h("h1", {}, "Sign in"));
