@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from shared.catalog import Observation, Product, Program
+from shared.catalog import Exposure, Observation, Product, Program
 from shared.reprocessing import Scope, submit
 from shared.runtime import dispatch_events
 from tests.imaging_chain import ChainRun
@@ -214,6 +214,13 @@ def test_search_by_target_name_and_by_position(page, program, archive):
     page.wait_for_selector("figure.sky svg circle.cone")
     assert f"RA {ra:.4f}" in page.locator("figure.sky figcaption").inner_text()
     page.goto(f"/portal#/search?ra={(ra + 10) % 360}&dec={dec}&radius=0.05")
+    page.get_by_role("heading", name="0 observations").wait_for()
+    # Dates: the day it was observed counts at either end of the range.
+    with archive.run.ctx.catalog.session() as s:
+        day = s.scalar(select(func.min(Exposure.start_time))).date().isoformat()
+    page.goto(f"/portal#/search?from={day}&to={day}")
+    page.get_by_role("heading", name="1 observation").wait_for()
+    page.goto(f"/portal#/search?to={day}&dataRights=PUBLIC")
     page.get_by_role("heading", name="0 observations").wait_for()
 
 

@@ -431,7 +431,8 @@ function observationQuery(params) {
   }
   const from = params.get("from");
   const to = params.get("to");
-  if (from || to) query.push(["t_min", `${from || ""}..${to || ""}`]);
+  // Started within the dates, both days included ("to" a date alone would mean its midnight).
+  if (from || to) query.push(["t_min", `${from || ""}..${to ? `${to}T23:59:59.999` : ""}`]);
   return query;
 }
 
