@@ -308,6 +308,12 @@ def test_observation_page_mrp_and_revisions_with_what_changed(page, program, arc
         old = s.scalars(select(Product).where(Product.filename == name, Product.revision == 1)).one()
         sha = next(a.sha256 for a in old.artifacts if a.kind == "data")
     assert hashlib.sha256(Path(got.value.path()).read_bytes()).hexdigest() == sha
+    # Another product of the list, chosen: shown in its place and named by the address.
+    catalog = next(n for n in shown if n.endswith("_cat.ecsv"))
+    page.get_by_role("button", name=f"Show {catalog}").click()
+    page.get_by_role("heading", name=catalog, level=3).wait_for()
+    assert page.url.endswith(f"#/observation/{program['obs_id']}?product={catalog}")
+    assert page.evaluate("() => document.activeElement.id") == "detail-heading"
 
 
 def test_following_a_linkage_from_level3_down_to_the_raw_exposure(page, program, archive):

@@ -737,7 +737,11 @@ async function observationPage(main, state, obsId, query) {
       fill(detail, message("error", `No detail for ${name}: ${exc.detail || exc.message}`));
     }
     if (chosen) {
-      const heading = detail.querySelector("#detail-heading");
+      // The address names the product shown, for a bookmark or a link (no new page: no hashchange).
+      const next = new URLSearchParams(params);
+      next.set("product", name);
+      history.replaceState(null, "", `#/observation/${encodeURIComponent(obsId)}?${next}`);
+      const heading = detail.querySelector("#detail-heading") || detail;
       heading.setAttribute("tabindex", "-1");
       heading.focus();
       heading.scrollIntoView({ block: "start" });
@@ -995,12 +999,14 @@ async function basketPage(main) {
       }
     });
     const overCap = total > config.bundle_max_bytes;
-    fill(body, 
+    fill(body,
       h("p", { id: "basket-total" }, `${items.length} file${items.length === 1 ? "" : "s"}, ${humanSize(total)} in all. `,
         `A zip or tar bundle holds at most ${humanSize(config.bundle_max_bytes)}.`),
       overCap ? message("warn", `The basket is larger than the bundle cap (${humanSize(config.bundle_max_bytes)}): `
         + "download it as a curl script, or remove files.") : null,
-      exclusive.length && !whoami ? message("warn", `${exclusive.length} of these files are under exclusive access `
+      items.length > config.bundle_max_files ? message("warn", `One bundle holds at most ${config.bundle_max_files} `
+        + "files: remove some, and download the rest in another bundle.") : null,
+      exclusive.length > 0 && !whoami ? message("warn", `${exclusive.length} of these files are under exclusive access `
         + `(the earliest release is ${exclusive.map((i) => i.release).sort()[0]}). `, h("a", { href: "#/account" }, "Sign in"),
       " with a token of the program's PI or an authorized user to download them.") : null,
       h("div", { class: "toolbar" },
