@@ -56,6 +56,7 @@ __all__ = [
     "release_for",
     "may_reprocess",
     "published_revision",
+    "programs_read_by",
     "readers",
     "recompute_releases",
     "revision_state",
@@ -144,6 +145,12 @@ def readers(program: Program) -> set[str]:
     if program.pi_user:
         users.add(program.pi_user)
     return users
+
+
+def programs_read_by(session: Session, user: str) -> list[Program]:
+    """The programs whose exclusive data ``user`` may read (:func:`readers`), by number:
+    those they may also reprocess and follow the requests of."""
+    return [p for p in session.scalars(select(Program).order_by(Program.id)) if user in readers(p)]
 
 
 class ReadGrant:

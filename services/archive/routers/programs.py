@@ -28,7 +28,7 @@ from services.archive.dependencies import (
 from services.archive.files import resolve, serve
 from services.archive.routers.download import authorize
 from services.archive.schemas import AuthorizationRequest, ErrorOut, ProgramOut
-from shared.access import published_revision, readers
+from shared.access import programs_read_by, published_revision, readers
 from shared.catalog import ArtifactKind, Observation, Product, Program
 from shared.naming import ReportName
 
@@ -104,8 +104,8 @@ def list_programs(
     """Public descriptions of the archive's programs, by program number."""
     if mine and user is None:
         raise unauthorized("mine=true lists the programs of a token's owner; send a token")
-    programs = session.scalars(select(Program).order_by(Program.id)).all()
-    return _outs(session, [p for p in programs if not mine or user in readers(p)], user)
+    programs = programs_read_by(session, user) if mine else session.scalars(select(Program).order_by(Program.id)).all()
+    return _outs(session, list(programs), user)
 
 
 @router.get("/{program}", response_model=ProgramOut, summary="A program")

@@ -18,7 +18,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
-from sqlalchemy import select
 
 from services.archive import mast
 from services.archive.dependencies import (
@@ -34,7 +33,7 @@ from services.archive.schemas import (
     ReprocessingOut,
     ReprocessingReportOut,
 )
-from shared.access import is_operator, may_reprocess, readers
+from shared.access import is_operator, may_reprocess, programs_read_by, readers
 from shared.catalog import Program, ReprocessingRequest
 from shared.config import Settings
 from shared.reprocessing import (
@@ -161,7 +160,7 @@ def list_all(
         pid = row.id
     if is_operator(user, settings.operator_users):
         return list_requests(session, program=pid, state=state, limit=limit)
-    mine = [p.id for p in session.scalars(select(Program)) if user in readers(p)]
+    mine = [p.id for p in programs_read_by(session, user)]
     return list_requests(session, program=pid, programs=mine, state=state, limit=limit)
 
 
