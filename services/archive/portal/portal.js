@@ -177,8 +177,11 @@ async function showImage(img, path, { brief = false } = {}) {
   } catch (exc) {
     const refused = exc.status === 401 || exc.status === 403;
     const why = refused ? `Preview under exclusive access: ${exc.detail}` : `No preview (${exc.detail || exc.message})`;
-    img.replaceWith(brief ? h("span", { class: "note", title: why }, refused ? "Exclusive" : "No preview")
-      : h("span", { class: "note" }, why));
+    // Anonymous: a short hint (the archive's whole reason as the tooltip); signed in: the reason.
+    const text = brief ? (refused ? "Exclusive" : "No preview")
+      : exc.status === 401 ? "Preview under exclusive access: sign in as the program's PI or an authorized user to see it."
+        : why;
+    img.replaceWith(h("span", { class: "note", title: why }, text));
   }
 }
 
@@ -774,8 +777,9 @@ function topProduct(rows) {
 function previewGallery(science, all) {
   const previews = all.filter((r) => r.productType === "PREVIEW" && /\.(png|jpe?g)$/i.test(r.productFilename));
   const top = Math.max(...science.map((r) => r.calib_level), 0);
+  // A preview is named after its product's file without the extension (…_i2d.png, …_phot_preview.png).
   const shown = science.filter((r) => r.productType === "SCIENCE" && r.calib_level === top
-    && previews.some((p) => p.productFilename.startsWith(r.productFilename.replace(/\.fits$/, ""))));
+    && previews.some((p) => p.productFilename.startsWith(r.productFilename.replace(/\.[a-z0-9]+$/i, ""))));
   if (!shown.length) return h("p", { class: "note" }, "No previews yet.");
   return h("div", { class: "previews" }, shown.slice(0, 8).map((row) => {
     const img = h("img", { alt: `Preview of ${row.productFilename}`, width: 260, height: 260 });
