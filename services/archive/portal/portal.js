@@ -775,11 +775,11 @@ function topProduct(rows) {
 }
 
 function previewGallery(science, all) {
-  const previews = all.filter((r) => r.productType === "PREVIEW" && /\.(png|jpe?g)$/i.test(r.productFilename));
   const top = Math.max(...science.map((r) => r.calib_level), 0);
-  // A preview is named after its product's file without the extension (…_i2d.png, …_phot_preview.png).
+  // A product's preview is <stem>_preview.png (docs/preview.md): …_i2d_preview.png, …_phot_preview.png.
+  const names = new Set(all.filter((r) => r.productType === "PREVIEW").map((r) => r.productFilename));
   const shown = science.filter((r) => r.productType === "SCIENCE" && r.calib_level === top
-    && previews.some((p) => p.productFilename.startsWith(r.productFilename.replace(/\.[a-z0-9]+$/i, ""))));
+    && names.has(`${r.productFilename.replace(/\.[a-z0-9]+$/i, "")}_preview.png`));
   if (!shown.length) return h("p", { class: "note" }, "No previews yet.");
   return h("div", { class: "previews" }, shown.slice(0, 8).map((row) => {
     const img = h("img", { alt: `Preview of ${row.productFilename}`, width: 260, height: 260 });
