@@ -271,11 +271,42 @@ def weight_map(inp: ResampleInput, weight_type: str = "ivm") -> np.ndarray:
 def _drizzle_one(values: np.ndarray, weights: np.ndarray, pmap: np.ndarray, out_shape, *, pixfrac: float,
                  kernel: str, exptime: float) -> tuple[np.ndarray, np.ndarray]:
     """Weighted mean of ``values`` on the output grid (0 where nothing landed) and the
-    summed weight."""
+    summed weight, float32."""
     driz = Drizzle(kernel=kernel, fillval=0.0, out_shape=out_shape)
-    filled = np.where(weights > 0, values, 0.0).astype(np.float32)
+    filled = np.where(weights > 0, values, np.float32(0.0)).astype(np.float32, copy=False)
     driz.add_image(filled, exptime=exptime, pixmap=pmap, weight_map=weights, pixfrac=pixfrac, in_units="cps")
-    return np.asarray(driz.out_img, float), np.asarray(driz.out_wht, float)
+    return driz.out_img, driz.out_wht
+
+
+def _output_pixels_per_input_pixel(pmap: np.ndarray) -> float:
+    """The larger step of a pixel map, in output pixels, between neighbouring input pixels
+    at the input's centre (1 when it cannot be told)."""
+    ny, nx = pmap.shape[:2]
+    cy, cx = min(ny // 2, ny - 2), min(nx // 2, nx - 2)
+    steps = [float(np.hypot(*(pmap[cy, cx + 1] - pmap[cy, cx]))) if nx > 1 else 1.0,
+             float(np.hypot(*(pmap[cy + 1, cx] - pmap[cy, cx]))) if ny > 1 else 1.0]
+    return max(steps) if all(math.isfinite(v) for v in steps) else 1.0
+
+
+def _landing_box(pmap: np.ndarray, out_shape: tuple[int, int]) -> tuple[slice, slice] | None:
+    """The part of the output grid an input can reach (its pixel map's extent, widened by
+    the largest kernel's reach: 4 input pixels at the output scale), as (rows, columns);
+    None when it lands nowhere on the grid. Drizzling into this box instead of the whole
+    grid gives the same values there and zeros elsewhere, for a fraction of the
+    allocation and arithmetic on a mosaic much larger than one input."""
+    x, y = pmap[..., 0], pmap[..., 1]
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(x) & np.isfinite(y)
+    if not finite.any():
+        return None
+    xs, ys = x[finite], y[finite]
+    margin = int(math.ceil(4.0 * max(_output_pixels_per_input_pixel(pmap), 1.0))) + 2
+    ny, nx = out_shape
+    x0, x1 = max(0, int(math.floor(xs.min())) - margin), min(nx, int(math.ceil(xs.max())) + margin + 1)
+    y0, y1 = max(0, int(math.floor(ys.min())) - margin), min(ny, int(math.ceil(ys.max())) + margin + 1)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return slice(y0, y1), slice(x0, x1)
 
 
 def resample(
@@ -309,6 +340,10 @@ def resample(
     and with "ivm" weights on same-scale grids it reduces to ``1 / sum(1 / v_i)``.
     ``variances=False`` skips them (one drizzle per input instead of up to four); the
     result's variances and ERR are then None and NaN.
+
+    Each input is drizzled onto the part of the grid it can reach (its pixel map's
+    extent), not the whole grid: on a mosaic of many exposures that is what keeps the
+    cost near the drizzle kernel's own.
     """
     if not inputs:
         raise ValueError("resample needs at least one input")
@@ -319,38 +354,43 @@ def resample(
     ny, nx = out_shape
     num = np.zeros(out_shape)
     wht = np.zeros(out_shape)
-    var_num = {name: np.zeros(out_shape) for name in _VARIANCES}
-    has_var = dict.fromkeys(_VARIANCES, False)
+    var_num: dict[str, np.ndarray] = {}
     con = np.zeros(((len(inputs) + 31) // 32, ny, nx), np.int32)
     for i, inp in enumerate(inputs):
         if inp.data.ndim != 2:
             raise ValueError(f"input {i}: data must be 2-D (ny, nx), got shape {inp.data.shape}")
         w = weight_map(inp, weight_type)
         pmap = pixmap(inp.wcs, out_wcs, inp.data.shape)
+        box = _landing_box(pmap, out_shape)
+        if box is None:
+            continue
+        rows, cols = box
+        pmap[..., 0] -= cols.start
+        pmap[..., 1] -= rows.start
+        box_shape = (rows.stop - rows.start, cols.stop - cols.start)
         exptime = float(inp.exptime) if inp.exptime and inp.exptime > 0 else 1.0
-        mean_i, wht_i = _drizzle_one(inp.data, w, pmap, out_shape, pixfrac=pixfrac, kernel=kernel, exptime=exptime)
-        num += mean_i * wht_i
-        wht += wht_i
-        con[i // 32][wht_i > 0] |= np.array(1 << (i % 32), np.uint32).view(np.int32)
+        mean_i, wht_i = _drizzle_one(inp.data, w, pmap, box_shape, pixfrac=pixfrac, kernel=kernel, exptime=exptime)
+        num[box] += mean_i * wht_i.astype(np.float64)
+        wht[box] += wht_i
+        con[i // 32][box][wht_i > 0] |= np.array(1 << (i % 32), np.uint32).view(np.int32)
         for name in _VARIANCES if variances else ():
             var = getattr(inp, name)
             if var is None:
                 continue
-            has_var[name] = True
             ok = np.isfinite(var)
-            v_i, _ = _drizzle_one(np.where(ok, var, 0.0), np.where(ok, w, 0.0).astype(np.float32), pmap, out_shape,
-                                  pixfrac=pixfrac, kernel=kernel, exptime=exptime)
-            var_num[name] += wht_i**2 * v_i
+            v_i, _ = _drizzle_one(np.where(ok, var, np.float32(0.0)), np.where(ok, w, np.float32(0.0)), pmap,
+                                  box_shape, pixfrac=pixfrac, kernel=kernel, exptime=exptime)
+            if name not in var_num:
+                var_num[name] = np.zeros(out_shape)
+            var_num[name][box] += np.square(wht_i, dtype=np.float64) * v_i
     covered = wht > 0
     data = np.full(out_shape, fillval, np.float32)
     data[covered] = (num[covered] / wht[covered]).astype(np.float32)
-    variances: dict[str, np.ndarray | None] = {}
-    for name in _VARIANCES:
-        if not has_var[name]:
-            variances[name] = None
-            continue
+    del num
+    variances: dict[str, np.ndarray | None] = dict.fromkeys(_VARIANCES)
+    for name, total in var_num.items():
         v = np.full(out_shape, np.nan, np.float32)
-        v[covered] = (var_num[name][covered] / wht[covered] ** 2).astype(np.float32)
+        v[covered] = (total[covered] / wht[covered] ** 2).astype(np.float32)
         variances[name] = v
     present = [v for v in variances.values() if v is not None]
     err = np.sqrt(np.sum(present, axis=0)).astype(np.float32) if present else np.full(out_shape, np.nan, np.float32)

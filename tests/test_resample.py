@@ -21,6 +21,7 @@ from shared.resample import (
     output_grid,
     pixel_area_arcsec2,
     pixel_scale_arcsec,
+    pixmap,
     resample,
     weight_map,
 )
@@ -107,6 +108,35 @@ def test_do_not_use_pixels_get_no_weight_and_variances_combine():
     assert double.var_flat is None
     assert set(np.unique(double.con)) <= {0, 1, 2, 3} and (double.con == 3).sum() > 0
     assert np.isnan(double.data[~(double.wht > 0)]).all()
+
+
+@pytest.mark.parametrize(("kernel", "ratio"), [("square", 1.0), ("square", 0.5), ("lanczos3", 1.0), ("gaussian", 0.7)])
+def test_an_input_drizzled_on_its_part_of_a_large_grid_is_the_whole_grid_drizzle(kernel, ratio):
+    """resample drizzles each input onto the part of the grid it reaches: SCI, WHT and the
+    variances are those of drizzling onto the whole grid (the drizzle library, directly),
+    and nothing lands outside that part."""
+    from drizzle.resample import Drizzle
+
+    rng = np.random.default_rng(5)
+    data = rng.normal(3.0, 0.5, SHAPE).astype(np.float32)
+    var = rng.uniform(0.5, 2.0, SHAPE).astype(np.float32)
+    near, far = _wcs(), _wcs(40.0, 35.0, 30.0)  # the grid spans both: `near` fills one corner
+    grid, shape = output_grid([near, far], [SHAPE] * 2, pixel_scale_ratio=ratio)
+    inp = ResampleInput(data, near, var_rnoise=var, var_poisson=var * 2)
+    r = resample([inp], grid, shape, kernel=kernel, fillval=0.0)
+
+    pmap = pixmap(near, grid, SHAPE)  # the map resample uses
+    w = weight_map(inp, "ivm")
+    whole = Drizzle(kernel=kernel, fillval=0.0, out_shape=shape)
+    whole.add_image(data, exptime=1.0, pixmap=pmap, weight_map=w, in_units="cps")
+    variance = Drizzle(kernel=kernel, fillval=0.0, out_shape=shape)
+    variance.add_image(var * 2, exptime=1.0, pixmap=pmap, weight_map=w, in_units="cps")
+    assert r.wht.sum() == pytest.approx(float(whole.out_wht.sum()), rel=1e-6)
+    np.testing.assert_allclose(r.wht, whole.out_wht, rtol=1e-5, atol=1e-6 * float(whole.out_wht.max()))
+    covered = whole.out_wht > 0
+    assert (r.wht > 0).sum() == covered.sum() and covered.sum() < 0.6 * covered.size
+    np.testing.assert_allclose(r.data[covered], whole.out_img[covered], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(r.var_poisson[covered], variance.out_img[covered], rtol=1e-5)
 
 
 def test_derivative_is_largest_neighbour_difference():
