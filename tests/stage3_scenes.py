@@ -127,7 +127,7 @@ def render(wcs: WCS, shape: tuple[int, int], sky: Sky, fwhm: float) -> np.ndarra
 def make_exposures(
     sky: Sky, *, n: int = 4, shape=(160, 160), fwhm: float = 2.0, dithers=None, pointing_errors=None,
     roll: float = 30.0, roll_errors=None, sky_levels=None, n_cr: int = 30, seed: int = 2,
-    noise_jy: float = 2e-9, gain_jy: float = 1e-10, distortion=DISTORTION_MODEL,
+    noise_jy: float = 2e-9, gain_jy: float = 1e-10, distortion=DISTORTION_MODEL, offset=(0.0, 0.0),
 ) -> list[Exposure]:
     """``n`` dithered exposures of ``sky``.
 
@@ -135,7 +135,8 @@ def make_exposures(
     ``pointing_errors`` (arcsec) are what the claimed WCS gets wrong, ``roll_errors``
     (deg) its roll error. Noise: read noise ``noise_jy`` per pixel (as a flux) plus
     Poisson noise with ``gain_jy`` Jy per electron. ``n_cr`` cosmic rays per exposure.
-    ``distortion``: a DISTORTION model, or None for undistorted (TAN) windows.
+    ``distortion``: a DISTORTION model, or None for undistorted (TAN) windows. ``offset``
+    (arcsec, along RA/Dec) moves every exposure: another detector of the same exposures.
     """
     rng = np.random.default_rng(seed)
     ny, nx = shape
@@ -147,7 +148,7 @@ def make_exposures(
     to_sb = 1.0 / (PIXAR_SR * 1e6)  # Jy per pixel -> MJy/sr
     out = []
     for k in range(n):
-        dra, ddec = dithers[k]
+        dra, ddec = dithers[k][0] + offset[0], dithers[k][1] + offset[1]
         era, edec = pointing_errors[k]
         ra = RA0 + dra / 3600.0 / cosd
         dec = DEC0 + ddec / 3600.0

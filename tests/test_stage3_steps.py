@@ -107,6 +107,37 @@ def test_tweakreg_absolute_alignment_recovers_truth(exposures, sky):
         assert np.allclose(new.wcs.crpix, exp.wcs.wcs.crpix)
 
 
+def test_tweakreg_aligns_the_detectors_of_an_exposure_together():
+    """Three dithered exposures of two detectors 12 arcsec apart: the detectors never
+    overlap each other, only their own images at the other dither points. Aligned
+    exposure by exposure (the public step's group_id) every image is fitted, both
+    detectors of an exposure by one correction, to the truth within 0.05 pixel; image by
+    image, the second detector's images meet no source of the reference detector's and
+    stay unaligned."""
+    sky = make_sky(1600, radius_arcsec=16.0, seed=21, flux_range=(1e-7, 2e-6))
+    kw = dict(n=3, pointing_errors=[(0.0, 0.0), (0.25, -0.15), (-0.2, 0.3)], roll_errors=[0.0, 0.004, -0.003],
+              n_cr=0, seed=4)
+    near = make_exposures(sky, **kw)
+    far = make_exposures(sky, offset=(12.0, 0.0), **kw)
+    images = [e for pair in zip(near, far, strict=True) for e in pair]
+    groups = [k for k in range(3) for _ in range(2)]
+
+    alone = tweakreg(_inputs(images))
+    assert sum(a.aligned for a in alone.alignments) <= 3
+    assert any("no pair of sources" in a.note for a in alone.alignments)
+
+    together = tweakreg(_inputs(images), groups=groups)
+    assert all(a.aligned for a in together.alignments)
+    assert together.alignments[0] == together.alignments[1] and together.alignments[2] == together.alignments[3]
+    ref = next(i for i, a in enumerate(together.alignments) if a.note == "reference exposure")
+    got, truth = _sky_residual(together.wcss[ref], images[ref].true_wcs, images[ref].data.shape, together.tangent)
+    group_error, _ = fit_rshift(got, truth, nclip=0)
+    for new, exp in zip(together.wcss, images, strict=True):
+        got, truth = _sky_residual(new, exp.true_wcs, exp.data.shape, together.tangent)
+        miss = np.hypot(*(got - group_error.apply(truth)).T) / 0.031
+        assert np.sqrt(np.mean(miss**2)) <= 0.05
+
+
 def test_tweakreg_reports_what_it_cannot_align(exposures, sky):
     blank = exposures[0].data * 0 + np.float32(1.0)
     inputs = _inputs(exposures[:2]) + [TweakregInput(blank, exposures[0].err, exposures[0].dq, exposures[0].wcs)]

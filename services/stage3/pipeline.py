@@ -227,9 +227,11 @@ def _record_absolute(s: Image3State, a: StepArgs, aligned: bool, note: str) -> N
 
 def _tweakreg(s: Image3State, a: StepArgs) -> Skip | None:
     ms = s.members
-    if len(ms) < 2 and s.abs_refcat is None:
+    exposures = [_exposure_of(m) for m in ms]  # its detectors are aligned together
+    if len(set(exposures)) < 2 and s.abs_refcat is None:
         return Skip("one exposure and no absolute catalog: nothing to align")
-    result = tweakreg([TweakregInput(m.sci, m.err, m.dq, m.wcs) for m in ms], a.params, s.abs_refcat)
+    result = tweakreg([TweakregInput(m.sci, m.err, m.dq, m.wcs) for m in ms], a.params, s.abs_refcat,
+                      groups=exposures)
     s.alignments = result.alignments
     if s.abs_refcat is not None:
         _record_absolute(s, a, result.absolute is not None, result.absolute_note)

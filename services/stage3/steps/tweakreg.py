@@ -7,7 +7,10 @@ absolute astrometric catalog.
    ``brightest`` kept.
 2. Every exposure's sources go to the sky with its own WCS (distortion included), then to
    one tangent plane at the group's centre.
-3. Relative alignment (:func:`align`): the exposure with most sources is the reference;
+3. Relative alignment (:func:`align`), exposure by exposure: the images of one exposure
+   (its detectors, ``groups``) are one catalog with one correction, as the public step
+   aligns by group_id, so detectors that never overlap each other are still aligned
+   through the dithers. The exposure with most sources is the reference;
    the others, most-overlapping first, are matched to the growing reference catalog (its
    sources plus those of exposures already aligned) and fitted with a shift + rotation
    ("rshift": initial offset from a pair histogram within ``searchrad``, mutual nearest
@@ -28,7 +31,7 @@ rotation is well determined by 6 clipped matches; the matching tolerance is in p
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -320,9 +323,12 @@ def corrected_wcs(wcs: WCS, transform: RShift, tangent: tuple[float, float]) -> 
 
 
 def tweakreg(inputs: Sequence[TweakregInput], params: TweakregParams | None = None,
-             abs_refcat: tuple[np.ndarray, np.ndarray] | None = None) -> TweakregResult:
+             abs_refcat: tuple[np.ndarray, np.ndarray] | None = None,
+             groups: Sequence[Hashable] | None = None) -> TweakregResult:
     """Align ``inputs`` (see the module docstring). ``abs_refcat`` is (ra, dec) degrees of
-    an absolute astrometric catalog, or None for relative alignment only."""
+    an absolute astrometric catalog, or None for relative alignment only. ``groups``
+    names each input's exposure: inputs of one exposure get one correction, fitted on
+    their sources together (default: every input its own exposure)."""
     p = params or TweakregParams()
     shapes = [i.data.shape for i in inputs]
     wcss = [i.wcs for i in inputs]
@@ -332,6 +338,15 @@ def tweakreg(inputs: Sequence[TweakregInput], params: TweakregParams | None = No
                             brightest=p.brightest) for i in inputs]
     planes = [_to_plane(s, w, tangent, scale) for s, w in zip(sources, wcss, strict=True)]
     abs_uv, note = _catalog_near(abs_refcat, tangent, planes, p.abs_searchrad) if abs_refcat is not None else (None, "")
-    alignments, absolute, abs_note = align(planes, p, scale, abs_uv)
+    keys = list(groups) if groups is not None else list(range(len(inputs)))
+    if len(keys) != len(inputs):
+        raise ValueError(f"tweakreg: {len(keys)} groups for {len(inputs)} inputs")
+    members = [[i for i, k in enumerate(keys) if k == g] for g in dict.fromkeys(keys)]
+    exposures = [(np.vstack([planes[i][0] for i in m]), np.concatenate([planes[i][1] for i in m])) for m in members]
+    fitted, absolute, abs_note = align(exposures, p, scale, abs_uv)
+    alignments: list[Alignment] = [fitted[0]] * len(inputs)
+    for m, a in zip(members, fitted, strict=True):
+        for i in m:
+            alignments[i] = a
     new_wcss = [corrected_wcs(w, a.transform, tangent) if a.aligned else w.deepcopy() for w, a in zip(wcss, alignments, strict=True)]
     return TweakregResult(new_wcss, alignments, tangent, sources, absolute, abs_note or note)
