@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 
 from services.registry import embedded_context
+from shared.catalog.db import dispatch_on_commit
 from shared.config import Settings
 from shared.runtime import InlineTransport, Outcome, ServiceContext, dispatch_events
 
@@ -54,10 +56,19 @@ def expand_paths(paths: list[str]) -> list[Path]:
 def ingest_paths(ctx: ServiceContext, inline: InlineTransport | None, paths: list[Path], *,
                  requeue: bool = False) -> list:
     """Deliver files and process them; the list of :class:`services.ingest.receive.Received`.
-    Files refused at delivery (plans that do not validate) are named on stderr."""
+    Files refused at delivery (plans that do not validate) are named on stderr. Each
+    arrival is sent to the workers as soon as it is recorded, while the next file is still
+    being stored, not when every file has been."""
     from services.ingest.receive import receive_files
 
-    received = receive_files(ctx, paths, requeue=requeue)
+    sent = 0
+
+    def send(ids) -> None:
+        nonlocal sent
+        sent += dispatch_events(ctx.catalog, ctx.transport, event_ids=ids)
+
+    with dispatch_on_commit(send) if ctx.transport is not None else nullcontext():
+        received = receive_files(ctx, paths, requeue=requeue)
     plans = sum(1 for r in received if r.kind == "plan")
     ephemerides = sum(1 for r in received if r.kind == "ephemeris")
     telemetry = sum(1 for r in received if r.kind == "telemetry")
@@ -72,7 +83,7 @@ def ingest_paths(ctx: ServiceContext, inline: InlineTransport | None, paths: lis
     for r in received:
         if r.rejection:
             print(f"REJECTED {r.path.name} (kept at {r.stored.uri}): {r.rejection}", file=sys.stderr)
-    sent = dispatch_events(ctx.catalog, ctx.transport, event_ids=announced)
+    sent += dispatch_events(ctx.catalog, ctx.transport, event_ids=announced)  # any a send missed then
     if inline is not None:
         inline.run_until_idle(progress=task_progress)
     else:

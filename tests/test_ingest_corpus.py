@@ -20,7 +20,7 @@ from functools import cache
 import numpy as np
 import pytest
 from astropy.io import fits
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.ingest.receive import receive_files
 from services.registry import embedded_context
@@ -440,4 +440,38 @@ def test_a_stored_plan_that_is_invalid_refuses_the_telemetry_not_the_worker(embe
         [rej] = s.scalars(select(IngestRejection)).all()
         assert not s.scalars(select(TaskFailure)).all()
     assert rej.reason == "invalid_plan" and next(iter(change)) in rej.detail
+    ctx.catalog.dispose()
+
+
+def test_dms_ingest_sends_each_arrival_before_storing_the_next_file(embedded_settings, tmp_path):
+    """`dms ingest` of a plan and two telemetry files with a broker: the first file's
+    arrival reaches the broker while the second is not yet in the raw store (each arrival
+    is sent when it is recorded, not when every file has been), and each event once."""
+    from services.console import ingest_paths
+    from shared.runtime import ServiceContext
+
+    class Broker:
+        def __init__(self):
+            self.sent: list[tuple[str, str, set[str]]] = []
+
+        def send(self, task, event):
+            stored = set(ctx.store.list_keys("dms-raw"))
+            self.sent.append((task, event.subject, {k.rsplit("/", 1)[-1] for k in stored}))
+
+    broker = Broker()
+    ctx = ServiceContext.from_settings(embedded_settings, transport=broker)
+    ctx.catalog.upgrade()
+    plan = tiny_plan(program="01111", exposures=2)
+    first, second = tiny_exposure(plan), tiny_exposure(plan, exposure=2)
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    (delivery / "jw01111_plan.json").write_text(plan.model_dump_json())
+    (delivery / "a.ccsds").write_bytes(b"".join(first.packets))
+    (delivery / "b.ccsds").write_bytes(b"".join(second.packets))
+    ingest_paths(ctx, None, sorted(delivery.iterdir()))
+    arrivals = [(subject, stored) for task, subject, stored in broker.sent if task == "ingest.telemetry"]
+    assert [subject for subject, _ in arrivals] == ["a.ccsds", "b.ccsds"]
+    assert "a.ccsds" in arrivals[0][1] and "b.ccsds" not in arrivals[0][1]
+    with ctx.catalog.session() as s:
+        assert s.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.dispatched_at.is_(None))) == 0
     ctx.catalog.dispose()
