@@ -1,4 +1,4 @@
-"""`python -m benchmarks [ingest] [detector1] [imaging] [startup] [whole] [scale] [reprocess] [catalog]`: run the benchmarks and print their figures."""
+"""`python -m benchmarks [ingest] [detector1] [imaging] [startup] [whole] [scale] [reprocess] [catalog] [program]`: run the benchmarks and print their figures."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from benchmarks import (
     detector1_bench,
     imaging_bench,
     ingest_bench,
+    program_bench,
     reprocess_bench,
     scale_bench,
     startup_bench,
@@ -20,7 +21,8 @@ from benchmarks import (
 
 BENCHES = {"ingest": ingest_bench.run, "detector1": detector1_bench.run, "imaging": imaging_bench.run,
            "startup": startup_bench.run, "whole": whole_process_bench.run, "scale": scale_bench.run,
-           "reprocess": reprocess_bench.run, "catalog": catalog_bench.run}
+           "reprocess": reprocess_bench.run, "catalog": catalog_bench.run,
+           "program": program_bench.run}
 
 
 def main(argv: list[str] | None = None) -> int:

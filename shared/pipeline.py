@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -214,12 +215,14 @@ class StepResult:
 @dataclass
 class RunRecord:
     """What the runner recorded: every step that was part of the run, in order, with how
-    it ended, and notes; ``reftypes`` are the reference types of the run's steps."""
+    it ended, and notes; ``reftypes`` are the reference types of the run's steps;
+    ``seconds`` how long each step took (wall clock)."""
 
     pipeline: str
     results: dict[str, StepResult] = field(default_factory=dict)
     reftypes: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def statuses(self) -> dict[str, str]:
@@ -453,14 +456,18 @@ class Pipeline(Generic[S]):
         for step in sequence:
             if step.when is not None and not step.when(state):
                 continue
+            started = time.perf_counter()
             with hook(step.name):
                 result = self._run_step(step, state, keywords, refs, p, record.notes)
+            record.seconds[step.name] = time.perf_counter() - started
             record.results[step.name] = result
             if result.status is StepStatus.COMPLETE:
                 continue
             level = logging.WARNING if result.status is StepStatus.FAILED else _LEVELS.get(result.kind, logging.INFO)
             log.log(level, "%s: %s %s: %s", label, step.name, result.status.value.lower(), result.reason)
             record.notes.append(f"{step.name} {result.status.value.lower()}: {result.reason}")
+        log.info("%s: %s steps took %.3f s (%s)", label, self.name, sum(record.seconds.values()),
+                 ", ".join(f"{name} {sec:.3f}" for name, sec in record.seconds.items()))
         return record
 
     @staticmethod

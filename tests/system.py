@@ -179,10 +179,12 @@ class System:
 
 
 class WebhookReceiver:
-    """A subscriber's HTTP endpoint on loopback: records every POST (headers, raw body)."""
+    """A subscriber's HTTP endpoint on loopback: records every POST (headers, raw body)
+    and when it came (epoch seconds)."""
 
     def __init__(self):
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.times: list[float] = []
         self.lock = threading.Lock()
         outer = self
 
@@ -191,6 +193,7 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with outer.lock:
                     outer.requests.append((dict(self.headers), body))
+                    outer.times.append(time.time())
                 self.send_response(204)
                 self.end_headers()
 
@@ -205,6 +208,11 @@ class WebhookReceiver:
     def received(self) -> list[tuple[dict[str, str], bytes]]:
         with self.lock:
             return list(self.requests)
+
+    def received_at(self) -> list[tuple[float, dict]]:
+        """(when, parsed body) of every POST, in order."""
+        with self.lock:
+            return [(at, json.loads(body)) for at, (_, body) in zip(self.times, self.requests, strict=True)]
 
     def subjects(self) -> Counter:
         return Counter(json.loads(body).get("subject") for _, body in self.received())

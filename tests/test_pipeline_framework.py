@@ -96,8 +96,13 @@ def test_runner_records_every_outcome_with_a_typed_reason(caplog):
     assert record.results["firstframe"].reason == "skipped by default"
     assert record.results["photom"].reason == "the fit diverged"
     assert "looked, found nothing" in record.notes and "photom failed: the fit diverged" in record.notes
-    levels = {r.getMessage().split(": ", 1)[1].split()[0]: r.levelno for r in caplog.records}
+    timing = [r.getMessage() for r in caplog.records if " steps took " in r.getMessage()]
+    levels = {r.getMessage().split(": ", 1)[1].split()[0]: r.levelno for r in caplog.records
+              if " steps took " not in r.getMessage()}
     assert levels == {"superbias": logging.INFO, "photom": logging.WARNING, "firstframe": logging.INFO}
+    # how long each step of the run took, recorded and logged once at the end
+    assert list(record.seconds) == list(record.results) and all(t >= 0 for t in record.seconds.values())
+    assert len(timing) == 1 and "group_scale" in timing[0] and "resample" in timing[0]
     assert record.references == {"flat": "f.fits", "area": "a.fits"}
     assert record.status_cards("flat_field") == {"S_GRPSCL": "COMPLETE", "S_FLAT": "COMPLETE"}
     assert record.reference_cards() == {"R_FLAT": "crds://f.fits", "R_AREA": "crds://a.fits"}

@@ -17,15 +17,17 @@ PROGRAM_ID = f"{PROGRAM:05d}"
 FILTERS = ("F200W", "F150W", "F090W", "F115W")
 
 
-def description(observations: int = 2, dithers: int = 4) -> dict:
+def description(observations: int = 2, dithers: int = 4, *, subarray: str = "SUB160", ngroups: int = 5,
+                stars_per_window: float = 150.0) -> dict:
     """NIRCam imaging of two fields: ``observations`` observations of two detectors at
-    ``dithers`` points, SUB160 and 5 groups so an exposure calibrates in about a second."""
+    ``dithers`` points; by default SUB160 and 5 groups so an exposure calibrates in about a
+    second (the end-to-end benchmark asks for FULL and 8 groups)."""
     obs = []
     for n in range(1, observations + 1):
         obs.append({
             "number": n, "target": "FIELD-A" if n % 2 else "FIELD-B", "instrument": "NIRCAM",
             "template": "NIRCam Imaging", "detectors": ["NRCA1", "NRCA2"], "filter": FILTERS[(n - 1) % 4],
-            "pupil": "CLEAR", "readpatt": "RAPID", "ngroups": 5, "nints": 1, "subarray": "SUB160",
+            "pupil": "CLEAR", "readpatt": "RAPID", "ngroups": ngroups, "nints": 1, "subarray": subarray,
             "dither": {"pattern": "N-POINT-LINE", "npoints": dithers, "size": 2.0} if dithers != 4
             else {"pattern": "4-POINT-BOX", "size": 2.0},
             "start_time": f"2025-03-0{n}T12:00:00Z",
@@ -36,7 +38,7 @@ def description(observations: int = 2, dithers: int = 4) -> dict:
         "targets": [{"name": "FIELD-A", "ra": 53.1625, "dec": -27.7914},
                     {"name": "FIELD-B", "ra": 53.2100, "dec": -27.7500}],
         "observations": obs,
-        "simulation": {"seed": 7, "stars_per_window": 150, "bright_stars_per_window": 2, "compress": False},
+        "simulation": {"seed": 7, "stars_per_window": stars_per_window, "bright_stars_per_window": 2, "compress": False},
     }
 
 
