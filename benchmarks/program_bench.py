@@ -191,7 +191,6 @@ def _hops(ctx) -> dict[str, dict]:
             for task, v in sorted(spans.items())}
 
 
-_STEPS_TOOK = re.compile(r": \w+ steps took ([0-9.]+) s")
 _TASK_LINE = re.compile(r"steps took ([0-9.]+) s|Task [\w.]+\[[0-9a-f-]+\] succeeded in ([0-9.]+)s")
 
 
