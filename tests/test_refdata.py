@@ -274,6 +274,38 @@ def test_asdf_references_deliver_load_and_are_checked(ctx, tmp_path):
         load_reference("abvegaoffset", _asdf_without_table(tmp_path), Window(1, 1, 160, 160), (2048, 2048))
 
 
+def test_a_process_keeps_the_references_it_checked_until_the_file_changes(tmp_path):
+    """A worker's next task with the same file, window and type gets the reference it
+    checked before, without reading the file again; a file changed since (here an ASDF
+    table with another row count) is read again, and another window is another reference."""
+    import asdf
+
+    from services.simulator.optical_refs import write_catalog_references
+    from shared.refdata import Window, load_reference, loading
+
+    path = next(r.path for r in write_catalog_references("NIRCAM", tmp_path / "refs") if r.reftype == "ABVEGAOFFSET")
+    window = Window(1, 1, 160, 160)
+    first = load_reference("abvegaoffset", path, window, (2048, 2048))
+    opened = []
+    original = loading._load_asdf_reference
+    try:
+        loading._load_asdf_reference = lambda *a: opened.append(a) or original(*a)
+        assert load_reference("ABVEGAOFFSET", path, window, (2048, 2048)) is first
+        assert opened == []
+        other = load_reference("abvegaoffset", path, Window(1, 1, 64, 64), (2048, 2048))
+        assert other is not first and len(opened) == 1
+        rows = first.tables["abvega_offset"]
+        with asdf.open(path, lazy_load=False, memmap=False) as af:
+            tree = {**af.tree}
+        tree["abvega_offset"] = tree["abvega_offset"][:3]
+        path.unlink()
+        asdf.AsdfFile(tree).write_to(path)
+        again = load_reference("abvegaoffset", path, window, (2048, 2048))
+        assert again is not first and len(again.tables["abvega_offset"]) == 3 < len(rows)
+    finally:
+        loading._load_asdf_reference = original
+
+
 def _asdf_without_table(tmp_path: Path) -> Path:
     import asdf
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -150,6 +151,13 @@ class Reference:
 def load_reference(reftype: str, path: str | Path, window: Window, full_shape: tuple[int, int]) -> Reference:
     """Check a reference file of ``reftype`` for ``window`` and return it, ready to read.
 
+    A process keeps the last :data:`KEPT_REFERENCES` references it checked (their headers,
+    tables and ASDF trees; image arrays are read per step and released after it, as
+    always): a worker's next task with the same file, window and type gets the same
+    :class:`Reference` without opening the file again (an ASDF reference with a distortion
+    model takes tens of milliseconds to read). A file changed since (size or modification
+    time) is checked again. Steps treat a reference as read-only.
+
     Raises
     ------
     ReferenceFileError
@@ -158,6 +166,23 @@ def load_reference(reftype: str, path: str | Path, window: Window, full_shape: t
         the file.
     """
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return _load_reference(reftype, path, window, full_shape)  # says what is wrong with it
+    return _kept_reference(reftype.lower(), str(path), st.st_size, st.st_mtime_ns, window, tuple(full_shape))
+
+
+KEPT_REFERENCES = 32
+
+
+@lru_cache(maxsize=KEPT_REFERENCES)
+def _kept_reference(reftype: str, path: str, size: int, mtime_ns: int, window: Window,
+                    full_shape: tuple[int, int]) -> Reference:
+    return _load_reference(reftype, Path(path), window, full_shape)
+
+
+def _load_reference(reftype: str, path: Path, window: Window, full_shape: tuple[int, int]) -> Reference:
     reftype = reftype.lower()
     fmt = FORMATS.get(reftype)
     if fmt is None:
