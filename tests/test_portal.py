@@ -261,7 +261,10 @@ def test_exclusive_basket_refused_until_signing_in_then_downloaded(page, program
     accessible(page, "observation page")
 
     page.get_by_role("link", name="Basket").click()
-    names = [row.inner_text() for row in page.locator("main tbody tr td:first-child a").all()]
+    page.get_by_role("heading", name="Download basket").wait_for()
+    rows = page.locator("main tbody tr td:first-child a")
+    rows.first.wait_for()  # the page draws its table after the heading: read it once it is there
+    names = [row.inner_text() for row in rows.all()]
     assert set(program["level3"]) <= set(names)
     page.screenshot(path=shots / "portal-basket.png", full_page=True)
     accessible(page, "basket page")
