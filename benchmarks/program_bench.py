@@ -13,8 +13,8 @@ database on the local server. Nothing is killed, so the broker's visibility time
 set longer than any task. Once every worker is ready, the references are delivered and a
 webhook subscriber subscribes to the program (not timed); the clock starts when the
 downlink arrives (what ``dms ingest`` does: plan and telemetry into the raw store, each
-arrival sent to the ingest workers as it is recorded) and stops when the last Level-3 product's notification reaches the
-subscriber.
+arrival sent to the ingest workers as it is recorded) and stops when the last Level-3
+product's notification reaches the subscriber.
 
 Reported, in seconds from the arrival: when each ``_rate`` and each ``_cal`` became current
 (from the catalog's archive times), the last Level-3 product and its notification (from
@@ -30,7 +30,9 @@ association and its ``_cal`` members are then downloaded to
 Last, a small program (four SUB160 exposures) goes through the idle system, and each
 task's time is set beside the time of its pipeline's steps (the runner logs it): the
 difference is the framework's overhead per task (target 50 ms).
-Target (issue 20, on a 2-core machine): at most 120 s from the arrival to the last Level-3 notification.
+
+Target (issue 20, on a 2-core machine): at most 120 s from the arrival to the last
+Level-3 notification.
 """
 
 from __future__ import annotations
