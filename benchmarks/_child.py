@@ -15,7 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["SINGLE_THREAD_ENV", "max_rss_mb", "pin_to_one_core", "rss_mb", "run_in_child"]
+__all__ = ["SINGLE_THREAD_ENV", "cpu_seconds", "max_rss_mb", "peak_rss_mib", "pin_to_one_core", "rss_mb",
+           "run_in_child"]
 
 # Set before numpy is imported in the child, so BLAS and friends stay on one thread.
 SINGLE_THREAD_ENV = {
@@ -51,6 +52,27 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def cpu_seconds(pid: int | str) -> float:
+    """CPU seconds a process has used, its own and its reaped children's (utime, stime,
+    cutime, cstime of ``/proc/<pid>/stat``); 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int | str = "self") -> float:
+    """A process's resident high-water mark (``VmHWM``), MiB; 0 when it is gone (Linux)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0.0
+
+
 def max_rss_mb() -> float:
     """This process's resident high-water mark, MiB: ``VmHWM`` of its own address space
     (Linux /proc), else ru_maxrss.
@@ -58,10 +80,4 @@ def max_rss_mb() -> float:
     Not ru_maxrss where /proc has it: Linux carries the parent's high-water mark into a
     child's ru_maxrss through fork and exec, so a child started by a parent that had just
     simulated a full-frame exposure reported the parent's 1.7 GB as its own peak."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except (OSError, IndexError, ValueError):
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return peak_rss_mib("self") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -53,6 +53,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import select
 
+from benchmarks._child import cpu_seconds, peak_rss_mib
 from shared.catalog import Product, ReferenceFile
 from tests.conftest import PG_ADMIN_URL
 from tests.scale.program import Expected, description
@@ -63,7 +64,6 @@ INPUT_DIR = Path("bench-results") / "program-input"
 TARGET_S = 120.0
 TIMEOUT_S = 1800.0
 DESCRIPTION = description(observations=1, dithers=4, subarray="FULL", ngroups=8, stars_per_window=800.0)
-TICK = os.sysconf("SC_CLK_TCK")
 _SUCCEEDED = re.compile(r"Task ([\w.]+)\[[0-9a-f-]+\] succeeded in ([0-9.]+)s")
 
 
@@ -102,27 +102,6 @@ def _group(pgid: int) -> list[int]:
     return pids
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(x) for x in fields[11:15]) / TICK  # utime stime cutime cstime
-    return total
-
-
-def _hwm_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
-
-
 class _Sampler:
     """CPU seconds and peak memory of each worker's process group, sampled."""
 
@@ -136,14 +115,14 @@ class _Sampler:
         return {name: _group(p.proc.pid) for name, p in self.workers.items() if p.proc is not None}
 
     def start(self) -> None:
-        self._start = {name: _cpu_seconds(pids) for name, pids in self._groups().items()}
+        self._start = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self._groups().items()}
         self._now = dict(self._start)
 
     def sample(self) -> None:
         for name, pids in self._groups().items():
             for pid in pids:
-                self.peak[name] = max(self.peak[name], _hwm_mib(pid))
-            self._now[name] = _cpu_seconds(pids)
+                self.peak[name] = max(self.peak[name], peak_rss_mib(pid))
+            self._now[name] = sum(cpu_seconds(pid) for pid in pids)
 
     def cpu_used(self) -> dict[str, float]:
         """CPU seconds of each worker between :meth:`start` and the last sample (a pool

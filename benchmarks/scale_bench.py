@@ -35,6 +35,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from benchmarks._child import cpu_seconds
 from services.registry import SERVICES
 from services.simulator import simulate
 from shared.catalog import Catalog, Product
@@ -63,13 +64,7 @@ def _cluster_cpu(cluster: Cluster) -> float:
     total = 0.0
     for netns in cluster.network.created:
         pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split()
-        for pid in pids:
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            total += sum(int(x) for x in fields[11:15]) / TICK  # utime stime cutime cstime
+        total += sum(cpu_seconds(pid) for pid in pids)
     return total
 
 
