@@ -64,7 +64,6 @@ INPUT_DIR = Path("bench-results") / "program-input"
 TARGET_S = 120.0
 TIMEOUT_S = 1800.0
 DESCRIPTION = description(observations=1, dithers=4, subarray="FULL", ngroups=8, stars_per_window=800.0)
-_SUCCEEDED = re.compile(r"Task ([\w.]+)\[[0-9a-f-]+\] succeeded in ([0-9.]+)s")
 
 
 def _simulation(directory: Path):
@@ -133,7 +132,7 @@ class _Sampler:
 def _task_times(log: Path) -> dict[str, dict]:
     out: dict[str, dict] = {}
     text = log.read_text(errors="replace") if log.exists() else ""
-    for task, seconds in _SUCCEEDED.findall(text):
+    for task, seconds in ((m["task"], m["seconds"]) for m in _TASK_LINE.finditer(text) if m["task"]):
         t = out.setdefault(task, {"tasks": 0, "seconds": 0.0, "longest": 0.0})
         t["tasks"] += 1
         t["seconds"] = round(t["seconds"] + float(seconds), 2)
@@ -172,7 +171,9 @@ def _hops(ctx) -> dict[str, dict]:
             for task, v in sorted(spans.items())}
 
 
-_TASK_LINE = re.compile(r"steps took ([0-9.]+) s|Task [\w.]+\[[0-9a-f-]+\] succeeded in ([0-9.]+)s")
+# a pipeline run's science time, or a task that succeeded (in the worker's log)
+_TASK_LINE = re.compile(r"steps took (?P<steps>[0-9.]+) s|Task (?P<task>[\w.]+)\[[0-9a-f-]+\] succeeded in "
+                        r"(?P<seconds>[0-9.]+)s")
 
 
 def task_overheads(log_text: str) -> list[tuple[float, float]]:
@@ -180,12 +181,12 @@ def task_overheads(log_text: str) -> list[tuple[float, float]]:
     science being the pipeline runs ("steps took") it logged since the previous task
     ended; tasks that ran no pipeline are left out."""
     out, science = [], []
-    for steps, task in _TASK_LINE.findall(log_text):
-        if steps:
-            science.append(float(steps))
+    for m in _TASK_LINE.finditer(log_text):
+        if m["steps"]:
+            science.append(float(m["steps"]))
         else:
             if science:
-                out.append((float(task), sum(science)))
+                out.append((float(m["seconds"]), sum(science)))
             science = []
     return out
 

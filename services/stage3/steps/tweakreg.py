@@ -341,12 +341,10 @@ def tweakreg(inputs: Sequence[TweakregInput], params: TweakregParams | None = No
     keys = list(groups) if groups is not None else list(range(len(inputs)))
     if len(keys) != len(inputs):
         raise ValueError(f"tweakreg: {len(keys)} groups for {len(inputs)} inputs")
-    members = [[i for i, k in enumerate(keys) if k == g] for g in dict.fromkeys(keys)]
+    order = {k: n for n, k in enumerate(dict.fromkeys(keys))}  # exposure -> its index in the fit
+    members = [[i for i, k in enumerate(keys) if order[k] == n] for n in range(len(order))]
     exposures = [(np.vstack([planes[i][0] for i in m]), np.concatenate([planes[i][1] for i in m])) for m in members]
     fitted, absolute, abs_note = align(exposures, p, scale, abs_uv)
-    alignments: list[Alignment] = [fitted[0]] * len(inputs)
-    for m, a in zip(members, fitted, strict=True):
-        for i in m:
-            alignments[i] = a
+    alignments = [fitted[order[k]] for k in keys]
     new_wcss = [corrected_wcs(w, a.transform, tangent) if a.aligned else w.deepcopy() for w, a in zip(wcss, alignments, strict=True)]
     return TweakregResult(new_wcss, alignments, tangent, sources, absolute, abs_note or note)
