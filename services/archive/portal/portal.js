@@ -453,15 +453,19 @@ async function runSearch(state, params) {
   const query = observationQuery(params);
   fill(results, h("p", { class: "note" }, "Searching…"));
   results.setAttribute("aria-busy", "true");
+  // A search answered after a newer one began is dropped: it must not replace the newer results.
+  const search = (state.searches = (state.searches || 0) + 1);
   let answer;
   try {
     answer = await api("observations", { params: [...query, ["page", page], ["pagesize", pagesize]] });
   } catch (exc) {
+    if (search !== state.searches) return;
     fill(results, message("error", `The search was refused: ${exc.detail}`));
     results.removeAttribute("aria-busy");
     announce("The search was refused");
     return;
   }
+  if (search !== state.searches) return;
   const pages = Math.max(1, Math.ceil(answer.total / answer.pagesize));
   const heading = h("h2", { id: "results-heading" },
     `${answer.total} observation${answer.total === 1 ? "" : "s"}`);
