@@ -134,7 +134,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from shared.celery_app import create_app, register_handlers
+    from shared.celery_app import create_app, limit_malloc_arenas, register_handlers
     from shared.config import get_settings
     from shared.routing import service_of_queue
 
@@ -144,6 +144,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"dms worker: {exc}", file=sys.stderr)
         return 2
     settings = get_settings()
+    limit_malloc_arenas(settings.worker_malloc_arenas)
     handlers = handlers_for(service)
     app = create_app(settings)
     register_handlers(app, settings, handlers)

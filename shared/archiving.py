@@ -7,11 +7,13 @@ register product + artifact and record ``dms.product.archived`` in one transacti
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,8 +54,8 @@ from shared.naming import object_key
 from shared.runtime import ServiceContext
 from shared.storage import Bucket, ImmutableObjectError, sha256_file
 
-__all__ = ["ArchivedProduct", "CurrentInput", "Placement", "archive_outputs", "archive_product", "current_inputs",
-           "event_id_for", "event_product", "fetch_product", "fetch_verified", "product_ref"]
+__all__ = ["ArchiveAhead", "ArchivedProduct", "CurrentInput", "Placement", "archive_outputs", "archive_product",
+           "current_inputs", "event_id_for", "event_product", "fetch_product", "fetch_verified", "product_ref"]
 
 if TYPE_CHECKING:
     from shared.pipeline import Output
@@ -434,3 +436,47 @@ def archive_outputs(
         event_ids += archived.event_ids
     return event_ids
 
+
+
+class ArchiveAhead:
+    """Outputs archived by a thread of the task while its pipeline goes on: a product that
+    is final before the run ends (image3's ``_crf`` once outlier detection has run) is
+    stored and registered, and its events leave, while the rest is still being made.
+
+    ``archive(outputs)`` archives a list (e.g. :func:`archive_outputs` with the task's
+    placement and ``final=False``) and returns the ids of the events it recorded. One
+    thread, so the outputs are archived one at a time, in the order handed over; each
+    with metadata of its own (:meth:`FitsProduct.detached`: marking it for a reprocessing
+    request leaves what the pipeline reads alone), in a copy of the task's context (its
+    events are dispatched at commit). Leaving the block waits for what is under way.
+    """
+
+    def __init__(self, archive: Callable[[list[Output]], list[str]]):
+        self._archive = archive
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="archive-ahead")
+        self._pending: list[Future[list[str]]] = []
+        self.sent: set[str] = set()  # file names handed over
+
+    def __enter__(self) -> ArchiveAhead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True)
+
+    def submit(self, outputs: Sequence[Output]) -> None:
+        """Archive ``outputs`` in the thread (returns at once)."""
+        own = [replace(out, content=_detached(out.content)) for out in outputs]
+        self.sent.update(out.filename for out in own)
+        self._pending.append(self._pool.submit(contextvars.copy_context().run, self._archive, own))
+
+    def event_ids(self) -> list[str]:
+        """Wait for every submitted list; the ids of the events they recorded, in order.
+        Raises the error of the first that failed."""
+        return [event_id for pending in self._pending for event_id in pending.result()]
+
+
+def _detached(content):
+    """``content`` with metadata of its own (a product's dicts, a table's meta)."""
+    if isinstance(content, FitsProduct):
+        return content.detached()
+    return content.copy(copy_data=False)

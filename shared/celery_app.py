@@ -14,6 +14,7 @@ waited out (``outages``), so the attempt a handler sees is ``retries + 1 - outag
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import random
 from functools import lru_cache
@@ -27,7 +28,7 @@ from shared.messages import Event
 from shared.routing import QUEUES, queue_for
 from shared.runtime import Handler, ServiceContext, run_handler
 
-__all__ = ["CeleryTransport", "create_app", "register_handlers", "retry_delay"]
+__all__ = ["CeleryTransport", "create_app", "limit_malloc_arenas", "register_handlers", "retry_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +121,25 @@ def register_handlers(app: Celery, settings: Settings, handlers: dict[str, Handl
         # which lost the message of a task still waiting for the store after four tries.
         # run_handler dead-letters a task whose attempts are spent.
         app.task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)(task)
+
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Let this process's C library use at most ``arenas`` memory arenas (glibc
+    ``mallopt(M_ARENA_MAX)``), before the worker forks its pool, whose processes keep it.
+
+    A task's threads (member fetches, archiving ahead, multipart uploads) would otherwise
+    each allocate from an arena of its own, and what they free stays there: stage 3 on
+    eight full frames peaked at 2.9 GiB that way and at 2.1 GiB with two arenas, in the
+    same time. False (nothing changed) for 0 or a C library without ``mallopt``."""
+    if arenas <= 0:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        log.info("no mallopt in this C library: memory arenas left as they are")
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, arenas))

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     work_max_attempts: int = Field(
         5, description="Claims of a task whose lease expired (worker died or hung) before it is failed.",
     )
+    worker_malloc_arenas: int = Field(
+        2, ge=0, description="C-library (glibc) memory arenas of a worker process; 0 keeps the library's "
+        "default (8 per CPU). Each thread of a task (fetches, archiving, uploads) otherwise gets an arena "
+        "of its own whose freed memory stays with it.",
+    )
     tap_timeout_seconds: float = Field(
         10.0, gt=0, description="A TAP (ADQL) query running longer than this is cancelled and answered with an error.",
     )

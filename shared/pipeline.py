@@ -424,6 +424,7 @@ class Pipeline(Generic[S]):
         params: PipelineParams | None = None,
         *,
         step_hook: Callable[[str], AbstractContextManager] | None = None,
+        after_step: Callable[[str, RunRecord], None] | None = None,
         label: str | None = None,
     ) -> RunRecord:
         """Run the steps of this exposure over ``state``.
@@ -443,6 +444,10 @@ class Pipeline(Generic[S]):
         step_hook : callable, optional
             ``step_hook(name)`` returns a context manager entered around each step (the
             benchmarks time steps with it).
+        after_step : callable, optional
+            ``after_step(name, record)`` is called once each step that applies has run or
+            been skipped, with the record so far: what is final by then can leave
+            before the run ends (stage 3 archives its ``_crf`` while it resamples).
         label : str, optional
             Names the input in log lines (default: FILENAME).
         """
@@ -461,11 +466,12 @@ class Pipeline(Generic[S]):
                 result = self._run_step(step, state, keywords, refs, p, record.notes)
             record.seconds[step.name] = time.perf_counter() - started
             record.results[step.name] = result
-            if result.status is StepStatus.COMPLETE:
-                continue
-            level = logging.WARNING if result.status is StepStatus.FAILED else _LEVELS.get(result.kind, logging.INFO)
-            log.log(level, "%s: %s %s: %s", label, step.name, result.status.value.lower(), result.reason)
-            record.notes.append(f"{step.name} {result.status.value.lower()}: {result.reason}")
+            if result.status is not StepStatus.COMPLETE:
+                level = logging.WARNING if result.status is StepStatus.FAILED else _LEVELS.get(result.kind, logging.INFO)
+                log.log(level, "%s: %s %s: %s", label, step.name, result.status.value.lower(), result.reason)
+                record.notes.append(f"{step.name} {result.status.value.lower()}: {result.reason}")
+            if after_step is not None:
+                after_step(step.name, record)
         log.info("%s: %s steps took %.3f s (%s)", label, self.name, sum(record.seconds.values()),
                  ", ".join(f"{name} {sec:.3f}" for name, sec in record.seconds.items()))
         return record

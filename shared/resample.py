@@ -383,17 +383,26 @@ def resample(
             if name not in var_num:
                 var_num[name] = np.zeros(out_shape)
             var_num[name][box] += np.square(wht_i, dtype=np.float64) * v_i
+    # The mosaic-sized float64 sums are let go one by one as their results are made: on a
+    # large mosaic they, not the inputs, set the step's peak memory.
     covered = wht > 0
     data = np.full(out_shape, fillval, np.float32)
     data[covered] = (num[covered] / wht[covered]).astype(np.float32)
     del num
     variances: dict[str, np.ndarray | None] = dict.fromkeys(_VARIANCES)
-    for name, total in var_num.items():
+    for name in list(var_num):
+        total = var_num.pop(name)
         v = np.full(out_shape, np.nan, np.float32)
         v[covered] = (total[covered] / wht[covered] ** 2).astype(np.float32)
+        del total
         variances[name] = v
+    err = np.full(out_shape, np.nan, np.float32)
     present = [v for v in variances.values() if v is not None]
-    err = np.sqrt(np.sum(present, axis=0)).astype(np.float32) if present else np.full(out_shape, np.nan, np.float32)
+    if present:  # sqrt of their sum, added in place in the same order as a stacked sum
+        err = present[0].copy()
+        for v in present[1:]:
+            err += v
+        np.sqrt(err, out=err)
     return ResampleResult(data=data, wht=wht.astype(np.float32), con=con, err=err, n_inputs=len(inputs),
                           **variances)
 

@@ -110,6 +110,27 @@ def test_runner_records_every_outcome_with_a_typed_reason(caplog):
     assert record.reference_uris() == ["crds://f.fits", "crds://a.fits"]
 
 
+def test_after_step_sees_each_step_with_the_record_so_far():
+    state = Toy()
+    seen = []
+
+    def after(name, record):
+        seen.append((name, list(record.results), state.value))
+
+    TOY.run(state, NIRCAM, {"flat": Ref("f.fits")}, after_step=after)
+    # every step that applies, skipped or failed too, once it is recorded and before the next runs
+    assert seen == [("group_scale", ["group_scale"], 2.0),
+                    ("flat_field", ["group_scale", "flat_field"], 2.0),
+                    ("superbias", ["group_scale", "flat_field", "superbias"], 2.0),
+                    ("photom", ["group_scale", "flat_field", "superbias", "photom"], 2.0),
+                    ("firstframe", ["group_scale", "flat_field", "superbias", "photom", "firstframe"], 2.0),
+                    ("resample", ["group_scale", "flat_field", "superbias", "photom", "firstframe", "resample"],
+                     4.0)]
+    seen.clear()
+    TOY.run(Toy(ndim=3), NIRCAM, {"flat": Ref("f.fits")}, after_step=after)
+    assert "resample" not in [name for name, *_ in seen]  # its `when` said no: not a step of this run
+
+
 def test_each_step_releases_its_references_when_it_ends(tmp_path):
     flat, area = Ref("f.fits"), Ref("a.fits")
     TOY.run(Toy(), NIRCAM, {"flat": flat, "area": area})

@@ -13,6 +13,7 @@ tweakreg correction, the ``_i2d``/``_segm`` the grid's.
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -188,7 +189,21 @@ def test_catalog_reads_its_references_or_says_it_does_without(image3, members):
 
 
 def test_image3_relative_and_single_member(members):
-    rel = run_image3(members, ASN, **COMMON)
+    events = []
+
+    @contextmanager
+    def step(name):
+        events.append(name)
+        yield
+
+    rel = run_image3(members, ASN, **COMMON, step_hook=step,
+                     on_crf=lambda crf: events.append(("crf", [card_value(c, "S_OUTLIR") for c in crf], crf)))
+    # The _crf are handed over once outlier detection has run, before the mosaic is made,
+    # and they are the products of the result (nothing after the step changes them).
+    given = events[3]
+    assert events[:3] == ["tweakreg", "skymatch", "outlier_detection"] and events[4:] == ["resample", "source_catalog"]
+    assert given[0] == "crf" and given[1] == ["COMPLETE"] * len(members) and given[2] == rel.crf
+    assert all(a is b for a, b in zip(given[2], rel.crf, strict=True))
     assert rel.statuses["tweakreg"] == "COMPLETE"
     assert {card_value(c, "TWKREF") for c in rel.crf} == {"relative"}
     one = run_image3(members[:1], ASN, IMAGE3.params(skip={"source_catalog"}), **COMMON)
@@ -196,6 +211,18 @@ def test_image3_relative_and_single_member(members):
     assert one.statuses["resample"] == "COMPLETE" and one.statuses["source_catalog"] == "SKIPPED"
     assert one.cat is None and card_value(one.i2d, "S_OUTLIR") == "SKIPPED"
     assert any("nothing to align" in n for n in one.notes)
+
+
+def test_released_inputs_give_the_same_products(members, image3):
+    handed_over = list(members)
+    released = run_image3(handed_over, ASN, IMAGE3.params(skip={"source_catalog"}), **COMMON, release_inputs=True)
+    kept = run_image3(members, ASN, IMAGE3.params(skip={"source_catalog"}), **COMMON)
+    # the list now holds the members' metadata only; the products it held are untouched
+    assert all("SCI" not in p.images and p.keywords == m.keywords for p, m in zip(handed_over, members, strict=True))
+    assert all("SCI" in m.images for m in members)
+    for a, b in zip([*released.crf, released.i2d], [*kept.crf, kept.i2d], strict=True):
+        assert a.images.keys() == b.images.keys() and a.keywords == b.keywords
+        assert all(np.array_equal(a.images[k], b.images[k], equal_nan=True) for k in a.images)
 
 
 def test_failed_absolute_alignment_is_reported(members, sky, tmp_path, caplog, capsys):

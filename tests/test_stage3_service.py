@@ -8,6 +8,8 @@ archived the way stage 2 archives them.
 from __future__ import annotations
 
 import json
+import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from services.stage3.refcat import load_astrometric_catalog
 from services.stage3.task import handle_association
 from shared.archiving import archive_product
 from shared.asn import AssociationError
-from shared.catalog import EventRecord, Product
+from shared.catalog import EventRecord, Product, WorkItem, WorkState
 from shared.catalog.queries import (
     current_product,
     event_from_record,
@@ -32,7 +34,8 @@ from shared.datamodels import write_product
 from shared.errors import InputError, is_retriable
 from shared.messages import Event
 from shared.naming import parse_exposure
-from shared.runtime import ServiceContext
+from shared.resample import resample
+from shared.runtime import ServiceContext, run_handler
 from tests.stage3_scenes import (
     cal_product,
     calints_product,
@@ -155,6 +158,42 @@ def test_image3_archives_every_product(ctx, tmp_path, image3_setup):
     assert len(QTable.read(cat_local, format="ascii.ecsv")) > 30
     # A retry stores nothing new.
     assert handle_association(event, ctx) == []
+
+
+class _Recorder:
+    """A transport that notes the messages sent and sets ``all_sent`` once the products
+    named in ``awaited`` have each gone out."""
+
+    def __init__(self, awaited: set[str]):
+        self.awaited, self.sent, self.all_sent = awaited, [], threading.Event()
+
+    def send(self, task, event):
+        self.sent.append((event.subject, task))
+        if self.awaited <= {subject for subject, _ in self.sent}:
+            self.all_sent.set()
+
+
+def test_crf_events_leave_before_the_mosaic_is_made(ctx, tmp_path, image3_setup, monkeypatch):
+    _, names, _ = image3_setup
+    event = _archive_asn(ctx, tmp_path, _asn("image3", "o001", PRODUCT, names),
+                         "jw01234-o001_20250101t000000_image3_00001_asn.json", 1)
+    crf = {f"{n.rsplit('_', 1)[0]}_o001_crf.fits" for n in names}
+    recorder = _Recorder(crf)
+    seen_by_resample = []
+
+    def resample_once_the_crf_are_out(*args, **kwargs):
+        # The mosaic waits (30 s at most) for the _crf messages: they must not wait for it.
+        seen_by_resample.append(recorder.all_sent.wait(30))
+        return resample(*args, **kwargs)
+
+    monkeypatch.setattr("services.stage3.pipeline.resample", resample_once_the_crf_are_out)
+    outcome = run_handler("stage3.run", handle_association, event.to_json_dict(), replace(ctx, transport=recorder))
+    assert outcome.status == "ok", outcome.error
+    assert seen_by_resample == [True]
+    assert {subject for subject, _ in recorder.sent} >= crf | {f"{PRODUCT}_i2d.fits", f"{PRODUCT}_cat.ecsv"}
+    with ctx.catalog.session() as s:  # the work item is done, with the last Level-3 product
+        assert s.scalar(select(WorkItem.state).where(WorkItem.event_id == event.id,
+                                                     WorkItem.task == "stage3.run")) == WorkState.DONE
 
 
 def test_image3_aligns_to_the_configured_catalog(ctx, tmp_path, image3_setup, embedded_settings):

@@ -72,6 +72,7 @@ __all__ = [
     "ResampleParams",
     "Tso3Output",
     "calibrate",
+    "crf_outputs",
     "members_context",
     "run_image3",
     "run_tso3",
@@ -98,7 +99,9 @@ class ResampleParams(BaseModel):
 
 @dataclass
 class _Member:
-    """A member's arrays as the steps pass them along (copies: inputs stay untouched)."""
+    """A member's arrays as the steps pass them along: read-only views of the input's
+    (a step makes new arrays, never changes these: inputs stay untouched, and eight full
+    frames are not held twice)."""
 
     product: FitsProduct
     sci: np.ndarray
@@ -141,19 +144,43 @@ class _Member:
 
 
 def _member(product: FitsProduct, ndim: int, need_wcs: bool) -> _Member:
+    """The member of ``product``: its arrays as read-only views, and the product's
+    metadata (and extensions the steps do not use, e.g. AREA) without them."""
     name = product.keywords.get("FILENAME", "member")
     missing = [e for e in ("SCI", "ERR", "DQ") if e not in product.images]
     if missing:
         raise InputError(f"{name}: no {', '.join(missing)} extension; stage 3 needs calibrated products")
-    sci = np.array(product.images["SCI"], np.float32)
+    sci = _frozen(product.images["SCI"], np.float32)
     if sci.ndim != ndim:
         raise InputError(f"{name}: SCI is {sci.ndim}-D, expected {ndim}-D "
                          f"({'a _cal image' if ndim == 2 else 'a _calints cube'})")
-    variances = {v: np.array(product.images[v], np.float32) for v in _VARIANCES if v in product.images}
+    variances = {v: _frozen(product.images[v], np.float32) for v in _VARIANCES if v in product.images}
     wcs = member_wcs(product) if need_wcs else None
-    return _Member(product, sci, np.array(product.images["ERR"], np.float32),
-                   np.array(product.images["DQ"], np.uint32), variances, wcs,
+    return _Member(_without_step_arrays(product), sci, _frozen(product.images["ERR"], np.float32),
+                   _frozen(product.images["DQ"], np.uint32), variances, wcs,
                    gwcs=product.extra_meta.get("meta.wcs"))
+
+
+def _without_step_arrays(product: FitsProduct) -> FitsProduct:
+    """``product`` with its metadata and other extensions, without SCI, ERR, DQ and the
+    variances (the member holds those, as the steps change them)."""
+    own = product.detached()
+    own.images = {k: v for k, v in own.images.items() if k not in ("SCI", "ERR", "DQ", *_VARIANCES)}
+    return own
+
+
+def _release(members: list[FitsProduct]) -> None:
+    """Replace each input of the caller's list by its metadata (:func:`_without_step_arrays`):
+    the input arrays are then let go as the steps replace them."""
+    for i, product in enumerate(members):
+        members[i] = _without_step_arrays(product)
+
+
+def _frozen(array: np.ndarray, dtype: type) -> np.ndarray:
+    """A read-only view of ``array`` as native ``dtype`` (a converted copy when it is not)."""
+    view = np.asarray(array, np.dtype(dtype).newbyteorder("=")).view()
+    view.flags.writeable = False
+    return view
 
 
 def _member_product(m: _Member, model_type: str, common: dict) -> FitsProduct:
@@ -379,8 +406,7 @@ class Image3Output(Recorded):
 
     def outputs(self, asn: Level3Association) -> list[Output]:
         """Everything worth archiving, named for the association, in order (2c first)."""
-        out = [Output(member_output_name(member, asn.asn_id, "crf"), "crf", product, INTERMEDIATE, member=member)
-               for member, product in zip(asn.science, self.crf, strict=True)]
+        out = crf_outputs(asn, self.crf)
         if self.i2d is not None:
             out.append(Output(asn.product("i2d"), "i2d", self.i2d))
         if self.segm is not None:
@@ -390,11 +416,19 @@ class Image3Output(Recorded):
         return out
 
 
+def crf_outputs(asn: Level3Association, crf: Sequence[FitsProduct]) -> list[Output]:
+    """The ``_crf`` of each science member, named for the association, in member order."""
+    return [Output(member_output_name(member, asn.asn_id, "crf"), "crf", product, INTERMEDIATE, member=member)
+            for member, product in zip(asn.science, crf, strict=True)]
+
+
 def run_image3(
     members: Sequence[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
     abs_refcat: tuple[np.ndarray, np.ndarray] | None = None, software_version: str, created: str | None = None,
     context: str | None = None, asn_table: str | None = None, refs: Mapping[str, Reference | None] | None = None,
     step_hook: Callable[[str], AbstractContextManager] | None = None,
+    on_crf: Callable[[list[FitsProduct]], None] | None = None,
+    release_inputs: bool = False,
 ) -> Image3Output:
     """calwebb_image3 over the science members of a Level-3 association.
 
@@ -420,6 +454,15 @@ def run_image3(
         or None; without them the catalog measures its apertures and Vega = AB.
     step_hook : callable, optional
         ``step_hook(step_name)`` returns a context manager entered around each step.
+    on_crf : callable, optional
+        Called with the ``_crf`` products as soon as they are final (outlier detection has
+        run; nothing after it changes the members), while the run goes on to resample
+        and the catalog: the caller can archive them meanwhile. The same products are
+        in the result.
+    release_inputs : bool
+        ``members`` is a list the caller hands over: each item is replaced by its
+        metadata once read, so the input arrays are let go as the steps replace them
+        (eight full frames are not held twice). Default: inputs untouched.
 
     Raises
     ------
@@ -431,12 +474,26 @@ def run_image3(
         raise InputError("image3 needs at least one member")
     state = Image3State([_member(m, 2, need_wcs=True) for m in members], p.step("resample"), abs_refcat,
                         label=asn_table or "image3")
+    if release_inputs:
+        _release(members)
     found = {t: r for t, r in (refs or {}).items() if r is not None}
-    record = IMAGE3.run(state, members[0].keywords, found, p, label=asn_table or "image3", step_hook=step_hook)
     prov = provenance_cards(software_version=software_version, created=created, context=context,
                             asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool"))
-    crf = [_member_product(m, "ImageModel", {**prov, **record.status_cards("outlier_detection")})
-           for m in state.members]
+    crf: list[FitsProduct] = []
+
+    def crf_products(record: RunRecord) -> list[FitsProduct]:
+        if not crf:
+            crf.extend(_member_product(m, "ImageModel", {**prov, **record.status_cards("outlier_detection")})
+                       for m in state.members)
+        return crf
+
+    def after_step(name: str, record: RunRecord) -> None:
+        if name == "outlier_detection" and on_crf is not None:
+            on_crf(crf_products(record))
+
+    record = IMAGE3.run(state, state.members[0].product.keywords, found, p, label=asn_table or "image3",
+                        step_hook=step_hook, after_step=after_step)
+    crf_products(record)
     common = {**prov, **record.status_cards(), **record.reference_cards()}
     header, other = level3_keywords(crf)
     i2d = segm = None
@@ -577,19 +634,26 @@ def run_tso3(
 
 def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params: PipelineParams | None = None,
               abs_refcat: tuple[np.ndarray, np.ndarray] | None = None, software_version: str,
-              created: str | None, provider: ReferenceProvider | None = None) -> Image3Output | Tso3Output:
+              created: str | None, provider: ReferenceProvider | None = None,
+              on_outputs: Callable[[list[Output]], None] | None = None,
+              release_inputs: bool = False) -> Image3Output | Tso3Output:
     """Run the association's pipeline (image3 or tso3) on its science members, in order;
     ``abs_refcat`` (ra, dec degrees) is what image3 aligns to absolutely. The references of
     its steps (image3's catalog: APCORR, ABVEGAOFFSET) are chosen by ``provider`` for the
     first member, as the public pipeline asks CRDS with its first science member; None:
-    no references."""
+    no references. ``on_outputs`` gets image3's ``_crf`` outputs as soon as they are final,
+    before the mosaic is made (they are also among the result's outputs); with
+    ``release_inputs`` image3 lets go of the members' arrays as it goes (``members`` is a
+    list the caller hands over, see :func:`run_image3`)."""
     common = dict(software_version=software_version, created=created, context=members_context(members),
                   asn_table=asn.filename)
     if asn.asn_type == "image3":
         refs = {}
         if provider is not None and members:
             refs = load_references(provider, members[0].keywords, IMAGE3.reftypes(members[0].keywords)).found
-        return run_image3(members, asn.document, params, abs_refcat=abs_refcat, refs=refs, **common)
+        on_crf = None if on_outputs is None else (lambda crf: on_outputs(crf_outputs(asn, crf)))
+        return run_image3(members, asn.document, params, abs_refcat=abs_refcat, refs=refs, on_crf=on_crf,
+                          release_inputs=release_inputs, **common)
     return run_tso3(members, asn.document, params, **common)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from services.stage3.asn import Level3Association, parse_level3_asn
@@ -31,6 +32,7 @@ from services.stage3.pipeline import calibrate, members_context
 from services.stage3.refcat import load_astrometric_catalog
 from shared.access import combined_release
 from shared.archiving import (
+    ArchiveAhead,
     CurrentInput,
     Placement,
     archive_outputs,
@@ -63,7 +65,14 @@ def handle_association(event: Event, ctx: ServiceContext) -> list[str]:
 
 def combine_association(ctx: ServiceContext, ref: ProductRef, current: Product) -> list[str]:
     """Run one archived Level-3 association and archive what it made (staged, for a
-    reprocessing request)."""
+    reprocessing request).
+
+    The ``_crf`` are archived by a thread of the task as soon as outlier detection has
+    made them, while the pipeline goes on to the mosaic and the catalog: their events
+    leave then, and their upload overlaps the resampling. The Level-3 products follow
+    once every ``_crf`` is archived, the last of them completing the work item. The
+    members' arrays are handed over to the pipeline, which lets go of each as a step
+    replaces it."""
     with tempfile.TemporaryDirectory(prefix="dms-stage3-") as tmp:
         tmp = Path(tmp)
         asn = parse_level3_asn(fetch_verified(ctx, ref.uri, ref.sha256, tmp / ref.filename).read_bytes(),
@@ -71,16 +80,22 @@ def combine_association(ctx: ServiceContext, ref: ProductRef, current: Product) 
         resolved = current_inputs(ctx, asn.science, needed_by=asn.filename)
         members = [fetch_product(ctx, m.uri, m.sha256, tmp / name) for name, m in resolved.items()]
         refcat = load_astrometric_catalog(ctx.settings.astrometric_catalog_dir) if asn.asn_type == "image3" else None
-        result = calibrate(asn, members, abs_refcat=refcat, software_version=ctx.settings.cal_ver,
-                           created=current.archived_at.isoformat(timespec="seconds"),
-                           provider=CatalogReferences.of(ctx, _members_context(ctx, members)))
+        program = str(ref.program or asn.document.get("program") or asn.product_name[2:7])
+        archive = partial(archive_outputs, ctx, workdir=tmp / "out", level=LEVEL, service="stage3",
+                          reference_context=members_context(members), asn_id=asn.asn_id)
+        # The _crf leave as soon as outlier detection has made them (a _crf names no reference).
+        ahead_placement = _placement(asn, resolved, program, ref, [])
+        with ArchiveAhead(partial(archive, placement=ahead_placement, final=False)) as ahead:
+            result = calibrate(asn, members, abs_refcat=refcat, software_version=ctx.settings.cal_ver,
+                               created=current.archived_at.isoformat(timespec="seconds"),
+                               provider=CatalogReferences.of(ctx, _members_context(ctx, members)),
+                               on_outputs=ahead.submit, release_inputs=True)
+            event_ids = ahead.event_ids()
         for note in result.notes:
             log.info("%s: %s", asn.filename, note)
-        program = str(ref.program or asn.document.get("program") or asn.product_name[2:7])
         where = _placement(asn, resolved, program, ref, result.record.reference_uris())
-        return archive_outputs(ctx, result.outputs(asn), tmp / "out", where,
-                               level=LEVEL, service="stage3", reference_context=members_context(members),
-                               asn_id=asn.asn_id)
+        return event_ids + archive([out for out in result.outputs(asn) if out.filename not in ahead.sent],
+                                   placement=where)
 
 
 def _members_context(ctx: ServiceContext, members) -> str | None:

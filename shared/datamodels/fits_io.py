@@ -14,6 +14,7 @@ import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,13 @@ class FitsProduct:
     tables: dict[str, np.ndarray] = field(default_factory=dict)
     extra_meta: dict[str, Any] = field(default_factory=dict)
     hdu_keywords: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def detached(self) -> FitsProduct:
+        """The same product with metadata of its own: the arrays and tables are shared,
+        the keyword, card, extension and tree dicts copied. One thread can then write (and
+        mark) it while another goes on reading this one."""
+        return FitsProduct(self.model_type, dict(self.keywords), dict(self.images), dict(self.tables),
+                           dict(self.extra_meta), {hdu: dict(cards) for hdu, cards in self.hdu_keywords.items()})
 
 
 def _set_path(tree: dict, path: str, value: Any) -> None:
@@ -94,15 +102,27 @@ def _header_for(hdu_name: str, keywords: Mapping[str, Any]) -> fits.Header:
 
 def _fitting_comment(name: str, value: Any, comment: str) -> str:
     """The comment, shortened so the card stays one 80-character line."""
-    room = 80 - len(fits.Card(name, value).image.rstrip()) - 3  # " / " separator
+    try:
+        room = _comment_room(name, type(value), value)
+    except TypeError:  # an unhashable value
+        room = _comment_room.__wrapped__(name, type(value), value)
     return comment if len(comment) <= room else comment[: max(room, 0)]
+
+
+@lru_cache(maxsize=8192)
+def _comment_room(name: str, kind: type, value: Any) -> int:
+    """Characters left for a comment on the card of ``name`` = ``value``, after the " / "
+    separator. Most keywords of a product repeat from one product to the next, so the
+    answers are kept (by type too: True and 1 make different cards)."""
+    return 80 - len(fits.Card(name, value).image.rstrip()) - 3
 
 
 def write_product(path: str | Path, product: FitsProduct) -> Path:
     """Write ``product`` to ``path`` (overwriting) and return the path.
 
     The output is a pure function of ``product``: no clock is read here, so the same input
-    gives the same bytes (a retried task stores an identical object).
+    gives the same bytes (a retried task stores an identical object). The product's arrays
+    are never changed, not even for a moment, so another thread may read them meanwhile.
     """
     path = Path(path)
     # The model type and file name are the product's own, whatever keywords it inherited.
@@ -116,7 +136,7 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
         header = _header_for(extname, keywords) if extname == "SCI" else fits.Header()
         for name, value in product.hdu_keywords.get(extname, {}).items():
             header[name] = value
-        hdus.append(fits.ImageHDU(data=array, header=header, name=extname))
+        hdus.append(fits.ImageHDU(data=_read_only(array), header=header, name=extname))
     for extname, table in product.tables.items():
         hdu = fits.BinTableHDU(data=table, name=extname)
         for name, value in product.hdu_keywords.get(extname, {}).items():
@@ -129,6 +149,15 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fits.HDUList([primary, *hdus, asdf_hdu]).writeto(path, overwrite=True, checksum=False)
     return path
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array``. Given a writeable little-endian array, astropy swaps
+    its bytes in place while writing it (and back after): a thread reading the same array
+    meanwhile would see the swapped values. Read-only, it writes a swapped copy instead."""
+    view = np.asarray(array).view()
+    view.flags.writeable = False
+    return view
 
 
 class _OrderedHistoryAsdf(asdf.AsdfFile):
@@ -206,8 +235,8 @@ def read_product(path: str | Path) -> FitsProduct:
                     cards = _other_cards(hdu.header, table=True)
                     if cards:  # a table's own keywords (the guider Pointing table's JITTRAVG, ...)
                         other[hdu.name] = cards
-                elif hdu.data is not None:
-                    images[hdu.name] = np.array(hdu.data)
+                elif hdu.data is not None:  # in this machine's byte order: the steps use them as they are
+                    images[hdu.name] = np.array(hdu.data, dtype=hdu.data.dtype.newbyteorder("="))
     except OSError as exc:
         raise MalformedProductError(f"{path}: not a readable FITS file ({exc})") from exc
     return FitsProduct(model_type=model_type, keywords=keywords, images=images, tables=tables,
