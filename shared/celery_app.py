@@ -130,8 +130,8 @@ def limit_malloc_arenas(arenas: int) -> bool:
     """Let this process's C library use at most ``arenas`` memory arenas (glibc
     ``mallopt(M_ARENA_MAX)``), before the worker forks its pool, whose processes keep it.
 
-    A task's threads (member fetches, archiving ahead, multipart uploads) would otherwise
-    each allocate from an arena of its own, and what they free stays there: stage 3 on
+    A task's threads (archiving ahead, multipart uploads) would otherwise each allocate
+    from an arena of its own, and what they free stays there: stage 3 on
     eight full frames peaked at 2.9 GiB that way and at 2.1 GiB with two arenas, in the
     same time. False (nothing changed) for 0 or a C library without ``mallopt``."""
     if arenas <= 0:

@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     )
     worker_malloc_arenas: int = Field(
         2, ge=0, description="C-library (glibc) memory arenas of a worker process; 0 keeps the library's "
-        "default (8 per CPU). Each thread of a task (fetches, archiving, uploads) otherwise gets an arena "
+        "default (8 per CPU). Each thread of a task (archiving ahead, uploads) otherwise gets an arena "
         "of its own whose freed memory stays with it.",
     )
     tap_timeout_seconds: float = Field(
