@@ -437,7 +437,6 @@ def archive_outputs(
     return event_ids
 
 
-
 class ArchiveAhead:
     """Outputs archived by a thread of the task while its pipeline goes on: a product that
     is final before the run ends (image3's ``_crf`` once outlier detection has run) is

@@ -113,7 +113,7 @@ def _fitting_comment(name: str, value: Any, comment: str) -> str:
 def _comment_room(name: str, kind: type, value: Any) -> int:
     """Characters left for a comment on the card of ``name`` = ``value``, after the " / "
     separator. Most keywords of a product repeat from one product to the next, so the
-    answers are kept (by type too: True and 1 make different cards)."""
+    answers are kept, by type too (equal values of two types can make different cards)."""
     return 80 - len(fits.Card(name, value).image.rstrip()) - 3
 
 
