@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_image_stack", "check_reference", "total_error"]
+__all__ = ["check_image_stack", "check_reference", "read_only", "total_error"]
 
 
 def check_image_stack(name: str, array: np.ndarray) -> np.ndarray:
@@ -24,6 +24,15 @@ def check_reference(name: str, array: np.ndarray | None, shape: tuple[int, ...])
     if array.shape != tuple(shape[-2:]):
         raise ValueError(f"{name} has shape {array.shape}, expected {tuple(shape[-2:])} (cut to the window)")
     return array
+
+
+def read_only(array: np.ndarray, dtype: type | None = None) -> np.ndarray:
+    """A read-only view of ``array`` (as native ``dtype`` when given: a converted copy when
+    it is not that already). What receives it cannot change the array, not even for a
+    moment (astropy swaps a writeable array's bytes in place while writing it)."""
+    view = (np.asarray(array) if dtype is None else np.asarray(array, np.dtype(dtype).newbyteorder("="))).view()
+    view.flags.writeable = False
+    return view
 
 
 def total_error(*variances: np.ndarray | None) -> np.ndarray:

@@ -42,6 +42,7 @@ from services.stage3.steps.skymatch import SkyMatchParams, skymatch
 from services.stage3.steps.source_catalog import SourceCatalogParams, make_catalog
 from services.stage3.steps.tso_photometry import TsoPhotometryParams, phot_table, tso_photometry
 from services.stage3.steps.tweakreg import Alignment, TweakregInput, TweakregParams, tweakreg
+from shared.arrays import read_only
 from shared.datamodels import FitsProduct
 from shared.errors import InputError
 from shared.imaging_wcs import fits_gwcs, rotate_gwcs, sky_rotation
@@ -150,14 +151,14 @@ def _member(product: FitsProduct, ndim: int, need_wcs: bool) -> _Member:
     missing = [e for e in ("SCI", "ERR", "DQ") if e not in product.images]
     if missing:
         raise InputError(f"{name}: no {', '.join(missing)} extension; stage 3 needs calibrated products")
-    sci = _frozen(product.images["SCI"], np.float32)
+    sci = read_only(product.images["SCI"], np.float32)
     if sci.ndim != ndim:
         raise InputError(f"{name}: SCI is {sci.ndim}-D, expected {ndim}-D "
                          f"({'a _cal image' if ndim == 2 else 'a _calints cube'})")
-    variances = {v: _frozen(product.images[v], np.float32) for v in _VARIANCES if v in product.images}
+    variances = {v: read_only(product.images[v], np.float32) for v in _VARIANCES if v in product.images}
     wcs = member_wcs(product) if need_wcs else None
-    return _Member(_without_step_arrays(product), sci, _frozen(product.images["ERR"], np.float32),
-                   _frozen(product.images["DQ"], np.uint32), variances, wcs,
+    return _Member(_without_step_arrays(product), sci, read_only(product.images["ERR"], np.float32),
+                   read_only(product.images["DQ"], np.uint32), variances, wcs,
                    gwcs=product.extra_meta.get("meta.wcs"))
 
 
@@ -174,13 +175,6 @@ def _release(members: list[FitsProduct]) -> None:
     the input arrays are then let go as the steps replace them."""
     for i, product in enumerate(members):
         members[i] = _without_step_arrays(product)
-
-
-def _frozen(array: np.ndarray, dtype: type) -> np.ndarray:
-    """A read-only view of ``array`` as native ``dtype`` (a converted copy when it is not)."""
-    view = np.asarray(array, np.dtype(dtype).newbyteorder("=")).view()
-    view.flags.writeable = False
-    return view
 
 
 def _member_product(m: _Member, model_type: str, common: dict) -> FitsProduct:

@@ -22,6 +22,7 @@ import asdf
 import numpy as np
 from astropy.io import fits
 
+from shared.arrays import read_only
 from shared.datamodels.keywords import KEYWORDS, UnknownKeywordError
 
 __all__ = ["FitsProduct", "MalformedProductError", "card_value", "content_type", "meta_tree", "read_product",
@@ -136,7 +137,9 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
         header = _header_for(extname, keywords) if extname == "SCI" else fits.Header()
         for name, value in product.hdu_keywords.get(extname, {}).items():
             header[name] = value
-        hdus.append(fits.ImageHDU(data=_read_only(array), header=header, name=extname))
+        # read-only: given a writeable little-endian array, astropy swaps its bytes in place
+        # while writing it, and a thread reading the array meanwhile would see them swapped
+        hdus.append(fits.ImageHDU(data=read_only(array), header=header, name=extname))
     for extname, table in product.tables.items():
         hdu = fits.BinTableHDU(data=table, name=extname)
         for name, value in product.hdu_keywords.get(extname, {}).items():
@@ -149,15 +152,6 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fits.HDUList([primary, *hdus, asdf_hdu]).writeto(path, overwrite=True, checksum=False)
     return path
-
-
-def _read_only(array: np.ndarray) -> np.ndarray:
-    """A read-only view of ``array``. Given a writeable little-endian array, astropy swaps
-    its bytes in place while writing it (and back after): a thread reading the same array
-    meanwhile would see the swapped values. Read-only, it writes a swapped copy instead."""
-    view = np.asarray(array).view()
-    view.flags.writeable = False
-    return view
 
 
 class _OrderedHistoryAsdf(asdf.AsdfFile):

@@ -342,7 +342,7 @@ def tweakreg(inputs: Sequence[TweakregInput], params: TweakregParams | None = No
     if len(keys) != len(inputs):
         raise ValueError(f"tweakreg: {len(keys)} groups for {len(inputs)} inputs")
     order = {k: n for n, k in enumerate(dict.fromkeys(keys))}  # exposure -> its index in the fit
-    members = [[i for i, k in enumerate(keys) if order[k] == n] for n in range(len(order))]
+    members = [[i for i, k in enumerate(keys) if k == g] for g in order]
     exposures = [(np.vstack([planes[i][0] for i in m]), np.concatenate([planes[i][1] for i in m])) for m in members]
     fitted, absolute, abs_note = align(exposures, p, scale, abs_uv)
     alignments = [fitted[order[k]] for k in keys]
