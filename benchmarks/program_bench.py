@@ -58,12 +58,17 @@ from shared.catalog import Product, ReferenceFile
 from tests.conftest import PG_ADMIN_URL
 from tests.scale.program import Expected, description
 
-__all__ = ["run"]
+__all__ = ["process_group", "run", "simulation"]
 
 INPUT_DIR = Path("bench-results") / "program-input"
 TARGET_S = 120.0
 TIMEOUT_S = 1800.0
 DESCRIPTION = description(observations=1, dithers=4, subarray="FULL", ngroups=8, stars_per_window=800.0)
+
+
+def simulation():
+    """The program, simulated once and kept in ``bench-results/program-input/``."""
+    return _simulation(INPUT_DIR)
 
 
 def _simulation(directory: Path):
@@ -86,7 +91,7 @@ def _simulation(directory: Path):
     return sim
 
 
-def _group(pgid: int) -> list[int]:
+def process_group(pgid: int) -> list[int]:
     """Every process of process group ``pgid`` (a worker and its pool children)."""
     pids = []
     for entry in Path("/proc").iterdir():
@@ -111,7 +116,7 @@ class _Sampler:
         self._now: dict[str, float] = {}
 
     def _groups(self) -> dict[str, list[int]]:
-        return {name: _group(p.proc.pid) for name, p in self.workers.items() if p.proc is not None}
+        return {name: process_group(p.proc.pid) for name, p in self.workers.items() if p.proc is not None}
 
     def start(self) -> None:
         self._start = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self._groups().items()}
@@ -257,7 +262,7 @@ def run() -> dict:
     from shared.webhooks import WebhookPolicy
     from tests.faults.harness import Harness
 
-    sim = _simulation(INPUT_DIR)
+    sim = simulation()
     expected = Expected.from_plan(sim.plan)
     telemetry_mb = sum(p.stat().st_size for p in sim.telemetry_paths) / 1e6
     database = f"dms_bench_{uuid.uuid4().hex[:8]}"

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     astrometric_catalog_dir: Path | None = Field(
         None, description="Directory of ECSV star catalogs (ra, dec) that stage 3 aligns mosaics to absolutely.",
     )
+    stage3_split_members: int = Field(
+        4, ge=0, description="An image3 association of at least this many members is split across stage-3 "
+        "tasks: each member surveyed (tweakreg's sources, skymatch's sky) by a task of its own, then one task "
+        "combines them; 0 never splits.",
+    )
     discover_associations: bool = Field(
         False, description="Also build discovered (a3NNN) Level-3 candidates.",
     )

@@ -45,6 +45,7 @@ __all__ = [
     "ImpactSummary",
     "IngestRejected",
     "IngestSummary",
+    "InputRef",
     "Payload",
     "PayloadError",
     "ProductArchived",
@@ -58,6 +59,7 @@ __all__ = [
     "ReprocessingStep",
     "Reprocessed",
     "Stage",
+    "Stage3Part",
     "TelemetryArrived",
     "UtcDatetime",
     "new_event",
@@ -80,6 +82,7 @@ class EventType(StrEnum):
     REPROCESSING_COMPLETED = "dms.reprocessing.completed"
     REPROCESSING_STEP = "dms.reprocessing.step"
     INGEST_REJECTED = "dms.ingest.rejected"
+    STAGE3_PART = "dms.stage3.part"
 
 
 EVENT_TYPES = frozenset(EventType)
@@ -366,6 +369,33 @@ class ReprocessingCompleted(Payload):
     products: tuple[ProductRef, ...] = Field(description="the new revisions made current")
 
 
+class InputRef(_Frozen):
+    """One revision of an input product, pinned: its name, where it is and its checksum."""
+
+    filename: str
+    uri: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class Stage3Part(Payload):
+    """``dms.stage3.part``: a part of a stage-3 run split across tasks is due (routed to
+    ``stage3.part``, or ``stage3.reprocess-part`` on the reprocessing queue for a
+    request's run). ``product`` is the Level-3 association, ``members`` the revisions of
+    its science members the run is made of, ``run`` names the run (its fan-ins,
+    :mod:`shared.catalog.fanin`). ``phase`` is what is due: ``survey``, ``single`` or
+    ``member`` for member ``part`` alone, ``median`` or ``mosaic`` for them all
+    (docs/stage3.md). ``step`` is the reprocessing step the run is part of (None:
+    operational)."""
+
+    event_type: ClassVar[EventType] = EventType.STAGE3_PART
+    product: ProductRef
+    run: str
+    phase: Literal["survey", "single", "median", "member", "mosaic"]
+    members: tuple[InputRef, ...] = Field(min_length=1)
+    part: int | None = Field(None, ge=0)
+    step: ReprocessingStep | None = None
+
+
 class IngestRejected(Payload):
     """``dms.ingest.rejected``: nothing usable could be made of a telemetry file (or of part
     of it); it stays in ``dms-raw``. ``reason`` is a code of docs/telemetry.md."""
@@ -380,7 +410,7 @@ class IngestRejected(Payload):
 PAYLOADS: Mapping[EventType, type[Payload]] = MappingProxyType({m.event_type: m for m in (
     TelemetryArrived, ProductCreated, ProductArchived, ProductSuperseded, AssociationComplete,
     ReferenceDelivered, DataPublic, ReprocessingRequested, ReprocessingStep, ReprocessingCompleted,
-    IngestRejected,
+    IngestRejected, Stage3Part,
 )})
 """The payload model of every event type."""
 

@@ -426,6 +426,7 @@ class Pipeline(Generic[S]):
         step_hook: Callable[[str], AbstractContextManager] | None = None,
         after_step: Callable[[str, RunRecord], None] | None = None,
         label: str | None = None,
+        until: str | None = None,
     ) -> RunRecord:
         """Run the steps of this exposure over ``state``.
 
@@ -450,10 +451,15 @@ class Pipeline(Generic[S]):
             before the run ends (stage 3 archives its ``_crf`` while it resamples).
         label : str, optional
             Names the input in log lines (default: FILENAME).
+        until : str, optional
+            Stop after this step (a task of a run split across tasks goes only as far
+            as its part needs).
         """
         p = params or self.params()
         if p.pipeline != self.name:
             raise ValueError(f"parameters of {p.pipeline} given to {self.name}")
+        if until is not None:
+            self._check_names({until})
         hook = step_hook or (lambda name: nullcontext())
         label = label or str(keywords.get("FILENAME") or "input")
         sequence = self.sequence(keywords)
@@ -472,6 +478,8 @@ class Pipeline(Generic[S]):
                 record.notes.append(f"{step.name} {result.status.value.lower()}: {result.reason}")
             if after_step is not None:
                 after_step(step.name, record)
+            if step.name == until:
+                break
         log.info("%s: %s steps took %.3f s (%s)", label, self.name, sum(record.seconds.values()),
                  ", ".join(f"{name} {sec:.3f}" for name, sec in record.seconds.items()))
         return record

@@ -81,6 +81,7 @@ __all__ = [
     "request_scope",
     "request_view",
     "step_done",
+    "step_scope",
     "step_input",
     "submit",
     "summary",
@@ -324,6 +325,13 @@ def request_scope(ctx: ServiceContext, event: Event) -> tuple[ReprocessingStep, 
     """For a reprocessing task: its step and a context that works for the request, or
     None (logged) when the request was cancelled or has ended: nothing to do."""
     step = event.payload_as(ReprocessingStep)
+    scoped = step_scope(ctx, step)
+    return None if scoped is None else (step, scoped)
+
+
+def step_scope(ctx: ServiceContext, step: ReprocessingStep) -> ServiceContext | None:
+    """A context that works for the request of ``step`` (a task that carries on a step
+    split across tasks), or None (logged) when the request was cancelled or has ended."""
     with ctx.catalog.session() as s:
         request = s.get(ReprocessingRequest, step.request_id)
         if request is None:
@@ -335,7 +343,7 @@ def request_scope(ctx: ServiceContext, event: Event) -> tuple[ReprocessingStep, 
                      request.state, step.unit, unit.state if unit else "unknown", step.stage, step.product.filename)
             return None
         scope = RequestScope(request.id, step.unit, request.reference_context, request.reason)
-    return step, _with_request(ctx, scope)
+    return _with_request(ctx, scope)
 
 
 def _with_request(ctx: ServiceContext, scope: RequestScope) -> ServiceContext:

@@ -17,8 +17,8 @@ and variance can be propagated (see :func:`resample` for the variance approximat
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from astropy.wcs import WCS
@@ -30,9 +30,12 @@ from shared.wcs import pc_matrix
 
 __all__ = [
     "WEIGHT_TYPES",
+    "Contribution",
     "ResampleInput",
     "ResampleResult",
     "blot",
+    "combine",
+    "contribution",
     "derivative",
     "output_grid",
     "pixel_area_arcsec2",
@@ -309,6 +312,113 @@ def _landing_box(pmap: np.ndarray, out_shape: tuple[int, int]) -> tuple[slice, s
     return slice(y0, y1), slice(x0, x1)
 
 
+@dataclass(frozen=True)
+class Contribution:
+    """What one input adds to a resampled image: its landing ``box`` on the grid (rows,
+    columns; None when it lands nowhere), its weighted mean ``mean`` and weight ``wht``
+    there, and the weighted mean of each of its variance arrays (float32, box-shaped).
+    :func:`combine` adds contributions up; :func:`resample` is the two together, and a
+    task of its own can make each input's (stage 3 split across tasks)."""
+
+    box: tuple[slice, slice] | None
+    mean: np.ndarray | None = None
+    wht: np.ndarray | None = None
+    variances: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _check_kernel(kernel: str, pixfrac: float) -> None:
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; use one of {', '.join(KERNELS)}")
+    if not 0.0 < pixfrac <= 1.0:
+        raise ValueError(f"pixfrac must be in (0, 1], got {pixfrac}")
+
+
+def contribution(
+    inp: ResampleInput,
+    out_wcs: WCS,
+    out_shape: tuple[int, int],
+    *,
+    pixfrac: float = 1.0,
+    kernel: str = "square",
+    weight_type: str = "ivm",
+    variances: bool = True,
+) -> Contribution:
+    """Drizzle one input onto the part of the grid it can reach (:func:`resample` says how)."""
+    _check_kernel(kernel, pixfrac)
+    if inp.data.ndim != 2:
+        raise ValueError(f"data must be 2-D (ny, nx), got shape {inp.data.shape}")
+    w = weight_map(inp, weight_type)
+    pmap = pixmap(inp.wcs, out_wcs, inp.data.shape)
+    box = _landing_box(pmap, out_shape)
+    if box is None:
+        return Contribution(None)
+    rows, cols = box
+    pmap[..., 0] -= cols.start
+    pmap[..., 1] -= rows.start
+    box_shape = (rows.stop - rows.start, cols.stop - cols.start)
+    exptime = float(inp.exptime) if inp.exptime and inp.exptime > 0 else 1.0
+    mean, wht = _drizzle_one(inp.data, w, pmap, box_shape, pixfrac=pixfrac, kernel=kernel, exptime=exptime)
+    drizzled = {}
+    for name in _VARIANCES if variances else ():
+        var = getattr(inp, name)
+        if var is None:
+            continue
+        ok = np.isfinite(var)
+        drizzled[name], _ = _drizzle_one(np.where(ok, var, np.float32(0.0)), np.where(ok, w, np.float32(0.0)), pmap,
+                                         box_shape, pixfrac=pixfrac, kernel=kernel, exptime=exptime)
+    return Contribution(box, mean, wht, drizzled)
+
+
+def combine(contributions: Iterable[Contribution], out_shape: tuple[int, int], *, n_inputs: int,
+            fillval: float = np.nan) -> ResampleResult:
+    """The resampled image of ``n_inputs`` inputs from their contributions, in input order
+    (each is let go once added: a generator keeps one in memory at a time)."""
+    ny, nx = out_shape
+    num = np.zeros(out_shape)
+    wht = np.zeros(out_shape)
+    var_num: dict[str, np.ndarray] = {}
+    con = np.zeros(((n_inputs + 31) // 32, ny, nx), np.int32)
+    count = 0
+    for i, c in enumerate(contributions):
+        count += 1
+        if c.box is None:
+            continue
+        box, wht_i = c.box, c.wht
+        num[box] += c.mean * wht_i.astype(np.float64)
+        wht[box] += wht_i
+        con[i // 32][box][wht_i > 0] |= np.array(1 << (i % 32), np.uint32).view(np.int32)
+        for name in _VARIANCES:
+            if name not in c.variances:
+                continue
+            if name not in var_num:
+                var_num[name] = np.zeros(out_shape)
+            var_num[name][box] += np.square(wht_i, dtype=np.float64) * c.variances[name]
+    if count != n_inputs:
+        raise ValueError(f"{count} contributions for {n_inputs} inputs")
+    # The mosaic-sized float64 sums are let go one by one as their results are made: on a
+    # large mosaic they, not the inputs, set the step's peak memory.
+    covered = wht > 0
+    data = np.full(out_shape, fillval, np.float32)
+    data[covered] = (num[covered] / wht[covered]).astype(np.float32)
+    del num
+    variances: dict[str, np.ndarray | None] = dict.fromkeys(_VARIANCES)
+    for name in list(var_num):
+        total = var_num.pop(name)
+        v = np.full(out_shape, np.nan, np.float32)
+        v[covered] = (total[covered] / wht[covered] ** 2).astype(np.float32)
+        del total
+        variances[name] = v
+    err = np.full(out_shape, np.nan, np.float32)
+    present = [v for v in variances.values() if v is not None]
+    if present:  # sqrt of their sum, added in place in the same order as a stacked sum
+        err = present[0].copy()
+        for v in present[1:]:
+            err += v
+        np.sqrt(err, out=err)
+    return ResampleResult(data=data, wht=wht.astype(np.float32), con=con, err=err, n_inputs=n_inputs,
+                          **variances)
+
+
 def resample(
     inputs: Sequence[ResampleInput],
     out_wcs: WCS,
@@ -343,68 +453,18 @@ def resample(
 
     Each input is drizzled onto the part of the grid it can reach (its pixel map's
     extent), not the whole grid: on a mosaic of many exposures that is what keeps the
-    cost near the drizzle kernel's own.
+    cost near the drizzle kernel's own. Each input's part is a :func:`contribution`, and
+    :func:`combine` adds them up.
     """
     if not inputs:
         raise ValueError("resample needs at least one input")
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}; use one of {', '.join(KERNELS)}")
-    if not 0.0 < pixfrac <= 1.0:
-        raise ValueError(f"pixfrac must be in (0, 1], got {pixfrac}")
-    ny, nx = out_shape
-    num = np.zeros(out_shape)
-    wht = np.zeros(out_shape)
-    var_num: dict[str, np.ndarray] = {}
-    con = np.zeros(((len(inputs) + 31) // 32, ny, nx), np.int32)
+    _check_kernel(kernel, pixfrac)
     for i, inp in enumerate(inputs):
         if inp.data.ndim != 2:
             raise ValueError(f"input {i}: data must be 2-D (ny, nx), got shape {inp.data.shape}")
-        w = weight_map(inp, weight_type)
-        pmap = pixmap(inp.wcs, out_wcs, inp.data.shape)
-        box = _landing_box(pmap, out_shape)
-        if box is None:
-            continue
-        rows, cols = box
-        pmap[..., 0] -= cols.start
-        pmap[..., 1] -= rows.start
-        box_shape = (rows.stop - rows.start, cols.stop - cols.start)
-        exptime = float(inp.exptime) if inp.exptime and inp.exptime > 0 else 1.0
-        mean_i, wht_i = _drizzle_one(inp.data, w, pmap, box_shape, pixfrac=pixfrac, kernel=kernel, exptime=exptime)
-        num[box] += mean_i * wht_i.astype(np.float64)
-        wht[box] += wht_i
-        con[i // 32][box][wht_i > 0] |= np.array(1 << (i % 32), np.uint32).view(np.int32)
-        for name in _VARIANCES if variances else ():
-            var = getattr(inp, name)
-            if var is None:
-                continue
-            ok = np.isfinite(var)
-            v_i, _ = _drizzle_one(np.where(ok, var, np.float32(0.0)), np.where(ok, w, np.float32(0.0)), pmap,
-                                  box_shape, pixfrac=pixfrac, kernel=kernel, exptime=exptime)
-            if name not in var_num:
-                var_num[name] = np.zeros(out_shape)
-            var_num[name][box] += np.square(wht_i, dtype=np.float64) * v_i
-    # The mosaic-sized float64 sums are let go one by one as their results are made: on a
-    # large mosaic they, not the inputs, set the step's peak memory.
-    covered = wht > 0
-    data = np.full(out_shape, fillval, np.float32)
-    data[covered] = (num[covered] / wht[covered]).astype(np.float32)
-    del num
-    variances: dict[str, np.ndarray | None] = dict.fromkeys(_VARIANCES)
-    for name in list(var_num):
-        total = var_num.pop(name)
-        v = np.full(out_shape, np.nan, np.float32)
-        v[covered] = (total[covered] / wht[covered] ** 2).astype(np.float32)
-        del total
-        variances[name] = v
-    err = np.full(out_shape, np.nan, np.float32)
-    present = [v for v in variances.values() if v is not None]
-    if present:  # sqrt of their sum, added in place in the same order as a stacked sum
-        err = present[0].copy()
-        for v in present[1:]:
-            err += v
-        np.sqrt(err, out=err)
-    return ResampleResult(data=data, wht=wht.astype(np.float32), con=con, err=err, n_inputs=len(inputs),
-                          **variances)
+    parts = (contribution(inp, out_wcs, out_shape, pixfrac=pixfrac, kernel=kernel, weight_type=weight_type,
+                          variances=variances) for inp in inputs)
+    return combine(parts, out_shape, n_inputs=len(inputs), fillval=fillval)
 
 
 # ---------------------------------------------------------------------------- blot

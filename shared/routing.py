@@ -2,7 +2,7 @@
 
 Adding a stage is a line here, not an edit in the producing service. A task name is
 ``<service>.<action>`` and runs on the queue named after its service; a service's
-``reprocess`` task runs on its reprocessing queue, ``<service>-reprocess``, served by
+``reprocess`` tasks (``reprocess`` and ``reprocess-<what>``) run on its reprocessing queue, ``<service>-reprocess``, served by
 workers of its own (``dms worker detector1-reprocess``) so that a reprocessing backlog
 never delays operational work. Filters read the
 event's typed payload (:attr:`shared.messages.Event.payload`); an event whose payload is
@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.messages import AssociationComplete, Event, EventType, ProductArchived, ReprocessingStep
+from shared.messages import (
+    AssociationComplete,
+    Event,
+    EventType,
+    ProductArchived,
+    ReprocessingStep,
+    Stage3Part,
+)
 
 __all__ = ["QUEUES", "REPROCESSING_QUEUES", "ROUTES", "Route", "queue_for", "routes_for", "service_of_queue"]
 
@@ -35,12 +42,17 @@ class Route:
     # False: not for a product a reprocessing request made current (its unit is complete
     # already; only previews and notifications follow)
     reprocessed: bool = True
+    # of a stage-3 part: True, for a run of a reprocessing request; False, an operational run
+    for_request: bool | None = None
 
     def matches(self, event: Event) -> bool:
         """Whether this route takes ``event``; raises PayloadError on a malformed payload
         when a filter needs to read it."""
         if event.type != self.event_type:
             return False
+        if self.for_request is not None:
+            payload = event.payload
+            return isinstance(payload, Stage3Part) and (payload.step is not None) == self.for_request
         if self.stage is not None:
             payload = event.payload
             return isinstance(payload, ReprocessingStep) and payload.stage == self.stage
@@ -82,6 +94,9 @@ ROUTES: tuple[Route, ...] = (
     Route(EventType.REPROCESSING_STEP, "detector1.reprocess", stage="detector1"),
     Route(EventType.REPROCESSING_STEP, "stage2.reprocess", stage="stage2"),
     Route(EventType.REPROCESSING_STEP, "stage3.reprocess", stage="stage3"),
+    # stage 3 split across tasks: each member's part, then the part that combines them
+    Route(EventType.STAGE3_PART, "stage3.part", for_request=False),
+    Route(EventType.STAGE3_PART, "stage3.reprocess-part", for_request=True),
     Route(EventType.PRODUCT_ARCHIVED, "preview.make", suffixes=frozenset({
         "uncal", "ramp", "rate", "rateints", "cal", "calints", "bsub", "bsubints", "crf", "crfints",
         "i2d", "s2d", "s3d", "x1d", "x1dints", "c1d", "phot", "whtlt", "segm", "psfstack", "psfsub",
@@ -95,7 +110,7 @@ ROUTES: tuple[Route, ...] = (
 
 def queue_for(task: str) -> str:
     service, _, action = task.partition(".")
-    queue = f"{service}-reprocess" if action == "reprocess" else service
+    queue = f"{service}-reprocess" if action.partition("-")[0] == "reprocess" else service
     if queue not in QUEUES:
         raise ValueError(f"task {task!r} names no known service queue ({', '.join(QUEUES)})")
     return queue

@@ -34,13 +34,17 @@ def archived(tmp_path_factory) -> Path:
     return work / "var"
 
 
-@pytest.fixture
-def system(archived, tmp_path):
+def _copy(archived: Path, tmp_path: Path, **settings):
     var = tmp_path / "var"
     shutil.copytree(archived, var)
     with sqlite3.connect(var / "catalog.db") as db:  # the copy's artifacts are in the copy's store
         db.execute("UPDATE artifact SET uri = replace(uri, ?, ?)", (f"file://{archived}", f"file://{var}"))
-    ctx, inline = embedded_context(Settings(var_dir=var, _env_file=None))
+    return embedded_context(Settings(var_dir=var, _env_file=None, **settings))
+
+
+@pytest.fixture
+def system(archived, tmp_path):
+    ctx, inline = _copy(archived, tmp_path)
     yield ctx, inline
     ctx.catalog.dispose()
 
@@ -107,6 +111,28 @@ def test_stage2_request_remakes_exactly_the_chain_below_it(system):
     from tests.imaging_chain import ChainRun
     path = ChainRun(None, ctx, [], {}).path(cal)
     assert fits.getheader(path)["DMSREQID"] == view["id"]
+
+
+def test_a_request_runs_a_split_stage3_on_its_own_queue(archived, tmp_path):
+    """With the association split across tasks (docs/stage3.md), a request's stage-3 run
+    goes in parts on the reprocessing queue, stages what it makes like an unsplit run,
+    and its last part ends the step: the request is done with the same products remade."""
+    ctx, inline = _copy(archived, tmp_path, stage3_split_members=2)
+    try:
+        before = current(ctx)
+        view, _, ids = submit(ctx, program=PROGRAM, scope=Scope(observations=(1,)), from_stage="stage3",
+                              reason="a better outlier threshold")
+        done = run(ctx, inline, ids)
+        tasks = [t for t, _ in done]
+        remade = changed(before, current(ctx))
+        assert {n.rsplit("_", 1)[1] for n in remade} == {"i2d.fits", "crf.fits", "cat.ecsv", "segm.fits"}, remade
+        members = sum(n.endswith("_crf.fits") for n in remade)
+        assert members >= 2 and "stage3.part" not in tasks
+        assert tasks.count("stage3.reprocess") == 1 and tasks.count("stage3.reprocess-part") == 3 * members + 2
+        with ctx.catalog.session() as s:
+            assert request_view(s, view["id"])["state"] == "done"
+    finally:
+        ctx.catalog.dispose()
 
 
 def test_the_same_request_twice_is_one_request(system):

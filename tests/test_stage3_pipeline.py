@@ -24,7 +24,20 @@ from astropy.wcs import WCS, FITSFixedWarning
 from stdatamodels.jwst import datamodels as dm
 from stdatamodels.jwst.datamodels.util import NoTypeWarning
 
-from services.stage3.pipeline import IMAGE3, TSO3, run_image3, run_tso3
+from services.stage3.parts import survey_from_bytes, survey_to_bytes
+from services.stage3.pipeline import (
+    IMAGE3,
+    TSO3,
+    SplitRun,
+    image3_median,
+    image3_member,
+    image3_mosaic,
+    image3_single,
+    member_meta,
+    run_image3,
+    run_tso3,
+    survey_member,
+)
 from services.stage3.products import (
     card_value,
     member_wcs,
@@ -33,6 +46,8 @@ from services.stage3.products import (
 from shared.datamodels import read_product, write_product
 from shared.datamodels.dqflags import PIXEL
 from shared.imaging_wcs import max_separation_mas
+from shared.messages import InputRef
+from shared.pipeline import provenance_cards
 from tests.stage3_scenes import (
     SCALE,
     cal_product,
@@ -223,6 +238,53 @@ def test_released_inputs_give_the_same_products(members, image3):
     for a, b in zip([*released.crf, released.i2d], [*kept.crf, kept.i2d], strict=True):
         assert a.images.keys() == b.images.keys() and a.keywords == b.keywords
         assert all(np.array_equal(a.images[k], b.images[k], equal_nan=True) for k in a.images)
+
+
+def test_member_surveys_and_metadata_travel_exactly(members):
+    """What a survey task stores of its member (sources, sky, metadata, as JSON) reads back
+    to the same values, bit for bit; skipped steps survey nothing."""
+    for m in members:
+        ref = InputRef(filename=m.keywords["FILENAME"], uri="file:///x", sha256="0" * 64)
+        survey, meta = survey_member(m), member_meta(m)
+        name, meta2, survey2 = survey_from_bytes(survey_to_bytes(survey, meta, ref))
+        assert name == ref.filename and len(survey.sources) > 20 and survey.sky[1] > 0
+        assert survey2.sky == survey.sky
+        for f in ("x", "y", "x_err", "y_err", "flux", "snr"):
+            a, b = getattr(survey.sources, f), getattr(survey2.sources, f)
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+        assert meta2.product.keywords == meta.product.keywords and meta2.shape == meta.shape
+        assert meta2.product.hdu_keywords == meta.product.hdu_keywords and meta2.variances == meta.variances
+        assert list(meta2.product.keywords) == list(m.keywords)
+    skipped = survey_member(members[0], IMAGE3.params(skip={"tweakreg", "skymatch"}))
+    assert skipped.sources is None and skipped.sky is None
+
+
+def test_split_run_gives_the_products_of_one_run(members, sky, catalog_refs, image3):
+    """image3 split as the stage-3 tasks split it (each member surveyed, resampled alone,
+    flagged and drizzled on its own, with only its own arrays; the median and the mosaic
+    from what those made) gives run_image3's products, to the bit."""
+    p = IMAGE3.params()
+    metas = [member_meta(m) for m in members]
+    run = SplitRun(metas, [survey_member(m) for m in members], p, (sky.ra, sky.dec), COMMON["asn_table"])
+    assert all("SCI" not in meta.product.images for meta in metas) and metas[0].shape == members[0].images["SCI"].shape
+    layers = [image3_single(run, k, m) for k, m in enumerate(members)]
+    median = image3_median(run, iter(layers))
+    prov = provenance_cards(software_version=COMMON["software_version"], created=COMMON["created"],
+                            context=COMMON["context"], asn_table=COMMON["asn_table"], asn_pool=ASN["asn_pool"])
+    made = [image3_member(run, k, m, median=lambda: median, prov=prov) for k, m in enumerate(members)]
+    mosaic = image3_mosaic(run, lambda: (c for _, c in made), prov=prov, refs=catalog_refs)
+    assert mosaic.statuses == image3.statuses and mosaic.crf == []
+    for a, b in zip([*(crf for crf, _ in made), mosaic.i2d, mosaic.segm], [*image3.crf, image3.i2d, image3.segm],
+                    strict=True):
+        assert a.images.keys() == b.images.keys() and a.keywords == b.keywords
+        assert all(np.array_equal(a.images[k], b.images[k], equal_nan=True) for k in a.images)
+    assert len(mosaic.cat) == len(image3.cat)
+    # a member task holds one member's arrays; the others are placeholders of their shape
+    state = run.state(own=(1, members[1]))
+    assert [m.remote for m in state.members] == [True, False, True, True]
+    assert state.members[0].sci.strides == (0, 0)
+    with pytest.raises(RuntimeError, match="outlier median was not made"):
+        image3_member(run, 0, members[0], median=None, prov=prov)
 
 
 def test_failed_absolute_alignment_is_reported(members, sky, tmp_path, caplog, capsys):

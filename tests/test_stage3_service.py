@@ -20,10 +20,10 @@ from astropy.table import QTable, Table
 from sqlalchemy import select
 
 from services.stage3.refcat import load_astrometric_catalog
-from services.stage3.task import handle_association
+from services.stage3.task import HANDLERS, handle_association
 from shared.archiving import archive_product
 from shared.asn import AssociationError
-from shared.catalog import EventRecord, Product, WorkItem, WorkState
+from shared.catalog import EventRecord, FanIn, Product, WorkItem, WorkState
 from shared.catalog.queries import (
     current_product,
     event_from_record,
@@ -35,7 +35,8 @@ from shared.errors import InputError, is_retriable
 from shared.messages import Event
 from shared.naming import parse_exposure
 from shared.resample import resample
-from shared.runtime import ServiceContext, run_handler
+from shared.runtime import InlineTransport, ServiceContext, run_handler
+from shared.storage import Bucket
 from tests.stage3_scenes import (
     cal_product,
     calints_product,
@@ -63,7 +64,8 @@ def _asn(asn_type: str, acid: str, product: str, members: list[str]) -> dict:
 
 @pytest.fixture
 def ctx(embedded_settings):
-    context = ServiceContext.from_settings(embedded_settings)
+    """Stage 3 in one task (the split run has tests of its own below)."""
+    context = ServiceContext.from_settings(embedded_settings.model_copy(update={"stage3_split_members": 0}))
     context.catalog.upgrade()
     plan = tiny_plan()
     plan = plan.model_copy(update={"observations": [plan.observations[0],
@@ -202,7 +204,7 @@ def test_image3_aligns_to_the_configured_catalog(ctx, tmp_path, image3_setup, em
     catalogs.mkdir()
     Table({"ra": sky.ra, "dec": sky.dec}).write(catalogs / "field.ecsv", format="ascii.ecsv")
     (catalogs / "broken.ecsv").write_text("not a table")
-    ctx.settings = embedded_settings.model_copy(update={"astrometric_catalog_dir": catalogs})
+    ctx.settings = ctx.settings.model_copy(update={"astrometric_catalog_dir": catalogs})
     assert len(load_astrometric_catalog(catalogs)[0]) == len(sky.ra)
     event = _archive_asn(ctx, tmp_path, _asn("image3", "o001", PRODUCT, names),
                          "jw01234-o001_20250101t000000_image3_00001_asn.json", 1)
@@ -230,6 +232,72 @@ def test_stale_association_and_missing_member(ctx, tmp_path, image3_setup):
     wrong = _archive_asn(ctx, tmp_path, bad, "jw01234-o001_20250101t000000_spec3_00001_asn.json", 1)
     with pytest.raises(AssociationError, match="stage 3 runs image3, tso3"):
         handle_association(wrong, ctx)
+
+
+def _split(ctx, members: int) -> ServiceContext:
+    """``ctx`` splitting image3 associations of ``members`` or more, with an inline
+    transport running the stage-3 tasks (the others' messages dropped)."""
+    inline = InlineTransport(dict(HANDLERS), strict=False)
+    split = replace(ctx, settings=ctx.settings.model_copy(update={"stage3_split_members": members}), transport=inline)
+    inline.ctx = split
+    return split
+
+
+def _arrays(ctx, tmp: Path, filename: str) -> dict[str, np.ndarray]:
+    local = tmp / f"read-{filename}"
+    ctx.store.download_uri(_products(ctx)[filename].artifacts[0].uri, local)
+    with fits.open(local) as hdul:
+        return {h.name: np.array(h.data) for h in hdul if h.is_image and h.data is not None}
+
+
+def test_split_run_makes_the_products_of_one_task(ctx, tmp_path, image3_setup):
+    """At ``stage3_split_members`` the association's task records one survey part per
+    member and ends; the phases follow (each member surveyed, resampled alone, its median,
+    each member flagged, its _crf archived and its contribution made, the mosaic), each
+    started by the task that ends the one before. The products are those one task makes
+    (the same arrays and step keywords); dms-work is empty after. A task run again
+    records nothing more."""
+    _, names, _ = image3_setup
+    asn_file = "jw01234-o001_20250101t000000_image3_00001_asn.json"
+    crf = [f"{n.rsplit('_', 1)[0]}_o001_crf.fits" for n in names]
+    one = _archive_asn(ctx, tmp_path, _asn("image3", "o001", PRODUCT, names), asn_file, 1)
+    handle_association(one, ctx)
+    expected = {f: _arrays(ctx, tmp_path, f) for f in [*crf, f"{PRODUCT}_i2d.fits"]}
+    # the same association again (a second revision), split
+    split = _split(ctx, 4)
+    event = _archive_asn(ctx, tmp_path, {**_asn("image3", "o001", PRODUCT, names), "code_version": "0.1.1"},
+                         asn_file, 1)
+    started = run_handler("stage3.run", handle_association, event.to_json_dict(), split)
+    assert started.status == "ok" and len(started.event_ids) == len(names)
+    with ctx.catalog.session() as s:
+        parts = [event_from_record(s.get(EventRecord, i)) for i in started.event_ids]
+        assert [(p.payload.phase, p.payload.part, p.subject) for p in parts] == [
+            ("survey", k, n) for k, n in enumerate(names)]
+        assert [m.filename for m in parts[0].payload.members] == names
+        assert s.get(FanIn, f"{parts[0].payload.run}:survey").parts == 4
+    assert _products(ctx)[f"{PRODUCT}_i2d.fits"].revision == 1  # nothing combined yet
+    phases = []
+    ran = split.transport.run_until_idle(lambda task, outcome: phases.append(outcome.status))
+    assert [t for t, _ in ran] == ["stage3.part"] * 14 and set(phases) == {"ok"}, [o.error for _, o in ran]
+    with ctx.catalog.session() as s:
+        order = [event_from_record(s.get(EventRecord, i)).payload.phase for _, o in ran for i in o.event_ids
+                 if s.get(EventRecord, i).type == "dms.stage3.part"]
+    assert order == ["single"] * 4 + ["median"] + ["member"] * 4 + ["mosaic"]
+    products = _products(ctx)
+    assert products[f"{PRODUCT}_i2d.fits"].revision == 2 and products[crf[0]].revision == 2
+    for filename, arrays in expected.items():
+        got = _arrays(ctx, tmp_path, filename)
+        assert got.keys() == arrays.keys()
+        assert all(np.array_equal(got[k], arrays[k], equal_nan=True) for k in arrays), filename
+    assert {f"{PRODUCT}_cat.ecsv", f"{PRODUCT}_segm.fits"} <= set(products)
+    assert products[f"{PRODUCT}_i2d.fits"].inputs == [*names, asn_file]
+    assert products[crf[1]].inputs == [names[1], asn_file] and products[crf[1]].exposure_id is not None
+    assert list(ctx.store.list_keys(Bucket.WORK)) == []  # the run's intermediates are removed
+    # Run again: the association records nothing; a part's message again is a duplicate.
+    assert handle_association(event, split) == []
+    again = run_handler("stage3.part", HANDLERS["stage3.part"], parts[0].to_json_dict(), split)
+    assert again.status == "ok" and again.note == "already done"
+    assert _products(ctx)[f"{PRODUCT}_i2d.fits"].revision == 2
 
 
 def test_tso3_archives_crfints_and_phot(ctx, tmp_path):

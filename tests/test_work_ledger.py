@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from shared.archiving import archive_product
-from shared.catalog import Catalog, Product, Program, TaskFailure, WorkItem, WorkState
+from shared.catalog import Catalog, Product, Program, TaskFailure, WorkItem, WorkState, fanin
 from shared.catalog import work as ledger
 from shared.catalog.queries import add_event
 from shared.config import Settings
@@ -443,3 +443,60 @@ def test_a_product_written_in_another_process_has_the_same_bytes(tmp_path):
                               capture_output=True, text=True, check=True).stdout.strip() for n in range(4)}
     assert len(digests) == 1, digests
     assert len(next(iter(digests))) == len(hashlib.sha256().hexdigest())
+
+
+# ---------------------------------------------------------------------------- fan-in
+
+def test_fan_in_closes_once_when_its_last_part_is_recorded(catalog):
+    with catalog.session() as s:
+        assert fanin.open_fan_in(s, "run", 3) is True
+    with catalog.session() as s:
+        assert fanin.open_fan_in(s, "run", 3) is False  # the splitting task ran again
+        with pytest.raises(ValueError, match="has 3 parts, not 2"):
+            fanin.open_fan_in(s, "run", 2)
+    with catalog.session() as s:
+        assert fanin.record_part(s, "run", 2, "u2", SHA) is False
+        assert fanin.record_part(s, "run", 0, "u0", SHA) is False
+        assert fanin.record_part(s, "run", 0, "again", SHA) is False  # a part run twice keeps its first result
+        with pytest.raises(ValueError, match="parts 0..2, not 3"):
+            fanin.record_part(s, "run", 3, "u3", SHA)
+    with catalog.session() as s:
+        assert fanin.record_part(s, "run", 1, "u1", SHA) is True
+    with catalog.session() as s:
+        assert fanin.record_part(s, "run", 1, "u1", SHA) is False  # closed already: nothing is combined twice
+        assert [(r.part, r.uri) for r in fanin.part_results(s, "run")] == [(0, "u0"), (1, "u1"), (2, "u2")]
+        with pytest.raises(LookupError, match="no fan-in 'other'"):
+            fanin.record_part(s, "other", 0, "u", SHA)
+
+
+def test_fan_in_parts_finishing_together_close_it_once(catalog):
+    """Many parts recorded at once from threads (each its own transaction): exactly one
+    closes the fan-in, whatever the interleaving (on PostgreSQL the row lock makes the
+    last one see every other; without it two could each miss the other)."""
+    parts = 12
+    with catalog.session() as s:
+        fanin.open_fan_in(s, "together", parts)
+    start, closed, errors = threading.Barrier(parts), [], []
+
+    def finish(part):
+        try:
+            start.wait()
+            for _ in range(20):  # SQLite: a writer that finds the database locked tries again
+                try:
+                    with catalog.session() as s:
+                        closed.append(fanin.record_part(s, "together", part, f"u{part}", SHA))
+                    return
+                except Exception as exc:  # noqa: BLE001 - only "database is locked" is retried
+                    if "locked" not in str(exc):
+                        raise
+                    time.sleep(0.05)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=finish, args=(p,)) for p in range(parts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert sorted(closed) == [False] * (parts - 1) + [True]

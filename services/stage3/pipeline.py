@@ -13,7 +13,7 @@ tso3 (imaging): outlier_detection (-> ``_crfints`` per member) -> tso_photometry
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,11 +37,21 @@ from services.stage3.steps.outlier_detection import (
     apply_outliers,
     flag_outliers_imaging,
     flag_outliers_tso,
+    median_image,
+    outlier_mask,
+    single_image,
 )
-from services.stage3.steps.skymatch import SkyMatchParams, skymatch
+from services.stage3.steps.skymatch import SkyMatchParams, measure_sky, skymatch, subtract_level
 from services.stage3.steps.source_catalog import SourceCatalogParams, make_catalog
 from services.stage3.steps.tso_photometry import TsoPhotometryParams, phot_table, tso_photometry
-from services.stage3.steps.tweakreg import Alignment, TweakregInput, TweakregParams, tweakreg
+from services.stage3.steps.tweakreg import (
+    Alignment,
+    SourceList,
+    TweakregInput,
+    TweakregParams,
+    input_sources,
+    tweakreg,
+)
 from shared.arrays import read_only
 from shared.datamodels import FitsProduct
 from shared.errors import InputError
@@ -60,7 +70,16 @@ from shared.pipeline import (
     provenance_cards,
 )
 from shared.refdata import Reference, ReferenceProvider, load_references
-from shared.resample import ResampleInput, ResampleResult, output_grid, pixel_scale_arcsec, resample
+from shared.resample import (
+    Contribution,
+    ResampleInput,
+    ResampleResult,
+    combine,
+    contribution,
+    output_grid,
+    pixel_scale_arcsec,
+    resample,
+)
 
 INTERMEDIATE = "AUXILIARY"
 """Product type of what stage 3 makes on the way (the 2c ``_crf``/``_crfints``, the
@@ -70,13 +89,23 @@ __all__ = [
     "IMAGE3",
     "TSO3",
     "Image3Output",
+    "MemberMeta",
+    "MemberSurvey",
+    "SplitInputs",
+    "SplitRun",
     "ResampleParams",
     "Tso3Output",
     "calibrate",
     "crf_outputs",
+    "image3_median",
+    "image3_member",
+    "image3_mosaic",
+    "image3_single",
+    "member_meta",
     "members_context",
     "run_image3",
     "run_tso3",
+    "survey_member",
 ]
 
 log = logging.getLogger(__name__)
@@ -112,6 +141,9 @@ class _Member:
     wcs: WCS | None
     cards: dict = field(default_factory=dict)
     gwcs: Any = None  # gwcs.WCS of the member (its meta.wcs), corrected as wcs is
+    # only the member's metadata is here (a task of a split run where another task holds
+    # its arrays): the arrays are placeholders of its shape, never read
+    remote: bool = False
 
     def aligned(self, new: WCS) -> str | None:
         """Take tweakreg's corrected WCS, and turn the gwcs by the same rotation of the sky;
@@ -196,7 +228,76 @@ def _weight_type(ms: list[_Member], wanted: str) -> str:
     return wanted if wanted != "ivm" or all("VAR_RNOISE" in m.variances for m in ms) else "exptime"
 
 
+def _outlier_params(ms: list[_Member], params: OutlierParams) -> OutlierParams:
+    return params.model_copy(update={"weight_type": _weight_type(ms, params.weight_type)})
+
+
 # ---------------------------------------------------------------------------- image3
+
+@dataclass(frozen=True)
+class MemberSurvey:
+    """What image3 measures on one member alone before its steps need all of them: the
+    sources tweakreg fits (None: tweakreg is skipped) and the sky skymatch levels
+    ((median, pixels), None: skymatch is skipped). A task of its own makes it for each
+    member of a split run (:func:`survey_member`, :class:`SplitRun`)."""
+
+    sources: SourceList | None
+    sky: tuple[float, int] | None
+
+
+def survey_member(product: FitsProduct, params: PipelineParams | None = None) -> MemberSurvey:
+    """The :class:`MemberSurvey` of one ``_cal`` member, with the parameters image3 runs
+    with: the same values its tweakreg and skymatch find on that member (both read the
+    member's data as calibrated, before any step changes it)."""
+    p = params or IMAGE3.params()
+    m = _member(product, 2, need_wcs=False)
+    sources = sky = None
+    if "tweakreg" not in p.skip:
+        sources = input_sources(TweakregInput(m.sci, m.err, m.dq, None), p.step("tweakreg"))
+    if "skymatch" not in p.skip:
+        sp = p.step("skymatch")
+        sky = measure_sky(m.sci, m.dq, source_snr=sp.source_snr, source_grow=sp.source_grow)
+    return MemberSurvey(sources, sky)
+
+
+@dataclass(frozen=True)
+class MemberMeta:
+    """A member as the tasks of a split run know it without its arrays: its metadata
+    (keywords and cards; no arrays, tables or ASDF tree), the shape of its images and the
+    variance arrays it has."""
+
+    product: FitsProduct
+    shape: tuple[int, int]
+    variances: tuple[str, ...]
+
+
+def member_meta(product: FitsProduct) -> MemberMeta:
+    """The :class:`MemberMeta` of a ``_cal`` member (InputError as image3 gives)."""
+    m = _member(product, 2, need_wcs=True)
+    meta = FitsProduct(model_type=product.model_type, keywords=dict(product.keywords),
+                       hdu_keywords={k: dict(v) for k, v in product.hdu_keywords.items()})
+    return MemberMeta(meta, (int(m.sci.shape[0]), int(m.sci.shape[1])), tuple(m.variances))
+
+
+def _remote(meta: MemberMeta) -> _Member:
+    blank = np.broadcast_to(np.float32(np.nan), meta.shape)
+    return _Member(meta.product, blank, blank, np.broadcast_to(np.uint32(0), meta.shape),
+                   dict.fromkeys(meta.variances, blank), member_wcs(meta.product), remote=True)
+
+
+@dataclass
+class SplitInputs:
+    """What the earlier tasks of a split run made, as this task's steps need it: the
+    median of the resampled members (outlier detection flags the members held here
+    against it) and every member's contribution to the mosaic, in member order."""
+
+    median: Callable[[], np.ndarray] = lambda: _missing("the outlier median")
+    contributions: Callable[[], Iterable[Contribution]] = lambda: _missing("the members' contributions")
+
+
+def _missing(what: str):
+    raise RuntimeError(f"{what} was not made by an earlier task of this split run")
+
 
 @dataclass
 class Image3State:
@@ -206,6 +307,8 @@ class Image3State:
     grid_params: ResampleParams
     abs_refcat: tuple[np.ndarray, np.ndarray] | None = None
     label: str = "image3"  # names the run in warnings (the association)
+    surveys: list[MemberSurvey | None] | None = None  # made by tasks of their own, per member (None: not made)
+    split: SplitInputs | None = None  # what earlier tasks of a split run made
     alignments: list[Alignment] = field(default_factory=list)
     resampled: ResampleResult | None = None
     weight_type: str | None = None
@@ -252,7 +355,7 @@ def _tweakreg(s: Image3State, a: StepArgs) -> Skip | None:
     if len(set(exposures)) < 2 and s.abs_refcat is None:
         return Skip("one exposure and no absolute catalog: nothing to align")
     result = tweakreg([TweakregInput(m.sci, m.err, m.dq, m.wcs) for m in ms], a.params, s.abs_refcat,
-                      groups=exposures)
+                      groups=exposures, sources=[v and v.sources for v in s.surveys] if s.surveys else None)
     s.alignments = result.alignments
     if s.abs_refcat is not None:
         _record_absolute(s, a, result.absolute is not None, result.absolute_note)
@@ -289,10 +392,12 @@ def _exposure_of(m: _Member) -> tuple:
 
 def _skymatch(s: Image3State, a: StepArgs) -> Skip | None:
     p = a.params
-    result = skymatch([m.sci for m in s.members], [m.dq for m in s.members], p,
-                      groups=[_exposure_of(m) for m in s.members])
-    for m, level, data in zip(s.members, result.subtracted, result.data, strict=True):
-        m.sci = data
+    result = skymatch([m.sci for m in s.members], [m.dq for m in s.members], p.model_copy(update={"subtract": False}),
+                      groups=[_exposure_of(m) for m in s.members],
+                      measured=[v and v.sky for v in s.surveys] if s.surveys else None)
+    for m, level in zip(s.members, result.subtracted, strict=True):
+        if p.subtract and not m.remote:
+            m.sci = subtract_level(m.sci, level)
         m.cards.update(BKGMETH=p.skymethod, BKGLEVEL=float(level), BKGSUB=bool(p.subtract))
     n_groups = len(set(result.groups))
     per = "exposure" if p.grouping == "exposure" else "detector image"
@@ -305,7 +410,13 @@ def _outliers_imaging(s: Image3State, a: StepArgs) -> Skip | None:
     ms = s.members
     if len(ms) < 2:
         return Skip("one exposure: nothing to compare with")
-    op = a.params.model_copy(update={"weight_type": _weight_type(ms, a.params.weight_type)})
+    op = _outlier_params(ms, a.params)
+    if s.split is not None:  # the median was made by a task of its own: flag the members held here
+        own = [m for m in ms if not m.remote]
+        median = s.split.median() if own else None
+        for m in own:
+            m.flag(outlier_mask(m.resample_input(), m.err, median, s.grid()[0], op))
+        return None
     found = flag_outliers_imaging([m.resample_input() for m in ms], [m.err for m in ms], *s.grid(), op)
     for m, mask in zip(ms, found.masks, strict=True):
         m.flag(mask)
@@ -315,9 +426,18 @@ def _outliers_imaging(s: Image3State, a: StepArgs) -> Skip | None:
 def _resample(s: Image3State, a: StepArgs) -> Skip | None:
     rp, ms = a.params, s.members
     s.weight_type = _weight_type(ms, rp.weight_type)
+    if s.split is not None:  # each member's contribution was made by a task of its own
+        s.resampled = combine(s.split.contributions(), s.grid()[1], n_inputs=len(ms))
+        return None
     s.resampled = resample([m.resample_input() for m in ms], *s.grid(), pixfrac=rp.pixfrac, kernel=rp.kernel,
                            weight_type=s.weight_type)
     return None
+
+
+def _contribution(s: Image3State, m: _Member, rp: ResampleParams) -> Contribution:
+    """What ``m`` adds to the mosaic (the resample step's part of one member)."""
+    return contribution(m.resample_input(), *s.grid(), pixfrac=rp.pixfrac, kernel=rp.kernel,
+                        weight_type=_weight_type(s.members, rp.weight_type))
 
 
 def _catalog_references(s: Image3State, a: StepArgs) -> tuple[ApertureParams | None, float | None]:
@@ -387,7 +507,8 @@ IMAGE3: Pipeline[Image3State] = Pipeline(
 
 @dataclass(frozen=True)
 class Image3Output(Recorded):
-    """``crf`` one product per member (input order); ``i2d``; ``cat`` (None when no
+    """``crf`` one product per member (input order; empty from a split run's mosaic task,
+    see :func:`image3_mosaic`); ``i2d``; ``cat`` (None when no
     source was found or the step was skipped) and ``segm``; what the runner recorded, and
     the tweakreg alignment of each member."""
 
@@ -400,7 +521,7 @@ class Image3Output(Recorded):
 
     def outputs(self, asn: Level3Association) -> list[Output]:
         """Everything worth archiving, named for the association, in order (2c first)."""
-        out = crf_outputs(asn, self.crf)
+        out = crf_outputs(asn, self.crf) if self.crf else []
         if self.i2d is not None:
             out.append(Output(asn.product("i2d"), "i2d", self.i2d))
         if self.segm is not None:
@@ -488,6 +609,14 @@ def run_image3(
     record = IMAGE3.run(state, state.members[0].product.keywords, found, p, label=asn_table or "image3",
                         step_hook=step_hook, after_step=after_step)
     crf_products(record)
+    i2d, segm = _level3_products(state, record, p, prov, crf)
+    return Image3Output(crf, i2d, state.catalog, segm, record, state.alignments)
+
+
+def _level3_products(state: Image3State, record: RunRecord, p: PipelineParams, prov: dict,
+                     crf: list[FitsProduct]) -> tuple[FitsProduct | None, FitsProduct | None]:
+    """The ``_i2d`` and ``_segm`` of a run (None when not made), their keywords from the
+    ``_crf``."""
     common = {**prov, **record.status_cards(), **record.reference_cards()}
     header, other = level3_keywords(crf)
     i2d = segm = None
@@ -501,7 +630,92 @@ def run_image3(
         i2d = i2d_product(header, other, images, wcs, cards, state.bunit)
         if state.segm is not None:
             segm = segm_product({**header, **common}, other, state.segm, wcs)
-    return Image3Output(crf, i2d, state.catalog, segm, record, state.alignments)
+    return i2d, segm
+
+
+# ------------------------------------------------------------------- image3, split across tasks
+#
+# A task of its own per member and step where the work is per member, the steps that need
+# every member in tasks of their own after them (services/stage3/parts.py runs them):
+#   survey_member (each) -> image3_single (each) -> image3_median -> image3_member (each)
+#   -> image3_mosaic.
+# Every task replays tweakreg and skymatch from the members' surveys and metadata (cheap:
+# no pixel is read) to know the aligned WCSs, sky levels and grid; it holds the arrays of
+# at most one member. The products are those of run_image3, to the bit.
+
+@dataclass(frozen=True)
+class SplitRun:
+    """What every task of a split run starts from: each member's metadata and survey (in
+    member order), the parameters, the absolute catalog and the run's label."""
+
+    metas: Sequence[MemberMeta]
+    surveys: Sequence[MemberSurvey]
+    params: PipelineParams
+    abs_refcat: tuple[np.ndarray, np.ndarray] | None = None
+    label: str = "image3"
+
+    def state(self, own: tuple[int, FitsProduct] | None = None, split: SplitInputs | None = None) -> Image3State:
+        """The run's state: the members' metadata, and the arrays of ``own`` (index, product)."""
+        if len(self.surveys) != len(self.metas):
+            raise ValueError(f"{len(self.surveys)} member surveys for {len(self.metas)} members")
+        members = [_member(own[1], 2, need_wcs=True) if own is not None and i == own[0] else _remote(meta)
+                   for i, meta in enumerate(self.metas)]
+        return Image3State(members, self.params.step("resample"), self.abs_refcat, label=self.label,
+                           surveys=list(self.surveys), split=split or SplitInputs())
+
+    def replay(self, state: Image3State, until: str | None, refs: Mapping[str, Reference] | None = None) -> RunRecord:
+        return IMAGE3.run(state, state.members[0].product.keywords, refs or {}, self.params, label=self.label,
+                          until=until)
+
+    @property
+    def runs_outliers(self) -> bool:
+        """Whether outlier detection runs (it needs a median of the members)."""
+        return "outlier_detection" not in self.params.skip and len(self.metas) > 1
+
+    @property
+    def resamples(self) -> bool:
+        return "resample" not in self.params.skip
+
+
+def image3_single(run: SplitRun, k: int, product: FitsProduct) -> tuple[tuple[slice, slice] | None, np.ndarray | None]:
+    """Member ``k``'s layer of the outlier median (``product`` is its ``_cal``): its
+    landing box on the grid and its values there, (None, None) when it lands nowhere."""
+    state = run.state(own=(k, product))
+    run.replay(state, "skymatch")
+    op = _outlier_params(state.members, run.params.step("outlier_detection"))
+    return single_image(state.members[k].resample_input(), *state.grid(), op)
+
+
+def image3_median(run: SplitRun, layers: Iterable[tuple[tuple[slice, slice] | None, np.ndarray | None]]) -> np.ndarray:
+    """The outlier median of the members' :func:`image3_single` layers, in member order."""
+    state = run.state()
+    run.replay(state, "skymatch")
+    return median_image(layers, len(run.metas), state.grid()[1])
+
+
+def image3_member(run: SplitRun, k: int, product: FitsProduct, *, median: Callable[[], np.ndarray] | None,
+                  prov: dict) -> tuple[FitsProduct, Contribution | None]:
+    """Member ``k``'s ``_crf`` (flagged against ``median``, when outlier detection runs)
+    and its contribution to the mosaic (None when resample is skipped); ``prov`` are
+    :func:`shared.pipeline.provenance_cards`."""
+    state = run.state(own=(k, product), split=SplitInputs(median=median) if median is not None else None)
+    record = run.replay(state, "outlier_detection")
+    m = state.members[k]
+    crf = _member_product(m, "ImageModel", {**prov, **record.status_cards("outlier_detection")})
+    return crf, _contribution(state, m, run.params.step("resample")) if run.resamples else None
+
+
+def image3_mosaic(run: SplitRun, contributions: Callable[[], Iterable[Contribution]], *, prov: dict,
+                  refs: Mapping[str, Reference | None] | None = None) -> Image3Output:
+    """The Level-3 products from the members' contributions (in member order): the
+    ``_i2d``, catalog and ``_segm`` with the whole run's record; ``crf`` is empty (the
+    member tasks made them)."""
+    state = run.state(split=SplitInputs(contributions=contributions))
+    record = run.replay(state, None, {t: r for t, r in (refs or {}).items() if r is not None})
+    crf = [_member_product(m, "ImageModel", {**prov, **record.status_cards("outlier_detection")})
+           for m in state.members]  # their keywords, as the member tasks made them
+    i2d, segm = _level3_products(state, record, run.params, prov, crf)
+    return Image3Output([], i2d, state.catalog, segm, record, state.alignments)
 
 
 # ---------------------------------------------------------------------------- tso3

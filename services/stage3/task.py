@@ -18,6 +18,10 @@ References (image3's catalog: APCORR, ABVEGAOFFSET) come from the catalog, in th
 context the members were calibrated with (the current one when the catalog does not have
 it). Notes of the run are logged (a failed absolute alignment is also a warning of the
 pipeline).
+
+A large image3 association is split across tasks (:mod:`services.stage3.parts`): this
+task then records the first part of each member and ends; ``stage3.part`` runs the
+parts, as map and reduce over the stage-3 workers.
 """
 
 from __future__ import annotations
@@ -28,13 +32,12 @@ from functools import partial
 from pathlib import Path
 
 from services.stage3.asn import Level3Association, parse_level3_asn
+from services.stage3.parts import handle_part, split, splits
 from services.stage3.pipeline import calibrate, members_context
+from services.stage3.placement import catalog_context, placement
 from services.stage3.refcat import load_astrometric_catalog
-from shared.access import combined_release
 from shared.archiving import (
     ArchiveAhead,
-    CurrentInput,
-    Placement,
     archive_outputs,
     current_inputs,
     event_product,
@@ -43,13 +46,11 @@ from shared.archiving import (
 )
 from shared.catalog import Product
 from shared.messages import Event, ProductRef
-from shared.pipeline import Output
-from shared.refdata import CatalogReferences, RefDataError
-from shared.refdata.contexts import resolve_context
-from shared.reprocessing import reprocess_handler
+from shared.refdata import CatalogReferences
+from shared.reprocessing import request_scope, step_done, step_input
 from shared.runtime import ServiceContext
 
-__all__ = ["HANDLERS", "combine_association", "handle_association"]
+__all__ = ["HANDLERS", "combine_association", "handle_association", "reprocess_association"]
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,39 @@ def handle_association(event: Event, ctx: ServiceContext) -> list[str]:
     announced = event_product(ctx, event)
     if announced is None:
         return []
-    return combine_association(ctx, *announced)
+    ref, current = announced
+    asn = read_association(ctx, ref)
+    if splits(ctx, asn):
+        return split(ctx, ref, asn, None)
+    return combine_association(ctx, ref, current, asn)
 
 
-def combine_association(ctx: ServiceContext, ref: ProductRef, current: Product) -> list[str]:
-    """Run one archived Level-3 association and archive what it made (staged, for a
-    reprocessing request).
+def reprocess_association(event: Event, ctx: ServiceContext) -> list[str]:
+    """A reprocessing request's stage-3 step: the association run for the request (staged
+    outputs, the request's inputs and context), then the step is done; a split run ends
+    the step when it has combined its parts."""
+    scoped = request_scope(ctx, event)
+    if scoped is None:
+        return []
+    step, scoped_ctx = scoped
+    ref, current = step_input(scoped_ctx, step)
+    asn = read_association(scoped_ctx, ref)
+    if splits(scoped_ctx, asn):
+        return split(scoped_ctx, ref, asn, step)
+    combine_association(scoped_ctx, ref, current, asn)
+    return step_done(scoped_ctx, step)
+
+
+def read_association(ctx: ServiceContext, ref: ProductRef) -> Level3Association:
+    """The association file ``ref`` names, checked against its sha256."""
+    with tempfile.TemporaryDirectory(prefix="dms-stage3-") as tmp:
+        path = fetch_verified(ctx, ref.uri, ref.sha256, Path(tmp) / ref.filename)
+        return parse_level3_asn(path.read_bytes(), ref.filename)
+
+
+def combine_association(ctx: ServiceContext, ref: ProductRef, current: Product, asn: Level3Association) -> list[str]:
+    """Run one archived Level-3 association in this task and archive what it made (staged,
+    for a reprocessing request).
 
     The ``_crf`` are archived by a thread of the task as soon as outlier detection has
     made them, while the pipeline goes on to the mosaic and the catalog: their events
@@ -75,8 +103,6 @@ def combine_association(ctx: ServiceContext, ref: ProductRef, current: Product) 
     replaces it."""
     with tempfile.TemporaryDirectory(prefix="dms-stage3-") as tmp:
         tmp = Path(tmp)
-        asn = parse_level3_asn(fetch_verified(ctx, ref.uri, ref.sha256, tmp / ref.filename).read_bytes(),
-                               ref.filename)
         resolved = current_inputs(ctx, asn.science, needed_by=asn.filename)
         members = [fetch_product(ctx, m.uri, m.sha256, tmp / name) for name, m in resolved.items()]
         refcat = load_astrometric_catalog(ctx.settings.astrometric_catalog_dir) if asn.asn_type == "image3" else None
@@ -84,55 +110,19 @@ def combine_association(ctx: ServiceContext, ref: ProductRef, current: Product) 
         archive = partial(archive_outputs, ctx, workdir=tmp / "out", level=LEVEL, service="stage3",
                           reference_context=members_context(members), asn_id=asn.asn_id)
         # The _crf leave as soon as outlier detection has made them (a _crf names no reference).
-        ahead_placement = _placement(asn, resolved, program, ref, [])
+        ahead_placement = placement(asn, resolved, program, ref, [])
         with ArchiveAhead(partial(archive, placement=ahead_placement, final=False)) as ahead:
             result = calibrate(asn, members, abs_refcat=refcat, software_version=ctx.settings.cal_ver,
                                created=current.archived_at.isoformat(timespec="seconds"),
-                               provider=CatalogReferences.of(ctx, _members_context(ctx, members)),
+                               provider=CatalogReferences.of(ctx, catalog_context(ctx, members_context(members))),
                                on_outputs=ahead.submit, release_inputs=True)
             event_ids = ahead.event_ids()
         for note in result.notes:
             log.info("%s: %s", asn.filename, note)
-        where = _placement(asn, resolved, program, ref, result.record.reference_uris())
+        where = placement(asn, resolved, program, ref, result.record.reference_uris())
         return event_ids + archive([out for out in result.outputs(asn) if out.filename not in ahead.sent],
                                    placement=where)
 
 
-def _members_context(ctx: ServiceContext, members) -> str | None:
-    """The reference context the members were calibrated with, when the catalog has it
-    (stage 3 then reads its references from the same context, and a retry gives the same
-    products); else None, the current one."""
-    name = members_context(members)
-    if name is None:
-        return None
-    with ctx.catalog.session() as s:
-        try:
-            resolve_context(s, name)
-        except RefDataError:
-            return None
-    return name
-
-
-def _placement(asn: Level3Association, resolved: dict[str, CurrentInput], program: str, ref,
-               references: list[str]):
-    """Where each output goes: a 2c product with its member's exposure, a Level-3 product
-    with the lowest observation of its members and the references the run used in its
-    provenance (``crds://<file>``); every one released with the association's latest
-    member (a 2c product is made from them all: outlier detection compares each member
-    with the others)."""
-    observations = [m.observation for m in resolved.values() if m.observation is not None]
-    lowest = min(observations) if observations else int(ref.observation or 0)
-    combined = Placement(program, lowest, None, [*asn.science, asn.filename, *references],
-                         data_release=combined_release(m.data_release for m in resolved.values()))
-
-    def where(out: Output) -> Placement:
-        if out.member is None:
-            return combined
-        m = resolved[out.member]
-        return Placement(program, m.observation if m.observation is not None else lowest, m.exposure,
-                         [out.member, asn.filename], data_release=combined.data_release)
-
-    return where
-
-
-HANDLERS = {"stage3.run": handle_association, "stage3.reprocess": reprocess_handler(combine_association)}
+HANDLERS = {"stage3.run": handle_association, "stage3.reprocess": reprocess_association, "stage3.part": handle_part,
+            "stage3.reprocess-part": handle_part}

@@ -401,6 +401,33 @@ class WorkItem(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class FanIn(Base):
+    """Work split across tasks (a map): each of its ``parts`` records its result here, and
+    the part that completes the set records, in the same transaction, the event of the
+    task that combines them (:mod:`shared.catalog.fanin`)."""
+
+    __tablename__ = "fan_in"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True,
+                                     comment="Names the split work, e.g. stage3:<asn sha256>:survey")
+    parts: Mapped[int] = mapped_column(Integer, comment="How many parts the work was split into")
+    created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None] = mapped_column(
+        comment="When the last part was recorded (and the combining task's event with it)")
+
+
+class FanInPart(Base):
+    """The result of one part of a :class:`FanIn`: an object in dms-work."""
+
+    __tablename__ = "fan_in_part"
+
+    fan_in_key: Mapped[str] = mapped_column(ForeignKey("fan_in.key"), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True, comment="0 .. parts - 1")
+    result_uri: Mapped[str] = mapped_column(String(500))
+    result_sha256: Mapped[str] = mapped_column(String(64))
+    done_at: Mapped[datetime]
+
+
 class IngestRejection(Base):
     """Telemetry that could not be used, kept untouched in dms-raw, with the reason."""
 

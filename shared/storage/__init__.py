@@ -8,6 +8,7 @@ from shared.storage.base import (
     ObjectStore,
     StorageError,
     StoredObject,
+    sha256_bytes,
     sha256_file,
 )
 from shared.storage.factory import open_store
@@ -21,5 +22,6 @@ __all__ = [
     "StorageError",
     "StoredObject",
     "open_store",
+    "sha256_bytes",
     "sha256_file",
 ]

@@ -36,6 +36,7 @@ class Bucket(StrEnum):
     ARCHIVE = "dms-archive"  # products
     PREVIEWS = "dms-previews"  # previews and thumbnails
     REFS = "dms-refs"  # calibration reference files
+    WORK = "dms-work"  # intermediates of work split across tasks (stage 3's maps), removed after
 
 
 BUCKETS: tuple[Bucket, ...] = tuple(Bucket)

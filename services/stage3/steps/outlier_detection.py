@@ -21,8 +21,8 @@ Outliers get DO_NOT_USE|OUTLIER and NaN in SCI, ERR and variances (:func:`apply_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from astropy.stats import sigma_clip
@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
 from shared.datamodels.dqflags import PIXEL
-from shared.resample import ResampleInput, blot, derivative, resample
+from shared.resample import ResampleInput, blot, combine, contribution, derivative
 
 __all__ = [
     "ImagingOutliers",
@@ -39,8 +39,11 @@ __all__ = [
     "apply_outliers",
     "flag_outliers_imaging",
     "flag_outliers_tso",
+    "median_image",
     "nanmedian_stack",
+    "outlier_mask",
     "rolling_median",
+    "single_image",
     "weight_threshold",
 ]
 
@@ -97,14 +100,46 @@ def nanmedian_stack(stack: np.ndarray) -> np.ndarray:
     return median
 
 
-def _resampled_stack(inputs: Sequence[ResampleInput], out_wcs: WCS, out_shape, p: OutlierParams) -> np.ndarray:
-    stack = np.full((len(inputs), *out_shape), np.nan, np.float32)
-    for i, inp in enumerate(inputs):
-        r = resample([inp], out_wcs, out_shape, pixfrac=p.pixfrac, kernel=p.kernel, weight_type=p.weight_type,
+def single_image(inp: ResampleInput, out_wcs: WCS, out_shape: tuple[int, int],
+                 p: OutlierParams) -> tuple[tuple[slice, slice] | None, np.ndarray | None]:
+    """One exposure resampled alone onto the common grid (step 1), with the pixels of too
+    little weight (step 2) NaN: (its landing box on the grid, its values there), or
+    (None, None) when it lands nowhere. The median's layer of this exposure; a task of
+    its own can make it."""
+    c = contribution(inp, out_wcs, out_shape, pixfrac=p.pixfrac, kernel=p.kernel, weight_type=p.weight_type,
                      variances=False)  # the median needs values and weights only
-        low = r.wht < weight_threshold(r.wht, p.maskpt)
-        stack[i] = np.where(low | (r.wht <= 0), np.nan, r.data)
-    return stack
+    if c.box is None:
+        return None, None
+    rows, cols = c.box
+    whole = (slice(0, rows.stop - rows.start), slice(0, cols.stop - cols.start))
+    r = combine([replace(c, box=whole)], c.mean.shape, n_inputs=1)
+    low = r.wht < weight_threshold(r.wht, p.maskpt)
+    return c.box, np.where(low | (r.wht <= 0), np.nan, r.data)
+
+
+def median_image(layers: Iterable[tuple[tuple[slice, slice] | None, np.ndarray | None]], n: int,
+                 out_shape: tuple[int, int]) -> np.ndarray:
+    """The median (step 2) of ``n`` exposures' :func:`single_image` layers."""
+    stack = np.full((n, *out_shape), np.nan, np.float32)
+    count = 0
+    for i, (box, values) in enumerate(layers):
+        count += 1
+        if box is not None:
+            stack[i][box] = values
+    if count != n:
+        raise ValueError(f"{count} resampled exposures for {n}")
+    return nanmedian_stack(stack)
+
+
+def outlier_mask(inp: ResampleInput, err: np.ndarray, median: np.ndarray, out_wcs: WCS,
+                 p: OutlierParams) -> np.ndarray:
+    """The outliers of one exposure (steps 3-4): the median blotted back onto its pixels
+    and compared with them."""
+    blotted = blot(median, out_wcs, inp.wcs, inp.data.shape)
+    mask = _two_pass(inp.data, err, blotted, p) & np.isfinite(blotted) & np.isfinite(inp.data)
+    if inp.dq is not None:
+        mask &= (inp.dq & PIXEL["DO_NOT_USE"]) == 0
+    return mask
 
 
 def _two_pass(data: np.ndarray, err: np.ndarray, blotted: np.ndarray, p: OutlierParams) -> np.ndarray:
@@ -134,16 +169,8 @@ def flag_outliers_imaging(
         The common grid (:func:`shared.resample.output_grid`).
     """
     p = params or OutlierParams()
-    stack = _resampled_stack(inputs, out_wcs, out_shape, p)
-    median = nanmedian_stack(stack)
-    del stack
-    masks = []
-    for inp, err in zip(inputs, errs, strict=True):
-        blotted = blot(median, out_wcs, inp.wcs, inp.data.shape)
-        mask = _two_pass(inp.data, err, blotted, p) & np.isfinite(blotted) & np.isfinite(inp.data)
-        if inp.dq is not None:
-            mask &= (inp.dq & PIXEL["DO_NOT_USE"]) == 0
-        masks.append(mask)
+    median = median_image((single_image(inp, out_wcs, out_shape, p) for inp in inputs), len(inputs), out_shape)
+    masks = [outlier_mask(inp, err, median, out_wcs, p) for inp, err in zip(inputs, errs, strict=True)]
     return ImagingOutliers(masks, median)
 
 

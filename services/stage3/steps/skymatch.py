@@ -42,7 +42,7 @@ from scipy import ndimage
 
 from shared.datamodels.dqflags import PIXEL
 
-__all__ = ["SkyMatchParams", "SkyMatchResult", "group_levels", "measure_sky", "skymatch"]
+__all__ = ["SkyMatchParams", "SkyMatchResult", "group_levels", "measure_sky", "skymatch", "subtract_level"]
 
 
 class SkyMatchParams(BaseModel):
@@ -119,8 +119,14 @@ def group_levels(measured: Sequence[float], npix: Sequence[int], groups: Sequenc
     return [level.get(k, 0.0) for k in g.tolist()]
 
 
+def subtract_level(image: np.ndarray, level: float) -> np.ndarray:
+    """``image`` less a sky ``level``, a new array of the image's type."""
+    return (image - np.float32(level)).astype(image.dtype)
+
+
 def skymatch(images: Sequence[np.ndarray], dqs: Sequence[np.ndarray | None], params: SkyMatchParams | None = None,
-             groups: Sequence[Hashable] | None = None) -> SkyMatchResult:
+             groups: Sequence[Hashable] | None = None,
+             measured: Sequence[tuple[float, int] | None] | None = None) -> SkyMatchResult:
     """Measure the sky of every image and subtract its group's level (module docstring).
 
     Parameters
@@ -133,6 +139,9 @@ def skymatch(images: Sequence[np.ndarray], dqs: Sequence[np.ndarray | None], par
     groups : sequence of hashable, optional
         The exposure of each image (images with equal keys are fitted together); None,
         or ``params.grouping == "detector"``, puts every image in its own group.
+    measured : sequence of (sky, npix) or None, optional
+        What :func:`measure_sky` gave for an image already (a task of its own measured
+        it); None entries (or None) are measured here.
     """
     p = params or SkyMatchParams()
     keys = list(range(len(images))) if groups is None or p.grouping == "detector" else list(groups)
@@ -140,10 +149,12 @@ def skymatch(images: Sequence[np.ndarray], dqs: Sequence[np.ndarray | None], par
         raise ValueError(f"{len(keys)} group keys for {len(images)} images")
     index: dict[Hashable, int] = {}
     group_of = [index.setdefault(k, len(index)) for k in keys]
-    sky = [measure_sky(img, dq, source_snr=p.source_snr, source_grow=p.source_grow)
-           for img, dq in zip(images, dqs, strict=True)]
+    known = list(measured) if measured is not None else [None] * len(images)
+    if len(known) != len(images):
+        raise ValueError(f"{len(known)} measured skies for {len(images)} images")
+    sky = [found if found is not None else measure_sky(img, dq, source_snr=p.source_snr, source_grow=p.source_grow)
+           for img, dq, found in zip(images, dqs, known, strict=True)]
     measured = [m for m, _ in sky]
     levels = group_levels(measured, [n for _, n in sky], group_of, p.skymethod)
-    data = [(img - np.float32(level)).astype(img.dtype) if p.subtract else img
-            for img, level in zip(images, levels, strict=True)]
+    data = [subtract_level(img, level) if p.subtract else img for img, level in zip(images, levels, strict=True)]
     return SkyMatchResult(measured, levels, data, group_of)

@@ -54,6 +54,7 @@ __all__ = [
     "corrected_wcs",
     "deproject",
     "find_sources",
+    "input_sources",
     "project",
     "tweakreg",
 ]
@@ -322,20 +323,32 @@ def corrected_wcs(wcs: WCS, transform: RShift, tangent: tuple[float, float]) -> 
     return new
 
 
+def input_sources(inp: TweakregInput, params: TweakregParams | None = None) -> SourceList:
+    """The sources :func:`tweakreg` finds in one input (step 1): what a task of its own can
+    find for each exposure before the fit, which needs them all."""
+    p = params or TweakregParams()
+    return find_sources(inp.data, inp.err, inp.dq, snr_threshold=p.snr_threshold, kernel_fwhm=p.kernel_fwhm,
+                        brightest=p.brightest)
+
+
 def tweakreg(inputs: Sequence[TweakregInput], params: TweakregParams | None = None,
              abs_refcat: tuple[np.ndarray, np.ndarray] | None = None,
-             groups: Sequence[Hashable] | None = None) -> TweakregResult:
+             groups: Sequence[Hashable] | None = None,
+             sources: Sequence[SourceList | None] | None = None) -> TweakregResult:
     """Align ``inputs`` (see the module docstring). ``abs_refcat`` is (ra, dec) degrees of
     an absolute astrometric catalog, or None for relative alignment only. ``groups``
     names each input's exposure: inputs of one exposure get one correction, fitted on
-    their sources together (default: every input its own exposure)."""
+    their sources together (default: every input its own exposure). ``sources`` are
+    those :func:`input_sources` found already, per input (None: found here)."""
     p = params or TweakregParams()
     shapes = [i.data.shape for i in inputs]
     wcss = [i.wcs for i in inputs]
     tangent = group_tangent_point(wcss, shapes)
     scale = float(np.median([_pixel_scale(w, s) for w, s in zip(wcss, shapes, strict=True)]))
-    sources = [find_sources(i.data, i.err, i.dq, snr_threshold=p.snr_threshold, kernel_fwhm=p.kernel_fwhm,
-                            brightest=p.brightest) for i in inputs]
+    known = list(sources) if sources is not None else [None] * len(inputs)
+    if len(known) != len(inputs):
+        raise ValueError(f"tweakreg: {len(known)} source lists for {len(inputs)} inputs")
+    sources = [found if found is not None else input_sources(i, p) for i, found in zip(inputs, known, strict=True)]
     planes = [_to_plane(s, w, tangent, scale) for s, w in zip(sources, wcss, strict=True)]
     abs_uv, note = _catalog_near(abs_refcat, tangent, planes, p.abs_searchrad) if abs_refcat is not None else (None, "")
     keys = list(groups) if groups is not None else list(range(len(inputs)))
