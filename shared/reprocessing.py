@@ -566,13 +566,17 @@ def _completed_event(session: Session, request: ReprocessingRequest) -> str:
 
 
 def fail_step(session: Session, payload: dict[str, Any], reason: str) -> list[str]:
-    """A reprocessing step was dead-lettered: its unit fails (staged revisions abandoned,
-    the old ones stay current), association units waiting for it fail too, and the
-    request ends when nothing else runs. In the caller's transaction; returns the ids of
-    the events recorded. A payload that is not a step is ignored."""
+    """A reprocessing step was dead-lettered (or a part of it: a split stage-3 run's
+    ``Stage3Part`` carries its step): its unit fails (staged revisions abandoned, the old
+    ones stay current), association units waiting for it fail too, and the request ends
+    when nothing else runs. In the caller's transaction; returns the ids of the events
+    recorded. A payload that is neither is ignored."""
     try:
-        step = Event.model_validate(payload).payload_as(ReprocessingStep)
+        step = Event.model_validate(payload).payload
     except Exception:
+        return []
+    step = getattr(step, "step", step)
+    if not isinstance(step, ReprocessingStep):
         return []
     request = session.scalar(select(ReprocessingRequest).where(ReprocessingRequest.id == step.request_id)
                              .with_for_update())

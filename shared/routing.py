@@ -22,7 +22,8 @@ from shared.messages import (
     Stage3Part,
 )
 
-__all__ = ["QUEUES", "REPROCESSING_QUEUES", "ROUTES", "Route", "queue_for", "routes_for", "service_of_queue"]
+__all__ = ["QUEUES", "REPROCESSING_QUEUES", "ROUTES", "Route", "for_reprocessing", "queue_for", "routes_for",
+           "service_of_queue"]
 
 REPROCESSING_SERVICES = ("detector1", "stage2", "stage3")
 REPROCESSING_QUEUES = tuple(f"{s}-reprocess" for s in REPROCESSING_SERVICES)
@@ -108,9 +109,15 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+def for_reprocessing(task: str) -> bool:
+    """Whether ``task`` works for reprocessing requests (``<service>.reprocess`` or
+    ``<service>.reprocess-<what>``)."""
+    return task.partition(".")[2].partition("-")[0] == "reprocess"
+
+
 def queue_for(task: str) -> str:
-    service, _, action = task.partition(".")
-    queue = f"{service}-reprocess" if action.partition("-")[0] == "reprocess" else service
+    service = task.partition(".")[0]
+    queue = f"{service}-reprocess" if for_reprocessing(task) else service
     if queue not in QUEUES:
         raise ValueError(f"task {task!r} names no known service queue ({', '.join(QUEUES)})")
     return queue

@@ -46,7 +46,7 @@ from shared.catalog.queries import event_from_record, record_task_run
 from shared.config import Settings
 from shared.errors import is_retriable, is_unavailable
 from shared.messages import Event, PayloadError
-from shared.routing import queue_for, routes_for
+from shared.routing import for_reprocessing, queue_for, routes_for
 from shared.storage import ObjectStore, open_store
 
 __all__ = [
@@ -137,7 +137,7 @@ def record_failure(
         s.add(_failure(task, payload, reason, retriable=retriable, attempts=attempts))
         if work is not None:
             ledger.fail(s, work, reason)
-        if task.endswith(".reprocess"):
+        if for_reprocessing(task):
             from shared.reprocessing import fail_step  # it builds on this module
 
             fail_step(s, payload, reason)  # its events wait for the reconciler's sweep

@@ -135,6 +135,34 @@ def test_a_request_runs_a_split_stage3_on_its_own_queue(archived, tmp_path):
         ctx.catalog.dispose()
 
 
+def test_a_dead_lettered_part_fails_the_request_step(archived, tmp_path, monkeypatch):
+    """A part of a split run that fails for good fails its request's unit, as a failed
+    unsplit step does: the _crf a member part staged are abandoned, the old set stays."""
+    ctx, inline = _copy(archived, tmp_path, stage3_split_members=2)
+    import services.stage3.parts as parts
+
+    def broken(*args, **kwargs):
+        raise ValueError("a defect in the new mosaic")
+
+    monkeypatch.setattr(parts, "image3_mosaic", broken)
+    try:
+        before = current(ctx)
+        view, _, ids = submit(ctx, program=PROGRAM, scope=Scope(observations=(1,)), from_stage="stage3",
+                              reason="will fail in the mosaic")
+        dispatch_events(ctx.catalog, inline, event_ids=ids)
+        done = inline.run_until_idle()
+        assert [o.status for t, o in done if t == "stage3.reprocess-part"][-1] == "failed"
+        with ctx.catalog.session() as s:
+            view = request_view(s, view["id"])
+            abandoned = s.scalars(select(Product).where(Product.request_id == view["id"],
+                                                        Product.abandoned_at.is_not(None))).all()
+        assert view["state"] == "failed" and "defect in the new mosaic" in view["error"]
+        assert abandoned and all(p.filename.endswith("_crf.fits") for p in abandoned)
+        assert current(ctx) == before
+    finally:
+        ctx.catalog.dispose()
+
+
 def test_the_same_request_twice_is_one_request(system):
     ctx, inline = system
     first, new, ids = submit(ctx, program=PROGRAM, scope=Scope(exposures=(E1,)), from_stage="detector1",

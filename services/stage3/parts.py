@@ -37,7 +37,6 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +67,7 @@ from shared.archiving import (
     fetch_product,
     fetch_verified,
 )
-from shared.catalog import EventRecord
+from shared.catalog import Product
 from shared.catalog.fanin import open_fan_in, part_results, record_part
 from shared.catalog.queries import add_event
 from shared.datamodels import FitsProduct
@@ -82,8 +81,7 @@ from shared.resample import Contribution
 from shared.runtime import ServiceContext
 from shared.storage import Bucket, StoredObject, sha256_bytes
 
-__all__ = ["SOURCE", "handle_part", "meta_from_json", "meta_to_json", "split", "splits", "survey_from_bytes",
-           "survey_to_bytes"]
+__all__ = ["SOURCE", "handle_part", "split", "splits", "survey_from_bytes", "survey_to_bytes"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +89,7 @@ SOURCE = "dms/stage3"
 LEVEL = 3
 _FIELDS = ("x", "y", "x_err", "y_err", "flux", "snr")
 _IDS = uuid.UUID("5b0e3c1e-8a43-4f0e-9d1c-6a7d2f3e9b10")  # names the events of split runs
-_NEXT = {"survey": "single", "single": "median", "member": "mosaic"}  # the phase a fan-in's closing starts
+_NEXT = {"survey": "single", "single": "median", "median": "member", "member": "mosaic"}  # what a phase's end starts
 
 
 def splits(ctx: ServiceContext, asn: Level3Association) -> bool:
@@ -136,7 +134,7 @@ def handle_part(event: Event, ctx: ServiceContext) -> list[str]:
 class _Work:
     """One task of a split run: what it reads and records."""
 
-    def __init__(self, ctx: ServiceContext, part: Stage3Part, ref: ProductRef, current, tmp: Path):
+    def __init__(self, ctx: ServiceContext, part: Stage3Part, ref: ProductRef, current: Product, tmp: Path):
         self.ctx, self.part, self.ref, self.current, self.tmp = ctx, part, ref, current, tmp
 
     # ---------------------------------------------------------------- phases
@@ -159,7 +157,9 @@ class _Work:
         median = None
         if run.runs_outliers:
             (stored,) = self._part_results("median")
-            median = partial(lambda r: self._get_arrays(r)["median"], stored)
+
+            def median() -> np.ndarray:
+                return self._get_arrays(stored)["median"]
         crf, contribution = image3_member(run, self.part.part, self._own_member(), median=median,
                                           prov=self._prov(run, asn))
         name = self.part.members[self.part.part].filename
@@ -173,8 +173,8 @@ class _Work:
         provider = CatalogReferences.of(self.ctx, catalog_context(self.ctx, members_context([m.product for m in run.metas])))
         first = run.metas[0].product.keywords
         refs = load_references(provider, first, IMAGE3.reftypes(first)).found
-        contributions = (lambda: (_contribution(a) for a in self._results("member"))) if run.resamples else None
-        result = image3_mosaic(run, contributions or (lambda: iter(())), prov=self._prov(run, asn), refs=refs)
+        result = image3_mosaic(run, lambda: (_contribution(a) for a in self._results("member")),
+                               prov=self._prov(run, asn), refs=refs)
         for note in result.notes:
             log.info("%s: %s", asn.filename, note)
         ids = self._archive(run, asn, result.outputs(asn), result.record.reference_uris(), final=True)
@@ -249,9 +249,9 @@ class _Work:
                 open_fan_in(s, key, parts)
             if not record_part(s, key, self.part.part or 0, stored.uri, stored.sha256):
                 return []
-            following = "member" if phase == "median" else _NEXT[phase]
+            following = _NEXT[phase]
             if following == "single" and not self._runs_outliers():
-                following = "member"
+                following = "member"  # no median to make
             ids = _fan_out(s, self.part.model_copy(update={"phase": following, "part": None}))
         log.info("%s: run %s: %s done; %s next", self.part.product.filename, self.part.run, phase, following)
         return ids
@@ -275,17 +275,12 @@ def _fan_out(session, part: Stage3Part) -> list[str]:
     """Record ``part``'s phase: one event per member (``survey``, ``single``, ``member``,
     with a fan-in of as many parts) or one (``median``, ``mosaic``); nothing when the
     phase was started before."""
-    if part.phase in ("median", "mosaic"):
-        event = _event(part, part.phase)
-        return [] if _recorded(session, event.id) else [add_event(session, event).id]
+    if part.phase in ("median", "mosaic"):  # recorded by the one call that closes the phase before
+        return [add_event(session, _event(part, part.phase)).id]
     if not open_fan_in(session, f"{part.run}:{part.phase}", len(part.members)):
         return []
     return [add_event(session, _event(part.model_copy(update={"part": i}), f"{part.phase}/{i}")).id
             for i in range(len(part.members))]
-
-
-def _recorded(session, event_id: str) -> bool:
-    return session.get(EventRecord, event_id) is not None
 
 
 def _event(part: Stage3Part, name: str) -> Event:
@@ -347,7 +342,7 @@ def survey_to_bytes(survey: MemberSurvey, meta: MemberMeta, member: InputRef) ->
                        "values": np.asarray(getattr(survey.sources, f)).tolist()} for f in _FIELDS}
     sky = None if survey.sky is None else [float(survey.sky[0]), int(survey.sky[1])]
     doc = {"member": member.filename, "sha256": member.sha256, "sources": sources, "sky": sky,
-           "meta": meta_to_json(meta)}
+           "meta": _meta_to_json(meta)}
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -359,17 +354,17 @@ def survey_from_bytes(data: bytes) -> tuple[str, MemberMeta, MemberSurvey]:
         sources = SourceList(**{f: np.asarray(doc["sources"][f]["values"], dtype=doc["sources"][f]["dtype"])
                                 for f in _FIELDS})
     sky = None if doc["sky"] is None else (float(doc["sky"][0]), int(doc["sky"][1]))
-    return doc["member"], meta_from_json(doc["meta"]), MemberSurvey(sources, sky)
+    return doc["member"], _meta_from_json(doc["meta"]), MemberSurvey(sources, sky)
 
 
-def meta_to_json(meta: MemberMeta) -> dict:
+def _meta_to_json(meta: MemberMeta) -> dict:
     p = meta.product
     return {"model_type": p.model_type, "keywords": _encode(p.keywords),
             "hdu_keywords": {h: _encode(c) for h, c in p.hdu_keywords.items()},
             "shape": list(meta.shape), "variances": list(meta.variances)}
 
 
-def meta_from_json(doc: dict) -> MemberMeta:
+def _meta_from_json(doc: dict) -> MemberMeta:
     product = FitsProduct(model_type=doc["model_type"], keywords=_decode(doc["keywords"]),
                           hdu_keywords={h: _decode(c) for h, c in doc["hdu_keywords"].items()})
     return MemberMeta(product, (int(doc["shape"][0]), int(doc["shape"][1])), tuple(doc["variances"]))
