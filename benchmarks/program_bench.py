@@ -7,7 +7,9 @@ simulated once and kept in ``bench-results/program-input/`` (reused while its de
 and seed are unchanged).
 
 The system is the deployed one of the fault tests (``tests/faults/harness.py``): one
-``dms worker SERVICE`` process (concurrency 1) of each of the seven services and the
+``dms worker SERVICE`` process (concurrency 1) of each of the seven services, a second
+stage-3 worker (``DMS_BENCH_STAGE3_WORKERS``, default 2: the image3 association is split
+across the stage-3 workers, docs/stage3.md; with one, the split only costs) and the
 outbox reconciler, a Redis and moto's S3 server of the run's own, a fresh PostgreSQL
 database on the local server. Nothing is killed, so the broker's visibility timeout is
 set longer than any task. Once every worker is ready, the references are delivered and a
@@ -61,6 +63,8 @@ from tests.scale.program import Expected, description
 __all__ = ["process_group", "run", "simulation"]
 
 INPUT_DIR = Path("bench-results") / "program-input"
+# stage-3 worker processes (the image3 association is split across them: docs/stage3.md)
+STAGE3_WORKERS = int(os.environ.get("DMS_BENCH_STAGE3_WORKERS", "2"))
 TARGET_S = 120.0
 TIMEOUT_S = 1800.0
 DESCRIPTION = description(observations=1, dithers=4, subarray="FULL", ngroups=8, stars_per_window=800.0)
@@ -261,6 +265,7 @@ def run() -> dict:
     from shared.subscriptions import SubscriptionSpec, create_subscription
     from shared.webhooks import WebhookPolicy
     from tests.faults.harness import Harness
+    from tests.system import WORKERS
 
     sim = simulation()
     expected = Expected.from_plan(sim.plan)
@@ -270,7 +275,7 @@ def run() -> dict:
         conn.execute(f'CREATE DATABASE "{database}"')
     url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{database}"
     with tempfile.TemporaryDirectory(prefix="dms-program-bench-") as tmp:
-        h = Harness(Path(tmp), url, sim)
+        h = Harness(Path(tmp), url, sim, workers=(*WORKERS, *["stage3"] * (STAGE3_WORKERS - 1)))
         try:
             h.start(DMS_BROKER_VISIBILITY_TIMEOUT=str(int(TIMEOUT_S)), DMS_RECONCILE_AFTER_SECONDS="30")
             for p in h.system.workers.values():

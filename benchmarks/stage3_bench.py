@@ -39,7 +39,7 @@ from sqlalchemy import func, select
 
 from benchmarks import program_bench
 from benchmarks._child import cpu_seconds
-from shared.catalog import Catalog, Product, WorkItem, WorkState
+from shared.catalog import Catalog, EventRecord, Product, WorkItem, WorkState
 from tests.scale.cluster import PG_PORT, PG_USER, Cluster, namespace_support, wait_for
 from tests.scale.program import Expected
 
@@ -108,8 +108,9 @@ def _measure(cluster: Cluster, template: str, sim, expected: Expected, i: int, n
     _psql(cluster, f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
     cluster.redis_client().flushall()
     catalog = Catalog(cluster.local_catalog_url(database))
+    # the reconciler sends the waiting stage3.run at once (its broker was emptied)
     settings = {"astrometric_catalog_dir": str(sim.catalog_paths[0].parent),
-                "stage3_split_members": 4 if split else 0, "reconcile_after_seconds": 0}
+                "stage3_split_members": 4 if split else 0, "work_start_timeout_seconds": 0}
 
     def env(host):
         return cluster.env(database, prefix, tmp / f"var-{i}-{host.name}", **settings)
@@ -127,17 +128,39 @@ def _measure(cluster: Cluster, template: str, sim, expected: Expected, i: int, n
                  interval=0.25)
         elapsed = time.monotonic() - t0
         cpu = _cpu(workers) - cpu0
-        tasks = [len(re.findall(r"Task stage3\.\w+\[[^\]]+\] succeeded", w.text())) for w in workers]
+        time.sleep(1.0)  # the last task's "succeeded" line follows its last product
+        phases = _phases(catalog)
     finally:
         for w in workers:
             w.stop()
         catalog.dispose()
         _psql(cluster, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    tasks = [len(re.findall(r"Task stage3\.[\w-]+\[[^\]]+\] succeeded", w.text())) for w in workers]
     result = {"run": i, "workers": n, "split": split, "elapsed_s": round(elapsed, 1), "tasks_per_worker": tasks,
-              "cpu_s": round(cpu, 1)}
+              "cpu_s": round(cpu, 1), "phases": phases}
     print(f"  {n} stage-3 worker(s), {'split' if split else 'one task'}: {elapsed:.1f} s; tasks per worker "
-          f"{tasks}; {cpu:.0f} CPU s", flush=True)
+          f"{tasks}; {cpu:.0f} CPU s; " + ", ".join(f"{name} {p['tasks']} x {p['mean_s']} s" for name, p in phases.items()),
+          flush=True)
     return result
+
+
+def _phases(catalog: Catalog) -> dict[str, dict]:
+    """Per phase of the run (``run`` for the association's own task): its tasks, their mean
+    seconds (claim to done, from the work items) and the wall time from its first start
+    to its last end."""
+    with catalog.session() as s:
+        rows = s.execute(select(WorkItem.task, EventRecord.data, WorkItem.started_at, WorkItem.finished_at)
+                         .join(EventRecord, EventRecord.id == WorkItem.event_id)
+                         .where(WorkItem.task.like("stage3.%"), WorkItem.state == WorkState.DONE)).all()
+    spans: dict[str, list] = {}
+    for task, data, start, end in rows:
+        name = data.get("phase", "run") if task == "stage3.part" else "run"
+        spans.setdefault(name, []).append((start, end))
+    order = ("run", "survey", "single", "median", "member", "mosaic")
+    return {name: {"tasks": len(spans[name]),
+                   "mean_s": round(statistics.mean((e - b).total_seconds() for b, e in spans[name]), 2),
+                   "wall_s": round((max(e for _, e in spans[name]) - min(b for b, _ in spans[name])).total_seconds(), 1)}
+            for name in order if name in spans}
 
 
 def run() -> dict:

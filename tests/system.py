@@ -111,10 +111,12 @@ class System:
         self.api = f"http://127.0.0.1:{api_port}" if api_port else None
         self.processes: list[Process] = []
         self.workers: dict[str, Process] = {}
-        for service in workers:
-            p = Process(f"worker {service}", ["worker", service, "--loglevel", "INFO"], env,
-                        tmp_path / f"{service}.log")
-            self.workers[service] = p
+        for service in workers:  # a service named again gets another worker: "<service>#2", ...
+            n = sum(1 for name in self.workers if name.partition("#")[0] == service) + 1
+            name = service if n == 1 else f"{service}#{n}"
+            p = Process(f"worker {name}", ["worker", service, "--loglevel", "INFO"], env,
+                        tmp_path / f"{name.replace('#', '-')}.log")
+            self.workers[name] = p
             self.processes.append(p)
         if api_port:
             self.processes.append(Process(

@@ -37,6 +37,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ from services.stage3.placement import catalog_context, placement
 from services.stage3.refcat import load_astrometric_catalog
 from services.stage3.steps.tweakreg import SourceList
 from shared.archiving import (
+    ArchiveAhead,
     archive_outputs,
     current_inputs,
     event_product,
@@ -160,13 +162,16 @@ class _Work:
 
             def median() -> np.ndarray:
                 return self._get_arrays(stored)["median"]
-        crf, contribution = image3_member(run, self.part.part, self._own_member(), median=median,
-                                          prov=self._prov(run, asn))
         name = self.part.members[self.part.part].filename
-        ids = self._archive(run, asn, [Output(member_output_name(name, asn.asn_id, "crf"), "crf", crf,
-                                              INTERMEDIATE, member=name)], [], final=False)
-        arrays = _box_arrays(None) if contribution is None else _contribution_arrays(contribution)
-        return ids + self._record(self._put_arrays(arrays))
+        # the _crf is archived by a thread while the contribution is made and stored
+        with ArchiveAhead(partial(self._archive, run, asn, references=[], final=False)) as ahead:
+            _, contribution = image3_member(
+                run, self.part.part, self._own_member(), median=median, prov=self._prov(run, asn),
+                on_crf=lambda crf: ahead.submit([Output(member_output_name(name, asn.asn_id, "crf"), "crf", crf,
+                                                        INTERMEDIATE, member=name)]))
+            stored = self._put_arrays(_box_arrays(None) if contribution is None else _contribution_arrays(contribution))
+            ids = ahead.event_ids()
+        return ids + self._record(stored)
 
     def mosaic(self) -> list[str]:
         run, asn = self._run(), self._asn()

@@ -694,14 +694,18 @@ def image3_median(run: SplitRun, layers: Iterable[tuple[tuple[slice, slice] | No
 
 
 def image3_member(run: SplitRun, k: int, product: FitsProduct, *, median: Callable[[], np.ndarray] | None,
-                  prov: dict) -> tuple[FitsProduct, Contribution | None]:
+                  prov: dict, on_crf: Callable[[FitsProduct], None] | None = None,
+                  ) -> tuple[FitsProduct, Contribution | None]:
     """Member ``k``'s ``_crf`` (flagged against ``median``, when outlier detection runs)
     and its contribution to the mosaic (None when resample is skipped); ``prov`` are
-    :func:`shared.pipeline.provenance_cards`."""
+    :func:`shared.pipeline.provenance_cards`. ``on_crf`` gets the ``_crf`` as soon as it
+    is made, before the contribution is (the caller can archive it meanwhile)."""
     state = run.state(own=(k, product), split=SplitInputs(median=median) if median is not None else None)
     record = run.replay(state, "outlier_detection")
     m = state.members[k]
     crf = _member_product(m, "ImageModel", {**prov, **record.status_cards("outlier_detection")})
+    if on_crf is not None:
+        on_crf(crf)
     return crf, _contribution(state, m, run.params.step("resample")) if run.resamples else None
 
 
