@@ -7,9 +7,9 @@ simulated once and kept in ``bench-results/program-input/`` (reused while its de
 and seed are unchanged).
 
 The system is the deployed one of the fault tests (``tests/faults/harness.py``): one
-``dms worker SERVICE`` process (concurrency 1) of each of the seven services, a second
-stage-3 worker (``DMS_BENCH_STAGE3_WORKERS``, default 2: the image3 association is split
-across the stage-3 workers, docs/stage3.md; with one, the split only costs) and the
+``dms worker SERVICE`` process (concurrency 1) of each of the seven services (stage 3:
+``DMS_BENCH_STAGE3_WORKERS``, default 1; with ``DMS_STAGE3_SPLIT_MEMBERS=4`` in the
+environment the image3 association is split across them, docs/stage3.md) and the
 outbox reconciler, a Redis and moto's S3 server of the run's own, a fresh PostgreSQL
 database on the local server. Nothing is killed, so the broker's visibility timeout is
 set longer than any task. Once every worker is ready, the references are delivered and a
@@ -63,8 +63,10 @@ from tests.scale.program import Expected, description
 __all__ = ["process_group", "run", "simulation"]
 
 INPUT_DIR = Path("bench-results") / "program-input"
-# stage-3 worker processes (the image3 association is split across them: docs/stage3.md)
-STAGE3_WORKERS = int(os.environ.get("DMS_BENCH_STAGE3_WORKERS", "2"))
+# stage-3 worker processes; with DMS_STAGE3_SPLIT_MEMBERS set, the image3 association is
+# split across them (docs/stage3.md)
+STAGE3_WORKERS = int(os.environ.get("DMS_BENCH_STAGE3_WORKERS", "1"))
+STAGE3_SPLIT_MEMBERS = os.environ.get("DMS_STAGE3_SPLIT_MEMBERS", "0")
 TARGET_S = 120.0
 TIMEOUT_S = 1800.0
 DESCRIPTION = description(observations=1, dithers=4, subarray="FULL", ngroups=8, stars_per_window=800.0)
@@ -277,7 +279,8 @@ def run() -> dict:
     with tempfile.TemporaryDirectory(prefix="dms-program-bench-") as tmp:
         h = Harness(Path(tmp), url, sim, workers=(*WORKERS, *["stage3"] * (STAGE3_WORKERS - 1)))
         try:
-            h.start(DMS_BROKER_VISIBILITY_TIMEOUT=str(int(TIMEOUT_S)), DMS_RECONCILE_AFTER_SECONDS="30")
+            h.start(DMS_BROKER_VISIBILITY_TIMEOUT=str(int(TIMEOUT_S)), DMS_RECONCILE_AFTER_SECONDS="30",
+                    DMS_STAGE3_SPLIT_MEMBERS=STAGE3_SPLIT_MEMBERS)
             for p in h.system.workers.values():
                 h.system.wait_until(lambda p=p: "ready." in p.tail(20000), 120, f"{p.name} ready")
             deliver_references(h.ctx, sim.reference_paths, note="simulator references for the program benchmark")
@@ -320,6 +323,7 @@ def run() -> dict:
                 "program": DESCRIPTION["observations"][0] | {"exposures": len(expected.exposures),
                                                              "telemetry_mb": round(telemetry_mb, 1)},
                 "load_average_at_start": round(load, 2),
+                "stage3_workers": STAGE3_WORKERS, "stage3_split_members": int(STAGE3_SPLIT_MEMBERS),
                 "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
                 "rate_s": {n: round(at - t0, 1) for n, at in sorted(rates.items(), key=lambda kv: kv[1])},
                 "cal_s": {n: round(at - t0, 1) for n, at in sorted(cals.items(), key=lambda kv: kv[1])},

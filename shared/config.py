@@ -133,9 +133,9 @@ class Settings(BaseSettings):
         None, description="Directory of ECSV star catalogs (ra, dec) that stage 3 aligns mosaics to absolutely.",
     )
     stage3_split_members: int = Field(
-        4, ge=0, description="An image3 association of at least this many members is split across stage-3 "
-        "tasks: each member surveyed (tweakreg's sources, skymatch's sky) by a task of its own, then one task "
-        "combines them; 0 never splits.",
+        0, ge=0, description="An image3 association of at least this many members is split across the stage-3 "
+        "workers, a task per member and phase (docs/stage3.md); 0 never splits. Worth it when stage-3 workers "
+        "have cores to spare (several hosts); on one small host the split's extra work only costs.",
     )
     discover_associations: bool = Field(
         False, description="Also build discovered (a3NNN) Level-3 candidates.",

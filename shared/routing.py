@@ -2,9 +2,9 @@
 
 Adding a stage is a line here, not an edit in the producing service. A task name is
 ``<service>.<action>`` and runs on the queue named after its service; a service's
-``reprocess`` tasks (``reprocess`` and ``reprocess-<what>``) run on its reprocessing queue, ``<service>-reprocess``, served by
-workers of its own (``dms worker detector1-reprocess``) so that a reprocessing backlog
-never delays operational work. Filters read the
+reprocessing tasks (``reprocess``, ``reprocess-<what>``) run on its reprocessing queue,
+``<service>-reprocess``, served by workers of its own (``dms worker
+detector1-reprocess``) so that a reprocessing backlog never delays operational work. Filters read the
 event's typed payload (:attr:`shared.messages.Event.payload`); an event whose payload is
 malformed raises :class:`shared.messages.PayloadError` (the dispatcher dead-letters it).
 """

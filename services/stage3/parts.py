@@ -56,6 +56,7 @@ from services.stage3.pipeline import (
     image3_single,
     member_meta,
     members_context,
+    outliers_run,
     survey_member,
 )
 from services.stage3.placement import catalog_context, placement
@@ -255,14 +256,11 @@ class _Work:
             if not record_part(s, key, self.part.part or 0, stored.uri, stored.sha256):
                 return []
             following = _NEXT[phase]
-            if following == "single" and not self._runs_outliers():
+            if following == "single" and not outliers_run(IMAGE3.params(), len(self.part.members)):
                 following = "member"  # no median to make
             ids = _fan_out(s, self.part.model_copy(update={"phase": following, "part": None}))
         log.info("%s: run %s: %s done; %s next", self.part.product.filename, self.part.run, phase, following)
         return ids
-
-    def _runs_outliers(self) -> bool:
-        return "outlier_detection" not in IMAGE3.params().skip and len(self.part.members) > 1
 
     def _archive(self, run: SplitRun, asn: Level3Association, outputs: list[Output], references: list[str], *,
                  final: bool) -> list[str]:

@@ -103,6 +103,7 @@ __all__ = [
     "image3_single",
     "member_meta",
     "members_context",
+    "outliers_run",
     "run_image3",
     "run_tso3",
     "survey_member",
@@ -670,11 +671,16 @@ class SplitRun:
     @property
     def runs_outliers(self) -> bool:
         """Whether outlier detection runs (it needs a median of the members)."""
-        return "outlier_detection" not in self.params.skip and len(self.metas) > 1
+        return outliers_run(self.params, len(self.metas))
 
     @property
     def resamples(self) -> bool:
         return "resample" not in self.params.skip
+
+
+def outliers_run(params: PipelineParams, members: int) -> bool:
+    """Whether image3's outlier detection runs on ``members`` members with ``params``."""
+    return "outlier_detection" not in params.skip and members > 1
 
 
 def image3_single(run: SplitRun, k: int, product: FitsProduct) -> tuple[tuple[slice, slice] | None, np.ndarray | None]:
