@@ -84,7 +84,7 @@ from shared.resample import Contribution
 from shared.runtime import ServiceContext
 from shared.storage import Bucket, StoredObject, sha256_bytes
 
-__all__ = ["SOURCE", "handle_part", "split", "splits", "survey_from_bytes", "survey_to_bytes"]
+__all__ = ["SOURCE", "handle_part", "read_association", "split", "splits", "survey_from_bytes", "survey_to_bytes"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,13 @@ LEVEL = 3
 _FIELDS = ("x", "y", "x_err", "y_err", "flux", "snr")
 _IDS = uuid.UUID("5b0e3c1e-8a43-4f0e-9d1c-6a7d2f3e9b10")  # names the events of split runs
 _NEXT = {"survey": "single", "single": "median", "median": "member", "member": "mosaic"}  # what a phase's end starts
+
+
+def read_association(ctx: ServiceContext, ref: ProductRef) -> Level3Association:
+    """The association file ``ref`` names, checked against its sha256."""
+    with tempfile.TemporaryDirectory(prefix="dms-stage3-") as tmp:
+        path = fetch_verified(ctx, ref.uri, ref.sha256, Path(tmp) / ref.filename)
+        return parse_level3_asn(path.read_bytes(), ref.filename)
 
 
 def splits(ctx: ServiceContext, asn: Level3Association) -> bool:
@@ -156,7 +163,7 @@ class _Work:
         return self._record(self._put_arrays({"median": median}), fan_in="median", parts=1)
 
     def member(self) -> list[str]:
-        run, asn = self._run(), self._asn()
+        run, asn = self._run(), read_association(self.ctx, self.ref)
         median = None
         if run.runs_outliers:
             (stored,) = self._part_results("median")
@@ -175,7 +182,7 @@ class _Work:
         return ids + self._record(stored)
 
     def mosaic(self) -> list[str]:
-        run, asn = self._run(), self._asn()
+        run, asn = self._run(), read_association(self.ctx, self.ref)
         provider = CatalogReferences.of(self.ctx, catalog_context(self.ctx, members_context([m.product for m in run.metas])))
         first = run.metas[0].product.keywords
         refs = load_references(provider, first, IMAGE3.reftypes(first)).found
@@ -192,10 +199,6 @@ class _Work:
     def _own_member(self) -> FitsProduct:
         m = self.part.members[self.part.part]
         return fetch_product(self.ctx, m.uri, m.sha256, self.tmp / m.filename)
-
-    def _asn(self) -> Level3Association:
-        path = fetch_verified(self.ctx, self.ref.uri, self.ref.sha256, self.tmp / self.ref.filename)
-        return parse_level3_asn(path.read_bytes(), self.ref.filename)
 
     def _run(self) -> SplitRun:
         """The run as every task starts from it: the members' metadata and surveys."""

@@ -31,8 +31,8 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
-from services.stage3.asn import Level3Association, parse_level3_asn
-from services.stage3.parts import handle_part, split, splits
+from services.stage3.asn import Level3Association
+from services.stage3.parts import handle_part, read_association, split, splits
 from services.stage3.pipeline import calibrate, members_context
 from services.stage3.placement import catalog_context, placement
 from services.stage3.refcat import load_astrometric_catalog
@@ -42,7 +42,6 @@ from shared.archiving import (
     current_inputs,
     event_product,
     fetch_product,
-    fetch_verified,
 )
 from shared.catalog import Product
 from shared.messages import Event, ProductRef
@@ -82,13 +81,6 @@ def reprocess_association(event: Event, ctx: ServiceContext) -> list[str]:
         return split(scoped_ctx, ref, asn, step)
     combine_association(scoped_ctx, ref, current, asn)
     return step_done(scoped_ctx, step)
-
-
-def read_association(ctx: ServiceContext, ref: ProductRef) -> Level3Association:
-    """The association file ``ref`` names, checked against its sha256."""
-    with tempfile.TemporaryDirectory(prefix="dms-stage3-") as tmp:
-        path = fetch_verified(ctx, ref.uri, ref.sha256, Path(tmp) / ref.filename)
-        return parse_level3_asn(path.read_bytes(), ref.filename)
 
 
 def combine_association(ctx: ServiceContext, ref: ProductRef, current: Product, asn: Level3Association) -> list[str]:
