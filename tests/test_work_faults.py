@@ -282,7 +282,9 @@ def test_broker_killed_and_restarted_empty_mid_run(stack, tmp_path):
     st.redis.kill()
     time.sleep(1.0)
     st.redis.start()
-    assert sum(st.redis.depths().values()) == 0
+    # what it held is gone: the stage-2 messages (no stage-2 worker runs yet). The other
+    # queues are not checked: a worker that was mid-task sends its events to the new broker.
+    assert st.redis.depths()["stage2"] == 0, f"the restarted broker kept stage-2 messages (held {lost})"
     st.worker("stage2")
 
     # Without the reconciler the run stalls short of the end, with work the broker forgot.
