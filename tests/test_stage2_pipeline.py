@@ -256,7 +256,7 @@ def test_level2_association_parsing():
     assert product.ignored == ("jw01234001001_01101_00001_nrca1_cat.ecsv (sourcecat)",)
     for broken, message in [
         ("{", "not valid JSON"),
-        (json.dumps({**ASN, "asn_type": "spec2"}), "asn_type 'spec2'"),
+        (json.dumps({**ASN, "asn_type": "spec3"}), "asn_type 'spec3'"),
         (json.dumps({**ASN, "products": []}), "has no products"),
         (json.dumps({**ASN, "products": [{"name": "x", "members": [ASN["products"][0]["members"][1]]}]}),
          "0 science members"),

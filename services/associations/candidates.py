@@ -15,6 +15,7 @@ from shared.plan import Observation, Plan
 
 __all__ = [
     "IMAGING_EXP_TYPES",
+    "NODDED_SLIT_EXP_TYPES",
     "Candidate",
     "all_candidates",
     "candidate_text",
@@ -27,6 +28,8 @@ __all__ = [
 
 # Exposure types the imaging rules (Asn_Lv2Image*, Asn_Lv3Image, Asn_Lv3TSO) take.
 IMAGING_EXP_TYPES = frozenset({"NRC_IMAGE", "NRC_TSIMAGE", "MIR_IMAGE", "NIS_IMAGE", "FGS_IMAGE"})
+# Slit spectroscopy whose exposures are nodded along the slit (each nod the others' background).
+NODDED_SLIT_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT"})
 
 FIRST_DISCOVERED = 3001
 

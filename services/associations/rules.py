@@ -8,6 +8,10 @@ members the catalog holds.
   candidate). Background observations get their own ``image2`` too (Asn_Lv2ImageSpecial),
   so their ``_cal`` exist; their ``_rate`` serve as background members directly.
 - ``tso-image2`` (Asn_Lv2ImageTSO): the same for TSO exposures, with ``_rateints``.
+- ``spec2`` (Asn_Lv2MIRLRSFixedSlitNod): one association per exposure of a MIRI LRS slit
+  observation, its ``_rate`` as the science member and the ``_rate`` of the observation's
+  other exposures of the detector (the other nod positions) as background members, all
+  required: nod subtraction is how the slit's sky is removed.
 - ``image3`` (Asn_Lv3Image): per candidate, science exposures grouped by instrument,
   filter, pupil, subarray and target; background and TSO excluded. MOSAIC candidates
   (Asn_Lv3ImageMosaic) group without the target (named ``t000``). Proposal and discovered candidates need
@@ -25,13 +29,19 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.associations.candidates import Candidate, candidate_text, candidates_of, is_imaging
+from services.associations.candidates import (
+    NODDED_SLIT_EXP_TYPES,
+    Candidate,
+    candidate_text,
+    candidates_of,
+    is_imaging,
+)
 from services.associations.planned import planned_names
 from services.associations.state import ExposureRecord, ProgramState
 from shared.naming import Level3Name, parse_exposure
 from shared.plan import Observation, Plan
 
-__all__ = ["AsnProduct", "AsnSpec", "Member", "build_specs", "level2_specs", "level3_specs"]
+__all__ = ["AsnProduct", "AsnSpec", "Member", "build_specs", "level2_specs", "level3_specs", "nod_specs"]
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,40 @@ def level2_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
     return specs
 
 
+def nod_specs(plan: Plan, state: ProgramState) -> list[AsnSpec]:
+    """One ``spec2`` association per exposure of a nodded slit observation (MIRI LRS)."""
+    specs = []
+    for obs in plan.observations:
+        if obs.exp_type.upper() not in NODDED_SLIT_EXP_TYPES:
+            continue
+        acid = f"o{obs.number:03d}"
+        planned = planned_names(plan, obs)
+        for exp, name in planned:
+            rec = state.exposure(name.exposure_id)
+            science = _members(rec, "rate", "science")
+            background: list[Member] = []
+            expected = list(_expected(rec, name, "rate"))
+            waiting = [] if science else list(expected)
+            for other, oname in planned:
+                if oname.exposure_id == name.exposure_id or other.detector != exp.detector:
+                    continue
+                orec = state.exposure(oname.exposure_id)
+                found = _members(orec, "rate", "background")
+                background.extend(found)
+                expected.extend(_expected(orec, oname, "rate"))
+                if not found:
+                    waiting.extend(_expected(orec, oname, "rate"))
+            products = () if waiting else tuple(AsnProduct(_stem(m.expname), (m, *background)) for m in science)
+            specs.append(AsnSpec(
+                acid=acid, asn_type="spec2", asn_rule="candidate_Asn_Lv2MIRLRSFixedSlitNod", level=2,
+                name=name.exposure_id, target=str(obs.target_id),
+                constraints=_constraints(program=int(plan.program), **_optical(obs), exp_type=obs.exp_type,
+                                         patttype=obs.dither.pattern_type, asn_candidate=acid),
+                products=products, expected=tuple(expected), waiting=tuple(waiting),
+            ))
+    return specs
+
+
 def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation]]]:
     """(asn_type, observations) groups of one candidate, in key order."""
     observations = [plan.observation(n) for n in cand.observations if _has_obs(plan, n)]
@@ -244,4 +288,4 @@ def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
 
 def build_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -> list[AsnSpec]:
     """Every association the plan calls for: Level 2, then Level 3."""
-    return level2_specs(plan, state, candidates) + level3_specs(plan, state, candidates)
+    return level2_specs(plan, state, candidates) + nod_specs(plan, state) + level3_specs(plan, state, candidates)

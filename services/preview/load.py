@@ -64,6 +64,9 @@ class ImageSource:
     wcs: WCS | None = None
     bunit: str | None = None
     info: str = ""
+    # a 2-D spectrum (``_s2d``): turned so that the dispersion runs along x, wavelength
+    # increasing to the right; the wavelength (um) of each column
+    wavelength: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -224,10 +227,33 @@ def _image(hdul: fits.HDUList, path: Path, suffix: str | None, info: str) -> Ima
     else:
         sci = np.asarray(hdu.data)
         dq = np.asarray(hdul["DQ"].data) if "DQ" in hdul and hdul["DQ"].data is not None else None
+    if ndim == 2 and "WAVELENGTH" in hdul and hdul["WAVELENGTH"].data is not None:
+        return _spectral_image(sci, dq, np.asarray(hdul["WAVELENGTH"].data, np.float64), hdu.header, suffix, info)
     return ImageSource(
         suffix=suffix, sci=sci, dq=dq, groupdq=groupdq, wcs=_celestial_wcs(hdu.header),
         bunit=hdu.header.get("BUNIT"), info=info,
     )
+
+
+def _spectral_image(sci: np.ndarray, dq: np.ndarray | None, wavelength: np.ndarray, header: fits.Header,
+                    suffix: str | None, info: str) -> ImageSource:
+    """A 2-D spectrum with its WAVELENGTH array: the dispersion axis (DISPAXIS: 1 along x,
+    2 along y) laid along x, wavelength increasing to the right."""
+    if wavelength.shape != sci.shape:
+        raise UnreadableProductError(f"WAVELENGTH of shape {wavelength.shape} for SCI of {sci.shape}")
+    if int(header.get("DISPAXIS", 1)) == 2:
+        sci, wavelength = sci.T, wavelength.T
+        dq = dq.T if dq is not None else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # columns off the slit are all NaN
+        per_column = np.nanmedian(np.where(wavelength > 0, wavelength, np.nan), axis=0)
+    if np.count_nonzero(np.isfinite(per_column)) >= 2:
+        first, last = np.flatnonzero(np.isfinite(per_column))[[0, -1]]
+        if per_column[last] < per_column[first]:
+            sci, per_column = sci[:, ::-1], per_column[::-1]
+            dq = dq[:, ::-1] if dq is not None else None
+    return ImageSource(suffix=suffix, sci=np.ascontiguousarray(sci), dq=None if dq is None else np.ascontiguousarray(dq),
+                       bunit=header.get("BUNIT"), info=info, wavelength=per_column)
 
 
 def _unit(hdu: fits.BinTableHDU, name: str) -> str | None:

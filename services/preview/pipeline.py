@@ -91,8 +91,13 @@ def _image(src: ImageSource, title: str, params: StretchParams) -> Preview:
     if layout.stretched_aspect:
         parts.append("aspect stretched")
     note = _DOT.join(p for p in parts if p)
+    wavelength = None
+    if src.wavelength is not None:  # the wavelength at each displayed (binned) column
+        n = disp.image.shape[1] // f * f
+        with np.errstate(all="ignore"):
+            wavelength = np.nanmean(src.wavelength[:n].reshape(-1, f), axis=1) if n else None
     png = render_image_png(rgb, layout, title=title, subtitle=note,
-                           orientation=sky_orientation(src.wcs, disp.image.shape))
+                           orientation=sky_orientation(src.wcs, disp.image.shape), wavelength=wavelength)
     aspect = layout.box_width / layout.box_height
     jpeg = thumbnail_jpeg(rgb[::-1], aspect=aspect)
     return Preview(png=png, jpeg=jpeg, kind=kind, note=note)

@@ -1,10 +1,12 @@
-"""Level-2 association files as stage 2 reads them (jwst-conventions.md §3).
+"""Level-2 association files as stage 2 reads them (jwst-conventions.md §3): imaging
+(``image2``, ``tso-image2``) and slit spectroscopy (``spec2``, whose background members
+are the other nod positions).
 
 ``{"asn_type": "image2", "asn_id": ..., "asn_pool": ..., "products": [{"name": ...,
 "members": [{"expname": ..., "exptype": "science" | "background" | ...}]}]}``: one
 science member per product (a ``_rate``, or ``_rateints`` for tso-image2) and optional
 ``background`` members (``_rate`` of dedicated background exposures). Other member types
-(imprint, sourcecat, segmap, direct_image) are not used by imaging and are ignored.
+(imprint, sourcecat, segmap, direct_image) are not used here and are ignored.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from dataclasses import dataclass
 
 from shared.asn import AssociationError, load_association, members_by_type
 
-__all__ = ["IMAGE2_ASN_TYPES", "Level2Association", "Level2Product", "parse_level2_asn"]
+__all__ = ["IMAGE2_ASN_TYPES", "LEVEL2_ASN_TYPES", "SPEC2_ASN_TYPES", "Level2Association", "Level2Product",
+           "parse_level2_asn"]
 
 IMAGE2_ASN_TYPES = ("image2", "tso-image2")
+SPEC2_ASN_TYPES = ("spec2",)
+LEVEL2_ASN_TYPES = IMAGE2_ASN_TYPES + SPEC2_ASN_TYPES
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class Level2Product:
     name: str
     science: str
     backgrounds: tuple[str, ...]
-    ignored: tuple[str, ...]  # members of types imaging does not use, as "expname (exptype)"
+    ignored: tuple[str, ...]  # members of types stage 2 does not use, as "expname (exptype)"
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,12 @@ class Level2Association:
 
 
 def parse_level2_asn(text: str | bytes, filename: str) -> Level2Association:
-    """Parse and check a Level-2 imaging association.
+    """Parse and check a Level-2 association.
 
-    Raises AssociationError saying what is wrong with the file (not JSON, not an image2
-    or tso-image2 association, a product without exactly one science member, ...).
+    Raises AssociationError saying what is wrong with the file (not JSON, not an image2,
+    tso-image2 or spec2 association, a product without exactly one science member, ...).
     """
-    doc = load_association(text, filename, IMAGE2_ASN_TYPES, "stage 2 imaging")
+    doc = load_association(text, filename, LEVEL2_ASN_TYPES, "stage 2")
     products = []
     for i, prod in enumerate(doc["products"]):
         by_type = members_by_type(prod)

@@ -1,11 +1,12 @@
-"""``dms run image2``: calibrate local ``_rate``/``_rateints`` files (or a Level-2
-association and the files it names, looked for beside it) with no services, like running
-the public pipeline on one's own machine."""
+"""``dms run image2`` and ``dms run spec2``: calibrate local ``_rate``/``_rateints``
+files (or a Level-2 association and the files it names, looked for beside it) with no
+services, like running the public pipeline on one's own machine."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from services.stage2 import spec2
 from services.stage2.asn import Level2Product, parse_level2_asn
 from services.stage2.pipeline import IMAGE2, calibrate
 from shared.config import get_settings
@@ -14,7 +15,7 @@ from shared.pipeline import PipelineParams
 from shared.refdata import ReferenceProvider
 from shared.runlocal import LocalCommand, LocalResult
 
-__all__ = ["COMMAND"]
+__all__ = ["COMMAND", "SPEC2_COMMAND"]
 
 
 def _products(path: Path) -> tuple[list[Level2Product], str | None, str | None]:
@@ -25,18 +26,25 @@ def _products(path: Path) -> tuple[list[Level2Product], str | None, str | None]:
     return [Level2Product(path.name, path.name, (), ())], None, None
 
 
-def _run(path: Path, params: PipelineParams, provider: ReferenceProvider, created: str, options) -> list[LocalResult]:
-    products, asn_table, asn_pool = _products(path)
-    results = []
-    for product in products:
-        science = read_product(path.parent / product.science)
-        backgrounds = [read_product(path.parent / b) for b in product.backgrounds]
-        result = calibrate(science, provider, backgrounds=backgrounds, params=params,
-                           software_version=get_settings().cal_ver, created=created, asn_table=asn_table,
-                           asn_pool=asn_pool)
-        results.append(LocalResult(product.science, result.record, result.outputs(product.science)))
-    return results
+def _runner(calibrate_one):
+    def run(path: Path, params: PipelineParams, provider: ReferenceProvider, created: str,
+            options) -> list[LocalResult]:
+        products, asn_table, asn_pool = _products(path)
+        results = []
+        for product in products:
+            science = read_product(path.parent / product.science)
+            backgrounds = [read_product(path.parent / b) for b in product.backgrounds]
+            result = calibrate_one(science, provider, backgrounds=backgrounds, params=params,
+                                   software_version=get_settings().cal_ver, created=created, asn_table=asn_table,
+                                   asn_pool=asn_pool)
+            results.append(LocalResult(product.science, result.record, result.outputs(product.science)))
+        return results
+
+    return run
 
 
 COMMAND = LocalCommand(IMAGE2, "_rate/_rateints FITS files, or Level-2 *_asn.json files (members are read from "
-                               "the association's directory)", _run)
+                               "the association's directory)", _runner(calibrate))
+SPEC2_COMMAND = LocalCommand(spec2.SPEC2, "_rate FITS files of slit spectra (MIR_LRS-FIXEDSLIT), or spec2 "
+                                          "*_asn.json files (the other nods are their background members)",
+                             _runner(spec2.calibrate))

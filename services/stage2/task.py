@@ -1,6 +1,8 @@
-"""The stage2 handler: a Level-2 imaging association archived -> ``_cal``/``_calints``
-(+ ``_i2d``, and ``_bsub`` on request) archived; and the same for a reprocessing
-request's step (``stage2.reprocess``, shared.reprocessing).
+"""The stage2 handler: a Level-2 association archived -> its products archived: imaging
+(``image2``, ``tso-image2``) ``_cal``/``_calints`` (+ ``_i2d``, and ``_bsub`` on request),
+slit spectroscopy (``spec2``, :mod:`services.stage2.spec2`) ``_cal``, ``_s2d`` and
+``_x1d``; and the same for a reprocessing request's step (``stage2.reprocess``,
+shared.reprocessing).
 
 Fetch the association and the current revision of every member it names (checked against
 its sha256), calibrate each product with the references the current context selects, and
@@ -15,8 +17,9 @@ import logging
 import tempfile
 from pathlib import Path
 
-from services.stage2.asn import Level2Association, Level2Product, parse_level2_asn
-from services.stage2.pipeline import IMAGE2, calibrate
+from services.stage2 import pipeline as image2
+from services.stage2 import spec2
+from services.stage2.asn import SPEC2_ASN_TYPES, Level2Association, Level2Product, parse_level2_asn
 from shared.archiving import (
     Placement,
     archive_outputs,
@@ -36,18 +39,21 @@ __all__ = ["HANDLERS", "calibrate_association", "handle_association"]
 log = logging.getLogger(__name__)
 
 CALIBRATED_LEVEL = 2
-SERVICE_PARAMS = IMAGE2.params()
+SERVICE_PARAMS = image2.IMAGE2.params()
+SPEC2_PARAMS = spec2.SPEC2.params()
 
 
 def _run_product(ctx: ServiceContext, asn: Level2Association, product: Level2Product, tmp: Path, *,
                  last: bool) -> list[str]:
     members = current_inputs(ctx, [product.science, *product.backgrounds], needed_by=f"association {asn.filename}")
     for ignored in product.ignored:
-        log.info("%s: member %s is not used by imaging", asn.filename, ignored)
+        log.info("%s: member %s is not used by stage 2", asn.filename, ignored)
     science_member = members[product.science]
     science, *backgrounds = (fetch_product(ctx, members[n].uri, members[n].sha256, tmp / n)
                              for n in (product.science, *product.backgrounds))
-    result = calibrate(science, CatalogReferences.of(ctx), backgrounds=backgrounds, params=SERVICE_PARAMS,
+    calibrate, params = ((spec2.calibrate, SPEC2_PARAMS) if asn.asn_type in SPEC2_ASN_TYPES
+                         else (image2.calibrate, SERVICE_PARAMS))
+    result = calibrate(science, CatalogReferences.of(ctx), backgrounds=backgrounds, params=params,
                        software_version=ctx.settings.cal_ver,
                        created=science_member.archived_at.isoformat(timespec="seconds"),
                        asn_table=asn.filename, asn_pool=asn.asn_pool)

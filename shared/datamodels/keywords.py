@@ -223,6 +223,13 @@ KEYWORDS: dict[str, Keyword] = {
     "MJD-BEG": _k("meta.exposure.start_time_mjd", "[d] Exposure start time in MJD", "SCI"),
     "MJD-AVG": _k("meta.exposure.mid_time_mjd", "[d] Exposure mid time in MJD", "SCI"),
     "MJD-END": _k("meta.exposure.end_time_mjd", "[d] Exposure end time in MJD", "SCI"),
+    "SRCTYAPT": _k("meta.target.source_type_apt", "Source type from APT"),
+    "DISPAXIS": _k("meta.wcsinfo.dispersion_direction", "Dispersion direction", "SCI"),
+    # A slit's own keywords (SlitModel, and a MultiSpecModel's spectra): the model's slit
+    # attributes, not under meta; in the SCI header (a spectrum's: its EXTRACT1D header).
+    "SLTNAME": _k("name", "Name of the slit", "SCI"),
+    "SRCXPOS": _k("source_xpos", "Source position in slit (x-direction), arcsec", "SCI"),
+    "SRCYPOS": _k("source_ypos", "Source position in slit (y-direction), arcsec", "SCI"),
     "SRCTYPE": _k("meta.target.source_type", "Source type used for calibration", "SCI"),
     "PHOTMJSR": _k("meta.photometry.conversion_megajanskys", "Flux density (MJy/sr) producing 1 DN/s", "SCI"),
     "PHOTUJA2": _k("meta.photometry.conversion_microjanskys", "Flux density (uJy/arcsec2) producing 1 DN/s", "SCI"),

@@ -17,6 +17,7 @@ otherwise the best match in a directory, by the same selection rules (``dms run`
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -73,6 +74,11 @@ FORMATS: dict[str, ReferenceFormat] = {
     "flat": ReferenceFormat(images=("SCI", "DQ", "ERR"), required="SCI"),
     "area": ReferenceFormat(images=("SCI",), required="SCI"),
     "photom": ReferenceFormat(tables=("PHOTOM",), required="PHOTOM"),
+    # Slit spectroscopy (MIRI LRS): the trace and wavelengths (FITS WAVETABLE, the slit's
+    # reference point and corners in the header), and the point-source slit losses (a
+    # grid per wavelength; the grid's axes in the PATHLOSS header, see table_headers).
+    "specwcs": ReferenceFormat(tables=("WAVETABLE",), required="WAVETABLE"),
+    "pathloss": ReferenceFormat(tables=("PATHLOSS",), required="PATHLOSS"),
     # MIRI RSCD: the public RSCD_GROUP_SKIP table (what jwst reads) and this project's
     # RSCD_DECAY (SUBARRAY, READPATT, SCALE, TAU, LEVEL_MAX; services/detector1/steps/rscd.py).
     "rscd": ReferenceFormat(tables=("RSCD_GROUP_SKIP", "RSCD_DECAY"), required="RSCD_GROUP_SKIP"),
@@ -108,7 +114,7 @@ class Reference:
 
     def __init__(self, reftype: str, path: Path, window: Window, full_shape: tuple[int, int],
                  header: dict[str, Any], tables: dict[str, np.ndarray], images: tuple[str, ...],
-                 tree: dict[str, Any] | None = None):
+                 tree: dict[str, Any] | None = None, table_headers: dict[str, dict[str, Any]] | None = None):
         self.reftype = reftype
         self.path = path
         self.filename = path.name
@@ -118,6 +124,7 @@ class Reference:
         self.tables = tables
         self._images = images  # the image extensions the file has, of those its type carries
         self.tree = tree or {}  # an ASDF reference's entries its type carries (e.g. "model")
+        self.table_headers = table_headers or {}  # each table's own cards (not its column layout)
         self._arrays: dict[str, np.ndarray] = {}
 
     @property
@@ -198,11 +205,22 @@ def _load_reference(reftype: str, path: Path, window: Window, full_shape: tuple[
             for ext in images:
                 window.check(tuple(hdul[ext].shape), full_shape, path.name)
             tables = {ext: np.array(hdul[ext].data) for ext in fmt.tables if ext in hdul and hdul[ext].data is not None}
+            table_headers = {ext: _table_cards(hdul[ext].header) for ext in tables}
     except OSError as exc:
         raise ReferenceFileError(f"reference {path.name} is not a readable FITS file: {exc}") from exc
     if fmt.required is not None and fmt.required not in images and fmt.required not in tables:
         raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required} extension")
-    return Reference(reftype, path, window, full_shape, header, tables, images)
+    return Reference(reftype, path, window, full_shape, header, tables, images, table_headers=table_headers)
+
+
+_TABLE_LAYOUT = re.compile(r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|EXTNAME|EXTVER|T(TYPE|FORM|UNIT|DIM|NULL"
+                           r"|SCAL|ZERO|DISP)\d+|CHECKSUM|DATASUM|COMMENT|HISTORY|)$")
+
+
+def _table_cards(header) -> dict[str, Any]:
+    """A table extension's own keywords (e.g. the WCS of a PATHLOSS grid), without those
+    that describe its columns."""
+    return {k: v for k, v in header.items() if not _TABLE_LAYOUT.match(k)}
 
 
 def _load_asdf_reference(reftype: str, fmt: ReferenceFormat, path: Path, window: Window,

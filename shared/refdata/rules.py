@@ -68,10 +68,14 @@ _SPECS: dict[str, SelectorSpec] = {
     "GAIN": SelectorSpec(("DETECTOR", "SUBARRAY")),
     "LINEARITY": SelectorSpec(("DETECTOR", "SUBARRAY")),
     "MASK": SelectorSpec(("DETECTOR", "SUBARRAY")),
-    "PHOTOM": SelectorSpec(("DETECTOR",)),
+    # PATHLOSS and SPECWCS of a spectroscopic mode; PHOTOM by EXP_TYPE where the file names
+    # one (imaging and each spectroscopic mode have their own, as in CRDS).
+    "PATHLOSS": SelectorSpec(("DETECTOR", "EXP_TYPE")),
+    "PHOTOM": SelectorSpec(("DETECTOR",), optional=("EXP_TYPE",)),
     "READNOISE": SelectorSpec(("DETECTOR", "READPATT", "SUBARRAY")),
     "RSCD": SelectorSpec(("DETECTOR",)),
     "SATURATION": SelectorSpec(("DETECTOR",)),
+    "SPECWCS": SelectorSpec(("DETECTOR", "EXP_TYPE")),
     "SUPERBIAS": SelectorSpec(("DETECTOR", "READPATT", "SUBARRAY")),
 }
 

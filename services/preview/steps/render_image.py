@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib import patheffects
 from matplotlib.colors import hsv_to_rgb
+from matplotlib.ticker import MaxNLocator
 
 from ._figure import figure_png, new_figure
 from .orientation import Orientation, scale_bar
@@ -96,6 +97,7 @@ def render_image_png(
     title: str,
     subtitle: str = "",
     orientation: Orientation | None = None,
+    wavelength: np.ndarray | None = None,
 ) -> bytes:
     """The preview PNG of an image.
 
@@ -110,6 +112,9 @@ def render_image_png(
     orientation : Orientation, optional
         North/East and pixel scale of the full-resolution image; draws a compass and an
         arcsec scale bar unless the aspect ratio was stretched.
+    wavelength : ndarray, optional
+        A 2-D spectrum's wavelength (um) at each column of ``rgb``, increasing: drawn as
+        the x axis.
     """
     width, height = layout.figure_size
     fig = new_figure(width, height)
@@ -120,6 +125,8 @@ def render_image_png(
               extent=(-0.5, nx - 0.5, -0.5, ny - 0.5))
     ax.set_xticks([])
     ax.set_yticks([])
+    if wavelength is not None:
+        _wavelength_axis(ax, np.asarray(wavelength, np.float64))
     fig.text(_MARGIN / width, 1 - 14 / height, title, ha="left", va="top", fontsize=14, weight="bold")
     if subtitle:
         fig.text(_MARGIN / width, 1 - 40 / height, subtitle, ha="left", va="top", fontsize=10.5, color="#333333")
@@ -127,6 +134,20 @@ def render_image_png(
         _compass(ax, orientation, nx, ny)
         _scale_bar(ax, orientation.arcsec_per_pixel * layout.factor, nx, ny)
     return figure_png(fig)
+
+
+def _wavelength_axis(ax, wavelength: np.ndarray) -> None:
+    """Ticks at round wavelengths, placed at their columns (interpolated: the dispersion
+    need not be linear)."""
+    cols = np.flatnonzero(np.isfinite(wavelength))
+    if cols.size < 2:
+        return
+    w = wavelength[cols]
+    ticks = MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]).tick_values(w.min(), w.max())
+    ticks = ticks[(ticks >= w.min()) & (ticks <= w.max())]
+    ax.set_xticks(np.interp(ticks, w, cols.astype(np.float64)), [f"{t:g}" for t in ticks], fontsize=9)
+    ax.tick_params(axis="x", pad=2, length=3)
+    ax.set_xlabel("Wavelength [\u00b5m]", fontsize=10, labelpad=1)
 
 
 def _compass(ax, orientation: Orientation, nx: int, ny: int) -> None:

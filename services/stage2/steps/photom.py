@@ -25,6 +25,7 @@ __all__ = [
     "apply_photom",
     "photom_keywords",
     "select_photom_row",
+    "spectral_conversion",
 ]
 
 #: 1 MJy/sr in µJy/arcsec²: 1e12 µJy/MJy over the arcsec² in a steradian (4.2545170e10).
@@ -94,7 +95,7 @@ def select_photom_row(table: np.ndarray, *, filter: str, pupil: str | None = Non
 
 
 def apply_photom(sci: np.ndarray, err: np.ndarray, variances: dict[str, np.ndarray],
-                 photmjsr: float) -> PhotomResult:
+                 photmjsr: float | np.ndarray) -> PhotomResult:
     """Multiply SCI and ERR by ``photmjsr`` and each variance by its square.
 
     Parameters
@@ -103,18 +104,43 @@ def apply_photom(sci: np.ndarray, err: np.ndarray, variances: dict[str, np.ndarr
         DN/s.
     variances : dict of str to ndarray
         (DN/s)², e.g. ``{"VAR_POISSON": ..., "VAR_RNOISE": ..., "VAR_FLAT": ...}``.
-    photmjsr : float
-        MJy/sr per DN/s; must be finite and positive.
+    photmjsr : float or ndarray
+        MJy/sr per DN/s; a number (imaging) must be finite and positive; an array of the
+        image's shape (a spectrum's conversion at each pixel's wavelength,
+        :func:`spectral_conversion`) is NaN where there is none, which makes those
+        pixels NaN.
     """
-    if not np.isfinite(photmjsr) or photmjsr <= 0:
-        raise ValueError(f"PHOTMJSR must be finite and positive, got {photmjsr}")
     sci = check_image_stack("sci", sci)
-    c = np.float64(photmjsr)
+    if np.ndim(photmjsr) == 0:
+        if not np.isfinite(photmjsr) or photmjsr <= 0:
+            raise ValueError(f"PHOTMJSR must be finite and positive, got {photmjsr}")
+    elif np.shape(photmjsr) != sci.shape[-2:]:
+        raise ValueError(f"a conversion array of shape {np.shape(photmjsr)} for images of {sci.shape[-2:]}")
+    c = np.asarray(photmjsr, np.float64)
     return PhotomResult(
         sci=(np.asarray(sci, np.float64) * c).astype(np.float32),
         err=(np.asarray(err, np.float64) * c).astype(np.float32),
         variances={k: (np.asarray(v, np.float64) * (c * c)).astype(np.float32) for k, v in variances.items()},
     )
+
+
+def spectral_conversion(wavelength: np.ndarray, photmjsr: float, table_wavelength: np.ndarray,
+                        relresponse: np.ndarray) -> np.ndarray:
+    """The conversion (MJy/sr per DN/s) at each pixel's ``wavelength`` (um; NaN: none):
+    ``photmjsr`` times the relative response interpolated linearly in the reference's
+    (wavelength, RELRESPONSE) table; NaN off the table's wavelengths, as the public
+    pipeline leaves those pixels uncalibrated."""
+    if not np.isfinite(photmjsr) or photmjsr <= 0:
+        raise ValueError(f"PHOTMJSR must be finite and positive, got {photmjsr}")
+    tw, rr = np.asarray(table_wavelength, np.float64), np.asarray(relresponse, np.float64)
+    keep = np.isfinite(tw) & np.isfinite(rr) & (tw > 0)
+    tw, rr = tw[keep], rr[keep]
+    if tw.size < 2:
+        raise ValueError("the relative response has fewer than two usable wavelengths")
+    order = np.argsort(tw)
+    wl = np.asarray(wavelength, np.float64)
+    rel = np.interp(np.nan_to_num(wl, nan=-1.0), tw[order], rr[order], left=np.nan, right=np.nan)
+    return np.where(np.isfinite(wl), photmjsr * rel, np.nan)
 
 
 def photom_keywords(photmjsr: float, pixar_sr: float | None, pixar_a2: float | None) -> dict[str, float]:

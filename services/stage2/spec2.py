@@ -1,0 +1,399 @@
+"""calwebb_spec2 for a slit spectrum dispersed along detector rows (MIRI LRS fixed slit,
+``MIR_LRS-FIXEDSLIT``), declared over the kernels of ``steps/``.
+
+No I/O: the science ``_rate``, its background (nod) exposures and loaded reference files
+in, products out. Steps in order (:data:`SPEC2`), as the public pipeline runs them for
+this mode:
+
+- bkg_subtract: the other nod position(s) of the Level-2 association subtracted (the
+  imaging step's kernels: the backgrounds averaged, their variance added);
+- assign_wcs: the trace and the wavelength of every pixel on the slit from SPECWCS; the
+  source's position in the slit from the pointing, the DISTORTION reference and the
+  target's coordinates (TARG_RA/TARG_DEC); the slit's footprint on the sky (S_REGION);
+- srctype: POINT or EXTENDED (:mod:`steps.srctype`);
+- flat_field: as for imaging;
+- pathloss: a point source corrected for the light the slit stops, at its position;
+- photom: to MJy/sr with PHOTMJSR times the relative response at each pixel's wavelength;
+- resample_spec: the slit rectified (``_s2d``, a SlitModel with a WAVELENGTH array);
+- extract_1d: the spectrum along the trace at the source's position (``_x1d``, a
+  MultiSpecModel), in Jy for a point source.
+
+The ``_cal`` is an ImageModel with a WAVELENGTH extension of its own (each pixel's
+wavelength; NaN off the slit), read by later steps; a spectral gwcs (``meta.wcs``) is not
+written yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.stage2.pipeline import (
+    CalState,
+    _bkg_subtract,
+    _distortion_model,
+    _flat_field,
+    _mark_invalid,
+    _pixel_scale,
+    _product,
+    _state_from,
+)
+from services.stage2.steps.assign_wcs import exposure_wcs, s_region
+from services.stage2.steps.bkg_subtract import BkgSubtractParams
+from services.stage2.steps.extract_1d import SPECTABLE_UNITS, ExtractParams, boxcar_extract
+from services.stage2.steps.pathloss import PathlossGrid, apply_pathloss, pathloss_vector
+from services.stage2.steps.photom import (
+    apply_photom,
+    photom_keywords,
+    select_photom_row,
+    spectral_conversion,
+)
+from services.stage2.steps.resample_spec import Rectified, rectify_slit
+from services.stage2.steps.slit_wcs import SlitTrace, slit_trace, wavelength_image
+from services.stage2.steps.srctype import source_type
+from shared.datamodels import FitsProduct, set_cards
+from shared.errors import InputError
+from shared.imaging_wcs import TelescopePointing, v23tosky
+from shared.naming import output_name
+from shared.pipeline import (
+    Output,
+    Pipeline,
+    PipelineParams,
+    Recorded,
+    RunRecord,
+    Skip,
+    SkipKind,
+    Step,
+    StepArgs,
+    provenance_cards,
+)
+from shared.refdata import Reference, ReferenceFileError, ReferenceProvider, load_references
+
+__all__ = ["SLIT_EXP_TYPES", "SPEC2", "Spec2Options", "Spec2Output", "SpecState", "calibrate", "run_spec2"]
+
+log = logging.getLogger(__name__)
+
+SLIT_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT"})
+
+
+class Spec2Options(BaseModel):
+    """Options of calwebb_spec2 as a whole."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    save_bsub: bool = Field(False, description="Also write the background-subtracted rate (_bsub).")
+
+
+@dataclass
+class SpecState(CalState):
+    """The exposure as the steps pass it along (:class:`CalState`) and what the spectral
+    steps add: the slit's trace, each pixel's wavelength, the source's place in the slit
+    (pixels from the slit centre, along and across it), and the products made."""
+
+    trace: SlitTrace | None = None
+    wavelength: np.ndarray | None = None
+    half_length: float = 0.0
+    source: tuple[float, float] = (0.0, 0.0)
+    s2d: Rectified | None = None
+    x1d: np.ndarray | None = None
+
+
+def _spec_state(product: FitsProduct, backgrounds: Sequence[FitsProduct]) -> SpecState:
+    state = _state_from(product, backgrounds)
+    if state.sci.ndim != 2:
+        raise InputError(f"{state.name}: a slit spectrum is calibrated from a _rate (one image); "
+                         f"SCI has shape {state.sci.shape}")
+    return SpecState(**{f.name: getattr(state, f.name) for f in dataclasses.fields(CalState)})
+
+
+def _slit_vertices(header: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        v2 = np.array([float(header[f"V2VERT{i}"]) for i in range(1, 5)])
+        v3 = np.array([float(header[f"V3VERT{i}"]) for i in range(1, 5)])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return v2, v3
+
+
+def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
+    ref, kw = a.refs["specwcs"], s.keywords
+    table = ref.tables.get("WAVETABLE")
+    try:
+        x_ref, y_ref = float(ref.header["IMX"]), float(ref.header["IMY"])
+        trace = slit_trace(table, x_ref, y_ref, xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)),
+                           ny=s.sci.shape[0])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
+    if trace.rows.size == 0:
+        raise InputError(f"{s.name}: the slit's spectrum does not fall on this readout window")
+    vertices = _slit_vertices(ref.header)
+    if vertices is None:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename} has no slit vertices (V2VERT1..4, V3VERT1..4)")
+    v2, v3 = vertices
+    sides = np.hypot(np.diff(np.append(v2, v2[0])), np.diff(np.append(v3, v3[0])))
+    scale = _pixel_scale(kw)
+    s.half_length = 0.5 * float(sides.max()) / scale
+    s.trace = trace
+    s.wavelength = wavelength_image(trace, s.sci.shape[1], s.half_length)
+    s.source = _source_position(s, a, trace)
+    pointing = [kw.get(k) for k in ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")]
+    if all(v is not None for v in pointing):
+        ra, dec = v23tosky(TelescopePointing.from_keywords(kw))(v2, v3)
+        s.keywords["S_REGION"] = s_region(np.column_stack([np.asarray(ra), np.asarray(dec)]))
+    s.keywords["DISPAXIS"] = 2
+    a.note(f"assign_wcs: {trace.rows.size} rows of spectrum, "
+           f"{np.nanmin(trace.wavelength):.3f}-{np.nanmax(trace.wavelength):.3f} um; source at "
+           f"{s.source[0]:+.2f} px along, {s.source[1]:+.2f} px across the slit")
+    return None
+
+
+def _source_position(s: SpecState, a: StepArgs, trace: SlitTrace) -> tuple[float, float]:
+    """Pixels from the slit centre (along the slit, across it) of the target: its
+    coordinates through the exposure's imaging WCS (pointing and DISTORTION); the slit
+    centre when that cannot be known (noted)."""
+    kw = s.keywords
+    needed = ("TARG_RA", "TARG_DEC", "RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")
+    if "distortion" not in a.refs or any(kw.get(k) is None for k in needed):
+        a.note("assign_wcs: the source is taken to be at the slit centre (no DISTORTION reference or pointing)")
+        return 0.0, 0.0
+    ny, nx = s.sci.shape
+    _, wcs = exposure_wcs(_distortion_model(a.refs["distortion"]), TelescopePointing.from_keywords(kw),
+                          xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)), xsize=nx, ysize=ny)
+    xt, yt = (float(v) for v in wcs.all_world2pix(float(kw["TARG_RA"]), float(kw["TARG_DEC"]), 0))
+    along = xt - float(np.interp(yt, trace.rows, trace.x[trace.rows]))
+    return along, yt - trace.ref[1]
+
+
+def _srctype(s: SpecState, a: StepArgs) -> Skip | None:
+    kind, why = source_type(s.keywords)
+    s.keywords["SRCTYPE"] = kind
+    a.note(f"srctype: {kind} ({why})")
+    return None
+
+
+def _variances(s: SpecState) -> dict[str, np.ndarray]:
+    out = {"VAR_POISSON": s.var_poisson, "VAR_RNOISE": s.var_rnoise}
+    if s.var_flat is not None:
+        out["VAR_FLAT"] = s.var_flat
+    return out
+
+
+def _set_variances(s: SpecState, sci: np.ndarray, err: np.ndarray, variances: Mapping[str, np.ndarray]) -> None:
+    s.sci, s.err = sci, err
+    s.var_poisson, s.var_rnoise = variances["VAR_POISSON"], variances["VAR_RNOISE"]
+    s.var_flat = variances.get("VAR_FLAT")
+
+
+def _pathloss(s: SpecState, a: StepArgs) -> Skip | None:
+    if s.keywords.get("SRCTYPE") != "POINT":
+        return Skip("an extended source loses no light at the slit's jaws to correct for")
+    if s.wavelength is None:
+        return Skip("the exposure has no wavelengths (assign_wcs did not run)", SkipKind.NO_INPUT)
+    ref = a.refs["pathloss"]
+    table = ref.tables["PATHLOSS"]
+    try:
+        grid = PathlossGrid.from_wcs(ref.table_headers.get("PATHLOSS", {}))
+        vector, centred = pathloss_vector(table["pathloss"], grid, *s.source)
+    except (ValueError, KeyError) as exc:
+        raise ReferenceFileError(f"PATHLOSS reference {ref.filename}: {exc}") from exc
+    r = apply_pathloss(s.sci, s.err, _variances(s), s.wavelength, table["wavelength"], vector, centred=centred)
+    _set_variances(s, r.sci, r.err, r.variances)
+    on = np.isfinite(s.wavelength)
+    a.note(f"pathloss: point source corrected by {float(np.nanmin(r.correction[on])):.3f}-"
+           f"{float(np.nanmax(r.correction[on])):.3f}" + (" (outside the grid: as at the slit centre)" if centred else ""))
+    return None
+
+
+def _photom(s: SpecState, a: StepArgs) -> Skip | None:
+    ph, kw = a.refs["photom"], s.keywords
+    table = ph.tables["PHOTOM"]
+    if not {"wavelength", "relresponse"} <= set(table.dtype.names or ()):
+        return Skip(f"PHOTOM reference {ph.filename} has no relative response (a spectroscopic PHOTOM has)",
+                    SkipKind.NO_REFERENCE)
+    row = select_photom_row(table, filter=str(kw.get("FILTER") or ""), subarray=kw.get("SUBARRAY"))
+    if row is None:
+        return Skip(f"PHOTOM reference {ph.filename} has no row for FILTER={kw.get('FILTER')} "
+                    f"SUBARRAY={kw.get('SUBARRAY')}; the data stay in DN/s", SkipKind.NO_REFERENCE)
+    if s.wavelength is None:
+        return Skip("the exposure has no wavelengths (assign_wcs did not run)", SkipKind.NO_INPUT)
+    index = next(i for i, r in enumerate(table) if float(r["photmjsr"]) == row.photmjsr)
+    n = int(table["nelem"][index]) if "nelem" in table.dtype.names else len(table["wavelength"][index])
+    conversion = spectral_conversion(s.wavelength, row.photmjsr, table["wavelength"][index][:n],
+                                     table["relresponse"][index][:n])
+    r = apply_photom(s.sci, s.err, _variances(s), conversion)
+    _set_variances(s, r.sci, r.err, r.variances)
+    sr, a2 = ph.header.get("PIXAR_SR"), ph.header.get("PIXAR_A2")
+    s.keywords.update(photom_keywords(row.photmjsr, None if sr is None else float(sr),
+                                      None if a2 is None else float(a2)))
+    s.bunit = "MJy/sr"
+    n_invalid = _mark_invalid(s)
+    a.note(f"photom: PHOTMJSR {row.photmjsr:.4g} x relative response; {n_invalid} pixel(s) without a conversion")
+    return None
+
+
+def _resample_spec(s: SpecState, a: StepArgs) -> Skip | None:
+    if s.trace is None:
+        return Skip("the exposure has no trace (assign_wcs did not run)", SkipKind.NO_INPUT)
+    s.s2d = rectify_slit(s.sci, s.dq, _variances(s), s.trace.x, s.trace.rows, s.trace.wavelength, s.half_length)
+    return None
+
+
+def _extract_1d(s: SpecState, a: StepArgs) -> Skip | None:
+    if s.trace is None:
+        return Skip("the exposure has no trace (assign_wcs did not run)", SkipKind.NO_INPUT)
+    pixar = s.keywords.get("PIXAR_SR")
+    if s.bunit != "MJy/sr" or pixar is None:
+        return Skip("the exposure is not flux-calibrated (photom did not run)", SkipKind.NO_INPUT)
+    variances = {k.removeprefix("VAR_"): v for k, v in _variances(s).items()}
+    centre = s.trace.x + s.source[0]
+    s.x1d = boxcar_extract(s.sci, s.dq, variances, centre, s.trace.rows, s.trace.wavelength, float(pixar), a.params)
+    good = np.isfinite(s.x1d["FLUX"])
+    a.note(f"extract_1d: {int(good.sum())} of {len(s.x1d)} spectral elements, aperture {a.params.width:g} px "
+           f"at {s.source[0]:+.2f} px along the slit")
+    return None
+
+
+SPEC2: Pipeline[SpecState] = Pipeline(
+    name="spec2",
+    title="calwebb_spec2",
+    options=Spec2Options,
+    steps=(
+        Step("bkg_subtract", "S_BKDSUB", _bkg_subtract, params=BkgSubtractParams, exp_types=SLIT_EXP_TYPES),
+        Step("assign_wcs", "S_WCS", _assign_wcs, reftypes=("specwcs",), optional_reftypes=("distortion",),
+             exp_types=SLIT_EXP_TYPES),
+        Step("srctype", "S_SRCTYP", _srctype, exp_types=SLIT_EXP_TYPES),
+        Step("flat_field", "S_FLAT", _flat_field, reftypes=("flat",), exp_types=SLIT_EXP_TYPES),
+        Step("pathloss", "S_PTHLOS", _pathloss, reftypes=("pathloss",), exp_types=SLIT_EXP_TYPES),
+        Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), exp_types=SLIT_EXP_TYPES),
+        Step("resample_spec", "S_RESAMP", _resample_spec, exp_types=SLIT_EXP_TYPES),
+        Step("extract_1d", "S_EXTR1D", _extract_1d, params=ExtractParams, exp_types=SLIT_EXP_TYPES),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Spec2Output(Recorded):
+    """What the pipeline made: ``cal``, and ``s2d``/``x1d`` when their steps ran; ``bsub``
+    on request; ``record`` what the runner recorded."""
+
+    cal: FitsProduct
+    bsub: FitsProduct | None
+    s2d: FitsProduct | None
+    x1d: FitsProduct | None
+    record: RunRecord
+    context: str
+
+    def products(self) -> list[tuple[str, FitsProduct]]:
+        out = [("bsub", self.bsub), ("cal", self.cal), ("s2d", self.s2d), ("x1d", self.x1d)]
+        return [(s, p) for s, p in out if p is not None]
+
+    def outputs(self, science_name: str) -> list[Output]:
+        """The products named after the science member, in order (``_bsub`` is auxiliary)."""
+        return [Output(output_name(science_name, suffix), suffix, product,
+                       "AUXILIARY" if suffix == "bsub" else "SCIENCE")
+                for suffix, product in self.products()]
+
+
+def _slit_cards(s: SpecState) -> dict[str, Any]:
+    """The slit's own keywords (SCI header of an ``_s2d``): its name and the source's
+    position in it (arcsec from the centre)."""
+    scale = _pixel_scale(s.keywords)
+    return {"SLTNAME": str(s.keywords.get("EXP_TYPE", "slit")), "SRCXPOS": s.source[0] * scale,
+            "SRCYPOS": s.source[1] * scale}
+
+
+def _s2d_product(s: SpecState, header: dict) -> FitsProduct:
+    r = s.s2d
+    images = {"SCI": r.sci, "DQ": r.dq, "ERR": r.err, "WAVELENGTH": r.wavelength, **r.variances}
+    product = FitsProduct(model_type="SlitModel", images=images, hdu_keywords={"ERR": {"BUNIT": s.bunit}})
+    cards = {k: v for k, v in header.items() if not k.startswith(("A_", "B_", "AP_", "BP_"))}
+    set_cards(product, {**cards, **_slit_cards(s), "BUNIT": s.bunit})
+    return product
+
+
+def _x1d_product(s: SpecState, header: dict) -> FitsProduct:
+    table = s.x1d
+    units = {f"TUNIT{i + 1}": SPECTABLE_UNITS[name] for i, name in enumerate(table.dtype.names)
+             if name in SPECTABLE_UNITS}
+    cards = {k: v for k, v in header.items() if not k.startswith(("A_", "B_", "AP_", "BP_"))}
+    slit = _slit_cards(s)
+    ext = {**units, "EXTVER": 1, "SLTNAME": slit["SLTNAME"], "SRCTYPE": s.keywords.get("SRCTYPE"),
+           "SRCXPOS": slit["SRCXPOS"], "SRCYPOS": slit["SRCYPOS"]}
+    product = FitsProduct(model_type="MultiSpecModel", tables={"EXTRACT1D": table},
+                          hdu_keywords={"EXTRACT1D": {k: v for k, v in ext.items() if v is not None}})
+    set_cards(product, {k: v for k, v in cards.items() if k not in _IMAGE_ONLY})
+    return product
+
+
+# SCI-header cards of an image product that a table product has no SCI extension for
+_IMAGE_ONLY = frozenset({"BUNIT", "PHOTMJSR", "PHOTUJA2", "PIXAR_SR", "PIXAR_A2", "SRCTYPE", "DISPAXIS"})
+
+
+def run_spec2(
+    science: FitsProduct,
+    refs: Mapping[str, Reference | None],
+    *,
+    backgrounds: Sequence[FitsProduct] = (),
+    params: PipelineParams | None = None,
+    context: str | None = None,
+    software_version: str = "",
+    created: str | None = None,
+    asn_table: str | None = None,
+    asn_pool: str | None = None,
+    step_hook: Callable[[str], AbstractContextManager] | None = None,
+) -> Spec2Output:
+    """Run calwebb_spec2 on one slit exposure (a ``_rate``, DN/s, with DQ, VAR_POISSON and
+    VAR_RNOISE) with loaded references and its ``backgrounds`` (the other nods' ``_rate``).
+
+    Raises
+    ------
+    InputError
+        Input that cannot be calibrated: not a single image, a background of another
+        window, a slit that misses the window.
+    """
+    exp_type = str(science.keywords.get("EXP_TYPE") or "").upper()
+    if exp_type not in SLIT_EXP_TYPES:
+        raise InputError(f"{science.keywords.get('FILENAME', 'the exposure')}: spec2 calibrates "
+                         f"{', '.join(sorted(SLIT_EXP_TYPES))}, not EXP_TYPE {exp_type or '(none)'}")
+    state = _spec_state(science, backgrounds)
+    record = SPEC2.run(state, science.keywords, {t: r for t, r in refs.items() if r is not None}, params,
+                       step_hook=step_hook)
+    prov = provenance_cards(software_version=software_version, context=context, created=created,
+                            asn_table=asn_table, asn_pool=asn_pool)
+
+    def header(s: SpecState, through: str | None) -> dict:
+        return {**s.keywords, **prov, **record.status_cards(through), **record.reference_cards(through)}
+
+    cal = _product(state, header(state, "photom"), {})
+    if state.wavelength is not None:
+        cal.images["WAVELENGTH"] = state.wavelength
+    bsub = _product(state.bsub, header(state.bsub, "bkg_subtract"), {}) if state.bsub is not None else None
+    s2d = _s2d_product(state, header(state, "resample_spec")) if state.s2d is not None else None
+    x1d = _x1d_product(state, header(state, None)) if state.x1d is not None else None
+    return Spec2Output(cal, bsub, s2d, x1d, record, context or "N/A")
+
+
+def calibrate(
+    science: FitsProduct,
+    provider: ReferenceProvider,
+    *,
+    backgrounds: Sequence[FitsProduct] = (),
+    params: PipelineParams | None = None,
+    software_version: str,
+    created: str | None = None,
+    asn_table: str | None = None,
+    asn_pool: str | None = None,
+) -> Spec2Output:
+    """Choose and read the references of this exposure's steps from ``provider`` and run
+    :func:`run_spec2`."""
+    refs = load_references(provider, science.keywords, SPEC2.reftypes(science.keywords))
+    return run_spec2(science, refs.found, backgrounds=backgrounds, params=params, context=refs.context,
+                     software_version=software_version, created=created, asn_table=asn_table, asn_pool=asn_pool)
+

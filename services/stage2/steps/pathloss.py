@@ -1,0 +1,89 @@
+"""pathloss: correct a point source for the light the slit's jaws stop.
+
+The public MIRI LRS PATHLOSS reference (``MirLrsPathlossModel``) holds, per wavelength (a
+table row), a 2-D grid of the *correction* (the factor to multiply by: 1 / the fraction
+of a point source's light the slit passes) over the source's position in the slit; the
+extension's WCS gives the grid's axes (axis 1: along the slit, axis 2: across it; CRPIX,
+CRVAL, CDELT, here in pixels from the slit centre). As in the public pipeline, the
+correction at the source's position is interpolated bilinearly in the grid for every
+table wavelength, then linearly in wavelength onto each pixel's wavelength; SCI and ERR
+are multiplied by it and the variances by its square. A source outside the grid is
+corrected as if at the slit centre (and says so); pixels without a wavelength, or beyond
+the table's wavelengths, are left as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["PathlossGrid", "PathlossResult", "apply_pathloss", "pathloss_vector"]
+
+
+@dataclass(frozen=True)
+class PathlossGrid:
+    """The grid's axes: position of index 0 and step, along (axis 1) and across (axis 2)."""
+
+    along0: float
+    along_step: float
+    across0: float
+    across_step: float
+
+    @classmethod
+    def from_wcs(cls, header: Mapping) -> PathlossGrid:
+        try:
+            return cls(float(header["CRVAL1"]) - (float(header["CRPIX1"]) - 1.0) * float(header["CDELT1"]),
+                       float(header["CDELT1"]),
+                       float(header["CRVAL2"]) - (float(header["CRPIX2"]) - 1.0) * float(header["CDELT2"]),
+                       float(header["CDELT2"]))
+        except KeyError as exc:
+            raise ValueError(f"the PATHLOSS extension has no {exc.args[0]}: its grid is unknown") from None
+
+
+@dataclass(frozen=True)
+class PathlossResult:
+    sci: np.ndarray
+    err: np.ndarray
+    variances: dict[str, np.ndarray]
+    correction: np.ndarray  # per pixel (1 where none applied)
+    centred: bool  # True when the source was outside the grid and the centre was used
+
+
+def pathloss_vector(correction: np.ndarray, grid: PathlossGrid, along: float, across: float
+                    ) -> tuple[np.ndarray, bool]:
+    """The correction per table wavelength at the source's position (pixels from the slit
+    centre), and whether the centre had to stand in for a position outside the grid."""
+    corr = np.asarray(correction, np.float64)
+    if corr.ndim != 3:
+        raise ValueError(f"a point-source PATHLOSS grid is (wavelength, across, along); got shape {corr.shape}")
+    _, n_across, n_along = corr.shape
+    i = (along - grid.along0) / grid.along_step
+    j = (across - grid.across0) / grid.across_step
+    centred = not (0 <= i <= n_along - 1 and 0 <= j <= n_across - 1)
+    if centred:
+        i, j = -grid.along0 / grid.along_step, -grid.across0 / grid.across_step
+    i0, j0 = min(int(i), n_along - 2), min(int(j), n_across - 2)
+    di, dj = i - i0, j - j0
+    vec = ((1 - di) * (1 - dj) * corr[:, j0, i0] + di * (1 - dj) * corr[:, j0, i0 + 1]
+           + (1 - di) * dj * corr[:, j0 + 1, i0] + di * dj * corr[:, j0 + 1, i0 + 1])
+    return vec, centred
+
+
+def apply_pathloss(sci: np.ndarray, err: np.ndarray, variances: dict[str, np.ndarray], wavelength: np.ndarray,
+                   table_wavelength: np.ndarray, vector: np.ndarray, *, centred: bool = False) -> PathlossResult:
+    """Multiply by the correction ``vector`` (at ``table_wavelength``) interpolated onto
+    each pixel's ``wavelength`` (NaN: no correction there)."""
+    tw = np.asarray(table_wavelength, np.float64)
+    order = np.argsort(tw)
+    wl = np.asarray(wavelength, np.float64)
+    corr = np.interp(np.nan_to_num(wl, nan=-1.0), tw[order], np.asarray(vector, np.float64)[order],
+                     left=np.nan, right=np.nan)
+    corr = np.where(np.isfinite(corr) & np.isfinite(wl), corr, 1.0)
+    return PathlossResult(
+        sci=(np.asarray(sci, np.float64) * corr).astype(np.float32),
+        err=(np.asarray(err, np.float64) * corr).astype(np.float32),
+        variances={k: (np.asarray(v, np.float64) * corr * corr).astype(np.float32) for k, v in variances.items()},
+        correction=corr.astype(np.float32), centred=centred,
+    )

@@ -1,0 +1,94 @@
+"""resample_spec for a slit dispersed along rows: the calibrated slit rectified onto a
+grid whose rows are the detector's (one wavelength each) and whose columns are whole
+pixels along the slit, centred on the trace (the ``_s2d``).
+
+Each output pixel covers one pixel of slit coordinate (``s = x - trace(y)``) on its row;
+it is the mean of the input pixels of that row weighted by how much of each it overlaps
+(exact 1-D overlap, the square kernel of drizzle with pixfrac 1 along the slit).
+Surface brightness is averaged, so the rows' sums are kept; variances are
+``sum(a^2 var) / (sum a)^2``; DQ is the OR of the contributing pixels. Pixels without a
+usable input (DO_NOT_USE, NaN) do not contribute; an output pixel with none is NaN and
+DO_NOT_USE. Neighbouring output pixels share inputs, so their noise is correlated: a
+spectrum is extracted from the ``_cal`` (:mod:`extract_1d`), where it is not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.datamodels.dqflags import PIXEL
+
+__all__ = ["Rectified", "rectify_slit"]
+
+_DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
+
+
+@dataclass(frozen=True)
+class Rectified:
+    """The rectified slit: images (n_rows, n_cols); ``rows`` the input rows of its rows,
+    ``offsets`` the slit coordinate (pixels from the trace) of its columns."""
+
+    sci: np.ndarray
+    err: np.ndarray
+    dq: np.ndarray
+    variances: dict[str, np.ndarray]
+    wavelength: np.ndarray  # (n_rows, n_cols), the row's wavelength
+    rows: np.ndarray
+    offsets: np.ndarray
+
+
+def rectify_slit(sci: np.ndarray, dq: np.ndarray, variances: dict[str, np.ndarray], trace_x: np.ndarray,
+                 rows: np.ndarray, row_wavelength: np.ndarray, half_length: float) -> Rectified:
+    """Rectify rows ``rows`` of a calibrated slit image (see the module docstring).
+
+    Parameters
+    ----------
+    sci, dq : ndarray (ny, nx)
+    variances : dict of name -> ndarray (ny, nx)
+    trace_x : ndarray (ny,)
+        Window column of the slit centre on each row.
+    rows : ndarray of int
+        The rows to keep (the spectrum's).
+    row_wavelength : ndarray (ny,)
+        Wavelength of each row.
+    half_length : float
+        Half the slit's length in pixels: the grid spans it.
+    """
+    sci = np.asarray(sci, np.float64)
+    ny, nx = sci.shape
+    n_half = math.ceil(half_length)
+    offsets = np.arange(-n_half, n_half + 1, dtype=np.float64)
+    rows = np.asarray(rows, int)
+    usable = np.isfinite(sci) & ((np.asarray(dq, np.uint32) & _DO_NOT_USE) == 0)
+    cols = np.arange(nx, dtype=np.float64)
+    n_rows, n_cols = rows.size, offsets.size
+    out_sci = np.full((n_rows, n_cols), np.nan)
+    out_dq = np.zeros((n_rows, n_cols), np.uint32)
+    out_var = {k: np.full((n_rows, n_cols), np.nan) for k in variances}
+    for r, y in enumerate(rows):
+        s = cols - trace_x[y]  # slit coordinate of each input pixel's centre
+        # overlap of input [s-0.5, s+0.5] with output [o-0.5, o+0.5]: 1 - |s - o|, clipped at 0
+        a = np.clip(1.0 - np.abs(s[None, :] - offsets[:, None]), 0.0, None)  # (n_cols, nx)
+        good = usable[y]
+        a_good = a * good[None, :]
+        wsum = a_good.sum(axis=1)
+        has = wsum > 0
+        row_sci = np.where(good, sci[y], 0.0)
+        out_sci[r, has] = (a_good @ row_sci)[has] / wsum[has]
+        for k, v in variances.items():
+            row_v = np.where(good, np.asarray(v[y], np.float64), 0.0)
+            out_var[k][r, has] = ((a_good**2) @ row_v)[has] / wsum[has] ** 2
+        touched = a > 0
+        row_dq = np.asarray(dq[y], np.uint32)
+        out_dq[r] = np.bitwise_or.reduce(np.where(touched, row_dq[None, :], 0), axis=1).astype(np.uint32)
+        out_dq[r, ~has] |= _DO_NOT_USE
+    total = sum(out_var.values()) if out_var else np.zeros_like(out_sci)
+    wavelength = np.repeat(np.asarray(row_wavelength, np.float64)[rows][:, None], n_cols, axis=1)
+    return Rectified(
+        sci=out_sci.astype(np.float32), err=np.sqrt(total).astype(np.float32), dq=out_dq,
+        variances={k: v.astype(np.float32) for k, v in out_var.items()},
+        wavelength=wavelength.astype(np.float32), rows=rows, offsets=offsets,
+    )
