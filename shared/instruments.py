@@ -391,6 +391,7 @@ FILTERS: dict[str, dict[str, float]] = {
     "MIRI": {
         "F560W": 5.635, "F770W": 7.639, "F1000W": 9.953, "F1130W": 11.309, "F1280W": 12.810,
         "F1500W": 15.064, "F1800W": 17.984, "F2100W": 20.795, "F2550W": 25.365,
+        "P750L": 7.5,  # the LRS prism (5-14 um), its nominal wavelength
     },
 }
 
@@ -418,10 +419,18 @@ def fractional_bandwidth(element: str) -> float:
         raise KeyError(f"filter {element!r} has no known bandwidth class (W, W2, M, N)") from None
 
 
+# Dispersers in a filter position and the wavelengths they pass (um): the MIRI LRS prism.
+DISPERSER_BANDS: dict[tuple[str, str], tuple[float, float]] = {("MIRI", "P750L"): (5.0, 14.0)}
+
+
 def filter_band(instrument: str, filter_: str | None, pupil: str | None = None) -> tuple[float, float] | None:
-    """(shortest, longest) wavelength in micrometres of the bandpass the elements set: the
-    pivot wavelength -/+ half the bandwidth of the filter's class; None when neither element
-    is a known filter of the instrument (a grism alone, an unknown instrument)."""
+    """(shortest, longest) wavelength in micrometres of the bandpass the elements set: a
+    disperser's range (:data:`DISPERSER_BANDS`), else the pivot wavelength -/+ half the
+    bandwidth of the filter's class; None when neither element is a known filter of the
+    instrument (a grism alone, an unknown instrument)."""
+    disperser = DISPERSER_BANDS.get((instrument.upper(), (filter_ or "").upper()))
+    if disperser is not None:
+        return disperser
     try:
         element = bandpass_element(instrument, filter_ or "", pupil)
         pivot, width = FILTERS[instrument.upper()][element], fractional_bandwidth(element)

@@ -23,6 +23,7 @@ from services.associations.candidates import all_candidates
 from services.associations.pool import POOL_COLUMNS, pool_bytes
 from services.associations.state import CurrentPool, ProgramState
 from shared.naming import parse_association, parse_level3, parse_pool
+from shared.plan import DitherPattern
 from tests.associations_factory import T0, exposure_ids, make_plan, observation, snapshot
 
 
@@ -168,6 +169,29 @@ def test_level2_science_background_and_tso():
     assert not specs[("o003", "image2", o3[1])].spec.complete  # its NRCA2 _rate is not there
     tso = specs[("o004", "tso-image2", exposure_ids(plan, 4)[0])].spec
     assert tso.asn_rule == "candidate_Asn_Lv2ImageTSO" and tso.members[0].expname.endswith("_rateints.fits")
+
+
+def test_lrs_nods_are_each_others_background_and_wait_for_each_other():
+    from jwst.associations import load_asn
+
+    lrs = observation(1, instrument="MIRI", detectors=("MIRIMAGE",), subarray="FULL", filter="P750L").model_copy(
+        update={"exp_type": "MIR_LRS-FIXEDSLIT", "template": "MIRI Low Resolution Spectroscopy",
+                "dither": DitherPattern(pattern_type="ALONG-SLIT-NOD", offsets=[(-1.0, 0.0), (1.0, 0.0)])})
+    plan = make_plan([lrs])
+    a, b = exposure_ids(plan, 1)
+    specs = by_key(evaluate(plan, snapshot(plan, {"rate": [a]})))
+    assert set(specs) == {("o001", "spec2", a), ("o001", "spec2", b)}  # no image2 or image3 for spectra
+    for eid in (a, b):
+        spec = specs[("o001", "spec2", eid)].spec
+        assert not spec.complete and spec.waiting == (f"{b}_rate.fits",)  # nod b's rate is not there yet
+    ev = evaluate(plan, snapshot(plan, {"rate": [a, b]}))
+    for eid, other in ((a, b), (b, a)):
+        item = by_key(ev)[("o001", "spec2", eid)]
+        assert item.spec.complete and item.spec.asn_rule == "candidate_Asn_Lv2MIRLRSFixedSlitNod"
+        assert [(m.expname, m.exptype) for m in item.spec.members] == [
+            (f"{eid}_rate.fits", "science"), (f"{other}_rate.fits", "background")]
+        asn = load_asn(item.content(ev.pool, "0.1.0").decode())  # the public pipeline reads it
+        assert asn["asn_type"] == "spec2" and asn["products"][0]["name"] == eid
 
 
 def test_level2_waits_for_every_segment_and_makes_one_product_each():

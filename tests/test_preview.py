@@ -20,6 +20,7 @@ from sqlalchemy import select
 from services.ingest.receive import receive_files
 from services.preview.commands import register_commands
 from services.preview.load import (
+    ImageSource,
     LightCurveSource,
     SpectrumSource,
     UnreadableProductError,
@@ -284,6 +285,29 @@ def test_x1d_spectrum_plot_has_units_and_leaves_flagged_points_out(tmp_path):
     preview = make_preview(source, title="x1d")
     assert preview.kind == "spectrum" and _png_size(preview.png) == (1024, 640)
     assert preview.png == make_preview(source, title="x1d").png
+
+
+@pytest.mark.parametrize("dispaxis", [1, 2])
+def test_s2d_is_turned_so_that_wavelength_increases_to_the_right(tmp_path, dispaxis):
+    ny, nwave = 9, 120
+    wl = np.linspace(14.0, 5.0, nwave)  # decreasing along the dispersion, as the MIRI LRS rows are
+    sci = np.tile(np.linspace(1.0, 2.0, nwave), (ny, 1))
+    sci[4] += 10.0  # the trace
+    wave = np.tile(wl, (ny, 1))
+    wave[0] = np.nan  # a spatial line off the slit
+    if dispaxis == 2:
+        sci, wave = sci.T, wave.T
+    header = fits.Header({"DISPAXIS": dispaxis, "BUNIT": "MJy/sr"})
+    path = tmp_path / "jw01234001001_01101_00001_mirimage_s2d.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci.astype(np.float32), header, name="SCI"),
+                  fits.ImageHDU(wave.astype(np.float32), name="WAVELENGTH")]).writeto(path)
+    source = load_source(path)
+    assert isinstance(source, ImageSource) and source.sci.shape == (ny, nwave)
+    np.testing.assert_allclose(source.wavelength, np.sort(wl), rtol=1e-6)  # increasing left to right
+    np.testing.assert_allclose(source.sci[4] - source.sci[3], 10.0)  # the trace is a row
+    assert source.sci[0, 0] == pytest.approx(2.0)  # the long-wavelength end is now on the right
+    preview = make_preview(source, title="s2d")
+    assert preview.kind == "image" and preview.png == make_preview(source, title="s2d").png
 
 
 def test_x1dints_shows_the_median_spectrum(tmp_path):

@@ -11,6 +11,7 @@ Pure over its inputs: the same source and title give the same bytes.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,7 +95,8 @@ def _image(src: ImageSource, title: str, params: StretchParams) -> Preview:
     wavelength = None
     if src.wavelength is not None:  # the wavelength at each displayed (binned) column
         n = disp.image.shape[1] // f * f
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # columns off the slit have no wavelength
             wavelength = np.nanmean(src.wavelength[:n].reshape(-1, f), axis=1) if n else None
     png = render_image_png(rgb, layout, title=title, subtitle=note,
                            orientation=sky_orientation(src.wcs, disp.image.shape), wavelength=wavelength)

@@ -3,7 +3,8 @@ astrometric catalogs.
 
 Entry points: :func:`simulate` (everything, into a directory) and :func:`load_description`.
 :func:`simulate_exposure` rebuilds the cube of one exposure exactly as written (for tests
-and scoring; a TSO observation's host star comes from :func:`host_star`). The physics, the
+and scoring; a TSO observation's host star comes from :func:`host_star`, an LRS slit
+target's spectrum from :func:`target_spectrum`). The physics, the
 photometric calibration, the truth files and the reference files are described in
 ``docs/simulator.md``.
 """
@@ -21,7 +22,7 @@ from .description import (
 )
 from .exposure import ExposureSimulation, ExposureTruth, StarTruth, exposure_name, simulate_exposure
 from .plan_builder import build_plan
-from .runner import SimulationResult, host_star, simulate
+from .runner import SimulationResult, host_star, simulate, target_spectrum
 from .transit import HostStar
 
 __all__ = [
@@ -44,4 +45,5 @@ __all__ = [
     "load_description",
     "simulate",
     "simulate_exposure",
+    "target_spectrum",
 ]

@@ -3,6 +3,12 @@
 Validated with pydantic; unknown fields, unknown detectors, subarrays, readout patterns
 and filters, and combinations the instrument cannot do are rejected with an error that
 names the field (``observations[0].detectors[1]: ...``). See ``examples/*.yaml``.
+
+Besides imaging, the simulator renders the MIRI low-resolution spectrometer's slit
+(``exp_type: MIR_LRS-FIXEDSLIT``, :mod:`services.simulator.spectrograph`): filter P750L,
+detector MIRIMAGE, subarray FULL, one pointing (``dither`` NONE: the target at the slit
+centre) or the along-slit nod (``ALONG-SLIT-NOD``). The target's spectrum is its
+``spectrum`` (default :data:`DEFAULT_SPECTRUM`).
 """
 
 from __future__ import annotations
@@ -44,14 +50,18 @@ from .optics import (
     SIMULATED_INSTRUMENTS,
     WEAK_LENS_FWHM_ARCSEC,
 )
+from .spectrograph import LRS, LRS_EXP_TYPE, SourceSpectrum, SpectralLine
 
 __all__ = [
+    "DEFAULT_SPECTRUM",
     "CandidateSpec",
     "DescriptionError",
     "DitherSpec",
+    "LineSpec",
     "ObservationSpec",
     "ProgramDescription",
     "SimulationSpec",
+    "SpectrumSpec",
     "TargetStars",
     "TargetSpec",
     "TransitSpec",
@@ -64,6 +74,8 @@ __all__ = [
 PLANNED_ONLY: dict[str, tuple[str, ...]] = {"NIRSPEC": ("NRS_MSASPEC",)}
 NIRSPEC_FILTERS = ("CLEAR", "F070LP", "F100LP", "F170LP", "F290LP")
 NIRSPEC_GRATINGS = ("PRISM", "G140M", "G235M", "G395M", "G140H", "G235H", "G395H")  # given as pupil
+# Slit spectroscopy the simulator renders (services/simulator/spectrograph.py), per instrument.
+SLIT_EXP_TYPES: dict[str, tuple[str, ...]] = {detector(LRS.detector).instrument: (LRS_EXP_TYPE,)}
 
 # Reference files are written with USEAFTER 2022-01-01; exposures must come after it.
 EARLIEST_START = datetime(2022, 1, 1, tzinfo=UTC)
@@ -81,14 +93,63 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _lrs_band() -> tuple[float, float]:
+    """(shortest, longest) wavelength, um, of the rows the LRS spectrum covers."""
+    ends = LRS.wavelength(list(LRS.rows))
+    return float(min(ends)), float(max(ends))
+
+
+class LineSpec(_Strict):
+    """A Gaussian line of a target's spectrum: emission (``strength`` > 0) or absorption
+    (< 0, at most -1: the line's centre then reaches zero flux)."""
+
+    wavelength: float = Field(gt=0.0, description="Centre, micrometres.")
+    fwhm: float = Field(gt=0.0, le=5.0, description="Intrinsic full width at half maximum, micrometres.")
+    strength: float = Field(ge=-1.0, le=1000.0, description="Peak relative to the continuum (-0.3: 30 % deep).")
+
+
+class SpectrumSpec(_Strict):
+    """A target's spectrum, as a MIRI LRS observation sees it:
+    ``f_nu = flux_jy * (lambda / 7.5 um) ** slope * (1 + sum of the lines' Gaussians)``."""
+
+    flux_jy: float = Field(0.002, gt=0.0, le=10.0, description="Continuum f_nu at 7.5 um, Jy.")
+    slope: float = Field(-1.0, ge=-10.0, le=10.0, description="Power-law index of the continuum in wavelength.")
+    lines: list[LineSpec] = Field(
+        default_factory=lambda: [LineSpec(wavelength=6.985, fwhm=0.05, strength=2.0),
+                                 LineSpec(wavelength=9.7, fwhm=1.0, strength=-0.3)],
+        description="Lines; default an emission line at 6.985 um ([Ar II]) and the 9.7 um silicate absorption.",
+    )
+
+    @field_validator("lines")
+    @classmethod
+    def _in_band(cls, lines: list[LineSpec]) -> list[LineSpec]:
+        low, high = _lrs_band()
+        for k, line in enumerate(lines):
+            if not low <= line.wavelength <= high:
+                raise ValueError(f"lines[{k}].wavelength: {line.wavelength} um is outside the LRS spectrum "
+                                 f"({low:.2f}-{high:.2f} um)")
+        return lines
+
+    def source_spectrum(self) -> SourceSpectrum:
+        """The spectrum as :mod:`.spectrograph` renders it."""
+        return SourceSpectrum(flux_jy=self.flux_jy, slope=self.slope, lines=tuple(
+            SpectralLine(wavelength=line.wavelength, fwhm=line.fwhm, strength=line.strength) for line in self.lines))
+
+
+#: The spectrum of a target observed with the LRS that gives none.
+DEFAULT_SPECTRUM = SpectrumSpec()
+
+
 class TargetSpec(_Strict):
     name: str = Field(min_length=1, description="Catalog name (TARGNAME); observations refer to it.")
     ra: float = Field(ge=0.0, lt=360.0, description="Right ascension, degrees.")
     dec: float = Field(ge=-90.0, le=90.0, description="Declination, degrees.")
     aliases: list[str] = Field(default_factory=list, description="Other names the archive resolves to it.")
+    spectrum: SpectrumSpec | None = Field(None, description=(
+        "Its spectrum in MIRI LRS observations (only they simulate one); default DEFAULT_SPECTRUM."))
 
 
-_KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "CUSTOM")
+_KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "ALONG-SLIT-NOD", "CUSTOM")
 
 
 class DitherSpec(_Strict):
@@ -96,9 +157,12 @@ class DitherSpec(_Strict):
 
     Known names: ``NONE`` (one point), ``4-POINT-BOX`` (corners of a square of side
     ``size``), ``N-POINT-LINE`` (``npoints`` points ``size`` apart along the detector
-    diagonal), ``CUSTOM`` (``offsets`` required). Any other name needs ``offsets`` and is
+    diagonal), ``ALONG-SLIT-NOD`` (a slit observation's two nods, ``size`` apart along the
+    slit, detector x: offsets -size/2 and +size/2, so the default puts them at -1.0" and
+    +1.0"), ``CUSTOM`` (``offsets`` required). Any other name needs ``offsets`` and is
     recorded as the pattern type. Offsets are arcsec along detector x and y: the detector
-    reference point moves by that much on the sky.
+    reference point moves by that much on the sky (the target, fixed on the sky, moves the
+    other way on the detector).
     """
 
     pattern: str = Field("NONE", description="Pattern name (PATTTYPE).")
@@ -126,7 +190,7 @@ class DitherSpec(_Strict):
                 f"pattern {self.pattern!r} needs explicit 'offsets' (patterns generated from a "
                 f"size: {', '.join(p for p in _KNOWN_PATTERNS if p != 'CUSTOM')})"
             )
-        expected = {"NONE": 1, "4-POINT-BOX": 4}.get(self.pattern)
+        expected = {"NONE": 1, "4-POINT-BOX": 4, "ALONG-SLIT-NOD": 2}.get(self.pattern)
         if expected is not None and self.npoints not in (None, expected):
             raise ValueError(f"pattern {self.pattern} has {expected} points, not npoints={self.npoints}")
         if self.pattern == "N-POINT-LINE" and self.npoints is None:
@@ -142,6 +206,8 @@ class DitherSpec(_Strict):
         h = self.size / 2.0
         if self.pattern == "4-POINT-BOX":
             return [(-h, -h), (h, -h), (h, h), (-h, h)]
+        if self.pattern == "ALONG-SLIT-NOD":
+            return [(-h, 0.0), (h, 0.0)]
         n = int(self.npoints or 1)
         step = self.size / 2.0**0.5
         return [((k - (n - 1) / 2.0) * step, (k - (n - 1) / 2.0) * step) for k in range(n)]
@@ -209,8 +275,8 @@ class ObservationSpec(_Strict):
             raise ValueError(f"unknown instrument {v!r}; known: {', '.join(INSTRUMENTS)}")
         if v not in SIMULATED_INSTRUMENTS and v not in PLANNED_ONLY:
             raise ValueError(
-                f"instrument {v} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)} only; "
-                "NIRSPEC MOS observations are planned, with their MSA metadata file, not simulated)"
+                f"instrument {v} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)} and the MIRI "
+                "LRS slit only; NIRSPEC MOS observations are planned, with their MSA metadata file, not simulated)"
             )
         return v
 
@@ -245,7 +311,8 @@ class ObservationSpec(_Strict):
             return None
         v = v.strip().upper()
         instrument = info.data.get("instrument")
-        allowed = IMAGING_EXP_TYPES.get(instrument or "", ()) + PLANNED_ONLY.get(instrument or "", ())
+        allowed = (IMAGING_EXP_TYPES.get(instrument or "", ()) + SLIT_EXP_TYPES.get(instrument or "", ())
+                   + PLANNED_ONLY.get(instrument or "", ()))
         if instrument and v not in allowed:
             raise ValueError(f"exp_type {v!r} is not simulated for {instrument}; use one of {', '.join(allowed)}")
         return v
@@ -283,6 +350,11 @@ class ObservationSpec(_Strict):
         """A NIRSpec MOS observation: planned with its MSA metadata file, not simulated."""
         return self.instrument in PLANNED_ONLY
 
+    @property
+    def slit(self) -> bool:
+        """A MIRI LRS slit observation (MIR_LRS-FIXEDSLIT)."""
+        return self.exp_type == LRS_EXP_TYPE
+
     @model_validator(mode="after")
     def _mos(self) -> ObservationSpec:
         if self.pre_image_for and self.planned_only:
@@ -307,7 +379,13 @@ class ObservationSpec(_Strict):
             if self.filter not in table:
                 raise ValueError(f"filter: unknown MIRI filter {self.filter!r}; known: {', '.join(table)}")
             if self.pupil not in (None, "N/A"):
-                raise ValueError("pupil: MIRI imaging has no pupil wheel; leave pupil out")
+                raise ValueError("pupil: MIRI has no pupil wheel; leave pupil out")
+            if self.slit and self.filter != LRS.filter:
+                raise ValueError(f"filter: a {LRS_EXP_TYPE} observation disperses with the prism {LRS.filter}, "
+                                 f"not {self.filter}")
+            if not self.slit and self.filter == LRS.filter:
+                raise ValueError(f"filter: {LRS.filter} is the LRS prism; observe with it as exp_type {LRS_EXP_TYPE} "
+                                 "(imaging takes one of the F filters)")
             return self
         pupil = self.pupil or "CLEAR"
         if self.filter not in table and not (self.filter in clear and pupil in table):
@@ -335,6 +413,32 @@ class ObservationSpec(_Strict):
                         f"{name} is on the {'long' if long_channel else 'short'}-wavelength channel "
                         "(use NRCALONG/NRCBLONG for F250M and redder)"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _lrs(self) -> ObservationSpec:
+        nod = self.dither.pattern == "ALONG-SLIT-NOD"
+        if not self.slit:
+            if nod:
+                raise ValueError(f"dither: ALONG-SLIT-NOD nods along a slit (exp_type {LRS_EXP_TYPE}), not "
+                                 f"{self.exp_type or 'imaging'}")
+            return self
+        if self.detectors != [LRS.detector]:
+            raise ValueError(f"detectors: the LRS slit images on {LRS.detector} alone, not {self.detectors}")
+        if self.subarray != "FULL":
+            raise ValueError(f"subarray: the LRS slit is simulated in the FULL frame, not {self.subarray} "
+                             "(SLITLESSPRISM is slitless spectroscopy)")
+        if self.dither.pattern not in ("NONE", "ALONG-SLIT-NOD") or self.dither.offsets is not None:
+            raise ValueError(f"dither: a {LRS_EXP_TYPE} observation takes pattern NONE (the target at the slit "
+                             "centre) or ALONG-SLIT-NOD (size: the distance between the two nods, default 2.0 "
+                             "arcsec), not explicit offsets or another pattern")
+        reach = 0.5 * LRS.slit_length - 0.5
+        if nod and self.dither.size / 2.0 > reach:
+            raise ValueError(f"dither.size: nods {self.dither.size} arcsec apart put the target within 0.5 arcsec "
+                             f"of the slit's ends ({LRS.slit_length} arcsec long); at most {2.0 * reach:.1f}")
+        if self.tsovisit or self.is_psf or self.pre_image_for:
+            raise ValueError(f"exp_type: a {LRS_EXP_TYPE} observation is simulated as a staring slit spectrum "
+                             "(no tsovisit, is_psf or pre_image_for)")
         return self
 
     @model_validator(mode="after")
@@ -386,6 +490,10 @@ class SimulationSpec(_Strict):
     pointing_error_arcsec: float = Field(
         0.05, ge=0.0, le=10.0, description="Pointing error, rms per detector axis and exposure, arcsec; 0 disables."
     )
+    acquisition_error_arcsec: float = Field(
+        0.01, ge=0.0, le=1.0, description=(
+            "Slit spectroscopy (MIRI LRS): where target acquisition leaves the target, rms per detector axis and "
+            "exposure, arcsec; replaces pointing_error_arcsec there (0 disables)."))
     roll_error_deg: float = Field(0.0, ge=0.0, le=1.0, description="Roll error, rms per exposure, degrees.")
     jitter_mas: float = Field(
         1.0, ge=0.0, le=50.0,
@@ -477,6 +585,10 @@ class ProgramDescription(_Strict):
         unknown = sorted(set(self.simulation.target_stars) - set(names))
         if unknown:
             raise ValueError(f"simulation.target_stars: {unknown} are not targets {names}")
+        for k, target in enumerate(self.targets):
+            if target.spectrum is not None and not any(o.slit and o.target == target.name for o in self.observations):
+                raise ValueError(f"targets[{k}].spectrum: only a MIRI LRS observation (exp_type {LRS_EXP_TYPE}) "
+                                 f"simulates a spectrum, and none observes {target.name!r}")
         for k, (number, obs) in enumerate(zip(numbers, self.observations, strict=True)):
             for n in obs.pre_image_for:
                 if n == number:

@@ -3,6 +3,17 @@
 :func:`simulate_exposure` is deterministic in (seed, plan, identifiers): calling it again
 returns the same arrays, which is how tests compare decoded telemetry with what the
 simulator produced.
+
+An imaging exposure sees the target's star field and a flat sky. A MIRI LRS slit exposure
+(MIR_LRS-FIXEDSLIT) sees the target alone, dispersed by the slit spectrograph
+(:mod:`.spectrograph`), over the sky spectrum that fills the slit: the target's position
+in the slit comes from the true pointing (its RA/Dec through the window's gwcs:
+``along = (x - (IMX - 1)) * 0.11"``, ``across = (y - (IMY - 1)) * 0.11"``, full-frame
+0-based pixels), so pointing errors move it along and across the slit. Both the source
+and the sky are multiplied by the relative pixel area, as the imaging sky is (the FLAT
+reference carries it, so a flat-fielded rate is electrons per nominal pixel); the PSF is
+the spectrograph's (the pointing jitter's widening, a few mas against 0.16-0.47", is not
+applied to the slit scene).
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from shared.naming import ExposureName
 from shared.plan import Observation, Plan, PlannedExposure, Pointing
 from shared.wcs import wcs_header
 
-from .description import SimulationSpec
+from .description import DEFAULT_SPECTRUM, SimulationSpec
 from .detector_model import (
     DetectorModel,
     apply_nonlinearity,
@@ -62,12 +73,14 @@ from .ramps import (
 )
 from .seeding import Stream, generator
 from .sky import StarList, render_stars, star_population, stars_in_region
+from .spectrograph import LRS, LRS_EXP_TYPE, SlitSource, SourceSpectrum, render_slit, sky_spectrum
 from .transit import HostStar, LightCurve, light_curve
 
 __all__ = [
     "ExposureSimulation",
     "ExposureTruth",
     "HostTruth",
+    "SlitTruth",
     "StarTruth",
     "exposure_name",
     "host_star_id",
@@ -121,17 +134,40 @@ class HostTruth:
 
 
 @dataclass(frozen=True)
+class SlitTruth:
+    """The source of a MIRI LRS slit exposure (:mod:`.spectrograph`).
+
+    ``source`` its spectrum and where the true pointing put it in the slit (``along``,
+    ``across`` arcsec from the slit centre); ``x``/``y`` the target's 0-based full-frame
+    pixel (the true pointing's gwcs); ``sky_scale`` the factor on the default sky spectrum
+    (:func:`.spectrograph.sky_spectrum`; 0: no sky); ``row_electrons`` shape (ny,): the
+    source's photo-electrons per second in each row of the window before the pixel area
+    (what the spectrograph put there); ``sky`` (ny, nx): the sky's photo-electrons per
+    second per pixel, pixel area included (part of ``ExposureTruth.flux``).
+    """
+
+    source: SlitSource
+    x: float
+    y: float
+    sky_scale: float
+    row_electrons: np.ndarray
+    sky: np.ndarray
+
+
+@dataclass(frozen=True)
 class ExposureTruth:
     """Noiseless truth of a window, arrays of shape (ny, nx) unless stated.
 
     ``flux``      photo-electrons/s per pixel from sky + stars, before the flat (the sky
-                  is ``sky_level * area``: uniform surface brightness);
+                  is ``sky_level * area``: uniform surface brightness; an LRS exposure:
+                  the dispersed source + the slit's sky, times ``area``);
     ``rate``      DN/s: ``flux * flat / gain`` (what a perfect detector-1 slope gives after
                   dark subtraction; the mean over integrations for a variable host star);
     ``dark``      DN/s: ``dark current (e-/s) / gain``;
-    ``stars``     DN/s from stars only (``rate`` minus the sky);
+    ``stars``     DN/s from stars only (``rate`` minus the sky; an LRS exposure: its source);
     ``flat``, ``gain`` the detector model in the window; ``area`` relative pixel area;
-    ``sky_level`` e-/s per nominal pixel; ``psf_fwhm`` pixels; ``wcs`` SCI-header WCS
+    ``sky_level`` e-/s per nominal pixel (an LRS exposure: in the slit at the slit centre's
+    row); ``psf_fwhm`` pixels; ``wcs`` SCI-header WCS
     keywords of the window at the TRUE pointing: the TAN-SIP approximation of the gwcs the
     stars were placed through (distortion included), and its RA_REF/DEC_REF/ROLL_REF/
     V2_REF/V3_REF; ``pointing`` the true pointing, ``pointing_offset`` (dx, dy)
@@ -141,7 +177,8 @@ class ExposureTruth:
     ``host`` the TSO host star (None without one); ``reset_decay`` the MIRI reset-switch
     charge decay applied to integrations 2..NINTS (None: none); ``jitter_rms_mas`` the rms
     radial pointing jitter about its mean over the exposure (true, not as measured) from
-    ``jitter_samples`` 16 Hz samples, by which ``psf_fwhm`` was widened (0: unguided).
+    ``jitter_samples`` 16 Hz samples, by which ``psf_fwhm`` was widened (0: unguided);
+    ``slit`` the source of an LRS exposure (None: imaging).
     """
 
     flux: np.ndarray
@@ -165,6 +202,7 @@ class ExposureTruth:
     reset_decay: ResetDecay | None = None
     jitter_rms_mas: float = 0.0
     jitter_samples: int = 0
+    slit: SlitTruth | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +287,7 @@ def simulate_exposure(
     noiseless: bool = False,
     host: HostStar | None = None,
     ephemeris: Ephemeris | None = None,
+    spectrum: SourceSpectrum | None = None,
 ) -> ExposureSimulation:
     """Simulate one planned exposure of one detector.
 
@@ -269,6 +308,10 @@ def simulate_exposure(
     ephemeris : Ephemeris, optional
         The observatory's ephemeris, which times the host's light curve (default: the
         simulated halo orbit over the plan, :func:`ephemeris.simulated_ephemeris`).
+    spectrum : SourceSpectrum, optional
+        The target's spectrum in an LRS slit exposure (:func:`runner.target_spectrum`
+        gives the description's); None: :data:`description.DEFAULT_SPECTRUM`. Ignored by
+        imaging exposures.
     """
     det = detector(exp.detector)
     sub = subarray(obs.instrument, obs.subarray)
@@ -282,15 +325,19 @@ def simulate_exposure(
 
     # Where the telescope really pointed, and the window's gwcs there: the detector's
     # distortion to (V2, V3), then the true pointing of the window centre (V2_REF, V3_REF).
-    error = pointing_error(knobs.seed, _pointing_identifiers(plan, obs, exp), knobs.pointing_error_arcsec,
-                           knobs.roll_error_deg)
-    offset = reference_point_offset(det, [detector(n) for n in obs.detectors], sub)
+    # a slit observation starts with a target acquisition, which leaves the target within
+    # its (much smaller) error of the slit's reference point
+    rms = knobs.acquisition_error_arcsec if obs.exp_type == LRS_EXP_TYPE else knobs.pointing_error_arcsec
+    error = pointing_error(knobs.seed, _pointing_identifiers(plan, obs, exp), rms, knobs.roll_error_deg)
+    offset = reference_point_offset(det, [detector(n) for n in obs.detectors], sub, obs.exp_type)
     true, dx, dy = true_pointing(exp.pointing, error, offset)
     gw = window_gwcs(det, sub, true)
     v2_ref, v3_ref = window_v2v3(det, sub)
     area = relative_area_window(detector_distortion(det), sub.xstart, sub.ystart, nx, ny)
 
-    # Sky: stars through the window's WCS, plus a background of uniform surface brightness.
+    # Sky: stars through the window's WCS, plus a background of uniform surface brightness;
+    # in the LRS slit, the target alone over the slit's sky.
+    slit_exposure = obs.exp_type == LRS_EXP_TYPE
     target = plan.target(obs.target_id)
     wavelength = pivot_wavelength(obs.instrument, obs.filter, obs.pupil)
     fwhm = psf_fwhm_arcsec(wavelength, obs.pupil) / det.pixel_scale
@@ -301,10 +348,14 @@ def simulate_exposure(
         jitter = visit_jitter(plan, obs, exp.visit, knobs.seed, knobs.jitter_mas, knobs.jitter_time_s)
         jitter_var, jitter_rms, jitter_samples = exposure_blur(jitter, exp.start_time, timing.duration)
         sigma_pix2 = jitter_var / (1000.0 * det.pixel_scale) ** 2
-        fwhm = float(np.sqrt(fwhm**2 + 8.0 * np.log(2.0) * sigma_pix2))
-    psf_radius = 6.0 * fwhm / 2.3548 + 1.0
-    xi_range, eta_range = window_box(gw, target, nx, ny, psf_radius + _MARGIN_PIX)
-    stars = stars_in_region(target, knobs.seed, star_population(plan, target.id, knobs), xi_range, eta_range)
+        if not slit_exposure:  # the slit scene is drawn with the spectrograph's PSF
+            fwhm = float(np.sqrt(fwhm**2 + 8.0 * np.log(2.0) * sigma_pix2))
+    if slit_exposure:
+        stars = StarList(id=np.zeros(0, np.int64), ra=np.zeros(0), dec=np.zeros(0), flux=np.zeros(0))
+    else:
+        psf_radius = 6.0 * fwhm / 2.3548 + 1.0
+        xi_range, eta_range = window_box(gw, target, nx, ny, psf_radius + _MARGIN_PIX)
+        stars = stars_in_region(target, knobs.seed, star_population(plan, target.id, knobs), xi_range, eta_range)
     curve = None
     if host is not None:
         curve = light_curve(host, obs, target, exp.start_time, schedule, ephemeris or simulated_ephemeris(plan))
@@ -314,12 +365,23 @@ def simulate_exposure(
     weights = np.divide(win.flat, win.gain, dtype=np.float64)
     rendered = render_stars(sx, sy, stars.flux, fwhm, (ny, nx), weights=weights)
     sky_level = knobs.sky_level if knobs.sky_level is not None else default_sky_level(obs.instrument, wavelength)
-    flux = rendered.image + sky_level * area
+    slit = None
+    if slit_exposure:
+        # the description's sky level scales the sky spectrum as it would the imaging sky
+        sky_scale = sky_level / default_sky_level(obs.instrument, wavelength)
+        source_image, slit = _slit_scene(gw, target, sub, spectrum or DEFAULT_SPECTRUM.source_spectrum(), sky_scale,
+                                         area)
+        centre = np.array([LRS.imy - 1.0])
+        sky_level = float(LRS.sky_electrons(centre, sky_scale * sky_spectrum(LRS.wavelength(centre)))[0])
+        flux = source_image + slit.sky
+    else:
+        source_image = rendered.image
+        flux = rendered.image + sky_level * area
     detected = flux * win.flat
     electron_rate = detected + win.dark
     truth_rate = detected / win.gain
     truth_dark = win.dark / win.gain
-    star_rate = rendered.image * weights
+    star_rate = source_image * weights
     host_truth = None
     if curve is not None:
         host_truth = HostTruth(int(host_star_id(target.id)), host.flux, float(sx[-1]), float(sy[-1]), curve, host)
@@ -361,7 +423,8 @@ def simulate_exposure(
     ixc, iyc = np.clip(ix, 0, nx - 1), np.clip(iy, 0, ny - 1)
     peak = (truth_rate + truth_dark)[iyc, ixc] * schedule.last_frame_time
     raw_peak = win.bias[iyc, ixc] + apply_nonlinearity(peak, win.nonlin[iyc, ixc])
-    flux_jy = stars.flux[keep] * jy_per_electron(obs.instrument, obs.filter, obs.pupil)
+    # (an LRS exposure has no stars, and its prism no flat-spectrum photometry)
+    flux_jy = stars.flux[keep] * (0.0 if slit_exposure else jy_per_electron(obs.instrument, obs.filter, obs.pupil))
     star_table = StarTruth(
         id=stars.id[keep], ra=stars.ra[keep], dec=stars.dec[keep], x=xk, y=yk,
         flux=stars.flux[keep], flux_jy=flux_jy, abmag=ab_magnitude(flux_jy),
@@ -378,13 +441,37 @@ def simulate_exposure(
         sky_level=float(sky_level), psf_fwhm=float(fwhm), wavelength=float(wavelength),
         star_table=star_table, jumps=crs, wcs=wcs_kw, drifts=drifts, area=area.astype(np.float32),
         pointing=true, pointing_offset=(dx, dy), roll_error=error.droll, host=host_truth,
-        reset_decay=reset_decay, jitter_rms_mas=jitter_rms, jitter_samples=jitter_samples,
+        reset_decay=reset_decay, jitter_rms_mas=jitter_rms, jitter_samples=jitter_samples, slit=slit,
     )
     return ExposureSimulation(
         name=exposure_name(plan, obs, exp), program=int(plan.program), observation=obs, exposure=exp,
         detector=det, subarray=sub, timing=timing, schedule=schedule, start_time=exp.start_time,
         sci=ramp.sci, zeroframe=ramp.zeroframe, refout=refout, truth=truth,
     )
+
+
+def _slit_scene(gw, target, sub: Subarray, spectrum: SourceSpectrum, sky_scale: float,
+                area: np.ndarray) -> tuple[np.ndarray, SlitTruth]:
+    """The LRS slit scene of a window: the target's photo-electrons per second per pixel
+    (pixel area included) and its truth (the sky's image with it).
+
+    ``gw`` the window's gwcs at the true pointing, which places the target in the slit;
+    ``sky_scale`` the factor on :func:`.spectrograph.sky_spectrum` (0: no sky).
+    """
+    x, y = gw.invert(target.ra, target.dec, with_bounding_box=False)
+    xt, yt = float(x) + sub.xstart - 1.0, float(y) + sub.ystart - 1.0  # full frame, 0-based
+    source = SlitSource(spectrum, along=(xt - (LRS.imx - 1.0)) * LRS.pixel_scale,
+                        across=(yt - (LRS.imy - 1.0)) * LRS.pixel_scale)
+
+    def sky(wavelength: np.ndarray) -> np.ndarray:
+        return sky_scale * sky_spectrum(wavelength)
+
+    scene = render_slit(LRS, [source], (sub.xstart - 1, sub.ystart - 1, sub.xsize, sub.ysize),
+                        sky_mjy_sr=sky if sky_scale > 0 else None)
+    image = scene.image - scene.sky
+    truth = SlitTruth(source=source, x=xt, y=yt, sky_scale=float(sky_scale), row_electrons=image.sum(axis=1),
+                      sky=scene.sky * area)
+    return image * area, truth
 
 
 def _world_to_pixel(gw, stars: StarList) -> tuple[np.ndarray, np.ndarray]:

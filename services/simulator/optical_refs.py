@@ -20,12 +20,18 @@ area from the distortion; QE = the detector model's flat):
 - DISTORTION (DistortionModel, ASDF ``jwst_<inst>_distortion_<det>_sim.asdf``, per
   detector): ``model`` = :func:`services.simulator.distortion.detector_distortion_model`,
   full-frame 0-based pixels to (V2, V3) arcsec with its fitted inverse; input units pixel,
-  output arcsec; EXP_TYPE the first imaging type and P_EXPTYPE all of them (``A|B|``);
+  output arcsec; EXP_TYPE the first imaging type and P_EXPTYPE all of them (``A|B|``;
+  MIRIMAGE's also MIR_LRS-FIXEDSLIT: the slit images through the imager's optics);
   NIRCam also MODULE, CHANNEL and PUPIL/P_PUPIL ANY.
 - FILTEROFFSET (FilteroffsetModel, ASDF ``jwst_<inst>_filteroffset_<det>_sim.asdf``, per
   detector): one row per filter (MIRI) or filter/pupil pair (NIRCam, NIRISS: those of
   PHOTOM), column and row offsets 0: the simulated optics have no filter-dependent
   shifts. jwst's MIRI imaging WCS needs the file; NIRCam and NIRISS use it when there.
+
+The imaging references (PHOTOM, FILTEROFFSET, APCORR, ABVEGAOFFSET) list the imaging
+filters: not the LRS prism P750L, whose calibration is the slit's own
+(:func:`services.simulator.spectrograph.write_lrs_references`); a FLAT is written for it
+as for any filter the plan uses on the detector.
 
 The guiders (:func:`write_guider_references`, GUIDER1/GUIDER2, for the guide-star products
 that calwebb_guider calibrates): MASK, GAIN and READNOISE as :mod:`reffiles` writes them for
@@ -94,6 +100,7 @@ from .reffiles import (
     write_mask,
     write_readnoise,
 )
+from .spectrograph import LRS, LRS_EXP_TYPE
 
 __all__ = [
     "APCORR_EE",
@@ -103,6 +110,7 @@ __all__ = [
     "UJY_A2_PER_MJY_SR",
     "flat_field",
     "flat_filename",
+    "imaging_filters",
     "mean_gain",
     "nominal_pixel_area_sr",
     "photmjsr",
@@ -125,6 +133,11 @@ APCORR_EE = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: pixfrac 1 amounts to); measured on simulated mosaics through shared.resample.
 MOSAIC_BLUR_PX2 = 4.0 / 12.0
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+
+def imaging_filters(instrument: str) -> list[str]:
+    """The instrument's filters in :data:`FILTERS` that image (not the LRS prism)."""
+    return [f for f in FILTERS[instrument.upper()] if f != LRS.filter]
 
 
 def mean_gain(model: DetectorModel) -> float:
@@ -181,7 +194,7 @@ def photom_elements(instrument: str) -> list[tuple[str, str]]:
     behind each short-wavelength filter and the pupil-wheel filters behind their partner.
     """
     inst = instrument.upper()
-    table = FILTERS[inst]
+    table = {f: FILTERS[inst][f] for f in imaging_filters(inst)}
     if inst == "MIRI":
         return [(f, s) for f in table for s in SUBARRAYS["MIRI"]]
     rows = [(f, c) for f in table for c in CLEAR_POSITIONS[inst]] + [(c, f) for c in CLEAR_POSITIONS[inst]
@@ -267,9 +280,12 @@ def _save_asdf(model, path: Path) -> Path:
     return path
 
 
-def _imaging_meta(model, info) -> None:
-    """EXP_TYPE/P_EXPTYPE of the instrument's imaging types; NIRCam's MODULE and CHANNEL."""
+def _imaging_meta(model, info, *, slit: bool = False) -> None:
+    """EXP_TYPE/P_EXPTYPE of the instrument's imaging types (``slit``: and the LRS slit's on
+    its detector); NIRCam's MODULE and CHANNEL."""
     exp_types = IMAGING_EXP_TYPES[info.instrument]
+    if slit and info.name == LRS.detector:
+        exp_types = (*exp_types, LRS_EXP_TYPE)
     model.meta.exposure.type = exp_types[0]
     model.meta.exposure.p_exptype = "".join(f"{t}|" for t in exp_types)
     if info.instrument == "NIRCAM":
@@ -282,7 +298,7 @@ def _write_distortion(model: DetectorModel, out_dir: Path) -> ReferenceFile:
     ref = dm.DistortionModel(model=detector_distortion_model(info), input_units=u.pix, output_units=u.arcsec)
     _common(ref, "DISTORTION", model, f"Simulated distortion of {info.name}: full-frame pixels to V2/V3 arcsec",
             None, window=False)
-    _imaging_meta(ref, info)
+    _imaging_meta(ref, info, slit=True)
     if info.instrument == "NIRCAM":
         ref.meta.instrument.pupil = "ANY"
         ref.meta.instrument.p_pupil = "ANY|"
@@ -294,7 +310,7 @@ def _write_filteroffset(model: DetectorModel, out_dir: Path) -> ReferenceFile:
     info = model.detector
     inst = info.instrument
     if inst == "MIRI":
-        rows = [{"filter": f, "column_offset": 0.0, "row_offset": 0.0} for f in FILTERS[inst]]
+        rows = [{"filter": f, "column_offset": 0.0, "row_offset": 0.0} for f in imaging_filters(inst)]
     else:
         rows = [{"filter": f, "pupil": p, "column_offset": 0.0, "row_offset": 0.0} for f, p in photom_elements(inst)]
     ref = dm.FilteroffsetModel(filters=rows, instrument=inst)
@@ -360,7 +376,7 @@ def _write_apcorr(instrument: str, out_dir: Path) -> ReferenceFile:
 
 def _write_abvegaoffset(instrument: str, out_dir: Path) -> ReferenceFile:
     rows = dict.fromkeys(photom_elements(instrument)) if instrument != "MIRI" else dict.fromkeys(
-        (f, None) for f in FILTERS["MIRI"])
+        (f, None) for f in imaging_filters("MIRI"))
     columns: dict[str, list] = {"filter": [f for f, _ in rows]}
     if instrument != "MIRI":
         columns["pupil"] = [p for _, p in rows]

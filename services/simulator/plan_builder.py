@@ -6,7 +6,9 @@ point, detector), the detectors of one dither point being read out at the same t
 Consecutive dither points start DURATION + ``dither_overhead_s`` apart; an observation
 without a start time starts ``observation_gap_s`` after the previous one ends (the first
 at :data:`DEFAULT_START`). A NIRCam time-series observation (``tsovisit``) without an
-explicit ``exp_type`` is NRC_TSIMAGE. Proposal candidates get ids c1000, c1001, ... in
+explicit ``exp_type`` is NRC_TSIMAGE. A MIRI LRS slit observation (MIR_LRS-FIXEDSLIT)
+points the slit centre at the target (:func:`pointing.reference_point`) and its nods
+(PATTTYPE ALONG-SLIT-NOD) move the target along the slit. Proposal candidates get ids c1000, c1001, ... in
 the order of the description. Every visit of an observation that is not a dark gets a
 guide star (:func:`guiding.select_guide_star`).
 """
@@ -31,11 +33,13 @@ from .description import DescriptionError, ProgramDescription
 from .guiding import guided, select_guide_star
 from .optics import TEMPLATES
 from .pointing import detector_pointings
+from .spectrograph import LRS_EXP_TYPE
 
 __all__ = ["DEFAULT_START", "MOS_EXP_TYPE", "build_plan", "default_exp_type"]
 
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 _TSO_EXP_TYPES = {"NIRCAM": "NRC_TSIMAGE"}
+_SPECTROSCOPY_TEMPLATES = {LRS_EXP_TYPE: "MIRI Low Resolution Spectroscopy"}
 MOS_EXP_TYPE = "NRS_MSASPEC"  # a NIRSpec MOS observation: planned with its MSA metadata file
 
 
@@ -47,7 +51,7 @@ def default_exp_type(instrument: str, detector_exp_type: str, tsovisit: bool) ->
 
 # PATTTYPE values of the public data models for the description's pattern names.
 _PATTTYPES = {("NIRCAM", "4-POINT-BOX"): "INTRAMODULEBOX", ("NIRISS", "4-POINT-BOX"): "4-POINT",
-              ("MIRI", "4-POINT-BOX"): "4-POINT-SETS"}
+              ("MIRI", "4-POINT-BOX"): "4-POINT-SETS", ("MIRI", "ALONG-SLIT-NOD"): "ALONG-SLIT-NOD"}
 
 
 def patttype(instrument: str, pattern: str, npoints: int) -> str:
@@ -93,7 +97,8 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 [(f"observations[{index}].start_time", "overlaps the previous observation")],
             )
         step = timedelta(seconds=timing.duration + knobs.dither_overhead_s)
-        pointings = detector_pointings(target.ra, target.dec, spec.roll, dets, sub, offsets)
+        exp_type = spec.exp_type or default_exp_type(spec.instrument, dets[0].exp_type, spec.tsovisit)
+        pointings = detector_pointings(target.ra, target.dec, spec.roll, dets, sub, offsets, exp_type)
         exposures = [
             PlannedExposure(
                 visit=1, visit_group=1, sequence=1, activity=1,
@@ -104,12 +109,13 @@ def build_plan(desc: ProgramDescription) -> Plan:
             for point in range(len(offsets))
             for d in dets
         ]
-        exp_type = spec.exp_type or default_exp_type(spec.instrument, dets[0].exp_type, spec.tsovisit)
+        template = spec.template or _SPECTROSCOPY_TEMPLATES.get(exp_type) or TEMPLATES.get(
+            spec.instrument, "NIRSpec MultiObject Spectroscopy")
         observation = (
             Observation(
                 number=number,
                 target_id=target.id,
-                template=spec.template or TEMPLATES.get(spec.instrument, "NIRSpec MultiObject Spectroscopy"),
+                template=template,
                 instrument=spec.instrument,
                 exp_type=exp_type,
                 detectors=[d.name for d in dets],

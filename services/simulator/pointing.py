@@ -8,7 +8,10 @@ arcsec of V2/V3 per arcsec on the sky (true to a fraction of a milliarcsecond ov
 instrument's field).
 
 An observation's aperture reference point is the mean (V2, V3) of the centres of the
-readout windows of its detectors; the target sits there at dither offset (0, 0). A dither
+readout windows of its detectors; the target sits there at dither offset (0, 0). A MIRI
+LRS slit observation (MIR_LRS-FIXEDSLIT) points the slit instead: its reference point is
+the (V2, V3) of the slit centre, full-frame pixel (IMX - 1, IMY - 1) 0-based of
+:data:`services.simulator.spectrograph.LRS`, through the detector's distortion. A dither
 offset (dx, dy) arcsec moves every detector's reference point by dx along detector +x
 and dy along +y on the sky.
 
@@ -35,15 +38,18 @@ import numpy as np
 from shared.instruments import DetectorInfo, Subarray
 from shared.plan import Pointing
 
-from .distortion import window_v2v3
+from .distortion import detector_distortion_model, window_v2v3
 from .seeding import Stream, generator
+from .spectrograph import LRS, LRS_EXP_TYPE
 
 __all__ = [
     "PointingError",
     "detector_pointings",
     "offset_radec",
     "pointing_error",
+    "reference_point",
     "reference_point_offset",
+    "slit_v2v3",
     "true_pointing",
     "position_angle",
     "sky_axes",
@@ -112,6 +118,24 @@ def window_center_v2v3(det: DetectorInfo, sub: Subarray) -> tuple[float, float]:
     return window_v2v3(det, sub)
 
 
+def slit_v2v3(det: DetectorInfo) -> tuple[float, float]:
+    """(V2, V3) in arcsec of the LRS slit centre on ``det`` (through its distortion)."""
+    if det.name != LRS.detector:
+        raise ValueError(f"the LRS slit images on {LRS.detector}, not {det.name}")
+    v2, v3 = detector_distortion_model(det)(LRS.imx - 1.0, LRS.imy - 1.0)
+    return float(v2), float(v3)
+
+
+def reference_point(detectors: list[DetectorInfo], sub: Subarray, exp_type: str | None = None) -> tuple[float, float]:
+    """(V2, V3) arcsec of an observation's aperture reference point, where the target sits
+    at dither offset (0, 0): the LRS slit centre for a MIR_LRS-FIXEDSLIT observation, else
+    the mean of the centres of the detectors' readout windows."""
+    if exp_type == LRS_EXP_TYPE:
+        return slit_v2v3(detectors[0])
+    centres = [window_center_v2v3(d, sub) for d in detectors]
+    return float(np.mean([c[0] for c in centres])), float(np.mean([c[1] for c in centres]))
+
+
 def detector_pointings(
     target_ra: float,
     target_dec: float,
@@ -119,6 +143,7 @@ def detector_pointings(
     detectors: list[DetectorInfo],
     sub: Subarray,
     offsets: list[tuple[float, float]],
+    exp_type: str | None = None,
 ) -> list[dict[str, Pointing]]:
     """Pointing of every detector at every dither point.
 
@@ -134,6 +159,9 @@ def detector_pointings(
         Readout window (the same on every detector).
     offsets : list of (dx, dy)
         Dither offsets in arcsec along detector x and y.
+    exp_type : str, optional
+        The observation's EXP_TYPE, which chooses the aperture reference point
+        (:func:`reference_point`).
 
     Returns
     -------
@@ -141,8 +169,7 @@ def detector_pointings(
         One ``{detector name: Pointing}`` per dither point, in order.
     """
     centres = {d.name: window_center_v2v3(d, sub) for d in detectors}
-    v2a = float(np.mean([c[0] for c in centres.values()]))
-    v3a = float(np.mean([c[1] for c in centres.values()]))
+    v2a, v3a = reference_point(detectors, sub, exp_type)
     ex, ey = sky_axes(roll)
     out = []
     for dx, dy in offsets:
@@ -161,12 +188,11 @@ def detector_pointings(
     return out
 
 
-def reference_point_offset(det: DetectorInfo, detectors: list[DetectorInfo], sub: Subarray) -> tuple[float, float]:
-    """(u, v) arcsec along detector x/y from the aperture reference point (mean centre of
-    the windows of ``detectors``) to the centre of ``det``'s window."""
-    centres = [window_center_v2v3(d, sub) for d in detectors]
-    v2a = float(np.mean([c[0] for c in centres]))
-    v3a = float(np.mean([c[1] for c in centres]))
+def reference_point_offset(det: DetectorInfo, detectors: list[DetectorInfo], sub: Subarray,
+                           exp_type: str | None = None) -> tuple[float, float]:
+    """(u, v) arcsec along detector x/y from the aperture reference point
+    (:func:`reference_point` of ``detectors``) to the centre of ``det``'s window."""
+    v2a, v3a = reference_point(detectors, sub, exp_type)
     v2, v3 = window_center_v2v3(det, sub)
     return -(v2 - v2a), v3 - v3a
 

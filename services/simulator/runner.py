@@ -8,11 +8,13 @@ Layout of ``out_dir``::
     telemetry/<visit_id>_gs.ccsds                 (guide-star ID/ACQ1/ACQ2/TRACK of a guided visit)
     truth/<exposure_id>_truth_{rate.fits,stars.ecsv,jumps.ecsv}
     truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
+    truth/<exposure_id>_truth_spectrum.ecsv       (MIRI LRS slit exposures)
     truth/truth.json
     catalogs/<program>_<target>_astrometric.ecsv  (one per target)
     msa/jw<ppppp><ooo>001_01_msa.fits             (NIRSpec MOS observations: planned, not simulated)
     wavefront/R<YYYYMMDD><NN>-NRCA3_FP1-1.fits     (OPD files, with simulation.wavefront_cadence_hours)
     refs/jwst_<instrument>_<reftype>_<detector>[...]_sim.fits
+    refs/jwst_miri_{specwcs,photom,pathloss}_lrs-fixedslit_sim.fits  (a plan with an LRS observation)
 
 Exposures are simulated detector by detector so only one full-frame detector model is in
 memory at a time; each exposure's random streams come from its identifiers, so the order
@@ -35,7 +37,13 @@ from shared.instruments import detector, frame_time, subarray
 from shared.plan import Plan
 
 from .astrometric import write_astrometric_catalog
-from .description import DescriptionError, ProgramDescription, SimulationSpec, load_description
+from .description import (
+    DEFAULT_SPECTRUM,
+    DescriptionError,
+    ProgramDescription,
+    SimulationSpec,
+    load_description,
+)
 from .detector_model import make_detector_model
 from .ephemeris import simulated_ephemeris
 from .exposure import ExposureSimulation, simulate_exposure
@@ -51,12 +59,18 @@ from .optics import jy_per_electron
 from .plan_builder import build_plan
 from .ramps import FrameSchedule
 from .reffiles import DarkRequest, write_reference_files
+from .spectrograph import LRS, LRS_EXP_TYPE, SourceSpectrum, write_lrs_references
 from .telemetry_writer import max_rows_per_packet, write_telemetry
 from .transit import HostStar
-from .truth import write_exposure_truth, write_lightcurve_truth, write_truth_index
+from .truth import (
+    write_exposure_truth,
+    write_lightcurve_truth,
+    write_spectrum_truth,
+    write_truth_index,
+)
 from .wavefront import write_opd_files
 
-__all__ = ["Progress", "SimulationResult", "host_star", "simulate"]
+__all__ = ["Progress", "SimulationResult", "host_star", "simulate", "target_spectrum"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -110,6 +124,12 @@ def host_star(desc: ProgramDescription, observation: int) -> HostStar | None:
         if desc.observation_number(index) == observation and spec.host_flux is not None:
             return HostStar(flux=spec.host_flux, transit=spec.transit)
     return None
+
+
+def target_spectrum(desc: ProgramDescription, target_id: int) -> SourceSpectrum:
+    """The spectrum of a target (by TARGETID, its 1-based position) in LRS slit exposures:
+    its description's ``spectrum``, else :data:`description.DEFAULT_SPECTRUM`."""
+    return (desc.targets[target_id - 1].spectrum or DEFAULT_SPECTRUM).source_spectrum()
 
 
 def _optical_elements(plan: Plan, det_name: str) -> list[tuple[str, str]]:
@@ -214,7 +234,7 @@ def simulate(
             if exp.detector != det_name:
                 continue
             sim = simulate_exposure(plan, obs, exp, knobs, model=model, host=host_star(desc, obs.number),
-                                    ephemeris=ephemeris)
+                                    ephemeris=ephemeris, spectrum=target_spectrum(desc, obs.target_id))
             guiding = fine_guide_packets(plan, obs, exp, knobs.seed, knobs.jitter_mas, knobs.jitter_time_s,
                                          guiders)
             path = write_telemetry(sim, tele_dir, rows_per_packet=knobs.rows_per_packet, compress=knobs.compress,
@@ -227,6 +247,8 @@ def simulate(
         if knobs.write_references:
             written = write_reference_files(model, ref_dir, _dark_requests(plan, det_name, knobs))
             written += write_optical_references(model, ref_dir, _optical_elements(plan, det_name))
+            if any(o.exp_type == LRS_EXP_TYPE and det_name in o.detectors for o in plan.observations):
+                written += write_lrs_references(LRS, model, ref_dir)  # SPECWCS, PHOTOM, PATHLOSS of the slit
             instrument = model.detector.instrument
             if instrument not in catalog_refs_written:  # APCORR, ABVEGAOFFSET: one per instrument
                 catalog_refs_written.add(instrument)
@@ -305,6 +327,8 @@ def simulate(
             "FLAT": "QE * area * g0 / gain (g0 = detectors.<det>.g0_e_per_dn)",
             "PHOTMJSR": "jy_per_electron * 1e-6 * g0 / pixel area (sr), MJy/sr per DN/s",
             "guide star": "guiding.count_rate(GS_MAG) e-/s; count_rate / g0 of its guider DN/s once flat-fielded",
+            "truth_spectrum": "LRS slit: per spectrum row, source and sky (see the table's description)",
+            "truth_rate SKY": "LRS slit: the sky's e-/s (pixel area included); STARS is then the source's DN/s",
         },
         "photometry": _photometry(plan),
     })
@@ -340,10 +364,11 @@ def _spec_index(desc: ProgramDescription, number: int) -> int:
 
 
 def _photometry(plan: Plan) -> dict[str, float]:
-    """Jy per photo-electron/s of every instrument/filter/pupil the plan uses."""
+    """Jy per photo-electron/s of every instrument/filter/pupil the plan images with (an LRS
+    slit's is per row: its truth_spectrum's electrons_per_jy)."""
     return {
         f"{o.instrument}/{o.filter}/{o.pupil}": jy_per_electron(o.instrument, o.filter, o.pupil)
-        for o in plan.observations if o.msa_metadata is None
+        for o in plan.observations if o.msa_metadata is None and o.exp_type != LRS_EXP_TYPE
     }
 
 
@@ -375,6 +400,12 @@ def _exposure_entry(sim: ExposureSimulation, telemetry: Path, truth_dir: Path, o
     if t.reset_decay is not None:
         entry["rscd"] = {"scale": t.reset_decay.scale, "tau_groups": t.reset_decay.tau,
                          "level_max_dn": t.reset_decay.level_max}
+    spectrum = write_spectrum_truth(sim, truth_dir)
+    if spectrum is not None:
+        slit = t.slit
+        entry["truth_spectrum"] = str(spectrum.relative_to(out))
+        entry["slit_source"] = {"along_arcsec": slit.source.along, "across_arcsec": slit.source.across,
+                                "x": slit.x, "y": slit.y, "sky_scale": slit.sky_scale}
     curve = write_lightcurve_truth(sim, truth_dir)
     if curve is not None:
         host = t.host

@@ -18,6 +18,12 @@ Per exposure and detector (``<exposure_id>`` as in the telemetry file name):
 - ``<exposure_id>_truth_jumps.ecsv``: one row per injected cosmic ray.
 - ``<exposure_id>_truth_lightcurve.ecsv`` (TSO exposures with a host star): one row per
   integration: mid time, relative flux and flux of the host star, its pixel position.
+- ``<exposure_id>_truth_spectrum.ecsv`` (MIRI LRS slit exposures): one row per row of the
+  spectrum (:data:`.spectrograph.LRS` ``rows``): wavelengths, the source's intrinsic and
+  observed f_nu, the slit's transmission, the trace, the electrons and the sky; meta: where
+  the source sits in the slit, its continuum and lines (with the resolution element at
+  each). The rate file of such an exposure also has a ``SKY`` image (e-/s, pixel area
+  included: the slit's sky part of FLUX), and its STARS image is the source's part of SCI.
 
 The PRIMARY header's WCS is the TRUE one (pointing error and distortion included, TAN-SIP);
 TRUE_RA/TRUE_DEC/TRUE_ROL give the true pointing, PNT_DX/PNT_DY the injected shift of the
@@ -39,8 +45,9 @@ from astropy.table import Table
 from astropy.time import Time
 
 from .exposure import ExposureSimulation
+from .spectrograph import LRS, observed_spectrum, sky_spectrum
 
-__all__ = ["write_exposure_truth", "write_lightcurve_truth", "write_truth_index"]
+__all__ = ["write_exposure_truth", "write_lightcurve_truth", "write_spectrum_truth", "write_truth_index"]
 
 _IMAGE_UNITS = {
     "SCI": ("DN/s", "(sky+stars) e-/s * flat / gain: expected slope after dark subtraction"),
@@ -50,6 +57,7 @@ _IMAGE_UNITS = {
     "FLAT": ("", "relative quantum efficiency (0 on dead and reference pixels)"),
     "GAIN": ("electron/DN", "gain"),
     "AREA": ("", "pixel area on the sky relative to a nominal pixel (distortion)"),
+    "SKY": ("electron/s", "LRS: the slit's sky e-/s (pixel area included), part of FLUX"),
 }
 
 
@@ -96,6 +104,12 @@ def _primary_header(sim: ExposureSimulation) -> fits.Header:
     h["PNT_DX"] = (t.pointing_offset[0], "[arcsec] injected shift along detector x")
     h["PNT_DY"] = (t.pointing_offset[1], "[arcsec] injected shift along detector y")
     h["PNT_DROL"] = (t.roll_error, "[deg] injected roll error")
+    if t.slit is not None:
+        h["SRCALONG"] = (t.slit.source.along, "[arcsec] LRS source along the slit (detector x)")
+        h["SRCACROS"] = (t.slit.source.across, "[arcsec] LRS source across the slit (det. y)")
+        h["SRC_X"] = (t.slit.x, "[pixel] source, 0-based full-frame column")
+        h["SRC_Y"] = (t.slit.y, "[pixel] source, 0-based full-frame row")
+        h["SKYSCALE"] = (t.slit.sky_scale, "factor on the default LRS sky spectrum")
     if t.reset_decay is not None:
         h["RSCDSCAL"] = (t.reset_decay.scale, "RSCD offset / previous int. signal at group 1")
         h["RSCDTAU"] = (t.reset_decay.tau, "[group] RSCD e-folding length")
@@ -117,6 +131,8 @@ def write_exposure_truth(sim: ExposureSimulation, directory: Path) -> list[Path]
     hdus = [fits.PrimaryHDU(header=_primary_header(sim))]
     arrays = {"SCI": t.rate, "DARK": t.dark, "STARS": t.stars, "FLUX": t.flux, "FLAT": t.flat, "GAIN": t.gain,
               "AREA": t.area}
+    if t.slit is not None:
+        arrays["SKY"] = t.slit.sky
     for name, data in arrays.items():
         hdu = fits.ImageHDU(np.asarray(data, np.float32), name=name)
         unit, what = _IMAGE_UNITS[name]
@@ -183,6 +199,83 @@ def write_exposure_truth(sim: ExposureSimulation, directory: Path) -> list[Path]
     jumps_path = directory / f"{stem}_truth_jumps.ecsv"
     jumps.write(jumps_path, format="ascii.ecsv", overwrite=True)
     return [rate_path, stars_path, jumps_path]
+
+
+def write_spectrum_truth(sim: ExposureSimulation, directory: Path) -> Path | None:
+    """Write ``<exposure_id>_truth_spectrum.ecsv`` of an LRS slit exposure (None for any
+    other): one row per row of the spectrum, see the module docstring."""
+    slit = sim.truth.slit
+    if slit is None:
+        return None
+    src = slit.source
+    rows = np.arange(LRS.rows[0], LRS.rows[1] + 1, dtype=np.float64)
+    shift = src.across / LRS.pixel_scale
+    wavelength = LRS.wavelength(rows)
+    source_wavelength = LRS.wavelength(rows - shift)
+    sky = slit.sky_scale * sky_spectrum(wavelength)
+    in_window = rows.astype(int) - (sim.subarray.ystart - 1)
+    row_electrons = np.full(rows.size, np.nan)
+    inside = (in_window >= 0) & (in_window < slit.row_electrons.size)
+    row_electrons[inside] = slit.row_electrons[in_window[inside]]
+    table = Table(
+        {
+            "row": rows.astype(np.int32),
+            "wavelength": wavelength,
+            "source_wavelength": source_wavelength,
+            "flux_jy": src.spectrum(source_wavelength),
+            "observed_jy": observed_spectrum(LRS, src.spectrum, rows, src.across),
+            "transmission": LRS.slit_transmission(source_wavelength, src.across),
+            "trace_x": LRS.trace_x(rows),
+            "source_x": LRS.trace_x(rows) + src.along / LRS.pixel_scale,
+            "electrons_per_jy": LRS.electrons_per_jy(rows),
+            "source_e_per_s": row_electrons,
+            "sky_mjy_sr": sky,
+            "sky_e_per_s": LRS.sky_electrons(rows, sky),
+        },
+        units={"wavelength": "um", "source_wavelength": "um", "flux_jy": "Jy", "observed_jy": "Jy",
+               "trace_x": "pix", "source_x": "pix", "electrons_per_jy": "electron/(s Jy)",
+               "source_e_per_s": "electron/s", "sky_mjy_sr": "MJy/sr", "sky_e_per_s": "electron/s"},
+    )
+    table.meta.update({
+        "exposure_id": sim.name.exposure_id,
+        "along_arcsec": src.along,
+        "across_arcsec": src.across,
+        "shift_rows": shift,
+        "x": slit.x,
+        "y": slit.y,
+        "continuum": {"flux_jy_at_7.5um": src.spectrum.flux_jy, "slope": src.spectrum.slope},
+        "lines": [{"wavelength": line.wavelength, "fwhm": line.fwhm, "strength": line.strength,
+                   "resolution_element_um": float(LRS.resolution_element(line.wavelength))}
+                  for line in src.spectrum.lines],
+        "sky_scale": slit.sky_scale,
+        "slit": {"imx": LRS.imx, "imy": LRS.imy, "width_arcsec": LRS.slit_width, "length_arcsec": LRS.slit_length,
+                 "pixel_scale_arcsec": LRS.pixel_scale},
+        "description": {
+            "row": "0-based full-frame row of MIRIMAGE",
+            "wavelength": "wavelength of a slit-centred source at this row (the SPECWCS reference's)",
+            "source_wavelength": "wavelength of this source's light at this row: its offset across the slit moves "
+                                 "its spectrum by shift_rows rows",
+            "flux_jy": "intrinsic f_nu at source_wavelength",
+            "observed_jy": "f_nu seen through the line-spread function: what a perfect extraction of the row "
+                           "recovers with the slit-centred calibration once the slit loss is corrected",
+            "transmission": "fraction of the source's light the slit passes (path loss) at source_wavelength",
+            "trace_x": "0-based full-frame column where the slit centre images at this row",
+            "source_x": "0-based full-frame column of the source's trace at this row",
+            "electrons_per_jy": "photo-electrons/s into this row per Jy of a slit-centred source, before slit loss",
+            "source_e_per_s": "photo-electrons/s the source puts into this row of the window (before the pixel "
+                              "area and the flat), about observed_jy * electrons_per_jy * transmission",
+            "sky_mjy_sr": "sky surface brightness filling the slit at wavelength",
+            "sky_e_per_s": "photo-electrons/s per pixel inside the slit from the sky (before the pixel area and the "
+                           "flat)",
+            "along_arcsec, across_arcsec": "source offset from the slit centre along the slit (detector +x) and "
+                                           "across it (detector +y), from the true pointing",
+            "x, y": "the source's 0-based full-frame pixel (where the slit centre would image it undispersed)",
+            "lines": "the source's lines; resolution_element_um the FWHM of the line-spread function there",
+        },
+    })
+    path = Path(directory) / f"{sim.name.exposure_id}_truth_spectrum.ecsv"
+    table.write(path, format="ascii.ecsv", overwrite=True)
+    return path
 
 
 def write_truth_index(path: Path, index: dict) -> Path:

@@ -1,0 +1,202 @@
+"""MIRI LRS slit spectra through the system, scored against the simulator's truth.
+
+One module-scoped run of ``examples/miri_lrs.yaml`` (a 3 mJy source, two nods 2" apart)
+in this process: simulator -> ingest -> detector1 -> the spec2 associations -> stage 2
+(calwebb_spec2) -> previews, on the embedded catalog and store. Each nod's ``_x1d`` is
+compared, row by row, with the truth's ``observed_jy`` (the source's f_nu seen through
+the line-spread function, ``services.simulator.spectrograph.observed_spectrum``).
+
+Tolerances (the issue's requirements):
+
+- flux calibration: the median of x1d / truth over 5.2-14.5 um within 3 % of 1 (measured
+  0.993 and 1.008 for the two nods; a 30 mJy source gives 0.999);
+- errors: the standard deviation of (x1d - truth) / FLUX_ERROR, over the elements without
+  DQ flags, within 10 % of 1 (measured 1.06 and 1.01; 0.95-1.06 over four seeds);
+- wavelengths: the centroid of each narrow emission line (a Gaussian and a straight
+  continuum fitted to the x1d) within a tenth of the resolution element of its truth
+  wavelength, once the source's measured place across the slit (target acquisition:
+  0.01" rms, a spectrum shift of 0.1 row) is allowed for;
+- nod subtraction: the mean of the nod-subtracted ``_cal`` over the slit's pixels away
+  from both nod positions below 1 % of the sky there (the sky from the same exposure
+  calibrated without its background);
+- the source's place along the slit (SRCXPOS) within 0.05" of the truth.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from astropy.io import fits
+from astropy.table import Table
+from scipy.optimize import curve_fit
+from sqlalchemy import select
+from stdatamodels.jwst import datamodels as dm
+
+from services.console import ingest_paths
+from services.registry import embedded_context
+from services.simulator import simulate
+from services.simulator.spectrograph import LRS
+from services.stage2.asn import parse_level2_asn
+from services.stage2.spec2 import SPEC2, calibrate
+from shared.catalog import Artifact, ArtifactKind, Product
+from shared.config import Settings
+from shared.datamodels import read_product
+from shared.refdata import LocalReferences, deliver
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "miri_lrs.yaml"
+NODS = ("jw03457001001_01101_00001_mirimage", "jw03457001001_01101_00002_mirimage")
+BAND = (5.2, 14.5)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lrs")
+    sim = simulate(yaml.safe_load(EXAMPLE.read_text()), tmp / "sim")
+    ctx, inline = embedded_context(Settings(var_dir=tmp / "var", _env_file=None))
+    deliver(ctx, sim.reference_paths, note="simulator references")
+    inline.run_until_idle()
+    ingest_paths(ctx, inline, [sim.plan_path, *sim.telemetry_paths])
+    failed = [(task, o.error) for task, o in inline.completed if o.status != "ok"]
+    assert not failed, failed
+    out = tmp / "products"
+    out.mkdir()
+    with ctx.catalog.session() as s:
+        rows = s.execute(select(Product.filename, Artifact.uri).join(Artifact)
+                         .where(Product.is_current, Artifact.kind == ArtifactKind.DATA)).all()
+    for name, uri in rows:
+        ctx.store.download_uri(uri, out / name)
+    return {"sim": sim, "out": out, "ctx": ctx, "truth_dir": tmp / "sim" / "truth",
+            "names": sorted(n for n, _ in rows)}
+
+
+def _truth(run, stem: str) -> Table:
+    return Table.read(run["truth_dir"] / f"{stem}_truth_spectrum.ecsv")
+
+
+def _x1d(run, stem: str) -> np.ndarray:
+    return fits.getdata(run["out"] / f"{stem}_x1d.fits", "EXTRACT1D")
+
+
+def _compared(run, stem: str) -> tuple[np.ndarray, np.ndarray]:
+    """The x1d elements in the band without DQ flags, and the truth at their rows."""
+    x, t = _x1d(run, stem), _truth(run, stem)
+    order = np.argsort(t["wavelength"])
+    truth = np.interp(x["WAVELENGTH"], np.asarray(t["wavelength"])[order], np.asarray(t["observed_jy"])[order])
+    keep = np.isfinite(x["FLUX"]) & (x["DQ"] == 0) & (x["WAVELENGTH"] > BAND[0]) & (x["WAVELENGTH"] < BAND[1])
+    return x[keep], truth[keep]
+
+
+def test_every_nod_gets_its_spec2_association_and_products(run):
+    names = run["names"]
+    asns = [n for n in names if n.endswith("_asn.json") and "_spec2_" in n]
+    assert len(asns) == 2
+    backgrounds = {}
+    for name in asns:
+        (product,) = parse_level2_asn((run["out"] / name).read_bytes(), name).products
+        backgrounds[product.science] = product.backgrounds
+    assert backgrounds == {f"{NODS[0]}_rate.fits": (f"{NODS[1]}_rate.fits",),
+                           f"{NODS[1]}_rate.fits": (f"{NODS[0]}_rate.fits",)}
+    expected_models = {"cal": dm.ImageModel, "s2d": dm.SlitModel, "x1d": dm.MultiSpecModel}
+    for stem in NODS:
+        for suffix, model in expected_models.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # the public data model reads it without complaint
+                with dm.open(str(run["out"] / f"{stem}_{suffix}.fits")) as opened:
+                    assert isinstance(opened, model)
+                    if suffix == "x1d":
+                        assert opened.spec[0].source_type == "POINT"
+                        assert opened.spec[0].spec_table.columns["FLUX"].unit == "Jy"
+                    if suffix == "s2d":
+                        assert opened.wavelength.shape == opened.data.shape
+        header = fits.getheader(run["out"] / f"{stem}_cal.fits")
+        assert {header[k] for k in ("S_BKDSUB", "S_WCS", "S_SRCTYP", "S_FLAT", "S_PTHLOS", "S_PHOTOM")} == {"COMPLETE"}
+        assert header["R_SPCWCS"].endswith("specwcs_lrs-fixedslit_sim.fits")
+        assert header["R_PTHLOS"].endswith("pathloss_lrs-fixedslit_sim.fits")
+    with run["ctx"].catalog.session() as s:
+        previews = s.scalars(select(Product.filename).join(Artifact).where(
+            Artifact.kind == ArtifactKind.PREVIEW, Product.suffix.in_(("s2d", "x1d")))).all()
+    assert len(set(previews)) == 4
+
+
+@pytest.mark.parametrize("stem", NODS)
+def test_flux_calibration_against_the_truth(run, stem):
+    x, truth = _compared(run, stem)
+    assert len(x) > 250
+    ratio = float(np.median(x["FLUX"] / truth))
+    pull = (x["FLUX"] - truth) / x["FLUX_ERROR"]
+    spread = float(np.std(pull))
+    print(f"{stem}: median flux / truth {ratio:.4f}, spread of (flux - truth) / error {spread:.3f}")
+    assert abs(ratio - 1) < 0.03
+    assert abs(spread - 1) < 0.10
+
+
+def _gaussian_line(wl, centre, sigma, peak, c0, c1):
+    return c0 + c1 * (wl - centre) + peak * np.exp(-0.5 * ((wl - centre) / sigma) ** 2)
+
+
+@pytest.mark.parametrize("stem", NODS)
+def test_line_centroids(run, stem):
+    x, t = _x1d(run, stem), _truth(run, stem)
+    meta = t.meta
+    narrow = [line for line in meta["lines"] if line["fwhm"] < line["resolution_element_um"]]
+    assert narrow, "the example has narrow lines to measure"
+    good = np.isfinite(x["FLUX"])
+    for line in narrow:
+        centre, resel = line["wavelength"], line["resolution_element_um"]
+        near = good & (np.abs(x["WAVELENGTH"] - centre) < 3 * resel)
+        wl, fl, err = x["WAVELENGTH"][near], x["FLUX"][near], x["FLUX_ERROR"][near]
+        guess = (centre, resel / 2.355, float(fl.max() - np.median(fl)), float(np.median(fl)), 0.0)
+        popt, _ = curve_fit(_gaussian_line, wl, fl, p0=guess, sigma=err, absolute_sigma=True)
+        # the source sits off the slit's centre line (target acquisition), which moves its
+        # spectrum; the pipeline, knowing the commanded position only, gives each row the
+        # wavelength of a centred source: the line is expected at the wavelength of its row
+        source_rows = np.asarray(t["row"], np.float64)
+        order = np.argsort(t["source_wavelength"])
+        row = np.interp(centre, np.asarray(t["source_wavelength"])[order], source_rows[order])
+        seen_at = float(np.interp(row, source_rows, np.asarray(t["wavelength"])))
+        offset = popt[0] - seen_at
+        print(f"{stem}: line {centre} um measured at {popt[0]:.4f} um (expected {seen_at:.4f}), "
+              f"{offset / resel:+.3f} resolution elements; the truth's shift {seen_at - centre:+.4f} um")
+        assert abs(offset) < 0.1 * resel
+        assert abs(popt[0] - centre) < 0.1 * resel  # and the acquisition error is that small too
+
+
+def test_nod_subtraction_leaves_no_sky(run):
+    """The science nod calibrated with and without its background (the other nod): the
+    sky of the first, the residual of the second, over the slit's pixels away from both
+    nod positions."""
+    out, sim = run["out"], run["sim"]
+    refs = LocalReferences({}, Path(sim.reference_paths[0]).parent)
+    science, other = (read_product(out / f"{stem}_rate.fits") for stem in NODS)
+    params = SPEC2.params(skip=("resample_spec", "extract_1d"))
+    subtracted = calibrate(science, refs, backgrounds=[other], params=params, software_version="test").cal
+    sky_only = calibrate(science, refs, params=params, software_version="test").cal
+    wl = subtracted.images["WAVELENGTH"]
+    ny, nx = wl.shape
+    trace_x = np.array([np.nanmean(np.flatnonzero(np.isfinite(wl[y]))) if np.isfinite(wl[y]).any() else np.nan
+                        for y in range(ny)])
+    along = np.arange(nx)[None, :] - trace_x[:, None]  # pixels from the slit's centre line
+    nod = 1.0 / LRS.pixel_scale  # the nods sit 1" either side
+    away = (np.isfinite(wl) & (np.abs(np.abs(along) - nod) > 7) & (np.abs(along) < 0.5 * LRS.slit_length / LRS.pixel_scale - 2)
+            & (wl > BAND[0]) & (wl < BAND[1]))
+    for product in (subtracted, sky_only):
+        away &= np.isfinite(product.images["SCI"]) & (product.images["DQ"] == 0)
+    residual = float(np.mean(subtracted.images["SCI"][away]))
+    sky = float(np.mean(sky_only.images["SCI"][away]))
+    print(f"nod subtraction: residual {residual:.4g} MJy/sr against the sky's {sky:.4g} "
+          f"({residual / sky:+.2%}) over {int(away.sum())} pixels")
+    assert sky > 0
+    assert abs(residual) < 0.01 * sky
+
+
+@pytest.mark.parametrize("stem", NODS)
+def test_source_position_in_the_slit(run, stem):
+    header = fits.getheader(run["out"] / f"{stem}_x1d.fits", "EXTRACT1D")
+    along = _truth(run, stem).meta["along_arcsec"]
+    assert abs(header["SRCXPOS"] - along) < 0.05
