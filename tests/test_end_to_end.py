@@ -1,4 +1,4 @@
-"""The demo observation through the whole system, as deployed: real Celery worker
+"""The demo observation (and the MIRI LRS example) through the whole system, as deployed: real Celery worker
 subprocesses (`dms worker <service>` for ingest, detector1, associations, stage2, stage3,
 preview and notifier) on real Redis, PostgreSQL and an S3 server, and the archive API as
 `dms serve archive` on a loopback port.
@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 from sqlalchemy import select, update
@@ -327,3 +328,95 @@ def _answers(api: httpx.Client, path: str) -> bool:
         return api.get(path, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+LRS_EXAMPLE = REPO / "examples" / "miri_lrs.yaml"
+
+
+def test_lrs_slit_spectra_end_to_end(system, webhook, tmp_path):
+    """The MIRI LRS example (two nods) through the same workers: ingest, detector1, the
+    spec2 associations (each nod the other's background), stage 2's calwebb_spec2 to
+    ``_cal``, ``_s2d`` and ``_x1d``, previews of the spectra, a subscriber told of each,
+    and the archive classifying the observation as a spectrum. The spectra are scored
+    against the truth as in tests/test_spec2_lrs.py (median flux within 3 %)."""
+    from astropy.io import fits
+    from astropy.table import Table
+
+    ctx = system.ctx
+    program, pi = "03457", "ada@example.org"
+    desc = yaml.safe_load(LRS_EXAMPLE.read_text())
+    desc["pi_user"] = pi
+    sim = simulate(desc, tmp_path / "sim")
+    deliver_references(ctx, sim.reference_paths, note="simulator references for the LRS end-to-end test")
+    stems = [p.stem for p in sim.telemetry_paths]
+    assert len(stems) == 2
+    with httpx.Client(base_url=system.api, timeout=30) as api:
+        system.wait_until(lambda: _answers(api, "/health"), 60, "the archive API to answer /health")
+        with ctx.catalog.session() as s:
+            token = create_token(s, SUBSCRIBER, 1, "LRS end-to-end test")
+            pi_token = create_token(s, pi, 1, "LRS end-to-end test")
+        r = api.post("/subscriptions", headers={"Authorization": f"Bearer {token}"}, json={
+            "name": "new spectra of 3457", "channel": "webhook", "target": webhook.url,
+            "filters": {"programs": ["3457"], "event_types": ["new"]}})
+        assert r.status_code == 201, r.text
+
+        received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
+        dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
+
+        def products() -> dict[str, dict]:
+            with ctx.catalog.session() as s:
+                rows = s.execute(select(Product.filename, Product.suffix, Artifact.kind, Artifact.sha256)
+                                 .join(Artifact).where(Product.program_id == program, Product.is_current)).all()
+            out: dict[str, dict] = {}
+            for name, suffix, kind, sha in rows:
+                entry = out.setdefault(name, {"suffix": suffix, "kinds": set(), "sha256": None})
+                entry["kinds"].add(kind)
+                if kind == "data":
+                    entry["sha256"] = sha
+            return out
+
+        def spectra_done() -> bool:
+            have = products()
+            wanted = [f"{stem}_{suffix}.fits" for stem in stems for suffix in ("s2d", "x1d")]
+            return all(name in have and {"data", "preview", "thumbnail"} <= have[name]["kinds"] for name in wanted)
+
+        system.wait_until(spectra_done, 300, "the spectra of both nods with their previews",
+                          lambda: sorted((n, sorted(p["kinds"])) for n, p in products().items()))
+        system.wait_idle()
+        have = products()
+        # (the fine-guiding products of each exposure too, as for imaging)
+        assert Counter(p["suffix"] for p in have.values() if p["suffix"] not in ("asn", "pool", "asn-report")) == \
+            Counter({"uncal": 2, "rate": 2, "cal": 2, "s2d": 2, "x1d": 2, "gs-fg": 2, "gs-fg-cal": 2})
+        with ctx.catalog.session() as s:
+            emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == program,
+                                                                         Association.emitted_count > 0)).all())
+        assert emitted == Counter({"spec2": 2}), emitted
+        # the subscriber hears of every spectrum
+        spectra = {f"{stem}_{suffix}.fits" for stem in stems for suffix in ("s2d", "x1d")}
+        system.wait_until(lambda: spectra <= set(webhook.subjects()), 90, "webhook deliveries of the spectra",
+                          webhook.subjects)
+        # the archive: a spectrum observation, the spectra listed with their previews, served to the PI
+        r = api.get("/observations", params={"program": "3457"})
+        assert r.status_code == 200, r.text
+        [row] = r.json()["rows"]
+        assert row["instrument_name"] == "MIRI/SLIT" and row["dataproduct_type"] == "spectrum", row
+        r = api.get("/products", params={"program": "3457", "pagesize": 1000})
+        listed = r.json()["rows"]
+        assert {"X1D", "S2D"} <= {row["productSubGroupDescription"] for row in listed}
+        previews = {row["productFilename"] for row in listed if row["productType"] == "PREVIEW"}
+        assert {f"{stem}_x1d_preview.png" for stem in stems} <= previews
+        for stem in stems:
+            name = f"{stem}_x1d.fits"
+            r = api.get(f"/download/{name}", headers={"Authorization": f"Bearer {pi_token}"})
+            assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == have[name]["sha256"]
+            path = tmp_path / name
+            path.write_bytes(r.content)
+            x = fits.getdata(path, "EXTRACT1D")
+            truth = Table.read(tmp_path / "sim" / "truth" / f"{stem}_truth_spectrum.ecsv")
+            order = np.argsort(truth["wavelength"])
+            expected = np.interp(x["WAVELENGTH"], np.asarray(truth["wavelength"])[order],
+                                 np.asarray(truth["observed_jy"])[order])
+            keep = (x["DQ"] == 0) & np.isfinite(x["FLUX"]) & (x["WAVELENGTH"] > 5.2) & (x["WAVELENGTH"] < 14.5)
+            ratio = float(np.median(x["FLUX"][keep] / expected[keep]))
+            assert abs(ratio - 1) < 0.03, (name, ratio)
+    system.check_alive()
