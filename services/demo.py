@@ -2,9 +2,10 @@
 
 It subscribes a webhook and an e-mail digest in this process, processes everything
 (in-process when embedded), prints what was archived down to the Level-3 mosaic, its
-source catalog and the TSO light curve, shows what the subscribers received, delivers an
-improved flat field under the ``reprocess`` policy and shows the exposures it affects and
-the reprocessing it triggered, and serves the archive API.
+source catalog and the TSO light curve, shows what the subscribers received, runs a MIRI
+LRS slit program (two nods) down to its spectra and scores them against the truth,
+delivers an improved flat field under the ``reprocess`` policy and shows the exposures it
+affects and the reprocessing it triggered, and serves the archive API.
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     if not server.started:
-        print("6. the archive API did not start (see above); `dms serve archive` serves this catalog")
+        print("7. the archive API did not start (see above); `dms serve archive` serves this catalog")
         server.should_exit = True
         sock.close()
         return
@@ -271,7 +272,7 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
     if alias:
         links.append((f"/resolve?name={quote(alias)}", "a target resolved by its alias, offline"))
     width = max(len(path) for path, _ in links)
-    print(f"6. the archive API is serving at {url}")
+    print(f"7. the archive API is serving at {url}")
     for path, what in links:
         print(f"  {url}{path:<{width}}  {what}")
     if science:
@@ -327,7 +328,7 @@ def _demo_improved_flat(ctx: ServiceContext, inline, result, out) -> None:
                                 description="Demo flat of NRCA1 F200W/CLEAR, improved: 0.5 % brighter")
     policy_ctx = replace(ctx, settings=ctx.settings.model_copy(update={"reprocess_policy": IMPROVED_POLICY}))
     delivery = deliver_references(policy_ctx, [improved], note="improved NRCA1 F200W flat (demo)")
-    print(f"5. an improved flat field, {improved.name} (x{IMPROVED_FLAT_FACTOR}), delivered under "
+    print(f"6. an improved flat field, {improved.name} (x{IMPROVED_FLAT_FACTOR}), delivered under "
           f"DMS_REPROCESS_POLICY={IMPROVED_POLICY}")
     if not delivery.created:
         print(f"  already in {delivery.context_name} (an earlier demo delivered it); nothing new to reprocess")
@@ -399,6 +400,41 @@ def _print_level3(ctx: ServiceContext, result) -> None:
                   f"(injected {entry['transit']['depth']:.3%})")
 
 
+def _demo_spectra(ctx: ServiceContext, inline, description: str, out, seed: int | None) -> None:
+    """A slit spectroscopy program through the same services; each ``_x1d`` against the
+    truth (the source's spectrum through the line-spread function)."""
+    from services.simulator import simulate
+
+    print(f"5. spectroscopy: simulating {description}")
+    result = simulate(description, out, seed=seed, progress=print_progress)
+    if result.reference_paths:
+        delivery = deliver_references(ctx, result.reference_paths, note="simulator references for the demo's spectra")
+        print(f"   reference files: {len(delivery.files)} delivered, context {delivery.context_name}")
+        if inline is not None:
+            inline.run_until_idle()
+    ingest_paths(ctx, inline, result.delivery)
+    if inline is None:  # workers do the work later
+        return
+    program = f"{int(result.plan.program):05d}"
+    with ctx.catalog.session() as s:
+        rows = s.execute(select(Product.filename, Artifact.uri).join(Artifact, Artifact.product_id == Product.id)
+                         .where(Product.program_id == program, Product.suffix == "x1d", Product.is_current,
+                                Artifact.kind == ArtifactKind.DATA).order_by(Product.filename)).all()
+    for name, uri in rows:
+        with fits.open(io.BytesIO(ctx.store.get_uri(uri))) as hdul:
+            x = hdul["EXTRACT1D"].data
+        stem = name.removesuffix("_x1d.fits")
+        truth = Table.read(result.truth_dir / f"{stem}_truth_spectrum.ecsv", format="ascii.ecsv")
+        order = np.argsort(truth["wavelength"])
+        expected = np.interp(x["WAVELENGTH"], np.asarray(truth["wavelength"])[order],
+                             np.asarray(truth["observed_jy"])[order])
+        good = np.isfinite(x["FLUX"]) & (x["DQ"] == 0)
+        ratio = float(np.median(x["FLUX"][good] / expected[good]))
+        print(f"   {name}: {int(good.sum())} elements, {np.nanmin(x['WAVELENGTH']):.2f}-"
+              f"{np.nanmax(x['WAVELENGTH']):.2f} um, median flux {np.median(x['FLUX'][good]) * 1e3:.2f} mJy, "
+              f"{ratio:.3f} of the truth")
+
+
 def fitted_depth(flux: np.ndarray, truth_relative: np.ndarray) -> float:
     """Transit depth from a measured light curve, given the truth's shape: least squares of
     ``flux = a * (1 - depth * shape)`` where ``shape`` is the injected profile scaled to 1."""
@@ -446,6 +482,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             _print_level3(ctx, result)
         if hook is not None:
             _print_notifications(ctx, hook, mailbox, ids)
+        ts = time.perf_counter()
+        if args.spectra:
+            _demo_spectra(ctx, inline, args.spectra, out / "spectra", args.seed)
         t3 = time.perf_counter()
         _demo_improved_flat(ctx, inline, result, out)
         t4 = time.perf_counter()
@@ -456,7 +495,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             hook.close()
         if mailbox is not None:
             mailbox.stop()
-    print(f"simulate {t1 - t0:.1f} s, process {t2 - t1:.1f} s, reprocess {t4 - t3:.1f} s, "
+    print(f"simulate {t1 - t0:.1f} s, process {t2 - t1:.1f} s, spectra {t3 - ts:.1f} s, reprocess {t4 - t3:.1f} s, "
           f"total {time.perf_counter() - t0:.1f} s")
     print(f"catalog: {settings.resolved_catalog_url}\nobjects: {settings.resolved_store_root}")
     if args.no_serve:
