@@ -38,6 +38,7 @@ PIPELINES = {
     "calwebb_detector1": "jwst.pipeline.Detector1Pipeline",
     "calwebb_image2": "jwst.pipeline.Image2Pipeline",
     "calwebb_image3": "jwst.pipeline.Image3Pipeline",
+    "calwebb_spec2": "jwst.pipeline.Spec2Pipeline",
 }
 
 

@@ -39,10 +39,10 @@ import json
 import shutil
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks._child import max_rss_mb, pin_to_one_core, rss_mb, run_in_child
+from benchmarks._child import max_rss_mb, pin_to_one_core, run_in_child
+from benchmarks._steps import StepProbe, best, measure_runs, print_steps
 
 INPUT_DIR = Path("bench-results") / "imaging-input"
 PARTS = ("image2", "image3", "resample")
@@ -160,27 +160,13 @@ def run() -> dict:
     return result
 
 
-def _print_steps(title: str, r: dict) -> None:
-    t, m = r["seconds"], r["memory_mb"]
-    print(f"\n{title}")
-    print(f"  {'step':<18} {'seconds':>8} {'peak MB':>9}   status")
-    for name, seconds in t["steps"].items():
-        print(f"  {name:<18} {seconds:>8.3f} {m['steps'].get(name, float('nan')):>9.0f}   "
-              f"{r['statuses'].get(name, '')}")
-    print(f"  {'other':<18} {t['other']:>8.3f}")
-    print(f"  {'total':<18} {t['total']:>8.3f} {m['run_peak_traced']:>9.0f}")
-    print(f"  max RSS after one run {m['max_rss_first_run']:.0f} MB (resident before it "
-          f"{m['rss_before_run']:.0f} MB: interpreter, inputs and references)")
-    print("  I/O (not in the total): " + ", ".join(f"{k} {v:.3f} s" for k, v in t["io"].items()))
-
-
 def _print(r: dict) -> None:
     repeats = "/".join(str(r["repeat"][p]) for p in PARTS)
     print(f"\nimaging benchmark: NIRCam NRCA1 F200W full frame 2048x2048, 4-point box dither, {r['threads']}, "
           f"best of {repeats} timing runs ({'/'.join(PARTS)}), one traced run")
-    _print_steps("image2 on one _rate (resample to _i2d included)", r["image2"])
+    print_steps("image2 on one _rate (resample to _i2d included)", r["image2"])
     i3 = r["image3"]
-    _print_steps(f"image3 on 4 _cal ({i3['aligned']}), i2d {i3['i2d_shape']}, {i3['catalog_rows']} sources", i3)
+    print_steps(f"image3 on 4 _cal ({i3['aligned']}), i2d {i3['i2d_shape']}, {i3['catalog_rows']} sources", i3)
     for note in i3["notes"]:
         if note.startswith("tweakreg"):
             print(f"  note: {note}")
@@ -208,89 +194,16 @@ def _print(r: dict) -> None:
 # --------------------------------------------------------------------------- measurement (child)
 
 
-def _best(fn, repeat: int):
-    fastest, value = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        value = fn()
-        fastest = min(fastest, time.perf_counter() - t0)
-    return fastest, value
-
-
-class _Probe:
-    """Wall time (summed over calls) or traced-memory peak of each named step, depending
-    on ``tracing``; the pipelines' runner enters it around every step (their step hook)."""
-
-    def __init__(self) -> None:
-        self.tracing = False
-        self.seconds: dict[str, float] = {}
-        self.peaks: dict[str, float] = {}
-        self.absolute: list[int] = []
-
-    @contextmanager
-    def __call__(self, name: str):
-        import tracemalloc
-
-        if not self.tracing:
-            t0 = time.perf_counter()
-            try:
-                yield
-            finally:
-                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
-            return
-        start = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        try:
-            yield
-        finally:
-            peak = tracemalloc.get_traced_memory()[1]
-            self.absolute.append(peak)
-            self.peaks[name] = max(self.peaks.get(name, 0.0), (peak - start) / 2**20)
-
-
-def _measure_runs(run, probe: _Probe, repeat: int) -> dict:
-    """Best-of-``repeat`` timing of ``run()`` with its steps, then one traced run."""
-    import tracemalloc
-
-    rss_before = rss_mb()
-    best_total, best_steps, rss_first, out = float("inf"), {}, None, None
-    for _ in range(repeat):
-        probe.seconds = {}
-        t0 = time.perf_counter()
-        out = run()
-        total = time.perf_counter() - t0
-        if total < best_total:
-            best_total, best_steps = total, dict(probe.seconds)
-        if rss_first is None:  # one run in a fresh process
-            rss_first = max_rss_mb()
-    max_rss = max_rss_mb()
-    del out
-    probe.tracing, probe.peaks, probe.absolute = True, {}, []
-    tracemalloc.start()
-    run_start = tracemalloc.get_traced_memory()[0]
-    out = run()
-    probe.absolute.append(tracemalloc.get_traced_memory()[1])
-    tracemalloc.stop()
-    probe.tracing = False
-    return {
-        "output": out,
-        "seconds": {"steps": best_steps, "other": best_total - sum(best_steps.values()), "total": best_total},
-        "memory_mb": {"steps": dict(probe.peaks), "run_peak_traced": (max(probe.absolute) - run_start) / 2**20,
-                      "max_rss_first_run": rss_first, "max_rss_after_timing_runs": max_rss,
-                      "rss_before_run": rss_before},
-    }
-
-
 def _measure_image2(directory: Path) -> dict:
     import services.stage2.pipeline as image2
     from shared.datamodels import read_product
 
     io: dict[str, float] = {}
     rate_path = _products(directory, "rate")[0]
-    io["read _rate"], rate = _best(lambda: read_product(rate_path), REPEAT["image2"])
-    io["load references"], refs = _best(lambda: _image2_references(rate.keywords, directory / "sim" / "refs"), 1)
-    probe = _Probe()
-    r = _measure_runs(lambda: image2.run_image2(rate, refs, context="bench", software_version="bench",
+    io["read _rate"], rate = best(lambda: read_product(rate_path), REPEAT["image2"])
+    io["load references"], refs = best(lambda: _image2_references(rate.keywords, directory / "sim" / "refs"), 1)
+    probe = StepProbe()
+    r = measure_runs(lambda: image2.run_image2(rate, refs, context="bench", software_version="bench",
                                                 created=CREATED, step_hook=probe), probe, REPEAT["image2"])
     out = r.pop("output")
     r["seconds"]["io"] = io
@@ -307,10 +220,10 @@ def _measure_image3(directory: Path) -> dict:
 
     io: dict[str, float] = {}
     cal_paths = _products(directory, "cal")
-    io["read 4 _cal"], members = _best(lambda: [read_product(p) for p in cal_paths], 1)
-    io["load catalog"], refcat = _best(lambda: load_astrometric_catalog(directory / "sim" / "catalogs"), 1)
-    probe = _Probe()
-    r = _measure_runs(lambda: image3.run_image3(members, None, abs_refcat=refcat, software_version="bench",
+    io["read 4 _cal"], members = best(lambda: [read_product(p) for p in cal_paths], 1)
+    io["load catalog"], refcat = best(lambda: load_astrometric_catalog(directory / "sim" / "catalogs"), 1)
+    probe = StepProbe()
+    r = measure_runs(lambda: image3.run_image3(members, None, abs_refcat=refcat, software_version="bench",
                                                 created=CREATED, step_hook=probe),
                       probe, REPEAT["image3"])
     out = r.pop("output")
@@ -364,8 +277,8 @@ def _measure_resample(directory: Path) -> dict:
             out.append(w)
         return out
 
-    t_pix, pmaps = _best(pixmaps, 1)
-    t_wht, whts = _best(weights, 1)
+    t_pix, pmaps = best(pixmaps, 1)
+    t_wht, whts = best(weights, 1)
     filled = [np.where(w > 0, i.data, 0.0).astype(np.float32) for i, w in zip(inputs, whts, strict=True)]
 
     def bare():
@@ -390,10 +303,10 @@ def _measure_resample(directory: Path) -> dict:
         with np.errstate(invalid="ignore", divide="ignore"):
             return driz, {n: sums[n] / np.square(driz.out_wht, dtype=np.float64) for n in names}
 
-    t_ours, mine = _best(ours, repeat)
+    t_ours, mine = best(ours, repeat)
     max_rss = max_rss_mb()
-    t_bare, driz = _best(bare, repeat)
-    t_same, (_, bare_vars) = _best(bare_same, repeat)
+    t_bare, driz = best(bare, repeat)
+    t_same, (_, bare_vars) = best(bare_same, repeat)
 
     peaks = {}
     for name, fn in (("ours", ours), ("bare", bare), ("bare_same", bare_same)):
