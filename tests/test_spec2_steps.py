@@ -7,13 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.stage2.steps.extract_1d import ExtractParams, boxcar_extract
 from services.stage2.steps.pathloss import PathlossGrid, apply_pathloss, pathloss_vector
 from services.stage2.steps.photom import apply_photom, spectral_conversion
-from services.stage2.steps.resample_spec import rectify_slit
-from services.stage2.steps.slit_wcs import slit_trace, wavelength_image
 from services.stage2.steps.srctype import source_type
 from shared.datamodels.dqflags import PIXEL
+from shared.spectra import ExtractParams, boxcar_extract, rectify_slit, slit_trace, wavelength_image
 
 DNU = PIXEL["DO_NOT_USE"]
 

@@ -1,5 +1,6 @@
 """calwebb_spec2 for a slit spectrum dispersed along detector rows (MIRI LRS fixed slit,
-``MIR_LRS-FIXEDSLIT``), declared over the kernels of ``steps/``.
+``MIR_LRS-FIXEDSLIT``), declared over the kernels of ``steps/`` and
+:mod:`shared.spectra` (those stage 3 uses too).
 
 No I/O: the science ``_rate``, its background (nod) exposures and loaded reference files
 in, products out. Steps in order (:data:`SPEC2`), as the public pipeline runs them for
@@ -47,7 +48,6 @@ from services.stage2.pipeline import (
 )
 from services.stage2.steps.assign_wcs import exposure_wcs, s_region
 from services.stage2.steps.bkg_subtract import BkgSubtractParams
-from services.stage2.steps.extract_1d import SPECTABLE_UNITS, ExtractParams, boxcar_extract
 from services.stage2.steps.pathloss import PathlossGrid, apply_pathloss, pathloss_vector
 from services.stage2.steps.photom import (
     apply_photom,
@@ -55,8 +55,6 @@ from services.stage2.steps.photom import (
     select_photom_row,
     spectral_conversion,
 )
-from services.stage2.steps.resample_spec import Rectified, rectify_slit
-from services.stage2.steps.slit_wcs import SlitTrace, slit_trace, wavelength_image
 from services.stage2.steps.srctype import source_type
 from shared.datamodels import FitsProduct, set_cards
 from shared.errors import InputError
@@ -75,6 +73,16 @@ from shared.pipeline import (
     provenance_cards,
 )
 from shared.refdata import Reference, ReferenceFileError, ReferenceProvider, load_references
+from shared.spectra import (
+    SPECTABLE_UNITS,
+    ExtractParams,
+    Rectified,
+    SlitTrace,
+    boxcar_extract,
+    rectify_slit,
+    slit_trace,
+    wavelength_image,
+)
 
 __all__ = ["SLIT_EXP_TYPES", "SPEC2", "Spec2Options", "Spec2Output", "SpecState", "calibrate", "run_spec2"]
 

@@ -9,7 +9,7 @@ Surface brightness is averaged, so the rows' sums are kept; variances are
 ``sum(a^2 var) / (sum a)^2``; DQ is the OR of the contributing pixels. Pixels without a
 usable input (DO_NOT_USE, NaN) do not contribute; an output pixel with none is NaN and
 DO_NOT_USE. Neighbouring output pixels share inputs, so their noise is correlated: a
-spectrum is extracted from the ``_cal`` (:mod:`extract_1d`), where it is not.
+spectrum is extracted from the ``_cal`` (:mod:`shared.spectra.extract`), where it is not.
 """
 
 from __future__ import annotations

@@ -1,0 +1,23 @@
+"""Slit spectra: the kernels stage 2 (calwebb_spec2) and stage 3 (calwebb_spec3) share.
+
+Pure functions over numpy arrays, as ``shared.resample`` is for imaging: the slit's trace
+and wavelengths from a SPECWCS table (:mod:`.trace`), the slit rectified onto whole
+pixels of slit coordinate (:mod:`.rectify`, the ``_s2d``), and the boxcar extraction of a
+spectrum into the public ``spectable`` layout (:mod:`.extract`, the ``_x1d``).
+"""
+
+from shared.spectra.extract import SPECTABLE_DTYPE, SPECTABLE_UNITS, ExtractParams, boxcar_extract
+from shared.spectra.rectify import Rectified, rectify_slit
+from shared.spectra.trace import SlitTrace, slit_trace, wavelength_image
+
+__all__ = [
+    "SPECTABLE_DTYPE",
+    "SPECTABLE_UNITS",
+    "ExtractParams",
+    "Rectified",
+    "SlitTrace",
+    "boxcar_extract",
+    "rectify_slit",
+    "slit_trace",
+    "wavelength_image",
+]
