@@ -91,7 +91,7 @@ ROUTES: tuple[Route, ...] = (
     Route(EventType.PRODUCT_ARCHIVED, "stage2.run", suffixes=frozenset({"asn"}),
           asn_types=frozenset({"image2", "tso-image2", "spec2"}), reprocessed=False),
     Route(EventType.PRODUCT_ARCHIVED, "stage3.run", suffixes=frozenset({"asn"}),
-          asn_types=frozenset({"image3", "tso3"}), reprocessed=False),
+          asn_types=frozenset({"image3", "tso3", "spec3"}), reprocessed=False),
     Route(EventType.REPROCESSING_STEP, "detector1.reprocess", stage="detector1"),
     Route(EventType.REPROCESSING_STEP, "stage2.reprocess", stage="stage2"),
     Route(EventType.REPROCESSING_STEP, "stage3.reprocess", stage="stage3"),

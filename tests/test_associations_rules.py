@@ -180,7 +180,8 @@ def test_lrs_nods_are_each_others_background_and_wait_for_each_other():
     plan = make_plan([lrs])
     a, b = exposure_ids(plan, 1)
     specs = by_key(evaluate(plan, snapshot(plan, {"rate": [a]})))
-    assert set(specs) == {("o001", "spec2", a), ("o001", "spec2", b)}  # no image2 or image3 for spectra
+    assert set(specs) == {("o001", "spec2", a), ("o001", "spec2", b),  # no image2 or image3 for spectra
+                          ("o001", "spec3", "jw01234-o001_t001_miri_p750l")}
     for eid in (a, b):
         spec = specs[("o001", "spec2", eid)].spec
         assert not spec.complete and spec.waiting == (f"{b}_rate.fits",)  # nod b's rate is not there yet
@@ -192,6 +193,16 @@ def test_lrs_nods_are_each_others_background_and_wait_for_each_other():
             (f"{eid}_rate.fits", "science"), (f"{other}_rate.fits", "background")]
         asn = load_asn(item.content(ev.pool, "0.1.0").decode())  # the public pipeline reads it
         assert asn["asn_type"] == "spec2" and asn["products"][0]["name"] == eid
+    # Level 3: the target's spectrum from every nod's _cal
+    spec3 = by_key(evaluate(plan, snapshot(plan, {"rate": [a, b], "cal": [a]})))[
+        ("o001", "spec3", "jw01234-o001_t001_miri_p750l")].spec
+    assert not spec3.complete and spec3.waiting == (f"{b}_cal.fits",)
+    ev = evaluate(plan, snapshot(plan, {"rate": [a, b], "cal": [a, b]}))
+    item = by_key(ev)[("o001", "spec3", "jw01234-o001_t001_miri_p750l")]
+    assert item.spec.complete and item.spec.asn_rule == "candidate_Asn_Lv3SpectralTarget"
+    assert [m.expname for m in item.spec.members] == [f"{a}_cal.fits", f"{b}_cal.fits"]
+    assert load_asn(item.content(ev.pool, "0.1.0").decode())["asn_type"] == "spec3"
+    assert not any(key[1] in ("image2", "image3") for key in by_key(ev))
 
 
 def test_level2_waits_for_every_segment_and_makes_one_product_each():

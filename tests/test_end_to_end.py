@@ -336,9 +336,10 @@ LRS_EXAMPLE = REPO / "examples" / "miri_lrs.yaml"
 def test_lrs_slit_spectra_end_to_end(system, webhook, tmp_path):
     """The MIRI LRS example (two nods) through the same workers: ingest, detector1, the
     spec2 associations (each nod the other's background), stage 2's calwebb_spec2 to
-    ``_cal``, ``_s2d`` and ``_x1d``, previews of the spectra, a subscriber told of each,
-    and the archive classifying the observation as a spectrum. The spectra are scored
-    against the truth as in tests/test_spec2_lrs.py (median flux within 3 %)."""
+    ``_cal``, ``_s2d`` and ``_x1d``, the spec3 association and stage 3's calwebb_spec3 to
+    the target's Level-3 ``_s2d`` and ``_x1d``, previews of the spectra, a subscriber told
+    of each, and the archive classifying the observation as a spectrum. The spectra are
+    scored against the truth as in tests/test_spec2_lrs.py (median flux within 3 %)."""
     from astropy.io import fits
     from astropy.table import Table
 
@@ -375,24 +376,26 @@ def test_lrs_slit_spectra_end_to_end(system, webhook, tmp_path):
                     entry["sha256"] = sha
             return out
 
+        level3 = "jw03457-o001_t001_miri_p750l"
+
         def spectra_done() -> bool:
             have = products()
-            wanted = [f"{stem}_{suffix}.fits" for stem in stems for suffix in ("s2d", "x1d")]
+            wanted = [f"{stem}_{suffix}.fits" for stem in [*stems, level3] for suffix in ("s2d", "x1d")]
             return all(name in have and {"data", "preview", "thumbnail"} <= have[name]["kinds"] for name in wanted)
 
-        system.wait_until(spectra_done, 300, "the spectra of both nods with their previews",
+        system.wait_until(spectra_done, 300, "the spectra of both nods and of the target, with their previews",
                           lambda: sorted((n, sorted(p["kinds"])) for n, p in products().items()))
         system.wait_idle()
         have = products()
         # (the fine-guiding products of each exposure too, as for imaging)
         assert Counter(p["suffix"] for p in have.values() if p["suffix"] not in ("asn", "pool", "asn-report")) == \
-            Counter({"uncal": 2, "rate": 2, "cal": 2, "s2d": 2, "x1d": 2, "gs-fg": 2, "gs-fg-cal": 2})
+            Counter({"uncal": 2, "rate": 2, "cal": 2, "s2d": 3, "x1d": 3, "gs-fg": 2, "gs-fg-cal": 2})
         with ctx.catalog.session() as s:
             emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == program,
                                                                          Association.emitted_count > 0)).all())
-        assert emitted == Counter({"spec2": 2}), emitted
+        assert emitted == Counter({"spec2": 2, "spec3": 1}), emitted
         # the subscriber hears of every spectrum
-        spectra = {f"{stem}_{suffix}.fits" for stem in stems for suffix in ("s2d", "x1d")}
+        spectra = {f"{stem}_{suffix}.fits" for stem in [*stems, level3] for suffix in ("s2d", "x1d")}
         system.wait_until(lambda: spectra <= set(webhook.subjects()), 90, "webhook deliveries of the spectra",
                           webhook.subjects)
         # the archive: a spectrum observation, the spectra listed with their previews, served to the PI
@@ -404,7 +407,7 @@ def test_lrs_slit_spectra_end_to_end(system, webhook, tmp_path):
         listed = r.json()["rows"]
         assert {"X1D", "S2D"} <= {row["productSubGroupDescription"] for row in listed}
         previews = {row["productFilename"] for row in listed if row["productType"] == "PREVIEW"}
-        assert {f"{stem}_x1d_preview.png" for stem in stems} <= previews
+        assert {f"{stem}_x1d_preview.png" for stem in [*stems, level3]} <= previews
         for stem in stems:
             name = f"{stem}_x1d.fits"
             r = api.get(f"/download/{name}", headers={"Authorization": f"Bearer {pi_token}"})

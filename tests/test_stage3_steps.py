@@ -419,3 +419,34 @@ def test_skymatch_fits_one_level_per_exposure_by_default():
     assert per_detector.groups == [0, 1, 2, 3]
     np.testing.assert_allclose(per_detector.subtracted, skies, atol=0.005)
     assert skymatch(images, dqs).groups == [0, 1, 2, 3]  # no groups given: every image alone
+
+
+# ---------------------------------------------------------------- combine_1d
+
+
+def test_combine_1d_weights_by_inverse_variance_and_skips_unusable_elements():
+    from services.stage3.steps.combine_1d import combine_spectra
+    from shared.spectra import SPECTABLE_DTYPE
+
+    def spectrum(flux, err, dq=0):
+        t = np.zeros(3, SPECTABLE_DTYPE)
+        t["WAVELENGTH"] = [5.0, 6.0, 7.0]
+        t["FLUX"], t["FLUX_ERROR"], t["FLUX_VAR_POISSON"] = flux, err, np.square(err)
+        t["SURF_BRIGHT"], t["SB_ERROR"], t["SB_VAR_POISSON"] = flux, err, np.square(err)
+        t["NPIXELS"], t["DQ"] = 13.0, dq
+        return t
+
+    a = spectrum([1.0, 2.0, np.nan], [1.0, 1.0, 1.0])
+    b = spectrum([3.0, 4.0, 5.0], [2.0, 2.0, 2.0], dq=[0, 4, 0])
+    c = combine_spectra([a, b])
+    # weights 1 and 1/4: (1 + 3/4) / 1.25 = 1.4; variance (1 + 4/16) / 1.25^2 = 0.8
+    np.testing.assert_allclose(c["FLUX"][:2], [1.4, (2 + 1) / 1.25])
+    np.testing.assert_allclose(c["FLUX_VAR_POISSON"][:2], 0.8)
+    np.testing.assert_allclose(c["FLUX_ERROR"][:2], np.sqrt(0.8))
+    assert c["FLUX"][2] == pytest.approx(5.0) and c["FLUX_ERROR"][2] == pytest.approx(2.0)  # a's NaN left out
+    np.testing.assert_allclose(c["NPIXELS"], [26.0, 26.0, 13.0])
+    assert list(c["DQ"]) == [0, 4, 0]
+    with pytest.raises(ValueError, match="one wavelength grid"):
+        combine_spectra([a, b[:2]])
+    with pytest.raises(ValueError, match="at least one"):
+        combine_spectra([])

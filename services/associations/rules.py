@@ -12,6 +12,9 @@ members the catalog holds.
   observation, its ``_rate`` as the science member and the ``_rate`` of the observation's
   other exposures of the detector (the other nod positions) as background members, all
   required: nod subtraction is how the slit's sky is removed.
+- ``spec3`` (Asn_Lv3SpectralTarget): per observation candidate of a MIRI LRS slit
+  observation, the ``_cal`` of its nods, named for the target
+  (``jw<p>-o<nnn>_t<nnn>_miri_p750l``).
 - ``image3`` (Asn_Lv3Image): per candidate, science exposures grouped by instrument,
   filter, pupil, subarray and target; background and TSO excluded. MOSAIC candidates
   (Asn_Lv3ImageMosaic) group without the target (named ``t000``). Proposal and discovered candidates need
@@ -219,24 +222,34 @@ def nod_specs(plan: Plan, state: ProgramState) -> list[AsnSpec]:
 def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation]]]:
     """(asn_type, observations) groups of one candidate, in key order."""
     observations = [plan.observation(n) for n in cand.observations if _has_obs(plan, n)]
-    imaging = [o for o in observations if is_imaging(o) and not o.is_background]
     groups: dict[tuple, list[Observation]] = defaultdict(list)
-    for obs in imaging:
+    for obs in observations:
+        if obs.is_background:
+            continue
+        if obs.exp_type.upper() in NODDED_SLIT_EXP_TYPES:
+            if cand.kind == "o":  # Asn_Lv3SpectralTarget: the observation's nods, per target
+                groups[("spec3", obs.instrument, obs.filter, obs.pupil, obs.subarray, obs.target_id)].append(obs)
+            continue
+        if not is_imaging(obs):
+            continue
         tso = is_tso(obs)
         if tso and cand.kind != "o":
             continue  # Asn_Lv3TSO takes observation candidates only
         target = None if cand.type == "MOSAIC" else obs.target_id
-        groups[(tso, obs.instrument, obs.filter, obs.pupil, obs.subarray, target or 0)].append(obs)
+        groups[("tso3" if tso else "image3", obs.instrument, obs.filter, obs.pupil, obs.subarray,
+                target or 0)].append(obs)
     out = []
     for key in sorted(groups):
         obs_list = groups[key]
         if cand.kind != "o" and len({o.number for o in obs_list}) < 2:
             continue  # multi-observation candidates need more than one observation
-        out.append(("tso3" if key[0] else "image3", obs_list))
+        out.append((key[0], obs_list))
     return out
 
 
 def _lv3_rule(cand: Candidate, asn_type: str) -> str:
+    if asn_type == "spec3":
+        return "candidate_Asn_Lv3SpectralTarget"
     if asn_type == "tso3":
         return "candidate_Asn_Lv3TSO"
     if cand.kind == "a":
@@ -245,8 +258,8 @@ def _lv3_rule(cand: Candidate, asn_type: str) -> str:
 
 
 def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -> list[AsnSpec]:
-    """``image3``/``tso3`` associations of every candidate; complete when every planned
-    member's ``_cal`` (``_calints``) is archived."""
+    """``image3``/``tso3``/``spec3`` associations of every candidate; complete when every
+    planned member's ``_cal`` (``_calints``) is archived."""
     specs = []
     seen: set[tuple[str, frozenset[str]]] = set()
     for cand in candidates:

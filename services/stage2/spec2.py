@@ -74,13 +74,14 @@ from shared.pipeline import (
 )
 from shared.refdata import Reference, ReferenceFileError, ReferenceProvider, load_references
 from shared.spectra import (
-    SPECTABLE_UNITS,
     ExtractParams,
     Rectified,
     SlitTrace,
     boxcar_extract,
     rectify_slit,
+    slit_length,
     slit_trace,
+    spectable_units,
     wavelength_image,
 )
 
@@ -121,15 +122,6 @@ def _spec_state(product: FitsProduct, backgrounds: Sequence[FitsProduct]) -> Spe
     return SpecState(**{f.name: getattr(state, f.name) for f in dataclasses.fields(CalState)})
 
 
-def _slit_vertices(header: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
-    try:
-        v2 = np.array([float(header[f"V2VERT{i}"]) for i in range(1, 5)])
-        v3 = np.array([float(header[f"V3VERT{i}"]) for i in range(1, 5)])
-    except (KeyError, TypeError, ValueError):
-        return None
-    return v2, v3
-
-
 def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
     ref, kw = a.refs["specwcs"], s.keywords
     table = ref.tables.get("WAVETABLE")
@@ -141,19 +133,19 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
     if trace.rows.size == 0:
         raise InputError(f"{s.name}: the slit's spectrum does not fall on this readout window")
-    vertices = _slit_vertices(ref.header)
-    if vertices is None:
-        raise ReferenceFileError(f"SPECWCS reference {ref.filename} has no slit vertices (V2VERT1..4, V3VERT1..4)")
-    v2, v3 = vertices
-    sides = np.hypot(np.diff(np.append(v2, v2[0])), np.diff(np.append(v3, v3[0])))
-    scale = _pixel_scale(kw)
-    s.half_length = 0.5 * float(sides.max()) / scale
+    try:
+        length = slit_length(ref.header)
+    except ValueError as exc:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
+    s.half_length = 0.5 * length / _pixel_scale(kw)
     s.trace = trace
     s.wavelength = wavelength_image(trace, s.sci.shape[1], s.half_length)
     s.source = _source_position(s, a, trace)
+    s.keywords.update(_slit_cards(s))  # the source's place, for stage 3 to combine the nods on it
     pointing = [kw.get(k) for k in ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")]
     if all(v is not None for v in pointing):
-        ra, dec = v23tosky(TelescopePointing.from_keywords(kw))(v2, v3)
+        v2, v3 = ([float(ref.header[f"{axis}VERT{i}"]) for i in range(1, 5)] for axis in ("V2", "V3"))
+        ra, dec = v23tosky(TelescopePointing.from_keywords(kw))(np.array(v2), np.array(v3))
         s.keywords["S_REGION"] = s_region(np.column_stack([np.asarray(ra), np.asarray(dec)]))
     s.keywords["DISPAXIS"] = 2
     a.note(f"assign_wcs: {trace.rows.size} rows of spectrum, "
@@ -328,8 +320,7 @@ def _s2d_product(s: SpecState, header: dict) -> FitsProduct:
 
 def _x1d_product(s: SpecState, header: dict) -> FitsProduct:
     table = s.x1d
-    units = {f"TUNIT{i + 1}": SPECTABLE_UNITS[name] for i, name in enumerate(table.dtype.names)
-             if name in SPECTABLE_UNITS}
+    units = spectable_units(table)
     cards = {k: v for k, v in header.items() if not k.startswith(("A_", "B_", "AP_", "BP_"))}
     slit = _slit_cards(s)
     ext = {**units, "EXTVER": 1, "SLTNAME": slit["SLTNAME"], "SRCTYPE": s.keywords.get("SRCTYPE"),

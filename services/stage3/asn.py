@@ -1,4 +1,4 @@
-"""Level-3 associations as stage 3 reads them (image3, tso3)."""
+"""Level-3 associations as stage 3 reads them (image3, tso3, spec3)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from shared.asn import AssociationError, load_association, members_by_type
 
 __all__ = ["STAGE3_ASN_TYPES", "Level3Association", "parse_level3_asn"]
 
-STAGE3_ASN_TYPES = ("image3", "tso3")
+STAGE3_ASN_TYPES = ("image3", "tso3", "spec3")
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Level3Association:
 
 
 def parse_level3_asn(raw: bytes, filename: str) -> Level3Association:
-    """Parse and check an image3/tso3 association; AssociationError says what is wrong."""
+    """Parse and check an image3/tso3/spec3 association; AssociationError says what is wrong."""
     doc = load_association(raw, filename, STAGE3_ASN_TYPES, "stage 3")
     product = doc["products"][0]
     name = product.get("name")

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.stage3.asn import Level3Association
 from services.stage3.level3 import i2d_product, level3_keywords, pixel_area_cards, segm_product
 from services.stage3.products import card_value, member_wcs, replace_wcs, set_keywords
+from services.stage3.spec3 import SPEC3, Spec3Output, run_spec3
 from services.stage3.steps.catalog_refs import (
     ApertureParams,
     ReferenceRowError,
@@ -854,8 +855,8 @@ def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params:
               abs_refcat: tuple[np.ndarray, np.ndarray] | None = None, software_version: str,
               created: str | None, provider: ReferenceProvider | None = None,
               on_outputs: Callable[[list[Output]], None] | None = None,
-              release_inputs: bool = False) -> Image3Output | Tso3Output:
-    """Run the association's pipeline (image3 or tso3) on its science members, in order;
+              release_inputs: bool = False) -> Image3Output | Tso3Output | Spec3Output:
+    """Run the association's pipeline (image3, tso3 or spec3) on its science members, in order;
     ``abs_refcat`` (ra, dec degrees) is what image3 aligns to absolutely. The references of
     its steps (image3's catalog: APCORR, ABVEGAOFFSET) are chosen by ``provider`` for the
     first member, as the public pipeline asks CRDS with its first science member; None:
@@ -865,6 +866,11 @@ def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params:
     list the caller hands over, see :func:`run_image3`)."""
     common = dict(software_version=software_version, created=created, context=members_context(members),
                   asn_table=asn.filename)
+    if asn.asn_type == "spec3":
+        refs = {}
+        if provider is not None and members:
+            refs = load_references(provider, members[0].keywords, SPEC3.reftypes(members[0].keywords)).found
+        return run_spec3(members, asn.document, params, refs=refs, **common)
     if asn.asn_type == "image3":
         refs = {}
         if provider is not None and members:

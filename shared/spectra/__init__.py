@@ -6,9 +6,15 @@ pixels of slit coordinate (:mod:`.rectify`, the ``_s2d``), and the boxcar extrac
 spectrum into the public ``spectable`` layout (:mod:`.extract`, the ``_x1d``).
 """
 
-from shared.spectra.extract import SPECTABLE_DTYPE, SPECTABLE_UNITS, ExtractParams, boxcar_extract
+from shared.spectra.extract import (
+    SPECTABLE_DTYPE,
+    SPECTABLE_UNITS,
+    ExtractParams,
+    boxcar_extract,
+    spectable_units,
+)
 from shared.spectra.rectify import Rectified, rectify_slit
-from shared.spectra.trace import SlitTrace, slit_trace, wavelength_image
+from shared.spectra.trace import SlitTrace, slit_length, slit_trace, wavelength_image
 
 __all__ = [
     "SPECTABLE_DTYPE",
@@ -18,6 +24,8 @@ __all__ = [
     "SlitTrace",
     "boxcar_extract",
     "rectify_slit",
+    "slit_length",
     "slit_trace",
+    "spectable_units",
     "wavelength_image",
 ]

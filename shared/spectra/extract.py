@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.datamodels.dqflags import PIXEL
 
-__all__ = ["SPECTABLE_DTYPE", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract"]
+__all__ = ["SPECTABLE_DTYPE", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
 
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
 _VARS = ("POISSON", "RNOISE", "FLAT")
@@ -47,6 +47,12 @@ SPECTABLE_UNITS = {"WAVELENGTH": "um", "FLUX": "Jy", "FLUX_ERROR": "Jy", "FLUX_V
                    "SB_VAR_FLAT": "MJy^2/sr^2", "BACKGROUND": "MJy/sr", "BKGD_ERROR": "MJy/sr",
                    "BKGD_VAR_POISSON": "MJy^2/sr^2", "BKGD_VAR_RNOISE": "MJy^2/sr^2",
                    "BKGD_VAR_FLAT": "MJy^2/sr^2"}
+
+
+def spectable_units(table: np.ndarray) -> dict[str, str]:
+    """The TUNITn cards of a spectral table's extension (its columns' units)."""
+    return {f"TUNIT{i + 1}": SPECTABLE_UNITS[name] for i, name in enumerate(table.dtype.names or ())
+            if name in SPECTABLE_UNITS}
 
 
 class ExtractParams(BaseModel):

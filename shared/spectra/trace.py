@@ -12,11 +12,12 @@ or farther from the trace than half the slit's length have no wavelength (NaN).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SlitTrace", "slit_trace", "wavelength_image"]
+__all__ = ["SlitTrace", "slit_length", "slit_trace", "wavelength_image"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,23 @@ def slit_trace(wavetable: np.ndarray, x_ref: float, y_ref: float, *, xstart: int
     x = np.where(inside, np.interp(rows, y_win, x_win), np.nan)
     ref = ((x_ref - 1.0) - (xstart - 1.0), (y_ref - 1.0) - (ystart - 1.0))
     return SlitTrace(wavelength=wavelength, x=x, rows=np.flatnonzero(inside), ref=ref)
+
+
+def slit_length(header: Mapping) -> float:
+    """The slit's length (arcsec): the longest side of its corners on the sky (V2VERT1..4,
+    V3VERT1..4 of the SPECWCS header, arcsec).
+
+    Raises
+    ------
+    ValueError
+        The header lacks a corner or one is not a number.
+    """
+    try:
+        v2 = np.array([float(header[f"V2VERT{i}"]) for i in range(1, 5)])
+        v3 = np.array([float(header[f"V3VERT{i}"]) for i in range(1, 5)])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"no slit corners (V2VERT1..4, V3VERT1..4): {exc}") from None
+    return float(np.hypot(np.diff(np.append(v2, v2[0])), np.diff(np.append(v3, v3[0]))).max())
 
 
 def wavelength_image(trace: SlitTrace, nx: int, half_length: float) -> np.ndarray:

@@ -1,0 +1,259 @@
+"""calwebb_spec3 for a slit nodded along its length (MIRI LRS fixed slit,
+``MIR_LRS-FIXEDSLIT``): the nods' ``_cal`` (each already nod-subtracted by spec2) combined
+into the Level-3 ``_s2d`` and ``_x1d`` of the source.
+
+No I/O: the members and loaded references in, products out. Steps (:data:`SPEC3`):
+
+- resample_spec (SPECWCS): each member's slit rectified onto whole pixels of slit
+  coordinate centred on *its source* (the trace plus SRCXPOS, which spec2's assign_wcs
+  found from the pointing), so the nods line up on the source; the members averaged per
+  pixel with inverse read-noise-variance weights (the public pipeline's ``ivm``),
+  variances ``sum(w^2 var) / (sum w)^2``, DQ the OR of the members used; a pixel no member
+  covers is NaN and DO_NOT_USE. The nod-subtracted members hold the other nod as a
+  negative trace, which the combination keeps 2 x the nod throw either side of the source.
+- extract_1d: each member's spectrum extracted from its ``_cal`` at its source (the
+  stage-2 kernel, :func:`shared.spectra.boxcar_extract`: independent pixels, honest errors);
+- combine_1d: those spectra averaged per element with inverse-variance weights
+  (:mod:`services.stage3.steps.combine_1d`): the ``_x1d``.
+
+Outlier detection across the nods is not done (with two exposures the median cannot tell
+which one is wrong; three or more would need blotting the combined slit back to each
+exposure): members' flagged pixels are left out, as everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.stage3.level3 import level3_keywords
+from services.stage3.steps.combine_1d import combine_spectra
+from shared.datamodels import FitsProduct, card_value, set_cards
+from shared.datamodels.dqflags import PIXEL
+from shared.errors import InputError
+from shared.pipeline import (
+    Output,
+    Pipeline,
+    PipelineParams,
+    Recorded,
+    RunRecord,
+    Skip,
+    Step,
+    StepArgs,
+    provenance_cards,
+)
+from shared.refdata import Reference, ReferenceFileError
+from shared.spectra import (
+    ExtractParams,
+    Rectified,
+    SlitTrace,
+    boxcar_extract,
+    rectify_slit,
+    slit_length,
+    slit_trace,
+    spectable_units,
+)
+
+__all__ = ["SPEC3", "SPEC3_EXP_TYPES", "Spec3Output", "run_spec3"]
+
+SPEC3_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT"})
+_DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
+_VARIANCES = ("VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")
+
+
+@dataclass
+class SlitExposure:
+    """One member: its calibrated arrays (MJy/sr), keywords, and, once known, the slit's
+    trace on it and the source's place along the slit (pixels from the trace)."""
+
+    name: str
+    sci: np.ndarray
+    dq: np.ndarray
+    variances: dict[str, np.ndarray]
+    keywords: dict
+    along: float
+    trace: SlitTrace | None = None
+
+
+@dataclass
+class Spec3State:
+    members: list[SlitExposure]
+    half_length: float = 0.0  # half the slit's length, pixels
+    s2d: Rectified | None = None
+    spectra: list[np.ndarray] = field(default_factory=list)
+    x1d: np.ndarray | None = None
+
+
+def _pixel_scale(kw: Mapping) -> float:
+    if kw.get("CDELT1"):
+        return abs(float(kw["CDELT1"])) * 3600.0
+    from shared.instruments import UnknownInstrumentError, detector
+
+    try:
+        return detector(str(kw["DETECTOR"])).pixel_scale
+    except (KeyError, UnknownInstrumentError) as exc:
+        raise InputError(f"{kw.get('FILENAME')}: no CDELT1 and no known DETECTOR for the pixel scale") from exc
+
+
+def _exposure(product: FitsProduct) -> SlitExposure:
+    kw = dict(product.keywords)
+    name = str(kw.get("FILENAME") or "a member")
+    missing = [n for n in ("SCI", "DQ", "VAR_POISSON", "VAR_RNOISE") if n not in product.images]
+    if missing:
+        raise InputError(f"{name} lacks the {', '.join(missing)} array(s) of a calibrated slit exposure")
+    if str(card_value(product, "BUNIT") or "") != "MJy/sr" or kw.get("PIXAR_SR") is None:
+        raise InputError(f"{name} is not flux-calibrated (BUNIT MJy/sr and PIXAR_SR): spec2's photom did not run")
+    if kw.get("SRCXPOS") is None:
+        raise InputError(f"{name} does not say where its source is in the slit (SRCXPOS): spec2's assign_wcs "
+                         "did not run")
+    sci = np.asarray(product.images["SCI"], np.float64)
+    if sci.ndim != 2:
+        raise InputError(f"{name}: SCI of shape {sci.shape} is not one image")
+    variances = {k: np.asarray(product.images[k], np.float64) for k in _VARIANCES if k in product.images}
+    return SlitExposure(name, sci, np.asarray(product.images["DQ"], np.uint32), variances, kw,
+                        float(kw["SRCXPOS"]) / _pixel_scale(kw))
+
+
+def _traces(s: Spec3State, ref: Reference) -> None:
+    """The slit's trace on every member (once) and its half length in pixels."""
+    if all(m.trace is not None for m in s.members):
+        return
+    try:
+        x_ref, y_ref = float(ref.header["IMX"]), float(ref.header["IMY"])
+        length = slit_length(ref.header)
+        for m in s.members:
+            kw = m.keywords
+            m.trace = slit_trace(ref.tables.get("WAVETABLE"), x_ref, y_ref, xstart=int(kw.get("SUBSTRT1", 1)),
+                                 ystart=int(kw.get("SUBSTRT2", 1)), ny=m.sci.shape[0])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
+    rows = {tuple(m.trace.rows) for m in s.members}
+    if len(rows) > 1:
+        raise InputError("the members' spectra fall on different rows: they are not nods of one slit exposure "
+                         "(different readout windows?)")
+    s.half_length = 0.5 * length / _pixel_scale(s.members[0].keywords)
+
+
+def _resample_spec(s: Spec3State, a: StepArgs) -> Skip | None:
+    _traces(s, a.refs["specwcs"])
+    reach = s.half_length + max(abs(m.along) for m in s.members)
+    rectified = [rectify_slit(m.sci, m.dq, m.variances, m.trace.x + m.along, m.trace.rows, m.trace.wavelength,
+                              reach) for m in s.members]
+    s.s2d = _combine_rectified(rectified)
+    covered = np.isfinite(s.s2d.sci)
+    a.note(f"resample_spec: {len(rectified)} exposures on the source, {s.s2d.sci.shape[0]} x {s.s2d.sci.shape[1]} "
+           f"pixels, {covered.mean():.0%} covered")
+    return None
+
+
+def _combine_rectified(parts: Sequence[Rectified]) -> Rectified:
+    """Members' rectified slits (one grid) averaged with inverse VAR_RNOISE weights."""
+    sci = np.stack([np.asarray(p.sci, np.float64) for p in parts])
+    rn = np.stack([np.asarray(p.variances["VAR_RNOISE"], np.float64) for p in parts])
+    use = np.isfinite(sci) & np.isfinite(rn) & (rn > 0) & ((np.stack([p.dq for p in parts]) & _DO_NOT_USE) == 0)
+    w = np.where(use, 1.0 / np.where(use, rn, 1.0), 0.0)
+    wsum = w.sum(axis=0)
+    some = wsum > 0
+    denom = np.where(some, wsum, 1.0)
+    out_sci = np.where(some, (w * np.where(use, sci, 0.0)).sum(axis=0) / denom, np.nan)
+    variances = {}
+    for k in parts[0].variances:
+        v = np.stack([np.asarray(p.variances[k], np.float64) for p in parts])
+        variances[k] = np.where(some, (w**2 * np.where(use, v, 0.0)).sum(axis=0) / denom**2, np.nan).astype(np.float32)
+    dq = np.zeros(out_sci.shape, np.uint32)
+    for i, p in enumerate(parts):
+        dq |= np.where(use[i], p.dq, 0).astype(np.uint32)
+    dq[~some] |= _DO_NOT_USE
+    err = np.sqrt(sum(v.astype(np.float64) for v in variances.values()))
+    return Rectified(sci=out_sci.astype(np.float32), err=err.astype(np.float32), dq=dq, variances=variances,
+                     wavelength=parts[0].wavelength, rows=parts[0].rows, offsets=parts[0].offsets)
+
+
+def _extract_1d(s: Spec3State, a: StepArgs) -> Skip | None:
+    _traces(s, a.refs["specwcs"])
+    s.spectra = []
+    for m in s.members:
+        variances = {k.removeprefix("VAR_"): v for k, v in m.variances.items()}
+        s.spectra.append(boxcar_extract(m.sci, m.dq, variances, m.trace.x + m.along, m.trace.rows,
+                                        m.trace.wavelength, float(m.keywords["PIXAR_SR"]), a.params))
+    a.note(f"extract_1d: {len(s.spectra)} exposures, aperture {a.params.width:g} px at each one's source")
+    return None
+
+
+def _combine_1d(s: Spec3State, a: StepArgs) -> Skip | None:
+    if not s.spectra:
+        return Skip("no spectra were extracted (extract_1d did not run)")
+    s.x1d = combine_spectra(s.spectra)
+    a.note(f"combine_1d: {len(s.spectra)} spectra, {int(np.isfinite(s.x1d['FLUX']).sum())} elements")
+    return None
+
+
+SPEC3: Pipeline[Spec3State] = Pipeline(
+    name="spec3",
+    title="calwebb_spec3",
+    steps=(
+        Step("resample_spec", "S_RESAMP", _resample_spec, reftypes=("specwcs",), exp_types=SPEC3_EXP_TYPES),
+        Step("extract_1d", "S_EXTR1D", _extract_1d, reftypes=("specwcs",), params=ExtractParams,
+             exp_types=SPEC3_EXP_TYPES),
+        Step("combine_1d", "S_COMB1D", _combine_1d, exp_types=SPEC3_EXP_TYPES),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Spec3Output(Recorded):
+    """The combined ``s2d`` and ``x1d`` (None when their steps did not run)."""
+
+    s2d: FitsProduct | None
+    x1d: FitsProduct | None
+    record: RunRecord
+
+    def outputs(self, asn) -> list[Output]:
+        """The Level-3 products, named for the association."""
+        return [Output(asn.product(suffix), suffix, product) for suffix, product in (("s2d", self.s2d),
+                                                                                       ("x1d", self.x1d))
+                if product is not None]
+
+
+_SLIT = {"SRCXPOS": 0.0, "SRCYPOS": 0.0}  # the combined products are centred on the source
+
+
+def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
+              refs: Mapping[str, Reference] | None = None, software_version: str, created: str | None = None,
+              context: str | None = None, asn_table: str | None = None) -> Spec3Output:
+    """calwebb_spec3 on a nodded slit's ``_cal`` members (spec2's: MJy/sr, SRCXPOS) with
+    loaded references (SPECWCS). InputError for unusable members (the message names them)."""
+    if not members:
+        raise InputError("spec3 needs at least one member")
+    exp_types = {str(m.keywords.get("EXP_TYPE") or "").upper() for m in members}
+    if not exp_types <= SPEC3_EXP_TYPES:
+        raise InputError(f"spec3 combines {', '.join(sorted(SPEC3_EXP_TYPES))} exposures, not "
+                         f"{', '.join(sorted(exp_types - SPEC3_EXP_TYPES))}")
+    state = Spec3State([_exposure(m) for m in members])
+    record = SPEC3.run(state, members[0].keywords, dict(refs or {}), params or SPEC3.params(),
+                       label=asn_table or "spec3")
+    keywords, other = level3_keywords(members)
+    header = {**keywords, **provenance_cards(software_version=software_version, created=created, context=context,
+                                             asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool")),
+              **record.status_cards(), **record.reference_cards(), **_SLIT}
+    s2d = x1d = None
+    if state.s2d is not None:
+        r = state.s2d
+        s2d = FitsProduct(model_type="SlitModel",
+                          images={"SCI": r.sci, "DQ": r.dq, "ERR": r.err, "WAVELENGTH": r.wavelength, **r.variances},
+                          hdu_keywords={**other, "ERR": {"BUNIT": "MJy/sr"}})
+        set_cards(s2d, {**header, "BUNIT": "MJy/sr"})
+    if state.x1d is not None:
+        ext = {**spectable_units(state.x1d), "EXTVER": 1, "SLTNAME": header.get("SLTNAME"),
+               "SRCTYPE": header.get("SRCTYPE"), **_SLIT}
+        x1d = FitsProduct(model_type="MultiSpecModel", tables={"EXTRACT1D": state.x1d},
+                          hdu_keywords={"EXTRACT1D": {k: v for k, v in ext.items() if v is not None}})
+        set_cards(x1d, {k: v for k, v in header.items() if k not in _IMAGE_ONLY})
+    return Spec3Output(s2d, x1d, record)
+
+
+# SCI-header cards of an image that a table product has no SCI extension for
+_IMAGE_ONLY = frozenset({"BUNIT", "PHOTMJSR", "PHOTUJA2", "PIXAR_SR", "PIXAR_A2", "SRCTYPE", "DISPAXIS", "SLTNAME",
+                         "SRCXPOS", "SRCYPOS"})
