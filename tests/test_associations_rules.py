@@ -171,13 +171,18 @@ def test_level2_science_background_and_tso():
     assert tso.asn_rule == "candidate_Asn_Lv2ImageTSO" and tso.members[0].expname.endswith("_rateints.fits")
 
 
+def _lrs_observation(number: int):
+    """A MIRI LRS slit observation with two nods along the slit."""
+    return observation(number, instrument="MIRI", detectors=("MIRIMAGE",), subarray="FULL",
+                       filter="P750L").model_copy(update={
+                           "exp_type": "MIR_LRS-FIXEDSLIT", "template": "MIRI Low Resolution Spectroscopy",
+                           "dither": DitherPattern(pattern_type="ALONG-SLIT-NOD", offsets=[(-1.0, 0.0), (1.0, 0.0)])})
+
+
 def test_lrs_nods_are_each_others_background_and_wait_for_each_other():
     from jwst.associations import load_asn
 
-    lrs = observation(1, instrument="MIRI", detectors=("MIRIMAGE",), subarray="FULL", filter="P750L").model_copy(
-        update={"exp_type": "MIR_LRS-FIXEDSLIT", "template": "MIRI Low Resolution Spectroscopy",
-                "dither": DitherPattern(pattern_type="ALONG-SLIT-NOD", offsets=[(-1.0, 0.0), (1.0, 0.0)])})
-    plan = make_plan([lrs])
+    plan = make_plan([_lrs_observation(1)])
     a, b = exposure_ids(plan, 1)
     specs = by_key(evaluate(plan, snapshot(plan, {"rate": [a]})))
     assert set(specs) == {("o001", "spec2", a), ("o001", "spec2", b),  # no image2 or image3 for spectra
@@ -194,13 +199,15 @@ def test_lrs_nods_are_each_others_background_and_wait_for_each_other():
         asn = load_asn(item.content(ev.pool, "0.1.0").decode())  # the public pipeline reads it
         assert asn["asn_type"] == "spec2" and asn["products"][0]["name"] == eid
     # Level 3: the target's spectrum from every nod's _cal
-    spec3 = by_key(evaluate(plan, snapshot(plan, {"rate": [a, b], "cal": [a]})))[
+    spec3 = by_key(evaluate(plan, snapshot(plan, {"rate": [a, b], "cal": [a, b], "x1d": [a]})))[
         ("o001", "spec3", "jw01234-o001_t001_miri_p750l")].spec
-    assert not spec3.complete and spec3.waiting == (f"{b}_cal.fits",)
-    ev = evaluate(plan, snapshot(plan, {"rate": [a, b], "cal": [a, b]}))
+    assert not spec3.complete and spec3.waiting == (f"{b}_x1d.fits",)
+    ev = evaluate(plan, snapshot(plan, {"rate": [a, b], "cal": [a, b], "x1d": [a, b]}))
     item = by_key(ev)[("o001", "spec3", "jw01234-o001_t001_miri_p750l")]
     assert item.spec.complete and item.spec.asn_rule == "candidate_Asn_Lv3SpectralTarget"
-    assert [m.expname for m in item.spec.members] == [f"{a}_cal.fits", f"{b}_cal.fits"]
+    assert [(m.expname, m.exptype) for m in item.spec.members] == [
+        (f"{a}_cal.fits", "science"), (f"{a}_x1d.fits", "background"),
+        (f"{b}_cal.fits", "science"), (f"{b}_x1d.fits", "background")]
     assert load_asn(item.content(ev.pool, "0.1.0").decode())["asn_type"] == "spec3"
     assert not any(key[1] in ("image2", "image3") for key in by_key(ev))
 
@@ -391,3 +398,18 @@ def test_same_associations_as_the_public_generator(tmp_path, discover):
     assert ours == theirs
     assert any(a[0] == "c1001" for a in ours) and any(a[0] == "c1000" for a in ours)
     assert any(a[0].startswith("a3") for a in ours) == discover
+
+
+def test_lrs_associations_as_the_public_generator(tmp_path):
+    """The MIRI LRS nods' pool: the public generator's spec2 (Asn_Lv2MIRLRSFixedSlitNod)
+    and spec3 (Asn_Lv3SpectralTarget) associations are ours, member for member."""
+    pytest.importorskip("jwst")
+    plan = make_plan([_lrs_observation(1)])
+    ev = evaluate(plan, everything(plan, ("uncal", "rate", "cal", "x1d")))
+    path = tmp_path / ev.pool.filename
+    path.write_bytes(pool_bytes(ev.pool))
+    ours = {(a.spec.acid, a.spec.asn_type, p.name, a.spec.asn_rule, frozenset((m.expname, m.exptype)
+                                                                              for m in p.members))
+            for a in ev.associations for p in a.spec.products}
+    assert {a[1] for a in ours} == {"spec2", "spec3"} and len(ours) == 3
+    assert ours == _public(path, False)

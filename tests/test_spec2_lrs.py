@@ -213,7 +213,8 @@ def test_level3_combines_the_nods_on_the_source(run):
     [asn_name] = [n for n in names if n.endswith("_asn.json") and "_spec3_" in n]
     asn = json.loads((run["out"] / asn_name).read_text())
     assert asn["asn_rule"] == "candidate_Asn_Lv3SpectralTarget" and asn["products"][0]["name"] == LEVEL3
-    assert sorted(m["expname"] for m in asn["products"][0]["members"]) == [f"{n}_cal.fits" for n in NODS]
+    assert sorted((m["expname"], m["exptype"]) for m in asn["products"][0]["members"]) == sorted(
+        [(f"{n}_cal.fits", "science") for n in NODS] + [(f"{n}_x1d.fits", "background") for n in NODS])
     for suffix, model in (("s2d", dm.SlitModel), ("x1d", dm.MultiSpecModel)):
         with warnings.catch_warnings():
             warnings.simplefilter("error")

@@ -13,7 +13,8 @@ members the catalog holds.
   other exposures of the detector (the other nod positions) as background members, all
   required: nod subtraction is how the slit's sky is removed.
 - ``spec3`` (Asn_Lv3SpectralTarget): per observation candidate of a MIRI LRS slit
-  observation, the ``_cal`` of its nods, named for the target
+  observation, the ``_cal`` of its nods (science) and their ``_x1d`` (background, as
+  the public rule lists them), all required, named for the target
   (``jw<p>-o<nnn>_t<nnn>_miri_p750l``).
 - ``image3`` (Asn_Lv3Image): per candidate, science exposures grouped by instrument,
   filter, pupil, subarray and target; background and TSO excluded. MOSAIC candidates
@@ -281,12 +282,16 @@ def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
                 suffix = _suffixes(obs)[1]
                 rec = state.exposure(name.exposure_id)
                 text = candidate_text(candidates_of(obs.number, candidates)).lower()
-                found = _members(rec, suffix, "science", text)
-                members.extend(found)
-                exp_files = _expected(rec, name, suffix)
-                expected.extend(exp_files)
-                if not found:
-                    waiting.extend(exp_files)
+                roles = [(suffix, "science")]
+                if asn_type == "spec3":  # each nod's spectrum too, as the public rule lists it
+                    roles.append(("x1d", "background"))
+                for member_suffix, exptype in roles:
+                    found = _members(rec, member_suffix, exptype, text)
+                    members.extend(found)
+                    exp_files = _expected(rec, name, member_suffix)
+                    expected.extend(exp_files)
+                    if not found:
+                        waiting.extend(exp_files)
             targets = sorted({o.target_id for o in obs_list})
             specs.append(AsnSpec(
                 acid=cand.acid, asn_type=asn_type, asn_rule=_lv3_rule(cand, asn_type), level=3, name=product,
