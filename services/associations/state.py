@@ -19,8 +19,9 @@ from shared.naming import BadNameError, ExposureName, PoolName, parse_exposure, 
 
 __all__ = ["EXPOSURE_SUFFIXES", "CurrentPool", "ExposureRecord", "ProductRecord", "ProgramState", "load_state"]
 
-# Exposure-level products the rules use: the raw file (pool), stage 1 (Lv2) and stage 2 (Lv3).
-EXPOSURE_SUFFIXES = ("uncal", "rate", "rateints", "cal", "calints")
+# Exposure-level products the rules use: the raw file (pool), stage 1 (Lv2) and stage 2 (Lv3;
+# an LRS nod's _x1d is a background member of its spec3 association).
+EXPOSURE_SUFFIXES = ("uncal", "rate", "rateints", "cal", "calints", "x1d")
 
 
 @dataclass(frozen=True)
