@@ -92,7 +92,7 @@ def step_overrides(
     ``N/A`` for the (step, type) pairs of ``not_applicable``; ``skip`` (step -> why) turns
     steps off; ``params`` adds step parameters. Returns ({step: {parameter: value}}, the
     steps that run); RuntimeError when a step that runs needs a type not provided (it would
-    ask CRDS) or ``skip`` names a step jwst does not have.
+    ask CRDS), is a pipeline of its own, or ``skip`` names a step jwst does not have.
     """
     cls = _pipeline_class(pipeline)
     skip, params, not_applicable = skip or {}, params or {}, set(not_applicable)
@@ -104,6 +104,9 @@ def step_overrides(
             continue
         ran.append(step)
         settings: dict = dict(params.get(step, {}))
+        if not isinstance(step_cls.reference_file_types, list | tuple):  # e.g. spec2's master_background_mos
+            raise RuntimeError(f"jwst's {pipeline} step {step} is a pipeline of its own (its reference types "
+                               "are its steps'); skip it")
         for reftype in step_cls.reference_file_types:
             if reftype in refs:
                 settings[f"override_{reftype}"] = str(refs[reftype])

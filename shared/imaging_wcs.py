@@ -57,8 +57,10 @@ __all__ = [
     "distortion_model",
     "fits_approximation",
     "fits_gwcs",
+    "ideal_position",
     "imaging_gwcs",
     "max_separation_mas",
+    "pointing_about",
     "rotate_gwcs",
     "sky_rotation",
     "v23tosky",
@@ -90,6 +92,27 @@ class TelescopePointing:
         two when given); KeyError naming a missing keyword."""
         v2, v3 = v2v3 if v2v3 is not None else (kw["V2_REF"], kw["V3_REF"])
         return cls(float(kw["RA_REF"]), float(kw["DEC_REF"]), float(kw["ROLL_REF"]), float(v2), float(v3))
+
+
+def pointing_about(pointing: TelescopePointing, v2_ref: float, v3_ref: float) -> TelescopePointing:
+    """The same pointing expressed about another reference point (``v2_ref``, ``v3_ref``
+    arcsec): the sky position of that point and the position angle of +V3 there."""
+    sky = v23tosky(pointing)
+    ra, dec = (float(v) for v in sky(v2_ref, v3_ref))
+    up = sky(v2_ref, v3_ref + 1.0)
+    roll = _position_angle(_unit_vector(ra, dec), _unit_vector(float(up[0]), float(up[1]))) % 360.0
+    return TelescopePointing(ra, dec, roll, float(v2_ref), float(v3_ref))
+
+
+def ideal_position(pointing: TelescopePointing, ra: float, dec: float, *, parity: int = -1,
+                   v3_yangle: float = 0.0) -> tuple[float, float]:
+    """Where the sky position (``ra``, ``dec``) degrees falls in the ideal frame (arcsec) of
+    the aperture whose reference point ``pointing`` is about (VPARITY ``parity``, V3I_YANG
+    ``v3_yangle`` degrees): how the public pipeline reads XOFFSET/YOFFSET of a slit."""
+    v2, v3 = (float(v) for v in v23tosky(pointing).inverse(ra, dec))
+    dv2, dv3 = v2 - pointing.v2_ref, v3 - pointing.v3_ref
+    c, s = math.cos(math.radians(v3_yangle)), math.sin(math.radians(v3_yangle))
+    return parity * (dv2 * c - dv3 * s), dv2 * s + dv3 * c
 
 
 def _sip_polynomial(order: int, coeffs: Mapping[tuple[int, int], float], linear: str) -> m.Polynomial2D:

@@ -46,6 +46,7 @@ from shared.storage import Bucket
 __all__ = [
     "PLAN_SCHEMA_VERSION",
     "CANDIDATE_TYPES",
+    "Aperture",
     "DitherPattern",
     "GuideStar",
     "PlannedExposure",
@@ -141,6 +142,17 @@ class Pointing(_Frozen):
     v3_ref: float | None = Field(None, description="V3 of the aperture reference point (the window centre), arcsec.")
 
 
+class Aperture(_Frozen):
+    """A named aperture whose reference point is not a window's centre (the MIRI LRS slit,
+    MIRIM_SLIT): the point (V2, V3, arcsec) the target is placed on, which the exposures'
+    headers are expressed about (APERNAME, V2_REF/V3_REF, RA_REF/DEC_REF/ROLL_REF, and
+    XOFFSET/YOFFSET the target's place in its ideal frame)."""
+
+    name: str
+    v2_ref: float
+    v3_ref: float
+
+
 class PlannedExposure(_Frozen):
     """One exposure of one detector, with every identifier of its file name."""
 
@@ -212,6 +224,8 @@ class Observation(_Frozen):
     msa_metadata: str | None = Field(None, description=(
         "MSAMETFL of a NIRSpec MOS observation (NRS_MSASPEC): its MSA metadata file, "
         "jw<ppppp><ooo><vvv>_<cc>_msa.fits, delivered with the plan."))
+    aperture: Aperture | None = Field(None, description=(
+        "The aperture the target is placed on when it is not the detectors' windows (the LRS slit)."))
     exposures: list[PlannedExposure] = Field(default_factory=list)
     guide_stars: list[GuideStar] = Field(default_factory=list, description=(
         "The guide star of each guided visit; none for unguided (dark) observations."))

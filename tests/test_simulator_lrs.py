@@ -182,7 +182,16 @@ def test_uncal_carries_the_slit_and_nod_keywords(run):
             assert (h["EXP_TYPE"], h["FILTER"], h["SUBARRAY"], h["DETECTOR"]) == ("MIR_LRS-FIXEDSLIT", "P750L", "FULL",
                                                                                  "MIRIMAGE")
             assert (h["PATTTYPE"], h["PATT_NUM"], h["NUMDTHPT"]) == ("ALONG-SLIT-NOD", k, 2)
-            assert (h["XOFFSET"], h["YOFFSET"]) == obs.dither.offsets[k - 1]
+            # the public convention for a slit: the pointing about the slit's reference point
+            # (MIRIM_SLIT), XOFFSET/YOFFSET the target's place in its ideal frame (x against
+            # V2, detector -x here): a nod that moves the telescope by dx puts the target at
+            # -dx, to the distortion's local scale (0.2 %)
+            dx, dy = obs.dither.offsets[k - 1]
+            assert h["APERNAME"] == "MIRIM_SLIT"
+            assert h["XOFFSET"] == pytest.approx(-dx, abs=0.002 * abs(dx) + 1e-6)
+            assert h["YOFFSET"] == pytest.approx(-dy, abs=0.002 * abs(dx) + 1e-6)
+            sci = hdul["SCI"].header
+            assert (sci["V2_REF"], sci["V3_REF"]) == (obs.aperture.v2_ref, obs.aperture.v3_ref)
             assert h["TEMPLATE"] == "MIRI Low Resolution Spectroscopy"
             # exactly the simulated ramp, made with the target's own spectrum
             exp = obs.exposures[k - 1]

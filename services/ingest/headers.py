@@ -14,6 +14,7 @@ from astropy.time import Time
 
 from services.ingest.observer import Observer, observer
 from shared.ephemeris import Ephemeris
+from shared.imaging_wcs import TelescopePointing, ideal_position, pointing_about
 from shared.instruments import DetectorInfo, ExposureTiming, Subarray, readout_pattern
 from shared.plan import Observation, Plan, PlannedExposure
 from shared.wcs import wcs_keywords
@@ -43,6 +44,10 @@ class IntegrationTimes:
     group_end: np.ndarray  # (nints, ngroups)
     observer: Observer
 
+
+# The ideal frame of every aperture here: x against V2, y along V3 (VPARITY, V3I_YANG).
+_VPARITY = -1
+_V3I_YANG = 0.0
 
 def _mjd(when: datetime) -> float:
     return Time(when).mjd
@@ -165,6 +170,15 @@ def exposure_keywords(
     v2_ref, v3_ref = (p.v2_ref, p.v3_ref) if p.v2_ref is not None and p.v3_ref is not None else (det.v2_ref,
                                                                                                   det.v3_ref)
     ra_v1, dec_v1, pa_v3 = v1_pointing(p.ra, p.dec, p.roll, v2_ref, v3_ref)
+    aperture_name, about = f"{det.name}_{sub.name}", None
+    if obs.aperture is not None:
+        # The target is placed on a named aperture (the LRS slit): the pointing is given
+        # about its reference point, and XOFFSET/YOFFSET say where the target is in its
+        # ideal frame, as the public pipeline reads them for a slit.
+        about = pointing_about(TelescopePointing(p.ra, p.dec, p.roll, v2_ref, v3_ref),
+                               obs.aperture.v2_ref, obs.aperture.v3_ref)
+        aperture_name = obs.aperture.name
+        xoff, yoff = ideal_position(about, target.ra, target.dec, parity=_VPARITY, v3_yangle=_V3I_YANG)
     n_in_visit = sum(1 for e in obs.exposures if e.visit == exp.visit and e.detector == exp.detector)
     kw = {
         "DATE": _iso(created),
@@ -241,7 +255,7 @@ def exposure_keywords(
         "PATT_NUM": exp.dither_point,
         "XOFFSET": float(xoff),
         "YOFFSET": float(yoff),
-        "APERNAME": f"{det.name}_{sub.name}",
+        "APERNAME": aperture_name,
         "BUNIT": "DN",
         "XPOSURE": round(timing.effexptm, 6),
         "MJD-BEG": float(times.start[0]),
@@ -253,9 +267,12 @@ def exposure_keywords(
         "PA_V3": pa_v3,
         "V2_REF": v2_ref,
         "V3_REF": v3_ref,
-        "VPARITY": -1,
-        "V3I_YANG": 0.0,
+        "VPARITY": _VPARITY,
+        "V3I_YANG": _V3I_YANG,
     }
     kw.update(wcs_keywords(exp.pointing.ra, exp.pointing.dec, exp.pointing.roll, det.pixel_scale,
                            sub.xsize, sub.ysize))
+    if about is not None:
+        kw.update(RA_REF=about.ra_ref, DEC_REF=about.dec_ref, ROLL_REF=about.roll_ref, V2_REF=about.v2_ref,
+                  V3_REF=about.v3_ref)
     return kw

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from shared.instruments import detector, exposure_timing, subarray
 from shared.naming import MsaMetadataName
 from shared.plan import (
+    Aperture,
     DitherPattern,
     Observation,
     Plan,
@@ -32,7 +33,7 @@ from shared.plan import (
 from .description import DescriptionError, ProgramDescription
 from .guiding import guided, select_guide_star
 from .optics import TEMPLATES
-from .pointing import detector_pointings
+from .pointing import detector_pointings, slit_v2v3
 from .spectrograph import LRS_EXP_TYPE
 
 __all__ = ["DEFAULT_START", "MOS_EXP_TYPE", "build_plan", "default_exp_type"]
@@ -133,6 +134,8 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 pre_image_for=list(spec.pre_image_for),
                 msa_metadata=MsaMetadataName(desc.program_id, number).format() if exp_type.upper() == MOS_EXP_TYPE
                 else None,
+                aperture=Aperture(name="MIRIM_SLIT", v2_ref=slit_v2v3(dets[0])[0], v3_ref=slit_v2v3(dets[0])[1])
+                if exp_type.upper() == LRS_EXP_TYPE else None,
                 exposures=exposures,
             )
         )

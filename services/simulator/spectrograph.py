@@ -33,14 +33,15 @@ sees through the slit (0.11" x 0.51") in the same electrons per Jy.
 Reference files (written by :func:`write_lrs_references`, public formats):
 
 - SPECWCS (``MiriLRSSpecwcsModel``, FITS, table WAVETABLE, IMX/IMY): per wavelength element
-  of one row, the trace centre and the corners of the element relative to (IMX, IMY).
+  of one row, the trace centre and the corners of the element relative to (IMX, IMY): the
+  slit's length along x, the row along y (the public pipeline bounds the spectrum by them).
 - PHOTOM (``MirLrsPhotomModel``): PHOTMJSR and RELRESPONSE(lambda) such that a flat-fielded
   rate (DN/s) times ``PHOTMJSR * RELRESPONSE`` is MJy/sr per nominal pixel, calibrated for a
   point source with no slit loss: ``sum over the slit's pixels of SB * PIXAR_SR * 1e6`` is
   ``f_nu`` in Jy.
-- PATHLOSS (``MirLrsPathlossModel``): per wavelength, the fraction of a point source's
-  light the slit passes as a function of its position in the slit (across x along, the
-  WCS of the PATHLOSS extension in arcsec).
+- PATHLOSS (``MirLrsPathlossModel``): per wavelength, the correction (1 / the fraction of
+  a point source's light the slit passes) as a function of its position in the slit
+  (across x along, pixels from the slit centre: the WCS of the PATHLOSS extension).
 """
 
 from __future__ import annotations
@@ -338,24 +339,26 @@ def write_lrs_references(model: LrsModel, detector_model, out_dir: Path) -> list
     if name != model.detector:
         raise ValueError(f"the LRS images on {model.detector}, not {name}")
 
-    # SPECWCS: one wavelength element per row of the spectrum, relative to (IMX, IMY).
+    # SPECWCS: one wavelength element per row of the spectrum, relative to (IMX, IMY); an
+    # element's corners bound the slit's image on its row: the slit's length along x, the
+    # row along y (the public pipeline's bounding box of the spectrum is their extent).
     y = np.arange(model.rows[0], model.rows[1] + 1, dtype=np.float64)[::-1]  # wavelength increasing
     wl = model.wavelength(y)
     xc = model.trace_x(y) - (model.imx - 1.0)
     yc = y - (model.imy - 1.0)
     half_w = 0.5 * model.slit_width_px
+    half_len = 0.5 * model.slit_length / model.pixel_scale
     table = np.zeros(y.size, dtype=[(c, "<f8") for c in ("x_center", "y_center", "wavelength", "x0", "y0", "x1",
                                                             "y1", "x2", "y2", "x3", "y3")])
     table["x_center"], table["y_center"], table["wavelength"] = xc, yc, wl
-    table["x0"], table["y0"] = xc - half_w, yc + 0.5  # upper left
-    table["x1"], table["y1"] = xc + half_w, yc + 0.5  # upper right
-    table["x2"], table["y2"] = xc + half_w, yc - 0.5  # lower right
-    table["x3"], table["y3"] = xc - half_w, yc - 0.5  # lower left
+    table["x0"], table["y0"] = xc - half_len, yc + 0.5  # upper left
+    table["x1"], table["y1"] = xc + half_len, yc + 0.5  # upper right
+    table["x2"], table["y2"] = xc + half_len, yc - 0.5  # lower right
+    table["x3"], table["y3"] = xc - half_len, yc - 0.5  # lower left
     # the slit's corners on the sky (V2, V3, arcsec) through the detector's distortion,
     # counter-clockwise from the lower left as the public files list them
     from services.simulator.distortion import detector_distortion_model
 
-    half_len = 0.5 * model.slit_length / model.pixel_scale
     cx, cy = model.imx - 1.0, model.imy - 1.0
     corners_x = np.array([cx - half_len, cx + half_len, cx + half_len, cx - half_len])
     corners_y = np.array([cy - half_w, cy - half_w, cy + half_w, cy + half_w])
