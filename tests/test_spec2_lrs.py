@@ -249,3 +249,22 @@ def test_level3_combines_the_nods_on_the_source(run):
         previewed = set(s.scalars(select(Product.filename).join(Artifact).where(
             Artifact.kind == ArtifactKind.PREVIEW, Product.level == 3)).all())
     assert {f"{LEVEL3}_s2d.fits", f"{LEVEL3}_x1d.fits"} <= previewed
+
+
+def test_spec2_refuses_what_it_cannot_calibrate(run):
+    """Bad input gets a reason a person can act on: an imaging exposure, a window the slit
+    misses, a background of another window."""
+    from shared.errors import InputError
+
+    refs = LocalReferences({}, Path(run["sim"].reference_paths[0]).parent)
+    science, other = (read_product(run["out"] / f"{stem}_rate.fits") for stem in NODS)
+    imaging = type(science)(science.model_type, {**science.keywords, "EXP_TYPE": "MIR_IMAGE"}, science.images)
+    with pytest.raises(InputError, match="not EXP_TYPE MIR_IMAGE"):
+        calibrate(imaging, refs, software_version="test")
+    window = {k: v[:100] for k, v in science.images.items()}  # rows 0-99: the spectrum is on rows 111-411
+    elsewhere = type(science)(science.model_type, {**science.keywords, "SUBSIZE2": 100}, window)
+    with pytest.raises(InputError, match="does not fall on this readout window"):
+        calibrate(elsewhere, refs, software_version="test")
+    small = type(other)(other.model_type, dict(other.keywords), window)
+    with pytest.raises(InputError, match="same readout window"):
+        calibrate(science, refs, backgrounds=[small], software_version="test")

@@ -223,10 +223,9 @@ def _photom(s: SpecState, a: StepArgs) -> Skip | None:
                     f"SUBARRAY={kw.get('SUBARRAY')}; the data stay in DN/s", SkipKind.NO_REFERENCE)
     if s.wavelength is None:
         return Skip("the exposure has no wavelengths (assign_wcs did not run)", SkipKind.NO_INPUT)
-    index = next(i for i, r in enumerate(table) if float(r["photmjsr"]) == row.photmjsr)
-    n = int(table["nelem"][index]) if "nelem" in table.dtype.names else len(table["wavelength"][index])
-    conversion = spectral_conversion(s.wavelength, row.photmjsr, table["wavelength"][index][:n],
-                                     table["relresponse"][index][:n])
+    chosen = table[row.index]
+    n = int(chosen["nelem"]) if "nelem" in table.dtype.names else len(chosen["wavelength"])
+    conversion = spectral_conversion(s.wavelength, row.photmjsr, chosen["wavelength"][:n], chosen["relresponse"][:n])
     r = apply_photom(s.sci, s.err, _variances(s), conversion)
     _set_variances(s, r.sci, r.err, r.variances)
     sr, a2 = ph.header.get("PIXAR_SR"), ph.header.get("PIXAR_A2")

@@ -41,6 +41,7 @@ class PhotomRow:
     photmjsr: float
     uncertainty: float
     selectors: dict[str, str]
+    index: int = 0  # the row's place in the table (a spectroscopic row's arrays are read from it)
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,14 @@ def select_photom_row(table: np.ndarray, *, filter: str, pupil: str | None = Non
     if generic_ok:
         wanted["subarray"] = _text(subarray or "")
     fallback = None
-    for row in table:
+    for index, row in enumerate(table):
         values = {k: _text(row[k]) for k in wanted}
         exact = values == wanted
         generic = generic_ok and values["subarray"] == "GENERIC" and all(
             values[k] == v for k, v in wanted.items() if k != "subarray")
         if exact or (generic and fallback is None):
             unc = float(row["uncertainty"]) if "uncertainty" in names else float("nan")
-            found = PhotomRow(float(row["photmjsr"]), unc, values)
+            found = PhotomRow(float(row["photmjsr"]), unc, values, index)
             if exact:
                 return found
             fallback = found
