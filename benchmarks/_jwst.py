@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["SERVER_CONFIG", "crds_env", "network_isolation", "run_pipeline", "step_overrides", "strun_arguments"]
+__all__ = ["LRS_SPEC2_NOT_APPLICABLE", "LRS_SPEC2_SKIP", "SERVER_CONFIG", "crds_env", "lrs_extract1d_reference",
+           "network_isolation", "run_pipeline", "step_logged_seconds", "step_overrides", "strun_arguments"]
 
 SERVER_CONFIG = {  # what CRDS reads instead of asking a server
     "observatory": "jwst",
@@ -146,6 +148,78 @@ def run_pipeline(pipeline: str, inputs: Iterable[Path], steps: Mapping[str, Mapp
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         raise RuntimeError(f"jwst {pipeline} exited with {proc.returncode}; end of {log}:\n{tail}")
     return proc
+
+
+# calwebb_spec2 on MIRI LRS slit exposures (tests/test_public_pipeline_lrs.py, the spectroscopy
+# benchmark).
+# jwst's Spec2Pipeline steps we do not run on MIR_LRS-FIXEDSLIT, and why.
+LRS_SPEC2_SKIP = {
+    "badpix_selfcal": "skipped by default upstream",
+    "msa_flagging": "NIRSpec MOS and IFU only",
+    "clean_flicker_noise": "NIRSpec only; skipped by default upstream",
+    "imprint_subtract": "NIRSpec MOS and IFU only",
+    "extract_2d": "not run for MIR_LRS-FIXEDSLIT (NIRSpec, WFSS)",
+    "master_background_mos": "NIRSpec MOS only",
+    "targ_centroid": "needs a target-acquisition verification image; skipped by default upstream",
+    "wavecorr": "NIRSpec only",
+    "straylight": "MIRI MRS only",
+    "fringe": "MIRI MRS only",
+    "residual_fringe": "MIRI MRS only; skipped by default upstream",
+    "barshadow": "NIRSpec MOS only",
+    "wfss_contam": "WFSS only; skipped by default upstream",
+    "adaptive_trace_model": "skipped by default upstream",
+    "pixel_replace": "skipped by default upstream",
+    "cube_build": "IFU only",
+}
+# Reference types of the steps that run which are N/A here: those of other modes
+# (NIRSpec, MRS, WFSS, SOSS); FILTEROFFSET (ours is the imager's, its filters; jwst's LRS
+# WCS reads none); AREA (our photom takes the pixel area from PHOTOM's PIXAR_SR, as jwst's
+# does without an AREA); APCORR (our PHOTOM is calibrated for a point source's whole light
+# and ours applies no aperture correction: a 13-pixel box holds more than 99.97 % of the
+# PSF at 14.5 um); PSF (optimal extraction only; this is a box).
+LRS_SPEC2_NOT_APPLICABLE = ({("assign_wcs", t) for t in ("filteroffset", "regions", "wavelengthrange", "camera", "chromcorr",
+                                          "collimator", "disperser", "fore", "fpa", "msa", "ote", "ifupost",
+                                          "ifufore", "ifuslicer")}
+            | {("bkg_subtract", "bkg"), ("bkg_subtract", "wavelengthrange"), ("photom", "area")}
+            | {("flat_field", t) for t in ("fflat", "sflat", "dflat")}
+            | {("extract_1d", t) for t in ("apcorr", "pastasoss", "specprofile", "speckernel", "psf")})
+
+
+def lrs_extract1d_reference(path: Path, width: float) -> Path:
+    """jwst's EXTRACT1D reference (JSON) with our extract_1d's aperture: a box ``width``
+    pixels wide along the slit, centred on the source (``use_source_posn``), over the
+    whole spectrum, no background regions (the nods are subtracted)."""
+    path.write_text(json.dumps({
+        "reftype": "EXTRACT1D", "instrument": "MIRI", "telescope": "JWST", "exp_type": "MIR_LRS-FIXEDSLIT",
+        "description": "our extract_1d's aperture", "apertures": [
+            {"id": "MIR_LRS-FIXEDSLIT", "region_type": "target", "dispaxis": 2, "extract_width": width,
+             "use_source_posn": True, "bkg_order": 0}]}))
+    return path
+
+
+_STEP_LINE = re.compile(r"^(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - stpipe\.step - INFO - Step "
+                        r"(?P<step>\S+) (?P<what>running|done)")
+
+
+def step_logged_seconds(log_text: str) -> dict[str, float]:
+    """Seconds from each step's "running" to its "done" in jwst's log (stpipe stamps them to
+    the millisecond), summed over its runs; the pipeline itself is among them (e.g.
+    ``Spec2Pipeline``: the whole run after jwst is imported). Steps skipped log no "done"
+    and are left out."""
+    from datetime import datetime
+
+    started: dict[str, datetime] = {}
+    seconds: dict[str, float] = {}
+    for line in log_text.splitlines():
+        m = _STEP_LINE.match(line)
+        if not m:
+            continue
+        when = datetime.strptime(m["time"], "%Y-%m-%d %H:%M:%S,%f")
+        if m["what"] == "running":
+            started[m["step"]] = when
+        elif m["step"] in started:
+            seconds[m["step"]] = seconds.get(m["step"], 0.0) + (when - started.pop(m["step"])).total_seconds()
+    return seconds
 
 
 def _main(spec: dict) -> None:

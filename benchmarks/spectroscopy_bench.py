@@ -11,6 +11,15 @@ with the simulator's references (SPECWCS, DISTORTION, FLAT, PATHLOSS, PHOTOM), e
 (bkg_subtract, assign_wcs, srctype, flat_field, pathloss, photom, resample_spec,
 extract_1d). Per-step wall time is the best of 3 runs, per-step memory the traced peak of
 one run above what the step started with (benchmarks._steps); max RSS after the first run.
+
+Side by side, on the same two ``_rate`` and references, the public pipeline: jwst's
+``calwebb_spec2`` on a spec2 association of the two nods, offline (benchmarks._jwst, as
+tests/test_public_pipeline_lrs.py runs it, with an EXTRACT1D holding our aperture), in a
+child pinned to the same core. Its time is what its log stamps between the pipeline's
+"running" and "done" (reading the inputs and references, every step, writing its
+products; not the interpreter and jwst's import); its steps likewise. Ours is measured the
+same way: ``calibrate`` (choosing and reading the references) on the two files read from
+disk, then its three products written, in a fresh child; the ratio is jwst / ours.
 """
 
 from __future__ import annotations
@@ -92,9 +101,64 @@ def run() -> dict:
     directory = _prepare_input(INPUT_DIR).resolve()
     print("measuring spec2 in a child process pinned to one core...", flush=True)
     result = {"threads": "1 core (affinity), OMP/OPENBLAS/MKL threads 1", "repeat": REPEAT,
-              "spec2": run_in_child("benchmarks.spectroscopy_bench", "spec2", str(directory))}
+              "spec2": run_in_child("benchmarks.spectroscopy_bench", "spec2", str(directory)),
+              "spec2_whole": run_in_child("benchmarks.spectroscopy_bench", "whole", str(directory))}
+    try:
+        result["jwst"] = _jwst_spec2(directory)
+        result["ratio_jwst_over_ours"] = result["jwst"]["Spec2Pipeline"] / result["spec2_whole"]["seconds"]
+    except Exception as exc:  # jwst is a bench extra; say why it is missing
+        result["jwst"] = {"error": f"{type(exc).__name__}: {exc}"}
     _print(result)
     return result
+
+
+def _jwst_spec2(directory: Path) -> dict[str, float]:
+    """jwst's calwebb_spec2 on a spec2 association of the two nods, offline, pinned to one
+    core: the seconds its log gives the pipeline and each step that ran."""
+    import os
+    import tempfile
+
+    from benchmarks._child import SINGLE_THREAD_ENV
+    from benchmarks._jwst import (
+        LRS_SPEC2_NOT_APPLICABLE,
+        LRS_SPEC2_SKIP,
+        lrs_extract1d_reference,
+        run_pipeline,
+        step_logged_seconds,
+        step_overrides,
+    )
+    from services.stage2.spec2 import SPEC2
+    from shared.datamodels import read_product
+    from shared.refdata import LocalReferences
+    from shared.spectra import ExtractParams
+
+    first, second = _rates(directory)
+    with tempfile.TemporaryDirectory(prefix="dms-bench-jwst-") as tmp:
+        tmp = Path(tmp)
+        kw = dict(read_product(first).keywords)
+        chosen, _ = LocalReferences(refs_dir=directory / "sim" / "refs").choose(kw, list(SPEC2.all_reftypes))
+        refs = {t: c.path for t, c in chosen.items() if c.path is not None}
+        refs["extract1d"] = lrs_extract1d_reference(tmp / "extract1d.json", ExtractParams().width)
+        for rate in (first, second):
+            (tmp / rate.name).symlink_to(rate)
+        asn = tmp / "bench_spec2_asn.json"
+        asn.write_text(json.dumps({
+            "asn_type": "spec2", "asn_id": "o001", "asn_pool": "bench", "asn_rule": "candidate_Asn_Lv2MIRLRSFixedSlitNod",
+            "products": [{"name": first.name.removesuffix("_rate.fits"), "members": [
+                {"expname": first.name, "exptype": "science"}, {"expname": second.name, "exptype": "background"}]}]}))
+        steps, _ = step_overrides("calwebb_spec2", refs, LRS_SPEC2_SKIP, LRS_SPEC2_NOT_APPLICABLE)
+        print("running jwst's calwebb_spec2 on the same files, pinned to one core...", flush=True)
+        before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        try:
+            if before is not None:  # the child inherits it
+                os.sched_setaffinity(0, {min(before)})
+            log = tmp / "jwst.log"
+            run_pipeline("calwebb_spec2", [asn], steps, tmp / "out", tmp / "crds", log,
+                         env={**os.environ, **SINGLE_THREAD_ENV})
+        finally:
+            if before is not None:
+                os.sched_setaffinity(0, before)
+        return step_logged_seconds(log.read_text(errors="replace"))
 
 
 def _print(r: dict) -> None:
@@ -103,6 +167,17 @@ def _print(r: dict) -> None:
           f"best of {r['repeat']} timing runs, one traced run")
     print_steps(f"spec2 on one nod with the other as background ({s['x1d_elements']} spectral elements, "
                 f"s2d {s['s2d_shape']})", s)
+    w, j = r["spec2_whole"], r["jwst"]
+    print(f"\nspec2 as a pipeline is run (a fresh process: references chosen and read, the run, the products "
+          f"written): ours {w['seconds']:.2f} s")
+    if "error" in j:
+        print(f"  jwst's calwebb_spec2 not measured: {j['error']}")
+        return
+    print(f"  jwst's calwebb_spec2 on the same files {j['Spec2Pipeline']:.2f} s: jwst / ours "
+          f"{r['ratio_jwst_over_ours']:.1f}")
+    print(f"  {'step':<16} {'ours s':>8} {'jwst s':>8}")
+    for name, seconds in s["seconds"]["steps"].items():
+        print(f"  {name:<16} {seconds:>8.3f} {j.get(name, float('nan')):>8.3f}")
 
 
 def _measure_spec2(directory: Path) -> dict:
@@ -129,13 +204,32 @@ def _measure_spec2(directory: Path) -> dict:
     return r
 
 
+def _measure_whole(directory: Path) -> dict:
+    """``calibrate`` on the two files read from disk, its products written: one cold run."""
+    import tempfile
+
+    from services.stage2.spec2 import calibrate
+    from shared.datamodels import read_product, write_output
+    from shared.refdata import LocalReferences
+
+    first, second = _rates(directory)
+    t0 = time.perf_counter()
+    out = calibrate(read_product(first), LocalReferences(refs_dir=directory / "sim" / "refs"),
+                    backgrounds=[read_product(second)], software_version="bench", created=CREATED)
+    with tempfile.TemporaryDirectory(prefix="dms-bench-spec2-") as tmp:
+        for o in out.outputs(first.name):
+            write_output(Path(tmp) / o.filename, o.content)
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "products": [o.suffix for o in out.outputs(first.name)]}
+
+
 def _measure(part: str, directory: Path, result_path: Path) -> None:
     pin_to_one_core()
     import logging
 
     for name in ("services", "shared.pipeline", "shared.refdata"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    measure = {"spec2": _measure_spec2}[part]
+    measure = {"spec2": _measure_spec2, "whole": _measure_whole}[part]
     result_path.write_text(json.dumps(measure(directory), indent=2))
 
 

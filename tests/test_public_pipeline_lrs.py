@@ -12,9 +12,9 @@ archive's rules: SPECWCS, DISTORTION, FLAT (P750L), PATHLOSS and PHOTOM, and an 
 the slit centred on the source, which jwst places from the dither offsets.
 
 jwst's steps that run: assign_wcs, bkg_subtract, srctype, flat_field, pathloss, photom,
-resample_spec and extract_1d; the others are skipped (:data:`SPEC2_SKIP`, with the
-reason), and the reference types that belong to other modes, or that our pipeline does not
-use either, are N/A (:data:`SPEC2_NA`).
+resample_spec and extract_1d; the others are skipped (``benchmarks._jwst.LRS_SPEC2_SKIP``, with
+the reason), and the reference types that belong to other modes, or that our pipeline does not
+use either, are N/A (``LRS_SPEC2_NOT_APPLICABLE``).
 
 Our exposures carry their pointing as jwst reads it for this mode: about the slit's
 reference point (APERNAME MIRIM_SLIT, V2_REF/V3_REF and RA_REF/DEC_REF/ROLL_REF there) with
@@ -48,7 +48,6 @@ Figures are printed (``-s``).
 
 from __future__ import annotations
 
-import json
 import shutil
 import warnings
 from pathlib import Path
@@ -60,7 +59,13 @@ from astropy.io import fits
 from scipy.optimize import curve_fit
 from stdatamodels.jwst import datamodels as dm
 
-from benchmarks._jwst import run_pipeline, step_overrides
+from benchmarks._jwst import (
+    LRS_SPEC2_NOT_APPLICABLE,
+    LRS_SPEC2_SKIP,
+    lrs_extract1d_reference,
+    run_pipeline,
+    step_overrides,
+)
 from services.stage2.spec2 import SPEC2
 from shared.datamodels import read_product
 from shared.refdata import LocalReferences
@@ -69,51 +74,6 @@ from tests.test_spec2_lrs import BAND, NODS, _compared, _gaussian_line, _truth, 
 from tests.test_spec2_lrs import run as run  # noqa: F401  (the LRS chain through the system, shared)
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
-
-# jwst's Spec2Pipeline steps we do not run on MIR_LRS-FIXEDSLIT, and why.
-SPEC2_SKIP = {
-    "badpix_selfcal": "skipped by default upstream",
-    "msa_flagging": "NIRSpec MOS and IFU only",
-    "clean_flicker_noise": "NIRSpec only; skipped by default upstream",
-    "imprint_subtract": "NIRSpec MOS and IFU only",
-    "extract_2d": "not run for MIR_LRS-FIXEDSLIT (NIRSpec, WFSS)",
-    "master_background_mos": "NIRSpec MOS only",
-    "targ_centroid": "needs a target-acquisition verification image; skipped by default upstream",
-    "wavecorr": "NIRSpec only",
-    "straylight": "MIRI MRS only",
-    "fringe": "MIRI MRS only",
-    "residual_fringe": "MIRI MRS only; skipped by default upstream",
-    "barshadow": "NIRSpec MOS only",
-    "wfss_contam": "WFSS only; skipped by default upstream",
-    "adaptive_trace_model": "skipped by default upstream",
-    "pixel_replace": "skipped by default upstream",
-    "cube_build": "IFU only",
-}
-# Reference types of the steps that run which are N/A here: those of other modes
-# (NIRSpec, MRS, WFSS, SOSS); FILTEROFFSET (ours is the imager's, its filters; jwst's LRS
-# WCS reads none); AREA (our photom takes the pixel area from PHOTOM's PIXAR_SR, as jwst's
-# does without an AREA); APCORR (our PHOTOM is calibrated for a point source's whole light
-# and ours applies no aperture correction: a 13-pixel box holds more than 99.97 % of the
-# PSF at 14.5 um); PSF (optimal extraction only; this is a box).
-SPEC2_NA = ({("assign_wcs", t) for t in ("filteroffset", "regions", "wavelengthrange", "camera", "chromcorr",
-                                          "collimator", "disperser", "fore", "fpa", "msa", "ote", "ifupost",
-                                          "ifufore", "ifuslicer")}
-            | {("bkg_subtract", "bkg"), ("bkg_subtract", "wavelengthrange"), ("photom", "area")}
-            | {("flat_field", t) for t in ("fflat", "sflat", "dflat")}
-            | {("extract_1d", t) for t in ("apcorr", "pastasoss", "specprofile", "speckernel", "psf")})
-
-
-def _extract1d_reference(path: Path, width: float) -> Path:
-    """jwst's EXTRACT1D reference (JSON) with our extract_1d's aperture: a box ``width``
-    pixels wide along the slit, centred on the source (``use_source_posn``), over the
-    whole spectrum, no background regions (the nods are subtracted)."""
-    path.write_text(json.dumps({
-        "reftype": "EXTRACT1D", "instrument": "MIRI", "telescope": "JWST", "exp_type": "MIR_LRS-FIXEDSLIT",
-        "description": "our extract_1d's aperture", "apertures": [
-            {"id": "MIR_LRS-FIXEDSLIT", "region_type": "target", "dispaxis": 2, "extract_width": width,
-             "use_source_posn": True, "bkg_order": 0}]}))
-    return path
-
 
 @pytest.fixture(scope="module")
 def lrs(run, tmp_path_factory):  # noqa: F811  (the fixture imported above)
@@ -125,12 +85,12 @@ def lrs(run, tmp_path_factory):  # noqa: F811  (the fixture imported above)
     keywords = dict(read_product(run["out"] / f"{NODS[0]}_rate.fits").keywords)
     chosen, _ = LocalReferences(refs_dir=refs_dir).choose(keywords, list(SPEC2.all_reftypes))
     refs = {t: c.path for t, c in chosen.items() if c.path is not None}
-    refs["extract1d"] = _extract1d_reference(root / "extract1d.json", ExtractParams().width)
+    refs["extract1d"] = lrs_extract1d_reference(root / "extract1d.json", ExtractParams().width)
     for stem in NODS:  # our archived _rate, unchanged
         shutil.copy(run["out"] / f"{stem}_rate.fits", inputs / f"{stem}_rate.fits")
     asns = [shutil.copy(p, inputs / p.name) for p in sorted(run["out"].glob("*_spec2_*_asn.json"))]
     assert len(asns) == len(NODS)
-    steps, ran = step_overrides("calwebb_spec2", refs, SPEC2_SKIP, SPEC2_NA)
+    steps, ran = step_overrides("calwebb_spec2", refs, LRS_SPEC2_SKIP, LRS_SPEC2_NOT_APPLICABLE)
     run_pipeline("calwebb_spec2", asns, steps, root / "jwst", root / "crds", root / "jwst-spec2.log")
     return {**run, "jwst": root / "jwst", "refs": refs, "ran": ran}
 
