@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 from benchmarks._child import max_rss_mb, pin_to_one_core, rss_mb, run_in_child
+from benchmarks._steps import best as best_of
 
 INPUT_DIR = Path("bench-results") / "detector1-input"
 TARGET_SECONDS = 3.0
@@ -166,12 +167,7 @@ def _measure(directory: Path, result_path: Path) -> None:
     io: dict[str, float] = {}
 
     def best(fn, repeat=REPEAT):
-        fastest, value = float("inf"), None
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            value = fn()
-            fastest = min(fastest, time.perf_counter() - t0)
-        return fastest, value
+        return best_of(fn, repeat)
 
     uncal_path = directory / "uncal.fits"
     io["read _uncal"], uncal = best(lambda: read_product(uncal_path))

@@ -8,6 +8,7 @@ them; where it does not (timing formulas) the choice is stated beside the value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "bandpass_element",
     "detector",
     "filter_band",
+    "keyword_pixel_scale",
     "fractional_bandwidth",
     "frame_time",
     "readout_pattern",
@@ -421,6 +423,18 @@ def fractional_bandwidth(element: str) -> float:
 
 # Dispersers in a filter position and the wavelengths they pass (um): the MIRI LRS prism.
 DISPERSER_BANDS: dict[tuple[str, str], tuple[float, float]] = {("MIRI", "P750L"): (5.0, 14.0)}
+
+
+def keyword_pixel_scale(keywords: Mapping) -> float:
+    """An exposure's pixel scale (arcsec/pixel): CDELT1 of its pointing WCS as ingest wrote
+    it, else its DETECTOR's nominal scale. KeyError when it has neither (or an unknown
+    detector)."""
+    if keywords.get("CDELT1"):
+        return abs(float(keywords["CDELT1"])) * 3600.0
+    try:
+        return detector(str(keywords["DETECTOR"])).pixel_scale
+    except UnknownInstrumentError as exc:
+        raise KeyError(str(exc)) from None
 
 
 def filter_band(instrument: str, filter_: str | None, pupil: str | None = None) -> tuple[float, float] | None:

@@ -42,7 +42,7 @@ from services.stage2.steps.photom import apply_photom, photom_keywords, select_p
 from shared.datamodels import FitsProduct, set_cards
 from shared.errors import InputError
 from shared.imaging_wcs import TelescopePointing, fits_gwcs, window_reference
-from shared.instruments import UnknownInstrumentError, detector
+from shared.instruments import keyword_pixel_scale
 from shared.naming import output_name
 from shared.pipeline import (
     Output,
@@ -144,11 +144,9 @@ def _bkg_subtract(s: CalState, a: StepArgs) -> Skip | None:
 
 def _pixel_scale(kw: dict) -> float:
     """The pointing WCS's scale (arcsec/pixel): CDELT1 as ingest wrote it, else the detector's."""
-    if kw.get("CDELT1"):
-        return abs(float(kw["CDELT1"])) * 3600.0
     try:
-        return detector(str(kw["DETECTOR"])).pixel_scale
-    except (KeyError, UnknownInstrumentError) as exc:
+        return keyword_pixel_scale(kw)
+    except KeyError as exc:
         raise InputError(f"{kw.get('FILENAME')}: no CDELT1 and no known DETECTOR for the pixel scale") from exc
 
 

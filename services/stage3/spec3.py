@@ -33,6 +33,7 @@ from services.stage3.steps.combine_1d import combine_spectra
 from shared.datamodels import FitsProduct, card_value, set_cards
 from shared.datamodels.dqflags import PIXEL
 from shared.errors import InputError
+from shared.instruments import keyword_pixel_scale
 from shared.pipeline import (
     Output,
     Pipeline,
@@ -87,13 +88,9 @@ class Spec3State:
 
 
 def _pixel_scale(kw: Mapping) -> float:
-    if kw.get("CDELT1"):
-        return abs(float(kw["CDELT1"])) * 3600.0
-    from shared.instruments import UnknownInstrumentError, detector
-
     try:
-        return detector(str(kw["DETECTOR"])).pixel_scale
-    except (KeyError, UnknownInstrumentError) as exc:
+        return keyword_pixel_scale(kw)
+    except KeyError as exc:
         raise InputError(f"{kw.get('FILENAME')}: no CDELT1 and no known DETECTOR for the pixel scale") from exc
 
 
