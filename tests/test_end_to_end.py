@@ -406,6 +406,12 @@ def test_lrs_slit_spectra_end_to_end(system, webhook, tmp_path):
         r = api.get("/products", params={"program": "3457", "pagesize": 1000})
         listed = r.json()["rows"]
         assert {"X1D", "S2D"} <= {row["productSubGroupDescription"] for row in listed}
+        # the Minimum Recommended Products of the observation: the target's Level-3 spectra
+        obsid = api.get("/observations/jw03457001").json()["obsid"]
+        r = api.get(f"/observations/{obsid}/products", params={"mrp_only": "true"})
+        assert r.status_code == 200, r.text
+        mrp = {row["productFilename"] for row in r.json()["rows"]}
+        assert {f"{level3}_s2d.fits", f"{level3}_x1d.fits"} <= mrp, mrp
         previews = {row["productFilename"] for row in listed if row["productType"] == "PREVIEW"}
         assert {f"{stem}_x1d_preview.png" for stem in [*stems, level3]} <= previews
         for stem in stems:
