@@ -268,3 +268,59 @@ def test_spec2_refuses_what_it_cannot_calibrate(run):
     small = type(other)(other.model_type, dict(other.keywords), window)
     with pytest.raises(InputError, match="same readout window"):
         calibrate(science, refs, backgrounds=[small], software_version="test")
+
+
+def test_a_new_flux_calibration_reprocesses_the_spectra(run, tmp_path):
+    """A calibration team delivers a LRS PHOTOM 2 % higher; a reprocessing request from
+    stage 2 remakes each nod's spectra and the target's, in a copy of the archive: new
+    revisions, 2 % brighter, the references they used named, nothing else remade."""
+    import shutil
+    import sqlite3
+
+    from shared.reprocessing import Scope, request_view, submit
+    from shared.runtime import dispatch_events
+
+    var = tmp_path / "var"
+    archived = Path(run["ctx"].settings.var_dir)
+    shutil.copytree(archived, var)
+    with sqlite3.connect(var / "catalog.db") as db:  # the copy's artifacts are in the copy's store
+        db.execute("UPDATE artifact SET uri = replace(uri, ?, ?)", (f"file://{archived}", f"file://{var}"))
+    ctx, inline = embedded_context(Settings(var_dir=var, _env_file=None))
+    refs_dir = Path(run["sim"].reference_paths[0]).parent
+    with dm.open(str(refs_dir / "jwst_miri_photom_lrs-fixedslit_sim.fits")) as photom:
+        photom.phot_table["photmjsr"] *= 1.02
+        photom.meta.description = "LRS flux calibration, revised: 2 % higher"
+        revised = tmp_path / "jwst_miri_photom_lrs-fixedslit_v2.fits"
+        photom.save(str(revised))
+    delivery = deliver(ctx, [revised], note="revised LRS flux calibration")
+    inline.run_until_idle()
+
+    def current() -> dict[str, int]:
+        with ctx.catalog.session() as s:
+            return {p.filename: p.revision for p in s.scalars(select(Product).where(
+                Product.program_id == "03457", Product.is_current))}
+
+    before = current()
+    view, _, ids = submit(ctx, program="03457", scope=Scope(observations=(1,)), from_stage="stage2",
+                          reason="revised LRS flux calibration")
+    dispatch_events(ctx.catalog, inline, event_ids=ids)
+    done = inline.run_until_idle()
+    assert all(o.status == "ok" for _, o in done), [(t, o.error) for t, o in done if o.status != "ok"]
+    after = current()
+    remade = {n for n, r in after.items() if before.get(n) != r}
+    expected = {f"{stem}_{suffix}.fits" for stem in NODS for suffix in ("cal", "s2d", "x1d")}
+    expected |= {f"{LEVEL3}_s2d.fits", f"{LEVEL3}_x1d.fits"}
+    assert remade == expected, remade ^ expected
+    with ctx.catalog.session() as s:
+        assert request_view(s, view["id"])["state"] == "done"
+        uris = dict(s.execute(select(Product.filename, Artifact.uri).join(Artifact).where(
+            Product.filename.in_(sorted(remade)), Product.is_current, Artifact.kind == ArtifactKind.DATA)).all())
+    for name in (f"{NODS[0]}_x1d.fits", f"{LEVEL3}_x1d.fits"):
+        new = ctx.store.download_uri(uris[name], tmp_path / name)
+        old, newer = fits.getdata(run["out"] / name, "EXTRACT1D"), fits.getdata(new, "EXTRACT1D")
+        both = np.isfinite(old["FLUX"]) & np.isfinite(newer["FLUX"])
+        np.testing.assert_allclose(newer["FLUX"][both] / old["FLUX"][both], 1.02, rtol=1e-5)
+        assert fits.getval(new, "CRDS_CTX") == delivery.context_name
+    assert fits.getval(ctx.store.download_uri(uris[f"{NODS[0]}_cal.fits"], tmp_path / "cal.fits"),
+                       "R_PHOTOM").endswith(revised.name)
+    ctx.catalog.dispose()
