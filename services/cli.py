@@ -74,6 +74,7 @@ RUN_PIPELINES: dict[str, tuple[str, str]] = {
     "spec2": ("services.stage2.commands:SPEC2_COMMAND", "calwebb_spec2 on slit _rate files or spec2 associations"),
     "image3": ("services.stage3.commands:IMAGE3_COMMAND", "calwebb_image3 on a Level-3 association"),
     "tso3": ("services.stage3.commands:TSO3_COMMAND", "calwebb_tso3 on an imaging time-series association"),
+    "spec3": ("services.stage3.commands:SPEC3_COMMAND", "calwebb_spec3 on a slit spectroscopy association (MIRI LRS)"),
 }
 
 # Errors in what the user gave us: reported as one message, exit status 2, no traceback.

@@ -29,6 +29,7 @@ Tolerances (the issue's requirements):
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -274,7 +275,6 @@ def test_a_new_flux_calibration_reprocesses_the_spectra(run, tmp_path):
     """A calibration team delivers a LRS PHOTOM 2 % higher; a reprocessing request from
     stage 2 remakes each nod's spectra and the target's, in a copy of the archive: new
     revisions, 2 % brighter, the references they used named, nothing else remade."""
-    import shutil
     import sqlite3
 
     from shared.reprocessing import Scope, request_view, submit
@@ -324,3 +324,32 @@ def test_a_new_flux_calibration_reprocesses_the_spectra(run, tmp_path):
     assert fits.getval(ctx.store.download_uri(uris[f"{NODS[0]}_cal.fits"], tmp_path / "cal.fits"),
                        "R_PHOTOM").endswith(revised.name)
     ctx.catalog.dispose()
+
+
+def test_dms_run_spec2_and_spec3_on_local_files(run, tmp_path, capsys):
+    """``dms run spec2`` on a nod's archived association and ``dms run spec3`` on the
+    target's, with the simulator's references from a directory: the archive's products,
+    array for array."""
+    from services.stage2.commands import SPEC2_COMMAND
+    from services.stage3.commands import SPEC3_COMMAND
+    from shared.runlocal import run_command
+
+    refs_dir = str(Path(run["sim"].reference_paths[0]).parent)
+    work = tmp_path / "files"
+    work.mkdir()
+    for name in run["names"]:
+        if name.endswith(("_rate.fits", "_cal.fits", "_x1d.fits", "_asn.json")):
+            shutil.copy(run["out"] / name, work / name)
+    spec2_asn = next(n for n in run["names"] if "_spec2_" in n)
+    spec3_asn = next(n for n in run["names"] if "_spec3_" in n)
+    assert run_command(SPEC2_COMMAND, [str(work / spec2_asn), "--refs-dir", refs_dir, "--out", str(tmp_path / "o2")]) == 0
+    assert run_command(SPEC3_COMMAND, [str(work / spec3_asn), "--refs-dir", refs_dir, "--out", str(tmp_path / "o3")]) == 0
+    printed = capsys.readouterr().out
+    assert "extract_1d         COMPLETE" in printed and "combine_1d         COMPLETE" in printed
+    (science,) = parse_level2_asn((work / spec2_asn).read_bytes(), spec2_asn).products
+    stem = science.science.removesuffix("_rate.fits")
+    for made, archived in ((tmp_path / "o2" / f"{stem}_x1d.fits", run["out"] / f"{stem}_x1d.fits"),
+                           (tmp_path / "o3" / f"{LEVEL3}_x1d.fits", run["out"] / f"{LEVEL3}_x1d.fits")):
+        np.testing.assert_array_equal(fits.getdata(made, "EXTRACT1D")["FLUX"], fits.getdata(archived, "EXTRACT1D")["FLUX"])
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "o3" / f"{LEVEL3}_s2d.fits", "SCI"),
+                                  fits.getdata(run["out"] / f"{LEVEL3}_s2d.fits", "SCI"))

@@ -1,4 +1,4 @@
-"""``dms run image3`` / ``dms run tso3``: run stage 3 on a local Level-3 association and
+"""``dms run image3`` / ``dms run tso3`` / ``dms run spec3``: run stage 3 on a local Level-3 association and
 the member files it names (looked for beside it), with no services, like running the
 public pipeline on one's own machine."""
 
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.stage3.asn import parse_level3_asn
 from services.stage3.pipeline import IMAGE3, TSO3, calibrate
+from services.stage3.spec3 import SPEC3
 from services.stage3.refcat import load_astrometric_catalog, read_catalog
 from shared.config import get_settings
 from shared.datamodels import read_product
@@ -17,7 +18,7 @@ from shared.pipeline import Pipeline, PipelineParams
 from shared.refdata import ReferenceProvider
 from shared.runlocal import LocalCommand, LocalResult, NoCommandOptions
 
-__all__ = ["IMAGE3_COMMAND", "TSO3_COMMAND"]
+__all__ = ["IMAGE3_COMMAND", "SPEC3_COMMAND", "TSO3_COMMAND"]
 
 
 class Image3CommandOptions(BaseModel):
@@ -53,3 +54,5 @@ IMAGE3_COMMAND = LocalCommand(IMAGE3, "an image3 *_asn.json (members are read fr
                               Image3CommandOptions)
 TSO3_COMMAND = LocalCommand(TSO3, "a tso3 *_asn.json (members are read from its directory)", _runner(TSO3),
                             NoCommandOptions)
+SPEC3_COMMAND = LocalCommand(SPEC3, "a spec3 *_asn.json of slit nods (the _cal members are read from its directory)",
+                             _runner(SPEC3), NoCommandOptions)
