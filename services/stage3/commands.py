@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.stage3.asn import parse_level3_asn
 from services.stage3.pipeline import IMAGE3, TSO3, calibrate
-from services.stage3.spec3 import SPEC3
 from services.stage3.refcat import load_astrometric_catalog, read_catalog
+from services.stage3.spec3 import SPEC3
 from shared.config import get_settings
 from shared.datamodels import read_product
 from shared.pipeline import Pipeline, PipelineParams
