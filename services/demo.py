@@ -420,19 +420,26 @@ def _demo_spectra(ctx: ServiceContext, inline, description: str, out, seed: int 
         rows = s.execute(select(Product.filename, Artifact.uri).join(Artifact, Artifact.product_id == Product.id)
                          .where(Product.program_id == program, Product.suffix == "x1d", Product.is_current,
                                 Artifact.kind == ArtifactKind.DATA).order_by(Product.filename)).all()
+    truths = {path.name.removesuffix("_truth_spectrum.ecsv"): Table.read(path, format="ascii.ecsv")
+              for path in sorted(result.truth_dir.glob("*_truth_spectrum.ecsv"))}
     for name, uri in rows:
         with fits.open(io.BytesIO(ctx.store.get_uri(uri))) as hdul:
             x = hdul["EXTRACT1D"].data
         stem = name.removesuffix("_x1d.fits")
-        truth = Table.read(result.truth_dir / f"{stem}_truth_spectrum.ecsv", format="ascii.ecsv")
-        order = np.argsort(truth["wavelength"])
-        expected = np.interp(x["WAVELENGTH"], np.asarray(truth["wavelength"])[order],
-                             np.asarray(truth["observed_jy"])[order])
+        # a nod's own truth; the target's Level-3 spectrum: the mean of its nods'
+        of = [truths[stem]] if stem in truths else list(truths.values())
+        expected = np.mean([np.interp(x["WAVELENGTH"], *_increasing(t["wavelength"], t["observed_jy"])) for t in of],
+                           axis=0)
         good = np.isfinite(x["FLUX"]) & (x["DQ"] == 0)
         ratio = float(np.median(x["FLUX"][good] / expected[good]))
         print(f"   {name}: {int(good.sum())} elements, {np.nanmin(x['WAVELENGTH']):.2f}-"
               f"{np.nanmax(x['WAVELENGTH']):.2f} um, median flux {np.median(x['FLUX'][good]) * 1e3:.2f} mJy, "
               f"{ratio:.3f} of the truth")
+
+
+def _increasing(wavelength, values) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(wavelength)
+    return np.asarray(wavelength)[order], np.asarray(values)[order]
 
 
 def fitted_depth(flux: np.ndarray, truth_relative: np.ndarray) -> float:
