@@ -228,10 +228,16 @@ def test_stale_association_and_missing_member(ctx, tmp_path, image3_setup):
     with pytest.raises(InputError, match="00009_nrca1_cal.fits is not archived") as raised:
         handle_association(missing, ctx)
     assert not is_retriable(raised.value)
-    bad = _asn("spec3", "o001", PRODUCT, names)
-    wrong = _archive_asn(ctx, tmp_path, bad, "jw01234-o001_20250101t000000_spec3_00001_asn.json", 1)
-    with pytest.raises(AssociationError, match="stage 3 runs image3, tso3"):
+    bad = _asn("coron3", "o001", PRODUCT, names)
+    wrong = _archive_asn(ctx, tmp_path, bad, "jw01234-o001_20250101t000000_coron3_00001_asn.json", 1)
+    with pytest.raises(AssociationError, match="stage 3 runs image3, tso3, spec3"):
         handle_association(wrong, ctx)
+    # a spec3 association of imaging exposures: refused with the reason, not retried
+    imaging = _archive_asn(ctx, tmp_path, _asn("spec3", "o001", PRODUCT, names),
+                           "jw01234-o001_20250101t000000_spec3_00001_asn.json", 1)
+    with pytest.raises(InputError, match="spec3 combines MIR_LRS-FIXEDSLIT exposures, not NRC_IMAGE") as raised:
+        handle_association(imaging, ctx)
+    assert not is_retriable(raised.value)
 
 
 def _split(ctx, members: int) -> ServiceContext:
