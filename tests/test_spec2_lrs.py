@@ -109,7 +109,7 @@ def test_every_nod_gets_its_spec2_association_and_products(run):
         backgrounds[product.science] = product.backgrounds
     assert backgrounds == {f"{NODS[0]}_rate.fits": (f"{NODS[1]}_rate.fits",),
                            f"{NODS[1]}_rate.fits": (f"{NODS[0]}_rate.fits",)}
-    expected_models = {"cal": dm.ImageModel, "s2d": dm.SlitModel, "x1d": dm.MultiSpecModel}
+    expected_models = {"cal": dm.SlitModel, "s2d": dm.SlitModel, "x1d": dm.MultiSpecModel}  # as jwst writes them
     for stem in NODS:
         for suffix, model in expected_models.items():
             with warnings.catch_warnings():

@@ -227,7 +227,7 @@ def _image(hdul: fits.HDUList, path: Path, suffix: str | None, info: str) -> Ima
     else:
         sci = np.asarray(hdu.data)
         dq = np.asarray(hdul["DQ"].data) if "DQ" in hdul and hdul["DQ"].data is not None else None
-    if ndim == 2 and "WAVELENGTH" in hdul and hdul["WAVELENGTH"].data is not None:
+    if suffix == "s2d" and ndim == 2 and "WAVELENGTH" in hdul and hdul["WAVELENGTH"].data is not None:
         return _spectral_image(sci, dq, np.asarray(hdul["WAVELENGTH"].data, np.float64), hdu.header, suffix, info)
     return ImageSource(
         suffix=suffix, sci=sci, dq=dq, groupdq=groupdq, wcs=_celestial_wcs(hdu.header),

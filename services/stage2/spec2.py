@@ -19,9 +19,9 @@ this mode:
 - extract_1d: the spectrum along the trace at the source's position (``_x1d``, a
   MultiSpecModel), in Jy for a point source.
 
-The ``_cal`` is an ImageModel with a WAVELENGTH extension of its own (each pixel's
-wavelength; NaN off the slit), read by later steps; a spectral gwcs (``meta.wcs``) is not
-written yet.
+The ``_cal`` is a SlitModel, as the public pipeline writes it for this mode, with its
+WAVELENGTH array (each pixel's wavelength; NaN off the slit), read by later steps; a
+spectral gwcs (``meta.wcs``) is not written yet.
 """
 
 from __future__ import annotations
@@ -370,6 +370,7 @@ def run_spec2(
         return {**s.keywords, **prov, **record.status_cards(through), **record.reference_cards(through)}
 
     cal = _product(state, header(state, "photom"), {})
+    cal.model_type = "SlitModel"  # as the public pipeline writes a slit's _cal, its wavelengths included
     if state.wavelength is not None:
         cal.images["WAVELENGTH"] = state.wavelength
     bsub = _product(state.bsub, header(state.bsub, "bkg_subtract"), {}) if state.bsub is not None else None
