@@ -57,6 +57,7 @@ from services.stage2.steps.photom import (
 )
 from services.stage2.steps.srctype import source_type
 from shared.datamodels import FitsProduct, set_cards
+from shared.datamodels.spectra import x1d_product
 from shared.errors import InputError
 from shared.imaging_wcs import TelescopePointing, v23tosky
 from shared.naming import output_name
@@ -81,7 +82,6 @@ from shared.spectra import (
     rectify_slit,
     slit_length,
     slit_trace,
-    spectable_units,
     wavelength_image,
 )
 
@@ -318,20 +318,9 @@ def _s2d_product(s: SpecState, header: dict) -> FitsProduct:
 
 
 def _x1d_product(s: SpecState, header: dict) -> FitsProduct:
-    table = s.x1d
-    units = spectable_units(table)
-    cards = {k: v for k, v in header.items() if not k.startswith(("A_", "B_", "AP_", "BP_"))}
     slit = _slit_cards(s)
-    ext = {**units, "EXTVER": 1, "SLTNAME": slit["SLTNAME"], "SRCTYPE": s.keywords.get("SRCTYPE"),
-           "SRCXPOS": slit["SRCXPOS"], "SRCYPOS": slit["SRCYPOS"]}
-    product = FitsProduct(model_type="MultiSpecModel", tables={"EXTRACT1D": table},
-                          hdu_keywords={"EXTRACT1D": {k: v for k, v in ext.items() if v is not None}})
-    set_cards(product, {k: v for k, v in cards.items() if k not in _IMAGE_ONLY})
-    return product
-
-
-# SCI-header cards of an image product that a table product has no SCI extension for
-_IMAGE_ONLY = frozenset({"BUNIT", "PHOTMJSR", "PHOTUJA2", "PIXAR_SR", "PIXAR_A2", "SRCTYPE", "DISPAXIS"})
+    return x1d_product(s.x1d, header, {"SLTNAME": slit["SLTNAME"], "SRCTYPE": s.keywords.get("SRCTYPE"),
+                                       "SRCXPOS": slit["SRCXPOS"], "SRCYPOS": slit["SRCYPOS"]})
 
 
 def run_spec2(

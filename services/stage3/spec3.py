@@ -32,6 +32,7 @@ from services.stage3.level3 import level3_keywords
 from services.stage3.steps.combine_1d import combine_spectra
 from shared.datamodels import FitsProduct, card_value, set_cards
 from shared.datamodels.dqflags import PIXEL
+from shared.datamodels.spectra import x1d_product
 from shared.errors import InputError
 from shared.instruments import keyword_pixel_scale
 from shared.pipeline import (
@@ -54,7 +55,6 @@ from shared.spectra import (
     rectify_slit,
     slit_length,
     slit_trace,
-    spectable_units,
 )
 
 __all__ = ["SPEC3", "SPEC3_EXP_TYPES", "Spec3Output", "run_spec3"]
@@ -243,14 +243,7 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
                           hdu_keywords={**other, "ERR": {"BUNIT": "MJy/sr"}})
         set_cards(s2d, {**header, "BUNIT": "MJy/sr"})
     if state.x1d is not None:
-        ext = {**spectable_units(state.x1d), "EXTVER": 1, "SLTNAME": header.get("SLTNAME"),
-               "SRCTYPE": header.get("SRCTYPE"), **_SLIT}
-        x1d = FitsProduct(model_type="MultiSpecModel", tables={"EXTRACT1D": state.x1d},
-                          hdu_keywords={"EXTRACT1D": {k: v for k, v in ext.items() if v is not None}})
-        set_cards(x1d, {k: v for k, v in header.items() if k not in _IMAGE_ONLY})
+        x1d = x1d_product(state.x1d, header, {"SLTNAME": header.get("SLTNAME"), "SRCTYPE": header.get("SRCTYPE"),
+                                              **_SLIT})
     return Spec3Output(s2d, x1d, record)
 
-
-# SCI-header cards of an image that a table product has no SCI extension for
-_IMAGE_ONLY = frozenset({"BUNIT", "PHOTMJSR", "PHOTUJA2", "PIXAR_SR", "PIXAR_A2", "SRCTYPE", "DISPAXIS", "SLTNAME",
-                         "SRCXPOS", "SRCYPOS"})
