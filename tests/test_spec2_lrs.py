@@ -28,6 +28,7 @@ Tolerances (the issue's requirements):
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import warnings
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 from scipy.optimize import curve_fit
@@ -207,6 +209,57 @@ def test_source_position_in_the_slit(run, stem):
     header = fits.getheader(run["out"] / f"{stem}_x1d.fits", "EXTRACT1D")
     along = _truth(run, stem).meta["along_arcsec"]
     assert abs(header["SRCXPOS"] - along) < 0.05
+
+
+def _opened_wcs(path: Path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with dm.open(str(path)) as opened:
+            wcs = copy.deepcopy(opened.meta.wcs)  # its lookup tables read before the file closes
+            header = {**fits.getheader(path), **fits.getheader(path, "SCI")}
+            return wcs, np.asarray(opened.wavelength, np.float64), header
+
+
+@pytest.mark.parametrize("stem", NODS)
+def test_products_carry_their_spectral_wcs(run, stem):
+    """The ``_cal`` and ``_s2d`` of a nod open in the public data model with a spectral gwcs
+    (pixels -> RA, Dec, wavelength): at the source's pixels the truth gives (its trace, on
+    each row of the spectrum) it names the target within 0.05" (the target acquisition's
+    error is 0.01" rms) and each pixel's own WAVELENGTH; the way back from the target at a
+    wavelength lands on that wavelength's row and within 0.3 px of the source; the
+    ``_s2d``'s column of the source names the target too, at the wavelengths of its rows.
+    The Level-3 ``_s2d``'s middle column (the source) names the target."""
+    truth = _truth(run, stem)
+    rows, source_x = np.asarray(truth["row"]), np.asarray(truth["source_x"], np.float64)
+    cal_wcs, cal_wl, header = _opened_wcs(run["out"] / f"{stem}_cal.fits")
+    target = SkyCoord(header["TARG_RA"], header["TARG_DEC"], unit="deg")
+    assert list(cal_wcs.available_frames) == ["detector", "v2v3", "world"]
+    ra, dec, wl = cal_wcs(source_x, rows.astype(np.float64))
+    off = target.separation(SkyCoord(ra, dec, unit="deg")).to_value("arcsec")
+    on_wl = cal_wl[rows, np.round(source_x).astype(int)]
+    x_back, y_back = cal_wcs.invert(np.full(rows.size, header["TARG_RA"]), np.full(rows.size, header["TARG_DEC"]), wl)
+    print(f"\n{stem}_cal: gwcs at the source {np.median(off):.4f}\" (max {off.max():.4f}\") from the target; "
+          f"back: rows {np.abs(y_back - rows).max():.1e}, columns {np.abs(x_back - source_x).max():.3f} px")
+    assert off.max() < 0.05
+    assert np.allclose(wl, on_wl, rtol=0, atol=1e-6)
+    assert np.abs(y_back - rows).max() < 1e-6 and np.abs(x_back - source_x).max() < 0.3
+    s2d_wcs, s2d_wl, s2d_header = _opened_wcs(run["out"] / f"{stem}_s2d.fits")
+    assert list(s2d_wcs.available_frames) == ["detector", "v2v3", "world"]
+    ny, nx = s2d_wl.shape
+    half = (nx - 1) / 2.0  # the grid's columns are centred on the trace
+    column = half + s2d_header["SRCXPOS"] / LRS.pixel_scale
+    r = np.arange(ny, dtype=np.float64)
+    ra, dec, wl = s2d_wcs(np.full(ny, column), r)
+    off = target.separation(SkyCoord(ra, dec, unit="deg")).to_value("arcsec")
+    assert off.max() < 0.05
+    assert np.allclose(wl, s2d_wl[:, int(round(column))], rtol=0, atol=1e-6)
+    l3_wcs, l3_wl, _ = _opened_wcs(run["out"] / f"{LEVEL3}_s2d.fits")
+    ny, nx = l3_wl.shape
+    ra, dec, wl = l3_wcs(np.full(ny, (nx - 1) / 2.0), np.arange(ny, dtype=np.float64))
+    off3 = target.separation(SkyCoord(ra, dec, unit="deg")).to_value("arcsec")
+    print(f"{stem}_s2d: the source's column {np.median(off):.4f}\" from the target; Level 3 {np.median(off3):.4f}\"")
+    assert off3.max() < 0.05
+    assert np.allclose(wl, l3_wl[:, nx // 2], rtol=0, atol=1e-6)
 
 
 def test_level3_combines_the_nods_on_the_source(run):

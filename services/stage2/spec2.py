@@ -8,7 +8,8 @@ this mode:
 
 - bkg_subtract: the other nod position(s) of the Level-2 association subtracted (the
   imaging step's kernels: the backgrounds averaged, their variance added);
-- assign_wcs: the trace and the wavelength of every pixel on the slit from SPECWCS; the
+- assign_wcs: the trace and the wavelength of every pixel on the slit from SPECWCS, and the
+  spectral gwcs (with the DISTORTION reference and the pointing); the
   source's position in the slit from the pointing, the DISTORTION reference and the
   target's coordinates (TARG_RA/TARG_DEC); the slit's footprint on the sky (S_REGION);
 - srctype: POINT or EXTENDED (:mod:`steps.srctype`);
@@ -20,8 +21,9 @@ this mode:
   MultiSpecModel), in Jy for a point source.
 
 The ``_cal`` is a SlitModel, as the public pipeline writes it for this mode, with its
-WAVELENGTH array (each pixel's wavelength; NaN off the slit), read by later steps; a
-spectral gwcs (``meta.wcs``) is not written yet.
+WAVELENGTH array (each pixel's wavelength; NaN off the slit), read by later steps, and
+its spectral gwcs at ``meta.wcs`` (pixels to RA, Dec and wavelength,
+:mod:`shared.spectra.wcs`); the ``_s2d`` carries the gwcs of its rectified grid.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ from shared.spectra import (
     slit_trace,
     wavelength_image,
 )
+from shared.spectra.wcs import rectified_gwcs, slit_gwcs
 
 __all__ = ["SLIT_EXP_TYPES", "SPEC2", "Spec2Options", "Spec2Output", "SpecState", "calibrate", "run_spec2"]
 
@@ -143,6 +146,13 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
     s.source = _source_position(s, a, trace)
     s.keywords.update(_slit_cards(s))  # the source's place, for stage 3 to combine the nods on it
     pointing = [kw.get(k) for k in ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")]
+    if all(v is not None for v in pointing) and "distortion" in a.refs:
+        ny, nx = s.sci.shape
+        s.gwcs = slit_gwcs(_distortion_model(a.refs["distortion"]), TelescopePointing.from_keywords(kw), trace,
+                           s.half_length, xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)),
+                           xsize=nx, ysize=ny)
+    else:
+        a.note("assign_wcs: no spectral gwcs (meta.wcs) without the DISTORTION reference and the pointing")
     if all(v is not None for v in pointing):
         v2, v3 = ([float(ref.header[f"{axis}VERT{i}"]) for i in range(1, 5)] for axis in ("V2", "V3"))
         ra, dec = v23tosky(TelescopePointing.from_keywords(kw))(np.array(v2), np.array(v3))
@@ -311,7 +321,9 @@ def _slit_cards(s: SpecState) -> dict[str, Any]:
 def _s2d_product(s: SpecState, header: dict) -> FitsProduct:
     r = s.s2d
     images = {"SCI": r.sci, "DQ": r.dq, "ERR": r.err, "WAVELENGTH": r.wavelength, **r.variances}
-    product = FitsProduct(model_type="SlitModel", images=images, hdu_keywords={"ERR": {"BUNIT": s.bunit}})
+    wcs = {} if s.gwcs is None else {"meta.wcs": rectified_gwcs(s.gwcs, s.trace, r.rows, r.offsets)}
+    product = FitsProduct(model_type="SlitModel", images=images, hdu_keywords={"ERR": {"BUNIT": s.bunit}},
+                          extra_meta=wcs)
     cards = {k: v for k, v in header.items() if not k.startswith(("A_", "B_", "AP_", "BP_"))}
     set_cards(product, {**cards, **_slit_cards(s), "BUNIT": s.bunit})
     return product

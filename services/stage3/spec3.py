@@ -11,6 +11,8 @@ No I/O: the members and loaded references in, products out. Steps (:data:`SPEC3`
   variances ``sum(w^2 var) / (sum w)^2``, DQ the OR of the members used; a pixel no member
   covers is NaN and DO_NOT_USE. The nod-subtracted members hold the other nod as a
   negative trace, which the combination keeps 2 x the nod throw either side of the source.
+  The ``_s2d``'s gwcs (``meta.wcs``) is the first member's on that grid
+  (:func:`shared.spectra.wcs.rectified_gwcs`): its columns are sky offsets from the source.
 - extract_1d: each member's spectrum extracted from its ``_cal`` at its source (the
   stage-2 kernel, :func:`shared.spectra.boxcar_extract`: independent pixels, honest errors);
 - combine_1d: those spectra averaged per element with inverse-variance weights
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +59,7 @@ from shared.spectra import (
     slit_length,
     slit_trace,
 )
+from shared.spectra.wcs import rectified_gwcs
 
 __all__ = ["SPEC3", "SPEC3_EXP_TYPES", "Spec3Output", "run_spec3"]
 
@@ -76,6 +80,7 @@ class SlitExposure:
     keywords: dict
     along: float
     trace: SlitTrace | None = None
+    gwcs: Any = None  # its spectral gwcs (meta.wcs), when spec2 made one
 
 
 @dataclass
@@ -110,7 +115,7 @@ def _exposure(product: FitsProduct) -> SlitExposure:
         raise InputError(f"{name}: SCI of shape {sci.shape} is not one image")
     variances = {k: np.asarray(product.images[k], np.float64) for k in _VARIANCES if k in product.images}
     return SlitExposure(name, sci, np.asarray(product.images["DQ"], np.uint32), variances, kw,
-                        float(kw["SRCXPOS"]) / _pixel_scale(kw))
+                        float(kw["SRCXPOS"]) / _pixel_scale(kw), gwcs=product.extra_meta.get("meta.wcs"))
 
 
 def _traces(s: Spec3State, ref: Reference) -> None:
@@ -238,9 +243,12 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
     s2d = x1d = None
     if state.s2d is not None:
         r = state.s2d
+        first = state.members[0]  # the grid is centred on the source: its sky is the first member's there
+        wcs = ({} if first.gwcs is None
+               else {"meta.wcs": rectified_gwcs(first.gwcs, first.trace, r.rows, r.offsets, first.along)})
         s2d = FitsProduct(model_type="SlitModel",
                           images={"SCI": r.sci, "DQ": r.dq, "ERR": r.err, "WAVELENGTH": r.wavelength, **r.variances},
-                          hdu_keywords={**other, "ERR": {"BUNIT": "MJy/sr"}})
+                          hdu_keywords={**other, "ERR": {"BUNIT": "MJy/sr"}}, extra_meta=wcs)
         set_cards(s2d, {**header, "BUNIT": "MJy/sr"})
     if state.x1d is not None:
         x1d = x1d_product(state.x1d, header, {"SLTNAME": header.get("SLTNAME"), "SRCTYPE": header.get("SRCTYPE"),

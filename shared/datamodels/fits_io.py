@@ -10,6 +10,7 @@ keyword rides in the tree (``FitsProduct.extra_meta``), above all the gwcs at
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 from collections.abc import Mapping
@@ -243,13 +244,16 @@ _GWCS_TAG = b"tag:stsci.edu:gwcs/wcs-"
 def _tree_extras(hdu: fits.BinTableHDU, path: str | Path) -> dict[str, Any]:
     """``{"meta.wcs": gwcs}`` when the ASDF HDU holds a gwcs there, else empty (the tree
     is parsed only then). The tree is read lazily: a file the public pipeline wrote refers
-    to its FITS arrays from the tree, and only ``meta.wcs`` is converted here."""
+    to its FITS arrays from the tree, and only ``meta.wcs`` is converted here, its own arrays
+    (a spectral gwcs's lookup tables) copied out before the file closes."""
     raw = hdu.data["ASDF_METADATA"][0].tobytes() if hdu.data is not None and len(hdu.data) else b""
     if _GWCS_TAG not in raw:
         return {}
     try:
         with asdf.open(io.BytesIO(raw), lazy_load=True, lazy_tree=True, memmap=False) as af:
             wcs = (af.tree.get("meta") or {}).get("wcs")
+            if wcs is not None:  # its own arrays (lookup tables) are read now, before the file closes
+                wcs = copy.deepcopy(wcs)
     except Exception as exc:  # asdf, yaml and the gwcs converters raise their own
         raise MalformedProductError(f"{path}: the ASDF extension does not parse ({exc})") from exc
     return {} if wcs is None else {"meta.wcs": wcs}
