@@ -24,8 +24,9 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["LRS_SPEC2_NOT_APPLICABLE", "LRS_SPEC2_SKIP", "SERVER_CONFIG", "crds_env", "lrs_extract1d_reference",
-           "network_isolation", "run_pipeline", "step_logged_seconds", "step_overrides", "strun_arguments"]
+__all__ = ["LRS_SPEC2_NOT_APPLICABLE", "LRS_SPEC2_SKIP", "LRS_SPEC3_NOT_APPLICABLE", "LRS_SPEC3_SKIP", "SERVER_CONFIG",
+           "crds_env", "lrs_extract1d_reference", "network_isolation", "run_pipeline", "step_logged_seconds",
+           "step_overrides", "strun_arguments"]
 
 SERVER_CONFIG = {  # what CRDS reads instead of asking a server
     "observatory": "jwst",
@@ -41,6 +42,7 @@ PIPELINES = {
     "calwebb_image2": "jwst.pipeline.Image2Pipeline",
     "calwebb_image3": "jwst.pipeline.Image3Pipeline",
     "calwebb_spec2": "jwst.pipeline.Spec2Pipeline",
+    "calwebb_spec3": "jwst.pipeline.Spec3Pipeline",
 }
 
 
@@ -183,6 +185,20 @@ LRS_SPEC2_NOT_APPLICABLE = ({("assign_wcs", t) for t in ("filteroffset", "region
             | {("bkg_subtract", "bkg"), ("bkg_subtract", "wavelengthrange"), ("photom", "area")}
             | {("flat_field", t) for t in ("fflat", "sflat", "dflat")}
             | {("extract_1d", t) for t in ("apcorr", "pastasoss", "specprofile", "speckernel", "psf")})
+
+
+# calwebb_spec3 on our MIRI LRS slit _cal (tests/test_public_pipeline_lrs.py): the steps we do
+# not run, and why; the extract_1d reference types that are N/A as for spec2.
+LRS_SPEC3_SKIP = {
+    "assign_mtwcs": "moving targets only",
+    "master_background": "each nod's _cal is already nod-subtracted (spec2's bkg_subtract)",
+    "adaptive_trace_model": "skipped by default upstream",
+    "pixel_replace": "skipped by default upstream",
+    "cube_build": "IFU only",
+    "photom": "NIRISS SOSS only in spec3",
+    "spectral_leak": "MIRI MRS only",
+}
+LRS_SPEC3_NOT_APPLICABLE = {("extract_1d", t) for t in ("apcorr", "pastasoss", "specprofile", "speckernel", "psf")}
 
 
 def lrs_extract1d_reference(path: Path, width: float) -> Path:

@@ -35,12 +35,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["circle_region", "file_region", "parse_region", "polygon_centre", "polygon_contains", "polygon_radius",
-           "polygon_region", "region_centre", "region_contains", "regions_overlap", "separation", "window_region"]
+           "polygon_region", "region_centre", "region_contains", "regions_overlap", "s_region_keyword", "separation",
+           "window_region"]
 
 
 def polygon_region(corners: Sequence[tuple[float, float]]) -> str:
     """``POLYGON ICRS ra1 dec1 ra2 dec2 ...`` (degrees) through ``corners``."""
     return "POLYGON ICRS " + " ".join(f"{ra % 360.0:.9f} {dec:.9f}" for ra, dec in corners)
+
+
+def s_region_keyword(corners: Sequence[tuple[float, float]]) -> str:
+    """The S_REGION keyword of a product through ``corners`` (degrees), as the public
+    pipeline writes it: ``POLYGON ICRS  ra1 dec1 ...``, two spaces after the frame (jwst's
+    MIRI LRS resample_spec reads the corners by splitting on single spaces and counts on
+    them). :func:`parse_region` reads either form."""
+    return "POLYGON ICRS  " + " ".join(f"{ra % 360.0:.9f} {dec:.9f}" for ra, dec in corners)
 
 
 def circle_region(ra: float, dec: float, radius: float) -> str:

@@ -21,7 +21,8 @@ Tolerances (the issue's requirements):
 - nod subtraction: the mean of the nod-subtracted ``_cal`` over the slit's pixels away
   from both nod positions below 1 % of the sky there (the sky from the same exposure
   calibrated without its background);
-- the source's place along the slit (SRCXPOS) within 0.05" of the truth;
+- the source's place (SRCXPOS/SRCYPOS, the pixel it images at undispersed) within 0.05" of
+  the truth;
 - Level 3: the same flux and error tolerances for the combined ``_x1d`` (measured 0.999
   and 1.03), whose errors are those of the nods over sqrt(2) (median ratio within 0.65-0.78).
 """
@@ -206,9 +207,19 @@ def test_nod_subtraction_leaves_no_sky(run):
 
 @pytest.mark.parametrize("stem", NODS)
 def test_source_position_in_the_slit(run, stem):
-    header = fits.getheader(run["out"] / f"{stem}_x1d.fits", "EXTRACT1D")
-    along = _truth(run, stem).meta["along_arcsec"]
-    assert abs(header["SRCXPOS"] - along) < 0.05
+    """SRCXPOS/SRCYPOS, as the public pipeline gives them for the LRS slit: the pixel where the
+    source images undispersed (``_cal``), its column and row on the rectified grid
+    (``_s2d``, ``_x1d``)."""
+    truth = _truth(run, stem).meta
+    cal = fits.getheader(run["out"] / f"{stem}_cal.fits", "SCI")
+    within = 0.05 / LRS.pixel_scale  # 0.05"
+    assert abs(cal["SRCXPOS"] - truth["x"]) < within and abs(cal["SRCYPOS"] - truth["y"]) < within
+    s2d = fits.getheader(run["out"] / f"{stem}_s2d.fits", "SCI")
+    x1d = fits.getheader(run["out"] / f"{stem}_x1d.fits", "EXTRACT1D")
+    half = (s2d["NAXIS1"] - 1) / 2.0  # the grid's columns are centred on the trace
+    along = truth["along_arcsec"] / LRS.pixel_scale
+    assert abs(s2d["SRCXPOS"] - (half + along)) < within
+    assert (x1d["SRCXPOS"], x1d["SRCYPOS"]) == (s2d["SRCXPOS"], s2d["SRCYPOS"])
 
 
 def _opened_wcs(path: Path):
@@ -246,8 +257,7 @@ def test_products_carry_their_spectral_wcs(run, stem):
     s2d_wcs, s2d_wl, s2d_header = _opened_wcs(run["out"] / f"{stem}_s2d.fits")
     assert list(s2d_wcs.available_frames) == ["detector", "v2v3", "world"]
     ny, nx = s2d_wl.shape
-    half = (nx - 1) / 2.0  # the grid's columns are centred on the trace
-    column = half + s2d_header["SRCXPOS"] / LRS.pixel_scale
+    column = s2d_header["SRCXPOS"]  # the source's column on the grid
     r = np.arange(ny, dtype=np.float64)
     ra, dec, wl = s2d_wcs(np.full(ny, column), r)
     off = target.separation(SkyCoord(ra, dec, unit="deg")).to_value("arcsec")

@@ -113,6 +113,7 @@ class SpecState(CalState):
     wavelength: np.ndarray | None = None
     half_length: float = 0.0
     source: tuple[float, float] = (0.0, 0.0)
+    source_pixel: tuple[float, float] = (0.0, 0.0)  # window (x, y) of the source, undispersed
     s2d: Rectified | None = None
     x1d: np.ndarray | None = None
 
@@ -143,7 +144,9 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
     s.half_length = 0.5 * length / _pixel_scale(kw)
     s.trace = trace
     s.wavelength = wavelength_image(trace, s.sci.shape[1], s.half_length)
-    s.source = _source_position(s, a, trace)
+    s.source_pixel = _source_position(s, a, trace)
+    x_src, y_src = s.source_pixel
+    s.source = (x_src - float(np.interp(y_src, trace.rows, trace.x[trace.rows])), y_src - trace.ref[1])
     s.keywords.update(_slit_cards(s))  # the source's place, for stage 3 to combine the nods on it
     pointing = [kw.get(k) for k in ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")]
     if all(v is not None for v in pointing) and "distortion" in a.refs:
@@ -151,6 +154,9 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
         s.gwcs = slit_gwcs(_distortion_model(a.refs["distortion"]), TelescopePointing.from_keywords(kw), trace,
                            s.half_length, xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)),
                            xsize=nx, ysize=ny)
+        # where the source sits on the sky, by which the public extract_1d centres its aperture
+        ra, dec, _ = s.gwcs(*s.source_pixel)
+        s.keywords["DITH_RA"], s.keywords["DITH_DEC"] = float(ra), float(dec)
     else:
         a.note("assign_wcs: no spectral gwcs (meta.wcs) without the DISTORTION reference and the pointing")
     if all(v is not None for v in pointing):
@@ -165,20 +171,19 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
 
 
 def _source_position(s: SpecState, a: StepArgs, trace: SlitTrace) -> tuple[float, float]:
-    """Pixels from the slit centre (along the slit, across it) of the target: its
-    coordinates through the exposure's imaging WCS (pointing and DISTORTION); the slit
-    centre when that cannot be known (noted)."""
+    """The window pixel (x, y) where the target images undispersed: its coordinates through
+    the exposure's imaging WCS (pointing and DISTORTION); the slit's reference point when
+    that cannot be known (noted)."""
     kw = s.keywords
     needed = ("TARG_RA", "TARG_DEC", "RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")
     if "distortion" not in a.refs or any(kw.get(k) is None for k in needed):
         a.note("assign_wcs: the source is taken to be at the slit centre (no DISTORTION reference or pointing)")
-        return 0.0, 0.0
+        return trace.ref
     ny, nx = s.sci.shape
     _, wcs = exposure_wcs(_distortion_model(a.refs["distortion"]), TelescopePointing.from_keywords(kw),
                           xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)), xsize=nx, ysize=ny)
     xt, yt = (float(v) for v in wcs.all_world2pix(float(kw["TARG_RA"]), float(kw["TARG_DEC"]), 0))
-    along = xt - float(np.interp(yt, trace.rows, trace.x[trace.rows]))
-    return along, yt - trace.ref[1]
+    return xt, yt
 
 
 def _srctype(s: SpecState, a: StepArgs) -> Skip | None:
@@ -311,11 +316,20 @@ class Spec2Output(Recorded):
 
 
 def _slit_cards(s: SpecState) -> dict[str, Any]:
-    """The slit's own keywords (SCI header of an ``_s2d``): its name and the source's
-    position in it (arcsec from the centre)."""
-    scale = _pixel_scale(s.keywords)
-    return {"SLTNAME": str(s.keywords.get("EXP_TYPE", "slit")), "SRCXPOS": s.source[0] * scale,
-            "SRCYPOS": s.source[1] * scale}
+    """The slit's own keywords (SCI header): its name and where the source is, SRCXPOS and
+    SRCYPOS, as the public pipeline gives them for this mode: the 0-based pixel of the
+    product's own grid, here the window's pixel where the source images undispersed (on
+    the ``_s2d``, its column and row there: :func:`_rectified_cards`)."""
+    return {"SLTNAME": str(s.keywords.get("EXP_TYPE", "slit")), "SRCXPOS": s.source_pixel[0],
+            "SRCYPOS": s.source_pixel[1]}
+
+
+def _rectified_cards(s: SpecState) -> dict[str, Any]:
+    """SRCXPOS/SRCYPOS on the rectified grid (the ``_s2d``, and the ``_x1d`` made beside it,
+    as the public pipeline carries them over): the source's column and its row's."""
+    r = s.s2d
+    return {**_slit_cards(s), "SRCXPOS": s.source[0] - float(r.offsets[0]),
+            "SRCYPOS": s.source_pixel[1] - float(r.rows[0])}
 
 
 def _s2d_product(s: SpecState, header: dict) -> FitsProduct:
@@ -325,12 +339,12 @@ def _s2d_product(s: SpecState, header: dict) -> FitsProduct:
     product = FitsProduct(model_type="SlitModel", images=images, hdu_keywords={"ERR": {"BUNIT": s.bunit}},
                           extra_meta=wcs)
     cards = {k: v for k, v in header.items() if not k.startswith(("A_", "B_", "AP_", "BP_"))}
-    set_cards(product, {**cards, **_slit_cards(s), "BUNIT": s.bunit})
+    set_cards(product, {**cards, **_rectified_cards(s), "BUNIT": s.bunit})
     return product
 
 
 def _x1d_product(s: SpecState, header: dict) -> FitsProduct:
-    slit = _slit_cards(s)
+    slit = _slit_cards(s) if s.s2d is None else _rectified_cards(s)
     return x1d_product(s.x1d, header, {"SLTNAME": slit["SLTNAME"], "SRCTYPE": s.keywords.get("SRCTYPE"),
                                        "SRCXPOS": slit["SRCXPOS"], "SRCYPOS": slit["SRCYPOS"]})
 

@@ -16,6 +16,7 @@ from astropy.wcs import WCS
 
 from services.stage3.products import WCS_CARD, card_value, replace_wcs, set_keywords
 from shared.datamodels import FitsProduct
+from shared.footprints import s_region_keyword
 from shared.imaging_wcs import fits_gwcs
 
 __all__ = ["i2d_product", "level3_keywords", "pixel_area_cards", "s_region", "segm_product"]
@@ -55,7 +56,7 @@ def level3_keywords(members: Sequence[FitsProduct]) -> tuple[dict, dict]:
 
 
 def s_region(wcs: WCS, covered: np.ndarray) -> str:
-    """``POLYGON ICRS`` of the corners of the bounding box of the covered pixels."""
+    """S_REGION of the corners of the bounding box of the covered pixels."""
     ys, xs = np.nonzero(covered)
     if xs.size == 0:
         ny, nx = covered.shape
@@ -63,7 +64,7 @@ def s_region(wcs: WCS, covered: np.ndarray) -> str:
     x = np.array([xs.min() - 0.5, xs.max() + 0.5, xs.max() + 0.5, xs.min() - 0.5])
     y = np.array([ys.min() - 0.5, ys.min() - 0.5, ys.max() + 0.5, ys.max() + 0.5])
     ra, dec = wcs.pixel_to_world_values(x, y)
-    return "POLYGON ICRS " + " ".join(f"{a % 360.0:.9f} {d:.9f}" for a, d in zip(ra, dec, strict=True))
+    return s_region_keyword([(float(a), float(d)) for a, d in zip(ra, dec, strict=True)])
 
 
 def pixel_area_cards(wcs: WCS) -> dict:

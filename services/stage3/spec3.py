@@ -5,8 +5,8 @@ into the Level-3 ``_s2d`` and ``_x1d`` of the source.
 No I/O: the members and loaded references in, products out. Steps (:data:`SPEC3`):
 
 - resample_spec (SPECWCS): each member's slit rectified onto whole pixels of slit
-  coordinate centred on *its source* (the trace plus SRCXPOS, which spec2's assign_wcs
-  found from the pointing), so the nods line up on the source; the members averaged per
+  coordinate centred on *its source* (where SRCXPOS/SRCYPOS, which spec2's assign_wcs
+  found from the pointing, put it along the slit), so the nods line up on the source; the members averaged per
   pixel with inverse read-noise-variance weights (the public pipeline's ``ivm``),
   variances ``sum(w^2 var) / (sum w)^2``, DQ the OR of the members used; a pixel no member
   covers is NaN and DO_NOT_USE. The nod-subtracted members hold the other nod as a
@@ -78,7 +78,8 @@ class SlitExposure:
     dq: np.ndarray
     variances: dict[str, np.ndarray]
     keywords: dict
-    along: float
+    source_pixel: tuple[float, float]  # SRCXPOS, SRCYPOS: where the source images undispersed
+    along: float = 0.0
     trace: SlitTrace | None = None
     gwcs: Any = None  # its spectral gwcs (meta.wcs), when spec2 made one
 
@@ -107,15 +108,15 @@ def _exposure(product: FitsProduct) -> SlitExposure:
         raise InputError(f"{name} lacks the {', '.join(missing)} array(s) of a calibrated slit exposure")
     if str(card_value(product, "BUNIT") or "") != "MJy/sr" or kw.get("PIXAR_SR") is None:
         raise InputError(f"{name} is not flux-calibrated (BUNIT MJy/sr and PIXAR_SR): spec2's photom did not run")
-    if kw.get("SRCXPOS") is None:
-        raise InputError(f"{name} does not say where its source is in the slit (SRCXPOS): spec2's assign_wcs "
-                         "did not run")
+    if kw.get("SRCXPOS") is None or kw.get("SRCYPOS") is None:
+        raise InputError(f"{name} does not say where its source is in the slit (SRCXPOS, SRCYPOS): spec2's "
+                         "assign_wcs did not run")
     sci = np.asarray(product.images["SCI"], np.float64)
     if sci.ndim != 2:
         raise InputError(f"{name}: SCI of shape {sci.shape} is not one image")
     variances = {k: np.asarray(product.images[k], np.float64) for k in _VARIANCES if k in product.images}
     return SlitExposure(name, sci, np.asarray(product.images["DQ"], np.uint32), variances, kw,
-                        float(kw["SRCXPOS"]) / _pixel_scale(kw), gwcs=product.extra_meta.get("meta.wcs"))
+                        (float(kw["SRCXPOS"]), float(kw["SRCYPOS"])), gwcs=product.extra_meta.get("meta.wcs"))
 
 
 def _traces(s: Spec3State, ref: Reference) -> None:
@@ -129,6 +130,8 @@ def _traces(s: Spec3State, ref: Reference) -> None:
             kw = m.keywords
             m.trace = slit_trace(ref.tables.get("WAVETABLE"), x_ref, y_ref, xstart=int(kw.get("SUBSTRT1", 1)),
                                  ystart=int(kw.get("SUBSTRT2", 1)), ny=m.sci.shape[0])
+            x_src, y_src = m.source_pixel  # its place along the slit: from the trace at its row
+            m.along = x_src - float(np.interp(y_src, m.trace.rows, m.trace.x[m.trace.rows]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
     rows = {tuple(m.trace.rows) for m in s.members}
@@ -219,13 +222,10 @@ class Spec3Output(Recorded):
                 if product is not None]
 
 
-_SLIT = {"SRCXPOS": 0.0, "SRCYPOS": 0.0}  # the combined products are centred on the source
-
-
 def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
               refs: Mapping[str, Reference] | None = None, software_version: str, created: str | None = None,
               context: str | None = None, asn_table: str | None = None) -> Spec3Output:
-    """calwebb_spec3 on a nodded slit's ``_cal`` members (spec2's: MJy/sr, SRCXPOS) with
+    """calwebb_spec3 on a nodded slit's ``_cal`` members (spec2's: MJy/sr, SRCXPOS/SRCYPOS) with
     loaded references (SPECWCS). InputError for unusable members (the message names them)."""
     if not members:
         raise InputError("spec3 needs at least one member")
@@ -239,7 +239,11 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
     keywords, other = level3_keywords(members)
     header = {**keywords, **provenance_cards(software_version=software_version, created=created, context=context,
                                              asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool")),
-              **record.status_cards(), **record.reference_cards(), **_SLIT}
+              **record.status_cards(), **record.reference_cards()}
+    header.pop("SRCXPOS", None), header.pop("SRCYPOS", None)  # the members' own, on their grids
+    if state.s2d is not None:  # the source on the combined grid: its middle column, the first member's row
+        header |= {"SRCXPOS": -float(state.s2d.offsets[0]),
+                   "SRCYPOS": state.members[0].source_pixel[1] - float(state.s2d.rows[0])}
     s2d = x1d = None
     if state.s2d is not None:
         r = state.s2d
@@ -251,7 +255,6 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
                           hdu_keywords={**other, "ERR": {"BUNIT": "MJy/sr"}}, extra_meta=wcs)
         set_cards(s2d, {**header, "BUNIT": "MJy/sr"})
     if state.x1d is not None:
-        x1d = x1d_product(state.x1d, header, {"SLTNAME": header.get("SLTNAME"), "SRCTYPE": header.get("SRCTYPE"),
-                                              **_SLIT})
+        x1d = x1d_product(state.x1d, header, {k: header.get(k) for k in ("SLTNAME", "SRCTYPE", "SRCXPOS", "SRCYPOS")})
     return Spec3Output(s2d, x1d, record)
 

@@ -176,6 +176,8 @@ KEYWORDS: dict[str, Keyword] = {
     "NUMDTHPT": _k("meta.dither.total_points", "Total number of points in pattern"),
     "PATT_NUM": _k("meta.dither.position_number", "Position number in primary pattern"),
     "XOFFSET": _k("meta.dither.x_offset", "x offset from pattern starting position [arcsec]"),
+    "DITH_RA": _k("meta.dither.dithered_ra", "RA of dithered pointing location [deg]"),
+    "DITH_DEC": _k("meta.dither.dithered_dec", "Dec of dithered pointing location [deg]"),
     "YOFFSET": _k("meta.dither.y_offset", "y offset from pattern starting position [arcsec]"),
     # aperture and pointing
     "APERNAME": _k("meta.aperture.name", "PRD science aperture used"),
@@ -228,8 +230,8 @@ KEYWORDS: dict[str, Keyword] = {
     # A slit's own keywords (SlitModel, and a MultiSpecModel's spectra): the model's slit
     # attributes, not under meta; in the SCI header (a spectrum's: its EXTRACT1D header).
     "SLTNAME": _k("name", "Name of the slit", "SCI"),
-    "SRCXPOS": _k("source_xpos", "Source position in slit (x-direction), arcsec", "SCI"),
-    "SRCYPOS": _k("source_ypos", "Source position in slit (y-direction), arcsec", "SCI"),
+    "SRCXPOS": _k("source_xpos", "Source position in slit (x-direction)", "SCI"),
+    "SRCYPOS": _k("source_ypos", "Source position in slit (y-direction)", "SCI"),
     "SRCTYPE": _k("meta.target.source_type", "Source type used for calibration", "SCI"),
     "PHOTMJSR": _k("meta.photometry.conversion_megajanskys", "Flux density (MJy/sr) producing 1 DN/s", "SCI"),
     "PHOTUJA2": _k("meta.photometry.conversion_microjanskys", "Flux density (uJy/arcsec2) producing 1 DN/s", "SCI"),

@@ -25,6 +25,7 @@ import numpy as np
 from astropy.modeling import Model
 from astropy.wcs import WCS
 
+from shared.footprints import s_region_keyword
 from shared.imaging_wcs import TelescopePointing, fits_approximation, fits_gwcs, imaging_gwcs
 from shared.wcs import wcs_header, window_wcs
 
@@ -82,5 +83,5 @@ def footprint(wcs: WCS, shape: tuple[int, int]) -> np.ndarray:
 
 
 def s_region(corners: np.ndarray) -> str:
-    """The S_REGION value of a footprint: ``POLYGON ICRS ra1 dec1 ra2 dec2 ...`` (degrees)."""
-    return "POLYGON ICRS " + " ".join(f"{ra:.9f} {dec:.9f}" for ra, dec in np.asarray(corners))
+    """The S_REGION value of a footprint (degrees; :func:`shared.footprints.s_region_keyword`)."""
+    return s_region_keyword([(float(ra), float(dec)) for ra, dec in np.asarray(corners)])
