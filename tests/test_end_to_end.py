@@ -337,7 +337,7 @@ def test_lrs_slit_spectra_end_to_end(system, webhook, tmp_path):
     """The MIRI LRS example (two nods) through the same workers: ingest, detector1, the
     spec2 associations (each nod the other's background), stage 2's calwebb_spec2 to
     ``_cal``, ``_s2d`` and ``_x1d``, the spec3 association and stage 3's calwebb_spec3 to
-    the target's Level-3 ``_s2d`` and ``_x1d``, previews of the spectra, a subscriber told
+    the nods' ``_crf`` and the target's Level-3 ``_s2d`` and ``_x1d``, previews of the spectra, a subscriber told
     of each, and the archive classifying the observation as a spectrum. The spectra are
     scored against the truth as in tests/test_spec2_lrs.py (median flux within 3 %)."""
     from astropy.io import fits
@@ -389,7 +389,7 @@ def test_lrs_slit_spectra_end_to_end(system, webhook, tmp_path):
         have = products()
         # (the fine-guiding products of each exposure too, as for imaging)
         assert Counter(p["suffix"] for p in have.values() if p["suffix"] not in ("asn", "pool", "asn-report")) == \
-            Counter({"uncal": 2, "rate": 2, "cal": 2, "s2d": 3, "x1d": 3, "gs-fg": 2, "gs-fg-cal": 2})
+            Counter({"uncal": 2, "rate": 2, "cal": 2, "crf": 2, "s2d": 3, "x1d": 3, "gs-fg": 2, "gs-fg-cal": 2})
         with ctx.catalog.session() as s:
             emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == program,
                                                                          Association.emitted_count > 0)).all())

@@ -285,7 +285,15 @@ def test_level3_combines_the_nods_on_the_source(run):
             with dm.open(str(run["out"] / f"{LEVEL3}_{suffix}.fits")) as opened:
                 assert isinstance(opened, model)
     header = fits.getheader(run["out"] / f"{LEVEL3}_x1d.fits")
-    assert {header[k] for k in ("S_RESAMP", "S_EXTR1D", "S_COMB1D")} == {"COMPLETE"}
+    assert {header[k] for k in ("S_OUTLIR", "S_RESAMP", "S_EXTR1D", "S_COMB1D")} == {"COMPLETE"}
+    for stem in NODS:  # outlier detection's members: the nods' _crf; two clean nods leave nothing to flag
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with dm.open(str(run["out"] / f"{stem}_o001_crf.fits")) as crf:
+                assert isinstance(crf, dm.SlitModel) and crf.meta.cal_step.outlier_detection == "COMPLETE"
+                flagged = int(((crf.dq & 16) > 0).sum())
+        print(f"{stem}_o001_crf: {flagged} outlier(s)")
+        assert flagged <= 5
     assert header["ASNTABLE"] == asn_name
     # the combined slit, centred on the source: its brightest column is the middle one
     s2d = fits.getdata(run["out"] / f"{LEVEL3}_s2d.fits", "SCI")
@@ -372,7 +380,7 @@ def test_a_new_flux_calibration_reprocesses_the_spectra(run, tmp_path):
     after = current()
     remade = {n for n, r in after.items() if before.get(n) != r}
     expected = {f"{stem}_{suffix}.fits" for stem in NODS for suffix in ("cal", "s2d", "x1d")}
-    expected |= {f"{LEVEL3}_s2d.fits", f"{LEVEL3}_x1d.fits"}
+    expected |= {f"{LEVEL3}_s2d.fits", f"{LEVEL3}_x1d.fits"} | {f"{stem}_o001_crf.fits" for stem in NODS}
     assert remade == expected, remade ^ expected
     with ctx.catalog.session() as s:
         assert request_view(s, view["id"])["state"] == "done"

@@ -25,7 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.stage3.asn import Level3Association
 from services.stage3.level3 import i2d_product, level3_keywords, pixel_area_cards, segm_product
-from services.stage3.products import card_value, member_wcs, replace_wcs, set_keywords
+from services.stage3.products import (
+    INTERMEDIATE,
+    card_value,
+    crf_outputs,
+    member_wcs,
+    replace_wcs,
+    set_keywords,
+)
 from services.stage3.spec3 import SPEC3, Spec3Output, run_spec3
 from services.stage3.steps.catalog_refs import (
     ApertureParams,
@@ -81,10 +88,6 @@ from shared.resample import (
     pixel_scale_arcsec,
     resample,
 )
-
-INTERMEDIATE = "AUXILIARY"
-"""Product type of what stage 3 makes on the way (the 2c ``_crf``/``_crfints``, the
-``_segm`` map): archived and linked, never a Minimum Recommended Product."""
 
 __all__ = [
     "IMAGE3",
@@ -531,12 +534,6 @@ class Image3Output(Recorded):
         if self.cat is not None:
             out.append(Output(asn.product("cat", "ecsv"), "cat", self.cat))
         return out
-
-
-def crf_outputs(asn: Level3Association, crf: Sequence[FitsProduct]) -> list[Output]:
-    """The ``_crf`` of each science member, named for the association, in member order."""
-    return [Output(member_output_name(member, asn.asn_id, "crf"), "crf", product, INTERMEDIATE, member=member)
-            for member, product in zip(asn.science, crf, strict=True)]
 
 
 def run_image3(

@@ -1,27 +1,44 @@
 """Keywords of stage-3 products: the tweakreg cards (no public keywords; SCI header) and
-the WCS of a member. Everything else goes through :func:`shared.datamodels.set_cards`."""
+the WCS of a member. Everything else goes through :func:`shared.datamodels.set_cards`.
+And the members' own products (the ``_crf``) as outputs of the association."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from services.stage3.asn import Level3Association
 from shared.datamodels import FitsProduct, card_value, set_cards
+from shared.naming import member_output_name
+from shared.pipeline import Output
 from shared.wcs import wcs_header
 
 __all__ = [
+    "INTERMEDIATE",
     "TWEAKREG_COMMENTS",
     "WCS_CARD",
     "card_value",
+    "crf_outputs",
     "member_wcs",
     "replace_wcs",
     "set_keywords",
 ]
+
+INTERMEDIATE = "AUXILIARY"
+"""Product type of what stage 3 makes on the way (the 2c ``_crf``/``_crfints``, the
+``_segm`` map): archived and linked, never a Minimum Recommended Product."""
+
+
+def crf_outputs(asn: Level3Association, crf: Sequence[FitsProduct]) -> list[Output]:
+    """The ``_crf`` of each science member, named for the association, in member order."""
+    return [Output(member_output_name(member, asn.asn_id, "crf"), "crf", product, INTERMEDIATE, member=member)
+            for member, product in zip(asn.science, crf, strict=True)]
+
 
 # The tweakreg fit has no public keywords: our own cards in the SCI header.
 TWEAKREG_COMMENTS: dict[str, str] = {

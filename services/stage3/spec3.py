@@ -4,11 +4,18 @@ into the Level-3 ``_s2d`` and ``_x1d`` of the source.
 
 No I/O: the members and loaded references in, products out. Steps (:data:`SPEC3`):
 
+- outlier_detection (SPECWCS): each member rectified alone onto resample_spec's grid, the
+  median per pixel put back onto each member's pixels along its rows and compared with
+  them, as the public step does for slits
+  (:func:`services.stage3.steps.outlier_detection.flag_outliers_slit`): outliers become
+  DO_NOT_USE|OUTLIER and NaN; the members so flagged are the ``_crf``. With two nods the
+  median is their mean; the other nod's negative trace lies beyond this member's slit on
+  the grid, so the median there is the member's own and nothing is flagged for it.
 - resample_spec (SPECWCS): each member's slit rectified onto whole pixels of slit
   coordinate centred on *its source* (where SRCXPOS/SRCYPOS, which spec2's assign_wcs
-  found from the pointing, put it along the slit), so the nods line up on the source; the members averaged per
-  pixel with inverse read-noise-variance weights (the public pipeline's ``ivm``),
-  variances ``sum(w^2 var) / (sum w)^2``, DQ the OR of the members used; a pixel no member
+  found from the pointing, put it along the slit), so the nods line up on the source; the
+  members averaged per pixel with inverse read-noise-variance weights (the public
+  pipeline's ``ivm``), variances ``sum(w^2 var) / (sum w)^2``, DQ the OR of the members used; a pixel no member
   covers is NaN and DO_NOT_USE. The nod-subtracted members hold the other nod as a
   negative trace, which the combination keeps 2 x the nod throw either side of the source.
   The ``_s2d``'s gwcs (``meta.wcs``) is the first member's on that grid
@@ -18,9 +25,7 @@ No I/O: the members and loaded references in, products out. Steps (:data:`SPEC3`
 - combine_1d: those spectra averaged per element with inverse-variance weights
   (:mod:`services.stage3.steps.combine_1d`): the ``_x1d``.
 
-Outlier detection across the nods is not done (with two exposures the median cannot tell
-which one is wrong; three or more would need blotting the combined slit back to each
-exposure): members' flagged pixels are left out, as everywhere.
+Flagged pixels (outliers and any DO_NOT_USE) are left out of what follows.
 """
 
 from __future__ import annotations
@@ -32,7 +37,13 @@ from typing import Any
 import numpy as np
 
 from services.stage3.level3 import level3_keywords
+from services.stage3.products import crf_outputs
 from services.stage3.steps.combine_1d import combine_spectra
+from services.stage3.steps.outlier_detection import (
+    OutlierParams,
+    apply_outliers,
+    flag_outliers_slit,
+)
 from shared.datamodels import FitsProduct, card_value, set_cards
 from shared.datamodels.dqflags import PIXEL
 from shared.datamodels.spectra import x1d_product
@@ -45,6 +56,7 @@ from shared.pipeline import (
     Recorded,
     RunRecord,
     Skip,
+    SkipKind,
     Step,
     StepArgs,
     provenance_cards,
@@ -75,6 +87,7 @@ class SlitExposure:
 
     name: str
     sci: np.ndarray
+    err: np.ndarray
     dq: np.ndarray
     variances: dict[str, np.ndarray]
     keywords: dict
@@ -88,6 +101,7 @@ class SlitExposure:
 class Spec3State:
     members: list[SlitExposure]
     half_length: float = 0.0  # half the slit's length, pixels
+    crf: bool = False  # outlier detection has flagged the members (their _crf)
     s2d: Rectified | None = None
     spectra: list[np.ndarray] = field(default_factory=list)
     x1d: np.ndarray | None = None
@@ -115,7 +129,9 @@ def _exposure(product: FitsProduct) -> SlitExposure:
     if sci.ndim != 2:
         raise InputError(f"{name}: SCI of shape {sci.shape} is not one image")
     variances = {k: np.asarray(product.images[k], np.float64) for k in _VARIANCES if k in product.images}
-    return SlitExposure(name, sci, np.asarray(product.images["DQ"], np.uint32), variances, kw,
+    err = (np.asarray(product.images["ERR"], np.float64) if "ERR" in product.images
+           else np.sqrt(sum(variances.values())))
+    return SlitExposure(name, sci, err, np.asarray(product.images["DQ"], np.uint32), variances, kw,
                         (float(kw["SRCXPOS"]), float(kw["SRCYPOS"])), gwcs=product.extra_meta.get("meta.wcs"))
 
 
@@ -141,11 +157,34 @@ def _traces(s: Spec3State, ref: Reference) -> None:
     s.half_length = 0.5 * length / _pixel_scale(s.members[0].keywords)
 
 
+def _singles(s: Spec3State) -> list[Rectified]:
+    """Each member rectified alone onto the grid centred on its source, wide enough for
+    every member's slit."""
+    reach = s.half_length + max(abs(m.along) for m in s.members)
+    return [rectify_slit(m.sci, m.dq, m.variances, m.trace.x + m.along, m.trace.rows, m.trace.wavelength, reach)
+            for m in s.members]
+
+
+def _outlier_detection(s: Spec3State, a: StepArgs) -> Skip | None:
+    if len(s.members) < 2:
+        return Skip("one exposure: nothing to compare it with", SkipKind.NOT_APPLICABLE)
+    _traces(s, a.refs["specwcs"])
+    singles = _singles(s)
+    masks = flag_outliers_slit([m.sci for m in s.members], [m.err for m in s.members], [m.dq for m in s.members],
+                               [r.sci for r in singles], singles[0].rows, singles[0].offsets,
+                               [m.trace.x + m.along for m in s.members], a.params)
+    for m, mask in zip(s.members, masks, strict=True):
+        m.dq, (m.sci, m.err, *variances) = apply_outliers(mask, m.dq, m.sci, m.err, *m.variances.values())
+        m.variances = dict(zip(m.variances, variances, strict=True))
+    s.crf = True
+    a.note(f"outlier_detection: {', '.join(str(int(mask.sum())) for mask in masks)} pixel(s) flagged in the "
+           f"{len(masks)} exposures")
+    return None
+
+
 def _resample_spec(s: Spec3State, a: StepArgs) -> Skip | None:
     _traces(s, a.refs["specwcs"])
-    reach = s.half_length + max(abs(m.along) for m in s.members)
-    rectified = [rectify_slit(m.sci, m.dq, m.variances, m.trace.x + m.along, m.trace.rows, m.trace.wavelength,
-                              reach) for m in s.members]
+    rectified = _singles(s)
     s.s2d = _combine_rectified(rectified)
     covered = np.isfinite(s.s2d.sci)
     a.note(f"resample_spec: {len(rectified)} exposures on the source, {s.s2d.sci.shape[0]} x {s.s2d.sci.shape[1]} "
@@ -199,6 +238,8 @@ SPEC3: Pipeline[Spec3State] = Pipeline(
     name="spec3",
     title="calwebb_spec3",
     steps=(
+        Step("outlier_detection", "S_OUTLIR", _outlier_detection, reftypes=("specwcs",), params=OutlierParams,
+             exp_types=SPEC3_EXP_TYPES),
         Step("resample_spec", "S_RESAMP", _resample_spec, reftypes=("specwcs",), exp_types=SPEC3_EXP_TYPES),
         Step("extract_1d", "S_EXTR1D", _extract_1d, reftypes=("specwcs",), params=ExtractParams,
              exp_types=SPEC3_EXP_TYPES),
@@ -209,17 +250,30 @@ SPEC3: Pipeline[Spec3State] = Pipeline(
 
 @dataclass(frozen=True)
 class Spec3Output(Recorded):
-    """The combined ``s2d`` and ``x1d`` (None when their steps did not run)."""
+    """The members' ``crf`` (empty when outlier detection did not run) and the combined
+    ``s2d`` and ``x1d`` (None when their steps did not run)."""
 
+    crf: list[FitsProduct]
     s2d: FitsProduct | None
     x1d: FitsProduct | None
     record: RunRecord
 
     def outputs(self, asn) -> list[Output]:
-        """The Level-3 products, named for the association."""
-        return [Output(asn.product(suffix), suffix, product) for suffix, product in (("s2d", self.s2d),
-                                                                                       ("x1d", self.x1d))
-                if product is not None]
+        """The members' ``_crf`` and the Level-3 products, named for the association."""
+        return crf_outputs(asn, self.crf) + [
+            Output(asn.product(suffix), suffix, product) for suffix, product in (("s2d", self.s2d), ("x1d", self.x1d))
+            if product is not None]
+
+
+def _crf_product(product: FitsProduct, m: SlitExposure, cards: Mapping[str, Any]) -> FitsProduct:
+    """A member as outlier detection left it (its ``_cal`` with the outliers flagged)."""
+    crf = FitsProduct(model_type=product.model_type, keywords=dict(product.keywords), tables=dict(product.tables),
+                      images={**product.images, "SCI": m.sci.astype(np.float32), "ERR": m.err.astype(np.float32),
+                              "DQ": m.dq, **{k: v.astype(np.float32) for k, v in m.variances.items()}},
+                      hdu_keywords={k: dict(v) for k, v in product.hdu_keywords.items()},
+                      extra_meta=dict(product.extra_meta))
+    set_cards(crf, cards)
+    return crf
 
 
 def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
@@ -244,6 +298,12 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
     if state.s2d is not None:  # the source on the combined grid: its middle column, the first member's row
         header |= {"SRCXPOS": -float(state.s2d.offsets[0]),
                    "SRCYPOS": state.members[0].source_pixel[1] - float(state.s2d.rows[0])}
+    crf = []
+    if state.crf:
+        cards = {**provenance_cards(software_version=software_version, created=created, context=context,
+                                    asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool")),
+                 **record.status_cards("outlier_detection")}
+        crf = [_crf_product(p, m, cards) for p, m in zip(members, state.members, strict=True)]
     s2d = x1d = None
     if state.s2d is not None:
         r = state.s2d
@@ -256,5 +316,5 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
         set_cards(s2d, {**header, "BUNIT": "MJy/sr"})
     if state.x1d is not None:
         x1d = x1d_product(state.x1d, header, {k: header.get(k) for k in ("SLTNAME", "SRCTYPE", "SRCXPOS", "SRCYPOS")})
-    return Spec3Output(s2d, x1d, record)
+    return Spec3Output(crf, s2d, x1d, record)
 

@@ -2,7 +2,7 @@
 
 Pure functions over numpy arrays, as ``shared.resample`` is for imaging: the slit's trace
 and wavelengths from a SPECWCS table (:mod:`.trace`), the slit rectified onto whole
-pixels of slit coordinate (:mod:`.rectify`, the ``_s2d``), and the boxcar extraction of a
+pixels of slit coordinate (:mod:`.rectify`, the ``_s2d``, and back), and the boxcar extraction of a
 spectrum into the public ``spectable`` layout (:mod:`.extract`, the ``_x1d``).
 """
 
@@ -13,7 +13,7 @@ from shared.spectra.extract import (
     boxcar_extract,
     spectable_units,
 )
-from shared.spectra.rectify import Rectified, rectify_slit
+from shared.spectra.rectify import Rectified, blot_slit, rectify_slit
 from shared.spectra.trace import SlitTrace, slit_length, slit_trace, wavelength_image
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "ExtractParams",
     "Rectified",
     "SlitTrace",
+    "blot_slit",
     "boxcar_extract",
     "rectify_slit",
     "slit_length",

@@ -21,7 +21,7 @@ import numpy as np
 
 from shared.datamodels.dqflags import PIXEL
 
-__all__ = ["Rectified", "rectify_slit"]
+__all__ = ["Rectified", "blot_slit", "rectify_slit"]
 
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
 
@@ -92,3 +92,20 @@ def rectify_slit(sci: np.ndarray, dq: np.ndarray, variances: dict[str, np.ndarra
         variances={k: v.astype(np.float32) for k, v in out_var.items()},
         wavelength=wavelength.astype(np.float32), rows=rows, offsets=offsets,
     )
+
+
+def blot_slit(values: np.ndarray, rows: np.ndarray, offsets: np.ndarray, centre_x: np.ndarray,
+              shape: tuple[int, int]) -> np.ndarray:
+    """A rectified slit's ``values`` (n_rows, n_cols) put back onto the detector window
+    ``shape`` (ny, nx): the inverse of :func:`rectify_slit`. Row ``r`` holds detector row
+    ``rows[r]``; each detector pixel of it takes the value at its slit coordinate
+    ``x - centre_x[y]``, interpolated linearly between the grid's columns (``offsets``).
+    NaN off the grid's rows and beyond its columns (and next to a NaN value)."""
+    values = np.asarray(values, np.float64)
+    out = np.full(shape, np.nan)
+    cols = np.arange(shape[1], dtype=np.float64)
+    offsets = np.asarray(offsets, np.float64)
+    for r, y in enumerate(np.asarray(rows, int)):
+        if 0 <= y < shape[0] and np.isfinite(centre_x[y]):
+            out[y] = np.interp(cols - centre_x[y], offsets, values[r], left=np.nan, right=np.nan)
+    return out

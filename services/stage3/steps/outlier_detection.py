@@ -12,6 +12,15 @@ Imaging (:func:`flag_outliers_imaging`), as the public step does it:
    ``diff > scale[1] * deriv + snr[1] * err`` and it, or one of its 8 neighbours, has
    ``diff > scale[0] * deriv + snr[0] * err`` (defaults snr 5.0/4.0, scale 1.2/0.7).
 
+Slits (:func:`flag_outliers_slit`), as the public step does for slit spectra: the same,
+with each exposure rectified alone onto the grid of slit coordinate centred on its source
+(:func:`shared.spectra.rectify_slit`, spec3's resample_spec), the median taken per pixel
+of that grid and put back onto each exposure's pixels along its rows
+(:func:`shared.spectra.blot_slit`). With two exposures the median is their mean: a
+cosmic ray stands out from it by half its height in its own exposure; the other exposure
+sees that half in the mean too, where the allowance for the blotted median's steepness
+(``scale * deriv``) usually keeps it from being flagged.
+
 Time series (:func:`flag_outliers_tso`): per pixel, a rolling median over
 ``rolling_window_width`` integrations (plain median when there are not more integrations
 than that), bad pixels ignored; ``|data - median| > snr[0] * err`` is an outlier.
@@ -32,12 +41,14 @@ from scipy import ndimage
 
 from shared.datamodels.dqflags import PIXEL
 from shared.resample import ResampleInput, blot, combine, contribution, derivative
+from shared.spectra import blot_slit
 
 __all__ = [
     "ImagingOutliers",
     "OutlierParams",
     "apply_outliers",
     "flag_outliers_imaging",
+    "flag_outliers_slit",
     "flag_outliers_tso",
     "median_image",
     "nanmedian_stack",
@@ -172,6 +183,33 @@ def flag_outliers_imaging(
     median = median_image((single_image(inp, out_wcs, out_shape, p) for inp in inputs), len(inputs), out_shape)
     masks = [outlier_mask(inp, err, median, out_wcs, p) for inp, err in zip(inputs, errs, strict=True)]
     return ImagingOutliers(masks, median)
+
+
+def flag_outliers_slit(data: Sequence[np.ndarray], errs: Sequence[np.ndarray], dqs: Sequence[np.ndarray],
+                       singles: Sequence[np.ndarray], rows: np.ndarray, offsets: np.ndarray,
+                       centres: Sequence[np.ndarray], params: OutlierParams | None = None) -> list[np.ndarray]:
+    """Outlier masks (True = outlier) of a slit's exposures (see the module docstring).
+
+    Parameters
+    ----------
+    data, errs, dqs : sequences of ndarray (ny, nx)
+        Each exposure's SCI, ERR and DQ.
+    singles : sequence of ndarray (n_rows, n_cols)
+        Each exposure rectified alone onto the common grid (NaN where it has no usable pixel).
+    rows, offsets : ndarray
+        The grid's detector rows and slit coordinates (pixels from the source).
+    centres : sequence of ndarray (ny,)
+        Each exposure's window column of its source, per row (its trace plus the source's
+        place along the slit).
+    """
+    p = params or OutlierParams()
+    median = nanmedian_stack(np.stack([np.asarray(s, np.float32) for s in singles]))
+    masks = []
+    for sci, err, dq, centre in zip(data, errs, dqs, centres, strict=True):
+        blotted = blot_slit(median, rows, offsets, centre, sci.shape)
+        mask = _two_pass(sci, err, blotted, p) & np.isfinite(blotted) & np.isfinite(sci)
+        masks.append(mask & ((dq & PIXEL["DO_NOT_USE"]) == 0))
+    return masks
 
 
 def rolling_median(cube: np.ndarray, width: int) -> np.ndarray:
