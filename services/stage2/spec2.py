@@ -151,12 +151,18 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
     pointing = [kw.get(k) for k in ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")]
     if all(v is not None for v in pointing) and "distortion" in a.refs:
         ny, nx = s.sci.shape
-        s.gwcs = slit_gwcs(_distortion_model(a.refs["distortion"]), TelescopePointing.from_keywords(kw), trace,
-                           s.half_length, xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)),
-                           xsize=nx, ysize=ny)
+        try:
+            s.gwcs = slit_gwcs(_distortion_model(a.refs["distortion"]), TelescopePointing.from_keywords(kw), trace,
+                               s.half_length, xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)),
+                               xsize=nx, ysize=ny)
+        except ValueError as exc:
+            raise InputError(f"{s.name}: {exc}") from exc
         # where the source sits on the sky, by which the public extract_1d centres its aperture
         ra, dec, _ = s.gwcs(*s.source_pixel)
-        s.keywords["DITH_RA"], s.keywords["DITH_DEC"] = float(ra), float(dec)
+        if np.isfinite(ra) and np.isfinite(dec):
+            s.keywords["DITH_RA"], s.keywords["DITH_DEC"] = float(ra), float(dec)
+        else:
+            a.note("assign_wcs: the source lies off the slit's image; no DITH_RA/DITH_DEC")
     else:
         a.note("assign_wcs: no spectral gwcs (meta.wcs) without the DISTORTION reference and the pointing")
     if all(v is not None for v in pointing):

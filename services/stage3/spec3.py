@@ -15,9 +15,10 @@ No I/O: the members and loaded references in, products out. Steps (:data:`SPEC3`
   coordinate centred on *its source* (where SRCXPOS/SRCYPOS, which spec2's assign_wcs
   found from the pointing, put it along the slit), so the nods line up on the source; the
   members averaged per pixel with inverse read-noise-variance weights (the public
-  pipeline's ``ivm``), variances ``sum(w^2 var) / (sum w)^2``, DQ the OR of the members used; a pixel no member
-  covers is NaN and DO_NOT_USE. The nod-subtracted members hold the other nod as a
-  negative trace, which the combination keeps 2 x the nod throw either side of the source.
+  pipeline's ``ivm``), variances ``sum(w^2 var) / (sum w)^2``, DQ the OR of the members
+  used; a pixel no member covers is NaN and DO_NOT_USE. The nod-subtracted members hold
+  the other nod as a negative trace, which the combination keeps 2 x the nod throw either
+  side of the source.
   The ``_s2d``'s gwcs (``meta.wcs``) is the first member's on that grid
   (:func:`shared.spectra.wcs.rectified_gwcs`): its columns are sky offsets from the source.
 - extract_1d: each member's spectrum extracted from its ``_cal`` at its source (the
@@ -30,7 +31,8 @@ Flagged pixels (outliers and any DO_NOT_USE) are left out of what follows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,7 +280,8 @@ def _crf_product(product: FitsProduct, m: SlitExposure, cards: Mapping[str, Any]
 
 def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
               refs: Mapping[str, Reference] | None = None, software_version: str, created: str | None = None,
-              context: str | None = None, asn_table: str | None = None) -> Spec3Output:
+              context: str | None = None, asn_table: str | None = None,
+              step_hook: Callable[[str], AbstractContextManager] | None = None) -> Spec3Output:
     """calwebb_spec3 on a nodded slit's ``_cal`` members (spec2's: MJy/sr, SRCXPOS/SRCYPOS) with
     loaded references (SPECWCS). InputError for unusable members (the message names them)."""
     if not members:
@@ -289,12 +292,13 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
                          f"{', '.join(sorted(exp_types - SPEC3_EXP_TYPES))}")
     state = Spec3State([_exposure(m) for m in members])
     record = SPEC3.run(state, members[0].keywords, dict(refs or {}), params or SPEC3.params(),
-                       label=asn_table or "spec3")
+                       label=asn_table or "spec3", step_hook=step_hook)
     keywords, other = level3_keywords(members)
     header = {**keywords, **provenance_cards(software_version=software_version, created=created, context=context,
                                              asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool")),
               **record.status_cards(), **record.reference_cards()}
-    header.pop("SRCXPOS", None), header.pop("SRCYPOS", None)  # the members' own, on their grids
+    for own in ("SRCXPOS", "SRCYPOS"):  # the members' own, on their grids
+        header.pop(own, None)
     if state.s2d is not None:  # the source on the combined grid: its middle column, the first member's row
         header |= {"SRCXPOS": -float(state.s2d.offsets[0]),
                    "SRCYPOS": state.members[0].source_pixel[1] - float(state.s2d.rows[0])}
