@@ -93,3 +93,66 @@ def test_writing_never_changes_the_products_arrays_even_for_a_moment(tmp_path, m
     assert sci.flags.writeable and dq.flags.writeable  # the caller's arrays stay as they were
     with fits.open(tmp_path / "x_cal.fits") as hdul:
         assert np.array_equal(hdul["SCI"].data, sci) and np.array_equal(hdul["DQ"].data, dq)
+
+
+def _slit_gwcs(x0: float, y0: float):
+    """A small spectral-looking gwcs: (x, y) -> (RA, Dec, wavelength) with a lookup table."""
+    from astropy import coordinates as coord
+    from astropy import units as u
+    from astropy.modeling import models as m
+    from gwcs import coordinate_frames as cf
+    from gwcs import wcs
+
+    wave = m.Tabular1D(points=np.arange(40.0), lookup_table=np.linspace(0.6, 5.3, 40), bounds_error=False,
+                       fill_value=np.nan)
+    sky = (m.Shift(x0) & m.Shift(y0)) | (m.Scale(1e-5) & m.Scale(1e-5)) | (m.Shift(80.0) & m.Shift(-69.0))
+    forward = m.Mapping((0, 1, 0)) | (sky & wave)
+    world = cf.CompositeFrame([cf.CelestialFrame(reference_frame=coord.ICRS(), axes_order=(0, 1), name="icrs"),
+                               cf.SpectralFrame(axes_order=(2,), unit=(u.micron,), name="spec")], name="world")
+    return wcs.WCS([(cf.Frame2D(name="detector"), forward), (world, None)])
+
+
+def test_a_product_of_many_slits_opens_as_the_public_multislit_model(tmp_path):
+    """A MultiSlitModel's slits are written as the public layout has them: each slit's
+    arrays with its EXTVER, its own keywords in its SCI header, its gwcs at slits[i] of the
+    ASDF tree. stdatamodels opens it as a MultiSlitModel with those slits (names, windows,
+    arrays, sources, gwcs), and reading it back gives the same product."""
+    from stdatamodels.jwst import datamodels as dm
+
+    from shared.datamodels import SlitProduct, read_product
+
+    rng = np.random.default_rng(3)
+    slits = []
+    for i, (name, shape) in enumerate((("S200A1", (30, 40)), ("S400A1", (34, 40)))):
+        images = {"SCI": rng.normal(size=shape).astype(np.float32), "DQ": np.zeros(shape, np.uint32),
+                  "ERR": np.ones(shape, np.float32), "WAVELENGTH": np.tile(np.linspace(0.6, 5.3, 40), (shape[0], 1))
+                  .astype(np.float32)}
+        slits.append(SlitProduct(images=images, keywords={"SLTNAME": name, "SLTSTRT1": 100 + i, "SLTSIZE1": shape[1],
+                                                          "SLTSTRT2": 900 + 40 * i, "SLTSIZE2": shape[0],
+                                                          "SOURCEID": i + 1, "SRCXPOS": 0.1 * i, "SRCYPOS": -0.2,
+                                                          "SRCTYPE": "POINT"},
+                                 extra_meta={"meta.wcs": _slit_gwcs(100.0 + i, 900.0 + 40 * i)}))
+    product = FitsProduct(model_type="MultiSlitModel", keywords={"TELESCOP": "JWST", "INSTRUME": "NIRSPEC",
+                                                                "EXP_TYPE": "NRS_FIXEDSLIT", "BUNIT": "MJy"},
+                          slits=slits, hdu_keywords={"ERR": {"BUNIT": "MJy"}})
+    path = write_product(tmp_path / "jw01234001001_01101_00001_nrs1_cal.fits", product)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with dm.open(str(path)) as model:
+            assert isinstance(model, dm.MultiSlitModel) and len(model.slits) == 2
+            for slit, want in zip(model.slits, slits, strict=True):
+                assert slit.name == want.keywords["SLTNAME"] and slit.xstart == want.keywords["SLTSTRT1"]
+                assert (slit.ystart, slit.ysize) == (want.keywords["SLTSTRT2"], want.keywords["SLTSIZE2"])
+                assert slit.source_id == want.keywords["SOURCEID"] and slit.source_type == "POINT"
+                assert np.array_equal(slit.data, want.images["SCI"])
+                assert np.array_equal(slit.wavelength, want.images["WAVELENGTH"])
+                assert np.allclose(slit.meta.wcs(3.0, 4.0), want.extra_meta["meta.wcs"](3.0, 4.0))
+            assert model.meta.exposure.type == "NRS_FIXEDSLIT"
+    back = read_product(path)
+    assert back.model_type == "MultiSlitModel" and back.keywords["EXP_TYPE"] == "NRS_FIXEDSLIT"
+    assert len(back.slits) == 2
+    for got, want in zip(back.slits, slits, strict=True):
+        assert got.keywords == want.keywords
+        assert set(got.images) == set(want.images)
+        assert all(np.array_equal(got.images[k], want.images[k]) for k in want.images)
+        assert np.allclose(got.extra_meta["meta.wcs"](3.0, 4.0), want.extra_meta["meta.wcs"](3.0, 4.0))

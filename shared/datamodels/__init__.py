@@ -2,8 +2,10 @@
 
 from shared.datamodels import dqflags
 from shared.datamodels.fits_io import (
+    MULTI_SLIT_MODELS,
     FitsProduct,
     MalformedProductError,
+    SlitProduct,
     card_value,
     content_type,
     read_product,
@@ -13,5 +15,5 @@ from shared.datamodels.fits_io import (
 )
 from shared.datamodels.keywords import KEYWORDS
 
-__all__ = ["KEYWORDS", "FitsProduct", "MalformedProductError", "card_value", "content_type", "dqflags",
-           "read_product", "set_cards", "write_output", "write_product"]
+__all__ = ["KEYWORDS", "MULTI_SLIT_MODELS", "FitsProduct", "MalformedProductError", "SlitProduct", "card_value",
+           "content_type", "dqflags", "read_product", "set_cards", "write_output", "write_product"]

@@ -24,16 +24,31 @@ import numpy as np
 from astropy.io import fits
 
 from shared.arrays import read_only
-from shared.datamodels.keywords import KEYWORDS, UnknownKeywordError
+from shared.datamodels.keywords import KEYWORDS, SLIT_KEYWORDS, UnknownKeywordError
 
-__all__ = ["FitsProduct", "MalformedProductError", "card_value", "content_type", "meta_tree", "read_product",
+__all__ = ["MULTI_SLIT_MODELS", "FitsProduct", "MalformedProductError", "SlitProduct", "card_value", "content_type", "meta_tree", "read_product",
            "set_cards", "write_output", "write_product"]
 
 ASDF_EXTNAME = "ASDF"
+#: Data models whose arrays are per slit (EXTVER 1, 2, ...): :attr:`FitsProduct.slits`.
+MULTI_SLIT_MODELS = frozenset({"MultiSlitModel"})
 
 
 class MalformedProductError(ValueError):
     """A file that is not a readable JWST-layout product; the message says what is wrong."""
+
+
+@dataclass
+class SlitProduct:
+    """One slit of a :class:`FitsProduct` of many (a MultiSlitModel): its arrays by EXTNAME,
+    written with the slit's EXTVER (its place in the list, from 1); its own keywords
+    (SLTNAME, SLTSTRT1, SRCXPOS, ...: those of the SCI header), in its SCI header; and
+    ``extra_meta``, paths of its ``meta`` tree (``"meta.wcs"``: its gwcs) written into the
+    ASDF HDU at ``slits[i]``."""
+
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    keywords: dict[str, Any] = field(default_factory=dict)
+    extra_meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,6 +61,9 @@ class FitsProduct:
     values written into the ASDF HDU only.
     Insertion order of ``images`` and ``tables`` is HDU order. Reading keeps the PRIMARY
     and SCI cards the keyword table does not know (SIP terms, ...) in ``hdu_keywords``.
+    ``slits`` are the slits of a product of many (:data:`MULTI_SLIT_MODELS`), written after
+    the images, each with its EXTVER; their SCI headers also carry the product's own
+    SCI-header keywords (the slit's win).
     """
 
     model_type: str
@@ -54,13 +72,15 @@ class FitsProduct:
     tables: dict[str, np.ndarray] = field(default_factory=dict)
     extra_meta: dict[str, Any] = field(default_factory=dict)
     hdu_keywords: dict[str, dict[str, Any]] = field(default_factory=dict)
+    slits: list[SlitProduct] = field(default_factory=list)
 
     def detached(self) -> FitsProduct:
         """The same product with metadata of its own: the arrays and tables are shared,
         the keyword, card, extension and tree dicts copied. One thread can then write (and
         mark) it while another goes on reading this one."""
         return FitsProduct(self.model_type, dict(self.keywords), dict(self.images), dict(self.tables),
-                           dict(self.extra_meta), {hdu: dict(cards) for hdu, cards in self.hdu_keywords.items()})
+                           dict(self.extra_meta), {hdu: dict(cards) for hdu, cards in self.hdu_keywords.items()},
+                           [SlitProduct(dict(sl.images), dict(sl.keywords), dict(sl.extra_meta)) for sl in self.slits])
 
 
 def _set_path(tree: dict, path: str, value: Any) -> None:
@@ -141,12 +161,22 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
         # read-only: given a writeable little-endian array, astropy swaps its bytes in place
         # while writing it, and a thread reading the array meanwhile would see them swapped
         hdus.append(fits.ImageHDU(data=read_only(array), header=header, name=extname))
+    for ver, slit in enumerate(product.slits, start=1):
+        for extname, array in slit.images.items():
+            header = _header_for("SCI", {**keywords, **slit.keywords}) if extname == "SCI" else fits.Header()
+            if extname != "SCI":
+                for name, value in product.hdu_keywords.get(extname, {}).items():
+                    header[name] = value
+            hdus.append(fits.ImageHDU(data=read_only(array), header=header, name=extname, ver=ver))
     for extname, table in product.tables.items():
         hdu = fits.BinTableHDU(data=table, name=extname)
         for name, value in product.hdu_keywords.get(extname, {}).items():
             hdu.header[name] = value
         hdus.append(hdu)
-    raw = np.frombuffer(_asdf_bytes({"meta": meta_tree(keywords, product.extra_meta)}), dtype=np.uint8)[None, :]
+    tree: dict[str, Any] = {"meta": meta_tree(keywords, product.extra_meta)}
+    if product.slits:  # each slit's own tree: its gwcs (its keywords are in its SCI header)
+        tree["slits"] = [{"meta": meta_tree({}, slit.extra_meta)} for slit in product.slits]
+    raw = np.frombuffer(_asdf_bytes(tree), dtype=np.uint8)[None, :]
     asdf_hdu = fits.BinTableHDU.from_columns(
         [fits.Column(name="ASDF_METADATA", format=f"{raw.shape[1]}B", array=raw)], name=ASDF_EXTNAME
     )
@@ -218,9 +248,22 @@ def read_product(path: str | Path) -> FitsProduct:
             images: dict[str, np.ndarray] = {}
             tables: dict[str, np.ndarray] = {}
             extra_meta: dict[str, Any] = {}
+            slit_meta: list[dict[str, Any]] = []
+            many = model_type in MULTI_SLIT_MODELS
+            slits: dict[int, SlitProduct] = {}
             for hdu in hdul[1:]:
                 if hdu.name == ASDF_EXTNAME:
-                    extra_meta = _tree_extras(hdu, path)
+                    extra_meta, slit_meta = _tree_extras(hdu, path)
+                    continue
+                if many and isinstance(hdu, fits.ImageHDU):
+                    slit = slits.setdefault(hdu.ver, SlitProduct())
+                    if hdu.name == "SCI":  # the slit's own keywords; the product's (alike in all) from the first
+                        known = {k: hdu.header[k] for k in hdu.header if k in KEYWORDS}
+                        slit.keywords = {k: v for k, v in known.items() if k in SLIT_KEYWORDS}
+                        if hdu.ver == 1:
+                            keywords.update({k: v for k, v in known.items() if k not in SLIT_KEYWORDS})
+                    if hdu.data is not None:
+                        slit.images[hdu.name] = np.array(hdu.data, dtype=hdu.data.dtype.newbyteorder("="))
                     continue
                 if hdu.name == "SCI":
                     keywords.update({k: hdu.header[k] for k in hdu.header if k in KEYWORDS})
@@ -234,29 +277,36 @@ def read_product(path: str | Path) -> FitsProduct:
                     images[hdu.name] = np.array(hdu.data, dtype=hdu.data.dtype.newbyteorder("="))
     except OSError as exc:
         raise MalformedProductError(f"{path}: not a readable FITS file ({exc})") from exc
+    ordered = [slits[ver] for ver in sorted(slits)]
+    for slit, meta in zip(ordered, slit_meta, strict=False):
+        slit.extra_meta = meta
     return FitsProduct(model_type=model_type, keywords=keywords, images=images, tables=tables,
-                       extra_meta=extra_meta, hdu_keywords={hdu: cards for hdu, cards in other.items() if cards})
+                       extra_meta=extra_meta, hdu_keywords={hdu: cards for hdu, cards in other.items() if cards},
+                       slits=ordered)
 
 
 _GWCS_TAG = b"tag:stsci.edu:gwcs/wcs-"
 
 
-def _tree_extras(hdu: fits.BinTableHDU, path: str | Path) -> dict[str, Any]:
-    """``{"meta.wcs": gwcs}`` when the ASDF HDU holds a gwcs there, else empty (the tree
-    is parsed only then). The tree is read lazily: a file the public pipeline wrote refers
-    to its FITS arrays from the tree, and only ``meta.wcs`` is converted here, its own arrays
-    (a spectral gwcs's lookup tables) copied out before the file closes."""
+def _tree_extras(hdu: fits.BinTableHDU, path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(``{"meta.wcs": gwcs}``, the same for each of ``slits``) where the ASDF HDU holds a
+    gwcs (the tree is parsed only then). The tree is read lazily: a file the public
+    pipeline wrote refers to its FITS arrays from the tree, and only the gwcs are converted
+    here, their own arrays (a spectral gwcs's lookup tables) copied out before the file
+    closes."""
     raw = hdu.data["ASDF_METADATA"][0].tobytes() if hdu.data is not None and len(hdu.data) else b""
     if _GWCS_TAG not in raw:
-        return {}
+        return {}, []
+
+    def wcs_of(node: Any) -> dict[str, Any]:
+        wcs = ((node or {}).get("meta") or {}).get("wcs") if isinstance(node, Mapping) else None
+        return {} if wcs is None else {"meta.wcs": copy.deepcopy(wcs)}
+
     try:
         with asdf.open(io.BytesIO(raw), lazy_load=True, lazy_tree=True, memmap=False) as af:
-            wcs = (af.tree.get("meta") or {}).get("wcs")
-            if wcs is not None:  # its own arrays (lookup tables) are read now, before the file closes
-                wcs = copy.deepcopy(wcs)
+            return wcs_of(af.tree), [wcs_of(slit) for slit in (af.tree.get("slits") or [])]
     except Exception as exc:  # asdf, yaml and the gwcs converters raise their own
         raise MalformedProductError(f"{path}: the ASDF extension does not parse ({exc})") from exc
-    return {} if wcs is None else {"meta.wcs": wcs}
 
 
 # Cards that describe the HDU itself (written by astropy), not the data.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["KEYWORDS", "Keyword", "UnknownKeywordError", "reference_keyword"]
+__all__ = ["KEYWORDS", "SLIT_KEYWORDS", "Keyword", "UnknownKeywordError", "reference_keyword"]
 
 
 class UnknownKeywordError(KeyError):
@@ -230,6 +230,15 @@ KEYWORDS: dict[str, Keyword] = {
     # A slit's own keywords (SlitModel, and a MultiSpecModel's spectra): the model's slit
     # attributes, not under meta; in the SCI header (a spectrum's: its EXTRACT1D header).
     "SLTNAME": _k("name", "Name of the slit", "SCI"),
+    "SLTSTRT1": _k("xstart", "Starting pixel in x direction", "SCI"),
+    "SLTSIZE1": _k("xsize", "Number of pixels in x direction", "SCI"),
+    "SLTSTRT2": _k("ystart", "Starting pixel in y direction", "SCI"),
+    "SLTSIZE2": _k("ysize", "Number of pixels in y direction", "SCI"),
+    "SLITID": _k("slitlet_id", "Slitlet ID", "SCI"),
+    "SOURCEID": _k("source_id", "Source ID", "SCI"),
+    "SRCNAME": _k("source_name", "Source name", "SCI"),
+    "SRCRA": _k("source_ra", "Right ascension of the source", "SCI"),
+    "SRCDEC": _k("source_dec", "Declination of the source", "SCI"),
     "SRCXPOS": _k("source_xpos", "Source position in slit (x-direction)", "SCI"),
     "SRCYPOS": _k("source_ypos", "Source position in slit (y-direction)", "SCI"),
     "SRCTYPE": _k("meta.target.source_type", "Source type used for calibration", "SCI"),
@@ -294,3 +303,8 @@ KEYWORDS: dict[str, Keyword] = {
     "DEC_REF": _k("meta.wcsinfo.dec_ref", "[deg] Declination of the reference point", "SCI"),
     "ROLL_REF": _k("meta.wcsinfo.roll_ref", "[deg] V3 roll angle at the ref point (N over E)", "SCI"),
 }
+
+#: A slit's own keywords, kept per slit in a product of many slits (a MultiSlitModel's SCI
+#: headers): the slit attributes (paths outside ``meta``) and its source type.
+SLIT_KEYWORDS: frozenset[str] = frozenset(
+    {name for name, kw in KEYWORDS.items() if kw.hdu == "SCI" and not kw.path.startswith("meta.")} | {"SRCTYPE"})
