@@ -158,6 +158,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from services.console import context_for, task_progress
+    from services.stage3.parts import sweep_work
     from shared.config import get_settings
     from shared.errors import is_retriable
     from shared.runtime import reconcile
@@ -181,6 +182,13 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         if done:
             print(f"dispatched {done.events} pending event(s); sent {done.resent} task(s) again "
                   f"({done.expired} lease(s) expired); failed {done.failed} task(s)", flush=True)
+        try:
+            swept = sweep_work(ctx, settings.work_retention_seconds)
+        except Exception as exc:  # the store or the catalog is away: the next sweep does it
+            log.warning("reconcile: dms-work not swept (%s: %s)", type(exc).__name__, str(exc).splitlines()[0])
+            swept = []
+        if swept:
+            print(f"removed the intermediates of {len(swept)} finished or abandoned split run(s)", flush=True)
         if inline is not None:
             inline.run_until_idle(progress=task_progress)
         if not args.loop:

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     work_start_timeout_seconds: float = Field(
         600.0, description="A task sent this long ago and not started is sent again (then twice as long, ...).",
     )
+    work_retention_seconds: float = Field(
+        7 * 86400.0, gt=0, description="Intermediates in dms-work of a split run that failed or was abandoned are "
+        "kept this long after its last phase began (for a failed part to be sent again), then swept.",
+    )
     work_max_attempts: int = Field(
         5, description="Claims of a task whose lease expired (worker died or hung) before it is failed.",
     )

@@ -19,6 +19,7 @@ from astropy.io import fits
 from astropy.table import QTable, Table
 from sqlalchemy import select
 
+from services.stage3.parts import sweep_work
 from services.stage3.refcat import load_astrometric_catalog
 from services.stage3.task import HANDLERS, handle_association
 from shared.archiving import archive_product
@@ -304,6 +305,39 @@ def test_split_run_makes_the_products_of_one_task(ctx, tmp_path, image3_setup):
     again = run_handler("stage3.part", HANDLERS["stage3.part"], parts[0].to_json_dict(), split)
     assert again.status == "ok" and again.note == "already done"
     assert _products(ctx)[f"{PRODUCT}_i2d.fits"].revision == 2
+    # Had the mosaic's worker died between archiving and removing the run's intermediates,
+    # the reconciler's sweep removes them: the run's mosaic task is done.
+    run = parts[0].payload.run
+    left = f"{run.replace(':', '/')}/member/0000-leftover.npz"
+    ctx.store.put_bytes(Bucket.WORK, left, b"left over", "application/octet-stream")
+    assert sweep_work(ctx, retention_seconds=7 * 86400) == [run]
+    assert list(ctx.store.list_keys(Bucket.WORK)) == []
+
+
+def test_sweep_keeps_what_a_run_may_still_need(ctx, tmp_path, image3_setup):
+    """The sweep leaves a run with a part pending or running alone; a run whose parts all
+    failed keeps its intermediates for the retention time (an operator may send a failed
+    part again), then loses them."""
+    _, names, _ = image3_setup
+    split = _split(ctx, 4)
+    event = _archive_asn(ctx, tmp_path, _asn("image3", "o001", PRODUCT, names),
+                         "jw01234-o001_20250101t000000_image3_00001_asn.json", 1)
+    started = run_handler("stage3.run", handle_association, event.to_json_dict(), split)
+    assert started.status == "ok" and len(started.event_ids) == len(names)  # the survey parts, pending
+    with ctx.catalog.session() as s:
+        run = event_from_record(s.get(EventRecord, started.event_ids[0])).payload.run
+    key = f"{run.replace(':', '/')}/survey/0000-result.npz"
+    ctx.store.put_bytes(Bucket.WORK, key, b"a survey", "application/octet-stream")
+    assert sweep_work(ctx, retention_seconds=60) == []  # parts pending: the run goes on
+    later = datetime.now(UTC) + timedelta(days=8)
+    assert sweep_work(ctx, retention_seconds=7 * 86400, now=later) == []  # still pending, however old
+    with ctx.catalog.session() as s:  # every part failed (dead-lettered)
+        for item in s.scalars(select(WorkItem).where(WorkItem.event_id.in_(started.event_ids))):
+            item.state = WorkState.FAILED
+    assert sweep_work(ctx, retention_seconds=7 * 86400) == []  # kept for a retry
+    assert list(ctx.store.list_keys(Bucket.WORK)) == [key]
+    assert sweep_work(ctx, retention_seconds=7 * 86400, now=later) == [run]  # abandoned
+    assert list(ctx.store.list_keys(Bucket.WORK)) == []
 
 
 def test_tso3_archives_crfints_and_phot(ctx, tmp_path):

@@ -37,6 +37,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,8 @@ from shared.resample import Contribution
 from shared.runtime import ServiceContext
 from shared.storage import Bucket, StoredObject, sha256_bytes
 
-__all__ = ["SOURCE", "handle_part", "read_association", "split", "splits", "survey_from_bytes", "survey_to_bytes"]
+__all__ = ["SOURCE", "handle_part", "read_association", "split", "splits", "survey_from_bytes", "survey_to_bytes",
+           "sweep_work"]
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +307,50 @@ def _remove_run(ctx: ServiceContext, run: str) -> None:
 
 def _prefix(run: str) -> str:
     return run.replace(":", "/")
+
+
+_PART_TASKS = ("stage3.part", "stage3.reprocess-part")
+
+
+def sweep_work(ctx: ServiceContext, retention_seconds: float, *, now: datetime | None = None) -> list[str]:
+    """Remove from ``dms-work`` the intermediates of split runs that are over, which their
+    own mosaic task did not remove: a run whose mosaic task is done (its worker died between
+    archiving the products and removing them), and a run with no part pending or running
+    whose last phase began more than ``retention_seconds`` ago (failed or abandoned: its
+    intermediates are kept that long so that an operator can send a failed part again).
+    A run with a part pending or running is left alone. Returns the runs removed (the
+    reconciler's sweep calls it)."""
+    from sqlalchemy import func, select
+
+    from shared.catalog.models import EventRecord, FanIn, WorkItem, WorkState
+
+    now = now or datetime.now(UTC)
+    runs = {":".join(key.split("/")[:3]) for key in ctx.store.list_keys(Bucket.WORK, "stage3/")
+            if key.count("/") >= 3}
+    if not runs:
+        return []
+    removed = []
+    with ctx.catalog.session() as s:
+        active = {(data or {}).get("run") for data in s.scalars(
+            select(EventRecord.data).join(WorkItem, WorkItem.event_id == EventRecord.id)
+            .where(WorkItem.task.in_(_PART_TASKS), WorkItem.state.in_((WorkState.PENDING, WorkState.RUNNING))))}
+        for run in sorted(runs - active):
+            mosaic = str(uuid.uuid5(_IDS, f"{run}/mosaic"))
+            finished = s.scalar(select(func.count()).select_from(WorkItem).where(
+                WorkItem.event_id == mosaic, WorkItem.state == WorkState.DONE)) > 0
+            began = s.scalar(select(func.max(FanIn.created_at)).where(FanIn.key.startswith(f"{run}:")))
+            stale = began is None or now - _utc(began) > timedelta(seconds=retention_seconds)
+            if finished or stale:
+                removed.append((run, "its mosaic is done" if finished else
+                                f"nothing of it pending or running, its last phase began before {retention_seconds:g} s"))
+    for run, why in removed:
+        log.info("run %s is over (%s); removing its intermediates from %s", run, why, Bucket.WORK.value)
+        _remove_run(ctx, run)
+    return [run for run, _ in removed]
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _box_arrays(box, **arrays) -> dict[str, np.ndarray]:
