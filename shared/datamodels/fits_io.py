@@ -26,8 +26,8 @@ from astropy.io import fits
 from shared.arrays import read_only
 from shared.datamodels.keywords import KEYWORDS, SLIT_KEYWORDS, UnknownKeywordError
 
-__all__ = ["MULTI_SLIT_MODELS", "FitsProduct", "MalformedProductError", "SlitProduct", "card_value", "content_type", "meta_tree", "read_product",
-           "set_cards", "write_output", "write_product"]
+__all__ = ["MULTI_SLIT_MODELS", "FitsProduct", "MalformedProductError", "SlitProduct", "card_value", "content_type",
+           "meta_tree", "read_product", "set_cards", "write_output", "write_product"]
 
 ASDF_EXTNAME = "ASDF"
 #: Data models whose arrays are per slit (EXTVER 1, 2, ...): :attr:`FitsProduct.slits`.

@@ -14,8 +14,8 @@ point (SPECWCS IMX, IMY) and through the detector's DISTORTION model, as the pub
 pipeline does (its ``alpha``, with ``beta`` = 0). Its wavelength is the trace's at its
 row (NaN off the spectrum's rows). The inverse takes the place along the slit from the
 sky position and the row from the wavelength, so a point of the world lands on the row
-of its wavelength. The bounding box is the slit's image: the
-spectrum's rows, and half the slit's length either side of the trace.
+of its wavelength. The bounding box is the slit's image: the spectrum's rows, and half
+the slit's length either side of the trace.
 
 A rectified slit (the ``_s2d``, :mod:`.rectify`) has its own pixels: column ``i`` is slit
 coordinate ``offsets[0] + i`` pixels from the trace (plus ``shift``, for a grid centred
@@ -99,7 +99,7 @@ def slit_gwcs(distortion: Model, pointing: TelescopePointing, trace: SlitTrace, 
     Raises
     ------
     ValueError
-        A trace without rows.
+        A trace on fewer than two rows of the window.
     """
     from gwcs import wcs
 
