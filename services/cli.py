@@ -158,7 +158,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from services.console import context_for, task_progress
-    from services.stage3.parts import sweep_work
+    from services.stage3.work import sweep_work
     from shared.config import get_settings
     from shared.errors import is_retriable
     from shared.runtime import reconcile

@@ -19,9 +19,9 @@ from astropy.io import fits
 from astropy.table import QTable, Table
 from sqlalchemy import select
 
-from services.stage3.parts import sweep_work
 from services.stage3.refcat import load_astrometric_catalog
 from services.stage3.task import HANDLERS, handle_association
+from services.stage3.work import sweep_work
 from shared.archiving import archive_product
 from shared.asn import AssociationError
 from shared.catalog import EventRecord, FanIn, Product, WorkItem, WorkState

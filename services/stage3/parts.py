@@ -37,7 +37,6 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -63,6 +62,7 @@ from services.stage3.pipeline import (
 from services.stage3.placement import catalog_context, placement
 from services.stage3.refcat import load_astrometric_catalog
 from services.stage3.steps.tweakreg import SourceList
+from services.stage3.work import part_event_id, remove_run, run_prefix
 from shared.archiving import (
     ArchiveAhead,
     archive_outputs,
@@ -85,15 +85,13 @@ from shared.resample import Contribution
 from shared.runtime import ServiceContext
 from shared.storage import Bucket, StoredObject, sha256_bytes
 
-__all__ = ["SOURCE", "handle_part", "read_association", "split", "splits", "survey_from_bytes", "survey_to_bytes",
-           "sweep_work"]
+__all__ = ["SOURCE", "handle_part", "read_association", "split", "splits", "survey_from_bytes", "survey_to_bytes"]
 
 log = logging.getLogger(__name__)
 
 SOURCE = "dms/stage3"
 LEVEL = 3
 _FIELDS = ("x", "y", "x_err", "y_err", "flux", "snr")
-_IDS = uuid.UUID("5b0e3c1e-8a43-4f0e-9d1c-6a7d2f3e9b10")  # names the events of split runs
 _NEXT = {"survey": "single", "single": "median", "median": "member", "member": "mosaic"}  # what a phase's end starts
 
 
@@ -133,7 +131,7 @@ def handle_part(event: Event, ctx: ServiceContext) -> list[str]:
         ctx = scoped
     announced = event_product(ctx, event)
     if announced is None:  # superseded while the run was under way
-        _remove_run(ctx, part.run)
+        remove_run(ctx, part.run)
         return []
     ref, current = announced
     if part.phase in ("survey", "single", "member") and (part.part is None or part.part >= len(part.members)):
@@ -193,7 +191,7 @@ class _Work:
         for note in result.notes:
             log.info("%s: %s", asn.filename, note)
         ids = self._archive(run, asn, result.outputs(asn), result.record.reference_uris(), final=True)
-        _remove_run(self.ctx, self.part.run)
+        remove_run(self.ctx, self.part.run)
         return ids if self.part.step is None else step_done(self.ctx, self.part.step)
 
     # ---------------------------------------------------------------- reading
@@ -243,7 +241,7 @@ class _Work:
     # ---------------------------------------------------------------- writing
 
     def _put(self, data: bytes, ext: str) -> StoredObject:
-        key = f"{_prefix(self.part.run)}/{self.part.phase}/{self.part.part or 0:04d}-{sha256_bytes(data)[:16]}.{ext}"
+        key = f"{run_prefix(self.part.run)}/{self.part.phase}/{self.part.part or 0:04d}-{sha256_bytes(data)[:16]}.{ext}"
         return self.ctx.store.put_bytes(Bucket.WORK, key, data, "application/octet-stream")
 
     def _put_arrays(self, arrays: dict[str, np.ndarray]) -> StoredObject:
@@ -293,64 +291,7 @@ def _fan_out(session, part: Stage3Part) -> list[str]:
 
 def _event(part: Stage3Part, name: str) -> Event:
     subject = part.members[part.part].filename if part.part is not None else part.product.filename
-    return new_event(part, SOURCE, subject=subject, event_id=str(uuid.uuid5(_IDS, f"{part.run}/{name}")))
-
-
-def _remove_run(ctx: ServiceContext, run: str) -> None:
-    """Remove the run's objects from ``dms-work`` (also those of attempts never recorded)."""
-    try:
-        for key in list(ctx.store.list_keys(Bucket.WORK, _prefix(run) + "/")):
-            ctx.store.remove(Bucket.WORK, key)
-    except Exception as exc:  # the products are archived: leftovers cost space, not correctness
-        log.warning("run %s: could not remove its intermediates from %s: %s", run, Bucket.WORK.value, exc)
-
-
-def _prefix(run: str) -> str:
-    return run.replace(":", "/")
-
-
-_PART_TASKS = ("stage3.part", "stage3.reprocess-part")
-
-
-def sweep_work(ctx: ServiceContext, retention_seconds: float, *, now: datetime | None = None) -> list[str]:
-    """Remove from ``dms-work`` the intermediates of split runs that are over, which their
-    own mosaic task did not remove: a run whose mosaic task is done (its worker died between
-    archiving the products and removing them), and a run with no part pending or running
-    whose last phase began more than ``retention_seconds`` ago (failed or abandoned: its
-    intermediates are kept that long so that an operator can send a failed part again).
-    A run with a part pending or running is left alone. Returns the runs removed (the
-    reconciler's sweep calls it)."""
-    from sqlalchemy import func, select
-
-    from shared.catalog.models import EventRecord, FanIn, WorkItem, WorkState
-
-    now = now or datetime.now(UTC)
-    runs = {":".join(key.split("/")[:3]) for key in ctx.store.list_keys(Bucket.WORK, "stage3/")
-            if key.count("/") >= 3}
-    if not runs:
-        return []
-    removed = []
-    with ctx.catalog.session() as s:
-        active = {(data or {}).get("run") for data in s.scalars(
-            select(EventRecord.data).join(WorkItem, WorkItem.event_id == EventRecord.id)
-            .where(WorkItem.task.in_(_PART_TASKS), WorkItem.state.in_((WorkState.PENDING, WorkState.RUNNING))))}
-        for run in sorted(runs - active):
-            mosaic = str(uuid.uuid5(_IDS, f"{run}/mosaic"))
-            finished = s.scalar(select(func.count()).select_from(WorkItem).where(
-                WorkItem.event_id == mosaic, WorkItem.state == WorkState.DONE)) > 0
-            began = s.scalar(select(func.max(FanIn.created_at)).where(FanIn.key.startswith(f"{run}:")))
-            stale = began is None or now - _utc(began) > timedelta(seconds=retention_seconds)
-            if finished or stale:
-                removed.append((run, "its mosaic is done" if finished else
-                                f"nothing of it pending or running, its last phase began before {retention_seconds:g} s"))
-    for run, why in removed:
-        log.info("run %s is over (%s); removing its intermediates from %s", run, why, Bucket.WORK.value)
-        _remove_run(ctx, run)
-    return [run for run, _ in removed]
-
-
-def _utc(when: datetime) -> datetime:
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return new_event(part, SOURCE, subject=subject, event_id=part_event_id(part.run, name))
 
 
 def _box_arrays(box, **arrays) -> dict[str, np.ndarray]:
