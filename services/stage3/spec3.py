@@ -1,6 +1,7 @@
 """calwebb_spec3 for a slit nodded along its length (MIRI LRS fixed slit,
-``MIR_LRS-FIXEDSLIT``): the nods' ``_cal`` (each already nod-subtracted by spec2) combined
-into the Level-3 ``_s2d`` and ``_x1d`` of the source.
+``MIR_LRS-FIXEDSLIT``): the nods' ``_cal`` (each already nod-subtracted by spec2) flagged
+against each other (their ``_crf``) and combined into the Level-3 ``_s2d`` and ``_x1d`` of the
+source.
 
 No I/O: the members and loaded references in, products out. Steps (:data:`SPEC3`):
 
