@@ -452,7 +452,7 @@ def reconcile(
                        or_(WorkItem.dispatched_at.is_(None), WorkItem.dispatched_at < now - start_timeout))
                 .order_by(WorkItem.id).limit(limit).with_for_update(skip_locked=True, of=WorkItem))
         for item in s.scalars(lost):
-            if item.dispatched_at is not None and now - _aware(item.dispatched_at) < start_timeout * 2 ** min(
+            if item.dispatched_at is not None and now - ledger.aware(item.dispatched_at) < start_timeout * 2 ** min(
                     max(item.sends - 1, 0), 5):
                 continue
             try:
@@ -462,11 +462,6 @@ def reconcile(
                 break
             resent += 1
     return Reconciled(events, resent, expired, failed)
-
-
-def _aware(when: datetime) -> datetime:
-    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 @dataclass

@@ -104,7 +104,6 @@ class SlitExposure:
 class Spec3State:
     members: list[SlitExposure]
     half_length: float = 0.0  # half the slit's length, pixels
-    crf: bool = False  # outlier detection has flagged the members (their _crf)
     s2d: Rectified | None = None
     spectra: list[np.ndarray] = field(default_factory=list)
     x1d: np.ndarray | None = None
@@ -179,7 +178,6 @@ def _outlier_detection(s: Spec3State, a: StepArgs) -> Skip | None:
     for m, mask in zip(s.members, masks, strict=True):
         m.dq, (m.sci, m.err, *variances) = apply_outliers(mask, m.dq, m.sci, m.err, *m.variances.values())
         m.variances = dict(zip(m.variances, variances, strict=True))
-    s.crf = True
     a.note(f"outlier_detection: {', '.join(str(int(mask.sum())) for mask in masks)} pixel(s) flagged in the "
            f"{len(masks)} exposures")
     return None
@@ -304,7 +302,7 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
         header |= {"SRCXPOS": -float(state.s2d.offsets[0]),
                    "SRCYPOS": state.members[0].source_pixel[1] - float(state.s2d.rows[0])}
     crf = []
-    if state.crf:
+    if record.statuses.get("outlier_detection") == "COMPLETE":  # the flagged members
         cards = {**provenance_cards(software_version=software_version, created=created, context=context,
                                     asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool")),
                  **record.status_cards("outlier_detection")}

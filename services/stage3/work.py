@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from shared.catalog.models import EventRecord, FanIn, WorkItem, WorkState
+from shared.catalog.work import aware
 from shared.runtime import ServiceContext
 from shared.storage import Bucket
 
@@ -71,7 +72,7 @@ def sweep_work(ctx: ServiceContext, retention_seconds: float, *, now: datetime |
             began = s.scalar(select(func.max(FanIn.created_at)).where(FanIn.key.startswith(f"{run}:")))
             if finished:
                 removed.append((run, "its mosaic is done"))
-            elif began is None or now - _utc(began) > timedelta(seconds=retention_seconds):
+            elif began is None or now - aware(began) > timedelta(seconds=retention_seconds):
                 removed.append((run, f"nothing of it pending or running, its last phase began more than "
                                      f"{retention_seconds:g} s ago"))
     for run, why in removed:
@@ -79,6 +80,3 @@ def sweep_work(ctx: ServiceContext, retention_seconds: float, *, now: datetime |
         remove_run(ctx, run)
     return [run for run, _ in removed]
 
-
-def _utc(when: datetime) -> datetime:
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when

@@ -33,6 +33,7 @@ __all__ = [
     "ClaimResult",
     "TaskWork",
     "add_work",
+    "aware",
     "claim",
     "complete",
     "extend_lease",
@@ -187,11 +188,11 @@ def work_summary(session: Session) -> list[TaskWork]:
             select(WorkItem.task, func.count(), func.min(column)).where(WorkItem.state == state)
             .group_by(WorkItem.task)
         )
-        out += [TaskWork(task, state.value, n, _aware(oldest)) for task, n, oldest in rows]
+        out += [TaskWork(task, state.value, n, aware(oldest)) for task, n, oldest in rows]
     order = {s.value: i for i, s in enumerate(WorkState)}
     return sorted(out, key=lambda w: (w.task, order[w.state]))
 
 
-def _aware(when: datetime | None) -> datetime | None:
+def aware(when: datetime | None) -> datetime | None:
     """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
     return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
