@@ -20,6 +20,9 @@ __all__ = [
     "MAX_NINTS",
     "MAX_ROW_PIXELS",
     "MAX_WINDOW_ROWS",
+    "NIRSPEC_FILTERS",
+    "NIRSPEC_FIXED_SLITS",
+    "NIRSPEC_GRATINGS",
     "READOUT_PATTERNS",
     "READOUT_PATTERNS_BY_INSTRUMENT",
     "SUBARRAYS",
@@ -153,8 +156,16 @@ SUBARRAYS: dict[str, dict[str, Subarray]] = {
         "SUB128": Subarray("SUB128", 1, 1, 128, 128, 1),
         "SUB256": Subarray("SUB256", 1, 1, 256, 256, 1),
     },
+    # NIRSpec fixed-slit windows on NRS1 (this system's placement, each holding its slit's
+    # spectrum: services/simulator/spectrograph.py NIRSPEC_FS): full width, one output.
     "NIRSPEC": {
         "FULL": Subarray("FULL", 1, 1, 2048, 2048, 4),
+        "ALLSLITS": Subarray("ALLSLITS", 1, 897, 2048, 256, 1),
+        "SUBS200A2": Subarray("SUBS200A2", 1, 897, 2048, 64, 1),
+        "SUBS200A1": Subarray("SUBS200A1", 1, 959, 2048, 64, 1),
+        "SUB2048": Subarray("SUB2048", 1, 1025, 2048, 32, 1),
+        "SUBS400A1": Subarray("SUBS400A1", 1, 1053, 2048, 64, 1),
+        "SUBS200B1": Subarray("SUBS200B1", 1, 1089, 2048, 64, 1),
     },
     "FGS": {
         "FULL": Subarray("FULL", 1, 1, 2048, 2048, 4),
@@ -421,8 +432,16 @@ def fractional_bandwidth(element: str) -> float:
         raise KeyError(f"filter {element!r} has no known bandwidth class (W, W2, M, N)") from None
 
 
-# Dispersers in a filter position and the wavelengths they pass (um): the MIRI LRS prism.
-DISPERSER_BANDS: dict[tuple[str, str], tuple[float, float]] = {("MIRI", "P750L"): (5.0, 14.0)}
+# NIRSpec's filter-wheel elements, its grating-wheel elements (the dispersers, given as the
+# plan's pupil) and its five fixed slits (FXD_SLIT; the public enumeration).
+NIRSPEC_FILTERS: tuple[str, ...] = ("CLEAR", "F070LP", "F100LP", "F170LP", "F290LP")
+NIRSPEC_GRATINGS: tuple[str, ...] = ("PRISM", "G140M", "G235M", "G395M", "G140H", "G235H", "G395H")
+NIRSPEC_FIXED_SLITS: tuple[str, ...] = ("S200A1", "S200A2", "S400A1", "S1600A1", "S200B1")
+
+# Dispersers and the wavelengths they pass (um): the MIRI LRS prism (a filter-wheel
+# element), the NIRSpec prism (a grating-wheel element, behind CLEAR).
+DISPERSER_BANDS: dict[tuple[str, str], tuple[float, float]] = {("MIRI", "P750L"): (5.0, 14.0),
+                                                               ("NIRSPEC", "PRISM"): (0.6, 5.3)}
 
 
 def keyword_pixel_scale(keywords: Mapping) -> float:
@@ -442,7 +461,8 @@ def filter_band(instrument: str, filter_: str | None, pupil: str | None = None) 
     disperser's range (:data:`DISPERSER_BANDS`), else the pivot wavelength -/+ half the
     bandwidth of the filter's class; None when neither element is a known filter of the
     instrument (a grism alone, an unknown instrument)."""
-    disperser = DISPERSER_BANDS.get((instrument.upper(), (filter_ or "").upper()))
+    disperser = (DISPERSER_BANDS.get((instrument.upper(), (filter_ or "").upper()))
+                 or DISPERSER_BANDS.get((instrument.upper(), (pupil or "").upper())))
     if disperser is not None:
         return disperser
     try:

@@ -144,7 +144,7 @@ class Pointing(_Frozen):
 
 class Aperture(_Frozen):
     """A named aperture whose reference point is not a window's centre (the MIRI LRS slit,
-    MIRIM_SLIT): the point (V2, V3, arcsec) the target is placed on, which the exposures'
+    MIRIM_SLIT; a NIRSpec fixed slit, NRS_S200A1_SLIT, ...): the point (V2, V3, arcsec) the target is placed on, which the exposures'
     headers are expressed about (APERNAME, V2_REF/V3_REF, RA_REF/DEC_REF/ROLL_REF, and
     XOFFSET/YOFFSET the target's place in its ideal frame)."""
 
@@ -226,6 +226,8 @@ class Observation(_Frozen):
         "jw<ppppp><ooo><vvv>_<cc>_msa.fits, delivered with the plan."))
     aperture: Aperture | None = Field(None, description=(
         "The aperture the target is placed on when it is not the detectors' windows (the LRS slit)."))
+    fixed_slit: str | None = Field(None, description=(
+        "FXD_SLIT of a NIRSpec fixed-slit observation (NRS_FIXEDSLIT): S200A1, S200A2, S400A1, S1600A1 or S200B1."))
     exposures: list[PlannedExposure] = Field(default_factory=list)
     guide_stars: list[GuideStar] = Field(default_factory=list, description=(
         "The guide star of each guided visit; none for unguided (dark) observations."))

@@ -244,7 +244,7 @@ def test_truth_spectrum_is_what_the_spectrograph_puts_on_the_detector(run):
         iy = rows.astype(int)
         xs = np.round(table["source_x"]).astype(int)
         box = np.array([good[y, x - 8 : x + 9].all() for y, x in zip(iy, xs, strict=True)])  # no dead pixel there
-        inner = box & (rows >= LRS.rows[0] + 10) & (rows <= LRS.rows[1] - 10)
+        inner = box & (rows >= LRS.span[0] + 10) & (rows <= LRS.span[1] - 10)
         assert inner.sum() > 250
         measured = np.array([source[y, x - 8 : x + 9].sum() for y, x in zip(iy, xs, strict=True)])
         np.testing.assert_allclose(measured[inner], expected[inner], rtol=5e-4)
@@ -256,8 +256,8 @@ def test_truth_spectrum_is_what_the_spectrograph_puts_on_the_detector(run):
             assert (observed[row] / continuum[row] - 1.0) * np.sign(line.strength) > 0.1
         # the sky fills the slit: 15 px from the trace (inside the 21 px half-length, far from the source)
         for y in (150, 300, 400):
-            x = int(round(float(LRS.trace_x(y)))) - 15
-            assert sky[y, x] / area[y, x] == pytest.approx(float(table["sky_e_per_s"][y - LRS.rows[0]]), rel=1e-3)
+            x = int(round(float(LRS.trace(y)))) - 15
+            assert sky[y, x] / area[y, x] == pytest.approx(float(table["sky_e_per_s"][y - LRS.span[0]]), rel=1e-3)
 
 
 def test_nods_put_the_source_two_arcsec_apart(run):
@@ -273,7 +273,7 @@ def test_nods_put_the_source_two_arcsec_apart(run):
     rates = [fits.open(run.products[f"jw03457001001_01101_0000{k}_mirimage_rate.fits"]) for k in (1, 2)]
     diff = rates[0]["SCI"].data.astype(np.float64) - rates[1]["SCI"].data
     usable = ((rates[0]["DQ"].data | rates[1]["DQ"].data) & 1) == 0  # DO_NOT_USE in neither
-    rows = slice(LRS.rows[0], LRS.rows[1] + 1)
+    rows = slice(LRS.span[0], LRS.span[1] + 1)
 
     def centroid(image: np.ndarray, x_source: float) -> float:
         x0 = int(x_source) - 8
@@ -318,5 +318,5 @@ def test_slit_reference_files_open_and_calibrate_the_truth(run):
     jy = np.array([source_dn[y, x - 8 : x + 9].sum() for y, x in zip(rows, xs, strict=True)]) * (
         row["photmjsr"] * relresponse * photom.meta.photometry.pixelarea_steradians * 1e6)
     whole = np.array([np.isfinite(reference_flat[y, x - 8 : x + 9]).all() for y, x in zip(rows, xs, strict=True)])
-    inner = whole & (rows >= LRS.rows[0] + 10) & (rows <= LRS.rows[1] - 10)
+    inner = whole & (rows >= LRS.span[0] + 10) & (rows <= LRS.span[1] - 10)
     np.testing.assert_allclose(jy[inner], (table["observed_jy"] * table["transmission"])[inner], rtol=0.01)

@@ -172,7 +172,7 @@ def exposure_keywords(
     ra_v1, dec_v1, pa_v3 = v1_pointing(p.ra, p.dec, p.roll, v2_ref, v3_ref)
     aperture_name, about = f"{det.name}_{sub.name}", None
     if obs.aperture is not None:
-        # The target is placed on a named aperture (the LRS slit): the pointing is given
+        # The target is placed on a named aperture (a slit): the pointing is given
         # about its reference point, and XOFFSET/YOFFSET say where the target is in its
         # ideal frame, as the public pipeline reads them for a slit.
         about = pointing_about(TelescopePointing(p.ra, p.dec, p.roll, v2_ref, v3_ref),
@@ -218,6 +218,9 @@ def exposure_keywords(
         "CHANNEL": det.channel,
         "FILTER": obs.filter,
         "PUPIL": obs.pupil if det.instrument in ("NIRCAM", "NIRISS") else None,
+        # NIRSpec: the grating wheel's element (the plan's pupil) and the fixed slit
+        "GRATING": obs.pupil if det.instrument == "NIRSPEC" else None,
+        "FXD_SLIT": (obs.fixed_slit or "NONE") if det.instrument == "NIRSPEC" else None,
         "EXP_TYPE": obs.exp_type,
         "EXPCOUNT": exp.exposure,
         "EXPRIPAR": "PRIME",

@@ -3,8 +3,8 @@ astrometric catalogs.
 
 Entry points: :func:`simulate` (everything, into a directory) and :func:`load_description`.
 :func:`simulate_exposure` rebuilds the cube of one exposure exactly as written (for tests
-and scoring; a TSO observation's host star comes from :func:`host_star`, an LRS slit
-target's spectrum from :func:`target_spectrum`). The physics, the
+and scoring; a TSO observation's host star comes from :func:`host_star`, a slit
+target's spectrum (MIRI LRS, NIRSpec fixed slits) from :func:`target_spectrum`). The physics, the
 photometric calibration, the truth files and the reference files are described in
 ``docs/simulator.md``.
 """

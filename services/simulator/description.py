@@ -4,11 +4,22 @@ Validated with pydantic; unknown fields, unknown detectors, subarrays, readout p
 and filters, and combinations the instrument cannot do are rejected with an error that
 names the field (``observations[0].detectors[1]: ...``). See ``examples/*.yaml``.
 
-Besides imaging, the simulator renders the MIRI low-resolution spectrometer's slit
-(``exp_type: MIR_LRS-FIXEDSLIT``, :mod:`services.simulator.spectrograph`): filter P750L,
-detector MIRIMAGE, subarray FULL, one pointing (``dither`` NONE: the target at the slit
-centre) or the along-slit nod (``ALONG-SLIT-NOD``). The target's spectrum is its
-``spectrum`` (default :data:`DEFAULT_SPECTRUM`).
+Besides imaging, the simulator renders slit spectra (:mod:`services.simulator.spectrograph`):
+
+- the MIRI low-resolution spectrometer's slit (``exp_type: MIR_LRS-FIXEDSLIT``): filter
+  P750L, detector MIRIMAGE, subarray FULL, one pointing (``dither`` NONE: the target at
+  the slit centre) or the along-slit nod (``ALONG-SLIT-NOD``);
+- the NIRSpec fixed slits (``exp_type: NRS_FIXEDSLIT``): ``fixed_slit`` one of S200A1,
+  S200A2, S400A1, S1600A1, S200B1 (FXD_SLIT), filter CLEAR with the prism (``pupil:
+  PRISM``, the grating wheel's element, GRATING), detector NRS1, the slit's own window
+  (SUBS200A1, SUBS200A2, SUBS400A1, SUB2048 for S1600A1, SUBS200B1), ALLSLITS or FULL;
+  one pointing or the public nods along the slit, ``2-POINT-NOD`` (the target at
+  -size/2 and +size/2) and ``3-POINT-NOD`` (0, -size, +size; ``size`` the step between
+  nods, default the slit's: 1.0", S1600A1 0.3").
+
+A nod that would bring the target within 0.5" of the slit's ends is refused. The target's
+spectrum is its ``spectrum`` (default :data:`DEFAULT_SPECTRUM`); its lines must fall in
+the spectrum of a slit that observes it.
 """
 
 from __future__ import annotations
@@ -33,6 +44,9 @@ from pydantic import (
 
 from shared.instruments import (
     INSTRUMENTS,
+    NIRSPEC_FILTERS,
+    NIRSPEC_FIXED_SLITS,
+    NIRSPEC_GRATINGS,
     UnknownInstrumentError,
     detector,
     instrument_detectors,
@@ -50,7 +64,16 @@ from .optics import (
     SIMULATED_INSTRUMENTS,
     WEAK_LENS_FWHM_ARCSEC,
 )
-from .spectrograph import LRS, LRS_EXP_TYPE, SourceSpectrum, SpectralLine
+from .spectrograph import (
+    LRS,
+    LRS_EXP_TYPE,
+    NIRSPEC_FS,
+    NRS_FS_EXP_TYPE,
+    SlitSpectrograph,
+    SourceSpectrum,
+    SpectralLine,
+    slit_spectrograph,
+)
 
 __all__ = [
     "DEFAULT_SPECTRUM",
@@ -72,10 +95,17 @@ __all__ = [
 # Observations the simulator plans but does not simulate (no telemetry): NIRSpec MOS, whose
 # MSA metadata file it delivers with the plan (services/simulator/msa.py).
 PLANNED_ONLY: dict[str, tuple[str, ...]] = {"NIRSPEC": ("NRS_MSASPEC",)}
-NIRSPEC_FILTERS = ("CLEAR", "F070LP", "F100LP", "F170LP", "F290LP")
-NIRSPEC_GRATINGS = ("PRISM", "G140M", "G235M", "G395M", "G140H", "G235H", "G395H")  # given as pupil
 # Slit spectroscopy the simulator renders (services/simulator/spectrograph.py), per instrument.
-SLIT_EXP_TYPES: dict[str, tuple[str, ...]] = {detector(LRS.detector).instrument: (LRS_EXP_TYPE,)}
+SLIT_EXP_TYPES: dict[str, tuple[str, ...]] = {detector(LRS.detector).instrument: (LRS_EXP_TYPE,),
+                                              "NIRSPEC": (NRS_FS_EXP_TYPE,)}
+# The nod patterns along each slit, and how close to the slit's ends (arcsec) a nod may
+# bring the target.
+NOD_PATTERNS: dict[str, tuple[str, ...]] = {LRS_EXP_TYPE: ("ALONG-SLIT-NOD",),
+                                            NRS_FS_EXP_TYPE: ("2-POINT-NOD", "3-POINT-NOD")}
+NOD_MARGIN_ARCSEC = 0.5
+# Readout patterns of the slits where the instrument offers more than the simulator reads
+# (NIRSpec's IRS2 patterns interleave reference pixels: not simulated).
+SLIT_READOUT_PATTERNS: dict[str, tuple[str, ...]] = {NRS_FS_EXP_TYPE: ("NRSRAPID", "NRS")}
 
 # Reference files are written with USEAFTER 2022-01-01; exposures must come after it.
 EARLIEST_START = datetime(2022, 1, 1, tzinfo=UTC)
@@ -93,12 +123,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _lrs_band() -> tuple[float, float]:
-    """(shortest, longest) wavelength, um, of the rows the LRS spectrum covers."""
-    ends = LRS.wavelength(list(LRS.rows))
-    return float(min(ends)), float(max(ends))
-
-
 class LineSpec(_Strict):
     """A Gaussian line of a target's spectrum: emission (``strength`` > 0) or absorption
     (< 0, at most -1: the line's centre then reaches zero flux)."""
@@ -109,10 +133,12 @@ class LineSpec(_Strict):
 
 
 class SpectrumSpec(_Strict):
-    """A target's spectrum, as a MIRI LRS observation sees it:
-    ``f_nu = flux_jy * (lambda / 7.5 um) ** slope * (1 + sum of the lines' Gaussians)``."""
+    """A target's spectrum, as a slit observation (MIRI LRS, NIRSpec fixed slit) sees it:
+    ``f_nu = flux_jy * (lambda / reference_wavelength) ** slope * (1 + sum of the lines'
+    Gaussians)``."""
 
-    flux_jy: float = Field(0.002, gt=0.0, le=10.0, description="Continuum f_nu at 7.5 um, Jy.")
+    flux_jy: float = Field(0.002, gt=0.0, le=10.0, description="Continuum f_nu at reference_wavelength, Jy.")
+    reference_wavelength: float = Field(7.5, ge=0.5, le=30.0, description="Where f_nu = flux_jy, um.")
     slope: float = Field(-1.0, ge=-10.0, le=10.0, description="Power-law index of the continuum in wavelength.")
     lines: list[LineSpec] = Field(
         default_factory=lambda: [LineSpec(wavelength=6.985, fwhm=0.05, strength=2.0),
@@ -120,23 +146,15 @@ class SpectrumSpec(_Strict):
         description="Lines; default an emission line at 6.985 um ([Ar II]) and the 9.7 um silicate absorption.",
     )
 
-    @field_validator("lines")
-    @classmethod
-    def _in_band(cls, lines: list[LineSpec]) -> list[LineSpec]:
-        low, high = _lrs_band()
-        for k, line in enumerate(lines):
-            if not low <= line.wavelength <= high:
-                raise ValueError(f"lines[{k}].wavelength: {line.wavelength} um is outside the LRS spectrum "
-                                 f"({low:.2f}-{high:.2f} um)")
-        return lines
-
     def source_spectrum(self) -> SourceSpectrum:
         """The spectrum as :mod:`.spectrograph` renders it."""
-        return SourceSpectrum(flux_jy=self.flux_jy, slope=self.slope, lines=tuple(
-            SpectralLine(wavelength=line.wavelength, fwhm=line.fwhm, strength=line.strength) for line in self.lines))
+        return SourceSpectrum(flux_jy=self.flux_jy, slope=self.slope, reference=self.reference_wavelength,
+                              lines=tuple(SpectralLine(wavelength=line.wavelength, fwhm=line.fwhm,
+                                                       strength=line.strength) for line in self.lines))
 
 
-#: The spectrum of a target observed with the LRS that gives none.
+#: The spectrum of a target observed through a slit that gives none (its lines are in the
+#: LRS band: a NIRSpec spectrum of it is the continuum alone).
 DEFAULT_SPECTRUM = SpectrumSpec()
 
 
@@ -146,10 +164,11 @@ class TargetSpec(_Strict):
     dec: float = Field(ge=-90.0, le=90.0, description="Declination, degrees.")
     aliases: list[str] = Field(default_factory=list, description="Other names the archive resolves to it.")
     spectrum: SpectrumSpec | None = Field(None, description=(
-        "Its spectrum in MIRI LRS observations (only they simulate one); default DEFAULT_SPECTRUM."))
+        "Its spectrum in slit observations (MIRI LRS, NIRSpec fixed slits: only they simulate one); default "
+        "DEFAULT_SPECTRUM."))
 
 
-_KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "ALONG-SLIT-NOD", "CUSTOM")
+_KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "ALONG-SLIT-NOD", "2-POINT-NOD", "3-POINT-NOD", "CUSTOM")
 
 
 class DitherSpec(_Strict):
@@ -159,7 +178,9 @@ class DitherSpec(_Strict):
     ``size``), ``N-POINT-LINE`` (``npoints`` points ``size`` apart along the detector
     diagonal), ``ALONG-SLIT-NOD`` (a slit observation's two nods, ``size`` apart along the
     slit, detector x: offsets -size/2 and +size/2, so the default puts them at -1.0" and
-    +1.0"), ``CUSTOM`` (``offsets`` required). Any other name needs ``offsets`` and is
+    +1.0"), ``2-POINT-NOD`` and ``3-POINT-NOD`` (NIRSpec fixed slits: along the slit,
+    detector y; offsets -size/2, +size/2 and 0, +size, -size, ``size`` the step between
+    nods, default the slit's), ``CUSTOM`` (``offsets`` required). Any other name needs ``offsets`` and is
     recorded as the pattern type. Offsets are arcsec along detector x and y: the detector
     reference point moves by that much on the sky (the target, fixed on the sky, moves the
     other way on the detector).
@@ -190,24 +211,43 @@ class DitherSpec(_Strict):
                 f"pattern {self.pattern!r} needs explicit 'offsets' (patterns generated from a "
                 f"size: {', '.join(p for p in _KNOWN_PATTERNS if p != 'CUSTOM')})"
             )
-        expected = {"NONE": 1, "4-POINT-BOX": 4, "ALONG-SLIT-NOD": 2}.get(self.pattern)
+        expected = {"NONE": 1, "4-POINT-BOX": 4, "ALONG-SLIT-NOD": 2, "2-POINT-NOD": 2, "3-POINT-NOD": 3}.get(
+            self.pattern)
         if expected is not None and self.npoints not in (None, expected):
             raise ValueError(f"pattern {self.pattern} has {expected} points, not npoints={self.npoints}")
         if self.pattern == "N-POINT-LINE" and self.npoints is None:
             raise ValueError("pattern N-POINT-LINE needs 'npoints'")
         return self
 
-    def resolved_offsets(self) -> list[tuple[float, float]]:
-        """The (dx, dy) offsets in arcsec, one per dither point."""
+    def step(self, default: float) -> float:
+        """``size`` when the description gives it, else ``default``."""
+        return self.size if "size" in self.model_fields_set else default
+
+    def nod_positions(self, default_step: float = 2.0) -> list[float] | None:
+        """Offsets along the slit (arcsec) of a nod pattern, one per point; None for any
+        other pattern."""
+        if self.pattern in ("ALONG-SLIT-NOD", "2-POINT-NOD"):
+            h = self.step(default_step) / 2.0
+            return [-h, h]
+        if self.pattern == "3-POINT-NOD":
+            step = self.step(default_step)
+            return [0.0, step, -step]
+        return None
+
+    def resolved_offsets(self, nod_step: float = 2.0, slit_axis: int = 1) -> list[tuple[float, float]]:
+        """The (dx, dy) offsets in arcsec, one per dither point. A nod pattern's run along
+        the slit: detector x (``slit_axis`` 1, the LRS) or y (2, NIRSpec), ``nod_step``
+        its size when the description gives none."""
         if self.offsets is not None:
             return [(float(x), float(y)) for x, y in self.offsets]
         if self.pattern == "NONE":
             return [(0.0, 0.0)]
+        nods = self.nod_positions(nod_step)
+        if nods is not None:
+            return [(u, 0.0) if slit_axis == 1 else (0.0, u) for u in nods]
         h = self.size / 2.0
         if self.pattern == "4-POINT-BOX":
             return [(-h, -h), (h, -h), (h, h), (-h, h)]
-        if self.pattern == "ALONG-SLIT-NOD":
-            return [(-h, 0.0), (h, 0.0)]
         n = int(self.npoints or 1)
         step = self.size / 2.0**0.5
         return [((k - (n - 1) / 2.0) * step, (k - (n - 1) / 2.0) * step) for k in range(n)]
@@ -266,6 +306,9 @@ class ObservationSpec(_Strict):
         "whose MSA configuration is planned from it)."))
     msa_sources: int = Field(10, ge=1, le=500, description=(
         "NIRSpec MOS (NRS_MSASPEC): sources given a slitlet in its MSA metadata file."))
+    fixed_slit: str | None = Field(None, description=(
+        "NIRSpec fixed-slit spectroscopy (NRS_FIXEDSLIT): the slit (FXD_SLIT), one of "
+        + ", ".join(NIRSPEC_FIXED_SLITS) + "; required there, not allowed elsewhere."))
 
     @field_validator("instrument")
     @classmethod
@@ -273,11 +316,22 @@ class ObservationSpec(_Strict):
         v = v.strip().upper()
         if v not in INSTRUMENTS:
             raise ValueError(f"unknown instrument {v!r}; known: {', '.join(INSTRUMENTS)}")
-        if v not in SIMULATED_INSTRUMENTS and v not in PLANNED_ONLY:
+        if v not in SIMULATED_INSTRUMENTS and v not in PLANNED_ONLY and v not in SLIT_EXP_TYPES:
             raise ValueError(
-                f"instrument {v} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)} and the MIRI "
-                "LRS slit only; NIRSPEC MOS observations are planned, with their MSA metadata file, not simulated)"
+                f"instrument {v} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)}, the MIRI "
+                "LRS slit and the NIRSpec fixed slits only; NIRSPEC MOS observations are planned, with their MSA "
+                "metadata file, not simulated)"
             )
+        return v
+
+    @field_validator("fixed_slit")
+    @classmethod
+    def _fixed_slit(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip().upper()
+        if v not in NIRSPEC_FIXED_SLITS:
+            raise ValueError(f"{v!r} is not a NIRSpec fixed slit; one of {', '.join(NIRSPEC_FIXED_SLITS)}")
         return v
 
     @field_validator("detectors")
@@ -338,22 +392,46 @@ class ObservationSpec(_Strict):
         if isinstance(data, dict):
             instrument = str(data.get("instrument") or "").strip().upper()
             exp_type = str(data.get("exp_type") or "").strip().upper()
-            if instrument in PLANNED_ONLY and exp_type not in PLANNED_ONLY[instrument]:
+            slits = SLIT_EXP_TYPES.get(instrument, ())
+            if instrument in PLANNED_ONLY and exp_type not in PLANNED_ONLY[instrument] + slits:
                 raise ValueError(
                     f"instrument: {instrument} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)} only); "
-                    f"a {instrument} observation is planned, not simulated, as exp_type "
-                    f"{' or '.join(PLANNED_ONLY[instrument])} with its MSA metadata file")
+                    f"a {instrument} observation is simulated as exp_type {' or '.join(slits)} (slit spectroscopy) "
+                    f"or planned, not simulated, as exp_type {' or '.join(PLANNED_ONLY[instrument])} with its MSA "
+                    "metadata file")
         return data
 
     @property
     def planned_only(self) -> bool:
         """A NIRSpec MOS observation: planned with its MSA metadata file, not simulated."""
-        return self.instrument in PLANNED_ONLY
+        return self.exp_type in PLANNED_ONLY.get(self.instrument, ())
+
+    @property
+    def spectrograph(self) -> SlitSpectrograph | None:
+        """The slit a slit spectroscopy observation disperses with (None otherwise)."""
+        try:
+            return slit_spectrograph(self.exp_type, self.fixed_slit)
+        except ValueError:
+            return None
 
     @property
     def slit(self) -> bool:
-        """A MIRI LRS slit observation (MIR_LRS-FIXEDSLIT)."""
-        return self.exp_type == LRS_EXP_TYPE
+        """A slit spectroscopy observation (MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT)."""
+        return self.spectrograph is not None
+
+    def nod_step(self) -> float:
+        """The default step of a nod pattern: the LRS's 2.0"; a NIRSpec fixed slit's 1.0",
+        less on a short slit so that a 3-point nod stays NOD_MARGIN_ARCSEC from its ends."""
+        model = self.spectrograph
+        if model is None or model.exp_type == LRS_EXP_TYPE:
+            return 2.0
+        return round(min(1.0, 0.5 * model.slit_length - NOD_MARGIN_ARCSEC), 3)
+
+    def offsets(self) -> list[tuple[float, float]]:
+        """The dither offsets (dx, dy) arcsec of every point (nods along the slit)."""
+        model = self.spectrograph
+        axis = 2 if model is not None and model.dispaxis == 1 else 1
+        return self.dither.resolved_offsets(self.nod_step(), slit_axis=axis)
 
     @model_validator(mode="after")
     def _mos(self) -> ObservationSpec:
@@ -372,6 +450,16 @@ class ObservationSpec(_Strict):
     @model_validator(mode="after")
     def _optics(self) -> ObservationSpec:
         if not self.detectors or self.planned_only:
+            return self
+        if self.instrument == "NIRSPEC":  # the fixed slits: the prism behind CLEAR
+            if self.filter not in NIRSPEC_FILTERS:
+                raise ValueError(f"filter: unknown NIRSpec filter {self.filter!r}; known: {', '.join(NIRSPEC_FILTERS)}")
+            if self.pupil not in NIRSPEC_GRATINGS:
+                raise ValueError(f"pupil: give the NIRSpec grating or prism, one of {', '.join(NIRSPEC_GRATINGS)}")
+            model = next(iter(NIRSPEC_FS.values()))
+            if (self.filter, self.pupil) != (model.filter, model.grating):
+                raise ValueError(f"filter/pupil: the NIRSpec fixed slits are simulated with the prism behind CLEAR "
+                                 f"(filter {model.filter}, pupil {model.grating}), not {self.filter}/{self.pupil}")
             return self
         table = FILTERS[self.instrument]
         clear = CLEAR_POSITIONS[self.instrument]
@@ -416,28 +504,49 @@ class ObservationSpec(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _lrs(self) -> ObservationSpec:
-        nod = self.dither.pattern == "ALONG-SLIT-NOD"
-        if not self.slit:
-            if nod:
-                raise ValueError(f"dither: ALONG-SLIT-NOD nods along a slit (exp_type {LRS_EXP_TYPE}), not "
+    def _slit(self) -> ObservationSpec:
+        pattern = self.dither.pattern
+        nod_types = [t for t, patterns in NOD_PATTERNS.items() if pattern in patterns]
+        if self.exp_type == NRS_FS_EXP_TYPE and self.fixed_slit is None:
+            raise ValueError(f"fixed_slit: a {NRS_FS_EXP_TYPE} observation names its slit (FXD_SLIT), one of "
+                             f"{', '.join(NIRSPEC_FIXED_SLITS)}")
+        if self.fixed_slit is not None and self.exp_type != NRS_FS_EXP_TYPE:
+            raise ValueError(f"fixed_slit: only a NIRSpec fixed-slit observation (exp_type {NRS_FS_EXP_TYPE}) "
+                             f"names a fixed slit, not {self.exp_type or 'imaging'}")
+        model = self.spectrograph
+        if model is None:
+            if nod_types:
+                raise ValueError(f"dither: {pattern} nods along a slit (exp_type {' or '.join(nod_types)}), not "
                                  f"{self.exp_type or 'imaging'}")
             return self
-        if self.detectors != [LRS.detector]:
-            raise ValueError(f"detectors: the LRS slit images on {LRS.detector} alone, not {self.detectors}")
-        if self.subarray != "FULL":
-            raise ValueError(f"subarray: the LRS slit is simulated in the FULL frame, not {self.subarray} "
-                             "(SLITLESSPRISM is slitless spectroscopy)")
-        if self.dither.pattern not in ("NONE", "ALONG-SLIT-NOD") or self.dither.offsets is not None:
-            raise ValueError(f"dither: a {LRS_EXP_TYPE} observation takes pattern NONE (the target at the slit "
-                             "centre) or ALONG-SLIT-NOD (size: the distance between the two nods, default 2.0 "
-                             "arcsec), not explicit offsets or another pattern")
-        reach = 0.5 * LRS.slit_length - 0.5
-        if nod and self.dither.size / 2.0 > reach:
-            raise ValueError(f"dither.size: nods {self.dither.size} arcsec apart put the target within 0.5 arcsec "
-                             f"of the slit's ends ({LRS.slit_length} arcsec long); at most {2.0 * reach:.1f}")
+        if self.detectors != [model.detector]:
+            raise ValueError(f"detectors: the {model.label} slit images on {model.detector} alone, not "
+                             f"{self.detectors}")
+        if self.subarray not in model.subarrays:
+            hint = " (SLITLESSPRISM is slitless spectroscopy)" if model is LRS else ""
+            raise ValueError(f"subarray: the {model.label} slit is simulated in {' or '.join(model.subarrays)}, "
+                             f"not {self.subarray}{hint}")
+        readpatts = SLIT_READOUT_PATTERNS.get(model.exp_type)
+        if readpatts is not None and self.readpatt not in readpatts:
+            raise ValueError(f"readpatt: a {model.exp_type} observation is simulated with {' or '.join(readpatts)}, "
+                             f"not {self.readpatt} (the IRS2 readout is not simulated)")
+        nods = NOD_PATTERNS[model.exp_type]
+        if pattern not in ("NONE", *nods) or self.dither.offsets is not None:
+            sizes = ("size: the distance between the two nods, default 2.0 arcsec" if model is LRS else
+                     f"size: the step between nods, default {self.nod_step()} arcsec on {model.slit}")
+            raise ValueError(f"dither: a {model.exp_type} observation takes pattern NONE (the target at the slit "
+                             f"centre) or {' or '.join(nods)} ({sizes}), not explicit offsets or another pattern")
+        positions = self.dither.nod_positions(self.nod_step()) or [0.0]
+        reach = 0.5 * model.slit_length - NOD_MARGIN_ARCSEC
+        farthest = max(abs(u) for u in positions)
+        if farthest > reach + 1e-9:
+            largest = 2.0 * reach if len(positions) == 2 else reach
+            raise ValueError(f"dither.size: {pattern} nods of size {self.dither.step(self.nod_step())} arcsec put "
+                             f"the target {farthest:.2f} arcsec from the slit centre, within {NOD_MARGIN_ARCSEC} "
+                             f"arcsec of the {model.label} slit's ends or out of the slit ({model.slit_length} "
+                             f"arcsec long); at most {largest:.2f}")
         if self.tsovisit or self.is_psf or self.pre_image_for:
-            raise ValueError(f"exp_type: a {LRS_EXP_TYPE} observation is simulated as a staring slit spectrum "
+            raise ValueError(f"exp_type: a {model.exp_type} observation is simulated as a staring slit spectrum "
                              "(no tsovisit, is_psf or pre_image_for)")
         return self
 
@@ -586,9 +695,16 @@ class ProgramDescription(_Strict):
         if unknown:
             raise ValueError(f"simulation.target_stars: {unknown} are not targets {names}")
         for k, target in enumerate(self.targets):
-            if target.spectrum is not None and not any(o.slit and o.target == target.name for o in self.observations):
-                raise ValueError(f"targets[{k}].spectrum: only a MIRI LRS observation (exp_type {LRS_EXP_TYPE}) "
-                                 f"simulates a spectrum, and none observes {target.name!r}")
+            slits = list(dict.fromkeys(o.spectrograph for o in self.observations
+                                       if o.slit and o.target == target.name))
+            if target.spectrum is not None and not slits:
+                raise ValueError(f"targets[{k}].spectrum: only a slit observation (exp_type {LRS_EXP_TYPE} or "
+                                 f"{NRS_FS_EXP_TYPE}) simulates a spectrum, and none observes {target.name!r}")
+            for j, line in enumerate(target.spectrum.lines if target.spectrum is not None else []):
+                if not any(m.band[0] <= line.wavelength <= m.band[1] for m in slits):
+                    bands = ", ".join(f"{m.band[0]:.2f}-{m.band[1]:.2f} um" for m in slits)
+                    raise ValueError(f"targets[{k}].spectrum.lines[{j}].wavelength: {line.wavelength} um is outside "
+                                     f"the {' and the '.join(m.label for m in slits)} spectrum ({bands})")
         for k, (number, obs) in enumerate(zip(numbers, self.observations, strict=True)):
             for n in obs.pre_image_for:
                 if n == number:

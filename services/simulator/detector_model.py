@@ -87,6 +87,12 @@ PARAMETERS: dict[str, DetectorParameters] = {
         gain=1.61, gain_scatter=0.03, read_noise=13.5, read_noise_scatter=0.08, bias=12000.0,
         dark=0.01, warm_range=(0.1, 0.5), hot_range=(0.5, 50.0),
     ),
+    # NIRSpec's SIDECAR-read H2RGs (NRS1, NRS2): gain about 1 e-/DN, CDS read noise ~15 DN,
+    # dark current below 0.01 e-/s.
+    "NIRSPEC": DetectorParameters(
+        gain=1.0, gain_scatter=0.03, read_noise=15.0, read_noise_scatter=0.08, bias=12000.0,
+        dark=0.007, warm_range=(0.1, 0.5), hot_range=(0.5, 50.0),
+    ),
     # The guiders: the gain, CDS read noise and bias their guide-star images are read with.
     "FGS": DetectorParameters(
         gain=2.0, gain_scatter=0.03, read_noise=8.0, read_noise_scatter=0.08, bias=4000.0,

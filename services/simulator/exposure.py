@@ -4,15 +4,18 @@
 returns the same arrays, which is how tests compare decoded telemetry with what the
 simulator produced.
 
-An imaging exposure sees the target's star field and a flat sky. A MIRI LRS slit exposure
-(MIR_LRS-FIXEDSLIT) sees the target alone, dispersed by the slit spectrograph
-(:mod:`.spectrograph`), over the sky spectrum that fills the slit: the target's position
-in the slit comes from the true pointing (its RA/Dec through the window's gwcs:
-``along = (x - (IMX - 1)) * 0.11"``, ``across = (y - (IMY - 1)) * 0.11"``, full-frame
-0-based pixels), so pointing errors move it along and across the slit. Both the source
-and the sky are multiplied by the relative pixel area, as the imaging sky is (the FLAT
-reference carries it, so a flat-fielded rate is electrons per nominal pixel); the PSF is
-the spectrograph's (the pointing jitter's widening, a few mas against 0.16-0.47", is not
+An imaging exposure sees the target's star field and a flat sky. A slit exposure (MIRI
+LRS MIR_LRS-FIXEDSLIT, NIRSpec NRS_FIXEDSLIT) sees the target alone, dispersed by its slit
+spectrograph (:mod:`.spectrograph`), over the sky spectrum that fills the slit: the
+target's position in the slit comes from the true pointing (its RA/Dec through the
+window's gwcs, :meth:`.spectrograph.SlitSpectrograph.place`: along the slit the offset of
+the spatial pixel from the reference point's, across it the spectral pixel's, times the
+pixel scale; LRS ``along = (x - (IMX - 1)) * 0.11"``, NIRSpec ``along = (y - (IMY - 1)) *
+0.1"``), so pointing errors move it along and across the slit; target acquisition leaves
+it within ``acquisition_error_arcsec`` of where the plan puts it. Both the source and the
+sky are multiplied by the relative pixel area, as the imaging sky is (the FLAT reference
+carries it, so a flat-fielded rate is electrons per nominal pixel); the PSF is the
+spectrograph's (the pointing jitter's widening, a few mas against 0.03-0.47", is not
 applied to the slit scene).
 """
 
@@ -73,7 +76,13 @@ from .ramps import (
 )
 from .seeding import Stream, generator
 from .sky import StarList, render_stars, star_population, stars_in_region
-from .spectrograph import LRS, LRS_EXP_TYPE, SlitSource, SourceSpectrum, render_slit, sky_spectrum
+from .spectrograph import (
+    SlitSource,
+    SlitSpectrograph,
+    SourceSpectrum,
+    render_slit,
+    slit_spectrograph,
+)
 from .transit import HostStar, LightCurve, light_curve
 
 __all__ = [
@@ -135,22 +144,25 @@ class HostTruth:
 
 @dataclass(frozen=True)
 class SlitTruth:
-    """The source of a MIRI LRS slit exposure (:mod:`.spectrograph`).
+    """The source of a slit exposure (:mod:`.spectrograph`).
 
-    ``source`` its spectrum and where the true pointing put it in the slit (``along``,
-    ``across`` arcsec from the slit centre); ``x``/``y`` the target's 0-based full-frame
-    pixel (the true pointing's gwcs); ``sky_scale`` the factor on the default sky spectrum
-    (:func:`.spectrograph.sky_spectrum`; 0: no sky); ``row_electrons`` shape (ny,): the
-    source's photo-electrons per second in each row of the window before the pixel area
-    (what the spectrograph put there); ``sky`` (ny, nx): the sky's photo-electrons per
-    second per pixel, pixel area included (part of ``ExposureTruth.flux``).
+    ``model`` the slit; ``source`` its spectrum and where the true pointing put it in the
+    slit (``along``, ``across`` arcsec from the slit centre); ``x``/``y`` the target's
+    0-based full-frame pixel (the true pointing's gwcs); ``sky_scale`` the factor on the
+    slit's default sky spectrum (:meth:`.spectrograph.SlitSpectrograph.sky`; 0: no sky);
+    ``pixel_electrons`` one per spectral pixel of the window (rows of an LRS window,
+    columns of a NIRSpec one): the source's photo-electrons per second in it before the
+    pixel area (what the spectrograph put there); ``sky`` (ny, nx): the sky's
+    photo-electrons per second per pixel, pixel area included (part of
+    ``ExposureTruth.flux``).
     """
 
+    model: SlitSpectrograph
     source: SlitSource
     x: float
     y: float
     sky_scale: float
-    row_electrons: np.ndarray
+    pixel_electrons: np.ndarray
     sky: np.ndarray
 
 
@@ -159,15 +171,15 @@ class ExposureTruth:
     """Noiseless truth of a window, arrays of shape (ny, nx) unless stated.
 
     ``flux``      photo-electrons/s per pixel from sky + stars, before the flat (the sky
-                  is ``sky_level * area``: uniform surface brightness; an LRS exposure:
+                  is ``sky_level * area``: uniform surface brightness; a slit exposure:
                   the dispersed source + the slit's sky, times ``area``);
     ``rate``      DN/s: ``flux * flat / gain`` (what a perfect detector-1 slope gives after
                   dark subtraction; the mean over integrations for a variable host star);
     ``dark``      DN/s: ``dark current (e-/s) / gain``;
-    ``stars``     DN/s from stars only (``rate`` minus the sky; an LRS exposure: its source);
+    ``stars``     DN/s from stars only (``rate`` minus the sky; a slit exposure: its source);
     ``flat``, ``gain`` the detector model in the window; ``area`` relative pixel area;
-    ``sky_level`` e-/s per nominal pixel (an LRS exposure: in the slit at the slit centre's
-    row); ``psf_fwhm`` pixels; ``wcs`` SCI-header WCS
+    ``sky_level`` e-/s per nominal pixel (a slit exposure: in the slit at its reference
+    point's spectral pixel); ``psf_fwhm`` pixels; ``wcs`` SCI-header WCS
     keywords of the window at the TRUE pointing: the TAN-SIP approximation of the gwcs the
     stars were placed through (distortion included), and its RA_REF/DEC_REF/ROLL_REF/
     V2_REF/V3_REF; ``pointing`` the true pointing, ``pointing_offset`` (dx, dy)
@@ -178,7 +190,7 @@ class ExposureTruth:
     charge decay applied to integrations 2..NINTS (None: none); ``jitter_rms_mas`` the rms
     radial pointing jitter about its mean over the exposure (true, not as measured) from
     ``jitter_samples`` 16 Hz samples, by which ``psf_fwhm`` was widened (0: unguided);
-    ``slit`` the source of an LRS exposure (None: imaging).
+    ``slit`` the source of a slit exposure (None: imaging).
     """
 
     flux: np.ndarray
@@ -309,7 +321,7 @@ def simulate_exposure(
         The observatory's ephemeris, which times the host's light curve (default: the
         simulated halo orbit over the plan, :func:`ephemeris.simulated_ephemeris`).
     spectrum : SourceSpectrum, optional
-        The target's spectrum in an LRS slit exposure (:func:`runner.target_spectrum`
+        The target's spectrum in a slit exposure (:func:`runner.target_spectrum`
         gives the description's); None: :data:`description.DEFAULT_SPECTRUM`. Ignored by
         imaging exposures.
     """
@@ -327,19 +339,21 @@ def simulate_exposure(
     # distortion to (V2, V3), then the true pointing of the window centre (V2_REF, V3_REF).
     # a slit observation starts with a target acquisition, which leaves the target within
     # its (much smaller) error of the slit's reference point
-    rms = knobs.acquisition_error_arcsec if obs.exp_type == LRS_EXP_TYPE else knobs.pointing_error_arcsec
+    slit_model = slit_spectrograph(obs.exp_type, obs.fixed_slit)
+    rms = knobs.acquisition_error_arcsec if slit_model is not None else knobs.pointing_error_arcsec
     error = pointing_error(knobs.seed, _pointing_identifiers(plan, obs, exp), rms, knobs.roll_error_deg)
-    offset = reference_point_offset(det, [detector(n) for n in obs.detectors], sub, obs.exp_type)
+    offset = reference_point_offset(det, [detector(n) for n in obs.detectors], sub, slit_model)
     true, dx, dy = true_pointing(exp.pointing, error, offset)
     gw = window_gwcs(det, sub, true)
     v2_ref, v3_ref = window_v2v3(det, sub)
     area = relative_area_window(detector_distortion(det), sub.xstart, sub.ystart, nx, ny)
 
     # Sky: stars through the window's WCS, plus a background of uniform surface brightness;
-    # in the LRS slit, the target alone over the slit's sky.
-    slit_exposure = obs.exp_type == LRS_EXP_TYPE
+    # in a slit, the target alone over the slit's sky.
+    slit_exposure = slit_model is not None
     target = plan.target(obs.target_id)
-    wavelength = pivot_wavelength(obs.instrument, obs.filter, obs.pupil)
+    wavelength = (float(slit_model.wavelength(slit_model.s_ref)) if slit_exposure  # its reference wavelength
+                  else pivot_wavelength(obs.instrument, obs.filter, obs.pupil))
     fwhm = psf_fwhm_arcsec(wavelength, obs.pupil) / det.pixel_scale
     # Fine guidance: the pointing wanders by the jitter during the exposure, which widens
     # the PSF by the jitter's variance over the exposure's time.
@@ -369,10 +383,10 @@ def simulate_exposure(
     if slit_exposure:
         # the description's sky level scales the sky spectrum as it would the imaging sky
         sky_scale = sky_level / default_sky_level(obs.instrument, wavelength)
-        source_image, slit = _slit_scene(gw, target, sub, spectrum or DEFAULT_SPECTRUM.source_spectrum(), sky_scale,
-                                         area)
-        centre = np.array([LRS.imy - 1.0])
-        sky_level = float(LRS.sky_electrons(centre, sky_scale * sky_spectrum(LRS.wavelength(centre)))[0])
+        source_image, slit = _slit_scene(slit_model, gw, target, sub, spectrum or DEFAULT_SPECTRUM.source_spectrum(),
+                                         sky_scale, area)
+        centre = np.array([slit_model.s_ref])
+        sky_level = float(slit_model.sky_electrons(centre, sky_scale * slit_model.sky(slit_model.wavelength(centre)))[0])
         flux = source_image + slit.sky
     else:
         source_image = rendered.image
@@ -408,7 +422,7 @@ def simulate_exposure(
                         full_well=win.full_well, channels=channels)
     reset_decay = ResetDecay.of(p) if obs.nints > 1 else None
     ramp = simulate_ramp(electron_rate, pixels, schedule, drifts, crs, (*entropy, 3),
-                         zeroframe=det.instrument in ("NIRCAM", "NIRISS"), noiseless=noiseless,
+                         zeroframe=det.instrument in ("NIRCAM", "NIRISS", "NIRSPEC"), noiseless=noiseless,
                          reset_decay=reset_decay)
     refout = None
     if det.has_refout:
@@ -423,7 +437,7 @@ def simulate_exposure(
     ixc, iyc = np.clip(ix, 0, nx - 1), np.clip(iy, 0, ny - 1)
     peak = (truth_rate + truth_dark)[iyc, ixc] * schedule.last_frame_time
     raw_peak = win.bias[iyc, ixc] + apply_nonlinearity(peak, win.nonlin[iyc, ixc])
-    # (an LRS exposure has no stars, and its prism no flat-spectrum photometry)
+    # (a slit exposure has no stars, and its prism no flat-spectrum photometry)
     flux_jy = stars.flux[keep] * (0.0 if slit_exposure else jy_per_electron(obs.instrument, obs.filter, obs.pupil))
     star_table = StarTruth(
         id=stars.id[keep], ra=stars.ra[keep], dec=stars.dec[keep], x=xk, y=yk,
@@ -450,26 +464,27 @@ def simulate_exposure(
     )
 
 
-def _slit_scene(gw, target, sub: Subarray, spectrum: SourceSpectrum, sky_scale: float,
+def _slit_scene(model: SlitSpectrograph, gw, target, sub: Subarray, spectrum: SourceSpectrum, sky_scale: float,
                 area: np.ndarray) -> tuple[np.ndarray, SlitTruth]:
-    """The LRS slit scene of a window: the target's photo-electrons per second per pixel
+    """The slit scene of a window: the target's photo-electrons per second per pixel
     (pixel area included) and its truth (the sky's image with it).
 
     ``gw`` the window's gwcs at the true pointing, which places the target in the slit;
-    ``sky_scale`` the factor on :func:`.spectrograph.sky_spectrum` (0: no sky).
+    ``sky_scale`` the factor on the slit's default sky (0: no sky).
     """
     x, y = gw.invert(target.ra, target.dec, with_bounding_box=False)
     xt, yt = float(x) + sub.xstart - 1.0, float(y) + sub.ystart - 1.0  # full frame, 0-based
-    source = SlitSource(spectrum, along=(xt - (LRS.imx - 1.0)) * LRS.pixel_scale,
-                        across=(yt - (LRS.imy - 1.0)) * LRS.pixel_scale)
+    along, across = model.place(xt, yt)
+    source = SlitSource(spectrum, along=along, across=across)
 
     def sky(wavelength: np.ndarray) -> np.ndarray:
-        return sky_scale * sky_spectrum(wavelength)
+        return sky_scale * model.sky(wavelength)
 
-    scene = render_slit(LRS, [source], (sub.xstart - 1, sub.ystart - 1, sub.xsize, sub.ysize),
+    scene = render_slit(model, [source], (sub.xstart - 1, sub.ystart - 1, sub.xsize, sub.ysize),
                         sky_mjy_sr=sky if sky_scale > 0 else None)
     image = scene.image - scene.sky
-    truth = SlitTruth(source=source, x=xt, y=yt, sky_scale=float(sky_scale), row_electrons=image.sum(axis=1),
+    per_pixel = image.sum(axis=0) if model.dispaxis == 1 else image.sum(axis=1)  # each spectral pixel's
+    truth = SlitTruth(model=model, source=source, x=xt, y=yt, sky_scale=float(sky_scale), pixel_electrons=per_pixel,
                       sky=scene.sky * area)
     return image * area, truth
 

@@ -21,7 +21,8 @@ area from the distortion; QE = the detector model's flat):
   detector): ``model`` = :func:`services.simulator.distortion.detector_distortion_model`,
   full-frame 0-based pixels to (V2, V3) arcsec with its fitted inverse; input units pixel,
   output arcsec; EXP_TYPE the first imaging type and P_EXPTYPE all of them (``A|B|``;
-  MIRIMAGE's also MIR_LRS-FIXEDSLIT: the slit images through the imager's optics);
+  MIRIMAGE's also MIR_LRS-FIXEDSLIT: the slit images through the imager's optics; NRS1's
+  NRS_FIXEDSLIT alone: the slits' undispersed images at the prism's reference wavelength);
   NIRCam also MODULE, CHANNEL and PUPIL/P_PUPIL ANY.
 - FILTEROFFSET (FilteroffsetModel, ASDF ``jwst_<inst>_filteroffset_<det>_sim.asdf``, per
   detector): one row per filter (MIRI) or filter/pupil pair (NIRCam, NIRISS: those of
@@ -30,8 +31,12 @@ area from the distortion; QE = the detector model's flat):
 
 The imaging references (PHOTOM, FILTEROFFSET, APCORR, ABVEGAOFFSET) list the imaging
 filters: not the LRS prism P750L, whose calibration is the slit's own
-(:func:`services.simulator.spectrograph.write_lrs_references`); a FLAT is written for it
-as for any filter the plan uses on the detector.
+(:func:`services.simulator.slit_refs.write_lrs_references`); a FLAT is written for it
+as for any filter the plan uses on the detector. NIRSpec (simulated for its fixed slits
+alone) gets FLAT and DISTORTION of NRS1: the FLAT of each (filter, grating) used, FILTER
+CLEAR and GRATING PRISM (no PUPIL: selected by DETECTOR and FILTER), the same
+``QE * area * g0 / gain``; its slits' calibration is theirs
+(:func:`services.simulator.slit_refs.write_nirspec_fs_references`).
 
 The guiders (:func:`write_guider_references`, GUIDER1/GUIDER2, for the guide-star products
 that calwebb_guider calibrates): MASK, GAIN and READNOISE as :mod:`reffiles` writes them for
@@ -67,6 +72,7 @@ from pathlib import Path
 import asdf
 import numpy as np
 from astropy import units as u
+from astropy.io import fits
 from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
@@ -100,7 +106,7 @@ from .reffiles import (
     write_mask,
     write_readnoise,
 )
-from .spectrograph import LRS, LRS_EXP_TYPE
+from .spectrograph import LRS, SLIT_SPECTROGRAPHS
 
 __all__ = [
     "APCORR_EE",
@@ -215,11 +221,17 @@ def _write_flat(model: DetectorModel, out_dir: Path, area: np.ndarray, filter_: 
     if info.instrument == "MIRI":
         flat.meta.instrument.band = "N/A"
         flat.meta.exposure.readpatt = "ANY"
+    elif info.instrument == "NIRSPEC":  # the second element is the grating wheel's (GRATING, below)
+        flat.meta.exposure.type = "ANY"
     else:
         flat.meta.instrument.pupil = pupil
     flat.dq_def = _dq_def(["DO_NOT_USE", "NO_FLAT_FIELD"])
-    path = out_dir / flat_filename(info.instrument, info.name, filter_, None if info.instrument == "MIRI" else pupil)
-    return ReferenceFile("FLAT", info.name, _save(flat, path), "GENERIC")
+    path = _save(flat, out_dir / flat_filename(info.instrument, info.name, filter_,
+                                               None if info.instrument == "MIRI" else pupil))
+    if info.instrument == "NIRSPEC":  # the FLAT model has no GRATING: a FITS card beside its keywords
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].header.set("GRATING", pupil, "Name of the grating element used", after="FILTER")
+    return ReferenceFile("FLAT", info.name, path, "GENERIC")
 
 
 def _write_photom(model: DetectorModel, out_dir: Path) -> ReferenceFile:
@@ -281,11 +293,12 @@ def _save_asdf(model, path: Path) -> Path:
 
 
 def _imaging_meta(model, info, *, slit: bool = False) -> None:
-    """EXP_TYPE/P_EXPTYPE of the instrument's imaging types (``slit``: and the LRS slit's on
-    its detector); NIRCam's MODULE and CHANNEL."""
-    exp_types = IMAGING_EXP_TYPES[info.instrument]
-    if slit and info.name == LRS.detector:
-        exp_types = (*exp_types, LRS_EXP_TYPE)
+    """EXP_TYPE/P_EXPTYPE of the instrument's imaging types (``slit``: and those of the slits
+    on its detector); NIRCam's MODULE and CHANNEL."""
+    exp_types = IMAGING_EXP_TYPES.get(info.instrument, ())
+    if slit:
+        exp_types = (*exp_types, *dict.fromkeys(m.exp_type for m in SLIT_SPECTROGRAPHS.values()
+                                                if m.detector == info.name))
     model.meta.exposure.type = exp_types[0]
     model.meta.exposure.p_exptype = "".join(f"{t}|" for t in exp_types)
     if info.instrument == "NIRCAM":
@@ -425,6 +438,8 @@ def write_optical_references(
     yy, xx = np.indices(model.shape, dtype=np.float64)
     area = detector_distortion(info).relative_area(xx, yy)
     written = [_write_flat(model, out_dir, area, f, p) for f, p in dict.fromkeys(elements)]
+    if info.instrument not in IMAGING_EXP_TYPES:  # NIRSpec: its slits' references are theirs
+        return [*written, _write_distortion(model, out_dir)]
     written += [_write_photom(model, out_dir), _write_area(model, out_dir, area), _write_distortion(model, out_dir),
                 _write_filteroffset(model, out_dir)]
     return written

@@ -6,9 +6,11 @@ point, detector), the detectors of one dither point being read out at the same t
 Consecutive dither points start DURATION + ``dither_overhead_s`` apart; an observation
 without a start time starts ``observation_gap_s`` after the previous one ends (the first
 at :data:`DEFAULT_START`). A NIRCam time-series observation (``tsovisit``) without an
-explicit ``exp_type`` is NRC_TSIMAGE. A MIRI LRS slit observation (MIR_LRS-FIXEDSLIT)
-points the slit centre at the target (:func:`pointing.reference_point`) and its nods
-(PATTTYPE ALONG-SLIT-NOD) move the target along the slit. Proposal candidates get ids c1000, c1001, ... in
+explicit ``exp_type`` is NRC_TSIMAGE. A slit observation (MIRI LRS MIR_LRS-FIXEDSLIT,
+NIRSpec NRS_FIXEDSLIT) points the slit's reference point at the target
+(:func:`pointing.reference_point`; the plan's ``aperture``: MIRIM_SLIT, NRS_<slit>_SLIT)
+and its nods (PATTTYPE ALONG-SLIT-NOD; 2-POINT-NOD, 3-POINT-NOD) move the target along
+the slit. Proposal candidates get ids c1000, c1001, ... in
 the order of the description. Every visit of an observation that is not a dark gets a
 guide star (:func:`guiding.select_guide_star`).
 """
@@ -34,13 +36,14 @@ from .description import DescriptionError, ProgramDescription
 from .guiding import guided, select_guide_star
 from .optics import TEMPLATES
 from .pointing import detector_pointings, slit_v2v3
-from .spectrograph import LRS_EXP_TYPE
+from .spectrograph import LRS_EXP_TYPE, NRS_FS_EXP_TYPE
 
 __all__ = ["DEFAULT_START", "MOS_EXP_TYPE", "build_plan", "default_exp_type"]
 
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 _TSO_EXP_TYPES = {"NIRCAM": "NRC_TSIMAGE"}
-_SPECTROSCOPY_TEMPLATES = {LRS_EXP_TYPE: "MIRI Low Resolution Spectroscopy"}
+_SPECTROSCOPY_TEMPLATES = {LRS_EXP_TYPE: "MIRI Low Resolution Spectroscopy",
+                           NRS_FS_EXP_TYPE: "NIRSpec Fixed Slit Spectroscopy"}
 MOS_EXP_TYPE = "NRS_MSASPEC"  # a NIRSpec MOS observation: planned with its MSA metadata file
 
 
@@ -52,7 +55,8 @@ def default_exp_type(instrument: str, detector_exp_type: str, tsovisit: bool) ->
 
 # PATTTYPE values of the public data models for the description's pattern names.
 _PATTTYPES = {("NIRCAM", "4-POINT-BOX"): "INTRAMODULEBOX", ("NIRISS", "4-POINT-BOX"): "4-POINT",
-              ("MIRI", "4-POINT-BOX"): "4-POINT-SETS", ("MIRI", "ALONG-SLIT-NOD"): "ALONG-SLIT-NOD"}
+              ("MIRI", "4-POINT-BOX"): "4-POINT-SETS", ("MIRI", "ALONG-SLIT-NOD"): "ALONG-SLIT-NOD",
+              ("NIRSPEC", "2-POINT-NOD"): "2-POINT-NOD", ("NIRSPEC", "3-POINT-NOD"): "3-POINT-NOD"}
 
 
 def patttype(instrument: str, pattern: str, npoints: int) -> str:
@@ -89,7 +93,8 @@ def build_plan(desc: ProgramDescription) -> Plan:
         dets = [detector(name) for name in spec.detectors]
         sub = subarray(spec.instrument, spec.subarray)
         timing = exposure_timing(spec.instrument, sub, spec.readpatt, spec.ngroups, spec.nints)
-        offsets = spec.dither.resolved_offsets()
+        offsets = spec.offsets()
+        slit = spec.spectrograph
         start = spec.start_time or cursor
         if previous_end is not None and start < previous_end:
             raise DescriptionError(
@@ -99,7 +104,7 @@ def build_plan(desc: ProgramDescription) -> Plan:
             )
         step = timedelta(seconds=timing.duration + knobs.dither_overhead_s)
         exp_type = spec.exp_type or default_exp_type(spec.instrument, dets[0].exp_type, spec.tsovisit)
-        pointings = detector_pointings(target.ra, target.dec, spec.roll, dets, sub, offsets, exp_type)
+        pointings = detector_pointings(target.ra, target.dec, spec.roll, dets, sub, offsets, slit)
         exposures = [
             PlannedExposure(
                 visit=1, visit_group=1, sequence=1, activity=1,
@@ -134,8 +139,9 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 pre_image_for=list(spec.pre_image_for),
                 msa_metadata=MsaMetadataName(desc.program_id, number).format() if exp_type.upper() == MOS_EXP_TYPE
                 else None,
-                aperture=Aperture(name="MIRIM_SLIT", v2_ref=slit_v2v3(dets[0])[0], v3_ref=slit_v2v3(dets[0])[1])
-                if exp_type.upper() == LRS_EXP_TYPE else None,
+                aperture=Aperture(name=slit.aperture, v2_ref=slit_v2v3(slit)[0], v3_ref=slit_v2v3(slit)[1])
+                if slit is not None else None,
+                fixed_slit=spec.fixed_slit,
                 exposures=exposures,
             )
         )

@@ -8,10 +8,11 @@ arcsec of V2/V3 per arcsec on the sky (true to a fraction of a milliarcsecond ov
 instrument's field).
 
 An observation's aperture reference point is the mean (V2, V3) of the centres of the
-readout windows of its detectors; the target sits there at dither offset (0, 0). A MIRI
-LRS slit observation (MIR_LRS-FIXEDSLIT) points the slit instead: its reference point is
-the (V2, V3) of the slit centre, full-frame pixel (IMX - 1, IMY - 1) 0-based of
-:data:`services.simulator.spectrograph.LRS`, through the detector's distortion. A dither
+readout windows of its detectors; the target sits there at dither offset (0, 0). A slit
+observation (MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT) points the slit instead: its reference
+point is the (V2, V3) of the slit's reference point, full-frame pixel (IMX - 1, IMY - 1)
+0-based of its :class:`services.simulator.spectrograph.SlitSpectrograph`, through the
+detector's distortion. A dither
 offset (dx, dy) arcsec moves every detector's reference point by dx along detector +x
 and dy along +y on the sky.
 
@@ -35,12 +36,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.instruments import DetectorInfo, Subarray
+from shared.instruments import DetectorInfo, Subarray, detector
 from shared.plan import Pointing
 
 from .distortion import detector_distortion_model, window_v2v3
 from .seeding import Stream, generator
-from .spectrograph import LRS, LRS_EXP_TYPE
+from .spectrograph import SlitSpectrograph
 
 __all__ = [
     "PointingError",
@@ -118,20 +119,21 @@ def window_center_v2v3(det: DetectorInfo, sub: Subarray) -> tuple[float, float]:
     return window_v2v3(det, sub)
 
 
-def slit_v2v3(det: DetectorInfo) -> tuple[float, float]:
-    """(V2, V3) in arcsec of the LRS slit centre on ``det`` (through its distortion)."""
-    if det.name != LRS.detector:
-        raise ValueError(f"the LRS slit images on {LRS.detector}, not {det.name}")
-    v2, v3 = detector_distortion_model(det)(LRS.imx - 1.0, LRS.imy - 1.0)
+def slit_v2v3(slit: SlitSpectrograph) -> tuple[float, float]:
+    """(V2, V3) in arcsec of a slit's reference point (through its detector's distortion)."""
+    v2, v3 = detector_distortion_model(detector(slit.detector))(slit.imx - 1.0, slit.imy - 1.0)
     return float(v2), float(v3)
 
 
-def reference_point(detectors: list[DetectorInfo], sub: Subarray, exp_type: str | None = None) -> tuple[float, float]:
+def reference_point(detectors: list[DetectorInfo], sub: Subarray,
+                    slit: SlitSpectrograph | None = None) -> tuple[float, float]:
     """(V2, V3) arcsec of an observation's aperture reference point, where the target sits
-    at dither offset (0, 0): the LRS slit centre for a MIR_LRS-FIXEDSLIT observation, else
-    the mean of the centres of the detectors' readout windows."""
-    if exp_type == LRS_EXP_TYPE:
-        return slit_v2v3(detectors[0])
+    at dither offset (0, 0): the slit's reference point for a slit observation, else the
+    mean of the centres of the detectors' readout windows."""
+    if slit is not None:
+        if [d.name for d in detectors] != [slit.detector]:
+            raise ValueError(f"the {slit.label} slit images on {slit.detector}, not {[d.name for d in detectors]}")
+        return slit_v2v3(slit)
     centres = [window_center_v2v3(d, sub) for d in detectors]
     return float(np.mean([c[0] for c in centres])), float(np.mean([c[1] for c in centres]))
 
@@ -143,7 +145,7 @@ def detector_pointings(
     detectors: list[DetectorInfo],
     sub: Subarray,
     offsets: list[tuple[float, float]],
-    exp_type: str | None = None,
+    slit: SlitSpectrograph | None = None,
 ) -> list[dict[str, Pointing]]:
     """Pointing of every detector at every dither point.
 
@@ -159,9 +161,9 @@ def detector_pointings(
         Readout window (the same on every detector).
     offsets : list of (dx, dy)
         Dither offsets in arcsec along detector x and y.
-    exp_type : str, optional
-        The observation's EXP_TYPE, which chooses the aperture reference point
-        (:func:`reference_point`).
+    slit : SlitSpectrograph, optional
+        The slit of a slit observation, whose reference point is the aperture reference
+        point (:func:`reference_point`).
 
     Returns
     -------
@@ -169,7 +171,7 @@ def detector_pointings(
         One ``{detector name: Pointing}`` per dither point, in order.
     """
     centres = {d.name: window_center_v2v3(d, sub) for d in detectors}
-    v2a, v3a = reference_point(detectors, sub, exp_type)
+    v2a, v3a = reference_point(detectors, sub, slit)
     ex, ey = sky_axes(roll)
     out = []
     for dx, dy in offsets:
@@ -189,10 +191,10 @@ def detector_pointings(
 
 
 def reference_point_offset(det: DetectorInfo, detectors: list[DetectorInfo], sub: Subarray,
-                           exp_type: str | None = None) -> tuple[float, float]:
+                           slit: SlitSpectrograph | None = None) -> tuple[float, float]:
     """(u, v) arcsec along detector x/y from the aperture reference point
     (:func:`reference_point` of ``detectors``) to the centre of ``det``'s window."""
-    v2a, v3a = reference_point(detectors, sub, exp_type)
+    v2a, v3a = reference_point(detectors, sub, slit)
     v2, v3 = window_center_v2v3(det, sub)
     return -(v2 - v2a), v3 - v3a
 

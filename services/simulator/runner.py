@@ -8,13 +8,14 @@ Layout of ``out_dir``::
     telemetry/<visit_id>_gs.ccsds                 (guide-star ID/ACQ1/ACQ2/TRACK of a guided visit)
     truth/<exposure_id>_truth_{rate.fits,stars.ecsv,jumps.ecsv}
     truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
-    truth/<exposure_id>_truth_spectrum.ecsv       (MIRI LRS slit exposures)
+    truth/<exposure_id>_truth_spectrum.ecsv       (slit exposures: MIRI LRS, NIRSpec fixed slits)
     truth/truth.json
     catalogs/<program>_<target>_astrometric.ecsv  (one per target)
     msa/jw<ppppp><ooo>001_01_msa.fits             (NIRSpec MOS observations: planned, not simulated)
     wavefront/R<YYYYMMDD><NN>-NRCA3_FP1-1.fits     (OPD files, with simulation.wavefront_cadence_hours)
     refs/jwst_<instrument>_<reftype>_<detector>[...]_sim.fits
     refs/jwst_miri_{specwcs,photom,pathloss}_lrs-fixedslit_sim.fits  (a plan with an LRS observation)
+    refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs1_fixedslit_sim.fits  (a NIRSpec fixed-slit observation)
 
 Exposures are simulated detector by detector so only one full-frame detector model is in
 memory at a time; each exposure's random streams come from its identifiers, so the order
@@ -59,7 +60,8 @@ from .optics import jy_per_electron
 from .plan_builder import build_plan
 from .ramps import FrameSchedule
 from .reffiles import DarkRequest, write_reference_files
-from .spectrograph import LRS, LRS_EXP_TYPE, SourceSpectrum, write_lrs_references
+from .slit_refs import write_slit_references
+from .spectrograph import SourceSpectrum, slit_spectrograph
 from .telemetry_writer import max_rows_per_packet, write_telemetry
 from .transit import HostStar
 from .truth import (
@@ -127,7 +129,7 @@ def host_star(desc: ProgramDescription, observation: int) -> HostStar | None:
 
 
 def target_spectrum(desc: ProgramDescription, target_id: int) -> SourceSpectrum:
-    """The spectrum of a target (by TARGETID, its 1-based position) in LRS slit exposures:
+    """The spectrum of a target (by TARGETID, its 1-based position) in slit exposures:
     its description's ``spectrum``, else :data:`description.DEFAULT_SPECTRUM`."""
     return (desc.targets[target_id - 1].spectrum or DEFAULT_SPECTRUM).source_spectrum()
 
@@ -247,8 +249,9 @@ def simulate(
         if knobs.write_references:
             written = write_reference_files(model, ref_dir, _dark_requests(plan, det_name, knobs))
             written += write_optical_references(model, ref_dir, _optical_elements(plan, det_name))
-            if any(o.exp_type == LRS_EXP_TYPE and det_name in o.detectors for o in plan.observations):
-                written += write_lrs_references(LRS, model, ref_dir)  # SPECWCS, PHOTOM, PATHLOSS of the slit
+            slits = [slit_spectrograph(o.exp_type, o.fixed_slit) for o in plan.observations if det_name in o.detectors]
+            if any(slits):  # SPECWCS, PHOTOM, PATHLOSS of the slits
+                written += write_slit_references([m for m in slits if m is not None], model, ref_dir)
             instrument = model.detector.instrument
             if instrument not in catalog_refs_written:  # APCORR, ABVEGAOFFSET: one per instrument
                 catalog_refs_written.add(instrument)
@@ -327,8 +330,9 @@ def simulate(
             "FLAT": "QE * area * g0 / gain (g0 = detectors.<det>.g0_e_per_dn)",
             "PHOTMJSR": "jy_per_electron * 1e-6 * g0 / pixel area (sr), MJy/sr per DN/s",
             "guide star": "guiding.count_rate(GS_MAG) e-/s; count_rate / g0 of its guider DN/s once flat-fielded",
-            "truth_spectrum": "LRS slit: per spectrum row, source and sky (see the table's description)",
-            "truth_rate SKY": "LRS slit: the sky's e-/s (pixel area included); STARS is then the source's DN/s",
+            "truth_spectrum": "slit: per spectral pixel (LRS row, NIRSpec column), source and sky (see the table's "
+                              "description)",
+            "truth_rate SKY": "slit: the sky's e-/s (pixel area included); STARS is then the source's DN/s",
         },
         "photometry": _photometry(plan),
     })
@@ -364,11 +368,11 @@ def _spec_index(desc: ProgramDescription, number: int) -> int:
 
 
 def _photometry(plan: Plan) -> dict[str, float]:
-    """Jy per photo-electron/s of every instrument/filter/pupil the plan images with (an LRS
-    slit's is per row: its truth_spectrum's electrons_per_jy)."""
+    """Jy per photo-electron/s of every instrument/filter/pupil the plan images with (a
+    slit's is per spectral pixel: its truth_spectrum's electrons_per_jy)."""
     return {
         f"{o.instrument}/{o.filter}/{o.pupil}": jy_per_electron(o.instrument, o.filter, o.pupil)
-        for o in plan.observations if o.msa_metadata is None and o.exp_type != LRS_EXP_TYPE
+        for o in plan.observations if o.msa_metadata is None and slit_spectrograph(o.exp_type, o.fixed_slit) is None
     }
 
 
@@ -405,7 +409,8 @@ def _exposure_entry(sim: ExposureSimulation, telemetry: Path, truth_dir: Path, o
         slit = t.slit
         entry["truth_spectrum"] = str(spectrum.relative_to(out))
         entry["slit_source"] = {"along_arcsec": slit.source.along, "across_arcsec": slit.source.across,
-                                "x": slit.x, "y": slit.y, "sky_scale": slit.sky_scale}
+                                "x": slit.x, "y": slit.y, "sky_scale": slit.sky_scale,
+                                "aperture": slit.model.aperture, "fixed_slit": slit.model.slit}
     curve = write_lightcurve_truth(sim, truth_dir)
     if curve is not None:
         host = t.host

@@ -1,78 +1,114 @@
-"""The MIRI low-resolution spectrometer's slit (LRS, ``MIR_LRS-FIXEDSLIT``): a model of the
-spectrograph with known truth, the dispersed scene it makes on the MIRIMAGE detector, and
-the reference files that carry the same facts to the pipeline.
+"""Slit spectrographs with known truth: one model, :class:`SlitSpectrograph`, of which the
+MIRI low-resolution spectrometer's slit (:data:`LRS`, ``MIR_LRS-FIXEDSLIT``) and the five
+NIRSpec fixed slits with the prism (:data:`NIRSPEC_FS`, ``NRS_FIXEDSLIT``) are instances;
+the dispersed scene a slit makes on its detector; the spectrum a perfect extraction
+recovers. The reference files that carry the same facts to the pipeline are written by
+:mod:`services.simulator.slit_refs`.
 
-Geometry (full-frame pixels of MIRIMAGE, 1-based in the reference files as in the public
-ones, 0-based in the functions here):
+Coordinates: full-frame pixels of the detector, 1-based in the reference files as in the
+public ones, 0-based in the functions here. A slit disperses along one detector axis
+(``dispaxis`` 1: x, the columns; 2: y, the rows) and its length runs along the other. The
+functions speak of the *spectral* pixel ``s`` (the coordinate along the dispersion) and
+the *spatial* pixel ``t`` (along the slit); ``d = s - s_ref`` is the offset from the
+slit's reference point (``IMX``, ``IMY``), the image of the slit centre at the reference
+wavelength.
 
-- The slit is 0.51" wide and 4.7" long; its centre images at (``IMX``, ``IMY``) =
-  (326.13, 300.70). The slit runs along detector x; the prism disperses along y.
-- Wavelength of the trace centre at row y: ``lambda(d) = 7.5 - 0.0285 d + 5.5e-5 d^2``
-  micrometres with ``d = y - (IMY - 1)``: 14.9 um near row 111, 5.0 um near row 411,
-  0.049 to 0.016 um per pixel. It is the same along a row (the spectral axis is y).
-- The trace drifts across x: the slit centre images at ``x = IMX - 1 + 0.004 d + 2e-6 d^2``.
-- Spatial scale 0.11" per pixel along the slit; the slit is 0.51 / 0.11 = 4.6 rows wide.
+Common to every slit:
 
-Optics: the PSF is the simulator's diffraction-limited Gaussian (FWHM 0.0317" per um,
-:func:`services.simulator.optics.psf_fwhm_arcsec`). Along the slit a point source has that
-profile; along the dispersion its line-spread function (LSF) is a Gaussian of
-``sigma^2 = sigma_psf^2 + 1 px^2`` (the detector's own blur; the part of the PSF the slit
-passes, for a source near the slit centre). A point source at offset ``delta`` across the
-slit loses light at the slit jaws: the slit passes
-``0.5 [erf((w/2 - delta) / (sqrt 2 sigma_psf)) + erf((w/2 + delta) / (sqrt 2 sigma_psf))]``
-(the path loss); its spectrum moves by ``delta`` rows.
+- Wavelength of a slit-centred source at spectral pixel ``s``: the disperser's law
+  (:class:`QuadraticDispersion` or :class:`PrismDispersion`) of ``d``.
+- Trace: the slit centre images at spatial pixel ``t = t_ref + t0 + t1 d + t2 d^2``.
+- PSF: the simulator's diffraction-limited Gaussian (FWHM 0.0317" per um,
+  :func:`services.simulator.optics.psf_fwhm_arcsec`). Along the slit a point source has
+  that profile; along the dispersion its line-spread function (LSF) is a Gaussian of
+  ``sigma^2 = sigma_psf^2 + sigma_det^2`` (the spectrograph's and detector's own blur; the
+  part of the PSF the slit passes, for a source near the slit centre).
+- Slit loss: a point source at offset ``delta`` across the slit (width ``w``) passes
+  ``0.5 [erf((w/2 - delta) / (sqrt 2 sigma_psf)) + erf((w/2 + delta) / (sqrt 2 sigma_psf))]``
+  of its light (the path loss); its spectrum moves by ``delta`` pixels along the
+  dispersion. Its offset along the slit moves its trace by as much along the slit; the
+  slit's ends are not modelled (observations keep the source 0.3" or more from them,
+  where a 5 um PSF loses less than 1e-4).
+- Photometry: a source of flux density ``f_nu`` (Jy) puts
+  ``f_nu * 1e-26 / h * 25.4 m^2 * eta(lambda) * |dlambda/ds| / lambda`` photo-electrons
+  per second into one spectral pixel (the photon rate per unit ln nu, times the pixel's
+  ln-wavelength width), before the slit loss, with a total throughput
+  ``eta = peak exp(-((lambda - centre) / width)^2 / 2)``.
+- Sky: a uniform surface brightness ``S(lambda)`` (MJy/sr, a power law through two
+  levels) fills the slit: a pixel under it gets ``S`` times the sky area one pixel sees
+  through the slit (pixel scale x slit width) in the same electrons per Jy.
 
-Photometry: a source of flux density ``f_nu`` (Jy) puts
-``f_nu * 1e-26 / h * 25.4 m^2 * eta(lambda) * |dlambda/dy| / lambda`` photo-electrons per
-second into one row (the photon rate per unit ln nu, times the row's ln-wavelength width),
-before the slit loss, with the prism's total throughput
-``eta = 0.22 exp(-((lambda - 7.5 um) / 4 um)^2 / 2)``. A uniform sky of surface brightness
-``S`` (MJy/sr) fills the slit: a pixel under it gets ``S`` times the sky area one pixel
-sees through the slit (0.11" x 0.51") in the same electrons per Jy.
+The MIRI LRS slit (:data:`LRS`, MIRIMAGE, P750L): 0.51" x 4.7", reference point (IMX, IMY)
+= (326.13, 300.70); the prism disperses along y (``dispaxis`` 2), wavelength decreasing
+with the row: ``lambda(d) = 7.5 - 0.0285 d + 5.5e-5 d^2`` um, 14.9 um near row 111 to
+5.0 um near row 411, 0.049 to 0.016 um per pixel; trace ``x = IMX - 1 + 0.004 d + 2e-6 d^2``;
+0.11" per pixel; detector blur 1 px; throughput 0.22 at 7.5 um, width 4 um; sky 5 MJy/sr
+at 5 um to 60 MJy/sr at 14 um.
 
-Reference files (written by :func:`write_lrs_references`, public formats):
+The NIRSpec fixed slits (:data:`NIRSPEC_FS`, NRS1, PRISM behind CLEAR, ``dispaxis`` 1:
+wavelength increasing with the column), all on NRS1 (S200B1 too, for simplicity; on the
+real instrument the fixed slits' prism spectra fall on NRS1 as well):
 
-- SPECWCS (``MiriLRSSpecwcsModel``, FITS, table WAVETABLE, IMX/IMY): per wavelength element
-  of one row, the trace centre and the corners of the element relative to (IMX, IMY): the
-  slit's length along x, the row along y (the public pipeline bounds the spectrum by them).
-- PHOTOM (``MirLrsPhotomModel``): PHOTMJSR and RELRESPONSE(lambda) such that a flat-fielded
-  rate (DN/s) times ``PHOTMJSR * RELRESPONSE`` is MJy/sr per nominal pixel, calibrated for a
-  point source with no slit loss: ``sum over the slit's pixels of SB * PIXAR_SR * 1e6`` is
-  ``f_nu`` in Jy.
-- PATHLOSS (``MirLrsPathlossModel``): per wavelength, the correction (1 / the fraction of
-  a point source's light the slit passes) as a function of its position in the slit
-  (across x along, pixels from the slit centre: the WCS of the PATHLOSS extension).
+============  ===========  ==========  =======  ==============
+slit          width x len  IMX         IMY      window
+============  ===========  ==========  =======  ==============
+S200A1        0.2" x 3.3"  1100.40     990.60   SUBS200A1
+S200A2        0.2" x 3.3"  1088.20     928.40   SUBS200A2
+S400A1        0.4" x 3.8"  1120.60     1085.30  SUBS400A1
+S1600A1       1.6" x 1.6"  1140.90     1040.20  SUB2048
+S200B1        0.2" x 3.3"  1170.30     1127.70  SUBS200B1
+============  ===========  ==========  =======  ==============
+
+- Prism law (:class:`PrismDispersion`): the column offset of wavelength ``lambda`` is
+  ``d = A(lambda) - A(2 um)`` with ``A = q lambda^2 / 2 - p / (2 lambda^2)``, p = 21.4
+  px um^2, q = 31 px/um^2: 118 px/um at 0.6 um, 50 px/um at 1.2 um, 164 px/um at 5.3 um
+  (0.0085, 0.020 and 0.0061 um per pixel); the spectrum 0.6-5.3 um covers 460 columns,
+  -83 to +376 about IMX (S200A1: full-frame columns 1016-1475, 0-based).
+- Trace: ``y = IMY - 1 + 0.003 d + 4e-6 d^2`` (1.7 px of curvature over the spectrum).
+- 0.1" per pixel; blur 0.85 px (FWHM 2.0 px with a 1 um PSF, 2.6 px at 5.3 um):
+  resolving power ``lambda / FWHM`` 35 at 0.6 um, 26 at 0.9 um (its minimum), 62 at 2 um,
+  300 at 5 um, 330 at 5.3 um.
+- Throughput (telescope, fore-optics, prism, detector): 0.50 at 3.2 um, width 1.6 um
+  (0.13 at 0.6 um, 0.38 at 2 um, 0.21 at 5.3 um): electrons per second per Jy in one
+  column 7.3e5 at 0.6 um, 1.5e6 at 1.2 um, 1.1e6 at 2 um, 1.3e5 at 5 um. A centred point
+  source loses nothing in S200A1 below 2 um, 1.3 % at 3 um, 14 % at 5 um.
+- Sky: near-IR zodiacal light, 0.25 MJy/sr at 1 um to 0.20 MJy/sr at 5 um: about 0.1
+  electron per second in a pixel of S200A1.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy.special import erf
-from stdatamodels.jwst import datamodels as dm
 
 from services.simulator.optics import COLLECTING_AREA_M2, PLANCK_J_S, psf_fwhm_arcsec
-from services.simulator.reffiles import ReferenceFile, _common, _save
 
 __all__ = [
     "LRS",
     "LRS_EXP_TYPE",
-    "LrsModel",
+    "NIRSPEC_FS",
+    "NRS_FS_EXP_TYPE",
+    "PrismDispersion",
+    "QuadraticDispersion",
+    "RenderedSlit",
+    "SLIT_SPECTROGRAPHS",
     "SlitSource",
+    "SlitSpectrograph",
     "SourceSpectrum",
     "SpectralLine",
     "observed_spectrum",
     "render_slit",
-    "sky_spectrum",
-    "write_lrs_references",
+    "slit_spectrograph",
 ]
 
 ARCSEC_PER_RAD = 206264.80624709636
 _SIGMA_PER_FWHM = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 JY_PER_MJY_SR_ARCSEC2 = 1.0e6 / ARCSEC_PER_RAD**2  # 1 MJy/sr over one arcsec^2, in Jy
+LRS_EXP_TYPE = "MIR_LRS-FIXEDSLIT"
+NRS_FS_EXP_TYPE = "NRS_FIXEDSLIT"
 
 
 @dataclass(frozen=True)
@@ -87,11 +123,13 @@ class SpectralLine:
 
 @dataclass(frozen=True)
 class SourceSpectrum:
-    """A continuum ``f_nu = flux_jy * (lambda / 7.5 um) ** slope`` (Jy) times lines."""
+    """A continuum ``f_nu = flux_jy * (lambda / reference) ** slope`` (Jy; ``reference``
+    um, default 7.5) times lines."""
 
     flux_jy: float
     slope: float = 0.0
     lines: tuple[SpectralLine, ...] = ()
+    reference: float = 7.5
 
     def __call__(self, wavelength: np.ndarray) -> np.ndarray:
         wl = np.asarray(wavelength, np.float64)
@@ -99,7 +137,21 @@ class SourceSpectrum:
         for line in self.lines:
             sigma = line.fwhm * _SIGMA_PER_FWHM
             profile += line.strength * np.exp(-0.5 * ((wl - line.wavelength) / sigma) ** 2)
-        return self.flux_jy * (wl / 7.5) ** self.slope * profile
+        return self.flux_jy * (wl / self.reference) ** self.slope * profile
+
+    def average(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """The mean f_nu (Jy) over each wavelength interval [lo, hi] (either order): the
+        lines integrated exactly, the continuum (smooth on the scale of an interval) taken
+        at the middle."""
+        lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+        width = hi - lo
+        profile = np.ones_like(width)
+        for line in self.lines:
+            sigma = line.fwhm * _SIGMA_PER_FWHM
+            z = math.sqrt(2.0) * sigma
+            part = 0.5 * (erf((hi - line.wavelength) / z) - erf((lo - line.wavelength) / z))
+            profile += line.strength * sigma * math.sqrt(2.0 * math.pi) * part / width
+        return self.flux_jy * (0.5 * (lo + hi) / self.reference) ** self.slope * profile
 
 
 @dataclass(frozen=True)
@@ -113,60 +165,158 @@ class SlitSource:
 
 
 @dataclass(frozen=True)
-class LrsModel:
-    """The MIRI LRS slit spectrograph (see the module docstring)."""
+class QuadraticDispersion:
+    """``lambda(d) = c0 + c1 d + c2 d^2`` (um; ``d`` pixels from the reference point),
+    monotonic over the spectrum (the MIRI LRS prism)."""
 
-    imx: float = 326.13  # 1-based full-frame column of the slit centre
-    imy: float = 300.70  # 1-based full-frame row of the slit centre
-    slit_width: float = 0.51  # arcsec, across the slit (along the dispersion)
-    slit_length: float = 4.7  # arcsec
-    pixel_scale: float = 0.11  # arcsec per pixel along the slit
-    wave_coeffs: tuple[float, float, float] = (7.5, -0.0285, 5.5e-5)
-    trace_coeffs: tuple[float, float, float] = (0.0, 0.004, 2.0e-6)
-    rows: tuple[int, int] = (111, 411)  # 0-based full-frame rows the spectrum covers
-    detector_sigma: float = 1.0  # px, the detector's own blur along the dispersion
-    peak_throughput: float = 0.22
-    throughput_centre: float = 7.5
-    throughput_width: float = 4.0
-    filter: str = "P750L"
-    detector: str = "MIRIMAGE"
+    coeffs: tuple[float, float, float]
 
-    # -- geometry ---------------------------------------------------------------------
-    def _d(self, y: np.ndarray) -> np.ndarray:
-        return np.asarray(y, np.float64) - (self.imy - 1.0)
-
-    def wavelength(self, y: np.ndarray) -> np.ndarray:
-        """Wavelength (um) at 0-based full-frame row ``y`` of a source centred in the slit."""
-        d = self._d(y)
-        c0, c1, c2 = self.wave_coeffs
+    def wavelength(self, d: np.ndarray) -> np.ndarray:
+        c0, c1, c2 = self.coeffs
+        d = np.asarray(d, np.float64)
         return c0 + c1 * d + c2 * d * d
 
-    def dispersion(self, y: np.ndarray) -> np.ndarray:
-        """|d lambda / d y| in um per pixel."""
-        d = self._d(y)
-        return np.abs(self.wave_coeffs[1] + 2.0 * self.wave_coeffs[2] * d)
+    def derivative(self, d: np.ndarray) -> np.ndarray:
+        """d lambda / d d, um per pixel."""
+        return self.coeffs[1] + 2.0 * self.coeffs[2] * np.asarray(d, np.float64)
 
-    def row(self, wavelength: np.ndarray) -> np.ndarray:
-        """The 0-based row of ``wavelength`` (um) for a source centred in the slit."""
-        c0, c1, c2 = self.wave_coeffs
+    def offset(self, wavelength: np.ndarray) -> np.ndarray:
+        """``d`` of ``wavelength``: the root on the spectrum's (monotonic) branch."""
+        c0, c1, c2 = self.coeffs
         wl = np.asarray(wavelength, np.float64)
-        # c2 d^2 + c1 d + (c0 - wl) = 0, the root on the monotonic branch
-        d = (-c1 - np.sqrt(c1 * c1 - 4.0 * c2 * (c0 - wl))) / (2.0 * c2)
-        return d + (self.imy - 1.0)
+        return (-c1 - np.sqrt(c1 * c1 - 4.0 * c2 * (c0 - wl))) / (2.0 * c2)
 
-    def trace_x(self, y: np.ndarray) -> np.ndarray:
-        """0-based full-frame column where the slit centre images at row ``y``."""
-        d = self._d(y)
+
+@dataclass(frozen=True)
+class PrismDispersion:
+    """A prism's law written as the pixel offset of a wavelength (the NIRSpec prism):
+    ``d(lambda) = A(lambda) - A(reference)``, ``A = q lambda^2 / 2 - p / (2 lambda^2)``,
+    so ``dd/dlambda = p / lambda^3 + q lambda`` (px/um; ``p`` px um^2, ``q`` px/um^2):
+    steep in the blue and the red, shallowest at ``lambda = (p/q)^(1/4)``, as a prism's
+    refractive index makes it. Monotonic in ``d`` for every positive wavelength."""
+
+    p: float
+    q: float
+    reference: float  # um at d = 0
+
+    def _a(self, wl: np.ndarray) -> np.ndarray:
+        return 0.5 * self.q * wl * wl - 0.5 * self.p / (wl * wl)
+
+    def wavelength(self, d: np.ndarray) -> np.ndarray:
+        # q u^2 - 2 k u - p = 0 with u = lambda^2, k = d + A(reference)
+        k = np.asarray(d, np.float64) + self._a(self.reference)
+        return np.sqrt((k + np.sqrt(k * k + self.p * self.q)) / self.q)
+
+    def derivative(self, d: np.ndarray) -> np.ndarray:
+        """d lambda / d d, um per pixel."""
+        wl = self.wavelength(d)
+        return 1.0 / (self.p / wl**3 + self.q * wl)
+
+    def offset(self, wavelength: np.ndarray) -> np.ndarray:
+        return self._a(np.asarray(wavelength, np.float64)) - self._a(self.reference)
+
+
+@dataclass(frozen=True)
+class SlitSpectrograph:
+    """A slit and its disperser on one detector (see the module docstring).
+
+    ``span`` the 0-based full-frame spectral pixels the spectrum covers (its first and
+    last); ``slit`` the FXD_SLIT name (None for the MIRI LRS); ``aperture`` the APERNAME
+    the target is placed on; ``sky_levels`` two (wavelength um, MJy/sr) points of the
+    sky's power law.
+    """
+
+    exp_type: str
+    detector: str
+    filter: str
+    grating: str
+    slit: str | None
+    aperture: str
+    imx: float  # 1-based full-frame column of the reference point
+    imy: float  # 1-based full-frame row of the reference point
+    slit_width: float  # arcsec, across the slit (along the dispersion)
+    slit_length: float  # arcsec
+    pixel_scale: float  # arcsec per pixel along the slit
+    dispaxis: int  # 1: dispersion along x; 2: along y
+    law: QuadraticDispersion | PrismDispersion
+    trace_coeffs: tuple[float, float, float]
+    span: tuple[int, int]
+    subarrays: tuple[str, ...]  # the readout windows that hold the slit's spectrum
+    detector_sigma: float  # px, the spectrograph's and detector's own blur along the dispersion
+    peak_throughput: float
+    throughput_centre: float
+    throughput_width: float
+    sky_levels: tuple[tuple[float, float], tuple[float, float]]
+
+    # -- geometry ---------------------------------------------------------------------
+    @property
+    def s_ref(self) -> float:
+        """0-based spectral pixel of the reference point."""
+        return (self.imx if self.dispaxis == 1 else self.imy) - 1.0
+
+    @property
+    def t_ref(self) -> float:
+        """0-based spatial pixel of the reference point."""
+        return (self.imy if self.dispaxis == 1 else self.imx) - 1.0
+
+    def pixels(self) -> np.ndarray:
+        """The spectral pixels of the spectrum (``span``, inclusive), float."""
+        return np.arange(self.span[0], self.span[1] + 1, dtype=np.float64)
+
+    def wavelength(self, s: np.ndarray) -> np.ndarray:
+        """Wavelength (um) at 0-based spectral pixel ``s`` of a source centred in the slit."""
+        return self.law.wavelength(np.asarray(s, np.float64) - self.s_ref)
+
+    def dispersion(self, s: np.ndarray) -> np.ndarray:
+        """|d lambda / d s| in um per pixel."""
+        return np.abs(self.law.derivative(np.asarray(s, np.float64) - self.s_ref))
+
+    def pixel(self, wavelength: np.ndarray) -> np.ndarray:
+        """The 0-based spectral pixel of ``wavelength`` (um) for a source centred in the slit."""
+        return self.law.offset(wavelength) + self.s_ref
+
+    def trace(self, s: np.ndarray) -> np.ndarray:
+        """0-based spatial pixel where the slit centre images at spectral pixel ``s``."""
+        d = np.asarray(s, np.float64) - self.s_ref
         t0, t1, t2 = self.trace_coeffs
-        return (self.imx - 1.0) + t0 + t1 * d + t2 * d * d
+        return self.t_ref + t0 + t1 * d + t2 * d * d
+
+    def to_detector(self, s, t) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of (spectral, spatial) pixels."""
+        return (s, t) if self.dispaxis == 1 else (t, s)
+
+    def from_detector(self, x, y) -> tuple[np.ndarray, np.ndarray]:
+        """(spectral, spatial) pixels of (x, y)."""
+        return (x, y) if self.dispaxis == 1 else (y, x)
+
+    def place(self, x: float, y: float) -> tuple[float, float]:
+        """(along, across) arcsec from the slit centre of a source whose undispersed image
+        would fall on 0-based full-frame pixel (x, y)."""
+        s, t = self.from_detector(x, y)
+        return (t - self.t_ref) * self.pixel_scale, (s - self.s_ref) * self.pixel_scale
+
+    @property
+    def band(self) -> tuple[float, float]:
+        """(shortest, longest) wavelength, um, of the spectrum's pixels."""
+        ends = self.wavelength(np.array(self.span, np.float64))
+        return float(ends.min()), float(ends.max())
 
     @property
     def slit_width_px(self) -> float:
         return self.slit_width / self.pixel_scale
 
     @property
+    def slit_length_px(self) -> float:
+        return self.slit_length / self.pixel_scale
+
+    @property
     def pixel_area_sr(self) -> float:
         return (self.pixel_scale / ARCSEC_PER_RAD) ** 2
+
+    @property
+    def label(self) -> str:
+        """How messages name it: ``LRS`` or ``NIRSpec S200A1 PRISM/CLEAR``."""
+        return "LRS" if self.slit is None else f"NIRSpec {self.slit} {self.grating}/{self.filter}"
 
     # -- optics -----------------------------------------------------------------------
     def psf_sigma(self, wavelength: np.ndarray) -> np.ndarray:
@@ -181,7 +331,11 @@ class LrsModel:
     def resolution_element(self, wavelength: np.ndarray) -> np.ndarray:
         """FWHM of the LSF in micrometres."""
         wl = np.asarray(wavelength, np.float64)
-        return self.lsf_sigma(wl) / _SIGMA_PER_FWHM * self.dispersion(self.row(wl))
+        return self.lsf_sigma(wl) / _SIGMA_PER_FWHM * self.dispersion(self.pixel(wl))
+
+    def resolving_power(self, wavelength: np.ndarray) -> np.ndarray:
+        """``lambda / resolution element``."""
+        return np.asarray(wavelength, np.float64) / self.resolution_element(wavelength)
 
     def throughput(self, wavelength: np.ndarray) -> np.ndarray:
         wl = np.asarray(wavelength, np.float64)
@@ -194,37 +348,120 @@ class LrsModel:
         half = 0.5 * self.slit_width
         return 0.5 * (erf((half - across) / sigma) + erf((half + across) / sigma))
 
-    def electrons_per_jy(self, y: np.ndarray) -> np.ndarray:
-        """Photo-electrons per second into row ``y`` from a 1 Jy source centred in the
-        slit, before the slit loss."""
-        wl = self.wavelength(y)
+    def electrons_per_jy(self, s: np.ndarray) -> np.ndarray:
+        """Photo-electrons per second into spectral pixel ``s`` from a 1 Jy source centred
+        in the slit, before the slit loss."""
+        wl = self.wavelength(s)
         return (1.0e-26 / PLANCK_J_S * COLLECTING_AREA_M2 * self.throughput(wl)
-                * self.dispersion(y) / wl)
+                * self.dispersion(s) / wl)
 
-    def sky_electrons(self, y: np.ndarray, sky_mjy_sr: np.ndarray) -> np.ndarray:
+    def sky(self, wavelength: np.ndarray) -> np.ndarray:
+        """The default sky, MJy/sr: a power law through :attr:`sky_levels`."""
+        (w1, s1), (w2, s2) = self.sky_levels
+        slope = math.log(s2 / s1) / math.log(w2 / w1)
+        return s1 * (np.asarray(wavelength, np.float64) / w1) ** slope
+
+    def sky_electrons(self, s: np.ndarray, sky_mjy_sr: np.ndarray) -> np.ndarray:
         """Photo-electrons per second per pixel under a uniform sky (MJy/sr) filling the slit."""
         area = self.pixel_scale * self.slit_width  # arcsec^2 of sky one pixel sees
-        return np.asarray(sky_mjy_sr) * JY_PER_MJY_SR_ARCSEC2 * area * self.electrons_per_jy(y)
+        return np.asarray(sky_mjy_sr) * JY_PER_MJY_SR_ARCSEC2 * area * self.electrons_per_jy(s)
 
-    def photmjsr(self, g0: float) -> tuple[float, np.ndarray, np.ndarray]:
-        """PHOTOM's PHOTMJSR and the (wavelength, RELRESPONSE) table for detectors of mean
-        gain ``g0`` (e-/DN): a flat-fielded pixel is (e-/s per nominal pixel) / g0."""
-        y = np.arange(self.rows[0], self.rows[1] + 1, dtype=np.float64)
-        wl = self.wavelength(y)
-        mjysr = g0 / (self.electrons_per_jy(y) * self.pixel_area_sr * 1.0e6)
-        ref = float(np.interp(self.throughput_centre, wl[::-1], mjysr[::-1]))
+    def response(self, g0: float) -> tuple[np.ndarray, np.ndarray]:
+        """(wavelength um, increasing; MJy per DN/s) over the spectrum's pixels: a
+        flat-fielded rate (DN/s, i.e. e-/s per nominal pixel / ``g0``) summed over a
+        spectral pixel's pixels times this is the f_nu (MJy) of a slit-centred point
+        source before the slit loss."""
+        s = self.pixels()
+        wl = self.wavelength(s)
+        mjy = g0 / (self.electrons_per_jy(s) * 1.0e6)
         order = np.argsort(wl)
-        return ref, wl[order], mjysr[order] / ref
+        return wl[order], mjy[order]
 
 
-LRS = LrsModel()
+LRS = SlitSpectrograph(
+    exp_type=LRS_EXP_TYPE, detector="MIRIMAGE", filter="P750L", grating="N/A", slit=None, aperture="MIRIM_SLIT",
+    imx=326.13, imy=300.70, slit_width=0.51, slit_length=4.7, pixel_scale=0.11, dispaxis=2,
+    law=QuadraticDispersion((7.5, -0.0285, 5.5e-5)), trace_coeffs=(0.0, 0.004, 2.0e-6), span=(111, 411),
+    subarrays=("FULL",), detector_sigma=1.0, peak_throughput=0.22, throughput_centre=7.5, throughput_width=4.0,
+    sky_levels=((5.0, 5.0), (14.0, 60.0)),
+)
+
+_NRS_PRISM = PrismDispersion(p=21.4, q=31.0, reference=2.0)
+_NRS_PRISM_BAND = (0.6, 5.3)  # um, PRISM behind CLEAR
+# slit: (width, length arcsec; IMX, IMY 1-based on NRS1)
+_NRS_SLITS = {
+    "S200A1": (0.2, 3.3, 1100.40, 990.60),
+    "S200A2": (0.2, 3.3, 1088.20, 928.40),
+    "S400A1": (0.4, 3.8, 1120.60, 1085.30),
+    "S1600A1": (1.6, 1.6, 1140.90, 1040.20),
+    "S200B1": (0.2, 3.3, 1170.30, 1127.70),
+}
 
 
-def sky_spectrum(wavelength: np.ndarray, at_5um: float = 5.0, at_14um: float = 60.0) -> np.ndarray:
-    """A thermal-like background in MJy/sr: a power law through the two given levels."""
-    wl = np.asarray(wavelength, np.float64)
-    slope = math.log(at_14um / at_5um) / math.log(14.0 / 5.0)
-    return at_5um * (wl / 5.0) ** slope
+# the slit's own window (shared.instruments SUBARRAYS["NIRSPEC"])
+_NRS_WINDOWS = {"S200A1": "SUBS200A1", "S200A2": "SUBS200A2", "S400A1": "SUBS400A1", "S1600A1": "SUB2048",
+                "S200B1": "SUBS200B1"}
+
+
+def _nirspec_fixed_slit(name: str) -> SlitSpectrograph:
+    width, length, imx, imy = _NRS_SLITS[name]
+    first = math.ceil(_NRS_PRISM.offset(_NRS_PRISM_BAND[0]) + imx - 1.0)
+    last = math.floor(_NRS_PRISM.offset(_NRS_PRISM_BAND[1]) + imx - 1.0)
+    return SlitSpectrograph(
+        exp_type=NRS_FS_EXP_TYPE, detector="NRS1", filter="CLEAR", grating="PRISM", slit=name,
+        aperture=f"NRS_{name}_SLIT", imx=imx, imy=imy, slit_width=width, slit_length=length, pixel_scale=0.1,
+        dispaxis=1, law=_NRS_PRISM, trace_coeffs=(0.0, 0.003, 4.0e-6), span=(first, last),
+        subarrays=(_NRS_WINDOWS[name], "ALLSLITS", "FULL"), detector_sigma=0.85,
+        peak_throughput=0.50, throughput_centre=3.2, throughput_width=1.6, sky_levels=((1.0, 0.25), (5.0, 0.20)),
+    )
+
+
+#: The NIRSpec fixed slits with PRISM/CLEAR, by FXD_SLIT name.
+NIRSPEC_FS: dict[str, SlitSpectrograph] = {name: _nirspec_fixed_slit(name) for name in _NRS_SLITS}
+
+#: Every slit the simulator renders, by (EXP_TYPE, FXD_SLIT or None).
+SLIT_SPECTROGRAPHS: dict[tuple[str, str | None], SlitSpectrograph] = {
+    (LRS_EXP_TYPE, None): LRS, **{(NRS_FS_EXP_TYPE, name): model for name, model in NIRSPEC_FS.items()}}
+
+
+def slit_spectrograph(exp_type: str | None, fixed_slit: str | None = None) -> SlitSpectrograph | None:
+    """The slit an exposure of ``exp_type`` (and ``fixed_slit``, NIRSpec) disperses with;
+    None for an exposure type without one. ValueError for an unknown fixed slit."""
+    exp_type = (exp_type or "").upper()
+    if exp_type == LRS_EXP_TYPE:
+        return LRS
+    if exp_type == NRS_FS_EXP_TYPE:
+        try:
+            return NIRSPEC_FS[(fixed_slit or "").upper()]
+        except KeyError:
+            raise ValueError(f"fixed_slit: {fixed_slit!r} is not a NIRSpec fixed slit; one of "
+                             f"{', '.join(NIRSPEC_FS)}") from None
+    return None
+
+
+def _samples(model: SlitSpectrograph, spectrum: SourceSpectrum, first: float, last: float,
+             oversample: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-pixel samples of a slit-centred source's spectrum from spectral pixel ``first``
+    to ``last`` (their edges): ``oversample`` per pixel, and finer (a third of the line's
+    sigma) over +-6 sigma of a line narrower than that, so that every line's light is
+    placed where it falls. Returns each sample's centre (spectral pixel), wavelength (um)
+    and photo-electrons per second (the spectrum's mean over the sample, before the slit
+    loss)."""
+    edges = [np.arange(first, last + 0.5 / oversample, 1.0 / oversample)]
+    for line in spectrum.lines:
+        with np.errstate(invalid="ignore"):
+            centre = float(model.pixel(line.wavelength))
+        if not math.isfinite(centre) or not first < centre < last:
+            continue
+        sigma_px = line.fwhm * _SIGMA_PER_FWHM / float(model.dispersion(centre))
+        if sigma_px / 3.0 < 1.0 / oversample:
+            edges.append(np.arange(centre - 6.0 * sigma_px, centre + 6.0 * sigma_px, sigma_px / 3.0))
+    edges = np.unique(np.clip(np.concatenate(edges), first, last))
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    wl_edges = model.wavelength(edges)
+    electrons = (spectrum.average(wl_edges[:-1], wl_edges[1:]) * model.electrons_per_jy(centres)
+                 * np.diff(edges))
+    return centres, model.wavelength(centres), electrons
 
 
 def _cell_fractions(centre: np.ndarray, edges: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -234,10 +471,17 @@ def _cell_fractions(centre: np.ndarray, edges: np.ndarray, sigma: np.ndarray) ->
     return 0.5 * np.diff(erf(z), axis=1)
 
 
+def _reach(centre: np.ndarray, sigma: np.ndarray, first: int, n: int) -> slice:
+    """The cells (of ``n`` from pixel ``first``) a set of Gaussians can light, to 10 sigma."""
+    lo = int(math.floor(float(np.min(centre - 10.0 * sigma)))) - first
+    hi = int(math.ceil(float(np.max(centre + 10.0 * sigma)))) - first + 1
+    return slice(min(max(lo, 0), n), min(max(hi, 0), n))
+
+
 @dataclass(frozen=True)
 class RenderedSlit:
     """A dispersed slit scene: ``image`` (ny, nx) photo-electrons per second per pixel of
-    the window; per source its path loss and the wavelength grid of its truth."""
+    the window (sky included); ``sky`` its sky part; per source its offsets."""
 
     image: np.ndarray
     sky: np.ndarray
@@ -245,7 +489,7 @@ class RenderedSlit:
 
 
 def render_slit(
-    model: LrsModel,
+    model: SlitSpectrograph,
     sources: list[SlitSource],
     window: tuple[int, int, int, int],
     *,
@@ -255,151 +499,65 @@ def render_slit(
     """The electron rate the slit puts on a window (``xstart, ystart, xsize, ysize``,
     0-based full-frame start) of the detector.
 
-    Each source's spectrum is sampled on a grid ``oversample`` times finer than the rows,
-    each sample's light spread along the dispersion by the LSF and along the slit by the
-    PSF (both integrated over pixels), cut by the slit's transmission at the source's
-    offset across it, and moved by that offset along the dispersion. ``sky_mjy_sr`` is a
-    function of wavelength (um) -> MJy/sr (None: no sky).
+    Each source's spectrum is averaged over samples ``oversample`` times finer than the
+    spectral pixels (finer still over narrow lines, :func:`_samples`), each sample's light
+    spread along the dispersion by the LSF and along the slit by the PSF (both integrated
+    over pixels), cut by the slit's transmission at the source's offset across it, and
+    moved by that offset along the dispersion.
+    ``sky_mjy_sr`` is a function of wavelength (um) -> MJy/sr (None: no sky).
     """
     x0, y0, nx, ny = window
-    image = np.zeros((ny, nx), np.float64)
-    half_len = 0.5 * model.slit_length / model.pixel_scale
-    lo, hi = model.rows
-    fine = np.arange(lo - 10.0, hi + 10.0, 1.0 / oversample) + 0.5 / oversample
-    wl = model.wavelength(fine)
-    keep = wl > 0.5
-    fine, wl = fine[keep], wl[keep]
-    per_jy = model.electrons_per_jy(fine) / oversample  # each fine sample covers 1/oversample row
-    col_edges = np.arange(x0, x0 + nx + 1, dtype=np.float64) - 0.5
-    row_edges = np.arange(y0, y0 + ny + 1, dtype=np.float64) - 0.5
+    s0, t0 = model.from_detector(x0, y0)
+    ns, nt = model.from_detector(nx, ny)
+    image = np.zeros((ns, nt), np.float64)  # (spectral, spatial)
+    half_len = 0.5 * model.slit_length_px
+    lo, hi = model.span
     truth = []
     for src in sources:
-        shift = src.across / model.pixel_scale  # rows: the source's offset across the slit
-        passed = model.slit_transmission(wl, src.across)
-        electrons = src.spectrum(wl) * per_jy * passed  # e-/s of each fine sample
-        yc = fine + shift
-        xc = model.trace_x(yc) + src.along / model.pixel_scale
-        along = _cell_fractions(xc, col_edges, model.psf_sigma(wl))  # (n, nx)
-        disp = _cell_fractions(yc, row_edges, model.lsf_sigma(wl))  # (n, ny)
-        image += np.einsum("n,ny,nx->yx", electrons, disp, along, optimize=True)
-        truth.append({"along": src.along, "across": src.across, "shift_rows": shift})
+        fine, wl, electrons = _samples(model, src.spectrum, lo - 10.0, hi + 10.0, oversample)
+        keep = wl > 0.5
+        fine, wl = fine[keep], wl[keep]
+        psf, lsf = model.psf_sigma(wl), model.lsf_sigma(wl)
+        shift = src.across / model.pixel_scale  # spectral pixels: the source's offset across the slit
+        electrons = electrons[keep] * model.slit_transmission(wl, src.across)  # e-/s of each sample
+        sc = fine + shift
+        tc = model.trace(sc) + src.along / model.pixel_scale
+        ks, kt = _reach(sc, lsf, s0, ns), _reach(tc, psf, t0, nt)
+        s_edges = np.arange(s0 + ks.start, s0 + ks.stop + 1, dtype=np.float64) - 0.5
+        t_edges = np.arange(t0 + kt.start, t0 + kt.stop + 1, dtype=np.float64) - 0.5
+        spectral = _cell_fractions(sc, s_edges, lsf)  # (n, ns)
+        spatial = _cell_fractions(tc, t_edges, psf)  # (n, nt)
+        image[ks, kt] += (spectral * electrons[:, None]).T @ spatial
+        truth.append({"along": src.along, "across": src.across, "shift_pixels": shift})
     sky = np.zeros_like(image)
     if sky_mjy_sr is not None:
-        rows = np.arange(y0, y0 + ny, dtype=np.float64)
-        cols = np.arange(x0, x0 + nx, dtype=np.float64)
-        level = model.sky_electrons(rows, sky_mjy_sr(model.wavelength(rows)))
-        # the slit's image: |x - trace| within half its length, edges smoothed by the PSF
-        sig = model.psf_sigma(model.wavelength(rows))[:, None] * math.sqrt(2.0)
-        dx = cols[None, :] - model.trace_x(rows)[:, None]
-        inside = 0.5 * (erf((half_len - dx) / sig) + erf((half_len + dx) / sig))
-        inside[(rows < lo - 5) | (rows > hi + 5), :] = 0.0
-        sky = level[:, None] * inside
-    return RenderedSlit(image=image + sky, sky=sky, sources=tuple(truth))
+        s_pix = np.arange(s0, s0 + ns, dtype=np.float64)
+        t_pix = np.arange(t0, t0 + nt, dtype=np.float64)
+        lit = (s_pix >= lo - 5) & (s_pix <= hi + 5)
+        s_lit = s_pix[lit]
+        wl_lit = model.wavelength(s_lit)
+        level = model.sky_electrons(s_lit, sky_mjy_sr(wl_lit))
+        # the slit's image: |t - trace| within half its length, edges smoothed by the PSF
+        sig = model.psf_sigma(wl_lit)[:, None] * math.sqrt(2.0)
+        dt = t_pix[None, :] - model.trace(s_lit)[:, None]
+        inside = 0.5 * (erf((half_len - dt) / sig) + erf((half_len + dt) / sig))
+        sky[lit] = level[:, None] * inside
+    image += sky
+    if model.dispaxis == 1:  # (spectral, spatial) = (x, y): the image is its transpose
+        image, sky = image.T, sky.T
+    return RenderedSlit(image=np.ascontiguousarray(image), sky=np.ascontiguousarray(sky), sources=tuple(truth))
 
 
-def observed_spectrum(model: LrsModel, spectrum: SourceSpectrum, rows: np.ndarray, across: float = 0.0,
+def observed_spectrum(model: SlitSpectrograph, spectrum: SourceSpectrum, pixels: np.ndarray, across: float = 0.0,
                       oversample: int = 9) -> np.ndarray:
-    """The spectrum (Jy) a perfect extraction of rows ``rows`` recovers once path loss is
-    corrected: the source's ``f_nu`` seen through the LSF, each row's light over its
-    electrons per Jy (the truth the pipeline's ``_x1d`` is scored against)."""
-    rows = np.asarray(rows, np.float64)
-    if rows.ndim != 1 or np.any(np.diff(rows) != 1.0):
-        raise ValueError("rows must be consecutive and increasing")
+    """The spectrum (Jy) a perfect extraction of spectral pixels ``pixels`` recovers once
+    path loss is corrected: the source's ``f_nu`` seen through the LSF, each pixel's light
+    over its electrons per Jy (the truth the pipeline's ``_x1d`` is scored against)."""
+    pixels = np.asarray(pixels, np.float64)
+    if pixels.ndim != 1 or np.any(np.diff(pixels) != 1.0):
+        raise ValueError("pixels must be consecutive and increasing")
     shift = across / model.pixel_scale
-    fine = np.arange(rows.min() - 15.0, rows.max() + 15.0, 1.0 / oversample) + 0.5 / oversample
-    wl = model.wavelength(fine)
-    e = spectrum(wl) * model.electrons_per_jy(fine) / oversample
-    edges = np.append(rows - 0.5, rows[-1] + 0.5)
-    per_row = e @ _cell_fractions(fine + shift, edges, model.lsf_sigma(wl))
-    return per_row / model.electrons_per_jy(rows)
-
-
-LRS_EXP_TYPE = "MIR_LRS-FIXEDSLIT"
-_PATHLOSS_OFFSETS_PX = np.arange(-3.0, 3.01, 0.5)  # across the slit (rows): wider than its 4.6 px
-
-
-def _lrs_filename(reftype: str, fmt: str = "fits") -> str:
-    return f"jwst_miri_{reftype}_lrs-fixedslit_sim.{fmt}"
-
-
-def _lrs_common(ref, reftype: str, detector_model, description: str) -> None:
-    _common(ref, reftype, detector_model, description, None, window=False)
-    ref.meta.exposure.type = LRS_EXP_TYPE
-    ref.meta.exposure.p_exptype = f"{LRS_EXP_TYPE}|"
-
-
-def write_lrs_references(model: LrsModel, detector_model, out_dir: Path) -> list[ReferenceFile]:
-    """SPECWCS, PHOTOM and PATHLOSS of ``model`` for the detector of ``detector_model``
-    (MIRIMAGE), in the public formats (see the module docstring)."""
-    from services.simulator.optical_refs import mean_gain
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = detector_model.detector.name
-    if name != model.detector:
-        raise ValueError(f"the LRS images on {model.detector}, not {name}")
-
-    # SPECWCS: one wavelength element per row of the spectrum, relative to (IMX, IMY); an
-    # element's corners bound the slit's image on its row: the slit's length along x, the
-    # row along y (the public pipeline's bounding box of the spectrum is their extent).
-    y = np.arange(model.rows[0], model.rows[1] + 1, dtype=np.float64)[::-1]  # wavelength increasing
-    wl = model.wavelength(y)
-    xc = model.trace_x(y) - (model.imx - 1.0)
-    yc = y - (model.imy - 1.0)
-    half_w = 0.5 * model.slit_width_px
-    half_len = 0.5 * model.slit_length / model.pixel_scale
-    table = np.zeros(y.size, dtype=[(c, "<f8") for c in ("x_center", "y_center", "wavelength", "x0", "y0", "x1",
-                                                            "y1", "x2", "y2", "x3", "y3")])
-    table["x_center"], table["y_center"], table["wavelength"] = xc, yc, wl
-    table["x0"], table["y0"] = xc - half_len, yc + 0.5  # upper left
-    table["x1"], table["y1"] = xc + half_len, yc + 0.5  # upper right
-    table["x2"], table["y2"] = xc + half_len, yc - 0.5  # lower right
-    table["x3"], table["y3"] = xc - half_len, yc - 0.5  # lower left
-    # the slit's corners on the sky (V2, V3, arcsec) through the detector's distortion,
-    # counter-clockwise from the lower left as the public files list them
-    from services.simulator.distortion import detector_distortion_model
-
-    cx, cy = model.imx - 1.0, model.imy - 1.0
-    corners_x = np.array([cx - half_len, cx + half_len, cx + half_len, cx - half_len])
-    corners_y = np.array([cy - half_w, cy - half_w, cy + half_w, cy + half_w])
-    v2, v3 = detector_distortion_model(detector_model.detector)(corners_x, corners_y)
-    vertices = {f"v2_vert{i + 1}": float(v2[i]) for i in range(4)} | {f"v3_vert{i + 1}": float(v3[i]) for i in range(4)}
-    specwcs = dm.MiriLRSSpecwcsModel(wavetable=table, x_ref=model.imx, y_ref=model.imy, **vertices)
-    _lrs_common(specwcs, "SPECWCS", detector_model, "Simulated MIRI LRS slit: trace and wavelengths per row")
-    specwcs.meta.instrument.filter = model.filter
-    written = [ReferenceFile("SPECWCS", name, _save(specwcs, out_dir / _lrs_filename("specwcs")), "GENERIC")]
-
-    # PHOTOM: PHOTMJSR and the relative response against wavelength.
-    value, waves, relresp = model.photmjsr(mean_gain(detector_model))
-    n = waves.size
-    photom_table = np.zeros(1, dtype=[("filter", "S12"), ("subarray", "S17"), ("photmjsr", "<f4"),
-                                      ("uncertainty", "<f4"), ("nelem", "<i2"), ("wavelength", "<f4", (n,)),
-                                      ("relresponse", "<f4", (n,)), ("reluncertainty", "<f4", (n,))])
-    photom_table[0] = (model.filter, "FULL", value, 0.01 * value, n, waves, relresp, 0.01 * relresp)
-    photom = dm.MirLrsPhotomModel(phot_table=photom_table)
-    _lrs_common(photom, "PHOTOM", detector_model, "Simulated MIRI LRS slit: point-source flux calibration")
-    photom.meta.photometry.pixelarea_steradians = model.pixel_area_sr
-    photom.meta.photometry.pixelarea_arcsecsq = model.pixel_scale**2
-    written.append(ReferenceFile("PHOTOM", name, _save(photom, out_dir / _lrs_filename("photom")), "GENERIC"))
-
-    # PATHLOSS: the correction (1 / the slit's transmission) against wavelength (decreasing,
-    # as the public files) and the source's offset from the slit centre in pixels: axis 1
-    # along the slit (no loss there), axis 2 across it.
-    wl_desc = wl[::-1]
-    across = _PATHLOSS_OFFSETS_PX
-    along = np.array([-20.0, 20.0])
-    passed = model.slit_transmission(wl_desc[:, None], across[None, :] * model.pixel_scale)
-    correction = np.repeat((1.0 / passed)[:, :, None], along.size, axis=2).astype(np.float32)
-    pathloss_table = np.zeros(wl_desc.size, dtype=[("wavelength", "<f4"), ("pathloss", "<f4", correction.shape[1:]),
-                                                   ("pathloss_err", "<f4", correction.shape[1:])])
-    pathloss_table["wavelength"] = wl_desc
-    pathloss_table["pathloss"] = correction
-    pathloss_table["pathloss_err"] = 0.01 * correction
-    pathloss = dm.MirLrsPathlossModel(pathloss_table=pathloss_table)
-    _lrs_common(pathloss, "PATHLOSS", detector_model, "Simulated MIRI LRS slit: point-source slit losses")
-    info = pathloss.meta.wcsinfo
-    info.wcsaxes = 2
-    info.crpix1, info.crval1, info.cdelt1 = 1.0, float(along[0]), float(along[1] - along[0])
-    info.crpix2, info.crval2, info.cdelt2 = 1.0, float(across[0]), float(across[1] - across[0])
-    written.append(ReferenceFile("PATHLOSS", name, _save(pathloss, out_dir / _lrs_filename("pathloss")), "GENERIC"))
-    return written
+    fine, wl, e = _samples(model, spectrum, pixels.min() - 15.0, pixels.max() + 15.0, oversample)
+    edges = np.append(pixels - 0.5, pixels[-1] + 0.5)
+    per_pixel = e @ _cell_fractions(fine + shift, edges, model.lsf_sigma(wl))
+    return per_pixel / model.electrons_per_jy(pixels)

@@ -18,12 +18,15 @@ Per exposure and detector (``<exposure_id>`` as in the telemetry file name):
 - ``<exposure_id>_truth_jumps.ecsv``: one row per injected cosmic ray.
 - ``<exposure_id>_truth_lightcurve.ecsv`` (TSO exposures with a host star): one row per
   integration: mid time, relative flux and flux of the host star, its pixel position.
-- ``<exposure_id>_truth_spectrum.ecsv`` (MIRI LRS slit exposures): one row per row of the
-  spectrum (:data:`.spectrograph.LRS` ``rows``): wavelengths, the source's intrinsic and
-  observed f_nu, the slit's transmission, the trace, the electrons and the sky; meta: where
-  the source sits in the slit, its continuum and lines (with the resolution element at
-  each). The rate file of such an exposure also has a ``SKY`` image (e-/s, pixel area
-  included: the slit's sky part of FLUX), and its STARS image is the source's part of SCI.
+- ``<exposure_id>_truth_spectrum.ecsv`` (slit exposures: MIRI LRS, NIRSpec fixed slits):
+  one row per spectral pixel of the spectrum (the slit's ``span``: detector rows of the
+  LRS, columns of NIRSpec): wavelengths, the source's intrinsic and observed f_nu, the
+  slit's transmission, the trace, the electrons and the sky; meta: where the source sits
+  in the slit, its continuum and lines (with the resolution element at each), the slit.
+  The columns are named for the axes: the LRS table has ``row``, ``trace_x``,
+  ``source_x``; a NIRSpec table ``column``, ``trace_y``, ``source_y``. The rate file of
+  such an exposure also has a ``SKY`` image (e-/s, pixel area included: the slit's sky
+  part of FLUX), and its STARS image is the source's part of SCI.
 
 The PRIMARY header's WCS is the TRUE one (pointing error and distortion included, TAN-SIP);
 TRUE_RA/TRUE_DEC/TRUE_ROL give the true pointing, PNT_DX/PNT_DY the injected shift of the
@@ -45,7 +48,7 @@ from astropy.table import Table
 from astropy.time import Time
 
 from .exposure import ExposureSimulation
-from .spectrograph import LRS, observed_spectrum, sky_spectrum
+from .spectrograph import observed_spectrum
 
 __all__ = ["write_exposure_truth", "write_lightcurve_truth", "write_spectrum_truth", "write_truth_index"]
 
@@ -57,7 +60,7 @@ _IMAGE_UNITS = {
     "FLAT": ("", "relative quantum efficiency (0 on dead and reference pixels)"),
     "GAIN": ("electron/DN", "gain"),
     "AREA": ("", "pixel area on the sky relative to a nominal pixel (distortion)"),
-    "SKY": ("electron/s", "LRS: the slit's sky e-/s (pixel area included), part of FLUX"),
+    "SKY": ("electron/s", "slit: the slit's sky e-/s (pixel area included), part of FLUX"),
 }
 
 
@@ -105,11 +108,14 @@ def _primary_header(sim: ExposureSimulation) -> fits.Header:
     h["PNT_DY"] = (t.pointing_offset[1], "[arcsec] injected shift along detector y")
     h["PNT_DROL"] = (t.roll_error, "[deg] injected roll error")
     if t.slit is not None:
-        h["SRCALONG"] = (t.slit.source.along, "[arcsec] LRS source along the slit (detector x)")
-        h["SRCACROS"] = (t.slit.source.across, "[arcsec] LRS source across the slit (det. y)")
+        spatial, spectral = ("y", "x") if t.slit.model.dispaxis == 1 else ("x", "y")
+        h["SRCALONG"] = (t.slit.source.along, f"[arcsec] source along the slit (detector {spatial})")
+        h["SRCACROS"] = (t.slit.source.across, f"[arcsec] source across the slit (det. {spectral})")
         h["SRC_X"] = (t.slit.x, "[pixel] source, 0-based full-frame column")
         h["SRC_Y"] = (t.slit.y, "[pixel] source, 0-based full-frame row")
-        h["SKYSCALE"] = (t.slit.sky_scale, "factor on the default LRS sky spectrum")
+        h["SKYSCALE"] = (t.slit.sky_scale, "factor on the slit's default sky spectrum")
+        if t.slit.model.slit is not None:
+            h["FXD_SLIT"] = (t.slit.model.slit, "NIRSpec fixed slit")
     if t.reset_decay is not None:
         h["RSCDSCAL"] = (t.reset_decay.scale, "RSCD offset / previous int. signal at group 1")
         h["RSCDTAU"] = (t.reset_decay.tau, "[group] RSCD e-folding length")
@@ -202,75 +208,86 @@ def write_exposure_truth(sim: ExposureSimulation, directory: Path) -> list[Path]
 
 
 def write_spectrum_truth(sim: ExposureSimulation, directory: Path) -> Path | None:
-    """Write ``<exposure_id>_truth_spectrum.ecsv`` of an LRS slit exposure (None for any
-    other): one row per row of the spectrum, see the module docstring."""
+    """Write ``<exposure_id>_truth_spectrum.ecsv`` of a slit exposure (None for any
+    other): one row per spectral pixel of the spectrum, see the module docstring."""
     slit = sim.truth.slit
     if slit is None:
         return None
-    src = slit.source
-    rows = np.arange(LRS.rows[0], LRS.rows[1] + 1, dtype=np.float64)
-    shift = src.across / LRS.pixel_scale
-    wavelength = LRS.wavelength(rows)
-    source_wavelength = LRS.wavelength(rows - shift)
-    sky = slit.sky_scale * sky_spectrum(wavelength)
-    in_window = rows.astype(int) - (sim.subarray.ystart - 1)
-    row_electrons = np.full(rows.size, np.nan)
-    inside = (in_window >= 0) & (in_window < slit.row_electrons.size)
-    row_electrons[inside] = slit.row_electrons[in_window[inside]]
+    model, src = slit.model, slit.source
+    spectral, spatial = ("column", "y") if model.dispaxis == 1 else ("row", "x")
+    pixels = model.pixels()
+    shift = src.across / model.pixel_scale
+    wavelength = model.wavelength(pixels)
+    source_wavelength = model.wavelength(pixels - shift)
+    sky = slit.sky_scale * model.sky(wavelength)
+    window_start = (sim.subarray.xstart if model.dispaxis == 1 else sim.subarray.ystart) - 1
+    in_window = pixels.astype(int) - window_start
+    pixel_electrons = np.full(pixels.size, np.nan)
+    inside = (in_window >= 0) & (in_window < slit.pixel_electrons.size)
+    pixel_electrons[inside] = slit.pixel_electrons[in_window[inside]]
+    trace = model.trace(pixels)
     table = Table(
         {
-            "row": rows.astype(np.int32),
+            spectral: pixels.astype(np.int32),
             "wavelength": wavelength,
             "source_wavelength": source_wavelength,
             "flux_jy": src.spectrum(source_wavelength),
-            "observed_jy": observed_spectrum(LRS, src.spectrum, rows, src.across),
-            "transmission": LRS.slit_transmission(source_wavelength, src.across),
-            "trace_x": LRS.trace_x(rows),
-            "source_x": LRS.trace_x(rows) + src.along / LRS.pixel_scale,
-            "electrons_per_jy": LRS.electrons_per_jy(rows),
-            "source_e_per_s": row_electrons,
+            "observed_jy": observed_spectrum(model, src.spectrum, pixels, src.across),
+            "transmission": model.slit_transmission(source_wavelength, src.across),
+            f"trace_{spatial}": trace,
+            f"source_{spatial}": trace + src.along / model.pixel_scale,
+            "electrons_per_jy": model.electrons_per_jy(pixels),
+            "source_e_per_s": pixel_electrons,
             "sky_mjy_sr": sky,
-            "sky_e_per_s": LRS.sky_electrons(rows, sky),
+            "sky_e_per_s": model.sky_electrons(pixels, sky),
         },
         units={"wavelength": "um", "source_wavelength": "um", "flux_jy": "Jy", "observed_jy": "Jy",
-               "trace_x": "pix", "source_x": "pix", "electrons_per_jy": "electron/(s Jy)",
+               f"trace_{spatial}": "pix", f"source_{spatial}": "pix", "electrons_per_jy": "electron/(s Jy)",
                "source_e_per_s": "electron/s", "sky_mjy_sr": "MJy/sr", "sky_e_per_s": "electron/s"},
     )
+    along_axis, across_axis = ("+y", "+x") if model.dispaxis == 1 else ("+x", "+y")
     table.meta.update({
         "exposure_id": sim.name.exposure_id,
         "along_arcsec": src.along,
         "across_arcsec": src.across,
-        "shift_rows": shift,
+        f"shift_{spectral}s": shift,
         "x": slit.x,
         "y": slit.y,
-        "continuum": {"flux_jy_at_7.5um": src.spectrum.flux_jy, "slope": src.spectrum.slope},
+        "continuum": {"flux_jy": src.spectrum.flux_jy, "reference_wavelength_um": src.spectrum.reference,
+                      "slope": src.spectrum.slope},
         "lines": [{"wavelength": line.wavelength, "fwhm": line.fwhm, "strength": line.strength,
-                   "resolution_element_um": float(LRS.resolution_element(line.wavelength))}
+                   "resolution_element_um": float(model.resolution_element(line.wavelength)),
+                   spectral: float(model.pixel(line.wavelength) + shift)}
                   for line in src.spectrum.lines],
         "sky_scale": slit.sky_scale,
-        "slit": {"imx": LRS.imx, "imy": LRS.imy, "width_arcsec": LRS.slit_width, "length_arcsec": LRS.slit_length,
-                 "pixel_scale_arcsec": LRS.pixel_scale},
+        "slit": {"exp_type": model.exp_type, "name": model.slit or model.aperture, "aperture": model.aperture,
+                 "detector": model.detector, "filter": model.filter, "grating": model.grating,
+                 "dispaxis": model.dispaxis, "imx": model.imx, "imy": model.imy, "width_arcsec": model.slit_width,
+                 "length_arcsec": model.slit_length, "pixel_scale_arcsec": model.pixel_scale},
         "description": {
-            "row": "0-based full-frame row of MIRIMAGE",
-            "wavelength": "wavelength of a slit-centred source at this row (the SPECWCS reference's)",
-            "source_wavelength": "wavelength of this source's light at this row: its offset across the slit moves "
-                                 "its spectrum by shift_rows rows",
+            spectral: f"0-based full-frame {spectral} of {model.detector}",
+            "wavelength": f"wavelength of a slit-centred source at this {spectral} (the SPECWCS reference's)",
+            "source_wavelength": f"wavelength of this source's light at this {spectral}: its offset across the "
+                                 f"slit moves its spectrum by shift_{spectral}s {spectral}s",
             "flux_jy": "intrinsic f_nu at source_wavelength",
-            "observed_jy": "f_nu seen through the line-spread function: what a perfect extraction of the row "
+            "observed_jy": f"f_nu seen through the line-spread function: what a perfect extraction of the {spectral} "
                            "recovers with the slit-centred calibration once the slit loss is corrected",
             "transmission": "fraction of the source's light the slit passes (path loss) at source_wavelength",
-            "trace_x": "0-based full-frame column where the slit centre images at this row",
-            "source_x": "0-based full-frame column of the source's trace at this row",
-            "electrons_per_jy": "photo-electrons/s into this row per Jy of a slit-centred source, before slit loss",
-            "source_e_per_s": "photo-electrons/s the source puts into this row of the window (before the pixel "
-                              "area and the flat), about observed_jy * electrons_per_jy * transmission",
+            f"trace_{spatial}": f"0-based full-frame {spatial} where the slit centre images at this {spectral}",
+            f"source_{spatial}": f"0-based full-frame {spatial} of the source's trace at this {spectral}",
+            "electrons_per_jy": f"photo-electrons/s into this {spectral} per Jy of a slit-centred source, before "
+                                "slit loss",
+            "source_e_per_s": f"photo-electrons/s the source puts into this {spectral} of the window (before the "
+                              "pixel area and the flat), about observed_jy * electrons_per_jy * transmission",
             "sky_mjy_sr": "sky surface brightness filling the slit at wavelength",
             "sky_e_per_s": "photo-electrons/s per pixel inside the slit from the sky (before the pixel area and the "
                            "flat)",
-            "along_arcsec, across_arcsec": "source offset from the slit centre along the slit (detector +x) and "
-                                           "across it (detector +y), from the true pointing",
+            "along_arcsec, across_arcsec": f"source offset from the slit centre along the slit (detector "
+                                           f"{along_axis}) and across it (detector {across_axis}), from the true "
+                                           "pointing",
             "x, y": "the source's 0-based full-frame pixel (where the slit centre would image it undispersed)",
-            "lines": "the source's lines; resolution_element_um the FWHM of the line-spread function there",
+            "lines": f"the source's lines; resolution_element_um the FWHM of the line-spread function there, "
+                     f"{spectral} the (fractional) {spectral} of its centre for this source",
         },
     })
     path = Path(directory) / f"{sim.name.exposure_id}_truth_spectrum.ecsv"

@@ -133,6 +133,8 @@ KEYWORDS: dict[str, Keyword] = {
     "CHANNEL": _k("meta.instrument.channel", "Instrument channel"),
     "FILTER": _k("meta.instrument.filter", "Name of the filter element used"),
     "PUPIL": _k("meta.instrument.pupil", "Name of the pupil element used"),
+    "GRATING": _k("meta.instrument.grating", "Name of the grating element used"),
+    "FXD_SLIT": _k("meta.instrument.fixed_slit", "Name of fixed slit aperture used"),
     # exposure
     "EXP_TYPE": _k("meta.exposure.type", "Type of data in the exposure"),
     "EXPCOUNT": _k("meta.exposure.count", "Running count of exposures in visit"),
