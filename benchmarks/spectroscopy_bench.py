@@ -191,13 +191,13 @@ def _jwst_spec3(directory: Path) -> dict[str, float]:
         lrs_extract1d_reference,
         step_overrides,
     )
-    from shared.spectra import ExtractParams
+    from shared.spectra.extract import DEFAULT_WIDTH
 
     with tempfile.TemporaryDirectory(prefix="dms-bench-jwst-") as tmp:
         tmp = Path(tmp)
         for cal in _cals(directory):
             (tmp / cal.name).symlink_to(cal)
-        refs = {"extract1d": lrs_extract1d_reference(tmp / "extract1d.json", ExtractParams().width)}
+        refs = {"extract1d": lrs_extract1d_reference(tmp / "extract1d.json", DEFAULT_WIDTH["MIR_LRS-FIXEDSLIT"])}
         steps, _ = step_overrides("calwebb_spec3", refs, LRS_SPEC3_SKIP, LRS_SPEC3_NOT_APPLICABLE)
         return _jwst_pinned("calwebb_spec3", _spec3_asn(directory, tmp / "bench_spec3_asn.json"), steps, tmp)
 
@@ -216,7 +216,7 @@ def _jwst_spec2(directory: Path) -> dict[str, float]:
     from services.stage2.spec2 import SPEC2
     from shared.datamodels import read_product
     from shared.refdata import LocalReferences
-    from shared.spectra import ExtractParams
+    from shared.spectra.extract import DEFAULT_WIDTH
 
     first, second = _rates(directory)
     with tempfile.TemporaryDirectory(prefix="dms-bench-jwst-") as tmp:
@@ -224,7 +224,7 @@ def _jwst_spec2(directory: Path) -> dict[str, float]:
         kw = dict(read_product(first).keywords)
         chosen, _ = LocalReferences(refs_dir=directory / "sim" / "refs").choose(kw, list(SPEC2.all_reftypes))
         refs = {t: c.path for t, c in chosen.items() if c.path is not None}
-        refs["extract1d"] = lrs_extract1d_reference(tmp / "extract1d.json", ExtractParams().width)
+        refs["extract1d"] = lrs_extract1d_reference(tmp / "extract1d.json", DEFAULT_WIDTH["MIR_LRS-FIXEDSLIT"])
         for rate in (first, second):
             (tmp / rate.name).symlink_to(rate)
         asn = tmp / "bench_spec2_asn.json"

@@ -35,8 +35,12 @@ __all__ = [
     "MsaMetadataName",
     "OpdName",
     "PoolName",
+    "SLIT_PLACEHOLDER",
+    "SOURCE_PLACEHOLDER",
     "ReportName",
+    "filled_product_name",
     "is_2c",
+    "made_by",
     "member_output_name",
     "object_key",
     "output_name",
@@ -75,7 +79,7 @@ _EXPOSURE_RE = re.compile(
 )
 _LEVEL3_RE = re.compile(
     rf"^jw(?P<program>\d{{5}})-(?P<acid>{_ACID})"
-    r"_(?P<target>t\d{3}|s\d{5,9})(?:-epoch(?P<epoch>\d+))?"
+    r"_(?P<target>t\d{3}|s\d{5,9})(?:-(?P<source>s\d{9}))?(?:-epoch(?P<epoch>\d+))?"
     r"_(?P<instrument>nircam|nirspec|niriss|miri|fgs)"
     r"_(?P<optical>[a-z0-9-]+?)"
     r"_(?P<suffix>[a-z0-9]+)" + _EXT + "$"
@@ -165,7 +169,11 @@ class ExposureName:
 
 @dataclass(frozen=True)
 class Level3Name:
-    """A combined (stage 3) product."""
+    """A combined (stage 3) product. A NIRSpec fixed-slit product's name also carries its
+    ``source`` (``s#########``) after the target and its slit last of the optical elements
+    (the public ``jw<p>-<acid>_<target>-<source>_nirspec_<optelems>-<slit>[-<subarray>]``);
+    in its association both are placeholders, ``{source_id}`` and ``{slit_name}``, which
+    stage 3 fills (:func:`filled_product_name`) as the public calwebb_spec3 does."""
 
     program: str
     acid: str
@@ -176,14 +184,16 @@ class Level3Name:
     subarray: str | None = None
     epoch: int | None = None
     ext: str = "fits"
+    source: str | None = None
 
     @property
     def product_name(self) -> str:
         """The name without suffix, as written in an association's ``products[].name``."""
         epoch = f"-epoch{self.epoch}" if self.epoch is not None else ""
+        source = f"-{self.source}" if self.source else ""
         opt = "-".join(self.optical_elements) or "clear"
         sub = f"-{self.subarray}" if self.subarray else ""
-        return f"jw{self.program}-{self.acid}_{self.target}{epoch}_{self.instrument}_{opt}{sub}".lower()
+        return f"jw{self.program}-{self.acid}_{self.target}{source}{epoch}_{self.instrument}_{opt}{sub}".lower()
 
     def format(self) -> str:
         return f"{self.product_name}_{self.suffix}.{self.ext}"
@@ -194,13 +204,40 @@ class Level3Name:
     @classmethod
     def build(
         cls, program: str, acid: str, target: str, instrument: str,
-        filters: list[str | None], subarray: str | None, suffix: str, ext: str = "fits",
+        filters: list[str | None], subarray: str | None, suffix: str, ext: str = "fits", *,
+        fixed_slit: bool = False,
     ) -> Level3Name:
         """Name a product the way the association rules do: non-empty optical elements
-        sorted and joined, "clear" when none, subarray omitted when FULL."""
+        sorted and joined, "clear" when none, subarray omitted when FULL; a NIRSpec
+        fixed-slit product (``fixed_slit``) with the source and slit placeholders."""
         opt = tuple(sorted({f.lower() for f in filters if f and f.upper() not in ("N/A", "NONE")}))
         sub = None if not subarray or subarray.upper() == "FULL" else subarray.lower()
-        return cls(program, acid.lower(), target.lower(), instrument.lower(), opt, suffix, sub, None, ext)
+        source = None
+        if fixed_slit:
+            opt, source = (*opt, SLIT_PLACEHOLDER), SOURCE_PLACEHOLDER
+        return cls(program, acid.lower(), target.lower(), instrument.lower(), opt, suffix, sub, None, ext, source)
+
+
+#: The placeholders of a NIRSpec fixed-slit Level-3 product name in its association.
+SOURCE_PLACEHOLDER, SLIT_PLACEHOLDER = "{source_id}", "{slit_name}"
+
+
+def filled_product_name(name: str, *, source_id: int, slit_name: str) -> str:
+    """An association's product name with its placeholders filled, as the public
+    calwebb_spec3 names a NIRSpec fixed-slit product: ``s`` and the source id in nine
+    digits, the slit's name in lower case; a name without them is returned as it is."""
+    return (name.replace(SOURCE_PLACEHOLDER, f"s{source_id:09d}")
+            .replace(SLIT_PLACEHOLDER, slit_name.strip().lower()))
+
+
+def made_by(product_name: str, filename: str) -> bool:
+    """Whether ``filename`` is a product of the association whose product name is
+    ``product_name`` (its placeholders standing for any source and slit)."""
+    if SOURCE_PLACEHOLDER not in product_name and SLIT_PLACEHOLDER not in product_name:
+        return filename.startswith(product_name)
+    pattern = re.escape(product_name).replace(re.escape(SOURCE_PLACEHOLDER), r"s\d{9}")
+    pattern = pattern.replace(re.escape(SLIT_PLACEHOLDER), r"[a-z0-9]+(?:-[a-z0-9]+)*")
+    return re.match(pattern, filename) is not None
 
 
 @dataclass(frozen=True)
@@ -371,6 +408,7 @@ def parse_level3(name: str) -> Level3Name:
         subarray=subarray,
         epoch=int(g["epoch"]) if g["epoch"] is not None else None,
         ext=g["ext"],
+        source=g["source"],
     )
 
 

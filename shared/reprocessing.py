@@ -62,7 +62,7 @@ from shared.messages import (
     ReprocessingStep,
     new_event,
 )
-from shared.naming import BadNameError, parse_exposure
+from shared.naming import BadNameError, made_by, parse_exposure
 from shared.refdata import RefDataError
 from shared.refdata.contexts import resolve_context
 from shared.runtime import Handler, RequestScope, ServiceContext
@@ -204,7 +204,7 @@ def _resolve(session: Session, program: str, scope: Scope) -> tuple[list[str], l
             if exposure is not None and exposure in known:
                 wanted.add(exposure)
                 continue
-            makers = [a for a in associations if name.startswith(a.product_name)]
+            makers = [a for a in associations if made_by(a.product_name, name)]
             if not makers:
                 raise RequestError(f"{name} is neither an exposure's product nor made by a Level-3 association")
             chosen_asns += makers

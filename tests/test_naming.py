@@ -4,7 +4,9 @@ from shared.naming import (
     BadNameError,
     ExposureName,
     Level3Name,
+    filled_product_name,
     is_2c,
+    made_by,
     object_key,
     parse_any,
     parse_association,
@@ -28,6 +30,7 @@ VALID = [
     "jw01234-c1000_s00001-epoch1_miri_f770w_x1d.fits",
     "jw01234-o002_s000000123_nirspec_clear-prism_s2d.fits",
     "jw01234-o003_t002_niriss_clear_phot.ecsv",
+    "jw04521-o001_t001-s000000001_nirspec_clear-prism-s200a1-subs200a1_x1d.fits",
     "jw09505_20251216t202003_pool.csv",
     "jw01234-o001_20251216t202003_image3_00001_asn.json",
     "jw01234-c1000_20251216t202003_tso-image2_00012_asn.json",
@@ -53,6 +56,22 @@ def test_level3_build_matches_association_rules():
     full = Level3Name.build("99009", "a3001", "t001", "NIRCAM", ["F090W", "N/A"], "FULL", "i2d")
     assert full.format() == "jw99009-a3001_t001_nircam_f090w_i2d.fits"
     assert Level3Name.build("01234", "o001", "t001", "MIRI", [], None, "i2d").product_name.endswith("_miri_clear")
+
+
+def test_a_nirspec_fixed_slit_name_has_its_source_and_slit_filled_in():
+    """The association names the product with placeholders, as the public rule does;
+    stage 3 fills them as the public calwebb_spec3 does."""
+    template = Level3Name.build("04521", "o001", "t001", "NIRSPEC", ["CLEAR", "PRISM"], "SUBS200A1", "x1d",
+                                fixed_slit=True).product_name
+    assert template == "jw04521-o001_t001-{source_id}_nirspec_clear-prism-{slit_name}-subs200a1"
+    name = filled_product_name(template, source_id=1, slit_name="S200A1")
+    assert name == "jw04521-o001_t001-s000000001_nirspec_clear-prism-s200a1-subs200a1"
+    parsed = parse_level3(f"{name}_x1d.fits")
+    assert (parsed.target, parsed.source, parsed.subarray) == ("t001", "s000000001", "subs200a1")
+    assert made_by(template, f"{name}_s2d.fits")
+    assert not made_by(template, "jw04521-o002_t001-s000000001_nirspec_clear-prism-s200a1-subs200a1_x1d.fits")
+    assert made_by("jw03457-o001_t001_miri_p750l", "jw03457-o001_t001_miri_p750l_x1d.fits")
+    assert filled_product_name("jw03457-o001_t001_miri_p750l", source_id=1, slit_name="x") == "jw03457-o001_t001_miri_p750l"
 
 
 def test_level3_subarray_detected():

@@ -8,7 +8,7 @@ ingest -> detector1 -> the spec2 associations -> our calwebb_spec2). jwst's
 nothing asked of CRDS) on our archived spec2 associations (each nod's ``_rate`` as
 science, the other's as background), with the simulator's references chosen by the
 archive's rules: SPECWCS, DISTORTION, FLAT (P750L), PATHLOSS and PHOTOM, and an EXTRACT1D
-(JSON) holding our extract_1d's aperture: a box of ``ExtractParams().width`` pixels along
+(JSON) holding our extract_1d's aperture: a box of ``DEFAULT_WIDTH["MIR_LRS-FIXEDSLIT"]`` pixels along
 the slit centred on the source, which jwst places from the dither offsets.
 
 jwst's steps that run: assign_wcs, bkg_subtract, srctype, flat_field, pathloss, photom,
@@ -81,7 +81,7 @@ from benchmarks._jwst import (
 from services.stage2.spec2 import SPEC2
 from shared.datamodels import read_product
 from shared.refdata import LocalReferences
-from shared.spectra import ExtractParams
+from shared.spectra.extract import DEFAULT_WIDTH
 from tests.test_spec2_lrs import (
     BAND,
     LEVEL3,
@@ -106,7 +106,7 @@ def lrs(run, tmp_path_factory):  # noqa: F811  (the fixture imported above)
     keywords = dict(read_product(run["out"] / f"{NODS[0]}_rate.fits").keywords)
     chosen, _ = LocalReferences(refs_dir=refs_dir).choose(keywords, list(SPEC2.all_reftypes))
     refs = {t: c.path for t, c in chosen.items() if c.path is not None}
-    refs["extract1d"] = lrs_extract1d_reference(root / "extract1d.json", ExtractParams().width)
+    refs["extract1d"] = lrs_extract1d_reference(root / "extract1d.json", DEFAULT_WIDTH["MIR_LRS-FIXEDSLIT"])
     for stem in NODS:  # our archived _rate, unchanged
         shutil.copy(run["out"] / f"{stem}_rate.fits", inputs / f"{stem}_rate.fits")
     asns = [shutil.copy(p, inputs / p.name) for p in sorted(run["out"].glob("*_spec2_*_asn.json"))]
@@ -128,7 +128,7 @@ def spec3(run, tmp_path_factory):  # noqa: F811  (the fixture imported above)
     for stem in NODS:
         for suffix in ("cal", "x1d"):
             shutil.copy(run["out"] / f"{stem}_{suffix}.fits", inputs / f"{stem}_{suffix}.fits")
-    refs = {"extract1d": lrs_extract1d_reference(root / "extract1d.json", ExtractParams().width)}
+    refs = {"extract1d": lrs_extract1d_reference(root / "extract1d.json", DEFAULT_WIDTH["MIR_LRS-FIXEDSLIT"])}
     steps, ran = step_overrides("calwebb_spec3", refs, LRS_SPEC3_SKIP, LRS_SPEC3_NOT_APPLICABLE)
     run_pipeline("calwebb_spec3", [inputs / asn.name], steps, root / "jwst", root / "crds", root / "jwst-spec3.log")
     return {**run, "jwst": root / "jwst", "ran": ran}
@@ -171,7 +171,7 @@ def test_jwst_calibrates_our_files(lrs):
         width = ext["EXTRXSTP"] - ext["EXTRXSTR"] + 1
         print(f"  jwst's aperture: {width:g} px wide, centred {target.separation(centre).to_value('arcsec'):.4f}\" "
               f"from the target")
-        assert width == pytest.approx(ExtractParams().width)
+        assert width == pytest.approx(DEFAULT_WIDTH["MIR_LRS-FIXEDSLIT"])
         assert target.separation(centre).to_value("arcsec") < 0.01
 
 

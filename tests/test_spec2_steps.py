@@ -11,7 +11,16 @@ from services.stage2.steps.pathloss import PathlossGrid, apply_pathloss, pathlos
 from services.stage2.steps.photom import apply_photom, spectral_conversion
 from services.stage2.steps.srctype import source_type
 from shared.datamodels.dqflags import PIXEL
-from shared.spectra import ExtractParams, boxcar_extract, rectify_slit, slit_trace, wavelength_image
+from shared.imaging_wcs import TelescopePointing
+from shared.spectra import (
+    ExtractParams,
+    boxcar_extract,
+    in_frame,
+    rectify_slit,
+    slit_trace,
+    wavelength_image,
+)
+from shared.spectra.wcs import rectified_gwcs, slit_gwcs
 
 DNU = PIXEL["DO_NOT_USE"]
 
@@ -39,6 +48,57 @@ def test_slit_trace_in_a_readout_window():
     image = wavelength_image(trace, nx=30, half_length=3.0)
     row = image[20]
     assert np.isfinite(row[7:14]).all() and np.isnan(row[:7]).all() and np.isnan(row[14:]).all()
+
+
+def _transposed(table):
+    """The same slit dispersed along detector x (NIRSpec's DISPAXIS 1): x and y swapped."""
+    out = table.copy()
+    out["x_center"], out["y_center"] = table["y_center"], table["x_center"]
+    return out
+
+
+def test_a_slit_dispersed_along_x_is_the_transposed_slit():
+    table = _wavetable()
+    rows = slit_trace(table, 101.0, 201.0, xstart=91, ystart=181, ny=60)
+    columns = slit_trace(_transposed(table), 201.0, 101.0, xstart=181, ystart=91, ny=60, dispaxis=1)
+    assert columns.dispaxis == 1 and columns.ref == rows.ref
+    np.testing.assert_array_equal(columns.rows, rows.rows)
+    np.testing.assert_allclose(columns.wavelength, rows.wavelength, equal_nan=True)
+    np.testing.assert_allclose(columns.x, rows.x, equal_nan=True)
+    window = np.arange(60 * 30, dtype=np.float32).reshape(30, 60)  # (ny, nx) of the NIRSpec-like window
+    assert in_frame(window, 1).shape == (60, 30) and in_frame(in_frame(window, 1), 1) is not window
+    np.testing.assert_array_equal(in_frame(in_frame(window, 1), 1), window)
+    assert in_frame(window, 2) is window
+    with pytest.raises(ValueError, match="DISPAXIS must be 1 or 2"):
+        slit_trace(table, 101.0, 201.0, ny=60, dispaxis=3)
+
+
+def test_the_gwcs_of_a_slit_dispersed_along_x():
+    """Dispersed along x, the slit's gwcs at window pixel (x, y) is the gwcs of the same
+    slit dispersed along y at (y, x), with the distortion's inputs swapped likewise; the
+    inverse lands on the pixel; the rectified grid (transposed too) maps back likewise."""
+    from astropy.modeling import models as m
+
+    distortion = (m.Shift(-100.0) & m.Shift(-200.0)) | (m.Scale(0.11) & m.Scale(0.11)) | (m.Shift(-400.0) & m.Shift(-380.0))
+    distortion.inverse = (m.Shift(400.0) & m.Shift(380.0)) | (m.Scale(1 / 0.11) & m.Scale(1 / 0.11)) | (
+        m.Shift(100.0) & m.Shift(200.0))
+    swapped = m.Mapping((1, 0)) | distortion
+    swapped.inverse = distortion.inverse | m.Mapping((1, 0))
+    pointing = TelescopePointing(ra_ref=80.0, dec_ref=-69.5, roll_ref=30.0, v2_ref=-400.0, v3_ref=-380.0)
+    table = _wavetable()
+    rows = slit_trace(table, 101.0, 201.0, xstart=91, ystart=181, ny=60)
+    columns = slit_trace(_transposed(table), 201.0, 101.0, xstart=181, ystart=91, ny=60, dispaxis=1)
+    along_y = slit_gwcs(distortion, pointing, rows, 3.0, xstart=91, ystart=181, xsize=30, ysize=60)
+    along_x = slit_gwcs(swapped, pointing, columns, 3.0, xstart=181, ystart=91, xsize=60, ysize=30)
+    ra, dec, wl = along_x(25.0, 11.0)
+    assert np.isfinite([ra, dec, wl]).all()
+    np.testing.assert_allclose((ra, dec, wl), along_y(11.0, 25.0), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(along_x.invert(ra, dec, wl), (25.0, 11.0), atol=1e-6)
+    assert np.isnan(along_x(25.0, 2.0)[2])  # off the slit's image: outside the bounding box
+    grid = rectified_gwcs(along_x, columns, np.arange(5, 40), np.arange(-3.0, 4.0))
+    # the transposed grid's pixel (x = row index, y = offset index) is the frame's (y, x)
+    np.testing.assert_allclose(grid(20.0, 3.0), along_x(25.0, columns.x[25]), atol=1e-9)
+    np.testing.assert_allclose(grid.invert(*grid(20.0, 3.0)), (20.0, 3.0), atol=1e-6)
 
 
 @pytest.mark.parametrize("broken, message", [

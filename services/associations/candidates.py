@@ -16,6 +16,7 @@ from shared.plan import Observation, Plan
 __all__ = [
     "IMAGING_EXP_TYPES",
     "NODDED_SLIT_EXP_TYPES",
+    "NODDED_SLIT_RULES",
     "Candidate",
     "all_candidates",
     "candidate_text",
@@ -28,8 +29,10 @@ __all__ = [
 
 # Exposure types the imaging rules (Asn_Lv2Image*, Asn_Lv3Image, Asn_Lv3TSO) take.
 IMAGING_EXP_TYPES = frozenset({"NRC_IMAGE", "NRC_TSIMAGE", "MIR_IMAGE", "NIS_IMAGE", "FGS_IMAGE"})
-# Slit spectroscopy whose exposures are nodded along the slit (each nod the others' background).
-NODDED_SLIT_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT"})
+# Slit spectroscopy whose exposures are nodded along the slit (each nod the others'
+# background), and the public Level-2 rule that associates them.
+NODDED_SLIT_RULES: dict[str, str] = {"MIR_LRS-FIXEDSLIT": "Asn_Lv2MIRLRSFixedSlitNod", "NRS_FIXEDSLIT": "Asn_Lv2NRSFSS"}
+NODDED_SLIT_EXP_TYPES = frozenset(NODDED_SLIT_RULES)
 
 FIRST_DISCOVERED = 3001
 

@@ -8,14 +8,16 @@ members the catalog holds.
   candidate). Background observations get their own ``image2`` too (Asn_Lv2ImageSpecial),
   so their ``_cal`` exist; their ``_rate`` serve as background members directly.
 - ``tso-image2`` (Asn_Lv2ImageTSO): the same for TSO exposures, with ``_rateints``.
-- ``spec2`` (Asn_Lv2MIRLRSFixedSlitNod): one association per exposure of a MIRI LRS slit
-  observation, its ``_rate`` as the science member and the ``_rate`` of the observation's
-  other exposures of the detector (the other nod positions) as background members, all
-  required: nod subtraction is how the slit's sky is removed.
-- ``spec3`` (Asn_Lv3SpectralTarget): per observation candidate of a MIRI LRS slit
-  observation, the ``_cal`` of its nods (science) and their ``_x1d`` (background, as
-  the public rule lists them), all required, named for the target
-  (``jw<p>-o<nnn>_t<nnn>_miri_p750l``).
+- ``spec2`` (Asn_Lv2MIRLRSFixedSlitNod for the MIRI LRS slit, Asn_Lv2NRSFSS for NIRSpec's
+  fixed slits): one association per exposure of a nodded slit observation, its ``_rate``
+  as the science member and the ``_rate`` of the observation's other exposures of the
+  detector (the other nod positions) as background members, all required: nod
+  subtraction is how the slit's sky is removed.
+- ``spec3`` (Asn_Lv3SpectralTarget; Asn_Lv3NRSFSS for NIRSpec's fixed slits): per
+  observation candidate of a nodded slit observation, the ``_cal`` of its nods (science)
+  and their ``_x1d`` (background, as the public rule lists them), all required, named for
+  the target (``jw<p>-o<nnn>_t<nnn>_miri_p750l``; NIRSpec's with the placeholders of its
+  source and slit, ``jw<p>-o<nnn>_t<nnn>-{source_id}_nirspec_clear-prism-{slit_name}-subs200a1``).
 - ``image3`` (Asn_Lv3Image): per candidate, science exposures grouped by instrument,
   filter, pupil, subarray and target; background and TSO excluded. MOSAIC candidates
   (Asn_Lv3ImageMosaic) group without the target (named ``t000``). Proposal and discovered candidates need
@@ -35,6 +37,7 @@ from datetime import datetime
 
 from services.associations.candidates import (
     NODDED_SLIT_EXP_TYPES,
+    NODDED_SLIT_RULES,
     Candidate,
     candidate_text,
     candidates_of,
@@ -187,7 +190,8 @@ def level2_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
 
 
 def nod_specs(plan: Plan, state: ProgramState) -> list[AsnSpec]:
-    """One ``spec2`` association per exposure of a nodded slit observation (MIRI LRS)."""
+    """One ``spec2`` association per exposure of a nodded slit observation (MIRI LRS,
+    NIRSpec fixed slit)."""
     specs = []
     for obs in plan.observations:
         if obs.exp_type.upper() not in NODDED_SLIT_EXP_TYPES:
@@ -211,7 +215,7 @@ def nod_specs(plan: Plan, state: ProgramState) -> list[AsnSpec]:
                     waiting.extend(_expected(orec, oname, "rate"))
             products = () if waiting else tuple(AsnProduct(_stem(m.expname), (m, *background)) for m in science)
             specs.append(AsnSpec(
-                acid=acid, asn_type="spec2", asn_rule="candidate_Asn_Lv2MIRLRSFixedSlitNod", level=2,
+                acid=acid, asn_type="spec2", asn_rule=f"candidate_{NODDED_SLIT_RULES[obs.exp_type.upper()]}", level=2,
                 name=name.exposure_id, target=str(obs.target_id),
                 constraints=_constraints(program=int(plan.program), **_optical(obs), exp_type=obs.exp_type,
                                          patttype=obs.dither.pattern_type, asn_candidate=acid),
@@ -248,9 +252,10 @@ def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation
     return out
 
 
-def _lv3_rule(cand: Candidate, asn_type: str) -> str:
+def _lv3_rule(cand: Candidate, asn_type: str, first: Observation) -> str:
     if asn_type == "spec3":
-        return "candidate_Asn_Lv3SpectralTarget"
+        fixed_slit = first.exp_type.upper() == "NRS_FIXEDSLIT"
+        return "candidate_Asn_Lv3NRSFSS" if fixed_slit else "candidate_Asn_Lv3SpectralTarget"
     if asn_type == "tso3":
         return "candidate_Asn_Lv3TSO"
     if cand.kind == "a":
@@ -274,7 +279,8 @@ def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
             # A mosaic is not constrained on target; the generator names it t000.
             target = "t000" if cand.type == "MOSAIC" else f"t{first.target_id:03d}"
             product = Level3Name.build(plan.program, cand.acid, target, first.instrument,
-                                       [first.filter, first.pupil], first.subarray, "i2d").product_name
+                                       [first.filter, first.pupil], first.subarray, "i2d",
+                                       fixed_slit=first.exp_type.upper() == "NRS_FIXEDSLIT").product_name
             members: list[Member] = []
             expected: list[str] = []
             waiting: list[str] = []
@@ -294,7 +300,7 @@ def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
                         waiting.extend(exp_files)
             targets = sorted({o.target_id for o in obs_list})
             specs.append(AsnSpec(
-                acid=cand.acid, asn_type=asn_type, asn_rule=_lv3_rule(cand, asn_type), level=3, name=product,
+                acid=cand.acid, asn_type=asn_type, asn_rule=_lv3_rule(cand, asn_type, first), level=3, name=product,
                 target=target,
                 constraints=_constraints(program=int(plan.program), **_optical(first),
                                          target=",".join(map(str, targets)), asn_candidate=cand.acid),

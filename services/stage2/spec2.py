@@ -50,7 +50,12 @@ from services.stage2.pipeline import (
 )
 from services.stage2.steps.assign_wcs import exposure_wcs, s_region
 from services.stage2.steps.bkg_subtract import BkgSubtractParams
-from services.stage2.steps.pathloss import PathlossGrid, apply_pathloss, pathloss_vector
+from services.stage2.steps.pathloss import (
+    PathlossGrid,
+    apply_pathloss,
+    nirspec_pathloss,
+    pathloss_vector,
+)
 from services.stage2.steps.photom import (
     apply_photom,
     photom_keywords,
@@ -58,7 +63,8 @@ from services.stage2.steps.photom import (
     spectral_conversion,
 )
 from services.stage2.steps.srctype import source_type
-from shared.datamodels import FitsProduct, set_cards
+from shared.datamodels import FitsProduct, SlitProduct, set_cards
+from shared.datamodels.keywords import SLIT_KEYWORDS
 from shared.datamodels.spectra import x1d_product
 from shared.errors import InputError
 from shared.imaging_wcs import TelescopePointing, v23tosky
@@ -81,9 +87,12 @@ from shared.spectra import (
     Rectified,
     SlitTrace,
     boxcar_extract,
+    in_frame,
     rectify_slit,
     slit_length,
+    slit_table,
     slit_trace,
+    slit_width,
     wavelength_image,
 )
 from shared.spectra.wcs import rectified_gwcs, slit_gwcs
@@ -92,7 +101,7 @@ __all__ = ["SLIT_EXP_TYPES", "SPEC2", "Spec2Options", "Spec2Output", "SpecState"
 
 log = logging.getLogger(__name__)
 
-SLIT_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT"})
+SLIT_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT", "NRS_FIXEDSLIT"})
 
 
 class Spec2Options(BaseModel):
@@ -112,8 +121,9 @@ class SpecState(CalState):
     trace: SlitTrace | None = None
     wavelength: np.ndarray | None = None
     half_length: float = 0.0
-    source: tuple[float, float] = (0.0, 0.0)
+    source: tuple[float, float] = (0.0, 0.0)  # along, across the slit: pixels from its centre
     source_pixel: tuple[float, float] = (0.0, 0.0)  # window (x, y) of the source, undispersed
+    slit_size: tuple[float, float] = (0.0, 0.0)  # the slit's length and width, arcsec
     s2d: Rectified | None = None
     x1d: np.ndarray | None = None
 
@@ -128,29 +138,31 @@ def _spec_state(product: FitsProduct, backgrounds: Sequence[FitsProduct]) -> Spe
 
 def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
     ref, kw = a.refs["specwcs"], s.keywords
-    table = ref.tables.get("WAVETABLE")
+    ny, nx = s.sci.shape
     try:
-        x_ref, y_ref = float(ref.header["IMX"]), float(ref.header["IMY"])
+        table, cards = slit_table(ref.tables, ref.table_headers, ref.header, kw.get("FXD_SLIT"))
+        dispaxis = int(cards.get("DISPAXIS", 2))
+        x_ref, y_ref = float(cards["IMX"]), float(cards["IMY"])
         trace = slit_trace(table, x_ref, y_ref, xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)),
-                           ny=s.sci.shape[0])
+                           ny=ny if dispaxis == 2 else nx, dispaxis=dispaxis)
     except (KeyError, TypeError, ValueError) as exc:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
     if trace.rows.size == 0:
         raise InputError(f"{s.name}: the slit's spectrum does not fall on this readout window")
     try:
-        length = slit_length(ref.header)
+        length, width = slit_length(cards), slit_width(cards)
     except ValueError as exc:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
     s.half_length = 0.5 * length / _pixel_scale(kw)
+    s.slit_size = (length, width)
     s.trace = trace
-    s.wavelength = wavelength_image(trace, s.sci.shape[1], s.half_length)
+    s.wavelength = in_frame(wavelength_image(trace, in_frame(s.sci, dispaxis).shape[1], s.half_length), dispaxis)
     s.source_pixel = _source_position(s, a, trace)
-    x_src, y_src = s.source_pixel
+    x_src, y_src = s.source_pixel if dispaxis == 2 else s.source_pixel[::-1]  # in the dispersion frame
     s.source = (x_src - float(np.interp(y_src, trace.rows, trace.x[trace.rows])), y_src - trace.ref[1])
     s.keywords.update(_slit_cards(s))  # the source's place, for stage 3 to combine the nods on it
     pointing = [kw.get(k) for k in ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")]
     if all(v is not None for v in pointing) and "distortion" in a.refs:
-        ny, nx = s.sci.shape
         try:
             s.gwcs = slit_gwcs(_distortion_model(a.refs["distortion"]), TelescopePointing.from_keywords(kw), trace,
                                s.half_length, xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)),
@@ -166,11 +178,11 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
     else:
         a.note("assign_wcs: no spectral gwcs (meta.wcs) without the DISTORTION reference and the pointing")
     if all(v is not None for v in pointing):
-        v2, v3 = ([float(ref.header[f"{axis}VERT{i}"]) for i in range(1, 5)] for axis in ("V2", "V3"))
+        v2, v3 = ([float(cards[f"{axis}VERT{i}"]) for i in range(1, 5)] for axis in ("V2", "V3"))
         ra, dec = v23tosky(TelescopePointing.from_keywords(kw))(np.array(v2), np.array(v3))
         s.keywords["S_REGION"] = s_region(np.column_stack([np.asarray(ra), np.asarray(dec)]))
-    s.keywords["DISPAXIS"] = 2
-    a.note(f"assign_wcs: {trace.rows.size} rows of spectrum, "
+    s.keywords["DISPAXIS"] = dispaxis
+    a.note(f"assign_wcs: {trace.rows.size} {'rows' if dispaxis == 2 else 'columns'} of spectrum, "
            f"{np.nanmin(trace.wavelength):.3f}-{np.nanmax(trace.wavelength):.3f} um; source at "
            f"{s.source[0]:+.2f} px along, {s.source[1]:+.2f} px across the slit")
     return None
@@ -218,13 +230,19 @@ def _pathloss(s: SpecState, a: StepArgs) -> Skip | None:
     if s.wavelength is None:
         return Skip("the exposure has no wavelengths (assign_wcs did not run)", SkipKind.NO_INPUT)
     ref = a.refs["pathloss"]
-    table = ref.tables["PATHLOSS"]
     try:
-        grid = PathlossGrid.from_wcs(ref.table_headers.get("PATHLOSS", {}))
-        vector, centred = pathloss_vector(table["pathloss"], grid, *s.source)
+        if "PS" in ref.arrays:  # NIRSpec's, per aperture, over the source's place in slit units
+            kw = s.keywords
+            waves, vector, centred = nirspec_pathloss(ref.arrays["PS"], str(kw.get("FXD_SLIT") or ""),
+                                                      float(kw["SRCXPOS"]), float(kw["SRCYPOS"]))
+        else:  # the MIRI LRS's: a table over the source's place in pixels
+            table = ref.tables["PATHLOSS"]
+            grid = PathlossGrid.from_wcs(ref.table_headers.get("PATHLOSS", {}))
+            vector, centred = pathloss_vector(table["pathloss"], grid, *s.source)
+            waves = table["wavelength"]
     except (ValueError, KeyError) as exc:
         raise ReferenceFileError(f"PATHLOSS reference {ref.filename}: {exc}") from exc
-    r = apply_pathloss(s.sci, s.err, _variances(s), s.wavelength, table["wavelength"], vector, centred=centred)
+    r = apply_pathloss(s.sci, s.err, _variances(s), s.wavelength, waves, vector, centred=centred)
     _set_variances(s, r.sci, r.err, r.variances)
     on = np.isfinite(s.wavelength)
     a.note(f"pathloss: point source corrected by {float(np.nanmin(r.correction[on])):.3f}-"
@@ -238,30 +256,47 @@ def _photom(s: SpecState, a: StepArgs) -> Skip | None:
     if not {"wavelength", "relresponse"} <= set(table.dtype.names or ()):
         return Skip(f"PHOTOM reference {ph.filename} has no relative response (a spectroscopic PHOTOM has)",
                     SkipKind.NO_REFERENCE)
-    row = select_photom_row(table, filter=str(kw.get("FILTER") or ""), subarray=kw.get("SUBARRAY"))
+    row = select_photom_row(table, filter=str(kw.get("FILTER") or ""), subarray=kw.get("SUBARRAY"),
+                            grating=kw.get("GRATING"), slit=kw.get("FXD_SLIT"))
     if row is None:
-        return Skip(f"PHOTOM reference {ph.filename} has no row for FILTER={kw.get('FILTER')} "
-                    f"SUBARRAY={kw.get('SUBARRAY')}; the data stay in DN/s", SkipKind.NO_REFERENCE)
+        wanted = " ".join(f"{k}={kw.get(k)}" for k in ("FILTER", "GRATING", "FXD_SLIT", "SUBARRAY") if k in kw)
+        return Skip(f"PHOTOM reference {ph.filename} has no row for {wanted}; the data stay in DN/s",
+                    SkipKind.NO_REFERENCE)
     if s.wavelength is None:
         return Skip("the exposure has no wavelengths (assign_wcs did not run)", SkipKind.NO_INPUT)
     chosen = table[row.index]
     n = int(chosen["nelem"]) if "nelem" in table.dtype.names else len(chosen["wavelength"])
-    conversion = spectral_conversion(s.wavelength, row.photmjsr, chosen["wavelength"][:n], chosen["relresponse"][:n])
+    sr, a2 = ph.header.get("PIXAR_SR"), ph.header.get("PIXAR_A2")
+    value, unit = row.photmjsr, row.unit
+    if unit == "MJy" and kw.get("SRCTYPE") != "POINT":  # an extended source: per steradian
+        if sr is None:
+            raise ReferenceFileError(f"PHOTOM reference {ph.filename} gives MJy per pixel but no pixel area "
+                                     "(PIXAR_SR) to calibrate an extended source by")
+        value, unit = value / float(sr), "MJy/sr"
+    conversion = spectral_conversion(s.wavelength, value, chosen["wavelength"][:n], chosen["relresponse"][:n])
     r = apply_photom(s.sci, s.err, _variances(s), conversion)
     _set_variances(s, r.sci, r.err, r.variances)
-    sr, a2 = ph.header.get("PIXAR_SR"), ph.header.get("PIXAR_A2")
-    s.keywords.update(photom_keywords(row.photmjsr, None if sr is None else float(sr),
-                                      None if a2 is None else float(a2)))
-    s.bunit = "MJy/sr"
+    cards = photom_keywords(value, None if sr is None else float(sr), None if a2 is None else float(a2))
+    if unit == "MJy":  # a point source in MJy per pixel: no surface-brightness conversion to state
+        cards.pop("PHOTMJSR"), cards.pop("PHOTUJA2")
+    s.keywords.update(cards)
+    s.bunit = unit
     n_invalid = _mark_invalid(s)
-    a.note(f"photom: PHOTMJSR {row.photmjsr:.4g} x relative response; {n_invalid} pixel(s) without a conversion")
+    a.note(f"photom: {value:.4g} {unit} per DN/s x relative response; {n_invalid} pixel(s) without a conversion")
     return None
+
+
+def _frame(s: SpecState) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """SCI, DQ and the variances seen in the trace's dispersion frame (views)."""
+    d = s.trace.dispaxis
+    return in_frame(s.sci, d), in_frame(s.dq, d), {k: in_frame(v, d) for k, v in _variances(s).items()}
 
 
 def _resample_spec(s: SpecState, a: StepArgs) -> Skip | None:
     if s.trace is None:
         return Skip("the exposure has no trace (assign_wcs did not run)", SkipKind.NO_INPUT)
-    s.s2d = rectify_slit(s.sci, s.dq, _variances(s), s.trace.x, s.trace.rows, s.trace.wavelength, s.half_length)
+    sci, dq, variances = _frame(s)
+    s.s2d = rectify_slit(sci, dq, variances, s.trace.x, s.trace.rows, s.trace.wavelength, s.half_length)
     return None
 
 
@@ -269,13 +304,16 @@ def _extract_1d(s: SpecState, a: StepArgs) -> Skip | None:
     if s.trace is None:
         return Skip("the exposure has no trace (assign_wcs did not run)", SkipKind.NO_INPUT)
     pixar = s.keywords.get("PIXAR_SR")
-    if s.bunit != "MJy/sr" or pixar is None:
+    if s.bunit not in ("MJy/sr", "MJy") or pixar is None:
         return Skip("the exposure is not flux-calibrated (photom did not run)", SkipKind.NO_INPUT)
-    variances = {k.removeprefix("VAR_"): v for k, v in _variances(s).items()}
+    sci, dq, variances = _frame(s)
+    variances = {k.removeprefix("VAR_"): v for k, v in variances.items()}
     centre = s.trace.x + s.source[0]
-    s.x1d = boxcar_extract(s.sci, s.dq, variances, centre, s.trace.rows, s.trace.wavelength, float(pixar), a.params)
+    params = a.params.for_mode(str(s.keywords.get("EXP_TYPE") or ""))
+    s.x1d = boxcar_extract(sci, dq, variances, centre, s.trace.rows, s.trace.wavelength, float(pixar), params,
+                           unit=s.bunit)
     good = np.isfinite(s.x1d["FLUX"])
-    a.note(f"extract_1d: {int(good.sum())} of {len(s.x1d)} spectral elements, aperture {a.params.width:g} px "
+    a.note(f"extract_1d: {int(good.sum())} of {len(s.x1d)} spectral elements, aperture {params.width:g} px "
            f"at {s.source[0]:+.2f} px along the slit")
     return None
 
@@ -323,16 +361,30 @@ class Spec2Output(Recorded):
 
 def _slit_cards(s: SpecState) -> dict[str, Any]:
     """The slit's own keywords (SCI header): its name and where the source is, SRCXPOS and
-    SRCYPOS, as the public pipeline gives them for this mode: the 0-based pixel of the
-    product's own grid, here the window's pixel where the source images undispersed (on
-    the ``_s2d``, its column and row there: :func:`_rectified_cards`)."""
+    SRCYPOS, as the public pipeline gives them for the mode.
+
+    - MIRI LRS: the 0-based pixel of the product's own grid, here the window's pixel where
+      the source images undispersed (on the ``_s2d``, its column and row there:
+      :func:`_rectified_cards`);
+    - NIRSpec: the source's place in the slit from its centre, in units of the slit's
+      width (SRCXPOS, across it, along the dispersion) and of its length (SRCYPOS), the
+      same on every product.
+    """
+    if s.trace is not None and s.trace.dispaxis == 1:
+        length, width = s.slit_size
+        scale = _pixel_scale(s.keywords)
+        return {"SLTNAME": str(s.keywords.get("FXD_SLIT") or "slit"), "SRCXPOS": s.source[1] * scale / width,
+                "SRCYPOS": s.source[0] * scale / length}
     return {"SLTNAME": str(s.keywords.get("EXP_TYPE", "slit")), "SRCXPOS": s.source_pixel[0],
             "SRCYPOS": s.source_pixel[1]}
 
 
 def _rectified_cards(s: SpecState) -> dict[str, Any]:
     """SRCXPOS/SRCYPOS on the rectified grid (the ``_s2d``, and the ``_x1d`` made beside it,
-    as the public pipeline carries them over): the source's column and its row's."""
+    as the public pipeline carries them over): for the MIRI LRS the source's column and
+    its row's; NIRSpec's do not change."""
+    if s.trace.dispaxis == 1:
+        return _slit_cards(s)
     r = s.s2d
     return {**_slit_cards(s), "SRCXPOS": s.source[0] - float(r.offsets[0]),
             "SRCYPOS": s.source_pixel[1] - float(r.rows[0])}
@@ -341,6 +393,7 @@ def _rectified_cards(s: SpecState) -> dict[str, Any]:
 def _s2d_product(s: SpecState, header: dict) -> FitsProduct:
     r = s.s2d
     images = {"SCI": r.sci, "DQ": r.dq, "ERR": r.err, "WAVELENGTH": r.wavelength, **r.variances}
+    images = {k: in_frame(v, s.trace.dispaxis) for k, v in images.items()}  # NIRSpec's: wavelength along x
     wcs = {} if s.gwcs is None else {"meta.wcs": rectified_gwcs(s.gwcs, s.trace, r.rows, r.offsets)}
     product = FitsProduct(model_type="SlitModel", images=images, hdu_keywords={"ERR": {"BUNIT": s.bunit}},
                           extra_meta=wcs)
@@ -353,6 +406,18 @@ def _x1d_product(s: SpecState, header: dict) -> FitsProduct:
     slit = _slit_cards(s) if s.s2d is None else _rectified_cards(s)
     return x1d_product(s.x1d, header, {"SLTNAME": slit["SLTNAME"], "SRCTYPE": s.keywords.get("SRCTYPE"),
                                        "SRCXPOS": slit["SRCXPOS"], "SRCYPOS": slit["SRCYPOS"]})
+
+
+def _multi_slit(product: FitsProduct) -> FitsProduct:
+    """A NIRSpec fixed-slit product as the public pipeline writes it: a MultiSlitModel,
+    its one slit holding the arrays, the gwcs and the slit's own keywords. The slit's
+    cutout is the whole readout window (SLTSTRT 1, 1): its subarray holds that one slit."""
+    ny, nx = product.images["SCI"].shape[-2:]
+    own = {k: v for k, v in product.keywords.items() if k in SLIT_KEYWORDS}
+    slit = SlitProduct(images=dict(product.images), extra_meta=dict(product.extra_meta),
+                       keywords={**own, "SLTSTRT1": 1, "SLTSIZE1": nx, "SLTSTRT2": 1, "SLTSIZE2": ny, "SOURCEID": 1})
+    return FitsProduct("MultiSlitModel", keywords={k: v for k, v in product.keywords.items() if k not in SLIT_KEYWORDS},
+                       hdu_keywords=dict(product.hdu_keywords), slits=[slit])
 
 
 def run_spec2(
@@ -397,6 +462,9 @@ def run_spec2(
     bsub = _product(state.bsub, header(state.bsub, "bkg_subtract"), {}) if state.bsub is not None else None
     s2d = _s2d_product(state, header(state, "resample_spec")) if state.s2d is not None else None
     x1d = _x1d_product(state, header(state, None)) if state.x1d is not None else None
+    if state.trace is not None and state.trace.dispaxis == 1:  # NIRSpec: a product of slits
+        cal = _multi_slit(cal)
+        s2d = None if s2d is None else _multi_slit(s2d)
     return Spec2Output(cal, bsub, s2d, x1d, record, context or "N/A")
 
 

@@ -1,14 +1,23 @@
 """calwebb_spec3 for a slit nodded along its length (MIRI LRS fixed slit,
-``MIR_LRS-FIXEDSLIT``): the nods' ``_cal`` (each already nod-subtracted by spec2) flagged
-against each other (their ``_crf``) and combined into the Level-3 ``_s2d`` and ``_x1d`` of the
-source.
+``MIR_LRS-FIXEDSLIT``; NIRSpec fixed slits, ``NRS_FIXEDSLIT``): the nods' ``_cal`` (each
+already nod-subtracted by spec2) flagged against each other (their ``_crf``) and combined
+into the Level-3 ``_s2d`` and ``_x1d`` of the source.
+
+The steps see each member in its dispersion frame (:mod:`shared.spectra.trace`): a NIRSpec
+member, dispersed along x and written as a MultiSlitModel of its one slit, is read from
+that slit and transposed; its ``_crf`` and the ``_s2d`` are written the NIRSpec way again
+(a MultiSlitModel, wavelength along x). Where the source is along the slit comes from
+SRCXPOS/SRCYPOS as spec2 wrote them for the mode: the LRS's undispersed source pixel,
+NIRSpec's place in the slit in units of its length.
 
 No I/O: the members and loaded references in, products out. Steps (:data:`SPEC3`):
 
 - outlier_detection (SPECWCS): each member rectified alone onto resample_spec's grid, the
   median per pixel put back onto each member's pixels along its rows and compared with
   them, as the public step does for slits
-  (:func:`services.stage3.steps.outlier_detection.flag_outliers_slit`): outliers become
+  (:func:`services.stage3.steps.outlier_detection.flag_outliers_slit`); members whose
+  sources lie whole pixels apart along the slit (NIRSpec's 1" nods) are instead shifted
+  onto each other by those pixels, unresampled (``flag_outliers_shifted``): outliers become
   DO_NOT_USE|OUTLIER and NaN; the members so flagged are the ``_crf``. With two nods the
   median is their mean; the other nod's negative trace lies beyond this member's slit on
   the grid, so the median there is the member's own and nothing is flagged for it.
@@ -45,13 +54,16 @@ from services.stage3.steps.combine_1d import combine_spectra
 from services.stage3.steps.outlier_detection import (
     OutlierParams,
     apply_outliers,
+    flag_outliers_shifted,
     flag_outliers_slit,
 )
-from shared.datamodels import FitsProduct, card_value, set_cards
+from shared.datamodels import FitsProduct, SlitProduct, card_value, set_cards
 from shared.datamodels.dqflags import PIXEL
+from shared.datamodels.keywords import SLIT_KEYWORDS
 from shared.datamodels.spectra import x1d_product
 from shared.errors import InputError
 from shared.instruments import keyword_pixel_scale
+from shared.naming import filled_product_name
 from shared.pipeline import (
     Output,
     Pipeline,
@@ -70,23 +82,28 @@ from shared.spectra import (
     Rectified,
     SlitTrace,
     boxcar_extract,
+    in_frame,
     rectify_slit,
     slit_length,
+    slit_table,
     slit_trace,
 )
 from shared.spectra.wcs import rectified_gwcs
 
 __all__ = ["SPEC3", "SPEC3_EXP_TYPES", "Spec3Output", "run_spec3"]
 
-SPEC3_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT"})
+SPEC3_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT", "NRS_FIXEDSLIT"})
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
 _VARIANCES = ("VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")
+_WHOLE = 0.05  # pixels: sources this close to whole pixels apart are aligned without resampling
 
 
 @dataclass
 class SlitExposure:
-    """One member: its calibrated arrays (MJy/sr), keywords, and, once known, the slit's
-    trace on it and the source's place along the slit (pixels from the trace)."""
+    """One member: its calibrated arrays (MJy/sr, or MJy per pixel for a NIRSpec point
+    source: ``unit``) in its dispersion frame, keywords (a NIRSpec member's slit's own
+    over its product's), and, once known, the slit's trace on it and the source's place
+    along the slit (pixels from the trace)."""
 
     name: str
     sci: np.ndarray
@@ -94,7 +111,9 @@ class SlitExposure:
     dq: np.ndarray
     variances: dict[str, np.ndarray]
     keywords: dict
-    source_pixel: tuple[float, float]  # SRCXPOS, SRCYPOS: where the source images undispersed
+    source_pixel: tuple[float, float]  # SRCXPOS, SRCYPOS (their meaning is the mode's: see the module)
+    dispaxis: int = 2
+    unit: str = "MJy/sr"
     along: float = 0.0
     trace: SlitTrace | None = None
     gwcs: Any = None  # its spectral gwcs (meta.wcs), when spec2 made one
@@ -116,25 +135,43 @@ def _pixel_scale(kw: Mapping) -> float:
         raise InputError(f"{kw.get('FILENAME')}: no CDELT1 and no known DETECTOR for the pixel scale") from exc
 
 
+def _slit_of(product: FitsProduct) -> tuple[dict[str, np.ndarray], dict, dict]:
+    """(arrays, keywords, tree paths) of a member: its own, or those of the one slit of a
+    MultiSlitModel (NIRSpec's), its keywords over the product's."""
+    if not product.slits:
+        return product.images, dict(product.keywords), product.extra_meta
+    if len(product.slits) != 1:
+        raise InputError(f"{product.keywords.get('FILENAME') or 'a member'} holds {len(product.slits)} slits; "
+                         "spec3 combines the nods of one fixed slit")
+    slit = product.slits[0]
+    return slit.images, {**product.keywords, **slit.keywords}, slit.extra_meta
+
+
 def _exposure(product: FitsProduct) -> SlitExposure:
-    kw = dict(product.keywords)
+    images, kw, meta = _slit_of(product)
     name = str(kw.get("FILENAME") or "a member")
-    missing = [n for n in ("SCI", "DQ", "VAR_POISSON", "VAR_RNOISE") if n not in product.images]
+    missing = [n for n in ("SCI", "DQ", "VAR_POISSON", "VAR_RNOISE") if n not in images]
     if missing:
         raise InputError(f"{name} lacks the {', '.join(missing)} array(s) of a calibrated slit exposure")
-    if str(card_value(product, "BUNIT") or "") != "MJy/sr" or kw.get("PIXAR_SR") is None:
-        raise InputError(f"{name} is not flux-calibrated (BUNIT MJy/sr and PIXAR_SR): spec2's photom did not run")
+    unit = str(card_value(product, "BUNIT") or "")
+    if unit not in ("MJy/sr", "MJy") or kw.get("PIXAR_SR") is None:
+        raise InputError(f"{name} is not flux-calibrated (BUNIT MJy/sr or MJy, and PIXAR_SR): spec2's photom did "
+                         "not run")
     if kw.get("SRCXPOS") is None or kw.get("SRCYPOS") is None:
         raise InputError(f"{name} does not say where its source is in the slit (SRCXPOS, SRCYPOS): spec2's "
                          "assign_wcs did not run")
-    sci = np.asarray(product.images["SCI"], np.float64)
+    dispaxis = int(kw.get("DISPAXIS") or 2)
+    if dispaxis not in (1, 2):
+        raise InputError(f"{name}: DISPAXIS {dispaxis} is neither 1 nor 2")
+    sci = np.asarray(images["SCI"], np.float64)
     if sci.ndim != 2:
         raise InputError(f"{name}: SCI of shape {sci.shape} is not one image")
-    variances = {k: np.asarray(product.images[k], np.float64) for k in _VARIANCES if k in product.images}
-    err = (np.asarray(product.images["ERR"], np.float64) if "ERR" in product.images
+    variances = {k: in_frame(np.asarray(images[k], np.float64), dispaxis) for k in _VARIANCES if k in images}
+    err = (in_frame(np.asarray(images["ERR"], np.float64), dispaxis) if "ERR" in images
            else np.sqrt(sum(variances.values())))
-    return SlitExposure(name, sci, err, np.asarray(product.images["DQ"], np.uint32), variances, kw,
-                        (float(kw["SRCXPOS"]), float(kw["SRCYPOS"])), gwcs=product.extra_meta.get("meta.wcs"))
+    return SlitExposure(name, in_frame(sci, dispaxis), err, in_frame(np.asarray(images["DQ"], np.uint32), dispaxis),
+                        variances, kw, (float(kw["SRCXPOS"]), float(kw["SRCYPOS"])), dispaxis, unit,
+                        gwcs=meta.get("meta.wcs"))
 
 
 def _traces(s: Spec3State, ref: Reference) -> None:
@@ -142,14 +179,18 @@ def _traces(s: Spec3State, ref: Reference) -> None:
     if all(m.trace is not None for m in s.members):
         return
     try:
-        x_ref, y_ref = float(ref.header["IMX"]), float(ref.header["IMY"])
-        length = slit_length(ref.header)
+        table, cards = slit_table(ref.tables, ref.table_headers, ref.header, s.members[0].keywords.get("FXD_SLIT"))
+        x_ref, y_ref = float(cards["IMX"]), float(cards["IMY"])
+        length = slit_length(cards)
         for m in s.members:
             kw = m.keywords
-            m.trace = slit_trace(ref.tables.get("WAVETABLE"), x_ref, y_ref, xstart=int(kw.get("SUBSTRT1", 1)),
-                                 ystart=int(kw.get("SUBSTRT2", 1)), ny=m.sci.shape[0])
-            x_src, y_src = m.source_pixel  # its place along the slit: from the trace at its row
-            m.along = x_src - float(np.interp(y_src, m.trace.rows, m.trace.x[m.trace.rows]))
+            m.trace = slit_trace(table, x_ref, y_ref, xstart=int(kw.get("SUBSTRT1", 1)),
+                                 ystart=int(kw.get("SUBSTRT2", 1)), ny=m.sci.shape[0], dispaxis=m.dispaxis)
+            if m.dispaxis == 1:  # NIRSpec: SRCYPOS is the place along the slit, in its lengths
+                m.along = m.source_pixel[1] * length / _pixel_scale(kw)
+            else:  # the LRS: from the undispersed source pixel and the trace at its row
+                x_src, y_src = m.source_pixel
+                m.along = x_src - float(np.interp(y_src, m.trace.rows, m.trace.x[m.trace.rows]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
     rows = {tuple(m.trace.rows) for m in s.members}
@@ -171,15 +212,22 @@ def _outlier_detection(s: Spec3State, a: StepArgs) -> Skip | None:
     if len(s.members) < 2:
         return Skip("one exposure: nothing to compare it with", SkipKind.NOT_APPLICABLE)
     _traces(s, a.refs["specwcs"])
-    singles = _singles(s)
-    masks = flag_outliers_slit([m.sci for m in s.members], [m.err for m in s.members], [m.dq for m in s.members],
-                               [r.sci for r in singles], singles[0].rows, singles[0].offsets,
-                               [m.trace.x + m.along for m in s.members], a.params)
+    apart = np.array([m.along - s.members[0].along for m in s.members])
+    if np.all(np.abs(apart - np.round(apart)) < _WHOLE):  # sources whole pixels apart: no resampling
+        masks = flag_outliers_shifted([m.sci for m in s.members], [m.err for m in s.members],
+                                      [m.dq for m in s.members], [int(k) for k in np.round(apart)], a.params)
+        how = "aligned by whole pixels"
+    else:
+        singles = _singles(s)
+        masks = flag_outliers_slit([m.sci for m in s.members], [m.err for m in s.members], [m.dq for m in s.members],
+                                   [r.sci for r in singles], singles[0].rows, singles[0].offsets,
+                                   [m.trace.x + m.along for m in s.members], a.params)
+        how = "each rectified on its source"
     for m, mask in zip(s.members, masks, strict=True):
         m.dq, (m.sci, m.err, *variances) = apply_outliers(mask, m.dq, m.sci, m.err, *m.variances.values())
         m.variances = dict(zip(m.variances, variances, strict=True))
     a.note(f"outlier_detection: {', '.join(str(int(mask.sum())) for mask in masks)} pixel(s) flagged in the "
-           f"{len(masks)} exposures")
+           f"{len(masks)} exposures ({how})")
     return None
 
 
@@ -219,11 +267,12 @@ def _combine_rectified(parts: Sequence[Rectified]) -> Rectified:
 def _extract_1d(s: Spec3State, a: StepArgs) -> Skip | None:
     _traces(s, a.refs["specwcs"])
     s.spectra = []
+    params = a.params.for_mode(str(s.members[0].keywords.get("EXP_TYPE") or ""))
     for m in s.members:
         variances = {k.removeprefix("VAR_"): v for k, v in m.variances.items()}
         s.spectra.append(boxcar_extract(m.sci, m.dq, variances, m.trace.x + m.along, m.trace.rows,
-                                        m.trace.wavelength, float(m.keywords["PIXAR_SR"]), a.params))
-    a.note(f"extract_1d: {len(s.spectra)} exposures, aperture {a.params.width:g} px at each one's source")
+                                        m.trace.wavelength, float(m.keywords["PIXAR_SR"]), params, unit=m.unit))
+    a.note(f"extract_1d: {len(s.spectra)} exposures, aperture {params.width:g} px at each one's source")
     return None
 
 
@@ -258,23 +307,45 @@ class Spec3Output(Recorded):
     s2d: FitsProduct | None
     x1d: FitsProduct | None
     record: RunRecord
+    source: tuple[int, str] | None = None  # NIRSpec: the source id and the slit, for the names
 
     def outputs(self, asn) -> list[Output]:
-        """The members' ``_crf`` and the Level-3 products, named for the association."""
+        """The members' ``_crf`` and the Level-3 products, named for the association (a
+        NIRSpec product's name with its source and slit filled in)."""
+        def named(suffix: str) -> str:
+            name = asn.product(suffix)
+            if self.source is None:
+                return name
+            return filled_product_name(name, source_id=self.source[0], slit_name=self.source[1])
+
         return crf_outputs(asn, self.crf) + [
-            Output(asn.product(suffix), suffix, product) for suffix, product in (("s2d", self.s2d), ("x1d", self.x1d))
+            Output(named(suffix), suffix, product) for suffix, product in (("s2d", self.s2d), ("x1d", self.x1d))
             if product is not None]
 
 
 def _crf_product(product: FitsProduct, m: SlitExposure, cards: Mapping[str, Any]) -> FitsProduct:
-    """A member as outlier detection left it (its ``_cal`` with the outliers flagged)."""
-    crf = FitsProduct(model_type=product.model_type, keywords=dict(product.keywords), tables=dict(product.tables),
-                      images={**product.images, "SCI": m.sci.astype(np.float32), "ERR": m.err.astype(np.float32),
-                              "DQ": m.dq, **{k: v.astype(np.float32) for k, v in m.variances.items()}},
-                      hdu_keywords={k: dict(v) for k, v in product.hdu_keywords.items()},
-                      extra_meta=dict(product.extra_meta))
+    """A member as outlier detection left it (its ``_cal`` with the outliers flagged), laid
+    out as its ``_cal`` is (a NIRSpec member's arrays in its slit, turned back)."""
+    flagged = {"SCI": m.sci.astype(np.float32), "ERR": m.err.astype(np.float32), "DQ": m.dq,
+               **{k: v.astype(np.float32) for k, v in m.variances.items()}}
+    flagged = {k: in_frame(v, m.dispaxis) for k, v in flagged.items()}
+    crf = product.detached()
+    if crf.slits:
+        crf.slits[0].images = {**crf.slits[0].images, **flagged}
+    else:
+        crf.images = {**crf.images, **flagged}
     set_cards(crf, cards)
     return crf
+
+
+def _slit_product(product: FitsProduct, slit_cards: Mapping[str, Any]) -> FitsProduct:
+    """A NIRSpec Level-3 product as the public pipeline writes it: a MultiSlitModel, its
+    one slit holding the arrays, the gwcs and ``slit_cards``."""
+    ny, nx = product.images["SCI"].shape
+    slit = SlitProduct(images=dict(product.images), extra_meta=dict(product.extra_meta),
+                       keywords={**slit_cards, "SLTSTRT1": 1, "SLTSIZE1": nx, "SLTSTRT2": 1, "SLTSIZE2": ny})
+    return FitsProduct("MultiSlitModel", keywords=dict(product.keywords), hdu_keywords=dict(product.hdu_keywords),
+                       slits=[slit])
 
 
 def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
@@ -290,17 +361,23 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
         raise InputError(f"spec3 combines {', '.join(sorted(SPEC3_EXP_TYPES))} exposures, not "
                          f"{', '.join(sorted(exp_types - SPEC3_EXP_TYPES))}")
     state = Spec3State([_exposure(m) for m in members])
+    if len({(m.unit, m.dispaxis) for m in state.members}) > 1:
+        raise InputError("the members differ in BUNIT or DISPAXIS: "
+                         + ", ".join(f"{m.name} {m.unit} {m.dispaxis}" for m in state.members))
     record = SPEC3.run(state, members[0].keywords, dict(refs or {}), params or SPEC3.params(),
                        label=asn_table or "spec3", step_hook=step_hook)
     keywords, other = level3_keywords(members)
     header = {**keywords, **provenance_cards(software_version=software_version, created=created, context=context,
                                              asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool")),
               **record.status_cards(), **record.reference_cards()}
+    first = state.members[0]
     for own in ("SRCXPOS", "SRCYPOS"):  # the members' own, on their grids
         header.pop(own, None)
-    if state.s2d is not None:  # the source on the combined grid: its middle column, the first member's row
+    if first.dispaxis == 1:  # NIRSpec: the slit, its source and the source's place in it, the first member's
+        header |= {k: first.keywords.get(k) for k in ("SLTNAME", "SOURCEID", "SRCTYPE", "SRCXPOS", "SRCYPOS")}
+    elif state.s2d is not None:  # the source on the combined grid: its middle column, the first member's row
         header |= {"SRCXPOS": -float(state.s2d.offsets[0]),
-                   "SRCYPOS": state.members[0].source_pixel[1] - float(state.s2d.rows[0])}
+                   "SRCYPOS": first.source_pixel[1] - float(state.s2d.rows[0])}
     crf = []
     if record.statuses.get("outlier_detection") == "COMPLETE":  # the flagged members
         cards = {**provenance_cards(software_version=software_version, created=created, context=context,
@@ -310,14 +387,19 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
     s2d = x1d = None
     if state.s2d is not None:
         r = state.s2d
-        first = state.members[0]  # the grid is centred on the source: its sky is the first member's there
+        # the grid is centred on the source: its sky is the first member's there
         wcs = ({} if first.gwcs is None
                else {"meta.wcs": rectified_gwcs(first.gwcs, first.trace, r.rows, r.offsets, first.along)})
-        s2d = FitsProduct(model_type="SlitModel",
-                          images={"SCI": r.sci, "DQ": r.dq, "ERR": r.err, "WAVELENGTH": r.wavelength, **r.variances},
-                          hdu_keywords={**other, "ERR": {"BUNIT": "MJy/sr"}}, extra_meta=wcs)
-        set_cards(s2d, {**header, "BUNIT": "MJy/sr"})
+        images = {"SCI": r.sci, "DQ": r.dq, "ERR": r.err, "WAVELENGTH": r.wavelength, **r.variances}
+        s2d = FitsProduct(model_type="SlitModel", images={k: in_frame(v, first.dispaxis) for k, v in images.items()},
+                          hdu_keywords={**other, "ERR": {"BUNIT": first.unit}}, extra_meta=wcs)
+        set_cards(s2d, {**header, "BUNIT": first.unit})
+        if first.dispaxis == 1:
+            s2d = _slit_product(s2d, {k: v for k, v in s2d.keywords.items() if k in SLIT_KEYWORDS})
     if state.x1d is not None:
         x1d = x1d_product(state.x1d, header, {k: header.get(k) for k in ("SLTNAME", "SRCTYPE", "SRCXPOS", "SRCYPOS")})
-    return Spec3Output(crf, s2d, x1d, record)
+    source = None
+    if first.dispaxis == 1:  # NIRSpec: the primary slit's source (SOURCEID, 1) and its name
+        source = (int(first.keywords.get("SOURCEID") or 1), str(first.keywords.get("SLTNAME") or "slit"))
+    return Spec3Output(crf, s2d, x1d, record, source)
 

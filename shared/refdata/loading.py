@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 from astropy.io import fits
 
-from shared.instruments import UnknownInstrumentError, detector
+from shared.instruments import NIRSPEC_FIXED_SLITS, UnknownInstrumentError, detector
 from shared.refdata.errors import HeaderError, ReferenceFileError
 from shared.refdata.files import is_asdf, reference_header
 from shared.refdata.local import choose_local_references
@@ -53,14 +53,26 @@ log = logging.getLogger(__name__)
 class ReferenceFormat:
     """What a reference type carries: image extensions (cut to the window), tables, and
     the extension (image or table) without which the file is unusable (None: the
-    primary header alone is the reference). A type with ``tree`` entries is an ASDF file
+    primary header alone is the reference; a tuple: any one of them will do). A type with ``tree`` entries is an ASDF file
     (the public pipeline's ``DistortionModel``, ...): those entries of its tree are read,
     the ``required`` one must be there, and its ``meta`` stands for the header."""
 
     images: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
-    required: str | None = None
+    required: str | tuple[str, ...] | None = None
     tree: tuple[str, ...] = ()
+    arrays: tuple[str, ...] = ()  # image extensions that are not of the detector: read whole, every EXTVER
+
+    def lacks_required(self, present) -> bool:
+        """Whether none of the extensions ``present`` is the required one (or one of them)."""
+        if self.required is None:
+            return False
+        wanted = (self.required,) if isinstance(self.required, str) else self.required
+        return not any(name in present for name in wanted)
+
+    @property
+    def required_text(self) -> str:
+        return self.required if isinstance(self.required, str) else " or ".join(self.required or ())
 
 
 FORMATS: dict[str, ReferenceFormat] = {
@@ -74,11 +86,15 @@ FORMATS: dict[str, ReferenceFormat] = {
     "flat": ReferenceFormat(images=("SCI", "DQ", "ERR"), required="SCI"),
     "area": ReferenceFormat(images=("SCI",), required="SCI"),
     "photom": ReferenceFormat(tables=("PHOTOM",), required="PHOTOM"),
-    # Slit spectroscopy (MIRI LRS): the trace and wavelengths (FITS WAVETABLE, the slit's
-    # reference point and corners in the header), and the point-source slit losses (a
-    # grid per wavelength; the grid's axes in the PATHLOSS header, see table_headers).
-    "specwcs": ReferenceFormat(tables=("WAVETABLE",), required="WAVETABLE"),
-    "pathloss": ReferenceFormat(tables=("PATHLOSS",), required="PATHLOSS"),
+    # Slit spectroscopy: the trace and wavelengths (MIRI LRS: FITS WAVETABLE, the slit's
+    # reference point and corners in the header; NIRSpec: a table of the same layout per
+    # fixed slit, named after it, those cards in its own header), and the point-source
+    # slit losses (a grid per wavelength; the grid's axes in the PATHLOSS header, see
+    # table_headers).
+    "specwcs": ReferenceFormat(tables=("WAVETABLE", *NIRSPEC_FIXED_SLITS), required=("WAVETABLE", *NIRSPEC_FIXED_SLITS)),
+    # NIRSpec's PATHLOSS (the public PathlossModel): per aperture (EXTVER) a point-source
+    # cube PS and a uniform-source vector UNI, each with its own cards (APERTURE, the WCS).
+    "pathloss": ReferenceFormat(tables=("PATHLOSS",), arrays=("PS", "UNI"), required=("PATHLOSS", "PS")),
     # MIRI RSCD: the public RSCD_GROUP_SKIP table (what jwst reads) and this project's
     # RSCD_DECAY (SUBARRAY, READPATT, SCALE, TAU, LEVEL_MAX; services/detector1/steps/rscd.py).
     "rscd": ReferenceFormat(tables=("RSCD_GROUP_SKIP", "RSCD_DECAY"), required="RSCD_GROUP_SKIP"),
@@ -114,7 +130,8 @@ class Reference:
 
     def __init__(self, reftype: str, path: Path, window: Window, full_shape: tuple[int, int],
                  header: dict[str, Any], tables: dict[str, np.ndarray], images: tuple[str, ...],
-                 tree: dict[str, Any] | None = None, table_headers: dict[str, dict[str, Any]] | None = None):
+                 tree: dict[str, Any] | None = None, table_headers: dict[str, dict[str, Any]] | None = None,
+                 arrays: dict[str, list[tuple[dict[str, Any], np.ndarray]]] | None = None):
         self.reftype = reftype
         self.path = path
         self.filename = path.name
@@ -125,6 +142,8 @@ class Reference:
         self._images = images  # the image extensions the file has, of those its type carries
         self.tree = tree or {}  # an ASDF reference's entries its type carries (e.g. "model")
         self.table_headers = table_headers or {}  # each table's own cards (not its column layout)
+        # whole arrays that are not detector images, per EXTNAME: (own cards, data) per EXTVER
+        self.arrays = arrays or {}
         self._arrays: dict[str, np.ndarray] = {}
 
     @property
@@ -206,11 +225,17 @@ def _load_reference(reftype: str, path: Path, window: Window, full_shape: tuple[
                 window.check(tuple(hdul[ext].shape), full_shape, path.name)
             tables = {ext: np.array(hdul[ext].data) for ext in fmt.tables if ext in hdul and hdul[ext].data is not None}
             table_headers = {ext: _table_cards(hdul[ext].header) for ext in tables}
+            arrays: dict[str, list[tuple[dict[str, Any], np.ndarray]]] = {}
+            for hdu in hdul[1:]:
+                if hdu.name in fmt.arrays and hdu.data is not None:
+                    data = np.array(hdu.data)
+                    arrays.setdefault(hdu.name, []).append((_table_cards(hdu.header), data.astype(data.dtype.newbyteorder("="))))
     except OSError as exc:
         raise ReferenceFileError(f"reference {path.name} is not a readable FITS file: {exc}") from exc
-    if fmt.required is not None and fmt.required not in images and fmt.required not in tables:
-        raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required} extension")
-    return Reference(reftype, path, window, full_shape, header, tables, images, table_headers=table_headers)
+    if fmt.lacks_required({*images, *tables, *arrays}):
+        raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required_text} extension")
+    return Reference(reftype, path, window, full_shape, header, tables, images, table_headers=table_headers,
+                     arrays=arrays)
 
 
 _TABLE_LAYOUT = re.compile(r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|EXTNAME|EXTVER|T(TYPE|FORM|UNIT|DIM|NULL"
@@ -236,8 +261,8 @@ def _load_asdf_reference(reftype: str, fmt: ReferenceFormat, path: Path, window:
             tables = {name: table for name in fmt.tables if (table := _structured(af.tree.get(name))) is not None}
     except Exception as exc:  # not ASDF, or a tree asdf cannot convert (asdf, yaml and OSError)
         raise ReferenceFileError(f"reference {path.name} is not a readable ASDF file: {exc}") from exc
-    if fmt.required is not None and fmt.required not in tree and fmt.required not in tables:
-        raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required!r} in its ASDF tree")
+    if fmt.lacks_required({*tree, *tables}):
+        raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required_text!r} in its ASDF tree")
     return Reference(reftype, path, window, full_shape, header, tables, (), tree)
 
 

@@ -14,7 +14,15 @@ from shared.spectra.extract import (
     spectable_units,
 )
 from shared.spectra.rectify import Rectified, blot_slit, rectify_slit
-from shared.spectra.trace import SlitTrace, slit_length, slit_trace, wavelength_image
+from shared.spectra.trace import (
+    SlitTrace,
+    in_frame,
+    slit_length,
+    slit_table,
+    slit_trace,
+    slit_width,
+    wavelength_image,
+)
 
 __all__ = [
     "SPECTABLE_DTYPE",
@@ -24,9 +32,12 @@ __all__ = [
     "SlitTrace",
     "blot_slit",
     "boxcar_extract",
+    "in_frame",
     "rectify_slit",
     "slit_length",
+    "slit_table",
     "slit_trace",
+    "slit_width",
     "spectable_units",
     "wavelength_image",
 ]

@@ -12,6 +12,8 @@ DO_NOT_USE) and ``Omega`` the nominal pixel area (PIXAR_SR):
 - SURF_BRIGHT = sum(w SB) / sum(w) (MJy/sr); SB_VAR_* = sum(w^2 var) / sum(w)^2;
 - FLUX = sum(w SB) * Omega * 1e6 (Jy; a point source: the aperture holds its light),
   FLUX_VAR_* = sum(w^2 var) * (Omega * 1e6)^2;
+- an exposure calibrated in MJy per pixel (``unit="MJy"``: a NIRSpec point source, as
+  the public photom leaves it) has FLUX = sum(w F) * 1e6 and its SURF_BRIGHT is F / Omega;
 - with background regions (offsets from the centre, pixels), BACKGROUND is their mean
   surface brightness on that row, subtracted from every aperture pixel first (its
   variance, scaled to the aperture, is added);
@@ -29,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.datamodels.dqflags import PIXEL
 
-__all__ = ["SPECTABLE_DTYPE", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
+__all__ = ["DEFAULT_WIDTH", "SPECTABLE_DTYPE", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
 
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
 _VARS = ("POISSON", "RNOISE", "FLAT")
@@ -55,18 +57,35 @@ def spectable_units(table: np.ndarray) -> dict[str, str]:
             if name in SPECTABLE_UNITS}
 
 
+#: The aperture's width (pixels along the slit) where extract_1d is given none, by
+#: EXP_TYPE: about 3 FWHM of the PSF either side at the longest wavelength (the MIRI LRS:
+#: 0.44" at 14 um on 0.11" pixels; NIRSpec: 0.17" at 5.3 um on 0.1" pixels), so the
+#: aperture holds a point source's light (no aperture correction is applied), and narrow
+#: enough that a source nodded 1" from a 3.3" slit's centre keeps it inside the slit.
+DEFAULT_WIDTH: dict[str, float] = {"MIR_LRS-FIXEDSLIT": 13.0, "NRS_FIXEDSLIT": 7.0}
+
+
 class ExtractParams(BaseModel):
     """Parameters of extract_1d."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    width: float = Field(13.0, gt=0, description="Width of the aperture along the slit, pixels.")
+    width: float | None = Field(None, gt=0, description=(
+        "Width of the aperture along the slit, pixels; by default the mode's (13 for the MIRI LRS, 7 for "
+        "NIRSpec's fixed slits)."))
     background: tuple[tuple[float, float], ...] = Field(
         (), description="Background regions: (from, to) offsets from the aperture's centre along the slit, "
                         "pixels; none for a nod-subtracted spectrum.")
 
+    def for_mode(self, exp_type: str) -> ExtractParams:
+        """These parameters with the width the mode takes by default filled in (13 pixels
+        for a mode :data:`DEFAULT_WIDTH` does not know)."""
+        if self.width is not None:
+            return self
+        return self.model_copy(update={"width": DEFAULT_WIDTH.get(str(exp_type).upper(), 13.0)})
 
-_DEFAULT_PARAMS = ExtractParams()
+
+_DEFAULT_PARAMS = ExtractParams().for_mode("MIR_LRS-FIXEDSLIT")
 
 
 def _weights(centre: float, half: float, nx: int) -> np.ndarray:
@@ -77,21 +96,27 @@ def _weights(centre: float, half: float, nx: int) -> np.ndarray:
 
 def boxcar_extract(sci: np.ndarray, dq: np.ndarray, variances: dict[str, np.ndarray], centre: np.ndarray,
                    rows: np.ndarray, row_wavelength: np.ndarray, pixar_sr: float,
-                   params: ExtractParams = _DEFAULT_PARAMS) -> np.ndarray:
+                   params: ExtractParams = _DEFAULT_PARAMS, *, unit: str = "MJy/sr") -> np.ndarray:
     """The spectral table (:data:`SPECTABLE_DTYPE`), one element per row of ``rows``, in
     order of increasing wavelength.
 
     ``variances`` by "POISSON", "RNOISE", "FLAT" (absent ones count as 0); ``centre``
-    (ny,) the aperture's centre column on each row.
+    (ny,) the aperture's centre column on each row; ``unit`` that of ``sci``: "MJy/sr" or
+    "MJy" (per pixel).
     """
     if not np.isfinite(pixar_sr) or pixar_sr <= 0:
         raise ValueError(f"the nominal pixel area (PIXAR_SR) must be positive, got {pixar_sr}")
+    if unit not in ("MJy/sr", "MJy"):
+        raise ValueError(f"extract_1d sums MJy/sr or MJy per pixel, not {unit!r}")
+    if params.width is None:
+        raise ValueError("extract_1d needs the aperture's width (ExtractParams.for_mode gives the mode's)")
     sci = np.asarray(sci, np.float64)
     ny, nx = sci.shape
     dq = np.asarray(dq, np.uint32)
     usable = np.isfinite(sci) & ((dq & _DO_NOT_USE) == 0)
     var = {k: np.asarray(variances[k], np.float64) if k in variances else np.zeros_like(sci) for k in _VARS}
-    scale = pixar_sr * 1.0e6  # MJy/sr over a pixel -> Jy
+    scale = pixar_sr * 1.0e6 if unit == "MJy/sr" else 1.0e6  # a pixel's value -> Jy
+    sb = 1.0 if unit == "MJy/sr" else 1.0 / pixar_sr  # a pixel's value -> MJy/sr
     rows = np.asarray(rows, int)
     out = np.zeros(rows.size, SPECTABLE_DTYPE)
     for n, y in enumerate(rows):
@@ -118,16 +143,16 @@ def boxcar_extract(sci: np.ndarray, dq: np.ndarray, variances: dict[str, np.ndar
                 bkg = float(wb @ row / nb)
                 bkg_var = {k: float((wb**2) @ np.where(good, var[k][y], 0.0)) / nb**2 for k in _VARS}
         total = float(w @ row) - bkg * wsum
-        rec["SURF_BRIGHT"] = total / wsum
+        rec["SURF_BRIGHT"] = total / wsum * sb
         rec["FLUX"] = total * scale
         for k in _VARS:
             v = float((w**2) @ np.where(good, var[k][y], 0.0)) + bkg_var[k] * wsum**2
-            rec[f"SB_VAR_{k}"] = v / wsum**2
+            rec[f"SB_VAR_{k}"] = v / wsum**2 * sb**2
             rec[f"FLUX_VAR_{k}"] = v * scale**2
-            rec[f"BKGD_VAR_{k}"] = bkg_var[k]
+            rec[f"BKGD_VAR_{k}"] = bkg_var[k] * sb**2
         rec["SB_ERROR"] = np.sqrt(sum(rec[f"SB_VAR_{k}"] for k in _VARS))
         rec["FLUX_ERROR"] = np.sqrt(sum(rec[f"FLUX_VAR_{k}"] for k in _VARS))
-        rec["BACKGROUND"] = bkg
-        rec["BKGD_ERROR"] = np.sqrt(sum(bkg_var.values()))
+        rec["BACKGROUND"] = bkg * sb
+        rec["BKGD_ERROR"] = np.sqrt(sum(bkg_var.values())) * sb
         rec["NPIXELS"] = wsum
     return out[np.argsort(out["WAVELENGTH"], kind="stable")]

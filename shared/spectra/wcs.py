@@ -23,6 +23,12 @@ on a source), row ``j`` is detector row ``rows[0] + j``. Its gwcs maps them to t
 detector pixel they came from and on through the exposure's gwcs (frames detector, v2v3,
 world), exactly.
 
+All of this is said in the trace's dispersion frame (:mod:`.trace`). For a spectrum
+dispersed along detector x (NIRSpec, ``DISPAXIS`` 1) the gwcs takes the window's own
+(x, y), swapping them into the frame and the DISTORTION model's inputs back, and a
+rectified slit is written transposed as well (wavelength along its x, as the public
+NIRSpec ``_s2d``): its gwcs takes that grid's (x, y).
+
 gwcs is imported when a function needs it, as in :mod:`shared.imaging_wcs`.
 """
 
@@ -78,6 +84,14 @@ def _trace_x(trace: SlitTrace) -> Model:
                        bounds_error=False, fill_value=np.nan, name="trace_x")
 
 
+def _swapped_inputs(model: Model) -> Model:
+    """``model`` taking its two inputs the other way round, with its inverse's two outputs
+    swapped to match."""
+    out = m.Mapping((1, 0)) | model
+    out.inverse = model.inverse | m.Mapping((1, 0))
+    return out
+
+
 def slit_gwcs(distortion: Model, pointing: TelescopePointing, trace: SlitTrace, half_length: float, *,
               xstart: int, ystart: int, xsize: int, ysize: int) -> gwcs.WCS:
     """The gwcs of a slit exposure's readout window (see the module docstring).
@@ -94,7 +108,7 @@ def slit_gwcs(distortion: Model, pointing: TelescopePointing, trace: SlitTrace, 
     half_length : float
         Half the slit's length, pixels.
     xstart, ystart, xsize, ysize : int
-        The window (SUBSTRT1/2, 1-based; its size in pixels).
+        The window (SUBSTRT1/2, 1-based; its size in pixels), on the detector.
 
     Raises
     ------
@@ -104,7 +118,11 @@ def slit_gwcs(distortion: Model, pointing: TelescopePointing, trace: SlitTrace, 
     from gwcs import wcs
 
     if trace.rows.size < 2:
-        raise ValueError("the slit's trace covers fewer than two rows of the window")
+        raise ValueError("the slit's trace covers fewer than two lines of the window")
+    swap = trace.dispaxis == 1
+    if swap:  # work in the dispersion frame: the window transposed
+        xstart, ystart, xsize, ysize = ystart, xstart, ysize, xsize
+        distortion = _swapped_inputs(distortion)
     wavelength, row_of = _row_wavelength(trace)
     trace_x = _trace_x(trace)
     # the slit's reference point, 0-based full-frame (IMX - 1, IMY - 1): where the slit's
@@ -122,6 +140,8 @@ def slit_gwcs(distortion: Model, pointing: TelescopePointing, trace: SlitTrace, 
     bbox_x = (max(-0.5, np.floor(np.nanmin(x) - half_length) - 0.5),
               min(xsize - 0.5, np.ceil(np.nanmax(x) + half_length) + 0.5))
     bbox_y = (max(-0.5, float(trace.rows[0]) - 0.5), min(ysize - 0.5, float(trace.rows[-1]) + 0.5))
+    if swap:  # the window's own (x, y) in
+        forward, bbox_x, bbox_y = _swapped_inputs(forward), bbox_y, bbox_x
     bind_bounding_box(forward, (bbox_x, bbox_y), order="F")
     detector, v2v3, world = _frames()
     return wcs.WCS([(detector, forward), (v2v3, v23tosky(pointing) & m.Identity(1)), (world, None)])
@@ -132,7 +152,8 @@ def rectified_gwcs(exposure: gwcs.WCS, trace: SlitTrace, rows: np.ndarray, offse
     """The gwcs of a rectified slit (see the module docstring): ``rows`` the detector rows
     of its rows (consecutive), ``offsets`` the slit coordinate of its columns (pixels from
     the trace, whole steps), ``shift`` how far from the trace its zero lies (a source's
-    place along the slit); ``exposure`` the gwcs of the exposure it was cut from."""
+    place along the slit); ``exposure`` the gwcs of the exposure it was cut from. For a
+    trace of ``dispaxis`` 1 the grid is the transposed one (wavelength along x)."""
     from gwcs import wcs
 
     rows = np.asarray(rows)
@@ -144,8 +165,14 @@ def rectified_gwcs(exposure: gwcs.WCS, trace: SlitTrace, rows: np.ndarray, offse
     row = m.Mapping((1,), n_inputs=2)
     to_detector = m.Mapping((0, 1, 0, 1)) | (x_det & (row | m.Shift(first_row)))
     to_detector.inverse = m.Mapping((0, 1, 0, 1)) | (column & (row | m.Shift(-first_row)))
+    bbox = ((-0.5, len(offsets) - 0.5), (-0.5, rows.size - 0.5))
+    if trace.dispaxis == 1:  # the transposed grid in, the window's (x, y) out
+        inner = to_detector
+        to_detector = m.Mapping((1, 0)) | inner | m.Mapping((1, 0))
+        to_detector.inverse = m.Mapping((1, 0)) | inner.inverse | m.Mapping((1, 0))
+        bbox = bbox[::-1]
     forward = to_detector | exposure.get_transform("detector", "v2v3")
     forward.inverse = exposure.get_transform("v2v3", "detector") | to_detector.inverse
-    bind_bounding_box(forward, ((-0.5, len(offsets) - 0.5), (-0.5, rows.size - 0.5)), order="F")
+    bind_bounding_box(forward, bbox, order="F")
     detector, v2v3, world = _frames()
     return wcs.WCS([(detector, forward), (v2v3, exposure.get_transform("v2v3", "world")), (world, None)])

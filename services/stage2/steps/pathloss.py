@@ -10,6 +10,14 @@ table wavelength, then linearly in wavelength onto each pixel's wavelength; SCI 
 are multiplied by it and the variances by its square. A source outside the grid is
 corrected as if at the slit centre (and says so); pixels without a wavelength, or beyond
 the table's wavelengths, are left as they are.
+
+NIRSpec's public PATHLOSS (``PathlossModel``) holds, per aperture (EXTVER, named by its
+APERTURE card), a point-source cube PS of the *fraction* of the light the slit passes
+over (wavelength, y, x): x the source's place across the slit (along the dispersion) in
+units of the slit's width, y along it in units of its length, both from its centre (the
+SRCXPOS and SRCYPOS of a NIRSpec product), wavelength in metres, on the WCS of the
+extension (axes 1, 2, 3). :func:`nirspec_pathloss` turns it into the same correction
+(1 / the fraction) per wavelength at the source; the rest is as above.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PathlossGrid", "PathlossResult", "apply_pathloss", "pathloss_vector"]
+__all__ = ["PathlossGrid", "PathlossResult", "apply_pathloss", "nirspec_pathloss", "pathloss_vector"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,45 @@ def pathloss_vector(correction: np.ndarray, grid: PathlossGrid, along: float, ac
     vec = ((1 - di) * (1 - dj) * corr[:, j0, i0] + di * (1 - dj) * corr[:, j0, i0 + 1]
            + (1 - di) * dj * corr[:, j0 + 1, i0] + di * dj * corr[:, j0 + 1, i0 + 1])
     return vec, centred
+
+
+def _axis(cards: Mapping, n: int, size: int) -> np.ndarray:
+    try:
+        crpix, crval, cdelt = (float(cards[f"{k}{n}"]) for k in ("CRPIX", "CRVAL", "CDELT"))
+    except KeyError as exc:
+        raise ValueError(f"the PS extension has no {exc.args[0]}: its grid is unknown") from None
+    return crval + (np.arange(size, dtype=np.float64) + 1.0 - crpix) * cdelt
+
+
+def nirspec_pathloss(cubes: list[tuple[Mapping, np.ndarray]], aperture: str, srcxpos: float, srcypos: float
+                     ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(wavelength um, correction, centred) of a point source at (``srcxpos``,
+    ``srcypos``) in NIRSpec's fixed slit ``aperture``, from the PS cubes (cards, data) of
+    a public PATHLOSS file (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        No cube for the aperture, or one that is not (wavelength, y, x) with its WCS.
+    """
+    wanted = aperture.strip().upper()
+    found = [(c, d) for c, d in cubes if str(c.get("APERTURE", "")).strip().upper() == wanted]
+    if not found:
+        names = sorted({str(c.get("APERTURE", "?")).strip() for c, _ in cubes})
+        raise ValueError(f"no point-source (PS) correction for aperture {wanted} (it has {', '.join(names)})")
+    cards, data = found[0]
+    frac = np.asarray(data, np.float64)
+    if frac.ndim != 3:
+        raise ValueError(f"a PS cube is (wavelength, y, x); got shape {frac.shape}")
+    nw, ny, nx = frac.shape
+    x, y = _axis(cards, 1, nx), _axis(cards, 2, ny)
+    wavelength = _axis(cards, 3, nw) * 1.0e6  # m -> um
+    correction = np.where(frac > 0, 1.0 / np.where(frac > 0, frac, 1.0), np.nan)
+    # as the MIRI grid: (wavelength, across = x, along = y), axis steps from x and y
+    grid = PathlossGrid(along0=float(y[0]), along_step=float(y[1] - y[0]) if ny > 1 else 1.0,
+                        across0=float(x[0]), across_step=float(x[1] - x[0]) if nx > 1 else 1.0)
+    vector, centred = pathloss_vector(np.swapaxes(correction, 1, 2), grid, srcypos, srcxpos)
+    return wavelength, vector, centred
 
 
 def apply_pathloss(sci: np.ndarray, err: np.ndarray, variances: dict[str, np.ndarray], wavelength: np.ndarray,

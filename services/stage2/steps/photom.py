@@ -4,7 +4,11 @@ Rules (jwst-conventions.md §5, "Photom"; the public pipeline's imaging photom):
 
 - the PHOTOM reference's ``phot_table`` holds one row per optical configuration: NIRCam
   and NIRISS match FILTER and PUPIL, MIRI matches FILTER and SUBARRAY (a ``GENERIC`` row
-  serves every subarray that has no row of its own); no matching row means no conversion;
+  serves every subarray that has no row of its own), NIRSpec's fixed slits FILTER,
+  GRATING and the slit; no matching row means no conversion;
+- NIRSpec's tables give ``photmj`` (MJy per DN/s of a pixel, for a point source) where
+  the others give ``photmjsr``: a point source stays in MJy, an extended one is divided
+  by the nominal pixel area to MJy/sr, as the public photom does;
 - SCI and ERR are multiplied by PHOTMJSR (MJy/sr per DN/s), variances by PHOTMJSR²;
 - the SCI header gets PHOTMJSR, PHOTUJA2 (µJy/arcsec² per DN/s), and the nominal pixel
   area PIXAR_SR / PIXAR_A2 from the reference.
@@ -35,13 +39,15 @@ MJSR_TO_UJA2 = 1e12 / 4.2545170296152e10
 
 @dataclass(frozen=True)
 class PhotomRow:
-    """The ``phot_table`` row that applies: conversion (MJy/sr per DN/s) and its
-    1-sigma uncertainty, with the row's own selector values for the log."""
+    """The ``phot_table`` row that applies: conversion per DN/s (in ``unit``: MJy/sr of a
+    ``photmjsr`` column, MJy of a ``photmj`` one) and its 1-sigma uncertainty, with the
+    row's own selector values for the log."""
 
     photmjsr: float
     uncertainty: float
     selectors: dict[str, str]
     index: int = 0  # the row's place in the table (a spectroscopic row's arrays are read from it)
+    unit: str = "MJy/sr"
 
 
 @dataclass(frozen=True)
@@ -60,23 +66,29 @@ def _text(value) -> str:
 
 
 def select_photom_row(table: np.ndarray, *, filter: str, pupil: str | None = None,
-                      subarray: str | None = None) -> PhotomRow | None:
+                      subarray: str | None = None, grating: str | None = None,
+                      slit: str | None = None) -> PhotomRow | None:
     """The row of ``table`` for this configuration, or None when there is none.
 
     Parameters
     ----------
     table : structured ndarray
-        ``phot_table`` with columns ``filter``, ``photmjsr``, ``uncertainty`` and either
-        ``pupil`` (near-IR) or ``subarray`` (MIRI).
-    filter, pupil, subarray : str
-        The exposure's FILTER, PUPIL and SUBARRAY (case-insensitive).
+        ``phot_table`` with columns ``filter``, ``photmjsr`` (or NIRSpec's ``photmj``),
+        ``uncertainty`` and ``pupil`` (near-IR imaging), ``subarray`` (MIRI) or
+        ``grating`` and ``slit`` (NIRSpec fixed slits).
+    filter, pupil, subarray, grating, slit : str
+        The exposure's FILTER, PUPIL, SUBARRAY, GRATING and FXD_SLIT (case-insensitive).
     """
     names = table.dtype.names or ()
-    if "filter" not in names or "photmjsr" not in names:
-        raise ValueError("phot_table needs the columns 'filter' and 'photmjsr'")
+    value = "photmjsr" if "photmjsr" in names else "photmj"
+    if "filter" not in names or value not in names:
+        raise ValueError("phot_table needs the columns 'filter' and 'photmjsr' (or 'photmj')")
     wanted = {"filter": _text(filter)}
     if "pupil" in names:
         wanted["pupil"] = _text(pupil or "")
+    for column, given in (("grating", grating), ("slit", slit)):
+        if column in names:
+            wanted[column] = _text(given or "")
     generic_ok = "subarray" in names
     if generic_ok:
         wanted["subarray"] = _text(subarray or "")
@@ -88,7 +100,7 @@ def select_photom_row(table: np.ndarray, *, filter: str, pupil: str | None = Non
             values[k] == v for k, v in wanted.items() if k != "subarray")
         if exact or (generic and fallback is None):
             unc = float(row["uncertainty"]) if "uncertainty" in names else float("nan")
-            found = PhotomRow(float(row["photmjsr"]), unc, values, index)
+            found = PhotomRow(float(row[value]), unc, values, index, "MJy/sr" if value == "photmjsr" else "MJy")
             if exact:
                 return found
             fallback = found

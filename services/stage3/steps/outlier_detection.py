@@ -21,6 +21,13 @@ cosmic ray stands out from it by half its height in its own exposure; the other 
 sees that half in the mean too, where the allowance for the blotted median's steepness
 (``scale * deriv``) usually keeps it from being flagged.
 
+When the exposures' sources lie whole pixels apart along the slit (NIRSpec's 1" nods on
+0.1" pixels), :func:`flag_outliers_shifted` takes the median of the exposures shifted
+onto each other by those whole pixels instead, with no resampling: rectifying and
+blotting back smooths a profile as undersampled as NIRSpec's (a point source's FWHM is
+under 2 pixels) by far more than its noise, and every bright pixel of it would be
+flagged.
+
 Time series (:func:`flag_outliers_tso`): per pixel, a rolling median over
 ``rolling_window_width`` integrations (plain median when there are not more integrations
 than that), bad pixels ignored; ``|data - median| > snr[0] * err`` is an outlier.
@@ -48,6 +55,7 @@ __all__ = [
     "OutlierParams",
     "apply_outliers",
     "flag_outliers_imaging",
+    "flag_outliers_shifted",
     "flag_outliers_slit",
     "flag_outliers_tso",
     "median_image",
@@ -208,6 +216,37 @@ def flag_outliers_slit(data: Sequence[np.ndarray], errs: Sequence[np.ndarray], d
     for sci, err, dq, centre in zip(data, errs, dqs, centres, strict=True):
         blotted = blot_slit(median, rows, offsets, centre, sci.shape)
         mask = _two_pass(sci, err, blotted, p) & np.isfinite(blotted) & np.isfinite(sci)
+        masks.append(mask & ((dq & PIXEL["DO_NOT_USE"]) == 0))
+    return masks
+
+
+def _shifted(image: np.ndarray, shift: int) -> np.ndarray:
+    """``image`` moved by ``shift`` whole columns (content at column x goes to x + shift),
+    NaN where nothing comes in."""
+    out = np.full(image.shape, np.nan, np.float32)
+    nx = image.shape[1]
+    if abs(shift) < nx:
+        if shift >= 0:
+            out[:, shift:] = image[:, :nx - shift]
+        else:
+            out[:, :nx + shift] = image[:, -shift:]
+    return out
+
+
+def flag_outliers_shifted(data: Sequence[np.ndarray], errs: Sequence[np.ndarray], dqs: Sequence[np.ndarray],
+                          shifts: Sequence[int], params: OutlierParams | None = None) -> list[np.ndarray]:
+    """Outlier masks of a slit's exposures whose sources lie ``shifts`` whole columns apart
+    along the slit (exposure i's source at column x + shifts[i] where the first's is at x;
+    images (ny, nx) with the slit along x): the median of the exposures so aligned, moved
+    back onto each one, is the blotted median of the module docstring."""
+    p = params or OutlierParams()
+    usable = [np.where((np.asarray(dq) & PIXEL["DO_NOT_USE"]) == 0, np.asarray(d, np.float32), np.nan)
+              for d, dq in zip(data, dqs, strict=True)]
+    median = nanmedian_stack(np.stack([_shifted(u, -k) for u, k in zip(usable, shifts, strict=True)]))
+    masks = []
+    for sci, err, dq, k in zip(data, errs, dqs, shifts, strict=True):
+        reference = _shifted(median, k)
+        mask = _two_pass(sci, err, reference, p) & np.isfinite(reference) & np.isfinite(sci)
         masks.append(mask & ((dq & PIXEL["DO_NOT_USE"]) == 0))
     return masks
 
