@@ -23,7 +23,8 @@ test: $(STAMP)
 
 # The fault tests (tests/faults, docs/operations.md): the whole system while a worker is
 # killed, the object store is down, database connections drop or telemetry comes twice.
-# About 20 minutes on 2 cores (11 tests); .ci/run runs them after `make test`.
+# Also the broker restarted empty, a worker hung past its lease, and reprocessing with its
+# worker killed. About 15 minutes on 2 cores (14 tests); .ci/run runs them after `make test`.
 fault-test: $(STAMP)
 	DMS_RUN_FAULTS=1 $(BIN)/python -m pytest -m faults tests/faults
 

@@ -33,7 +33,7 @@ from tests.faults.harness import Harness, simulate_small, small_program
 from tests.faults.invariants import chain_complete
 from tests.system import WORKERS, WebhookReceiver
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 PROGRAM = "01234"
 E1, E2 = "jw01234001001_01101_00001_nrca1", "jw01234001001_01101_00002_nrca1"

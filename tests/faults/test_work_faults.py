@@ -43,7 +43,7 @@ try:  # where the fault-test harness keeps them
 except ImportError:  # before it
     from tests.test_end_to_end import REPO, Process, free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 EXAMPLE = REPO / "examples" / "nircam_imaging.yaml"
 PROGRAM = "01234"
