@@ -31,11 +31,15 @@ PROGRAM = "01234"
 def observation(number: int, *, filter: str = "F200W", detectors=("NRCA1", "NRCA2"), npoints: int = 2,
                 target: int = 1, is_background: bool = False, tsovisit: bool = False, nints: int = 1,
                 subarray: str = "SUB64P", instrument: str = "NIRCAM") -> Observation:
-    exp_type = {"NIRCAM": "NRC_TSIMAGE" if tsovisit else "NRC_IMAGE", "MIRI": "MIR_IMAGE"}[instrument]
+    """An imaging observation (NIRCam, MIRI), or NIRSpec's fixed slit S200A1 with the prism."""
+    exp_type = {"NIRCAM": "NRC_TSIMAGE" if tsovisit else "NRC_IMAGE", "MIRI": "MIR_IMAGE",
+                "NIRSPEC": "NRS_FIXEDSLIT"}[instrument]
     return Observation(
         number=number, target_id=target, template=f"{instrument.title()} Imaging", instrument=instrument,
         exp_type=exp_type, detectors=list(detectors), filter=filter,
-        pupil="CLEAR" if instrument == "NIRCAM" else "N/A", readpatt={"NIRCAM": "RAPID", "MIRI": "FAST"}[instrument],
+        pupil={"NIRCAM": "CLEAR", "NIRSPEC": "PRISM"}.get(instrument, "N/A"),
+        readpatt={"NIRCAM": "RAPID", "MIRI": "FAST", "NIRSPEC": "NRSRAPID"}[instrument],
+        fixed_slit="S200A1" if instrument == "NIRSPEC" else None,
         ngroups=3, nints=nints,
         subarray=subarray, tsovisit=tsovisit, is_background=is_background,
         dither=DitherPattern(pattern_type="4-POINT" if npoints > 1 else "NONE",

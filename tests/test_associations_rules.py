@@ -179,6 +179,15 @@ def _lrs_observation(number: int):
                            "dither": DitherPattern(pattern_type="ALONG-SLIT-NOD", offsets=[(-1.0, 0.0), (1.0, 0.0)])})
 
 
+def _nirspec_fs_observation(number: int):
+    """A NIRSpec fixed-slit observation (S200A1, the prism) with three nods along the slit."""
+    return observation(number, instrument="NIRSPEC", detectors=("NRS1",), subarray="SUBS200A1",
+                       filter="CLEAR", npoints=3).model_copy(update={
+                           "template": "NIRSpec Fixed Slit Spectroscopy",
+                           "dither": DitherPattern(pattern_type="3-POINT-NOD",
+                                                   offsets=[(0.0, 0.0), (0.0, -1.0), (0.0, 1.0)])})
+
+
 def test_lrs_nods_are_each_others_background_and_wait_for_each_other():
     from jwst.associations import load_asn
 
@@ -413,3 +422,23 @@ def test_lrs_associations_as_the_public_generator(tmp_path):
             for a in ev.associations for p in a.spec.products}
     assert {a[1] for a in ours} == {"spec2", "spec3"} and len(ours) == 3
     assert ours == _public(path, False)
+
+
+def test_nirspec_fixed_slit_associations_as_the_public_generator(tmp_path):
+    """A NIRSpec fixed-slit observation's pool: the public generator's spec2 (Asn_Lv2NRSFSS,
+    each nod with the others as background) and spec3 (Asn_Lv3NRSFSS, named with the
+    placeholders of the source and the slit) associations are ours, member for member."""
+    pytest.importorskip("jwst")
+    from jwst.associations import load_asn
+
+    plan = make_plan([_nirspec_fs_observation(1)])
+    ev = evaluate(plan, everything(plan, ("uncal", "rate", "cal", "x1d")))
+    path = tmp_path / ev.pool.filename
+    path.write_bytes(pool_bytes(ev.pool))
+    ours = {(a.spec.acid, a.spec.asn_type, p.name, a.spec.asn_rule, frozenset((m.expname, m.exptype)
+                                                                              for m in p.members))
+            for a in ev.associations for p in a.spec.products}
+    assert sorted(a[1] for a in ours) == ["spec2", "spec2", "spec2", "spec3"]
+    assert ours == _public(path, False)
+    for item in ev.associations:
+        assert load_asn(item.content(ev.pool, "0.1.0").decode())["asn_type"] == item.spec.asn_type

@@ -26,6 +26,7 @@ from services.stage3.steps.outlier_detection import (
     OutlierParams,
     apply_outliers,
     flag_outliers_imaging,
+    flag_outliers_shifted,
     flag_outliers_slit,
     flag_outliers_tso,
     nanmedian_stack,
@@ -225,9 +226,10 @@ def test_nanmedian_stack_is_numpys_nanmedian_to_the_bit(dtype, depth):
         nanmedian_stack(stack[:0])
 
 
-def _slit_exposures(alongs, seed=7):
+def _slit_exposures(alongs, seed=7, sigma=1.5):
     """Nod-subtracted slit exposures (60 rows x 80 columns, noise 1 per pixel): a slit whose
-    trace drifts across x, a point source of peak 200 at each ``along`` (pixels) from it."""
+    trace drifts across x, a point source of peak 200 and width ``sigma`` (pixels) at each
+    ``along`` (pixels) from it."""
     rng = np.random.default_rng(seed)
     ny, nx = 60, 80
     rows = np.arange(ny)
@@ -235,7 +237,7 @@ def _slit_exposures(alongs, seed=7):
     cols = np.arange(nx)[None, :]
     out = []
     for along in alongs:
-        profile = 200.0 * np.exp(-0.5 * ((cols - (trace + along)[:, None]) / 1.5) ** 2)
+        profile = 200.0 * np.exp(-0.5 * ((cols - (trace + along)[:, None]) / sigma) ** 2)
         sci = profile + rng.normal(0.0, 1.0, (ny, nx))
         out.append({"sci": sci, "err": np.ones((ny, nx)), "dq": np.zeros((ny, nx), np.uint32),
                     "var": {"VAR_RNOISE": np.ones((ny, nx))}, "centre": trace + along})
@@ -265,6 +267,22 @@ def test_slit_outlier_detection_flags_a_cosmic_ray(n):
     for i, mask in enumerate(masks):
         if i != 1:
             assert not mask.any(), (i, np.argwhere(mask))
+
+
+def test_nods_whole_pixels_apart_are_compared_without_resampling():
+    """Three nods 10 pixels apart of a source as undersampled as NIRSpec's at 1 um (sigma
+    0.2 px), shifted onto each other by whole pixels: a cosmic ray on one of them is
+    flagged, and nothing else, the source's bright pixels included."""
+    exposures, rows, half = _slit_exposures([-10.0, 0.0, 10.0], sigma=0.2)
+    hit = exposures[2]
+    y0, x0 = 20, int(round(hit["centre"][20])) + 3
+    hit["sci"][y0, x0] += 60.0
+    masks = flag_outliers_shifted([e["sci"] for e in exposures], [e["err"] for e in exposures],
+                                  [e["dq"] for e in exposures], [-10, 0, 10])
+    cr = np.zeros(hit["sci"].shape, bool)
+    cr[y0, x0] = True
+    assert np.array_equal(masks[2], cr)
+    assert not masks[0].any() and not masks[1].any()
 
 
 def test_rolling_median_and_tso_outliers():

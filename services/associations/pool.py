@@ -83,6 +83,20 @@ def _planned(plan: Plan, rec: ExposureRecord) -> tuple[Observation | None, Plann
     return obs, None
 
 
+def _optics(rec: ExposureRecord, obs: Observation | None) -> dict[str, object]:
+    """PUPIL, or for NIRSpec (whose plan gives its grating-wheel element as the pupil) the
+    GRATING and, for its fixed slits, FXD_SLIT with the spectral-step index and the
+    sub-pixel points (EXPSPCIN, SUBPXPTS) the public Level-2 nod rule matches science
+    exposures by: one step, no sub-pixel dithers."""
+    pupil = rec.pupil if rec.pupil not in (None, "N/A") else None
+    if rec.instrument.upper() != "NIRSPEC":
+        return {"PUPIL": pupil}
+    out: dict[str, object] = {"GRATING": pupil}
+    if obs is not None and obs.fixed_slit:
+        out |= {"FXD_SLIT": obs.fixed_slit, "EXPSPCIN": 1, "SUBPXPTS": 1}
+    return out
+
+
 def pool_row(plan: Plan, rec: ExposureRecord, candidates: list[Candidate]) -> dict[str, str]:
     """The pool row of one exposure: identifiers and optics from the catalog, pattern,
     flags, target and candidates from the plan; NULL where neither knows."""
@@ -119,7 +133,7 @@ def pool_row(plan: Plan, rec: ExposureRecord, candidates: list[Candidate]) -> di
         "PNTGTYPE": "SCIENCE",
         "MODULE": det.module,
         "FILTER": rec.filter,
-        "PUPIL": rec.pupil if rec.pupil not in (None, "N/A") else None,
+        **_optics(rec, obs),
         "PATTTYPE": obs.dither.pattern_type if obs is not None else None,
         "NUMDTHPT": obs.dither.npoints if obs is not None else None,
         "PATT_NUM": exp.dither_point if exp is not None else None,

@@ -15,7 +15,8 @@ members the catalog holds.
   subtraction is how the slit's sky is removed.
 - ``spec3`` (Asn_Lv3SpectralTarget; Asn_Lv3NRSFSS for NIRSpec's fixed slits): per
   observation candidate of a nodded slit observation, the ``_cal`` of its nods (science)
-  and their ``_x1d`` (background, as the public rule lists them), all required, named for
+  and, for the LRS, their ``_x1d`` (background, as its public rule lists them; the NIRSpec
+  rule lists the ``_cal`` alone), all required, named for
   the target (``jw<p>-o<nnn>_t<nnn>_miri_p750l``; NIRSpec's with the placeholders of its
   source and slit, ``jw<p>-o<nnn>_t<nnn>-{source_id}_nirspec_clear-prism-{slit_name}-subs200a1``).
 - ``image3`` (Asn_Lv3Image): per candidate, science exposures grouped by instrument,
@@ -289,8 +290,8 @@ def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
                 rec = state.exposure(name.exposure_id)
                 text = candidate_text(candidates_of(obs.number, candidates)).lower()
                 roles = [(suffix, "science")]
-                if asn_type == "spec3":  # each nod's spectrum too, as the public rule lists it
-                    roles.append(("x1d", "background"))
+                if asn_type == "spec3" and obs.exp_type.upper() != "NRS_FIXEDSLIT":
+                    roles.append(("x1d", "background"))  # each LRS nod's spectrum too, as its public rule lists it
                 for member_suffix, exptype in roles:
                     found = _members(rec, member_suffix, exptype, text)
                     members.extend(found)
