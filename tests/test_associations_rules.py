@@ -374,6 +374,13 @@ def test_asn_document_of_an_incomplete_level3_lists_what_exists():
 # ---------------------------------------------------------------- the public generator
 
 
+def _ours(ev) -> set[tuple]:
+    """Our associations as :func:`_public` gives the generator's."""
+    return {(a.spec.acid, a.spec.asn_type, p.name, a.spec.asn_rule, frozenset((m.expname, m.exptype)
+                                                                              for m in p.members))
+            for a in ev.associations for p in a.spec.products}
+
+
 def _public(pool_path, discover: bool):
     from jwst.associations import AssociationPool
     from jwst.associations.generator.generate_per_candidate import generate_per_candidate
@@ -401,9 +408,7 @@ def test_same_associations_as_the_public_generator(tmp_path, discover):
     path = tmp_path / ev.pool.filename
     path.write_bytes(pool_bytes(ev.pool))
     theirs = {a for a in _public(path, discover) if a[3] != "candidate_Asn_Lv3ImageBackground"}
-    ours = {(a.spec.acid, a.spec.asn_type, p.name, a.spec.asn_rule, frozenset((m.expname, m.exptype)
-                                                                              for m in p.members))
-            for a in ev.associations for p in a.spec.products}
+    ours = _ours(ev)
     assert ours == theirs
     assert any(a[0] == "c1001" for a in ours) and any(a[0] == "c1000" for a in ours)
     assert any(a[0].startswith("a3") for a in ours) == discover
@@ -417,9 +422,7 @@ def test_lrs_associations_as_the_public_generator(tmp_path):
     ev = evaluate(plan, everything(plan, ("uncal", "rate", "cal", "x1d")))
     path = tmp_path / ev.pool.filename
     path.write_bytes(pool_bytes(ev.pool))
-    ours = {(a.spec.acid, a.spec.asn_type, p.name, a.spec.asn_rule, frozenset((m.expname, m.exptype)
-                                                                              for m in p.members))
-            for a in ev.associations for p in a.spec.products}
+    ours = _ours(ev)
     assert {a[1] for a in ours} == {"spec2", "spec3"} and len(ours) == 3
     assert ours == _public(path, False)
 
@@ -435,9 +438,7 @@ def test_nirspec_fixed_slit_associations_as_the_public_generator(tmp_path):
     ev = evaluate(plan, everything(plan, ("uncal", "rate", "cal", "x1d")))
     path = tmp_path / ev.pool.filename
     path.write_bytes(pool_bytes(ev.pool))
-    ours = {(a.spec.acid, a.spec.asn_type, p.name, a.spec.asn_rule, frozenset((m.expname, m.exptype)
-                                                                              for m in p.members))
-            for a in ev.associations for p in a.spec.products}
+    ours = _ours(ev)
     assert sorted(a[1] for a in ours) == ["spec2", "spec2", "spec2", "spec3"]
     assert ours == _public(path, False)
     for item in ev.associations:

@@ -10,7 +10,6 @@ beside each check.
 
 from __future__ import annotations
 
-import copy
 import json
 import warnings
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from astropy.io import fits
 from astropy.table import Table
 from sqlalchemy import select
@@ -41,6 +39,7 @@ from shared.catalog import Artifact, Product
 from shared.config import Settings
 from shared.refdata import deliver
 from shared.runtime import dispatch_events
+from tests.slit_examples import edited
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "miri_lrs.yaml"
 
@@ -48,21 +47,13 @@ pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
 
 def example() -> dict:
-    return yaml.safe_load(EXAMPLE.read_text())
+    return edited(EXAMPLE)
 
 
 def changed(obs: dict | None = None, target: dict | None = None, simulation: dict | None = None) -> dict:
     """The example with fields of its observation, target or simulation replaced (None
     values remove a field)."""
-    desc = copy.deepcopy(example())
-    for part, changes in ((desc["observations"][0], obs), (desc["targets"][0], target),
-                          (desc.setdefault("simulation", {}), simulation)):
-        for key, value in (changes or {}).items():
-            if value is None:
-                part.pop(key, None)
-            else:
-                part[key] = value
-    return desc
+    return edited(EXAMPLE, obs, target, simulation)
 
 
 @dataclass

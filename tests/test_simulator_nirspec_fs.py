@@ -7,7 +7,6 @@ nods, the description's refusals, the reference files, and ``examples/nirspec_fs
 
 from __future__ import annotations
 
-import copy
 import json
 import warnings
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from shared.config import Settings
 from shared.instruments import detector, subarray
 from shared.refdata import deliver
 from shared.runtime import dispatch_events
+from tests.slit_examples import edited
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "nirspec_fs.yaml"
 S200A1 = NIRSPEC_FS["S200A1"]
@@ -56,21 +56,13 @@ pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
 
 def example() -> dict:
-    return yaml.safe_load(EXAMPLE.read_text())
+    return edited(EXAMPLE)
 
 
 def changed(obs: dict | None = None, target: dict | None = None, simulation: dict | None = None) -> dict:
     """The example with fields of its observation, target or simulation replaced (None
     values remove a field)."""
-    desc = copy.deepcopy(example())
-    for part, changes in ((desc["observations"][0], obs), (desc["targets"][0], target),
-                          (desc.setdefault("simulation", {}), simulation)):
-        for key, value in (changes or {}).items():
-            if value is None:
-                part.pop(key, None)
-            else:
-                part[key] = value
-    return desc
+    return edited(EXAMPLE, obs, target, simulation)
 
 
 @pytest.fixture(scope="module")

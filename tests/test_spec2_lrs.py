@@ -45,9 +45,7 @@ from scipy.optimize import curve_fit
 from sqlalchemy import select
 from stdatamodels.jwst import datamodels as dm
 
-from services.console import ingest_paths
 from services.registry import embedded_context
-from services.simulator import simulate
 from services.simulator.spectrograph import LRS
 from services.stage2.asn import parse_level2_asn
 from services.stage2.spec2 import SPEC2, calibrate
@@ -55,6 +53,7 @@ from shared.catalog import Artifact, ArtifactKind, Product
 from shared.config import Settings
 from shared.datamodels import read_product
 from shared.refdata import LocalReferences, deliver
+from tests.slit_examples import gaussian_line, run_in_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
 
@@ -66,23 +65,7 @@ BAND = (5.2, 14.5)
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("lrs")
-    sim = simulate(yaml.safe_load(EXAMPLE.read_text()), tmp / "sim")
-    ctx, inline = embedded_context(Settings(var_dir=tmp / "var", _env_file=None))
-    deliver(ctx, sim.reference_paths, note="simulator references")
-    inline.run_until_idle()
-    ingest_paths(ctx, inline, [sim.plan_path, *sim.telemetry_paths])
-    failed = [(task, o.error) for task, o in inline.completed if o.status != "ok"]
-    assert not failed, failed
-    out = tmp / "products"
-    out.mkdir()
-    with ctx.catalog.session() as s:
-        rows = s.execute(select(Product.filename, Artifact.uri).join(Artifact)
-                         .where(Product.is_current, Artifact.kind == ArtifactKind.DATA)).all()
-    for name, uri in rows:
-        ctx.store.download_uri(uri, out / name)
-    return {"sim": sim, "out": out, "ctx": ctx, "truth_dir": tmp / "sim" / "truth",
-            "names": sorted(n for n, _ in rows)}
+    return run_in_process(yaml.safe_load(EXAMPLE.read_text()), tmp_path_factory.mktemp("lrs"))
 
 
 def _truth(run, stem: str) -> Table:
@@ -146,10 +129,6 @@ def test_flux_calibration_against_the_truth(run, stem):
     assert abs(spread - 1) < 0.10
 
 
-def _gaussian_line(wl, centre, sigma, peak, c0, c1):
-    return c0 + c1 * (wl - centre) + peak * np.exp(-0.5 * ((wl - centre) / sigma) ** 2)
-
-
 @pytest.mark.parametrize("stem", NODS)
 def test_line_centroids(run, stem):
     x, t = _x1d(run, stem), _truth(run, stem)
@@ -162,7 +141,7 @@ def test_line_centroids(run, stem):
         near = good & (np.abs(x["WAVELENGTH"] - centre) < 3 * resel)
         wl, fl, err = x["WAVELENGTH"][near], x["FLUX"][near], x["FLUX_ERROR"][near]
         guess = (centre, resel / 2.355, float(fl.max() - np.median(fl)), float(np.median(fl)), 0.0)
-        popt, _ = curve_fit(_gaussian_line, wl, fl, p0=guess, sigma=err, absolute_sigma=True)
+        popt, _ = curve_fit(gaussian_line, wl, fl, p0=guess, sigma=err, absolute_sigma=True)
         # the source sits off the slit's centre line (target acquisition), which moves its
         # spectrum; the pipeline, knowing the commanded position only, gives each row the
         # wavelength of a centred source: the line is expected at the wavelength of its row

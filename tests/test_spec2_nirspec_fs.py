@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
@@ -48,15 +47,12 @@ from scipy.optimize import curve_fit
 from sqlalchemy import select
 from stdatamodels.jwst import datamodels as dm
 
-from services.console import ingest_paths
-from services.registry import embedded_context
-from services.simulator import simulate
 from services.stage2.asn import parse_level2_asn
 from services.stage2.spec2 import SPEC2, calibrate
 from shared.catalog import Artifact, ArtifactKind, Product
-from shared.config import Settings
 from shared.datamodels import read_product
-from shared.refdata import LocalReferences, deliver
+from shared.refdata import LocalReferences
+from tests.slit_examples import edited, gaussian_line, run_in_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
 
@@ -70,25 +66,8 @@ SLIT = (3.3, 0.2)  # S200A1's length and width, arcsec
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("nrsfs")
-    plan = yaml.safe_load(EXAMPLE.read_text())
-    plan["simulation"]["sky_level"] = 30.0  # e-/s per pixel (the default's 0.2 x 150)
-    sim = simulate(plan, tmp / "sim")
-    ctx, inline = embedded_context(Settings(var_dir=tmp / "var", _env_file=None))
-    deliver(ctx, sim.reference_paths, note="simulator references")
-    inline.run_until_idle()
-    ingest_paths(ctx, inline, [sim.plan_path, *sim.telemetry_paths])
-    failed = [(task, o.error) for task, o in inline.completed if o.status != "ok"]
-    assert not failed, failed
-    out = tmp / "products"
-    out.mkdir()
-    with ctx.catalog.session() as s:
-        rows = s.execute(select(Product.filename, Artifact.uri).join(Artifact)
-                         .where(Product.is_current, Artifact.kind == ArtifactKind.DATA)).all()
-    for name, uri in rows:
-        ctx.store.download_uri(uri, out / name)
-    return {"sim": sim, "out": out, "ctx": ctx, "truth_dir": tmp / "sim" / "truth",
-            "names": sorted(n for n, _ in rows)}
+    plan = edited(EXAMPLE, simulation={"sky_level": 30.0})  # e-/s per pixel (the default's 0.2 x 150)
+    return run_in_process(plan, tmp_path_factory.mktemp("nrsfs"))
 
 
 def _truth(run, stem: str) -> Table:
@@ -172,10 +151,6 @@ def test_flux_calibration_against_the_truth(run, stem):
     assert abs(spread - 1) < 0.10
 
 
-def _gaussian_line(wl, centre, sigma, peak, c0, c1):
-    return c0 + c1 * (wl - centre) + peak * np.exp(-0.5 * ((wl - centre) / sigma) ** 2)
-
-
 @pytest.mark.parametrize("stem", NODS)
 def test_line_centroids(run, stem):
     x, t = _x1d(run, stem), _truth(run, stem)
@@ -188,7 +163,7 @@ def test_line_centroids(run, stem):
         near = good & (np.abs(x["WAVELENGTH"] - centre) < 3 * resel)
         wl, fl, err = x["WAVELENGTH"][near], x["FLUX"][near], x["FLUX_ERROR"][near]
         guess = (centre, resel / 2.355, float(fl.max() - np.median(fl)), float(np.median(fl)), 0.0)
-        popt, _ = curve_fit(_gaussian_line, wl, fl, p0=guess, sigma=err, absolute_sigma=True)
+        popt, _ = curve_fit(gaussian_line, wl, fl, p0=guess, sigma=err, absolute_sigma=True)
         # the source sits off the slit's centre line (target acquisition), which moves its
         # spectrum along x; the pipeline gives each column the wavelength of a centred
         # source: the line is expected at the wavelength of the column it falls on

@@ -45,6 +45,6 @@ def _runner(calibrate_one):
 
 COMMAND = LocalCommand(IMAGE2, "_rate/_rateints FITS files, or Level-2 *_asn.json files (members are read from "
                                "the association's directory)", _runner(calibrate))
-SPEC2_COMMAND = LocalCommand(spec2.SPEC2, "_rate FITS files of slit spectra (MIR_LRS-FIXEDSLIT), or spec2 "
+SPEC2_COMMAND = LocalCommand(spec2.SPEC2, "_rate FITS files of slit spectra (MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT), or spec2 "
                                           "*_asn.json files (the other nods are their background members)",
                              _runner(spec2.calibrate))
