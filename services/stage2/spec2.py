@@ -63,8 +63,7 @@ from services.stage2.steps.photom import (
     spectral_conversion,
 )
 from services.stage2.steps.srctype import source_type
-from shared.datamodels import FitsProduct, SlitProduct, set_cards
-from shared.datamodels.keywords import SLIT_KEYWORDS
+from shared.datamodels import FitsProduct, set_cards, single_slit
 from shared.datamodels.spectra import x1d_product
 from shared.errors import InputError
 from shared.imaging_wcs import TelescopePointing, v23tosky
@@ -373,8 +372,8 @@ def _slit_cards(s: SpecState) -> dict[str, Any]:
     if s.trace is not None and s.trace.dispaxis == 1:
         length, width = s.slit_size
         scale = _pixel_scale(s.keywords)
-        return {"SLTNAME": str(s.keywords.get("FXD_SLIT") or "slit"), "SRCXPOS": s.source[1] * scale / width,
-                "SRCYPOS": s.source[0] * scale / length}
+        return {"SLTNAME": str(s.keywords.get("FXD_SLIT") or "slit"), "SOURCEID": 1,  # the primary slit's source
+                "SRCXPOS": s.source[1] * scale / width, "SRCYPOS": s.source[0] * scale / length}
     return {"SLTNAME": str(s.keywords.get("EXP_TYPE", "slit")), "SRCXPOS": s.source_pixel[0],
             "SRCYPOS": s.source_pixel[1]}
 
@@ -406,18 +405,6 @@ def _x1d_product(s: SpecState, header: dict) -> FitsProduct:
     slit = _slit_cards(s) if s.s2d is None else _rectified_cards(s)
     return x1d_product(s.x1d, header, {"SLTNAME": slit["SLTNAME"], "SRCTYPE": s.keywords.get("SRCTYPE"),
                                        "SRCXPOS": slit["SRCXPOS"], "SRCYPOS": slit["SRCYPOS"]})
-
-
-def _multi_slit(product: FitsProduct) -> FitsProduct:
-    """A NIRSpec fixed-slit product as the public pipeline writes it: a MultiSlitModel,
-    its one slit holding the arrays, the gwcs and the slit's own keywords. The slit's
-    cutout is the whole readout window (SLTSTRT 1, 1): its subarray holds that one slit."""
-    ny, nx = product.images["SCI"].shape[-2:]
-    own = {k: v for k, v in product.keywords.items() if k in SLIT_KEYWORDS}
-    slit = SlitProduct(images=dict(product.images), extra_meta=dict(product.extra_meta),
-                       keywords={**own, "SLTSTRT1": 1, "SLTSIZE1": nx, "SLTSTRT2": 1, "SLTSIZE2": ny, "SOURCEID": 1})
-    return FitsProduct("MultiSlitModel", keywords={k: v for k, v in product.keywords.items() if k not in SLIT_KEYWORDS},
-                       hdu_keywords=dict(product.hdu_keywords), slits=[slit])
 
 
 def run_spec2(
@@ -463,8 +450,8 @@ def run_spec2(
     s2d = _s2d_product(state, header(state, "resample_spec")) if state.s2d is not None else None
     x1d = _x1d_product(state, header(state, None)) if state.x1d is not None else None
     if state.trace is not None and state.trace.dispaxis == 1:  # NIRSpec: a product of slits
-        cal = _multi_slit(cal)
-        s2d = None if s2d is None else _multi_slit(s2d)
+        cal = single_slit(cal)
+        s2d = None if s2d is None else single_slit(s2d)
     return Spec2Output(cal, bsub, s2d, x1d, record, context or "N/A")
 
 

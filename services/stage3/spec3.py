@@ -57,9 +57,8 @@ from services.stage3.steps.outlier_detection import (
     flag_outliers_shifted,
     flag_outliers_slit,
 )
-from shared.datamodels import FitsProduct, SlitProduct, card_value, set_cards
+from shared.datamodels import FitsProduct, card_value, set_cards, single_slit
 from shared.datamodels.dqflags import PIXEL
-from shared.datamodels.keywords import SLIT_KEYWORDS
 from shared.datamodels.spectra import x1d_product
 from shared.errors import InputError
 from shared.instruments import keyword_pixel_scale
@@ -338,16 +337,6 @@ def _crf_product(product: FitsProduct, m: SlitExposure, cards: Mapping[str, Any]
     return crf
 
 
-def _slit_product(product: FitsProduct, slit_cards: Mapping[str, Any]) -> FitsProduct:
-    """A NIRSpec Level-3 product as the public pipeline writes it: a MultiSlitModel, its
-    one slit holding the arrays, the gwcs and ``slit_cards``."""
-    ny, nx = product.images["SCI"].shape
-    slit = SlitProduct(images=dict(product.images), extra_meta=dict(product.extra_meta),
-                       keywords={**slit_cards, "SLTSTRT1": 1, "SLTSIZE1": nx, "SLTSTRT2": 1, "SLTSIZE2": ny})
-    return FitsProduct("MultiSlitModel", keywords=dict(product.keywords), hdu_keywords=dict(product.hdu_keywords),
-                       slits=[slit])
-
-
 def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
               refs: Mapping[str, Reference] | None = None, software_version: str, created: str | None = None,
               context: str | None = None, asn_table: str | None = None,
@@ -394,8 +383,8 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
         s2d = FitsProduct(model_type="SlitModel", images={k: in_frame(v, first.dispaxis) for k, v in images.items()},
                           hdu_keywords={**other, "ERR": {"BUNIT": first.unit}}, extra_meta=wcs)
         set_cards(s2d, {**header, "BUNIT": first.unit})
-        if first.dispaxis == 1:
-            s2d = _slit_product(s2d, {k: v for k, v in s2d.keywords.items() if k in SLIT_KEYWORDS})
+        if first.dispaxis == 1:  # NIRSpec: a product of slits
+            s2d = single_slit(s2d)
     if state.x1d is not None:
         x1d = x1d_product(state.x1d, header, {k: header.get(k) for k in ("SLTNAME", "SRCTYPE", "SRCXPOS", "SRCYPOS")})
     source = None

@@ -10,10 +10,11 @@ from shared.datamodels.fits_io import (
     content_type,
     read_product,
     set_cards,
+    single_slit,
     write_output,
     write_product,
 )
 from shared.datamodels.keywords import KEYWORDS
 
 __all__ = ["KEYWORDS", "MULTI_SLIT_MODELS", "FitsProduct", "MalformedProductError", "SlitProduct", "card_value",
-           "content_type", "dqflags", "read_product", "set_cards", "write_output", "write_product"]
+           "content_type", "dqflags", "read_product", "set_cards", "single_slit", "write_output", "write_product"]

@@ -27,6 +27,7 @@ from shared.arrays import read_only
 from shared.datamodels.keywords import KEYWORDS, SLIT_KEYWORDS, UnknownKeywordError
 
 __all__ = ["MULTI_SLIT_MODELS", "FitsProduct", "MalformedProductError", "SlitProduct", "card_value", "content_type",
+           "single_slit",
            "meta_tree", "read_product", "set_cards", "write_output", "write_product"]
 
 ASDF_EXTNAME = "ASDF"
@@ -230,6 +231,20 @@ def content_type(filename: str) -> str:
     if filename.endswith(".json"):
         return "application/json"
     return "text/plain"  # ECSV tables, reports
+
+
+def single_slit(product: FitsProduct) -> FitsProduct:
+    """``product`` as a MultiSlitModel of one slit (as the public pipeline writes a NIRSpec
+    fixed slit's products): its arrays, its ``extra_meta`` (the gwcs) and its slit's own
+    keywords (:data:`SLIT_KEYWORDS`) in the slit, whose cutout is the whole of its arrays
+    (SLTSTRT1/2 1, SLTSIZE1/2 their shape); the other keywords stay the product's."""
+    ny, nx = product.images["SCI"].shape[-2:]
+    own = {k: v for k, v in product.keywords.items() if k in SLIT_KEYWORDS}
+    slit = SlitProduct(images=dict(product.images), extra_meta=dict(product.extra_meta),
+                       keywords={**own, "SLTSTRT1": 1, "SLTSIZE1": nx, "SLTSTRT2": 1, "SLTSIZE2": ny})
+    return FitsProduct("MultiSlitModel", {k: v for k, v in product.keywords.items() if k not in SLIT_KEYWORDS},
+                       tables=dict(product.tables), hdu_keywords={k: dict(v) for k, v in product.hdu_keywords.items()},
+                       slits=[slit])
 
 
 def read_product(path: str | Path) -> FitsProduct:
