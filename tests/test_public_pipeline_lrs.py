@@ -82,12 +82,12 @@ from services.stage2.spec2 import SPEC2
 from shared.datamodels import read_product
 from shared.refdata import LocalReferences
 from shared.spectra.extract import DEFAULT_WIDTH
+from tests.slit_examples import gaussian_line
 from tests.test_spec2_lrs import (
     BAND,
     LEVEL3,
     NODS,
     _compared,
-    _gaussian_line,
     _opened_wcs,
     _truth,
     _x1d,
@@ -230,7 +230,7 @@ def _line_offsets(run, stem: str) -> list[tuple[float, float]]:
         near = good & (np.abs(x["WAVELENGTH"] - centre) < 3 * resel)
         wl, fl, err = x["WAVELENGTH"][near], x["FLUX"][near], x["FLUX_ERROR"][near]
         guess = (centre, resel / 2.355, float(fl.max() - np.median(fl)), float(np.median(fl)), 0.0)
-        popt, _ = curve_fit(_gaussian_line, wl, fl, p0=guess, sigma=err, absolute_sigma=True)
+        popt, _ = curve_fit(gaussian_line, wl, fl, p0=guess, sigma=err, absolute_sigma=True)
         row = np.interp(centre, np.asarray(t["source_wavelength"])[order], rows[order])
         seen_at = float(np.interp(row, rows, np.asarray(t["wavelength"])))
         out.append((centre, (popt[0] - seen_at) / resel))
