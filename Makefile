@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast fault-test scale-test scale-bench bench lint clean install portal-screenshots
+.PHONY: demo test test-fast public-test fault-test scale-test scale-bench bench lint clean install portal-screenshots
 
 install: $(STAMP)
 
@@ -20,6 +20,11 @@ demo: $(STAMP)
 # Needs Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (.ci/run starts them).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The public pipeline (jwst) re-running our files and compared with ours (docs/compatibility.md:
+# tests/test_public_pipeline*.py): about 6 minutes on 2 cores; .ci/run runs them after `make test`.
+public-test: $(STAMP)
+	DMS_RUN_PUBLIC=1 $(BIN)/python -m pytest -m public tests
 
 # The fault tests (tests/faults, docs/operations.md): the whole system while a worker is
 # killed, the object store is down, database connections drop or telemetry comes twice.

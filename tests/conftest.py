@@ -26,6 +26,9 @@ def pytest_collection_modifyitems(config, items):
         skips["slow"] = pytest.mark.skip(reason="slow; set DMS_RUN_SLOW=1 to run")
     if os.environ.get("DMS_RUN_FAULTS") != "1":
         skips["faults"] = pytest.mark.skip(reason="fault test; `make fault-test` runs them (DMS_RUN_FAULTS=1)")
+    if os.environ.get("DMS_RUN_PUBLIC") != "1":
+        skips["public"] = pytest.mark.skip(reason="the public pipeline on our files; `make public-test` runs them "
+                                                  "(DMS_RUN_PUBLIC=1)")
     for item in items:
         for marker, skip in skips.items():
             if marker in item.keywords:

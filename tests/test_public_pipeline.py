@@ -55,7 +55,7 @@ from shared.datamodels.dqflags import PIXEL
 from shared.refdata import LocalReferences
 from tests.catalog_scoring import score_catalog, truth_stars
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.public]
 
 REPO = Path(__file__).resolve().parents[1]
 CREATED = "2026-01-01T00:00:00"

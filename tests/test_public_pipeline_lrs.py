@@ -94,7 +94,8 @@ from tests.test_spec2_lrs import (
 )
 from tests.test_spec2_lrs import run as run  # noqa: F401  (the LRS chain through the system, shared)
 
-pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
+pytestmark = [pytest.mark.integration, pytest.mark.public,
+              pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
 
 @pytest.fixture(scope="module")
 def lrs(run, tmp_path_factory):  # noqa: F811  (the fixture imported above)

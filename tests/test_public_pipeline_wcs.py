@@ -40,7 +40,7 @@ from tests.imaging_chain import ChainRun, run_chain
 jwst = pytest.importorskip("jwst")
 dm = pytest.importorskip("stdatamodels.jwst.datamodels")
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.public]
 
 MAX_MAS = 1.0
 DESCRIPTION = {
