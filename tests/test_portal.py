@@ -347,7 +347,12 @@ def test_following_a_linkage_from_level3_down_to_the_raw_exposure(page, program,
 def test_keyboard_alone_reaches_search_results_and_an_observation(page, program):
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    url = page.url
     page.keyboard.press("Enter")
+    # The skip link moves the focus to the content and leaves the address (the page) alone: a
+    # change of route would redraw the form and lose what is typed next.
+    assert page.evaluate("document.activeElement.id") == "main"
+    assert page.url == url
     # Tab to the program field, type, submit with Enter; then Tab through to the first result.
     for _ in range(10):
         page.keyboard.press("Tab")

@@ -1292,6 +1292,12 @@ async function start() {
     }
   }
   showAccount();
+  // The skip link moves the focus to the content and leaves the address alone: "#main" is no
+  // route, and following it would redraw the page under someone already typing in its form.
+  document.querySelector("a.skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("main").focus();
+  });
   window.addEventListener("hashchange", route);
   await route();
   document.body.dataset.ready = "true";
