@@ -156,3 +156,27 @@ def test_a_product_of_many_slits_opens_as_the_public_multislit_model(tmp_path):
         assert set(got.images) == set(want.images)
         assert all(np.array_equal(got.images[k], want.images[k]) for k in want.images)
         assert np.allclose(got.extra_meta["meta.wcs"](3.0, 4.0), want.extra_meta["meta.wcs"](3.0, 4.0))
+
+
+def test_a_product_becomes_a_multislit_product_of_one_slit_holding_all_of_it():
+    """single_slit moves the arrays, the gwcs and the slit's own keywords into one slit
+    whose cutout is the whole window; the exposure's keywords and tables stay the product's."""
+    from shared.datamodels import single_slit
+
+    rng = np.random.default_rng(5)
+    images = {"SCI": rng.normal(size=(20, 50)).astype(np.float32), "DQ": np.zeros((20, 50), np.uint32)}
+    table = np.zeros(3, dtype=[("WAVELENGTH", "f8"), ("FLUX", "f8")])
+    wcs = _slit_gwcs(10.0, 20.0)
+    product = FitsProduct(model_type="SlitModel", images=images, tables={"EXTRACT1D": table},
+                          keywords={"TELESCOP": "JWST", "EXP_TYPE": "NRS_FIXEDSLIT", "SLTNAME": "S200A1",
+                                    "SOURCEID": 1, "SRCXPOS": 0.1, "SRCYPOS": -0.3, "SRCTYPE": "POINT"},
+                          extra_meta={"meta.wcs": wcs}, hdu_keywords={"SCI": {"BUNIT": "MJy"}})
+    multi = single_slit(product)
+    assert multi.model_type == "MultiSlitModel" and len(multi.slits) == 1
+    slit = multi.slits[0]
+    assert slit.keywords == {"SLTNAME": "S200A1", "SOURCEID": 1, "SRCXPOS": 0.1, "SRCYPOS": -0.3, "SRCTYPE": "POINT",
+                             "SLTSTRT1": 1, "SLTSIZE1": 50, "SLTSTRT2": 1, "SLTSIZE2": 20}
+    assert slit.images["SCI"] is images["SCI"] and slit.extra_meta["meta.wcs"] is wcs
+    assert multi.keywords == {"TELESCOP": "JWST", "EXP_TYPE": "NRS_FIXEDSLIT"}
+    assert multi.tables["EXTRACT1D"] is table and multi.hdu_keywords == {"SCI": {"BUNIT": "MJy"}}
+    assert not multi.images  # the arrays are the slit's alone

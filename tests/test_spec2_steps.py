@@ -17,7 +17,9 @@ from shared.spectra import (
     boxcar_extract,
     in_frame,
     rectify_slit,
+    slit_length,
     slit_trace,
+    slit_width,
     wavelength_image,
 )
 from shared.spectra.wcs import rectified_gwcs, slit_gwcs
@@ -57,6 +59,20 @@ def _transposed(table):
     return out
 
 
+def test_the_slits_length_and_width_are_the_long_and_short_sides_of_its_corners_on_the_sky():
+    # a 0.2" x 3.3" slit turned 30 degrees on the V2/V3 plane, corners counter-clockwise
+    turn = np.radians(30.0)
+    corners = np.array([[-0.1, -1.65], [0.1, -1.65], [0.1, 1.65], [-0.1, 1.65]])
+    v2 = 300.0 + corners[:, 0] * np.cos(turn) - corners[:, 1] * np.sin(turn)
+    v3 = -500.0 + corners[:, 0] * np.sin(turn) + corners[:, 1] * np.cos(turn)
+    header = {f"V2VERT{i + 1}": v2[i] for i in range(4)} | {f"V3VERT{i + 1}": v3[i] for i in range(4)}
+    assert slit_length(header) == pytest.approx(3.3) and slit_width(header) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="no slit corners"):
+        slit_width({k: v for k, v in header.items() if k != "V3VERT2"})
+    with pytest.raises(ValueError, match="no slit corners"):
+        slit_length({**header, "V2VERT1": "left"})
+
+
 def test_a_slit_dispersed_along_x_is_the_transposed_slit():
     table = _wavetable()
     rows = slit_trace(table, 101.0, 201.0, xstart=91, ystart=181, ny=60)
@@ -66,7 +82,9 @@ def test_a_slit_dispersed_along_x_is_the_transposed_slit():
     np.testing.assert_allclose(columns.wavelength, rows.wavelength, equal_nan=True)
     np.testing.assert_allclose(columns.x, rows.x, equal_nan=True)
     window = np.arange(60 * 30, dtype=np.float32).reshape(30, 60)  # (ny, nx) of the NIRSpec-like window
-    assert in_frame(window, 1).shape == (60, 30) and in_frame(in_frame(window, 1), 1) is not window
+    frame = in_frame(window, 1)
+    assert frame.shape == (60, 30) and frame[7, 3] == window[3, 7]
+    assert np.shares_memory(frame, window)  # a view: a step writing the frame writes the window
     np.testing.assert_array_equal(in_frame(in_frame(window, 1), 1), window)
     assert in_frame(window, 2) is window
     with pytest.raises(ValueError, match="DISPAXIS must be 1 or 2"):

@@ -17,6 +17,7 @@ __all__ = [
     "IMAGING_EXP_TYPES",
     "NODDED_SLIT_EXP_TYPES",
     "NODDED_SLIT_RULES",
+    "NoddedSlitRules",
     "Candidate",
     "all_candidates",
     "candidate_text",
@@ -29,9 +30,27 @@ __all__ = [
 
 # Exposure types the imaging rules (Asn_Lv2Image*, Asn_Lv3Image, Asn_Lv3TSO) take.
 IMAGING_EXP_TYPES = frozenset({"NRC_IMAGE", "NRC_TSIMAGE", "MIR_IMAGE", "NIS_IMAGE", "FGS_IMAGE"})
-# Slit spectroscopy whose exposures are nodded along the slit (each nod the others'
-# background), and the public Level-2 rule that associates them.
-NODDED_SLIT_RULES: dict[str, str] = {"MIR_LRS-FIXEDSLIT": "Asn_Lv2MIRLRSFixedSlitNod", "NRS_FIXEDSLIT": "Asn_Lv2NRSFSS"}
+
+
+@dataclass(frozen=True)
+class NoddedSlitRules:
+    """How the public rules associate a slit mode whose exposures are nodded along the
+    slit (each nod the others' background): its Level-2 and Level-3 rules; whether the
+    Level-3 association lists each nod's ``_x1d`` as a background member beside its
+    ``_cal`` (the LRS's rule does); whether its Level-3 product name carries the source and
+    slit placeholders (NIRSpec's, :meth:`shared.naming.Level3Name.build`)."""
+
+    level2: str
+    level3: str
+    x1d_members: bool
+    per_source: bool
+
+
+NODDED_SLIT_RULES: dict[str, NoddedSlitRules] = {
+    "MIR_LRS-FIXEDSLIT": NoddedSlitRules("Asn_Lv2MIRLRSFixedSlitNod", "Asn_Lv3SpectralTarget",
+                                         x1d_members=True, per_source=False),
+    "NRS_FIXEDSLIT": NoddedSlitRules("Asn_Lv2NRSFSS", "Asn_Lv3NRSFSS", x1d_members=False, per_source=True),
+}
 NODDED_SLIT_EXP_TYPES = frozenset(NODDED_SLIT_RULES)
 
 FIRST_DISCOVERED = 3001

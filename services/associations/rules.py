@@ -216,7 +216,7 @@ def nod_specs(plan: Plan, state: ProgramState) -> list[AsnSpec]:
                     waiting.extend(_expected(orec, oname, "rate"))
             products = () if waiting else tuple(AsnProduct(_stem(m.expname), (m, *background)) for m in science)
             specs.append(AsnSpec(
-                acid=acid, asn_type="spec2", asn_rule=f"candidate_{NODDED_SLIT_RULES[obs.exp_type.upper()]}", level=2,
+                acid=acid, asn_type="spec2", asn_rule=f"candidate_{NODDED_SLIT_RULES[obs.exp_type.upper()].level2}", level=2,
                 name=name.exposure_id, target=str(obs.target_id),
                 constraints=_constraints(program=int(plan.program), **_optical(obs), exp_type=obs.exp_type,
                                          patttype=obs.dither.pattern_type, asn_candidate=acid),
@@ -255,8 +255,7 @@ def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation
 
 def _lv3_rule(cand: Candidate, asn_type: str, first: Observation) -> str:
     if asn_type == "spec3":
-        fixed_slit = first.exp_type.upper() == "NRS_FIXEDSLIT"
-        return "candidate_Asn_Lv3NRSFSS" if fixed_slit else "candidate_Asn_Lv3SpectralTarget"
+        return f"candidate_{NODDED_SLIT_RULES[first.exp_type.upper()].level3}"
     if asn_type == "tso3":
         return "candidate_Asn_Lv3TSO"
     if cand.kind == "a":
@@ -277,11 +276,12 @@ def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
                 continue
             seen.add(key)
             first = obs_list[0]
+            slit = NODDED_SLIT_RULES.get(first.exp_type.upper())
             # A mosaic is not constrained on target; the generator names it t000.
             target = "t000" if cand.type == "MOSAIC" else f"t{first.target_id:03d}"
             product = Level3Name.build(plan.program, cand.acid, target, first.instrument,
                                        [first.filter, first.pupil], first.subarray, "i2d",
-                                       fixed_slit=first.exp_type.upper() == "NRS_FIXEDSLIT").product_name
+                                       fixed_slit=slit is not None and slit.per_source).product_name
             members: list[Member] = []
             expected: list[str] = []
             waiting: list[str] = []
@@ -290,8 +290,8 @@ def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
                 rec = state.exposure(name.exposure_id)
                 text = candidate_text(candidates_of(obs.number, candidates)).lower()
                 roles = [(suffix, "science")]
-                if asn_type == "spec3" and obs.exp_type.upper() != "NRS_FIXEDSLIT":
-                    roles.append(("x1d", "background"))  # each LRS nod's spectrum too, as its public rule lists it
+                if slit is not None and slit.x1d_members:
+                    roles.append(("x1d", "background"))  # each nod's spectrum too, as the LRS's public rule lists it
                 for member_suffix, exptype in roles:
                     found = _members(rec, member_suffix, exptype, text)
                     members.extend(found)

@@ -82,6 +82,7 @@ from shared.pipeline import (
 )
 from shared.refdata import Reference, ReferenceFileError, ReferenceProvider, load_references
 from shared.spectra import (
+    SLIT_EXP_TYPES,
     ExtractParams,
     Rectified,
     SlitTrace,
@@ -99,8 +100,6 @@ from shared.spectra.wcs import rectified_gwcs, slit_gwcs
 __all__ = ["SLIT_EXP_TYPES", "SPEC2", "Spec2Options", "Spec2Output", "SpecState", "calibrate", "run_spec2"]
 
 log = logging.getLogger(__name__)
-
-SLIT_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT", "NRS_FIXEDSLIT"})
 
 
 class Spec2Options(BaseModel):

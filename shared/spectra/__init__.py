@@ -7,6 +7,7 @@ spectrum into the public ``spectable`` layout (:mod:`.extract`, the ``_x1d``).
 """
 
 from shared.spectra.extract import (
+    SLIT_EXP_TYPES,
     SPECTABLE_DTYPE,
     SPECTABLE_UNITS,
     ExtractParams,
@@ -25,6 +26,7 @@ from shared.spectra.trace import (
 )
 
 __all__ = [
+    "SLIT_EXP_TYPES",
     "SPECTABLE_DTYPE",
     "SPECTABLE_UNITS",
     "ExtractParams",

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.datamodels.dqflags import PIXEL
 
-__all__ = ["DEFAULT_WIDTH", "SPECTABLE_DTYPE", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
+__all__ = ["DEFAULT_WIDTH", "SLIT_EXP_TYPES", "SPECTABLE_DTYPE", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
 
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
 _VARS = ("POISSON", "RNOISE", "FLAT")
@@ -64,6 +64,10 @@ def spectable_units(table: np.ndarray) -> dict[str, str]:
 #: enough that a source nodded 1" from a 3.3" slit's centre keeps it inside the slit.
 DEFAULT_WIDTH: dict[str, float] = {"MIR_LRS-FIXEDSLIT": 13.0, "NRS_FIXEDSLIT": 7.0}
 
+#: The slit modes (EXP_TYPE) calwebb_spec2 and calwebb_spec3 calibrate: those with a
+#: default extraction width.
+SLIT_EXP_TYPES = frozenset(DEFAULT_WIDTH)
+
 
 class ExtractParams(BaseModel):
     """Parameters of extract_1d."""
@@ -78,11 +82,19 @@ class ExtractParams(BaseModel):
                         "pixels; none for a nod-subtracted spectrum.")
 
     def for_mode(self, exp_type: str) -> ExtractParams:
-        """These parameters with the width the mode takes by default filled in (13 pixels
-        for a mode :data:`DEFAULT_WIDTH` does not know)."""
+        """These parameters with the width the mode takes by default filled in.
+
+        Raises
+        ------
+        ValueError
+            No width is given and ``exp_type`` is not a slit mode."""
         if self.width is not None:
             return self
-        return self.model_copy(update={"width": DEFAULT_WIDTH.get(str(exp_type).upper(), 13.0)})
+        mode = str(exp_type).upper()
+        if mode not in DEFAULT_WIDTH:
+            raise ValueError(f"no default extraction width for EXP_TYPE {mode}; give one (one of "
+                             f"{', '.join(sorted(SLIT_EXP_TYPES))} has a default)")
+        return self.model_copy(update={"width": DEFAULT_WIDTH[mode]})
 
 
 _DEFAULT_PARAMS = ExtractParams().for_mode("MIR_LRS-FIXEDSLIT")
