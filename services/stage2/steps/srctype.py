@@ -2,15 +2,19 @@
 
 As in the public pipeline: the observer's choice (SRCTYAPT, from the plan) when it is
 POINT or EXTENDED; otherwise a background exposure (BKGDTARG true) is EXTENDED, and the
-slit modes (MIRI LRS, NIRSpec fixed slit) default to POINT.
+slit modes (MIRI LRS, NIRSpec fixed slit) default to POINT. A NIRSpec MOS slitlet's source
+is typed by its stellarity in the MSA metadata (:func:`slitlet_source_type`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["source_type"]
+__all__ = ["POINT_STELLARITY", "slitlet_source_type", "source_type"]
 
+#: A MOS source more star-like than this (stellarity, 0 to 1) is a point source, as the
+#: public step's fixed threshold has it.
+POINT_STELLARITY = 0.75
 _POINT_BY_DEFAULT = ("MIR_LRS-FIXEDSLIT", "MIR_LRS-SLITLESS", "NRS_FIXEDSLIT", "NRS_BRIGHTOBJ")
 
 
@@ -25,3 +29,14 @@ def source_type(keywords: Mapping) -> tuple[str, str]:
     if exp_type in _POINT_BY_DEFAULT:
         return "POINT", f"the default of {exp_type}"
     return "EXTENDED", f"the default of {exp_type or 'an unknown mode'}"
+
+
+def slitlet_source_type(stellarity: float) -> tuple[str, str]:
+    """(SRCTYPE, why) of a NIRSpec MOS slitlet's source from its stellarity (SOURCE_INFO):
+    POINT above :data:`POINT_STELLARITY` and when unknown (negative), EXTENDED otherwise,
+    as the public step has it."""
+    if stellarity < 0.0:
+        return "POINT", f"stellarity unknown ({stellarity:g})"
+    if stellarity > POINT_STELLARITY:
+        return "POINT", f"stellarity {stellarity:.2f} > {POINT_STELLARITY}"
+    return "EXTENDED", f"stellarity {stellarity:.2f} <= {POINT_STELLARITY}"

@@ -1,0 +1,162 @@
+"""NIRSpec MOS pieces of the pipeline: the slitlets an exposure opened (from the MSA
+metadata), where shutters image (the MOS SPECWCS geometry), the shutters stuck open
+(MSAOPER) and their footprint, the source type from stellarity."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from services.stage2.steps.msaflagopen import flag_failed_open
+from services.stage2.steps.srctype import slitlet_source_type
+from shared.datamodels.dqflags import PIXEL
+from shared.spectra.msa import MsaGeometry, failed_open_shutters, open_slitlets, shutter_footprint
+
+SHUTTER_DTYPE = [("slitlet_id", "i2"), ("msa_metadata_id", "i2"), ("shutter_quadrant", "i2"), ("shutter_row", "i2"),
+                 ("shutter_column", "i2"), ("source_id", "i4"), ("background", "U1"), ("shutter_state", "U6"),
+                 ("estimated_source_in_shutter_x", "f4"), ("estimated_source_in_shutter_y", "f4"),
+                 ("dither_point_index", "i2"), ("primary_source", "U1"), ("fixed_slit", "U5")]
+SOURCE_DTYPE = [("program", "i4"), ("source_id", "i4"), ("source_name", "U20"), ("alias", "U31"), ("ra", "f8"),
+                ("dec", "f8"), ("stellarity", "f8")]
+CARDS = {"MSAX0": 300.0, "ROWPITCH": 2.7, "COLPITCH": 5.3, "Q1Y0": 100.0, "Q3Y0": 1030.0, "SHUTWID": 0.2,
+         "SHUTPTCH": 0.53, "PIXSCALE": 0.1}
+
+
+def _plan(nod=(0, 1, -1)):
+    """Two sources' three-shutter slitlets nodded over three dither points, a background
+    slitlet of two shutters, and another configuration's shutter."""
+    rows = []
+    for point, shift in enumerate(nod, start=1):
+        for slitlet, (q, r, c, source, x, y) in enumerate(((1, 40, 60, 7, 0.3, 0.6), (3, 200, 20, 9, 0.5, 0.45)), 1):
+            for d in (-1, 0, 1):
+                primary = d == shift
+                rows.append((slitlet, 5, q, r, c + d, source, "N" if primary else "Y", "OPEN", x if primary else np.nan,
+                             y if primary else np.nan, point, "Y" if primary else "N", "NONE"))
+        for c in (100, 101):
+            rows.append((3, 5, 1, 300, c, 0, "Y", "OPEN", np.nan, np.nan, point, "N", "NONE"))
+    rows.append((1, 6, 1, 10, 10, 7, "N", "OPEN", 0.5, 0.5, 1, "Y", "NONE"))
+    sources = np.array([(1234, 7, "1234_7", "a", 53.1, -27.8, 0.9), (1234, 9, "1234_9", "b", 53.2, -27.7, 0.2)],
+                       SOURCE_DTYPE)
+    return np.array(rows, SHUTTER_DTYPE), sources
+
+
+def test_the_slitlets_of_an_exposure_follow_its_configuration_and_dither_point():
+    shutters, sources = _plan()
+    first = open_slitlets(shutters, sources, 5, 1, program="1234")
+    assert [s.slitlet_id for s in first] == [1, 2, 3]
+    one, two, background = first
+    assert (one.quadrant, one.row, one.columns, one.primary, one.source_id) == (1, 40, (59, 60, 61), 60, 7)
+    assert one.source_x == pytest.approx(-0.2) and one.source_y == pytest.approx(0.1)
+    assert (one.source_name, one.source_ra, one.stellarity) == ("1234_7", 53.1, 0.9)
+    assert one.shutter_state == "1x1" and one.name == "1"
+    assert (two.quadrant, two.source_id) == (3, 9)
+    # a background slitlet: no primary shutter, its source id its slitlet id, as the public pipeline names it
+    assert background.primary is None and background.source_id == 3 and background.source_name == "1234_BKG3"
+    assert background.shutter_state == "11" and background.columns == (100, 101)
+    # the nod: the source sits in the shutter above at point 2, below at point 3
+    assert open_slitlets(shutters, sources, 5, 2)[0].primary == 61
+    assert open_slitlets(shutters, sources, 5, 3)[0].shutter_state == "x11"
+    # the other configuration
+    assert [(s.slitlet_id, s.columns) for s in open_slitlets(shutters, sources, 6, 1)] == [(1, (10,))]
+
+
+def test_a_shutter_without_an_estimated_place_holds_its_source_at_the_centre():
+    shutters, sources = _plan()
+    shutters["estimated_source_in_shutter_x"] = np.nan
+    assert open_slitlets(shutters, sources, 5, 1)[0].source_x == 0.0
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda t, s: (t[(t["msa_metadata_id"] == 5)], s, 5, 4), "opens no shutter for MSA configuration 5 at dither point 4"),
+    (lambda t, s: (t[t["shutter_column"] != 60], s, 5, 1), "not consecutive shutters of one row"),
+    (lambda t, s: (_set(t, t["slitlet_id"] == 1, "primary_source", "Y"), s, 5, 1), "3 shutters hold the primary"),
+    (lambda t, s: (t, s[s["source_id"] != 9], 5, 1), "its source 9 is not in SOURCE_INFO"),
+    (lambda t, s: (_drop(t, "dither_point_index"), s, 5, 1), "no dither_point_index column"),
+])
+def test_an_msa_plan_the_pipeline_cannot_follow_is_refused_with_why(change, message):
+    shutters, sources = _plan()
+    with pytest.raises(ValueError, match=message):
+        open_slitlets(*change(shutters, sources))
+
+
+def _set(table, where, column, value):
+    table = table.copy()
+    table[column][where] = value
+    return table
+
+
+def _drop(table, column):
+    names = [n for n in table.dtype.names if n != column]
+    return table[names]
+
+
+def test_shutters_image_at_their_quadrants_place_and_a_slitlet_at_its_middle():
+    g = MsaGeometry.from_cards(CARDS)
+    assert g.reference_point(1, 1, 1) == (300.0, 100.0)
+    assert g.reference_point(3, 365, 171) == pytest.approx((300.0 + 2.7 * 364, 1030.0 + 5.3 * 170))
+    shutters, sources = _plan()
+    one = open_slitlets(shutters, sources, 5, 2)[0]  # nodded: the source in column 61
+    assert g.slitlet_reference(one) == pytest.approx(g.reference_point(1, 40, 60))
+    along, across = g.source_offset(one)
+    assert along == pytest.approx((1 + 0.1) * 5.3) and across == pytest.approx(-0.2 * 2.7)
+    assert g.half_length(3) == pytest.approx(7.95)
+    assert g.source_offset(open_slitlets(shutters, sources, 5, 1)[2]) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="quadrant 2 does not image on this detector"):
+        g.reference_point(2, 1, 1)
+    with pytest.raises(ValueError, match="no MSA geometry card ROWPITCH"):
+        MsaGeometry.from_cards({k: v for k, v in CARDS.items() if k != "ROWPITCH"})
+    with pytest.raises(ValueError, match="no quadrant images on this detector"):
+        MsaGeometry.from_cards({k: v for k, v in CARDS.items() if k not in ("Q1Y0", "Q3Y0")})
+    with pytest.raises(ValueError, match="not a number"):
+        MsaGeometry.from_cards({**CARDS, "MSAX0": "left"})
+
+
+def test_the_failed_open_shutters_are_those_open_in_any_state():
+    msaoper = {"msaoper": [
+        {"Q": 1, "x": 40, "y": 12, "state": "open", "TA state": "open", "Internal state": "normal"},
+        {"Q": 3, "x": 7, "y": 150, "state": "closed", "TA state": "closed", "Internal state": "open"},
+        {"Q": 1, "x": 9, "y": 9, "state": "closed", "TA state": "closed", "Internal state": "normal"},
+    ]}
+    assert failed_open_shutters(msaoper) == [(1, 40, 12), (3, 7, 150)]
+    with pytest.raises(ValueError, match="no 'msaoper' list"):
+        failed_open_shutters({"shutters": []})
+    with pytest.raises(ValueError, match="MSAOPER shutter 0: no quadrant Q"):
+        failed_open_shutters({"msaoper": [{"Q": 1, "x": "left", "y": 2, "state": "open"}]})
+
+
+def _shutter_table():
+    """A shutter's trace in the SPECWCS layout: wavelength rising along x over 200 columns
+    from -50 to +149 about the reference point, the trace rising 0.01 px per column."""
+    d = np.arange(-50.0, 150.0)
+    table = np.zeros(d.size, dtype=[(c, "<f8") for c in ("x_center", "y_center", "wavelength")])
+    table["x_center"], table["y_center"], table["wavelength"] = d, 0.01 * d, 2.0 + 0.01 * d
+    return table
+
+
+def test_a_failed_open_shutters_spectrum_is_flagged_and_nothing_else():
+    g = MsaGeometry.from_cards(CARDS)
+    shape = (64, 400)  # a window from full-frame (201, 91): quadrant 1's row 20, column 1's image at y 100
+    stuck = [(1, 20, 1), (2, 20, 1), (1, 20, 40)]  # the second on another detector, the third off the window
+    mask = shutter_footprint(_shutter_table(), g, stuck, shape, xstart=201, ystart=91)
+    imx, imy = g.reference_point(1, 20, 1)  # 351.3, 100
+    x0, y0 = imx - 201, imy - 91  # 0-based window pixel of the reference point
+    cols = np.flatnonzero(mask.any(axis=0))
+    assert cols[0] == math.ceil(x0 - 50) and cols[-1] == math.floor(x0 + 149)
+    rows = np.flatnonzero(mask[:, int(round(x0))])
+    assert abs(rows.mean() - y0) < 0.5 and rows.size in (5, 6)  # one pitch, 5.3 px, about the trace
+    assert mask.sum() == pytest.approx(200 * 5.3, rel=0.05)
+    dq = np.zeros(shape, np.uint32)
+    dq[0, 0] = PIXEL["DO_NOT_USE"]
+    flagged, n = flag_failed_open(dq, mask)
+    assert n == mask.sum() and np.array_equal(flagged & PIXEL["MSA_FAILED_OPEN"] > 0, mask)
+    assert flagged[0, 0] & PIXEL["DO_NOT_USE"] and dq[5, 150] == 0  # the input is left alone
+    with pytest.raises(ValueError, match="not the DQ's shape"):
+        flag_failed_open(dq, mask[:10])
+
+
+@pytest.mark.parametrize(("stellarity", "kind"), [(0.9, "POINT"), (0.75, "EXTENDED"), (0.1, "EXTENDED"),
+                                                  (-1.0, "POINT")])
+def test_a_mos_source_is_typed_by_its_stellarity(stellarity, kind):
+    assert slitlet_source_type(stellarity)[0] == kind
