@@ -120,7 +120,7 @@ def compare_products(old: FitsProduct, new: FitsProduct) -> dict[str, Any]:
             raise _NotComparable(f"model type {old.model_type} differs from {new.model_type}")
         old_sci, new_sci = old.images.get("SCI"), new.images.get("SCI")
         if old_sci is None or new_sci is None:
-            tables = sorted(set(old.tables) | set(new.tables))
+            tables = sorted(set(old.tables) | set(new.tables) | ({"EXTRACT1D"} if old.spectra or new.spectra else set()))
             raise _NotComparable(f"{new.model_type} has no SCI image to compare"
                                  + (f" (tables only: {', '.join(tables)})" if tables else ""))
         if old_sci.shape != new_sci.shape:

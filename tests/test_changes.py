@@ -12,7 +12,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import QTable
 
 from shared.changes import REL_FLOOR_FRACTION, compare_catalogs, compare_files, summary
-from shared.datamodels import FitsProduct, dqflags, write_output
+from shared.datamodels import FitsProduct, SpectrumTable, dqflags, write_output
 
 DNU = dqflags.PIXEL["DO_NOT_USE"]
 SAT = dqflags.PIXEL["SATURATED"]
@@ -208,7 +208,7 @@ def test_segmentation_map(tmp_path):
 
 def test_fits_without_sci(tmp_path):
     table = np.array([(1.0, 2.0)], dtype=[("WAVELENGTH", ">f8"), ("FLUX", ">f8")])
-    x1d = FitsProduct("MultiSpecModel", keywords=dict(KW), tables={"EXTRACT1D": table})
+    x1d = FitsProduct("MultiSpecModel", keywords=dict(KW), spectra=[SpectrumTable(table)])
     changes = compare_files(*_pair(tmp_path, RATE.replace("_rate", "_x1d"), x1d, x1d))
     assert changes == {"comparable": False, "why": "MultiSpecModel has no SCI image to compare (tables only: EXTRACT1D)."}
 

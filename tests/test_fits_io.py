@@ -180,3 +180,34 @@ def test_a_product_becomes_a_multislit_product_of_one_slit_holding_all_of_it():
     assert multi.keywords == {"TELESCOP": "JWST", "EXP_TYPE": "NRS_FIXEDSLIT"}
     assert multi.tables["EXTRACT1D"] is table and multi.hdu_keywords == {"SCI": {"BUNIT": "MJy"}}
     assert not multi.images  # the arrays are the slit's alone
+
+
+def test_a_product_of_many_spectra_opens_as_the_public_multispec_model(tmp_path):
+    """Each spectrum of an _x1d is an EXTRACT1D extension with its EXTVER and its own cards;
+    stdatamodels opens them as the MultiSpecModel's spectra, and reading gives them back."""
+    from stdatamodels.jwst import datamodels as dm
+
+    from shared.datamodels import read_product
+    from shared.datamodels.spectra import x1d_product
+    from shared.spectra import SPECTABLE_DTYPE
+
+    spectra = []
+    for i in range(3):
+        table = np.zeros(5, SPECTABLE_DTYPE)
+        table["WAVELENGTH"], table["FLUX"] = np.linspace(1.0, 2.0, 5), 10.0 * (i + 1)
+        spectra.append((table, {"SLTNAME": str(i + 1), "SOURCEID": 100 + i, "SRCTYPE": "POINT", "SRCXPOS": None}))
+    product = x1d_product(spectra, {"TELESCOP": "JWST", "INSTRUME": "NIRSPEC", "EXP_TYPE": "NRS_MSASPEC",
+                                    "SOURCEID": 7, "SLTNAME": "exposure's"})
+    path = write_product(tmp_path / "jw01234001001_01101_00001_nrs1_x1d.fits", product)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with dm.open(str(path)) as model:
+            assert isinstance(model, dm.MultiSpecModel) and len(model.spec) == 3
+            for spec, (table, cards) in zip(model.spec, spectra, strict=True):
+                assert spec.name == cards["SLTNAME"] and spec.source_id == cards["SOURCEID"]
+                assert np.array_equal(spec.spec_table["FLUX"], table["FLUX"])
+    back = read_product(path)
+    assert [s.keywords["SOURCEID"] for s in back.spectra] == [100, 101, 102]
+    assert back.spectra[0].keywords["TUNIT2"] == "Jy" and "SRCXPOS" not in back.spectra[0].keywords
+    assert "SOURCEID" not in back.keywords and not back.tables  # the slit's cards are the spectra's alone
+    assert np.array_equal(back.spectra[2].table["FLUX"], spectra[2][0]["FLUX"])

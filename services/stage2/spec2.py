@@ -402,8 +402,8 @@ def _s2d_product(s: SpecState, header: dict) -> FitsProduct:
 
 def _x1d_product(s: SpecState, header: dict) -> FitsProduct:
     slit = _slit_cards(s) if s.s2d is None else _rectified_cards(s)
-    return x1d_product(s.x1d, header, {"SLTNAME": slit["SLTNAME"], "SRCTYPE": s.keywords.get("SRCTYPE"),
-                                       "SRCXPOS": slit["SRCXPOS"], "SRCYPOS": slit["SRCYPOS"]})
+    return x1d_product([(s.x1d, {"SLTNAME": slit["SLTNAME"], "SRCTYPE": s.keywords.get("SRCTYPE"),
+                                 "SRCXPOS": slit["SRCXPOS"], "SRCYPOS": slit["SRCYPOS"]})], header)
 
 
 def run_spec2(

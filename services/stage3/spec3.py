@@ -386,7 +386,7 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
         if first.dispaxis == 1:  # NIRSpec: a product of slits
             s2d = single_slit(s2d)
     if state.x1d is not None:
-        x1d = x1d_product(state.x1d, header, {k: header.get(k) for k in ("SLTNAME", "SRCTYPE", "SRCXPOS", "SRCYPOS")})
+        x1d = x1d_product([(state.x1d, {k: header.get(k) for k in ("SLTNAME", "SRCTYPE", "SRCXPOS", "SRCYPOS")})], header)
     source = None
     if first.dispaxis == 1:  # NIRSpec: the primary slit's source (SOURCEID, 1) and its name
         source = (int(first.keywords.get("SOURCEID") or 1), str(first.keywords.get("SLTNAME") or "slit"))

@@ -6,6 +6,7 @@ from shared.datamodels.fits_io import (
     FitsProduct,
     MalformedProductError,
     SlitProduct,
+    SpectrumTable,
     card_value,
     content_type,
     read_product,
@@ -16,5 +17,5 @@ from shared.datamodels.fits_io import (
 )
 from shared.datamodels.keywords import KEYWORDS
 
-__all__ = ["KEYWORDS", "MULTI_SLIT_MODELS", "FitsProduct", "MalformedProductError", "SlitProduct", "card_value",
+__all__ = ["KEYWORDS", "MULTI_SLIT_MODELS", "FitsProduct", "MalformedProductError", "SlitProduct", "SpectrumTable", "card_value",
            "content_type", "dqflags", "read_product", "set_cards", "single_slit", "write_output", "write_product"]

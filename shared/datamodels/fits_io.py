@@ -26,11 +26,13 @@ from astropy.io import fits
 from shared.arrays import read_only
 from shared.datamodels.keywords import KEYWORDS, SLIT_KEYWORDS, UnknownKeywordError
 
-__all__ = ["MULTI_SLIT_MODELS", "FitsProduct", "MalformedProductError", "SlitProduct", "card_value", "content_type",
+__all__ = ["MULTI_SLIT_MODELS", "SPECTRUM_EXTNAME", "FitsProduct", "MalformedProductError", "SlitProduct", "SpectrumTable",
+           "card_value", "content_type",
            "single_slit",
            "meta_tree", "read_product", "set_cards", "write_output", "write_product"]
 
 ASDF_EXTNAME = "ASDF"
+SPECTRUM_EXTNAME = "EXTRACT1D"  # a MultiSpecModel's spectra, each with its EXTVER
 #: Data models whose arrays are per slit (EXTVER 1, 2, ...): :attr:`FitsProduct.slits`.
 MULTI_SLIT_MODELS = frozenset({"MultiSlitModel"})
 
@@ -53,6 +55,16 @@ class SlitProduct:
 
 
 @dataclass
+class SpectrumTable:
+    """One extracted spectrum of a MultiSpecModel: its table (the public ``spectable``
+    layout) and the cards of its EXTRACT1D extension (units, SLTNAME, SOURCEID, ...),
+    written with its EXTVER (its place in the list, from 1)."""
+
+    table: np.ndarray
+    keywords: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class FitsProduct:
     """A product in memory: keywords by FITS name, image arrays and tables by EXTNAME.
 
@@ -64,7 +76,8 @@ class FitsProduct:
     and SCI cards the keyword table does not know (SIP terms, ...) in ``hdu_keywords``.
     ``slits`` are the slits of a product of many (:data:`MULTI_SLIT_MODELS`), written after
     the images, each with its EXTVER; their SCI headers also carry the product's own
-    SCI-header keywords (the slit's win).
+    SCI-header keywords (the slit's win). ``spectra`` are the EXTRACT1D tables of a
+    MultiSpecModel, one or many, each with its EXTVER.
     """
 
     model_type: str
@@ -74,6 +87,7 @@ class FitsProduct:
     extra_meta: dict[str, Any] = field(default_factory=dict)
     hdu_keywords: dict[str, dict[str, Any]] = field(default_factory=dict)
     slits: list[SlitProduct] = field(default_factory=list)
+    spectra: list[SpectrumTable] = field(default_factory=list)
 
     def detached(self) -> FitsProduct:
         """The same product with metadata of its own: the arrays and tables are shared,
@@ -81,7 +95,8 @@ class FitsProduct:
         mark) it while another goes on reading this one."""
         return FitsProduct(self.model_type, dict(self.keywords), dict(self.images), dict(self.tables),
                            dict(self.extra_meta), {hdu: dict(cards) for hdu, cards in self.hdu_keywords.items()},
-                           [SlitProduct(dict(sl.images), dict(sl.keywords), dict(sl.extra_meta)) for sl in self.slits])
+                           [SlitProduct(dict(sl.images), dict(sl.keywords), dict(sl.extra_meta)) for sl in self.slits],
+                           [SpectrumTable(sp.table, dict(sp.keywords)) for sp in self.spectra])
 
 
 def _set_path(tree: dict, path: str, value: Any) -> None:
@@ -174,6 +189,11 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
         for name, value in product.hdu_keywords.get(extname, {}).items():
             hdu.header[name] = value
         hdus.append(hdu)
+    for ver, spectrum in enumerate(product.spectra, start=1):
+        hdu = fits.BinTableHDU(data=spectrum.table, name=SPECTRUM_EXTNAME, ver=ver)
+        for name, value in spectrum.keywords.items():
+            hdu.header[name] = value
+        hdus.append(hdu)
     tree: dict[str, Any] = {"meta": meta_tree(keywords, product.extra_meta)}
     if product.slits:  # each slit's own tree: its gwcs (its keywords are in its SCI header)
         tree["slits"] = [{"meta": meta_tree({}, slit.extra_meta)} for slit in product.slits]
@@ -262,6 +282,7 @@ def read_product(path: str | Path) -> FitsProduct:
             other: dict[str, dict[str, Any]] = {"PRIMARY": _other_cards(primary)}
             images: dict[str, np.ndarray] = {}
             tables: dict[str, np.ndarray] = {}
+            spectra: list[SpectrumTable] = []
             extra_meta: dict[str, Any] = {}
             slit_meta: list[dict[str, Any]] = []
             many = model_type in MULTI_SLIT_MODELS
@@ -283,7 +304,9 @@ def read_product(path: str | Path) -> FitsProduct:
                 if hdu.name == "SCI":
                     keywords.update({k: hdu.header[k] for k in hdu.header if k in KEYWORDS})
                     other["SCI"] = _other_cards(hdu.header)
-                if isinstance(hdu, fits.BinTableHDU):
+                if isinstance(hdu, fits.BinTableHDU) and hdu.name == SPECTRUM_EXTNAME:
+                    spectra.append(SpectrumTable(np.array(hdu.data), _spectrum_cards(hdu.header)))
+                elif isinstance(hdu, fits.BinTableHDU):
                     tables[hdu.name] = np.array(hdu.data)
                     cards = _other_cards(hdu.header, table=True)
                     if cards:  # a table's own keywords (the guider Pointing table's JITTRAVG, ...)
@@ -297,7 +320,7 @@ def read_product(path: str | Path) -> FitsProduct:
         slit.extra_meta = meta
     return FitsProduct(model_type=model_type, keywords=keywords, images=images, tables=tables,
                        extra_meta=extra_meta, hdu_keywords={hdu: cards for hdu, cards in other.items() if cards},
-                       slits=ordered)
+                       slits=ordered, spectra=spectra)
 
 
 _GWCS_TAG = b"tag:stsci.edu:gwcs/wcs-"
@@ -330,6 +353,13 @@ _STRUCTURAL = re.compile(r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|XTENSION|PCOUNT|GCOUN
 
 
 _TABLE_STRUCTURAL = re.compile(r"^(TFIELDS|THEAP|(TTYPE|TFORM|TUNIT|TNULL|TSCAL|TZERO|TDISP|TDIM|TBCOL)\d+)$")
+
+
+def _spectrum_cards(header: fits.Header) -> dict[str, Any]:
+    """An EXTRACT1D extension's own cards: the spectrum's (SLTNAME, SOURCEID, ...) and its
+    columns' units, without those that lay out the table."""
+    return {k: header[k] for k in header if not _STRUCTURAL.match(k)
+            and not (_TABLE_STRUCTURAL.match(k) and not k.startswith("TUNIT"))}
 
 
 def _other_cards(header: fits.Header, *, table: bool = False) -> dict[str, Any]:
