@@ -15,7 +15,14 @@ Besides imaging, the simulator renders slit spectra (:mod:`services.simulator.sp
   (SUBS200A1, SUBS200A2, SUBS400A1, SUB2048 for S1600A1, SUBS200B1), ALLSLITS or FULL;
   one pointing or the public nods along the slit, ``2-POINT-NOD`` (the target at
   -size/2 and +size/2) and ``3-POINT-NOD`` (0, -size, +size; ``size`` the step between
-  nods, default the slit's: 1.0", S1600A1 0.3").
+  nods, default the slit's: 1.0", S1600A1 0.3");
+- NIRSpec multi-object spectroscopy (``exp_type: NRS_MSASPEC``) with the prism behind
+  CLEAR (``filter: CLEAR``, ``pupil: PRISM``): detector NRS1 (it sees MSA quadrants 1 and
+  3; NRS2 is not simulated), subarray FULL, NRSRAPID or NRS, one pointing (``dither``
+  NONE) or the public three-shutter slitlet nod (``3-SHUTTER-SLITLET``: one shutter pitch,
+  0.53", along the slitlets; its size is fixed). The sources are the brightest stars of
+  the target's field, one slitlet each (:mod:`services.simulator.msa`). A MOS observation
+  with another filter/grating is planned, with its MSA metadata file, not simulated.
 
 A nod that would bring the target within 0.5" of the slit's ends is refused. The target's
 spectrum is its ``spectrum`` (default :data:`DEFAULT_SPECTRUM`); its lines must fall in
@@ -67,8 +74,10 @@ from .optics import (
 from .spectrograph import (
     LRS,
     LRS_EXP_TYPE,
+    MSA_SHUTTER_PITCH,
     NIRSPEC_FS,
     NRS_FS_EXP_TYPE,
+    NRS_MOS_EXP_TYPE,
     SlitSpectrograph,
     SourceSpectrum,
     SpectralLine,
@@ -92,16 +101,20 @@ __all__ = [
     "parse_description",
 ]
 
-# Observations the simulator plans but does not simulate (no telemetry): NIRSpec MOS, whose
-# MSA metadata file it delivers with the plan (services/simulator/msa.py).
-PLANNED_ONLY: dict[str, tuple[str, ...]] = {"NIRSPEC": ("NRS_MSASPEC",)}
+# Multi-object spectroscopy: planned with an MSA metadata file (services/simulator/msa.py);
+# rendered on NRS1 with the prism behind CLEAR (MOS_RENDERED: filter, pupil), planned, not
+# simulated (no telemetry), with any other filter/grating.
+MOS_EXP_TYPES: dict[str, tuple[str, ...]] = {"NIRSPEC": (NRS_MOS_EXP_TYPE,)}
+MOS_RENDERED = ("CLEAR", "PRISM")
+MOS_READOUT_PATTERNS = ("NRSRAPID", "NRS")
 # Slit spectroscopy the simulator renders (services/simulator/spectrograph.py), per instrument.
 SLIT_EXP_TYPES: dict[str, tuple[str, ...]] = {detector(LRS.detector).instrument: (LRS_EXP_TYPE,),
                                               "NIRSPEC": (NRS_FS_EXP_TYPE,)}
 # The nod patterns along each slit, and how close to the slit's ends (arcsec) a nod may
 # bring the target.
 NOD_PATTERNS: dict[str, tuple[str, ...]] = {LRS_EXP_TYPE: ("ALONG-SLIT-NOD",),
-                                            NRS_FS_EXP_TYPE: ("2-POINT-NOD", "3-POINT-NOD")}
+                                            NRS_FS_EXP_TYPE: ("2-POINT-NOD", "3-POINT-NOD"),
+                                            NRS_MOS_EXP_TYPE: ("3-SHUTTER-SLITLET",)}
 NOD_MARGIN_ARCSEC = 0.5
 # Readout patterns of the slits where the instrument offers more than the simulator reads
 # (NIRSpec's IRS2 patterns interleave reference pixels: not simulated).
@@ -168,7 +181,8 @@ class TargetSpec(_Strict):
         "DEFAULT_SPECTRUM."))
 
 
-_KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "ALONG-SLIT-NOD", "2-POINT-NOD", "3-POINT-NOD", "CUSTOM")
+_KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "ALONG-SLIT-NOD", "2-POINT-NOD", "3-POINT-NOD",
+                   "3-SHUTTER-SLITLET", "CUSTOM")
 
 
 class DitherSpec(_Strict):
@@ -180,7 +194,9 @@ class DitherSpec(_Strict):
     slit, detector x: offsets -size/2 and +size/2, so the default puts them at -1.0" and
     +1.0"), ``2-POINT-NOD`` and ``3-POINT-NOD`` (NIRSpec fixed slits: along the slit,
     detector y; offsets -size/2, +size/2 and 0, +size, -size, ``size`` the step between
-    nods, default the slit's), ``CUSTOM`` (``offsets`` required). Any other name needs ``offsets`` and is
+    nods, default the slit's), ``3-SHUTTER-SLITLET`` (NIRSpec MOS: the telescope steps one
+    shutter pitch, 0.53", along the slitlets, detector y: offsets 0, -0.53, +0.53, so the
+    source sits in the slitlet's middle, upper, lower shutter), ``CUSTOM`` (``offsets`` required). Any other name needs ``offsets`` and is
     recorded as the pattern type. Offsets are arcsec along detector x and y: the detector
     reference point moves by that much on the sky (the target, fixed on the sky, moves the
     other way on the detector).
@@ -211,7 +227,8 @@ class DitherSpec(_Strict):
                 f"pattern {self.pattern!r} needs explicit 'offsets' (patterns generated from a "
                 f"size: {', '.join(p for p in _KNOWN_PATTERNS if p != 'CUSTOM')})"
             )
-        expected = {"NONE": 1, "4-POINT-BOX": 4, "ALONG-SLIT-NOD": 2, "2-POINT-NOD": 2, "3-POINT-NOD": 3}.get(
+        expected = {"NONE": 1, "4-POINT-BOX": 4, "ALONG-SLIT-NOD": 2, "2-POINT-NOD": 2, "3-POINT-NOD": 3,
+                    "3-SHUTTER-SLITLET": 3}.get(
             self.pattern)
         if expected is not None and self.npoints not in (None, expected):
             raise ValueError(f"pattern {self.pattern} has {expected} points, not npoints={self.npoints}")
@@ -232,6 +249,9 @@ class DitherSpec(_Strict):
         if self.pattern == "3-POINT-NOD":
             step = self.step(default_step)
             return [0.0, step, -step]
+        if self.pattern == "3-SHUTTER-SLITLET":
+            pitch = MSA_SHUTTER_PITCH[1]
+            return [0.0, -pitch, pitch]
         return None
 
     def resolved_offsets(self, nod_step: float = 2.0, slit_axis: int = 1) -> list[tuple[float, float]]:
@@ -316,11 +336,10 @@ class ObservationSpec(_Strict):
         v = v.strip().upper()
         if v not in INSTRUMENTS:
             raise ValueError(f"unknown instrument {v!r}; known: {', '.join(INSTRUMENTS)}")
-        if v not in SIMULATED_INSTRUMENTS and v not in PLANNED_ONLY and v not in SLIT_EXP_TYPES:
+        if v not in SIMULATED_INSTRUMENTS and v not in MOS_EXP_TYPES and v not in SLIT_EXP_TYPES:
             raise ValueError(
                 f"instrument {v} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)}, the MIRI "
-                "LRS slit and the NIRSpec fixed slits only; NIRSPEC MOS observations are planned, with their MSA "
-                "metadata file, not simulated)"
+                "LRS slit, the NIRSpec fixed slits and NIRSpec MOS only)"
             )
         return v
 
@@ -366,7 +385,7 @@ class ObservationSpec(_Strict):
         v = v.strip().upper()
         instrument = info.data.get("instrument")
         allowed = (IMAGING_EXP_TYPES.get(instrument or "", ()) + SLIT_EXP_TYPES.get(instrument or "", ())
-                   + PLANNED_ONLY.get(instrument or "", ()))
+                   + MOS_EXP_TYPES.get(instrument or "", ()))
         if instrument and v not in allowed:
             raise ValueError(f"exp_type {v!r} is not simulated for {instrument}; use one of {', '.join(allowed)}")
         return v
@@ -393,18 +412,24 @@ class ObservationSpec(_Strict):
             instrument = str(data.get("instrument") or "").strip().upper()
             exp_type = str(data.get("exp_type") or "").strip().upper()
             slits = SLIT_EXP_TYPES.get(instrument, ())
-            if instrument in PLANNED_ONLY and exp_type not in PLANNED_ONLY[instrument] + slits:
+            if instrument in MOS_EXP_TYPES and exp_type not in MOS_EXP_TYPES[instrument] + slits:
                 raise ValueError(
                     f"instrument: {instrument} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)} only); "
                     f"a {instrument} observation is simulated as exp_type {' or '.join(slits)} (slit spectroscopy) "
-                    f"or planned, not simulated, as exp_type {' or '.join(PLANNED_ONLY[instrument])} with its MSA "
-                    "metadata file")
+                    f"or {' or '.join(MOS_EXP_TYPES[instrument])} (multi-object spectroscopy, with its MSA "
+                    "metadata file)")
         return data
 
     @property
+    def mos(self) -> bool:
+        """A NIRSpec MOS observation (NRS_MSASPEC), planned with its MSA metadata file."""
+        return self.exp_type in MOS_EXP_TYPES.get(self.instrument, ())
+
+    @property
     def planned_only(self) -> bool:
-        """A NIRSpec MOS observation: planned with its MSA metadata file, not simulated."""
-        return self.exp_type in PLANNED_ONLY.get(self.instrument, ())
+        """A MOS observation the simulator plans but does not render (a filter/grating
+        other than :data:`MOS_RENDERED`)."""
+        return self.mos and (self.filter, self.pupil) != MOS_RENDERED
 
     @property
     def spectrograph(self) -> SlitSpectrograph | None:
@@ -430,26 +455,49 @@ class ObservationSpec(_Strict):
     def offsets(self) -> list[tuple[float, float]]:
         """The dither offsets (dx, dy) arcsec of every point (nods along the slit)."""
         model = self.spectrograph
-        axis = 2 if model is not None and model.dispaxis == 1 else 1
+        axis = 2 if self.mos or (model is not None and model.dispaxis == 1) else 1
         return self.dither.resolved_offsets(self.nod_step(), slit_axis=axis)
 
     @model_validator(mode="after")
     def _mos(self) -> ObservationSpec:
-        if self.pre_image_for and self.planned_only:
+        if self.pre_image_for and self.mos:
             raise ValueError("pre_image_for: a pre-image is an imaging observation")
-        if not self.planned_only:
+        if not self.mos:
             return self
-        if self.exp_type not in PLANNED_ONLY[self.instrument]:
-            raise ValueError(f"exp_type: a {self.instrument} observation is {' or '.join(PLANNED_ONLY[self.instrument])}")
         if self.filter not in NIRSPEC_FILTERS:
             raise ValueError(f"filter: unknown NIRSpec filter {self.filter!r}; known: {', '.join(NIRSPEC_FILTERS)}")
         if self.pupil not in NIRSPEC_GRATINGS:
             raise ValueError(f"pupil: give the NIRSpec grating or prism, one of {', '.join(NIRSPEC_GRATINGS)}")
+        if self.planned_only:
+            return self
+        # rendered: the prism on NRS1 (services/simulator/spectrograph.py msa_slitlet)
+        if self.detectors != ["NRS1"]:
+            raise ValueError(f"detectors: a {NRS_MOS_EXP_TYPE} observation with the prism is simulated on NRS1 "
+                             f"alone (MSA quadrants 1 and 3); NRS2, which sees quadrants 2 and 4, is not simulated, "
+                             f"not {self.detectors}")
+        if self.subarray != "FULL":
+            raise ValueError(f"subarray: a {NRS_MOS_EXP_TYPE} observation is simulated in FULL, not {self.subarray}")
+        if self.readpatt not in MOS_READOUT_PATTERNS:
+            raise ValueError(f"readpatt: a {NRS_MOS_EXP_TYPE} observation is simulated with "
+                             f"{' or '.join(MOS_READOUT_PATTERNS)}, not {self.readpatt} (the IRS2 readout is not "
+                             "simulated)")
+        nods = NOD_PATTERNS[NRS_MOS_EXP_TYPE]
+        if self.dither.pattern not in ("NONE", *nods) or self.dither.offsets is not None:
+            raise ValueError(f"dither: a {NRS_MOS_EXP_TYPE} observation takes pattern NONE (the sources in their "
+                             f"slitlets' middle shutters) or {' or '.join(nods)} (the public nod by one shutter "
+                             f"pitch, {MSA_SHUTTER_PITCH[1]} arcsec, along the slitlets), not "
+                             f"{self.dither.pattern if self.dither.offsets is None else 'explicit offsets'}")
+        if self.dither.pattern in nods and "size" in self.dither.model_fields_set:
+            raise ValueError(f"dither.size: the {self.dither.pattern} nod steps by one shutter pitch "
+                             f"({MSA_SHUTTER_PITCH[1]} arcsec); leave size out")
+        if self.tsovisit or self.is_psf:
+            raise ValueError(f"exp_type: a {NRS_MOS_EXP_TYPE} observation is simulated as staring slitlet spectra "
+                             "(no tsovisit or is_psf)")
         return self
 
     @model_validator(mode="after")
     def _optics(self) -> ObservationSpec:
-        if not self.detectors or self.planned_only:
+        if not self.detectors or self.mos:
             return self
         if self.instrument == "NIRSPEC":  # the fixed slits: the prism behind CLEAR
             if self.filter not in NIRSPEC_FILTERS:
@@ -515,7 +563,7 @@ class ObservationSpec(_Strict):
                              f"names a fixed slit, not {self.exp_type or 'imaging'}")
         model = self.spectrograph
         if model is None:
-            if nod_types:
+            if nod_types and self.exp_type not in nod_types:
                 raise ValueError(f"dither: {pattern} nods along a slit (exp_type {' or '.join(nod_types)}), not "
                                  f"{self.exp_type or 'imaging'}")
             return self

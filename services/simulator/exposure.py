@@ -17,6 +17,19 @@ sky are multiplied by the relative pixel area, as the imaging sky is (the FLAT r
 carries it, so a flat-fielded rate is electrons per nominal pixel); the PSF is the
 spectrograph's (the pointing jitter's widening, a few mas against 0.03-0.47", is not
 applied to the slit scene).
+
+A NIRSpec MOS exposure (NRS_MSASPEC, PRISM/CLEAR, NRS1 FULL) sees what its observation's
+MSA metadata file opens at its dither point (:class:`.msa.MsaExposure`): every slitlet of
+quadrants 1 and 3 is a :func:`.spectrograph.msa_slitlet` holding its source (the MSA
+source's spectrum, :func:`.msa.mos_source_spectrum`) at the file's estimated place in the
+primary shutter: across the slitlet ``(x - 0.5) * 0.27"``, along it ``(primary - mean
+column + y - 0.5) * 0.53"`` from the slitlet's centre, both moved by the exposure's true
+pointing error (target acquisition, ``acquisition_error_arcsec``: the window centre's
+shift (dx, dy) moves every source by (-dx, -dy) on the detector; a roll error's rotation
+of the field is not applied to the sources); every open shutter, and every failed-open
+one (:func:`.msa.failed_open_shutters`, a one-shutter slit where no slitlet is planned),
+is filled by the sky. Each slitlet is rendered only over the window its spectrum can
+reach (its spectral span +-15 columns, its length +-12 rows).
 """
 
 from __future__ import annotations
@@ -56,6 +69,7 @@ from .distortion import (
 )
 from .ephemeris import simulated_ephemeris
 from .guiding import exposure_blur, visit_jitter
+from .msa import MsaExposure, MsaSlitlet
 from .optics import (
     ab_magnitude,
     default_sky_level,
@@ -77,9 +91,13 @@ from .ramps import (
 from .seeding import Stream, generator
 from .sky import StarList, render_stars, star_population, stars_in_region
 from .spectrograph import (
+    MSA_SHUTTER_PITCH,
+    NRS1_QUADRANTS,
+    NRS_MOS_EXP_TYPE,
     SlitSource,
     SlitSpectrograph,
     SourceSpectrum,
+    msa_slitlet,
     render_slit,
     slit_spectrograph,
 )
@@ -89,6 +107,8 @@ __all__ = [
     "ExposureSimulation",
     "ExposureTruth",
     "HostTruth",
+    "MosSlitletTruth",
+    "MosTruth",
     "SlitTruth",
     "StarTruth",
     "exposure_name",
@@ -167,6 +187,38 @@ class SlitTruth:
 
 
 @dataclass(frozen=True)
+class MosSlitletTruth:
+    """One slitlet of a MOS exposure: ``model`` its spectrograph, ``slitlet`` its shutters
+    and source (from the MSA metadata file), ``source`` the source's spectrum and where it
+    sits (``along``, ``across`` arcsec from the slitlet's centre, pointing error
+    included), ``star_id`` its catalog star; ``pixel_electrons`` one per spectral pixel of
+    ``model.pixels()``: the source's photo-electrons per second in that column (summed
+    over the slitlet's rows) before the pixel area."""
+
+    model: SlitSpectrograph
+    slitlet: MsaSlitlet
+    source: SlitSource
+    star_id: int
+    pixel_electrons: np.ndarray
+
+
+@dataclass(frozen=True)
+class MosTruth:
+    """The MSA scene of a MOS exposure: its slitlets on the detector (quadrants 1 and 3),
+    the failed-open shutters that lit the sky where no slitlet was planned (one-shutter
+    spectrographs), the pointing shift (dx, dy) arcsec that moved the sources by (-dx,
+    -dy), ``sky_scale`` the factor on the default sky and ``sky`` (ny, nx) the sky's
+    photo-electrons per second per pixel, pixel area included (part of
+    ``ExposureTruth.flux``)."""
+
+    slitlets: tuple[MosSlitletTruth, ...]
+    failed_open: tuple[SlitSpectrograph, ...]
+    shift: tuple[float, float]
+    sky_scale: float
+    sky: np.ndarray
+
+
+@dataclass(frozen=True)
 class ExposureTruth:
     """Noiseless truth of a window, arrays of shape (ny, nx) unless stated.
 
@@ -190,7 +242,8 @@ class ExposureTruth:
     charge decay applied to integrations 2..NINTS (None: none); ``jitter_rms_mas`` the rms
     radial pointing jitter about its mean over the exposure (true, not as measured) from
     ``jitter_samples`` 16 Hz samples, by which ``psf_fwhm`` was widened (0: unguided);
-    ``slit`` the source of a slit exposure (None: imaging).
+    ``slit`` the source of a slit exposure (None: imaging); ``mos`` the MSA scene of a
+    NIRSpec MOS exposure (None otherwise).
     """
 
     flux: np.ndarray
@@ -215,6 +268,7 @@ class ExposureTruth:
     jitter_rms_mas: float = 0.0
     jitter_samples: int = 0
     slit: SlitTruth | None = None
+    mos: MosTruth | None = None
 
 
 @dataclass(frozen=True)
@@ -300,6 +354,7 @@ def simulate_exposure(
     host: HostStar | None = None,
     ephemeris: Ephemeris | None = None,
     spectrum: SourceSpectrum | None = None,
+    msa: MsaExposure | None = None,
 ) -> ExposureSimulation:
     """Simulate one planned exposure of one detector.
 
@@ -324,6 +379,9 @@ def simulate_exposure(
         The target's spectrum in a slit exposure (:func:`runner.target_spectrum`
         gives the description's); None: :data:`description.DEFAULT_SPECTRUM`. Ignored by
         imaging exposures.
+    msa : MsaExposure, optional
+        What the MSA opens at this exposure's dither point (:func:`.msa.msa_exposure`);
+        required by, and only by, a NIRSpec MOS exposure.
     """
     det = detector(exp.detector)
     sub = subarray(obs.instrument, obs.subarray)
@@ -340,7 +398,14 @@ def simulate_exposure(
     # a slit observation starts with a target acquisition, which leaves the target within
     # its (much smaller) error of the slit's reference point
     slit_model = slit_spectrograph(obs.exp_type, obs.fixed_slit)
-    rms = knobs.acquisition_error_arcsec if slit_model is not None else knobs.pointing_error_arcsec
+    mos = obs.exp_type.upper() == NRS_MOS_EXP_TYPE
+    if mos != (msa is not None):
+        raise ValueError(f"observation {obs.number} ({obs.exp_type}): the MSA configuration (msa) is given for, and "
+                         "only for, a NIRSpec MOS exposure")
+    if mos and det.name != "NRS1":
+        raise ValueError(f"a NIRSpec MOS exposure is simulated on NRS1 (quadrants 1 and 3), not {det.name}")
+    spectral = slit_model is not None or mos
+    rms = knobs.acquisition_error_arcsec if spectral else knobs.pointing_error_arcsec
     error = pointing_error(knobs.seed, _pointing_identifiers(plan, obs, exp), rms, knobs.roll_error_deg)
     offset = reference_point_offset(det, [detector(n) for n in obs.detectors], sub, slit_model)
     true, dx, dy = true_pointing(exp.pointing, error, offset)
@@ -349,10 +414,11 @@ def simulate_exposure(
     area = relative_area_window(detector_distortion(det), sub.xstart, sub.ystart, nx, ny)
 
     # Sky: stars through the window's WCS, plus a background of uniform surface brightness;
-    # in a slit, the target alone over the slit's sky.
-    slit_exposure = slit_model is not None
+    # in a slit, the target alone over the slit's sky; in the MSA, its slitlets' sources.
     target = plan.target(obs.target_id)
-    wavelength = (float(slit_model.wavelength(slit_model.s_ref)) if slit_exposure  # its reference wavelength
+    # the sky's reference: the slit, or a shutter (every MSA shutter shares its prism and sky)
+    sky_model = msa_slitlet(NRS1_QUADRANTS[0], 1, (1,)) if mos else slit_model
+    wavelength = (float(sky_model.wavelength(sky_model.s_ref)) if spectral  # its reference wavelength
                   else pivot_wavelength(obs.instrument, obs.filter, obs.pupil))
     fwhm = psf_fwhm_arcsec(wavelength, obs.pupil) / det.pixel_scale
     # Fine guidance: the pointing wanders by the jitter during the exposure, which widens
@@ -362,9 +428,9 @@ def simulate_exposure(
         jitter = visit_jitter(plan, obs, exp.visit, knobs.seed, knobs.jitter_mas, knobs.jitter_time_s)
         jitter_var, jitter_rms, jitter_samples = exposure_blur(jitter, exp.start_time, timing.duration)
         sigma_pix2 = jitter_var / (1000.0 * det.pixel_scale) ** 2
-        if not slit_exposure:  # the slit scene is drawn with the spectrograph's PSF
+        if not spectral:  # the slit scene is drawn with the spectrograph's PSF
             fwhm = float(np.sqrt(fwhm**2 + 8.0 * np.log(2.0) * sigma_pix2))
-    if slit_exposure:
+    if spectral:
         stars = StarList(id=np.zeros(0, np.int64), ra=np.zeros(0), dec=np.zeros(0), flux=np.zeros(0))
     else:
         psf_radius = 6.0 * fwhm / 2.3548 + 1.0
@@ -379,15 +445,19 @@ def simulate_exposure(
     weights = np.divide(win.flat, win.gain, dtype=np.float64)
     rendered = render_stars(sx, sy, stars.flux, fwhm, (ny, nx), weights=weights)
     sky_level = knobs.sky_level if knobs.sky_level is not None else default_sky_level(obs.instrument, wavelength)
-    slit = None
-    if slit_exposure:
+    slit = mos_truth = None
+    if spectral:
         # the description's sky level scales the sky spectrum as it would the imaging sky
         sky_scale = sky_level / default_sky_level(obs.instrument, wavelength)
-        source_image, slit = _slit_scene(slit_model, gw, target, sub, spectrum or DEFAULT_SPECTRUM.source_spectrum(),
-                                         sky_scale, area)
-        centre = np.array([slit_model.s_ref])
-        sky_level = float(slit_model.sky_electrons(centre, sky_scale * slit_model.sky(slit_model.wavelength(centre)))[0])
-        flux = source_image + slit.sky
+        if mos:
+            source_image, mos_truth = _mos_scene(msa, sub, (dx, dy), sky_scale, area)
+            flux = source_image + mos_truth.sky
+        else:
+            source_image, slit = _slit_scene(slit_model, gw, target, sub,
+                                             spectrum or DEFAULT_SPECTRUM.source_spectrum(), sky_scale, area)
+            flux = source_image + slit.sky
+        centre = np.array([sky_model.s_ref])
+        sky_level = float(sky_model.sky_electrons(centre, sky_scale * sky_model.sky(sky_model.wavelength(centre)))[0])
     else:
         source_image = rendered.image
         flux = rendered.image + sky_level * area
@@ -438,7 +508,7 @@ def simulate_exposure(
     peak = (truth_rate + truth_dark)[iyc, ixc] * schedule.last_frame_time
     raw_peak = win.bias[iyc, ixc] + apply_nonlinearity(peak, win.nonlin[iyc, ixc])
     # (a slit exposure has no stars, and its prism no flat-spectrum photometry)
-    flux_jy = stars.flux[keep] * (0.0 if slit_exposure else jy_per_electron(obs.instrument, obs.filter, obs.pupil))
+    flux_jy = stars.flux[keep] * (0.0 if spectral else jy_per_electron(obs.instrument, obs.filter, obs.pupil))
     star_table = StarTruth(
         id=stars.id[keep], ra=stars.ra[keep], dec=stars.dec[keep], x=xk, y=yk,
         flux=stars.flux[keep], flux_jy=flux_jy, abmag=ab_magnitude(flux_jy),
@@ -456,6 +526,7 @@ def simulate_exposure(
         star_table=star_table, jumps=crs, wcs=wcs_kw, drifts=drifts, area=area.astype(np.float32),
         pointing=true, pointing_offset=(dx, dy), roll_error=error.droll, host=host_truth,
         reset_decay=reset_decay, jitter_rms_mas=jitter_rms, jitter_samples=jitter_samples, slit=slit,
+        mos=mos_truth,
     )
     return ExposureSimulation(
         name=exposure_name(plan, obs, exp), program=int(plan.program), observation=obs, exposure=exp,
@@ -486,6 +557,79 @@ def _slit_scene(model: SlitSpectrograph, gw, target, sub: Subarray, spectrum: So
     per_pixel = image.sum(axis=0) if model.dispaxis == 1 else image.sum(axis=1)  # each spectral pixel's
     truth = SlitTruth(model=model, source=source, x=xt, y=yt, sky_scale=float(sky_scale), pixel_electrons=per_pixel,
                       sky=scene.sky * area)
+    return image * area, truth
+
+
+_MOS_MARGIN_COLUMNS = 15  # beyond a slitlet's spectral span: 10 sigma of the widest LSF (1.1 px)
+_MOS_MARGIN_ROWS = 12  # beyond a slitlet's ends: 10 sigma of the 5.3 um PSF (0.71 px) and the acquisition error
+
+
+def _slitlet_window(model: SlitSpectrograph, sub: Subarray) -> tuple[int, int, int, int] | None:
+    """The part of the readout window (0-based full-frame ``xstart, ystart, xsize,
+    ysize``) a slitlet's light can reach; None when it misses the window."""
+    s = model.pixels()
+    trace = model.trace(s)
+    half = 0.5 * model.slit_length_px
+    x_lo = max(int(model.span[0]) - _MOS_MARGIN_COLUMNS, sub.xstart - 1)
+    x_hi = min(int(model.span[1]) + _MOS_MARGIN_COLUMNS, sub.xstart - 1 + sub.xsize - 1)
+    y_lo = max(int(np.floor(trace.min() - half)) - _MOS_MARGIN_ROWS, sub.ystart - 1)
+    y_hi = min(int(np.ceil(trace.max() + half)) + _MOS_MARGIN_ROWS, sub.ystart - 1 + sub.ysize - 1)
+    if x_hi < x_lo or y_hi < y_lo:
+        return None
+    return x_lo, y_lo, x_hi - x_lo + 1, y_hi - y_lo + 1
+
+
+def _mos_scene(msa: MsaExposure, sub: Subarray, shift: tuple[float, float], sky_scale: float,
+               area: np.ndarray) -> tuple[np.ndarray, MosTruth]:
+    """The MSA scene of a window (see the module docstring): the sources' photo-electrons
+    per second per pixel (pixel area included) and the truth (the sky's image with it).
+    ``shift`` (dx, dy) arcsec: the window centre's true pointing shift."""
+    image = np.zeros((sub.ysize, sub.xsize))
+    sky = np.zeros_like(image)
+    dx, dy = shift
+    pitch_x, pitch_y = MSA_SHUTTER_PITCH
+
+    def add(model: SlitSpectrograph, sources: list[SlitSource]) -> np.ndarray | None:
+        win = _slitlet_window(model, sub)
+        if win is None:
+            return None
+        scene = render_slit(model, sources, win,
+                            sky_mjy_sr=(lambda wl: sky_scale * model.sky(wl)) if sky_scale > 0 else None)
+        x0, y0 = win[0] - (sub.xstart - 1), win[1] - (sub.ystart - 1)
+        part = scene.image - scene.sky
+        image[y0:y0 + win[3], x0:x0 + win[2]] += part
+        sky[y0:y0 + win[3], x0:x0 + win[2]] += scene.sky
+        columns = model.pixels().astype(int) - win[0]
+        per_column = np.full(columns.size, np.nan)
+        inside = (columns >= 0) & (columns < win[2])
+        per_column[inside] = part.sum(axis=0)[columns[inside]]
+        return per_column
+
+    slitlets, open_now = [], set()
+    for sl in msa.slitlets:
+        if sl.quadrant not in NRS1_QUADRANTS:
+            continue  # on NRS2
+        model = msa_slitlet(sl.quadrant, sl.row, sl.columns)
+        if sl.source_id not in msa.spectra:
+            raise ValueError(f"MSA slitlet {sl.slitlet_id}: source {sl.source_id} has no spectrum (not in SOURCE_INFO)")
+        x = 0.5 if not np.isfinite(sl.x) else sl.x
+        y = 0.5 if not np.isfinite(sl.y) else sl.y
+        along = (sl.primary - float(np.mean(sl.columns)) + y - 0.5) * pitch_y - dy
+        across = (x - 0.5) * pitch_x - dx
+        source = SlitSource(msa.spectra[sl.source_id], along=along, across=across)
+        per_column = add(model, [source])
+        slitlets.append(MosSlitletTruth(model=model, slitlet=sl, source=source, star_id=msa.star_ids[sl.source_id],
+                                        pixel_electrons=per_column))
+        open_now.update((sl.quadrant, sl.row, c) for c in sl.columns)
+    failed = []
+    for q, r, c in msa.failed_open:
+        if q not in NRS1_QUADRANTS or (q, r, c) in open_now:
+            continue
+        model = msa_slitlet(q, r, (c,))
+        add(model, [])
+        failed.append(model)
+    truth = MosTruth(slitlets=tuple(slitlets), failed_open=tuple(failed), shift=(float(dx), float(dy)),
+                     sky_scale=float(sky_scale), sky=sky * area)
     return image * area, truth
 
 

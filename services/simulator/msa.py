@@ -11,16 +11,41 @@ primary_source, fixed_slit) and a SOURCE_INFO table (program, source_id, source_
 alias, catalog_id, ra, dec, preimage_id, stellarity).
 
 The sources are the brightest stars of the target's astrometric catalog (what the
-pre-image shows); each gets a three-shutter slitlet (the middle one holding the source)
-at every dither point. The MSA geometry is simplified: four quadrants of 365 x 171
-shutters on a 0.27" x 0.53" pitch, centred on the target, no roll; a star off the MSA is
-left out. The pre-image named in ``preimage_id`` is the program's observation whose
-``pre_image_for`` lists this one.
+pre-image shows); each gets a three-shutter slitlet (columns c-1, c, c+1 of one row) at
+every dither point. The MSA geometry is simplified (:mod:`.spectrograph`: four quadrants
+of 365 x 171 shutters on a 0.27" x 0.53" pitch), centred on the target, no roll; a star
+off the MSA is left out, and so is a star whose slitlet's spectrum would share detector
+rows with another slitlet's or with a failed-open shutter's (same quadrant, columns less
+than 4 apart; the prism spreads every spectrum over hundreds of columns). The pre-image
+named in ``preimage_id`` is the program's observation whose ``pre_image_for`` lists
+this one.
+
+The nod (PATTTYPE ``3-SHUTTER-SLITLET``, the public three-shutter slitlet nod): the
+telescope moves by one shutter pitch (0.53") along the slitlet between dither points, so
+the source is in the middle shutter (column c) at point 1, in the one above (c + 1) at
+point 2 and the one below (c - 1) at point 3; the same three shutters stay open. Per
+dither point, the shutter holding the source has ``background`` 'N', ``primary_source``
+'Y' and the source's estimated place in it (``estimated_source_in_shutter_x`` across the
+shutter along the rows, i.e. the dispersion, ``_y`` along its column; 0-1 of the pitch);
+the others 'Y', 'N' and NaN. Any other pattern keeps the source in the middle shutter.
+
+Failed-open shutters (:func:`failed_open_shutters`): six shutters of NRS1's quadrants
+stuck open, drawn from the detector seed (hardware, the same for every program, as the
+detector model is); they let the sky through at every exposure and are listed in the
+MSAOPER reference (:mod:`.slit_refs`).
+
+The sources' spectra (:func:`mos_source_spectrum`): the catalog's ``flux`` is in the
+simulator's flux unit, photo-electrons per second of the imagers for a flat-spectrum
+(f_nu) source; read as NIRCam F200W's, it is the continuum ``f_nu`` at F200W's pivot
+wavelength, 1.99 um: ``flux x 3.48e-8 Jy`` (:func:`.optics.jy_per_electron`), with a
+power-law slope and one or two lines drawn from (seed, star id).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +55,28 @@ from astropy.table import Table
 from shared.naming import parse_msa_metadata
 from shared.plan import Observation, Plan
 
-__all__ = ["QUADRANT_SHAPE", "SHUTTER_PITCH", "msa_sources", "write_msa_metadata"]
+from .optics import jy_per_electron, pivot_wavelength
+from .seeding import Stream, generator
+from .spectrograph import (
+    MSA_QUADRANT_SHAPE,
+    MSA_SHUTTER_PITCH,
+    NRS1_QUADRANTS,
+    SourceSpectrum,
+    SpectralLine,
+)
 
-QUADRANT_SHAPE = (365, 171)  # shutters per quadrant: rows (dispersion) x columns (spatial)
-SHUTTER_PITCH = (0.27, 0.53)  # arcsec along rows and along columns
+__all__ = ["FAILED_OPEN_COUNT", "QUADRANT_SHAPE", "SHUTTER_PITCH", "SLITLET_NOD", "MsaExposure", "MsaSlitlet",
+           "failed_open_shutters", "mos_source_spectrum", "msa_exposure", "msa_sources", "nod_shutter_steps",
+           "read_msa_slitlets", "write_msa_metadata"]
+
+QUADRANT_SHAPE = MSA_QUADRANT_SHAPE  # shutters per quadrant: rows (dispersion) x columns (spatial)
+SHUTTER_PITCH = MSA_SHUTTER_PITCH  # arcsec along rows and along columns
+SLITLET_NOD = "3-SHUTTER-SLITLET"  # PATTTYPE of the three-shutter slitlet nod
+_NOD_STEPS = (0, 1, -1)  # the source's shutter at dither points 1, 2, 3: column c + step
+FAILED_OPEN_COUNT = 6
+_MIN_COLUMN_GAP = 4  # slitlets of one quadrant: columns at least this far apart (no shared detector rows)
+_FAILED_OPEN_KEY = 4653  # ("MSA"): the failed-open shutters' stream beside the detectors'
+_SPECTRUM_KEY = 7779  # ("MOS"): the MSA sources' spectra
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -60,20 +103,49 @@ def _shutter(dx: float, dy: float) -> tuple[int, int, int, float, float] | None:
     return 1 + qx + 2 * qy, row, column, u % 1.0, v % 1.0
 
 
-def msa_sources(plan: Plan, obs: Observation, catalog: Table, nsources: int) -> list[dict]:
-    """The ``nsources`` brightest catalog stars that fall on shutters, brightest first."""
+def failed_open_shutters(detector_seed: int, count: int = FAILED_OPEN_COUNT) -> tuple[tuple[int, int, int], ...]:
+    """``count`` distinct shutters (quadrant, row, column) of NRS1's quadrants stuck open,
+    drawn from ``(detector_seed, DETECTOR, 4653)``, sorted."""
+    rng = generator(detector_seed, Stream.DETECTOR, _FAILED_OPEN_KEY)
+    nrows, ncols = QUADRANT_SHAPE
+    found: set[tuple[int, int, int]] = set()
+    while len(found) < count:
+        q = int(NRS1_QUADRANTS[int(rng.integers(len(NRS1_QUADRANTS)))])
+        found.add((q, int(rng.integers(1, nrows + 1)), int(rng.integers(1, ncols + 1))))
+    return tuple(sorted(found))
+
+
+def nod_shutter_steps(obs: Observation) -> list[int]:
+    """Per dither point, the column of the shutter holding the source relative to the
+    slitlet's middle one: 0, +1, -1 for the 3-SHUTTER-SLITLET nod; 0 otherwise."""
+    npoints = max(1, obs.dither.npoints)
+    if obs.dither.pattern_type == SLITLET_NOD:
+        return list(_NOD_STEPS[:npoints])
+    return [0] * npoints
+
+
+def _crowded(taken: list[tuple[int, int]], quadrant: int, column: int) -> bool:
+    return any(q == quadrant and abs(c - column) < _MIN_COLUMN_GAP for q, c in taken)
+
+
+def msa_sources(plan: Plan, obs: Observation, catalog: Table, nsources: int,
+                avoid: tuple[tuple[int, int, int], ...] = ()) -> list[dict]:
+    """The ``nsources`` brightest catalog stars that fall on shutters, brightest first,
+    each slitlet's spectrum clear of the others' and of the shutters in ``avoid`` (the
+    failed-open ones): no two in one quadrant fewer than 4 columns apart."""
     target = plan.target(obs.target_id)
     cos_dec = math.cos(math.radians(target.dec))
-    out, used = [], set()
+    out = []
+    taken = [(q, c) for q, _, c in avoid]
     for star in sorted(catalog, key=lambda s: -float(s["flux"])):
         dra = ((float(star["ra"]) - target.ra + 180.0) % 360.0) - 180.0
         place = _shutter(dra * cos_dec * 3600.0, (float(star["dec"]) - target.dec) * 3600.0)
-        if place is None or place[:3] in used:
+        if place is None:
             continue
         quadrant, row, column, x, y = place
-        if any((quadrant, row, column + d) in used for d in (-2, -1, 1, 2)):
-            continue  # slitlets may not overlap
-        used.add((quadrant, row, column))
+        if _crowded(taken, quadrant, column):
+            continue  # its spectrum would share detector rows with another slitlet's
+        taken.append((quadrant, column))
         out.append({"source_id": len(out) + 1, "catalog_id": str(star["source_id"]), "ra": float(star["ra"]),
                     "dec": float(star["dec"]), "flux": float(star["flux"]), "quadrant": quadrant, "row": row,
                     "column": column, "x": x, "y": y})
@@ -82,27 +154,28 @@ def msa_sources(plan: Plan, obs: Observation, catalog: Table, nsources: int) -> 
     return out
 
 
-def write_msa_metadata(plan: Plan, obs: Observation, catalog: Table, directory: Path, nsources: int) -> Path:
-    """Write ``obs.msa_metadata`` into ``directory``; returns its path.
+def write_msa_metadata(plan: Plan, obs: Observation, catalog: Table, directory: Path, nsources: int,
+                       avoid: tuple[tuple[int, int, int], ...] = ()) -> Path:
+    """Write ``obs.msa_metadata`` into ``directory``; returns its path. ``avoid``: the
+    failed-open shutters, whose spectra the slitlets keep clear of.
 
     Raises ValueError when the observation plans no MSA metadata file or no star of the
     catalog falls on a shutter."""
     if obs.msa_metadata is None:
         raise ValueError(f"observation {obs.number} plans no MSA metadata file")
     name = parse_msa_metadata(obs.msa_metadata)
-    sources = msa_sources(plan, obs, catalog, nsources)
+    sources = msa_sources(plan, obs, catalog, nsources, avoid)
     if not sources:
         raise ValueError(f"{obs.msa_metadata}: no star of the target's catalog falls on the MSA")
     pre_images = [o.number for o in plan.observations if obs.number in o.pre_image_for]
     preimage_id = f"{plan.program}{pre_images[0]:03d}_000" if pre_images else "NONE"
-    npoints = max(1, obs.dither.npoints)
     meta_id = name.config
 
     shutters = []
-    for point in range(1, npoints + 1):
+    for point, step in enumerate(nod_shutter_steps(obs), start=1):
         for s in sources:
             for d in (-1, 0, 1):
-                primary = d == 0
+                primary = d == step
                 shutters.append((s["source_id"], meta_id, s["quadrant"], s["row"], s["column"] + d, s["source_id"],
                                  "N" if primary else "Y", "OPEN", s["x"] if primary else np.nan,
                                  s["y"] if primary else np.nan, point, "Y" if primary else "N", "NONE"))
@@ -157,3 +230,106 @@ def write_msa_metadata(plan: Plan, obs: Observation, catalog: Table, directory: 
     fits.HDUList([primary, fits.ImageHDU(image, name="SHUTTER_IMAGE"), shutter_info, source_info]).writeto(
         path, overwrite=True, output_verify="exception")
     return path
+
+
+@dataclass(frozen=True)
+class MsaSlitlet:
+    """One slitlet of an MSA metadata file at one dither point: its open shutters
+    (``quadrant``, ``row``, consecutive ``columns``), its source, the column of the
+    shutter holding it (``primary``) and the source's estimated place there (``x`` across
+    the shutter along the rows, i.e. the dispersion, ``y`` along its column; 0-1 of the
+    pitch, 0.5 the centre)."""
+
+    slitlet_id: int
+    source_id: int
+    quadrant: int
+    row: int
+    columns: tuple[int, ...]
+    primary: int
+    x: float
+    y: float
+    dither_point: int
+
+
+def read_msa_slitlets(path: Path, dither_point: int) -> list[MsaSlitlet]:
+    """The slitlets of an MSA metadata file at ``dither_point`` (1-based), by slitlet id.
+
+    Raises ValueError when the file has no SHUTTER_INFO, no shutter at that dither
+    point, or a slitlet that is not one primary shutter among consecutive ones of a row."""
+    with fits.open(path) as hdul:
+        if "SHUTTER_INFO" not in hdul:
+            raise ValueError(f"{Path(path).name}: no SHUTTER_INFO table")
+        rows = Table(hdul["SHUTTER_INFO"].data)
+    rows = rows[rows["dither_point_index"] == dither_point]
+    if len(rows) == 0:
+        raise ValueError(f"{Path(path).name}: no open shutter at dither point {dither_point}")
+    out = []
+    for slitlet_id in sorted(set(int(v) for v in rows["slitlet_id"])):
+        group = rows[rows["slitlet_id"] == slitlet_id]
+        group.sort("shutter_column")
+        where = {(int(r["shutter_quadrant"]), int(r["shutter_row"])) for r in group}
+        primary = group[np.char.strip(np.asarray(group["background"], str)) == "N"]
+        if len(where) != 1 or len(primary) != 1:
+            raise ValueError(f"{Path(path).name}: slitlet {slitlet_id} at dither point {dither_point} is not one "
+                             "row's shutters with one primary (background 'N') shutter")
+        (quadrant, row), = where
+        columns = tuple(int(c) for c in group["shutter_column"])
+        p = primary[0]
+        out.append(MsaSlitlet(slitlet_id=slitlet_id, source_id=int(p["source_id"]), quadrant=quadrant, row=row,
+                              columns=columns, primary=int(p["shutter_column"]),
+                              x=float(p["estimated_source_in_shutter_x"]),
+                              y=float(p["estimated_source_in_shutter_y"]), dither_point=dither_point))
+    return out
+
+
+def mos_source_spectrum(flux_e_per_s: float, star_id: int, seed: int) -> SourceSpectrum:
+    """The spectrum of an MSA source (see the module docstring): continuum ``f_nu`` =
+    ``flux x jy_per_electron(NIRCAM F200W)`` Jy at 1.99 um, slope uniform in [-2, 0]; one
+    or two lines at 1.0-5.0 um, at least 0.5 um apart: first an emission line (peak 2-6 x
+    the continuum, FWHM 0.01 um: unresolved by the prism), a second, if drawn, an
+    absorption (30-60 % deep, FWHM 0.05 um). Drawn from ``(seed, SKY, star id, 7779)``."""
+    if not flux_e_per_s > 0:
+        raise ValueError(f"an MSA source needs a positive catalog flux, got {flux_e_per_s} e-/s (star {star_id})")
+    rng = generator(seed, Stream.SKY, int(star_id), _SPECTRUM_KEY)
+    slope = float(rng.uniform(-2.0, 0.0))
+    first = float(rng.uniform(1.0, 5.0))
+    lines = [SpectralLine(wavelength=round(first, 4), fwhm=0.01, strength=round(float(rng.uniform(2.0, 6.0)), 3))]
+    if rng.uniform() < 0.5:
+        second = float(rng.uniform(1.0, 4.0))
+        if abs(second - first) < 0.5:
+            second += 1.0
+        lines.append(SpectralLine(wavelength=round(second, 4), fwhm=0.05,
+                                  strength=-round(float(rng.uniform(0.3, 0.6)), 3)))
+    return SourceSpectrum(flux_jy=float(flux_e_per_s) * jy_per_electron("NIRCAM", "F200W", "CLEAR"), slope=slope,
+                          lines=tuple(lines), reference=pivot_wavelength("NIRCAM", "F200W", "CLEAR"))
+
+
+@dataclass(frozen=True)
+class MsaExposure:
+    """What the MSA shows one exposure: the slitlets of its dither point (every quadrant),
+    each source's spectrum (by MSA source id) and catalog star id, and the failed-open
+    shutters."""
+
+    slitlets: tuple[MsaSlitlet, ...]
+    spectra: Mapping[int, SourceSpectrum]
+    star_ids: Mapping[int, int]
+    failed_open: tuple[tuple[int, int, int], ...]
+
+
+def msa_exposure(path: Path, dither_point: int, catalog: Table, seed: int,
+                 failed_open: tuple[tuple[int, int, int], ...]) -> MsaExposure:
+    """The :class:`MsaExposure` of ``dither_point`` from an MSA metadata file and the
+    astrometric catalog its sources were chosen from (their flux). ValueError when a
+    source is missing from the catalog."""
+    slitlets = read_msa_slitlets(path, dither_point)
+    sources = Table.read(path, hdu="SOURCE_INFO")
+    flux = {str(sid): float(f) for sid, f in zip(catalog["source_id"], catalog["flux"], strict=True)}
+    spectra, star_ids = {}, {}
+    for row in sources:
+        star = str(row["catalog_id"]).strip()
+        if star not in flux:
+            raise ValueError(f"{Path(path).name}: source {int(row['source_id'])} (catalog id {star}) is not in the "
+                             "astrometric catalog it was chosen from")
+        spectra[int(row["source_id"])] = mos_source_spectrum(flux[star], int(star), seed)
+        star_ids[int(row["source_id"])] = int(star)
+    return MsaExposure(slitlets=tuple(slitlets), spectra=spectra, star_ids=star_ids, failed_open=tuple(failed_open))

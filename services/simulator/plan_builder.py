@@ -10,7 +10,10 @@ explicit ``exp_type`` is NRC_TSIMAGE. A slit observation (MIRI LRS MIR_LRS-FIXED
 NIRSpec NRS_FIXEDSLIT) points the slit's reference point at the target
 (:func:`pointing.reference_point`; the plan's ``aperture``: MIRIM_SLIT, NRS_<slit>_SLIT)
 and its nods (PATTTYPE ALONG-SLIT-NOD; 2-POINT-NOD, 3-POINT-NOD) move the target along
-the slit. Proposal candidates get ids c1000, c1001, ... in
+the slit. A NIRSpec MOS observation (NRS_MSASPEC) names its MSA metadata file
+(``msa_metadata``) and puts the target at its detectors' window centre; its nod
+(PATTTYPE 3-SHUTTER-SLITLET) steps the telescope by one shutter pitch along the
+slitlets. Proposal candidates get ids c1000, c1001, ... in
 the order of the description. Every visit of an observation that is not a dark gets a
 guide star (:func:`guiding.select_guide_star`).
 """
@@ -32,19 +35,30 @@ from shared.plan import (
     candidate_id,
 )
 
-from .description import DescriptionError, ProgramDescription
+from .description import MOS_RENDERED, DescriptionError, ProgramDescription
 from .guiding import guided, select_guide_star
 from .optics import TEMPLATES
 from .pointing import detector_pointings, slit_v2v3
-from .spectrograph import LRS_EXP_TYPE, NRS_FS_EXP_TYPE
+from .spectrograph import LRS_EXP_TYPE, NRS_FS_EXP_TYPE, NRS_MOS_EXP_TYPE
 
-__all__ = ["DEFAULT_START", "MOS_EXP_TYPE", "build_plan", "default_exp_type"]
+__all__ = ["DEFAULT_START", "MOS_EXP_TYPE", "build_plan", "default_exp_type", "planned_only", "rendered_mos"]
 
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 _TSO_EXP_TYPES = {"NIRCAM": "NRC_TSIMAGE"}
 _SPECTROSCOPY_TEMPLATES = {LRS_EXP_TYPE: "MIRI Low Resolution Spectroscopy",
                            NRS_FS_EXP_TYPE: "NIRSpec Fixed Slit Spectroscopy"}
-MOS_EXP_TYPE = "NRS_MSASPEC"  # a NIRSpec MOS observation: planned with its MSA metadata file
+MOS_EXP_TYPE = NRS_MOS_EXP_TYPE  # a NIRSpec MOS observation: planned with its MSA metadata file
+
+
+def rendered_mos(obs: Observation) -> bool:
+    """A MOS observation the simulator renders (the prism behind CLEAR, on NRS1)."""
+    return obs.exp_type.upper() == MOS_EXP_TYPE and (obs.filter, obs.pupil) == MOS_RENDERED
+
+
+def planned_only(obs: Observation) -> bool:
+    """An observation planned (with its MSA metadata file) but not simulated: MOS with a
+    filter/grating other than the prism's."""
+    return obs.exp_type.upper() == MOS_EXP_TYPE and not rendered_mos(obs)
 
 
 def default_exp_type(instrument: str, detector_exp_type: str, tsovisit: bool) -> str:
@@ -56,7 +70,8 @@ def default_exp_type(instrument: str, detector_exp_type: str, tsovisit: bool) ->
 # PATTTYPE values of the public data models for the description's pattern names.
 _PATTTYPES = {("NIRCAM", "4-POINT-BOX"): "INTRAMODULEBOX", ("NIRISS", "4-POINT-BOX"): "4-POINT",
               ("MIRI", "4-POINT-BOX"): "4-POINT-SETS", ("MIRI", "ALONG-SLIT-NOD"): "ALONG-SLIT-NOD",
-              ("NIRSPEC", "2-POINT-NOD"): "2-POINT-NOD", ("NIRSPEC", "3-POINT-NOD"): "3-POINT-NOD"}
+              ("NIRSPEC", "2-POINT-NOD"): "2-POINT-NOD", ("NIRSPEC", "3-POINT-NOD"): "3-POINT-NOD",
+              ("NIRSPEC", "3-SHUTTER-SLITLET"): "3-SHUTTER-SLITLET"}
 
 
 def patttype(instrument: str, pattern: str, npoints: int) -> str:

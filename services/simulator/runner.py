@@ -9,13 +9,19 @@ Layout of ``out_dir``::
     truth/<exposure_id>_truth_{rate.fits,stars.ecsv,jumps.ecsv}
     truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
     truth/<exposure_id>_truth_spectrum.ecsv       (slit exposures: MIRI LRS, NIRSpec fixed slits)
+    truth/<exposure_id>_truth_spectrum_s<sssss>.ecsv  (NIRSpec MOS: one per MSA source on the detector)
     truth/truth.json
     catalogs/<program>_<target>_astrometric.ecsv  (one per target)
-    msa/jw<ppppp><ooo>001_01_msa.fits             (NIRSpec MOS observations: planned, not simulated)
+    msa/jw<ppppp><ooo>001_01_msa.fits             (NIRSpec MOS observations; rendered with PRISM/CLEAR)
     wavefront/R<YYYYMMDD><NN>-NRCA3_FP1-1.fits     (OPD files, with simulation.wavefront_cadence_hours)
     refs/jwst_<instrument>_<reftype>_<detector>[...]_sim.fits
     refs/jwst_miri_{specwcs,photom,pathloss}_lrs-fixedslit_sim.fits  (a plan with an LRS observation)
     refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs1_fixedslit_sim.fits  (a NIRSpec fixed-slit observation)
+    refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs1_msaspec_sim.fits,
+    refs/jwst_nirspec_msaoper_sim.json            (a rendered NIRSpec MOS observation)
+
+The astrometric catalogs and the MSA metadata files are written first: a MOS exposure
+is rendered from its observation's MSA file (its sources' fluxes from the catalog).
 
 Exposures are simulated detector by detector so only one full-frame detector model is in
 memory at a time; each exposure's random streams come from its identifiers, so the order
@@ -49,7 +55,7 @@ from .detector_model import make_detector_model
 from .ephemeris import simulated_ephemeris
 from .exposure import ExposureSimulation, simulate_exposure
 from .guiding import fine_guide_packets, write_visit_guiding
-from .msa import write_msa_metadata
+from .msa import failed_open_shutters, msa_exposure, write_msa_metadata
 from .optical_refs import (
     mean_gain,
     write_catalog_references,
@@ -57,16 +63,17 @@ from .optical_refs import (
     write_optical_references,
 )
 from .optics import jy_per_electron
-from .plan_builder import build_plan
+from .plan_builder import build_plan, planned_only, rendered_mos
 from .ramps import FrameSchedule
 from .reffiles import DarkRequest, write_reference_files
-from .slit_refs import write_slit_references
+from .slit_refs import write_nirspec_mos_references, write_slit_references
 from .spectrograph import SourceSpectrum, slit_spectrograph
 from .telemetry_writer import max_rows_per_packet, write_telemetry
 from .transit import HostStar
 from .truth import (
     write_exposure_truth,
     write_lightcurve_truth,
+    write_mos_truth,
     write_spectrum_truth,
     write_truth_index,
 )
@@ -214,8 +221,29 @@ def simulate(
     ephemeris_path.write_text(ephemeris.model_dump_json() + "\n", encoding="utf-8")
     report("plan", 1, 1)
 
-    # NIRSpec MOS observations are planned (with their MSA metadata file), not simulated
-    pairs = [(obs, exp) for obs in plan.observations if obs.msa_metadata is None for exp in obs.exposures]
+    catalogs = []
+    for target in plan.targets:
+        if not any(o.target_id == target.id for o in plan.observations):
+            continue
+        hosts = [host_star(desc, o.number) for o in plan.observations if o.target_id == target.id]
+        host_flux = next((h.flux for h in hosts if h is not None), None)
+        path, count = write_astrometric_catalog(plan, target.id, knobs, out / "catalogs", host_flux)
+        catalogs.append({"target": target.name, "target_id": target.id, "path": str(path.relative_to(out)),
+                         "n_stars": count, "flux_min_e_per_s": knobs.astrometric_flux_min,
+                         "position_error_mas": knobs.astrometric_error_mas})
+    catalog_tables = {c["target_id"]: Table.read(out / c["path"], format="ascii.ecsv") for c in catalogs}
+
+    # the MSA's failed-open shutters (hardware: the detector seed), which MSA planning avoids
+    failed_open = failed_open_shutters(knobs.detector_seed)
+    msa_paths, msa_files = [], {}
+    for obs in (o for o in plan.observations if o.msa_metadata is not None):
+        path = write_msa_metadata(plan, obs, catalog_tables[obs.target_id], out / "msa",
+                                  desc.observations[_spec_index(desc, obs.number)].msa_sources, avoid=failed_open)
+        msa_paths.append(path)
+        msa_files[obs.number] = path
+
+    # NIRSpec MOS observations with a grating are planned (with their MSA metadata file), not simulated
+    pairs = [(obs, exp) for obs in plan.observations if not planned_only(obs) for exp in obs.exposures]
     jobs = [(n, obs, exp) for n, (obs, exp) in enumerate(pairs)]
     detectors = list(dict.fromkeys(exp.detector for _, _, exp in jobs))
     telemetry: dict[int, Path] = {}
@@ -227,7 +255,7 @@ def simulate(
     guide_entries: list[dict[str, Any]] = []
     # The guiders of the guided visits: their images are read through their detector models.
     guiders = {name: make_detector_model(detector(name), knobs.detector_seed) for name in dict.fromkeys(
-        gs.detector for obs in plan.observations if obs.msa_metadata is None for gs in obs.guide_stars)}
+        gs.detector for obs in plan.observations if not planned_only(obs) for gs in obs.guide_stars)}
     done = 0
     for d, det_name in enumerate(detectors):
         model = make_detector_model(detector(det_name), knobs.detector_seed)
@@ -235,8 +263,12 @@ def simulate(
         for n, obs, exp in jobs:
             if exp.detector != det_name:
                 continue
+            msa = None
+            if rendered_mos(obs):
+                msa = msa_exposure(msa_files[obs.number], exp.dither_point, catalog_tables[obs.target_id], knobs.seed,
+                                   failed_open)
             sim = simulate_exposure(plan, obs, exp, knobs, model=model, host=host_star(desc, obs.number),
-                                    ephemeris=ephemeris, spectrum=target_spectrum(desc, obs.target_id))
+                                    ephemeris=ephemeris, spectrum=target_spectrum(desc, obs.target_id), msa=msa)
             guiding = fine_guide_packets(plan, obs, exp, knobs.seed, knobs.jitter_mas, knobs.jitter_time_s,
                                          guiders)
             path = write_telemetry(sim, tele_dir, rows_per_packet=knobs.rows_per_packet, compress=knobs.compress,
@@ -252,6 +284,8 @@ def simulate(
             slits = [slit_spectrograph(o.exp_type, o.fixed_slit) for o in plan.observations if det_name in o.detectors]
             if any(slits):  # SPECWCS, PHOTOM, PATHLOSS of the slits
                 written += write_slit_references([m for m in slits if m is not None], model, ref_dir)
+            if any(rendered_mos(o) and det_name in o.detectors for o in plan.observations):
+                written += write_nirspec_mos_references(model, ref_dir, failed_open)
             instrument = model.detector.instrument
             if instrument not in catalog_refs_written:  # APCORR, ABVEGAOFFSET: one per instrument
                 catalog_refs_written.add(instrument)
@@ -265,7 +299,7 @@ def simulate(
 
     guide_paths = []
     for obs in plan.observations:
-        if obs.msa_metadata is not None:
+        if planned_only(obs):
             continue  # planned, not simulated: no visit took place, so no guiding either
         for gs in obs.guide_stars:
             path = write_visit_guiding(plan, obs, gs.visit, tele_dir, knobs.seed, knobs.jitter_mas,
@@ -286,23 +320,6 @@ def simulate(
                                    "path": str(ref.path.relative_to(out))})
     del guiders
 
-    catalogs = []
-    for target in plan.targets:
-        if not any(o.target_id == target.id for o in plan.observations):
-            continue
-        hosts = [host_star(desc, o.number) for o in plan.observations if o.target_id == target.id]
-        host_flux = next((h.flux for h in hosts if h is not None), None)
-        path, count = write_astrometric_catalog(plan, target.id, knobs, out / "catalogs", host_flux)
-        catalogs.append({"target": target.name, "target_id": target.id, "path": str(path.relative_to(out)),
-                         "n_stars": count, "flux_min_e_per_s": knobs.astrometric_flux_min,
-                         "position_error_mas": knobs.astrometric_error_mas})
-
-    msa_paths = []
-    for obs in (o for o in plan.observations if o.msa_metadata is not None):
-        catalog = next(c for c in catalogs if c["target_id"] == obs.target_id)
-        msa_paths.append(write_msa_metadata(plan, obs, Table.read(out / catalog["path"], format="ascii.ecsv"),
-                                            out / "msa", desc.observations[_spec_index(desc, obs.number)].msa_sources))
-
     opd_paths = write_opd_files(plan, knobs.seed, knobs.wavefront_cadence_hours, out / "wavefront")
 
     order = sorted(telemetry)
@@ -318,6 +335,9 @@ def simulate(
         "references": references,
         "catalogs": catalogs,
         "guiding": guide_entries,
+        **({"msa": {"metadata": [str(m.relative_to(out)) for m in msa_paths],
+                    "failed_open_shutters": [{"quadrant": q, "row": r, "column": c} for q, r, c in failed_open]}}
+           if msa_paths else {}),
         "detectors": det_summary,
         "units": {
             "truth_rate SCI": "DN/s = (sky * area + stars) e-/s * flat / gain",
@@ -332,6 +352,8 @@ def simulate(
             "guide star": "guiding.count_rate(GS_MAG) e-/s; count_rate / g0 of its guider DN/s once flat-fielded",
             "truth_spectrum": "slit: per spectral pixel (LRS row, NIRSpec column), source and sky (see the table's "
                               "description)",
+            "truth_spectra": "NIRSpec MOS: one truth_spectrum table per MSA source on the detector, with its MSA "
+                             "identification (source, slitlet, quadrant, row, columns, primary shutter)",
             "truth_rate SKY": "slit: the sky's e-/s (pixel area included); STARS is then the source's DN/s",
         },
         "photometry": _photometry(plan),
@@ -411,6 +433,12 @@ def _exposure_entry(sim: ExposureSimulation, telemetry: Path, truth_dir: Path, o
         entry["slit_source"] = {"along_arcsec": slit.source.along, "across_arcsec": slit.source.across,
                                 "x": slit.x, "y": slit.y, "sky_scale": slit.sky_scale,
                                 "aperture": slit.model.aperture, "fixed_slit": slit.model.slit}
+    if t.mos is not None:
+        entry["truth_spectra"] = [{**ident, "truth_spectrum": str(path.relative_to(out))}
+                                  for ident, path in write_mos_truth(sim, truth_dir)]
+        entry["failed_open_shutters"] = [{"quadrant": m.shutters[0], "row": m.shutters[1], "column": m.shutters[2][0]}
+                                         for m in t.mos.failed_open]
+        entry["mos_pointing_shift_arcsec"] = list(t.mos.shift)
     curve = write_lightcurve_truth(sim, truth_dir)
     if curve is not None:
         host = t.host

@@ -51,12 +51,48 @@ NIRSpec fixed slits with PRISM/CLEAR (:func:`write_nirspec_fs_references`, NRS1,
   wavelength 0.55-5.45 um in steps of 0.01 um, given in metres (the WCS CRVAL3/CDELT3);
   UNIFORM 1 (a uniform source is calibrated as it comes through the slit).
 
+NIRSpec MOS with PRISM/CLEAR on NRS1 (:func:`write_nirspec_mos_references`,
+``jwst_nirspec_<type>_nrs1_msaspec_sim.fits``; MSAOPER ``jwst_nirspec_msaoper_sim.json``):
+
+- SPECWCS, this system's own format (as the fixed slits'): the PRIMARY header of the
+  fixed slits' file with EXP_TYPE = NRS_MSASPEC, plus the MSA geometry
+  (:mod:`services.simulator.spectrograph`): MSAX0, ROWPITCH, COLPITCH (pixels), Q1Y0,
+  Q3Y0 (1-based; a quadrant without its card is not on this detector), SHUTWID (0.20
+  arcsec, the open width, along x), SHUTPTCH (0.53 arcsec, the pitch along the slitlet),
+  PIXSCALE. A shutter (q, row r, column c) has its reference point at ``IMX = MSAX0 +
+  ROWPITCH (r - 1)``, ``IMY = Q<q>Y0 + COLPITCH (c - 1)``; a slitlet's is the mean of its
+  shutters'. One BINTABLE, EXTNAME SHUTTER: the trace of one shutter relative to its
+  reference point (IMX - 1, IMY - 1) in the fixed slits' table layout, one row per column
+  of the spectrum (offsets -83 to +376, wavelength increasing), the corners over one
+  shutter pitch along y (a slitlet of n shutters spans n pitches about its own reference
+  point).
+- MSAOPER (JSON, the public layout the msaflagopen step reads; there is no public data
+  model for it): ``title, reftype, pedigree, author, instrument, exp_type, telescope,
+  useafter, descrip, history`` and ``msaoper``, one entry per failed shutter: ``Q``
+  (quadrant 1-4), ``x`` (the shutter's row, 1-365: SHUTTER_INFO's shutter_row, along the
+  dispersion), ``y`` (its column, 1-171: shutter_column, along the slitlets; the public
+  shutter id is ``x + (y - 1) * 365``), ``state``, ``TA state``, ``Internal state``
+  ("open" for a failed-open shutter) and ``Vignetted`` ("no").
+- PHOTOM (``NrsMosPhotomModel``): one phot_table row (CLEAR, PRISM), PHOTMJ and
+  RELRESPONSE over a shutter's columns, in the fixed slits' convention (point source: the
+  flat-fielded rate times PHOTMJ x RELRESPONSE is MJy per pixel, summed over the
+  slitlet's rows the source's f_nu before the slit loss).
+- PATHLOSS (``PathlossModel``): the apertures the public pathloss step picks for a MOS
+  slitlet by its number of shutters: MOS1X1 (``shutters`` 1, a slitlet whose primary
+  shutter has both neighbours closed) and MOS1X3 (``shutters`` 3, every other). POINTSOURCE
+  (wavelength, y, x) the fraction of a point source's light the open width passes at its
+  place in the public MSA units (SRCXPOS, -0.5 to 0.5 of the 0.27" pitch across the
+  shutter; SRCYPOS along the slitlet, -0.5 to 0.5 of the 0.53" pitch for MOS1X1, -1.5 to
+  1.5 for MOS1X3, the middle shutter's centre at 0: no loss along it, the bars are not
+  modelled), 0.55-5.45 um in metres; UNIFORM 1.
+
 FLAT (CLEAR/PRISM) and DISTORTION of NRS1 are written with the imaging ones
 (:mod:`services.simulator.optical_refs`).
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -68,15 +104,35 @@ from shared.instruments import detector
 
 from .distortion import detector_distortion_model
 from .reffiles import AUTHOR, PEDIGREE, USEAFTER, ReferenceFile, _common, _save
-from .spectrograph import LRS, LRS_EXP_TYPE, NIRSPEC_FS, NRS_FS_EXP_TYPE, SlitSpectrograph
+from .spectrograph import (
+    COLUMN_PITCH,
+    LRS,
+    LRS_EXP_TYPE,
+    MSA_SHUTTER_OPEN,
+    MSA_SHUTTER_PITCH,
+    MSA_X0,
+    MSA_Y0,
+    NIRSPEC_FS,
+    NRS1_QUADRANTS,
+    NRS_FS_EXP_TYPE,
+    NRS_MOS_EXP_TYPE,
+    ROW_PITCH,
+    SlitSpectrograph,
+    msa_slitlet,
+)
 
-__all__ = ["nirspec_fs_filename", "slit_trace_table", "slit_vertices", "write_lrs_references",
-           "write_nirspec_fs_references", "write_slit_references"]
+__all__ = ["MSAOPER_FILENAME", "nirspec_fs_filename", "nirspec_mos_filename", "shutter_trace_model",
+           "slit_trace_table", "slit_vertices", "write_lrs_references", "write_nirspec_fs_references",
+           "write_nirspec_mos_references", "write_slit_references"]
+
+MSAOPER_FILENAME = "jwst_nirspec_msaoper_sim.json"
 
 _PATHLOSS_OFFSETS_PX = np.arange(-3.0, 3.01, 0.5)  # LRS: across the slit (rows): wider than its 4.6 px
 _NRS_PATHLOSS_ACROSS = np.linspace(-0.5, 0.5, 21)  # fraction of the slit width
 _NRS_PATHLOSS_ALONG = np.linspace(-0.5, 0.5, 3)  # fraction of the slit length
 _NRS_PATHLOSS_WAVELENGTH = np.arange(0.55, 5.4501, 0.01)  # um
+_MOS_PATHLOSS_ACROSS = np.linspace(-0.5, 0.5, 21)  # SRCXPOS: fraction of the row pitch
+_MOS_APERTURES = (("MOS1X1", 1), ("MOS1X3", 3))  # (NAME, shutters) the public step chooses between
 _TABLE_COLUMNS = ("x_center", "y_center", "wavelength", "x0", "y0", "x1", "y1", "x2", "y2", "x3", "y3")
 
 
@@ -182,32 +238,42 @@ def write_lrs_references(model: SlitSpectrograph, detector_model, out_dir: Path)
     return written
 
 
-def _nirspec_specwcs(models: list[SlitSpectrograph], detector_model, path: Path) -> Path:
-    first = models[0]
+def _nirspec_specwcs_primary(model: SlitSpectrograph, description: str) -> fits.PrimaryHDU:
+    """The PRIMARY HDU of a NIRSpec SPECWCS of this system's format (module docstring)."""
     primary = fits.PrimaryHDU()
     h = primary.header
     for key, value, comment in (
         ("TELESCOP", "JWST", "telescope"), ("ORIGIN", "jwst-dms", "institution"),
-        ("INSTRUME", "NIRSPEC", "instrument"), ("DETECTOR", first.detector, "detector"),
-        ("EXP_TYPE", NRS_FS_EXP_TYPE, "exposure type"), ("P_EXP_TY", f"{NRS_FS_EXP_TYPE}|", "exposure types (p_exptype)"),
-        ("FILTER", first.filter, "filter wheel element"), ("GRATING", first.grating, "grating wheel element"),
+        ("INSTRUME", "NIRSPEC", "instrument"), ("DETECTOR", model.detector, "detector"),
+        ("EXP_TYPE", model.exp_type, "exposure type"), ("P_EXP_TY", f"{model.exp_type}|", "exposure types (p_exptype)"),
+        ("FILTER", model.filter, "filter wheel element"), ("GRATING", model.grating, "grating wheel element"),
         ("REFTYPE", "SPECWCS", "reference type"), ("DISPAXIS", 1, "dispersion along x (columns)"),
         ("SUBARRAY", "GENERIC", "applies to every window"),
         ("USEAFTER", USEAFTER, "use after"), ("PEDIGREE", PEDIGREE, "pedigree"), ("AUTHOR", AUTHOR, "author"),
-        ("DESCRIP", "Simulated NIRSpec fixed slits PRISM/CLEAR: trace per column", ""),
+        ("DESCRIP", description, ""),
         ("DATE", USEAFTER, "USEAFTER: the same model, the same bytes"),
     ):
         h[key] = (value, comment)
+    return primary
+
+
+def _trace_hdu(model: SlitSpectrograph, name: str) -> fits.BinTableHDU:
+    table = slit_trace_table(model)
+    return fits.BinTableHDU.from_columns(
+        [fits.Column(name=c, format="D", unit="um" if c == "wavelength" else "pixel", array=table[c])
+         for c in _TABLE_COLUMNS], name=name)
+
+
+def _nirspec_specwcs(models: list[SlitSpectrograph], detector_model, path: Path) -> Path:
+    primary = _nirspec_specwcs_primary(models[0], "Simulated NIRSpec fixed slits PRISM/CLEAR: trace per column")
+    h = primary.header
     h.add_comment("One BINTABLE per fixed slit (EXTNAME the slit): per detector column of its spectrum,")
     h.add_comment("x_center/y_center (column and trace offsets from IMX-1, IMY-1, pixels), wavelength (um)")
     h.add_comment("and the corners x0..y3 of the slit's image on the column (upper left, upper right,")
     h.add_comment("lower right, lower left).")
     hdus = [primary]
     for model in models:
-        table = slit_trace_table(model)
-        hdu = fits.BinTableHDU.from_columns(
-            [fits.Column(name=c, format="D", unit="um" if c == "wavelength" else "pixel", array=table[c])
-             for c in _TABLE_COLUMNS], name=model.slit)
+        hdu = _trace_hdu(model, model.slit)
         e = hdu.header
         e["IMX"] = (model.imx, "1-based column of the slit centre at 2 um")
         e["IMY"] = (model.imy, "1-based row of the slit centre at 2 um")
@@ -224,23 +290,31 @@ def _nirspec_specwcs(models: list[SlitSpectrograph], detector_model, path: Path)
     return path
 
 
-def _nirspec_photom(models: list[SlitSpectrograph], detector_model, path: Path) -> Path:
+def _photom_table(models: list[SlitSpectrograph], detector_model, by_slit: bool) -> np.ndarray:
+    """phot_table rows (filter, grating[, slit]) of the NIRSpec apertures ``models``: PHOTMJ
+    at the throughput's peak and RELRESPONSE over each one's columns (module docstring)."""
     from .optical_refs import mean_gain
 
     g0 = mean_gain(detector_model)
     curves = [m.response(g0) for m in models]
     n = max(w.size for w, _ in curves)
+    slit = [("slit", "S15")] if by_slit else []
     table = np.zeros(len(models), dtype=[
-        ("filter", "S12"), ("grating", "S15"), ("slit", "S15"), ("photmj", "<f4"), ("uncertainty", "<f4"),
+        ("filter", "S12"), ("grating", "S15"), *slit, ("photmj", "<f4"), ("uncertainty", "<f4"),
         ("nelem", "<i2"), ("wavelength", "<f4", (n,)), ("relresponse", "<f4", (n,)),
         ("reluncertainty", "<f4", (n,))])
     for k, (model, (waves, mjy)) in enumerate(zip(models, curves, strict=True)):
         value = float(np.interp(model.throughput_centre, waves, mjy))
         pad = np.zeros(n - waves.size)
         rel = np.concatenate([mjy / value, pad])
-        table[k] = (model.filter, model.grating, model.slit, value, 0.01 * value, waves.size,
+        name = (model.slit,) if by_slit else ()
+        table[k] = (model.filter, model.grating, *name, value, 0.01 * value, waves.size,
                     np.concatenate([waves, pad]), rel, 0.01 * rel)
-    photom = dm.NrsFsPhotomModel(phot_table=table)
+    return table
+
+
+def _nirspec_photom(models: list[SlitSpectrograph], detector_model, path: Path) -> Path:
+    photom = dm.NrsFsPhotomModel(phot_table=_photom_table(models, detector_model, by_slit=True))
     _slit_common(photom, "PHOTOM", detector_model, "Simulated NIRSpec fixed slits: point-source flux calibration",
                  NRS_FS_EXP_TYPE)
     photom.meta.photometry.pixelarea_steradians = models[0].pixel_area_sr
@@ -248,24 +322,31 @@ def _nirspec_photom(models: list[SlitSpectrograph], detector_model, path: Path) 
     return _save(photom, path)
 
 
-def _nirspec_pathloss(models: list[SlitSpectrograph], detector_model, path: Path) -> Path:
+def _pathloss_aperture(model: SlitSpectrograph, name: str, shutters: int, across: np.ndarray,
+                       across_unit: float, along: np.ndarray) -> dict:
+    """A PathlossModel aperture: POINTSOURCE (wavelength, y, x) the slit's transmission of a
+    point source at ``across * across_unit`` arcsec from its centre line (no loss along
+    it, ``along`` the y samples), UNIFORM 1; wavelengths in metres."""
     wl = _NRS_PATHLOSS_WAVELENGTH
-    across, along = _NRS_PATHLOSS_ACROSS, _NRS_PATHLOSS_ALONG
+    passed = model.slit_transmission(wl[:, None], across[None, :] * across_unit)  # (nwave, nx)
+    data = np.repeat(passed[:, None, :], along.size, axis=1).astype(np.float32)  # (nwave, ny, nx)
+    return {
+        "name": name, "shutters": shutters,
+        "pointsource_data": data, "pointsource_err": np.zeros_like(data),
+        "pointsource_wcs": {"crpix1": 1.0, "crval1": float(across[0]), "cdelt1": float(across[1] - across[0]),
+                            "crpix2": 1.0, "crval2": float(along[0]), "cdelt2": float(along[1] - along[0]),
+                            "crpix3": 1.0, "crval3": float(wl[0]) * 1e-6,
+                            "cdelt3": float(wl[1] - wl[0]) * 1e-6},
+        "uniform_data": np.ones(wl.size, np.float32), "uniform_err": np.zeros(wl.size, np.float32),
+        "uniform_wcs": {"crpix1": 1.0, "crval1": float(wl[0]) * 1e-6, "cdelt1": float(wl[1] - wl[0]) * 1e-6},
+    }
+
+
+def _nirspec_pathloss(models: list[SlitSpectrograph], detector_model, path: Path) -> Path:
     pathloss = dm.PathlossModel()
     for model in models:
-        passed = model.slit_transmission(wl[:, None], across[None, :] * model.slit_width)  # (nwave, nx)
-        data = np.repeat(passed[:, None, :], along.size, axis=1).astype(np.float32)  # (nwave, ny, nx)
-        aperture = {
-            "name": model.slit, "shutters": 0,
-            "pointsource_data": data, "pointsource_err": np.zeros_like(data),
-            "pointsource_wcs": {"crpix1": 1.0, "crval1": float(across[0]), "cdelt1": float(across[1] - across[0]),
-                                "crpix2": 1.0, "crval2": float(along[0]), "cdelt2": float(along[1] - along[0]),
-                                "crpix3": 1.0, "crval3": float(wl[0]) * 1e-6,
-                                "cdelt3": float(wl[1] - wl[0]) * 1e-6},
-            "uniform_data": np.ones(wl.size, np.float32), "uniform_err": np.zeros(wl.size, np.float32),
-            "uniform_wcs": {"crpix1": 1.0, "crval1": float(wl[0]) * 1e-6, "cdelt1": float(wl[1] - wl[0]) * 1e-6},
-        }
-        pathloss.apertures.append(aperture)
+        pathloss.apertures.append(_pathloss_aperture(model, model.slit, 0, _NRS_PATHLOSS_ACROSS, model.slit_width,
+                                                     _NRS_PATHLOSS_ALONG))
     _slit_common(pathloss, "PATHLOSS", detector_model, "Simulated NIRSpec fixed slits: point-source slit losses",
                  NRS_FS_EXP_TYPE)
     return _save(pathloss, path)
@@ -287,6 +368,104 @@ def write_nirspec_fs_references(detector_model, out_dir: Path) -> list[Reference
                                                       out_dir / nirspec_fs_filename("photom", name)), "GENERIC"),
         ReferenceFile("PATHLOSS", name, _nirspec_pathloss(models, detector_model,
                                                           out_dir / nirspec_fs_filename("pathloss", name)), "GENERIC"),
+    ]
+
+
+def nirspec_mos_filename(reftype: str, detector_name: str = "NRS1") -> str:
+    """``jwst_nirspec_<reftype>_<detector>_msaspec_sim.fits``."""
+    return f"jwst_nirspec_{reftype}_{detector_name}_msaspec_sim.fits".lower()
+
+
+def shutter_trace_model() -> SlitSpectrograph:
+    """The one-shutter slitlet whose trace the MOS SPECWCS tabulates: shutter (Q1, row 1,
+    column 1), reference point (MSAX0, Q1Y0) on whole pixels, so the table's x_center are
+    whole column offsets."""
+    return msa_slitlet(NRS1_QUADRANTS[0], 1, (1,))
+
+
+def _mos_specwcs(path: Path) -> Path:
+    model = shutter_trace_model()
+    primary = _nirspec_specwcs_primary(model, "Simulated NIRSpec MSA PRISM/CLEAR: shutter geometry and trace")
+    h = primary.header
+    h["MSAX0"] = (MSA_X0, "[pixel] 1-based IMX of row 1")
+    h["ROWPITCH"] = (ROW_PITCH, "[pixel] IMX step per shutter row (along x)")
+    h["COLPITCH"] = (COLUMN_PITCH, "[pixel] IMY step per shutter column (along y)")
+    for q in NRS1_QUADRANTS:
+        h[f"Q{q}Y0"] = (MSA_Y0[q], f"[pixel] 1-based IMY of column 1, quadrant {q}")
+    h["SHUTWID"] = (MSA_SHUTTER_OPEN[0], "[arcsec] shutter open width (along x)")
+    h["SHUTPTCH"] = (MSA_SHUTTER_PITCH[1], "[arcsec] shutter pitch along the slitlet (y)")
+    h["PIXSCALE"] = (model.pixel_scale, "[arcsec/pixel]")
+    h["APERNAME"] = (model.aperture, "aperture name")
+    h.add_comment("Shutter (q, row r, column c) reference point, 1-based: IMX = MSAX0 + ROWPITCH*(r-1),")
+    h.add_comment("IMY = Q<q>Y0 + COLPITCH*(c-1); a slitlet's: the mean of its shutters'. A quadrant")
+    h.add_comment("without its Q<q>Y0 card is not on this detector. Table SHUTTER: per column of the")
+    h.add_comment("spectrum, x_center/y_center (offsets from IMX-1, IMY-1), wavelength (um) and the")
+    h.add_comment("corners x0..y3 over one shutter pitch along y (upper left, upper right, lower right,")
+    h.add_comment("lower left).")
+    hdu = _trace_hdu(model, "SHUTTER")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fits.HDUList([primary, hdu]).writeto(path, overwrite=True)
+    return path
+
+
+def _msaoper(failed_open, path: Path) -> Path:
+    doc = {
+        "title": "Simulated NIRSpec MSA shutter operability: failed-open shutters",
+        "reftype": "MSAOPER",
+        "pedigree": PEDIGREE,
+        "author": AUTHOR,
+        "instrument": "NIRSPEC",
+        "exp_type": "NRS_IFU|NRS_MSASPEC",
+        "telescope": "JWST",
+        "useafter": USEAFTER,
+        "descrip": "Failed-open shutters of the simulated MSA (quadrants seen by NRS1)",
+        "history": "x is the shutter row (1-365, along the dispersion), y its column (1-171); drawn from the "
+                   "detector seed",
+        "msaoper": [{"Q": int(q), "x": int(r), "y": int(c), "state": "open", "TA state": "open",
+                     "Internal state": "open", "Vignetted": "no"} for q, r, c in failed_open],
+    }
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def _mos_photom(detector_model, path: Path) -> Path:
+    photom = dm.NrsMosPhotomModel(phot_table=_photom_table([shutter_trace_model()], detector_model, by_slit=False))
+    _slit_common(photom, "PHOTOM", detector_model, "Simulated NIRSpec MSA PRISM/CLEAR: point-source flux calibration",
+                 NRS_MOS_EXP_TYPE)
+    photom.meta.photometry.pixelarea_steradians = shutter_trace_model().pixel_area_sr
+    photom.meta.photometry.pixelarea_arcsecsq = shutter_trace_model().pixel_scale ** 2
+    return _save(photom, path)
+
+
+def _mos_pathloss(detector_model, path: Path) -> Path:
+    model = shutter_trace_model()
+    pathloss = dm.PathlossModel()
+    for name, shutters in _MOS_APERTURES:
+        half = 0.5 * shutters
+        pathloss.apertures.append(_pathloss_aperture(model, name, shutters, _MOS_PATHLOSS_ACROSS,
+                                                     MSA_SHUTTER_PITCH[0], np.linspace(-half, half, 3)))
+    _slit_common(pathloss, "PATHLOSS", detector_model, "Simulated NIRSpec MSA: point-source slit losses",
+                 NRS_MOS_EXP_TYPE)
+    return _save(pathloss, path)
+
+
+def write_nirspec_mos_references(detector_model, out_dir: Path, failed_open) -> list[ReferenceFile]:
+    """SPECWCS, MSAOPER, PHOTOM and PATHLOSS of NIRSpec MOS with PRISM/CLEAR for NRS1
+    (see the module docstring); ``failed_open`` the (quadrant, row, column) shutters
+    stuck open (:func:`.msa.failed_open_shutters`). ValueError for another detector."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = detector_model.detector.name
+    if name != shutter_trace_model().detector:
+        raise ValueError(f"NIRSpec MOS is simulated on {shutter_trace_model().detector}, not {name}")
+    return [
+        ReferenceFile("SPECWCS", name, _mos_specwcs(out_dir / nirspec_mos_filename("specwcs", name)), "GENERIC"),
+        ReferenceFile("MSAOPER", name, _msaoper(failed_open, out_dir / MSAOPER_FILENAME), "GENERIC"),
+        ReferenceFile("PHOTOM", name, _mos_photom(detector_model, out_dir / nirspec_mos_filename("photom", name)),
+                      "GENERIC"),
+        ReferenceFile("PATHLOSS", name, _mos_pathloss(detector_model,
+                                                      out_dir / nirspec_mos_filename("pathloss", name)), "GENERIC"),
     ]
 
 

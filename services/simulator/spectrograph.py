@@ -74,6 +74,27 @@ S200B1        0.2" x 3.3"  1170.30     1127.70  SUBS200B1
   source loses nothing in S200A1 below 2 um, 1.3 % at 3 um, 14 % at 5 um.
 - Sky: near-IR zodiacal light, 0.25 MJy/sr at 1 um to 0.20 MJy/sr at 5 um: about 0.1
   electron per second in a pixel of S200A1.
+
+NIRSpec multi-object spectroscopy (``NRS_MSASPEC``) with PRISM/CLEAR on NRS1: a slitlet
+of the micro-shutter array (MSA) is a :class:`SlitSpectrograph` too
+(:func:`msa_slitlet`), with the fixed slits' prism law, trace, blur, throughput and sky.
+The MSA has four quadrants of 365 rows x 171 columns of shutters (:data:`MSA_QUADRANT_SHAPE`)
+on a 0.27" (rows, along the dispersion) x 0.53" (columns, spatial) pitch; a shutter's
+open area is 0.20" x 0.46". Quadrant ``q = 1 + qx + 2 qy``; NRS1 sees the quadrants with
+``qx = 0`` (1 and 3); quadrants 2 and 4 image on NRS2, which is not simulated. Shutter
+(q, row r, column c; 1-based as in the MSA metadata file's SHUTTER_INFO) has its
+reference point (its centre's image at 2 um) at the 1-based full-frame NRS1 pixel
+
+- ``IMX = MSA_X0 + ROW_PITCH (r - 1)``, MSA_X0 = 300.0, ROW_PITCH = 2.7 px (0.27" at
+  0.1"/px): rows run along the dispersion (detector x); rows 1-365 put IMX at 300-1283
+  and the spectrum (-83 to +376 columns about IMX) within 1-based columns 217-1658;
+- ``IMY = MSA_Y0[q] + COLUMN_PITCH (c - 1)``, COLUMN_PITCH = 5.3 px (0.53"), MSA_Y0 =
+  100.0 (Q1), 1030.0 (Q3): columns 1-171 put IMY within 100-1001 (Q1), 1030-1931 (Q3).
+
+A slitlet (consecutive open shutters of one row) has its reference point at the mean of
+its shutters', width 0.20" (the open width, across: along the dispersion) and length
+``n x 0.53"`` (the bars between the shutters along the slitlet are not modelled: the
+slitlet passes light over its whole length); its subarray FULL, APERNAME NRS_FULL_MSA.
 """
 
 from __future__ import annotations
@@ -87,10 +108,20 @@ from scipy.special import erf
 from services.simulator.optics import COLLECTING_AREA_M2, PLANCK_J_S, psf_fwhm_arcsec
 
 __all__ = [
+    "COLUMN_PITCH",
     "LRS",
     "LRS_EXP_TYPE",
+    "MOS_APERTURE",
+    "MSA_QUADRANT_SHAPE",
+    "MSA_SHUTTER_OPEN",
+    "MSA_SHUTTER_PITCH",
+    "MSA_X0",
+    "MSA_Y0",
     "NIRSPEC_FS",
+    "NRS1_QUADRANTS",
     "NRS_FS_EXP_TYPE",
+    "NRS_MOS_EXP_TYPE",
+    "ROW_PITCH",
     "PrismDispersion",
     "QuadraticDispersion",
     "RenderedSlit",
@@ -101,6 +132,8 @@ __all__ = [
     "SpectralLine",
     "observed_spectrum",
     "render_slit",
+    "msa_slitlet",
+    "shutter_reference_point",
     "slit_spectrograph",
 ]
 
@@ -109,6 +142,7 @@ _SIGMA_PER_FWHM = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 JY_PER_MJY_SR_ARCSEC2 = 1.0e6 / ARCSEC_PER_RAD**2  # 1 MJy/sr over one arcsec^2, in Jy
 LRS_EXP_TYPE = "MIR_LRS-FIXEDSLIT"
 NRS_FS_EXP_TYPE = "NRS_FIXEDSLIT"
+NRS_MOS_EXP_TYPE = "NRS_MSASPEC"
 
 
 @dataclass(frozen=True)
@@ -247,6 +281,7 @@ class SlitSpectrograph:
     throughput_centre: float
     throughput_width: float
     sky_levels: tuple[tuple[float, float], tuple[float, float]]
+    shutters: tuple[int, int, tuple[int, ...]] | None = None  # MSA slitlet: (quadrant, row, columns)
 
     # -- geometry ---------------------------------------------------------------------
     @property
@@ -315,7 +350,12 @@ class SlitSpectrograph:
 
     @property
     def label(self) -> str:
-        """How messages name it: ``LRS`` or ``NIRSpec S200A1 PRISM/CLEAR``."""
+        """How messages name it: ``LRS``, ``NIRSpec S200A1 PRISM/CLEAR`` or ``NIRSpec MSA
+        Q1 row 120 columns 40-42 PRISM/CLEAR``."""
+        if self.shutters is not None:
+            q, r, cols = self.shutters
+            span = f"column {cols[0]}" if len(cols) == 1 else f"columns {cols[0]}-{cols[-1]}"
+            return f"NIRSpec MSA Q{q} row {r} {span} {self.grating}/{self.filter}"
         return "LRS" if self.slit is None else f"NIRSpec {self.slit} {self.grating}/{self.filter}"
 
     # -- optics -----------------------------------------------------------------------
@@ -403,21 +443,83 @@ _NRS_WINDOWS = {"S200A1": "SUBS200A1", "S200A2": "SUBS200A2", "S400A1": "SUBS400
                 "S200B1": "SUBS200B1"}
 
 
-def _nirspec_fixed_slit(name: str) -> SlitSpectrograph:
-    width, length, imx, imy = _NRS_SLITS[name]
+def _nirspec_prism(exp_type: str, aperture: str, imx: float, imy: float, width: float, length: float,
+                   subarrays: tuple[str, ...], slit: str | None = None,
+                   shutters: tuple[int, int, tuple[int, ...]] | None = None) -> SlitSpectrograph:
+    """A NIRSpec aperture on NRS1 with PRISM/CLEAR: the prism law, trace, blur, throughput
+    and sky every NIRSpec slit and MSA slitlet shares (the module docstring)."""
     first = math.ceil(_NRS_PRISM.offset(_NRS_PRISM_BAND[0]) + imx - 1.0)
     last = math.floor(_NRS_PRISM.offset(_NRS_PRISM_BAND[1]) + imx - 1.0)
     return SlitSpectrograph(
-        exp_type=NRS_FS_EXP_TYPE, detector="NRS1", filter="CLEAR", grating="PRISM", slit=name,
-        aperture=f"NRS_{name}_SLIT", imx=imx, imy=imy, slit_width=width, slit_length=length, pixel_scale=0.1,
+        exp_type=exp_type, detector="NRS1", filter="CLEAR", grating="PRISM", slit=slit,
+        aperture=aperture, imx=imx, imy=imy, slit_width=width, slit_length=length, pixel_scale=0.1,
         dispaxis=1, law=_NRS_PRISM, trace_coeffs=(0.0, 0.003, 4.0e-6), span=(first, last),
-        subarrays=(_NRS_WINDOWS[name], "ALLSLITS", "FULL"), detector_sigma=0.85,
+        subarrays=subarrays, detector_sigma=0.85,
         peak_throughput=0.50, throughput_centre=3.2, throughput_width=1.6, sky_levels=((1.0, 0.25), (5.0, 0.20)),
+        shutters=shutters,
     )
+
+
+def _nirspec_fixed_slit(name: str) -> SlitSpectrograph:
+    width, length, imx, imy = _NRS_SLITS[name]
+    return _nirspec_prism(NRS_FS_EXP_TYPE, f"NRS_{name}_SLIT", imx, imy, width, length,
+                          (_NRS_WINDOWS[name], "ALLSLITS", "FULL"), slit=name)
 
 
 #: The NIRSpec fixed slits with PRISM/CLEAR, by FXD_SLIT name.
 NIRSPEC_FS: dict[str, SlitSpectrograph] = {name: _nirspec_fixed_slit(name) for name in _NRS_SLITS}
+
+#: The MSA: shutters per quadrant, rows (along the dispersion) x columns (spatial).
+MSA_QUADRANT_SHAPE = (365, 171)
+#: Shutter pitch, arcsec, along the rows (dispersion) and along the columns (spatial).
+MSA_SHUTTER_PITCH = (0.27, 0.53)
+#: A shutter's open area, arcsec (across x along the slitlet).
+MSA_SHUTTER_OPEN = (0.20, 0.46)
+#: 1-based full-frame NRS1 pixels of shutter (q, 1, 1)'s reference point, and the step per
+#: row (along x) and per column (along y): the MSA geometry of the module docstring.
+MSA_X0 = 300.0
+ROW_PITCH = 2.7
+COLUMN_PITCH = 5.3
+MSA_Y0: dict[int, float] = {1: 100.0, 3: 1030.0}
+#: The quadrants NRS1 sees (qx = 0); 2 and 4 fall on NRS2, not simulated.
+NRS1_QUADRANTS = tuple(MSA_Y0)
+MOS_APERTURE = "NRS_FULL_MSA"
+
+
+def shutter_reference_point(quadrant: int, row: int, column: int) -> tuple[float, float]:
+    """(IMX, IMY): the 1-based full-frame NRS1 pixel where the centre of shutter
+    (``quadrant``, ``row``, ``column``; 1-based) images at 2 um. ValueError for a shutter
+    off NRS1 or off the quadrant."""
+    if quadrant not in MSA_Y0:
+        where = "NRS2, which is not simulated" if quadrant in (2, 4) else "no detector: quadrants are 1-4"
+        raise ValueError(f"MSA quadrant {quadrant} images on {where}; NRS1 sees quadrants "
+                         f"{' and '.join(map(str, NRS1_QUADRANTS))}")
+    nrows, ncols = MSA_QUADRANT_SHAPE
+    if not (1 <= row <= nrows and 1 <= column <= ncols):
+        raise ValueError(f"MSA shutter row {row}, column {column} is off the quadrant (rows 1-{nrows}, "
+                         f"columns 1-{ncols})")
+    return MSA_X0 + ROW_PITCH * (row - 1), MSA_Y0[quadrant] + COLUMN_PITCH * (column - 1)
+
+
+def msa_slitlet(quadrant: int, row: int, columns) -> SlitSpectrograph:
+    """The slitlet of consecutive open shutters ``columns`` (increasing) in ``row`` of
+    ``quadrant`` on NRS1 with PRISM/CLEAR (see the module docstring): its reference point
+    the mean of its shutters', 0.20" wide, ``len(columns) x 0.53"`` long.
+
+    Raises ValueError for a quadrant not on NRS1, a shutter off the quadrant, or columns
+    that are empty or not consecutive."""
+    cols = tuple(int(c) for c in columns)
+    if not cols:
+        raise ValueError("an MSA slitlet needs at least one shutter column")
+    if any(b - a != 1 for a, b in zip(cols, cols[1:], strict=False)):
+        raise ValueError(f"MSA slitlet columns {list(cols)} are not consecutive and increasing: a slitlet is a "
+                         "run of neighbouring shutters of one row")
+    points = [shutter_reference_point(quadrant, row, c) for c in cols]
+    imx = float(np.mean([p[0] for p in points]))
+    imy = float(np.mean([p[1] for p in points]))
+    return _nirspec_prism(NRS_MOS_EXP_TYPE, MOS_APERTURE, imx, imy, MSA_SHUTTER_OPEN[0],
+                          len(cols) * MSA_SHUTTER_PITCH[1], ("FULL",), shutters=(int(quadrant), int(row), cols))
+
 
 #: Every slit the simulator renders, by (EXP_TYPE, FXD_SLIT or None).
 SLIT_SPECTROGRAPHS: dict[tuple[str, str | None], SlitSpectrograph] = {

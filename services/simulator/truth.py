@@ -27,6 +27,13 @@ Per exposure and detector (``<exposure_id>`` as in the telemetry file name):
   ``source_x``; a NIRSpec table ``column``, ``trace_y``, ``source_y``. The rate file of
   such an exposure also has a ``SKY`` image (e-/s, pixel area included: the slit's sky
   part of FLUX), and its STARS image is the source's part of SCI.
+- ``<exposure_id>_truth_spectrum_s<source_id, 5 digits>.ecsv`` (NIRSpec MOS exposures):
+  one per MSA source whose slitlet is on the detector, in the NIRSpec fixed-slit table's
+  layout (its slitlet is the slit: ``trace_y`` the slitlet centre's trace), the meta
+  adding the MSA source id, catalog star id, slitlet id, quadrant, row, columns, the
+  primary shutter's column and the source's estimated place in it (0-1), and the
+  dither point. The rate file has the ``SKY`` image (the open and failed-open shutters'
+  sky) and STARS is the sources' part of SCI.
 
 The PRIMARY header's WCS is the TRUE one (pointing error and distortion included, TAN-SIP);
 TRUE_RA/TRUE_DEC/TRUE_ROL give the true pointing, PNT_DX/PNT_DY the injected shift of the
@@ -50,7 +57,8 @@ from astropy.time import Time
 from .exposure import ExposureSimulation
 from .spectrograph import observed_spectrum
 
-__all__ = ["write_exposure_truth", "write_lightcurve_truth", "write_spectrum_truth", "write_truth_index"]
+__all__ = ["write_exposure_truth", "write_lightcurve_truth", "write_mos_truth", "write_spectrum_truth",
+           "write_truth_index"]
 
 _IMAGE_UNITS = {
     "SCI": ("DN/s", "(sky+stars) e-/s * flat / gain: expected slope after dark subtraction"),
@@ -116,6 +124,10 @@ def _primary_header(sim: ExposureSimulation) -> fits.Header:
         h["SKYSCALE"] = (t.slit.sky_scale, "factor on the slit's default sky spectrum")
         if t.slit.model.slit is not None:
             h["FXD_SLIT"] = (t.slit.model.slit, "NIRSpec fixed slit")
+    if t.mos is not None:
+        h["NSLITLET"] = (len(t.mos.slitlets), "MSA slitlets on the detector")
+        h["NFAILOPN"] = (len(t.mos.failed_open), "failed-open shutters lit (no slitlet there)")
+        h["SKYSCALE"] = (t.mos.sky_scale, "factor on the slitlets' default sky spectrum")
     if t.reset_decay is not None:
         h["RSCDSCAL"] = (t.reset_decay.scale, "RSCD offset / previous int. signal at group 1")
         h["RSCDTAU"] = (t.reset_decay.tau, "[group] RSCD e-folding length")
@@ -137,8 +149,8 @@ def write_exposure_truth(sim: ExposureSimulation, directory: Path) -> list[Path]
     hdus = [fits.PrimaryHDU(header=_primary_header(sim))]
     arrays = {"SCI": t.rate, "DARK": t.dark, "STARS": t.stars, "FLUX": t.flux, "FLAT": t.flat, "GAIN": t.gain,
               "AREA": t.area}
-    if t.slit is not None:
-        arrays["SKY"] = t.slit.sky
+    if t.slit is not None or t.mos is not None:
+        arrays["SKY"] = (t.slit or t.mos).sky
     for name, data in arrays.items():
         hdu = fits.ImageHDU(np.asarray(data, np.float32), name=name)
         unit, what = _IMAGE_UNITS[name]
@@ -213,18 +225,62 @@ def write_spectrum_truth(sim: ExposureSimulation, directory: Path) -> Path | Non
     slit = sim.truth.slit
     if slit is None:
         return None
-    model, src = slit.model, slit.source
-    spectral, spatial = ("column", "y") if model.dispaxis == 1 else ("row", "x")
+    model = slit.model
     pixels = model.pixels()
-    shift = src.across / model.pixel_scale
-    wavelength = model.wavelength(pixels)
-    source_wavelength = model.wavelength(pixels - shift)
-    sky = slit.sky_scale * model.sky(wavelength)
     window_start = (sim.subarray.xstart if model.dispaxis == 1 else sim.subarray.ystart) - 1
     in_window = pixels.astype(int) - window_start
     pixel_electrons = np.full(pixels.size, np.nan)
     inside = (in_window >= 0) & (in_window < slit.pixel_electrons.size)
     pixel_electrons[inside] = slit.pixel_electrons[in_window[inside]]
+    table = _spectrum_table(model, slit.source, slit.sky_scale, pixel_electrons, slit.x, slit.y)
+    table.meta = {"exposure_id": sim.name.exposure_id, **table.meta}
+    path = Path(directory) / f"{sim.name.exposure_id}_truth_spectrum.ecsv"
+    table.write(path, format="ascii.ecsv", overwrite=True)
+    return path
+
+
+def write_mos_truth(sim: ExposureSimulation, directory: Path) -> list[tuple[dict, Path]]:
+    """Write ``<exposure_id>_truth_spectrum_s<source_id>.ecsv`` for every MSA slitlet of a
+    MOS exposure on its detector (none for any other exposure); returns (its MSA
+    identification, path) per slitlet, in slitlet order."""
+    mos = sim.truth.mos
+    if mos is None:
+        return []
+    out = []
+    for st in mos.slitlets:
+        sl, model = st.slitlet, st.model
+        # the undispersed image of the source: the reference point moved by its place
+        x = model.imx - 1.0 + st.source.across / model.pixel_scale
+        y = model.imy - 1.0 + st.source.along / model.pixel_scale
+        table = _spectrum_table(model, st.source, mos.sky_scale, st.pixel_electrons, x, y)
+        ident = {"source_id": sl.source_id, "star_id": st.star_id, "slitlet_id": sl.slitlet_id,
+                 "quadrant": sl.quadrant, "row": sl.row, "columns": list(sl.columns), "primary_column": sl.primary,
+                 "estimated_source_in_shutter_x": sl.x, "estimated_source_in_shutter_y": sl.y,
+                 "dither_point": sl.dither_point}
+        table.meta.update({"exposure_id": sim.name.exposure_id, "msa": ident,
+                           "pointing_shift_arcsec": list(mos.shift)})
+        table.meta["description"]["msa"] = (
+            "the MSA source (source_id of the MSA metadata file; star_id its catalog star), its slitlet (slitlet_id; "
+            "quadrant, row, columns as SHUTTER_INFO), the shutter holding it at this dither point "
+            "(primary_column) and its estimated place there (0-1 of the pitch: x along the rows, y along the "
+            "column); along/across_arcsec add the true pointing shift (pointing_shift_arcsec, window centre, "
+            "detector x/y) with the opposite sign")
+        path = Path(directory) / f"{sim.name.exposure_id}_truth_spectrum_s{sl.source_id:05d}.ecsv"
+        table.write(path, format="ascii.ecsv", overwrite=True)
+        out.append((ident, path))
+    return out
+
+
+def _spectrum_table(model, src, sky_scale: float, pixel_electrons: np.ndarray, x: float, y: float) -> Table:
+    """The truth spectrum of a source in a slit (the module docstring): one row per
+    spectral pixel of ``model.pixels()``; ``pixel_electrons`` the source's e-/s per pixel
+    there (NaN outside the window); ``x``, ``y`` its undispersed 0-based full-frame pixel."""
+    spectral, spatial = ("column", "y") if model.dispaxis == 1 else ("row", "x")
+    pixels = model.pixels()
+    shift = src.across / model.pixel_scale
+    wavelength = model.wavelength(pixels)
+    source_wavelength = model.wavelength(pixels - shift)
+    sky = sky_scale * model.sky(wavelength)
     trace = model.trace(pixels)
     table = Table(
         {
@@ -247,19 +303,18 @@ def write_spectrum_truth(sim: ExposureSimulation, directory: Path) -> Path | Non
     )
     along_axis, across_axis = ("+y", "+x") if model.dispaxis == 1 else ("+x", "+y")
     table.meta.update({
-        "exposure_id": sim.name.exposure_id,
         "along_arcsec": src.along,
         "across_arcsec": src.across,
         f"shift_{spectral}s": shift,
-        "x": slit.x,
-        "y": slit.y,
+        "x": x,
+        "y": y,
         "continuum": {"flux_jy": src.spectrum.flux_jy, "reference_wavelength_um": src.spectrum.reference,
                       "slope": src.spectrum.slope},
         "lines": [{"wavelength": line.wavelength, "fwhm": line.fwhm, "strength": line.strength,
                    "resolution_element_um": float(model.resolution_element(line.wavelength)),
                    spectral: float(model.pixel(line.wavelength) + shift)}
                   for line in src.spectrum.lines],
-        "sky_scale": slit.sky_scale,
+        "sky_scale": sky_scale,
         "slit": {"exp_type": model.exp_type, "name": model.slit or model.aperture, "aperture": model.aperture,
                  "detector": model.detector, "filter": model.filter, "grating": model.grating,
                  "dispaxis": model.dispaxis, "imx": model.imx, "imy": model.imy, "width_arcsec": model.slit_width,
@@ -290,9 +345,7 @@ def write_spectrum_truth(sim: ExposureSimulation, directory: Path) -> Path | Non
                      f"{spectral} the (fractional) {spectral} of its centre for this source",
         },
     })
-    path = Path(directory) / f"{sim.name.exposure_id}_truth_spectrum.ecsv"
-    table.write(path, format="ascii.ecsv", overwrite=True)
-    return path
+    return table
 
 
 def write_truth_index(path: Path, index: dict) -> Path:
