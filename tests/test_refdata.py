@@ -355,6 +355,50 @@ def test_asdf_references_deliver_and_select_by_their_meta(ctx, tmp_path):
     assert local["distortion"].filename == "dist.asdf"
 
 
+def test_json_references_deliver_select_and_load_as_the_public_msaoper(ctx, tmp_path):
+    """A JSON reference (the public MSAOPER) carries its keywords as entries: delivered
+    (stored as application/json), selected by its exposure type, loaded with its document;
+    one without its shutter list, or not JSON, is refused with why."""
+    import json
+
+    from shared.refdata import load_reference
+    from shared.refdata.errors import ReferenceFileError
+    from shared.refdata.window import Window
+
+    doc = {"title": "failed-open shutters", "reftype": "MSAOPER", "instrument": "NIRSPEC", "telescope": "JWST",
+           "pedigree": "SIMULATION", "author": "test", "descrip": "test shutters", "useafter": "2022-01-01T00:00:00",
+           "p_exptype": "NRS_MSASPEC|NRS_IFU|",
+           "msaoper": [{"Q": 1, "x": 40, "y": 12, "state": "open", "TA state": "open", "Internal state": "normal"}]}
+    good = tmp_path / "jwst_nirspec_msaoper_sim.json"
+    good.write_text(json.dumps(doc))
+    garbled = tmp_path / "garbled.json"
+    garbled.write_text("{not json")
+    with pytest.raises(DeliveryError, match="garbled.json: not a readable JSON file"):
+        deliver(ctx, [good, garbled])
+    no_useafter = tmp_path / "no_useafter.json"
+    no_useafter.write_text(json.dumps({k: v for k, v in doc.items() if k != "useafter"}))
+    with pytest.raises(DeliveryError, match="no_useafter.json: USEAFTER is missing from the JSON entries"):
+        deliver(ctx, [no_useafter])
+    d = deliver(ctx, [good])
+    assert d.added == ("jwst_nirspec_msaoper_sim.json",)
+    key = reference_key("NIRSPEC", good.name)
+    assert ctx.store.stat(Bucket.REFS, key).content_type == "application/json"
+    with ctx.catalog.session() as s:
+        [row] = list_references(s)
+        assert (row.reftype, row.selectors) == ("MSAOPER", {"EXP_TYPE": "NRS_MSASPEC|NRS_IFU"})
+        exposure = {"INSTRUME": "NIRSPEC", "DETECTOR": "NRS1", "EXP_TYPE": "NRS_MSASPEC", "DATE-OBS": "2025-01-01"}
+        assert best_references(s, exposure, ["msaoper"])["msaoper"].filename == good.name
+        assert not best_references(s, {**exposure, "EXP_TYPE": "NRS_FIXEDSLIT"}, ["msaoper"])["msaoper"].found
+    ref = load_reference("msaoper", good, Window(1, 1, 2048, 2048), (2048, 2048))
+    assert ref.tree["msaoper"] == doc["msaoper"] and ref.header["REFTYPE"] == "MSAOPER"
+    no_list = tmp_path / "no_list.json"
+    no_list.write_text(json.dumps({k: v for k, v in doc.items() if k != "msaoper"}))
+    with pytest.raises(ReferenceFileError, match="no_list.json has no 'msaoper' entry"):
+        load_reference("msaoper", no_list, Window(1, 1, 2048, 2048), (2048, 2048))
+    with pytest.raises(ReferenceFileError, match="garbled.json is not a readable JSON file"):
+        load_reference("msaoper", garbled, Window(1, 1, 2048, 2048), (2048, 2048))
+
+
 def test_reference_files_are_immutable(ctx, tmp_path):
     first = tmp_path / "a"
     first.mkdir()

@@ -55,8 +55,11 @@ def reference_url(base_url: str, filename: str) -> str:
 
 
 def reference_media_type(filename: str) -> str:
-    """Reference files are FITS or ASDF (delivery checks the content; the name agrees)."""
-    return "application/asdf" if filename.lower().endswith(".asdf") else "application/fits"
+    """Reference files are FITS, ASDF or JSON (delivery checks the content; the name agrees)."""
+    lower = filename.lower()
+    if lower.endswith(".json"):
+        return "application/json"
+    return "application/asdf" if lower.endswith(".asdf") else "application/fits"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from services.ingest.observer import Observer, observer
 from shared.ephemeris import Ephemeris
 from shared.imaging_wcs import TelescopePointing, ideal_position, pointing_about
 from shared.instruments import DetectorInfo, ExposureTiming, Subarray, readout_pattern
+from shared.naming import parse_msa_metadata
 from shared.plan import Observation, Plan, PlannedExposure
 from shared.wcs import wcs_keywords
 
@@ -221,6 +222,9 @@ def exposure_keywords(
         # NIRSpec: the grating wheel's element (the plan's pupil) and the fixed slit
         "GRATING": obs.pupil if det.instrument == "NIRSPEC" else None,
         "FXD_SLIT": (obs.fixed_slit or "NONE") if det.instrument == "NIRSPEC" else None,
+        # NIRSpec MOS: the MSA metadata file and the configuration in it (its name's cc)
+        "MSAMETFL": obs.msa_metadata,
+        "MSAMETID": parse_msa_metadata(obs.msa_metadata).config if obs.msa_metadata else None,
         "EXP_TYPE": obs.exp_type,
         "EXPCOUNT": exp.exposure,
         "EXPRIPAR": "PRIME",

@@ -29,6 +29,7 @@ its spectral gwcs at ``meta.wcs`` (pixels to RA, Dec and wavelength,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -50,6 +51,7 @@ from services.stage2.pipeline import (
 )
 from services.stage2.steps.assign_wcs import exposure_wcs, s_region
 from services.stage2.steps.bkg_subtract import BkgSubtractParams
+from services.stage2.steps.msaflagopen import flag_failed_open
 from services.stage2.steps.pathloss import (
     PathlossGrid,
     apply_pathloss,
@@ -62,8 +64,9 @@ from services.stage2.steps.photom import (
     select_photom_row,
     spectral_conversion,
 )
-from services.stage2.steps.srctype import source_type
-from shared.datamodels import FitsProduct, set_cards, single_slit
+from services.stage2.steps.srctype import slitlet_source_type, source_type
+from shared.datamodels import FitsProduct, SlitProduct, set_cards, single_slit
+from shared.datamodels.keywords import SLIT_KEYWORDS
 from shared.datamodels.spectra import x1d_product
 from shared.errors import InputError
 from shared.imaging_wcs import TelescopePointing, v23tosky
@@ -95,11 +98,22 @@ from shared.spectra import (
     slit_width,
     wavelength_image,
 )
+from shared.spectra.msa import (
+    MsaGeometry,
+    MsaMetadata,
+    Slitlet,
+    failed_open_shutters,
+    open_slitlets,
+    shutter_footprint,
+)
 from shared.spectra.wcs import rectified_gwcs, slit_gwcs
 
 __all__ = ["SLIT_EXP_TYPES", "SPEC2", "Spec2Options", "Spec2Output", "SpecState", "calibrate", "run_spec2"]
 
 log = logging.getLogger(__name__)
+
+MOS_EXP_TYPE = "NRS_MSASPEC"
+_MOS = frozenset({MOS_EXP_TYPE})
 
 
 class Spec2Options(BaseModel):
@@ -124,19 +138,51 @@ class SpecState(CalState):
     slit_size: tuple[float, float] = (0.0, 0.0)  # the slit's length and width, arcsec
     s2d: Rectified | None = None
     x1d: np.ndarray | None = None
+    # NIRSpec MOS: the exposure's MSA metadata; the slitlets assign_wcs found on the window
+    # (with their traces there); after extract_2d, a state per slitlet, and in each its slitlet
+    msa: MsaMetadata | None = None
+    geometry: MsaGeometry | None = None
+    slitlets: list[tuple[Slitlet, SlitTrace]] = dataclasses.field(default_factory=list)
+    slits: list[SpecState] = dataclasses.field(default_factory=list)
+    slitlet: Slitlet | None = None
 
 
-def _spec_state(product: FitsProduct, backgrounds: Sequence[FitsProduct]) -> SpecState:
+def _spec_state(product: FitsProduct, backgrounds: Sequence[FitsProduct], msa: MsaMetadata | None) -> SpecState:
     state = _state_from(product, backgrounds)
     if state.sci.ndim != 2:
         raise InputError(f"{state.name}: a slit spectrum is calibrated from a _rate (one image); "
                          f"SCI has shape {state.sci.shape}")
-    return SpecState(**{f.name: getattr(state, f.name) for f in dataclasses.fields(CalState)})
+    return SpecState(**{f.name: getattr(state, f.name) for f in dataclasses.fields(CalState)}, msa=msa)
+
+
+def _each_slit(adapter: Callable[[SpecState, StepArgs], Skip | None]) -> Callable[[SpecState, StepArgs], Skip | None]:
+    """A step of one slit run on every slitlet of a MOS exposure once extract_2d has cut
+    them (its notes each named after the slitlet), or on the exposure's one slit. Skipped
+    when it skipped every slitlet."""
+
+    @functools.wraps(adapter)
+    def run(s: SpecState, a: StepArgs) -> Skip | None:
+        if not s.slits:
+            return adapter(s, a)
+        skips = []
+        for slit in s.slits:
+            notes: list[str] = []
+            skip = adapter(slit, dataclasses.replace(a, notes=notes))
+            for text in notes:
+                a.note(f"slitlet {slit.slitlet.name}: {text}")
+            if skip is not None:
+                skips.append(skip)
+                a.note(f"slitlet {slit.slitlet.name}: skipped: {skip.reason}")
+        return skips[0] if len(skips) == len(s.slits) else None
+
+    return run
 
 
 def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
     ref, kw = a.refs["specwcs"], s.keywords
     ny, nx = s.sci.shape
+    if str(kw.get("EXP_TYPE", "")).upper() == MOS_EXP_TYPE:
+        return _assign_mos(s, a)
     try:
         table, cards = slit_table(ref.tables, ref.table_headers, ref.header, kw.get("FXD_SLIT"))
         dispaxis = int(cards.get("DISPAXIS", 2))
@@ -186,6 +232,123 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
     return None
 
 
+def _assign_mos(s: SpecState, a: StepArgs) -> Skip | None:
+    """assign_wcs of a MOS exposure: the slitlets its MSA metadata opens at its
+    configuration (MSAMETID) and dither point (PATT_NUM) whose quadrant images on this
+    detector, each with its trace from the SPECWCS's shutter table moved to its reference
+    point (:mod:`shared.spectra.msa`)."""
+    ref, kw = a.refs["specwcs"], s.keywords
+    if s.msa is None:
+        raise InputError(f"{s.name}: a MOS exposure is calibrated with its MSA metadata file "
+                         f"(MSAMETFL={kw.get('MSAMETFL') or '(none)'}), which was not given")
+    try:
+        geometry = MsaGeometry.from_cards(ref.header)
+        table = ref.tables["SHUTTER"]
+    except KeyError:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: no SHUTTER table (a MOS SPECWCS has one)") from None
+    except ValueError as exc:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
+    try:
+        slitlets = open_slitlets(s.msa.shutter_info, s.msa.source_info, int(kw["MSAMETID"]), int(kw["PATT_NUM"]),
+                                 program=str(kw.get("PROGRAM") or ""))
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{s.name}: no {exc} keyword to find its shutters in {s.msa.filename} by") from None
+    except ValueError as exc:
+        raise InputError(f"{s.name}: MSA metadata {s.msa.filename}: {exc}") from exc
+    ny, nx = s.sci.shape
+    xstart, ystart = int(kw.get("SUBSTRT1", 1)), int(kw.get("SUBSTRT2", 1))
+    elsewhere = []
+    for slitlet in slitlets:
+        if not geometry.on_detector(slitlet.quadrant):
+            elsewhere.append(slitlet.name)
+            continue
+        imx, imy = geometry.slitlet_reference(slitlet)
+        trace = slit_trace(table, imx, imy, xstart=xstart, ystart=ystart, ny=nx, dispaxis=1)
+        if trace.rows.size:
+            s.slitlets.append((slitlet, trace))
+        else:
+            elsewhere.append(slitlet.name)
+    if not s.slitlets:
+        raise InputError(f"{s.name}: none of the {len(slitlets)} slitlet(s) of {s.msa.filename} at configuration "
+                         f"{kw['MSAMETID']}, dither point {kw['PATT_NUM']} images on this window")
+    s.geometry = geometry
+    s.keywords["DISPAXIS"] = 1
+    a.note(f"assign_wcs: {len(s.slitlets)} slitlet(s) of {s.msa.filename} on {kw.get('DETECTOR')}"
+           + (f"; {len(elsewhere)} image elsewhere ({', '.join(elsewhere)})" if elsewhere else ""))
+    return None
+
+
+def _msaflagopen(s: SpecState, a: StepArgs) -> Skip | None:
+    ref = a.refs["msaoper"]
+    if s.geometry is None:
+        return Skip("the exposure has no MSA geometry (assign_wcs did not run)", SkipKind.NO_INPUT)
+    try:
+        stuck = failed_open_shutters(ref.tree)
+    except ValueError as exc:
+        raise ReferenceFileError(f"MSAOPER reference {ref.filename}: {exc}") from exc
+    kw = s.keywords
+    footprint = shutter_footprint(a.refs["specwcs"].tables["SHUTTER"], s.geometry, stuck, s.sci.shape,
+                                  xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)))
+    s.dq, n = flag_failed_open(s.dq, footprint)
+    here = sum(1 for q, _, _ in stuck if s.geometry.on_detector(q))
+    a.note(f"msaflagopen: {len(stuck)} shutter(s) failed open, {here} imaging on this detector; "
+           f"{n} pixel(s) flagged MSA_FAILED_OPEN")
+    return None
+
+
+def _extract_2d(s: SpecState, a: StepArgs) -> Skip | None:
+    """Each slitlet's cutout: the window's columns its spectrum covers, its rows within
+    half its length (and a pixel) of its trace; a state of its own, with its trace,
+    wavelengths, source and keywords (the public slit attributes), and its gwcs."""
+    if not s.slitlets:
+        return Skip("the exposure has no slitlets (assign_wcs did not run)", SkipKind.NO_INPUT)
+    kw, g = s.keywords, s.geometry
+    ny, nx = s.sci.shape
+    xstart, ystart = int(kw.get("SUBSTRT1", 1)), int(kw.get("SUBSTRT2", 1))
+    distortion = _distortion_model(a.refs["distortion"]) if "distortion" in a.refs else None
+    pointing = (TelescopePointing.from_keywords(kw)
+                if all(kw.get(k) is not None for k in ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")) else None)
+    for slitlet, trace in s.slitlets:
+        half = g.half_length(len(slitlet.columns))
+        rows = trace.rows
+        centre = trace.x[rows]
+        x0, x1 = int(rows[0]), int(rows[-1]) + 1  # window columns (the frame's rows)
+        y0 = max(int(np.floor(np.min(centre) - half)) - 1, 0)
+        y1 = min(int(np.ceil(np.max(centre) + half)) + 2, ny)
+        if y1 <= y0:
+            a.note(f"extract_2d: slitlet {slitlet.name} lies off the window")
+            continue
+        cut = trace.cut(x0, x1 - x0, y0)
+        box = (slice(y0, y1), slice(x0, x1))
+        slit = SpecState(
+            sci=s.sci[box].copy(), err=s.err[box].copy(), dq=s.dq[box].copy(), var_poisson=s.var_poisson[box].copy(),
+            var_rnoise=s.var_rnoise[box].copy(), var_flat=None if s.var_flat is None else s.var_flat[box].copy(),
+            keywords=dict(kw), bunit=s.bunit, trace=cut, half_length=half, slitlet=slitlet)
+        slit.wavelength = in_frame(wavelength_image(cut, y1 - y0, half), 1)
+        along, across = g.source_offset(slitlet)
+        slit.source = (along, across)
+        slit.source_pixel = (cut.ref[1] + across, cut.ref[0] + along)  # window (x, y) of the cutout
+        slit.slit_size = (len(slitlet.columns) * g.shutter_pitch, g.shutter_width)
+        slit.keywords.update({
+            "SLTNAME": slitlet.name, "SLITID": slitlet.slitlet_id, "SLTSTRT1": xstart + x0, "SLTSIZE1": x1 - x0,
+            "SLTSTRT2": ystart + y0, "SLTSIZE2": y1 - y0, "SOURCEID": slitlet.source_id,
+            "SRCNAME": slitlet.source_name, "SRCRA": slitlet.source_ra, "SRCDEC": slitlet.source_dec,
+            "STLARITY": slitlet.stellarity, "SRCXPOS": slitlet.source_x, "SRCYPOS": slitlet.source_y,
+            "SHUTSTA": slitlet.shutter_state, "MSAQUAD": slitlet.quadrant,
+            "SHUTTRID": slitlet.row + (slitlet.primary or slitlet.columns[len(slitlet.columns) // 2]) * 365 - 365})
+        if distortion is not None and pointing is not None:
+            try:
+                slit.gwcs = slit_gwcs(distortion, pointing, cut, half, xstart=xstart + x0, ystart=ystart + y0,
+                                      xsize=x1 - x0, ysize=y1 - y0)
+            except ValueError as exc:
+                raise InputError(f"{s.name}: slitlet {slitlet.name}: {exc}") from exc
+        s.slits.append(slit)
+    a.note(f"extract_2d: {len(s.slits)} slitlet(s) cut out"
+           + ("" if distortion is not None and pointing is not None else
+              " (no spectral gwcs without the DISTORTION reference and the pointing)"))
+    return None
+
+
 def _source_position(s: SpecState, a: StepArgs, trace: SlitTrace) -> tuple[float, float]:
     """The window pixel (x, y) where the target images undispersed: its coordinates through
     the exposure's imaging WCS (pointing and DISTORTION); the slit's reference point when
@@ -202,8 +365,9 @@ def _source_position(s: SpecState, a: StepArgs, trace: SlitTrace) -> tuple[float
     return xt, yt
 
 
+@_each_slit
 def _srctype(s: SpecState, a: StepArgs) -> Skip | None:
-    kind, why = source_type(s.keywords)
+    kind, why = source_type(s.keywords) if s.slitlet is None else slitlet_source_type(s.slitlet.stellarity)
     s.keywords["SRCTYPE"] = kind
     a.note(f"srctype: {kind} ({why})")
     return None
@@ -222,6 +386,7 @@ def _set_variances(s: SpecState, sci: np.ndarray, err: np.ndarray, variances: Ma
     s.var_flat = variances.get("VAR_FLAT")
 
 
+@_each_slit
 def _pathloss(s: SpecState, a: StepArgs) -> Skip | None:
     if s.keywords.get("SRCTYPE") != "POINT":
         return Skip("an extended source loses no light at the slit's jaws to correct for")
@@ -231,8 +396,10 @@ def _pathloss(s: SpecState, a: StepArgs) -> Skip | None:
     try:
         if "PS" in ref.arrays:  # NIRSpec's, per aperture, over the source's place in slit units
             kw = s.keywords
-            waves, vector, centred = nirspec_pathloss(ref.arrays["PS"], str(kw.get("FXD_SLIT") or ""),
-                                                      float(kw["SRCXPOS"]), float(kw["SRCYPOS"]))
+            # a fixed slit's aperture is named after it; a MOS slitlet's is its number of shutters
+            aperture = str(kw.get("FXD_SLIT") or "") if s.slitlet is None else len(s.slitlet.columns)
+            waves, vector, centred = nirspec_pathloss(ref.arrays["PS"], aperture, float(kw["SRCXPOS"]),
+                                                      float(kw["SRCYPOS"]))
         else:  # the MIRI LRS's: a table over the source's place in pixels
             table = ref.tables["PATHLOSS"]
             grid = PathlossGrid.from_wcs(ref.table_headers.get("PATHLOSS", {}))
@@ -248,6 +415,7 @@ def _pathloss(s: SpecState, a: StepArgs) -> Skip | None:
     return None
 
 
+@_each_slit
 def _photom(s: SpecState, a: StepArgs) -> Skip | None:
     ph, kw = a.refs["photom"], s.keywords
     table = ph.tables["PHOTOM"]
@@ -290,6 +458,7 @@ def _frame(s: SpecState) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
     return in_frame(s.sci, d), in_frame(s.dq, d), {k: in_frame(v, d) for k, v in _variances(s).items()}
 
 
+@_each_slit
 def _resample_spec(s: SpecState, a: StepArgs) -> Skip | None:
     if s.trace is None:
         return Skip("the exposure has no trace (assign_wcs did not run)", SkipKind.NO_INPUT)
@@ -298,6 +467,7 @@ def _resample_spec(s: SpecState, a: StepArgs) -> Skip | None:
     return None
 
 
+@_each_slit
 def _extract_1d(s: SpecState, a: StepArgs) -> Skip | None:
     if s.trace is None:
         return Skip("the exposure has no trace (assign_wcs did not run)", SkipKind.NO_INPUT)
@@ -324,8 +494,10 @@ SPEC2: Pipeline[SpecState] = Pipeline(
         Step("bkg_subtract", "S_BKDSUB", _bkg_subtract, params=BkgSubtractParams, exp_types=SLIT_EXP_TYPES),
         Step("assign_wcs", "S_WCS", _assign_wcs, reftypes=("specwcs",), optional_reftypes=("distortion",),
              exp_types=SLIT_EXP_TYPES),
-        Step("srctype", "S_SRCTYP", _srctype, exp_types=SLIT_EXP_TYPES),
+        Step("msa_flagging", "S_MSAFLG", _msaflagopen, reftypes=("msaoper", "specwcs"), exp_types=_MOS),
         Step("flat_field", "S_FLAT", _flat_field, reftypes=("flat",), exp_types=SLIT_EXP_TYPES),
+        Step("extract_2d", "S_EXTR2D", _extract_2d, optional_reftypes=("distortion",), exp_types=_MOS),
+        Step("srctype", "S_SRCTYP", _srctype, exp_types=SLIT_EXP_TYPES),
         Step("pathloss", "S_PTHLOS", _pathloss, reftypes=("pathloss",), exp_types=SLIT_EXP_TYPES),
         Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), exp_types=SLIT_EXP_TYPES),
         Step("resample_spec", "S_RESAMP", _resample_spec, exp_types=SLIT_EXP_TYPES),
@@ -368,6 +540,8 @@ def _slit_cards(s: SpecState) -> dict[str, Any]:
       width (SRCXPOS, across it, along the dispersion) and of its length (SRCYPOS), the
       same on every product.
     """
+    if s.slitlet is not None:  # a MOS slitlet's, from its MSA metadata (extract_2d)
+        return {k: s.keywords[k] for k in ("SLTNAME", "SOURCEID", "SRCXPOS", "SRCYPOS")}
     if s.trace is not None and s.trace.dispaxis == 1:
         length, width = s.slit_size
         scale = _pixel_scale(s.keywords)
@@ -400,10 +574,57 @@ def _s2d_product(s: SpecState, header: dict) -> FitsProduct:
     return product
 
 
-def _x1d_product(s: SpecState, header: dict) -> FitsProduct:
+def _spectrum_cards(s: SpecState) -> dict[str, Any]:
+    """The cards of a slit's spectrum (its EXTRACT1D extension)."""
     slit = _slit_cards(s) if s.s2d is None else _rectified_cards(s)
-    return x1d_product([(s.x1d, {"SLTNAME": slit["SLTNAME"], "SRCTYPE": s.keywords.get("SRCTYPE"),
-                                 "SRCXPOS": slit["SRCXPOS"], "SRCYPOS": slit["SRCYPOS"]})], header)
+    own = {k: s.keywords.get(k) for k in ("SRCNAME", "SRCRA", "SRCDEC", "STLARITY", "SHUTSTA", "SLITID")}
+    return {"SLTNAME": slit["SLTNAME"], "SOURCEID": slit.get("SOURCEID"), "SRCTYPE": s.keywords.get("SRCTYPE"),
+            "SRCXPOS": slit["SRCXPOS"], "SRCYPOS": slit["SRCYPOS"], **own}
+
+
+def _x1d_product(s: SpecState, header: dict) -> FitsProduct:
+    return x1d_product([(s.x1d, _spectrum_cards(s))], header)
+
+
+def _slit_of(product: FitsProduct) -> SlitProduct:
+    """A one-slit product (a slitlet's ``_cal`` or ``_s2d``) as a slit of a product of many:
+    its arrays, gwcs, and own keywords (with its BUNIT)."""
+    own = {k: v for k, v in product.keywords.items() if k in SLIT_KEYWORDS or k == "BUNIT"}
+    return SlitProduct(images=dict(product.images), keywords=own, extra_meta=dict(product.extra_meta))
+
+
+def _mos_products(state: SpecState, header: Callable[[SpecState, str | None], dict]
+                  ) -> tuple[FitsProduct, FitsProduct | None, FitsProduct | None]:
+    """The ``_cal``, ``_s2d`` and ``_x1d`` of a MOS exposure: a MultiSlitModel with a slit
+    per slitlet (its cutout, wavelengths and gwcs; rectified in the ``_s2d``) and a
+    MultiSpecModel with a spectrum per slitlet, in slitlet order. The products' own
+    keywords are the exposure's with what the steps set on the slits (photom's), less the
+    slits' own."""
+    slits = state.slits
+
+    def common(through: str | None) -> dict:
+        cards = header(state, through)
+        if slits:
+            cards.update({k: v for k, v in header(slits[0], through).items() if k not in SLIT_KEYWORDS})
+        return {k: v for k, v in cards.items() if k not in SLIT_KEYWORDS}
+
+    cal_slits = []
+    for slit in slits:
+        one = _product(slit, {**header(slit, "photom"), "BUNIT": slit.bunit}, {})
+        one.images["WAVELENGTH"] = slit.wavelength
+        cal_slits.append(_slit_of(one))
+    cal = _product(state, common("photom"), {})
+    cal.model_type, cal.images, cal.slits = "MultiSlitModel", {}, cal_slits
+    cal.extra_meta.pop("meta.wcs", None)  # the slits have theirs
+    s2d = x1d = None
+    if slits and all(slit.s2d is not None for slit in slits):
+        s2d = FitsProduct("MultiSlitModel", hdu_keywords={"ERR": {"BUNIT": slits[0].bunit}},
+                          slits=[_slit_of(_s2d_product(slit, header(slit, "resample_spec"))) for slit in slits])
+        set_cards(s2d, common("resample_spec"))
+    spectra = [(slit.x1d, _spectrum_cards(slit)) for slit in slits if slit.x1d is not None]
+    if spectra:
+        x1d = x1d_product(spectra, common(None))
+    return cal, s2d, x1d
 
 
 def run_spec2(
@@ -418,9 +639,11 @@ def run_spec2(
     asn_table: str | None = None,
     asn_pool: str | None = None,
     step_hook: Callable[[str], AbstractContextManager] | None = None,
+    msa: MsaMetadata | None = None,
 ) -> Spec2Output:
     """Run calwebb_spec2 on one slit exposure (a ``_rate``, DN/s, with DQ, VAR_POISSON and
-    VAR_RNOISE) with loaded references and its ``backgrounds`` (the other nods' ``_rate``).
+    VAR_RNOISE) with loaded references and its ``backgrounds`` (the other nods' ``_rate``);
+    a MOS exposure with its MSA metadata (``msa``, the file MSAMETFL names).
 
     Raises
     ------
@@ -432,7 +655,11 @@ def run_spec2(
     if exp_type not in SLIT_EXP_TYPES:
         raise InputError(f"{science.keywords.get('FILENAME', 'the exposure')}: spec2 calibrates "
                          f"{', '.join(sorted(SLIT_EXP_TYPES))}, not EXP_TYPE {exp_type or '(none)'}")
-    state = _spec_state(science, backgrounds)
+    if exp_type == MOS_EXP_TYPE and msa is None:
+        raise InputError(f"{science.keywords.get('FILENAME', 'the exposure')}: a MOS exposure is calibrated with its "
+                         f"MSA metadata file (MSAMETFL={science.keywords.get('MSAMETFL') or '(none)'}), "
+                         "which was not given")
+    state = _spec_state(science, backgrounds, msa)
     record = SPEC2.run(state, science.keywords, {t: r for t, r in refs.items() if r is not None}, params,
                        step_hook=step_hook)
     prov = provenance_cards(software_version=software_version, context=context, created=created,
@@ -441,11 +668,14 @@ def run_spec2(
     def header(s: SpecState, through: str | None) -> dict:
         return {**s.keywords, **prov, **record.status_cards(through), **record.reference_cards(through)}
 
+    bsub = _product(state.bsub, header(state.bsub, "bkg_subtract"), {}) if state.bsub is not None else None
+    if exp_type == MOS_EXP_TYPE:
+        cal, s2d, x1d = _mos_products(state, header)
+        return Spec2Output(cal, bsub, s2d, x1d, record, context or "N/A")
     cal = _product(state, header(state, "photom"), {})
     cal.model_type = "SlitModel"  # as the public pipeline writes a slit's _cal, its wavelengths included
     if state.wavelength is not None:
         cal.images["WAVELENGTH"] = state.wavelength
-    bsub = _product(state.bsub, header(state.bsub, "bkg_subtract"), {}) if state.bsub is not None else None
     s2d = _s2d_product(state, header(state, "resample_spec")) if state.s2d is not None else None
     x1d = _x1d_product(state, header(state, None)) if state.x1d is not None else None
     if state.trace is not None and state.trace.dispaxis == 1:  # NIRSpec: a product of slits
@@ -464,10 +694,12 @@ def calibrate(
     created: str | None = None,
     asn_table: str | None = None,
     asn_pool: str | None = None,
+    msa: MsaMetadata | None = None,
 ) -> Spec2Output:
     """Choose and read the references of this exposure's steps from ``provider`` and run
     :func:`run_spec2`."""
     refs = load_references(provider, science.keywords, SPEC2.reftypes(science.keywords))
     return run_spec2(science, refs.found, backgrounds=backgrounds, params=params, context=refs.context,
-                     software_version=software_version, created=created, asn_table=asn_table, asn_pool=asn_pool)
+                     software_version=software_version, created=created, asn_table=asn_table, asn_pool=asn_pool,
+                     msa=msa)
 

@@ -28,11 +28,14 @@ from shared.archiving import (
     fetch_product,
     fetch_verified,
 )
+from shared.datamodels import FitsProduct
+from shared.errors import InputError
 from shared.messages import Event, ProductRef
 from shared.naming import parse_exposure
 from shared.refdata import CatalogReferences
 from shared.reprocessing import reprocess_handler
 from shared.runtime import ServiceContext
+from shared.spectra.msa import MsaMetadata
 
 __all__ = ["HANDLERS", "calibrate_association", "handle_association"]
 
@@ -51,18 +54,41 @@ def _run_product(ctx: ServiceContext, asn: Level2Association, product: Level2Pro
     science_member = members[product.science]
     science, *backgrounds = (fetch_product(ctx, members[n].uri, members[n].sha256, tmp / n)
                              for n in (product.science, *product.backgrounds))
-    calibrate, params = ((spec2.calibrate, SPEC2_PARAMS) if asn.asn_type in SPEC2_ASN_TYPES
-                         else (image2.calibrate, SERVICE_PARAMS))
-    result = calibrate(science, CatalogReferences.of(ctx), backgrounds=backgrounds, params=params,
-                       software_version=ctx.settings.cal_ver,
-                       created=science_member.archived_at.isoformat(timespec="seconds"),
-                       asn_table=asn.filename, asn_pool=asn.asn_pool)
+    common = {"backgrounds": backgrounds, "software_version": ctx.settings.cal_ver,
+              "created": science_member.archived_at.isoformat(timespec="seconds"), "asn_table": asn.filename,
+              "asn_pool": asn.asn_pool}
+    plan_files = []
+    if asn.asn_type in SPEC2_ASN_TYPES:
+        msa = _msa_metadata(ctx, science, tmp, needed_by=f"association {asn.filename}")
+        plan_files = [msa.filename] if msa is not None else []
+        result = spec2.calibrate(science, CatalogReferences.of(ctx), params=SPEC2_PARAMS, msa=msa, **common)
+    else:
+        result = image2.calibrate(science, CatalogReferences.of(ctx), params=SERVICE_PARAMS, **common)
     name = parse_exposure(product.science)
     placement = Placement(name.program, name.observation, science_member.exposure,
-                          [product.science, *product.backgrounds, asn.filename, *result.record.reference_uris()],
+                          [product.science, *product.backgrounds, *plan_files, asn.filename,
+                           *result.record.reference_uris()],
                           segment=name.segment)
     return archive_outputs(ctx, result.outputs(product.science), tmp / "out", placement, level=CALIBRATED_LEVEL,
                            service="stage2", reference_context=result.context, asn_id=asn.asn_id, final=last)
+
+
+def _msa_metadata(ctx: ServiceContext, science: FitsProduct, tmp: Path, *, needed_by: str) -> MsaMetadata | None:
+    """The archived MSA metadata file a NIRSpec MOS exposure names (MSAMETFL); None for
+    any other exposure.
+
+    Raises InputError when it names none, or one that is not archived or unreadable."""
+    if str(science.keywords.get("EXP_TYPE") or "").upper() != spec2.MOS_EXP_TYPE:
+        return None
+    filename = str(science.keywords.get("MSAMETFL") or "").strip()
+    if not filename:
+        raise InputError(f"{needed_by}: the MOS exposure {science.keywords.get('FILENAME')} names no MSA metadata "
+                         "file (MSAMETFL)")
+    found = current_inputs(ctx, [filename], needed_by=needed_by)[filename]
+    try:
+        return MsaMetadata.read(fetch_verified(ctx, found.uri, found.sha256, tmp / filename))
+    except ValueError as exc:
+        raise InputError(f"{needed_by}: {exc}") from exc
 
 
 def handle_association(event: Event, ctx: ServiceContext) -> list[str]:

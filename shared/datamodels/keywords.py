@@ -72,6 +72,8 @@ _REF_FILES = {
     "R_APCORR": "apcorr", "R_ABVEGA": "abvegaoffset",
 }
 _REFTYPE_KEYWORDS = {reftype: kw for kw, reftype in _REF_FILES.items()}
+# a reference type the data model records under another name (MSAOPER as ref_file.badshutter)
+_REFTYPE_KEYWORDS["msaoper"] = "R_MSAOPE"
 
 
 def reference_keyword(reftype: str) -> str:

@@ -27,7 +27,7 @@ from shared.messages import ImpactSummary, ReferenceDelivered, new_event
 from shared.naming import object_key
 from shared.refdata.contexts import ReferenceInfo, context_members, context_name, resolve_context
 from shared.refdata.errors import DeliveryError
-from shared.refdata.files import is_asdf, media_type, reference_files, reference_header
+from shared.refdata.files import is_asdf, is_json, media_type, reference_files, reference_header
 from shared.refdata.impact import open_requests, record_impact
 from shared.refdata.policy import Action, ReprocessPolicy
 from shared.refdata.rules import (
@@ -108,14 +108,16 @@ def _inspect(path: Path) -> tuple[_Candidate | None, list[str]]:
         return None, [f"{name}: no such file ({path})"]
     size = path.stat().st_size
     asdf_file = size > 0 and is_asdf(path)
-    if not asdf_file and (size == 0 or size % _FITS_BLOCK):
+    json_file = is_json(path)
+    if not asdf_file and not json_file and (size == 0 or size % _FITS_BLOCK):
         return None, [f"{name}: not a FITS file (its {size} bytes are not whole 2880-byte FITS blocks) "
                       f"nor an ASDF file"]
+    kind = "JSON" if json_file else "ASDF" if asdf_file else "FITS"
     try:
         header = reference_header(path)
-    except Exception as exc:  # astropy and asdf raise OSError, ValueError, ... on bad input
-        return None, [f"{name}: {'not a readable ASDF file' if asdf_file else 'not a FITS file'} ({exc})"]
-    where = "ASDF meta" if asdf_file else "primary header"
+    except Exception as exc:  # astropy, asdf and json raise OSError, ValueError, ... on bad input
+        return None, [f"{name}: {'not a FITS file' if kind == 'FITS' else f'not a readable {kind} file'} ({exc})"]
+    where = {"JSON": "JSON entries", "ASDF": "ASDF meta", "FITS": "primary header"}[kind]
     hdr = normalize_header(header)
     problems = [f"{name}: {k} is missing from the {where}" for k in ("REFTYPE", "INSTRUME", "USEAFTER")
                 if k not in hdr]
@@ -206,7 +208,7 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
             found = reference_files(path)
             files += found
             if not found:
-                problems.append(f"{path.name}: a directory without .fits or .asdf files ({path})")
+                problems.append(f"{path.name}: a directory without .fits, .asdf or .json files ({path})")
         else:
             files.append(path)
     if not files and not problems:

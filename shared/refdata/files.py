@@ -1,21 +1,24 @@
-"""What a reference file says about itself, whether FITS or ASDF.
+"""What a reference file says about itself, whether FITS, ASDF or JSON.
 
 FITS references carry their keywords in the primary header. ASDF references (the public
 pipeline's DistortionModel, FilteroffsetModel, ...) carry them in the tree's ``meta``,
 which :func:`reference_header` maps to the same FITS names (REFTYPE, INSTRUME, DETECTOR,
 EXP_TYPE, USEAFTER, ...), so delivery and selection treat both alike. As in CRDS, a
 ``P_*`` pattern (``P_EXP_TY`` / ``meta.exposure.p_exptype``, ``P_FILTER``, ...) stands for
-its keyword: ``NRC_IMAGE|NRC_TSIMAGE|`` selects either type.
+its keyword: ``NRC_IMAGE|NRC_TSIMAGE|`` selects either type. JSON references (the public
+MSAOPER) carry them as top-level entries (``reftype``, ``instrument``, ``useafter``, ...).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["REFERENCE_SUFFIXES", "is_asdf", "media_type", "reference_files", "reference_header"]
+__all__ = ["REFERENCE_SUFFIXES", "is_asdf", "is_json", "media_type", "read_json_reference", "reference_files",
+           "reference_header"]
 
-REFERENCE_SUFFIXES = (".fits", ".asdf")
+REFERENCE_SUFFIXES = (".fits", ".asdf", ".json")
 _ASDF_MAGIC = b"#ASDF"
 
 # FITS keyword -> path in an ASDF reference's ``meta``.
@@ -56,8 +59,29 @@ def is_asdf(path: str | Path) -> bool:
         return handle.read(len(_ASDF_MAGIC)) == _ASDF_MAGIC
 
 
+def is_json(path: str | Path) -> bool:
+    """Whether ``path`` is a JSON reference (by its name: the public ones end in .json)."""
+    return Path(path).suffix.lower() == ".json"
+
+
+def read_json_reference(path: str | Path) -> dict[str, Any]:
+    """A JSON reference's document.
+
+    Raises
+    ------
+    OSError, ValueError
+        Unreadable, not JSON, or not a JSON object."""
+    with open(path, encoding="utf-8") as handle:
+        document = json.load(handle)
+    if not isinstance(document, dict):
+        raise ValueError("a JSON reference is an object of entries (reftype, instrument, useafter, ...)")
+    return document
+
+
 def media_type(path: str | Path) -> str:
     """The media type a reference file is stored with."""
+    if is_json(path):
+        return "application/json"
     return "application/asdf" if is_asdf(path) else "application/fits"
 
 
@@ -83,15 +107,26 @@ def _pattern(text: Any) -> str | None:
 
 
 def reference_header(path: str | Path) -> dict[str, Any]:
-    """The keywords of a reference file: its FITS primary header (no COMMENT/HISTORY), or
-    its ASDF ``meta`` under FITS names; ``P_*`` patterns replace their keywords.
+    """The keywords of a reference file: its FITS primary header (no COMMENT/HISTORY), its
+    ASDF ``meta`` or its JSON entries under FITS names; ``P_*`` patterns replace their keywords.
 
     Raises
     ------
     OSError, ValueError
-        The file is neither readable FITS nor ASDF.
+        The file is neither readable FITS, ASDF nor JSON.
     """
-    if is_asdf(path):
+    if is_json(path):
+        document = read_json_reference(path)
+        instrument = document.get("instrument")
+        if isinstance(instrument, dict):
+            instrument = instrument.get("name")
+        header = {k: v for k, v in {"REFTYPE": document.get("reftype"), "INSTRUME": instrument,
+                                    "USEAFTER": document.get("useafter"), "PEDIGREE": document.get("pedigree"),
+                                    "DESCRIP": document.get("descrip"), "AUTHOR": document.get("author"),
+                                    "TELESCOP": document.get("telescope"), "EXP_TYPE": document.get("exp_type"),
+                                    }.items() if v is not None}
+        patterns = {"EXP_TYPE": document.get("p_exptype")}
+    elif is_asdf(path):
         import asdf
 
         with asdf.open(path, lazy_load=True, memmap=False) as af:

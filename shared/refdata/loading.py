@@ -29,7 +29,7 @@ from astropy.io import fits
 
 from shared.instruments import NIRSPEC_FIXED_SLITS, UnknownInstrumentError, detector
 from shared.refdata.errors import HeaderError, ReferenceFileError
-from shared.refdata.files import is_asdf, reference_header
+from shared.refdata.files import is_asdf, read_json_reference, reference_header
 from shared.refdata.local import choose_local_references
 from shared.refdata.window import Window
 
@@ -62,6 +62,7 @@ class ReferenceFormat:
     required: str | tuple[str, ...] | None = None
     tree: tuple[str, ...] = ()
     arrays: tuple[str, ...] = ()  # image extensions that are not of the detector: read whole, every EXTVER
+    document: bool = False  # a JSON file (the public MSAOPER): its entries are the tree, ``required`` one of them
 
     def lacks_required(self, present) -> bool:
         """Whether none of the extensions ``present`` is the required one (or one of them)."""
@@ -91,7 +92,12 @@ FORMATS: dict[str, ReferenceFormat] = {
     # fixed slit, named after it, those cards in its own header), and the point-source
     # slit losses (a grid per wavelength; the grid's axes in the PATHLOSS header, see
     # table_headers).
-    "specwcs": ReferenceFormat(tables=("WAVETABLE", *NIRSPEC_FIXED_SLITS), required=("WAVETABLE", *NIRSPEC_FIXED_SLITS)),
+    # A NIRSpec MOS SPECWCS: one shutter's trace (SHUTTER) and the MSA's geometry in its
+    # header (shared.spectra.msa).
+    "specwcs": ReferenceFormat(tables=("WAVETABLE", "SHUTTER", *NIRSPEC_FIXED_SLITS),
+                               required=("WAVETABLE", "SHUTTER", *NIRSPEC_FIXED_SLITS)),
+    # NIRSpec's MSA shutters that failed open or closed: the public JSON document.
+    "msaoper": ReferenceFormat(document=True, required="msaoper"),
     # NIRSpec's PATHLOSS (the public PathlossModel): per aperture (EXTVER) a point-source
     # cube PS and a uniform-source vector UNI, each with its own cards (APERTURE, the WCS).
     "pathloss": ReferenceFormat(tables=("PATHLOSS",), arrays=("PS", "UNI"), required=("PATHLOSS", "PS")),
@@ -213,6 +219,16 @@ def _load_reference(reftype: str, path: Path, window: Window, full_shape: tuple[
     fmt = FORMATS.get(reftype)
     if fmt is None:
         raise ReferenceFileError(f"no pipeline reads reference type {reftype!r} (known: {', '.join(FORMATS)})")
+    if fmt.document:
+        try:
+            document = read_json_reference(path)
+        except (OSError, ValueError) as exc:
+            raise ReferenceFileError(f"{reftype.upper()} reference {path.name} is not a readable JSON file: "
+                                     f"{exc}") from exc
+        if fmt.lacks_required(document):
+            raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required_text!r} entry")
+        header = reference_header(path)
+        return Reference(reftype, path, window, full_shape, header, {}, (), document)
     if path.is_file() and is_asdf(path):
         return _load_asdf_reference(reftype, fmt, path, window, full_shape)
     if fmt.tree:

@@ -68,6 +68,8 @@ _SPECS: dict[str, SelectorSpec] = {
     "GAIN": SelectorSpec(("DETECTOR", "SUBARRAY")),
     "LINEARITY": SelectorSpec(("DETECTOR", "SUBARRAY")),
     "MASK": SelectorSpec(("DETECTOR", "SUBARRAY")),
+    # NIRSpec's shutters stuck open or closed (one JSON file for the MSA, both detectors).
+    "MSAOPER": SelectorSpec((), optional=("EXP_TYPE",)),
     # PATHLOSS and SPECWCS of a spectroscopic mode; PHOTOM by EXP_TYPE where the file names
     # one (imaging and each spectroscopic mode have their own, as in CRDS).
     "PATHLOSS": SelectorSpec(("DETECTOR", "EXP_TYPE")),

@@ -61,8 +61,11 @@ def spectable_units(table: np.ndarray) -> dict[str, str]:
 #: EXP_TYPE: about 3 FWHM of the PSF either side at the longest wavelength (the MIRI LRS:
 #: 0.44" at 14 um on 0.11" pixels; NIRSpec: 0.17" at 5.3 um on 0.1" pixels), so the
 #: aperture holds a point source's light (no aperture correction is applied), and narrow
-#: enough that a source nodded 1" from a 3.3" slit's centre keeps it inside the slit.
-DEFAULT_WIDTH: dict[str, float] = {"MIR_LRS-FIXEDSLIT": 13.0, "NRS_FIXEDSLIT": 7.0}
+#: enough that a source nodded 1" from a 3.3" slit's centre keeps it inside the slit; a
+#: NIRSpec MOS slitlet's 5 pixels (3.5 sigma of the PSF at 5.3 um either side) stay within
+#: the 5.3-pixel shutter that holds the source, clear of the nods' negative images one
+#: shutter away.
+DEFAULT_WIDTH: dict[str, float] = {"MIR_LRS-FIXEDSLIT": 13.0, "NRS_FIXEDSLIT": 7.0, "NRS_MSASPEC": 5.0}
 
 #: The slit modes (EXP_TYPE) calwebb_spec2 and calwebb_spec3 calibrate: those with a
 #: default extraction width.
@@ -76,7 +79,7 @@ class ExtractParams(BaseModel):
 
     width: float | None = Field(None, gt=0, description=(
         "Width of the aperture along the slit, pixels; by default the mode's (13 for the MIRI LRS, 7 for "
-        "NIRSpec's fixed slits)."))
+        "NIRSpec's fixed slits, 5 for a NIRSpec MOS slitlet)."))
     background: tuple[tuple[float, float], ...] = Field(
         (), description="Background regions: (from, to) offsets from the aperture's centre along the slit, "
                         "pixels; none for a nod-subtracted spectrum.")

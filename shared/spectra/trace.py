@@ -44,6 +44,14 @@ class SlitTrace:
     ref: tuple[float, float]
     dispaxis: int = 2
 
+    def cut(self, first_row: int, nrows: int, first_column: int) -> SlitTrace:
+        """The trace on a cutout of its frame: ``nrows`` frame rows from ``first_row``,
+        frame columns from ``first_column`` (a slitlet's window, extract_2d)."""
+        rows = slice(first_row, first_row + nrows)
+        wavelength, x = self.wavelength[rows], self.x[rows] - first_column
+        return SlitTrace(wavelength=wavelength, x=x, rows=np.flatnonzero(np.isfinite(wavelength)),
+                         ref=(self.ref[0] - first_column, self.ref[1] - first_row), dispaxis=self.dispaxis)
+
     def row_of(self, wavelength: float) -> float:
         """The (fractional) window row of ``wavelength`` on the trace."""
         w = self.wavelength[self.rows]

@@ -87,21 +87,28 @@ def _axis(cards: Mapping, n: int, size: int) -> np.ndarray:
     return crval + (np.arange(size, dtype=np.float64) + 1.0 - crpix) * cdelt
 
 
-def nirspec_pathloss(cubes: list[tuple[Mapping, np.ndarray]], aperture: str, srcxpos: float, srcypos: float
+def nirspec_pathloss(cubes: list[tuple[Mapping, np.ndarray]], aperture: str | int, srcxpos: float, srcypos: float
                      ) -> tuple[np.ndarray, np.ndarray, bool]:
     """(wavelength um, correction, centred) of a point source at (``srcxpos``,
-    ``srcypos``) in NIRSpec's fixed slit ``aperture``, from the PS cubes (cards, data) of
-    a public PATHLOSS file (see the module docstring).
+    ``srcypos``) in NIRSpec's fixed slit ``aperture`` (its name) or MOS slitlet of
+    ``aperture`` shutters (the aperture whose SHUTTERS card says so, as the public step
+    picks it), from the PS cubes (cards, data) of a public PATHLOSS file (see the module
+    docstring).
 
     Raises
     ------
     ValueError
         No cube for the aperture, or one that is not (wavelength, y, x) with its WCS.
     """
-    wanted = aperture.strip().upper()
-    found = [(c, d) for c, d in cubes if str(c.get("APERTURE", "")).strip().upper() == wanted]
+    if isinstance(aperture, int):
+        wanted = f"of {aperture} shutter(s)"
+        found = [(c, d) for c, d in cubes if _int_card(c.get("SHUTTERS")) == aperture]
+    else:
+        wanted = aperture.strip().upper()
+        found = [(c, d) for c, d in cubes if str(c.get("APERTURE", "")).strip().upper() == wanted]
     if not found:
-        names = sorted({str(c.get("APERTURE", "?")).strip() for c, _ in cubes})
+        names = sorted({f"{str(c.get('APERTURE', '?')).strip()}" + (f" ({c['SHUTTERS']} shutters)" if "SHUTTERS" in c
+                                                                    else "") for c, _ in cubes})
         raise ValueError(f"no point-source (PS) correction for aperture {wanted} (it has {', '.join(names)})")
     cards, data = found[0]
     frac = np.asarray(data, np.float64)
@@ -116,6 +123,13 @@ def nirspec_pathloss(cubes: list[tuple[Mapping, np.ndarray]], aperture: str, src
                         across0=float(x[0]), across_step=float(x[1] - x[0]) if nx > 1 else 1.0)
     vector, centred = pathloss_vector(np.swapaxes(correction, 1, 2), grid, srcypos, srcxpos)
     return wavelength, vector, centred
+
+
+def _int_card(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def apply_pathloss(sci: np.ndarray, err: np.ndarray, variances: dict[str, np.ndarray], wavelength: np.ndarray,
