@@ -42,7 +42,7 @@ def run_in_process(desc: dict, tmp: Path) -> dict:
     ctx, inline = embedded_context(Settings(var_dir=tmp / "var", _env_file=None))
     deliver(ctx, sim.reference_paths, note="simulator references")
     inline.run_until_idle()
-    ingest_paths(ctx, inline, [sim.plan_path, *sim.telemetry_paths])
+    ingest_paths(ctx, inline, [sim.plan_path, *sim.msa_paths, *sim.telemetry_paths])
     failed = [(task, o.error) for task, o in inline.completed if o.status != "ok"]
     assert not failed, failed
     out = tmp / "products"

@@ -41,7 +41,7 @@ class NoddedSlitRules:
     slit placeholders (NIRSpec's, :meth:`shared.naming.Level3Name.build`)."""
 
     level2: str
-    level3: str
+    level3: str | None  # None: no Level-3 association yet (NIRSpec MOS: spec3 does not combine it)
     x1d_members: bool
     per_source: bool
 
@@ -50,6 +50,7 @@ NODDED_SLIT_RULES: dict[str, NoddedSlitRules] = {
     "MIR_LRS-FIXEDSLIT": NoddedSlitRules("Asn_Lv2MIRLRSFixedSlitNod", "Asn_Lv3SpectralTarget",
                                          x1d_members=True, per_source=False),
     "NRS_FIXEDSLIT": NoddedSlitRules("Asn_Lv2NRSFSS", "Asn_Lv3NRSFSS", x1d_members=False, per_source=True),
+    "NRS_MSASPEC": NoddedSlitRules("Asn_Lv2NRSMSA", None, x1d_members=False, per_source=True),
 }
 NODDED_SLIT_EXP_TYPES = frozenset(NODDED_SLIT_RULES)
 

@@ -85,15 +85,17 @@ def _planned(plan: Plan, rec: ExposureRecord) -> tuple[Observation | None, Plann
 
 def _optics(rec: ExposureRecord, obs: Observation | None) -> dict[str, object]:
     """PUPIL, or for NIRSpec (whose plan gives its grating-wheel element as the pupil) the
-    GRATING and, for its fixed slits, FXD_SLIT with the spectral-step index and the
-    sub-pixel points (EXPSPCIN, SUBPXPTS) the public Level-2 nod rule matches science
-    exposures by: one step, no sub-pixel dithers."""
+    GRATING and, for its fixed slits, FXD_SLIT (for its MOS, MSAMETFL) with the
+    spectral-step index and the sub-pixel points (EXPSPCIN, SUBPXPTS) the public Level-2
+    nod rules match science exposures by: one step, no sub-pixel dithers."""
     pupil = rec.pupil if rec.pupil not in (None, "N/A") else None
     if rec.instrument.upper() != "NIRSPEC":
         return {"PUPIL": pupil}
     out: dict[str, object] = {"GRATING": pupil}
     if obs is not None and obs.fixed_slit:
         out |= {"FXD_SLIT": obs.fixed_slit, "EXPSPCIN": 1, "SUBPXPTS": 1}
+    if obs is not None and obs.msa_metadata:  # MOS: the public rule needs its MSA metadata file
+        out |= {"MSAMETFL": obs.msa_metadata, "EXPSPCIN": 1, "SUBPXPTS": 1}
     return out
 
 

@@ -233,7 +233,8 @@ def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation
         if obs.is_background:
             continue
         if obs.exp_type.upper() in NODDED_SLIT_EXP_TYPES:
-            if cand.kind == "o":  # Asn_Lv3SpectralTarget: the observation's nods, per target
+            if cand.kind == "o" and NODDED_SLIT_RULES[obs.exp_type.upper()].level3 is not None:
+                # the public Level-3 rule of the mode: the observation's nods, per target
                 groups[("spec3", obs.instrument, obs.filter, obs.pupil, obs.subarray, obs.target_id)].append(obs)
             continue
         if not is_imaging(obs):

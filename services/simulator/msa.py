@@ -14,13 +14,18 @@ The sources are the brightest stars of the target's astrometric catalog (what th
 pre-image shows); each gets a three-shutter slitlet (columns c-1, c, c+1 of one row) at
 every dither point. The MSA geometry is simplified (:mod:`.spectrograph`: four quadrants
 of 365 x 171 shutters on a 0.27" x 0.53" pitch), centred on the target, no roll; a star
-off the MSA is left out, and so is a star whose slitlet's spectrum would share detector
+off the MSA is left out, and so is a star outside the central half of its shutter (the
+planning's source centring constraint, :data:`CENTRING`: within 0.25 of the pitch of the
+shutter's centre both ways, so that its light clears the bars, a nod keeps it in its
+slitlet, and a pointing error of 0.01" changes its slit loss by a few per cent at most),
+and a star whose slitlet's spectrum would share detector
 rows with another slitlet's or with a failed-open shutter's (same quadrant, columns less
 than 4 apart; the prism spreads every spectrum over hundreds of columns). The pre-image
 named in ``preimage_id`` is the program's observation whose ``pre_image_for`` lists
 this one.
 
-The nod (PATTTYPE ``3-SHUTTER-SLITLET``, the public three-shutter slitlet nod): the
+The nod (``3-SHUTTER-SLITLET`` in the description, PATTTYPE ``3-POINT-NOD`` in the plan
+as the public data model knows NIRSpec's nods; the public three-shutter slitlet nod): the
 telescope moves by one shutter pitch (0.53") along the slitlet between dither points, so
 the source is in the middle shutter (column c) at point 1, in the one above (c + 1) at
 point 2 and the one below (c - 1) at point 3; the same three shutters stay open. Per
@@ -71,7 +76,7 @@ __all__ = ["FAILED_OPEN_COUNT", "QUADRANT_SHAPE", "SHUTTER_PITCH", "SLITLET_NOD"
 
 QUADRANT_SHAPE = MSA_QUADRANT_SHAPE  # shutters per quadrant: rows (dispersion) x columns (spatial)
 SHUTTER_PITCH = MSA_SHUTTER_PITCH  # arcsec along rows and along columns
-SLITLET_NOD = "3-SHUTTER-SLITLET"  # PATTTYPE of the three-shutter slitlet nod
+SLITLET_NOD = "3-POINT-NOD"  # PATTTYPE of a MOS observation's three-shutter slitlet nod
 _NOD_STEPS = (0, 1, -1)  # the source's shutter at dither points 1, 2, 3: column c + step
 FAILED_OPEN_COUNT = 6
 _MIN_COLUMN_GAP = 4  # slitlets of one quadrant: columns at least this far apart (no shared detector rows)
@@ -117,7 +122,7 @@ def failed_open_shutters(detector_seed: int, count: int = FAILED_OPEN_COUNT) -> 
 
 def nod_shutter_steps(obs: Observation) -> list[int]:
     """Per dither point, the column of the shutter holding the source relative to the
-    slitlet's middle one: 0, +1, -1 for the 3-SHUTTER-SLITLET nod; 0 otherwise."""
+    slitlet's middle one: 0, +1, -1 for the three-shutter slitlet nod; 0 otherwise."""
     npoints = max(1, obs.dither.npoints)
     if obs.dither.pattern_type == SLITLET_NOD:
         return list(_NOD_STEPS[:npoints])
@@ -126,6 +131,11 @@ def nod_shutter_steps(obs: Observation) -> list[int]:
 
 def _crowded(taken: list[tuple[int, int]], quadrant: int, column: int) -> bool:
     return any(q == quadrant and abs(c - column) < _MIN_COLUMN_GAP for q, c in taken)
+
+
+#: The planning's source centring constraint: a source at most this far (a fraction of the
+#: pitch) from its shutter's centre, across and along.
+CENTRING = 0.25
 
 
 def msa_sources(plan: Plan, obs: Observation, catalog: Table, nsources: int,
@@ -143,6 +153,8 @@ def msa_sources(plan: Plan, obs: Observation, catalog: Table, nsources: int,
         if place is None:
             continue
         quadrant, row, column, x, y = place
+        if abs(x - 0.5) > CENTRING or abs(y - 0.5) > CENTRING:
+            continue  # off its shutter's centre: the planning's centring constraint leaves it out
         if _crowded(taken, quadrant, column):
             continue  # its spectrum would share detector rows with another slitlet's
         taken.append((quadrant, column))

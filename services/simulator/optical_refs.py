@@ -22,7 +22,8 @@ area from the distortion; QE = the detector model's flat):
   full-frame 0-based pixels to (V2, V3) arcsec with its fitted inverse; input units pixel,
   output arcsec; EXP_TYPE the first imaging type and P_EXPTYPE all of them (``A|B|``;
   MIRIMAGE's also MIR_LRS-FIXEDSLIT: the slit images through the imager's optics; NRS1's
-  NRS_FIXEDSLIT alone: the slits' undispersed images at the prism's reference wavelength);
+  NRS_FIXEDSLIT and NRS_MSASPEC: the slits' and shutters' undispersed images at the prism's
+  reference wavelength);
   NIRCam also MODULE, CHANNEL and PUPIL/P_PUPIL ANY.
 - FILTEROFFSET (FilteroffsetModel, ASDF ``jwst_<inst>_filteroffset_<det>_sim.asdf``, per
   detector): one row per filter (MIRI) or filter/pupil pair (NIRCam, NIRISS: those of
@@ -106,7 +107,7 @@ from .reffiles import (
     write_mask,
     write_readnoise,
 )
-from .spectrograph import LRS, SLIT_SPECTROGRAPHS
+from .spectrograph import LRS, NRS_MOS_EXP_TYPE, SLIT_SPECTROGRAPHS
 
 __all__ = [
     "APCORR_EE",
@@ -299,6 +300,8 @@ def _imaging_meta(model, info, *, slit: bool = False) -> None:
     if slit:
         exp_types = (*exp_types, *dict.fromkeys(m.exp_type for m in SLIT_SPECTROGRAPHS.values()
                                                 if m.detector == info.name))
+        if info.name == "NRS1":  # the MSA's slitlets image there through the same optics
+            exp_types = (*exp_types, NRS_MOS_EXP_TYPE)
     model.meta.exposure.type = exp_types[0]
     model.meta.exposure.p_exptype = "".join(f"{t}|" for t in exp_types)
     if info.instrument == "NIRCAM":

@@ -114,6 +114,7 @@ log = logging.getLogger(__name__)
 
 MOS_EXP_TYPE = "NRS_MSASPEC"
 _MOS = frozenset({MOS_EXP_TYPE})
+_MARGIN_SHUTTERS = 0.5  # a MOS slitlet's bounds reach this far beyond its end shutters (the public margin)
 
 
 class Spec2Options(BaseModel):
@@ -298,7 +299,7 @@ def _msaflagopen(s: SpecState, a: StepArgs) -> Skip | None:
 
 def _extract_2d(s: SpecState, a: StepArgs) -> Skip | None:
     """Each slitlet's cutout: the window's columns its spectrum covers, its rows within
-    half its length (and a pixel) of its trace; a state of its own, with its trace,
+    half its length and half a shutter (and a pixel) of its trace; a state of its own, with its trace,
     wavelengths, source and keywords (the public slit attributes), and its gwcs."""
     if not s.slitlets:
         return Skip("the exposure has no slitlets (assign_wcs did not run)", SkipKind.NO_INPUT)
@@ -309,7 +310,8 @@ def _extract_2d(s: SpecState, a: StepArgs) -> Skip | None:
     pointing = (TelescopePointing.from_keywords(kw)
                 if all(kw.get(k) is not None for k in ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")) else None)
     for slitlet, trace in s.slitlets:
-        half = g.half_length(len(slitlet.columns))
+        # the slitlet's image and half a shutter beyond either end, as the public pipeline bounds it
+        half = g.half_length(len(slitlet.columns)) + _MARGIN_SHUTTERS * g.column_pitch
         rows = trace.rows
         centre = trace.x[rows]
         x0, x1 = int(rows[0]), int(rows[-1]) + 1  # window columns (the frame's rows)

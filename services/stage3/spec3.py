@@ -92,6 +92,9 @@ from shared.spectra.wcs import rectified_gwcs
 
 __all__ = ["SPEC3", "Spec3Output", "run_spec3"]
 
+# The slit modes spec3 combines: not yet the NIRSpec MOS (one product set per source).
+SPEC3_EXP_TYPES = SLIT_EXP_TYPES - {"NRS_MSASPEC"}
+
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
 _VARIANCES = ("VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")
 _WHOLE = 0.05  # pixels: sources this close to whole pixels apart are aligned without resampling
@@ -288,11 +291,11 @@ SPEC3: Pipeline[Spec3State] = Pipeline(
     title="calwebb_spec3",
     steps=(
         Step("outlier_detection", "S_OUTLIR", _outlier_detection, reftypes=("specwcs",), params=OutlierParams,
-             exp_types=SLIT_EXP_TYPES),
-        Step("resample_spec", "S_RESAMP", _resample_spec, reftypes=("specwcs",), exp_types=SLIT_EXP_TYPES),
+             exp_types=SPEC3_EXP_TYPES),
+        Step("resample_spec", "S_RESAMP", _resample_spec, reftypes=("specwcs",), exp_types=SPEC3_EXP_TYPES),
         Step("extract_1d", "S_EXTR1D", _extract_1d, reftypes=("specwcs",), params=ExtractParams,
-             exp_types=SLIT_EXP_TYPES),
-        Step("combine_1d", "S_COMB1D", _combine_1d, exp_types=SLIT_EXP_TYPES),
+             exp_types=SPEC3_EXP_TYPES),
+        Step("combine_1d", "S_COMB1D", _combine_1d, exp_types=SPEC3_EXP_TYPES),
     ),
 )
 
@@ -346,9 +349,9 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
     if not members:
         raise InputError("spec3 needs at least one member")
     exp_types = {str(m.keywords.get("EXP_TYPE") or "").upper() for m in members}
-    if not exp_types <= SLIT_EXP_TYPES:
-        raise InputError(f"spec3 combines {', '.join(sorted(SLIT_EXP_TYPES))} exposures, not "
-                         f"{', '.join(sorted(exp_types - SLIT_EXP_TYPES))}")
+    if not exp_types <= SPEC3_EXP_TYPES:
+        raise InputError(f"spec3 combines {', '.join(sorted(SPEC3_EXP_TYPES))} exposures, not "
+                         f"{', '.join(sorted(exp_types - SPEC3_EXP_TYPES))}")
     state = Spec3State([_exposure(m) for m in members])
     if len({(m.unit, m.dispaxis) for m in state.members}) > 1:
         raise InputError("the members differ in BUNIT or DISPAXIS: "
