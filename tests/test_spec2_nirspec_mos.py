@@ -86,9 +86,13 @@ def msa(run):
     return MsaMetadata.read(run["out"] / MSA_FILE)
 
 
-def _spectra(run, stem: str) -> list[tuple[fits.Header, np.ndarray]]:
-    with fits.open(run["out"] / f"{stem}_x1d.fits") as hdul:
+def _spectra_of(path: Path) -> list[tuple[fits.Header, np.ndarray]]:
+    with fits.open(path) as hdul:
         return [(hdu.header, np.array(hdu.data)) for hdu in hdul if hdu.name == "EXTRACT1D"]
+
+
+def _spectra(run, stem: str) -> list[tuple[fits.Header, np.ndarray]]:
+    return _spectra_of(run["out"] / f"{stem}_x1d.fits")
 
 
 def _truth(run, stem: str, source_id: int) -> Table:
@@ -260,3 +264,32 @@ def test_msa_flagging_flags_the_failed_open_shutters_light(run, msa):
         assert inside > 0.90
     cal = read_product(out / f"{NODS[0]}_cal.fits")
     assert cal.keywords["S_MSAFLG"] == "COMPLETE"
+
+
+def test_dms_run_spec2_reads_the_msa_metadata_file_beside_the_exposure(run, tmp_path, capsys):
+    """``dms run spec2`` on a nod's association, the MSA metadata file beside it (as the
+    public pipeline looks for it): the archive's spectra; without the file, refused with
+    what to do."""
+    import shutil
+
+    from services.stage2.commands import SPEC2_COMMAND
+    from shared.runlocal import run_command
+
+    refs_dir = str(Path(run["sim"].reference_paths[0]).parent)
+    work = tmp_path / "files"
+    work.mkdir()
+    for name in run["names"]:
+        if name.endswith(("_rate.fits", "_asn.json")):
+            shutil.copy(run["out"] / name, work / name)
+    asn = next(n for n in run["names"] if "_spec2_" in n)
+    (product,) = parse_level2_asn((work / asn).read_bytes(), asn).products
+    stem = product.science.removesuffix("_rate.fits")
+    args = [str(work / asn), "--refs-dir", refs_dir, "--out", str(tmp_path / "out")]
+    assert run_command(SPEC2_COMMAND, args) != 0
+    assert f"its MSA metadata file {MSA_FILE} is not beside it" in capsys.readouterr().err
+    shutil.copy(run["out"] / MSA_FILE, work / MSA_FILE)
+    assert run_command(SPEC2_COMMAND, args) == 0
+    made, archived = _spectra_of(tmp_path / "out" / f"{stem}_x1d.fits"), _spectra_of(run["out"] / f"{stem}_x1d.fits")
+    assert len(made) == len(archived) > 0
+    for (_, ours), (_, theirs) in zip(made, archived, strict=True):
+        np.testing.assert_array_equal(ours["FLUX"], theirs["FLUX"])

@@ -10,10 +10,12 @@ from services.stage2 import spec2
 from services.stage2.asn import Level2Product, parse_level2_asn
 from services.stage2.pipeline import IMAGE2, calibrate
 from shared.config import get_settings
-from shared.datamodels import read_product
+from shared.datamodels import FitsProduct, read_product
+from shared.errors import InputError
 from shared.pipeline import PipelineParams
 from shared.refdata import ReferenceProvider
 from shared.runlocal import LocalCommand, LocalResult
+from shared.spectra.msa import MsaMetadata
 
 __all__ = ["COMMAND", "SPEC2_COMMAND"]
 
@@ -26,7 +28,23 @@ def _products(path: Path) -> tuple[list[Level2Product], str | None, str | None]:
     return [Level2Product(path.name, path.name, (), ())], None, None
 
 
-def _runner(calibrate_one):
+def _msa_beside(science: FitsProduct, directory: Path) -> MsaMetadata:
+    """The MSA metadata file a MOS exposure names (MSAMETFL), looked for beside it as the
+    public pipeline looks for it. InputError when it names none or it is not there."""
+    name = str(science.keywords.get("MSAMETFL") or "").strip()
+    if not name:
+        raise InputError(f"{science.keywords.get('FILENAME')}: a MOS exposure names its MSA metadata file "
+                         "(MSAMETFL); this one names none")
+    if not (directory / name).is_file():
+        raise InputError(f"{science.keywords.get('FILENAME')}: its MSA metadata file {name} is not beside it in "
+                         f"{directory}; put it there")
+    try:
+        return MsaMetadata.read(directory / name)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+
+
+def _runner(calibrate_one, *, spectra: bool = False):
     def run(path: Path, params: PipelineParams, provider: ReferenceProvider, created: str,
             options) -> list[LocalResult]:
         products, asn_table, asn_pool = _products(path)
@@ -34,9 +52,11 @@ def _runner(calibrate_one):
         for product in products:
             science = read_product(path.parent / product.science)
             backgrounds = [read_product(path.parent / b) for b in product.backgrounds]
+            mos = str(science.keywords.get("EXP_TYPE") or "").upper() == spec2.MOS_EXP_TYPE
+            extra = {"msa": _msa_beside(science, path.parent)} if spectra and mos else {}
             result = calibrate_one(science, provider, backgrounds=backgrounds, params=params,
                                    software_version=get_settings().cal_ver, created=created, asn_table=asn_table,
-                                   asn_pool=asn_pool)
+                                   asn_pool=asn_pool, **extra)
             results.append(LocalResult(product.science, result.record, result.outputs(product.science)))
         return results
 
@@ -45,6 +65,7 @@ def _runner(calibrate_one):
 
 COMMAND = LocalCommand(IMAGE2, "_rate/_rateints FITS files, or Level-2 *_asn.json files (members are read from "
                                "the association's directory)", _runner(calibrate))
-SPEC2_COMMAND = LocalCommand(spec2.SPEC2, "_rate FITS files of slit spectra (MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT), or spec2 "
-                                          "*_asn.json files (the other nods are their background members)",
-                             _runner(spec2.calibrate))
+SPEC2_COMMAND = LocalCommand(spec2.SPEC2, "_rate FITS files of slit spectra (MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT, "
+                                          "NRS_MSASPEC with its MSA metadata file beside it), or spec2 *_asn.json "
+                                          "files (the other nods are their background members)",
+                             _runner(spec2.calibrate, spectra=True))
