@@ -188,6 +188,17 @@ def _nirspec_fs_observation(number: int):
                                                    offsets=[(0.0, 0.0), (0.0, -1.0), (0.0, 1.0)])})
 
 
+def _nirspec_mos_observation(number: int):
+    """A NIRSpec MOS observation (the prism, FULL) nodded in its three-shutter slitlets."""
+    return observation(number, instrument="NIRSPEC", detectors=("NRS1",), subarray="FULL", filter="CLEAR",
+                       npoints=3).model_copy(update={
+                           "exp_type": "NRS_MSASPEC", "fixed_slit": None,
+                           "template": "NIRSpec MultiObject Spectroscopy",
+                           "msa_metadata": f"jw01234{number:03d}001_01_msa.fits",
+                           "dither": DitherPattern(pattern_type="3-POINT-NOD",
+                                                   offsets=[(0.0, 0.0), (0.0, 0.53), (0.0, -0.53)])})
+
+
 def test_lrs_nods_are_each_others_background_and_wait_for_each_other():
     from jwst.associations import load_asn
 
@@ -443,3 +454,22 @@ def test_nirspec_fixed_slit_associations_as_the_public_generator(tmp_path):
     assert ours == _public(path, False)
     for item in ev.associations:
         assert load_asn(item.content(ev.pool, "0.1.0").decode())["asn_type"] == item.spec.asn_type
+
+
+def test_nirspec_mos_associations_as_the_public_generator(tmp_path):
+    """A NIRSpec MOS observation's pool: the public generator's spec2 associations
+    (Asn_Lv2NRSMSA, each nod with the others as background) are ours, member for member
+    (its Level-3 MOS association, which spec3 cannot yet combine, is not made here)."""
+    pytest.importorskip("jwst")
+    from jwst.associations import load_asn
+
+    plan = make_plan([_nirspec_mos_observation(1)])
+    ev = evaluate(plan, everything(plan, ("uncal", "rate", "cal", "x1d")))
+    path = tmp_path / ev.pool.filename
+    path.write_bytes(pool_bytes(ev.pool))
+    ours = _ours(ev)
+    assert sorted(a[1] for a in ours) == ["spec2", "spec2", "spec2"]
+    assert {a[3] for a in ours} == {"candidate_Asn_Lv2NRSMSA"}
+    assert ours == {a for a in _public(path, False) if a[1] == "spec2"}
+    for item in ev.associations:
+        assert load_asn(item.content(ev.pool, "0.1.0").decode())["asn_type"] == "spec2"
