@@ -1,4 +1,4 @@
-"""`python -m benchmarks [ingest] [detector1] [imaging] [spectroscopy] [startup] [whole] [scale] [reprocess] [catalog] [program] [stage3]`: run the benchmarks and print their figures."""
+"""`python -m benchmarks [ingest] [detector1] [imaging] [spectroscopy] [mos] [startup] [whole] [scale] [reprocess] [catalog] [program] [stage3]`: run the benchmarks and print their figures."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from benchmarks import (
     detector1_bench,
     imaging_bench,
     ingest_bench,
+    mos_bench,
     program_bench,
     reprocess_bench,
     scale_bench,
@@ -24,7 +25,7 @@ from benchmarks import (
 BENCHES = {"ingest": ingest_bench.run, "detector1": detector1_bench.run, "imaging": imaging_bench.run,
            "startup": startup_bench.run, "whole": whole_process_bench.run, "scale": scale_bench.run,
            "reprocess": reprocess_bench.run, "catalog": catalog_bench.run,
-           "program": program_bench.run, "stage3": stage3_bench.run, "spectroscopy": spectroscopy_bench.run}
+           "program": program_bench.run, "stage3": stage3_bench.run, "spectroscopy": spectroscopy_bench.run, "mos": mos_bench.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -284,7 +284,7 @@ def _measure_spec2(directory: Path) -> dict:
     r["statuses"] = dict(out.record.statuses)
     r["shape"] = list(science.images["SCI"].shape)
     r["s2d_shape"] = list(out.s2d.images["SCI"].shape)
-    r["x1d_elements"] = len(out.x1d.tables["EXTRACT1D"])
+    r["x1d_elements"] = len(out.x1d.spectra[0].table)
     return r
 
 
@@ -324,7 +324,7 @@ def _measure_spec3(directory: Path) -> dict:
     r["seconds"]["io"] = io
     r["statuses"] = dict(out.record.statuses)
     r["s2d_shape"] = list(out.s2d.images["SCI"].shape)
-    r["x1d_elements"] = len(out.x1d.tables["EXTRACT1D"])
+    r["x1d_elements"] = len(out.x1d.spectra[0].table)
     return r
 
 

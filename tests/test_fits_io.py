@@ -167,7 +167,7 @@ def test_a_product_becomes_a_multislit_product_of_one_slit_holding_all_of_it():
     images = {"SCI": rng.normal(size=(20, 50)).astype(np.float32), "DQ": np.zeros((20, 50), np.uint32)}
     table = np.zeros(3, dtype=[("WAVELENGTH", "f8"), ("FLUX", "f8")])
     wcs = _slit_gwcs(10.0, 20.0)
-    product = FitsProduct(model_type="SlitModel", images=images, tables={"EXTRACT1D": table},
+    product = FitsProduct(model_type="SlitModel", images=images, tables={"TRACE": table},
                           keywords={"TELESCOP": "JWST", "EXP_TYPE": "NRS_FIXEDSLIT", "SLTNAME": "S200A1",
                                     "SOURCEID": 1, "SRCXPOS": 0.1, "SRCYPOS": -0.3, "SRCTYPE": "POINT"},
                           extra_meta={"meta.wcs": wcs}, hdu_keywords={"SCI": {"BUNIT": "MJy"}})
@@ -178,7 +178,7 @@ def test_a_product_becomes_a_multislit_product_of_one_slit_holding_all_of_it():
                              "SLTSTRT1": 1, "SLTSIZE1": 50, "SLTSTRT2": 1, "SLTSIZE2": 20}
     assert slit.images["SCI"] is images["SCI"] and slit.extra_meta["meta.wcs"] is wcs
     assert multi.keywords == {"TELESCOP": "JWST", "EXP_TYPE": "NRS_FIXEDSLIT"}
-    assert multi.tables["EXTRACT1D"] is table and multi.hdu_keywords == {"SCI": {"BUNIT": "MJy"}}
+    assert multi.tables["TRACE"] is table and multi.hdu_keywords == {"SCI": {"BUNIT": "MJy"}}
     assert not multi.images  # the arrays are the slit's alone
 
 

@@ -45,6 +45,7 @@ from stdatamodels.jwst import datamodels as dm
 from services.stage2.asn import parse_level2_asn
 from services.stage2.spec2 import SPEC2, calibrate
 from shared.datamodels import read_product
+from shared.datamodels.msa import read_msa_metadata
 from shared.refdata import LocalReferences, load_reference
 from shared.refdata.window import Window
 from shared.spectra.msa import (
@@ -83,7 +84,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def msa(run):
-    return MsaMetadata.read(run["out"] / MSA_FILE)
+    return read_msa_metadata(run["out"] / MSA_FILE)
 
 
 def _spectra_of(path: Path) -> list[tuple[fits.Header, np.ndarray]]:

@@ -160,3 +160,25 @@ def test_a_failed_open_shutters_spectrum_is_flagged_and_nothing_else():
                                                   (-1.0, "POINT")])
 def test_a_mos_source_is_typed_by_its_stellarity(stellarity, kind):
     assert slitlet_source_type(stellarity)[0] == kind
+
+
+def test_an_msa_metadata_file_is_read_or_refused_with_why(tmp_path):
+    from astropy.io import fits
+
+    from shared.datamodels.msa import read_msa_metadata
+
+    shutters, sources = _plan()
+    good = tmp_path / "jw01234001001_01_msa.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU(shutters, name="SHUTTER_INFO"),
+                  fits.BinTableHDU(sources, name="SOURCE_INFO")]).writeto(good)
+    msa = read_msa_metadata(good)
+    assert msa.filename == good.name and len(msa.shutter_info) == len(shutters)
+    assert [s.slitlet_id for s in open_slitlets(msa.shutter_info, msa.source_info, 5, 1)] == [1, 2, 3]
+    half = tmp_path / "half_msa.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU(shutters, name="SHUTTER_INFO")]).writeto(half)
+    with pytest.raises(ValueError, match="half_msa.fits: no SOURCE_INFO table"):
+        read_msa_metadata(half)
+    text = tmp_path / "text_msa.fits"
+    text.write_text("not FITS")
+    with pytest.raises(ValueError, match="text_msa.fits: not a readable FITS file"):
+        read_msa_metadata(text)

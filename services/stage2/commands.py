@@ -11,6 +11,7 @@ from services.stage2.asn import Level2Product, parse_level2_asn
 from services.stage2.pipeline import IMAGE2, calibrate
 from shared.config import get_settings
 from shared.datamodels import FitsProduct, read_product
+from shared.datamodels.msa import read_msa_metadata
 from shared.errors import InputError
 from shared.pipeline import PipelineParams
 from shared.refdata import ReferenceProvider
@@ -39,7 +40,7 @@ def _msa_beside(science: FitsProduct, directory: Path) -> MsaMetadata:
         raise InputError(f"{science.keywords.get('FILENAME')}: its MSA metadata file {name} is not beside it in "
                          f"{directory}; put it there")
     try:
-        return MsaMetadata.read(directory / name)
+        return read_msa_metadata(directory / name)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
 

@@ -29,6 +29,7 @@ from shared.archiving import (
     fetch_verified,
 )
 from shared.datamodels import FitsProduct
+from shared.datamodels.msa import read_msa_metadata
 from shared.errors import InputError
 from shared.messages import Event, ProductRef
 from shared.naming import parse_exposure
@@ -86,7 +87,7 @@ def _msa_metadata(ctx: ServiceContext, science: FitsProduct, tmp: Path, *, neede
                          "file (MSAMETFL)")
     found = current_inputs(ctx, [filename], needed_by=needed_by)[filename]
     try:
-        return MsaMetadata.read(fetch_verified(ctx, found.uri, found.sha256, tmp / filename))
+        return read_msa_metadata(fetch_verified(ctx, found.uri, found.sha256, tmp / filename))
     except ValueError as exc:
         raise InputError(f"{needed_by}: {exc}") from exc
 

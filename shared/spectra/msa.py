@@ -37,10 +37,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 
 from shared.spectra.trace import SlitTrace, in_frame, slit_trace, wavelength_image
 
@@ -53,31 +51,12 @@ _SHUTTER_COLUMNS = ("slitlet_id", "msa_metadata_id", "dither_point_index", "shut
 
 @dataclass(frozen=True)
 class MsaMetadata:
-    """An MSA metadata file's tables: SHUTTER_INFO and SOURCE_INFO (structured arrays)."""
+    """An MSA metadata file's tables: SHUTTER_INFO and SOURCE_INFO (structured arrays;
+    :func:`shared.datamodels.msa.read_msa_metadata` reads them from the file)."""
 
     filename: str
     shutter_info: np.ndarray
     source_info: np.ndarray
-
-    @classmethod
-    def read(cls, path: str | Path) -> MsaMetadata:
-        """Read ``path``.
-
-        Raises
-        ------
-        ValueError
-            Not a readable FITS file, or one without the SHUTTER_INFO or SOURCE_INFO table."""
-        path = Path(path)
-        try:
-            with fits.open(path, memmap=False) as hdul:
-                names = [h.name for h in hdul]
-                missing = [t for t in ("SHUTTER_INFO", "SOURCE_INFO") if t not in names]
-                if missing:
-                    raise ValueError(f"{path.name}: no {', '.join(missing)} table (an MSA metadata file has "
-                                     "SHUTTER_INFO and SOURCE_INFO)")
-                return cls(path.name, np.array(hdul["SHUTTER_INFO"].data), np.array(hdul["SOURCE_INFO"].data))
-        except OSError as exc:
-            raise ValueError(f"{path.name}: not a readable FITS file ({exc})") from None
 
 
 @dataclass(frozen=True)
