@@ -1,6 +1,6 @@
-"""calwebb_spec2 for a slit spectrum dispersed along detector rows (MIRI LRS fixed slit,
-``MIR_LRS-FIXEDSLIT``), declared over the kernels of ``steps/`` and
-:mod:`shared.spectra` (those stage 3 uses too).
+"""calwebb_spec2 for slit spectra (MIRI LRS fixed slit, ``MIR_LRS-FIXEDSLIT``; NIRSpec's
+fixed slits, ``NRS_FIXEDSLIT``, and MOS, ``NRS_MSASPEC``), declared over the kernels of
+``steps/`` and :mod:`shared.spectra` (those stage 3 uses too).
 
 No I/O: the science ``_rate``, its background (nod) exposures and loaded reference files
 in, products out. Steps in order (:data:`SPEC2`), as the public pipeline runs them for
@@ -12,18 +12,24 @@ this mode:
   spectral gwcs (with the DISTORTION reference and the pointing); the
   source's position in the slit from the pointing, the DISTORTION reference and the
   target's coordinates (TARG_RA/TARG_DEC); the slit's footprint on the sky (S_REGION);
-- srctype: POINT or EXTENDED (:mod:`steps.srctype`);
+- msa_flagging (NIRSpec MOS): the spectra of shutters stuck open (MSAOPER) flagged
+  MSA_FAILED_OPEN;
 - flat_field: as for imaging;
+- extract_2d (NIRSpec MOS): a cutout and a state per slitlet of the exposure's MSA
+  metadata, which each later step calibrates on its own (:func:`_each_slit`);
+- srctype: POINT or EXTENDED (:mod:`steps.srctype`; a MOS source by its stellarity);
 - pathloss: a point source corrected for the light the slit stops, at its position;
 - photom: to MJy/sr with PHOTMJSR times the relative response at each pixel's wavelength;
 - resample_spec: the slit rectified (``_s2d``, a SlitModel with a WAVELENGTH array);
 - extract_1d: the spectrum along the trace at the source's position (``_x1d``, a
   MultiSpecModel), in Jy for a point source.
 
-The ``_cal`` is a SlitModel, as the public pipeline writes it for this mode, with its
-WAVELENGTH array (each pixel's wavelength; NaN off the slit), read by later steps, and
+The MIRI LRS ``_cal`` is a SlitModel, as the public pipeline writes it for this mode, with
+its WAVELENGTH array (each pixel's wavelength; NaN off the slit), read by later steps, and
 its spectral gwcs at ``meta.wcs`` (pixels to RA, Dec and wavelength,
-:mod:`shared.spectra.wcs`); the ``_s2d`` carries the gwcs of its rectified grid.
+:mod:`shared.spectra.wcs`); the ``_s2d`` carries the gwcs of its rectified grid. NIRSpec's
+``_cal`` and ``_s2d`` are MultiSlitModels (a fixed slit's one slit; a MOS exposure's slit
+per slitlet) and a MOS ``_x1d`` has a spectrum per slitlet.
 """
 
 from __future__ import annotations
@@ -292,7 +298,7 @@ def _msaflagopen(s: SpecState, a: StepArgs) -> Skip | None:
                                   xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)))
     s.dq, n = flag_failed_open(s.dq, footprint)
     here = sum(1 for q, _, _ in stuck if s.geometry.on_detector(q))
-    a.note(f"msaflagopen: {len(stuck)} shutter(s) failed open, {here} imaging on this detector; "
+    a.note(f"msa_flagging: {len(stuck)} shutter(s) failed open, {here} imaging on this detector; "
            f"{n} pixel(s) flagged MSA_FAILED_OPEN")
     return None
 
@@ -603,11 +609,11 @@ def _mos_products(state: SpecState, header: Callable[[SpecState, str | None], di
     keywords are the exposure's with what the steps set on the slits (photom's), less the
     slits' own."""
     slits = state.slits
+    if not slits:  # extract_2d did not run (skipped): the whole frame, as it stands
+        return _product(state, header(state, "photom"), {}), None, None
 
     def common(through: str | None) -> dict:
-        cards = header(state, through)
-        if slits:
-            cards.update({k: v for k, v in header(slits[0], through).items() if k not in SLIT_KEYWORDS})
+        cards = {**header(state, through), **header(slits[0], through)}
         return {k: v for k, v in cards.items() if k not in SLIT_KEYWORDS}
 
     cal_slits = []
@@ -619,7 +625,7 @@ def _mos_products(state: SpecState, header: Callable[[SpecState, str | None], di
     cal.model_type, cal.images, cal.slits = "MultiSlitModel", {}, cal_slits
     cal.extra_meta.pop("meta.wcs", None)  # the slits have theirs
     s2d = x1d = None
-    if slits and all(slit.s2d is not None for slit in slits):
+    if all(slit.s2d is not None for slit in slits):
         s2d = FitsProduct("MultiSlitModel", hdu_keywords={"ERR": {"BUNIT": slits[0].bunit}},
                           slits=[_slit_of(_s2d_product(slit, header(slit, "resample_spec"))) for slit in slits])
         set_cards(s2d, common("resample_spec"))
