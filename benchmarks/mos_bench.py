@@ -30,12 +30,12 @@ import time
 from pathlib import Path
 
 from benchmarks._child import pin_to_one_core, run_in_child
+from benchmarks._rates import CREATED, rates, simulated_rates
 from benchmarks._steps import StepProbe, best, measure_runs, print_steps
 
 INPUT_DIR = Path("bench-results") / "mos-input"
 REPEAT = 3
 SEED = 5
-CREATED = "2026-01-01T00:00:00"
 DESCRIPTION = {
     "program": 1357, "title": "MOS of a star field (benchmark)", "pi": "Ada Lovelace",
     "targets": [{"name": "FIELD", "ra": 53.16, "dec": -27.79}],
@@ -46,58 +46,14 @@ DESCRIPTION = {
 }
 
 
-def _rates(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*_rate.fits"))
-
 
 def _msa_file(directory: Path) -> Path:
     return next(directory.glob("*_msa.fits"))
 
 
 def _prepare_input(directory: Path) -> Path:
-    """Simulate, ingest and detector1 once; the directory holding the three ``_rate``, the
-    MSA metadata file and ``sim/refs``."""
-    stamp = directory / "input.json"
-    wanted = {"description": DESCRIPTION, "seed": SEED}
-    if stamp.exists() and json.loads(stamp.read_text()) == wanted and len(_rates(directory)) == 3:
-        print(f"reusing the simulated exposures in {directory}", flush=True)
-        return directory
-
-    import shutil
-    from datetime import UTC, datetime
-
-    from services.detector1.pipeline import DETECTOR1, run_detector1
-    from services.ingest.pipeline import ingest_telemetry
-    from services.simulator import simulate
-    from shared.datamodels import write_product
-    from shared.refdata import LocalReferences, load_references
-
-    stamp.unlink(missing_ok=True)
-    for stale in _rates(directory):
-        stale.unlink()
-    print("simulating a NIRSpec MOS observation (three nods, NRS1 full frame, 20 groups) with references...",
-          flush=True)
-    t0 = time.perf_counter()
-    sim = simulate(DESCRIPTION, directory / "sim", seed=SEED)
-    refs_dir = directory / "sim" / "refs"
-    for msa in sim.msa_paths:
-        shutil.copy(msa, directory / msa.name)
-    for telemetry in sim.telemetry_paths:
-        out = ingest_telemetry(telemetry.read_bytes(), lambda program: sim.plan,
-                               created=datetime(2026, 1, 1, tzinfo=UTC), software_version="bench",
-                               segment_bytes=2_000_000_000)
-        for uncal in out.files:
-            if uncal.name.suffix != "uncal" or "nrs1" not in uncal.name.format():
-                continue
-            kw = uncal.product.keywords
-            refs = load_references(LocalReferences(refs_dir=refs_dir), kw, DETECTOR1.reftypes(kw)).found
-            rate = run_detector1(uncal.product, refs, context="bench", software_version="bench",
-                                 created=CREATED).rate
-            write_product(directory / uncal.name.with_suffix("rate").format(), rate)
-    shutil.rmtree(directory / "sim" / "telemetry", ignore_errors=True)
-    stamp.write_text(json.dumps(wanted))
-    print(f"  inputs ready in {time.perf_counter() - t0:.1f} s", flush=True)
-    return directory
+    return simulated_rates(directory, DESCRIPTION, SEED, "nrs1", 3,
+                           "a NIRSpec MOS observation (three nods, NRS1 full frame, 20 groups)")
 
 
 def run() -> dict:
@@ -127,7 +83,7 @@ def _inputs(directory: Path):
     from shared.datamodels import read_product
     from shared.datamodels.msa import read_msa_metadata
 
-    first, *others = _rates(directory)
+    first, *others = rates(directory)
     return read_product(first), [read_product(o) for o in others], read_msa_metadata(_msa_file(directory))
 
 
@@ -162,7 +118,7 @@ def _measure_whole(directory: Path) -> dict:
     from shared.datamodels import write_output
     from shared.refdata import LocalReferences
 
-    first = _rates(directory)[0]
+    first = rates(directory)[0]
     t0 = time.perf_counter()
     science, backgrounds, msa = _inputs(directory)
     out = calibrate(science, LocalReferences(refs_dir=directory / "sim" / "refs"), backgrounds=backgrounds,

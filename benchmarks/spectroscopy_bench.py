@@ -41,6 +41,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks._child import pin_to_one_core, run_in_child
+from benchmarks._rates import CREATED, rates, simulated_rates
 from benchmarks._steps import StepProbe, best, measure_runs, print_steps
 
 INPUT_DIR = Path("bench-results") / "spectroscopy-input"
@@ -48,7 +49,6 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "miri_lrs.yaml"
 REPEAT = 3
 SEED = 21
 NGROUPS = 10
-CREATED = "2026-01-01T00:00:00"
 
 
 def description() -> dict:
@@ -57,52 +57,9 @@ def description() -> dict:
     return desc
 
 
-def _rates(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*_rate.fits"))
-
-
 def _prepare_input(directory: Path) -> Path:
-    """Simulate, ingest and detector1 once; the directory holding the two ``_rate`` and
-    ``sim/refs``."""
-    stamp = directory / "input.json"
-    wanted = {"description": description(), "seed": SEED}
-    if stamp.exists() and json.loads(stamp.read_text()) == wanted and len(_rates(directory)) == 2:
-        print(f"reusing the simulated exposures in {directory}", flush=True)
-        return directory
-
-    import shutil
-    from datetime import UTC, datetime
-
-    from services.detector1.pipeline import DETECTOR1, run_detector1
-    from services.ingest.pipeline import ingest_telemetry
-    from services.simulator import simulate
-    from shared.datamodels import write_product
-    from shared.refdata import LocalReferences, load_references
-
-    stamp.unlink(missing_ok=True)
-    for stale in _rates(directory):
-        stale.unlink()
-    print(f"simulating the MIRI LRS example (two nods, full frame, {NGROUPS} groups) with references...", flush=True)
-    t0 = time.perf_counter()
-    sim = simulate(description(), directory / "sim", seed=SEED)
-    refs_dir = directory / "sim" / "refs"
-    for telemetry in sim.telemetry_paths:
-        out = ingest_telemetry(telemetry.read_bytes(), lambda program: sim.plan,
-                               created=datetime(2026, 1, 1, tzinfo=UTC), software_version="bench",
-                               segment_bytes=2_000_000_000)
-        for uncal in out.files:
-            if not uncal.name.suffix == "uncal" or "mirimage" not in uncal.name.format():
-                continue
-            kw = uncal.product.keywords
-            refs = load_references(LocalReferences(refs_dir=refs_dir), kw, DETECTOR1.reftypes(kw)).found
-            rate = run_detector1(uncal.product, refs, context="bench", software_version="bench",
-                                 created=CREATED).rate
-            write_product(directory / uncal.name.with_suffix("rate").format(), rate)
-    for bulky in ("telemetry",):
-        shutil.rmtree(directory / "sim" / bulky, ignore_errors=True)
-    stamp.write_text(json.dumps(wanted))
-    print(f"  inputs ready in {time.perf_counter() - t0:.1f} s", flush=True)
-    return directory
+    return simulated_rates(directory, description(), SEED, "mirimage", 2,
+                           f"the MIRI LRS example (two nods, full frame, {NGROUPS} groups)")
 
 
 def run() -> dict:
@@ -144,8 +101,8 @@ def _make_cals(directory: Path) -> None:
     out_dir.mkdir(exist_ok=True)
     for stale in _cals(directory):
         stale.unlink()
-    rates = _rates(directory)
-    for science, background in ((rates[0], rates[1]), (rates[1], rates[0])):
+    first, second = rates(directory)
+    for science, background in ((first, second), (second, first)):
         out = calibrate(read_product(science), LocalReferences(refs_dir=directory / "sim" / "refs"),
                         backgrounds=[read_product(background)], software_version="bench", created=CREATED)
         write_output(out_dir / science.name.replace("_rate", "_cal"), out.cal)
@@ -218,7 +175,7 @@ def _jwst_spec2(directory: Path) -> dict[str, float]:
     from shared.refdata import LocalReferences
     from shared.spectra.extract import DEFAULT_WIDTH
 
-    first, second = _rates(directory)
+    first, second = rates(directory)
     with tempfile.TemporaryDirectory(prefix="dms-bench-jwst-") as tmp:
         tmp = Path(tmp)
         kw = dict(read_product(first).keywords)
@@ -270,7 +227,7 @@ def _measure_spec2(directory: Path) -> dict:
     from shared.refdata import LocalReferences, load_references
 
     io: dict[str, float] = {}
-    first, second = _rates(directory)
+    first, second = rates(directory)
     io["read the two _rate"], (science, background) = best(lambda: (read_product(first), read_product(second)),
                                                            REPEAT)
     kw = science.keywords
@@ -296,7 +253,7 @@ def _measure_whole(directory: Path) -> dict:
     from shared.datamodels import read_product, write_output
     from shared.refdata import LocalReferences
 
-    first, second = _rates(directory)
+    first, second = rates(directory)
     t0 = time.perf_counter()
     out = calibrate(read_product(first), LocalReferences(refs_dir=directory / "sim" / "refs"),
                     backgrounds=[read_product(second)], software_version="bench", created=CREATED)
