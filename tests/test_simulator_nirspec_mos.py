@@ -18,7 +18,7 @@ from stdatamodels.jwst import datamodels as dm
 
 from services.simulator import DescriptionError, load_description, simulate
 from services.simulator.detector_model import make_detector_model
-from services.simulator.msa import failed_open_shutters, read_msa_slitlets
+from services.simulator.msa import failed_open_shutters
 from services.simulator.optical_refs import mean_gain
 from services.simulator.slit_refs import (
     MSAOPER_FILENAME,
@@ -31,7 +31,9 @@ from services.simulator.spectrograph import (
     msa_slitlet,
     shutter_reference_point,
 )
+from shared.datamodels.msa import read_msa_metadata
 from shared.instruments import detector
+from shared.spectra.msa import open_slitlets
 
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
@@ -162,7 +164,8 @@ def test_each_exposure_renders_its_dither_points_slitlets_on_nrs1(run):
     exposures = index["exposures"]
     assert len(exposures) == 3 and all(e["detector"] == "NRS1" and e["subarray"] == "FULL" for e in exposures)
     for k, entry in enumerate(exposures, start=1):
-        slitlets = [s for s in read_msa_slitlets(result.msa_paths[0], k) if s.quadrant in (1, 3)]
+        msa = read_msa_metadata(result.msa_paths[0])
+        slitlets = [s for s in open_slitlets(msa.shutter_info, msa.source_info, 1, k) if s.quadrant in (1, 3)]
         assert len(slitlets) >= 2  # the scene: at least two sources on NRS1
         assert [(s["slitlet_id"], s["primary_column"]) for s in entry["truth_spectra"]] == [
             (s.slitlet_id, s.primary) for s in slitlets]

@@ -50,7 +50,7 @@ def test_the_slitlets_of_an_exposure_follow_its_configuration_and_dither_point()
     assert (one.quadrant, one.row, one.columns, one.primary, one.source_id) == (1, 40, (59, 60, 61), 60, 7)
     assert one.source_x == pytest.approx(-0.2) and one.source_y == pytest.approx(0.1)
     assert (one.source_name, one.source_ra, one.stellarity) == ("1234_7", 53.1, 0.9)
-    assert one.shutter_state == "1x1" and one.name == "1"
+    assert one.shutter_state == "1x1" and one.name == "1" and one.shutter_id == 40 + 59 * 365
     assert (two.quadrant, two.source_id) == (3, 9)
     # a background slitlet: no primary shutter, its source id its slitlet id, as the public pipeline names it
     assert background.primary is None and background.source_id == 3 and background.source_name == "1234_BKG3"

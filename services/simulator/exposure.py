@@ -51,6 +51,7 @@ from shared.instruments import (
 )
 from shared.naming import ExposureName
 from shared.plan import Observation, Plan, PlannedExposure, Pointing
+from shared.spectra.msa import Slitlet
 from shared.wcs import wcs_header
 
 from .description import DEFAULT_SPECTRUM, SimulationSpec
@@ -69,7 +70,7 @@ from .distortion import (
 )
 from .ephemeris import simulated_ephemeris
 from .guiding import exposure_blur, visit_jitter
-from .msa import MsaExposure, MsaSlitlet
+from .msa import MsaExposure
 from .optics import (
     ab_magnitude,
     default_sky_level,
@@ -196,7 +197,7 @@ class MosSlitletTruth:
     over the slitlet's rows) before the pixel area."""
 
     model: SlitSpectrograph
-    slitlet: MsaSlitlet
+    slitlet: Slitlet
     source: SlitSource
     star_id: int
     pixel_electrons: np.ndarray
@@ -204,13 +205,14 @@ class MosSlitletTruth:
 
 @dataclass(frozen=True)
 class MosTruth:
-    """The MSA scene of a MOS exposure: its slitlets on the detector (quadrants 1 and 3),
-    the failed-open shutters that lit the sky where no slitlet was planned (one-shutter
+    """The MSA scene of a MOS exposure: its dither point, its slitlets with a source on the
+    detector (quadrants 1 and 3), the failed-open shutters that lit the sky where no slitlet was planned (one-shutter
     spectrographs), the pointing shift (dx, dy) arcsec that moved the sources by (-dx,
     -dy), ``sky_scale`` the factor on the default sky and ``sky`` (ny, nx) the sky's
     photo-electrons per second per pixel, pixel area included (part of
     ``ExposureTruth.flux``)."""
 
+    dither_point: int
     slitlets: tuple[MosSlitletTruth, ...]
     failed_open: tuple[SlitSpectrograph, ...]
     shift: tuple[float, float]
@@ -610,17 +612,19 @@ def _mos_scene(msa: MsaExposure, sub: Subarray, shift: tuple[float, float], sky_
         if sl.quadrant not in NRS1_QUADRANTS:
             continue  # on NRS2
         model = msa_slitlet(sl.quadrant, sl.row, sl.columns)
+        open_now.update((sl.quadrant, sl.row, c) for c in sl.columns)
+        if sl.primary is None:  # a background slitlet: the sky alone
+            add(model, [])
+            continue
         if sl.source_id not in msa.spectra:
             raise ValueError(f"MSA slitlet {sl.slitlet_id}: source {sl.source_id} has no spectrum (not in SOURCE_INFO)")
-        x = 0.5 if not np.isfinite(sl.x) else sl.x
-        y = 0.5 if not np.isfinite(sl.y) else sl.y
-        along = (sl.primary - float(np.mean(sl.columns)) + y - 0.5) * pitch_y - dy
-        across = (x - 0.5) * pitch_x - dx
+        # the source's place from its primary shutter's centre, in pitches (NaN: the centre)
+        along = (sl.primary - float(np.mean(sl.columns)) + sl.source_y) * pitch_y - dy
+        across = sl.source_x * pitch_x - dx
         source = SlitSource(msa.spectra[sl.source_id], along=along, across=across)
         per_column = add(model, [source])
         slitlets.append(MosSlitletTruth(model=model, slitlet=sl, source=source, star_id=msa.star_ids[sl.source_id],
                                         pixel_electrons=per_column))
-        open_now.update((sl.quadrant, sl.row, c) for c in sl.columns)
     failed = []
     for q, r, c in msa.failed_open:
         if q not in NRS1_QUADRANTS or (q, r, c) in open_now:
@@ -628,7 +632,8 @@ def _mos_scene(msa: MsaExposure, sub: Subarray, shift: tuple[float, float], sky_
         model = msa_slitlet(q, r, (c,))
         add(model, [])
         failed.append(model)
-    truth = MosTruth(slitlets=tuple(slitlets), failed_open=tuple(failed), shift=(float(dx), float(dy)),
+    truth = MosTruth(dither_point=msa.dither_point, slitlets=tuple(slitlets), failed_open=tuple(failed),
+                     shift=(float(dx), float(dy)),
                      sky_scale=float(sky_scale), sky=sky * area)
     return image * area, truth
 

@@ -57,8 +57,10 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from shared.datamodels.msa import read_msa_metadata
 from shared.naming import parse_msa_metadata
 from shared.plan import Observation, Plan
+from shared.spectra.msa import Slitlet, open_slitlets
 
 from .optics import jy_per_electron, pivot_wavelength
 from .seeding import Stream, generator
@@ -70,9 +72,9 @@ from .spectrograph import (
     SpectralLine,
 )
 
-__all__ = ["FAILED_OPEN_COUNT", "QUADRANT_SHAPE", "SHUTTER_PITCH", "SLITLET_NOD", "MsaExposure", "MsaSlitlet",
+__all__ = ["FAILED_OPEN_COUNT", "QUADRANT_SHAPE", "SHUTTER_PITCH", "SLITLET_NOD", "MsaExposure",
            "failed_open_shutters", "mos_source_spectrum", "msa_exposure", "msa_sources", "nod_shutter_steps",
-           "read_msa_slitlets", "write_msa_metadata"]
+           "write_msa_metadata"]
 
 QUADRANT_SHAPE = MSA_QUADRANT_SHAPE  # shutters per quadrant: rows (dispersion) x columns (spatial)
 SHUTTER_PITCH = MSA_SHUTTER_PITCH  # arcsec along rows and along columns
@@ -244,56 +246,6 @@ def write_msa_metadata(plan: Plan, obs: Observation, catalog: Table, directory: 
     return path
 
 
-@dataclass(frozen=True)
-class MsaSlitlet:
-    """One slitlet of an MSA metadata file at one dither point: its open shutters
-    (``quadrant``, ``row``, consecutive ``columns``), its source, the column of the
-    shutter holding it (``primary``) and the source's estimated place there (``x`` across
-    the shutter along the rows, i.e. the dispersion, ``y`` along its column; 0-1 of the
-    pitch, 0.5 the centre)."""
-
-    slitlet_id: int
-    source_id: int
-    quadrant: int
-    row: int
-    columns: tuple[int, ...]
-    primary: int
-    x: float
-    y: float
-    dither_point: int
-
-
-def read_msa_slitlets(path: Path, dither_point: int) -> list[MsaSlitlet]:
-    """The slitlets of an MSA metadata file at ``dither_point`` (1-based), by slitlet id.
-
-    Raises ValueError when the file has no SHUTTER_INFO, no shutter at that dither
-    point, or a slitlet that is not one primary shutter among consecutive ones of a row."""
-    with fits.open(path) as hdul:
-        if "SHUTTER_INFO" not in hdul:
-            raise ValueError(f"{Path(path).name}: no SHUTTER_INFO table")
-        rows = Table(hdul["SHUTTER_INFO"].data)
-    rows = rows[rows["dither_point_index"] == dither_point]
-    if len(rows) == 0:
-        raise ValueError(f"{Path(path).name}: no open shutter at dither point {dither_point}")
-    out = []
-    for slitlet_id in sorted(set(int(v) for v in rows["slitlet_id"])):
-        group = rows[rows["slitlet_id"] == slitlet_id]
-        group.sort("shutter_column")
-        where = {(int(r["shutter_quadrant"]), int(r["shutter_row"])) for r in group}
-        primary = group[np.char.strip(np.asarray(group["background"], str)) == "N"]
-        if len(where) != 1 or len(primary) != 1:
-            raise ValueError(f"{Path(path).name}: slitlet {slitlet_id} at dither point {dither_point} is not one "
-                             "row's shutters with one primary (background 'N') shutter")
-        (quadrant, row), = where
-        columns = tuple(int(c) for c in group["shutter_column"])
-        p = primary[0]
-        out.append(MsaSlitlet(slitlet_id=slitlet_id, source_id=int(p["source_id"]), quadrant=quadrant, row=row,
-                              columns=columns, primary=int(p["shutter_column"]),
-                              x=float(p["estimated_source_in_shutter_x"]),
-                              y=float(p["estimated_source_in_shutter_y"]), dither_point=dither_point))
-    return out
-
-
 def mos_source_spectrum(flux_e_per_s: float, star_id: int, seed: int) -> SourceSpectrum:
     """The spectrum of an MSA source (see the module docstring): continuum ``f_nu`` =
     ``flux x jy_per_electron(NIRCAM F200W)`` Jy at 1.99 um, slope uniform in [-2, 0]; one
@@ -318,11 +270,13 @@ def mos_source_spectrum(flux_e_per_s: float, star_id: int, seed: int) -> SourceS
 
 @dataclass(frozen=True)
 class MsaExposure:
-    """What the MSA shows one exposure: the slitlets of its dither point (every quadrant),
+    """What the MSA shows one exposure: its dither point and the slitlets open there
+    (every quadrant; read by the pipeline's rules, :func:`shared.spectra.msa.open_slitlets`),
     each source's spectrum (by MSA source id) and catalog star id, and the failed-open
     shutters."""
 
-    slitlets: tuple[MsaSlitlet, ...]
+    dither_point: int
+    slitlets: tuple[Slitlet, ...]
     spectra: Mapping[int, SourceSpectrum]
     star_ids: Mapping[int, int]
     failed_open: tuple[tuple[int, int, int], ...]
@@ -330,18 +284,21 @@ class MsaExposure:
 
 def msa_exposure(path: Path, dither_point: int, catalog: Table, seed: int,
                  failed_open: tuple[tuple[int, int, int], ...]) -> MsaExposure:
-    """The :class:`MsaExposure` of ``dither_point`` from an MSA metadata file and the
-    astrometric catalog its sources were chosen from (their flux). ValueError when a
-    source is missing from the catalog."""
-    slitlets = read_msa_slitlets(path, dither_point)
-    sources = Table.read(path, hdu="SOURCE_INFO")
+    """The :class:`MsaExposure` of ``dither_point`` from an MSA metadata file (its one
+    configuration, the file name's) and the astrometric catalog its sources were chosen
+    from (their flux). ValueError when the file's plan cannot be read or a source is
+    missing from the catalog."""
+    msa = read_msa_metadata(path)
+    slitlets = open_slitlets(msa.shutter_info, msa.source_info, parse_msa_metadata(Path(path).name).config,
+                             dither_point)
     flux = {str(sid): float(f) for sid, f in zip(catalog["source_id"], catalog["flux"], strict=True)}
     spectra, star_ids = {}, {}
-    for row in sources:
-        star = str(row["catalog_id"]).strip()
+    for row in msa.source_info:
+        star = (row["catalog_id"].decode() if isinstance(row["catalog_id"], bytes) else str(row["catalog_id"])).strip()
         if star not in flux:
             raise ValueError(f"{Path(path).name}: source {int(row['source_id'])} (catalog id {star}) is not in the "
                              "astrometric catalog it was chosen from")
         spectra[int(row["source_id"])] = mos_source_spectrum(flux[star], int(star), seed)
         star_ids[int(row["source_id"])] = int(star)
-    return MsaExposure(slitlets=tuple(slitlets), spectra=spectra, star_ids=star_ids, failed_open=tuple(failed_open))
+    return MsaExposure(dither_point=dither_point, slitlets=tuple(slitlets), spectra=spectra, star_ids=star_ids,
+                       failed_open=tuple(failed_open))

@@ -255,8 +255,8 @@ def write_mos_truth(sim: ExposureSimulation, directory: Path) -> list[tuple[dict
         table = _spectrum_table(model, st.source, mos.sky_scale, st.pixel_electrons, x, y)
         ident = {"source_id": sl.source_id, "star_id": st.star_id, "slitlet_id": sl.slitlet_id,
                  "quadrant": sl.quadrant, "row": sl.row, "columns": list(sl.columns), "primary_column": sl.primary,
-                 "estimated_source_in_shutter_x": sl.x, "estimated_source_in_shutter_y": sl.y,
-                 "dither_point": sl.dither_point}
+                 "estimated_source_in_shutter_x": sl.source_x + 0.5, "estimated_source_in_shutter_y": sl.source_y + 0.5,
+                 "dither_point": mos.dither_point}
         table.meta.update({"exposure_id": sim.name.exposure_id, "msa": ident,
                            "pointing_shift_arcsec": list(mos.shift)})
         table.meta["description"]["msa"] = (

@@ -333,17 +333,14 @@ def _extract_2d(s: SpecState, a: StepArgs) -> Skip | None:
             var_rnoise=s.var_rnoise[box].copy(), var_flat=None if s.var_flat is None else s.var_flat[box].copy(),
             keywords=dict(kw), bunit=s.bunit, trace=cut, half_length=half, slitlet=slitlet)
         slit.wavelength = in_frame(wavelength_image(cut, y1 - y0, half), 1)
-        along, across = g.source_offset(slitlet)
-        slit.source = (along, across)
-        slit.source_pixel = (cut.ref[1] + across, cut.ref[0] + along)  # window (x, y) of the cutout
-        slit.slit_size = (len(slitlet.columns) * g.shutter_pitch, g.shutter_width)
+        slit.source = g.source_offset(slitlet)  # (along, across) pixels from the slitlet's reference point
         slit.keywords.update({
             "SLTNAME": slitlet.name, "SLITID": slitlet.slitlet_id, "SLTSTRT1": xstart + x0, "SLTSIZE1": x1 - x0,
             "SLTSTRT2": ystart + y0, "SLTSIZE2": y1 - y0, "SOURCEID": slitlet.source_id,
             "SRCNAME": slitlet.source_name, "SRCRA": slitlet.source_ra, "SRCDEC": slitlet.source_dec,
             "STLARITY": slitlet.stellarity, "SRCXPOS": slitlet.source_x, "SRCYPOS": slitlet.source_y,
             "SHUTSTA": slitlet.shutter_state, "MSAQUAD": slitlet.quadrant,
-            "SHUTTRID": slitlet.row + (slitlet.primary or slitlet.columns[len(slitlet.columns) // 2]) * 365 - 365})
+            "SHUTTRID": slitlet.shutter_id})
         if distortion is not None and pointing is not None:
             try:
                 slit.gwcs = slit_gwcs(distortion, pointing, cut, half, xstart=xstart + x0, ystart=ystart + y0,

@@ -86,6 +86,13 @@ class Slitlet:
         return str(self.slitlet_id)
 
     @property
+    def shutter_id(self) -> int:
+        """The public SHUTTRID: ``row + (column - 1) x 365`` of the primary shutter (of the
+        middle one for a background slitlet)."""
+        column = self.primary if self.primary is not None else self.columns[len(self.columns) // 2]
+        return self.row + (column - 1) * 365
+
+    @property
     def shutter_state(self) -> str:
         """The public SHUTSTA of the slitlet: a character per open shutter, ``x`` the one
         with the source, ``1`` the others."""
