@@ -280,8 +280,8 @@ def _measure_spec3(directory: Path) -> dict:
     out = r.pop("output")
     r["seconds"]["io"] = io
     r["statuses"] = dict(out.record.statuses)
-    r["s2d_shape"] = list(out.s2d.images["SCI"].shape)
-    r["x1d_elements"] = len(out.x1d.spectra[0].table)
+    r["s2d_shape"] = list(out.spectra[0].s2d.images["SCI"].shape)
+    r["x1d_elements"] = len(out.spectra[0].x1d.spectra[0].table)
     return r
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import Enum
 
 from shared.instruments import DETECTORS, SUBARRAYS
 
@@ -35,6 +36,7 @@ __all__ = [
     "MsaMetadataName",
     "OpdName",
     "PoolName",
+    "ProductNaming",
     "SLIT_PLACEHOLDER",
     "SOURCE_PLACEHOLDER",
     "ReportName",
@@ -53,6 +55,7 @@ __all__ = [
     "parse_opd",
     "parse_pool",
     "parse_report",
+    "source_token",
 ]
 
 
@@ -79,7 +82,7 @@ _EXPOSURE_RE = re.compile(
 )
 _LEVEL3_RE = re.compile(
     rf"^jw(?P<program>\d{{5}})-(?P<acid>{_ACID})"
-    r"_(?P<target>t\d{3}|s\d{5,9})(?:-(?P<source>s\d{9}))?(?:-epoch(?P<epoch>\d+))?"
+    r"_(?P<target>t\d{3}|[sbv]\d{5,9})(?:-(?P<source>s\d{9}))?(?:-epoch(?P<epoch>\d+))?"
     r"_(?P<instrument>nircam|nirspec|niriss|miri|fgs)"
     r"_(?P<optical>[a-z0-9-]+?)"
     r"_(?P<suffix>[a-z0-9]+)" + _EXT + "$"
@@ -167,13 +170,29 @@ class ExposureName:
         return self.format()
 
 
+#: The placeholders of a per-source Level-3 product name in its association.
+SOURCE_PLACEHOLDER, SLIT_PLACEHOLDER = "{source_id}", "{slit_name}"
+
+
+class ProductNaming(Enum):
+    """How a Level-3 product is named by what it holds: its target (``t###``); its target,
+    source and slit (NIRSpec's fixed slits); its source in the target's place (NIRSpec MOS,
+    one product set per source)."""
+
+    TARGET = "target"
+    SOURCE_AND_SLIT = "source and slit"
+    SOURCE = "source"
+
+
 @dataclass(frozen=True)
 class Level3Name:
     """A combined (stage 3) product. A NIRSpec fixed-slit product's name also carries its
     ``source`` (``s#########``) after the target and its slit last of the optical elements
     (the public ``jw<p>-<acid>_<target>-<source>_nirspec_<optelems>-<slit>[-<subarray>]``);
-    in its association both are placeholders, ``{source_id}`` and ``{slit_name}``, which
-    stage 3 fills (:func:`filled_product_name`) as the public calwebb_spec3 does."""
+    a NIRSpec MOS product's has its source in the target's place
+    (``jw<p>-<acid>_<source>_nirspec_<optelems>``, :class:`ProductNaming`). In the
+    association the source and slit are placeholders, ``{source_id}`` and ``{slit_name}``,
+    which stage 3 fills (:func:`filled_product_name`) as the public calwebb_spec3 does."""
 
     program: str
     acid: str
@@ -205,29 +224,37 @@ class Level3Name:
     def build(
         cls, program: str, acid: str, target: str, instrument: str,
         filters: list[str | None], subarray: str | None, suffix: str, ext: str = "fits", *,
-        fixed_slit: bool = False,
+        naming: ProductNaming = ProductNaming.TARGET,
     ) -> Level3Name:
         """Name a product the way the association rules do: non-empty optical elements
-        sorted and joined, "clear" when none, subarray omitted when FULL; a NIRSpec
-        fixed-slit product (``fixed_slit``) with the source and slit placeholders."""
+        sorted and joined, "clear" when none, subarray omitted when FULL; a per-source
+        product (``naming``) with the placeholders of its source (and slit)."""
         opt = tuple(sorted({f.lower() for f in filters if f and f.upper() not in ("N/A", "NONE")}))
         sub = None if not subarray or subarray.upper() == "FULL" else subarray.lower()
         source = None
-        if fixed_slit:
+        if naming is ProductNaming.SOURCE_AND_SLIT:
             opt, source = (*opt, SLIT_PLACEHOLDER), SOURCE_PLACEHOLDER
+        elif naming is ProductNaming.SOURCE:
+            target = SOURCE_PLACEHOLDER
         return cls(program, acid.lower(), target.lower(), instrument.lower(), opt, suffix, sub, None, ext, source)
 
 
-#: The placeholders of a NIRSpec fixed-slit Level-3 product name in its association.
-SOURCE_PLACEHOLDER, SLIT_PLACEHOLDER = "{source_id}", "{slit_name}"
 
 
-def filled_product_name(name: str, *, source_id: int, slit_name: str) -> str:
+def source_token(source_id: int, source_name: str = "") -> str:
+    """A source as the public calwebb_spec3 writes it into a product name: ``s`` and its id
+    in nine digits; for a NIRSpec MOS background slitlet (``BKG`` in its name) ``b``, for a
+    virtual slitlet (a negative id) ``v`` and the id's digits."""
+    if "BKG" in source_name.upper():
+        return f"b{abs(source_id):09d}"
+    return f"v{-source_id:09d}" if source_id < 0 else f"s{source_id:09d}"
+
+
+def filled_product_name(name: str, *, source: str, slit_name: str = "") -> str:
     """An association's product name with its placeholders filled, as the public
-    calwebb_spec3 names a NIRSpec fixed-slit product: ``s`` and the source id in nine
-    digits, the slit's name in lower case; a name without them is returned as it is."""
-    return (name.replace(SOURCE_PLACEHOLDER, f"s{source_id:09d}")
-            .replace(SLIT_PLACEHOLDER, slit_name.strip().lower()))
+    calwebb_spec3 names a per-source product: the source's token (:func:`source_token`),
+    the slit's name in lower case; a name without them is returned as it is."""
+    return name.replace(SOURCE_PLACEHOLDER, source).replace(SLIT_PLACEHOLDER, slit_name.strip().lower())
 
 
 def made_by(product_name: str, filename: str) -> bool:
@@ -235,7 +262,7 @@ def made_by(product_name: str, filename: str) -> bool:
     ``product_name`` (its placeholders standing for any source and slit)."""
     if SOURCE_PLACEHOLDER not in product_name and SLIT_PLACEHOLDER not in product_name:
         return filename.startswith(product_name)
-    pattern = re.escape(product_name).replace(re.escape(SOURCE_PLACEHOLDER), r"s\d{9}")
+    pattern = re.escape(product_name).replace(re.escape(SOURCE_PLACEHOLDER), r"[sbv]\d{9}")
     pattern = pattern.replace(re.escape(SLIT_PLACEHOLDER), r"[a-z0-9]+(?:-[a-z0-9]+)*")
     return re.match(pattern, filename) is not None
 
@@ -391,7 +418,7 @@ def parse_level3(name: str) -> Level3Name:
     if not m:
         raise BadNameError(
             f"{name!r} is not a Level-3 name "
-            "jw<ppppp>-<acid>_<t###|s#####>[-epochX]_<instrument>_<optelems>[-<subarray>]_<suffix>.<ext>"
+            "jw<ppppp>-<acid>_<t###|[sbv]#########>[-s#########][-epochX]_<instrument>_<optelems>[-<subarray>]_<suffix>.<ext>"
         )
     g = m.groupdict()
     parts = g["optical"].split("-")

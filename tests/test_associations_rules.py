@@ -458,8 +458,9 @@ def test_nirspec_fixed_slit_associations_as_the_public_generator(tmp_path):
 
 def test_nirspec_mos_associations_as_the_public_generator(tmp_path):
     """A NIRSpec MOS observation's pool: the public generator's spec2 associations
-    (Asn_Lv2NRSMSA, each nod with the others as background) are ours, member for member
-    (its Level-3 MOS association, which spec3 cannot yet combine, is not made here)."""
+    (Asn_Lv2NRSMSA, each nod with the others as background) and its spec3
+    (Asn_Lv3SpectralSource, named with the placeholder of the source in the target's
+    place) are ours, member for member."""
     pytest.importorskip("jwst")
     from jwst.associations import load_asn
 
@@ -468,8 +469,9 @@ def test_nirspec_mos_associations_as_the_public_generator(tmp_path):
     path = tmp_path / ev.pool.filename
     path.write_bytes(pool_bytes(ev.pool))
     ours = _ours(ev)
-    assert sorted(a[1] for a in ours) == ["spec2", "spec2", "spec2"]
-    assert {a[3] for a in ours} == {"candidate_Asn_Lv2NRSMSA"}
-    assert ours == {a for a in _public(path, False) if a[1] == "spec2"}
+    assert sorted(a[1] for a in ours) == ["spec2", "spec2", "spec2", "spec3"]
+    assert {a[3] for a in ours} == {"candidate_Asn_Lv2NRSMSA", "candidate_Asn_Lv3SpectralSource"}
+    assert {a[2] for a in ours if a[1] == "spec3"} == {"jw01234-o001_{source_id}_nirspec_clear-prism"}
+    assert ours == _public(path, False)
     for item in ev.associations:
-        assert load_asn(item.content(ev.pool, "0.1.0").decode())["asn_type"] == "spec2"
+        assert load_asn(item.content(ev.pool, "0.1.0").decode())["asn_type"] == item.spec.asn_type

@@ -4,6 +4,7 @@ from shared.naming import (
     BadNameError,
     ExposureName,
     Level3Name,
+    ProductNaming,
     filled_product_name,
     is_2c,
     made_by,
@@ -13,6 +14,7 @@ from shared.naming import (
     parse_exposure,
     parse_level3,
     parse_pool,
+    source_token,
 )
 
 # Every example name of the conventions (file naming, associations, pools), plus the
@@ -62,16 +64,35 @@ def test_a_nirspec_fixed_slit_name_has_its_source_and_slit_filled_in():
     """The association names the product with placeholders, as the public rule does;
     stage 3 fills them as the public calwebb_spec3 does."""
     template = Level3Name.build("04521", "o001", "t001", "NIRSPEC", ["CLEAR", "PRISM"], "SUBS200A1", "x1d",
-                                fixed_slit=True).product_name
+                                naming=ProductNaming.SOURCE_AND_SLIT).product_name
     assert template == "jw04521-o001_t001-{source_id}_nirspec_clear-prism-{slit_name}-subs200a1"
-    name = filled_product_name(template, source_id=1, slit_name="S200A1")
+    name = filled_product_name(template, source=source_token(1), slit_name="S200A1")
     assert name == "jw04521-o001_t001-s000000001_nirspec_clear-prism-s200a1-subs200a1"
     parsed = parse_level3(f"{name}_x1d.fits")
     assert (parsed.target, parsed.source, parsed.subarray) == ("t001", "s000000001", "subs200a1")
     assert made_by(template, f"{name}_s2d.fits")
     assert not made_by(template, "jw04521-o002_t001-s000000001_nirspec_clear-prism-s200a1-subs200a1_x1d.fits")
     assert made_by("jw03457-o001_t001_miri_p750l", "jw03457-o001_t001_miri_p750l_x1d.fits")
-    assert filled_product_name("jw03457-o001_t001_miri_p750l", source_id=1, slit_name="x") == "jw03457-o001_t001_miri_p750l"
+    assert filled_product_name("jw03457-o001_t001_miri_p750l", source="s000000001", slit_name="x") == \
+        "jw03457-o001_t001_miri_p750l"
+
+
+def test_a_nirspec_mos_name_has_its_source_in_the_targets_place():
+    """One product set per source: the public rule's name has the source's placeholder
+    where the target would be; calwebb_spec3 fills it with ``s``, ``b`` (a background
+    slitlet) or ``v`` (a virtual slitlet) and the id in nine digits."""
+    template = Level3Name.build("01357", "o001", "t001", "NIRSPEC", ["CLEAR", "PRISM"], "FULL", "x1d",
+                                naming=ProductNaming.SOURCE).product_name
+    assert template == "jw01357-o001_{source_id}_nirspec_clear-prism"
+    assert source_token(12) == "s000000012"
+    assert source_token(7, "01357_BKG7") == "b000000007"
+    assert source_token(-3) == "v000000003"
+    for token in ("s000000012", "b000000007", "v000000003"):
+        name = filled_product_name(template, source=token)
+        assert name == f"jw01357-o001_{token}_nirspec_clear-prism"
+        assert parse_level3(f"{name}_x1d.fits").target == token
+        assert made_by(template, f"{name}_s2d.fits")
+    assert not made_by(template, "jw01357-o001_t001_nirspec_clear-prism_x1d.fits")
 
 
 def test_level3_subarray_detected():

@@ -92,11 +92,21 @@ def _spectra_of(path: Path) -> list[tuple[fits.Header, np.ndarray]]:
         return [(hdu.header, np.array(hdu.data)) for hdu in hdul if hdu.name == "EXTRACT1D"]
 
 
-def _spectra(run, stem: str) -> list[tuple[fits.Header, np.ndarray]]:
-    return _spectra_of(run["out"] / f"{stem}_x1d.fits")
+def _level3_x1d(run) -> list[str]:
+    return [n for n in run["names"] if n.startswith("jw01357-o001_s") and n.endswith("_x1d.fits")]
 
 
-def _truth(run, stem: str, source_id: int) -> Table:
+def _spectra(run, which: str) -> list[tuple[fits.Header, np.ndarray]]:
+    """A nod's spectra (its ``_x1d``) or, for ``level3``, the spectrum of each source's
+    Level-3 ``_x1d``."""
+    if which == "level3":
+        return [spectrum for name in _level3_x1d(run) for spectrum in _spectra_of(run["out"] / name)]
+    return _spectra_of(run["out"] / f"{which}_x1d.fits")
+
+
+def _truth(run, which: str, source_id: int) -> Table:
+    """The source's truth in a nod (for ``level3``, the first's: the nods see it alike)."""
+    stem = NODS[0] if which == "level3" else which
     return Table.read(run["truth_dir"] / f"{stem}_truth_spectrum_s{source_id:05d}.ecsv")
 
 
@@ -150,7 +160,7 @@ def test_every_nod_gets_its_spec2_association_and_products(run, msa):
                 assert [(s.name, s.source_id) for s in opened.spec] == [(s.name, s.source_id) for s in planned]
 
 
-@pytest.mark.parametrize("stem", NODS)
+@pytest.mark.parametrize("stem", [*NODS, "level3"])
 def test_flux_calibration_against_the_truth(run, stem):
     scored = 0
     for header, x in _spectra(run, stem):
@@ -169,7 +179,7 @@ def test_flux_calibration_against_the_truth(run, stem):
     assert scored >= 4
 
 
-@pytest.mark.parametrize("stem", NODS)
+@pytest.mark.parametrize("stem", [*NODS, "level3"])
 def test_line_centroids(run, stem):
     measured = 0
     for header, x in _spectra(run, stem):
@@ -198,6 +208,52 @@ def test_line_centroids(run, stem):
             assert abs(offset) < 0.1 * resel
             measured += 1
     assert measured >= 2
+
+
+def test_level3_a_product_set_per_source(run, msa):
+    """The spec3 association (the public Asn_Lv3SpectralSource, the source's placeholder
+    in its product name) and stage 3's products: each nod's ``_crf`` with its slitlets, and
+    for every source the three nods saw a Level-3 ``_s2d`` (one slit) and ``_x1d`` named
+    after it, carrying its identity from the MSA metadata; their errors those of three
+    nods combined."""
+    (asn_name,) = [n for n in run["names"] if n.endswith("_asn.json") and "_spec3_" in n]
+    asn = json.loads((run["out"] / asn_name).read_text())
+    assert asn["asn_rule"] == "candidate_Asn_Lv3SpectralSource"
+    assert asn["products"][0]["name"] == "jw01357-o001_{source_id}_nirspec_clear-prism"
+    assert sorted(m["expname"] for m in asn["products"][0]["members"]) == [f"{stem}_cal.fits" for stem in NODS]
+    sources = {int(s["source_id"]): s for s in msa.source_info}
+    seen = {s.source_id for s in _on_nrs1(msa, 1)}
+    assert seen == {s.source_id for s in _on_nrs1(msa, 2)} == {s.source_id for s in _on_nrs1(msa, 3)}
+    assert sorted(_level3_x1d(run)) == [f"jw01357-o001_s{sid:09d}_nirspec_clear-prism_x1d.fits" for sid in sorted(seen)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the public data models read them without complaint
+        for stem in NODS:
+            with dm.open(str(run["out"] / f"{stem}_o001_crf.fits")) as crf, \
+                    dm.open(str(run["out"] / f"{stem}_cal.fits")) as cal:
+                assert isinstance(crf, dm.MultiSlitModel) and crf.meta.cal_step.outlier_detection == "COMPLETE"
+                assert [s.name for s in crf.slits] == [s.name for s in cal.slits]
+        for sid in sorted(seen):
+            stem = f"jw01357-o001_s{sid:09d}_nirspec_clear-prism"
+            with dm.open(str(run["out"] / f"{stem}_s2d.fits")) as s2d:
+                assert isinstance(s2d, dm.MultiSlitModel) and len(s2d.slits) == 1
+                slit = s2d.slits[0]
+                assert (slit.source_id, slit.source_name) == (sid, _text(sources[sid]["source_name"]))
+                assert slit.source_ra == pytest.approx(sources[sid]["ra"], abs=1e-9)
+                assert s2d.meta.cal_step.resample == "COMPLETE" and np.isfinite(slit.wavelength).sum() > 1000
+            with dm.open(str(run["out"] / f"{stem}_x1d.fits")) as x1d:
+                assert isinstance(x1d, dm.MultiSpecModel) and len(x1d.spec) == 1
+                assert (x1d.spec[0].source_id, x1d.spec[0].source_type) == (sid, "POINT")
+    # three nods combined: each source's errors about 1/sqrt(3) of a nod's
+    nod = {h["SOURCEID"]: x for h, x in _spectra(run, NODS[0])}
+    ratios = []
+    for header, x in _spectra(run, "level3"):
+        one = nod[header["SOURCEID"]]
+        common = np.intersect1d(x["WAVELENGTH"][_usable(x)], one["WAVELENGTH"][_usable(one)])
+        if common.size > 100:
+            ratios.append(np.median(np.interp(common, x["WAVELENGTH"], x["FLUX_ERROR"])
+                                    / np.interp(common, one["WAVELENGTH"], one["FLUX_ERROR"])))
+    print(f"Level-3 errors / a nod's: median {np.median(ratios):.3f} over {len(ratios)} sources")
+    assert len(ratios) >= 6 and 0.45 < np.median(ratios) < 0.70
 
 
 def test_nod_subtraction_leaves_no_sky(run, msa):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from shared.naming import ProductNaming
 from shared.plan import Observation, Plan
 
 __all__ = [
@@ -37,20 +38,22 @@ class NoddedSlitRules:
     """How the public rules associate a slit mode whose exposures are nodded along the
     slit (each nod the others' background): its Level-2 and Level-3 rules; whether the
     Level-3 association lists each nod's ``_x1d`` as a background member beside its
-    ``_cal`` (the LRS's rule does); whether its Level-3 product name carries the source and
-    slit placeholders (NIRSpec's, :meth:`shared.naming.Level3Name.build`)."""
+    ``_cal`` (the LRS's rule does); how its Level-3 products are named (NIRSpec's per
+    source, :meth:`shared.naming.Level3Name.build`)."""
 
     level2: str
-    level3: str | None  # None: no Level-3 association yet (NIRSpec MOS: spec3 does not combine it)
+    level3: str
     x1d_members: bool
-    per_source: bool
+    naming: ProductNaming
 
 
 NODDED_SLIT_RULES: dict[str, NoddedSlitRules] = {
     "MIR_LRS-FIXEDSLIT": NoddedSlitRules("Asn_Lv2MIRLRSFixedSlitNod", "Asn_Lv3SpectralTarget",
-                                         x1d_members=True, per_source=False),
-    "NRS_FIXEDSLIT": NoddedSlitRules("Asn_Lv2NRSFSS", "Asn_Lv3NRSFSS", x1d_members=False, per_source=True),
-    "NRS_MSASPEC": NoddedSlitRules("Asn_Lv2NRSMSA", None, x1d_members=False, per_source=True),
+                                         x1d_members=True, naming=ProductNaming.TARGET),
+    "NRS_FIXEDSLIT": NoddedSlitRules("Asn_Lv2NRSFSS", "Asn_Lv3NRSFSS", x1d_members=False,
+                                     naming=ProductNaming.SOURCE_AND_SLIT),
+    "NRS_MSASPEC": NoddedSlitRules("Asn_Lv2NRSMSA", "Asn_Lv3SpectralSource", x1d_members=False,
+                                   naming=ProductNaming.SOURCE),
 }
 NODDED_SLIT_EXP_TYPES = frozenset(NODDED_SLIT_RULES)
 

@@ -9,16 +9,19 @@ members the catalog holds.
   so their ``_cal`` exist; their ``_rate`` serve as background members directly.
 - ``tso-image2`` (Asn_Lv2ImageTSO): the same for TSO exposures, with ``_rateints``.
 - ``spec2`` (Asn_Lv2MIRLRSFixedSlitNod for the MIRI LRS slit, Asn_Lv2NRSFSS for NIRSpec's
-  fixed slits): one association per exposure of a nodded slit observation, its ``_rate``
+  fixed slits, Asn_Lv2NRSMSA for its MOS): one association per exposure of a nodded slit observation, its ``_rate``
   as the science member and the ``_rate`` of the observation's other exposures of the
   detector (the other nod positions) as background members, all required: nod
   subtraction is how the slit's sky is removed.
-- ``spec3`` (Asn_Lv3SpectralTarget; Asn_Lv3NRSFSS for NIRSpec's fixed slits): per
-  observation candidate of a nodded slit observation, the ``_cal`` of its nods (science)
-  and, for the LRS, their ``_x1d`` (background, as its public rule lists them; the NIRSpec
-  rule lists the ``_cal`` alone), all required, named for
-  the target (``jw<p>-o<nnn>_t<nnn>_miri_p750l``; NIRSpec's with the placeholders of its
-  source and slit, ``jw<p>-o<nnn>_t<nnn>-{source_id}_nirspec_clear-prism-{slit_name}-subs200a1``).
+- ``spec3`` (Asn_Lv3SpectralTarget; Asn_Lv3NRSFSS for NIRSpec's fixed slits,
+  Asn_Lv3SpectralSource for its MOS): per observation candidate of a nodded slit
+  observation, the ``_cal`` of its nods (science) and, for the LRS, their ``_x1d``
+  (background, as its public rule lists them; the NIRSpec rules list the ``_cal`` alone),
+  all required, named for the target (``jw<p>-o<nnn>_t<nnn>_miri_p750l``; NIRSpec's fixed
+  slits with the placeholders of the source and slit,
+  ``jw<p>-o<nnn>_t<nnn>-{source_id}_nirspec_clear-prism-{slit_name}-subs200a1``; MOS with
+  the source's in the target's place, ``jw<p>-o<nnn>_{source_id}_nirspec_clear-prism``:
+  one product set per source).
 - ``image3`` (Asn_Lv3Image): per candidate, science exposures grouped by instrument,
   filter, pupil, subarray and target; background and TSO excluded. MOSAIC candidates
   (Asn_Lv3ImageMosaic) group without the target (named ``t000``). Proposal and discovered candidates need
@@ -46,7 +49,7 @@ from services.associations.candidates import (
 )
 from services.associations.planned import planned_names
 from services.associations.state import ExposureRecord, ProgramState
-from shared.naming import Level3Name, parse_exposure
+from shared.naming import Level3Name, ProductNaming, parse_exposure
 from shared.plan import Observation, Plan
 
 __all__ = ["AsnProduct", "AsnSpec", "Member", "build_specs", "level2_specs", "level3_specs", "nod_specs"]
@@ -233,7 +236,7 @@ def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation
         if obs.is_background:
             continue
         if obs.exp_type.upper() in NODDED_SLIT_EXP_TYPES:
-            if cand.kind == "o" and NODDED_SLIT_RULES[obs.exp_type.upper()].level3 is not None:
+            if cand.kind == "o":
                 # the public Level-3 rule of the mode: the observation's nods, per target
                 groups[("spec3", obs.instrument, obs.filter, obs.pupil, obs.subarray, obs.target_id)].append(obs)
             continue
@@ -282,7 +285,7 @@ def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
             target = "t000" if cand.type == "MOSAIC" else f"t{first.target_id:03d}"
             product = Level3Name.build(plan.program, cand.acid, target, first.instrument,
                                        [first.filter, first.pupil], first.subarray, "i2d",
-                                       fixed_slit=slit is not None and slit.per_source).product_name
+                                       naming=ProductNaming.TARGET if slit is None else slit.naming).product_name
             members: list[Member] = []
             expected: list[str] = []
             waiting: list[str] = []

@@ -120,7 +120,6 @@ log = logging.getLogger(__name__)
 
 MOS_EXP_TYPE = "NRS_MSASPEC"
 _MOS = frozenset({MOS_EXP_TYPE})
-_MARGIN_SHUTTERS = 0.5  # a MOS slitlet's bounds reach this far beyond its end shutters (the public margin)
 
 
 class Spec2Options(BaseModel):
@@ -269,8 +268,7 @@ def _assign_mos(s: SpecState, a: StepArgs) -> Skip | None:
         if not geometry.on_detector(slitlet.quadrant):
             elsewhere.append(slitlet.name)
             continue
-        imx, imy = geometry.slitlet_reference(slitlet)
-        trace = slit_trace(table, imx, imy, xstart=xstart, ystart=ystart, ny=nx, dispaxis=1)
+        trace = geometry.slitlet_trace(table, slitlet, xstart=xstart, ystart=ystart, ncolumns=nx)
         if trace.rows.size:
             s.slitlets.append((slitlet, trace))
         else:
@@ -316,8 +314,7 @@ def _extract_2d(s: SpecState, a: StepArgs) -> Skip | None:
     pointing = (TelescopePointing.from_keywords(kw)
                 if all(kw.get(k) is not None for k in ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")) else None)
     for slitlet, trace in s.slitlets:
-        # the slitlet's image and half a shutter beyond either end, as the public pipeline bounds it
-        half = g.half_length(len(slitlet.columns)) + _MARGIN_SHUTTERS * g.column_pitch
+        half = g.cutout_half_length(len(slitlet.columns))  # as the public pipeline bounds it
         rows = trace.rows
         centre = trace.x[rows]
         x0, x1 = int(rows[0]), int(rows[-1]) + 1  # window columns (the frame's rows)
@@ -334,13 +331,8 @@ def _extract_2d(s: SpecState, a: StepArgs) -> Skip | None:
             keywords=dict(kw), bunit=s.bunit, trace=cut, half_length=half, slitlet=slitlet)
         slit.wavelength = in_frame(wavelength_image(cut, y1 - y0, half), 1)
         slit.source = g.source_offset(slitlet)  # (along, across) pixels from the slitlet's reference point
-        slit.keywords.update({
-            "SLTNAME": slitlet.name, "SLITID": slitlet.slitlet_id, "SLTSTRT1": xstart + x0, "SLTSIZE1": x1 - x0,
-            "SLTSTRT2": ystart + y0, "SLTSIZE2": y1 - y0, "SOURCEID": slitlet.source_id,
-            "SRCNAME": slitlet.source_name, "SRCRA": slitlet.source_ra, "SRCDEC": slitlet.source_dec,
-            "STLARITY": slitlet.stellarity, "SRCXPOS": slitlet.source_x, "SRCYPOS": slitlet.source_y,
-            "SHUTSTA": slitlet.shutter_state, "MSAQUAD": slitlet.quadrant,
-            "SHUTTRID": slitlet.shutter_id})
+        slit.keywords.update({**slitlet.keywords(), "SLTSTRT1": xstart + x0, "SLTSIZE1": x1 - x0,
+                              "SLTSTRT2": ystart + y0, "SLTSIZE2": y1 - y0})
         if distortion is not None and pointing is not None:
             try:
                 slit.gwcs = slit_gwcs(distortion, pointing, cut, half, xstart=xstart + x0, ystart=ystart + y0,

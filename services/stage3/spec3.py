@@ -1,7 +1,18 @@
 """calwebb_spec3 for a slit nodded along its length (MIRI LRS fixed slit,
-``MIR_LRS-FIXEDSLIT``; NIRSpec fixed slits, ``NRS_FIXEDSLIT``): the nods' ``_cal`` (each
-already nod-subtracted by spec2) flagged against each other (their ``_crf``) and combined
-into the Level-3 ``_s2d`` and ``_x1d`` of the source.
+``MIR_LRS-FIXEDSLIT``; NIRSpec fixed slits, ``NRS_FIXEDSLIT``; NIRSpec MOS slitlets,
+``NRS_MSASPEC``): the nods' ``_cal`` (each already nod-subtracted by spec2) flagged
+against each other (their ``_crf``) and combined into the Level-3 ``_s2d`` and ``_x1d`` of
+the source.
+
+A MOS exposure holds a slit per slitlet: as the public pipeline does, the members' slits
+are gathered by source (SOURCEID) and each source's are combined on their own, the steps
+running once per source (:func:`_each_source`) into one ``_s2d`` and ``_x1d`` per source,
+named with the source's token (``s#########``; ``b`` a background slitlet, ``v`` a
+virtual one: :func:`shared.naming.source_token`); each member's ``_crf`` holds all its
+slits. A slitlet's trace is the SPECWCS's SHUTTER table at the slitlet's place on the MSA,
+which its keywords give (:meth:`shared.spectra.msa.Slitlet.from_keywords`), and its
+source's place along it is its shutter and SRCYPOS there: in the 3-shutter nod the source
+moves a shutter between nods and the slitlet stays.
 
 The steps see each member in its dispersion frame (:mod:`shared.spectra.trace`): a NIRSpec
 member, dispersed along x and written as a MultiSlitModel of its one slit, is read from
@@ -41,6 +52,9 @@ Flagged pixels (outliers and any DO_NOT_USE) are left out of what follows.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -62,7 +76,7 @@ from shared.datamodels.dqflags import PIXEL
 from shared.datamodels.spectra import x1d_product
 from shared.errors import InputError
 from shared.instruments import keyword_pixel_scale
-from shared.naming import filled_product_name
+from shared.naming import filled_product_name, source_token
 from shared.pipeline import (
     Output,
     Pipeline,
@@ -88,12 +102,17 @@ from shared.spectra import (
     slit_table,
     slit_trace,
 )
+from shared.spectra.msa import MsaGeometry, Slitlet
 from shared.spectra.wcs import rectified_gwcs
 
-__all__ = ["SPEC3", "Spec3Output", "run_spec3"]
+__all__ = ["SPEC3", "SourceSpectra", "Spec3Output", "run_spec3"]
 
-# The slit modes spec3 combines: not yet the NIRSpec MOS (one product set per source).
-SPEC3_EXP_TYPES = SLIT_EXP_TYPES - {"NRS_MSASPEC"}
+SPEC3_EXP_TYPES = SLIT_EXP_TYPES
+MOS_EXP_TYPE = "NRS_MSASPEC"
+# the slit keywords a per-source product carries over from its first member (NIRSpec's)
+_SOURCE_CARDS = ("SLTNAME", "SOURCEID", "SRCTYPE", "SRCXPOS", "SRCYPOS")
+_MOS_SOURCE_CARDS = (*_SOURCE_CARDS, "SLITID", "SRCNAME", "SRCRA", "SRCDEC", "STLARITY", "SHUTSTA", "MSAQUAD",
+                     "SHUTTRID")
 
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
 _VARIANCES = ("VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")
@@ -119,15 +138,46 @@ class SlitExposure:
     along: float = 0.0
     trace: SlitTrace | None = None
     gwcs: Any = None  # its spectral gwcs (meta.wcs), when spec2 made one
+    origin: tuple[int, int | None] = (0, None)  # the member it is of and its slit there (None: the member itself)
 
 
 @dataclass
 class Spec3State:
+    """The members of one source as the steps pass them along, and what the steps make;
+    for a MOS association, a state per source (``sources``, each named by its ``source``
+    token) which the steps run on in turn."""
+
     members: list[SlitExposure]
     half_length: float = 0.0  # half the slit's length, pixels
     s2d: Rectified | None = None
     spectra: list[np.ndarray] = field(default_factory=list)
     x1d: np.ndarray | None = None
+    source: str = ""
+    sources: list[Spec3State] = field(default_factory=list)
+
+
+def _each_source(adapter: Callable[[Spec3State, StepArgs], Skip | None]
+                 ) -> Callable[[Spec3State, StepArgs], Skip | None]:
+    """A step of one source run on every source of a MOS association (its notes each
+    named after the source), or on the association's one source. Skipped when it skipped
+    every source."""
+
+    @functools.wraps(adapter)
+    def run(s: Spec3State, a: StepArgs) -> Skip | None:
+        if not s.sources:
+            return adapter(s, a)
+        skips = []
+        for source in s.sources:
+            notes: list[str] = []
+            skip = adapter(source, dataclasses.replace(a, notes=notes))
+            for text in notes:
+                a.note(f"source {source.source}: {text}")
+            if skip is not None:
+                skips.append(skip)
+                a.note(f"source {source.source}: skipped: {skip.reason}")
+        return skips[0] if len(skips) == len(s.sources) else None
+
+    return run
 
 
 def _pixel_scale(kw: Mapping) -> float:
@@ -137,25 +187,34 @@ def _pixel_scale(kw: Mapping) -> float:
         raise InputError(f"{kw.get('FILENAME')}: no CDELT1 and no known DETECTOR for the pixel scale") from exc
 
 
-def _slit_of(product: FitsProduct) -> tuple[dict[str, np.ndarray], dict, dict]:
-    """(arrays, keywords, tree paths) of a member: its own, or those of the one slit of a
-    MultiSlitModel (NIRSpec's), its keywords over the product's."""
+def _slits_of(product: FitsProduct) -> list[tuple[dict[str, np.ndarray], dict, dict, int | None]]:
+    """(arrays, keywords, tree paths, slit index) of each slit of a member: its own (index
+    None), or those of each slit of a MultiSlitModel (NIRSpec's: a fixed slit's one, a MOS
+    exposure's slitlets), their keywords over the product's."""
     if not product.slits:
-        return product.images, dict(product.keywords), product.extra_meta
-    if len(product.slits) != 1:
+        return [(product.images, dict(product.keywords), product.extra_meta, None)]
+    mos = str(product.keywords.get("EXP_TYPE") or "").upper() == MOS_EXP_TYPE
+    if len(product.slits) != 1 and not mos:
         raise InputError(f"{product.keywords.get('FILENAME') or 'a member'} holds {len(product.slits)} slits; "
                          "spec3 combines the nods of one fixed slit")
-    slit = product.slits[0]
-    return slit.images, {**product.keywords, **slit.keywords}, slit.extra_meta
+    return [(slit.images, {**product.keywords, **slit.keywords}, slit.extra_meta, j)
+            for j, slit in enumerate(product.slits)]
 
 
-def _exposure(product: FitsProduct) -> SlitExposure:
-    images, kw, meta = _slit_of(product)
+def _exposures(product: FitsProduct, index: int) -> list[SlitExposure]:
+    """The member's slits (one but for a MOS exposure) as the steps see them."""
+    return [_exposure(product, images, kw, meta, (index, j)) for images, kw, meta, j in _slits_of(product)]
+
+
+def _exposure(product: FitsProduct, images: Mapping[str, np.ndarray], kw: dict, meta: Mapping,
+              origin: tuple[int, int | None]) -> SlitExposure:
     name = str(kw.get("FILENAME") or "a member")
+    if origin[1] is not None and kw.get("SLTNAME") is not None:
+        name = f"{name} slit {kw['SLTNAME']}"
     missing = [n for n in ("SCI", "DQ", "VAR_POISSON", "VAR_RNOISE") if n not in images]
     if missing:
         raise InputError(f"{name} lacks the {', '.join(missing)} array(s) of a calibrated slit exposure")
-    unit = str(card_value(product, "BUNIT") or "")
+    unit = str(kw.get("BUNIT") or card_value(product, "BUNIT") or "")
     if unit not in ("MJy/sr", "MJy") or kw.get("PIXAR_SR") is None:
         raise InputError(f"{name} is not flux-calibrated (BUNIT MJy/sr or MJy, and PIXAR_SR): spec2's photom did "
                          "not run")
@@ -173,12 +232,43 @@ def _exposure(product: FitsProduct) -> SlitExposure:
            else np.sqrt(sum(variances.values())))
     return SlitExposure(name, in_frame(sci, dispaxis), err, in_frame(np.asarray(images["DQ"], np.uint32), dispaxis),
                         variances, kw, (float(kw["SRCXPOS"]), float(kw["SRCYPOS"])), dispaxis, unit,
-                        gwcs=meta.get("meta.wcs"))
+                        gwcs=meta.get("meta.wcs"), origin=origin)
+
+
+def _mos_traces(s: Spec3State, ref: Reference) -> None:
+    """A MOS source's slitlet on every member: its trace from the SPECWCS SHUTTER table at
+    the slitlet's reference point, the source's place along it from its shutter."""
+    try:
+        geometry = MsaGeometry.from_cards(ref.header)
+        table = ref.tables["SHUTTER"]
+    except KeyError:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: no SHUTTER table (a MOS SPECWCS has one)") from None
+    except ValueError as exc:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
+    shutters = set()
+    for m in s.members:
+        kw = m.keywords
+        try:
+            slitlet = Slitlet.from_keywords(kw)
+            m.trace = geometry.slitlet_trace(table, slitlet, xstart=int(kw.get("SLTSTRT1") or 1),
+                                             ystart=int(kw.get("SLTSTRT2") or 1), ncolumns=m.sci.shape[0])
+        except ValueError as exc:
+            raise InputError(f"{m.name}: {exc}") from exc
+        m.along = geometry.source_offset(slitlet)[0]
+        shutters.add(len(slitlet.columns))
+    if len(shutters) > 1:
+        raise InputError(f"source {s.source}: its slitlets differ in length ({sorted(shutters)} shutters) between "
+                         "the members: they are not nods of one MSA configuration")
+    s.half_length = geometry.cutout_half_length(shutters.pop())
 
 
 def _traces(s: Spec3State, ref: Reference) -> None:
     """The slit's trace on every member (once) and its half length in pixels."""
     if all(m.trace is not None for m in s.members):
+        return
+    if str(s.members[0].keywords.get("EXP_TYPE") or "").upper() == MOS_EXP_TYPE:
+        _mos_traces(s, ref)
+        _same_rows(s)
         return
     try:
         table, cards = slit_table(ref.tables, ref.table_headers, ref.header, s.members[0].keywords.get("FXD_SLIT"))
@@ -195,11 +285,14 @@ def _traces(s: Spec3State, ref: Reference) -> None:
                 m.along = x_src - float(np.interp(y_src, m.trace.rows, m.trace.x[m.trace.rows]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
-    rows = {tuple(m.trace.rows) for m in s.members}
-    if len(rows) > 1:
-        raise InputError("the members' spectra fall on different rows: they are not nods of one slit exposure "
-                         "(different readout windows?)")
+    _same_rows(s)
     s.half_length = 0.5 * length / _pixel_scale(s.members[0].keywords)
+
+
+def _same_rows(s: Spec3State) -> None:
+    if len({tuple(m.trace.rows) for m in s.members}) > 1:
+        raise InputError("the members' spectra fall on different rows: they are not nods of one slit exposure "
+                         "(different readout windows or cutouts?)")
 
 
 def _singles(s: Spec3State) -> list[Rectified]:
@@ -210,6 +303,7 @@ def _singles(s: Spec3State) -> list[Rectified]:
             for m in s.members]
 
 
+@_each_source
 def _outlier_detection(s: Spec3State, a: StepArgs) -> Skip | None:
     if len(s.members) < 2:
         return Skip("one exposure: nothing to compare it with", SkipKind.NOT_APPLICABLE)
@@ -233,6 +327,7 @@ def _outlier_detection(s: Spec3State, a: StepArgs) -> Skip | None:
     return None
 
 
+@_each_source
 def _resample_spec(s: Spec3State, a: StepArgs) -> Skip | None:
     _traces(s, a.refs["specwcs"])
     rectified = _singles(s)
@@ -266,6 +361,7 @@ def _combine_rectified(parts: Sequence[Rectified]) -> Rectified:
                      wavelength=parts[0].wavelength, rows=parts[0].rows, offsets=parts[0].offsets)
 
 
+@_each_source
 def _extract_1d(s: Spec3State, a: StepArgs) -> Skip | None:
     _traces(s, a.refs["specwcs"])
     s.spectra = []
@@ -278,6 +374,7 @@ def _extract_1d(s: Spec3State, a: StepArgs) -> Skip | None:
     return None
 
 
+@_each_source
 def _combine_1d(s: Spec3State, a: StepArgs) -> Skip | None:
     if not s.spectra:
         return Skip("no spectra were extracted (extract_1d did not run)")
@@ -301,84 +398,86 @@ SPEC3: Pipeline[Spec3State] = Pipeline(
 
 
 @dataclass(frozen=True)
-class Spec3Output(Recorded):
-    """The members' ``crf`` (empty when outlier detection did not run) and the combined
-    ``s2d`` and ``x1d`` (None when their steps did not run)."""
+class SourceSpectra:
+    """The combined ``s2d`` and ``x1d`` of one source (None when their steps did not run)
+    and what fills the association's product name for it: the source's token and the
+    slit's name (empty for a product named after its target)."""
 
-    crf: list[FitsProduct]
     s2d: FitsProduct | None
     x1d: FitsProduct | None
+    source: str = ""
+    slit_name: str = ""
+
+
+@dataclass(frozen=True)
+class Spec3Output(Recorded):
+    """The members' ``crf`` (empty when outlier detection did not run) and the Level-3
+    spectra: of the one source, or of each source of a MOS association (in source order)."""
+
+    crf: list[FitsProduct]
+    spectra: list[SourceSpectra]
     record: RunRecord
-    source: tuple[int, str] | None = None  # NIRSpec: the source id and the slit, for the names
 
     def outputs(self, asn) -> list[Output]:
         """The members' ``_crf`` and the Level-3 products, named for the association (a
-        NIRSpec product's name with its source and slit filled in)."""
-        def named(suffix: str) -> str:
-            name = asn.product(suffix)
-            if self.source is None:
-                return name
-            return filled_product_name(name, source_id=self.source[0], slit_name=self.source[1])
-
-        return crf_outputs(asn, self.crf) + [
-            Output(named(suffix), suffix, product) for suffix, product in (("s2d", self.s2d), ("x1d", self.x1d))
-            if product is not None]
+        NIRSpec product's name with its source, and slit, filled in)."""
+        out = crf_outputs(asn, self.crf)
+        for one in self.spectra:
+            for suffix, product in (("s2d", one.s2d), ("x1d", one.x1d)):
+                if product is not None:
+                    name = filled_product_name(asn.product(suffix), source=one.source, slit_name=one.slit_name)
+                    out.append(Output(name, suffix, product))
+        return out
 
 
-def _crf_product(product: FitsProduct, m: SlitExposure, cards: Mapping[str, Any]) -> FitsProduct:
-    """A member as outlier detection left it (its ``_cal`` with the outliers flagged), laid
-    out as its ``_cal`` is (a NIRSpec member's arrays in its slit, turned back)."""
+def _flagged(m: SlitExposure) -> dict[str, np.ndarray]:
+    """A member's slit as outlier detection left it, laid out as in its ``_cal``."""
     flagged = {"SCI": m.sci.astype(np.float32), "ERR": m.err.astype(np.float32), "DQ": m.dq,
                **{k: v.astype(np.float32) for k, v in m.variances.items()}}
-    flagged = {k: in_frame(v, m.dispaxis) for k, v in flagged.items()}
+    return {k: in_frame(v, m.dispaxis) for k, v in flagged.items()}
+
+
+def _crf_product(product: FitsProduct, slits: Sequence[SlitExposure], cards: Mapping[str, Any]) -> FitsProduct:
+    """A member as outlier detection left it (its ``_cal`` with the outliers of each of its
+    ``slits`` flagged), laid out as its ``_cal`` is (a NIRSpec member's arrays in its
+    slits, turned back)."""
     crf = product.detached()
-    if crf.slits:
-        crf.slits[0].images = {**crf.slits[0].images, **flagged}
-    else:
-        crf.images = {**crf.images, **flagged}
+    for m in slits:
+        _, j = m.origin
+        if j is None:
+            crf.images = {**crf.images, **_flagged(m)}
+        else:
+            crf.slits[j].images = {**crf.slits[j].images, **_flagged(m)}
     set_cards(crf, cards)
     return crf
 
 
-def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
-              refs: Mapping[str, Reference] | None = None, software_version: str, created: str | None = None,
-              context: str | None = None, asn_table: str | None = None,
-              step_hook: Callable[[str], AbstractContextManager] | None = None) -> Spec3Output:
-    """calwebb_spec3 on a nodded slit's ``_cal`` members (spec2's: MJy/sr, SRCXPOS/SRCYPOS) with
-    loaded references (SPECWCS). InputError for unusable members (the message names them)."""
-    if not members:
-        raise InputError("spec3 needs at least one member")
-    exp_types = {str(m.keywords.get("EXP_TYPE") or "").upper() for m in members}
-    if not exp_types <= SPEC3_EXP_TYPES:
-        raise InputError(f"spec3 combines {', '.join(sorted(SPEC3_EXP_TYPES))} exposures, not "
-                         f"{', '.join(sorted(exp_types - SPEC3_EXP_TYPES))}")
-    state = Spec3State([_exposure(m) for m in members])
-    if len({(m.unit, m.dispaxis) for m in state.members}) > 1:
-        raise InputError("the members differ in BUNIT or DISPAXIS: "
-                         + ", ".join(f"{m.name} {m.unit} {m.dispaxis}" for m in state.members))
-    record = SPEC3.run(state, members[0].keywords, dict(refs or {}), params or SPEC3.params(),
-                       label=asn_table or "spec3", step_hook=step_hook)
-    keywords, other = level3_keywords(members)
-    header = {**keywords, **provenance_cards(software_version=software_version, created=created, context=context,
-                                             asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool")),
-              **record.status_cards(), **record.reference_cards()}
-    first = state.members[0]
+def _by_source(exposures: Sequence[SlitExposure]) -> list[Spec3State]:
+    """The members' MOS slits gathered by source (SOURCEID), in source order, each named
+    by its token."""
+    groups: dict[int, list[SlitExposure]] = defaultdict(list)
+    for m in exposures:
+        if m.keywords.get("SOURCEID") is None:
+            raise InputError(f"{m.name} does not say whose spectrum it holds (no SOURCEID): spec2's extract_2d did "
+                             "not run")
+        groups[int(m.keywords["SOURCEID"])].append(m)
+    return [Spec3State(group, source=source_token(sid, str(group[0].keywords.get("SRCNAME") or "")))
+            for sid, group in sorted(groups.items())]
+
+
+def _source_spectra(s: Spec3State, header: Mapping[str, Any], other: Mapping, mos: bool) -> SourceSpectra:
+    """One source's Level-3 ``_s2d`` and ``_x1d`` with the association's ``header``."""
+    first = s.members[0]
+    header = dict(header)
     for own in ("SRCXPOS", "SRCYPOS"):  # the members' own, on their grids
         header.pop(own, None)
     if first.dispaxis == 1:  # NIRSpec: the slit, its source and the source's place in it, the first member's
-        header |= {k: first.keywords.get(k) for k in ("SLTNAME", "SOURCEID", "SRCTYPE", "SRCXPOS", "SRCYPOS")}
-    elif state.s2d is not None:  # the source on the combined grid: its middle column, the first member's row
-        header |= {"SRCXPOS": -float(state.s2d.offsets[0]),
-                   "SRCYPOS": first.source_pixel[1] - float(state.s2d.rows[0])}
-    crf = []
-    if record.statuses.get("outlier_detection") == "COMPLETE":  # the flagged members
-        cards = {**provenance_cards(software_version=software_version, created=created, context=context,
-                                    asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool")),
-                 **record.status_cards("outlier_detection")}
-        crf = [_crf_product(p, m, cards) for p, m in zip(members, state.members, strict=True)]
+        header |= {k: first.keywords.get(k) for k in (_MOS_SOURCE_CARDS if mos else _SOURCE_CARDS)}
+    elif s.s2d is not None:  # the source on the combined grid: its middle column, the first member's row
+        header |= {"SRCXPOS": -float(s.s2d.offsets[0]), "SRCYPOS": first.source_pixel[1] - float(s.s2d.rows[0])}
     s2d = x1d = None
-    if state.s2d is not None:
-        r = state.s2d
+    if s.s2d is not None:
+        r = s.s2d
         # the grid is centred on the source: its sky is the first member's there
         wcs = ({} if first.gwcs is None
                else {"meta.wcs": rectified_gwcs(first.gwcs, first.trace, r.rows, r.offsets, first.along)})
@@ -388,10 +487,52 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
         set_cards(s2d, {**header, "BUNIT": first.unit})
         if first.dispaxis == 1:  # NIRSpec: a product of slits
             s2d = single_slit(s2d)
-    if state.x1d is not None:
-        x1d = x1d_product([(state.x1d, {k: header.get(k) for k in ("SLTNAME", "SRCTYPE", "SRCXPOS", "SRCYPOS")})], header)
-    source = None
-    if first.dispaxis == 1:  # NIRSpec: the primary slit's source (SOURCEID, 1) and its name
-        source = (int(first.keywords.get("SOURCEID") or 1), str(first.keywords.get("SLTNAME") or "slit"))
-    return Spec3Output(crf, s2d, x1d, record, source)
+    if s.x1d is not None:
+        own = _MOS_SOURCE_CARDS if mos else ("SLTNAME", "SRCTYPE", "SRCXPOS", "SRCYPOS")
+        x1d = x1d_product([(s.x1d, {k: header.get(k) for k in own})], header)
+    if first.dispaxis != 1:  # the LRS: named after its target
+        return SourceSpectra(s2d, x1d)
+    if mos:
+        return SourceSpectra(s2d, x1d, s.source)
+    # a NIRSpec fixed slit: the primary slit's source (SOURCEID, 1) and its name
+    return SourceSpectra(s2d, x1d, source_token(int(first.keywords.get("SOURCEID") or 1)),
+                         str(first.keywords.get("SLTNAME") or "slit"))
 
+
+def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
+              refs: Mapping[str, Reference] | None = None, software_version: str, created: str | None = None,
+              context: str | None = None, asn_table: str | None = None,
+              step_hook: Callable[[str], AbstractContextManager] | None = None) -> Spec3Output:
+    """calwebb_spec3 on a nodded slit's ``_cal`` members (spec2's: MJy/sr, SRCXPOS/SRCYPOS)
+    with loaded references (SPECWCS); a MOS association's per source. InputError for
+    unusable members (the message names them)."""
+    if not members:
+        raise InputError("spec3 needs at least one member")
+    exp_types = {str(m.keywords.get("EXP_TYPE") or "").upper() for m in members}
+    if not exp_types <= SPEC3_EXP_TYPES:
+        raise InputError(f"spec3 combines {', '.join(sorted(SPEC3_EXP_TYPES))} exposures, not "
+                         f"{', '.join(sorted(exp_types - SPEC3_EXP_TYPES))}")
+    if len(exp_types) > 1:
+        raise InputError(f"the members are of different modes ({', '.join(sorted(exp_types))}): spec3 combines "
+                         "the nods of one")
+    mos = exp_types == {MOS_EXP_TYPE}
+    exposures = [e for i, product in enumerate(members) for e in _exposures(product, i)]
+    state = Spec3State(exposures)
+    if mos:
+        state.sources = _by_source(exposures)
+    for one in state.sources or [state]:
+        if len({(m.unit, m.dispaxis) for m in one.members}) > 1:
+            raise InputError("the members differ in BUNIT or DISPAXIS: "
+                             + ", ".join(f"{m.name} {m.unit} {m.dispaxis}" for m in one.members))
+    record = SPEC3.run(state, members[0].keywords, dict(refs or {}), params or SPEC3.params(),
+                       label=asn_table or "spec3", step_hook=step_hook)
+    keywords, other = level3_keywords(members)
+    prov = provenance_cards(software_version=software_version, created=created, context=context,
+                            asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool"))
+    header = {**keywords, **prov, **record.status_cards(), **record.reference_cards()}
+    crf = []
+    if record.statuses.get("outlier_detection") == "COMPLETE":  # the flagged members
+        cards = {**prov, **record.status_cards("outlier_detection")}
+        crf = [_crf_product(p, [m for m in exposures if m.origin[0] == i], cards) for i, p in enumerate(members)]
+    spectra = [_source_spectra(one, header, other, mos) for one in state.sources or [state]]
+    return Spec3Output(crf, spectra, record)

@@ -295,7 +295,8 @@ def read_product(path: str | Path) -> FitsProduct:
                     slit = slits.setdefault(hdu.ver, SlitProduct())
                     if hdu.name == "SCI":  # the slit's own keywords; the product's (alike in all) from the first
                         known = {k: hdu.header[k] for k in hdu.header if k in KEYWORDS}
-                        slit.keywords = {k: v for k, v in known.items() if k in SLIT_KEYWORDS}
+                        # its BUNIT too: a MOS slit of a point source is in MJy, one of an extended in MJy/sr
+                        slit.keywords = {k: v for k, v in known.items() if k in SLIT_KEYWORDS or k == "BUNIT"}
                         if hdu.ver == 1:
                             keywords.update({k: v for k, v in known.items() if k not in SLIT_KEYWORDS})
                     if hdu.data is not None:

@@ -42,7 +42,10 @@ import numpy as np
 
 from shared.spectra.trace import SlitTrace, in_frame, slit_trace, wavelength_image
 
-__all__ = ["MsaGeometry", "MsaMetadata", "Slitlet", "failed_open_shutters", "open_slitlets", "shutter_footprint"]
+__all__ = ["CUTOUT_MARGIN_SHUTTERS", "MsaGeometry", "MsaMetadata", "Slitlet", "failed_open_shutters", "open_slitlets",
+           "shutter_footprint"]
+
+CUTOUT_MARGIN_SHUTTERS = 0.5  # a slitlet's cutout reaches this far beyond its end shutters (the public margin)
 
 _FLAGGABLE_STATES = ("Internal state", "TA state", "state")
 _SHUTTER_COLUMNS = ("slitlet_id", "msa_metadata_id", "dither_point_index", "shutter_quadrant", "shutter_row",
@@ -97,6 +100,50 @@ class Slitlet:
         """The public SHUTSTA of the slitlet: a character per open shutter, ``x`` the one
         with the source, ``1`` the others."""
         return "".join("x" if c == self.primary else "1" for c in self.columns)
+
+    def keywords(self) -> dict:
+        """The slit keywords of its cutout, as the public extract_2d sets a MOS slit's:
+        SLTNAME, SLITID, SOURCEID, SRCNAME, SRCRA, SRCDEC, STLARITY, SRCXPOS, SRCYPOS,
+        SHUTSTA, MSAQUAD, SHUTTRID (:meth:`from_keywords` reads them back)."""
+        return {"SLTNAME": self.name, "SLITID": self.slitlet_id, "SOURCEID": self.source_id,
+                "SRCNAME": self.source_name, "SRCRA": self.source_ra, "SRCDEC": self.source_dec,
+                "STLARITY": self.stellarity, "SRCXPOS": self.source_x, "SRCYPOS": self.source_y,
+                "SHUTSTA": self.shutter_state, "MSAQUAD": self.quadrant, "SHUTTRID": self.shutter_id}
+
+    @classmethod
+    def from_keywords(cls, kw: Mapping) -> Slitlet:
+        """The slitlet of a MOS slit from its keywords (:meth:`keywords`): its shutters from
+        SHUTTRID (the row and the column of the source's shutter, or of the middle one) and
+        SHUTSTA (one character per shutter, ``x`` the source's).
+
+        Raises
+        ------
+        ValueError
+            A keyword missing or not what the public pipeline writes there.
+        """
+        try:
+            state = str(kw["SHUTSTA"]).strip()
+            shutter = int(kw["SHUTTRID"])
+            quadrant, slitlet_id, source_id = int(kw["MSAQUAD"]), int(kw["SLITID"]), int(kw["SOURCEID"])
+        except KeyError as exc:
+            raise ValueError(f"no {exc.args[0]} keyword: not a MOS slit (its extract_2d writes SLITID, SOURCEID, "
+                             "MSAQUAD, SHUTTRID, SHUTSTA)") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"a MOS slit keyword is not a number: {exc}") from None
+        if not state or set(state) - {"1", "x"} or state.count("x") > 1 or shutter < 1:
+            raise ValueError(f"SHUTSTA {state!r} / SHUTTRID {shutter} do not describe a slitlet (one character per "
+                             "open shutter, 'x' the source's at most once; a shutter id from 1)")
+        row, column = (shutter - 1) % 365 + 1, (shutter - 1) // 365 + 1
+        at = state.index("x") if "x" in state else len(state) // 2
+        columns = tuple(range(column - at, column - at + len(state)))
+
+        def number(key: str, default: float) -> float:
+            value = kw.get(key)
+            return default if value is None else float(value)
+
+        return cls(slitlet_id, quadrant, row, columns, column if "x" in state else None, source_id,
+                   str(kw.get("SRCNAME") or source_id), number("SRCXPOS", 0.0), number("SRCYPOS", 0.0),
+                   number("SRCRA", math.nan), number("SRCDEC", math.nan), number("STLARITY", 0.0))
 
 
 def _text(value) -> str:
@@ -218,6 +265,19 @@ class MsaGeometry:
     def half_length(self, nshutters: int) -> float:
         """Half the image of ``nshutters`` shutters along the slitlet, pixels."""
         return 0.5 * nshutters * self.column_pitch
+
+    def cutout_half_length(self, nshutters: int) -> float:
+        """Half the height of a slitlet's cutout, pixels: its shutters' image and half a
+        shutter beyond either end (:data:`CUTOUT_MARGIN_SHUTTERS`)."""
+        return self.half_length(nshutters) + CUTOUT_MARGIN_SHUTTERS * self.column_pitch
+
+    def slitlet_trace(self, table: np.ndarray, slitlet: Slitlet, *, xstart: int, ystart: int,
+                      ncolumns: int) -> SlitTrace:
+        """A slitlet's trace (along x, dispersion frame) on a window from full-frame pixel
+        (``xstart``, ``ystart``) ``ncolumns`` wide: the SPECWCS SHUTTER table moved to
+        its reference point (:meth:`slitlet_reference`)."""
+        imx, imy = self.slitlet_reference(slitlet)
+        return slit_trace(table, imx, imy, xstart=xstart, ystart=ystart, ny=ncolumns, dispaxis=1)
 
     def source_offset(self, slitlet: Slitlet) -> tuple[float, float]:
         """(along the slitlet, across it) in pixels of the source from the slitlet's
