@@ -115,23 +115,24 @@ def demo_description() -> dict:
     return desc
 
 
-def current_products(ctx: ServiceContext) -> dict[str, dict]:
-    """Current products of the program: filename -> suffix, level, sha256 of the data,
-    artifact kinds, reference context, inputs and data release."""
+def current_products(ctx: ServiceContext, program: str = PROGRAM) -> dict[str, dict]:
+    """Current products of the program: filename -> suffix, level, sha256 and URI of the
+    data, artifact kinds, reference context, inputs and data release."""
     out: dict[str, dict] = {}
     with ctx.catalog.session() as s:
         rows = s.execute(
-            select(Product, Artifact.kind, Artifact.sha256)
+            select(Product, Artifact.kind, Artifact.sha256, Artifact.uri)
             .join(Artifact, Artifact.product_id == Product.id)
-            .where(Product.program_id == PROGRAM, Product.is_current)
+            .where(Product.program_id == program, Product.is_current)
         ).all()
-        for product, kind, sha in rows:
+        for product, kind, sha, uri in rows:
             entry = out.setdefault(product.filename, {
-                "kinds": set(), "context": product.reference_context, "sha256": None, "suffix": product.suffix,
-                "level": product.level, "inputs": list(product.inputs), "release": product.data_release})
+                "kinds": set(), "context": product.reference_context, "sha256": None, "uri": None,
+                "suffix": product.suffix, "level": product.level, "inputs": list(product.inputs),
+                "release": product.data_release})
             entry["kinds"].add(kind)
             if kind == "data":
-                entry["sha256"] = sha
+                entry["sha256"], entry["uri"] = sha, uri
     return out
 
 
@@ -438,4 +439,90 @@ def test_slit_spectra_end_to_end(system, webhook, tmp_path, case):
             keep = ((x["DQ"] & 1) == 0) & np.isfinite(x["FLUX"]) & (x["WAVELENGTH"] > band[0]) & (x["WAVELENGTH"] < band[1])
             ratio = float(np.median(x["FLUX"][keep] / expected[keep]))
             assert abs(ratio - 1) < 0.03, (name, ratio)
+    system.check_alive()
+
+
+def test_nirspec_mos_end_to_end(system, webhook, tmp_path):
+    """``examples/nirspec_mos.yaml`` (NIRSpec MOS, the prism, three nods of eight
+    three-shutter slitlets; its MSA metadata file delivered with the plan) through the
+    same workers: ingest, detector1, the spec2 associations (Asn_Lv2NRSMSA), stage 2's
+    calwebb_spec2 to a ``_cal``, ``_s2d`` and ``_x1d`` with a slit or spectrum per slitlet,
+    the spec3 association (Asn_Lv3SpectralSource) and stage 3's calwebb_spec3 to each nod's
+    ``_crf`` and a Level-3 ``_s2d`` and ``_x1d`` per source, previews of them, a subscriber
+    told of each Level-3 spectrum, and the archive listing them as the observation's
+    Minimum Recommended Products. Each source's Level-3 spectrum is scored against its
+    truth: median flux within 3 % for every source brighter than 50 uJy."""
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from shared.datamodels.msa import read_msa_metadata
+    from shared.spectra.msa import open_slitlets
+
+    ctx = system.ctx
+    desc = yaml.safe_load((REPO / "examples" / "nirspec_mos.yaml").read_text())
+    sim = simulate(desc, tmp_path / "sim")
+    deliver_references(ctx, sim.reference_paths, note="simulator references for the MOS end-to-end test")
+    stems = [p.stem for p in sim.telemetry_paths]
+    assert len(stems) == 3 and len(sim.msa_paths) == 1
+    msa = read_msa_metadata(sim.msa_paths[0])
+    sources = sorted({s.source_id for s in open_slitlets(msa.shutter_info, msa.source_info, 1, 1)
+                      if s.quadrant in (1, 3)})  # those NRS1 sees
+    assert len(sources) >= 4
+    level3 = [f"jw01358-o001_s{sid:09d}_nirspec_clear-prism" for sid in sources]
+    with httpx.Client(base_url=system.api, timeout=30) as api:
+        system.wait_until(lambda: _answers(api, "/health"), 60, "the archive API to answer /health")
+        with ctx.catalog.session() as s:
+            token = create_token(s, SUBSCRIBER, 1, "MOS end-to-end test")
+        r = api.post("/subscriptions", headers={"Authorization": f"Bearer {token}"}, json={
+            "name": "new spectra of 1358", "channel": "webhook", "target": webhook.url,
+            "filters": {"programs": ["1358"], "event_types": ["new"]}})
+        assert r.status_code == 201, r.text
+
+        received = receive_files(ctx, [sim.plan_path, *sim.msa_paths, *sim.telemetry_paths])
+        dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
+        wanted = [f"{stem}_{suffix}.fits" for stem in [*stems, *level3] for suffix in ("s2d", "x1d")]
+
+        def spectra_done() -> bool:
+            have = current_products(ctx, "01358")
+            return all(name in have and {"data", "preview", "thumbnail"} <= have[name]["kinds"] for name in wanted)
+
+        system.wait_until(spectra_done, 420, "the spectra of every nod and of every source, with their previews",
+                          lambda: sorted((n, sorted(p["kinds"])) for n, p in current_products(ctx, "01358").items()))
+        system.wait_idle()
+        have = current_products(ctx, "01358")
+        counts = Counter(p["suffix"] for p in have.values() if p["suffix"] not in ("asn", "pool", "asn-report"))
+        assert counts["cal"] == counts["crf"] == 3, counts
+        assert counts["s2d"] == counts["x1d"] == 3 + len(sources), counts
+        with ctx.catalog.session() as s:
+            emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == "01358",
+                                                                         Association.emitted_count > 0)).all())
+        assert emitted == Counter({"spec2": 3, "spec3": 1}), emitted
+        level3_spectra = {f"{stem}_{suffix}.fits" for stem in level3 for suffix in ("s2d", "x1d")}
+        system.wait_until(lambda: level3_spectra <= set(webhook.subjects()), 90,
+                          "webhook deliveries of the Level-3 spectra", webhook.subjects)
+        r = api.get("/observations", params={"program": "1358"})
+        [row] = r.json()["rows"]
+        assert row["instrument_name"] == "NIRSPEC/MSA" and row["dataproduct_type"] == "spectrum", row
+        obsid = api.get("/observations/jw01358001").json()["obsid"]
+        r = api.get(f"/observations/{obsid}/products", params={"mrp_only": "true"})
+        assert r.status_code == 200, r.text
+        mrp = {row["productFilename"] for row in r.json()["rows"]}
+        assert level3_spectra <= mrp, sorted(level3_spectra - mrp)
+        scored = []
+        for sid, stem in zip(sources, level3, strict=True):
+            path = tmp_path / f"{stem}_x1d.fits"
+            ctx.store.download_uri(have[path.name]["uri"], path)
+            x = fits.getdata(path, "EXTRACT1D")
+            truth = Table.read(tmp_path / "sim" / "truth" / f"{stems[0]}_truth_spectrum_s{sid:05d}.ecsv")
+            order = np.argsort(truth["wavelength"])
+            expected = np.interp(x["WAVELENGTH"], np.asarray(truth["wavelength"])[order],
+                                 np.asarray(truth["observed_jy"])[order])
+            keep = ((x["DQ"] & 1) == 0) & np.isfinite(x["FLUX"]) & (x["WAVELENGTH"] > 0.7) & (x["WAVELENGTH"] < 5.1)
+            if np.median(expected[keep]) < 5.0e-5:
+                continue
+            ratio = float(np.median(x["FLUX"][keep] / expected[keep]))
+            scored.append((sid, round(ratio, 4)))
+            assert abs(ratio - 1) < 0.03, (path.name, ratio)
+        print(f"MOS end-to-end: Level-3 median flux / truth per source {scored}")
+        assert len(scored) >= 2
     system.check_alive()

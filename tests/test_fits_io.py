@@ -130,7 +130,9 @@ def test_a_product_of_many_slits_opens_as_the_public_multislit_model(tmp_path):
         slits.append(SlitProduct(images=images, keywords={"SLTNAME": name, "SLTSTRT1": 100 + i, "SLTSIZE1": shape[1],
                                                           "SLTSTRT2": 900 + 40 * i, "SLTSIZE2": shape[0],
                                                           "SOURCEID": i + 1, "SRCXPOS": 0.1 * i, "SRCYPOS": -0.2,
-                                                          "SRCTYPE": "POINT"},
+                                                          "SRCTYPE": "POINT",
+                                                          # a slit's own unit (a MOS slit of an extended source's)
+                                                          **({"BUNIT": "MJy/sr"} if i else {})},
                                  extra_meta={"meta.wcs": _slit_gwcs(100.0 + i, 900.0 + 40 * i)}))
     product = FitsProduct(model_type="MultiSlitModel", keywords={"TELESCOP": "JWST", "INSTRUME": "NIRSPEC",
                                                                 "EXP_TYPE": "NRS_FIXEDSLIT", "BUNIT": "MJy"},
@@ -152,7 +154,7 @@ def test_a_product_of_many_slits_opens_as_the_public_multislit_model(tmp_path):
     assert back.model_type == "MultiSlitModel" and back.keywords["EXP_TYPE"] == "NRS_FIXEDSLIT"
     assert len(back.slits) == 2
     for got, want in zip(back.slits, slits, strict=True):
-        assert got.keywords == want.keywords
+        assert got.keywords == {"BUNIT": "MJy", **want.keywords}  # its own BUNIT, else the product's
         assert set(got.images) == set(want.images)
         assert all(np.array_equal(got.images[k], want.images[k]) for k in want.images)
         assert np.allclose(got.extra_meta["meta.wcs"](3.0, 4.0), want.extra_meta["meta.wcs"](3.0, 4.0))

@@ -5,6 +5,7 @@ metadata), where shutters image (the MOS SPECWCS geometry), the shutters stuck o
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +13,13 @@ import pytest
 from services.stage2.steps.msaflagopen import flag_failed_open
 from services.stage2.steps.srctype import slitlet_source_type
 from shared.datamodels.dqflags import PIXEL
-from shared.spectra.msa import MsaGeometry, failed_open_shutters, open_slitlets, shutter_footprint
+from shared.spectra.msa import (
+    MsaGeometry,
+    Slitlet,
+    failed_open_shutters,
+    open_slitlets,
+    shutter_footprint,
+)
 
 SHUTTER_DTYPE = [("slitlet_id", "i2"), ("msa_metadata_id", "i2"), ("shutter_quadrant", "i2"), ("shutter_row", "i2"),
                  ("shutter_column", "i2"), ("source_id", "i4"), ("background", "U1"), ("shutter_state", "U6"),
@@ -60,6 +67,29 @@ def test_the_slitlets_of_an_exposure_follow_its_configuration_and_dither_point()
     assert open_slitlets(shutters, sources, 5, 3)[0].shutter_state == "x11"
     # the other configuration
     assert [(s.slitlet_id, s.columns) for s in open_slitlets(shutters, sources, 6, 1)] == [(1, (10,))]
+
+
+@pytest.mark.parametrize("point", [1, 2, 3])
+def test_a_slitlet_is_read_back_from_its_slit_keywords(point):
+    """What extract_2d writes on a slitlet's cutout (the public slit keywords) gives the
+    slitlet back, as stage 3 reads it: its shutters, its source and the source's place."""
+    shutters, sources = _plan()
+    for slitlet in open_slitlets(shutters, sources, 5, point, program="1234"):
+        assert Slitlet.from_keywords(slitlet.keywords()) == slitlet
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"SHUTTRID": None}, "no SHUTTRID keyword: not a MOS slit"),
+    ({"SHUTSTA": "1y1"}, "SHUTSTA '1y1' / SHUTTRID"),
+    ({"SHUTSTA": "xx1"}, "SHUTSTA 'xx1'"),
+    ({"MSAQUAD": "Q1"}, "a MOS slit keyword is not a number"),
+])
+def test_a_slit_without_a_slitlets_keywords_is_refused_with_why(change, message):
+    shutters, sources = _plan()
+    kw = open_slitlets(shutters, sources, 5, 1)[0].keywords() | change
+    kw = {k: v for k, v in kw.items() if v is not None}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Slitlet.from_keywords(kw)
 
 
 def test_a_shutter_without_an_estimated_place_holds_its_source_at_the_centre():
