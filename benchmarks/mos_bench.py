@@ -1,5 +1,5 @@
-"""calwebb_spec2 on a full-frame NIRSpec MOS exposure (NRS1 2048 x 2048, PRISM/CLEAR), one
-core.
+"""calwebb_spec2 on a full-frame NIRSpec MOS exposure (NRS1 2048 x 2048, PRISM/CLEAR) and
+calwebb_spec3 on the three nods, one core.
 
 No targets: figures only. The input is a MOS observation of a star field (``DESCRIPTION``:
 40 sources planned, those of quadrants 1 and 3 on NRS1, 20 groups of NRSRAPID, the three
@@ -17,9 +17,14 @@ started with (benchmarks._steps); max RSS after the first run. Then as a pipelin
 ``calibrate`` (choosing and reading the references) on the three files and the MSA
 metadata read from disk, its three products written, in a fresh child.
 
+spec3: the three nods' ``_cal`` as our spec2 makes them (each with the other two as
+background; made once per run, not timed), ``run_spec3`` per step (outlier_detection,
+resample_spec, extract_1d, combine_1d: each step runs once per source) as for spec2, then
+as a pipeline is run: the three ``_cal`` read, SPECWCS chosen and read, spec3 run and its
+products (three ``_crf``, an ``_s2d`` and ``_x1d`` per source) written, in a fresh child.
+
 Not beside it: the public pipeline (its NIRSpec MOS WCS needs the instrument's optical
-model, which is not simulated: docs/compatibility.md), and calwebb_spec3 for MOS, which is
-not built yet (docs/spectroscopy.md).
+model, which is not simulated: docs/compatibility.md).
 """
 
 from __future__ import annotations
@@ -62,8 +67,11 @@ def run() -> dict:
     result = {"threads": "1 core (affinity), OMP/OPENBLAS/MKL threads 1", "repeat": REPEAT,
               "spec2": run_in_child("benchmarks.mos_bench", "spec2", str(directory)),
               "spec2_whole": run_in_child("benchmarks.mos_bench", "whole", str(directory)),
-              "jwst": "not run: the public NIRSpec MOS WCS needs the optical model, which is not simulated",
-              "spec3": "not built for MOS yet"}
+              "jwst": "not run: the public NIRSpec MOS WCS needs the optical model, which is not simulated"}
+    _make_cals(directory)
+    print("measuring MOS spec3 in a child process pinned to one core...", flush=True)
+    result["spec3"] = run_in_child("benchmarks.mos_bench", "spec3", str(directory))
+    result["spec3_whole"] = run_in_child("benchmarks.mos_bench", "spec3-whole", str(directory))
     _print(result)
     return result
 
@@ -76,7 +84,12 @@ def _print(r: dict) -> None:
                 f"{s['x1d_elements']} spectral elements)", s)
     print(f"\nspec2 as a pipeline is run (a fresh process: the three _rate and the MSA metadata read, references "
           f"chosen and read, the run, the products written): {w['seconds']:.2f} s")
-    print(f"  jwst beside it: {r['jwst']}; spec3: {r['spec3']}")
+    s3, w3 = r["spec3"], r["spec3_whole"]
+    print_steps(f"spec3 on the three nods' _cal ({s3['sources']} sources, {s3['x1d_elements']} spectral elements "
+                "in their _x1d)", s3)
+    print(f"\nspec3 as a pipeline is run (a fresh process: the three _cal read, SPECWCS chosen and read, the run, "
+          f"{len(w3['products'])} products written): {w3['seconds']:.2f} s")
+    print(f"  jwst beside them: {r['jwst']}")
 
 
 def _inputs(directory: Path):
@@ -130,13 +143,90 @@ def _measure_whole(directory: Path) -> dict:
     return {"seconds": seconds, "products": [o.suffix for o in out.outputs(first.name)]}
 
 
+def _cals(directory: Path) -> list[Path]:
+    return sorted((directory / "cal").glob("*_cal.fits"))
+
+
+def _make_cals(directory: Path) -> None:
+    """The three nods' ``_cal`` as our spec2 makes them (each with the other two as
+    background)."""
+    from services.stage2.spec2 import calibrate
+    from shared.datamodels import read_product, write_output
+    from shared.datamodels.msa import read_msa_metadata
+    from shared.refdata import LocalReferences
+
+    out_dir = directory / "cal"
+    out_dir.mkdir(exist_ok=True)
+    for stale in _cals(directory):
+        stale.unlink()
+    msa = read_msa_metadata(_msa_file(directory))
+    nods = rates(directory)
+    for science in nods:
+        out = calibrate(read_product(science), LocalReferences(refs_dir=directory / "sim" / "refs"),
+                        backgrounds=[read_product(n) for n in nods if n != science], msa=msa,
+                        software_version="bench", created=CREATED)
+        write_output(out_dir / science.name.replace("_rate", "_cal"), out.cal)
+
+
+def _spec3_asn(directory: Path) -> dict:
+    return {"asn_type": "spec3", "asn_id": "o001", "asn_pool": "bench", "asn_rule": "candidate_Asn_Lv3SpectralSource",
+            "program": "01357", "products": [{"name": "jw01357-o001_{source_id}_nirspec_clear-prism", "members": [
+                {"expname": c.name, "exptype": "science"} for c in _cals(directory)]}]}
+
+
+def _measure_spec3(directory: Path) -> dict:
+    from services.stage3.spec3 import SPEC3, run_spec3
+    from shared.datamodels import read_product
+    from shared.refdata import LocalReferences, load_references
+
+    io: dict[str, float] = {}
+    io["read the three _cal"], members = best(lambda: [read_product(c) for c in _cals(directory)], REPEAT)
+    kw = members[0].keywords
+    io["load references"], refs = best(lambda: load_references(
+        LocalReferences(refs_dir=directory / "sim" / "refs"), kw, SPEC3.reftypes(kw)).found, 1)
+    probe = StepProbe()
+    r = measure_runs(lambda: run_spec3(members, refs=refs, software_version="bench", created=CREATED,
+                                       step_hook=probe), probe, REPEAT)
+    out = r.pop("output")
+    r["seconds"]["io"] = io
+    r["statuses"] = dict(out.record.statuses)
+    r["sources"] = len(out.spectra)
+    r["x1d_elements"] = sum(len(s.x1d.spectra[0].table) for s in out.spectra if s.x1d is not None)
+    return r
+
+
+def _measure_spec3_whole(directory: Path) -> dict:
+    """The three ``_cal`` read, SPECWCS chosen and read, spec3 run, its products written:
+    one cold run."""
+    import tempfile
+
+    from services.stage3.asn import parse_level3_asn
+    from services.stage3.spec3 import SPEC3, run_spec3
+    from shared.datamodels import read_product, write_output
+    from shared.refdata import LocalReferences, load_references
+
+    asn = parse_level3_asn(json.dumps(_spec3_asn(directory)).encode(), "bench_spec3_asn.json")
+    with tempfile.TemporaryDirectory(prefix="dms-bench-mos-spec3-") as tmp:
+        t0 = time.perf_counter()
+        members = [read_product(c) for c in _cals(directory)]
+        kw = members[0].keywords
+        refs = load_references(LocalReferences(refs_dir=directory / "sim" / "refs"), kw, SPEC3.reftypes(kw))
+        out = run_spec3(members, asn.document, refs=refs.found, software_version="bench", created=CREATED,
+                        context=refs.context)
+        for o in out.outputs(asn):
+            write_output(Path(tmp) / o.filename, o.content)
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "products": [o.suffix for o in out.outputs(asn)]}
+
+
 def _measure(part: str, directory: Path, result_path: Path) -> None:
     pin_to_one_core()
     import logging
 
     for name in ("services", "shared.pipeline", "shared.refdata"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    measure = {"spec2": _measure_spec2, "whole": _measure_whole}[part]
+    measure = {"spec2": _measure_spec2, "whole": _measure_whole, "spec3": _measure_spec3,
+               "spec3-whole": _measure_spec3_whole}[part]
     result_path.write_text(json.dumps(measure(directory), indent=2))
 
 

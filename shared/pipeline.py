@@ -23,11 +23,13 @@ was not found skips it before the adapter is called, with a warning.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
 import logging
 import time
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -53,6 +55,7 @@ __all__ = [
     "StepResult",
     "StepStatus",
     "UnknownStepError",
+    "for_each_part",
     "provenance_cards",
 ]
 
@@ -123,6 +126,36 @@ class StepArgs:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+
+Adapter = Callable[[S, StepArgs], "Skip | None"]
+
+
+def for_each_part(parts: Callable[[S], Sequence[S]], name: Callable[[S], str]) -> Callable[[Adapter], Adapter]:
+    """A decorator making a step of one part run on every part of a state that has parts
+    (``parts``: a MOS exposure's slitlets, a MOS association's sources), its notes each
+    prefixed with the part's ``name``; on the state itself when it has none. The step is
+    skipped when it skipped every part (the first part's reason)."""
+
+    def decorate(adapter: Adapter) -> Adapter:
+        @functools.wraps(adapter)
+        def run(s, a: StepArgs) -> Skip | None:
+            if not parts(s):
+                return adapter(s, a)
+            skips = []
+            for part in parts(s):
+                notes: list[str] = []
+                skip = adapter(part, dataclasses.replace(a, notes=notes))
+                for text in notes:
+                    a.note(f"{name(part)}: {text}")
+                if skip is not None:
+                    skips.append(skip)
+                    a.note(f"{name(part)}: skipped: {skip.reason}")
+            return skips[0] if len(skips) == len(parts(s)) else None
+
+        return run
+
+    return decorate
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.pipeline import (
+    NoParams,
     Pipeline,
     Skip,
     SkipKind,
@@ -18,6 +19,7 @@ from shared.pipeline import (
     StepArgs,
     StepFailed,
     UnknownStepError,
+    for_each_part,
     provenance_cards,
 )
 
@@ -231,3 +233,35 @@ def test_the_real_pipelines_follow_the_public_step_orders():
     assert TSO3.step_names == ("outlier_detection", "tso_photometry")
     with pytest.raises(UnknownStepError, match="unknown step.*jmup"):
         DETECTOR1.params(skip={"jmup"})  # refused in every pipeline, detector1 included
+
+
+@dataclass
+class _Whole:
+    name: str
+    value: int = 0
+    parts: list[_Whole] = field(default_factory=list)
+
+
+def test_a_step_of_one_part_runs_on_every_part_and_names_it_in_its_notes():
+    """``for_each_part``: a MOS exposure's slitlets or a MOS association's sources each get
+    the step; a state without parts gets it itself; skipped only when every part skipped."""
+
+    @for_each_part(lambda s: s.parts, lambda s: f"part {s.name}")
+    def double(s: _Whole, a: StepArgs) -> Skip | None:
+        if s.value < 0:
+            return Skip(f"{s.name} is negative")
+        s.value *= 2
+        a.note(f"now {s.value}")
+        return None
+
+    def args() -> StepArgs:
+        return StepArgs(refs={}, params=NoParams(), options=NoParams(), keywords={}, notes=[])
+
+    whole = _Whole("w", parts=[_Whole("a", 1), _Whole("b", -1), _Whole("c", 3)])
+    a = args()
+    assert double(whole, a) is None
+    assert [p.value for p in whole.parts] == [2, -1, 6]
+    assert a.notes == ["part a: now 2", "part b: skipped: b is negative", "part c: now 6"]
+    assert double(_Whole("alone", 5), a2 := args()) is None and a2.notes == ["now 10"]
+    skipped = double(_Whole("w", parts=[_Whole("x", -1), _Whole("y", -2)]), args())
+    assert skipped == Skip("x is negative")

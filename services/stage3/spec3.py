@@ -52,8 +52,6 @@ Flagged pixels (outliers and any DO_NOT_USE) are left out of what follows.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -87,6 +85,7 @@ from shared.pipeline import (
     SkipKind,
     Step,
     StepArgs,
+    for_each_part,
     provenance_cards,
 )
 from shared.refdata import Reference, ReferenceFileError
@@ -156,28 +155,7 @@ class Spec3State:
     sources: list[Spec3State] = field(default_factory=list)
 
 
-def _each_source(adapter: Callable[[Spec3State, StepArgs], Skip | None]
-                 ) -> Callable[[Spec3State, StepArgs], Skip | None]:
-    """A step of one source run on every source of a MOS association (its notes each
-    named after the source), or on the association's one source. Skipped when it skipped
-    every source."""
-
-    @functools.wraps(adapter)
-    def run(s: Spec3State, a: StepArgs) -> Skip | None:
-        if not s.sources:
-            return adapter(s, a)
-        skips = []
-        for source in s.sources:
-            notes: list[str] = []
-            skip = adapter(source, dataclasses.replace(a, notes=notes))
-            for text in notes:
-                a.note(f"source {source.source}: {text}")
-            if skip is not None:
-                skips.append(skip)
-                a.note(f"source {source.source}: skipped: {skip.reason}")
-        return skips[0] if len(skips) == len(s.sources) else None
-
-    return run
+_each_source = for_each_part(lambda s: s.sources, lambda s: f"source {s.source}")
 
 
 def _pixel_scale(kw: Mapping) -> float:
