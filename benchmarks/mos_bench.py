@@ -36,6 +36,7 @@ from pathlib import Path
 
 from benchmarks._child import pin_to_one_core, run_in_child
 from benchmarks._rates import CREATED, rates, simulated_rates
+from benchmarks._spec3 import measure_spec3, measure_spec3_whole
 from benchmarks._steps import StepProbe, best, measure_runs, print_steps
 
 INPUT_DIR = Path("bench-results") / "mos-input"
@@ -175,21 +176,7 @@ def _spec3_asn(directory: Path) -> dict:
 
 
 def _measure_spec3(directory: Path) -> dict:
-    from services.stage3.spec3 import SPEC3, run_spec3
-    from shared.datamodels import read_product
-    from shared.refdata import LocalReferences, load_references
-
-    io: dict[str, float] = {}
-    io["read the three _cal"], members = best(lambda: [read_product(c) for c in _cals(directory)], REPEAT)
-    kw = members[0].keywords
-    io["load references"], refs = best(lambda: load_references(
-        LocalReferences(refs_dir=directory / "sim" / "refs"), kw, SPEC3.reftypes(kw)).found, 1)
-    probe = StepProbe()
-    r = measure_runs(lambda: run_spec3(members, refs=refs, software_version="bench", created=CREATED,
-                                       step_hook=probe), probe, REPEAT)
-    out = r.pop("output")
-    r["seconds"]["io"] = io
-    r["statuses"] = dict(out.record.statuses)
+    r, out = measure_spec3(_cals(directory), directory / "sim" / "refs", REPEAT)
     r["sources"] = len(out.spectra)
     r["x1d_elements"] = sum(len(s.x1d.spectra[0].table) for s in out.spectra if s.x1d is not None)
     return r
@@ -198,25 +185,7 @@ def _measure_spec3(directory: Path) -> dict:
 def _measure_spec3_whole(directory: Path) -> dict:
     """The three ``_cal`` read, SPECWCS chosen and read, spec3 run, its products written:
     one cold run."""
-    import tempfile
-
-    from services.stage3.asn import parse_level3_asn
-    from services.stage3.spec3 import SPEC3, run_spec3
-    from shared.datamodels import read_product, write_output
-    from shared.refdata import LocalReferences, load_references
-
-    asn = parse_level3_asn(json.dumps(_spec3_asn(directory)).encode(), "bench_spec3_asn.json")
-    with tempfile.TemporaryDirectory(prefix="dms-bench-mos-spec3-") as tmp:
-        t0 = time.perf_counter()
-        members = [read_product(c) for c in _cals(directory)]
-        kw = members[0].keywords
-        refs = load_references(LocalReferences(refs_dir=directory / "sim" / "refs"), kw, SPEC3.reftypes(kw))
-        out = run_spec3(members, asn.document, refs=refs.found, software_version="bench", created=CREATED,
-                        context=refs.context)
-        for o in out.outputs(asn):
-            write_output(Path(tmp) / o.filename, o.content)
-        seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "products": [o.suffix for o in out.outputs(asn)]}
+    return measure_spec3_whole(_cals(directory), directory / "sim" / "refs", _spec3_asn(directory))
 
 
 def _measure(part: str, directory: Path, result_path: Path) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +43,7 @@ import yaml
 
 from benchmarks._child import pin_to_one_core, run_in_child
 from benchmarks._rates import CREATED, rates, simulated_rates
+from benchmarks._spec3 import measure_spec3, measure_spec3_whole
 from benchmarks._steps import StepProbe, best, measure_runs, print_steps
 
 INPUT_DIR = Path("bench-results") / "spectroscopy-input"
@@ -265,21 +267,7 @@ def _measure_whole(directory: Path) -> dict:
 
 
 def _measure_spec3(directory: Path) -> dict:
-    from services.stage3.spec3 import SPEC3, run_spec3
-    from shared.datamodels import read_product
-    from shared.refdata import LocalReferences, load_references
-
-    io: dict[str, float] = {}
-    io["read the two _cal"], members = best(lambda: [read_product(c) for c in _cals(directory)], REPEAT)
-    kw = members[0].keywords
-    io["load references"], refs = best(lambda: load_references(
-        LocalReferences(refs_dir=directory / "sim" / "refs"), kw, SPEC3.reftypes(kw)).found, 1)
-    probe = StepProbe()
-    r = measure_runs(lambda: run_spec3(members, refs=refs, software_version="bench", created=CREATED,
-                                       step_hook=probe), probe, REPEAT)
-    out = r.pop("output")
-    r["seconds"]["io"] = io
-    r["statuses"] = dict(out.record.statuses)
+    r, out = measure_spec3(_cals(directory), directory / "sim" / "refs", REPEAT)
     r["s2d_shape"] = list(out.spectra[0].s2d.images["SCI"].shape)
     r["x1d_elements"] = len(out.spectra[0].x1d.spectra[0].table)
     return r
@@ -288,26 +276,9 @@ def _measure_spec3(directory: Path) -> dict:
 def _measure_spec3_whole(directory: Path) -> dict:
     """The two ``_cal`` read, SPECWCS chosen and read, spec3 run, its products written: one
     cold run."""
-    import tempfile
-
-    from services.stage3.asn import parse_level3_asn
-    from services.stage3.spec3 import SPEC3, run_spec3
-    from shared.datamodels import read_product, write_output
-    from shared.refdata import LocalReferences, load_references
-
     with tempfile.TemporaryDirectory(prefix="dms-bench-spec3-") as tmp:
-        asn = parse_level3_asn(_spec3_asn(directory, Path(tmp) / "bench_spec3_asn.json").read_bytes(),
-                               "bench_spec3_asn.json")
-        t0 = time.perf_counter()
-        members = [read_product(c) for c in _cals(directory)]
-        kw = members[0].keywords
-        refs = load_references(LocalReferences(refs_dir=directory / "sim" / "refs"), kw, SPEC3.reftypes(kw))
-        out = run_spec3(members, asn.document, refs=refs.found, software_version="bench", created=CREATED,
-                        context=refs.context)
-        for o in out.outputs(asn):
-            write_output(Path(tmp) / o.filename, o.content)
-        seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "products": [o.suffix for o in out.outputs(asn)]}
+        asn = json.loads(_spec3_asn(directory, Path(tmp) / "bench_spec3_asn.json").read_text())
+    return measure_spec3_whole(_cals(directory), directory / "sim" / "refs", asn)
 
 
 def _measure(part: str, directory: Path, result_path: Path) -> None:

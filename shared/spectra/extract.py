@@ -103,10 +103,12 @@ class ExtractParams(BaseModel):
 _DEFAULT_PARAMS = ExtractParams().for_mode("MIR_LRS-FIXEDSLIT")
 
 
-def _weights(centre: float, half: float, nx: int) -> np.ndarray:
-    """Fraction of each pixel [i - 0.5, i + 0.5] inside [centre - half, centre + half]."""
+def _weights(centres: np.ndarray, half: float | np.ndarray, nx: int) -> np.ndarray:
+    """(rows, nx): the fraction of each pixel [i - 0.5, i + 0.5] of each row inside
+    [centre - half, centre + half] of that row."""
     i = np.arange(nx, dtype=np.float64)
-    return np.clip(np.minimum(i + 0.5, centre + half) - np.maximum(i - 0.5, centre - half), 0.0, 1.0)
+    c = np.asarray(centres, np.float64)[:, None]
+    return np.clip(np.minimum(i + 0.5, c + half) - np.maximum(i - 0.5, c - half), 0.0, 1.0)
 
 
 def boxcar_extract(sci: np.ndarray, dq: np.ndarray, variances: dict[str, np.ndarray], centre: np.ndarray,
@@ -134,40 +136,46 @@ def boxcar_extract(sci: np.ndarray, dq: np.ndarray, variances: dict[str, np.ndar
     sb = 1.0 if unit == "MJy/sr" else 1.0 / pixar_sr  # a pixel's value -> MJy/sr
     rows = np.asarray(rows, int)
     out = np.zeros(rows.size, SPECTABLE_DTYPE)
-    for n, y in enumerate(rows):
-        c = float(centre[y])
-        rec = out[n]
-        rec["WAVELENGTH"] = row_wavelength[y]
-        w_all = _weights(c, 0.5 * params.width, nx)
-        good = usable[y]
-        w = w_all * good
-        rec["DQ"] = np.bitwise_or.reduce(dq[y][w_all > 0]) if np.any(w_all > 0) else _DO_NOT_USE
-        wsum = w.sum()
-        if not np.isfinite(c) or wsum <= 0:
-            for name in SPECTABLE_DTYPE.names:
-                if name not in ("WAVELENGTH", "DQ"):
-                    rec[name] = np.nan
-            rec["DQ"] |= _DO_NOT_USE
-            continue
-        row = np.where(good, sci[y], 0.0)
-        bkg, bkg_var = 0.0, dict.fromkeys(_VARS, 0.0)
-        if params.background:
-            wb = sum(_weights(c + 0.5 * (lo + hi), 0.5 * abs(hi - lo), nx) for lo, hi in params.background) * good
-            nb = wb.sum()
-            if nb > 0:
-                bkg = float(wb @ row / nb)
-                bkg_var = {k: float((wb**2) @ np.where(good, var[k][y], 0.0)) / nb**2 for k in _VARS}
-        total = float(w @ row) - bkg * wsum
-        rec["SURF_BRIGHT"] = total / wsum * sb
-        rec["FLUX"] = total * scale
-        for k in _VARS:
-            v = float((w**2) @ np.where(good, var[k][y], 0.0)) + bkg_var[k] * wsum**2
-            rec[f"SB_VAR_{k}"] = v / wsum**2 * sb**2
-            rec[f"FLUX_VAR_{k}"] = v * scale**2
-            rec[f"BKGD_VAR_{k}"] = bkg_var[k] * sb**2
-        rec["SB_ERROR"] = np.sqrt(sum(rec[f"SB_VAR_{k}"] for k in _VARS))
-        rec["FLUX_ERROR"] = np.sqrt(sum(rec[f"FLUX_VAR_{k}"] for k in _VARS))
-        rec["BACKGROUND"] = bkg * sb
-        rec["BKGD_ERROR"] = np.sqrt(sum(bkg_var.values())) * sb
-        rec["NPIXELS"] = wsum
+    out["WAVELENGTH"] = np.asarray(row_wavelength, np.float64)[rows]
+    # every row at once: (rows, nx) weights of the aperture about each row's centre
+    c = np.asarray(centre, np.float64)[rows]
+    finite = np.isfinite(c)
+    c = np.where(finite, c, 0.0)
+    w_all = _weights(c, 0.5 * params.width, nx) * finite[:, None]
+    good = usable[rows]
+    w = w_all * good
+    touched = w_all > 0
+    out["DQ"] = np.where(touched.any(axis=1), np.bitwise_or.reduce(np.where(touched, dq[rows], 0), axis=1),
+                         _DO_NOT_USE)
+    wsum = w.sum(axis=1)
+    ok = finite & (wsum > 0)
+    safe = np.where(ok, wsum, 1.0)
+    row = np.where(good, sci[rows], 0.0)
+    row_var = {k: np.where(good, var[k][rows], 0.0) for k in _VARS}
+    bkg, bkg_var = np.zeros(rows.size), {k: np.zeros(rows.size) for k in _VARS}
+    if params.background:
+        wb = sum(_weights(c + 0.5 * (lo + hi), 0.5 * abs(hi - lo), nx) for lo, hi in params.background) * good
+        nb = wb.sum(axis=1)
+        has = nb > 0
+        nb = np.where(has, nb, 1.0)
+        bkg = np.where(has, (wb * row).sum(axis=1) / nb, 0.0)
+        bkg_var = {k: np.where(has, ((wb**2) * row_var[k]).sum(axis=1) / nb**2, 0.0) for k in _VARS}
+    total = (w * row).sum(axis=1) - bkg * wsum
+    out["SURF_BRIGHT"] = total / safe * sb
+    out["FLUX"] = total * scale
+    for k in _VARS:
+        v = ((w**2) * row_var[k]).sum(axis=1) + bkg_var[k] * wsum**2
+        out[f"SB_VAR_{k}"] = v / safe**2 * sb**2
+        out[f"FLUX_VAR_{k}"] = v * scale**2
+        out[f"BKGD_VAR_{k}"] = bkg_var[k] * sb**2
+    out["SB_ERROR"] = np.sqrt(sum(out[f"SB_VAR_{k}"] for k in _VARS))
+    out["FLUX_ERROR"] = np.sqrt(sum(out[f"FLUX_VAR_{k}"] for k in _VARS))
+    out["BACKGROUND"] = bkg * sb
+    out["BKGD_ERROR"] = np.sqrt(sum(bkg_var.values())) * sb
+    out["NPIXELS"] = wsum
+    # a row without a usable pixel in its aperture (or without a centre): no spectrum there
+    for name in SPECTABLE_DTYPE.names:
+        if name not in ("WAVELENGTH", "DQ"):
+            out[name][~ok] = np.nan
+    out["DQ"][~ok] |= _DO_NOT_USE
     return out[np.argsort(out["WAVELENGTH"], kind="stable")]

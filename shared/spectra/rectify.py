@@ -24,6 +24,7 @@ from shared.datamodels.dqflags import PIXEL
 __all__ = ["Rectified", "blot_slit", "rectify_slit"]
 
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
+_BLOCK_ELEMENTS = 2_000_000  # overlaps computed at once: 16 MB of float64
 
 
 @dataclass(frozen=True)
@@ -68,23 +69,36 @@ def rectify_slit(sci: np.ndarray, dq: np.ndarray, variances: dict[str, np.ndarra
     out_sci = np.full((n_rows, n_cols), np.nan)
     out_dq = np.zeros((n_rows, n_cols), np.uint32)
     out_var = {k: np.full((n_rows, n_cols), np.nan) for k in variances}
-    for r, y in enumerate(rows):
-        s = cols - trace_x[y]  # slit coordinate of each input pixel's centre
+    # only the columns the grid can overlap (within its half length and a pixel of the
+    # trace), the rows in blocks, each as one (rows, n_cols, columns) array of overlaps
+    trace_x = np.asarray(trace_x, np.float64)
+    band = slice(0, 0)  # a row without a trace overlaps nothing
+    if n_rows and np.isfinite(trace_x[rows]).any():
+        band = slice(max(int(np.floor(np.nanmin(trace_x[rows]) - n_half - 1)), 0),
+                     min(int(np.ceil(np.nanmax(trace_x[rows]) + n_half + 2)), nx))
+    width = max(band.stop - band.start, 1)
+    block = max(1, _BLOCK_ELEMENTS // (n_cols * width))
+    for start in range(0, n_rows, block):
+        ys = rows[start:start + block]
+        here = slice(start, start + ys.size)
+        s = cols[band][None, :] - trace_x[ys][:, None]  # slit coordinate of each pixel's centre
         # overlap of input [s-0.5, s+0.5] with output [o-0.5, o+0.5]: 1 - |s - o|, clipped at 0
-        a = np.clip(1.0 - np.abs(s[None, :] - offsets[:, None]), 0.0, None)  # (n_cols, nx)
-        good = usable[y]
-        a_good = a * good[None, :]
-        wsum = a_good.sum(axis=1)
+        a = np.clip(1.0 - np.abs(s[:, None, :] - offsets[None, :, None]), 0.0, None)  # (rows, n_cols, columns)
+        good = usable[ys, band]
+        a_good = a * good[:, None, :]
+        wsum = a_good.sum(axis=2)
         has = wsum > 0
-        row_sci = np.where(good, sci[y], 0.0)
-        out_sci[r, has] = (a_good @ row_sci)[has] / wsum[has]
+        safe = np.where(has, wsum, 1.0)
+        row_sci = np.where(good, sci[ys, band], 0.0)
+        out_sci[here] = np.where(has, np.einsum("rcx,rx->rc", a_good, row_sci) / safe, np.nan)
+        a_good2 = a_good**2
         for k, v in variances.items():
-            row_v = np.where(good, np.asarray(v[y], np.float64), 0.0)
-            out_var[k][r, has] = ((a_good**2) @ row_v)[has] / wsum[has] ** 2
-        touched = a > 0
-        row_dq = np.asarray(dq[y], np.uint32)
-        out_dq[r] = np.bitwise_or.reduce(np.where(touched, row_dq[None, :], 0), axis=1).astype(np.uint32)
-        out_dq[r, ~has] |= _DO_NOT_USE
+            row_v = np.where(good, np.asarray(v, np.float64)[ys, band], 0.0)
+            out_var[k][here] = np.where(has, np.einsum("rcx,rx->rc", a_good2, row_v) / safe**2, np.nan)
+        row_dq = np.asarray(dq, np.uint32)[ys, band]
+        block_dq = np.bitwise_or.reduce(np.where(a > 0, row_dq[:, None, :], 0), axis=2).astype(np.uint32)
+        block_dq[~has] |= _DO_NOT_USE
+        out_dq[here] = block_dq
     total = sum(out_var.values()) if out_var else np.zeros_like(out_sci)
     wavelength = np.repeat(np.asarray(row_wavelength, np.float64)[rows][:, None], n_cols, axis=1)
     return Rectified(
