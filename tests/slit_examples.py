@@ -1,5 +1,6 @@
 """What the slit-spectroscopy tests share: an example program edited field by field, the
-whole system run on one in this process, and the line profile fitted to a spectrum."""
+whole system run on one in this process, the line profile fitted to a spectrum, and
+spectra scored against the simulator's truth."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from astropy.io import fits
+from astropy.table import Table
 from sqlalchemy import select
 
 from services.console import ingest_paths
@@ -59,3 +62,47 @@ def run_in_process(desc: dict, tmp: Path) -> dict:
 def gaussian_line(wl, centre, sigma, peak, c0, c1):
     """A Gaussian line on a straight continuum, to fit a line's centroid."""
     return c0 + c1 * (wl - centre) + peak * np.exp(-0.5 * ((wl - centre) / sigma) ** 2)
+
+
+# --------------------------------------------------------------- spectra against the truth
+
+BAND = (0.7, 5.1)  # um: NIRSpec's prism band scored (its ends are faint)
+BRIGHT_JY = 5.0e-5  # sources scored for flux: their median truth above this
+
+
+def spectra_of(path: Path) -> list[tuple[fits.Header, np.ndarray]]:
+    """(header, table) of every EXTRACT1D of an ``_x1d``."""
+    with fits.open(path) as hdul:
+        return [(hdu.header, np.array(hdu.data)) for hdu in hdul if hdu.name == "EXTRACT1D"]
+
+
+def truth_on(t: Table, wavelength: np.ndarray) -> np.ndarray:
+    """A truth table's ``observed_jy`` at ``wavelength``."""
+    order = np.argsort(t["wavelength"])
+    return np.interp(wavelength, np.asarray(t["wavelength"])[order], np.asarray(t["observed_jy"])[order])
+
+
+def usable(x: np.ndarray, band: tuple[float, float] = BAND) -> np.ndarray:
+    """The elements of a spectrum with a flux, not DO_NOT_USE, inside ``band``."""
+    return np.isfinite(x["FLUX"]) & ((x["DQ"] & 1) == 0) & (x["WAVELENGTH"] > band[0]) & (x["WAVELENGTH"] < band[1])
+
+
+def flux_scores(spectra: list[tuple[fits.Header, np.ndarray]], truth_of, label: str
+                ) -> list[tuple[int, float, float]]:
+    """(source id, median flux / truth, spread of (flux - truth) / error) of every
+    spectrum whose source is brighter than :data:`BRIGHT_JY`, over :data:`BAND`
+    (``truth_of(source_id)`` its truth table), each printed; a spectrum with fewer than 150
+    usable elements fails."""
+    out = []
+    for header, x in spectra:
+        truth = truth_on(truth_of(header["SOURCEID"]), x["WAVELENGTH"])
+        keep = usable(x)
+        if np.median(truth[keep]) < BRIGHT_JY:
+            continue
+        ratio = float(np.median(x["FLUX"][keep] / truth[keep]))
+        spread = float(np.std((x["FLUX"][keep] - truth[keep]) / x["FLUX_ERROR"][keep]))
+        print(f"{label} source {header['SOURCEID']} ({np.median(truth[keep]) * 1e3:.3f} mJy, {int(keep.sum())} "
+              f"elements): median flux / truth {ratio:.4f}, spread of (flux - truth) / error {spread:.3f}")
+        assert keep.sum() > 150, (label, header["SOURCEID"], int(keep.sum()))
+        out.append((int(header["SOURCEID"]), ratio, spread))
+    return out

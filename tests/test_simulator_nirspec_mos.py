@@ -1,5 +1,6 @@
-"""The simulator's NIRSpec MOS (NRS_MSASPEC, PRISM/CLEAR on NRS1): the MSA geometry on
-the detector, the three-shutter slitlet nod in the MSA metadata file, the rendered
+"""The simulator's NIRSpec MOS (NRS_MSASPEC, PRISM/CLEAR on NRS1 and NRS2): the MSA
+geometry on each detector, the planning in the quadrants the observation's detectors
+see, the three-shutter slitlet nod in the MSA metadata file, the rendered
 slitlets (flux, trace, lines, sky in open and failed-open shutters, nothing elsewhere),
 the reference files through the public models, and the description's refusals. One
 module-scoped run: one MOS observation, FULL frame, 3 groups, 1 integration, the three
@@ -28,6 +29,7 @@ from services.simulator.slit_refs import (
 )
 from services.simulator.spectrograph import (
     MSA_SHUTTER_PITCH,
+    msa_detector,
     msa_slitlet,
     shutter_reference_point,
 )
@@ -86,8 +88,8 @@ def test_a_slitlet_is_a_slit_spectrograph_at_its_shutters_mean():
 
 
 @pytest.mark.parametrize(("quadrant", "columns", "reason"), [
-    (2, (5, 6, 7), "NRS2, which is not simulated"), (4, (5, 6, 7), "NRS2, which is not simulated"),
-    (1, (5, 7, 8), "not consecutive"), (1, (7, 6, 5), "not consecutive"), (1, (), "at least one"),
+    (0, (5, 6, 7), "quadrants are 1-4"), (4, (0, 1), "off the quadrant"), (1, (5, 7, 8), "not consecutive"),
+    (1, (7, 6, 5), "not consecutive"), (1, (), "at least one"),
     (1, (170, 171, 172), "off the quadrant"), (5, (1,), "quadrants are 1-4"),
 ])
 def test_impossible_slitlets_are_refused_with_a_reason(quadrant, columns, reason):
@@ -112,7 +114,7 @@ def test_the_nod_steps_one_shutter_pitch_along_the_slitlets():
     ({"dither": {"pattern": "N-POINT-LINE", "npoints": 3, "size": 0.5}}, "3-SHUTTER-SLITLET"),
     ({"dither": {"pattern": "3-POINT-NOD"}}, "3-SHUTTER-SLITLET"),
     ({"dither": {"pattern": "3-SHUTTER-SLITLET", "size": 1.0}}, "one shutter pitch"),
-    ({"detectors": ["NRS1", "NRS2"]}, "NRS2, which sees quadrants 2 and 4, is not simulated"),
+    ({"detectors": ["NRS2", "NRS2"]}, "listed twice"),
     ({"subarray": "SUBS200A1"}, "FULL"),
     ({"readpatt": "NRSIRS2RAPID"}, "IRS2"),
 ])
@@ -314,7 +316,7 @@ def test_msaoper_lists_the_failed_open_shutters_as_the_public_step_reads_them(ru
     doc = json.loads(path.read_text())
     assert (doc["reftype"], doc["instrument"], doc["telescope"]) == ("MSAOPER", "NIRSPEC", "JWST")
     failed = failed_open_shutters(load_description(description()).simulation.detector_seed)
-    assert len(failed) == 6 and {q for q, _, _ in failed} <= {1, 3}
+    assert len(failed) == 12 and sum(q in (1, 3) for q, _, _ in failed) == 6  # six per detector
     assert [(s["Q"], s["x"], s["y"]) for s in get_failed_open_shutters(str(path))] == list(failed)
     slits = create_slitlets(str(path))
     assert [(s.quadrant, s.xcen, s.ycen) for s in slits] == list(failed)  # x the row, y the column
@@ -349,3 +351,279 @@ def test_photom_and_pathloss_open_as_the_public_models(run):
             np.testing.assert_allclose(ap.pointsource_data[:, 1, k],
                                        model.slit_transmission(wl, x[k] * MSA_SHUTTER_PITCH[0]), rtol=1e-6)
         assert np.all(ap.uniform_data == 1.0)
+
+
+# --- failed-closed shutters and the two-shutter slitlet nod ----------------------------------------
+
+
+def _plan_and_star_at(shutters, **obs):
+    """The plan of the description (with ``obs``) and a catalog of one star at the centre
+    of each (quadrant, row, column) of ``shutters``, the first the brightest."""
+    from services.simulator.msa import QUADRANT_SHAPE, SHUTTER_PITCH
+    from services.simulator.plan_builder import build_plan
+
+    plan = build_plan(load_description(description(**obs)))
+    target = plan.targets[0]
+    nrows, ncols = QUADRANT_SHAPE
+    rows = []
+    for k, (q, r, c) in enumerate(shutters):
+        u = (q - 1) % 2 * nrows + r - 0.5  # shutter units across the 2 x 2 quadrants
+        v = (q - 1) // 2 * ncols + c - 0.5
+        dx, dy = (u - nrows) * SHUTTER_PITCH[0], (v - ncols) * SHUTTER_PITCH[1]
+        rows.append((1000 + k, target.ra + dx / 3600.0 / np.cos(np.radians(target.dec)), target.dec + dy / 3600.0,
+                     5000.0 - k))
+    return plan, plan.observations[0], Table(rows=rows, names=("source_id", "ra", "dec", "flux"))
+
+
+def test_the_two_shutter_nod_steps_one_pitch_and_is_planned_as_a_2_point_nod():
+    obs = load_description(description(dither={"pattern": "2-SHUTTER-SLITLET"})).observations[0]
+    assert obs.offsets() == [(0.0, 0.0), (0.0, -0.53)]
+    _, planned, _ = _plan_and_star_at([], dither={"pattern": "2-SHUTTER-SLITLET"})
+    assert planned.dither.pattern_type == "2-POINT-NOD" and len(planned.exposures) == 2
+    for change, reason in (({"pattern": "2-SHUTTER-SLITLET", "npoints": 3}, "has 2 points"),
+                           ({"pattern": "2-SHUTTER-SLITLET", "size": 1.0}, "one shutter pitch")):
+        with pytest.raises(DescriptionError, match=reason):
+            load_description(description(dither=change))
+
+
+def test_the_two_shutter_nod_opens_the_same_two_shutters_the_source_in_the_lower_then_the_upper(tmp_path):
+    from jwst.assign_wcs.nirspec import get_open_msa_slits
+
+    from services.simulator.msa import write_msa_metadata
+
+    plan, obs, catalog = _plan_and_star_at([(1, 100, 50), (3, 200, 80)], dither={"pattern": "2-SHUTTER-SLITLET"})
+    path = write_msa_metadata(plan, obs, catalog, tmp_path, 10)
+    info = Table(fits.getdata(path, "SHUTTER_INFO"))
+    assert set(info["shutter_state"]) == {"OPEN"}
+    for point, primary in ((1, 0), (2, 1)):
+        rows = info[info["dither_point_index"] == point]
+        assert sorted(set(rows["slitlet_id"])) == [1, 2]
+        for sid, (q, r, c) in ((1, (1, 100, 50)), (2, (3, 200, 80))):
+            mine = rows[rows["slitlet_id"] == sid]
+            assert sorted(mine["shutter_column"]) == [c, c + 1] and set(mine["shutter_row"]) == {r}
+            assert set(mine["shutter_quadrant"]) == {q}
+            (held,) = mine[mine["primary_source"] == "Y"]
+            assert (held["shutter_column"], held["background"]) == (c + primary, "N")
+    states = [{s.shutter_state for s in get_open_msa_slits("01357", str(path), 1, k)} for k in (1, 2)]
+    assert states == [{"x1"}, {"1x"}]
+    msa = read_msa_metadata(path)
+    assert [(s.columns, s.primary) for s in open_slitlets(msa.shutter_info, msa.source_info, 1, 2)] == [
+        ((50, 51), 51), ((80, 81), 81)]
+
+
+@pytest.mark.parametrize(("pattern", "closed", "kept"), [
+    ("3-SHUTTER-SLITLET", (1, 100, 51), False), ("2-SHUTTER-SLITLET", (1, 100, 51), False),
+    ("3-SHUTTER-SLITLET", (1, 100, 49), False), ("2-SHUTTER-SLITLET", (1, 100, 49), True),
+    ("3-SHUTTER-SLITLET", (1, 101, 50), True),
+])
+def test_the_planner_never_opens_a_failed_closed_shutter_for_a_source(pattern, closed, kept):
+    from services.simulator.msa import msa_sources
+
+    plan, obs, catalog = _plan_and_star_at([(1, 100, 50), (3, 200, 80)], dither={"pattern": pattern})
+    assert [s["catalog_id"] for s in msa_sources(plan, obs, catalog, 10)] == ["1000", "1001"]
+    chosen = [s["catalog_id"] for s in msa_sources(plan, obs, catalog, 10, closed=(closed,))]
+    assert chosen == (["1000", "1001"] if kept else ["1001"])
+
+
+def test_failed_closed_shutters_are_drawn_apart_from_the_failed_open_ones(run):
+    from jwst.msaflagopen.msaflag_open import get_failed_open_shutters
+
+    from services.simulator.msa import FAILED_CLOSED_COUNT, failed_closed_shutters
+
+    seed = load_description(description()).simulation.detector_seed
+    closed = failed_closed_shutters(seed)
+    assert len(closed) == len(set(closed)) == FAILED_CLOSED_COUNT and list(closed) == sorted(closed)
+    assert {q for q, _, _ in closed} == {1, 2, 3, 4} and not set(closed) & set(failed_open_shutters(seed))
+    assert all(1 <= r <= 365 and 1 <= c <= 171 for _, r, c in closed)
+    assert failed_closed_shutters(seed) == closed and failed_closed_shutters(seed + 1) != closed
+    # the MSAOPER reference lists them "closed" in every state; the public step flags only the failed-open ones
+    result, _, out = run
+    path = out / "refs" / MSAOPER_FILENAME
+    doc = json.loads(path.read_text())["msaoper"]
+    assert [(s["Q"], s["x"], s["y"]) for s in doc if s["state"] == "closed"] == list(closed)
+    assert all(s["TA state"] == s["Internal state"] == "closed" for s in doc if s["state"] == "closed")
+    assert [(s["Q"], s["x"], s["y"]) for s in get_failed_open_shutters(str(path))] == list(failed_open_shutters(seed))
+    # and no slitlet of the planned MSA metadata file holds one
+    info = read_msa_metadata(result.msa_paths[0]).shutter_info
+    opened = {(int(r["shutter_quadrant"]), int(r["shutter_row"]), int(r["shutter_column"])) for r in info}
+    assert opened and not opened & set(closed)
+
+
+def test_no_light_passes_a_closed_shutter_of_a_slitlet():
+    """A slitlet an MSA plan gives with a shutter CLOSED (columns 59-61 of quadrant 1's row
+    40, 61 closed, the source in 60): the rendered scene (sources and sky) at the closed
+    shutter's trace is below 1e-3 of the open shutters' sky, which is the slit's sky (2 %);
+    with every shutter open, the third shutter shows that sky too."""
+    from services.simulator.exposure import _mos_scene, lit_shutter_runs
+    from services.simulator.msa import MsaExposure, mos_source_spectrum
+    from shared.instruments import subarray
+    from shared.spectra.msa import Slitlet
+
+    full = subarray("NIRSPEC", "FULL")
+    area = np.ones((full.ysize, full.xsize))
+
+    def scene(closed):
+        slitlet = Slitlet(1, 1, 40, (59, 60, 61), 60, 7, "1357_7", closed=closed)
+        msa = MsaExposure(dither_point=1, slitlets=(slitlet,), spectra={7: mos_source_spectrum(2000.0, 11, 3)},
+                          star_ids={7: 11}, failed_open=())
+        image, truth = _mos_scene(msa, "NRS1", full, (0.0, 0.0), 1.0, area)
+        return image + truth.sky, truth
+
+    def at_centre(total, column):
+        model = msa_slitlet(1, 40, (column,))
+        pixels = model.pixels()
+        band = (model.wavelength(pixels) > 1.0) & (model.wavelength(pixels) < 5.0)
+        rows = np.round(model.trace(pixels[band])).astype(int)
+        expected = model.sky_electrons(pixels[band], model.sky(model.wavelength(pixels[band])))
+        return total[rows, pixels[band].astype(int)], expected
+
+    assert lit_shutter_runs(Slitlet(1, 1, 40, (59, 60, 61), 60, 7, "s", closed=(61,))) == ((59, 60),)
+    assert lit_shutter_runs(Slitlet(1, 1, 40, (59, 60, 61), None, 1, "s", closed=(60,))) == ((59,), (61,))
+    total, truth = scene((61,))
+    assert truth.slitlets[0].model.slit_length == pytest.approx(2 * MSA_SHUTTER_PITCH[1])  # shutters 59 and 60
+    sky59, expected = at_centre(truth.sky, 59)
+    np.testing.assert_allclose(sky59, expected, rtol=0.02)
+    closed61, _ = at_centre(total, 61)
+    assert np.max(closed61 / expected) < 1e-3
+    open61, _ = at_centre(scene(())[0], 61)
+    np.testing.assert_allclose(open61, expected, rtol=0.02)
+
+
+# --- NRS2: MSA quadrants 2 and 4 -------------------------------------------------------------
+
+
+def test_nrs2_images_quadrants_2_and_4_at_its_own_reference_points():
+    """Quadrants 2 and 4 image on NRS2 (MSAX0 620, Q2Y0 110, Q4Y0 1040) with NRS1's prism
+    law and trace; every slitlet's 0.6-5.3 um spectrum stays on the detector inside the
+    reference pixels, and the two quadrants' slitlets never share a detector row."""
+    assert msa_detector(1) == msa_detector(3) == "NRS1" and msa_detector(2) == msa_detector(4) == "NRS2"
+    assert shutter_reference_point(2, 1, 1) == (620.0, 110.0)
+    assert shutter_reference_point(4, 1, 1) == (620.0, 1040.0)
+    assert shutter_reference_point(4, 365, 171) == pytest.approx((620.0 + 2.7 * 364, 1040.0 + 5.3 * 170))
+    nrs1 = msa_slitlet(1, 40, (20, 21, 22))
+    for q in (2, 4):
+        model = msa_slitlet(q, 40, (20, 21, 22))
+        assert (model.detector, model.exp_type, model.aperture, model.shutters) == (
+            "NRS2", "NRS_MSASPEC", "NRS_FULL_MSA", (q, 40, (20, 21, 22)))
+        assert (model.imx - nrs1.imx, model.law, model.trace_coeffs) == (pytest.approx(320.0), nrs1.law,
+                                                                         nrs1.trace_coeffs)
+        assert model.wavelength(model.s_ref) == pytest.approx(2.0)
+        first, last = msa_slitlet(q, 1, (1, 2, 3)), msa_slitlet(q, 365, (169, 170, 171))
+        assert first.span[0] + 1 == 537 and last.span[1] + 1 == 1978  # 1-based columns, within 5-2044
+        assert first.band == pytest.approx((0.6, 5.3), abs=0.01) and last.band == pytest.approx((0.6, 5.3), abs=0.01)
+
+    def rows(model) -> tuple[float, float]:
+        trace = model.trace(model.pixels())
+        return trace.min() - 0.5 * model.slit_length_px, trace.max() + 0.5 * model.slit_length_px
+
+    assert rows(msa_slitlet(2, 1, (1, 2, 3)))[0] > 4 and rows(msa_slitlet(4, 365, (169, 170, 171)))[1] < 2043
+    assert rows(msa_slitlet(4, 1, (1, 2, 3)))[0] - rows(msa_slitlet(2, 365, (169, 170, 171)))[1] > 10
+
+
+def test_a_mos_observation_may_use_nrs1_nrs2_or_both():
+    from services.simulator.plan_builder import build_plan
+
+    for detectors in (["NRS2"], ["NRS1", "NRS2"], ["NRS2", "NRS1"]):
+        desc = load_description(description(detectors=detectors, dither={"pattern": "NONE"}))
+        assert not desc.observations[0].planned_only
+        (obs,) = build_plan(desc).observations
+        assert sorted(e.detector for e in obs.exposures) == sorted(detectors)  # one exposure per detector
+
+
+def test_the_planner_plans_in_the_quadrants_the_observations_detectors_see():
+    """A star at the centre of a shutter of each quadrant: NRS1 gets the slitlets of
+    quadrants 1 and 3, NRS2 of 2 and 4, both detectors all four."""
+    from services.simulator.msa import msa_sources, observed_quadrants
+
+    shutters = [(1, 100, 50), (2, 120, 60), (3, 200, 80), (4, 300, 90)]
+    for detectors, quadrants in ((["NRS1"], (1, 3)), (["NRS2"], (2, 4)), (["NRS1", "NRS2"], (1, 2, 3, 4))):
+        plan, obs, catalog = _plan_and_star_at(shutters, detectors=detectors)
+        assert observed_quadrants(obs) == quadrants
+        chosen = msa_sources(plan, obs, catalog, 10)
+        assert [(s["quadrant"], s["row"], s["column"]) for s in chosen] == [s for s in shutters if s[0] in quadrants]
+
+
+def test_failed_open_shutters_of_both_detectors_nrs1s_draw_unchanged():
+    seed = load_description(description()).simulation.detector_seed
+    failed = failed_open_shutters(seed)
+    # NRS1's six: the draw made before NRS2 was simulated, the same shutters
+    assert [s for s in failed if s[0] in (1, 3)] == [(1, 201, 30), (1, 312, 159), (1, 362, 54), (3, 102, 129),
+                                                     (3, 345, 9), (3, 358, 31)]
+    nrs2 = [s for s in failed if s[0] in (2, 4)]
+    assert len(nrs2) == 6 and list(failed) == sorted(failed)
+    assert all(1 <= r <= 365 and 1 <= c <= 171 for _, r, c in nrs2)
+    assert [s for s in failed_open_shutters(seed + 1) if s[0] in (2, 4)] != nrs2
+
+
+def test_an_nrs2_exposure_renders_quadrants_2_and_4_alone():
+    """The MSA scene of NRS2 holds its quadrants' slitlets and failed-open shutters (their
+    sky at the slit's level, 2 %), none of NRS1's; the source's light is on its trace."""
+    from services.simulator.exposure import _mos_scene
+    from services.simulator.msa import MsaExposure, mos_source_spectrum
+    from shared.instruments import subarray
+    from shared.spectra.msa import Slitlet
+
+    full = subarray("NIRSPEC", "FULL")
+    area = np.ones((full.ysize, full.xsize))
+    slitlets = (Slitlet(1, 2, 40, (59, 60, 61), 60, 7, "1357_7"), Slitlet(2, 1, 40, (139, 140, 141), 140, 8, "1357_8"))
+    msa = MsaExposure(dither_point=1, slitlets=slitlets, star_ids={7: 11, 8: 12},
+                      spectra={7: mos_source_spectrum(2000.0, 11, 3), 8: mos_source_spectrum(2000.0, 12, 3)},
+                      failed_open=((1, 300, 100), (4, 300, 100)))
+    image, truth = _mos_scene(msa, "NRS2", full, (0.0, 0.0), 1.0, area)
+    assert [s.slitlet.slitlet_id for s in truth.slitlets] == [1]
+    assert [m.shutters for m in truth.failed_open] == [(4, 300, (100,))]
+    model = truth.slitlets[0].model
+    assert model.detector == "NRS2" and model.imy == pytest.approx(110.0 + 5.3 * 59)
+    pixels = model.pixels()
+    band = (model.wavelength(pixels) > 1.0) & (model.wavelength(pixels) < 5.0)
+    columns, rows = pixels[band].astype(int), np.round(model.trace(pixels[band])).astype(int)
+    np.testing.assert_array_less(np.abs(np.argmax(image[:, columns], axis=0) - rows), 2)  # the source on its trace
+    stuck = msa_slitlet(4, 300, (100,))
+    s = stuck.pixels()[(stuck.wavelength(stuck.pixels()) > 1.0) & (stuck.wavelength(stuck.pixels()) < 5.0)]
+    np.testing.assert_allclose(truth.sky[np.round(stuck.trace(s)).astype(int), s.astype(int)],
+                               stuck.sky_electrons(s, stuck.sky(stuck.wavelength(s))), rtol=0.02)
+    nrs1 = msa_slitlet(1, 40, (139, 140, 141))  # where quadrant 1's slitlet would be on NRS1: dark here
+    assert not np.any(image[int(nrs1.imy) - 8:int(nrs1.imy) + 9, nrs1.span[0]:nrs1.span[1] + 1])
+
+
+def test_nrs2_references_carry_its_geometry(tmp_path):
+    """NRS2's MOS SPECWCS (MSAX0, Q2Y0, Q4Y0; no Q1Y0, Q3Y0) reproduces its slitlets'
+    wavelengths and traces from the cards (1e-9); its PHOTOM is calibrated with NRS2's
+    gain, its PATHLOSS and DISTORTION name NRS2 and NRS_MSASPEC; the MSAOPER, one for the
+    MSA, lists the failed-open shutters of all four quadrants."""
+    from services.simulator.optical_refs import write_optical_references
+    from services.simulator.slit_refs import write_nirspec_mos_references
+
+    seed = load_description(description()).simulation.detector_seed
+    nrs2 = make_detector_model(detector("NRS2"), seed)
+    failed = failed_open_shutters(seed)
+    written = {ref.reftype: ref for ref in write_nirspec_mos_references(nrs2, tmp_path, failed)}
+    assert written["SPECWCS"].path.name == "jwst_nirspec_specwcs_nrs2_msaspec_sim.fits"
+    assert (written["SPECWCS"].detector, written["MSAOPER"].detector) == ("NRS2", "ANY")
+    with fits.open(written["SPECWCS"].path) as hdul:
+        h, table = hdul[0].header, hdul["SHUTTER"].data
+        assert (h["DETECTOR"], h["MSAX0"], h["ROWPITCH"], h["COLPITCH"], h["Q2Y0"], h["Q4Y0"]) == (
+            "NRS2", 620.0, 2.7, 5.3, 110.0, 1040.0)
+        assert "Q1Y0" not in h and "Q3Y0" not in h
+        for q, r, cols in ((2, 120, (40, 41, 42)), (4, 300, (100, 101, 102)), (4, 7, (5,))):
+            imx = h["MSAX0"] + h["ROWPITCH"] * (r - 1)
+            imy = np.mean([h[f"Q{q}Y0"] + h["COLPITCH"] * (c - 1) for c in cols])
+            model = msa_slitlet(q, r, cols)
+            assert (imx, imy) == pytest.approx((model.imx, model.imy), abs=1e-9)
+            x = imx - 1.0 + table["x_center"]
+            np.testing.assert_allclose(table["wavelength"], model.wavelength(x), atol=1e-9)
+            np.testing.assert_allclose(imy - 1.0 + table["y_center"], model.trace(x), atol=1e-9)
+    with dm.NrsMosPhotomModel(str(written["PHOTOM"].path)) as photom:
+        assert photom.meta.instrument.detector == "NRS2"
+        row = photom.phot_table[0]
+        waves, mjy = shutter_trace_model("NRS2").response(mean_gain(nrs2))
+        np.testing.assert_allclose(row["photmj"] * row["relresponse"][:int(row["nelem"])], mjy, rtol=1e-5)
+    with dm.PathlossModel(str(written["PATHLOSS"].path)) as pathloss:
+        assert (pathloss.meta.instrument.detector, pathloss.meta.exposure.type) == ("NRS2", "NRS_MSASPEC")
+    doc = json.loads(written["MSAOPER"].path.read_text())
+    assert sorted((s["Q"], s["x"], s["y"]) for s in doc["msaoper"] if s["state"] == "open") == list(failed)
+    optics = {ref.reftype: ref for ref in write_optical_references(nrs2, tmp_path, [("CLEAR", "PRISM")])}
+    with dm.DistortionModel(str(optics["DISTORTION"].path)) as distortion:
+        assert distortion.meta.instrument.detector == "NRS2"
+        assert "NRS_MSASPEC|" in distortion.meta.exposure.p_exptype
+    assert optics["FLAT"].path.name == "jwst_nirspec_flat_nrs2_clear_prism_sim.fits"

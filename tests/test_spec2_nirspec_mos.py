@@ -2,8 +2,8 @@
 
 One module-scoped run, in this process, of a MOS observation of a star field (PRISM/CLEAR
 on NRS1, FULL frame, 3 groups, the three points of the 3-SHUTTER-SLITLET nod; the MSA
-metadata file gives a three-shutter slitlet to each of the 16 brightest stars the MSA can
-take, those of quadrants 1 and 3 image on NRS1): simulator -> ingest (the MSA metadata
+metadata file gives a three-shutter slitlet to each of the 10 brightest stars the MSA can
+take in quadrants 1 and 3, those NRS1 sees): simulator -> ingest (the MSA metadata
 file with the plan) -> detector1 -> the spec2 associations (each nod with the other two
 as its background) -> stage 2 (calwebb_spec2: assign_wcs from the MSA metadata,
 msa_flagging, extract_2d, srctype, pathloss, photom, resample_spec, extract_1d), on the
@@ -55,7 +55,16 @@ from shared.spectra.msa import (
     open_slitlets,
     shutter_footprint,
 )
-from tests.slit_examples import gaussian_line, run_in_process
+from tests.slit_examples import (
+    BAND,
+    BRIGHT_JY,
+    flux_scores,
+    gaussian_line,
+    run_in_process,
+    spectra_of,
+    truth_on,
+    usable,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
 
@@ -63,15 +72,13 @@ PROGRAM = 1357
 NODS = tuple(f"jw01357001001_01101_0000{n}_nrs1" for n in (1, 2, 3))
 MSA_FILE = "jw01357001001_01_msa.fits"
 SHUTTER_STATES = ("1x1", "11x", "x11")  # the source in the middle shutter, then above, then below
-BAND = (0.7, 5.1)
-BRIGHT_JY = 5.0e-5  # sources scored for flux: their median truth above this
 
 DESCRIPTION = {
     "program": PROGRAM, "title": "MOS of a star field", "pi": "Ada Lovelace",
     "targets": [{"name": "FIELD", "ra": 53.16, "dec": -27.79}],
     "observations": [{"number": 1, "target": "FIELD", "instrument": "NIRSPEC", "exp_type": "NRS_MSASPEC",
                       "detectors": ["NRS1"], "filter": "CLEAR", "pupil": "PRISM", "readpatt": "NRSRAPID",
-                      "ngroups": 3, "nints": 1, "msa_sources": 16, "dither": {"pattern": "3-SHUTTER-SLITLET"}}],
+                      "ngroups": 3, "nints": 1, "msa_sources": 10, "dither": {"pattern": "3-SHUTTER-SLITLET"}}],
     "simulation": {"seed": 3, "stars_per_window": 1500, "bright_stars_per_window": 1, "sky_level": 30.0,
                    "acquisition_error_arcsec": 0.004},
 }
@@ -87,11 +94,6 @@ def msa(run):
     return read_msa_metadata(run["out"] / MSA_FILE)
 
 
-def _spectra_of(path: Path) -> list[tuple[fits.Header, np.ndarray]]:
-    with fits.open(path) as hdul:
-        return [(hdu.header, np.array(hdu.data)) for hdu in hdul if hdu.name == "EXTRACT1D"]
-
-
 def _level3_x1d(run) -> list[str]:
     return [n for n in run["names"] if n.startswith("jw01357-o001_s") and n.endswith("_x1d.fits")]
 
@@ -100,24 +102,14 @@ def _spectra(run, which: str) -> list[tuple[fits.Header, np.ndarray]]:
     """A nod's spectra (its ``_x1d``) or, for ``level3``, the spectrum of each source's
     Level-3 ``_x1d``."""
     if which == "level3":
-        return [spectrum for name in _level3_x1d(run) for spectrum in _spectra_of(run["out"] / name)]
-    return _spectra_of(run["out"] / f"{which}_x1d.fits")
+        return [spectrum for name in _level3_x1d(run) for spectrum in spectra_of(run["out"] / name)]
+    return spectra_of(run["out"] / f"{which}_x1d.fits")
 
 
 def _truth(run, which: str, source_id: int) -> Table:
     """The source's truth in a nod (for ``level3``, the first's: the nods see it alike)."""
     stem = NODS[0] if which == "level3" else which
     return Table.read(run["truth_dir"] / f"{stem}_truth_spectrum_s{source_id:05d}.ecsv")
-
-
-def _interp_truth(t: Table, wavelength: np.ndarray) -> np.ndarray:
-    order = np.argsort(t["wavelength"])
-    return np.interp(wavelength, np.asarray(t["wavelength"])[order], np.asarray(t["observed_jy"])[order])
-
-
-def _usable(x: np.ndarray) -> np.ndarray:
-    return (np.isfinite(x["FLUX"]) & ((x["DQ"] & 1) == 0) & (x["WAVELENGTH"] > BAND[0])
-            & (x["WAVELENGTH"] < BAND[1]))
 
 
 def _text(value) -> str:
@@ -162,21 +154,11 @@ def test_every_nod_gets_its_spec2_association_and_products(run, msa):
 
 @pytest.mark.parametrize("stem", [*NODS, "level3"])
 def test_flux_calibration_against_the_truth(run, stem):
-    scored = 0
-    for header, x in _spectra(run, stem):
-        truth = _interp_truth(_truth(run, stem, header["SOURCEID"]), x["WAVELENGTH"])
-        keep = _usable(x)
-        if np.median(truth[keep]) < BRIGHT_JY:
-            continue
-        ratio = float(np.median(x["FLUX"][keep] / truth[keep]))
-        spread = float(np.std((x["FLUX"][keep] - truth[keep]) / x["FLUX_ERROR"][keep]))
-        print(f"{stem} source {header['SOURCEID']} ({np.median(truth[keep]) * 1e3:.3f} mJy, {int(keep.sum())} "
-              f"elements): median flux / truth {ratio:.4f}, spread of (flux - truth) / error {spread:.3f}")
-        assert keep.sum() > 150  # the brightest source saturates at its peak: half its elements
+    scores = flux_scores(_spectra(run, stem), lambda sid: _truth(run, stem, sid), stem)
+    assert len(scores) >= 4
+    for _, ratio, spread in scores:
         assert abs(ratio - 1) < 0.03
         assert abs(spread - 1) < 0.10
-        scored += 1
-    assert scored >= 4
 
 
 @pytest.mark.parametrize("stem", [*NODS, "level3"])
@@ -185,7 +167,7 @@ def test_line_centroids(run, stem):
     for header, x in _spectra(run, stem):
         t = _truth(run, stem, header["SOURCEID"])
         good = np.isfinite(x["FLUX"]) & ((x["DQ"] & 1) == 0)
-        if np.median(_interp_truth(t, x["WAVELENGTH"])[good]) < BRIGHT_JY:
+        if np.median(truth_on(t, x["WAVELENGTH"])[good]) < BRIGHT_JY:
             continue
         columns, wavelengths = np.asarray(t["column"], np.float64), np.asarray(t["wavelength"])
         for line in t.meta["lines"]:
@@ -232,7 +214,7 @@ def test_level3_a_product_set_per_source(run, msa):
                     dm.open(str(run["out"] / f"{stem}_cal.fits")) as cal:
                 assert isinstance(crf, dm.MultiSlitModel) and crf.meta.cal_step.outlier_detection == "COMPLETE"
                 assert [s.name for s in crf.slits] == [s.name for s in cal.slits]
-        for sid in sorted(seen):
+        for sid in sorted(seen)[:4]:  # (the public models open a product of slits slowly: four of them)
             stem = f"jw01357-o001_s{sid:09d}_nirspec_clear-prism"
             with dm.open(str(run["out"] / f"{stem}_s2d.fits")) as s2d:
                 assert isinstance(s2d, dm.MultiSlitModel) and len(s2d.slits) == 1
@@ -248,7 +230,7 @@ def test_level3_a_product_set_per_source(run, msa):
     ratios = []
     for header, x in _spectra(run, "level3"):
         one = nod[header["SOURCEID"]]
-        common = np.intersect1d(x["WAVELENGTH"][_usable(x)], one["WAVELENGTH"][_usable(one)])
+        common = np.intersect1d(x["WAVELENGTH"][usable(x)], one["WAVELENGTH"][usable(one)])
         if common.size > 100:
             ratios.append(np.median(np.interp(common, x["WAVELENGTH"], x["FLUX_ERROR"])
                                     / np.interp(common, one["WAVELENGTH"], one["FLUX_ERROR"])))
@@ -346,7 +328,7 @@ def test_dms_run_spec2_reads_the_msa_metadata_file_beside_the_exposure(run, tmp_
     assert f"its MSA metadata file {MSA_FILE} is not beside it" in capsys.readouterr().err
     shutil.copy(run["out"] / MSA_FILE, work / MSA_FILE)
     assert run_command(SPEC2_COMMAND, args) == 0
-    made, archived = _spectra_of(tmp_path / "out" / f"{stem}_x1d.fits"), _spectra_of(run["out"] / f"{stem}_x1d.fits")
+    made, archived = spectra_of(tmp_path / "out" / f"{stem}_x1d.fits"), spectra_of(run["out"] / f"{stem}_x1d.fits")
     assert len(made) == len(archived) > 0
     for (_, ours), (_, theirs) in zip(made, archived, strict=True):
         np.testing.assert_array_equal(ours["FLUX"], theirs["FLUX"])
@@ -371,6 +353,6 @@ def test_dms_run_spec3_makes_the_archives_products_per_source(run, tmp_path):
     made = sorted(p.name for p in (tmp_path / "out").glob("jw01357-o001_s*_x1d.fits"))
     assert made == sorted(_level3_x1d(run))
     for name in made:
-        (_, ours), = _spectra_of(tmp_path / "out" / name)
-        (_, theirs), = _spectra_of(run["out"] / name)
+        (_, ours), = spectra_of(tmp_path / "out" / name)
+        (_, theirs), = spectra_of(run["out"] / name)
         np.testing.assert_array_equal(ours["FLUX"], theirs["FLUX"])

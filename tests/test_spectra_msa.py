@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from services.stage2.steps.msaflagopen import flag_failed_open
+from services.stage2.steps.pathloss import msa_aperture
 from services.stage2.steps.srctype import slitlet_source_type
 from shared.datamodels.dqflags import PIXEL
 from shared.spectra.msa import (
@@ -212,3 +213,78 @@ def test_an_msa_metadata_file_is_read_or_refused_with_why(tmp_path):
     text.write_text("not FITS")
     with pytest.raises(ValueError, match="text_msa.fits: not a readable FITS file"):
         read_msa_metadata(text)
+
+
+# --- failed-closed shutters ------------------------------------------------------------------
+
+
+def _with_closed(shutters, column, state="CLOSED"):
+    """The plan with the shutter of ``column`` in slitlet 1 (quadrant 1, row 40) listed as
+    ``state`` at every dither point."""
+    shutters = shutters.copy()
+    shutters["shutter_state"][(shutters["slitlet_id"] == 1) & (shutters["shutter_column"] == column)
+                              & (shutters["msa_metadata_id"] == 5)] = state
+    return shutters
+
+
+def test_a_shutter_listed_closed_stays_in_its_slitlet_as_a_closed_one():
+    """A failed-closed shutter the plan lists CLOSED: the slitlet keeps its extent (the
+    public cutout spans every listed shutter), its shutter state has a '0' there, and the
+    keywords read back give the same slitlet."""
+    shutters, sources = _plan()
+    shutters = _with_closed(shutters, 61)
+    one, two, _ = open_slitlets(shutters, sources, 5, 1, program="1234")
+    assert (one.columns, one.closed, one.open_columns, one.primary) == ((59, 60, 61), (61,), (59, 60), 60)
+    assert one.shutter_state == "1x0" and one.keywords()["SHUTSTA"] == "1x0"
+    assert two.closed == () and two.shutter_state == "1x1"
+    assert open_slitlets(shutters, sources, 5, 3)[0].shutter_state == "x10"
+    for point in (1, 3):
+        for slitlet in open_slitlets(shutters, sources, 5, point, program="1234"):
+            assert Slitlet.from_keywords(slitlet.keywords()) == slitlet
+    # any other state, or no shutter_state column, is an open shutter (the public reader takes every row)
+    assert open_slitlets(_with_closed(_plan()[0], 61, "OPEN"), sources, 5, 1)[0].shutter_state == "1x1"
+    assert open_slitlets(_drop(shutters, "shutter_state"), sources, 5, 1)[0].shutter_state == "1x1"
+
+
+@pytest.mark.parametrize(("closed", "point", "message"), [
+    ((61,), 2, "the shutter holding its source (column 61) is CLOSED"),
+    ((59, 60, 61), 1, "every shutter of it is CLOSED"),
+])
+def test_a_slitlet_that_could_show_nothing_is_refused_with_why(closed, point, message):
+    shutters, sources = _plan()
+    for column in closed:
+        shutters = _with_closed(shutters, column)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        open_slitlets(shutters, sources, 5, point)
+
+
+@pytest.mark.parametrize("state", ["000", "0", "10x0x"])
+def test_a_shutter_state_without_an_open_shutter_or_with_two_sources_is_refused(state):
+    shutters, sources = _plan()
+    kw = open_slitlets(shutters, sources, 5, 1)[0].keywords() | {"SHUTSTA": state}
+    with pytest.raises(ValueError, match="do not describe a slitlet"):
+        Slitlet.from_keywords(kw)
+
+
+def test_failed_closed_shutters_are_not_flagged_as_open():
+    msaoper = {"msaoper": [
+        {"Q": 1, "x": 40, "y": 12, "state": "open", "TA state": "open", "Internal state": "open"},
+        {"Q": 2, "x": 5, "y": 6, "state": "closed", "TA state": "closed", "Internal state": "closed"},
+        {"Q": 4, "x": 300, "y": 100, "state": "closed", "TA state": "closed", "Internal state": "closed"},
+    ]}
+    assert failed_open_shutters(msaoper) == [(1, 40, 12)]
+
+
+@pytest.mark.parametrize("state", ["x", "1x1", "x1", "1x", "0x1", "1x0", "0x0", "11x", "x11", "10x01", "1x01"])
+def test_the_pathloss_aperture_of_a_slitlet_is_the_public_steps_choice(state):
+    """The PATHLOSS aperture (by its number of shutters) and the SRCYPOS shift of a MOS
+    slitlet are those the public pathloss step takes for its shutter state: MOS1X1 when
+    the source's shutter has no open neighbour, MOS1X3 else, moved down (-1) or up (+1)
+    when only one neighbour is open."""
+    from jwst.pathloss.pathloss import shutter_above_is_closed, shutter_below_is_closed
+
+    below, above = shutter_below_is_closed(state), shutter_above_is_closed(state)
+    public = (1 if below and above else 3, -1.0 if below and not above else 1.0 if above and not below else 0.0)
+    assert msa_aperture(state) == public
+    with pytest.raises(ValueError, match="no source shutter"):
+        msa_aperture("11")

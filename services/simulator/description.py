@@ -17,10 +17,11 @@ Besides imaging, the simulator renders slit spectra (:mod:`services.simulator.sp
   -size/2 and +size/2) and ``3-POINT-NOD`` (0, -size, +size; ``size`` the step between
   nods, default the slit's: 1.0", S1600A1 0.3");
 - NIRSpec multi-object spectroscopy (``exp_type: NRS_MSASPEC``) with the prism behind
-  CLEAR (``filter: CLEAR``, ``pupil: PRISM``): detector NRS1 (it sees MSA quadrants 1 and
-  3; NRS2 is not simulated), subarray FULL, NRSRAPID or NRS, one pointing (``dither``
+  CLEAR (``filter: CLEAR``, ``pupil: PRISM``): detectors NRS1 (it sees MSA quadrants 1
+  and 3), NRS2 (quadrants 2 and 4) or both, subarray FULL, NRSRAPID or NRS, one pointing (``dither``
   NONE) or the public three-shutter slitlet nod (``3-SHUTTER-SLITLET``: one shutter pitch,
-  0.53", along the slitlets; its size is fixed). The sources are the brightest stars of
+  0.53", along the slitlets; its size is fixed) or two-shutter slitlet nod
+  (``2-SHUTTER-SLITLET``: two points one pitch apart, each nod the other's background). The sources are the brightest stars of
   the target's field, one slitlet each (:mod:`services.simulator.msa`). A MOS observation
   with another filter/grating is planned, with its MSA metadata file, not simulated.
 
@@ -74,6 +75,7 @@ from .optics import (
 from .spectrograph import (
     LRS,
     LRS_EXP_TYPE,
+    MSA_QUADRANTS,
     MSA_SHUTTER_PITCH,
     NIRSPEC_FS,
     NRS_FS_EXP_TYPE,
@@ -102,7 +104,7 @@ __all__ = [
 ]
 
 # Multi-object spectroscopy: planned with an MSA metadata file (services/simulator/msa.py);
-# rendered on NRS1 with the prism behind CLEAR (MOS_RENDERED: filter, pupil), planned, not
+# rendered on NRS1 and NRS2 with the prism behind CLEAR (MOS_RENDERED: filter, pupil), planned, not
 # simulated (no telemetry), with any other filter/grating.
 MOS_EXP_TYPES: dict[str, tuple[str, ...]] = {"NIRSPEC": (NRS_MOS_EXP_TYPE,)}
 MOS_RENDERED = ("CLEAR", "PRISM")
@@ -114,7 +116,7 @@ SLIT_EXP_TYPES: dict[str, tuple[str, ...]] = {detector(LRS.detector).instrument:
 # bring the target.
 NOD_PATTERNS: dict[str, tuple[str, ...]] = {LRS_EXP_TYPE: ("ALONG-SLIT-NOD",),
                                             NRS_FS_EXP_TYPE: ("2-POINT-NOD", "3-POINT-NOD"),
-                                            NRS_MOS_EXP_TYPE: ("3-SHUTTER-SLITLET",)}
+                                            NRS_MOS_EXP_TYPE: ("3-SHUTTER-SLITLET", "2-SHUTTER-SLITLET")}
 NOD_MARGIN_ARCSEC = 0.5
 # Readout patterns of the slits where the instrument offers more than the simulator reads
 # (NIRSpec's IRS2 patterns interleave reference pixels: not simulated).
@@ -182,7 +184,7 @@ class TargetSpec(_Strict):
 
 
 _KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "ALONG-SLIT-NOD", "2-POINT-NOD", "3-POINT-NOD",
-                   "3-SHUTTER-SLITLET", "CUSTOM")
+                   "3-SHUTTER-SLITLET", "2-SHUTTER-SLITLET", "CUSTOM")
 
 
 class DitherSpec(_Strict):
@@ -196,7 +198,9 @@ class DitherSpec(_Strict):
     detector y; offsets -size/2, +size/2 and 0, +size, -size, ``size`` the step between
     nods, default the slit's), ``3-SHUTTER-SLITLET`` (NIRSpec MOS: the telescope steps one
     shutter pitch, 0.53", along the slitlets, detector y: offsets 0, -0.53, +0.53, so the
-    source sits in the slitlet's middle, upper, lower shutter), ``CUSTOM`` (``offsets`` required). Any other name needs ``offsets`` and is
+    source sits in the slitlet's middle, upper, lower shutter), ``2-SHUTTER-SLITLET``
+    (NIRSpec MOS: two-shutter slitlets, the telescope stepping one pitch: offsets 0,
+    -0.53, the source in the lower then the upper shutter), ``CUSTOM`` (``offsets`` required). Any other name needs ``offsets`` and is
     recorded as the pattern type. Offsets are arcsec along detector x and y: the detector
     reference point moves by that much on the sky (the target, fixed on the sky, moves the
     other way on the detector).
@@ -228,7 +232,7 @@ class DitherSpec(_Strict):
                 f"size: {', '.join(p for p in _KNOWN_PATTERNS if p != 'CUSTOM')})"
             )
         expected = {"NONE": 1, "4-POINT-BOX": 4, "ALONG-SLIT-NOD": 2, "2-POINT-NOD": 2, "3-POINT-NOD": 3,
-                    "3-SHUTTER-SLITLET": 3}.get(
+                    "3-SHUTTER-SLITLET": 3, "2-SHUTTER-SLITLET": 2}.get(
             self.pattern)
         if expected is not None and self.npoints not in (None, expected):
             raise ValueError(f"pattern {self.pattern} has {expected} points, not npoints={self.npoints}")
@@ -252,6 +256,8 @@ class DitherSpec(_Strict):
         if self.pattern == "3-SHUTTER-SLITLET":
             pitch = MSA_SHUTTER_PITCH[1]
             return [0.0, -pitch, pitch]
+        if self.pattern == "2-SHUTTER-SLITLET":
+            return [0.0, -MSA_SHUTTER_PITCH[1]]
         return None
 
     def resolved_offsets(self, nod_step: float = 2.0, slit_axis: int = 1) -> list[tuple[float, float]]:
@@ -470,11 +476,10 @@ class ObservationSpec(_Strict):
             raise ValueError(f"pupil: give the NIRSpec grating or prism, one of {', '.join(NIRSPEC_GRATINGS)}")
         if self.planned_only:
             return self
-        # rendered: the prism on NRS1 (services/simulator/spectrograph.py msa_slitlet)
-        if self.detectors != ["NRS1"]:
-            raise ValueError(f"detectors: a {NRS_MOS_EXP_TYPE} observation with the prism is simulated on NRS1 "
-                             f"alone (MSA quadrants 1 and 3); NRS2, which sees quadrants 2 and 4, is not simulated, "
-                             f"not {self.detectors}")
+        # rendered: the prism on NRS1 and NRS2 (services/simulator/spectrograph.py msa_slitlet)
+        if not self.detectors or not set(self.detectors) <= set(MSA_QUADRANTS):
+            raise ValueError(f"detectors: a {NRS_MOS_EXP_TYPE} observation with the prism is simulated on NRS1 (MSA "
+                             f"quadrants 1 and 3), NRS2 (quadrants 2 and 4) or both, not {self.detectors}")
         if self.subarray != "FULL":
             raise ValueError(f"subarray: a {NRS_MOS_EXP_TYPE} observation is simulated in FULL, not {self.subarray}")
         if self.readpatt not in MOS_READOUT_PATTERNS:

@@ -18,17 +18,21 @@ carries it, so a flat-fielded rate is electrons per nominal pixel); the PSF is t
 spectrograph's (the pointing jitter's widening, a few mas against 0.03-0.47", is not
 applied to the slit scene).
 
-A NIRSpec MOS exposure (NRS_MSASPEC, PRISM/CLEAR, NRS1 FULL) sees what its observation's
-MSA metadata file opens at its dither point (:class:`.msa.MsaExposure`): every slitlet of
-quadrants 1 and 3 is a :func:`.spectrograph.msa_slitlet` holding its source (the MSA
+A NIRSpec MOS exposure (NRS_MSASPEC, PRISM/CLEAR, NRS1 or NRS2 FULL) sees what its
+observation's MSA metadata file opens at its dither point (:class:`.msa.MsaExposure`):
+every slitlet of the quadrants its detector sees (NRS1: 1 and 3, NRS2: 2 and 4;
+:data:`.spectrograph.MSA_QUADRANTS`) is a :func:`.spectrograph.msa_slitlet` holding its source (the MSA
 source's spectrum, :func:`.msa.mos_source_spectrum`) at the file's estimated place in the
 primary shutter: across the slitlet ``(x - 0.5) * 0.27"``, along it ``(primary - mean
 column + y - 0.5) * 0.53"`` from the slitlet's centre, both moved by the exposure's true
 pointing error (target acquisition, ``acquisition_error_arcsec``: the window centre's
 shift (dx, dy) moves every source by (-dx, -dy) on the detector; a roll error's rotation
 of the field is not applied to the sources); every open shutter, and every failed-open
-one (:func:`.msa.failed_open_shutters`, a one-shutter slit where no slitlet is planned),
-is filled by the sky. Each slitlet is rendered only over the window its spectrum can
+one of those quadrants (:func:`.msa.failed_open_shutters`, a one-shutter slit where no
+slitlet is planned), is filled by the sky. A shutter the file lists CLOSED (stuck
+closed; the planner never opens one, another MSA plan may) passes nothing: a slitlet is
+rendered as its runs of neighbouring open shutters (:func:`lit_shutter_runs`), each a slit
+of its own, the source in the run holding its shutter. Each slitlet is rendered only over the window its spectrum can
 reach (its spectral span +-15 columns, its length +-12 rows).
 """
 
@@ -92,8 +96,8 @@ from .ramps import (
 from .seeding import Stream, generator
 from .sky import StarList, render_stars, star_population, stars_in_region
 from .spectrograph import (
+    MSA_QUADRANTS,
     MSA_SHUTTER_PITCH,
-    NRS1_QUADRANTS,
     NRS_MOS_EXP_TYPE,
     SlitSource,
     SlitSpectrograph,
@@ -114,6 +118,7 @@ __all__ = [
     "StarTruth",
     "exposure_name",
     "host_star_id",
+    "lit_shutter_runs",
     "simulate_exposure",
     "window_box",
     "window_gwcs",
@@ -189,7 +194,8 @@ class SlitTruth:
 
 @dataclass(frozen=True)
 class MosSlitletTruth:
-    """One slitlet of a MOS exposure: ``model`` its spectrograph, ``slitlet`` its shutters
+    """One slitlet of a MOS exposure: ``model`` its spectrograph (that of its open shutters
+    around the source's, :func:`lit_shutter_runs`), ``slitlet`` its shutters
     and source (from the MSA metadata file), ``source`` the source's spectrum and where it
     sits (``along``, ``across`` arcsec from the slitlet's centre, pointing error
     included), ``star_id`` its catalog star; ``pixel_electrons`` one per spectral pixel of
@@ -206,7 +212,7 @@ class MosSlitletTruth:
 @dataclass(frozen=True)
 class MosTruth:
     """The MSA scene of a MOS exposure: its dither point, its slitlets with a source on the
-    detector (quadrants 1 and 3), the failed-open shutters that lit the sky where no slitlet was planned (one-shutter
+    detector (NRS1: quadrants 1 and 3, NRS2: 2 and 4), the failed-open shutters that lit the sky where no slitlet was planned (one-shutter
     spectrographs), the pointing shift (dx, dy) arcsec that moved the sources by (-dx,
     -dy), ``sky_scale`` the factor on the default sky and ``sky`` (ny, nx) the sky's
     photo-electrons per second per pixel, pixel area included (part of
@@ -404,8 +410,9 @@ def simulate_exposure(
     if mos != (msa is not None):
         raise ValueError(f"observation {obs.number} ({obs.exp_type}): the MSA configuration (msa) is given for, and "
                          "only for, a NIRSpec MOS exposure")
-    if mos and det.name != "NRS1":
-        raise ValueError(f"a NIRSpec MOS exposure is simulated on NRS1 (quadrants 1 and 3), not {det.name}")
+    if mos and det.name not in MSA_QUADRANTS:
+        raise ValueError(f"a NIRSpec MOS exposure is simulated on NRS1 (MSA quadrants 1 and 3) or NRS2 (2 and 4), "
+                         f"not {det.name}")
     spectral = slit_model is not None or mos
     rms = knobs.acquisition_error_arcsec if spectral else knobs.pointing_error_arcsec
     error = pointing_error(knobs.seed, _pointing_identifiers(plan, obs, exp), rms, knobs.roll_error_deg)
@@ -419,7 +426,7 @@ def simulate_exposure(
     # in a slit, the target alone over the slit's sky; in the MSA, its slitlets' sources.
     target = plan.target(obs.target_id)
     # the sky's reference: the slit, or a shutter (every MSA shutter shares its prism and sky)
-    sky_model = msa_slitlet(NRS1_QUADRANTS[0], 1, (1,)) if mos else slit_model
+    sky_model = msa_slitlet(MSA_QUADRANTS[det.name][0], 1, (1,)) if mos else slit_model
     wavelength = (float(sky_model.wavelength(sky_model.s_ref)) if spectral  # its reference wavelength
                   else pivot_wavelength(obs.instrument, obs.filter, obs.pupil))
     fwhm = psf_fwhm_arcsec(wavelength, obs.pupil) / det.pixel_scale
@@ -452,7 +459,7 @@ def simulate_exposure(
         # the description's sky level scales the sky spectrum as it would the imaging sky
         sky_scale = sky_level / default_sky_level(obs.instrument, wavelength)
         if mos:
-            source_image, mos_truth = _mos_scene(msa, sub, (dx, dy), sky_scale, area)
+            source_image, mos_truth = _mos_scene(msa, det.name, sub, (dx, dy), sky_scale, area)
             flux = source_image + mos_truth.sky
         else:
             source_image, slit = _slit_scene(slit_model, gw, target, sub,
@@ -581,11 +588,28 @@ def _slitlet_window(model: SlitSpectrograph, sub: Subarray) -> tuple[int, int, i
     return x_lo, y_lo, x_hi - x_lo + 1, y_hi - y_lo + 1
 
 
-def _mos_scene(msa: MsaExposure, sub: Subarray, shift: tuple[float, float], sky_scale: float,
+def lit_shutter_runs(slitlet: Slitlet) -> tuple[tuple[int, ...], ...]:
+    """The runs of neighbouring open shutters (columns) of a slitlet, in order: the slitlet
+    itself when every shutter is open; a closed one (``slitlet.closed``, stuck closed)
+    passes no light, so it splits the slitlet or shortens it at an end."""
+    runs: list[list[int]] = []
+    for c in slitlet.columns:
+        if c in slitlet.closed:
+            continue
+        if runs and runs[-1][-1] == c - 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return tuple(tuple(run) for run in runs)
+
+
+def _mos_scene(msa: MsaExposure, detector_name: str, sub: Subarray, shift: tuple[float, float], sky_scale: float,
                area: np.ndarray) -> tuple[np.ndarray, MosTruth]:
-    """The MSA scene of a window (see the module docstring): the sources' photo-electrons
-    per second per pixel (pixel area included) and the truth (the sky's image with it).
-    ``shift`` (dx, dy) arcsec: the window centre's true pointing shift."""
+    """The MSA scene of a window of ``detector_name`` (see the module docstring): the
+    sources' photo-electrons per second per pixel (pixel area included) and the truth (the
+    sky's image with it). ``shift`` (dx, dy) arcsec: the window centre's true pointing
+    shift."""
+    quadrants = MSA_QUADRANTS[detector_name]
     image = np.zeros((sub.ysize, sub.xsize))
     sky = np.zeros_like(image)
     dx, dy = shift
@@ -609,17 +633,21 @@ def _mos_scene(msa: MsaExposure, sub: Subarray, shift: tuple[float, float], sky_
 
     slitlets, open_now = [], set()
     for sl in msa.slitlets:
-        if sl.quadrant not in NRS1_QUADRANTS:
-            continue  # on NRS2
-        model = msa_slitlet(sl.quadrant, sl.row, sl.columns)
+        if sl.quadrant not in quadrants:
+            continue  # on the other detector
         open_now.update((sl.quadrant, sl.row, c) for c in sl.columns)
-        if sl.primary is None:  # a background slitlet: the sky alone
-            add(model, [])
+        runs = lit_shutter_runs(sl)  # a failed-closed shutter lets nothing through
+        for run in runs:
+            if sl.primary not in run:  # the sky alone (a background slitlet's every run)
+                add(msa_slitlet(sl.quadrant, sl.row, run), [])
+        if sl.primary is None:
             continue
         if sl.source_id not in msa.spectra:
             raise ValueError(f"MSA slitlet {sl.slitlet_id}: source {sl.source_id} has no spectrum (not in SOURCE_INFO)")
+        lit = next(run for run in runs if sl.primary in run)
+        model = msa_slitlet(sl.quadrant, sl.row, lit)
         # the source's place from its primary shutter's centre, in pitches (NaN: the centre)
-        along = (sl.primary - float(np.mean(sl.columns)) + sl.source_y) * pitch_y - dy
+        along = (sl.primary - float(np.mean(lit)) + sl.source_y) * pitch_y - dy
         across = sl.source_x * pitch_x - dx
         source = SlitSource(msa.spectra[sl.source_id], along=along, across=across)
         per_column = add(model, [source])
@@ -627,7 +655,7 @@ def _mos_scene(msa: MsaExposure, sub: Subarray, shift: tuple[float, float], sky_
                                         pixel_electrons=per_column))
     failed = []
     for q, r, c in msa.failed_open:
-        if q not in NRS1_QUADRANTS or (q, r, c) in open_now:
+        if q not in quadrants or (q, r, c) in open_now:
             continue
         model = msa_slitlet(q, r, (c,))
         add(model, [])

@@ -11,8 +11,10 @@ primary_source, fixed_slit) and a SOURCE_INFO table (program, source_id, source_
 alias, catalog_id, ra, dec, preimage_id, stellarity).
 
 The sources are the brightest stars of the target's astrometric catalog (what the
-pre-image shows); each gets a three-shutter slitlet (columns c-1, c, c+1 of one row) at
-every dither point. The MSA geometry is simplified (:mod:`.spectrograph`: four quadrants
+pre-image shows) in the quadrants the observation's detectors see (NRS1: 1 and 3, NRS2: 2
+and 4; all four with both: :func:`observed_quadrants`); each gets a three-shutter slitlet
+(columns c-1, c, c+1 of one row) at every dither point, or a two-shutter one (c, c+1) for the two-shutter slitlet nod
+(:func:`slitlet_offsets`). The MSA geometry is simplified (:mod:`.spectrograph`: four quadrants
 of 365 x 171 shutters on a 0.27" x 0.53" pitch), centred on the target, no roll; a star
 off the MSA is left out, and so is a star outside the central half of its shutter (the
 planning's source centring constraint, :data:`CENTRING`: within 0.25 of the pitch of the
@@ -20,7 +22,9 @@ shutter's centre both ways, so that its light clears the bars, a nod keeps it in
 slitlet, and a pointing error of 0.01" changes its slit loss by a few per cent at most),
 and a star whose slitlet's spectrum would share detector
 rows with another slitlet's or with a failed-open shutter's (same quadrant, columns less
-than 4 apart; the prism spreads every spectrum over hundreds of columns). The pre-image
+than 4 apart; the prism spreads every spectrum over hundreds of columns), or whose
+slitlet would hold a failed-closed shutter (as the public MSA planning never opens one
+for a source). The pre-image
 named in ``preimage_id`` is the program's observation whose ``pre_image_for`` lists
 this one.
 
@@ -32,12 +36,25 @@ point 2 and the one below (c - 1) at point 3; the same three shutters stay open.
 dither point, the shutter holding the source has ``background`` 'N', ``primary_source``
 'Y' and the source's estimated place in it (``estimated_source_in_shutter_x`` across the
 shutter along the rows, i.e. the dispersion, ``_y`` along its column; 0-1 of the pitch);
-the others 'Y', 'N' and NaN. Any other pattern keeps the source in the middle shutter.
+the others 'Y', 'N' and NaN. The two-shutter slitlet nod (``2-SHUTTER-SLITLET`` in the
+description, PATTTYPE ``2-POINT-NOD``: the public data model's value for a two-point
+NIRSpec nod, its PATTTYPE enumeration having no slitlet names): the source is in the
+lower shutter (c) at point 1 and, the telescope moved by one pitch, in the upper one
+(c + 1) at point 2; the same two shutters stay open, so each nod is the other's
+background. Any other pattern keeps the source in the middle shutter of three.
+Every shutter is written with ``shutter_state`` OPEN (the planner opens no failed-closed
+shutter; a file that lists one CLOSED is read with it closed:
+:func:`shared.spectra.msa.open_slitlets`).
 
-Failed-open shutters (:func:`failed_open_shutters`): six shutters of NRS1's quadrants
-stuck open, drawn from the detector seed (hardware, the same for every program, as the
+Failed-open shutters (:func:`failed_open_shutters`): six shutters of each detector's
+quadrants stuck open (NRS1's 1 and 3, NRS2's 2 and 4; twelve in all), drawn from the
+detector seed (hardware, the same for every program, as the
 detector model is); they let the sky through at every exposure and are listed in the
-MSAOPER reference (:mod:`.slit_refs`).
+MSAOPER reference (:mod:`.slit_refs`). Failed-closed shutters
+(:func:`failed_closed_shutters`): :data:`FAILED_CLOSED_COUNT` shutters of the whole MSA
+stuck closed, drawn from the detector seed on a stream of their own (the failed-open
+draw is unchanged by them); no light passes them, no slitlet the planner makes holds one,
+and the MSAOPER reference lists them with every state "closed".
 
 The sources' spectra (:func:`mos_source_spectrum`): the catalog's ``flux`` is in the
 simulator's flux unit, photo-electrons per second of the imagers for a flat-spectrum
@@ -66,14 +83,15 @@ from .optics import jy_per_electron, pivot_wavelength
 from .seeding import Stream, generator
 from .spectrograph import (
     MSA_QUADRANT_SHAPE,
+    MSA_QUADRANTS,
     MSA_SHUTTER_PITCH,
-    NRS1_QUADRANTS,
     SourceSpectrum,
     SpectralLine,
 )
 
-__all__ = ["FAILED_OPEN_COUNT", "QUADRANT_SHAPE", "SHUTTER_PITCH", "SLITLET_NOD", "MsaExposure",
-           "failed_open_shutters", "mos_source_spectrum", "msa_exposure", "msa_sources", "nod_shutter_steps",
+__all__ = ["FAILED_CLOSED_COUNT", "FAILED_OPEN_COUNT", "QUADRANT_SHAPE", "SHUTTER_PITCH", "SLITLET_NOD",
+           "TWO_SHUTTER_NOD", "MsaExposure", "failed_closed_shutters", "failed_open_shutters", "mos_source_spectrum",
+           "msa_exposure", "msa_sources", "nod_shutter_steps", "observed_quadrants", "slitlet_offsets",
            "write_msa_metadata"]
 
 QUADRANT_SHAPE = MSA_QUADRANT_SHAPE  # shutters per quadrant: rows (dispersion) x columns (spatial)
@@ -83,6 +101,10 @@ _NOD_STEPS = (0, 1, -1)  # the source's shutter at dither points 1, 2, 3: column
 FAILED_OPEN_COUNT = 6
 _MIN_COLUMN_GAP = 4  # slitlets of one quadrant: columns at least this far apart (no shared detector rows)
 _FAILED_OPEN_KEY = 4653  # ("MSA"): the failed-open shutters' stream beside the detectors'
+TWO_SHUTTER_NOD = "2-POINT-NOD"  # PATTTYPE of a MOS observation's two-shutter slitlet nod
+_TWO_SHUTTER_STEPS = (0, 1)  # its source's shutter at dither points 1, 2: column c + step
+FAILED_CLOSED_COUNT = 1000  # shutters stuck closed over the whole MSA (0.4 % of its 249,660)
+_FAILED_CLOSED_KEY = 4654  # the failed-closed shutters' stream, beside the failed-open ones'
 _SPECTRUM_KEY = 7779  # ("MOS"): the MSA sources' spectra
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -111,28 +133,68 @@ def _shutter(dx: float, dy: float) -> tuple[int, int, int, float, float] | None:
 
 
 def failed_open_shutters(detector_seed: int, count: int = FAILED_OPEN_COUNT) -> tuple[tuple[int, int, int], ...]:
-    """``count`` distinct shutters (quadrant, row, column) of NRS1's quadrants stuck open,
-    drawn from ``(detector_seed, DETECTOR, 4653)``, sorted."""
-    rng = generator(detector_seed, Stream.DETECTOR, _FAILED_OPEN_KEY)
+    """``count`` distinct shutters (quadrant, row, column) stuck open in each detector's
+    quadrants (:data:`.spectrograph.MSA_QUADRANTS`), sorted: NRS1's (1 and 3) drawn from
+    ``(detector_seed, DETECTOR, 4653)``, NRS2's (2 and 4) from ``(detector_seed, DETECTOR,
+    4653, 2)``, each detector's draw on its own."""
     nrows, ncols = QUADRANT_SHAPE
     found: set[tuple[int, int, int]] = set()
-    while len(found) < count:
-        q = int(NRS1_QUADRANTS[int(rng.integers(len(NRS1_QUADRANTS)))])
-        found.add((q, int(rng.integers(1, nrows + 1)), int(rng.integers(1, ncols + 1))))
+    for k, quadrants in enumerate(MSA_QUADRANTS.values(), start=1):
+        rng = generator(detector_seed, Stream.DETECTOR, _FAILED_OPEN_KEY, *(() if k == 1 else (k,)))
+        mine: set[tuple[int, int, int]] = set()
+        while len(mine) < count:
+            q = int(quadrants[int(rng.integers(len(quadrants)))])
+            mine.add((q, int(rng.integers(1, nrows + 1)), int(rng.integers(1, ncols + 1))))
+        found |= mine
     return tuple(sorted(found))
 
 
+def failed_closed_shutters(detector_seed: int, count: int = FAILED_CLOSED_COUNT
+                           ) -> tuple[tuple[int, int, int], ...]:
+    """``count`` distinct shutters (quadrant, row, column) of the whole MSA (quadrants 1-4)
+    stuck closed, sorted: drawn from ``(detector_seed, DETECTOR, 4654)`` (hardware, as the
+    failed-open ones, whose draw it leaves alone), none of them a failed-open one."""
+    rng = generator(detector_seed, Stream.DETECTOR, _FAILED_CLOSED_KEY)
+    nrows, ncols = QUADRANT_SHAPE
+    stuck_open = set(failed_open_shutters(detector_seed))
+    found: set[tuple[int, int, int]] = set()
+    while len(found) < count:
+        shutter = (int(rng.integers(1, 5)), int(rng.integers(1, nrows + 1)), int(rng.integers(1, ncols + 1)))
+        if shutter not in stuck_open:
+            found.add(shutter)
+    return tuple(sorted(found))
+
+
+def slitlet_offsets(obs: Observation) -> tuple[int, ...]:
+    """The columns of a source's slitlet relative to the shutter holding it at point 1
+    (column c): c and c + 1 for the two-shutter slitlet nod, c - 1 to c + 1 otherwise."""
+    return (0, 1) if obs.dither.pattern_type == TWO_SHUTTER_NOD else (-1, 0, 1)
+
+
 def nod_shutter_steps(obs: Observation) -> list[int]:
-    """Per dither point, the column of the shutter holding the source relative to the
-    slitlet's middle one: 0, +1, -1 for the three-shutter slitlet nod; 0 otherwise."""
+    """Per dither point, the column of the shutter holding the source relative to column c
+    (:func:`slitlet_offsets`): 0, +1, -1 for the three-shutter slitlet nod, 0, +1 for the
+    two-shutter one; 0 otherwise."""
     npoints = max(1, obs.dither.npoints)
     if obs.dither.pattern_type == SLITLET_NOD:
         return list(_NOD_STEPS[:npoints])
+    if obs.dither.pattern_type == TWO_SHUTTER_NOD:
+        return list(_TWO_SHUTTER_STEPS[:npoints])
     return [0] * npoints
 
 
 def _crowded(taken: list[tuple[int, int]], quadrant: int, column: int) -> bool:
     return any(q == quadrant and abs(c - column) < _MIN_COLUMN_GAP for q, c in taken)
+
+
+def observed_quadrants(obs: Observation) -> tuple[int, ...]:
+    """The MSA quadrants the observation's detectors see (NRS1: 1 and 3, NRS2: 2 and 4),
+    sorted. ValueError when none of its detectors sees the MSA."""
+    quadrants = tuple(sorted(q for name in obs.detectors for q in MSA_QUADRANTS.get(name, ())))
+    if not quadrants:
+        raise ValueError(f"observation {obs.number}: none of its detectors {obs.detectors} sees the MSA (NRS1 sees "
+                         "quadrants 1 and 3, NRS2 2 and 4)")
+    return quadrants
 
 
 #: The planning's source centring constraint: a source at most this far (a fraction of the
@@ -141,24 +203,34 @@ CENTRING = 0.25
 
 
 def msa_sources(plan: Plan, obs: Observation, catalog: Table, nsources: int,
-                avoid: tuple[tuple[int, int, int], ...] = ()) -> list[dict]:
-    """The ``nsources`` brightest catalog stars that fall on shutters, brightest first,
-    each slitlet's spectrum clear of the others' and of the shutters in ``avoid`` (the
-    failed-open ones): no two in one quadrant fewer than 4 columns apart."""
+                avoid: tuple[tuple[int, int, int], ...] = (),
+                closed: tuple[tuple[int, int, int], ...] = ()) -> list[dict]:
+    """The ``nsources`` brightest catalog stars that fall on shutters of the quadrants the
+    observation's detectors see (:func:`observed_quadrants`), brightest first, each
+    slitlet's spectrum clear of the others' and of the shutters in ``avoid`` (the
+    failed-open ones): no two in one quadrant fewer than 4 columns apart; none whose
+    slitlet (:func:`slitlet_offsets`) would hold a shutter of ``closed`` (the failed-closed
+    ones, which the MSA planning never opens for a source)."""
+    quadrants = observed_quadrants(obs)
     target = plan.target(obs.target_id)
     cos_dec = math.cos(math.radians(target.dec))
     out = []
     taken = [(q, c) for q, _, c in avoid]
+    stuck_closed, offsets = set(closed), slitlet_offsets(obs)
     for star in sorted(catalog, key=lambda s: -float(s["flux"])):
         dra = ((float(star["ra"]) - target.ra + 180.0) % 360.0) - 180.0
         place = _shutter(dra * cos_dec * 3600.0, (float(star["dec"]) - target.dec) * 3600.0)
         if place is None:
             continue
         quadrant, row, column, x, y = place
+        if quadrant not in quadrants:
+            continue  # its spectrum falls on a detector the observation does not read
         if abs(x - 0.5) > CENTRING or abs(y - 0.5) > CENTRING:
             continue  # off its shutter's centre: the planning's centring constraint leaves it out
         if _crowded(taken, quadrant, column):
             continue  # its spectrum would share detector rows with another slitlet's
+        if any((quadrant, row, column + d) in stuck_closed for d in offsets):
+            continue  # its slitlet would need a failed-closed shutter
         taken.append((quadrant, column))
         out.append({"source_id": len(out) + 1, "catalog_id": str(star["source_id"]), "ra": float(star["ra"]),
                     "dec": float(star["dec"]), "flux": float(star["flux"]), "quadrant": quadrant, "row": row,
@@ -169,16 +241,18 @@ def msa_sources(plan: Plan, obs: Observation, catalog: Table, nsources: int,
 
 
 def write_msa_metadata(plan: Plan, obs: Observation, catalog: Table, directory: Path, nsources: int,
-                       avoid: tuple[tuple[int, int, int], ...] = ()) -> Path:
+                       avoid: tuple[tuple[int, int, int], ...] = (),
+                       closed: tuple[tuple[int, int, int], ...] = ()) -> Path:
     """Write ``obs.msa_metadata`` into ``directory``; returns its path. ``avoid``: the
-    failed-open shutters, whose spectra the slitlets keep clear of.
+    failed-open shutters, whose spectra the slitlets keep clear of; ``closed``: the
+    failed-closed ones, which no slitlet holds (:func:`msa_sources`).
 
     Raises ValueError when the observation plans no MSA metadata file or no star of the
     catalog falls on a shutter."""
     if obs.msa_metadata is None:
         raise ValueError(f"observation {obs.number} plans no MSA metadata file")
     name = parse_msa_metadata(obs.msa_metadata)
-    sources = msa_sources(plan, obs, catalog, nsources, avoid)
+    sources = msa_sources(plan, obs, catalog, nsources, avoid, closed)
     if not sources:
         raise ValueError(f"{obs.msa_metadata}: no star of the target's catalog falls on the MSA")
     pre_images = [o.number for o in plan.observations if obs.number in o.pre_image_for]
@@ -188,7 +262,7 @@ def write_msa_metadata(plan: Plan, obs: Observation, catalog: Table, directory: 
     shutters = []
     for point, step in enumerate(nod_shutter_steps(obs), start=1):
         for s in sources:
-            for d in (-1, 0, 1):
+            for d in slitlet_offsets(obs):
                 primary = d == step
                 shutters.append((s["source_id"], meta_id, s["quadrant"], s["row"], s["column"] + d, s["source_id"],
                                  "N" if primary else "Y", "OPEN", s["x"] if primary else np.nan,

@@ -22,8 +22,8 @@ area from the distortion; QE = the detector model's flat):
   full-frame 0-based pixels to (V2, V3) arcsec with its fitted inverse; input units pixel,
   output arcsec; EXP_TYPE the first imaging type and P_EXPTYPE all of them (``A|B|``;
   MIRIMAGE's also MIR_LRS-FIXEDSLIT: the slit images through the imager's optics; NRS1's
-  NRS_FIXEDSLIT and NRS_MSASPEC: the slits' and shutters' undispersed images at the prism's
-  reference wavelength);
+  NRS_FIXEDSLIT and NRS_MSASPEC, NRS2's NRS_MSASPEC: the slits' and shutters' undispersed
+  images at the prism's reference wavelength);
   NIRCam also MODULE, CHANNEL and PUPIL/P_PUPIL ANY.
 - FILTEROFFSET (FilteroffsetModel, ASDF ``jwst_<inst>_filteroffset_<det>_sim.asdf``, per
   detector): one row per filter (MIRI) or filter/pupil pair (NIRCam, NIRISS: those of
@@ -34,10 +34,11 @@ The imaging references (PHOTOM, FILTEROFFSET, APCORR, ABVEGAOFFSET) list the ima
 filters: not the LRS prism P750L, whose calibration is the slit's own
 (:func:`services.simulator.slit_refs.write_lrs_references`); a FLAT is written for it
 as for any filter the plan uses on the detector. NIRSpec (simulated for its fixed slits
-alone) gets FLAT and DISTORTION of NRS1: the FLAT of each (filter, grating) used, FILTER
-CLEAR and GRATING PRISM (no PUPIL: selected by DETECTOR and FILTER), the same
-``QE * area * g0 / gain``; its slits' calibration is theirs
-(:func:`services.simulator.slit_refs.write_nirspec_fs_references`).
+and the MOS) gets FLAT and DISTORTION of each detector used (NRS1; NRS2 for the MOS): the
+FLAT of each (filter, grating) used, FILTER CLEAR and GRATING PRISM (no PUPIL: selected by
+DETECTOR and FILTER), the same ``QE * area * g0 / gain``; its slits' calibration is
+theirs (:func:`services.simulator.slit_refs.write_nirspec_fs_references`,
+:func:`services.simulator.slit_refs.write_nirspec_mos_references`).
 
 The guiders (:func:`write_guider_references`, GUIDER1/GUIDER2, for the guide-star products
 that calwebb_guider calibrates): MASK, GAIN and READNOISE as :mod:`reffiles` writes them for
@@ -107,7 +108,7 @@ from .reffiles import (
     write_mask,
     write_readnoise,
 )
-from .spectrograph import LRS, NRS_MOS_EXP_TYPE, SLIT_SPECTROGRAPHS
+from .spectrograph import LRS, MSA_QUADRANTS, NRS_MOS_EXP_TYPE, SLIT_SPECTROGRAPHS
 
 __all__ = [
     "APCORR_EE",
@@ -300,7 +301,7 @@ def _imaging_meta(model, info, *, slit: bool = False) -> None:
     if slit:
         exp_types = (*exp_types, *dict.fromkeys(m.exp_type for m in SLIT_SPECTROGRAPHS.values()
                                                 if m.detector == info.name))
-        if info.name == "NRS1":  # the MSA's slitlets image there through the same optics
+        if info.name in MSA_QUADRANTS:  # the MSA's slitlets image on NRS1 and NRS2 through the same optics
             exp_types = (*exp_types, NRS_MOS_EXP_TYPE)
     model.meta.exposure.type = exp_types[0]
     model.meta.exposure.p_exptype = "".join(f"{t}|" for t in exp_types)

@@ -13,7 +13,8 @@ and its nods (PATTTYPE ALONG-SLIT-NOD; 2-POINT-NOD, 3-POINT-NOD) move the target
 the slit. A NIRSpec MOS observation (NRS_MSASPEC) names its MSA metadata file
 (``msa_metadata``) and puts the target at its detectors' window centre; its
 3-SHUTTER-SLITLET nod (PATTTYPE 3-POINT-NOD, the public data model's value for NIRSpec's
-nods) steps the telescope by one shutter pitch along the slitlets. Proposal candidates get ids c1000, c1001, ... in
+nods) and 2-SHUTTER-SLITLET nod (PATTTYPE 2-POINT-NOD) step the telescope by one shutter
+pitch along the slitlets. Proposal candidates get ids c1000, c1001, ... in
 the order of the description. Every visit of an observation that is not a dark gets a
 guide star (:func:`guiding.select_guide_star`).
 """
@@ -71,7 +72,7 @@ def default_exp_type(instrument: str, detector_exp_type: str, tsovisit: bool) ->
 _PATTTYPES = {("NIRCAM", "4-POINT-BOX"): "INTRAMODULEBOX", ("NIRISS", "4-POINT-BOX"): "4-POINT",
               ("MIRI", "4-POINT-BOX"): "4-POINT-SETS", ("MIRI", "ALONG-SLIT-NOD"): "ALONG-SLIT-NOD",
               ("NIRSPEC", "2-POINT-NOD"): "2-POINT-NOD", ("NIRSPEC", "3-POINT-NOD"): "3-POINT-NOD",
-              ("NIRSPEC", "3-SHUTTER-SLITLET"): "3-POINT-NOD"}
+              ("NIRSPEC", "3-SHUTTER-SLITLET"): "3-POINT-NOD", ("NIRSPEC", "2-SHUTTER-SLITLET"): "2-POINT-NOD"}
 
 
 def patttype(instrument: str, pattern: str, npoints: int) -> str:

@@ -9,7 +9,8 @@ Layout of ``out_dir``::
     truth/<exposure_id>_truth_{rate.fits,stars.ecsv,jumps.ecsv}
     truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
     truth/<exposure_id>_truth_spectrum.ecsv       (slit exposures: MIRI LRS, NIRSpec fixed slits)
-    truth/<exposure_id>_truth_spectrum_s<sssss>.ecsv  (NIRSpec MOS: one per MSA source on the detector)
+    truth/<exposure_id>_truth_spectrum_s<sssss>.ecsv  (NIRSpec MOS: one per MSA source on the detector,
+                                                     NRS1's quadrants 1 and 3, NRS2's 2 and 4)
     truth/truth.json
     catalogs/<program>_<target>_astrometric.ecsv  (one per target)
     msa/jw<ppppp><ooo>001_01_msa.fits             (NIRSpec MOS observations; rendered with PRISM/CLEAR)
@@ -17,8 +18,9 @@ Layout of ``out_dir``::
     refs/jwst_<instrument>_<reftype>_<detector>[...]_sim.fits
     refs/jwst_miri_{specwcs,photom,pathloss}_lrs-fixedslit_sim.fits  (a plan with an LRS observation)
     refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs1_fixedslit_sim.fits  (a NIRSpec fixed-slit observation)
-    refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs1_msaspec_sim.fits,
-    refs/jwst_nirspec_msaoper_sim.json            (a rendered NIRSpec MOS observation)
+    refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs<n>_msaspec_sim.fits,
+    refs/jwst_nirspec_msaoper_sim.json            (a rendered NIRSpec MOS observation: per detector it
+                                                  uses, NRS1 and/or NRS2; one MSAOPER, every quadrant)
 
 The astrometric catalogs and the MSA metadata files are written first: a MOS exposure
 is rendered from its observation's MSA file (its sources' fluxes from the catalog).
@@ -55,7 +57,7 @@ from .detector_model import make_detector_model
 from .ephemeris import simulated_ephemeris
 from .exposure import ExposureSimulation, simulate_exposure
 from .guiding import fine_guide_packets, write_visit_guiding
-from .msa import failed_open_shutters, msa_exposure, write_msa_metadata
+from .msa import failed_closed_shutters, failed_open_shutters, msa_exposure, write_msa_metadata
 from .optical_refs import (
     mean_gain,
     write_catalog_references,
@@ -233,12 +235,14 @@ def simulate(
                          "position_error_mas": knobs.astrometric_error_mas})
     catalog_tables = {c["target_id"]: Table.read(out / c["path"], format="ascii.ecsv") for c in catalogs}
 
-    # the MSA's failed-open shutters (hardware: the detector seed), which MSA planning avoids
+    # the MSA's failed-open and failed-closed shutters (hardware: the detector seed), which MSA planning avoids
     failed_open = failed_open_shutters(knobs.detector_seed)
+    failed_closed = failed_closed_shutters(knobs.detector_seed)
     msa_paths, msa_files = [], {}
     for obs in (o for o in plan.observations if o.msa_metadata is not None):
         path = write_msa_metadata(plan, obs, catalog_tables[obs.target_id], out / "msa",
-                                  desc.observations[_spec_index(desc, obs.number)].msa_sources, avoid=failed_open)
+                                  desc.observations[_spec_index(desc, obs.number)].msa_sources, avoid=failed_open,
+                                  closed=failed_closed)
         msa_paths.append(path)
         msa_files[obs.number] = path
 
@@ -285,12 +289,14 @@ def simulate(
             if any(slits):  # SPECWCS, PHOTOM, PATHLOSS of the slits
                 written += write_slit_references([m for m in slits if m is not None], model, ref_dir)
             if any(rendered_mos(o) and det_name in o.detectors for o in plan.observations):
-                written += write_nirspec_mos_references(model, ref_dir, failed_open)
+                written += write_nirspec_mos_references(model, ref_dir, failed_open, failed_closed)
             instrument = model.detector.instrument
             if instrument not in catalog_refs_written:  # APCORR, ABVEGAOFFSET: one per instrument
                 catalog_refs_written.add(instrument)
                 written += write_catalog_references(instrument, ref_dir)
             for ref in written:
+                if ref.path in reference_paths:
+                    continue  # one file for every detector (MSAOPER, WAVELENGTHRANGE): listed once
                 reference_paths.append(ref.path)
                 references.append({"reftype": ref.reftype, "detector": ref.detector, "subarray": ref.subarray,
                                    "path": str(ref.path.relative_to(out))})

@@ -51,13 +51,15 @@ NIRSpec fixed slits with PRISM/CLEAR (:func:`write_nirspec_fs_references`, NRS1,
   wavelength 0.55-5.45 um in steps of 0.01 um, given in metres (the WCS CRVAL3/CDELT3);
   UNIFORM 1 (a uniform source is calibrated as it comes through the slit).
 
-NIRSpec MOS with PRISM/CLEAR on NRS1 (:func:`write_nirspec_mos_references`,
-``jwst_nirspec_<type>_nrs1_msaspec_sim.fits``; MSAOPER ``jwst_nirspec_msaoper_sim.json``):
+NIRSpec MOS with PRISM/CLEAR on NRS1 and NRS2 (:func:`write_nirspec_mos_references`, per
+detector ``jwst_nirspec_<type>_<detector>_msaspec_sim.fits``; one MSAOPER for the MSA,
+``jwst_nirspec_msaoper_sim.json``):
 
 - SPECWCS, this system's own format (as the fixed slits'): the PRIMARY header of the
   fixed slits' file with EXP_TYPE = NRS_MSASPEC, plus the MSA geometry
-  (:mod:`services.simulator.spectrograph`): MSAX0, ROWPITCH, COLPITCH (pixels), Q1Y0,
-  Q3Y0 (1-based; a quadrant without its card is not on this detector), SHUTWID (0.20
+  (:mod:`services.simulator.spectrograph`): MSAX0, ROWPITCH, COLPITCH (pixels) and the
+  QnY0 of the detector's quadrants (1-based; NRS1's file Q1Y0 and Q3Y0, NRS2's Q2Y0 and
+  Q4Y0: a quadrant without its card is not on this detector), SHUTWID (0.20
   arcsec, the open width, along x), SHUTPTCH (0.53 arcsec, the pitch along the slitlet),
   PIXSCALE. A shutter (q, row r, column c) has its reference point at ``IMX = MSAX0 +
   ROWPITCH (r - 1)``, ``IMY = Q<q>Y0 + COLPITCH (c - 1)``; a slitlet's is the mean of its
@@ -72,22 +74,26 @@ NIRSpec MOS with PRISM/CLEAR on NRS1 (:func:`write_nirspec_mos_references`,
   (quadrant 1-4), ``x`` (the shutter's row, 1-365: SHUTTER_INFO's shutter_row, along the
   dispersion), ``y`` (its column, 1-171: shutter_column, along the slitlets; the public
   shutter id is ``x + (y - 1) * 365``), ``state``, ``TA state``, ``Internal state``
-  ("open" for a failed-open shutter) and ``Vignetted`` ("no").
+  ("open" for a failed-open shutter, "closed" for a failed-closed one: the failed-open
+  ones first, then the failed-closed ones) and ``Vignetted`` ("no").
 - PHOTOM (``NrsMosPhotomModel``): one phot_table row (CLEAR, PRISM), PHOTMJ and
   RELRESPONSE over a shutter's columns, in the fixed slits' convention (point source: the
   flat-fielded rate times PHOTMJ x RELRESPONSE is MJy per pixel, summed over the
   slitlet's rows the source's f_nu before the slit loss).
 - PATHLOSS (``PathlossModel``): the apertures the public pathloss step picks for a MOS
-  slitlet by its number of shutters: MOS1X1 (``shutters`` 1, a slitlet whose primary
-  shutter has both neighbours closed) and MOS1X3 (``shutters`` 3, every other). POINTSOURCE
+  slitlet by its shutter state: MOS1X1 (``shutters`` 1, a slitlet whose primary
+  shutter has both neighbours closed) and MOS1X3 (``shutters`` 3, every other; a
+  two-shutter slitlet, there being no public two-shutter aperture, is corrected with its
+  upper or lower part: SRCYPOS moved by one shutter, as the public step does). POINTSOURCE
   (wavelength, y, x) the fraction of a point source's light the open width passes at its
   place in the public MSA units (SRCXPOS, -0.5 to 0.5 of the 0.27" pitch across the
   shutter; SRCYPOS along the slitlet, -0.5 to 0.5 of the 0.53" pitch for MOS1X1, -1.5 to
   1.5 for MOS1X3, the middle shutter's centre at 0: no loss along it, the bars are not
   modelled), 0.55-5.45 um in metres; UNIFORM 1.
 
-FLAT (CLEAR/PRISM) and DISTORTION of NRS1 are written with the imaging ones
-(:mod:`services.simulator.optical_refs`).
+FLAT (CLEAR/PRISM) and DISTORTION of NRS1 (and of NRS2 for the MOS) are written with the imaging ones
+(:mod:`services.simulator.optical_refs`); WAVELENGTHRANGE (the public ASDF, one file for
+both slit modes and detectors) with both sets (:mod:`services.simulator.wavelengthrange_ref`).
 """
 
 from __future__ import annotations
@@ -108,18 +114,19 @@ from .spectrograph import (
     COLUMN_PITCH,
     LRS,
     LRS_EXP_TYPE,
+    MSA_QUADRANTS,
     MSA_SHUTTER_OPEN,
     MSA_SHUTTER_PITCH,
     MSA_X0,
     MSA_Y0,
     NIRSPEC_FS,
-    NRS1_QUADRANTS,
     NRS_FS_EXP_TYPE,
     NRS_MOS_EXP_TYPE,
     ROW_PITCH,
     SlitSpectrograph,
     msa_slitlet,
 )
+from .wavelengthrange_ref import write_nirspec_wavelengthrange
 
 __all__ = ["MSAOPER_FILENAME", "nirspec_fs_filename", "nirspec_mos_filename", "shutter_trace_model",
            "slit_trace_table", "slit_vertices", "write_lrs_references", "write_nirspec_fs_references",
@@ -354,7 +361,7 @@ def _nirspec_pathloss(models: list[SlitSpectrograph], detector_model, path: Path
 
 def write_nirspec_fs_references(detector_model, out_dir: Path) -> list[ReferenceFile]:
     """SPECWCS, PHOTOM and PATHLOSS of every NIRSpec fixed slit (PRISM/CLEAR) for NRS1
-    (see the module docstring)."""
+    (see the module docstring), and WAVELENGTHRANGE."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = detector_model.detector.name
@@ -368,6 +375,7 @@ def write_nirspec_fs_references(detector_model, out_dir: Path) -> list[Reference
                                                       out_dir / nirspec_fs_filename("photom", name)), "GENERIC"),
         ReferenceFile("PATHLOSS", name, _nirspec_pathloss(models, detector_model,
                                                           out_dir / nirspec_fs_filename("pathloss", name)), "GENERIC"),
+        write_nirspec_wavelengthrange(out_dir),  # one file for both detectors and both slit modes
     ]
 
 
@@ -376,21 +384,24 @@ def nirspec_mos_filename(reftype: str, detector_name: str = "NRS1") -> str:
     return f"jwst_nirspec_{reftype}_{detector_name}_msaspec_sim.fits".lower()
 
 
-def shutter_trace_model() -> SlitSpectrograph:
-    """The one-shutter slitlet whose trace the MOS SPECWCS tabulates: shutter (Q1, row 1,
-    column 1), reference point (MSAX0, Q1Y0) on whole pixels, so the table's x_center are
-    whole column offsets."""
-    return msa_slitlet(NRS1_QUADRANTS[0], 1, (1,))
+def shutter_trace_model(detector_name: str = "NRS1") -> SlitSpectrograph:
+    """The one-shutter slitlet whose trace the MOS SPECWCS of ``detector_name`` tabulates:
+    shutter (row 1, column 1) of the detector's first quadrant (Q1 on NRS1, Q2 on NRS2),
+    reference point (MSAX0, QnY0) on whole pixels, so the table's x_center are whole
+    column offsets. ValueError for a detector that sees no MSA quadrant."""
+    if detector_name not in MSA_QUADRANTS:
+        raise ValueError(f"NIRSpec MOS is simulated on {' and '.join(MSA_QUADRANTS)}, not {detector_name}")
+    return msa_slitlet(MSA_QUADRANTS[detector_name][0], 1, (1,))
 
 
-def _mos_specwcs(path: Path) -> Path:
-    model = shutter_trace_model()
+def _mos_specwcs(detector_name: str, path: Path) -> Path:
+    model = shutter_trace_model(detector_name)
     primary = _nirspec_specwcs_primary(model, "Simulated NIRSpec MSA PRISM/CLEAR: shutter geometry and trace")
     h = primary.header
-    h["MSAX0"] = (MSA_X0, "[pixel] 1-based IMX of row 1")
+    h["MSAX0"] = (MSA_X0[detector_name], "[pixel] 1-based IMX of row 1")
     h["ROWPITCH"] = (ROW_PITCH, "[pixel] IMX step per shutter row (along x)")
     h["COLPITCH"] = (COLUMN_PITCH, "[pixel] IMY step per shutter column (along y)")
-    for q in NRS1_QUADRANTS:
+    for q in MSA_QUADRANTS[detector_name]:
         h[f"Q{q}Y0"] = (MSA_Y0[q], f"[pixel] 1-based IMY of column 1, quadrant {q}")
     h["SHUTWID"] = (MSA_SHUTTER_OPEN[0], "[arcsec] shutter open width (along x)")
     h["SHUTPTCH"] = (MSA_SHUTTER_PITCH[1], "[arcsec] shutter pitch along the slitlet (y)")
@@ -409,9 +420,9 @@ def _mos_specwcs(path: Path) -> Path:
     return path
 
 
-def _msaoper(failed_open, path: Path) -> Path:
+def _msaoper(failed_open, path: Path, failed_closed=()) -> Path:
     doc = {
-        "title": "Simulated NIRSpec MSA shutter operability: failed-open shutters",
+        "title": "Simulated NIRSpec MSA shutter operability: failed-open and failed-closed shutters",
         "reftype": "MSAOPER",
         "pedigree": PEDIGREE,
         "author": AUTHOR,
@@ -419,27 +430,30 @@ def _msaoper(failed_open, path: Path) -> Path:
         "exp_type": "NRS_IFU|NRS_MSASPEC",
         "telescope": "JWST",
         "useafter": USEAFTER,
-        "descrip": "Failed-open shutters of the simulated MSA (quadrants seen by NRS1)",
+        "descrip": "Failed-open and failed-closed shutters of the simulated MSA (all four quadrants)",
         "history": "x is the shutter row (1-365, along the dispersion), y its column (1-171); drawn from the "
                    "detector seed",
         "msaoper": [{"Q": int(q), "x": int(r), "y": int(c), "state": "open", "TA state": "open",
-                     "Internal state": "open", "Vignetted": "no"} for q, r, c in failed_open],
+                     "Internal state": "open", "Vignetted": "no"} for q, r, c in failed_open]
+                   + [{"Q": int(q), "x": int(r), "y": int(c), "state": "closed", "TA state": "closed",
+                       "Internal state": "closed", "Vignetted": "no"} for q, r, c in failed_closed],
     }
     path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return path
 
 
 def _mos_photom(detector_model, path: Path) -> Path:
-    photom = dm.NrsMosPhotomModel(phot_table=_photom_table([shutter_trace_model()], detector_model, by_slit=False))
+    model = shutter_trace_model(detector_model.detector.name)
+    photom = dm.NrsMosPhotomModel(phot_table=_photom_table([model], detector_model, by_slit=False))
     _slit_common(photom, "PHOTOM", detector_model, "Simulated NIRSpec MSA PRISM/CLEAR: point-source flux calibration",
                  NRS_MOS_EXP_TYPE)
-    photom.meta.photometry.pixelarea_steradians = shutter_trace_model().pixel_area_sr
-    photom.meta.photometry.pixelarea_arcsecsq = shutter_trace_model().pixel_scale ** 2
+    photom.meta.photometry.pixelarea_steradians = model.pixel_area_sr
+    photom.meta.photometry.pixelarea_arcsecsq = model.pixel_scale ** 2
     return _save(photom, path)
 
 
 def _mos_pathloss(detector_model, path: Path) -> Path:
-    model = shutter_trace_model()
+    model = shutter_trace_model(detector_model.detector.name)
     pathloss = dm.PathlossModel()
     for name, shutters in _MOS_APERTURES:
         half = 0.5 * shutters
@@ -450,22 +464,27 @@ def _mos_pathloss(detector_model, path: Path) -> Path:
     return _save(pathloss, path)
 
 
-def write_nirspec_mos_references(detector_model, out_dir: Path, failed_open) -> list[ReferenceFile]:
-    """SPECWCS, MSAOPER, PHOTOM and PATHLOSS of NIRSpec MOS with PRISM/CLEAR for NRS1
-    (see the module docstring); ``failed_open`` the (quadrant, row, column) shutters
-    stuck open (:func:`.msa.failed_open_shutters`). ValueError for another detector."""
+def write_nirspec_mos_references(detector_model, out_dir: Path, failed_open, failed_closed=()
+                                 ) -> list[ReferenceFile]:
+    """SPECWCS, MSAOPER, PHOTOM and PATHLOSS of NIRSpec MOS with PRISM/CLEAR for the
+    detector of ``detector_model``, NRS1 or NRS2 (see the module docstring), and
+    WAVELENGTHRANGE; ``failed_open`` the (quadrant, row, column) shutters stuck open, of
+    all four quadrants (:func:`.msa.failed_open_shutters`), ``failed_closed`` those stuck
+    closed (:func:`.msa.failed_closed_shutters`): the MSAOPER reference, one for
+    the MSA (DETECTOR ANY), is the same file whichever detector writes it. ValueError for
+    another detector."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = detector_model.detector.name
-    if name != shutter_trace_model().detector:
-        raise ValueError(f"NIRSpec MOS is simulated on {shutter_trace_model().detector}, not {name}")
+    shutter_trace_model(name)  # ValueError for a detector without MSA quadrants
     return [
-        ReferenceFile("SPECWCS", name, _mos_specwcs(out_dir / nirspec_mos_filename("specwcs", name)), "GENERIC"),
-        ReferenceFile("MSAOPER", name, _msaoper(failed_open, out_dir / MSAOPER_FILENAME), "GENERIC"),
+        ReferenceFile("SPECWCS", name, _mos_specwcs(name, out_dir / nirspec_mos_filename("specwcs", name)), "GENERIC"),
+        ReferenceFile("MSAOPER", "ANY", _msaoper(failed_open, out_dir / MSAOPER_FILENAME, failed_closed), "GENERIC"),
         ReferenceFile("PHOTOM", name, _mos_photom(detector_model, out_dir / nirspec_mos_filename("photom", name)),
                       "GENERIC"),
         ReferenceFile("PATHLOSS", name, _mos_pathloss(detector_model,
                                                       out_dir / nirspec_mos_filename("pathloss", name)), "GENERIC"),
+        write_nirspec_wavelengthrange(out_dir),
     ]
 
 

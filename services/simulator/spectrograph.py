@@ -75,21 +75,40 @@ S200B1        0.2" x 3.3"  1170.30     1127.70  SUBS200B1
 - Sky: near-IR zodiacal light, 0.25 MJy/sr at 1 um to 0.20 MJy/sr at 5 um: about 0.1
   electron per second in a pixel of S200A1.
 
-NIRSpec multi-object spectroscopy (``NRS_MSASPEC``) with PRISM/CLEAR on NRS1: a slitlet
-of the micro-shutter array (MSA) is a :class:`SlitSpectrograph` too
-(:func:`msa_slitlet`), with the fixed slits' prism law, trace, blur, throughput and sky.
+NIRSpec multi-object spectroscopy (``NRS_MSASPEC``) with PRISM/CLEAR on NRS1 and NRS2: a
+slitlet of the micro-shutter array (MSA) is a :class:`SlitSpectrograph` too
+(:func:`msa_slitlet`), with the fixed slits' prism law, trace, blur, throughput and sky,
+on the detector its quadrant images on.
 The MSA has four quadrants of 365 rows x 171 columns of shutters (:data:`MSA_QUADRANT_SHAPE`)
 on a 0.27" (rows, along the dispersion) x 0.53" (columns, spatial) pitch; a shutter's
 open area is 0.20" x 0.46". Quadrant ``q = 1 + qx + 2 qy``; NRS1 sees the quadrants with
-``qx = 0`` (1 and 3); quadrants 2 and 4 image on NRS2, which is not simulated. Shutter
+``qx = 0`` (1 and 3), NRS2 those with ``qx = 1`` (2 and 4) (:data:`MSA_QUADRANTS`). Shutter
 (q, row r, column c; 1-based as in the MSA metadata file's SHUTTER_INFO) has its
-reference point (its centre's image at 2 um) at the 1-based full-frame NRS1 pixel
+reference point (its centre's image at 2 um) at the 1-based full-frame pixel of its
+detector
 
-- ``IMX = MSA_X0 + ROW_PITCH (r - 1)``, MSA_X0 = 300.0, ROW_PITCH = 2.7 px (0.27" at
-  0.1"/px): rows run along the dispersion (detector x); rows 1-365 put IMX at 300-1283
-  and the spectrum (-83 to +376 columns about IMX) within 1-based columns 217-1658;
-- ``IMY = MSA_Y0[q] + COLUMN_PITCH (c - 1)``, COLUMN_PITCH = 5.3 px (0.53"), MSA_Y0 =
-  100.0 (Q1), 1030.0 (Q3): columns 1-171 put IMY within 100-1001 (Q1), 1030-1931 (Q3).
+- ``IMX = MSA_X0[detector] + ROW_PITCH (r - 1)``, ROW_PITCH = 2.7 px (0.27" at 0.1"/px):
+  rows run along the dispersion (detector x); the spectrum covers -83 to +376 columns
+  about IMX;
+- ``IMY = MSA_Y0[q] + COLUMN_PITCH (c - 1)``, COLUMN_PITCH = 5.3 px (0.53"): columns
+  1-171 span 901 rows of the detector.
+
+========  ========  ======  ======  =========================  =====================
+detector  quadrant  MSA_X0  MSA_Y0  IMX, IMY of rows 1-365,    spectra: 1-based
+                                    columns 1-171              columns
+========  ========  ======  ======  =========================  =====================
+NRS1      1         300.0   100.0   300-1283, 100-1001         217-1658
+NRS1      3         300.0   1030.0  300-1283, 1030-1931        217-1658
+NRS2      2         620.0   110.0   620-1603, 110-1011         537-1978
+NRS2      4         620.0   1040.0  620-1603, 1040-1941        537-1978
+========  ========  ======  ======  =========================  =====================
+
+Rows 1-365 put IMX at MSA_X0 to MSA_X0 + 983, so every slitlet's 0.6-5.3 um spectrum
+(460 columns) stays on its detector, clear of the 4 reference columns either side; the
+two quadrants of a detector are 29 rows apart (more than a slitlet's half length and its
+PSF), so their spectra never share a row. NRS2's reference points differ from NRS1's
+(this system's layout, not the instrument's: NRS2 has its own MSAX0 and QnY0 cards in
+its SPECWCS) so that each detector's geometry is read from its own reference.
 
 A slitlet (consecutive open shutters of one row) has its reference point at the mean of
 its shutters', width 0.20" (the open width, across: along the dispersion) and length
@@ -112,6 +131,7 @@ __all__ = [
     "LRS",
     "LRS_EXP_TYPE",
     "MOS_APERTURE",
+    "MSA_QUADRANTS",
     "MSA_QUADRANT_SHAPE",
     "MSA_SHUTTER_OPEN",
     "MSA_SHUTTER_PITCH",
@@ -119,6 +139,7 @@ __all__ = [
     "MSA_Y0",
     "NIRSPEC_FS",
     "NRS1_QUADRANTS",
+    "NRS2_QUADRANTS",
     "NRS_FS_EXP_TYPE",
     "NRS_MOS_EXP_TYPE",
     "ROW_PITCH",
@@ -132,6 +153,7 @@ __all__ = [
     "SpectralLine",
     "observed_spectrum",
     "render_slit",
+    "msa_detector",
     "msa_slitlet",
     "shutter_reference_point",
     "slit_spectrograph",
@@ -445,13 +467,14 @@ _NRS_WINDOWS = {"S200A1": "SUBS200A1", "S200A2": "SUBS200A2", "S400A1": "SUBS400
 
 def _nirspec_prism(exp_type: str, aperture: str, imx: float, imy: float, width: float, length: float,
                    subarrays: tuple[str, ...], slit: str | None = None,
-                   shutters: tuple[int, int, tuple[int, ...]] | None = None) -> SlitSpectrograph:
-    """A NIRSpec aperture on NRS1 with PRISM/CLEAR: the prism law, trace, blur, throughput
-    and sky every NIRSpec slit and MSA slitlet shares (the module docstring)."""
+                   shutters: tuple[int, int, tuple[int, ...]] | None = None,
+                   detector: str = "NRS1") -> SlitSpectrograph:
+    """A NIRSpec aperture on ``detector`` with PRISM/CLEAR: the prism law, trace, blur,
+    throughput and sky every NIRSpec slit and MSA slitlet shares (the module docstring)."""
     first = math.ceil(_NRS_PRISM.offset(_NRS_PRISM_BAND[0]) + imx - 1.0)
     last = math.floor(_NRS_PRISM.offset(_NRS_PRISM_BAND[1]) + imx - 1.0)
     return SlitSpectrograph(
-        exp_type=exp_type, detector="NRS1", filter="CLEAR", grating="PRISM", slit=slit,
+        exp_type=exp_type, detector=detector, filter="CLEAR", grating="PRISM", slit=slit,
         aperture=aperture, imx=imx, imy=imy, slit_width=width, slit_length=length, pixel_scale=0.1,
         dispaxis=1, law=_NRS_PRISM, trace_coeffs=(0.0, 0.003, 4.0e-6), span=(first, last),
         subarrays=subarrays, detector_sigma=0.85,
@@ -475,38 +498,47 @@ MSA_QUADRANT_SHAPE = (365, 171)
 MSA_SHUTTER_PITCH = (0.27, 0.53)
 #: A shutter's open area, arcsec (across x along the slitlet).
 MSA_SHUTTER_OPEN = (0.20, 0.46)
-#: 1-based full-frame NRS1 pixels of shutter (q, 1, 1)'s reference point, and the step per
-#: row (along x) and per column (along y): the MSA geometry of the module docstring.
-MSA_X0 = 300.0
+#: The MSA quadrants each detector sees (quadrant ``1 + qx + 2 qy``: NRS1 qx = 0, NRS2 qx = 1).
+MSA_QUADRANTS: dict[str, tuple[int, ...]] = {"NRS1": (1, 3), "NRS2": (2, 4)}
+NRS1_QUADRANTS = MSA_QUADRANTS["NRS1"]
+NRS2_QUADRANTS = MSA_QUADRANTS["NRS2"]
+#: The MSA geometry of the module docstring: per detector the 1-based full-frame column of
+#: row 1's shutters' reference points, per quadrant the row of column 1's (on its
+#: quadrant's detector), and the step per shutter row (along x) and column (along y).
+MSA_X0: dict[str, float] = {"NRS1": 300.0, "NRS2": 620.0}
+MSA_Y0: dict[int, float] = {1: 100.0, 3: 1030.0, 2: 110.0, 4: 1040.0}
 ROW_PITCH = 2.7
 COLUMN_PITCH = 5.3
-MSA_Y0: dict[int, float] = {1: 100.0, 3: 1030.0}
-#: The quadrants NRS1 sees (qx = 0); 2 and 4 fall on NRS2, not simulated.
-NRS1_QUADRANTS = tuple(MSA_Y0)
 MOS_APERTURE = "NRS_FULL_MSA"
 
 
+def msa_detector(quadrant: int) -> str:
+    """The detector MSA ``quadrant`` (1-4) images on. ValueError for another quadrant."""
+    for name, quadrants in MSA_QUADRANTS.items():
+        if quadrant in quadrants:
+            return name
+    raise ValueError(f"MSA quadrant {quadrant} does not exist: quadrants are 1-4 (NRS1 sees 1 and 3, NRS2 2 and 4)")
+
+
 def shutter_reference_point(quadrant: int, row: int, column: int) -> tuple[float, float]:
-    """(IMX, IMY): the 1-based full-frame NRS1 pixel where the centre of shutter
-    (``quadrant``, ``row``, ``column``; 1-based) images at 2 um. ValueError for a shutter
-    off NRS1 or off the quadrant."""
-    if quadrant not in MSA_Y0:
-        where = "NRS2, which is not simulated" if quadrant in (2, 4) else "no detector: quadrants are 1-4"
-        raise ValueError(f"MSA quadrant {quadrant} images on {where}; NRS1 sees quadrants "
-                         f"{' and '.join(map(str, NRS1_QUADRANTS))}")
+    """(IMX, IMY): the 1-based full-frame pixel, on the detector the quadrant images on
+    (:func:`msa_detector`), where the centre of shutter (``quadrant``, ``row``,
+    ``column``; 1-based) images at 2 um. ValueError for a shutter off the MSA."""
+    name = msa_detector(quadrant)
     nrows, ncols = MSA_QUADRANT_SHAPE
     if not (1 <= row <= nrows and 1 <= column <= ncols):
         raise ValueError(f"MSA shutter row {row}, column {column} is off the quadrant (rows 1-{nrows}, "
                          f"columns 1-{ncols})")
-    return MSA_X0 + ROW_PITCH * (row - 1), MSA_Y0[quadrant] + COLUMN_PITCH * (column - 1)
+    return MSA_X0[name] + ROW_PITCH * (row - 1), MSA_Y0[quadrant] + COLUMN_PITCH * (column - 1)
 
 
 def msa_slitlet(quadrant: int, row: int, columns) -> SlitSpectrograph:
     """The slitlet of consecutive open shutters ``columns`` (increasing) in ``row`` of
-    ``quadrant`` on NRS1 with PRISM/CLEAR (see the module docstring): its reference point
-    the mean of its shutters', 0.20" wide, ``len(columns) x 0.53"`` long.
+    ``quadrant`` with PRISM/CLEAR, on the detector the quadrant images on (NRS1 for 1 and
+    3, NRS2 for 2 and 4; see the module docstring): its reference point the mean of its
+    shutters', 0.20" wide, ``len(columns) x 0.53"`` long.
 
-    Raises ValueError for a quadrant not on NRS1, a shutter off the quadrant, or columns
+    Raises ValueError for a quadrant not 1-4, a shutter off the quadrant, or columns
     that are empty or not consecutive."""
     cols = tuple(int(c) for c in columns)
     if not cols:
@@ -518,7 +550,8 @@ def msa_slitlet(quadrant: int, row: int, columns) -> SlitSpectrograph:
     imx = float(np.mean([p[0] for p in points]))
     imy = float(np.mean([p[1] for p in points]))
     return _nirspec_prism(NRS_MOS_EXP_TYPE, MOS_APERTURE, imx, imy, MSA_SHUTTER_OPEN[0],
-                          len(cols) * MSA_SHUTTER_PITCH[1], ("FULL",), shutters=(int(quadrant), int(row), cols))
+                          len(cols) * MSA_SHUTTER_PITCH[1], ("FULL",), shutters=(int(quadrant), int(row), cols),
+                          detector=msa_detector(quadrant))
 
 
 #: Every slit the simulator renders, by (EXP_TYPE, FXD_SLIT or None).

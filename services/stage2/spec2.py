@@ -35,7 +35,6 @@ per slitlet) and a MOS ``_x1d`` has a spectrum per slitlet.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -61,6 +60,7 @@ from services.stage2.steps.msaflagopen import flag_failed_open
 from services.stage2.steps.pathloss import (
     PathlossGrid,
     apply_pathloss,
+    msa_aperture,
     nirspec_pathloss,
     pathloss_vector,
 )
@@ -87,6 +87,7 @@ from shared.pipeline import (
     SkipKind,
     Step,
     StepArgs,
+    for_each_part,
     provenance_cards,
 )
 from shared.refdata import Reference, ReferenceFileError, ReferenceProvider, load_references
@@ -109,9 +110,11 @@ from shared.spectra.msa import (
     MsaMetadata,
     Slitlet,
     failed_open_shutters,
+    mos_specwcs,
     open_slitlets,
     shutter_footprint,
 )
+from shared.spectra.wavelengthrange import bound_trace, exposure_range
 from shared.spectra.wcs import rectified_gwcs, slit_gwcs
 
 __all__ = ["SLIT_EXP_TYPES", "SPEC2", "Spec2Options", "Spec2Output", "SpecState", "calibrate", "run_spec2"]
@@ -161,27 +164,8 @@ def _spec_state(product: FitsProduct, backgrounds: Sequence[FitsProduct], msa: M
     return SpecState(**{f.name: getattr(state, f.name) for f in dataclasses.fields(CalState)}, msa=msa)
 
 
-def _each_slit(adapter: Callable[[SpecState, StepArgs], Skip | None]) -> Callable[[SpecState, StepArgs], Skip | None]:
-    """A step of one slit run on every slitlet of a MOS exposure once extract_2d has cut
-    them (its notes each named after the slitlet), or on the exposure's one slit. Skipped
-    when it skipped every slitlet."""
-
-    @functools.wraps(adapter)
-    def run(s: SpecState, a: StepArgs) -> Skip | None:
-        if not s.slits:
-            return adapter(s, a)
-        skips = []
-        for slit in s.slits:
-            notes: list[str] = []
-            skip = adapter(slit, dataclasses.replace(a, notes=notes))
-            for text in notes:
-                a.note(f"slitlet {slit.slitlet.name}: {text}")
-            if skip is not None:
-                skips.append(skip)
-                a.note(f"slitlet {slit.slitlet.name}: skipped: {skip.reason}")
-        return skips[0] if len(skips) == len(s.slits) else None
-
-    return run
+# a step of one slit run on every slitlet of a MOS exposure once extract_2d has cut them
+_each_slit = for_each_part(lambda s: s.slits, lambda s: f"slitlet {s.slitlet.name}")
 
 
 def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
@@ -199,6 +183,12 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
     if trace.rows.size == 0:
         raise InputError(f"{s.name}: the slit's spectrum does not fall on this readout window")
+    bounds = _wavelength_range(s, a)
+    if bounds is not None:
+        trace = bound_trace(trace, *bounds)
+        if trace.rows.size == 0:
+            raise InputError(f"{s.name}: the slit's spectrum on this readout window lies outside the "
+                             f"{bounds[0]:g}-{bounds[1]:g} um range of its filter and grating (WAVELENGTHRANGE)")
     try:
         length, width = slit_length(cards), slit_width(cards)
     except ValueError as exc:
@@ -238,20 +228,34 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
     return None
 
 
+def _wavelength_range(s: SpecState, a: StepArgs) -> tuple[float, float] | None:
+    """The wavelength range (um) of a NIRSpec exposure's filter and grating, from the
+    WAVELENGTHRANGE reference (:func:`shared.spectra.wavelengthrange.exposure_range`): its
+    slits' pixels outside it get no wavelength. None for the MIRI LRS and when the context
+    has no WAVELENGTHRANGE (noted)."""
+    ref = a.refs.get("wavelengthrange")
+    found = exposure_range(ref, s.keywords, s.name)
+    if found is None:
+        if ref is None and str(s.keywords.get("INSTRUME") or "").upper() == "NIRSPEC":
+            a.note("assign_wcs: no WAVELENGTHRANGE reference; the spectrum spans the SPECWCS's table")
+        return None
+    pair, low, high = found
+    a.note(f"assign_wcs: {pair} spans {low:.3f}-{high:.3f} um (WAVELENGTHRANGE {ref.filename})")
+    return low, high
+
+
 def _assign_mos(s: SpecState, a: StepArgs) -> Skip | None:
     """assign_wcs of a MOS exposure: the slitlets its MSA metadata opens at its
     configuration (MSAMETID) and dither point (PATT_NUM) whose quadrant images on this
     detector, each with its trace from the SPECWCS's shutter table moved to its reference
-    point (:mod:`shared.spectra.msa`)."""
+    point (:mod:`shared.spectra.msa`) and cut to the range of the exposure's filter and
+    grating (:func:`_wavelength_range`)."""
     ref, kw = a.refs["specwcs"], s.keywords
     if s.msa is None:
         raise InputError(f"{s.name}: a MOS exposure is calibrated with its MSA metadata file "
                          f"(MSAMETFL={kw.get('MSAMETFL') or '(none)'}), which was not given")
     try:
-        geometry = MsaGeometry.from_cards(ref.header)
-        table = ref.tables["SHUTTER"]
-    except KeyError:
-        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: no SHUTTER table (a MOS SPECWCS has one)") from None
+        geometry, table = mos_specwcs(ref.header, ref.tables)
     except ValueError as exc:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
     try:
@@ -264,11 +268,14 @@ def _assign_mos(s: SpecState, a: StepArgs) -> Skip | None:
     ny, nx = s.sci.shape
     xstart, ystart = int(kw.get("SUBSTRT1", 1)), int(kw.get("SUBSTRT2", 1))
     elsewhere = []
+    bounds = _wavelength_range(s, a)
     for slitlet in slitlets:
         if not geometry.on_detector(slitlet.quadrant):
             elsewhere.append(slitlet.name)
             continue
         trace = geometry.slitlet_trace(table, slitlet, xstart=xstart, ystart=ystart, ncolumns=nx)
+        if bounds is not None:
+            trace = bound_trace(trace, *bounds)
         if trace.rows.size:
             s.slitlets.append((slitlet, trace))
         else:
@@ -393,10 +400,11 @@ def _pathloss(s: SpecState, a: StepArgs) -> Skip | None:
     try:
         if "PS" in ref.arrays:  # NIRSpec's, per aperture, over the source's place in slit units
             kw = s.keywords
-            # a fixed slit's aperture is named after it; a MOS slitlet's is its number of shutters
-            aperture = str(kw.get("FXD_SLIT") or "") if s.slitlet is None else len(s.slitlet.columns)
+            # a fixed slit's aperture is named after it; a MOS slitlet's follows its shutter state
+            aperture, shift = (str(kw.get("FXD_SLIT") or ""), 0.0) if s.slitlet is None else \
+                msa_aperture(s.slitlet.shutter_state)
             waves, vector, centred = nirspec_pathloss(ref.arrays["PS"], aperture, float(kw["SRCXPOS"]),
-                                                      float(kw["SRCYPOS"]))
+                                                      float(kw["SRCYPOS"]) + shift)
         else:  # the MIRI LRS's: a table over the source's place in pixels
             table = ref.tables["PATHLOSS"]
             grid = PathlossGrid.from_wcs(ref.table_headers.get("PATHLOSS", {}))
@@ -489,8 +497,8 @@ SPEC2: Pipeline[SpecState] = Pipeline(
     options=Spec2Options,
     steps=(
         Step("bkg_subtract", "S_BKDSUB", _bkg_subtract, params=BkgSubtractParams, exp_types=SLIT_EXP_TYPES),
-        Step("assign_wcs", "S_WCS", _assign_wcs, reftypes=("specwcs",), optional_reftypes=("distortion",),
-             exp_types=SLIT_EXP_TYPES),
+        Step("assign_wcs", "S_WCS", _assign_wcs, reftypes=("specwcs",),
+             optional_reftypes=("distortion", "wavelengthrange"), exp_types=SLIT_EXP_TYPES),
         Step("msa_flagging", "S_MSAFLG", _msaflagopen, reftypes=("msaoper", "specwcs"), exp_types=_MOS),
         Step("flat_field", "S_FLAT", _flat_field, reftypes=("flat",), exp_types=SLIT_EXP_TYPES),
         Step("extract_2d", "S_EXTR2D", _extract_2d, optional_reftypes=("distortion",), exp_types=_MOS),

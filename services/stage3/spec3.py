@@ -21,7 +21,10 @@ that slit and transposed; its ``_crf`` and the ``_s2d`` are written the NIRSpec 
 SRCXPOS/SRCYPOS as spec2 wrote them for the mode: the LRS's undispersed source pixel,
 NIRSpec's place in the slit in units of its length.
 
-No I/O: the members and loaded references in, products out. Steps (:data:`SPEC3`):
+No I/O: the members and loaded references in, products out. The steps find each
+member's trace from SPECWCS and, for NIRSpec, cut it to the range of the filter and
+grating in WAVELENGTHRANGE when the context has one, as spec2's assign_wcs did. Steps
+(:data:`SPEC3`):
 
 - outlier_detection (SPECWCS): each member rectified alone onto resample_spec's grid, the
   median per pixel put back onto each member's pixels along its rows and compared with
@@ -101,7 +104,8 @@ from shared.spectra import (
     slit_table,
     slit_trace,
 )
-from shared.spectra.msa import MsaGeometry, Slitlet
+from shared.spectra.msa import Slitlet, mos_specwcs
+from shared.spectra.wavelengthrange import bound_trace, exposure_range
 from shared.spectra.wcs import rectified_gwcs
 
 __all__ = ["SPEC3", "SourceSpectra", "Spec3Output", "run_spec3"]
@@ -217,10 +221,7 @@ def _mos_traces(s: Spec3State, ref: Reference) -> None:
     """A MOS source's slitlet on every member: its trace from the SPECWCS SHUTTER table at
     the slitlet's reference point, the source's place along it from its shutter."""
     try:
-        geometry = MsaGeometry.from_cards(ref.header)
-        table = ref.tables["SHUTTER"]
-    except KeyError:
-        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: no SHUTTER table (a MOS SPECWCS has one)") from None
+        geometry, table = mos_specwcs(ref.header, ref.tables)
     except ValueError as exc:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
     shutters = set()
@@ -240,14 +241,28 @@ def _mos_traces(s: Spec3State, ref: Reference) -> None:
     s.half_length = geometry.cutout_half_length(shutters.pop())
 
 
-def _traces(s: Spec3State, ref: Reference) -> None:
-    """The slit's trace on every member (once) and its half length in pixels."""
+def _traces(s: Spec3State, a: StepArgs) -> None:
+    """The slit's trace on every member (once), cut to the wavelength range of the
+    members' filter and grating as spec2 cut it (NIRSpec, with WAVELENGTHRANGE), and its
+    half length in pixels."""
     if all(m.trace is not None for m in s.members):
         return
+    ref = a.refs["specwcs"]
     if str(s.members[0].keywords.get("EXP_TYPE") or "").upper() == MOS_EXP_TYPE:
         _mos_traces(s, ref)
-        _same_rows(s)
-        return
+    else:
+        _slit_traces(s, ref)
+    first = s.members[0]
+    found = exposure_range(a.refs.get("wavelengthrange"), first.keywords, first.name)
+    if found is not None:
+        for m in s.members:
+            m.trace = bound_trace(m.trace, found[1], found[2])
+    _same_rows(s)
+
+
+def _slit_traces(s: Spec3State, ref: Reference) -> None:
+    """A fixed slit's trace on every member from its SPECWCS table, the source's place
+    along it from SRCXPOS/SRCYPOS."""
     try:
         table, cards = slit_table(ref.tables, ref.table_headers, ref.header, s.members[0].keywords.get("FXD_SLIT"))
         x_ref, y_ref = float(cards["IMX"]), float(cards["IMY"])
@@ -263,7 +278,6 @@ def _traces(s: Spec3State, ref: Reference) -> None:
                 m.along = x_src - float(np.interp(y_src, m.trace.rows, m.trace.x[m.trace.rows]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
-    _same_rows(s)
     s.half_length = 0.5 * length / _pixel_scale(s.members[0].keywords)
 
 
@@ -285,7 +299,7 @@ def _singles(s: Spec3State) -> list[Rectified]:
 def _outlier_detection(s: Spec3State, a: StepArgs) -> Skip | None:
     if len(s.members) < 2:
         return Skip("one exposure: nothing to compare it with", SkipKind.NOT_APPLICABLE)
-    _traces(s, a.refs["specwcs"])
+    _traces(s, a)
     apart = np.array([m.along - s.members[0].along for m in s.members])
     if np.all(np.abs(apart - np.round(apart)) < _WHOLE):  # sources whole pixels apart: no resampling
         masks = flag_outliers_shifted([m.sci for m in s.members], [m.err for m in s.members],
@@ -307,7 +321,7 @@ def _outlier_detection(s: Spec3State, a: StepArgs) -> Skip | None:
 
 @_each_source
 def _resample_spec(s: Spec3State, a: StepArgs) -> Skip | None:
-    _traces(s, a.refs["specwcs"])
+    _traces(s, a)
     rectified = _singles(s)
     s.s2d = _combine_rectified(rectified)
     covered = np.isfinite(s.s2d.sci)
@@ -341,7 +355,7 @@ def _combine_rectified(parts: Sequence[Rectified]) -> Rectified:
 
 @_each_source
 def _extract_1d(s: Spec3State, a: StepArgs) -> Skip | None:
-    _traces(s, a.refs["specwcs"])
+    _traces(s, a)
     s.spectra = []
     params = a.params.for_mode(str(s.members[0].keywords.get("EXP_TYPE") or ""))
     for m in s.members:
@@ -365,10 +379,13 @@ SPEC3: Pipeline[Spec3State] = Pipeline(
     name="spec3",
     title="calwebb_spec3",
     steps=(
-        Step("outlier_detection", "S_OUTLIR", _outlier_detection, reftypes=("specwcs",), params=OutlierParams,
+        Step("outlier_detection", "S_OUTLIR", _outlier_detection, reftypes=("specwcs",),
+             optional_reftypes=("wavelengthrange",), params=OutlierParams,
              exp_types=SPEC3_EXP_TYPES),
-        Step("resample_spec", "S_RESAMP", _resample_spec, reftypes=("specwcs",), exp_types=SPEC3_EXP_TYPES),
-        Step("extract_1d", "S_EXTR1D", _extract_1d, reftypes=("specwcs",), params=ExtractParams,
+        Step("resample_spec", "S_RESAMP", _resample_spec, reftypes=("specwcs",),
+             optional_reftypes=("wavelengthrange",), exp_types=SPEC3_EXP_TYPES),
+        Step("extract_1d", "S_EXTR1D", _extract_1d, reftypes=("specwcs",),
+             optional_reftypes=("wavelengthrange",), params=ExtractParams,
              exp_types=SPEC3_EXP_TYPES),
         Step("combine_1d", "S_COMB1D", _combine_1d, exp_types=SPEC3_EXP_TYPES),
     ),
@@ -399,7 +416,7 @@ class Spec3Output(Recorded):
     def outputs(self, asn) -> list[Output]:
         """The members' ``_crf`` and the Level-3 products, named for the association (a
         NIRSpec product's name with its source, and slit, filled in)."""
-        out = crf_outputs(asn, self.crf)
+        out = crf_outputs(asn, self.crf) if self.crf else []  # no _crf when outlier detection did not run
         for one in self.spectra:
             for suffix, product in (("s2d", one.s2d), ("x1d", one.x1d)):
                 if product is not None:

@@ -26,7 +26,7 @@ from shared.catalog.queries import add_event
 from shared.messages import ImpactSummary, ReferenceDelivered, new_event
 from shared.naming import object_key
 from shared.refdata.contexts import ReferenceInfo, context_members, context_name, resolve_context
-from shared.refdata.errors import DeliveryError
+from shared.refdata.errors import DeliveryError, ReferenceFileError
 from shared.refdata.files import is_asdf, is_json, media_type, reference_files, reference_header
 from shared.refdata.impact import open_requests, record_impact
 from shared.refdata.policy import Action, ReprocessPolicy
@@ -115,6 +115,8 @@ def _inspect(path: Path) -> tuple[_Candidate | None, list[str]]:
     kind = "JSON" if json_file else "ASDF" if asdf_file else "FITS"
     try:
         header = reference_header(path)
+    except ReferenceFileError as exc:  # readable, but its keywords are not where they belong
+        return None, [f"{name}: {exc}"]
     except Exception as exc:  # astropy, asdf and json raise OSError, ValueError, ... on bad input
         return None, [f"{name}: {'not a FITS file' if kind == 'FITS' else f'not a readable {kind} file'} ({exc})"]
     where = {"JSON": "JSON entries", "ASDF": "ASDF meta", "FITS": "primary header"}[kind]

@@ -12,8 +12,11 @@ MSAOPER) carry them as top-level entries (``reftype``, ``instrument``, ``useafte
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from shared.refdata.errors import ReferenceFileError
 
 __all__ = ["REFERENCE_SUFFIXES", "is_asdf", "is_json", "media_type", "read_json_reference", "reference_files",
            "reference_header"]
@@ -113,7 +116,9 @@ def reference_header(path: str | Path) -> dict[str, Any]:
     Raises
     ------
     OSError, ValueError
-        The file is neither readable FITS, ASDF nor JSON.
+        The file is neither readable FITS, ASDF nor JSON; ReferenceFileError (a ValueError)
+        when it reads but what should hold its keywords cannot (an ASDF ``meta`` that is not
+        a mapping).
     """
     if is_json(path):
         document = read_json_reference(path)
@@ -130,7 +135,11 @@ def reference_header(path: str | Path) -> dict[str, Any]:
         import asdf
 
         with asdf.open(path, lazy_load=True, memmap=False) as af:
-            meta = dict(af.tree.get("meta") or {})
+            meta = af.tree.get("meta")
+        if meta is not None and not isinstance(meta, Mapping):
+            raise ReferenceFileError(f"its ASDF meta is a {type(meta).__name__}, not a mapping of keywords "
+                                     "(reftype, instrument, useafter, ...)")
+        meta = dict(meta or {})
         header = {k: v for k, p in _ASDF_META.items() if (v := _lookup(meta, p)) is not None}
         patterns = {k: _lookup(meta, p) for k, (_, p) in _PATTERNS.items()}
     else:

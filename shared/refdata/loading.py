@@ -108,6 +108,11 @@ FORMATS: dict[str, ReferenceFormat] = {
     # filter-dependent pixel shifts (a list of {filter, [pupil,] column_offset, row_offset}).
     "distortion": ReferenceFormat(tree=("model",), required="model"),
     "filteroffset": ReferenceFormat(tree=("filters",), required="filters"),
+    # ASDF, the public WavelengthrangeModel: the ranges (``wavelengthrange``), the names
+    # they go with (``waverange_selector``: NIRSpec's FILTER_GRATING), their spectral
+    # orders, and the ``meta`` whose ``wavelength_units`` says what the ranges are in.
+    "wavelengthrange": ReferenceFormat(tree=("wavelengthrange", "waverange_selector", "order", "meta"),
+                                       required="wavelengthrange"),
     # source_catalog: the APCORR table (FITS, as CRDS has them) and the ABVEGAOFFSET
     # table (an ASDF file, the tree's abvega_offset, as CRDS has them).
     "apcorr": ReferenceFormat(tables=("APCORR",), required="APCORR"),
@@ -267,7 +272,8 @@ def _table_cards(header) -> dict[str, Any]:
 def _load_asdf_reference(reftype: str, fmt: ReferenceFormat, path: Path, window: Window,
                          full_shape: tuple[int, int]) -> Reference:
     """An ASDF reference: its ``meta`` as the header, the tree entries and tables its type
-    carries (no image extensions are read)."""
+    carries (no image extensions are read). A file whose ``meta.reftype`` names another
+    type is refused (e.g. a DISTORTION given as the WAVELENGTHRANGE)."""
     import asdf
 
     try:
@@ -275,8 +281,14 @@ def _load_asdf_reference(reftype: str, fmt: ReferenceFormat, path: Path, window:
         with asdf.open(path, lazy_load=False, memmap=False) as af:
             tree = {key: af.tree[key] for key in fmt.tree if key in af.tree}
             tables = {name: table for name in fmt.tables if (table := _structured(af.tree.get(name))) is not None}
+    except ReferenceFileError as exc:
+        raise ReferenceFileError(f"{reftype.upper()} reference {path.name}: {exc}") from exc
     except Exception as exc:  # not ASDF, or a tree asdf cannot convert (asdf, yaml and OSError)
         raise ReferenceFileError(f"reference {path.name} is not a readable ASDF file: {exc}") from exc
+    declared = str(header.get("REFTYPE") or "").strip().upper()
+    if declared and declared != reftype.upper():
+        raise ReferenceFileError(f"reference {path.name} is a {declared} reference (its meta.reftype), "
+                                 f"not {reftype.upper()}")
     if fmt.lacks_required({*tree, *tables}):
         raise ReferenceFileError(f"{reftype.upper()} reference {path.name} has no {fmt.required_text!r} in its ASDF tree")
     return Reference(reftype, path, window, full_shape, header, tables, (), tree)

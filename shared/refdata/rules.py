@@ -79,6 +79,9 @@ _SPECS: dict[str, SelectorSpec] = {
     "SATURATION": SelectorSpec(("DETECTOR",)),
     "SPECWCS": SelectorSpec(("DETECTOR", "EXP_TYPE")),
     "SUPERBIAS": SelectorSpec(("DETECTOR", "READPATT", "SUBARRAY")),
+    # The wavelength range of each filter/grating pair (ASDF, the public WavelengthrangeModel):
+    # by EXP_TYPE alone, as CRDS selects NIRSpec's; the step picks its FILTER_GRATING entry.
+    "WAVELENGTHRANGE": SelectorSpec(("EXP_TYPE",)),
 }
 
 # Instrument-specific rules that replace the general one.

@@ -6,7 +6,8 @@ The exposure's plan. The MSA metadata file (MSAMETFL, ``_msa.fits``, the public 
 lists in SHUTTER_INFO one row per open shutter and configuration: ``slitlet_id``,
 ``msa_metadata_id`` (the exposure's MSAMETID), ``dither_point_index`` (its PATT_NUM),
 ``shutter_quadrant``, ``shutter_row``, ``shutter_column`` (1-based), ``source_id``,
-``background`` ('N' for the shutter holding the source), ``primary_source`` ('Y' there)
+``background`` ('N' for the shutter holding the source), ``primary_source`` ('Y' there),
+``shutter_state`` ('OPEN'; 'CLOSED' for a shutter of the slitlet that is stuck closed)
 and the source's estimated place in that shutter (``estimated_source_in_shutter_x/y``,
 0 to 1; NaN where unknown, taken as the centre, as the public pipeline does); SOURCE_INFO
 one row per source (``source_id``, ``source_name``, ``alias``, ``ra``, ``dec``,
@@ -15,7 +16,9 @@ the public pipeline's rules: the shutters of one ``slitlet_id`` make a slitlet; 
 them at most holds the primary source (none: a background slitlet, whose source id is its
 slitlet id); the source's place is given from the primary shutter's centre, in shutter
 units (``estimated - 0.5``), as the public SRCXPOS (along the shutter row, the dispersion)
-and SRCYPOS (along the slitlet).
+and SRCYPOS (along the slitlet). The slitlet's shutter state (the public SHUTSTA) has a
+character per shutter: 'x' the source's, '1' an open one, '0' a closed one (a failed-closed
+shutter the plan lists CLOSED: it passes no light, but the slitlet's extent spans it).
 
 The geometry. NIRSpec's MOS SPECWCS here (this system's format; the public pipeline uses
 an optical model) holds one table, ``SHUTTER``: the trace of one shutter relative to the
@@ -28,8 +31,10 @@ detector.
 
 Stuck shutters. The MSAOPER reference (the public JSON: ``msaoper``, a list of shutters
 with ``Q``, ``x`` = the shutter row, ``y`` = the shutter column and their ``state``,
-``TA state`` and ``Internal state``) lists the shutters that failed open: any state
-"open" lets light through, as the public msaflagopen reads it.
+``TA state`` and ``Internal state``) lists the shutters that failed open (any state
+"open" lets light through, as the public msaflagopen reads it: :func:`failed_open_shutters`)
+and those that failed closed (every state "closed": nothing to flag, the MSA planning
+keeps sources out of them).
 """
 
 from __future__ import annotations
@@ -42,8 +47,8 @@ import numpy as np
 
 from shared.spectra.trace import SlitTrace, in_frame, slit_trace, wavelength_image
 
-__all__ = ["CUTOUT_MARGIN_SHUTTERS", "MsaGeometry", "MsaMetadata", "Slitlet", "failed_open_shutters", "open_slitlets",
-           "shutter_footprint"]
+__all__ = ["CUTOUT_MARGIN_SHUTTERS", "MsaGeometry", "MsaMetadata", "Slitlet", "failed_open_shutters", "mos_specwcs",
+           "open_slitlets", "shutter_footprint"]
 
 CUTOUT_MARGIN_SHUTTERS = 0.5  # a slitlet's cutout reaches this far beyond its end shutters (the public margin)
 
@@ -64,11 +69,12 @@ class MsaMetadata:
 
 @dataclass(frozen=True)
 class Slitlet:
-    """One slitlet of an exposure: consecutive open shutters ``columns`` of one ``row``
-    of a ``quadrant``; ``primary`` the column of the shutter holding the source (None for
-    a background slitlet); the source's id, name and sky position (SOURCE_INFO); its
-    place from the primary shutter's centre in shutter units, ``source_x`` along the row
-    (the dispersion) and ``source_y`` along the slitlet (the public SRCXPOS, SRCYPOS)."""
+    """One slitlet of an exposure: consecutive shutters ``columns`` of one ``row`` of a
+    ``quadrant``, open but for those in ``closed`` (failed closed: no light through them);
+    ``primary`` the column of the shutter holding the source (None for a background
+    slitlet); the source's id, name and sky position (SOURCE_INFO); its place from the
+    primary shutter's centre in shutter units, ``source_x`` along the row (the dispersion)
+    and ``source_y`` along the slitlet (the public SRCXPOS, SRCYPOS)."""
 
     slitlet_id: int
     quadrant: int
@@ -82,6 +88,7 @@ class Slitlet:
     source_ra: float = math.nan
     source_dec: float = math.nan
     stellarity: float = 0.0
+    closed: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -96,10 +103,15 @@ class Slitlet:
         return self.row + (column - 1) * 365
 
     @property
+    def open_columns(self) -> tuple[int, ...]:
+        """The columns of its shutters that let light through."""
+        return tuple(c for c in self.columns if c not in self.closed)
+
+    @property
     def shutter_state(self) -> str:
-        """The public SHUTSTA of the slitlet: a character per open shutter, ``x`` the one
-        with the source, ``1`` the others."""
-        return "".join("x" if c == self.primary else "1" for c in self.columns)
+        """The public SHUTSTA of the slitlet: a character per shutter, ``x`` the one with
+        the source, ``1`` the other open ones, ``0`` a closed one."""
+        return "".join("x" if c == self.primary else "0" if c in self.closed else "1" for c in self.columns)
 
     def keywords(self) -> dict:
         """The slit keywords of its cutout, as the public extract_2d sets a MOS slit's:
@@ -114,7 +126,7 @@ class Slitlet:
     def from_keywords(cls, kw: Mapping) -> Slitlet:
         """The slitlet of a MOS slit from its keywords (:meth:`keywords`): its shutters from
         SHUTTRID (the row and the column of the source's shutter, or of the middle one) and
-        SHUTSTA (one character per shutter, ``x`` the source's).
+        SHUTSTA (one character per shutter, ``x`` the source's, ``1`` open, ``0`` closed).
 
         Raises
         ------
@@ -130,9 +142,11 @@ class Slitlet:
                              "MSAQUAD, SHUTTRID, SHUTSTA)") from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"a MOS slit keyword is not a number: {exc}") from None
-        if not state or set(state) - {"1", "x"} or state.count("x") > 1 or shutter < 1:
+        if not state or set(state) - {"1", "0", "x"} or state.count("x") > 1 or "0" * len(state) == state \
+                or shutter < 1:
             raise ValueError(f"SHUTSTA {state!r} / SHUTTRID {shutter} do not describe a slitlet (one character per "
-                             "open shutter, 'x' the source's at most once; a shutter id from 1)")
+                             "shutter, '1' open, '0' closed, 'x' the source's at most once, at least one open; a "
+                             "shutter id from 1)")
         row, column = (shutter - 1) % 365 + 1, (shutter - 1) // 365 + 1
         at = state.index("x") if "x" in state else len(state) // 2
         columns = tuple(range(column - at, column - at + len(state)))
@@ -143,7 +157,8 @@ class Slitlet:
 
         return cls(slitlet_id, quadrant, row, columns, column if "x" in state else None, source_id,
                    str(kw.get("SRCNAME") or source_id), number("SRCXPOS", 0.0), number("SRCYPOS", 0.0),
-                   number("SRCRA", math.nan), number("SRCDEC", math.nan), number("STLARITY", 0.0))
+                   number("SRCRA", math.nan), number("SRCDEC", math.nan), number("STLARITY", 0.0),
+                   closed=tuple(c for c, flag in zip(columns, state, strict=True) if flag == "0"))
 
 
 def _text(value) -> str:
@@ -158,14 +173,17 @@ def _fraction(value) -> float:
 def open_slitlets(shutter_info: np.ndarray, source_info: np.ndarray, metadata_id: int, dither_point: int,
                   *, program: str = "") -> list[Slitlet]:
     """The slitlets an exposure of MSA configuration ``metadata_id`` (MSAMETID) at dither
-    point ``dither_point`` (PATT_NUM) opened, by slitlet id.
+    point ``dither_point`` (PATT_NUM) opened, by slitlet id. A shutter listed with
+    ``shutter_state`` CLOSED (stuck closed) stays in its slitlet as a closed one (``0`` in
+    its shutter state); without the column, every listed shutter is open.
 
     Raises
     ------
     ValueError
         A table without the public columns, no shutter for that configuration and dither
         point, a slitlet whose shutters are not consecutive shutters of one row, one with
-        more than one primary shutter, or a primary source missing from SOURCE_INFO.
+        more than one primary shutter, a closed primary shutter, no open shutter, or a
+        primary source missing from SOURCE_INFO.
     """
     names = set(shutter_info.dtype.names or ())
     missing = [c for c in _SHUTTER_COLUMNS if c not in names]
@@ -188,13 +206,20 @@ def open_slitlets(shutter_info: np.ndarray, source_info: np.ndarray, metadata_id
                              f"{sorted((int(r['shutter_quadrant']), int(r['shutter_row']), int(r['shutter_column'])) for r in rows)} "
                              "are not consecutive shutters of one row")
         (quadrant, row), = where
+        closed = tuple(sorted(int(r["shutter_column"]) for r in rows if "shutter_state" in names
+                              and _text(r["shutter_state"]) == "CLOSED"))
+        if len(closed) == len(columns):
+            raise ValueError(f"slitlet {slitlet_id}: every shutter of it is CLOSED; a slitlet needs an open one")
         primary = [r for r in rows if _text(r["primary_source"]) == "Y"]
         if len(primary) > 1:
             raise ValueError(f"slitlet {slitlet_id}: {len(primary)} shutters hold the primary source; one may")
         if not primary:
             out.append(Slitlet(int(slitlet_id), quadrant, row, columns, None, int(slitlet_id),
-                               f"{program}_BKG{slitlet_id}"))
+                               f"{program}_BKG{slitlet_id}", closed=closed))
             continue
+        if int(primary[0]["shutter_column"]) in closed:
+            raise ValueError(f"slitlet {slitlet_id}: the shutter holding its source (column "
+                             f"{int(primary[0]['shutter_column'])}) is CLOSED: no light of it would be seen")
         p = primary[0]
         source_id = int(p["source_id"])
         if source_id not in sources:
@@ -204,7 +229,8 @@ def open_slitlets(shutter_info: np.ndarray, source_info: np.ndarray, metadata_id
         y = _fraction(p["estimated_source_in_shutter_y"]) if "estimated_source_in_shutter_y" in names else 0.5
         out.append(Slitlet(int(slitlet_id), quadrant, row, columns, int(p["shutter_column"]), source_id,
                            _text(src["source_name"]) if "source_name" in (src.dtype.names or ()) else str(source_id),
-                           x - 0.5, y - 0.5, float(src["ra"]), float(src["dec"]), float(src["stellarity"])))
+                           x - 0.5, y - 0.5, float(src["ra"]), float(src["dec"]), float(src["stellarity"]),
+                           closed=closed))
     return out
 
 
@@ -290,9 +316,23 @@ class MsaGeometry:
         return along, slitlet.source_x * self.row_pitch
 
 
+def mos_specwcs(header: Mapping, tables: Mapping[str, np.ndarray]) -> tuple[MsaGeometry, np.ndarray]:
+    """The MSA geometry (:meth:`MsaGeometry.from_cards`) and the SHUTTER trace table of a
+    MOS SPECWCS reference's header and tables.
+
+    Raises
+    ------
+    ValueError
+        No SHUTTER table, or the geometry cards missing or malformed.
+    """
+    if "SHUTTER" not in tables:
+        raise ValueError("no SHUTTER table (a MOS SPECWCS has one)")
+    return MsaGeometry.from_cards(header), tables["SHUTTER"]
+
+
 def failed_open_shutters(msaoper: Mapping) -> list[tuple[int, int, int]]:
     """(quadrant, row, column) of every shutter the MSAOPER reference says is open in any
-    of its states.
+    of its states (one failed closed, "closed" in every state, is not one).
 
     Raises
     ------

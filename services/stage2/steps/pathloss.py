@@ -17,7 +17,11 @@ over (wavelength, y, x): x the source's place across the slit (along the dispers
 units of the slit's width, y along it in units of its length, both from its centre (the
 SRCXPOS and SRCYPOS of a NIRSpec product), wavelength in metres, on the WCS of the
 extension (axes 1, 2, 3). :func:`nirspec_pathloss` turns it into the same correction
-(1 / the fraction) per wavelength at the source; the rest is as above.
+(1 / the fraction) per wavelength at the source; the rest is as above. A MOS slitlet's
+aperture is chosen from its shutter state as the public step chooses it
+(:func:`msa_aperture`): MOS1X1 (``shutters`` 1) when the source's shutter has no open
+neighbour, else MOS1X3 (3), its upper or lower part when only one neighbour is open (a
+two-shutter slitlet, or a three-shutter one with a shutter stuck closed).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PathlossGrid", "PathlossResult", "apply_pathloss", "nirspec_pathloss", "pathloss_vector"]
+__all__ = ["PathlossGrid", "PathlossResult", "apply_pathloss", "msa_aperture", "nirspec_pathloss", "pathloss_vector"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,31 @@ def nirspec_pathloss(cubes: list[tuple[Mapping, np.ndarray]], aperture: str | in
                         across0=float(x[0]), across_step=float(x[1] - x[0]) if nx > 1 else 1.0)
     vector, centred = pathloss_vector(np.swapaxes(correction, 1, 2), grid, srcypos, srcxpos)
     return wavelength, vector, centred
+
+
+def msa_aperture(shutter_state: str) -> tuple[int, float]:
+    """(shutters of the PATHLOSS aperture, shift of SRCYPOS) for a MOS slitlet of public
+    shutter state ``shutter_state`` (SHUTSTA: ``x`` the source's shutter, ``1`` open,
+    ``0`` closed), as the public pathloss step picks them: a source whose shutter has no
+    open neighbour (the slitlet's ends count as closed) is corrected with the one-shutter
+    aperture; any other with the three-shutter aperture, at its place moved one shutter
+    down (-1) when only the neighbour below is closed, up (+1) when only the one above is,
+    so that the source sits at the open end of the three-shutter grid.
+
+    Raises
+    ------
+    ValueError
+        No ``x`` in the state: a background slitlet has no source to correct.
+    """
+    state = str(shutter_state).strip()
+    at = state.find("x")
+    if at < 0:
+        raise ValueError(f"shutter state {state!r} has no source shutter ('x'): nothing to correct")
+    below_closed = at == 0 or state[at - 1] == "0"
+    above_closed = at == len(state) - 1 or state[at + 1] == "0"
+    if below_closed and above_closed:
+        return 1, 0.0
+    return 3, (-1.0 if below_closed else 1.0 if above_closed else 0.0)
 
 
 def _int_card(value) -> int | None:
