@@ -36,13 +36,19 @@ def edited(example: Path, obs: dict | None = None, target: dict | None = None,
     return desc
 
 
-def run_in_process(desc: dict, tmp: Path) -> dict:
-    """``desc`` simulated and run through the whole system in this process (embedded
-    catalog and store: ingest, detector1, associations, stage 2, stage 3, previews); every
-    current data product downloaded to ``tmp/products``. Returns the simulation (``sim``),
-    ``out``, the context (``ctx``), ``truth_dir`` and the product ``names``."""
+#: The services that make and archive the products, without previews and notices (what
+#: the accuracy tests score; the end-to-end tests see the rest).
+PRODUCT_SERVICES = ("ingest", "detector1", "associations", "stage2", "stage3")
+
+
+def run_in_process(desc: dict, tmp: Path, services: tuple[str, ...] | None = None) -> dict:
+    """``desc`` simulated and run through the system in this process (embedded catalog
+    and store: ingest, detector1, associations, stage 2, stage 3, previews, notices; only
+    ``services`` when given, e.g. :data:`PRODUCT_SERVICES`); every current data product
+    downloaded to ``tmp/products``. Returns the simulation (``sim``), ``out``, the
+    context (``ctx``), ``truth_dir`` and the product ``names``."""
     sim = simulate(desc, tmp / "sim")
-    ctx, inline = embedded_context(Settings(var_dir=tmp / "var", _env_file=None))
+    ctx, inline = embedded_context(Settings(var_dir=tmp / "var", _env_file=None), services)
     deliver(ctx, sim.reference_paths, note="simulator references")
     inline.run_until_idle()
     ingest_paths(ctx, inline, [sim.plan_path, *sim.msa_paths, *sim.telemetry_paths])

@@ -58,6 +58,7 @@ from shared.spectra.msa import (
 from tests.slit_examples import (
     BAND,
     BRIGHT_JY,
+    PRODUCT_SERVICES,
     flux_scores,
     gaussian_line,
     run_in_process,
@@ -86,7 +87,7 @@ DESCRIPTION = {
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return run_in_process(DESCRIPTION, tmp_path_factory.mktemp("nrsmos"))
+    return run_in_process(DESCRIPTION, tmp_path_factory.mktemp("nrsmos"), PRODUCT_SERVICES)  # previews: end to end
 
 
 @pytest.fixture(scope="module")
