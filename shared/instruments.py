@@ -177,6 +177,8 @@ SUBARRAYS: dict[str, dict[str, Subarray]] = {
         "SUB256": Subarray("SUB256", 413, 51, 320, 256, 4),
         "SUB128": Subarray("SUB128", 1, 889, 136, 128, 4),
         "SUB64": Subarray("SUB64", 1, 779, 72, 64, 4),
+        # the LRS slitless window (MIR_LRS-SLITLESS), public SUBSTRT/SUBSIZE
+        "SLITLESSPRISM": Subarray("SLITLESSPRISM", 1, 529, 72, 416, 4),
     },
 }
 
@@ -242,6 +244,7 @@ _MIRI_FAST_TFRAME = {
     "SUB256": 0.29952,
     "SUB128": 0.11904,
     "SUB64": 0.08524,
+    "SLITLESSPRISM": 0.15904,
 }
 
 

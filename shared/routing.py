@@ -87,9 +87,10 @@ ROUTES: tuple[Route, ...] = (
           suffixes=frozenset({"rate", "rateints", "cal", "calints"}), reprocessed=False),
     # products made from an association: the program's association report lists them
     Route(EventType.PRODUCT_ARCHIVED, "associations.update", reprocessed=False,
-          suffixes=frozenset({"i2d", "crf", "crfints", "cat", "segm", "phot", "whtlt", "s2d", "x1d"})),
+          suffixes=frozenset({"i2d", "crf", "crfints", "cat", "segm", "phot", "whtlt", "s2d", "x1d",
+                             "x1dints"})),
     Route(EventType.PRODUCT_ARCHIVED, "stage2.run", suffixes=frozenset({"asn"}),
-          asn_types=frozenset({"image2", "tso-image2", "spec2"}), reprocessed=False),
+          asn_types=frozenset({"image2", "tso-image2", "spec2", "tso-spec2"}), reprocessed=False),
     Route(EventType.PRODUCT_ARCHIVED, "stage3.run", suffixes=frozenset({"asn"}),
           asn_types=frozenset({"image3", "tso3", "spec3"}), reprocessed=False),
     Route(EventType.REPROCESSING_STEP, "detector1.reprocess", stage="detector1"),

@@ -41,17 +41,18 @@ def edited(example: Path, obs: dict | None = None, target: dict | None = None,
 PRODUCT_SERVICES = ("ingest", "detector1", "associations", "stage2", "stage3")
 
 
-def run_in_process(desc: dict, tmp: Path, services: tuple[str, ...] | None = None) -> dict:
+def run_in_process(desc: dict, tmp: Path, services: tuple[str, ...] | None = None, **settings) -> dict:
     """``desc`` simulated and run through the system in this process (embedded catalog
     and store: ingest, detector1, associations, stage 2, stage 3, previews, notices; only
-    ``services`` when given, e.g. :data:`PRODUCT_SERVICES`); every current data product
-    downloaded to ``tmp/products``. Returns the simulation (``sim``), ``out``, the
-    context (``ctx``), ``truth_dir`` and the product ``names``."""
+    ``services`` when given, e.g. :data:`PRODUCT_SERVICES`; ``settings`` changed from
+    their defaults, e.g. ``segment_bytes``); every current data product downloaded to
+    ``tmp/products``. Returns the simulation (``sim``), ``out``, the context (``ctx``),
+    ``truth_dir`` and the product ``names``."""
     sim = simulate(desc, tmp / "sim")
-    ctx, inline = embedded_context(Settings(var_dir=tmp / "var", _env_file=None), services)
+    ctx, inline = embedded_context(Settings(var_dir=tmp / "var", _env_file=None, **settings), services)
     deliver(ctx, sim.reference_paths, note="simulator references")
     inline.run_until_idle()
-    ingest_paths(ctx, inline, [sim.plan_path, *sim.msa_paths, *sim.telemetry_paths])
+    ingest_paths(ctx, inline, [sim.plan_path, sim.ephemeris_path, *sim.msa_paths, *sim.telemetry_paths])
     failed = [(task, o.error) for task, o in inline.completed if o.status != "ok"]
     assert not failed, failed
     out = tmp / "products"
@@ -63,6 +64,25 @@ def run_in_process(desc: dict, tmp: Path, services: tuple[str, ...] | None = Non
         ctx.store.download_uri(uri, out / name)
     return {"sim": sim, "out": out, "ctx": ctx, "truth_dir": tmp / "sim" / "truth",
             "names": sorted(n for n, _ in rows)}
+
+
+def run_level3_locally(command, run: dict, asn_type: str, member_suffix: str, tmp: Path) -> Path:
+    """``command`` (a ``dms run`` command of stage 3) on ``run``'s archived association of
+    ``asn_type`` with its ``_<member_suffix>.fits`` members copied beside it, with the
+    simulator's references; the directory of what it wrote."""
+    import shutil
+
+    from shared.runlocal import run_command
+
+    refs_dir = str(Path(run["sim"].reference_paths[0]).parent)
+    work, out = tmp / "files", tmp / "out"
+    work.mkdir()
+    for name in run["names"]:
+        if name.endswith(f"_{member_suffix}.fits") or (f"_{asn_type}_" in name and name.endswith("_asn.json")):
+            shutil.copy(run["out"] / name, work / name)
+    (asn,) = work.glob(f"*_{asn_type}_*_asn.json")
+    assert run_command(command, [str(asn), "--refs-dir", refs_dir, "--out", str(out)]) == 0
+    return out
 
 
 def gaussian_line(wl, centre, sigma, peak, c0, c1):

@@ -324,6 +324,18 @@ def test_demo_observation_end_to_end(system, webhook, smtp, tmp_path):
           f"{len(webhook.received())} webhook deliveries, 1 digest in {time.monotonic() - t0:.1f} s")
 
 
+def _subscribe_to_new(system: System, api: httpx.Client, webhook: WebhookReceiver, program: str, note: str) -> None:
+    """Once the archive API answers, a subscriber's webhook subscription to the new
+    products of ``program``."""
+    system.wait_until(lambda: _answers(api, "/health"), 60, "the archive API to answer /health")
+    with system.ctx.catalog.session() as s:
+        token = create_token(s, SUBSCRIBER, 1, note)
+    r = api.post("/subscriptions", headers={"Authorization": f"Bearer {token}"}, json={
+        "name": f"new products of {program}", "channel": "webhook", "target": webhook.url,
+        "filters": {"programs": [program], "event_types": ["new"]}})
+    assert r.status_code == 201, r.text
+
+
 def _answers(api: httpx.Client, path: str) -> bool:
     try:
         return api.get(path, timeout=2).status_code == 200
@@ -471,13 +483,7 @@ def test_nirspec_mos_end_to_end(system, webhook, tmp_path):
     assert len(sources) >= 4
     level3 = [f"jw01358-o001_s{sid:09d}_nirspec_clear-prism" for sid in sources]
     with httpx.Client(base_url=system.api, timeout=30) as api:
-        system.wait_until(lambda: _answers(api, "/health"), 60, "the archive API to answer /health")
-        with ctx.catalog.session() as s:
-            token = create_token(s, SUBSCRIBER, 1, "MOS end-to-end test")
-        r = api.post("/subscriptions", headers={"Authorization": f"Bearer {token}"}, json={
-            "name": "new spectra of 1358", "channel": "webhook", "target": webhook.url,
-            "filters": {"programs": ["1358"], "event_types": ["new"]}})
-        assert r.status_code == 201, r.text
+        _subscribe_to_new(system, api, webhook, "1358", "MOS end-to-end test")
 
         received = receive_files(ctx, [sim.plan_path, *sim.msa_paths, *sim.telemetry_paths])
         dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
@@ -527,3 +533,71 @@ def test_nirspec_mos_end_to_end(system, webhook, tmp_path):
         print(f"MOS end-to-end: Level-3 median flux / truth per source {scored}")
         assert len(scored) >= 2
     system.check_alive()
+
+
+def test_lrs_slitless_time_series_end_to_end(system, webhook, tmp_path):
+    """``examples/miri_lrs_tso.yaml`` (MIRI LRS slitless, a transit across 60 integrations)
+    through the same workers: ingest, detector1 (``_rateints``), the spec2 association
+    (Asn_MIRLRSTAConfirm, as the public rules give this mode), stage 2's calwebb_spec2 to
+    the ``_calints`` and ``_x1dints``, the tso3 association and stage 3's calwebb_tso3 to
+    the ``_crfints``, the Level-3 ``_x1dints`` and the ``_whtlt`` light curve; previews (a
+    waterfall of the spectra, the light curve), a subscriber told of each, and the light
+    curve's transit depth within 3 % of the truth (tests/test_tso_spectra.py scores it
+    closely, with the exposure in segments)."""
+    from astropy.table import Table
+
+    ctx = system.ctx
+    desc = yaml.safe_load((REPO / "examples" / "miri_lrs_tso.yaml").read_text())
+    sim = simulate(desc, tmp_path / "sim")
+    deliver_references(ctx, sim.reference_paths, note="simulator references for the TSO end-to-end test")
+    (stem,) = [p.stem for p in sim.telemetry_paths]
+    level3 = "jw04520-o001_t001_miri_p750l-slitlessprism"
+    wanted = [f"{stem}_x1dints.fits", f"{level3}_x1dints.fits", f"{level3}_whtlt.ecsv"]
+    with httpx.Client(base_url=system.api, timeout=30) as api:
+        _subscribe_to_new(system, api, webhook, "4520", "TSO end-to-end test")
+        received = receive_files(ctx, [sim.plan_path, sim.ephemeris_path, *sim.telemetry_paths])
+        dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
+
+        def products() -> dict[str, set]:
+            with ctx.catalog.session() as s:
+                rows = s.execute(select(Product.filename, Artifact.kind).join(Artifact)
+                                 .where(Product.program_id == "04520", Product.is_current)).all()
+            out: dict[str, set] = {}
+            for name, kind in rows:
+                out.setdefault(name, set()).add(kind)
+            return out
+
+        system.wait_until(lambda: all({"data", "preview", "thumbnail"} <= products().get(n, set()) for n in wanted),
+                          300, "the time series' spectra and light curve, with their previews",
+                          lambda: sorted((n, sorted(k)) for n, k in products().items()))
+        system.wait_idle()
+        have = set(products())
+        made = {f"{stem}_{s}.fits" for s in ("uncal", "rateints", "calints", "x1dints")} | \
+            {f"{stem}_o001_crfints.fits", f"{level3}_x1dints.fits", f"{level3}_whtlt.ecsv"}
+        assert made <= have, sorted(have)
+        with ctx.catalog.session() as s:
+            emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == "04520",
+                                                                         Association.emitted_count > 0)).all())
+        assert emitted == Counter({"spec2": 1, "tso3": 1}), emitted
+        system.wait_until(lambda: set(wanted) <= set(webhook.subjects()), 90, "webhook deliveries of the spectra",
+                          webhook.subjects)
+        r = api.get("/products", params={"program": "4520", "pagesize": 1000})
+        previews = {row["productFilename"] for row in r.json()["rows"] if row["productType"] == "PREVIEW"}
+        assert {f"{level3}_x1dints_preview.png", f"{level3}_whtlt_preview.png"} <= previews, previews
+        [whtlt_uri] = [u for n, u in _data_uris(ctx, "04520").items() if n == f"{level3}_whtlt.ecsv"]
+        ctx.store.download_uri(whtlt_uri, tmp_path / "whtlt.ecsv")
+        flux = np.asarray(Table.read(tmp_path / "whtlt.ecsv")["whitelight_flux"].value)
+        truth = Table.read(tmp_path / "sim" / "truth" / f"{stem}_truth_lightcurve.ecsv")
+        shape = (1.0 - np.asarray(truth["relative_flux"])) / truth.meta["transit"]["depth"]
+        out, full = shape < 1e-6, shape > 0.999  # out of transit, at full depth
+        depth = 1.0 - float(np.mean(flux[full]) / np.mean(flux[out]))
+        transmission = Table.read(tmp_path / "sim" / "truth" / f"{stem}_truth_transmission.ecsv")
+        expected = transmission.meta["white_light_depth_fnu"]
+        assert abs(depth / expected - 1) < 0.03, (depth, expected)
+    system.check_alive()
+
+
+def _data_uris(ctx: ServiceContext, program: str) -> dict[str, str]:
+    with ctx.catalog.session() as s:
+        return dict(s.execute(select(Product.filename, Artifact.uri).join(Artifact).where(
+            Product.program_id == program, Product.is_current, Artifact.kind == "data")).all())

@@ -214,6 +214,7 @@ def test_provenance_cards():
 def test_the_real_pipelines_follow_the_public_step_orders():
     from services.detector1.pipeline import DETECTOR1
     from services.stage2.pipeline import IMAGE2
+    from services.stage2.spec2 import SPEC2
     from services.stage3.pipeline import IMAGE3, TSO3
 
     def names(pipeline, **kw):
@@ -230,7 +231,12 @@ def test_the_real_pipelines_follow_the_public_step_orders():
     assert names(IMAGE2, INSTRUME="NIRCAM") == ["bkg_subtract", "assign_wcs", "flat_field", "photom", "resample"]
     assert IMAGE2.all_reftypes == ("distortion", "filteroffset", "flat", "photom", "area")
     assert IMAGE3.step_names == ("tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog")
-    assert TSO3.step_names == ("outlier_detection", "tso_photometry")
+    assert TSO3.step_names == ("outlier_detection", "tso_photometry", "pixel_replace", "extract_1d", "white_light")
+    assert names(TSO3, EXP_TYPE="NRC_TSIMAGE") == ["outlier_detection", "tso_photometry"]
+    assert names(TSO3, EXP_TYPE="MIR_LRS-SLITLESS") == [
+        "outlier_detection", "tso_photometry", "pixel_replace", "extract_1d", "white_light"]
+    assert names(SPEC2, EXP_TYPE="MIR_LRS-SLITLESS") == [
+        "bkg_subtract", "assign_wcs", "flat_field", "srctype", "photom", "extract_1d"]
     with pytest.raises(UnknownStepError, match="unknown step.*jmup"):
         DETECTOR1.params(skip={"jmup"})  # refused in every pipeline, detector1 included
 

@@ -110,7 +110,7 @@ def test_the_example_plans_two_nods_along_the_slit():
     [
         (changed(obs={"filter": "F770W"}), ["observations[0]", "P750L", "not F770W"]),
         (changed(obs={"exp_type": None}), ["observations[0]", "P750L is the LRS prism", "MIR_LRS-FIXEDSLIT"]),
-        (changed(obs={"exp_type": "MIR_LRS-SLITLESS"}), ["observations[0].exp_type", "not simulated"]),
+        (changed(obs={"exp_type": "MIR_LRS-SLITLESS"}), ["observations[0]", "SLITLESSPRISM", "not FULL"]),
         (changed(obs={"subarray": "SUB256"}), ["observations[0]", "FULL", "SUB256"]),
         (changed(obs={"detectors": ["MIRIFULONG"]}), ["observations[0]", "MIRIMAGE alone"]),
         (changed(obs={"dither": {"pattern": "4-POINT-BOX"}}), ["observations[0]", "ALONG-SLIT-NOD", "NONE"]),

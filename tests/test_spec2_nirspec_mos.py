@@ -62,6 +62,7 @@ from tests.slit_examples import (
     flux_scores,
     gaussian_line,
     run_in_process,
+    run_level3_locally,
     spectra_of,
     truth_on,
     usable,
@@ -338,22 +339,12 @@ def test_dms_run_spec2_reads_the_msa_metadata_file_beside_the_exposure(run, tmp_
 def test_dms_run_spec3_makes_the_archives_products_per_source(run, tmp_path):
     """``dms run spec3`` on the archived spec3 association with its ``_cal`` beside it: the
     Level-3 spectrum of every source, the archive's own."""
-    import shutil
-
     from services.stage3.commands import SPEC3_COMMAND
-    from shared.runlocal import run_command
 
-    refs_dir = str(Path(run["sim"].reference_paths[0]).parent)
-    work = tmp_path / "files"
-    work.mkdir()
-    for name in run["names"]:
-        if name.endswith("_cal.fits") or ("_spec3_" in name and name.endswith("_asn.json")):
-            shutil.copy(run["out"] / name, work / name)
-    (asn,) = work.glob("*_spec3_*_asn.json")
-    assert run_command(SPEC3_COMMAND, [str(asn), "--refs-dir", refs_dir, "--out", str(tmp_path / "out")]) == 0
-    made = sorted(p.name for p in (tmp_path / "out").glob("jw01357-o001_s*_x1d.fits"))
+    out = run_level3_locally(SPEC3_COMMAND, run, "spec3", "cal", tmp_path)
+    made = sorted(p.name for p in out.glob("jw01357-o001_s*_x1d.fits"))
     assert made == sorted(_level3_x1d(run))
     for name in made:
-        (_, ours), = spectra_of(tmp_path / "out" / name)
+        (_, ours), = spectra_of(out / name)
         (_, theirs), = spectra_of(run["out"] / name)
         np.testing.assert_array_equal(ours["FLUX"], theirs["FLUX"])

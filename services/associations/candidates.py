@@ -16,17 +16,23 @@ from shared.plan import Observation, Plan
 
 __all__ = [
     "IMAGING_EXP_TYPES",
+    "LRS_SLITLESS",
     "NODDED_SLIT_EXP_TYPES",
     "NODDED_SLIT_RULES",
     "NoddedSlitRules",
+    "SPECTRAL_EXP_TYPES",
+    "TSO_SPEC2_EXP_TYPES",
     "Candidate",
     "all_candidates",
     "candidate_text",
     "candidates_of",
     "discovered_candidates",
     "is_imaging",
+    "is_tso",
     "observation_candidates",
     "plan_candidates",
+    "tso3_takes",
+    "tso_spec2_takes",
 ]
 
 # Exposure types the imaging rules (Asn_Lv2Image*, Asn_Lv3Image, Asn_Lv3TSO) take.
@@ -57,6 +63,74 @@ NODDED_SLIT_RULES: dict[str, NoddedSlitRules] = {
 }
 NODDED_SLIT_EXP_TYPES = frozenset(NODDED_SLIT_RULES)
 
+# Spectroscopic science exposure types (the public rules' SPEC2_SCIENCE_EXP_TYPES).
+SPECTRAL_EXP_TYPES = frozenset({
+    "MIR_LRS-FIXEDSLIT", "MIR_LRS-SLITLESS", "MIR_MRS", "MIR_WFSS", "NIS_SOSS", "NIS_WFSS", "NRC_TSGRISM",
+    "NRC_WFSS", "NRS_FIXEDSLIT", "NRS_IFU", "NRS_MSASPEC", "NRS_BRIGHTOBJ",
+})
+# The MIRI LRS without its slit: the public rules give it a Level-2 rule of its own
+# (Asn_MIRLRSTAConfirm, asn_type spec2, one science exposure, TSO or not), never tso-spec2.
+LRS_SLITLESS = "MIR_LRS-SLITLESS"
+# tso-spec2 (Asn_Lv2SpecTSO): TSO exposures of the spectroscopic types that have no
+# dedicated rule (the MIRI LRS in both modes and NIRSpec's slits and MOS are excluded).
+TSO_SPEC2_EXP_TYPES = SPECTRAL_EXP_TYPES - {"NRS_MSASPEC", "NRS_FIXEDSLIT", "MIR_LRS-SLITLESS", "MIR_LRS-FIXEDSLIT"}
+# Exposure types that are time series whatever TSOVISIT says (the public TSO_EXP_TYPES).
+TSO_EXP_TYPES = frozenset({"NRC_TSIMAGE", "NRC_TSGRISM", "NRS_BRIGHTOBJ"})
+# IFU exposures never enter tso3 (Asn_Lv3TSO excludes them).
+IFU_EXP_TYPES = frozenset({"MIR_MRS", "MIR_FLATMRS", "NRS_AUTOWAVE", "NRS_IFU"})
+# NIRISS SOSS filters the pipeline has no flux calibration for: no tso-spec2, no tso3.
+NIS_SOSS_UNCALIBRATED_FILTERS = frozenset({"F277W"})
+# NIRCam time-series grism engineering paths Asn_Lv3TSO leaves out: these pupils, these subarrays.
+NRC_TSGRISM_NO_TSO3_PUPILS = frozenset({"CLEAR", "GDHS0", "GDHS60"})
+NRC_DHS_SUBARRAYS = frozenset({"SUB260STRIPE4_DHS", "SUB41STRIPE1_DHS", "SUB82STRIPE2_DHS", "SUB164STRIPE4_DHS"})
+# NIRSpec bright-object (S1600A1) paths that put light on a detector: (grating, filter, detector),
+# the A-slit rows of the public rules' table of valid fixed-slit optical paths.
+NRS_BRIGHTOBJ_PATHS = frozenset({
+    ("PRISM", "CLEAR", "NRS1"), ("G395H", "F290LP", "NRS1"), ("G395H", "F290LP", "NRS2"),
+    ("G235H", "F170LP", "NRS1"), ("G235H", "F170LP", "NRS2"), ("G140H", "F100LP", "NRS1"),
+    ("G140H", "F100LP", "NRS2"), ("G140H", "F070LP", "NRS1"), ("G395M", "F290LP", "NRS1"),
+    ("G235M", "F170LP", "NRS1"), ("G140M", "F100LP", "NRS1"), ("G140M", "F070LP", "NRS1"),
+})
+
+
+def _tso_spectral_path_ok(obs: Observation, detector: str) -> bool:
+    """The exclusions Asn_Lv2SpecTSO and Asn_Lv3TSO share: NIRCam's grism on NRCBLONG, a
+    NIRSpec bright-object path that puts no light on ``detector``, a NIRISS SOSS filter
+    without flux calibration."""
+    exp_type, detector = obs.exp_type.upper(), detector.upper()
+    if exp_type == "NRC_TSGRISM" and detector == "NRCBLONG":
+        return False
+    if exp_type == "NRS_BRIGHTOBJ" and (obs.pupil, obs.filter, detector) not in NRS_BRIGHTOBJ_PATHS:
+        return False
+    return not (exp_type == "NIS_SOSS" and obs.filter in NIS_SOSS_UNCALIBRATED_FILTERS)
+
+
+def tso_spec2_takes(obs: Observation, detector: str) -> bool:
+    """Whether Asn_Lv2SpecTSO (tso-spec2) takes this observation's exposures on ``detector``:
+    a TSO exposure of :data:`TSO_SPEC2_EXP_TYPES`, not NIRCam's grism with the CLEAR pupil,
+    on a path that reaches the detector. (The plan gives NIRSpec's grating as its pupil.)"""
+    if not is_tso(obs) or obs.is_background or obs.exp_type.upper() not in TSO_SPEC2_EXP_TYPES:
+        return False
+    if obs.exp_type.upper() == "NRC_TSGRISM" and obs.pupil == "CLEAR":
+        return False
+    return _tso_spectral_path_ok(obs, detector)
+
+
+def tso3_takes(obs: Observation, detector: str) -> bool:
+    """Whether Asn_Lv3TSO takes a TSO spectroscopic exposure of ``obs`` on ``detector``: not
+    an IFU, not NIRCam's grism engineering paths (CLEAR or dispersed-Hartmann pupils, DHS
+    subarrays), not NIRISS SOSS of one integration, on a path that reaches the detector."""
+    exp_type = obs.exp_type.upper()
+    if not is_tso(obs) or obs.is_background or exp_type not in SPECTRAL_EXP_TYPES or exp_type in IFU_EXP_TYPES:
+        return False
+    if exp_type == "NRC_TSGRISM" and obs.pupil in NRC_TSGRISM_NO_TSO3_PUPILS:
+        return False
+    if obs.subarray.upper() in NRC_DHS_SUBARRAYS:
+        return False
+    if exp_type == "NIS_SOSS" and obs.nints == 1:
+        return False
+    return _tso_spectral_path_ok(obs, detector)
+
 FIRST_DISCOVERED = 3001
 
 
@@ -77,6 +151,11 @@ class Candidate:
 
 def is_imaging(obs: Observation) -> bool:
     return obs.exp_type.upper() in IMAGING_EXP_TYPES
+
+
+def is_tso(obs: Observation) -> bool:
+    """A time-series observation: TSOVISIT, or an exposure type that is one by itself."""
+    return obs.tsovisit or obs.exp_type.upper() in TSO_EXP_TYPES
 
 
 def observation_candidates(plan: Plan) -> list[Candidate]:

@@ -8,6 +8,13 @@ members the catalog holds.
   candidate). Background observations get their own ``image2`` too (Asn_Lv2ImageSpecial),
   so their ``_cal`` exist; their ``_rate`` serve as background members directly.
 - ``tso-image2`` (Asn_Lv2ImageTSO): the same for TSO exposures, with ``_rateints``.
+- ``tso-spec2`` (Asn_Lv2SpecTSO): one association per TSO spectroscopic exposure of the
+  types without a rule of their own (NIRSpec bright object, NIRISS SOSS, NIRCam grism time
+  series, ...), its ``_rateints`` the one science member
+  (:func:`services.associations.candidates.tso_spec2_takes`).
+- ``spec2`` of the MIRI LRS slitless (Asn_MIRLRSTAConfirm): the public rules take this mode
+  out of tso-spec2 and give it this rule of the LRS, TSO or not: one association per
+  exposure, its ``_rateints`` (TSO) or ``_rate`` the one science member.
 - ``spec2`` (Asn_Lv2MIRLRSFixedSlitNod for the MIRI LRS slit, Asn_Lv2NRSFSS for NIRSpec's
   fixed slits, Asn_Lv2NRSMSA for its MOS): one association per exposure of a nodded slit observation, its ``_rate``
   as the science member and the ``_rate`` of the observation's other exposures of the
@@ -27,7 +34,14 @@ members the catalog holds.
   (Asn_Lv3ImageMosaic) group without the target (named ``t000``). Proposal and discovered candidates need
   two or more observations, and a group with the same members as an earlier one is
   dropped, so an observation's image3 is made once.
-- ``tso3`` (Asn_Lv3TSO): TSO exposures of an observation candidate, with ``_calints``.
+- ``tso3`` (Asn_Lv3TSO): TSO exposures of an observation candidate, with ``_calints``:
+  imaging, and spectroscopy but the IFU and the paths the public rule leaves out
+  (:func:`services.associations.candidates.tso3_takes`); the MIRI LRS slitless named
+  ``jw<p>-o<nnn>_t<nnn>_miri_p750l-slitlessprism``.
+
+A time series of one integration has no ``_rateints``/``_calints`` (stage 1 writes them only
+for NINTS > 1): its members are its ``_rate``/``_cal``, where the public generator would
+name ``_rateints``/``_calints`` all the same.
 
 Every planned association is returned, complete or not; ``AsnSpec.waiting`` lists the
 required members that are not archived yet.
@@ -36,16 +50,22 @@ required members that are not archived yet.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.associations.candidates import (
+    LRS_SLITLESS,
     NODDED_SLIT_EXP_TYPES,
     NODDED_SLIT_RULES,
+    SPECTRAL_EXP_TYPES,
     Candidate,
+    NoddedSlitRules,
     candidate_text,
     candidates_of,
     is_imaging,
+    is_tso,
+    tso3_takes,
+    tso_spec2_takes,
 )
 from services.associations.planned import planned_names
 from services.associations.state import ExposureRecord, ProgramState
@@ -100,10 +120,6 @@ class AsnSpec:
         return sorted([m.expname, m.revision, m.exptype] for m in self.members)
 
 
-def is_tso(obs: Observation) -> bool:
-    return obs.tsovisit or obs.exp_type.upper() == "NRC_TSIMAGE"
-
-
 def _suffixes(obs: Observation) -> tuple[str, str]:
     """(Lv2 input, Lv3 input) suffixes: per-integration products for TSO with NINTS > 1
     (stage 1 writes ``_rateints`` only then)."""
@@ -154,19 +170,42 @@ def _has_obs(plan: Plan, number: int) -> bool:
     return any(o.number == number for o in plan.observations)
 
 
+def _level2_rule(obs: Observation) -> tuple[str, str] | None:
+    """(asn_type, rule) of the one-exposure Level-2 rule that takes ``obs``, or None (the
+    nodded slits have :func:`nod_specs`)."""
+    if is_imaging(obs):
+        if is_tso(obs):
+            return "tso-image2", "candidate_Asn_Lv2ImageTSO"
+        return "image2", "candidate_Asn_Lv2ImageSpecial" if obs.is_background else "candidate_Asn_Lv2Image"
+    if obs.exp_type.upper() == LRS_SLITLESS and not obs.is_background:
+        return "spec2", "candidate_Asn_MIRLRSTAConfirm"
+    if any(tso_spec2_takes(obs, d) for d in obs.detectors):
+        return "tso-spec2", "candidate_Asn_Lv2SpecTSO"
+    return None
+
+
+def _level2_takes(obs: Observation, asn_type: str, detector: str) -> bool:
+    """Whether the rule takes the exposure on ``detector`` (tso-spec2 leaves out paths that
+    put no light on a detector)."""
+    return asn_type != "tso-spec2" or tso_spec2_takes(obs, detector)
+
+
 def level2_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -> list[AsnSpec]:
-    """One ``image2``/``tso-image2`` association per planned imaging exposure."""
+    """One ``image2``/``tso-image2``/``tso-spec2`` association per planned exposure (``spec2``
+    for the MIRI LRS slitless)."""
     specs = []
     for obs in plan.observations:
-        if not is_imaging(obs):
+        kind = _level2_rule(obs)
+        if kind is None:
             continue
-        tso = is_tso(obs)
+        asn_type, rule = kind
         suffix = _suffixes(obs)[0]
-        bkg_cand, bkg_obs = (None, []) if tso or obs.is_background else _background_for(plan, obs, candidates)
+        with_bkg = asn_type == "image2" and not obs.is_background
+        bkg_cand, bkg_obs = _background_for(plan, obs, candidates) if with_bkg else (None, [])
         acid = bkg_cand.acid if bkg_cand else f"o{obs.number:03d}"
-        rule = ("candidate_Asn_Lv2ImageTSO" if tso else
-                "candidate_Asn_Lv2ImageSpecial" if obs.is_background else "candidate_Asn_Lv2Image")
         for exp, name in planned_names(plan, obs):
+            if not _level2_takes(obs, asn_type, exp.detector):
+                continue
             rec = state.exposure(name.exposure_id)
             science = _members(rec, suffix, "science")
             background: list[Member] = []
@@ -183,7 +222,7 @@ def level2_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
             products = tuple(AsnProduct(_stem(m.expname), (m, *background)) for m in science)
             expected = _expected(rec, name, suffix)
             specs.append(AsnSpec(
-                acid=acid, asn_type="tso-image2" if tso else "image2", asn_rule=rule, level=2,
+                acid=acid, asn_type=asn_type, asn_rule=rule, level=2,
                 name=name.exposure_id, target=str(obs.target_id),
                 constraints=_constraints(program=int(plan.program), **_optical(obs), exp_type=obs.exp_type,
                                          asn_candidate=acid),
@@ -240,6 +279,11 @@ def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation
                 # the public Level-3 rule of the mode: the observation's nods, per target
                 groups[("spec3", obs.instrument, obs.filter, obs.pupil, obs.subarray, obs.target_id)].append(obs)
             continue
+        if obs.exp_type.upper() in SPECTRAL_EXP_TYPES:
+            if cand.kind == "o" and any(tso3_takes(obs, d) for d in obs.detectors):
+                # Asn_Lv3TSO: observation candidates only, grouped as for imaging TSO
+                groups[("tso3", obs.instrument, obs.filter, obs.pupil, obs.subarray, obs.target_id)].append(obs)
+            continue
         if not is_imaging(obs):
             continue
         tso = is_tso(obs)
@@ -255,6 +299,23 @@ def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation
             continue  # multi-observation candidates need more than one observation
         out.append((key[0], obs_list))
     return out
+
+
+def _lv3_product(plan: Plan, cand: Candidate, target: str, first: Observation, asn_type: str,
+                 slit: NoddedSlitRules | None) -> str:
+    """The Level-3 product name; a time series through a fixed slit (NIRSpec's bright-object
+    S1600A1) has its slit after the optical elements, as the public naming gives."""
+    name = Level3Name.build(plan.program, cand.acid, target, first.instrument, [first.filter, first.pupil],
+                            first.subarray, "i2d", naming=ProductNaming.TARGET if slit is None else slit.naming)
+    if asn_type == "tso3" and first.fixed_slit:
+        name = replace(name, optical_elements=(*name.optical_elements, first.fixed_slit.lower()))
+    return name.product_name
+
+
+def _lv3_takes(asn_type: str, obs: Observation, detector: str) -> bool:
+    """Whether a Level-3 association of ``asn_type`` takes the exposure of ``obs`` on
+    ``detector`` (a spectroscopic tso3 leaves out paths that put no light on it)."""
+    return not (asn_type == "tso3" and obs.exp_type.upper() in SPECTRAL_EXP_TYPES) or tso3_takes(obs, detector)
 
 
 def _lv3_rule(cand: Candidate, asn_type: str, first: Observation) -> str:
@@ -274,7 +335,8 @@ def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
     seen: set[tuple[str, frozenset[str]]] = set()
     for cand in candidates:
         for asn_type, obs_list in _lv3_groups(plan, cand):
-            planned = [(o, exp, name) for o in obs_list for exp, name in planned_names(plan, o)]
+            planned = [(o, exp, name) for o in obs_list for exp, name in planned_names(plan, o)
+                       if _lv3_takes(asn_type, o, exp.detector)]
             key = (asn_type, frozenset(name.exposure_id for _, _, name in planned))
             if not planned or key in seen:
                 continue
@@ -283,9 +345,7 @@ def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
             slit = NODDED_SLIT_RULES.get(first.exp_type.upper())
             # A mosaic is not constrained on target; the generator names it t000.
             target = "t000" if cand.type == "MOSAIC" else f"t{first.target_id:03d}"
-            product = Level3Name.build(plan.program, cand.acid, target, first.instrument,
-                                       [first.filter, first.pupil], first.subarray, "i2d",
-                                       naming=ProductNaming.TARGET if slit is None else slit.naming).product_name
+            product = _lv3_product(plan, cand, target, first, asn_type, slit)
             members: list[Member] = []
             expected: list[str] = []
             waiting: list[str] = []

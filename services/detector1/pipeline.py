@@ -203,10 +203,14 @@ def _rscd(s: RampState, a: StepArgs) -> Skip | None:
     if parameters is None:
         return Skip(f"RSCD reference {ref.filename} has no RSCD_DECAY row for SUBARRAY={subarray} "
                     f"READPATT={readpatt}", SkipKind.NO_REFERENCE)
-    r = correct_rscd(s.data, s.groupdq, parameters, out=s.data)
+    start = int(kw.get("INTSTART") or 1)
+    r = correct_rscd(s.data, s.groupdq, parameters, out=s.data, integration_start=start)
     s.data = r.data
     if not r.applied:
         return Skip("one integration: no reset between integrations to correct")
+    if start > 1:
+        a.note(f"rscd: the segment starts at integration {start}: its first integration's offset estimated from "
+               "its own signal")
     a.note(f"rscd: scale {parameters.scale:g}, tau {parameters.tau:g} groups, level_max {parameters.level_max:g} DN")
     return None
 

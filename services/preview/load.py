@@ -3,16 +3,19 @@
 FITS products are opened with astropy (memory-mapped where the data allow): the SCI array and its DQ, the SCI
 header's celestial WCS, and the identification keywords for the subtitle. Of a 4-D ramp
 (``uncal``, ``ramp``) only the first and last group of integration 1 are read, so a 2 GB
-segment costs two frames of memory. Spectra come from the EXTRACT1D table(s), light curves
-from the ECSV table, the pointing jitter of a fine-guide product (``gs-fg``) from its
+segment costs two frames of memory. Spectra come from the EXTRACT1D table(s) (a time series of
+spectra, ``x1dints``, also as one (integration, wavelength) array per slit or order), light
+curves from the ECSV table (a white-light table's flux columns each with its detector's times),
+the pointing jitter of a fine-guide product (``gs-fg``) from its
 ``FGS Centroid Packet`` table. Anything unreadable raises :class:`UnreadableProductError` saying what
 is wrong; retrying cannot help.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,7 @@ __all__ = [
     "ImageSource",
     "JitterSource",
     "LightCurveSource",
+    "SpectralSeries",
     "SpectrumSource",
     "UnreadableProductError",
     "load_source",
@@ -43,7 +47,13 @@ JITTER_SUFFIXES = frozenset({"gs-fg", "gs-fg-cal"})
 CENTROID_TABLE = "FGS Centroid Packet"
 
 #: Time columns of a light-curve table, in order of preference.
-TIME_COLUMNS = ("BJD_TDB", "MJD", "time", "TIME", "JD")
+TIME_COLUMNS = ("BJD_TDB", "MJD_UTC", "MJD", "time", "TIME", "JD")
+#: A white-light flux column of the public ``_whtlt`` table: ``whitelight_flux``, with
+#: ``_order_<N>`` when there are several orders and ``_<detector>`` when several detectors
+#: (or NIRSpec); that detector's times are ``BJD_TDB_<detector>`` and ``MJD_UTC_<detector>``.
+WHITELIGHT = re.compile(r"^whitelight_flux(?:_order_(?P<order>-?\d+))?(?P<detector>_.+)?$")
+#: Mid-time columns of an ``x1dints`` EXTRACT1D table (MJD), in order of preference.
+SPECTRUM_TIME_COLUMNS = ("TDB-MID", "MJD-AVG")
 #: Flux columns of a light-curve table, in order of preference (``<name>_err`` is its error).
 FLUX_COLUMNS = ("net_aperture_sum", "whitelight_flux", "flux", "aperture_sum")
 
@@ -79,9 +89,26 @@ class Column:
 
 
 @dataclass(frozen=True)
+class SpectralSeries:
+    """One spectrum (slit, order) over integrations: ``wavelength``, ``flux`` and ``dq``
+    (nints, nwave), one row per integration; ``integration`` (INT_NUM) and ``time`` (mid-time,
+    MJD, from the ``time_name`` column) per row when the product has them."""
+
+    label: str
+    wavelength: np.ndarray
+    flux: np.ndarray
+    dq: np.ndarray | None = None
+    integration: np.ndarray | None = None
+    time: np.ndarray | None = None
+    time_name: str | None = None
+    flux_unit: str | None = None
+
+
+@dataclass(frozen=True)
 class SpectrumSource:
     """Extracted spectra: one entry per EXTRACT1D table, or per row of a table whose
-    columns are arrays (one integration per row)."""
+    columns are arrays (one integration per row). A time series of spectra (``x1dints``)
+    also has them as ``series``: one :class:`SpectralSeries` per slit or order."""
 
     suffix: str | None
     wavelength: list[Column]
@@ -90,6 +117,7 @@ class SpectrumSource:
     dq: list[np.ndarray | None]
     labels: list[str]
     info: str = ""
+    series: tuple[SpectralSeries, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +129,9 @@ class LightCurveSource:
     fluxes: list[Column]
     errors: list[Column | None] = field(default_factory=list)
     info: str = ""
+    # the time of each flux column when they differ (a white-light table's detectors have
+    # their own); empty: ``time`` for all
+    times: list[Column] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -266,6 +297,11 @@ def _spectra(hdul: fits.HDUList, path: Path, suffix: str | None, info: str) -> S
     if not tables:
         raise UnreadableProductError(f"{path.name}: has no EXTRACT1D table")
     out = SpectrumSource(suffix=suffix, wavelength=[], flux=[], error=[], dq=[], labels=[], info=info)
+    # a time series: by its suffix, or (a file named otherwise) by its data model
+    tso = suffix == "x1dints" or (suffix not in SPECTRUM_SUFFIXES
+                                  and hdul[0].header.get("DATAMODL") == "TSOMultiSpecModel")
+    series: list[SpectralSeries] = []
+    single: dict[str, list[tuple[fits.BinTableHDU, int]]] = {}  # per-integration tables, by spectrum
     for i, hdu in enumerate(tables, start=1):
         data = hdu.data
         cols = set(hdu.columns.names)
@@ -275,26 +311,84 @@ def _spectra(hdul: fits.HDUList, path: Path, suffix: str | None, info: str) -> S
         err = np.asarray(data["FLUX_ERROR"]) if "FLUX_ERROR" in cols else None
         dq = np.asarray(data["DQ"]) if "DQ" in cols else None
         label = _spectrum_label(hdu.header, i)
-        rows = range(wave.shape[0]) if wave.ndim == 2 else [None]  # array columns: one row per spectrum
+        if tso and len(data) == 0:
+            raise UnreadableProductError(f"{path.name}: EXTRACT1D #{i} ({label}) has no rows: "
+                                         "no integration was extracted")
+        if tso and wave.ndim == 2:  # array columns: one row per integration (the public layout)
+            series.append(_series(data, cols, label, _unit(hdu, "FLUX")))
+        elif tso:  # an older layout: one EXTRACT1D table per integration
+            single.setdefault(_spectrum_label(hdu.header, None), []).append((hdu, i))
+        rows = range(wave.shape[0]) if wave.ndim == 2 else [None]
         for r in rows:
             out.wavelength.append(Column("WAVELENGTH", _row(wave, r), _unit(hdu, "WAVELENGTH")))
             out.flux.append(Column("FLUX", _row(flux, r), _unit(hdu, "FLUX")))
             out.error.append(Column("FLUX_ERROR", _row(err, r), _unit(hdu, "FLUX_ERROR")) if err is not None else None)
             out.dq.append(_row(dq, r))
             out.labels.append(label if r is None else f"{label} row {r + 1}")
-    return out
+    series += [_stacked(members, label) for label, members in single.items()]
+    return replace(out, series=tuple(series))
+
+
+def _series_times(columns: dict[str, np.ndarray]) -> tuple[np.ndarray | None, str | None]:
+    """The mid-times of the integrations: the first of :data:`SPECTRUM_TIME_COLUMNS` known
+    for every one, else the first that is there at all."""
+    present = [(name, np.asarray(columns[name], np.float64)) for name in SPECTRUM_TIME_COLUMNS if name in columns]
+    for name, values in present:
+        if np.isfinite(values).all():
+            return values, name
+    return (present[0][1], present[0][0]) if present else (None, None)
+
+
+def _series(data: fits.FITS_rec, cols: set[str], label: str, flux_unit: str | None) -> SpectralSeries:
+    """A table with array columns as a time series (the public ``tso_spectable`` layout)."""
+    scalars = {name: data[name] for name in ("INT_NUM", *SPECTRUM_TIME_COLUMNS) if name in cols}
+    time, time_name = _series_times(scalars)
+    return SpectralSeries(
+        label=label, wavelength=np.asarray(data["WAVELENGTH"], np.float64), flux=np.asarray(data["FLUX"], np.float64),
+        dq=np.asarray(data["DQ"]) if "DQ" in cols else None,
+        integration=np.asarray(scalars["INT_NUM"], np.int64) if "INT_NUM" in scalars else None,
+        time=time, time_name=time_name, flux_unit=flux_unit,
+    )
+
+
+def _stacked(members: list[tuple[fits.BinTableHDU, int]], label: str) -> SpectralSeries:
+    """Tables of one spectrum per integration (INT_NUM and mid-times in their headers) as a
+    time series; shorter spectra are padded with NaN."""
+    n = max(len(hdu.data) for hdu, _ in members)
+
+    def stack(name: str, fill: float) -> np.ndarray:
+        out = np.full((len(members), n), fill, dtype=np.float64)
+        for row, (hdu, _) in enumerate(members):
+            values = np.asarray(hdu.data[name], np.float64)
+            out[row, :values.size] = values
+        return out
+
+    headers = {name: [hdu.header.get(name) for hdu, _ in members] for name in ("INT_NUM", *SPECTRUM_TIME_COLUMNS)}
+    known = {name: np.asarray(v, np.float64) for name, v in headers.items() if all(x is not None for x in v)}
+    time, time_name = _series_times({k: v for k, v in known.items() if k != "INT_NUM"})
+    has_dq = all("DQ" in hdu.columns.names for hdu, _ in members)
+    first = members[0][0]
+    return SpectralSeries(
+        label=label or _spectrum_label(first.header, members[0][1]),
+        wavelength=stack("WAVELENGTH", np.nan), flux=stack("FLUX", np.nan),
+        dq=stack("DQ", 0).astype(np.uint32) if has_dq else None,
+        integration=known["INT_NUM"].astype(np.int64) if "INT_NUM" in known else None,
+        time=time, time_name=time_name, flux_unit=_unit(first, "FLUX"),
+    )
 
 
 def _row(array: np.ndarray | None, row: int | None) -> np.ndarray | None:
     return array if array is None or row is None else array[row]
 
 
-def _spectrum_label(header: fits.Header, index: int) -> str:
+def _spectrum_label(header: fits.Header, index: int | None) -> str:
+    """The spectrum's slit, source and order from its header, else ``spectrum <index>``
+    (else "" when ``index`` is None)."""
     parts = []
     for key, fmt in (("SLTNAME", "{}"), ("SOURCEID", "source {}"), ("SPORDER", "order {}")):
         if header.get(key) not in (None, ""):
             parts.append(fmt.format(header[key]))
-    return ", ".join(parts) or f"spectrum {index}"
+    return ", ".join(parts) or (f"spectrum {index}" if index is not None else "")
 
 
 def _load_lightcurve(path: Path, suffix: str | None) -> LightCurveSource:
@@ -304,22 +398,24 @@ def _load_lightcurve(path: Path, suffix: str | None) -> LightCurveSource:
             table = Table.read(path, format="ascii.ecsv")
     except Exception as exc:
         raise UnreadableProductError(f"{path.name}: not a readable ECSV table ({type(exc).__name__}: {exc})") from exc
-    time_name = next((c for c in TIME_COLUMNS if c in table.colnames), None)
+    meta = table.meta or {}
+    info = " ".join(str(meta[k]) for k in ("instrument", "detector", "filter", "pupil", "exp_type")
+                    if meta.get(k) not in (None, "", "N/A"))
+    if suffix == "whtlt" or any(WHITELIGHT.match(c) for c in table.colnames):
+        return _whitelight(table, path, suffix, info)
+    present = [c for c in TIME_COLUMNS if c in table.colnames]
+    # the first with values: a table whose BJD_TDB are unknown (NaN) is shown against MJD
+    time_name = next((c for c in present if np.isfinite(_table_column(table, c).values).any()),
+                     present[0] if present else None)
     if time_name is None:
         raise UnreadableProductError(
             f"{path.name}: light curve has no time column (one of {', '.join(TIME_COLUMNS)})"
         )
-    fluxes = [c for c in FLUX_COLUMNS if c in table.colnames]
-    fluxes = fluxes[:1] or sorted(
-        c for c in table.colnames if c.startswith("whitelight_flux") and not c.endswith("_err")
-    )
+    fluxes = [c for c in FLUX_COLUMNS if c in table.colnames][:1]
     if not fluxes:
         raise UnreadableProductError(
             f"{path.name}: light curve has no flux column (one of {', '.join(FLUX_COLUMNS)})"
         )
-    meta = table.meta or {}
-    info = " ".join(str(meta[k]) for k in ("instrument", "detector", "filter", "pupil", "exp_type")
-                    if meta.get(k) not in (None, "", "N/A"))
     return LightCurveSource(
         suffix=suffix,
         time=_table_column(table, time_name),
@@ -327,6 +423,42 @@ def _load_lightcurve(path: Path, suffix: str | None) -> LightCurveSource:
         errors=[_table_column(table, f"{c}_err") if f"{c}_err" in table.colnames else None for c in fluxes],
         info=info,
     )
+
+
+def _whitelight(table: Table, path: Path, suffix: str | None, info: str) -> LightCurveSource:
+    """The public ``_whtlt`` table: every ``whitelight_flux[_order_N][_<detector>]`` column,
+    each against its detector's times: BJD_TDB when every column has some, else MJD_UTC."""
+    fluxes = [c for c in table.colnames if WHITELIGHT.match(c) and not c.endswith("_err")]
+    if not fluxes:
+        raise UnreadableProductError(
+            f"{path.name}: white-light table has no flux column (whitelight_flux, or whitelight_flux_order_<N> / "
+            f"whitelight_flux_<detector>); its columns are {', '.join(table.colnames) or 'none'}"
+        )
+    flux_columns = [_table_column(table, c) for c in fluxes]
+    if not any(np.isfinite(f.values).any() for f in flux_columns):
+        raise UnreadableProductError(f"{path.name}: no white-light flux value is finite (all {len(table)} rows NaN)")
+    for base in TIME_COLUMNS:
+        names = [_detector_time(table, base, WHITELIGHT.match(c).group("detector") or "") for c in fluxes]
+        if all(names) and all(np.isfinite(_table_column(table, n).values).any() for n in names):
+            times = [_table_column(table, n) for n in names]
+            break
+    else:
+        raise UnreadableProductError(
+            f"{path.name}: white-light table has no time column with values (BJD_TDB or MJD_UTC, with the "
+            "flux column's _<detector> suffix when it has one)"
+        )
+    return LightCurveSource(suffix=suffix, time=times[0], fluxes=flux_columns,
+                            errors=[_table_column(table, f"{c}_err") if f"{c}_err" in table.colnames else None
+                                    for c in fluxes],
+                            info=info, times=times)
+
+
+def _detector_time(table: Table, base: str, detector: str) -> str | None:
+    """``<base><detector>`` (e.g. ``BJD_TDB_nrs1``) if the table has it, else ``<base>``, else None."""
+    for name in (f"{base}{detector}", base):
+        if name in table.colnames:
+            return name
+    return None
 
 
 def _table_column(table: Table, name: str) -> Column:

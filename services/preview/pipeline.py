@@ -2,8 +2,10 @@
 
     image      display_image -> downsample -> stretch -> grey RGB -> annotated PNG + thumbnail
     segm       display_image -> labels to colours -> PNG + thumbnail
-    spectrum   spectrum_series (-> median for x1dints) -> plot PNG + line thumbnail
-    lightcurve time_axis + series -> plot PNG + point thumbnail
+    spectrum   spectrum_series -> plot PNG + line thumbnail
+    waterfall  (x1dints) per slit/order: each integration / median spectrum -> grey image
+               against wavelength and integration PNG + image thumbnail
+    lightcurve time_axis + series (white light: / median) -> plot PNG + point thumbnail
     jitter     centroid offsets from their mean (x, y, mas) vs time -> plot PNG + line thumbnail
 
 Pure over its inputs: the same source and title give the same bytes.
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.preview.load import (
+    TIME_COLUMNS,
+    WHITELIGHT,
     ImageSource,
     JitterSource,
     LightCurveSource,
@@ -29,7 +33,6 @@ from services.preview.steps.plots import (
     PlotData,
     Series,
     axis_label,
-    median_spectrum,
     render_plot_png,
     render_plot_thumbnail_rgb,
     spectrum_series,
@@ -38,8 +41,18 @@ from services.preview.steps.plots import (
 from services.preview.steps.render_image import grey_rgb, image_layout, label_rgb, render_image_png
 from services.preview.steps.stretch import StretchParams, stretch
 from services.preview.steps.thumbnail import thumbnail_jpeg
+from services.preview.steps.waterfall import (
+    WaterfallPlot,
+    describe,
+    panel_aspect,
+    render_waterfall_png,
+    waterfall,
+)
 
-__all__ = ["Preview", "jitter_plot", "make_preview"]
+__all__ = ["MAX_PANELS", "Preview", "jitter_plot", "lightcurve_plot", "make_preview", "waterfall_plot"]
+
+#: Most slits or orders a waterfall preview stacks.
+MAX_PANELS = 3
 
 _DOT = " \u00b7 "
 
@@ -47,7 +60,8 @@ _DOT = " \u00b7 "
 @dataclass(frozen=True)
 class Preview:
     """The rendered preview: ``png`` (longest side 1024 px) and ``jpeg`` (128 x 128), the
-    ``kind`` drawn (image, segmentation, spectrum, lightcurve) and a one-line ``note``."""
+    ``kind`` drawn (image, segmentation, spectrum, waterfall, lightcurve, jitter) and a
+    one-line ``note``."""
 
     png: bytes
     jpeg: bytes
@@ -60,10 +74,12 @@ def make_preview(source: Source, *, title: str, params: StretchParams | None = N
     first line of the preview, normally the product's file name."""
     if isinstance(source, ImageSource):
         return _image(source, title, params or StretchParams())
+    if isinstance(source, SpectrumSource) and source.series:
+        return _waterfall(waterfall_plot(source), title, source.info)
     if isinstance(source, SpectrumSource):
         return _plot(_spectrum_plot(source), "spectrum", title, source.info)
     if isinstance(source, LightCurveSource):
-        return _plot(_lightcurve_plot(source), "lightcurve", title, source.info)
+        return _plot(lightcurve_plot(source), "lightcurve", title, source.info)
     if isinstance(source, JitterSource):
         return _plot(jitter_plot(source), "jitter", title, source.info)
     raise TypeError(f"no preview for {type(source).__name__}")
@@ -111,11 +127,7 @@ def _spectrum_plot(src: SpectrumSource) -> PlotData:
         for w, fl, e, dq, label in zip(src.wavelength, src.flux, src.error, src.dq, src.labels, strict=True)
     ]
     note = ""
-    if src.suffix == "x1dints" and len(spectra) > 1:
-        note = f"median of {len(spectra)} integrations"
-        spectra = [median_spectrum(spectra)]
-        spectra[0] = Series(spectra[0].x, spectra[0].y, spectra[0].error, "")
-    elif len(spectra) > 8:
+    if len(spectra) > 8:
         note = f"first 8 of {len(spectra)} spectra"
     spectra = [s for s in spectra if s.x.size]
     return PlotData(
@@ -127,19 +139,60 @@ def _spectrum_plot(src: SpectrumSource) -> PlotData:
     )
 
 
-def _lightcurve_plot(src: LightCurveSource) -> PlotData:
-    x, xlabel = time_axis(src.time.values, src.time.name, src.time.unit)
+def waterfall_plot(src: SpectrumSource) -> WaterfallPlot:
+    """The waterfall of a time series of spectra (``x1dints``): per slit or order (up to
+    :data:`MAX_PANELS`), each integration's flux over the median spectrum.
+
+    Raises ValueError (saying which spectrum and why) when no series has a usable point.
+    """
+    panels, unusable = [], []  # unusable: (label, why)
+    for s in src.series:
+        try:
+            panels.append(waterfall(s.wavelength, s.flux, s.dq, s.integration, s.time, s.label))
+        except ValueError as exc:
+            unusable.append((s.label, str(exc)))
+    if not panels:
+        raise ValueError("; ".join(f"{label}: {why}" if label else why for label, why in unusable))
+    shown = tuple(panels[:MAX_PANELS])
+    extra = [f"first {MAX_PANELS} of {len(panels)} spectra"] if len(panels) > MAX_PANELS else []
+    extra += [f"{label or 'a spectrum'} not shown (no usable flux)" for label, _ in unusable]
+    return WaterfallPlot(panels=shown, ylabel=shown[0].row_label, note=_DOT.join([describe(shown), *extra]))
+
+
+def lightcurve_plot(src: LightCurveSource) -> PlotData:
+    """The light curve: each flux column against time in hours since the first point. A
+    white-light table's columns (orders, detectors) are shown relative to their median, so
+    they share the axis and a transit reads as a fractional depth."""
+    times = src.times or [src.time] * len(src.fluxes)
+    names = {t.name for t in times}
+    name = times[0].name if len(names) == 1 else next((b for b in TIME_COLUMNS if times[0].name.startswith(b)),
+                                                       times[0].name)
+    x_all, xlabel = time_axis(np.concatenate([t.values for t in times]), name, times[0].unit)
+    xs = np.split(x_all, np.cumsum([t.values.size for t in times])[:-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no median
+        medians = [float(np.nanmedian(f.values)) for f in src.fluxes]
+    relative = all(WHITELIGHT.match(f.name) for f in src.fluxes) and all(m > 0 for m in medians)
     series = []
-    for flux, err in zip(src.fluxes, src.errors, strict=True):
-        y = flux.values
-        e = err.values if err is not None else None
+    for x, flux, err, median in zip(xs, src.fluxes, src.errors, medians, strict=True):
+        scale = median if relative else 1.0
+        y = flux.values / scale
+        e = err.values / scale if err is not None else None
         keep = np.isfinite(x) & np.isfinite(y)
         series.append(Series(x[keep], y[keep], None if e is None else np.nan_to_num(e[keep]),
                              flux.name if len(src.fluxes) > 1 else ""))
-    names = ", ".join(f.name for f in src.fluxes)
-    ylabel = axis_label(names if len(src.fluxes) == 1 else "Flux", src.fluxes[0].unit)
+    rows = max(t.values.size for t in times)
+    if relative:
+        ylabel = "White-light flux / median"
+        unit = f" {src.fluxes[0].unit}" if src.fluxes[0].unit else ""
+        note = f"{rows} points" + _DOT + "median " + ", ".join(
+            f"{f.name} {m:.4g}{unit}" for f, m in zip(src.fluxes, medians, strict=True))
+    else:
+        labels = ", ".join(f.name for f in src.fluxes)
+        ylabel = axis_label(labels if len(src.fluxes) == 1 else "Flux", src.fluxes[0].unit)
+        note = f"{rows} points"
     return PlotData(series=tuple(s for s in series if s.x.size), xlabel=xlabel, ylabel=ylabel,
-                    style="points", note=f"{len(x)} points")
+                    style="points", note=note)
 
 
 def jitter_plot(src: JitterSource) -> PlotData:
@@ -157,6 +210,12 @@ def jitter_plot(src: JitterSource) -> PlotData:
         xlabel=f"Time since {src.start} [s]", ylabel="Guide star offset [mas]", style="line",
         note=f"{int(good.sum())} centroids, rms radial {rms:.3g} mas",
     )
+
+
+def _waterfall(plot: WaterfallPlot, title: str, info: str) -> Preview:
+    png, pictures = render_waterfall_png(plot, title=title, subtitle=info)
+    jpeg = thumbnail_jpeg(pictures[0][::-1], aspect=panel_aspect(len(plot.panels)))
+    return Preview(png=png, jpeg=jpeg, kind="waterfall", note=_DOT.join(p for p in (info, plot.note) if p))
 
 
 def _plot(plot: PlotData, kind: str, title: str, info: str) -> Preview:

@@ -9,6 +9,11 @@ Besides imaging, the simulator renders slit spectra (:mod:`services.simulator.sp
 - the MIRI low-resolution spectrometer's slit (``exp_type: MIR_LRS-FIXEDSLIT``): filter
   P750L, detector MIRIMAGE, subarray FULL, one pointing (``dither`` NONE: the target at
   the slit centre) or the along-slit nod (``ALONG-SLIT-NOD``);
+- the MIRI LRS without its slit (``exp_type: MIR_LRS-SLITLESS``): filter P750L, detector
+  MIRIMAGE, subarray SLITLESSPRISM, a time series (``tsovisit: true``, many ``nints``)
+  staring at the target (``dither`` NONE), whose host star is the target with its
+  ``spectrum`` (Jy; not ``host_flux``, which gives an imaging time series' star in
+  e-/s) and whose ``transit`` may have a depth per wavelength (``depth_spectrum``);
 - the NIRSpec fixed slits (``exp_type: NRS_FIXEDSLIT``): ``fixed_slit`` one of S200A1,
   S200A2, S400A1, S1600A1, S200B1 (FXD_SLIT), filter CLEAR with the prism (``pupil:
   PRISM``, the grating wheel's element, GRATING), detector NRS1, the slit's own window
@@ -39,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import (
     BaseModel,
@@ -75,6 +81,7 @@ from .optics import (
 from .spectrograph import (
     LRS,
     LRS_EXP_TYPE,
+    LRS_SLITLESS_EXP_TYPE,
     MSA_QUADRANTS,
     MSA_SHUTTER_PITCH,
     NIRSPEC_FS,
@@ -110,11 +117,11 @@ MOS_EXP_TYPES: dict[str, tuple[str, ...]] = {"NIRSPEC": (NRS_MOS_EXP_TYPE,)}
 MOS_RENDERED = ("CLEAR", "PRISM")
 MOS_READOUT_PATTERNS = ("NRSRAPID", "NRS")
 # Slit spectroscopy the simulator renders (services/simulator/spectrograph.py), per instrument.
-SLIT_EXP_TYPES: dict[str, tuple[str, ...]] = {detector(LRS.detector).instrument: (LRS_EXP_TYPE,),
+SLIT_EXP_TYPES: dict[str, tuple[str, ...]] = {detector(LRS.detector).instrument: (LRS_EXP_TYPE, LRS_SLITLESS_EXP_TYPE),
                                               "NIRSPEC": (NRS_FS_EXP_TYPE,)}
 # The nod patterns along each slit, and how close to the slit's ends (arcsec) a nod may
 # bring the target.
-NOD_PATTERNS: dict[str, tuple[str, ...]] = {LRS_EXP_TYPE: ("ALONG-SLIT-NOD",),
+NOD_PATTERNS: dict[str, tuple[str, ...]] = {LRS_EXP_TYPE: ("ALONG-SLIT-NOD",), LRS_SLITLESS_EXP_TYPE: (),
                                             NRS_FS_EXP_TYPE: ("2-POINT-NOD", "3-POINT-NOD"),
                                             NRS_MOS_EXP_TYPE: ("3-SHUTTER-SLITLET", "2-SHUTTER-SLITLET")}
 NOD_MARGIN_ARCSEC = 0.5
@@ -179,8 +186,8 @@ class TargetSpec(_Strict):
     dec: float = Field(ge=-90.0, le=90.0, description="Declination, degrees.")
     aliases: list[str] = Field(default_factory=list, description="Other names the archive resolves to it.")
     spectrum: SpectrumSpec | None = Field(None, description=(
-        "Its spectrum in slit observations (MIRI LRS, NIRSpec fixed slits: only they simulate one); default "
-        "DEFAULT_SPECTRUM."))
+        "Its spectrum in slit and slitless observations (MIRI LRS slit and slitless, NIRSpec fixed slits: only "
+        "they simulate one; a MIR_LRS-SLITLESS time series' host star); default DEFAULT_SPECTRUM."))
 
 
 _KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "ALONG-SLIT-NOD", "2-POINT-NOD", "3-POINT-NOD",
@@ -280,9 +287,18 @@ class DitherSpec(_Strict):
 
 
 class TransitSpec(_Strict):
-    """A transit of the host star of a TSO observation: a trapezoid light curve."""
+    """A transit of the host star of a TSO observation: a trapezoid light curve, grey
+    (``depth``) or, in a spectroscopic time series (MIR_LRS-SLITLESS), with a depth that
+    depends on the wavelength (``depth_spectrum``: the transmission spectrum, points
+    (wavelength um, depth) joined by straight lines and held constant beyond the first and
+    the last; the light curve at each wavelength is the trapezoid scaled to that depth).
+    Exactly one of the two is given."""
 
-    depth: float = Field(gt=0.0, lt=1.0, description="Fractional flux drop at full transit (0.01 = 1 %).")
+    depth: float | None = Field(None, gt=0.0, lt=1.0, description=(
+        "Fractional flux drop at full transit (0.01 = 1 %), the same at every wavelength."))
+    depth_spectrum: list[tuple[float, float]] | None = Field(None, min_length=2, description=(
+        "Spectroscopic time series: (wavelength um, depth) points of the transmission spectrum, wavelengths "
+        "increasing, interpolated linearly (constant beyond the ends)."))
     duration_s: float = Field(gt=0.0, description="Total duration T14 (first to last contact), s.")
     ingress_s: float | None = Field(None, ge=0.0, description="Ingress (= egress) time, s; default duration_s / 10.")
     mid_time_s: float | None = Field(
@@ -294,7 +310,31 @@ class TransitSpec(_Strict):
     def _shape(self) -> TransitSpec:
         if self.ingress_s is not None and self.ingress_s > self.duration_s / 2.0:
             raise ValueError(f"ingress_s ({self.ingress_s}) exceeds half of duration_s ({self.duration_s})")
+        if (self.depth is None) == (self.depth_spectrum is None):
+            raise ValueError("give the transit's depth (grey) or its depth_spectrum (depth per wavelength), "
+                             f"{'not both' if self.depth is not None else 'one of them'}")
+        if self.depth_spectrum is not None:
+            waves = [w for w, _ in self.depth_spectrum]
+            if any(w <= 0.0 for w in waves) or any(b <= a for a, b in zip(waves, waves[1:], strict=False)):
+                raise ValueError(f"depth_spectrum: the wavelengths {waves} must be positive and increasing (um)")
+            bad = [d for _, d in self.depth_spectrum if not 0.0 <= d < 1.0]
+            if bad:
+                raise ValueError(f"depth_spectrum: depths {bad} are not fractions of the flux in [0, 1)")
         return self
+
+    @property
+    def chromatic(self) -> bool:
+        """Whether the depth depends on the wavelength (``depth_spectrum`` given)."""
+        return self.depth_spectrum is not None
+
+    def depth_at(self, wavelength) -> np.ndarray:
+        """The depth at full transit at ``wavelength`` (um, array): ``depth`` everywhere, or
+        ``depth_spectrum`` interpolated linearly, constant beyond its ends."""
+        wl = np.asarray(wavelength, np.float64)
+        if self.depth_spectrum is None:
+            return np.full(wl.shape, float(self.depth))
+        waves, depths = zip(*self.depth_spectrum, strict=True)
+        return np.interp(wl, np.asarray(waves, np.float64), np.asarray(depths, np.float64))
 
     @property
     def ingress(self) -> float:
@@ -447,7 +487,8 @@ class ObservationSpec(_Strict):
 
     @property
     def slit(self) -> bool:
-        """A slit spectroscopy observation (MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT)."""
+        """A slit spectroscopy observation (MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT), or the LRS
+        without its slit (MIR_LRS-SLITLESS): one spectrograph renders them all."""
         return self.spectrograph is not None
 
     def nod_step(self) -> float:
@@ -522,7 +563,7 @@ class ObservationSpec(_Strict):
             if self.pupil not in (None, "N/A"):
                 raise ValueError("pupil: MIRI has no pupil wheel; leave pupil out")
             if self.slit and self.filter != LRS.filter:
-                raise ValueError(f"filter: a {LRS_EXP_TYPE} observation disperses with the prism {LRS.filter}, "
+                raise ValueError(f"filter: a {self.exp_type} observation disperses with the prism {LRS.filter}, "
                                  f"not {self.filter}")
             if not self.slit and self.filter == LRS.filter:
                 raise ValueError(f"filter: {LRS.filter} is the LRS prism; observe with it as exp_type {LRS_EXP_TYPE} "
@@ -575,8 +616,11 @@ class ObservationSpec(_Strict):
         if self.detectors != [model.detector]:
             raise ValueError(f"detectors: the {model.label} slit images on {model.detector} alone, not "
                              f"{self.detectors}")
+        if model.slitless:
+            return self._slitless(model)
         if self.subarray not in model.subarrays:
-            hint = " (SLITLESSPRISM is slitless spectroscopy)" if model is LRS else ""
+            hint = (f" (SLITLESSPRISM is slitless spectroscopy: exp_type {LRS_SLITLESS_EXP_TYPE})" if model is LRS
+                    else "")
             raise ValueError(f"subarray: the {model.label} slit is simulated in {' or '.join(model.subarrays)}, "
                              f"not {self.subarray}{hint}")
         readpatts = SLIT_READOUT_PATTERNS.get(model.exp_type)
@@ -603,13 +647,46 @@ class ObservationSpec(_Strict):
                              "(no tsovisit, is_psf or pre_image_for)")
         return self
 
+    def _slitless(self, model: SlitSpectrograph) -> ObservationSpec:
+        """The LRS slitless time series (MIR_LRS-SLITLESS): SLITLESSPRISM, a staring TSO
+        visit whose host star is the target, with its ``spectrum``."""
+        if self.subarray not in model.subarrays:
+            raise ValueError(f"subarray: a {model.exp_type} observation is read in {' or '.join(model.subarrays)} "
+                             f"(the window that holds the slitless spectrum), not {self.subarray}")
+        if not self.tsovisit:
+            raise ValueError(f"tsovisit: a {model.exp_type} observation is simulated as a time series of the "
+                             "target (tsovisit: true)")
+        if self.dither.pattern != "NONE" or self.dither.offsets is not None:
+            raise ValueError(f"dither: a {model.exp_type} time series stares at the target (pattern NONE), "
+                             f"not {self.dither.pattern if self.dither.offsets is None else 'explicit offsets'}")
+        if self.is_psf or self.pre_image_for or self.is_background:
+            raise ValueError(f"exp_type: a {model.exp_type} observation is simulated as a time series of its "
+                             "target (no is_psf, is_background or pre_image_for)")
+        if self.host_flux is not None:
+            raise ValueError(f"host_flux: the host star of a {model.exp_type} time series is its target, with the "
+                             "target's spectrum (targets[].spectrum, f_nu in Jy); host_flux (e-/s) is for imaging "
+                             "time series")
+        return self
+
+    @property
+    def slitless(self) -> bool:
+        """A slitless spectroscopic time series (MIR_LRS-SLITLESS)."""
+        model = self.spectrograph
+        return model is not None and model.slitless
+
     @model_validator(mode="after")
     def _tso(self) -> ObservationSpec:
         if (self.transit is not None or self.host_flux is not None) and not self.tsovisit:
             field = "transit" if self.transit is not None else "host_flux"
             raise ValueError(f"{field}: only a time-series observation (tsovisit: true) has a host star or a transit")
+        if self.slitless:
+            return self
         if self.transit is not None and self.host_flux is None:
-            raise ValueError("transit: needs host_flux, the flux (e-/s) of the star that is transited")
+            raise ValueError("transit: needs host_flux, the flux (e-/s) of the star that is transited (a "
+                             f"{LRS_SLITLESS_EXP_TYPE} time series takes the target's spectrum instead)")
+        if self.transit is not None and self.transit.chromatic:
+            raise ValueError(f"transit.depth_spectrum: a depth per wavelength needs a spectroscopic time series "
+                             f"(exp_type {LRS_SLITLESS_EXP_TYPE}); an imaging time series takes a grey depth")
         return self
 
 
@@ -751,8 +828,9 @@ class ProgramDescription(_Strict):
             slits = list(dict.fromkeys(o.spectrograph for o in self.observations
                                        if o.slit and o.target == target.name))
             if target.spectrum is not None and not slits:
-                raise ValueError(f"targets[{k}].spectrum: only a slit observation (exp_type {LRS_EXP_TYPE} or "
-                                 f"{NRS_FS_EXP_TYPE}) simulates a spectrum, and none observes {target.name!r}")
+                raise ValueError(f"targets[{k}].spectrum: only a slit or slitless observation (exp_type "
+                                 f"{LRS_EXP_TYPE}, {LRS_SLITLESS_EXP_TYPE} or {NRS_FS_EXP_TYPE}) simulates a "
+                                 f"spectrum, and none observes {target.name!r}")
             for j, line in enumerate(target.spectrum.lines if target.spectrum is not None else []):
                 if not any(m.band[0] <= line.wavelength <= m.band[1] for m in slits):
                     bands = ", ".join(f"{m.band[0]:.2f}-{m.band[1]:.2f} um" for m in slits)

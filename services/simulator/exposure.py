@@ -18,6 +18,14 @@ carries it, so a flat-fielded rate is electrons per nominal pixel); the PSF is t
 spectrograph's (the pointing jitter's widening, a few mas against 0.03-0.47", is not
 applied to the slit scene).
 
+A MIRI LRS slitless time series (MIR_LRS-SLITLESS, SLITLESSPRISM) is a slit exposure of
+the slitless spectrograph (:data:`.spectrograph.LRS_SLITLESS`: no slit loss, the whole
+band's sky on every pixel) whose target is the TSO host star: with a transit, the light
+the planet blocks at full transit (the target's spectrum times the depth per wavelength)
+is rendered too, and integration ``i`` sees the target out of transit less ``k_i`` times
+that (``k_i`` the trapezoid's shape at its mid time, :func:`.transit.light_curve`); the
+truth holds the mean over the integrations and :class:`SlitTransitTruth`.
+
 A NIRSpec MOS exposure (NRS_MSASPEC, PRISM/CLEAR, NRS1 or NRS2 FULL) sees what its
 observation's MSA metadata file opens at its dither point (:class:`.msa.MsaExposure`):
 every slitlet of the quadrants its detector sees (NRS1: 1 and 3, NRS2: 2 and 4;
@@ -58,7 +66,7 @@ from shared.plan import Observation, Plan, PlannedExposure, Pointing
 from shared.spectra.msa import Slitlet
 from shared.wcs import wcs_header
 
-from .description import DEFAULT_SPECTRUM, SimulationSpec
+from .description import DEFAULT_SPECTRUM, SimulationSpec, TransitSpec
 from .detector_model import (
     DetectorModel,
     apply_nonlinearity,
@@ -99,6 +107,7 @@ from .spectrograph import (
     MSA_QUADRANTS,
     MSA_SHUTTER_PITCH,
     NRS_MOS_EXP_TYPE,
+    ModulatedSpectrum,
     SlitSource,
     SlitSpectrograph,
     SourceSpectrum,
@@ -106,7 +115,7 @@ from .spectrograph import (
     render_slit,
     slit_spectrograph,
 )
-from .transit import HostStar, LightCurve, light_curve
+from .transit import WHITE_LIGHT_BAND_UM, HostStar, LightCurve, light_curve, white_light_depth
 
 __all__ = [
     "ExposureSimulation",
@@ -114,6 +123,7 @@ __all__ = [
     "HostTruth",
     "MosSlitletTruth",
     "MosTruth",
+    "SlitTransitTruth",
     "SlitTruth",
     "StarTruth",
     "exposure_name",
@@ -158,7 +168,9 @@ class StarTruth:
 @dataclass(frozen=True)
 class HostTruth:
     """The host star of a TSO exposure: ``flux`` e-/s out of transit, ``x``/``y`` 0-based
-    window pixels, and its light curve (relative flux per integration)."""
+    window pixels, and its light curve (relative flux per integration). A slitless time
+    series' host is the target: ``flux`` its e-/s over the white-light band's rows (before
+    the pixel area), ``x``/``y`` where it would image undispersed, the curve its white light."""
 
     id: int
     flux: float
@@ -190,6 +202,30 @@ class SlitTruth:
     sky_scale: float
     pixel_electrons: np.ndarray
     sky: np.ndarray
+    transit: SlitTransitTruth | None = None
+
+
+@dataclass(frozen=True)
+class SlitTransitTruth:
+    """The transit of a slitless time series' host star (the slit exposure's source).
+
+    ``transit`` as described (grey ``depth`` or ``depth_spectrum``); ``blocked`` (ny, nx)
+    the photo-electrons per second per pixel the planet blocks at full transit (the host's
+    spectrum times the depth, rendered through the spectrograph; pixel area included);
+    ``blocked_electrons`` per spectral pixel of the window, e-/s before the pixel area (as
+    :attr:`SlitTruth.pixel_electrons`, so their ratio is the depth each row sees through
+    the line-spread function); ``depth_electrons`` and ``depth_fnu`` the white-light depth
+    over :data:`.transit.WHITE_LIGHT_BAND_UM` weighted by electrons (a box sum of the
+    rates) and by f_nu (a sum of the calibrated spectrum over rows); ``band_electrons``
+    the host's e-/s in that band out of transit (before the pixel area).
+    """
+
+    transit: TransitSpec
+    blocked: np.ndarray
+    blocked_electrons: np.ndarray
+    depth_electrons: float
+    depth_fnu: float
+    band_electrons: float
 
 
 @dataclass(frozen=True)
@@ -446,9 +482,9 @@ def simulate_exposure(
         xi_range, eta_range = window_box(gw, target, nx, ny, psf_radius + _MARGIN_PIX)
         stars = stars_in_region(target, knobs.seed, star_population(plan, target.id, knobs), xi_range, eta_range)
     curve = None
-    if host is not None:
-        curve = light_curve(host, obs, target, exp.start_time, schedule, ephemeris or simulated_ephemeris(plan))
-    if curve is not None:
+    ephemeris = ephemeris or simulated_ephemeris(plan)
+    if host is not None and host.flux is not None:  # an imaging time series' host star
+        curve = light_curve(host, obs, target, exp.start_time, schedule, ephemeris)
         stars = _with_host(stars, target, host.flux * float(np.mean(curve.relative)))
     sx, sy = _world_to_pixel(gw, stars)
     weights = np.divide(win.flat, win.gain, dtype=np.float64)
@@ -462,11 +498,21 @@ def simulate_exposure(
             source_image, mos_truth = _mos_scene(msa, det.name, sub, (dx, dy), sky_scale, area)
             flux = source_image + mos_truth.sky
         else:
+            transit = host.transit if host is not None else None
             source_image, slit = _slit_scene(slit_model, gw, target, sub,
-                                             spectrum or DEFAULT_SPECTRUM.source_spectrum(), sky_scale, area)
+                                             spectrum or DEFAULT_SPECTRUM.source_spectrum(), sky_scale, area,
+                                             transit=transit)
+            if host is not None:  # a slitless time series: the target is the host star
+                curve = light_curve(host, obs, target, exp.start_time, schedule, ephemeris,
+                                    depth=None if slit.transit is None else slit.transit.depth_electrons)
+                if slit.transit is not None:  # the mean over the integrations, as a variable star's
+                    source_image = source_image - float(np.mean(curve.shape)) * slit.transit.blocked
             flux = source_image + slit.sky
         centre = np.array([sky_model.s_ref])
-        sky_level = float(sky_model.sky_electrons(centre, sky_scale * sky_model.sky(sky_model.wavelength(centre)))[0])
+        if sky_model.slitless:  # the whole band's sky on the reference point's row
+            sky_level = float(sky_model.slitless_sky_electrons(centre, lambda wl: sky_scale * sky_model.sky(wl))[0])
+        else:
+            sky_level = float(sky_model.sky_electrons(centre, sky_scale * sky_model.sky(sky_model.wavelength(centre)))[0])
     else:
         source_image = rendered.image
         flux = rendered.image + sky_level * area
@@ -476,7 +522,14 @@ def simulate_exposure(
     truth_dark = win.dark / win.gain
     star_rate = source_image * weights
     host_truth = None
-    if curve is not None:
+    if curve is not None and slit is not None:  # the spectrum's light changes from one integration to the next
+        band = slit.transit.band_electrons if slit.transit is not None else _band_electrons(slit, sub)
+        host_truth = HostTruth(int(host_star_id(target.id)), band, slit.x - (sub.xstart - 1),
+                               slit.y - (sub.ystart - 1), curve, host)
+        if slit.transit is not None:
+            change = -(curve.shape - float(np.mean(curve.shape)))
+            electron_rate = electron_rate[None] + change[:, None, None] * (slit.transit.blocked * win.flat)[None]
+    elif curve is not None:
         host_truth = HostTruth(int(host_star_id(target.id)), host.flux, float(sx[-1]), float(sy[-1]), curve, host)
         if host.transit is not None:  # the host's flux changes from one integration to the next
             unit = render_stars(sx[-1:], sy[-1:], np.ones(1), fwhm, (ny, nx)).image * win.flat
@@ -545,12 +598,14 @@ def simulate_exposure(
 
 
 def _slit_scene(model: SlitSpectrograph, gw, target, sub: Subarray, spectrum: SourceSpectrum, sky_scale: float,
-                area: np.ndarray) -> tuple[np.ndarray, SlitTruth]:
+                area: np.ndarray, transit: TransitSpec | None = None) -> tuple[np.ndarray, SlitTruth]:
     """The slit scene of a window: the target's photo-electrons per second per pixel
     (pixel area included) and its truth (the sky's image with it).
 
     ``gw`` the window's gwcs at the true pointing, which places the target in the slit;
-    ``sky_scale`` the factor on the slit's default sky (0: no sky).
+    ``sky_scale`` the factor on the slit's default sky (0: no sky); ``transit`` a slitless
+    time series' transit of the target: the light it blocks at full transit is rendered
+    too (:class:`SlitTransitTruth`; the image returned is the target out of transit).
     """
     x, y = gw.invert(target.ra, target.dec, with_bounding_box=False)
     xt, yt = float(x) + sub.xstart - 1.0, float(y) + sub.ystart - 1.0  # full frame, 0-based
@@ -564,9 +619,39 @@ def _slit_scene(model: SlitSpectrograph, gw, target, sub: Subarray, spectrum: So
                         sky_mjy_sr=sky if sky_scale > 0 else None)
     image = scene.image - scene.sky
     per_pixel = image.sum(axis=0) if model.dispaxis == 1 else image.sum(axis=1)  # each spectral pixel's
+    transit_truth = None
+    if transit is not None:
+        blocked = render_slit(model, [SlitSource(ModulatedSpectrum(spectrum, transit.depth_at), along=along,
+                                                 across=across)],
+                              (sub.xstart - 1, sub.ystart - 1, sub.xsize, sub.ysize)).image
+        blocked_per_pixel = blocked.sum(axis=0) if model.dispaxis == 1 else blocked.sum(axis=1)
+        s, wavelength, band = _window_spectrum(model, sub, across)
+        per_jy = model.electrons_per_jy(s)
+        transit_truth = SlitTransitTruth(
+            transit=transit, blocked=blocked * area, blocked_electrons=blocked_per_pixel,
+            depth_electrons=white_light_depth(wavelength, per_pixel, blocked_per_pixel),
+            depth_fnu=white_light_depth(wavelength, per_pixel / per_jy, blocked_per_pixel / per_jy),
+            band_electrons=float(per_pixel[band].sum()))
     truth = SlitTruth(model=model, source=source, x=xt, y=yt, sky_scale=float(sky_scale), pixel_electrons=per_pixel,
-                      sky=scene.sky * area)
+                      sky=scene.sky * area, transit=transit_truth)
     return image * area, truth
+
+
+def _window_spectrum(model: SlitSpectrograph, sub: Subarray, across: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per spectral pixel of the window: its 0-based full-frame spectral pixel, the
+    wavelength (um) of the light a source ``across`` arcsec from the reference point puts
+    there, and whether that is in the white-light band."""
+    start, size = (sub.xstart, sub.xsize) if model.dispaxis == 1 else (sub.ystart, sub.ysize)
+    s = np.arange(size, dtype=np.float64) + (start - 1)
+    wavelength = model.wavelength(s - across / model.pixel_scale)
+    return s, wavelength, (wavelength >= WHITE_LIGHT_BAND_UM[0]) & (wavelength <= WHITE_LIGHT_BAND_UM[1])
+
+
+def _band_electrons(slit: SlitTruth, sub: Subarray) -> float:
+    """The e-/s of a slit exposure's source in the white-light band (before the pixel area)."""
+    _, _, band = _window_spectrum(slit.model, sub, slit.source.across)
+    return float(slit.pixel_electrons[band].sum())
 
 
 _MOS_MARGIN_COLUMNS = 15  # beyond a slitlet's spectral span: 10 sigma of the widest LSF (1.1 px)

@@ -8,7 +8,8 @@ Layout of ``out_dir``::
     telemetry/<visit_id>_gs.ccsds                 (guide-star ID/ACQ1/ACQ2/TRACK of a guided visit)
     truth/<exposure_id>_truth_{rate.fits,stars.ecsv,jumps.ecsv}
     truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
-    truth/<exposure_id>_truth_spectrum.ecsv       (slit exposures: MIRI LRS, NIRSpec fixed slits)
+    truth/<exposure_id>_truth_spectrum.ecsv       (slit exposures: MIRI LRS slit and slitless, NIRSpec fixed slits)
+    truth/<exposure_id>_truth_transmission.ecsv   (slitless time series with a transit: depth per row)
     truth/<exposure_id>_truth_spectrum_s<sssss>.ecsv  (NIRSpec MOS: one per MSA source on the detector,
                                                      NRS1's quadrants 1 and 3, NRS2's 2 and 4)
     truth/truth.json
@@ -17,6 +18,7 @@ Layout of ``out_dir``::
     wavefront/R<YYYYMMDD><NN>-NRCA3_FP1-1.fits     (OPD files, with simulation.wavefront_cadence_hours)
     refs/jwst_<instrument>_<reftype>_<detector>[...]_sim.fits
     refs/jwst_miri_{specwcs,photom,pathloss}_lrs-fixedslit_sim.fits  (a plan with an LRS observation)
+    refs/jwst_miri_{specwcs,photom}_lrs-slitless_sim.fits  (a plan with an LRS slitless observation)
     refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs1_fixedslit_sim.fits  (a NIRSpec fixed-slit observation)
     refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs<n>_msaspec_sim.fits,
     refs/jwst_nirspec_msaoper_sim.json            (a rendered NIRSpec MOS observation: per detector it
@@ -71,12 +73,14 @@ from .reffiles import DarkRequest, write_reference_files
 from .slit_refs import write_nirspec_mos_references, write_slit_references
 from .spectrograph import SourceSpectrum, slit_spectrograph
 from .telemetry_writer import max_rows_per_packet, write_telemetry
-from .transit import HostStar
+from .transit import WHITE_LIGHT_BAND_UM, HostStar
 from .truth import (
+    transit_summary,
     write_exposure_truth,
     write_lightcurve_truth,
     write_mos_truth,
     write_spectrum_truth,
+    write_transmission_truth,
     write_truth_index,
 )
 from .wavefront import write_opd_files
@@ -130,10 +134,16 @@ def _check_packets(plan: Plan, knobs: SimulationSpec) -> None:
 
 
 def host_star(desc: ProgramDescription, observation: int) -> HostStar | None:
-    """The TSO host star of an observation (by number), or None."""
+    """The TSO host star of an observation (by number), or None: an imaging time series'
+    star of ``host_flux`` e-/s, or a slitless time series' target (flux None: its
+    spectrum is the target's)."""
     for index, spec in enumerate(desc.observations):
-        if desc.observation_number(index) == observation and spec.host_flux is not None:
+        if desc.observation_number(index) != observation:
+            continue
+        if spec.host_flux is not None:
             return HostStar(flux=spec.host_flux, transit=spec.transit)
+        if spec.slitless:
+            return HostStar(flux=None, transit=spec.transit)
     return None
 
 
@@ -228,7 +238,7 @@ def simulate(
         if not any(o.target_id == target.id for o in plan.observations):
             continue
         hosts = [host_star(desc, o.number) for o in plan.observations if o.target_id == target.id]
-        host_flux = next((h.flux for h in hosts if h is not None), None)
+        host_flux = next((h.flux for h in hosts if h is not None and h.flux is not None), None)
         path, count = write_astrometric_catalog(plan, target.id, knobs, out / "catalogs", host_flux)
         catalogs.append({"target": target.name, "target_id": target.id, "path": str(path.relative_to(out)),
                          "n_stars": count, "flux_min_e_per_s": knobs.astrometric_flux_min,
@@ -361,6 +371,10 @@ def simulate(
             "truth_spectra": "NIRSpec MOS: one truth_spectrum table per MSA source on the detector, with its MSA "
                              "identification (source, slitlet, quadrant, row, columns, primary shutter)",
             "truth_rate SKY": "slit: the sky's e-/s (pixel area included); STARS is then the source's DN/s",
+            "truth_lightcurve": "TSO: per integration the host's relative flux (a slitless time series: its "
+                                "white light over white_light_band_um)",
+            "truth_transmission": "slitless time series with a transit: per spectral pixel (LRS row) the depth at "
+                                  "full transit, intrinsic and through the line-spread function",
         },
         "photometry": _photometry(plan),
     })
@@ -451,9 +465,11 @@ def _exposure_entry(sim: ExposureSimulation, telemetry: Path, truth_dir: Path, o
         transit = host.host.transit
         entry["truth_lightcurve"] = str(curve.relative_to(out))
         entry["host_star"] = {"id": host.id, "flux_e_per_s": host.flux, "x": host.x, "y": host.y}
-        entry["transit"] = None if transit is None else {
-            "depth": transit.depth, "duration_s": transit.duration_s, "ingress_s": transit.ingress,
-            "mid_time_s_after_observation_start": host.curve.mid_time_s,
-            "mid_time_bjd_tdb": host.curve.mid_time_bjd_tdb,
-        }
+        entry["transit"] = None if transit is None else transit_summary(host.curve, transit)
+        if t.slit is not None:  # a slitless time series: the host's light is its spectrum
+            entry["host_star"]["flux_band_um"] = list(WHITE_LIGHT_BAND_UM)
+    transmission = write_transmission_truth(sim, truth_dir)
+    if transmission is not None:
+        entry["truth_transmission"] = str(transmission.relative_to(out))
+        entry["transit"]["white_light_depth_fnu"] = t.slit.transit.depth_fnu
     return entry

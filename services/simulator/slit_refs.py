@@ -18,6 +18,23 @@ MIRI LRS (:func:`write_lrs_references`, public formats, ``jwst_miri_<type>_lrs-f
   function of its position in the slit (across x along, pixels from the slit centre: the
   WCS of the PATHLOSS extension).
 
+The SPECWCS carries both public reference points: IMX/IMY (``x_ref``/``y_ref``) the slit's,
+IMXSLTL/IMYSLTL (``x_ref_slitless``/``y_ref_slitless``) the slitless mode's, (38.5, 829.0).
+
+MIRI LRS slitless (:func:`write_lrs_slitless_references`, MIR_LRS-SLITLESS,
+``jwst_miri_<type>_lrs-slitless_sim.fits``), selected by EXP_TYPE as CRDS selects them:
+
+- SPECWCS (``MiriLRSSpecwcsModel``): the slit's file with EXP_TYPE MIR_LRS-SLITLESS: the
+  same table (the prism's trace and wavelengths relative to the reference point, which the
+  public pipeline puts at IMXSLTL/IMYSLTL for this mode, and cuts to the SLITLESSPRISM
+  window through SUBSTRT1/2).
+- PHOTOM (``MirLrsPhotomModel``): one row, filter P750L, subarray SLITLESSPRISM (the public
+  step matches FILTER and SUBARRAY), in the slit's convention: with no slit there is no
+  slit loss to correct, so the flat-fielded rate times PHOTMJSR x RELRESPONSE summed over
+  a row's pixels times PIXAR_SR x 1e6 is the source's f_nu in Jy.
+- No PATHLOSS (no slit). The FLAT of P750L (full frame, SUBARRAY GENERIC) serves both
+  modes: the pipeline cuts it to the window; the DISTORTION lists MIR_LRS-SLITLESS.
+
 NIRSpec fixed slits with PRISM/CLEAR (:func:`write_nirspec_fs_references`, NRS1,
 ``jwst_nirspec_<type>_nrs1_fixedslit_sim.fits``), every fixed slit in each file:
 
@@ -114,6 +131,8 @@ from .spectrograph import (
     COLUMN_PITCH,
     LRS,
     LRS_EXP_TYPE,
+    LRS_SLITLESS,
+    LRS_SLITLESS_EXP_TYPE,
     MSA_QUADRANTS,
     MSA_SHUTTER_OPEN,
     MSA_SHUTTER_PITCH,
@@ -129,7 +148,8 @@ from .spectrograph import (
 from .wavelengthrange_ref import write_nirspec_wavelengthrange
 
 __all__ = ["MSAOPER_FILENAME", "nirspec_fs_filename", "nirspec_mos_filename", "shutter_trace_model",
-           "slit_trace_table", "slit_vertices", "write_lrs_references", "write_nirspec_fs_references",
+           "slit_trace_table", "slit_vertices", "write_lrs_references", "write_lrs_slitless_references",
+           "write_nirspec_fs_references",
            "write_nirspec_mos_references", "write_slit_references"]
 
 MSAOPER_FILENAME = "jwst_nirspec_msaoper_sim.json"
@@ -175,6 +195,10 @@ def _lrs_filename(reftype: str) -> str:
     return f"jwst_miri_{reftype}_lrs-fixedslit_sim.fits"
 
 
+def _lrs_slitless_filename(reftype: str) -> str:
+    return f"jwst_miri_{reftype}_lrs-slitless_sim.fits"
+
+
 def nirspec_fs_filename(reftype: str, detector_name: str = "NRS1") -> str:
     """``jwst_nirspec_<reftype>_<detector>_fixedslit_sim.fits``."""
     return f"jwst_nirspec_{reftype}_{detector_name}_fixedslit_sim.fits".lower()
@@ -186,25 +210,26 @@ def _slit_common(ref, reftype: str, detector_model, description: str, exp_type: 
     ref.meta.exposure.p_exptype = f"{exp_type}|"
 
 
-def write_lrs_references(model: SlitSpectrograph, detector_model, out_dir: Path) -> list[ReferenceFile]:
-    """SPECWCS, PHOTOM and PATHLOSS of the LRS for the detector of ``detector_model``
-    (MIRIMAGE), in the public formats (see the module docstring)."""
+def _lrs_specwcs(model: SlitSpectrograph, detector_model, path: Path) -> Path:
+    """The LRS SPECWCS for ``model`` (the slit or the slitless mode: its EXP_TYPE): the
+    trace table relative to the reference point, both reference points (IMX/IMY the slit's,
+    IMXSLTL/IMYSLTL the slitless one's, as the public file), the slit's corners."""
+    what = "slitless prism" if model.slitless else "slit"
+    specwcs = dm.MiriLRSSpecwcsModel(wavetable=slit_trace_table(model), x_ref=LRS.imx, y_ref=LRS.imy,
+                                     x_ref_slitless=LRS_SLITLESS.imx, y_ref_slitless=LRS_SLITLESS.imy,
+                                     **slit_vertices(LRS))
+    _slit_common(specwcs, "SPECWCS", detector_model, f"Simulated MIRI LRS {what}: trace and wavelengths per row",
+                 model.exp_type)
+    specwcs.meta.instrument.filter = model.filter
+    return _save(specwcs, path)
+
+
+def _lrs_photom(model: SlitSpectrograph, detector_model, path: Path) -> Path:
+    """The LRS PHOTOM for ``model``: one phot_table row (P750L, its window: FULL for the
+    slit, SLITLESSPRISM slitless), PHOTMJSR and RELRESPONSE against wavelength (1 at the
+    throughput's peak) for a point source without slit loss (module docstring)."""
     from .optical_refs import mean_gain
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = detector_model.detector.name
-    if name != model.detector:
-        raise ValueError(f"the LRS images on {model.detector}, not {name}")
-
-    table = slit_trace_table(model)
-    specwcs = dm.MiriLRSSpecwcsModel(wavetable=table, x_ref=model.imx, y_ref=model.imy, **slit_vertices(model))
-    _slit_common(specwcs, "SPECWCS", detector_model, "Simulated MIRI LRS slit: trace and wavelengths per row",
-                 LRS_EXP_TYPE)
-    specwcs.meta.instrument.filter = model.filter
-    written = [ReferenceFile("SPECWCS", name, _save(specwcs, out_dir / _lrs_filename("specwcs")), "GENERIC")]
-
-    # PHOTOM: PHOTMJSR and the relative response against wavelength (1 at the throughput's peak).
     waves, mjy = model.response(mean_gain(detector_model))
     mjysr = mjy / model.pixel_area_sr
     value = float(np.interp(model.throughput_centre, waves, mjysr))
@@ -213,13 +238,45 @@ def write_lrs_references(model: SlitSpectrograph, detector_model, out_dir: Path)
     photom_table = np.zeros(1, dtype=[("filter", "S12"), ("subarray", "S17"), ("photmjsr", "<f4"),
                                       ("uncertainty", "<f4"), ("nelem", "<i2"), ("wavelength", "<f4", (n,)),
                                       ("relresponse", "<f4", (n,)), ("reluncertainty", "<f4", (n,))])
-    photom_table[0] = (model.filter, "FULL", value, 0.01 * value, n, waves, relresp, 0.01 * relresp)
+    photom_table[0] = (model.filter, model.subarrays[0], value, 0.01 * value, n, waves, relresp, 0.01 * relresp)
     photom = dm.MirLrsPhotomModel(phot_table=photom_table)
-    _slit_common(photom, "PHOTOM", detector_model, "Simulated MIRI LRS slit: point-source flux calibration",
-                 LRS_EXP_TYPE)
+    what = "slitless prism" if model.slitless else "slit"
+    _slit_common(photom, "PHOTOM", detector_model, f"Simulated MIRI LRS {what}: point-source flux calibration",
+                 model.exp_type)
     photom.meta.photometry.pixelarea_steradians = model.pixel_area_sr
     photom.meta.photometry.pixelarea_arcsecsq = model.pixel_scale**2
-    written.append(ReferenceFile("PHOTOM", name, _save(photom, out_dir / _lrs_filename("photom")), "GENERIC"))
+    return _save(photom, path)
+
+
+def write_lrs_slitless_references(model: SlitSpectrograph, detector_model, out_dir: Path) -> list[ReferenceFile]:
+    """SPECWCS and PHOTOM of the LRS slitless mode (MIR_LRS-SLITLESS, no slit: no
+    PATHLOSS) for the detector of ``detector_model`` (MIRIMAGE), in the public formats
+    (module docstring)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = detector_model.detector.name
+    if name != model.detector or not model.slitless:
+        raise ValueError(f"the LRS slitless mode images on {model.detector}, not {name}")
+    return [ReferenceFile("SPECWCS", name, _lrs_specwcs(model, detector_model,
+                                                        out_dir / _lrs_slitless_filename("specwcs")), "GENERIC"),
+            ReferenceFile("PHOTOM", name, _lrs_photom(model, detector_model,
+                                                      out_dir / _lrs_slitless_filename("photom")), "GENERIC")]
+
+
+def write_lrs_references(model: SlitSpectrograph, detector_model, out_dir: Path) -> list[ReferenceFile]:
+    """SPECWCS, PHOTOM and PATHLOSS of the LRS for the detector of ``detector_model``
+    (MIRIMAGE), in the public formats (see the module docstring)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = detector_model.detector.name
+    if name != model.detector:
+        raise ValueError(f"the LRS images on {model.detector}, not {name}")
+
+    table = slit_trace_table(model)
+    written = [ReferenceFile("SPECWCS", name, _lrs_specwcs(model, detector_model, out_dir / _lrs_filename("specwcs")),
+                             "GENERIC"),
+               ReferenceFile("PHOTOM", name, _lrs_photom(model, detector_model, out_dir / _lrs_filename("photom")),
+                             "GENERIC")]
 
     # PATHLOSS: the correction (1 / the slit's transmission) against wavelength (decreasing,
     # as the public files) and the source's offset from the slit centre in pixels: axis 1
@@ -490,11 +547,14 @@ def write_nirspec_mos_references(detector_model, out_dir: Path, failed_open, fai
 
 def write_slit_references(models, detector_model, out_dir: Path) -> list[ReferenceFile]:
     """The references of the slits ``models`` used on the detector of ``detector_model``:
-    the LRS's, and (one set for all five) the NIRSpec fixed slits'."""
+    the LRS slit's, the LRS slitless mode's, and (one set for all five) the NIRSpec fixed
+    slits'."""
     exp_types = {m.exp_type for m in models}
     written = []
     if LRS_EXP_TYPE in exp_types:
         written += write_lrs_references(LRS, detector_model, out_dir)
+    if LRS_SLITLESS_EXP_TYPE in exp_types:
+        written += write_lrs_slitless_references(LRS_SLITLESS, detector_model, out_dir)
     if NRS_FS_EXP_TYPE in exp_types:
         written += write_nirspec_fs_references(detector_model, out_dir)
     return written

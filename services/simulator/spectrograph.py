@@ -75,6 +75,21 @@ S200B1        0.2" x 3.3"  1170.30     1127.70  SUBS200B1
 - Sky: near-IR zodiacal light, 0.25 MJy/sr at 1 um to 0.20 MJy/sr at 5 um: about 0.1
   electron per second in a pixel of S200A1.
 
+The MIRI LRS without its slit (:data:`LRS_SLITLESS`, ``MIR_LRS-SLITLESS``, the prism in
+the imager's filter wheel read through the SLITLESSPRISM window, full-frame columns 1-72,
+rows 529-944, 1-based): the slit model's prism law, trace, PSF/LSF, throughput and
+electrons per Jy about the public slitless reference point (x_ref_slitless, y_ref_slitless)
+= (38.5, 829.0), aperture MIRIM_SLITLESSPRISM. The spectrum runs over full-frame rows 640
+(14.8 um) to 939 (5.0 um), 0-based: rows 112-411 of the window. No slit cuts the light
+(transmission 1 wherever the source sits), and the sky is not a slit's image: every
+pixel sees the whole band through the prism, the light of each wavelength coming from the
+patch of sky that wavelength's offset maps onto it. A pixel at spectral pixel ``s``
+gets ``sum over the spectrum's pixels s' of S(lambda(s')) * Omega_pix * e_per_jy(s')`` (Omega_pix
+one pixel's sky, ``(0.11")^2``), over the ``s'`` whose sky patch, at undispersed row ``s - (s'
+- s_ref)``, is inside the imager's field (the detector's 1024 rows): the long
+wavelengths of the lower rows come from sky below the field, so the level falls smoothly
+toward the window's bottom (:meth:`SlitSpectrograph.slitless_sky_electrons`); uniform along x.
+
 NIRSpec multi-object spectroscopy (``NRS_MSASPEC``) with PRISM/CLEAR on NRS1 and NRS2: a
 slitlet of the micro-shutter array (MSA) is a :class:`SlitSpectrograph` too
 (:func:`msa_slitlet`), with the fixed slits' prism law, trace, blur, throughput and sky,
@@ -118,6 +133,7 @@ slitlet passes light over its whole length); its subarray FULL, APERNAME NRS_FUL
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -125,11 +141,14 @@ import numpy as np
 from scipy.special import erf
 
 from services.simulator.optics import COLLECTING_AREA_M2, PLANCK_J_S, psf_fwhm_arcsec
+from shared.instruments import detector as detector_info
 
 __all__ = [
     "COLUMN_PITCH",
     "LRS",
     "LRS_EXP_TYPE",
+    "LRS_SLITLESS",
+    "LRS_SLITLESS_EXP_TYPE",
     "MOS_APERTURE",
     "MSA_QUADRANTS",
     "MSA_QUADRANT_SHAPE",
@@ -137,6 +156,7 @@ __all__ = [
     "MSA_SHUTTER_PITCH",
     "MSA_X0",
     "MSA_Y0",
+    "ModulatedSpectrum",
     "NIRSPEC_FS",
     "NRS1_QUADRANTS",
     "NRS2_QUADRANTS",
@@ -163,6 +183,7 @@ ARCSEC_PER_RAD = 206264.80624709636
 _SIGMA_PER_FWHM = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 JY_PER_MJY_SR_ARCSEC2 = 1.0e6 / ARCSEC_PER_RAD**2  # 1 MJy/sr over one arcsec^2, in Jy
 LRS_EXP_TYPE = "MIR_LRS-FIXEDSLIT"
+LRS_SLITLESS_EXP_TYPE = "MIR_LRS-SLITLESS"
 NRS_FS_EXP_TYPE = "NRS_FIXEDSLIT"
 NRS_MOS_EXP_TYPE = "NRS_MSASPEC"
 
@@ -208,6 +229,29 @@ class SourceSpectrum:
             part = 0.5 * (erf((hi - line.wavelength) / z) - erf((lo - line.wavelength) / z))
             profile += line.strength * sigma * math.sqrt(2.0 * math.pi) * part / width
         return self.flux_jy * (0.5 * (lo + hi) / self.reference) ** self.slope * profile
+
+
+@dataclass(frozen=True)
+class ModulatedSpectrum:
+    """A spectrum times a smooth function of wavelength, ``factor(lambda) * base(lambda)``
+    (e.g. the light a transiting planet blocks: the host's spectrum times the depth). The
+    factor is taken at each interval's middle (smooth on the scale of a sample); the base's
+    lines are kept, so the renderer samples them as finely as the base's."""
+
+    base: SourceSpectrum
+    factor: object  # callable: wavelength um (ndarray) -> ndarray
+
+    @property
+    def lines(self) -> tuple[SpectralLine, ...]:
+        return self.base.lines
+
+    def __call__(self, wavelength: np.ndarray) -> np.ndarray:
+        wl = np.asarray(wavelength, np.float64)
+        return self.base(wl) * self.factor(wl)
+
+    def average(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        mid = 0.5 * (np.asarray(lo, np.float64) + np.asarray(hi, np.float64))
+        return self.base.average(lo, hi) * self.factor(mid)
 
 
 @dataclass(frozen=True)
@@ -304,6 +348,7 @@ class SlitSpectrograph:
     throughput_width: float
     sky_levels: tuple[tuple[float, float], tuple[float, float]]
     shutters: tuple[int, int, tuple[int, ...]] | None = None  # MSA slitlet: (quadrant, row, columns)
+    slitless: bool = False  # no slit: no slit loss, and the sky of the whole band on every pixel
 
     # -- geometry ---------------------------------------------------------------------
     @property
@@ -378,6 +423,8 @@ class SlitSpectrograph:
             q, r, cols = self.shutters
             span = f"column {cols[0]}" if len(cols) == 1 else f"columns {cols[0]}-{cols[-1]}"
             return f"NIRSpec MSA Q{q} row {r} {span} {self.grating}/{self.filter}"
+        if self.slitless:
+            return "LRS slitless"
         return "LRS" if self.slit is None else f"NIRSpec {self.slit} {self.grating}/{self.filter}"
 
     # -- optics -----------------------------------------------------------------------
@@ -405,7 +452,9 @@ class SlitSpectrograph:
 
     def slit_transmission(self, wavelength: np.ndarray, across: float | np.ndarray = 0.0) -> np.ndarray:
         """Fraction of a point source's light the slit passes (its path loss) at offset
-        ``across`` (arcsec) from the slit's centre line."""
+        ``across`` (arcsec) from the slit's centre line; 1 without a slit."""
+        if self.slitless:
+            return np.ones(np.broadcast(np.asarray(wavelength), np.asarray(across)).shape)
         sigma = self.psf_sigma(wavelength) * self.pixel_scale * math.sqrt(2.0)
         half = 0.5 * self.slit_width
         return 0.5 * (erf((half - across) / sigma) + erf((half + across) / sigma))
@@ -428,6 +477,21 @@ class SlitSpectrograph:
         area = self.pixel_scale * self.slit_width  # arcsec^2 of sky one pixel sees
         return np.asarray(sky_mjy_sr) * JY_PER_MJY_SR_ARCSEC2 * area * self.electrons_per_jy(s)
 
+    def slitless_sky_electrons(self, s: np.ndarray, sky_mjy_sr) -> np.ndarray:
+        """Photo-electrons per second per pixel at spectral pixels ``s`` (0-based full
+        frame) under a uniform sky ``sky_mjy_sr`` (function of wavelength um -> MJy/sr)
+        seen without a slit (module docstring): each one-pixel patch of sky within the
+        detector's field puts its dispersed spectrum on the detector; a pixel sums the
+        wavelengths whose patches lie on the field."""
+        band = self.pixels()
+        per_patch = (np.asarray(sky_mjy_sr(self.wavelength(band)), np.float64) * JY_PER_MJY_SR_ARCSEC2
+                     * self.pixel_scale**2 * self.electrons_per_jy(band))
+        info = detector_info(self.detector)
+        rows = info.nx if self.dispaxis == 1 else info.ny  # the field along the dispersion, full-frame pixels
+        patch = np.asarray(s, np.float64)[..., None] - (band - self.s_ref)  # undispersed place of each wavelength's patch
+        on_field = (patch >= -0.5) & (patch <= rows - 0.5)
+        return np.sum(per_patch * on_field, axis=-1)
+
     def response(self, g0: float) -> tuple[np.ndarray, np.ndarray]:
         """(wavelength um, increasing; MJy per DN/s) over the spectrum's pixels: a
         flat-fielded rate (DN/s, i.e. e-/s per nominal pixel / ``g0``) summed over a
@@ -446,6 +510,16 @@ LRS = SlitSpectrograph(
     law=QuadraticDispersion((7.5, -0.0285, 5.5e-5)), trace_coeffs=(0.0, 0.004, 2.0e-6), span=(111, 411),
     subarrays=("FULL",), detector_sigma=1.0, peak_throughput=0.22, throughput_centre=7.5, throughput_width=4.0,
     sky_levels=((5.0, 5.0), (14.0, 60.0)),
+)
+
+#: The LRS without its slit: the same prism, trace, optics and detector about the public
+#: slitless reference point (x_ref_slitless, y_ref_slitless), read in SLITLESSPRISM.
+_SLITLESS_REF = (38.5, 829.0)
+LRS_SLITLESS = dataclasses.replace(
+    LRS, exp_type=LRS_SLITLESS_EXP_TYPE, aperture="MIRIM_SLITLESSPRISM", imx=_SLITLESS_REF[0], imy=_SLITLESS_REF[1],
+    span=(math.ceil(LRS.span[0] - LRS.s_ref + _SLITLESS_REF[1] - 1.0),
+          math.floor(LRS.span[1] - LRS.s_ref + _SLITLESS_REF[1] - 1.0)),
+    subarrays=("SLITLESSPRISM",), slitless=True,
 )
 
 _NRS_PRISM = PrismDispersion(p=21.4, q=31.0, reference=2.0)
@@ -556,7 +630,7 @@ def msa_slitlet(quadrant: int, row: int, columns) -> SlitSpectrograph:
 
 #: Every slit the simulator renders, by (EXP_TYPE, FXD_SLIT or None).
 SLIT_SPECTROGRAPHS: dict[tuple[str, str | None], SlitSpectrograph] = {
-    (LRS_EXP_TYPE, None): LRS, **{(NRS_FS_EXP_TYPE, name): model for name, model in NIRSPEC_FS.items()}}
+    (LRS_EXP_TYPE, None): LRS, (LRS_SLITLESS_EXP_TYPE, None): LRS_SLITLESS, **{(NRS_FS_EXP_TYPE, name): model for name, model in NIRSPEC_FS.items()}}
 
 
 def slit_spectrograph(exp_type: str | None, fixed_slit: str | None = None) -> SlitSpectrograph | None:
@@ -565,6 +639,8 @@ def slit_spectrograph(exp_type: str | None, fixed_slit: str | None = None) -> Sl
     exp_type = (exp_type or "").upper()
     if exp_type == LRS_EXP_TYPE:
         return LRS
+    if exp_type == LRS_SLITLESS_EXP_TYPE:
+        return LRS_SLITLESS
     if exp_type == NRS_FS_EXP_TYPE:
         try:
             return NIRSPEC_FS[(fixed_slit or "").upper()]
@@ -665,7 +741,9 @@ def render_slit(
         image[ks, kt] += (spectral * electrons[:, None]).T @ spatial
         truth.append({"along": src.along, "across": src.across, "shift_pixels": shift})
     sky = np.zeros_like(image)
-    if sky_mjy_sr is not None:
+    if sky_mjy_sr is not None and model.slitless:  # the whole band's sky on every pixel
+        sky[:] = model.slitless_sky_electrons(np.arange(s0, s0 + ns, dtype=np.float64), sky_mjy_sr)[:, None]
+    elif sky_mjy_sr is not None:
         s_pix = np.arange(s0, s0 + ns, dtype=np.float64)
         t_pix = np.arange(t0, t0 + nt, dtype=np.float64)
         lit = (s_pix >= lo - 5) & (s_pix <= hi + 5)

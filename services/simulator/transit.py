@@ -13,7 +13,17 @@ description gives in seconds after the observation start is placed on that clock
 BJD_TDB of light arriving at that instant.
 
 Trapezoid: 1 outside the transit (``|t - mid| >= T14 / 2``), ``1 - depth`` between second
-and third contact (``|t - mid| <= T14 / 2 - ingress``), linear in between.
+and third contact (``|t - mid| <= T14 / 2 - ingress``), linear in between. Its *shape*
+``k(t)`` is the fraction of the full depth reached (0 outside, 1 between second and third
+contact), so the flux is ``1 - depth * k(t)``.
+
+A spectroscopic time series (MIR_LRS-SLITLESS) has a depth per wavelength
+(``TransitSpec.depth_spectrum``): at each wavelength the host's flux is ``f_nu(lambda) (1 -
+depth(lambda) k(t))``. Its white-light light curve is ``1 - D k(t)`` with ``D`` the
+white-light depth (:func:`white_light_depth`): the blocked light over the host's light,
+both summed over the rows of the spectrum whose wavelengths are in
+:data:`WHITE_LIGHT_BAND_UM` (5-12 um), weighted by electrons (what a box sum of the rates
+gives) or by f_nu (what a sum of the calibrated spectrum over those rows gives).
 """
 
 from __future__ import annotations
@@ -31,14 +41,20 @@ from shared.plan import Observation, Target
 from .description import TransitSpec
 from .ramps import FrameSchedule
 
-__all__ = ["HostStar", "LightCurve", "integration_mid_offsets", "light_curve", "observation_span", "trapezoid"]
+__all__ = ["WHITE_LIGHT_BAND_UM", "HostStar", "LightCurve", "integration_mid_offsets", "light_curve",
+           "observation_span", "trapezoid", "white_light_depth"]
+
+#: The band (um) of a spectroscopic time series' white light in the truth.
+WHITE_LIGHT_BAND_UM = (5.0, 12.0)
 
 
 @dataclass(frozen=True)
 class HostStar:
-    """A star of ``flux`` e-/s at the target position, with an optional transit."""
+    """A star at the target position, with an optional transit: an imaging time series'
+    star of ``flux`` e-/s, or (``flux`` None) a spectroscopic time series' target, whose
+    light is its spectrum."""
 
-    flux: float
+    flux: float | None
     transit: TransitSpec | None = None
 
 
@@ -48,13 +64,17 @@ class LightCurve:
     ``mid_bjd_tdb`` the BJD_TDB (as MJD) of its mid time at the observatory and
     ``relative`` flux; ``mid_time_s`` the transit mid-time, seconds after the observation
     start, and ``mid_time_bjd_tdb`` the same instant as a BJD_TDB (MJD) (None without a
-    transit)."""
+    transit); ``shape`` the fraction of the full depth reached in each integration (0
+    without a transit) and ``depth`` the (white-light) depth ``relative`` is scaled to:
+    ``relative = 1 - depth * shape``."""
 
     mid_s: np.ndarray
     mid_bjd_tdb: np.ndarray
     relative: np.ndarray
     mid_time_s: float | None
     mid_time_bjd_tdb: float | None = None
+    shape: np.ndarray | None = None
+    depth: float = 0.0
 
 
 def trapezoid(t: np.ndarray, mid: float, duration: float, ingress: float, depth: float) -> np.ndarray:
@@ -106,17 +126,38 @@ def _bjd(ephemeris: Ephemeris, target: Target, mjd_utc: np.ndarray) -> np.ndarra
 
 
 def light_curve(host: HostStar, obs: Observation, target: Target, exposure_start: datetime,
-                schedule: FrameSchedule, ephemeris: Ephemeris) -> LightCurve:
+                schedule: FrameSchedule, ephemeris: Ephemeris, depth: float | None = None) -> LightCurve:
     """The host star's relative flux in each integration of one exposure, seen from the
     observatory on its ``ephemeris`` (EphemerisCoverageError when it does not cover the
-    exposure)."""
+    exposure). ``depth`` the depth the relative flux is scaled to: default the transit's
+    grey depth; a depth per wavelength needs it given (its white-light depth,
+    :func:`white_light_depth`)."""
     mids = integration_mid_offsets(schedule)
     mid_bjd = _bjd(ephemeris, target, Time(exposure_start).mjd + mids / 86400.0)
     if host.transit is None:
-        return LightCurve(mids, mid_bjd, np.ones_like(mids), None)
+        return LightCurve(mids, mid_bjd, np.ones_like(mids), None, shape=np.zeros_like(mids))
     t = host.transit
+    if depth is None:
+        if t.depth is None:
+            raise ValueError("a transit with a depth per wavelength needs the white-light depth its light curve "
+                             "is scaled to")
+        depth = t.depth
     start, end = observation_span(obs)
     mid_time = t.mid_time_s if t.mid_time_s is not None else (end - start).total_seconds() / 2.0
     mid_time_bjd = float(_bjd(ephemeris, target, np.array([Time(start).mjd + mid_time / 86400.0]))[0])
-    relative = trapezoid((mid_bjd - mid_time_bjd) * 86400.0, 0.0, t.duration_s, t.ingress, t.depth)
-    return LightCurve(mids, mid_bjd, relative, mid_time, mid_time_bjd)
+    shape = 1.0 - trapezoid((mid_bjd - mid_time_bjd) * 86400.0, 0.0, t.duration_s, t.ingress, 1.0)
+    return LightCurve(mids, mid_bjd, 1.0 - depth * shape, mid_time, mid_time_bjd, shape=shape, depth=float(depth))
+
+
+def white_light_depth(wavelength: np.ndarray, weight: np.ndarray, blocked: np.ndarray,
+                      band: tuple[float, float] = WHITE_LIGHT_BAND_UM) -> float:
+    """The white-light depth of a transit seen per spectral pixel: ``sum(blocked) /
+    sum(weight)`` over the pixels whose ``wavelength`` (um) is in ``band``; ``weight`` the
+    host's light in each pixel out of transit, ``blocked`` the part the planet blocks at
+    full transit (same units: e-/s, or Jy). ValueError when no pixel is in the band."""
+    wl = np.asarray(wavelength, np.float64)
+    inside = (wl >= band[0]) & (wl <= band[1]) & np.isfinite(weight) & np.isfinite(blocked)
+    total = float(np.sum(np.asarray(weight, np.float64)[inside]))
+    if not np.any(inside) or total <= 0.0:
+        raise ValueError(f"no light of the spectrum falls in the white-light band {band[0]}-{band[1]} um")
+    return float(np.sum(np.asarray(blocked, np.float64)[inside])) / total

@@ -27,6 +27,13 @@ Per exposure and detector (``<exposure_id>`` as in the telemetry file name):
   ``source_x``; a NIRSpec table ``column``, ``trace_y``, ``source_y``. The rate file of
   such an exposure also has a ``SKY`` image (e-/s, pixel area included: the slit's sky
   part of FLUX), and its STARS image is the source's part of SCI.
+- ``<exposure_id>_truth_transmission.ecsv`` (MIRI LRS slitless time series with a
+  transit): one row per row of the spectrum: wavelengths, the depth at full transit
+  (intrinsic, and ``observed_depth``: the blocked light over the host's light in the row,
+  through the line-spread function), the host's and the blocked electrons; meta: the
+  white-light depths over 5-12 um (electron- and f_nu-weighted) and the transit. Such an
+  exposure's light curve is the white light over that band, its spectrum truth the
+  slit's table with transmission 1 and the slitless sky.
 - ``<exposure_id>_truth_spectrum_s<source_id, 5 digits>.ecsv`` (NIRSpec MOS exposures):
   one per MSA source whose slitlet is on the detector, in the NIRSpec fixed-slit table's
   layout (its slitlet is the slit: ``trace_y`` the slitlet centre's trace), the meta
@@ -56,9 +63,10 @@ from astropy.time import Time
 
 from .exposure import ExposureSimulation
 from .spectrograph import observed_spectrum
+from .transit import WHITE_LIGHT_BAND_UM
 
-__all__ = ["write_exposure_truth", "write_lightcurve_truth", "write_mos_truth", "write_spectrum_truth",
-           "write_truth_index"]
+__all__ = ["transit_summary", "write_exposure_truth", "write_lightcurve_truth", "write_mos_truth",
+           "write_spectrum_truth", "write_transmission_truth", "write_truth_index"]
 
 _IMAGE_UNITS = {
     "SCI": ("DN/s", "(sky+stars) e-/s * flat / gain: expected slope after dark subtraction"),
@@ -281,6 +289,10 @@ def _spectrum_table(model, src, sky_scale: float, pixel_electrons: np.ndarray, x
     wavelength = model.wavelength(pixels)
     source_wavelength = model.wavelength(pixels - shift)
     sky = sky_scale * model.sky(wavelength)
+    if model.slitless:  # every pixel sees the whole band's sky
+        sky_e = model.slitless_sky_electrons(pixels, lambda wl: sky_scale * model.sky(wl))
+    else:
+        sky_e = model.sky_electrons(pixels, sky)
     trace = model.trace(pixels)
     table = Table(
         {
@@ -295,7 +307,7 @@ def _spectrum_table(model, src, sky_scale: float, pixel_electrons: np.ndarray, x
             "electrons_per_jy": model.electrons_per_jy(pixels),
             "source_e_per_s": pixel_electrons,
             "sky_mjy_sr": sky,
-            "sky_e_per_s": model.sky_electrons(pixels, sky),
+            "sky_e_per_s": sky_e,
         },
         units={"wavelength": "um", "source_wavelength": "um", "flux_jy": "Jy", "observed_jy": "Jy",
                f"trace_{spatial}": "pix", f"source_{spatial}": "pix", "electrons_per_jy": "electron/(s Jy)",
@@ -335,8 +347,10 @@ def _spectrum_table(model, src, sky_scale: float, pixel_electrons: np.ndarray, x
             "source_e_per_s": f"photo-electrons/s the source puts into this {spectral} of the window (before the "
                               "pixel area and the flat), about observed_jy * electrons_per_jy * transmission",
             "sky_mjy_sr": "sky surface brightness filling the slit at wavelength",
-            "sky_e_per_s": "photo-electrons/s per pixel inside the slit from the sky (before the pixel area and the "
-                           "flat)",
+            "sky_e_per_s": ("photo-electrons/s per pixel from the sky, the whole band dispersed onto every pixel of "
+                            "the row (no slit; before the pixel area and the flat)") if model.slitless else (
+                           "photo-electrons/s per pixel inside the slit from the sky (before the pixel area and the "
+                           "flat)"),
             "along_arcsec, across_arcsec": f"source offset from the slit centre along the slit (detector "
                                            f"{along_axis}) and across it (detector {across_axis}), from the true "
                                            "pointing",
@@ -352,6 +366,79 @@ def write_truth_index(path: Path, index: dict) -> Path:
     """Write ``truth.json`` (keys sorted, so the same run writes the same bytes)."""
     path = Path(path)
     path.write_text(json.dumps(index, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def transit_summary(curve, transit) -> dict:
+    """The truth's account of a transit: ``depth`` the one the light curve is scaled to
+    (the grey depth, or a depth spectrum's electron-weighted white-light depth), the
+    depth spectrum when given, the trapezoid's timing and its mid-time."""
+    summary = {"depth": curve.depth, "duration_s": transit.duration_s, "ingress_s": transit.ingress,
+               "mid_time_s_after_observation_start": curve.mid_time_s, "mid_time_bjd_tdb": curve.mid_time_bjd_tdb}
+    if transit.chromatic:
+        summary["depth_spectrum"] = [[float(w), float(d)] for w, d in transit.depth_spectrum]
+    return summary
+
+
+def write_transmission_truth(sim: ExposureSimulation, directory: Path) -> Path | None:
+    """Write ``<exposure_id>_truth_transmission.ecsv`` of a slitless time series with a
+    transit (None for any other exposure): one row per spectral pixel of the spectrum (see
+    the module docstring)."""
+    slit = sim.truth.slit
+    if slit is None or slit.transit is None:
+        return None
+    model, tr = slit.model, slit.transit
+    pixels = model.pixels()
+    start = (sim.subarray.xstart if model.dispaxis == 1 else sim.subarray.ystart) - 1
+    index = pixels.astype(int) - start
+    inside = (index >= 0) & (index < slit.pixel_electrons.size)
+    source_e, blocked_e = np.full(pixels.size, np.nan), np.full(pixels.size, np.nan)
+    source_e[inside] = slit.pixel_electrons[index[inside]]
+    blocked_e[inside] = tr.blocked_electrons[index[inside]]
+    spectral = "column" if model.dispaxis == 1 else "row"
+    source_wavelength = model.wavelength(pixels - slit.source.across / model.pixel_scale)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = blocked_e / source_e
+    table = Table(
+        {
+            spectral: pixels.astype(np.int32),
+            "wavelength": model.wavelength(pixels),
+            "source_wavelength": source_wavelength,
+            "depth": tr.transit.depth_at(source_wavelength),
+            "observed_depth": observed,
+            "source_e_per_s": source_e,
+            "blocked_e_per_s": blocked_e,
+        },
+        units={"wavelength": "um", "source_wavelength": "um", "source_e_per_s": "electron/s",
+               "blocked_e_per_s": "electron/s"},
+    )
+    curve = sim.truth.host.curve
+    table.meta.update({
+        "exposure_id": sim.name.exposure_id,
+        "white_light_band_um": list(WHITE_LIGHT_BAND_UM),
+        "white_light_depth": tr.depth_electrons,
+        "white_light_depth_fnu": tr.depth_fnu,
+        "transit": transit_summary(curve, tr.transit),
+        "description": {
+            spectral: f"0-based full-frame {spectral} of {model.detector}",
+            "wavelength": f"wavelength at this {spectral} for a source at the reference point (the SPECWCS's)",
+            "source_wavelength": f"wavelength of the host's light at this {spectral} (its true place)",
+            "depth": "the transit depth at full transit at source_wavelength: the description's depth_spectrum "
+                     "(or grey depth)",
+            "observed_depth": f"blocked_e_per_s / source_e_per_s: the depth this {spectral} sees, the host's "
+                              "spectrum times the depth seen through the line-spread function over the spectrum "
+                              "seen through it (what a perfect extraction of in- and out-of-transit spectra gives)",
+            "source_e_per_s": f"the host's photo-electrons/s in this {spectral} out of transit (before the pixel "
+                              "area and the flat)",
+            "blocked_e_per_s": f"the photo-electrons/s the planet blocks in this {spectral} at full transit",
+            "white_light_depth": "sum of blocked_e_per_s / sum of source_e_per_s over the rows whose "
+                                 "source_wavelength is in white_light_band_um (a box sum of the rates)",
+            "white_light_depth_fnu": "the same with each row's electrons divided by its electrons_per_jy (a sum "
+                                     "of the calibrated spectrum, Jy, over those rows)",
+        },
+    })
+    path = Path(directory) / f"{sim.name.exposure_id}_truth_transmission.ecsv"
+    table.write(path, format="ascii.ecsv", overwrite=True)
     return path
 
 
@@ -375,22 +462,24 @@ def write_lightcurve_truth(sim: ExposureSimulation, directory: Path) -> Path | N
         units={"mid_mjd_utc": "d", "mid_bjd_tdb": "d", "host_flux": "electron/s", "x": "pix", "y": "pix"},
     )
     transit = host.host.transit
+    spectral = sim.truth.slit is not None  # a slitless time series: the host's light is its spectrum
     table.meta.update({
         "exposure_id": sim.name.exposure_id,
         "host_star_id": host.id,
         "host_flux_out_of_transit": host.flux,
-        "transit": None if transit is None else {
-            "depth": transit.depth, "duration_s": transit.duration_s, "ingress_s": transit.ingress,
-            "mid_time_s_after_observation_start": host.curve.mid_time_s,
-            "mid_time_bjd_tdb": host.curve.mid_time_bjd_tdb,
-        },
+        "transit": None if transit is None else transit_summary(host.curve, transit),
+        **({"white_light_band_um": list(WHITE_LIGHT_BAND_UM)} if spectral else {}),
         "description": {
             "mid_mjd_utc": "mid time of the integration (INT_TIMES convention), UTC MJD",
             "mid_bjd_tdb": "the same instant at the solar-system barycentre (light arrival at the observatory, "
                            "its ephemeris), TDB, as MJD",
-            "relative_flux": "host flux / out-of-transit flux, constant within the integration",
-            "host_flux": "host star photo-electrons/s in this integration",
-            "x, y": "0-based window pixel of the host star (true pointing)",
+            "relative_flux": "host flux / out-of-transit flux, constant within the integration" + (
+                "; the white light: the spectrum's rows in white_light_band_um, 1 - depth * (fraction of the full "
+                "depth reached), depth the electron-weighted white-light depth" if spectral else ""),
+            "host_flux": "host star photo-electrons/s in this integration" + (
+                " in white_light_band_um (before the pixel area and the flat)" if spectral else ""),
+            "x, y": "0-based window pixel of the host star (true pointing" + (
+                "; undispersed, where the slitless reference point images)" if spectral else ")"),
         },
     })
     path = Path(directory) / f"{sim.name.exposure_id}_truth_lightcurve.ecsv"

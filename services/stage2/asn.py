@@ -1,6 +1,6 @@
 """Level-2 association files as stage 2 reads them (jwst-conventions.md §3): imaging
-(``image2``, ``tso-image2``) and slit spectroscopy (``spec2``, whose background members
-are the other nod positions).
+(``image2``, ``tso-image2``) and spectroscopy (``spec2``, whose background members are the
+other nod positions of a slit; ``tso-spec2``, a spectroscopic time series's ``_rateints``).
 
 ``{"asn_type": "image2", "asn_id": ..., "asn_pool": ..., "products": [{"name": ...,
 "members": [{"expname": ..., "exptype": "science" | "background" | ...}]}]}``: one
@@ -19,7 +19,7 @@ __all__ = ["IMAGE2_ASN_TYPES", "LEVEL2_ASN_TYPES", "SPEC2_ASN_TYPES", "Level2Ass
            "parse_level2_asn"]
 
 IMAGE2_ASN_TYPES = ("image2", "tso-image2")
-SPEC2_ASN_TYPES = ("spec2",)
+SPEC2_ASN_TYPES = ("spec2", "tso-spec2")
 LEVEL2_ASN_TYPES = IMAGE2_ASN_TYPES + SPEC2_ASN_TYPES
 
 
@@ -46,7 +46,7 @@ def parse_level2_asn(text: str | bytes, filename: str) -> Level2Association:
     """Parse and check a Level-2 association.
 
     Raises AssociationError saying what is wrong with the file (not JSON, not an image2,
-    tso-image2 or spec2 association, a product without exactly one science member, ...).
+    tso-image2, spec2 or tso-spec2 association, a product without exactly one science member, ...).
     """
     doc = load_association(text, filename, LEVEL2_ASN_TYPES, "stage 2")
     products = []

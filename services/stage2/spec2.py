@@ -1,6 +1,7 @@
 """calwebb_spec2 for slit spectra (MIRI LRS fixed slit, ``MIR_LRS-FIXEDSLIT``; NIRSpec's
-fixed slits, ``NRS_FIXEDSLIT``, and MOS, ``NRS_MSASPEC``), declared over the kernels of
-``steps/`` and :mod:`shared.spectra` (those stage 3 uses too).
+fixed slits, ``NRS_FIXEDSLIT``, and MOS, ``NRS_MSASPEC``) and the MIRI LRS without its
+slit (``MIR_LRS-SLITLESS``, a time series's ``_rateints`` or one ``_rate``), declared over
+the kernels of ``steps/`` and :mod:`shared.spectra` (those stage 3 uses too).
 
 No I/O: the science ``_rate``, its background (nod) exposures and loaded reference files
 in, products out. Steps in order (:data:`SPEC2`), as the public pipeline runs them for
@@ -23,6 +24,15 @@ this mode:
 - resample_spec: the slit rectified (``_s2d``, a SlitModel with a WAVELENGTH array);
 - extract_1d: the spectrum along the trace at the source's position (``_x1d``, a
   MultiSpecModel), in Jy for a point source.
+
+A slitless exposure (:data:`SPEC2_EXP_TYPES`) takes assign_wcs (the trace from the
+SPECWCS table about the slitless reference point, IMXSLTL/IMYSLTL; every pixel of a row
+gets its wavelength, as no slit bounds the light), flat_field, srctype, photom and
+extract_1d (with background regions either side of the trace: the sky fills the window);
+no slit, so no path loss, and no rectified ``_s2d``. A time series is calibrated
+integration by integration: its ``_calints`` is a CubeModel (with its 2-D WAVELENGTH and
+INT_TIMES) and its ``_x1dints`` a TSOMultiSpecModel, a spectrum per integration with its
+times (:func:`shared.datamodels.spectra.x1dints_product`).
 
 The MIRI LRS ``_cal`` is a SlitModel, as the public pipeline writes it for this mode, with
 its WAVELENGTH array (each pixel's wavelength; NaN off the slit), read by later steps, and
@@ -73,7 +83,7 @@ from services.stage2.steps.photom import (
 from services.stage2.steps.srctype import slitlet_source_type, source_type
 from shared.datamodels import FitsProduct, SlitProduct, set_cards, single_slit
 from shared.datamodels.keywords import SLIT_KEYWORDS
-from shared.datamodels.spectra import x1d_product
+from shared.datamodels.spectra import integration_times, x1d_product, x1dints_product
 from shared.errors import InputError
 from shared.imaging_wcs import TelescopePointing, v23tosky
 from shared.naming import output_name
@@ -93,16 +103,19 @@ from shared.pipeline import (
 from shared.refdata import Reference, ReferenceFileError, ReferenceProvider, load_references
 from shared.spectra import (
     SLIT_EXP_TYPES,
+    SLITLESS_EXP_TYPES,
     ExtractParams,
     Rectified,
     SlitTrace,
     boxcar_extract,
     in_frame,
     rectify_slit,
+    reference_point,
     slit_length,
     slit_table,
     slit_trace,
     slit_width,
+    source_along,
     wavelength_image,
 )
 from shared.spectra.msa import (
@@ -117,12 +130,14 @@ from shared.spectra.msa import (
 from shared.spectra.wavelengthrange import bound_trace, exposure_range
 from shared.spectra.wcs import rectified_gwcs, slit_gwcs
 
-__all__ = ["SLIT_EXP_TYPES", "SPEC2", "Spec2Options", "Spec2Output", "SpecState", "calibrate", "run_spec2"]
+__all__ = ["SLIT_EXP_TYPES", "SPEC2", "SPEC2_EXP_TYPES", "Spec2Options", "Spec2Output", "SpecState", "calibrate", "run_spec2"]
 
 log = logging.getLogger(__name__)
 
 MOS_EXP_TYPE = "NRS_MSASPEC"
 _MOS = frozenset({MOS_EXP_TYPE})
+#: What calwebb_spec2 calibrates: the slit modes and the slitless ones.
+SPEC2_EXP_TYPES = SLIT_EXP_TYPES | SLITLESS_EXP_TYPES
 
 
 class Spec2Options(BaseModel):
@@ -147,6 +162,7 @@ class SpecState(CalState):
     slit_size: tuple[float, float] = (0.0, 0.0)  # the slit's length and width, arcsec
     s2d: Rectified | None = None
     x1d: np.ndarray | None = None
+    x1dints: list[np.ndarray] | None = None  # a time series's spectra, one per integration
     # NIRSpec MOS: the exposure's MSA metadata; the slitlets assign_wcs found on the window
     # (with their traces there); after extract_2d, a state per slitlet, and in each its slitlet
     msa: MsaMetadata | None = None
@@ -158,7 +174,8 @@ class SpecState(CalState):
 
 def _spec_state(product: FitsProduct, backgrounds: Sequence[FitsProduct], msa: MsaMetadata | None) -> SpecState:
     state = _state_from(product, backgrounds)
-    if state.sci.ndim != 2:
+    slitless = str(product.keywords.get("EXP_TYPE") or "").upper() in SLITLESS_EXP_TYPES
+    if state.sci.ndim != 2 and not slitless:
         raise InputError(f"{state.name}: a slit spectrum is calibrated from a _rate (one image); "
                          f"SCI has shape {state.sci.shape}")
     return SpecState(**{f.name: getattr(state, f.name) for f in dataclasses.fields(CalState)}, msa=msa)
@@ -170,13 +187,15 @@ _each_slit = for_each_part(lambda s: s.slits, lambda s: f"slitlet {s.slitlet.nam
 
 def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
     ref, kw = a.refs["specwcs"], s.keywords
-    ny, nx = s.sci.shape
-    if str(kw.get("EXP_TYPE", "")).upper() == MOS_EXP_TYPE:
+    ny, nx = s.sci.shape[-2:]
+    exp_type = str(kw.get("EXP_TYPE", "")).upper()
+    if exp_type == MOS_EXP_TYPE:
         return _assign_mos(s, a)
+    slitless = exp_type in SLITLESS_EXP_TYPES
     try:
         table, cards = slit_table(ref.tables, ref.table_headers, ref.header, kw.get("FXD_SLIT"))
         dispaxis = int(cards.get("DISPAXIS", 2))
-        x_ref, y_ref = float(cards["IMX"]), float(cards["IMY"])
+        x_ref, y_ref = reference_point(cards, slitless)
         trace = slit_trace(table, x_ref, y_ref, xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)),
                            ny=ny if dispaxis == 2 else nx, dispaxis=dispaxis)
     except (KeyError, TypeError, ValueError) as exc:
@@ -189,17 +208,24 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
         if trace.rows.size == 0:
             raise InputError(f"{s.name}: the slit's spectrum on this readout window lies outside the "
                              f"{bounds[0]:g}-{bounds[1]:g} um range of its filter and grating (WAVELENGTHRANGE)")
-    try:
-        length, width = slit_length(cards), slit_width(cards)
-    except ValueError as exc:
-        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
-    s.half_length = 0.5 * length / _pixel_scale(kw)
-    s.slit_size = (length, width)
+    frame_nx = in_frame(s.sci, dispaxis).shape[-1]
+    if slitless:  # no slit bounds the light: every pixel of a row has the row's wavelength
+        s.half_length = float(frame_nx)
+    else:
+        try:
+            length, width = slit_length(cards), slit_width(cards)
+        except ValueError as exc:
+            raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
+        s.half_length = 0.5 * length / _pixel_scale(kw)
+        s.slit_size = (length, width)
     s.trace = trace
-    s.wavelength = in_frame(wavelength_image(trace, in_frame(s.sci, dispaxis).shape[1], s.half_length), dispaxis)
+    s.wavelength = in_frame(wavelength_image(trace, frame_nx, s.half_length), dispaxis)
     s.source_pixel = _source_position(s, a, trace)
     x_src, y_src = s.source_pixel if dispaxis == 2 else s.source_pixel[::-1]  # in the dispersion frame
-    s.source = (x_src - float(np.interp(y_src, trace.rows, trace.x[trace.rows])), y_src - trace.ref[1])
+    s.source = (source_along(trace, x_src, y_src), y_src - trace.ref[1])
+    if slitless and abs(s.source[1]) > 0.5:
+        a.note(f"assign_wcs: the source images {s.source[1]:+.2f} px along the dispersion from the slitless "
+               "reference point; the wavelengths are the reference point's")
     s.keywords.update(_slit_cards(s))  # the source's place, for stage 3 to combine the nods on it
     pointing = [kw.get(k) for k in ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")]
     if all(v is not None for v in pointing) and "distortion" in a.refs:
@@ -217,14 +243,15 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
             a.note("assign_wcs: the source lies off the slit's image; no DITH_RA/DITH_DEC")
     else:
         a.note("assign_wcs: no spectral gwcs (meta.wcs) without the DISTORTION reference and the pointing")
-    if all(v is not None for v in pointing):
+    if all(v is not None for v in pointing) and not slitless:  # a slitless footprint is the window's
         v2, v3 = ([float(cards[f"{axis}VERT{i}"]) for i in range(1, 5)] for axis in ("V2", "V3"))
         ra, dec = v23tosky(TelescopePointing.from_keywords(kw))(np.array(v2), np.array(v3))
         s.keywords["S_REGION"] = s_region(np.column_stack([np.asarray(ra), np.asarray(dec)]))
     s.keywords["DISPAXIS"] = dispaxis
     a.note(f"assign_wcs: {trace.rows.size} {'rows' if dispaxis == 2 else 'columns'} of spectrum, "
            f"{np.nanmin(trace.wavelength):.3f}-{np.nanmax(trace.wavelength):.3f} um; source at "
-           f"{s.source[0]:+.2f} px along, {s.source[1]:+.2f} px across the slit")
+           f"{s.source[0]:+.2f} px along, {s.source[1]:+.2f} px across the slit"
+           + (" (slitless: from the trace across and along the dispersion)" if slitless else ""))
     return None
 
 
@@ -265,7 +292,7 @@ def _assign_mos(s: SpecState, a: StepArgs) -> Skip | None:
         raise InputError(f"{s.name}: no {exc} keyword to find its shutters in {s.msa.filename} by") from None
     except ValueError as exc:
         raise InputError(f"{s.name}: MSA metadata {s.msa.filename}: {exc}") from exc
-    ny, nx = s.sci.shape
+    ny, nx = s.sci.shape[-2:]
     xstart, ystart = int(kw.get("SUBSTRT1", 1)), int(kw.get("SUBSTRT2", 1))
     elsewhere = []
     bounds = _wavelength_range(s, a)
@@ -315,7 +342,7 @@ def _extract_2d(s: SpecState, a: StepArgs) -> Skip | None:
     if not s.slitlets:
         return Skip("the exposure has no slitlets (assign_wcs did not run)", SkipKind.NO_INPUT)
     kw, g = s.keywords, s.geometry
-    ny, nx = s.sci.shape
+    ny, nx = s.sci.shape[-2:]
     xstart, ystart = int(kw.get("SUBSTRT1", 1)), int(kw.get("SUBSTRT2", 1))
     distortion = _distortion_model(a.refs["distortion"]) if "distortion" in a.refs else None
     pointing = (TelescopePointing.from_keywords(kw)
@@ -362,7 +389,7 @@ def _source_position(s: SpecState, a: StepArgs, trace: SlitTrace) -> tuple[float
     if "distortion" not in a.refs or any(kw.get(k) is None for k in needed):
         a.note("assign_wcs: the source is taken to be at the slit centre (no DISTORTION reference or pointing)")
         return trace.ref
-    ny, nx = s.sci.shape
+    ny, nx = s.sci.shape[-2:]
     _, wcs = exposure_wcs(_distortion_model(a.refs["distortion"]), TelescopePointing.from_keywords(kw),
                           xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)), xsize=nx, ysize=ny)
     xt, yt = (float(v) for v in wcs.all_world2pix(float(kw["TARG_RA"]), float(kw["TARG_DEC"]), 0))
@@ -483,11 +510,26 @@ def _extract_1d(s: SpecState, a: StepArgs) -> Skip | None:
     variances = {k.removeprefix("VAR_"): v for k, v in variances.items()}
     centre = s.trace.x + s.source[0]
     params = a.params.for_mode(str(s.keywords.get("EXP_TYPE") or ""))
-    s.x1d = boxcar_extract(sci, dq, variances, centre, s.trace.rows, s.trace.wavelength, float(pixar), params,
-                           unit=s.bunit)
+
+    def extract(i: int | None) -> np.ndarray:
+        if i is None:
+            return boxcar_extract(sci, dq, variances, centre, s.trace.rows, s.trace.wavelength, float(pixar), params,
+                                  unit=s.bunit)
+        return boxcar_extract(sci[i], dq[i], {k: v[i] for k, v in variances.items()}, centre, s.trace.rows,
+                              s.trace.wavelength, float(pixar), params, unit=s.bunit)
+
+    where = (f"aperture {params.width:g} px at {s.source[0]:+.2f} px along the slit"
+             + (f", background {', '.join(f'{lo:+g}..{hi:+g}' for lo, hi in params.background)} px"
+                if params.background else ""))
+    if sci.ndim == 3:  # a time series: each integration's spectrum
+        s.x1dints = [extract(i) for i in range(sci.shape[0])]
+        good = np.isfinite(np.stack([t["FLUX"] for t in s.x1dints]))
+        a.note(f"extract_1d: {len(s.x1dints)} integrations of {good.shape[1]} spectral elements "
+               f"({good.mean():.1%} of them measured), {where}")
+        return None
+    s.x1d = extract(None)
     good = np.isfinite(s.x1d["FLUX"])
-    a.note(f"extract_1d: {int(good.sum())} of {len(s.x1d)} spectral elements, aperture {params.width:g} px "
-           f"at {s.source[0]:+.2f} px along the slit")
+    a.note(f"extract_1d: {int(good.sum())} of {len(s.x1d)} spectral elements, {where}")
     return None
 
 
@@ -496,17 +538,17 @@ SPEC2: Pipeline[SpecState] = Pipeline(
     title="calwebb_spec2",
     options=Spec2Options,
     steps=(
-        Step("bkg_subtract", "S_BKDSUB", _bkg_subtract, params=BkgSubtractParams, exp_types=SLIT_EXP_TYPES),
+        Step("bkg_subtract", "S_BKDSUB", _bkg_subtract, params=BkgSubtractParams, exp_types=SPEC2_EXP_TYPES),
         Step("assign_wcs", "S_WCS", _assign_wcs, reftypes=("specwcs",),
-             optional_reftypes=("distortion", "wavelengthrange"), exp_types=SLIT_EXP_TYPES),
+             optional_reftypes=("distortion", "wavelengthrange"), exp_types=SPEC2_EXP_TYPES),
         Step("msa_flagging", "S_MSAFLG", _msaflagopen, reftypes=("msaoper", "specwcs"), exp_types=_MOS),
-        Step("flat_field", "S_FLAT", _flat_field, reftypes=("flat",), exp_types=SLIT_EXP_TYPES),
+        Step("flat_field", "S_FLAT", _flat_field, reftypes=("flat",), exp_types=SPEC2_EXP_TYPES),
         Step("extract_2d", "S_EXTR2D", _extract_2d, optional_reftypes=("distortion",), exp_types=_MOS),
-        Step("srctype", "S_SRCTYP", _srctype, exp_types=SLIT_EXP_TYPES),
+        Step("srctype", "S_SRCTYP", _srctype, exp_types=SPEC2_EXP_TYPES),
         Step("pathloss", "S_PTHLOS", _pathloss, reftypes=("pathloss",), exp_types=SLIT_EXP_TYPES),
-        Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), exp_types=SLIT_EXP_TYPES),
+        Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), exp_types=SPEC2_EXP_TYPES),
         Step("resample_spec", "S_RESAMP", _resample_spec, exp_types=SLIT_EXP_TYPES),
-        Step("extract_1d", "S_EXTR1D", _extract_1d, params=ExtractParams, exp_types=SLIT_EXP_TYPES),
+        Step("extract_1d", "S_EXTR1D", _extract_1d, params=ExtractParams, exp_types=SPEC2_EXP_TYPES),
     ),
 )
 
@@ -514,7 +556,8 @@ SPEC2: Pipeline[SpecState] = Pipeline(
 @dataclass(frozen=True)
 class Spec2Output(Recorded):
     """What the pipeline made: ``cal``, and ``s2d``/``x1d`` when their steps ran; ``bsub``
-    on request; ``record`` what the runner recorded."""
+    on request; ``record`` what the runner recorded. For a time series (``is_cube``) they
+    are the ``_calints``, ``_x1dints`` and ``_bsubints``."""
 
     cal: FitsProduct
     bsub: FitsProduct | None
@@ -522,15 +565,17 @@ class Spec2Output(Recorded):
     x1d: FitsProduct | None
     record: RunRecord
     context: str
+    is_cube: bool = False
 
     def products(self) -> list[tuple[str, FitsProduct]]:
-        out = [("bsub", self.bsub), ("cal", self.cal), ("s2d", self.s2d), ("x1d", self.x1d)]
+        ints = "ints" if self.is_cube else ""
+        out = [(f"bsub{ints}", self.bsub), (f"cal{ints}", self.cal), ("s2d", self.s2d), (f"x1d{ints}", self.x1d)]
         return [(s, p) for s, p in out if p is not None]
 
     def outputs(self, science_name: str) -> list[Output]:
         """The products named after the science member, in order (``_bsub`` is auxiliary)."""
         return [Output(output_name(science_name, suffix), suffix, product,
-                       "AUXILIARY" if suffix == "bsub" else "SCIENCE")
+                       "AUXILIARY" if suffix.startswith("bsub") else "SCIENCE")
                 for suffix, product in self.products()]
 
 
@@ -657,9 +702,9 @@ def run_spec2(
         window, a slit that misses the window.
     """
     exp_type = str(science.keywords.get("EXP_TYPE") or "").upper()
-    if exp_type not in SLIT_EXP_TYPES:
+    if exp_type not in SPEC2_EXP_TYPES:
         raise InputError(f"{science.keywords.get('FILENAME', 'the exposure')}: spec2 calibrates "
-                         f"{', '.join(sorted(SLIT_EXP_TYPES))}, not EXP_TYPE {exp_type or '(none)'}")
+                         f"{', '.join(sorted(SPEC2_EXP_TYPES))}, not EXP_TYPE {exp_type or '(none)'}")
     if exp_type == MOS_EXP_TYPE and msa is None:
         raise InputError(f"{science.keywords.get('FILENAME', 'the exposure')}: a MOS exposure is calibrated with its "
                          f"MSA metadata file (MSAMETFL={science.keywords.get('MSAMETFL') or '(none)'}), "
@@ -673,7 +718,10 @@ def run_spec2(
     def header(s: SpecState, through: str | None) -> dict:
         return {**s.keywords, **prov, **record.status_cards(through), **record.reference_cards(through)}
 
-    bsub = _product(state.bsub, header(state.bsub, "bkg_subtract"), {}) if state.bsub is not None else None
+    tables = {k: v for k, v in science.tables.items() if k == "INT_TIMES"}
+    bsub = _product(state.bsub, header(state.bsub, "bkg_subtract"), tables) if state.bsub is not None else None
+    if state.sci.ndim == 3:  # a slitless time series
+        return _cube_output(science, state, header, tables, bsub, record, context)
     if exp_type == MOS_EXP_TYPE:
         cal, s2d, x1d = _mos_products(state, header)
         return Spec2Output(cal, bsub, s2d, x1d, record, context or "N/A")
@@ -687,6 +735,23 @@ def run_spec2(
         cal = single_slit(cal)
         s2d = None if s2d is None else single_slit(s2d)
     return Spec2Output(cal, bsub, s2d, x1d, record, context or "N/A")
+
+
+def _cube_output(science: FitsProduct, state: SpecState, header: Callable[[SpecState, str | None], dict],
+                 tables: dict, bsub: FitsProduct | None, record: RunRecord, context: str | None) -> Spec2Output:
+    """The ``_calints`` (a CubeModel with its WAVELENGTH image and INT_TIMES) and the
+    ``_x1dints`` of a time series."""
+    cal = _product(state, header(state, "photom"), tables)
+    if state.wavelength is not None:
+        cal.images["WAVELENGTH"] = state.wavelength
+    x1dints = None
+    if state.x1dints is not None:
+        ints = integration_times(science, len(state.x1dints))
+        if ints.note:
+            log.warning("%s: %s", state.name, ints.note)
+        x1dints = x1dints_product(state.x1dints, ints, _spectrum_cards(state), header(state, None),
+                                  segment=int(state.keywords.get("EXSEGNUM") or 0))
+    return Spec2Output(cal, bsub, None, x1dints, record, context or "N/A", is_cube=True)
 
 
 def calibrate(

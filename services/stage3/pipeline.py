@@ -1,4 +1,4 @@
-"""calwebb_image3 and calwebb_tso3 (imaging), declared over the stage-3 kernels.
+"""calwebb_image3 and calwebb_tso3, declared over the stage-3 kernels.
 
 No I/O: member products in, products and tables out. The steps are declared in
 :data:`IMAGE3` and :data:`TSO3` (:mod:`shared.pipeline`); the runner records COMPLETE or
@@ -6,8 +6,13 @@ SKIPPED (with the reason, logged) in each S_* keyword of every product.
 
 image3: tweakreg -> skymatch -> outlier_detection (-> ``_crf`` per member) -> resample
 (-> ``_i2d``) -> source_catalog (-> ``_cat`` table and ``_segm``).
-tso3 (imaging): outlier_detection (-> ``_crfints`` per member) -> tso_photometry
-(-> ``_phot`` table, all members' integrations in time order).
+tso3: outlier_detection (-> ``_crfints`` per member) -> tso_photometry (imaging: ->
+``_phot`` table, all members' integrations in time order); for a slitless spectroscopic
+time series (MIRI LRS slitless) -> pixel_replace (each flagged pixel of the members' cubes
+filled with its median over the nearby integrations, DQ FLUX_ESTIMATED) -> extract_1d
+(each integration's spectrum along the trace of the SPECWCS reference, at the source
+spec2 placed (SRCXPOS/SRCYPOS); -> one ``_x1dints`` of all members' integrations, the
+segments of a long series in order) -> white_light (-> the ``_whtlt`` light curve).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from services.stage3.steps.outlier_detection import (
     flag_outliers_tso,
     median_image,
     outlier_mask,
+    replace_flagged,
     single_image,
 )
 from services.stage3.steps.skymatch import SkyMatchParams, measure_sky, skymatch, subtract_level
@@ -60,8 +66,11 @@ from services.stage3.steps.tweakreg import (
     input_sources,
     tweakreg,
 )
+from services.stage3.steps.white_light import WhiteLightParams, white_light, whtlt_table
 from shared.arrays import read_only
 from shared.datamodels import FitsProduct
+from shared.datamodels.dqflags import PIXEL
+from shared.datamodels.spectra import IntegrationTimes, integration_times, x1dints_product
 from shared.errors import InputError
 from shared.imaging_wcs import fits_gwcs, rotate_gwcs, sky_rotation
 from shared.naming import member_output_name
@@ -77,7 +86,7 @@ from shared.pipeline import (
     StepArgs,
     provenance_cards,
 )
-from shared.refdata import Reference, ReferenceProvider, load_references
+from shared.refdata import Reference, ReferenceFileError, ReferenceProvider, load_references
 from shared.resample import (
     Contribution,
     ResampleInput,
@@ -87,6 +96,15 @@ from shared.resample import (
     output_grid,
     pixel_scale_arcsec,
     resample,
+)
+from shared.spectra import (
+    SLITLESS_EXP_TYPES,
+    ExtractParams,
+    boxcar_extract,
+    reference_point,
+    slit_table,
+    slit_trace,
+    source_along,
 )
 
 __all__ = [
@@ -730,28 +748,24 @@ def image3_mosaic(run: SplitRun, contributions: Callable[[], Iterable[Contributi
 
 @dataclass
 class Tso3State:
-    """The time-series members and the photometry made of them."""
+    """The time-series members and what is made of them: the photometry (imaging); each
+    integration's spectrum (slitless spectroscopy: ``spectra`` in order of ``ints``, their
+    ``segments``, and the cards of the first member's source) and the white-light curve."""
 
     members: list[_Member]
     phot: QTable | None = None
+    spectra: list[np.ndarray] | None = None
+    ints: IntegrationTimes | None = None
+    segments: np.ndarray | None = None
+    spectrum_cards: dict = field(default_factory=dict)
+    whtlt: QTable | None = None
 
 
 def _int_times(product: FitsProduct, nints: int) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """Mid-integration MJD (UTC) and BJD_TDB of the member's integrations; from EXPSTART
-    and EFFINTTM (BJD unknown) when there is no INT_TIMES table."""
-    table = product.tables.get("INT_TIMES")
-    start = int(card_value(product, "INTSTART", 1) or 1)
-    if table is not None and len(table):
-        numbers = np.asarray(table["integration_number"], int)
-        idx = np.searchsorted(numbers, np.arange(start, start + nints))
-        if np.all(idx < len(numbers)) and np.all(numbers[np.minimum(idx, len(numbers) - 1)] == np.arange(start, start + nints)):
-            return (np.asarray(table["int_mid_MJD_UTC"], float)[idx], np.asarray(table["int_mid_BJD_TDB"], float)[idx],
-                    None)
-    t0, dt = card_value(product, "EXPSTART"), card_value(product, "EFFINTTM")
-    if t0 is None or dt is None:
-        return np.full(nints, np.nan), np.full(nints, np.nan), "no INT_TIMES table, EXPSTART or EFFINTTM: times unknown"
-    mjd = float(t0) + (np.arange(nints) + start - 0.5) * float(dt) / 86400.0
-    return mjd, np.full(nints, np.nan), "no INT_TIMES table: MJD from EXPSTART and EFFINTTM, BJD_TDB unknown"
+    """Mid-integration MJD (UTC) and BJD_TDB of the member's integrations
+    (:func:`shared.datamodels.spectra.integration_times`)."""
+    found = integration_times(product, nints)
+    return found.times["MJD-AVG"], found.times["TDB-MID"], found.note
 
 
 def _photometry(m: _Member, p: TsoPhotometryParams, a: StepArgs) -> QTable:
@@ -800,23 +814,136 @@ def _tso_photometry(s: Tso3State, a: StepArgs) -> Skip | None:
     return None
 
 
+class PixelReplaceParams(BaseModel):
+    """Parameters of tso3's pixel_replace."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    window: int = Field(25, ge=1, description="Integrations in the median a flagged pixel is replaced by.")
+
+
+def _pixel_replace(s: Tso3State, a: StepArgs) -> Skip | None:
+    estimated = np.uint32(PIXEL["FLUX_ESTIMATED"])
+    dnu = np.uint32(PIXEL["DO_NOT_USE"])
+    total = 0
+    for m in s.members:
+        unusable = ~np.isfinite(m.sci) | ((m.dq & dnu) != 0)
+        m.sci, replaced = replace_flagged(m.sci, unusable, a.params.window)
+        if not replaced.any():
+            continue
+        m.variances = {k: replace_flagged(v, unusable, a.params.window)[0] for k, v in m.variances.items()}
+        m.err = np.where(replaced, np.sqrt(sum(m.variances.values())), m.err).astype(np.float32)
+        m.dq = np.where(replaced, (m.dq & ~dnu) | estimated, m.dq).astype(m.dq.dtype)
+        total += int(replaced.sum())
+    a.note(f"pixel_replace: {total} flagged pixel(s) replaced by their median over {a.params.window} integrations "
+           "(DQ FLUX_ESTIMATED)")
+    return None
+
+
+def _slitless_trace(m: _Member, ref: Reference):
+    """The member's trace (from the SPECWCS table about the slitless reference point) and
+    its source's place along the rows from it (SRCXPOS/SRCYPOS: spec2's undispersed source
+    pixel)."""
+    kw = m.product.keywords
+    x_src, y_src = card_value(m.product, "SRCXPOS"), card_value(m.product, "SRCYPOS")
+    if x_src is None or y_src is None:
+        raise InputError(f"{m.name} does not say where its source is (SRCXPOS, SRCYPOS): spec2's assign_wcs "
+                         "writes them")
+    try:
+        table, cards = slit_table(ref.tables, ref.table_headers, ref.header, None)
+        trace = slit_trace(table, *reference_point(cards, slitless=True), xstart=int(kw.get("SUBSTRT1", 1)),
+                           ystart=int(kw.get("SUBSTRT2", 1)), ny=m.sci.shape[1], dispaxis=int(cards.get("DISPAXIS", 2)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
+    if trace.dispaxis != 2:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: tso3 extracts spectra dispersed along rows "
+                                 f"(DISPAXIS 2), not {trace.dispaxis}")
+    if trace.rows.size == 0:
+        raise InputError(f"{m.name}: the spectrum does not fall on this readout window")
+    return trace, source_along(trace, float(x_src), float(y_src))
+
+
+def _extract_1d_tso(s: Tso3State, a: StepArgs) -> Skip | None:
+    spectra, numbers, segments, times = [], [], [], []
+    params = a.params.for_mode(str(card_value(s.members[0].product, "EXP_TYPE", "")))
+    for m in s.members:
+        bunit, pixar = str(card_value(m.product, "BUNIT", "")), card_value(m.product, "PIXAR_SR")
+        if bunit not in ("MJy/sr", "MJy") or pixar is None:
+            raise InputError(f"{m.name} is not flux-calibrated (BUNIT {bunit or 'none'}, PIXAR_SR "
+                             f"{pixar}): tso3 extracts spectra from calibrated _calints")
+        trace, along = _slitless_trace(m, a.refs["specwcs"])
+        variances = {k.removeprefix("VAR_"): v for k, v in m.variances.items()}
+        for i in range(m.sci.shape[0]):
+            spectra.append(boxcar_extract(m.sci[i], m.dq[i], {k: v[i] for k, v in variances.items()},
+                                          trace.x + along, trace.rows, trace.wavelength, float(pixar), params,
+                                          unit=bunit))
+        ints = integration_times(m.product, m.sci.shape[0])
+        if ints.note:
+            a.note(f"extract_1d: {m.name}: {ints.note}")
+        numbers.append(ints.numbers)
+        times.append(ints.times)
+        segments.append(np.full(m.sci.shape[0], int(card_value(m.product, "EXSEGNUM", 0) or 0)))
+    if len({len(t) for t in spectra}) > 1:
+        raise InputError("the members' spectra have different lengths: they are not one time series "
+                         "(different readout windows?)")
+    number = np.concatenate(numbers)
+    if np.unique(number).size != number.size:
+        raise InputError("two members hold the same integration: the association lists a segment twice, or "
+                         "exposures of different series")
+    order = np.argsort(number, kind="stable")
+    s.spectra = [spectra[i] for i in order]
+    s.ints = IntegrationTimes(number[order], {c: np.concatenate([t[c] for t in times])[order] for c in times[0]})
+    s.segments = np.concatenate(segments)[order]
+    first = s.members[0].product
+    s.spectrum_cards = {"SLTNAME": str(card_value(first, "EXP_TYPE", "")), "SRCTYPE": card_value(first, "SRCTYPE"),
+                        "SRCXPOS": card_value(first, "SRCXPOS"), "SRCYPOS": card_value(first, "SRCYPOS")}
+    a.note(f"extract_1d: {len(s.spectra)} integrations of {len(s.spectra[0])} spectral elements from "
+           f"{len(s.members)} member(s), aperture {params.width:g} px"
+           + (f", background {', '.join(f'{lo:+g}..{hi:+g}' for lo, hi in params.background)} px"
+              if params.background else ""))
+    return None
+
+
+def _white_light(s: Tso3State, a: StepArgs) -> Skip | None:
+    if not s.spectra:
+        return Skip("no spectra were extracted", SkipKind.NO_INPUT)
+    wavelength = np.stack([t["WAVELENGTH"] for t in s.spectra])
+    flux = white_light(wavelength, np.stack([t["FLUX"] for t in s.spectra]), a.params)
+    first = s.members[0].product
+    meta = {k: card_value(first, c) for k, c in (("instrument", "INSTRUME"), ("exp_type", "EXP_TYPE"),
+                                                  ("subarray", "SUBARRAY"), ("filter", "FILTER"), ("pupil", "PUPIL"),
+                                                  ("target_name", "TARGNAME"))}
+    s.whtlt = whtlt_table(flux, s.ints.times["MJD-AVG"], s.ints.times["TDB-MID"], meta=meta)
+    a.note(f"white_light: {int(np.isfinite(flux).sum())} of {flux.size} integrations summed over "
+           f"{a.params.min_wavelength or float(np.nanmin(wavelength)):.3f}-"
+           f"{a.params.max_wavelength or float(np.nanmax(wavelength)):.3f} um")
+    return None
+
+
 TSO3: Pipeline[Tso3State] = Pipeline(
     name="tso3",
-    title="calwebb_tso3 (imaging)",
+    title="calwebb_tso3",
     steps=(
         Step("outlier_detection", "S_OUTLIR", _outliers_tso, params=OutlierParams),
         Step("tso_photometry", "S_TSPHOT", _tso_photometry, params=TsoPhotometryParams),
+        Step("pixel_replace", "S_PXREPL", _pixel_replace, params=PixelReplaceParams, exp_types=SLITLESS_EXP_TYPES),
+        Step("extract_1d", "S_EXTR1D", _extract_1d_tso, reftypes=("specwcs",), params=ExtractParams,
+             exp_types=SLITLESS_EXP_TYPES),
+        Step("white_light", "S_WHTLIT", _white_light, params=WhiteLightParams, exp_types=SLITLESS_EXP_TYPES),
     ),
 )
 
 
 @dataclass(frozen=True)
 class Tso3Output(Recorded):
-    """``crfints`` one product per member; ``phot`` (None when skipped); the record."""
+    """``crfints`` one product per member; ``phot`` (imaging), ``x1dints`` and ``whtlt``
+    (spectroscopy), each None when its step did not run; the record."""
 
     crfints: list[FitsProduct]
     phot: QTable | None
     record: RunRecord
+    x1dints: FitsProduct | None = None
+    whtlt: QTable | None = None
 
     def outputs(self, asn: Level3Association) -> list[Output]:
         """Everything worth archiving, named for the association, in order (2c first)."""
@@ -825,27 +952,40 @@ class Tso3Output(Recorded):
                for member, product in zip(asn.science, self.crfints, strict=True)]
         if self.phot is not None:
             out.append(Output(asn.product("phot", "ecsv"), "phot", self.phot))
+        if self.x1dints is not None:
+            out.append(Output(asn.product("x1dints"), "x1dints", self.x1dints))
+        if self.whtlt is not None:
+            out.append(Output(asn.product("whtlt", "ecsv"), "whtlt", self.whtlt))
         return out
 
 
 def run_tso3(
     members: Sequence[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
     software_version: str, created: str | None = None, context: str | None = None, asn_table: str | None = None,
+    refs: Mapping[str, Reference | None] | None = None,
+    step_hook: Callable[[str], AbstractContextManager] | None = None,
 ) -> Tso3Output:
-    """calwebb_tso3 for imaging time series: ``_calints`` members (SCI/ERR/DQ cubes,
-    INT_TIMES, a WCS, TARG_RA/TARG_DEC) in, ``_crfints`` and the ``_phot`` table out.
-    Photometry is SKIPPED for spectroscopic exposure types. InputError for unusable
-    members (the message names them)."""
+    """calwebb_tso3: ``_calints`` members (SCI/ERR/DQ cubes, INT_TIMES) in, their
+    ``_crfints`` out; of an imaging time series (with a WCS and TARG_RA/TARG_DEC) the
+    ``_phot`` table, of a slitless spectroscopic one (with the SPECWCS reference in
+    ``refs``) the ``_x1dints`` of every integration and the ``_whtlt`` light curve.
+    InputError for unusable members (the message names them)."""
     p = params or TSO3.params()
     if not members:
         raise InputError("tso3 needs at least one member")
     state = Tso3State([_member(m, 3, need_wcs=False) for m in members])
-    record = TSO3.run(state, members[0].keywords, {}, p, label=asn_table or "tso3")
+    record = TSO3.run(state, members[0].keywords, {t: r for t, r in (refs or {}).items() if r is not None}, p,
+                      label=asn_table or "tso3", step_hook=step_hook)
     common = {**provenance_cards(software_version=software_version, created=created, context=context,
                                  asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool")),
               **record.status_cards()}
     crfints = [_member_product(m, "CubeModel", common) for m in state.members]
-    return Tso3Output(crfints, state.phot, record)
+    x1dints = None
+    if state.spectra:
+        keywords, _ = level3_keywords(members)
+        header = {**keywords, **common, **record.reference_cards()}
+        x1dints = x1dints_product(state.spectra, state.ints, state.spectrum_cards, header, segment=state.segments)
+    return Tso3Output(crfints, state.phot, record, x1dints, state.whtlt)
 
 
 def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params: PipelineParams | None = None,
@@ -875,7 +1015,10 @@ def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params:
         on_crf = None if on_outputs is None else (lambda crf: on_outputs(crf_outputs(asn, crf)))
         return run_image3(members, asn.document, params, abs_refcat=abs_refcat, refs=refs, on_crf=on_crf,
                           release_inputs=release_inputs, **common)
-    return run_tso3(members, asn.document, params, **common)
+    refs = {}
+    if provider is not None and members:
+        refs = load_references(provider, members[0].keywords, TSO3.reftypes(members[0].keywords)).found
+    return run_tso3(members, asn.document, params, refs=refs, **common)
 
 
 def members_context(members: Sequence[FitsProduct]) -> str | None:

@@ -100,9 +100,11 @@ from shared.spectra import (
     boxcar_extract,
     in_frame,
     rectify_slit,
+    reference_point,
     slit_length,
     slit_table,
     slit_trace,
+    source_along,
 )
 from shared.spectra.msa import Slitlet, mos_specwcs
 from shared.spectra.wavelengthrange import bound_trace, exposure_range
@@ -265,7 +267,7 @@ def _slit_traces(s: Spec3State, ref: Reference) -> None:
     along it from SRCXPOS/SRCYPOS."""
     try:
         table, cards = slit_table(ref.tables, ref.table_headers, ref.header, s.members[0].keywords.get("FXD_SLIT"))
-        x_ref, y_ref = float(cards["IMX"]), float(cards["IMY"])
+        x_ref, y_ref = reference_point(cards)
         length = slit_length(cards)
         for m in s.members:
             kw = m.keywords
@@ -274,8 +276,7 @@ def _slit_traces(s: Spec3State, ref: Reference) -> None:
             if m.dispaxis == 1:  # NIRSpec: SRCYPOS is the place along the slit, in its lengths
                 m.along = m.source_pixel[1] * length / _pixel_scale(kw)
             else:  # the LRS: from the undispersed source pixel and the trace at its row
-                x_src, y_src = m.source_pixel
-                m.along = x_src - float(np.interp(y_src, m.trace.rows, m.trace.x[m.trace.rows]))
+                m.along = source_along(m.trace, *m.source_pixel)
     except (KeyError, TypeError, ValueError) as exc:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
     s.half_length = 0.5 * length / _pixel_scale(s.members[0].keywords)

@@ -8,6 +8,7 @@ spectrum into the public ``spectable`` layout (:mod:`.extract`, the ``_x1d``).
 
 from shared.spectra.extract import (
     SLIT_EXP_TYPES,
+    SLITLESS_EXP_TYPES,
     SPECTABLE_DTYPE,
     SPECTABLE_UNITS,
     ExtractParams,
@@ -18,14 +19,17 @@ from shared.spectra.rectify import Rectified, blot_slit, rectify_slit
 from shared.spectra.trace import (
     SlitTrace,
     in_frame,
+    reference_point,
     slit_length,
     slit_table,
     slit_trace,
     slit_width,
+    source_along,
     wavelength_image,
 )
 
 __all__ = [
+    "SLITLESS_EXP_TYPES",
     "SLIT_EXP_TYPES",
     "SPECTABLE_DTYPE",
     "SPECTABLE_UNITS",
@@ -36,10 +40,12 @@ __all__ = [
     "boxcar_extract",
     "in_frame",
     "rectify_slit",
+    "reference_point",
     "slit_length",
     "slit_table",
     "slit_trace",
     "slit_width",
+    "source_along",
     "spectable_units",
     "wavelength_image",
 ]

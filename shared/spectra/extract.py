@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.datamodels.dqflags import PIXEL
 
-__all__ = ["DEFAULT_WIDTH", "SLIT_EXP_TYPES", "SPECTABLE_DTYPE", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
+__all__ = ["DEFAULT_BACKGROUND", "DEFAULT_WIDTH", "SLITLESS_EXP_TYPES", "SLIT_EXP_TYPES", "SPECTABLE_DTYPE", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
 
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
 _VARS = ("POISSON", "RNOISE", "FLAT")
@@ -65,11 +65,24 @@ def spectable_units(table: np.ndarray) -> dict[str, str]:
 #: NIRSpec MOS slitlet's 5 pixels (3.5 sigma of the PSF at 5.3 um either side) stay within
 #: the 5.3-pixel shutter that holds the source, clear of the nods' negative images one
 #: shutter away.
-DEFAULT_WIDTH: dict[str, float] = {"MIR_LRS-FIXEDSLIT": 13.0, "NRS_FIXEDSLIT": 7.0, "NRS_MSASPEC": 5.0}
+#: The MIRI LRS without its slit takes the slit's 13 pixels.
+DEFAULT_WIDTH: dict[str, float] = {"MIR_LRS-FIXEDSLIT": 13.0, "NRS_FIXEDSLIT": 7.0, "NRS_MSASPEC": 5.0,
+                                   "MIR_LRS-SLITLESS": 13.0}
 
-#: The slit modes (EXP_TYPE) calwebb_spec2 and calwebb_spec3 calibrate: those with a
-#: default extraction width.
-SLIT_EXP_TYPES = frozenset(DEFAULT_WIDTH)
+#: Background regions (offsets from the aperture's centre, pixels) where extract_1d is given
+#: none, by EXP_TYPE: a slitless exposure has no nod to subtract, and the sky fills the
+#: whole window, so the sky of each row is measured 12 to 25 pixels (3 to 6 FWHM of the PSF
+#: at 14 um) either side of the trace, within the 72 columns of SLITLESSPRISM. The other
+#: modes subtract their nods and have none.
+DEFAULT_BACKGROUND: dict[str, tuple[tuple[float, float], ...]] = {
+    "MIR_LRS-SLITLESS": ((-25.0, -12.0), (12.0, 25.0))}
+
+#: The slit modes (EXP_TYPE) calwebb_spec2 and calwebb_spec3 calibrate.
+SLIT_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT", "NRS_FIXEDSLIT", "NRS_MSASPEC"})
+
+#: The slitless modes calwebb_spec2 calibrates (an exposure or, for a time series, each of
+#: its integrations) and calwebb_tso3 extracts.
+SLITLESS_EXP_TYPES = frozenset({"MIR_LRS-SLITLESS"})
 
 
 class ExtractParams(BaseModel):
@@ -80,24 +93,29 @@ class ExtractParams(BaseModel):
     width: float | None = Field(None, gt=0, description=(
         "Width of the aperture along the slit, pixels; by default the mode's (13 for the MIRI LRS, 7 for "
         "NIRSpec's fixed slits, 5 for a NIRSpec MOS slitlet)."))
-    background: tuple[tuple[float, float], ...] = Field(
-        (), description="Background regions: (from, to) offsets from the aperture's centre along the slit, "
-                        "pixels; none for a nod-subtracted spectrum.")
+    background: tuple[tuple[float, float], ...] | None = Field(
+        None, description="Background regions: (from, to) offsets from the aperture's centre along the slit, "
+                          "pixels; by default the mode's (12 to 25 pixels either side for the MIRI LRS slitless; "
+                          "none for the nod-subtracted slit modes). () for none.")
 
     def for_mode(self, exp_type: str) -> ExtractParams:
-        """These parameters with the width the mode takes by default filled in.
+        """These parameters with the width and background regions the mode takes by default
+        filled in.
 
         Raises
         ------
         ValueError
-            No width is given and ``exp_type`` is not a slit mode."""
-        if self.width is not None:
-            return self
+            No width is given and ``exp_type`` is not a mode with a default one."""
         mode = str(exp_type).upper()
-        if mode not in DEFAULT_WIDTH:
-            raise ValueError(f"no default extraction width for EXP_TYPE {mode}; give one (one of "
-                             f"{', '.join(sorted(SLIT_EXP_TYPES))} has a default)")
-        return self.model_copy(update={"width": DEFAULT_WIDTH[mode]})
+        update: dict = {}
+        if self.background is None:
+            update["background"] = DEFAULT_BACKGROUND.get(mode, ())
+        if self.width is None:
+            if mode not in DEFAULT_WIDTH:
+                raise ValueError(f"no default extraction width for EXP_TYPE {mode}; give one (one of "
+                                 f"{', '.join(sorted(DEFAULT_WIDTH))} has a default)")
+            update["width"] = DEFAULT_WIDTH[mode]
+        return self.model_copy(update=update) if update else self
 
 
 _DEFAULT_PARAMS = ExtractParams().for_mode("MIR_LRS-FIXEDSLIT")

@@ -5,7 +5,9 @@ The reference (for the MIRI LRS the public ``MiriLRSSpecwcsModel``; for NIRSpec'
 slits a table of the same layout per slit) holds a table: per wavelength element, the
 trace centre (``x_center``, ``y_center``) and the element's corners, in pixels relative to
 the slit's reference point (IMX, IMY; 1-based full-frame pixels), and the wavelength
-there.
+there. The MIRI LRS file also gives the reference point of its slitless mode
+(IMXSLTL, IMYSLTL: where the target is placed without the slit), from which the same
+table traces a slitless exposure's spectrum (:func:`reference_point`).
 
 The dispersion frame. The kernels of this package see a spectrum dispersed along rows:
 row ``y`` has one wavelength and the slit runs along it in ``x``, centred on the trace.
@@ -26,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SlitTrace", "in_frame", "slit_length", "slit_table", "slit_trace", "slit_width", "wavelength_image"]
+__all__ = ["SlitTrace", "in_frame", "reference_point", "slit_length", "slit_table", "slit_trace", "slit_width",
+           "source_along", "wavelength_image"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,29 @@ def slit_table(tables: Mapping[str, np.ndarray], table_cards: Mapping[str, Mappi
         raise ValueError(f"no table for the exposure's slit FXD_SLIT={name or '(none)'} "
                          f"(it has {', '.join(sorted(tables)) or 'none'})")
     return tables[name], {**header, **table_cards.get(name, {})}
+
+
+def reference_point(cards: Mapping, slitless: bool = False) -> tuple[float, float]:
+    """The 1-based full-frame pixel (x, y) the SPECWCS table's offsets are from: the slit's
+    (IMX, IMY) or, for a slitless exposure, the slitless mode's (IMXSLTL, IMYSLTL).
+
+    Raises
+    ------
+    ValueError
+        The cards lack them or they are not numbers."""
+    names = ("IMXSLTL", "IMYSLTL") if slitless else ("IMX", "IMY")
+    try:
+        return float(cards[names[0]]), float(cards[names[1]])
+    except KeyError:
+        raise ValueError(f"no {'slitless ' if slitless else ''}reference point ({names[0]}, {names[1]})") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"its reference point ({names[0]}, {names[1]}) is not a pair of numbers: {exc}") from None
+
+
+def source_along(trace: SlitTrace, x_src: float, y_src: float) -> float:
+    """Where a source whose undispersed image is frame pixel (``x_src``, ``y_src``) lies
+    from the trace, along the frame row (pixels): its x less the trace's x at its row."""
+    return float(x_src - np.interp(y_src, trace.rows, trace.x[trace.rows]))
 
 
 def slit_trace(wavetable: np.ndarray, x_ref: float, y_ref: float, *, xstart: int = 1, ystart: int = 1,

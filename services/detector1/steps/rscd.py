@@ -14,7 +14,11 @@ so ``A`` is the signal collected between the first and the last group of the pre
 integration, capped at ``level_max``. ``tau`` is in groups (MIRI's readout patterns read
 one frame per group). The offset is subtracted from every group of integrations 2..NINTS
 that is not SATURATED; the first integration is never changed (between exposures the
-detector is reset continually). The cap makes a pixel that saturated in the previous
+detector is reset continually). A segment of a long exposure that does not start at
+integration 1 (INTSTART > 1) has no first integration: its first one follows the previous
+segment's last, which it does not hold, so its offset is taken from the signal it
+collected itself (a time series's light is nearly the same from one integration to the
+next; the amplitude is measured on the integration corrected by the estimate before, twice). The cap makes a pixel that saturated in the previous
 integration (whose last group is a clipped raw value) get the same amplitude as in the
 simulation, as long as it kept two unsaturated groups there: ``level_max`` is then below
 what any such pixel collects.
@@ -210,8 +214,10 @@ def correct_rscd(
     *,
     dqflags: Mapping[str, int] | None = None,
     out: np.ndarray | None = None,
+    integration_start: int = 1,
 ) -> RscdResult:
-    """Subtract the RSCD offset from integrations 2..NINTS.
+    """Subtract the RSCD offset from integrations 2..NINTS (and from the first one of a
+    segment that starts later, ``integration_start`` > 1: see the module docstring).
 
     Parameters
     ----------
@@ -223,17 +229,27 @@ def correct_rscd(
     out : ndarray, float32, same shape as ``data``, optional
         Where to write the corrected ramp (may be ``data`` itself); by default a new array.
         Untouched when nothing is applied.
+    integration_start : int
+        INTSTART of a segment (1 when unsegmented).
     """
     nints, ngroups, _, _ = check_ramp(data, groupdq)
     if not parameters.tau > 0 or not parameters.level_max >= 0 or not np.isfinite(parameters.scale):
         raise ValueError(f"invalid RSCD parameters {parameters}")
-    if nints < 2:
+    later_segment = integration_start > 1
+    if nints < 2 and not later_segment:
         return RscdResult(data=data, applied=False)
     if out is None:
         out = data.astype(np.float32, copy=True)
     elif check_out(out, data) is not data:
         np.copyto(out, data)
     sat = np.uint8(flags(dqflags)["SATURATED"])
+    if later_segment:  # its first integration follows one of the segment before
+        unsaturated = (groupdq[0] & sat) == 0
+        estimate = out[0].copy()
+        for _ in range(2):
+            offset = rscd_offsets(estimate, ngroups, parameters)
+            estimate = np.where(unsaturated, out[0] - offset, out[0])
+        out[0] = estimate
     for n in range(1, nints):  # out[n - 1] is already corrected
         offset = rscd_offsets(out[n - 1], ngroups, parameters)
         np.subtract(out[n], offset, out=out[n], where=(groupdq[n] & sat) == 0)

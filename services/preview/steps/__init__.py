@@ -6,6 +6,8 @@
 - :mod:`.orientation`: North/East on the image and an arcsec scale bar from a celestial WCS;
 - :mod:`.render_image`: grey (or label-coloured) RGB and the annotated image PNG;
 - :mod:`.plots`: spectra and light curves as PNG plots with axis labels and units;
+- :mod:`.waterfall`: a time series of spectra as an integration x wavelength image of each
+  integration over the median spectrum;
 - :mod:`.thumbnail`: the 128 x 128 letterboxed JPEG.
 
 Every renderer gives identical bytes for identical input (no timestamps, no software tags).

@@ -166,18 +166,21 @@ def display_image(
     return DisplayImage(image=image, mask=mask, note=note)
 
 
-def downsample(image: np.ndarray, mask: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
-    """Block-average ``image`` by an integer ``factor`` ignoring masked pixels.
+def downsample(image: np.ndarray, mask: np.ndarray, factor: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Block-average ``image`` by an integer ``factor`` (or (rows, columns) factors)
+    ignoring masked pixels.
 
     The image is padded (masked) to a multiple of ``factor``; an output pixel is masked only
     when every pixel of its block is. Returns (image, mask) of shape ceil(shape / factor).
     """
-    if factor <= 1:
+    fy, fx = (factor, factor) if isinstance(factor, int | np.integer) else factor
+    if fy <= 1 and fx <= 1:
         return image, mask
+    fy, fx = max(1, fy), max(1, fx)
     ny, nx = image.shape
-    py, px = -ny % factor, -nx % factor
+    py, px = -ny % fy, -nx % fx
     data = np.pad(np.where(mask, np.nan, image), ((0, py), (0, px)), constant_values=np.nan)
-    blocks = data.reshape(data.shape[0] // factor, factor, data.shape[1] // factor, factor)
+    blocks = data.reshape(data.shape[0] // fy, fy, data.shape[1] // fx, fx)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-masked blocks
         out = np.nanmean(blocks, axis=(1, 3))

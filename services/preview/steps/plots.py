@@ -1,9 +1,10 @@
-"""Plots for tabular products: spectra (``x1d``, ``x1dints``) and light curves (``phot``,
+"""Plots for tabular products: spectra (``x1d``, ``c1d``) and light curves (``phot``,
 ``whtlt``), as a preview PNG with labelled axes and units, and a line-only thumbnail.
 
 - spectrum: flux against wavelength, a shaded +-1 sigma band when an error column exists;
   points flagged DO_NOT_USE or non-finite are left out; several spectra (slits, orders) are
-  overplotted; many integrations (``x1dints``) are shown as their median spectrum;
+  overplotted; :func:`median_spectrum` gives the median of spectra on one grid (a time
+  series of spectra, ``x1dints``, is drawn as a waterfall: :mod:`.waterfall`);
 - light curve: flux against time, as hours since the first point (the axis says since
   which MJD / BJD_TDB), with error bars when an error column exists.
 

@@ -22,10 +22,12 @@ __all__ = [
     "MASK_COLOR",
     "PREVIEW_SIZE",
     "ImageLayout",
+    "grey_levels_rgb",
     "grey_rgb",
     "image_layout",
     "label_rgb",
     "render_image_png",
+    "wavelength_axis",
 ]
 
 #: Longest side of a preview PNG, in pixels.
@@ -73,9 +75,15 @@ def image_layout(shape: tuple[int, int], size: int = PREVIEW_SIZE) -> ImageLayou
 
 def grey_rgb(stretched: Stretched, mask_color: tuple[float, float, float] = MASK_COLOR) -> np.ndarray:
     """uint8 (ny, nx, 3): grey levels from the stretched values, masked pixels in ``mask_color``."""
-    grey = np.round(stretched.values * 255.0).astype(np.uint8)
+    return grey_levels_rgb(stretched.values, stretched.mask, mask_color)
+
+
+def grey_levels_rgb(values: np.ndarray, mask: np.ndarray,
+                    mask_color: tuple[float, float, float] = MASK_COLOR) -> np.ndarray:
+    """uint8 (ny, nx, 3): ``values`` in [0, 1] as grey levels (0 black), ``mask`` in ``mask_color``."""
+    grey = np.round(np.asarray(values) * 255.0).astype(np.uint8)
     rgb = np.repeat(grey[..., None], 3, axis=2)
-    rgb[stretched.mask] = np.round(np.asarray(mask_color) * 255.0).astype(np.uint8)
+    rgb[np.asarray(mask, dtype=bool)] = np.round(np.asarray(mask_color) * 255.0).astype(np.uint8)
     return rgb
 
 
@@ -126,7 +134,7 @@ def render_image_png(
     ax.set_xticks([])
     ax.set_yticks([])
     if wavelength is not None:
-        _wavelength_axis(ax, np.asarray(wavelength, np.float64))
+        wavelength_axis(ax, np.asarray(wavelength, np.float64))
     fig.text(_MARGIN / width, 1 - 14 / height, title, ha="left", va="top", fontsize=14, weight="bold")
     if subtitle:
         fig.text(_MARGIN / width, 1 - 40 / height, subtitle, ha="left", va="top", fontsize=10.5, color="#333333")
@@ -136,9 +144,9 @@ def render_image_png(
     return figure_png(fig)
 
 
-def _wavelength_axis(ax, wavelength: np.ndarray) -> None:
-    """Ticks at round wavelengths, placed at their columns (interpolated: the dispersion
-    need not be linear)."""
+def wavelength_axis(ax, wavelength: np.ndarray, label: str = "Wavelength [\u00b5m]") -> None:
+    """Ticks at round wavelengths (um), placed at their columns (interpolated: the dispersion
+    need not be linear), under an image whose column ``i`` spans ``i - 0.5`` to ``i + 0.5``."""
     cols = np.flatnonzero(np.isfinite(wavelength))
     if cols.size < 2:
         return
@@ -147,7 +155,7 @@ def _wavelength_axis(ax, wavelength: np.ndarray) -> None:
     ticks = ticks[(ticks >= w.min()) & (ticks <= w.max())]
     ax.set_xticks(np.interp(ticks, w, cols.astype(np.float64)), [f"{t:g}" for t in ticks], fontsize=9)
     ax.tick_params(axis="x", pad=2, length=3)
-    ax.set_xlabel("Wavelength [\u00b5m]", fontsize=10, labelpad=1)
+    ax.set_xlabel(label, fontsize=10, labelpad=1)
 
 
 def _compass(ax, orientation: Orientation, nx: int, ny: int) -> None:

@@ -61,6 +61,7 @@ __all__ = [
     "median_image",
     "nanmedian_stack",
     "outlier_mask",
+    "replace_flagged",
     "rolling_median",
     "single_image",
     "weight_threshold",
@@ -266,6 +267,29 @@ def rolling_median(cube: np.ndarray, width: int) -> np.ndarray:
     last = n - width + half
     out[last + 1:] = out[last]
     return out
+
+
+def replace_flagged(cube: np.ndarray, unusable: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``cube`` (nints, ny, nx) with its ``unusable`` pixels replaced by their median over
+    the ``width`` integrations about each (:func:`rolling_median` of the usable values:
+    local in time, so a transit in progress is not filled with out-of-transit light), and
+    the mask of the pixels replaced (those with a usable value in their window)."""
+    kept = np.where(unusable, np.nan, cube)
+    # only pixels unusable in some integrations and usable in others can be replaced: the
+    # median is taken of those alone (a slitless window's rows without a wavelength are
+    # unusable in every integration, and most pixels in none)
+    mixed = np.flatnonzero(unusable.any(axis=0) & ~unusable.all(axis=0))
+    replaced = np.zeros(cube.shape, bool)
+    if mixed.size == 0:
+        return kept, replaced
+    flat = kept.reshape(kept.shape[0], -1)
+    series = flat[:, mixed]
+    median = rolling_median(series[:, :, None], width)[:, :, 0]
+    fill = np.isnan(series) & np.isfinite(median)
+    series[fill] = median[fill]
+    flat[:, mixed] = series
+    replaced.reshape(kept.shape[0], -1)[:, mixed] = fill
+    return kept, replaced
 
 
 def flag_outliers_tso(data: np.ndarray, err: np.ndarray, dq: np.ndarray | None,

@@ -27,7 +27,7 @@ from astropy.table import QTable
 from photutils.aperture import ApertureStats, CircularAnnulus, CircularAperture
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.stage3.steps.outlier_detection import rolling_median
+from services.stage3.steps.outlier_detection import replace_flagged
 
 __all__ = ["TsoPhotometry", "TsoPhotometryParams", "phot_table", "tso_centroids", "tso_photometry"]
 
@@ -119,10 +119,8 @@ def _fill_flagged(cube: np.ndarray, width: int) -> tuple[np.ndarray, int]:
     bad = ~np.isfinite(cube)
     if not bad.any():
         return cube, 0
-    # A median local in time, so a transit in progress is not filled with out-of-transit light.
-    median = rolling_median(cube, width)
-    filled = np.where(bad, median, cube)
-    return filled, int((bad & np.isfinite(median)).sum())
+    filled, replaced = replace_flagged(cube, bad, width)
+    return filled, int(replaced.sum())
 
 
 def tso_photometry(cube: np.ndarray, err: np.ndarray, x0: float, y0: float,
