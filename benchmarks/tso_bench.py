@@ -75,10 +75,12 @@ def _make_calints(directory: Path) -> None:
 
     out_dir = directory / "calints"
     out_dir.mkdir(exist_ok=True)
-    made = {p.name for p in _calints(directory)}
-    for segment in rates(directory, "rateints"):
-        name = segment.name.replace("_rateints", "_calints")
-        if name in made:
+    segments = {s.name.replace("_rateints", "_calints"): s for s in rates(directory, "rateints")}
+    for made in _calints(directory):  # of inputs made again, or gone
+        if made.name not in segments or made.stat().st_mtime < segments[made.name].stat().st_mtime:
+            made.unlink()
+    for name, segment in segments.items():
+        if (out_dir / name).exists():
             continue
         out = calibrate(read_product(segment), LocalReferences(refs_dir=directory / "sim" / "refs"),
                         software_version="bench", created=CREATED)

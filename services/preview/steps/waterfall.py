@@ -272,16 +272,14 @@ def panel_aspect(n: int, size: tuple[int, int] = PLOT_SIZE) -> float:
 
 
 def describe(panels: Sequence[Waterfall]) -> str:
-    """One line on what the panels show: how many integrations over how long, the grey
-    range (of a single panel), the masked points."""
+    """One line on what the panels show: how many integrations over how long, the masked
+    points (each colour bar gives its grey range)."""
     wf = panels[0]
     n = wf.ratio.shape[0]
     what = f"each integration / median of {n} integration{'s' if n != 1 else ''}"
     if wf.time is not None and n > 1:
         what += f" over {(wf.time[-1] - wf.time[0]) * 24.0:.3g} h"
     parts = [what]
-    if len(panels) == 1:  # several panels: each colour bar gives its range
-        parts.append(f"grey {wf.limits[0]:.4g} to {wf.limits[1]:.4g}")
     masked = sum(int(p.mask.sum()) for p in panels)
     if masked:
         parts.append(f"{masked} masked points in blue")
