@@ -498,6 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--description", default="examples/nircam_imaging.yaml")
     s.add_argument("--spectra", default="examples/miri_lrs.yaml",
                    help="a spectroscopic program run after the main one ('' to skip)")
+    s.add_argument("--time-series", default="examples/miri_lrs_tso.yaml",
+                   help="a spectroscopic time series run after it ('' to skip)")
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--no-serve", action="store_true",
                    help="do not start the archive API at the end (by default it serves until Ctrl-C on a terminal)")

@@ -3,8 +3,9 @@
 It subscribes a webhook and an e-mail digest in this process, processes everything
 (in-process when embedded), prints what was archived down to the Level-3 mosaic, its
 source catalog and the TSO light curve, shows what the subscribers received, runs a MIRI
-LRS slit program (two nods) down to its spectra and scores them against the truth,
-delivers an improved flat field under the ``reprocess`` policy and shows the exposures it
+LRS slit program (two nods) down to its spectra and scores them against the truth, runs a
+MIRI LRS slitless transit down to its white-light curve and scores its depth against the
+truth, delivers an improved flat field under the ``reprocess`` policy and shows the exposures it
 affects and the reprocessing it triggered, and serves the archive API.
 """
 
@@ -272,7 +273,7 @@ def _demo_serve(ctx: ServiceContext, plan, keep_serving: bool) -> None:
     if alias:
         links.append((f"/resolve?name={quote(alias)}", "a target resolved by its alias, offline"))
     width = max(len(path) for path, _ in links)
-    print(f"7. the archive API is serving at {url}")
+    print(f"8. the archive API is serving at {url}")
     for path, what in links:
         print(f"  {url}{path:<{width}}  {what}")
     if science:
@@ -328,7 +329,7 @@ def _demo_improved_flat(ctx: ServiceContext, inline, result, out) -> None:
                                 description="Demo flat of NRCA1 F200W/CLEAR, improved: 0.5 % brighter")
     policy_ctx = replace(ctx, settings=ctx.settings.model_copy(update={"reprocess_policy": IMPROVED_POLICY}))
     delivery = deliver_references(policy_ctx, [improved], note="improved NRCA1 F200W flat (demo)")
-    print(f"6. an improved flat field, {improved.name} (x{IMPROVED_FLAT_FACTOR}), delivered under "
+    print(f"7. an improved flat field, {improved.name} (x{IMPROVED_FLAT_FACTOR}), delivered under "
           f"DMS_REPROCESS_POLICY={IMPROVED_POLICY}")
     if not delivery.created:
         print(f"  already in {delivery.context_name} (an earlier demo delivered it); nothing new to reprocess")
@@ -437,6 +438,40 @@ def _demo_spectra(ctx: ServiceContext, inline, description: str, out, seed: int 
               f"{ratio:.3f} of the truth")
 
 
+def _demo_time_series(ctx: ServiceContext, inline, description: str, out, seed: int | None) -> None:
+    """A spectroscopic time series through the same services; the transit depth of its
+    white-light curve (``_whtlt``) against the truth's."""
+    from services.simulator import simulate
+
+    print(f"6. time-series spectroscopy: simulating {description}")
+    result = simulate(description, out, seed=seed, progress=print_progress)
+    if result.reference_paths:
+        deliver_references(ctx, result.reference_paths, note="simulator references for the demo's time series")
+        if inline is not None:
+            inline.run_until_idle()
+    ingest_paths(ctx, inline, result.delivery)
+    if inline is None:  # workers do the work later
+        return
+    program = f"{int(result.plan.program):05d}"
+    with ctx.catalog.session() as s:
+        rows = s.execute(select(Product.filename, Artifact.uri).join(Artifact, Artifact.product_id == Product.id)
+                         .where(Product.program_id == program, Product.suffix.in_(("x1dints", "whtlt")),
+                                Product.level == 3, Product.is_current, Artifact.kind == ArtifactKind.DATA)
+                         .order_by(Product.filename)).all()
+    truths = sorted(result.truth_dir.glob("*_truth_lightcurve.ecsv"))
+    for name, uri in rows:
+        if not name.endswith("_whtlt.ecsv") or not truths:
+            print(f"   {name}")
+            continue
+        curve = Table.read(io.BytesIO(ctx.store.get_uri(uri)), format="ascii.ecsv")
+        truth = Table.read(truths[0], format="ascii.ecsv")
+        transmission = Table.read(str(truths[0]).replace("_lightcurve.ecsv", "_transmission.ecsv"), format="ascii.ecsv")
+        depth = fitted_depth(np.asarray(curve["whitelight_flux"].value, float), np.asarray(truth["relative_flux"], float))
+        low, high = transmission.meta["white_light_band_um"]
+        print(f"   {name}: {len(curve)} integrations, white-light transit depth {depth:.3%} "
+              f"(truth {transmission.meta['white_light_depth_fnu']:.3%} over {low:g}-{high:g} um)")
+
+
 def _increasing(wavelength, values) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(wavelength)
     return np.asarray(wavelength)[order], np.asarray(values)[order]
@@ -492,6 +527,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ts = time.perf_counter()
         if args.spectra:
             _demo_spectra(ctx, inline, args.spectra, out / "spectra", args.seed)
+        if args.time_series:
+            _demo_time_series(ctx, inline, args.time_series, out / "time-series", args.seed)
         t3 = time.perf_counter()
         _demo_improved_flat(ctx, inline, result, out)
         t4 = time.perf_counter()
