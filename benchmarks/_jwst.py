@@ -24,9 +24,9 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["LRS_SPEC2_NOT_APPLICABLE", "LRS_SPEC2_SKIP", "LRS_SPEC3_NOT_APPLICABLE", "LRS_SPEC3_SKIP", "SERVER_CONFIG",
-           "crds_env", "lrs_extract1d_reference", "network_isolation", "run_pipeline", "step_logged_seconds",
-           "step_overrides", "strun_arguments"]
+__all__ = ["LRS_SLITLESS_SPEC2_SKIP", "LRS_SPEC2_NOT_APPLICABLE", "LRS_SPEC2_SKIP", "LRS_SPEC3_NOT_APPLICABLE",
+           "LRS_SPEC3_SKIP", "SERVER_CONFIG", "crds_env", "lrs_extract1d_reference", "network_isolation", "run_pipeline",
+           "slitless_extract1d_reference", "step_logged_seconds", "step_overrides", "strun_arguments"]
 
 SERVER_CONFIG = {  # what CRDS reads instead of asking a server
     "observatory": "jwst",
@@ -210,6 +210,32 @@ def lrs_extract1d_reference(path: Path, width: float) -> Path:
         "description": "our extract_1d's aperture", "apertures": [
             {"id": "MIR_LRS-FIXEDSLIT", "region_type": "target", "dispaxis": 2, "extract_width": width,
              "use_source_posn": True, "bkg_order": 0}]}))
+    return path
+
+
+# calwebb_spec2 on MIRI LRS slitless time series (tests/test_public_pipeline_tso.py): the slit
+# modes' skipped steps, and those jwst does not run on a slitless time series either.
+LRS_SLITLESS_SPEC2_SKIP = {
+    **LRS_SPEC2_SKIP,
+    "bkg_subtract": "no nod or background exposure: the sky is measured beside the trace in extract_1d",
+    "pathloss": "no slit to lose light at",
+    "resample_spec": "not run for a time series",
+}
+
+
+def slitless_extract1d_reference(path: Path, centre: float, width: float,
+                                 background: tuple[tuple[float, float], ...]) -> Path:
+    """jwst's EXTRACT1D reference (JSON) with our slitless extract_1d's aperture, in the
+    window's columns (jwst cannot place a slitless source from the WCS): a box ``width``
+    pixels wide about column ``centre`` (0-based), and the background regions
+    (offsets from the centre, pixels) either side, whose median jwst subtracts."""
+    edges = [[centre + lo] for region in background for lo in region]
+    path.write_text(json.dumps({
+        "reftype": "EXTRACT1D", "instrument": "MIRI", "telescope": "JWST", "exp_type": "MIR_LRS-SLITLESS",
+        "description": "our extract_1d's aperture", "apertures": [
+            {"id": "MIR_LRS-SLITLESS", "region_type": "target", "dispaxis": 2, "use_source_posn": False,
+             "src_coeff": [[centre - width / 2.0], [centre + width / 2.0]], "bkg_coeff": edges, "bkg_order": 0,
+             "bkg_fit": "poly"}]}))
     return path
 
 
