@@ -13,8 +13,9 @@ Measured in child processes pinned to one CPU with OMP/OpenBLAS/MKL threads set 
 (benchmarks._child): ``run_spec2`` on the first segment per step (best of 3, one traced
 run, benchmarks._steps); ``run_tso3`` on all the segments' ``_calints`` per step (best
 of 2, one traced run); then tso3 as a pipeline is run in a fresh child: the ``_calints``
-read, SPECWCS chosen and read, the run, its products written, with the process's peak
-resident memory (VmHWM) beside the size of the ``_calints`` it read.
+read, SPECWCS chosen and read, the run (the members handed over, each ``_crfints``
+written as soon as it is made, as stage 3's task does), its products written, with the
+process's peak resident memory (VmHWM) beside the size of the ``_calints`` it read.
 """
 
 from __future__ import annotations
@@ -180,15 +181,20 @@ def _measure_tso3_whole(directory: Path) -> dict:
     document = _asn(directory)
     asn = parse_level3_asn(json.dumps(document).encode(), "jw04520-o001_bench_tso3_00001_asn.json")
     t0 = time.perf_counter()
-    members = _members(directory)
-    out = calibrate(asn, members, software_version="bench", created=CREATED,
-                    provider=LocalReferences(refs_dir=directory / "sim" / "refs"))
     with tempfile.TemporaryDirectory(prefix="dms-bench-tso-") as tmp:
-        outputs = out.outputs(asn)
-        for o in outputs:
-            write_output(Path(tmp) / o.filename, o.content)
+        written: list[str] = []
+
+        def write(outputs) -> None:  # as stage 3's task archives each _crfints when it is made
+            for o in outputs:
+                write_output(Path(tmp) / o.filename, o.content)
+                written.append(o.suffix)
+
+        members = _members(directory)  # handed over, as the task does
+        out = calibrate(asn, members, software_version="bench", created=CREATED, on_outputs=write,
+                        release_inputs=True, provider=LocalReferences(refs_dir=directory / "sim" / "refs"))
+        write(out.outputs(asn))
         seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "products": [o.suffix for o in outputs], "peak_mib": max_rss_mb(),
+    return {"seconds": seconds, "products": written, "peak_mib": max_rss_mb(),
             "input_mib": sum(p.stat().st_size for p in _calints(directory)) / 2**20}
 
 

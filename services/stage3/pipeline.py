@@ -887,9 +887,6 @@ def _extract_1d_tso(s: Tso3State, a: StepArgs) -> Skip | None:
         raise InputError("the members' spectra have different lengths: they are not one time series "
                          "(different readout windows?)")
     number = np.concatenate(numbers)
-    if np.unique(number).size != number.size:
-        raise InputError("two members hold the same integration: the association lists a segment twice, or "
-                         "exposures of different series")
     order = np.argsort(number, kind="stable")
     s.spectra = [spectra[i] for i in order]
     s.ints = IntegrationTimes(number[order], {c: np.concatenate([t[c] for t in times])[order] for c in times[0]})
@@ -936,8 +933,9 @@ TSO3: Pipeline[Tso3State] = Pipeline(
 
 @dataclass(frozen=True)
 class Tso3Output(Recorded):
-    """``crfints`` one product per member; ``phot`` (imaging), ``x1dints`` and ``whtlt``
-    (spectroscopy), each None when its step did not run; the record."""
+    """``crfints`` one product per member (none when each was handed on as it was made);
+    ``phot`` (imaging), ``x1dints`` and ``whtlt`` (spectroscopy), each None when its step
+    did not run; the record."""
 
     crfints: list[FitsProduct]
     phot: QTable | None
@@ -947,9 +945,7 @@ class Tso3Output(Recorded):
 
     def outputs(self, asn: Level3Association) -> list[Output]:
         """Everything worth archiving, named for the association, in order (2c first)."""
-        out = [Output(member_output_name(member, asn.asn_id, "crfints"), "crfints", product, INTERMEDIATE,
-                      member=member)
-               for member, product in zip(asn.science, self.crfints, strict=True)]
+        out = [crfints_output(asn, i, product) for i, product in enumerate(self.crfints)]
         if self.phot is not None:
             out.append(Output(asn.product("phot", "ecsv"), "phot", self.phot))
         if self.x1dints is not None:
@@ -959,33 +955,113 @@ class Tso3Output(Recorded):
         return out
 
 
+def crfints_output(asn: Level3Association, i: int, product: FitsProduct) -> Output:
+    """The ``_crfints`` of science member ``i``, named for the association."""
+    member = asn.science[i]
+    return Output(member_output_name(member, asn.asn_id, "crfints"), "crfints", product, INTERMEDIATE, member=member)
+
+
+def _series_record(records: list[RunRecord]) -> RunRecord:
+    """One record of the members' runs: the first's steps and references (the members of
+    one series take the same steps; a difference is noted), every run's notes, the steps'
+    seconds summed."""
+    first = records[0]
+    notes = [note for r in records for note in r.notes]
+    differing = [i for i, r in enumerate(records) if r.statuses != first.statuses]
+    if differing:
+        notes.append(f"tso3: members {differing} ended their steps otherwise than the first "
+                     f"({[records[i].statuses for i in differing]} against {first.statuses})")
+    seconds: dict[str, float] = {}
+    for r in records:
+        for step, t in r.seconds.items():
+            seconds[step] = seconds.get(step, 0.0) + t
+    return RunRecord(first.pipeline, dict(first.results), first.reftypes, notes, seconds)
+
+
+def _series(parts: list[Tso3State]) -> Tso3State:
+    """The members' products as one series: the photometry, spectra and white light of
+    every member in time (integration) order.
+
+    Raises
+    ------
+    InputError
+        Two members hold the same integration."""
+    out = Tso3State([])
+    phot = [s.phot for s in parts if s.phot is not None]
+    if phot:
+        table = vstack(phot, metadata_conflicts="silent")
+        out.phot = table[np.argsort(np.asarray(table["MJD"]), kind="stable")]
+    spectral = [s for s in parts if s.spectra]
+    if spectral:
+        number = np.concatenate([s.ints.numbers for s in spectral])
+        if np.unique(number).size != number.size:
+            raise InputError("two members hold the same integration: the association lists a segment twice, or "
+                             "exposures of different series")
+        order = np.argsort(number, kind="stable")
+        spectra = [t for s in spectral for t in s.spectra]
+        out.spectra = [spectra[i] for i in order]
+        out.ints = IntegrationTimes(number[order], {c: np.concatenate([s.ints.times[c] for s in spectral])[order]
+                                                    for c in spectral[0].ints.times})
+        out.segments = np.concatenate([s.segments for s in spectral])[order]
+        out.spectrum_cards = spectral[0].spectrum_cards
+    light = [s.whtlt for s in parts if s.whtlt is not None]
+    if light:
+        table = vstack(light, metadata_conflicts="silent")
+        out.whtlt = table[np.argsort(np.asarray(table["MJD_UTC"]), kind="stable")]
+    return out
+
+
 def run_tso3(
-    members: Sequence[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
+    members: list[FitsProduct], asn: dict | None = None, params: PipelineParams | None = None, *,
     software_version: str, created: str | None = None, context: str | None = None, asn_table: str | None = None,
     refs: Mapping[str, Reference | None] | None = None,
     step_hook: Callable[[str], AbstractContextManager] | None = None,
+    on_crfints: Callable[[int, FitsProduct], None] | None = None,
+    release_inputs: bool = False,
 ) -> Tso3Output:
     """calwebb_tso3: ``_calints`` members (SCI/ERR/DQ cubes, INT_TIMES) in, their
     ``_crfints`` out; of an imaging time series (with a WCS and TARG_RA/TARG_DEC) the
     ``_phot`` table, of a slitless spectroscopic one (with the SPECWCS reference in
     ``refs``) the ``_x1dints`` of every integration and the ``_whtlt`` light curve.
+
+    Every step of tso3 works on one member at a time (outlier detection over its own
+    integrations, photometry and spectra per integration, white light per integration), so
+    the members go through the steps one after the other and only what they make is
+    combined, in time order (:func:`_series`): one member's arrays and their copies are held
+    at a time. With ``release_inputs`` the caller hands its list ``members`` over, and each
+    input is let go once taken; ``on_crfints(i, product)`` gets member i's ``_crfints`` as
+    soon as it is made (the result then holds none).
+
     InputError for unusable members (the message names them)."""
     p = params or TSO3.params()
     if not members:
         raise InputError("tso3 needs at least one member")
-    state = Tso3State([_member(m, 3, need_wcs=False) for m in members])
-    record = TSO3.run(state, members[0].keywords, {t: r for t, r in (refs or {}).items() if r is not None}, p,
-                      label=asn_table or "tso3", step_hook=step_hook)
-    common = {**provenance_cards(software_version=software_version, created=created, context=context,
-                                 asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool")),
-              **record.status_cards()}
-    crfints = [_member_product(m, "CubeModel", common) for m in state.members]
+    keywords, _ = level3_keywords(members)
+    found = {t: r for t, r in (refs or {}).items() if r is not None}
+    prov = provenance_cards(software_version=software_version, created=created, context=context,
+                            asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool"))
+    records, crfints, parts = [], [], []
+    for i in range(len(members)):
+        state = Tso3State([_member(members[i], 3, need_wcs=False)])
+        if release_inputs:
+            members[i] = _without_step_arrays(members[i])
+        member = state.members[0]
+        records.append(TSO3.run(state, member.product.keywords, found, p, label=f"{asn_table or 'tso3'} {member.name}",
+                                step_hook=step_hook))
+        crf = _member_product(member, "CubeModel", {**prov, **records[-1].status_cards()})
+        if on_crfints is None:
+            crfints.append(crf)
+        else:
+            on_crfints(i, crf)
+        state.members = []  # its arrays go now; what it made stays
+        parts.append(state)
+    record = _series_record(records)
+    series = _series(parts)
     x1dints = None
-    if state.spectra:
-        keywords, _ = level3_keywords(members)
-        header = {**keywords, **common, **record.reference_cards()}
-        x1dints = x1dints_product(state.spectra, state.ints, state.spectrum_cards, header, segment=state.segments)
-    return Tso3Output(crfints, state.phot, record, x1dints, state.whtlt)
+    if series.spectra:
+        header = {**keywords, **prov, **record.status_cards(), **record.reference_cards()}
+        x1dints = x1dints_product(series.spectra, series.ints, series.spectrum_cards, header, segment=series.segments)
+    return Tso3Output(crfints, series.phot, record, x1dints, series.whtlt)
 
 
 def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params: PipelineParams | None = None,
@@ -998,9 +1074,10 @@ def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params:
     its steps (image3's catalog: APCORR, ABVEGAOFFSET) are chosen by ``provider`` for the
     first member, as the public pipeline asks CRDS with its first science member; None:
     no references. ``on_outputs`` gets image3's ``_crf`` outputs as soon as they are final,
-    before the mosaic is made (they are also among the result's outputs); with
-    ``release_inputs`` image3 lets go of the members' arrays as it goes (``members`` is a
-    list the caller hands over, see :func:`run_image3`)."""
+    before the mosaic is made (they are also among the result's outputs), and tso3's
+    ``_crfints`` one by one as the members are taken (those are not: they are let go); with
+    ``release_inputs`` image3 and tso3 let go of the members' arrays as they go (``members``
+    is a list the caller hands over, see :func:`run_image3` and :func:`run_tso3`)."""
     common = dict(software_version=software_version, created=created, context=members_context(members),
                   asn_table=asn.filename)
     if asn.asn_type == "spec3":
@@ -1018,7 +1095,9 @@ def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params:
     refs = {}
     if provider is not None and members:
         refs = load_references(provider, members[0].keywords, TSO3.reftypes(members[0].keywords)).found
-    return run_tso3(members, asn.document, params, refs=refs, **common)
+    on_crfints = None if on_outputs is None else (lambda i, crf: on_outputs([crfints_output(asn, i, crf)]))
+    return run_tso3(members, asn.document, params, refs=refs, on_crfints=on_crfints, release_inputs=release_inputs,
+                    **common)
 
 
 def members_context(members: Sequence[FitsProduct]) -> str | None:
