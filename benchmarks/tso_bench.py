@@ -13,8 +13,9 @@ Measured in child processes pinned to one CPU with OMP/OpenBLAS/MKL threads set 
 (benchmarks._child): ``run_spec2`` on the first segment per step (best of 3, one traced
 run, benchmarks._steps); ``run_tso3`` on all the segments' ``_calints`` per step (best
 of 2, one traced run); then tso3 as a pipeline is run in a fresh child: the ``_calints``
-read, SPECWCS chosen and read, the run (the members handed over, each ``_crfints``
-written as soon as it is made, as stage 3's task does), its products written, with the
+read, SPECWCS chosen and read, the run (as stage 3's task does it: the members' metadata
+first, each member read whole when tso3 takes it, each ``_crfints`` written as soon as it
+is made), its products written, with the
 process's peak resident memory (VmHWM) beside the size of the ``_calints`` it read.
 """
 
@@ -175,7 +176,7 @@ def _measure_tso3_whole(directory: Path) -> dict:
 
     from services.stage3.asn import parse_level3_asn
     from services.stage3.pipeline import calibrate
-    from shared.datamodels import write_output
+    from shared.datamodels import read_product, write_output
     from shared.refdata import LocalReferences
 
     document = _asn(directory)
@@ -189,9 +190,11 @@ def _measure_tso3_whole(directory: Path) -> dict:
                 write_output(Path(tmp) / o.filename, o.content)
                 written.append(o.suffix)
 
-        members = _members(directory)  # handed over, as the task does
+        paths = _calints(directory)  # each member's metadata first, then each whole when taken, as the task does
+        members = [read_product(path, arrays=False) for path in paths]
         out = calibrate(asn, members, software_version="bench", created=CREATED, on_outputs=write,
-                        release_inputs=True, provider=LocalReferences(refs_dir=directory / "sim" / "refs"))
+                        release_inputs=True, load=lambda i: read_product(paths[i]),
+                        provider=LocalReferences(refs_dir=directory / "sim" / "refs"))
         write(out.outputs(asn))
         seconds = time.perf_counter() - t0
     return {"seconds": seconds, "products": written, "peak_mib": max_rss_mb(),

@@ -123,3 +123,16 @@ def test_extract_params_take_the_slitless_modes_background_by_default():
     assert params.width == 13.0 and params.background == ((-25.0, -12.0), (12.0, 25.0))
     assert ExtractParams().for_mode("MIR_LRS-FIXEDSLIT").background == ()
     assert ExtractParams(background=()).for_mode("MIR_LRS-SLITLESS").background == ()
+
+
+def test_a_products_metadata_is_read_without_its_arrays(tmp_path):
+    """What tso3 knows of its members before it takes each: keywords, tables, no image."""
+    rows = [(i, 60000.0 + i, 60000.5 + i, 60001.0 + i, 60000.1 + i, 60000.6 + i, 60001.1 + i) for i in (1, 2)]
+    product = FitsProduct("CubeModel", keywords={"EXP_TYPE": "MIR_LRS-SLITLESS", "INTSTART": 1},
+                          images={"SCI": np.ones((2, 3, 4), np.float32), "DQ": np.zeros((2, 3, 4), np.uint32)},
+                          tables={"INT_TIMES": int_times_table(rows)})
+    path = write_product(tmp_path / "a_calints.fits", product)
+    meta = read_product(path, arrays=False)
+    assert meta.images == {} and meta.keywords["EXP_TYPE"] == "MIR_LRS-SLITLESS"
+    assert list(meta.tables["INT_TIMES"]["integration_number"]) == [1, 2]
+    assert read_product(path).images["SCI"].shape == (2, 3, 4)

@@ -1018,6 +1018,7 @@ def run_tso3(
     step_hook: Callable[[str], AbstractContextManager] | None = None,
     on_crfints: Callable[[int, FitsProduct], None] | None = None,
     release_inputs: bool = False,
+    load: Callable[[int], FitsProduct] | None = None,
 ) -> Tso3Output:
     """calwebb_tso3: ``_calints`` members (SCI/ERR/DQ cubes, INT_TIMES) in, their
     ``_crfints`` out; of an imaging time series (with a WCS and TARG_RA/TARG_DEC) the
@@ -1029,8 +1030,10 @@ def run_tso3(
     the members go through the steps one after the other and only what they make is
     combined, in time order (:func:`_series`): one member's arrays and their copies are held
     at a time. With ``release_inputs`` the caller hands its list ``members`` over, and each
-    input is let go once taken; ``on_crfints(i, product)`` gets member i's ``_crfints`` as
-    soon as it is made (the result then holds none).
+    input is let go once taken; with ``load``, ``members`` are the members' metadata
+    (``read_product(..., arrays=False)``) and ``load(i)`` gives member i whole when it is
+    taken, so no more than one member's arrays are ever held; ``on_crfints(i, product)``
+    gets member i's ``_crfints`` as soon as it is made (the result then holds none).
 
     InputError for unusable members (the message names them)."""
     p = params or TSO3.params()
@@ -1042,8 +1045,8 @@ def run_tso3(
                             asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool"))
     records, crfints, parts = [], [], []
     for i in range(len(members)):
-        state = Tso3State([_member(members[i], 3, need_wcs=False)])
-        if release_inputs:
+        state = Tso3State([_member(members[i] if load is None else load(i), 3, need_wcs=False)])
+        if release_inputs and load is None:
             members[i] = _without_step_arrays(members[i])
         member = state.members[0]
         records.append(TSO3.run(state, member.product.keywords, found, p, label=f"{asn_table or 'tso3'} {member.name}",
@@ -1068,7 +1071,8 @@ def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params:
               abs_refcat: tuple[np.ndarray, np.ndarray] | None = None, software_version: str,
               created: str | None, provider: ReferenceProvider | None = None,
               on_outputs: Callable[[list[Output]], None] | None = None,
-              release_inputs: bool = False) -> Image3Output | Tso3Output | Spec3Output:
+              release_inputs: bool = False,
+              load: Callable[[int], FitsProduct] | None = None) -> Image3Output | Tso3Output | Spec3Output:
     """Run the association's pipeline (image3, tso3 or spec3) on its science members, in order;
     ``abs_refcat`` (ra, dec degrees) is what image3 aligns to absolutely. The references of
     its steps (image3's catalog: APCORR, ABVEGAOFFSET) are chosen by ``provider`` for the
@@ -1077,7 +1081,9 @@ def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params:
     before the mosaic is made (they are also among the result's outputs), and tso3's
     ``_crfints`` one by one as the members are taken (those are not: they are let go); with
     ``release_inputs`` image3 and tso3 let go of the members' arrays as they go (``members``
-    is a list the caller hands over, see :func:`run_image3` and :func:`run_tso3`)."""
+    is a list the caller hands over, see :func:`run_image3` and :func:`run_tso3`); tso3
+    takes ``members`` as their metadata and each whole from ``load`` when it needs it, when
+    that is given."""
     common = dict(software_version=software_version, created=created, context=members_context(members),
                   asn_table=asn.filename)
     if asn.asn_type == "spec3":
@@ -1097,7 +1103,7 @@ def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params:
         refs = load_references(provider, members[0].keywords, TSO3.reftypes(members[0].keywords)).found
     on_crfints = None if on_outputs is None else (lambda i, crf: on_outputs([crfints_output(asn, i, crf)]))
     return run_tso3(members, asn.document, params, refs=refs, on_crfints=on_crfints, release_inputs=release_inputs,
-                    **common)
+                    load=load, **common)
 
 
 def members_context(members: Sequence[FitsProduct]) -> str | None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -42,8 +43,10 @@ from shared.archiving import (
     current_inputs,
     event_product,
     fetch_product,
+    fetch_verified,
 )
 from shared.catalog import Product
+from shared.datamodels import FitsProduct, read_product
 from shared.messages import Event, ProductRef
 from shared.refdata import CatalogReferences
 from shared.reprocessing import request_scope, step_done, step_input
@@ -83,6 +86,17 @@ def reprocess_association(event: Event, ctx: ServiceContext) -> list[str]:
     return step_done(scoped_ctx, step)
 
 
+def _fetch_members(ctx: ServiceContext, asn: Level3Association, resolved: dict, tmp: Path
+                   ) -> tuple[list[FitsProduct], Callable[[int], FitsProduct] | None]:
+    """The members, fetched and checked: read whole for image3 and spec3, which take them
+    all at once; for tso3, which takes one after another, their metadata and how to read
+    member i whole when it is taken."""
+    if asn.asn_type != "tso3":
+        return [fetch_product(ctx, m.uri, m.sha256, tmp / name) for name, m in resolved.items()], None
+    paths = [fetch_verified(ctx, m.uri, m.sha256, tmp / name) for name, m in resolved.items()]
+    return [read_product(path, arrays=False) for path in paths], lambda i: read_product(paths[i])
+
+
 def combine_association(ctx: ServiceContext, ref: ProductRef, current: Product, asn: Level3Association) -> list[str]:
     """Run one archived Level-3 association in this task and archive what it made (staged,
     for a reprocessing request).
@@ -96,7 +110,7 @@ def combine_association(ctx: ServiceContext, ref: ProductRef, current: Product, 
     with tempfile.TemporaryDirectory(prefix="dms-stage3-") as tmp:
         tmp = Path(tmp)
         resolved = current_inputs(ctx, asn.science, needed_by=asn.filename)
-        members = [fetch_product(ctx, m.uri, m.sha256, tmp / name) for name, m in resolved.items()]
+        members, load = _fetch_members(ctx, asn, resolved, tmp)
         refcat = load_astrometric_catalog(ctx.settings.astrometric_catalog_dir) if asn.asn_type == "image3" else None
         program = str(ref.program or asn.document.get("program") or asn.product_name[2:7])
         archive = partial(archive_outputs, ctx, workdir=tmp / "out", level=LEVEL, service="stage3",
@@ -107,7 +121,7 @@ def combine_association(ctx: ServiceContext, ref: ProductRef, current: Product, 
             result = calibrate(asn, members, abs_refcat=refcat, software_version=ctx.settings.cal_ver,
                                created=current.archived_at.isoformat(timespec="seconds"),
                                provider=CatalogReferences.of(ctx, catalog_context(ctx, members_context(members))),
-                               on_outputs=ahead.submit, release_inputs=True)
+                               on_outputs=ahead.submit, release_inputs=True, load=load)
             event_ids = ahead.event_ids()
         for note in result.notes:
             log.info("%s: %s", asn.filename, note)

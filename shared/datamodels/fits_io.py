@@ -266,8 +266,10 @@ def single_slit(product: FitsProduct) -> FitsProduct:
                        slits=[slit])
 
 
-def read_product(path: str | Path) -> FitsProduct:
-    """Read a product written by :func:`write_product` (or a compatible JWST file).
+def read_product(path: str | Path, *, arrays: bool = True) -> FitsProduct:
+    """Read a product written by :func:`write_product` (or a compatible JWST file); without
+    ``arrays``, its metadata alone: keywords, tables and the ASDF tree, no image array read
+    (what a step that takes the product later needs to know of it beforehand).
 
     Raises :class:`MalformedProductError` naming the problem for anything unreadable.
     """
@@ -298,7 +300,7 @@ def read_product(path: str | Path) -> FitsProduct:
                         slit.keywords = {k: v for k, v in known.items() if k in SLIT_KEYWORDS or k == "BUNIT"}
                         if hdu.ver == 1:
                             keywords.update({k: v for k, v in known.items() if k not in SLIT_KEYWORDS})
-                    if hdu.data is not None:
+                    if arrays and hdu.data is not None:
                         slit.images[hdu.name] = np.array(hdu.data, dtype=hdu.data.dtype.newbyteorder("="))
                     continue
                 if hdu.name == "SCI":
@@ -311,7 +313,7 @@ def read_product(path: str | Path) -> FitsProduct:
                     cards = _other_cards(hdu.header, table=True)
                     if cards:  # a table's own keywords (the guider Pointing table's JITTRAVG, ...)
                         other[hdu.name] = cards
-                elif hdu.data is not None:  # in this machine's byte order: the steps use them as they are
+                elif arrays and hdu.data is not None:  # in this machine's byte order: the steps use them as they are
                     images[hdu.name] = np.array(hdu.data, dtype=hdu.data.dtype.newbyteorder("="))
     except OSError as exc:
         raise MalformedProductError(f"{path}: not a readable FITS file ({exc})") from exc
