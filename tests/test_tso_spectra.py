@@ -194,3 +194,16 @@ def test_dms_run_tso3_makes_the_archives_products(run, tmp_path):
     np.testing.assert_array_equal(ours["FLUX"], _x1dints(run)["FLUX"])
     whtlt = Table.read(out / f"{LEVEL3}_whtlt.ecsv")
     np.testing.assert_array_equal(whtlt["whitelight_flux"], Table.read(run["out"] / f"{LEVEL3}_whtlt.ecsv")["whitelight_flux"])
+
+
+def test_tso3_refuses_a_segment_listed_twice(run):
+    from services.stage3.pipeline import TSO3, run_tso3
+    from shared.datamodels import read_product
+    from shared.errors import InputError
+    from shared.refdata import LocalReferences, load_references
+
+    member = read_product(run["out"] / f"{STEM}-seg002_mirimage_calints.fits")
+    refs_dir = Path(run["sim"].reference_paths[0]).parent
+    refs = load_references(LocalReferences(refs_dir=refs_dir), member.keywords, TSO3.reftypes(member.keywords)).found
+    with pytest.raises(InputError, match="two members hold the same integration"):
+        run_tso3([member, member], refs=refs, software_version="test")

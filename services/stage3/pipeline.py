@@ -883,9 +883,6 @@ def _extract_1d_tso(s: Tso3State, a: StepArgs) -> Skip | None:
         numbers.append(ints.numbers)
         times.append(ints.times)
         segments.append(np.full(m.sci.shape[0], int(card_value(m.product, "EXSEGNUM", 0) or 0)))
-    if len({len(t) for t in spectra}) > 1:
-        raise InputError("the members' spectra have different lengths: they are not one time series "
-                         "(different readout windows?)")
     number = np.concatenate(numbers)
     order = np.argsort(number, kind="stable")
     s.spectra = [spectra[i] for i in order]
@@ -985,7 +982,7 @@ def _series(parts: list[Tso3State]) -> Tso3State:
     Raises
     ------
     InputError
-        Two members hold the same integration."""
+        Two members hold the same integration, or spectra of different lengths."""
     out = Tso3State([])
     phot = [s.phot for s in parts if s.phot is not None]
     if phot:
@@ -997,6 +994,9 @@ def _series(parts: list[Tso3State]) -> Tso3State:
         if np.unique(number).size != number.size:
             raise InputError("two members hold the same integration: the association lists a segment twice, or "
                              "exposures of different series")
+        if len({len(t) for s in spectral for t in s.spectra}) > 1:
+            raise InputError("the members' spectra have different lengths: they are not one time series "
+                             "(different readout windows?)")
         order = np.argsort(number, kind="stable")
         spectra = [t for s in spectral for t in s.spectra]
         out.spectra = [spectra[i] for i in order]
