@@ -401,20 +401,27 @@ def _print_level3(ctx: ServiceContext, result) -> None:
                   f"(injected {entry['transit']['depth']:.3%})")
 
 
-def _demo_spectra(ctx: ServiceContext, inline, description: str, out, seed: int | None) -> None:
-    """A slit spectroscopy program through the same services; each ``_x1d`` against the
-    truth (the source's spectrum through the line-spread function)."""
+def _run_example(ctx: ServiceContext, inline, title: str, description: str, out, seed: int | None):
+    """Simulate an example program, deliver its references and its telemetry; the
+    simulation once processed in this process (None when workers do the work later)."""
     from services.simulator import simulate
 
-    print(f"5. spectroscopy: simulating {description}")
+    print(title)
     result = simulate(description, out, seed=seed, progress=print_progress)
     if result.reference_paths:
-        delivery = deliver_references(ctx, result.reference_paths, note="simulator references for the demo's spectra")
+        delivery = deliver_references(ctx, result.reference_paths, note=f"simulator references for {description}")
         print(f"   reference files: {len(delivery.files)} delivered, context {delivery.context_name}")
         if inline is not None:
             inline.run_until_idle()
     ingest_paths(ctx, inline, result.delivery)
-    if inline is None:  # workers do the work later
+    return result if inline is not None else None
+
+
+def _demo_spectra(ctx: ServiceContext, inline, description: str, out, seed: int | None) -> None:
+    """A slit spectroscopy program through the same services; each ``_x1d`` against the
+    truth (the source's spectrum through the line-spread function)."""
+    result = _run_example(ctx, inline, f"5. spectroscopy: simulating {description}", description, out, seed)
+    if result is None:  # workers do the work later
         return
     program = f"{int(result.plan.program):05d}"
     with ctx.catalog.session() as s:
@@ -441,16 +448,9 @@ def _demo_spectra(ctx: ServiceContext, inline, description: str, out, seed: int 
 def _demo_time_series(ctx: ServiceContext, inline, description: str, out, seed: int | None) -> None:
     """A spectroscopic time series through the same services; the transit depth of its
     white-light curve (``_whtlt``) against the truth's."""
-    from services.simulator import simulate
-
-    print(f"6. time-series spectroscopy: simulating {description}")
-    result = simulate(description, out, seed=seed, progress=print_progress)
-    if result.reference_paths:
-        deliver_references(ctx, result.reference_paths, note="simulator references for the demo's time series")
-        if inline is not None:
-            inline.run_until_idle()
-    ingest_paths(ctx, inline, result.delivery)
-    if inline is None:  # workers do the work later
+    result = _run_example(ctx, inline, f"6. time-series spectroscopy: simulating {description}", description, out,
+                          seed)
+    if result is None:  # workers do the work later
         return
     program = f"{int(result.plan.program):05d}"
     with ctx.catalog.session() as s:
