@@ -7,6 +7,7 @@ is upgraded."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -393,3 +394,141 @@ def test_bulk_backfill_makes_the_rows_a_refresh_makes():
     assert members and len(files) > loaded.products * 0.9
     assert rows == refreshed[0]
     assert files == refreshed[1] and members == refreshed[2]
+
+
+# ------------------------------------------------------------------ time series
+
+
+@pytest.mark.parametrize(("exp_type", "tsovisit", "expected"), [
+    ("MIR_LRS-SLITLESS", True, "timeseries"),  # the LRS slitless time series
+    ("MIR_LRS-SLITLESS", False, "spectrum"),
+    ("MIR_LRS-SLITLESS", None, "spectrum"),  # TSOVISIT not known: the mode alone, as before it was kept
+    ("MIR_LRS-FIXEDSLIT", False, "spectrum"),
+    ("MIR_IMAGE", True, "timeseries"),  # an imaging time series
+    ("MIR_IMAGE", False, "image"),
+    ("NRS_BRIGHTOBJ", False, "timeseries"),  # a time series by its type, whatever TSOVISIT says
+    ("NRS_BRIGHTOBJ", None, "timeseries"),
+    ("NRC_TSIMAGE", None, "timeseries"),
+    ("nrc_tsgrism", False, "timeseries"),
+    ("NIS_SOSS", False, "timeseries"),
+    ("NRS_FIXEDSLIT", None, "spectrum"),
+    ("NRS_IFU", True, "timeseries"),
+    ("MIR_MRS", False, "cube"),
+    ("NIS_AMI", None, "image"),
+    (None, None, None),
+    ("NRC_UNKNOWN", False, None),
+])
+def test_dataproduct_type_is_timeseries_for_a_time_series_visit_or_mode(exp_type, tsovisit, expected):
+    from shared.catalog.caom import dataproduct_type
+
+    assert dataproduct_type(exp_type, tsovisit) == expected
+
+
+def _time_series_plan():
+    """Program 01234: a MIRI LRS slitless time series (1), a NIRSpec bright-object time series
+    planned without TSOVISIT (2), a MIRI imaging time series (3) and an LRS slit exposure (4)."""
+    from shared.plan import DitherPattern, PlannedExposure, Pointing
+    from shared.plan import Observation as PlannedObservation
+    from tests.associations_factory import T0, make_plan
+
+    def planned(number, instrument, exp_type, detector, filter_, pupil, subarray, readpatt, tsovisit, **kw):
+        return PlannedObservation(
+            number=number, target_id=1, template=f"{instrument.title()} {exp_type}", instrument=instrument,
+            exp_type=exp_type, detectors=[detector], filter=filter_, pupil=pupil, readpatt=readpatt, ngroups=3,
+            nints=4 if tsovisit or exp_type == "NRS_BRIGHTOBJ" else 1, subarray=subarray, tsovisit=tsovisit,
+            dither=DitherPattern(pattern_type="NONE", offsets=[(0.0, 0.0)]), **kw,
+            exposures=[PlannedExposure(visit=1, exposure=1, detector=detector, dither_point=1,
+                                       start_time=T0 + timedelta(hours=number), pointing=Pointing(ra=53.16, dec=-27.78))])
+
+    return make_plan([
+        planned(1, "MIRI", "MIR_LRS-SLITLESS", "MIRIMAGE", "P750L", "N/A", "SLITLESSPRISM", "FAST", True),
+        planned(2, "NIRSPEC", "NRS_BRIGHTOBJ", "NRS1", "CLEAR", "PRISM", "SUB2048", "NRSRAPID", False,
+                fixed_slit="S1600A1"),
+        planned(3, "MIRI", "MIR_IMAGE", "MIRIMAGE", "F1500W", "N/A", "SUB64", "FAST", True),
+        planned(4, "MIRI", "MIR_LRS-FIXEDSLIT", "MIRIMAGE", "P750L", "N/A", "FULL", "FAST", False),
+    ])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def tso_archive(request, tmp_path):
+    from shared.config import Settings
+    from shared.runtime import ServiceContext
+
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    ctx = ServiceContext.from_settings(Settings(var_dir=tmp_path / "var", catalog_url=url, _env_file=None))
+    ctx.catalog.upgrade()
+    with TestClient(create_app(ctx.settings)) as client:
+        yield ctx, client
+    ctx.catalog.dispose()
+
+
+def test_time_series_observations_are_timeseries_rows(tso_archive, tmp_path):
+    """MAST's rule: a time-series visit (TSOVISIT) of any mode, and NRS_BRIGHTOBJ by its type,
+    is ``timeseries`` at the exposure level and for its tso3 products; an LRS slit exposure
+    stays ``spectrum``. The search by type, the observation rows, ObsCore and the MAST
+    protocol follow; a catalog from before TSOVISIT was kept types by EXP_TYPE alone until
+    the plan is recorded again."""
+    from shared.archiving import archive_product
+    from shared.catalog.caom import refresh_program
+    from shared.catalog.queries import upsert_program
+    from shared.datamodels.fits_io import content_type
+    from tests.associations_factory import archive_exposure, exposure_ids, store_plan
+
+    ctx, client = tso_archive
+    plan = _time_series_plan()
+    store_plan(ctx, plan)
+    ids = {o.number: exposure_ids(plan, o.number)[0] for o in plan.observations}
+    for number, eid in ids.items():
+        suffixes = ("rate", "cal") if number == 4 else ("rateints", "calints")
+        for suffix in suffixes:
+            archive_exposure(ctx, plan, eid, suffix, tmp_path)
+    level3 = "jw01234-o001_t001_miri_p750l-slitlessprism"
+    for suffix, ext in (("x1dints", "fits"), ("whtlt", "ecsv")):
+        path = tmp_path / f"{level3}_{suffix}.{ext}"
+        path.write_text(path.name)
+        archive_product(ctx, path, suffix=suffix, level=3, program=plan.program, observation=1, exposure=None,
+                        inputs=[f"{ids[1]}_calints.fits"], source="/test/stage3", content_type=content_type(path.name))
+
+    rows = _rows(client, program="1234")
+    assert set(rows) == {level3, *ids.values()}
+    expected = {ids[1]: "timeseries", level3: "timeseries", ids[2]: "timeseries", ids[3]: "timeseries",
+                ids[4]: "spectrum"}
+    assert {k: r["dataproduct_type"] for k, r in rows.items()} == expected
+    assert rows[level3]["n_members"] == 1 and rows[level3]["instrument_name"] == "MIRI/SLITLESS"
+    assert set(_rows(client, dataproduct_type="timeseries")) == {level3, ids[1], ids[2], ids[3]}
+    assert set(_rows(client, dataproduct_type="spectrum")) == {ids[4]}
+    assert not _rows(client, dataproduct_type="image")
+    # the program observations, the Level-3 row's products, ObsCore and the MAST protocol
+    observations = client.get("/observations", params={"program": "1234"}).json()["rows"]
+    assert {o["obs_id"]: o["dataproduct_type"] for o in observations} == {
+        "jw01234001": "timeseries", "jw01234002": "timeseries", "jw01234003": "timeseries",
+        "jw01234004": "spectrum"}
+    with ctx.catalog.session() as s:
+        assert {r.obs_id: r.dataproduct_type for r in s.execute(obscore_select())} == expected
+
+    def invoke(service: str, params: dict) -> list[dict]:
+        reply = client.post("/api/v0/invoke", data={"request": json.dumps(
+            {"service": service, "format": "json", "params": params})})
+        assert reply.status_code == 200, reply.text
+        return reply.json()["data"]
+
+    found = invoke("Mast.Caom.Filtered", {"columns": "obs_id", "filters": [
+        {"paramName": "dataproduct_type", "values": ["timeseries"]}]})
+    assert {r["obs_id"] for r in found} == {level3, ids[1], ids[2], ids[3]}
+    listed = {p["productFilename"]: p["dataproduct_type"] for p in invoke(
+        "Mast.Caom.Products", {"obsid": str(rows[level3]["obsid"])}) if p["productType"] != "PREVIEW"}
+    assert listed[f"{level3}_x1dints.fits"] == listed[f"{level3}_whtlt.ecsv"] == "timeseries"
+
+    # A catalog from before TSOVISIT was kept: NULL, typed by EXP_TYPE alone (the rows stay as
+    # they were until refreshed); recording the plan again fills it and retypes the rows.
+    url = ctx.catalog.url
+    command.downgrade(alembic_config(url), "0017_fan_in")
+    upgrade(url)
+    with ctx.catalog.session() as s:
+        assert set(s.scalars(select(Observation.tsovisit))) == {None}
+        refresh_program(s, "01234")
+    assert {k: r["dataproduct_type"] for k, r in _rows(client, program="1234").items()} == {
+        **expected, ids[1]: "spectrum", level3: "spectrum", ids[3]: "image"}
+    with ctx.catalog.session() as s:
+        upsert_program(s, plan)
+    assert {k: r["dataproduct_type"] for k, r in _rows(client, program="1234").items()} == expected

@@ -390,7 +390,7 @@ def search_observations(
             target_name=obs.target_name, s_ra=obs.target_ra, s_dec=obs.target_dec,
             proposal_id=mast.proposal_id(obs.program_id), proposal_pi=program.pi_name, obs_title=program.title,
             calib_level=calib_level, t_min=mast.mjd(t.t_min), t_max=mast.mjd(t.t_max), t_exptime=t.t_exptime,
-            dataproduct_type=mast.dataproduct_type(obs.exp_type),
+            dataproduct_type=mast.dataproduct_type(obs.exp_type, obs.tsovisit),
             dataRights=mast.data_rights(public),
             t_obs_release=mast.mjd(release), jpegURL=jpeg, dataURL=data, n_products=n or 0,
         ))

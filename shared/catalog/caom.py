@@ -33,14 +33,17 @@ rows) or one enclosing the members' footprints (Level-3 rows); ``s_ra``/``s_dec`
 centre of ``s_region``; ``t_min``/``t_max``/``t_exptime`` from the exposures' start and
 timing (detectors read out together count once in ``t_exptime``); ``em_min``/``em_max``
 (nm) the bandpass of the filter in the beam (:func:`shared.instruments.filter_band`: pivot
-wavelength -/+ half its class's width), spanning a mosaic's members; ``top_filename`` the
-highest-level current science product (a FITS file first): dataURL, and jpegURL when it
-has a preview.
+wavelength -/+ half its class's width), spanning a mosaic's members; ``dataproduct_type``
+from the exposure type (a Level-3 row: its first member's) and the observation's TSOVISIT
+(:func:`dataproduct_type`: a time series is ``timeseries`` whatever its mode);
+``top_filename`` the highest-level current science product (a FITS file first): dataURL,
+and jpegURL when it has a preview.
 
 :func:`refresh_for` is called in the transaction that registers, supersedes or switches in
 products (shared.catalog.queries, shared.reprocessing) and :func:`refresh_program` in the
-one that moves a program's release dates (shared.access); :func:`backfill` builds the rows of
-a catalog made before them (shared.catalog.db.upgrade).
+one that moves a program's release dates (shared.access) or records a plan that changes an
+observation's TSOVISIT (shared.catalog.queries.upsert_program); :func:`backfill` builds the
+rows of a catalog made before them (shared.catalog.db.upgrade).
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ from shared.naming import BadNameError, is_2c, parse_guidestar, parse_level3
 __all__ = [
     "EXPOSURE",
     "LEVEL3",
+    "TIME_SERIES_EXP_TYPES",
     "backfill",
     "caom_rows_of",
     "dataproduct_type",
@@ -106,6 +110,9 @@ _PRODUCT_TYPES = {
     "SLIT": "spectrum", "SLITLESS": "spectrum", "IFU": "cube",
 }
 _NO_ELEMENT = {"CLEAR", "CLEARP", "NONE", "N/A", "OPAQUE", ""}
+# Exposure types MAST types ``timeseries`` whatever TSOVISIT says: the public pipeline's
+# TSO_EXP_TYPES and NIRISS SOSS.
+TIME_SERIES_EXP_TYPES = frozenset({"NRC_TSIMAGE", "NRC_TSGRISM", "NRS_BRIGHTOBJ", "NIS_SOSS"})
 
 
 def instrument_name(instrument: str, exp_type: str | None) -> str:
@@ -115,10 +122,13 @@ def instrument_name(instrument: str, exp_type: str | None) -> str:
     return f"{instrument.upper()}/{mode}" if mode else instrument.upper()
 
 
-def dataproduct_type(exp_type: str | None) -> str | None:
-    """image, spectrum, cube or timeseries (None when the mode is unknown)."""
+def dataproduct_type(exp_type: str | None, tsovisit: bool | None = None) -> str | None:
+    """image, spectrum, cube or timeseries (None when the mode is unknown), as MAST types JWST
+    observations: ``timeseries`` for a time-series visit (TSOVISIT true) of any mode and for
+    the modes that are time series by themselves (:data:`TIME_SERIES_EXP_TYPES`), else the
+    type of the mode. ``tsovisit`` None: not known (the mode decides alone)."""
     exp_type = (exp_type or "").upper()
-    if exp_type.split("_", 1)[-1].startswith("TS"):
+    if tsovisit or exp_type in TIME_SERIES_EXP_TYPES:
         return "timeseries"
     return _PRODUCT_TYPES.get(_MODES.get(exp_type, ""))
 
@@ -444,8 +454,8 @@ def _exposure_row(exposure: Exposure, obs: Observation, files: list, own: list) 
             "observation_id": obs.id, "association_id": None, "calib_level": max(levels or [p.level for p in own]),
             "instrument_name": instrument_name(obs.instrument, exposure.exp_type),
             "filters": filters_label(exposure.filter, exposure.pupil), "target_name": obs.target_name,
-            "dataproduct_type": dataproduct_type(exposure.exp_type), "t_min": timing.start, "t_max": timing.end,
-            "t_exptime": timing.effexptm, "em_min": em_min, "em_max": em_max, **_derived(files, main, region)}
+            "dataproduct_type": dataproduct_type(exposure.exp_type, obs.tsovisit), "t_min": timing.start,
+            "t_max": timing.end, "t_exptime": timing.effexptm, "em_min": em_min, "em_max": em_max, **_derived(files, main, region)}
 
 
 def _level3_files(mine: list, asn: Association | None) -> tuple[list, set[str], set[str]]:
@@ -493,7 +503,8 @@ def _level3_row(program_id: str, product_name: str, own: list, files: list, asn:
         "calib_level": max(p.level for p in own), "instrument_name": instrument_name(instrument, exp_type),
         "filters": (filters_label(first.filter, first.pupil) if first is not None
                     else filters_label(obs.filter if obs else None, obs.pupil if obs else None)),
-        "target_name": obs.target_name if obs is not None else "", "dataproduct_type": dataproduct_type(exp_type),
+        "target_name": obs.target_name if obs is not None else "",
+        "dataproduct_type": dataproduct_type(exp_type, obs.tsovisit if obs is not None else None),
         "t_min": min(starts) if starts else None, "t_max": max(ends) if ends else None,
         "t_exptime": round(sum(exptime.values()), 6) if exptime and all(
             m.t_exptime is not None for m in members) else None,

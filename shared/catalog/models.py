@@ -148,6 +148,8 @@ class Observation(Base):
     exp_type: Mapped[str] = mapped_column(String(32), default="")
     filter: Mapped[str | None] = mapped_column(String(32))
     pupil: Mapped[str | None] = mapped_column(String(32))
+    tsovisit: Mapped[bool | None] = mapped_column(
+        Boolean, comment="TSOVISIT from the plan: a time-series observation; NULL: not known (recorded before 0018)")
     pre_image_for: Mapped[list[Any] | None] = mapped_column(
         JSON, default=list, comment="Observation numbers this one is the pre-image of (prerequisite products)")
     # Derived (shared.catalog.summary): what the searches would otherwise aggregate over every product.

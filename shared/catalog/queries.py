@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from shared.access import add_months, release_for
-from shared.catalog.caom import refresh_for
+from shared.catalog.caom import refresh_for, refresh_program
 from shared.catalog.db import note_new_event
 from shared.catalog.models import (
     AccessChange,
@@ -63,6 +63,7 @@ def upsert_program(session: Session, plan: Plan) -> Program:
     program.eap_months = plan.exclusive_months
     program.authorized_users = list(plan.authorized_users)
     session.flush()
+    retyped = False
     for obs in plan.observations:
         row = session.scalar(
             select(Observation).where(Observation.program_id == plan.program, Observation.number == obs.number)
@@ -70,6 +71,8 @@ def upsert_program(session: Session, plan: Plan) -> Program:
         if row is None:
             row = Observation(program_id=plan.program, number=obs.number)
             session.add(row)
+        elif row.tsovisit != obs.tsovisit:  # e.g. not known before (migration 0018): its rows' type may change
+            retyped = True
         target = plan.target(obs.target_id)
         row.target_name = target.name
         row.target_ra = target.ra
@@ -80,8 +83,11 @@ def upsert_program(session: Session, plan: Plan) -> Program:
         row.exp_type = obs.exp_type
         row.filter = obs.filter
         row.pupil = obs.pupil
+        row.tsovisit = obs.tsovisit
         row.pre_image_for = list(obs.pre_image_for)
     session.flush()
+    if retyped:
+        refresh_program(session, plan.program)
     return program
 
 
