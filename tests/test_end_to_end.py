@@ -535,33 +535,45 @@ def test_nirspec_mos_end_to_end(system, webhook, tmp_path):
     system.check_alive()
 
 
-def test_lrs_slitless_time_series_end_to_end(system, webhook, tmp_path):
+#: The spectroscopic time series run end to end: (example, its Level-3 product, the
+#: associations it makes). The MIRI LRS slitless takes the LRS's own Level-2 rule
+#: (Asn_MIRLRSTAConfirm, a spec2), NIRSpec's bright objects tso-spec2 (Asn_Lv2SpecTSO).
+TSO_SPECTRA = {
+    "miri_lrs_tso": ("jw04520-o001_t001_miri_p750l-slitlessprism", {"spec2": 1, "tso3": 1}),
+    "nirspec_bots": ("jw04522-o001_t001_nirspec_f290lp-g395m-s1600a1-sub2048", {"tso-spec2": 1, "tso3": 1}),
+}
+
+
+@pytest.mark.parametrize("example", sorted(TSO_SPECTRA))
+def test_time_series_spectroscopy_end_to_end(system, webhook, tmp_path, example):
     """``examples/miri_lrs_tso.yaml`` (MIRI LRS slitless, a transit across 60 integrations)
-    through the same workers: ingest, detector1 (``_rateints``), the spec2 association
-    (Asn_MIRLRSTAConfirm, as the public rules give this mode), stage 2's calwebb_spec2 to
-    the ``_calints`` and ``_x1dints``, the tso3 association and stage 3's calwebb_tso3 to
-    the ``_crfints``, the Level-3 ``_x1dints`` and the ``_whtlt`` light curve; previews (a
-    waterfall of the spectra, the light curve), a subscriber told of each, and the light
-    curve's transit depth within 3 % of the truth (tests/test_tso_spectra.py scores it
-    closely, with the exposure in segments)."""
+    and ``examples/nirspec_bots.yaml`` (NIRSpec's S1600A1 with G395M, 50 integrations)
+    through the same workers: ingest, detector1 (``_rateints``), the Level-2 association,
+    stage 2's calwebb_spec2 to the ``_calints`` and ``_x1dints``, the tso3 association and
+    stage 3's calwebb_tso3 to the ``_crfints``, the Level-3 ``_x1dints`` and the ``_whtlt``
+    light curve; previews (a waterfall of the spectra, the light curve), a subscriber told
+    of each, and the light curve's transit depth within 3 % of the truth
+    (tests/test_tso_spectra.py and tests/test_tso_spectra_bots.py score them closely, with
+    the exposures in segments)."""
     from astropy.table import Table
 
     ctx = system.ctx
-    desc = yaml.safe_load((REPO / "examples" / "miri_lrs_tso.yaml").read_text())
+    level3, asn_types = TSO_SPECTRA[example]
+    desc = yaml.safe_load((REPO / "examples" / f"{example}.yaml").read_text())
+    program = f"{desc['program']:05d}"
     sim = simulate(desc, tmp_path / "sim")
     deliver_references(ctx, sim.reference_paths, note="simulator references for the TSO end-to-end test")
     (stem,) = [p.stem for p in sim.telemetry_paths]
-    level3 = "jw04520-o001_t001_miri_p750l-slitlessprism"
     wanted = [f"{stem}_x1dints.fits", f"{level3}_x1dints.fits", f"{level3}_whtlt.ecsv"]
     with httpx.Client(base_url=system.api, timeout=30) as api:
-        _subscribe_to_new(system, api, webhook, "4520", "TSO end-to-end test")
+        _subscribe_to_new(system, api, webhook, str(desc["program"]), "TSO end-to-end test")
         received = receive_files(ctx, [sim.plan_path, sim.ephemeris_path, *sim.telemetry_paths])
         dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
 
         def products() -> dict[str, set]:
             with ctx.catalog.session() as s:
                 rows = s.execute(select(Product.filename, Artifact.kind).join(Artifact)
-                                 .where(Product.program_id == "04520", Product.is_current)).all()
+                                 .where(Product.program_id == program, Product.is_current)).all()
             out: dict[str, set] = {}
             for name, kind in rows:
                 out.setdefault(name, set()).add(kind)
@@ -576,15 +588,18 @@ def test_lrs_slitless_time_series_end_to_end(system, webhook, tmp_path):
             {f"{stem}_o001_crfints.fits", f"{level3}_x1dints.fits", f"{level3}_whtlt.ecsv"}
         assert made <= have, sorted(have)
         with ctx.catalog.session() as s:
-            emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == "04520",
+            emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == program,
                                                                          Association.emitted_count > 0)).all())
-        assert emitted == Counter({"spec2": 1, "tso3": 1}), emitted
+        assert emitted == Counter(asn_types), emitted
         system.wait_until(lambda: set(wanted) <= set(webhook.subjects()), 90, "webhook deliveries of the spectra",
                           webhook.subjects)
-        r = api.get("/products", params={"program": "4520", "pagesize": 1000})
+        r = api.get("/products", params={"program": str(desc["program"]), "pagesize": 1000})
         previews = {row["productFilename"] for row in r.json()["rows"] if row["productType"] == "PREVIEW"}
         assert {f"{level3}_x1dints_preview.png", f"{level3}_whtlt_preview.png"} <= previews, previews
-        [whtlt_uri] = [u for n, u in _data_uris(ctx, "04520").items() if n == f"{level3}_whtlt.ecsv"]
+        # the archive types the observation as MAST does a time series
+        r = api.get("/observations", params={"program": str(desc["program"])})
+        assert {row["dataproduct_type"] for row in r.json()["rows"]} == {"timeseries"}, r.json()
+        [whtlt_uri] = [u for n, u in _data_uris(ctx, program).items() if n == f"{level3}_whtlt.ecsv"]
         ctx.store.download_uri(whtlt_uri, tmp_path / "whtlt.ecsv")
         flux = np.asarray(Table.read(tmp_path / "whtlt.ecsv")["whitelight_flux"].value)
         truth = Table.read(tmp_path / "sim" / "truth" / f"{stem}_truth_lightcurve.ecsv")

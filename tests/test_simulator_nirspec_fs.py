@@ -431,4 +431,5 @@ def test_reference_files_open_and_calibrate_the_truth(run):
         assert np.mean(v2) == pytest.approx(run.sim.plan.observations[0].aperture.v2_ref, abs=0.01)
 
     with dm.open(run.reference("jwst_nirspec_distortion_nrs1_sim.asdf")) as distortion:
-        assert distortion.meta.exposure.p_exptype == "NRS_FIXEDSLIT|NRS_MSASPEC|"  # the MSA images through it too
+        # the MSA and the bright-object time series image through it too
+        assert distortion.meta.exposure.p_exptype == "NRS_FIXEDSLIT|NRS_BRIGHTOBJ|NRS_MSASPEC|"

@@ -41,6 +41,7 @@ from astropy.table import Table
 from stdatamodels.jwst import datamodels as dm
 
 from tests.slit_examples import PRODUCT_SERVICES, run_in_process, run_level3_locally
+from tests.tso_scoring import band_depth, bin_depths, fit_transit, transit_shape, truth_depth
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
 
@@ -63,35 +64,15 @@ def _truth(run, kind: str) -> Table:
 
 
 def _shape(run) -> np.ndarray:
-    lc = _truth(run, "lightcurve")
-    return (1.0 - np.asarray(lc["relative_flux"])) / lc.meta["transit"]["depth"]
-
-
-def _fit(flux: np.ndarray, error: np.ndarray, shape: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """(depth, its error, residuals in sigma) of ``F0 (1 - depth shape)`` fitted to a light curve."""
-    ok = np.isfinite(flux) & np.isfinite(error) & (error > 0)
-    a = np.column_stack([np.ones(ok.sum()), -shape[ok]]) / error[ok, None]
-    b = flux[ok] / error[ok]
-    coef, *_ = np.linalg.lstsq(a, b, rcond=None)
-    cov = np.linalg.inv(a.T @ a)
-    f0, blocked = coef
-    depth = blocked / f0
-    # d(depth) from the covariance of (f0, blocked)
-    grad = np.array([-blocked / f0**2, 1.0 / f0])
-    return float(depth), float(np.sqrt(grad @ cov @ grad)), b - a @ coef
+    return transit_shape(_truth(run, "lightcurve"))
 
 
 def _x1dints(run) -> np.ndarray:
     return fits.getdata(run["out"] / f"{LEVEL3}_x1dints.fits", "EXTRACT1D")
 
 
-def _truth_depth(run, wavelength: np.ndarray) -> np.ndarray:
-    """Per element: the truth's observed depth and its flux (Jy) at ``wavelength``."""
-    tr, sp = _truth(run, "transmission"), _truth(run, "spectrum")
-    o1, o2 = np.argsort(tr["wavelength"]), np.argsort(sp["wavelength"])
-    depth = np.interp(wavelength, np.asarray(tr["wavelength"])[o1], np.asarray(tr["observed_depth"])[o1])
-    jy = np.interp(wavelength, np.asarray(sp["wavelength"])[o2], np.asarray(sp["observed_jy"])[o2])
-    return depth, jy
+def _truth_depth(run, wavelength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return truth_depth(_truth(run, "transmission"), _truth(run, "spectrum"), wavelength)
 
 
 def test_segments_products_and_associations(run):
@@ -143,7 +124,7 @@ def test_white_light_depth_against_the_truth(run):
     error = np.sqrt(np.nansum(np.where(np.isfinite(x["FLUX"]), x["FLUX_ERROR"], 0.0) ** 2, axis=1))
     flux = np.asarray(whtlt["whitelight_flux"].value)
     assert flux == pytest.approx(np.nansum(x["FLUX"], axis=1), rel=1e-9)
-    depth, depth_err, pulls = _fit(flux, error, _shape(run))
+    depth, depth_err, pulls = fit_transit(flux, error, _shape(run))
     truth, jy = _truth_depth(run, x["WAVELENGTH"][0])
     expected = float(np.sum(jy * truth) / np.sum(jy))
     out = _shape(run) == 0
@@ -157,30 +138,15 @@ def test_white_light_depth_against_the_truth(run):
 def test_transmission_spectrum_against_the_truth(run):
     x = _x1dints(run)
     wavelength = x["WAVELENGTH"][0]
-    truth, jy = _truth_depth(run, wavelength)
     shape = _shape(run)
-    pulls = []
-    for lo, hi in zip(BINS[:-1], BINS[1:], strict=True):
-        sel = (wavelength >= lo) & (wavelength < hi)
-        flux = np.nansum(x["FLUX"][:, sel], axis=1)
-        error = np.sqrt(np.nansum(x["FLUX_ERROR"][:, sel] ** 2, axis=1))
-        depth, depth_err, _ = _fit(flux, error, shape)
-        expected = float(np.sum(jy[sel] * truth[sel]) / np.sum(jy[sel]))
-        pulls.append((depth - expected) / depth_err)
-        print(f"{lo:4.1f}-{hi:4.1f} um: depth {depth:.5f} +- {depth_err:.5f}, truth {expected:.5f}, "
-              f"pull {pulls[-1]:+.2f}")
-    pulls = np.array(pulls)
+    pulls = np.array([b.pull for b in bin_depths(x, BINS, shape, *_truth_depth(run, wavelength))])
     within = float(np.mean(np.abs(pulls) < 2))
     print(f"{within:.0%} of {len(pulls)} bins within 2 sigma; spread of the pulls {np.std(pulls):.2f}")
     assert within >= 0.9
     assert 0.6 < np.std(pulls) < 1.5
     # the feature at 7.4 um is seen: the 7.0-7.5 um bin deeper than the 5-6.5 um ones by most of the 0.17 % truth says
-    deep = (wavelength >= 7.0) & (wavelength < 7.5)
-    grey = (wavelength >= 5.0) & (wavelength < 6.5)
-    fluxes = [np.nansum(x["FLUX"][:, s], axis=1) for s in (deep, grey)]
-    errors = [np.sqrt(np.nansum(x["FLUX_ERROR"][:, s] ** 2, axis=1)) for s in (deep, grey)]
-    d_deep, e_deep, _ = _fit(fluxes[0], errors[0], shape)
-    d_grey, e_grey, _ = _fit(fluxes[1], errors[1], shape)
+    d_deep, e_deep = band_depth(x, (wavelength >= 7.0) & (wavelength < 7.5), shape)
+    d_grey, e_grey = band_depth(x, (wavelength >= 5.0) & (wavelength < 6.5), shape)
     assert d_deep - d_grey > 3 * np.hypot(e_deep, e_grey)
 
 

@@ -65,7 +65,7 @@ def test_the_simulator_writes_the_public_model(wavelengthrange, tmp_path):
             orders = dict(zip(model.waverange_selector, model.order, strict=True))
             assert model.meta.wavelength_units == u.m
             assert model.meta.reftype.upper() == "WAVELENGTHRANGE" and model.meta.instrument.name == "NIRSPEC"
-            assert model.meta.exposure.p_exptype == "NRS_FIXEDSLIT|NRS_MSASPEC|"
+            assert model.meta.exposure.p_exptype == "NRS_FIXEDSLIT|NRS_MSASPEC|NRS_BRIGHTOBJ|"
     assert np.allclose(ranges["CLEAR_PRISM"], [0.6e-6, 5.3e-6], rtol=0, atol=1e-12)
     assert np.allclose(ranges["F290LP_G395H"], [2.87e-6, 5.27e-6], rtol=0, atol=1e-12)
     assert orders["CLEAR_PRISM"] == 0 and orders["F070LP_G140M"] == -1
@@ -104,24 +104,26 @@ def _exposure(**overrides) -> dict:
 
 
 def test_delivered_selected_by_its_meta_and_loaded_with_its_tree(ctx, wavelengthrange):
-    """Delivered as application/asdf with EXP_TYPE its p_exptype; chosen for fixed-slit and
-    MOS exposures of either detector, not for the IFU; loaded with its ranges and meta."""
+    """Delivered as application/asdf with EXP_TYPE its p_exptype; chosen for fixed-slit,
+    MOS and bright-object exposures of either detector, not for the IFU; loaded with its
+    ranges and meta."""
     d = deliver(ctx, [wavelengthrange])
     assert d.added == (WAVELENGTHRANGE_FILENAME,)
     (info,) = d.files
     assert (info.reftype, info.instrument, info.selectors) == ("WAVELENGTHRANGE", "NIRSPEC",
-                                                               {"EXP_TYPE": "NRS_FIXEDSLIT|NRS_MSASPEC"})
+                                                               {"EXP_TYPE": "NRS_FIXEDSLIT|NRS_MSASPEC|NRS_BRIGHTOBJ"})
     stored = ctx.store.stat(Bucket.REFS, reference_key("NIRSPEC", WAVELENGTHRANGE_FILENAME))
     assert stored.content_type == "application/asdf"
     with ctx.catalog.session() as s:
-        for exp_type, det in (("NRS_FIXEDSLIT", "NRS1"), ("NRS_MSASPEC", "NRS2")):
+        for exp_type, det in (("NRS_FIXEDSLIT", "NRS1"), ("NRS_MSASPEC", "NRS2"), ("NRS_BRIGHTOBJ", "NRS1")):
             chosen = best_references(s, _exposure(EXP_TYPE=exp_type, DETECTOR=det), ["wavelengthrange"])
             assert chosen["wavelengthrange"].filename == WAVELENGTHRANGE_FILENAME
         assert best_references(s, _exposure(EXP_TYPE="NRS_IFU"), ["wavelengthrange"])["wavelengthrange"].filename \
             is None
     refs = load_references(LocalReferences(refs_dir=wavelengthrange.parent), _exposure(), ["wavelengthrange"])
     ref = refs.found["wavelengthrange"]
-    assert ref.header["REFTYPE"].upper() == "WAVELENGTHRANGE" and ref.header["EXP_TYPE"] == "NRS_FIXEDSLIT|NRS_MSASPEC"
+    assert ref.header["REFTYPE"].upper() == "WAVELENGTHRANGE" and ref.header["EXP_TYPE"] == (
+        "NRS_FIXEDSLIT|NRS_MSASPEC|NRS_BRIGHTOBJ")
     assert ref.tree["waverange_selector"][0] == "CLEAR_PRISM" and ref.tree["order"][0] == 0
     assert ref.tree["meta"]["wavelength_units"] == u.m
     assert wavelength_ranges(ref.tree)["CLEAR_PRISM"] == pytest.approx((0.6, 5.3))

@@ -21,6 +21,11 @@ Besides imaging, the simulator renders slit spectra (:mod:`services.simulator.sp
   one pointing or the public nods along the slit, ``2-POINT-NOD`` (the target at
   -size/2 and +size/2) and ``3-POINT-NOD`` (0, -size, +size; ``size`` the step between
   nods, default the slit's: 1.0", S1600A1 0.3");
+- NIRSpec's bright-object time series (``exp_type: NRS_BRIGHTOBJ``): G395M behind F290LP
+  (``filter: F290LP``, ``pupil: G395M``) through S1600A1 (``fixed_slit``, its default),
+  detector NRS1, subarray SUB2048, NRSRAPID or NRS, a time series (``tsovisit: true``)
+  staring at the target (``dither`` NONE) whose host star is the target with its
+  ``spectrum``, as the LRS slitless time series (the slit cuts its light and the sky);
 - NIRSpec multi-object spectroscopy (``exp_type: NRS_MSASPEC``) with the prism behind
   CLEAR (``filter: CLEAR``, ``pupil: PRISM``): detectors NRS1 (it sees MSA quadrants 1
   and 3), NRS2 (quadrants 2 and 4) or both, subarray FULL, NRSRAPID or NRS, one pointing (``dither``
@@ -84,9 +89,12 @@ from .spectrograph import (
     LRS_SLITLESS_EXP_TYPE,
     MSA_QUADRANTS,
     MSA_SHUTTER_PITCH,
+    NIRSPEC_BOTS,
     NIRSPEC_FS,
+    NRS_BOTS_EXP_TYPE,
     NRS_FS_EXP_TYPE,
     NRS_MOS_EXP_TYPE,
+    SPECTRAL_TSO_EXP_TYPES,
     SlitSpectrograph,
     SourceSpectrum,
     SpectralLine,
@@ -118,16 +126,19 @@ MOS_RENDERED = ("CLEAR", "PRISM")
 MOS_READOUT_PATTERNS = ("NRSRAPID", "NRS")
 # Slit spectroscopy the simulator renders (services/simulator/spectrograph.py), per instrument.
 SLIT_EXP_TYPES: dict[str, tuple[str, ...]] = {detector(LRS.detector).instrument: (LRS_EXP_TYPE, LRS_SLITLESS_EXP_TYPE),
-                                              "NIRSPEC": (NRS_FS_EXP_TYPE,)}
+                                              "NIRSPEC": (NRS_FS_EXP_TYPE, NRS_BOTS_EXP_TYPE)}
 # The nod patterns along each slit, and how close to the slit's ends (arcsec) a nod may
 # bring the target.
 NOD_PATTERNS: dict[str, tuple[str, ...]] = {LRS_EXP_TYPE: ("ALONG-SLIT-NOD",), LRS_SLITLESS_EXP_TYPE: (),
-                                            NRS_FS_EXP_TYPE: ("2-POINT-NOD", "3-POINT-NOD"),
+                                            NRS_FS_EXP_TYPE: ("2-POINT-NOD", "3-POINT-NOD"), NRS_BOTS_EXP_TYPE: (),
                                             NRS_MOS_EXP_TYPE: ("3-SHUTTER-SLITLET", "2-SHUTTER-SLITLET")}
 NOD_MARGIN_ARCSEC = 0.5
 # Readout patterns of the slits where the instrument offers more than the simulator reads
 # (NIRSpec's IRS2 patterns interleave reference pixels: not simulated).
-SLIT_READOUT_PATTERNS: dict[str, tuple[str, ...]] = {NRS_FS_EXP_TYPE: ("NRSRAPID", "NRS")}
+SLIT_READOUT_PATTERNS: dict[str, tuple[str, ...]] = {NRS_FS_EXP_TYPE: ("NRSRAPID", "NRS"),
+                                                     NRS_BOTS_EXP_TYPE: ("NRSRAPID", "NRS")}
+# The exposure types that name a NIRSpec fixed slit (FXD_SLIT).
+FIXED_SLIT_EXP_TYPES = (NRS_FS_EXP_TYPE, NRS_BOTS_EXP_TYPE)
 
 # Reference files are written with USEAFTER 2022-01-01; exposures must come after it.
 EARLIEST_START = datetime(2022, 1, 1, tzinfo=UTC)
@@ -186,8 +197,9 @@ class TargetSpec(_Strict):
     dec: float = Field(ge=-90.0, le=90.0, description="Declination, degrees.")
     aliases: list[str] = Field(default_factory=list, description="Other names the archive resolves to it.")
     spectrum: SpectrumSpec | None = Field(None, description=(
-        "Its spectrum in slit and slitless observations (MIRI LRS slit and slitless, NIRSpec fixed slits: only "
-        "they simulate one; a MIR_LRS-SLITLESS time series' host star); default DEFAULT_SPECTRUM."))
+        "Its spectrum in slit and slitless observations (MIRI LRS slit and slitless, NIRSpec fixed slits and "
+        "bright-object time series: only they simulate one; a MIR_LRS-SLITLESS or NRS_BRIGHTOBJ time series' host "
+        "star); default DEFAULT_SPECTRUM."))
 
 
 _KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "ALONG-SLIT-NOD", "2-POINT-NOD", "3-POINT-NOD",
@@ -288,7 +300,7 @@ class DitherSpec(_Strict):
 
 class TransitSpec(_Strict):
     """A transit of the host star of a TSO observation: a trapezoid light curve, grey
-    (``depth``) or, in a spectroscopic time series (MIR_LRS-SLITLESS), with a depth that
+    (``depth``) or, in a spectroscopic time series (MIR_LRS-SLITLESS, NRS_BRIGHTOBJ), with a depth that
     depends on the wavelength (``depth_spectrum``: the transmission spectrum, points
     (wavelength um, depth) joined by straight lines and held constant beyond the first and
     the last; the light curve at each wavelength is the trapezoid scaled to that depth).
@@ -374,7 +386,8 @@ class ObservationSpec(_Strict):
         "NIRSpec MOS (NRS_MSASPEC): sources given a slitlet in its MSA metadata file."))
     fixed_slit: str | None = Field(None, description=(
         "NIRSpec fixed-slit spectroscopy (NRS_FIXEDSLIT): the slit (FXD_SLIT), one of "
-        + ", ".join(NIRSPEC_FIXED_SLITS) + "; required there, not allowed elsewhere."))
+        + ", ".join(NIRSPEC_FIXED_SLITS) + "; required there; a bright-object time series (NRS_BRIGHTOBJ): "
+        + f"{NIRSPEC_BOTS.slit}, its default; not allowed elsewhere."))
 
     @field_validator("instrument")
     @classmethod
@@ -385,7 +398,7 @@ class ObservationSpec(_Strict):
         if v not in SIMULATED_INSTRUMENTS and v not in MOS_EXP_TYPES and v not in SLIT_EXP_TYPES:
             raise ValueError(
                 f"instrument {v} is not simulated (imaging of {', '.join(SIMULATED_INSTRUMENTS)}, the MIRI "
-                "LRS slit, the NIRSpec fixed slits and NIRSpec MOS only)"
+                "LRS slit, the NIRSpec fixed slits, bright-object time series and MOS only)"
             )
         return v
 
@@ -453,6 +466,15 @@ class ObservationSpec(_Strict):
 
     @model_validator(mode="before")
     @classmethod
+    def _bots_slit(cls, data: Any) -> Any:
+        """A bright-object time series observes through S1600A1 when it names no slit."""
+        if (isinstance(data, dict) and str(data.get("exp_type") or "").strip().upper() == NRS_BOTS_EXP_TYPE
+                and data.get("fixed_slit") is None):
+            return {**data, "fixed_slit": NIRSPEC_BOTS.slit}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
     def _planned_only_instrument(cls, data: Any) -> Any:
         if isinstance(data, dict):
             instrument = str(data.get("instrument") or "").strip().upper()
@@ -487,8 +509,8 @@ class ObservationSpec(_Strict):
 
     @property
     def slit(self) -> bool:
-        """A slit spectroscopy observation (MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT), or the LRS
-        without its slit (MIR_LRS-SLITLESS): one spectrograph renders them all."""
+        """A slit spectroscopy observation (MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT, NRS_BRIGHTOBJ),
+        or the LRS without its slit (MIR_LRS-SLITLESS): one spectrograph renders them all."""
         return self.spectrograph is not None
 
     def nod_step(self) -> float:
@@ -545,15 +567,26 @@ class ObservationSpec(_Strict):
     def _optics(self) -> ObservationSpec:
         if not self.detectors or self.mos:
             return self
-        if self.instrument == "NIRSPEC":  # the fixed slits: the prism behind CLEAR
+        if self.instrument == "NIRSPEC":  # the fixed slits: the prism behind CLEAR; BOTS: G395M behind F290LP
             if self.filter not in NIRSPEC_FILTERS:
                 raise ValueError(f"filter: unknown NIRSpec filter {self.filter!r}; known: {', '.join(NIRSPEC_FILTERS)}")
             if self.pupil not in NIRSPEC_GRATINGS:
                 raise ValueError(f"pupil: give the NIRSpec grating or prism, one of {', '.join(NIRSPEC_GRATINGS)}")
+            bots = NIRSPEC_BOTS
+            if self.exp_type == bots.exp_type:
+                if (self.filter, self.pupil) != (bots.filter, bots.grating):
+                    raise ValueError(f"filter/pupil: a {bots.exp_type} observation is simulated with {bots.grating} "
+                                     f"behind {bots.filter} (filter {bots.filter}, pupil {bots.grating}), not "
+                                     f"{self.filter}/{self.pupil}")
+                return self
             model = next(iter(NIRSPEC_FS.values()))
             if (self.filter, self.pupil) != (model.filter, model.grating):
+                hint = (f" ({bots.grating} behind {bots.filter} is simulated for the bright-object time series, "
+                        f"exp_type {bots.exp_type})" if (self.filter, self.pupil) == (bots.filter, bots.grating)
+                        else "")
                 raise ValueError(f"filter/pupil: the NIRSpec fixed slits are simulated with the prism behind CLEAR "
-                                 f"(filter {model.filter}, pupil {model.grating}), not {self.filter}/{self.pupil}")
+                                 f"(filter {model.filter}, pupil {model.grating}), not {self.filter}/{self.pupil}"
+                                 f"{hint}")
             return self
         table = FILTERS[self.instrument]
         clear = CLEAR_POSITIONS[self.instrument]
@@ -604,9 +637,13 @@ class ObservationSpec(_Strict):
         if self.exp_type == NRS_FS_EXP_TYPE and self.fixed_slit is None:
             raise ValueError(f"fixed_slit: a {NRS_FS_EXP_TYPE} observation names its slit (FXD_SLIT), one of "
                              f"{', '.join(NIRSPEC_FIXED_SLITS)}")
-        if self.fixed_slit is not None and self.exp_type != NRS_FS_EXP_TYPE:
-            raise ValueError(f"fixed_slit: only a NIRSpec fixed-slit observation (exp_type {NRS_FS_EXP_TYPE}) "
-                             f"names a fixed slit, not {self.exp_type or 'imaging'}")
+        if self.fixed_slit is not None and self.exp_type not in FIXED_SLIT_EXP_TYPES:
+            raise ValueError(f"fixed_slit: only a NIRSpec fixed-slit observation (exp_type {NRS_FS_EXP_TYPE}) or "
+                             f"bright-object time series ({NRS_BOTS_EXP_TYPE}) names a fixed slit, not "
+                             f"{self.exp_type or 'imaging'}")
+        if self.exp_type == NRS_BOTS_EXP_TYPE and self.fixed_slit != NIRSPEC_BOTS.slit:
+            raise ValueError(f"fixed_slit: a {NRS_BOTS_EXP_TYPE} observation is simulated through "
+                             f"{NIRSPEC_BOTS.slit} (the bright-object slit), not {self.fixed_slit}")
         model = self.spectrograph
         if model is None:
             if nod_types and self.exp_type not in nod_types:
@@ -616,8 +653,8 @@ class ObservationSpec(_Strict):
         if self.detectors != [model.detector]:
             raise ValueError(f"detectors: the {model.label} slit images on {model.detector} alone, not "
                              f"{self.detectors}")
-        if model.slitless:
-            return self._slitless(model)
+        if model.time_series:
+            return self._time_series(model)
         if self.subarray not in model.subarrays:
             hint = (f" (SLITLESSPRISM is slitless spectroscopy: exp_type {LRS_SLITLESS_EXP_TYPE})" if model is LRS
                     else "")
@@ -647,12 +684,18 @@ class ObservationSpec(_Strict):
                              "(no tsovisit, is_psf or pre_image_for)")
         return self
 
-    def _slitless(self, model: SlitSpectrograph) -> ObservationSpec:
-        """The LRS slitless time series (MIR_LRS-SLITLESS): SLITLESSPRISM, a staring TSO
-        visit whose host star is the target, with its ``spectrum``."""
+    def _time_series(self, model: SlitSpectrograph) -> ObservationSpec:
+        """A spectroscopic time series (the LRS slitless MIR_LRS-SLITLESS in SLITLESSPRISM,
+        NIRSpec's bright objects NRS_BRIGHTOBJ in SUB2048): a staring TSO visit whose host
+        star is the target, with its ``spectrum``."""
         if self.subarray not in model.subarrays:
+            what = "the slitless spectrum" if model.slitless else "its spectrum"
             raise ValueError(f"subarray: a {model.exp_type} observation is read in {' or '.join(model.subarrays)} "
-                             f"(the window that holds the slitless spectrum), not {self.subarray}")
+                             f"(the window that holds {what}), not {self.subarray}")
+        readpatts = SLIT_READOUT_PATTERNS.get(model.exp_type)
+        if readpatts is not None and self.readpatt not in readpatts:
+            raise ValueError(f"readpatt: a {model.exp_type} observation is simulated with {' or '.join(readpatts)}, "
+                             f"not {self.readpatt} (the IRS2 readout is not simulated)")
         if not self.tsovisit:
             raise ValueError(f"tsovisit: a {model.exp_type} observation is simulated as a time series of the "
                              "target (tsovisit: true)")
@@ -670,23 +713,31 @@ class ObservationSpec(_Strict):
 
     @property
     def slitless(self) -> bool:
-        """A slitless spectroscopic time series (MIR_LRS-SLITLESS)."""
+        """Slitless spectroscopy (MIR_LRS-SLITLESS): no slit cuts the light."""
         model = self.spectrograph
         return model is not None and model.slitless
+
+    @property
+    def spectroscopic_tso(self) -> bool:
+        """A spectroscopic time series whose target is the host star (MIR_LRS-SLITLESS,
+        NRS_BRIGHTOBJ): its light is the target's spectrum."""
+        model = self.spectrograph
+        return model is not None and model.time_series
 
     @model_validator(mode="after")
     def _tso(self) -> ObservationSpec:
         if (self.transit is not None or self.host_flux is not None) and not self.tsovisit:
             field = "transit" if self.transit is not None else "host_flux"
             raise ValueError(f"{field}: only a time-series observation (tsovisit: true) has a host star or a transit")
-        if self.slitless:
+        if self.spectroscopic_tso:
             return self
+        spectral = " or ".join(SPECTRAL_TSO_EXP_TYPES)
         if self.transit is not None and self.host_flux is None:
             raise ValueError("transit: needs host_flux, the flux (e-/s) of the star that is transited (a "
-                             f"{LRS_SLITLESS_EXP_TYPE} time series takes the target's spectrum instead)")
+                             f"{spectral} time series takes the target's spectrum instead)")
         if self.transit is not None and self.transit.chromatic:
             raise ValueError(f"transit.depth_spectrum: a depth per wavelength needs a spectroscopic time series "
-                             f"(exp_type {LRS_SLITLESS_EXP_TYPE}); an imaging time series takes a grey depth")
+                             f"(exp_type {spectral}); an imaging time series takes a grey depth")
         return self
 
 
@@ -829,8 +880,8 @@ class ProgramDescription(_Strict):
                                        if o.slit and o.target == target.name))
             if target.spectrum is not None and not slits:
                 raise ValueError(f"targets[{k}].spectrum: only a slit or slitless observation (exp_type "
-                                 f"{LRS_EXP_TYPE}, {LRS_SLITLESS_EXP_TYPE} or {NRS_FS_EXP_TYPE}) simulates a "
-                                 f"spectrum, and none observes {target.name!r}")
+                                 f"{LRS_EXP_TYPE}, {LRS_SLITLESS_EXP_TYPE}, {NRS_FS_EXP_TYPE} or "
+                                 f"{NRS_BOTS_EXP_TYPE}) simulates a spectrum, and none observes {target.name!r}")
             for j, line in enumerate(target.spectrum.lines if target.spectrum is not None else []):
                 if not any(m.band[0] <= line.wavelength <= m.band[1] for m in slits):
                     bands = ", ".join(f"{m.band[0]:.2f}-{m.band[1]:.2f} um" for m in slits)

@@ -18,13 +18,16 @@ carries it, so a flat-fielded rate is electrons per nominal pixel); the PSF is t
 spectrograph's (the pointing jitter's widening, a few mas against 0.03-0.47", is not
 applied to the slit scene).
 
-A MIRI LRS slitless time series (MIR_LRS-SLITLESS, SLITLESSPRISM) is a slit exposure of
-the slitless spectrograph (:data:`.spectrograph.LRS_SLITLESS`: no slit loss, the whole
-band's sky on every pixel) whose target is the TSO host star: with a transit, the light
-the planet blocks at full transit (the target's spectrum times the depth per wavelength)
-is rendered too, and integration ``i`` sees the target out of transit less ``k_i`` times
-that (``k_i`` the trapezoid's shape at its mid time, :func:`.transit.light_curve`); the
-truth holds the mean over the integrations and :class:`SlitTransitTruth`.
+A spectroscopic time series, the MIRI LRS slitless one (MIR_LRS-SLITLESS, SLITLESSPRISM)
+or NIRSpec's bright-object one (NRS_BRIGHTOBJ, SUB2048), is a slit exposure of its
+spectrograph (:data:`.spectrograph.LRS_SLITLESS`: no slit loss, the whole band's sky on
+every pixel; :data:`.spectrograph.NIRSPEC_BOTS`: G395M through S1600A1, whose slit cuts the
+light and the sky as any slit's) whose target is the TSO host star: with a transit, the
+light the planet blocks at full transit (the target's spectrum times the depth per
+wavelength, through the same slit) is rendered too, and integration ``i`` sees the target
+out of transit less ``k_i`` times that (``k_i`` the trapezoid's shape at its mid time,
+:func:`.transit.light_curve`); the truth holds the mean over the integrations and
+:class:`SlitTransitTruth`, its white light over the spectrograph's white-light band.
 
 A NIRSpec MOS exposure (NRS_MSASPEC, PRISM/CLEAR, NRS1 or NRS2 FULL) sees what its
 observation's MSA metadata file opens at its dither point (:class:`.msa.MsaExposure`):
@@ -115,7 +118,7 @@ from .spectrograph import (
     render_slit,
     slit_spectrograph,
 )
-from .transit import WHITE_LIGHT_BAND_UM, HostStar, LightCurve, light_curve, white_light_depth
+from .transit import HostStar, LightCurve, light_curve, white_light_depth
 
 __all__ = [
     "ExposureSimulation",
@@ -168,9 +171,10 @@ class StarTruth:
 @dataclass(frozen=True)
 class HostTruth:
     """The host star of a TSO exposure: ``flux`` e-/s out of transit, ``x``/``y`` 0-based
-    window pixels, and its light curve (relative flux per integration). A slitless time
-    series' host is the target: ``flux`` its e-/s over the white-light band's rows (before
-    the pixel area), ``x``/``y`` where it would image undispersed, the curve its white light."""
+    window pixels, and its light curve (relative flux per integration). A spectroscopic time
+    series' host is the target: ``flux`` its e-/s over the spectral pixels of the
+    spectrograph's white-light band (before the pixel area), ``x``/``y`` where it would
+    image undispersed, the curve its white light."""
 
     id: int
     flux: float
@@ -207,7 +211,7 @@ class SlitTruth:
 
 @dataclass(frozen=True)
 class SlitTransitTruth:
-    """The transit of a slitless time series' host star (the slit exposure's source).
+    """The transit of a spectroscopic time series' host star (the slit exposure's source).
 
     ``transit`` as described (grey ``depth`` or ``depth_spectrum``); ``blocked`` (ny, nx)
     the photo-electrons per second per pixel the planet blocks at full transit (the host's
@@ -215,9 +219,9 @@ class SlitTransitTruth:
     ``blocked_electrons`` per spectral pixel of the window, e-/s before the pixel area (as
     :attr:`SlitTruth.pixel_electrons`, so their ratio is the depth each row sees through
     the line-spread function); ``depth_electrons`` and ``depth_fnu`` the white-light depth
-    over :data:`.transit.WHITE_LIGHT_BAND_UM` weighted by electrons (a box sum of the
-    rates) and by f_nu (a sum of the calibrated spectrum over rows); ``band_electrons``
-    the host's e-/s in that band out of transit (before the pixel area).
+    over the spectrograph's ``white_light_band`` weighted by electrons (a box sum of the
+    rates) and by f_nu (a sum of the calibrated spectrum over spectral pixels);
+    ``band_electrons`` the host's e-/s in that band out of transit (before the pixel area).
     """
 
     transit: TransitSpec
@@ -502,7 +506,7 @@ def simulate_exposure(
             source_image, slit = _slit_scene(slit_model, gw, target, sub,
                                              spectrum or DEFAULT_SPECTRUM.source_spectrum(), sky_scale, area,
                                              transit=transit)
-            if host is not None:  # a slitless time series: the target is the host star
+            if host is not None:  # a spectroscopic time series: the target is the host star
                 curve = light_curve(host, obs, target, exp.start_time, schedule, ephemeris,
                                     depth=None if slit.transit is None else slit.transit.depth_electrons)
                 if slit.transit is not None:  # the mean over the integrations, as a variable star's
@@ -603,9 +607,10 @@ def _slit_scene(model: SlitSpectrograph, gw, target, sub: Subarray, spectrum: So
     (pixel area included) and its truth (the sky's image with it).
 
     ``gw`` the window's gwcs at the true pointing, which places the target in the slit;
-    ``sky_scale`` the factor on the slit's default sky (0: no sky); ``transit`` a slitless
-    time series' transit of the target: the light it blocks at full transit is rendered
-    too (:class:`SlitTransitTruth`; the image returned is the target out of transit).
+    ``sky_scale`` the factor on the slit's default sky (0: no sky); ``transit`` a
+    spectroscopic time series' transit of the target: the light it blocks at full transit
+    is rendered too, through the same slit (:class:`SlitTransitTruth`; the image returned
+    is the target out of transit).
     """
     x, y = gw.invert(target.ra, target.dec, with_bounding_box=False)
     xt, yt = float(x) + sub.xstart - 1.0, float(y) + sub.ystart - 1.0  # full frame, 0-based
@@ -627,10 +632,11 @@ def _slit_scene(model: SlitSpectrograph, gw, target, sub: Subarray, spectrum: So
         blocked_per_pixel = blocked.sum(axis=0) if model.dispaxis == 1 else blocked.sum(axis=1)
         s, wavelength, band = _window_spectrum(model, sub, across)
         per_jy = model.electrons_per_jy(s)
+        white = model.white_light_band
         transit_truth = SlitTransitTruth(
             transit=transit, blocked=blocked * area, blocked_electrons=blocked_per_pixel,
-            depth_electrons=white_light_depth(wavelength, per_pixel, blocked_per_pixel),
-            depth_fnu=white_light_depth(wavelength, per_pixel / per_jy, blocked_per_pixel / per_jy),
+            depth_electrons=white_light_depth(wavelength, per_pixel, blocked_per_pixel, white),
+            depth_fnu=white_light_depth(wavelength, per_pixel / per_jy, blocked_per_pixel / per_jy, white),
             band_electrons=float(per_pixel[band].sum()))
     truth = SlitTruth(model=model, source=source, x=xt, y=yt, sky_scale=float(sky_scale), pixel_electrons=per_pixel,
                       sky=scene.sky * area, transit=transit_truth)
@@ -641,11 +647,14 @@ def _window_spectrum(model: SlitSpectrograph, sub: Subarray, across: float
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per spectral pixel of the window: its 0-based full-frame spectral pixel, the
     wavelength (um) of the light a source ``across`` arcsec from the reference point puts
-    there, and whether that is in the white-light band."""
+    there (NaN off the spectrum's pixels, ``model.span``: the truth's tables hold those),
+    and whether that is in the spectrograph's white-light band."""
     start, size = (sub.xstart, sub.xsize) if model.dispaxis == 1 else (sub.ystart, sub.ysize)
     s = np.arange(size, dtype=np.float64) + (start - 1)
-    wavelength = model.wavelength(s - across / model.pixel_scale)
-    return s, wavelength, (wavelength >= WHITE_LIGHT_BAND_UM[0]) & (wavelength <= WHITE_LIGHT_BAND_UM[1])
+    on_spectrum = (s >= model.span[0]) & (s <= model.span[1])
+    wavelength = np.where(on_spectrum, model.wavelength(s - across / model.pixel_scale), np.nan)
+    low, high = model.white_light_band
+    return s, wavelength, (wavelength >= low) & (wavelength <= high)
 
 
 def _band_electrons(slit: SlitTruth, sub: Subarray) -> float:

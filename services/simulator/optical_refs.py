@@ -22,8 +22,8 @@ area from the distortion; QE = the detector model's flat):
   full-frame 0-based pixels to (V2, V3) arcsec with its fitted inverse; input units pixel,
   output arcsec; EXP_TYPE the first imaging type and P_EXPTYPE all of them (``A|B|``;
   MIRIMAGE's also MIR_LRS-FIXEDSLIT: the slit images through the imager's optics; NRS1's
-  NRS_FIXEDSLIT and NRS_MSASPEC, NRS2's NRS_MSASPEC: the slits' and shutters' undispersed
-  images at the prism's reference wavelength);
+  NRS_FIXEDSLIT, NRS_BRIGHTOBJ and NRS_MSASPEC, NRS2's NRS_MSASPEC: the slits' and
+  shutters' undispersed images at the disperser's reference wavelength);
   NIRCam also MODULE, CHANNEL and PUPIL/P_PUPIL ANY.
 - FILTEROFFSET (FilteroffsetModel, ASDF ``jwst_<inst>_filteroffset_<det>_sim.asdf``, per
   detector): one row per filter (MIRI) or filter/pupil pair (NIRCam, NIRISS: those of
@@ -35,8 +35,9 @@ filters: not the LRS prism P750L, whose calibration is the slit's own
 (:func:`services.simulator.slit_refs.write_lrs_references`); a FLAT is written for it
 as for any filter the plan uses on the detector. NIRSpec (simulated for its fixed slits
 and the MOS) gets FLAT and DISTORTION of each detector used (NRS1; NRS2 for the MOS): the
-FLAT of each (filter, grating) used, FILTER CLEAR and GRATING PRISM (no PUPIL: selected by
-DETECTOR and FILTER), the same ``QE * area * g0 / gain``; its slits' calibration is
+FLAT of each (filter, grating) used, FILTER CLEAR and GRATING PRISM, or F290LP and G395M
+for the bright-object time series (no PUPIL: selected by DETECTOR and FILTER), the same
+``QE * area * g0 / gain``; its slits' calibration is
 theirs (:func:`services.simulator.slit_refs.write_nirspec_fs_references`,
 :func:`services.simulator.slit_refs.write_nirspec_mos_references`).
 

@@ -8,8 +8,10 @@ Layout of ``out_dir``::
     telemetry/<visit_id>_gs.ccsds                 (guide-star ID/ACQ1/ACQ2/TRACK of a guided visit)
     truth/<exposure_id>_truth_{rate.fits,stars.ecsv,jumps.ecsv}
     truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
-    truth/<exposure_id>_truth_spectrum.ecsv       (slit exposures: MIRI LRS slit and slitless, NIRSpec fixed slits)
-    truth/<exposure_id>_truth_transmission.ecsv   (slitless time series with a transit: depth per row)
+    truth/<exposure_id>_truth_spectrum.ecsv       (slit exposures: MIRI LRS slit and slitless, NIRSpec fixed slits
+                                                  and bright-object time series)
+    truth/<exposure_id>_truth_transmission.ecsv   (spectroscopic time series with a transit: depth per spectral
+                                                  pixel)
     truth/<exposure_id>_truth_spectrum_s<sssss>.ecsv  (NIRSpec MOS: one per MSA source on the detector,
                                                      NRS1's quadrants 1 and 3, NRS2's 2 and 4)
     truth/truth.json
@@ -20,6 +22,7 @@ Layout of ``out_dir``::
     refs/jwst_miri_{specwcs,photom,pathloss}_lrs-fixedslit_sim.fits  (a plan with an LRS observation)
     refs/jwst_miri_{specwcs,photom}_lrs-slitless_sim.fits  (a plan with an LRS slitless observation)
     refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs1_fixedslit_sim.fits  (a NIRSpec fixed-slit observation)
+    refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs1_brightobj_sim.fits  (a NIRSpec bright-object time series)
     refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs<n>_msaspec_sim.fits,
     refs/jwst_nirspec_msaoper_sim.json            (a rendered NIRSpec MOS observation: per detector it
                                                   uses, NRS1 and/or NRS2; one MSAOPER, every quadrant)
@@ -73,7 +76,7 @@ from .reffiles import DarkRequest, write_reference_files
 from .slit_refs import write_nirspec_mos_references, write_slit_references
 from .spectrograph import SourceSpectrum, slit_spectrograph
 from .telemetry_writer import max_rows_per_packet, write_telemetry
-from .transit import WHITE_LIGHT_BAND_UM, HostStar
+from .transit import HostStar
 from .truth import (
     transit_summary,
     write_exposure_truth,
@@ -135,14 +138,14 @@ def _check_packets(plan: Plan, knobs: SimulationSpec) -> None:
 
 def host_star(desc: ProgramDescription, observation: int) -> HostStar | None:
     """The TSO host star of an observation (by number), or None: an imaging time series'
-    star of ``host_flux`` e-/s, or a slitless time series' target (flux None: its
-    spectrum is the target's)."""
+    star of ``host_flux`` e-/s, or a spectroscopic time series' target (MIR_LRS-SLITLESS,
+    NRS_BRIGHTOBJ; flux None: its spectrum is the target's)."""
     for index, spec in enumerate(desc.observations):
         if desc.observation_number(index) != observation:
             continue
         if spec.host_flux is not None:
             return HostStar(flux=spec.host_flux, transit=spec.transit)
-        if spec.slitless:
+        if spec.spectroscopic_tso:
             return HostStar(flux=None, transit=spec.transit)
     return None
 
@@ -371,10 +374,11 @@ def simulate(
             "truth_spectra": "NIRSpec MOS: one truth_spectrum table per MSA source on the detector, with its MSA "
                              "identification (source, slitlet, quadrant, row, columns, primary shutter)",
             "truth_rate SKY": "slit: the sky's e-/s (pixel area included); STARS is then the source's DN/s",
-            "truth_lightcurve": "TSO: per integration the host's relative flux (a slitless time series: its "
+            "truth_lightcurve": "TSO: per integration the host's relative flux (a spectroscopic time series: its "
                                 "white light over white_light_band_um)",
-            "truth_transmission": "slitless time series with a transit: per spectral pixel (LRS row) the depth at "
-                                  "full transit, intrinsic and through the line-spread function",
+            "truth_transmission": "spectroscopic time series with a transit: per spectral pixel (LRS row, NIRSpec "
+                                  "column) the depth at full transit, intrinsic and through the line-spread "
+                                  "function",
         },
         "photometry": _photometry(plan),
     })
@@ -466,8 +470,8 @@ def _exposure_entry(sim: ExposureSimulation, telemetry: Path, truth_dir: Path, o
         entry["truth_lightcurve"] = str(curve.relative_to(out))
         entry["host_star"] = {"id": host.id, "flux_e_per_s": host.flux, "x": host.x, "y": host.y}
         entry["transit"] = None if transit is None else transit_summary(host.curve, transit)
-        if t.slit is not None:  # a slitless time series: the host's light is its spectrum
-            entry["host_star"]["flux_band_um"] = list(WHITE_LIGHT_BAND_UM)
+        if t.slit is not None:  # a spectroscopic time series: the host's light is its spectrum
+            entry["host_star"]["flux_band_um"] = list(t.slit.model.white_light_band)
     transmission = write_transmission_truth(sim, truth_dir)
     if transmission is not None:
         entry["truth_transmission"] = str(transmission.relative_to(out))

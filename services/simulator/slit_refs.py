@@ -68,6 +68,20 @@ NIRSpec fixed slits with PRISM/CLEAR (:func:`write_nirspec_fs_references`, NRS1,
   wavelength 0.55-5.45 um in steps of 0.01 um, given in metres (the WCS CRVAL3/CDELT3);
   UNIFORM 1 (a uniform source is calibrated as it comes through the slit).
 
+NIRSpec bright-object time series (:func:`write_nirspec_bots_references`, NRS_BRIGHTOBJ,
+G395M behind F290LP through S1600A1 on NRS1, ``jwst_nirspec_<type>_nrs1_brightobj_sim.fits``),
+the fixed slits' formats for the one slit, selected by EXP_TYPE NRS_BRIGHTOBJ (so a
+bright-object exposure gets these and a fixed-slit one, NRS_FIXEDSLIT, the prism's):
+
+- SPECWCS: PRIMARY EXP_TYPE / P_EXP_TY NRS_BRIGHTOBJ, FILTER F290LP, GRATING G395M,
+  DISPAXIS 1; one BINTABLE, EXTNAME S1600A1, per column of the 2.87-5.10 um spectrum
+  (IMX, IMY the slit centre's image at the grating's reference wavelength, 4.2 um;
+  SLITWID, SLITLEN 1.6", V2VERT/V3VERT, APERNAME NRS_S1600A1_SLIT).
+- PHOTOM (``NrsFsPhotomModel``): the row (F290LP, G395M, S1600A1), in the fixed slits'
+  convention (RELRESPONSE 1 at the throughput's peak, 4.0 um).
+- PATHLOSS (``PathlossModel``): the S1600A1 aperture (its transmission of a point source
+  at its place, 0.55-5.45 um: the grating's band inside).
+
 NIRSpec MOS with PRISM/CLEAR on NRS1 and NRS2 (:func:`write_nirspec_mos_references`, per
 detector ``jwst_nirspec_<type>_<detector>_msaspec_sim.fits``; one MSAOPER for the MSA,
 ``jwst_nirspec_msaoper_sim.json``):
@@ -108,9 +122,10 @@ detector ``jwst_nirspec_<type>_<detector>_msaspec_sim.fits``; one MSAOPER for th
   1.5 for MOS1X3, the middle shutter's centre at 0: no loss along it, the bars are not
   modelled), 0.55-5.45 um in metres; UNIFORM 1.
 
-FLAT (CLEAR/PRISM) and DISTORTION of NRS1 (and of NRS2 for the MOS) are written with the imaging ones
-(:mod:`services.simulator.optical_refs`); WAVELENGTHRANGE (the public ASDF, one file for
-both slit modes and detectors) with both sets (:mod:`services.simulator.wavelengthrange_ref`).
+FLAT (CLEAR/PRISM; F290LP/G395M for the bright objects) and DISTORTION of NRS1 (and of
+NRS2 for the MOS) are written with the imaging ones (:mod:`services.simulator.optical_refs`);
+WAVELENGTHRANGE (the public ASDF, one file for every slit mode and both detectors) with
+each set (:mod:`services.simulator.wavelengthrange_ref`).
 """
 
 from __future__ import annotations
@@ -138,7 +153,9 @@ from .spectrograph import (
     MSA_SHUTTER_PITCH,
     MSA_X0,
     MSA_Y0,
+    NIRSPEC_BOTS,
     NIRSPEC_FS,
+    NRS_BOTS_EXP_TYPE,
     NRS_FS_EXP_TYPE,
     NRS_MOS_EXP_TYPE,
     ROW_PITCH,
@@ -147,9 +164,9 @@ from .spectrograph import (
 )
 from .wavelengthrange_ref import write_nirspec_wavelengthrange
 
-__all__ = ["MSAOPER_FILENAME", "nirspec_fs_filename", "nirspec_mos_filename", "shutter_trace_model",
-           "slit_trace_table", "slit_vertices", "write_lrs_references", "write_lrs_slitless_references",
-           "write_nirspec_fs_references",
+__all__ = ["MSAOPER_FILENAME", "nirspec_bots_filename", "nirspec_fs_filename", "nirspec_mos_filename",
+           "shutter_trace_model", "slit_trace_table", "slit_vertices", "write_lrs_references",
+           "write_lrs_slitless_references", "write_nirspec_bots_references", "write_nirspec_fs_references",
            "write_nirspec_mos_references", "write_slit_references"]
 
 MSAOPER_FILENAME = "jwst_nirspec_msaoper_sim.json"
@@ -328,8 +345,9 @@ def _trace_hdu(model: SlitSpectrograph, name: str) -> fits.BinTableHDU:
          for c in _TABLE_COLUMNS], name=name)
 
 
-def _nirspec_specwcs(models: list[SlitSpectrograph], detector_model, path: Path) -> Path:
-    primary = _nirspec_specwcs_primary(models[0], "Simulated NIRSpec fixed slits PRISM/CLEAR: trace per column")
+def _nirspec_specwcs(models: list[SlitSpectrograph], detector_model, path: Path,
+                     description: str = "Simulated NIRSpec fixed slits PRISM/CLEAR: trace per column") -> Path:
+    primary = _nirspec_specwcs_primary(models[0], description)
     h = primary.header
     h.add_comment("One BINTABLE per fixed slit (EXTNAME the slit): per detector column of its spectrum,")
     h.add_comment("x_center/y_center (column and trace offsets from IMX-1, IMY-1, pixels), wavelength (um)")
@@ -339,8 +357,9 @@ def _nirspec_specwcs(models: list[SlitSpectrograph], detector_model, path: Path)
     for model in models:
         hdu = _trace_hdu(model, model.slit)
         e = hdu.header
-        e["IMX"] = (model.imx, "1-based column of the slit centre at 2 um")
-        e["IMY"] = (model.imy, "1-based row of the slit centre at 2 um")
+        reference = f"{float(model.wavelength(model.s_ref)):g} um"  # the law's reference wavelength
+        e["IMX"] = (model.imx, f"1-based column of the slit centre at {reference}")
+        e["IMY"] = (model.imy, f"1-based row of the slit centre at {reference}")
         for key, value in slit_vertices(model).items():
             e[key.replace("_", "").upper()] = (value, "[arcsec] slit corner on the sky")
         e["SLITWID"] = (model.slit_width, "[arcsec] slit width (along x)")
@@ -377,10 +396,10 @@ def _photom_table(models: list[SlitSpectrograph], detector_model, by_slit: bool)
     return table
 
 
-def _nirspec_photom(models: list[SlitSpectrograph], detector_model, path: Path) -> Path:
+def _nirspec_photom(models: list[SlitSpectrograph], detector_model, path: Path,
+                    what: str = "Simulated NIRSpec fixed slits") -> Path:
     photom = dm.NrsFsPhotomModel(phot_table=_photom_table(models, detector_model, by_slit=True))
-    _slit_common(photom, "PHOTOM", detector_model, "Simulated NIRSpec fixed slits: point-source flux calibration",
-                 NRS_FS_EXP_TYPE)
+    _slit_common(photom, "PHOTOM", detector_model, f"{what}: point-source flux calibration", models[0].exp_type)
     photom.meta.photometry.pixelarea_steradians = models[0].pixel_area_sr
     photom.meta.photometry.pixelarea_arcsecsq = models[0].pixel_scale**2
     return _save(photom, path)
@@ -406,13 +425,13 @@ def _pathloss_aperture(model: SlitSpectrograph, name: str, shutters: int, across
     }
 
 
-def _nirspec_pathloss(models: list[SlitSpectrograph], detector_model, path: Path) -> Path:
+def _nirspec_pathloss(models: list[SlitSpectrograph], detector_model, path: Path,
+                      what: str = "Simulated NIRSpec fixed slits") -> Path:
     pathloss = dm.PathlossModel()
     for model in models:
         pathloss.apertures.append(_pathloss_aperture(model, model.slit, 0, _NRS_PATHLOSS_ACROSS, model.slit_width,
                                                      _NRS_PATHLOSS_ALONG))
-    _slit_common(pathloss, "PATHLOSS", detector_model, "Simulated NIRSpec fixed slits: point-source slit losses",
-                 NRS_FS_EXP_TYPE)
+    _slit_common(pathloss, "PATHLOSS", detector_model, f"{what}: point-source slit losses", models[0].exp_type)
     return _save(pathloss, path)
 
 
@@ -433,6 +452,36 @@ def write_nirspec_fs_references(detector_model, out_dir: Path) -> list[Reference
         ReferenceFile("PATHLOSS", name, _nirspec_pathloss(models, detector_model,
                                                           out_dir / nirspec_fs_filename("pathloss", name)), "GENERIC"),
         write_nirspec_wavelengthrange(out_dir),  # one file for both detectors and both slit modes
+    ]
+
+
+def nirspec_bots_filename(reftype: str, detector_name: str = "NRS1") -> str:
+    """``jwst_nirspec_<reftype>_<detector>_brightobj_sim.fits``."""
+    return f"jwst_nirspec_{reftype}_{detector_name}_brightobj_sim.fits".lower()
+
+
+def write_nirspec_bots_references(detector_model, out_dir: Path) -> list[ReferenceFile]:
+    """SPECWCS, PHOTOM and PATHLOSS of NIRSpec's bright-object time series (G395M/F290LP
+    through S1600A1, NRS_BRIGHTOBJ) for NRS1, in the fixed slits' formats (see the module
+    docstring), and WAVELENGTHRANGE. ValueError for another detector."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = detector_model.detector.name
+    model = NIRSPEC_BOTS
+    if name != model.detector:
+        raise ValueError(f"the NIRSpec bright-object time series is simulated on {model.detector}, not {name}")
+    what = f"Simulated NIRSpec bright-object time series {model.slit} {model.grating}/{model.filter}"
+    return [
+        ReferenceFile("SPECWCS", name, _nirspec_specwcs([model], detector_model,
+                                                        out_dir / nirspec_bots_filename("specwcs", name),
+                                                        f"{what}: trace per column"), "GENERIC"),
+        ReferenceFile("PHOTOM", name, _nirspec_photom([model], detector_model,
+                                                      out_dir / nirspec_bots_filename("photom", name), what),
+                      "GENERIC"),
+        ReferenceFile("PATHLOSS", name, _nirspec_pathloss([model], detector_model,
+                                                          out_dir / nirspec_bots_filename("pathloss", name), what),
+                      "GENERIC"),
+        write_nirspec_wavelengthrange(out_dir),
     ]
 
 
@@ -547,8 +596,8 @@ def write_nirspec_mos_references(detector_model, out_dir: Path, failed_open, fai
 
 def write_slit_references(models, detector_model, out_dir: Path) -> list[ReferenceFile]:
     """The references of the slits ``models`` used on the detector of ``detector_model``:
-    the LRS slit's, the LRS slitless mode's, and (one set for all five) the NIRSpec fixed
-    slits'."""
+    the LRS slit's, the LRS slitless mode's, (one set for all five) the NIRSpec fixed
+    slits', and the NIRSpec bright-object time series'."""
     exp_types = {m.exp_type for m in models}
     written = []
     if LRS_EXP_TYPE in exp_types:
@@ -557,4 +606,6 @@ def write_slit_references(models, detector_model, out_dir: Path) -> list[Referen
         written += write_lrs_slitless_references(LRS_SLITLESS, detector_model, out_dir)
     if NRS_FS_EXP_TYPE in exp_types:
         written += write_nirspec_fs_references(detector_model, out_dir)
+    if NRS_BOTS_EXP_TYPE in exp_types:
+        written += write_nirspec_bots_references(detector_model, out_dir)
     return written

@@ -1,6 +1,7 @@
 """Slit spectrographs with known truth: one model, :class:`SlitSpectrograph`, of which the
-MIRI low-resolution spectrometer's slit (:data:`LRS`, ``MIR_LRS-FIXEDSLIT``) and the five
-NIRSpec fixed slits with the prism (:data:`NIRSPEC_FS`, ``NRS_FIXEDSLIT``) are instances;
+MIRI low-resolution spectrometer's slit (:data:`LRS`, ``MIR_LRS-FIXEDSLIT``), the five
+NIRSpec fixed slits with the prism (:data:`NIRSPEC_FS`, ``NRS_FIXEDSLIT``) and NIRSpec's
+bright-object time series with G395M (:data:`NIRSPEC_BOTS`, ``NRS_BRIGHTOBJ``) are instances;
 the dispersed scene a slit makes on its detector; the spectrum a perfect extraction
 recovers. The reference files that carry the same facts to the pipeline are written by
 :mod:`services.simulator.slit_refs`.
@@ -16,7 +17,7 @@ wavelength.
 Common to every slit:
 
 - Wavelength of a slit-centred source at spectral pixel ``s``: the disperser's law
-  (:class:`QuadraticDispersion` or :class:`PrismDispersion`) of ``d``.
+  (:class:`QuadraticDispersion`, :class:`PrismDispersion` or :class:`GratingDispersion`) of ``d``.
 - Trace: the slit centre images at spatial pixel ``t = t_ref + t0 + t1 d + t2 d^2``.
 - PSF: the simulator's diffraction-limited Gaussian (FWHM 0.0317" per um,
   :func:`services.simulator.optics.psf_fwhm_arcsec`). Along the slit a point source has
@@ -75,6 +76,29 @@ S200B1        0.2" x 3.3"  1170.30     1127.70  SUBS200B1
 - Sky: near-IR zodiacal light, 0.25 MJy/sr at 1 um to 0.20 MJy/sr at 5 um: about 0.1
   electron per second in a pixel of S200A1.
 
+NIRSpec's bright-object time series (:data:`NIRSPEC_BOTS`, ``NRS_BRIGHTOBJ``): the G395M
+grating behind F290LP through S1600A1 (1.6" x 1.6", aperture NRS_S1600A1_SLIT) on NRS1,
+read in SUB2048 (full-frame rows 1025-1056, 1-based, all 2048 columns, one output), about
+S1600A1's reference point (IMX, IMY) = (1140.90, 1040.20); a spectroscopic time series
+(``time_series``) of its target, the TSO host star:
+
+- Grating law (:class:`GratingDispersion`, ``dispaxis`` 1, wavelength increasing with the
+  column): ``lambda(d) = 4.2 + 0.00179 d + 2e-8 d^2`` um: 0.00176 um per pixel at 2.87 um,
+  0.00181 at 5.10 um. The spectrum runs from F290LP's cut-on, 2.87 um, to the grating's
+  red end on NRS1, 5.10 um: full-frame columns 391-1639 (0-based; 1249 columns, 387 and
+  404 from the reference-pixel borders), band 2.871-5.098 um.
+- The prism slits' trace (``y = IMY - 1 + 0.003 d + 4e-6 d^2``: rows 1038.6-1041.7,
+  0-based, inside the window's 1024-1055), 0.1" per pixel, blur 0.85 px and sky; the
+  slit passes a centred point source whole (its transmission is 1 to double precision:
+  the PSF's FWHM, 0.09-0.16", against its 1.6"), and the sky fills it (0.04 e-/s per
+  pixel at 3 um).
+- Resolving power ``lambda / FWHM``: 768 at 3 um, 945 at 4 um, 1083 at 5 um (742 at
+  2.87, 1095 at 5.10).
+- Throughput 0.45 at 4.0 um, width 0.8 um (0.17 at both ends of the band): electrons
+  per second per Jy in one column 4.6e4 at 3 um, 7.7e4 at 4 um, 2.9e4 at 5 um.
+- Its white light (:attr:`SlitSpectrograph.white_light_band`) is the whole band,
+  2.87-5.10 um.
+
 The MIRI LRS without its slit (:data:`LRS_SLITLESS`, ``MIR_LRS-SLITLESS``, the prism in
 the imager's filter wheel read through the SLITLESSPRISM window, full-frame columns 1-72,
 rows 529-944, 1-based): the slit model's prism law, trace, PSF/LSF, throughput and
@@ -89,6 +113,8 @@ one pixel's sky, ``(0.11")^2``), over the ``s'`` whose sky patch, at undispersed
 - s_ref)``, is inside the imager's field (the detector's 1024 rows): the long
 wavelengths of the lower rows come from sky below the field, so the level falls smoothly
 toward the window's bottom (:meth:`SlitSpectrograph.slitless_sky_electrons`); uniform along x.
+A spectroscopic time series of its target (``time_series``) whose white light is the
+band 5-12 um.
 
 NIRSpec multi-object spectroscopy (``NRS_MSASPEC``) with PRISM/CLEAR on NRS1 and NRS2: a
 slitlet of the micro-shutter array (MSA) is a :class:`SlitSpectrograph` too
@@ -145,6 +171,7 @@ from shared.instruments import detector as detector_info
 
 __all__ = [
     "COLUMN_PITCH",
+    "GratingDispersion",
     "LRS",
     "LRS_EXP_TYPE",
     "LRS_SLITLESS",
@@ -157,9 +184,11 @@ __all__ = [
     "MSA_X0",
     "MSA_Y0",
     "ModulatedSpectrum",
+    "NIRSPEC_BOTS",
     "NIRSPEC_FS",
     "NRS1_QUADRANTS",
     "NRS2_QUADRANTS",
+    "NRS_BOTS_EXP_TYPE",
     "NRS_FS_EXP_TYPE",
     "NRS_MOS_EXP_TYPE",
     "ROW_PITCH",
@@ -167,6 +196,7 @@ __all__ = [
     "QuadraticDispersion",
     "RenderedSlit",
     "SLIT_SPECTROGRAPHS",
+    "SPECTRAL_TSO_EXP_TYPES",
     "SlitSource",
     "SlitSpectrograph",
     "SourceSpectrum",
@@ -186,6 +216,7 @@ LRS_EXP_TYPE = "MIR_LRS-FIXEDSLIT"
 LRS_SLITLESS_EXP_TYPE = "MIR_LRS-SLITLESS"
 NRS_FS_EXP_TYPE = "NRS_FIXEDSLIT"
 NRS_MOS_EXP_TYPE = "NRS_MSASPEC"
+NRS_BOTS_EXP_TYPE = "NRS_BRIGHTOBJ"
 
 
 @dataclass(frozen=True)
@@ -317,6 +348,34 @@ class PrismDispersion:
 
 
 @dataclass(frozen=True)
+class GratingDispersion:
+    """A grating's law (the NIRSpec G395M): ``lambda(d) = reference + linear d + quadratic
+    d^2`` (um; ``d`` pixels from the reference point), nearly linear: the camera's small
+    departure from a constant dispersion is the quadratic term. Monotonic over the
+    spectrum (``|quadratic d| << |linear| / 2`` there); :meth:`offset` is the root on that
+    branch, written so that it stays exact as ``quadratic`` goes to 0."""
+
+    reference: float  # um at d = 0
+    linear: float  # um per pixel at d = 0
+    quadratic: float  # um per pixel^2
+
+    def wavelength(self, d: np.ndarray) -> np.ndarray:
+        d = np.asarray(d, np.float64)
+        return self.reference + (self.linear + self.quadratic * d) * d
+
+    def derivative(self, d: np.ndarray) -> np.ndarray:
+        """d lambda / d d, um per pixel."""
+        return self.linear + 2.0 * self.quadratic * np.asarray(d, np.float64)
+
+    def offset(self, wavelength: np.ndarray) -> np.ndarray:
+        """``d`` of ``wavelength``: ``2 u / (b + sign(b) sqrt(b^2 + 4 c u))`` with ``u =
+        lambda - reference``, ``b`` linear, ``c`` quadratic (the root near ``u / b``)."""
+        u = np.asarray(wavelength, np.float64) - self.reference
+        b = self.linear
+        return 2.0 * u / (b + math.copysign(1.0, b) * np.sqrt(b * b + 4.0 * self.quadratic * u))
+
+
+@dataclass(frozen=True)
 class SlitSpectrograph:
     """A slit and its disperser on one detector (see the module docstring).
 
@@ -338,7 +397,7 @@ class SlitSpectrograph:
     slit_length: float  # arcsec
     pixel_scale: float  # arcsec per pixel along the slit
     dispaxis: int  # 1: dispersion along x; 2: along y
-    law: QuadraticDispersion | PrismDispersion
+    law: QuadraticDispersion | PrismDispersion | GratingDispersion
     trace_coeffs: tuple[float, float, float]
     span: tuple[int, int]
     subarrays: tuple[str, ...]  # the readout windows that hold the slit's spectrum
@@ -349,6 +408,8 @@ class SlitSpectrograph:
     sky_levels: tuple[tuple[float, float], tuple[float, float]]
     shutters: tuple[int, int, tuple[int, ...]] | None = None  # MSA slitlet: (quadrant, row, columns)
     slitless: bool = False  # no slit: no slit loss, and the sky of the whole band on every pixel
+    time_series: bool = False  # a spectroscopic time series of its target, the TSO host star
+    white_light: tuple[float, float] | None = None  # a time series' white-light band, um (None: the spectrum's)
 
     # -- geometry ---------------------------------------------------------------------
     @property
@@ -402,6 +463,12 @@ class SlitSpectrograph:
         """(shortest, longest) wavelength, um, of the spectrum's pixels."""
         ends = self.wavelength(np.array(self.span, np.float64))
         return float(ends.min()), float(ends.max())
+
+    @property
+    def white_light_band(self) -> tuple[float, float]:
+        """(shortest, longest) wavelength, um, of a time series' white light: the mode's
+        own band (:attr:`white_light`), else the spectrum's whole band."""
+        return self.white_light if self.white_light is not None else self.band
 
     @property
     def slit_width_px(self) -> float:
@@ -519,7 +586,7 @@ LRS_SLITLESS = dataclasses.replace(
     LRS, exp_type=LRS_SLITLESS_EXP_TYPE, aperture="MIRIM_SLITLESSPRISM", imx=_SLITLESS_REF[0], imy=_SLITLESS_REF[1],
     span=(math.ceil(LRS.span[0] - LRS.s_ref + _SLITLESS_REF[1] - 1.0),
           math.floor(LRS.span[1] - LRS.s_ref + _SLITLESS_REF[1] - 1.0)),
-    subarrays=("SLITLESSPRISM",), slitless=True,
+    subarrays=("SLITLESSPRISM",), slitless=True, time_series=True, white_light=(5.0, 12.0),
 )
 
 _NRS_PRISM = PrismDispersion(p=21.4, q=31.0, reference=2.0)
@@ -565,6 +632,30 @@ def _nirspec_fixed_slit(name: str) -> SlitSpectrograph:
 
 #: The NIRSpec fixed slits with PRISM/CLEAR, by FXD_SLIT name.
 NIRSPEC_FS: dict[str, SlitSpectrograph] = {name: _nirspec_fixed_slit(name) for name in _NRS_SLITS}
+
+#: G395M behind F290LP: the band from the filter's cut-on to the grating's red end on NRS1
+#: (um), and the grating's law about S1600A1's reference point (4.2 um at IMX).
+_G395M_BAND = (2.87, 5.10)
+_G395M = GratingDispersion(reference=4.2, linear=0.00179, quadratic=2.0e-8)
+_BOTS_SLIT = "S1600A1"
+
+
+def _nirspec_bots() -> SlitSpectrograph:
+    """NIRSpec's bright-object time series (the module docstring): G395M behind F290LP
+    through S1600A1 on NRS1, read in SUB2048; the fixed slits' trace, PSF, blur and sky."""
+    width, length, imx, imy = _NRS_SLITS[_BOTS_SLIT]
+    prism = NIRSPEC_FS[_BOTS_SLIT]
+    first = math.ceil(float(_G395M.offset(_G395M_BAND[0])) + imx - 1.0)
+    last = math.floor(float(_G395M.offset(_G395M_BAND[1])) + imx - 1.0)
+    return dataclasses.replace(
+        prism, exp_type=NRS_BOTS_EXP_TYPE, filter="F290LP", grating="G395M", law=_G395M, span=(first, last),
+        subarrays=("SUB2048",), peak_throughput=0.45, throughput_centre=4.0, throughput_width=0.8,
+        time_series=True, white_light=_G395M_BAND,
+    )
+
+
+#: NIRSpec's bright-object time series (NRS_BRIGHTOBJ): G395M/F290LP through S1600A1.
+NIRSPEC_BOTS = _nirspec_bots()
 
 #: The MSA: shutters per quadrant, rows (along the dispersion) x columns (spatial).
 MSA_QUADRANT_SHAPE = (365, 171)
@@ -630,12 +721,18 @@ def msa_slitlet(quadrant: int, row: int, columns) -> SlitSpectrograph:
 
 #: Every slit the simulator renders, by (EXP_TYPE, FXD_SLIT or None).
 SLIT_SPECTROGRAPHS: dict[tuple[str, str | None], SlitSpectrograph] = {
-    (LRS_EXP_TYPE, None): LRS, (LRS_SLITLESS_EXP_TYPE, None): LRS_SLITLESS, **{(NRS_FS_EXP_TYPE, name): model for name, model in NIRSPEC_FS.items()}}
+    (LRS_EXP_TYPE, None): LRS, (LRS_SLITLESS_EXP_TYPE, None): LRS_SLITLESS, **{(NRS_FS_EXP_TYPE, name): model for name, model in NIRSPEC_FS.items()},
+    (NRS_BOTS_EXP_TYPE, _BOTS_SLIT): NIRSPEC_BOTS}
+
+#: The spectroscopic time series the simulator renders (a TSO of their target, the host star).
+SPECTRAL_TSO_EXP_TYPES: tuple[str, ...] = tuple(dict.fromkeys(
+    m.exp_type for m in SLIT_SPECTROGRAPHS.values() if m.time_series))
 
 
 def slit_spectrograph(exp_type: str | None, fixed_slit: str | None = None) -> SlitSpectrograph | None:
     """The slit an exposure of ``exp_type`` (and ``fixed_slit``, NIRSpec) disperses with;
-    None for an exposure type without one. ValueError for an unknown fixed slit."""
+    None for an exposure type without one. ValueError for an unknown fixed slit, or a
+    bright-object time series through another slit than S1600A1 (None: S1600A1)."""
     exp_type = (exp_type or "").upper()
     if exp_type == LRS_EXP_TYPE:
         return LRS
@@ -647,6 +744,11 @@ def slit_spectrograph(exp_type: str | None, fixed_slit: str | None = None) -> Sl
         except KeyError:
             raise ValueError(f"fixed_slit: {fixed_slit!r} is not a NIRSpec fixed slit; one of "
                              f"{', '.join(NIRSPEC_FS)}") from None
+    if exp_type == NRS_BOTS_EXP_TYPE:
+        if (fixed_slit or NIRSPEC_BOTS.slit).upper() != NIRSPEC_BOTS.slit:
+            raise ValueError(f"fixed_slit: a {NRS_BOTS_EXP_TYPE} observation is simulated through "
+                             f"{NIRSPEC_BOTS.slit}, not {fixed_slit}")
+        return NIRSPEC_BOTS
     return None
 
 

@@ -17,13 +17,16 @@ and third contact (``|t - mid| <= T14 / 2 - ingress``), linear in between. Its *
 ``k(t)`` is the fraction of the full depth reached (0 outside, 1 between second and third
 contact), so the flux is ``1 - depth * k(t)``.
 
-A spectroscopic time series (MIR_LRS-SLITLESS) has a depth per wavelength
+A spectroscopic time series (MIR_LRS-SLITLESS, NRS_BRIGHTOBJ) has a depth per wavelength
 (``TransitSpec.depth_spectrum``): at each wavelength the host's flux is ``f_nu(lambda) (1 -
 depth(lambda) k(t))``. Its white-light light curve is ``1 - D k(t)`` with ``D`` the
 white-light depth (:func:`white_light_depth`): the blocked light over the host's light,
-both summed over the rows of the spectrum whose wavelengths are in
-:data:`WHITE_LIGHT_BAND_UM` (5-12 um), weighted by electrons (what a box sum of the rates
-gives) or by f_nu (what a sum of the calibrated spectrum over those rows gives).
+both summed over the spectral pixels (LRS rows, NIRSpec columns) whose wavelengths are in
+the spectrograph's white-light band
+(:attr:`.spectrograph.SlitSpectrograph.white_light_band`: the LRS slitless
+:data:`WHITE_LIGHT_BAND_UM`, 5-12 um; NIRSpec's G395M its whole spectrum, 2.87-5.10 um),
+weighted by electrons (what a box sum of the rates gives) or by f_nu (what a sum of the
+calibrated spectrum over those pixels gives).
 """
 
 from __future__ import annotations
@@ -40,12 +43,14 @@ from shared.plan import Observation, Target
 
 from .description import TransitSpec
 from .ramps import FrameSchedule
+from .spectrograph import LRS_SLITLESS
 
 __all__ = ["WHITE_LIGHT_BAND_UM", "HostStar", "LightCurve", "integration_mid_offsets", "light_curve",
            "observation_span", "trapezoid", "white_light_depth"]
 
-#: The band (um) of a spectroscopic time series' white light in the truth.
-WHITE_LIGHT_BAND_UM = (5.0, 12.0)
+#: The band (um) of the MIRI LRS slitless time series' white light in the truth (each
+#: spectrograph carries its own: ``SlitSpectrograph.white_light_band``).
+WHITE_LIGHT_BAND_UM = LRS_SLITLESS.white_light_band
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,7 @@ def light_curve(host: HostStar, obs: Observation, target: Target, exposure_start
 
 
 def white_light_depth(wavelength: np.ndarray, weight: np.ndarray, blocked: np.ndarray,
-                      band: tuple[float, float] = WHITE_LIGHT_BAND_UM) -> float:
+                      band: tuple[float, float]) -> float:
     """The white-light depth of a transit seen per spectral pixel: ``sum(blocked) /
     sum(weight)`` over the pixels whose ``wavelength`` (um) is in ``band``; ``weight`` the
     host's light in each pixel out of transit, ``blocked`` the part the planet blocks at

@@ -18,7 +18,8 @@ Per exposure and detector (``<exposure_id>`` as in the telemetry file name):
 - ``<exposure_id>_truth_jumps.ecsv``: one row per injected cosmic ray.
 - ``<exposure_id>_truth_lightcurve.ecsv`` (TSO exposures with a host star): one row per
   integration: mid time, relative flux and flux of the host star, its pixel position.
-- ``<exposure_id>_truth_spectrum.ecsv`` (slit exposures: MIRI LRS, NIRSpec fixed slits):
+- ``<exposure_id>_truth_spectrum.ecsv`` (slit exposures: MIRI LRS, NIRSpec fixed slits
+  and bright-object time series):
   one row per spectral pixel of the spectrum (the slit's ``span``: detector rows of the
   LRS, columns of NIRSpec): wavelengths, the source's intrinsic and observed f_nu, the
   slit's transmission, the trace, the electrons and the sky; meta: where the source sits
@@ -27,13 +28,15 @@ Per exposure and detector (``<exposure_id>`` as in the telemetry file name):
   ``source_x``; a NIRSpec table ``column``, ``trace_y``, ``source_y``. The rate file of
   such an exposure also has a ``SKY`` image (e-/s, pixel area included: the slit's sky
   part of FLUX), and its STARS image is the source's part of SCI.
-- ``<exposure_id>_truth_transmission.ecsv`` (MIRI LRS slitless time series with a
-  transit): one row per row of the spectrum: wavelengths, the depth at full transit
-  (intrinsic, and ``observed_depth``: the blocked light over the host's light in the row,
-  through the line-spread function), the host's and the blocked electrons; meta: the
-  white-light depths over 5-12 um (electron- and f_nu-weighted) and the transit. Such an
-  exposure's light curve is the white light over that band, its spectrum truth the
-  slit's table with transmission 1 and the slitless sky.
+- ``<exposure_id>_truth_transmission.ecsv`` (spectroscopic time series with a transit:
+  MIRI LRS slitless, NIRSpec bright objects): one row per spectral pixel of the spectrum
+  (LRS row, NIRSpec column): wavelengths, the depth at full transit (intrinsic, and
+  ``observed_depth``: the blocked light over the host's light in the pixel, through the
+  line-spread function), the host's and the blocked electrons; meta: the white-light
+  depths over the spectrograph's white-light band (``white_light_band_um``: LRS 5-12 um,
+  NIRSpec G395M its whole spectrum, 2.87-5.10 um; electron- and f_nu-weighted) and the
+  transit. Such an exposure's light curve is the white light over that band; its
+  spectrum truth is the slit's table (LRS slitless: transmission 1 and the slitless sky).
 - ``<exposure_id>_truth_spectrum_s<source_id, 5 digits>.ecsv`` (NIRSpec MOS exposures):
   one per MSA source whose slitlet is on the detector, in the NIRSpec fixed-slit table's
   layout (its slitlet is the slit: ``trace_y`` the slitlet centre's trace), the meta
@@ -63,7 +66,6 @@ from astropy.time import Time
 
 from .exposure import ExposureSimulation
 from .spectrograph import observed_spectrum
-from .transit import WHITE_LIGHT_BAND_UM
 
 __all__ = ["transit_summary", "write_exposure_truth", "write_lightcurve_truth", "write_mos_truth",
            "write_spectrum_truth", "write_transmission_truth", "write_truth_index"]
@@ -381,9 +383,9 @@ def transit_summary(curve, transit) -> dict:
 
 
 def write_transmission_truth(sim: ExposureSimulation, directory: Path) -> Path | None:
-    """Write ``<exposure_id>_truth_transmission.ecsv`` of a slitless time series with a
-    transit (None for any other exposure): one row per spectral pixel of the spectrum (see
-    the module docstring)."""
+    """Write ``<exposure_id>_truth_transmission.ecsv`` of a spectroscopic time series with
+    a transit (None for any other exposure): one row per spectral pixel of the spectrum
+    (see the module docstring)."""
     slit = sim.truth.slit
     if slit is None or slit.transit is None:
         return None
@@ -415,7 +417,7 @@ def write_transmission_truth(sim: ExposureSimulation, directory: Path) -> Path |
     curve = sim.truth.host.curve
     table.meta.update({
         "exposure_id": sim.name.exposure_id,
-        "white_light_band_um": list(WHITE_LIGHT_BAND_UM),
+        "white_light_band_um": list(model.white_light_band),
         "white_light_depth": tr.depth_electrons,
         "white_light_depth_fnu": tr.depth_fnu,
         "transit": transit_summary(curve, tr.transit),
@@ -431,10 +433,10 @@ def write_transmission_truth(sim: ExposureSimulation, directory: Path) -> Path |
             "source_e_per_s": f"the host's photo-electrons/s in this {spectral} out of transit (before the pixel "
                               "area and the flat)",
             "blocked_e_per_s": f"the photo-electrons/s the planet blocks in this {spectral} at full transit",
-            "white_light_depth": "sum of blocked_e_per_s / sum of source_e_per_s over the rows whose "
+            "white_light_depth": f"sum of blocked_e_per_s / sum of source_e_per_s over the {spectral}s whose "
                                  "source_wavelength is in white_light_band_um (a box sum of the rates)",
-            "white_light_depth_fnu": "the same with each row's electrons divided by its electrons_per_jy (a sum "
-                                     "of the calibrated spectrum, Jy, over those rows)",
+            "white_light_depth_fnu": f"the same with each {spectral}'s electrons divided by its electrons_per_jy (a "
+                                     f"sum of the calibrated spectrum, Jy, over those {spectral}s)",
         },
     })
     path = Path(directory) / f"{sim.name.exposure_id}_truth_transmission.ecsv"
@@ -462,24 +464,28 @@ def write_lightcurve_truth(sim: ExposureSimulation, directory: Path) -> Path | N
         units={"mid_mjd_utc": "d", "mid_bjd_tdb": "d", "host_flux": "electron/s", "x": "pix", "y": "pix"},
     )
     transit = host.host.transit
-    spectral = sim.truth.slit is not None  # a slitless time series: the host's light is its spectrum
+    slit = sim.truth.slit
+    spectral = slit is not None  # a spectroscopic time series: the host's light is its spectrum
+    pixels = ("rows" if slit.model.dispaxis == 2 else "columns") if spectral else ""
+    where = ("the slitless reference point" if slit.model.slitless else "the slit's reference point") if spectral \
+        else ""
     table.meta.update({
         "exposure_id": sim.name.exposure_id,
         "host_star_id": host.id,
         "host_flux_out_of_transit": host.flux,
         "transit": None if transit is None else transit_summary(host.curve, transit),
-        **({"white_light_band_um": list(WHITE_LIGHT_BAND_UM)} if spectral else {}),
+        **({"white_light_band_um": list(slit.model.white_light_band)} if spectral else {}),
         "description": {
             "mid_mjd_utc": "mid time of the integration (INT_TIMES convention), UTC MJD",
             "mid_bjd_tdb": "the same instant at the solar-system barycentre (light arrival at the observatory, "
                            "its ephemeris), TDB, as MJD",
             "relative_flux": "host flux / out-of-transit flux, constant within the integration" + (
-                "; the white light: the spectrum's rows in white_light_band_um, 1 - depth * (fraction of the full "
-                "depth reached), depth the electron-weighted white-light depth" if spectral else ""),
+                f"; the white light: the spectrum's {pixels} in white_light_band_um, 1 - depth * (fraction of the "
+                "full depth reached), depth the electron-weighted white-light depth" if spectral else ""),
             "host_flux": "host star photo-electrons/s in this integration" + (
                 " in white_light_band_um (before the pixel area and the flat)" if spectral else ""),
             "x, y": "0-based window pixel of the host star (true pointing" + (
-                "; undispersed, where the slitless reference point images)" if spectral else ")"),
+                f"; undispersed, where {where} images)" if spectral else ")"),
         },
     })
     path = Path(directory) / f"{sim.name.exposure_id}_truth_lightcurve.ecsv"

@@ -6,13 +6,14 @@ The public layout for NIRSpec: ``waverange_selector`` the pairs (``<FILTER>_<GRA
 e.g. ``CLEAR_PRISM``), ``wavelengthrange`` one ``[low, high]`` per pair in the units of
 ``meta.wavelength_units`` (metres), ``order`` the spectral order of each (0 for the prism,
 -1 for the gratings, as the public file numbers them). One file for both detectors and
-every slit mode (``meta.exposure.p_exptype`` NRS_FIXEDSLIT and NRS_MSASPEC); CRDS selects
-it by EXP_TYPE alone.
+every slit mode (``meta.exposure.p_exptype`` NRS_FIXEDSLIT, NRS_MSASPEC and
+NRS_BRIGHTOBJ); CRDS selects it by EXP_TYPE alone.
 
 CLEAR_PRISM is the simulator's prism band (:mod:`.spectrograph`, 0.6-5.3 um: the columns
-it renders). The gratings are not simulated; their rows are the public file's nominal
-ranges, so a grating exposure planned here is calibrated with the range the public
-pipeline would use.
+it renders). The gratings' rows are the public file's nominal ranges, so a grating
+exposure is calibrated with the range the public pipeline would use; the one grating
+simulated, G395M behind F290LP (the bright-object time series), renders 2.87-5.10 um,
+inside its row's 2.87-5.27 um.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from stdatamodels.jwst import datamodels as dm
 
 from .optical_refs import _save_asdf
 from .reffiles import AUTHOR, PEDIGREE, USEAFTER, ReferenceFile
-from .spectrograph import _NRS_PRISM_BAND, NRS_FS_EXP_TYPE, NRS_MOS_EXP_TYPE
+from .spectrograph import _NRS_PRISM_BAND, NRS_BOTS_EXP_TYPE, NRS_FS_EXP_TYPE, NRS_MOS_EXP_TYPE
 
 __all__ = ["WAVELENGTHRANGE_FILENAME", "WAVELENGTH_RANGES", "write_nirspec_wavelengthrange"]
 
 WAVELENGTHRANGE_FILENAME = "jwst_nirspec_wavelengthrange_sim.asdf"
 
 #: (FILTER_GRATING, order, low um, high um): the prism's from the simulator, the gratings'
-#: the public WAVELENGTHRANGE's nominal ranges (not simulated here).
+#: the public WAVELENGTHRANGE's nominal ranges.
 WAVELENGTH_RANGES: tuple[tuple[str, int, float, float], ...] = (
     ("CLEAR_PRISM", 0, *_NRS_PRISM_BAND),
     ("F070LP_G140M", -1, 0.70, 1.27),
@@ -60,7 +61,7 @@ def write_nirspec_wavelengthrange(out_dir: Path) -> ReferenceFile:
     meta.reftype = "WAVELENGTHRANGE"
     meta.instrument.name = "NIRSPEC"
     meta.exposure.type = NRS_FS_EXP_TYPE
-    meta.exposure.p_exptype = f"{NRS_FS_EXP_TYPE}|{NRS_MOS_EXP_TYPE}|"
+    meta.exposure.p_exptype = f"{NRS_FS_EXP_TYPE}|{NRS_MOS_EXP_TYPE}|{NRS_BOTS_EXP_TYPE}|"
     meta.useafter = USEAFTER
     meta.description = ("Simulated NIRSpec wavelength ranges per filter/grating: CLEAR_PRISM the simulated prism's "
                         "band, the gratings the public nominal ranges")

@@ -1,7 +1,8 @@
 """calwebb_spec2 for slit spectra (MIRI LRS fixed slit, ``MIR_LRS-FIXEDSLIT``; NIRSpec's
-fixed slits, ``NRS_FIXEDSLIT``, and MOS, ``NRS_MSASPEC``) and the MIRI LRS without its
-slit (``MIR_LRS-SLITLESS``, a time series's ``_rateints`` or one ``_rate``), declared over
-the kernels of ``steps/`` and :mod:`shared.spectra` (those stage 3 uses too).
+fixed slits, ``NRS_FIXEDSLIT``, and MOS, ``NRS_MSASPEC``), the MIRI LRS without its
+slit (``MIR_LRS-SLITLESS``, a time series's ``_rateints`` or one ``_rate``) and NIRSpec's
+bright-object time series through S1600A1 (``NRS_BRIGHTOBJ``, its ``_rateints``), declared
+over the kernels of ``steps/`` and :mod:`shared.spectra` (those stage 3 uses too).
 
 No I/O: the science ``_rate``, its background (nod) exposures and loaded reference files
 in, products out. Steps in order (:data:`SPEC2`), as the public pipeline runs them for
@@ -32,7 +33,10 @@ extract_1d (with background regions either side of the trace: the sky fills the 
 no slit, so no path loss, and no rectified ``_s2d``. A time series is calibrated
 integration by integration: its ``_calints`` is a CubeModel (with its 2-D WAVELENGTH and
 INT_TIMES) and its ``_x1dints`` a TSOMultiSpecModel, a spectrum per integration with its
-times (:func:`shared.datamodels.spectra.x1dints_product`).
+times (:func:`shared.datamodels.spectra.x1dints_product`). A bright-object time series
+takes the fixed slit's steps (its slit S1600A1, FXD_SLIT) integration by integration but
+resample_spec (no ``_s2d`` for a time series, as in the public pipeline); its ``_calints``
+is a SlitModel of 3-D arrays.
 
 The MIRI LRS ``_cal`` is a SlitModel, as the public pipeline writes it for this mode, with
 its WAVELENGTH array (each pixel's wavelength; NaN off the slit), read by later steps, and
@@ -104,6 +108,8 @@ from shared.refdata import Reference, ReferenceFileError, ReferenceProvider, loa
 from shared.spectra import (
     SLIT_EXP_TYPES,
     SLITLESS_EXP_TYPES,
+    TSO_SLIT_EXP_TYPES,
+    TSO_SPEC_EXP_TYPES,
     ExtractParams,
     Rectified,
     SlitTrace,
@@ -136,8 +142,8 @@ log = logging.getLogger(__name__)
 
 MOS_EXP_TYPE = "NRS_MSASPEC"
 _MOS = frozenset({MOS_EXP_TYPE})
-#: What calwebb_spec2 calibrates: the slit modes and the slitless ones.
-SPEC2_EXP_TYPES = SLIT_EXP_TYPES | SLITLESS_EXP_TYPES
+#: What calwebb_spec2 calibrates: the slit modes, the slitless ones and the slit time series.
+SPEC2_EXP_TYPES = SLIT_EXP_TYPES | SLITLESS_EXP_TYPES | TSO_SLIT_EXP_TYPES
 
 
 class Spec2Options(BaseModel):
@@ -174,8 +180,8 @@ class SpecState(CalState):
 
 def _spec_state(product: FitsProduct, backgrounds: Sequence[FitsProduct], msa: MsaMetadata | None) -> SpecState:
     state = _state_from(product, backgrounds)
-    slitless = str(product.keywords.get("EXP_TYPE") or "").upper() in SLITLESS_EXP_TYPES
-    if state.sci.ndim != 2 and not slitless:
+    time_series = str(product.keywords.get("EXP_TYPE") or "").upper() in TSO_SPEC_EXP_TYPES
+    if state.sci.ndim != 2 and not time_series:
         raise InputError(f"{state.name}: a slit spectrum is calibrated from a _rate (one image); "
                          f"SCI has shape {state.sci.shape}")
     return SpecState(**{f.name: getattr(state, f.name) for f in dataclasses.fields(CalState)}, msa=msa)
@@ -545,7 +551,8 @@ SPEC2: Pipeline[SpecState] = Pipeline(
         Step("flat_field", "S_FLAT", _flat_field, reftypes=("flat",), exp_types=SPEC2_EXP_TYPES),
         Step("extract_2d", "S_EXTR2D", _extract_2d, optional_reftypes=("distortion",), exp_types=_MOS),
         Step("srctype", "S_SRCTYP", _srctype, exp_types=SPEC2_EXP_TYPES),
-        Step("pathloss", "S_PTHLOS", _pathloss, reftypes=("pathloss",), exp_types=SLIT_EXP_TYPES),
+        Step("pathloss", "S_PTHLOS", _pathloss, reftypes=("pathloss",),
+             exp_types=SLIT_EXP_TYPES | TSO_SLIT_EXP_TYPES),
         Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), exp_types=SPEC2_EXP_TYPES),
         Step("resample_spec", "S_RESAMP", _resample_spec, exp_types=SLIT_EXP_TYPES),
         Step("extract_1d", "S_EXTR1D", _extract_1d, params=ExtractParams, exp_types=SPEC2_EXP_TYPES),
@@ -720,7 +727,7 @@ def run_spec2(
 
     tables = {k: v for k, v in science.tables.items() if k == "INT_TIMES"}
     bsub = _product(state.bsub, header(state.bsub, "bkg_subtract"), tables) if state.bsub is not None else None
-    if state.sci.ndim == 3:  # a slitless time series
+    if state.sci.ndim == 3:  # a time series
         return _cube_output(science, state, header, tables, bsub, record, context)
     if exp_type == MOS_EXP_TYPE:
         cal, s2d, x1d = _mos_products(state, header)
@@ -739,9 +746,12 @@ def run_spec2(
 
 def _cube_output(science: FitsProduct, state: SpecState, header: Callable[[SpecState, str | None], dict],
                  tables: dict, bsub: FitsProduct | None, record: RunRecord, context: str | None) -> Spec2Output:
-    """The ``_calints`` (a CubeModel with its WAVELENGTH image and INT_TIMES) and the
-    ``_x1dints`` of a time series."""
+    """The ``_calints`` (with its WAVELENGTH image and INT_TIMES) and the ``_x1dints`` of a
+    time series. As the public pipeline writes them: a CubeModel without a slit, a SlitModel
+    (of 3-D arrays, with the slit's own keywords) through a slit (NIRSpec's S1600A1)."""
     cal = _product(state, header(state, "photom"), tables)
+    if str(state.keywords.get("EXP_TYPE") or "").upper() in TSO_SLIT_EXP_TYPES:
+        cal.model_type = "SlitModel"
     if state.wavelength is not None:
         cal.images["WAVELENGTH"] = state.wavelength
     x1dints = None

@@ -8,11 +8,12 @@ image3: tweakreg -> skymatch -> outlier_detection (-> ``_crf`` per member) -> re
 (-> ``_i2d``) -> source_catalog (-> ``_cat`` table and ``_segm``).
 tso3: outlier_detection (-> ``_crfints`` per member) -> tso_photometry (imaging: ->
 ``_phot`` table, all members' integrations in time order); for a slitless spectroscopic
-time series (MIRI LRS slitless) -> pixel_replace (each flagged pixel of the members' cubes
-filled with its median over the nearby integrations, DQ FLUX_ESTIMATED) -> extract_1d
-(each integration's spectrum along the trace of the SPECWCS reference, at the source
-spec2 placed (SRCXPOS/SRCYPOS); -> one ``_x1dints`` of all members' integrations, the
-segments of a long series in order) -> white_light (-> the ``_whtlt`` light curve).
+time series (MIRI LRS slitless; NIRSpec's bright objects through S1600A1) -> pixel_replace
+(each flagged pixel of the members' cubes filled with its median over the nearby
+integrations, DQ FLUX_ESTIMATED) -> extract_1d (each integration's spectrum along the
+trace of the SPECWCS reference, at the source spec2 placed (SRCXPOS/SRCYPOS); -> one
+``_x1dints`` of all members' integrations, the segments of a long series in order) ->
+white_light (-> the ``_whtlt`` light curve).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ from shared.datamodels.dqflags import PIXEL
 from shared.datamodels.spectra import IntegrationTimes, integration_times, x1dints_product
 from shared.errors import InputError
 from shared.imaging_wcs import fits_gwcs, rotate_gwcs, sky_rotation
+from shared.instruments import keyword_pixel_scale
 from shared.naming import member_output_name
 from shared.pipeline import (
     Output,
@@ -99,13 +101,17 @@ from shared.resample import (
 )
 from shared.spectra import (
     SLITLESS_EXP_TYPES,
+    TSO_SPEC_EXP_TYPES,
     ExtractParams,
+    SlitTrace,
     boxcar_extract,
+    in_frame,
+    recorded_source_along,
     reference_point,
     slit_table,
     slit_trace,
-    source_along,
 )
+from shared.spectra.wavelengthrange import bound_trace, exposure_range
 
 __all__ = [
     "IMAGE3",
@@ -840,27 +846,37 @@ def _pixel_replace(s: Tso3State, a: StepArgs) -> Skip | None:
     return None
 
 
-def _slitless_trace(m: _Member, ref: Reference):
-    """The member's trace (from the SPECWCS table about the slitless reference point) and
-    its source's place along the rows from it (SRCXPOS/SRCYPOS: spec2's undispersed source
-    pixel)."""
+def _member_trace(m: _Member, refs: Mapping[str, Reference]) -> tuple[SlitTrace, float]:
+    """The member's trace from the SPECWCS table (about the slitless reference point without
+    a slit; the slit's own table, FXD_SLIT, through one), cut to its filter and grating's
+    range as spec2 cut it (NIRSpec, with WAVELENGTHRANGE), and its source's place along the
+    frame's rows from it (SRCXPOS/SRCYPOS as spec2 recorded them)."""
     kw = m.product.keywords
-    x_src, y_src = card_value(m.product, "SRCXPOS"), card_value(m.product, "SRCYPOS")
-    if x_src is None or y_src is None:
+    srcpos = card_value(m.product, "SRCXPOS"), card_value(m.product, "SRCYPOS")
+    if srcpos[0] is None or srcpos[1] is None:
         raise InputError(f"{m.name} does not say where its source is (SRCXPOS, SRCYPOS): spec2's assign_wcs "
                          "writes them")
     try:
-        table, cards = slit_table(ref.tables, ref.table_headers, ref.header, None)
-        trace = slit_trace(table, *reference_point(cards, slitless=True), xstart=int(kw.get("SUBSTRT1", 1)),
-                           ystart=int(kw.get("SUBSTRT2", 1)), ny=m.sci.shape[1], dispaxis=int(cards.get("DISPAXIS", 2)))
+        scale = keyword_pixel_scale(kw)
+    except KeyError:
+        raise InputError(f"{m.name}: no CDELT1 and no known DETECTOR for the pixel scale") from None
+    slitless = str(kw.get("EXP_TYPE") or "").upper() in SLITLESS_EXP_TYPES
+    ref = refs["specwcs"]
+    try:
+        table, cards = slit_table(ref.tables, ref.table_headers, ref.header, None if slitless else kw.get("FXD_SLIT"))
+        dispaxis = int(cards.get("DISPAXIS", 2))
+        trace = slit_trace(table, *reference_point(cards, slitless=slitless), xstart=int(kw.get("SUBSTRT1", 1)),
+                           ystart=int(kw.get("SUBSTRT2", 1)), ny=m.sci.shape[1 if dispaxis == 2 else 2],
+                           dispaxis=dispaxis)
+        along = recorded_source_along(trace, (float(srcpos[0]), float(srcpos[1])), cards, scale)
     except (KeyError, TypeError, ValueError) as exc:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
-    if trace.dispaxis != 2:
-        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: tso3 extracts spectra dispersed along rows "
-                                 f"(DISPAXIS 2), not {trace.dispaxis}")
+    found = exposure_range(refs.get("wavelengthrange"), kw, m.name)
+    if found is not None:
+        trace = bound_trace(trace, found[1], found[2])
     if trace.rows.size == 0:
         raise InputError(f"{m.name}: the spectrum does not fall on this readout window")
-    return trace, source_along(trace, float(x_src), float(y_src))
+    return trace, along
 
 
 def _extract_1d_tso(s: Tso3State, a: StepArgs) -> Skip | None:
@@ -871,10 +887,12 @@ def _extract_1d_tso(s: Tso3State, a: StepArgs) -> Skip | None:
         if bunit not in ("MJy/sr", "MJy") or pixar is None:
             raise InputError(f"{m.name} is not flux-calibrated (BUNIT {bunit or 'none'}, PIXAR_SR "
                              f"{pixar}): tso3 extracts spectra from calibrated _calints")
-        trace, along = _slitless_trace(m, a.refs["specwcs"])
-        variances = {k.removeprefix("VAR_"): v for k, v in m.variances.items()}
+        trace, along = _member_trace(m, a.refs)
+        d = trace.dispaxis  # the kernels see the spectrum dispersed along rows
+        sci, dq = in_frame(m.sci, d), in_frame(m.dq, d)
+        variances = {k.removeprefix("VAR_"): in_frame(v, d) for k, v in m.variances.items()}
         for i in range(m.sci.shape[0]):
-            spectra.append(boxcar_extract(m.sci[i], m.dq[i], {k: v[i] for k, v in variances.items()},
+            spectra.append(boxcar_extract(sci[i], dq[i], {k: v[i] for k, v in variances.items()},
                                           trace.x + along, trace.rows, trace.wavelength, float(pixar), params,
                                           unit=bunit))
         ints = integration_times(m.product, m.sci.shape[0])
@@ -889,7 +907,8 @@ def _extract_1d_tso(s: Tso3State, a: StepArgs) -> Skip | None:
     s.ints = IntegrationTimes(number[order], {c: np.concatenate([t[c] for t in times])[order] for c in times[0]})
     s.segments = np.concatenate(segments)[order]
     first = s.members[0].product
-    s.spectrum_cards = {"SLTNAME": str(card_value(first, "EXP_TYPE", "")), "SRCTYPE": card_value(first, "SRCTYPE"),
+    s.spectrum_cards = {"SLTNAME": str(card_value(first, "SLTNAME") or card_value(first, "EXP_TYPE", "")),
+                        "SRCTYPE": card_value(first, "SRCTYPE"),
                         "SRCXPOS": card_value(first, "SRCXPOS"), "SRCYPOS": card_value(first, "SRCYPOS")}
     a.note(f"extract_1d: {len(s.spectra)} integrations of {len(s.spectra[0])} spectral elements from "
            f"{len(s.members)} member(s), aperture {params.width:g} px"
@@ -920,10 +939,10 @@ TSO3: Pipeline[Tso3State] = Pipeline(
     steps=(
         Step("outlier_detection", "S_OUTLIR", _outliers_tso, params=OutlierParams),
         Step("tso_photometry", "S_TSPHOT", _tso_photometry, params=TsoPhotometryParams),
-        Step("pixel_replace", "S_PXREPL", _pixel_replace, params=PixelReplaceParams, exp_types=SLITLESS_EXP_TYPES),
-        Step("extract_1d", "S_EXTR1D", _extract_1d_tso, reftypes=("specwcs",), params=ExtractParams,
-             exp_types=SLITLESS_EXP_TYPES),
-        Step("white_light", "S_WHTLIT", _white_light, params=WhiteLightParams, exp_types=SLITLESS_EXP_TYPES),
+        Step("pixel_replace", "S_PXREPL", _pixel_replace, params=PixelReplaceParams, exp_types=TSO_SPEC_EXP_TYPES),
+        Step("extract_1d", "S_EXTR1D", _extract_1d_tso, reftypes=("specwcs",), optional_reftypes=("wavelengthrange",),
+             params=ExtractParams, exp_types=TSO_SPEC_EXP_TYPES),
+        Step("white_light", "S_WHTLIT", _white_light, params=WhiteLightParams, exp_types=TSO_SPEC_EXP_TYPES),
     ),
 )
 
@@ -1051,7 +1070,9 @@ def run_tso3(
         member = state.members[0]
         records.append(TSO3.run(state, member.product.keywords, found, p, label=f"{asn_table or 'tso3'} {member.name}",
                                 step_hook=step_hook))
-        crf = _member_product(member, "CubeModel", {**prov, **records[-1].status_cards()})
+        # as spec2 wrote the member: a CubeModel, or a SlitModel through a slit (NIRSpec's bright objects)
+        crf = _member_product(member, "SlitModel" if member.product.model_type == "SlitModel" else "CubeModel",
+                              {**prov, **records[-1].status_cards()})
         if on_crfints is None:
             crfints.append(crf)
         else:

@@ -99,12 +99,12 @@ from shared.spectra import (
     SlitTrace,
     boxcar_extract,
     in_frame,
+    recorded_source_along,
     rectify_slit,
     reference_point,
     slit_length,
     slit_table,
     slit_trace,
-    source_along,
 )
 from shared.spectra.msa import Slitlet, mos_specwcs
 from shared.spectra.wavelengthrange import bound_trace, exposure_range
@@ -273,10 +273,7 @@ def _slit_traces(s: Spec3State, ref: Reference) -> None:
             kw = m.keywords
             m.trace = slit_trace(table, x_ref, y_ref, xstart=int(kw.get("SUBSTRT1", 1)),
                                  ystart=int(kw.get("SUBSTRT2", 1)), ny=m.sci.shape[0], dispaxis=m.dispaxis)
-            if m.dispaxis == 1:  # NIRSpec: SRCYPOS is the place along the slit, in its lengths
-                m.along = m.source_pixel[1] * length / _pixel_scale(kw)
-            else:  # the LRS: from the undispersed source pixel and the trace at its row
-                m.along = source_along(m.trace, *m.source_pixel)
+            m.along = recorded_source_along(m.trace, m.source_pixel, cards, _pixel_scale(kw))
     except (KeyError, TypeError, ValueError) as exc:
         raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
     s.half_length = 0.5 * length / _pixel_scale(s.members[0].keywords)

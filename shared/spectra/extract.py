@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.datamodels.dqflags import PIXEL
 
-__all__ = ["DEFAULT_BACKGROUND", "DEFAULT_WIDTH", "SLITLESS_EXP_TYPES", "SLIT_EXP_TYPES", "SPECTABLE_DTYPE", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
+__all__ = ["DEFAULT_BACKGROUND", "DEFAULT_WIDTH", "SLITLESS_EXP_TYPES", "SLIT_EXP_TYPES", "SPECTABLE_DTYPE", "TSO_SLIT_EXP_TYPES", "TSO_SPEC_EXP_TYPES", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
 
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
 _VARS = ("POISSON", "RNOISE", "FLAT")
@@ -65,17 +65,23 @@ def spectable_units(table: np.ndarray) -> dict[str, str]:
 #: NIRSpec MOS slitlet's 5 pixels (3.5 sigma of the PSF at 5.3 um either side) stay within
 #: the 5.3-pixel shutter that holds the source, clear of the nods' negative images one
 #: shutter away.
-#: The MIRI LRS without its slit takes the slit's 13 pixels.
+#: The MIRI LRS without its slit takes the slit's 13 pixels; NIRSpec's bright-object time
+#: series (S1600A1, its star held at the slit's centre) the fixed slits' 7.
 DEFAULT_WIDTH: dict[str, float] = {"MIR_LRS-FIXEDSLIT": 13.0, "NRS_FIXEDSLIT": 7.0, "NRS_MSASPEC": 5.0,
-                                   "MIR_LRS-SLITLESS": 13.0}
+                                   "MIR_LRS-SLITLESS": 13.0, "NRS_BRIGHTOBJ": 7.0}
 
 #: Background regions (offsets from the aperture's centre, pixels) where extract_1d is given
 #: none, by EXP_TYPE: a slitless exposure has no nod to subtract, and the sky fills the
 #: whole window, so the sky of each row is measured 12 to 25 pixels (3 to 6 FWHM of the PSF
-#: at 14 um) either side of the trace, within the 72 columns of SLITLESSPRISM. The other
-#: modes subtract their nods and have none.
+#: at 14 um) either side of the trace, within the 72 columns of SLITLESSPRISM. NIRSpec's
+#: bright-object time series has no nod either: its background is measured 4 to 7.5 pixels
+#: either side, inside the 16-pixel S1600A1 clear of the star's 7-pixel aperture, which
+#: removes the slit's sky and, above all, what each integration's readout leaves common to
+#: its pixels (in a 32-row window the reference pixels' correction leaves 0.2 DN/s per
+#: integration, which summed over the aperture's 8700 pixels is larger than the star's
+#: photon noise in the white light). The other modes subtract their nods and have none.
 DEFAULT_BACKGROUND: dict[str, tuple[tuple[float, float], ...]] = {
-    "MIR_LRS-SLITLESS": ((-25.0, -12.0), (12.0, 25.0))}
+    "MIR_LRS-SLITLESS": ((-25.0, -12.0), (12.0, 25.0)), "NRS_BRIGHTOBJ": ((-7.5, -4.0), (4.0, 7.5))}
 
 #: The slit modes (EXP_TYPE) calwebb_spec2 and calwebb_spec3 calibrate.
 SLIT_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT", "NRS_FIXEDSLIT", "NRS_MSASPEC"})
@@ -83,6 +89,13 @@ SLIT_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT", "NRS_FIXEDSLIT", "NRS_MSASPEC"}
 #: The slitless modes calwebb_spec2 calibrates (an exposure or, for a time series, each of
 #: its integrations) and calwebb_tso3 extracts.
 SLITLESS_EXP_TYPES = frozenset({"MIR_LRS-SLITLESS"})
+
+#: The slit modes that are time series (NIRSpec's bright objects, through S1600A1):
+#: calwebb_spec2 calibrates each integration through the slit, calwebb_tso3 extracts them.
+TSO_SLIT_EXP_TYPES = frozenset({"NRS_BRIGHTOBJ"})
+
+#: The spectroscopic time series calwebb_tso3 extracts, with and without a slit.
+TSO_SPEC_EXP_TYPES = SLITLESS_EXP_TYPES | TSO_SLIT_EXP_TYPES
 
 
 class ExtractParams(BaseModel):
@@ -92,11 +105,11 @@ class ExtractParams(BaseModel):
 
     width: float | None = Field(None, gt=0, description=(
         "Width of the aperture along the slit, pixels; by default the mode's (13 for the MIRI LRS, 7 for "
-        "NIRSpec's fixed slits, 5 for a NIRSpec MOS slitlet)."))
+        "NIRSpec's fixed slits and bright objects, 5 for a NIRSpec MOS slitlet)."))
     background: tuple[tuple[float, float], ...] | None = Field(
         None, description="Background regions: (from, to) offsets from the aperture's centre along the slit, "
-                          "pixels; by default the mode's (12 to 25 pixels either side for the MIRI LRS slitless; "
-                          "none for the nod-subtracted slit modes). () for none.")
+                          "pixels; by default the mode's (12 to 25 pixels either side for the MIRI LRS slitless, 4 to 7.5 "
+                          "for NIRSpec's bright objects; none for the nod-subtracted slit modes). () for none.")
 
     def for_mode(self, exp_type: str) -> ExtractParams:
         """These parameters with the width and background regions the mode takes by default

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SlitTrace", "in_frame", "reference_point", "slit_length", "slit_table", "slit_trace", "slit_width",
+__all__ = ["SlitTrace", "in_frame", "recorded_source_along", "reference_point", "slit_length", "slit_table", "slit_trace", "slit_width",
            "source_along", "wavelength_image"]
 
 
@@ -115,6 +115,22 @@ def source_along(trace: SlitTrace, x_src: float, y_src: float) -> float:
     """Where a source whose undispersed image is frame pixel (``x_src``, ``y_src``) lies
     from the trace, along the frame row (pixels): its x less the trace's x at its row."""
     return float(x_src - np.interp(y_src, trace.rows, trace.x[trace.rows]))
+
+
+def recorded_source_along(trace: SlitTrace, srcpos: tuple[float, float], cards: Mapping, pixel_scale: float) -> float:
+    """Where the source lies from the trace along the frame row (pixels), from SRCXPOS and
+    SRCYPOS as spec2's assign_wcs recorded them for the mode: for NIRSpec (DISPAXIS 1)
+    SRCYPOS is its place along the slit in slit lengths (``cards``' SLITLEN, arcsec, over
+    ``pixel_scale`` arcsec per pixel); for the MIRI LRS they are its undispersed pixel
+    (:func:`source_along`).
+
+    Raises
+    ------
+    ValueError
+        A NIRSpec slit's cards lack its length."""
+    if trace.dispaxis == 1:
+        return float(srcpos[1]) * slit_length(cards) / pixel_scale
+    return source_along(trace, float(srcpos[0]), float(srcpos[1]))
 
 
 def slit_trace(wavetable: np.ndarray, x_ref: float, y_ref: float, *, xstart: int = 1, ystart: int = 1,
