@@ -81,3 +81,35 @@ def band_depth(x: np.ndarray, sel: np.ndarray, shape: np.ndarray) -> tuple[float
     error = np.sqrt(np.nansum(x["FLUX_ERROR"][:, sel] ** 2, axis=1))
     depth, err, _ = fit_transit(flux, error, shape)
     return depth, err
+
+
+def check_white_light(whtlt: Table, x: np.ndarray, shape: np.ndarray, truth: np.ndarray, jy: np.ndarray) -> float:
+    """The ``_whtlt`` light curve against the truth, as the issue asks and honest errors
+    require: its columns and unit, its flux the sum of the ``_x1dints``'s, the fitted depth
+    within 3 % of the truth's over the same elements (``truth`` and ``jy`` per element),
+    the scatter out of transit within 30 % of what FLUX_ERROR predicts and no integration
+    off the fit by 5 sigma. Returns the depth's ratio to the truth's."""
+    assert whtlt.colnames == ["MJD_UTC", "BJD_TDB", "whitelight_flux"] and str(whtlt["whitelight_flux"].unit) == "Jy"
+    error = np.sqrt(np.nansum(np.where(np.isfinite(x["FLUX"]), x["FLUX_ERROR"], 0.0) ** 2, axis=1))
+    flux = np.asarray(whtlt["whitelight_flux"].value)
+    np.testing.assert_allclose(flux, np.nansum(x["FLUX"], axis=1), rtol=1e-9)
+    depth, depth_err, pulls = fit_transit(flux, error, shape)
+    expected = float(np.sum(jy * truth) / np.sum(jy))
+    out = shape == 0
+    print(f"white light: depth {depth:.5f} +- {depth_err:.5f}, truth {expected:.5f} (ratio {depth / expected:.4f}); "
+          f"scatter / predicted {np.std(pulls[out]):.2f}; largest |residual| {np.max(np.abs(pulls)):.1f} sigma")
+    assert abs(depth / expected - 1) < 0.03
+    assert 0.7 < np.std(pulls[out]) < 1.3
+    assert np.max(np.abs(pulls)) < 5
+    return depth / expected
+
+
+def check_transmission(bins: list[BinScore]) -> None:
+    """A transmission spectrum's bins against the truth: at least 90 % within twice their
+    error (a bin is within 1 sigma two times in three for honest errors, so "within its
+    error" in 90 % of bins is read at 2 sigma), and the pulls' spread within 0.6-1.5."""
+    pulls = np.array([b.pull for b in bins])
+    within = float(np.mean(np.abs(pulls) < 2))
+    print(f"{within:.0%} of {len(pulls)} bins within 2 sigma; spread of the pulls {np.std(pulls):.2f}")
+    assert within >= 0.9
+    assert 0.6 < np.std(pulls) < 1.5
