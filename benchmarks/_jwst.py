@@ -21,12 +21,13 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["LRS_SLITLESS_SPEC2_SKIP", "LRS_SPEC2_NOT_APPLICABLE", "LRS_SPEC2_SKIP", "LRS_SPEC3_NOT_APPLICABLE",
-           "LRS_SPEC3_SKIP", "SERVER_CONFIG", "crds_env", "lrs_extract1d_reference", "network_isolation", "run_pipeline",
-           "slitless_extract1d_reference", "step_logged_seconds", "step_overrides", "strun_arguments"]
+__all__ = ["EXTRACT_1D_NOT_APPLICABLE", "LRS_SLITLESS_SPEC2_SKIP", "LRS_SPEC2_NOT_APPLICABLE", "LRS_SPEC2_SKIP",
+           "LRS_SPEC3_NOT_APPLICABLE", "LRS_SPEC3_SKIP", "SERVER_CONFIG", "STEPS", "box_extract1d_reference", "crds_env",
+           "lrs_extract1d_reference", "network_isolation", "run_pipeline", "run_steps", "slitless_extract1d_reference",
+           "step_logged_seconds", "step_overrides", "strun_arguments"]
 
 SERVER_CONFIG = {  # what CRDS reads instead of asking a server
     "observatory": "jwst",
@@ -43,6 +44,11 @@ PIPELINES = {
     "calwebb_image3": "jwst.pipeline.Image3Pipeline",
     "calwebb_spec2": "jwst.pipeline.Spec2Pipeline",
     "calwebb_spec3": "jwst.pipeline.Spec3Pipeline",
+}
+#: jwst's steps run one by one (:func:`run_steps`), where a pipeline cannot run offline.
+STEPS = {
+    "extract_1d": "jwst.extract_1d.Extract1dStep",
+    "white_light": "jwst.white_light.WhiteLightStep",
 }
 
 
@@ -79,7 +85,7 @@ def network_isolation() -> list[str]:
 def _pipeline_class(name: str):
     from importlib import import_module
 
-    module, _, cls = PIPELINES[name].rpartition(".")
+    module, _, cls = {**PIPELINES, **STEPS}[name].rpartition(".")
     return getattr(import_module(module), cls)
 
 
@@ -139,8 +145,25 @@ def run_pipeline(pipeline: str, inputs: Iterable[Path], steps: Mapping[str, Mapp
     """Run jwst's ``pipeline`` on each input (files or association JSON) in one offline child
     process, saving its products in ``output_dir``; the child's output goes to ``log``.
     RuntimeError with the end of the log when it fails."""
-    output_dir.mkdir(parents=True, exist_ok=True)
     spec = {"pipeline": pipeline, "inputs": [str(p) for p in inputs], "steps": steps, "output_dir": str(output_dir)}
+    return _run_child(spec, pipeline, output_dir, crds_path, log, env, timeout)
+
+
+def run_steps(chain: Sequence[tuple[str, Mapping]], inputs: Iterable[Path], output_dir: Path, crds_path: Path,
+              log: Path, env: Mapping[str, str] | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """Run jwst's steps ``chain`` (:data:`STEPS` name, its parameters: every reference an
+    override, so nothing asks CRDS) one after the other on each input, each step on the
+    previous one's result, in one offline child process, saving every step's product in
+    ``output_dir``; the child's output goes to ``log``. RuntimeError with the end of the log
+    when it fails."""
+    spec = {"chain": [[name, dict(params)] for name, params in chain], "inputs": [str(p) for p in inputs],
+            "output_dir": str(output_dir)}
+    return _run_child(spec, " -> ".join(name for name, _ in chain), output_dir, crds_path, log, env, timeout)
+
+
+def _run_child(spec: dict, what: str, output_dir: Path, crds_path: Path, log: Path, env: Mapping[str, str] | None,
+               timeout: float) -> subprocess.CompletedProcess:
+    output_dir.mkdir(parents=True, exist_ok=True)
     base = {k: v for k, v in (env or os.environ).items() if not k.startswith(("CRDS_", "STPIPE_"))}
     with open(log, "wb") as out:
         proc = subprocess.run([*network_isolation(), sys.executable, "-m", "benchmarks._jwst", json.dumps(spec)],
@@ -148,8 +171,14 @@ def run_pipeline(pipeline: str, inputs: Iterable[Path], steps: Mapping[str, Mapp
                               timeout=timeout, cwd=Path(__file__).resolve().parents[1])
     if proc.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-        raise RuntimeError(f"jwst {pipeline} exited with {proc.returncode}; end of {log}:\n{tail}")
+        raise RuntimeError(f"jwst {what} exited with {proc.returncode}; end of {log}:\n{tail}")
     return proc
+
+
+#: extract_1d's reference types that are N/A for a box extraction of ours (its aperture
+#: in an EXTRACT1D of our own): the aperture correction (our PHOTOM is calibrated for a
+#: point source's whole light, which the box holds) and the SOSS and optimal-extraction types.
+EXTRACT_1D_NOT_APPLICABLE = ("apcorr", "pastasoss", "specprofile", "speckernel", "psf")
 
 
 # calwebb_spec2 on MIRI LRS slit exposures (tests/test_public_pipeline_lrs.py, the spectroscopy
@@ -184,7 +213,7 @@ LRS_SPEC2_NOT_APPLICABLE = ({("assign_wcs", t) for t in ("filteroffset", "region
                                           "ifufore", "ifuslicer")}
             | {("bkg_subtract", "bkg"), ("bkg_subtract", "wavelengthrange"), ("photom", "area")}
             | {("flat_field", t) for t in ("fflat", "sflat", "dflat")}
-            | {("extract_1d", t) for t in ("apcorr", "pastasoss", "specprofile", "speckernel", "psf")})
+            | {("extract_1d", t) for t in EXTRACT_1D_NOT_APPLICABLE})
 
 
 # calwebb_spec3 on our MIRI LRS slit _cal (tests/test_public_pipeline_lrs.py): the steps we do
@@ -198,7 +227,7 @@ LRS_SPEC3_SKIP = {
     "photom": "NIRISS SOSS only in spec3",
     "spectral_leak": "MIRI MRS only",
 }
-LRS_SPEC3_NOT_APPLICABLE = {("extract_1d", t) for t in ("apcorr", "pastasoss", "specprofile", "speckernel", "psf")}
+LRS_SPEC3_NOT_APPLICABLE = {("extract_1d", t) for t in EXTRACT_1D_NOT_APPLICABLE}
 
 
 def lrs_extract1d_reference(path: Path, width: float) -> Path:
@@ -229,12 +258,29 @@ def slitless_extract1d_reference(path: Path, centre: float, width: float,
     window's columns (jwst cannot place a slitless source from the WCS): a box ``width``
     pixels wide about column ``centre`` (0-based), and the background regions
     (offsets from the centre, pixels) either side, whose median jwst subtracts."""
-    edges = [[centre + lo] for region in background for lo in region]
+    return box_extract1d_reference(path, "MIRI", "MIR_LRS-SLITLESS", "MIR_LRS-SLITLESS", 2, [centre], width,
+                                   background)
+
+
+def box_extract1d_reference(path: Path, instrument: str, exp_type: str, aperture: str, dispaxis: int,
+                            centre: Sequence[float], width: float, background: tuple[tuple[float, float], ...]) -> Path:
+    """jwst's EXTRACT1D reference (JSON) with one box aperture (id ``aperture``: the slit's
+    name, or the EXP_TYPE without one): ``width`` pixels across the dispersion
+    (``dispaxis``) about ``centre``, the polynomial (coefficients in increasing powers; one
+    for a constant) in the pixel along the dispersion that gives the aperture's centre
+    (0-based pixels of the product's own grid), and the background regions (offsets from
+    the centre, pixels) either side, whose median jwst subtracts."""
+    c0, *rest = (float(c) for c in centre)
+
+    def edge(offset: float) -> list[float]:
+        return [c0 + offset, *rest]
+
     path.write_text(json.dumps({
-        "reftype": "EXTRACT1D", "instrument": "MIRI", "telescope": "JWST", "exp_type": "MIR_LRS-SLITLESS",
+        "reftype": "EXTRACT1D", "instrument": instrument, "telescope": "JWST", "exp_type": exp_type,
         "description": "our extract_1d's aperture", "apertures": [
-            {"id": "MIR_LRS-SLITLESS", "region_type": "target", "dispaxis": 2, "use_source_posn": False,
-             "src_coeff": [[centre - width / 2.0], [centre + width / 2.0]], "bkg_coeff": edges, "bkg_order": 0,
+            {"id": aperture, "region_type": "target", "dispaxis": dispaxis, "use_source_posn": False,
+             "independent_var": "pixel", "src_coeff": [edge(-width / 2.0), edge(width / 2.0)],
+             "bkg_coeff": [edge(lo) for region in background for lo in region], "bkg_order": 0,
              "bkg_fit": "poly"}]}))
     return path
 
@@ -265,6 +311,12 @@ def step_logged_seconds(log_text: str) -> dict[str, float]:
 
 
 def _main(spec: dict) -> None:
+    if "chain" in spec:
+        for path in spec["inputs"]:
+            result = path
+            for name, params in spec["chain"]:
+                result = _pipeline_class(name).call(result, output_dir=spec["output_dir"], save_results=True, **params)
+        return
     cls = _pipeline_class(spec["pipeline"])
     for path in spec["inputs"]:
         cls.call(path, steps=spec["steps"], output_dir=spec["output_dir"], save_results=True)
