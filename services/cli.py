@@ -71,10 +71,10 @@ RUN_PIPELINES: dict[str, tuple[str, str]] = {
     "detector1": ("services.detector1.commands:COMMAND", "calwebb_detector1 (calwebb_dark for darks) on _uncal files"),
     "guider": ("services.detector1.commands:GUIDER_COMMAND", "calwebb_guider on guide-star _uncal files"),
     "image2": ("services.stage2.commands:COMMAND", "calwebb_image2 on _rate/_rateints files or Level-2 associations"),
-    "spec2": ("services.stage2.commands:SPEC2_COMMAND", "calwebb_spec2 on slit _rate files or spec2 associations"),
+    "spec2": ("services.stage2.commands:SPEC2_COMMAND", "calwebb_spec2 on slit and slitless _rate/_rateints files or spec2 and tso-spec2 associations"),
     "image3": ("services.stage3.commands:IMAGE3_COMMAND", "calwebb_image3 on a Level-3 association"),
-    "tso3": ("services.stage3.commands:TSO3_COMMAND", "calwebb_tso3 on an imaging time-series association"),
-    "spec3": ("services.stage3.commands:SPEC3_COMMAND", "calwebb_spec3 on a slit spectroscopy association (MIRI LRS)"),
+    "tso3": ("services.stage3.commands:TSO3_COMMAND", "calwebb_tso3 on a time-series association (imaging or spectroscopic)"),
+    "spec3": ("services.stage3.commands:SPEC3_COMMAND", "calwebb_spec3 on a slit spectroscopy association (MIRI LRS, NIRSpec fixed slits and MOS)"),
 }
 
 # Errors in what the user gave us: reported as one message, exit status 2, no traceback.

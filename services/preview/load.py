@@ -399,7 +399,7 @@ def _load_lightcurve(path: Path, suffix: str | None) -> LightCurveSource:
     except Exception as exc:
         raise UnreadableProductError(f"{path.name}: not a readable ECSV table ({type(exc).__name__}: {exc})") from exc
     meta = table.meta or {}
-    info = " ".join(str(meta[k]) for k in ("instrument", "detector", "filter", "pupil", "exp_type")
+    info = " ".join(str(meta[k]) for k in ("instrument", "detector", "filter", "pupil", "grating", "exp_type")
                     if meta.get(k) not in (None, "", "N/A"))
     if suffix == "whtlt" or any(WHITELIGHT.match(c) for c in table.colnames):
         return _whitelight(table, path, suffix, info)

@@ -925,7 +925,7 @@ def _white_light(s: Tso3State, a: StepArgs) -> Skip | None:
     first = s.members[0].product
     meta = {k: card_value(first, c) for k, c in (("instrument", "INSTRUME"), ("exp_type", "EXP_TYPE"),
                                                   ("subarray", "SUBARRAY"), ("filter", "FILTER"), ("pupil", "PUPIL"),
-                                                  ("target_name", "TARGNAME"))}
+                                                  ("grating", "GRATING"), ("target_name", "TARGNAME"))}
     s.whtlt = whtlt_table(flux, s.ints.times["MJD-AVG"], s.ints.times["TDB-MID"], meta=meta)
     a.note(f"white_light: {int(np.isfinite(flux).sum())} of {flux.size} integrations summed over "
            f"{a.params.min_wavelength or float(np.nanmin(wavelength)):.3f}-"
