@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_image_stack", "check_reference", "read_only", "total_error"]
+__all__ = ["check_image_stack", "check_reference", "float32_op", "read_only", "total_error"]
 
 
 def check_image_stack(name: str, array: np.ndarray) -> np.ndarray:
@@ -35,7 +35,27 @@ def read_only(array: np.ndarray, dtype: type | None = None) -> np.ndarray:
     return view
 
 
+def float32_op(op: np.ufunc, array: np.ndarray, factor: float | np.ndarray) -> np.ndarray:
+    """``op(array, factor)`` (``np.multiply``, ``np.divide``) computed in float64 and
+    stored in a new float32 array the shape of ``array``; ``factor`` (a number, or an
+    image (ny, nx) over a cube (nints, ny, nx)) broadcasts.
+
+    Bit for bit ``op(array.astype(float64), factor).astype(float32)``, but numpy casts
+    through its small buffers, so no float64 temporaries the size of ``array`` are made:
+    a cube of integrations costs its float32 result alone."""
+    array = np.asarray(array)
+    return op(array, np.asarray(factor, np.float64), out=np.empty(array.shape, np.float32))
+
+
 def total_error(*variances: np.ndarray | None) -> np.ndarray:
-    """ERR = sqrt of the sum of the variances given (None ones are left out), float32."""
-    present = [np.asarray(v, np.float64) for v in variances if v is not None]
-    return np.sqrt(np.sum(present, axis=0)).astype(np.float32)
+    """ERR = sqrt of the sum of the variances given (None ones are left out), float32.
+
+    Summed in float64, in the order given, into one float64 accumulator (not a stack of
+    float64 copies of every variance)."""
+    present = [np.asarray(v) for v in variances if v is not None]
+    if not present:
+        raise ValueError("total_error needs at least one variance")
+    total = np.array(present[0], np.float64)
+    for v in present[1:]:
+        total += v
+    return np.sqrt(total, out=total).astype(np.float32)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.arrays import check_image_stack, check_reference, total_error
+from shared.arrays import check_image_stack, check_reference, float32_op, total_error
 from shared.datamodels import dqflags as _dqflags
 
 __all__ = ["FlatFieldResult", "apply_flat"]
@@ -90,14 +90,22 @@ def apply_flat(
     err = check_reference("flat_err", flat_err, sci.shape)
     err = np.zeros(flat.shape) if err is None else np.where(np.isfinite(err), err, 0.0).astype(np.float64)
 
+    # float64 arithmetic, float32 results, one float64 temporary the size of sci (the
+    # flat-fielded SCI, from which VAR_FLAT is computed in place): a cube of integrations
+    # costs its results and that one
     flat2 = flat * flat
-    sci64 = np.asarray(sci, np.float64)
-    var_p = (np.asarray(var_poisson, np.float64) / flat2).astype(np.float32)
-    var_r = (np.asarray(var_rnoise, np.float64) / flat2).astype(np.float32)
-    out = sci64 / flat
-    var_f = (out * out * err * err / flat2).astype(np.float32)
+    var_p = float32_op(np.divide, var_poisson, flat2)
+    var_r = float32_op(np.divide, var_rnoise, flat2)
+    out = np.divide(sci, flat, dtype=np.float64)
+    sci_out = out.astype(np.float32)
+    out *= out
+    out *= err
+    out *= err
+    out /= flat2
+    var_f = out.astype(np.float32)
+    del out
     return FlatFieldResult(
-        sci=out.astype(np.float32),
+        sci=sci_out,
         err=total_error(var_p, var_r, var_f),
         dq=np.asarray(dq, np.uint32) | ref_dq,
         var_poisson=var_p,

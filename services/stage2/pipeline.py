@@ -74,7 +74,10 @@ class Image2Options(BaseModel):
 @dataclass
 class CalState:
     """The exposure as the steps pass it along: images (ny, nx) or cubes (nints, ny, nx),
-    the keywords (by FITS name) the products will carry, and what the steps made."""
+    the keywords (by FITS name) the products will carry, and what the steps made.
+
+    At first the arrays are the science product's own (not copies): a step replaces them
+    with its kernel's new arrays and never writes into those it was given."""
 
     sci: np.ndarray
     err: np.ndarray
@@ -112,8 +115,8 @@ def _state_from(product: FitsProduct, backgrounds: Sequence[FitsProduct]) -> Cal
     return CalState(
         sci=sci, err=np.asarray(err if err is not None else np.sqrt(images["VAR_POISSON"] + images["VAR_RNOISE"]),
                                 np.float32),
-        dq=images["DQ"].astype(np.uint32), var_poisson=images["VAR_POISSON"].astype(np.float32),
-        var_rnoise=images["VAR_RNOISE"].astype(np.float32), keywords=dict(product.keywords),
+        dq=np.asarray(images["DQ"], np.uint32), var_poisson=np.asarray(images["VAR_POISSON"], np.float32),
+        var_rnoise=np.asarray(images["VAR_RNOISE"], np.float32), keywords=dict(product.keywords),
         backgrounds=tuple(backgrounds),
     )
 
@@ -188,9 +191,11 @@ def _assign_wcs(s: CalState, a: StepArgs) -> Skip | None:
 def _mark_invalid(s: CalState) -> int:
     """NaN in SCI, ERR and the variances wherever one of them is NaN or DQ says
     DO_NOT_USE, and DO_NOT_USE wherever one is NaN (how flat_field and photom end in the
-    public pipeline); returns the number of such pixels."""
+    public pipeline); returns the number of such pixels. Called right after flat_field's
+    and photom's kernels, whose new SCI, ERR and variances the state alone holds: they are
+    marked in place (a time series's cubes are not copied again)."""
     r = mark_invalid(s.dq, {"sci": s.sci, "err": s.err, "var_poisson": s.var_poisson,
-                            "var_rnoise": s.var_rnoise, "var_flat": s.var_flat})
+                            "var_rnoise": s.var_rnoise, "var_flat": s.var_flat}, in_place=True)
     s.dq = r.dq
     s.sci, s.err, s.var_poisson = r.arrays["sci"], r.arrays["err"], r.arrays["var_poisson"]
     s.var_rnoise, s.var_flat = r.arrays["var_rnoise"], r.arrays["var_flat"]

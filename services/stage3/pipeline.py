@@ -1079,6 +1079,7 @@ def run_tso3(
             on_crfints(i, crf)
         state.members = []  # its arrays go now; what it made stays
         parts.append(state)
+        del member, crf  # nor do these names keep them while the next member is read
     record = _series_record(records)
     series = _series(parts)
     x1dints = None

@@ -31,7 +31,7 @@ class InvalidResult:
 
 
 def mark_invalid(dq: np.ndarray, arrays: Mapping[str, np.ndarray | None], *,
-                 dqflags: Mapping[str, int] = _dqflags.PIXEL) -> InvalidResult:
+                 dqflags: Mapping[str, int] = _dqflags.PIXEL, in_place: bool = False) -> InvalidResult:
     """Make NaN and DO_NOT_USE agree over ``dq`` and ``arrays``.
 
     Parameters
@@ -41,11 +41,15 @@ def mark_invalid(dq: np.ndarray, arrays: Mapping[str, np.ndarray | None], *,
         SCI, ERR and variances, each the shape of ``dq`` (None entries are passed through).
     dqflags : mapping
         DQ bit values by name.
+    in_place : bool
+        Write the NaN into ``arrays`` themselves, which the result then holds (for arrays
+        the caller has just made and owns: a cube of integrations is not copied again);
+        else into copies. ``dq`` is never written: the result's is new.
 
     Returns
     -------
     InvalidResult
-        New arrays; the inputs are not modified.
+        New arrays (``arrays`` themselves when ``in_place``); ``dq`` is not modified.
     """
     dq = np.asarray(dq, np.uint32)
     present = {k: np.asarray(v) for k, v in arrays.items() if v is not None}
@@ -54,9 +58,14 @@ def mark_invalid(dq: np.ndarray, arrays: Mapping[str, np.ndarray | None], *,
             raise ValueError(f"{name} has shape {a.shape}, DQ {dq.shape}")
     do_not_use = np.uint32(dqflags["DO_NOT_USE"])
     invalid = (dq & do_not_use) != 0
+    nan = np.empty(dq.shape, bool)
     for a in present.values():
-        invalid |= np.isnan(a)
-    out = {k: (np.where(invalid, np.nan, a).astype(a.dtype) if invalid.any() else a.copy())
-           for k, a in present.items()}
+        invalid |= np.isnan(a, out=nan)
+    del nan
+    out = {k: a if in_place else a.copy() for k, a in present.items()}
+    for a in out.values():
+        np.copyto(a, np.nan, where=invalid)
     out.update({k: None for k, v in arrays.items() if v is None})
-    return InvalidResult(np.where(invalid, dq | do_not_use, dq).astype(np.uint32), out, int(invalid.sum()))
+    flagged = dq.copy()
+    np.bitwise_or(flagged, do_not_use, out=flagged, where=invalid)
+    return InvalidResult(flagged, out, int(invalid.sum()))

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shared.arrays import float32_op
+
 __all__ = ["PathlossGrid", "PathlossResult", "apply_pathloss", "msa_aperture", "nirspec_pathloss", "pathloss_vector"]
 
 
@@ -171,9 +173,10 @@ def apply_pathloss(sci: np.ndarray, err: np.ndarray, variances: dict[str, np.nda
     corr = np.interp(np.nan_to_num(wl, nan=-1.0), tw[order], np.asarray(vector, np.float64)[order],
                      left=np.nan, right=np.nan)
     corr = np.where(np.isfinite(corr) & np.isfinite(wl), corr, 1.0)
+    corr2 = corr * corr  # the variances' factor, an image broadcast over a time series's integrations
     return PathlossResult(
-        sci=(np.asarray(sci, np.float64) * corr).astype(np.float32),
-        err=(np.asarray(err, np.float64) * corr).astype(np.float32),
-        variances={k: (np.asarray(v, np.float64) * corr * corr).astype(np.float32) for k, v in variances.items()},
+        sci=float32_op(np.multiply, sci, corr),
+        err=float32_op(np.multiply, err, corr),
+        variances={k: float32_op(np.multiply, v, corr2) for k, v in variances.items()},
         correction=corr.astype(np.float32), centred=centred,
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.arrays import check_image_stack
+from shared.arrays import check_image_stack, float32_op
 
 __all__ = [
     "MJSR_TO_UJA2",
@@ -131,9 +131,9 @@ def apply_photom(sci: np.ndarray, err: np.ndarray, variances: dict[str, np.ndarr
         raise ValueError(f"a conversion array of shape {np.shape(photmjsr)} for images of {sci.shape[-2:]}")
     c = np.asarray(photmjsr, np.float64)
     return PhotomResult(
-        sci=(np.asarray(sci, np.float64) * c).astype(np.float32),
-        err=(np.asarray(err, np.float64) * c).astype(np.float32),
-        variances={k: (np.asarray(v, np.float64) * (c * c)).astype(np.float32) for k, v in variances.items()},
+        sci=float32_op(np.multiply, sci, c),
+        err=float32_op(np.multiply, err, c),
+        variances={k: float32_op(np.multiply, v, c * c) for k, v in variances.items()},
     )
 
 
