@@ -653,6 +653,10 @@ class ObservationSpec(_Strict):
         if self.detectors != [model.detector]:
             raise ValueError(f"detectors: the {model.label} slit images on {model.detector} alone, not "
                              f"{self.detectors}")
+        readpatts = SLIT_READOUT_PATTERNS.get(model.exp_type)
+        if readpatts is not None and self.readpatt not in readpatts:
+            raise ValueError(f"readpatt: a {model.exp_type} observation is simulated with {' or '.join(readpatts)}, "
+                             f"not {self.readpatt} (the IRS2 readout is not simulated)")
         if model.time_series:
             return self._time_series(model)
         if self.subarray not in model.subarrays:
@@ -660,10 +664,6 @@ class ObservationSpec(_Strict):
                     else "")
             raise ValueError(f"subarray: the {model.label} slit is simulated in {' or '.join(model.subarrays)}, "
                              f"not {self.subarray}{hint}")
-        readpatts = SLIT_READOUT_PATTERNS.get(model.exp_type)
-        if readpatts is not None and self.readpatt not in readpatts:
-            raise ValueError(f"readpatt: a {model.exp_type} observation is simulated with {' or '.join(readpatts)}, "
-                             f"not {self.readpatt} (the IRS2 readout is not simulated)")
         nods = NOD_PATTERNS[model.exp_type]
         if pattern not in ("NONE", *nods) or self.dither.offsets is not None:
             sizes = ("size: the distance between the two nods, default 2.0 arcsec" if model is LRS else
@@ -692,10 +692,6 @@ class ObservationSpec(_Strict):
             what = "the slitless spectrum" if model.slitless else "its spectrum"
             raise ValueError(f"subarray: a {model.exp_type} observation is read in {' or '.join(model.subarrays)} "
                              f"(the window that holds {what}), not {self.subarray}")
-        readpatts = SLIT_READOUT_PATTERNS.get(model.exp_type)
-        if readpatts is not None and self.readpatt not in readpatts:
-            raise ValueError(f"readpatt: a {model.exp_type} observation is simulated with {' or '.join(readpatts)}, "
-                             f"not {self.readpatt} (the IRS2 readout is not simulated)")
         if not self.tsovisit:
             raise ValueError(f"tsovisit: a {model.exp_type} observation is simulated as a time series of the "
                              "target (tsovisit: true)")
