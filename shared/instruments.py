@@ -442,9 +442,11 @@ NIRSPEC_GRATINGS: tuple[str, ...] = ("PRISM", "G140M", "G235M", "G395M", "G140H"
 NIRSPEC_FIXED_SLITS: tuple[str, ...] = ("S200A1", "S200A2", "S400A1", "S1600A1", "S200B1")
 
 # Dispersers and the wavelengths they pass (um): the MIRI LRS prism (a filter-wheel
-# element), the NIRSpec prism (a grating-wheel element, behind CLEAR).
+# element), the NIRSpec prism (a grating-wheel element, behind CLEAR) and G395M (behind
+# F290LP, its one filter: the nominal 2.87-5.10 um).
 DISPERSER_BANDS: dict[tuple[str, str], tuple[float, float]] = {("MIRI", "P750L"): (5.0, 14.0),
-                                                               ("NIRSPEC", "PRISM"): (0.6, 5.3)}
+                                                               ("NIRSPEC", "PRISM"): (0.6, 5.3),
+                                                               ("NIRSPEC", "G395M"): (2.87, 5.10)}
 
 
 def keyword_pixel_scale(keywords: Mapping) -> float:

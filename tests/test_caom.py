@@ -424,6 +424,18 @@ def test_dataproduct_type_is_timeseries_for_a_time_series_visit_or_mode(exp_type
     assert dataproduct_type(exp_type, tsovisit) == expected
 
 
+@pytest.mark.parametrize(("instrument", "filter_", "pupil", "band"), [
+    ("MIRI", "P750L", None, (5.0, 14.0)),  # the LRS prism, a filter-wheel element
+    ("NIRSPEC", "CLEAR", "PRISM", (0.6, 5.3)),
+    ("NIRSPEC", "F290LP", "G395M", (2.87, 5.10)),  # a bright-object time series' grating
+])
+def test_em_range_of_a_disperser_is_its_band(instrument, filter_, pupil, band):
+    """em_min/em_max of a spectrum's rows: its disperser's band, not its filter's."""
+    from shared.instruments import filter_band
+
+    assert filter_band(instrument, filter_, pupil) == band
+
+
 def _time_series_plan():
     """Program 01234: a MIRI LRS slitless time series (1), a NIRSpec bright-object time series
     planned without TSOVISIT (2), a MIRI imaging time series (3) and an LRS slit exposure (4)."""
