@@ -40,7 +40,7 @@ from shared.instruments import keyword_pixel_scale
 from shared.refdata import LocalReferences, load_references
 from shared.spectra import recorded_source_along, reference_point, slit_table, slit_trace
 from shared.spectra.extract import DEFAULT_BACKGROUND, DEFAULT_WIDTH
-from tests.test_tso_spectra_bots import LEVEL3, STEM, _shape, _truth_depth, _x1dints
+from tests.test_tso_spectra_bots import LEVEL3, SERIES, STEM
 from tests.test_tso_spectra_bots import run as run  # noqa: F401  (the time series through the system, shared)
 from tests.tso_scoring import fit_transit
 
@@ -93,7 +93,7 @@ def test_jwst_steps_rerun_our_time_series(run, jwst):  # noqa: F811
     ints_j = np.concatenate([np.asarray(t["INT_NUM"]) for t in parts])
     wave_j, flux_j, err_j = (np.concatenate([np.asarray(t[c]) for t in parts])
                              for c in ("WAVELENGTH", "FLUX", "FLUX_ERROR"))
-    ours = _x1dints(run)
+    ours = SERIES.x1dints(run)
     assert list(ints_j) == list(ours["INT_NUM"]) == list(range(1, 51))
     np.testing.assert_allclose(wave_j, ours["WAVELENGTH"], atol=1e-4)
     ok = np.isfinite(flux_j) & np.isfinite(ours["FLUX"])
@@ -103,11 +103,11 @@ def test_jwst_steps_rerun_our_time_series(run, jwst):  # noqa: F811
     whtlt = vstack([Table.read(jwst["out"] / f"{stem}_whtlt.ecsv") for stem in jwst["stems"]])
     white_j = np.asarray(whtlt["whitelight_flux_NRS1"])
     white_o = np.asarray(Table.read(run["out"] / f"{LEVEL3}_whtlt.ecsv")["whitelight_flux"])
-    shape = _shape(run)
+    shape = SERIES.shape(run)
     error = np.sqrt(np.nansum(np.where(ok, err_j, 0.0) ** 2, axis=1))
     depth_j, _, _ = fit_transit(white_j, error, shape)
     depth_o, _, _ = fit_transit(white_o, error, shape)
-    truth, jy = _truth_depth(run, ours["WAVELENGTH"][0])
+    truth, jy = SERIES.truth_depth(run, ours["WAVELENGTH"][0])
     expected = float(np.sum(jy * truth) / np.sum(jy))
     print(f"jwst / ours: flux {ratio:.4f}, errors {errors:.3f}; white-light depth: jwst {depth_j:.5f}, "
           f"ours {depth_o:.5f}, truth {expected:.5f}")

@@ -46,7 +46,7 @@ from services.stage2.spec2 import SPEC2
 from shared.datamodels import read_product
 from shared.refdata import LocalReferences
 from shared.spectra.extract import DEFAULT_BACKGROUND, DEFAULT_WIDTH
-from tests.test_tso_spectra import STEM, _shape, _truth_depth
+from tests.test_tso_spectra import SERIES, STEM
 from tests.test_tso_spectra import run as run  # noqa: F401  (the time series through the system, shared)
 
 pytestmark = [pytest.mark.integration, pytest.mark.public,
@@ -111,8 +111,8 @@ def test_jwst_reruns_our_time_series(run, jwst):  # noqa: F811
     band = (wave_o >= BAND[0]) & (wave_o <= BAND[1]) & np.isfinite(flux_j) & np.isfinite(flux_o)
     ratio = float(np.median(flux_j[band] / flux_o[band]))
     errors = float(np.median(err_j[band] / err_o[band]))
-    depth_j, depth_o = _depth(wave_j, flux_j, _shape(run)), _depth(wave_o, flux_o, _shape(run))
-    truth, jy = _truth_depth(run, wave_o[0])
+    depth_j, depth_o = _depth(wave_j, flux_j, SERIES.shape(run)), _depth(wave_o, flux_o, SERIES.shape(run))
+    truth, jy = SERIES.truth_depth(run, wave_o[0])
     in_band = (wave_o[0] >= BAND[0]) & (wave_o[0] <= BAND[1])
     expected = float(np.sum((jy * truth)[in_band]) / np.sum(jy[in_band]))
     print(f"jwst / ours: flux {ratio:.4f}, errors {errors:.3f}; white-light depth over {BAND[0]:g}-{BAND[1]:g} um: "

@@ -42,12 +42,11 @@ from stdatamodels.jwst import datamodels as dm
 
 from tests.slit_examples import PRODUCT_SERVICES, run_in_process, run_level3_locally
 from tests.tso_scoring import (
+    TsoSeries,
     band_depth,
     bin_depths,
     check_transmission,
     check_white_light,
-    transit_shape,
-    truth_depth,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
@@ -57,6 +56,7 @@ STEM = "jw04520001001_01101_00001"
 LEVEL3 = "jw04520-o001_t001_miri_p750l-slitlessprism"
 SEGMENTS = 4
 BINS = np.arange(5.0, 14.01, 0.5)  # um
+SERIES = TsoSeries(f"{STEM}_mirimage", LEVEL3)
 
 
 @pytest.fixture(scope="module")
@@ -64,22 +64,6 @@ def run(tmp_path_factory):
     # 12 MB segments: four of the 60 integrations' 36 MB _uncal
     return run_in_process(yaml.safe_load(EXAMPLE.read_text()), tmp_path_factory.mktemp("tso"), PRODUCT_SERVICES,
                           segment_bytes=12_000_000)
-
-
-def _truth(run, kind: str) -> Table:
-    return Table.read(run["truth_dir"] / f"{STEM}_mirimage_truth_{kind}.ecsv")
-
-
-def _shape(run) -> np.ndarray:
-    return transit_shape(_truth(run, "lightcurve"))
-
-
-def _x1dints(run) -> np.ndarray:
-    return fits.getdata(run["out"] / f"{LEVEL3}_x1dints.fits", "EXTRACT1D")
-
-
-def _truth_depth(run, wavelength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return truth_depth(_truth(run, "transmission"), _truth(run, "spectrum"), wavelength)
 
 
 def test_segments_products_and_associations(run):
@@ -109,11 +93,11 @@ def test_segments_products_and_associations(run):
 
 
 def test_level3_x1dints_holds_every_integration_of_every_segment_in_order(run):
-    x = _x1dints(run)
+    x = SERIES.x1dints(run)
     assert list(x["INT_NUM"]) == list(range(1, 61))
     assert list(np.unique(x["SEGMENT"])) == list(range(1, SEGMENTS + 1))
     assert np.all(np.diff(x["SEGMENT"]) >= 0)
-    lc = _truth(run, "lightcurve")
+    lc = SERIES.truth(run, "lightcurve")
     assert np.max(np.abs(x["TDB-MID"] - np.asarray(lc["mid_bjd_tdb"]))) * 86400 < 1e-3
     assert np.all(x["MJD-BEG"] < x["MJD-AVG"]) and np.all(x["MJD-AVG"] < x["MJD-END"])
     # every integration has the same wavelengths, 5-14.8 um, increasing
@@ -125,16 +109,16 @@ def test_level3_x1dints_holds_every_integration_of_every_segment_in_order(run):
 
 
 def test_white_light_depth_against_the_truth(run):
-    x = _x1dints(run)
-    check_white_light(Table.read(run["out"] / f"{LEVEL3}_whtlt.ecsv"), x, _shape(run),
-                      *_truth_depth(run, x["WAVELENGTH"][0]))
+    x = SERIES.x1dints(run)
+    check_white_light(Table.read(run["out"] / f"{LEVEL3}_whtlt.ecsv"), x, SERIES.shape(run),
+                      *SERIES.truth_depth(run, x["WAVELENGTH"][0]))
 
 
 def test_transmission_spectrum_against_the_truth(run):
-    x = _x1dints(run)
+    x = SERIES.x1dints(run)
     wavelength = x["WAVELENGTH"][0]
-    shape = _shape(run)
-    check_transmission(bin_depths(x, BINS, shape, *_truth_depth(run, wavelength)))
+    shape = SERIES.shape(run)
+    check_transmission(bin_depths(x, BINS, shape, *SERIES.truth_depth(run, wavelength)))
     # the feature at 7.4 um is seen: the 7.0-7.5 um bin deeper than the 5-6.5 um ones by most of the 0.17 % truth says
     d_deep, e_deep = band_depth(x, (wavelength >= 7.0) & (wavelength < 7.5), shape)
     d_grey, e_grey = band_depth(x, (wavelength >= 5.0) & (wavelength < 6.5), shape)
@@ -148,7 +132,7 @@ def test_dms_run_tso3_makes_the_archives_products(run, tmp_path):
 
     out = run_level3_locally(TSO3_COMMAND, run, "tso3", "calints", tmp_path)
     ours = fits.getdata(out / f"{LEVEL3}_x1dints.fits", "EXTRACT1D")
-    np.testing.assert_array_equal(ours["FLUX"], _x1dints(run)["FLUX"])
+    np.testing.assert_array_equal(ours["FLUX"], SERIES.x1dints(run)["FLUX"])
     whtlt = Table.read(out / f"{LEVEL3}_whtlt.ecsv")
     np.testing.assert_array_equal(whtlt["whitelight_flux"], Table.read(run["out"] / f"{LEVEL3}_whtlt.ecsv")["whitelight_flux"])
 

@@ -36,12 +36,11 @@ from stdatamodels.jwst import datamodels as dm
 
 from tests.slit_examples import PRODUCT_SERVICES, run_in_process, run_level3_locally
 from tests.tso_scoring import (
+    TsoSeries,
     band_depth,
     bin_depths,
     check_transmission,
     check_white_light,
-    transit_shape,
-    truth_depth,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
@@ -52,6 +51,7 @@ LEVEL3 = "jw04522-o001_t001_nirspec_f290lp-g395m-s1600a1-sub2048"
 SEGMENTS = 4
 NINTS = 50
 BINS = np.round(np.arange(2.9, 5.101, 0.1), 2)  # um
+SERIES = TsoSeries(f"{STEM}_nrs1", LEVEL3)
 
 
 @pytest.fixture(scope="module")
@@ -59,22 +59,6 @@ def run(tmp_path_factory):
     # 12 MB segments: four of the 50 integrations' 40 MB _uncal
     return run_in_process(yaml.safe_load(EXAMPLE.read_text()), tmp_path_factory.mktemp("bots"), PRODUCT_SERVICES,
                           segment_bytes=12_000_000)
-
-
-def _truth(run, kind: str) -> Table:
-    return Table.read(run["truth_dir"] / f"{STEM}_nrs1_truth_{kind}.ecsv")
-
-
-def _shape(run) -> np.ndarray:
-    return transit_shape(_truth(run, "lightcurve"))
-
-
-def _x1dints(run) -> np.ndarray:
-    return fits.getdata(run["out"] / f"{LEVEL3}_x1dints.fits", "EXTRACT1D")
-
-
-def _truth_depth(run, wavelength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return truth_depth(_truth(run, "transmission"), _truth(run, "spectrum"), wavelength)
 
 
 def test_segments_products_and_associations(run):
@@ -107,10 +91,10 @@ def test_segments_products_and_associations(run):
 
 
 def test_level3_x1dints_holds_every_integration_of_every_segment_in_order(run):
-    x = _x1dints(run)
+    x = SERIES.x1dints(run)
     assert list(x["INT_NUM"]) == list(range(1, NINTS + 1))
     assert list(np.unique(x["SEGMENT"])) == list(range(1, SEGMENTS + 1))
-    lc = _truth(run, "lightcurve")
+    lc = SERIES.truth(run, "lightcurve")
     assert np.max(np.abs(x["TDB-MID"] - np.asarray(lc["mid_bjd_tdb"]))) * 86400 < 1e-3
     # every integration has the same wavelengths, the grating's band, increasing
     wavelength = x["WAVELENGTH"][0]
@@ -125,12 +109,12 @@ def test_level3_x1dints_holds_every_integration_of_every_segment_in_order(run):
 def test_spectrum_flux_against_the_truth(run):
     """The star's spectrum, each integration's against the truth's (through the slit, with
     the LSF) scaled by the light curve: the median ratio within 3 %."""
-    x = _x1dints(run)
+    x = SERIES.x1dints(run)
     wavelength = x["WAVELENGTH"][0]
-    sp = _truth(run, "spectrum")
+    sp = SERIES.truth(run, "spectrum")
     order = np.argsort(sp["wavelength"])
     jy = np.interp(wavelength, np.asarray(sp["wavelength"])[order], np.asarray(sp["observed_jy"])[order])
-    out = _shape(run) == 0  # out of transit the star is its truth spectrum
+    out = SERIES.shape(run) == 0  # out of transit the star is its truth spectrum
     ratio = np.nanmedian(x["FLUX"][out] / jy[None, :], axis=1)
     spread = np.nanstd((x["FLUX"][out] - jy) / x["FLUX_ERROR"][out])
     print(f"flux / truth out of transit: median {np.median(ratio):.4f} ({ratio.min():.4f}-{ratio.max():.4f} "
@@ -139,16 +123,16 @@ def test_spectrum_flux_against_the_truth(run):
 
 
 def test_white_light_depth_against_the_truth(run):
-    x = _x1dints(run)
-    check_white_light(Table.read(run["out"] / f"{LEVEL3}_whtlt.ecsv"), x, _shape(run),
-                      *_truth_depth(run, x["WAVELENGTH"][0]))
+    x = SERIES.x1dints(run)
+    check_white_light(Table.read(run["out"] / f"{LEVEL3}_whtlt.ecsv"), x, SERIES.shape(run),
+                      *SERIES.truth_depth(run, x["WAVELENGTH"][0]))
 
 
 def test_transmission_spectrum_against_the_truth(run):
-    x = _x1dints(run)
+    x = SERIES.x1dints(run)
     wavelength = x["WAVELENGTH"][0]
-    shape = _shape(run)
-    check_transmission(bin_depths(x, BINS, shape, *_truth_depth(run, wavelength)))
+    shape = SERIES.shape(run)
+    check_transmission(bin_depths(x, BINS, shape, *SERIES.truth_depth(run, wavelength)))
     # the CO2-like band: 4.2-4.4 um deeper than 3.5-4.0 um by more than 3 sigma
     d_band, e_band = band_depth(x, (wavelength >= 4.2) & (wavelength < 4.4), shape)
     d_cont, e_cont = band_depth(x, (wavelength >= 3.5) & (wavelength < 4.0), shape)
@@ -163,6 +147,6 @@ def test_dms_run_tso3_makes_the_archives_products(run, tmp_path):
 
     out = run_level3_locally(TSO3_COMMAND, run, "tso3", "calints", tmp_path)
     np.testing.assert_array_equal(fits.getdata(out / f"{LEVEL3}_x1dints.fits", "EXTRACT1D")["FLUX"],
-                                  _x1dints(run)["FLUX"])
+                                  SERIES.x1dints(run)["FLUX"])
     np.testing.assert_array_equal(Table.read(out / f"{LEVEL3}_whtlt.ecsv")["whitelight_flux"],
                                   Table.read(run["out"] / f"{LEVEL3}_whtlt.ecsv")["whitelight_flux"])

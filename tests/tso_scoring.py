@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.io import fits
 from astropy.table import Table
 
 
@@ -113,3 +114,28 @@ def check_transmission(bins: list[BinScore]) -> None:
     print(f"{within:.0%} of {len(pulls)} bins within 2 sigma; spread of the pulls {np.std(pulls):.2f}")
     assert within >= 0.9
     assert 0.6 < np.std(pulls) < 1.5
+
+
+@dataclass(frozen=True)
+class TsoSeries:
+    """Where a time series' files are in a run of the system (tests/slit_examples.py
+    ``run_in_process``): its exposure's truth (``<exposure>_truth_<kind>.ecsv``) and its
+    Level-3 ``_x1dints``."""
+
+    exposure: str  # e.g. jw04520001001_01101_00001_mirimage
+    level3: str
+
+    def truth(self, run: dict, kind: str) -> Table:
+        return Table.read(run["truth_dir"] / f"{self.exposure}_truth_{kind}.ecsv")
+
+    def shape(self, run: dict) -> np.ndarray:
+        """The truth's transit shape per integration."""
+        return transit_shape(self.truth(run, "lightcurve"))
+
+    def x1dints(self, run: dict) -> np.ndarray:
+        """The Level-3 ``_x1dints``'s EXTRACT1D."""
+        return fits.getdata(run["out"] / f"{self.level3}_x1dints.fits", "EXTRACT1D")
+
+    def truth_depth(self, run: dict, wavelength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per element at ``wavelength``: the truth's observed depth and its flux (Jy)."""
+        return truth_depth(self.truth(run, "transmission"), self.truth(run, "spectrum"), wavelength)
