@@ -155,6 +155,8 @@ SUBARRAYS: dict[str, dict[str, Subarray]] = {
         "SUB64": Subarray("SUB64", 1, 1, 64, 64, 1),
         "SUB128": Subarray("SUB128", 1, 1, 128, 128, 1),
         "SUB256": Subarray("SUB256", 1, 1, 256, 256, 1),
+        # the SOSS window (NIS_SOSS), public SUBSTRT/SUBSIZE: the top 256 rows, one output
+        "SUBSTRIP256": Subarray("SUBSTRIP256", 1, 1793, 2048, 256, 1),
     },
     # NIRSpec fixed-slit windows on NRS1 (this system's placement, each holding its slit's
     # spectrum: services/simulator/spectrograph.py NIRSPEC_FS): full width, one output.
@@ -442,11 +444,13 @@ NIRSPEC_GRATINGS: tuple[str, ...] = ("PRISM", "G140M", "G235M", "G395M", "G140H"
 NIRSPEC_FIXED_SLITS: tuple[str, ...] = ("S200A1", "S200A2", "S400A1", "S1600A1", "S200B1")
 
 # Dispersers and the wavelengths they pass (um): the MIRI LRS prism (a filter-wheel
-# element), the NIRSpec prism (a grating-wheel element, behind CLEAR) and G395M (behind
-# F290LP, its one filter: the nominal 2.87-5.10 um).
+# element), the NIRSpec prism (a grating-wheel element, behind CLEAR), G395M (behind
+# F290LP, its one filter: the nominal 2.87-5.10 um) and NIRISS's GR700XD (a pupil-wheel
+# element, behind CLEAR: SOSS, orders 1 and 2 together 0.6-2.8 um).
 DISPERSER_BANDS: dict[tuple[str, str], tuple[float, float]] = {("MIRI", "P750L"): (5.0, 14.0),
                                                                ("NIRSPEC", "PRISM"): (0.6, 5.3),
-                                                               ("NIRSPEC", "G395M"): (2.87, 5.10)}
+                                                               ("NIRSPEC", "G395M"): (2.87, 5.10),
+                                                               ("NIRISS", "GR700XD"): (0.6, 2.8)}
 
 
 def keyword_pixel_scale(keywords: Mapping) -> float:

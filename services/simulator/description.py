@@ -26,6 +26,11 @@ Besides imaging, the simulator renders slit spectra (:mod:`services.simulator.sp
   detector NRS1, subarray SUB2048, NRSRAPID or NRS, a time series (``tsovisit: true``)
   staring at the target (``dither`` NONE) whose host star is the target with its
   ``spectrum``, as the LRS slitless time series (the slit cuts its light and the sky);
+- NIRISS single-object slitless spectroscopy (``exp_type: NIS_SOSS``): the GR700XD grism
+  in the pupil wheel behind CLEAR (``filter: CLEAR``, ``pupil: GR700XD``), detector NIS,
+  subarray SUBSTRIP256, NISRAPID or NIS, a time series (``tsovisit: true``) staring at
+  the target (``dither`` NONE) whose host star is the target with its ``spectrum``, as
+  the LRS slitless time series; orders 1 and 2 of its spectrum share the window;
 - NIRSpec multi-object spectroscopy (``exp_type: NRS_MSASPEC``) with the prism behind
   CLEAR (``filter: CLEAR``, ``pupil: PRISM``): detectors NRS1 (it sees MSA quadrants 1
   and 3), NRS2 (quadrants 2 and 4) or both, subarray FULL, NRSRAPID or NRS, one pointing (``dither``
@@ -89,8 +94,10 @@ from .spectrograph import (
     LRS_SLITLESS_EXP_TYPE,
     MSA_QUADRANTS,
     MSA_SHUTTER_PITCH,
+    NIRISS_SOSS,
     NIRSPEC_BOTS,
     NIRSPEC_FS,
+    NIS_SOSS_EXP_TYPE,
     NRS_BOTS_EXP_TYPE,
     NRS_FS_EXP_TYPE,
     NRS_MOS_EXP_TYPE,
@@ -99,6 +106,7 @@ from .spectrograph import (
     SourceSpectrum,
     SpectralLine,
     slit_spectrograph,
+    spectral_orders,
 )
 
 __all__ = [
@@ -126,11 +134,13 @@ MOS_RENDERED = ("CLEAR", "PRISM")
 MOS_READOUT_PATTERNS = ("NRSRAPID", "NRS")
 # Slit spectroscopy the simulator renders (services/simulator/spectrograph.py), per instrument.
 SLIT_EXP_TYPES: dict[str, tuple[str, ...]] = {detector(LRS.detector).instrument: (LRS_EXP_TYPE, LRS_SLITLESS_EXP_TYPE),
-                                              "NIRSPEC": (NRS_FS_EXP_TYPE, NRS_BOTS_EXP_TYPE)}
+                                              "NIRSPEC": (NRS_FS_EXP_TYPE, NRS_BOTS_EXP_TYPE),
+                                              detector(NIRISS_SOSS.detector).instrument: (NIS_SOSS_EXP_TYPE,)}
 # The nod patterns along each slit, and how close to the slit's ends (arcsec) a nod may
 # bring the target.
 NOD_PATTERNS: dict[str, tuple[str, ...]] = {LRS_EXP_TYPE: ("ALONG-SLIT-NOD",), LRS_SLITLESS_EXP_TYPE: (),
                                             NRS_FS_EXP_TYPE: ("2-POINT-NOD", "3-POINT-NOD"), NRS_BOTS_EXP_TYPE: (),
+                                            NIS_SOSS_EXP_TYPE: (),
                                             NRS_MOS_EXP_TYPE: ("3-SHUTTER-SLITLET", "2-SHUTTER-SLITLET")}
 NOD_MARGIN_ARCSEC = 0.5
 # Readout patterns of the slits where the instrument offers more than the simulator reads
@@ -198,8 +208,8 @@ class TargetSpec(_Strict):
     aliases: list[str] = Field(default_factory=list, description="Other names the archive resolves to it.")
     spectrum: SpectrumSpec | None = Field(None, description=(
         "Its spectrum in slit and slitless observations (MIRI LRS slit and slitless, NIRSpec fixed slits and "
-        "bright-object time series: only they simulate one; a MIR_LRS-SLITLESS or NRS_BRIGHTOBJ time series' host "
-        "star); default DEFAULT_SPECTRUM."))
+        "bright-object time series, NIRISS SOSS: only they simulate one; a MIR_LRS-SLITLESS, NRS_BRIGHTOBJ or "
+        "NIS_SOSS time series' host star); default DEFAULT_SPECTRUM."))
 
 
 _KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "ALONG-SLIT-NOD", "2-POINT-NOD", "3-POINT-NOD",
@@ -300,7 +310,7 @@ class DitherSpec(_Strict):
 
 class TransitSpec(_Strict):
     """A transit of the host star of a TSO observation: a trapezoid light curve, grey
-    (``depth``) or, in a spectroscopic time series (MIR_LRS-SLITLESS, NRS_BRIGHTOBJ), with a depth that
+    (``depth``) or, in a spectroscopic time series (MIR_LRS-SLITLESS, NRS_BRIGHTOBJ, NIS_SOSS), with a depth that
     depends on the wavelength (``depth_spectrum``: the transmission spectrum, points
     (wavelength um, depth) joined by straight lines and held constant beyond the first and
     the last; the light curve at each wavelength is the trapezoid scaled to that depth).
@@ -510,7 +520,8 @@ class ObservationSpec(_Strict):
     @property
     def slit(self) -> bool:
         """A slit spectroscopy observation (MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT, NRS_BRIGHTOBJ),
-        or the LRS without its slit (MIR_LRS-SLITLESS): one spectrograph renders them all."""
+        or slitless (the LRS without its slit MIR_LRS-SLITLESS, NIRISS SOSS NIS_SOSS): one
+        spectrograph renders them all."""
         return self.spectrograph is not None
 
     def nod_step(self) -> float:
@@ -588,6 +599,18 @@ class ObservationSpec(_Strict):
                                  f"(filter {model.filter}, pupil {model.grating}), not {self.filter}/{self.pupil}"
                                  f"{hint}")
             return self
+        soss = NIRISS_SOSS  # the GR700XD grism in the pupil wheel behind CLEAR
+        if self.exp_type == soss.exp_type:
+            if self.filter != soss.filter:
+                raise ValueError(f"filter: a {soss.exp_type} observation is simulated with filter {soss.filter} (the "
+                                 f"{soss.grating} grism behind the open filter wheel), not {self.filter}")
+            if self.pupil != soss.grating:
+                raise ValueError(f"pupil: a {soss.exp_type} observation is simulated with pupil {soss.grating} (the "
+                                 f"SOSS grism), not {self.pupil or 'none'}")
+            return self
+        if self.pupil == soss.grating and self.instrument == detector(soss.detector).instrument:
+            raise ValueError(f"pupil: {soss.grating} is the SOSS grism; observe with it as exp_type {soss.exp_type} "
+                             "(single-object slitless spectroscopy)")
         table = FILTERS[self.instrument]
         clear = CLEAR_POSITIONS[self.instrument]
         if self.instrument == "MIRI":
@@ -686,8 +709,9 @@ class ObservationSpec(_Strict):
 
     def _time_series(self, model: SlitSpectrograph) -> ObservationSpec:
         """A spectroscopic time series (the LRS slitless MIR_LRS-SLITLESS in SLITLESSPRISM,
-        NIRSpec's bright objects NRS_BRIGHTOBJ in SUB2048): a staring TSO visit whose host
-        star is the target, with its ``spectrum``."""
+        NIRSpec's bright objects NRS_BRIGHTOBJ in SUB2048, NIRISS SOSS NIS_SOSS in
+        SUBSTRIP256): a staring TSO visit whose host star is the target, with its
+        ``spectrum``."""
         if self.subarray not in model.subarrays:
             what = "the slitless spectrum" if model.slitless else "its spectrum"
             raise ValueError(f"subarray: a {model.exp_type} observation is read in {' or '.join(model.subarrays)} "
@@ -716,7 +740,7 @@ class ObservationSpec(_Strict):
     @property
     def spectroscopic_tso(self) -> bool:
         """A spectroscopic time series whose target is the host star (MIR_LRS-SLITLESS,
-        NRS_BRIGHTOBJ): its light is the target's spectrum."""
+        NRS_BRIGHTOBJ, NIS_SOSS): its light is the target's spectrum."""
         model = self.spectrograph
         return model is not None and model.time_series
 
@@ -876,13 +900,15 @@ class ProgramDescription(_Strict):
                                        if o.slit and o.target == target.name))
             if target.spectrum is not None and not slits:
                 raise ValueError(f"targets[{k}].spectrum: only a slit or slitless observation (exp_type "
-                                 f"{LRS_EXP_TYPE}, {LRS_SLITLESS_EXP_TYPE}, {NRS_FS_EXP_TYPE} or "
-                                 f"{NRS_BOTS_EXP_TYPE}) simulates a spectrum, and none observes {target.name!r}")
+                                 f"{LRS_EXP_TYPE}, {LRS_SLITLESS_EXP_TYPE}, {NRS_FS_EXP_TYPE}, "
+                                 f"{NRS_BOTS_EXP_TYPE} or {NIS_SOSS_EXP_TYPE}) simulates a spectrum, and none observes "
+                                 f"{target.name!r}")
+            spectra = [order for m in slits for order in spectral_orders(m)]  # every order of each (NIRISS SOSS: two)
             for j, line in enumerate(target.spectrum.lines if target.spectrum is not None else []):
-                if not any(m.band[0] <= line.wavelength <= m.band[1] for m in slits):
-                    bands = ", ".join(f"{m.band[0]:.2f}-{m.band[1]:.2f} um" for m in slits)
+                if not any(m.band[0] <= line.wavelength <= m.band[1] for m in spectra):
+                    bands = ", ".join(f"{m.band[0]:.2f}-{m.band[1]:.2f} um" for m in spectra)
                     raise ValueError(f"targets[{k}].spectrum.lines[{j}].wavelength: {line.wavelength} um is outside "
-                                     f"the {' and the '.join(m.label for m in slits)} spectrum ({bands})")
+                                     f"the {' and the '.join(m.label for m in spectra)} spectrum ({bands})")
         for k, (number, obs) in enumerate(zip(numbers, self.observations, strict=True)):
             for n in obs.pre_image_for:
                 if n == number:

@@ -28,6 +28,12 @@ wavelength, through the same slit) is rendered too, and integration ``i`` sees t
 out of transit less ``k_i`` times that (``k_i`` the trapezoid's shape at its mid time,
 :func:`.transit.light_curve`); the truth holds the mean over the integrations and
 :class:`SlitTransitTruth`, its white light over the spectrograph's white-light band.
+NIRISS SOSS (NIS_SOSS, SUBSTRIP256) is such a time series with two spectral orders in its
+window (:func:`.spectrograph.spectral_orders`): each order renders the target (and the
+blocked light, and its own slitless sky) into the window and the orders add up; the
+target's place, measured from order 1's reference point, moves both traces alike; the
+white light, and so the light curve's depth, is order 1's (:attr:`SlitTruth.orders` keeps
+each order's electrons per column).
 
 A NIRSpec MOS exposure (NRS_MSASPEC, PRISM/CLEAR, NRS1 or NRS2 FULL) sees what its
 observation's MSA metadata file opens at its dither point (:class:`.msa.MsaExposure`):
@@ -117,6 +123,7 @@ from .spectrograph import (
     msa_slitlet,
     render_slit,
     slit_spectrograph,
+    spectral_orders,
 )
 from .transit import HostStar, LightCurve, light_curve, white_light_depth
 
@@ -126,6 +133,7 @@ __all__ = [
     "HostTruth",
     "MosSlitletTruth",
     "MosTruth",
+    "OrderTruth",
     "SlitTransitTruth",
     "SlitTruth",
     "StarTruth",
@@ -173,7 +181,7 @@ class HostTruth:
     """The host star of a TSO exposure: ``flux`` e-/s out of transit, ``x``/``y`` 0-based
     window pixels, and its light curve (relative flux per integration). A spectroscopic time
     series' host is the target: ``flux`` its e-/s over the spectral pixels of the
-    spectrograph's white-light band (before the pixel area), ``x``/``y`` where it would
+    spectrograph's white-light band (NIRISS SOSS: order 1's; before the pixel area), ``x``/``y`` where it would
     image undispersed, the curve its white light."""
 
     id: int
@@ -196,7 +204,11 @@ class SlitTruth:
     columns of a NIRSpec one): the source's photo-electrons per second in it before the
     pixel area (what the spectrograph put there); ``sky`` (ny, nx): the sky's
     photo-electrons per second per pixel, pixel area included (part of
-    ``ExposureTruth.flux``).
+    ``ExposureTruth.flux``); ``orders`` every spectral order of the mode
+    (:func:`.spectrograph.spectral_orders`), the first the slit's own (``model``,
+    ``pixel_electrons`` and the transit's ``blocked_electrons``): one for every mode but
+    NIRISS SOSS, whose two orders share the window (``pixel_electrons`` and ``sky`` are then
+    order 1's, resp. the sum of the orders').
     """
 
     model: SlitSpectrograph
@@ -207,6 +219,20 @@ class SlitTruth:
     pixel_electrons: np.ndarray
     sky: np.ndarray
     transit: SlitTransitTruth | None = None
+    orders: tuple[OrderTruth, ...] = ()
+
+
+@dataclass(frozen=True)
+class OrderTruth:
+    """One spectral order of a slit exposure's source: ``model`` the order's spectrograph;
+    ``pixel_electrons`` per spectral pixel of the window (a NIRISS SOSS column) the
+    photo-electrons per second the source put there through this order alone, before the
+    pixel area; ``blocked_electrons`` the same for the light a transit blocks at full
+    transit (None without a transit)."""
+
+    model: SlitSpectrograph
+    pixel_electrons: np.ndarray
+    blocked_electrons: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -215,13 +241,15 @@ class SlitTransitTruth:
 
     ``transit`` as described (grey ``depth`` or ``depth_spectrum``); ``blocked`` (ny, nx)
     the photo-electrons per second per pixel the planet blocks at full transit (the host's
-    spectrum times the depth, rendered through the spectrograph; pixel area included);
-    ``blocked_electrons`` per spectral pixel of the window, e-/s before the pixel area (as
-    :attr:`SlitTruth.pixel_electrons`, so their ratio is the depth each row sees through
-    the line-spread function); ``depth_electrons`` and ``depth_fnu`` the white-light depth
-    over the spectrograph's ``white_light_band`` weighted by electrons (a box sum of the
-    rates) and by f_nu (a sum of the calibrated spectrum over spectral pixels);
-    ``band_electrons`` the host's e-/s in that band out of transit (before the pixel area).
+    spectrum times the depth, rendered through the spectrograph, every order of it; pixel
+    area included); ``blocked_electrons`` per spectral pixel of the window, e-/s before the
+    pixel area (as :attr:`SlitTruth.pixel_electrons`, so their ratio is the depth each row
+    sees through the line-spread function; NIRISS SOSS: order 1's, each order's in
+    :attr:`SlitTruth.orders`); ``depth_electrons`` and ``depth_fnu`` the white-light depth
+    over the spectrograph's ``white_light_band`` (NIRISS SOSS: order 1's) weighted by
+    electrons (a box sum of the rates) and by f_nu (a sum of the calibrated spectrum over
+    spectral pixels); ``band_electrons`` the host's e-/s in that band out of transit
+    (before the pixel area).
     """
 
     transit: TransitSpec
@@ -513,8 +541,9 @@ def simulate_exposure(
                     source_image = source_image - float(np.mean(curve.shape)) * slit.transit.blocked
             flux = source_image + slit.sky
         centre = np.array([sky_model.s_ref])
-        if sky_model.slitless:  # the whole band's sky on the reference point's row
-            sky_level = float(sky_model.slitless_sky_electrons(centre, lambda wl: sky_scale * sky_model.sky(wl))[0])
+        if sky_model.slitless:  # the whole band's sky (of every order) on the reference point's row
+            sky_level = float(sum(m.slitless_sky_electrons(centre, lambda wl, m=m: sky_scale * m.sky(wl))[0]
+                                  for m in spectral_orders(sky_model)))
         else:
             sky_level = float(sky_model.sky_electrons(centre, sky_scale * sky_model.sky(sky_model.wavelength(centre)))[0])
     else:
@@ -610,26 +639,41 @@ def _slit_scene(model: SlitSpectrograph, gw, target, sub: Subarray, spectrum: So
     ``sky_scale`` the factor on the slit's default sky (0: no sky); ``transit`` a
     spectroscopic time series' transit of the target: the light it blocks at full transit
     is rendered too, through the same slit (:class:`SlitTransitTruth`; the image returned
-    is the target out of transit).
+    is the target out of transit). A mode with several spectral orders (NIRISS SOSS,
+    :func:`.spectrograph.spectral_orders`) renders each into the window and sums them:
+    the target's place, measured from the mode's reference point (order 1's), moves every
+    order's trace alike, and each order adds its own sky.
     """
     x, y = gw.invert(target.ra, target.dec, with_bounding_box=False)
     xt, yt = float(x) + sub.xstart - 1.0, float(y) + sub.ystart - 1.0  # full frame, 0-based
     along, across = model.place(xt, yt)
     source = SlitSource(spectrum, along=along, across=across)
+    window = (sub.xstart - 1, sub.ystart - 1, sub.xsize, sub.ysize)
 
-    def sky(wavelength: np.ndarray) -> np.ndarray:
-        return sky_scale * model.sky(wavelength)
+    def spectral_sum(image: np.ndarray, order: SlitSpectrograph) -> np.ndarray:
+        return image.sum(axis=0) if order.dispaxis == 1 else image.sum(axis=1)  # each spectral pixel's
 
-    scene = render_slit(model, [source], (sub.xstart - 1, sub.ystart - 1, sub.xsize, sub.ysize),
-                        sky_mjy_sr=sky if sky_scale > 0 else None)
-    image = scene.image - scene.sky
-    per_pixel = image.sum(axis=0) if model.dispaxis == 1 else image.sum(axis=1)  # each spectral pixel's
-    transit_truth = None
+    image = sky_image = None
+    per_order = []
+    for order in spectral_orders(model):
+        def sky(wavelength: np.ndarray, order: SlitSpectrograph = order) -> np.ndarray:
+            return sky_scale * order.sky(wavelength)
+
+        scene = render_slit(order, [source], window, sky_mjy_sr=sky if sky_scale > 0 else None)
+        part = scene.image - scene.sky
+        image = part if image is None else image + part
+        sky_image = scene.sky if sky_image is None else sky_image + scene.sky
+        per_order.append((order, spectral_sum(part, order)))
+    per_pixel = per_order[0][1]
+    transit_truth, blocked_per_order = None, [None] * len(per_order)
     if transit is not None:
-        blocked = render_slit(model, [SlitSource(ModulatedSpectrum(spectrum, transit.depth_at), along=along,
-                                                 across=across)],
-                              (sub.xstart - 1, sub.ystart - 1, sub.xsize, sub.ysize)).image
-        blocked_per_pixel = blocked.sum(axis=0) if model.dispaxis == 1 else blocked.sum(axis=1)
+        blocking = SlitSource(ModulatedSpectrum(spectrum, transit.depth_at), along=along, across=across)
+        blocked = None
+        for k, (order, _) in enumerate(per_order):
+            part = render_slit(order, [blocking], window).image
+            blocked = part if blocked is None else blocked + part
+            blocked_per_order[k] = spectral_sum(part, order)
+        blocked_per_pixel = blocked_per_order[0]
         s, wavelength, band = _window_spectrum(model, sub, across)
         per_jy = model.electrons_per_jy(s)
         white = model.white_light_band
@@ -638,8 +682,10 @@ def _slit_scene(model: SlitSpectrograph, gw, target, sub: Subarray, spectrum: So
             depth_electrons=white_light_depth(wavelength, per_pixel, blocked_per_pixel, white),
             depth_fnu=white_light_depth(wavelength, per_pixel / per_jy, blocked_per_pixel / per_jy, white),
             band_electrons=float(per_pixel[band].sum()))
+    orders = tuple(OrderTruth(order, electrons, blocked_e)
+                   for (order, electrons), blocked_e in zip(per_order, blocked_per_order, strict=True))
     truth = SlitTruth(model=model, source=source, x=xt, y=yt, sky_scale=float(sky_scale), pixel_electrons=per_pixel,
-                      sky=scene.sky * area, transit=transit_truth)
+                      sky=sky_image * area, transit=transit_truth, orders=orders)
     return image * area, truth
 
 

@@ -21,9 +21,10 @@ area from the distortion; QE = the detector model's flat):
   detector): ``model`` = :func:`services.simulator.distortion.detector_distortion_model`,
   full-frame 0-based pixels to (V2, V3) arcsec with its fitted inverse; input units pixel,
   output arcsec; EXP_TYPE the first imaging type and P_EXPTYPE all of them (``A|B|``;
-  MIRIMAGE's also MIR_LRS-FIXEDSLIT: the slit images through the imager's optics; NRS1's
-  NRS_FIXEDSLIT, NRS_BRIGHTOBJ and NRS_MSASPEC, NRS2's NRS_MSASPEC: the slits' and
-  shutters' undispersed images at the disperser's reference wavelength);
+  MIRIMAGE's also MIR_LRS-FIXEDSLIT and MIR_LRS-SLITLESS: the slit images through the
+  imager's optics; NRS1's NRS_FIXEDSLIT, NRS_BRIGHTOBJ and NRS_MSASPEC, NRS2's NRS_MSASPEC:
+  the slits' and shutters' undispersed images at the disperser's reference wavelength;
+  NIS's NIS_SOSS: the target's undispersed image at order 1's reference point);
   NIRCam also MODULE, CHANNEL and PUPIL/P_PUPIL ANY.
 - FILTEROFFSET (FilteroffsetModel, ASDF ``jwst_<inst>_filteroffset_<det>_sim.asdf``, per
   detector): one row per filter (MIRI) or filter/pupil pair (NIRCam, NIRISS: those of
@@ -40,6 +41,10 @@ for the bright-object time series (no PUPIL: selected by DETECTOR and FILTER), t
 ``QE * area * g0 / gain``; its slits' calibration is
 theirs (:func:`services.simulator.slit_refs.write_nirspec_fs_references`,
 :func:`services.simulator.slit_refs.write_nirspec_mos_references`).
+
+NIS's FLAT of CLEAR/GR700XD (NIRISS SOSS, FILTER CLEAR, PUPIL GR700XD) is written as for any
+(filter, pupil) the plan uses on it; the spectral calibration is SOSS's own
+(:func:`services.simulator.slit_refs.write_niriss_soss_references`).
 
 The guiders (:func:`write_guider_references`, GUIDER1/GUIDER2, for the guide-star products
 that calwebb_guider calibrates): MASK, GAIN and READNOISE as :mod:`reffiles` writes them for

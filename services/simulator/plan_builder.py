@@ -8,7 +8,8 @@ without a start time starts ``observation_gap_s`` after the previous one ends (t
 at :data:`DEFAULT_START`). A NIRCam time-series observation (``tsovisit``) without an
 explicit ``exp_type`` is NRC_TSIMAGE. A slit observation (MIRI LRS MIR_LRS-FIXEDSLIT,
 NIRSpec NRS_FIXEDSLIT and NRS_BRIGHTOBJ) points the slit's reference point at the target
-(:func:`pointing.reference_point`; the plan's ``aperture``: MIRIM_SLIT, NRS_<slit>_SLIT)
+(:func:`pointing.reference_point`; the plan's ``aperture``: MIRIM_SLIT, NRS_<slit>_SLIT;
+slitless, the mode's reference point: MIRIM_SLITLESSPRISM, NIRISS SOSS's NIS_SUBSTRIP256)
 and its nods (PATTTYPE ALONG-SLIT-NOD; 2-POINT-NOD, 3-POINT-NOD) move the target along
 the slit. A NIRSpec MOS observation (NRS_MSASPEC) names its MSA metadata file
 (``msa_metadata``) and puts the target at its detectors' window centre; its
@@ -40,7 +41,13 @@ from .description import MOS_RENDERED, DescriptionError, ProgramDescription
 from .guiding import guided, select_guide_star
 from .optics import TEMPLATES
 from .pointing import detector_pointings, slit_v2v3
-from .spectrograph import LRS_EXP_TYPE, NRS_BOTS_EXP_TYPE, NRS_FS_EXP_TYPE, NRS_MOS_EXP_TYPE
+from .spectrograph import (
+    LRS_EXP_TYPE,
+    NIS_SOSS_EXP_TYPE,
+    NRS_BOTS_EXP_TYPE,
+    NRS_FS_EXP_TYPE,
+    NRS_MOS_EXP_TYPE,
+)
 
 __all__ = ["DEFAULT_START", "MOS_EXP_TYPE", "build_plan", "default_exp_type", "planned_only", "rendered_mos"]
 
@@ -48,7 +55,8 @@ DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 _TSO_EXP_TYPES = {"NIRCAM": "NRC_TSIMAGE"}
 _SPECTROSCOPY_TEMPLATES = {LRS_EXP_TYPE: "MIRI Low Resolution Spectroscopy",
                            NRS_FS_EXP_TYPE: "NIRSpec Fixed Slit Spectroscopy",
-                           NRS_BOTS_EXP_TYPE: "NIRSpec Bright Object Time Series"}
+                           NRS_BOTS_EXP_TYPE: "NIRSpec Bright Object Time Series",
+                           NIS_SOSS_EXP_TYPE: "NIRISS SOSS"}
 MOS_EXP_TYPE = NRS_MOS_EXP_TYPE  # a NIRSpec MOS observation: planned with its MSA metadata file
 
 

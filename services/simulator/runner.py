@@ -9,9 +9,9 @@ Layout of ``out_dir``::
     truth/<exposure_id>_truth_{rate.fits,stars.ecsv,jumps.ecsv}
     truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
     truth/<exposure_id>_truth_spectrum.ecsv       (slit exposures: MIRI LRS slit and slitless, NIRSpec fixed slits
-                                                  and bright-object time series)
+                                                  and bright-object time series, NIRISS SOSS: both orders)
     truth/<exposure_id>_truth_transmission.ecsv   (spectroscopic time series with a transit: depth per spectral
-                                                  pixel)
+                                                  pixel; NIRISS SOSS per order)
     truth/<exposure_id>_truth_spectrum_s<sssss>.ecsv  (NIRSpec MOS: one per MSA source on the detector,
                                                      NRS1's quadrants 1 and 3, NRS2's 2 and 4)
     truth/truth.json
@@ -23,6 +23,8 @@ Layout of ``out_dir``::
     refs/jwst_miri_{specwcs,photom}_lrs-slitless_sim.fits  (a plan with an LRS slitless observation)
     refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs1_fixedslit_sim.fits  (a NIRSpec fixed-slit observation)
     refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs1_brightobj_sim.fits  (a NIRSpec bright-object time series)
+    refs/jwst_niriss_{spectrace,photom}_soss_sim.fits  (a NIRISS SOSS time series; its FLAT of CLEAR/GR700XD and
+                                                  DARK of SUBSTRIP256 with the detector's)
     refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs<n>_msaspec_sim.fits,
     refs/jwst_nirspec_msaoper_sim.json            (a rendered NIRSpec MOS observation: per detector it
                                                   uses, NRS1 and/or NRS2; one MSAOPER, every quadrant)
@@ -139,7 +141,7 @@ def _check_packets(plan: Plan, knobs: SimulationSpec) -> None:
 def host_star(desc: ProgramDescription, observation: int) -> HostStar | None:
     """The TSO host star of an observation (by number), or None: an imaging time series'
     star of ``host_flux`` e-/s, or a spectroscopic time series' target (MIR_LRS-SLITLESS,
-    NRS_BRIGHTOBJ; flux None: its spectrum is the target's)."""
+    NRS_BRIGHTOBJ, NIS_SOSS; flux None: its spectrum is the target's)."""
     for index, spec in enumerate(desc.observations):
         if desc.observation_number(index) != observation:
             continue

@@ -122,8 +122,31 @@ detector ``jwst_nirspec_<type>_<detector>_msaspec_sim.fits``; one MSAOPER for th
   1.5 for MOS1X3, the middle shutter's centre at 0: no loss along it, the bars are not
   modelled), 0.55-5.45 um in metres; UNIFORM 1.
 
+NIRISS SOSS (:func:`write_niriss_soss_references`, NIS_SOSS, the GR700XD grism behind
+CLEAR on NIS read in SUBSTRIP256, ``jwst_niriss_<type>_soss_sim.fits``), the public
+formats, both spectral orders in each file:
+
+- SPECTRACE (``SpecTraceModel``): PRIMARY REFTYPE SPECTRACE, INSTRUME NIRISS, DETECTOR NIS,
+  EXP_TYPE NIS_SOSS, FILTER CLEAR, PUPIL GR700XD, SUBARRAY SUBSTRIP256 with its SUBSTRT1/2
+  (1, 1793) and SUBSIZE1/2 (2048, 256) and the common reference keywords; one BINTABLE
+  per order, EXTNAME ORDER, EXTVER and the card ORDER the order's number (1, 2), columns
+  (float64) WAVELENGTH (um), X (0-based column of the SUBSTRIP256 window, one row per
+  column of the order's span, increasing), Y (0-based window row of the trace centre),
+  THROUGHPUT (the order's total throughput at that wavelength) and TILT (0: the simulated
+  traces are not tilted).
+- PHOTOM (``NisSossPhotomModel``): one phot_table row per order (filter CLEAR, pupil
+  GR700XD, order 1 and 2): PHOTMJ, UNCERTAINTY (1 %), NELEM and WAVELENGTH (um,
+  increasing) / RELRESPONSE / RELUNCERTAINTY over the order's columns and one more at each end (padded with zeros
+  past NELEM), RELRESPONSE 1 at the order's throughput peak (1.4 um, 0.85 um).
+  Convention: a point source's flat-fielded rate (DN/s) summed over the whole
+  cross-dispersion profile of a column, times ``PHOTMJ * RELRESPONSE(lambda)``, is its
+  f_nu in MJy: ``PHOTMJ * RELRESPONSE = 1e-6 g0 / electrons_per_jy`` of that order's
+  column (g0 the detector's mean gain, as the FLAT's), as the public pipeline applies it
+  to an extracted SOSS spectrum.
+
 FLAT (CLEAR/PRISM; F290LP/G395M for the bright objects) and DISTORTION of NRS1 (and of
-NRS2 for the MOS) are written with the imaging ones (:mod:`services.simulator.optical_refs`);
+NRS2 for the MOS), and NIS's FLAT of CLEAR/GR700XD, are written with the imaging ones
+(:mod:`services.simulator.optical_refs`; the DARK of SUBSTRIP256 with the detector's, :mod:`.reffiles`);
 WAVELENGTHRANGE (the public ASDF, one file for every slit mode and both detectors) with
 each set (:mod:`services.simulator.wavelengthrange_ref`).
 """
@@ -138,7 +161,7 @@ import numpy as np
 from astropy.io import fits
 from stdatamodels.jwst import datamodels as dm
 
-from shared.instruments import detector
+from shared.instruments import detector, subarray
 
 from .distortion import detector_distortion_model
 from .reffiles import AUTHOR, PEDIGREE, USEAFTER, ReferenceFile, _common, _save
@@ -153,21 +176,25 @@ from .spectrograph import (
     MSA_SHUTTER_PITCH,
     MSA_X0,
     MSA_Y0,
+    NIRISS_SOSS,
     NIRSPEC_BOTS,
     NIRSPEC_FS,
+    NIS_SOSS_EXP_TYPE,
     NRS_BOTS_EXP_TYPE,
     NRS_FS_EXP_TYPE,
     NRS_MOS_EXP_TYPE,
     ROW_PITCH,
     SlitSpectrograph,
     msa_slitlet,
+    spectral_orders,
 )
 from .wavelengthrange_ref import write_nirspec_wavelengthrange
 
-__all__ = ["MSAOPER_FILENAME", "nirspec_bots_filename", "nirspec_fs_filename", "nirspec_mos_filename",
-           "shutter_trace_model", "slit_trace_table", "slit_vertices", "write_lrs_references",
-           "write_lrs_slitless_references", "write_nirspec_bots_references", "write_nirspec_fs_references",
-           "write_nirspec_mos_references", "write_slit_references"]
+__all__ = ["MSAOPER_FILENAME", "niriss_soss_filename", "nirspec_bots_filename", "nirspec_fs_filename",
+           "nirspec_mos_filename", "shutter_trace_model", "slit_trace_table", "slit_vertices", "soss_photom_table",
+           "soss_trace_table", "write_lrs_references", "write_lrs_slitless_references", "write_niriss_soss_references",
+           "write_nirspec_bots_references", "write_nirspec_fs_references", "write_nirspec_mos_references",
+           "write_slit_references"]
 
 MSAOPER_FILENAME = "jwst_nirspec_msaoper_sim.json"
 
@@ -594,10 +621,100 @@ def write_nirspec_mos_references(detector_model, out_dir: Path, failed_open, fai
     ]
 
 
+def niriss_soss_filename(reftype: str) -> str:
+    """``jwst_niriss_<reftype>_soss_sim.fits``."""
+    return f"jwst_niriss_{reftype}_soss_sim.fits".lower()
+
+
+_SPECTRACE_COLUMNS = ("WAVELENGTH", "X", "Y", "THROUGHPUT", "TILT")
+
+
+def soss_trace_table(model: SlitSpectrograph) -> np.ndarray:
+    """The SPECTRACE table of one SOSS order (module docstring): per column of its span,
+    increasing, the wavelength, the window column and the trace's window row (0-based),
+    the throughput, and no tilt."""
+    window = subarray(detector(model.detector).instrument, model.subarrays[0])
+    s = model.pixels()
+    x, y = model.to_detector(s, model.trace(s))
+    wavelength = model.wavelength(s)
+    table = np.zeros(s.size, dtype=[(c, "<f8") for c in _SPECTRACE_COLUMNS])
+    table["WAVELENGTH"], table["X"], table["Y"] = wavelength, x - (window.xstart - 1), y - (window.ystart - 1)
+    table["THROUGHPUT"] = model.throughput(wavelength)
+    return table
+
+
+def _soss_spectrace(detector_model, path: Path) -> Path:
+    orders = spectral_orders(NIRISS_SOSS)
+    window = subarray(detector_model.detector.instrument, NIRISS_SOSS.subarrays[0])
+    trace = dm.SpecTraceModel()
+    for model in orders:
+        trace.trace.append(trace.trace.item())
+        trace.trace[-1].order = model.order
+        trace.trace[-1].data = soss_trace_table(model)
+    _common(trace, "SPECTRACE", detector_model, "Simulated NIRISS SOSS GR700XD/CLEAR: traces of orders 1 and 2",
+            window)
+    trace.meta.exposure.type = NIS_SOSS_EXP_TYPE
+    trace.meta.instrument.filter = NIRISS_SOSS.filter
+    _save(trace, path)
+    with fits.open(path, mode="update") as hdul:  # the SpecTraceModel schema has no PUPIL: a card beside FILTER
+        hdul[0].header.set("PUPIL", NIRISS_SOSS.grating, "Name of the pupil element used", after="FILTER")
+    return path
+
+
+def soss_photom_table(detector_model) -> np.ndarray:
+    """The NIRISS SOSS phot_table (module docstring): one row per order, PHOTMJ at the
+    order's throughput peak and RELRESPONSE over its columns and one more at each end."""
+    from .optical_refs import mean_gain
+
+    orders = spectral_orders(NIRISS_SOSS)
+    # a pixel beyond each end of the span: the table's float32 wavelengths then cover the
+    # span's own to the last column
+    curves = [m.response(mean_gain(detector_model), margin=1) for m in orders]
+    n = max(w.size for w, _ in curves)
+    table = np.zeros(len(orders), dtype=[
+        ("filter", "S12"), ("pupil", "S15"), ("order", "<i2"), ("photmj", "<f4"), ("uncertainty", "<f4"),
+        ("nelem", "<i2"), ("wavelength", "<f4", (n,)), ("relresponse", "<f4", (n,)),
+        ("reluncertainty", "<f4", (n,))])
+    for k, (model, (waves, mjy)) in enumerate(zip(orders, curves, strict=True)):
+        value = float(np.interp(model.throughput_centre, waves, mjy))
+        pad = np.zeros(n - waves.size)
+        rel = np.concatenate([mjy / value, pad])
+        table[k] = (model.filter, model.grating, model.order, value, 0.01 * value, waves.size,
+                    np.concatenate([waves, pad]), rel, 0.01 * rel)
+    return table
+
+
+def _soss_photom(detector_model, path: Path) -> Path:
+    photom = dm.NisSossPhotomModel(phot_table=soss_photom_table(detector_model))
+    _slit_common(photom, "PHOTOM", detector_model, "Simulated NIRISS SOSS GR700XD/CLEAR: flux calibration, orders 1, 2",
+                 NIS_SOSS_EXP_TYPE)
+    photom.meta.photometry.pixelarea_steradians = NIRISS_SOSS.pixel_area_sr
+    photom.meta.photometry.pixelarea_arcsecsq = NIRISS_SOSS.pixel_scale**2
+    return _save(photom, path)
+
+
+def write_niriss_soss_references(detector_model, out_dir: Path) -> list[ReferenceFile]:
+    """SPECTRACE and PHOTOM of NIRISS SOSS (NIS_SOSS, orders 1 and 2 of GR700XD/CLEAR) for
+    NIS, in the public formats (see the module docstring). ValueError for another
+    detector."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = detector_model.detector.name
+    if name != NIRISS_SOSS.detector:
+        raise ValueError(f"NIRISS SOSS is simulated on {NIRISS_SOSS.detector}, not {name}")
+    window = NIRISS_SOSS.subarrays[0]
+    return [
+        ReferenceFile("SPECTRACE", name, _soss_spectrace(detector_model, out_dir / niriss_soss_filename("spectrace")),
+                      window),
+        ReferenceFile("PHOTOM", name, _soss_photom(detector_model, out_dir / niriss_soss_filename("photom")),
+                      "GENERIC"),
+    ]
+
+
 def write_slit_references(models, detector_model, out_dir: Path) -> list[ReferenceFile]:
     """The references of the slits ``models`` used on the detector of ``detector_model``:
     the LRS slit's, the LRS slitless mode's, (one set for all five) the NIRSpec fixed
-    slits', and the NIRSpec bright-object time series'."""
+    slits', the NIRSpec bright-object time series' and NIRISS SOSS's."""
     exp_types = {m.exp_type for m in models}
     written = []
     if LRS_EXP_TYPE in exp_types:
@@ -608,4 +725,6 @@ def write_slit_references(models, detector_model, out_dir: Path) -> list[Referen
         written += write_nirspec_fs_references(detector_model, out_dir)
     if NRS_BOTS_EXP_TYPE in exp_types:
         written += write_nirspec_bots_references(detector_model, out_dir)
+    if NIS_SOSS_EXP_TYPE in exp_types:
+        written += write_niriss_soss_references(detector_model, out_dir)
     return written

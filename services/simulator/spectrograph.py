@@ -1,7 +1,8 @@
 """Slit spectrographs with known truth: one model, :class:`SlitSpectrograph`, of which the
 MIRI low-resolution spectrometer's slit (:data:`LRS`, ``MIR_LRS-FIXEDSLIT``), the five
-NIRSpec fixed slits with the prism (:data:`NIRSPEC_FS`, ``NRS_FIXEDSLIT``) and NIRSpec's
-bright-object time series with G395M (:data:`NIRSPEC_BOTS`, ``NRS_BRIGHTOBJ``) are instances;
+NIRSpec fixed slits with the prism (:data:`NIRSPEC_FS`, ``NRS_FIXEDSLIT``), NIRSpec's
+bright-object time series with G395M (:data:`NIRSPEC_BOTS`, ``NRS_BRIGHTOBJ``) and the two
+spectral orders of NIRISS SOSS (:data:`NIRISS_SOSS_ORDERS`, ``NIS_SOSS``) are instances;
 the dispersed scene a slit makes on its detector; the spectrum a perfect extraction
 recovers. The reference files that carry the same facts to the pipeline are written by
 :mod:`services.simulator.slit_refs`.
@@ -21,7 +22,9 @@ Common to every slit:
 - Trace: the slit centre images at spatial pixel ``t = t_ref + t0 + t1 d + t2 d^2``.
 - PSF: the simulator's diffraction-limited Gaussian (FWHM 0.0317" per um,
   :func:`services.simulator.optics.psf_fwhm_arcsec`). Along the slit a point source has
-  that profile; along the dispersion its line-spread function (LSF) is a Gaussian of
+  that profile (or the disperser's own, :attr:`SlitSpectrograph.spatial_sigma`, a Gaussian
+  of one width at every wavelength: NIRISS SOSS's defocused trace); along the dispersion
+  its line-spread function (LSF) is a Gaussian of
   ``sigma^2 = sigma_psf^2 + sigma_det^2`` (the spectrograph's and detector's own blur; the
   part of the PSF the slit passes, for a source near the slit centre).
 - Slit loss: a point source at offset ``delta`` across the slit (width ``w``) passes
@@ -116,6 +119,52 @@ toward the window's bottom (:meth:`SlitSpectrograph.slitless_sky_electrons`); un
 A spectroscopic time series of its target (``time_series``) whose white light is the
 band 5-12 um.
 
+NIRISS single-object slitless spectroscopy (:data:`NIRISS_SOSS_ORDERS`, ``NIS_SOSS``; this
+system's layout, not the instrument's): the GR700XD grism in the pupil wheel behind CLEAR
+disperses the target along the columns of NIS (``dispaxis`` 1, wavelength DEcreasing with
+the column), read in SUBSTRIP256 (full-frame rows 1793-2048, 1-based, all 2048 columns,
+one output; window row = full-frame row - 1792, 0-based), aperture NIS_SUBSTRIP256. Two
+spectral orders fall on the window at once, each a :class:`SlitSpectrograph` of its own
+(``order`` 1 and 2: its reference point, law, trace, span and throughput); the mode's model
+(:func:`slit_spectrograph`) is order 1, :func:`spectral_orders` gives both. The target's
+undispersed image sits at order 1's reference point; its offset from there (``place``)
+moves both orders' traces alike. No slit (``slitless``: no slit loss), a time series
+(``time_series``):
+
+- Order 1: reference point (IMX, IMY) = (1025.0, 1862.0), window row 69 (0-based); law
+  (:class:`GratingDispersion`) ``lambda(d) = 1.85 - 9.75e-4 d + 1.0e-8 d^2`` um (1.85 um at
+  IMX); trace ``t = t_ref - 0.004 d + 2.0e-5 d^2``; span full-frame columns 4-2043 (0-based,
+  inside the 4 reference columns each side): 2.855 um at column 4 to 0.867 um at column 2043,
+  0.000995 to 0.000955 um per pixel; trace at window row 93.9 at column 4, 68.8 at its
+  lowest (column 1124), 85.7 at column 2043; throughput 0.40 at 1.4 um, width 0.8 um
+  (0.32 at 0.867 um, 0.077 at 2.855 um).
+- Order 2: reference point (1025.0, 1952.0), window row 159; law ``lambda(d) = 0.95 -
+  4.9e-4 d`` um (0.95 um at IMX, 0.00049 um per pixel); trace ``t = t_ref + 0.05 d + 2.0e-5
+  d^2``; span the columns whose wavelength is 0.60-1.40 um: 106 (1.3998 um) to 1738 (0.6001
+  um); trace at window row 130.0 at column 106 rising to 204.9 at column 1738, 46.6 px
+  (9.3 sigma of the profile) below the top reference rows (window rows 252-255);
+  throughput 0.20 at 0.85 um, width 0.25 um (0.12 at 0.60 um, 0.018 at 1.40 um).
+- The traces are 40.4 px apart at order 2's left end (column 106: order 1 at window row
+  89.5, order 2 at 130.0), 61.7 at column 500, 90.0 at 1024, 128.6 at 1738; order 1 stays
+  69 px (14 sigma) above the window's bottom edge.
+- Both: 0.0656" per pixel; cross-dispersion profile a Gaussian of sigma 5.0 px at every
+  wavelength (``spatial_sigma``: the cylindrical lens's defocus, instead of the PSF); LSF
+  along the dispersion the PSF with ``detector_sigma`` 1.0 px. Resolving power ``lambda /
+  FWHM``: order 1 393 at 0.9 um, 592 at 1.4, 803 at 2.0, 956 at 2.5, 1037 at 2.8; order 2
+  516 at 0.6 um, 726 at 0.85, 849 at 1.0, 1010 at 1.2. Electrons per second per Jy in one
+  column: order 1 1.34e5 at 0.9 um, 1.06e5 at 1.4, 5.7e4 at 2.0, 2.4e4 at 2.5, 1.2e4 at
+  2.8; order 2 3.8e4 at 0.6 um, 4.4e4 at 0.85, 3.1e4 at 1.0, 1.2e4 at 1.2.
+- Sky: near-IR zodiacal light, 0.30 MJy/sr at 1 um to 0.20 MJy/sr at 3 um; as for the LRS
+  slitless, each order puts the whole band's sky on every pixel (the sky patches of its
+  wavelengths that lie on NIS's 2048 columns), and a pixel gets the sum of the two orders':
+  1.2 e-/s at column 4 (0.8 + 0.4), 3.1 at column 500, 5.3 at 1024 (3.8 + 1.5, the most),
+  4.1 at 2043; uniform along the rows.
+- The white light (:attr:`SlitSpectrograph.white_light_band`) is order 1's whole band,
+  0.867-2.855 um.
+- Each order is rendered in blocks of 256 samples (``render_block``: a block's light
+  reaches only its own columns; the spectrum is as wide as the detector), the same image
+  as rendering every sample at once (as the narrower spectra are) to rounding.
+
 NIRSpec multi-object spectroscopy (``NRS_MSASPEC``) with PRISM/CLEAR on NRS1 and NRS2: a
 slitlet of the micro-shutter array (MSA) is a :class:`SlitSpectrograph` too
 (:func:`msa_slitlet`), with the fixed slits' prism law, trace, blur, throughput and sky,
@@ -184,8 +233,11 @@ __all__ = [
     "MSA_X0",
     "MSA_Y0",
     "ModulatedSpectrum",
+    "NIRISS_SOSS",
+    "NIRISS_SOSS_ORDERS",
     "NIRSPEC_BOTS",
     "NIRSPEC_FS",
+    "NIS_SOSS_EXP_TYPE",
     "NRS1_QUADRANTS",
     "NRS2_QUADRANTS",
     "NRS_BOTS_EXP_TYPE",
@@ -196,6 +248,7 @@ __all__ = [
     "QuadraticDispersion",
     "RenderedSlit",
     "SLIT_SPECTROGRAPHS",
+    "SPECTRAL_ORDERS",
     "SPECTRAL_TSO_EXP_TYPES",
     "SlitSource",
     "SlitSpectrograph",
@@ -207,6 +260,7 @@ __all__ = [
     "msa_slitlet",
     "shutter_reference_point",
     "slit_spectrograph",
+    "spectral_orders",
 ]
 
 ARCSEC_PER_RAD = 206264.80624709636
@@ -217,6 +271,7 @@ LRS_SLITLESS_EXP_TYPE = "MIR_LRS-SLITLESS"
 NRS_FS_EXP_TYPE = "NRS_FIXEDSLIT"
 NRS_MOS_EXP_TYPE = "NRS_MSASPEC"
 NRS_BOTS_EXP_TYPE = "NRS_BRIGHTOBJ"
+NIS_SOSS_EXP_TYPE = "NIS_SOSS"
 
 
 @dataclass(frozen=True)
@@ -410,6 +465,11 @@ class SlitSpectrograph:
     slitless: bool = False  # no slit: no slit loss, and the sky of the whole band on every pixel
     time_series: bool = False  # a spectroscopic time series of its target, the TSO host star
     white_light: tuple[float, float] | None = None  # a time series' white-light band, um (None: the spectrum's)
+    order: int = 1  # the spectral order this model disperses (a mode may put several on its detector)
+    spatial_sigma: float | None = None  # px, the cross-dispersion profile's sigma (None: the PSF's)
+    # samples rendered at a time (None: all at once); a spectrum as wide as the detector
+    # renders in blocks, each reaching only its own columns (the same light, to rounding)
+    render_block: int | None = None
 
     # -- geometry ---------------------------------------------------------------------
     @property
@@ -490,6 +550,8 @@ class SlitSpectrograph:
             q, r, cols = self.shutters
             span = f"column {cols[0]}" if len(cols) == 1 else f"columns {cols[0]}-{cols[-1]}"
             return f"NIRSpec MSA Q{q} row {r} {span} {self.grating}/{self.filter}"
+        if self.exp_type == NIS_SOSS_EXP_TYPE:
+            return f"NIRISS SOSS {self.grating}/{self.filter} order {self.order}"
         if self.slitless:
             return "LRS slitless"
         return "LRS" if self.slit is None else f"NIRSpec {self.slit} {self.grating}/{self.filter}"
@@ -499,6 +561,14 @@ class SlitSpectrograph:
         """Sigma of the PSF in pixels (arcsec / pixel scale)."""
         wl = np.asarray(wavelength, np.float64)
         return np.vectorize(psf_fwhm_arcsec)(wl) * _SIGMA_PER_FWHM / self.pixel_scale
+
+    def profile_sigma(self, wavelength: np.ndarray) -> np.ndarray:
+        """Sigma of the cross-dispersion (spatial) profile of a point source, pixels: the
+        PSF's, or :attr:`spatial_sigma` at every wavelength when the disperser sets its own
+        (a defocused trace)."""
+        if self.spatial_sigma is None:
+            return self.psf_sigma(wavelength)
+        return np.full(np.shape(wavelength), float(self.spatial_sigma))
 
     def lsf_sigma(self, wavelength: np.ndarray) -> np.ndarray:
         """Sigma of the line-spread function along the dispersion, pixels."""
@@ -559,12 +629,12 @@ class SlitSpectrograph:
         on_field = (patch >= -0.5) & (patch <= rows - 0.5)
         return np.sum(per_patch * on_field, axis=-1)
 
-    def response(self, g0: float) -> tuple[np.ndarray, np.ndarray]:
-        """(wavelength um, increasing; MJy per DN/s) over the spectrum's pixels: a
-        flat-fielded rate (DN/s, i.e. e-/s per nominal pixel / ``g0``) summed over a
-        spectral pixel's pixels times this is the f_nu (MJy) of a slit-centred point
-        source before the slit loss."""
-        s = self.pixels()
+    def response(self, g0: float, margin: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(wavelength um, increasing; MJy per DN/s) over the spectrum's pixels (and
+        ``margin`` more at each end): a flat-fielded rate (DN/s, i.e. e-/s per nominal
+        pixel / ``g0``) summed over a spectral pixel's pixels times this is the f_nu (MJy)
+        of a slit-centred point source before the slit loss."""
+        s = np.arange(self.span[0] - margin, self.span[1] + margin + 1, dtype=np.float64)
         wl = self.wavelength(s)
         mjy = g0 / (self.electrons_per_jy(s) * 1.0e6)
         order = np.argsort(wl)
@@ -657,6 +727,46 @@ def _nirspec_bots() -> SlitSpectrograph:
 #: NIRSpec's bright-object time series (NRS_BRIGHTOBJ): G395M/F290LP through S1600A1.
 NIRSPEC_BOTS = _nirspec_bots()
 
+#: NIRISS SOSS (the module docstring): GR700XD in the pupil wheel behind CLEAR, on NIS in
+#: SUBSTRIP256; per order its reference point's IMY (IMX 1025.0 for both), its law, trace,
+#: the wavelengths its span covers (None: the columns inside the reference pixels) and
+#: its throughput (peak, centre um, width um).
+_SOSS_IMX = 1025.0
+_SOSS_ORDERS = {
+    1: (1862.0, GratingDispersion(reference=1.85, linear=-9.75e-4, quadratic=1.0e-8), (0.0, -0.004, 2.0e-5), None,
+        (0.40, 1.4, 0.8)),
+    2: (1952.0, GratingDispersion(reference=0.95, linear=-4.9e-4, quadratic=0.0), (0.0, 0.05, 2.0e-5), (0.60, 1.40),
+        (0.20, 0.85, 0.25)),
+}
+_SOSS_PROFILE_SIGMA = 5.0  # px: the cylindrical lens's defocus across the dispersion
+_SOSS_RENDER_BLOCK = 256  # samples: about 50 of the 2040 columns at a time
+
+
+def _niriss_soss(order: int) -> SlitSpectrograph:
+    """Order ``order`` of NIRISS SOSS (the module docstring): no slit, the target's light
+    dispersed along the columns of NIS (wavelength decreasing with the column), a
+    cross-dispersion profile of :data:`_SOSS_PROFILE_SIGMA` pixels."""
+    imy, law, trace, band, (peak, centre, width) = _SOSS_ORDERS[order]
+    border = detector_info("NIS").refpix_border
+    first, last = border, detector_info("NIS").nx - 1 - border
+    if band is not None:  # the columns whose wavelengths are in the band (the law decreases with the column)
+        first = math.ceil(float(law.offset(band[1])) + _SOSS_IMX - 1.0)
+        last = math.floor(float(law.offset(band[0])) + _SOSS_IMX - 1.0)
+    return SlitSpectrograph(
+        exp_type=NIS_SOSS_EXP_TYPE, detector="NIS", filter="CLEAR", grating="GR700XD", slit=None,
+        aperture="NIS_SUBSTRIP256", imx=_SOSS_IMX, imy=imy, slit_width=0.0, slit_length=0.0, pixel_scale=0.0656,
+        dispaxis=1, law=law, trace_coeffs=trace, span=(first, last), subarrays=("SUBSTRIP256",), detector_sigma=1.0,
+        peak_throughput=peak, throughput_centre=centre, throughput_width=width,
+        sky_levels=((1.0, 0.30), (3.0, 0.20)), slitless=True, time_series=True, order=order,
+        spatial_sigma=_SOSS_PROFILE_SIGMA, render_block=_SOSS_RENDER_BLOCK,
+    )
+
+
+#: NIRISS SOSS (NIS_SOSS), its two spectral orders on NIS at once; order 1 is the mode's
+#: model (its reference point the aperture's, its band the white light).
+NIRISS_SOSS_ORDERS: tuple[SlitSpectrograph, ...] = (_niriss_soss(1), _niriss_soss(2))
+NIRISS_SOSS = NIRISS_SOSS_ORDERS[0]
+
 #: The MSA: shutters per quadrant, rows (along the dispersion) x columns (spatial).
 MSA_QUADRANT_SHAPE = (365, 171)
 #: Shutter pitch, arcsec, along the rows (dispersion) and along the columns (spatial).
@@ -722,7 +832,11 @@ def msa_slitlet(quadrant: int, row: int, columns) -> SlitSpectrograph:
 #: Every slit the simulator renders, by (EXP_TYPE, FXD_SLIT or None).
 SLIT_SPECTROGRAPHS: dict[tuple[str, str | None], SlitSpectrograph] = {
     (LRS_EXP_TYPE, None): LRS, (LRS_SLITLESS_EXP_TYPE, None): LRS_SLITLESS, **{(NRS_FS_EXP_TYPE, name): model for name, model in NIRSPEC_FS.items()},
-    (NRS_BOTS_EXP_TYPE, _BOTS_SLIT): NIRSPEC_BOTS}
+    (NRS_BOTS_EXP_TYPE, _BOTS_SLIT): NIRSPEC_BOTS, (NIS_SOSS_EXP_TYPE, None): NIRISS_SOSS}
+
+#: The modes that put more than one spectral order on their detector at once: every
+#: order's model, by EXP_TYPE (the first is the mode's, :func:`slit_spectrograph`).
+SPECTRAL_ORDERS: dict[str, tuple[SlitSpectrograph, ...]] = {NIS_SOSS_EXP_TYPE: NIRISS_SOSS_ORDERS}
 
 #: The spectroscopic time series the simulator renders (a TSO of their target, the host star).
 SPECTRAL_TSO_EXP_TYPES: tuple[str, ...] = tuple(dict.fromkeys(
@@ -749,7 +863,15 @@ def slit_spectrograph(exp_type: str | None, fixed_slit: str | None = None) -> Sl
             raise ValueError(f"fixed_slit: a {NRS_BOTS_EXP_TYPE} observation is simulated through "
                              f"{NIRSPEC_BOTS.slit}, not {fixed_slit}")
         return NIRSPEC_BOTS
+    if exp_type == NIS_SOSS_EXP_TYPE:
+        return NIRISS_SOSS
     return None
+
+
+def spectral_orders(model: SlitSpectrograph) -> tuple[SlitSpectrograph, ...]:
+    """Every spectral order ``model``'s mode puts on its detector, in order (NIRISS SOSS:
+    orders 1 and 2); ``(model,)`` for a mode with one."""
+    return SPECTRAL_ORDERS.get(model.exp_type, (model,))
 
 
 def _samples(model: SlitSpectrograph, spectrum: SourceSpectrum, first: float, last: float,
@@ -791,6 +913,21 @@ def _reach(centre: np.ndarray, sigma: np.ndarray, first: int, n: int) -> slice:
     return slice(min(max(lo, 0), n), min(max(hi, 0), n))
 
 
+def _spread(image: np.ndarray, origin: tuple[int, int], sc: np.ndarray, tc: np.ndarray, lsf: np.ndarray,
+            profile: np.ndarray, electrons: np.ndarray) -> None:
+    """Add samples' light to ``image`` (spectral, spatial pixels from ``origin``): each
+    sample's ``electrons`` (e-/s) at (``sc``, ``tc``), spread by Gaussians of sigma ``lsf``
+    along the dispersion and ``profile`` across it, integrated over the pixels they reach."""
+    s0, t0 = origin
+    ns, nt = image.shape
+    ks, kt = _reach(sc, lsf, s0, ns), _reach(tc, profile, t0, nt)
+    s_edges = np.arange(s0 + ks.start, s0 + ks.stop + 1, dtype=np.float64) - 0.5
+    t_edges = np.arange(t0 + kt.start, t0 + kt.stop + 1, dtype=np.float64) - 0.5
+    spectral = _cell_fractions(sc, s_edges, lsf)  # (n, ns)
+    spatial = _cell_fractions(tc, t_edges, profile)  # (n, nt)
+    image[ks, kt] += (spectral * electrons[:, None]).T @ spatial
+
+
 @dataclass(frozen=True)
 class RenderedSlit:
     """A dispersed slit scene: ``image`` (ny, nx) photo-electrons per second per pixel of
@@ -814,8 +951,9 @@ def render_slit(
 
     Each source's spectrum is averaged over samples ``oversample`` times finer than the
     spectral pixels (finer still over narrow lines, :func:`_samples`), each sample's light
-    spread along the dispersion by the LSF and along the slit by the PSF (both integrated
-    over pixels), cut by the slit's transmission at the source's offset across it, and
+    spread along the dispersion by the LSF and along the slit by the PSF (or the
+    disperser's own cross-dispersion profile, :meth:`SlitSpectrograph.profile_sigma`; both
+    integrated over pixels), cut by the slit's transmission at the source's offset across it, and
     moved by that offset along the dispersion.
     ``sky_mjy_sr`` is a function of wavelength (um) -> MJy/sr (None: no sky).
     """
@@ -830,17 +968,17 @@ def render_slit(
         fine, wl, electrons = _samples(model, src.spectrum, lo - 10.0, hi + 10.0, oversample)
         keep = wl > 0.5
         fine, wl = fine[keep], wl[keep]
-        psf, lsf = model.psf_sigma(wl), model.lsf_sigma(wl)
+        psf, lsf = model.profile_sigma(wl), model.lsf_sigma(wl)
         shift = src.across / model.pixel_scale  # spectral pixels: the source's offset across the slit
         electrons = electrons[keep] * model.slit_transmission(wl, src.across)  # e-/s of each sample
         sc = fine + shift
         tc = model.trace(sc) + src.along / model.pixel_scale
-        ks, kt = _reach(sc, lsf, s0, ns), _reach(tc, psf, t0, nt)
-        s_edges = np.arange(s0 + ks.start, s0 + ks.stop + 1, dtype=np.float64) - 0.5
-        t_edges = np.arange(t0 + kt.start, t0 + kt.stop + 1, dtype=np.float64) - 0.5
-        spectral = _cell_fractions(sc, s_edges, lsf)  # (n, ns)
-        spatial = _cell_fractions(tc, t_edges, psf)  # (n, nt)
-        image[ks, kt] += (spectral * electrons[:, None]).T @ spatial
+        if model.render_block is None:
+            _spread(image, (s0, t0), sc, tc, lsf, psf, electrons)
+        else:
+            for k in range(0, sc.size, model.render_block):
+                part = slice(k, k + model.render_block)
+                _spread(image, (s0, t0), sc[part], tc[part], lsf[part], psf[part], electrons[part])
         truth.append({"along": src.along, "across": src.across, "shift_pixels": shift})
     sky = np.zeros_like(image)
     if sky_mjy_sr is not None and model.slitless:  # the whole band's sky on every pixel
@@ -853,7 +991,7 @@ def render_slit(
         wl_lit = model.wavelength(s_lit)
         level = model.sky_electrons(s_lit, sky_mjy_sr(wl_lit))
         # the slit's image: |t - trace| within half its length, edges smoothed by the PSF
-        sig = model.psf_sigma(wl_lit)[:, None] * math.sqrt(2.0)
+        sig = model.profile_sigma(wl_lit)[:, None] * math.sqrt(2.0)
         dt = t_pix[None, :] - model.trace(s_lit)[:, None]
         inside = 0.5 * (erf((half_len - dt) / sig) + erf((half_len + dt) / sig))
         sky[lit] = level[:, None] * inside
@@ -874,5 +1012,15 @@ def observed_spectrum(model: SlitSpectrograph, spectrum: SourceSpectrum, pixels:
     shift = across / model.pixel_scale
     fine, wl, e = _samples(model, spectrum, pixels.min() - 15.0, pixels.max() + 15.0, oversample)
     edges = np.append(pixels - 0.5, pixels[-1] + 0.5)
-    per_pixel = e @ _cell_fractions(fine + shift, edges, model.lsf_sigma(wl))
+    centres, lsf = fine + shift, model.lsf_sigma(wl)
+    if model.render_block is None:
+        per_pixel = e @ _cell_fractions(centres, edges, lsf)
+    else:  # block by block, each over the pixels its LSF reaches (10 sigma)
+        per_pixel = np.zeros(pixels.size)
+        for k in range(0, centres.size, model.render_block):
+            part = slice(k, k + model.render_block)
+            lo = min(max(int(math.floor(float(np.min(centres[part] - 10.0 * lsf[part])) - edges[0])), 0), pixels.size)
+            hi = min(max(int(math.floor(float(np.max(centres[part] + 10.0 * lsf[part])) - edges[0])) + 1, lo),
+                     pixels.size)
+            per_pixel[lo:hi] += e[part] @ _cell_fractions(centres[part], edges[lo:hi + 1], lsf[part])
     return per_pixel / model.electrons_per_jy(pixels)

@@ -17,14 +17,15 @@ and third contact (``|t - mid| <= T14 / 2 - ingress``), linear in between. Its *
 ``k(t)`` is the fraction of the full depth reached (0 outside, 1 between second and third
 contact), so the flux is ``1 - depth * k(t)``.
 
-A spectroscopic time series (MIR_LRS-SLITLESS, NRS_BRIGHTOBJ) has a depth per wavelength
+A spectroscopic time series (MIR_LRS-SLITLESS, NRS_BRIGHTOBJ, NIS_SOSS) has a depth per wavelength
 (``TransitSpec.depth_spectrum``): at each wavelength the host's flux is ``f_nu(lambda) (1 -
 depth(lambda) k(t))``. Its white-light light curve is ``1 - D k(t)`` with ``D`` the
 white-light depth (:func:`white_light_depth`): the blocked light over the host's light,
 both summed over the spectral pixels (LRS rows, NIRSpec columns) whose wavelengths are in
 the spectrograph's white-light band
 (:attr:`.spectrograph.SlitSpectrograph.white_light_band`: the LRS slitless
-:data:`WHITE_LIGHT_BAND_UM`, 5-12 um; NIRSpec's G395M its whole spectrum, 2.87-5.10 um),
+:data:`WHITE_LIGHT_BAND_UM`, 5-12 um; NIRSpec's G395M its whole spectrum, 2.87-5.10 um;
+NIRISS SOSS its order 1's whole band, 0.867-2.855 um, that order's columns alone),
 weighted by electrons (what a box sum of the rates gives) or by f_nu (what a sum of the
 calibrated spectrum over those pixels gives).
 """

@@ -27,7 +27,13 @@ Per exposure and detector (``<exposure_id>`` as in the telemetry file name):
   The columns are named for the axes: the LRS table has ``row``, ``trace_x``,
   ``source_x``; a NIRSpec table ``column``, ``trace_y``, ``source_y``. The rate file of
   such an exposure also has a ``SKY`` image (e-/s, pixel area included: the slit's sky
-  part of FLUX), and its STARS image is the source's part of SCI.
+  part of FLUX), and its STARS image is the source's part of SCI. NIRISS SOSS, whose two
+  spectral orders share the window's columns: the rows of order 1's columns, then order
+  2's, an ``order`` column (int) first, each row the order's own (its wavelengths, trace,
+  electrons per Jy, the electrons it put in the column, its share of the slitless sky:
+  a pixel sees the sum of the orders'); the meta the first order's (``slit`` its
+  reference point), the lines listed per order, and ``orders``: each order's reference
+  point (IMX, IMY), span of columns and band.
 - ``<exposure_id>_truth_transmission.ecsv`` (spectroscopic time series with a transit:
   MIRI LRS slitless, NIRSpec bright objects): one row per spectral pixel of the spectrum
   (LRS row, NIRSpec column): wavelengths, the depth at full transit (intrinsic, and
@@ -37,6 +43,9 @@ Per exposure and detector (``<exposure_id>`` as in the telemetry file name):
   NIRSpec G395M its whole spectrum, 2.87-5.10 um; electron- and f_nu-weighted) and the
   transit. Such an exposure's light curve is the white light over that band; its
   spectrum truth is the slit's table (LRS slitless: transmission 1 and the slitless sky).
+  NIRISS SOSS: the rows of each order with its ``order`` (and ``orders`` in the meta), as
+  its spectrum truth; the white light is order 1's whole band (0.867-2.855 um) and the
+  light curve (``_truth_lightcurve.ecsv``) order 1's white light.
 - ``<exposure_id>_truth_spectrum_s<source_id, 5 digits>.ecsv`` (NIRSpec MOS exposures):
   one per MSA source whose slitlet is on the detector, in the NIRSpec fixed-slit table's
   layout (its slitlet is the slit: ``trace_y`` the slitlet centre's trace), the meta
@@ -61,10 +70,10 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table
+from astropy.table import Table, vstack
 from astropy.time import Time
 
-from .exposure import ExposureSimulation
+from .exposure import ExposureSimulation, OrderTruth
 from .spectrograph import observed_spectrum
 
 __all__ = ["transit_summary", "write_exposure_truth", "write_lightcurve_truth", "write_mos_truth",
@@ -235,18 +244,60 @@ def write_spectrum_truth(sim: ExposureSimulation, directory: Path) -> Path | Non
     slit = sim.truth.slit
     if slit is None:
         return None
-    model = slit.model
-    pixels = model.pixels()
-    window_start = (sim.subarray.xstart if model.dispaxis == 1 else sim.subarray.ystart) - 1
-    in_window = pixels.astype(int) - window_start
-    pixel_electrons = np.full(pixels.size, np.nan)
-    inside = (in_window >= 0) & (in_window < slit.pixel_electrons.size)
-    pixel_electrons[inside] = slit.pixel_electrons[in_window[inside]]
-    table = _spectrum_table(model, slit.source, slit.sky_scale, pixel_electrons, slit.x, slit.y)
+    tables = []
+    for order in _orders(slit):
+        pixel_electrons = _on_spectrum(order.model, sim, order.pixel_electrons)
+        tables.append(_spectrum_table(order.model, slit.source, slit.sky_scale, pixel_electrons, slit.x, slit.y))
+    table = tables[0] if len(tables) == 1 else _orders_table(tables, [o.model for o in _orders(slit)])
     table.meta = {"exposure_id": sim.name.exposure_id, **table.meta}
     path = Path(directory) / f"{sim.name.exposure_id}_truth_spectrum.ecsv"
     table.write(path, format="ascii.ecsv", overwrite=True)
     return path
+
+
+def _orders(slit) -> tuple[OrderTruth, ...]:
+    """The spectral orders of a slit exposure's source (one but for NIRISS SOSS's two)."""
+    blocked = None if slit.transit is None else slit.transit.blocked_electrons
+    return slit.orders or (OrderTruth(slit.model, slit.pixel_electrons, blocked),)
+
+
+def _on_spectrum(model, sim: ExposureSimulation, per_window_pixel: np.ndarray) -> np.ndarray:
+    """Values per spectral pixel of the window taken at the spectrum's pixels
+    (``model.pixels()``; NaN where those are outside the window)."""
+    pixels = model.pixels()
+    window_start = (sim.subarray.xstart if model.dispaxis == 1 else sim.subarray.ystart) - 1
+    in_window = pixels.astype(int) - window_start
+    out = np.full(pixels.size, np.nan)
+    inside = (in_window >= 0) & (in_window < per_window_pixel.size)
+    out[inside] = per_window_pixel[in_window[inside]]
+    return out
+
+
+def _orders_table(tables: list[Table], models) -> Table:
+    """One table of a mode's spectral orders (NIRISS SOSS; the module docstring): an
+    ``order`` column first, then each order's rows in turn; the first order's meta, with
+    every order's lines (each naming its order) and each order's reference point, span
+    and band (``orders``)."""
+    for table, model in zip(tables, models, strict=True):
+        table.add_column(np.full(len(table), model.order, np.int32), name="order", index=0)
+    out = vstack(tables, metadata_conflicts="silent")
+    meta = dict(tables[0].meta)
+    spectral = "column" if models[0].dispaxis == 1 else "row"
+    if "lines" in meta:
+        meta["lines"] = [{"order": model.order, **line}
+                         for table, model in zip(tables, models, strict=True) for line in table.meta["lines"]]
+    meta["orders"] = [{"order": m.order, "imx": m.imx, "imy": m.imy, "span": [int(v) for v in m.span],
+                       "band_um": [float(v) for v in m.band]} for m in models]
+    description = dict(meta.get("description", {}))
+    description["order"] = (f"the spectral order of the row: the orders share the window's {spectral}s, each its own "
+                            f"trace, wavelengths and throughput (orders: each one's reference point IMX/IMY, "
+                            f"1-based, its {spectral}s and its band)")
+    for key in ("wavelength", "electrons_per_jy", "source_e_per_s", "sky_e_per_s", "blocked_e_per_s"):
+        if key in description:
+            description[key] += " (this order's)"
+    meta["description"] = description
+    out.meta = meta
+    return out
 
 
 def write_mos_truth(sim: ExposureSimulation, directory: Path) -> list[tuple[dict, Path]]:
@@ -350,7 +401,7 @@ def _spectrum_table(model, src, sky_scale: float, pixel_electrons: np.ndarray, x
                               "pixel area and the flat), about observed_jy * electrons_per_jy * transmission",
             "sky_mjy_sr": "sky surface brightness filling the slit at wavelength",
             "sky_e_per_s": ("photo-electrons/s per pixel from the sky, the whole band dispersed onto every pixel of "
-                            "the row (no slit; before the pixel area and the flat)") if model.slitless else (
+                            f"the {spectral} (no slit; before the pixel area and the flat)") if model.slitless else (
                            "photo-electrons/s per pixel inside the slit from the sky (before the pixel area and the "
                            "flat)"),
             "along_arcsec, across_arcsec": f"source offset from the slit centre along the slit (detector "
@@ -385,28 +436,72 @@ def transit_summary(curve, transit) -> dict:
 def write_transmission_truth(sim: ExposureSimulation, directory: Path) -> Path | None:
     """Write ``<exposure_id>_truth_transmission.ecsv`` of a spectroscopic time series with
     a transit (None for any other exposure): one row per spectral pixel of the spectrum
-    (see the module docstring)."""
+    (NIRISS SOSS: of each order, with its ``order``; see the module docstring)."""
     slit = sim.truth.slit
     if slit is None or slit.transit is None:
         return None
     model, tr = slit.model, slit.transit
-    pixels = model.pixels()
-    start = (sim.subarray.xstart if model.dispaxis == 1 else sim.subarray.ystart) - 1
-    index = pixels.astype(int) - start
-    inside = (index >= 0) & (index < slit.pixel_electrons.size)
-    source_e, blocked_e = np.full(pixels.size, np.nan), np.full(pixels.size, np.nan)
-    source_e[inside] = slit.pixel_electrons[index[inside]]
-    blocked_e[inside] = tr.blocked_electrons[index[inside]]
     spectral = "column" if model.dispaxis == 1 else "row"
-    source_wavelength = model.wavelength(pixels - slit.source.across / model.pixel_scale)
+    orders = _orders(slit)
+    tables = [_transmission_table(order, slit.source.across, tr.transit, sim) for order in orders]
+    table = tables[0] if len(tables) == 1 else _orders_table(tables, [o.model for o in orders])
+    several = len(tables) > 1
+    first = " of order 1" if several else ""
+    curve = sim.truth.host.curve
+    description = {
+        spectral: f"0-based full-frame {spectral} of {model.detector}",
+        "wavelength": f"wavelength at this {spectral} for a source at the reference point (the "
+                      f"{'SPECTRACE' if several else 'SPECWCS'}'s)",
+        "source_wavelength": f"wavelength of the host's light at this {spectral} (its true place)",
+        "depth": "the transit depth at full transit at source_wavelength: the description's depth_spectrum "
+                 "(or grey depth)",
+        "observed_depth": f"blocked_e_per_s / source_e_per_s: the depth this {spectral} sees, the host's "
+                          "spectrum times the depth seen through the line-spread function over the spectrum "
+                          "seen through it (what a perfect extraction of in- and out-of-transit spectra gives)",
+        "source_e_per_s": f"the host's photo-electrons/s in this {spectral} out of transit (before the pixel "
+                          "area and the flat)",
+        "blocked_e_per_s": f"the photo-electrons/s the planet blocks in this {spectral} at full transit",
+        "white_light_depth": f"sum of blocked_e_per_s / sum of source_e_per_s over the {spectral}s{first} whose "
+                             "source_wavelength is in white_light_band_um (a box sum of the rates)",
+        "white_light_depth_fnu": f"the same with each {spectral}'s electrons divided by its electrons_per_jy (a "
+                                 f"sum of the calibrated spectrum, Jy, over those {spectral}s)",
+    }
+    if several:
+        description["order"] = table.meta["description"]["order"]
+        for key in ("source_e_per_s", "blocked_e_per_s"):
+            description[key] += " through this order"
+    table.meta = {
+        "exposure_id": sim.name.exposure_id,
+        **({"orders": table.meta["orders"]} if several else {}),
+        "white_light_band_um": list(model.white_light_band),
+        "white_light_depth": tr.depth_electrons,
+        "white_light_depth_fnu": tr.depth_fnu,
+        "transit": transit_summary(curve, tr.transit),
+        "description": description,
+    }
+    path = Path(directory) / f"{sim.name.exposure_id}_truth_transmission.ecsv"
+    table.write(path, format="ascii.ecsv", overwrite=True)
+    return path
+
+
+def _transmission_table(order: OrderTruth, across: float, transit, sim: ExposureSimulation) -> Table:
+    """The transmission truth of one spectral order: per spectral pixel of its spectrum,
+    the wavelengths, the intrinsic and observed depths, the host's and the blocked
+    electrons (the module docstring)."""
+    model = order.model
+    pixels = model.pixels()
+    source_e = _on_spectrum(model, sim, order.pixel_electrons)
+    blocked_e = _on_spectrum(model, sim, order.blocked_electrons)
+    spectral = "column" if model.dispaxis == 1 else "row"
+    source_wavelength = model.wavelength(pixels - across / model.pixel_scale)
     with np.errstate(invalid="ignore", divide="ignore"):
         observed = blocked_e / source_e
-    table = Table(
+    return Table(
         {
             spectral: pixels.astype(np.int32),
             "wavelength": model.wavelength(pixels),
             "source_wavelength": source_wavelength,
-            "depth": tr.transit.depth_at(source_wavelength),
+            "depth": transit.depth_at(source_wavelength),
             "observed_depth": observed,
             "source_e_per_s": source_e,
             "blocked_e_per_s": blocked_e,
@@ -414,34 +509,6 @@ def write_transmission_truth(sim: ExposureSimulation, directory: Path) -> Path |
         units={"wavelength": "um", "source_wavelength": "um", "source_e_per_s": "electron/s",
                "blocked_e_per_s": "electron/s"},
     )
-    curve = sim.truth.host.curve
-    table.meta.update({
-        "exposure_id": sim.name.exposure_id,
-        "white_light_band_um": list(model.white_light_band),
-        "white_light_depth": tr.depth_electrons,
-        "white_light_depth_fnu": tr.depth_fnu,
-        "transit": transit_summary(curve, tr.transit),
-        "description": {
-            spectral: f"0-based full-frame {spectral} of {model.detector}",
-            "wavelength": f"wavelength at this {spectral} for a source at the reference point (the SPECWCS's)",
-            "source_wavelength": f"wavelength of the host's light at this {spectral} (its true place)",
-            "depth": "the transit depth at full transit at source_wavelength: the description's depth_spectrum "
-                     "(or grey depth)",
-            "observed_depth": f"blocked_e_per_s / source_e_per_s: the depth this {spectral} sees, the host's "
-                              "spectrum times the depth seen through the line-spread function over the spectrum "
-                              "seen through it (what a perfect extraction of in- and out-of-transit spectra gives)",
-            "source_e_per_s": f"the host's photo-electrons/s in this {spectral} out of transit (before the pixel "
-                              "area and the flat)",
-            "blocked_e_per_s": f"the photo-electrons/s the planet blocks in this {spectral} at full transit",
-            "white_light_depth": f"sum of blocked_e_per_s / sum of source_e_per_s over the {spectral}s whose "
-                                 "source_wavelength is in white_light_band_um (a box sum of the rates)",
-            "white_light_depth_fnu": f"the same with each {spectral}'s electrons divided by its electrons_per_jy (a "
-                                     f"sum of the calibrated spectrum, Jy, over those {spectral}s)",
-        },
-    })
-    path = Path(directory) / f"{sim.name.exposure_id}_truth_transmission.ecsv"
-    table.write(path, format="ascii.ecsv", overwrite=True)
-    return path
 
 
 def write_lightcurve_truth(sim: ExposureSimulation, directory: Path) -> Path | None:
@@ -469,6 +536,8 @@ def write_lightcurve_truth(sim: ExposureSimulation, directory: Path) -> Path | N
     pixels = ("rows" if slit.model.dispaxis == 2 else "columns") if spectral else ""
     where = ("the slitless reference point" if slit.model.slitless else "the slit's reference point") if spectral \
         else ""
+    if spectral and len(_orders(slit)) > 1:  # NIRISS SOSS: the white light is order 1's
+        pixels, where = f"order 1 {pixels}", "order 1's reference point"
     table.meta.update({
         "exposure_id": sim.name.exposure_id,
         "host_star_id": host.id,

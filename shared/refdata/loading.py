@@ -96,6 +96,10 @@ FORMATS: dict[str, ReferenceFormat] = {
     # header (shared.spectra.msa).
     "specwcs": ReferenceFormat(tables=("WAVETABLE", "SHUTTER", *NIRSPEC_FIXED_SLITS),
                                required=("WAVETABLE", "SHUTTER", *NIRSPEC_FIXED_SLITS)),
+    # NIRISS SOSS (the public SpecTraceModel): one table per spectral order, EXTNAME ORDER,
+    # EXTVER and the card ORDER its number (WAVELENGTH, X, Y, THROUGHPUT, TILT; X and Y
+    # 0-based in the SUBSTRIP window): read whole, every order.
+    "spectrace": ReferenceFormat(arrays=("ORDER",), required="ORDER"),
     # NIRSpec's MSA shutters that failed open or closed: the public JSON document.
     "msaoper": ReferenceFormat(document=True, required="msaoper"),
     # NIRSpec's PATHLOSS (the public PathlossModel): per aperture (EXTVER) a point-source

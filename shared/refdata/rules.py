@@ -78,6 +78,9 @@ _SPECS: dict[str, SelectorSpec] = {
     "RSCD": SelectorSpec(("DETECTOR",)),
     "SATURATION": SelectorSpec(("DETECTOR",)),
     "SPECWCS": SelectorSpec(("DETECTOR", "EXP_TYPE")),
+    # NIRISS SOSS's traces, wavelengths and throughputs per order (the public SpecTraceModel):
+    # one per readout window, as CRDS has them, and per filter/pupil where the file names them.
+    "SPECTRACE": SelectorSpec(("DETECTOR", "EXP_TYPE", "SUBARRAY"), optional=("FILTER", "PUPIL")),
     "SUPERBIAS": SelectorSpec(("DETECTOR", "READPATT", "SUBARRAY")),
     # The wavelength range of each filter/grating pair (ASDF, the public WavelengthrangeModel):
     # by EXP_TYPE alone, as CRDS selects NIRSpec's; the step picks its FILTER_GRATING entry.
