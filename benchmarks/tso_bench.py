@@ -1,7 +1,7 @@
 """Time-series spectroscopy: calwebb_spec2 on one segment and calwebb_tso3 over a series of
 segments, one core, for each time series the system calibrates (:data:`SERIES`): the MIRI
-LRS slitless (SLITLESSPRISM, 72 x 416) and NIRSpec's bright objects (S1600A1, G395M/F290LP,
-SUB2048, 2048 x 32).
+LRS slitless (SLITLESSPRISM, 72 x 416), NIRSpec's bright objects (S1600A1, G395M/F290LP,
+SUB2048, 2048 x 32) and NIRISS SOSS (GR700XD/CLEAR, SUBSTRIP256, 2048 x 256, two orders).
 
 No targets yet: figures only (the issue asks for time and memory, and that tso3 not hold
 every integration of every segment at once; see docs/performance.md). Each series's input
@@ -14,7 +14,9 @@ in four segments of 250, so that the two compare by their window (SUB2048's 65,5
 are 2.2 times SLITLESSPRISM's 29,952): a BOTS segment's ``_calints`` is about 375 MiB and
 the series's 1.5 GiB, enough that a tso3 holding every segment at once would show plainly
 in its peak, while the series simulates (with its ``_calints``) in a minute and a half on
-two cores. Every segment's ``_calints`` is made once by our spec2 (not timed).
+two cores. SOSS's window is 8 times SUB2048's, so its series is 400 integrations of 3
+groups in four segments of 100 (its telemetry 1.7 GB; a segment's ``_calints`` about as
+large as a BOTS segment's times 3.2). Every segment's ``_calints`` is made once by our spec2 (not timed).
 
 Measured in child processes pinned to one CPU with OMP/OpenBLAS/MKL threads set to 1
 (benchmarks._child): ``run_spec2`` on the first segment per step (best of 3, one traced
@@ -26,12 +28,13 @@ is made), its products written, with the process's peak resident memory (VmHWM) 
 what it held before reading any (interpreter and libraries) and the size of the
 ``_calints`` it read, all of them and the largest; and the same on the first segment
 alone, the first two, ..., so that a peak which grew with the number of segments would
-show.
+show. ``DMS_BENCH_TSO=soss`` (names of :data:`SERIES`, comma-separated) measures only those.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -74,6 +77,9 @@ SERIES = {s.name: s for s in (
            "jw04520-o001_t001_miri_p750l-slitlessprism", Path("bench-results") / "tso-input"),
     Series("bots", "NIRSpec bright objects, S1600A1 G395M/F290LP SUB2048", "nirspec_bots.yaml", "nrs1", 22,
            "jw04522-o001_t001_nirspec_f290lp-g395m-s1600a1-sub2048", Path("bench-results") / "tso-bots-input"),
+    Series("soss", "NIRISS SOSS, GR700XD/CLEAR SUBSTRIP256 (two orders)", "niriss_soss.yaml", "nis", 23,
+           "jw04523-o001_t001_niriss_clear-gr700xd-substrip256", Path("bench-results") / "tso-soss-input",
+           nints=400, ngroups=3, per_segment=100),
 )}
 
 
@@ -143,9 +149,19 @@ def _asn(series: Series, calints: list[Path]) -> dict:
                 {"expname": c.name, "exptype": "science"} for c in calints]}]}
 
 
+def _chosen() -> list[Series]:
+    """The series to measure: all, or those DMS_BENCH_TSO names (comma-separated)."""
+    names = [n.strip() for n in os.environ.get("DMS_BENCH_TSO", "").split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERIES]
+    if unknown:
+        raise SystemExit(f"DMS_BENCH_TSO: no series {', '.join(unknown)} (there are {', '.join(SERIES)})")
+    return [SERIES[n] for n in names] or list(SERIES.values())
+
+
 def run() -> dict:
     result: dict = {"threads": "1 core (affinity), OMP/OPENBLAS/MKL threads 1"}
-    for series in SERIES.values():
+    chosen = _chosen()
+    for series in chosen:
         directory = _prepare_input(series).resolve()
         _make_calints(directory)
         print(f"measuring spec2 and tso3 of the {series.title} series in child processes pinned to one core...",
@@ -158,7 +174,7 @@ def run() -> dict:
         # the same on the first 1, 2, ... segments: a peak that grew with the series would show
         r["tso3_fewer"] = [run_in_child("benchmarks.tso_bench", "tso3-whole", series.name, str(directory), str(n))
                            for n in range(1, count)]
-    for series in SERIES.values():
+    for series in chosen:
         _print(result[series.name], result["threads"])
     return result
 

@@ -537,24 +537,27 @@ def test_nirspec_mos_end_to_end(system, webhook, tmp_path):
 
 #: The spectroscopic time series run end to end: (example, its Level-3 product, the
 #: associations it makes). The MIRI LRS slitless takes the LRS's own Level-2 rule
-#: (Asn_MIRLRSTAConfirm, a spec2), NIRSpec's bright objects tso-spec2 (Asn_Lv2SpecTSO).
+#: (Asn_MIRLRSTAConfirm, a spec2), NIRSpec's bright objects and NIRISS SOSS tso-spec2
+#: (Asn_Lv2SpecTSO).
 TSO_SPECTRA = {
     "miri_lrs_tso": ("jw04520-o001_t001_miri_p750l-slitlessprism", {"spec2": 1, "tso3": 1}),
     "nirspec_bots": ("jw04522-o001_t001_nirspec_f290lp-g395m-s1600a1-sub2048", {"tso-spec2": 1, "tso3": 1}),
+    "niriss_soss": ("jw04523-o001_t001_niriss_clear-gr700xd-substrip256", {"tso-spec2": 1, "tso3": 1}),
 }
 
 
 @pytest.mark.parametrize("example", sorted(TSO_SPECTRA))
 def test_time_series_spectroscopy_end_to_end(system, webhook, tmp_path, example):
-    """``examples/miri_lrs_tso.yaml`` (MIRI LRS slitless, a transit across 60 integrations)
-    and ``examples/nirspec_bots.yaml`` (NIRSpec's S1600A1 with G395M, 50 integrations)
-    through the same workers: ingest, detector1 (``_rateints``), the Level-2 association,
+    """``examples/miri_lrs_tso.yaml`` (MIRI LRS slitless, a transit across 60 integrations),
+    ``examples/nirspec_bots.yaml`` (NIRSpec's S1600A1 with G395M, 50 integrations) and
+    ``examples/niriss_soss.yaml`` (NIRISS SOSS, two orders, 30 integrations) through the
+    same workers: ingest, detector1 (``_rateints``), the Level-2 association,
     stage 2's calwebb_spec2 to the ``_calints`` and ``_x1dints``, the tso3 association and
     stage 3's calwebb_tso3 to the ``_crfints``, the Level-3 ``_x1dints`` and the ``_whtlt``
     light curve; previews (a waterfall of the spectra, the light curve), a subscriber told
-    of each, and the light curve's transit depth within 3 % of the truth
-    (tests/test_tso_spectra.py and tests/test_tso_spectra_bots.py score them closely, with
-    the exposures in segments)."""
+    of each, and the light curve's transit depth (SOSS: order 1's) within 3 % of the truth
+    (tests/test_tso_spectra.py, tests/test_tso_spectra_bots.py and
+    tests/test_tso_spectra_soss.py score them closely, with the exposures in segments)."""
     from astropy.table import Table
 
     ctx = system.ctx
@@ -601,7 +604,9 @@ def test_time_series_spectroscopy_end_to_end(system, webhook, tmp_path, example)
         assert {row["dataproduct_type"] for row in r.json()["rows"]} == {"timeseries"}, r.json()
         [whtlt_uri] = [u for n, u in _data_uris(ctx, program).items() if n == f"{level3}_whtlt.ecsv"]
         ctx.store.download_uri(whtlt_uri, tmp_path / "whtlt.ecsv")
-        flux = np.asarray(Table.read(tmp_path / "whtlt.ecsv")["whitelight_flux"].value)
+        whtlt = Table.read(tmp_path / "whtlt.ecsv")
+        # the white light, or with several orders the first order's (whitelight_flux_order_1)
+        flux = np.asarray(whtlt[[c for c in whtlt.colnames if c.startswith("whitelight_flux")][0]].value)
         truth = Table.read(tmp_path / "sim" / "truth" / f"{stem}_truth_lightcurve.ecsv")
         shape = (1.0 - np.asarray(truth["relative_flux"])) / truth.meta["transit"]["depth"]
         out, full = shape < 1e-6, shape > 0.999  # out of transit, at full depth

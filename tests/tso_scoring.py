@@ -84,15 +84,18 @@ def band_depth(x: np.ndarray, sel: np.ndarray, shape: np.ndarray) -> tuple[float
     return depth, err
 
 
-def check_white_light(whtlt: Table, x: np.ndarray, shape: np.ndarray, truth: np.ndarray, jy: np.ndarray) -> float:
+def check_white_light(whtlt: Table, x: np.ndarray, shape: np.ndarray, truth: np.ndarray, jy: np.ndarray,
+                      columns: tuple[str, ...] = ("whitelight_flux",)) -> float:
     """The ``_whtlt`` light curve against the truth, as the issue asks and honest errors
-    require: its columns and unit, its flux the sum of the ``_x1dints``'s, the fitted depth
+    require: its columns (``columns`` after the times; the first is scored, the white
+    light of ``x``) and unit, its flux the sum of the ``_x1dints``'s, the fitted depth
     within 3 % of the truth's over the same elements (``truth`` and ``jy`` per element),
     the scatter out of transit within 30 % of what FLUX_ERROR predicts and no integration
     off the fit by 5 sigma. Returns the depth's ratio to the truth's."""
-    assert whtlt.colnames == ["MJD_UTC", "BJD_TDB", "whitelight_flux"] and str(whtlt["whitelight_flux"].unit) == "Jy"
+    column = columns[0]
+    assert whtlt.colnames == ["MJD_UTC", "BJD_TDB", *columns] and str(whtlt[column].unit) == "Jy"
     error = np.sqrt(np.nansum(np.where(np.isfinite(x["FLUX"]), x["FLUX_ERROR"], 0.0) ** 2, axis=1))
-    flux = np.asarray(whtlt["whitelight_flux"].value)
+    flux = np.asarray(whtlt[column].value)
     np.testing.assert_allclose(flux, np.nansum(x["FLUX"], axis=1), rtol=1e-9)
     depth, depth_err, pulls = fit_transit(flux, error, shape)
     expected = float(np.sum(jy * truth) / np.sum(jy))
@@ -120,21 +123,33 @@ def check_transmission(bins: list[BinScore]) -> None:
 class TsoSeries:
     """Where a time series' files are in a run of the system (tests/slit_examples.py
     ``run_in_process``): its exposure's truth (``<exposure>_truth_<kind>.ecsv``) and its
-    Level-3 ``_x1dints``."""
+    Level-3 ``_x1dints``; with ``order``, the truth's rows and the ``_x1dints``'s table of
+    that spectral order (NIRISS SOSS)."""
 
     exposure: str  # e.g. jw04520001001_01101_00001_mirimage
     level3: str
+    order: int | None = None
 
     def truth(self, run: dict, kind: str) -> Table:
-        return Table.read(run["truth_dir"] / f"{self.exposure}_truth_{kind}.ecsv")
+        table = Table.read(run["truth_dir"] / f"{self.exposure}_truth_{kind}.ecsv")
+        if self.order is not None and "order" in table.colnames:
+            table = table[table["order"] == self.order]
+        return table
 
     def shape(self, run: dict) -> np.ndarray:
         """The truth's transit shape per integration."""
         return transit_shape(self.truth(run, "lightcurve"))
 
     def x1dints(self, run: dict) -> np.ndarray:
-        """The Level-3 ``_x1dints``'s EXTRACT1D."""
-        return fits.getdata(run["out"] / f"{self.level3}_x1dints.fits", "EXTRACT1D")
+        """The Level-3 ``_x1dints``'s EXTRACT1D (of the order)."""
+        path = run["out"] / f"{self.level3}_x1dints.fits"
+        if self.order is None:
+            return fits.getdata(path, "EXTRACT1D")
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                if hdu.name == "EXTRACT1D" and hdu.header.get("SPORDER") == self.order:
+                    return np.array(hdu.data)
+        raise AssertionError(f"{path.name} has no EXTRACT1D of order {self.order}")
 
     def truth_depth(self, run: dict, wavelength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per element at ``wavelength``: the truth's observed depth and its flux (Jy)."""

@@ -69,6 +69,6 @@ COMMAND = LocalCommand(IMAGE2, "_rate/_rateints FITS files, or Level-2 *_asn.jso
 SPEC2_COMMAND = LocalCommand(spec2.SPEC2, "_rate FITS files of slit spectra (MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT, "
                                           "NRS_MSASPEC with its MSA metadata file beside it) or of the MIRI LRS "
                                           "slitless (MIR_LRS-SLITLESS, a time series's _rateints too), _rateints of "
-                                          "NIRSpec bright objects (NRS_BRIGHTOBJ), or spec2 and "
+                                          "NIRSpec bright objects (NRS_BRIGHTOBJ) and NIRISS SOSS (NIS_SOSS), or spec2 and "
                                           "tso-spec2 *_asn.json files (the other nods are their background members)",
                              _runner(spec2.calibrate, spectra=True))

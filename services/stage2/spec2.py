@@ -133,6 +133,7 @@ from shared.spectra.msa import (
     open_slitlets,
     shutter_footprint,
 )
+from shared.spectra.soss import SOSS_EXP_TYPES, calibrate_orders, order_params, order_traces
 from shared.spectra.wavelengthrange import bound_trace, exposure_range
 from shared.spectra.wcs import rectified_gwcs, slit_gwcs
 
@@ -142,8 +143,11 @@ log = logging.getLogger(__name__)
 
 MOS_EXP_TYPE = "NRS_MSASPEC"
 _MOS = frozenset({MOS_EXP_TYPE})
-#: What calwebb_spec2 calibrates: the slit modes, the slitless ones and the slit time series.
-SPEC2_EXP_TYPES = SLIT_EXP_TYPES | SLITLESS_EXP_TYPES | TSO_SLIT_EXP_TYPES
+#: What calwebb_spec2 calibrates: the slit modes, the slitless ones, the slit time series
+#: and NIRISS SOSS.
+SPEC2_EXP_TYPES = SLIT_EXP_TYPES | SLITLESS_EXP_TYPES | TSO_SLIT_EXP_TYPES | SOSS_EXP_TYPES
+#: The modes with one trace, from the SPECWCS (all but SOSS's orders).
+_ONE_TRACE = SPEC2_EXP_TYPES - SOSS_EXP_TYPES
 
 
 class Spec2Options(BaseModel):
@@ -176,6 +180,11 @@ class SpecState(CalState):
     slitlets: list[tuple[Slitlet, SlitTrace]] = dataclasses.field(default_factory=list)
     slits: list[SpecState] = dataclasses.field(default_factory=list)
     slitlet: Slitlet | None = None
+    # NIRISS SOSS: each spectral order's trace (assign_wcs) and spectra, one per integration
+    # (extract_1d, in DN/s until photom calibrates them: ``order_flux_calibrated``)
+    orders: dict[int, SlitTrace] = dataclasses.field(default_factory=dict)
+    order_x1dints: dict[int, list[np.ndarray]] = dataclasses.field(default_factory=dict)
+    order_flux_calibrated: bool = False
 
 
 def _spec_state(product: FitsProduct, backgrounds: Sequence[FitsProduct], msa: MsaMetadata | None) -> SpecState:
@@ -539,6 +548,63 @@ def _extract_1d(s: SpecState, a: StepArgs) -> Skip | None:
     return None
 
 
+def _assign_orders(s: SpecState, a: StepArgs) -> Skip | None:
+    """assign_wcs of NIRISS SOSS: each spectral order's trace and wavelengths on the
+    window, from the SPECTRACE reference (:func:`shared.spectra.soss.order_traces`)."""
+    ref, kw = a.refs["spectrace"], s.keywords
+    ny, nx = s.sci.shape[-2:]
+    try:
+        s.orders = order_traces(ref.arrays.get("ORDER", []), ref.header, xstart=int(kw.get("SUBSTRT1", 1)),
+                                ystart=int(kw.get("SUBSTRT2", 1)), nx=nx, ny=ny)
+    except (TypeError, ValueError) as exc:
+        raise ReferenceFileError(f"SPECTRACE reference {ref.filename}: {exc}") from exc
+    if not s.orders:
+        raise InputError(f"{s.name}: no spectral order of SPECTRACE {ref.filename} falls on this readout window "
+                         f"({kw.get('SUBARRAY')})")
+    s.keywords["DISPAXIS"] = 1
+    for n, trace in s.orders.items():
+        a.note(f"assign_wcs: order {n}: columns {trace.rows[0]}-{trace.rows[-1]}, "
+               f"{np.nanmin(trace.wavelength):.3f}-{np.nanmax(trace.wavelength):.3f} um, trace at rows "
+               f"{np.nanmin(trace.x):.1f}-{np.nanmax(trace.x):.1f}")
+    return None
+
+
+def _extract_orders(s: SpecState, a: StepArgs) -> Skip | None:
+    if not s.orders:
+        return Skip("the exposure has no spectral orders (assign_wcs did not run)", SkipKind.NO_INPUT)
+    if s.bunit != "DN/s":
+        raise InputError(f"{s.name}: SOSS spectra are extracted in DN/s and calibrated after; its data are in "
+                         f"{s.bunit}")
+    sci, dq, variances = in_frame(s.sci, 1), in_frame(s.dq, 1), {
+        k.removeprefix("VAR_"): in_frame(v, 1) for k, v in _variances(s).items()}
+    cube = sci.ndim == 3
+    for n, trace in s.orders.items():
+        params = order_params(a.params, n)
+
+        def extract(i: int | None, trace: SlitTrace = trace, params: ExtractParams = params) -> np.ndarray:
+            pick = (lambda v: v[i]) if i is not None else (lambda v: v)
+            return boxcar_extract(pick(sci), pick(dq), {k: pick(v) for k, v in variances.items()}, trace.x,
+                                  trace.rows, trace.wavelength, float("nan"), params, unit="DN/s")
+
+        s.order_x1dints[n] = [extract(i) for i in range(sci.shape[0])] if cube else [extract(None)]
+        a.note(f"extract_1d: order {n}: {len(s.order_x1dints[n])} spectra of {trace.rows.size} columns in DN/s, "
+               f"aperture {params.width:g} px" + (
+                   f", background {', '.join(f'{lo:+g}..{hi:+g}' for lo, hi in params.background)} px"
+                   if params.background else ""))
+    return None
+
+
+def _photom_orders(s: SpecState, a: StepArgs) -> Skip | None:
+    if not s.order_x1dints:
+        return Skip("no spectra were extracted", SkipKind.NO_INPUT)
+    calibrated, note = calibrate_orders(s.order_x1dints, a.refs["photom"], s.keywords)
+    if calibrated is None:
+        return Skip(note, SkipKind.NO_REFERENCE)
+    s.order_x1dints, s.order_flux_calibrated = calibrated, True
+    a.note(f"photom: {note}")
+    return None
+
+
 SPEC2: Pipeline[SpecState] = Pipeline(
     name="spec2",
     title="calwebb_spec2",
@@ -546,16 +612,20 @@ SPEC2: Pipeline[SpecState] = Pipeline(
     steps=(
         Step("bkg_subtract", "S_BKDSUB", _bkg_subtract, params=BkgSubtractParams, exp_types=SPEC2_EXP_TYPES),
         Step("assign_wcs", "S_WCS", _assign_wcs, reftypes=("specwcs",),
-             optional_reftypes=("distortion", "wavelengthrange"), exp_types=SPEC2_EXP_TYPES),
+             optional_reftypes=("distortion", "wavelengthrange"), exp_types=_ONE_TRACE),
+        Step("assign_wcs", "S_WCS", _assign_orders, reftypes=("spectrace",), exp_types=SOSS_EXP_TYPES),
         Step("msa_flagging", "S_MSAFLG", _msaflagopen, reftypes=("msaoper", "specwcs"), exp_types=_MOS),
         Step("flat_field", "S_FLAT", _flat_field, reftypes=("flat",), exp_types=SPEC2_EXP_TYPES),
         Step("extract_2d", "S_EXTR2D", _extract_2d, optional_reftypes=("distortion",), exp_types=_MOS),
         Step("srctype", "S_SRCTYP", _srctype, exp_types=SPEC2_EXP_TYPES),
         Step("pathloss", "S_PTHLOS", _pathloss, reftypes=("pathloss",),
              exp_types=SLIT_EXP_TYPES | TSO_SLIT_EXP_TYPES),
-        Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), exp_types=SPEC2_EXP_TYPES),
+        Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), exp_types=_ONE_TRACE),
         Step("resample_spec", "S_RESAMP", _resample_spec, exp_types=SLIT_EXP_TYPES),
-        Step("extract_1d", "S_EXTR1D", _extract_1d, params=ExtractParams, exp_types=SPEC2_EXP_TYPES),
+        Step("extract_1d", "S_EXTR1D", _extract_1d, params=ExtractParams, exp_types=_ONE_TRACE),
+        # SOSS: each order's spectra extracted in DN/s, then flux-calibrated (the public order)
+        Step("extract_1d", "S_EXTR1D", _extract_orders, params=ExtractParams, exp_types=SOSS_EXP_TYPES),
+        Step("photom", "S_PHOTOM", _photom_orders, reftypes=("photom",), exp_types=SOSS_EXP_TYPES),
     ),
 )
 
@@ -727,6 +797,8 @@ def run_spec2(
 
     tables = {k: v for k, v in science.tables.items() if k == "INT_TIMES"}
     bsub = _product(state.bsub, header(state.bsub, "bkg_subtract"), tables) if state.bsub is not None else None
+    if exp_type in SOSS_EXP_TYPES:  # a _calints (or one integration's _cal) in DN/s, its orders' spectra calibrated
+        return _orders_output(science, state, header, tables, bsub, record, context)
     if state.sci.ndim == 3:  # a time series
         return _cube_output(science, state, header, tables, bsub, record, context)
     if exp_type == MOS_EXP_TYPE:
@@ -762,6 +834,30 @@ def _cube_output(science: FitsProduct, state: SpecState, header: Callable[[SpecS
         x1dints = x1dints_product(state.x1dints, ints, _spectrum_cards(state), header(state, None),
                                   segment=int(state.keywords.get("EXSEGNUM") or 0))
     return Spec2Output(cal, bsub, None, x1dints, record, context or "N/A", is_cube=True)
+
+
+def _orders_output(science: FitsProduct, state: SpecState, header: Callable[[SpecState, str | None], dict],
+                   tables: dict, bsub: FitsProduct | None, record: RunRecord, context: str | None) -> Spec2Output:
+    """The products of NIRISS SOSS, as the public pipeline writes them: the calibrated
+    exposure stays in DN/s (photom calibrates the spectra), a ``_calints`` CubeModel (one
+    integration's ``_rate``: a ``_cal`` ImageModel); its ``_x1dints`` (``_x1d``) has a
+    table (a spectrum) per order, with its SPORDER."""
+    cal = _product(state, header(state, "srctype"), tables)
+    cube = state.sci.ndim == 3
+    spectra = None
+    if state.order_x1dints:
+        cards = {"SLTNAME": str(state.keywords.get("EXP_TYPE")), "SRCTYPE": state.keywords.get("SRCTYPE")}
+        if not cube:
+            spectra = x1d_product([(series[0], {**cards, "SPORDER": n}) for n, series in state.order_x1dints.items()],
+                                  header(state, None), counts=not state.order_flux_calibrated)
+        else:
+            ints = integration_times(science, len(next(iter(state.order_x1dints.values()))))
+            if ints.note:
+                log.warning("%s: %s", state.name, ints.note)
+            spectra = x1dints_product(state.order_x1dints, ints, cards, header(state, None),
+                                      segment=int(state.keywords.get("EXSEGNUM") or 0),
+                                      counts=not state.order_flux_calibrated)
+    return Spec2Output(cal, bsub, None, spectra, record, context or "N/A", is_cube=cube)
 
 
 def calibrate(

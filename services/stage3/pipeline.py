@@ -111,6 +111,12 @@ from shared.spectra import (
     slit_table,
     slit_trace,
 )
+from shared.spectra.soss import (
+    SOSS_EXP_TYPES,
+    calibrate_orders,
+    order_params,
+    order_traces,
+)
 from shared.spectra.wavelengthrange import bound_trace, exposure_range
 
 __all__ = [
@@ -755,15 +761,18 @@ def image3_mosaic(run: SplitRun, contributions: Callable[[], Iterable[Contributi
 @dataclass
 class Tso3State:
     """The time-series members and what is made of them: the photometry (imaging); each
-    integration's spectrum (slitless spectroscopy: ``spectra`` in order of ``ints``, their
-    ``segments``, and the cards of the first member's source) and the white-light curve."""
+    integration's spectrum (spectroscopy: ``spectra`` per spectral order, each in order of
+    ``ints``, their ``segments``, and the cards of the first member's source; in Jy, or in
+    DN/s until photom calibrates a SOSS series: ``counts``) and the white-light curve."""
 
     members: list[_Member]
     phot: QTable | None = None
-    spectra: list[np.ndarray] | None = None
+    # by spectral order (None: a mode of one spectrum), each integration's spectrum
+    spectra: dict[int | None, list[np.ndarray]] | None = None
     ints: IntegrationTimes | None = None
     segments: np.ndarray | None = None
     spectrum_cards: dict = field(default_factory=dict)
+    counts: bool = False
     whtlt: QTable | None = None
 
 
@@ -879,57 +888,107 @@ def _member_trace(m: _Member, refs: Mapping[str, Reference]) -> tuple[SlitTrace,
     return trace, along
 
 
+def _member_orders(m: _Member, refs: Mapping[str, Reference]) -> dict[int, SlitTrace]:
+    """A SOSS member's spectral orders on its window, from the SPECTRACE reference."""
+    kw, ref = m.product.keywords, refs["spectrace"]
+    try:
+        orders = order_traces(ref.arrays.get("ORDER", []), ref.header, xstart=int(kw.get("SUBSTRT1", 1)),
+                              ystart=int(kw.get("SUBSTRT2", 1)), nx=m.sci.shape[2], ny=m.sci.shape[1])
+    except (TypeError, ValueError) as exc:
+        raise ReferenceFileError(f"SPECTRACE reference {ref.filename}: {exc}") from exc
+    if not orders:
+        raise InputError(f"{m.name}: no spectral order falls on this readout window")
+    return orders
+
+
 def _extract_1d_tso(s: Tso3State, a: StepArgs) -> Skip | None:
-    spectra, numbers, segments, times = [], [], [], []
-    params = a.params.for_mode(str(card_value(s.members[0].product, "EXP_TYPE", "")))
+    spectra: dict[int | None, list[np.ndarray]] = {}
+    numbers, segments, times = [], [], []
+    exp_type = str(card_value(s.members[0].product, "EXP_TYPE", "")).upper()
+    soss = exp_type in SOSS_EXP_TYPES
+    described = []
     for m in s.members:
         bunit, pixar = str(card_value(m.product, "BUNIT", "")), card_value(m.product, "PIXAR_SR")
-        if bunit not in ("MJy/sr", "MJy") or pixar is None:
+        if soss and bunit != "DN/s":
+            raise InputError(f"{m.name} is in {bunit or 'unknown units'}: SOSS spectra are extracted from _calints "
+                             "in DN/s and flux-calibrated after")
+        if not soss and (bunit not in ("MJy/sr", "MJy") or pixar is None):
             raise InputError(f"{m.name} is not flux-calibrated (BUNIT {bunit or 'none'}, PIXAR_SR "
                              f"{pixar}): tso3 extracts spectra from calibrated _calints")
-        trace, along = _member_trace(m, a.refs)
-        d = trace.dispaxis  # the kernels see the spectrum dispersed along rows
-        sci, dq = in_frame(m.sci, d), in_frame(m.dq, d)
-        variances = {k.removeprefix("VAR_"): in_frame(v, d) for k, v in m.variances.items()}
-        for i in range(m.sci.shape[0]):
-            spectra.append(boxcar_extract(sci[i], dq[i], {k: v[i] for k, v in variances.items()},
-                                          trace.x + along, trace.rows, trace.wavelength, float(pixar), params,
-                                          unit=bunit))
+        if soss:
+            traces = {n: (t, 0.0, order_params(a.params, n)) for n, t in _member_orders(m, a.refs).items()}
+        else:
+            trace, along = _member_trace(m, a.refs)
+            traces = {None: (trace, along, a.params.for_mode(exp_type))}
+        for order, (trace, along, params) in traces.items():
+            d = trace.dispaxis  # the kernels see the spectrum dispersed along rows
+            sci, dq = in_frame(m.sci, d), in_frame(m.dq, d)
+            variances = {k.removeprefix("VAR_"): in_frame(v, d) for k, v in m.variances.items()}
+            spectra.setdefault(order, []).extend(
+                boxcar_extract(sci[i], dq[i], {k: v[i] for k, v in variances.items()}, trace.x + along, trace.rows,
+                               trace.wavelength, float("nan") if soss else float(pixar), params, unit=bunit)
+                for i in range(m.sci.shape[0]))
+            if m is s.members[0]:
+                described.append(("" if order is None else f"order {order}: ") + f"aperture {params.width:g} px" + (
+                    f", background {', '.join(f'{lo:+g}..{hi:+g}' for lo, hi in params.background)} px"
+                    if params.background else ""))
         ints = integration_times(m.product, m.sci.shape[0])
         if ints.note:
             a.note(f"extract_1d: {m.name}: {ints.note}")
         numbers.append(ints.numbers)
         times.append(ints.times)
         segments.append(np.full(m.sci.shape[0], int(card_value(m.product, "EXSEGNUM", 0) or 0)))
+    if {len(v) for v in spectra.values()} != {sum(n.size for n in numbers)}:
+        raise InputError("the members do not all hold the same spectral orders")
     number = np.concatenate(numbers)
     order = np.argsort(number, kind="stable")
-    s.spectra = [spectra[i] for i in order]
+    s.spectra = {n: [v[i] for i in order] for n, v in spectra.items()}
+    s.counts = soss
     s.ints = IntegrationTimes(number[order], {c: np.concatenate([t[c] for t in times])[order] for c in times[0]})
     s.segments = np.concatenate(segments)[order]
     first = s.members[0].product
     s.spectrum_cards = {"SLTNAME": str(card_value(first, "SLTNAME") or card_value(first, "EXP_TYPE", "")),
                         "SRCTYPE": card_value(first, "SRCTYPE"),
                         "SRCXPOS": card_value(first, "SRCXPOS"), "SRCYPOS": card_value(first, "SRCYPOS")}
-    a.note(f"extract_1d: {len(s.spectra)} integrations of {len(s.spectra[0])} spectral elements from "
-           f"{len(s.members)} member(s), aperture {params.width:g} px"
-           + (f", background {', '.join(f'{lo:+g}..{hi:+g}' for lo, hi in params.background)} px"
-              if params.background else ""))
+    lengths = ", ".join(str(len(v[0])) for v in s.spectra.values())
+    a.note(f"extract_1d: {len(number)} integrations of {lengths} spectral elements"
+           + (f" (orders {', '.join(str(n) for n in s.spectra)}, in DN/s)" if soss else "")
+           + f" from {len(s.members)} member(s), {'; '.join(described)}")
+    return None
+
+
+def _photom_tso(s: Tso3State, a: StepArgs) -> Skip | None:
+    if not s.spectra:
+        return Skip("no spectra were extracted", SkipKind.NO_INPUT)
+    calibrated, note = calibrate_orders(s.spectra, a.refs["photom"], s.members[0].product.keywords)
+    if calibrated is None:
+        return Skip(note, SkipKind.NO_REFERENCE)
+    s.spectra, s.counts = calibrated, False
+    a.note(f"photom: {note}")
     return None
 
 
 def _white_light(s: Tso3State, a: StepArgs) -> Skip | None:
     if not s.spectra:
         return Skip("no spectra were extracted", SkipKind.NO_INPUT)
-    wavelength = np.stack([t["WAVELENGTH"] for t in s.spectra])
-    flux = white_light(wavelength, np.stack([t["FLUX"] for t in s.spectra]), a.params)
+    if s.counts:
+        return Skip("the spectra are not flux-calibrated (photom did not run)", SkipKind.NO_INPUT)
+    fluxes, ranges = {}, []
+    for order, series in s.spectra.items():  # the public step's columns: one per order when there are several
+        wavelength = np.stack([t["WAVELENGTH"] for t in series])
+        name = "whitelight_flux" if len(s.spectra) == 1 else f"whitelight_flux_order_{order}"
+        fluxes[name] = white_light(wavelength, np.stack([t["FLUX"] for t in series]), a.params)
+        ranges.append(("" if len(s.spectra) == 1 else f"order {order} ")
+                      + f"{a.params.min_wavelength or float(np.nanmin(wavelength)):.3f}-"
+                      + f"{a.params.max_wavelength or float(np.nanmax(wavelength)):.3f} um")
     first = s.members[0].product
     meta = {k: card_value(first, c) for k, c in (("instrument", "INSTRUME"), ("exp_type", "EXP_TYPE"),
                                                   ("subarray", "SUBARRAY"), ("filter", "FILTER"), ("pupil", "PUPIL"),
                                                   ("grating", "GRATING"), ("target_name", "TARGNAME"))}
-    s.whtlt = whtlt_table(flux, s.ints.times["MJD-AVG"], s.ints.times["TDB-MID"], meta=meta)
+    s.whtlt = whtlt_table(fluxes, s.ints.times["MJD-AVG"], s.ints.times["TDB-MID"], meta=meta)
+    flux = next(iter(fluxes.values()))
     a.note(f"white_light: {int(np.isfinite(flux).sum())} of {flux.size} integrations summed over "
-           f"{a.params.min_wavelength or float(np.nanmin(wavelength)):.3f}-"
-           f"{a.params.max_wavelength or float(np.nanmax(wavelength)):.3f} um")
+           + ", ".join(ranges))
     return None
 
 
@@ -941,7 +1000,11 @@ TSO3: Pipeline[Tso3State] = Pipeline(
         Step("tso_photometry", "S_TSPHOT", _tso_photometry, params=TsoPhotometryParams),
         Step("pixel_replace", "S_PXREPL", _pixel_replace, params=PixelReplaceParams, exp_types=TSO_SPEC_EXP_TYPES),
         Step("extract_1d", "S_EXTR1D", _extract_1d_tso, reftypes=("specwcs",), optional_reftypes=("wavelengthrange",),
-             params=ExtractParams, exp_types=TSO_SPEC_EXP_TYPES),
+             params=ExtractParams, exp_types=TSO_SPEC_EXP_TYPES - SOSS_EXP_TYPES),
+        # SOSS: each order's spectra extracted in DN/s, then flux-calibrated (the public order)
+        Step("extract_1d", "S_EXTR1D", _extract_1d_tso, reftypes=("spectrace",), params=ExtractParams,
+             exp_types=SOSS_EXP_TYPES),
+        Step("photom", "S_PHOTOM", _photom_tso, reftypes=("photom",), exp_types=SOSS_EXP_TYPES),
         Step("white_light", "S_WHTLIT", _white_light, params=WhiteLightParams, exp_types=TSO_SPEC_EXP_TYPES),
     ),
 )
@@ -1013,16 +1076,22 @@ def _series(parts: list[Tso3State]) -> Tso3State:
         if np.unique(number).size != number.size:
             raise InputError("two members hold the same integration: the association lists a segment twice, or "
                              "exposures of different series")
-        if len({len(t) for s in spectral for t in s.spectra}) > 1:
+        orders = list(spectral[0].spectra)
+        if any(list(s.spectra) != orders for s in spectral):
+            raise InputError("the members' spectra are of different spectral orders: they are not one time series")
+        if any(len({len(t) for s in spectral for t in s.spectra[n]}) > 1 for n in orders):
             raise InputError("the members' spectra have different lengths: they are not one time series "
                              "(different readout windows?)")
         order = np.argsort(number, kind="stable")
-        spectra = [t for s in spectral for t in s.spectra]
-        out.spectra = [spectra[i] for i in order]
+        out.spectra = {}
+        for n in orders:
+            spectra = [t for s in spectral for t in s.spectra[n]]
+            out.spectra[n] = [spectra[i] for i in order]
         out.ints = IntegrationTimes(number[order], {c: np.concatenate([s.ints.times[c] for s in spectral])[order]
                                                     for c in spectral[0].ints.times})
         out.segments = np.concatenate([s.segments for s in spectral])[order]
         out.spectrum_cards = spectral[0].spectrum_cards
+        out.counts = spectral[0].counts
     light = [s.whtlt for s in parts if s.whtlt is not None]
     if light:
         table = vstack(light, metadata_conflicts="silent")
@@ -1085,7 +1154,9 @@ def run_tso3(
     x1dints = None
     if series.spectra:
         header = {**keywords, **prov, **record.status_cards(), **record.reference_cards()}
-        x1dints = x1dints_product(series.spectra, series.ints, series.spectrum_cards, header, segment=series.segments)
+        spectra = series.spectra[None] if list(series.spectra) == [None] else series.spectra
+        x1dints = x1dints_product(spectra, series.ints, series.spectrum_cards, header, segment=series.segments,
+                                  counts=series.counts)
     return Tso3Output(crfints, series.phot, record, x1dints, series.whtlt)
 
 

@@ -27,13 +27,16 @@ def _table_cards(header: Mapping[str, Any]) -> dict[str, Any]:
             if k not in _IMAGE_ONLY and k not in SLIT_KEYWORDS and not k.startswith(("A_", "B_", "AP_", "BP_"))}
 
 
-def x1d_product(spectra: Sequence[tuple[np.ndarray, Mapping[str, Any]]], header: Mapping[str, Any]) -> FitsProduct:
+def x1d_product(spectra: Sequence[tuple[np.ndarray, Mapping[str, Any]]], header: Mapping[str, Any], *,
+                counts: bool = False) -> FitsProduct:
     """A MultiSpecModel of spectral tables (the public ``spectable`` layout), each with its
-    cards (SLTNAME, SRCTYPE, SRCXPOS, SRCYPOS, SOURCEID, ...; None values left out) and its
-    columns' units in its EXTRACT1D extension, and the product's keywords ``header`` in
-    PRIMARY, less the image's own SCI cards and distortion terms."""
+    cards (SLTNAME, SRCTYPE, SRCXPOS, SRCYPOS, SOURCEID, SPORDER, ...; None values left out)
+    and its columns' units in its EXTRACT1D extension, and the product's keywords
+    ``header`` in PRIMARY, less the image's own SCI cards and distortion terms. ``counts``:
+    the spectra are in DN/s (not flux-calibrated), and their units say so."""
     product = FitsProduct(model_type="MultiSpecModel", spectra=[
-        SpectrumTable(table, {k: v for k, v in {**spectable_units(table), **cards}.items() if v is not None})
+        SpectrumTable(table, {k: v for k, v in {**spectable_units(table, counts=counts), **cards}.items()
+                              if v is not None})
         for table, cards in spectra])
     set_cards(product, _table_cards(header))
     return product
@@ -85,8 +88,9 @@ def integration_times(product: FitsProduct, nints: int) -> IntegrationTimes:
     return IntegrationTimes(numbers, times, "no INT_TIMES table: MJD from EXPSTART and EFFINTTM, BJD_TDB unknown")
 
 
-def x1dints_product(spectra: Sequence[np.ndarray], ints: IntegrationTimes, cards: Mapping[str, Any],
-                    header: Mapping[str, Any], *, segment: int | np.ndarray = 0) -> FitsProduct:
+def x1dints_product(spectra: Sequence[np.ndarray] | Mapping[int, Sequence[np.ndarray]], ints: IntegrationTimes,
+                    cards: Mapping[str, Any], header: Mapping[str, Any], *, segment: int | np.ndarray = 0,
+                    counts: bool = False) -> FitsProduct:
     """A TSOMultiSpecModel of one spectrum per integration (each a table of
     :data:`SPECTABLE_DTYPE`, all of the same wavelengths): one EXTRACT1D table whose row
     i is integration ``ints.numbers[i]``, its spectrum in array columns, with INT_NUM,
@@ -94,10 +98,31 @@ def x1dints_product(spectra: Sequence[np.ndarray], ints: IntegrationTimes, cards
     row: the exposure segment's number, 0 for an unsegmented exposure) and the times; ``cards`` of the table (SLTNAME, SRCTYPE, ...) and the
     product's keywords ``header`` as for :func:`x1d_product`.
 
+    ``spectra`` by spectral order (a mapping: NIRISS SOSS) gives one such table per order,
+    in the mapping's order, each with its SPORDER. ``counts``: the spectra are in DN/s
+    (not flux-calibrated), and their units say so.
+
     Raises
     ------
     ValueError
         No spectra, spectra of different lengths, or not as many as ``ints`` numbers."""
+    by_order = dict(spectra) if isinstance(spectra, Mapping) else {None: spectra}
+    if not by_order:
+        raise ValueError("an _x1dints needs at least one spectral order")
+    tables = []
+    for order, series in by_order.items():
+        table = _tso_table(series, ints, segment)
+        units = {**spectable_units(table, counts=counts),
+                 **{f"TUNIT{table.dtype.names.index(c) + 1}": "d" for c in TSO_TIME_COLUMNS}}
+        own = {**units, **cards, **({} if order is None else {"SPORDER": int(order)})}
+        tables.append(SpectrumTable(table, {k: v for k, v in own.items() if v is not None}))
+    product = FitsProduct(model_type="TSOMultiSpecModel", spectra=tables)
+    set_cards(product, _table_cards(header))
+    return product
+
+
+def _tso_table(spectra: Sequence[np.ndarray], ints: IntegrationTimes, segment: int | np.ndarray) -> np.ndarray:
+    """The EXTRACT1D table of one series of spectra (:func:`x1dints_product`)."""
     if not spectra:
         raise ValueError("an _x1dints needs at least one integration's spectrum")
     n = len(spectra[0])
@@ -116,8 +141,4 @@ def x1dints_product(spectra: Sequence[np.ndarray], ints: IntegrationTimes, cards
     table["SEGMENT"] = segment
     for col in TSO_TIME_COLUMNS:
         table[col] = ints.times[col]
-    units = {**spectable_units(table), **{f"TUNIT{table.dtype.names.index(c) + 1}": "d" for c in TSO_TIME_COLUMNS}}
-    product = FitsProduct(model_type="TSOMultiSpecModel", spectra=[
-        SpectrumTable(table, {k: v for k, v in {**units, **cards}.items() if v is not None})])
-    set_cards(product, _table_cards(header))
-    return product
+    return table

@@ -14,6 +14,9 @@ DO_NOT_USE) and ``Omega`` the nominal pixel area (PIXAR_SR):
   FLUX_VAR_* = sum(w^2 var) * (Omega * 1e6)^2;
 - an exposure calibrated in MJy per pixel (``unit="MJy"``: a NIRSpec point source, as
   the public photom leaves it) has FLUX = sum(w F) * 1e6 and its SURF_BRIGHT is F / Omega;
+- an exposure in DN/s (``unit="DN/s"``: NIRISS SOSS, flux-calibrated after extraction,
+  :mod:`shared.spectra.soss`) gives every column in DN/s (FLUX = sum(w F), SURF_BRIGHT
+  and BACKGROUND per pixel);
 - with background regions (offsets from the centre, pixels), BACKGROUND is their mean
   surface brightness on that row, subtracted from every aperture pixel first (its
   variance, scaled to the aperture, is added);
@@ -31,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.datamodels.dqflags import PIXEL
 
-__all__ = ["DEFAULT_BACKGROUND", "DEFAULT_WIDTH", "SLITLESS_EXP_TYPES", "SLIT_EXP_TYPES", "SPECTABLE_DTYPE", "TSO_SLIT_EXP_TYPES", "TSO_SPEC_EXP_TYPES", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
+__all__ = ["DEFAULT_BACKGROUND", "DEFAULT_WIDTH", "SLITLESS_EXP_TYPES", "SLIT_EXP_TYPES", "SOSS_EXP_TYPES", "SPECTABLE_DTYPE", "TSO_SLIT_EXP_TYPES", "TSO_SPEC_EXP_TYPES", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
 
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
 _VARS = ("POISSON", "RNOISE", "FLAT")
@@ -51,10 +54,15 @@ SPECTABLE_UNITS = {"WAVELENGTH": "um", "FLUX": "Jy", "FLUX_ERROR": "Jy", "FLUX_V
                    "BKGD_VAR_FLAT": "MJy^2/sr^2"}
 
 
-def spectable_units(table: np.ndarray) -> dict[str, str]:
-    """The TUNITn cards of a spectral table's extension (its columns' units)."""
-    return {f"TUNIT{i + 1}": SPECTABLE_UNITS[name] for i, name in enumerate(table.dtype.names or ())
-            if name in SPECTABLE_UNITS}
+def spectable_units(table: np.ndarray, *, counts: bool = False) -> dict[str, str]:
+    """The TUNITn cards of a spectral table's extension (its columns' units); with
+    ``counts`` those of a table not flux-calibrated (DN/s, as extract_1d leaves a SOSS
+    spectrum until photom converts it)."""
+    def unit(name: str) -> str:
+        u = SPECTABLE_UNITS[name]
+        return u if not counts or name == "WAVELENGTH" else ("DN^2/s^2" if "^2" in u else "DN/s")
+
+    return {f"TUNIT{i + 1}": unit(name) for i, name in enumerate(table.dtype.names or ()) if name in SPECTABLE_UNITS}
 
 
 #: The aperture's width (pixels along the slit) where extract_1d is given none, by
@@ -66,9 +74,11 @@ def spectable_units(table: np.ndarray) -> dict[str, str]:
 #: the 5.3-pixel shutter that holds the source, clear of the nods' negative images one
 #: shutter away.
 #: The MIRI LRS without its slit takes the slit's 13 pixels; NIRSpec's bright-object time
-#: series (S1600A1, its star held at the slit's centre) the fixed slits' 7.
+#: series (S1600A1, its star held at the slit's centre) the fixed slits' 7; NIRISS SOSS,
+#: whose orders the grism's lens spreads over some 25 pixels across, the public box
+#: extraction's 40 (each order's, :mod:`shared.spectra.soss`).
 DEFAULT_WIDTH: dict[str, float] = {"MIR_LRS-FIXEDSLIT": 13.0, "NRS_FIXEDSLIT": 7.0, "NRS_MSASPEC": 5.0,
-                                   "MIR_LRS-SLITLESS": 13.0, "NRS_BRIGHTOBJ": 7.0}
+                                   "MIR_LRS-SLITLESS": 13.0, "NRS_BRIGHTOBJ": 7.0, "NIS_SOSS": 40.0}
 
 #: Background regions (offsets from the aperture's centre, pixels) where extract_1d is given
 #: none, by EXP_TYPE: a slitless exposure has no nod to subtract, and the sky fills the
@@ -94,8 +104,12 @@ SLITLESS_EXP_TYPES = frozenset({"MIR_LRS-SLITLESS"})
 #: calwebb_spec2 calibrates each integration through the slit, calwebb_tso3 extracts them.
 TSO_SLIT_EXP_TYPES = frozenset({"NRS_BRIGHTOBJ"})
 
+#: NIRISS SOSS: spectral orders from SPECTRACE, spectra flux-calibrated after extraction
+#: (:mod:`shared.spectra.soss`); always a time series.
+SOSS_EXP_TYPES = frozenset({"NIS_SOSS"})
+
 #: The spectroscopic time series calwebb_tso3 extracts, with and without a slit.
-TSO_SPEC_EXP_TYPES = SLITLESS_EXP_TYPES | TSO_SLIT_EXP_TYPES
+TSO_SPEC_EXP_TYPES = SLITLESS_EXP_TYPES | TSO_SLIT_EXP_TYPES | SOSS_EXP_TYPES
 
 
 class ExtractParams(BaseModel):
@@ -149,13 +163,13 @@ def boxcar_extract(sci: np.ndarray, dq: np.ndarray, variances: dict[str, np.ndar
     order of increasing wavelength.
 
     ``variances`` by "POISSON", "RNOISE", "FLAT" (absent ones count as 0); ``centre``
-    (ny,) the aperture's centre column on each row; ``unit`` that of ``sci``: "MJy/sr" or
-    "MJy" (per pixel).
+    (ny,) the aperture's centre column on each row; ``unit`` that of ``sci``: "MJy/sr", "MJy"
+    (per pixel) or "DN/s" (the table then in DN/s; ``pixar_sr`` unused).
     """
-    if not np.isfinite(pixar_sr) or pixar_sr <= 0:
+    if unit not in ("MJy/sr", "MJy", "DN/s"):
+        raise ValueError(f"extract_1d sums MJy/sr, MJy per pixel or DN/s, not {unit!r}")
+    if unit != "DN/s" and (not np.isfinite(pixar_sr) or pixar_sr <= 0):
         raise ValueError(f"the nominal pixel area (PIXAR_SR) must be positive, got {pixar_sr}")
-    if unit not in ("MJy/sr", "MJy"):
-        raise ValueError(f"extract_1d sums MJy/sr or MJy per pixel, not {unit!r}")
     if params.width is None:
         raise ValueError("extract_1d needs the aperture's width (ExtractParams.for_mode gives the mode's)")
     sci = np.asarray(sci, np.float64)
@@ -163,8 +177,9 @@ def boxcar_extract(sci: np.ndarray, dq: np.ndarray, variances: dict[str, np.ndar
     dq = np.asarray(dq, np.uint32)
     usable = np.isfinite(sci) & ((dq & _DO_NOT_USE) == 0)
     var = {k: np.asarray(variances[k], np.float64) if k in variances else np.zeros_like(sci) for k in _VARS}
-    scale = pixar_sr * 1.0e6 if unit == "MJy/sr" else 1.0e6  # a pixel's value -> Jy
-    sb = 1.0 if unit == "MJy/sr" else 1.0 / pixar_sr  # a pixel's value -> MJy/sr
+    # a pixel's value -> Jy and -> MJy/sr (in DN/s: kept as it is)
+    scale = {"MJy/sr": pixar_sr * 1.0e6, "MJy": 1.0e6, "DN/s": 1.0}[unit]
+    sb = 1.0 / pixar_sr if unit == "MJy" else 1.0
     rows = np.asarray(rows, int)
     out = np.zeros(rows.size, SPECTABLE_DTYPE)
     out["WAVELENGTH"] = np.asarray(row_wavelength, np.float64)[rows]

@@ -7,8 +7,9 @@ them by default) and whose flux is measured, as the public step sums them (NaN
 elements are left out, so an integration with an unmeasured element sums less: the
 elements are taken as they are, and tso3's pixel_replace fills flagged pixels before
 the spectra are extracted). An integration with no measured element in the range is
-NaN. The table (ECSV) has the public columns MJD_UTC, BJD_TDB and whitelight_flux, in
-time order, and the exposure's instrument, exposure type, subarray, filter, pupil and
+NaN. The table (ECSV) has the public columns MJD_UTC, BJD_TDB and whitelight_flux (for
+several spectral orders, NIRISS SOSS, one ``whitelight_flux_order_<n>`` per order, each
+summed over its own spectra), in time order, and the exposure's instrument, exposure type, subarray, filter, pupil and
 target in its metadata.
 """
 
@@ -64,14 +65,18 @@ def white_light(wavelength: np.ndarray, flux: np.ndarray, params: WhiteLightPara
     return np.where(use.any(axis=1), total, np.nan)
 
 
-def whtlt_table(flux: np.ndarray, mjd_utc: np.ndarray, bjd_tdb: np.ndarray, *, unit: str = "Jy",
-                meta: Mapping[str, Any] | None = None) -> QTable:
+def whtlt_table(flux: np.ndarray | Mapping[str, np.ndarray], mjd_utc: np.ndarray, bjd_tdb: np.ndarray, *,
+                unit: str = "Jy", meta: Mapping[str, Any] | None = None) -> QTable:
     """The ``_whtlt`` table: MJD_UTC, BJD_TDB (as MJD) and whitelight_flux (``unit``), one
-    row per integration in time order (by MJD_UTC; rows without a time last)."""
+    row per integration in time order (by MJD_UTC; rows without a time last). ``flux`` by
+    column name gives several flux columns (the public ``whitelight_flux_order_<n>`` of a
+    series of several spectral orders)."""
     mjd = np.asarray(mjd_utc, np.float64)
     order = np.argsort(np.where(np.isfinite(mjd), mjd, np.inf), kind="stable")
     table = QTable(meta=dict(meta or {}))
     table["MJD_UTC"] = mjd[order]
     table["BJD_TDB"] = np.asarray(bjd_tdb, np.float64)[order]
-    table["whitelight_flux"] = np.asarray(flux, np.float64)[order] * u.Unit(unit)
+    columns = flux if isinstance(flux, Mapping) else {"whitelight_flux": flux}
+    for name, values in columns.items():
+        table[name] = np.asarray(values, np.float64)[order] * u.Unit(unit)
     return table
