@@ -352,105 +352,117 @@ SLIT_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(SLIT_CASES))
-def test_slit_spectra_end_to_end(system, webhook, tmp_path, case):
-    """A slit example (the MIRI LRS's two nods; NIRSpec's fixed slit S200A1, three nods)
-    through the same workers: ingest, detector1, the spec2 associations (each nod the
-    others' background), stage 2's calwebb_spec2 to ``_cal``, ``_s2d`` and ``_x1d``, the
-    spec3 association and stage 3's calwebb_spec3 to the nods' ``_crf`` and the target's
-    Level-3 ``_s2d`` and ``_x1d``, previews of the spectra, a subscriber told of each, and
-    the archive classifying the observation as a spectrum. The spectra are scored against
-    the truth as in tests/test_spec2_lrs.py and tests/test_spec2_nirspec_fs.py (median flux
-    within 3 %)."""
+def test_slit_spectra_end_to_end(system, webhook, tmp_path):
+    """The slit examples (the MIRI LRS's two nods; NIRSpec's fixed slit S200A1, three nods)
+    through the same workers at once: ingest, detector1, the spec2 associations (each nod
+    the others' background), stage 2's calwebb_spec2 to ``_cal``, ``_s2d`` and ``_x1d``,
+    the spec3 association and stage 3's calwebb_spec3 to the nods' ``_crf`` and the
+    target's Level-3 ``_s2d`` and ``_x1d``, previews of the spectra, a subscriber told of
+    each, and the archive classifying each observation as a spectrum. The spectra are
+    scored against the truth as in tests/test_spec2_lrs.py and tests/test_spec2_nirspec_fs.py
+    (median flux within 3 %)."""
     from astropy.io import fits
     from astropy.table import Table
 
-    example, program, nods, level3, instrument_name, band, detector1_extras = SLIT_CASES[case]
     ctx = system.ctx
     pi = "ada@example.org"
-    desc = yaml.safe_load((REPO / "examples" / example).read_text())
-    desc["pi_user"] = pi
-    sim = simulate(desc, tmp_path / "sim")
-    deliver_references(ctx, sim.reference_paths, note=f"simulator references for the {case} end-to-end test")
-    stems = [p.stem for p in sim.telemetry_paths]
-    assert len(stems) == nods
-    short = str(int(program))
+    cases = {}
+    for case in sorted(SLIT_CASES):
+        example, program, nods, level3, *_ = SLIT_CASES[case]
+        desc = yaml.safe_load((REPO / "examples" / example).read_text())
+        desc["pi_user"] = pi
+        sim = simulate(desc, tmp_path / case / "sim")
+        deliver_references(ctx, sim.reference_paths, note=f"simulator references for the {case} end-to-end test")
+        stems = [p.stem for p in sim.telemetry_paths]
+        assert len(stems) == nods
+        cases[case] = (sim, stems)
+
+    def products(program: str) -> dict[str, dict]:
+        with ctx.catalog.session() as s:
+            rows = s.execute(select(Product.filename, Product.suffix, Artifact.kind, Artifact.sha256)
+                             .join(Artifact).where(Product.program_id == program, Product.is_current)).all()
+        out: dict[str, dict] = {}
+        for name, suffix, kind, sha in rows:
+            entry = out.setdefault(name, {"suffix": suffix, "kinds": set(), "sha256": None})
+            entry["kinds"].add(kind)
+            if kind == "data":
+                entry["sha256"] = sha
+        return out
+
+    def spectra_of(case: str) -> set[str]:
+        level3, stems = SLIT_CASES[case][3], cases[case][1]
+        return {f"{stem}_{suffix}.fits" for stem in [*stems, level3] for suffix in ("s2d", "x1d")}
+
+    def spectra_done(case: str) -> bool:
+        have = products(SLIT_CASES[case][1])
+        return all(name in have and {"data", "preview", "thumbnail"} <= have[name]["kinds"] for name in spectra_of(case))
+
     with httpx.Client(base_url=system.api, timeout=30) as api:
         system.wait_until(lambda: _answers(api, "/health"), 60, "the archive API to answer /health")
         with ctx.catalog.session() as s:
-            token = create_token(s, SUBSCRIBER, 1, f"{case} end-to-end test")
-            pi_token = create_token(s, pi, 1, f"{case} end-to-end test")
-        r = api.post("/subscriptions", headers={"Authorization": f"Bearer {token}"}, json={
-            "name": f"new spectra of {short}", "channel": "webhook", "target": webhook.url,
-            "filters": {"programs": [short], "event_types": ["new"]}})
-        assert r.status_code == 201, r.text
-
-        received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
-        dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
-
-        def products() -> dict[str, dict]:
-            with ctx.catalog.session() as s:
-                rows = s.execute(select(Product.filename, Product.suffix, Artifact.kind, Artifact.sha256)
-                                 .join(Artifact).where(Product.program_id == program, Product.is_current)).all()
-            out: dict[str, dict] = {}
-            for name, suffix, kind, sha in rows:
-                entry = out.setdefault(name, {"suffix": suffix, "kinds": set(), "sha256": None})
-                entry["kinds"].add(kind)
-                if kind == "data":
-                    entry["sha256"] = sha
-            return out
-
-        def spectra_done() -> bool:
-            have = products()
-            wanted = [f"{stem}_{suffix}.fits" for stem in [*stems, level3] for suffix in ("s2d", "x1d")]
-            return all(name in have and {"data", "preview", "thumbnail"} <= have[name]["kinds"] for name in wanted)
-
-        system.wait_until(spectra_done, 300, "the spectra of every nod and of the target, with their previews",
-                          lambda: sorted((n, sorted(p["kinds"])) for n, p in products().items()))
+            token = create_token(s, SUBSCRIBER, 1, "slit end-to-end test")
+            pi_token = create_token(s, pi, 1, "slit end-to-end test")
+        for case in cases:
+            short = str(int(SLIT_CASES[case][1]))
+            r = api.post("/subscriptions", headers={"Authorization": f"Bearer {token}"}, json={
+                "name": f"new spectra of {short}", "channel": "webhook", "target": webhook.url,
+                "filters": {"programs": [short], "event_types": ["new"]}})
+            assert r.status_code == 201, r.text
+        for sim, _ in cases.values():
+            received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
+            dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
+        system.wait_until(lambda: all(spectra_done(case) for case in cases), 420,
+                          "the spectra of every nod and of each target, with their previews",
+                          lambda: {c: sorted((n, sorted(p["kinds"])) for n, p in products(SLIT_CASES[c][1]).items())
+                                   for c in cases})
         system.wait_idle()
-        have = products()
-        # (the fine-guiding products of each exposure too, as for imaging)
-        assert Counter(p["suffix"] for p in have.values() if p["suffix"] not in ("asn", "pool", "asn-report")) == \
-            Counter({"uncal": nods, "rate": nods, "cal": nods, "crf": nods, "s2d": nods + 1, "x1d": nods + 1,
-                     "gs-fg": nods, "gs-fg-cal": nods, **dict.fromkeys(detector1_extras, nods)})
-        with ctx.catalog.session() as s:
-            emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == program,
-                                                                         Association.emitted_count > 0)).all())
-        assert emitted == Counter({"spec2": nods, "spec3": 1}), emitted
         # the subscriber hears of every spectrum
-        spectra = {f"{stem}_{suffix}.fits" for stem in [*stems, level3] for suffix in ("s2d", "x1d")}
-        system.wait_until(lambda: spectra <= set(webhook.subjects()), 90, "webhook deliveries of the spectra",
+        every = set().union(*(spectra_of(case) for case in cases))
+        system.wait_until(lambda: every <= set(webhook.subjects()), 90, "webhook deliveries of the spectra",
                           webhook.subjects)
-        # the archive: a spectrum observation, the spectra listed with their previews, served to the PI
-        r = api.get("/observations", params={"program": short})
-        assert r.status_code == 200, r.text
-        [row] = r.json()["rows"]
-        assert row["instrument_name"] == instrument_name and row["dataproduct_type"] == "spectrum", row
-        r = api.get("/products", params={"program": short, "pagesize": 1000})
-        listed = r.json()["rows"]
-        assert {"X1D", "S2D"} <= {row["productSubGroupDescription"] for row in listed}
-        # the Minimum Recommended Products of the observation: the target's Level-3 spectra
-        obsid = api.get(f"/observations/jw{program}001").json()["obsid"]
-        r = api.get(f"/observations/{obsid}/products", params={"mrp_only": "true"})
-        assert r.status_code == 200, r.text
-        mrp = {row["productFilename"] for row in r.json()["rows"]}
-        assert {f"{level3}_s2d.fits", f"{level3}_x1d.fits"} <= mrp, mrp
-        previews = {row["productFilename"] for row in listed if row["productType"] == "PREVIEW"}
-        assert {f"{stem}_x1d_preview.png" for stem in [*stems, level3]} <= previews
-        for stem in stems:
-            name = f"{stem}_x1d.fits"
-            r = api.get(f"/download/{name}", headers={"Authorization": f"Bearer {pi_token}"})
-            assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == have[name]["sha256"]
-            path = tmp_path / name
-            path.write_bytes(r.content)
-            x = fits.getdata(path, "EXTRACT1D")
-            truth = Table.read(tmp_path / "sim" / "truth" / f"{stem}_truth_spectrum.ecsv")
-            order = np.argsort(truth["wavelength"])
-            expected = np.interp(x["WAVELENGTH"], np.asarray(truth["wavelength"])[order],
-                                 np.asarray(truth["observed_jy"])[order])
-            keep = ((x["DQ"] & 1) == 0) & np.isfinite(x["FLUX"]) & (x["WAVELENGTH"] > band[0]) & (x["WAVELENGTH"] < band[1])
-            ratio = float(np.median(x["FLUX"][keep] / expected[keep]))
-            assert abs(ratio - 1) < 0.03, (name, ratio)
+        for case, (_, stems) in cases.items():
+            _, program, nods, level3, instrument_name, band, detector1_extras = SLIT_CASES[case]
+            short = str(int(program))
+            have = products(program)
+            # (the fine-guiding products of each exposure too, as for imaging)
+            assert Counter(p["suffix"] for p in have.values() if p["suffix"] not in ("asn", "pool", "asn-report")) == \
+                Counter({"uncal": nods, "rate": nods, "cal": nods, "crf": nods, "s2d": nods + 1, "x1d": nods + 1,
+                         "gs-fg": nods, "gs-fg-cal": nods, **dict.fromkeys(detector1_extras, nods)}), case
+            with ctx.catalog.session() as s:
+                emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == program,
+                                                                             Association.emitted_count > 0)).all())
+            assert emitted == Counter({"spec2": nods, "spec3": 1}), (case, emitted)
+            # the archive: a spectrum observation, the spectra listed with their previews, served to the PI
+            r = api.get("/observations", params={"program": short})
+            assert r.status_code == 200, r.text
+            [row] = r.json()["rows"]
+            assert row["instrument_name"] == instrument_name and row["dataproduct_type"] == "spectrum", row
+            r = api.get("/products", params={"program": short, "pagesize": 1000})
+            listed = r.json()["rows"]
+            assert {"X1D", "S2D"} <= {row["productSubGroupDescription"] for row in listed}
+            # the Minimum Recommended Products of the observation: the target's Level-3 spectra
+            obsid = api.get(f"/observations/jw{program}001").json()["obsid"]
+            r = api.get(f"/observations/{obsid}/products", params={"mrp_only": "true"})
+            assert r.status_code == 200, r.text
+            mrp = {row["productFilename"] for row in r.json()["rows"]}
+            assert {f"{level3}_s2d.fits", f"{level3}_x1d.fits"} <= mrp, mrp
+            previews = {row["productFilename"] for row in listed if row["productType"] == "PREVIEW"}
+            assert {f"{stem}_x1d_preview.png" for stem in [*stems, level3]} <= previews
+            for stem in stems:
+                name = f"{stem}_x1d.fits"
+                r = api.get(f"/download/{name}", headers={"Authorization": f"Bearer {pi_token}"})
+                assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == have[name]["sha256"]
+                path = tmp_path / case / name
+                path.write_bytes(r.content)
+                x = fits.getdata(path, "EXTRACT1D")
+                truth = Table.read(tmp_path / case / "sim" / "truth" / f"{stem}_truth_spectrum.ecsv")
+                order = np.argsort(truth["wavelength"])
+                expected = np.interp(x["WAVELENGTH"], np.asarray(truth["wavelength"])[order],
+                                     np.asarray(truth["observed_jy"])[order])
+                keep = ((x["DQ"] & 1) == 0) & np.isfinite(x["FLUX"]) & (x["WAVELENGTH"] > band[0]) & \
+                    (x["WAVELENGTH"] < band[1])
+                ratio = float(np.median(x["FLUX"][keep] / expected[keep]))
+                assert abs(ratio - 1) < 0.03, (name, ratio)
     system.check_alive()
 
 
@@ -546,74 +558,87 @@ TSO_SPECTRA = {
 }
 
 
-@pytest.mark.parametrize("example", sorted(TSO_SPECTRA))
-def test_time_series_spectroscopy_end_to_end(system, webhook, tmp_path, example):
+def test_time_series_spectroscopy_end_to_end(system, webhook, tmp_path):
     """``examples/miri_lrs_tso.yaml`` (MIRI LRS slitless, a transit across 60 integrations),
     ``examples/nirspec_bots.yaml`` (NIRSpec's S1600A1 with G395M, 50 integrations) and
     ``examples/niriss_soss.yaml`` (NIRISS SOSS, two orders, 30 integrations) through the
-    same workers: ingest, detector1 (``_rateints``), the Level-2 association,
+    same workers at once: ingest, detector1 (``_rateints``), the Level-2 association,
     stage 2's calwebb_spec2 to the ``_calints`` and ``_x1dints``, the tso3 association and
     stage 3's calwebb_tso3 to the ``_crfints``, the Level-3 ``_x1dints`` and the ``_whtlt``
-    light curve; previews (a waterfall of the spectra, the light curve), a subscriber told
-    of each, and the light curve's transit depth (SOSS: order 1's) within 3 % of the truth
+    light curve; for each, previews (a waterfall of the spectra, the light curve), a
+    subscriber told of each product, the observation a ``timeseries`` in the archive, and
+    the light curve's transit depth (SOSS: order 1's) within 3 % of the truth
     (tests/test_tso_spectra.py, tests/test_tso_spectra_bots.py and
     tests/test_tso_spectra_soss.py score them closely, with the exposures in segments)."""
     from astropy.table import Table
 
     ctx = system.ctx
-    level3, asn_types = TSO_SPECTRA[example]
-    desc = yaml.safe_load((REPO / "examples" / f"{example}.yaml").read_text())
-    program = f"{desc['program']:05d}"
-    sim = simulate(desc, tmp_path / "sim")
-    deliver_references(ctx, sim.reference_paths, note="simulator references for the TSO end-to-end test")
-    (stem,) = [p.stem for p in sim.telemetry_paths]
-    wanted = [f"{stem}_x1dints.fits", f"{level3}_x1dints.fits", f"{level3}_whtlt.ecsv"]
-    with httpx.Client(base_url=system.api, timeout=30) as api:
-        _subscribe_to_new(system, api, webhook, str(desc["program"]), "TSO end-to-end test")
-        received = receive_files(ctx, [sim.plan_path, sim.ephemeris_path, *sim.telemetry_paths])
-        dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
+    series = {}
+    for example in sorted(TSO_SPECTRA):
+        desc = yaml.safe_load((REPO / "examples" / f"{example}.yaml").read_text())
+        sim = simulate(desc, tmp_path / example / "sim")
+        deliver_references(ctx, sim.reference_paths, note=f"simulator references for the TSO end-to-end test ({example})")
+        (stem,) = [p.stem for p in sim.telemetry_paths]
+        level3 = TSO_SPECTRA[example][0]
+        series[example] = (desc, f"{desc['program']:05d}", sim, stem,
+                           [f"{stem}_x1dints.fits", f"{level3}_x1dints.fits", f"{level3}_whtlt.ecsv"])
 
-        def products() -> dict[str, set]:
-            with ctx.catalog.session() as s:
-                rows = s.execute(select(Product.filename, Artifact.kind).join(Artifact)
-                                 .where(Product.program_id == program, Product.is_current)).all()
-            out: dict[str, set] = {}
-            for name, kind in rows:
-                out.setdefault(name, set()).add(kind)
-            return out
-
-        system.wait_until(lambda: all({"data", "preview", "thumbnail"} <= products().get(n, set()) for n in wanted),
-                          300, "the time series' spectra and light curve, with their previews",
-                          lambda: sorted((n, sorted(k)) for n, k in products().items()))
-        system.wait_idle()
-        have = set(products())
-        made = {f"{stem}_{s}.fits" for s in ("uncal", "rateints", "calints", "x1dints")} | \
-            {f"{stem}_o001_crfints.fits", f"{level3}_x1dints.fits", f"{level3}_whtlt.ecsv"}
-        assert made <= have, sorted(have)
+    def products(program: str) -> dict[str, set]:
         with ctx.catalog.session() as s:
-            emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == program,
-                                                                         Association.emitted_count > 0)).all())
-        assert emitted == Counter(asn_types), emitted
-        system.wait_until(lambda: set(wanted) <= set(webhook.subjects()), 90, "webhook deliveries of the spectra",
+            rows = s.execute(select(Product.filename, Artifact.kind).join(Artifact)
+                             .where(Product.program_id == program, Product.is_current)).all()
+        out: dict[str, set] = {}
+        for name, kind in rows:
+            out.setdefault(name, set()).add(kind)
+        return out
+
+    def done(program: str, wanted: list[str]) -> bool:
+        have = products(program)
+        return all({"data", "preview", "thumbnail"} <= have.get(n, set()) for n in wanted)
+
+    with httpx.Client(base_url=system.api, timeout=30) as api:
+        for desc, *_ in series.values():
+            _subscribe_to_new(system, api, webhook, str(desc["program"]), "TSO end-to-end test")
+        for _, _, sim, _, _ in series.values():
+            received = receive_files(ctx, [sim.plan_path, sim.ephemeris_path, *sim.telemetry_paths])
+            dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
+        system.wait_until(lambda: all(done(program, wanted) for _, program, _, _, wanted in series.values()), 420,
+                          "each time series' spectra and light curve, with their previews",
+                          lambda: {e: sorted((n, sorted(k)) for n, k in products(p).items())
+                                   for e, (_, p, _, _, _) in series.items()})
+        system.wait_idle()
+        everything = [n for *_, wanted in series.values() for n in wanted]
+        system.wait_until(lambda: set(everything) <= set(webhook.subjects()), 90, "webhook deliveries of the spectra",
                           webhook.subjects)
-        r = api.get("/products", params={"program": str(desc["program"]), "pagesize": 1000})
-        previews = {row["productFilename"] for row in r.json()["rows"] if row["productType"] == "PREVIEW"}
-        assert {f"{level3}_x1dints_preview.png", f"{level3}_whtlt_preview.png"} <= previews, previews
-        # the archive types the observation as MAST does a time series
-        r = api.get("/observations", params={"program": str(desc["program"])})
-        assert {row["dataproduct_type"] for row in r.json()["rows"]} == {"timeseries"}, r.json()
-        [whtlt_uri] = [u for n, u in _data_uris(ctx, program).items() if n == f"{level3}_whtlt.ecsv"]
-        ctx.store.download_uri(whtlt_uri, tmp_path / "whtlt.ecsv")
-        whtlt = Table.read(tmp_path / "whtlt.ecsv")
-        # the white light, or with several orders the first order's (whitelight_flux_order_1)
-        flux = np.asarray(whtlt[[c for c in whtlt.colnames if c.startswith("whitelight_flux")][0]].value)
-        truth = Table.read(tmp_path / "sim" / "truth" / f"{stem}_truth_lightcurve.ecsv")
-        shape = (1.0 - np.asarray(truth["relative_flux"])) / truth.meta["transit"]["depth"]
-        out, full = shape < 1e-6, shape > 0.999  # out of transit, at full depth
-        depth = 1.0 - float(np.mean(flux[full]) / np.mean(flux[out]))
-        transmission = Table.read(tmp_path / "sim" / "truth" / f"{stem}_truth_transmission.ecsv")
-        expected = transmission.meta["white_light_depth_fnu"]
-        assert abs(depth / expected - 1) < 0.03, (depth, expected)
+        for example, (desc, program, _sim, stem, _wanted) in series.items():
+            level3, asn_types = TSO_SPECTRA[example]
+            have = set(products(program))
+            made = {f"{stem}_{s}.fits" for s in ("uncal", "rateints", "calints", "x1dints")} | \
+                {f"{stem}_o001_crfints.fits", f"{level3}_x1dints.fits", f"{level3}_whtlt.ecsv"}
+            assert made <= have, (example, sorted(have))
+            with ctx.catalog.session() as s:
+                emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == program,
+                                                                             Association.emitted_count > 0)).all())
+            assert emitted == Counter(asn_types), (example, emitted)
+            r = api.get("/products", params={"program": str(desc["program"]), "pagesize": 1000})
+            previews = {row["productFilename"] for row in r.json()["rows"] if row["productType"] == "PREVIEW"}
+            assert {f"{level3}_x1dints_preview.png", f"{level3}_whtlt_preview.png"} <= previews, (example, previews)
+            # the archive types the observation as MAST does a time series
+            r = api.get("/observations", params={"program": str(desc["program"])})
+            assert {row["dataproduct_type"] for row in r.json()["rows"]} == {"timeseries"}, (example, r.json())
+            [whtlt_uri] = [u for n, u in _data_uris(ctx, program).items() if n == f"{level3}_whtlt.ecsv"]
+            ctx.store.download_uri(whtlt_uri, tmp_path / example / "whtlt.ecsv")
+            whtlt = Table.read(tmp_path / example / "whtlt.ecsv")
+            # the white light, or with several orders the first order's (whitelight_flux_order_1)
+            flux = np.asarray(whtlt[[c for c in whtlt.colnames if c.startswith("whitelight_flux")][0]].value)
+            truth_dir = tmp_path / example / "sim" / "truth"
+            truth = Table.read(truth_dir / f"{stem}_truth_lightcurve.ecsv")
+            shape = (1.0 - np.asarray(truth["relative_flux"])) / truth.meta["transit"]["depth"]
+            out, full = shape < 1e-6, shape > 0.999  # out of transit, at full depth
+            depth = 1.0 - float(np.mean(flux[full]) / np.mean(flux[out]))
+            expected = Table.read(truth_dir / f"{stem}_truth_transmission.ecsv").meta["white_light_depth_fnu"]
+            print(f"{example}: light-curve depth {depth:.5f}, truth {expected:.5f}")
+            assert abs(depth / expected - 1) < 0.03, (example, depth, expected)
     system.check_alive()
 
 

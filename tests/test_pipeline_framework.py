@@ -231,12 +231,19 @@ def test_the_real_pipelines_follow_the_public_step_orders():
     assert names(IMAGE2, INSTRUME="NIRCAM") == ["bkg_subtract", "assign_wcs", "flat_field", "photom", "resample"]
     assert IMAGE2.all_reftypes == ("distortion", "filteroffset", "flat", "photom", "area")
     assert IMAGE3.step_names == ("tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog")
-    assert TSO3.step_names == ("outlier_detection", "tso_photometry", "pixel_replace", "extract_1d", "white_light")
+    assert TSO3.step_names == ("outlier_detection", "tso_photometry", "pixel_replace", "extract_1d", "photom",
+                               "white_light")
     assert names(TSO3, EXP_TYPE="NRC_TSIMAGE") == ["outlier_detection", "tso_photometry"]
     assert names(TSO3, EXP_TYPE="MIR_LRS-SLITLESS") == [
         "outlier_detection", "tso_photometry", "pixel_replace", "extract_1d", "white_light"]
     assert names(SPEC2, EXP_TYPE="MIR_LRS-SLITLESS") == [
         "bkg_subtract", "assign_wcs", "flat_field", "srctype", "photom", "extract_1d"]
+    # NIRISS SOSS: photom calibrates the extracted spectra, after extract_1d (the public order)
+    assert names(SPEC2, EXP_TYPE="NIS_SOSS") == [
+        "bkg_subtract", "assign_wcs", "flat_field", "srctype", "extract_1d", "photom"]
+    assert names(TSO3, EXP_TYPE="NIS_SOSS") == [
+        "outlier_detection", "tso_photometry", "pixel_replace", "extract_1d", "photom", "white_light"]
+    assert SPEC2.reftypes({"EXP_TYPE": "NIS_SOSS"}) == ("spectrace", "flat", "photom")
     with pytest.raises(UnknownStepError, match="unknown step.*jmup"):
         DETECTOR1.params(skip={"jmup"})  # refused in every pipeline, detector1 included
 

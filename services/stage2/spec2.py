@@ -597,9 +597,13 @@ def _extract_orders(s: SpecState, a: StepArgs) -> Skip | None:
 def _photom_orders(s: SpecState, a: StepArgs) -> Skip | None:
     if not s.order_x1dints:
         return Skip("no spectra were extracted", SkipKind.NO_INPUT)
-    calibrated, note = calibrate_orders(s.order_x1dints, a.refs["photom"], s.keywords)
+    ph = a.refs["photom"]
+    try:
+        calibrated, note = calibrate_orders(s.order_x1dints, ph.tables.get("PHOTOM"), ph.header, s.keywords)
+    except ValueError as exc:
+        raise ReferenceFileError(f"PHOTOM reference {ph.filename}: {exc}") from exc
     if calibrated is None:
-        return Skip(note, SkipKind.NO_REFERENCE)
+        return Skip(f"PHOTOM reference {ph.filename} {note}", SkipKind.NO_REFERENCE)
     s.order_x1dints, s.order_flux_calibrated = calibrated, True
     a.note(f"photom: {note}")
     return None

@@ -960,9 +960,13 @@ def _extract_1d_tso(s: Tso3State, a: StepArgs) -> Skip | None:
 def _photom_tso(s: Tso3State, a: StepArgs) -> Skip | None:
     if not s.spectra:
         return Skip("no spectra were extracted", SkipKind.NO_INPUT)
-    calibrated, note = calibrate_orders(s.spectra, a.refs["photom"], s.members[0].product.keywords)
+    ph = a.refs["photom"]
+    try:
+        calibrated, note = calibrate_orders(s.spectra, ph.tables.get("PHOTOM"), ph.header, s.members[0].product.keywords)
+    except ValueError as exc:
+        raise ReferenceFileError(f"PHOTOM reference {ph.filename}: {exc}") from exc
     if calibrated is None:
-        return Skip(note, SkipKind.NO_REFERENCE)
+        return Skip(f"PHOTOM reference {ph.filename} {note}", SkipKind.NO_REFERENCE)
     s.spectra, s.counts = calibrated, False
     a.note(f"photom: {note}")
     return None

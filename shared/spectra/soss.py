@@ -30,7 +30,6 @@ import numpy as np
 
 from shared.datamodels.dqflags import PIXEL
 from shared.instruments import keyword_pixel_scale
-from shared.refdata import Reference, ReferenceFileError
 from shared.spectra.extract import SOSS_EXP_TYPES, SPECTABLE_DTYPE, ExtractParams
 from shared.spectra.trace import SlitTrace
 
@@ -190,28 +189,29 @@ def nominal_pixel_area(photom_header: Mapping[str, Any], keywords: Mapping[str, 
     return float(np.deg2rad(keyword_pixel_scale(keywords) / 3600.0)) ** 2
 
 
-def calibrate_orders(spectra: Mapping[int, Sequence[np.ndarray]], photom: Reference, keywords: Mapping[str, Any]
+def calibrate_orders(spectra: Mapping[int, Sequence[np.ndarray]], photom_table: np.ndarray | None,
+                     photom_header: Mapping[str, Any], keywords: Mapping[str, Any]
                      ) -> tuple[dict[int, list[np.ndarray]] | None, str]:
     """photom of SOSS: each order's spectra (in DN/s) flux-calibrated by the row of the
-    exposure's FILTER, PUPIL and the order in the ``photom`` reference
-    (:func:`order_conversion`, :func:`calibrate_spectrum`), with a note saying with what;
-    (None, why) when the reference has no row for an order.
+    exposure's FILTER, PUPIL and the order in the PHOTOM reference's table (its header
+    for the pixel area; :func:`order_conversion`, :func:`calibrate_spectrum`), with a note
+    saying with what; (None, why) when the table has no row for an order.
 
     Raises
     ------
-    ReferenceFileError
-        A PHOTOM without the SOSS table or columns, or with an unusable row."""
+    ValueError
+        No PHOTOM table, one without the SOSS columns, or an unusable row."""
     flt, pupil = str(keywords.get("FILTER") or ""), str(keywords.get("PUPIL") or "")
+    if photom_table is None:
+        raise ValueError("it has no PHOTOM table")
+    found = {n: order_conversion(photom_table, filter=flt, pupil=pupil, order=n) for n in spectra}
     try:
-        table = photom.tables["PHOTOM"]
-        found = {n: order_conversion(table, filter=flt, pupil=pupil, order=n) for n in spectra}
-        pixar = nominal_pixel_area(photom.header, keywords)
-    except (KeyError, ValueError) as exc:
-        raise ReferenceFileError(f"PHOTOM reference {photom.filename}: {exc}") from exc
+        pixar = nominal_pixel_area(photom_header, keywords)
+    except KeyError:
+        raise ValueError("it has no PIXAR_SR and the exposure no known pixel scale") from None
     lacking = [str(n) for n, c in found.items() if c is None]
     if lacking:
-        return None, (f"PHOTOM reference {photom.filename} has no row for FILTER={flt} PUPIL={pupil} order(s) "
-                      f"{', '.join(lacking)}; the spectra stay in DN/s")
+        return None, f"has no row for FILTER={flt} PUPIL={pupil} order(s) {', '.join(lacking)}; the spectra stay in DN/s"
     calibrated = {n: [calibrate_spectrum(t, found[n], pixar) for t in series] for n, series in spectra.items()}
     return calibrated, "the spectra of order(s) " + ", ".join(
         f"{n} ({c.photmj:.4g} MJy per DN/s x relative response)" for n, c in found.items()) + " to Jy"
