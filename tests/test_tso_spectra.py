@@ -45,6 +45,7 @@ from tests.tso_scoring import (
     TsoSeries,
     band_depth,
     bin_depths,
+    check_series_products,
     check_transmission,
     check_white_light,
 )
@@ -67,13 +68,7 @@ def run(tmp_path_factory):
 
 
 def test_segments_products_and_associations(run):
-    names = set(run["names"])
-    for seg in range(1, SEGMENTS + 1):
-        stem = f"{STEM}-seg{seg:03d}_mirimage"
-        assert {f"{stem}_{s}.fits" for s in ("uncal", "rateints", "calints", "x1dints")} <= names
-        assert f"{stem}_o001_crfints.fits" in names
-    assert {f"{LEVEL3}_x1dints.fits", f"{LEVEL3}_whtlt.ecsv"} <= names
-    assert sum("_spec2_" in n for n in names) == 1 and sum("_tso3_" in n for n in names) == 1
+    check_series_products(run, STEM, "mirimage", LEVEL3, SEGMENTS, "spec2")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the public data models read them without complaint
         with dm.open(str(run["out"] / f"{STEM}-seg002_mirimage_calints.fits")) as cal:

@@ -119,6 +119,20 @@ def check_transmission(bins: list[BinScore]) -> None:
     assert 0.6 < np.std(pulls) < 1.5
 
 
+def check_series_products(run: dict, exposure: str, detector: str, level3: str, segments: int, level2: str) -> None:
+    """A segmented time series' products among a run's (tests/slit_examples.py
+    ``run_in_process``): each segment's ``_uncal``, ``_rateints``, ``_calints``,
+    ``_x1dints`` and ``_crfints``, the Level-3 ``_x1dints`` and ``_whtlt``, and one Level-2
+    association (``level2``: ``spec2`` or ``tso-spec2``) and one tso3."""
+    names = set(run["names"])
+    for seg in range(1, segments + 1):
+        stem = f"{exposure}-seg{seg:03d}_{detector}"
+        assert {f"{stem}_{s}.fits" for s in ("uncal", "rateints", "calints", "x1dints")} <= names
+        assert f"{stem}_o001_crfints.fits" in names
+    assert {f"{level3}_x1dints.fits", f"{level3}_whtlt.ecsv"} <= names
+    assert sum(f"_{level2}_" in n for n in names) == 1 and sum("_tso3_" in n for n in names) == 1
+
+
 @dataclass(frozen=True)
 class TsoSeries:
     """Where a time series' files are in a run of the system (tests/slit_examples.py
