@@ -26,6 +26,7 @@ __all__ = [
     "READOUT_PATTERNS",
     "READOUT_PATTERNS_BY_INSTRUMENT",
     "SUBARRAYS",
+    "DETECTOR_SUBARRAYS",
     "FILTERS",
     "DetectorInfo",
     "ReadoutPattern",
@@ -149,6 +150,13 @@ SUBARRAYS: dict[str, dict[str, Subarray]] = {
         "SUB320": Subarray("SUB320", 1, 1, 320, 320, 1),
         "SUB640": Subarray("SUB640", 1, 1, 640, 640, 1),
         "SUB400P": Subarray("SUB400P", 1, 1, 400, 400, 1),
+        # the grism time series' window (NRC_TSGRISM), public SUBSTRT/SUBSIZE: the bottom 64
+        # rows, read (as the public mode allows) through one output: refpix then corrects the
+        # window with all its reference pixels at once and adds no row-by-row noise of side
+        # pixels (services/detector1/steps/refpix.py). TFRAME here 1.339 s; the public
+        # documents give 1.3596 s, counting one more row of overhead for one output
+        # (with four outputs both give 0.3406 s)
+        "SUBGRISM64": Subarray("SUBGRISM64", 1, 1, 2048, 64, 1),
     },
     "NIRISS": {
         "FULL": Subarray("FULL", 1, 1, 2048, 2048, 4),
@@ -272,16 +280,31 @@ def instrument_detectors(instrument: str | None, names: list[str]) -> list[str]:
     return names
 
 
-def subarray(instrument: str, name: str) -> Subarray:
+#: Windows whose place differs by detector: ``(detector, name)`` -> the window on that
+#: detector (the same size and outputs as the instrument's window of that name, so the
+#: detectors read out together keep one timing). NIRCam's grism time series reads its
+#: short-wave detector in a window of the grism's name placed where the target images
+#: there (this system's focal plane puts it at full-frame row 117 of NRCA1, 1-based).
+DETECTOR_SUBARRAYS: dict[tuple[str, str], Subarray] = {
+    ("NRCA1", "SUBGRISM64"): Subarray("SUBGRISM64", 1, 85, 2048, 64, 1),
+}
+
+
+def subarray(instrument: str, name: str, detector_name: str | None = None) -> Subarray:
+    """The readout window ``name`` of ``instrument``; on ``detector_name`` (when given)
+    its place there (:data:`DETECTOR_SUBARRAYS`)."""
     table = SUBARRAYS.get(instrument.upper())
     if table is None:
         raise UnknownInstrumentError(f"unknown instrument {instrument!r}")
     try:
-        return table[name.upper()]
+        window = table[name.upper()]
     except KeyError:
         raise UnknownInstrumentError(
             f"unknown subarray {name!r} for {instrument}; known: {', '.join(sorted(table))}"
         ) from None
+    if detector_name is not None:
+        return DETECTOR_SUBARRAYS.get((detector_name.upper(), window.name), window)
+    return window
 
 
 def guide_window(detector_name: str, ideal_x: float, ideal_y: float, size: int) -> Subarray:

@@ -47,6 +47,7 @@ __all__ = [
     "PLAN_SCHEMA_VERSION",
     "CANDIDATE_TYPES",
     "Aperture",
+    "Channel",
     "DitherPattern",
     "GuideStar",
     "PlannedExposure",
@@ -153,6 +154,29 @@ class Aperture(_Frozen):
     v3_ref: float
 
 
+class Channel(_Frozen):
+    """Detectors of an observation read out at the same time as its own but in another
+    mode, with their own filter and pupil: NIRCam's short-wave channel during a grism time
+    series (the long-wave grism NRC_TSGRISM, the short-wave imaging NRC_TSIMAGE). Their
+    exposures share the observation's numbers, timing and window name; each file says its
+    own EXP_TYPE, FILTER and PUPIL (:meth:`Observation.for_detector`)."""
+
+    detectors: list[str] = Field(min_length=1)
+    exp_type: str
+    filter: str
+    pupil: str = "CLEAR"
+
+    @field_validator("exp_type", "filter", "pupil")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @field_validator("detectors")
+    @classmethod
+    def _detectors(cls, v: list[str]) -> list[str]:
+        return instrument_detectors(None, v)
+
+
 class PlannedExposure(_Frozen):
     """One exposure of one detector, with every identifier of its file name."""
 
@@ -231,6 +255,10 @@ class Observation(_Frozen):
     exposures: list[PlannedExposure] = Field(default_factory=list)
     guide_stars: list[GuideStar] = Field(default_factory=list, description=(
         "The guide star of each guided visit; none for unguided (dark) observations."))
+    simultaneous: Channel | None = Field(None, description=(
+        "Detectors (among ``detectors``) read at the same time in another mode: NIRCam's "
+        "short-wave imaging (NRC_TSIMAGE) during a grism time series. The observation's "
+        "exp_type, filter and pupil are its other detectors'."))
 
     @field_validator("filter", "pupil")
     @classmethod
@@ -315,6 +343,48 @@ class Observation(_Frozen):
                 raise ValueError(f"exposures.{k}: visit {e.visit} exposure {e.exposure} on {e.detector} is planned twice")
             seen.add(ident)
         return self
+
+    @model_validator(mode="after")
+    def _simultaneous(self) -> Observation:
+        if self.simultaneous is None:
+            return self
+        others = [d for d in self.simultaneous.detectors if d not in self.detectors]
+        if others:
+            raise ValueError(f"simultaneous.detectors: {others} are not among the observation's detectors {self.detectors}")
+        if len(self.simultaneous.detectors) == len(self.detectors):
+            raise ValueError("simultaneous.detectors: every detector of the observation is listed; the channel is "
+                             "the detectors read in another mode beside the observation's own")
+        prefix = EXP_TYPE_PREFIX.get(self.instrument)
+        if prefix and not self.simultaneous.exp_type.startswith(prefix):
+            raise ValueError(f"simultaneous.exp_type: {self.simultaneous.exp_type!r} is not a {self.instrument} type")
+        return self
+
+    def for_detector(self, name: str) -> Observation:
+        """The observation as ``name``'s exposures see it: for a detector of the
+        :attr:`simultaneous` channel its mode (exp_type, filter, pupil), its detectors and
+        their exposures; for another detector the observation's own mode, detectors and
+        exposures without the channel's. Itself when there is no channel."""
+        if self.simultaneous is None:
+            return self
+        channel = self.simultaneous
+        if name.upper() in channel.detectors:
+            dets = list(channel.detectors)
+            # the channel images its own window's centre: no named aperture of the observation's
+            update = {"exp_type": channel.exp_type, "filter": channel.filter, "pupil": channel.pupil,
+                      "aperture": None}
+        else:
+            dets = [d for d in self.detectors if d not in channel.detectors]
+            update = {}
+        return self.model_copy(update={**update, "detectors": dets, "simultaneous": None,
+                                       "exposures": [e for e in self.exposures if e.detector in dets]})
+
+    def channels(self) -> list[Observation]:
+        """The observation split by mode (:meth:`for_detector`): itself alone, or its own
+        detectors' part then its simultaneous channel's."""
+        if self.simultaneous is None:
+            return [self]
+        own = next(d for d in self.detectors if d not in self.simultaneous.detectors)
+        return [self.for_detector(own), self.for_detector(self.simultaneous.detectors[0])]
 
     def guide_star(self, visit: int) -> GuideStar | None:
         """The guide star selected for ``visit`` (None: an unguided visit)."""

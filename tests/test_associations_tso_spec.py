@@ -12,7 +12,7 @@ import pytest
 
 from services.associations.builder import evaluate, spec_key
 from services.associations.pool import pool_bytes
-from shared.plan import DitherPattern, Observation
+from shared.plan import Channel, DitherPattern, Observation
 from tests.associations_factory import exposure_ids, make_plan, observation, snapshot
 
 pytest.importorskip("jwst")
@@ -200,6 +200,30 @@ def test_tso_spec2_and_tso3_of_the_other_spectrographs_as_the_public_generator(t
     assert soss[4] == {(f"{exposure_ids(plan, 4)[0]}_rate.fits", "science")}
     assert (*soss[:4], frozenset({(f"{exposure_ids(plan, 4)[0]}_rateints.fits", "science")})) in public
     assert ours - {soss} == {a for a in public if a[0] != "o004"}
+    _loads_in_the_public_pipeline(ev)
+
+
+def test_grism_time_series_with_its_short_wave_imaging_as_the_public_generator(tmp_path):
+    """NIRCam's grism time series and the short-wave imaging read beside it (one observation,
+    the plan's simultaneous channel: NRCA1 in NRC_TSIMAGE with its own filter and pupil):
+    tso-spec2 for the grism's exposure, tso-image2 for the short wave's, and a tso3 for
+    each channel named after its own optical elements, as the public generator makes them
+    from the pool (which lists each exposure with its own EXP_TYPE, FILTER and PUPIL)."""
+    grism = _spectrograph(1, "NIRCAM", "NRC_TSGRISM", ("NRCALONG", "NRCA1"), filter="F444W", pupil="GRISMR",
+                          subarray="SUBGRISM64")
+    plan = make_plan([grism.model_copy(update={"simultaneous": Channel(
+        detectors=["NRCA1"], exp_type="NRC_TSIMAGE", filter="F212N", pupil="WLP8")})])
+    ids = exposure_ids(plan, 1)
+    ev = evaluate(plan, snapshot(plan, {s: ids for s in ALL}))
+    ours = _ours(ev)
+    assert sorted((a[1], a[2]) for a in ours) == [
+        ("tso-image2", "jw01234001001_01101_00001_nrca1"), ("tso-spec2", "jw01234001001_01101_00001_nrcalong"),
+        ("tso3", "jw01234-o001_t001_nircam_f212n-wlp8-subgrism64"),
+        ("tso3", "jw01234-o001_t001_nircam_f444w-grismr-subgrism64")]
+    members = {a[2]: {m for m, _ in a[4]} for a in ours if a[1] == "tso3"}
+    assert members["jw01234-o001_t001_nircam_f212n-wlp8-subgrism64"] == {f"{ids[1]}_calints.fits"}
+    assert members["jw01234-o001_t001_nircam_f444w-grismr-subgrism64"] == {f"{ids[0]}_calints.fits"}
+    assert ours == _public(_write_pool(ev, tmp_path))
     _loads_in_the_public_pipeline(ev)
 
 

@@ -91,7 +91,7 @@ def exposure_views(plan: Plan, starts: Mapping[str, datetime] | None = None) -> 
     starts = starts or {}
     out = {}
     for obs in plan.observations:
-        sub = subarray(obs.instrument, obs.subarray)
+        sub = subarray(obs.instrument, obs.subarray)  # one size and timing on every detector
         seconds = exposure_timing(obs.instrument, sub, obs.readpatt, obs.ngroups, obs.nints).duration
         x = np.array([-0.5, sub.xsize - 0.5, sub.xsize - 0.5, -0.5])
         y = np.array([-0.5, -0.5, sub.ysize - 0.5, sub.ysize - 0.5])

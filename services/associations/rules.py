@@ -194,7 +194,8 @@ def level2_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
     """One ``image2``/``tso-image2``/``tso-spec2`` association per planned exposure (``spec2``
     for the MIRI LRS slitless)."""
     specs = []
-    for obs in plan.observations:
+    # an observation with a simultaneous channel: each channel's exposures by their own rule
+    for obs in (c for whole in plan.observations for c in whole.channels()):
         kind = _level2_rule(obs)
         if kind is None:
             continue
@@ -269,7 +270,8 @@ def nod_specs(plan: Plan, state: ProgramState) -> list[AsnSpec]:
 
 def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation]]]:
     """(asn_type, observations) groups of one candidate, in key order."""
-    observations = [plan.observation(n) for n in cand.observations if _has_obs(plan, n)]
+    # each channel of an observation on its own: its mode, filter and pupil make its group
+    observations = [c for n in cand.observations if _has_obs(plan, n) for c in plan.observation(n).channels()]
     groups: dict[tuple, list[Observation]] = defaultdict(list)
     for obs in observations:
         if obs.is_background:

@@ -280,7 +280,8 @@ def _ingest_exposure(
     except KeyError as exc:
         return Rejection("not_in_plan", str(exc.args[0]), program)
 
-    sub = subarray(det.instrument, obs.subarray)
+    obs = obs.for_detector(det.name)  # a simultaneous channel's detector: its own mode
+    sub = subarray(det.instrument, obs.subarray, det.name)
     nints, ngroups, ny, nx = obs.nints, obs.ngroups, sub.ysize, sub.xsize
     sci_packets = streams.packets.get("sci", [])
     if not sci_packets:

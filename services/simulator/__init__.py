@@ -5,7 +5,7 @@ Entry points: :func:`simulate` (everything, into a directory) and :func:`load_de
 :func:`simulate_exposure` rebuilds the cube of one exposure exactly as written (for tests
 and scoring; a TSO observation's host star comes from :func:`host_star`, a slit
 target's spectrum (MIRI LRS slit and slitless, NIRSpec fixed slits and bright objects,
-NIRISS SOSS) from
+NIRISS SOSS, NIRCam's grism time series) from
 :func:`target_spectrum`). The physics, the
 photometric calibration, the truth files and the reference files are described in
 ``docs/simulator.md``.

@@ -46,9 +46,9 @@ def _planned_windows(plan: Plan, target: Target):
     for obs in plan.observations:
         if obs.target_id != target.id:
             continue
-        sub = subarray(obs.instrument, obs.subarray)
         for exp in obs.exposures:
             det = detector(exp.detector)
+            sub = subarray(obs.instrument, obs.subarray, det.name)
             yield det, sub, window_gwcs(det, sub, exp.pointing)
 
 

@@ -31,6 +31,11 @@ Besides imaging, the simulator renders slit spectra (:mod:`services.simulator.sp
   subarray SUBSTRIP256, NISRAPID or NIS, a time series (``tsovisit: true``) staring at
   the target (``dither`` NONE) whose host star is the target with its ``spectrum``, as
   the LRS slitless time series; orders 1 and 2 of its spectrum share the window;
+- NIRCam's grism time series, long-wave channel (``exp_type: NRC_TSGRISM``): the GRISMR
+  grism behind F444W (``filter: F444W``, ``pupil: GRISMR``), detectors that include
+  NRCALONG (for now NRCALONG alone), subarray SUBGRISM64, a time series (``tsovisit:
+  true``) staring at the target (``dither`` NONE) whose host star is the target with its
+  ``spectrum``, as the LRS slitless time series;
 - NIRSpec multi-object spectroscopy (``exp_type: NRS_MSASPEC``) with the prism behind
   CLEAR (``filter: CLEAR``, ``pupil: PRISM``): detectors NRS1 (it sees MSA quadrants 1
   and 3), NRS2 (quadrants 2 and 4) or both, subarray FULL, NRSRAPID or NRS, one pointing (``dither``
@@ -89,15 +94,19 @@ from .optics import (
     WEAK_LENS_FWHM_ARCSEC,
 )
 from .spectrograph import (
+    GRISM_TSO_SHORT_WAVE_DETECTOR,
+    GRISM_TSO_SHORT_WAVE_PUPILS,
     LRS,
     LRS_EXP_TYPE,
     LRS_SLITLESS_EXP_TYPE,
     MSA_QUADRANTS,
     MSA_SHUTTER_PITCH,
+    NIRCAM_GRISM_TSO,
     NIRISS_SOSS,
     NIRSPEC_BOTS,
     NIRSPEC_FS,
     NIS_SOSS_EXP_TYPE,
+    NRC_TSGRISM_EXP_TYPE,
     NRS_BOTS_EXP_TYPE,
     NRS_FS_EXP_TYPE,
     NRS_MOS_EXP_TYPE,
@@ -115,6 +124,7 @@ __all__ = [
     "DescriptionError",
     "DitherSpec",
     "LineSpec",
+    "ShortWaveSpec",
     "ObservationSpec",
     "ProgramDescription",
     "SimulationSpec",
@@ -135,12 +145,13 @@ MOS_READOUT_PATTERNS = ("NRSRAPID", "NRS")
 # Slit spectroscopy the simulator renders (services/simulator/spectrograph.py), per instrument.
 SLIT_EXP_TYPES: dict[str, tuple[str, ...]] = {detector(LRS.detector).instrument: (LRS_EXP_TYPE, LRS_SLITLESS_EXP_TYPE),
                                               "NIRSPEC": (NRS_FS_EXP_TYPE, NRS_BOTS_EXP_TYPE),
-                                              detector(NIRISS_SOSS.detector).instrument: (NIS_SOSS_EXP_TYPE,)}
+                                              detector(NIRISS_SOSS.detector).instrument: (NIS_SOSS_EXP_TYPE,),
+                                              detector(NIRCAM_GRISM_TSO.detector).instrument: (NRC_TSGRISM_EXP_TYPE,)}
 # The nod patterns along each slit, and how close to the slit's ends (arcsec) a nod may
 # bring the target.
 NOD_PATTERNS: dict[str, tuple[str, ...]] = {LRS_EXP_TYPE: ("ALONG-SLIT-NOD",), LRS_SLITLESS_EXP_TYPE: (),
                                             NRS_FS_EXP_TYPE: ("2-POINT-NOD", "3-POINT-NOD"), NRS_BOTS_EXP_TYPE: (),
-                                            NIS_SOSS_EXP_TYPE: (),
+                                            NIS_SOSS_EXP_TYPE: (), NRC_TSGRISM_EXP_TYPE: (),
                                             NRS_MOS_EXP_TYPE: ("3-SHUTTER-SLITLET", "2-SHUTTER-SLITLET")}
 NOD_MARGIN_ARCSEC = 0.5
 # Readout patterns of the slits where the instrument offers more than the simulator reads
@@ -208,8 +219,9 @@ class TargetSpec(_Strict):
     aliases: list[str] = Field(default_factory=list, description="Other names the archive resolves to it.")
     spectrum: SpectrumSpec | None = Field(None, description=(
         "Its spectrum in slit and slitless observations (MIRI LRS slit and slitless, NIRSpec fixed slits and "
-        "bright-object time series, NIRISS SOSS: only they simulate one; a MIR_LRS-SLITLESS, NRS_BRIGHTOBJ or "
-        "NIS_SOSS time series' host star); default DEFAULT_SPECTRUM."))
+        "bright-object time series, NIRISS SOSS, NIRCam's grism time series: only they simulate one; a "
+        "MIR_LRS-SLITLESS, NRS_BRIGHTOBJ, NIS_SOSS or NRC_TSGRISM time series' host star); default "
+        "DEFAULT_SPECTRUM."))
 
 
 _KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "ALONG-SLIT-NOD", "2-POINT-NOD", "3-POINT-NOD",
@@ -310,7 +322,8 @@ class DitherSpec(_Strict):
 
 class TransitSpec(_Strict):
     """A transit of the host star of a TSO observation: a trapezoid light curve, grey
-    (``depth``) or, in a spectroscopic time series (MIR_LRS-SLITLESS, NRS_BRIGHTOBJ, NIS_SOSS), with a depth that
+    (``depth``) or, in a spectroscopic time series (MIR_LRS-SLITLESS, NRS_BRIGHTOBJ, NIS_SOSS, NRC_TSGRISM), with a
+    depth that
     depends on the wavelength (``depth_spectrum``: the transmission spectrum, points
     (wavelength um, depth) joined by straight lines and held constant beyond the first and
     the last; the light curve at each wavelength is the trapezoid scaled to that depth).
@@ -364,6 +377,19 @@ class TransitSpec(_Strict):
         return self.duration_s / 10.0 if self.ingress_s is None else self.ingress_s
 
 
+class ShortWaveSpec(_Strict):
+    """NIRCam's short-wave channel imaging the target while the long-wave grism disperses
+    it (a grism time series): its filter and pupil element."""
+
+    filter: str = Field(description="A short-wave NIRCam filter, e.g. F210M.")
+    pupil: str = Field("WLP8", description="WLP8 (the weak lens, default) or CLEAR.")
+
+    @field_validator("filter", "pupil")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.strip().upper()
+
+
 class ObservationSpec(_Strict):
     """One observation: an instrument configuration repeated at each dither point."""
 
@@ -389,6 +415,9 @@ class ObservationSpec(_Strict):
         None, gt=0.0, description="TSO: a star of this flux (e-/s) exactly at the target position."
     )
     transit: TransitSpec | None = Field(None, description="TSO: a transit of the host star.")
+    short_wave: ShortWaveSpec | None = Field(None, description=(
+        f"NIRCam grism time series (NRC_TSGRISM): the short-wave imaging read at the same time on "
+        f"{GRISM_TSO_SHORT_WAVE_DETECTOR} (listed among the detectors), its filter and pupil."))
     pre_image_for: list[int] = Field(default_factory=list, description=(
         "Imaging only: the observations this one is the pre-image of (e.g. NIRSpec MOS observations "
         "whose MSA configuration is planned from it)."))
@@ -520,8 +549,8 @@ class ObservationSpec(_Strict):
     @property
     def slit(self) -> bool:
         """A slit spectroscopy observation (MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT, NRS_BRIGHTOBJ),
-        or slitless (the LRS without its slit MIR_LRS-SLITLESS, NIRISS SOSS NIS_SOSS): one
-        spectrograph renders them all."""
+        or slitless (the LRS without its slit MIR_LRS-SLITLESS, NIRISS SOSS NIS_SOSS, NIRCam's
+        grism NRC_TSGRISM): one spectrograph renders them all."""
         return self.spectrograph is not None
 
     def nod_step(self) -> float:
@@ -575,8 +604,52 @@ class ObservationSpec(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _nircam_grism_tso(self) -> ObservationSpec:
+        """NIRCam's grism time series (NRC_TSGRISM), every check of the mode here: a TSO
+        visit (the generic checks of :meth:`_time_series`: SUBGRISM64, tsovisit, no
+        dithers, the target's spectrum as the host) whose detectors include NRCALONG, the
+        long-wave detector the grism disperses on (for now the only one simulated), with
+        GRISMR behind F444W; and, with ``short_wave``, the short-wave detector that images the
+        target at the same time (:data:`GRISM_TSO_SHORT_WAVE_DETECTOR`) behind a short-wave
+        filter and the weak lens or CLEAR."""
+        grism = NIRCAM_GRISM_TSO
+        if self.exp_type != grism.exp_type or not self.detectors:
+            if self.short_wave is not None:
+                raise ValueError(f"short_wave: only a {grism.exp_type} observation reads the short-wave channel "
+                                 "beside its own")
+            return self
+        if grism.detector not in self.detectors:
+            raise ValueError(f"detectors: a {grism.exp_type} observation disperses on {grism.detector} (the long-wave "
+                             f"channel's grism), which {self.detectors} does not include")
+        others = [name for name in self.detectors if name != grism.detector]
+        sw = GRISM_TSO_SHORT_WAVE_DETECTOR
+        if others and others != [sw]:
+            raise ValueError(f"detectors: a {grism.exp_type} observation is simulated on {grism.detector} and, for "
+                             f"its short-wave imaging, {sw} (where the target images), not also on "
+                             f"{', '.join(o for o in others if o != sw)}")
+        if bool(others) != (self.short_wave is not None):
+            raise ValueError(f"short_wave: give the short-wave imaging's filter and pupil with {sw} among the "
+                             "detectors, and neither without the other")
+        if self.short_wave is not None:
+            sw_filters = {k: v for k, v in FILTERS["NIRCAM"].items() if v < NIRCAM_SW_MAX_UM and k not in NIRCAM_PUPIL_PARTNERS}
+            if self.short_wave.filter not in sw_filters:  # F162M, F164N: in the pupil wheel, where WLP8 or CLEAR is
+                raise ValueError(f"short_wave.filter: {self.short_wave.filter!r} is not a short-wave NIRCam filter "
+                                 f"({', '.join(sw_filters)})")
+            if self.short_wave.pupil not in GRISM_TSO_SHORT_WAVE_PUPILS:
+                raise ValueError(f"short_wave.pupil: the short-wave imaging beside the grism is simulated behind "
+                                 f"{' or '.join(GRISM_TSO_SHORT_WAVE_PUPILS)}, not {self.short_wave.pupil}")
+        if self.filter != grism.filter:
+            raise ValueError(f"filter: a {grism.exp_type} observation is simulated with filter {grism.filter} (the "
+                             f"{grism.grating} grism's band, {grism.band[0]:.2f}-{grism.band[1]:.2f} um), not "
+                             f"{self.filter}")
+        if self.pupil != grism.grating:
+            raise ValueError(f"pupil: a {grism.exp_type} observation is simulated with pupil {grism.grating} (the "
+                             f"grism), not {self.pupil or 'none'}")
+        return self._time_series(grism)
+
+    @model_validator(mode="after")
     def _optics(self) -> ObservationSpec:
-        if not self.detectors or self.mos:
+        if not self.detectors or self.mos or self.exp_type == NRC_TSGRISM_EXP_TYPE:  # the grism: its own checks
             return self
         if self.instrument == "NIRSPEC":  # the fixed slits: the prism behind CLEAR; BOTS: G395M behind F290LP
             if self.filter not in NIRSPEC_FILTERS:
@@ -611,6 +684,10 @@ class ObservationSpec(_Strict):
         if self.pupil == soss.grating and self.instrument == detector(soss.detector).instrument:
             raise ValueError(f"pupil: {soss.grating} is the SOSS grism; observe with it as exp_type {soss.exp_type} "
                              "(single-object slitless spectroscopy)")
+        grism = NIRCAM_GRISM_TSO
+        if self.pupil == grism.grating and self.instrument == detector(grism.detector).instrument:
+            raise ValueError(f"pupil: {grism.grating} is the NIRCam grism; observe with it as exp_type "
+                             f"{grism.exp_type} (a grism time series)")
         table = FILTERS[self.instrument]
         clear = CLEAR_POSITIONS[self.instrument]
         if self.instrument == "MIRI":
@@ -673,6 +750,8 @@ class ObservationSpec(_Strict):
                 raise ValueError(f"dither: {pattern} nods along a slit (exp_type {' or '.join(nod_types)}), not "
                                  f"{self.exp_type or 'imaging'}")
             return self
+        if model.exp_type == NRC_TSGRISM_EXP_TYPE:  # every check of the grism in _nircam_grism_tso
+            return self
         if self.detectors != [model.detector]:
             raise ValueError(f"detectors: the {model.label} slit images on {model.detector} alone, not "
                              f"{self.detectors}")
@@ -710,8 +789,8 @@ class ObservationSpec(_Strict):
     def _time_series(self, model: SlitSpectrograph) -> ObservationSpec:
         """A spectroscopic time series (the LRS slitless MIR_LRS-SLITLESS in SLITLESSPRISM,
         NIRSpec's bright objects NRS_BRIGHTOBJ in SUB2048, NIRISS SOSS NIS_SOSS in
-        SUBSTRIP256): a staring TSO visit whose host star is the target, with its
-        ``spectrum``."""
+        SUBSTRIP256, NIRCam's grism NRC_TSGRISM in SUBGRISM64): a staring TSO visit whose
+        host star is the target, with its ``spectrum``."""
         if self.subarray not in model.subarrays:
             what = "the slitless spectrum" if model.slitless else "its spectrum"
             raise ValueError(f"subarray: a {model.exp_type} observation is read in {' or '.join(model.subarrays)} "
@@ -740,7 +819,7 @@ class ObservationSpec(_Strict):
     @property
     def spectroscopic_tso(self) -> bool:
         """A spectroscopic time series whose target is the host star (MIR_LRS-SLITLESS,
-        NRS_BRIGHTOBJ, NIS_SOSS): its light is the target's spectrum."""
+        NRS_BRIGHTOBJ, NIS_SOSS, NRC_TSGRISM): its light is the target's spectrum."""
         model = self.spectrograph
         return model is not None and model.time_series
 
@@ -901,8 +980,8 @@ class ProgramDescription(_Strict):
             if target.spectrum is not None and not slits:
                 raise ValueError(f"targets[{k}].spectrum: only a slit or slitless observation (exp_type "
                                  f"{LRS_EXP_TYPE}, {LRS_SLITLESS_EXP_TYPE}, {NRS_FS_EXP_TYPE}, "
-                                 f"{NRS_BOTS_EXP_TYPE} or {NIS_SOSS_EXP_TYPE}) simulates a spectrum, and none observes "
-                                 f"{target.name!r}")
+                                 f"{NRS_BOTS_EXP_TYPE}, {NIS_SOSS_EXP_TYPE} or {NRC_TSGRISM_EXP_TYPE}) simulates a "
+                                 f"spectrum, and none observes {target.name!r}")
             spectra = [order for m in slits for order in spectral_orders(m)]  # every order of each (NIRISS SOSS: two)
             for j, line in enumerate(target.spectrum.lines if target.spectrum is not None else []):
                 if not any(m.band[0] <= line.wavelength <= m.band[1] for m in spectra):

@@ -33,7 +33,9 @@ window (:func:`.spectrograph.spectral_orders`): each order renders the target (a
 blocked light, and its own slitless sky) into the window and the orders add up; the
 target's place, measured from order 1's reference point, moves both traces alike; the
 white light, and so the light curve's depth, is order 1's (:attr:`SlitTruth.orders` keeps
-each order's electrons per column).
+each order's electrons per column). NIRCam's grism time series (NRC_TSGRISM, SUBGRISM64
+on NRCALONG, :data:`.spectrograph.NIRCAM_GRISM_TSO`) is such a time series with one order,
+slitless as the LRS's.
 
 A NIRSpec MOS exposure (NRS_MSASPEC, PRISM/CLEAR, NRS1 or NRS2 FULL) sees what its
 observation's MSA metadata file opens at its dither point (:class:`.msa.MsaExposure`):
@@ -400,6 +402,16 @@ def _with_host(stars: StarList, target, flux: float) -> StarList:
     )
 
 
+def simultaneous_host(host: HostStar, spectrum: SourceSpectrum, obs: Observation) -> HostStar:
+    """The host star of a spectroscopic time series as an imaging channel read at the same
+    time sees it (``obs`` that channel's view): a star of the electrons per second its
+    spectrum's f_nu at the filter's pivot wavelength gives through the filter, with the
+    same transit."""
+    pivot = pivot_wavelength(obs.instrument, obs.filter, obs.pupil)
+    flux_jy = float(spectrum(np.array([pivot]))[0])
+    return HostStar(flux=flux_jy / jy_per_electron(obs.instrument, obs.filter, obs.pupil), transit=host.transit)
+
+
 def window_gwcs(det: DetectorInfo, sub: Subarray, pointing: Pointing):
     """The gwcs of a readout window whose centre (V2/V3 of the detector's distortion model)
     points at ``pointing`` (RA, Dec, roll of +V3): how the optics put the sky on it."""
@@ -460,7 +472,9 @@ def simulate_exposure(
         required by, and only by, a NIRSpec MOS exposure.
     """
     det = detector(exp.detector)
-    sub = subarray(obs.instrument, obs.subarray)
+    whole = obs  # the telescope points the whole observation (its aperture); a detector of a
+    obs = obs.for_detector(exp.detector)  # simultaneous channel takes its own mode and window
+    sub = subarray(obs.instrument, obs.subarray, exp.detector)
     timing = exposure_timing(obs.instrument, sub, obs.readpatt, obs.ngroups, obs.nints)
     schedule = FrameSchedule.for_exposure(obs.instrument, sub, obs.readpatt, obs.ngroups, obs.nints)
     model = model or make_detector_model(det, knobs.detector_seed)
@@ -482,9 +496,11 @@ def simulate_exposure(
         raise ValueError(f"a NIRSpec MOS exposure is simulated on NRS1 (MSA quadrants 1 and 3) or NRS2 (2 and 4), "
                          f"not {det.name}")
     spectral = slit_model is not None or mos
-    rms = knobs.acquisition_error_arcsec if spectral else knobs.pointing_error_arcsec
+    acquired = spectral or slit_spectrograph(whole.exp_type, whole.fixed_slit) is not None  # a channel: the grism's
+    rms = knobs.acquisition_error_arcsec if acquired else knobs.pointing_error_arcsec
     error = pointing_error(knobs.seed, _pointing_identifiers(plan, obs, exp), rms, knobs.roll_error_deg)
-    offset = reference_point_offset(det, [detector(n) for n in obs.detectors], sub, slit_model)
+    offset = reference_point_offset(det, [detector(n) for n in whole.detectors], sub,
+                                    slit_spectrograph(whole.exp_type, whole.fixed_slit))
     true, dx, dy = true_pointing(exp.pointing, error, offset)
     gw = window_gwcs(det, sub, true)
     v2_ref, v3_ref = window_v2v3(det, sub)
@@ -515,8 +531,14 @@ def simulate_exposure(
         stars = stars_in_region(target, knobs.seed, star_population(plan, target.id, knobs), xi_range, eta_range)
     curve = None
     ephemeris = ephemeris or simulated_ephemeris(plan)
+    if host is not None and host.flux is None and not spectral:
+        # the imaging channel of a spectroscopic time series (NIRCam's short wave beside its
+        # grism): the target's spectrum at the filter's pivot, and the transit's depth there
+        host = simultaneous_host(host, spectrum or DEFAULT_SPECTRUM.source_spectrum(), obs)
     if host is not None and host.flux is not None:  # an imaging time series' host star
-        curve = light_curve(host, obs, target, exp.start_time, schedule, ephemeris)
+        curve = light_curve(host, obs, target, exp.start_time, schedule, ephemeris,
+                            depth=None if host.transit is None or not host.transit.chromatic
+                            else float(host.transit.depth_at(wavelength)))
         stars = _with_host(stars, target, host.flux * float(np.mean(curve.relative)))
     sx, sy = _world_to_pixel(gw, stars)
     weights = np.divide(win.flat, win.gain, dtype=np.float64)

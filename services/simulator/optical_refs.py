@@ -24,7 +24,8 @@ area from the distortion; QE = the detector model's flat):
   MIRIMAGE's also MIR_LRS-FIXEDSLIT and MIR_LRS-SLITLESS: the slit images through the
   imager's optics; NRS1's NRS_FIXEDSLIT, NRS_BRIGHTOBJ and NRS_MSASPEC, NRS2's NRS_MSASPEC:
   the slits' and shutters' undispersed images at the disperser's reference wavelength;
-  NIS's NIS_SOSS: the target's undispersed image at order 1's reference point);
+  NIS's NIS_SOSS: the target's undispersed image at order 1's reference point;
+  NRCALONG's NRC_TSGRISM: the target's undispersed image at the grism's reference point);
   NIRCam also MODULE, CHANNEL and PUPIL/P_PUPIL ANY.
 - FILTEROFFSET (FilteroffsetModel, ASDF ``jwst_<inst>_filteroffset_<det>_sim.asdf``, per
   detector): one row per filter (MIRI) or filter/pupil pair (NIRCam, NIRISS: those of

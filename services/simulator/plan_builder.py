@@ -9,7 +9,9 @@ at :data:`DEFAULT_START`). A NIRCam time-series observation (``tsovisit``) witho
 explicit ``exp_type`` is NRC_TSIMAGE. A slit observation (MIRI LRS MIR_LRS-FIXEDSLIT,
 NIRSpec NRS_FIXEDSLIT and NRS_BRIGHTOBJ) points the slit's reference point at the target
 (:func:`pointing.reference_point`; the plan's ``aperture``: MIRIM_SLIT, NRS_<slit>_SLIT;
-slitless, the mode's reference point: MIRIM_SLITLESSPRISM, NIRISS SOSS's NIS_SUBSTRIP256)
+slitless, the mode's reference point: MIRIM_SLITLESSPRISM, NIRISS SOSS's NIS_SUBSTRIP256,
+NIRCam's grism time series' NRCA5_GRISM64_F444W, whose short-wave imaging read meanwhile,
+``short_wave``, is the plan's ``simultaneous`` channel: NRC_TSIMAGE on NRCA1)
 and its nods (PATTTYPE ALONG-SLIT-NOD; 2-POINT-NOD, 3-POINT-NOD) move the target along
 the slit. A NIRSpec MOS observation (NRS_MSASPEC) names its MSA metadata file
 (``msa_metadata``) and puts the target at its detectors' window centre; its
@@ -28,6 +30,7 @@ from shared.instruments import detector, exposure_timing, subarray
 from shared.naming import MsaMetadataName
 from shared.plan import (
     Aperture,
+    Channel,
     DitherPattern,
     Observation,
     Plan,
@@ -42,8 +45,11 @@ from .guiding import guided, select_guide_star
 from .optics import TEMPLATES
 from .pointing import detector_pointings, slit_v2v3
 from .spectrograph import (
+    GRISM_TSO_SHORT_WAVE_DETECTOR,
+    GRISM_TSO_SHORT_WAVE_EXP_TYPE,
     LRS_EXP_TYPE,
     NIS_SOSS_EXP_TYPE,
+    NRC_TSGRISM_EXP_TYPE,
     NRS_BOTS_EXP_TYPE,
     NRS_FS_EXP_TYPE,
     NRS_MOS_EXP_TYPE,
@@ -56,7 +62,8 @@ _TSO_EXP_TYPES = {"NIRCAM": "NRC_TSIMAGE"}
 _SPECTROSCOPY_TEMPLATES = {LRS_EXP_TYPE: "MIRI Low Resolution Spectroscopy",
                            NRS_FS_EXP_TYPE: "NIRSpec Fixed Slit Spectroscopy",
                            NRS_BOTS_EXP_TYPE: "NIRSpec Bright Object Time Series",
-                           NIS_SOSS_EXP_TYPE: "NIRISS SOSS"}
+                           NIS_SOSS_EXP_TYPE: "NIRISS SOSS",
+                           NRC_TSGRISM_EXP_TYPE: "NIRCam Grism Time Series"}
 MOS_EXP_TYPE = NRS_MOS_EXP_TYPE  # a NIRSpec MOS observation: planned with its MSA metadata file
 
 
@@ -168,6 +175,10 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 if slit is not None else None,
                 fixed_slit=spec.fixed_slit,
                 exposures=exposures,
+                # NIRCam's grism time series: the short-wave detector imaging the target meanwhile
+                simultaneous=Channel(detectors=[GRISM_TSO_SHORT_WAVE_DETECTOR], exp_type=GRISM_TSO_SHORT_WAVE_EXP_TYPE,
+                                     filter=spec.short_wave.filter, pupil=spec.short_wave.pupil)
+                if spec.short_wave is not None else None,
             )
         )
         if guided(observation):

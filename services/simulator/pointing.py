@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.instruments import DetectorInfo, Subarray, detector
+from shared.instruments import DETECTOR_SUBARRAYS, DetectorInfo, Subarray, detector
 from shared.plan import Pointing
 
 from .distortion import detector_distortion_model, window_v2v3
@@ -115,8 +115,9 @@ def position_angle(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
 
 def window_center_v2v3(det: DetectorInfo, sub: Subarray) -> tuple[float, float]:
     """(V2, V3) in arcsec of the centre of a readout window of a detector (through its
-    distortion)."""
-    return window_v2v3(det, sub)
+    distortion), the window placed where it is on that detector
+    (:data:`shared.instruments.DETECTOR_SUBARRAYS`)."""
+    return window_v2v3(det, DETECTOR_SUBARRAYS.get((det.name, sub.name), sub))
 
 
 def slit_v2v3(slit: SlitSpectrograph) -> tuple[float, float]:
@@ -131,8 +132,8 @@ def reference_point(detectors: list[DetectorInfo], sub: Subarray,
     at dither offset (0, 0): the slit's reference point for a slit observation, else the
     mean of the centres of the detectors' readout windows."""
     if slit is not None:
-        if [d.name for d in detectors] != [slit.detector]:
-            raise ValueError(f"the {slit.label} slit images on {slit.detector}, not {[d.name for d in detectors]}")
+        if slit.detector not in [d.name for d in detectors]:
+            raise ValueError(f"the {slit.label} slit images on {slit.detector}, not on {[d.name for d in detectors]}")
         return slit_v2v3(slit)
     centres = [window_center_v2v3(d, sub) for d in detectors]
     return float(np.mean([c[0] for c in centres])), float(np.mean([c[1] for c in centres]))

@@ -25,6 +25,9 @@ Layout of ``out_dir``::
     refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs1_brightobj_sim.fits  (a NIRSpec bright-object time series)
     refs/jwst_niriss_{spectrace,photom}_soss_sim.fits  (a NIRISS SOSS time series; its FLAT of CLEAR/GR700XD and
                                                   DARK of SUBSTRIP256 with the detector's)
+    refs/jwst_nircam_specwcs_nrcalong_tsgrism_sim.asdf,
+    refs/jwst_nircam_photom_nrcalong_tsgrism_sim.fits  (a NIRCam grism time series; its FLAT of F444W/GRISMR and
+                                                  DARK of SUBGRISM64 with the detector's)
     refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs<n>_msaspec_sim.fits,
     refs/jwst_nirspec_msaoper_sim.json            (a rendered NIRSpec MOS observation: per detector it
                                                   uses, NRS1 and/or NRS2; one MSAOPER, every quadrant)
@@ -50,7 +53,7 @@ from astropy.table import Table
 
 from shared.ephemeris import Ephemeris, ephemeris_filename
 from shared.instruments import detector, frame_time, subarray
-from shared.plan import Plan
+from shared.plan import Observation, Plan
 
 from .astrometric import write_astrometric_catalog
 from .description import (
@@ -158,19 +161,23 @@ def target_spectrum(desc: ProgramDescription, target_id: int) -> SourceSpectrum:
     return (desc.targets[target_id - 1].spectrum or DEFAULT_SPECTRUM).source_spectrum()
 
 
+def _detector_views(plan: Plan, det_name: str) -> list[Observation]:
+    """Every observation that uses the detector, as its exposures see it (a simultaneous
+    channel's detector: the channel's mode, :meth:`Observation.for_detector`)."""
+    return [o.for_detector(det_name) for o in plan.observations if det_name in o.detectors]
+
+
 def _optical_elements(plan: Plan, det_name: str) -> list[tuple[str, str]]:
     """(filter, pupil) of every observation that uses the detector, in plan order."""
-    return list(dict.fromkeys((o.filter, o.pupil) for o in plan.observations if det_name in o.detectors))
+    return list(dict.fromkeys((o.filter, o.pupil) for o in _detector_views(plan, det_name)))
 
 
 def _dark_requests(plan: Plan, det_name: str, knobs: SimulationSpec) -> list[DarkRequest]:
     """One dark per (window, readout timing) the detector is used with (EXP_TYPE ANY when
     the window serves several exposure types)."""
     wanted: dict[tuple[str, str], dict[str, Any]] = {}
-    for obs in plan.observations:
-        if det_name not in obs.detectors:
-            continue
-        sub = subarray(obs.instrument, obs.subarray)
+    for obs in _detector_views(plan, det_name):
+        sub = subarray(obs.instrument, obs.subarray, det_name)
         readpatt = obs.readpatt if obs.instrument == "MIRI" else "ANY"
         schedule = FrameSchedule.for_exposure(obs.instrument, sub, obs.readpatt, obs.ngroups, obs.nints)
         entry = wanted.setdefault(
@@ -300,7 +307,7 @@ def simulate(
         if knobs.write_references:
             written = write_reference_files(model, ref_dir, _dark_requests(plan, det_name, knobs))
             written += write_optical_references(model, ref_dir, _optical_elements(plan, det_name))
-            slits = [slit_spectrograph(o.exp_type, o.fixed_slit) for o in plan.observations if det_name in o.detectors]
+            slits = [slit_spectrograph(o.exp_type, o.fixed_slit) for o in _detector_views(plan, det_name)]
             if any(slits):  # SPECWCS, PHOTOM, PATHLOSS of the slits
                 written += write_slit_references([m for m in slits if m is not None], model, ref_dir)
             if any(rendered_mos(o) and det_name in o.detectors for o in plan.observations):
@@ -420,7 +427,8 @@ def _photometry(plan: Plan) -> dict[str, float]:
     slit's is per spectral pixel: its truth_spectrum's electrons_per_jy)."""
     return {
         f"{o.instrument}/{o.filter}/{o.pupil}": jy_per_electron(o.instrument, o.filter, o.pupil)
-        for o in plan.observations if o.msa_metadata is None and slit_spectrograph(o.exp_type, o.fixed_slit) is None
+        for whole in plan.observations for o in whole.channels()
+        if o.msa_metadata is None and slit_spectrograph(o.exp_type, o.fixed_slit) is None
     }
 
 

@@ -144,9 +144,40 @@ formats, both spectral orders in each file:
   column (g0 the detector's mean gain, as the FLAT's), as the public pipeline applies it
   to an extracted SOSS spectrum.
 
+NIRCam's grism time series (:func:`write_nircam_grism_references`, NRC_TSGRISM, GRISMR
+behind F444W on NRCALONG, ``jwst_nircam_<type>_nrcalong_tsgrism_sim.<asdf|fits>``), the
+public formats, selected by EXP_TYPE through P_EXPTYPE ``NRC_TSGRISM|NRC_WFSS|`` (the
+wide-field mode of the same grism shares them) and, the SPECWCS, by FILTER and PUPIL:
+
+- SPECWCS (``NIRCAMGrismModel``, ASDF as CRDS's NIRCam grism files): meta REFTYPE
+  specwcs, INSTRUME NIRCAM, DETECTOR NRCALONG, MODULE A, FILTER F444W, PUPIL GRISMR,
+  EXP_TYPE NRC_TSGRISM, input and output units um, and the common reference keywords;
+  ``orders`` [1] and one astropy model per order in each of ``displ`` (t -> wavelength
+  um), ``dispx``, ``dispy`` ((x0, y0, t) -> the trace's column and row offsets dx, dy from
+  the source's undispersed 0-based full-frame pixel (x0, y0)), ``invdispl`` (wavelength
+  -> t), ``invdispx`` ((x0, y0, dx) -> t) and ``invdispy`` ((x0, y0, dy) -> t)
+  (:func:`grism_dispersion_models`). t runs from 0 at the spectrum's first column (780,
+  3.8806 um, for a source at the reference point) to 1 at its last (1875, 4.9794 um):
+  ``lambda = 3.8805835 + 1.0988325 t``, ``dx = -119 + 1095 t`` (the law is linear, so the
+  inverses are polynomials too and every model is exact); ``dy = t0 + t1 u + t2 u^2`` with
+  ``u = x0 + dx - (IMX - 1)`` the column's offset from the reference point (the trace is
+  a curve on the detector that the source's place moves as a whole, as the simulator
+  renders it), and its inverse the root on the span's branch, ``u = 2 w / (t1 + sqrt(t1^2
+  + 4 t2 w))``, ``w = dy - t0``. All are compositions of Mapping, Shift, Scale, Const1D
+  and Polynomial1D with arithmetic operators, which the public ASDF transforms store.
+- PHOTOM (``NrcWfssPhotomModel``): one phot_table row, filter F444W, pupil GRISMR, order
+  1: PHOTMJSR at the throughput's peak (4.4 um), UNCERTAINTY (1 %), NELEM and WAVELENGTH
+  (um, increasing) / RELRESPONSE (1 at the peak) / RELUNCERTAINTY over the spectrum's
+  columns and one more at each end; PIXAR_SR, PIXAR_A2 nominal. In the LRS slitless
+  mode's convention: a point source's flat-fielded rate (DN/s) times ``PHOTMJSR *
+  RELRESPONSE(lambda)`` is MJy/sr, summed over a column's pixels times PIXAR_SR x 1e6 the
+  source's f_nu in Jy (``PHOTMJSR * RELRESPONSE * PIXAR_SR = 1e-6 g0 / electrons_per_jy``
+  of the column, g0 the FLAT's mean gain).
+
 FLAT (CLEAR/PRISM; F290LP/G395M for the bright objects) and DISTORTION of NRS1 (and of
-NRS2 for the MOS), and NIS's FLAT of CLEAR/GR700XD, are written with the imaging ones
-(:mod:`services.simulator.optical_refs`; the DARK of SUBSTRIP256 with the detector's, :mod:`.reffiles`);
+NRS2 for the MOS), NIS's FLAT of CLEAR/GR700XD and NRCALONG's of F444W/GRISMR, are
+written with the imaging ones (:mod:`services.simulator.optical_refs`; the DARK of
+SUBSTRIP256 and of SUBGRISM64 with the detector's, :mod:`.reffiles`);
 WAVELENGTHRANGE (the public ASDF, one file for every slit mode and both detectors) with
 each set (:mod:`services.simulator.wavelengthrange_ref`).
 """
@@ -158,7 +189,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from astropy import units as u
 from astropy.io import fits
+from astropy.modeling.models import Const1D, Mapping, Polynomial1D, Scale, Shift
 from stdatamodels.jwst import datamodels as dm
 
 from shared.instruments import detector, subarray
@@ -176,25 +209,29 @@ from .spectrograph import (
     MSA_SHUTTER_PITCH,
     MSA_X0,
     MSA_Y0,
+    NIRCAM_GRISM_TSO,
     NIRISS_SOSS,
     NIRSPEC_BOTS,
     NIRSPEC_FS,
     NIS_SOSS_EXP_TYPE,
+    NRC_TSGRISM_EXP_TYPE,
     NRS_BOTS_EXP_TYPE,
     NRS_FS_EXP_TYPE,
     NRS_MOS_EXP_TYPE,
     ROW_PITCH,
+    GratingDispersion,
     SlitSpectrograph,
     msa_slitlet,
     spectral_orders,
 )
 from .wavelengthrange_ref import write_nirspec_wavelengthrange
 
-__all__ = ["MSAOPER_FILENAME", "niriss_soss_filename", "nirspec_bots_filename", "nirspec_fs_filename",
-           "nirspec_mos_filename", "shutter_trace_model", "slit_trace_table", "slit_vertices", "soss_photom_table",
-           "soss_trace_table", "write_lrs_references", "write_lrs_slitless_references", "write_niriss_soss_references",
-           "write_nirspec_bots_references", "write_nirspec_fs_references", "write_nirspec_mos_references",
-           "write_slit_references"]
+__all__ = ["MSAOPER_FILENAME", "grism_dispersion_models", "nircam_grism_filename", "nircam_grism_photom_table",
+           "niriss_soss_filename", "nirspec_bots_filename", "nirspec_fs_filename", "nirspec_mos_filename",
+           "shutter_trace_model", "slit_trace_table", "slit_vertices", "soss_photom_table", "soss_trace_table",
+           "write_lrs_references", "write_lrs_slitless_references", "write_nircam_grism_references",
+           "write_niriss_soss_references", "write_nirspec_bots_references", "write_nirspec_fs_references",
+           "write_nirspec_mos_references", "write_slit_references"]
 
 MSAOPER_FILENAME = "jwst_nirspec_msaoper_sim.json"
 
@@ -711,10 +748,134 @@ def write_niriss_soss_references(detector_model, out_dir: Path) -> list[Referenc
     ]
 
 
+def nircam_grism_filename(reftype: str) -> str:
+    """``jwst_nircam_<reftype>_nrcalong_tsgrism_sim.<asdf|fits>``: the SPECWCS in ASDF (as
+    CRDS's NIRCam grism SPECWCS files), the PHOTOM in FITS."""
+    suffix = "asdf" if reftype.lower() == "specwcs" else "fits"
+    return f"jwst_nircam_{reftype}_{NIRCAM_GRISM_TSO.detector}_tsgrism_sim.{suffix}".lower()
+
+
+#: The exposure types the NIRCam grism references serve (P_EXPTYPE): the time series the
+#: simulator renders and the wide-field mode of the same grism and filter.
+_NRC_GRISM_P_EXPTYPE = f"{NRC_TSGRISM_EXP_TYPE}|NRC_WFSS|"
+
+
+def grism_dispersion_models(model: SlitSpectrograph) -> dict[str, list]:
+    """The public NIRCam grism dispersion models of ``model``'s spectrum (one order; the
+    module docstring): ``displ`` t -> wavelength (um), ``dispx`` and ``dispy`` (x0, y0, t)
+    -> the trace's column and row offsets (dx, dy) from the source's undispersed 0-based
+    full-frame pixel (x0, y0), and their inverses ``invdispl`` (wavelength -> t),
+    ``invdispx`` (x0, y0, dx -> t) and ``invdispy`` (x0, y0, dy -> t), each a list of one
+    astropy model, exact for the model's law and trace; t runs from 0 at the first column
+    of the span to 1 at its last. ValueError for a spectrum dispersed along y (DISPAXIS 2),
+    a law that is not linear (its inverse would not be a polynomial) or a trace whose row does not
+    move one way over the span (its inverse would not be one function)."""
+    law = model.law
+    if model.dispaxis != 1:
+        raise ValueError(f"the {model.label} spectrum is dispersed along y (DISPAXIS 2); the NIRCam GRISMR "
+                         "models disperse along x")
+    if not isinstance(law, GratingDispersion) or law.quadratic != 0.0:
+        raise ValueError(f"the {model.label} law is not linear: its inverse is not a polynomial")
+    first, last = (float(v) for v in model.span)
+    lam0, lam1 = float(model.wavelength(first)), float(model.wavelength(last))
+    dx0, dx1 = first - model.s_ref, last - model.s_ref  # the trace's column offsets at t = 0 and 1
+    t0, t1, t2 = model.trace_coeffs
+    slope = t1 + 2.0 * t2 * np.array([dx0, dx1])  # d row / d column at the span's ends (linear in between)
+    if not (np.all(slope > 0.0) or np.all(slope < 0.0)):
+        raise ValueError(f"the {model.label} trace turns over on its span: dy does not give one t")
+    sign = float(np.sign(slope[0]))
+    third = Mapping((2,), n_inputs=3)  # (x0, y0, t or an offset) -> the third input
+    dispx = third | Polynomial1D(1, c0=dx0, c1=dx1 - dx0)
+    # dy = t0 + t1 u + t2 u^2, u = x0 + dx - s_ref the trace's column offset from the reference point
+    column = (Mapping((0,), n_inputs=3) | Shift(-model.s_ref)) + dispx
+    dispy = column | Polynomial1D(2, c0=t0, c1=t1, c2=t2)
+    # its inverse on the span's branch: u = 2 w / (t1 + sign sqrt(t1^2 + 4 t2 w)), w = dy - t0 (no cancellation
+    # as t2 goes to 0), then t = (u - (x0 - s_ref + dx0)) / (dx1 - dx0)
+    root = Polynomial1D(1, c0=t1 * t1, c1=4.0 * t2) ** Const1D(0.5)
+    u = third | Shift(-t0) | (Scale(2.0) / (root | Scale(sign) | Shift(t1)))
+    start = Mapping((0,), n_inputs=3) | Shift(dx0 - model.s_ref)
+    invdispy = (u - start) | Scale(1.0 / (dx1 - dx0))
+    return {
+        "displ": [Polynomial1D(1, c0=lam0, c1=lam1 - lam0)],
+        "dispx": [dispx],
+        "dispy": [dispy],
+        "invdispl": [Polynomial1D(1, c0=-lam0 / (lam1 - lam0), c1=1.0 / (lam1 - lam0))],
+        "invdispx": [third | Polynomial1D(1, c0=-dx0 / (dx1 - dx0), c1=1.0 / (dx1 - dx0))],
+        "invdispy": [invdispy],
+    }
+
+
+def _nircam_grism_specwcs(detector_model, path: Path) -> Path:
+    from .optical_refs import _save_asdf
+
+    model = NIRCAM_GRISM_TSO
+    ref = dm.NIRCAMGrismModel(orders=[model.order], **grism_dispersion_models(model))
+    _common(ref, "SPECWCS", detector_model, f"Simulated NIRCam grism {model.grating}/{model.filter} order "
+            f"{model.order}: dispersion and trace from the source's undispersed pixel", None, window=False)
+    ref.meta.reftype = ref.reftype  # the model checks its own spelling, "specwcs"
+    ref.meta.instrument.module = detector_model.detector.module
+    ref.meta.instrument.filter = model.filter
+    ref.meta.instrument.pupil = model.grating
+    ref.meta.exposure.type = model.exp_type
+    ref.meta.exposure.p_exptype = _NRC_GRISM_P_EXPTYPE
+    ref.meta.input_units = u.micron
+    ref.meta.output_units = u.micron
+    return _save_asdf(ref, path)
+
+
+def nircam_grism_photom_table(detector_model) -> np.ndarray:
+    """The NIRCam grism phot_table (module docstring): one row, F444W/GRISMR order 1,
+    PHOTMJSR at the throughput's peak and RELRESPONSE over the spectrum's columns and one
+    more at each end."""
+    from .optical_refs import mean_gain
+
+    model = NIRCAM_GRISM_TSO
+    # a pixel beyond each end of the span: the table's float32 wavelengths then cover the span's own
+    waves, mjy = model.response(mean_gain(detector_model), margin=1)
+    mjysr = mjy / model.pixel_area_sr
+    value = float(np.interp(model.throughput_centre, waves, mjysr))
+    rel = mjysr / value
+    table = np.zeros(1, dtype=[
+        ("filter", "S12"), ("pupil", "S15"), ("order", "<i2"), ("photmjsr", "<f4"), ("uncertainty", "<f4"),
+        ("nelem", "<i2"), ("wavelength", "<f4", (waves.size,)), ("relresponse", "<f4", (waves.size,)),
+        ("reluncertainty", "<f4", (waves.size,))])
+    table[0] = (model.filter, model.grating, model.order, value, 0.01 * value, waves.size, waves, rel, 0.01 * rel)
+    return table
+
+
+def _nircam_grism_photom(detector_model, path: Path) -> Path:
+    model = NIRCAM_GRISM_TSO
+    photom = dm.NrcWfssPhotomModel(phot_table=nircam_grism_photom_table(detector_model))
+    _slit_common(photom, "PHOTOM", detector_model, f"Simulated NIRCam grism {model.grating}/{model.filter}: "
+                 "point-source flux calibration, order 1", model.exp_type)
+    photom.meta.exposure.p_exptype = _NRC_GRISM_P_EXPTYPE
+    photom.meta.photometry.pixelarea_steradians = model.pixel_area_sr
+    photom.meta.photometry.pixelarea_arcsecsq = model.pixel_scale**2
+    return _save(photom, path)
+
+
+def write_nircam_grism_references(detector_model, out_dir: Path) -> list[ReferenceFile]:
+    """SPECWCS and PHOTOM of NIRCam's grism time series (NRC_TSGRISM, GRISMR/F444W order 1)
+    for NRCALONG, in the public formats (see the module docstring). ValueError for another
+    detector."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = detector_model.detector.name
+    if name != NIRCAM_GRISM_TSO.detector:
+        raise ValueError(f"NIRCam's grism time series is simulated on {NIRCAM_GRISM_TSO.detector}, not {name}")
+    return [
+        ReferenceFile("SPECWCS", name, _nircam_grism_specwcs(detector_model, out_dir / nircam_grism_filename("specwcs")),
+                      "GENERIC"),
+        ReferenceFile("PHOTOM", name, _nircam_grism_photom(detector_model, out_dir / nircam_grism_filename("photom")),
+                      "GENERIC"),
+    ]
+
+
 def write_slit_references(models, detector_model, out_dir: Path) -> list[ReferenceFile]:
     """The references of the slits ``models`` used on the detector of ``detector_model``:
     the LRS slit's, the LRS slitless mode's, (one set for all five) the NIRSpec fixed
-    slits', the NIRSpec bright-object time series' and NIRISS SOSS's."""
+    slits', the NIRSpec bright-object time series', NIRISS SOSS's and NIRCam's grism time
+    series'."""
     exp_types = {m.exp_type for m in models}
     written = []
     if LRS_EXP_TYPE in exp_types:
@@ -727,4 +888,6 @@ def write_slit_references(models, detector_model, out_dir: Path) -> list[Referen
         written += write_nirspec_bots_references(detector_model, out_dir)
     if NIS_SOSS_EXP_TYPE in exp_types:
         written += write_niriss_soss_references(detector_model, out_dir)
+    if NRC_TSGRISM_EXP_TYPE in exp_types:
+        written += write_nircam_grism_references(detector_model, out_dir)
     return written

@@ -1,8 +1,10 @@
 """Slit spectrographs with known truth: one model, :class:`SlitSpectrograph`, of which the
 MIRI low-resolution spectrometer's slit (:data:`LRS`, ``MIR_LRS-FIXEDSLIT``), the five
 NIRSpec fixed slits with the prism (:data:`NIRSPEC_FS`, ``NRS_FIXEDSLIT``), NIRSpec's
-bright-object time series with G395M (:data:`NIRSPEC_BOTS`, ``NRS_BRIGHTOBJ``) and the two
-spectral orders of NIRISS SOSS (:data:`NIRISS_SOSS_ORDERS`, ``NIS_SOSS``) are instances;
+bright-object time series with G395M (:data:`NIRSPEC_BOTS`, ``NRS_BRIGHTOBJ``), the two
+spectral orders of NIRISS SOSS (:data:`NIRISS_SOSS_ORDERS`, ``NIS_SOSS``) and NIRCam's
+grism time series in the long-wave channel (:data:`NIRCAM_GRISM_TSO`, ``NRC_TSGRISM``) are
+instances;
 the dispersed scene a slit makes on its detector; the spectrum a perfect extraction
 recovers. The reference files that carry the same facts to the pipeline are written by
 :mod:`services.simulator.slit_refs`.
@@ -165,6 +167,46 @@ moves both orders' traces alike. No slit (``slitless``: no slit loss), a time se
   reaches only its own columns; the spectrum is as wide as the detector), the same image
   as rendering every sample at once (as the narrower spectra are) to rounding.
 
+NIRCam's grism time series, long-wave channel (:data:`NIRCAM_GRISM_TSO`, ``NRC_TSGRISM``;
+this system's layout, not the instrument's): the GRISMR grism in NRCALONG's pupil wheel
+behind F444W (0.063" per pixel) disperses the target along the rows of NRCALONG
+(``dispaxis`` 1, wavelength increasing with the column), read in SUBGRISM64 (full-frame
+columns 1-2048, rows 1-64, 1-based, one output, frames of 1.339 s; its bottom four rows
+are the detector's reference rows; window pixel = full-frame pixel), aperture
+NRCA5_GRISM64_F444W. No slit
+(``slitless``: no slit loss, the whole band's sky on every pixel), a time series
+(``time_series``), one spectral order (order 1):
+
+- Reference point (IMX, IMY) = (900.0, 34.0): where the target images undispersed and
+  where 4.0 um falls (the reference wavelength); window row 33 (0-based).
+- Law (:class:`GratingDispersion`, linear: its inverse is exact) ``lambda(d) = 4.0 +
+  0.0010035 d`` um (1.0035 nm per pixel). The spectrum is F444W's band, 3.88-4.98 um:
+  full-frame columns 780 (3.8806 um) to 1875 (4.9794 um), 0-based: 1096 columns, with
+  776 and 168 light-sensitive columns beyond its ends before the reference columns.
+- Trace ``y = IMY - 1 + 0.002 d + 1e-6 d^2``: window row 32.78 at column 780, 33.0 at
+  IMX, 35.90 at column 1875 (0-based): more than 28 rows (25 sigma of the PSF) from the
+  reference rows (0-3) and from the window's top row (63).
+- PSF across the dispersion (sigma 0.83 px at 3.9 um, 1.06 px at 4.98 um); LSF along it
+  the PSF with ``detector_sigma`` 1.0 px. Resolving power ``lambda / FWHM`` 1268 at 3.9 um,
+  1357 at 4.4, 1443 at 4.98.
+- Throughput 0.30 at 4.4 um, width 0.5 um (0.17 at 3.88 um, 0.15 at 4.98 um): electrons
+  per second per Jy in one column 1.79e4 at 3.9 um, 2.10e4 at 4.0, 2.62e4 at 4.4, 1.43e4
+  at 4.9.
+- Sky: 0.2 MJy/sr at 3.9 um to 0.35 MJy/sr at 5.0 um; as for the LRS slitless, every pixel
+  sees the whole band (the sky patches of its wavelengths that lie on NRCALONG's 2048
+  columns): 0.50 e-/s at column 780, 0.56 at IMX, 0.59 over columns 976-1928 (the whole
+  band's patches on the field); uniform along the rows.
+- The white light (:attr:`SlitSpectrograph.white_light_band`) is the whole band,
+  3.88-4.98 um.
+
+The short-wave channel read at the same time (:data:`GRISM_TSO_SHORT_WAVE_DETECTOR`
+NRCA1, ``NRC_TSIMAGE``, a short-wave filter behind WLP8 or CLEAR,
+:data:`GRISM_TSO_SHORT_WAVE_PUPILS`) is imaging, not a spectrograph: the grism's
+reference point images on NRCA1 near full-frame pixel (1886, 116), 0-based, where its
+SUBGRISM64 window is placed (SUBSTRT2 85, :data:`shared.instruments.DETECTOR_SUBARRAYS`),
+and the host star there is the target's f_nu at the filter's pivot wavelength
+(:func:`.exposure.simultaneous_host`).
+
 NIRSpec multi-object spectroscopy (``NRS_MSASPEC``) with PRISM/CLEAR on NRS1 and NRS2: a
 slitlet of the micro-shutter array (MSA) is a :class:`SlitSpectrograph` too
 (:func:`msa_slitlet`), with the fixed slits' prism law, trace, blur, throughput and sky,
@@ -233,6 +275,10 @@ __all__ = [
     "MSA_X0",
     "MSA_Y0",
     "ModulatedSpectrum",
+    "GRISM_TSO_SHORT_WAVE_DETECTOR",
+    "GRISM_TSO_SHORT_WAVE_EXP_TYPE",
+    "GRISM_TSO_SHORT_WAVE_PUPILS",
+    "NIRCAM_GRISM_TSO",
     "NIRISS_SOSS",
     "NIRISS_SOSS_ORDERS",
     "NIRSPEC_BOTS",
@@ -243,6 +289,7 @@ __all__ = [
     "NRS_BOTS_EXP_TYPE",
     "NRS_FS_EXP_TYPE",
     "NRS_MOS_EXP_TYPE",
+    "NRC_TSGRISM_EXP_TYPE",
     "ROW_PITCH",
     "PrismDispersion",
     "QuadraticDispersion",
@@ -272,6 +319,7 @@ NRS_FS_EXP_TYPE = "NRS_FIXEDSLIT"
 NRS_MOS_EXP_TYPE = "NRS_MSASPEC"
 NRS_BOTS_EXP_TYPE = "NRS_BRIGHTOBJ"
 NIS_SOSS_EXP_TYPE = "NIS_SOSS"
+NRC_TSGRISM_EXP_TYPE = "NRC_TSGRISM"
 
 
 @dataclass(frozen=True)
@@ -552,6 +600,8 @@ class SlitSpectrograph:
             return f"NIRSpec MSA Q{q} row {r} {span} {self.grating}/{self.filter}"
         if self.exp_type == NIS_SOSS_EXP_TYPE:
             return f"NIRISS SOSS {self.grating}/{self.filter} order {self.order}"
+        if self.exp_type == NRC_TSGRISM_EXP_TYPE:
+            return f"NIRCam grism {self.grating}/{self.filter}"
         if self.slitless:
             return "LRS slitless"
         return "LRS" if self.slit is None else f"NIRSpec {self.slit} {self.grating}/{self.filter}"
@@ -767,6 +817,43 @@ def _niriss_soss(order: int) -> SlitSpectrograph:
 NIRISS_SOSS_ORDERS: tuple[SlitSpectrograph, ...] = (_niriss_soss(1), _niriss_soss(2))
 NIRISS_SOSS = NIRISS_SOSS_ORDERS[0]
 
+#: NIRCam's grism time series (the module docstring): F444W's band (um), the grism's law
+#: (4.0 um at the reference point, a constant dispersion) and the source's undispersed
+#: place (IMX, IMY), 1-based full-frame pixel of NRCALONG.
+_F444W_BAND = (3.88, 4.98)
+_GRISMR_F444W = GratingDispersion(reference=4.0, linear=0.0010035, quadratic=0.0)
+_GRISM_TSO_REF = (900.0, 34.0)
+
+
+def _nircam_grism_tso() -> SlitSpectrograph:
+    """NIRCam's grism time series, long-wave channel (the module docstring): GRISMR behind
+    F444W on NRCALONG, read in SUBGRISM64; no slit, the PSF across the dispersion."""
+    imx, imy = _GRISM_TSO_REF
+    first = math.ceil(float(_GRISMR_F444W.offset(_F444W_BAND[0])) + imx - 1.0)
+    last = math.floor(float(_GRISMR_F444W.offset(_F444W_BAND[1])) + imx - 1.0)
+    return SlitSpectrograph(
+        exp_type=NRC_TSGRISM_EXP_TYPE, detector="NRCALONG", filter="F444W", grating="GRISMR", slit=None,
+        aperture="NRCA5_GRISM64_F444W", imx=imx, imy=imy, slit_width=0.0, slit_length=0.0, pixel_scale=0.063,
+        dispaxis=1, law=_GRISMR_F444W, trace_coeffs=(0.0, 0.002, 1.0e-6), span=(first, last),
+        subarrays=("SUBGRISM64",), detector_sigma=1.0, peak_throughput=0.30, throughput_centre=4.4,
+        throughput_width=0.5, sky_levels=((3.9, 0.2), (5.0, 0.35)), slitless=True, time_series=True,
+        white_light=_F444W_BAND,
+    )
+
+
+#: NIRCam's grism time series, long-wave channel (NRC_TSGRISM): GRISMR/F444W on NRCALONG.
+NIRCAM_GRISM_TSO = _nircam_grism_tso()
+
+#: The short-wave detector read at the same time as the grism, imaging the same target
+#: (NRC_TSIMAGE): in this system's focal plane the grism's reference point images on NRCA1,
+#: at full-frame row 117 (1-based), where its SUBGRISM64 window is placed
+#: (:data:`shared.instruments.DETECTOR_SUBARRAYS`).
+GRISM_TSO_SHORT_WAVE_DETECTOR = "NRCA1"
+GRISM_TSO_SHORT_WAVE_EXP_TYPE = "NRC_TSIMAGE"
+#: Pupil elements of the short-wave imaging beside the grism: the weak lens (defocusing
+#: the bright star) or none.
+GRISM_TSO_SHORT_WAVE_PUPILS = ("WLP8", "CLEAR")
+
 #: The MSA: shutters per quadrant, rows (along the dispersion) x columns (spatial).
 MSA_QUADRANT_SHAPE = (365, 171)
 #: Shutter pitch, arcsec, along the rows (dispersion) and along the columns (spatial).
@@ -832,11 +919,15 @@ def msa_slitlet(quadrant: int, row: int, columns) -> SlitSpectrograph:
 #: Every slit the simulator renders, by (EXP_TYPE, FXD_SLIT or None).
 SLIT_SPECTROGRAPHS: dict[tuple[str, str | None], SlitSpectrograph] = {
     (LRS_EXP_TYPE, None): LRS, (LRS_SLITLESS_EXP_TYPE, None): LRS_SLITLESS, **{(NRS_FS_EXP_TYPE, name): model for name, model in NIRSPEC_FS.items()},
-    (NRS_BOTS_EXP_TYPE, _BOTS_SLIT): NIRSPEC_BOTS, (NIS_SOSS_EXP_TYPE, None): NIRISS_SOSS}
+    (NRS_BOTS_EXP_TYPE, _BOTS_SLIT): NIRSPEC_BOTS, (NIS_SOSS_EXP_TYPE, None): NIRISS_SOSS,
+    (NRC_TSGRISM_EXP_TYPE, None): NIRCAM_GRISM_TSO}
 
-#: The modes that put more than one spectral order on their detector at once: every
-#: order's model, by EXP_TYPE (the first is the mode's, :func:`slit_spectrograph`).
-SPECTRAL_ORDERS: dict[str, tuple[SlitSpectrograph, ...]] = {NIS_SOSS_EXP_TYPE: NIRISS_SOSS_ORDERS}
+#: The modes whose spectral orders are named (their truth tables have an ``order``
+#: column): NIRISS SOSS, two orders on its detector at once, and NIRCam's grism time
+#: series, its first order alone; every order's model, by EXP_TYPE (the first is the
+#: mode's, :func:`slit_spectrograph`).
+SPECTRAL_ORDERS: dict[str, tuple[SlitSpectrograph, ...]] = {NIS_SOSS_EXP_TYPE: NIRISS_SOSS_ORDERS,
+                                                            NRC_TSGRISM_EXP_TYPE: (NIRCAM_GRISM_TSO,)}
 
 #: The spectroscopic time series the simulator renders (a TSO of their target, the host star).
 SPECTRAL_TSO_EXP_TYPES: tuple[str, ...] = tuple(dict.fromkeys(
@@ -865,12 +956,15 @@ def slit_spectrograph(exp_type: str | None, fixed_slit: str | None = None) -> Sl
         return NIRSPEC_BOTS
     if exp_type == NIS_SOSS_EXP_TYPE:
         return NIRISS_SOSS
+    if exp_type == NRC_TSGRISM_EXP_TYPE:
+        return NIRCAM_GRISM_TSO
     return None
 
 
 def spectral_orders(model: SlitSpectrograph) -> tuple[SlitSpectrograph, ...]:
     """Every spectral order ``model``'s mode puts on its detector, in order (NIRISS SOSS:
-    orders 1 and 2); ``(model,)`` for a mode with one."""
+    orders 1 and 2); ``(model,)`` for a mode with one (NIRCam's grism time series:
+    order 1)."""
     return SPECTRAL_ORDERS.get(model.exp_type, (model,))
 
 

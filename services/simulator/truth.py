@@ -45,7 +45,11 @@ Per exposure and detector (``<exposure_id>`` as in the telemetry file name):
   spectrum truth is the slit's table (LRS slitless: transmission 1 and the slitless sky).
   NIRISS SOSS: the rows of each order with its ``order`` (and ``orders`` in the meta), as
   its spectrum truth; the white light is order 1's whole band (0.867-2.855 um) and the
-  light curve (``_truth_lightcurve.ecsv``) order 1's white light.
+  light curve (``_truth_lightcurve.ecsv``) order 1's white light. NIRCam's grism time
+  series (NRC_TSGRISM), one order: its spectrum and transmission tables name it too (an
+  ``order`` column, 1, first, and ``orders`` in the meta), the rest as a NIRSpec table
+  (``column``, ``trace_y``, ``source_y``; transmission 1 and the slitless sky); its white
+  light is the whole F444W band, 3.88-4.98 um.
 - ``<exposure_id>_truth_spectrum_s<source_id, 5 digits>.ecsv`` (NIRSpec MOS exposures):
   one per MSA source whose slitlet is on the detector, in the NIRSpec fixed-slit table's
   layout (its slitlet is the slit: ``trace_y`` the slitlet centre's trace), the meta
@@ -74,7 +78,7 @@ from astropy.table import Table, vstack
 from astropy.time import Time
 
 from .exposure import ExposureSimulation, OrderTruth
-from .spectrograph import observed_spectrum
+from .spectrograph import SPECTRAL_ORDERS, observed_spectrum
 
 __all__ = ["transit_summary", "write_exposure_truth", "write_lightcurve_truth", "write_mos_truth",
            "write_spectrum_truth", "write_transmission_truth", "write_truth_index"]
@@ -248,7 +252,7 @@ def write_spectrum_truth(sim: ExposureSimulation, directory: Path) -> Path | Non
     for order in _orders(slit):
         pixel_electrons = _on_spectrum(order.model, sim, order.pixel_electrons)
         tables.append(_spectrum_table(order.model, slit.source, slit.sky_scale, pixel_electrons, slit.x, slit.y))
-    table = tables[0] if len(tables) == 1 else _orders_table(tables, [o.model for o in _orders(slit)])
+    table = _orders_table(tables, [o.model for o in _orders(slit)]) if _named_orders(slit) else tables[0]
     table.meta = {"exposure_id": sim.name.exposure_id, **table.meta}
     path = Path(directory) / f"{sim.name.exposure_id}_truth_spectrum.ecsv"
     table.write(path, format="ascii.ecsv", overwrite=True)
@@ -259,6 +263,13 @@ def _orders(slit) -> tuple[OrderTruth, ...]:
     """The spectral orders of a slit exposure's source (one but for NIRISS SOSS's two)."""
     blocked = None if slit.transit is None else slit.transit.blocked_electrons
     return slit.orders or (OrderTruth(slit.model, slit.pixel_electrons, blocked),)
+
+
+def _named_orders(slit) -> bool:
+    """Whether a slit exposure's truth tables name the spectral order of each row (an
+    ``order`` column: the modes of :data:`.spectrograph.SPECTRAL_ORDERS`, NIRISS SOSS's
+    two orders, NIRCam's grism its order 1)."""
+    return len(_orders(slit)) > 1 or slit.model.exp_type in SPECTRAL_ORDERS
 
 
 def _on_spectrum(model, sim: ExposureSimulation, per_window_pixel: np.ndarray) -> np.ndarray:
@@ -289,11 +300,15 @@ def _orders_table(tables: list[Table], models) -> Table:
     meta["orders"] = [{"order": m.order, "imx": m.imx, "imy": m.imy, "span": [int(v) for v in m.span],
                        "band_um": [float(v) for v in m.band]} for m in models]
     description = dict(meta.get("description", {}))
-    description["order"] = (f"the spectral order of the row: the orders share the window's {spectral}s, each its own "
-                            f"trace, wavelengths and throughput (orders: each one's reference point IMX/IMY, "
-                            f"1-based, its {spectral}s and its band)")
+    if len(models) == 1:  # the mode's one order (NIRCam's grism: order 1)
+        description["order"] = (f"the spectral order of the row, the mode's only one (orders: its reference point "
+                                f"IMX/IMY, 1-based, its {spectral}s and its band)")
+    else:
+        description["order"] = (f"the spectral order of the row: the orders share the window's {spectral}s, each its "
+                                f"own trace, wavelengths and throughput (orders: each one's reference point IMX/IMY, "
+                                f"1-based, its {spectral}s and its band)")
     for key in ("wavelength", "electrons_per_jy", "source_e_per_s", "sky_e_per_s", "blocked_e_per_s"):
-        if key in description:
+        if key in description and len(models) > 1:
             description[key] += " (this order's)"
     meta["description"] = description
     out.meta = meta
@@ -444,7 +459,8 @@ def write_transmission_truth(sim: ExposureSimulation, directory: Path) -> Path |
     spectral = "column" if model.dispaxis == 1 else "row"
     orders = _orders(slit)
     tables = [_transmission_table(order, slit.source.across, tr.transit, sim) for order in orders]
-    table = tables[0] if len(tables) == 1 else _orders_table(tables, [o.model for o in orders])
+    named = _named_orders(slit)
+    table = _orders_table(tables, [o.model for o in orders]) if named else tables[0]
     several = len(tables) > 1
     first = " of order 1" if several else ""
     curve = sim.truth.host.curve
@@ -466,13 +482,14 @@ def write_transmission_truth(sim: ExposureSimulation, directory: Path) -> Path |
         "white_light_depth_fnu": f"the same with each {spectral}'s electrons divided by its electrons_per_jy (a "
                                  f"sum of the calibrated spectrum, Jy, over those {spectral}s)",
     }
-    if several:
+    if named:
         description["order"] = table.meta["description"]["order"]
+    if several:
         for key in ("source_e_per_s", "blocked_e_per_s"):
             description[key] += " through this order"
     table.meta = {
         "exposure_id": sim.name.exposure_id,
-        **({"orders": table.meta["orders"]} if several else {}),
+        **({"orders": table.meta["orders"]} if named else {}),
         "white_light_band_um": list(model.white_light_band),
         "white_light_depth": tr.depth_electrons,
         "white_light_depth_fnu": tr.depth_fnu,

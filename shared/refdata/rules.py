@@ -91,6 +91,9 @@ _SPECS: dict[str, SelectorSpec] = {
 _INSTRUMENT_SPECS: dict[tuple[str, str], SelectorSpec] = {
     ("DARK", "NIRCAM"): SelectorSpec(("DETECTOR", "EXP_TYPE", "NOUTPUTS", "SUBARRAY")),
     ("FLAT", "MIRI"): SelectorSpec(("DETECTOR", "FILTER", "BAND", "READPATT", "SUBARRAY")),
+    # NIRCam's grism dispersion (the public NIRCAMGrismModel, ASDF): one per grism and
+    # filter, as CRDS selects them (EXP_TYPE through P_EXPTYPE: NRC_TSGRISM and NRC_WFSS).
+    ("SPECWCS", "NIRCAM"): SelectorSpec(("DETECTOR", "EXP_TYPE", "FILTER", "PUPIL")),
 }
 
 REFTYPES: tuple[str, ...] = tuple(sorted(_SPECS))
