@@ -66,10 +66,12 @@ def run_in_process(desc: dict, tmp: Path, services: tuple[str, ...] | None = Non
             "names": sorted(n for n, _ in rows)}
 
 
-def run_level3_locally(command, run: dict, asn_type: str, member_suffix: str, tmp: Path) -> Path:
+def run_level3_locally(command, run: dict, asn_type: str, member_suffix: str, tmp: Path,
+                       product: str | None = None) -> Path:
     """``command`` (a ``dms run`` command of stage 3) on ``run``'s archived association of
-    ``asn_type`` with its ``_<member_suffix>.fits`` members copied beside it, with the
-    simulator's references; the directory of what it wrote."""
+    ``asn_type`` (the one that names ``product``, when the run made several) with its
+    ``_<member_suffix>.fits`` members copied beside it, with the simulator's references;
+    the directory of what it wrote."""
     import shutil
 
     from shared.runlocal import run_command
@@ -80,7 +82,7 @@ def run_level3_locally(command, run: dict, asn_type: str, member_suffix: str, tm
     for name in run["names"]:
         if name.endswith(f"_{member_suffix}.fits") or (f"_{asn_type}_" in name and name.endswith("_asn.json")):
             shutil.copy(run["out"] / name, work / name)
-    (asn,) = work.glob(f"*_{asn_type}_*_asn.json")
+    (asn,) = [p for p in work.glob(f"*_{asn_type}_*_asn.json") if product is None or product in p.read_text()]
     assert run_command(command, [str(asn), "--refs-dir", refs_dir, "--out", str(out)]) == 0
     return out
 

@@ -41,6 +41,7 @@ from shared.routing import ROUTES
 from shared.runtime import ServiceContext, dispatch_events
 from shared.tokens import create_token
 from tests.system import WORKERS, System, WebhookReceiver, free_port
+from tests.tso_scoring import fit_transit, transit_shape
 
 pytestmark = pytest.mark.integration
 
@@ -548,28 +549,35 @@ def test_nirspec_mos_end_to_end(system, webhook, tmp_path):
 
 
 #: The spectroscopic time series run end to end: (example, its Level-3 product, the
-#: associations it makes). The MIRI LRS slitless takes the LRS's own Level-2 rule
-#: (Asn_MIRLRSTAConfirm, a spec2), NIRSpec's bright objects and NIRISS SOSS tso-spec2
-#: (Asn_Lv2SpecTSO).
+#: associations it makes, the detector of its spectra). The MIRI LRS slitless takes the
+#: LRS's own Level-2 rule (Asn_MIRLRSTAConfirm, a spec2), NIRSpec's bright objects, NIRISS
+#: SOSS and NIRCam's grism tso-spec2 (Asn_Lv2SpecTSO); NIRCam's short-wave imaging beside
+#: its grism a tso-image2 and a tso3 of its own (its ``_phot``, :data:`TSO_PHOT`).
 TSO_SPECTRA = {
-    "miri_lrs_tso": ("jw04520-o001_t001_miri_p750l-slitlessprism", {"spec2": 1, "tso3": 1}),
-    "nirspec_bots": ("jw04522-o001_t001_nirspec_f290lp-g395m-s1600a1-sub2048", {"tso-spec2": 1, "tso3": 1}),
-    "niriss_soss": ("jw04523-o001_t001_niriss_clear-gr700xd-substrip256", {"tso-spec2": 1, "tso3": 1}),
+    "miri_lrs_tso": ("jw04520-o001_t001_miri_p750l-slitlessprism", {"spec2": 1, "tso3": 1}, "mirimage"),
+    "nirspec_bots": ("jw04522-o001_t001_nirspec_f290lp-g395m-s1600a1-sub2048", {"tso-spec2": 1, "tso3": 1}, "nrs1"),
+    "niriss_soss": ("jw04523-o001_t001_niriss_clear-gr700xd-substrip256", {"tso-spec2": 1, "tso3": 1}, "nis"),
+    "nircam_grism_tso": ("jw04610-o001_t001_nircam_f444w-grismr-subgrism64",
+                         {"tso-spec2": 1, "tso-image2": 1, "tso3": 2}, "nrcalong"),
 }
+TSO_PHOT = {"nircam_grism_tso": ("jw04610-o001_t001_nircam_f212n-wlp8-subgrism64_phot.ecsv", "nrca1")}
 
 
 def test_time_series_spectroscopy_end_to_end(system, webhook, tmp_path):
     """``examples/miri_lrs_tso.yaml`` (MIRI LRS slitless, a transit across 60 integrations),
-    ``examples/nirspec_bots.yaml`` (NIRSpec's S1600A1 with G395M, 50 integrations) and
-    ``examples/niriss_soss.yaml`` (NIRISS SOSS, two orders, 30 integrations) through the
+    ``examples/nirspec_bots.yaml`` (NIRSpec's S1600A1 with G395M, 50 integrations),
+    ``examples/niriss_soss.yaml`` (NIRISS SOSS, two orders, 30 integrations) and
+    ``examples/nircam_grism_tso.yaml`` (NIRCam's grism, 30 integrations, with its short-wave
+    imaging's ``_phot``) through the
     same workers at once: ingest, detector1 (``_rateints``), the Level-2 association,
     stage 2's calwebb_spec2 to the ``_calints`` and ``_x1dints``, the tso3 association and
     stage 3's calwebb_tso3 to the ``_crfints``, the Level-3 ``_x1dints`` and the ``_whtlt``
     light curve; for each, previews (a waterfall of the spectra, the light curve), a
     subscriber told of each product, the observation a ``timeseries`` in the archive, and
-    the light curve's transit depth (SOSS: order 1's) within 3 % of the truth
-    (tests/test_tso_spectra.py, tests/test_tso_spectra_bots.py and
-    tests/test_tso_spectra_soss.py score them closely, with the exposures in segments)."""
+    the light curve's transit depth (SOSS: order 1's; NIRCam's short wave too) within 3 %
+    of the truth (tests/test_tso_spectra.py, tests/test_tso_spectra_bots.py,
+    tests/test_tso_spectra_soss.py and tests/test_tso_spectra_grism.py score them closely,
+    with the exposures in segments)."""
     from astropy.table import Table
 
     ctx = system.ctx
@@ -578,10 +586,11 @@ def test_time_series_spectroscopy_end_to_end(system, webhook, tmp_path):
         desc = yaml.safe_load((REPO / "examples" / f"{example}.yaml").read_text())
         sim = simulate(desc, tmp_path / example / "sim")
         deliver_references(ctx, sim.reference_paths, note=f"simulator references for the TSO end-to-end test ({example})")
-        (stem,) = [p.stem for p in sim.telemetry_paths]
-        level3 = TSO_SPECTRA[example][0]
+        level3, _, det = TSO_SPECTRA[example]
+        (stem,) = [p.stem for p in sim.telemetry_paths if p.stem.endswith(f"_{det}")]
+        phot = [TSO_PHOT[example][0]] if example in TSO_PHOT else []
         series[example] = (desc, f"{desc['program']:05d}", sim, stem,
-                           [f"{stem}_x1dints.fits", f"{level3}_x1dints.fits", f"{level3}_whtlt.ecsv"])
+                           [f"{stem}_x1dints.fits", f"{level3}_x1dints.fits", f"{level3}_whtlt.ecsv", *phot])
 
     def products(program: str) -> dict[str, set]:
         with ctx.catalog.session() as s:
@@ -611,7 +620,7 @@ def test_time_series_spectroscopy_end_to_end(system, webhook, tmp_path):
         system.wait_until(lambda: set(everything) <= set(webhook.subjects()), 90, "webhook deliveries of the spectra",
                           webhook.subjects)
         for example, (desc, program, _sim, stem, _wanted) in series.items():
-            level3, asn_types = TSO_SPECTRA[example]
+            level3, asn_types, _ = TSO_SPECTRA[example]
             have = set(products(program))
             made = {f"{stem}_{s}.fits" for s in ("uncal", "rateints", "calints", "x1dints")} | \
                 {f"{stem}_o001_crfints.fits", f"{level3}_x1dints.fits", f"{level3}_whtlt.ecsv"}
@@ -623,6 +632,8 @@ def test_time_series_spectroscopy_end_to_end(system, webhook, tmp_path):
             r = api.get("/products", params={"program": str(desc["program"]), "pagesize": 1000})
             previews = {row["productFilename"] for row in r.json()["rows"] if row["productType"] == "PREVIEW"}
             assert {f"{level3}_x1dints_preview.png", f"{level3}_whtlt_preview.png"} <= previews, (example, previews)
+            if example in TSO_PHOT:
+                assert TSO_PHOT[example][0].replace(".ecsv", "_preview.png") in previews, (example, previews)
             # the archive types the observation as MAST does a time series
             r = api.get("/observations", params={"program": str(desc["program"])})
             assert {row["dataproduct_type"] for row in r.json()["rows"]} == {"timeseries"}, (example, r.json())
@@ -639,6 +650,17 @@ def test_time_series_spectroscopy_end_to_end(system, webhook, tmp_path):
             expected = Table.read(truth_dir / f"{stem}_truth_transmission.ecsv").meta["white_light_depth_fnu"]
             print(f"{example}: light-curve depth {depth:.5f}, truth {expected:.5f}")
             assert abs(depth / expected - 1) < 0.03, (example, depth, expected)
+            if example in TSO_PHOT:  # the imaging beside the spectra: its own light curve
+                name, det = TSO_PHOT[example]
+                [phot_uri] = [u for n, u in _data_uris(ctx, program).items() if n == name]
+                ctx.store.download_uri(phot_uri, tmp_path / example / name)
+                phot = Table.read(tmp_path / example / name)
+                truth = Table.read(truth_dir / f"{stem.rsplit('_', 1)[0]}_{det}_truth_lightcurve.ecsv")
+                depth, error, _ = fit_transit(np.asarray(phot["net_aperture_sum"].value),
+                                              np.asarray(phot["net_aperture_sum_err"].value), transit_shape(truth))
+                expected = truth.meta["transit"]["depth"]
+                print(f"{example}: short-wave light-curve depth {depth:.5f} +- {error:.5f}, truth {expected:.5f}")
+                assert abs(depth - expected) < 3 * error, (example, depth, error, expected)
     system.check_alive()
 
 

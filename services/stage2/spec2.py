@@ -27,7 +27,9 @@ this mode:
   MultiSpecModel), in Jy for a point source.
 
 A slitless exposure (:data:`SPEC2_EXP_TYPES`) takes assign_wcs (the trace from the
-SPECWCS table about the slitless reference point, IMXSLTL/IMYSLTL; every pixel of a row
+SPECWCS table about the slitless reference point, IMXSLTL/IMYSLTL; NIRCam's grism time
+series, ``NRC_TSGRISM``, from the grism's dispersion model, the public NIRCAMGrismModel,
+about the source's undispersed image; every pixel of a row, or of the grism's column,
 gets its wavelength, as no slit bounds the light), flat_field, srctype, photom and
 extract_1d (with background regions either side of the trace: the sky fills the window);
 no slit, so no path loss, and no rectified ``_s2d``. A time series is calibrated
@@ -124,6 +126,7 @@ from shared.spectra import (
     source_along,
     wavelength_image,
 )
+from shared.spectra.grism import GRISM_TSO_EXP_TYPES, grism_trace
 from shared.spectra.msa import (
     MsaGeometry,
     MsaMetadata,
@@ -146,8 +149,10 @@ _MOS = frozenset({MOS_EXP_TYPE})
 #: What calwebb_spec2 calibrates: the slit modes, the slitless ones, the slit time series
 #: and NIRISS SOSS.
 SPEC2_EXP_TYPES = SLIT_EXP_TYPES | SLITLESS_EXP_TYPES | TSO_SLIT_EXP_TYPES | SOSS_EXP_TYPES
-#: The modes with one trace, from the SPECWCS (all but SOSS's orders).
+#: The modes with one trace, from the SPECWCS (all but SOSS's orders): a table, or NIRCam's
+#: grism dispersion model (:data:`_GRISM`).
 _ONE_TRACE = SPEC2_EXP_TYPES - SOSS_EXP_TYPES
+_GRISM = GRISM_TSO_EXP_TYPES
 
 
 class Spec2Options(BaseModel):
@@ -242,22 +247,8 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
         a.note(f"assign_wcs: the source images {s.source[1]:+.2f} px along the dispersion from the slitless "
                "reference point; the wavelengths are the reference point's")
     s.keywords.update(_slit_cards(s))  # the source's place, for stage 3 to combine the nods on it
+    _spectral_gwcs(s, a, trace)
     pointing = [kw.get(k) for k in ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")]
-    if all(v is not None for v in pointing) and "distortion" in a.refs:
-        try:
-            s.gwcs = slit_gwcs(_distortion_model(a.refs["distortion"]), TelescopePointing.from_keywords(kw), trace,
-                               s.half_length, xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)),
-                               xsize=nx, ysize=ny)
-        except ValueError as exc:
-            raise InputError(f"{s.name}: {exc}") from exc
-        # where the source sits on the sky, by which the public extract_1d centres its aperture
-        ra, dec, _ = s.gwcs(*s.source_pixel)
-        if np.isfinite(ra) and np.isfinite(dec):
-            s.keywords["DITH_RA"], s.keywords["DITH_DEC"] = float(ra), float(dec)
-        else:
-            a.note("assign_wcs: the source lies off the slit's image; no DITH_RA/DITH_DEC")
-    else:
-        a.note("assign_wcs: no spectral gwcs (meta.wcs) without the DISTORTION reference and the pointing")
     if all(v is not None for v in pointing) and not slitless:  # a slitless footprint is the window's
         v2, v3 = ([float(cards[f"{axis}VERT{i}"]) for i in range(1, 5)] for axis in ("V2", "V3"))
         ra, dec = v23tosky(TelescopePointing.from_keywords(kw))(np.array(v2), np.array(v3))
@@ -267,6 +258,66 @@ def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
            f"{np.nanmin(trace.wavelength):.3f}-{np.nanmax(trace.wavelength):.3f} um; source at "
            f"{s.source[0]:+.2f} px along, {s.source[1]:+.2f} px across the slit"
            + (" (slitless: from the trace across and along the dispersion)" if slitless else ""))
+    return None
+
+
+def _spectral_gwcs(s: SpecState, a: StepArgs, trace: SlitTrace) -> None:
+    """The spectral gwcs (``meta.wcs``) of the window, with the DISTORTION reference and the
+    pointing, and DITH_RA/DITH_DEC where the source sits on the sky (by which the public
+    extract_1d centres its aperture); noted when it cannot be made."""
+    kw = s.keywords
+    ny, nx = s.sci.shape[-2:]
+    pointing = [kw.get(k) for k in ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")]
+    if any(v is None for v in pointing) or "distortion" not in a.refs:
+        a.note("assign_wcs: no spectral gwcs (meta.wcs) without the DISTORTION reference and the pointing")
+        return
+    try:
+        s.gwcs = slit_gwcs(_distortion_model(a.refs["distortion"]), TelescopePointing.from_keywords(kw), trace,
+                           s.half_length, xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)),
+                           xsize=nx, ysize=ny)
+    except ValueError as exc:
+        raise InputError(f"{s.name}: {exc}") from exc
+    ra, dec, _ = s.gwcs(*s.source_pixel)
+    if np.isfinite(ra) and np.isfinite(dec):
+        s.keywords["DITH_RA"], s.keywords["DITH_DEC"] = float(ra), float(dec)
+    else:
+        a.note("assign_wcs: the source lies off the slit's image; no DITH_RA/DITH_DEC")
+
+
+def _assign_grism(s: SpecState, a: StepArgs) -> Skip | None:
+    """assign_wcs of NIRCam's grism time series: the trace and each column's wavelength from
+    the grism's dispersion model (the public NIRCAMGrismModel SPECWCS,
+    :func:`shared.spectra.grism.grism_trace`) about the source's undispersed image, found
+    through the imaging WCS (or, without it, at XREF_SCI/YREF_SCI, the aperture's
+    reference point); no slit, so every pixel of a column has its wavelength."""
+    ref, kw = a.refs["specwcs"], s.keywords
+    ny, nx = s.sci.shape[-2:]
+    if "distortion" in a.refs and all(kw.get(k) is not None for k in ("TARG_RA", "TARG_DEC", "RA_REF", "DEC_REF",
+                                                                     "ROLL_REF", "V2_REF", "V3_REF")):
+        x0, y0 = _source_position(s, a, None)
+        where = "through the imaging WCS"
+    elif kw.get("XREF_SCI") is not None and kw.get("YREF_SCI") is not None:
+        x0, y0 = float(kw["XREF_SCI"]) - 1.0, float(kw["YREF_SCI"]) - 1.0
+        where = "at the aperture's reference point (XREF_SCI, YREF_SCI)"
+    else:
+        raise InputError(f"{s.name}: where the source images cannot be known: no DISTORTION reference and "
+                         "pointing, and no XREF_SCI/YREF_SCI")
+    try:
+        trace = grism_trace(ref.tree, x0, y0, xstart=int(kw.get("SUBSTRT1", 1)), ystart=int(kw.get("SUBSTRT2", 1)),
+                            nx=nx, ny=ny)
+    except ValueError as exc:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
+    if trace.rows.size == 0:
+        raise InputError(f"{s.name}: the grism spectrum of a source at window pixel ({x0:.1f}, {y0:.1f}) does not "
+                         "fall on this readout window")
+    s.trace, s.half_length = trace, float(ny)
+    s.wavelength = in_frame(wavelength_image(trace, ny, s.half_length), 1)
+    s.source_pixel, s.source = (x0, y0), (0.0, 0.0)  # the trace runs through the source's own image
+    s.keywords.update(_slit_cards(s))
+    _spectral_gwcs(s, a, trace)
+    s.keywords["DISPAXIS"] = 1
+    a.note(f"assign_wcs: {trace.rows.size} columns of spectrum, {np.nanmin(trace.wavelength):.3f}-"
+           f"{np.nanmax(trace.wavelength):.3f} um; source {where} at window pixel ({x0:.2f}, {y0:.2f})")
     return None
 
 
@@ -395,7 +446,7 @@ def _extract_2d(s: SpecState, a: StepArgs) -> Skip | None:
     return None
 
 
-def _source_position(s: SpecState, a: StepArgs, trace: SlitTrace) -> tuple[float, float]:
+def _source_position(s: SpecState, a: StepArgs, trace: SlitTrace | None) -> tuple[float, float]:
     """The window pixel (x, y) where the target images undispersed: its coordinates through
     the exposure's imaging WCS (pointing and DISTORTION); the slit's reference point when
     that cannot be known (noted)."""
@@ -469,10 +520,13 @@ def _photom(s: SpecState, a: StepArgs) -> Skip | None:
     if not {"wavelength", "relresponse"} <= set(table.dtype.names or ()):
         return Skip(f"PHOTOM reference {ph.filename} has no relative response (a spectroscopic PHOTOM has)",
                     SkipKind.NO_REFERENCE)
-    row = select_photom_row(table, filter=str(kw.get("FILTER") or ""), subarray=kw.get("SUBARRAY"),
-                            grating=kw.get("GRATING"), slit=kw.get("FXD_SLIT"))
+    grism = str(kw.get("EXP_TYPE") or "").upper() in _GRISM  # its first order's row (filter, pupil, order)
+    row = select_photom_row(table, filter=str(kw.get("FILTER") or ""), pupil=kw.get("PUPIL"),
+                            subarray=kw.get("SUBARRAY"), grating=kw.get("GRATING"), slit=kw.get("FXD_SLIT"),
+                            order=1 if grism else None)
     if row is None:
-        wanted = " ".join(f"{k}={kw.get(k)}" for k in ("FILTER", "GRATING", "FXD_SLIT", "SUBARRAY") if k in kw)
+        wanted = " ".join(f"{k}={kw.get(k)}" for k in ("FILTER", "PUPIL", "GRATING", "FXD_SLIT", "SUBARRAY")
+                          if k in kw) + (" order 1" if grism else "")
         return Skip(f"PHOTOM reference {ph.filename} has no row for {wanted}; the data stay in DN/s",
                     SkipKind.NO_REFERENCE)
     if s.wavelength is None:
@@ -616,7 +670,9 @@ SPEC2: Pipeline[SpecState] = Pipeline(
     steps=(
         Step("bkg_subtract", "S_BKDSUB", _bkg_subtract, params=BkgSubtractParams, exp_types=SPEC2_EXP_TYPES),
         Step("assign_wcs", "S_WCS", _assign_wcs, reftypes=("specwcs",),
-             optional_reftypes=("distortion", "wavelengthrange"), exp_types=_ONE_TRACE),
+             optional_reftypes=("distortion", "wavelengthrange"), exp_types=_ONE_TRACE - _GRISM),
+        Step("assign_wcs", "S_WCS", _assign_grism, reftypes=("specwcs",), optional_reftypes=("distortion",),
+             exp_types=_GRISM),
         Step("assign_wcs", "S_WCS", _assign_orders, reftypes=("spectrace",), exp_types=SOSS_EXP_TYPES),
         Step("msa_flagging", "S_MSAFLG", _msaflagopen, reftypes=("msaoper", "specwcs"), exp_types=_MOS),
         Step("flat_field", "S_FLAT", _flat_field, reftypes=("flat",), exp_types=SPEC2_EXP_TYPES),
@@ -673,7 +729,8 @@ def _slit_cards(s: SpecState) -> dict[str, Any]:
     """
     if s.slitlet is not None:  # a MOS slitlet's, from its MSA metadata (extract_2d)
         return {k: s.keywords[k] for k in ("SLTNAME", "SOURCEID", "SRCXPOS", "SRCYPOS")}
-    if s.trace is not None and s.trace.dispaxis == 1:
+    grism = str(s.keywords.get("EXP_TYPE") or "").upper() in _GRISM
+    if s.trace is not None and s.trace.dispaxis == 1 and not grism:
         length, width = s.slit_size
         scale = _pixel_scale(s.keywords)
         return {"SLTNAME": str(s.keywords.get("FXD_SLIT") or "slit"), "SOURCEID": 1,  # the primary slit's source

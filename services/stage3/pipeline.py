@@ -111,6 +111,7 @@ from shared.spectra import (
     slit_table,
     slit_trace,
 )
+from shared.spectra.grism import GRISM_TSO_EXP_TYPES, grism_trace
 from shared.spectra.soss import (
     SOSS_EXP_TYPES,
     calibrate_orders,
@@ -797,6 +798,7 @@ def _photometry(m: _Member, p: TsoPhotometryParams, a: StepArgs) -> QTable:
         a.note(f"tso_photometry: {m.name} is in {bunit or 'unknown units'}; photometry left in those units")
     # The public rule: behind the WLP8 weak lens the star fills SUB64P; sum it all.
     whole = str(card_value(kw, "PUPIL", "")).upper() == "WLP8" and str(card_value(kw, "SUBARRAY", "")).upper() == "SUB64P"
+    p = p.for_pupil(card_value(kw, "PUPIL"))
     result = tso_photometry(m.sci * scale, m.err * scale, x0, y0, p, whole_array=whole)
     if result.n_filled:
         a.note(f"tso_photometry: {m.name}: {result.n_filled} flagged pixels filled with their median over time")
@@ -871,6 +873,17 @@ def _member_trace(m: _Member, refs: Mapping[str, Reference]) -> tuple[SlitTrace,
         raise InputError(f"{m.name}: no CDELT1 and no known DETECTOR for the pixel scale") from None
     slitless = str(kw.get("EXP_TYPE") or "").upper() in SLITLESS_EXP_TYPES
     ref = refs["specwcs"]
+    if str(kw.get("EXP_TYPE") or "").upper() in GRISM_TSO_EXP_TYPES:
+        # NIRCam's grism: the dispersion model about the source's undispersed image, the
+        # window pixel spec2 recorded (SRCXPOS, SRCYPOS); the trace runs through it
+        try:
+            trace = grism_trace(ref.tree, float(srcpos[0]), float(srcpos[1]), xstart=int(kw.get("SUBSTRT1", 1)),
+                                ystart=int(kw.get("SUBSTRT2", 1)), nx=m.sci.shape[2], ny=m.sci.shape[1])
+        except (TypeError, ValueError) as exc:
+            raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
+        if trace.rows.size == 0:
+            raise InputError(f"{m.name}: the spectrum does not fall on this readout window")
+        return trace, 0.0
     try:
         table, cards = slit_table(ref.tables, ref.table_headers, ref.header, None if slitless else kw.get("FXD_SLIT"))
         dispaxis = int(cards.get("DISPAXIS", 2))

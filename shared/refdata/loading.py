@@ -94,8 +94,11 @@ FORMATS: dict[str, ReferenceFormat] = {
     # table_headers).
     # A NIRSpec MOS SPECWCS: one shutter's trace (SHUTTER) and the MSA's geometry in its
     # header (shared.spectra.msa).
+    # NIRCam's grism (the public NIRCAMGrismModel, an ASDF file): per spectral order the
+    # transforms of the dispersion model (shared.spectra.grism).
     "specwcs": ReferenceFormat(tables=("WAVETABLE", "SHUTTER", *NIRSPEC_FIXED_SLITS),
-                               required=("WAVETABLE", "SHUTTER", *NIRSPEC_FIXED_SLITS)),
+                               required=("WAVETABLE", "SHUTTER", *NIRSPEC_FIXED_SLITS, "displ"),
+                               tree=("orders", "displ", "dispx", "dispy", "invdispl", "invdispx", "invdispy")),
     # NIRISS SOSS (the public SpecTraceModel): one table per spectral order, EXTNAME ORDER,
     # EXTVER and the card ORDER its number (WAVELENGTH, X, Y, THROUGHPUT, TILT; X and Y
     # 0-based in the SUBSTRIP window): read whole, every order.
@@ -240,7 +243,7 @@ def _load_reference(reftype: str, path: Path, window: Window, full_shape: tuple[
         return Reference(reftype, path, window, full_shape, header, {}, (), document)
     if path.is_file() and is_asdf(path):
         return _load_asdf_reference(reftype, fmt, path, window, full_shape)
-    if fmt.tree:
+    if fmt.tree and not (fmt.images or fmt.tables or fmt.arrays):  # a type that is ASDF alone
         raise ReferenceFileError(f"{reftype.upper()} reference {path.name} is not an ASDF file, its public format")
     try:
         with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:

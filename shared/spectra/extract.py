@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.datamodels.dqflags import PIXEL
 
-__all__ = ["DEFAULT_BACKGROUND", "DEFAULT_WIDTH", "SLITLESS_EXP_TYPES", "SLIT_EXP_TYPES", "SOSS_EXP_TYPES", "SPECTABLE_DTYPE", "TSO_SLIT_EXP_TYPES", "TSO_SPEC_EXP_TYPES", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
+__all__ = ["DEFAULT_BACKGROUND", "DEFAULT_WIDTH", "GRISM_TSO_EXP_TYPES", "SLITLESS_EXP_TYPES", "SLIT_EXP_TYPES", "SOSS_EXP_TYPES", "SPECTABLE_DTYPE", "TSO_SLIT_EXP_TYPES", "TSO_SPEC_EXP_TYPES", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
 
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
 _VARS = ("POISSON", "RNOISE", "FLAT")
@@ -76,9 +76,11 @@ def spectable_units(table: np.ndarray, *, counts: bool = False) -> dict[str, str
 #: The MIRI LRS without its slit takes the slit's 13 pixels; NIRSpec's bright-object time
 #: series (S1600A1, its star held at the slit's centre) the fixed slits' 7; NIRISS SOSS,
 #: whose orders the grism's lens spreads over some 25 pixels across, the public box
-#: extraction's 40 (each order's, :mod:`shared.spectra.soss`).
+#: extraction's 40 (each order's, :mod:`shared.spectra.soss`). NIRCam's grism time series
+#: 15 (3 FWHM of the PSF either side at 5 um: 0.16" on 0.063" pixels).
 DEFAULT_WIDTH: dict[str, float] = {"MIR_LRS-FIXEDSLIT": 13.0, "NRS_FIXEDSLIT": 7.0, "NRS_MSASPEC": 5.0,
-                                   "MIR_LRS-SLITLESS": 13.0, "NRS_BRIGHTOBJ": 7.0, "NIS_SOSS": 40.0}
+                                   "MIR_LRS-SLITLESS": 13.0, "NRS_BRIGHTOBJ": 7.0, "NIS_SOSS": 40.0,
+                                   "NRC_TSGRISM": 15.0}
 
 #: Background regions (offsets from the aperture's centre, pixels) where extract_1d is given
 #: none, by EXP_TYPE: a slitless exposure has no nod to subtract, and the sky fills the
@@ -89,16 +91,24 @@ DEFAULT_WIDTH: dict[str, float] = {"MIR_LRS-FIXEDSLIT": 13.0, "NRS_FIXEDSLIT": 7
 #: removes the slit's sky and, above all, what each integration's readout leaves common to
 #: its pixels (in a 32-row window the reference pixels' correction leaves 0.2 DN/s per
 #: integration, which summed over the aperture's 8700 pixels is larger than the star's
-#: photon noise in the white light). The other modes subtract their nods and have none.
+#: photon noise in the white light). NIRCam's grism time series, whose trace crosses a
+#: 64-row window near its middle, measures its sky and what the readout leaves common to a
+#: column 12 to 25 pixels either side (5 to 10 FWHM at 5 um), clear of the reference rows.
+#: The other modes subtract their nods and have none.
 DEFAULT_BACKGROUND: dict[str, tuple[tuple[float, float], ...]] = {
-    "MIR_LRS-SLITLESS": ((-25.0, -12.0), (12.0, 25.0)), "NRS_BRIGHTOBJ": ((-7.5, -4.0), (4.0, 7.5))}
+    "MIR_LRS-SLITLESS": ((-25.0, -12.0), (12.0, 25.0)), "NRS_BRIGHTOBJ": ((-7.5, -4.0), (4.0, 7.5)),
+    "NRC_TSGRISM": ((-25.0, -12.0), (12.0, 25.0))}
 
 #: The slit modes (EXP_TYPE) calwebb_spec2 and calwebb_spec3 calibrate.
 SLIT_EXP_TYPES = frozenset({"MIR_LRS-FIXEDSLIT", "NRS_FIXEDSLIT", "NRS_MSASPEC"})
 
+#: NIRCam's grism time series: slitless, traced by the grism's dispersion model
+#: (:mod:`shared.spectra.grism`).
+GRISM_TSO_EXP_TYPES = frozenset({"NRC_TSGRISM"})
+
 #: The slitless modes calwebb_spec2 calibrates (an exposure or, for a time series, each of
 #: its integrations) and calwebb_tso3 extracts.
-SLITLESS_EXP_TYPES = frozenset({"MIR_LRS-SLITLESS"})
+SLITLESS_EXP_TYPES = frozenset({"MIR_LRS-SLITLESS"}) | GRISM_TSO_EXP_TYPES
 
 #: The slit modes that are time series (NIRSpec's bright objects, through S1600A1):
 #: calwebb_spec2 calibrates each integration through the slit, calwebb_tso3 extracts them.

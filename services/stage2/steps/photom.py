@@ -67,7 +67,7 @@ def _text(value) -> str:
 
 def select_photom_row(table: np.ndarray, *, filter: str, pupil: str | None = None,
                       subarray: str | None = None, grating: str | None = None,
-                      slit: str | None = None) -> PhotomRow | None:
+                      slit: str | None = None, order: int | None = None) -> PhotomRow | None:
     """The row of ``table`` for this configuration, or None when there is none.
 
     Parameters
@@ -75,9 +75,11 @@ def select_photom_row(table: np.ndarray, *, filter: str, pupil: str | None = Non
     table : structured ndarray
         ``phot_table`` with columns ``filter``, ``photmjsr`` (or NIRSpec's ``photmj``),
         ``uncertainty`` and ``pupil`` (near-IR imaging), ``subarray`` (MIRI) or
-        ``grating`` and ``slit`` (NIRSpec fixed slits).
+        ``grating`` and ``slit`` (NIRSpec fixed slits); a grism's also ``order``.
     filter, pupil, subarray, grating, slit : str
         The exposure's FILTER, PUPIL, SUBARRAY, GRATING and FXD_SLIT (case-insensitive).
+    order : int, optional
+        The spectral order (a table with an ``order`` column: the row of that order).
     """
     names = table.dtype.names or ()
     value = "photmjsr" if "photmjsr" in names else "photmj"
@@ -89,6 +91,8 @@ def select_photom_row(table: np.ndarray, *, filter: str, pupil: str | None = Non
     for column, given in (("grating", grating), ("slit", slit)):
         if column in names:
             wanted[column] = _text(given or "")
+    if order is not None and "order" in names:
+        wanted["order"] = str(int(order))
     generic_ok = "subarray" in names
     if generic_ok:
         wanted["subarray"] = _text(subarray or "")

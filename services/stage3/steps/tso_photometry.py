@@ -9,7 +9,10 @@ position, a centre of mass in a ``fit_box_width`` box around it the final one; t
 of the integrations' centroids (or each integration's own, with ``moving_centroid``) is
 the aperture centre. Photometry: the sum in a circle of ``radius`` and, for the local
 background, the mean in an annulus ``radius_inner``..``radius_outer`` (pixels; exact pixel
-overlap), as the public step. Pixels flagged by outlier detection (NaN) are, with
+overlap), as the public step; by default 3, 4 and 5 pixels, and behind the WLP8 weak lens,
+whose defocused star (FWHM 0.34", 11 short-wave pixels) they would cut to its core, 16, 20
+and 28 (the star's light to 0.3 %, within a 64-row window: :meth:`TsoPhotometryParams.for_pupil`).
+Pixels flagged by outlier detection (NaN) are, with
 ``fill_flagged``, replaced by that pixel's rolling median over ``fill_window``
 integrations, so a cosmic ray does not dig a hole in the light curve (the public step
 leaves them out of the sums). For the SUB64P subarray behind the WLP8 weak lens the whole
@@ -37,15 +40,32 @@ class TsoPhotometryParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    radius: float = Field(3.0, gt=0, description="Aperture radius, pixels.")
-    radius_inner: float = Field(4.0, gt=0, description="Inner radius of the background annulus, pixels.")
-    radius_outer: float = Field(5.0, gt=0, description="Outer radius of the background annulus, pixels.")
+    radius: float | None = Field(None, gt=0, description="Aperture radius, pixels (default 3; behind WLP8 16).")
+    radius_inner: float | None = Field(None, gt=0, description=(
+        "Inner radius of the background annulus, pixels (default 4; behind WLP8 20)."))
+    radius_outer: float | None = Field(None, gt=0, description=(
+        "Outer radius of the background annulus, pixels (default 5; behind WLP8 28)."))
     centroid_source: bool = Field(True, description="Centroid the source before the photometry.")
     search_box_width: int = Field(41, ge=3, description="Box for the first centroid, pixels (odd).")
     fit_box_width: int = Field(11, ge=3, description="Box for the final centroid, pixels (odd).")
     moving_centroid: bool = Field(False, description="Use each integration's centroid instead of their median.")
     fill_flagged: bool = Field(True, description="Replace flagged pixels by their rolling median over time.")
     fill_window: int = Field(25, ge=1, description="Integrations in that rolling median.")
+
+
+    def for_pupil(self, pupil: str | None) -> TsoPhotometryParams:
+        """These parameters with the radii not given filled in for the pupil element: the
+        public 3, 4, 5 pixels, or behind the WLP8 weak lens :data:`WEAK_LENS_RADII`."""
+        radii = WEAK_LENS_RADII.get(str(pupil or "").upper(), DEFAULT_RADII)
+        given = (self.radius, self.radius_inner, self.radius_outer)
+        return self.model_copy(update=dict(zip(("radius", "radius_inner", "radius_outer"),
+                                               (g if g is not None else d for g, d in zip(given, radii, strict=True)),
+                                               strict=True)))
+
+
+#: Aperture radius and background annulus (pixels) by default, and behind a weak lens.
+DEFAULT_RADII = (3.0, 4.0, 5.0)
+WEAK_LENS_RADII = {"WLP8": (16.0, 20.0, 28.0)}
 
 
 @dataclass(frozen=True)
@@ -136,7 +156,7 @@ def tso_photometry(cube: np.ndarray, err: np.ndarray, x0: float, y0: float,
         the public step's rule for the SUB64P subarray behind the WLP8 weak lens, whose
         defocused star fills the subarray.
     """
-    p = params or TsoPhotometryParams()
+    p = (params or TsoPhotometryParams()).for_pupil(None)  # radii not given: the defaults
     if cube.ndim != 3 or err.shape != cube.shape:
         raise ValueError(f"tso_photometry needs (nints, ny, nx) data and error, got {cube.shape} and {err.shape}")
     nints = cube.shape[0]
