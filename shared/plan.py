@@ -152,6 +152,10 @@ class Aperture(_Frozen):
     name: str
     v2_ref: float
     v3_ref: float
+    x_ref: float | None = Field(None, description=(
+        "1-based full-frame column of the reference point on its detector (the SIAF's XSciRef; "
+        "the exposure's XREF_SCI in its window)."))
+    y_ref: float | None = Field(None, description="1-based full-frame row of the reference point (YREF_SCI).")
 
 
 class Channel(_Frozen):

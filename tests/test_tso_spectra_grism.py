@@ -47,6 +47,7 @@ from tests.tso_scoring import (
     check_transmission,
     check_white_light,
     fit_transit,
+    rateints_and_references,
     transit_shape,
 )
 
@@ -186,15 +187,7 @@ def test_dms_run_tso3_makes_the_archives_products(run, tmp_path):
 
 
 def _segment_and_references(run) -> tuple:
-    from services.stage2.spec2 import SPEC2
-    from shared.datamodels import read_product
-    from shared.refdata import LocalReferences, load_references
-
-    rateints = read_product(run["out"] / f"{STEM}-seg002_nrcalong_rateints.fits")
-    refs_dir = Path(run["sim"].reference_paths[0]).parent
-    refs = load_references(LocalReferences(refs_dir=refs_dir), rateints.keywords,
-                           SPEC2.reftypes(rateints.keywords)).found
-    return rateints, refs
+    return rateints_and_references(run, f"{STEM}-seg002_nrcalong_rateints.fits")
 
 
 def test_without_distortion_the_source_is_at_the_apertures_reference_point(run):
@@ -202,17 +195,21 @@ def test_without_distortion_the_source_is_at_the_apertures_reference_point(run):
     aperture's reference point (XREF_SCI/YREF_SCI) stands in, and without those either
     the exposure is refused with the reason."""
     from services.stage2.spec2 import run_spec2
+    from shared.datamodels import FitsProduct
     from shared.errors import InputError
 
     rateints, refs = _segment_and_references(run)
+    # ingest wrote the grism aperture's reference point (the simulator's IMX, IMY), 1-based in the window
+    assert (rateints.keywords["XREF_SCI"], rateints.keywords["YREF_SCI"]) == (900.0, 34.0)
     with_wcs = run_spec2(rateints, refs, software_version="test")
     refs = {k: v for k, v in refs.items() if k != "distortion"}
-    with pytest.raises(InputError, match="where the source images cannot be known"):
-        run_spec2(rateints, refs, software_version="test")
-    kw = with_wcs.cal.keywords
-    rateints.keywords.update(XREF_SCI=900.0, YREF_SCI=34.0)  # the aperture's, 1-based
     out = run_spec2(rateints, refs, software_version="test")
     assert any("XREF_SCI" in n for n in out.record.notes)
+    kw = with_wcs.cal.keywords
+    without = FitsProduct(model_type=rateints.model_type, images=rateints.images,
+                          keywords={k: v for k, v in rateints.keywords.items() if k not in ("XREF_SCI", "YREF_SCI")})
+    with pytest.raises(InputError, match="where the source images cannot be known"):
+        run_spec2(without, refs, software_version="test")
     # the pointing's error moves the source by a fraction of a pixel: nearly the same spectrum
     a, b = with_wcs.x1d.spectra[0].table, out.x1d.spectra[0].table
     assert abs(float(kw["SRCXPOS"]) - 899.0) < 2 and abs(float(kw["SRCYPOS"]) - 33.0) < 2

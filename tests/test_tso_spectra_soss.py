@@ -45,6 +45,7 @@ from tests.tso_scoring import (
     check_series_products,
     check_transmission,
     check_white_light,
+    rateints_and_references,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
@@ -173,15 +174,7 @@ def test_dms_run_tso3_makes_the_archives_products(run, tmp_path):
 
 
 def _segment_and_references(run) -> tuple:
-    from services.stage2.spec2 import SPEC2
-    from shared.datamodels import read_product
-    from shared.refdata import LocalReferences, load_references
-
-    rateints = read_product(run["out"] / f"{STEM}-seg002_nis_rateints.fits")
-    refs_dir = Path(run["sim"].reference_paths[0]).parent
-    refs = load_references(LocalReferences(refs_dir=refs_dir), rateints.keywords,
-                           SPEC2.reftypes(rateints.keywords)).found
-    return rateints, refs
+    return rateints_and_references(run, f"{STEM}-seg002_nis_rateints.fits")
 
 
 def test_one_integration_makes_a_cal_and_an_x1d_of_both_orders(run):

@@ -8,6 +8,7 @@ per-element ``observed_depth`` (what summing the calibrated spectrum measures)."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
@@ -168,3 +169,17 @@ class TsoSeries:
     def truth_depth(self, run: dict, wavelength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per element at ``wavelength``: the truth's observed depth and its flux (Jy)."""
         return truth_depth(self.truth(run, "transmission"), self.truth(run, "spectrum"), wavelength)
+
+
+def rateints_and_references(run: dict, filename: str) -> tuple:
+    """A run's archived ``_rateints`` (``filename``) and the simulator's references
+    calwebb_spec2 takes for it: to run the stage-2 pipeline again on one segment."""
+    from services.stage2.spec2 import SPEC2
+    from shared.datamodels import read_product
+    from shared.refdata import LocalReferences, load_references
+
+    rateints = read_product(run["out"] / filename)
+    refs_dir = Path(run["sim"].reference_paths[0]).parent
+    refs = load_references(LocalReferences(refs_dir=refs_dir), rateints.keywords,
+                           SPEC2.reftypes(rateints.keywords)).found
+    return rateints, refs

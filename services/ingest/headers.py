@@ -263,6 +263,10 @@ def exposure_keywords(
         "XOFFSET": float(xoff),
         "YOFFSET": float(yoff),
         "APERNAME": aperture_name,
+        # the named aperture's reference point in the window (the public pipeline places a grism
+        # time series' source there), 1-based
+        "XREF_SCI": None if obs.aperture is None or obs.aperture.x_ref is None else obs.aperture.x_ref - (sub.xstart - 1),
+        "YREF_SCI": None if obs.aperture is None or obs.aperture.y_ref is None else obs.aperture.y_ref - (sub.ystart - 1),
         "BUNIT": "DN",
         "XPOSURE": round(timing.effexptm, 6),
         "MJD-BEG": float(times.start[0]),

@@ -171,7 +171,8 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 pre_image_for=list(spec.pre_image_for),
                 msa_metadata=MsaMetadataName(desc.program_id, number).format() if exp_type.upper() == MOS_EXP_TYPE
                 else None,
-                aperture=Aperture(name=slit.aperture, v2_ref=slit_v2v3(slit)[0], v3_ref=slit_v2v3(slit)[1])
+                aperture=Aperture(name=slit.aperture, v2_ref=slit_v2v3(slit)[0], v3_ref=slit_v2v3(slit)[1],
+                                  x_ref=slit.imx, y_ref=slit.imy)
                 if slit is not None else None,
                 fixed_slit=spec.fixed_slit,
                 exposures=exposures,

@@ -278,6 +278,8 @@ KEYWORDS: dict[str, Keyword] = {
     "PC2_2": _k("meta.wcsinfo.pc2_2", "Linear transformation matrix element", "SCI"),
     "S_REGION": _k("meta.wcsinfo.s_region", "Spatial extent of the exposure", "SCI"),
     "V2_REF": _k("meta.wcsinfo.v2_ref", "[arcsec] Telescope v2 coordinate of the reference point", "SCI"),
+    "XREF_SCI": _k("meta.wcsinfo.siaf_xref_sci", "Aperture X reference point in SCI frame", "SCI"),
+    "YREF_SCI": _k("meta.wcsinfo.siaf_yref_sci", "Aperture Y reference point in SCI frame", "SCI"),
     "V3_REF": _k("meta.wcsinfo.v3_ref", "[arcsec] Telescope v3 coordinate of the reference point", "SCI"),
     "VPARITY": _k("meta.wcsinfo.vparity", "Relative sense of rotation between Ideal xy and V2V3", "SCI"),
     "V3I_YANG": _k("meta.wcsinfo.v3yangle", "[deg] Angle from V3 axis to Ideal y axis", "SCI"),
