@@ -1,7 +1,9 @@
 """Time-series spectroscopy: calwebb_spec2 on one segment and calwebb_tso3 over a series of
 segments, one core, for each time series the system calibrates (:data:`SERIES`): the MIRI
 LRS slitless (SLITLESSPRISM, 72 x 416), NIRSpec's bright objects (S1600A1, G395M/F290LP,
-SUB2048, 2048 x 32) and NIRISS SOSS (GR700XD/CLEAR, SUBSTRIP256, 2048 x 256, two orders).
+SUB2048, 2048 x 32), NIRISS SOSS (GR700XD/CLEAR, SUBSTRIP256, 2048 x 256, two orders) and
+NIRCam's grism (GRISMR/F444W, SUBGRISM64, 2048 x 64; its grism alone, without the
+short-wave imaging read beside it).
 
 No targets yet: figures only (the issue asks for time and memory, and that tso3 not hold
 every integration of every segment at once; see docs/performance.md). Each series's input
@@ -16,7 +18,8 @@ the series's 1.5 GiB, enough that a tso3 holding every segment at once would sho
 in its peak, while the series simulates (with its ``_calints``) in a minute and a half on
 two cores. SOSS's window is 8 times SUB2048's, so its series is 400 integrations of 3
 groups in four segments of 100 (its telemetry 1.7 GB; a segment's ``_calints`` about as
-large as a BOTS segment's times 3.2). Every segment's ``_calints`` is made once by our spec2 (not timed).
+large as a BOTS segment's times 3.2); NIRCam's grism window is twice SUB2048's, so its
+series is 1000 integrations of 3 groups in four segments of 250. Every segment's ``_calints`` is made once by our spec2 (not timed).
 
 Measured in child processes pinned to one CPU with OMP/OpenBLAS/MKL threads set to 1
 (benchmarks._child): ``run_spec2`` on the first segment per step (best of 3, one traced
@@ -80,6 +83,8 @@ SERIES = {s.name: s for s in (
     Series("soss", "NIRISS SOSS, GR700XD/CLEAR SUBSTRIP256 (two orders)", "niriss_soss.yaml", "nis", 23,
            "jw04523-o001_t001_niriss_clear-gr700xd-substrip256", Path("bench-results") / "tso-soss-input",
            nints=400, ngroups=3, per_segment=100),
+    Series("grism", "NIRCam grism, GRISMR/F444W SUBGRISM64", "nircam_grism_tso.yaml", "nrcalong", 29,
+           "jw04610-o001_t001_nircam_f444w-grismr-subgrism64", Path("bench-results") / "tso-grism-input", ngroups=3),
 )}
 
 
@@ -97,6 +102,8 @@ def description(series: Series) -> dict:
     desc = yaml.safe_load((EXAMPLES / series.example).read_text())
     obs = desc["observations"][0]
     obs["nints"], obs["ngroups"] = series.nints, series.ngroups
+    obs["detectors"] = [series.detector.upper()]  # the spectra's detector alone (not NIRCam's short wave)
+    obs.pop("short_wave", None)
     seconds = series.nints * series.ngroups * frame_time(obs["instrument"], _window(obs), obs["readpatt"])
     obs["transit"]["duration_s"] = seconds / 3
     obs["transit"]["ingress_s"] = seconds / 30
