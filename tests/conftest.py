@@ -119,8 +119,41 @@ def smtp():
 
 
 @pytest.fixture(scope="session")
-def vo_archive(tmp_path_factory):
+def small_program_sim(tmp_path_factory):
+    """The small imaging program (tests/faults/harness.py: two dither points of NRCA1 in
+    SUB160) simulated once for the session; its files are inputs, read and never changed."""
+    from services.simulator import simulate
+    from tests.faults.harness import small_program
+
+    return simulate(small_program(), tmp_path_factory.mktemp("small_program_sim"))
+
+
+@pytest.fixture(scope="session")
+def small_program_run(tmp_path_factory, small_program_sim):
+    """The small imaging program through every service once for the session, on the
+    embedded SQLite catalog and the local store (tests/imaging_chain.py). Never changed: a
+    test module takes a copy of its own with ``tests.imaging_chain.copy_run``."""
+    from tests.faults.harness import small_program
+    from tests.imaging_chain import run_chain
+
+    run = run_chain(small_program(), tmp_path_factory.mktemp("small_program"), sim=small_program_sim)
+    run.ctx.catalog.dispose()
+    return run
+
+
+@pytest.fixture(scope="session")
+def demo_tso_sim(tmp_path_factory):
+    """The demo program's time series alone (tests/test_simulator_tso.py ``demo_tso``)
+    simulated once for the session, for the simulator's and the ephemeris tests; read only."""
+    from services.simulator import simulate
+    from tests.test_simulator_tso import demo_tso
+
+    return simulate(demo_tso(), tmp_path_factory.mktemp("demo_tso_sim"))
+
+
+@pytest.fixture(scope="session")
+def vo_archive(tmp_path_factory, small_program_sim):
     """The live archive of the Virtual Observatory tests (tests/vo_archive.py), made once."""
     from tests.vo_archive import serve_vo_archive
 
-    yield from serve_vo_archive(tmp_path_factory)
+    yield from serve_vo_archive(tmp_path_factory, sim=small_program_sim)

@@ -22,7 +22,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import func, select
 
-from shared.catalog import EventRecord, Product
+from shared.catalog import EventRecord, Product, WorkItem, WorkState
 from shared.runtime import ServiceContext
 
 __all__ = ["REPO", "WORKERS", "Process", "System", "WebhookReceiver", "free_port"]
@@ -90,11 +90,20 @@ class Process:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
+        self.terminate()
+        self.wait_stopped()
+
+    def terminate(self) -> None:
+        """SIGTERM to the process group: a Celery worker's warm shutdown begins."""
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 15) -> None:
+        """Wait for the process to exit after :meth:`terminate`; SIGKILL it after ``timeout``."""
         if not self.alive():
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
@@ -131,8 +140,13 @@ class System:
             p.start()
 
     def stop(self) -> None:
+        """Every process signalled first, then waited for, so that their warm shutdowns
+        (about a second each) overlap; each is killed 15 s after its signal."""
         for p in self.processes:
-            p.stop()
+            p.terminate()
+        deadline = time.monotonic() + 15
+        for p in self.processes:
+            p.wait_stopped(timeout=max(0.0, deadline - time.monotonic()))
 
     def logs(self) -> str:
         return "\n".join(f"----- {p.name} ({p.log}) -----\n{p.tail()}" for p in self.processes)
@@ -141,26 +155,40 @@ class System:
     def catalog_dir(self) -> Path:
         return Path(self.env["DMS_ASTROMETRIC_CATALOG_DIR"])
 
-    def wait_idle(self, quiet: float = 8.0, timeout: float = 120) -> None:
-        """Wait until nothing new is archived for ``quiet`` seconds and the outbox is empty."""
+    def wait_idle(self, quiet: float = 2.0, timeout: float = 120) -> None:
+        """Wait until no routed task is left to do and nothing changed for ``quiet`` seconds.
+
+        Left to do: a work item pending or running in the work ledger, or an event not yet
+        dispatched. The ledger is the catalog's record of every routed task (a task's
+        events, with the work rows they cause, are committed before its own row is done,
+        and a retry leaves its row pending), so with none left nothing runs and nothing
+        will: no product, no event, no webhook delivery. ``quiet`` is the time the counts
+        (products, undispatched events, unfinished work items) must then stay the same."""
+        unfinished = WorkItem.state.in_([WorkState.PENDING, WorkState.RUNNING])
+
         def snapshot() -> tuple:
             with self.ctx.catalog.session() as s:
                 products = s.scalar(select(func.count()).select_from(Product))
                 pending = s.scalar(select(func.count()).select_from(EventRecord)
                                    .where(EventRecord.dispatched_at.is_(None)))
-            return products, pending
+                work = s.scalar(select(func.count()).select_from(WorkItem).where(unfinished))
+            return products, pending, work
 
         deadline = time.monotonic() + timeout
         last, since = snapshot(), time.monotonic()
         while time.monotonic() < deadline:
-            time.sleep(1.0)
+            time.sleep(0.5)
             self.check_alive()
             now = snapshot()
-            if now != last or now[1]:
+            if now != last or now[1] or now[2]:
                 last, since = now, time.monotonic()
             elif time.monotonic() - since >= quiet:
                 return
-        raise AssertionError(f"the system did not settle within {timeout} s (products, pending events: {last})")
+        with self.ctx.catalog.session() as s:
+            left = s.execute(select(WorkItem.task, WorkItem.state, func.count()).where(unfinished)
+                             .group_by(WorkItem.task, WorkItem.state)).all()
+        raise AssertionError(f"the system did not settle within {timeout} s (products, undispatched events, "
+                             f"unfinished work items: {last}; unfinished by task: {[tuple(r) for r in left]})")
 
     def check_alive(self) -> None:
         dead = [p for p in self.processes if p.proc is not None and not p.alive()]

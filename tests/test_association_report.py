@@ -275,19 +275,18 @@ class StagedChain:
 
 
 @pytest.fixture(scope="module")
-def demo_chain(tmp_path_factory):
-    """The demo's imaging observation cut down (two dither points of NRCA1) through every
-    service in process, its two exposures delivered one after the other."""
+def demo_chain(tmp_path_factory, small_program_sim):
+    """The demo's imaging observation cut down (two dither points of NRCA1; its simulation
+    shared by the session) through every service in process, its two exposures delivered
+    one after the other."""
     from services.ingest.receive import receive_files
     from services.registry import embedded_context
-    from services.simulator import simulate
     from shared.refdata import deliver as deliver_references
     from shared.runtime import dispatch_events
-    from tests.faults.harness import small_program
     from tests.imaging_chain import ChainRun
 
     work = tmp_path_factory.mktemp("asn-report-chain")
-    sim = simulate(small_program(), work / "sim")
+    sim = small_program_sim
     catalogs = sim.catalog_paths[0].parent if sim.catalog_paths else None
     ctx, inline = embedded_context(Settings(var_dir=work / "var", astrometric_catalog_dir=catalogs, _env_file=None))
     deliver_references(ctx, sim.reference_paths, note="simulator references")

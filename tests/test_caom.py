@@ -35,13 +35,17 @@ from shared.footprints import parse_region, region_contains
 from shared.naming import object_key, parse_level3
 from tests.conftest import empty_catalog
 from tests.faults.harness import small_program
-from tests.imaging_chain import ChainRun, run_chain
+from tests.imaging_chain import ChainRun, copy_run, run_chain
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def chain(request, tmp_path_factory):
-    url = empty_catalog(request.getfixturevalue("pg_server_url")) if request.param == "postgresql" else None
-    run = run_chain(small_program(), tmp_path_factory.mktemp("caom"), catalog_url=url)
+def chain(request, tmp_path_factory, small_program_sim):
+    work = tmp_path_factory.mktemp("caom")
+    if request.param == "postgresql":
+        url = empty_catalog(request.getfixturevalue("pg_server_url"))
+        run = run_chain(small_program(), work, catalog_url=url, sim=small_program_sim)
+    else:
+        run = copy_run(request.getfixturevalue("small_program_run"), work)
     with TestClient(create_app(run.ctx.settings)) as client:
         yield run, client
     run.ctx.catalog.dispose()

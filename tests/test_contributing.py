@@ -15,15 +15,15 @@ from sqlalchemy import select
 
 from services.archive.app import create_app
 from shared.catalog import ReferenceFile
-from tests.faults.harness import small_program
-from tests.imaging_chain import run_chain
+from tests.imaging_chain import copy_run
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    run = run_chain(small_program(), tmp_path_factory.mktemp("contributing"))
+def chain(tmp_path_factory, small_program_run):
+    run = copy_run(small_program_run, tmp_path_factory.mktemp("contributing"))
     with TestClient(create_app(run.ctx.settings)) as client:
         yield run, client
+    run.ctx.catalog.dispose()
 
 
 def _local(url: str) -> str:

@@ -694,10 +694,20 @@ def test_worker_probe_pings_a_real_worker(tmp_path, redis_url, broker_prefix):
         assert result.returncode == 0, result.stderr
         assert f"notifier@{socket.gethostname()}: pong" in result.stdout
         assert _run([str(DOCKER / "entrypoint.py"), "health"], env).returncode == 0
-        assert _run([str(DOCKER / "worker_health.py"), "preview"], env).returncode == 1, "another queue's node"
+        assert _run(_probe_waiting(2.0, "preview"), env).returncode == 1, "another queue's node"
     finally:
         _stop(worker)
-    assert _run(probe, env).returncode == 1, "a stopped worker must fail the probe"
+    assert _run(_probe_waiting(2.0, "notifier"), env).returncode == 1, "a stopped worker must fail the probe"
+
+
+def _probe_waiting(seconds: float, service: str) -> list[str]:
+    """The arguments of ``worker_health.py SERVICE`` waiting ``seconds`` for the reply
+    instead of its TIMEOUT (10 s): where no node answers, the probe waits that long. The
+    answer of a live node on loopback takes milliseconds (the probe returns at the first
+    reply), so the probes that must fail wait 2 s."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import worker_health; "
+            "worker_health.TIMEOUT = float(sys.argv[2]); sys.exit(worker_health.main(['worker_health', sys.argv[3]]))")
+    return ["-c", code, str(DOCKER), str(seconds), service]
 
 
 def _free_port() -> int:

@@ -7,7 +7,6 @@ it, and a transit mid-time recovered from the tso3 product against the simulator
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +28,6 @@ from pydantic import ValidationError
 from services.detector1.pipeline import calibrate
 from services.ingest.observer import GEOCENTRE_FALLBACK, observer
 from services.ingest.pipeline import ingest_telemetry
-from services.simulator import simulate
 from services.simulator.ephemeris import halo_position
 from services.stage2.pipeline import calibrate as calibrate_image2
 from services.stage3.pipeline import run_tso3
@@ -43,17 +41,14 @@ from shared.ephemeris import (
 )
 from shared.refdata import LocalReferences
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_simulator_tso import demo_tso  # noqa: E402
-
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 L2_VS_EARTH_MIN_S = 3.0  # the demo host lies near the anti-Sun direction: L2 is ~4-5 light-s nearer
 MID_TRANSIT_TOLERANCE_S = 0.1  # fit of the 60 x 0.25 s integrations (0.8 s ingress, ~1.5 % depth noise)
 
 
 @pytest.fixture(scope="module")
-def tso(tmp_path_factory):
-    return simulate(demo_tso(), tmp_path_factory.mktemp("tso-ephem"))
+def tso(demo_tso_sim):
+    return demo_tso_sim  # simulated once for the session (tests/conftest.py)
 
 
 def _ingest(tso, with_ephemeris: bool = True):

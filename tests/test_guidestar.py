@@ -23,7 +23,7 @@ from services.simulator.guiding import centroid_noise_mas, visit_jitter
 from shared.naming import BadNameError, GuideStarName, parse_any, parse_guidestar
 from shared.telemetry import APID, PayloadError, centroid_rows, centroids_from_rows
 from tests.faults.harness import small_program
-from tests.imaging_chain import run_chain
+from tests.imaging_chain import copy_run
 
 PUBLIC_NAMES = [
     "jw01029001001_gs-acq1_2022142180746_uncal.fits",
@@ -71,8 +71,10 @@ def test_centroid_rows_round_trip_and_reject_other_widths():
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    return run_chain(small_program(), tmp_path_factory.mktemp("guidestar"))
+def chain(tmp_path_factory, small_program_run):
+    run = copy_run(small_program_run, tmp_path_factory.mktemp("guidestar"))
+    yield run
+    run.ctx.catalog.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,15 @@ from fastapi.testclient import TestClient
 
 from services.archive.app import create_app
 from tests.faults.harness import REPO, small_program
-from tests.imaging_chain import run_chain
+from tests.imaging_chain import copy_run, run_chain
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    run = run_chain(small_program(), tmp_path_factory.mktemp("linkages"))
+def api(tmp_path_factory, small_program_run):
+    run = copy_run(small_program_run, tmp_path_factory.mktemp("linkages"))
     with TestClient(create_app(run.ctx.settings)) as client:
         yield client
+    run.ctx.catalog.dispose()
 
 
 def _rows(api, **params) -> dict[str, dict]:

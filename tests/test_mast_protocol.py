@@ -28,8 +28,7 @@ from services.archive.app import create_app
 from shared.access import change_access
 from shared.catalog import Artifact, ArtifactKind, CaomObservation, Observation, Product, Program
 from shared.tokens import create_token
-from tests.faults.harness import small_program
-from tests.imaging_chain import ChainRun, run_chain
+from tests.imaging_chain import ChainRun, copy_run
 from tests.system import Server, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,8 +66,8 @@ class Archive:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory):
-    run = run_chain(small_program(), tmp_path_factory.mktemp("mast"))
+def archive(tmp_path_factory, small_program_run):
+    run = copy_run(small_program_run, tmp_path_factory.mktemp("mast"))
     home = tmp_path_factory.mktemp("astroquery")
     (home / "config" / "astropy").mkdir(parents=True)
     port = free_port()

@@ -62,10 +62,10 @@ def _reprocess_stage3(run: ChainRun) -> None:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory):
+def archive(tmp_path_factory, small_program_sim):
     """The small program run through every service, its Level-3 products reprocessed once,
     served on a loopback port (tests/vo_archive.py: exclusive access, the PI's tokens)."""
-    yield from serve_vo_archive(tmp_path_factory, prepare=_reprocess_stage3)
+    yield from serve_vo_archive(tmp_path_factory, prepare=_reprocess_stage3, sim=small_program_sim)
 
 
 @pytest.fixture(scope="module")

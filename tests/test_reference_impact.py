@@ -29,16 +29,17 @@ from shared.messages import Event
 from shared.refdata import PolicyError, ReprocessPolicy, deliver, list_impact
 from shared.refdata.policy import Action
 from shared.reprocessing import request_view
-from tests.faults.harness import small_program
-from tests.imaging_chain import run_chain
+from tests.imaging_chain import copy_run
 
 FLAT = "jwst_nircam_flat_nrca1_f200w_clear_sim.fits"
 DARK = "jwst_nircam_dark_nrca1_sub160_sim.fits"
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    return run_chain(small_program(), tmp_path_factory.mktemp("impact"))
+def chain(tmp_path_factory, small_program_run):
+    run = copy_run(small_program_run, tmp_path_factory.mktemp("impact"))
+    yield run
+    run.ctx.catalog.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -4,42 +4,29 @@ once by the whole chain (each test works on its own copy of the catalog and stor
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
-from pathlib import Path
-
 import pytest
 from astropy.io import fits
 from sqlalchemy import select
 
-from services.registry import embedded_context
 from shared.catalog import Association, EventRecord, Product, ReprocessingUnit
-from shared.config import Settings
 from shared.messages import EventType
 from shared.reprocessing import RequestError, Scope, cancel, report, request_view, submit
 from shared.runtime import dispatch_events
-from tests.faults.harness import small_program
-from tests.imaging_chain import run_chain
+from tests.imaging_chain import ChainRun, copy_run
 
 PROGRAM = "01234"
 E1, E2 = "jw01234001001_01101_00001_nrca1", "jw01234001001_01101_00002_nrca1"
 
 
 @pytest.fixture(scope="module")
-def archived(tmp_path_factory) -> Path:
-    """The small program through the whole chain once; its var directory."""
-    work = tmp_path_factory.mktemp("archived")
-    run = run_chain(small_program(), work)
-    run.ctx.catalog.dispose()
-    return work / "var"
+def archived(small_program_run) -> ChainRun:
+    """The small program through the whole chain once (for the session: tests/conftest.py)."""
+    return small_program_run
 
 
-def _copy(archived: Path, tmp_path: Path, **settings):
-    var = tmp_path / "var"
-    shutil.copytree(archived, var)
-    with sqlite3.connect(var / "catalog.db") as db:  # the copy's artifacts are in the copy's store
-        db.execute("UPDATE artifact SET uri = replace(uri, ?, ?)", (f"file://{archived}", f"file://{var}"))
-    return embedded_context(Settings(var_dir=var, _env_file=None, **settings))
+def _copy(archived: ChainRun, tmp_path, **settings):
+    run = copy_run(archived, tmp_path, **settings)  # the copy's catalog names the copy's store
+    return run.ctx, run.inline
 
 
 @pytest.fixture

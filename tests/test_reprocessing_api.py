@@ -23,8 +23,7 @@ from shared.catalog import Artifact, Association, Exposure, Product, Program
 from shared.config import Settings, get_settings
 from shared.runtime import dispatch_events, run_handler
 from shared.tokens import create_token
-from tests.faults.harness import small_program
-from tests.imaging_chain import run_chain
+from tests.imaging_chain import copy_run
 
 PROGRAM = "01234"
 PI, AUTHORIZED, OUTSIDER, OPERATOR = ("ada@example.org", "charles@example.org", "mallory@example.org",
@@ -46,8 +45,8 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    run = run_chain(small_program(), tmp_path_factory.mktemp("reprocess"))
+def chain(tmp_path_factory, small_program_run):
+    run = copy_run(small_program_run, tmp_path_factory.mktemp("reprocess"))
     with run.ctx.catalog.session() as s:
         program = s.get(Program, PROGRAM)
         assert program.pi_user == PI and AUTHORIZED in program.authorized_users

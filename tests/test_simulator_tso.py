@@ -16,7 +16,7 @@ from astropy.table import Table
 
 from services.detector1.pipeline import calibrate
 from services.ingest.pipeline import ingest_telemetry
-from services.simulator import DescriptionError, build_plan, load_description, simulate
+from services.simulator import DescriptionError, build_plan, load_description
 from services.simulator.exposure import host_star_id
 from services.simulator.transit import trapezoid
 from shared.instruments import exposure_timing, subarray
@@ -36,8 +36,8 @@ def demo_tso() -> dict:
 
 
 @pytest.fixture(scope="module")
-def tso(tmp_path_factory):
-    return simulate(demo_tso(), tmp_path_factory.mktemp("tso"))
+def tso(demo_tso_sim):
+    return demo_tso_sim  # simulated once for the session (tests/conftest.py)
 
 
 def test_trapezoid():

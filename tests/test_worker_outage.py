@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import select
 
 from shared.catalog import Catalog, TaskFailure, TaskStat
@@ -82,7 +83,12 @@ def test_message_waits_for_the_object_store(tmp_path, pg_url, redis_url, broker_
                 return stat is not None and stat.runs >= 1
 
         _wait(handled, 90, "notifier.match to run once the store is up", log)
-        time.sleep(2)
+        # a second run would come from a message still in the broker: let every one finish
+        # (kombu's Redis transport holds a delivered message in ``unacked`` until the late ack)
+        broker = redis.Redis.from_url(redis_url)
+        _wait(lambda: broker.llen(f"{broker_prefix}notifier") == 0 and broker.hlen(f"{broker_prefix}unacked") == 0,
+              30, "every notifier message to be acknowledged", log)
+        broker.close()
         with catalog.session() as s:
             stat = s.scalar(select(TaskStat).where(TaskStat.task == "notifier.match"))
             assert (stat.runs, stat.failures) == (1, 0)

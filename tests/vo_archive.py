@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import requests
 
 from services.archive.app import create_app
+from services.simulator import SimulationResult
 from shared.config import Settings
 from shared.tokens import create_token
 from tests.conftest import scratch_database
@@ -46,10 +47,12 @@ class VOArchive:
         return s
 
 
-def serve_vo_archive(tmp_path_factory, prepare: Callable[[ChainRun], None] | None = None) -> Iterator[VOArchive]:
-    """Run the program, then ``prepare(run)`` (more work on the archive before it is served)."""
+def serve_vo_archive(tmp_path_factory, prepare: Callable[[ChainRun], None] | None = None, *,
+                     sim: SimulationResult | None = None) -> Iterator[VOArchive]:
+    """Run the program (its simulation ``sim`` when made already), then ``prepare(run)``
+    (more work on the archive before it is served)."""
     with scratch_database() as url:
-        run = run_chain(small_program(), tmp_path_factory.mktemp("vo"), catalog_url=url)
+        run = run_chain(small_program(), tmp_path_factory.mktemp("vo"), catalog_url=url, sim=sim)
         if prepare is not None:
             prepare(run)
         operators = ",".join(sorted(run.ctx.settings.operator_users | {OPERATOR}))
