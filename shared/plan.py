@@ -48,6 +48,7 @@ __all__ = [
     "CANDIDATE_TYPES",
     "Aperture",
     "Channel",
+    "DirectImage",
     "DitherPattern",
     "GuideStar",
     "PlannedExposure",
@@ -181,6 +182,26 @@ class Channel(_Frozen):
         return instrument_detectors(None, v)
 
 
+class DirectImage(_Frozen):
+    """The direct images of a wide-field slitless observation (NIS_WFSS, NRC_WFSS): the
+    field imaged through the same blocking filter without the grism, in activities of
+    their own within the observation's visits, so that the pipeline can find the sources
+    whose spectra the grism exposures hold. Their exposures share the observation's
+    detectors, readout and window; each file says its own EXP_TYPE, FILTER and PUPIL
+    (:meth:`Observation.for_exposure`)."""
+
+    exp_type: str = Field(description="The imaging EXP_TYPE, NIS_IMAGE or NRC_IMAGE.")
+    filter: str
+    pupil: str = "CLEAR"
+    activities: list[int] = Field(min_length=1, description=(
+        "The activity numbers of the observation's exposures that are direct images."))
+
+    @field_validator("exp_type", "filter", "pupil")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+
 class PlannedExposure(_Frozen):
     """One exposure of one detector, with every identifier of its file name."""
 
@@ -263,6 +284,10 @@ class Observation(_Frozen):
         "Detectors (among ``detectors``) read at the same time in another mode: NIRCam's "
         "short-wave imaging (NRC_TSIMAGE) during a grism time series. The observation's "
         "exp_type, filter and pupil are its other detectors'."))
+    direct_image: DirectImage | None = Field(None, description=(
+        "A wide-field slitless observation's direct images: the exposures of these activities "
+        "image the field without the grism. The observation's exp_type, filter and pupil are "
+        "its dispersed exposures'."))
 
     @field_validator("filter", "pupil")
     @classmethod
@@ -363,6 +388,45 @@ class Observation(_Frozen):
             raise ValueError(f"simultaneous.exp_type: {self.simultaneous.exp_type!r} is not a {self.instrument} type")
         return self
 
+    @model_validator(mode="after")
+    def _direct_image(self) -> Observation:
+        direct = self.direct_image
+        if direct is None:
+            return self
+        prefix = EXP_TYPE_PREFIX.get(self.instrument)
+        if prefix and not direct.exp_type.startswith(prefix):
+            raise ValueError(f"direct_image.exp_type: {direct.exp_type!r} is not a {self.instrument} type")
+        if direct.exp_type == self.exp_type:
+            raise ValueError(f"direct_image.exp_type: the direct images are taken in another mode than the "
+                             f"observation's own ({self.exp_type})")
+        if self.exposures:
+            activities = {e.activity for e in self.exposures}
+            missing = sorted(set(direct.activities) - activities)
+            if missing:
+                raise ValueError(f"direct_image.activities: {missing} name no planned exposure (the observation's "
+                                 f"activities: {sorted(activities)})")
+            if activities <= set(direct.activities):
+                raise ValueError("direct_image.activities: every exposure is a direct image; the observation "
+                                 "needs dispersed exposures of its own")
+        return self
+
+    def for_exposure(self, exp: PlannedExposure) -> Observation:
+        """The observation as one exposure sees it: its detector's part
+        (:meth:`for_detector`) and, for a wide-field slitless observation, the direct
+        images' mode or the dispersed exposures' (:attr:`direct_image`)."""
+        view = self.for_detector(exp.detector)
+        return view._part(exp.activity in view.direct_image.activities) if view.direct_image else view
+
+    def _part(self, direct: bool) -> Observation:
+        """The direct images of a wide-field slitless observation (its imaging mode and
+        their exposures), or its dispersed exposures; itself without direct images."""
+        d = self.direct_image
+        if d is None:
+            return self
+        update = {"exp_type": d.exp_type, "filter": d.filter, "pupil": d.pupil} if direct else {}
+        exposures = [e for e in self.exposures if (e.activity in d.activities) == direct]
+        return self.model_copy(update={**update, "direct_image": None, "exposures": exposures})
+
     def for_detector(self, name: str) -> Observation:
         """The observation as ``name``'s exposures see it: for a detector of the
         :attr:`simultaneous` channel its mode (exp_type, filter, pupil), its detectors and
@@ -383,12 +447,15 @@ class Observation(_Frozen):
                                        "exposures": [e for e in self.exposures if e.detector in dets]})
 
     def channels(self) -> list[Observation]:
-        """The observation split by mode (:meth:`for_detector`): itself alone, or its own
-        detectors' part then its simultaneous channel's."""
+        """The observation split by mode (:meth:`for_exposure`): itself alone, or its own
+        detectors' part then its simultaneous channel's; a wide-field slitless
+        observation's dispersed exposures, then its direct images."""
         if self.simultaneous is None:
-            return [self]
-        own = next(d for d in self.detectors if d not in self.simultaneous.detectors)
-        return [self.for_detector(own), self.for_detector(self.simultaneous.detectors[0])]
+            parts = [self]
+        else:
+            own = next(d for d in self.detectors if d not in self.simultaneous.detectors)
+            parts = [self.for_detector(own), self.for_detector(self.simultaneous.detectors[0])]
+        return [view for p in parts for view in ([p._part(False), p._part(True)] if p.direct_image else [p])]
 
     def guide_star(self, visit: int) -> GuideStar | None:
         """The guide star selected for ``visit`` (None: an unguided visit)."""

@@ -86,7 +86,7 @@ def snapshot(plan: Plan, present: dict[str, list[str]], *, revision: int = 1, se
     order = [i for o in plan.observations for i in exposure_ids(plan, o.number)]
     for k, eid in enumerate(order, start=1):
         obs, e = _planned(plan, eid)
-        obs = obs.for_detector(e.detector)  # as ingest records it: a simultaneous channel's own mode
+        obs = obs.for_exposure(e)  # as ingest records it: a simultaneous channel's, a direct image's own mode
         name = planned_name(plan.program, obs, e)
         products = {}
         for suffix, ids in present.items():

@@ -79,7 +79,7 @@ def _planned(plan: Plan, rec: ExposureRecord) -> tuple[Observation | None, Plann
         return None, None
     for exp in obs.exposures:
         if planned_name(plan.program, obs, exp).exposure_id == rec.name:
-            return obs.for_detector(exp.detector), exp
+            return obs.for_exposure(exp), exp
     return obs, None
 
 

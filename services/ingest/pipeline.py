@@ -280,7 +280,7 @@ def _ingest_exposure(
     except KeyError as exc:
         return Rejection("not_in_plan", str(exc.args[0]), program)
 
-    obs = obs.for_detector(det.name)  # a simultaneous channel's detector: its own mode
+    obs = obs.for_exposure(exp)  # a simultaneous channel's detector, a direct image: its own mode
     sub = subarray(det.instrument, obs.subarray, det.name)
     nints, ngroups, ny, nx = obs.nints, obs.ngroups, sub.ysize, sub.xsize
     sci_packets = streams.packets.get("sci", [])

@@ -473,7 +473,7 @@ def simulate_exposure(
     """
     det = detector(exp.detector)
     whole = obs  # the telescope points the whole observation (its aperture); a detector of a
-    obs = obs.for_detector(exp.detector)  # simultaneous channel takes its own mode and window
+    obs = obs.for_exposure(exp)  # a simultaneous channel, or a direct image, takes its own mode and window
     sub = subarray(obs.instrument, obs.subarray, exp.detector)
     timing = exposure_timing(obs.instrument, sub, obs.readpatt, obs.ngroups, obs.nints)
     schedule = FrameSchedule.for_exposure(obs.instrument, sub, obs.readpatt, obs.ngroups, obs.nints)

@@ -163,8 +163,9 @@ def target_spectrum(desc: ProgramDescription, target_id: int) -> SourceSpectrum:
 
 def _detector_views(plan: Plan, det_name: str) -> list[Observation]:
     """Every observation that uses the detector, as its exposures see it (a simultaneous
-    channel's detector: the channel's mode, :meth:`Observation.for_detector`)."""
-    return [o.for_detector(det_name) for o in plan.observations if det_name in o.detectors]
+    channel's detector: the channel's mode; a slitless observation's direct images and its
+    dispersed exposures each in their own: :meth:`Observation.channels`)."""
+    return [view for o in plan.observations for view in o.channels() if det_name in view.detectors]
 
 
 def _optical_elements(plan: Plan, det_name: str) -> list[tuple[str, str]]:
