@@ -85,7 +85,8 @@ ROUTES: tuple[Route, ...] = (
         "gs-id-image", "gs-id-stack", "gs-acq1", "gs-acq2", "gs-track", "gs-fg"})),
     Route(EventType.PRODUCT_ARCHIVED, "associations.update",
           suffixes=frozenset({"rate", "rateints", "cal", "calints"}), reprocessed=False),
-    # products made from an association: the program's association report lists them
+    # products made from an association: the program's association report lists them, and a
+    # wide-field slitless spec2 waits for its direct images' Level-3 _cat (with _i2d, _segm)
     Route(EventType.PRODUCT_ARCHIVED, "associations.update", reprocessed=False,
           suffixes=frozenset({"i2d", "crf", "crfints", "cat", "segm", "phot", "whtlt", "s2d", "x1d",
                              "x1dints"})),

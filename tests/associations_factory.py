@@ -120,6 +120,7 @@ def archive_exposure(ctx, plan: Plan, exposure_id: str, suffix: str, tmp: Path, 
     """Archive a stand-in file for one exposure product the way a stage does (the
     associations service reads only the catalog, never these bytes)."""
     obs, e = _planned(plan, exposure_id)
+    obs = obs.for_exposure(e)  # as ingest records it: a direct image's own mode
     name = planned_name(plan.program, obs, e)
     with ctx.catalog.session() as s:
         exposure = upsert_exposure(

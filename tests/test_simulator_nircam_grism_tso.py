@@ -789,7 +789,7 @@ def test_the_specwcs_opens_as_the_public_model_and_reproduces_the_simulator(run)
             assert (meta.reftype, meta.instrument.name, meta.instrument.detector, meta.instrument.module,
                     meta.instrument.filter, meta.instrument.pupil, meta.exposure.type, meta.exposure.p_exptype,
                     meta.useafter, meta.pedigree) == (
-                "specwcs", "NIRCAM", "NRCALONG", "A", "F444W", "GRISMR", "NRC_TSGRISM", "NRC_TSGRISM|NRC_WFSS|",
+                "specwcs", "NIRCAM", "NRCALONG", "A", "F444W", "GRISMR", "NRC_TSGRISM", "NRC_TSGRISM|",
                 "2022-01-01T00:00:00", "SIMULATION")
             assert str(meta.input_units) == str(meta.output_units) == "um"
             assert list(ref.orders.instance) == [1]
@@ -847,7 +847,7 @@ def test_the_photom_calibrates_a_rendered_column(run):
             assert type(photom).__name__ == "NrcWfssPhotomModel"
             table = photom.phot_table.copy()
             assert (photom.meta.exposure.type, photom.meta.exposure.p_exptype) == ("NRC_TSGRISM",
-                                                                                  "NRC_TSGRISM|NRC_WFSS|")
+                                                                                  "NRC_TSGRISM|")
             pixar_sr = photom.meta.photometry.pixelarea_steradians
     assert pixar_sr == pytest.approx(GRISM.pixel_area_sr, rel=1e-12)
     [row] = table

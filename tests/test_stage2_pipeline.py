@@ -253,7 +253,8 @@ def test_level2_association_parsing():
     assert (asn.asn_type, asn.asn_id, asn.asn_pool) == ("image2", "o001", ASN["asn_pool"])
     assert product.science == "jw01234001001_01101_00001_nrca1_rate.fits"
     assert product.backgrounds == ("jw01234003001_01101_00001_nrca1_rate.fits",)
-    assert product.ignored == ("jw01234001001_01101_00001_nrca1_cat.ecsv (sourcecat)",)
+    assert product.sourcecat == "jw01234001001_01101_00001_nrca1_cat.ecsv" and product.ignored == ()
+    assert product.direct_image is None and product.segmap is None
     for broken, message in [
         ("{", "not valid JSON"),
         (json.dumps({**ASN, "asn_type": "spec3"}), "asn_type 'spec3'"),

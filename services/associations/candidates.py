@@ -22,7 +22,9 @@ __all__ = [
     "NoddedSlitRules",
     "SPECTRAL_EXP_TYPES",
     "TSO_SPEC2_EXP_TYPES",
+    "WFSS_RULES",
     "Candidate",
+    "WfssRules",
     "all_candidates",
     "candidate_text",
     "candidates_of",
@@ -62,6 +64,21 @@ NODDED_SLIT_RULES: dict[str, NoddedSlitRules] = {
                                    naming=ProductNaming.SOURCE),
 }
 NODDED_SLIT_EXP_TYPES = frozenset(NODDED_SLIT_RULES)
+
+@dataclass(frozen=True)
+class WfssRules:
+    """How the public rules associate a wide-field slitless mode: its Level-2 rule (one
+    dispersed exposure with the products of its observation's direct images) and its
+    Level-3 rule (the observation's dispersed exposures)."""
+
+    level2: str
+    level3: str
+
+
+WFSS_RULES: dict[str, WfssRules] = {
+    "NIS_WFSS": WfssRules("Asn_Lv2WFSSNIS", "Asn_Lv3WFSSNIS"),
+    "NRC_WFSS": WfssRules("Asn_Lv2WFSSNRC", "Asn_Lv3WFSSNRC"),
+}
 
 # Spectroscopic science exposure types (the public rules' SPEC2_SCIENCE_EXP_TYPES).
 SPECTRAL_EXP_TYPES = frozenset({

@@ -24,8 +24,9 @@ import numpy as np
 from services.associations.builder import Evaluation, PlannedAsn, SpecKey, spec_key
 from services.associations.graphics import Bar, Footprint, footprint_svg, timeline_svg
 from services.associations.planned import planned_names
+from services.associations.rules import WFSS_MEMBER_TYPES
 from shared.instruments import detector, exposure_timing, subarray
-from shared.naming import BadNameError, parse_association, parse_exposure
+from shared.naming import BadNameError, parse_association, parse_exposure, parse_level3
 from shared.plan import Plan
 from shared.wcs import window_wcs
 
@@ -136,8 +137,18 @@ def member_views(item: PlannedAsn) -> list[MemberView]:
         for n in names:
             if n not in seen:
                 seen.add(n)
-                out.append(MemberView(n, exptype, "waiting", None))
+                out.append(MemberView(n, _level3_member_type(n) or exptype, "waiting", None))
     return out
+
+
+def _level3_member_type(filename: str) -> str | None:
+    """The exptype of a Level-3 product named as a member (a wide-field slitless spec2's
+    direct_image, sourcecat or segmap), None for an exposure's file."""
+    try:
+        suffix = parse_level3(filename).suffix
+    except BadNameError:
+        return None
+    return next((t for t, (s, _) in WFSS_MEMBER_TYPES.items() if s == suffix), None)
 
 
 def _exposure_of(filename: str) -> str | None:

@@ -29,6 +29,20 @@ members the catalog holds.
   ``jw<p>-o<nnn>_t<nnn>-{source_id}_nirspec_clear-prism-{slit_name}-subs200a1``; MOS with
   the source's in the target's place, ``jw<p>-o<nnn>_{source_id}_nirspec_clear-prism``:
   one product set per source).
+- ``spec2`` of wide-field slitless spectroscopy (Asn_Lv2WFSSNIS, Asn_Lv2WFSSNRC): one
+  association per dispersed exposure of an observation with direct images, its ``_rate``
+  the science member, then the Level-3 products of the observation's direct images, named
+  as the public rule names them (:func:`wfss_catalog_members`): their ``_i2d``
+  (direct_image), ``_cat.ecsv`` (sourcecat) and ``_segm`` (segmap). The source catalog is
+  required: spec2 finds the spectra of the sources it lists, so the association waits for
+  the direct images' image3; the ``_i2d`` and ``_segm`` (archived before the catalog by
+  the same image3 run) are members when archived, and one that arrives later makes a new
+  association, as a late background does.
+- ``spec3`` (Asn_Lv3WFSSNIS, Asn_Lv3WFSSNRC): per observation candidate of a wide-field
+  slitless observation, the ``_cal`` of its dispersed exposures, all required, named
+  without the subarray (``jw<p>-o<nnn>_t<nnn>_niriss_f150w-gr150r``,
+  ``jw<p>-o<nnn>_t<nnn>_nircam_f444w-grismr``). The direct images keep their own
+  ``image2`` and ``image3`` (their exposures are imaging: :meth:`Observation.channels`).
 - ``image3`` (Asn_Lv3Image): per candidate, science exposures grouped by instrument,
   filter, pupil, subarray and target; background and TSO excluded. MOSAIC candidates
   (Asn_Lv3ImageMosaic) group without the target (named ``t000``). Proposal and discovered candidates need
@@ -58,6 +72,7 @@ from services.associations.candidates import (
     NODDED_SLIT_EXP_TYPES,
     NODDED_SLIT_RULES,
     SPECTRAL_EXP_TYPES,
+    WFSS_RULES,
     Candidate,
     NoddedSlitRules,
     candidate_text,
@@ -68,17 +83,24 @@ from services.associations.candidates import (
     tso_spec2_takes,
 )
 from services.associations.planned import planned_names
-from services.associations.state import ExposureRecord, ProgramState
+from services.associations.state import ExposureRecord, ProductRecord, ProgramState
 from shared.naming import Level3Name, ProductNaming, parse_exposure
 from shared.plan import Observation, Plan
 
-__all__ = ["AsnProduct", "AsnSpec", "Member", "build_specs", "level2_specs", "level3_specs", "nod_specs"]
+__all__ = ["WFSS_MEMBER_TYPES", "AsnProduct", "AsnSpec", "Member", "build_specs", "level2_specs", "level3_specs",
+           "nod_specs", "wfss_catalog_members", "wfss_specs"]
+
+# The members a wide-field slitless spec2 takes from its direct images' Level-3 products:
+# exptype -> the product's suffix and extension.
+WFSS_MEMBER_TYPES = {"direct_image": ("i2d", "fits"), "sourcecat": ("cat", "ecsv"), "segmap": ("segm", "fits")}
+# Of those, the one an association cannot do without.
+WFSS_REQUIRED = "sourcecat"
 
 
 @dataclass(frozen=True)
 class Member:
     expname: str
-    exptype: str  # science or background
+    exptype: str  # science, background; direct_image, sourcecat, segmap (wide-field slitless spec2)
     revision: int
     archived_at: datetime
     asn_candidate: str | None = None  # Level 3 only: the exposure's pool ASN_CANDIDATE
@@ -268,6 +290,65 @@ def nod_specs(plan: Plan, state: ProgramState) -> list[AsnSpec]:
     return specs
 
 
+def wfss_catalog_members(plan: Plan, obs: Observation) -> dict[str, str]:
+    """The Level-3 products of a wide-field slitless observation's direct images that its
+    Level-2 associations name (exptype -> file name), as the public rule names them: the
+    product of the observation candidate and target with the direct images' optical
+    elements and their subarray when not FULL, the name of their ``image3`` product (the
+    public NIRCam rule leaves the subarray out: NIRCam's WFSS is taken full frame, where
+    the two agree; in a subarray its name is of no product). (The public rule takes them
+    from the direct image closest to the dispersed exposure; an observation's direct
+    images share their filter and pupil, so every one gives the same name, the name of
+    their ``image3`` product.) Empty for an observation without direct images."""
+    direct = obs.direct_image
+    if obs.exp_type.upper() not in WFSS_RULES or direct is None:
+        return {}
+    base = Level3Name.build(plan.program, f"o{obs.number:03d}", f"t{obs.target_id:03d}", obs.instrument,
+                            [direct.filter, direct.pupil], obs.subarray, "i2d")
+    return {exptype: replace(base, suffix=suffix, ext=ext).format()
+            for exptype, (suffix, ext) in WFSS_MEMBER_TYPES.items()}
+
+
+def _level3_member(record: ProductRecord | None, exptype: str) -> Member | None:
+    return None if record is None else Member(record.filename, exptype, record.revision, record.archived_at)
+
+
+def wfss_specs(plan: Plan, state: ProgramState) -> list[AsnSpec]:
+    """One ``spec2`` association per dispersed exposure of a wide-field slitless
+    observation with direct images (Asn_Lv2WFSSNIS, Asn_Lv2WFSSNRC; not a time series,
+    which tso-spec2 takes): its ``_rate`` and the Level-3 products of the direct images
+    (:func:`wfss_catalog_members`), complete when the ``_rate`` and the source catalog are
+    archived."""
+    specs = []
+    for whole in plan.observations:
+        rules = WFSS_RULES.get(whole.exp_type.upper())
+        catalog = wfss_catalog_members(plan, whole)
+        if rules is None or not catalog or is_tso(whole):
+            continue
+        acid = f"o{whole.number:03d}"
+        found = {exptype: _level3_member(state.product(name), exptype) for exptype, name in catalog.items()}
+        lv3_members = tuple(m for m in found.values() if m is not None)
+        optional_waiting = tuple(name for exptype, name in catalog.items()
+                                 if found[exptype] is None and exptype != WFSS_REQUIRED)
+        # the dispersed exposures (the direct images are imaging, associated by the imaging rules)
+        for obs in (c for c in whole.channels() if c.exp_type == whole.exp_type):
+            for _, name in planned_names(plan, obs):
+                rec = state.exposure(name.exposure_id)
+                science = _members(rec, "rate", "science")
+                rate = _expected(rec, name, "rate")
+                expected = (*rate, catalog[WFSS_REQUIRED])
+                waiting = (() if science else rate) + (() if found[WFSS_REQUIRED] else (catalog[WFSS_REQUIRED],))
+                products = () if waiting else tuple(AsnProduct(_stem(m.expname), (m, *lv3_members)) for m in science)
+                specs.append(AsnSpec(
+                    acid=acid, asn_type="spec2", asn_rule=f"candidate_{rules.level2}", level=2,
+                    name=name.exposure_id, target=str(obs.target_id),
+                    constraints=_constraints(program=int(plan.program), **_optical(obs), exp_type=obs.exp_type,
+                                             asn_candidate=acid),
+                    products=products, expected=expected, waiting=waiting, optional_waiting=optional_waiting,
+                ))
+    return specs
+
+
 def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation]]]:
     """(asn_type, observations) groups of one candidate, in key order."""
     # each channel of an observation on its own: its mode, filter and pupil make its group
@@ -279,6 +360,11 @@ def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation
         if obs.exp_type.upper() in NODDED_SLIT_EXP_TYPES:
             if cand.kind == "o":
                 # the public Level-3 rule of the mode: the observation's nods, per target
+                groups[("spec3", obs.instrument, obs.filter, obs.pupil, obs.subarray, obs.target_id)].append(obs)
+            continue
+        if obs.exp_type.upper() in WFSS_RULES and not is_tso(obs):
+            if cand.kind == "o":
+                # Asn_Lv3WFSSNIS/NRC: the observation's dispersed exposures, per grism and target
                 groups[("spec3", obs.instrument, obs.filter, obs.pupil, obs.subarray, obs.target_id)].append(obs)
             continue
         if obs.exp_type.upper() in SPECTRAL_EXP_TYPES:
@@ -306,9 +392,11 @@ def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation
 def _lv3_product(plan: Plan, cand: Candidate, target: str, first: Observation, asn_type: str,
                  slit: NoddedSlitRules | None) -> str:
     """The Level-3 product name; a time series through a fixed slit (NIRSpec's bright-object
-    S1600A1) has its slit after the optical elements, as the public naming gives."""
+    S1600A1) has its slit after the optical elements, as the public naming gives; a
+    wide-field slitless one has no subarray (its public rule does not constrain it)."""
+    subarray = None if first.exp_type.upper() in WFSS_RULES else first.subarray
     name = Level3Name.build(plan.program, cand.acid, target, first.instrument, [first.filter, first.pupil],
-                            first.subarray, "i2d", naming=ProductNaming.TARGET if slit is None else slit.naming)
+                            subarray, "i2d", naming=ProductNaming.TARGET if slit is None else slit.naming)
     if asn_type == "tso3" and first.fixed_slit:
         name = replace(name, optical_elements=(*name.optical_elements, first.fixed_slit.lower()))
     return name.product_name
@@ -322,7 +410,8 @@ def _lv3_takes(asn_type: str, obs: Observation, detector: str) -> bool:
 
 def _lv3_rule(cand: Candidate, asn_type: str, first: Observation) -> str:
     if asn_type == "spec3":
-        return f"candidate_{NODDED_SLIT_RULES[first.exp_type.upper()].level3}"
+        wfss = WFSS_RULES.get(first.exp_type.upper())
+        return f"candidate_{wfss.level3 if wfss else NODDED_SLIT_RULES[first.exp_type.upper()].level3}"
     if asn_type == "tso3":
         return "candidate_Asn_Lv3TSO"
     if cand.kind == "a":
@@ -379,4 +468,5 @@ def level3_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -
 
 def build_specs(plan: Plan, state: ProgramState, candidates: list[Candidate]) -> list[AsnSpec]:
     """Every association the plan calls for: Level 2, then Level 3."""
-    return level2_specs(plan, state, candidates) + nod_specs(plan, state) + level3_specs(plan, state, candidates)
+    return (level2_specs(plan, state, candidates) + nod_specs(plan, state) + wfss_specs(plan, state)
+            + level3_specs(plan, state, candidates))

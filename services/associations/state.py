@@ -1,4 +1,5 @@
-"""What the catalog holds for a program: its exposures and their current products.
+"""What the catalog holds for a program: its exposures and their current products, and
+its current Level-3 products that associations name as members.
 
 Everything the builder decides is a function of this snapshot and the plan, so a
 repeated or reordered event leads to the same decisions. Products are matched to their
@@ -15,13 +16,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.catalog.models import Artifact, ArtifactKind, Exposure, Observation, Product
-from shared.naming import BadNameError, ExposureName, PoolName, parse_exposure, parse_pool
+from shared.naming import (
+    BadNameError,
+    ExposureName,
+    PoolName,
+    parse_exposure,
+    parse_level3,
+    parse_pool,
+)
 
-__all__ = ["EXPOSURE_SUFFIXES", "CurrentPool", "ExposureRecord", "ProductRecord", "ProgramState", "load_state"]
+__all__ = ["EXPOSURE_SUFFIXES", "LEVEL3_SUFFIXES", "CurrentPool", "ExposureRecord", "ProductRecord", "ProgramState",
+           "load_state"]
 
 # Exposure-level products the rules use: the raw file (pool), stage 1 (Lv2) and stage 2 (Lv3;
 # an LRS nod's _x1d is a background member of its spec3 association).
 EXPOSURE_SUFFIXES = ("uncal", "rate", "rateints", "cal", "calints", "x1d")
+# Level-3 products the rules use: a wide-field slitless exposure's spec2 names its direct
+# images' _i2d, source catalog (_cat) and segmentation map (_segm).
+LEVEL3_SUFFIXES = ("i2d", "cat", "segm")
 
 
 @dataclass(frozen=True)
@@ -95,12 +107,20 @@ class CurrentPool:
 
 @dataclass(frozen=True)
 class ProgramState:
+    """The program's exposures, its current pool and its current Level-3 products of
+    :data:`LEVEL3_SUFFIXES` (file name -> record; ``segment`` None)."""
+
     program: str
     exposures: dict[str, ExposureRecord]
     pool: CurrentPool | None = None
+    level3: dict[str, ProductRecord] = field(default_factory=dict)
 
     def exposure(self, name: str) -> ExposureRecord | None:
         return self.exposures.get(name)
+
+    def product(self, filename: str) -> ProductRecord | None:
+        """The current revision of a Level-3 product, by file name (None: not archived)."""
+        return self.level3.get(filename)
 
 
 def _utc(when: datetime) -> datetime:
@@ -147,7 +167,23 @@ def load_state(session: Session, program: str) -> ProgramState:
             target_name=target_name or "",
             products={s: tuple(sorted(v, key=lambda p: (p.segment or 0))) for s, v in found.items()},
         )
-    return ProgramState(program, exposures, _current_pool(session, program))
+    return ProgramState(program, exposures, _current_pool(session, program), _current_level3(session, program))
+
+
+def _current_level3(session: Session, program: str) -> dict[str, ProductRecord]:
+    """The program's current Level-3 products of :data:`LEVEL3_SUFFIXES`, by file name."""
+    rows = session.execute(
+        select(Product.filename, Product.suffix, Product.revision, Product.archived_at, Product.software_version)
+        .where(Product.program_id == program, Product.is_current, Product.suffix.in_(LEVEL3_SUFFIXES))
+    ).all()
+    out = {}
+    for filename, suffix, revision, archived_at, version in rows:
+        try:
+            parse_level3(filename)
+        except BadNameError:
+            continue  # a stage-2 _i2d of one exposure
+        out[filename] = ProductRecord(filename, suffix, revision, None, _utc(archived_at), version or "")
+    return out
 
 
 def _current_pool(session: Session, program: str) -> CurrentPool | None:

@@ -293,7 +293,8 @@ def _unit(hdu: fits.BinTableHDU, name: str) -> str | None:
 
 
 def _spectra(hdul: fits.HDUList, path: Path, suffix: str | None, info: str) -> SpectrumSource:
-    tables = [h for h in hdul if h.name == "EXTRACT1D" and isinstance(h, fits.BinTableHDU)]
+    # a _c1d's combined spectra are COMBINE1D tables, their error column ERROR
+    tables = [h for h in hdul if h.name in ("EXTRACT1D", "COMBINE1D") and isinstance(h, fits.BinTableHDU)]
     if not tables:
         raise UnreadableProductError(f"{path.name}: has no EXTRACT1D table")
     out = SpectrumSource(suffix=suffix, wavelength=[], flux=[], error=[], dq=[], labels=[], info=info)
@@ -308,7 +309,8 @@ def _spectra(hdul: fits.HDUList, path: Path, suffix: str | None, info: str) -> S
         if data is None or not {"WAVELENGTH", "FLUX"} <= cols:
             raise UnreadableProductError(f"{path.name}: EXTRACT1D #{i} lacks WAVELENGTH or FLUX")
         wave, flux = np.asarray(data["WAVELENGTH"]), np.asarray(data["FLUX"])
-        err = np.asarray(data["FLUX_ERROR"]) if "FLUX_ERROR" in cols else None
+        err_name = "FLUX_ERROR" if "FLUX_ERROR" in cols else "ERROR"
+        err = np.asarray(data[err_name]) if err_name in cols else None
         dq = np.asarray(data["DQ"]) if "DQ" in cols else None
         label = _spectrum_label(hdu.header, i)
         if tso and len(data) == 0:
@@ -322,7 +324,7 @@ def _spectra(hdul: fits.HDUList, path: Path, suffix: str | None, info: str) -> S
         for r in rows:
             out.wavelength.append(Column("WAVELENGTH", _row(wave, r), _unit(hdu, "WAVELENGTH")))
             out.flux.append(Column("FLUX", _row(flux, r), _unit(hdu, "FLUX")))
-            out.error.append(Column("FLUX_ERROR", _row(err, r), _unit(hdu, "FLUX_ERROR")) if err is not None else None)
+            out.error.append(Column(err_name, _row(err, r), _unit(hdu, err_name)) if err is not None else None)
             out.dq.append(_row(dq, r))
             out.labels.append(label if r is None else f"{label} row {r + 1}")
     series += [_stacked(members, label) for label, members in single.items()]

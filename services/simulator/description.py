@@ -111,11 +111,14 @@ from .spectrograph import (
     NRS_FS_EXP_TYPE,
     NRS_MOS_EXP_TYPE,
     SPECTRAL_TSO_EXP_TYPES,
+    WFSS_EXP_TYPES,
+    WFSS_GRISMS,
     SlitSpectrograph,
     SourceSpectrum,
     SpectralLine,
     slit_spectrograph,
     spectral_orders,
+    wfss_grism,
 )
 
 __all__ = [
@@ -147,6 +150,10 @@ SLIT_EXP_TYPES: dict[str, tuple[str, ...]] = {detector(LRS.detector).instrument:
                                               "NIRSPEC": (NRS_FS_EXP_TYPE, NRS_BOTS_EXP_TYPE),
                                               detector(NIRISS_SOSS.detector).instrument: (NIS_SOSS_EXP_TYPE,),
                                               detector(NIRCAM_GRISM_TSO.detector).instrument: (NRC_TSGRISM_EXP_TYPE,)}
+# Wide-field slitless spectroscopy the simulator renders (its grisms: WFSS_GRISMS), per instrument.
+WFSS_SIMULATED: dict[str, tuple[str, ...]] = {
+    instrument: tuple(sorted({m.exp_type for m in WFSS_GRISMS.values() if detector(m.detector).instrument == instrument}))
+    for instrument in sorted({detector(m.detector).instrument for m in WFSS_GRISMS.values()})}
 # The nod patterns along each slit, and how close to the slit's ends (arcsec) a nod may
 # bring the target.
 NOD_PATTERNS: dict[str, tuple[str, ...]] = {LRS_EXP_TYPE: ("ALONG-SLIT-NOD",), LRS_SLITLESS_EXP_TYPE: (),
@@ -483,7 +490,7 @@ class ObservationSpec(_Strict):
         v = v.strip().upper()
         instrument = info.data.get("instrument")
         allowed = (IMAGING_EXP_TYPES.get(instrument or "", ()) + SLIT_EXP_TYPES.get(instrument or "", ())
-                   + MOS_EXP_TYPES.get(instrument or "", ()))
+                   + MOS_EXP_TYPES.get(instrument or "", ()) + WFSS_SIMULATED.get(instrument or "", ()))
         if instrument and v not in allowed:
             raise ValueError(f"exp_type {v!r} is not simulated for {instrument}; use one of {', '.join(allowed)}")
         return v
@@ -647,9 +654,36 @@ class ObservationSpec(_Strict):
                              f"grism), not {self.pupil or 'none'}")
         return self._time_series(grism)
 
+    @property
+    def wfss(self) -> bool:
+        """Wide-field slitless spectroscopy (NIS_WFSS, NRC_WFSS): the field's spectra through
+        a grism, with direct images of the field before them."""
+        return self.exp_type in WFSS_EXP_TYPES
+
+    @model_validator(mode="after")
+    def _wfss(self) -> ObservationSpec:
+        """A WFSS observation, every check of the mode here: a simulated grism behind its
+        blocking filter (NIRISS: FILTER the grism, PUPIL the filter; NIRCam the other way
+        round) on the grism's detector, staring or dithered like imaging, no time series."""
+        if not self.wfss or not self.detectors:
+            return self
+        try:
+            grism = wfss_grism(self.exp_type, self.filter, self.pupil)
+        except ValueError as exc:
+            raise ValueError(f"filter/pupil: {exc}") from None
+        if self.detectors != [grism.detector]:
+            raise ValueError(f"detectors: the {grism.label} spectra are simulated on {grism.detector} alone, not "
+                             f"{self.detectors}")
+        if self.tsovisit or self.is_psf or self.is_background or self.pre_image_for:
+            raise ValueError(f"exp_type: a {self.exp_type} observation is simulated as dispersed images of a field "
+                             "with its direct images (no tsovisit, is_psf, is_background or pre_image_for)")
+        if self.nints != 1:
+            raise ValueError(f"nints: a {self.exp_type} exposure is simulated with one integration")
+        return self
+
     @model_validator(mode="after")
     def _optics(self) -> ObservationSpec:
-        if not self.detectors or self.mos or self.exp_type == NRC_TSGRISM_EXP_TYPE:  # the grism: its own checks
+        if not self.detectors or self.mos or self.exp_type == NRC_TSGRISM_EXP_TYPE or self.wfss:  # their own checks
             return self
         if self.instrument == "NIRSPEC":  # the fixed slits: the prism behind CLEAR; BOTS: G395M behind F290LP
             if self.filter not in NIRSPEC_FILTERS:

@@ -126,8 +126,10 @@ from .spectrograph import (
     render_slit,
     slit_spectrograph,
     spectral_orders,
+    wfss_grism,
 )
 from .transit import HostStar, LightCurve, light_curve, white_light_depth
+from .wfss import WfssTruth, region_margin, wfss_scene
 
 __all__ = [
     "ExposureSimulation",
@@ -321,7 +323,9 @@ class ExposureTruth:
     radial pointing jitter about its mean over the exposure (true, not as measured) from
     ``jitter_samples`` 16 Hz samples, by which ``psf_fwhm`` was widened (0: unguided);
     ``slit`` the source of a slit exposure (None: imaging); ``mos`` the MSA scene of a
-    NIRSpec MOS exposure (None otherwise).
+    NIRSpec MOS exposure (None otherwise); ``wfss`` the dispersed field of a wide-field
+    slitless exposure (None otherwise: its ``star_table`` lists the stars whose spectra
+    it renders, at their undispersed places, and ``sky_level`` is its sky's median).
     """
 
     flux: np.ndarray
@@ -347,6 +351,7 @@ class ExposureTruth:
     jitter_samples: int = 0
     slit: SlitTruth | None = None
     mos: MosTruth | None = None
+    wfss: WfssTruth | None = None
 
 
 @dataclass(frozen=True)
@@ -387,6 +392,13 @@ def _exposure_entropy(seed: int, plan: Plan, obs: Observation, exp: PlannedExpos
 
 
 def _pointing_identifiers(plan: Plan, obs: Observation, exp: PlannedExposure) -> tuple[int, ...]:
+    """What an exposure's pointing error is drawn from: the exposure's identifiers; a
+    wide-field slitless visit's exposures, its direct images and dispersed exposures,
+    share one draw (the visit's: one guide star holds them, so the sources keep their
+    places between them to the dither's exactness, which the dispersed exposures'
+    spectra are found by)."""
+    if obs.direct_image is not None:
+        return (int(plan.program), obs.number, exp.visit, exp.visit_group, exp.sequence)
     return (int(plan.program), obs.number, exp.visit, exp.visit_group, exp.sequence, exp.activity, exp.exposure)
 
 
@@ -421,11 +433,13 @@ def window_gwcs(det: DetectorInfo, sub: Subarray, pointing: Pointing):
                         xstart=sub.xstart, ystart=sub.ystart, xsize=sub.xsize, ysize=sub.ysize)
 
 
-def window_box(gw, target, nx: int, ny: int, margin: float) -> tuple[tuple[float, float], tuple[float, float]]:
+def window_box(gw, target, nx: int, ny: int, margin: float | tuple[float, float, float, float]
+               ) -> tuple[tuple[float, float], tuple[float, float]]:
     """Bounding box, in the target's standard coordinates (arcsec), of a window grown by
-    ``margin`` pixels (``gw``: the window's gwcs)."""
-    xs = np.array([-margin, nx - 1 + margin, nx - 1 + margin, -margin])
-    ys = np.array([-margin, -margin, ny - 1 + margin, ny - 1 + margin])
+    ``margin`` pixels, or by (left, right, bottom, top) pixels (``gw``: the window's gwcs)."""
+    left, right, bottom, top = (margin,) * 4 if np.isscalar(margin) else margin
+    xs = np.array([-left, nx - 1 + right, nx - 1 + right, -left])
+    ys = np.array([-bottom, -bottom, ny - 1 + top, ny - 1 + top])
     ra, dec = gw(xs, ys, with_bounding_box=False)
     xi, eta = tangent_project(target.ra, target.dec, ra, dec)
     return (float(xi.min()), float(xi.max())), (float(eta.min()), float(eta.max()))
@@ -498,7 +512,7 @@ def simulate_exposure(
     spectral = slit_model is not None or mos
     acquired = spectral or slit_spectrograph(whole.exp_type, whole.fixed_slit) is not None  # a channel: the grism's
     rms = knobs.acquisition_error_arcsec if acquired else knobs.pointing_error_arcsec
-    error = pointing_error(knobs.seed, _pointing_identifiers(plan, obs, exp), rms, knobs.roll_error_deg)
+    error = pointing_error(knobs.seed, _pointing_identifiers(plan, whole, exp), rms, knobs.roll_error_deg)
     offset = reference_point_offset(det, [detector(n) for n in whole.detectors], sub,
                                     slit_spectrograph(whole.exp_type, whole.fixed_slit))
     true, dx, dy = true_pointing(exp.pointing, error, offset)
@@ -511,6 +525,7 @@ def simulate_exposure(
     target = plan.target(obs.target_id)
     # the sky's reference: the slit, or a shutter (every MSA shutter shares its prism and sky)
     sky_model = msa_slitlet(MSA_QUADRANTS[det.name][0], 1, (1,)) if mos else slit_model
+    grism = wfss_grism(obs.exp_type, obs.filter, obs.pupil)  # a wide-field slitless exposure's
     wavelength = (float(sky_model.wavelength(sky_model.s_ref)) if spectral  # its reference wavelength
                   else pivot_wavelength(obs.instrument, obs.filter, obs.pupil))
     fwhm = psf_fwhm_arcsec(wavelength, obs.pupil) / det.pixel_scale
@@ -527,7 +542,10 @@ def simulate_exposure(
         stars = StarList(id=np.zeros(0, np.int64), ra=np.zeros(0), dec=np.zeros(0), flux=np.zeros(0))
     else:
         psf_radius = 6.0 * fwhm / 2.3548 + 1.0
-        xi_range, eta_range = window_box(gw, target, nx, ny, psf_radius + _MARGIN_PIX)
+        # a WFSS window sees stars beyond it whose spectra reach it
+        margin = psf_radius + _MARGIN_PIX if grism is None else \
+            tuple(m + psf_radius + _MARGIN_PIX for m in region_margin(grism))
+        xi_range, eta_range = window_box(gw, target, nx, ny, margin)
         stars = stars_in_region(target, knobs.seed, star_population(plan, target.id, knobs), xi_range, eta_range)
     curve = None
     ephemeris = ephemeris or simulated_ephemeris(plan)
@@ -541,9 +559,18 @@ def simulate_exposure(
                             else float(host.transit.depth_at(wavelength)))
         stars = _with_host(stars, target, host.flux * float(np.mean(curve.relative)))
     sx, sy = _world_to_pixel(gw, stars)
+    sky_level = knobs.sky_level if knobs.sky_level is not None else default_sky_level(obs.instrument, wavelength)
+    wfss = None
+    if grism is not None:  # the stars dispersed; the direct images' filter reads their fluxes
+        direct = whole.direct_image
+        photometry = (obs.instrument, direct.filter, direct.pupil) if direct is not None else \
+            (obs.instrument, obs.filter, obs.pupil)
+        wfss_image, wfss = wfss_scene(grism, stars, sx, sy, sub,
+                                      sky_level / default_sky_level(obs.instrument, wavelength), area, knobs.seed,
+                                      photometry)
+        stars, sx, sy = wfss.stars, wfss.x, wfss.y
     weights = np.divide(win.flat, win.gain, dtype=np.float64)
     rendered = render_stars(sx, sy, stars.flux, fwhm, (ny, nx), weights=weights)
-    sky_level = knobs.sky_level if knobs.sky_level is not None else default_sky_level(obs.instrument, wavelength)
     slit = mos_truth = None
     if spectral:
         # the description's sky level scales the sky spectrum as it would the imaging sky
@@ -568,6 +595,10 @@ def simulate_exposure(
                                   for m in spectral_orders(sky_model)))
         else:
             sky_level = float(sky_model.sky_electrons(centre, sky_scale * sky_model.sky(sky_model.wavelength(centre)))[0])
+    elif wfss is not None:
+        source_image = wfss_image
+        flux = wfss_image + wfss.sky
+        sky_level = float(np.median(wfss.sky / area))
     else:
         source_image = rendered.image
         flux = rendered.image + sky_level * area
@@ -616,8 +647,8 @@ def simulate_exposure(
         refout = simulate_refout(win.refout_level(), float(np.median(win.read_noise)), refout_row_parity(sub),
                                  drifts, schedule, generator(*entropy, 4), noiseless=noiseless)
 
-    # Star truth: stars that put light in the window.
-    keep = np.flatnonzero(rendered.captured > 1e-9)
+    # Star truth: stars that put light in the window (WFSS: whose spectra reach it).
+    keep = np.arange(len(stars)) if wfss is not None else np.flatnonzero(rendered.captured > 1e-9)
     xk, yk = sx[keep], sy[keep]
     ix, iy = np.floor(xk + 0.5).astype(int), np.floor(yk + 0.5).astype(int)
     inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
@@ -643,7 +674,7 @@ def simulate_exposure(
         star_table=star_table, jumps=crs, wcs=wcs_kw, drifts=drifts, area=area.astype(np.float32),
         pointing=true, pointing_offset=(dx, dy), roll_error=error.droll, host=host_truth,
         reset_decay=reset_decay, jitter_rms_mas=jitter_rms, jitter_samples=jitter_samples, slit=slit,
-        mos=mos_truth,
+        mos=mos_truth, wfss=wfss,
     )
     return ExposureSimulation(
         name=exposure_name(plan, obs, exp), program=int(plan.program), observation=obs, exposure=exp,

@@ -25,7 +25,9 @@ area from the distortion; QE = the detector model's flat):
   imager's optics; NRS1's NRS_FIXEDSLIT, NRS_BRIGHTOBJ and NRS_MSASPEC, NRS2's NRS_MSASPEC:
   the slits' and shutters' undispersed images at the disperser's reference wavelength;
   NIS's NIS_SOSS: the target's undispersed image at order 1's reference point;
-  NRCALONG's NRC_TSGRISM: the target's undispersed image at the grism's reference point);
+  NRCALONG's NRC_TSGRISM: the target's undispersed image at the grism's reference point;
+  NIS's NIS_WFSS and NRCALONG's NRC_WFSS: the sources' undispersed images, which their
+  grisms' traces start from);
   NIRCam also MODULE, CHANNEL and PUPIL/P_PUPIL ANY.
 - FILTEROFFSET (FilteroffsetModel, ASDF ``jwst_<inst>_filteroffset_<det>_sim.asdf``, per
   detector): one row per filter (MIRI) or filter/pupil pair (NIRCam, NIRISS: those of
@@ -115,7 +117,7 @@ from .reffiles import (
     write_mask,
     write_readnoise,
 )
-from .spectrograph import LRS, MSA_QUADRANTS, NRS_MOS_EXP_TYPE, SLIT_SPECTROGRAPHS
+from .spectrograph import LRS, MSA_QUADRANTS, NRS_MOS_EXP_TYPE, SLIT_SPECTROGRAPHS, WFSS_GRISMS
 
 __all__ = [
     "APCORR_EE",
@@ -306,7 +308,8 @@ def _imaging_meta(model, info, *, slit: bool = False) -> None:
     on its detector); NIRCam's MODULE and CHANNEL."""
     exp_types = IMAGING_EXP_TYPES.get(info.instrument, ())
     if slit:
-        exp_types = (*exp_types, *dict.fromkeys(m.exp_type for m in SLIT_SPECTROGRAPHS.values()
+        exp_types = (*exp_types, *dict.fromkeys(m.exp_type for m in (*SLIT_SPECTROGRAPHS.values(),
+                                                                     *WFSS_GRISMS.values())
                                                 if m.detector == info.name))
         if info.name in MSA_QUADRANTS:  # the MSA's slitlets image on NRS1 and NRS2 through the same optics
             exp_types = (*exp_types, NRS_MOS_EXP_TYPE)

@@ -108,12 +108,12 @@ def pivot_wavelength(instrument: str, filter_: str, pupil: str | None = None) ->
     return FILTERS[instrument.upper()][bandpass_element(instrument, filter_, pupil)]
 
 
-def psf_fwhm_arcsec(wavelength_um: float, pupil: str | None = None) -> float:
+def psf_fwhm_arcsec(wavelength_um, pupil: str | None = None):
     """Full width at half maximum of the Gaussian PSF, arcsec (a weak lens in the pupil
-    wheel widens it in quadrature)."""
-    fwhm = FWHM_ARCSEC_PER_UM * wavelength_um
+    wheel widens it in quadrature); of a wavelength (um) or an array of them."""
+    fwhm = FWHM_ARCSEC_PER_UM * np.asarray(wavelength_um, np.float64)
     defocus = WEAK_LENS_FWHM_ARCSEC.get((pupil or "").upper(), 0.0)
-    return math.hypot(fwhm, defocus)
+    return np.hypot(fwhm, defocus)
 
 
 def jy_per_electron(instrument: str, filter_: str, pupil: str | None = None) -> float:

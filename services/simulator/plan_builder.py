@@ -17,7 +17,11 @@ the slit. A NIRSpec MOS observation (NRS_MSASPEC) names its MSA metadata file
 (``msa_metadata``) and puts the target at its detectors' window centre; its
 3-SHUTTER-SLITLET nod (PATTTYPE 3-POINT-NOD, the public data model's value for NIRSpec's
 nods) and 2-SHUTTER-SLITLET nod (PATTTYPE 2-POINT-NOD) step the telescope by one shutter
-pitch along the slitlets. Proposal candidates get ids c1000, c1001, ... in
+pitch along the slitlets. A wide-field slitless observation (NIS_WFSS, NRC_WFSS) takes a
+direct image of the field first (activity 1, exposure 1, at the first dither point:
+NIS_IMAGE through CLEAR and the blocking filter, NRC_IMAGE through the blocking filter and
+CLEAR; the plan's ``direct_image``), then its dispersed exposures (activity 2, the
+exposure number the dither point). Proposal candidates get ids c1000, c1001, ... in
 the order of the description. Every visit of an observation that is not a dark gets a
 guide star (:func:`guiding.select_guide_star`).
 """
@@ -31,6 +35,7 @@ from shared.naming import MsaMetadataName
 from shared.plan import (
     Aperture,
     Channel,
+    DirectImage,
     DitherPattern,
     Observation,
     Plan,
@@ -53,6 +58,8 @@ from .spectrograph import (
     NRS_BOTS_EXP_TYPE,
     NRS_FS_EXP_TYPE,
     NRS_MOS_EXP_TYPE,
+    WFSS_EXP_TYPES,
+    wfss_grism,
 )
 
 __all__ = ["DEFAULT_START", "MOS_EXP_TYPE", "build_plan", "default_exp_type", "planned_only", "rendered_mos"]
@@ -63,7 +70,19 @@ _SPECTROSCOPY_TEMPLATES = {LRS_EXP_TYPE: "MIRI Low Resolution Spectroscopy",
                            NRS_FS_EXP_TYPE: "NIRSpec Fixed Slit Spectroscopy",
                            NRS_BOTS_EXP_TYPE: "NIRSpec Bright Object Time Series",
                            NIS_SOSS_EXP_TYPE: "NIRISS SOSS",
-                           NRC_TSGRISM_EXP_TYPE: "NIRCam Grism Time Series"}
+                           NRC_TSGRISM_EXP_TYPE: "NIRCam Grism Time Series",
+                           "NIS_WFSS": "NIRISS Wide Field Slitless Spectroscopy",
+                           "NRC_WFSS": "NIRCam Wide Field Slitless Spectroscopy"}
+#: The direct images' EXP_TYPE of a wide-field slitless observation, per instrument.
+_DIRECT_IMAGE_EXP_TYPES = {"NIRISS": "NIS_IMAGE", "NIRCAM": "NRC_IMAGE"}
+
+
+def _direct_image(instrument: str, exp_type: str, filter_: str, pupil: str) -> DirectImage:
+    """The direct images of a WFSS observation (module docstring): its blocking filter
+    without the grism, in activity 1."""
+    grism = wfss_grism(exp_type, filter_, pupil)
+    optics = ("CLEAR", grism.filter) if instrument == "NIRISS" else (grism.filter, "CLEAR")
+    return DirectImage(exp_type=_DIRECT_IMAGE_EXP_TYPES[instrument], filter=optics[0], pupil=optics[1], activities=[1])
 MOS_EXP_TYPE = NRS_MOS_EXP_TYPE  # a NIRSpec MOS observation: planned with its MSA metadata file
 
 
@@ -137,16 +156,21 @@ def build_plan(desc: ProgramDescription) -> Plan:
         step = timedelta(seconds=timing.duration + knobs.dither_overhead_s)
         exp_type = spec.exp_type or default_exp_type(spec.instrument, dets[0].exp_type, spec.tsovisit)
         pointings = detector_pointings(target.ra, target.dec, spec.roll, dets, sub, offsets, slit)
+        wfss = exp_type in WFSS_EXP_TYPES  # a direct image first (activity 1), then the grism's (activity 2)
         exposures = [
             PlannedExposure(
-                visit=1, visit_group=1, sequence=1, activity=1,
+                visit=1, visit_group=1, sequence=1, activity=2 if wfss else 1,
                 exposure=point + 1, detector=d.name, dither_point=point + 1,
-                start_time=start + point * step,
+                start_time=start + (point + wfss) * step,
                 pointing=pointings[point][d.name],
             )
             for point in range(len(offsets))
             for d in dets
         ]
+        if wfss:
+            exposures = [PlannedExposure(visit=1, visit_group=1, sequence=1, activity=1, exposure=1, detector=d.name,
+                                         dither_point=1, start_time=start, pointing=pointings[0][d.name])
+                         for d in dets] + exposures
         template = spec.template or _SPECTROSCOPY_TEMPLATES.get(exp_type) or TEMPLATES.get(
             spec.instrument, "NIRSpec MultiObject Spectroscopy")
         observation = (
@@ -180,6 +204,8 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 simultaneous=Channel(detectors=[GRISM_TSO_SHORT_WAVE_DETECTOR], exp_type=GRISM_TSO_SHORT_WAVE_EXP_TYPE,
                                      filter=spec.short_wave.filter, pupil=spec.short_wave.pupil)
                 if spec.short_wave is not None else None,
+                direct_image=_direct_image(spec.instrument, exp_type, spec.filter, spec.pupil or "CLEAR")
+                if wfss else None,
             )
         )
         if guided(observation):
@@ -190,7 +216,7 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 select_guide_star(knobs.seed, int(desc.program_id), number, visit, e.pointing.ra, e.pointing.dec)
                 for visit, e in sorted(first.items())]})
         observations.append(observation)
-        end = start + len(offsets) * step - timedelta(seconds=knobs.dither_overhead_s)
+        end = start + (len(offsets) + wfss) * step - timedelta(seconds=knobs.dither_overhead_s)
         previous_end = end
         cursor = end + timedelta(seconds=knobs.observation_gap_s)
     return Plan(

@@ -79,7 +79,7 @@ from .plan_builder import build_plan, planned_only, rendered_mos
 from .ramps import FrameSchedule
 from .reffiles import DarkRequest, write_reference_files
 from .slit_refs import write_nirspec_mos_references, write_slit_references
-from .spectrograph import SourceSpectrum, slit_spectrograph
+from .spectrograph import SourceSpectrum, slit_spectrograph, wfss_grism
 from .telemetry_writer import max_rows_per_packet, write_telemetry
 from .transit import HostStar
 from .truth import (
@@ -92,6 +92,7 @@ from .truth import (
     write_truth_index,
 )
 from .wavefront import write_opd_files
+from .wfss_refs import write_wfss_references
 
 __all__ = ["Progress", "SimulationResult", "host_star", "simulate", "target_spectrum"]
 
@@ -311,6 +312,9 @@ def simulate(
             slits = [slit_spectrograph(o.exp_type, o.fixed_slit) for o in _detector_views(plan, det_name)]
             if any(slits):  # SPECWCS, PHOTOM, PATHLOSS of the slits
                 written += write_slit_references([m for m in slits if m is not None], model, ref_dir)
+            grisms = [wfss_grism(o.exp_type, o.filter, o.pupil) for o in _detector_views(plan, det_name)]
+            if any(grisms):  # SPECWCS, PHOTOM, WFSSBKG, WAVELENGTHRANGE of the wide-field grisms
+                written += write_wfss_references([g for g in grisms if g is not None], model, ref_dir)
             if any(rendered_mos(o) and det_name in o.detectors for o in plan.observations):
                 written += write_nirspec_mos_references(model, ref_dir, failed_open, failed_closed)
             instrument = model.detector.instrument
@@ -430,6 +434,7 @@ def _photometry(plan: Plan) -> dict[str, float]:
         f"{o.instrument}/{o.filter}/{o.pupil}": jy_per_electron(o.instrument, o.filter, o.pupil)
         for whole in plan.observations for o in whole.channels()
         if o.msa_metadata is None and slit_spectrograph(o.exp_type, o.fixed_slit) is None
+        and wfss_grism(o.exp_type, o.filter, o.pupil) is None
     }
 
 

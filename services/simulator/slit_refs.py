@@ -146,8 +146,8 @@ formats, both spectral orders in each file:
 
 NIRCam's grism time series (:func:`write_nircam_grism_references`, NRC_TSGRISM, GRISMR
 behind F444W on NRCALONG, ``jwst_nircam_<type>_nrcalong_tsgrism_sim.<asdf|fits>``), the
-public formats, selected by EXP_TYPE through P_EXPTYPE ``NRC_TSGRISM|NRC_WFSS|`` (the
-wide-field mode of the same grism shares them) and, the SPECWCS, by FILTER and PUPIL:
+public formats, selected by EXP_TYPE through P_EXPTYPE ``NRC_TSGRISM|`` (the wide-field
+mode, NRC_WFSS, has its own: :mod:`.wfss_refs`) and, the SPECWCS, by FILTER and PUPIL:
 
 - SPECWCS (``NIRCAMGrismModel``, ASDF as CRDS's NIRCam grism files): meta REFTYPE
   specwcs, INSTRUME NIRCAM, DETECTOR NRCALONG, MODULE A, FILTER F444W, PUPIL GRISMR,
@@ -755,9 +755,8 @@ def nircam_grism_filename(reftype: str) -> str:
     return f"jwst_nircam_{reftype}_{NIRCAM_GRISM_TSO.detector}_tsgrism_sim.{suffix}".lower()
 
 
-#: The exposure types the NIRCam grism references serve (P_EXPTYPE): the time series the
-#: simulator renders and the wide-field mode of the same grism and filter.
-_NRC_GRISM_P_EXPTYPE = f"{NRC_TSGRISM_EXP_TYPE}|NRC_WFSS|"
+#: The exposure types the NIRCam grism time series' references serve (P_EXPTYPE).
+_NRC_GRISM_P_EXPTYPE = f"{NRC_TSGRISM_EXP_TYPE}|"
 
 
 def grism_dispersion_models(model: SlitSpectrograph) -> dict[str, list]:

@@ -291,6 +291,10 @@ __all__ = [
     "NRS_MOS_EXP_TYPE",
     "NRC_TSGRISM_EXP_TYPE",
     "ROW_PITCH",
+    "WFSS_EXP_TYPES",
+    "WFSS_GRISMS",
+    "at_source",
+    "wfss_grism",
     "PrismDispersion",
     "QuadraticDispersion",
     "RenderedSlit",
@@ -602,6 +606,8 @@ class SlitSpectrograph:
             return f"NIRISS SOSS {self.grating}/{self.filter} order {self.order}"
         if self.exp_type == NRC_TSGRISM_EXP_TYPE:
             return f"NIRCam grism {self.grating}/{self.filter}"
+        if self.exp_type in WFSS_EXP_TYPES:
+            return f"{'NIRISS' if self.exp_type == NIS_WFSS_EXP_TYPE else 'NIRCam'} WFSS {self.grating}/{self.filter}"
         if self.slitless:
             return "LRS slitless"
         return "LRS" if self.slit is None else f"NIRSpec {self.slit} {self.grating}/{self.filter}"
@@ -610,7 +616,7 @@ class SlitSpectrograph:
     def psf_sigma(self, wavelength: np.ndarray) -> np.ndarray:
         """Sigma of the PSF in pixels (arcsec / pixel scale)."""
         wl = np.asarray(wavelength, np.float64)
-        return np.vectorize(psf_fwhm_arcsec)(wl) * _SIGMA_PER_FWHM / self.pixel_scale
+        return psf_fwhm_arcsec(wl) * _SIGMA_PER_FWHM / self.pixel_scale
 
     def profile_sigma(self, wavelength: np.ndarray) -> np.ndarray:
         """Sigma of the cross-dispersion (spatial) profile of a point source, pixels: the
@@ -853,6 +859,95 @@ GRISM_TSO_SHORT_WAVE_EXP_TYPE = "NRC_TSIMAGE"
 #: Pupil elements of the short-wave imaging beside the grism: the weak lens (defocusing
 #: the bright star) or none.
 GRISM_TSO_SHORT_WAVE_PUPILS = ("WLP8", "CLEAR")
+
+#: Wide-field slitless spectroscopy: NIRISS's grisms in its filter wheel behind a blocking
+#: filter in the pupil wheel, NIRCam's in its pupil wheel behind a filter.
+NIS_WFSS_EXP_TYPE = "NIS_WFSS"
+NRC_WFSS_EXP_TYPE = "NRC_WFSS"
+WFSS_EXP_TYPES = (NIS_WFSS_EXP_TYPE, NRC_WFSS_EXP_TYPE)
+#: NIRISS's GR150 grisms: R ~ 150, 4.7 nm per pixel in order 1, whose light falls about 100
+#: pixels from the source's undispersed image (1.5 um there); F150W's band.
+_GR150_LAW = GratingDispersion(reference=1.03, linear=0.0047, quadratic=0.0)
+_F150W_BAND = (1.33, 1.67)
+#: The full frame's centre, 1-based: the reference point the WFSS models are given about.
+_WFSS_REF = (1024.5, 1024.5)
+
+
+def _wfss(exp_type: str, detector: str, blocking: str, grism: str, dispaxis: int, law: GratingDispersion,
+          band: tuple[float, float], pixel_scale: float, throughput: tuple[float, float, float],
+          sky_levels: tuple[tuple[float, float], tuple[float, float]],
+          trace: tuple[float, float, float]) -> SlitSpectrograph:
+    """A wide-field grism (the module docstring) for a source whose undispersed image is
+    the full frame's centre (:data:`_WFSS_REF`; :func:`at_source` moves it): order 1, its
+    spectrum over ``band`` (the blocking filter's), no slit, the PSF across the dispersion;
+    ``trace`` its coefficients about the reference point."""
+    s_ref = (_WFSS_REF[0] if dispaxis == 1 else _WFSS_REF[1]) - 1.0
+    first = math.ceil(float(law.offset(band[0])) + s_ref)
+    last = math.floor(float(law.offset(band[1])) + s_ref)
+    peak, centre, width = throughput
+    return SlitSpectrograph(
+        exp_type=exp_type, detector=detector, filter=blocking, grating=grism, slit=None, aperture="FULL",
+        imx=_WFSS_REF[0], imy=_WFSS_REF[1], slit_width=0.0, slit_length=0.0, pixel_scale=pixel_scale,
+        dispaxis=dispaxis, law=law, trace_coeffs=trace, span=(first, last), subarrays=("FULL",),
+        detector_sigma=1.0, peak_throughput=peak, throughput_centre=centre, throughput_width=width,
+        sky_levels=sky_levels, slitless=True, white_light=band, render_block=_SOSS_RENDER_BLOCK,
+    )
+
+
+#: The simulated wide-field grisms by (EXP_TYPE, grism): NIRISS GR150C (dispersing along
+#: the rows, x) and GR150R (along the columns, y) behind F150W on NIS, their traces gently
+#: curved; NIRCam GRISMR (x) and GRISMC (y) behind F444W on NRCALONG (the grism time series'
+#: law), their traces straight and tilted (the public NIRCam form's inverse across the
+#: dispersion is then a polynomial). ``filter`` is the
+#: blocking filter and ``grating`` the grism (NIRISS's FILTER and PUPIL keywords hold
+#: them the other way round: its grisms sit in the filter wheel).
+WFSS_GRISMS: dict[tuple[str, str], SlitSpectrograph] = {
+    (NIS_WFSS_EXP_TYPE, "GR150C"): _wfss(NIS_WFSS_EXP_TYPE, "NIS", "F150W", "GR150C", 1, _GR150_LAW, _F150W_BAND,
+                                         0.0656, (0.35, 1.5, 0.3), ((1.2, 0.35), (1.8, 0.30)), (0.0, 0.002, 1.0e-6)),
+    (NIS_WFSS_EXP_TYPE, "GR150R"): _wfss(NIS_WFSS_EXP_TYPE, "NIS", "F150W", "GR150R", 2, _GR150_LAW, _F150W_BAND,
+                                         0.0656, (0.35, 1.5, 0.3), ((1.2, 0.35), (1.8, 0.30)), (0.0, 0.002, 1.0e-6)),
+    (NRC_WFSS_EXP_TYPE, "GRISMR"): _wfss(NRC_WFSS_EXP_TYPE, "NRCALONG", "F444W", "GRISMR", 1, _GRISMR_F444W,
+                                         _F444W_BAND, 0.063, (0.30, 4.4, 0.5), ((3.9, 0.2), (5.0, 0.35)), (0.0, 0.002, 0.0)),
+    (NRC_WFSS_EXP_TYPE, "GRISMC"): _wfss(NRC_WFSS_EXP_TYPE, "NRCALONG", "F444W", "GRISMC", 2, _GRISMR_F444W,
+                                         _F444W_BAND, 0.063, (0.30, 4.4, 0.5), ((3.9, 0.2), (5.0, 0.35)), (0.0, 0.002, 0.0)),
+}
+
+
+def wfss_grism(exp_type: str | None, filter_: str | None, pupil: str | None) -> SlitSpectrograph | None:
+    """The wide-field grism of an exposure (its EXP_TYPE, FILTER and PUPIL keywords: the
+    grism is NIRISS's FILTER, NIRCam's PUPIL) with the blocking filter it is simulated
+    behind; None for an exposure of another type. ValueError for a grism or blocking
+    filter not simulated."""
+    exp_type = (exp_type or "").upper()
+    if exp_type not in WFSS_EXP_TYPES:
+        return None
+    grism, blocking = ((filter_, pupil) if exp_type == NIS_WFSS_EXP_TYPE else (pupil, filter_))
+    grism, blocking = (grism or "").upper(), (blocking or "").upper()
+    model = WFSS_GRISMS.get((exp_type, grism))
+    if model is None:
+        known = ", ".join(g for e, g in WFSS_GRISMS if e == exp_type)
+        raise ValueError(f"{exp_type}: grism {grism or '(none)'} is not simulated; one of {known}")
+    if blocking != model.filter:
+        raise ValueError(f"{exp_type}: the {grism} grism is simulated behind {model.filter}, not {blocking or '(none)'}")
+    return model
+
+
+def at_source(model: SlitSpectrograph, x: float, y: float) -> SlitSpectrograph:
+    """``model`` (a wide-field grism) for a source whose undispersed image is 0-based
+    full-frame pixel (``x``, ``y``): the law is the same about the source (its wavelengths
+    move with it), the trace a curve of the detector's: ``t = t_ref + t0 + t1 u + t2 u^2``
+    with ``u`` the spectral pixel's offset from the model's own reference point, so a
+    source elsewhere sees another part of the curve (the coefficients rewritten about the
+    source); the span the pixels of its band."""
+    s_new, t_new = model.from_detector(x, y)
+    delta = s_new - model.s_ref
+    t0, t1, t2 = model.trace_coeffs
+    coeffs = (t0 + t1 * delta + t2 * delta * delta, t1 + 2.0 * t2 * delta, t2)
+    low, high = model.white_light_band
+    first = math.ceil(float(model.law.offset(low)) + s_new)
+    last = math.floor(float(model.law.offset(high)) + s_new)
+    return dataclasses.replace(model, imx=x + 1.0, imy=y + 1.0, trace_coeffs=coeffs, span=(first, last))
+
 
 #: The MSA: shutters per quadrant, rows (along the dispersion) x columns (spatial).
 MSA_QUADRANT_SHAPE = (365, 171)

@@ -172,8 +172,8 @@ def write_exposure_truth(sim: ExposureSimulation, directory: Path) -> list[Path]
     hdus = [fits.PrimaryHDU(header=_primary_header(sim))]
     arrays = {"SCI": t.rate, "DARK": t.dark, "STARS": t.stars, "FLUX": t.flux, "FLAT": t.flat, "GAIN": t.gain,
               "AREA": t.area}
-    if t.slit is not None or t.mos is not None:
-        arrays["SKY"] = (t.slit or t.mos).sky
+    if t.slit is not None or t.mos is not None or t.wfss is not None:
+        arrays["SKY"] = (t.slit or t.mos or t.wfss).sky
     for name, data in arrays.items():
         hdu = fits.ImageHDU(np.asarray(data, np.float32), name=name)
         unit, what = _IMAGE_UNITS[name]
@@ -221,6 +221,13 @@ def write_exposure_truth(sim: ExposureSimulation, directory: Path) -> list[Path]
             "saturated": "the centre pixel reaches the saturation threshold in an integration",
         },
     })
+    if t.wfss is not None:  # the dispersed field: each star's spectrum, its undispersed place
+        stars["spectrum"] = t.wfss.spectra_json()
+        stars.meta["grism"] = t.wfss.grism.label
+        stars.meta["sky_scale"] = t.wfss.sky_scale
+        stars.meta["description"]["x, y"] = "0-based pixel of the star's undispersed image in the readout window"
+        stars.meta["description"]["spectrum"] = ("JSON: continuum flux_jy at reference um, slope, lines "
+                                                 "[[um, fwhm um, peak relative to the continuum]]")
     stars_path = directory / f"{stem}_truth_stars.ecsv"
     stars.write(stars_path, format="ascii.ecsv", overwrite=True)
 

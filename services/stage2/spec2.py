@@ -40,6 +40,18 @@ takes the fixed slit's steps (its slit S1600A1, FXD_SLIT) integration by integra
 resample_spec (no ``_s2d`` for a time series, as in the public pipeline); its ``_calints``
 is a SlitModel of 3-D arrays.
 
+Wide-field slitless spectroscopy (:data:`WFSS_EXP_TYPES`, NIRISS's and NIRCam's grisms)
+is calibrated with the source catalog of the observation's direct images (``catalog``)
+in the public order for it: assign_wcs (each source's undispersed pixel through the
+imaging WCS, its trace per order from the grism's dispersion model within WAVELENGTHRANGE,
+:mod:`shared.spectra.wfss`), bkg_subtract (the WFSSBKG pattern scaled to the exposure off
+the sources, in place of the nods), flat_field, extract_2d (a state per source and order,
+like MOS's slitlets; the pixels another source's spectrum covers flagged OTHER_BAD_PIXEL),
+srctype (the catalog's ``is_extended``), photom (the order's row) and extract_1d (a boxcar
+as wide as the source's extraction height). Its ``_cal`` is a MultiSlitModel, a slit per
+source and order, and its ``_x1d`` a WFSSMultiSpecModel (a table per order, a row per
+source); no ``_s2d``.
+
 The MIRI LRS ``_cal`` is a SlitModel, as the public pipeline writes it for this mode, with
 its WAVELENGTH array (each pixel's wavelength; NaN off the slit), read by later steps, and
 its spectral gwcs at ``meta.wcs`` (pixels to RA, Dec and wavelength,
@@ -58,6 +70,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from astropy.table import Table
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.stage2.pipeline import (
@@ -88,8 +101,15 @@ from services.stage2.steps.photom import (
 )
 from services.stage2.steps.srctype import slitlet_source_type, source_type
 from shared.datamodels import FitsProduct, SlitProduct, set_cards, single_slit
+from shared.datamodels.dqflags import PIXEL
 from shared.datamodels.keywords import SLIT_KEYWORDS
-from shared.datamodels.spectra import integration_times, x1d_product, x1dints_product
+from shared.datamodels.spectra import (
+    exposure_group_id,
+    integration_times,
+    wfss_x1d_product,
+    x1d_product,
+    x1dints_product,
+)
 from shared.errors import InputError
 from shared.imaging_wcs import TelescopePointing, v23tosky
 from shared.naming import output_name
@@ -112,6 +132,7 @@ from shared.spectra import (
     SLITLESS_EXP_TYPES,
     TSO_SLIT_EXP_TYPES,
     TSO_SPEC_EXP_TYPES,
+    WFSS_EXP_TYPES,
     ExtractParams,
     Rectified,
     SlitTrace,
@@ -126,7 +147,7 @@ from shared.spectra import (
     source_along,
     wavelength_image,
 )
-from shared.spectra.grism import GRISM_TSO_EXP_TYPES, grism_trace
+from shared.spectra.grism import GRISM_TSO_EXP_TYPES, grism_dispaxis, grism_trace
 from shared.spectra.msa import (
     MsaGeometry,
     MsaMetadata,
@@ -139,20 +160,35 @@ from shared.spectra.msa import (
 from shared.spectra.soss import SOSS_EXP_TYPES, calibrate_orders, order_params, order_traces
 from shared.spectra.wavelengthrange import bound_trace, exposure_range
 from shared.spectra.wcs import rectified_gwcs, slit_gwcs
+from shared.spectra.wfss import (
+    GrismSource,
+    background_scale,
+    contamination,
+    grism_sources,
+    source_boxes,
+    source_mask,
+    wfss_filter,
+    wfss_ranges,
+)
 
-__all__ = ["SLIT_EXP_TYPES", "SPEC2", "SPEC2_EXP_TYPES", "Spec2Options", "Spec2Output", "SpecState", "calibrate", "run_spec2"]
+__all__ = ["SLIT_EXP_TYPES", "SPEC2", "SPEC2_EXP_TYPES", "WFSS_EXP_TYPES", "Extract2dParams", "Spec2Options",
+           "Spec2Output", "SpecState", "calibrate", "run_spec2"]
 
 log = logging.getLogger(__name__)
 
 MOS_EXP_TYPE = "NRS_MSASPEC"
 _MOS = frozenset({MOS_EXP_TYPE})
-#: What calwebb_spec2 calibrates: the slit modes, the slitless ones, the slit time series
-#: and NIRISS SOSS.
-SPEC2_EXP_TYPES = SLIT_EXP_TYPES | SLITLESS_EXP_TYPES | TSO_SLIT_EXP_TYPES | SOSS_EXP_TYPES
-#: The modes with one trace, from the SPECWCS (all but SOSS's orders): a table, or NIRCam's
-#: grism dispersion model (:data:`_GRISM`).
-_ONE_TRACE = SPEC2_EXP_TYPES - SOSS_EXP_TYPES
+#: What calwebb_spec2 calibrates: the slit modes, the slitless ones, the slit time series,
+#: NIRISS SOSS and wide-field slitless spectroscopy.
+SPEC2_EXP_TYPES = SLIT_EXP_TYPES | SLITLESS_EXP_TYPES | TSO_SLIT_EXP_TYPES | SOSS_EXP_TYPES | WFSS_EXP_TYPES
+#: The modes with one trace, from the SPECWCS (all but SOSS's orders and WFSS's sources): a
+#: table, or NIRCam's grism dispersion model (:data:`_GRISM`).
+_ONE_TRACE = SPEC2_EXP_TYPES - SOSS_EXP_TYPES - WFSS_EXP_TYPES
 _GRISM = GRISM_TSO_EXP_TYPES
+_WFSS = WFSS_EXP_TYPES
+#: The modes whose spectra (one, or one per source and order) photom and extract_1d calibrate.
+_TRACED = _ONE_TRACE | _WFSS
+_OTHER_BAD_PIXEL = np.uint32(PIXEL["OTHER_BAD_PIXEL"])
 
 
 class Spec2Options(BaseModel):
@@ -161,6 +197,20 @@ class Spec2Options(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     save_bsub: bool = Field(False, description="Also write the background-subtracted rate (_bsub).")
+
+
+class Extract2dParams(BaseModel):
+    """Parameters of extract_2d (wide-field slitless spectroscopy's; a MOS exposure's
+    slitlets take none)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    wfss_mmag_extract: float | None = Field(None, description=(
+        "WFSS: extract only the sources brighter than this isophotal AB magnitude (those without one are left "
+        "out too); None for every source of the catalog."))
+    wfss_extract_half_height: int | None = Field(None, ge=1, description=(
+        "WFSS: the extraction half-height (pixels either side of the trace) of the point sources, in place of "
+        "the one their size gives; extended sources keep theirs."))
 
 
 @dataclass
@@ -190,19 +240,38 @@ class SpecState(CalState):
     orders: dict[int, SlitTrace] = dataclasses.field(default_factory=dict)
     order_x1dints: dict[int, list[np.ndarray]] = dataclasses.field(default_factory=dict)
     order_flux_calibrated: bool = False
+    # WFSS: the direct images' source catalog (an astropy Table); the sources assign_wcs
+    # found spectra of on the window; after extract_2d, a state per source and order
+    # (``slits``), and in each its source, order and its pixels another source's spectrum
+    # covers (flagged OTHER_BAD_PIXEL)
+    catalog: Any = None
+    sources: list[GrismSource] = dataclasses.field(default_factory=list)
+    grism_source: GrismSource | None = None
+    spectral_order: int | None = None
+    contaminated: np.ndarray | None = None
 
 
-def _spec_state(product: FitsProduct, backgrounds: Sequence[FitsProduct], msa: MsaMetadata | None) -> SpecState:
+def _spec_state(product: FitsProduct, backgrounds: Sequence[FitsProduct], msa: MsaMetadata | None,
+                catalog: Any = None) -> SpecState:
     state = _state_from(product, backgrounds)
     time_series = str(product.keywords.get("EXP_TYPE") or "").upper() in TSO_SPEC_EXP_TYPES
     if state.sci.ndim != 2 and not time_series:
         raise InputError(f"{state.name}: a slit spectrum is calibrated from a _rate (one image); "
                          f"SCI has shape {state.sci.shape}")
-    return SpecState(**{f.name: getattr(state, f.name) for f in dataclasses.fields(CalState)}, msa=msa)
+    return SpecState(**{f.name: getattr(state, f.name) for f in dataclasses.fields(CalState)}, msa=msa,
+                     catalog=catalog)
 
 
-# a step of one slit run on every slitlet of a MOS exposure once extract_2d has cut them
-_each_slit = for_each_part(lambda s: s.slits, lambda s: f"slitlet {s.slitlet.name}")
+def _part_name(s: SpecState) -> str:
+    """How the notes name a part: a MOS slitlet, or a WFSS source's spectrum in an order."""
+    if s.grism_source is not None:
+        return f"source {s.grism_source.label} order {s.spectral_order}"
+    return f"slitlet {s.slitlet.name}"
+
+
+# a step of one slit run on every part once extract_2d has cut them: a MOS exposure's
+# slitlets, a WFSS exposure's sources (a part per source and order)
+_each_slit = for_each_part(lambda s: s.slits, _part_name)
 
 
 def _assign_wcs(s: SpecState, a: StepArgs) -> Skip | None:
@@ -318,6 +387,177 @@ def _assign_grism(s: SpecState, a: StepArgs) -> Skip | None:
     s.keywords["DISPAXIS"] = 1
     a.note(f"assign_wcs: {trace.rows.size} columns of spectrum, {np.nanmin(trace.wavelength):.3f}-"
            f"{np.nanmax(trace.wavelength):.3f} um; source {where} at window pixel ({x0:.2f}, {y0:.2f})")
+    return None
+
+
+#: How far (degrees) a NIRISS exposure's filter wheel may sit from the SPECWCS's
+#: reference position (FWCPOS_REF) for its traces to hold unrotated.
+_FWCPOS_TOLERANCE = 0.01
+
+
+def _assign_wfss(s: SpecState, a: StepArgs) -> Skip | None:
+    """assign_wcs of a wide-field slitless exposure: each source of the direct images'
+    catalog placed on the window through the exposure's imaging WCS (pointing and
+    DISTORTION), with its trace per spectral order from the grism's dispersion model (the
+    public NIRCAMGrismModel / NIRISSGrismModel SPECWCS), cut to the order's range for the
+    exposure's blocking filter (WAVELENGTHRANGE, which also names the orders to extract;
+    without it the model's orders above 0, over their whole span) (:mod:`shared.spectra.wfss`).
+    Sources none of whose spectra fall on the window are dropped (counted in the note)."""
+    ref, kw = a.refs["specwcs"], s.keywords
+    if s.catalog is None:
+        raise InputError(f"{s.name}: a wide-field slitless exposure ({kw.get('EXP_TYPE')}) is calibrated with the "
+                         "source catalog of its direct images, which was not given")
+    missing = [c for c in ("label", "sky_centroid") if c not in getattr(s.catalog, "colnames", ())]
+    if missing:
+        raise InputError(f"{s.name}: the source catalog has no {', '.join(missing)} column(s) (the image3 "
+                         "_cat.ecsv has them)")
+    try:
+        dispaxis = grism_dispaxis(kw.get("INSTRUME"), kw.get("FILTER"), kw.get("PUPIL"))
+    except ValueError as exc:
+        raise InputError(f"{s.name}: {exc}") from None
+    fwcpos_ref, fwcpos = ref.tree.get("fwcpos_ref"), kw.get("FWCPOS")
+    if fwcpos_ref is not None and fwcpos is not None and abs(float(fwcpos) - float(fwcpos_ref)) > _FWCPOS_TOLERANCE:
+        raise InputError(f"{s.name}: the filter wheel sits at FWCPOS={float(fwcpos):.3f} deg, "
+                         f"{float(fwcpos) - float(fwcpos_ref):+.3f} deg from the position the SPECWCS "
+                         f"{ref.filename} models (fwcpos_ref {float(fwcpos_ref):.3f}); traces rotated by the wheel "
+                         "are not supported")
+    needed = ("RA_REF", "DEC_REF", "ROLL_REF", "V2_REF", "V3_REF")
+    if "distortion" not in a.refs or any(kw.get(k) is None for k in needed):
+        raise InputError(f"{s.name}: the sources of a wide-field slitless exposure are placed through its imaging "
+                         "WCS, which needs the DISTORTION reference and the pointing (RA_REF, DEC_REF, ROLL_REF, "
+                         "V2_REF, V3_REF)")
+    ny, nx = s.sci.shape[-2:]
+    xstart, ystart = int(kw.get("SUBSTRT1", 1)), int(kw.get("SUBSTRT2", 1))
+    _, wcs = exposure_wcs(_distortion_model(a.refs["distortion"]), TelescopePointing.from_keywords(kw),
+                          xstart=xstart, ystart=ystart, xsize=nx, ysize=ny)
+
+    def world_to_pixel(ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = wcs.all_world2pix(np.atleast_1d(ra), np.atleast_1d(dec), 0)
+        return np.asarray(x, np.float64), np.asarray(y, np.float64)
+
+    blocking = wfss_filter(kw)
+    wr = a.refs.get("wavelengthrange")
+    try:
+        ranges, absent = wfss_ranges(None if wr is None else wr.tree, blocking, ref.tree)
+    except ValueError as exc:
+        name = "SPECWCS" if wr is None else "WAVELENGTHRANGE"
+        raise ReferenceFileError(f"{name} reference {(ref if wr is None else wr).filename}: {exc}") from exc
+    if not ranges:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: it describes none of the orders to extract "
+                                 f"with {blocking} ({absent})")
+    try:
+        found = grism_sources(s.catalog, ref.tree, world_to_pixel, ranges=ranges, dispaxis=dispaxis, xstart=xstart,
+                              ystart=ystart, nx=nx, ny=ny)
+    except ValueError as exc:
+        raise ReferenceFileError(f"SPECWCS reference {ref.filename}: {exc}") from exc
+    if not found.sources:
+        raise InputError(f"{s.name}: the spectra of none of the {len(s.catalog)} catalog source(s) fall on this "
+                         "readout window")
+    s.sources = found.sources
+    s.keywords["DISPAXIS"] = dispaxis
+    bounds = ", ".join(f"order {n}: " + ("its whole span" if r is None else f"{r[0]:.3f}-{r[1]:.3f} um")
+                       for n, r in ranges.items())
+    a.note(f"assign_wcs: {len(found.sources)} of {len(s.catalog)} catalog source(s) have spectra on the window "
+           f"(dispersed along {'x' if dispaxis == 1 else 'y'}; {bounds}"
+           + (f"; WAVELENGTHRANGE {wr.filename}" if wr is not None else "; no WAVELENGTHRANGE reference") + ")"
+           + (f"; {len(found.dropped)} dropped, their spectra off the window ({_labels(found.dropped)})"
+              if found.dropped else "")
+           + (f"; {len(found.unplaced)} without a position on it ({_labels(found.unplaced)})" if found.unplaced else "")
+           + (f"; order(s) {absent} not in the SPECWCS" if absent else ""))
+    return None
+
+
+def _labels(labels: Sequence[int], most: int = 10) -> str:
+    shown = ", ".join(str(v) for v in labels[:most])
+    return shown + (f", ... ({len(labels) - most} more)" if len(labels) > most else "")
+
+
+def _bkg_wfss(s: SpecState, a: StepArgs) -> Skip | None:
+    """bkg_subtract of a wide-field slitless exposure: the dispersed sky's pattern (the
+    WFSSBKG reference) scaled to the exposure by a robust fit over the pixels outside
+    every source's region (:func:`shared.spectra.wfss.background_scale`, clipped at the
+    step's ``sigma``), subtracted; its DQ flags added (BKGD_SCL records the scale)."""
+    if not s.sources:
+        return Skip("the exposure has no sources (assign_wcs did not run)", SkipKind.NO_INPUT)
+    ref = a.refs["wfssbkg"]
+    pattern, pattern_dq = ref.get("SCI"), ref.get("DQ")
+    if pattern.shape != s.sci.shape:
+        raise ReferenceFileError(f"WFSSBKG reference {ref.filename}: its SCI {pattern.shape} is not the exposure's "
+                                 f"window {s.sci.shape}")
+    mask = source_mask(s.sources, s.sci.shape)
+    try:
+        fit = background_scale(s.sci, s.dq, pattern, pattern_dq, mask, sigma=a.params.sigma,
+                               maxiters=a.params.maxiters)
+    except ValueError as exc:
+        return Skip(f"the background cannot be scaled: {exc}", SkipKind.NOT_APPLICABLE)
+    bkg = (fit.scale * np.asarray(pattern, np.float64)).astype(np.float32)
+    s.sci = (s.sci - bkg).astype(np.float32)
+    if pattern_dq is not None:
+        s.dq = s.dq | np.asarray(pattern_dq, np.uint32)
+    s.keywords["BKGD_SCL"] = fit.scale
+    a.note(f"bkg_subtract: WFSSBKG {ref.filename} scaled by {fit.scale:.5g} (fitted on {fit.n_used} pixels off the "
+           f"sources' regions, {fit.n_rejected} rejected in {fit.rounds} round(s)); mean "
+           f"{float(np.nanmean(bkg)):.4g} DN/s subtracted")
+    if a.options.save_bsub:
+        s.bsub = dataclasses.replace(s, keywords=dict(s.keywords))
+    return None
+
+
+def _extract_2d_wfss(s: SpecState, a: StepArgs) -> Skip | None:
+    """Each source's spectrum per order cut out of a wide-field slitless exposure (the
+    lines of its spectrum, the pixels across them its region touches): a state of its own,
+    with its trace, wavelengths and keywords (the public WFSS slit's: SLTNAME the source's
+    label, SOURCEID, SPORDER, SRCXPOS/SRCYPOS its undispersed window pixel, SRCRA/SRCDEC,
+    SLTSTRT/SLTSIZE); the pixels of the cutout that another source's region covers are
+    flagged OTHER_BAD_PIXEL. Sources fainter than ``wfss_mmag_extract`` are left out."""
+    if not s.sources:
+        return Skip("the exposure has no sources (assign_wcs did not run)", SkipKind.NO_INPUT)
+    p: Extract2dParams = a.params
+    kw = s.keywords
+    shape = s.sci.shape[-2:]
+    xstart, ystart = int(kw.get("SUBSTRT1", 1)), int(kw.get("SUBSTRT2", 1))
+    sources = s.sources
+    if p.wfss_extract_half_height is not None:
+        sources = [src if src.is_extended else dataclasses.replace(src, half=float(p.wfss_extract_half_height))
+                   for src in sources]
+    faint = set() if p.wfss_mmag_extract is None else {
+        src.label for src in sources if src.abmag is None or src.abmag >= p.wfss_mmag_extract}
+    flagged = n_contaminated = 0
+    boxes = source_boxes(sources, shape)
+    for i, src in enumerate(sources):
+        if src.label in faint:
+            continue
+        for order, trace in src.traces.items():
+            l0, l1, c0, c1 = boxes[(i, order)]
+            d = trace.dispaxis
+            rows, cols = (slice(c0, c1), slice(l0, l1)) if d == 1 else (slice(l0, l1), slice(c0, c1))
+            box = (rows, cols)
+            covered = in_frame(contamination(sources, i, order, shape, boxes=boxes), d)  # the window's orientation
+            dq = s.dq[box] | np.where(covered, _OTHER_BAD_PIXEL, np.uint32(0))
+            cut = trace.cut(l0, l1 - l0, c0)
+            slit = SpecState(
+                sci=s.sci[box].copy(), err=s.err[box].copy(), dq=dq, var_poisson=s.var_poisson[box].copy(),
+                var_rnoise=s.var_rnoise[box].copy(), var_flat=None if s.var_flat is None else s.var_flat[box].copy(),
+                keywords=dict(kw), bunit=s.bunit, trace=cut, half_length=src.half, grism_source=src,
+                spectral_order=order, contaminated=covered)
+            # slitless: every pixel of a line of the spectrum has the line's wavelength
+            slit.wavelength = in_frame(wavelength_image(cut, c1 - c0, float(c1 - c0)), d)
+            slit.source_pixel, slit.source = src.pixel, (0.0, 0.0)  # the trace runs through the source
+            slit.keywords.update({"SLTNAME": str(src.label), "SOURCEID": src.label, "SPORDER": order,
+                                  "SRCXPOS": src.pixel[0], "SRCYPOS": src.pixel[1], "SRCRA": src.ra,
+                                  "SRCDEC": src.dec, "SLTSTRT1": xstart + cols.start, "SLTSIZE1": cols.stop - cols.start,
+                                  "SLTSTRT2": ystart + rows.start, "SLTSIZE2": rows.stop - rows.start})
+            s.slits.append(slit)
+            n = int(covered.sum())
+            flagged += n
+            n_contaminated += n > 0
+    kept = len(sources) - len(faint)
+    if not s.slits:
+        return Skip(f"none of the {len(sources)} source(s) is brighter than AB {p.wfss_mmag_extract:g} "
+                    "(wfss_mmag_extract)", SkipKind.PARAMETER)
+    a.note(f"extract_2d: {len(s.slits)} spectra of {kept} source(s)"
+           + (f" ({len(faint)} fainter than AB {p.wfss_mmag_extract:g} left out)" if faint else "")
+           + f"; {n_contaminated} overlap another source's spectrum: {flagged} pixel(s) flagged OTHER_BAD_PIXEL")
     return None
 
 
@@ -464,7 +704,11 @@ def _source_position(s: SpecState, a: StepArgs, trace: SlitTrace | None) -> tupl
 
 @_each_slit
 def _srctype(s: SpecState, a: StepArgs) -> Skip | None:
-    kind, why = source_type(s.keywords) if s.slitlet is None else slitlet_source_type(s.slitlet.stellarity)
+    if s.grism_source is not None:  # a WFSS source: as its catalog entry says
+        kind = "EXTENDED" if s.grism_source.is_extended else "POINT"
+        why = f"the source catalog's is_extended is {s.grism_source.is_extended}"
+    else:
+        kind, why = source_type(s.keywords) if s.slitlet is None else slitlet_source_type(s.slitlet.stellarity)
     s.keywords["SRCTYPE"] = kind
     a.note(f"srctype: {kind} ({why})")
     return None
@@ -520,13 +764,15 @@ def _photom(s: SpecState, a: StepArgs) -> Skip | None:
     if not {"wavelength", "relresponse"} <= set(table.dtype.names or ()):
         return Skip(f"PHOTOM reference {ph.filename} has no relative response (a spectroscopic PHOTOM has)",
                     SkipKind.NO_REFERENCE)
-    grism = str(kw.get("EXP_TYPE") or "").upper() in _GRISM  # its first order's row (filter, pupil, order)
+    # a grism's row is its order's (filter, pupil, order): a WFSS spectrum's own, the time series' first
+    grism = str(kw.get("EXP_TYPE") or "").upper() in _GRISM | _WFSS
+    order = (s.spectral_order or 1) if grism else None
     row = select_photom_row(table, filter=str(kw.get("FILTER") or ""), pupil=kw.get("PUPIL"),
                             subarray=kw.get("SUBARRAY"), grating=kw.get("GRATING"), slit=kw.get("FXD_SLIT"),
-                            order=1 if grism else None)
+                            order=order)
     if row is None:
         wanted = " ".join(f"{k}={kw.get(k)}" for k in ("FILTER", "PUPIL", "GRATING", "FXD_SLIT", "SUBARRAY")
-                          if k in kw) + (" order 1" if grism else "")
+                          if k in kw) + (f" order {order}" if grism else "")
         return Skip(f"PHOTOM reference {ph.filename} has no row for {wanted}; the data stay in DN/s",
                     SkipKind.NO_REFERENCE)
     if s.wavelength is None:
@@ -578,7 +824,13 @@ def _extract_1d(s: SpecState, a: StepArgs) -> Skip | None:
     sci, dq, variances = _frame(s)
     variances = {k.removeprefix("VAR_"): v for k, v in variances.items()}
     centre = s.trace.x + s.source[0]
-    params = a.params.for_mode(str(s.keywords.get("EXP_TYPE") or ""))
+    # a WFSS source's aperture: its extraction height (2 x half-height + 1 pixels), no background regions
+    # (the dispersed sky was subtracted)
+    own = None if s.grism_source is None else 2.0 * s.half_length + 1.0
+    try:
+        params = a.params.for_mode(str(s.keywords.get("EXP_TYPE") or ""), width=own)
+    except ValueError as exc:
+        raise InputError(f"{s.name}: extract_1d: {exc}") from None
 
     def extract(i: int | None) -> np.ndarray:
         if i is None:
@@ -598,7 +850,9 @@ def _extract_1d(s: SpecState, a: StepArgs) -> Skip | None:
         return None
     s.x1d = extract(None)
     good = np.isfinite(s.x1d["FLUX"])
-    a.note(f"extract_1d: {int(good.sum())} of {len(s.x1d)} spectral elements, {where}")
+    covered = int(np.count_nonzero(s.x1d["DQ"] & _OTHER_BAD_PIXEL)) if s.grism_source is not None else 0
+    a.note(f"extract_1d: {int(good.sum())} of {len(s.x1d)} spectral elements, {where}"
+           + (f"; {covered} flagged OTHER_BAD_PIXEL (another source's spectrum overlaps)" if covered else ""))
     return None
 
 
@@ -668,21 +922,27 @@ SPEC2: Pipeline[SpecState] = Pipeline(
     title="calwebb_spec2",
     options=Spec2Options,
     steps=(
-        Step("bkg_subtract", "S_BKDSUB", _bkg_subtract, params=BkgSubtractParams, exp_types=SPEC2_EXP_TYPES),
+        # the nods of the slit modes (WFSS: its dispersed sky, scaled, once its sources are known)
+        Step("bkg_subtract", "S_BKDSUB", _bkg_subtract, params=BkgSubtractParams, exp_types=SPEC2_EXP_TYPES - _WFSS),
         Step("assign_wcs", "S_WCS", _assign_wcs, reftypes=("specwcs",),
              optional_reftypes=("distortion", "wavelengthrange"), exp_types=_ONE_TRACE - _GRISM),
         Step("assign_wcs", "S_WCS", _assign_grism, reftypes=("specwcs",), optional_reftypes=("distortion",),
              exp_types=_GRISM),
         Step("assign_wcs", "S_WCS", _assign_orders, reftypes=("spectrace",), exp_types=SOSS_EXP_TYPES),
+        Step("assign_wcs", "S_WCS", _assign_wfss, reftypes=("specwcs",),
+             optional_reftypes=("distortion", "wavelengthrange"), exp_types=_WFSS),
+        Step("bkg_subtract", "S_BKDSUB", _bkg_wfss, reftypes=("wfssbkg",), params=BkgSubtractParams, exp_types=_WFSS),
         Step("msa_flagging", "S_MSAFLG", _msaflagopen, reftypes=("msaoper", "specwcs"), exp_types=_MOS),
         Step("flat_field", "S_FLAT", _flat_field, reftypes=("flat",), exp_types=SPEC2_EXP_TYPES),
-        Step("extract_2d", "S_EXTR2D", _extract_2d, optional_reftypes=("distortion",), exp_types=_MOS),
+        Step("extract_2d", "S_EXTR2D", _extract_2d, params=Extract2dParams, optional_reftypes=("distortion",),
+             exp_types=_MOS),
+        Step("extract_2d", "S_EXTR2D", _extract_2d_wfss, params=Extract2dParams, exp_types=_WFSS),
         Step("srctype", "S_SRCTYP", _srctype, exp_types=SPEC2_EXP_TYPES),
         Step("pathloss", "S_PTHLOS", _pathloss, reftypes=("pathloss",),
              exp_types=SLIT_EXP_TYPES | TSO_SLIT_EXP_TYPES),
-        Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), exp_types=_ONE_TRACE),
+        Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), exp_types=_TRACED),
         Step("resample_spec", "S_RESAMP", _resample_spec, exp_types=SLIT_EXP_TYPES),
-        Step("extract_1d", "S_EXTR1D", _extract_1d, params=ExtractParams, exp_types=_ONE_TRACE),
+        Step("extract_1d", "S_EXTR1D", _extract_1d, params=ExtractParams, exp_types=_TRACED),
         # SOSS: each order's spectra extracted in DN/s, then flux-calibrated (the public order)
         Step("extract_1d", "S_EXTR1D", _extract_orders, params=ExtractParams, exp_types=SOSS_EXP_TYPES),
         Step("photom", "S_PHOTOM", _photom_orders, reftypes=("photom",), exp_types=SOSS_EXP_TYPES),
@@ -793,17 +1053,9 @@ def _mos_products(state: SpecState, header: Callable[[SpecState, str | None], di
         return _product(state, header(state, "photom"), {}), None, None
 
     def common(through: str | None) -> dict:
-        cards = {**header(state, through), **header(slits[0], through)}
-        return {k: v for k, v in cards.items() if k not in SLIT_KEYWORDS}
+        return _common_cards(state, header, through)
 
-    cal_slits = []
-    for slit in slits:
-        one = _product(slit, {**header(slit, "photom"), "BUNIT": slit.bunit}, {})
-        one.images["WAVELENGTH"] = slit.wavelength
-        cal_slits.append(_slit_of(one))
-    cal = _product(state, common("photom"), {})
-    cal.model_type, cal.images, cal.slits = "MultiSlitModel", {}, cal_slits
-    cal.extra_meta.pop("meta.wcs", None)  # the slits have theirs
+    cal = _slits_cal(state, header)
     s2d = x1d = None
     if all(slit.s2d is not None for slit in slits):
         s2d = FitsProduct("MultiSlitModel", hdu_keywords={"ERR": {"BUNIT": slits[0].bunit}},
@@ -813,6 +1065,59 @@ def _mos_products(state: SpecState, header: Callable[[SpecState, str | None], di
     if spectra:
         x1d = x1d_product(spectra, common(None))
     return cal, s2d, x1d
+
+
+def _common_cards(state: SpecState, header: Callable[[SpecState, str | None], dict], through: str | None) -> dict:
+    """The keywords of a product of slits: the exposure's with what the steps set on the
+    slits (photom's), less the slits' own."""
+    cards = {**header(state, through), **header(state.slits[0], through)}
+    return {k: v for k, v in cards.items() if k not in SLIT_KEYWORDS}
+
+
+def _slits_cal(state: SpecState, header: Callable[[SpecState, str | None], dict]) -> FitsProduct:
+    """The ``_cal`` of an exposure cut into slits (a MOS exposure's slitlets, a WFSS
+    exposure's sources and orders): a MultiSlitModel with a slit per part, its cutout,
+    wavelengths, gwcs and own keywords."""
+    cal_slits = []
+    for slit in state.slits:
+        one = _product(slit, {**header(slit, "photom"), "BUNIT": slit.bunit}, {})
+        one.images["WAVELENGTH"] = slit.wavelength
+        cal_slits.append(_slit_of(one))
+    cal = _product(state, _common_cards(state, header, "photom"), {})
+    cal.model_type, cal.images, cal.slits = "MultiSlitModel", {}, cal_slits
+    cal.extra_meta.pop("meta.wcs", None)  # the slits have theirs
+    return cal
+
+
+def _wfss_products(state: SpecState, header: Callable[[SpecState, str | None], dict]
+                   ) -> tuple[FitsProduct, FitsProduct | None]:
+    """The ``_cal`` and ``_x1d`` of a WFSS exposure, as the public pipeline writes them: a
+    MultiSlitModel with a slit per source and order (in catalog order, each source's
+    orders in turn), and a WFSSMultiSpecModel with a table per order whose rows are the
+    sources (:func:`shared.datamodels.spectra.wfss_x1d_product`); no ``_s2d``."""
+    if not state.slits:  # extract_2d did not run: the whole frame, as it stands
+        return _product(state, header(state, "photom"), {}), None
+    cal = _slits_cal(state, header)
+    spectra = []
+    for slit in state.slits:
+        if slit.x1d is None:
+            continue
+        k = slit.keywords
+        spectra.append((slit.x1d, {
+            "SPORDER": slit.spectral_order, "SOURCE_ID": slit.grism_source.label, "SOURCE_TYPE": k.get("SRCTYPE"),
+            "SOURCE_XPOS": slit.source_pixel[0], "SOURCE_YPOS": slit.source_pixel[1],
+            "SOURCE_RA": slit.grism_source.ra, "SOURCE_DEC": slit.grism_source.dec,
+            "EXTRACT2D_XSTART": k["SLTSTRT1"], "EXTRACT2D_YSTART": k["SLTSTRT2"],
+            "EXTRACT2D_XSTOP": k["SLTSTRT1"] + k["SLTSIZE1"], "EXTRACT2D_YSTOP": k["SLTSTRT2"] + k["SLTSIZE2"]}))
+    if not spectra:
+        return cal, None
+    cards = _common_cards(state, header, None)
+    try:
+        group = exposure_group_id(state.keywords)
+    except ValueError as exc:  # an exposure without its observation's numbers: named by its file
+        group = str(state.keywords.get("FILENAME") or "exposure").removesuffix(".fits")
+        log.warning("%s: %s; its spectra's group is named %s", state.name, exc, group)
+    return cal, wfss_x1d_product(spectra, cards, group_id=group, dispaxis=int(state.keywords.get("DISPAXIS") or 1))
 
 
 def run_spec2(
@@ -828,16 +1133,20 @@ def run_spec2(
     asn_pool: str | None = None,
     step_hook: Callable[[str], AbstractContextManager] | None = None,
     msa: MsaMetadata | None = None,
+    catalog: Table | None = None,
 ) -> Spec2Output:
     """Run calwebb_spec2 on one slit exposure (a ``_rate``, DN/s, with DQ, VAR_POISSON and
     VAR_RNOISE) with loaded references and its ``backgrounds`` (the other nods' ``_rate``);
-    a MOS exposure with its MSA metadata (``msa``, the file MSAMETFL names).
+    a MOS exposure with its MSA metadata (``msa``, the file MSAMETFL names); a wide-field
+    slitless exposure (:data:`WFSS_EXP_TYPES`) with the source catalog of its direct
+    images (``catalog``, the image3 ``_cat.ecsv`` read as a Table).
 
     Raises
     ------
     InputError
         Input that cannot be calibrated: not a single image, a background of another
-        window, a slit that misses the window.
+        window, a slit that misses the window, a MOS exposure without its MSA metadata,
+        a WFSS exposure without its catalog.
     """
     exp_type = str(science.keywords.get("EXP_TYPE") or "").upper()
     if exp_type not in SPEC2_EXP_TYPES:
@@ -847,7 +1156,11 @@ def run_spec2(
         raise InputError(f"{science.keywords.get('FILENAME', 'the exposure')}: a MOS exposure is calibrated with its "
                          f"MSA metadata file (MSAMETFL={science.keywords.get('MSAMETFL') or '(none)'}), "
                          "which was not given")
-    state = _spec_state(science, backgrounds, msa)
+    if exp_type in WFSS_EXP_TYPES and catalog is None:
+        raise InputError(f"{science.keywords.get('FILENAME', 'the exposure')}: a wide-field slitless exposure "
+                         f"({exp_type}) is calibrated with the source catalog of its direct images (their image3 "
+                         "_cat.ecsv), which was not given")
+    state = _spec_state(science, backgrounds, msa, catalog)
     record = SPEC2.run(state, science.keywords, {t: r for t, r in refs.items() if r is not None}, params,
                        step_hook=step_hook)
     prov = provenance_cards(software_version=software_version, context=context, created=created,
@@ -865,6 +1178,9 @@ def run_spec2(
     if exp_type == MOS_EXP_TYPE:
         cal, s2d, x1d = _mos_products(state, header)
         return Spec2Output(cal, bsub, s2d, x1d, record, context or "N/A")
+    if exp_type in WFSS_EXP_TYPES:
+        cal, x1d = _wfss_products(state, header)
+        return Spec2Output(cal, bsub, None, x1d, record, context or "N/A")
     cal = _product(state, header(state, "photom"), {})
     cal.model_type = "SlitModel"  # as the public pipeline writes a slit's _cal, its wavelengths included
     if state.wavelength is not None:
@@ -932,11 +1248,12 @@ def calibrate(
     asn_table: str | None = None,
     asn_pool: str | None = None,
     msa: MsaMetadata | None = None,
+    catalog: Table | None = None,
 ) -> Spec2Output:
     """Choose and read the references of this exposure's steps from ``provider`` and run
-    :func:`run_spec2`."""
+    :func:`run_spec2` (a WFSS exposure with its direct images' source ``catalog``)."""
     refs = load_references(provider, science.keywords, SPEC2.reftypes(science.keywords))
     return run_spec2(science, refs.found, backgrounds=backgrounds, params=params, context=refs.context,
                      software_version=software_version, created=created, asn_table=asn_table, asn_pool=asn_pool,
-                     msa=msa)
+                     msa=msa, catalog=catalog)
 

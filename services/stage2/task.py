@@ -1,7 +1,8 @@
 """The stage2 handler: a Level-2 association archived -> its products archived: imaging
 (``image2``, ``tso-image2``) ``_cal``/``_calints`` (+ ``_i2d``, and ``_bsub`` on request),
 slit spectroscopy (``spec2``, :mod:`services.stage2.spec2`) ``_cal``, ``_s2d`` and
-``_x1d``; and the same for a reprocessing request's step (``stage2.reprocess``,
+``_x1d`` (a wide-field slitless exposure with the source catalog of its direct images,
+:func:`wfss_catalog`); and the same for a reprocessing request's step (``stage2.reprocess``,
 shared.reprocessing).
 
 Fetch the association and the current revision of every member it names (checked against
@@ -16,6 +17,8 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+
+from astropy.table import Table
 
 from services.stage2 import pipeline as image2
 from services.stage2 import spec2
@@ -38,7 +41,7 @@ from shared.reprocessing import reprocess_handler
 from shared.runtime import ServiceContext
 from shared.spectra.msa import MsaMetadata
 
-__all__ = ["HANDLERS", "calibrate_association", "handle_association"]
+__all__ = ["HANDLERS", "calibrate_association", "handle_association", "wfss_catalog"]
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +63,14 @@ def _run_product(ctx: ServiceContext, asn: Level2Association, product: Level2Pro
               "asn_pool": asn.asn_pool}
     plan_files = []
     if asn.asn_type in SPEC2_ASN_TYPES:
-        msa = _msa_metadata(ctx, science, tmp, needed_by=f"association {asn.filename}")
+        needed_by = f"association {asn.filename}"
+        msa = _msa_metadata(ctx, science, tmp, needed_by=needed_by)
+        catalog = wfss_catalog(ctx, science, product, tmp, needed_by=needed_by)
         plan_files = [msa.filename] if msa is not None else []
-        result = spec2.calibrate(science, CatalogReferences.of(ctx), params=SPEC2_PARAMS, msa=msa, **common)
+        if catalog is not None:  # the direct images' products the spectra were found with
+            plan_files += [n for n in (product.sourcecat, product.direct_image) if n]
+        result = spec2.calibrate(science, CatalogReferences.of(ctx), params=SPEC2_PARAMS, msa=msa, catalog=catalog,
+                                 **common)
     else:
         result = image2.calibrate(science, CatalogReferences.of(ctx), params=SERVICE_PARAMS, **common)
     name = parse_exposure(product.science)
@@ -90,6 +98,33 @@ def _msa_metadata(ctx: ServiceContext, science: FitsProduct, tmp: Path, *, neede
         return read_msa_metadata(fetch_verified(ctx, found.uri, found.sha256, tmp / filename))
     except ValueError as exc:
         raise InputError(f"{needed_by}: {exc}") from exc
+
+
+def wfss_catalog(ctx: ServiceContext, science: FitsProduct, product: Level2Product, tmp: Path, *,
+                 needed_by: str) -> Table | None:
+    """The source catalog of a wide-field slitless exposure (EXP_TYPE in
+    :data:`services.stage2.spec2.WFSS_EXP_TYPES`): the current revision of its association product's
+    ``sourcecat`` member (the direct images' ``_cat.ecsv``), checked against its sha256
+    and read as an ECSV table. None for any other exposure.
+
+    Raises InputError when the association names no source catalog, or one that is not
+    archived or cannot be read as an ECSV table."""
+    exp_type = str(science.keywords.get("EXP_TYPE") or "").upper()
+    if exp_type not in spec2.WFSS_EXP_TYPES:
+        return None
+    filename = product.sourcecat
+    if not filename:
+        raise InputError(f"{needed_by}: the wide-field slitless exposure {product.science} ({exp_type}) has no "
+                         "sourcecat member; its spectra are found from the source catalog of its direct images "
+                         "(their image3 _cat.ecsv), which the association must name")
+    found = current_inputs(ctx, [filename], needed_by=needed_by)[filename]
+    path = fetch_verified(ctx, found.uri, found.sha256, tmp / filename)
+    try:
+        return Table.read(path, format="ascii.ecsv")
+    except (ValueError, KeyError, UnicodeDecodeError) as exc:
+        raise InputError(f"{needed_by}: the source catalog {filename} cannot be read as an ECSV table "
+                         f"({type(exc).__name__}: {exc}); archive a readable catalog and send the association "
+                         "again") from exc
 
 
 def handle_association(event: Event, ctx: ServiceContext) -> list[str]:

@@ -68,6 +68,7 @@ from services.stage3.steps.tweakreg import (
     tweakreg,
 )
 from services.stage3.steps.white_light import WhiteLightParams, white_light, whtlt_table
+from services.stage3.wfss3 import WFSS3, Wfss3Output, is_wfss, run_wfss3
 from shared.arrays import read_only
 from shared.datamodels import FitsProduct
 from shared.datamodels.dqflags import PIXEL
@@ -1182,8 +1183,10 @@ def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params:
               created: str | None, provider: ReferenceProvider | None = None,
               on_outputs: Callable[[list[Output]], None] | None = None,
               release_inputs: bool = False,
-              load: Callable[[int], FitsProduct] | None = None) -> Image3Output | Tso3Output | Spec3Output:
-    """Run the association's pipeline (image3, tso3 or spec3) on its science members, in order;
+              load: Callable[[int], FitsProduct] | None = None
+              ) -> Image3Output | Tso3Output | Spec3Output | Wfss3Output:
+    """Run the association's pipeline (image3, tso3 or spec3: WFSS members' own,
+    :mod:`services.stage3.wfss3`) on its science members, in order;
     ``abs_refcat`` (ra, dec degrees) is what image3 aligns to absolutely. The references of
     its steps (image3's catalog: APCORR, ABVEGAOFFSET) are chosen by ``provider`` for the
     first member, as the public pipeline asks CRDS with its first science member; None:
@@ -1196,6 +1199,11 @@ def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params:
     that is given."""
     common = dict(software_version=software_version, created=created, context=members_context(members),
                   asn_table=asn.filename)
+    if asn.asn_type == "spec3" and is_wfss(members):  # wide-field slitless: every source of the field
+        refs = {}
+        if provider is not None and members:
+            refs = load_references(provider, members[0].keywords, WFSS3.reftypes(members[0].keywords)).found
+        return run_wfss3(members, asn.document, params, refs=refs, **common)
     if asn.asn_type == "spec3":
         refs = {}
         if provider is not None and members:

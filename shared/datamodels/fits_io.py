@@ -25,13 +25,14 @@ from astropy.io import fits
 from shared.arrays import read_only
 from shared.datamodels.keywords import KEYWORDS, SLIT_KEYWORDS, UnknownKeywordError
 
-__all__ = ["MULTI_SLIT_MODELS", "SPECTRUM_EXTNAME", "FitsProduct", "MalformedProductError", "SlitProduct", "SpectrumTable",
+__all__ = ["COMBINED_EXTNAME", "MULTI_SLIT_MODELS", "SPECTRUM_EXTNAME", "FitsProduct", "MalformedProductError", "SlitProduct", "SpectrumTable",
            "card_value", "content_type",
            "single_slit",
            "meta_tree", "read_product", "set_cards", "write_output", "write_product"]
 
 ASDF_EXTNAME = "ASDF"
 SPECTRUM_EXTNAME = "EXTRACT1D"  # a MultiSpecModel's spectra, each with its EXTVER
+COMBINED_EXTNAME = "COMBINE1D"  # the combined spectra of a WFSSMultiCombinedSpecModel (the _c1d)
 #: Data models whose arrays are per slit (EXTVER 1, 2, ...): :attr:`FitsProduct.slits`.
 MULTI_SLIT_MODELS = frozenset({"MultiSlitModel"})
 
@@ -57,10 +58,12 @@ class SlitProduct:
 class SpectrumTable:
     """One extracted spectrum of a MultiSpecModel: its table (the public ``spectable``
     layout) and the cards of its EXTRACT1D extension (units, SLTNAME, SOURCEID, ...),
-    written with its EXTVER (its place in the list, from 1)."""
+    written with its EXTVER (its place in the list, from 1); ``extname`` COMBINE1D for a
+    combined spectrum (a ``_c1d``'s)."""
 
     table: np.ndarray
     keywords: dict[str, Any] = field(default_factory=dict)
+    extname: str = SPECTRUM_EXTNAME
 
 
 @dataclass
@@ -95,7 +98,7 @@ class FitsProduct:
         return FitsProduct(self.model_type, dict(self.keywords), dict(self.images), dict(self.tables),
                            dict(self.extra_meta), {hdu: dict(cards) for hdu, cards in self.hdu_keywords.items()},
                            [SlitProduct(dict(sl.images), dict(sl.keywords), dict(sl.extra_meta)) for sl in self.slits],
-                           [SpectrumTable(sp.table, dict(sp.keywords)) for sp in self.spectra])
+                           [SpectrumTable(sp.table, dict(sp.keywords), sp.extname) for sp in self.spectra])
 
 
 def _set_path(tree: dict, path: str, value: Any) -> None:
@@ -189,7 +192,7 @@ def write_product(path: str | Path, product: FitsProduct) -> Path:
             hdu.header[name] = value
         hdus.append(hdu)
     for ver, spectrum in enumerate(product.spectra, start=1):
-        hdu = fits.BinTableHDU(data=spectrum.table, name=SPECTRUM_EXTNAME, ver=ver)
+        hdu = fits.BinTableHDU(data=spectrum.table, name=spectrum.extname, ver=ver)
         for name, value in spectrum.keywords.items():
             hdu.header[name] = value
         hdus.append(hdu)
@@ -306,8 +309,8 @@ def read_product(path: str | Path, *, arrays: bool = True) -> FitsProduct:
                 if hdu.name == "SCI":
                     keywords.update({k: hdu.header[k] for k in hdu.header if k in KEYWORDS})
                     other["SCI"] = _other_cards(hdu.header)
-                if isinstance(hdu, fits.BinTableHDU) and hdu.name == SPECTRUM_EXTNAME:
-                    spectra.append(SpectrumTable(np.array(hdu.data), _spectrum_cards(hdu.header)))
+                if isinstance(hdu, fits.BinTableHDU) and hdu.name in (SPECTRUM_EXTNAME, COMBINED_EXTNAME):
+                    spectra.append(SpectrumTable(np.array(hdu.data), _spectrum_cards(hdu.header), hdu.name))
                 elif isinstance(hdu, fits.BinTableHDU):
                     tables[hdu.name] = np.array(hdu.data)
                     cards = _other_cards(hdu.header, table=True)

@@ -74,6 +74,8 @@ _REF_FILES = {
 _REFTYPE_KEYWORDS = {reftype: kw for kw, reftype in _REF_FILES.items()}
 # a reference type the data model records under another name (MSAOPER as ref_file.badshutter)
 _REFTYPE_KEYWORDS["msaoper"] = "R_MSAOPE"
+# and WFSS's dispersed sky (WFSSBKG) as ref_file.bkg, as the public background step does
+_REFTYPE_KEYWORDS["wfssbkg"] = "R_BKG"
 
 
 def reference_keyword(reftype: str) -> str:
@@ -135,6 +137,7 @@ KEYWORDS: dict[str, Keyword] = {
     "CHANNEL": _k("meta.instrument.channel", "Instrument channel"),
     "FILTER": _k("meta.instrument.filter", "Name of the filter element used"),
     "PUPIL": _k("meta.instrument.pupil", "Name of the pupil element used"),
+    "FWCPOS": _k("meta.instrument.filter_position", "[deg] Filter wheel position angle"),
     "GRATING": _k("meta.instrument.grating", "Name of the grating element used"),
     "FXD_SLIT": _k("meta.instrument.fixed_slit", "Name of fixed slit aperture used"),
     "MSAMETFL": _k("meta.instrument.msa_metadata_file", "MSA metadata file name"),
@@ -202,6 +205,7 @@ KEYWORDS: dict[str, Keyword] = {
     "BKGMETH": _k("meta.background.method", "Background computation method"),
     "BKGLEVEL": _k("meta.background.level", "Computed constant background level"),
     "BKGSUB": _k("meta.background.subtracted", "Background subtracted from the data"),
+    "BKGD_SCL": _k("meta.background.scaling_factor", "Background scale factor"),
     # guide star (the public meta.guidestar of every guided exposure and guider product)
     "GS_ORDER": _k("meta.guidestar.gs_order", "Index of guide star within list of selected guide stars"),
     "GSSTRTTM": _k("meta.guidestar.gs_start_time", "UTC time when guide star activity started"),
@@ -233,6 +237,7 @@ KEYWORDS: dict[str, Keyword] = {
     "MJD-END": _k("meta.exposure.end_time_mjd", "[d] Exposure end time in MJD", "SCI"),
     "SRCTYAPT": _k("meta.target.source_type_apt", "Source type from APT"),
     "DISPAXIS": _k("meta.wcsinfo.dispersion_direction", "Dispersion direction", "SCI"),
+    "SPORDER": _k("meta.wcsinfo.spectral_order", "Spectral order", "SCI"),
     # A slit's own keywords (SlitModel, and a MultiSpecModel's spectra): the model's slit
     # attributes, not under meta; in the SCI header (a spectrum's: its EXTRACT1D header).
     "SLTNAME": _k("name", "Name of the slit", "SCI"),
@@ -319,4 +324,4 @@ KEYWORDS: dict[str, Keyword] = {
 #: A slit's own keywords, kept per slit in a product of many slits (a MultiSlitModel's SCI
 #: headers): the slit attributes (paths outside ``meta``) and its source type.
 SLIT_KEYWORDS: frozenset[str] = frozenset(
-    {name for name, kw in KEYWORDS.items() if kw.hdu == "SCI" and not kw.path.startswith("meta.")} | {"SRCTYPE"})
+    {name for name, kw in KEYWORDS.items() if kw.hdu == "SCI" and not kw.path.startswith("meta.")} | {"SRCTYPE", "SPORDER"})

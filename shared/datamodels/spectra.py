@@ -1,7 +1,11 @@
 """The extracted-spectrum products, stage 2's or stage 3's: the ``_x1d`` (a MultiSpecModel)
 and, for a time series, the ``_x1dints`` (a TSOMultiSpecModel: one table whose rows are
 the integrations, each row holding its spectrum as array columns, with the integration's
-number, segment and times), and the times of a product's integrations."""
+number, segment and times), a WFSS exposure's ``_x1d`` (a WFSSMultiSpecModel: a table per
+spectral order whose rows are the sources), a WFSS association's Level-3 ``_x1d`` (the
+same, a table per exposure and order) and ``_c1d`` (a WFSSMultiCombinedSpecModel: a table
+per order whose rows are the sources' combined spectra), and the times of a product's
+integrations."""
 
 from __future__ import annotations
 
@@ -11,11 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from shared.datamodels.fits_io import FitsProduct, SpectrumTable, card_value, set_cards
+from shared.datamodels.fits_io import (
+    COMBINED_EXTNAME,
+    FitsProduct,
+    SpectrumTable,
+    card_value,
+    set_cards,
+)
 from shared.datamodels.keywords import SLIT_KEYWORDS
-from shared.spectra import SPECTABLE_DTYPE, spectable_units
+from shared.spectra import SPECTABLE_DTYPE, SPECTABLE_UNITS, spectable_units
 
-__all__ = ["TSO_TIME_COLUMNS", "IntegrationTimes", "integration_times", "x1d_product", "x1dints_product"]
+__all__ = ["TSO_TIME_COLUMNS", "WFSS_COMBINED_COLUMNS", "WFSS_SOURCE_COLUMNS", "IntegrationTimes", "exposure_group_id",
+           "integration_times", "wfss_c1d_product", "wfss_level3_x1d_product", "wfss_x1d_product", "x1d_product",
+           "x1dints_product"]
 
 # SCI-header cards of an image product that a table product has no SCI extension for
 _IMAGE_ONLY = frozenset({"BUNIT", "PHOTMJSR", "PHOTUJA2", "PIXAR_SR", "PIXAR_A2", "SRCTYPE", "DISPAXIS", "SLTNAME",
@@ -142,3 +154,198 @@ def _tso_table(spectra: Sequence[np.ndarray], ints: IntegrationTimes, segment: i
     for col in TSO_TIME_COLUMNS:
         table[col] = ints.times[col]
     return table
+
+
+#: The columns of a WFSS ``_x1d`` row that describe its source (the public
+#: ``wfss_spectable``), after its spectrum's array columns and N_ALONGDISP.
+WFSS_SOURCE_COLUMNS = (("SOURCE_TYPE", "S20"), ("SOURCE_XPOS", "<f8"), ("SOURCE_YPOS", "<f8"),
+                       ("SOURCE_RA", "<f8"), ("SOURCE_DEC", "<f8"), ("EXTRACT2D_XSTART", "<u4"),
+                       ("EXTRACT2D_YSTART", "<u4"), ("EXTRACT2D_XSTOP", "<u4"), ("EXTRACT2D_YSTOP", "<u4"))
+_WFSS_UNITS = {"SOURCE_XPOS": "pix", "SOURCE_YPOS": "pix", "SOURCE_RA": "deg", "SOURCE_DEC": "deg",
+               "EXTRACT2D_XSTART": "pix", "EXTRACT2D_YSTART": "pix", "EXTRACT2D_XSTOP": "pix", "EXTRACT2D_YSTOP": "pix"}
+
+
+def exposure_group_id(keywords: Mapping[str, Any]) -> str:
+    """The exposure's group id as the public pipeline forms it from the observation's
+    keywords: ``jw<PROGRAM><OBSERVTN><VISIT>_<VISITGRP><SEQ_ID><ACT_ID>_<EXPOSURE>``.
+
+    Raises
+    ------
+    ValueError
+        One of them is missing."""
+    names = ("PROGRAM", "OBSERVTN", "VISIT", "VISITGRP", "SEQ_ID", "ACT_ID", "EXPOSURE")
+    missing = [k for k in names if keywords.get(k) is None]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} keyword(s) to name the exposure's group by")
+    v = {k: str(keywords[k]) for k in names}
+    return (f"jw{v['PROGRAM']}{v['OBSERVTN']}{v['VISIT']}_{v['VISITGRP']}{v['SEQ_ID']}{v['ACT_ID']}"
+            f"_{v['EXPOSURE']}")
+
+
+def wfss_x1d_product(spectra: Sequence[tuple[np.ndarray, Mapping[str, Any]]], header: Mapping[str, Any], *,
+                     group_id: str, dispaxis: int) -> FitsProduct:
+    """A WFSS exposure's ``_x1d`` as the public calwebb_spec2 writes it (a
+    WFSSMultiSpecModel): one EXTRACT1D table per spectral order, in increasing order,
+    whose row is a source (by increasing SOURCE_ID): its spectrum (a table of
+    :data:`SPECTABLE_DTYPE`) in array columns, padded to the order's longest spectrum
+    (NaN; DQ DO_NOT_USE), N_ALONGDISP its own length, and its source's columns
+    (:data:`WFSS_SOURCE_COLUMNS`). ``spectra`` pairs each spectrum with its ``cards``:
+    SPORDER, SOURCE_ID and the source's columns by name. Each table's cards: FILENAME of
+    the exposure, EXPGRPID (``group_id`` and the order), DISPAXIS, SPORDER, EFFEXPTM and
+    EFFINTTM from ``header``; the product's keywords ``header`` as for :func:`x1d_product`.
+
+    Raises
+    ------
+    ValueError
+        No spectra, or a spectrum without its SPORDER or SOURCE_ID."""
+    if not spectra:
+        raise ValueError("a WFSS _x1d needs at least one spectrum")
+    by_order: dict[int, list[tuple[np.ndarray, Mapping[str, Any]]]] = {}
+    for table, cards in spectra:
+        if cards.get("SPORDER") is None or cards.get("SOURCE_ID") is None:
+            raise ValueError("each WFSS spectrum needs its SPORDER and SOURCE_ID")
+        by_order.setdefault(int(cards["SPORDER"]), []).append((table, cards))
+    tables = []
+    for order in sorted(by_order):
+        rows = sorted(by_order[order], key=lambda pair: int(pair[1]["SOURCE_ID"]))
+        n = max(len(t) for t, _ in rows)
+        dtype = np.dtype([("SOURCE_ID", "<i4"),
+                          *((name, SPECTABLE_DTYPE[name].str, (n,)) for name in SPECTABLE_DTYPE.names),
+                          ("N_ALONGDISP", "<u4"), *WFSS_SOURCE_COLUMNS])
+        out = np.zeros(len(rows), dtype)
+        for name in SPECTABLE_DTYPE.names:
+            out[name] = 1 if name == "DQ" else np.nan  # the padding: DO_NOT_USE, no value
+        for i, (table, cards) in enumerate(rows):
+            out["SOURCE_ID"][i] = int(cards["SOURCE_ID"])
+            for name in SPECTABLE_DTYPE.names:
+                out[name][i, : len(table)] = table[name]
+            out["N_ALONGDISP"][i] = len(table)
+            for name, _ in WFSS_SOURCE_COLUMNS:
+                value = cards.get(name)
+                if value is not None:
+                    out[name][i] = value
+        units = spectable_units(out)
+        units.update({f"TUNIT{dtype.names.index(c) + 1}": u for c, u in _WFSS_UNITS.items()})
+        own = {**units, "FILENAME": header.get("FILENAME"), "EXPGRPID": f"{group_id}_{order}",
+               "DISPAXIS": int(dispaxis), "SPORDER": order, "EFFEXPTM": header.get("EFFEXPTM"),
+               "EFFINTTM": header.get("EFFINTTM")}
+        tables.append(SpectrumTable(out, {k: v for k, v in own.items() if v is not None}))
+    product = FitsProduct(model_type="WFSSMultiSpecModel", spectra=tables)
+    set_cards(product, _table_cards(header))
+    return product
+
+
+# the public wfss_spectable's values of a source an exposure has no spectrum of
+_WFSS_ABSENT = {"SOURCE_TYPE": "", "SOURCE_XPOS": np.nan, "SOURCE_YPOS": np.nan, "SOURCE_RA": np.nan,
+                "SOURCE_DEC": np.nan}
+
+
+def _with_every_source(table: np.ndarray, source_ids: Sequence[int]) -> np.ndarray:
+    """A WFSS ``_x1d`` table (:func:`wfss_x1d_product`'s) with a row for each of
+    ``source_ids`` (increasing), those it has no spectrum of as the public schema fills
+    them: no values (NaN), DQ DO_NOT_USE, N_ALONGDISP 0."""
+    out = np.zeros(len(source_ids), table.dtype)
+    for name in SPECTABLE_DTYPE.names:
+        out[name] = 1 if name == "DQ" else np.nan
+    for name, value in _WFSS_ABSENT.items():
+        out[name] = value
+    out["SOURCE_ID"] = source_ids
+    where = {int(sid): i for i, sid in enumerate(source_ids)}
+    out[[where[int(sid)] for sid in table["SOURCE_ID"]]] = table
+    return out
+
+
+def wfss_level3_x1d_product(exposures: Sequence[tuple[Sequence[tuple[np.ndarray, Mapping[str, Any]]],
+                                                      Mapping[str, Any], str]],
+                            header: Mapping[str, Any], *, dispaxis: int) -> FitsProduct:
+    """A WFSS association's Level-3 ``_x1d`` as the public calwebb_spec3 writes it (a
+    WFSSMultiSpecModel): one EXTRACT1D table per exposure and spectral order, laid out as
+    an exposure's own (:func:`wfss_x1d_product`), in the order of ``exposures``, each with
+    a row for every source any of them has (by increasing SOURCE_ID; an exposure's row of
+    a source it has no spectrum of holds none). ``exposures``: each one's spectra (with
+    their cards, as for :func:`wfss_x1d_product`), its keywords (FILENAME, EFFEXPTM,
+    EFFINTTM) and its group id; ``header`` the product's keywords.
+
+    Raises
+    ------
+    ValueError
+        No exposure has a spectrum."""
+    tables: list[SpectrumTable] = []
+    for spectra, keywords, group_id in exposures:
+        if spectra:
+            tables += wfss_x1d_product(spectra, keywords, group_id=group_id, dispaxis=dispaxis).spectra
+    if not tables:
+        raise ValueError("a WFSS Level-3 _x1d needs at least one spectrum")
+    source_ids = sorted({int(sid) for t in tables for sid in t.table["SOURCE_ID"]})
+    product = FitsProduct(model_type="WFSSMultiSpecModel",
+                          spectra=[SpectrumTable(_with_every_source(t.table, source_ids), t.keywords) for t in tables])
+    set_cards(product, _table_cards(header))
+    return product
+
+
+#: The columns of a WFSS ``_c1d`` row (the public ``wfss_combinedspectable``): its source,
+#: its combined spectrum (array columns), N_ALONGDISP and the source's type and sky position.
+WFSS_COMBINED_COLUMNS = (("SOURCE_ID", "<i4"), ("WAVELENGTH", "<f8"), ("FLUX", "<f8"), ("ERROR", "<f8"),
+                         ("SURF_BRIGHT", "<f8"), ("SB_ERROR", "<f8"), ("DQ", "<u4"), ("WEIGHT", "<f8"),
+                         ("N_INPUT", "<f8"), ("N_ALONGDISP", "<u4"), ("SOURCE_TYPE", "S20"),
+                         ("SOURCE_RA", "<f8"), ("SOURCE_DEC", "<f8"))
+_COMBINED_ARRAYS = ("WAVELENGTH", "FLUX", "ERROR", "SURF_BRIGHT", "SB_ERROR", "DQ", "WEIGHT", "N_INPUT")
+# a column of the combined table -> the spectable column it comes from (its unit too)
+_COMBINED_FROM = {"WAVELENGTH": "WAVELENGTH", "FLUX": "FLUX", "ERROR": "FLUX_ERROR", "SURF_BRIGHT": "SURF_BRIGHT",
+                  "SB_ERROR": "SB_ERROR", "DQ": "DQ"}
+
+
+def wfss_c1d_product(spectra: Sequence[tuple[np.ndarray, np.ndarray, Mapping[str, Any]]], header: Mapping[str, Any],
+                     *, dispaxis: int) -> FitsProduct:
+    """A WFSS association's ``_c1d`` as the public calwebb_spec3 writes it (a
+    WFSSMultiCombinedSpecModel): one COMBINE1D table per spectral order, in increasing
+    order, whose row is a source (by increasing SOURCE_ID) with its combined spectrum in
+    array columns padded to the order's longest (NaN; DQ DO_NOT_USE), N_ALONGDISP its own
+    length. ``spectra``: each source's combined spectrum (a table of
+    :data:`SPECTABLE_DTYPE`: FLUX_ERROR gives ERROR), how many exposures each element
+    combines (N_INPUT) and its cards: SPORDER, SOURCE_ID, SOURCE_TYPE, SOURCE_RA,
+    SOURCE_DEC. WEIGHT is the element's sum of inverse-variance weights, ``1 / ERROR^2``
+    (0 where no exposure has it). Each table's cards: SPORDER and DISPAXIS; the product's
+    keywords ``header`` as for :func:`x1d_product`.
+
+    Raises
+    ------
+    ValueError
+        No spectra, or a spectrum without its SPORDER or SOURCE_ID."""
+    if not spectra:
+        raise ValueError("a WFSS _c1d needs at least one combined spectrum")
+    by_order: dict[int, list[tuple[np.ndarray, np.ndarray, Mapping[str, Any]]]] = {}
+    for table, counts, cards in spectra:
+        if cards.get("SPORDER") is None or cards.get("SOURCE_ID") is None:
+            raise ValueError("each combined WFSS spectrum needs its SPORDER and SOURCE_ID")
+        by_order.setdefault(int(cards["SPORDER"]), []).append((table, counts, cards))
+    tables = []
+    for order in sorted(by_order):
+        rows = sorted(by_order[order], key=lambda one: int(one[2]["SOURCE_ID"]))
+        n = max(len(t) for t, _, _ in rows)
+        dtype = np.dtype([(name, kind, (n,)) if name in _COMBINED_ARRAYS else (name, kind)
+                          for name, kind in WFSS_COMBINED_COLUMNS])
+        out = np.zeros(len(rows), dtype)
+        for name in _COMBINED_ARRAYS:
+            out[name] = 1 if name == "DQ" else np.nan  # the padding: DO_NOT_USE, no value
+        for i, (table, counts, cards) in enumerate(rows):
+            m = len(table)
+            for name, source in _COMBINED_FROM.items():
+                out[name][i, :m] = table[source]
+            err = np.asarray(table["FLUX_ERROR"], np.float64)
+            used = np.asarray(counts) > 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out["WEIGHT"][i, :m] = np.where(used & np.isfinite(err) & (err > 0), 1.0 / err**2, 0.0)
+            out["N_INPUT"][i, :m] = counts
+            out["N_ALONGDISP"][i] = m
+            out["SOURCE_ID"][i] = int(cards["SOURCE_ID"])
+            out["SOURCE_TYPE"][i] = str(cards.get("SOURCE_TYPE") or "")
+            for name in ("SOURCE_RA", "SOURCE_DEC"):
+                out[name][i] = np.nan if cards.get(name) is None else float(cards[name])
+        units = {f"TUNIT{dtype.names.index(c) + 1}": SPECTABLE_UNITS[source] for c, source in _COMBINED_FROM.items()
+                 if source in SPECTABLE_UNITS}
+        units |= {f"TUNIT{dtype.names.index(c) + 1}": "deg" for c in ("SOURCE_RA", "SOURCE_DEC")}
+        tables.append(SpectrumTable(out, {**units, "SPORDER": order, "DISPAXIS": int(dispaxis)}, COMBINED_EXTNAME))
+    product = FitsProduct(model_type="WFSSMultiCombinedSpecModel", spectra=tables)
+    set_cards(product, _table_cards(header))
+    return product

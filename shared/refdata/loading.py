@@ -87,6 +87,8 @@ FORMATS: dict[str, ReferenceFormat] = {
     "flat": ReferenceFormat(images=("SCI", "DQ", "ERR"), required="SCI"),
     "area": ReferenceFormat(images=("SCI",), required="SCI"),
     "photom": ReferenceFormat(tables=("PHOTOM",), required="PHOTOM"),
+    # WFSS's dispersed sky (the public WfssBkgModel): its normalised pattern on the detector.
+    "wfssbkg": ReferenceFormat(images=("SCI", "DQ", "ERR"), required="SCI"),
     # Slit spectroscopy: the trace and wavelengths (MIRI LRS: FITS WAVETABLE, the slit's
     # reference point and corners in the header; NIRSpec: a table of the same layout per
     # fixed slit, named after it, those cards in its own header), and the point-source
@@ -98,7 +100,8 @@ FORMATS: dict[str, ReferenceFormat] = {
     # transforms of the dispersion model (shared.spectra.grism).
     "specwcs": ReferenceFormat(tables=("WAVETABLE", "SHUTTER", *NIRSPEC_FIXED_SLITS),
                                required=("WAVETABLE", "SHUTTER", *NIRSPEC_FIXED_SLITS, "displ"),
-                               tree=("orders", "displ", "dispx", "dispy", "invdispl", "invdispx", "invdispy")),
+                               tree=("orders", "displ", "dispx", "dispy", "invdispl", "invdispx", "invdispy",
+                                     "fwcpos_ref")),
     # NIRISS SOSS (the public SpecTraceModel): one table per spectral order, EXTNAME ORDER,
     # EXTVER and the card ORDER its number (WAVELENGTH, X, Y, THROUGHPUT, TILT; X and Y
     # 0-based in the SUBSTRIP window): read whole, every order.
@@ -118,7 +121,8 @@ FORMATS: dict[str, ReferenceFormat] = {
     # ASDF, the public WavelengthrangeModel: the ranges (``wavelengthrange``), the names
     # they go with (``waverange_selector``: NIRSpec's FILTER_GRATING), their spectral
     # orders, and the ``meta`` whose ``wavelength_units`` says what the ranges are in.
-    "wavelengthrange": ReferenceFormat(tree=("wavelengthrange", "waverange_selector", "order", "meta"),
+    # WFSS's also lists the orders to extract per filter (``extract_orders``).
+    "wavelengthrange": ReferenceFormat(tree=("wavelengthrange", "waverange_selector", "order", "extract_orders", "meta"),
                                        required="wavelengthrange"),
     # source_catalog: the APCORR table (FITS, as CRDS has them) and the ABVEGAOFFSET
     # table (an ASDF file, the tree's abvega_offset, as CRDS has them).

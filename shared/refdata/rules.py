@@ -85,6 +85,8 @@ _SPECS: dict[str, SelectorSpec] = {
     # The wavelength range of each filter/grating pair (ASDF, the public WavelengthrangeModel):
     # by EXP_TYPE alone, as CRDS selects NIRSpec's; the step picks its FILTER_GRATING entry.
     "WAVELENGTHRANGE": SelectorSpec(("EXP_TYPE",)),
+    # A wide-field grism's dispersed sky (the public WfssBkgModel), per grism and blocking filter.
+    "WFSSBKG": SelectorSpec(("DETECTOR", "EXP_TYPE", "FILTER", "PUPIL")),
 }
 
 # Instrument-specific rules that replace the general one.
@@ -92,8 +94,10 @@ _INSTRUMENT_SPECS: dict[tuple[str, str], SelectorSpec] = {
     ("DARK", "NIRCAM"): SelectorSpec(("DETECTOR", "EXP_TYPE", "NOUTPUTS", "SUBARRAY")),
     ("FLAT", "MIRI"): SelectorSpec(("DETECTOR", "FILTER", "BAND", "READPATT", "SUBARRAY")),
     # NIRCam's grism dispersion (the public NIRCAMGrismModel, ASDF): one per grism and
-    # filter, as CRDS selects them (EXP_TYPE through P_EXPTYPE: NRC_TSGRISM and NRC_WFSS).
+    # filter, as CRDS selects them (EXP_TYPE through P_EXPTYPE: NRC_TSGRISM, NRC_WFSS).
     ("SPECWCS", "NIRCAM"): SelectorSpec(("DETECTOR", "EXP_TYPE", "FILTER", "PUPIL")),
+    # NIRISS's wide-field grisms (the public NIRISSGrismModel): per grism (FILTER) and blocking filter (PUPIL).
+    ("SPECWCS", "NIRISS"): SelectorSpec(("DETECTOR", "EXP_TYPE", "FILTER", "PUPIL")),
 }
 
 REFTYPES: tuple[str, ...] = tuple(sorted(_SPECS))

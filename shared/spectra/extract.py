@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.datamodels.dqflags import PIXEL
 
-__all__ = ["DEFAULT_BACKGROUND", "DEFAULT_WIDTH", "GRISM_TSO_EXP_TYPES", "SLITLESS_EXP_TYPES", "SLIT_EXP_TYPES", "SOSS_EXP_TYPES", "SPECTABLE_DTYPE", "TSO_SLIT_EXP_TYPES", "TSO_SPEC_EXP_TYPES", "SPECTABLE_UNITS", "ExtractParams", "boxcar_extract", "spectable_units"]
+__all__ = ["DEFAULT_BACKGROUND", "DEFAULT_WIDTH", "GRISM_TSO_EXP_TYPES", "SLITLESS_EXP_TYPES", "SLIT_EXP_TYPES", "SOSS_EXP_TYPES", "SPECTABLE_DTYPE", "TSO_SLIT_EXP_TYPES", "TSO_SPEC_EXP_TYPES", "SPECTABLE_UNITS", "WFSS_EXP_TYPES", "ExtractParams", "boxcar_extract", "spectable_units"]
 
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
 _VARS = ("POISSON", "RNOISE", "FLAT")
@@ -121,6 +121,12 @@ SOSS_EXP_TYPES = frozenset({"NIS_SOSS"})
 #: The spectroscopic time series calwebb_tso3 extracts, with and without a slit.
 TSO_SPEC_EXP_TYPES = SLITLESS_EXP_TYPES | TSO_SLIT_EXP_TYPES | SOSS_EXP_TYPES
 
+#: Wide-field slitless spectroscopy (NIRISS's GR150R/GR150C, NIRCam's GRISMR/GRISMC): the
+#: spectra of every source of a field, traced by the grism's dispersion model from the
+#: sources of the direct image's catalog (:mod:`shared.spectra.wfss`); its aperture is
+#: each source's own (no default width).
+WFSS_EXP_TYPES = frozenset({"NIS_WFSS", "NRC_WFSS"})
+
 
 class ExtractParams(BaseModel):
     """Parameters of extract_1d."""
@@ -135,9 +141,10 @@ class ExtractParams(BaseModel):
                           "pixels; by default the mode's (12 to 25 pixels either side for the MIRI LRS slitless, 4 to 7.5 "
                           "for NIRSpec's bright objects; none for the nod-subtracted slit modes). () for none.")
 
-    def for_mode(self, exp_type: str) -> ExtractParams:
+    def for_mode(self, exp_type: str, *, width: float | None = None) -> ExtractParams:
         """These parameters with the width and background regions the mode takes by default
-        filled in.
+        filled in; ``width`` the default width of the spectrum at hand where the mode has
+        none of its own (a WFSS source's extraction height).
 
         Raises
         ------
@@ -148,10 +155,13 @@ class ExtractParams(BaseModel):
         if self.background is None:
             update["background"] = DEFAULT_BACKGROUND.get(mode, ())
         if self.width is None:
-            if mode not in DEFAULT_WIDTH:
+            if mode in DEFAULT_WIDTH:
+                update["width"] = DEFAULT_WIDTH[mode]
+            elif width is not None:
+                update["width"] = float(width)
+            else:
                 raise ValueError(f"no default extraction width for EXP_TYPE {mode}; give one (one of "
                                  f"{', '.join(sorted(DEFAULT_WIDTH))} has a default)")
-            update["width"] = DEFAULT_WIDTH[mode]
         return self.model_copy(update=update) if update else self
 
 
