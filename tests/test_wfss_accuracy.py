@@ -1,8 +1,11 @@
-"""Wide-field slitless spectroscopy scored against the simulator's truth: the example
-``examples/niriss_wfss.yaml`` (NIRISS GR150R and GR150C behind F150W, a direct image and
-two dithered dispersed exposures each) run through the system in this process (ingest,
-detector 1, the associations, image2/image3 of the direct images to their source catalog,
-spec2 of the dispersed exposures with it, spec3 of each observation).
+"""Wide-field slitless spectroscopy scored against the simulator's truth: the examples
+``examples/niriss_wfss.yaml`` (NIRISS GR150R and GR150C behind F150W, SUB256) and
+``examples/nircam_wfss.yaml`` (its GRISMC observation: NIRCam's grism along the columns
+behind F444W, SUB640; GRISMR's law and trace are the grism time series', scored in
+tests/test_tso_spectra_grism.py), a direct image and two dithered dispersed exposures per
+observation, run through the system in this process (ingest, detector 1, the
+associations, image2/image3 of the direct images to their source catalog, spec2 of the
+dispersed exposures with it, spec3 of each observation; about 35 s and 30 s).
 
 Every catalog source's spectrum in each exposure's ``_x1d`` is matched to its star in the
 exposure's truth (by RA/Dec, within 0.15") and compared, element by element, with the
@@ -17,7 +20,8 @@ Tolerances:
 - flux: the median of flux / truth over a source's uncontaminated, unflagged elements
   within 5 % of 1 (the issue's bound) for every source whose median S/N per element there
   is at least 5 and that has 15 such elements or more (the noise of the median is then
-  below 2 %; measured: 0.3-2 %); at least three such sources;
+  below 2 %; measured: 0.3-2.9 % NIRISS, 0.7-1.4 % NIRCam); at least three such sources
+  (NIRCam: two, its spectra longer than the window);
 - wavelengths: each element's wavelength is the one the truth's grism puts on its pixel for
   the star's true place within a tenth of the resolution element there (the catalog's
   centroid error along the dispersion times the dispersion; measured 0.01-0.03);
@@ -33,140 +37,57 @@ Tolerances:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
-from astropy.table import Table
-from scipy.special import ndtr
 from stdatamodels.jwst import datamodels as dm
 
-from services.simulator.spectrograph import (
-    SourceSpectrum,
-    SpectralLine,
-    at_source,
-    observed_spectrum,
-    wfss_grism,
-)
-from services.simulator.wfss import through_blocking_filter
-from shared.spectra.wfss import SPREAD_LINES
 from tests.slit_examples import PRODUCT_SERVICES, edited, run_in_process
+from tests.wfss_scoring import exposure_scores
 
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "niriss_wfss.yaml"
-OTHER_BAD_PIXEL = 2**30
-MATCH_ARCSEC = 0.15
-CONTAMINATION = 0.01  # another star's light in the aperture, relative to the source's: not scored for flux
-OVERLAP = 0.05  # ... and where a listed star's must be flagged
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+#: The examples: (file, the observations run, their Level-3 products, the fewest sources
+#: scored for flux (counted per observation), whether listed sources' spectra overlap:
+#: NIRISS's field is dense, NIRCam's sparse, its spectra as long as the window).
+RUNS = {
+    "niriss": ("niriss_wfss.yaml", (1, 2),
+               ("jw02727-o001_t001_niriss_f150w-gr150r", "jw02727-o002_t001_niriss_f150w-gr150c"), 3, True),
+    "nircam": ("nircam_wfss.yaml", (2,), ("jw02728-o002_t001_nircam_f444w-grismc",), 1, False),
+}
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return run_in_process(edited(EXAMPLE), tmp_path_factory.mktemp("wfss"), PRODUCT_SERVICES)
-
-
-def _spectrum(text: str) -> SourceSpectrum:
-    d = json.loads(text)
-    return SourceSpectrum(d["flux_jy"], d["slope"], tuple(SpectralLine(*line) for line in d["lines"]), d["reference"])
-
-
-class Scored:
-    """One source's spectrum in one exposure's ``_x1d`` beside its truth."""
-
-    def __init__(self, row, stars: Table, k: int, models: list, spectra: list, listed: set[int]):
-        n = int(row["N_ALONGDISP"])
-        self.source_id = int(row["SOURCE_ID"])
-        self.star = int(stars["id"][k])
-        self.wavelength = np.asarray(row["WAVELENGTH"][:n], np.float64)
-        self.flux = np.asarray(row["FLUX"][:n], np.float64)
-        self.error = np.asarray(row["FLUX_ERROR"][:n], np.float64)
-        self.flagged = (np.asarray(row["DQ"][:n]) & OTHER_BAD_PIXEL) > 0
-        half = 0.5 * (np.asarray(row["NPIXELS"][:n], np.float64) - 1.0)
-        model = models[k]
-        self.model = model
-        self.pixel = np.round(model.pixel(self.wavelength)).astype(int)  # the element's spectral pixel
-        s = self.pixel.astype(np.float64)
-        self.truth = observed_spectrum(model, spectra[k], s)
-        own = self.truth * model.electrons_per_jy(s)  # e-/s of the source per element
-        centre = model.trace(s)
-        self.contaminated = np.zeros(n, bool)  # by any star
-        self.by_listed = np.zeros(n, bool)  # by a star the catalog lists
-        self.near_listed = np.zeros(n, bool)  # a listed star's trace within both apertures and 2 px
-        for j, other in enumerate(models):
-            if j == k:
-                continue
-            on = (s >= other.span[0] - 10) & (s <= other.span[1] + 10)  # its light: the band and the LSF's reach
-            if not on.any():
-                continue
-            light = np.zeros(n)
-            light[on] = observed_spectrum(other, spectra[j], s[on]) * other.electrons_per_jy(s[on])
-            sigma = other.profile_sigma(other.wavelength(s))
-            offset = other.trace(s) - centre
-            inside = ndtr((half + 0.5 - offset) / sigma) - ndtr((-half - 0.5 - offset) / sigma)
-            self.contaminated |= on & (light * inside >= CONTAMINATION * own)
-            if int(stars["id"][j]) in listed:
-                self.by_listed |= on & (light * inside >= OVERLAP * own)
-                reach = (s >= other.span[0] - SPREAD_LINES - 1) & (s <= other.span[1] + SPREAD_LINES + 1)
-                self.near_listed |= reach & (np.abs(offset) < 2.0 * half.max() + 2.0)
-        self.clean = ~self.contaminated & ~self.flagged & np.isfinite(self.flux)
-        clean = self.clean
-        self.snr = float(np.median(self.truth[clean] / self.error[clean])) if clean.sum() else 0.0
-        self.ratio = float(np.median(self.flux[clean] / self.truth[clean])) if clean.sum() else np.nan
-
-    @property
-    def scored(self) -> bool:
-        return self.snr >= 5.0 and int(self.clean.sum()) >= 15
-
-
-def _exposure_scores(run) -> dict[str, list[Scored]]:
-    """Every source of every dispersed exposure's ``_x1d``, with its truth."""
-    out = {}
-    for name in run["names"]:
-        if not name.endswith("_x1d.fits") or not name.startswith("jw") or "-o" in name:
-            continue
-        stem = name.removesuffix("_x1d.fits")
-        path = run["out"] / name
-        header = fits.getheader(path)
-        grism = wfss_grism(header["EXP_TYPE"], header["FILTER"], header["PUPIL"])
-        x0, y0 = header["SUBSTRT1"] - 1.0, header["SUBSTRT2"] - 1.0
-        stars = Table.read(run["truth_dir"] / f"{stem}_truth_stars.ecsv")
-        models = [at_source(grism, float(x) + x0, float(y) + y0) for x, y in zip(stars["x"], stars["y"], strict=True)]
-        spectra = [through_blocking_filter(_spectrum(t), grism) for t in stars["spectrum"]]
-        rows = fits.getdata(path, "EXTRACT1D")
-
-        def star_of(ra: float, dec: float, stars: Table = stars) -> int | None:
-            d = np.hypot((stars["ra"] - ra) * np.cos(np.radians(dec)), stars["dec"] - dec) * 3600.0
-            k = int(np.argmin(d))
-            return k if d[k] < MATCH_ARCSEC else None
-
-        matched = {int(r["SOURCE_ID"]): star_of(float(r["SOURCE_RA"]), float(r["SOURCE_DEC"])) for r in rows}
-        assert all(k is not None for k in matched.values()), (stem, matched)
-        listed = {int(stars["id"][k]) for k in matched.values()}
-        out[stem] = [Scored(r, stars, matched[int(r["SOURCE_ID"])], models, spectra, listed) for r in rows]
-    return out
+@pytest.fixture(scope="module", params=sorted(RUNS))
+def run(request, tmp_path_factory):
+    example, observations, level3, fewest, overlaps = RUNS[request.param]
+    desc = edited(EXAMPLES / example)
+    desc["observations"] = [{**o, "number": k + 1} for k, o in enumerate(desc["observations"])
+                            if k + 1 in observations]
+    out = run_in_process(desc, tmp_path_factory.mktemp(f"wfss_{request.param}"), PRODUCT_SERVICES)
+    return {**out, "level3": level3, "fewest": fewest, "overlaps": overlaps}
 
 
 @pytest.fixture(scope="module")
 def scores(run):
-    return _exposure_scores(run)
+    return exposure_scores(run["out"], run["names"], run["truth_dir"])
 
 
 def test_every_dispersed_exposure_has_its_sources_spectra(run, scores):
-    assert len(scores) == 4, sorted(scores)
+    assert len(scores) == 2 * len(run["level3"]), sorted(scores)
     for stem, sources in scores.items():
         assert len(sources) >= 5, stem
         with dm.open(run["out"] / f"{stem}_x1d.fits") as model:
             assert model.__class__.__name__ == "WFSSMultiSpecModel"
 
 
-def test_source_flux_within_5_percent_of_truth(scores):
+def test_source_flux_within_5_percent_of_truth(run, scores):
     scored = [(stem, s.source_id, round(s.ratio, 4), round(s.snr, 1)) for stem, sources in scores.items()
               for s in sources if s.scored]
     print(f"WFSS spec2 flux / truth (median over clean elements), S/N per element: {scored}")
-    assert len(scored) >= 3, scored
+    assert len({(stem[:13], source) for stem, source, *_ in scored}) >= run["fewest"], scored
     bad = [x for x in scored if abs(x[2] - 1.0) > 0.05]
     assert not bad, bad
 
@@ -182,7 +103,7 @@ def test_wavelengths_within_a_tenth_of_a_resolution_element(scores):
     print(f"WFSS wavelengths: worst error {worst:.3f} resolution element")
 
 
-def test_contamination_flagged_where_listed_spectra_overlap(scores):
+def test_contamination_flagged_where_listed_spectra_overlap(run, scores):
     flagged = missed = spurious = 0
     for stem, sources in scores.items():
         for s in sources:
@@ -192,15 +113,14 @@ def test_contamination_flagged_where_listed_spectra_overlap(scores):
             assert not (s.by_listed & ~s.flagged).any(), (stem, s.source_id, np.flatnonzero(s.by_listed & ~s.flagged))
             assert not (s.flagged & ~s.near_listed).any(), (stem, s.source_id)
     print(f"WFSS contamination: {flagged} elements flagged, {missed} missed, {spurious} without an overlap")
-    assert flagged > 0
+    assert (flagged > 0) == run["overlaps"]
 
 
 def test_level3_combines_each_source(run, scores):
     c1d = [n for n in run["names"] if n.endswith("_c1d.fits")]
     x1d3 = [n for n in run["names"] if n.endswith("_x1d.fits") and "-o" in n]
-    assert sorted(c1d) == ["jw02727-o001_t001_niriss_f150w-gr150r_c1d.fits",
-                           "jw02727-o002_t001_niriss_f150w-gr150c_c1d.fits"], c1d
-    assert len(x1d3) == 2, x1d3
+    assert sorted(c1d) == [f"{product}_c1d.fits" for product in run["level3"]], c1d
+    assert sorted(x1d3) == [f"{product}_x1d.fits" for product in run["level3"]], x1d3
     bright = {}
     for stem, sources in scores.items():
         for s in sources:
@@ -208,7 +128,7 @@ def test_level3_combines_each_source(run, scores):
                 bright.setdefault((stem[:13], s.source_id), s)
     checked = []
     for name in c1d:
-        obs = f"jw02727{name[9:12]}001"
+        obs = f"jw{name[2:7]}{name[9:12]}001"  # jw<program>-o<obs>_... -> jw<program><obs>001
         with dm.open(run["out"] / name) as model:
             assert model.__class__.__name__ == "WFSSMultiCombinedSpecModel"
         table = fits.getdata(run["out"] / name, 1)
