@@ -549,6 +549,89 @@ def test_nirspec_mos_end_to_end(system, webhook, tmp_path):
     system.check_alive()
 
 
+def test_wfss_end_to_end(system, webhook, tmp_path):
+    """``examples/niriss_wfss.yaml``'s first observation (NIRISS wide-field slitless
+    spectroscopy of a star field: GR150R behind F150W, a direct image and two dithered
+    dispersed exposures; the example's GR150C observation makes the same chain) through the
+    same workers: ingest, detector1, the direct images' image2 and
+    image3 (to the source catalog), the spec2 associations (Asn_Lv2WFSSNIS, waiting for
+    the catalog they name), stage 2's calwebb_spec2 to each dispersed exposure's ``_cal``
+    and ``_x1d`` (a spectrum per catalog source), the spec3 associations
+    (Asn_Lv3WFSSNIS) and stage 3 to each observation's Level-3 ``_x1d`` and ``_c1d``;
+    previews of the spectra, a subscriber told of each Level-3 product, the observations
+    listed by the archive as a NIRISS/WFSS spectrum with the Level-3 spectra among its
+    Minimum Recommended Products. The bright sources' combined spectra are scored against
+    the truth: median flux within 5 % (tests/test_wfss_accuracy.py scores them closely)."""
+    from astropy.io import fits
+
+    from tests.wfss_scoring import exposure_scores
+
+    ctx = system.ctx
+    desc = yaml.safe_load((REPO / "examples" / "niriss_wfss.yaml").read_text())
+    desc["observations"] = desc["observations"][:1]
+    sim = simulate(desc, tmp_path / "sim")
+    deliver_references(ctx, sim.reference_paths, note="simulator references for the WFSS end-to-end test")
+    dispersed = [p.stem for p in sim.telemetry_paths if "_01102_" in p.stem]
+    assert len(dispersed) == 2 and len(sim.telemetry_paths) == 3
+    level3 = ["jw02727-o001_t001_niriss_f150w-gr150r"]
+    with httpx.Client(base_url=system.api, timeout=30) as api:
+        _subscribe_to_new(system, api, webhook, "2727", "WFSS end-to-end test")
+        received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
+        dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
+        wanted = [*(f"{stem}_x1d.fits" for stem in dispersed),
+                  *(f"{product}_{suffix}.fits" for product in level3 for suffix in ("x1d", "c1d"))]
+
+        def spectra_done() -> bool:
+            have = current_products(ctx, "02727")
+            return all(name in have and {"data", "preview", "thumbnail"} <= have[name]["kinds"] for name in wanted)
+
+        system.wait_until(spectra_done, 420, "every dispersed exposure's and observation's spectra, with previews",
+                          lambda: sorted((n, sorted(p["kinds"])) for n, p in current_products(ctx, "02727").items()))
+        system.wait_idle()
+        have = current_products(ctx, "02727")
+        counts = Counter(p["suffix"] for p in have.values())
+        assert counts["cat"] == counts["segm"] == 1 and counts["c1d"] == 1, counts
+        assert counts["x1d"] == 2 + 1 and counts["cal"] == 3, counts
+        with ctx.catalog.session() as s:
+            emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == "02727",
+                                                                         Association.emitted_count > 0)).all())
+        assert emitted == Counter({"image2": 1, "image3": 1, "spec2": 2, "spec3": 1}), emitted
+        notified = {f"{product}_{suffix}.fits" for product in level3 for suffix in ("x1d", "c1d")}
+        system.wait_until(lambda: notified <= set(webhook.subjects()), 90,
+                          "webhook deliveries of the Level-3 spectra", webhook.subjects)
+        rows = api.get("/observations", params={"program": "2727"}).json()["rows"]
+        assert [(r["instrument_name"], r["dataproduct_type"]) for r in rows] == [("NIRISS/WFSS", "spectrum")], rows
+        obsid = api.get("/observations/jw02727001").json()["obsid"]
+        r = api.get(f"/observations/{obsid}/products", params={"mrp_only": "true"})
+        assert r.status_code == 200, r.text
+        mrp = {row["productFilename"] for row in r.json()["rows"]}
+        assert {f"{level3[0]}_x1d.fits", f"{level3[0]}_c1d.fits"} <= mrp, sorted(mrp)
+
+        out = tmp_path / "products"
+        out.mkdir()
+        names = [n for n in have if n.endswith(("_x1d.fits", "_c1d.fits"))]
+        for name in names:
+            ctx.store.download_uri(have[name]["uri"], out / name)
+        scores = exposure_scores(out, names, tmp_path / "sim" / "truth")
+        bright = {(stem[:13], s.source_id): s for stem, sources in scores.items() for s in sources if s.scored}
+        checked = []
+        for product in level3:
+            table = fits.getdata(out / f"{product}_c1d.fits", "COMBINE1D")
+            obs = f"jw02727{product[9:12]}001"
+            for row in table:
+                s = bright.get((obs, int(row["SOURCE_ID"])))
+                if s is None:
+                    continue
+                n = int(row["N_ALONGDISP"])
+                wl, flux = np.asarray(row["WAVELENGTH"][:n]), np.asarray(row["FLUX"][:n])
+                truth = np.interp(wl, s.wavelength[s.clean], s.truth[s.clean], left=np.nan, right=np.nan)
+                ok = np.isfinite(truth) & np.isfinite(flux)
+                checked.append((product, int(row["SOURCE_ID"]), round(float(np.median(flux[ok] / truth[ok])), 4)))
+        print(f"WFSS end-to-end: Level-3 combined flux / truth of the bright sources {checked}")
+        assert len(checked) >= 2 and all(abs(ratio - 1) < 0.05 for *_, ratio in checked), checked
+    system.check_alive()
+
+
 #: The spectroscopic time series run end to end: (example, its Level-3 product, the
 #: associations it makes, the detector of its spectra). The MIRI LRS slitless takes the
 #: LRS's own Level-2 rule (Asn_MIRLRSTAConfirm, a spec2), NIRSpec's bright objects, NIRISS
