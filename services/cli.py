@@ -74,7 +74,7 @@ RUN_PIPELINES: dict[str, tuple[str, str]] = {
     "spec2": ("services.stage2.commands:SPEC2_COMMAND", "calwebb_spec2 on slit and slitless _rate/_rateints files or spec2 and tso-spec2 associations"),
     "image3": ("services.stage3.commands:IMAGE3_COMMAND", "calwebb_image3 on a Level-3 association"),
     "tso3": ("services.stage3.commands:TSO3_COMMAND", "calwebb_tso3 on a time-series association (imaging or spectroscopic)"),
-    "spec3": ("services.stage3.commands:SPEC3_COMMAND", "calwebb_spec3 on a slit spectroscopy association (MIRI LRS, NIRSpec fixed slits and MOS)"),
+    "spec3": ("services.stage3.commands:SPEC3_COMMAND", "calwebb_spec3 on a slit spectroscopy association (MIRI LRS, NIRSpec fixed slits and MOS) or a wide-field slitless one (NIRISS, NIRCam)"),
 }
 
 # Errors in what the user gave us: reported as one message, exit status 2, no traceback.
