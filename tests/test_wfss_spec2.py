@@ -6,6 +6,7 @@ sky positions come from the exposure's imaging WCS."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -317,6 +318,38 @@ def test_products_open_as_the_public_models(run, tmp_path):
         assert list(spec.spec_table["SOURCE_ID"]) == [1, 2, 3, 4]
         assert spec.spec_table.columns["FLUX"].unit == "Jy"
         assert list(spec.spec_table["SOURCE_TYPE"]) == ["POINT", "POINT", "EXTENDED", "POINT"]
+
+
+def test_each_order_extracted_and_calibrated_on_its_own():
+    # a grism of two orders (the second twice as dispersed, 15 rows above the first, half
+    # the first's PHOTMJSR): each order's spectrum of an isolated source is its own slit and
+    # its own EXTRACT1D table, calibrated with its order's PHOTOM row to the source's flux
+    first = NIRCAM
+    second = dataclasses.replace(first, along0=60.0, along1=260.0, across=(15.0, 2.0, 0.5))
+    one, two = first.tree(), second.tree()
+    tree = {k: one[k] + two[k] for k in one if k != "orders"} | {"orders": [1, 2]}
+    wavelengthrange = {"wavelengthrange": [[1, "F444W", 3.95, 4.95], [2, "F444W", 3.95, 4.95]], "order": [1, 2],
+                       "extract_orders": [["F444W", [1, 2]]]}
+    source = [(1, 10.4, 100.3, 1.0e-4, False, 20.0)]
+    rate, flat, pattern = _scene(first, source)
+    # order 2 in DN/s: the flux over its PHOTMJSR (half order 1's), rendered alone (no sky or noise) through
+    # the same flat (the same seed)
+    alone = _scene(second, [(1, 10.4, 100.3, 2.0e-4, False, 20.0)])[0] - _scene(second, [])[0]
+    refs = _refs(first, flat, pattern)
+    refs["specwcs"] = _Ref("specwcs", tree=tree)
+    refs["wavelengthrange"] = _Ref("wavelengthrange", tree=wavelengthrange)
+    out = run_spec2(_exposure(first, rate + alone), refs, catalog=_catalog(source), params=SPEC2.params(),
+                    software_version="test", created="2026-01-01T00:00:00")
+    assert [s.keywords["SPORDER"] for s in out.cal.slits] == [1, 2]
+    tables = out.x1d.spectra
+    assert [t.keywords["SPORDER"] for t in tables] == [1, 2]
+    for table, lines in zip(tables, (100, 150), strict=True):
+        (row,) = table.table
+        n = int(row["N_ALONGDISP"])
+        flux, dq = np.asarray(row["FLUX"][:n]), np.asarray(row["DQ"][:n])
+        assert n >= lines * 0.9 and int(row["SOURCE_ID"]) == 1, (table.keywords["SPORDER"], n)
+        assert not np.any(dq & OTHER_BAD_PIXEL)  # an order does not contaminate its own source's other order
+        assert np.all(np.abs(flux / 1.0e-4 - 1.0) < 0.03), (table.keywords["SPORDER"], flux.min(), flux.max())
 
 
 def test_a_wfss_exposure_needs_its_catalog():
