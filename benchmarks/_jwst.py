@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["EXTRACT_1D_NOT_APPLICABLE", "LRS_SLITLESS_SPEC2_SKIP", "LRS_SPEC2_NOT_APPLICABLE", "LRS_SPEC2_SKIP",
-           "LRS_SPEC3_NOT_APPLICABLE", "LRS_SPEC3_SKIP", "SERVER_CONFIG", "STEPS", "box_extract1d_reference", "crds_env",
+           "LRS_SPEC3_NOT_APPLICABLE", "LRS_SPEC3_SKIP", "SERVER_CONFIG", "STEPS", "WFSS_SPEC2_NOT_APPLICABLE",
+           "WFSS_SPEC2_SKIP", "box_extract1d_reference", "crds_env",
            "lrs_extract1d_reference", "network_isolation", "run_pipeline", "run_steps", "slitless_extract1d_reference",
            "step_logged_seconds", "step_overrides", "strun_arguments"]
 
@@ -144,8 +145,9 @@ def run_pipeline(pipeline: str, inputs: Iterable[Path], steps: Mapping[str, Mapp
                  crds_path: Path, log: Path, env: Mapping[str, str] | None = None, timeout: float = 1800,
                  ) -> subprocess.CompletedProcess:
     """Run jwst's ``pipeline`` on each input (files or association JSON) in one offline child
-    process, saving its products in ``output_dir``; the child's output goes to ``log``.
-    RuntimeError with the end of the log when it fails."""
+    process, from the input's directory (where jwst looks for the source catalog an
+    association names for a WFSS exposure), saving its products in ``output_dir``; the
+    child's output goes to ``log``. RuntimeError with the end of the log when it fails."""
     spec = {"pipeline": pipeline, "inputs": [str(p) for p in inputs], "steps": steps, "output_dir": str(output_dir)}
     return _run_child(spec, pipeline, output_dir, crds_path, log, env, timeout)
 
@@ -311,6 +313,30 @@ def step_logged_seconds(log_text: str) -> dict[str, float]:
     return seconds
 
 
+# calwebb_spec2 on NIRISS and NIRCam wide-field slitless exposures
+# (tests/test_public_pipeline_wfss.py): jwst's Spec2Pipeline steps we do not run, and why.
+WFSS_SPEC2_SKIP = {
+    **{step: why for step, why in LRS_SPEC2_SKIP.items() if step not in ("extract_2d", "wfss_contam")},
+    "pathloss": "no slit to lose light at",
+    "resample_spec": "not run for WFSS",
+    "wfss_contam": "skipped by default upstream (ours flags where listed sources' spectra overlap instead)",
+}
+# Reference types of the steps that run which are N/A for WFSS: those of other modes
+# (NIRSpec, MRS, SOSS, optimal extraction); FILTEROFFSET (ours is the imager's, selected
+# for NIS_IMAGE, and our WFSS WCS applies none); AREA (our photom takes the pixel area from
+# PHOTOM's PIXAR_SR, as jwst's does without an AREA); EXTRACT1D (jwst's WFSS extraction
+# reads none: the aperture is the cutout extract_2d makes); APCORR (our PHOTOM is
+# calibrated for a point source's whole light across the dispersion, and neither applies
+# an aperture correction: the cutout, 11 pixels and more across, holds the light of the
+# trace's profile, a sigma of about a pixel).
+WFSS_SPEC2_NOT_APPLICABLE = ({("assign_wcs", t) for t in ("filteroffset", "regions", "camera", "chromcorr",
+                                                          "collimator", "disperser", "fore", "fpa", "msa", "ote",
+                                                          "ifupost", "ifufore", "ifuslicer")}
+                             | {("photom", "area")}
+                             | {("flat_field", t) for t in ("fflat", "sflat", "dflat")}
+                             | {("extract_1d", t) for t in ("extract1d", *EXTRACT_1D_NOT_APPLICABLE)})
+
+
 def _main(spec: dict) -> None:
     if "chain" in spec:
         for path in spec["inputs"]:
@@ -319,8 +345,10 @@ def _main(spec: dict) -> None:
                 result = _pipeline_class(name).call(result, output_dir=spec["output_dir"], save_results=True, **params)
         return
     cls = _pipeline_class(spec["pipeline"])
-    for path in spec["inputs"]:
-        cls.call(path, steps=spec["steps"], output_dir=spec["output_dir"], save_results=True)
+    output_dir = Path(spec["output_dir"]).resolve()
+    for path in [Path(p).resolve() for p in spec["inputs"]]:
+        os.chdir(path.parent)  # jwst opens a WFSS exposure's source catalog by its name alone
+        cls.call(str(path), steps=spec["steps"], output_dir=str(output_dir), save_results=True)
 
 
 if __name__ == "__main__":

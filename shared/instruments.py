@@ -20,6 +20,7 @@ __all__ = [
     "MAX_NINTS",
     "MAX_ROW_PIXELS",
     "MAX_WINDOW_ROWS",
+    "NIRISS_FWCPOS",
     "NIRSPEC_FILTERS",
     "NIRSPEC_FIXED_SLITS",
     "NIRSPEC_GRATINGS",
@@ -232,6 +233,11 @@ READOUT_PATTERNS_BY_INSTRUMENT: dict[str, tuple[str, ...]] = {
 # EXP_TYPE values start with the instrument's prefix (NRC_IMAGE, MIR_LRS-FIXEDSLIT, ...).
 EXP_TYPE_PREFIX: dict[str, str] = {"NIRCAM": "NRC_", "NIRSPEC": "NRS_", "NIRISS": "NIS_", "MIRI": "MIR_",
                                    "FGS": "FGS_"}
+
+# NIRISS's filter-wheel position angle (FWCPOS, deg) with an element in the beam: the wheel
+# is taken to stop at its nominal place, the angle the WFSS SPECWCS's ``fwcpos_ref`` holds
+# (the grisms' traces unrotated).
+NIRISS_FWCPOS = 0.0
 
 # Acceptance limits of a planned exposure. NINTS and NGROUPS travel in 16-bit fields of the
 # telemetry secondary header, so 65535 is the format's bound; NIRCam's readout patterns have

@@ -23,7 +23,7 @@ Tolerances (stated beside each check):
   SPECWCS's trace row within 2e-4 px (measured 2e-5) and its second moment the PSF's
   integrated over pixels within 1e-4 (measured 1.3e-5);
 - PHOTOM: a noiseless rendered column, as rate over the FLAT reference, summed over its
-  rows, times PHOTMJSR x RELRESPONSE x PIXAR_SR x 1e6, is the truth's ``observed_jy``
+  rows, times PHOTMJSR x RELRESPONSE / dispersion x PIXAR_SR x 1e6, is the truth's ``observed_jy``
   within 0.5 % (measured 6e-7: the float32 reference);
 - noiseless telemetry through ingest and detector 1: per column the full-depth over
   out-of-transit ratio of a box of +-6 rows (6 sigma of the PSF) about the trace is
@@ -861,9 +861,10 @@ def test_the_photom_calibrates_a_rendered_column(run):
     assert np.interp(GRISM.throughput_centre, waves, rel) == pytest.approx(1.0, abs=1e-6)
     desc = load_description(example())
     g0 = mean_gain(make_detector_model(detector("NRCALONG"), desc.simulation.detector_seed))
-    # photmjsr x relresponse x PIXAR_SR = 1e-6 g0 / electrons_per_jy of the column (MJy per DN/s)
+    # photmjsr x relresponse x PIXAR_SR / dispersion = 1e-6 g0 / electrons_per_jy of the column (MJy per
+    # DN/s; PHOTMJSR per um of spectrum, the public grisms' unit)
     s = np.arange(GRISM.span[0] - 1, GRISM.span[1] + 2, dtype=np.float64)
-    np.testing.assert_allclose(float(row["photmjsr"]) * rel * GRISM.pixel_area_sr,
+    np.testing.assert_allclose(float(row["photmjsr"]) * rel * GRISM.pixel_area_sr / GRISM.dispersion(s),
                                1e-6 * g0 / GRISM.electrons_per_jy(s), rtol=1e-6)
     # a noiseless rendered column (pixel area, flat and gain as the exposure applies them), over the FLAT
     # reference, summed over its rows, calibrated
@@ -880,7 +881,8 @@ def test_the_photom_calibrates_a_rendered_column(run):
     trace = np.asarray(spectrum["source_y"])
     near = np.abs(np.arange(SUB.ysize)[:, None] - trace[None, :]) <= 12.0  # 12 sigma of the PSF
     summed = np.sum(np.where(near, flat_fielded[:, columns], 0.0), axis=0)
-    mjy_sr = summed * float(row["photmjsr"]) * np.interp(spectrum["wavelength"], waves, rel)
+    mjy_sr = summed * float(row["photmjsr"]) * np.interp(spectrum["wavelength"], waves, rel) / GRISM.dispersion(
+        columns.astype(np.float64))
     jy = mjy_sr * pixar_sr * 1e6
     good = np.isfinite(jy)  # a column with a dead pixel in it is NaN
     assert good.mean() > 0.9

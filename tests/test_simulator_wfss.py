@@ -17,8 +17,9 @@ Tolerances (stated beside each check):
   extraction times the electrons per Jy (``observed_spectrum``) to 1e-3 relative at its
   unresolved line, sampled more finely by the truth (measured 3e-4), and to 1e-9
   elsewhere (measured 1e-15);
-- PHOTOM x PIXAR_SR x 1e6 is the detector gain over the electrons per Jy of the spectral
-  pixel to 0.1 % (float32: measured 1e-7);
+- PHOTOM x PIXAR_SR x 1e6 over the dispersion (PHOTMJSR per um of spectrum, the public
+  grisms' unit) is the detector gain over the electrons per Jy of the spectral pixel to
+  0.1 % (float32: measured 1e-7);
 - the sky: the truth's SKY image is the WFSSBKG pattern times one scale times the pixel
   area to 1e-5 relative (float32).
 """
@@ -202,6 +203,7 @@ def test_photom_wfssbkg_and_wavelengthrange(references):
             s = np.arange(grism.span[0], grism.span[1] + 1, dtype=float)
             conversion = row["photmjsr"] * np.interp(grism.wavelength(s), row["wavelength"][:n],
                                                      row["relresponse"][:n]) * grism.pixel_area_sr * 1e6
+            conversion /= grism.dispersion(s)  # PHOTMJSR per um of spectrum, the public grisms' unit
             assert np.allclose(conversion, g0 / grism.electrons_per_jy(s), rtol=1e-3)
             with dm.open(out / wfss_filename(grism, "wfssbkg")) as bkg:
                 assert (bkg.meta.instrument.filter, bkg.meta.instrument.pupil) == wfss_keywords(grism)

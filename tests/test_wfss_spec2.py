@@ -77,6 +77,11 @@ class Mode:
     def relresponse(self, wavelength: np.ndarray) -> np.ndarray:
         return 0.8 + 0.4 * (wavelength - self.lam0) / self.dlam
 
+    @property
+    def dispersion(self) -> float:
+        """um per pixel along the dispersion (the law is linear)."""
+        return self.dlam / (self.along1 - self.along0)
+
 
 NIRCAM = Mode(keywords=dict(INSTRUME="NIRCAM", DETECTOR="NRCALONG", EXP_TYPE="NRC_WFSS", FILTER="F444W",
                             PUPIL="GRISMR"),
@@ -201,9 +206,9 @@ def _refs(mode: Mode, flat: np.ndarray, pattern: np.ndarray) -> dict:
     table = np.zeros(2, [("filter", "S12"), ("pupil", "S12"), ("order", "<i4"), ("photmjsr", "<f4"),
                          ("uncertainty", "<f4"), ("nelem", "<i4"), ("wavelength", "<f4", (n,)),
                          ("relresponse", "<f4", (n,)), ("reluncertainty", "<f4", (n,))])
-    for i, order in enumerate((1, 2)):
-        table[i] = (mode.keywords["FILTER"], mode.keywords["PUPIL"], order, PHOTMJSR / order, 0.0, 20, wl, rr,
-                    np.zeros(n))
+    for i, order in enumerate((1, 2)):  # PHOTMJSR per um of spectrum, the public grisms' unit
+        table[i] = (mode.keywords["FILTER"], mode.keywords["PUPIL"], order, PHOTMJSR / order * mode.dispersion, 0.0,
+                    20, wl, rr, np.zeros(n))
     zeros = np.zeros(flat.shape, np.float32)
     return {
         "specwcs": _Ref("specwcs", tree=mode.tree()),
@@ -336,6 +341,7 @@ def test_each_order_extracted_and_calibrated_on_its_own():
     # the same flat (the same seed)
     alone = _scene(second, [(1, 10.4, 100.3, 2.0e-4, False, 20.0)])[0] - _scene(second, [])[0]
     refs = _refs(first, flat, pattern)
+    refs["photom"].tables["PHOTOM"]["photmjsr"][1] = PHOTMJSR / 2 * second.dispersion  # order 2's, per um
     refs["specwcs"] = _Ref("specwcs", tree=tree)
     refs["wavelengthrange"] = _Ref("wavelengthrange", tree=wavelengthrange)
     out = run_spec2(_exposure(first, rate + alone), refs, catalog=_catalog(source), params=SPEC2.params(),

@@ -15,7 +15,13 @@ from astropy.time import Time
 from services.ingest.observer import Observer, observer
 from shared.ephemeris import Ephemeris
 from shared.imaging_wcs import TelescopePointing, ideal_position, pointing_about
-from shared.instruments import DetectorInfo, ExposureTiming, Subarray, readout_pattern
+from shared.instruments import (
+    NIRISS_FWCPOS,
+    DetectorInfo,
+    ExposureTiming,
+    Subarray,
+    readout_pattern,
+)
 from shared.naming import parse_msa_metadata
 from shared.plan import Observation, Plan, PlannedExposure
 from shared.wcs import wcs_keywords
@@ -219,6 +225,8 @@ def exposure_keywords(
         "CHANNEL": det.channel,
         "FILTER": obs.filter,
         "PUPIL": obs.pupil if det.instrument in ("NIRCAM", "NIRISS") else None,
+        # NIRISS: the filter wheel's position angle, where its grisms' SPECWCS models them
+        "FWCPOS": NIRISS_FWCPOS if det.instrument == "NIRISS" else None,
         # NIRSpec: the grating wheel's element (the plan's pupil) and the fixed slit
         "GRATING": obs.pupil if det.instrument == "NIRSPEC" else None,
         "FXD_SLIT": (obs.fixed_slit or "NONE") if det.instrument == "NIRSPEC" else None,

@@ -168,11 +168,12 @@ mode, NRC_WFSS, has its own: :mod:`.wfss_refs`) and, the SPECWCS, by FILTER and 
 - PHOTOM (``NrcWfssPhotomModel``): one phot_table row, filter F444W, pupil GRISMR, order
   1: PHOTMJSR at the throughput's peak (4.4 um), UNCERTAINTY (1 %), NELEM and WAVELENGTH
   (um, increasing) / RELRESPONSE (1 at the peak) / RELUNCERTAINTY over the spectrum's
-  columns and one more at each end; PIXAR_SR, PIXAR_A2 nominal. In the LRS slitless
-  mode's convention: a point source's flat-fielded rate (DN/s) times ``PHOTMJSR *
-  RELRESPONSE(lambda)`` is MJy/sr, summed over a column's pixels times PIXAR_SR x 1e6 the
-  source's f_nu in Jy (``PHOTMJSR * RELRESPONSE * PIXAR_SR = 1e-6 g0 / electrons_per_jy``
-  of the column, g0 the FLAT's mean gain).
+  columns and one more at each end; PIXAR_SR, PIXAR_A2 nominal. In the public grisms'
+  unit, MJy um / (sr DN/s), per um of spectrum: a point source's flat-fielded rate (DN/s)
+  times ``PHOTMJSR * RELRESPONSE(lambda)`` over the column's dispersion (um per pixel) is
+  MJy/sr, summed over a column's pixels times PIXAR_SR x 1e6 the source's f_nu in Jy
+  (``PHOTMJSR * RELRESPONSE * PIXAR_SR / dispersion = 1e-6 g0 / electrons_per_jy`` of the
+  column, g0 the FLAT's mean gain).
 
 FLAT (CLEAR/PRISM; F290LP/G395M for the bright objects) and DISTORTION of NRS1 (and of
 NRS2 for the MOS), NIS's FLAT of CLEAR/GR700XD and NRCALONG's of F444W/GRISMR, are
@@ -831,7 +832,7 @@ def nircam_grism_photom_table(detector_model) -> np.ndarray:
     model = NIRCAM_GRISM_TSO
     # a pixel beyond each end of the span: the table's float32 wavelengths then cover the span's own
     waves, mjy = model.response(mean_gain(detector_model), margin=1)
-    mjysr = mjy / model.pixel_area_sr
+    mjysr = mjy / model.pixel_area_sr * model.dispersion(model.pixel(waves))  # per um of spectrum, the grisms' unit
     value = float(np.interp(model.throughput_centre, waves, mjysr))
     rel = mjysr / value
     table = np.zeros(1, dtype=[

@@ -17,8 +17,9 @@ PUPIL the blocking filter; NIRCam: FILTER the blocking filter, PUPIL the grism):
   wheel's nominal position, which the simulated exposures keep (FWCPOS), so no rotation.
 - PHOTOM (``NisWfssPhotomModel`` / ``NrcWfssPhotomModel``, one per detector,
   ``jwst_<instrument>_photom_<detector>_wfss_sim.fits``): a row per grism (filter, pupil,
-  order 1) in the convention of the NIRCam grism time series' PHOTOM: a point source's
-  flat-fielded rate (DN/s) times ``PHOTMJSR * RELRESPONSE(lambda)`` is MJy/sr, summed over
+  order 1) in the convention of the NIRCam grism time series' PHOTOM, the public grisms'
+  unit (MJy um / (sr DN/s)): a point source's flat-fielded rate (DN/s) times ``PHOTMJSR *
+  RELRESPONSE(lambda)`` over the pixel's dispersion (um per pixel) is MJy/sr, summed over
   its cross-dispersion profile times PIXAR_SR x 1e6 its f_nu in Jy.
 - WFSSBKG (``WfssBkgModel``, one per grism, ``jwst_<instrument>_wfssbkg_<detector>_<grism>_sim.fits``):
   the dispersed sky of the full frame, normalised to a median of 1 over the
@@ -43,6 +44,8 @@ import numpy as np
 from astropy.modeling.models import Polynomial1D, Polynomial2D
 from stdatamodels.jwst import datamodels as dm
 
+from shared.instruments import NIRISS_FWCPOS
+
 from .optical_refs import _save_asdf, mean_gain
 from .reffiles import AUTHOR, PEDIGREE, USEAFTER, ReferenceFile, _common, _save
 from .slit_refs import _slit_common
@@ -51,9 +54,9 @@ from .spectrograph import NIS_WFSS_EXP_TYPE, WFSS_EXP_TYPES, SlitSpectrograph
 __all__ = ["FWCPOS_REF", "public_grism_models", "wfss_filename", "wfss_keywords", "wfss_photom_table", "wfss_sky_pattern",
            "write_wfss_references"]
 
-#: NIRISS's filter-wheel position (deg) its grism models are given at; the simulated
-#: exposures' FWCPOS.
-FWCPOS_REF = 0.0
+#: NIRISS's filter-wheel position (deg) its grism models are given at; the exposures'
+#: FWCPOS (ingest writes the nominal position).
+FWCPOS_REF = NIRISS_FWCPOS
 
 
 def wfss_keywords(model: SlitSpectrograph) -> tuple[str, str]:
@@ -159,7 +162,7 @@ def wfss_photom_table(models: list[SlitSpectrograph], detector_model) -> np.ndar
     rows = []
     for model in models:
         waves, mjy = model.response(mean_gain(detector_model), margin=1)
-        mjysr = mjy / model.pixel_area_sr
+        mjysr = mjy / model.pixel_area_sr * model.dispersion(model.pixel(waves))  # per um of spectrum
         value = float(np.interp(model.throughput_centre, waves, mjysr))
         rows.append((model, waves, mjysr / value, value))
     size = max(w.size for _, w, _, _ in rows)

@@ -147,7 +147,7 @@ from shared.spectra import (
     source_along,
     wavelength_image,
 )
-from shared.spectra.grism import GRISM_TSO_EXP_TYPES, grism_dispaxis, grism_trace
+from shared.spectra.grism import GRISM_TSO_EXP_TYPES, grism_dispaxis, grism_trace, line_dispersion
 from shared.spectra.msa import (
     MsaGeometry,
     MsaMetadata,
@@ -787,6 +787,8 @@ def _photom(s: SpecState, a: StepArgs) -> Skip | None:
                                      "(PIXAR_SR) to calibrate an extended source by")
         value, unit = value / float(sr), "MJy/sr"
     conversion = spectral_conversion(s.wavelength, value, chosen["wavelength"][:n], chosen["relresponse"][:n])
+    if grism:  # the grisms' PHOTMJSR is per um of spectrum (MJy um / (sr DN/s)), as the public files give it
+        conversion = conversion / in_frame(line_dispersion(s.trace)[:, None], s.trace.dispaxis)
     r = apply_photom(s.sci, s.err, _variances(s), conversion)
     _set_variances(s, r.sci, r.err, r.variances)
     cards = photom_keywords(value, None if sr is None else float(sr), None if a2 is None else float(a2))
@@ -795,7 +797,9 @@ def _photom(s: SpecState, a: StepArgs) -> Skip | None:
     s.keywords.update(cards)
     s.bunit = unit
     n_invalid = _mark_invalid(s)
-    a.note(f"photom: {value:.4g} {unit} per DN/s x relative response; {n_invalid} pixel(s) without a conversion")
+    a.note(f"photom: {value:.4g} {unit} per DN/s x relative response"
+           + (" / the dispersion (um per pixel) of each line" if grism else "")
+           + f"; {n_invalid} pixel(s) without a conversion")
     return None
 
 

@@ -41,7 +41,8 @@ import numpy as np
 from shared.spectra.extract import GRISM_TSO_EXP_TYPES
 from shared.spectra.trace import SlitTrace
 
-__all__ = ["GRISM_MODELS", "GRISM_TSO_EXP_TYPES", "grism_dispaxis", "grism_orders", "grism_trace", "model_function"]
+__all__ = ["GRISM_MODELS", "GRISM_TSO_EXP_TYPES", "grism_dispaxis", "grism_orders", "grism_trace", "line_dispersion",
+           "model_function"]
 
 #: The entries of the grism model tree a trace needs (``invdispx`` along x, ``invdispy``
 #: along y, where the file has them: NIRISS's have neither).
@@ -192,3 +193,16 @@ def grism_trace(tree: Mapping[str, Any], x0: float, y0: float, *, xstart: int = 
             raise ValueError(f"order {order}'s wavelength is not monotonic along the {lines}")
     return SlitTrace(wavelength=np.where(inside, wavelength, np.nan), x=np.where(inside, centre, np.nan), rows=rows,
                      ref=(y0, x0) if dispaxis == 1 else (x0, y0), dispaxis=dispaxis)
+
+
+def line_dispersion(trace: SlitTrace) -> np.ndarray:
+    """|d wavelength / d line| (um per pixel) on each line of ``trace`` (NaN off the
+    spectrum): the gradient of its wavelengths along the lines of the spectrum (one-sided
+    at its ends). The grisms' PHOTOM gives its conversion per um of spectrum, which this
+    turns into one per pixel, as the public photom step does with the gradient of the
+    wavelengths along the dispersion. NaN everywhere for a spectrum of fewer than two lines."""
+    out = np.full(np.shape(trace.wavelength), np.nan)
+    rows = np.asarray(trace.rows)
+    if rows.size >= 2:
+        out[rows] = np.abs(np.gradient(np.asarray(trace.wavelength, np.float64)[rows], rows.astype(np.float64)))
+    return out
