@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
+# `make test` runs the test modules on TEST_PROCESSES processes (pytest-xdist): each module
+# whole on one process, the longest first (tests/conftest.py LONGEST_FIRST).
+TEST_PROCESSES ?= 2
+PARALLEL = -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test test-fast public-test fault-test scale-test scale-bench bench lint clean install portal-screenshots
 
@@ -19,7 +23,7 @@ demo: $(STAMP)
 
 # Needs Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (.ci/run starts them).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 # The public pipeline (jwst) re-running our files and compared with ours (docs/compatibility.md:
 # tests/test_public_pipeline*.py): about 6 minutes on 2 cores; .ci/run runs them after `make test`.
@@ -35,7 +39,7 @@ fault-test: $(STAMP)
 
 # Unit tests only: no Redis, PostgreSQL, S3 server or workers.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest $(PARALLEL) -m "not integration"
 
 # Services and workers on network namespaces of their own (tests/scale): needs root and iproute2.
 scale-test: $(STAMP)

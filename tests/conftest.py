@@ -19,8 +19,16 @@ pytest_plugins = ["tests.s3server"]
 PG_ADMIN_URL = os.environ.get("DMS_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("DMS_TEST_REDIS", "redis://127.0.0.1:6379/11")
 
+#: The longest modules (minutes each on two cores), run first: `make test` runs the modules
+#: on two processes (pytest-xdist, one module per process at a time, in collection order),
+#: and a long module started last would leave the other process idle at the end.
+LONGEST_FIRST = ("test_end_to_end.py", "test_api_schema.py", "test_spec2_nirspec_mos.py", "test_cli.py",
+                 "test_imaging_accuracy.py", "test_linkages.py", "test_nirspec_mos_nrs2.py")
+
 
 def pytest_collection_modifyitems(config, items):
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
     skips = {}
     if os.environ.get("DMS_RUN_SLOW") != "1":
         skips["slow"] = pytest.mark.skip(reason="slow; set DMS_RUN_SLOW=1 to run")

@@ -787,6 +787,9 @@ NIRSPEC_BOTS = _nirspec_bots()
 #: SUBSTRIP256; per order its reference point's IMY (IMX 1025.0 for both), its law, trace,
 #: the wavelengths its span covers (None: the columns inside the reference pixels) and
 #: its throughput (peak, centre um, width um).
+#: Samples rendered at once for the long slitless spectra (SOSS, WFSS): a block of 256
+#: holds about 50 of SOSS's 2040 columns and bounds the renderer's memory.
+_SLITLESS_RENDER_BLOCK = 256
 _SOSS_IMX = 1025.0
 _SOSS_ORDERS = {
     1: (1862.0, GratingDispersion(reference=1.85, linear=-9.75e-4, quadratic=1.0e-8), (0.0, -0.004, 2.0e-5), None,
@@ -795,7 +798,6 @@ _SOSS_ORDERS = {
         (0.20, 0.85, 0.25)),
 }
 _SOSS_PROFILE_SIGMA = 5.0  # px: the cylindrical lens's defocus across the dispersion
-_SOSS_RENDER_BLOCK = 256  # samples: about 50 of the 2040 columns at a time
 
 
 def _niriss_soss(order: int) -> SlitSpectrograph:
@@ -814,7 +816,7 @@ def _niriss_soss(order: int) -> SlitSpectrograph:
         dispaxis=1, law=law, trace_coeffs=trace, span=(first, last), subarrays=("SUBSTRIP256",), detector_sigma=1.0,
         peak_throughput=peak, throughput_centre=centre, throughput_width=width,
         sky_levels=((1.0, 0.30), (3.0, 0.20)), slitless=True, time_series=True, order=order,
-        spatial_sigma=_SOSS_PROFILE_SIGMA, render_block=_SOSS_RENDER_BLOCK,
+        spatial_sigma=_SOSS_PROFILE_SIGMA, render_block=_SLITLESS_RENDER_BLOCK,
     )
 
 
@@ -890,7 +892,7 @@ def _wfss(exp_type: str, detector: str, blocking: str, grism: str, dispaxis: int
         imx=_WFSS_REF[0], imy=_WFSS_REF[1], slit_width=0.0, slit_length=0.0, pixel_scale=pixel_scale,
         dispaxis=dispaxis, law=law, trace_coeffs=trace, span=(first, last), subarrays=("FULL",),
         detector_sigma=1.0, peak_throughput=peak, throughput_centre=centre, throughput_width=width,
-        sky_levels=sky_levels, slitless=True, white_light=band, render_block=_SOSS_RENDER_BLOCK,
+        sky_levels=sky_levels, slitless=True, white_light=band, render_block=_SLITLESS_RENDER_BLOCK,
     )
 
 
