@@ -126,9 +126,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from services.console import context_for, expand_paths, ingest_paths
     from shared.config import get_settings
 
+    paths = expand_paths(args.paths)  # a path that is not there is refused before the system starts
     settings = get_settings()
     ctx, inline = context_for(settings)
-    received = ingest_paths(ctx, inline, expand_paths(args.paths), requeue=args.requeue)
+    received = ingest_paths(ctx, inline, paths, requeue=args.requeue)
     return 2 if any(r.rejection for r in received) else 0
 
 
