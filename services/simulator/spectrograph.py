@@ -783,13 +783,14 @@ def _nirspec_bots() -> SlitSpectrograph:
 #: NIRSpec's bright-object time series (NRS_BRIGHTOBJ): G395M/F290LP through S1600A1.
 NIRSPEC_BOTS = _nirspec_bots()
 
+#: Samples rendered at once for the long slitless spectra (SOSS, WFSS): a block of 256
+#: holds about 50 of SOSS's 2040 columns and bounds the renderer's memory.
+_SLITLESS_RENDER_BLOCK = 256
+
 #: NIRISS SOSS (the module docstring): GR700XD in the pupil wheel behind CLEAR, on NIS in
 #: SUBSTRIP256; per order its reference point's IMY (IMX 1025.0 for both), its law, trace,
 #: the wavelengths its span covers (None: the columns inside the reference pixels) and
 #: its throughput (peak, centre um, width um).
-#: Samples rendered at once for the long slitless spectra (SOSS, WFSS): a block of 256
-#: holds about 50 of SOSS's 2040 columns and bounds the renderer's memory.
-_SLITLESS_RENDER_BLOCK = 256
 _SOSS_IMX = 1025.0
 _SOSS_ORDERS = {
     1: (1862.0, GratingDispersion(reference=1.85, linear=-9.75e-4, quadratic=1.0e-8), (0.0, -0.004, 2.0e-5), None,
