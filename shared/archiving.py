@@ -52,7 +52,7 @@ from shared.messages import (
 )
 from shared.naming import object_key
 from shared.runtime import ServiceContext
-from shared.storage import Bucket, ImmutableObjectError, sha256_file
+from shared.storage import Bucket, ContentMismatchError, ImmutableObjectError, sha256_file
 
 __all__ = ["ArchiveAhead", "ArchivedProduct", "CurrentInput", "Placement", "archive_outputs", "archive_product",
            "current_inputs", "event_id_for", "event_product", "fetch_product", "fetch_verified", "product_ref"]
@@ -176,11 +176,11 @@ def archive_product(
 
     key = object_key(program, observation, rev.revision, filename)
     try:
-        stored = ctx.store.put_file(Bucket.ARCHIVE, key, path, content_type)
+        stored = ctx.store.put_file(Bucket.ARCHIVE, key, path, content_type, sha256=sha)
     except ImmutableObjectError:
         if not sole_writer or not _reclaim(ctx, key):
             raise
-        stored = ctx.store.put_file(Bucket.ARCHIVE, key, path, content_type)
+        stored = ctx.store.put_file(Bucket.ARCHIVE, key, path, content_type, sha256=sha)
     ref = ProductRef(uri=stored.uri, sha256=stored.sha256, size=stored.size, revision=rev.revision, **ref_fields)
     archived_at = datetime.now(UTC)
     if request is not None:
@@ -321,11 +321,11 @@ def event_product(ctx: ServiceContext, event: Event) -> tuple[ProductRef, Produc
 
 
 def fetch_verified(ctx: ServiceContext, uri: str, sha256: str, path: Path) -> Path:
-    """Download ``uri`` to ``path`` and check it has the recorded sha256."""
-    ctx.store.download_uri(uri, path)
-    if sha256_file(path) != sha256:
-        raise NonRetriableError(f"{uri} does not have the sha256 the catalog records")
-    return path
+    """Download ``uri`` to ``path``, checked against the recorded sha256 as it arrives."""
+    try:
+        return ctx.store.download_uri(uri, path, sha256=sha256)
+    except ContentMismatchError as exc:
+        raise NonRetriableError(f"{uri} does not have the sha256 the catalog records ({exc})") from exc
 
 
 @dataclass(frozen=True)

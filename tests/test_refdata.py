@@ -7,6 +7,7 @@ exposure.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from shared.messages import EventType, ReferenceDelivered
 from shared.refdata import (
     DeliveryError,
     HeaderError,
+    ReferenceIntegrityError,
     Selection,
     UnknownContextError,
     best_references,
@@ -563,7 +565,8 @@ def test_fetch_caches_by_sha(ctx, delivered, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     downloads = []
     original = ctx.store.download_uri
-    monkeypatch.setattr(ctx.store, "download_uri", lambda uri, path: downloads.append(uri) or original(uri, path))
+    monkeypatch.setattr(ctx.store, "download_uri",
+                        lambda uri, path, **kw: downloads.append(uri) or original(uri, path, **kw))
     path = fetch(ctx.store, sel, cache)
     assert path == cache / sel.sha256 / "mask_sub160.fits"
     assert path.read_bytes() == (tmp_path / "mask_sub160.fits").read_bytes()
@@ -572,6 +575,11 @@ def test_fetch_caches_by_sha(ctx, delivered, tmp_path, monkeypatch):
     assert fetch(ctx.store, sel, cache) == path and len(downloads) == 2  # sha differs: fetched again
     assert path.read_bytes() == (tmp_path / "mask_sub160.fits").read_bytes()
     assert [p.name for p in path.parent.iterdir()] == ["mask_sub160.fits"]  # no partial files left
+    # a stored file whose bytes are not what the catalog records is refused as it arrives
+    wrong = replace(sel, sha256="0" * 64)
+    with pytest.raises(ReferenceIntegrityError, match="the catalog records sha256 000000000000"):
+        fetch(ctx.store, wrong, cache)
+    assert list((cache / wrong.sha256).iterdir()) == []
     with pytest.raises(ValueError, match="no LINEARITY reference was selected"):
         fetch(ctx.store, select_one(ctx, "LINEARITY"), cache)
 

@@ -32,7 +32,7 @@ from shared.catalog.queries import (
     upsert_program,
 )
 from shared.datamodels import write_product
-from shared.errors import InputError, is_retriable
+from shared.errors import InputError, NonRetriableError, is_retriable
 from shared.messages import Event
 from shared.naming import parse_exposure
 from shared.resample import resample
@@ -238,6 +238,19 @@ def test_stale_association_and_missing_member(ctx, tmp_path, image3_setup):
                            "jw01234-o001_20250101t000000_spec3_00001_asn.json", 1)
     with pytest.raises(InputError, match="spec3 combines MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT, NRS_MSASPEC exposures, not NRC_IMAGE") as raised:
         handle_association(imaging, ctx)
+    assert not is_retriable(raised.value)
+
+
+def test_a_member_whose_object_is_not_what_the_catalog_records_is_refused(ctx, tmp_path, image3_setup):
+    """A member's stored bytes that differ from the catalog's sha256 (changed behind the
+    archive's back) stop the task with the reason, not retried: reading it again cannot help."""
+    _, names, _ = image3_setup
+    event = _archive_asn(ctx, tmp_path, _asn("image3", "o001", PRODUCT, names),
+                         "jw01234-o001_20250101t000000_image3_00001_asn.json", 1)
+    stored = Path(ctx.store.local_path(*ctx.store.parse_uri(_products(ctx)[names[1]].artifacts[0].uri)))
+    stored.write_bytes(stored.read_bytes()[:-2880])  # its last FITS block lost
+    with pytest.raises(NonRetriableError, match=f"{names[1]} does not have the sha256 the catalog records") as raised:
+        handle_association(event, ctx)
     assert not is_retriable(raised.value)
 
 

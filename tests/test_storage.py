@@ -20,6 +20,7 @@ from minio.error import S3Error
 from shared.storage.base import (
     BUCKETS,
     Bucket,
+    ContentMismatchError,
     ImmutableObjectError,
     ObjectNotFoundError,
     ObjectStore,
@@ -80,6 +81,31 @@ def test_put_file_then_download(store: ObjectStore, tmp_path: Path):
     dest = store.download(RAW, KEY, tmp_path / "out" / "deeper" / "copy.fits")
     assert dest == tmp_path / "out" / "deeper" / "copy.fits"
     assert dest.read_bytes() == src.read_bytes()
+
+
+def test_a_file_hashed_by_its_writer_is_stored_under_that_hash(store: ObjectStore, tmp_path: Path):
+    """The writer that has just hashed a file (to name its revision) passes the digest:
+    the object records it, and the file is not hashed again."""
+    src = _write(tmp_path / "in.fits", 100_000)
+    sha = sha256_file(src)
+    obj = store.put_file(ARCHIVE, KEY, src, sha256=sha)
+    assert obj.sha256 == sha and store.stat(ARCHIVE, KEY).sha256 == sha
+    assert store.put_file(ARCHIVE, KEY, src, sha256=sha) == obj  # the same bytes again: nothing to do
+
+
+def test_download_checks_the_expected_sha256_as_it_arrives(store: ObjectStore, tmp_path: Path):
+    """A reader that knows the digest (the catalog's) gets the file when the object has
+    it, and ContentMismatchError (not retriable, nothing left behind) when it is another
+    object's content."""
+    src = _write(tmp_path / "in.fits", 3 * MiB + 17)
+    obj = store.put_file(RAW, KEY, src)
+    dest = store.download(RAW, KEY, tmp_path / "ok.fits", sha256=obj.sha256)
+    assert dest.read_bytes() == src.read_bytes()
+    with pytest.raises(ContentMismatchError, match="does not have the expected content") as caught:
+        store.download_uri(obj.uri, tmp_path / "bad.fits", sha256="0" * 64)
+    assert not caught.value.retriable
+    assert not (tmp_path / "bad.fits").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".bad")] == []
 
 
 def test_download_replaces_an_existing_file(store: ObjectStore, tmp_path: Path):

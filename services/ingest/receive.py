@@ -34,7 +34,7 @@ from shared.messages import ProductRef, TelemetryArrived, new_event
 from shared.naming import BadNameError, object_key, parse_msa_metadata, parse_opd
 from shared.plan import Plan, plan_filename, validation_summary
 from shared.runtime import ServiceContext
-from shared.storage import Bucket, ImmutableObjectError, ObjectStore, StoredObject
+from shared.storage import Bucket, ImmutableObjectError, ObjectStore, StoredObject, sha256_file
 from shared.telemetry import Packet, decode_stream
 
 __all__ = ["BadPlanError", "Received", "receive_files", "store_new_revision"]
@@ -59,10 +59,11 @@ class Received:
 def store_new_revision(store: ObjectStore, bucket: str, program: str, observation: int | str,
                        path: Path, content_type: str) -> StoredObject:
     """Store a delivered file at the first revision whose key is free or holds these bytes."""
-    revision = 1
+    revision, sha = 1, sha256_file(path)
     while True:
         try:
-            return store.put_file(bucket, object_key(program, observation, revision, path.name), path, content_type)
+            return store.put_file(bucket, object_key(program, observation, revision, path.name), path, content_type,
+                                  sha256=sha)
         except ImmutableObjectError:
             revision += 1
 

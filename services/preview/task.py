@@ -25,7 +25,7 @@ from shared.errors import InputError, NonRetriableError
 from shared.messages import Event, ProductRef
 from shared.naming import object_key
 from shared.runtime import ServiceContext
-from shared.storage import Bucket, StoredObject, sha256_file
+from shared.storage import Bucket, ContentMismatchError, StoredObject, sha256_file
 
 __all__ = ["GUIDING_SUFFIXES", "HANDLERS", "SCIENCE_SUFFIXES", "handle_product", "preview_names"]
 
@@ -110,7 +110,13 @@ def _fetch(ctx: ServiceContext, ref: ProductRef, tmp: Path) -> Path:
     except ValueError as exc:
         raise InputError(f"product URI {ref.uri!r} is not in this object store: {exc}") from exc
     local = getattr(ctx.store, "local_path", None)  # local store: read in place, no copy
-    path = local(bucket, key) if local is not None else ctx.store.download(bucket, key, tmp / ref.filename)
+    if local is None:  # downloaded, hashed as it arrives
+        try:
+            return ctx.store.download(bucket, key, tmp / ref.filename, sha256=ref.sha256)
+        except ContentMismatchError as exc:
+            raise NonRetriableError(f"{ref.filename}: the stored object differs from the announced sha256 "
+                                    f"({exc})") from exc
+    path = local(bucket, key)
     if not path.is_file():
         raise NonRetriableError(f"product {ref.uri} is not in the object store")
     sha = sha256_file(path)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from shared.refdata.selection import Selection
-from shared.storage import ObjectStore, StorageError, sha256_file
+from shared.storage import ContentMismatchError, ObjectStore, StorageError, sha256_file
 
 __all__ = ["ReferenceIntegrityError", "fetch"]
 
@@ -49,13 +49,11 @@ def fetch(store: ObjectStore, selection: Selection, cache_dir: str | Path) -> Pa
     os.close(fd)
     tmp = Path(name)
     try:
-        store.download_uri(selection.uri, tmp)
-        got = sha256_file(tmp)
-        if got != selection.sha256:
-            raise ReferenceIntegrityError(
-                f"{selection.filename} from {selection.uri} has sha256 {got[:12]}..., "
-                f"the catalog records {selection.sha256[:12]}..."
-            )
+        try:  # hashed as it arrives
+            store.download_uri(selection.uri, tmp, sha256=selection.sha256)
+        except ContentMismatchError as exc:
+            raise ReferenceIntegrityError(f"{selection.filename}: the catalog records sha256 "
+                                          f"{selection.sha256[:12]}... ({exc})") from exc
         os.replace(tmp, dest)
         marker.write_text(_stamp(dest))
     finally:

@@ -231,7 +231,7 @@ def deliver(ctx: ServiceContext, paths: Iterable[str | Path], note: str = "") ->
     uris = {}
     for c in candidates:
         try:
-            uris[c.filename] = ctx.store.put_file(Bucket.REFS, c.key, c.path, media_type(c.path)).uri
+            uris[c.filename] = ctx.store.put_file(Bucket.REFS, c.key, c.path, media_type(c.path), sha256=c.sha256).uri
         except ImmutableObjectError as exc:  # lost a race with another delivery of other bytes
             raise DeliveryError(f"{c.filename}: {exc}") from exc
 

@@ -3,6 +3,7 @@
 from shared.storage.base import (
     BUCKETS,
     Bucket,
+    ContentMismatchError,
     ImmutableObjectError,
     ObjectNotFoundError,
     ObjectStore,
@@ -16,6 +17,7 @@ from shared.storage.factory import open_store
 __all__ = [
     "BUCKETS",
     "Bucket",
+    "ContentMismatchError",
     "ImmutableObjectError",
     "ObjectNotFoundError",
     "ObjectStore",

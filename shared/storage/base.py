@@ -18,6 +18,7 @@ from pathlib import Path
 __all__ = [
     "BUCKETS",
     "Bucket",
+    "ContentMismatchError",
     "ImmutableObjectError",
     "ObjectNotFoundError",
     "ObjectStore",
@@ -63,6 +64,13 @@ class ImmutableObjectError(StorageError):
     retriable = False
 
 
+class ContentMismatchError(StorageError):
+    """An object's bytes are not those its reader expected (the sha256 the catalog
+    records): the object itself differs, not its transfer, so reading it again cannot help."""
+
+    retriable = False
+
+
 @dataclass(frozen=True)
 class StoredObject:
     bucket: str
@@ -101,9 +109,13 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def put_file(
-        self, bucket: str, key: str, path: str | Path, content_type: str = "application/octet-stream"
+        self, bucket: str, key: str, path: str | Path, content_type: str = "application/octet-stream",
+        *, sha256: str | None = None,
     ) -> StoredObject:
-        """Upload a local file (multipart when large) and record its sha256."""
+        """Upload a local file (multipart when large) and record its sha256: ``sha256``
+        when the caller has just hashed the file (it must not change before it is sent:
+        a product is hashed once, not once to name its revision and again here),
+        otherwise computed here."""
 
     @abstractmethod
     def put_bytes(
@@ -125,8 +137,10 @@ class ObjectStore(ABC):
         """The whole object; raises ObjectNotFoundError."""
 
     @abstractmethod
-    def download(self, bucket: str, key: str, path: str | Path) -> Path:
-        """Copy an object to a local file and return its path."""
+    def download(self, bucket: str, key: str, path: str | Path, *, sha256: str | None = None) -> Path:
+        """Copy an object to a local file and return its path. With ``sha256`` (what the
+        catalog records), the bytes are hashed as they arrive and must have that digest:
+        otherwise :class:`ContentMismatchError`, and no file is left at ``path``."""
 
     @abstractmethod
     def list_keys(self, bucket: str, prefix: str = "") -> Iterator[str]:
@@ -146,8 +160,12 @@ class ObjectStore(ABC):
     def get_uri(self, uri: str) -> bytes:
         return self.get_bytes(*self.parse_uri(uri))
 
-    def download_uri(self, uri: str, path: str | Path) -> Path:
-        return self.download(*self.parse_uri(uri), path)
+    def download_uri(self, uri: str, path: str | Path, *, sha256: str | None = None) -> Path:
+        return self.download(*self.parse_uri(uri), path, sha256=sha256)
+
+    def _mismatch(self, bucket: str, key: str, expected: str, actual: str) -> ContentMismatchError:
+        return ContentMismatchError(f"{self.uri(bucket, key)} does not have the expected content (sha256 "
+                                    f"{actual[:12]}..., expected {expected[:12]}...)")
 
     def _check_immutable(self, bucket: str, key: str, sha256: str) -> StoredObject | None:
         """Existing object with the same bytes (write is a no-op), None when the key is

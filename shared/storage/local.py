@@ -7,6 +7,7 @@ temporary file and are renamed into place, so a crash never leaves half an objec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.storage.base import (
+    _CHUNK,
     BUCKETS,
     ObjectNotFoundError,
     ObjectStore,
@@ -71,10 +73,10 @@ class LocalObjectStore(ObjectStore):
         os.close(fd)
         return Path(name)
 
-    def put_file(self, bucket, key, path, content_type="application/octet-stream") -> StoredObject:
+    def put_file(self, bucket, key, path, content_type="application/octet-stream", *, sha256=None) -> StoredObject:
         tmp = self._tempfile(bucket)
         shutil.copyfile(path, tmp)
-        return self._commit(bucket, key, tmp, sha256_file(tmp), tmp.stat().st_size, content_type)
+        return self._commit(bucket, key, tmp, sha256 or sha256_file(tmp), tmp.stat().st_size, content_type)
 
     def put_bytes(self, bucket, key, data, content_type="application/octet-stream") -> StoredObject:
         tmp = self._tempfile(bucket)
@@ -107,13 +109,23 @@ class LocalObjectStore(ObjectStore):
         except FileNotFoundError:
             raise ObjectNotFoundError(f"no object {self.uri(bucket, key)}") from None
 
-    def download(self, bucket: str, key: str, path) -> Path:
+    def download(self, bucket: str, key: str, path, *, sha256: str | None = None) -> Path:
         src = self._path(bucket, key)
         if not src.is_file():
             raise ObjectNotFoundError(f"no object {self.uri(bucket, key)}")
         dest = Path(path)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
+        if sha256 is None:
+            shutil.copyfile(src, dest)
+            return dest
+        h = hashlib.sha256()  # hashed as it is copied: the file is read once
+        with open(src, "rb") as inp, open(dest, "wb") as out:
+            while chunk := inp.read(_CHUNK):
+                out.write(chunk)
+                h.update(chunk)
+        if h.hexdigest() != sha256:
+            dest.unlink(missing_ok=True)
+            raise self._mismatch(bucket, key, sha256, h.hexdigest())
         return dest
 
     def local_path(self, bucket: str, key: str) -> Path:

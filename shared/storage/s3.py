@@ -280,16 +280,17 @@ class S3ObjectStore(ObjectStore):
     # -- writes -----------------------------------------------------------------------
 
     def put_file(
-        self, bucket: str, key: str, path: str | Path, content_type: str = "application/octet-stream"
+        self, bucket: str, key: str, path: str | Path, content_type: str = "application/octet-stream",
+        *, sha256: str | None = None,
     ) -> StoredObject:
         """Upload a file, multipart when larger than ``part_size``.
 
-        The file is read twice: once to hash it, once to send it. It must not change
-        in between.
+        The file is read twice: once to hash it (unless the caller gives ``sha256``),
+        once to send it. It must not change in between.
         """
         _check_key(key)
         path = Path(path)
-        sha256 = sha256_file(path)
+        sha256 = sha256 or sha256_file(path)
         size = path.stat().st_size
         existing = self._check_immutable(bucket, key, sha256)
         if existing is not None:
@@ -396,10 +397,12 @@ class S3ObjectStore(ObjectStore):
             self._verify(bucket, key, response.headers.get(_SHA256_HEADER), sha256_bytes(data))
         return data
 
-    def download(self, bucket: str, key: str, path: str | Path) -> Path:
+    def download(self, bucket: str, key: str, path: str | Path, *, sha256: str | None = None) -> Path:
         """Stream an object to ``path`` (1 MiB at a time, never whole in memory), checked
-        against the recorded sha256. The file appears atomically: it is written beside the
-        destination and renamed, so a failed transfer leaves no partial file."""
+        against the recorded sha256 (a corrupted transfer: retriable) and against
+        ``sha256`` when given (another object than the caller's: ContentMismatchError).
+        The file appears atomically: it is written beside the destination and renamed, so
+        a failed transfer leaves no partial file."""
         dest = Path(path)
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
@@ -412,6 +415,8 @@ class S3ObjectStore(ObjectStore):
                         out.write(chunk)
                         h.update(chunk)
                 self._verify(bucket, key, response.headers.get(_SHA256_HEADER), h.hexdigest())
+            if sha256 and h.hexdigest() != sha256:
+                raise self._mismatch(bucket, key, sha256, h.hexdigest())
             os.replace(tmp, dest)
         except BaseException:
             with suppress(FileNotFoundError):
