@@ -226,6 +226,20 @@ def test_nanmedian_stack_is_numpys_nanmedian_to_the_bit(dtype, depth):
         nanmedian_stack(stack[:0])
 
 
+def test_nanmedian_stack_of_a_mosaic_is_taken_in_blocks_to_the_same_bits():
+    """A stack larger than one block (a mosaic's) goes in blocks of rows on two threads;
+    rows of every block, the last (shorter) one too, are numpy's median."""
+    rng = np.random.default_rng(5)
+    stack = rng.normal(0.0, 1.0, (3, 1403, 1000)).astype(np.float32)  # 4.2 million values: two blocks
+    stack[rng.random(stack.shape) < 0.3] = np.nan
+    stack[:, :, :100] = np.nan
+    got = nanmedian_stack(stack)
+    for rows in (slice(0, 40), slice(1390, 1403)):
+        with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+            expected = np.nanmedian(stack[:, rows], axis=0).astype(np.float32)
+        np.testing.assert_array_equal(got[rows], expected)
+
+
 def _slit_exposures(alongs, seed=7, sigma=1.5):
     """Nod-subtracted slit exposures (60 rows x 80 columns, noise 1 per pixel): a slit whose
     trace drifts across x, a point source of peak 200 and width ``sigma`` (pixels) at each

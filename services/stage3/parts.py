@@ -37,6 +37,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -220,9 +221,19 @@ class _Work:
             return part_results(s, f"{self.part.run}:{phase}")
 
     def _results(self, phase: str) -> Iterator[dict[str, np.ndarray]]:
-        """The arrays of a phase's parts, in part order, one at a time."""
-        for r in self._part_results(phase):
-            yield self._get_arrays(r)
+        """The arrays of a phase's parts, in part order, one at a time: the next part is
+        fetched by a thread while the caller works on this one (the median and the mosaic
+        are the run's serial tasks: their downloads overlap their adding up), so at most
+        two parts' arrays are held."""
+        parts = self._part_results(phase)
+        with ThreadPoolExecutor(1, thread_name_prefix="fetch-ahead") as pool:
+            ahead = [pool.submit(self._get_arrays, r) for r in parts[:1]]
+            for k in range(len(parts)):
+                arrays = ahead.pop().result()
+                if k + 1 < len(parts):
+                    ahead.append(pool.submit(self._get_arrays, parts[k + 1]))
+                yield arrays
+                del arrays
 
     def _get_arrays(self, r) -> dict[str, np.ndarray]:
         path = fetch_verified(self.ctx, r.uri, r.sha256, self.tmp / f"part-{uuid.uuid4().hex}.npz")

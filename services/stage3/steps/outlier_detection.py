@@ -38,6 +38,7 @@ Outliers get DO_NOT_USE|OUTLIER and NaN in SCI, ERR and variances (:func:`apply_
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -108,9 +109,30 @@ def nanmedian_stack(stack: np.ndarray) -> np.ndarray:
     bit (the mean of the two middle values for an even count), NaN where every value is
     NaN — without its per-slice work and warnings, which dominate on a mosaic with many
     empty pixels. One sort along the short axis puts the NaN last; the middle of each
-    pixel's finite values is then picked by index."""
+    pixel's finite values is then picked by index.
+
+    A large stack (a mosaic's) is taken in blocks of rows by two threads (numpy sorts
+    without the GIL): the same values in about half the time on two cores, with a sorted
+    copy of one block at a time instead of the whole stack."""
     if stack.shape[0] == 0:
         raise ValueError("the median of an empty stack")
+    if stack.ndim < 3 or stack.size <= _MEDIAN_BLOCK:
+        return _nanmedian(stack)
+    rows = max(1, _MEDIAN_BLOCK // (stack.size // stack.shape[1]))
+    out = np.empty(stack.shape[1:], np.float32)
+
+    def block(r: int) -> None:
+        out[r:r + rows] = _nanmedian(stack[:, r:r + rows])
+
+    with ThreadPoolExecutor(2, thread_name_prefix="median") as pool:
+        list(pool.map(block, range(0, stack.shape[1], rows)))
+    return out
+
+
+_MEDIAN_BLOCK = 1 << 22  # elements of a stack's block of rows
+
+
+def _nanmedian(stack: np.ndarray) -> np.ndarray:
     ordered = np.sort(stack, axis=0)
     count = np.count_nonzero(~np.isnan(stack), axis=0)
     low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[None], axis=0)[0]
