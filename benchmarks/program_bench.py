@@ -159,15 +159,19 @@ def _archived(ctx, names) -> dict[str, float]:
     return {name: at.replace(tzinfo=at.tzinfo or UTC).timestamp() for name, at in rows}
 
 
-def _hops(ctx) -> dict[str, dict]:
-    """Per task, over its work items: how many, and the median and longest seconds from
-    the commit that recorded its event to the message's publication, from publication to
-    a worker claiming it (the queue's wait), and from the claim to its end."""
+def _hops(ctx, since: datetime | None = None) -> dict[str, dict]:
+    """Per task, over its work items (those recorded ``since``, when given): how many, and
+    the median and longest seconds from the commit that recorded its event to the
+    message's publication, from publication to a worker claiming it (the queue's wait),
+    and from the claim to its end."""
     from shared.catalog import WorkItem
 
+    query = select(WorkItem.task, WorkItem.created_at, WorkItem.dispatched_at, WorkItem.started_at,
+                   WorkItem.finished_at)
+    if since is not None:
+        query = query.where(WorkItem.created_at >= since)
     with ctx.catalog.session() as s:
-        rows = s.execute(select(WorkItem.task, WorkItem.created_at, WorkItem.dispatched_at, WorkItem.started_at,
-                                WorkItem.finished_at)).all()
+        rows = s.execute(query).all()
     spans: dict[str, dict[str, list[float]]] = {}
     for task, created, dispatched, started, finished in rows:
         if None in (created, dispatched, started, finished):
@@ -225,9 +229,11 @@ def _overhead(h, workdir: Path) -> dict[str, dict]:
         deliver_references(h.ctx, new, note="simulator references for the overhead run")
     h.system.wait_idle(quiet=2, timeout=120)
     marks = {name: len(p.log.read_text(errors="replace")) for name, p in h.system.workers.items()}
+    since = datetime.now(UTC)
     ingest_paths(h.ctx, None, [sim.plan_path, *sim.telemetry_paths])
     h.system.wait_idle(quiet=3, timeout=300)
     out = {}
+    hops = _hops(h.ctx, since)
     for name, proc in h.system.workers.items():
         pairs = task_overheads(proc.log.read_text(errors="replace")[marks[name]:])
         if not pairs:
@@ -236,6 +242,10 @@ def _overhead(h, workdir: Path) -> dict[str, dict]:
         out[name] = {"tasks": len(pairs), "median_task_s": round(statistics.median(t for t, _ in pairs), 3),
                      "median_science_s": round(statistics.median(sc for _, sc in pairs), 3),
                      "median_overhead_ms": round(statistics.median(ms), 1), "least_overhead_ms": round(min(ms), 1)}
+        task = next((t for t in hops if t.startswith(f"{name}.")), None)
+        if task is not None:  # the way to the task: its event's commit -> publication -> a worker's claim
+            out[name]["hops_ms"] = {k: round(1000 * hops[task][k]["median_s"], 1)
+                                    for k in ("commit_to_publish", "publish_to_start")}
     return out
 
 
@@ -369,6 +379,9 @@ def _print(r: dict) -> None:
         print(f"  {task:<20} {h['items']:>5} {cells[0]:>16} {cells[1]:>15} {cells[2]:>13}")
     print("  a small program on the idle system (4 SUB160 exposures): framework overhead per task")
     for name, o in r["small_program_overhead"].items():
+        hops = o.get("hops_ms")
         print(f"    {name:<13} {o['tasks']} tasks: median task {o['median_task_s']:.3f} s, science "
               f"{o['median_science_s']:.3f} s; overhead median {o['median_overhead_ms']:.0f} ms, least "
-              f"{o['least_overhead_ms']:.0f} ms (target 50)")
+              f"{o['least_overhead_ms']:.0f} ms (target 50)"
+              + (f"; before it, commit -> publish {hops['commit_to_publish']:.0f} ms, publish -> start "
+                 f"{hops['publish_to_start']:.0f} ms (medians)" if hops else ""))

@@ -11,8 +11,10 @@ The program is taken to the point where stage 3 is due once: every worker but st
 runs (on both hosts) until every ``_cal`` is current and the image3 association's
 ``stage3.run`` work item waits; then they stop. That catalog is the template of every
 measured run: each run gets a copy of it (``CREATE DATABASE ... TEMPLATE``) and an emptied
-broker, starts its stage-3 workers (concurrency 1), and the clock runs from the moment
-the reconciler sends the waiting ``stage3.run`` until the last Level-3 product is current.
+broker, starts its stage-3 workers (concurrency 1), and is timed from the moment the
+reconciler sends the waiting ``stage3.run`` (its work item's dispatch) until the last
+Level-3 product is archived, both read from the catalog; the wall clock around it (which
+adds the start of the ``dms reconcile`` process that sends the message) is reported too.
 The runs, in this order so that a drift of the machine's load weighs on both alike:
 one worker (split), two workers on two hosts (split), two, one; and one worker with the
 association not split (``DMS_STAGE3_SPLIT_MEMBERS=0``), first and last. Products are the
@@ -126,28 +128,44 @@ def _measure(cluster: Cluster, template: str, sim, expected: Expected, i: int, n
         wait_for(lambda: cluster.check_alive(workers) or expected.done(catalog), TIMEOUT_S,
                  f"the Level-3 products with {n} stage-3 worker(s)", lambda: expected.progress(catalog),
                  interval=0.25)
-        elapsed = time.monotonic() - t0
+        wall = time.monotonic() - t0
         cpu = _cpu(workers) - cpu0
         time.sleep(1.0)  # the last task's "succeeded" line follows its last product
         phases = _phases(catalog)
+        elapsed = _sent_to_current(catalog, expected)
     finally:
         for w in workers:
             w.stop()
         catalog.dispose()
         _psql(cluster, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     tasks = [len(re.findall(r"Task stage3\.[\w-]+\[[^\]]+\] succeeded", w.text())) for w in workers]
-    result = {"run": i, "workers": n, "split": split, "elapsed_s": round(elapsed, 1), "tasks_per_worker": tasks,
-              "cpu_s": round(cpu, 1), "phases": phases}
-    print(f"  {n} stage-3 worker(s), {'split' if split else 'one task'}: {elapsed:.1f} s; tasks per worker "
+    result = {"run": i, "workers": n, "split": split, "elapsed_s": round(elapsed, 2), "wall_s": round(wall, 1),
+              "tasks_per_worker": tasks, "cpu_s": round(cpu, 1), "phases": phases}
+    print(f"  {n} stage-3 worker(s), {'split' if split else 'one task'}: {elapsed:.2f} s (wall {wall:.1f} s); "
+          "tasks per worker "
           f"{tasks}; {cpu:.0f} CPU s; " + ", ".join(f"{name} {p['tasks']} x {p['mean_s']} s" for name, p in phases.items()),
           flush=True)
     return result
 
 
+def _sent_to_current(catalog: Catalog, expected: Expected) -> float:
+    """Seconds from the moment the waiting ``stage3.run`` was sent (its work item's
+    dispatch) to the moment the last Level-3 product was archived, both from the catalog.
+    The wall clock around the run adds the start of the ``dms reconcile`` process that
+    sends it (about a second of Python imports, the same in every run)."""
+    with catalog.session() as s:
+        sent = s.scalar(select(func.max(WorkItem.dispatched_at)).where(WorkItem.task == "stage3.run"))
+        done = s.scalar(select(func.max(Product.archived_at)).where(Product.filename.in_(expected.level3),
+                                                                     Product.is_current))
+    return (done - sent).total_seconds()
+
+
 def _phases(catalog: Catalog) -> dict[str, dict]:
     """Per phase of the run (``run`` for the association's own task): its tasks, their mean
-    seconds (claim to done, from the work items) and the wall time from its first start
-    to its last end."""
+    seconds (claim to done, from the work items), the wall time from its first start to
+    its last end, and when it started and ended (seconds from the run's first claim): the
+    gap between one phase's end and the next one's start is the hop from the task that
+    completed a phase to the first task of the next (commit, publish, a worker's claim)."""
     with catalog.session() as s:
         rows = s.execute(select(WorkItem.task, EventRecord.data, WorkItem.started_at, WorkItem.finished_at)
                          .join(EventRecord, EventRecord.id == WorkItem.event_id)
@@ -157,9 +175,12 @@ def _phases(catalog: Catalog) -> dict[str, dict]:
         name = data.get("phase", "run") if task == "stage3.part" else "run"
         spans.setdefault(name, []).append((start, end))
     order = ("run", "survey", "single", "median", "member", "mosaic")
+    t0 = min(b for phase in spans.values() for b, _ in phase)
     return {name: {"tasks": len(spans[name]),
                    "mean_s": round(statistics.mean((e - b).total_seconds() for b, e in spans[name]), 2),
-                   "wall_s": round((max(e for _, e in spans[name]) - min(b for b, _ in spans[name])).total_seconds(), 1)}
+                   "wall_s": round((max(e for _, e in spans[name]) - min(b for b, _ in spans[name])).total_seconds(), 1),
+                   "start_s": round((min(b for b, _ in spans[name]) - t0).total_seconds(), 2),
+                   "end_s": round((max(e for _, e in spans[name]) - t0).total_seconds(), 2)}
             for name in order if name in spans}
 
 
@@ -183,7 +204,7 @@ def run() -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
     def mean(n: int, split: bool) -> float:
-        return round(statistics.mean(r["elapsed_s"] for r in runs if r["workers"] == n and r["split"] == split), 1)
+        return round(statistics.mean(r["elapsed_s"] for r in runs if r["workers"] == n and r["split"] == split), 2)
 
     one, two, unsplit = mean(1, True), mean(2, True), mean(1, False)
     result = {"command": "python -m benchmarks stage3", "members": len(expected.exposures), "cpus": os.cpu_count(),
