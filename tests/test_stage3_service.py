@@ -287,6 +287,8 @@ def test_split_run_makes_the_products_of_one_task(ctx, tmp_path, image3_setup):
     split = _split(ctx, 4)
     event = _archive_asn(ctx, tmp_path, {**_asn("image3", "o001", PRODUCT, names), "code_version": "0.1.1"},
                          asn_file, 1)
+    with ctx.catalog.session() as s:  # archived a day later: its products' DATE is not the first run's
+        current_product(s, asn_file).archived_at += timedelta(days=1)  # (within one second it would be)
     started = run_handler("stage3.run", handle_association, event.to_json_dict(), split)
     assert started.status == "ok" and len(started.event_ids) == len(names)
     with ctx.catalog.session() as s:
