@@ -226,12 +226,14 @@ class _Work:
         are the run's serial tasks: their downloads overlap their adding up), so at most
         two parts' arrays are held."""
         parts = self._part_results(phase)
+        if not parts:
+            return
         with ThreadPoolExecutor(1, thread_name_prefix="fetch-ahead") as pool:
-            ahead = [pool.submit(self._get_arrays, r) for r in parts[:1]]
-            for k in range(len(parts)):
-                arrays = ahead.pop().result()
-                if k + 1 < len(parts):
-                    ahead.append(pool.submit(self._get_arrays, parts[k + 1]))
+            pending = pool.submit(self._get_arrays, parts[0])
+            for following in [*parts[1:], None]:
+                arrays = pending.result()
+                if following is not None:
+                    pending = pool.submit(self._get_arrays, following)
                 yield arrays
                 del arrays
 

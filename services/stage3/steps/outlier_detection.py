@@ -104,6 +104,9 @@ def weight_threshold(wht: np.ndarray, maskpt: float) -> float:
     return float(np.mean(clipped, dtype=np.float64)) * maskpt
 
 
+_MEDIAN_BLOCK = 1 << 22  # elements of a stack's block of rows (nanmedian_stack)
+
+
 def nanmedian_stack(stack: np.ndarray) -> np.ndarray:
     """Median along axis 0 ignoring NaN, float32: ``np.nanmedian(stack, axis=0)`` to the
     bit (the mean of the two middle values for an even count), NaN where every value is
@@ -127,9 +130,6 @@ def nanmedian_stack(stack: np.ndarray) -> np.ndarray:
     with ThreadPoolExecutor(2, thread_name_prefix="median") as pool:
         list(pool.map(block, range(0, stack.shape[1], rows)))
     return out
-
-
-_MEDIAN_BLOCK = 1 << 22  # elements of a stack's block of rows
 
 
 def _nanmedian(stack: np.ndarray) -> np.ndarray:
