@@ -345,6 +345,49 @@ def test_done_is_committed_with_the_last_output(catalog, tmp_path):
     assert rate_event is not None  # the product's own event brought its work rows
 
 
+def test_outputs_after_one_that_fails_are_not_archived(catalog, tmp_path, monkeypatch):
+    """When one of a task's outputs fails to archive, none after it is (the last would
+    complete the work item with a product missing), the task gets the error, and its
+    retry archives the rest and completes the item."""
+    import shared.archiving as archiving
+    from astropy.table import Table
+
+    from shared.pipeline import Output
+
+    ctx = make_ctx(catalog, tmp_path)
+    ev = uncal_archived()
+    with catalog.session() as s:
+        s.add(Program(id="01234", created_at=datetime.now(UTC)))
+        add_event(s, ev)
+    names = [f"jw01234-o001_t001_nircam_clear-f200w_{suffix}.ecsv" for suffix in ("cat", "phot", "whtlt")]
+    outputs = [Output(name, name.rsplit("_", 1)[1][:-5], Table({"x": [i]})) for i, name in enumerate(names)]
+    real = archiving.archive_product
+
+    def archive_product(ctx, path, **fields):
+        if path.name == names[1]:
+            raise RetriableError("the object store went away")
+        return real(ctx, path, **fields)
+
+    monkeypatch.setattr(archiving, "archive_product", archive_product)
+    where = archiving.Placement("01234", 1, None, ["x_uncal.fits"])
+
+    def handler(event, ctx):
+        return archiving.archive_outputs(ctx, outputs, tmp_path / "out", where, level=3, service="stage3",
+                                         reference_context=None)
+
+    out = run_handler("detector1.run", handler, ev.to_json_dict(), ctx, attempt=1, max_attempts=3)
+    assert out.status == "retry" and "object store went away" in out.error
+    with catalog.session() as s:
+        assert list(s.scalars(select(Product.filename))) == names[:1]
+    assert items(catalog, ev.id)["detector1.run"].state == WorkState.PENDING
+    monkeypatch.setattr(archiving, "archive_product", real)
+    out = run_handler("detector1.run", handler, ev.to_json_dict(), ctx, attempt=2, max_attempts=3)
+    assert out.status == "ok" and len(out.event_ids) == 2  # the first was archived already
+    with catalog.session() as s:
+        assert sorted(s.scalars(select(Product.filename))) == sorted(names)
+    assert items(catalog, ev.id)["detector1.run"].state == WorkState.DONE
+
+
 def _dms_status(tmp_path, **env):
     import os
     import subprocess
