@@ -662,7 +662,8 @@ class _Mosaic:
     def __init__(self, state: Image3State, p: PipelineParams, prov: dict,
                  crf: Callable[[RunRecord], list[FitsProduct]], on_i2d: Callable[[FitsProduct], None] | None):
         self.state, self.p, self.prov, self.crf, self.on_i2d = state, p, prov, crf, on_i2d
-        self._i2d: list[FitsProduct | None] = []
+        self._i2d: FitsProduct | None = None
+        self._i2d_made = False
 
     def after_step(self, name: str, record: RunRecord) -> None:
         """For the run's ``after_step``: the ``_i2d`` to ``on_i2d`` once resample has run."""
@@ -670,9 +671,9 @@ class _Mosaic:
             self.on_i2d(i2d)
 
     def i2d(self, record: RunRecord) -> FitsProduct | None:
-        if not self._i2d:
-            self._i2d.append(self._make_i2d(record))
-        return self._i2d[0]
+        if not self._i2d_made:
+            self._i2d, self._i2d_made = self._make_i2d(record), True
+        return self._i2d
 
     def _make_i2d(self, record: RunRecord) -> FitsProduct | None:
         r = self.state.resampled
