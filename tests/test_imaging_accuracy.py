@@ -206,8 +206,7 @@ def test_catalog_fluxes(field):
 def test_catalog_uses_the_apcorr_and_abvegaoffset_references(run):
     """The catalog's apertures are the APCORR reference's (the simulator's, for F200W/CLEAR
     at the mosaic's pixel scale ratio 1) and its Vega magnitudes are AB minus the
-    ABVEGAOFFSET reference's offset; the _segm names both files (R_APCORR, R_ABVEGA), the
-    _i2d, final before the catalog runs, neither."""
+    ABVEGAOFFSET reference's offset; the _i2d names both files (R_APCORR, R_ABVEGA)."""
     from services.simulator.optical_refs import apcorr_rows
     from services.simulator.optics import vega_ab_offset
 
@@ -224,10 +223,9 @@ def test_catalog_uses_the_apcorr_and_abvegaoffset_references(run):
     for name in ("aper30", "aper70", "aper_total", "isophotal"):
         good = np.isfinite(cat[f"{name}_abmag"])
         np.testing.assert_allclose(cat[f"{name}_vegamag"][good], cat[f"{name}_abmag"][good] - offset, atol=1e-6)
-    header = fits.getheader(run.one("segm", 3, "-o001_"))
+    header = fits.getheader(run.one("i2d", 3, "-o001_"))
     assert header["R_APCORR"] == "crds://jwst_nircam_apcorr_sim.fits"
     assert header["R_ABVEGA"] == "crds://jwst_nircam_abvegaoffset_sim.asdf"
-    assert "R_APCORR" not in fits.getheader(run.one("i2d", 3, "-o001_"))
     _report("catalog references", radii=[round(r, 3) for r in aperture["aperture_radii"]],
             correction=aperture["aperture_corrections"][-1], abvega_offset=round(offset, 4))
 

@@ -136,11 +136,9 @@ def test_image3_level3_keywords(image3, members):
     assert i2d.images["CON"].dtype == np.int32 and i2d.images["CON"].max() == 15
     values = {k: card_value(i2d, k) for k in ("NDRIZ", "PIXFRAC", "RESWHT", "BUNIT", "S_RESAMP", "S_SRCCAT",
                                                "EXPSTART", "EXPEND", "EFFEXPTM", "ASNTABLE", "CRDS_CTX", "CTYPE1")}
-    # final once resample has run, as the public pipeline saves it: no catalog status
     assert values == {"NDRIZ": 4, "PIXFRAC": 1.0, "RESWHT": "ivm", "BUNIT": "MJy/sr", "S_RESAMP": "COMPLETE",
-                      "S_SRCCAT": None, "EXPSTART": 60000.01, "EXPEND": 60000.05, "EFFEXPTM": 400.0,
+                      "S_SRCCAT": "COMPLETE", "EXPSTART": 60000.01, "EXPEND": 60000.05, "EFFEXPTM": 400.0,
                       "ASNTABLE": COMMON["asn_table"], "CRDS_CTX": "jwst_0042.pmap", "CTYPE1": "RA---TAN"}
-    assert card_value(image3.segm, "S_SRCCAT") == "COMPLETE" and card_value(image3.segm, "S_RESAMP") == "COMPLETE"
     assert card_value(i2d, "PIXAR_A2") == pytest.approx(SCALE**2, rel=1e-3)
     assert card_value(i2d, "A_ORDER") is None and card_value(i2d, "S_REGION").startswith("POLYGON ICRS")
 
@@ -171,7 +169,8 @@ def test_products_open_in_public_models(image3, tmp_path):
         warnings.simplefilter("error", NoTypeWarning)  # DATAMODL must pick the model
         with dm.open(paths["i2d"]) as m:
             assert type(m).__name__ == "ImageModel"
-            assert "apcorr" not in m.meta.ref_file.instance  # saved before the catalog, as the public pipeline's
+            assert m.meta.ref_file.apcorr.name == "crds://jwst_nircam_apcorr_sim.fits"
+            assert m.meta.ref_file.abvegaoffset.name == "crds://jwst_nircam_abvegaoffset_sim.asdf"
             assert max_separation_mas(m.meta.wcs, _header_wcs(paths["i2d"]), m.data.shape, 16) < 1e-3
             assert m.meta.cal_step.resample == "COMPLETE" and m.meta.cal_step.tweakreg == "COMPLETE"
             assert m.meta.resample.pointings == 4 and m.meta.resample.weight_type == "ivm"
@@ -180,8 +179,6 @@ def test_products_open_in_public_models(image3, tmp_path):
             assert m.con.shape[1:] == m.data.shape and m.wht.shape == m.data.shape
         with dm.open(paths["segm"]) as m:
             assert type(m).__name__ == "SegmentationMapModel" and m.data.max() == len(image3.cat)
-            assert m.meta.ref_file.apcorr.name == "crds://jwst_nircam_apcorr_sim.fits"
-            assert m.meta.ref_file.abvegaoffset.name == "crds://jwst_nircam_abvegaoffset_sim.asdf"
             assert m.meta.wcs.bounding_box.bounding_box(order="F")[0] == (-0.5, m.data.shape[1] - 0.5)
         with dm.open(paths["crf"]) as m:
             assert type(m).__name__ == "ImageModel" and m.meta.background.subtracted is True
@@ -196,15 +193,14 @@ def test_catalog_reads_its_references_or_says_it_does_without(image3, members):
     cat = image3.cat
     assert cat.meta["aperture_source"] == "jwst_nircam_apcorr_sim.fits"
     assert cat.meta["abvega_offset"] == pytest.approx(1.695, abs=1e-3)
-    assert card_value(image3.segm, "R_APCORR") == "crds://jwst_nircam_apcorr_sim.fits"
+    assert card_value(image3.i2d, "R_APCORR") == "crds://jwst_nircam_apcorr_sim.fits"
     assert card_value(image3.segm, "R_ABVEGA") == "crds://jwst_nircam_abvegaoffset_sim.asdf"
-    # the 2c products and the _i2d are final before the catalog runs: they name no reference
-    assert card_value(image3.crf[0], "R_APCORR") is None and card_value(image3.i2d, "R_APCORR") is None
+    assert card_value(image3.crf[0], "R_APCORR") is None  # the 2c products used no reference
     rel = run_image3(members, ASN, IMAGE3.params(skip={"outlier_detection"}), **COMMON)
     assert rel.statuses["source_catalog"] == "COMPLETE"
     assert "measured on the image" in rel.cat.meta["aperture_source"] and rel.cat.meta["abvega_offset"] == 0.0
     assert any("no APCORR reference" in n for n in rel.notes) and any("no ABVEGAOFFSET" in n for n in rel.notes)
-    assert card_value(rel.segm, "R_APCORR") == "N/A"
+    assert card_value(rel.i2d, "R_APCORR") == "N/A"
 
 
 def test_image3_relative_and_single_member(members):
@@ -216,14 +212,11 @@ def test_image3_relative_and_single_member(members):
         yield
 
     rel = run_image3(members, ASN, **COMMON, step_hook=step,
-                     on_crf=lambda crf: events.append(("crf", [card_value(c, "S_OUTLIR") for c in crf], crf)),
-                     on_i2d=lambda i2d: events.append(("i2d", i2d)))
+                     on_crf=lambda crf: events.append(("crf", [card_value(c, "S_OUTLIR") for c in crf], crf)))
     # The _crf are handed over once outlier detection has run, before the mosaic is made,
-    # the _i2d once resample has run, before the catalog; they are the products of the
-    # result (nothing after their step changes them).
+    # and they are the products of the result (nothing after the step changes them).
     given = events[3]
-    assert events[:3] == ["tweakreg", "skymatch", "outlier_detection"] and events[4] == "resample"
-    assert events[5][0] == "i2d" and events[5][1] is rel.i2d and events[6:] == ["source_catalog"]
+    assert events[:3] == ["tweakreg", "skymatch", "outlier_detection"] and events[4:] == ["resample", "source_catalog"]
     assert given[0] == "crf" and given[1] == ["COMPLETE"] * len(members) and given[2] == rel.crf
     assert all(a is b for a, b in zip(given[2], rel.crf, strict=True))
     assert rel.statuses["tweakreg"] == "COMPLETE"

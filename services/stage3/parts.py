@@ -61,7 +61,6 @@ from services.stage3.pipeline import (
     survey_member,
 )
 from services.stage3.placement import catalog_context, placement
-from services.stage3.products import i2d_output
 from services.stage3.refcat import load_astrometric_catalog
 from services.stage3.steps.tweakreg import SourceList
 from services.stage3.work import part_event_id, remove_run, run_prefix
@@ -188,16 +187,11 @@ class _Work:
         provider = CatalogReferences.of(self.ctx, catalog_context(self.ctx, members_context([m.product for m in run.metas])))
         first = run.metas[0].product.keywords
         refs = load_references(provider, first, IMAGE3.reftypes(first)).found
-        # the _i2d is archived by a thread while the catalog is measured (it names no reference)
-        with ArchiveAhead(partial(self._archive, run, asn, references=[], final=False)) as ahead:
-            result = image3_mosaic(run, lambda: (_contribution(a) for a in self._results("member")),
-                                   prov=self._prov(run, asn), refs=refs,
-                                   on_i2d=lambda i2d: ahead.submit([i2d_output(asn, i2d)]))
-            ids = ahead.event_ids()
+        result = image3_mosaic(run, lambda: (_contribution(a) for a in self._results("member")),
+                               prov=self._prov(run, asn), refs=refs)
         for note in result.notes:
             log.info("%s: %s", asn.filename, note)
-        ids += self._archive(run, asn, [out for out in result.outputs(asn) if out.filename not in ahead.sent],
-                             result.record.reference_uris(), final=True)
+        ids = self._archive(run, asn, result.outputs(asn), result.record.reference_uris(), final=True)
         remove_run(self.ctx, self.part.run)
         return ids if self.part.step is None else step_done(self.ctx, self.part.step)
 

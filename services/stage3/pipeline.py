@@ -5,8 +5,7 @@ No I/O: member products in, products and tables out. The steps are declared in
 SKIPPED (with the reason, logged) in each S_* keyword of every product.
 
 image3: tweakreg -> skymatch -> outlier_detection (-> ``_crf`` per member) -> resample
-(-> ``_i2d``, final then, as the public pipeline saves it: no S_SRCCAT, no catalog
-reference) -> source_catalog (-> ``_cat`` table and ``_segm``).
+(-> ``_i2d``) -> source_catalog (-> ``_cat`` table and ``_segm``).
 tso3: outlier_detection (-> ``_crfints`` per member) -> tso_photometry (imaging: ->
 ``_phot`` table, all members' integrations in time order); for a slitless spectroscopic
 time series (MIRI LRS slitless; NIRSpec's bright objects through S1600A1) -> pixel_replace
@@ -36,7 +35,6 @@ from services.stage3.products import (
     INTERMEDIATE,
     card_value,
     crf_outputs,
-    i2d_output,
     member_wcs,
     replace_wcs,
     set_keywords,
@@ -562,7 +560,7 @@ class Image3Output(Recorded):
         """Everything worth archiving, named for the association, in order (2c first)."""
         out = crf_outputs(asn, self.crf) if self.crf else []
         if self.i2d is not None:
-            out.append(i2d_output(asn, self.i2d))
+            out.append(Output(asn.product("i2d"), "i2d", self.i2d))
         if self.segm is not None:
             out.append(Output(asn.product("segm"), "segm", self.segm, INTERMEDIATE))
         if self.cat is not None:
@@ -576,7 +574,6 @@ def run_image3(
     context: str | None = None, asn_table: str | None = None, refs: Mapping[str, Reference | None] | None = None,
     step_hook: Callable[[str], AbstractContextManager] | None = None,
     on_crf: Callable[[list[FitsProduct]], None] | None = None,
-    on_i2d: Callable[[FitsProduct], None] | None = None,
     release_inputs: bool = False,
 ) -> Image3Output:
     """calwebb_image3 over the science members of a Level-3 association.
@@ -608,9 +605,6 @@ def run_image3(
         run; nothing after it changes the members), while the run goes on to resample
         and the catalog: the caller can archive them meanwhile. The same products are
         in the result.
-    on_i2d : callable, optional
-        Called with the ``_i2d`` as soon as resample has made it, while the catalog is
-        measured (the same product is in the result).
     release_inputs : bool
         ``members`` is a list the caller hands over: each item is replaced by its
         metadata once read, so the input arrays are let go as the steps replace them
@@ -639,61 +633,35 @@ def run_image3(
                        for m in state.members)
         return crf
 
-    mosaic = _Mosaic(state, p, prov, crf_products, on_i2d)
-
     def after_step(name: str, record: RunRecord) -> None:
         if name == "outlier_detection" and on_crf is not None:
             on_crf(crf_products(record))
-        mosaic.after_step(name, record)
 
     record = IMAGE3.run(state, state.members[0].product.keywords, found, p, label=asn_table or "image3",
                         step_hook=step_hook, after_step=after_step)
     crf_products(record)
-    return Image3Output(crf, mosaic.i2d(record), state.catalog, mosaic.segm(record), record, state.alignments)
+    i2d, segm = _level3_products(state, record, p, prov, crf)
+    return Image3Output(crf, i2d, state.catalog, segm, record, state.alignments)
 
 
-class _Mosaic:
-    """The Level-3 images of a run, keywords from its ``_crf`` (``crf(record)``): the
-    ``_i2d`` as soon as resample has run (handed to ``on_i2d``, then kept: nothing after
-    resample changes it; its cards are the run's through resample, as the public pipeline
-    saves it before the catalog), the ``_segm`` once the catalog has run (every card of
-    the run, the catalog's references with them). None when not made."""
-
-    def __init__(self, state: Image3State, p: PipelineParams, prov: dict,
-                 crf: Callable[[RunRecord], list[FitsProduct]], on_i2d: Callable[[FitsProduct], None] | None):
-        self.state, self.p, self.prov, self.crf, self.on_i2d = state, p, prov, crf, on_i2d
-        self._i2d: FitsProduct | None = None
-        self._i2d_made = False
-
-    def after_step(self, name: str, record: RunRecord) -> None:
-        """For the run's ``after_step``: the ``_i2d`` to ``on_i2d`` once resample has run."""
-        if name == "resample" and self.on_i2d is not None and (i2d := self.i2d(record)) is not None:
-            self.on_i2d(i2d)
-
-    def i2d(self, record: RunRecord) -> FitsProduct | None:
-        if not self._i2d_made:
-            self._i2d, self._i2d_made = self._make_i2d(record), True
-        return self._i2d
-
-    def _make_i2d(self, record: RunRecord) -> FitsProduct | None:
-        r = self.state.resampled
-        if r is None:
-            return None
-        header, other = level3_keywords(self.crf(record))
+def _level3_products(state: Image3State, record: RunRecord, p: PipelineParams, prov: dict,
+                     crf: list[FitsProduct]) -> tuple[FitsProduct | None, FitsProduct | None]:
+    """The ``_i2d`` and ``_segm`` of a run (None when not made), their keywords from the
+    ``_crf``."""
+    common = {**prov, **record.status_cards(), **record.reference_cards()}
+    header, other = level3_keywords(crf)
+    i2d = segm = None
+    if state.resampled is not None:
+        r, wcs = state.resampled, state.grid()[0]
         images = {"SCI": r.data, "ERR": r.err, "CON": r.con, "WHT": r.wht}
         images.update({name.upper(): v for name in ("var_poisson", "var_rnoise", "var_flat")
                        if (v := getattr(r, name)) is not None})
-        rp = self.p.step("resample")
-        cards = {"NDRIZ": r.n_inputs, "RESWHT": self.state.weight_type, "PIXFRAC": rp.pixfrac,
-                 "PXSCLRT": rp.pixel_scale_ratio, **self.prov, **record.status_cards("resample")}
-        return i2d_product(header, other, images, self.state.grid()[0], cards, self.state.bunit)
-
-    def segm(self, record: RunRecord) -> FitsProduct | None:
-        if self.state.resampled is None or self.state.segm is None:
-            return None
-        header, other = level3_keywords(self.crf(record))
-        common = {**self.prov, **record.status_cards(), **record.reference_cards()}
-        return segm_product({**header, **common}, other, self.state.segm, self.state.grid()[0])
+        cards = {"NDRIZ": r.n_inputs, "RESWHT": state.weight_type, "PIXFRAC": p.step("resample").pixfrac,
+                 "PXSCLRT": p.step("resample").pixel_scale_ratio, **common}
+        i2d = i2d_product(header, other, images, wcs, cards, state.bunit)
+        if state.segm is not None:
+            segm = segm_product({**header, **common}, other, state.segm, wcs)
+    return i2d, segm
 
 
 # ------------------------------------------------------------------- image3, split across tasks
@@ -726,10 +694,9 @@ class SplitRun:
         return Image3State(members, self.params.step("resample"), self.abs_refcat, label=self.label,
                            surveys=list(self.surveys), split=split or SplitInputs())
 
-    def replay(self, state: Image3State, until: str | None, refs: Mapping[str, Reference] | None = None, *,
-               after_step: Callable[[str, RunRecord], None] | None = None) -> RunRecord:
+    def replay(self, state: Image3State, until: str | None, refs: Mapping[str, Reference] | None = None) -> RunRecord:
         return IMAGE3.run(state, state.members[0].product.keywords, refs or {}, self.params, label=self.label,
-                          until=until, after_step=after_step)
+                          until=until)
 
     @property
     def runs_outliers(self) -> bool:
@@ -779,21 +746,16 @@ def image3_member(run: SplitRun, k: int, product: FitsProduct, *, median: Callab
 
 
 def image3_mosaic(run: SplitRun, contributions: Callable[[], Iterable[Contribution]], *, prov: dict,
-                  refs: Mapping[str, Reference | None] | None = None,
-                  on_i2d: Callable[[FitsProduct], None] | None = None) -> Image3Output:
+                  refs: Mapping[str, Reference | None] | None = None) -> Image3Output:
     """The Level-3 products from the members' contributions (in member order): the
-    ``_i2d`` (to ``on_i2d`` as soon as it is made, before the catalog), catalog and
-    ``_segm`` with the whole run's record; ``crf`` is empty (the member tasks made them)."""
+    ``_i2d``, catalog and ``_segm`` with the whole run's record; ``crf`` is empty (the
+    member tasks made them)."""
     state = run.state(split=SplitInputs(contributions=contributions))
-
-    def crf(record: RunRecord) -> list[FitsProduct]:  # their keywords, as the member tasks made them
-        return [_member_product(m, "ImageModel", {**prov, **record.status_cards("outlier_detection")})
-                for m in state.members]
-
-    mosaic = _Mosaic(state, run.params, prov, crf, on_i2d)
-    record = run.replay(state, None, {t: r for t, r in (refs or {}).items() if r is not None},
-                        after_step=mosaic.after_step)
-    return Image3Output([], mosaic.i2d(record), state.catalog, mosaic.segm(record), record, state.alignments)
+    record = run.replay(state, None, {t: r for t, r in (refs or {}).items() if r is not None})
+    crf = [_member_product(m, "ImageModel", {**prov, **record.status_cards("outlier_detection")})
+           for m in state.members]  # their keywords, as the member tasks made them
+    i2d, segm = _level3_products(state, record, run.params, prov, crf)
+    return Image3Output([], i2d, state.catalog, segm, record, state.alignments)
 
 
 # ---------------------------------------------------------------------------- tso3
@@ -1229,8 +1191,7 @@ def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params:
     its steps (image3's catalog: APCORR, ABVEGAOFFSET) are chosen by ``provider`` for the
     first member, as the public pipeline asks CRDS with its first science member; None:
     no references. ``on_outputs`` gets image3's ``_crf`` outputs as soon as they are final,
-    before the mosaic is made, and its ``_i2d`` before the catalog (they are also among
-    the result's outputs), and tso3's
+    before the mosaic is made (they are also among the result's outputs), and tso3's
     ``_crfints`` one by one as the members are taken (those are not: they are let go); with
     ``release_inputs`` image3 and tso3 let go of the members' arrays as they go (``members``
     is a list the caller hands over, see :func:`run_image3` and :func:`run_tso3`); tso3
@@ -1253,9 +1214,8 @@ def calibrate(asn: Level3Association, members: Sequence[FitsProduct], *, params:
         if provider is not None and members:
             refs = load_references(provider, members[0].keywords, IMAGE3.reftypes(members[0].keywords)).found
         on_crf = None if on_outputs is None else (lambda crf: on_outputs(crf_outputs(asn, crf)))
-        on_i2d = None if on_outputs is None else (lambda i2d: on_outputs([i2d_output(asn, i2d)]))
         return run_image3(members, asn.document, params, abs_refcat=abs_refcat, refs=refs, on_crf=on_crf,
-                          on_i2d=on_i2d, release_inputs=release_inputs, **common)
+                          release_inputs=release_inputs, **common)
     refs = {}
     if provider is not None and members:
         refs = load_references(provider, members[0].keywords, TSO3.reftypes(members[0].keywords)).found

@@ -24,7 +24,6 @@ __all__ = [
     "WCS_CARD",
     "card_value",
     "crf_outputs",
-    "i2d_output",
     "member_wcs",
     "replace_wcs",
     "set_keywords",
@@ -39,11 +38,6 @@ def crf_outputs(asn: Level3Association, crf: Sequence[FitsProduct]) -> list[Outp
     """The ``_crf`` of each science member, named for the association, in member order."""
     return [Output(member_output_name(member, asn.asn_id, "crf"), "crf", product, INTERMEDIATE, member=member)
             for member, product in zip(asn.science, crf, strict=True)]
-
-
-def i2d_output(asn: Level3Association, i2d: FitsProduct) -> Output:
-    """The association's ``_i2d``."""
-    return Output(asn.product("i2d"), "i2d", i2d)
 
 
 # The tweakreg fit has no public keywords: our own cards in the SCI header.
