@@ -1,0 +1,162 @@
+"""The geometry of an MIRI MRS exposure (``MIR_MRS``) from its reference files, as the
+public pipeline's assign_wcs composes it, and each pixel's footprint on the sky and in
+wavelength, the input of the cube build (:mod:`.cube`).
+
+The references are the public ones, read as trees (their ASDF content):
+
+- DISTORTION (``DistortionMRSModel``): ``slices`` (``100 channel + slice``), per slice
+  ``alpha_model`` ((y, x) -> alpha arcsec), ``beta_model`` ((x) -> beta, constant over a
+  slice), ``bdel`` (the slice width per channel-band key such as ``1SHORT``) and
+  ``abv2v3_model`` ((alpha, beta) -> (V2, V3) arcsec per channel-band);
+- SPECWCS (``SpecwcsModel``): ``model``, per slice in the DISTORTION's order, (y, x) ->
+  wavelength um;
+- REGIONS (``RegionsModel``): ``regions`` (9, ny, nx), the slice number of each pixel at
+  nine throughput levels; plane 7 (80 %) is the one assign_wcs uses, 0 outside every
+  slice.
+
+Frames, as the public MRS WCS: detector (x, y, 0-based full-frame pixels) -> alpha_beta
+(alpha, beta arcsec of the channel's local frame; wavelength um) -> v2v3 -> world (the
+pointing's rotation, :func:`shared.imaging_wcs.v23tosky`).
+
+A pixel's footprint (:func:`pixel_footprints`): the quadrilateral on the sky through
+(alpha at the pixel's column edges x -/+ 0.5, beta -/+ half the slice width), and its
+wavelength range from its row's edges (y -/+ 0.5): the 3-D drizzle's volume element
+(Law et al. 2023), as the public cube_build forms it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from astropy.modeling import Model
+
+__all__ = ["REGIONS_PLANE", "GeometryError", "MrsGeometry", "PixelFootprints", "pixel_footprints"]
+
+REGIONS_PLANE = 7  # the 80 % throughput plane, as the public assign_wcs
+
+
+class GeometryError(ValueError):
+    """A reference tree that does not describe an MRS geometry, with the reason."""
+
+
+@dataclass(frozen=True)
+class MrsGeometry:
+    """One MRS detector and band as its references describe it.
+
+    ``slices`` the slice numbers; per slice (same order) ``alpha`` and ``wavelength``
+    models of (y, x) and its ``beta`` (arcsec); ``slice_width`` and ``to_v2v3`` per
+    channel (1-4); ``label`` (ny, nx) int the slice number of each pixel (0: none).
+    """
+
+    slices: tuple[int, ...]
+    alpha: tuple[Model, ...]
+    wavelength: tuple[Model, ...]
+    beta: tuple[float, ...]
+    slice_width: Mapping[int, float]
+    to_v2v3: Mapping[int, Model]
+    label: np.ndarray
+
+    @classmethod
+    def from_trees(cls, distortion: Mapping[str, Any], specwcs: Mapping[str, Any],
+                   regions: Mapping[str, Any]) -> MrsGeometry:
+        """From the DISTORTION, SPECWCS and REGIONS trees; :class:`GeometryError` naming
+        what is missing or inconsistent."""
+        try:
+            slices = tuple(int(s) for s in distortion["slices"])
+            alpha, beta_models = list(distortion["alpha_model"]), list(distortion["beta_model"])
+            bdel = dict(zip(distortion["bdel"]["channel_band"], distortion["bdel"]["delta_beta"], strict=True))
+            v23 = dict(zip(distortion["abv2v3_model"]["channel_band"], distortion["abv2v3_model"]["model"],
+                           strict=True))
+            lam = list(specwcs["model"])
+            planes = np.asarray(regions["regions"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GeometryError(f"the MRS references lack or misstate {exc}") from exc
+        if not (len(alpha) == len(beta_models) == len(lam) == len(slices)):
+            raise GeometryError(f"{len(slices)} slices but {len(alpha)} alpha, {len(beta_models)} beta and "
+                                f"{len(lam)} wavelength models")
+        spec_slices = specwcs.get("slices")
+        if spec_slices is not None and tuple(int(s) for s in spec_slices) != slices:
+            raise GeometryError("the SPECWCS lists its slices in another order than the DISTORTION")
+        if planes.ndim != 3 or planes.shape[0] <= REGIONS_PLANE:
+            raise GeometryError(f"REGIONS must be (9, ny, nx), got shape {planes.shape}")
+        channels = sorted({s // 100 for s in slices})
+        width, to_v2v3 = {}, {}
+        for c in channels:
+            key = next((k for k in bdel if str(k).startswith(str(c))), None)
+            vkey = next((k for k in v23 if str(k).startswith(str(c))), None)
+            if key is None or vkey is None:
+                raise GeometryError(f"the DISTORTION has no bdel or abv2v3_model for channel {c}")
+            width[c], to_v2v3[c] = float(bdel[key]), v23[vkey]
+        beta = tuple(float(np.asarray(b(0.0))) for b in beta_models)
+        return cls(slices, tuple(alpha), tuple(lam), beta, width, to_v2v3, planes[REGIONS_PLANE].astype(np.int32))
+
+    def channels(self) -> tuple[int, ...]:
+        return tuple(sorted({s // 100 for s in self.slices}))
+
+
+@dataclass(frozen=True)
+class PixelFootprints:
+    """The pixels of one channel that lie in a slice: their 0-based (``y``, ``x``), slice
+    number, centre (``alpha``, ``beta`` arcsec, ``wavelength`` um), the (alpha, beta) of
+    their footprint's corners ``corners`` (n, 4, 2) in order around it, and their
+    wavelength range (``wl_lo``, ``wl_hi``)."""
+
+    y: np.ndarray
+    x: np.ndarray
+    slice: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    wavelength: np.ndarray
+    corners: np.ndarray
+    wl_lo: np.ndarray
+    wl_hi: np.ndarray
+
+    def sky_corners(self, to_v2v3: Model, v23tosky: Model) -> tuple[np.ndarray, np.ndarray]:
+        """(ra, dec) degrees of the footprints' corners, each (n, 4)."""
+        v2, v3 = to_v2v3(self.corners[..., 0], self.corners[..., 1])
+        ra, dec = v23tosky(v2, v3)
+        return np.asarray(ra), np.asarray(dec)
+
+    def sky_centres(self, to_v2v3: Model, v23tosky: Model) -> tuple[np.ndarray, np.ndarray]:
+        v2, v3 = to_v2v3(self.alpha, self.beta)
+        ra, dec = v23tosky(v2, v3)
+        return np.asarray(ra), np.asarray(dec)
+
+
+def pixel_footprints(geometry: MrsGeometry, channel: int) -> PixelFootprints:
+    """Every pixel of ``channel``'s slices (REGIONS plane 7) and its footprint (module
+    docstring)."""
+    if channel not in geometry.channels():
+        raise ValueError(f"this exposure's references hold channels {geometry.channels()}, not {channel}")
+    half = 0.5 * geometry.slice_width[channel]
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("y", "x", "slice", "a", "b", "w", "a0", "a1", "w0", "w1")}
+    for i, number in enumerate(geometry.slices):
+        if number // 100 != channel:
+            continue
+        y, x = np.nonzero(geometry.label == number)
+        if y.size == 0:
+            continue
+        yf, xf = y.astype(np.float64), x.astype(np.float64)
+        alpha_model, lam_model = geometry.alpha[i], geometry.wavelength[i]
+        parts["y"].append(y)
+        parts["x"].append(x)
+        parts["slice"].append(np.full(y.size, number, np.int32))
+        parts["a"].append(np.asarray(alpha_model(yf, xf), np.float64))
+        parts["b"].append(np.full(y.size, geometry.beta[i]))
+        parts["w"].append(np.asarray(lam_model(yf, xf), np.float64))
+        parts["a0"].append(np.asarray(alpha_model(yf, xf - 0.5), np.float64))
+        parts["a1"].append(np.asarray(alpha_model(yf, xf + 0.5), np.float64))
+        parts["w0"].append(np.asarray(lam_model(yf - 0.5, xf), np.float64))
+        parts["w1"].append(np.asarray(lam_model(yf + 0.5, xf), np.float64))
+    if not parts["y"]:
+        raise ValueError(f"no pixel of channel {channel} lies in a slice of the REGIONS reference")
+    cat = {k: np.concatenate(v) for k, v in parts.items()}
+    b_lo, b_hi = cat["b"] - half, cat["b"] + half
+    corners = np.stack([np.stack([cat["a0"], b_lo], axis=-1), np.stack([cat["a1"], b_lo], axis=-1),
+                        np.stack([cat["a1"], b_hi], axis=-1), np.stack([cat["a0"], b_hi], axis=-1)], axis=1)
+    return PixelFootprints(y=cat["y"], x=cat["x"], slice=cat["slice"], alpha=cat["a"], beta=cat["b"],
+                           wavelength=cat["w"], corners=corners, wl_lo=np.minimum(cat["w0"], cat["w1"]),
+                           wl_hi=np.maximum(cat["w0"], cat["w1"]))
