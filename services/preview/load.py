@@ -75,7 +75,8 @@ class ImageSource:
     bunit: str | None = None
     info: str = ""
     # a 2-D spectrum (``_s2d``): turned so that the dispersion runs along x, wavelength
-    # increasing to the right; the wavelength (um) of each column
+    # increasing to the right; the wavelength (um) of each column. An IFU cube (``_s3d``):
+    # the wavelength (um) of each plane, from its WCS
     wavelength: np.ndarray | None = None
 
 
@@ -260,10 +261,25 @@ def _image(hdul: fits.HDUList, path: Path, suffix: str | None, info: str) -> Ima
         dq = np.asarray(hdul["DQ"].data) if "DQ" in hdul and hdul["DQ"].data is not None else None
     if suffix == "s2d" and ndim == 2 and "WAVELENGTH" in hdul and hdul["WAVELENGTH"].data is not None:
         return _spectral_image(sci, dq, np.asarray(hdul["WAVELENGTH"].data, np.float64), hdu.header, suffix, info)
+    if suffix == "s3d" and ndim == 3:
+        return ImageSource(suffix=suffix, sci=sci, dq=dq, wcs=_celestial_wcs(hdu.header), bunit=hdu.header.get("BUNIT"),
+                           info=info, wavelength=_cube_wavelengths(hdu.header, sci.shape[0]))
     return ImageSource(
         suffix=suffix, sci=sci, dq=dq, groupdq=groupdq, wcs=_celestial_wcs(hdu.header),
         bunit=hdu.header.get("BUNIT"), info=info,
     )
+
+
+def _cube_wavelengths(header: fits.Header, n: int) -> np.ndarray | None:
+    """The wavelength (um) of each plane of a cube from its linear WAVE axis (CRVAL3,
+    CDELT3, CRPIX3, CUNIT3 um or m); None when it has none."""
+    if str(header.get("CTYPE3", "")).strip().upper() != "WAVE" or "CDELT3" not in header:
+        return None
+    scale = {"UM": 1.0, "MICRON": 1.0, "M": 1e6}.get(str(header.get("CUNIT3", "um")).strip().upper())
+    if scale is None:
+        return None
+    i = np.arange(n, dtype=np.float64) + 1.0
+    return scale * (float(header.get("CRVAL3", 0.0)) + (i - float(header.get("CRPIX3", 1.0))) * float(header["CDELT3"]))
 
 
 def _spectral_image(sci: np.ndarray, dq: np.ndarray | None, wavelength: np.ndarray, header: fits.Header,

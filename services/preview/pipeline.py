@@ -1,6 +1,8 @@
 """Compose the preview steps over a loaded product: one PNG preview and one JPEG thumbnail.
 
     image      display_image -> downsample -> stretch -> grey RGB -> annotated PNG + thumbnail
+    cube       (s3d) display_image's white light -> stretch -> grey RGB beside the brightest
+               spaxel's spectrum -> PNG + white-light thumbnail
     segm       display_image -> labels to colours -> PNG + thumbnail
     spectrum   spectrum_series -> plot PNG + line thumbnail
     waterfall  (x1dints) per slit/order: each integration / median spectrum -> grey image
@@ -27,7 +29,8 @@ from services.preview.load import (
     Source,
     SpectrumSource,
 )
-from services.preview.steps.display import display_image, downsample
+from services.preview.steps.cube_view import brightest_spaxel, render_cube_png
+from services.preview.steps.display import DO_NOT_USE, display_image, downsample
 from services.preview.steps.orientation import sky_orientation
 from services.preview.steps.plots import (
     PlotData,
@@ -60,7 +63,7 @@ _DOT = " \u00b7 "
 @dataclass(frozen=True)
 class Preview:
     """The rendered preview: ``png`` (longest side 1024 px) and ``jpeg`` (128 x 128), the
-    ``kind`` drawn (image, segmentation, spectrum, waterfall, lightcurve, jitter) and a
+    ``kind`` drawn (image, segmentation, cube, spectrum, waterfall, lightcurve, jitter) and a
     one-line ``note``."""
 
     png: bytes
@@ -72,6 +75,8 @@ class Preview:
 def make_preview(source: Source, *, title: str, params: StretchParams | None = None) -> Preview:
     """Render ``source`` (from :func:`services.preview.load.load_source`); ``title`` is the
     first line of the preview, normally the product's file name."""
+    if isinstance(source, ImageSource) and source.suffix == "s3d" and source.sci.ndim == 3:
+        return _cube(source, title, params or StretchParams())
     if isinstance(source, ImageSource):
         return _image(source, title, params or StretchParams())
     if isinstance(source, SpectrumSource) and source.series:
@@ -119,6 +124,29 @@ def _image(src: ImageSource, title: str, params: StretchParams) -> Preview:
     aspect = layout.box_width / layout.box_height
     jpeg = thumbnail_jpeg(rgb[::-1], aspect=aspect)
     return Preview(png=png, jpeg=jpeg, kind=kind, note=note)
+
+
+def _cube(src: ImageSource, title: str, params: StretchParams) -> Preview:
+    """An IFU cube: its white-light image beside its brightest spaxel's spectrum."""
+    disp = display_image(src.sci, src.suffix, src.dq)
+    st = stretch(disp.image, disp.mask, params)
+    rgb = grey_rgb(st)
+    spaxel = brightest_spaxel(disp.image)
+    spectrum = None
+    if spaxel is not None:
+        spectrum = np.asarray(src.sci[:, spaxel[1], spaxel[0]], np.float64)
+        if src.dq is not None:
+            spectrum = np.where((np.asarray(src.dq[:, spaxel[1], spaxel[0]]) & DO_NOT_USE) != 0, np.nan, spectrum)
+    nw = src.sci.shape[0]
+    wavelength = src.wavelength if src.wavelength is not None else np.arange(nw, dtype=np.float64)
+    unit = f" {src.bunit}" if src.bunit else ""
+    span = (f"{np.nanmin(wavelength):.3f}-{np.nanmax(wavelength):.3f} um" if src.wavelength is not None
+            else "no wavelength axis: plane numbers")
+    shown = f"{src.sci.shape[2]} x {src.sci.shape[1]} spaxels, {nw} planes {span}"
+    note = _DOT.join(p for p in (src.info, shown, f"{st.interval}+asinh {st.vmin:.4g} to {st.vmax:.4g}{unit}") if p)
+    png = render_cube_png(rgb, spaxel, wavelength, spectrum, bunit=src.bunit, title=title, subtitle=note)
+    jpeg = thumbnail_jpeg(rgb[::-1])
+    return Preview(png=png, jpeg=jpeg, kind="cube", note=note)
 
 
 def _spectrum_plot(src: SpectrumSource) -> PlotData:

@@ -73,6 +73,7 @@ import numpy as np
 from astropy.table import Table
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.stage2 import ifu2
 from services.stage2.pipeline import (
     CalState,
     _bkg_subtract,
@@ -178,12 +179,13 @@ log = logging.getLogger(__name__)
 
 MOS_EXP_TYPE = "NRS_MSASPEC"
 _MOS = frozenset({MOS_EXP_TYPE})
+_IFU = ifu2.IFU_EXP_TYPES
 #: What calwebb_spec2 calibrates: the slit modes, the slitless ones, the slit time series,
-#: NIRISS SOSS and wide-field slitless spectroscopy.
-SPEC2_EXP_TYPES = SLIT_EXP_TYPES | SLITLESS_EXP_TYPES | TSO_SLIT_EXP_TYPES | SOSS_EXP_TYPES | WFSS_EXP_TYPES
-#: The modes with one trace, from the SPECWCS (all but SOSS's orders and WFSS's sources): a
-#: table, or NIRCam's grism dispersion model (:data:`_GRISM`).
-_ONE_TRACE = SPEC2_EXP_TYPES - SOSS_EXP_TYPES - WFSS_EXP_TYPES
+#: NIRISS SOSS, wide-field slitless spectroscopy and the MIRI MRS (:mod:`.ifu2`).
+SPEC2_EXP_TYPES = SLIT_EXP_TYPES | SLITLESS_EXP_TYPES | TSO_SLIT_EXP_TYPES | SOSS_EXP_TYPES | WFSS_EXP_TYPES | _IFU
+#: The modes with one trace, from the SPECWCS (all but SOSS's orders, WFSS's sources and
+#: the IFU's slices): a table, or NIRCam's grism dispersion model (:data:`_GRISM`).
+_ONE_TRACE = SPEC2_EXP_TYPES - SOSS_EXP_TYPES - WFSS_EXP_TYPES - _IFU
 _GRISM = GRISM_TSO_EXP_TYPES
 _WFSS = WFSS_EXP_TYPES
 #: The modes whose spectra (one, or one per source and order) photom and extract_1d calibrate.
@@ -246,6 +248,8 @@ class SpecState(CalState):
     # covers (flagged OTHER_BAD_PIXEL)
     catalog: Any = None
     sources: list[GrismSource] = dataclasses.field(default_factory=list)
+    # the MIRI MRS: its geometry, pointing, cube and the cube's spectrum (:mod:`.ifu2`)
+    ifu: ifu2.IfuState = dataclasses.field(default_factory=ifu2.IfuState)
     grism_source: GrismSource | None = None
     spectral_order: int | None = None
     contaminated: np.ndarray | None = None
@@ -935,6 +939,7 @@ SPEC2: Pipeline[SpecState] = Pipeline(
         Step("assign_wcs", "S_WCS", _assign_orders, reftypes=("spectrace",), exp_types=SOSS_EXP_TYPES),
         Step("assign_wcs", "S_WCS", _assign_wfss, reftypes=("specwcs",),
              optional_reftypes=("distortion", "wavelengthrange"), exp_types=_WFSS),
+        Step("assign_wcs", "S_WCS", ifu2.assign_wcs, reftypes=("distortion", "specwcs", "regions"), exp_types=_IFU),
         Step("bkg_subtract", "S_BKDSUB", _bkg_wfss, reftypes=("wfssbkg",), params=BkgSubtractParams, exp_types=_WFSS),
         Step("msa_flagging", "S_MSAFLG", _msaflagopen, reftypes=("msaoper", "specwcs"), exp_types=_MOS),
         Step("flat_field", "S_FLAT", _flat_field, reftypes=("flat",), exp_types=SPEC2_EXP_TYPES),
@@ -945,8 +950,12 @@ SPEC2: Pipeline[SpecState] = Pipeline(
         Step("pathloss", "S_PTHLOS", _pathloss, reftypes=("pathloss",),
              exp_types=SLIT_EXP_TYPES | TSO_SLIT_EXP_TYPES),
         Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), exp_types=_TRACED),
+        Step("photom", "S_PHOTOM", ifu2.photom, reftypes=("photom",), exp_types=_IFU),
+        Step("cube_build", "S_IFUCUB", ifu2.cube_build, reftypes=("cubepar",), params=ifu2.CubeBuildParams,
+             exp_types=_IFU),
         Step("resample_spec", "S_RESAMP", _resample_spec, exp_types=SLIT_EXP_TYPES),
         Step("extract_1d", "S_EXTR1D", _extract_1d, params=ExtractParams, exp_types=_TRACED),
+        Step("extract_1d", "S_EXTR1D", ifu2.extract_1d, params=ExtractParams, exp_types=_IFU),
         # SOSS: each order's spectra extracted in DN/s, then flux-calibrated (the public order)
         Step("extract_1d", "S_EXTR1D", _extract_orders, params=ExtractParams, exp_types=SOSS_EXP_TYPES),
         Step("photom", "S_PHOTOM", _photom_orders, reftypes=("photom",), exp_types=SOSS_EXP_TYPES),
@@ -967,10 +976,12 @@ class Spec2Output(Recorded):
     record: RunRecord
     context: str
     is_cube: bool = False
+    s3d: FitsProduct | None = None  # an IFU exposure's cube
 
     def products(self) -> list[tuple[str, FitsProduct]]:
         ints = "ints" if self.is_cube else ""
-        out = [(f"bsub{ints}", self.bsub), (f"cal{ints}", self.cal), ("s2d", self.s2d), (f"x1d{ints}", self.x1d)]
+        out = [(f"bsub{ints}", self.bsub), (f"cal{ints}", self.cal), ("s2d", self.s2d), ("s3d", self.s3d),
+               (f"x1d{ints}", self.x1d)]
         return [(s, p) for s, p in out if p is not None]
 
     def outputs(self, science_name: str) -> list[Output]:
@@ -1185,6 +1196,8 @@ def run_spec2(
     if exp_type in WFSS_EXP_TYPES:
         cal, x1d = _wfss_products(state, header)
         return Spec2Output(cal, bsub, None, x1d, record, context or "N/A")
+    if exp_type in _IFU:
+        return _ifu_output(state, header, bsub, record, context)
     cal = _product(state, header(state, "photom"), {})
     cal.model_type = "SlitModel"  # as the public pipeline writes a slit's _cal, its wavelengths included
     if state.wavelength is not None:
@@ -1195,6 +1208,20 @@ def run_spec2(
         cal = single_slit(cal)
         s2d = None if s2d is None else single_slit(s2d)
     return Spec2Output(cal, bsub, s2d, x1d, record, context or "N/A")
+
+
+def _ifu_output(state: SpecState, header: Callable[[SpecState, str | None], dict], bsub: FitsProduct | None,
+                record: RunRecord, context: str | None) -> Spec2Output:
+    """The ``_cal`` (an IFUImageModel), ``_s3d`` and ``_x1d`` of an MRS exposure (:mod:`.ifu2`)."""
+    cal = _product(state, header(state, "photom"), {})
+    cal.model_type = "IFUImageModel"
+    ifu = state.ifu
+    s3d = None if ifu.cube is None else ifu2.cube_product(ifu.cube, header(state, "cube_build"))
+    x1d = None
+    if ifu.spectrum is not None:
+        cards = {"SLTNAME": f"CH{ifu.cube.channel}-{ifu.cube.band}", **(ifu.spectrum_cards or {})}
+        x1d = x1d_product([(ifu.spectrum, cards)], {**header(state, None), "CHANNEL": str(ifu.cube.channel)})
+    return Spec2Output(cal, bsub, None, x1d, record, context or "N/A", s3d=s3d)
 
 
 def _cube_output(science: FitsProduct, state: SpecState, header: Callable[[SpecState, str | None], dict],

@@ -135,6 +135,7 @@ KEYWORDS: dict[str, Keyword] = {
     "DETECTOR": _k("meta.instrument.detector", "Name of detector used to acquire the data"),
     "MODULE": _k("meta.instrument.module", "NIRCam module: A or B"),
     "CHANNEL": _k("meta.instrument.channel", "Instrument channel"),
+    "BAND": _k("meta.instrument.band", "MRS wavelength band"),
     "FILTER": _k("meta.instrument.filter", "Name of the filter element used"),
     "PUPIL": _k("meta.instrument.pupil", "Name of the pupil element used"),
     "FWCPOS": _k("meta.instrument.filter_position", "[deg] Filter wheel position angle"),

@@ -86,7 +86,9 @@ FORMATS: dict[str, ReferenceFormat] = {
     "readnoise": ReferenceFormat(images=("SCI",), required="SCI"),
     "flat": ReferenceFormat(images=("SCI", "DQ", "ERR"), required="SCI"),
     "area": ReferenceFormat(images=("SCI",), required="SCI"),
-    "photom": ReferenceFormat(tables=("PHOTOM",), required="PHOTOM"),
+    # PHOTOM: a table of rows by FILTER/PUPIL/... (imaging, slits), or the MIRI MRS's
+    # conversion per pixel (the public MirMrsPhotomModel's SCI, (MJy/sr) / (DN/s)).
+    "photom": ReferenceFormat(images=("SCI",), tables=("PHOTOM",), required=("PHOTOM", "SCI")),
     # WFSS's dispersed sky (the public WfssBkgModel): its normalised pattern on the detector.
     "wfssbkg": ReferenceFormat(images=("SCI", "DQ", "ERR"), required="SCI"),
     # Slit spectroscopy: the trace and wavelengths (MIRI LRS: FITS WAVETABLE, the slit's
@@ -98,10 +100,12 @@ FORMATS: dict[str, ReferenceFormat] = {
     # header (shared.spectra.msa).
     # NIRCam's grism (the public NIRCAMGrismModel, an ASDF file): per spectral order the
     # transforms of the dispersion model (shared.spectra.grism).
+    # The MIRI MRS's (the public SpecwcsModel, ASDF): per slice its wavelength model
+    # (``model``, in the order of ``slices``; shared.spectra.ifu).
     "specwcs": ReferenceFormat(tables=("WAVETABLE", "SHUTTER", *NIRSPEC_FIXED_SLITS),
-                               required=("WAVETABLE", "SHUTTER", *NIRSPEC_FIXED_SLITS, "displ"),
+                               required=("WAVETABLE", "SHUTTER", *NIRSPEC_FIXED_SLITS, "displ", "model"),
                                tree=("orders", "displ", "dispx", "dispy", "invdispl", "invdispx", "invdispy",
-                                     "fwcpos_ref")),
+                                     "fwcpos_ref", "model", "slices")),
     # NIRISS SOSS (the public SpecTraceModel): one table per spectral order, EXTNAME ORDER,
     # EXTVER and the card ORDER its number (WAVELENGTH, X, Y, THROUGHPUT, TILT; X and Y
     # 0-based in the SUBSTRIP window): read whole, every order.
@@ -116,7 +120,14 @@ FORMATS: dict[str, ReferenceFormat] = {
     "rscd": ReferenceFormat(tables=("RSCD_GROUP_SKIP", "RSCD_DECAY"), required="RSCD_GROUP_SKIP"),
     # ASDF: the transform from full-frame pixels to V2/V3 (shared.imaging_wcs), and the
     # filter-dependent pixel shifts (a list of {filter, [pupil,] column_offset, row_offset}).
-    "distortion": ReferenceFormat(tree=("model",), required="model"),
+    # The MIRI MRS's (the public DistortionMRSModel): per slice its alpha, beta and inverse
+    # models, the slice widths and each channel's (alpha, beta) -> (V2, V3) (shared.spectra.ifu).
+    "distortion": ReferenceFormat(tree=("model", "slices", "alpha_model", "beta_model", "x_model", "y_model", "bzero",
+                                        "bdel", "abv2v3_model"), required=("model", "alpha_model")),
+    # The MIRI MRS's slice of each pixel at nine throughput levels (the public RegionsModel).
+    "regions": ReferenceFormat(tree=("regions",), required="regions"),
+    # The MIRI MRS's cube parameters per channel and band (the public MiriIFUCubeParsModel).
+    "cubepar": ReferenceFormat(tables=("CUBEPAR",), required="CUBEPAR"),
     "filteroffset": ReferenceFormat(tree=("filters",), required="filters"),
     # ASDF, the public WavelengthrangeModel: the ranges (``wavelengthrange``), the names
     # they go with (``waverange_selector``: NIRSpec's FILTER_GRATING), their spectral

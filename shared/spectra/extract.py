@@ -140,6 +140,9 @@ class ExtractParams(BaseModel):
         None, description="Background regions: (from, to) offsets from the aperture's centre along the slit, "
                           "pixels; by default the mode's (12 to 25 pixels either side for the MIRI LRS slitless, 4 to 7.5 "
                           "for NIRSpec's bright objects; none for the nod-subtracted slit modes). () for none.")
+    ifu_rscale: float = Field(2.5, gt=0, description=(
+        "IFU cube, point source: the aperture's radius in FWHMs of the telescope's diffraction-limited PSF "
+        "(1.025 lambda / 6.5 m) at each wavelength."))
 
     def for_mode(self, exp_type: str, *, width: float | None = None) -> ExtractParams:
         """These parameters with the width and background regions the mode takes by default
