@@ -48,6 +48,7 @@ PIPELINES = {
 }
 #: jwst's steps run one by one (:func:`run_steps`), where a pipeline cannot run offline.
 STEPS = {
+    "cube_build": "jwst.cube_build.CubeBuildStep",
     "extract_1d": "jwst.extract_1d.Extract1dStep",
     "photom": "jwst.photom.PhotomStep",
     "white_light": "jwst.white_light.WhiteLightStep",

@@ -123,12 +123,13 @@ DETECTORS: dict[str, DetectorInfo] = {
             "MIRIMAGE", "MIRI", 13, 1032, 1024, 0.11, -453.4, -373.8, "MIR_IMAGE",
             refpix_border=4, n_amplifiers=4, has_refout=True,
         ),
+        # the MRS detectors: CHANNEL the channels each holds (3 and 4, 1 and 2), as the public files
         DetectorInfo(
-            "MIRIFULONG", "MIRI", 14, 1032, 1024, 0.196, -502.7, -318.7, "MIR_MRS",
+            "MIRIFULONG", "MIRI", 14, 1032, 1024, 0.196, -502.7, -318.7, "MIR_MRS", channel="34",
             n_amplifiers=4, has_refout=True,
         ),
         DetectorInfo(
-            "MIRIFUSHORT", "MIRI", 15, 1032, 1024, 0.196, -502.7, -318.7, "MIR_MRS",
+            "MIRIFUSHORT", "MIRI", 15, 1032, 1024, 0.196, -502.7, -318.7, "MIR_MRS", channel="12",
             n_amplifiers=4, has_refout=True,
         ),
         DetectorInfo("NIS", "NIRISS", 16, 2048, 2048, 0.0656, -290.1, -697.5, "NIS_IMAGE"),

@@ -123,6 +123,9 @@ class Target(_Frozen):
 
 class DitherPattern(_Frozen):
     pattern_type: str = Field("NONE", description="PATTTYPE, e.g. 4-POINT-BOX.")
+    optimized_for: Literal["POINT-SOURCE", "EXTENDED-SOURCE"] | None = Field(None, description=(
+        "DITHOPFR: what a MIRI MRS dither is optimized for, from which spec2's srctype takes a point source "
+        "from an extended one; None for the other patterns."))
     offsets: list[tuple[float, float]] = Field(
         default_factory=lambda: [(0.0, 0.0)],
         description="Offsets of each dither point in arcsec along detector x and y.",
@@ -277,6 +280,9 @@ class Observation(_Frozen):
         "The aperture the target is placed on when it is not the detectors' windows (the LRS slit)."))
     fixed_slit: str | None = Field(None, description=(
         "FXD_SLIT of a NIRSpec fixed-slit observation (NRS_FIXEDSLIT): S200A1, S200A2, S400A1, S1600A1 or S200B1."))
+    band: Literal["SHORT", "MEDIUM", "LONG"] | None = Field(None, description=(
+        "BAND of a MIRI MRS observation (MIR_MRS): the grating setting every channel of both detectors "
+        "takes (the public A/B/C); None for every other mode."))
     exposures: list[PlannedExposure] = Field(default_factory=list)
     guide_stars: list[GuideStar] = Field(default_factory=list, description=(
         "The guide star of each guided visit; none for unguided (dark) observations."))

@@ -475,3 +475,30 @@ def test_nirspec_mos_associations_as_the_public_generator(tmp_path):
     assert ours == _public(path, False)
     for item in ev.associations:
         assert load_asn(item.content(ev.pool, "0.1.0").decode())["asn_type"] == item.spec.asn_type
+
+
+def _mrs_observation(number: int):
+    """A MIRI MRS observation (both detectors, band SHORT) with the 4-POINT dither."""
+    return observation(number, instrument="MIRI", detectors=("MIRIFUSHORT", "MIRIFULONG"), subarray="FULL",
+                       filter="N/A", npoints=4).model_copy(update={
+                           "exp_type": "MIR_MRS", "band": "SHORT",
+                           "template": "MIRI Medium Resolution Spectroscopy",
+                           "dither": DitherPattern(pattern_type="4-POINT", optimized_for="POINT-SOURCE",
+                                                   offsets=[(0.1, 0.5), (-0.1, -0.5), (0.05, -0.5), (-0.05, 0.5)])})
+
+
+def test_mrs_spec2_associations_as_the_public_generator(tmp_path):
+    """A MIRI MRS observation's pool: the public generator's spec2 associations
+    (Asn_Lv2Spec, one per exposure, its _rate the science member) are ours, member for
+    member. Its spec3 (Asn_Lv3MIRMRS, every channel and band of the target) is not planned
+    here yet: spec3 for the MRS is still to come."""
+    pytest.importorskip("jwst")
+    plan = make_plan([_mrs_observation(1)])
+    ev = evaluate(plan, everything(plan, ("uncal", "rate", "cal", "x1d")))
+    path = tmp_path / ev.pool.filename
+    path.write_bytes(pool_bytes(ev.pool))
+    ours = _ours(ev)
+    theirs = _public(path, False)
+    assert {a[1] for a in ours} == {"spec2"} and len(ours) == 8
+    assert ours == {a for a in theirs if a[1] == "spec2"}
+    assert {a[3] for a in theirs if a[1] != "spec2"} == {"candidate_Asn_Lv3MIRMRS"}

@@ -349,9 +349,9 @@ def test_outputs_after_one_that_fails_are_not_archived(catalog, tmp_path, monkey
     """When one of a task's outputs fails to archive, none after it is (the last would
     complete the work item with a product missing), the task gets the error, and its
     retry archives the rest and completes the item."""
-    import shared.archiving as archiving
     from astropy.table import Table
 
+    import shared.archiving as archiving
     from shared.pipeline import Output
 
     ctx = make_ctx(catalog, tmp_path)

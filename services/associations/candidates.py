@@ -88,6 +88,7 @@ SPECTRAL_EXP_TYPES = frozenset({
 # The MIRI LRS without its slit: the public rules give it a Level-2 rule of its own
 # (Asn_MIRLRSTAConfirm, asn_type spec2, one science exposure, TSO or not), never tso-spec2.
 LRS_SLITLESS = "MIR_LRS-SLITLESS"
+MRS = "MIR_MRS"  # MIRI's medium-resolution spectrometer (an IFU)
 # tso-spec2 (Asn_Lv2SpecTSO): TSO exposures of the spectroscopic types that have no
 # dedicated rule (the MIRI LRS in both modes and NIRSpec's slits and MOS are excluded).
 TSO_SPEC2_EXP_TYPES = SPECTRAL_EXP_TYPES - {"NRS_MSASPEC", "NRS_FIXEDSLIT", "MIR_LRS-SLITLESS", "MIR_LRS-FIXEDSLIT"}

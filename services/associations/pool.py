@@ -87,8 +87,13 @@ def _optics(rec: ExposureRecord, obs: Observation | None) -> dict[str, object]:
     """PUPIL, or for NIRSpec (whose plan gives its grating-wheel element as the pupil) the
     GRATING and, for its fixed slits, FXD_SLIT (for its MOS, MSAMETFL) with the
     spectral-step index and the sub-pixel points (EXPSPCIN, SUBPXPTS) the public Level-2
-    nod rules match science exposures by: one step, no sub-pixel dithers."""
+    nod rules match science exposures by: one step, no sub-pixel dithers. A MIRI MRS
+    exposure's BAND (its optical element, FILTER being N/A, which the public rules group by)
+    and its mosaic tile, 1 (MOSTILNO, which the public Asn_Lv2Spec matches science exposures
+    by)."""
     pupil = rec.pupil if rec.pupil not in (None, "N/A") else None
+    if obs is not None and obs.band:
+        return {"PUPIL": pupil, "BAND": obs.band, "MOSTILNO": 1}
     if rec.instrument.upper() != "NIRSPEC":
         return {"PUPIL": pupil}
     out: dict[str, object] = {"GRATING": pupil}

@@ -15,6 +15,9 @@ members the catalog holds.
 - ``spec2`` of the MIRI LRS slitless (Asn_MIRLRSTAConfirm): the public rules take this mode
   out of tso-spec2 and give it this rule of the LRS, TSO or not: one association per
   exposure, its ``_rateints`` (TSO) or ``_rate`` the one science member.
+- ``spec2`` of the MIRI MRS (Asn_Lv2Spec): one association per exposure (each detector's),
+  its ``_rate`` the one science member; the dithers are combined by spec3 (not yet
+  planned for this mode).
 - ``spec2`` (Asn_Lv2MIRLRSFixedSlitNod for the MIRI LRS slit, Asn_Lv2NRSFSS for NIRSpec's
   fixed slits, Asn_Lv2NRSMSA for its MOS): one association per exposure of a nodded slit observation, its ``_rate``
   as the science member and the ``_rate`` of the observation's other exposures of the
@@ -69,6 +72,7 @@ from datetime import datetime
 
 from services.associations.candidates import (
     LRS_SLITLESS,
+    MRS,
     NODDED_SLIT_EXP_TYPES,
     NODDED_SLIT_RULES,
     SPECTRAL_EXP_TYPES,
@@ -201,6 +205,8 @@ def _level2_rule(obs: Observation) -> tuple[str, str] | None:
         return "image2", "candidate_Asn_Lv2ImageSpecial" if obs.is_background else "candidate_Asn_Lv2Image"
     if obs.exp_type.upper() == LRS_SLITLESS and not obs.is_background:
         return "spec2", "candidate_Asn_MIRLRSTAConfirm"
+    if obs.exp_type.upper() == MRS and not is_tso(obs):
+        return "spec2", "candidate_Asn_Lv2Spec"
     if any(tso_spec2_takes(obs, d) for d in obs.detectors):
         return "tso-spec2", "candidate_Asn_Lv2SpecTSO"
     return None

@@ -266,6 +266,7 @@ def exposure_keywords(
         "FASTAXIS": 1,
         "SLOWAXIS": 2,
         "PATTTYPE": obs.dither.pattern_type,
+        "DITHOPFR": obs.dither.optimized_for,
         "NUMDTHPT": obs.dither.npoints,
         "PATT_NUM": exp.dither_point,
         "XOFFSET": float(xoff),

@@ -38,6 +38,7 @@ from services.ingest.headers import (
 )
 from services.ingest.observer import observer_keywords
 from shared.datamodels import FitsProduct, dqflags
+from shared.datamodels.fits_io import set_cards
 from shared.datamodels.uncal import group_table, int_times_table, uncal_product
 from shared.ephemeris import Ephemeris
 from shared.instruments import DETECTORS_BY_CODE, MAX_EXPOSURE_BYTES, exposure_timing, subarray
@@ -360,6 +361,8 @@ def _ingest_exposure(
         name = base if len(segments) == 1 else ExposureName(**{**base.__dict__, "segment": number})
         product = _segment_product(keywords, sci, zero, refout, missing, times, first, last,
                                    number, len(segments), nx, ny)
+        if obs.band is not None:  # MIRI MRS: the band (BAND) every channel of the detector took
+            set_cards(product, {"BAND": obs.band})
         files.append(UncalFile(name, product, exposure_fields, obs.number))
     return files
 

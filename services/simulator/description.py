@@ -43,7 +43,14 @@ Besides imaging, the simulator renders slit spectra (:mod:`services.simulator.sp
   0.53", along the slitlets; its size is fixed) or two-shutter slitlet nod
   (``2-SHUTTER-SLITLET``: two points one pitch apart, each nod the other's background). The sources are the brightest stars of
   the target's field, one slitlet each (:mod:`services.simulator.msa`). A MOS observation
-  with another filter/grating is planned, with its MSA metadata file, not simulated.
+  with another filter/grating is planned, with its MSA metadata file, not simulated;
+- MIRI's medium-resolution spectrometer, an integral-field unit (``exp_type: MIR_MRS``,
+  :mod:`services.simulator.mrs`): ``band`` SHORT, MEDIUM or LONG (required there, refused
+  elsewhere), detectors MIRIFUSHORT (channels 1 and 2), MIRIFULONG (3 and 4) or both (the
+  normal case: they expose together), subarray FULL, FASTR1 or SLOWR1, no filter (FILTER
+  N/A), one pointing (``dither`` NONE: the target at the MRS reference point) or the MRS
+  ``4-POINT`` dither (:data:`MRS_4POINT_ALPHA_BETA`: where the target lands in the
+  channels' local frame). The MRS detectors take no other mode.
 
 A nod that would bring the target within 0.5" of the slit's ends is refused. The target's
 spectrum is its ``spectrum`` (default :data:`DEFAULT_SPECTRUM`); its lines must fall in
@@ -83,6 +90,9 @@ from shared.instruments import (
 )
 from shared.plan import CANDIDATE_TYPES, candidate_problem
 
+from .mrs import BANDS as MRS_BANDS
+from .mrs import MRS_EXP_TYPE, alpha_beta_to_v2v3, channels_on
+from .mrs import reference_point as mrs_reference_point
 from .optics import (
     CLEAR_POSITIONS,
     FILTERS,
@@ -168,6 +178,19 @@ SLIT_READOUT_PATTERNS: dict[str, tuple[str, ...]] = {NRS_FS_EXP_TYPE: ("NRSRAPID
 # The exposure types that name a NIRSpec fixed slit (FXD_SLIT).
 FIXED_SLIT_EXP_TYPES = (NRS_FS_EXP_TYPE, NRS_BOTS_EXP_TYPE)
 
+# MIRI's medium-resolution spectrometer (services/simulator/mrs.py): its two detectors, read
+# out together, and the filter it observes with (no filter wheel in its path: FILTER N/A).
+MRS_DETECTORS = ("MIRIFUSHORT", "MIRIFULONG")
+MRS_FILTER = "N/A"
+MRS_READOUT_PATTERNS = ("FASTR1", "SLOWR1")
+#: The MRS 4-POINT dither (the public APT pattern's name, optimized here for all channels):
+#: where the target lands in the channels' local frame, (alpha, beta) arcsec, at each point.
+#: Points 1/2 and 3/4 are 0.975" apart across the slices, (n + 1/2) slices of every channel
+#: (5.51, 3.48, 2.50, 1.49 slices of channels 1-4), and 0.294" resp. 0.098" apart along them
+#: (1.5 resp. 0.5 of the 0.196" pixel of channels 1 and 2).
+MRS_4POINT_ALPHA_BETA: tuple[tuple[float, float], ...] = (
+    (0.147, 0.4875), (-0.147, -0.4875), (0.049, -0.4875), (-0.049, 0.4875))
+
 # Reference files are written with USEAFTER 2022-01-01; exposures must come after it.
 EARLIEST_START = datetime(2022, 1, 1, tzinfo=UTC)
 
@@ -232,7 +255,21 @@ class TargetSpec(_Strict):
 
 
 _KNOWN_PATTERNS = ("NONE", "4-POINT-BOX", "N-POINT-LINE", "ALONG-SLIT-NOD", "2-POINT-NOD", "3-POINT-NOD",
-                   "3-SHUTTER-SLITLET", "2-SHUTTER-SLITLET", "CUSTOM")
+                   "3-SHUTTER-SLITLET", "2-SHUTTER-SLITLET", "4-POINT", "CUSTOM")
+
+
+def mrs_dither_offsets(points=MRS_4POINT_ALPHA_BETA, detector_name: str = "MIRIFUSHORT") -> list[tuple[float, float]]:
+    """The (dx, dy) arcsec along detector x/y (:class:`DitherSpec`'s offsets: the reference
+    point moves by that much on the sky) that put the target at each (alpha, beta) arcsec of
+    the MRS channels' local frame: the target, fixed on the sky, lands at ``(V2_REF + dx,
+    V3_REF - dy)`` (+x is -V2, +y is +V3), so ``dx = V2 - V2_REF``, ``dy = V3_REF - V3`` of
+    :func:`.mrs.alpha_beta_to_v2v3`."""
+    v2_ref, v3_ref = mrs_reference_point(detector_name)
+    out = []
+    for alpha, beta in points:
+        v2, v3 = alpha_beta_to_v2v3(alpha, beta, detector_name)
+        out.append((round(float(v2) - v2_ref, 9), round(v3_ref - float(v3), 9)))
+    return out
 
 
 class DitherSpec(_Strict):
@@ -248,7 +285,9 @@ class DitherSpec(_Strict):
     shutter pitch, 0.53", along the slitlets, detector y: offsets 0, -0.53, +0.53, so the
     source sits in the slitlet's middle, upper, lower shutter), ``2-SHUTTER-SLITLET``
     (NIRSpec MOS: two-shutter slitlets, the telescope stepping one pitch: offsets 0,
-    -0.53, the source in the lower then the upper shutter), ``CUSTOM`` (``offsets`` required). Any other name needs ``offsets`` and is
+    -0.53, the source in the lower then the upper shutter), ``4-POINT`` (MIRI MRS: the target
+    at the four (alpha, beta) of :data:`MRS_4POINT_ALPHA_BETA`, half-slice steps in every
+    channel), ``CUSTOM`` (``offsets`` required). Any other name needs ``offsets`` and is
     recorded as the pattern type. Offsets are arcsec along detector x and y: the detector
     reference point moves by that much on the sky (the target, fixed on the sky, moves the
     other way on the detector).
@@ -260,6 +299,9 @@ class DitherSpec(_Strict):
     offsets: list[tuple[float, float]] | None = Field(
         None, min_length=1, description="Explicit (dx, dy) offsets, arcsec."
     )
+    optimized_for: Literal["POINT-SOURCE", "EXTENDED-SOURCE"] | None = Field(None, description=(
+        "MIRI MRS 4-POINT: what the pattern is optimized for (DITHOPFR), as the observer chooses it in APT; "
+        "spec2's srctype takes a POINT-SOURCE pattern's target as a point source."))
 
     @field_validator("pattern")
     @classmethod
@@ -280,12 +322,14 @@ class DitherSpec(_Strict):
                 f"size: {', '.join(p for p in _KNOWN_PATTERNS if p != 'CUSTOM')})"
             )
         expected = {"NONE": 1, "4-POINT-BOX": 4, "ALONG-SLIT-NOD": 2, "2-POINT-NOD": 2, "3-POINT-NOD": 3,
-                    "3-SHUTTER-SLITLET": 3, "2-SHUTTER-SLITLET": 2}.get(
+                    "3-SHUTTER-SLITLET": 3, "2-SHUTTER-SLITLET": 2, "4-POINT": 4}.get(
             self.pattern)
         if expected is not None and self.npoints not in (None, expected):
             raise ValueError(f"pattern {self.pattern} has {expected} points, not npoints={self.npoints}")
         if self.pattern == "N-POINT-LINE" and self.npoints is None:
             raise ValueError("pattern N-POINT-LINE needs 'npoints'")
+        if self.optimized_for is not None and self.pattern != "4-POINT":
+            raise ValueError(f"optimized_for is a MIRI MRS 4-POINT dither's choice, not pattern {self.pattern}'s")
         return self
 
     def step(self, default: float) -> float:
@@ -316,6 +360,8 @@ class DitherSpec(_Strict):
             return [(float(x), float(y)) for x, y in self.offsets]
         if self.pattern == "NONE":
             return [(0.0, 0.0)]
+        if self.pattern == "4-POINT":
+            return mrs_dither_offsets()
         nods = self.nod_positions(nod_step)
         if nods is not None:
             return [(u, 0.0) if slit_axis == 1 else (0.0, u) for u in nods]
@@ -434,6 +480,9 @@ class ObservationSpec(_Strict):
         "NIRSpec fixed-slit spectroscopy (NRS_FIXEDSLIT): the slit (FXD_SLIT), one of "
         + ", ".join(NIRSPEC_FIXED_SLITS) + "; required there; a bright-object time series (NRS_BRIGHTOBJ): "
         + f"{NIRSPEC_BOTS.slit}, its default; not allowed elsewhere."))
+    band: str | None = Field(None, description=(
+        "MIRI MRS (MIR_MRS): the band every channel takes, SHORT, MEDIUM or LONG (the public A/B/C); "
+        "required there, not allowed elsewhere."))
 
     @field_validator("instrument")
     @classmethod
@@ -456,6 +505,16 @@ class ObservationSpec(_Strict):
         v = v.strip().upper()
         if v not in NIRSPEC_FIXED_SLITS:
             raise ValueError(f"{v!r} is not a NIRSpec fixed slit; one of {', '.join(NIRSPEC_FIXED_SLITS)}")
+        return v
+
+    @field_validator("band")
+    @classmethod
+    def _band(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip().upper()
+        if v not in MRS_BANDS:
+            raise ValueError(f"{v!r} is not an MRS band; one of {', '.join(MRS_BANDS)}")
         return v
 
     @field_validator("detectors")
@@ -490,7 +549,8 @@ class ObservationSpec(_Strict):
         v = v.strip().upper()
         instrument = info.data.get("instrument")
         allowed = (IMAGING_EXP_TYPES.get(instrument or "", ()) + SLIT_EXP_TYPES.get(instrument or "", ())
-                   + MOS_EXP_TYPES.get(instrument or "", ()) + WFSS_SIMULATED.get(instrument or "", ()))
+                   + MOS_EXP_TYPES.get(instrument or "", ()) + WFSS_SIMULATED.get(instrument or "", ())
+                   + ((MRS_EXP_TYPE,) if instrument == "MIRI" else ()))
         if instrument and v not in allowed:
             raise ValueError(f"exp_type {v!r} is not simulated for {instrument}; use one of {', '.join(allowed)}")
         return v
@@ -509,6 +569,15 @@ class ObservationSpec(_Strict):
         if v < EARLIEST_START:
             raise ValueError(f"start_time {v.isoformat()} is before {EARLIEST_START.date()} (reference-file USEAFTER)")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mrs_filter(cls, data: Any) -> Any:
+        """An MRS observation has no filter in its path: FILTER N/A when it names none."""
+        if (isinstance(data, dict) and str(data.get("exp_type") or "").strip().upper() == MRS_EXP_TYPE
+                and data.get("filter") is None):
+            return {**data, "filter": MRS_FILTER}
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -573,6 +642,62 @@ class ObservationSpec(_Strict):
         model = self.spectrograph
         axis = 2 if self.mos or (model is not None and model.dispaxis == 1) else 1
         return self.dither.resolved_offsets(self.nod_step(), slit_axis=axis)
+
+    @property
+    def mrs(self) -> bool:
+        """A MIRI MRS observation (MIR_MRS)."""
+        return self.exp_type == MRS_EXP_TYPE
+
+    def mrs_ranges(self) -> list[tuple[str, float, float]]:
+        """(label, shortest, longest um) of each channel an MRS observation sees in its band."""
+        if not self.mrs or self.band is None:
+            return []
+        return [(f"channel {c.channel} {self.band}", *c.bands[self.band]) for d in self.detectors if d in MRS_DETECTORS
+                for c in channels_on(d)]
+
+    @model_validator(mode="after")
+    def _mrs(self) -> ObservationSpec:
+        """A MIRI MRS observation, every check of the mode here: MIRIFUSHORT and/or
+        MIRIFULONG in FULL, FASTR1 or SLOWR1, a band, no filter, one pointing or the
+        4-POINT dither, a staring exposure of its target."""
+        if not self.mrs:
+            if self.band is not None:
+                raise ValueError(f"band: only a MIRI MRS observation (exp_type {MRS_EXP_TYPE}) takes a band, not "
+                                 f"{self.exp_type or 'imaging'}")
+            if self.dither.pattern == "4-POINT" and self.dither.offsets is None:
+                raise ValueError(f"dither: 4-POINT is the MIRI MRS pattern (exp_type {MRS_EXP_TYPE}), not "
+                                 f"{self.exp_type or 'imaging'}'s")
+            wrong = [d for d in self.detectors if d in MRS_DETECTORS]
+            if wrong and self.spectrograph is None:  # (a slit's own check names its detector)
+                raise ValueError(f"detectors: {', '.join(wrong)} are the MRS detectors (exp_type {MRS_EXP_TYPE}), "
+                                 f"not {self.exp_type or 'imaging'}'s")
+            return self
+        if self.band is None:
+            raise ValueError(f"band: a {MRS_EXP_TYPE} observation names its band, one of {', '.join(MRS_BANDS)}")
+        if not self.detectors or not set(self.detectors) <= set(MRS_DETECTORS):
+            raise ValueError(f"detectors: a {MRS_EXP_TYPE} observation is simulated on MIRIFUSHORT (channels 1 and "
+                             f"2), MIRIFULONG (3 and 4) or both, not {self.detectors}")
+        if self.subarray != "FULL":
+            raise ValueError(f"subarray: a {MRS_EXP_TYPE} observation is simulated in FULL, not {self.subarray}")
+        if self.readpatt not in MRS_READOUT_PATTERNS:
+            raise ValueError(f"readpatt: a {MRS_EXP_TYPE} observation is simulated with "
+                             f"{' or '.join(MRS_READOUT_PATTERNS)}, not {self.readpatt}")
+        if self.filter != MRS_FILTER:
+            raise ValueError(f"filter: the MRS has no filter in its path (FILTER {MRS_FILTER}: leave filter out), "
+                             f"not {self.filter}")
+        if self.pupil not in (None, "N/A"):
+            raise ValueError("pupil: MIRI has no pupil wheel; leave pupil out")
+        if self.dither.pattern not in ("NONE", "4-POINT") or self.dither.offsets is not None:
+            raise ValueError(f"dither: a {MRS_EXP_TYPE} observation takes pattern NONE (the target at the MRS "
+                             "reference point) or 4-POINT (the MRS dither, offsets fixed), not "
+                             f"{self.dither.pattern if self.dither.offsets is None else 'explicit offsets'}")
+        if "size" in self.dither.model_fields_set:
+            raise ValueError("dither.size: the MRS 4-POINT dither has fixed offsets (half-slice steps); leave size "
+                             "out")
+        if self.tsovisit or self.is_psf or self.pre_image_for or self.host_flux is not None or self.transit:
+            raise ValueError(f"exp_type: a {MRS_EXP_TYPE} observation is simulated as a staring exposure of its "
+                             "target (no tsovisit, is_psf, pre_image_for, host_flux or transit)")
+        return self
 
     @model_validator(mode="after")
     def _mos(self) -> ObservationSpec:
@@ -683,7 +808,7 @@ class ObservationSpec(_Strict):
 
     @model_validator(mode="after")
     def _optics(self) -> ObservationSpec:
-        if not self.detectors or self.mos or self.exp_type == NRC_TSGRISM_EXP_TYPE or self.wfss:  # their own checks
+        if not self.detectors or self.mos or self.exp_type == NRC_TSGRISM_EXP_TYPE or self.wfss or self.mrs:  # their own checks
             return self
         if self.instrument == "NIRSPEC":  # the fixed slits: the prism behind CLEAR; BOTS: G395M behind F290LP
             if self.filter not in NIRSPEC_FILTERS:
@@ -1011,17 +1136,20 @@ class ProgramDescription(_Strict):
         for k, target in enumerate(self.targets):
             slits = list(dict.fromkeys(o.spectrograph for o in self.observations
                                        if o.slit and o.target == target.name))
-            if target.spectrum is not None and not slits:
-                raise ValueError(f"targets[{k}].spectrum: only a slit or slitless observation (exp_type "
+            mrs = list(dict.fromkeys(r for o in self.observations if o.mrs and o.target == target.name
+                                     for r in o.mrs_ranges()))
+            if target.spectrum is not None and not slits and not mrs:
+                raise ValueError(f"targets[{k}].spectrum: only a slit, slitless or IFU observation (exp_type "
                                  f"{LRS_EXP_TYPE}, {LRS_SLITLESS_EXP_TYPE}, {NRS_FS_EXP_TYPE}, "
-                                 f"{NRS_BOTS_EXP_TYPE}, {NIS_SOSS_EXP_TYPE} or {NRC_TSGRISM_EXP_TYPE}) simulates a "
-                                 f"spectrum, and none observes {target.name!r}")
-            spectra = [order for m in slits for order in spectral_orders(m)]  # every order of each (NIRISS SOSS: two)
+                                 f"{NRS_BOTS_EXP_TYPE}, {NIS_SOSS_EXP_TYPE}, {NRC_TSGRISM_EXP_TYPE} or "
+                                 f"{MRS_EXP_TYPE}) simulates a spectrum, and none observes {target.name!r}")
+            spectra = [(m.label, *m.band) for s in slits for m in spectral_orders(s)]  # every order (SOSS: two)
+            spectra += mrs  # each MRS channel in its band
             for j, line in enumerate(target.spectrum.lines if target.spectrum is not None else []):
-                if not any(m.band[0] <= line.wavelength <= m.band[1] for m in spectra):
-                    bands = ", ".join(f"{m.band[0]:.2f}-{m.band[1]:.2f} um" for m in spectra)
+                if not any(lo <= line.wavelength <= hi for _, lo, hi in spectra):
+                    bands = ", ".join(f"{lo:.2f}-{hi:.2f} um" for _, lo, hi in spectra)
                     raise ValueError(f"targets[{k}].spectrum.lines[{j}].wavelength: {line.wavelength} um is outside "
-                                     f"the {' and the '.join(m.label for m in spectra)} spectrum ({bands})")
+                                     f"the {' and the '.join(label for label, _, _ in spectra)} spectrum ({bands})")
         for k, (number, obs) in enumerate(zip(numbers, self.observations, strict=True)):
             for n in obs.pre_image_for:
                 if n == number:

@@ -63,7 +63,7 @@ from datetime import datetime
 import numpy as np
 
 from shared.ephemeris import Ephemeris
-from shared.imaging_wcs import TelescopePointing, fits_approximation, imaging_gwcs
+from shared.imaging_wcs import TelescopePointing, fits_approximation, imaging_gwcs, v23tosky
 from shared.instruments import (
     DetectorInfo,
     ExposureTiming,
@@ -93,6 +93,14 @@ from .distortion import (
 )
 from .ephemeris import simulated_ephemeris
 from .guiding import exposure_blur, visit_jitter
+from .mrs import (
+    MRS_EXP_TYPE,
+    PointSource,
+    channels_on,
+    point_source_truth,
+    render_mrs,
+    v2v3_to_alpha_beta,
+)
 from .msa import MsaExposure
 from .optics import (
     ab_magnitude,
@@ -137,6 +145,8 @@ __all__ = [
     "HostTruth",
     "MosSlitletTruth",
     "MosTruth",
+    "MrsChannelTruth",
+    "MrsTruth",
     "OrderTruth",
     "SlitTransitTruth",
     "SlitTruth",
@@ -299,6 +309,41 @@ class MosTruth:
 
 
 @dataclass(frozen=True)
+class MrsChannelTruth:
+    """One channel of an MRS exposure's detector: its number, the slice ``k`` (1-based) whose
+    centre is nearest the target's beta, and per row of the detector (0-1023) the
+    wavelength (um) of that slice and ``fnu`` (Jy) the target's spectrum seen through the
+    channel's line-spread function (:func:`.mrs.point_source_truth`)."""
+
+    channel: int
+    slice: int
+    wavelength: np.ndarray
+    fnu: np.ndarray
+
+
+@dataclass(frozen=True)
+class MrsTruth:
+    """The scene of a MIRI MRS exposure (:mod:`.mrs`): ``band``; ``alpha``/``beta`` arcsec
+    where the true pointing put the target in the channels' local frame (``v2``/``v3`` its
+    telescope coordinates); ``source`` (ny, nx) the target's photo-electrons per second per
+    pixel (what :func:`.mrs.render_mrs` gives; no pixel-area term: the slicer's geometry is
+    the whole geometry); ``sky`` (ny, nx) the sky's, ``sky_scale`` the factor on the model's
+    thermal background (0: none); ``channels`` the truth spectrum of each channel;
+    ``spectrum`` the source's."""
+
+    band: str
+    alpha: float
+    beta: float
+    v2: float
+    v3: float
+    source: np.ndarray
+    sky: np.ndarray
+    sky_scale: float
+    channels: tuple[MrsChannelTruth, ...]
+    spectrum: SourceSpectrum
+
+
+@dataclass(frozen=True)
 class ExposureTruth:
     """Noiseless truth of a window, arrays of shape (ny, nx) unless stated.
 
@@ -352,6 +397,7 @@ class ExposureTruth:
     slit: SlitTruth | None = None
     mos: MosTruth | None = None
     wfss: WfssTruth | None = None
+    mrs: MrsTruth | None = None
 
 
 @dataclass(frozen=True)
@@ -509,7 +555,10 @@ def simulate_exposure(
     if mos and det.name not in MSA_QUADRANTS:
         raise ValueError(f"a NIRSpec MOS exposure is simulated on NRS1 (MSA quadrants 1 and 3) or NRS2 (2 and 4), "
                          f"not {det.name}")
-    spectral = slit_model is not None or mos
+    mrs = obs.exp_type.upper() == MRS_EXP_TYPE
+    if mrs and not obs.band:
+        raise ValueError(f"observation {obs.number} ({MRS_EXP_TYPE}) names no band")
+    spectral = slit_model is not None or mos or mrs
     acquired = spectral or slit_spectrograph(whole.exp_type, whole.fixed_slit) is not None  # a channel: the grism's
     rms = knobs.acquisition_error_arcsec if acquired else knobs.pointing_error_arcsec
     error = pointing_error(knobs.seed, _pointing_identifiers(plan, whole, exp), rms, knobs.roll_error_deg)
@@ -519,6 +568,8 @@ def simulate_exposure(
     gw = window_gwcs(det, sub, true)
     v2_ref, v3_ref = window_v2v3(det, sub)
     area = relative_area_window(detector_distortion(det), sub.xstart, sub.ystart, nx, ny)
+    if mrs:  # the slicer's geometry is the whole geometry (its PHOTOM's pixel sizes); no imaging distortion
+        area = np.ones((ny, nx))
 
     # Sky: stars through the window's WCS, plus a background of uniform surface brightness;
     # in a slit, the target alone over the slit's sky; in the MSA, its slitlets' sources.
@@ -526,8 +577,12 @@ def simulate_exposure(
     # the sky's reference: the slit, or a shutter (every MSA shutter shares its prism and sky)
     sky_model = msa_slitlet(MSA_QUADRANTS[det.name][0], 1, (1,)) if mos else slit_model
     grism = wfss_grism(obs.exp_type, obs.filter, obs.pupil)  # a wide-field slitless exposure's
-    wavelength = (float(sky_model.wavelength(sky_model.s_ref)) if spectral  # its reference wavelength
-                  else pivot_wavelength(obs.instrument, obs.filter, obs.pupil))
+    if mrs:  # the middle of the band of the detector's first channel
+        wavelength = float(np.mean(channels_on(det.name)[0].bands[obs.band]))
+    elif spectral:  # its reference wavelength
+        wavelength = float(sky_model.wavelength(sky_model.s_ref))
+    else:
+        wavelength = pivot_wavelength(obs.instrument, obs.filter, obs.pupil)
     fwhm = psf_fwhm_arcsec(wavelength, obs.pupil) / det.pixel_scale
     # Fine guidance: the pointing wanders by the jitter during the exposure, which widens
     # the PSF by the jitter's variance over the exposure's time.
@@ -571,11 +626,16 @@ def simulate_exposure(
         stars, sx, sy = wfss.stars, wfss.x, wfss.y
     weights = np.divide(win.flat, win.gain, dtype=np.float64)
     rendered = render_stars(sx, sy, stars.flux, fwhm, (ny, nx), weights=weights)
-    slit = mos_truth = None
+    slit = mos_truth = mrs_truth = None
     if spectral:
         # the description's sky level scales the sky spectrum as it would the imaging sky
         sky_scale = sky_level / default_sky_level(obs.instrument, wavelength)
-        if mos:
+        if mrs:
+            mrs_truth = _mrs_scene(det.name, obs.band, true, v2_ref, v3_ref, target,
+                                   spectrum or DEFAULT_SPECTRUM.source_spectrum(), sky_scale)
+            source_image = mrs_truth.source
+            flux = mrs_truth.source + mrs_truth.sky
+        elif mos:
             source_image, mos_truth = _mos_scene(msa, det.name, sub, (dx, dy), sky_scale, area)
             flux = source_image + mos_truth.sky
         else:
@@ -589,8 +649,11 @@ def simulate_exposure(
                 if slit.transit is not None:  # the mean over the integrations, as a variable star's
                     source_image = source_image - float(np.mean(curve.shape)) * slit.transit.blocked
             flux = source_image + slit.sky
-        centre = np.array([sky_model.s_ref])
-        if sky_model.slitless:  # the whole band's sky (of every order) on the reference point's row
+        centre = np.array([sky_model.s_ref]) if sky_model is not None else None
+        if mrs:  # the median sky of the slices' pixels
+            lit = mrs_truth.sky > 0
+            sky_level = float(np.median(mrs_truth.sky[lit])) if lit.any() else 0.0
+        elif sky_model.slitless:  # the whole band's sky (of every order) on the reference point's row
             sky_level = float(sum(m.slitless_sky_electrons(centre, lambda wl, m=m: sky_scale * m.sky(wl))[0]
                                   for m in spectral_orders(sky_model)))
         else:
@@ -674,7 +737,7 @@ def simulate_exposure(
         star_table=star_table, jumps=crs, wcs=wcs_kw, drifts=drifts, area=area.astype(np.float32),
         pointing=true, pointing_offset=(dx, dy), roll_error=error.droll, host=host_truth,
         reset_decay=reset_decay, jitter_rms_mas=jitter_rms, jitter_samples=jitter_samples, slit=slit,
-        mos=mos_truth, wfss=wfss,
+        mos=mos_truth, wfss=wfss, mrs=mrs_truth,
     )
     return ExposureSimulation(
         name=exposure_name(plan, obs, exp), program=int(plan.program), observation=obs, exposure=exp,
@@ -740,6 +803,34 @@ def _slit_scene(model: SlitSpectrograph, gw, target, sub: Subarray, spectrum: So
     truth = SlitTruth(model=model, source=source, x=xt, y=yt, sky_scale=float(sky_scale), pixel_electrons=per_pixel,
                       sky=sky_image * area, transit=transit_truth, orders=orders)
     return image * area, truth
+
+
+def _mrs_scene(detector_name: str, band: str, true: Pointing, v2_ref: float, v3_ref: float, target,
+               spectrum: SourceSpectrum, sky_scale: float) -> MrsTruth:
+    """The MRS scene of a full-frame exposure of ``detector_name`` in ``band``: the target, a
+    point source of ``spectrum``, where the true pointing ``true`` (of the MRS reference point
+    ``v2_ref``, ``v3_ref``) puts it, its (RA, Dec) through the inverse of
+    :func:`shared.imaging_wcs.v23tosky` to (V2, V3), then :func:`.mrs.v2v3_to_alpha_beta`;
+    and the model's thermal sky times ``sky_scale`` (0: none)."""
+    sky = v23tosky(TelescopePointing(true.ra, true.dec, true.roll, v2_ref, v3_ref))
+    v2, v3 = (float(v) for v in sky.inverse(target.ra, target.dec))
+    alpha, beta = (float(v) for v in v2v3_to_alpha_beta(v2, v3, detector_name))
+    source = PointSource(spectrum, alpha=alpha, beta=beta)
+    channels = channels_on(detector_name)
+    sky_fn = None
+    if sky_scale > 0:
+        def sky_fn(wavelength, _channel=channels[0]):  # the same power law for every channel
+            return sky_scale * _channel.sky(wavelength)
+    scene = render_mrs(detector_name, band, points=[source], sky_mjy_sr=sky_fn)
+    rows = np.arange(scene.image.shape[0], dtype=np.float64)
+    truths = []
+    for channel in channels:
+        k = int(np.clip(round(beta / channel.slice_width + 0.5 * (channel.n_slices + 1)), 1, channel.n_slices))
+        sl = channel.slice(k, band)
+        truths.append(MrsChannelTruth(channel=channel.channel, slice=k, wavelength=sl.wavelength(rows),
+                                      fnu=point_source_truth(source, sl, rows)))
+    return MrsTruth(band=band, alpha=alpha, beta=beta, v2=v2, v3=v3, source=scene.image - scene.sky, sky=scene.sky,
+                    sky_scale=float(sky_scale), channels=tuple(truths), spectrum=spectrum)
 
 
 def _window_spectrum(model: SlitSpectrograph, sub: Subarray, across: float

@@ -42,6 +42,13 @@ band (SHORT, MEDIUM, LONG), ``jwst_miri_<reftype>_<detector>_<band>_sim.<asdf|fi
   INSTRUME, DETECTOR, CHANNEL (a card beside BAND: the schema has no CHANNEL), BAND,
   EXP_TYPE, P_EXP_TY; no TIMECOEFF tables (no time dependence is simulated).
 
+The MRS FLAT (``FlatModel``, FITS, ``jwst_miri_flat_<detector>_<band>_sim.fits``, written by
+:func:`write_mrs_flats` beside these): the detector model's flat as the imaging FLAT has it
+(:func:`.optical_refs.flat_field`: ``QE * g0 / gain``, NaN and NO_FLAT_FIELD|DO_NOT_USE
+where QE is 0) without a pixel-area term (the slicer's geometry is the whole geometry: the
+PHOTOM's PIXSIZ), FILTER N/A, BAND the band, CHANNEL, EXP_TYPE MIR_MRS, READPATT ANY,
+SUBARRAY GENERIC: selected by DETECTOR and BAND.
+
 One file for both detectors (the same bytes whichever writes it):
 
 - WAVELENGTHRANGE (``WavelengthrangeModel``, ASDF, ``jwst_miri_wavelengthrange_mrs_sim.asdf``):
@@ -88,7 +95,7 @@ from .mrs import (
     channels_on,
     reference_point,
 )
-from .reffiles import AUTHOR, PEDIGREE, USEAFTER, ReferenceFile, _common, _save
+from .reffiles import AUTHOR, PEDIGREE, USEAFTER, ReferenceFile, _common, _dq_def, _save
 from .spectrograph import JY_PER_MJY_SR_ARCSEC2
 
 __all__ = [
@@ -104,6 +111,8 @@ __all__ = [
     "mrs_regions",
     "slice_models",
     "wavelength_ranges",
+    "mrs_flat_filename",
+    "write_mrs_flats",
     "write_mrs_references",
 ]
 
@@ -403,6 +412,34 @@ def write_mrs_cubepar(out_dir: Path) -> ReferenceFile:
     meta.origin = "jwst-dms"
     path = Path(out_dir) / CUBEPAR_FILENAME
     return ReferenceFile("CUBEPAR", "ANY", _save(ref, path), "GENERIC")
+
+
+def mrs_flat_filename(detector: str, band: str) -> str:
+    """``jwst_miri_flat_<detector>_<band>_sim.fits``, lower case."""
+    return f"jwst_miri_flat_{detector}_{band}_sim.fits".lower()
+
+
+def write_mrs_flats(detector_model, out_dir: Path) -> list[ReferenceFile]:
+    """The MRS FLAT of every band for the detector of ``detector_model`` (module docstring);
+    ValueError for a detector without MRS channels."""
+    from .optical_refs import flat_field
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = detector_model.detector.name
+    channels_on(name)
+    data, err, dq = flat_field(detector_model, np.ones(detector_model.shape))
+    written = []
+    for band in BANDS:
+        flat = dm.FlatModel(data=data, err=err, dq=dq)
+        _mrs_meta(flat, "FLAT", detector_model, band, f"Simulated MIRI MRS flat of {name} {band}: QE x g0/gain",
+                  window=True)
+        flat.meta.instrument.filter = "N/A"
+        flat.meta.exposure.readpatt = "ANY"
+        flat.dq_def = _dq_def(["DO_NOT_USE", "NO_FLAT_FIELD"])
+        path = _save(flat, out_dir / mrs_flat_filename(name, band))
+        written.append(ReferenceFile("FLAT", name, path, "GENERIC"))
+    return written
 
 
 def write_mrs_references(detector_model, out_dir: Path) -> list[ReferenceFile]:

@@ -21,7 +21,10 @@ pitch along the slitlets. A wide-field slitless observation (NIS_WFSS, NRC_WFSS)
 direct image of the field first (activity 1, exposure 1, at the first dither point:
 NIS_IMAGE through CLEAR and the blocking filter, NRC_IMAGE through the blocking filter and
 CLEAR; the plan's ``direct_image``), then its dispersed exposures (activity 2, the
-exposure number the dither point). Proposal candidates get ids c1000, c1001, ... in
+exposure number the dither point). A MIRI MRS observation (MIR_MRS) carries its ``band``
+and points the MRS reference point (aperture MIRIFU_CENTER, the centre of MIRIFUSHORT's and
+MIRIFULONG's windows alike) at the target; its 4-POINT dither (PATTTYPE 4-POINT) puts the
+target at the four (alpha, beta) of :data:`.description.MRS_4POINT_ALPHA_BETA`. Proposal candidates get ids c1000, c1001, ... in
 the order of the description. Every visit of an observation that is not a dark gets a
 guide star (:func:`guiding.select_guide_star`).
 """
@@ -47,6 +50,8 @@ from shared.plan import (
 
 from .description import MOS_RENDERED, DescriptionError, ProgramDescription
 from .guiding import guided, select_guide_star
+from .mrs import MRS_EXP_TYPE
+from .mrs import reference_point as mrs_reference_point
 from .optics import TEMPLATES
 from .pointing import detector_pointings, slit_v2v3
 from .spectrograph import (
@@ -67,6 +72,7 @@ __all__ = ["DEFAULT_START", "MOS_EXP_TYPE", "build_plan", "default_exp_type", "p
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 _TSO_EXP_TYPES = {"NIRCAM": "NRC_TSIMAGE"}
 _SPECTROSCOPY_TEMPLATES = {LRS_EXP_TYPE: "MIRI Low Resolution Spectroscopy",
+                           MRS_EXP_TYPE: "MIRI Medium Resolution Spectroscopy",
                            NRS_FS_EXP_TYPE: "NIRSpec Fixed Slit Spectroscopy",
                            NRS_BOTS_EXP_TYPE: "NIRSpec Bright Object Time Series",
                            NIS_SOSS_EXP_TYPE: "NIRISS SOSS",
@@ -107,7 +113,10 @@ def default_exp_type(instrument: str, detector_exp_type: str, tsovisit: bool) ->
 _PATTTYPES = {("NIRCAM", "4-POINT-BOX"): "INTRAMODULEBOX", ("NIRISS", "4-POINT-BOX"): "4-POINT",
               ("MIRI", "4-POINT-BOX"): "4-POINT-SETS", ("MIRI", "ALONG-SLIT-NOD"): "ALONG-SLIT-NOD",
               ("NIRSPEC", "2-POINT-NOD"): "2-POINT-NOD", ("NIRSPEC", "3-POINT-NOD"): "3-POINT-NOD",
-              ("NIRSPEC", "3-SHUTTER-SLITLET"): "3-POINT-NOD", ("NIRSPEC", "2-SHUTTER-SLITLET"): "2-POINT-NOD"}
+              ("NIRSPEC", "3-SHUTTER-SLITLET"): "3-POINT-NOD", ("NIRSPEC", "2-SHUTTER-SLITLET"): "2-POINT-NOD",
+              ("MIRI", "4-POINT"): "4-POINT"}
+#: The SIAF aperture at the MRS reference point (V2_REF/V3_REF of MIRIFUSHORT and MIRIFULONG).
+MRS_APERTURE = "MIRIFU_CENTER"
 
 
 def patttype(instrument: str, pattern: str, npoints: int) -> str:
@@ -121,6 +130,13 @@ def patttype(instrument: str, pattern: str, npoints: int) -> str:
         return {2: "2-POINT", 4: "4-POINT"}.get(npoints, "CYCLING")
     return pattern if pattern in ("FULL", "FULLBOX", "INTRAMODULE", "INTRAMODULEX", "INTRASCA", "CYCLING",
                                   "SUBARRAY-DITHER", "2-POINT", "4-POINT") else "N/A"
+
+
+def _mrs_aperture(detector_name: str) -> Aperture:
+    """The MRS observation's aperture: the MRS reference point, where every channel's
+    local frame is centred and where the windows' centres point (both detectors')."""
+    v2, v3 = mrs_reference_point(detector_name)
+    return Aperture(name=MRS_APERTURE, v2_ref=v2, v3_ref=v3)
 
 
 def build_plan(desc: ProgramDescription) -> Plan:
@@ -188,7 +204,7 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 nints=spec.nints,
                 subarray=sub.name,
                 dither=DitherPattern(pattern_type=patttype(spec.instrument, spec.dither.pattern, len(offsets)),
-                                     offsets=offsets),
+                                     offsets=offsets, optimized_for=spec.dither.optimized_for),
                 tsovisit=spec.tsovisit,
                 is_background=spec.is_background,
                 is_psf=spec.is_psf,
@@ -197,8 +213,9 @@ def build_plan(desc: ProgramDescription) -> Plan:
                 else None,
                 aperture=Aperture(name=slit.aperture, v2_ref=slit_v2v3(slit)[0], v3_ref=slit_v2v3(slit)[1],
                                   x_ref=slit.imx, y_ref=slit.imy)
-                if slit is not None else None,
+                if slit is not None else _mrs_aperture(dets[0].name) if exp_type == MRS_EXP_TYPE else None,
                 fixed_slit=spec.fixed_slit,
+                band=spec.band,
                 exposures=exposures,
                 # NIRCam's grism time series: the short-wave detector imaging the target meanwhile
                 simultaneous=Channel(detectors=[GRISM_TSO_SHORT_WAVE_DETECTOR], exp_type=GRISM_TSO_SHORT_WAVE_EXP_TYPE,

@@ -9,7 +9,8 @@ Layout of ``out_dir``::
     truth/<exposure_id>_truth_{rate.fits,stars.ecsv,jumps.ecsv}
     truth/<exposure_id>_truth_lightcurve.ecsv     (TSO exposures with a host star)
     truth/<exposure_id>_truth_spectrum.ecsv       (slit exposures: MIRI LRS slit and slitless, NIRSpec fixed slits
-                                                  and bright-object time series, NIRISS SOSS: both orders)
+                                                  and bright-object time series, NIRISS SOSS: both orders;
+                                                  MIRI MRS: each channel of the detector)
     truth/<exposure_id>_truth_transmission.ecsv   (spectroscopic time series with a transit: depth per spectral
                                                   pixel; NIRISS SOSS per order)
     truth/<exposure_id>_truth_spectrum_s<sssss>.ecsv  (NIRSpec MOS: one per MSA source on the detector,
@@ -31,6 +32,11 @@ Layout of ``out_dir``::
     refs/jwst_nirspec_{specwcs,photom,pathloss}_nrs<n>_msaspec_sim.fits,
     refs/jwst_nirspec_msaoper_sim.json            (a rendered NIRSpec MOS observation: per detector it
                                                   uses, NRS1 and/or NRS2; one MSAOPER, every quadrant)
+    refs/jwst_miri_{distortion,specwcs,regions}_<mirifu*>_<band>_sim.asdf,
+    refs/jwst_miri_{photom,flat}_<mirifu*>_<band>_sim.fits,
+    refs/jwst_miri_wavelengthrange_mrs_sim.asdf, refs/jwst_miri_cubepar_mrs_sim.fits
+                                                  (a MIRI MRS observation: per MRS detector it uses, every
+                                                  band; no imaging FLAT/PHOTOM/AREA/DISTORTION there)
 
 The astrometric catalogs and the MSA metadata files are written first: a MOS exposure
 is rendered from its observation's MSA file (its sources' fluxes from the catalog).
@@ -67,6 +73,8 @@ from .detector_model import make_detector_model
 from .ephemeris import simulated_ephemeris
 from .exposure import ExposureSimulation, simulate_exposure
 from .guiding import fine_guide_packets, write_visit_guiding
+from .mrs import MRS_EXP_TYPE
+from .mrs_refs import write_mrs_flats, write_mrs_references
 from .msa import failed_closed_shutters, failed_open_shutters, msa_exposure, write_msa_metadata
 from .optical_refs import (
     mean_gain,
@@ -308,7 +316,11 @@ def simulate(
             report("exposures", done, len(jobs))
         if knobs.write_references:
             written = write_reference_files(model, ref_dir, _dark_requests(plan, det_name, knobs))
-            written += write_optical_references(model, ref_dir, _optical_elements(plan, det_name))
+            if any(o.exp_type == MRS_EXP_TYPE for o in _detector_views(plan, det_name)):
+                # the MRS detectors: the slicer's references and a FLAT per band, no imaging optics
+                written += write_mrs_references(model, ref_dir) + write_mrs_flats(model, ref_dir)
+            else:
+                written += write_optical_references(model, ref_dir, _optical_elements(plan, det_name))
             slits = [slit_spectrograph(o.exp_type, o.fixed_slit) for o in _detector_views(plan, det_name)]
             if any(slits):  # SPECWCS, PHOTOM, PATHLOSS of the slits
                 written += write_slit_references([m for m in slits if m is not None], model, ref_dir)
@@ -434,7 +446,7 @@ def _photometry(plan: Plan) -> dict[str, float]:
         f"{o.instrument}/{o.filter}/{o.pupil}": jy_per_electron(o.instrument, o.filter, o.pupil)
         for whole in plan.observations for o in whole.channels()
         if o.msa_metadata is None and slit_spectrograph(o.exp_type, o.fixed_slit) is None
-        and wfss_grism(o.exp_type, o.filter, o.pupil) is None
+        and wfss_grism(o.exp_type, o.filter, o.pupil) is None and o.exp_type != MRS_EXP_TYPE
     }
 
 
@@ -468,8 +480,12 @@ def _exposure_entry(sim: ExposureSimulation, telemetry: Path, truth_dir: Path, o
                          "level_max_dn": t.reset_decay.level_max}
     spectrum = write_spectrum_truth(sim, truth_dir)
     if spectrum is not None:
-        slit = t.slit
         entry["truth_spectrum"] = str(spectrum.relative_to(out))
+    if t.mrs is not None:
+        entry["mrs_source"] = {"band": t.mrs.band, "alpha_arcsec": t.mrs.alpha, "beta_arcsec": t.mrs.beta,
+                               "v2_arcsec": t.mrs.v2, "v3_arcsec": t.mrs.v3, "sky_scale": t.mrs.sky_scale}
+    if spectrum is not None and t.slit is not None:
+        slit = t.slit
         entry["slit_source"] = {"along_arcsec": slit.source.along, "across_arcsec": slit.source.across,
                                 "x": slit.x, "y": slit.y, "sky_scale": slit.sky_scale,
                                 "aperture": slit.model.aperture, "fixed_slit": slit.model.slit}

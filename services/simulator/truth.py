@@ -147,6 +147,13 @@ def _primary_header(sim: ExposureSimulation) -> fits.Header:
         h["SKYSCALE"] = (t.slit.sky_scale, "factor on the slit's default sky spectrum")
         if t.slit.model.slit is not None:
             h["FXD_SLIT"] = (t.slit.model.slit, "NIRSpec fixed slit")
+    if t.mrs is not None:
+        h["BAND"] = (t.mrs.band, "MRS band")
+        h["SRCALPHA"] = (t.mrs.alpha, "[arcsec] source alpha, MRS local frame")
+        h["SRCBETA"] = (t.mrs.beta, "[arcsec] source beta, MRS local frame")
+        h["SRC_V2"] = (t.mrs.v2, "[arcsec] source V2")
+        h["SRC_V3"] = (t.mrs.v3, "[arcsec] source V3")
+        h["SKYSCALE"] = (t.mrs.sky_scale, "factor on the MRS model's thermal sky")
     if t.mos is not None:
         h["NSLITLET"] = (len(t.mos.slitlets), "MSA slitlets on the detector")
         h["NFAILOPN"] = (len(t.mos.failed_open), "failed-open shutters lit (no slitlet there)")
@@ -172,8 +179,8 @@ def write_exposure_truth(sim: ExposureSimulation, directory: Path) -> list[Path]
     hdus = [fits.PrimaryHDU(header=_primary_header(sim))]
     arrays = {"SCI": t.rate, "DARK": t.dark, "STARS": t.stars, "FLUX": t.flux, "FLAT": t.flat, "GAIN": t.gain,
               "AREA": t.area}
-    if t.slit is not None or t.mos is not None or t.wfss is not None:
-        arrays["SKY"] = (t.slit or t.mos or t.wfss).sky
+    if t.slit is not None or t.mos is not None or t.wfss is not None or t.mrs is not None:
+        arrays["SKY"] = (t.slit or t.mos or t.wfss or t.mrs).sky
     for name, data in arrays.items():
         hdu = fits.ImageHDU(np.asarray(data, np.float32), name=name)
         unit, what = _IMAGE_UNITS[name]
@@ -253,6 +260,8 @@ def write_spectrum_truth(sim: ExposureSimulation, directory: Path) -> Path | Non
     """Write ``<exposure_id>_truth_spectrum.ecsv`` of a slit exposure (None for any
     other): one row per spectral pixel of the spectrum, see the module docstring."""
     slit = sim.truth.slit
+    if sim.truth.mrs is not None:
+        return _write_mrs_spectrum_truth(sim, directory)
     if slit is None:
         return None
     tables = []
@@ -261,6 +270,49 @@ def write_spectrum_truth(sim: ExposureSimulation, directory: Path) -> Path | Non
         tables.append(_spectrum_table(order.model, slit.source, slit.sky_scale, pixel_electrons, slit.x, slit.y))
     table = _orders_table(tables, [o.model for o in _orders(slit)]) if _named_orders(slit) else tables[0]
     table.meta = {"exposure_id": sim.name.exposure_id, **table.meta}
+    path = Path(directory) / f"{sim.name.exposure_id}_truth_spectrum.ecsv"
+    table.write(path, format="ascii.ecsv", overwrite=True)
+    return path
+
+
+def _write_mrs_spectrum_truth(sim: ExposureSimulation, directory: Path) -> Path:
+    """``<exposure_id>_truth_spectrum.ecsv`` of a MIRI MRS exposure: one row per detector
+    row and channel of the detector (``channel`` 1 and 2 on MIRIFUSHORT, 3 and 4 on
+    MIRIFULONG), the wavelength of the slice nearest the target's beta there and the
+    target's f_nu seen through the channel's line-spread function."""
+    mrs = sim.truth.mrs
+    rows = np.arange(mrs.channels[0].wavelength.size)
+    table = Table(
+        {
+            "channel": np.concatenate([np.full(rows.size, c.channel, np.int32) for c in mrs.channels]),
+            "slice": np.concatenate([np.full(rows.size, 100 * c.channel + c.slice, np.int32) for c in mrs.channels]),
+            "y": np.concatenate([rows] * len(mrs.channels)).astype(np.int32),
+            "wavelength": np.concatenate([c.wavelength for c in mrs.channels]),
+            "observed_jy": np.concatenate([c.fnu for c in mrs.channels]),
+        },
+        units={"wavelength": "um", "observed_jy": "Jy"},
+    )
+    table["flux_jy"] = mrs.spectrum(np.asarray(table["wavelength"], np.float64))
+    table["flux_jy"].unit = "Jy"
+    table.meta = {
+        "exposure_id": sim.name.exposure_id,
+        "band": mrs.band,
+        "alpha_arcsec": mrs.alpha,
+        "beta_arcsec": mrs.beta,
+        "v2_arcsec": mrs.v2,
+        "v3_arcsec": mrs.v3,
+        "sky_scale": mrs.sky_scale,
+        "description": {
+            "channel": "MRS channel",
+            "slice": "public slice number (100 channel + k) of the slice whose centre is nearest the source's beta",
+            "y": "0-based full-frame row of the detector (the spectral pixel)",
+            "wavelength": "wavelength of that slice at this row (the SPECWCS reference's)",
+            "observed_jy": "the source's f_nu seen through the channel's line-spread function: what a perfect "
+                           "extraction of the row's wavelength recovers",
+            "flux_jy": "intrinsic f_nu at wavelength",
+            "alpha_arcsec, beta_arcsec": "where the true pointing put the source in the channels' local frame",
+        },
+    }
     path = Path(directory) / f"{sim.name.exposure_id}_truth_spectrum.ecsv"
     table.write(path, format="ascii.ecsv", overwrite=True)
     return path

@@ -4,8 +4,9 @@ share: bkg_subtract, flat_field, srctype).
 
 - assign_wcs: the exposure's geometry from its DISTORTION, SPECWCS and REGIONS references
   (:class:`shared.spectra.ifu.MrsGeometry`: every pixel of a slice its alpha, beta and
-  wavelength, as the public assign_wcs composes them); S_REGION the footprint of the
-  detector's larger field;
+  wavelength, as the public assign_wcs composes them) and, with a pointing, its gwcs
+  (:func:`shared.spectra.ifu.mrs_gwcs`, the ``_cal``'s ``meta.wcs``); S_REGION the footprint
+  of the detector's larger field;
 - photom: the PHOTOM reference's per-pixel conversion (``MirMrsPhotomModel``: (MJy/sr) /
   (DN/s)); pixels it has no value for (off the slices) are NaN and DO_NOT_USE;
 - cube_build: the cube of the detector's first channel in the exposure's band
@@ -14,8 +15,9 @@ share: bkg_subtract, flat_field, srctype).
   first, ``output_type='band'``); spec3 builds every channel's;
 - extract_1d: the cube's spectrum (:func:`cube_spectrum`): a point source in a circle about
   the target (TARG_RA, TARG_DEC) of ``ifu_rscale`` times the telescope's diffraction FWHM
-  at each wavelength (no background), an extended source over every spaxel with data; FLUX
-  in Jy, SURF_BRIGHT the mean surface brightness in MJy/sr.
+  at each wavelength, less the background of an annulus about it (``ifu_bkg_annulus``, in
+  aperture radii), an extended source over every spaxel with data; FLUX in Jy, SURF_BRIGHT
+  the mean surface brightness in MJy/sr.
 
 Products: the ``_cal`` an IFUImageModel, the ``_s3d`` an IFUCubeModel (SCI, ERR, DQ, WMAP;
 the cube's FITS WCS: ``RA---TAN``, ``DEC--TAN``, ``WAVE``), the ``_x1d`` a MultiSpecModel.
@@ -39,7 +41,7 @@ from shared.pipeline import Skip, SkipKind, StepArgs
 from shared.refdata import ReferenceFileError
 from shared.spectra.cube import CubeGrid, CubeResult, build_cube, cube_grid
 from shared.spectra.extract import SPECTABLE_DTYPE
-from shared.spectra.ifu import GeometryError, MrsGeometry, pixel_footprints
+from shared.spectra.ifu import GeometryError, MrsGeometry, mrs_gwcs, pixel_footprints
 
 __all__ = ["DIFFRACTION_FWHM_PER_UM", "IFU_EXP_TYPES", "CubeBuildParams", "IfuCube", "IfuState", "assign_wcs",
            "cube_build", "cube_product", "cube_spectrum", "extract_1d", "photom"]
@@ -110,6 +112,7 @@ def assign_wcs(s, a: StepArgs) -> Skip | None:
                "no sky positions, so no cube")
     else:
         sky = v23tosky(s.ifu.pointing)
+        s.gwcs = mrs_gwcs(geometry, sky)
         widest = max(channels, key=lambda c: _field_area(geometry, c))
         s.keywords["S_REGION"] = s_region(np.column_stack(_field_corners(geometry, widest, sky)))
     a.note("assign_wcs: " + ", ".join(f"channel {c}: {sum(1 for n in geometry.slices if n // 100 == c)} slices, "
@@ -208,15 +211,21 @@ def cube_build(s, a: StepArgs) -> Skip | None:
     return None
 
 
-def cube_spectrum(cube: IfuCube, source_type: str, target: tuple[float, float] | None, rscale: float
-                  ) -> tuple[np.ndarray, dict[str, Any]]:
+def cube_spectrum(cube: IfuCube, source_type: str, target: tuple[float, float] | None, rscale: float,
+                  annulus: tuple[float, float] | None = (1.5, 2.5)) -> tuple[np.ndarray, dict[str, Any]]:
     """The spectrum of a cube (a ``spectable`` row per wavelength) and where it was taken.
 
     POINT with a ``target`` (RA, Dec degrees): the spaxels whose centre lies within
-    ``rscale`` diffraction FWHMs of it at each wavelength; otherwise every spaxel with data.
-    FLUX (Jy) is the sum of surface brightness times the spaxel's solid angle; SURF_BRIGHT
-    the mean (MJy/sr); FLUX_ERROR and SB_ERROR from the cube's ERR (the variance columns
-    by kind are not carried through the cube and are NaN)."""
+    ``rscale`` diffraction FWHMs of it at each wavelength, less the background: the
+    sigma-clipped (3 sigma) mean surface brightness of the spaxels between ``annulus``
+    times that radius (BACKGROUND; a plane with fewer than 5 such spaxels is not
+    background-subtracted and is flagged DO_NOT_USE); otherwise every spaxel with data, no
+    background. FLUX (Jy) is the sum of surface brightness times the spaxel's solid angle;
+    SURF_BRIGHT the mean (MJy/sr); FLUX_ERROR and SB_ERROR from the cube's ERR, the
+    background's error included (the variance columns by kind are not carried through the
+    cube and are NaN)."""
+    from astropy.stats import sigma_clip
+
     grid, r = cube.grid, cube.result
     sr = (grid.spaxel / _ARCSEC_PER_RAD) ** 2
     wl = grid.wavelengths
@@ -236,6 +245,22 @@ def cube_spectrum(cube: IfuCube, source_type: str, target: tuple[float, float] |
     var = np.where(use, r.var, 0.0)
     total = sci.sum(axis=(1, 2), dtype=np.float64)
     total_var = var.sum(axis=(1, 2), dtype=np.float64)
+    bkg = np.zeros(wl.size)
+    bkg_var = np.zeros(wl.size)
+    no_bkg = np.zeros(wl.size, bool)
+    if point and annulus is not None:
+        inner, outer = annulus
+        ring = good & (dist[None] >= inner * radius[:, None, None]) & (dist[None] <= outer * radius[:, None, None])
+        values = np.ma.masked_array(r.sci.reshape(wl.size, -1), mask=~ring.reshape(wl.size, -1))
+        clipped = sigma_clip(values, sigma=3.0, axis=1, masked=True)
+        kept = (~np.ma.getmaskarray(clipped)).sum(axis=1)
+        no_bkg = kept < 5
+        bkg = np.where(no_bkg, 0.0, np.ma.filled(clipped.mean(axis=1), 0.0))
+        ring_var = np.where(~np.ma.getmaskarray(clipped), r.var.reshape(wl.size, -1), 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bkg_var = np.where(no_bkg, 0.0, ring_var / np.maximum(kept, 1) ** 2)
+        total = total - n * bkg
+        total_var = total_var + n**2 * bkg_var
     table = np.zeros(wl.size, SPECTABLE_DTYPE)
     table["WAVELENGTH"] = wl
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -244,9 +269,11 @@ def cube_spectrum(cube: IfuCube, source_type: str, target: tuple[float, float] |
         table["SURF_BRIGHT"] = np.where(n > 0, total / n, np.nan)
         table["SB_ERROR"] = np.where(n > 0, np.sqrt(total_var) / n, np.nan)
     for name in ("FLUX_VAR_POISSON", "FLUX_VAR_RNOISE", "FLUX_VAR_FLAT", "SB_VAR_POISSON", "SB_VAR_RNOISE",
-                 "SB_VAR_FLAT"):
+                 "SB_VAR_FLAT", "BKGD_VAR_POISSON", "BKGD_VAR_RNOISE", "BKGD_VAR_FLAT"):
         table[name] = np.nan
-    table["DQ"] = np.where(n > 0, 0, _DO_NOT_USE)
+    table["BACKGROUND"] = bkg
+    table["BKGD_ERROR"] = np.sqrt(bkg_var)
+    table["DQ"] = np.where((n > 0) & ~no_bkg, 0, _DO_NOT_USE)
     table["NPIXELS"] = n
     where = {"SRCTYPE": source_type, "SRCXPOS": None if math.isnan(x0) else x0,
              "SRCYPOS": None if math.isnan(y0) else y0}
@@ -264,11 +291,13 @@ def extract_1d(s, a: StepArgs) -> Skip | None:
             target = (float(s.keywords["TARG_RA"]), float(s.keywords["TARG_DEC"]))
         except (KeyError, TypeError, ValueError):
             a.note("extract_1d: a point source without TARG_RA/TARG_DEC: the whole field is summed")
-    rscale = a.params.ifu_rscale
-    table, where = cube_spectrum(s.ifu.cube, kind, target, rscale)
+    rscale, annulus = a.params.ifu_rscale, a.params.ifu_bkg_annulus
+    table, where = cube_spectrum(s.ifu.cube, kind, target, rscale, annulus)
     s.ifu.spectrum, s.ifu.spectrum_cards = table, where
     how = (f"a circle of {rscale:g} FWHM about the target" if target is not None and kind == "POINT"
            else "every spaxel with data")
+    if target is not None and kind == "POINT" and annulus is not None:
+        how += f", less the background between {annulus[0]:g} and {annulus[1]:g} radii"
     a.note(f"extract_1d: {kind.lower()} source, {how}; {int(np.count_nonzero(table['NPIXELS']))} of "
            f"{table.size} wavelengths")
     return None

@@ -244,10 +244,12 @@ def _asdf_resources() -> object:
 
 def _asdf_bytes(tree: dict[str, Any]) -> bytes:
     """The ASDF file of ``tree``, the same bytes in every process (see
-    :class:`_OrderedHistoryAsdf`)."""
+    :class:`_OrderedHistoryAsdf`). Arrays of the tree that are not FITS extensions (a gwcs's
+    own, such as the MIRI MRS's slice map of 1024 x 1032 labels) are zlib-compressed
+    blocks, which asdf (and so stdatamodels) reads back transparently."""
     _asdf_resources()
     buf = io.BytesIO()
-    _OrderedHistoryAsdf(dict(tree)).write_to(buf)
+    _OrderedHistoryAsdf(dict(tree)).write_to(buf, all_array_compression="zlib")
     return buf.getvalue()
 
 

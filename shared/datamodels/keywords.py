@@ -183,6 +183,7 @@ KEYWORDS: dict[str, Keyword] = {
     "SLOWAXIS": _k("meta.subarray.slowaxis", "Slow readout axis direction"),
     # dither
     "PATTTYPE": _k("meta.dither.primary_type", "Primary dither pattern type"),
+    "DITHOPFR": _k("meta.dither.optimized_for", "Dither pattern optimization"),
     "NUMDTHPT": _k("meta.dither.total_points", "Total number of points in pattern"),
     "PATT_NUM": _k("meta.dither.position_number", "Position number in primary pattern"),
     "XOFFSET": _k("meta.dither.x_offset", "x offset from pattern starting position [arcsec]"),

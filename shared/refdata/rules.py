@@ -60,6 +60,9 @@ _SPECS: dict[str, SelectorSpec] = {
     # row of its FILTER/PUPIL (MIRI: FILTER/SUBARRAY) in the file's table.
     "ABVEGAOFFSET": SelectorSpec(("EXP_TYPE",)),
     "APCORR": SelectorSpec(("EXP_TYPE",)),
+    # MIRI MRS's cube-building parameters (the public MiriIFUCubeParsModel): one file for the
+    # mode, by EXP_TYPE; cube_build picks its channel and band rows.
+    "CUBEPAR": SelectorSpec(("EXP_TYPE",)),
     "AREA": SelectorSpec(("DETECTOR", "FILTER", "PUPIL", "EXP_TYPE")),
     "DARK": SelectorSpec(("DETECTOR", "READPATT", "SUBARRAY")),
     "DISTORTION": SelectorSpec(("DETECTOR",), optional=("EXP_TYPE", "FILTER")),
@@ -75,6 +78,8 @@ _SPECS: dict[str, SelectorSpec] = {
     "PATHLOSS": SelectorSpec(("DETECTOR", "EXP_TYPE")),
     "PHOTOM": SelectorSpec(("DETECTOR",), optional=("EXP_TYPE",)),
     "READNOISE": SelectorSpec(("DETECTOR", "READPATT", "SUBARRAY")),
+    # MIRI MRS's slice map (the public RegionsModel): per detector, its channels and band.
+    "REGIONS": SelectorSpec(("DETECTOR", "CHANNEL", "BAND", "EXP_TYPE")),
     "RSCD": SelectorSpec(("DETECTOR",)),
     "SATURATION": SelectorSpec(("DETECTOR",)),
     "SPECWCS": SelectorSpec(("DETECTOR", "EXP_TYPE")),
@@ -92,7 +97,14 @@ _SPECS: dict[str, SelectorSpec] = {
 # Instrument-specific rules that replace the general one.
 _INSTRUMENT_SPECS: dict[tuple[str, str], SelectorSpec] = {
     ("DARK", "NIRCAM"): SelectorSpec(("DETECTOR", "EXP_TYPE", "NOUTPUTS", "SUBARRAY")),
-    ("FLAT", "MIRI"): SelectorSpec(("DETECTOR", "FILTER", "BAND", "READPATT", "SUBARRAY")),
+    # MIRI: the MRS's references are per detector, channels (CHANNEL 12 or 34) and band
+    # (BAND SHORT, MEDIUM, LONG), as in CRDS; CHANNEL and BAND select where the file names
+    # them (MIRI only: elsewhere CHANNEL is NIRCam's SHORT/LONG, which the catalog's
+    # exposure rows do not carry). An imaging FLAT's BAND is N/A.
+    ("DISTORTION", "MIRI"): SelectorSpec(("DETECTOR",), optional=("EXP_TYPE", "FILTER", "CHANNEL", "BAND")),
+    ("FLAT", "MIRI"): SelectorSpec(("DETECTOR", "FILTER", "BAND", "READPATT", "SUBARRAY"), optional=("CHANNEL",)),
+    ("PHOTOM", "MIRI"): SelectorSpec(("DETECTOR",), optional=("EXP_TYPE", "CHANNEL", "BAND")),
+    ("SPECWCS", "MIRI"): SelectorSpec(("DETECTOR", "EXP_TYPE"), optional=("CHANNEL", "BAND")),
     # NIRCam's grism dispersion (the public NIRCAMGrismModel, ASDF): one per grism and
     # filter, as CRDS selects them (EXP_TYPE through P_EXPTYPE: NRC_TSGRISM, NRC_WFSS).
     ("SPECWCS", "NIRCAM"): SelectorSpec(("DETECTOR", "EXP_TYPE", "FILTER", "PUPIL")),

@@ -143,6 +143,9 @@ class ExtractParams(BaseModel):
     ifu_rscale: float = Field(2.5, gt=0, description=(
         "IFU cube, point source: the aperture's radius in FWHMs of the telescope's diffraction-limited PSF "
         "(1.025 lambda / 6.5 m) at each wavelength."))
+    ifu_bkg_annulus: tuple[float, float] | None = Field((1.5, 2.5), description=(
+        "IFU cube, point source: the background annulus, its inner and outer radius in aperture radii (the "
+        "sigma-clipped mean surface brightness there subtracted plane by plane); None for no background."))
 
     def for_mode(self, exp_type: str, *, width: float | None = None) -> ExtractParams:
         """These parameters with the width and background regions the mode takes by default

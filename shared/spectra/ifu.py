@@ -18,6 +18,14 @@ Frames, as the public MRS WCS: detector (x, y, 0-based full-frame pixels) -> alp
 (alpha, beta arcsec of the channel's local frame; wavelength um) -> v2v3 -> world (the
 pointing's rotation, :func:`shared.imaging_wcs.v23tosky`).
 
+The exposure's gwcs (:func:`mrs_gwcs`, ``meta.wcs`` of its ``_cal``) is composed as the
+public one, so that the public cube_build can rebuild cubes from our ``_cal``: frames
+``detector``, ``alpha_beta``, ``v2v3``, ``v2v3vacorr``, ``world``; detector -> alpha_beta a
+``RegionsSelector`` over the REGIONS plane (a ``LabelMapperArray``) with each slice's
+models, its inverse choosing the slice from beta (the public ``MIRI_AB2Slice``) within the
+channel its wavelength falls in; alpha_beta -> v2v3 the channel's model, chosen by
+wavelength (each channel's range: that of its pixels).
+
 A pixel's footprint (:func:`pixel_footprints`): the quadrilateral on the sky through
 (alpha at the pixel's column edges x -/+ 0.5, beta -/+ half the slice width), and its
 wavelength range from its row's edges (y -/+ 0.5): the 3-D drizzle's volume element
@@ -33,7 +41,7 @@ from typing import Any
 import numpy as np
 from astropy.modeling import Model
 
-__all__ = ["REGIONS_PLANE", "GeometryError", "MrsGeometry", "PixelFootprints", "pixel_footprints"]
+__all__ = ["REGIONS_PLANE", "GeometryError", "MrsGeometry", "PixelFootprints", "mrs_gwcs", "pixel_footprints"]
 
 REGIONS_PLANE = 7  # the 80 % throughput plane, as the public assign_wcs
 
@@ -47,8 +55,9 @@ class MrsGeometry:
     """One MRS detector and band as its references describe it.
 
     ``slices`` the slice numbers; per slice (same order) ``alpha`` and ``wavelength``
-    models of (y, x) and its ``beta`` (arcsec); ``slice_width`` and ``to_v2v3`` per
-    channel (1-4); ``label`` (ny, nx) int the slice number of each pixel (0: none).
+    models of (y, x), its ``beta`` (arcsec) and its inverse models ``x`` and ``y`` of
+    (wavelength, alpha); ``slice_width`` and ``to_v2v3`` per channel (1-4); ``label``
+    (ny, nx) int the slice number of each pixel (0: none).
     """
 
     slices: tuple[int, ...]
@@ -58,6 +67,8 @@ class MrsGeometry:
     slice_width: Mapping[int, float]
     to_v2v3: Mapping[int, Model]
     label: np.ndarray
+    x: tuple[Model, ...] = ()
+    y: tuple[Model, ...] = ()
 
     @classmethod
     def from_trees(cls, distortion: Mapping[str, Any], specwcs: Mapping[str, Any],
@@ -67,6 +78,7 @@ class MrsGeometry:
         try:
             slices = tuple(int(s) for s in distortion["slices"])
             alpha, beta_models = list(distortion["alpha_model"]), list(distortion["beta_model"])
+            x_models, y_models = list(distortion.get("x_model") or ()), list(distortion.get("y_model") or ())
             bdel = dict(zip(distortion["bdel"]["channel_band"], distortion["bdel"]["delta_beta"], strict=True))
             v23 = dict(zip(distortion["abv2v3_model"]["channel_band"], distortion["abv2v3_model"]["model"],
                            strict=True))
@@ -77,6 +89,8 @@ class MrsGeometry:
         if not (len(alpha) == len(beta_models) == len(lam) == len(slices)):
             raise GeometryError(f"{len(slices)} slices but {len(alpha)} alpha, {len(beta_models)} beta and "
                                 f"{len(lam)} wavelength models")
+        if len(x_models) != len(slices) or len(y_models) != len(slices):
+            raise GeometryError(f"{len(slices)} slices but {len(x_models)} x and {len(y_models)} y models")
         spec_slices = specwcs.get("slices")
         if spec_slices is not None and tuple(int(s) for s in spec_slices) != slices:
             raise GeometryError("the SPECWCS lists its slices in another order than the DISTORTION")
@@ -91,7 +105,8 @@ class MrsGeometry:
                 raise GeometryError(f"the DISTORTION has no bdel or abv2v3_model for channel {c}")
             width[c], to_v2v3[c] = float(bdel[key]), v23[vkey]
         beta = tuple(float(np.asarray(b(0.0))) for b in beta_models)
-        return cls(slices, tuple(alpha), tuple(lam), beta, width, to_v2v3, planes[REGIONS_PLANE].astype(np.int32))
+        return cls(slices, tuple(alpha), tuple(lam), beta, width, to_v2v3, planes[REGIONS_PLANE].astype(np.int32),
+                   tuple(x_models), tuple(y_models))
 
     def channels(self) -> tuple[int, ...]:
         return tuple(sorted({s // 100 for s in self.slices}))
@@ -160,3 +175,62 @@ def pixel_footprints(geometry: MrsGeometry, channel: int) -> PixelFootprints:
     return PixelFootprints(y=cat["y"], x=cat["x"], slice=cat["slice"], alpha=cat["a"], beta=cat["b"],
                            wavelength=cat["w"], corners=corners, wl_lo=np.minimum(cat["w0"], cat["w1"]),
                            wl_hi=np.maximum(cat["w0"], cat["w1"]))
+
+
+def mrs_gwcs(geometry: MrsGeometry, to_sky: Model) -> Any:
+    """The exposure's gwcs (module docstring): full-frame pixels to (RA, Dec, wavelength)
+    through ``to_sky`` ((V2, V3) arcsec -> (RA, Dec) degrees, e.g.
+    :func:`shared.imaging_wcs.v23tosky`)."""
+    from astropy import coordinates as coord
+    from astropy import units as u
+    from astropy.modeling import bind_bounding_box
+    from astropy.modeling import models as m
+    from gwcs import coordinate_frames as cf
+    from gwcs import selector, wcs
+    from stdatamodels.jwst.transforms.models import MIRI_AB2Slice
+
+    per_slice = {}
+    for i, number in enumerate(geometry.slices):
+        forward = m.Mapping((1, 0, 0, 1, 0)) | geometry.alpha[i].copy() & m.Const1D(geometry.beta[i]) \
+            & geometry.wavelength[i].copy()
+        forward.inverse = m.Mapping((2, 0, 2, 0)) | geometry.x[i].copy() & geometry.y[i].copy()
+        per_slice[number] = forward
+    ranges, by_beta, to_v2v3 = {}, {}, {}
+    for c in geometry.channels():
+        wl = pixel_footprints(geometry, c)
+        span = (float(np.min(wl.wl_lo)), float(np.max(wl.wl_hi)))
+        first = geometry.beta[geometry.slices.index(100 * c + 1)]
+        by_beta[span] = selector.LabelMapper(inputs=("alpha", "beta", "lam"),
+                                             mapper=MIRI_AB2Slice(first, geometry.slice_width[c], c),
+                                             inputs_mapping=m.Mapping((1,), n_inputs=3))
+        ranges[span] = m.Mapping((2,)) | m.Const1D(c)
+        lam = m.Identity(1)
+        lam._inputs = ("lam",)  # noqa: SLF001 - the name the selector passes the wavelength by
+        to_v2v3[c] = geometry.to_v2v3[c].copy() & lam
+    labels = selector.LabelMapperArray(geometry.label)
+    labels.inverse = selector.LabelMapperRange(("alpha", "beta", "lam"), by_beta, m.Mapping((2,)))
+    det2abl = selector.RegionsSelector(("x", "y"), ("alpha", "beta", "lam"), label_mapper=labels,
+                                       selector=per_slice)
+    ny, nx = geometry.label.shape
+    bind_bounding_box(det2abl, ((-0.5, nx - 0.5), (-0.5, ny - 0.5)), order="F")
+    by_wavelength = selector.LabelMapperRange(("alpha", "beta", "lam"), ranges, inputs_mapping=m.Mapping((2,)))
+    by_wavelength.inverse = by_wavelength.copy()
+    abl2v2v3 = selector.RegionsSelector(("alpha", "beta", "lam"), ("v2", "v3", "lam"), label_mapper=by_wavelength,
+                                        selector=to_v2v3)
+
+    spectral = cf.SpectralFrame(name="spectral", axes_order=(2,), unit=(u.micron,), axes_names=("lambda",))
+    detector = cf.Frame2D(name="detector", axes_order=(0, 1), unit=(u.pix, u.pix))
+    alpha_beta = cf.CompositeFrame([
+        cf.Frame2D(name="alpha_beta_spatial", axes_order=(0, 1), unit=(u.arcsec, u.arcsec),
+                   axes_names=("alpha", "beta")),
+        cf.SpectralFrame(name="alpha_beta_spectral", axes_order=(2,), unit=(u.micron,), axes_names=("lambda",))],
+        name="alpha_beta")
+    v2v3 = cf.CompositeFrame([cf.Frame2D(name="v2v3_spatial", axes_order=(0, 1), unit=(u.arcsec, u.arcsec),
+                                         axes_names=("v2", "v3")), spectral], name="v2v3")
+    vacorr = cf.CompositeFrame([cf.Frame2D(name="v2v3vacorr_spatial", axes_order=(0, 1), unit=(u.arcsec, u.arcsec),
+                                           axes_names=("v2", "v3")), spectral], name="v2v3vacorr")
+    world = cf.CompositeFrame([cf.CelestialFrame(name="icrs", reference_frame=coord.ICRS(), axes_order=(0, 1),
+                                                 unit=(u.deg, u.deg), axes_names=("RA", "DEC")), spectral],
+                              name="world")
+    return wcs.WCS([(detector, det2abl), (alpha_beta, abl2v2v3), (v2v3, m.Identity(3)),
+                    (vacorr, to_sky.copy() & m.Identity(1)), (world, None)])
