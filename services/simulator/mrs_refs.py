@@ -323,24 +323,30 @@ def _photom(detector_model, band: str, path: Path) -> Path:
     return path
 
 
+def _mode_meta(ref, reftype: str, description: str) -> None:
+    """The common keywords of a reference for the whole mode (both detectors: DETECTOR N/A)."""
+    meta = ref.meta
+    meta.reftype = reftype
+    meta.instrument.name = "MIRI"
+    meta.instrument.detector = "N/A"
+    meta.exposure.type = MRS_EXP_TYPE
+    meta.useafter = USEAFTER
+    meta.description = description
+    meta.author = AUTHOR
+    meta.pedigree = PEDIGREE
+    meta.telescope = "JWST"
+    meta.origin = "jwst-dms"
+
+
 def write_mrs_wavelengthrange(out_dir: Path) -> ReferenceFile:
     """The MRS WAVELENGTHRANGE (module docstring) in ``out_dir``; the same bytes every time."""
     ranges = wavelength_ranges()
     ref = dm.WavelengthrangeModel(wrange_selector=list(ranges), wrange=[list(r) for r in ranges.values()],
                                   wunits=u.micron)
-    meta = ref.meta
-    meta.reftype = "WAVELENGTHRANGE"
-    meta.instrument.name = "MIRI"
-    meta.instrument.detector = "N/A"
-    meta.instrument.channel = "N/A"
-    meta.instrument.band = "N/A"
-    meta.exposure.type = MRS_EXP_TYPE
-    meta.useafter = USEAFTER
-    meta.description = "Simulated MIRI MRS wavelength ranges per channel and band: the range every slice covers"
-    meta.author = AUTHOR
-    meta.pedigree = PEDIGREE
-    meta.telescope = "JWST"
-    meta.origin = "jwst-dms"
+    _mode_meta(ref, "WAVELENGTHRANGE",
+               "Simulated MIRI MRS wavelength ranges per channel and band: the range every slice covers")
+    ref.meta.instrument.channel = "N/A"
+    ref.meta.instrument.band = "N/A"
     path = Path(out_dir) / WAVELENGTHRANGE_FILENAME
     return ReferenceFile("WAVELENGTHRANGE", "ANY", _save_asdf(ref, path), "GENERIC")
 
@@ -399,17 +405,8 @@ def cubepar_tables() -> dict[str, np.ndarray]:
 def write_mrs_cubepar(out_dir: Path) -> ReferenceFile:
     """The MRS CUBEPAR (module docstring) in ``out_dir``; the same bytes every time."""
     ref = dm.MiriIFUCubeParsModel(**cubepar_tables())
-    meta = ref.meta
-    meta.reftype = "CUBEPAR"
-    meta.instrument.name = "MIRI"
-    meta.instrument.detector = "N/A"
-    meta.exposure.type = MRS_EXP_TYPE
-    meta.useafter = USEAFTER
-    meta.description = "Simulated MIRI MRS cube parameters: spaxel, spectral step and range per channel and band"
-    meta.author = AUTHOR
-    meta.pedigree = PEDIGREE
-    meta.telescope = "JWST"
-    meta.origin = "jwst-dms"
+    _mode_meta(ref, "CUBEPAR",
+               "Simulated MIRI MRS cube parameters: spaxel, spectral step and range per channel and band")
     path = Path(out_dir) / CUBEPAR_FILENAME
     return ReferenceFile("CUBEPAR", "ANY", _save(ref, path), "GENERIC")
 

@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.stage2.steps.assign_wcs import s_region
+from services.stage2.steps.photom import apply_photom
 from shared.datamodels import FitsProduct, set_cards
 from shared.datamodels.dqflags import PIXEL
 from shared.errors import InputError
@@ -113,26 +114,25 @@ def assign_wcs(s, a: StepArgs) -> Skip | None:
     else:
         sky = v23tosky(s.ifu.pointing)
         s.gwcs = mrs_gwcs(geometry, sky)
-        widest = max(channels, key=lambda c: _field_area(geometry, c))
-        s.keywords["S_REGION"] = s_region(np.column_stack(_field_corners(geometry, widest, sky)))
+        boxes = {c: _field_box(geometry, c) for c in channels}
+        widest = max(channels, key=lambda c: (boxes[c][1] - boxes[c][0]) * (boxes[c][3] - boxes[c][2]))
+        s.keywords["S_REGION"] = s_region(np.column_stack(_field_corners(geometry, widest, boxes[widest], sky)))
     a.note("assign_wcs: " + ", ".join(f"channel {c}: {sum(1 for n in geometry.slices if n // 100 == c)} slices, "
                                       f"{counts[c]} pixels" for c in channels))
     return None
 
 
 def _field_box(geometry: MrsGeometry, channel: int) -> tuple[float, float, float, float]:
+    """(alpha min, alpha max, beta min, beta max) arcsec of the channel's pixels' footprints."""
     pix = pixel_footprints(geometry, channel)
     a, b = pix.corners[..., 0], pix.corners[..., 1]
     return float(a.min()), float(a.max()), float(b.min()), float(b.max())
 
 
-def _field_area(geometry: MrsGeometry, channel: int) -> float:
-    a0, a1, b0, b1 = _field_box(geometry, channel)
-    return (a1 - a0) * (b1 - b0)
-
-
-def _field_corners(geometry: MrsGeometry, channel: int, sky) -> tuple[np.ndarray, np.ndarray]:
-    a0, a1, b0, b1 = _field_box(geometry, channel)
+def _field_corners(geometry: MrsGeometry, channel: int, box: tuple[float, float, float, float],
+                   sky) -> tuple[np.ndarray, np.ndarray]:
+    """(ra, dec) degrees of the corners of the channel's field ``box`` (:func:`_field_box`)."""
+    a0, a1, b0, b1 = box
     v2, v3 = geometry.to_v2v3[channel](np.array([a0, a1, a1, a0]), np.array([b0, b0, b1, b1]))
     ra, dec = sky(v2, v3)
     return np.mod(np.asarray(ra), 360.0), np.asarray(dec)
@@ -140,8 +140,6 @@ def _field_corners(geometry: MrsGeometry, channel: int, sky) -> tuple[np.ndarray
 
 def photom(s, a: StepArgs) -> Skip | None:
     """The PHOTOM reference's per-pixel conversion to MJy/sr."""
-    from services.stage2.steps.photom import apply_photom
-
     ph = a.refs["photom"]
     conversion = ph.get("SCI")
     if conversion is None:
