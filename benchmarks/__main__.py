@@ -1,4 +1,4 @@
-"""`python -m benchmarks [ingest] [detector1] [imaging] [spectroscopy] [mos] [tso] [startup] [whole] [scale] [reprocess] [catalog] [program] [stage3]`: run the benchmarks and print their figures."""
+"""`python -m benchmarks [ingest] [detector1] [imaging] [spectroscopy] [mos] [tso] [mrs] [startup] [whole] [scale] [reprocess] [catalog] [program] [stage3]`: run the benchmarks and print their figures."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from benchmarks import (
     imaging_bench,
     ingest_bench,
     mos_bench,
+    mrs_bench,
     program_bench,
     reprocess_bench,
     scale_bench,
@@ -26,7 +27,7 @@ from benchmarks import (
 BENCHES = {"ingest": ingest_bench.run, "detector1": detector1_bench.run, "imaging": imaging_bench.run,
            "startup": startup_bench.run, "whole": whole_process_bench.run, "scale": scale_bench.run,
            "reprocess": reprocess_bench.run, "catalog": catalog_bench.run,
-           "program": program_bench.run, "stage3": stage3_bench.run, "spectroscopy": spectroscopy_bench.run, "mos": mos_bench.run,
+           "program": program_bench.run, "stage3": stage3_bench.run, "spectroscopy": spectroscopy_bench.run, "mos": mos_bench.run, "mrs": mrs_bench.run,
            "tso": tso_bench.run}
 
 
