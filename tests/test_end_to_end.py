@@ -494,20 +494,8 @@ def test_mrs_end_to_end(system, webhook, tmp_path):
     assert len(stems) == 4
     wanted = {f"{stem}_{suffix}.fits" for stem in stems for suffix in ("cal", "s3d", "x1d")}
 
-    def products() -> dict[str, dict]:
-        with ctx.catalog.session() as s:
-            rows = s.execute(select(Product.filename, Product.suffix, Artifact.kind, Artifact.sha256)
-                             .join(Artifact).where(Product.program_id == program, Product.is_current)).all()
-        out: dict[str, dict] = {}
-        for name, suffix, kind, sha in rows:
-            entry = out.setdefault(name, {"suffix": suffix, "kinds": set(), "sha256": None})
-            entry["kinds"].add(kind)
-            if kind == "data":
-                entry["sha256"] = sha
-        return out
-
     def done() -> bool:
-        have = products()
+        have = current_products(ctx, program)
         return all(name in have and {"data", "preview", "thumbnail"} <= have[name]["kinds"] for name in wanted)
 
     with httpx.Client(base_url=system.api, timeout=30) as api:
@@ -522,11 +510,11 @@ def test_mrs_end_to_end(system, webhook, tmp_path):
         received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
         dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
         system.wait_until(done, 420, "every exposure's _cal, _s3d and _x1d with their previews",
-                          lambda: sorted((n, sorted(p["kinds"])) for n, p in products().items()))
+                          lambda: sorted((n, sorted(p["kinds"])) for n, p in current_products(ctx, program).items()))
         system.wait_idle()
         system.wait_until(lambda: {n for n in wanted if not n.endswith("_cal.fits")} <= set(webhook.subjects()), 90,
                           "webhook deliveries of the cubes and spectra", webhook.subjects)
-        have = products()
+        have = current_products(ctx, program)
         assert Counter(p["suffix"] for p in have.values() if p["suffix"] not in ("asn", "pool", "asn-report")) == \
             Counter({"uncal": 4, "rate": 4, "cal": 4, "s3d": 4, "x1d": 4, "gs-fg": 4, "gs-fg-cal": 4})
         with ctx.catalog.session() as s:
