@@ -472,10 +472,12 @@ def test_mrs_end_to_end(system, webhook, tmp_path):
     """``examples/miri_mrs.yaml`` on MIRIFUSHORT (channels 1 and 2, band SHORT, the 4-POINT
     dither optimized for a point source; the target at 30 mJy) through the workers: ingest,
     detector1, the spec2 associations (Asn_Lv2Spec, one per exposure), stage 2's
-    calwebb_spec2 to each exposure's ``_cal``, ``_s3d`` and ``_x1d``, previews of the cube
-    and the spectrum, a subscriber told of each, the archive classifying the observation as
+    calwebb_spec2 to each exposure's ``_cal``, ``_s3d`` and ``_x1d``, the spec3 association
+    (Asn_Lv3MIRMRS) and stage 3's calwebb_spec3 to each exposure's ``_crf`` and a cube and
+    spectrum per channel (``_ch1-short_s3d``, ``_ch2-short_s3d``), previews of the cubes
+    and the spectra, a subscriber told of each, the archive classifying the observation as
     a cube (MIRI/IFU) and serving the spectra, scored against the truth (median flux within
-    3 %). The MRS's spec3 is not made yet (docs/spectroscopy.md)."""
+    3 %)."""
     from astropy.io import fits
     from astropy.table import Table
 
@@ -492,7 +494,9 @@ def test_mrs_end_to_end(system, webhook, tmp_path):
     deliver_references(ctx, sim.reference_paths, note="simulator references for the MRS end-to-end test")
     stems = [p.stem for p in sim.telemetry_paths]
     assert len(stems) == 4
+    level3 = f"jw{program}-o001_t001_miri"
     wanted = {f"{stem}_{suffix}.fits" for stem in stems for suffix in ("cal", "s3d", "x1d")}
+    wanted |= {f"{level3}_ch{c}-short_{suffix}.fits" for c in (1, 2) for suffix in ("s3d", "x1d")}
 
     def done() -> bool:
         have = current_products(ctx, program)
@@ -509,18 +513,18 @@ def test_mrs_end_to_end(system, webhook, tmp_path):
         assert r.status_code == 201, r.text
         received = receive_files(ctx, [sim.plan_path, *sim.telemetry_paths])
         dispatch_events(ctx.catalog, ctx.transport, event_ids=[r.event_id for r in received if r.event_id])
-        system.wait_until(done, 420, "every exposure's _cal, _s3d and _x1d with their previews",
+        system.wait_until(done, 600, "every exposure's _cal, _s3d and _x1d and the channels' with their previews",
                           lambda: sorted((n, sorted(p["kinds"])) for n, p in current_products(ctx, program).items()))
         system.wait_idle()
         system.wait_until(lambda: {n for n in wanted if not n.endswith("_cal.fits")} <= set(webhook.subjects()), 90,
                           "webhook deliveries of the cubes and spectra", webhook.subjects)
         have = current_products(ctx, program)
         assert Counter(p["suffix"] for p in have.values() if p["suffix"] not in ("asn", "pool", "asn-report")) == \
-            Counter({"uncal": 4, "rate": 4, "cal": 4, "s3d": 4, "x1d": 4, "gs-fg": 4, "gs-fg-cal": 4})
+            Counter({"uncal": 4, "rate": 4, "cal": 4, "crf": 4, "s3d": 6, "x1d": 6, "gs-fg": 4, "gs-fg-cal": 4})
         with ctx.catalog.session() as s:
             emitted = Counter(s.scalars(select(Association.asn_type).where(Association.program_id == program,
                                                                          Association.emitted_count > 0)).all())
-        assert emitted == Counter({"spec2": 4}), emitted
+        assert emitted == Counter({"spec2": 4, "spec3": 1}), emitted
         r = api.get("/observations", params={"program": str(int(program))})
         assert r.status_code == 200, r.text
         [row] = r.json()["rows"]
@@ -528,8 +532,8 @@ def test_mrs_end_to_end(system, webhook, tmp_path):
         listed = api.get("/products", params={"program": str(int(program)), "pagesize": 1000}).json()["rows"]
         previews = {row["productFilename"] for row in listed if row["productType"] == "PREVIEW"}
         assert {f"{stem}_{suffix}_preview.png" for stem in stems for suffix in ("s3d", "x1d")} <= previews
-        for stem in stems:
-            name = f"{stem}_x1d.fits"
+        assert {f"{level3}_ch{c}-short_{suffix}_preview.png" for c in (1, 2) for suffix in ("s3d", "x1d")} <= previews
+        for stem, name in [(stem, f"{stem}_x1d.fits") for stem in stems] + [(stems[0], f"{level3}_ch1-short_x1d.fits")]:
             r = api.get(f"/download/{name}", headers={"Authorization": f"Bearer {pi_token}"})
             assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == have[name]["sha256"]
             path = tmp_path / name

@@ -11,9 +11,10 @@ from PIL import Image
 from services.preview.load import ImageSource, load_source
 from services.preview.pipeline import make_preview
 from services.preview.steps.cube_view import CUBE_SIZE, brightest_spaxel
-from services.stage2.ifu2 import IfuCube, cube_product
 from shared.datamodels import write_product
+from shared.datamodels.spectra import s3d_product
 from shared.spectra.cube import EMPTY_VOXEL, CubeGrid, CubeResult
+from shared.spectra.ifu_cube import IfuCube
 
 
 def _cube(tmp_path):
@@ -29,7 +30,7 @@ def _cube(tmp_path):
     dq[:, 0, :] = EMPTY_VOXEL
     result = CubeResult(sci=sci, var=np.full(sci.shape, 0.01, np.float32), weight=np.ones(sci.shape, np.float32),
                         dq=dq)
-    product = cube_product(IfuCube(1, "SHORT", grid, result), {"INSTRUME": "MIRI", "DETECTOR": "MIRIFUSHORT",
+    product = s3d_product(IfuCube(1, "SHORT", grid, result), {"INSTRUME": "MIRI", "DETECTOR": "MIRIFUSHORT",
                                                               "EXP_TYPE": "MIR_MRS"})
     path = tmp_path / "jw01234001001_01101_00001_mirifushort_s3d.fits"
     write_product(path, product)

@@ -201,3 +201,72 @@ def test_the_public_cube_build_on_our_cal_gives_our_cube(setting, tmp_path):
           f"{np.percentile(ratio, 10):.5f}-{np.percentile(ratio, 90):.5f}; centroids ours {c_o}, jwst {c_t}")
     assert abs(np.median(ratio) - 1.0) <= 0.001
     assert math.hypot(c_t[0] - c_o[0], c_t[1] - c_o[1]) <= 0.01
+
+
+def test_the_cal_gwcs_gives_the_references_footprints(setting, tmp_path):
+    """The footprints spec3 takes from a ``_cal``'s gwcs, as written and read back, are
+    those spec2 takes from the references: the same pixels, corners on the sky within
+    1 mas, wavelength edges within 1e-9 um."""
+    from shared.spectra.ifu import MrsGeometry, gwcs_channels, gwcs_footprints, pixel_footprints
+
+    refs, gain = setting
+    rate = _rate(gain)
+    out = run_spec2(rate, refs, software_version="test")
+    write_product(tmp_path / "x_cal.fits", out.cal)
+    wcs = read_product(tmp_path / "x_cal.fits").extra_meta["meta.wcs"]
+    assert gwcs_channels(wcs) == (1, 2)
+    geometry = MrsGeometry.from_trees(refs["distortion"].tree, refs["specwcs"].tree, refs["regions"].tree)
+    kw = rate.keywords
+    sky = v23tosky(TelescopePointing(kw["RA_REF"], kw["DEC_REF"], kw["ROLL_REF"], kw["V2_REF"], kw["V3_REF"]))
+    for channel in (1, 2):
+        ours = gwcs_footprints(wcs, channel)
+        pix = pixel_footprints(geometry, channel)
+        ra, dec = pix.sky_corners(geometry.to_v2v3[channel], sky)
+        assert np.array_equal(ours.pixels.y, pix.y) and np.array_equal(ours.pixels.x, pix.x)
+        cos = math.cos(math.radians(kw["DEC_REF"]))
+        assert np.max(np.hypot((ours.ra - ra) * cos, ours.dec - dec)) * 3.6e6 < 1.0
+        assert np.max(np.abs(ours.pixels.wl_lo - pix.wl_lo)) < 1e-9
+        assert np.max(np.abs(ours.pixels.wl_hi - pix.wl_hi)) < 1e-9
+
+
+def _dithered_cal(gain, refs, tmp_path, name: str, shift_arcsec: float) -> FitsProduct:
+    """A ``_cal`` of the scene with the pointing moved ``shift_arcsec`` in Dec, as written
+    and read back."""
+    rate = _rate(gain)
+    rate.keywords["DEC_REF"] += shift_arcsec / 3600.0
+    rate.keywords["FILENAME"] = f"{name}_rate.fits"
+    out = run_spec2(rate, refs, software_version="test")
+    write_product(tmp_path / f"{name}_cal.fits", out.cal)
+    return read_product(tmp_path / f"{name}_cal.fits")
+
+
+def test_spec3_builds_a_cube_per_channel_from_the_dithers(setting, tmp_path):
+    """calwebb_spec3 on two dithered ``_cal``: each member's ``_crf``, a cube and a
+    spectrum per channel named as the public pipeline names them; a member without its
+    gwcs is refused with the reason."""
+    from services.stage3.asn import Level3Association
+    from services.stage3.spec3 import run_spec3
+
+    refs, gain = setting
+    names = ["jw01234001001_01101_00001_mirifushort", "jw01234001001_01101_00002_mirifushort"]
+    cals = [_dithered_cal(gain, refs, tmp_path, n, d) for n, d in zip(names, (0.0, 0.3), strict=True)]
+    out = run_spec3(cals, {"asn_pool": "pool.csv"}, refs={"cubepar": refs["cubepar"]}, software_version="test")
+    asn = Level3Association("a_asn.json", "spec3", "o001", "pool.csv", "jw01234-o001_t001_miri",
+                            tuple(f"{n}_cal.fits" for n in names), {})
+    outputs = {o.filename: o.suffix for o in out.outputs(asn)}
+    assert outputs == {
+        "jw01234001001_01101_00001_mirifushort_o001_crf.fits": "crf",
+        "jw01234001001_01101_00002_mirifushort_o001_crf.fits": "crf",
+        "jw01234-o001_t001_miri_ch1-short_s3d.fits": "s3d", "jw01234-o001_t001_miri_ch1-short_x1d.fits": "x1d",
+        "jw01234-o001_t001_miri_ch2-short_s3d.fits": "s3d", "jw01234-o001_t001_miri_ch2-short_x1d.fits": "x1d"}
+    assert out.record.statuses == {"outlier_detection": "COMPLETE", "cube_build": "COMPLETE",
+                                   "extract_1d": "COMPLETE"}
+    one = run_spec3(cals[:1], None, refs={"cubepar": refs["cubepar"]}, software_version="test")
+    assert one.record.statuses["outlier_detection"] == "SKIPPED" and not one.crf
+    # the dithers' cube (sky-aligned, spaxels of 0.13") spans both pointings: 0.3" more in Dec
+    rows_one, rows_two = one.cubes[0].s3d.images["SCI"].shape[1], out.cubes[0].s3d.images["SCI"].shape[1]
+    assert 2 <= rows_two - rows_one <= 3, (rows_one, rows_two)
+    bare = cals[1].detached()
+    bare.extra_meta = {}
+    with pytest.raises(InputError, match="no gwcs"):
+        run_spec3([cals[0], bare], None, refs={"cubepar": refs["cubepar"]}, software_version="test")

@@ -25,10 +25,12 @@ from services.stage3.steps.catalog_refs import ReferenceRowError, abvega_offset,
 from services.stage3.steps.outlier_detection import (
     OutlierParams,
     apply_outliers,
+    flag_outliers_ifu,
     flag_outliers_imaging,
     flag_outliers_shifted,
     flag_outliers_slit,
     flag_outliers_tso,
+    nan_median_filter,
     nanmedian_stack,
     rolling_median,
 )
@@ -297,6 +299,47 @@ def test_nods_whole_pixels_apart_are_compared_without_resampling():
     cr[y0, x0] = True
     assert np.array_equal(masks[2], cr)
     assert not masks[0].any() and not masks[1].any()
+
+
+def test_nan_median_filter_is_the_median_of_what_is_there():
+    rng = np.random.default_rng(3)
+    image = rng.normal(size=(40, 37))
+    image[rng.random(image.shape) < 0.2] = np.nan
+    image[5:12, 20:27] = np.nan  # a window with nothing in it
+    got = nan_median_filter(image, (7, 5), rows=9)
+    for y, x in [(0, 0), (20, 18), (39, 36), (8, 23), (13, 3)]:
+        window = image[max(y - 3, 0):y + 4, max(x - 2, 0):x + 3]
+        expected = np.nanmedian(window) if np.isfinite(window).any() else np.nan
+        assert got[y, x] == pytest.approx(expected, nan_ok=True), (y, x)
+
+
+def test_ifu_outliers_are_pixels_bad_in_every_dither():
+    """Four dithers of a slice-striped scene whose bright source moves between them: a
+    pixel hot in all four is flagged, in every one; a cosmic ray in one alone (jump
+    detection's to find) and the moving source are not; NaN and DO_NOT_USE pixels are
+    never outliers."""
+    rng = np.random.default_rng(5)
+    ny, nx = 120, 100
+    yy, xx = np.mgrid[:ny, :nx]
+    data, dqs = [], []
+    for k in range(4):
+        scene = 10.0 + 0.02 * yy + rng.normal(0, 0.1, (ny, nx))
+        scene += 200.0 * np.exp(-0.5 * (((xx - 30 - 5 * k) / 1.2) ** 2 + ((yy - 60) / 30.0) ** 2))
+        scene[:, ::17] = np.nan  # between slices
+        scene[70, 80] += 50.0  # hot in every dither
+        dq = np.zeros((ny, nx), np.uint32)
+        dq[10, 10] = PIXEL["DO_NOT_USE"]
+        if k == 2:
+            scene[40, 50] += 80.0  # a cosmic ray in one
+        data.append(scene)
+        dqs.append(dq)
+    mask = flag_outliers_ifu(data, dqs, dispaxis=2)
+    assert mask[70, 80]
+    assert not mask[40, 50] and not mask[10, 10]
+    assert not mask[:, ::17].any()
+    assert not mask[55:66, 25:50].any()  # the source's core in any dither
+    # the percentile flags its share of the pixels (0.2 %)
+    assert mask.sum() <= 0.004 * mask.size
 
 
 def test_rolling_median_and_tso_outliers():

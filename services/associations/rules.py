@@ -16,8 +16,12 @@ members the catalog holds.
   out of tso-spec2 and give it this rule of the LRS, TSO or not: one association per
   exposure, its ``_rateints`` (TSO) or ``_rate`` the one science member.
 - ``spec2`` of the MIRI MRS (Asn_Lv2Spec): one association per exposure (each detector's),
-  its ``_rate`` the one science member; the dithers are combined by spec3 (not yet
-  planned for this mode).
+  its ``_rate`` the one science member.
+- ``spec3`` of the MIRI MRS (Asn_Lv3MIRMRS): per observation candidate, the ``_cal`` of
+  every exposure of the target (both detectors, every dither), all required, named
+  without optical elements (``jw<p>-o<nnn>_t<nnn>_miri``; stage 3 adds each cube's
+  channel and band, ``_ch1-short_s3d``). Multi-observation candidates are not planned
+  for the MRS yet.
 - ``spec2`` (Asn_Lv2MIRLRSFixedSlitNod for the MIRI LRS slit, Asn_Lv2NRSFSS for NIRSpec's
   fixed slits, Asn_Lv2NRSMSA for its MOS): one association per exposure of a nodded slit observation, its ``_rate``
   as the science member and the ``_rate`` of the observation's other exposures of the
@@ -368,6 +372,11 @@ def _lv3_groups(plan: Plan, cand: Candidate) -> list[tuple[str, list[Observation
                 # the public Level-3 rule of the mode: the observation's nods, per target
                 groups[("spec3", obs.instrument, obs.filter, obs.pupil, obs.subarray, obs.target_id)].append(obs)
             continue
+        if obs.exp_type.upper() == MRS and not is_tso(obs):
+            if cand.kind == "o":
+                # Asn_Lv3MIRMRS: the observation's exposures of the target, every detector and band
+                groups[("spec3", obs.instrument, None, None, None, obs.target_id)].append(obs)
+            continue
         if obs.exp_type.upper() in WFSS_RULES and not is_tso(obs):
             if cand.kind == "o":
                 # Asn_Lv3WFSSNIS/NRC: the observation's dispersed exposures, per grism and target
@@ -400,6 +409,8 @@ def _lv3_product(plan: Plan, cand: Candidate, target: str, first: Observation, a
     """The Level-3 product name; a time series through a fixed slit (NIRSpec's bright-object
     S1600A1) has its slit after the optical elements, as the public naming gives; a
     wide-field slitless one has no subarray (its public rule does not constrain it)."""
+    if first.exp_type.upper() == MRS:  # no optical elements: the cubes carry their channel and band
+        return f"jw{plan.program}-{cand.acid}_{target}_{first.instrument}".lower()
     subarray = None if first.exp_type.upper() in WFSS_RULES else first.subarray
     name = Level3Name.build(plan.program, cand.acid, target, first.instrument, [first.filter, first.pupil],
                             subarray, "i2d", naming=ProductNaming.TARGET if slit is None else slit.naming)
@@ -416,6 +427,8 @@ def _lv3_takes(asn_type: str, obs: Observation, detector: str) -> bool:
 
 def _lv3_rule(cand: Candidate, asn_type: str, first: Observation) -> str:
     if asn_type == "spec3":
+        if first.exp_type.upper() == MRS:
+            return "candidate_Asn_Lv3MIRMRS"
         wfss = WFSS_RULES.get(first.exp_type.upper())
         return f"candidate_{wfss.level3 if wfss else NODDED_SLIT_RULES[first.exp_type.upper()].level3}"
     if asn_type == "tso3":

@@ -25,60 +25,48 @@ the cube's FITS WCS: ``RA---TAN``, ``DEC--TAN``, ``WAVE``), the ``_x1d`` a Multi
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from services.stage2.steps.assign_wcs import s_region
 from services.stage2.steps.photom import apply_photom
-from shared.datamodels import FitsProduct, set_cards
 from shared.datamodels.dqflags import PIXEL
 from shared.errors import InputError
 from shared.imaging_wcs import TelescopePointing, v23tosky
 from shared.pipeline import Skip, SkipKind, StepArgs
 from shared.refdata import ReferenceFileError
-from shared.spectra.cube import CubeGrid, CubeResult, build_cube, cube_grid
-from shared.spectra.extract import SPECTABLE_DTYPE
-from shared.spectra.ifu import GeometryError, MrsGeometry, mrs_gwcs, pixel_footprints
+from shared.spectra.ifu import (
+    GeometryError,
+    MrsGeometry,
+    PixelFootprints,
+    SkyFootprints,
+    mrs_gwcs,
+    pixel_footprints,
+)
+from shared.spectra.ifu_cube import (
+    ExposurePixels,
+    IfuCube,
+    channel_cube,
+    cube_spectrum,
+    cubepar_row,
+)
 
-__all__ = ["DIFFRACTION_FWHM_PER_UM", "IFU_EXP_TYPES", "CubeBuildParams", "IfuCube", "IfuState", "assign_wcs",
-           "cube_build", "cube_product", "cube_spectrum", "extract_1d", "photom"]
+__all__ = ["IFU_EXP_TYPES", "IfuState", "assign_wcs", "cube_build", "extract_1d", "photom"]
 
 IFU_EXP_TYPES = frozenset({"MIR_MRS"})
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
-_ARCSEC_PER_RAD = 206264.80624709636
-# the telescope's diffraction: FWHM of a 6.5 m aperture's PSF, 1.025 lambda / D, arcsec per um
-DIFFRACTION_FWHM_PER_UM = 1.025e-6 / 6.5 * _ARCSEC_PER_RAD
-
-
-class CubeBuildParams(BaseModel):
-    """Parameters of cube_build."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    scalexy: float = Field(0.0, ge=0.0, description="Spaxel size, arcsec; 0 for the CUBEPAR's of the channel and band.")
-    scalew: float = Field(0.0, ge=0.0, description="Wavelength step, um; 0 for the CUBEPAR's of the channel and band.")
-
-
-@dataclass(frozen=True)
-class IfuCube:
-    """One channel's cube of an exposure: its channel, band, grid and arrays."""
-
-    channel: int
-    band: str
-    grid: CubeGrid
-    result: CubeResult
 
 
 @dataclass
 class IfuState:
-    """What the IFU steps add to the exposure's state: its geometry (assign_wcs), its
-    pointing, the cube (cube_build) and the cube's spectrum (extract_1d)."""
+    """What the IFU steps add to the exposure's state: its geometry and every channel's
+    pixel footprints (assign_wcs), its pointing, the cube (cube_build) and the cube's
+    spectrum (extract_1d)."""
 
     geometry: MrsGeometry | None = None
+    footprints: dict[int, PixelFootprints] = field(default_factory=dict)
     pointing: TelescopePointing | None = None
     cube: IfuCube | None = None
     spectrum: np.ndarray | None = None
@@ -107,14 +95,15 @@ def assign_wcs(s, a: StepArgs) -> Skip | None:
     s.ifu.geometry = geometry
     s.ifu.pointing = _pointing(s.keywords)
     channels = geometry.channels()
+    s.ifu.footprints = {c: pixel_footprints(geometry, c) for c in channels}
     counts = {c: int(np.count_nonzero(geometry.label // 100 == c)) for c in channels}
     if s.ifu.pointing is None:
         a.note("assign_wcs: the exposure has no pointing (RA_REF, DEC_REF, ROLL_REF, V2_REF, V3_REF): "
                "no sky positions, so no cube")
     else:
         sky = v23tosky(s.ifu.pointing)
-        s.gwcs = mrs_gwcs(geometry, sky)
-        boxes = {c: _field_box(geometry, c) for c in channels}
+        s.gwcs = mrs_gwcs(geometry, sky, s.ifu.footprints)
+        boxes = {c: _field_box(s.ifu.footprints[c]) for c in channels}
         widest = max(channels, key=lambda c: (boxes[c][1] - boxes[c][0]) * (boxes[c][3] - boxes[c][2]))
         s.keywords["S_REGION"] = s_region(np.column_stack(_field_corners(geometry, widest, boxes[widest], sky)))
     a.note("assign_wcs: " + ", ".join(f"channel {c}: {sum(1 for n in geometry.slices if n // 100 == c)} slices, "
@@ -122,9 +111,8 @@ def assign_wcs(s, a: StepArgs) -> Skip | None:
     return None
 
 
-def _field_box(geometry: MrsGeometry, channel: int) -> tuple[float, float, float, float]:
-    """(alpha min, alpha max, beta min, beta max) arcsec of the channel's pixels' footprints."""
-    pix = pixel_footprints(geometry, channel)
+def _field_box(pix: PixelFootprints) -> tuple[float, float, float, float]:
+    """(alpha min, alpha max, beta min, beta max) arcsec of a channel's pixels' footprints."""
     a, b = pix.corners[..., 0], pix.corners[..., 1]
     return float(a.min()), float(a.max()), float(b.min()), float(b.max())
 
@@ -164,18 +152,6 @@ def photom(s, a: StepArgs) -> Skip | None:
     return None
 
 
-def _cubepar_row(table: np.ndarray, channel: int, band: str) -> dict[str, float] | None:
-    names = {n.upper(): n for n in table.dtype.names or ()}
-    for row in table:
-        def text(key: str, row=row) -> str:
-            value = row[names[key]]
-            return (value.decode() if isinstance(value, bytes) else str(value)).strip().upper()
-
-        if text("CHANNEL") == str(channel) and text("BAND") == band.upper():
-            return {k: float(row[names[k]]) for k in ("SPAXELSIZE", "SPECTRALSTEP", "WAVEMIN", "WAVEMAX")}
-    return None
-
-
 def cube_build(s, a: StepArgs) -> Skip | None:
     """The cube of the detector's first channel in the exposure's band."""
     geometry, pointing = s.ifu.geometry, s.ifu.pointing
@@ -188,94 +164,20 @@ def cube_build(s, a: StepArgs) -> Skip | None:
     band = str(s.keywords.get("BAND") or "").strip().upper()
     channel = geometry.channels()[0]
     table = a.refs["cubepar"].tables.get("CUBEPAR")
-    row = None if table is None else _cubepar_row(table, channel, band)
+    row = None if table is None else cubepar_row(table, channel, band)
     if row is None:
         raise ReferenceFileError(f"CUBEPAR reference {a.refs['cubepar'].filename} has no row for channel {channel} "
                                  f"band {band or '(no BAND)'}")
-    params: CubeBuildParams = a.params
-    spaxel = params.scalexy or row["SPAXELSIZE"]
-    step = params.scalew or row["SPECTRALSTEP"]
-    pix = pixel_footprints(geometry, channel)
+    pix = s.ifu.footprints[channel]
     ra, dec = pix.sky_corners(geometry.to_v2v3[channel], v23tosky(pointing))
-    flux = s.sci[pix.y, pix.x].astype(np.float64)
-    var = s.err[pix.y, pix.x].astype(np.float64) ** 2
-    valid = (s.dq[pix.y, pix.x] & _DO_NOT_USE) == 0
-    grid = cube_grid(ra, dec, row["WAVEMIN"], row["WAVEMAX"], spaxel, step)
-    result = build_cube(ra, dec, pix.wl_lo, pix.wl_hi, flux, var, grid, valid=valid)
-    s.ifu.cube = IfuCube(channel, band, grid, result)
-    used = int(np.count_nonzero(valid & np.isfinite(flux)))
-    a.note(f"cube_build: channel {channel} {band}: {grid.nx} x {grid.ny} spaxels of {spaxel:g}\", {grid.nw} "
-           f"wavelengths {grid.wl_edges[0]:.4f}-{grid.wl_edges[-1]:.4f} um in steps of {step:g} um, from {used} pixels")
+    pixels = ExposurePixels.of(SkyFootprints(pix, ra, dec), s.sci, s.err, s.dq)
+    s.ifu.cube = cube = channel_cube([pixels], channel, band, row, a.params)
+    grid = cube.grid
+    used = int(np.count_nonzero(pixels.valid & np.isfinite(pixels.flux)))
+    a.note(f"cube_build: channel {channel} {band}: {grid.nx} x {grid.ny} spaxels of {grid.spaxel:g}\", {grid.nw} "
+           f"wavelengths {grid.wl_edges[0]:.4f}-{grid.wl_edges[-1]:.4f} um in steps of "
+           f"{grid.wl_edges[1] - grid.wl_edges[0]:g} um, from {used} pixels")
     return None
-
-
-def cube_spectrum(cube: IfuCube, source_type: str, target: tuple[float, float] | None, rscale: float,
-                  annulus: tuple[float, float] | None = (1.5, 2.5)) -> tuple[np.ndarray, dict[str, Any]]:
-    """The spectrum of a cube (a ``spectable`` row per wavelength) and where it was taken.
-
-    POINT with a ``target`` (RA, Dec degrees): the spaxels whose centre lies within
-    ``rscale`` diffraction FWHMs of it at each wavelength, less the background: the
-    sigma-clipped (3 sigma) mean surface brightness of the spaxels between ``annulus``
-    times that radius (BACKGROUND; a plane with fewer than 5 such spaxels is not
-    background-subtracted and is flagged DO_NOT_USE); otherwise every spaxel with data, no
-    background. FLUX (Jy) is the sum of surface brightness times the spaxel's solid angle;
-    SURF_BRIGHT the mean (MJy/sr); FLUX_ERROR and SB_ERROR from the cube's ERR, the
-    background's error included (the variance columns by kind are not carried through the
-    cube and are NaN)."""
-    from astropy.stats import sigma_clip
-
-    grid, r = cube.grid, cube.result
-    sr = (grid.spaxel / _ARCSEC_PER_RAD) ** 2
-    wl = grid.wavelengths
-    good = np.isfinite(r.sci) & (r.weight > 0)
-    point = source_type == "POINT" and target is not None
-    if point:
-        x0, y0 = (float(np.asarray(v).ravel()[0]) for v in grid.sky_to_cube(target[0], target[1]))
-        yy, xx = np.mgrid[:grid.ny, :grid.nx]
-        dist = np.hypot(xx - x0, yy - y0) * grid.spaxel  # arcsec
-        radius = rscale * DIFFRACTION_FWHM_PER_UM * wl  # arcsec per plane
-        use = good & (dist[None] <= radius[:, None, None])
-    else:
-        x0 = y0 = math.nan
-        use = good
-    n = use.sum(axis=(1, 2))
-    sci = np.where(use, r.sci, 0.0)
-    var = np.where(use, r.var, 0.0)
-    total = sci.sum(axis=(1, 2), dtype=np.float64)
-    total_var = var.sum(axis=(1, 2), dtype=np.float64)
-    bkg = np.zeros(wl.size)
-    bkg_var = np.zeros(wl.size)
-    no_bkg = np.zeros(wl.size, bool)
-    if point and annulus is not None:
-        inner, outer = annulus
-        ring = good & (dist[None] >= inner * radius[:, None, None]) & (dist[None] <= outer * radius[:, None, None])
-        values = np.ma.masked_array(r.sci.reshape(wl.size, -1), mask=~ring.reshape(wl.size, -1))
-        clipped = sigma_clip(values, sigma=3.0, axis=1, masked=True)
-        kept = (~np.ma.getmaskarray(clipped)).sum(axis=1)
-        no_bkg = kept < 5
-        bkg = np.where(no_bkg, 0.0, np.ma.filled(clipped.mean(axis=1), 0.0))
-        ring_var = np.where(~np.ma.getmaskarray(clipped), r.var.reshape(wl.size, -1), 0.0).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            bkg_var = np.where(no_bkg, 0.0, ring_var / np.maximum(kept, 1) ** 2)
-        total = total - n * bkg
-        total_var = total_var + n**2 * bkg_var
-    table = np.zeros(wl.size, SPECTABLE_DTYPE)
-    table["WAVELENGTH"] = wl
-    with np.errstate(invalid="ignore", divide="ignore"):
-        table["FLUX"] = np.where(n > 0, total * sr * 1e6, np.nan)
-        table["FLUX_ERROR"] = np.where(n > 0, np.sqrt(total_var) * sr * 1e6, np.nan)
-        table["SURF_BRIGHT"] = np.where(n > 0, total / n, np.nan)
-        table["SB_ERROR"] = np.where(n > 0, np.sqrt(total_var) / n, np.nan)
-    for name in ("FLUX_VAR_POISSON", "FLUX_VAR_RNOISE", "FLUX_VAR_FLAT", "SB_VAR_POISSON", "SB_VAR_RNOISE",
-                 "SB_VAR_FLAT", "BKGD_VAR_POISSON", "BKGD_VAR_RNOISE", "BKGD_VAR_FLAT"):
-        table[name] = np.nan
-    table["BACKGROUND"] = bkg
-    table["BKGD_ERROR"] = np.sqrt(bkg_var)
-    table["DQ"] = np.where((n > 0) & ~no_bkg, 0, _DO_NOT_USE)
-    table["NPIXELS"] = n
-    where = {"SRCTYPE": source_type, "SRCXPOS": None if math.isnan(x0) else x0,
-             "SRCYPOS": None if math.isnan(y0) else y0}
-    return table, where
 
 
 def extract_1d(s, a: StepArgs) -> Skip | None:
@@ -299,17 +201,3 @@ def extract_1d(s, a: StepArgs) -> Skip | None:
     a.note(f"extract_1d: {kind.lower()} source, {how}; {int(np.count_nonzero(table['NPIXELS']))} of "
            f"{table.size} wavelengths")
     return None
-
-
-def cube_product(cube: IfuCube, header: dict) -> FitsProduct:
-    """The ``_s3d``: an IFUCubeModel with the cube's WCS and photometry keywords."""
-    r = cube.result
-    product = FitsProduct(model_type="IFUCubeModel", images={
-        "SCI": r.sci, "ERR": np.sqrt(r.var).astype(np.float32), "DQ": r.dq, "WMAP": r.weight},
-        hdu_keywords={"ERR": {"BUNIT": "MJy/sr"}})
-    area_a2 = cube.grid.spaxel**2
-    cards = {k: v for k, v in header.items() if not k.startswith(("A_", "B_", "AP_", "BP_", "CTYPE", "CRPIX", "CRVAL",
-                                                                 "CDELT", "CUNIT", "PC", "CD", "WCSAXES"))}
-    set_cards(product, {**cards, "CHANNEL": str(cube.channel), "BAND": cube.band, "BUNIT": "MJy/sr",
-                        "PIXAR_A2": area_a2, "PIXAR_SR": area_a2 / _ARCSEC_PER_RAD**2, **cube.grid.fits_cards()})
-    return product

@@ -107,6 +107,7 @@ from shared.datamodels.keywords import SLIT_KEYWORDS
 from shared.datamodels.spectra import (
     exposure_group_id,
     integration_times,
+    s3d_product,
     wfss_x1d_product,
     x1d_product,
     x1dints_product,
@@ -149,6 +150,7 @@ from shared.spectra import (
     wavelength_image,
 )
 from shared.spectra.grism import GRISM_TSO_EXP_TYPES, grism_dispaxis, grism_trace, line_dispersion
+from shared.spectra.ifu_cube import CubeBuildParams
 from shared.spectra.msa import (
     MsaGeometry,
     MsaMetadata,
@@ -951,7 +953,7 @@ SPEC2: Pipeline[SpecState] = Pipeline(
              exp_types=SLIT_EXP_TYPES | TSO_SLIT_EXP_TYPES),
         Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), exp_types=_TRACED),
         Step("photom", "S_PHOTOM", ifu2.photom, reftypes=("photom",), exp_types=_IFU),
-        Step("cube_build", "S_IFUCUB", ifu2.cube_build, reftypes=("cubepar",), params=ifu2.CubeBuildParams,
+        Step("cube_build", "S_IFUCUB", ifu2.cube_build, reftypes=("cubepar",), params=CubeBuildParams,
              exp_types=_IFU),
         Step("resample_spec", "S_RESAMP", _resample_spec, exp_types=SLIT_EXP_TYPES),
         Step("extract_1d", "S_EXTR1D", _extract_1d, params=ExtractParams, exp_types=_TRACED),
@@ -1216,7 +1218,7 @@ def _ifu_output(state: SpecState, header: Callable[[SpecState, str | None], dict
     cal = _product(state, header(state, "photom"), {})
     cal.model_type = "IFUImageModel"
     ifu = state.ifu
-    s3d = None if ifu.cube is None else ifu2.cube_product(ifu.cube, header(state, "cube_build"))
+    s3d = None if ifu.cube is None else s3d_product(ifu.cube, header(state, "cube_build"))
     x1d = None
     if ifu.spectrum is not None:
         cards = {"SLTNAME": f"CH{ifu.cube.channel}-{ifu.cube.band}", **(ifu.spectrum_cards or {})}

@@ -51,6 +51,10 @@ grating in WAVELENGTHRANGE when the context has one, as spec2's assign_wcs did. 
   (:mod:`services.stage3.steps.combine_1d`): the ``_x1d``.
 
 Flagged pixels (outliers and any DO_NOT_USE) are left out of what follows.
+
+The MIRI MRS (``MIR_MRS``) has steps of its own, declared here beside these
+(:mod:`services.stage3.ifu3`): its dithers' ``_cal`` combined into a cube and a spectrum
+per channel and band.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from typing import Any
 
 import numpy as np
 
+from services.stage3 import ifu3
 from services.stage3.level3 import level3_keywords
 from services.stage3.products import crf_outputs
 from services.stage3.steps.combine_1d import combine_spectra
@@ -106,13 +111,15 @@ from shared.spectra import (
     slit_table,
     slit_trace,
 )
+from shared.spectra.ifu_cube import CubeBuildParams
 from shared.spectra.msa import Slitlet, mos_specwcs
 from shared.spectra.wavelengthrange import bound_trace, exposure_range
 from shared.spectra.wcs import rectified_gwcs
 
 __all__ = ["SPEC3", "SourceSpectra", "Spec3Output", "run_spec3"]
 
-SPEC3_EXP_TYPES = SLIT_EXP_TYPES
+_IFU = ifu3.IFU3_EXP_TYPES
+SPEC3_EXP_TYPES = SLIT_EXP_TYPES | _IFU
 MOS_EXP_TYPE = "NRS_MSASPEC"
 # the slit keywords a per-source product carries over from its first member (NIRSpec's)
 _SOURCE_CARDS = ("SLTNAME", "SOURCEID", "SRCTYPE", "SRCXPOS", "SRCYPOS")
@@ -159,6 +166,7 @@ class Spec3State:
     x1d: np.ndarray | None = None
     source: str = ""
     sources: list[Spec3State] = field(default_factory=list)
+    ifu: ifu3.Ifu3State | None = None  # the MIRI MRS's members and products (:mod:`.ifu3`)
 
 
 _each_source = for_each_part(lambda s: s.sources, lambda s: f"source {s.source}")
@@ -379,13 +387,17 @@ SPEC3: Pipeline[Spec3State] = Pipeline(
     steps=(
         Step("outlier_detection", "S_OUTLIR", _outlier_detection, reftypes=("specwcs",),
              optional_reftypes=("wavelengthrange",), params=OutlierParams,
-             exp_types=SPEC3_EXP_TYPES),
+             exp_types=SLIT_EXP_TYPES),
+        Step("outlier_detection", "S_OUTLIR", ifu3.outlier_detection, params=OutlierParams, exp_types=_IFU),
         Step("resample_spec", "S_RESAMP", _resample_spec, reftypes=("specwcs",),
-             optional_reftypes=("wavelengthrange",), exp_types=SPEC3_EXP_TYPES),
+             optional_reftypes=("wavelengthrange",), exp_types=SLIT_EXP_TYPES),
+        Step("cube_build", "S_IFUCUB", ifu3.cube_build, reftypes=("cubepar",), params=CubeBuildParams,
+             exp_types=_IFU),
         Step("extract_1d", "S_EXTR1D", _extract_1d, reftypes=("specwcs",),
              optional_reftypes=("wavelengthrange",), params=ExtractParams,
-             exp_types=SPEC3_EXP_TYPES),
-        Step("combine_1d", "S_COMB1D", _combine_1d, exp_types=SPEC3_EXP_TYPES),
+             exp_types=SLIT_EXP_TYPES),
+        Step("extract_1d", "S_EXTR1D", ifu3.extract_1d, params=ExtractParams, exp_types=_IFU),
+        Step("combine_1d", "S_COMB1D", _combine_1d, exp_types=SLIT_EXP_TYPES),
     ),
 )
 
@@ -405,11 +417,13 @@ class SourceSpectra:
 @dataclass(frozen=True)
 class Spec3Output(Recorded):
     """The members' ``crf`` (empty when outlier detection did not run) and the Level-3
-    spectra: of the one source, or of each source of a MOS association (in source order)."""
+    spectra: of the one source, or of each source of a MOS association (in source order);
+    an IFU's cubes and their spectra, per channel and band."""
 
     crf: list[FitsProduct]
     spectra: list[SourceSpectra]
     record: RunRecord
+    cubes: list[ifu3.ChannelProducts] = field(default_factory=list)
 
     def outputs(self, asn) -> list[Output]:
         """The members' ``_crf`` and the Level-3 products, named for the association (a
@@ -420,6 +434,10 @@ class Spec3Output(Recorded):
                 if product is not None:
                     name = filled_product_name(asn.product(suffix), source=one.source, slit_name=one.slit_name)
                     out.append(Output(name, suffix, product))
+        for one in self.cubes:  # <product>_ch1-short_s3d, as the public pipeline names a band's cube
+            for suffix, product in (("s3d", one.s3d), ("x1d", one.x1d)):
+                if product is not None:
+                    out.append(Output(asn.product(f"{one.name}_{suffix}"), suffix, product))
         return out
 
 
@@ -508,6 +526,9 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
     if len(exp_types) > 1:
         raise InputError(f"the members are of different modes ({', '.join(sorted(exp_types))}): spec3 combines "
                          "the nods of one")
+    if exp_types <= _IFU:
+        return _run_ifu3(members, asn, params, refs=refs, software_version=software_version, created=created,
+                         context=context, asn_table=asn_table, step_hook=step_hook)
     mos = exp_types == {MOS_EXP_TYPE}
     exposures = [e for i, product in enumerate(members) for e in _exposures(product, i)]
     state = Spec3State(exposures)
@@ -529,3 +550,19 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
         crf = [_crf_product(p, [m for m in exposures if m.origin[0] == i], cards) for i, p in enumerate(members)]
     spectra = [_source_spectra(one, header, other, mos) for one in state.sources or [state]]
     return Spec3Output(crf, spectra, record)
+
+
+def _run_ifu3(members: Sequence[FitsProduct], asn: dict | None, params: PipelineParams | None, *,
+              refs: Mapping[str, Reference] | None, software_version: str, created: str | None, context: str | None,
+              asn_table: str | None, step_hook: Callable[[str], AbstractContextManager] | None) -> Spec3Output:
+    """calwebb_spec3 on an IFU's ``_cal`` (:mod:`.ifu3`)."""
+    state = Spec3State([], ifu=ifu3.Ifu3State(ifu3.ifu_members(members)))
+    record = SPEC3.run(state, members[0].keywords, dict(refs or {}), params or SPEC3.params(),
+                       label=asn_table or "spec3", step_hook=step_hook)
+    prov = provenance_cards(software_version=software_version, created=created, context=context,
+                            asn_table=asn_table, asn_pool=(asn or {}).get("asn_pool"))
+    cards = {**prov, **record.status_cards(), **record.reference_cards()}
+    flagged = record.statuses.get("outlier_detection") == "COMPLETE"
+    crf, cubes = ifu3.ifu_products(state.ifu, members, cards, flagged,
+                                   {**prov, **record.status_cards("outlier_detection")})
+    return Spec3Output(crf, [], record, cubes)

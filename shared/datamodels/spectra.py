@@ -5,13 +5,13 @@ number, segment and times), a WFSS exposure's ``_x1d`` (a WFSSMultiSpecModel: a 
 spectral order whose rows are the sources), a WFSS association's Level-3 ``_x1d`` (the
 same, a table per exposure and order) and ``_c1d`` (a WFSSMultiCombinedSpecModel: a table
 per order whose rows are the sources' combined spectra), and the times of a product's
-integrations."""
+integrations; and an IFU's cube, the ``_s3d`` (an IFUCubeModel)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,10 +23,14 @@ from shared.datamodels.fits_io import (
     set_cards,
 )
 from shared.datamodels.keywords import SLIT_KEYWORDS
+from shared.footprints import s_region_keyword
 from shared.spectra import SPECTABLE_DTYPE, SPECTABLE_UNITS, spectable_units
 
+if TYPE_CHECKING:
+    from shared.spectra.ifu_cube import IfuCube
+
 __all__ = ["TSO_TIME_COLUMNS", "WFSS_COMBINED_COLUMNS", "WFSS_SOURCE_COLUMNS", "IntegrationTimes", "exposure_group_id",
-           "integration_times", "wfss_c1d_product", "wfss_level3_x1d_product", "wfss_x1d_product", "x1d_product",
+           "integration_times", "s3d_product", "wfss_c1d_product", "wfss_level3_x1d_product", "wfss_x1d_product", "x1d_product",
            "x1dints_product"]
 
 # SCI-header cards of an image product that a table product has no SCI extension for
@@ -348,4 +352,27 @@ def wfss_c1d_product(spectra: Sequence[tuple[np.ndarray, np.ndarray, Mapping[str
         tables.append(SpectrumTable(out, {**units, "SPORDER": order, "DISPAXIS": int(dispaxis)}, COMBINED_EXTNAME))
     product = FitsProduct(model_type="WFSSMultiCombinedSpecModel", spectra=tables)
     set_cards(product, _table_cards(header))
+    return product
+
+
+_ARCSEC_PER_RAD = 206264.80624709636
+# the WCS of an image the cube's header must not carry over (the cube has its own)
+_IMAGE_WCS = ("A_", "B_", "AP_", "BP_", "CTYPE", "CRPIX", "CRVAL", "CDELT", "CUNIT", "PC", "CD", "WCSAXES")
+
+
+def s3d_product(cube: IfuCube, header: Mapping[str, Any]) -> FitsProduct:
+    """The ``_s3d``: an IFUCubeModel (SCI, ERR, DQ, WMAP) with the cube's FITS WCS
+    (``RA---TAN``, ``DEC--TAN``, ``WAVE``), its channel and band, photometry keywords and
+    S_REGION (the cube's spatial extent) over ``header``."""
+    r = cube.result
+    product = FitsProduct(model_type="IFUCubeModel", images={
+        "SCI": r.sci, "ERR": np.sqrt(r.var).astype(np.float32), "DQ": r.dq, "WMAP": r.weight},
+        hdu_keywords={"ERR": {"BUNIT": "MJy/sr"}})
+    area_a2 = cube.grid.spaxel**2
+    cards = {k: v for k, v in header.items() if not k.startswith(_IMAGE_WCS)}
+    g = cube.grid
+    ra, dec = g.cube_to_sky(np.array([-0.5, g.nx - 0.5, g.nx - 0.5, -0.5]), np.array([-0.5, -0.5, g.ny - 0.5, g.ny - 0.5]))
+    set_cards(product, {**cards, "CHANNEL": str(cube.channel), "BAND": cube.band, "BUNIT": "MJy/sr",
+                        "PIXAR_A2": area_a2, "PIXAR_SR": area_a2 / _ARCSEC_PER_RAD**2, **g.fits_cards(),
+                        "S_REGION": s_region_keyword(list(zip(ra.tolist(), dec.tolist(), strict=True)))})
     return product

@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 from astropy.modeling import Model
 
-__all__ = ["REGIONS_PLANE", "GeometryError", "MrsGeometry", "PixelFootprints", "mrs_gwcs", "pixel_footprints"]
+__all__ = ["REGIONS_PLANE", "GeometryError", "MrsGeometry", "PixelFootprints", "SkyFootprints", "gwcs_channels",
+           "gwcs_footprints", "mrs_gwcs", "pixel_footprints"]
 
 REGIONS_PLANE = 7  # the 80 % throughput plane, as the public assign_wcs
 
@@ -146,28 +147,41 @@ def pixel_footprints(geometry: MrsGeometry, channel: int) -> PixelFootprints:
     docstring)."""
     if channel not in geometry.channels():
         raise ValueError(f"this exposure's references hold channels {geometry.channels()}, not {channel}")
-    half = 0.5 * geometry.slice_width[channel]
+    models = {number: (geometry.alpha[i], geometry.wavelength[i], geometry.beta[i])
+              for i, number in enumerate(geometry.slices)}
+
+    def evaluate(number: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        alpha, lam, beta = models[number]
+        return (np.asarray(alpha(y, x), np.float64), np.full(np.shape(x), beta),
+                np.asarray(lam(y, x), np.float64))
+
+    numbers = [n for n in geometry.slices if n // 100 == channel]
+    return _footprints(geometry.label, numbers, evaluate, geometry.slice_width[channel])
+
+
+def _footprints(label: np.ndarray, numbers: list[int], evaluate, width: float) -> PixelFootprints:
+    """The footprints of the pixels of slices ``numbers`` on ``label``, ``evaluate(number,
+    x, y)`` giving (alpha, beta, wavelength) of 0-based pixel positions in that slice."""
+    half = 0.5 * width
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("y", "x", "slice", "a", "b", "w", "a0", "a1", "w0", "w1")}
-    for i, number in enumerate(geometry.slices):
-        if number // 100 != channel:
-            continue
-        y, x = np.nonzero(geometry.label == number)
+    for number in numbers:
+        y, x = np.nonzero(label == number)
         if y.size == 0:
             continue
         yf, xf = y.astype(np.float64), x.astype(np.float64)
-        alpha_model, lam_model = geometry.alpha[i], geometry.wavelength[i]
+        a, b, w = evaluate(number, xf, yf)
         parts["y"].append(y)
         parts["x"].append(x)
         parts["slice"].append(np.full(y.size, number, np.int32))
-        parts["a"].append(np.asarray(alpha_model(yf, xf), np.float64))
-        parts["b"].append(np.full(y.size, geometry.beta[i]))
-        parts["w"].append(np.asarray(lam_model(yf, xf), np.float64))
-        parts["a0"].append(np.asarray(alpha_model(yf, xf - 0.5), np.float64))
-        parts["a1"].append(np.asarray(alpha_model(yf, xf + 0.5), np.float64))
-        parts["w0"].append(np.asarray(lam_model(yf - 0.5, xf), np.float64))
-        parts["w1"].append(np.asarray(lam_model(yf + 0.5, xf), np.float64))
+        parts["a"].append(a)
+        parts["b"].append(b)
+        parts["w"].append(w)
+        parts["a0"].append(evaluate(number, xf - 0.5, yf)[0])
+        parts["a1"].append(evaluate(number, xf + 0.5, yf)[0])
+        parts["w0"].append(evaluate(number, xf, yf - 0.5)[2])
+        parts["w1"].append(evaluate(number, xf, yf + 0.5)[2])
     if not parts["y"]:
-        raise ValueError(f"no pixel of channel {channel} lies in a slice of the REGIONS reference")
+        raise ValueError(f"no pixel lies in slices {numbers[:1]}...{numbers[-1:]}")
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     b_lo, b_hi = cat["b"] - half, cat["b"] + half
     corners = np.stack([np.stack([cat["a0"], b_lo], axis=-1), np.stack([cat["a1"], b_lo], axis=-1),
@@ -177,10 +191,77 @@ def pixel_footprints(geometry: MrsGeometry, channel: int) -> PixelFootprints:
                            wl_hi=np.maximum(cat["w0"], cat["w1"]))
 
 
-def mrs_gwcs(geometry: MrsGeometry, to_sky: Model) -> Any:
+@dataclass(frozen=True)
+class SkyFootprints:
+    """One channel's pixels of a calibrated exposure on the sky: their footprints
+    (:class:`PixelFootprints`) and the (RA, Dec) degrees of each footprint's corners,
+    (n, 4) each."""
+
+    pixels: PixelFootprints
+    ra: np.ndarray
+    dec: np.ndarray
+
+
+def gwcs_channels(wcs: Any) -> tuple[int, ...]:
+    """The channels whose slices an MRS gwcs (a ``_cal``'s ``meta.wcs``) labels."""
+    label = _det2ab(wcs).label_mapper.mapper
+    numbers = np.unique(np.asarray(label))
+    return tuple(sorted({int(n) // 100 for n in numbers if n > 0}))
+
+
+def _det2ab(wcs: Any) -> Any:
+    try:
+        transform = wcs.get_transform("detector", "alpha_beta")
+        transform.label_mapper.mapper, transform.selector  # noqa: B018 - what an MRS one has
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise GeometryError("the gwcs is not an MRS one: its detector -> alpha_beta is not a RegionsSelector over "
+                            f"the slices' labels ({exc})") from exc
+    return transform
+
+
+def gwcs_footprints(wcs: Any, channel: int) -> SkyFootprints:
+    """``channel``'s pixels and their footprints on the sky from an MRS exposure's gwcs,
+    composed as the public one (:func:`mrs_gwcs`'s, or the public assign_wcs's): each
+    slice's own detector -> alpha_beta model at the pixel's centre, column edges (alpha)
+    and row edges (wavelength); the slice width the step between the channel's slices'
+    beta; the corners through alpha_beta -> world at the pixel's wavelength (which
+    chooses the channel). :class:`GeometryError` if it is not such a gwcs."""
+    det2ab = _det2ab(wcs)
+    label = np.asarray(det2ab.label_mapper.mapper)
+    numbers = sorted(int(n) for n in np.unique(label) if n > 0 and int(n) // 100 == channel)
+    if not numbers:
+        raise GeometryError(f"the gwcs labels no slice of channel {channel}")
+    models = det2ab.selector
+
+    def evaluate(number: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a, b, w = models[number](x, y)
+        return (np.asarray(a, np.float64), np.broadcast_to(np.asarray(b, np.float64), np.shape(x)),
+                np.asarray(w, np.float64))
+
+    # every slice's beta (at one of its pixels): the slice width is the step between them
+    betas = []
+    for number in numbers:
+        y, x = np.nonzero(label == number)
+        if y.size:
+            betas.append(float(np.asarray(evaluate(number, x[:1].astype(float), y[:1].astype(float))[1])[0]))
+    steps = np.diff(np.sort(betas))
+    if steps.size == 0 or not np.all(np.isfinite(steps)) or np.median(steps) <= 0:
+        raise GeometryError(f"channel {channel}'s slices give no slice width (beta of {len(betas)} slices)")
+    pixels = _footprints(label, numbers, evaluate, float(np.median(steps)))
+    try:
+        to_world = wcs.get_transform("alpha_beta", "world")
+    except (KeyError, ValueError) as exc:
+        raise GeometryError(f"the gwcs has no alpha_beta -> world ({exc})") from exc
+    lam = np.repeat(pixels.wavelength[:, None], 4, axis=1)
+    ra, dec, _ = to_world(pixels.corners[..., 0], pixels.corners[..., 1], lam)
+    return SkyFootprints(pixels, np.asarray(ra, np.float64), np.asarray(dec, np.float64))
+
+
+def mrs_gwcs(geometry: MrsGeometry, to_sky: Model, footprints: Mapping[int, PixelFootprints] | None = None) -> Any:
     """The exposure's gwcs (module docstring): full-frame pixels to (RA, Dec, wavelength)
     through ``to_sky`` ((V2, V3) arcsec -> (RA, Dec) degrees, e.g.
-    :func:`shared.imaging_wcs.v23tosky`)."""
+    :func:`shared.imaging_wcs.v23tosky`); ``footprints`` every channel's
+    (:func:`pixel_footprints`), when already known."""
     from astropy import coordinates as coord
     from astropy import units as u
     from astropy.modeling import bind_bounding_box
@@ -197,7 +278,7 @@ def mrs_gwcs(geometry: MrsGeometry, to_sky: Model) -> Any:
         per_slice[number] = forward
     ranges, by_beta, to_v2v3 = {}, {}, {}
     for c in geometry.channels():
-        wl = pixel_footprints(geometry, c)
+        wl = footprints[c] if footprints and c in footprints else pixel_footprints(geometry, c)
         span = (float(np.min(wl.wl_lo)), float(np.max(wl.wl_hi)))
         first = geometry.beta[geometry.slices.index(100 * c + 1)]
         by_beta[span] = selector.LabelMapper(inputs=("alpha", "beta", "lam"),

@@ -32,6 +32,16 @@ Time series (:func:`flag_outliers_tso`): per pixel, a rolling median over
 ``rolling_window_width`` integrations (plain median when there are not more integrations
 than that), bad pixels ignored; ``|data - median| > snr[0] * err`` is an outlier.
 
+Integral-field units (:func:`flag_outliers_ifu`), as the public step's ``ifu`` mode: per
+detector, each exposure's difference of every pixel with its neighbours across the
+dispersion (left and right for the MRS, dispersed along y), the smaller of the two; the
+smallest of those over the exposures (a pixel bad in every dithered exposure, which the
+dithers' moving sky cannot explain), divided by its local median (``kernel_size``,
+floored at a third of the overall median, so that bright sources do not stand out); the
+pixels above the ``threshold_percent`` percentile of that ratio (taken 4 pixels inside
+the detector's edges) are outliers in every exposure of the detector. By construction
+the percentile flags a fixed share of the pixels (0.2 % at the default 99.8).
+
 Outliers get DO_NOT_USE|OUTLIER and NaN in SCI, ERR and variances (:func:`apply_outliers`).
 """
 
@@ -44,7 +54,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from astropy.stats import sigma_clip
 from astropy.wcs import WCS
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import ndimage
 
 from shared.datamodels.dqflags import PIXEL
@@ -55,11 +65,13 @@ __all__ = [
     "ImagingOutliers",
     "OutlierParams",
     "apply_outliers",
+    "flag_outliers_ifu",
     "flag_outliers_imaging",
     "flag_outliers_shifted",
     "flag_outliers_slit",
     "flag_outliers_tso",
     "median_image",
+    "nan_median_filter",
     "nanmedian_stack",
     "outlier_mask",
     "replace_flagged",
@@ -84,6 +96,17 @@ class OutlierParams(BaseModel):
     scale: tuple[float, float] = Field((1.2, 0.7), description="Derivative scales of the first and second pass.")
     backg: float = Field(0.0, description="Background added to the blotted median, data units.")
     rolling_window_width: int = Field(25, ge=1, description="Integrations in the rolling median (time series).")
+    kernel_size: tuple[int, int] = Field((7, 7), description="Rows and columns of the local median (IFU); odd.")
+    threshold_percent: float = Field(99.8, gt=0, lt=100,
+                                     description="Percentile of the normalised neighbour difference above which "
+                                                 "a pixel is an outlier (IFU).")
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if any(k < 1 or k % 2 == 0 for k in value):
+            raise ValueError(f"kernel_size must be two odd positive numbers, not {value}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -337,3 +360,61 @@ def apply_outliers(mask: np.ndarray, dq: np.ndarray, *arrays: np.ndarray) -> tup
         b[mask] = np.nan
         out.append(b)
     return new_dq, out
+
+
+def nan_median_filter(image: np.ndarray, size: tuple[int, int], *, rows: int = 128) -> np.ndarray:
+    """The median of each pixel's ``size`` (rows, columns) neighbourhood, NaN and what lies
+    beyond the image left out (NaN where nothing is left), in blocks of ``rows`` rows."""
+    ky, kx = size
+    padded = np.pad(np.asarray(image, np.float64), ((ky // 2, ky // 2), (kx // 2, kx // 2)), constant_values=np.nan)
+    out = np.full(image.shape, np.nan)
+    for r in range(0, image.shape[0], rows):
+        n = min(rows, image.shape[0] - r)
+        windows = np.lib.stride_tricks.sliding_window_view(padded[r:r + n + ky - 1], (ky, kx))
+        ordered = np.sort(windows.reshape(n, image.shape[1], ky * kx), axis=-1)  # NaN last
+        count = np.isfinite(ordered).sum(axis=-1)
+        lo = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[..., None], -1)[..., 0]
+        hi = np.take_along_axis(ordered, np.maximum(count // 2, 0)[..., None], -1)[..., 0]
+        out[r:r + n] = np.where(count > 0, 0.5 * (lo + hi), np.nan)
+    return out
+
+
+def _neighbour_difference(data: np.ndarray, axis: int) -> np.ndarray:
+    """Each pixel's smaller absolute difference with its two neighbours along ``axis``
+    (the one there is at an edge or beside a NaN; NaN when neither)."""
+    before = np.full(data.shape, np.nan)
+    after = np.full(data.shape, np.nan)
+    inner = [slice(None)] * 2
+    inner[axis] = slice(1, None)
+    outer = [slice(None)] * 2
+    outer[axis] = slice(None, -1)
+    step = np.abs(np.diff(data, axis=axis))
+    before[tuple(inner)] = step
+    after[tuple(outer)] = step
+    return np.fmin(before, after)
+
+
+def flag_outliers_ifu(data: Sequence[np.ndarray], dqs: Sequence[np.ndarray], *, dispaxis: int,
+                      kernel_size: tuple[int, int] = (7, 7), threshold_percent: float = 99.8,
+                      edge: int = 4) -> np.ndarray:
+    """The outliers (bool, the image's shape) of one detector's IFU exposures (the
+    module docstring): pixels flagged in every one of them. ``dispaxis`` 2 (dispersed
+    along y: neighbours left and right) or 1."""
+    axis = 1 if dispaxis == 2 else 0
+    smallest = None
+    for sci, dq in zip(data, dqs, strict=True):
+        usable = np.where((np.asarray(dq) & PIXEL["DO_NOT_USE"]) == 0, np.asarray(sci, np.float64), np.nan)
+        diff = _neighbour_difference(usable, axis)
+        smallest = diff if smallest is None else np.fmin(smallest, diff)
+    finite = np.isfinite(smallest)
+    if not finite.any():
+        return np.zeros(smallest.shape, bool)
+    local = nan_median_filter(smallest, kernel_size)
+    floor = float(np.median(smallest[finite])) / 3.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = smallest / np.where(np.isfinite(local) & (local > floor), local, floor)
+    inner = ratio[edge:ratio.shape[0] - edge, edge:ratio.shape[1] - edge]
+    if not np.isfinite(inner).any() or floor <= 0:
+        return np.zeros(smallest.shape, bool)
+    threshold = float(np.nanpercentile(inner, threshold_percent))
+    return np.isfinite(ratio) & (ratio > threshold)
