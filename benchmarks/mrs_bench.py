@@ -8,10 +8,11 @@ the simulator's MRS references (made once per run in ``bench-results/mrs-input/`
 timed).
 
 Ours, in a child process pinned to one CPU with single-threaded numeric libraries
-(benchmarks._child): per channel, the cube of one exposure and of the four dithers
-(the geometry read from the references once; per exposure
-:func:`shared.spectra.ifu.pixel_footprints` on the sky, then one
-:func:`shared.spectra.cube.build_cube`; wall time, best of 3) and the child's peak RSS.
+(benchmarks._child): per channel, the cube of one exposure and of the four dithers as
+calwebb_spec3's cube_build makes it (per exposure its pixels' footprints on the sky from
+its ``_cal``'s gwcs, :func:`shared.spectra.ifu.gwcs_footprints`, then one
+:func:`shared.spectra.ifu_cube.channel_cube`; wall time, best of 3) and the child's peak
+RSS.
 The four exposures share one pointing (the source moved to each dither point instead): the
 cost of four dithers, not their sampling.
 The public pipeline: jwst's ``CubeBuildStep`` (offline, our CUBEPAR, ``output_type='band'``:
@@ -88,55 +89,33 @@ def _prepare(directory: Path) -> tuple[list[Path], Path]:
 def _ours(cals: list[Path], refs_dir: Path, result_path: Path) -> None:
     """Our cube build per channel, one exposure and the four; peak RSS."""
     pin_to_one_core()
-    import asdf
     import numpy as np
     from astropy.io import fits
 
     from shared.datamodels import read_product
-    from shared.imaging_wcs import TelescopePointing, v23tosky
-    from shared.spectra.cube import build_cube, cube_grid
-    from shared.spectra.ifu import MrsGeometry, pixel_footprints
+    from shared.spectra.ifu import gwcs_footprints
+    from shared.spectra.ifu_cube import CubeBuildParams, ExposurePixels, channel_cube, cubepar_row
 
-    def tree(reftype: str) -> dict:
-        (path,) = refs_dir.glob(f"jwst_miri_{reftype}_mirifushort_{BAND.lower()}_sim.asdf")
-        with asdf.open(path, lazy_load=False, memmap=False) as af:
-            return dict(af.tree)
-
-    geometry = MrsGeometry.from_trees(tree("distortion"), tree("specwcs"), tree("regions"))
     with fits.open(next(refs_dir.glob("jwst_miri_cubepar_*.fits"))) as hdul:
-        params = {(str(r["CHANNEL"]).strip(), str(r["BAND"]).strip().upper()):
-                  (float(r["SPAXELSIZE"]), float(r["SPECTRALSTEP"]), float(r["WAVEMIN"]), float(r["WAVEMAX"]))
-                  for r in hdul["CUBEPAR"].data}
+        table = np.asarray(hdul["CUBEPAR"].data)
     products = [read_product(p) for p in cals]
     out: dict = {}
     for channel in (1, 2):
-        spaxel, step, wmin, wmax = params[(str(channel), BAND)]
+        row = cubepar_row(table, channel, BAND)
         for n in (1, 4):
-            def once(n=n, channel=channel, spaxel=spaxel, step=step, wmin=wmin, wmax=wmax):
-                ra, dec, lo, hi, flux, var = [], [], [], [], [], []
-                for product in products[:n]:
-                    pix = pixel_footprints(geometry, channel)
-                    sky = v23tosky(TelescopePointing.from_keywords(product.keywords))
-                    r, d = pix.sky_corners(geometry.to_v2v3[channel], sky)
-                    ra.append(r)
-                    dec.append(d)
-                    lo.append(pix.wl_lo)
-                    hi.append(pix.wl_hi)
-                    flux.append(product.images["SCI"][pix.y, pix.x].astype(np.float64))
-                    var.append(product.images["ERR"][pix.y, pix.x].astype(np.float64) ** 2)
-                ra_, dec_ = np.concatenate(ra), np.concatenate(dec)
-                grid = cube_grid(ra_, dec_, wmin, wmax, spaxel, step)
-                build_cube(ra_, dec_, np.concatenate(lo), np.concatenate(hi), np.concatenate(flux),
-                           np.concatenate(var), grid)
-                return grid, ra_.shape[0]
+            def once(n=n, channel=channel, row=row):
+                pixels = [ExposurePixels.of(gwcs_footprints(p.extra_meta["meta.wcs"], channel), p.images["SCI"],
+                                            p.images["ERR"], p.images["DQ"]) for p in products[:n]]
+                cube = channel_cube(pixels, channel, BAND, row, CubeBuildParams())
+                return cube.grid, sum(p.flux.size for p in pixels)
             times = []
             for _ in range(REPEAT):
                 t = time.perf_counter()
-                grid, pixels = once()
+                grid, count = once()
                 times.append(time.perf_counter() - t)
-            out[f"channel{channel}_{n}exp"] = {"seconds": min(times), "pixels": int(pixels),
+            out[f"channel{channel}_{n}exp"] = {"seconds": min(times), "pixels": int(count),
                                                 "cube": [int(grid.nw), int(grid.ny), int(grid.nx)]}
-            print(f"  ours, channel {channel}, {n} exposure(s): {min(times):.2f} s ({pixels} pixels, cube "
+            print(f"  ours, channel {channel}, {n} exposure(s): {min(times):.2f} s ({count} pixels, cube "
                   f"{grid.nx} x {grid.ny} x {grid.nw})", flush=True)
     out["peak_rss_mib"] = peak_rss_mib()
     result_path.write_text(json.dumps(out))

@@ -35,8 +35,8 @@ from services.simulator import (
 )
 from services.simulator.description import MRS_4POINT_ALPHA_BETA, DescriptionError
 from services.simulator.detector_model import make_detector_model
-from services.simulator.mrs import PointSource, render_mrs
-from services.simulator.mrs_refs import write_mrs_flats, write_mrs_references
+from services.simulator.mrs import PointSource, fringe_transmission, render_mrs
+from services.simulator.mrs_refs import write_mrs_flats, write_mrs_fringes, write_mrs_references
 from services.simulator.optical_refs import write_optical_references
 from services.simulator.truth import write_spectrum_truth
 from shared.catalog import Artifact, Product
@@ -158,25 +158,29 @@ def test_the_four_dither_points_put_the_target_where_declared():
     assert len({(round(a, 3), round(b, 3)) for a, b in places}) == 4
 
 
-def test_the_rate_is_the_mrs_model_at_the_true_place_through_flat_and_gain():
+def test_the_rate_is_the_mrs_model_at_the_true_place_through_fringes_flat_and_gain():
     d, sim = _simulate(small(ngroups=5, dither={"pattern": "NONE"}), 1, exact=False)
     t = sim.truth
     # the acquisition error moved the target off the reference point, a little
     assert 0.0 < np.hypot(t.mrs.alpha, t.mrs.beta) < 0.1
     assert (sim.observation.exp_type, sim.observation.band) == ("MIR_MRS", "SHORT")
     source = render_mrs("MIRIFUSHORT", "SHORT", points=[PointSource(target_spectrum(d, 1), t.mrs.alpha, t.mrs.beta)],
-                        sky_mjy_sr=None).image
+                        sky_mjy_sr=None, fringes=True).image
     expected = source * t.flat / t.gain
     bright = expected > np.percentile(expected[expected > 0], 99.9)
     assert bright.sum() > 50
     np.testing.assert_allclose(t.stars[bright], expected[bright], rtol=1e-3)
     # the target moved by 0.05" (a quarter of a channel-1 slice) is another image
     moved = render_mrs("MIRIFUSHORT", "SHORT", sky_mjy_sr=None,
-                       points=[PointSource(target_spectrum(d, 1), t.mrs.alpha, t.mrs.beta + 0.05)]).image
+                       points=[PointSource(target_spectrum(d, 1), t.mrs.alpha, t.mrs.beta + 0.05)], fringes=True).image
     assert np.max(np.abs(moved[bright] / source[bright] - 1.0)) > 1e-2
     # the sky is the model's thermal background (sky scale 1 with no sky_level)
     assert t.mrs.sky_scale == pytest.approx(1.0)
-    sky = render_mrs("MIRIFUSHORT", "SHORT").sky
+    sky = render_mrs("MIRIFUSHORT", "SHORT", fringes=True).sky
+    # the fringes: the light is the fringeless scene's times the FRINGE's transmission
+    plain = render_mrs("MIRIFUSHORT", "SHORT", sky_mjy_sr=None,
+                       points=[PointSource(target_spectrum(d, 1), t.mrs.alpha, t.mrs.beta)]).image
+    np.testing.assert_allclose(source, plain * fringe_transmission("MIRIFUSHORT", "SHORT"), rtol=1e-12)
     np.testing.assert_allclose(t.rate, (source + sky) * t.flat / t.gain, rtol=1e-5, atol=1e-6)
     # the noiseless ramps carry it (non-linearity and uint16 DN: within 0.5 %)
     sci = sim.sci.astype(np.float64)
@@ -233,14 +237,14 @@ def test_the_uncal_carries_the_mrs_keywords_and_pointing(tmp_path):
 # --- reference selection --------------------------------------------------------------
 
 
-MRS_TYPES = ("DISTORTION", "SPECWCS", "REGIONS", "PHOTOM", "FLAT")
+MRS_TYPES = ("DISTORTION", "SPECWCS", "REGIONS", "PHOTOM", "FLAT", "FRINGE")
 
 
 @pytest.fixture(scope="module")
 def refs(tmp_path_factory) -> list[Path]:
     out = tmp_path_factory.mktemp("mrs_refs")
     short = make_detector_model(detector("MIRIFUSHORT"), 2022)
-    written = write_mrs_references(short, out) + write_mrs_flats(short, out)
+    written = write_mrs_references(short, out) + write_mrs_flats(short, out) + write_mrs_fringes(short, out)
     written += write_optical_references(make_detector_model(detector("MIRIMAGE"), 2022), out, [("F770W", "N/A")])
     return [r.path for r in written]
 

@@ -811,7 +811,8 @@ def _mrs_scene(detector_name: str, band: str, true: Pointing, v2_ref: float, v3_
     point source of ``spectrum``, where the true pointing ``true`` (of the MRS reference point
     ``v2_ref``, ``v3_ref``) puts it, its (RA, Dec) through the inverse of
     :func:`shared.imaging_wcs.v23tosky` to (V2, V3), then :func:`.mrs.v2v3_to_alpha_beta`;
-    and the model's thermal sky times ``sky_scale`` (0: none)."""
+    and the model's thermal sky times ``sky_scale`` (0: none); all through the detector's
+    fringes."""
     sky = v23tosky(TelescopePointing(true.ra, true.dec, true.roll, v2_ref, v3_ref))
     v2, v3 = (float(v) for v in sky.inverse(target.ra, target.dec))
     alpha, beta = (float(v) for v in v2v3_to_alpha_beta(v2, v3, detector_name))
@@ -821,7 +822,7 @@ def _mrs_scene(detector_name: str, band: str, true: Pointing, v2_ref: float, v3_
     if sky_scale > 0:
         def sky_fn(wavelength, _channel=channels[0]):  # the same power law for every channel
             return sky_scale * _channel.sky(wavelength)
-    scene = render_mrs(detector_name, band, points=[source], sky_mjy_sr=sky_fn)
+    scene = render_mrs(detector_name, band, points=[source], sky_mjy_sr=sky_fn, fringes=True)
     rows = np.arange(scene.image.shape[0], dtype=np.float64)
     truths = []
     for channel in channels:

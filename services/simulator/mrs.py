@@ -62,6 +62,12 @@ arcsec from the field centre: ``alpha`` along the slices, ``beta`` across them.
   are meant to be broader than the LSF; the LSF is not applied to them).
 - Sky: a uniform surface brightness ``S(lambda)`` (the thermal background, a power law
   through 4 MJy/sr at 5 um and 300 MJy/sr at 25 um) over every slice's field.
+- Fringes (:func:`fringe_transmission`, with ``render_mrs(..., fringes=True)``): the
+  detector's substrate is a Fabry-Perot etalon; every pixel's light is multiplied by
+  ``1 + A cos(2 pi D / lambda)`` averaged over the wavelengths its row sees, the optical
+  path ``D = 2 n d`` (n 3.42, d 470 um: a fringe every 0.008 um at 5 um, about 10 rows;
+  every 0.12 um at 20 um) and ``A`` 10 % on MIRIFUSHORT and 5 % on MIRIFULONG. The FRINGE
+  reference holds that transmission exactly.
 
 The truth the cube is scored against (:func:`truth_cube`, :func:`point_source_truth`): the
 surface brightness seen through the PSF at each spaxel's centre, and a point source's
@@ -100,6 +106,7 @@ __all__ = [
     "RenderedMrs",
     "alpha_beta_to_v2v3",
     "channels_on",
+    "fringe_transmission",
     "point_source_truth",
     "reference_point",
     "render_mrs",
@@ -432,14 +439,36 @@ def _render_sky(image: np.ndarray, sl: MrsSlice, sky_mjy_sr) -> None:
     image[:, lo_col:hi_col + 1] += per_row[:, None] * widths[None, :]
 
 
+FRINGE_PATH_UM = 2.0 * 3.42 * 470.0  # 2 n d of the detector's substrate
+FRINGE_AMPLITUDE = {"MIRIFUSHORT": 0.10, "MIRIFULONG": 0.05}
+
+
+def fringe_transmission(detector: str, band: str, *, subsamples: int = 8) -> np.ndarray:
+    """(N_ROWS, N_COLUMNS) the fraction of its light each pixel of ``detector`` keeps in
+    ``band`` through the fringes (module docstring), averaged over ``subsamples`` of the
+    row's wavelengths; 1 off the slices."""
+    band = str(band).upper()
+    amplitude = FRINGE_AMPLITUDE[str(detector).upper()]
+    out = np.ones((N_ROWS, N_COLUMNS), np.float64)
+    within = (np.arange(subsamples) + 0.5) / subsamples - 0.5
+    rows = np.arange(N_ROWS, dtype=np.float64)[:, None] + within[None, :]
+    for channel in channels_on(detector):
+        for sl in channel.slices(band):
+            lo, hi = sl.column_range
+            phase = 2.0 * math.pi * FRINGE_PATH_UM / sl.wavelength(rows)
+            out[:, lo:hi + 1] = (1.0 + amplitude * np.cos(phase).mean(axis=1))[:, None]
+    return out
+
+
 def render_mrs(detector: str, band: str, points=(), extended=(), *, sky_mjy_sr="default",
-               oversample: int = 5) -> RenderedMrs:
+               oversample: int = 5, fringes: bool = False) -> RenderedMrs:
     """The electron rate an MRS scene puts on ``detector`` (MIRIFUSHORT or MIRIFULONG) in
     ``band``: point sources (:class:`PointSource`), extended sources
     (:class:`ExtendedSource`) and the sky (a function of wavelength um -> MJy/sr; "default"
     the module's thermal background, None none), through each of the detector's two
-    channels (module docstring). Point sources' spectra are sampled ``oversample`` times
-    per row (finer over narrow lines)."""
+    channels (module docstring), and through the detector's fringes when ``fringes``.
+    Point sources' spectra are sampled ``oversample`` times per row (finer over narrow
+    lines)."""
     band = str(band).upper()
     image = np.zeros((N_ROWS, N_COLUMNS), np.float64)
     sky = np.zeros_like(image)
@@ -454,6 +483,10 @@ def render_mrs(detector: str, band: str, points=(), extended=(), *, sky_mjy_sr="
             if sky_fn is not None:
                 _render_sky(sky, sl, sky_fn)
     image += sky
+    if fringes:
+        transmission = fringe_transmission(detector, band)
+        image *= transmission
+        sky *= transmission
     return RenderedMrs(image=image, sky=sky)
 
 

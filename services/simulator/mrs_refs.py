@@ -49,6 +49,12 @@ where QE is 0) without a pixel-area term (the slicer's geometry is the whole geo
 PHOTOM's PIXSIZ), FILTER N/A, BAND the band, CHANNEL, EXP_TYPE MIR_MRS, READPATT ANY,
 SUBARRAY GENERIC: selected by DETECTOR and BAND.
 
+The MRS FRINGE (``FringeModel``, FITS, ``jwst_miri_fringe_<detector>_<band>_sim.fits``,
+written by :func:`write_mrs_fringes`): SCI the detector's fringe transmission in the band
+(:func:`.mrs.fringe_transmission`, exactly what the simulator multiplies the light by; 1
+off the slices), ERR 0, DQ 0; BAND, CHANNEL (the public FringeModel has no EXP_TYPE or
+SUBARRAY: full frame, MRS by its detector): selected by DETECTOR and BAND. The public fringe step divides by it.
+
 One file for both detectors (the same bytes whichever writes it):
 
 - WAVELENGTHRANGE (``WavelengthrangeModel``, ASDF, ``jwst_miri_wavelengthrange_mrs_sim.asdf``):
@@ -113,6 +119,7 @@ __all__ = [
     "wavelength_ranges",
     "mrs_flat_filename",
     "write_mrs_flats",
+    "write_mrs_fringes",
     "write_mrs_references",
 ]
 
@@ -436,6 +443,29 @@ def write_mrs_flats(detector_model, out_dir: Path) -> list[ReferenceFile]:
         flat.dq_def = _dq_def(["DO_NOT_USE", "NO_FLAT_FIELD"])
         path = _save(flat, out_dir / mrs_flat_filename(name, band))
         written.append(ReferenceFile("FLAT", name, path, "GENERIC"))
+    return written
+
+
+def write_mrs_fringes(detector_model, out_dir: Path) -> list[ReferenceFile]:
+    """The MRS FRINGE of every band for the detector of ``detector_model`` (module
+    docstring); ValueError for a detector without MRS channels."""
+    from .mrs import fringe_transmission
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = detector_model.detector.name
+    channels_on(name)
+    written = []
+    for band in BANDS:
+        data = fringe_transmission(name, band).astype(np.float32)
+        fringe = dm.FringeModel(data=data, err=np.zeros_like(data), dq=np.zeros(data.shape, np.uint32))
+        _common(fringe, "FRINGE", detector_model, f"Simulated MIRI MRS fringes of {name} {band}: the substrate's "
+                "etalon transmission per pixel", None, window=False)
+        fringe.meta.instrument.channel = _channel_string(name)
+        fringe.meta.instrument.band = band
+        fringe.meta.instrument.filter = "N/A"
+        path = _save(fringe, out_dir / f"jwst_miri_fringe_{name}_{band}_sim.fits".lower())
+        written.append(ReferenceFile("FRINGE", name, path, "GENERIC"))
     return written
 
 

@@ -74,7 +74,7 @@ from .ephemeris import simulated_ephemeris
 from .exposure import ExposureSimulation, simulate_exposure
 from .guiding import fine_guide_packets, write_visit_guiding
 from .mrs import MRS_EXP_TYPE
-from .mrs_refs import write_mrs_flats, write_mrs_references
+from .mrs_refs import write_mrs_flats, write_mrs_fringes, write_mrs_references
 from .msa import failed_closed_shutters, failed_open_shutters, msa_exposure, write_msa_metadata
 from .optical_refs import (
     mean_gain,
@@ -318,7 +318,8 @@ def simulate(
             written = write_reference_files(model, ref_dir, _dark_requests(plan, det_name, knobs))
             if any(o.exp_type == MRS_EXP_TYPE for o in _detector_views(plan, det_name)):
                 # the MRS detectors: the slicer's references and a FLAT per band, no imaging optics
-                written += write_mrs_references(model, ref_dir) + write_mrs_flats(model, ref_dir)
+                written += (write_mrs_references(model, ref_dir) + write_mrs_flats(model, ref_dir)
+                            + write_mrs_fringes(model, ref_dir))
             else:
                 written += write_optical_references(model, ref_dir, _optical_elements(plan, det_name))
             slits = [slit_spectrograph(o.exp_type, o.fixed_slit) for o in _detector_views(plan, det_name)]

@@ -7,6 +7,9 @@ share: bkg_subtract, flat_field, srctype).
   wavelength, as the public assign_wcs composes them) and, with a pointing, its gwcs
   (:func:`shared.spectra.ifu.mrs_gwcs`, the ``_cal``'s ``meta.wcs``); S_REGION the footprint
   of the detector's larger field;
+- fringe: the data divided by the FRINGE reference (the detector's fringe transmission per
+  pixel; NaN there counts as 1), ERR by as much and the variances by its square, as the
+  public step; the reference's DQ is not carried over (as the public step);
 - photom: the PHOTOM reference's per-pixel conversion (``MirMrsPhotomModel``: (MJy/sr) /
   (DN/s)); pixels it has no value for (off the slices) are NaN and DO_NOT_USE;
 - cube_build: the cube of the detector's first channel in the exposure's band
@@ -53,7 +56,7 @@ from shared.spectra.ifu_cube import (
     cubepar_row,
 )
 
-__all__ = ["IFU_EXP_TYPES", "IfuState", "assign_wcs", "cube_build", "extract_1d", "photom"]
+__all__ = ["IFU_EXP_TYPES", "IfuState", "assign_wcs", "cube_build", "extract_1d", "fringe", "photom"]
 
 IFU_EXP_TYPES = frozenset({"MIR_MRS"})
 _DO_NOT_USE = np.uint32(PIXEL["DO_NOT_USE"])
@@ -124,6 +127,25 @@ def _field_corners(geometry: MrsGeometry, channel: int, box: tuple[float, float,
     v2, v3 = geometry.to_v2v3[channel](np.array([a0, a1, a1, a0]), np.array([b0, b0, b1, b1]))
     ra, dec = sky(v2, v3)
     return np.mod(np.asarray(ra), 360.0), np.asarray(dec)
+
+
+def fringe(s, a: StepArgs) -> Skip | None:
+    """The data divided by the FRINGE reference's transmission."""
+    ref = a.refs["fringe"]
+    transmission = ref.get("SCI")
+    if transmission is None or np.shape(transmission) != s.sci.shape[-2:]:
+        raise ReferenceFileError(f"FRINGE reference {ref.filename}: its SCI is not an image of the exposure's "
+                                 f"{s.sci.shape[-1]} x {s.sci.shape[-2]} pixels")
+    t = np.asarray(transmission, np.float64)
+    t = np.where(np.isfinite(t) & (t != 0), t, 1.0)
+    s.sci = (s.sci / t).astype(np.float32)
+    s.err = (s.err / t).astype(np.float32)
+    s.var_poisson = (s.var_poisson / t**2).astype(np.float32)
+    s.var_rnoise = (s.var_rnoise / t**2).astype(np.float32)
+    if s.var_flat is not None:
+        s.var_flat = (s.var_flat / t**2).astype(np.float32)
+    a.note(f"fringe: divided by {ref.filename} (transmission {float(t.min()):.3f}-{float(t.max()):.3f})")
+    return None
 
 
 def photom(s, a: StepArgs) -> Skip | None:

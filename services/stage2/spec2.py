@@ -952,6 +952,7 @@ SPEC2: Pipeline[SpecState] = Pipeline(
         Step("pathloss", "S_PTHLOS", _pathloss, reftypes=("pathloss",),
              exp_types=SLIT_EXP_TYPES | TSO_SLIT_EXP_TYPES),
         Step("photom", "S_PHOTOM", _photom, reftypes=("photom",), exp_types=_TRACED),
+        Step("fringe", "S_FRINGE", ifu2.fringe, reftypes=("fringe",), exp_types=_IFU),
         Step("photom", "S_PHOTOM", ifu2.photom, reftypes=("photom",), exp_types=_IFU),
         Step("cube_build", "S_IFUCUB", ifu2.cube_build, reftypes=("cubepar",), params=CubeBuildParams,
              exp_types=_IFU),

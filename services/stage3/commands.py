@@ -54,6 +54,6 @@ IMAGE3_COMMAND = LocalCommand(IMAGE3, "an image3 *_asn.json (members are read fr
                               Image3CommandOptions)
 TSO3_COMMAND = LocalCommand(TSO3, "a tso3 *_asn.json (members are read from its directory)", _runner(TSO3),
                             NoCommandOptions)
-SPEC3_COMMAND = LocalCommand(SPEC3, "a spec3 *_asn.json of slit nods or of wide-field slitless exposures (the _cal members are read from its "
-                             "directory)",
+SPEC3_COMMAND = LocalCommand(SPEC3, "a spec3 *_asn.json of slit nods, of wide-field slitless exposures or of an "
+                             "MRS's dithers (the _cal members are read from its directory)",
                              _runner(SPEC3), NoCommandOptions)

@@ -515,8 +515,8 @@ def run_spec3(members: Sequence[FitsProduct], asn: dict | None = None, params: P
               context: str | None = None, asn_table: str | None = None,
               step_hook: Callable[[str], AbstractContextManager] | None = None) -> Spec3Output:
     """calwebb_spec3 on a nodded slit's ``_cal`` members (spec2's: MJy/sr, SRCXPOS/SRCYPOS)
-    with loaded references (SPECWCS); a MOS association's per source. InputError for
-    unusable members (the message names them)."""
+    with loaded references (SPECWCS); a MOS association's per source; an MRS's dithers
+    (CUBEPAR, :mod:`.ifu3`). InputError for unusable members (the message names them)."""
     if not members:
         raise InputError("spec3 needs at least one member")
     exp_types = {str(m.keywords.get("EXP_TYPE") or "").upper() for m in members}

@@ -85,6 +85,7 @@ FORMATS: dict[str, ReferenceFormat] = {
     "gain": ReferenceFormat(images=("SCI",), required="SCI"),
     "readnoise": ReferenceFormat(images=("SCI",), required="SCI"),
     "flat": ReferenceFormat(images=("SCI", "DQ", "ERR"), required="SCI"),
+    "fringe": ReferenceFormat(images=("SCI", "DQ", "ERR"), required="SCI"),
     "area": ReferenceFormat(images=("SCI",), required="SCI"),
     # PHOTOM: a table of rows by FILTER/PUPIL/... (imaging, slits), or the MIRI MRS's
     # conversion per pixel (the public MirMrsPhotomModel's SCI, (MJy/sr) / (DN/s)).

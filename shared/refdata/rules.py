@@ -68,6 +68,8 @@ _SPECS: dict[str, SelectorSpec] = {
     "DISTORTION": SelectorSpec(("DETECTOR",), optional=("EXP_TYPE", "FILTER")),
     "FILTEROFFSET": SelectorSpec(("DETECTOR",), optional=("EXP_TYPE",)),
     "FLAT": SelectorSpec(("DETECTOR", "FILTER", "PUPIL")),
+    # MIRI MRS's fringe flat (the public FringeModel): per detector and band.
+    "FRINGE": SelectorSpec(("DETECTOR",), optional=("EXP_TYPE", "CHANNEL", "BAND")),
     "GAIN": SelectorSpec(("DETECTOR", "SUBARRAY")),
     "LINEARITY": SelectorSpec(("DETECTOR", "SUBARRAY")),
     "MASK": SelectorSpec(("DETECTOR", "SUBARRAY")),
