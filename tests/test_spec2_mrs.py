@@ -78,6 +78,19 @@ def _rate(gain: float, *, pointing: bool = True, fringes: bool = False) -> FitsP
         "VAR_RNOISE": var})
 
 
+def _against_truth(out):
+    """(wavelength, flux, truth, inside the band, the middle slice) of a spec2 ``_x1d`` of
+    :data:`SOURCE` (channel 1): the truth its f_nu through the LSF, the band less its ends."""
+    table = out.x1d.spectra[0].table
+    wl, flux = table["WAVELENGTH"], table["FLUX"]
+    ch = mrs.CHANNELS[1]
+    sl = ch.slice((ch.n_slices + 1) // 2, BAND)
+    rows = np.arange(12.0, 1012.0)
+    truth = np.interp(wl, sl.wavelength(rows), mrs.point_source_truth(SOURCE, sl, rows))
+    lo, hi = ch.bands[BAND]
+    return wl, flux, truth, (wl > lo + 0.01) & (wl < hi - 0.01) & np.isfinite(flux), sl
+
+
 def test_point_source_spectrum_and_products(setting, tmp_path):
     refs, gain = setting
     out = run_spec2(_rate(gain), refs, software_version="test")
@@ -88,14 +101,7 @@ def test_point_source_spectrum_and_products(setting, tmp_path):
     assert [s for s, _ in out.products()] == ["cal", "s3d", "x1d"]
     assert out.cal.keywords["SRCTYPE"] == "POINT" and out.cal.keywords["S_REGION"].startswith("POLYGON ICRS")
 
-    table = out.x1d.spectra[0].table
-    wl, flux = table["WAVELENGTH"], table["FLUX"]
-    ch = mrs.CHANNELS[1]
-    sl = ch.slice((ch.n_slices + 1) // 2, BAND)
-    rows = np.arange(12.0, 1012.0)
-    truth = np.interp(wl, sl.wavelength(rows), mrs.point_source_truth(SOURCE, sl, rows))
-    lo, hi = ch.bands[BAND]
-    inside = (wl > lo + 0.01) & (wl < hi - 0.01) & np.isfinite(flux)
+    wl, flux, truth, inside, sl = _against_truth(out)
     ratio = flux[inside] / truth[inside]
     element = float(sl.resolution_element(LINE.wavelength))
     near = np.abs(wl - LINE.wavelength) < 2.0 * element
@@ -143,14 +149,7 @@ def test_point_source_spectrum_and_products(setting, tmp_path):
 
 def _median_deviation(out) -> float:
     """Median |flux / truth - 1| of a spec2 ``_x1d`` of :data:`SOURCE` (channel 1)."""
-    table = out.x1d.spectra[0].table
-    wl, flux = table["WAVELENGTH"], table["FLUX"]
-    ch = mrs.CHANNELS[1]
-    sl = ch.slice((ch.n_slices + 1) // 2, BAND)
-    rows = np.arange(12.0, 1012.0)
-    truth = np.interp(wl, sl.wavelength(rows), mrs.point_source_truth(SOURCE, sl, rows))
-    lo, hi = ch.bands[BAND]
-    inside = (wl > lo + 0.01) & (wl < hi - 0.01) & np.isfinite(flux)
+    _, flux, truth, inside, _ = _against_truth(out)
     return float(np.median(np.abs(flux[inside] / truth[inside] - 1.0)))
 
 
