@@ -243,21 +243,19 @@ def _same_cube(ours_path, theirs_path, keywords, label: str) -> None:
     assert math.hypot(c_t[0] - c_o[0], c_t[1] - c_o[1]) <= 0.01
 
 
-def test_the_cal_gwcs_gives_the_references_footprints(setting, tmp_path):
+def test_the_cal_gwcs_gives_the_references_footprints(setting, dithers):
     """The footprints spec3 takes from a ``_cal``'s gwcs, as written and read back, are
     those spec2 takes from the references: the same pixels, corners on the sky within
     1 mas, wavelength edges within 1e-9 um."""
     from shared.spectra.ifu import MrsGeometry, gwcs_channels, gwcs_footprints, pixel_footprints
 
-    refs, gain = setting
-    rate = _rate(gain)
-    out = run_spec2(rate, refs, software_version="test")
-    write_product(tmp_path / "x_cal.fits", out.cal)
-    wcs = read_product(tmp_path / "x_cal.fits").extra_meta["meta.wcs"]
+    refs, _ = setting
+    cal = dithers[1][0]
+    wcs = cal.extra_meta["meta.wcs"]
     assert gwcs_channels(wcs) == (1, 2)
     geometry = MrsGeometry.from_trees(refs["distortion"].tree, refs["specwcs"].tree, refs["regions"].tree)
-    kw = rate.keywords
-    sky = v23tosky(TelescopePointing(kw["RA_REF"], kw["DEC_REF"], kw["ROLL_REF"], kw["V2_REF"], kw["V3_REF"]))
+    kw = cal.keywords
+    sky = v23tosky(TelescopePointing.from_keywords(kw))
     for channel in (1, 2):
         ours = gwcs_footprints(wcs, channel)
         pix = pixel_footprints(geometry, channel)
@@ -267,6 +265,16 @@ def test_the_cal_gwcs_gives_the_references_footprints(setting, tmp_path):
         assert np.max(np.hypot((ours.ra - ra) * cos, ours.dec - dec)) * 3.6e6 < 1.0
         assert np.max(np.abs(ours.pixels.wl_lo - pix.wl_lo)) < 1e-9
         assert np.max(np.abs(ours.pixels.wl_hi - pix.wl_hi)) < 1e-9
+
+
+@pytest.fixture(scope="module")
+def dithers(setting, tmp_path_factory):
+    """(names, ``_cal``, their directory) of two dithers of :data:`SOURCE`, 0.32" apart."""
+    refs, gain = setting
+    directory = tmp_path_factory.mktemp("mrs_dithers")
+    names = ["jw01234001001_01101_00001_mirifushort", "jw01234001001_01101_00002_mirifushort"]
+    cals = [_dithered_cal(gain, refs, directory, n, d) for n, d in zip(names, ((0.0, 0.0), (0.1, 0.3)), strict=True)]
+    return names, cals, directory
 
 
 def _dithered_cal(gain, refs, tmp_path, name: str, shift: tuple[float, float]) -> FitsProduct:
@@ -286,16 +294,15 @@ def _dithered_cal(gain, refs, tmp_path, name: str, shift: tuple[float, float]) -
     return read_product(tmp_path / f"{name}_cal.fits")
 
 
-def test_spec3_builds_a_cube_per_channel_from_the_dithers(setting, tmp_path):
+def test_spec3_builds_a_cube_per_channel_from_the_dithers(setting, dithers):
     """calwebb_spec3 on two dithered ``_cal``: each member's ``_crf``, a cube and a
     spectrum per channel named as the public pipeline names them; a member without its
     gwcs is refused with the reason."""
     from services.stage3.asn import Level3Association
     from services.stage3.spec3 import run_spec3
 
-    refs, gain = setting
-    names = ["jw01234001001_01101_00001_mirifushort", "jw01234001001_01101_00002_mirifushort"]
-    cals = [_dithered_cal(gain, refs, tmp_path, n, d) for n, d in zip(names, ((0.0, 0.0), (0.1, 0.3)), strict=True)]
+    refs, _ = setting
+    names, cals, _ = dithers
     out = run_spec3(cals, {"asn_pool": "pool.csv"}, refs={"cubepar": refs["cubepar"]}, software_version="test")
     asn = Level3Association("a_asn.json", "spec3", "o001", "pool.csv", "jw01234-o001_t001_miri",
                             tuple(f"{n}_cal.fits" for n in names), {})
@@ -319,7 +326,7 @@ def test_spec3_builds_a_cube_per_channel_from_the_dithers(setting, tmp_path):
 
 
 @pytest.mark.public
-def test_the_public_cube_build_on_our_dithers_gives_our_spec3_cube(setting, tmp_path):
+def test_the_public_cube_build_on_our_dithers_gives_our_spec3_cube(setting, dithers, tmp_path):
     """jwst's CubeBuildStep (offline, our CUBEPAR) on the spec3 association of two dithered
     ``_cal`` (0.32" apart) and our calwebb_spec3 on the same: the same wavelengths, the point
     source's flux in a 0.6" circle per plane within 0.1 % (measured 1.00009), its white-light
@@ -329,9 +336,8 @@ def test_the_public_cube_build_on_our_dithers_gives_our_spec3_cube(setting, tmp_
     from benchmarks._jwst import run_steps
     from services.stage3.spec3 import run_spec3
 
-    refs, gain = setting
-    names = ["jw01234001001_01101_00001_mirifushort", "jw01234001001_01101_00002_mirifushort"]
-    cals = [_dithered_cal(gain, refs, tmp_path, n, d) for n, d in zip(names, ((0.0, 0.0), (0.1, 0.3)), strict=True)]
+    refs, _ = setting
+    names, cals, directory = dithers
     ours = run_spec3(cals, None, refs={"cubepar": refs["cubepar"]}, software_version="test")
     s3d = next(c.s3d for c in ours.cubes if c.name == "ch1-short")
     write_product(tmp_path / "ours_s3d.fits", s3d)
@@ -339,7 +345,7 @@ def test_the_public_cube_build_on_our_dithers_gives_our_spec3_cube(setting, tmp_
     asn.write_text(json.dumps({"asn_type": "spec3", "asn_rule": "candidate_Asn_Lv3MIRMRS", "asn_id": "o001",
                                "asn_pool": "test", "program": "01234", "products": [{
                                    "name": "jw01234-o001_t001_miri",
-                                   "members": [{"expname": str(tmp_path / f"{n}_cal.fits"), "exptype": "science"}
+                                   "members": [{"expname": str(directory / f"{n}_cal.fits"), "exptype": "science"}
                                                for n in names]}]}))
     run_steps([("cube_build", {"override_cubepar": str(refs["cubepar"].path)})], [asn], tmp_path / "jwst",
               tmp_path / "crds", tmp_path / "jwst.log")

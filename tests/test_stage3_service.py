@@ -236,7 +236,7 @@ def test_stale_association_and_missing_member(ctx, tmp_path, image3_setup):
     # a spec3 association of imaging exposures: refused with the reason, not retried
     imaging = _archive_asn(ctx, tmp_path, _asn("spec3", "o001", PRODUCT, names),
                            "jw01234-o001_20250101t000000_spec3_00001_asn.json", 1)
-    with pytest.raises(InputError, match="spec3 combines MIR_LRS-FIXEDSLIT, NRS_FIXEDSLIT, NRS_MSASPEC exposures, not NRC_IMAGE") as raised:
+    with pytest.raises(InputError, match="spec3 combines MIR_LRS-FIXEDSLIT, MIR_MRS, NRS_FIXEDSLIT, NRS_MSASPEC exposures, not NRC_IMAGE") as raised:
         handle_association(imaging, ctx)
     assert not is_retriable(raised.value)
 
