@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 # Needs Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (.ci/run starts them).
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PARALLEL)
+	$(BIN)/python -m pytest $(PARALLEL) --durations=25
 
 # The public pipeline (jwst) re-running our files and compared with ours (docs/compatibility.md:
 # tests/test_public_pipeline*.py): about 6 minutes on 2 cores; .ci/run runs them after `make test`.
